@@ -1,0 +1,129 @@
+# posthorn - top-level Makefile (plain GNU make).
+#
+#   make              build every program into build/
+#   make check        build, then run every test (C unit tests + pytest suite)
+#   make check-asan   the same under AddressSanitizer + UBSan
+#   make run          start a sandbox instance under run/ (loopback ports)
+#   make install      install under $(DESTDIR)$(PREFIX)
+#   make BDB=no       build without Berkeley DB (hash:/btree: tables)
+#
+# Sources are found by directory: lib/base/*.c (no mail knowledge) and
+# lib/mail/*.c form libposthorn.a; every program directory holds the .c files
+# of one program, with main() in main.c; test-*.c files next to a module are
+# its unit tests.
+
+CC       ?= cc
+PREFIX   ?= /usr
+SYSCONFDIR ?= /etc/posthorn
+LIBEXECDIR ?= $(PREFIX)/libexec/posthorn
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DESTDIR  ?=
+BDB      ?= yes
+SAN      ?= no
+B        ?= build
+
+OPENSSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
+OPENSSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+	   -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail $(OPENSSL_CFLAGS) \
+	-DDEF_CONFIG_DIR='"$(SYSCONFDIR)"' -DDEF_DAEMON_DIR='"$(LIBEXECDIR)"' \
+	-DDEF_COMMAND_DIR='"$(SBINDIR)"'
+LIBS     = -lcdb -lcrypt $(OPENSSL_LIBS)
+ifeq ($(BDB),yes)
+ALL_CFLAGS += -DHAVE_BDB=1
+LIBS     += -ldb
+endif
+ifeq ($(SAN),yes)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN     = -fsanitize=address,undefined
+endif
+LDFLAGS ?=
+
+# Program directories. Daemons go to $(B)/libexec, tools/<name>/ to
+# $(B)/bin/<name>, tests/bin/<name>/ (helper programs for tests) to $(B)/testbin.
+DAEMON_DIRS  := $(patsubst %/main.c,%,$(wildcard master/main.c smtpd/main.c cleanup/main.c \
+	pickup/main.c qmgr/main.c bounce/main.c smtp-client/main.c local-delivery/main.c \
+	auth/main.c pop3d/main.c imapd/main.c pop3d-login/main.c imapd-login/main.c))
+TOOL_DIRS    := $(patsubst %/main.c,%,$(wildcard tools/*/main.c))
+TESTBIN_DIRS := $(patsubst %/main.c,%,$(wildcard tests/bin/*/main.c))
+
+LIB_SRCS  := $(filter-out lib/base/test-% lib/mail/test-%,$(wildcard lib/base/*.c lib/mail/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+LIBA      := $(B)/libposthorn.a
+UNIT_SRCS := $(wildcard lib/base/test-*.c lib/mail/test-*.c \
+	$(addsuffix /test-*.c,$(DAEMON_DIRS) $(TOOL_DIRS)))
+UNIT_BINS := $(foreach t,$(UNIT_SRCS),$(B)/unit/$(notdir $(t:.c=)))
+
+# prog_objs DIR: the object files of one program (no unit tests)
+prog_objs = $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(1)/test-%,$(wildcard $(1)/*.c)))
+
+DAEMON_BINS  := $(foreach d,$(DAEMON_DIRS),$(B)/libexec/$(d))
+TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
+TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
+
+.PHONY: all deps check check-asan unit run install clean test-programs
+all: $(DAEMON_BINS) $(TOOL_BINS)
+
+test-programs: $(UNIT_BINS) $(TESTBIN_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBA): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+define prog_rule
+$(2): $(call prog_objs,$(1)) $(LIBA)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDSAN) $$(LDFLAGS) -o $$@ $(call prog_objs,$(1)) $(LIBA) $$(LIBS)
+endef
+$(foreach d,$(DAEMON_DIRS),$(eval $(call prog_rule,$(d),$(B)/libexec/$(d))))
+$(foreach d,$(TOOL_DIRS),$(eval $(call prog_rule,$(d),$(B)/bin/$(notdir $(d)))))
+$(foreach d,$(TESTBIN_DIRS),$(eval $(call prog_rule,$(d),$(B)/testbin/$(notdir $(d)))))
+
+# A unit test links its own object, the other modules of its directory
+# (all but main.o) and the library.
+define unit_rule
+$(B)/unit/$(notdir $(1:.c=)): $(B)/obj/$(1:.c=.o) $(filter-out %/main.o,$(call prog_objs,$(patsubst %/,%,$(dir $(1))))) $(LIBA)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDSAN) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBA) $$(LIBS)
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call unit_rule,$(t))))
+
+deps:
+	@sh tools/install-deps.sh
+
+unit: test-programs
+	@tests/run-unit $(B)/unit
+
+check:
+	@sh tools/install-deps.sh
+	@$(MAKE) --no-print-directory all test-programs
+	@B=$(B) BDB=$(BDB) sh tests/run-tests
+
+check-asan:
+	@sh tools/install-deps.sh
+	@$(MAKE) --no-print-directory B=build-asan SAN=yes CFLAGS='-O1 -g' all test-programs
+	@B=build-asan BDB=$(BDB) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run-tests
+
+run:
+	@sh tools/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh tools/sandbox.sh
+
+install: all
+	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LIBEXECDIR)" \
+	  "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" "$(B)"
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

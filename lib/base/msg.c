@@ -1,0 +1,211 @@
+/* msg.c - diagnostics to stderr, syslog and an append-only log file.
+ *
+ * Each message is formatted once into a bounded stack buffer and written
+ * with a single write(2) per sink, so lines from many processes sharing
+ * one O_APPEND log file never interleave. Newlines and control characters
+ * in the text are replaced, so a log line is always one line. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+#define MSG_LINE_MAX 4096
+
+int msg_verbose;
+
+static char msg_name[64] = "posthorn";
+static int msg_sinks = MSG_TO_STDERR;
+static int msg_file_fd = -1;
+static int msg_facility = LOG_MAIL;
+static bool msg_syslog_open;
+static void (*msg_fatal_hook)(void);
+static char msg_hostname[256];
+
+void msg_init(const char *progname, int sinks)
+{
+    snprintf(msg_name, sizeof(msg_name), "%s", progname);
+    msg_sinks = sinks;
+    if (gethostname(msg_hostname, sizeof(msg_hostname) - 1) != 0)
+	snprintf(msg_hostname, sizeof(msg_hostname), "localhost");
+    msg_hostname[strcspn(msg_hostname, ".")] = 0;
+    if (msg_syslog_open) {
+	closelog();
+	msg_syslog_open = false;
+    }
+}
+
+const char *msg_progname(void)
+{
+    return msg_name;
+}
+
+void msg_set_sinks(int sinks)
+{
+    msg_sinks = sinks;
+}
+
+int msg_get_sinks(void)
+{
+    return msg_sinks;
+}
+
+void msg_set_fatal_hook(void (*hook)(void))
+{
+    msg_fatal_hook = hook;
+}
+
+bool msg_set_syslog_facility(const char *name)
+{
+    static const struct {
+	const char *name;
+	int facility;
+    } facilities[] = {
+	{"mail", LOG_MAIL}, {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+	{"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+	{"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+	{"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+    for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++) {
+	if (strcmp(facilities[i].name, name) == 0) {
+	    msg_facility = facilities[i].facility;
+	    return true;
+	}
+    }
+    return false;
+}
+
+bool msg_set_file(const char *path, const char **error_r)
+{
+    static char error[512];
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+
+    if (fd < 0) {
+	snprintf(error, sizeof(error), "open %s: %s", path, strerror(errno));
+	if (error_r)
+	    *error_r = error;
+	return false;
+    }
+    if (msg_file_fd >= 0)
+	close(msg_file_fd);
+    msg_file_fd = fd;
+    return true;
+}
+
+/* write_all - one write(2), retried only for the unwritten tail */
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+	ssize_t n = write(fd, buf, len);
+
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n <= 0)
+	    return;
+	buf += n;
+	len -= (size_t) n;
+    }
+}
+
+void msg_vlog(int level, const char *fmt, va_list ap)
+{
+    static const char *const prefix[] = {"", "warning: ", "fatal: ", "panic: "};
+    static const int priority[] = {LOG_INFO, LOG_WARNING, LOG_CRIT, LOG_CRIT};
+    char text[MSG_LINE_MAX];
+    char line[MSG_LINE_MAX + 512];
+    int saved_errno = errno;
+    int len;
+
+    errno = saved_errno;			/* for %m */
+    vsnprintf(text, sizeof(text), fmt, ap);
+    for (char *cp = text; *cp; cp++)
+	if ((unsigned char) *cp < 0x20 || *cp == 0x7f)
+	    *cp = '?';
+
+    if (msg_sinks & MSG_TO_STDERR) {
+	len = snprintf(line, sizeof(line), "%s: %s%s\n", msg_name, prefix[level], text);
+	if (len > 0)
+	    write_all(STDERR_FILENO, line, (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1);
+    }
+    if ((msg_sinks & MSG_TO_FILE) && msg_file_fd >= 0) {
+	char stamp[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+	len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp,
+		       msg_hostname[0] ? msg_hostname : "localhost", msg_name,
+		       (long) getpid(), prefix[level], text);
+	if (len > 0)
+	    write_all(msg_file_fd, line, (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1);
+    }
+    if (msg_sinks & MSG_TO_SYSLOG) {
+	if (!msg_syslog_open) {
+	    openlog(msg_name, LOG_PID | LOG_NDELAY, msg_facility);
+	    msg_syslog_open = true;
+	}
+	syslog(priority[level], "%s%s", prefix[level], text);
+    }
+    errno = saved_errno;
+}
+
+void msg_info(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vlog(MSG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+void msg_warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vlog(MSG_WARN, fmt, ap);
+    va_end(ap);
+}
+
+void msg_fatal_status(int status, const char *fmt, ...)
+{
+    static int reentered;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vlog(MSG_FATAL, fmt, ap);
+    va_end(ap);
+    if (msg_fatal_hook && reentered++ == 0)
+	msg_fatal_hook();
+    exit(status);
+}
+
+void msg_fatal(const char *fmt, ...)
+{
+    static int reentered;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vlog(MSG_FATAL, fmt, ap);
+    va_end(ap);
+    if (msg_fatal_hook && reentered++ == 0)
+	msg_fatal_hook();
+    exit(1);
+}
+
+void msg_panic(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vlog(MSG_PANIC, fmt, ap);
+    va_end(ap);
+    abort();
+}

@@ -1,0 +1,44 @@
+/* sock.h - sockets: listeners, connections and descriptor passing.
+ *
+ * Addresses for inet sockets are "host:port", "[v6addr]:port" or ":port".
+ * All descriptors are created close-on-exec; listeners are non-blocking.
+ * Functions return -1 and set *error_r (a static or caller-owned text) on
+ * failure. */
+#ifndef POSTHORN_SOCK_H
+#define POSTHORN_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* sock_listen_unix - bind a stream socket at path (an old socket file is
+ * removed first), chmod to mode, listen with backlog */
+int sock_listen_unix(const char *path, int mode, int backlog, const char **error_r);
+/* sock_listen_fifo - create (if missing) and open a FIFO read-write,
+ * non-blocking, with the given mode */
+int sock_listen_fifo(const char *path, int mode, const char **error_r);
+/* sock_listen_inet - bind one socket to host (numeric address, "*" for
+ * any, NULL for any) and port; family AF_INET or AF_INET6 (IPv6 sockets
+ * are IPV6_V6ONLY); SO_REUSEADDR is set */
+int sock_listen_inet(int family, const char *host, const char *port, int backlog, const char **error_r);
+/* sock_connect_unix - connect to a unix socket, waiting at most timeout_ms */
+int sock_connect_unix(const char *path, int timeout_ms, const char **error_r);
+/* sock_connect_inet - connect to host:port (numeric or name) */
+int sock_connect_inet(const char *host, const char *port, int timeout_ms, const char **error_r);
+/* sock_accept - accept, returning a blocking close-on-exec fd or -1 (errno kept) */
+int sock_accept(int listen_fd);
+/* sock_set_nonblock / sock_set_cloexec */
+int sock_set_nonblock(int fd, bool on);
+int sock_set_cloexec(int fd, bool on);
+/* sock_peer_name - numeric address and port of the peer ("unix" for
+ * AF_UNIX); false if unknown */
+bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t port_size);
+
+/* sock_send_fd - send fd (and the bytes data,len, at least 1) over a unix socket */
+int sock_send_fd(int sock, int fd, const void *data, size_t len);
+/* sock_recv_fd - receive up to len bytes and one descriptor (-1 in
+ * *fd_r if none came); returns bytes received, 0 at EOF, -1 on error.
+ * Extra descriptors are closed, never leaked. */
+ssize_t sock_recv_fd(int sock, int *fd_r, void *data, size_t len);
+
+#endif

@@ -1,0 +1,99 @@
+/* config.h - main.cf parameters: the table, the parser, the values.
+ *
+ * Each parameter of params.def becomes a typed global var_<name>. The
+ * life cycle of a program is:
+ *     config_init();                         defaults
+ *     config_load(dir, &err)                 read DIR/main.cf
+ *     config_override("name=value", &err)    -o options, in order
+ *     config_apply(&err)                     expand $name, convert, check
+ * after which var_* hold the effective values. main.cf syntax (Postfix):
+ * "name = value" lines, "#" comment lines, blank lines, continuation
+ * lines that start with white space; $name, ${name} and $(name) expand
+ * (with ${name?text} / ${name:text} conditionals), $$ is a literal $.
+ * Expansion loops are detected and reported. Every error names
+ * file:line. Names not in the table are kept (they may be used through
+ * $name) and listed by config_unused() so `posthorn check` can warn. */
+#ifndef POSTHORN_CONFIG_H
+#define POSTHORN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "str.h"
+
+#ifndef DEF_CONFIG_DIR
+#define DEF_CONFIG_DIR "/etc/posthorn"
+#endif
+#ifndef DEF_DAEMON_DIR
+#define DEF_DAEMON_DIR "/usr/libexec/posthorn"
+#endif
+#ifndef DEF_COMMAND_DIR
+#define DEF_COMMAND_DIR "/usr/sbin"
+#endif
+
+enum param_type { PARAM_STR, PARAM_INT, PARAM_BOOL, PARAM_TIME, PARAM_SIZE };
+
+struct param_def {
+    const char *name;
+    enum param_type type;
+    const char *def;		/* NULL: computed at start-up */
+    long min, max;
+    const char *doc;
+    void *var;			/* char **, long * or bool * */
+};
+
+#define PARAM_TYPE_STR  char *
+#define PARAM_TYPE_INT  long
+#define PARAM_TYPE_TIME long
+#define PARAM_TYPE_SIZE long
+#define PARAM_TYPE_BOOL bool
+#define PARAM(type, name, def, min, max, doc) extern PARAM_TYPE_##type var_##name;
+#include "params.def"
+#undef PARAM
+
+extern const struct param_def param_table[];
+extern const size_t param_count;
+
+/* param_find - the table entry for name, or NULL */
+const struct param_def *param_find(const char *name);
+const char *param_type_name(enum param_type type);
+
+void config_init(void);
+/* config_load - read config_dir/main.cf (missing file is an error) */
+int config_load(const char *config_dir, const char **error_r);
+/* config_load_file - read one main.cf-syntax file */
+int config_load_file(const char *path, const char **error_r);
+/* config_override - "name=value", as from master.cf -o or the command line */
+int config_override(const char *assignment, const char **error_r);
+/* config_set - set a raw value programmatically */
+void config_set(const char *name, const char *value);
+/* config_apply - expand and convert every parameter into var_* */
+int config_apply(const char **error_r);
+
+/* config_raw - the value as written (or the default), NULL if unknown */
+const char *config_raw(const char *name);
+/* config_value - the expanded value of any name, NULL if unknown */
+const char *config_value(const char *name);
+/* config_default_value - the expanded default of a table parameter */
+const char *config_default_value(const char *name);
+/* config_is_set - true if main.cf or -o set this name */
+bool config_is_set(const char *name);
+/* config_where - "file:line" where the name was set, or NULL */
+const char *config_where(const char *name);
+/* config_expand - expand $names in text into out */
+int config_expand(const char *text, struct str *out, const char **error_r);
+/* config_unused - names set in main.cf that are neither in the table nor
+ * referenced by $name anywhere; calls fn for each */
+void config_unused(void (*fn)(const char *name, const char *where, void *ctx), void *ctx);
+/* config_names - every known name (table + main.cf), sorted */
+void config_names(void (*fn)(const char *name, void *ctx), void *ctx);
+
+/* Helpers for list-valued parameters: split on white space and commas. */
+/* config_split - call fn for each element of a list value */
+void config_split(const char *value, void (*fn)(const char *item, void *ctx), void *ctx);
+/* parse_time - "90", "90s", "5m", "2h", "1d", "1w" -> seconds; false if bad */
+bool parse_time(const char *text, long *seconds);
+bool parse_bool(const char *text, bool *value);
+bool parse_long(const char *text, long *value);
+
+#endif
