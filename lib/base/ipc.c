@@ -1,0 +1,682 @@
+/* ipc.c - the attribute-list codec for every Unix-socket conversation.
+ *
+ * One message is a sequence of netstring pairs (name, value) closed by an
+ * empty name; see ipc.h for the interface and docs/ipc.md for the wire
+ * format. The decoder is written once over a small "source" abstraction
+ * so that the stream reader (ipc_recv, ipc_recv_list) and the memory
+ * decoder (ipc_decode_list) share every check: netstring syntax, name
+ * syntax, per-value limits and the IPC_MSG_MAX bound on the whole
+ * message. Every error leaves a text naming the attribute in a static
+ * buffer (valid until the next call into this module); the stream is
+ * then in an undefined position and the caller drops the conversation. */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ipc.h"
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+#define IPC_INT_MAX_LEN	24		/* "-9223372036854775808" fits */
+#define IPC_RECV_MAX_ATTRS 64		/* attributes one ipc_recv can list */
+#define IPC_PROTO_MAX	64		/* handshake protocol name */
+#define IPC_LIST_MAX_ATTRS 100000	/* attributes in one decoded list */
+
+static char ipc_errbuf[256];
+
+/* ipc_error - format an error text into the module buffer, return -1 */
+static int __attribute__((format(printf, 2, 3))) ipc_error(const char **error_r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ipc_errbuf, sizeof(ipc_errbuf), fmt, ap);
+    va_end(ap);
+    if (error_r)
+	*error_r = ipc_errbuf;
+    return -1;
+}
+
+/* ipc_name_valid - true if name is [a-z0-9_]{1,IPC_NAME_MAX} */
+static bool ipc_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > IPC_NAME_MAX)
+	return false;
+    for (size_t i = 0; i < len; i++) {
+	char c = name[i];
+
+	if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+	    return false;
+    }
+    return true;
+}
+
+/* ipc_printable - copy peer text into buf for an error message */
+static const char *ipc_printable(char *buf, size_t size, const char *text, size_t len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 1 < size; i++) {
+	unsigned char c = (unsigned char) text[i];
+
+	buf[o++] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* ipc_parse_long - strict decimal: [+-]?[0-9]+, no junk, in range */
+static bool ipc_parse_long(const char *text, size_t len, long *value)
+{
+    char buf[IPC_INT_MAX_LEN + 1];
+    char *end;
+    size_t i = 0;
+    long v;
+
+    if (len == 0 || len > IPC_INT_MAX_LEN)
+	return false;
+    if (text[0] == '-' || text[0] == '+')
+	i = 1;
+    if (i == len)
+	return false;
+    for (; i < len; i++)
+	if (text[i] < '0' || text[i] > '9')
+	    return false;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno == ERANGE || *end != 0)
+	return false;
+    *value = v;
+    return true;
+}
+
+/*
+ * Encoding.
+ */
+
+/* ipc_put_netstring - append "len:data," to out; false if out is full */
+static bool ipc_put_netstring(struct str *out, const void *data, size_t len)
+{
+    char head[32];
+
+    if (!fmt_buf(head, sizeof(head), "%zu:", len))
+	msg_panic("ipc_put_netstring: length");
+    return str_appends(out, head) && str_append(out, data, len) && str_appendc(out, ',');
+}
+
+/* ipc_put_attr - append one attribute; false if out is full */
+static bool ipc_put_attr(struct str *out, const char *name, const void *value, size_t len)
+{
+    if (!ipc_name_valid(name, strlen(name)))
+	msg_panic("ipc: invalid attribute name \"%s\"", name);
+    return ipc_put_netstring(out, name, strlen(name)) && ipc_put_netstring(out, value, len);
+}
+
+/* ipc_encode_attr - append one attribute; panics if out is too small */
+void ipc_encode_attr(struct str *out, const char *name, const void *value, size_t len)
+{
+    if (!ipc_put_attr(out, name, value, len))
+	msg_panic("ipc_encode_attr: attribute \"%s\" overflows the buffer", name);
+}
+
+/* ipc_encode_end - append the end-of-message marker */
+void ipc_encode_end(struct str *out)
+{
+    if (!str_append(out, "0:,", 3))
+	msg_panic("ipc_encode_end: buffer full");
+}
+
+/* ipc_write_msg - send an encoded message and flush */
+static int ipc_write_msg(struct stream *s, const struct str *msg)
+{
+    if (stream_write(s, msg->data, msg->len) < 0 || stream_flush(s) < 0)
+	return -1;
+    return 0;
+}
+
+/* ipc_send - write one message (varargs, IPC_END-terminated) and flush */
+int ipc_send(struct stream *s, ...)
+{
+    struct str msg;
+    va_list ap;
+    int type;
+    bool ok = true;
+    int ret;
+
+    str_init(&msg, IPC_MSG_MAX);
+    va_start(ap, s);
+    while ((type = va_arg(ap, int)) != IPC_TYPE_END) {
+	const char *name = va_arg(ap, const char *);
+
+	switch (type) {
+	case IPC_TYPE_STR: {
+	    const char *val = va_arg(ap, const char *);
+
+	    if (val == NULL)
+		msg_panic("ipc_send: attribute \"%s\": NULL string", name);
+	    ok = ok && ipc_put_attr(&msg, name, val, strlen(val));
+	    break;
+	}
+	case IPC_TYPE_INT: {
+	    char num[IPC_INT_MAX_LEN + 1];
+	    long val = va_arg(ap, long);
+
+	    (void) fmt_buf(num, sizeof(num), "%ld", val);
+	    ok = ok && ipc_put_attr(&msg, name, num, strlen(num));
+	    break;
+	}
+	case IPC_TYPE_DATA: {
+	    const void *data = va_arg(ap, const void *);
+	    size_t len = va_arg(ap, size_t);
+
+	    if (data == NULL && len > 0)
+		msg_panic("ipc_send: attribute \"%s\": NULL data", name);
+	    ok = ok && ipc_put_attr(&msg, name, data ? data : "", len);
+	    break;
+	}
+	default:
+	    msg_panic("ipc_send: bad attribute type %d", type);
+	}
+    }
+    va_end(ap);
+    if (ok)
+	ok = str_append(&msg, "0:,", 3);
+    if (!ok) {
+	msg_warn("ipc_send: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
+	ret = -1;
+    } else {
+	ret = ipc_write_msg(s, &msg);
+    }
+    str_fini(&msg);
+    return ret;
+}
+
+/* ipc_send_list - write a list as one message and flush */
+int ipc_send_list(struct stream *s, const struct ipc_list *list)
+{
+    struct str msg;
+    bool ok = true;
+    int ret;
+
+    str_init(&msg, IPC_MSG_MAX);
+    for (size_t i = 0; ok && i < list->count; i++)
+	ok = ipc_put_attr(&msg, list->attrs[i].name, list->attrs[i].value, list->attrs[i].len);
+    if (ok)
+	ok = str_append(&msg, "0:,", 3);
+    if (!ok) {
+	msg_warn("ipc_send_list: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
+	ret = -1;
+    } else {
+	ret = ipc_write_msg(s, &msg);
+    }
+    str_fini(&msg);
+    return ret;
+}
+
+/*
+ * Lists.
+ */
+
+/* ipc_list_init - an empty list */
+void ipc_list_init(struct ipc_list *list)
+{
+    list->attrs = NULL;
+    list->count = 0;
+    list->cap = 0;
+}
+
+/* ipc_list_reset - drop every attribute, keep the array */
+void ipc_list_reset(struct ipc_list *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+	mem_free(&list->attrs[i].name);
+	mem_free(&list->attrs[i].value);
+    }
+    list->count = 0;
+}
+
+/* ipc_list_fini - free everything */
+void ipc_list_fini(struct ipc_list *list)
+{
+    ipc_list_reset(list);
+    mem_free(&list->attrs);
+    list->cap = 0;
+}
+
+/* ipc_list_add - append a copy of (name, value) */
+void ipc_list_add(struct ipc_list *list, const char *name, const void *value, size_t len)
+{
+    struct ipc_attr *a;
+    char *copy;
+
+    if (!ipc_name_valid(name, strlen(name)))
+	msg_panic("ipc_list_add: invalid attribute name \"%s\"", name);
+    if (list->count == list->cap) {
+	list->cap = list->cap ? mem_size_mul(list->cap, 2) : 8;
+	list->attrs = mem_realloc(list->attrs, mem_size_mul(list->cap, sizeof(*list->attrs)));
+    }
+    copy = mem_alloc(mem_size_add(len, 1));
+    if (len)
+	memcpy(copy, value, len);
+    copy[len] = 0;
+    a = &list->attrs[list->count++];
+    a->name = mem_strdup(name);
+    a->value = copy;
+    a->len = len;
+}
+
+/* ipc_list_get - the value of the first attribute called name, or NULL */
+const char *ipc_list_get(const struct ipc_list *list, const char *name)
+{
+    for (size_t i = 0; i < list->count; i++)
+	if (strcmp(list->attrs[i].name, name) == 0)
+	    return list->attrs[i].value;
+    return NULL;
+}
+
+/*
+ * Decoding: a source is either a stream or a memory buffer.
+ */
+
+struct ipc_src {
+    struct stream *stream;		/* stream source, or NULL */
+    const char *buf;			/* memory source */
+    size_t len;
+    size_t pos;				/* bytes consumed so far */
+    bool short_input;			/* memory ran out (incomplete) */
+    bool started;			/* at least one byte consumed */
+    int saved_timeout;			/* the stream's own timeout */
+    long long deadline;			/* whole-message deadline (ms), or -1 */
+};
+
+/* ipc_now_ms - monotonic milliseconds */
+static long long ipc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ipc_src_stream - a stream source whose timeout bounds the whole message */
+static void ipc_src_stream(struct ipc_src *src, struct stream *s)
+{
+    memset(src, 0, sizeof(*src));
+    src->stream = s;
+    src->saved_timeout = stream_get_timeout(s);
+    src->deadline = src->saved_timeout < 0 ? -1 : ipc_now_ms() + src->saved_timeout;
+}
+
+/* ipc_src_done - give the stream its own timeout back */
+static void ipc_src_done(struct ipc_src *src)
+{
+    if (src->stream)
+	stream_set_timeout(src->stream, src->saved_timeout);
+}
+
+/* ipc_src_arm - before a read that may block, allow only the time left */
+static void ipc_src_arm(struct ipc_src *src, size_t need)
+{
+    long long left;
+
+    if (src->deadline < 0 || stream_buffered(src->stream) >= need)
+	return;
+    left = src->deadline - ipc_now_ms();
+    stream_set_timeout(src->stream, left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left);
+}
+
+/* ipc_src_fail - turn a failed read into an error text */
+static int ipc_src_fail(struct ipc_src *src, const char *what, const char **error_r)
+{
+    if (src->stream == NULL) {
+	src->short_input = true;
+	return ipc_error(error_r, "incomplete message (%s)", what);
+    }
+    switch (stream_error(src->stream)) {
+    case STREAM_TIMEOUT:
+	return ipc_error(error_r, "timeout while reading %s", what);
+    case STREAM_EOF:
+    case STREAM_OK:
+	if (!src->started)
+	    return ipc_error(error_r, "connection closed by peer");
+	return ipc_error(error_r, "unexpected end of input while reading %s", what);
+    default:
+	return ipc_error(error_r, "read error while reading %s", what);
+    }
+}
+
+/* ipc_src_getc - one byte, or -1 (error text set) */
+static int ipc_src_getc(struct ipc_src *src, const char *what, const char **error_r)
+{
+    int c;
+
+    if (src->stream) {
+	ipc_src_arm(src, 1);
+	if ((c = stream_getc(src->stream)) < 0)
+	    return ipc_src_fail(src, what, error_r);
+    } else {
+	if (src->pos >= src->len)
+	    return ipc_src_fail(src, what, error_r);
+	c = (unsigned char) src->buf[src->pos];
+    }
+    src->pos++;
+    src->started = true;
+    return c;
+}
+
+/* ipc_src_read - exactly len bytes into buf; 0 or -1 (error text set) */
+static int ipc_src_read(struct ipc_src *src, void *buf, size_t len, const char *what, const char **error_r)
+{
+    if (len == 0)
+	return 0;
+    if (src->stream) {
+	ipc_src_arm(src, len);
+	if (stream_read_exact(src->stream, buf, len) != STREAM_OK)
+	    return ipc_src_fail(src, what, error_r);
+    } else {
+	if (src->len - src->pos < len)
+	    return ipc_src_fail(src, what, error_r);
+	memcpy(buf, src->buf + src->pos, len);
+    }
+    src->pos += len;
+    src->started = true;
+    return 0;
+}
+
+/* ipc_read_len - read "digits:" of a netstring, bounded by IPC_MSG_MAX */
+static int ipc_read_len(struct ipc_src *src, const char *what, size_t *len_r, const char **error_r)
+{
+    size_t len = 0;
+    int digits = 0;
+    int c;
+
+    for (;;) {
+	if ((c = ipc_src_getc(src, what, error_r)) < 0)
+	    return -1;
+	if (c == ':')
+	    break;
+	if (c < '0' || c > '9')
+	    return ipc_error(error_r, "malformed netstring length in %s", what);
+	if (digits == 1 && len == 0)
+	    return ipc_error(error_r, "netstring length with leading zero in %s", what);
+	len = len * 10 + (size_t) (c - '0');
+	digits++;
+	if (len > IPC_MSG_MAX)
+	    return ipc_error(error_r, "%s: length exceeds the message limit of %zu bytes",
+			     what, (size_t) IPC_MSG_MAX);
+    }
+    if (digits == 0)
+	return ipc_error(error_r, "empty netstring length in %s", what);
+    if (src->pos > IPC_MSG_MAX || len + 1 > IPC_MSG_MAX - src->pos)
+	return ipc_error(error_r, "%s: message exceeds the limit of %zu bytes",
+			 what, (size_t) IPC_MSG_MAX);
+    *len_r = len;
+    return 0;
+}
+
+/* ipc_read_comma - the netstring terminator */
+static int ipc_read_comma(struct ipc_src *src, const char *what, const char **error_r)
+{
+    int c;
+
+    if ((c = ipc_src_getc(src, what, error_r)) < 0)
+	return -1;
+    if (c != ',')
+	return ipc_error(error_r, "missing ',' after %s", what);
+    return 0;
+}
+
+/* ipc_read_name - next name into name[]: 1 = attribute, 0 = end, -1 = error */
+static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 1], const char **error_r)
+{
+    char shown[IPC_NAME_MAX + 1];
+    size_t len;
+
+    if (ipc_read_len(src, "attribute name", &len, error_r) < 0)
+	return -1;
+    if (len > IPC_NAME_MAX)
+	return ipc_error(error_r, "attribute name longer than %d bytes", IPC_NAME_MAX);
+    if (ipc_src_read(src, name, len, "attribute name", error_r) < 0)
+	return -1;
+    name[len] = 0;
+    if (ipc_read_comma(src, "attribute name", error_r) < 0)
+	return -1;
+    if (len == 0)
+	return 0;
+    if (!ipc_name_valid(name, len))
+	return ipc_error(error_r, "invalid attribute name \"%s\"",
+			 ipc_printable(shown, sizeof(shown), name, len));
+    return 1;
+}
+
+/* ipc_read_value - the value of attribute name into dst (at most limit bytes) */
+static int ipc_read_value(struct ipc_src *src, const char *name, struct str *dst,
+			  size_t limit, const char **error_r)
+{
+    char what[IPC_NAME_MAX + 32];
+    size_t len;
+
+    (void) fmt_buf(what, sizeof(what), "attribute \"%s\"", name);
+    if (ipc_read_len(src, what, &len, error_r) < 0)
+	return -1;
+    if (len > limit || len > dst->max)
+	return ipc_error(error_r, "attribute \"%s\": value too long (%zu bytes, limit %zu)",
+			 name, len, limit < dst->max ? limit : dst->max);
+    str_reset(dst);
+    if (!str_reserve(dst, len))
+	msg_panic("ipc_read_value: reserve");
+    if (ipc_src_read(src, dst->data, len, what, error_r) < 0)
+	return -1;
+    dst->len = len;
+    dst->data[len] = 0;
+    return ipc_read_comma(src, what, error_r);
+}
+
+/* ipc_parse_list - read one whole message from src into list */
+static int ipc_parse_list(struct ipc_src *src, struct ipc_list *list, const char **error_r)
+{
+    char name[IPC_NAME_MAX + 1];
+    struct str value;
+    int rc;
+
+    ipc_list_reset(list);
+    str_init(&value, IPC_VALUE_MAX);
+    while ((rc = ipc_read_name(src, name, error_r)) > 0) {
+	if (list->count >= IPC_LIST_MAX_ATTRS) {
+	    rc = ipc_error(error_r, "more than %d attributes in one message", IPC_LIST_MAX_ATTRS);
+	    break;
+	}
+	if ((rc = ipc_read_value(src, name, &value, IPC_VALUE_MAX, error_r)) < 0)
+	    break;
+	ipc_list_add(list, name, value.data, value.len);
+    }
+    str_fini(&value);
+    if (rc < 0)
+	ipc_list_reset(list);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ipc_recv_list - read one message into list (reset first) */
+int ipc_recv_list(struct stream *s, struct ipc_list *list, const char **error_r)
+{
+    struct ipc_src src;
+    int rc;
+
+    ipc_src_stream(&src, s);
+    rc = ipc_parse_list(&src, list, error_r);
+    ipc_src_done(&src);
+    return rc;
+}
+
+/* ipc_decode_list - decode one message from memory: bytes used, 0, or -1 */
+long ipc_decode_list(const char *buf, size_t len, struct ipc_list *list, const char **error_r)
+{
+    struct ipc_src src = {.buf = buf, .len = len};
+
+    if (ipc_parse_list(&src, list, error_r) < 0)
+	return src.short_input ? 0 : -1;
+    return (long) src.pos;
+}
+
+/*
+ * Strict receive.
+ */
+
+struct ipc_want {
+    int type;
+    const char *name;
+    void *target;			/* struct str * or long * */
+    bool optional;
+    bool seen;
+};
+
+/* ipc_recv_one - read the value of one expected attribute into its target */
+static int ipc_recv_one(struct ipc_src *src, struct ipc_want *w, struct str *scratch,
+			const char **error_r)
+{
+    struct str *dst;
+
+    switch (w->type) {
+    case IPC_TYPE_INT:
+	if (ipc_read_value(src, w->name, scratch, IPC_INT_MAX_LEN, error_r) < 0)
+	    return -1;
+	if (!ipc_parse_long(scratch->data, scratch->len, (long *) w->target)) {
+	    char shown[IPC_INT_MAX_LEN + 1];
+
+	    return ipc_error(error_r, "attribute \"%s\": bad integer value \"%s\"", w->name,
+			     ipc_printable(shown, sizeof(shown), scratch->data, scratch->len));
+	}
+	return 0;
+    case IPC_TYPE_STR:
+    case IPC_TYPE_DATA:
+	dst = w->target;
+	if (ipc_read_value(src, w->name, dst, IPC_MSG_MAX, error_r) < 0)
+	    return -1;
+	if (w->type == IPC_TYPE_STR && memchr(dst->data, 0, dst->len) != NULL)
+	    return ipc_error(error_r, "attribute \"%s\": NUL byte in a string value", w->name);
+	return 0;
+    default:
+	msg_panic("ipc_recv_one: type %d", w->type);
+    }
+}
+
+/* ipc_recv - read one message; every listed attribute exactly once */
+int ipc_recv(struct stream *s, const char **error_r, ...)
+{
+    struct ipc_want want[IPC_RECV_MAX_ATTRS];
+    size_t nwant = 0;
+    struct ipc_src src;
+    struct str scratch;
+    char name[IPC_NAME_MAX + 1];
+    bool optional = false;
+    va_list ap;
+    int type;
+    int rc;
+
+    va_start(ap, error_r);
+    while ((type = va_arg(ap, int)) != IPC_TYPE_END) {
+	if (type == IPC_TYPE_OPT) {
+	    optional = true;
+	    continue;
+	}
+	if (type != IPC_TYPE_STR && type != IPC_TYPE_INT && type != IPC_TYPE_DATA)
+	    msg_panic("ipc_recv: bad attribute type %d", type);
+	if (nwant >= IPC_RECV_MAX_ATTRS)
+	    msg_panic("ipc_recv: more than %d attributes", IPC_RECV_MAX_ATTRS);
+	want[nwant].type = type;
+	want[nwant].name = va_arg(ap, const char *);
+	if (type == IPC_TYPE_INT)
+	    want[nwant].target = va_arg(ap, long *);
+	else
+	    want[nwant].target = va_arg(ap, struct str *);
+	want[nwant].optional = optional;
+	want[nwant].seen = false;
+	if (!ipc_name_valid(want[nwant].name, strlen(want[nwant].name)) || want[nwant].target == NULL)
+	    msg_panic("ipc_recv: bad request for attribute \"%s\"", want[nwant].name);
+	for (size_t i = 0; i < nwant; i++)
+	    if (strcmp(want[i].name, want[nwant].name) == 0)
+		msg_panic("ipc_recv: attribute \"%s\" listed twice", want[i].name);
+	optional = false;
+	nwant++;
+    }
+    va_end(ap);
+    if (optional)
+	msg_panic("ipc_recv: IPC_OPT without a following attribute");
+
+    ipc_src_stream(&src, s);
+    str_init(&scratch, IPC_INT_MAX_LEN);
+    while ((rc = ipc_read_name(&src, name, error_r)) > 0) {
+	struct ipc_want *w = NULL;
+
+	for (size_t i = 0; i < nwant; i++) {
+	    if (strcmp(want[i].name, name) == 0) {
+		w = &want[i];
+		break;
+	    }
+	}
+	if (w == NULL) {
+	    rc = ipc_error(error_r, "unexpected attribute \"%s\"", name);
+	    break;
+	}
+	if (w->seen) {
+	    rc = ipc_error(error_r, "duplicate attribute \"%s\"", name);
+	    break;
+	}
+	w->seen = true;
+	if ((rc = ipc_recv_one(&src, w, &scratch, error_r)) < 0)
+	    break;
+    }
+    str_fini(&scratch);
+    ipc_src_done(&src);
+    if (rc < 0)
+	return -1;
+    for (size_t i = 0; i < nwant; i++)
+	if (!want[i].seen && !want[i].optional)
+	    return ipc_error(error_r, "missing attribute \"%s\"", want[i].name);
+    return 0;
+}
+
+/*
+ * Handshake.
+ */
+
+/* ipc_handshake_server - announce {proto, version} */
+int ipc_handshake_server(struct stream *s, const char *proto, long version)
+{
+    return ipc_send(s, IPC_STR("proto", proto), IPC_INT("version", version), IPC_END);
+}
+
+/* ipc_handshake_client - read the announcement and require a match */
+int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r)
+{
+    char shown[IPC_PROTO_MAX + 1];
+    struct str got;
+    long got_version = 0;
+    int ret = 0;
+
+    str_init(&got, IPC_PROTO_MAX);
+    if (ipc_recv(s, error_r, IPC_RECV_STR("proto", &got), IPC_RECV_INT("version", &got_version),
+		 IPC_END) < 0) {
+	/* Prefix the decoder's text so the log says where it failed. */
+	char inner[sizeof(ipc_errbuf)];
+
+	str_copy_out(inner, sizeof(inner), ipc_errbuf);
+	ret = ipc_error(error_r, "handshake: %s", inner);
+    } else if (strcmp(got.data, proto) != 0 || got_version != version) {
+	ret = ipc_error(error_r, "protocol mismatch: expected %s version %ld, got %s version %ld",
+			proto, version, ipc_printable(shown, sizeof(shown), got.data, got.len),
+			got_version);
+    }
+    str_fini(&got);
+    return ret;
+}
