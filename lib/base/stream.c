@@ -1,0 +1,592 @@
+/* stream.c - buffered streams over file descriptors, with deadlines
+ * (see stream.h).
+ *
+ * Buffers: an 8 KiB read buffer, and a write buffer that starts at 8 KiB
+ * and grows up to STREAM_WBUF_MAX; data that would pass that bound first
+ * flushes what is buffered, and a single write of at least the bound goes
+ * straight to the descriptor.
+ *
+ * Deadlines: each public call gets one deadline, "now + timeout", taken
+ * when it starts (timeout < 0: none). Before every read(2)/write(2) the
+ * descriptor is polled for at most the time left, so a peer that sends
+ * one byte per second cannot stretch a stream_getline() past the timeout.
+ * Descriptors may be blocking or not: EINTR is retried and EAGAIN goes
+ * back to poll(2).
+ *
+ * Replaceable I/O (stream_set_io): reads and writes go through io->read
+ * and io->write. When io->pending() says bytes are buffered inside the
+ * I/O layer, a read does not poll first. When an I/O function fails with
+ * EAGAIN, the stream polls the descriptor in the direction of the
+ * operation (POLLIN for a read, POLLOUT for a write) and calls it again;
+ * the interface has no way to say "a read needs the fd writable", so an
+ * I/O layer with that need (TLS renegotiation) must handle it inside.
+ *
+ * Sticky errors: reads and writes fail independently. A read that hits
+ * EOF, a timeout or an error makes later reads fail at once with the same
+ * status; a failed or timed-out write makes later writes fail. So after a
+ * read timeout a server can still write its "421 timeout" reply, and a
+ * client whose write failed can still read the reply that explains it.
+ * stream_error() reports the first failure; stream_clear_error() clears
+ * both sides. On failure errno is set (ETIMEDOUT for a timeout, the
+ * saved errno for an error) when a call returns.
+ *
+ * SIGPIPE: a write to a socket uses send(2) with MSG_NOSIGNAL, so a peer
+ * that went away gives EPIPE, not a signal. Other descriptors (pipes)
+ * use write(2); a program that writes into pipes must ignore SIGPIPE
+ * itself (signal(SIGPIPE, SIG_IGN)); this module never changes signal
+ * dispositions. */
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+#define STREAM_RBUF_SIZE	8192
+#define STREAM_WBUF_INIT	8192
+#define STREAM_WBUF_MAX		(64 * 1024)
+#define STREAM_PRINTF_MAX	STR_MAX_DEFAULT
+
+struct stream {
+    int fd;
+    int timeout_ms;			/* < 0: wait forever */
+    bool is_socket;			/* use send(MSG_NOSIGNAL) */
+    const struct stream_io *io;		/* NULL: plain read/write */
+    void *io_ctx;
+    char *rbuf;				/* STREAM_RBUF_SIZE bytes */
+    size_t rpos, rlen;			/* unread bytes: rbuf[rpos..rlen) */
+    char *wbuf;
+    size_t wlen, wcap;
+    enum stream_status rerr;		/* sticky read failure */
+    enum stream_status werr;		/* sticky write failure */
+    enum stream_status first_err;	/* what stream_error() says */
+    int rerrno, werrno;			/* errno saved with the failures */
+    struct str *fmt;			/* stream_vprintf scratch */
+};
+
+/* now_ms - monotonic clock in milliseconds */
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+	msg_fatal("clock_gettime(CLOCK_MONOTONIC): %m");
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* stream_deadline - the deadline of an operation starting now; -1: none */
+static long long stream_deadline(const struct stream *s)
+{
+    return s->timeout_ms < 0 ? -1 : now_ms() + s->timeout_ms;
+}
+
+/* stream_wait - poll the fd for events until the deadline */
+static enum stream_status stream_wait(const struct stream *s, short events, long long deadline)
+{
+    struct pollfd pfd;
+    int wait_ms, n;
+
+    for (;;) {
+	if (deadline < 0) {
+	    wait_ms = -1;
+	} else {
+	    long long left = deadline - now_ms();
+
+	    wait_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
+	}
+	pfd.fd = s->fd;
+	pfd.events = events;
+	pfd.revents = 0;
+	n = poll(&pfd, 1, wait_ms);
+	if (n > 0) {
+	    if (pfd.revents & POLLNVAL) {
+		errno = EBADF;
+		return STREAM_ERROR;
+	    }
+	    /* readable, writable, or POLLHUP/POLLERR: the I/O call tells */
+	    return STREAM_OK;
+	}
+	if (n == 0) {
+	    if (deadline >= 0 && now_ms() < deadline)
+		continue;			/* woke early (rounding) */
+	    errno = ETIMEDOUT;
+	    return STREAM_TIMEOUT;
+	}
+	if (errno != EINTR)
+	    return STREAM_ERROR;
+    }
+}
+
+/* set_rerr - record a sticky read failure */
+static void set_rerr(struct stream *s, enum stream_status status)
+{
+    int saved = errno;
+
+    s->rerr = status;
+    s->rerrno = status == STREAM_TIMEOUT ? ETIMEDOUT : saved;
+    if (s->first_err == STREAM_OK)
+	s->first_err = status;
+    errno = saved;
+}
+
+/* set_werr - record a sticky write failure */
+static void set_werr(struct stream *s, enum stream_status status)
+{
+    int saved = errno;
+
+    s->werr = status;
+    s->werrno = status == STREAM_TIMEOUT ? ETIMEDOUT : saved;
+    if (s->first_err == STREAM_OK)
+	s->first_err = status;
+    errno = saved;
+}
+
+/* io_pending - bytes buffered inside the replaceable I/O layer */
+static size_t io_pending(const struct stream *s)
+{
+    if (s->io && s->io->pending)
+	return s->io->pending(s->io_ctx);
+    return 0;
+}
+
+/* stream_fill - read more input into the (empty) read buffer; returns
+ * STREAM_OK with data, or a failure that is made sticky */
+static enum stream_status stream_fill(struct stream *s, long long deadline)
+{
+    enum stream_status status;
+    bool need_poll = true;
+    ssize_t n;
+
+    if (s->rerr != STREAM_OK) {
+	errno = s->rerrno;
+	return s->rerr;
+    }
+    if (s->rpos < s->rlen)
+	return STREAM_OK;
+    s->rpos = s->rlen = 0;
+    for (;;) {
+	if (need_poll && io_pending(s) == 0) {
+	    if ((status = stream_wait(s, POLLIN, deadline)) != STREAM_OK) {
+		set_rerr(s, status);
+		return status;
+	    }
+	}
+	if (s->io)
+	    n = s->io->read(s->io_ctx, s->rbuf, STREAM_RBUF_SIZE);
+	else
+	    n = read(s->fd, s->rbuf, STREAM_RBUF_SIZE);
+	if (n > 0) {
+	    s->rlen = (size_t) n;
+	    return STREAM_OK;
+	}
+	if (n == 0) {
+	    set_rerr(s, STREAM_EOF);
+	    return STREAM_EOF;
+	}
+	if (errno == EINTR) {
+	    need_poll = false;
+	    continue;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+	    need_poll = true;		/* spurious wakeup or io layer wants more */
+	    continue;
+	}
+	set_rerr(s, STREAM_ERROR);
+	return STREAM_ERROR;
+    }
+}
+
+/* stream_write_fd - write all of data to the fd (or io) by the deadline */
+static enum stream_status stream_write_fd(struct stream *s, const char *data, size_t len,
+					  long long deadline, size_t *done)
+{
+    enum stream_status status;
+    bool need_poll = true;
+    ssize_t n;
+
+    *done = 0;
+    while (*done < len) {
+	if (need_poll && (status = stream_wait(s, POLLOUT, deadline)) != STREAM_OK)
+	    return status;
+	if (s->io)
+	    n = s->io->write(s->io_ctx, data + *done, len - *done);
+	else if (s->is_socket)
+	    n = send(s->fd, data + *done, len - *done, MSG_NOSIGNAL);
+	else
+	    n = write(s->fd, data + *done, len - *done);
+	if (n > 0) {
+	    *done += (size_t) n;
+	    need_poll = true;
+	    continue;
+	}
+	if (n == 0) {
+	    errno = EIO;			/* no progress and no error */
+	    return STREAM_ERROR;
+	}
+	if (errno == EINTR) {
+	    need_poll = false;
+	    continue;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+	    need_poll = true;
+	    continue;
+	}
+	return STREAM_ERROR;
+    }
+    return STREAM_OK;
+}
+
+/* stream_flush_by - write the whole write buffer by the deadline */
+static int stream_flush_by(struct stream *s, long long deadline)
+{
+    enum stream_status status;
+    size_t done;
+
+    if (s->werr != STREAM_OK) {
+	errno = s->werrno;
+	return -1;
+    }
+    if (s->wlen == 0)
+	return 0;
+    status = stream_write_fd(s, s->wbuf, s->wlen, deadline, &done);
+    /* keep what was not written, so clear_error + flush can retry */
+    memmove(s->wbuf, s->wbuf + done, s->wlen - done);
+    s->wlen -= done;
+    if (status != STREAM_OK) {
+	set_werr(s, status);
+	return -1;
+    }
+    return 0;
+}
+
+/* stream_open - wrap fd in a new stream (timeout: none) */
+struct stream *stream_open(int fd)
+{
+    struct stream *s = mem_zalloc(sizeof(*s));
+    struct stat st;
+
+    s->fd = fd;
+    s->timeout_ms = -1;
+    s->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    s->rbuf = mem_alloc(STREAM_RBUF_SIZE);
+    s->wcap = STREAM_WBUF_INIT;
+    s->wbuf = mem_alloc(s->wcap);
+    s->rerr = s->werr = s->first_err = STREAM_OK;
+    return s;
+}
+
+/* stream_free - free the stream; the fd stays open, unflushed output is
+ * discarded (call stream_flush first if it matters) */
+void stream_free(struct stream **sp)
+{
+    struct stream *s;
+
+    if (sp == NULL || (s = *sp) == NULL)
+	return;
+    mem_free(&s->rbuf);
+    mem_free(&s->wbuf);
+    str_free(&s->fmt);
+    mem_free(sp);
+}
+
+/* stream_close - flush within the timeout, close the fd, free */
+int stream_close(struct stream **sp)
+{
+    struct stream *s;
+    int ret, saved = 0;
+
+    if (sp == NULL || (s = *sp) == NULL)
+	return 0;
+    ret = stream_flush(s);
+    if (ret < 0)
+	saved = errno;
+    if (close(s->fd) < 0 && ret == 0) {
+	ret = -1;
+	saved = errno;
+    }
+    stream_free(sp);
+    if (ret < 0)
+	errno = saved;
+    return ret;
+}
+
+/* stream_fd - the descriptor */
+int stream_fd(const struct stream *s)
+{
+    return s->fd;
+}
+
+/* stream_set_timeout - per-operation timeout in ms; < 0: none */
+void stream_set_timeout(struct stream *s, int timeout_ms)
+{
+    s->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+/* stream_get_timeout - the timeout in ms, -1 for none */
+int stream_get_timeout(const struct stream *s)
+{
+    return s->timeout_ms;
+}
+
+/* stream_set_io - route I/O through io (NULL: back to the plain fd).
+ * Buffered output must have been flushed: it belongs to the old layer. */
+void stream_set_io(struct stream *s, const struct stream_io *io, void *ctx)
+{
+    if (s->wlen > 0)
+	msg_panic("stream_set_io: %zu bytes of unflushed output", s->wlen);
+    if (io && (io->read == NULL || io->write == NULL))
+	msg_panic("stream_set_io: read and write functions are required");
+    s->io = io;
+    s->io_ctx = io ? ctx : NULL;
+}
+
+/* stream_error - the first failure (STREAM_OK if none) */
+enum stream_status stream_error(const struct stream *s)
+{
+    return s->first_err;
+}
+
+/* stream_clear_error - forget sticky read and write failures */
+void stream_clear_error(struct stream *s)
+{
+    s->rerr = s->werr = s->first_err = STREAM_OK;
+    s->rerrno = s->werrno = 0;
+}
+
+/* stream_status_text - a short description of a status */
+const char *stream_status_text(enum stream_status status)
+{
+    switch (status) {
+    case STREAM_OK:
+	return "ok";
+    case STREAM_EOF:
+	return "end of input";
+    case STREAM_TIMEOUT:
+	return "timeout";
+    case STREAM_TOOLONG:
+	return "line too long";
+    case STREAM_ERROR:
+	return "I/O error";
+    }
+    return "unknown stream status";
+}
+
+/* stream_getline - read one line of at most max bytes (see stream.h).
+ * The limit is also capped at line->max. On a timeout or error the part
+ * of the line read so far is left in line. */
+enum stream_status stream_getline(struct stream *s, struct str *line, size_t max)
+{
+    long long deadline = stream_deadline(s);
+    enum stream_status status;
+
+    if (max == 0)
+	msg_panic("stream_getline: zero maximum length");
+    if (max > line->max)
+	max = line->max;
+    str_reset(line);
+    for (;;) {
+	size_t room = max - line->len;
+	size_t avail = s->rlen - s->rpos;
+	size_t take = avail < room ? avail : room;
+	const char *start = s->rbuf + s->rpos;
+	const char *nl = take ? memchr(start, '\n', take) : NULL;
+
+	if (nl)
+	    take = (size_t) (nl - start) + 1;
+	if (take > 0) {
+	    if (!str_append(line, start, take))
+		msg_panic("stream_getline: append within max failed");
+	    s->rpos += take;
+	}
+	if (nl)
+	    return STREAM_OK;
+	if (line->len >= max)
+	    return STREAM_TOOLONG;
+	if ((status = stream_fill(s, deadline)) != STREAM_OK) {
+	    if (status == STREAM_EOF && line->len > 0)
+		return STREAM_OK;		/* final unterminated line */
+	    return status;
+	}
+    }
+}
+
+/* stream_skip_line - discard input through the next "\n"; STREAM_OK if
+ * found, or if EOF ended a non-empty remainder */
+enum stream_status stream_skip_line(struct stream *s)
+{
+    long long deadline = stream_deadline(s);
+    enum stream_status status;
+    bool any = false;
+
+    for (;;) {
+	size_t avail = s->rlen - s->rpos;
+	const char *start = s->rbuf + s->rpos;
+	const char *nl = avail ? memchr(start, '\n', avail) : NULL;
+
+	if (nl) {
+	    s->rpos += (size_t) (nl - start) + 1;
+	    return STREAM_OK;
+	}
+	if (avail > 0)
+	    any = true;
+	s->rpos = s->rlen;
+	if ((status = stream_fill(s, deadline)) != STREAM_OK)
+	    return status == STREAM_EOF && any ? STREAM_OK : status;
+    }
+}
+
+/* stream_read - up to len bytes: buffered ones first, else one read */
+ssize_t stream_read(struct stream *s, void *buf, size_t len)
+{
+    enum stream_status status;
+    size_t avail;
+
+    if (len == 0)
+	return 0;
+    if ((status = stream_fill(s, stream_deadline(s))) != STREAM_OK)
+	return status == STREAM_EOF ? 0 : -1;
+    avail = s->rlen - s->rpos;
+    if (len > avail)
+	len = avail;
+    memcpy(buf, s->rbuf + s->rpos, len);
+    s->rpos += len;
+    return (ssize_t) len;
+}
+
+/* stream_read_exact - exactly len bytes within one deadline */
+enum stream_status stream_read_exact(struct stream *s, void *buf, size_t len)
+{
+    long long deadline = stream_deadline(s);
+    enum stream_status status;
+    char *out = buf;
+
+    while (len > 0) {
+	size_t avail, take;
+
+	if ((status = stream_fill(s, deadline)) != STREAM_OK)
+	    return status;
+	avail = s->rlen - s->rpos;
+	take = len < avail ? len : avail;
+	memcpy(out, s->rbuf + s->rpos, take);
+	s->rpos += take;
+	out += take;
+	len -= take;
+    }
+    return STREAM_OK;
+}
+
+/* stream_getc - one byte, or -1 at EOF or on failure */
+int stream_getc(struct stream *s)
+{
+    if (stream_fill(s, stream_deadline(s)) != STREAM_OK)
+	return -1;
+    return (unsigned char) s->rbuf[s->rpos++];
+}
+
+/* stream_buffered - input read from the fd but not yet consumed, here or
+ * inside the I/O layer */
+size_t stream_buffered(const struct stream *s)
+{
+    return (s->rlen - s->rpos) + io_pending(s);
+}
+
+/* stream_write - buffer data; flush first when the buffer would pass its
+ * bound; write large blocks directly */
+int stream_write(struct stream *s, const void *data, size_t len)
+{
+    long long deadline;
+    enum stream_status status;
+    size_t done;
+
+    if (s->werr != STREAM_OK) {
+	errno = s->werrno;
+	return -1;
+    }
+    if (len == 0)
+	return 0;
+    if (len <= STREAM_WBUF_MAX - s->wlen) {
+	if (len > s->wcap - s->wlen) {
+	    size_t cap = s->wcap;
+
+	    while (cap - s->wlen < len)
+		cap = cap > STREAM_WBUF_MAX / 2 ? STREAM_WBUF_MAX : cap * 2;
+	    s->wbuf = mem_realloc(s->wbuf, cap);
+	    s->wcap = cap;
+	}
+	memcpy(s->wbuf + s->wlen, data, len);
+	s->wlen += len;
+	return 0;
+    }
+    deadline = stream_deadline(s);
+    if (stream_flush_by(s, deadline) < 0)
+	return -1;
+    if (len < STREAM_WBUF_MAX) {
+	if (len > s->wcap) {
+	    s->wbuf = mem_realloc(s->wbuf, STREAM_WBUF_MAX);
+	    s->wcap = STREAM_WBUF_MAX;
+	}
+	memcpy(s->wbuf, data, len);
+	s->wlen = len;
+	return 0;
+    }
+    status = stream_write_fd(s, data, len, deadline, &done);
+    if (status != STREAM_OK) {
+	set_werr(s, status);
+	return -1;
+    }
+    return 0;
+}
+
+/* stream_puts - write a C string (no newline is added) */
+int stream_puts(struct stream *s, const char *text)
+{
+    return stream_write(s, text, strlen(text));
+}
+
+/* stream_vprintf - formatted output; output longer than
+ * STREAM_PRINTF_MAX is a bug and panics */
+int stream_vprintf(struct stream *s, const char *fmt, va_list ap)
+{
+    int ret;
+
+    if (s->werr != STREAM_OK) {
+	errno = s->werrno;
+	return -1;
+    }
+    if (s->fmt == NULL)
+	s->fmt = str_new(STREAM_PRINTF_MAX);
+    str_reset(s->fmt);
+    if (!str_vappendf(s->fmt, fmt, ap))
+	msg_panic("stream_printf: output longer than %zu bytes", (size_t) STREAM_PRINTF_MAX);
+    ret = stream_write(s, str_cstr(s->fmt), str_len(s->fmt));
+    if (s->fmt->cap > STREAM_WBUF_MAX)
+	str_free(&s->fmt);			/* do not keep a huge scratch */
+    return ret;
+}
+
+/* stream_printf - formatted output */
+int stream_printf(struct stream *s, const char *fmt, ...)
+{
+    va_list ap;
+    int ret;
+
+    va_start(ap, fmt);
+    ret = stream_vprintf(s, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
+/* stream_flush - write out all buffered output within one deadline */
+int stream_flush(struct stream *s)
+{
+    return stream_flush_by(s, stream_deadline(s));
+}
