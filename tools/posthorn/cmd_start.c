@@ -1,0 +1,284 @@
+/* cmd_start.c - posthorn start, stop, reload, status: the master's life.
+ *
+ * The master holds a fcntl write lock on $queue_directory/pid/master.pid
+ * for as long as it lives. That lock, not the pid written in the file,
+ * is the truth: F_GETLK names the holder, and a stale file left by a
+ * crash holds no lock. So "running" means "somebody holds the lock",
+ * "stopped" means "the lock is free", and stop waits for the lock to be
+ * released (which happens only when the master has exited). */
+
+/* System library. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "msg.h"
+#include "str.h"
+
+/* Mail library. */
+#include "config.h"
+
+/* This program. */
+#include "posthorn.h"
+
+/* pid_from_file - the pid written in the pid file (for OFD locks, whose
+ * holder F_GETLK cannot name); 0 if none */
+static pid_t pid_from_file(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    long pid;
+
+    if (n <= 0)
+	return 0;
+    buf[n] = 0;
+    pid = strtol(buf, NULL, 10);
+    return pid > 0 ? (pid_t) pid : 0;
+}
+
+/* ph_master_pid - who holds the master lock */
+pid_t ph_master_pid(const char **error_r)
+{
+    static char error[4200];
+    char path[4096];
+    struct flock lock;
+    pid_t pid;
+    int fd;
+
+    if (!fmt_buf(path, sizeof(path), "%s/pid/master.pid", var_queue_directory)) {
+	*error_r = "queue_directory: path too long";
+	return -1;
+    }
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
+	if (errno == ENOENT)
+	    return 0;
+	fmt_buf(error, sizeof(error), "open %s: %s", path, strerror(errno));
+	*error_r = error;
+	return -1;
+    }
+    memset(&lock, 0, sizeof(lock));
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (fcntl(fd, F_GETLK, &lock) < 0) {
+	fmt_buf(error, sizeof(error), "lock test %s: %s", path, strerror(errno));
+	*error_r = error;
+	close(fd);
+	return -1;
+    }
+    if (lock.l_type == F_UNLCK)
+	pid = 0;
+    else if ((pid = lock.l_pid) <= 0 && (pid = pid_from_file(fd)) <= 0)
+	pid = 1;			/* locked, holder unknown */
+    close(fd);
+    return pid;
+}
+
+/* load_or_fail - configuration for commands that only need paths */
+static int load_or_fail(void)
+{
+    if (ph_load_config(false) < 0) {
+	fprintf(stderr, "posthorn: fix %s/main.cf first\n", ph_config_dir);
+	return -1;
+    }
+    return 0;
+}
+
+/* running_pid - the master's pid, 0 if none; reports errors */
+static pid_t running_pid(void)
+{
+    const char *error;
+    pid_t pid = ph_master_pid(&error);
+
+    if (pid < 0)
+	ph_error("%s", error);
+    return pid;
+}
+
+/* cmd_status - posthorn status */
+int cmd_status(int argc, char **argv)
+{
+    pid_t pid;
+
+    (void) argv;
+    if (argc != 1)
+	return ph_usage("status");
+    if (load_or_fail() < 0)
+	return 1;
+    if ((pid = running_pid()) < 0)
+	return 1;
+    if (pid == 0) {
+	printf("posthorn: not running\n");
+	return 1;
+    }
+    printf("posthorn: running (master pid %ld)\n", (long) pid);
+    return 0;
+}
+
+/* wait_for_stop - poll the lock until it is free or the deadline passes */
+static bool wait_for_stop(long seconds)
+{
+    struct timespec tick = {0, 50 * 1000 * 1000};
+    const char *error;
+    long rounds = seconds * 20;
+
+    for (long i = 0; i < rounds; i++) {
+	if (ph_master_pid(&error) == 0)
+	    return true;
+	nanosleep(&tick, NULL);
+    }
+    return ph_master_pid(&error) == 0;
+}
+
+/* cmd_stop - posthorn stop: SIGTERM, then wait for the lock */
+int cmd_stop(int argc, char **argv)
+{
+    long timeout;
+    pid_t pid;
+
+    (void) argv;
+    if (argc != 1)
+	return ph_usage("stop");
+    if (load_or_fail() < 0)
+	return 1;
+    if ((pid = running_pid()) < 0)
+	return 1;
+    if (pid == 0) {
+	fprintf(stderr, "posthorn: not running\n");
+	return 1;
+    }
+    if (kill(pid, SIGTERM) < 0 && errno != ESRCH) {
+	ph_error("kill -TERM %ld (master): %s", (long) pid, strerror(errno));
+	return 1;
+    }
+    /* The master gives its children master_stop_timeout, then kills. */
+    timeout = var_master_stop_timeout + 10;
+    if (!wait_for_stop(timeout)) {
+	ph_error("master (pid %ld) still holds %s/pid/master.pid after %ld seconds",
+		 (long) pid, var_queue_directory, timeout);
+	return 1;
+    }
+    fprintf(stderr, "posthorn: stopped (master pid %ld)\n", (long) pid);
+    return 0;
+}
+
+/* cmd_reload - posthorn reload: check, then SIGHUP */
+int cmd_reload(int argc, char **argv)
+{
+    pid_t pid;
+
+    (void) argv;
+    if (argc != 1)
+	return ph_usage("reload");
+    if (ph_check_config() > 0) {
+	fprintf(stderr, "posthorn: not reloading: fix the errors above first\n");
+	return 1;
+    }
+    if ((pid = running_pid()) < 0)
+	return 1;
+    if (pid == 0) {
+	fprintf(stderr, "posthorn: not running\n");
+	return 1;
+    }
+    if (kill(pid, SIGHUP) < 0) {
+	ph_error("kill -HUP %ld (master): %s", (long) pid, strerror(errno));
+	return 1;
+    }
+    fprintf(stderr, "posthorn: reloading (master pid %ld)\n", (long) pid);
+    return 0;
+}
+
+/* cmd_start - posthorn start [-F]: check and repair, then run master */
+int cmd_start(int argc, char **argv)
+{
+    bool foreground = false;
+    char master[4096];
+    char *margv[8];
+    int margc = 0;
+    int status;
+    pid_t pid;
+    int ch;
+
+    while ((ch = getopt(argc, argv, "+F")) != -1) {
+	switch (ch) {
+	case 'F':
+	    foreground = true;
+	    break;
+	default:
+	    return ph_usage("start");
+	}
+    }
+    if (optind != argc)
+	return ph_usage("start");
+    if (load_or_fail() < 0)
+	return 1;
+    if ((pid = running_pid()) < 0)
+	return 1;
+    if (pid > 0) {
+	ph_error("already running (master pid %ld)", (long) pid);
+	return 1;
+    }
+    if (ph_check_all() > 0) {
+	fprintf(stderr, "posthorn: not starting: fix the errors above first\n");
+	return 1;
+    }
+    if (!fmt_buf(master, sizeof(master), "%s/master", var_daemon_directory)) {
+	ph_error("daemon_directory: path too long");
+	return 1;
+    }
+    margv[margc++] = master;
+    margv[margc++] = (char *) "-c";
+    margv[margc++] = (char *) ph_config_dir;
+    if (foreground)
+	margv[margc++] = (char *) "-F";
+    if (msg_verbose)
+	margv[margc++] = (char *) "-v";
+    margv[margc] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+
+    /* Foreground: become the master, so Ctrl-C and the service manager's
+     * signals reach it directly. */
+    if (foreground) {
+	execv(master, margv);
+	ph_error("exec %s: %s", master, strerror(errno));
+	return 1;
+    }
+
+    /* Background: the master's first process exits 0 once the daemon is
+     * ready (listeners open, lock held), or 1 after printing the error. */
+    switch (pid = fork()) {
+    case -1:
+	ph_error("fork: %s", strerror(errno));
+	return 1;
+    case 0:
+	execv(master, margv);
+	fprintf(stderr, "posthorn: error: exec %s: %s\n", master, strerror(errno));
+	_exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+	if (errno != EINTR) {
+	    ph_error("waitpid: %s", strerror(errno));
+	    return 1;
+	}
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (WIFSIGNALED(status))
+	    ph_error("master was killed by signal %d while starting", WTERMSIG(status));
+	else
+	    ph_error("master did not start (exit status %d)", WEXITSTATUS(status));
+	return 1;
+    }
+    if ((pid = running_pid()) > 0)
+	fprintf(stderr, "posthorn: started (master pid %ld)\n", (long) pid);
+    else
+	fprintf(stderr, "posthorn: started\n");
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* main.c - posthorn, the administrator's command: option parsing and the
+ * command table. The commands live in cmd_*.c.
+ *
+ *   posthorn [-c config_dir] [-v] COMMAND [args]
+ *
+ * See man/posthorn.1. Exit status: 0 success, 1 failure, 2 usage error. */
+
+/* System library. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "msg.h"
+#include "str.h"
+
+/* Mail library. */
+#include "config.h"
+
+/* This program. */
+#include "posthorn.h"
+
+const char *ph_config_dir;
+int ph_errors;
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *args;
+    const char *doc;
+} commands[] = {
+    {"start", cmd_start, "[-F]", "check and repair, then start the master (-F: in the foreground)"},
+    {"stop", cmd_stop, "", "stop the master and wait until it is gone"},
+    {"reload", cmd_reload, "", "check the configuration, then make the master re-read it"},
+    {"status", cmd_status, "", "say whether the master runs (exit 0) or not (exit 1)"},
+    {"check", cmd_check, "", "check configuration, daemons, tables and directories; repair what is safe"},
+    {"conf", cmd_conf, "[-n | -d] [-x] [name ...]", "print parameters (-n: set in main.cf, -d: defaults, -x: expanded)"},
+    {"map", cmd_map, "[-f] [-q key] [type:]file", "build a lookup table from its text (-q: look up a key, -f: no case folding)"},
+    {"help", cmd_help, "", "this list"},
+};
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+/* ph_error - report an error and count it */
+void ph_error(const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "posthorn: error: %s\n", text);
+    fflush(stderr);
+    ph_errors++;
+}
+
+/* ph_usage - the synopsis of one command or of all; exit status 2 */
+int ph_usage(const char *command)
+{
+    fflush(stdout);
+    if (command) {
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+	    if (strcmp(commands[i].name, command) == 0) {
+		fprintf(stderr, "usage: posthorn [-c config_dir] [-v] %s%s%s\n",
+			commands[i].name, commands[i].args[0] ? " " : "", commands[i].args);
+		return 2;
+	    }
+    }
+    fprintf(stderr, "usage: posthorn [-c config_dir] [-v] command [args]\ncommands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+	fprintf(stderr, "  %s%s%s\n", commands[i].name, commands[i].args[0] ? " " : "",
+		commands[i].args);
+    fprintf(stderr, "see posthorn help or man posthorn\n");
+    return 2;
+}
+
+/* cmd_help - list the commands on stdout */
+static int cmd_help(int argc, char **argv)
+{
+    (void) argv;
+    if (argc > 1)
+	return ph_usage("help");
+    printf("usage: posthorn [-c config_dir] [-v] command [args]\n\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+	char head[80];
+
+	fmt_buf(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
+	printf("  %-36s %s\n", head, commands[i].doc);
+    }
+    printf("\nconfiguration directory: %s\n", ph_config_dir);
+    return 0;
+}
+
+/* ph_load_config - defaults, main.cf, then expansion and conversion */
+int ph_load_config(bool quiet)
+{
+    const char *error;
+
+    config_init();
+    config_set("config_directory", ph_config_dir);
+    if (config_load(ph_config_dir, &error) < 0) {
+	if (!quiet)
+	    ph_error("%s", error);
+	(void) config_apply(&error);
+	return -1;
+    }
+    if (config_apply(&error) < 0) {
+	if (!quiet)
+	    ph_error("%s", error);
+	return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *env;
+    int ch;
+
+    msg_init("posthorn", MSG_TO_STDERR);
+    if ((env = getenv("POSTHORN_CONFIG_DIR")) != NULL && *env)
+	ph_config_dir = env;
+    else
+	ph_config_dir = DEF_CONFIG_DIR;
+
+    opterr = 0;
+    while ((ch = getopt(argc, argv, "+c:vh")) != -1) {
+	switch (ch) {
+	case 'c':
+	    ph_config_dir = optarg;
+	    break;
+	case 'v':
+	    msg_verbose++;
+	    break;
+	case 'h':
+	    return cmd_help(1, argv);
+	default:
+	    fprintf(stderr, "posthorn: bad option -%c\n", optopt);
+	    return ph_usage(NULL);
+	}
+    }
+    if (optind >= argc) {
+	fprintf(stderr, "posthorn: no command given\n");
+	return ph_usage(NULL);
+    }
+    if (ph_config_dir[0] == 0) {
+	fprintf(stderr, "posthorn: empty config directory\n");
+	return ph_usage(NULL);
+    }
+    /* Absolute, so that messages name real paths and the master, which
+     * changes its directory, reads the same files. */
+    if (ph_config_dir[0] != '/') {
+	char *abs = realpath(ph_config_dir, NULL);
+
+	if (abs)
+	    ph_config_dir = abs;	/* lives until exit */
+    }
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+	if (strcmp(commands[i].name, argv[optind]) == 0) {
+	    char **cargv = argv + optind;
+	    int cargc = argc - optind;
+
+	    optind = 0;			/* glibc: reinitialize for the command */
+	    return commands[i].fn(cargc, cargv);
+	}
+    }
+    fprintf(stderr, "posthorn: unknown command: %s\n", argv[optind]);
+    return ph_usage(NULL);
+}
