@@ -241,7 +241,11 @@ int manifest_check_entry(const struct manifest_entry *entry, const char *path,
     if (st.st_uid != want_uid) {
 	user_text(st.st_uid, have_text, sizeof(have_text));
 	user_text(want_uid, want_text, sizeof(want_text));
-	if (fd >= 0 && ids->can_chown && fchown(fd, want_uid, (gid_t) -1) == 0) {
+	/* A new directory of the mail owner also gets the owner's group. */
+	gid_t gid = created && entry->owner == MANIFEST_MAIL_OWNER
+	    && entry->group == MANIFEST_ANY_GROUP ? ids->owner_gid : (gid_t) -1;
+
+	if (fd >= 0 && ids->can_chown && fchown(fd, want_uid, gid) == 0) {
 	    if (!created)
 		report_line(report, ctx, MANIFEST_FIXED, "%s: owner was %s, now %s",
 			path, have_text, want_text);
