@@ -1,0 +1,109 @@
+"""The manual pages: main.cf(5) documents every parameter of
+lib/mail/params.def with its default, the generated section is current,
+and every page in man/ renders without groff warnings."""
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MAN = ROOT / "man"
+PARAMS = ROOT / "lib" / "mail" / "params.def"
+CONFIG_H = ROOT / "lib" / "mail" / "config.h"
+MAIN_CF_5 = MAN / "main.cf.5"
+
+STRING = r'"(?:[^"\\]|\\.)*"'
+PARAM_RE = re.compile(r"^[ \t]*PARAM\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(NULL|\w+|(?:%s\s*)+)\s*," % STRING,
+                      re.M)
+
+
+def c_string(token):
+    """Value of adjacent C string literals (simple escapes only)."""
+    parts = re.findall(STRING, token)
+    return "".join(re.sub(r"\\(.)", r"\1", p[1:-1]) for p in parts)
+
+
+def params():
+    """[(name, default or None for computed)] from params.def."""
+    text = re.sub(r"/\*.*?\*/", "", PARAMS.read_text(encoding="utf-8"), flags=re.S)
+    macros = dict((m.group(1), c_string(m.group(2))) for m in re.finditer(
+        r"^\s*#\s*define\s+(DEF_\w+)\s+(%s)" % STRING, CONFIG_H.read_text(encoding="utf-8"), re.M))
+    found = []
+    for m in PARAM_RE.finditer(text):
+        raw = m.group(3)
+        if raw == "NULL":
+            default = None
+        elif raw.startswith('"'):
+            default = c_string(raw)
+        else:
+            default = macros.get(raw, raw)
+        found.append((m.group(2), default))
+    return found
+
+
+def plain(line):
+    """A groff text line without font escapes."""
+    line = re.sub(r"\\f[BIRP]", "", line)
+    return line.replace("\\e", "\\").replace("\\-", "-").replace("\\&", "")
+
+
+def test_params_def_parses():
+    names = [n for n, _ in params()]
+    assert len(names) >= 20
+    assert "queue_directory" in names
+    assert len(names) == len(set(names)), "duplicate PARAM names"
+    declared = len(re.findall(r"^[ \t]*PARAM\(", PARAMS.read_text(encoding="utf-8"), re.M))
+    assert declared == len(names), "some PARAM lines were not understood by this test"
+
+
+def test_main_cf_documents_every_parameter_with_its_default():
+    lines = MAIN_CF_5.read_text(encoding="utf-8").splitlines()
+    entries = {}
+    for raw in lines:
+        m = re.match(r"\\fB(\w+)\\fR \(", raw)
+        if m:
+            entries[m.group(1)] = plain(raw)
+    missing, wrong = [], []
+    for name, default in params():
+        if name not in entries:
+            missing.append(name)
+            continue
+        if default is None:
+            want = "default computed"
+        elif default == "":
+            want = "default (empty)"
+        else:
+            want = "default " + default
+        if want not in entries[name]:
+            wrong.append(f"{name}: want '{want}' in '{entries[name]}'")
+    assert not missing, ("parameters missing from man/main.cf.5 "
+                         "(run tools/mkman-params --update man/main.cf.5): " + ", ".join(missing))
+    assert not wrong, "wrong defaults in man/main.cf.5:\n" + "\n".join(wrong)
+
+
+def test_main_cf_parameter_section_is_current():
+    proc = subprocess.run(["python3", str(ROOT / "tools" / "mkman-params"), "--check", str(MAIN_CF_5)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_master_cf_page_exists():
+    page = MAN / "master.cf.5"
+    assert page.is_file()
+    text = page.read_text(encoding="utf-8")
+    for word in ("private", "unpriv", "chroot", "wakeup", "maxproc", "-o", "RELOAD", "EXAMPLES"):
+        assert word in text.replace("\\-", "-"), word
+
+
+PAGES = sorted(p for p in MAN.iterdir() if re.search(r"\.[1-8]$", p.name)) if MAN.is_dir() else []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_page_renders_without_warnings(page):
+    if shutil.which("groff") is None:
+        pytest.skip("groff is not installed")
+    proc = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
