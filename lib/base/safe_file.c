@@ -1,0 +1,324 @@
+/* safe_file.c - opening, writing and renaming files safely and durably
+ * (see safe_file.h).
+ *
+ * Every open uses O_NOFOLLOW and O_CLOEXEC: a symlink planted in the last
+ * component is refused, never followed. Readers check after open (fstat
+ * on the descriptor, not the name) that they got a regular file. Writers
+ * that replace a file go through a temporary name in the same directory,
+ * fsync it, rename it and fsync the directory. Error texts name the path
+ * and the system error and live in one static buffer, valid until the
+ * next call into this module. */
+
+/* System library. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "mem.h"
+#include "safe_file.h"
+#include "str.h"
+
+#define SAFE_ERR_SIZE	(4096 + 256)
+static char safe_errbuf[SAFE_ERR_SIZE];
+
+/* safe_error - format an error into the static buffer, return -1 */
+static int safe_error(const char **error_r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int safe_error(const char **error_r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void) vsnprintf(safe_errbuf, sizeof(safe_errbuf), fmt, ap);
+    va_end(ap);
+    if (error_r)
+	*error_r = safe_errbuf;
+    return -1;
+}
+
+/* safe_strerror - strerror, with a clearer text for a refused symlink */
+static const char *safe_strerror(int err)
+{
+    if (err == ELOOP)
+	return "is a symbolic link (refusing to follow it)";
+    return strerror(err);
+}
+
+/* safe_create_excl - create a new file, failing if the name exists */
+int safe_create_excl(const char *path, mode_t mode, const char **error_r)
+{
+    int fd;
+
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+	return safe_error(error_r, "create %s: %s", path, safe_strerror(errno));
+    return fd;
+}
+
+/* safe_open_read - open an existing regular file for reading */
+int safe_open_read(const char *path, uid_t owner, const char **error_r)
+{
+    struct stat st;
+    int fd;
+
+    /* O_NONBLOCK so that a FIFO in the file's place cannot hang us. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+	return safe_error(error_r, "open %s: %s", path, safe_strerror(errno));
+    if (fstat(fd, &st) < 0) {
+	safe_error(error_r, "fstat %s: %s", path, strerror(errno));
+	goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+	safe_error(error_r, "open %s: not a regular file", path);
+	goto fail;
+    }
+    if (owner != (uid_t) -1 && st.st_uid != owner) {
+	safe_error(error_r, "open %s: owned by uid %lu, not uid %lu", path,
+		   (unsigned long) st.st_uid, (unsigned long) owner);
+	goto fail;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+	safe_error(error_r, "fcntl %s: %s", path, strerror(errno));
+	goto fail;
+    }
+    return fd;
+
+fail:
+    (void) close(fd);
+    return -1;
+}
+
+/* fsync_dir - open a directory and fsync it */
+int fsync_dir(const char *dir, const char **error_r)
+{
+    int fd;
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+	return safe_error(error_r, "open directory %s: %s", dir, safe_strerror(errno));
+    if (fsync(fd) < 0) {
+	safe_error(error_r, "fsync directory %s: %s", dir, strerror(errno));
+	(void) close(fd);
+	return -1;
+    }
+    (void) close(fd);
+    return 0;
+}
+
+/* safe_parent_dir - the directory part of path, into a new string */
+static char *safe_parent_dir(const char *path)
+{
+    size_t len = strlen(path);
+
+    /* Trailing slashes do not name another component. */
+    while (len > 1 && path[len - 1] == '/')
+	len--;
+    while (len > 0 && path[len - 1] != '/')
+	len--;
+    if (len == 0)
+	return mem_strdup(".");
+    while (len > 1 && path[len - 1] == '/')
+	len--;
+    return mem_strndup(path, len);
+}
+
+/* fsync_parent_dir - fsync the directory that holds path */
+int fsync_parent_dir(const char *path, const char **error_r)
+{
+    char *dir = safe_parent_dir(path);
+    int ret = fsync_dir(dir, error_r);
+
+    mem_free(&dir);
+    return ret;
+}
+
+/* durable_rename - rename(2), then fsync both parent directories */
+int durable_rename(const char *from, const char *to, const char **error_r)
+{
+    char *from_dir, *to_dir;
+    int ret;
+
+    if (rename(from, to) < 0)
+	return safe_error(error_r, "rename %s to %s: %s", from, to, strerror(errno));
+    from_dir = safe_parent_dir(from);
+    to_dir = safe_parent_dir(to);
+    ret = fsync_dir(to_dir, error_r);
+    if (ret == 0 && strcmp(from_dir, to_dir) != 0)
+	ret = fsync_dir(from_dir, error_r);
+    mem_free(&from_dir);
+    mem_free(&to_dir);
+    return ret;
+}
+
+/* write_all_fd - write everything, retrying on EINTR and short writes */
+int write_all_fd(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    ssize_t n;
+
+    while (len > 0) {
+	n = write(fd, p, len);
+	if (n < 0) {
+	    if (errno == EINTR)
+		continue;
+	    return -1;
+	}
+	if (n == 0) {
+	    errno = EIO;
+	    return -1;
+	}
+	p += n;
+	len -= (size_t) n;
+    }
+    return 0;
+}
+
+/* atomic_write_file - replace path with data, whole or not at all */
+int atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, const char **error_r)
+{
+    struct str *tmp = str_new(STR_MAX_DEFAULT);
+    int fd = -1, ret = -1;
+
+    if (!str_printf(tmp, "%s.tmp.%ld", path, (long) getpid())) {
+	safe_error(error_r, "atomic write %s: path too long", path);
+	str_free(&tmp);
+	return -1;
+    }
+    fd = open(str_cstr(tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) {
+	/* Left over by an earlier process with our pid; nobody else uses it. */
+	if (unlink(str_cstr(tmp)) == 0)
+	    fd = open(str_cstr(tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	else
+	    errno = EEXIST;
+    }
+    if (fd < 0) {
+	safe_error(error_r, "create %s: %s", str_cstr(tmp), safe_strerror(errno));
+	str_free(&tmp);
+	return -1;
+    }
+    /* The requested mode exactly, whatever the umask. */
+    if (fchmod(fd, mode) < 0) {
+	safe_error(error_r, "chmod %s: %s", str_cstr(tmp), strerror(errno));
+	goto done;
+    }
+    if (write_all_fd(fd, data, len) < 0) {
+	safe_error(error_r, "write %s: %s", str_cstr(tmp), strerror(errno));
+	goto done;
+    }
+    if (fsync(fd) < 0) {
+	safe_error(error_r, "fsync %s: %s", str_cstr(tmp), strerror(errno));
+	goto done;
+    }
+    if (close(fd) < 0) {
+	fd = -1;
+	safe_error(error_r, "close %s: %s", str_cstr(tmp), strerror(errno));
+	goto done;
+    }
+    fd = -1;
+    if (rename(str_cstr(tmp), path) < 0) {
+	safe_error(error_r, "rename %s to %s: %s", str_cstr(tmp), path, strerror(errno));
+	goto done;
+    }
+    /* From here the temporary name is gone; only durability is left. */
+    str_free(&tmp);
+    return fsync_parent_dir(path, error_r);
+
+done:
+    if (fd >= 0)
+	(void) close(fd);
+    (void) unlink(str_cstr(tmp));
+    str_free(&tmp);
+    return ret;
+}
+
+/* read_file - read a whole regular file of at most max bytes into out */
+int read_file(const char *path, struct str *out, size_t max, const char **error_r)
+{
+    char buf[8192];
+    ssize_t n;
+    int fd;
+
+    if ((fd = safe_open_read(path, (uid_t) -1, error_r)) < 0)
+	return -1;
+    str_reset(out);
+    for (;;) {
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+	    if (errno == EINTR)
+		continue;
+	    safe_error(error_r, "read %s: %s", path, strerror(errno));
+	    goto fail;
+	}
+	if (n == 0)
+	    break;
+	if ((size_t) n > max - str_len(out)) {
+	    safe_error(error_r, "read %s: file is larger than %zu bytes", path, max);
+	    goto fail;
+	}
+	if (!str_append(out, buf, (size_t) n)) {
+	    safe_error(error_r, "read %s: file is larger than %zu bytes", path, out->max);
+	    goto fail;
+	}
+    }
+    (void) close(fd);
+    return 0;
+
+fail:
+    (void) close(fd);
+    str_reset(out);
+    return -1;
+}
+
+/* mkdir_p - make dir and any missing parents (new ones get mode) */
+int mkdir_p(const char *dir, mode_t mode, const char **error_r)
+{
+    char *copy = mem_strdup(dir);
+    struct stat st;
+    char *p;
+    int ret = -1;
+
+    if (*copy == 0) {
+	safe_error(error_r, "mkdir: empty path");
+	goto done;
+    }
+    /* Walk the components: cut at each slash, make the prefix, restore. */
+    for (p = copy + 1;; p++) {
+	if (*p != '/' && *p != 0)
+	    continue;
+	if (p[-1] != '/') {
+	    char saved = *p;
+
+	    *p = 0;
+	    if (mkdir(copy, mode) < 0) {
+		if (errno != EEXIST) {
+		    safe_error(error_r, "mkdir %s: %s", copy, strerror(errno));
+		    goto done;
+		}
+		if (stat(copy, &st) < 0) {
+		    safe_error(error_r, "stat %s: %s", copy, strerror(errno));
+		    goto done;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+		    safe_error(error_r, "mkdir %s: exists and is not a directory", copy);
+		    goto done;
+		}
+	    }
+	    *p = saved;
+	}
+	if (*p == 0)
+	    break;
+    }
+    ret = 0;
+
+done:
+    mem_free(&copy);
+    return ret;
+}
