@@ -5,6 +5,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_main_cf_documents_every_parameter_with_its_default():
 
 
 def test_main_cf_parameter_section_is_current():
-    proc = subprocess.run(["python3", str(ROOT / "tools" / "mkman-params"), "--check", str(MAIN_CF_5)],
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "mkman-params"), "--check", str(MAIN_CF_5)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
