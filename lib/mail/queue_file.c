@@ -1,0 +1,587 @@
+/* queue_file.c - queue file records: writer, whitelisted reader, grammar
+ * check, in-place done marks and a readable dump (see queue_file.h and
+ * docs/queue-file.md).
+ *
+ * The reader trusts nothing in the file: the type byte is checked
+ * against the caller's whitelist before the length is even read, the
+ * length against the caller's limit before any data is read or any
+ * memory reserved, and a short read anywhere is "corrupt", never a
+ * partial record. */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* base */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "queue_file.h"
+
+#define QF_ALL_TYPES	"VTSAONRDMLCXE"
+
+static char qf_errbuf[320];
+
+/* qf_error - format an error text into the module buffer, return -1 */
+static int __attribute__((format(printf, 2, 3))) qf_error(const char **error_r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(qf_errbuf, sizeof(qf_errbuf), fmt, ap);
+    va_end(ap);
+    if (error_r)
+	*error_r = qf_errbuf;
+    return -1;
+}
+
+/* qf_type_show - a type byte as 'X' or \xNN for messages */
+static const char *qf_type_show(char *buf, size_t size, int type)
+{
+    if (type > 0x20 && type < 0x7f)
+	(void) fmt_buf(buf, size, "'%c'", type);
+    else
+	(void) fmt_buf(buf, size, "\\x%02x", (unsigned) (type & 0xff));
+    return buf;
+}
+
+/* qf_type_name - readable name of a record type */
+const char *qf_type_name(int type)
+{
+    switch (type) {
+    case QF_REC_VERSION: return "version";
+    case QF_REC_TIME: return "time";
+    case QF_REC_SENDER: return "sender";
+    case QF_REC_ATTR: return "attribute";
+    case QF_REC_ORCPT: return "orcpt";
+    case QF_REC_NOTIFY: return "notify";
+    case QF_REC_RCPT: return "recipient";
+    case QF_REC_DONE: return "done";
+    case QF_REC_MESSAGE: return "message";
+    case QF_REC_LINE: return "line";
+    case QF_REC_CONT: return "continued";
+    case QF_REC_XEND: return "end-of-content";
+    case QF_REC_END: return "end";
+    default: return "unknown";
+    }
+}
+
+/* qf_type_known - true for a type this format defines */
+static bool qf_type_known(int type)
+{
+    return type > 0 && type < 0x7f && strchr(QF_ALL_TYPES, type) != NULL;
+}
+
+/*
+ * Writing.
+ */
+
+/* qf_header - the 5 header bytes for (type, len) */
+static void qf_header(unsigned char head[QF_HEADER_SIZE], int type, size_t len)
+{
+    if (!qf_type_known(type))
+	msg_panic("queue file: writing unknown record type 0x%02x", (unsigned) (type & 0xff));
+    if (len > QF_RECORD_MAX)
+	msg_panic("queue file: record '%c' of %zu bytes exceeds %zu", type, len, (size_t) QF_RECORD_MAX);
+    head[0] = (unsigned char) type;
+    head[1] = (unsigned char) (len >> 24);
+    head[2] = (unsigned char) (len >> 16);
+    head[3] = (unsigned char) (len >> 8);
+    head[4] = (unsigned char) len;
+}
+
+/* qf_encode - append one record to a memory buffer */
+void qf_encode(struct str *out, int type, const void *data, size_t len)
+{
+    unsigned char head[QF_HEADER_SIZE];
+
+    qf_header(head, type, len);
+    if (!str_append(out, head, sizeof(head)) || !str_append(out, data, len))
+	msg_panic("qf_encode: buffer full");
+}
+
+/* qf_put - write one record to a stream */
+int qf_put(struct stream *s, int type, const void *data, size_t len)
+{
+    unsigned char head[QF_HEADER_SIZE];
+
+    qf_header(head, type, len);
+    if (stream_write(s, head, sizeof(head)) < 0)
+	return -1;
+    return len ? stream_write(s, data, len) : 0;
+}
+
+/* qf_puts - write a record with text data */
+int qf_puts(struct stream *s, int type, const char *text)
+{
+    return qf_put(s, type, text, strlen(text));
+}
+
+/* qf_put_version - the version record */
+int qf_put_version(struct stream *s)
+{
+    char buf[64];
+
+    (void) fmt_buf(buf, sizeof(buf), "%s %d", QF_MAGIC, QF_VERSION);
+    return qf_puts(s, QF_REC_VERSION, buf);
+}
+
+/* qf_put_time - "SECONDS.UUUUUU" */
+int qf_put_time(struct stream *s, int64_t sec, long usec)
+{
+    char buf[64];
+
+    if (sec < 0 || usec < 0 || usec > 999999)
+	msg_panic("qf_put_time: bad time %lld.%ld", (long long) sec, usec);
+    (void) fmt_buf(buf, sizeof(buf), "%lld.%06ld", (long long) sec, usec);
+    return qf_puts(s, QF_REC_TIME, buf);
+}
+
+/* qf_attr_name_valid - [a-z0-9_]{1,64} */
+static bool qf_attr_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > QF_ATTR_NAME_MAX)
+	return false;
+    for (size_t i = 0; i < len; i++)
+	if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+	    return false;
+    return true;
+}
+
+/* qf_put_attr - "name=value" */
+int qf_put_attr(struct stream *s, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    unsigned char head[QF_HEADER_SIZE];
+
+    if (!qf_attr_name_valid(name, nlen))
+	msg_panic("qf_put_attr: invalid attribute name \"%s\"", name);
+    qf_header(head, QF_REC_ATTR, mem_size_add(nlen, mem_size_add(1, vlen)));
+    if (stream_write(s, head, sizeof(head)) < 0 || stream_write(s, name, nlen) < 0
+	|| stream_write(s, "=", 1) < 0)
+	return -1;
+    return vlen ? stream_write(s, value, vlen) : 0;
+}
+
+/* qf_put_line - C records of max bytes, then L with the rest */
+int qf_put_line(struct stream *s, const void *data, size_t len, size_t max)
+{
+    const char *p = data;
+
+    if (max == 0 || max > QF_RECORD_MAX)
+	msg_panic("qf_put_line: bad limit %zu", max);
+    while (len > max) {
+	if (qf_put(s, QF_REC_CONT, p, max) < 0)
+	    return -1;
+	p += max;
+	len -= max;
+    }
+    return qf_put(s, QF_REC_LINE, p, len);
+}
+
+/* qf_attr_split - "name=value" with a valid name */
+bool qf_attr_split(const char *data, size_t len, size_t *name_len, const char **value)
+{
+    const char *eq = memchr(data, '=', len);
+
+    if (eq == NULL || !qf_attr_name_valid(data, (size_t) (eq - data)))
+	return false;
+    *name_len = (size_t) (eq - data);
+    *value = eq + 1;
+    return true;
+}
+
+/*
+ * Reading.
+ */
+
+/* qf_reader_init - start reading at offset */
+void qf_reader_init(struct qf_reader *r, struct stream *s, off_t offset)
+{
+    r->stream = s;
+    r->offset = offset;
+}
+
+/* qf_io_error - a failed read that is not a clean EOF */
+static int qf_io_error(struct qf_reader *r, off_t at, const char *what, const char **error_r)
+{
+    enum stream_status st = stream_error(r->stream);
+
+    if (st == STREAM_EOF || st == STREAM_OK)
+	return qf_error(error_r, "corrupt queue file: %s at offset %lld", what, (long long) at);
+    return qf_error(error_r, "queue file read error (%s) at offset %lld",
+		    stream_status_text(st), (long long) at);
+}
+
+/* qf_get - one whitelisted, bounded record */
+int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
+	   const char *allowed, off_t *rec_offset, const char **error_r)
+{
+    unsigned char len_bytes[4];
+    char show[8];
+    off_t at = r->offset;
+    size_t len;
+    int c;
+
+    if ((c = stream_getc(r->stream)) < 0) {
+	enum stream_status st = stream_error(r->stream);
+
+	if (st == STREAM_EOF || st == STREAM_OK)
+	    return 0;
+	return qf_io_error(r, at, "record type", error_r);
+    }
+    if (c == 0 || strchr(allowed, c) == NULL)
+	return qf_error(error_r, "corrupt queue file: unexpected record type %s at offset %lld",
+			qf_type_show(show, sizeof(show), c), (long long) at);
+    if (stream_read_exact(r->stream, len_bytes, sizeof(len_bytes)) != STREAM_OK)
+	return qf_io_error(r, at, "truncated record header", error_r);
+    len = ((size_t) len_bytes[0] << 24) | ((size_t) len_bytes[1] << 16)
+	| ((size_t) len_bytes[2] << 8) | (size_t) len_bytes[3];
+    if (max > QF_RECORD_MAX)
+	max = QF_RECORD_MAX;
+    if (max > data->max)
+	max = data->max;
+    if (len > max)
+	return qf_error(error_r, "corrupt queue file: record %s of %zu bytes exceeds the limit of %zu at offset %lld",
+			qf_type_show(show, sizeof(show), c), len, max, (long long) at);
+    str_reset(data);
+    if (!str_reserve(data, len))
+	msg_panic("qf_get: reserve");
+    if (len > 0 && stream_read_exact(r->stream, data->data, len) != STREAM_OK) {
+	char what[64];
+
+	(void) fmt_buf(what, sizeof(what), "record %s length %zu runs past end of file",
+		       qf_type_show(show, sizeof(show), c), len);
+	return qf_io_error(r, at, what, error_r);
+    }
+    data->len = len;
+    data->data[len] = 0;
+    if (c != QF_REC_LINE && c != QF_REC_CONT && memchr(data->data, 0, len) != NULL)
+	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
+			qf_type_show(show, sizeof(show), c), (long long) at);
+    r->offset = at + QF_HEADER_SIZE + (off_t) len;
+    *type = c;
+    if (rec_offset)
+	*rec_offset = at;
+    return 1;
+}
+
+/* qf_check_version - "posthorn-queue N" with a version we read */
+static bool qf_check_version(const struct str *data, const char **why)
+{
+    size_t mlen = strlen(QF_MAGIC);
+    long version = 0;
+
+    if (data->len <= mlen + 1 || memcmp(data->data, QF_MAGIC " ", mlen + 1) != 0) {
+	*why = "bad version record (not a posthorn queue file)";
+	return false;
+    }
+    for (size_t i = mlen + 1; i < data->len; i++) {
+	if (data->data[i] < '0' || data->data[i] > '9' || version > 1000000) {
+	    *why = "bad version record";
+	    return false;
+	}
+	version = version * 10 + (data->data[i] - '0');
+    }
+    if (version != QF_VERSION) {
+	*why = "unsupported queue file version";
+	return false;
+    }
+    return true;
+}
+
+/* qf_check_time - "SECONDS" or "SECONDS.UUUUUU" */
+static bool qf_check_time(const struct str *data)
+{
+    size_t i = 0;
+
+    while (i < data->len && data->data[i] >= '0' && data->data[i] <= '9')
+	i++;
+    if (i == 0 || i > 12)
+	return false;
+    if (i == data->len)
+	return true;
+    if (data->data[i] != '.' || data->len - i - 1 != 6)
+	return false;
+    for (i++; i < data->len; i++)
+	if (data->data[i] < '0' || data->data[i] > '9')
+	    return false;
+    return true;
+}
+
+/* qf_check_notify - "never" or a comma list of success, failure, delay */
+static bool qf_check_notify(const struct str *data)
+{
+    static const char *const words[] = {"success", "failure", "delay"};
+    int seen = 0;
+    const char *p = data->data, *end = data->data + data->len;
+
+    if (data->len == 5 && memcmp(p, "never", 5) == 0)
+	return true;
+    for (;;) {
+	const char *comma = memchr(p, ',', (size_t) (end - p));
+	size_t wlen = (size_t) ((comma ? comma : end) - p);
+	int w;
+
+	for (w = 0; w < 3; w++)
+	    if (strlen(words[w]) == wlen && memcmp(p, words[w], wlen) == 0)
+		break;
+	if (w == 3 || (seen & (1 << w)))
+	    return false;
+	seen |= 1 << w;
+	if (comma == NULL)
+	    return true;
+	p = comma + 1;
+    }
+}
+
+/* qf_scan - a whole file, checked against the grammar */
+int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const char **error_r)
+{
+    enum { SEG_FIRST, SEG_ENVELOPE, SEG_CONTENT, SEG_TRAILER } seg = SEG_FIRST;
+    static const char *const allowed[] = {
+	QF_TYPES_FIRST, QF_TYPES_ENVELOPE, QF_TYPES_CONTENT, QF_TYPES_TRAILER,
+    };
+    struct str data;
+    int n_time = 0, n_sender = 0;
+    long n_rcpt = 0;
+    bool orcpt = false, notify = false, cont = false;
+    const char *why = NULL;
+    off_t at = 0;
+    int type;
+    int rc;
+
+    str_init(&data, max > QF_RECORD_MAX ? QF_RECORD_MAX : max);
+    for (;;) {
+	rc = qf_get(r, &type, &data, max, allowed[seg], &at, error_r);
+	if (rc == 0) {
+	    rc = qf_error(error_r, "corrupt queue file: premature end of file (no end record) at offset %lld",
+			  (long long) r->offset);
+	    break;
+	}
+	if (rc < 0)
+	    break;
+	switch (type) {
+	case QF_REC_VERSION:
+	    if (!qf_check_version(&data, &why))
+		break;
+	    seg = SEG_ENVELOPE;
+	    break;
+	case QF_REC_TIME:
+	    if (++n_time > 1)
+		why = "second time record";
+	    else if (!qf_check_time(&data))
+		why = "bad time record";
+	    break;
+	case QF_REC_SENDER:
+	    if (++n_sender > 1)
+		why = "second sender record";
+	    break;
+	case QF_REC_ATTR: {
+	    size_t nlen;
+	    const char *value;
+
+	    if (!qf_attr_split(data.data, data.len, &nlen, &value))
+		why = "bad attribute record";
+	    break;
+	}
+	case QF_REC_ORCPT:
+	    if (orcpt)
+		why = "second orcpt record for one recipient";
+	    orcpt = true;
+	    break;
+	case QF_REC_NOTIFY:
+	    if (notify)
+		why = "second notify record for one recipient";
+	    else if (!qf_check_notify(&data))
+		why = "bad notify record";
+	    notify = true;
+	    break;
+	case QF_REC_RCPT:
+	case QF_REC_DONE:
+	    if (data.len == 0)
+		why = "empty recipient";
+	    orcpt = notify = false;
+	    n_rcpt++;
+	    break;
+	case QF_REC_MESSAGE:
+	    if (data.len != 0)
+		why = "message record with data";
+	    else if (n_time != 1)
+		why = "no time record in envelope";
+	    else if (n_sender != 1)
+		why = "no sender record in envelope";
+	    else if (orcpt || notify)
+		why = "orcpt or notify record without a recipient";
+	    seg = SEG_CONTENT;
+	    break;
+	case QF_REC_LINE:
+	    cont = false;
+	    break;
+	case QF_REC_CONT:
+	    cont = true;
+	    break;
+	case QF_REC_XEND:
+	    if (data.len != 0)
+		why = "end-of-content record with data";
+	    else if (cont)
+		why = "continued line without its end";
+	    seg = SEG_TRAILER;
+	    break;
+	case QF_REC_END:
+	    if (data.len != 0)
+		why = "end record with data";
+	    else if (orcpt || notify)
+		why = "orcpt or notify record without a recipient";
+	    else if (n_rcpt == 0)
+		why = "no recipients";
+	    break;
+	default:
+	    msg_panic("qf_scan: type %d passed the whitelist", type);
+	}
+	if (why) {
+	    rc = qf_error(error_r, "corrupt queue file: %s at offset %lld", why, (long long) at);
+	    break;
+	}
+	if (visit && (rc = visit(type, &data, at, ctx)) != 0)
+	    break;
+	if (type == QF_REC_END) {
+	    /* nothing may follow the end record */
+	    if (stream_getc(r->stream) >= 0)
+		rc = qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
+			      (long long) r->offset);
+	    else if (stream_error(r->stream) != STREAM_EOF)
+		rc = qf_io_error(r, r->offset, "after end record", error_r);
+	    else
+		rc = 0;
+	    break;
+	}
+    }
+    str_fini(&data);
+    return rc;
+}
+
+/*
+ * Done marks.
+ */
+
+/* qf_mark_done_nosync - 'R' -> 'D' at offset, without sync */
+int qf_mark_done_nosync(int fd, off_t offset, const char **error_r)
+{
+    unsigned char c;
+    ssize_t n;
+
+    if (offset < 0)
+	return qf_error(error_r, "mark done: bad offset %lld", (long long) offset);
+    while ((n = pread(fd, &c, 1, offset)) < 0 && errno == EINTR)
+	;
+    if (n < 0)
+	return qf_error(error_r, "mark done: read at offset %lld: %s", (long long) offset, strerror(errno));
+    if (n == 0)
+	return qf_error(error_r, "mark done: offset %lld is past the end of the file", (long long) offset);
+    if (c == QF_REC_DONE)
+	return 0;
+    if (c != QF_REC_RCPT) {
+	char show[8];
+
+	return qf_error(error_r, "mark done: no recipient record at offset %lld (found %s)",
+			(long long) offset, qf_type_show(show, sizeof(show), c));
+    }
+    c = QF_REC_DONE;
+    while ((n = pwrite(fd, &c, 1, offset)) < 0 && errno == EINTR)
+	;
+    if (n != 1)
+	return qf_error(error_r, "mark done: write at offset %lld: %s", (long long) offset,
+			n < 0 ? strerror(errno) : "short write");
+    return 0;
+}
+
+/* qf_mark_done - 'R' -> 'D' at offset, then fdatasync */
+int qf_mark_done(int fd, off_t offset, const char **error_r)
+{
+    if (qf_mark_done_nosync(fd, offset, error_r) < 0)
+	return -1;
+    if (fdatasync(fd) < 0)
+	return qf_error(error_r, "mark done: fdatasync: %s", strerror(errno));
+    return 0;
+}
+
+/*
+ * Dump.
+ */
+
+struct qf_dump_ctx {
+    struct stream *out;
+    int flags;
+    bool failed;
+};
+
+/* qf_dump_escape - data with \\ and \xNN for non-printable bytes */
+static void qf_dump_escape(struct stream *out, const char *data, size_t len)
+{
+    size_t start = 0;
+
+    for (size_t i = 0; i < len; i++) {
+	unsigned char c = (unsigned char) data[i];
+
+	if (c >= 0x20 && c < 0x7f && c != '\\')
+	    continue;
+	(void) stream_write(out, data + start, i - start);
+	if (c == '\\')
+	    (void) stream_puts(out, "\\\\");
+	else
+	    (void) stream_printf(out, "\\x%02x", c);
+	start = i + 1;
+    }
+    (void) stream_write(out, data + start, len - start);
+}
+
+/* qf_dump_visit - print one record */
+static int qf_dump_visit(int type, const struct str *data, off_t offset, void *ctx)
+{
+    struct qf_dump_ctx *d = ctx;
+
+    if (d->flags & QF_DUMP_OFFSETS)
+	(void) stream_printf(d->out, "%10lld ", (long long) offset);
+    (void) stream_printf(d->out, "%s:", qf_type_name(type));
+    if (data->len > 0 || type == QF_REC_SENDER)
+	(void) stream_puts(d->out, " ");
+    if (type == QF_REC_SENDER && data->len == 0)
+	(void) stream_puts(d->out, "<>");
+    qf_dump_escape(d->out, data->data, data->len);
+    if (type == QF_REC_TIME) {
+	long long sec = 0;
+	char when[64];
+	struct tm tm;
+	time_t t;
+
+	for (size_t i = 0; i < data->len && data->data[i] != '.'; i++)
+	    sec = sec * 10 + (data->data[i] - '0');
+	t = (time_t) sec;
+	if (gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) > 0)
+	    (void) stream_printf(d->out, " (%s)", when);
+    }
+    if (stream_puts(d->out, "\n") < 0)
+	d->failed = true;
+    return 0;
+}
+
+/* qf_dump - print every record readably */
+int qf_dump(struct qf_reader *r, struct stream *out, int flags, const char **error_r)
+{
+    struct qf_dump_ctx d = {.out = out, .flags = flags};
+    int rc;
+
+    rc = qf_scan(r, QF_RECORD_MAX, qf_dump_visit, &d, error_r);
+    if (stream_flush(out) < 0 || d.failed) {
+	if (rc == 0)
+	    rc = qf_error(error_r, "write error on output");
+    }
+    return rc;
+}
