@@ -4,6 +4,7 @@
  * the socket buffer. */
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -164,6 +165,36 @@ int main(void)
 		printf("  case %zu: got \"%s\"\n", i, error ? error : "(null)");
 	    unit_assert_idx(list.count == 0, i);
 	}
+    }
+    unit_end();
+
+    unit_begin("memory decode: random damage gives a result or an error, never a crash");
+    {
+	uint64_t seed = 7;
+	int ok = 0, incomplete = 0, bad = 0;
+
+	str_reset(out);
+	ipc_encode_attr(out, "sender", "a@example.test", 14);
+	ipc_encode_attr(out, "size", "12345", 5);
+	ipc_encode_attr(out, "blob", "x\0y", 3);
+	ipc_encode_end(out);
+	for (int i = 0; i < 20000; i++) {
+	    char copy[128];
+	    long rc;
+
+	    memcpy(copy, out->data, out->len);
+	    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+	    copy[(seed >> 33) % out->len] = (char) (seed >> 20);
+	    rc = ipc_decode_list(copy, out->len, &list, &error);
+	    if (rc > 0 && (size_t) rc <= out->len)
+		ok++;
+	    else if (rc == 0)
+		incomplete++;
+	    else if (rc == -1 && error != NULL)
+		bad++;
+	}
+	unit_assert_inteq(ok + incomplete + bad, 20000);
+	unit_assert(bad > 5000);
     }
     unit_end();
 

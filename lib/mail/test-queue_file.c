@@ -446,6 +446,37 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("random damage never crashes the reader");
+    {
+	char all[4096];
+	ssize_t len;
+	uint64_t seed = 42;
+	int accepted = 0, rejected = 0;
+
+	fd = open(path, O_RDONLY);
+	len = read(fd, all, sizeof(all));
+	close(fd);
+	for (int i = 0; i < 3000; i++) {
+	    char copy[4096];
+	    int flips;
+
+	    memcpy(copy, all, (size_t) len);
+	    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+	    flips = 1 + (int) ((seed >> 60) & 3);
+	    for (int f = 0; f < flips; f++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		copy[(seed >> 33) % (uint64_t) len] = (char) (seed >> 20);
+	    }
+	    if (scan_bytes(copy, (size_t) len, &error) == 0)
+		accepted++;
+	    else if (contains(error, "corrupt queue file"))
+		rejected++;
+	}
+	unit_assert_inteq(accepted + rejected, 3000);
+	unit_assert(rejected > 1000);
+    }
+    unit_end();
+
     unit_begin("attribute split");
     {
 	size_t nlen;
