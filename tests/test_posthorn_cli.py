@@ -1,0 +1,531 @@
+"""The administrator's command, posthorn (tools/posthorn/): conf, check,
+map, start/stop/reload/status and usage errors, against a private
+configuration in a temporary directory.
+
+Daemons are stand-ins (small shell scripts) except where a test says it
+needs the real master (build/libexec/master), so these tests work before
+the daemons exist. Runs as root and as a normal user; as root the queue
+belongs to "nobody" and a spare group plays setgid_group."""
+import fcntl
+import grp
+import os
+import pathlib
+import pwd
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
+POSTHORN = BUILD / "bin" / "posthorn"
+MASTER = BUILD / "libexec" / "master"
+
+pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not built")
+
+STUB = "#!/bin/sh\necho \"$0 $*\" >> \"$(dirname \"$0\")/calls\"\nexit 0\n"
+
+
+def accounts():
+    """(mail_owner, setgid_group) that exist on this host when root."""
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        return me, grp.getgrgid(os.getegid()).gr_name
+    owner = "nobody"
+    owner_gid = pwd.getpwnam(owner).pw_gid
+    for name in ("posthorn-drop", "mail", "daemon", "staff", "users"):
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if g.gr_gid not in (0, owner_gid):
+            return owner, name
+    pytest.skip("no spare group for setgid_group")
+
+
+class Cli:
+    """A configuration directory with main.cf, master.cf, a stub daemon
+    directory and a queue, plus a runner for posthorn -c DIR."""
+
+    def __init__(self, base):
+        self.base = base
+        self.config_dir = base / "etc"
+        self.queue_dir = base / "queue"
+        self.data_dir = base / "data"
+        self.libexec = base / "libexec"
+        self.config_dir.mkdir()
+        self.libexec.mkdir()
+        for prog in ("master", "smtpd", "cleanup"):
+            self.stub(prog)
+        self.owner, self.group = accounts()
+        self.main = {
+            "queue_directory": str(self.queue_dir),
+            "data_directory": str(self.data_dir),
+            "daemon_directory": str(self.libexec),
+            "mail_owner": self.owner,
+            "setgid_group": self.group,
+        }
+        self.write_main()
+        self.write_master("smtp inet n - n - - smtpd\n"
+                          "cleanup unix n - n - 0 cleanup\n")
+
+    def stub(self, name, text=STUB):
+        path = self.libexec / name
+        path.write_text(text)
+        path.chmod(0o755)
+        return path
+
+    def write_main(self, extra=""):
+        lines = [f"{k} = {v}" for k, v in self.main.items()]
+        (self.config_dir / "main.cf").write_text("\n".join(lines) + "\n" + extra)
+
+    def write_master(self, text):
+        (self.config_dir / "master.cf").write_text(text)
+
+    def run(self, *args, check=None, env=None, timeout=30):
+        proc = subprocess.run([str(POSTHORN), "-c", str(self.config_dir), *args],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+        if check is not None:
+            assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+
+@pytest.fixture
+def cli(tmp_path):
+    base = tmp_path / "ph"
+    base.mkdir()
+    # The daemons (nobody) must reach the queue as they would on a host.
+    for p in (tmp_path, base):
+        p.chmod(0o755)
+    return Cli(base)
+
+
+# ---------------------------------------------------------------- conf
+
+def parse_conf(out):
+    result = {}
+    for line in out.splitlines():
+        name, _, value = line.partition(" =")
+        result[name] = value.strip()
+    return result
+
+
+def test_conf_prints_every_parameter_sorted(cli):
+    proc = cli.run("conf", check=0)
+    lines = proc.stdout.splitlines()
+    names = [l.split(" =")[0] for l in lines]
+    assert names == sorted(names)
+    values = parse_conf(proc.stdout)
+    assert values["queue_directory"] == str(cli.queue_dir)
+    assert values["max_use"] == "100"
+    assert values["myorigin"] == "$myhostname"          # as written, like postconf
+    assert len(names) >= 20
+
+
+def test_conf_expand(cli):
+    cli.write_main("myhostname = mx.example.org\n")
+    values = parse_conf(cli.run("conf", "-x", "myorigin", check=0).stdout)
+    assert values == {"myorigin": "mx.example.org"}
+
+
+def test_conf_n_only_what_main_cf_sets(cli):
+    cli.write_main("max_use = 7\n")
+    values = parse_conf(cli.run("conf", "-n", check=0).stdout)
+    assert values == {**cli.main, "max_use": "7"}
+
+
+def test_conf_d_defaults_ignore_main_cf(cli):
+    cli.write_main("max_use = 7\n")
+    out = cli.run("conf", "-d", "max_use", "queue_directory", "default_database_type", check=0).stdout
+    assert out == ("max_use = 100\nqueue_directory = /var/spool/posthorn\n"
+                   "default_database_type = cdb\n")
+
+
+def test_conf_names_and_unknown_name(cli):
+    proc = cli.run("conf", "max_use", "nonesuch_param", "mail_owner")
+    assert proc.returncode == 1
+    assert proc.stdout == f"max_use = 100\nmail_owner = {cli.owner}\n"
+    assert "posthorn: warning: unknown parameter: nonesuch_param" in proc.stderr
+
+
+def test_conf_bad_main_cf_is_reported_with_file_line(cli):
+    cli.write_main("max_use = 5\nthis line has no equals sign\n")
+    proc = cli.run("conf", "max_use")
+    assert proc.returncode == 1
+    assert f"{cli.config_dir}/main.cf:7:" in proc.stderr
+
+
+def test_shipped_main_cf_shows_the_true_defaults(cli):
+    """conf/main.cf documents defaults as '#name = value'; each must be
+    what `posthorn conf -d` says."""
+    wrong = []
+    for line in (ROOT / "conf/main.cf").read_text().splitlines():
+        if not line.startswith("#") or " = " not in line:
+            continue
+        name, _, value = line[1:].partition(" = ")
+        if not name.isidentifier():
+            continue
+        proc = cli.run("conf", "-d", name)
+        if proc.returncode != 0:
+            wrong.append(f"{name}: unknown parameter")
+            continue
+        if name in ("myhostname", "mydomain"):        # computed from the host
+            continue
+        got = proc.stdout.partition(" = ")[2].strip()
+        if got != value.strip():
+            wrong.append(f"{name}: main.cf says {value!r}, default is {got!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+# --------------------------------------------------------------- check
+
+def test_check_good_config_creates_the_queue(cli):
+    proc = cli.run("check", check=0)
+    assert "error" not in proc.stderr
+    assert f"repaired: {cli.queue_dir}/maildrop: created (mode 1730)" in proc.stderr
+    st = os.stat(cli.queue_dir / "maildrop")
+    assert stat.S_IMODE(st.st_mode) == 0o1730
+    assert stat.S_IMODE(os.stat(cli.queue_dir / "public").st_mode) == 0o710
+    assert stat.S_IMODE(os.stat(cli.data_dir).st_mode) == 0o700
+    if os.geteuid() == 0:
+        assert st.st_uid == pwd.getpwnam(cli.owner).pw_uid
+        assert st.st_gid == grp.getgrnam(cli.group).gr_gid
+        assert os.stat(cli.queue_dir / "pid").st_uid == 0
+    # A second run finds nothing to say.
+    proc = cli.run("check", check=0)
+    assert proc.stderr == ""
+
+
+def test_check_repairs_a_wrong_mode(cli):
+    cli.run("check", check=0)
+    (cli.queue_dir / "maildrop").chmod(0o777)
+    (cli.queue_dir / "private").chmod(0o755)
+    proc = cli.run("check", check=0)
+    assert f"repaired: {cli.queue_dir}/maildrop: mode was 0777, now 1730" in proc.stderr
+    assert f"repaired: {cli.queue_dir}/private: mode was 0755, now 0700" in proc.stderr
+    assert stat.S_IMODE(os.stat(cli.queue_dir / "maildrop").st_mode) == 0o1730
+
+
+def test_check_never_removes_a_file_in_the_way(cli):
+    cli.run("check", check=0)
+    (cli.queue_dir / "hold").rmdir()
+    (cli.queue_dir / "hold").write_text("x")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"posthorn: error: {cli.queue_dir}/hold: is not a directory (not changed)" in proc.stderr
+    assert (cli.queue_dir / "hold").read_text() == "x"
+
+
+def test_check_bad_main_cf_line(cli):
+    cli.write_main("max_use = 10\n  \nno equals here\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"posthorn: error: {cli.config_dir}/main.cf:8:" in proc.stderr
+
+
+def test_check_bad_value_type(cli):
+    cli.write_main("max_use = lots\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"{cli.config_dir}/main.cf:6:" in proc.stderr
+    assert "max_use" in proc.stderr
+
+
+def test_check_bad_master_cf_line(cli):
+    cli.write_master("smtp inet n - n - - smtpd\nbroken line\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"posthorn: error: {cli.config_dir}/master.cf:2:" in proc.stderr
+
+
+def test_check_missing_daemon_binary(cli):
+    cli.write_master("smtp inet n - n - - smtpd\n# comment\npop3 inet n - n - - pop3d-login\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert (f"posthorn: error: {cli.config_dir}/master.cf:3: service pop3/inet: "
+            f"command {cli.libexec}/pop3d-login: No such file or directory") in proc.stderr
+
+
+def test_check_daemon_not_executable(cli):
+    (cli.libexec / "cleanup").chmod(0o644)
+    proc = cli.run("check")
+    if os.geteuid() == 0:
+        # root may execute a file only if some x bit is set
+        assert proc.returncode == 1
+    assert "service cleanup/unix: command" in proc.stderr and "not executable" in proc.stderr
+
+
+def test_check_bad_override_value(cli):
+    cli.write_master("smtp inet n - n - - smtpd\n  -o max_use=many\n  -o max_usee=3\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"posthorn: error: {cli.config_dir}/master.cf:1: service smtp/inet:" in proc.stderr
+    assert "max_use" in proc.stderr
+    assert "-o max_usee: unknown parameter (did you mean max_use?)" in proc.stderr
+
+
+def test_check_warns_about_misspelled_parameter(cli):
+    cli.write_main("mail_ownr = someone\n")
+    proc = cli.run("check", check=0)
+    assert (f"posthorn: warning: {cli.config_dir}/main.cf:6: unknown parameter mail_ownr "
+            "(did you mean mail_owner?)") in proc.stderr
+
+
+def test_check_unknown_mail_owner(cli):
+    if os.geteuid() != 0:
+        pytest.skip("accounts are only looked up as root")
+    cli.main["mail_owner"] = "no-such-user-posthorn"
+    cli.write_main()
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert (f"{cli.config_dir}/main.cf:4: mail_owner: unknown user: no-such-user-posthorn"
+            in proc.stderr)
+
+
+def test_check_tables_named_by_maps_parameters(cli):
+    source = cli.base / "aliases"
+    source.write_text("postmaster root\n")
+    cli.write_main(f"alias_maps = cdb:{source}\nalias_database = $alias_maps\n")
+    proc = cli.run("check")
+    assert proc.returncode == 1
+    assert f"main.cf:6: alias_maps: cdb:{source}: {source}.cdb is missing" in proc.stderr
+    cli.run("map", f"cdb:{source}", check=0)
+    proc = cli.run("check", check=0)
+    assert "alias_maps" not in proc.stderr
+    future = time.time() + 10
+    os.utime(source, (future, future))
+    proc = cli.run("check", check=0)
+    assert f"warning: {cli.config_dir}/main.cf:6: alias_maps: cdb:{source}:" in proc.stderr
+    assert "is older than" in proc.stderr
+
+
+# ----------------------------------------------------------------- map
+
+def test_map_build_and_query_with_case_folding(cli):
+    source = cli.base / "virtual"
+    source.write_text("# comment\nAlice@Example.COM  alice\n\nbob@example.com bob,\n  carol\n")
+    cli.run("map", f"cdb:{source}", check=0)
+    assert (cli.base / "virtual.cdb").exists()
+    for key in ("alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.COM"):
+        proc = cli.run("map", "-q", key, f"cdb:{source}", check=0)
+        assert proc.stdout == "alice\n"
+    assert cli.run("map", "-q", "bob@example.com", f"cdb:{source}", check=0).stdout == "bob, carol\n"
+    proc = cli.run("map", "-q", "nobody@example.com", f"cdb:{source}")
+    assert proc.returncode == 1 and proc.stdout == ""
+    # The default type comes from default_database_type (cdb).
+    assert cli.run("map", "-q", "alice@example.com", str(source), check=0).stdout == "alice\n"
+
+
+def test_map_without_folding(cli):
+    source = cli.base / "exact"
+    source.write_text("Alice@Example.COM alice\n")
+    cli.run("map", "-f", f"cdb:{source}", check=0)
+    assert cli.run("map", "-f", "-q", "Alice@Example.COM", f"cdb:{source}", check=0).stdout == "alice\n"
+    assert cli.run("map", "-f", "-q", "alice@example.com", f"cdb:{source}").returncode == 1
+
+
+def test_map_rebuild_is_atomic(cli):
+    source = cli.base / "t"
+    built = cli.base / "t.cdb"
+    source.write_text("k1 v1\n")
+    cli.run("map", f"cdb:{source}", check=0)
+    first = os.stat(built).st_ino
+    # A reader that opened the old file keeps it whole across the rebuild.
+    with open(built, "rb") as old:
+        old_bytes = old.read()
+        old.seek(0)
+        source.write_text("k1 v2\nk2 v3\n")
+        cli.run("map", f"cdb:{source}", check=0)
+        assert old.read() == old_bytes
+    assert os.stat(built).st_ino != first            # replaced by rename
+    assert cli.run("map", "-q", "k1", f"cdb:{source}", check=0).stdout == "v2\n"
+    assert sorted(p.name for p in cli.base.iterdir() if p.name.startswith("t")) == ["t", "t.cdb"]
+    # A broken source leaves the built table as it was.
+    source.write_text("k1 v9\nkeywithoutvalue\n")
+    proc = cli.run("map", f"cdb:{source}")
+    assert proc.returncode == 1
+    assert f"{source}:2" in proc.stderr
+    assert cli.run("map", "-q", "k1", f"cdb:{source}", check=0).stdout == "v2\n"
+    assert sorted(p.name for p in cli.base.iterdir() if p.name.startswith("t")) == ["t", "t.cdb"]
+
+
+def test_map_errors(cli):
+    proc = cli.run("map", "-q", "x", f"nosuchtype:{cli.base}/x")
+    assert proc.returncode == 2
+    assert "posthorn: error:" in proc.stderr
+    proc = cli.run("map", f"cdb:{cli.base}/missing")
+    assert proc.returncode == 1
+    assert "missing" in proc.stderr
+
+
+# --------------------------------------------------------------- usage
+
+@pytest.mark.parametrize("args", [
+    [], ["nonsense"], ["-z", "status"], ["conf", "-z"], ["conf", "-n", "-d"],
+    ["map"], ["map", "-q"], ["map", "a", "b"], ["status", "extra"], ["stop", "x"],
+    ["start", "-X"], ["check", "now"], ["reload", "x"], ["conf", "max_use=3"],
+])
+def test_usage_errors_exit_2(cli, args):
+    proc = cli.run(*args)
+    assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+    assert "usage: posthorn" in proc.stderr
+
+
+def test_help(cli):
+    proc = cli.run("help", check=0)
+    for command in ("start", "stop", "reload", "status", "check", "conf", "map"):
+        assert f"  {command} " in proc.stdout
+
+
+def test_config_dir_from_environment(cli):
+    env = dict(os.environ, POSTHORN_CONFIG_DIR=str(cli.config_dir))
+    proc = subprocess.run([str(POSTHORN), "conf", "-n", "queue_directory"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.stdout == f"queue_directory = {cli.queue_dir}\n"
+
+
+# -------------------------------------------- start/stop/status/reload
+
+HOLDER = r"""
+import fcntl, os, signal, sys, time
+path, log = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.ftruncate(fd, 0); os.write(fd, b"%d\n" % os.getpid())
+def hup(sig, frame):
+    open(log, "a").write("HUP\n")
+def term(sig, frame):
+    open(log, "a").write("TERM\n"); time.sleep(0.3); sys.exit(0)
+signal.signal(signal.SIGHUP, hup)
+signal.signal(signal.SIGTERM, term)
+print("locked", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture
+def holder(cli):
+    """A stand-in master: holds the lock on pid/master.pid, logs signals."""
+    cli.run("check", check=0)
+    log = cli.base / "signals"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER,
+                             str(cli.queue_dir / "pid" / "master.pid"), str(log)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    proc.log = log
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_status_and_stop_when_not_running(cli):
+    proc = cli.run("status")
+    assert proc.returncode == 1
+    assert "posthorn: not running" in proc.stdout
+    proc = cli.run("stop")
+    assert proc.returncode == 1
+    assert "posthorn: not running" in proc.stderr
+    proc = cli.run("reload")
+    assert proc.returncode == 1
+    assert "posthorn: not running" in proc.stderr
+
+
+def test_stale_pid_file_without_lock_is_not_running(cli):
+    cli.run("check", check=0)
+    (cli.queue_dir / "pid" / "master.pid").write_text("999999\n")
+    assert cli.run("status").returncode == 1
+
+
+def test_status_reload_stop_with_a_lock_holder(cli, holder):
+    proc = cli.run("status", check=0)
+    assert f"running (master pid {holder.pid})" in proc.stdout
+    proc = cli.run("start")
+    assert proc.returncode == 1
+    assert f"already running (master pid {holder.pid})" in proc.stderr
+    cli.run("reload", check=0)
+    deadline = time.time() + 5
+    while time.time() < deadline and not holder.log.exists():
+        time.sleep(0.05)
+    assert holder.log.read_text() == "HUP\n"
+    start = time.time()
+    cli.run("stop", check=0)
+    assert time.time() - start >= 0.25          # it waited for the lock
+    assert holder.wait(timeout=5) == 0
+    assert holder.log.read_text() == "HUP\nTERM\n"
+    assert cli.run("status").returncode == 1
+
+
+def test_reload_refuses_a_broken_config(cli, holder):
+    cli.write_master("smtp inet n - n - - smtpd\nthis is broken\n")
+    proc = cli.run("reload")
+    assert proc.returncode == 1
+    assert f"posthorn: error: {cli.config_dir}/master.cf:2:" in proc.stderr
+    time.sleep(0.2)
+    assert not holder.log.exists()
+    cli.write_master("smtp inet n - n - - smtpd\n")
+    cli.write_main("max_use = -\n")
+    proc = cli.run("reload")
+    assert proc.returncode == 1
+    assert f"{cli.config_dir}/main.cf:6:" in proc.stderr
+    assert not holder.log.exists()
+
+
+def test_start_runs_master_with_config_dir(cli):
+    proc = cli.run("start", check=0)
+    assert "posthorn: started" in proc.stderr
+    calls = (cli.libexec / "calls").read_text().splitlines()
+    assert calls == [f"{cli.libexec}/master -c {cli.config_dir}"]
+    # check ran first: the queue exists.
+    assert (cli.queue_dir / "maildrop").is_dir()
+
+
+def test_start_foreground_execs_master(cli):
+    cli.run("-v", "start", "-F", check=0)
+    calls = (cli.libexec / "calls").read_text().splitlines()
+    assert calls == [f"{cli.libexec}/master -c {cli.config_dir} -F -v"]
+
+
+def test_start_refuses_a_broken_config(cli):
+    cli.write_master("smtp inet n - n - - smtpd\nbad\n")
+    proc = cli.run("start")
+    assert proc.returncode == 1
+    assert f"{cli.config_dir}/master.cf:2:" in proc.stderr
+    assert not (cli.libexec / "calls").exists()
+
+
+def test_start_reports_a_master_that_fails(cli):
+    cli.stub("master", "#!/bin/sh\necho 'posthorn/master: fatal: bind 127.0.0.1:25: in use' >&2\nexit 1\n")
+    proc = cli.run("start")
+    assert proc.returncode == 1
+    assert "bind 127.0.0.1:25" in proc.stderr
+    assert "master did not start" in proc.stderr
+
+
+@pytest.mark.skipif(not MASTER.exists(), reason="the real master is not built yet")
+def test_real_master_start_status_reload_stop(cli):
+    """The whole life through the CLI with build/libexec/master and no
+    services but a wake-up-less unix stub."""
+    cli.main["daemon_directory"] = str(MASTER.parent)
+    cli.main["maillog_file"] = str(cli.base / "maillog")
+    cli.write_main()
+    cli.write_master("")
+    cli.run("start", check=0, timeout=60)
+    try:
+        proc = cli.run("status", check=0)
+        pid = int(proc.stdout.split("master pid ")[1].rstrip(")\n"))
+        os.kill(pid, 0)
+        cli.run("reload", check=0)
+        proc = cli.run("start")
+        assert proc.returncode == 1 and "already running" in proc.stderr
+    finally:
+        cli.run("stop", timeout=60)
+    assert cli.run("status").returncode == 1
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
