@@ -1,0 +1,178 @@
+"""tools/sandbox.sh (`make run`): sets up an instance without starting it
+(POSTHORN_SANDBOX_NO_START=1) in a temporary directory
+(POSTHORN_SANDBOX_DIR) from a temporary build directory (POSTHORN_BUILD)
+whose daemons are stand-ins, so the test does not depend on which
+daemons exist yet. Checks the generated files, the ports, the demo user
+and its password file, and that a second run changes nothing."""
+import os
+import pathlib
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
+POSTHORN = BUILD / "bin" / "posthorn"
+SANDBOX = ROOT / "tools" / "sandbox.sh"
+
+pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not built")
+
+PORTS = {"2525": "smtpd", "2587": "smtpd", "2465": "smtpd", "2110": "pop3d-login",
+         "2995": "pop3d-login", "2143": "imapd-login", "2993": "imapd-login"}
+BUILT = ("master", "smtpd", "cleanup", "auth")
+
+
+@pytest.fixture
+def place():
+    """A world-searchable directory (as root the daemons' user must reach
+    it) with a stand-in build: the real posthorn, stub daemons."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-sandbox-", dir="/tmp"))
+    base.chmod(0o755)
+    build = base / "build"
+    (build / "bin").mkdir(parents=True)
+    (build / "libexec").mkdir()
+    shutil.copy2(POSTHORN, build / "bin" / "posthorn")
+    for name in BUILT:
+        stub = build / "libexec" / name
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def run_sandbox(place, run_dir=None, build=None, timeout=120):
+    env = dict(os.environ,
+               POSTHORN_BUILD=str(build or place / "build"),
+               POSTHORN_SANDBOX_DIR=str(run_dir or place / "run"),
+               POSTHORN_SANDBOX_NO_START="1")
+    env.pop("POSTHORN_CONFIG_DIR", None)
+    return subprocess.run(["sh", str(SANDBOX)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def parse_main(text):
+    values = {}
+    for line in text.splitlines():
+        if line and not line[0] in "# \t" and "=" in line:
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_sandbox_setup(place):
+    proc = run_sandbox(place)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = place / "run"
+    etc = run / "etc"
+
+    main = parse_main((etc / "main.cf").read_text())
+    assert main["queue_directory"] == f"{run}/queue"
+    assert main["data_directory"] == f"{run}/data"
+    assert main["daemon_directory"] == f"{place}/build/libexec"
+    assert main["command_directory"] == f"{place}/build/bin"
+    assert main["maillog_file"] == f"{run}/log/maillog"
+    assert main["inet_interfaces"] == "127.0.0.1"
+    if os.geteuid() == 0:
+        assert main["mail_owner"] == "posthorn"
+        assert main["setgid_group"] == "posthorn-drop"
+        pwd.getpwnam("posthorn")
+    else:
+        assert main["mail_owner"] == pwd.getpwuid(os.geteuid()).pw_name
+
+    # master.cf: every loopback port, active only where the daemon exists.
+    master = (etc / "master.cf").read_text()
+    for port, daemon in PORTS.items():
+        m = re.search(rf"^(#?){port}\s+inet\s.*\s{daemon}$", master, re.M)
+        assert m, f"port {port} ({daemon}) missing from master.cf"
+        assert (m.group(1) == "") == (daemon in BUILT), (port, daemon)
+    assert re.search(r"^cleanup\s+unix\s", master, re.M)
+    assert re.search(r"^auth\s+unix\s", master, re.M)
+    assert re.search(r"^#qmgr\s+unix\s.*\s300\s+1\s+qmgr$", master, re.M)
+    assert "# qmgr: not built yet" in master
+    # posthorn accepts what the sandbox wrote.
+    subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "check"],
+                   check=True, capture_output=True, timeout=30)
+
+    # The demo user: a password kept 0600, a SHA-512 crypt hash, a Maildir.
+    pwfile = run / "demo.password"
+    assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
+    password = pwfile.read_text().strip()
+    assert len(password) >= 12
+    users = (etc / "users").read_text()
+    m = re.search(r"^demo@example\.test \{SHA512-CRYPT\}(\$6\$\S+)\s+maildir=(\S+)$", users, re.M)
+    assert m, users
+    salt = m.group(1).split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
+                           capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    assert again == m.group(1)
+    maildir = pathlib.Path(m.group(2))
+    assert str(maildir) == f"{run}/mail/example.test/demo"
+    for sub in ("cur", "new", "tmp"):
+        assert (maildir / sub).is_dir()
+    assert stat.S_IMODE((etc / "users").stat().st_mode) & 0o007 == 0
+    # The users table is built and answers lookups.
+    q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
+                        "DEMO@example.test", f"cdb:{etc}/users"],
+                       capture_output=True, text=True, timeout=30)
+    assert q.returncode == 0 and q.stdout.startswith("{SHA512-CRYPT}$6$")
+
+    # The queue is there, as the manifest says.
+    assert stat.S_IMODE((run / "queue" / "maildrop").stat().st_mode) == 0o1730
+    assert stat.S_IMODE((run / "queue" / "public").stat().st_mode) == 0o710
+
+    # How to connect.
+    for text in ("2525", "2587", "2465", "2110", "2995", "2143", "2993",
+                 "demo@example.test", password, f"{run}/log/maillog", "stop"):
+        assert text in proc.stdout
+
+
+def test_sandbox_is_idempotent_and_keeps_the_password(place):
+    assert run_sandbox(place).returncode == 0
+    run = place / "run"
+    names = ["demo.password", "etc/users", "etc/users.cdb", "etc/main.cf", "etc/master.cf",
+             "etc/tls/cert.pem", "etc/tls/key.pem"]
+    before = {n: (run / n).read_bytes() for n in names}
+    (run / "queue" / "private").chmod(0o755)          # a damage check repairs
+    proc = run_sandbox(place)
+    assert proc.returncode == 0, proc.stderr
+    after = {n: (run / n).read_bytes() for n in names}
+    assert before == after
+    assert "private: mode was 0755, now 0700" in proc.stderr
+    proc = run_sandbox(place)
+    assert proc.returncode == 0
+    assert "repaired" not in proc.stderr
+
+
+def test_sandbox_picks_up_new_daemons_and_local_additions(place):
+    assert run_sandbox(place).returncode == 0
+    etc = place / "run" / "etc"
+    assert re.search(r"^#2110\s", (etc / "master.cf").read_text(), re.M)
+    stub = place / "build" / "libexec" / "pop3d-login"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    (etc / "main.cf.local").write_text("max_use = 5\n")
+    assert run_sandbox(place).returncode == 0
+    assert re.search(r"^2110\s+inet\s.*pop3d-login$", (etc / "master.cf").read_text(), re.M)
+    assert parse_main((etc / "main.cf").read_text())["max_use"] == "5"
+
+
+def test_sandbox_without_a_build(place):
+    proc = run_sandbox(place, build=place / "nothing")
+    assert proc.returncode == 1
+    assert "run make first" in proc.stderr
+
+
+def test_sandbox_unreachable_checkout_as_root(place):
+    if os.geteuid() != 0:
+        pytest.skip("only root drops to the posthorn user")
+    hidden = place / "hidden"
+    hidden.mkdir(mode=0o700)
+    hidden.chmod(0o700)
+    proc = run_sandbox(place, run_dir=hidden / "run")
+    assert proc.returncode == 1
+    assert "cannot reach" in proc.stderr and "chmod o+x" in proc.stderr
