@@ -1,0 +1,66 @@
+/* master_proto.h - what master and its children agree on.
+ *
+ * Descriptors. master execs every child with:
+ *   0, 1                /dev/null
+ *   2                   stderr of master (/dev/null unless master -F)
+ *   MASTER_STATUS_FD    write end of the service's status pipe
+ *   MASTER_LISTEN_FD .. MASTER_LISTEN_FD + N - 1
+ *                       the service's N listeners (N is passed as -s N):
+ *                       listening stream sockets (inet, unix), or a FIFO
+ *                       opened read-write (fifo)
+ * Every other descriptor is closed. The listeners are non-blocking, so
+ * several idle children may wait on one listener: whoever wins accept(2)
+ * (or read(2) on a FIFO) serves; the others get EAGAIN and wait again.
+ *
+ * Status protocol. A child writes fixed-size struct master_status records
+ * to MASTER_STATUS_FD, one write(2) each (smaller than PIPE_BUF, so writes
+ * from the children of one service never interleave):
+ *   MASTER_STAT_TAKEN   the child took a connection or a trigger and is
+ *                       busy; master stops counting it as idle
+ *   MASTER_STAT_AVAIL   the child is idle again and waits for work
+ * master counts a freshly spawned child as idle. When a service has no
+ * idle child, master watches the service's listeners itself and spawns a
+ * child when one becomes readable (up to the maxproc limit). master only
+ * accepts records whose pid is a live child of the service that owns the
+ * pipe; anything else is ignored. A child that cannot write (master gone,
+ * EPIPE) carries on with the client at hand and exits afterwards.
+ *
+ * Signals from master to children: SIGTERM = exit now; SIGHUP = finish
+ * the client at hand (if any), then exit (sent to every child on reload).
+ *
+ * Environment: master passes only the names in import_environment, plus
+ * MASTER_ENV_CONFIG_DIR and (with master -F) MASTER_ENV_LOG_STDERR=1. */
+#ifndef POSTHORN_MASTER_PROTO_H
+#define POSTHORN_MASTER_PROTO_H
+
+#include <stdint.h>
+
+#define MASTER_STATUS_FD	3	/* status pipe, write end */
+#define MASTER_LISTEN_FD	4	/* first listener */
+#define MASTER_LISTEN_MAX	64	/* listeners per service */
+
+#define MASTER_STAT_TAKEN	0	/* busy with a client or trigger */
+#define MASTER_STAT_AVAIL	1	/* idle, waiting for work */
+
+/* One status record, written whole with one write(2). */
+struct master_status {
+    int32_t pid;			/* the child's process id */
+    int32_t status;			/* MASTER_STAT_* */
+};
+
+#define MASTER_ENV_CONFIG_DIR	"POSTHORN_CONFIG_DIR"
+#define MASTER_ENV_LOG_STDERR	"POSTHORN_LOG_STDERR"
+
+/* The wake-up request that master writes to fifo and unix services with
+ * a wakeup time (master.cf column 5). */
+#define MASTER_WAKEUP_REQUEST	"W"
+
+/* The pid file, relative to queue_directory; master holds a fcntl write
+ * lock on it for its whole life. */
+#define MASTER_PID_FILE		"pid/master.pid"
+
+#ifndef POSTHORN_VERSION
+#define POSTHORN_VERSION	"0.1"
+#endif
+
+#endif

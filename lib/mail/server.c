@@ -1,0 +1,991 @@
+/* server.c - the daemon skeleton: options, configuration, logging,
+ * privilege drop, and the SINGLE, MULTI and TRIGGER service loops
+ * (see server.h for the life cycle, and master_proto.h for what master
+ * hands over).
+ *
+ * Order matters and is fixed here, once, for every daemon: the log file
+ * is opened and pre_init runs while the process may still be root; the
+ * privilege drop (chroot, setgroups, setgid, setuid, verified) comes
+ * before the first accept(2) or read(2) from a peer.
+ *
+ * SINGLE waits with poll(2) on the listeners and a self-pipe that the
+ * SIGHUP handler writes to, so a reload is never missed between a check
+ * and a wait. MULTI and TRIGGER run on the event loop (event.h), which
+ * the daemon may use for its own descriptors and timers. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* base */
+#include "event.h"
+#include "mem.h"
+#include "msg.h"
+#include "privs.h"
+#include "sock.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "config.h"
+#include "master_proto.h"
+#include "server.h"
+
+/* Options and state of this process. */
+static const struct server_spec *srv_spec;
+static char srv_config_dir[PATH_MAX];
+static char srv_service_name[256];
+static char srv_service_type[16];
+static int srv_listen_count;
+static bool srv_stdin;
+static int srv_status_fd = -1;
+static long srv_use_count;
+static pid_t srv_master_pid;
+
+/* Set by signal handlers or server_request_exit. */
+static volatile sig_atomic_t srv_exit_requested;
+static int srv_wake_pipe[2] = {-1, -1};
+
+/* MULTI and TRIGGER. */
+struct srv_client {
+    struct stream *stream;
+    void *ctx;
+    event_timer_id timer;
+    bool gone;
+};
+static struct srv_client **srv_clients;
+static size_t srv_client_count;
+static size_t srv_client_cap;
+static event_timer_id srv_idle_timer;
+static bool srv_idle_expired;
+
+/* server_service_name - -n, or the program name */
+const char *server_service_name(void)
+{
+    return srv_service_name;
+}
+
+/* server_service_type - -t, or "" */
+const char *server_service_type(void)
+{
+    return srv_service_type;
+}
+
+/* server_stdin_mode - -S was given */
+bool server_stdin_mode(void)
+{
+    return srv_stdin;
+}
+
+/* server_config_dir - the configuration directory in use */
+const char *server_config_dir(void)
+{
+    return srv_config_dir;
+}
+
+/* srv_wake - write one byte to the self-pipe (async-signal-safe) */
+static void srv_wake(void)
+{
+    int saved_errno = errno;
+
+    if (srv_wake_pipe[1] >= 0)
+	(void) !write(srv_wake_pipe[1], "x", 1);
+    errno = saved_errno;
+}
+
+/* server_request_exit - finish the work at hand, then exit */
+void server_request_exit(void)
+{
+    srv_exit_requested = 1;
+    srv_wake();
+}
+
+/* srv_sighup - master reloads: finish the client at hand, then exit */
+static void srv_sighup(int sig)
+{
+    (void) sig;
+    srv_exit_requested = 1;
+    srv_wake();
+}
+
+/* srv_sigterm - exit now */
+static void srv_sigterm(int sig)
+{
+    (void) sig;
+    _exit(0);
+}
+
+/* srv_watchdog - daemon_timeout passed without progress */
+static void srv_watchdog(int sig)
+{
+    (void) sig;
+    /* If logging itself hangs, the default action ends us 5s later. */
+    signal(SIGALRM, SIG_DFL);
+    alarm(5);
+    msg_fatal("watchdog timeout -- no progress for %ld seconds", var_daemon_timeout);
+}
+
+/* server_watchdog_reset - restart the watchdog */
+void server_watchdog_reset(void)
+{
+    long t = var_daemon_timeout;
+
+    if (t > 0)
+	alarm((unsigned) (t > 100000000 ? 100000000 : t));
+}
+
+/* srv_signals - install handlers; SIGPIPE is ignored */
+static void srv_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = srv_sighup;
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = srv_sigterm;
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = srv_watchdog;
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+/* srv_notify - tell master that this process is busy or idle again */
+static void srv_notify(int status)
+{
+    struct master_status st;
+    ssize_t n;
+
+    if (srv_status_fd < 0)
+	return;
+    memset(&st, 0, sizeof(st));
+    st.pid = (int32_t) getpid();
+    st.status = status;
+    do {
+	n = write(srv_status_fd, &st, sizeof(st));
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t) sizeof(st)) {
+	/* master is gone (EPIPE): finish what we do, then leave */
+	if (msg_verbose)
+	    msg_info("status write to master failed: %s -- exiting after this client",
+		     n < 0 ? strerror(errno) : "short write");
+	close(srv_status_fd);
+	srv_status_fd = -1;
+	srv_exit_requested = 1;
+    }
+}
+
+/* srv_usage - bad command line */
+static _Noreturn void srv_usage(const char *prog)
+{
+    msg_fatal("usage: %s [-c config_dir] [-n service] [-t inet|unix|fifo] [-s count] "
+	      "[-o name=value] [-u] [-C] [-v] [-S] [args...]", prog);
+}
+
+/* srv_fd_open - fd is an open descriptor */
+static bool srv_fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* srv_done - run on_exit and exit normally */
+static _Noreturn void srv_done(void)
+{
+    alarm(0);
+    if (srv_spec->on_exit)
+	srv_spec->on_exit();
+    exit(0);
+}
+
+/* srv_limit_reached - max_use served */
+static bool srv_limit_reached(void)
+{
+    return !(srv_spec->flags & SERVER_FLAG_NO_MAX_USE) && srv_use_count >= var_max_use;
+}
+
+/* srv_master_gone - master died: its children must not linger */
+static bool srv_master_gone(void)
+{
+    return srv_master_pid > 1 && getppid() != srv_master_pid;
+}
+
+/* srv_drain_wake - empty the self-pipe */
+static void srv_drain_wake(void)
+{
+    char buf[64];
+
+    while (read(srv_wake_pipe[0], buf, sizeof(buf)) > 0)
+	 /* void */ ;
+}
+
+/* ---------------------------------------------------------------- */
+/* -S: one client on stdin/stdout.                                  */
+
+static pid_t srv_relay_pid = -1;
+
+/* srv_relay - copy stdin to sock and sock to stdout until both end */
+static _Noreturn void srv_relay(int sock)
+{
+    char buf[8192];
+    bool in_open = true;
+
+    for (;;) {
+	struct pollfd p[2];
+	int np = 0;
+	ssize_t n;
+
+	p[np].fd = sock;
+	p[np].events = POLLIN;
+	np++;
+	if (in_open) {
+	    p[np].fd = STDIN_FILENO;
+	    p[np].events = POLLIN;
+	    np++;
+	}
+	if (poll(p, (nfds_t) np, -1) < 0) {
+	    if (errno == EINTR)
+		continue;
+	    _exit(1);
+	}
+	if (p[0].revents) {
+	    n = read(sock, buf, sizeof(buf));
+	    if (n <= 0)
+		_exit(0);			/* the daemon closed */
+	    for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(STDOUT_FILENO, buf + off, (size_t) (n - off));
+
+		if (w < 0 && errno == EINTR)
+		    continue;
+		if (w <= 0)
+		    _exit(1);
+		off += w;
+	    }
+	}
+	if (in_open && np > 1 && p[1].revents) {
+	    n = read(STDIN_FILENO, buf, sizeof(buf));
+	    if (n < 0 && errno == EINTR)
+		continue;
+	    if (n <= 0) {
+		in_open = false;
+		shutdown(sock, SHUT_WR);
+		continue;
+	    }
+	    for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(sock, buf + off, (size_t) (n - off));
+
+		if (w < 0 && errno == EINTR)
+		    continue;
+		if (w <= 0)
+		    _exit(1);
+		off += w;
+	    }
+	}
+    }
+}
+
+/* srv_stdio_fd - one descriptor for both directions of stdin/stdout:
+ * stdin itself if it is a socket, else a socketpair with a relay child */
+static int srv_stdio_fd(void)
+{
+    int type;
+    socklen_t len = sizeof(type);
+    int sv[2];
+
+    if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM)
+	return STDIN_FILENO;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	msg_fatal("socketpair: %m");
+    fflush(stdout);
+    switch (srv_relay_pid = fork()) {
+    case -1:
+	msg_fatal("fork: %m");
+    case 0:
+	close(sv[0]);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	alarm(0);
+	srv_relay(sv[1]);
+    default:
+	close(sv[1]);
+	return sv[0];
+    }
+}
+
+/* srv_stdio_end - wait until the relay wrote everything out */
+static void srv_stdio_end(void)
+{
+    int status;
+
+    if (srv_relay_pid > 0) {
+	while (waitpid(srv_relay_pid, &status, 0) < 0 && errno == EINTR)
+	     /* void */ ;
+	srv_relay_pid = -1;
+    }
+}
+
+/* srv_open_client - a stream with the default deadline */
+static struct stream *srv_open_client(int fd)
+{
+    struct stream *s = stream_open(fd);
+
+    stream_set_timeout(s, (int) (var_ipc_timeout > INT_MAX / 1000 ? INT_MAX : var_ipc_timeout * 1000));
+    return s;
+}
+
+/* ---------------------------------------------------------------- */
+/* SINGLE                                                           */
+
+/* srv_single_serve - one connection */
+static void srv_single_serve(int fd)
+{
+    struct stream *s = srv_open_client(fd);
+
+    srv_use_count++;
+    server_watchdog_reset();
+    srv_spec->single_service(s);
+    (void) stream_close(&s);
+}
+
+/* srv_single_loop - accept and serve until a limit or a signal */
+static _Noreturn void srv_single_loop(void)
+{
+    struct pollfd pfd[MASTER_LISTEN_MAX + 1];
+    int n;
+
+    for (;;) {
+	if (srv_exit_requested || srv_limit_reached() || srv_master_gone())
+	    srv_done();
+	server_watchdog_reset();
+	for (int i = 0; i < srv_listen_count; i++) {
+	    pfd[i].fd = MASTER_LISTEN_FD + i;
+	    pfd[i].events = POLLIN;
+	    pfd[i].revents = 0;
+	}
+	pfd[srv_listen_count].fd = srv_wake_pipe[0];
+	pfd[srv_listen_count].events = POLLIN;
+	pfd[srv_listen_count].revents = 0;
+	n = poll(pfd, (nfds_t) srv_listen_count + 1,
+		 (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
+		 : (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000));
+	if (n < 0) {
+	    if (errno == EINTR)
+		continue;
+	    msg_fatal("poll: %m");
+	}
+	if (n == 0) {
+	    if (msg_verbose)
+		msg_info("idle timeout -- exiting");
+	    srv_done();
+	}
+	if (pfd[srv_listen_count].revents)
+	    srv_drain_wake();
+	for (int i = 0; i < srv_listen_count; i++) {
+	    int fd;
+
+	    if (pfd[i].revents == 0 || srv_exit_requested)
+		continue;
+	    if ((fd = sock_accept(pfd[i].fd)) < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+		    && errno != ECONNABORTED && errno != EPROTO)
+		    msg_warn("accept: %m");
+		continue;
+	    }
+	    srv_notify(MASTER_STAT_TAKEN);
+	    srv_single_serve(fd);
+	    if (!srv_limit_reached() && !srv_exit_requested)
+		srv_notify(MASTER_STAT_AVAIL);
+	    break;				/* re-check limits and signals */
+	}
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* MULTI                                                            */
+
+static void srv_multi_input_cb(int fd, void *ctx);
+
+/* srv_idle_fire - max_idle passed without work */
+static void srv_idle_fire(void *ctx)
+{
+    (void) ctx;
+    srv_idle_timer = 0;
+    srv_idle_expired = true;
+}
+
+/* srv_idle_arm - (re)start the idle timer */
+static void srv_idle_arm(void)
+{
+    if (srv_idle_timer)
+	event_timer_cancel(srv_idle_timer);
+    srv_idle_timer = 0;
+    if (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT || srv_stdin)
+	return;
+    srv_idle_timer = event_timer_add((int) (var_max_idle > INT_MAX / 1000 ? INT_MAX
+					       : var_max_idle * 1000), srv_idle_fire, NULL);
+}
+
+/* srv_idle_disarm - work arrived */
+static void srv_idle_disarm(void)
+{
+    if (srv_idle_timer)
+	event_timer_cancel(srv_idle_timer);
+    srv_idle_timer = 0;
+}
+
+/* srv_client_timeout_ms - the silence limit of a MULTI client, <0: none */
+static int srv_client_timeout_ms(void)
+{
+    long t = srv_spec->client_timeout;
+
+    if (t == 0)
+	t = var_ipc_timeout;
+    if (t < 0)
+	return -1;
+    return (int) (t > INT_MAX / 1000 ? INT_MAX : t * 1000);
+}
+
+/* srv_client_drop - disconnect one client */
+static void srv_client_drop(struct srv_client *c)
+{
+    if (c->gone)
+	return;
+    c->gone = true;
+    event_remove(stream_fd(c->stream));
+    if (c->timer)
+	event_timer_cancel(c->timer);
+    c->timer = 0;
+    if (srv_spec->multi_disconnect)
+	srv_spec->multi_disconnect(c->stream, c->ctx);
+    (void) stream_close(&c->stream);
+}
+
+/* srv_client_reap - forget dropped clients; re-arm idle when none left */
+static void srv_client_reap(void)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < srv_client_count; i++) {
+	if (srv_clients[i]->gone)
+	    mem_free(&srv_clients[i]);
+	else
+	    srv_clients[j++] = srv_clients[i];
+    }
+    if (j == 0 && srv_client_count > 0)
+	srv_idle_arm();
+    srv_client_count = j;
+}
+
+/* srv_client_timeout - a MULTI client was silent too long */
+static void srv_client_timeout(void *ctx)
+{
+    struct srv_client *c = ctx;
+
+    c->timer = 0;
+    if (msg_verbose)
+	msg_info("client timeout -- disconnecting");
+    srv_client_drop(c);
+}
+
+/* srv_client_rearm - restart a client's silence timer */
+static void srv_client_rearm(struct srv_client *c)
+{
+    int ms = srv_client_timeout_ms();
+
+    if (c->timer)
+	event_timer_cancel(c->timer);
+    c->timer = ms < 0 ? 0 : event_timer_add(ms, srv_client_timeout, c);
+}
+
+/* srv_multi_add - register a new client */
+static struct srv_client *srv_multi_add(int fd)
+{
+    struct srv_client *c = mem_zalloc(sizeof(*c));
+
+    if (srv_client_count == srv_client_cap) {
+	srv_client_cap = srv_client_cap ? srv_client_cap * 2 : 16;
+	srv_clients = mem_realloc(srv_clients, mem_size_mul(srv_client_cap, sizeof(*srv_clients)));
+    }
+    srv_clients[srv_client_count++] = c;
+    srv_idle_disarm();
+    c->stream = srv_open_client(fd);
+    c->ctx = srv_spec->multi_connect ? srv_spec->multi_connect(c->stream) : NULL;
+    srv_client_rearm(c);
+    event_add_read(fd, srv_multi_input_cb, c);
+    return c;
+}
+
+/* srv_multi_input_cb - a client has input */
+static void srv_multi_input_cb(int fd, void *ctx)
+{
+    struct srv_client *c = ctx;
+
+    (void) fd;
+    if (c->gone)
+	return;
+    server_watchdog_reset();
+    for (;;) {
+	if (!srv_spec->multi_input(c->stream, c->ctx) || stream_error(c->stream) != STREAM_OK) {
+	    srv_client_drop(c);
+	    return;
+	}
+	if (stream_buffered(c->stream) == 0)
+	    break;
+    }
+    srv_client_rearm(c);
+}
+
+/* srv_multi_accept_cb - a listener is readable */
+static void srv_multi_accept_cb(int lfd, void *ctx)
+{
+    int fd;
+
+    (void) ctx;
+    if (srv_exit_requested || srv_limit_reached())
+	return;
+    if ((fd = sock_accept(lfd)) < 0) {
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+	    && errno != ECONNABORTED && errno != EPROTO)
+	    msg_warn("accept: %m");
+	return;
+    }
+    /* A MULTI process stays available for more clients. */
+    srv_notify(MASTER_STAT_TAKEN);
+    srv_use_count++;
+    if (!srv_limit_reached())
+	srv_notify(MASTER_STAT_AVAIL);
+    srv_multi_add(fd);
+}
+
+/* srv_wake_cb - the self-pipe: a signal asked us to exit */
+static void srv_wake_cb(int fd, void *ctx)
+{
+    (void) fd;
+    (void) ctx;
+    srv_drain_wake();
+}
+
+/* srv_stop_listening - no new clients for this process */
+static void srv_stop_listening(void)
+{
+    for (int i = 0; i < srv_listen_count; i++)
+	event_remove(MASTER_LISTEN_FD + i);
+}
+
+/* srv_multi_loop - run the event loop until there is nothing left to do */
+static _Noreturn void srv_multi_loop(void)
+{
+    bool listening = true;
+
+    event_add_read(srv_wake_pipe[0], srv_wake_cb, NULL);
+    for (int i = 0; i < srv_listen_count; i++)
+	event_add_read(MASTER_LISTEN_FD + i, srv_multi_accept_cb, NULL);
+    srv_idle_arm();
+    for (;;) {
+	srv_client_reap();
+	if (listening && (srv_exit_requested || srv_limit_reached() || srv_master_gone())) {
+	    srv_stop_listening();
+	    listening = false;
+	}
+	if (!listening && srv_client_count == 0)
+	    break;
+	if (srv_idle_expired && srv_client_count == 0) {
+	    if (msg_verbose)
+		msg_info("idle timeout -- exiting");
+	    break;
+	}
+	srv_idle_expired = false;
+	server_watchdog_reset();
+	event_loop_once(-1);
+    }
+    srv_done();
+}
+
+/* srv_multi_stdin - -S for MULTI: one client on stdin/stdout */
+static _Noreturn void srv_multi_stdin(void)
+{
+    struct srv_client *c;
+
+    event_add_read(srv_wake_pipe[0], srv_wake_cb, NULL);
+    c = srv_multi_add(srv_stdio_fd());
+    srv_use_count++;
+    while (!c->gone) {
+	server_watchdog_reset();
+	event_loop_once(-1);
+    }
+    srv_client_reap();
+    srv_stdio_end();
+    srv_done();
+}
+
+/* ---------------------------------------------------------------- */
+/* TRIGGER                                                          */
+
+/* srv_trigger_run - pass one request to the daemon */
+static void srv_trigger_run(const char *buf, size_t len)
+{
+    srv_notify(MASTER_STAT_TAKEN);
+    srv_use_count++;
+    srv_idle_disarm();
+    server_watchdog_reset();
+    srv_spec->trigger(buf, len);
+    if (!srv_limit_reached() && !srv_exit_requested)
+	srv_notify(MASTER_STAT_AVAIL);
+    srv_idle_arm();
+}
+
+/* srv_trigger_fifo_cb - bytes in the FIFO */
+static void srv_trigger_fifo_cb(int fd, void *ctx)
+{
+    char buf[SERVER_TRIGGER_MAX];
+    ssize_t n;
+
+    (void) ctx;
+    if (srv_exit_requested || srv_limit_reached())
+	return;
+    n = read(fd, buf, sizeof(buf));
+    if (n < 0) {
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+	    msg_fatal("read trigger fifo: %m");
+	return;
+    }
+    if (n == 0)
+	return;
+    srv_trigger_run(buf, (size_t) n);
+}
+
+/* srv_trigger_stream_cb - a connection on a trigger socket */
+static void srv_trigger_stream_cb(int lfd, void *ctx)
+{
+    char buf[SERVER_TRIGGER_MAX];
+    struct pollfd p;
+    ssize_t n = -1;
+    int fd, wait_ms;
+
+    (void) ctx;
+    if (srv_exit_requested || srv_limit_reached())
+	return;
+    if ((fd = sock_accept(lfd)) < 0) {
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+	    && errno != ECONNABORTED && errno != EPROTO)
+	    msg_warn("accept: %m");
+	return;
+    }
+    /* A trigger is written at once by its sender; wait briefly for it. */
+    wait_ms = (int) (var_ipc_timeout > 10 ? 10000 : var_ipc_timeout * 1000);
+    p.fd = fd;
+    p.events = POLLIN;
+    for (;;) {
+	p.revents = 0;
+	int r = poll(&p, 1, wait_ms);
+
+	if (r < 0 && errno == EINTR)
+	    continue;
+	if (r > 0) {
+	    do {
+		n = read(fd, buf, sizeof(buf));
+	    } while (n < 0 && errno == EINTR);
+	}
+	break;
+    }
+    close(fd);
+    if (n < 0) {
+	msg_warn("trigger connection: %s", errno ? strerror(errno) : "timeout");
+	return;
+    }
+    srv_trigger_run(buf, (size_t) n);
+}
+
+/* srv_trigger_loop - wait for triggers until a limit or a signal */
+static _Noreturn void srv_trigger_loop(void)
+{
+    bool fifo = strcmp(srv_service_type, "fifo") == 0;
+
+    event_add_read(srv_wake_pipe[0], srv_wake_cb, NULL);
+    for (int i = 0; i < srv_listen_count; i++)
+	event_add_read(MASTER_LISTEN_FD + i,
+		       fifo ? srv_trigger_fifo_cb : srv_trigger_stream_cb, NULL);
+    srv_idle_arm();
+    for (;;) {
+	if (srv_exit_requested || srv_limit_reached() || srv_master_gone())
+	    break;
+	if (srv_idle_expired) {
+	    if (msg_verbose)
+		msg_info("idle timeout -- exiting");
+	    break;
+	}
+	server_watchdog_reset();
+	event_loop_once(-1);
+    }
+    srv_done();
+}
+
+/* srv_trigger_stdin - -S for TRIGGER: read stdin, one trigger */
+static _Noreturn void srv_trigger_stdin(void)
+{
+    char buf[SERVER_TRIGGER_MAX];
+    size_t len = 0;
+
+    while (len < sizeof(buf)) {
+	ssize_t n = read(STDIN_FILENO, buf + len, sizeof(buf) - len);
+
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0)
+	    msg_fatal("read stdin: %m");
+	if (n == 0)
+	    break;
+	len += (size_t) n;
+    }
+    srv_use_count++;
+    server_watchdog_reset();
+    srv_spec->trigger(buf, len);
+    srv_done();
+}
+
+/* ---------------------------------------------------------------- */
+/* Set-up                                                           */
+
+/* srv_check_spec - the daemon filled in what its kind needs */
+static void srv_check_spec(const struct server_spec *spec)
+{
+    if (spec->name == NULL || *spec->name == 0)
+	msg_panic("server_main: no program name");
+    switch (spec->kind) {
+    case SERVER_SINGLE:
+	if (spec->single_service == NULL)
+	    msg_panic("server_main: SINGLE without single_service");
+	break;
+    case SERVER_MULTI:
+	if (spec->multi_input == NULL)
+	    msg_panic("server_main: MULTI without multi_input");
+	break;
+    case SERVER_TRIGGER:
+	if (spec->trigger == NULL)
+	    msg_panic("server_main: TRIGGER without trigger");
+	break;
+    default:
+	msg_panic("server_main: bad kind %d", (int) spec->kind);
+    }
+}
+
+/* srv_logging - "$syslog_name/name" to maillog_file or syslog (+stderr) */
+static void srv_logging(bool to_stderr)
+{
+    char progname[128];
+    const char *err;
+    int sinks = 0;
+
+    if (!fmt_buf(progname, sizeof(progname), "%s/%s", var_syslog_name, srv_spec->name))
+	msg_fatal("syslog_name too long: %s", var_syslog_name);
+    if (to_stderr)
+	sinks |= MSG_TO_STDERR;
+    if (*var_maillog_file) {
+	if (!msg_set_file(var_maillog_file, &err))
+	    msg_fatal("maillog_file: %s", err);
+	sinks |= MSG_TO_FILE;
+    } else {
+	sinks |= MSG_TO_SYSLOG;
+    }
+    msg_init(progname, sinks);
+    if (!msg_set_syslog_facility(var_syslog_facility))
+	msg_warn("unknown syslog_facility \"%s\" -- using mail", var_syslog_facility);
+}
+
+/* srv_drop_privileges - chroot (-C) and/or become mail_owner (-u) */
+static void srv_drop_privileges(bool opt_u, bool opt_C)
+{
+    const char *err;
+
+    if (opt_u) {
+	/* privs.h: look up, chroot + chdir /, setgroups, setgid, setuid, verify */
+	if (priv_drop(var_mail_owner, (gid_t) -1, opt_C ? var_queue_directory : NULL, &err) < 0)
+	    msg_fatal("privilege drop to %s: %s", var_mail_owner, err);
+    } else if (opt_C) {
+	if (geteuid() != 0) {
+	    msg_warn("not running as root: skipping chroot to %s", var_queue_directory);
+	} else {
+	    if (chroot(var_queue_directory) < 0)
+		msg_fatal("chroot %s: %m", var_queue_directory);
+	    if (chdir("/") < 0)
+		msg_fatal("chdir / after chroot %s: %m", var_queue_directory);
+	}
+    }
+}
+
+/* srv_setup_fds - check and take over the descriptors from master */
+static void srv_setup_fds(void)
+{
+    if (pipe2(srv_wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	msg_fatal("pipe: %m");
+    if (srv_stdin)
+	return;
+    if (srv_listen_count <= 0)
+	msg_fatal("no listeners (-s count) -- run from master, or use -S for stdin");
+    if (srv_listen_count > MASTER_LISTEN_MAX)
+	msg_fatal("too many listeners: %d", srv_listen_count);
+    for (int i = 0; i < srv_listen_count; i++) {
+	int fd = MASTER_LISTEN_FD + i;
+
+	if (!srv_fd_open(fd))
+	    msg_fatal("listener descriptor %d is not open", fd);
+	sock_set_cloexec(fd, true);
+	sock_set_nonblock(fd, true);
+    }
+    if (srv_fd_open(MASTER_STATUS_FD)) {
+	srv_status_fd = MASTER_STATUS_FD;
+	sock_set_cloexec(srv_status_fd, true);
+    }
+}
+
+/* server_main - run the daemon */
+int server_main(int argc, char **argv, const struct server_spec *spec)
+{
+    bool opt_u = false, opt_C = false;
+    const char *config_dir = NULL;
+    const char *err;
+    char **overrides;
+    int noverrides = 0;
+    int ch;
+    long count;
+    char early_name[128];
+
+    srv_spec = spec;
+    srv_check_spec(spec);
+    (void) fmt_buf(early_name, sizeof(early_name), "posthorn/%s", spec->name);
+    msg_init(early_name, MSG_TO_STDERR | MSG_TO_SYSLOG);
+    srv_signals();
+    srv_master_pid = getppid();
+
+    overrides = mem_alloc_array((size_t) argc + 1, sizeof(char *));
+    (void) str_copy_out(srv_service_name, sizeof(srv_service_name), spec->name);
+    opterr = 0;
+    while ((ch = getopt(argc, argv, "+c:n:t:s:o:uCvS")) != -1) {
+	switch (ch) {
+	case 'c':
+	    config_dir = optarg;
+	    break;
+	case 'n':
+	    if (!str_copy_out(srv_service_name, sizeof(srv_service_name), optarg))
+		msg_fatal("service name too long: %.100s", optarg);
+	    break;
+	case 't':
+	    if (strcmp(optarg, "inet") != 0 && strcmp(optarg, "unix") != 0
+		&& strcmp(optarg, "fifo") != 0)
+		msg_fatal("bad service type: %.100s", optarg);
+	    (void) str_copy_out(srv_service_type, sizeof(srv_service_type), optarg);
+	    break;
+	case 's':
+	    if (!parse_long(optarg, &count) || count < 0 || count > MASTER_LISTEN_MAX)
+		msg_fatal("bad listener count: %.100s", optarg);
+	    srv_listen_count = (int) count;
+	    break;
+	case 'o':
+	    overrides[noverrides++] = optarg;
+	    break;
+	case 'u':
+	    opt_u = true;
+	    break;
+	case 'C':
+	    opt_C = true;
+	    break;
+	case 'v':
+	    msg_verbose++;
+	    break;
+	case 'S':
+	    srv_stdin = true;
+	    break;
+	default:
+	    srv_usage(argv[0]);
+	}
+    }
+    if (config_dir == NULL)
+	config_dir = getenv(MASTER_ENV_CONFIG_DIR);
+    if (config_dir == NULL || *config_dir == 0)
+	config_dir = DEF_CONFIG_DIR;
+    if (!str_copy_out(srv_config_dir, sizeof(srv_config_dir), config_dir))
+	msg_fatal("configuration directory name too long");
+
+    /* Configuration. */
+    config_init();
+    if (config_load(srv_config_dir, &err) < 0)
+	msg_fatal("%s", err);
+    config_set("config_directory", srv_config_dir);
+    for (int i = 0; i < noverrides; i++)
+	if (config_override(overrides[i], &err) < 0)
+	    msg_fatal("%s", err);
+    if (config_apply(&err) < 0)
+	msg_fatal("%s", err);
+    mem_free(&overrides);
+
+    /* Logging, before any privilege drop. */
+    {
+	const char *env = getenv(MASTER_ENV_LOG_STDERR);
+
+	srv_logging(srv_stdin || (env && strcmp(env, "1") == 0));
+    }
+    if (spec->kind == SERVER_SINGLE && strcmp(srv_service_type, "fifo") == 0)
+	msg_fatal("a single-client server cannot serve a fifo");
+    if (spec->kind == SERVER_MULTI && strcmp(srv_service_type, "fifo") == 0)
+	msg_fatal("a multi-client server cannot serve a fifo");
+
+    if (chdir(var_queue_directory) < 0)
+	msg_fatal("chdir %s: %m", var_queue_directory);
+    srv_setup_fds();
+
+    if (spec->pre_init)
+	spec->pre_init(argc - optind, argv + optind);
+
+    /* Drop privileges before any byte from a peer is read. */
+    srv_drop_privileges(opt_u, opt_C);
+    if (srv_status_fd >= 0) {
+	/* Children of a dead master must not linger. */
+	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (srv_master_gone())
+	    msg_fatal("master went away during start-up");
+    } else {
+	srv_master_pid = 0;
+    }
+
+    if (spec->post_init)
+	spec->post_init(argc - optind, argv + optind);
+    if (msg_verbose)
+	msg_info("%s: ready (service %s, %d listener%s)", spec->name, srv_service_name,
+		 srv_listen_count, srv_listen_count == 1 ? "" : "s");
+
+    if (srv_stdin) {
+	switch (spec->kind) {
+	case SERVER_SINGLE: {
+		int fd = srv_stdio_fd();
+
+		srv_single_serve(fd);
+		srv_stdio_end();
+		srv_done();
+	    }
+	case SERVER_MULTI:
+	    srv_multi_stdin();
+	case SERVER_TRIGGER:
+	    srv_trigger_stdin();
+	}
+    }
+    switch (spec->kind) {
+    case SERVER_SINGLE:
+	srv_single_loop();
+    case SERVER_MULTI:
+	srv_multi_loop();
+    case SERVER_TRIGGER:
+	srv_trigger_loop();
+    }
+    return 0;
+}

@@ -1,0 +1,141 @@
+/* server.h - the skeleton every posthorn daemon is built on.
+ *
+ * A daemon's main() fills in a struct server_spec and calls
+ *     return server_main(argc, argv, &spec);
+ * The skeleton then owns everything that is not protocol work:
+ *
+ *  1. options (see below); arguments after them go to pre_init/post_init
+ *  2. config_init, config_load(config_dir), -o overrides, config_apply
+ *  3. logging: "$syslog_name/<spec.name>", to maillog_file (opened here,
+ *     before the privilege drop) or syslog, plus stderr if the environment
+ *     has POSTHORN_LOG_STDERR=1 (master -F) or in -S mode
+ *  4. chdir to queue_directory
+ *  5. pre_init (still privileged: open tables, keys, sockets)
+ *  6. privilege drop: chroot to queue_directory (-C), then setgroups,
+ *     setgid, setuid to mail_owner (-u), checked (privs.h). This happens
+ *     BEFORE any byte is read from a peer.
+ *  7. post_init (unprivileged)
+ *  8. the loop: wait on the listeners inherited from master (master_proto.h),
+ *     take work, tell master "busy"/"idle", serve; exit after max_use
+ *     connections/triggers or max_idle idle seconds; a watchdog alarm of
+ *     daemon_timeout seconds kills a process that makes no progress.
+ *  9. on_exit, then exit(0).
+ *
+ * Options:
+ *   -c dir      configuration directory (else $POSTHORN_CONFIG_DIR, else
+ *               the compiled-in default)
+ *   -n name     service name (master.cf column 1), for logging
+ *   -t type     service type: inet, unix or fifo
+ *   -s count    number of listeners at MASTER_LISTEN_FD..
+ *   -o n=v      override a main.cf parameter (repeatable)
+ *   -u          drop privileges to mail_owner (when root)
+ *   -C          chroot to queue_directory (skipped with a warning when not
+ *               root)
+ *   -v          more verbose logging (repeatable)
+ *   -S          serve ONE client on stdin/stdout and exit (SINGLE, MULTI);
+ *               TRIGGER reads stdin to EOF and calls the trigger once.
+ *               For scripted tests; logging goes to stderr as well.
+ *
+ * Kinds:
+ *   SERVER_SINGLE   one client per process at a time: accept, call
+ *                   single_service with a struct stream on the connection,
+ *                   close (smtpd, pop3d, imapd)
+ *   SERVER_MULTI    many clients per process, event driven: multi_connect
+ *                   for a new client, multi_input whenever the client has
+ *                   input (or buffered data), multi_disconnect at the end
+ *                   (qmgr, auth)
+ *   SERVER_TRIGGER  wake-up requests on a fifo or a unix socket: the bytes
+ *                   (at most SERVER_TRIGGER_MAX) are passed to trigger
+ *                   (pickup, qmgr)
+ *
+ * Signals: SIGTERM exits at once (without on_exit); SIGHUP finishes the
+ * client at hand and exits (master sends it on reload); SIGPIPE is
+ * ignored, so a vanished peer is an ordinary write error.
+ *
+ * DIAGNOSTICS: configuration and set-up problems are msg_fatal (exit 1;
+ * master throttles a service whose processes die before serving
+ * anyone); misuse of this interface is msg_panic. */
+#ifndef POSTHORN_SERVER_H
+#define POSTHORN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "stream.h"
+
+enum server_kind {
+    SERVER_SINGLE = 1,
+    SERVER_MULTI,
+    SERVER_TRIGGER,
+};
+
+/* spec.flags */
+#define SERVER_FLAG_NO_IDLE_EXIT	(1 << 0)	/* ignore max_idle (qmgr) */
+#define SERVER_FLAG_NO_MAX_USE		(1 << 1)	/* ignore max_use */
+
+#define SERVER_TRIGGER_MAX	1024	/* bytes per trigger request */
+
+struct server_spec {
+    enum server_kind kind;
+    const char *name;		/* program name: "smtpd"; logged as
+				 * "$syslog_name/smtpd" */
+    unsigned flags;		/* SERVER_FLAG_* */
+
+    /* Called with the daemon's own arguments (those after the options). */
+    void (*pre_init)(int argc, char **argv);	/* before the privilege drop */
+    void (*post_init)(int argc, char **argv);	/* after it */
+    void (*on_exit)(void);	/* before a normal exit */
+
+    /* SERVER_SINGLE: serve one client. The stream is closed afterwards;
+     * the callback must not close it. Its timeout is preset to
+     * ipc_timeout; the daemon sets its own. */
+    void (*single_service)(struct stream *client);
+
+    /* SERVER_MULTI: multi_connect returns the client's context (may be
+     * NULL); multi_input is called when the client has input, and again
+     * while the stream holds buffered input; it returns false to have the
+     * client disconnected. multi_disconnect is called once per client
+     * (after EOF, an error, a false return, client_timeout or exit); the
+     * skeleton closes the stream after it. */
+    void *(*multi_connect)(struct stream *client);
+    bool (*multi_input)(struct stream *client, void *ctx);
+    void (*multi_disconnect)(struct stream *client, void *ctx);
+    /* seconds a MULTI client may stay silent: 0 = ipc_timeout, <0 = forever */
+    long client_timeout;
+
+    /* SERVER_TRIGGER: one wake-up request (the bytes read, len >= 0). */
+    void (*trigger)(const char *buf, size_t len);
+
+    /* SERVER_MULTI and SERVER_TRIGGER: if timer_interval > 0, call timer
+     * about every timer_interval seconds (for periodic work such as a
+     * queue scan). The timer does not count as activity for max_idle. */
+    long timer_interval;
+    void (*timer)(void);
+};
+
+/* server_main - run the daemon; returns only the exit status 0 (most
+ * exits go through exit(3) directly). */
+int server_main(int argc, char **argv, const struct server_spec *spec);
+
+/* Information for the callbacks. */
+const char *server_service_name(void);	/* -n, or the program name */
+const char *server_service_type(void);	/* -t: "inet", "unix", "fifo" or "" */
+bool server_stdin_mode(void);		/* -S */
+const char *server_config_dir(void);
+
+/* server_watch_fd - (MULTI, TRIGGER) also wait for fd to become readable
+ * in the main loop and call fn(fd, ctx) then; server_unwatch_fd stops it.
+ * At most SERVER_WATCH_MAX descriptors. */
+#define SERVER_WATCH_MAX	64
+void server_watch_fd(int fd, void (*fn)(int fd, void *ctx), void *ctx);
+void server_unwatch_fd(int fd);
+
+/* server_request_exit - finish the work at hand, then exit normally (as
+ * on SIGHUP). */
+void server_request_exit(void);
+
+/* server_watchdog_reset - restart the daemon_timeout watchdog (a long
+ * job that makes progress calls this now and then). */
+void server_watchdog_reset(void);
+
+#endif

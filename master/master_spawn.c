@@ -1,0 +1,365 @@
+/* master_spawn.c - child processes: spawn, status, reap, throttle.
+ *
+ * A child is started with fork+exec (a fresh address space each time),
+ * a clean environment, its listeners and the service's status pipe at
+ * the fixed descriptors of master_proto.h, and every other descriptor
+ * closed. master counts a new child as idle until it reports TAKEN.
+ *
+ * A child that ends abnormally (non-zero exit, signal) before it ever
+ * took a connection or trigger means the command cannot start: the
+ * service is throttled for service_throttle_time (no spawns, listeners
+ * not watched; clients wait in the listen queue), instead of being
+ * restarted in a tight loop. A child that crashes after it served is
+ * simply replaced on demand. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* base */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+
+/* mail */
+#include "config.h"
+#include "master_proto.h"
+#include "mastercf.h"
+
+/* master */
+#include "master.h"
+
+/* strv - a growable NULL-terminated array of owned strings */
+struct strv {
+    char **v;
+    size_t n, cap;
+};
+
+/* strv_add - append a copy */
+static void strv_add(struct strv *sv, const char *text)
+{
+    if (sv->n + 2 > sv->cap) {
+	sv->cap = sv->cap ? sv->cap * 2 : 16;
+	sv->v = mem_realloc(sv->v, mem_size_mul(sv->cap, sizeof(char *)));
+    }
+    sv->v[sv->n++] = mem_strdup(text);
+    sv->v[sv->n] = NULL;
+}
+
+/* strv_free - free all */
+static void strv_free(struct strv *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+	mem_free(&sv->v[i]);
+    mem_free(&sv->v);
+    sv->n = sv->cap = 0;
+}
+
+/* env_item - one import_environment element: NAME or NAME=value */
+static void env_item(const char *item, void *ctx)
+{
+    struct strv *env = ctx;
+    const char *value;
+    char buf[8192];
+
+    if (strchr(item, '=') != NULL) {
+	strv_add(env, item);
+	return;
+    }
+    if (strcmp(item, MASTER_ENV_CONFIG_DIR) == 0 || strcmp(item, MASTER_ENV_LOG_STDERR) == 0)
+	return;					/* master sets these */
+    if ((value = getenv(item)) != NULL && fmt_buf(buf, sizeof(buf), "%s=%s", item, value))
+	strv_add(env, buf);
+}
+
+/* build_env - the children's environment */
+static void build_env(struct strv *env)
+{
+    char buf[8192];
+
+    config_split(master_conf->import_environment, env_item, env);
+    if (!fmt_buf(buf, sizeof(buf), "%s=%s", MASTER_ENV_CONFIG_DIR, master_conf->config_dir))
+	msg_fatal("config_directory too long");
+    strv_add(env, buf);
+    if (master_foreground)
+	strv_add(env, MASTER_ENV_LOG_STDERR "=1");
+}
+
+/* build_argv - command path, skeleton options, then master.cf args */
+static void build_argv(const struct master_service *serv, struct strv *argv)
+{
+    const struct mastercf_entry *ent = serv->ent;
+    char buf[8192];
+
+    if (ent->command[0] == '/')
+	strv_add(argv, ent->command);
+    else if (fmt_buf(buf, sizeof(buf), "%s/%s", master_conf->daemon_directory, ent->command))
+	strv_add(argv, buf);
+    else
+	msg_fatal("command path too long: %s", ent->command);
+    strv_add(argv, "-c");
+    strv_add(argv, master_conf->config_dir);
+    strv_add(argv, "-n");
+    strv_add(argv, ent->service);
+    strv_add(argv, "-t");
+    strv_add(argv, mastercf_type_name(ent->type));
+    (void) fmt_buf(buf, sizeof(buf), "%d", serv->listen_count);
+    strv_add(argv, "-s");
+    strv_add(argv, buf);
+    if (ent->unpriv && geteuid() == 0)
+	strv_add(argv, "-u");
+    if (ent->chroot)
+	strv_add(argv, "-C");
+    for (size_t i = 1; i < ent->argc && ent->argv[i]; i++)
+	strv_add(argv, ent->argv[i]);
+}
+
+/* child_exec - in the child: descriptors, signals, exec; never returns */
+static _Noreturn void child_exec(struct master_service *serv, char **argv, char **envp)
+{
+    int n = serv->listen_count;
+    int high = MASTER_LISTEN_FD + n + 16;
+    int src[MASTER_LISTEN_MAX + 1];
+    int nullfd;
+    sigset_t none;
+
+    /* Default signal handling, nothing blocked. */
+    for (int sig = 1; sig < NSIG; sig++)
+	if (sig != SIGKILL && sig != SIGSTOP)
+	    signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* Move the sources out of the way, then into place. */
+    src[0] = fcntl(serv->status_fd[1], F_DUPFD_CLOEXEC, high);
+    for (int i = 0; i < n; i++)
+	src[i + 1] = fcntl(serv->listen[i].fd, F_DUPFD_CLOEXEC, high);
+    for (int i = 0; i <= n; i++)
+	if (src[i] < 0)
+	    _exit(126);
+    if ((nullfd = open("/dev/null", O_RDWR)) < 0)
+	_exit(126);
+    if (dup2(nullfd, STDIN_FILENO) < 0 || dup2(nullfd, STDOUT_FILENO) < 0)
+	_exit(126);
+    if (nullfd > STDERR_FILENO)
+	close(nullfd);
+    if (dup2(src[0], MASTER_STATUS_FD) < 0)
+	_exit(126);
+    for (int i = 0; i < n; i++)
+	if (dup2(src[i + 1], MASTER_LISTEN_FD + i) < 0)
+	    _exit(126);
+    /* Everything else goes (master's descriptors are close-on-exec too). */
+    closefrom(MASTER_LISTEN_FD + n);
+    execve(argv[0], argv, envp);
+    {
+	char line[1024];
+	int len = snprintf(line, sizeof(line), "master: fatal: exec %s: %s\n", argv[0],
+			   strerror(errno));
+
+	if (len > 0)
+	    (void) !write(STDERR_FILENO, line, (size_t) len < sizeof(line) ? (size_t) len
+			  : sizeof(line) - 1);
+    }
+    _exit(127);
+}
+
+/* master_spawn - start one child for serv */
+void master_spawn(struct master_service *serv)
+{
+    struct strv argv = {0}, env = {0};
+    struct master_child *child;
+    pid_t pid;
+
+    build_argv(serv, &argv);
+    build_env(&env);
+    switch (pid = fork()) {
+    case -1:
+	msg_warn("fork: %m -- throttling service %s", serv->name);
+	master_throttle(serv);
+	break;
+    case 0:
+	child_exec(serv, argv.v, env.v);
+    default:
+	child = mem_zalloc(sizeof(*child));
+	child->pid = pid;
+	child->serv = serv;
+	child->path = mem_strdup(argv.v[0]);
+	child->avail = true;
+	child->next = master_children;
+	master_children = child;
+	serv->total_proc++;
+	serv->avail_proc++;
+	serv->used = true;
+	if (msg_verbose)
+	    msg_info("spawn: service %s pid %ld %s", serv->name, (long) pid, argv.v[0]);
+	break;
+    }
+    strv_free(&argv);
+    strv_free(&env);
+}
+
+/* child_find - the child with this pid */
+static struct master_child **child_find(pid_t pid)
+{
+    for (struct master_child **cp = &master_children; *cp; cp = &(*cp)->next)
+	if ((*cp)->pid == pid)
+	    return cp;
+    return NULL;
+}
+
+/* child_set_avail - keep serv->avail_proc in step */
+static void child_set_avail(struct master_child *child, bool avail)
+{
+    if (child->avail == avail)
+	return;
+    child->avail = avail;
+    if (child->serv)
+	child->serv->avail_proc += avail ? 1 : -1;
+}
+
+/* master_status_read - status records from the children of serv */
+void master_status_read(struct master_service *serv)
+{
+    struct master_status st[64];
+    ssize_t n;
+
+    for (;;) {
+	n = read(serv->status_fd[0], st, sizeof(st));
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n <= 0)
+	    return;
+	/* Records are written whole and are smaller than PIPE_BUF. */
+	for (size_t i = 0; i < (size_t) n / sizeof(st[0]); i++) {
+	    struct master_child **cp = child_find((pid_t) st[i].pid);
+	    struct master_child *child;
+
+	    if (cp == NULL || (child = *cp)->serv != serv) {
+		if (msg_verbose)
+		    msg_info("service %s: status from unknown pid %ld ignored", serv->name,
+			     (long) st[i].pid);
+		continue;
+	    }
+	    if (child->retired)
+		continue;
+	    switch (st[i].status) {
+	    case MASTER_STAT_TAKEN:
+		child->use_count++;
+		child_set_avail(child, false);
+		break;
+	    case MASTER_STAT_AVAIL:
+		child_set_avail(child, true);
+		break;
+	    default:
+		msg_warn("service %s: pid %ld sent bad status %ld", serv->name,
+			 (long) st[i].pid, (long) st[i].status);
+		break;
+	    }
+	}
+	if ((size_t) n % sizeof(st[0]) != 0)
+	    msg_warn("service %s: partial status record ignored", serv->name);
+    }
+}
+
+/* master_status_drain_all - read every status pipe (before reaping) */
+void master_status_drain_all(void)
+{
+    for (struct master_service *serv = master_services; serv; serv = serv->next)
+	master_status_read(serv);
+}
+
+/* master_throttle - no spawns for service_throttle_time */
+void master_throttle(struct master_service *serv)
+{
+    serv->throttled = true;
+    serv->throttle_until = master_now_ms() + master_conf->service_throttle_time * 1000LL;
+}
+
+/* master_reap - collect every child that ended */
+void master_reap(void)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	struct master_child **cp = child_find(pid);
+	struct master_child *child;
+	bool abnormal;
+
+	if (cp == NULL)
+	    continue;
+	child = *cp;
+	*cp = child->next;
+	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+	    msg_warn("process %s pid %ld exit status %d", child->path, (long) pid,
+		     WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) && !(master_stopping && WTERMSIG(status) == SIGTERM))
+	    msg_warn("process %s pid %ld killed by signal %d", child->path, (long) pid,
+		     WTERMSIG(status));
+	else if (msg_verbose)
+	    msg_info("process %s pid %ld exited", child->path, (long) pid);
+	if (child->serv) {
+	    struct master_service *serv = child->serv;
+
+	    child_set_avail(child, false);
+	    serv->total_proc--;
+	    if (abnormal && child->use_count == 0 && !child->retired && !master_stopping
+		&& !serv->throttled) {
+		msg_warn("%s: bad command startup -- throttling", serv->name);
+		master_throttle(serv);
+	    }
+	}
+	mem_free(&child->path);
+	mem_free(&child);
+    }
+}
+
+/* master_children_retire - reload: SIGHUP every child; none counts as idle */
+void master_children_retire(void)
+{
+    for (struct master_child *child = master_children; child; child = child->next) {
+	if (child->retired)
+	    continue;
+	child_set_avail(child, false);
+	child->retired = true;
+	if (kill(child->pid, SIGHUP) < 0 && errno != ESRCH)
+	    msg_warn("kill -HUP %ld: %m", (long) child->pid);
+    }
+}
+
+/* master_children_kill - send sig to every child */
+void master_children_kill(int sig)
+{
+    for (struct master_child *child = master_children; child; child = child->next)
+	if (kill(child->pid, sig) < 0 && errno != ESRCH)
+	    msg_warn("kill -%d %ld: %m", sig, (long) child->pid);
+}
+
+/* master_child_count - children not yet reaped */
+int master_child_count(void)
+{
+    int n = 0;
+
+    for (struct master_child *child = master_children; child; child = child->next)
+	n++;
+    return n;
+}
+
+/* master_detach_children - the service goes away; its children stay
+ * until they exit, counted nowhere */
+void master_detach_children(struct master_service *serv)
+{
+    for (struct master_child *child = master_children; child; child = child->next) {
+	if (child->serv == serv) {
+	    child_set_avail(child, false);
+	    serv->total_proc--;
+	    child->serv = NULL;
+	}
+    }
+}
