@@ -19,7 +19,7 @@
  * same microsecond (or a clock stepped back), is closed by the caller:
  * it moves the temp file to its final name with a no-replace rename
  * (renameat2 RENAME_NOREPLACE, or link+unlink) and retries with a fresh
- * time on EEXIST. The full crash-state argument is in docs/queue.md.
+ * time on EEXIST (docs/queue-file.md, "Queue IDs").
  *
  * Interface:
  *   queue_id_format()    ID from (seconds, microseconds, inode)
