@@ -46,6 +46,7 @@ enum ipc_type {
 #define IPC_DATA(name, p, n)	IPC_TYPE_DATA, (const char *) (name), (const void *) (p), (size_t) (n)
 #define IPC_RECV_STR(name, s)	IPC_TYPE_STR, (const char *) (name), (struct str *) (s)
 #define IPC_RECV_INT(name, lp)	IPC_TYPE_INT, (const char *) (name), (long *) (lp)
+#define IPC_RECV_DATA(name, s)	IPC_TYPE_DATA, (const char *) (name), (struct str *) (s)
 #define IPC_OPT			IPC_TYPE_OPT
 
 /* ipc_send - write one message and flush; 0 or -1 (stream error) */
