@@ -11,6 +11,7 @@ import grp
 import os
 import pathlib
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -529,3 +530,46 @@ def test_real_master_start_status_reload_stop(cli):
         for _ in range(100):
             os.kill(pid, 0)
             time.sleep(0.05)
+
+
+# ------------------------------------------------- shipped files, install
+
+def test_shipped_master_cf_parses_and_names_only_suite_programs(cli):
+    text = (ROOT / "conf/master.cf").read_text()
+    commands = set()
+    for line in text.splitlines():
+        if line and not line[0] in "# \t":
+            commands.add(line.split()[7])
+    assert {"smtpd", "pickup", "cleanup", "qmgr", "bounce", "smtp-client",
+            "local-delivery", "auth", "pop3d-login", "imapd-login"} <= commands
+    for command in commands:
+        cli.stub(command)
+    cli.write_master(text)
+    proc = cli.run("check")
+    assert "error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0
+
+
+def test_install_into_destdir(tmp_path):
+    build = tmp_path / "build"
+    (build / "bin").mkdir(parents=True)
+    (build / "libexec").mkdir()
+    shutil.copy2(POSTHORN, build / "bin" / "posthorn")
+    for name in ("master", "smtpd"):
+        (build / "libexec" / name).write_text("#!/bin/sh\n")
+        (build / "libexec" / name).chmod(0o755)
+    dest = tmp_path / "dest"
+    args = ["sh", str(ROOT / "tools/install.sh"), str(dest), "/usr", "/etc/posthorn",
+            "/usr/libexec/posthorn", "/usr/sbin", "/usr/bin", "/usr/share/man", str(build)]
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
+    assert os.access(dest / "usr/sbin/posthorn", os.X_OK)
+    assert stat.S_IMODE(os.stat(dest / "usr/libexec/posthorn/smtpd").st_mode) == 0o755
+    assert (dest / "usr/share/man/man1/posthorn.1").exists()
+    assert (dest / "etc/posthorn/main.cf").read_text() == (ROOT / "conf/main.cf").read_text()
+    assert "ExecStart=/usr/sbin/posthorn start -F" in \
+        (dest / "usr/lib/systemd/system/posthorn.service").read_text()
+    # An operator's main.cf survives a second install.
+    (dest / "etc/posthorn/main.cf").write_text("myhostname = mine\n")
+    proc = subprocess.run(args, check=True, capture_output=True, text=True, timeout=60)
+    assert (dest / "etc/posthorn/main.cf").read_text() == "myhostname = mine\n"
+    assert "exists, kept" in proc.stdout
