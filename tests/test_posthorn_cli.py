@@ -11,6 +11,7 @@ import grp
 import os
 import pathlib
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -573,3 +574,47 @@ def test_install_into_destdir(tmp_path):
     proc = subprocess.run(args, check=True, capture_output=True, text=True, timeout=60)
     assert (dest / "etc/posthorn/main.cf").read_text() == "myhostname = mine\n"
     assert "exists, kept" in proc.stdout
+
+
+# ------------------------------- the whole life of a real instance via CLI
+
+def posthorn_at(instance, *args, timeout=60):
+    return subprocess.run([str(POSTHORN), "-c", str(instance.etc), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not MASTER.exists() or not (BUILD / "testbin" / "ph-echo").exists(),
+                    reason="master and tests/bin/ph-echo are not built yet")
+def test_cli_drives_a_real_master_with_services(instance):
+    """start (check + repair + master), a service answers, reload adds a
+    service, stop waits until master and children are gone."""
+    a, b = instance.free_port(), instance.free_port()
+    instance.write_master_cf(f"{a} inet - - n - - ph-echo\n")
+    proc = posthorn_at(instance, "start")
+    assert proc.returncode == 0, proc.stderr
+    assert (instance.queue / "maildrop").is_dir()      # check ran and repaired
+    try:
+        proc = posthorn_at(instance, "status")
+        assert proc.returncode == 0
+        pid = int(re.search(r"master pid (\d+)", proc.stdout).group(1))
+        with instance.connect(a) as c:
+            assert c.readline().startswith("ph-echo ready")
+            assert c.cmd("echo hi") == "hi"
+        mark = instance.log_mark()
+        instance.write_master_cf(f"{a} inet - - n - - ph-echo\n{b} inet - - n - - ph-echo\n")
+        assert posthorn_at(instance, "reload").returncode == 0
+        instance.wait_log(r"reload --", since=mark)
+        with instance.connect(b) as c:
+            assert c.readline().startswith("ph-echo ready")
+        # A broken master.cf is refused and the running services stay.
+        instance.write_master_cf("this is not a service\n")
+        proc = posthorn_at(instance, "reload")
+        assert proc.returncode == 1 and f"{instance.etc}/master.cf:1:" in proc.stderr
+        with instance.connect(a) as c:
+            assert c.readline().startswith("ph-echo ready")
+    finally:
+        proc = posthorn_at(instance, "stop")
+    assert proc.returncode == 0, proc.stderr
+    assert posthorn_at(instance, "status").returncode == 1
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert instance.processes() == []
