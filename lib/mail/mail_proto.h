@@ -1,0 +1,147 @@
+/* mail_proto.h - the internal mail protocols: names, versions, sockets
+ * and attribute names, in one place (docs/protocols.md explains them).
+ *
+ * Every conversation uses lib/base/ipc.h framing and opens with the
+ * server's handshake {proto, version}; decoding is strict.
+ *
+ * 1. cleanup (public/cleanup; clients: smtpd, pickup, bounce)
+ *      client: IPC message {flags, origin}
+ *      client: queue-file records (queue_file.h qf_put*): envelope
+ *              (T optional, S, A*, [O] [N] R ...), M, content (L/C
+ *              lines without terminators), X, optional trailer, E
+ *      server: IPC message {status, queue_id, reason}
+ *    status is a CLEANUP_STAT_* bit mask (0 = queued; see cleanup_stat.h
+ *    for the one table that maps it to SMTP replies and exit codes). The
+ *    reply comes only after the queue file AND its directory entry are on
+ *    disk. One connection may carry several messages, one after another.
+ *    A client that closes before E abandons the message (nothing queued).
+ *
+ * 2. deliver (private/<transport>: private/local, private/smtp; client: qmgr)
+ *      server: handshake; then for each request:
+ *      client: IPC list {queue_id, queue_file, data_offset, data_size,
+ *              sender, arrival_time, dsn_envid, dsn_ret, nexthop,
+ *              then per recipient, in order: rcpt_address, rcpt_orig,
+ *              rcpt_orcpt, rcpt_notify, rcpt_offset}
+ *      server: IPC list {then per recipient, in the same order:
+ *              rcpt_offset, rcpt_status ("sent"|"defer"|"bounce"),
+ *              rcpt_dsn ("2.0.0", "4.2.2", ...), rcpt_reason, relay}
+ *    queue_file is relative to queue_directory ("active/ID"); the agent
+ *    opens and reads it itself, from data_offset (the M record). The
+ *    agent never marks recipients done: qmgr owns the queue file state.
+ *    One connection carries any number of requests until qmgr closes it.
+ *    request "verify" (same socket, first attribute request=verify):
+ *      client: {request=verify, rcpt_address, size}
+ *      server: {rcpt_status ("ok"|"unknown"|"over_quota"|"defer"),
+ *              rcpt_dsn, rcpt_reason}
+ *    lets smtpd ask local-delivery about a recipient at RCPT time.
+ *    A delivery request has request=deliver as its first attribute.
+ *
+ * 3. bounce (private/bounce; client: qmgr)
+ *      client: IPC list {request ("failure"|"delay"|"success"),
+ *              queue_id, queue_file, sender, arrival_time, dsn_envid,
+ *              dsn_ret, then per recipient: rcpt_address, rcpt_orig,
+ *              rcpt_orcpt, rcpt_dsn, rcpt_action ("failed"|"delayed"|
+ *              "delivered"|"relayed"|"expanded"), rcpt_reason, relay}
+ *      server: IPC message {status (0 or -1), queue_id (of the notice,
+ *              "" if none was needed), reason}
+ *    bounce writes the RFC 3464 notice through cleanup, null sender.
+ *
+ * 4. triggers: a few bytes written to public/qmgr (unix socket, master
+ *    wakeup too) or public/pickup (fifo). QMGR_TRIGGER_SCAN ("I") = look
+ *    at incoming/ now; QMGR_TRIGGER_FLUSH ("F") = retry deferred mail now;
+ *    PICKUP_TRIGGER_SCAN ("W") = look at maildrop/ now. A lost trigger
+ *    only delays: both daemons also scan on a timer. */
+#ifndef POSTHORN_MAIL_PROTO_H
+#define POSTHORN_MAIL_PROTO_H
+
+/* Protocol names and versions (handshake). */
+#define CLEANUP_PROTO		"cleanup"
+#define CLEANUP_VERSION		1
+#define DELIVER_PROTO		"deliver"
+#define DELIVER_VERSION		1
+#define BOUNCE_PROTO		"bounce"
+#define BOUNCE_VERSION		1
+
+/* Socket paths, relative to queue_directory. */
+#define CLEANUP_SOCKET		"public/cleanup"
+#define QMGR_SOCKET		"public/qmgr"
+#define PICKUP_SOCKET		"public/pickup"
+#define BOUNCE_SOCKET		"private/bounce"
+#define DELIVER_SOCKET_DIR	"private"	/* private/<transport> */
+
+/* Triggers. */
+#define QMGR_TRIGGER_SCAN	"I"
+#define QMGR_TRIGGER_FLUSH	"F"
+#define PICKUP_TRIGGER_SCAN	"W"
+
+/* cleanup request flags. */
+#define CLEANUP_FLAG_LOCAL	(1 << 0)	/* local submission: add missing
+						 * From:, qualify addresses with
+						 * $myorigin */
+#define CLEANUP_FLAG_UNTRUSTED	(1 << 1)	/* pickup: smaller record set */
+#define CLEANUP_FLAG_BOUNCE	(1 << 2)	/* a notice from bounce */
+#define CLEANUP_FLAG_EXTRACT	(1 << 3)	/* sendmail -t: recipients from
+						 * To:/Cc:/Bcc:, Bcc: removed */
+#define CLEANUP_FLAG_NO_ALIAS	(1 << 4)	/* skip virtual_alias_maps */
+
+/* Attribute names. */
+#define ATTR_PROTO		"proto"
+#define ATTR_VERSION		"version"
+#define ATTR_REQUEST		"request"
+#define ATTR_FLAGS		"flags"
+#define ATTR_ORIGIN		"origin"
+#define ATTR_STATUS		"status"
+#define ATTR_QUEUE_ID		"queue_id"
+#define ATTR_QUEUE_FILE		"queue_file"
+#define ATTR_REASON		"reason"
+#define ATTR_DATA_OFFSET	"data_offset"
+#define ATTR_DATA_SIZE		"data_size"
+#define ATTR_SENDER		"sender"
+#define ATTR_ARRIVAL_TIME	"arrival_time"
+#define ATTR_DSN_ENVID		"dsn_envid"
+#define ATTR_DSN_RET		"dsn_ret"
+#define ATTR_NEXTHOP		"nexthop"
+#define ATTR_SIZE		"size"
+#define ATTR_RELAY		"relay"
+#define ATTR_RCPT_ADDRESS	"rcpt_address"
+#define ATTR_RCPT_ORIG		"rcpt_orig"
+#define ATTR_RCPT_ORCPT		"rcpt_orcpt"
+#define ATTR_RCPT_NOTIFY	"rcpt_notify"
+#define ATTR_RCPT_OFFSET	"rcpt_offset"
+#define ATTR_RCPT_STATUS	"rcpt_status"
+#define ATTR_RCPT_DSN		"rcpt_dsn"
+#define ATTR_RCPT_REASON	"rcpt_reason"
+#define ATTR_RCPT_ACTION	"rcpt_action"
+
+/* deliver request names and per-recipient results. */
+#define DELIVER_REQ_DELIVER	"deliver"
+#define DELIVER_REQ_VERIFY	"verify"
+#define RCPT_STAT_SENT		"sent"
+#define RCPT_STAT_DEFER		"defer"
+#define RCPT_STAT_BOUNCE	"bounce"
+#define RCPT_STAT_OK		"ok"
+#define RCPT_STAT_UNKNOWN	"unknown"
+#define RCPT_STAT_OVER_QUOTA	"over_quota"
+
+/* bounce request names. */
+#define BOUNCE_REQ_FAILURE	"failure"
+#define BOUNCE_REQ_DELAY	"delay"
+#define BOUNCE_REQ_SUCCESS	"success"
+
+/* Well-known queue-file attribute names ('A' records). */
+#define QATTR_CLIENT_NAME	"client_name"
+#define QATTR_CLIENT_ADDRESS	"client_address"
+#define QATTR_HELO		"helo"
+#define QATTR_PROTOCOL		"protocol"
+#define QATTR_SASL_USERNAME	"sasl_username"
+#define QATTR_DSN_ENVID		"dsn_envid"
+#define QATTR_DSN_RET		"dsn_ret"
+#define QATTR_ORIGIN		"origin"
+#define QATTR_SUBMIT_UID	"submit_uid"
+#define QATTR_SIZE		"size"
+#define QATTR_BODY		"body"
+#define QATTR_SMTPUTF8		"smtputf8"
+#define QATTR_RCPT_ORIG		"rcpt_orig"	/* before alias expansion,
+						 * for the next R */
+
+#endif

@@ -1,0 +1,91 @@
+/* resolve.h - address classes and routing: which domains are ours, how a
+ * recipient is delivered, and whether a recipient exists.
+ *
+ * One module answers these for every daemon, from the same parameters,
+ * so smtpd's RCPT check, cleanup's alias expansion, qmgr's routing and
+ * local-delivery agree (Postfix's address classes):
+ *   local           domain in mydestination (or a literal of our own
+ *                   address): system users (getpwnam) and alias_maps;
+ *                   transport "local"
+ *   virtual mailbox domain in virtual_mailbox_domains: recipients in
+ *                   virtual_mailbox_maps; transport "local" (the
+ *                   local-delivery agent also serves virtual mailboxes)
+ *   virtual alias   domain in virtual_alias_domains: every recipient
+ *                   must be rewritten by virtual_alias_maps (cleanup)
+ *   relay           domain in relay_domains: transport "smtp", nexthop
+ *                   the domain
+ *   default         anything else: transport "smtp" (relaying is a
+ *                   policy question for smtpd)
+ * transport_maps (domain or address -> "transport:nexthop") overrides the
+ * transport of any class.
+ *
+ * Addresses here are internal form: "localpart@domain" with the local
+ * part unquoted; the domain is compared case-insensitively. An address
+ * without "@" is local. The recipient delimiter ("user+ext@dom") is
+ * understood: lookups try the full local part first, then without the
+ * extension (as Postfix).
+ *
+ * Lifecycle: resolve_init() after config_apply and before a privilege
+ * drop or chroot (it opens the tables); resolve_fini() closes them.
+ * Errors: -1 and a text in *error_r (table lookup failures are
+ * temporary: the caller defers, never rejects). */
+#ifndef POSTHORN_RESOLVE_H
+#define POSTHORN_RESOLVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "str.h"
+
+enum resolve_class {
+    RESOLVE_CLASS_LOCAL = 1,
+    RESOLVE_CLASS_VIRTUAL,		/* virtual mailbox */
+    RESOLVE_CLASS_ALIAS,		/* virtual alias domain */
+    RESOLVE_CLASS_RELAY,
+    RESOLVE_CLASS_DEFAULT,
+};
+
+struct resolve_result {
+    enum resolve_class class;
+    char transport[64];		/* "local", "smtp", "error", ... */
+    char nexthop[256];		/* domain, or [host]:port from transport_maps */
+};
+
+/* Recipient existence (for RCPT TO and for cleanup/local decisions). */
+enum resolve_known {
+    RESOLVE_KNOWN = 1,		/* deliverable here (or to be relayed) */
+    RESOLVE_UNKNOWN,		/* 550 5.1.1 */
+    RESOLVE_TEMPFAIL,		/* lookup failed: 451 4.3.0 */
+};
+
+int resolve_init(const char **error_r);
+void resolve_fini(void);
+
+/* resolve_address - class, transport and nexthop of a recipient */
+int resolve_address(const char *address, struct resolve_result *result, const char **error_r);
+/* resolve_recipient - does this recipient exist? For local: a system
+ * user (after the delimiter) or an alias_maps key; virtual mailbox: a
+ * virtual_mailbox_maps or virtual_alias_maps key; alias domain: a
+ * virtual_alias_maps key; relay/default: RESOLVE_KNOWN (not ours to
+ * judge). why_r gets a short text for logs. */
+enum resolve_known resolve_recipient(const char *address, const char **why_r);
+
+/* Domain classes. */
+bool resolve_domain_is_local(const char *domain);
+bool resolve_domain_is_virtual_mailbox(const char *domain);
+bool resolve_domain_is_virtual_alias(const char *domain);
+bool resolve_domain_is_relay(const char *domain);
+/* resolve_domain_is_ours - local, virtual mailbox or virtual alias */
+bool resolve_domain_is_ours(const char *domain);
+
+/* resolve_split_extension - split "user+ext" at the first character of
+ * recipient_delimiter; false if none (user/ext untouched) */
+bool resolve_split_extension(const char *localpart, struct str *user, struct str *ext);
+
+/* Table lookups used by several daemons (1 found, 0 not found, -1 error).
+ * The key is an address or a domain; value gets the table's value. */
+int resolve_lookup_virtual_alias(const char *address, struct str *value, const char **error_r);
+int resolve_lookup_virtual_mailbox(const char *address, struct str *value, const char **error_r);
+int resolve_lookup_alias(const char *localpart, struct str *value, const char **error_r);
+
+#endif
