@@ -73,6 +73,9 @@ class Cli:
         self.write_main()
         self.write_master("smtp inet n - n - - smtpd\n"
                           "cleanup unix n - n - 0 cleanup\n")
+        # alias_maps defaults to cdb:$config_directory/aliases.
+        (self.config_dir / "aliases").write_text("# no aliases\n")
+        self.run("map", f"cdb:{self.config_dir}/aliases", check=0)
 
     def stub(self, name, text=STUB):
         path = self.libexec / name
@@ -302,6 +305,14 @@ def test_check_tables_named_by_maps_parameters(cli):
     proc = cli.run("check", check=0)
     assert f"warning: {cli.config_dir}/main.cf:6: alias_maps: cdb:{source}:" in proc.stderr
     assert "is older than" in proc.stderr
+
+
+def test_check_default_alias_table_missing_is_a_warning(cli):
+    (cli.config_dir / "aliases.cdb").unlink()
+    proc = cli.run("check", check=0)
+    assert (f"posthorn: warning: {cli.config_dir}/main.cf (alias_maps not set, default): "
+            f"alias_maps: cdb:{cli.config_dir}/aliases: {cli.config_dir}/aliases.cdb is missing; "
+            "run: newaliases") in proc.stderr
 
 
 # ----------------------------------------------------------------- map

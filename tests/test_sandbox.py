@@ -95,8 +95,9 @@ def test_sandbox_setup(place):
     assert re.search(r"^#qmgr\s+unix\s.*\s300\s+1\s+qmgr$", master, re.M)
     assert "# qmgr: not built yet" in master
     # posthorn accepts what the sandbox wrote.
-    subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "check"],
-                   check=True, capture_output=True, timeout=30)
+    chk = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "check"],
+                         capture_output=True, text=True, timeout=30)
+    assert chk.returncode == 0 and chk.stderr == "", chk.stderr
 
     # The demo user: a password kept 0600, a SHA-512 crypt hash, a Maildir.
     pwfile = run / "demo.password"
@@ -120,6 +121,14 @@ def test_sandbox_setup(place):
                         "DEMO@example.test", f"cdb:{etc}/users"],
                        capture_output=True, text=True, timeout=30)
     assert q.returncode == 0 and q.stdout.startswith("{SHA512-CRYPT}$6$")
+    # The virtual mailbox table maps the address to the Maildir, no hash.
+    q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
+                        "demo@example.test", f"cdb:{etc}/vmailbox"],
+                       capture_output=True, text=True, timeout=30)
+    assert q.returncode == 0 and q.stdout == f"{maildir}/\n"
+    if os.geteuid() == 0:
+        assert maildir.stat().st_uid == pwd.getpwnam("vmail").pw_uid
+        assert stat.S_IMODE((etc / "tls/key.pem").stat().st_mode) == 0o600
 
     # The queue is there, as the manifest says.
     assert stat.S_IMODE((run / "queue" / "maildrop").stat().st_mode) == 0o1730
@@ -135,7 +144,8 @@ def test_sandbox_is_idempotent_and_keeps_the_password(place):
     assert run_sandbox(place).returncode == 0
     run = place / "run"
     names = ["demo.password", "etc/users", "etc/users.cdb", "etc/main.cf", "etc/master.cf",
-             "etc/tls/cert.pem", "etc/tls/key.pem"]
+             "etc/tls/cert.pem", "etc/tls/key.pem", "etc/vmailbox", "etc/vmailbox.cdb",
+             "etc/aliases"]
     before = {n: (run / n).read_bytes() for n in names}
     (run / "queue" / "private").chmod(0o755)          # a damage check repairs
     proc = run_sandbox(place)

@@ -48,9 +48,9 @@ if [ "$(id -u)" = 0 ]; then
         groupadd --system "$SETGID_GROUP"
         echo "sandbox: created system group $SETGID_GROUP"
     fi
+    NOLOGIN=/usr/sbin/nologin
+    [ -x "$NOLOGIN" ] || NOLOGIN=/bin/false
     if ! getent passwd "$MAIL_OWNER" >/dev/null; then
-        NOLOGIN=/usr/sbin/nologin
-        [ -x "$NOLOGIN" ] || NOLOGIN=/bin/false
         useradd --system --user-group --no-create-home --home-dir /nonexistent \
             --shell "$NOLOGIN" --comment "posthorn mail system" "$MAIL_OWNER"
         echo "sandbox: created system user $MAIL_OWNER"
@@ -67,9 +67,17 @@ sandbox: (e.g. /srv or /opt), or run "make run" as a normal user.
 EOF
         exit 1
     fi
+    # Virtual mailboxes belong to one mail store account of their own.
+    VMAIL_OWNER=vmail
+    if ! getent passwd "$VMAIL_OWNER" >/dev/null; then
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell "$NOLOGIN" --comment "posthorn virtual mailboxes" "$VMAIL_OWNER"
+        echo "sandbox: created system user $VMAIL_OWNER"
+    fi
 else
     MAIL_OWNER=$(id -un)
     SETGID_GROUP=$(id -gn)
+    VMAIL_OWNER=$MAIL_OWNER
 fi
 
 # known PARAM - true if this build knows the main.cf parameter
@@ -117,8 +125,16 @@ mydomain = $DOMAIN
 mydestination = localhost
 EOF
     opt virtual_mailbox_domains "$DOMAIN"
-    opt virtual_mailbox_maps "cdb:$ETC/users"
+    opt virtual_mailbox_maps "cdb:$ETC/vmailbox"
+    opt virtual_mailbox_owner "$VMAIL_OWNER"
     opt auth_user_maps "cdb:$ETC/users"
+    # Local aliases need newaliases (sendmail -bi), once it is built.
+    if [ -x "$BUILD/bin/sendmail" ]; then
+        opt alias_maps "cdb:$ETC/aliases"
+    else
+        echo "# sendmail (newaliases) is not built yet: no local aliases"
+        opt alias_maps ""
+    fi
     opt smtpd_tls_cert_file "$TLS_CERT"
     opt smtpd_tls_key_file "$TLS_KEY"
     opt smtpd_tls_security_level may
@@ -223,11 +239,39 @@ fi
 "$PH" -c "$ETC" map "cdb:$USERS"
 [ "$(id -u)" = 0 ] && chown "root:$MAIL_OWNER" "$USERS.cdb"
 
+# The virtual mailbox table: address -> Maildir (no secrets in it).
+{
+    echo "# vmailbox - virtual mailboxes: address, Maildir path (ends in /)."
+    echo "demo@$DOMAIN $MAILDIR"
+} > "$ETC/vmailbox.new"
+if ! cmp -s "$ETC/vmailbox.new" "$ETC/vmailbox" 2>/dev/null || [ ! -s "$ETC/vmailbox.cdb" ]; then
+    mv "$ETC/vmailbox.new" "$ETC/vmailbox"
+    chmod 0644 "$ETC/vmailbox"
+    "$PH" -c "$ETC" map "cdb:$ETC/vmailbox"
+else
+    rm -f "$ETC/vmailbox.new"
+fi
+
+# Local aliases (aliases(5) syntax), for mail to postmaster@localhost.
+if [ ! -s "$ETC/aliases" ]; then
+    cat > "$ETC/aliases" <<EOF
+# aliases - local aliases for the sandbox (rebuild: newaliases)
+postmaster: demo@$DOMAIN
+root: demo@$DOMAIN
+MAILER-DAEMON: postmaster
+abuse: postmaster
+EOF
+fi
+if [ -x "$BUILD/bin/sendmail" ] && { [ ! -s "$ETC/aliases.cdb" ] || [ "$ETC/aliases" -nt "$ETC/aliases.cdb" ]; }; then
+    POSTHORN_CONFIG_DIR=$ETC "$BUILD/bin/sendmail" -bi \
+        || echo "sandbox: warning: newaliases (sendmail -bi) failed" >&2
+fi
+
 for sub in cur new tmp; do
     mkdir -p "$MAILDIR$sub"
 done
 chmod 0700 "$RUN/mail/$DOMAIN/demo" "$MAILDIR"cur "$MAILDIR"new "$MAILDIR"tmp
-[ "$(id -u)" = 0 ] && chown -R "$MAIL_OWNER:" "$RUN/mail"
+[ "$(id -u)" = 0 ] && chown -R "$VMAIL_OWNER:" "$RUN/mail"
 
 # -------------------------------------------------- check (and repair)
 if ! "$PH" -c "$ETC" check; then

@@ -71,11 +71,16 @@ int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
     struct passwd *pw;
     struct group *gr;
 
+    /* Not root: the sandbox (mail_owner is this user, or an account that
+     * does not exist here) has every role played by this user; a real
+     * installation is checked as it is, but cannot be chowned. */
     if (geteuid() != 0) {
-	manifest_ids_self(ids, geteuid(), getegid());
-	return 0;
-    }
-    if ((pw = getpwnam(mail_owner)) == NULL) {
+	pw = getpwnam(mail_owner);
+	if (pw == NULL || pw->pw_uid == geteuid()) {
+	    manifest_ids_self(ids, geteuid(), getegid());
+	    return 0;
+	}
+    } else if ((pw = getpwnam(mail_owner)) == NULL) {
 	fmt_buf(error, sizeof(error), "mail_owner: unknown user: %s", mail_owner);
 	*error_r = error;
 	return -1;
@@ -101,7 +106,7 @@ int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
 	return -1;
     }
     ids->setgid_gid = gr->gr_gid;
-    ids->can_chown = true;
+    ids->can_chown = (geteuid() == 0);
     return 0;
 }
 
@@ -224,16 +229,20 @@ int manifest_check_entry(const struct manifest_entry *entry, const char *path,
 	return 1;
     }
 
-    /* Repairs go through a descriptor of the very directory checked. */
+    /* Repairs go through a descriptor of the very directory checked,
+     * opened only when something differs (a normal user may look at a
+     * queue it cannot open). */
     fd = -1;
-    if (repair) {
+    if (repair && (st.st_uid != want_uid
+		   || (entry->group == MANIFEST_SETGID_GROUP && st.st_gid != ids->setgid_gid)
+		   || (st.st_mode & 07777) != entry->mode)) {
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (is_base ? 0 : O_NOFOLLOW));
 	if (fd < 0 || fstat(fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
 	    report_line(report, ctx, MANIFEST_ERROR, "%s: cannot open for repair: %s", path,
 			fd < 0 ? strerror(errno) : "changed while being checked");
 	    if (fd >= 0)
 		close(fd);
-	    return 1;
+	    fd = -1;
 	}
     }
 

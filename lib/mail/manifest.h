@@ -16,8 +16,11 @@
  *
  * Identities are resolved once into struct manifest_ids. As root they are
  * uid 0 for "root" and the accounts named by mail_owner and setgid_group.
- * As a normal user (the sandbox) every owner and group is the invoking
- * user's uid and primary gid, with the same modes.
+ * As a normal user whose name is mail_owner (the sandbox), or when
+ * mail_owner does not exist, every owner and group is the invoking
+ * user's uid and primary gid, with the same modes. A normal user
+ * checking a real installation (mail_owner is someone else) sees the
+ * real identities but can repair only what it owns.
  *
  * Interface:
  *   manifest_ids_resolve()  look up mail_owner/setgid_group (or use the
@@ -77,9 +80,9 @@ typedef void (*manifest_report_fn)(enum manifest_level level, const char *text, 
 
 #define MANIFEST_REPAIR	(1 << 0)
 
-/* manifest_ids_resolve - identities for this run. As root, mail_owner and
- * setgid_group must exist (and mail_owner must not be root); otherwise
- * the invoking user is used for every role. -1 with *error_r if not. */
+/* manifest_ids_resolve - identities for this run (see above). mail_owner
+ * must not be root, setgid_group must be a group of its own; -1 with
+ * *error_r otherwise, or if an account that is needed does not exist. */
 int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
 			 struct manifest_ids *ids, const char **error_r);
 /* manifest_ids_self - every role is uid/gid (for tests and the sandbox) */

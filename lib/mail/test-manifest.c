@@ -236,6 +236,9 @@ int main(void)
 	unit_assert(manifest_ids_resolve("no-such-user-xyz", "nogroup", &ids, &error) == 0);
 	unit_assert(ids.owner_uid == geteuid() && ids.root_uid == geteuid());
 	unit_assert(ids.setgid_gid == getegid() && !ids.can_chown);
+	/* A real installation seen by a normal user: root stays root. */
+	unit_assert(manifest_ids_resolve("root", "root", &ids, &error) < 0);
+	unit_assert(strstr(error, "has uid 0") != NULL);
     }
     unit_end();
 

@@ -216,26 +216,33 @@ struct table_ctx {
     const char *default_type;
 };
 
-/* check_table_cb - one table named by a *_maps parameter */
+/* check_table_cb - one table named by a *_maps parameter. A table that
+ * main.cf names must exist (error); one named only by a built-in default
+ * (alias_maps on a fresh install) gets a warning, so that a new host can
+ * start before its first newaliases. */
 static void check_table_cb(const char *item, void *ctx)
 {
     const struct table_ctx *tc = ctx;
     struct str *source = str_new(4096), *built = str_new(4096);
+    void (*complain)(const char *, ...) = config_where(tc->param) ? ph_error : msg_warn;
+    bool aliases = strcmp(tc->param, "alias_maps") == 0;
     const char *why, *error;
     char type[32];
     struct stat st;
     int stale;
 
     if (table_paths(item, tc->default_type, type, sizeof(type), source, built, &error) < 0) {
-	ph_error("%s: %s: %s", where_of(tc->param), tc->param, error);
+	complain("%s: %s: %s", where_of(tc->param), tc->param, error);
     } else if ((stale = table_stale_why(item, tc->default_type, &why)) < 0) {
-	ph_error("%s: %s: %s", where_of(tc->param), tc->param, why ? why : item);
+	complain("%s: %s: %s", where_of(tc->param), tc->param, why ? why : item);
     } else if (stale > 0 && stat(str_cstr(built), &st) < 0) {
-	ph_error("%s: %s: %s: %s is missing; run: posthorn map %s", where_of(tc->param),
-		 tc->param, item, str_cstr(built), item);
+	complain("%s: %s: %s: %s is missing; run: %s%s", where_of(tc->param),
+		 tc->param, item, str_cstr(built), aliases ? "newaliases" : "posthorn map ",
+		 aliases ? "" : item);
     } else if (stale > 0) {
-	msg_warn("%s: %s: %s: %s is older than %s; run: posthorn map %s",
-		 where_of(tc->param), tc->param, item, str_cstr(built), str_cstr(source), item);
+	msg_warn("%s: %s: %s: %s is older than %s; run: %s%s",
+		 where_of(tc->param), tc->param, item, str_cstr(built), str_cstr(source),
+		 aliases ? "newaliases" : "posthorn map ", aliases ? "" : item);
     }
     str_free(&source);
     str_free(&built);
