@@ -12,7 +12,8 @@
 #   SBINDIR/<tool>                any other tool in BUILD/bin
 #   LIBEXECDIR/<daemon>           every daemon in BUILD/libexec (0755)
 #   MANDIR/man{1,5,8}/            the man pages
-#   SYSCONFDIR/main.cf, master.cf only if they do not exist yet (an
+#   SYSCONFDIR/main.cf, master.cf, aliases
+#                                 only if they do not exist yet (an
 #                                 operator's files are never overwritten)
 #   PREFIX/lib/systemd/system/posthorn.service
 #
@@ -97,7 +98,7 @@ say "$n man pages in $DESTDIR$MANDIR"
 # Configuration: never overwrite the operator's files. Defaults that
 # point at the installed directories.
 install -d -m 0755 "$DESTDIR$SYSCONFDIR"
-for f in main.cf master.cf; do
+for f in main.cf master.cf aliases; do
     if [ -e "$DESTDIR$SYSCONFDIR/$f" ]; then
         say "$DESTDIR$SYSCONFDIR/$f exists, kept (the new default is $ROOT/conf/$f)"
     else
