@@ -824,29 +824,29 @@ static void srv_drop_privileges(bool opt_u, bool opt_C)
     }
 }
 
-/* srv_setup_fds - check and take over the descriptors from master */
+/* srv_setup_fds - check and take over the descriptors from master; runs
+ * before anything else opens a file, so that a log file or the config
+ * file can never be mistaken for an inherited descriptor */
 static void srv_setup_fds(void)
 {
+    if (!srv_stdin) {
+	if (srv_listen_count <= 0)
+	    msg_fatal("no listeners (-s count) -- run from master, or use -S for stdin");
+	for (int i = 0; i < srv_listen_count; i++) {
+	    int fd = MASTER_LISTEN_FD + i;
+
+	    if (!srv_fd_open(fd))
+		msg_fatal("listener descriptor %d is not open", fd);
+	    sock_set_cloexec(fd, true);
+	    sock_set_nonblock(fd, true);
+	}
+	if (srv_fd_open(MASTER_STATUS_FD)) {
+	    srv_status_fd = MASTER_STATUS_FD;
+	    sock_set_cloexec(srv_status_fd, true);
+	}
+    }
     if (pipe2(srv_wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 	msg_fatal("pipe: %m");
-    if (srv_stdin)
-	return;
-    if (srv_listen_count <= 0)
-	msg_fatal("no listeners (-s count) -- run from master, or use -S for stdin");
-    if (srv_listen_count > MASTER_LISTEN_MAX)
-	msg_fatal("too many listeners: %d", srv_listen_count);
-    for (int i = 0; i < srv_listen_count; i++) {
-	int fd = MASTER_LISTEN_FD + i;
-
-	if (!srv_fd_open(fd))
-	    msg_fatal("listener descriptor %d is not open", fd);
-	sock_set_cloexec(fd, true);
-	sock_set_nonblock(fd, true);
-    }
-    if (srv_fd_open(MASTER_STATUS_FD)) {
-	srv_status_fd = MASTER_STATUS_FD;
-	sock_set_cloexec(srv_status_fd, true);
-    }
 }
 
 /* server_main - run the daemon */
@@ -910,6 +910,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	    srv_usage(argv[0]);
 	}
     }
+    srv_setup_fds();
     if (config_dir == NULL)
 	config_dir = getenv(MASTER_ENV_CONFIG_DIR);
     if (config_dir == NULL || *config_dir == 0)
@@ -933,7 +934,9 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     {
 	const char *env = getenv(MASTER_ENV_LOG_STDERR);
 
-	srv_logging(srv_stdin || (env && strcmp(env, "1") == 0));
+	/* stderr too with -S, under master -F, or when run by hand */
+	srv_logging(srv_stdin || (env && strcmp(env, "1") == 0)
+		    || srv_status_fd < 0);
     }
     if (spec->kind == SERVER_SINGLE && strcmp(srv_service_type, "fifo") == 0)
 	msg_fatal("a single-client server cannot serve a fifo");
@@ -942,7 +945,6 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 
     if (chdir(var_queue_directory) < 0)
 	msg_fatal("chdir %s: %m", var_queue_directory);
-    srv_setup_fds();
 
     if (spec->pre_init)
 	spec->pre_init(argc - optind, argv + optind);

@@ -8,7 +8,8 @@
  *  2. config_init, config_load(config_dir), -o overrides, config_apply
  *  3. logging: "$syslog_name/<spec.name>", to maillog_file (opened here,
  *     before the privilege drop) or syslog, plus stderr if the environment
- *     has POSTHORN_LOG_STDERR=1 (master -F) or in -S mode
+ *     has POSTHORN_LOG_STDERR=1 (master -F), in -S mode, or when not
+ *     started by master (no MASTER_STATUS_FD: run by hand)
  *  4. chdir to queue_directory
  *  5. pre_init (still privileged: open tables, keys, sockets)
  *  6. privilege drop: chroot to queue_directory (-C), then setgroups,

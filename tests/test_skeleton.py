@@ -1,0 +1,260 @@
+"""The server skeleton (lib/mail/server.c) through the test daemons of
+tests/bin/: -S (one client on stdin/stdout), option errors, max_use,
+max_idle, the watchdog, SIGPIPE, SIGHUP/SIGTERM handling and the
+status reports that let master reuse an idle child."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import pid_alive
+
+PROG_TIMEOUT = 10
+
+
+def run_daemon(instance, name, *args, input=""):
+    return subprocess.run([str(instance.libexec / name), "-c", str(instance.etc), *args],
+                          input=input, capture_output=True, text=True, timeout=PROG_TIMEOUT)
+
+
+def greet_pid(line):
+    m = re.match(r"ph-echo ready pid=(\d+) uid=\d+ gid=\d+$", line)
+    assert m, f"bad greeting {line!r}"
+    return int(m.group(1))
+
+
+def wait_gone(pid, timeout=5):
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_stdin_mode_single(instance):
+    res = run_daemon(instance, "ph-echo", "-S", input="echo one\nsleep 0\necho two\nquit\necho x\n")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    greet_pid(lines[0])
+    assert lines[1:] == ["one", "slept 0", "two", "bye"]
+    # -S logs to stderr as well as maillog.
+    assert "posthorn/ph-echo: connect" in res.stderr
+    assert re.search(r"posthorn/ph-echo\[\d+\]: connect", instance.log_text())
+
+
+def test_stdin_mode_eof_ends_session(instance):
+    res = run_daemon(instance, "ph-echo", "-S", input="echo only\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[1:] == ["only"]
+
+
+def test_stdin_mode_socket(instance):
+    """inetd style: stdin and stdout are one socket."""
+    a, b = socket.socketpair()
+    proc = subprocess.Popen([str(instance.libexec / "ph-echo"), "-c", str(instance.etc), "-S"],
+                            stdin=b, stdout=b, stderr=subprocess.DEVNULL)
+    b.close()
+    try:
+        f = a.makefile("rw")
+        greet_pid(f.readline().strip())
+        f.write("echo sock\nquit\n")
+        f.flush()
+        assert f.readline().strip() == "sock"
+        assert f.readline().strip() == "bye"
+        assert proc.wait(timeout=PROG_TIMEOUT) == 0
+    finally:
+        a.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_stdin_mode_multi(instance):
+    res = run_daemon(instance, "ph-multi-echo", "-S", input="echo m\nclients\nquit\n")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("ph-multi-echo ready pid=")
+    assert lines[1:] == ["m", "clients 1", "bye"]
+
+
+def test_stdin_mode_trigger(instance):
+    res = run_daemon(instance, "ph-trigger", "-S", input="wake")
+    assert res.returncode == 0, res.stderr
+    assert 'trigger: 4 bytes "wake"' in res.stderr
+
+
+def test_overrides_and_bad_options(instance):
+    res = run_daemon(instance, "ph-echo", "-S", "-o", "max_use=oops", input="")
+    assert res.returncode == 1
+    assert "max_use" in res.stderr
+    res = run_daemon(instance, "ph-echo", "-Z")
+    assert res.returncode == 1
+    assert "usage:" in res.stderr
+    res = run_daemon(instance, "ph-echo")
+    assert res.returncode == 1
+    assert "no listeners" in res.stderr
+    res = run_daemon(instance, "ph-echo", "-s", "1")
+    assert res.returncode == 1
+    assert "listener descriptor 4 is not open" in res.stderr
+
+
+def test_missing_config_is_fatal(instance, tmp_path):
+    res = subprocess.run([str(instance.libexec / "ph-echo"), "-c", str(tmp_path), "-S"],
+                         input="", capture_output=True, text=True, timeout=PROG_TIMEOUT)
+    assert res.returncode == 1
+    assert "main.cf" in res.stderr
+
+
+def test_max_use(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-echo -o max_use=2\n")
+    instance.start()
+    pids = []
+    for _ in range(2):
+        with instance.connect(port) as c:
+            pids.append(greet_pid(c.readline()))
+            assert c.cmd("quit") == "bye"
+    assert pids[0] == pids[1]
+    assert wait_gone(pids[0]), "the process must exit after max_use connections"
+    with instance.connect(port) as c:
+        assert greet_pid(c.readline()) != pids[0]
+
+
+def test_max_use_multi(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-multi-echo -o max_use=2\n")
+    instance.start()
+    c1 = instance.connect(port)
+    c2 = instance.connect(port)
+    p1 = c1.readline()
+    p2 = c2.readline()
+    assert p1 == p2, "one MULTI process serves both clients"
+    pid = int(p1.split("pid=")[1])
+    assert c1.cmd("clients") == "clients 2"
+    # The limit is reached but both clients are still served.
+    assert c1.cmd("quit") == "bye"
+    assert c2.cmd("echo still") == "still"
+    assert pid_alive(pid)
+    assert c2.cmd("quit") == "bye"
+    c1.close()
+    c2.close()
+    assert wait_gone(pid)
+
+
+def test_max_idle(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo -o max_idle=1\n")
+    instance.start()
+    with instance.connect(port) as c:
+        pid = greet_pid(c.readline())
+        time.sleep(1.5)                      # a busy process is not idle
+        assert c.cmd("echo busy") == "busy"
+        assert c.cmd("quit") == "bye"
+    assert wait_gone(pid, timeout=4), "an idle process exits after max_idle"
+    assert instance.count_log(rf"pid {pid} (exit status|killed)") == 0
+
+
+def test_max_idle_trigger(instance):
+    instance.write_master_cf("trig unix - - n - 1 ph-trigger -o max_idle=1\n")
+    instance.start()
+    mark = instance.log_mark()
+    with instance.connect_unix(instance.queue / "private" / "trig") as c:
+        c.sock.sendall(b"x")
+    instance.wait_log(r"trigger: 1 bytes", since=mark)
+    [pid] = instance.wait_children(1, "trig")
+    assert wait_gone(pid, timeout=4)
+
+
+def test_watchdog(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo -o daemon_timeout=1\n")
+    instance.start()
+    with instance.connect(port) as c:
+        pid = greet_pid(c.readline())
+        c.send("sleep 4")
+        assert c.readline(timeout=6) == ""
+    instance.wait_log(rf"ph-echo\[{pid}\]: fatal: watchdog timeout")
+    instance.wait_log(rf"process \S*ph-echo pid {pid} exit status 1")
+
+
+def test_sigpipe_does_not_kill(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-echo\n")
+    instance.start()
+    c = instance.connect(port)
+    pid = greet_pid(c.readline())
+    c.send("sleep 1")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()                                # RST: the answer hits a dead socket
+    time.sleep(1.5)
+    assert pid_alive(pid)
+    with instance.connect(port) as c:
+        assert greet_pid(c.readline()) == pid
+    assert instance.count_log(r"killed by signal 13") == 0
+
+
+def test_sighup_idle_exits_busy_finishes(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    busy = instance.connect(port)
+    busy_pid = greet_pid(busy.readline())
+    with instance.connect(port) as c:
+        idle_pid = greet_pid(c.readline())
+        assert c.cmd("quit") == "bye"
+    time.sleep(0.2)
+    os.kill(idle_pid, signal.SIGHUP)
+    os.kill(busy_pid, signal.SIGHUP)
+    assert wait_gone(idle_pid)
+    assert busy.cmd("echo finishing") == "finishing"
+    assert pid_alive(busy_pid)
+    assert busy.cmd("quit") == "bye"
+    busy.close()
+    assert wait_gone(busy_pid)
+    text = instance.log_text()
+    assert not re.search(rf"pid ({idle_pid}|{busy_pid}) (exit status|killed)", text)
+
+
+def test_sigterm_exits_now(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    with instance.connect(port) as c:
+        pid = greet_pid(c.readline())
+        c.send("sleep 10")
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)
+        assert wait_gone(pid, timeout=2)
+        assert c.readline() == ""
+
+
+def test_idle_child_is_reused_not_duplicated(instance):
+    """Status reports: a child that finished its client is idle again, so
+    master does not start a second one for the next client."""
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    pids = set()
+    for _ in range(5):
+        with instance.connect(port) as c:
+            pids.add(greet_pid(c.readline()))
+            assert c.cmd("quit") == "bye"
+        time.sleep(0.05)
+    assert len(pids) == 1
+    assert len(instance.children(str(port))) == 1
+
+
+def test_master_death_takes_children(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    with instance.connect(port) as c:
+        pid = greet_pid(c.readline())
+        os.kill(instance.master_pid(), signal.SIGKILL)
+        instance.proc.wait(timeout=5)
+        instance.proc = None
+        assert wait_gone(pid, timeout=5), "children must not outlive a killed master"
