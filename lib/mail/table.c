@@ -388,10 +388,29 @@ static int table_parse_line(struct table_parse *tp, const struct str *line, long
     if (table_flush(tp, error_r) < 0)
 	return -1;
     key = cp;
-    while (cp < end && !table_is_blank(*cp))
-	cp++;
-    if (!str_setn(&tp->key, key, (size_t) (cp - key)))
-	msg_panic("table_parse_line: key longer than a line");
+    if (tp->flags & TABLE_FLAG_ALIASES) {
+	/* aliases(5): "name: value"; the name ends at the colon */
+	while (cp < end && *cp != ':')
+	    cp++;
+	if (cp == end) {
+	    *error_r = table_error("%s:%ld: missing ':' after alias name", tp->source, lineno);
+	    return -1;
+	}
+	if (!str_setn(&tp->key, key, (size_t) (cp - key)))
+	    msg_panic("table_parse_line: key longer than a line");
+	while (str_len(&tp->key) > 0 && table_is_blank(tp->key.data[tp->key.len - 1]))
+	    str_truncate(&tp->key, tp->key.len - 1);
+	if (str_len(&tp->key) == 0) {
+	    *error_r = table_error("%s:%ld: empty alias name", tp->source, lineno);
+	    return -1;
+	}
+	cp++;				/* the colon */
+    } else {
+	while (cp < end && !table_is_blank(*cp))
+	    cp++;
+	if (!str_setn(&tp->key, key, (size_t) (cp - key)))
+	    msg_panic("table_parse_line: key longer than a line");
+    }
     while (cp < end && table_is_blank(*cp))
 	cp++;
     if (!str_setn(&tp->value, cp, (size_t) (end - cp)))

@@ -53,6 +53,7 @@
 
 #define TABLE_FLAG_NO_FOLD	(1 << 0)	/* keys compared exactly as written */
 #define TABLE_FLAG_WARN_STALE	(1 << 1)	/* table_open: msg_warn if source is newer */
+#define TABLE_FLAG_ALIASES	(1 << 2)	/* table_build: aliases(5) syntax, "name: value" */
 
 #define TABLE_LINE_MAX		8192	/* bytes in one source line */
 #define TABLE_ENTRY_MAX		65536	/* bytes of one value after continuations */

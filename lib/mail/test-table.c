@@ -496,6 +496,39 @@ static void test_names(void)
 #endif
 }
 
+/* test_aliases - aliases(5) syntax: the name ends at the colon */
+static void test_aliases(void)
+{
+    char src[PATH_MAX], name[PATH_MAX];
+    struct str *warn = str_new(STR_MAX_DEFAULT);
+    struct table *t;
+    const char *err = NULL;
+    size_t count = 0;
+
+    str_copy_out(src, sizeof(src), path_in("aliases"));
+    fmt_buf(name, sizeof(name), "cdb:%s", src);
+
+    unit_begin("aliases syntax: name: value, continuation, no colon is an error");
+    write_text(src, "# aliases\nPostmaster: root\nlist:alice,\n  bob\nspaced  :  x y\n", 0644);
+    unit_assert_inteq(build_capture(name, TABLE_FLAG_ALIASES, &count, warn, &err), 0);
+    unit_assert_inteq(count, 3);
+    t = table_open(name, NULL, 0, &err);
+    unit_assert(t != NULL);
+    if (t) {
+	unit_assert(lookup_is(t, "postmaster", "root"));
+	unit_assert(lookup_is(t, "list", "alice, bob"));
+	unit_assert(lookup_is(t, "spaced", "x y"));
+	unit_assert(lookup_is(t, "postmaster:", NULL));
+	table_close(&t);
+    }
+    write_text(src, "root\nfine: x\n", 0644);
+    err = NULL;
+    unit_assert_inteq(build_capture(name, TABLE_FLAG_ALIASES, &count, warn, &err), -1);
+    unit_assert(err && strstr(err, ":1: missing ':' after alias name") != NULL);
+    unit_end();
+    str_free(&warn);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -511,6 +544,7 @@ int main(void)
 #endif
     test_parse_errors();
     test_names();
+    test_aliases();
 
     remove_test_dir();
     return unit_done();

@@ -1,0 +1,241 @@
+"""A complete mail instance for end-to-end tests: the `mail` fixture.
+
+Built on conftest.Instance, it adds everything a message needs to travel:
+
+    DIR/bin                 command_directory: posthorn, sendmail (+ mailq,
+                            newaliases), postdrop (a setgid copy when root)
+    DIR/mail/DOMAIN/USER/   virtual Maildirs (owned by the virtual mailbox
+                            owner: "posthorn-vmail" when root, else the
+                            invoking user)
+    DIR/etc/vmailbox        virtual_mailbox_maps (cdb), users below
+    DIR/etc/virtual         virtual_alias_maps (cdb)
+    DIR/etc/aliases         alias_maps (cdb)
+
+Domains: example.test (virtual mailboxes: alice, bob, carol), alias.test
+(virtual alias domain: info@alias.test -> alice), mydestination =
+mail.example.test, localhost. master.cf runs every daemon that is built:
+smtp (inet smtpd on a free loopback port, .smtp_port), pickup, cleanup,
+qmgr, bounce, local (local-delivery). Use it as:
+
+    from mailsuite import mail   # noqa: F401  (the fixture)
+    def test_x(mail):
+        mail.start()
+        qid = mail.smtp_send("a@remote.test", ["alice@example.test"], "Subject: x\\r\\n\\r\\nhi\\r\\n")
+        msgs = mail.wait_maildir("alice@example.test", 1)
+
+Helpers: have(program), smtp() (an smtplib.SMTP), smtp_send(...),
+maildir(addr) (path), maildir_messages(addr) (list of bytes),
+wait_maildir(addr, count, timeout), sendmail(*args, input=...),
+posthorn(*args), queue_files(subdir), wait_queue_empty(timeout).
+"""
+import os
+import pathlib
+import pwd
+import shutil
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, IS_ROOT, Instance, MASTER
+
+DOMAIN = "example.test"
+USERS = ("alice", "bob", "carol")
+VMAIL_USER = "posthorn-vmail"
+
+
+def have(program):
+    """True if the daemon or tool is built."""
+    return (BUILD / "libexec" / program).exists() or (BUILD / "bin" / program).exists()
+
+
+def ensure_vmail_owner():
+    if not IS_ROOT:
+        return pwd.getpwuid(os.getuid()).pw_name
+    try:
+        pwd.getpwnam(VMAIL_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", VMAIL_USER], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pwd.getpwnam(VMAIL_USER)
+    return VMAIL_USER
+
+
+class MailInstance(Instance):
+    """A full instance; see the module docstring."""
+
+    def __init__(self):
+        super().__init__()
+        self.bin = self.dir / "bin"
+        self.bin.mkdir(mode=0o755)
+        self.mailroot = self.dir / "mail"
+        self.mailroot.mkdir(mode=0o755)
+        self.vmail_owner = ensure_vmail_owner()
+        pw = pwd.getpwnam(self.vmail_owner)
+        self._install_commands()
+        self.smtp_port = self.free_port()
+        self.set_main(
+            myhostname="mail.example.test",
+            mydomain="example.test",
+            myorigin="$myhostname",
+            mydestination="$myhostname, localhost",
+            command_directory=str(self.bin),
+            virtual_mailbox_domains=DOMAIN,
+            virtual_mailbox_base=str(self.mailroot),
+            virtual_mailbox_maps=f"cdb:{self.etc}/vmailbox",
+            virtual_mailbox_owner=self.vmail_owner,
+            virtual_alias_domains="alias.test",
+            virtual_alias_maps=f"cdb:{self.etc}/virtual",
+            alias_maps=f"cdb:{self.etc}/aliases",
+            mynetworks="127.0.0.0/8 [::1]/128",
+        )
+        lines = []
+        for user in USERS:
+            path = self.mailroot / DOMAIN / user
+            path.mkdir(parents=True)
+            lines.append(f"{user}@{DOMAIN} {DOMAIN}/{user}/")
+        for p in [self.mailroot, *self.mailroot.rglob("*")]:
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        (self.etc / "vmailbox").write_text("\n".join(lines) + "\n")
+        (self.etc / "virtual").write_text(
+            "info@alias.test alice@example.test\n"
+            "team@example.test alice@example.test, bob@example.test\n")
+        (self.etc / "aliases").write_text("postmaster: root\nabuse: root\n")
+        self.build_maps()
+        self.write_master_cf(self.default_master_cf())
+
+    # -- set-up --------------------------------------------------------------
+    def _install_commands(self):
+        for prog in ("posthorn", "sendmail"):
+            src = BUILD / "bin" / prog
+            if src.exists():
+                (self.bin / prog).symlink_to(src.resolve())
+        if (BUILD / "bin" / "sendmail").exists():
+            for alias in ("mailq", "newaliases"):
+                (self.bin / alias).symlink_to(self.bin / "sendmail")
+        src = BUILD / "bin" / "postdrop"
+        if src.exists():
+            dst = self.bin / "postdrop"
+            if IS_ROOT:
+                # setgid needs a real file with the right group, not a link
+                shutil.copy2(src, dst)
+                shutil.chown(dst, "root", "posthorn-drop")
+                dst.chmod(0o2755)
+                self.set_main(setgid_group="posthorn-drop")
+            else:
+                dst.symlink_to(src.resolve())
+
+    def default_master_cf(self):
+        rows = []
+        if have("smtpd"):
+            rows.append(f"127.0.0.1:{self.smtp_port} inet n - n - - smtpd")
+        if have("pickup"):
+            rows.append("pickup fifo n - n 60 1 pickup")
+        if have("cleanup"):
+            rows.append("cleanup unix n - n - 0 cleanup")
+        if have("qmgr"):
+            rows.append("qmgr unix n - n 300 1 qmgr")
+        if have("bounce"):
+            rows.append("bounce unix - - n - 0 bounce")
+        if have("local-delivery"):
+            rows.append("local unix - n n - - local-delivery")
+        return "\n".join(rows) + "\n"
+
+    def posthorn(self, *args, check=True, timeout=30, input=None):
+        """Run posthorn -c ETC ARGS."""
+        res = subprocess.run([str(BUILD / "bin" / "posthorn"), "-c", str(self.etc), *args],
+                             capture_output=True, text=True, timeout=timeout, input=input)
+        if check and res.returncode != 0:
+            raise AssertionError(f"posthorn {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}{res.stderr}")
+        return res
+
+    def build_maps(self):
+        for name in ("vmailbox", "virtual", "aliases"):
+            if name == "aliases" and not have("local-delivery"):
+                # aliases(5) syntax ("name: value") is read by the aliases builder
+                pass
+            self.posthorn("map", f"cdb:{self.etc}/{name}")
+
+    def start(self, foreground=True, timeout=10, args=()):
+        self.posthorn("check", check=False)   # creates/repairs the queue directories
+        return super().start(foreground=foreground, timeout=timeout, args=args)
+
+    # -- SMTP ------------------------------------------------------------------
+    def smtp(self, timeout=10):
+        return smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=timeout)
+
+    def smtp_send(self, sender, rcpts, message, timeout=10):
+        """Send one message; returns the queue ID from the 250 reply."""
+        if isinstance(message, str):
+            message = message.encode()
+        with self.smtp(timeout=timeout) as s:
+            s.ehlo("client.example")
+            s.mail(sender)
+            for r in rcpts:
+                code, text = s.rcpt(r)
+                assert code == 250, (r, code, text)
+            code, text = s.data(message)
+            assert code == 250, (code, text)
+        text = text.decode(errors="replace")
+        return text.rsplit(" ", 1)[-1]
+
+    # -- injection -----------------------------------------------------------
+    def sendmail(self, *args, input=b"", timeout=30, name="sendmail"):
+        env = dict(os.environ, POSTHORN_CONFIG_DIR=str(self.etc))
+        return subprocess.run([str(self.bin / name), *args], input=input, env=env,
+                              capture_output=True, timeout=timeout)
+
+    # -- mailboxes -----------------------------------------------------------
+    def maildir(self, address):
+        user, domain = address.split("@", 1)
+        return self.mailroot / domain / user
+
+    def maildir_messages(self, address):
+        base = self.maildir(address)
+        out = []
+        for sub in ("new", "cur"):
+            d = base / sub
+            if d.is_dir():
+                for f in sorted(d.iterdir()):
+                    out.append(f.read_bytes())
+        return out
+
+    def wait_maildir(self, address, count, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = self.maildir_messages(address)
+            if len(msgs) >= count:
+                return msgs
+            time.sleep(0.05)
+        raise AssertionError(f"{address}: {len(self.maildir_messages(address))} messages "
+                             f"after {timeout}s, want {count}\nlog:\n{self.log_text()[-4000:]}")
+
+    # -- queue -----------------------------------------------------------------
+    def queue_files(self, subdir):
+        d = self.queue / subdir
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+    def wait_queue_empty(self, timeout=15, subdirs=("maildrop", "incoming", "active")):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(self.queue_files(s) for s in subdirs):
+                return
+            time.sleep(0.05)
+        raise AssertionError("queue not empty: " + str({s: self.queue_files(s) for s in subdirs}))
+
+
+@pytest.fixture
+def mail():
+    """A full mail instance (see MailInstance); call .start() to run it."""
+    if not MASTER.exists():
+        pytest.skip(f"{MASTER} not built")
+    if not (BUILD / "bin" / "posthorn").exists():
+        pytest.skip("posthorn not built")
+    inst = MailInstance()
+    try:
+        yield inst
+    finally:
+        inst.cleanup()
