@@ -272,6 +272,14 @@ def test_check_bad_override_value(cli):
     assert "-o max_usee: unknown parameter (did you mean max_use?)" in proc.stderr
 
 
+def test_check_warns_about_privileged_ports_when_not_root(cli):
+    cli.write_master("smtp inet n - n - - smtpd\n2525 inet n - n - - smtpd\n")
+    proc = cli.run("check", check=0)
+    warning = f"{cli.config_dir}/master.cf:1: service smtp/inet: port 25 needs root"
+    assert (warning in proc.stderr) == (os.geteuid() != 0)
+    assert "2525/inet: port" not in proc.stderr
+
+
 def test_check_warns_about_misspelled_parameter(cli):
     cli.write_main("mail_ownr = someone\n")
     proc = cli.run("check", check=0)

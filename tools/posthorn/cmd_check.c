@@ -18,8 +18,11 @@
  * "posthorn: repaired: ...". */
 
 /* System library. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -170,6 +173,26 @@ static void check_overrides(const struct mastercf_entry *e)
 		 mastercf_type_name(e->type), error);
 }
 
+/* check_port - a normal user's master cannot bind ports below 1024 */
+static void check_port(const struct mastercf_entry *e)
+{
+    struct servent *se;
+    long port;
+    char *end;
+
+    if (e->type != MASTERCF_INET || e->port == NULL || geteuid() == 0)
+	return;
+    port = strtol(e->port, &end, 10);
+    if (*end != 0 || end == e->port) {
+	if ((se = getservbyname(e->port, "tcp")) == NULL)
+	    return;
+	port = ntohs((uint16_t) se->s_port);
+    }
+    if (port > 0 && port < 1024)
+	msg_warn("%s:%d: service %s/inet: port %ld needs root, and posthorn runs as uid %ld",
+		 e->file, e->line, e->service, port, (long) geteuid());
+}
+
 /* ph_check_config - main.cf, master.cf and the programs it names */
 int ph_check_config(void)
 {
@@ -204,6 +227,7 @@ int ph_check_config(void)
 		     mastercf_type_name(e->type), path, why);
 	if (main_ok && e->override_count > 0)
 	    check_overrides(e);
+	check_port(e);
     }
     mastercf_free(&cf);
     /* Leave the plain main.cf values in var_* for the caller. */
