@@ -71,7 +71,7 @@ class Cli:
             "setgid_group": self.group,
         }
         self.write_main()
-        self.write_master("smtp inet n - n - - smtpd\n"
+        self.write_master("2525 inet n - n - - smtpd\n"
                           "cleanup unix n - n - 0 cleanup\n")
         # alias_maps defaults to cdb:$config_directory/aliases.
         (self.config_dir / "aliases").write_text("# no aliases\n")
