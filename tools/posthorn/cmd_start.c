@@ -5,7 +5,7 @@
  * is the truth: F_GETLK names the holder, and a stale file left by a
  * crash holds no lock. So "running" means "somebody holds the lock",
  * "stopped" means "the lock is free", and stop waits for the lock to be
- * released (which happens only when the master has exited). */
+ * released and then for that process to be gone. */
 
 /* System library. */
 #include <errno.h>
@@ -122,19 +122,45 @@ int cmd_status(int argc, char **argv)
     return 0;
 }
 
-/* wait_for_stop - poll the lock until it is free or the deadline passes */
-static bool wait_for_stop(long seconds)
+/* process_gone - the process no longer runs (it may be a zombie) */
+static bool process_gone(pid_t pid)
+{
+    char path[64], buf[256];
+    const char *state;
+    ssize_t n;
+    int fd;
+
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+	return true;
+    fmt_buf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+	return false;
+    buf[n] = 0;
+    /* "pid (comm) S ...": the state follows the last ')' */
+    state = strrchr(buf, ')');
+    return state != NULL && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X');
+}
+
+/* wait_for_stop - poll until the lock is free and the master process is
+ * gone (it may release the lock a moment before it exits), or the
+ * deadline passes */
+static bool wait_for_stop(pid_t pid, long seconds)
 {
     struct timespec tick = {0, 50 * 1000 * 1000};
     const char *error;
     long rounds = seconds * 20;
 
-    for (long i = 0; i < rounds; i++) {
-	if (ph_master_pid(&error) == 0)
+    for (long i = 0; i <= rounds; i++) {
+	if (ph_master_pid(&error) == 0 && process_gone(pid))
 	    return true;
-	nanosleep(&tick, NULL);
+	if (i < rounds)
+	    nanosleep(&tick, NULL);
     }
-    return ph_master_pid(&error) == 0;
+    return false;
 }
 
 /* cmd_stop - posthorn stop: SIGTERM, then wait for the lock */
@@ -160,9 +186,9 @@ int cmd_stop(int argc, char **argv)
     }
     /* The master gives its children master_stop_timeout, then kills. */
     timeout = var_master_stop_timeout + 10;
-    if (!wait_for_stop(timeout)) {
-	ph_error("master (pid %ld) still holds %s/pid/master.pid after %ld seconds",
-		 (long) pid, var_queue_directory, timeout);
+    if (!wait_for_stop(pid, timeout)) {
+	ph_error("master (pid %ld) has not exited %ld seconds after SIGTERM",
+		 (long) pid, timeout);
 	return 1;
     }
     fprintf(stderr, "posthorn: stopped (master pid %ld)\n", (long) pid);
