@@ -1,0 +1,831 @@
+/* resolve.c - address classes, routing and recipient existence (see
+ * resolve.h): one place that reads mydestination, virtual_*_domains,
+ * relay_domains, transport_maps, alias_maps and the virtual maps. */
+
+/* System. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Base. */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+
+/* Mail. */
+#include "address.h"
+#include "config.h"
+#include "resolve.h"
+#include "table.h"
+
+#define RS_VALUE_MAX	TABLE_ENTRY_MAX
+#define RS_KEY_MAX	1024
+
+/* One table of a list-valued parameter. */
+struct rs_table {
+    char *name;			/* as written in the parameter */
+    const char *param;		/* the parameter that names it */
+    struct table *table;	/* NULL until opened */
+    bool optional;		/* default-valued: missing means empty */
+    bool warned;
+};
+
+struct rs_tables {
+    struct rs_table *v;
+    size_t n;
+};
+
+/* A domain list: plain names (for domain_in_list) plus tables. */
+struct rs_domains {
+    struct str names;		/* space-separated */
+    struct rs_tables tables;
+};
+
+/* A local address of this host, for "[literal]" domains. */
+struct rs_addr {
+    int family;
+    unsigned char bytes[16];
+};
+
+static bool rs_ready;
+static struct rs_domains rs_mydestination, rs_valias_domains, rs_vmbox_domains, rs_relay_domains;
+static struct rs_tables rs_transport_maps, rs_valias_maps, rs_vmbox_maps, rs_alias_maps;
+static struct rs_addr *rs_addrs;
+static size_t rs_addr_count;
+static char rs_errbuf[1024];
+static char rs_whybuf[1100];
+
+/* rs_is_table_name - "type:path" (not a domain, not an address literal) */
+static bool rs_is_table_name(const char *item)
+{
+    const char *colon = strchr(item, ':');
+    const char *cp;
+
+    if (colon == NULL || colon == item || item[0] == '[')
+	return false;
+    for (cp = item; cp < colon; cp++)
+	if (!isalnum((unsigned char) *cp) && *cp != '_' && *cp != '-')
+	    return false;
+    return true;
+}
+
+/* rs_tables_add - remember one table name of param */
+static void rs_tables_add(struct rs_tables *ts, const char *name, const char *param)
+{
+    struct rs_table *t;
+
+    ts->v = mem_realloc(ts->v, mem_size_mul(ts->n + 1, sizeof(*ts->v)));
+    t = &ts->v[ts->n++];
+    t->name = mem_strdup(name);
+    t->param = param;
+    t->table = NULL;
+    t->optional = !config_is_set(param);
+    t->warned = false;
+}
+
+/* rs_default_type - the table type for names without "type:" */
+static const char *rs_default_type(void)
+{
+    return var_default_database_type && *var_default_database_type
+	? var_default_database_type : TABLE_DEFAULT_TYPE;
+}
+
+/* rs_table_open - open one table if not yet open: 1 open, 0 missing and
+ * optional (treated as empty), -1 error */
+static int rs_table_open(struct rs_table *t, const char **error_r)
+{
+    const char *error;
+
+    if (t->table)
+	return 1;
+    if ((t->table = table_open(t->name, rs_default_type(), 0, &error)) != NULL)
+	return 1;
+    if (t->optional) {
+	if (!t->warned)
+	    msg_warn("%s: %s (treated as empty until it is built)", t->param, error);
+	t->warned = true;
+	return 0;
+    }
+    if (!t->warned)
+	msg_warn("%s: %s", t->param, error);
+    t->warned = true;
+    fmt_buf(rs_errbuf, sizeof(rs_errbuf), "%s: %s", t->param, error);
+    *error_r = rs_errbuf;
+    return -1;
+}
+
+/* rs_tables_lookup - key in each table in turn: 1 found (value), 0 not
+ * found, -1 error */
+static int rs_tables_lookup(struct rs_tables *ts, const char *key, struct str *value,
+			    const char **error_r)
+{
+    const char *error;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < ts->n; i++) {
+	struct rs_table *t = &ts->v[i];
+
+	if ((rc = rs_table_open(t, error_r)) < 0)
+	    return -1;
+	if (rc == 0)
+	    continue;
+	if ((rc = table_lookup(t->table, key, value, &error)) < 0) {
+	    fmt_buf(rs_errbuf, sizeof(rs_errbuf), "%s: %s", t->param, error);
+	    *error_r = rs_errbuf;
+	    return -1;
+	}
+	if (rc > 0)
+	    return 1;
+    }
+    return 0;
+}
+
+/* rs_tables_fini - close every table */
+static void rs_tables_fini(struct rs_tables *ts)
+{
+    size_t i;
+
+    for (i = 0; i < ts->n; i++) {
+	table_close(&ts->v[i].table);
+	mem_free(&ts->v[i].name);
+    }
+    mem_free(&ts->v);
+    ts->n = 0;
+}
+
+struct rs_maps_ctx {
+    struct rs_tables *ts;
+    const char *param;
+};
+
+/* rs_maps_item - config_split callback for a *_maps parameter */
+static void rs_maps_item(const char *item, void *ctx)
+{
+    struct rs_maps_ctx *mc = ctx;
+
+    rs_tables_add(mc->ts, item, mc->param);
+}
+
+/* rs_maps_init - tables of a *_maps parameter; open them now */
+static void rs_maps_init(struct rs_tables *ts, const char *param, const char *value)
+{
+    struct rs_maps_ctx mc = {ts, param};
+    const char *error;
+    size_t i;
+
+    config_split(value ? value : "", rs_maps_item, &mc);
+    for (i = 0; i < ts->n; i++)
+	(void) rs_table_open(&ts->v[i], &error);
+}
+
+struct rs_dom_ctx {
+    struct rs_domains *d;
+    const char *param;
+};
+
+static void rs_domain_item(const char *item, void *ctx);
+
+/* rs_domain_file - "/path" in a domain list: the file's words */
+static void rs_domain_file(const char *path, struct rs_dom_ctx *dc)
+{
+    char buf[TABLE_LINE_MAX];
+    FILE *fp;
+
+    if ((fp = fopen(path, "r")) == NULL) {
+	msg_warn("%s: cannot open %s: %s", dc->param, path, strerror(errno));
+	return;
+    }
+    while (fgets(buf, sizeof(buf), fp) != NULL) {
+	char *hash = strchr(buf, '#');
+
+	if (hash)
+	    *hash = 0;
+	config_split(buf, rs_domain_item, dc);
+    }
+    fclose(fp);
+}
+
+/* rs_domain_item - one element of a domain list */
+static void rs_domain_item(const char *item, void *ctx)
+{
+    struct rs_dom_ctx *dc = ctx;
+
+    if (item[0] == '/') {
+	rs_domain_file(item, dc);
+    } else if (rs_is_table_name(item)) {
+	rs_tables_add(&dc->d->tables, item, dc->param);
+    } else {
+	if (str_len(&dc->d->names) > 0 && !str_appendc(&dc->d->names, ' '))
+	    msg_fatal("%s: list too long", dc->param);
+	if (!str_appends(&dc->d->names, item))
+	    msg_fatal("%s: list too long", dc->param);
+    }
+}
+
+/* rs_domains_init - parse a domain list parameter */
+static void rs_domains_init(struct rs_domains *d, const char *param, const char *value)
+{
+    struct rs_dom_ctx dc = {d, param};
+    const char *error;
+    size_t i;
+
+    str_init(&d->names, STR_MAX_DEFAULT);
+    d->tables.v = NULL;
+    d->tables.n = 0;
+    config_split(value ? value : "", rs_domain_item, &dc);
+    for (i = 0; i < d->tables.n; i++)
+	(void) rs_table_open(&d->tables.v[i], &error);
+}
+
+static void rs_domains_fini(struct rs_domains *d)
+{
+    str_fini(&d->names);
+    rs_tables_fini(&d->tables);
+}
+
+/* rs_norm_domain - lower-cased domain without one trailing dot */
+static bool rs_norm_domain(const char *domain, struct str *out)
+{
+    size_t len = strlen(domain);
+
+    if (len > 0 && domain[len - 1] == '.')
+	len--;
+    if (!str_setn(out, domain, len))
+	return false;
+    str_lower(out);
+    return true;
+}
+
+/* rs_domains_match - 1 if domain is in the list, 0 if not, -1 on a
+ * table error. Tables: the domain is a key, or ".parent" for a parent. */
+static int rs_domains_match(struct rs_domains *d, const char *domain, const char **error_r)
+{
+    struct str *dom = str_new(RS_KEY_MAX);
+    struct str *value = str_new(RS_VALUE_MAX);
+    const char *cp;
+    int rc = 0;
+
+    if (!rs_norm_domain(domain, dom) || str_len(dom) == 0)
+	goto out;
+    if (str_len(&d->names) > 0 && domain_in_list(str_cstr(dom), str_cstr(&d->names), 0)) {
+	rc = 1;
+	goto out;
+    }
+    if (d->tables.n == 0)
+	goto out;
+    if ((rc = rs_tables_lookup(&d->tables, str_cstr(dom), value, error_r)) != 0)
+	goto out;
+    for (cp = strchr(str_cstr(dom), '.'); cp && str_cstr(dom)[0] != '['; cp = strchr(cp + 1, '.'))
+	if ((rc = rs_tables_lookup(&d->tables, cp, value, error_r)) != 0)
+	    goto out;
+  out:
+    str_free(&dom);
+    str_free(&value);
+    return rc;
+}
+
+/* rs_addrs_init - the addresses of this host's interfaces */
+static void rs_addrs_init(void)
+{
+    struct ifaddrs *ifa, *p;
+
+    if (getifaddrs(&ifa) < 0) {
+	msg_warn("getifaddrs: %s", strerror(errno));
+	return;
+    }
+    for (p = ifa; p; p = p->ifa_next) {
+	struct rs_addr *a;
+
+	if (p->ifa_addr == NULL)
+	    continue;
+	if (p->ifa_addr->sa_family != AF_INET && p->ifa_addr->sa_family != AF_INET6)
+	    continue;
+	rs_addrs = mem_realloc(rs_addrs, mem_size_mul(rs_addr_count + 1, sizeof(*rs_addrs)));
+	a = &rs_addrs[rs_addr_count++];
+	memset(a, 0, sizeof(*a));
+	a->family = p->ifa_addr->sa_family;
+	if (a->family == AF_INET)
+	    memcpy(a->bytes, &((struct sockaddr_in *) (void *) p->ifa_addr)->sin_addr, 4);
+	else
+	    memcpy(a->bytes, &((struct sockaddr_in6 *) (void *) p->ifa_addr)->sin6_addr, 16);
+    }
+    freeifaddrs(ifa);
+}
+
+/* rs_literal_is_ours - "[192.0.2.1]" or "[IPv6:...]" naming this host */
+static bool rs_literal_is_ours(const char *domain)
+{
+    char buf[64];
+    const char *inner;
+    size_t len = strlen(domain);
+    unsigned char bytes[16];
+    int family;
+    size_t i;
+
+    if (len < 3 || domain[0] != '[' || domain[len - 1] != ']' || len - 2 >= sizeof(buf))
+	return false;
+    memcpy(buf, domain + 1, len - 2);
+    buf[len - 2] = 0;
+    inner = buf;
+    if (strncasecmp(inner, "IPv6:", 5) == 0) {
+	family = AF_INET6;
+	inner += 5;
+    } else {
+	family = AF_INET;
+    }
+    if (inet_pton(family, inner, bytes) != 1)
+	return false;
+    for (i = 0; i < rs_addr_count; i++)
+	if (rs_addrs[i].family == family
+	    && memcmp(rs_addrs[i].bytes, bytes, family == AF_INET ? 4 : 16) == 0)
+	    return true;
+    return false;
+}
+
+/* resolve_init - read the parameters, open the tables */
+int resolve_init(const char **error_r)
+{
+    (void) error_r;
+    if (rs_ready)
+	resolve_fini();
+    rs_domains_init(&rs_mydestination, "mydestination", var_mydestination);
+    rs_domains_init(&rs_valias_domains, "virtual_alias_domains", var_virtual_alias_domains);
+    rs_domains_init(&rs_vmbox_domains, "virtual_mailbox_domains", var_virtual_mailbox_domains);
+    rs_domains_init(&rs_relay_domains, "relay_domains", var_relay_domains);
+    rs_maps_init(&rs_transport_maps, "transport_maps", var_transport_maps);
+    rs_maps_init(&rs_valias_maps, "virtual_alias_maps", var_virtual_alias_maps);
+    rs_maps_init(&rs_vmbox_maps, "virtual_mailbox_maps", var_virtual_mailbox_maps);
+    rs_maps_init(&rs_alias_maps, "alias_maps", var_alias_maps);
+    rs_addrs_init();
+    rs_ready = true;
+    return 0;
+}
+
+/* resolve_fini - close the tables, forget the lists */
+void resolve_fini(void)
+{
+    if (!rs_ready)
+	return;
+    rs_domains_fini(&rs_mydestination);
+    rs_domains_fini(&rs_valias_domains);
+    rs_domains_fini(&rs_vmbox_domains);
+    rs_domains_fini(&rs_relay_domains);
+    rs_tables_fini(&rs_transport_maps);
+    rs_tables_fini(&rs_valias_maps);
+    rs_tables_fini(&rs_vmbox_maps);
+    rs_tables_fini(&rs_alias_maps);
+    mem_free(&rs_addrs);
+    rs_addr_count = 0;
+    rs_ready = false;
+}
+
+/* rs_check_ready - the module must be initialised */
+static void rs_check_ready(void)
+{
+    if (!rs_ready)
+	msg_panic("resolve: called before resolve_init");
+}
+
+/* rs_domain_is_local - mydestination or a literal of ours: 1/0/-1 */
+static int rs_domain_is_local(const char *domain, const char **error_r)
+{
+    if (*domain == 0)
+	return 1;
+    if (domain[0] == '[' && rs_literal_is_ours(domain))
+	return 1;
+    return rs_domains_match(&rs_mydestination, domain, error_r);
+}
+
+/* rs_bool - a domain predicate without an error channel */
+static bool rs_bool(int rc, const char *what, const char *domain, const char *error)
+{
+    if (rc < 0) {
+	msg_warn("%s: lookup of %s failed: %s", what, domain, error);
+	return false;
+    }
+    return rc > 0;
+}
+
+bool resolve_domain_is_local(const char *domain)
+{
+    const char *error = "";
+
+    rs_check_ready();
+    if (*domain == 0)
+	return false;
+    return rs_bool(rs_domain_is_local(domain, &error), "mydestination", domain, error);
+}
+
+bool resolve_domain_is_virtual_mailbox(const char *domain)
+{
+    const char *error = "";
+
+    rs_check_ready();
+    return rs_bool(rs_domains_match(&rs_vmbox_domains, domain, &error),
+		   "virtual_mailbox_domains", domain, error);
+}
+
+bool resolve_domain_is_virtual_alias(const char *domain)
+{
+    const char *error = "";
+
+    rs_check_ready();
+    return rs_bool(rs_domains_match(&rs_valias_domains, domain, &error),
+		   "virtual_alias_domains", domain, error);
+}
+
+bool resolve_domain_is_relay(const char *domain)
+{
+    const char *error = "";
+
+    rs_check_ready();
+    return rs_bool(rs_domains_match(&rs_relay_domains, domain, &error),
+		   "relay_domains", domain, error);
+}
+
+/* resolve_domain_is_ours - local, virtual mailbox or virtual alias */
+bool resolve_domain_is_ours(const char *domain)
+{
+    return resolve_domain_is_local(domain) || resolve_domain_is_virtual_alias(domain)
+	|| resolve_domain_is_virtual_mailbox(domain);
+}
+
+/* rs_class - the class of a domain (Postfix order: local, virtual alias,
+ * virtual mailbox, relay, default); -1 on a lookup error */
+static int rs_class(const char *domain, enum resolve_class *class, const char **error_r)
+{
+    int rc;
+
+    if ((rc = rs_domain_is_local(domain, error_r)) != 0) {
+	*class = RESOLVE_CLASS_LOCAL;
+	return rc < 0 ? -1 : 0;
+    }
+    if ((rc = rs_domains_match(&rs_valias_domains, domain, error_r)) != 0) {
+	*class = RESOLVE_CLASS_ALIAS;
+	return rc < 0 ? -1 : 0;
+    }
+    if ((rc = rs_domains_match(&rs_vmbox_domains, domain, error_r)) != 0) {
+	*class = RESOLVE_CLASS_VIRTUAL;
+	return rc < 0 ? -1 : 0;
+    }
+    if ((rc = rs_domains_match(&rs_relay_domains, domain, error_r)) != 0) {
+	*class = RESOLVE_CLASS_RELAY;
+	return rc < 0 ? -1 : 0;
+    }
+    *class = RESOLVE_CLASS_DEFAULT;
+    return 0;
+}
+
+/* An address split into its parts. */
+struct rs_parts {
+    struct str local;		/* full local part */
+    struct str domain;		/* lower case, no trailing dot; "" if none */
+    struct str user;		/* local part without extension */
+    struct str ext;
+    bool has_ext;
+};
+
+static void rs_parts_init(struct rs_parts *p)
+{
+    str_init(&p->local, RS_KEY_MAX);
+    str_init(&p->domain, RS_KEY_MAX);
+    str_init(&p->user, RS_KEY_MAX);
+    str_init(&p->ext, RS_KEY_MAX);
+    p->has_ext = false;
+}
+
+static void rs_parts_fini(struct rs_parts *p)
+{
+    str_fini(&p->local);
+    str_fini(&p->domain);
+    str_fini(&p->user);
+    str_fini(&p->ext);
+}
+
+/* rs_split - split at the last "@"; false if too long */
+static bool rs_split(const char *address, struct rs_parts *p)
+{
+    const char *at = strrchr(address, '@');
+
+    if (at) {
+	if (!str_setn(&p->local, address, (size_t) (at - address))
+	    || !rs_norm_domain(at + 1, &p->domain))
+	    return false;
+    } else {
+	if (!str_set(&p->local, address))
+	    return false;
+	str_reset(&p->domain);
+    }
+    p->has_ext = resolve_split_extension(str_cstr(&p->local), &p->user, &p->ext);
+    if (!p->has_ext && !str_set(&p->user, str_cstr(&p->local)))
+	return false;
+    return true;
+}
+
+/* resolve_split_extension - "user+ext" -> "user", "ext" */
+bool resolve_split_extension(const char *localpart, struct str *user, struct str *ext)
+{
+    size_t base_len;
+    const char *ext_start;
+
+    if (!address_split_delimiter(localpart, var_recipient_delimiter, &base_len, &ext_start))
+	return false;
+    if (!str_setn(user, localpart, base_len) || !str_set(ext, ext_start))
+	return false;
+    return true;
+}
+
+/* rs_key_lookup - build "a" "b" into key, look it up */
+static int rs_key_lookup(struct rs_tables *ts, struct str *key, const char *a, const char *at,
+			 const char *b, struct str *value, const char **error_r)
+{
+    if (!str_set(key, a) || !str_appends(key, at) || !str_appends(key, b))
+	return 0;			/* too long to be a key */
+    return rs_tables_lookup(ts, str_cstr(key), value, error_r);
+}
+
+/* rs_lookup_address - user+ext@domain, user@domain, [user+ext, user if
+ * bare_local], @domain */
+static int rs_lookup_address(struct rs_tables *ts, const char *address, bool catchall,
+			     int bare_local, struct str *value, const char **error_r)
+{
+    struct rs_parts p;
+    struct str *key;
+    int rc = 0;
+
+    if (ts->n == 0)
+	return 0;
+    rs_parts_init(&p);
+    key = str_new(RS_KEY_MAX * 2);
+    if (!rs_split(address, &p))
+	goto out;
+    if (str_len(&p.domain) > 0) {
+	if ((rc = rs_key_lookup(ts, key, str_cstr(&p.local), "@", str_cstr(&p.domain),
+				value, error_r)) != 0)
+	    goto out;
+	if (p.has_ext && (rc = rs_key_lookup(ts, key, str_cstr(&p.user), "@",
+					     str_cstr(&p.domain), value, error_r)) != 0)
+	    goto out;
+    }
+    if (bare_local < 0) {
+	rc = -1;
+	goto out;
+    }
+    if (bare_local > 0 || str_len(&p.domain) == 0) {
+	if ((rc = rs_key_lookup(ts, key, str_cstr(&p.local), "", "", value, error_r)) != 0)
+	    goto out;
+	if (p.has_ext && (rc = rs_key_lookup(ts, key, str_cstr(&p.user), "", "",
+					     value, error_r)) != 0)
+	    goto out;
+    }
+    if (catchall && str_len(&p.domain) > 0)
+	rc = rs_key_lookup(ts, key, "@", "", str_cstr(&p.domain), value, error_r);
+  out:
+    str_free(&key);
+    rs_parts_fini(&p);
+    return rc;
+}
+
+/* resolve_lookup_virtual_alias - virtual_alias_maps: user+ext@domain,
+ * user@domain, then (local domains only) user+ext and user, then @domain */
+int resolve_lookup_virtual_alias(const char *address, struct str *value, const char **error_r)
+{
+    const char *at = strrchr(address, '@');
+    int bare;
+
+    rs_check_ready();
+    if (rs_valias_maps.n == 0)
+	return 0;
+    bare = at ? rs_domain_is_local(at + 1, error_r) : 1;
+    return rs_lookup_address(&rs_valias_maps, address, true, bare, value, error_r);
+}
+
+/* resolve_lookup_virtual_mailbox - virtual_mailbox_maps: user+ext@domain,
+ * user@domain, @domain */
+int resolve_lookup_virtual_mailbox(const char *address, struct str *value, const char **error_r)
+{
+    rs_check_ready();
+    return rs_lookup_address(&rs_vmbox_maps, address, true, 0, value, error_r);
+}
+
+/* resolve_lookup_alias - alias_maps: user+ext, then user */
+int resolve_lookup_alias(const char *localpart, struct str *value, const char **error_r)
+{
+    struct str *user, *ext;
+    int rc;
+
+    rs_check_ready();
+    if (rs_alias_maps.n == 0)
+	return 0;
+    if ((rc = rs_tables_lookup(&rs_alias_maps, localpart, value, error_r)) != 0)
+	return rc;
+    user = str_new(RS_KEY_MAX);
+    ext = str_new(RS_KEY_MAX);
+    if (resolve_split_extension(localpart, user, ext))
+	rc = rs_tables_lookup(&rs_alias_maps, str_cstr(user), value, error_r);
+    str_free(&user);
+    str_free(&ext);
+    return rc;
+}
+
+/* rs_transport_value - apply "transport:nexthop" to result */
+static int rs_transport_value(const char *value, struct resolve_result *result,
+			      const char **error_r)
+{
+    const char *colon = strchr(value, ':');
+    size_t tlen = colon ? (size_t) (colon - value) : strlen(value);
+
+    while (tlen > 0 && isspace((unsigned char) value[tlen - 1]))
+	tlen--;
+    if (tlen >= sizeof(result->transport)
+	|| (colon && strlen(colon + 1) >= sizeof(result->nexthop))) {
+	fmt_buf(rs_errbuf, sizeof(rs_errbuf), "transport_maps: value too long: \"%.100s\"", value);
+	*error_r = rs_errbuf;
+	return -1;
+    }
+    if (tlen > 0) {
+	memcpy(result->transport, value, tlen);
+	result->transport[tlen] = 0;
+    }
+    if (colon && colon[1])
+	str_copy_out(result->nexthop, sizeof(result->nexthop), colon + 1);
+    return 0;
+}
+
+/* rs_transport - transport_maps: address, user@domain, domain, .parents */
+static int rs_transport(const struct rs_parts *p, struct resolve_result *result,
+			const char **error_r)
+{
+    struct str *key = str_new(RS_KEY_MAX * 2), *value = str_new(RS_VALUE_MAX);
+    const char *cp;
+    int rc = 0;
+
+    if (rs_transport_maps.n == 0)
+	goto out;
+    if (str_len(&p->domain) == 0)
+	goto out;
+    if ((rc = rs_key_lookup(&rs_transport_maps, key, str_cstr(&p->local), "@",
+			    str_cstr(&p->domain), value, error_r)) != 0)
+	goto found;
+    if (p->has_ext && (rc = rs_key_lookup(&rs_transport_maps, key, str_cstr(&p->user), "@",
+					  str_cstr(&p->domain), value, error_r)) != 0)
+	goto found;
+    if ((rc = rs_tables_lookup(&rs_transport_maps, str_cstr(&p->domain), value, error_r)) != 0)
+	goto found;
+    if (str_cstr(&p->domain)[0] != '[')
+	for (cp = strchr(str_cstr(&p->domain), '.'); cp; cp = strchr(cp + 1, '.'))
+	    if ((rc = rs_tables_lookup(&rs_transport_maps, cp, value, error_r)) != 0)
+		goto found;
+    goto out;
+  found:
+    if (rc > 0)
+	rc = rs_transport_value(str_cstr(value), result, error_r);
+  out:
+    str_free(&key);
+    str_free(&value);
+    return rc < 0 ? -1 : 0;
+}
+
+/* resolve_address - class, transport and nexthop of a recipient */
+int resolve_address(const char *address, struct resolve_result *result, const char **error_r)
+{
+    struct rs_parts p;
+    enum resolve_class class = RESOLVE_CLASS_DEFAULT;
+    int rc = -1;
+
+    rs_check_ready();
+    rs_parts_init(&p);
+    memset(result, 0, sizeof(*result));
+    if (!rs_split(address, &p)) {
+	*error_r = "address too long";
+	goto out;
+    }
+    if (rs_class(str_cstr(&p.domain), &class, error_r) < 0)
+	goto out;
+    result->class = class;
+    switch (class) {
+    case RESOLVE_CLASS_LOCAL:
+    case RESOLVE_CLASS_VIRTUAL:
+	str_copy_out(result->transport, sizeof(result->transport), "local");
+	str_copy_out(result->nexthop, sizeof(result->nexthop),
+		     str_len(&p.domain) ? str_cstr(&p.domain) : var_myhostname);
+	break;
+    case RESOLVE_CLASS_ALIAS:
+	str_copy_out(result->transport, sizeof(result->transport), "error");
+	str_copy_out(result->nexthop, sizeof(result->nexthop),
+		     "5.1.1 User unknown in virtual alias table");
+	break;
+    case RESOLVE_CLASS_RELAY:
+    case RESOLVE_CLASS_DEFAULT:
+	str_copy_out(result->transport, sizeof(result->transport), "smtp");
+	str_copy_out(result->nexthop, sizeof(result->nexthop), str_cstr(&p.domain));
+	break;
+    }
+    rc = rs_transport(&p, result, error_r);
+  out:
+    rs_parts_fini(&p);
+    return rc;
+}
+
+/* rs_system_user - getpwnam on the lower-cased name: 1 exists, 0 not */
+static int rs_system_user(const char *name)
+{
+    struct str *lc = str_new(RS_KEY_MAX);
+    struct passwd *pw;
+    int rc = 0;
+
+    if (*name && str_set(lc, name)) {
+	str_lower(lc);
+	errno = 0;
+	pw = getpwnam(str_cstr(lc));
+	rc = pw != NULL;
+    }
+    str_free(&lc);
+    return rc;
+}
+
+/* rs_known - 1 -> KNOWN, 0 -> UNKNOWN with why, -1 -> TEMPFAIL */
+static enum resolve_known rs_known(int rc, const char *unknown_why, const char *error,
+				   const char **why_r)
+{
+    if (rc < 0) {
+	fmt_buf(rs_whybuf, sizeof(rs_whybuf), "temporary lookup failure: %s", error);
+	*why_r = rs_whybuf;
+	return RESOLVE_TEMPFAIL;
+    }
+    if (rc > 0) {
+	*why_r = "recipient found";
+	return RESOLVE_KNOWN;
+    }
+    *why_r = unknown_why;
+    return RESOLVE_UNKNOWN;
+}
+
+/* resolve_recipient - does this recipient exist? */
+enum resolve_known resolve_recipient(const char *address, const char **why_r)
+{
+    struct str *value = str_new(RS_VALUE_MAX);
+    enum resolve_class class = RESOLVE_CLASS_DEFAULT;
+    enum resolve_known known;
+    struct rs_parts p;
+    const char *error = "";
+    int rc;
+
+    rs_check_ready();
+    rs_parts_init(&p);
+    if (!rs_split(address, &p)) {
+	*why_r = "address too long";
+	known = RESOLVE_UNKNOWN;
+	goto out;
+    }
+    if (rs_class(str_cstr(&p.domain), &class, &error) < 0) {
+	known = rs_known(-1, "", error, why_r);
+	goto out;
+    }
+    if (class == RESOLVE_CLASS_RELAY || class == RESOLVE_CLASS_DEFAULT) {
+	*why_r = "not a local domain";
+	known = RESOLVE_KNOWN;
+	goto out;
+    }
+    /* A virtual alias makes any address of ours exist. */
+    if ((rc = resolve_lookup_virtual_alias(address, value, &error)) != 0) {
+	known = rs_known(rc, "", error, why_r);
+	goto out;
+    }
+    switch (class) {
+    case RESOLVE_CLASS_LOCAL:
+	/* RFC 5321 4.5.1: postmaster must always be accepted. */
+	if (strcasecmp(str_cstr(&p.local), "postmaster") == 0
+	    || rs_system_user(str_cstr(&p.local))
+	    || (p.has_ext && rs_system_user(str_cstr(&p.user)))) {
+	    rc = 1;
+	} else {
+	    struct str *lc = str_new(RS_KEY_MAX);
+
+	    (void) str_set(lc, str_cstr(&p.local));
+	    str_lower(lc);
+	    rc = resolve_lookup_alias(str_cstr(lc), value, &error);
+	    str_free(&lc);
+	}
+	known = rs_known(rc, "User unknown in local recipient table", error, why_r);
+	break;
+    case RESOLVE_CLASS_VIRTUAL:
+	rc = resolve_lookup_virtual_mailbox(address, value, &error);
+	known = rs_known(rc, "User unknown in virtual mailbox table", error, why_r);
+	break;
+    default:
+	known = rs_known(0, "User unknown in virtual alias table", error, why_r);
+	break;
+    }
+  out:
+    rs_parts_fini(&p);
+    str_free(&value);
+    return known;
+}
