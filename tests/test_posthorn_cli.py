@@ -74,8 +74,8 @@ class Cli:
         self.write_master("2525 inet n - n - - smtpd\n"
                           "cleanup unix n - n - 0 cleanup\n")
         # alias_maps defaults to cdb:$config_directory/aliases.
-        (self.config_dir / "aliases").write_text("# no aliases\n")
-        self.run("map", f"cdb:{self.config_dir}/aliases", check=0)
+        (self.config_dir / "aliases").write_text("postmaster: root\n")
+        self.run("map", "-a", f"cdb:{self.config_dir}/aliases", check=0)
 
     def stub(self, name, text=STUB):
         path = self.libexec / name
@@ -320,7 +320,7 @@ def test_check_default_alias_table_missing_is_a_warning(cli):
     proc = cli.run("check", check=0)
     assert (f"posthorn: warning: {cli.config_dir}/main.cf (alias_maps not set, default): "
             f"alias_maps: cdb:{cli.config_dir}/aliases: {cli.config_dir}/aliases.cdb is missing; "
-            "run: newaliases") in proc.stderr
+            f"run: newaliases or posthorn map -a cdb:{cli.config_dir}/aliases") in proc.stderr
 
 
 # ----------------------------------------------------------------- map
@@ -338,6 +338,15 @@ def test_map_build_and_query_with_case_folding(cli):
     assert proc.returncode == 1 and proc.stdout == ""
     # The default type comes from default_database_type (cdb).
     assert cli.run("map", "-q", "alice@example.com", str(source), check=0).stdout == "alice\n"
+
+
+def test_map_aliases_syntax(cli):
+    source = cli.base / "aliases"
+    source.write_text("# local aliases\nPostmaster: root\nabuse: postmaster,\n  alice@example.com\n")
+    cli.run("map", "-a", f"cdb:{source}", check=0)
+    assert cli.run("map", "-q", "postmaster", f"cdb:{source}", check=0).stdout == "root\n"
+    out = cli.run("map", "-q", "abuse", f"cdb:{source}", check=0).stdout
+    assert out.startswith("postmaster,") and out.rstrip().endswith("alice@example.com")
 
 
 def test_map_without_folding(cli):

@@ -126,6 +126,11 @@ def test_sandbox_setup(place):
                         "demo@example.test", f"cdb:{etc}/vmailbox"],
                        capture_output=True, text=True, timeout=30)
     assert q.returncode == 0 and q.stdout == f"{maildir}/\n"
+    q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
+                        "postmaster", f"cdb:{etc}/aliases"],
+                       capture_output=True, text=True, timeout=30)
+    assert q.returncode == 0 and q.stdout == "demo@example.test\n"
+    assert parse_main((etc / "main.cf").read_text())["alias_maps"] == f"cdb:{etc}/aliases"
     if os.geteuid() == 0:
         assert maildir.stat().st_uid == pwd.getpwnam("vmail").pw_uid
         assert stat.S_IMODE((etc / "tls/key.pem").stat().st_mode) == 0o600
@@ -145,7 +150,7 @@ def test_sandbox_is_idempotent_and_keeps_the_password(place):
     run = place / "run"
     names = ["demo.password", "etc/users", "etc/users.cdb", "etc/main.cf", "etc/master.cf",
              "etc/tls/cert.pem", "etc/tls/key.pem", "etc/vmailbox", "etc/vmailbox.cdb",
-             "etc/aliases"]
+             "etc/aliases", "etc/aliases.cdb"]
     before = {n: (run / n).read_bytes() for n in names}
     (run / "queue" / "private").chmod(0o755)          # a damage check repairs
     proc = run_sandbox(place)

@@ -128,18 +128,7 @@ EOF
     opt virtual_mailbox_maps "cdb:$ETC/vmailbox"
     opt virtual_mailbox_owner "$VMAIL_OWNER"
     opt auth_user_maps "cdb:$ETC/users"
-    # Local aliases need newaliases (sendmail -bi), once it is built.
-    if [ -x "$BUILD/bin/sendmail" ]; then
-        opt alias_maps "cdb:$ETC/aliases"
-    else
-        echo "# sendmail (newaliases) is not built yet: no local aliases"
-        opt alias_maps ""
-    fi
-    opt smtpd_tls_cert_file "$TLS_CERT"
-    opt smtpd_tls_key_file "$TLS_KEY"
-    opt smtpd_tls_security_level may
-    opt tls_cert_file "$TLS_CERT"
-    opt tls_key_file "$TLS_KEY"
+    opt alias_maps "cdb:$ETC/aliases"
     if [ -f "$ETC/main.cf.local" ]; then
         echo "# ---- from main.cf.local"
         cat "$ETC/main.cf.local"
@@ -255,16 +244,16 @@ fi
 # Local aliases (aliases(5) syntax), for mail to postmaster@localhost.
 if [ ! -s "$ETC/aliases" ]; then
     cat > "$ETC/aliases" <<EOF
-# aliases - local aliases for the sandbox (rebuild: newaliases)
+# aliases - local aliases for the sandbox (rebuild: newaliases, or
+# posthorn -c $ETC map -a cdb:$ETC/aliases)
 postmaster: demo@$DOMAIN
 root: demo@$DOMAIN
 MAILER-DAEMON: postmaster
 abuse: postmaster
 EOF
 fi
-if [ -x "$BUILD/bin/sendmail" ] && { [ ! -s "$ETC/aliases.cdb" ] || [ "$ETC/aliases" -nt "$ETC/aliases.cdb" ]; }; then
-    POSTHORN_CONFIG_DIR=$ETC "$BUILD/bin/sendmail" -bi \
-        || echo "sandbox: warning: newaliases (sendmail -bi) failed" >&2
+if [ ! -s "$ETC/aliases.cdb" ] || [ "$ETC/aliases" -nt "$ETC/aliases.cdb" ]; then
+    "$PH" -c "$ETC" map -a "cdb:$ETC/aliases"
 fi
 
 for sub in cur new tmp; do

@@ -261,12 +261,12 @@ static void check_table_cb(const char *item, void *ctx)
 	complain("%s: %s: %s", where_of(tc->param), tc->param, why ? why : item);
     } else if (stale > 0 && stat(str_cstr(built), &st) < 0) {
 	complain("%s: %s: %s: %s is missing; run: %s%s", where_of(tc->param),
-		 tc->param, item, str_cstr(built), aliases ? "newaliases" : "posthorn map ",
-		 aliases ? "" : item);
+		 tc->param, item, str_cstr(built),
+		 aliases ? "newaliases or posthorn map -a " : "posthorn map ", item);
     } else if (stale > 0) {
 	msg_warn("%s: %s: %s: %s is older than %s; run: %s%s",
 		 where_of(tc->param), tc->param, item, str_cstr(built), str_cstr(source),
-		 aliases ? "newaliases" : "posthorn map ", aliases ? "" : item);
+		 aliases ? "newaliases or posthorn map -a " : "posthorn map ", item);
     }
     str_free(&source);
     str_free(&built);

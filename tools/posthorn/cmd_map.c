@@ -1,6 +1,7 @@
 /* cmd_map - posthorn map: build a lookup table from its text, or query it.
  *
  *   posthorn map [-f] cdb:/etc/posthorn/virtual      build (atomically)
+ *   posthorn map -a cdb:/etc/posthorn/aliases        aliases(5) syntax
  *   posthorn map [-f] -q KEY cdb:/etc/posthorn/virtual
  *
  * A name without "type:" uses $default_database_type. Building is
@@ -8,7 +9,9 @@
  * over it, so a daemon never sees half a table. -q prints the value and
  * exits 0, or exits 1 if the key is absent; errors exit 2 (so a script
  * can tell "no" from "could not ask"). -f keeps keys as written (no
- * case folding); use it both when building and when querying. */
+ * case folding); use it both when building and when querying. -a reads
+ * the source in aliases(5) syntax ("name: target, ..."), as newaliases
+ * does. */
 
 /* System library. */
 #include <stdio.h>
@@ -26,7 +29,7 @@
 /* This program. */
 #include "posthorn.h"
 
-/* cmd_map - posthorn map [-f] [-q key] [type:]file */
+/* cmd_map - posthorn map [-a] [-f] [-q key] [type:]file */
 int cmd_map(int argc, char **argv)
 {
     const char *query = NULL;
@@ -35,8 +38,11 @@ int cmd_map(int argc, char **argv)
     int flags = 0;
     int ch;
 
-    while ((ch = getopt(argc, argv, "+fq:")) != -1) {
+    while ((ch = getopt(argc, argv, "+afq:")) != -1) {
 	switch (ch) {
+	case 'a':
+	    flags |= TABLE_FLAG_ALIASES;
+	    break;
 	case 'f':
 	    flags |= TABLE_FLAG_NO_FOLD;
 	    break;

@@ -39,7 +39,7 @@ static const struct command {
     {"status", cmd_status, "", "say whether the master runs (exit 0) or not (exit 1)"},
     {"check", cmd_check, "", "check configuration, daemons, tables and directories; repair what is safe"},
     {"conf", cmd_conf, "[-n | -d] [-x] [name ...]", "print parameters (-n: set in main.cf, -d: defaults, -x: expanded)"},
-    {"map", cmd_map, "[-f] [-q key] [type:]file", "build a lookup table from its text (-q: look up a key, -f: no case folding)"},
+    {"map", cmd_map, "[-a] [-f] [-q key] [type:]file", "build a lookup table from its text (-q: look up a key, -f: no case folding, -a: aliases(5) syntax)"},
     {"help", cmd_help, "", "this list"},
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
