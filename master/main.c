@@ -53,6 +53,11 @@ static int master_pid_fd = -1;
 static bool master_daemon_starting;	/* stderr is the readiness pipe */
 static int master_sinks;
 
+/* The poll set of the main loop (global, so that master_stop frees it). */
+static struct pollfd *master_pfd;
+static struct master_watch *master_watch_of;
+static size_t master_poll_cap;
+
 /* The last line the daemon writes into the readiness pipe. */
 #define MASTER_READY_MARK	"\001master-ready\n"
 
@@ -326,6 +331,9 @@ static _Noreturn void master_stop(int sig)
     }
     close(master_pid_fd);				/* releases the lock */
     master_pid_fd = -1;
+    mem_free(&master_pfd);
+    mem_free(&master_watch_of);
+    master_conf_free(&master_conf);
     exit(0);
 }
 
@@ -338,9 +346,9 @@ struct master_watch {
 /* master_loop - wait, then handle signals, status, and spawn requests */
 static _Noreturn void master_loop(void)
 {
-    struct pollfd *pfd = NULL;
-    struct master_watch *watch = NULL;
-    size_t cap = 0;
+    struct pollfd *pfd = master_pfd;
+    struct master_watch *watch = master_watch_of;
+    size_t cap = master_poll_cap;
 
     for (;;) {
 	int timeout = master_service_timers();
@@ -352,8 +360,9 @@ static _Noreturn void master_loop(void)
 	    need += 1 + (size_t) s->listen_count;
 	if (need > cap) {
 	    cap = need * 2;
-	    pfd = mem_realloc(pfd, mem_size_mul(cap, sizeof(*pfd)));
-	    watch = mem_realloc(watch, mem_size_mul(cap, sizeof(*watch)));
+	    master_pfd = pfd = mem_realloc(pfd, mem_size_mul(cap, sizeof(*pfd)));
+	    master_watch_of = watch = mem_realloc(watch, mem_size_mul(cap, sizeof(*watch)));
+	    master_poll_cap = cap;
 	}
 	pfd[n] = (struct pollfd) {.fd = master_sig_pipe[0], .events = POLLIN};
 	watch[n++] = (struct master_watch) {NULL, -1};

@@ -424,13 +424,29 @@ class Instance:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
+
 @pytest.fixture
 def instance():
-    """A fresh instance (see Instance); master not started yet."""
+    """A fresh instance (see Instance); master not started yet. Fails the
+    test if master or a child wrote a sanitizer report to master's stderr
+    (make check-asan)."""
     if not MASTER.exists():
         pytest.skip(f"{MASTER} not built (make test-programs all)")
     inst = Instance()
+    report = ""
     try:
         yield inst
     finally:
+        try:
+            inst.stop(timeout=15)
+        except Exception:
+            pass
+        try:
+            report = inst.stderr_path.read_text(errors="replace")
+        except OSError:
+            report = ""
         inst.cleanup()
+    m = SANITIZER_REPORT.search(report)
+    assert not m, "sanitizer report in master's stderr:\n" + report[max(0, m.start() - 200):][:4000]
