@@ -267,6 +267,26 @@ def test_busy_session_survives_reload(instance):
     assert not pid_alive(pid), "a retired child must exit after its session"
 
 
+def test_removed_service_refuses_while_busy_session_finishes(instance):
+    port = instance.free_port()
+    other = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    c = instance.connect(port)
+    pid = greet_pid(c.readline())
+    instance.write_master_cf(f"{other} inet - - n - - ph-echo\n")
+    instance.reload()
+    # The busy child gave up its copy of the listener at SIGHUP.
+    assert wait_refused(port, timeout=3)
+    assert c.cmd("echo last words") == "last words"
+    assert c.cmd("quit") == "bye"
+    c.close()
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+
+
 def test_reload_with_broken_config_keeps_old(instance):
     port = instance.free_port()
     instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")

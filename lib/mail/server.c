@@ -110,11 +110,30 @@ void server_request_exit(void)
     srv_wake();
 }
 
+/* srv_close_listeners - give up the listeners at once (async-signal-safe):
+ * a busy process must not keep a socket that master closed on reload
+ * accepting connections that nobody will serve. Only once, so that a
+ * second signal cannot close a descriptor the daemon opened meanwhile. */
+static volatile sig_atomic_t srv_listeners_closed;
+
+static void srv_close_listeners(void)
+{
+    if (srv_listeners_closed || srv_stdin)
+	return;
+    srv_listeners_closed = 1;
+    for (int i = 0; i < srv_listen_count; i++)
+	(void) close(MASTER_LISTEN_FD + i);
+}
+
 /* srv_sighup - master reloads: finish the client at hand, then exit */
 static void srv_sighup(int sig)
 {
     (void) sig;
     srv_exit_requested = 1;
+    /* SINGLE polls its listeners itself; the event loop of MULTI and
+     * TRIGGER must drop them first (srv_stop_listening). */
+    if (srv_spec->kind == SERVER_SINGLE)
+	srv_close_listeners();
     srv_wake();
 }
 
@@ -365,7 +384,8 @@ static _Noreturn void srv_single_loop(void)
     int n;
 
     for (;;) {
-	if (srv_exit_requested || srv_limit_reached() || srv_master_gone())
+	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
+	    || srv_master_gone())
 	    srv_done();
 	server_watchdog_reset();
 	for (int i = 0; i < srv_listen_count; i++) {
@@ -398,7 +418,7 @@ static _Noreturn void srv_single_loop(void)
 		continue;
 	    if ((fd = sock_accept(pfd[i].fd)) < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
-		    && errno != ECONNABORTED && errno != EPROTO)
+		    && errno != ECONNABORTED && errno != EPROTO && !srv_exit_requested)
 		    msg_warn("accept: %m");
 		continue;
 	    }
@@ -579,8 +599,11 @@ static void srv_wake_cb(int fd, void *ctx)
 /* srv_stop_listening - no new clients for this process */
 static void srv_stop_listening(void)
 {
+    if (srv_listeners_closed)
+	return;
     for (int i = 0; i < srv_listen_count; i++)
 	event_remove(MASTER_LISTEN_FD + i);
+    srv_close_listeners();
 }
 
 /* srv_multi_loop - run the event loop until there is nothing left to do */
@@ -718,8 +741,10 @@ static _Noreturn void srv_trigger_loop(void)
 		       fifo ? srv_trigger_fifo_cb : srv_trigger_stream_cb, NULL);
     srv_idle_arm();
     for (;;) {
-	if (srv_exit_requested || srv_limit_reached() || srv_master_gone())
+	if (srv_exit_requested || srv_limit_reached() || srv_master_gone()) {
+	    srv_stop_listening();
 	    break;
+	}
 	if (srv_idle_expired) {
 	    if (msg_verbose)
 		msg_info("idle timeout -- exiting");
