@@ -67,7 +67,11 @@ TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
 TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
 
 .PHONY: all deps check check-asan unit run install clean test-programs
-all: $(DAEMON_BINS) $(TOOL_BINS)
+all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases)
+
+# mailq and newaliases are sendmail under other names
+$(B)/bin/mailq $(B)/bin/newaliases: $(B)/bin/sendmail
+	ln -sf sendmail $@
 
 test-programs: $(UNIT_BINS) $(TESTBIN_BINS)
 
@@ -117,7 +121,7 @@ check-asan:
 run:
 	@sh tools/install-deps.sh
 	@$(MAKE) --no-print-directory all
-	@sh tools/sandbox.sh
+	@POSTHORN_BUILD=$(B) sh tools/sandbox.sh
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LIBEXECDIR)" \
