@@ -154,10 +154,8 @@ class MailInstance(Instance):
 
     def build_maps(self):
         for name in ("vmailbox", "virtual", "aliases"):
-            if name == "aliases" and not have("local-delivery"):
-                # aliases(5) syntax ("name: value") is read by the aliases builder
-                pass
-            self.posthorn("map", f"cdb:{self.etc}/{name}")
+            opts = ["-a"] if name == "aliases" else []
+            self.posthorn("map", *opts, f"cdb:{self.etc}/{name}")
 
     def start(self, foreground=True, timeout=10, args=()):
         self.posthorn("check", check=False)   # creates/repairs the queue directories
