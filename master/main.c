@@ -42,12 +42,6 @@
 /* master */
 #include "master.h"
 
-bool master_foreground;
-struct master_conf *master_conf;
-struct master_service *master_services;
-struct master_child *master_children;
-bool master_stopping;
-
 static int master_sig_pipe[2] = {-1, -1};
 static int master_pid_fd = -1;
 static bool master_daemon_starting;	/* stderr is the readiness pipe */
@@ -60,15 +54,6 @@ static size_t master_poll_cap;
 
 /* The last line the daemon writes into the readiness pipe. */
 #define MASTER_READY_MARK	"\001master-ready\n"
-
-/* master_now_ms - monotonic milliseconds */
-long long master_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* master_sig - signal handler: the signal number into the self-pipe */
 static void master_sig(int sig)

@@ -2,6 +2,7 @@
  *
  *   main.c            options, start-up (pid lock, daemonizing with a
  *                     readiness pipe), signals, the main loop, reload, stop
+ *   master_state.c    the shared state below, and the clock
  *   master_conf.c     main.cf + master.cf into a master_conf snapshot
  *   master_listen.c   listeners: inet addresses, unix sockets, fifos
  *   master_service.c  the service table: build, reload diff, wake-ups
@@ -80,7 +81,7 @@ struct master_child {
     struct master_child *next;
 };
 
-/* main.c */
+/* master_state.c */
 extern bool master_foreground;
 extern struct master_conf *master_conf;
 extern struct master_service *master_services;

@@ -143,7 +143,7 @@ static void host_item(const char *item, void *ctx)
     }
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_family = set->v4 && set->v6 ? AF_UNSPEC : set->v4 ? AF_INET : AF_INET6;
+    hints.ai_family = AF_UNSPEC;	/* addresses of disabled families are skipped */
     if ((err = getaddrinfo(buf, NULL, &hints, &res)) != 0) {
 	(void) fmt_buf(listen_error, sizeof(listen_error), "%s: %s", item,
 		       err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));

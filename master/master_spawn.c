@@ -156,15 +156,8 @@ static _Noreturn void child_exec(struct master_service *serv, char **argv, char 
     /* Everything else goes (master's descriptors are close-on-exec too). */
     closefrom(MASTER_LISTEN_FD + n);
     execve(argv[0], argv, envp);
-    {
-	char line[1024];
-	int len = snprintf(line, sizeof(line), "master: fatal: exec %s: %s\n", argv[0],
-			   strerror(errno));
-
-	if (len > 0)
-	    (void) !write(STDERR_FILENO, line, (size_t) len < sizeof(line) ? (size_t) len
-			  : sizeof(line) - 1);
-    }
+    /* master is single-threaded, so logging after fork is safe. */
+    msg_warn("exec %s: %m", argv[0]);
     _exit(127);
 }
 
