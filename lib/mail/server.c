@@ -154,6 +154,18 @@ static void srv_watchdog(int sig)
     msg_fatal("watchdog timeout -- no progress for %ld seconds", var_daemon_timeout);
 }
 
+/* srv_loop_once - one event-loop step: the wait is bounded by half the
+ * watchdog time and the watchdog restarts before it, so the watchdog
+ * fires only when one callback (the daemon's own ones included) runs for
+ * longer than daemon_timeout / 2 .. daemon_timeout */
+static void srv_loop_once(void)
+{
+    long half = var_daemon_timeout > 1 ? var_daemon_timeout / 2 : 1;
+
+    server_watchdog_reset();
+    (void) event_loop_once((int) (half > INT_MAX / 1000 ? INT_MAX : half * 1000));
+}
+
 /* server_watchdog_reset - restart the watchdog */
 void server_watchdog_reset(void)
 {
@@ -387,7 +399,7 @@ static _Noreturn void srv_single_loop(void)
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();
-	server_watchdog_reset();
+	alarm(0);				/* waiting is not a stuck job */
 	for (int i = 0; i < srv_listen_count; i++) {
 	    pfd[i].fd = MASTER_LISTEN_FD + i;
 	    pfd[i].events = POLLIN;
@@ -629,8 +641,7 @@ static _Noreturn void srv_multi_loop(void)
 	    break;
 	}
 	srv_idle_expired = false;
-	server_watchdog_reset();
-	event_loop_once(-1);
+	srv_loop_once();
     }
     srv_done();
 }
@@ -644,8 +655,7 @@ static _Noreturn void srv_multi_stdin(void)
     c = srv_multi_add(srv_stdio_fd());
     srv_use_count++;
     while (!c->gone) {
-	server_watchdog_reset();
-	event_loop_once(-1);
+	srv_loop_once();
     }
     srv_client_reap();
     srv_stdio_end();
@@ -750,8 +760,7 @@ static _Noreturn void srv_trigger_loop(void)
 		msg_info("idle timeout -- exiting");
 	    break;
 	}
-	server_watchdog_reset();
-	event_loop_once(-1);
+	srv_loop_once();
     }
     srv_done();
 }

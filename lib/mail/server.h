@@ -19,7 +19,10 @@
  *  8. the loop: wait on the listeners inherited from master (master_proto.h),
  *     take work, tell master "busy"/"idle", serve; exit after max_use
  *     connections/triggers or max_idle idle seconds; a watchdog alarm of
- *     daemon_timeout seconds kills a process that makes no progress.
+ *     daemon_timeout seconds kills a process that is stuck in one piece of
+ *     work (waiting for work does not count; in MULTI and TRIGGER one
+ *     event-loop callback, the daemon's own included, may run for at least
+ *     daemon_timeout / 2).
  *  9. on_exit, then exit(0).
  *
  * Options:
