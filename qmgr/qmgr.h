@@ -1,0 +1,187 @@
+/* qmgr.h - the queue manager's shared structures and module interfaces.
+ *
+ * Modules (each with its prefix):
+ *   main.c            main(): the server_spec
+ *   qmgr_daemon.c     start-up, triggers, timers, kicks
+ *   qmgr_scan.c       directory scans and moves between queue states
+ *   qmgr_message.c    loading a queue file, routing, recipient outcomes,
+ *                     finishing a message (remove or defer)
+ *   qmgr_transport.c  transports, destinations, job queues, concurrency
+ *   qmgr_conn.c       non-blocking connections to delivery agents and to
+ *                     bounce (handshake, request, reply)
+ *   qmgr_policy.c     pure decisions: backoff, NOTIFY flags, lifetimes
+ *
+ * Everything runs in one thread on the skeleton's event loop (event.h);
+ * nothing blocks on an agent. Work that follows a state change (start
+ * deliveries, scan for more messages) is requested with qmgr_kick() and
+ * runs from a zero-delay timer, so callbacks never recurse into the
+ * scheduler. The queue states and commit points are in docs/queue.md. */
+#ifndef POSTHORN_QMGR_H
+#define POSTHORN_QMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* base */
+#include "event.h"
+#include "str.h"
+
+/* mail */
+#include "log_delivery.h"
+#include "queue_id.h"
+
+/* Recipient states within one pass through active/. */
+enum qmgr_rcpt_state {
+    QMGR_RCPT_DONE = 0,		/* 'D' in the file (or just marked) */
+    QMGR_RCPT_TODO,		/* waiting in a job */
+    QMGR_RCPT_BUSY,		/* with an agent */
+    QMGR_RCPT_BOUNCING,		/* waiting for bounce to take the notice */
+    QMGR_RCPT_DEFERRED,		/* will be retried later */
+};
+
+/* NOTIFY flags (RFC 3461); no N record = failure and delay */
+#define QMGR_NOTIFY_SUCCESS	(1 << 0)
+#define QMGR_NOTIFY_FAILURE	(1 << 1)
+#define QMGR_NOTIFY_DELAY	(1 << 2)
+#define QMGR_NOTIFY_NEVER	(1 << 3)
+#define QMGR_NOTIFY_DEFAULT	(QMGR_NOTIFY_FAILURE | QMGR_NOTIFY_DELAY)
+
+struct qmgr_rcpt {
+    char *address;
+    char *orig;			/* A rcpt_orig before the R, or "" */
+    char *orcpt;		/* O record, or "" */
+    char *notify;		/* N record text, or "" */
+    unsigned notify_flags;
+    long offset;		/* of its R record */
+    enum qmgr_rcpt_state state;
+    /* the latest outcome, for logs and notices */
+    char dsn[16];
+    char *reason;
+    char *relay;
+    bool expired;		/* a deferral turned into a bounce */
+    struct delivery_times times;
+};
+
+struct qmgr_message {
+    char id[QUEUE_ID_SIZE];
+    char *sender;
+    double arrival;		/* T record */
+    double active_time;		/* taken into active/ (this pass) */
+    long data_offset;		/* M record */
+    long size;			/* content bytes, LF line ends */
+    char *dsn_envid;
+    char *dsn_ret;
+    struct qmgr_rcpt *rcpts;
+    size_t rcpt_count;
+    size_t rcpt_cap;
+    int refs;			/* jobs not yet finished */
+    bool expired;		/* older than its queue lifetime */
+    bool expired_logged;
+    bool warn_checked;		/* delay warning considered this pass */
+    bool file_gone;		/* active/ID vanished under us */
+    struct qmgr_message *prev, *next;
+};
+
+/* A unit of work for one connection: deliver some recipients of one
+ * message, or ask bounce for one notice. */
+enum qmgr_job_kind { QMGR_JOB_DELIVER, QMGR_JOB_BOUNCE };
+
+struct qmgr_dest;
+struct qmgr_job {
+    enum qmgr_job_kind kind;
+    struct qmgr_message *msg;
+    struct qmgr_dest *dest;
+    char *nexthop;		/* deliver */
+    const char *request;	/* bounce: BOUNCE_REQ_* */
+    size_t *rcpt_idx;		/* indexes into msg->rcpts */
+    size_t count;
+    size_t cap;
+    double queued;		/* when it entered its queue */
+    double conn_start;		/* connection set-up began (0: reused) */
+    double xmit_start;		/* request sent */
+    struct qmgr_job *next;
+};
+
+struct qmgr_conn;
+struct qmgr_transport {
+    char name[64];
+    bool is_bounce;
+    int dest_limit;		/* parallel deliveries per destination */
+    int rcpt_limit;		/* recipients per request */
+    int conn_limit;		/* connections per transport */
+    int conn_count;		/* open or opening */
+    int connecting;		/* awaiting handshake */
+    struct qmgr_conn *idle;	/* idle connections (a stack) */
+    struct qmgr_dest *ready_head, *ready_tail;	/* dests with work, below limit */
+    struct qmgr_dest **table;	/* destinations by key */
+    size_t table_size;
+    bool retry_armed;		/* a later dispatch is scheduled */
+    struct qmgr_transport *next;
+};
+
+struct qmgr_dest {
+    char *key;
+    struct qmgr_transport *tr;
+    int busy;
+    struct qmgr_job *head, *tail;
+    bool ready;
+    struct qmgr_dest *ready_next;
+    struct qmgr_dest *hash_next;
+};
+
+/* qmgr_daemon.c */
+extern long qmgr_active_count;	/* messages in memory */
+void qmgr_pre_init(int argc, char **argv);
+void qmgr_post_init(int argc, char **argv);
+void qmgr_trigger(const char *buf, size_t len);
+void qmgr_kick_dispatch(void);	/* start deliveries soon */
+void qmgr_kick_scan(void);	/* look for more messages soon */
+double qmgr_now(void);
+
+/* qmgr_scan.c */
+void qmgr_scan_recover(void);	/* active/ at start-up */
+void qmgr_scan_incoming(void);
+void qmgr_scan_deferred(bool all);
+bool qmgr_scan_blocked(void);	/* a scan stopped at the active limit */
+void qmgr_move_corrupt(const char *queue, const char *id, const char *why);
+
+/* qmgr_message.c */
+void qmgr_message_load(const char *id);	/* from active/ID */
+/* qmgr_job_encode - the request message for a job */
+void qmgr_job_encode(const struct qmgr_job *job, struct str *out);
+/* qmgr_job_reply - apply the agent's reply; on 0 the job is finished
+ * and freed; -1 (protocol error) leaves it to the caller */
+struct ipc_list;
+int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const char **error_r);
+/* qmgr_job_failed - the attempt failed as a whole (agent unavailable,
+ * died, protocol error): defer its recipients; the job is freed */
+void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason);
+
+/* qmgr_transport.c */
+struct qmgr_transport *qmgr_transport_find(const char *name);
+struct qmgr_transport *qmgr_transport_bounce(void);
+void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, struct qmgr_job *job);
+void qmgr_transport_job_finished(struct qmgr_job *job);
+void qmgr_transport_dispatch_all(void);
+struct qmgr_job *qmgr_job_new(enum qmgr_job_kind kind, struct qmgr_message *msg);
+void qmgr_job_add_rcpt(struct qmgr_job *job, size_t idx);
+void qmgr_job_free(struct qmgr_job **jobp);
+bool qmgr_transport_name_valid(const char *name);
+
+/* qmgr_conn.c */
+enum qmgr_conn_start { QMGR_CONN_OK, QMGR_CONN_BUSY_RETRY, QMGR_CONN_UNAVAILABLE };
+enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn **connp,
+				    const char **error_r);
+void qmgr_conn_assign(struct qmgr_conn *conn, struct qmgr_job *job);
+void qmgr_conn_close(struct qmgr_conn **connp);
+void qmgr_conn_make_idle(struct qmgr_conn *conn);
+
+/* qmgr_policy.c */
+unsigned qmgr_notify_flags(const char *notify);
+long qmgr_backoff(double now, double arrival, long min_backoff, long max_backoff);
+bool qmgr_expired(double now, double arrival, bool null_sender, long lifetime,
+		  long bounce_lifetime);
+bool qmgr_delay_warning_due(double now, double arrival, long warning_time);
+
+#endif

@@ -1,0 +1,819 @@
+/* qmgr_message.c - one message in active/: load and check the queue
+ * file, route each recipient into jobs, apply what agents and bounce
+ * answer, and finish the message (remove it, or defer it with its next
+ * retry time as the file's mtime).
+ *
+ * Recipient outcomes (docs/queue.md has the commit points):
+ *   sent    mark done (one pwrite each, one fdatasync per reply), log
+ *           status=sent; NOTIFY=SUCCESS also asks bounce for a notice
+ *   bounce  ask bounce for a failure notice (unless NOTIFY excludes it),
+ *           then mark done and log status=bounced; if bounce fails the
+ *           recipient is deferred instead
+ *   defer   append the reason to defer/ID (fsync), log status=deferred;
+ *           past the queue lifetime a deferral becomes a bounce
+ *           (status=expired)
+ * A message whose recipients are all done is removed: defer/ID first,
+ * then active/ID. Otherwise it moves to deferred/ with mtime = next
+ * attempt. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* base */
+#include "ipc.h"
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "bounce_client.h"
+#include "config.h"
+#include "defer_log.h"
+#include "deliver_client.h"
+#include "log_delivery.h"
+#include "mail_proto.h"
+#include "queue_file.h"
+#include "resolve.h"
+
+/* qmgr */
+#include "qmgr.h"
+
+static struct qmgr_message *messages;
+long qmgr_active_count;
+
+/* What one reply did, applied together at its end. */
+struct outcome_batch {
+    size_t *mark;		/* recipients to mark done now */
+    size_t nmark;
+    size_t *fail;		/* recipients for a failure notice */
+    size_t nfail;
+    size_t *success;		/* recipients for a success notice */
+    size_t nsuccess;
+    struct defer_log_record *defers;
+    size_t ndefer;
+    size_t cap;
+};
+
+static void message_unref(struct qmgr_message *msg);
+
+/* nz - never NULL */
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+/* ---------------------------------------------------------------- */
+/* Loading                                                          */
+
+struct load_ctx {
+    struct qmgr_message *msg;
+    char *orig, *orcpt, *notify;	/* for the next recipient */
+    long nrcpt;
+};
+
+/* load_visit - one record of the queue file */
+static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
+{
+    struct load_ctx *lc = ctx;
+    struct qmgr_message *msg = lc->msg;
+    size_t nlen;
+    const char *value;
+
+    switch (type) {
+    case QF_REC_TIME:
+	msg->arrival = strtod(str_cstr(data), NULL);
+	break;
+    case QF_REC_SENDER:
+	msg->sender = mem_strdup(str_cstr(data));
+	break;
+    case QF_REC_ATTR:
+	if (!qf_attr_split(data->data, data->len, &nlen, &value))
+	    break;
+	if (nlen == strlen(QATTR_DSN_ENVID) && strncmp(data->data, QATTR_DSN_ENVID, nlen) == 0) {
+	    mem_free(&msg->dsn_envid);
+	    msg->dsn_envid = mem_strdup(value);
+	} else if (nlen == strlen(QATTR_DSN_RET) && strncmp(data->data, QATTR_DSN_RET, nlen) == 0) {
+	    mem_free(&msg->dsn_ret);
+	    msg->dsn_ret = mem_strdup(value);
+	} else if (nlen == strlen(QATTR_RCPT_ORIG)
+		   && strncmp(data->data, QATTR_RCPT_ORIG, nlen) == 0) {
+	    mem_free(&lc->orig);
+	    lc->orig = mem_strdup(value);
+	}
+	break;
+    case QF_REC_ORCPT:
+	mem_free(&lc->orcpt);
+	lc->orcpt = mem_strdup(str_cstr(data));
+	break;
+    case QF_REC_NOTIFY:
+	mem_free(&lc->notify);
+	lc->notify = mem_strdup(str_cstr(data));
+	break;
+    case QF_REC_RCPT: {
+	struct qmgr_rcpt *r;
+
+	if (msg->rcpt_count == msg->rcpt_cap) {
+	    msg->rcpt_cap = msg->rcpt_cap ? msg->rcpt_cap * 2 : 4;
+	    msg->rcpts = mem_realloc(msg->rcpts, mem_size_mul(msg->rcpt_cap, sizeof(*msg->rcpts)));
+	}
+	r = msg->rcpts + msg->rcpt_count++;
+	memset(r, 0, sizeof(*r));
+	r->address = mem_strdup(str_cstr(data));
+	r->orig = lc->orig ? lc->orig : mem_strdup("");
+	r->orcpt = lc->orcpt ? lc->orcpt : mem_strdup("");
+	r->notify = lc->notify ? lc->notify : mem_strdup("");
+	lc->orig = lc->orcpt = lc->notify = NULL;
+	r->notify_flags = qmgr_notify_flags(r->notify);
+	r->offset = (long) offset;
+	r->state = QMGR_RCPT_TODO;
+	lc->nrcpt++;
+	break;
+    }
+    case QF_REC_DONE:
+	mem_free(&lc->orig);
+	mem_free(&lc->orcpt);
+	mem_free(&lc->notify);
+	lc->nrcpt++;
+	break;
+    case QF_REC_MESSAGE:
+	msg->data_offset = (long) offset;
+	break;
+    case QF_REC_LINE:
+	msg->size += (long) data->len + 1;
+	break;
+    case QF_REC_CONT:
+	msg->size += (long) data->len;
+	break;
+    }
+    return 0;
+}
+
+/* message_free - forget a message (its files are handled by the caller) */
+static void message_free(struct qmgr_message *msg)
+{
+    if (msg->prev)
+	msg->prev->next = msg->next;
+    else if (messages == msg)
+	messages = msg->next;
+    if (msg->next)
+	msg->next->prev = msg->prev;
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+	struct qmgr_rcpt *r = msg->rcpts + i;
+
+	mem_free(&r->address);
+	mem_free(&r->orig);
+	mem_free(&r->orcpt);
+	mem_free(&r->notify);
+	mem_free(&r->reason);
+	mem_free(&r->relay);
+    }
+    mem_free(&msg->rcpts);
+    mem_free(&msg->sender);
+    mem_free(&msg->dsn_envid);
+    mem_free(&msg->dsn_ret);
+    mem_free(&msg);
+    qmgr_active_count--;
+    if (qmgr_scan_blocked())
+	qmgr_kick_scan();
+}
+
+/* message_path - "active/ID" */
+static void message_path(char *buf, size_t size, const struct qmgr_message *msg)
+{
+    (void) fmt_buf(buf, size, "active/%s", msg->id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Outcomes                                                         */
+
+/* batch_add - append an index to one of the batch lists */
+static void batch_add(size_t **list, size_t *n, size_t idx)
+{
+    *list = mem_realloc(*list, mem_size_mul(*n + 1, sizeof(size_t)));
+    (*list)[(*n)++] = idx;
+}
+
+/* batch_fini - free the lists */
+static void batch_fini(struct outcome_batch *b)
+{
+    mem_free(&b->mark);
+    mem_free(&b->fail);
+    mem_free(&b->success);
+    mem_free(&b->defers);
+}
+
+/* rcpt_set_outcome - remember the latest outcome of a recipient */
+static void rcpt_set_outcome(struct qmgr_rcpt *r, const char *dsn, const char *reason,
+			     const char *relay, const struct delivery_times *t)
+{
+    char *new_reason = mem_strdup(nz(reason));	/* the old texts may be the args */
+    char *new_relay = mem_strdup(relay && *relay ? relay : "none");
+
+    (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
+    mem_free(&r->reason);
+    r->reason = new_reason;
+    mem_free(&r->relay);
+    r->relay = new_relay;
+    r->times = *t;
+}
+
+/* rcpt_log - log a recipient's latest outcome with this status */
+static void rcpt_log(const struct qmgr_message *msg, const struct qmgr_rcpt *r, const char *status)
+{
+    struct delivery_outcome o = {r->address, r->orig, r->relay, r->dsn, status, r->reason};
+
+    log_delivery(msg->id, &o, &r->times);
+}
+
+/* outcome - apply one recipient's result: 's'ent, 'b'ounce or 'd'efer */
+static void outcome(struct qmgr_message *msg, size_t idx, int what, const char *dsn,
+		    const char *reason, const char *relay, const struct delivery_times *t,
+		    struct outcome_batch *b)
+{
+    struct qmgr_rcpt *r = msg->rcpts + idx;
+
+    rcpt_set_outcome(r, dsn, reason, relay, t);
+    if (what == 'd' && msg->expired) {
+	r->expired = true;
+	what = 'b';
+    }
+    switch (what) {
+    case 's':
+	r->state = QMGR_RCPT_DONE;
+	batch_add(&b->mark, &b->nmark, idx);
+	rcpt_log(msg, r, "sent");
+	if (r->notify_flags & QMGR_NOTIFY_SUCCESS)
+	    batch_add(&b->success, &b->nsuccess, idx);
+	break;
+    case 'b':
+	if (r->notify_flags & QMGR_NOTIFY_FAILURE) {
+	    r->state = QMGR_RCPT_BOUNCING;	/* logged when bounce has it */
+	    batch_add(&b->fail, &b->nfail, idx);
+	} else {
+	    r->state = QMGR_RCPT_DONE;
+	    batch_add(&b->mark, &b->nmark, idx);
+	    rcpt_log(msg, r, r->expired ? "expired" : "bounced");
+	    if (r->expired && !msg->expired_logged) {
+		msg->expired_logged = true;
+		log_queue_expired(msg->id, msg->sender);
+	    }
+	}
+	break;
+    default:
+	r->state = QMGR_RCPT_DEFERRED;
+	b->defers = mem_realloc(b->defers, mem_size_mul(b->ndefer + 1, sizeof(*b->defers)));
+	b->defers[b->ndefer].rcpt = r->address;
+	b->defers[b->ndefer].dsn = r->dsn;
+	b->defers[b->ndefer].reason = r->reason;
+	b->ndefer++;
+	rcpt_log(msg, r, "deferred");
+	break;
+    }
+}
+
+/* mark_done - turn the recipients' R records into D, one fdatasync */
+static void mark_done(struct qmgr_message *msg, const size_t *idx, size_t n)
+{
+    char path[64];
+    const char *err;
+    int fd;
+
+    if (n == 0 || msg->file_gone)
+	return;
+    message_path(path, sizeof(path), msg);
+    if ((fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+	if (errno == ENOENT)
+	    msg->file_gone = true;
+	msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
+	return;
+    }
+    for (size_t i = 0; i < n; i++) {
+	if (qf_mark_done_nosync(fd, (off_t) msg->rcpts[idx[i]].offset, &err) < 0) {
+	    msg_warn("%s: %s", msg->id, err);
+	    break;
+	}
+    }
+    if (fdatasync(fd) < 0)
+	msg_warn("%s: fdatasync %s: %m", msg->id, path);
+    close(fd);
+}
+
+/* notice_job - queue a bounce request for some recipients */
+static void notice_job(struct qmgr_message *msg, const char *request, const size_t *idx, size_t n)
+{
+    struct qmgr_job *job;
+
+    if (n == 0)
+	return;
+    job = qmgr_job_new(QMGR_JOB_BOUNCE, msg);
+    job->request = request;
+    for (size_t i = 0; i < n; i++)
+	qmgr_job_add_rcpt(job, idx[i]);
+    qmgr_transport_enqueue(qmgr_transport_bounce(), "bounce", job);
+}
+
+/* batch_apply - the durable part of a reply, in commit order: done
+ * marks, defer reasons, then the notices that bounce will write */
+static void batch_apply(struct qmgr_message *msg, struct outcome_batch *b)
+{
+    const char *err;
+
+    mark_done(msg, b->mark, b->nmark);
+    if (b->ndefer && !msg->file_gone
+	&& defer_log_append(msg->id, b->defers, b->ndefer, &err) < 0)
+	msg_warn("%s: defer log: %s", msg->id, err);
+    notice_job(msg, BOUNCE_REQ_FAILURE, b->fail, b->nfail);
+    notice_job(msg, BOUNCE_REQ_SUCCESS, b->success, b->nsuccess);
+    batch_fini(b);
+}
+
+/* job_times - the stage times of a job that just finished */
+static void job_times(const struct qmgr_job *job, struct delivery_times *t)
+{
+    t->arrival = job->msg->arrival;
+    t->active = job->msg->active_time;
+    t->conn_start = job->conn_start;
+    t->xmit_start = job->xmit_start;
+    t->finish = qmgr_now();
+}
+
+/* job_finish - release a finished job */
+static void job_finish(struct qmgr_job *job)
+{
+    struct qmgr_message *msg = job->msg;
+
+    qmgr_transport_job_finished(job);
+    qmgr_job_free(&job);
+    message_unref(msg);
+}
+
+/* bounce_done - bounce answered (status 0) or failed (-1) */
+static void bounce_done(struct qmgr_job *job, long status, const char *why)
+{
+    struct qmgr_message *msg = job->msg;
+    struct outcome_batch b;
+    const char *err;
+
+    memset(&b, 0, sizeof(b));
+    if (strcmp(job->request, BOUNCE_REQ_FAILURE) == 0) {
+	for (size_t i = 0; i < job->count; i++) {
+	    struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
+
+	    if (status == 0) {
+		r->state = QMGR_RCPT_DONE;
+		batch_add(&b.mark, &b.nmark, job->rcpt_idx[i]);
+		rcpt_log(msg, r, r->expired ? "expired" : "bounced");
+		if (r->expired && !msg->expired_logged) {
+		    msg->expired_logged = true;
+		    log_queue_expired(msg->id, msg->sender);
+		}
+	    } else {
+		struct delivery_times t = r->times;
+		char *orig_reason = mem_strdup(nz(r->reason));
+		char reason[512];
+
+		(void) fmt_buf(reason, sizeof(reason), "bounce or notification service failure (%s)",
+			       orig_reason);
+		mem_free(&orig_reason);
+		t.finish = qmgr_now();
+		r->expired = false;
+		rcpt_set_outcome(r, "4.3.0", reason, r->relay, &t);
+		r->state = QMGR_RCPT_DEFERRED;
+		b.defers = mem_realloc(b.defers, mem_size_mul(b.ndefer + 1, sizeof(*b.defers)));
+		b.defers[b.ndefer].rcpt = r->address;
+		b.defers[b.ndefer].dsn = r->dsn;
+		b.defers[b.ndefer].reason = r->reason;
+		b.ndefer++;
+		rcpt_log(msg, r, "deferred");
+	    }
+	}
+	if (status != 0)
+	    msg_warn("%s: failure notice not sent: %s", msg->id, nz(why));
+	batch_apply(msg, &b);
+    } else if (strcmp(job->request, BOUNCE_REQ_DELAY) == 0) {
+	if (status == 0) {
+	    msg_info("%s: sender delay notification sent", msg->id);
+	    if (defer_log_warned(msg->id, &err) < 0)
+		msg_warn("%s: defer log: %s", msg->id, err);
+	} else {
+	    msg_warn("%s: delay notice not sent: %s", msg->id, nz(why));
+	}
+    } else if (status != 0) {
+	msg_warn("%s: success notice not sent: %s", msg->id, nz(why));
+    } else {
+	msg_info("%s: sender delivery status notification sent", msg->id);
+    }
+    job_finish(job);
+}
+
+/* qmgr_job_failed - the attempt failed as a whole */
+void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason)
+{
+    struct qmgr_message *msg = job->msg;
+    struct outcome_batch b;
+    struct delivery_times t;
+
+    if (job->kind == QMGR_JOB_BOUNCE) {
+	bounce_done(job, -1, reason);
+	return;
+    }
+    memset(&b, 0, sizeof(b));
+    job_times(job, &t);
+    for (size_t i = 0; i < job->count; i++)
+	outcome(msg, job->rcpt_idx[i], 'd', dsn, reason, "none", &t, &b);
+    batch_apply(msg, &b);
+    job_finish(job);
+}
+
+/* job_request - the deliver_request of a job (rcpts allocated) */
+static void job_request(const struct qmgr_job *job, struct deliver_request *req, char *qfile,
+			size_t qfile_size)
+{
+    const struct qmgr_message *msg = job->msg;
+    struct deliver_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
+
+    (void) fmt_buf(qfile, qfile_size, "active/%s", msg->id);
+    for (size_t i = 0; i < job->count; i++) {
+	const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
+
+	rcpts[i].address = r->address;
+	rcpts[i].orig = r->orig;
+	rcpts[i].orcpt = r->orcpt;
+	rcpts[i].notify = r->notify;
+	rcpts[i].offset = r->offset;
+    }
+    memset(req, 0, sizeof(*req));
+    req->queue_id = msg->id;
+    req->queue_file = qfile;
+    req->data_offset = msg->data_offset;
+    req->data_size = msg->size;
+    req->sender = msg->sender;
+    req->arrival_time = (long) msg->arrival;
+    req->dsn_envid = nz(msg->dsn_envid);
+    req->dsn_ret = nz(msg->dsn_ret);
+    req->nexthop = nz(job->nexthop);
+    req->rcpts = rcpts;
+    req->rcpt_count = job->count;
+}
+
+/* qmgr_job_encode - the request message of a job */
+void qmgr_job_encode(const struct qmgr_job *job, struct str *out)
+{
+    const struct qmgr_message *msg = job->msg;
+    char qfile[64];
+
+    if (job->kind == QMGR_JOB_DELIVER) {
+	struct deliver_request req;
+
+	job_request(job, &req, qfile, sizeof(qfile));
+	deliver_request_encode(out, &req);
+	mem_free(&req.rcpts);
+    } else {
+	struct bounce_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
+	const char *action = strcmp(job->request, BOUNCE_REQ_FAILURE) == 0 ? "failed"
+	    : strcmp(job->request, BOUNCE_REQ_DELAY) == 0 ? "delayed" : "delivered";
+	struct bounce_request req = {job->request, msg->id, qfile, msg->sender,
+				     (long) msg->arrival, nz(msg->dsn_envid), nz(msg->dsn_ret),
+				     rcpts, job->count};
+
+	(void) fmt_buf(qfile, sizeof(qfile), "active/%s", msg->id);
+	for (size_t i = 0; i < job->count; i++) {
+	    const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
+
+	    rcpts[i].address = r->address;
+	    rcpts[i].orig = r->orig;
+	    rcpts[i].orcpt = r->orcpt;
+	    rcpts[i].dsn = r->dsn;
+	    rcpts[i].action = action;
+	    rcpts[i].reason = nz(r->reason);
+	    rcpts[i].relay = nz(r->relay);
+	}
+	bounce_request_encode(out, &req);
+	mem_free(&rcpts);
+    }
+}
+
+/* qmgr_job_reply - apply an agent's (or bounce's) answer */
+int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const char **error_r)
+{
+    struct qmgr_message *msg = job->msg;
+
+    if (job->kind == QMGR_JOB_DELIVER) {
+	struct deliver_request req;
+	struct deliver_result *res;
+	struct delivery_times t;
+	struct outcome_batch b;
+	char qfile[64];
+
+	job_request(job, &req, qfile, sizeof(qfile));
+	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
+	if (deliver_reply_parse(reply, &req, res, error_r) < 0) {
+	    mem_free(&res);
+	    mem_free(&req.rcpts);
+	    return -1;
+	}
+	mem_free(&req.rcpts);
+	memset(&b, 0, sizeof(b));
+	job_times(job, &t);
+	for (size_t i = 0; i < job->count; i++)
+	    outcome(msg, job->rcpt_idx[i], res[i].status[0], res[i].dsn, res[i].reason,
+		    res[i].relay, &t, &b);
+	deliver_results_free(res, job->count);
+	mem_free(&res);
+	batch_apply(msg, &b);
+	job_finish(job);
+    } else {
+	struct str reason;
+	long status;
+
+	str_init(&reason, 1024);
+	if (bounce_reply_parse(reply, &status, NULL, &reason, error_r) < 0) {
+	    str_fini(&reason);
+	    return -1;
+	}
+	bounce_done(job, status, str_cstr(&reason));
+	str_fini(&reason);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Finishing                                                        */
+
+/* message_remove - every recipient is done */
+static void message_remove(struct qmgr_message *msg)
+{
+    char path[64];
+    const char *err;
+
+    if (defer_log_remove(msg->id, &err) < 0)
+	msg_warn("%s: %s", msg->id, err);
+    message_path(path, sizeof(path), msg);
+    if (unlink(path) < 0 && errno != ENOENT)
+	msg_warn("%s: remove %s: %m", msg->id, path);
+    else
+	log_queue_removed(msg->id);
+    message_free(msg);
+}
+
+/* message_delay_warning - send the one delay notice if it is due; true
+ * if a notice job was queued (the message waits for it) */
+static bool message_delay_warning(struct qmgr_message *msg, double now)
+{
+    size_t *idx = NULL, n = 0;
+    const char *err;
+    bool warned;
+
+    if (msg->warn_checked || msg->expired
+	|| !qmgr_delay_warning_due(now, msg->arrival, var_delay_warning_time))
+	return false;
+    msg->warn_checked = true;
+    if (defer_log_read(msg->id, NULL, NULL, &warned, &err) < 0) {
+	msg_warn("%s: defer log: %s", msg->id, err);
+	return false;
+    }
+    if (warned)
+	return false;
+    for (size_t i = 0; i < msg->rcpt_count; i++)
+	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED
+	    && (msg->rcpts[i].notify_flags & QMGR_NOTIFY_DELAY))
+	    batch_add(&idx, &n, i);
+    msg->refs++;			/* keep msg while queueing */
+    notice_job(msg, BOUNCE_REQ_DELAY, idx, n);
+    msg->refs--;
+    mem_free(&idx);
+    return n > 0;
+}
+
+/* message_defer - some recipients wait: deferred/ with mtime = next try */
+static void message_defer(struct qmgr_message *msg, double now)
+{
+    char from[64], to[64];
+    struct timeval tv[2];
+    long delay = qmgr_backoff(now, msg->arrival, var_minimal_backoff_time,
+			      var_maximal_backoff_time);
+
+    message_path(from, sizeof(from), msg);
+    (void) fmt_buf(to, sizeof(to), "deferred/%s", msg->id);
+    tv[0].tv_sec = (time_t) now;
+    tv[0].tv_usec = 0;
+    tv[1].tv_sec = (time_t) now + delay;
+    tv[1].tv_usec = 0;
+    if (utimes(from, tv) < 0)
+	msg_warn("%s: set retry time on %s: %m", msg->id, from);
+    if (rename(from, to) < 0)
+	msg_warn("%s: move %s to %s: %m", msg->id, from, to);
+    else if (msg_verbose)
+	msg_info("%s: deferred, next attempt in %lds", msg->id, delay);
+    message_free(msg);
+}
+
+/* message_done - no job of the message is left */
+static void message_done(struct qmgr_message *msg)
+{
+    double now = qmgr_now();
+    bool deferred = false;
+
+    if (msg->file_gone) {
+	msg_warn("%s: queue file disappeared while active", msg->id);
+	message_free(msg);
+	return;
+    }
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED)
+	    deferred = true;
+	else if (msg->rcpts[i].state != QMGR_RCPT_DONE)
+	    msg_panic("%s: recipient %zu in state %d without a job", msg->id, i,
+		      (int) msg->rcpts[i].state);
+    }
+    if (!deferred) {
+	message_remove(msg);
+	return;
+    }
+    if (message_delay_warning(msg, now))
+	return;
+    message_defer(msg, now);
+}
+
+/* message_unref - one job fewer */
+static void message_unref(struct qmgr_message *msg)
+{
+    if (msg->refs <= 0)
+	msg_panic("%s: message reference count %d", msg->id, msg->refs);
+    if (--msg->refs == 0)
+	message_done(msg);
+}
+
+/* ---------------------------------------------------------------- */
+/* Routing                                                          */
+
+struct route_group {
+    struct qmgr_transport *tr;
+    char *key;
+    struct qmgr_job *job;
+};
+
+/* error_transport - "error:5.1.1 text": split a DSN off the text */
+static void error_outcome(const char *nexthop, char *dsn, size_t dsn_size, const char **reason)
+{
+    const char *sp = strchr(nexthop, ' ');
+    char code[16];
+
+    (void) str_copy_out(dsn, dsn_size, "5.0.0");
+    *reason = *nexthop ? nexthop : "mail for this destination is not deliverable";
+    if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
+	memcpy(code, nexthop, (size_t) (sp - nexthop));
+	code[sp - nexthop] = 0;
+	if (deliver_dsn_valid(code) && code[0] == '5') {
+	    (void) str_copy_out(dsn, dsn_size, code);
+	    *reason = sp + 1;
+	}
+    }
+}
+
+/* message_route - put every pending recipient into a job */
+static void message_route(struct qmgr_message *msg)
+{
+    struct route_group *groups = NULL;
+    size_t ngroups = 0;
+    struct outcome_batch b;
+    struct delivery_times t = {msg->arrival, msg->active_time, 0, 0, 0};
+
+    memset(&b, 0, sizeof(b));
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+	struct qmgr_rcpt *r = msg->rcpts + i;
+	struct resolve_result res;
+	struct qmgr_transport *tr;
+	const char *err, *key;
+	struct route_group *g = NULL;
+
+	if (r->state != QMGR_RCPT_TODO)
+	    continue;
+	t.finish = qmgr_now();
+	if (resolve_address(r->address, &res, &err) < 0) {
+	    char why[512];
+
+	    (void) fmt_buf(why, sizeof(why), "address resolver failure: %s", err);
+	    outcome(msg, i, 'd', "4.3.0", why, "none", &t, &b);
+	    continue;
+	}
+	if (strcmp(res.transport, "error") == 0) {
+	    char dsn[16];
+	    const char *reason;
+
+	    error_outcome(res.nexthop, dsn, sizeof(dsn), &reason);
+	    outcome(msg, i, 'b', dsn, reason, "none", &t, &b);
+	    continue;
+	}
+	if (!qmgr_transport_name_valid(res.transport)) {
+	    msg_warn("%s: bad transport name \"%.64s\" for %s", msg->id, res.transport, r->address);
+	    outcome(msg, i, 'd', "4.3.5", "mail transport unavailable (bad transport name)",
+		    "none", &t, &b);
+	    continue;
+	}
+	tr = qmgr_transport_find(res.transport);
+	key = tr->rcpt_limit == 1 ? r->address : res.nexthop;
+	for (size_t k = 0; k < ngroups; k++) {
+	    if (groups[k].tr == tr && strcmp(groups[k].key, key) == 0) {
+		g = groups + k;
+		break;
+	    }
+	}
+	if (g == NULL) {
+	    groups = mem_realloc(groups, mem_size_mul(ngroups + 1, sizeof(*groups)));
+	    g = groups + ngroups++;
+	    g->tr = tr;
+	    g->key = mem_strdup(key);
+	    g->job = NULL;
+	}
+	if (g->job == NULL) {
+	    g->job = qmgr_job_new(QMGR_JOB_DELIVER, msg);
+	    g->job->nexthop = mem_strdup(res.nexthop);
+	}
+	r->state = QMGR_RCPT_BUSY;
+	qmgr_job_add_rcpt(g->job, i);
+	if (g->job->count >= (size_t) tr->rcpt_limit) {
+	    qmgr_transport_enqueue(tr, g->key, g->job);
+	    g->job = NULL;
+	}
+    }
+    for (size_t k = 0; k < ngroups; k++) {
+	if (groups[k].job)
+	    qmgr_transport_enqueue(groups[k].tr, groups[k].key, groups[k].job);
+	mem_free(&groups[k].key);
+    }
+    mem_free(&groups);
+    batch_apply(msg, &b);
+}
+
+/* qmgr_message_load - take active/ID into memory and start delivery */
+void qmgr_message_load(const char *id)
+{
+    struct qmgr_message *msg;
+    struct load_ctx lc;
+    struct qf_reader rd;
+    struct stream *s;
+    struct stat st;
+    char path[64];
+    const char *err;
+    int fd, rc;
+
+    (void) fmt_buf(path, sizeof(path), "active/%s", id);
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+	if (errno != ENOENT)
+	    msg_warn("%s: open %s: %m", id, path);
+	return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	close(fd);
+	qmgr_move_corrupt("active", id, "not a regular file");
+	return;
+    }
+    msg = mem_zalloc(sizeof(*msg));
+    (void) str_copy_out(msg->id, sizeof(msg->id), id);
+    memset(&lc, 0, sizeof(lc));
+    lc.msg = msg;
+    s = stream_open(fd);
+    qf_reader_init(&rd, s, 0);
+    rc = qf_scan(&rd, QF_RECORD_MAX, load_visit, &lc, &err);
+    stream_free(&s);
+    close(fd);
+    mem_free(&lc.orig);
+    mem_free(&lc.orcpt);
+    mem_free(&lc.notify);
+    /* link it in so that message_free can unlink it */
+    msg->next = messages;
+    if (messages)
+	messages->prev = msg;
+    messages = msg;
+    qmgr_active_count++;
+    if (rc < 0) {
+	char why[512];
+
+	(void) str_copy_out(why, sizeof(why), err);
+	message_free(msg);
+	qmgr_move_corrupt("active", id, why);
+	return;
+    }
+    if (msg->sender == NULL)
+	msg->sender = mem_strdup("");
+    msg->active_time = qmgr_now();
+    if (msg->rcpt_count == 0) {
+	/* every recipient was done: a crash came before the unlink */
+	message_remove(msg);
+	return;
+    }
+    log_queue_active(msg->id, msg->sender, msg->size, lc.nrcpt);
+    msg->expired = qmgr_expired(msg->active_time, msg->arrival, *msg->sender == 0,
+				var_maximal_queue_lifetime, var_bounce_queue_lifetime);
+    msg->refs++;			/* held while routing */
+    message_route(msg);
+    message_unref(msg);
+}

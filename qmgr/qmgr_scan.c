@@ -1,0 +1,194 @@
+/* qmgr_scan.c - directory scans and the moves between queue states.
+ *
+ *   start-up        active/ID   load (a crash or restart left them);
+ *                              beyond the active limit: back to incoming/
+ *   incoming scan   incoming/ID -> active/ID, load
+ *   deferred scan   deferred/ID whose mtime (next attempt) has come, or
+ *                   all of them on a flush -> active/ID, load
+ *   corrupt file    -> corrupt/ID with a warning
+ *
+ * Names that are not queue IDs are skipped: cleanup's temp files
+ * (tmp.*) are still being written (or were abandoned by a crash: those
+ * are removed once older than twice daemon_timeout). hold/ is never
+ * looked at. None of these renames needs a directory fsync: after a
+ * crash the file is found under either name, and both are recovered
+ * (docs/queue.md). */
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* base */
+#include "msg.h"
+#include "safe_file.h"
+#include "str.h"
+
+/* mail */
+#include "config.h"
+#include "queue_id.h"
+
+/* qmgr */
+#include "qmgr.h"
+
+static bool incoming_blocked;	/* stopped at the active limit */
+static bool deferred_blocked;
+static bool deferred_blocked_all;
+
+/* qmgr_scan_blocked - a scan left work behind because of the limit */
+bool qmgr_scan_blocked(void)
+{
+    return incoming_blocked || deferred_blocked;
+}
+
+/* room - may one more message come into memory? */
+static bool room(void)
+{
+    return qmgr_active_count < var_qmgr_message_active_limit;
+}
+
+/* qmgr_move_corrupt - a file that cannot be delivered goes aside */
+void qmgr_move_corrupt(const char *queue, const char *id, const char *why)
+{
+    char from[64], to[64];
+    const char *err;
+
+    (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
+    (void) fmt_buf(to, sizeof(to), "corrupt/%s", id);
+    if (durable_rename(from, to, &err) < 0)
+	msg_warn("%s: %s; cannot move it to corrupt/: %s", id, why, err);
+    else
+	msg_warn("%s: %s; moved to corrupt/", id, why);
+}
+
+/* activate - queue/ID -> active/ID, then load it */
+static void activate(const char *queue, const char *id)
+{
+    char from[64], to[64];
+
+    (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
+    (void) fmt_buf(to, sizeof(to), "active/%s", id);
+    if (rename(from, to) < 0) {
+	if (errno != ENOENT)
+	    msg_warn("%s: move %s to active/: %m", id, from);
+	return;
+    }
+    qmgr_message_load(id);
+}
+
+/* stale_temp - remove an abandoned temp file of cleanup */
+static void stale_temp(const char *name, double now)
+{
+    char path[512];
+    struct stat st;
+
+    if (!fmt_buf(path, sizeof(path), "incoming/%s", name) || lstat(path, &st) < 0)
+	return;
+    if (S_ISREG(st.st_mode) && (double) st.st_mtime < now - 2.0 * (double) var_daemon_timeout) {
+	if (unlink(path) == 0)
+	    msg_info("removed stale temporary file %s", path);
+    }
+}
+
+/* qmgr_scan_incoming - take new messages */
+void qmgr_scan_incoming(void)
+{
+    DIR *dir;
+    struct dirent *de;
+
+    incoming_blocked = false;
+    if ((dir = opendir("incoming")) == NULL) {
+	msg_warn("open incoming/: %m");
+	return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+	if (!queue_id_valid(de->d_name))
+	    continue;
+	if (!room()) {
+	    incoming_blocked = true;
+	    break;
+	}
+	activate("incoming", de->d_name);
+    }
+    closedir(dir);
+}
+
+/* qmgr_scan_deferred - retry messages whose time has come (all: now) */
+void qmgr_scan_deferred(bool all)
+{
+    DIR *dir;
+    struct dirent *de;
+    double now = qmgr_now();
+    DIR *inc;
+
+    deferred_blocked = false;
+    all = all || deferred_blocked_all;
+    deferred_blocked_all = false;
+    if ((dir = opendir("deferred")) == NULL) {
+	msg_warn("open deferred/: %m");
+	return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+	char path[64];
+	struct stat st;
+
+	if (!queue_id_valid(de->d_name))
+	    continue;
+	if (!room()) {
+	    deferred_blocked = true;
+	    deferred_blocked_all = all;
+	    break;
+	}
+	(void) fmt_buf(path, sizeof(path), "deferred/%s", de->d_name);
+	if (stat(path, &st) < 0)
+	    continue;
+	if (!all && (double) st.st_mtime > now)
+	    continue;
+	activate("deferred", de->d_name);
+    }
+    closedir(dir);
+    /* the periodic scan also sweeps abandoned temp files of cleanup */
+    if ((inc = opendir("incoming")) != NULL) {
+	while ((de = readdir(inc)) != NULL)
+	    if (queue_temp_name_valid(de->d_name))
+		stale_temp(de->d_name, now);
+	closedir(inc);
+    }
+}
+
+/* qmgr_scan_recover - at start-up: what a previous qmgr left in active/ */
+void qmgr_scan_recover(void)
+{
+    DIR *dir;
+    struct dirent *de;
+    long loaded = 0, returned = 0;
+
+    if ((dir = opendir("active")) == NULL)
+	msg_fatal("open active/: %m");
+    while ((de = readdir(dir)) != NULL) {
+	if (!queue_id_valid(de->d_name)) {
+	    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		msg_warn("active/%s: not a queue file name -- skipped", de->d_name);
+	    continue;
+	}
+	if (room()) {
+	    qmgr_message_load(de->d_name);
+	    loaded++;
+	} else {
+	    char from[64], to[64];
+
+	    (void) fmt_buf(from, sizeof(from), "active/%s", de->d_name);
+	    (void) fmt_buf(to, sizeof(to), "incoming/%s", de->d_name);
+	    if (rename(from, to) < 0)
+		msg_warn("move %s back to incoming/: %m", from);
+	    else
+		returned++;
+	}
+    }
+    closedir(dir);
+    if (loaded || returned)
+	msg_info("recovered %ld message%s from active/%s", loaded, loaded == 1 ? "" : "s",
+		 returned ? " (the rest went back to incoming/)" : "");
+}
