@@ -1,0 +1,281 @@
+/* smtpd.h - the SMTP server's shared state and the interfaces between
+ * its modules.
+ *
+ *   main.c          server skeleton glue (SERVER_SINGLE), start-up checks
+ *   smtpd_proto.c   the session: greeting, command loop, pipelining
+ *                   flushes, error limits, timeouts, replies, logging
+ *   smtpd_cmd.c     the command table (flags) and the command handlers
+ *                   EHLO HELO MAIL RCPT RSET NOOP QUIT VRFY HELP ...
+ *   smtpd_data.c    DATA and BDAT: the content parser (end of data,
+ *                   dot-unstuffing, bare CR/LF policy, line pieces), the
+ *                   Received: header and the cleanup conversation
+ *   smtpd_check.c   policy: client trust (mynetworks), relay control,
+ *                   recipient existence and quota
+ *   smtpd_reply.c   the reply table: every fixed reply in one place
+ *   smtpd_peer.c    who the client is (address, optional name lookup)
+ *
+ * One process serves one session at a time; the state lives in one
+ * struct smtpd_state that the handlers get. */
+#ifndef POSTHORN_SMTPD_H
+#define POSTHORN_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* base */
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "address.h"
+#include "cleanup_client.h"
+#include "smtp_params.h"
+
+/* Limits that are RFC facts, not configuration. */
+#define SMTPD_CMD_LINE_RFC	512	/* RFC 5321 4.5.3.1.4, CRLF included */
+#define SMTPD_CMD_LINE_EXT	2048	/* MAIL/RCPT with ESMTP parameters
+					 * (SIZE, BODY, SMTPUTF8, RET, ENVID,
+					 * NOTIFY, ORCPT may lengthen them) */
+#define SMTPD_NAME_MAX		256	/* client host name */
+#define SMTPD_ADDR_MAX		64	/* numeric address text */
+#define SMTPD_ARG_SHOW		100	/* client text quoted in replies/logs */
+
+/* A reply that is not sent yet (policy results). */
+struct smtpd_reply_buf {
+    int code;
+    char enhanced[16];
+    char text[512];
+};
+
+struct smtpd_rcpt {
+    char *address;			/* internal form: unquoted local@domain */
+    char *orcpt;			/* "type;address" or NULL */
+    unsigned notify;			/* SMTP_NOTIFY_* or 0 */
+};
+
+/* The content parser (smtpd_data.c; unit-tested on its own). */
+struct smtpd_content {
+    /* set by smtpd_content_init */
+    bool dot;				/* DATA: dot-unstuffing, end of data */
+    bool binary;			/* BDAT BODY=BINARYMIME: CR/LF are data */
+    bool reject_bare;			/* bare CR/LF is an error, not a line end */
+    size_t piece_max;			/* longest record (line_length_limit) */
+    uint64_t size_limit;		/* 0: none */
+    int (*emit)(void *ctx, int type, const char *data, size_t len);
+    void *ctx;
+    /* state */
+    struct str *line;			/* the current line (piece) */
+    bool cr_pending;			/* a CR whose next byte is unknown */
+    bool at_bol;			/* nothing of the line seen yet */
+    bool prev_crlf;			/* the previous line ended in CRLF */
+    bool dot_seen;			/* the line started with "." (removed) */
+    bool in_cont;			/* C records went out for this line */
+    /* results */
+    bool done;				/* end of data seen (DATA) */
+    bool too_big;			/* size_limit passed: nothing emitted since */
+    bool bare_lf, bare_cr;		/* seen (counted even when normalized) */
+    bool stray_dot;			/* a "." line that did not end the data */
+    bool write_error;			/* emit failed: nothing emitted since */
+    uint64_t size;			/* content bytes, CRLF counted as 2 */
+    uint64_t lines;
+};
+
+void smtpd_content_init(struct smtpd_content *c, bool dot, bool binary, bool reject_bare,
+			size_t piece_max, uint64_t size_limit,
+			int (*emit)(void *ctx, int type, const char *data, size_t len), void *ctx);
+/* smtpd_content_feed - parse data; returns the bytes consumed (all of
+ * them, unless the end of data came first) */
+size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len);
+/* smtpd_content_finish - end of input without an end-of-data line (BDAT
+ * LAST): emit what is pending */
+void smtpd_content_finish(struct smtpd_content *c);
+/* smtpd_content_failed - true if the message cannot be queued */
+bool smtpd_content_failed(const struct smtpd_content *c);
+void smtpd_content_fini(struct smtpd_content *c);
+
+/* The session. */
+struct smtpd_state {
+    struct stream *client;
+
+    /* who (smtpd_peer.c) */
+    char name[SMTPD_NAME_MAX];		/* "unknown" unless looked up */
+    char addr[SMTPD_ADDR_MAX];		/* numeric */
+    char port[16];
+    char namaddr[SMTPD_NAME_MAX + SMTPD_ADDR_MAX + 4];	/* name[addr] */
+    bool addr_is_v6;
+    bool trusted;			/* in mynetworks */
+    bool reject_bare;			/* smtpd_forbid_bare_newline = reject applies */
+    bool authenticated;			/* AUTH (a later issue) */
+    char *sasl_username;
+    bool tls;				/* STARTTLS (a later issue) */
+
+    /* session */
+    char *helo;				/* HELO/EHLO argument, NULL before */
+    bool esmtp;				/* EHLO (not HELO) */
+    unsigned ext;			/* SMTP_EXT_* advertised */
+    int error_count;
+    bool hangup;			/* end the session after this command */
+    const char *where;			/* last command, for log lines */
+    long commands_total, commands_ok;
+    long *cmd_total, *cmd_ok;		/* per row of the command table */
+    long unknown_total;
+
+    /* transaction */
+    bool in_mail;
+    char *sender;			/* internal form; "" for <> */
+    struct smtp_mail_params mail;	/* MAIL parameters */
+    struct smtpd_rcpt *rcpts;
+    size_t rcpt_count, rcpt_cap;
+    long rcpt_attempts;			/* RCPT commands in this transaction */
+
+    /* DATA/BDAT in progress */
+    struct cleanup_client *cleanup;	/* connection to cleanup */
+    struct smtpd_content content;
+    bool content_open;			/* st->content is initialised */
+    long arrival;			/* time of DATA / first BDAT */
+    bool bdat;				/* this transaction uses BDAT */
+    bool bdat_failed;			/* discard chunks until LAST/RSET */
+    struct smtpd_reply_buf bdat_error;	/* the reply for them */
+    uint64_t bdat_bytes;		/* chunk bytes read in this transaction */
+};
+
+/* smtpd_proto.c */
+void smtpd_session(struct stream *client);
+/* smtpd_reply - send "code enhanced text" (enhanced may be NULL); counts
+ * errors (4xx/5xx) and applies the error delay. Client text in the
+ * arguments is made printable. */
+void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r);
+/* smtpd_reply_multi - a multi-line reply: lines[0..n) with one code */
+void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *lines, size_t n);
+/* smtpd_log_reject - "NOQUEUE: reject: CMD from name[addr]: reply; from=<> to=<> proto= helo=<>" */
+void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtpd_reply_buf *r,
+		      const char *rcpt);
+/* smtpd_printable - append text[0..len) with non-printable bytes as '?',
+ * at most max bytes */
+void smtpd_printable(struct str *out, const char *text, size_t len, size_t max);
+/* smtpd_protocol_name - "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "UTF8SMTP", ... */
+const char *smtpd_protocol_name(const struct smtpd_state *st);
+/* smtpd_flush - write out pending replies; false (and hangup) on error */
+bool smtpd_flush(struct smtpd_state *st);
+
+/* smtpd_cmd.c */
+#define SMTPD_CMD_PRE_TLS	(1u << 0)	/* allowed before STARTTLS when TLS is required */
+#define SMTPD_CMD_PRE_AUTH	(1u << 1)	/* allowed before AUTH when AUTH is required */
+#define SMTPD_CMD_GROUP_END	(1u << 2)	/* last command of a pipelining group (RFC 2920) */
+#define SMTPD_CMD_NEED_HELO	(1u << 3)	/* needs HELO/EHLO if smtpd_helo_required */
+#define SMTPD_CMD_UNIMPL	(1u << 4)	/* recognised, answered 502 5.5.1 */
+#define SMTPD_CMD_FORBIDDEN	(1u << 5)	/* not SMTP (HTTP, ...): disconnect */
+#define SMTPD_CMD_LONG		(1u << 6)	/* may be longer than 512 (parameters) */
+
+struct smtpd_cmd {
+    const char *name;
+    void (*action)(struct smtpd_state *st, const char *args, size_t len);
+    unsigned flags;
+};
+
+/* smtpd_cmd_split - the verb of line[0..len): its length, and where the
+ * arguments start (after one space; *args_len 0 if none). False if the
+ * line is empty or starts with a space. */
+bool smtpd_cmd_split(const char *line, size_t len, size_t *verb_len,
+		     const char **args, size_t *args_len);
+/* smtpd_cmd_find - the row for a verb (case-insensitive), or NULL */
+const struct smtpd_cmd *smtpd_cmd_find(const char *verb, size_t len);
+/* smtpd_cmd_table - the rows and their number (for counters and tests) */
+const struct smtpd_cmd *smtpd_cmd_table(size_t *count);
+/* smtpd_cmd_prefix - if args start with word (e.g. "FROM:", any case),
+ * the rest; else NULL */
+const char *smtpd_cmd_prefix(const char *args, size_t len, const char *word, size_t *rest_len);
+/* smtpd_ehlo_lines - the EHLO reply lines for the current state into
+ * lines (at most max); returns their number; *ext_r the SMTP_EXT_* mask */
+size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t max, unsigned *ext_r);
+/* smtpd_reset - forget the transaction (RSET, EHLO, after DATA) */
+void smtpd_reset(struct smtpd_state *st);
+/* smtpd_parse_vrfy_reply - check smtpd_vrfy_reply: false with a text */
+bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const char **error_r);
+/* smtpd_bdat_parse - "count [LAST]": false if malformed */
+bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last);
+
+/* smtpd_data.c */
+void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len);
+void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len);
+/* smtpd_data_abort - drop a DATA/BDAT in progress (nothing queued) */
+void smtpd_data_abort(struct smtpd_state *st);
+/* smtpd_received_header - the Received: header lines for the current
+ * transaction at time now (each line without terminator) */
+size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);
+/* smtpd_format_date - RFC 5322 date in local time, locale independent */
+void smtpd_format_date(long when, char *buf, size_t size);
+
+/* smtpd_check.c */
+void smtpd_check_init(void);
+/* smtpd_check_client - set st->trusted and st->reject_bare */
+void smtpd_check_client(struct smtpd_state *st);
+/* smtpd_check_rcpt - policy for one recipient; true = accept, else *r */
+bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const char *internal,
+		      struct smtpd_reply_buf *r);
+
+/* smtpd_peer.c */
+void smtpd_peer_init(struct smtpd_state *st);
+
+/* smtpd_reply.c: the fixed replies */
+enum smtpd_reply_id {
+    SR_OK,				/* 250 2.0.0 Ok */
+    SR_MAIL_OK,				/* 250 2.1.0 Ok */
+    SR_RCPT_OK,				/* 250 2.1.5 Ok */
+    SR_DATA_GO,				/* 354 */
+    SR_BYE,				/* 221 2.0.0 Bye */
+    SR_HELP,				/* 214 2.0.0 */
+    SR_UNKNOWN_CMD,			/* 500 5.5.2 */
+    SR_LINE_TOO_LONG,			/* 500 5.5.2 */
+    SR_BAD_SYNTAX,			/* 500 5.5.2 */
+    SR_NOT_IMPLEMENTED,			/* 502 5.5.1 */
+    SR_VRFY_DISABLED,			/* 502 5.5.1 */
+    SR_NEED_HELO,			/* 503 5.5.1 */
+    SR_NESTED_MAIL,			/* 503 5.5.1 */
+    SR_NEED_MAIL,			/* 503 5.5.1 */
+    SR_NEED_RCPT,			/* 503 5.5.1 */
+    SR_NO_VALID_RCPT,			/* 554 5.5.1 */
+    SR_DATA_AFTER_BDAT,			/* 503 5.5.1 */
+    SR_BINARYMIME_DATA,			/* 503 5.5.1 */
+    SR_SYNTAX_EHLO,			/* 501 5.5.4 */
+    SR_SYNTAX_HELO,			/* 501 5.5.4 */
+    SR_SYNTAX_MAIL,			/* 501 5.5.4 */
+    SR_SYNTAX_RCPT,			/* 501 5.5.4 */
+    SR_SYNTAX_DATA,			/* 501 5.5.4 */
+    SR_SYNTAX_BDAT,			/* 501 5.5.4 */
+    SR_SYNTAX_RSET,			/* 501 5.5.4 */
+    SR_SYNTAX_QUIT,			/* 501 5.5.4 */
+    SR_SYNTAX_VRFY,			/* 501 5.5.4 */
+    SR_SIZE_AT_MAIL,			/* 552 5.3.4 */
+    SR_TOO_BIG,				/* 552 5.3.4 */
+    SR_TOO_MANY_RCPTS,			/* 452 4.5.3 */
+    SR_TOO_MANY_ERRORS,			/* 421 4.7.0 */
+    SR_TIMEOUT,				/* 421 4.4.2 */
+    SR_BARE_LF,				/* 550 5.5.2 */
+    SR_BARE_CR,				/* 550 5.5.2 */
+    SR_QUEUE_WRITE,			/* 451 4.3.0 */
+    SR_NON_SMTP,			/* 221 2.7.0 */
+    SR_COUNT
+};
+
+struct smtpd_reply_def {
+    enum smtpd_reply_id id;
+    int code;
+    const char *enhanced;		/* NULL: none */
+    const char *text;			/* may hold one %s: $myhostname */
+    bool hostname;			/* text starts with "%s " = $myhostname */
+};
+
+const struct smtpd_reply_def *smtpd_reply_def(enum smtpd_reply_id id);
+/* smtpd_reply_id - send a fixed reply */
+void smtpd_reply_id(struct smtpd_state *st, enum smtpd_reply_id id);
+/* smtpd_reply_id_buf - a fixed reply into a reply buffer */
+void smtpd_reply_id_buf(enum smtpd_reply_id id, struct smtpd_reply_buf *r);
+/* smtpd_reply_set - fill a reply buffer */
+void smtpd_reply_set(struct smtpd_reply_buf *r, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,290 @@
+/* smtpd_check.c - the SMTP server's policy.
+ *
+ * Client: trusted if its address is in mynetworks (cidr_match.h), or if
+ * the session authenticated (AUTH, a later issue: st->authenticated).
+ *
+ * Recipient (RCPT TO), in this order:
+ *   1. relay control. The destination is the recipient's domain, but
+ *      an address that routes elsewhere through one of our domains is
+ *      judged by where it really points: a source route (@hop,...:) is
+ *      judged by each hop, a percent hack (user%other@ours) by "other",
+ *      a bang path (other!user@ours) by "other". A destination that is
+ *      ours (local, virtual mailbox, virtual alias domain) or in
+ *      relay_domains is open to anyone; anything else only to trusted
+ *      clients: 554 5.7.1 "Relay access denied".
+ *   2. existence, for our domains (resolve_recipient): unknown users get
+ *      550 5.1.1 at RCPT time (never a bounce later); a failed lookup is
+ *      451 4.3.0. The bare <postmaster> is always accepted (RFC 5321).
+ *   3. quota, for recipients that the local delivery agent serves
+ *      (transport "local"): a deliver "verify" request on private/local
+ *      (mail_proto.h); "over_quota" is 552 5.2.2. An agent that cannot be
+ *      reached, or that does not answer in time, is no reason to refuse
+ *      mail: the recipient is accepted and delivery decides later.
+ * Lookup failures are always temporary (4xx), never permanent. */
+
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+/* base */
+#include "ipc.h"
+#include "mem.h"
+#include "msg.h"
+#include "sock.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "cidr_match.h"
+#include "config.h"
+#include "deliver_client.h"
+#include "mail_proto.h"
+#include "resolve.h"
+
+/* smtpd */
+#include "smtpd.h"
+
+#define VERIFY_TIMEOUT_MS	5000	/* the whole verify conversation */
+
+static struct cidr_list *check_mynetworks;
+static struct cidr_list *check_bare_exclusions;
+static enum { BARE_NORMALIZE, BARE_REJECT } check_bare_policy;
+
+/* smtpd_check_init - parse the network lists and the policy parameters
+ * (at start-up: a bad value is fatal, so it is found at once) */
+void smtpd_check_init(void)
+{
+    const char *err;
+    const char *v = var_smtpd_forbid_bare_newline;
+
+    if ((check_mynetworks = cidr_list_parse(var_mynetworks, &err)) == NULL)
+	msg_fatal("mynetworks: %s", err);
+    if ((check_bare_exclusions = cidr_list_parse(var_smtpd_forbid_bare_newline_exclusions, &err)) == NULL)
+	msg_fatal("smtpd_forbid_bare_newline_exclusions: %s", err);
+    if (strcasecmp(v, "reject") == 0)
+	check_bare_policy = BARE_REJECT;
+    else if (strcasecmp(v, "normalize") == 0 || strcasecmp(v, "yes") == 0
+	     || strcasecmp(v, "no") == 0)
+	check_bare_policy = BARE_NORMALIZE;
+    else
+	msg_fatal("smtpd_forbid_bare_newline: bad value \"%s\" (use normalize or reject)", v);
+}
+
+/* smtpd_check_client - trust and bare-newline policy for this client */
+void smtpd_check_client(struct smtpd_state *st)
+{
+    st->trusted = cidr_list_match(check_mynetworks, st->addr);
+    st->reject_bare = check_bare_policy == BARE_REJECT
+	&& !cidr_list_match(check_bare_exclusions, st->addr);
+}
+
+/* check_domain_class - resolve the class of domain; -1 on lookup error */
+static int check_domain_class(const char *domain, enum resolve_class *class, const char **error_r)
+{
+    struct resolve_result res;
+    struct str *probe = str_new(1024);
+    int rc;
+
+    /* resolve_address wants an address; the local part does not matter */
+    if (!str_printf(probe, "postmaster@%s", domain)) {
+	str_free(&probe);
+	*error_r = "domain too long";
+	return -1;
+    }
+    rc = resolve_address(str_cstr(probe), &res, error_r);
+    str_free(&probe);
+    if (rc < 0)
+	return -1;
+    *class = res.class;
+    return 0;
+}
+
+/* check_dest_open - 1 if mail for domain is accepted from anyone, 0 if
+ * only from trusted clients, -1 on lookup error */
+static int check_dest_open(const char *domain, const char **error_r)
+{
+    enum resolve_class class;
+
+    if (check_domain_class(domain, &class, error_r) < 0)
+	return -1;
+    return class != RESOLVE_CLASS_DEFAULT;
+}
+
+/* check_routed_domain - the real destination of user%other@ours or
+ * other!user@ours, into out; false if the local part does not route */
+static bool check_routed_domain(const char *localpart, struct str *out)
+{
+    const char *pct = strrchr(localpart, '%');
+    const char *bang = strchr(localpart, '!');
+
+    str_reset(out);
+    if (pct && pct[1])
+	return str_set(out, pct + 1);
+    if (bang && bang > localpart)
+	return str_setn(out, localpart, (size_t) (bang - localpart));
+    return false;
+}
+
+/* check_relay - relay control; true = allowed, else *r (or a 4xx on
+ * lookup failure) */
+static bool check_relay(struct smtpd_state *st, const struct address *addr, const char *shown,
+			struct smtpd_reply_buf *r)
+{
+    struct str *other = str_new(1024);
+    const char *err = "";
+    bool authorized = st->trusted || st->authenticated;
+    int open;
+    bool ok = true;
+
+    if (addr->flags & ADDR_FLAG_POSTMASTER)
+	goto out;			/* bare postmaster: ours by definition */
+    if ((open = check_dest_open(addr->domain_lc, &err)) < 0)
+	goto tempfail;
+    if (open && (addr->flags & ADDR_FLAG_SOURCE_ROUTE) && addr->route) {
+	/* every hop of "@a,@b" must be a destination we accept */
+	const char *p = addr->route;
+
+	while (open == 1 && *p) {
+	    const char *end;
+
+	    if (*p == '@' || *p == ',') {
+		p++;
+		continue;
+	    }
+	    end = p + strcspn(p, ",");
+	    if (!str_setn(other, p, (size_t) (end - p))) {
+		open = 0;
+		break;
+	    }
+	    str_lower(other);
+	    if ((open = check_dest_open(str_cstr(other), &err)) < 0)
+		goto tempfail;
+	    p = end;
+	}
+    }
+    if (open == 1 && !(addr->flags & ADDR_FLAG_QUOTED)
+	&& (address_is_percent_hack(addr->localpart) || address_has_bang_path(addr->localpart))
+	&& check_routed_domain(addr->localpart, other)) {
+	str_lower(other);
+	if ((open = check_dest_open(str_cstr(other), &err)) < 0)
+	    goto tempfail;
+    }
+    if (open == 0 && !authorized) {
+	smtpd_reply_set(r, 554, "5.7.1", "<%s>: Relay access denied", shown);
+	ok = false;
+    }
+    goto out;
+  tempfail:
+    msg_warn("%s: relay check for <%s>: %s", st->namaddr, shown, err);
+    smtpd_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", shown);
+    ok = false;
+  out:
+    str_free(&other);
+    return ok;
+}
+
+/* check_verify - ask the delivery agent about quota: 1 over quota, 0
+ * fine or unknown, -1 no answer (accept) */
+static int check_verify(const char *transport, const char *rcpt, uint64_t size,
+			struct str *dsn, struct str *reason, bool *unknown)
+{
+    char path[128];
+    const char *err;
+    struct stream *s;
+    struct str *status = str_new(64);
+    int fd, rc = -1;
+
+    *unknown = false;
+    if (!fmt_buf(path, sizeof(path), "%s/%s", DELIVER_SOCKET_DIR, transport))
+	goto out_nostream;
+    if ((fd = sock_connect_unix(path, VERIFY_TIMEOUT_MS, &err)) < 0) {
+	if (msg_verbose)
+	    msg_info("verify: %s: %s", path, err);
+	goto out_nostream;
+    }
+    s = stream_open(fd);
+    stream_set_timeout(s, VERIFY_TIMEOUT_MS);
+    if (ipc_handshake_client(s, DELIVER_PROTO, DELIVER_VERSION, &err) < 0
+	|| deliver_verify(s, rcpt, (long) (size > (uint64_t) LONG_MAX ? LONG_MAX : size),
+			  status, dsn, reason, &err) < 0) {
+	msg_warn("verify request to %s failed: %s", path, err);
+	goto out;
+    }
+    if (strcmp(str_cstr(status), RCPT_STAT_OVER_QUOTA) == 0)
+	rc = 1;
+    else {
+	rc = 0;
+	*unknown = strcmp(str_cstr(status), RCPT_STAT_UNKNOWN) == 0;
+    }
+  out:
+    stream_close(&s);
+  out_nostream:
+    str_free(&status);
+    return rc;
+}
+
+/* smtpd_check_rcpt - the recipient policy (see the file comment) */
+bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const char *internal,
+		      struct smtpd_reply_buf *r)
+{
+    struct str *shown = str_new(2 * ADDR_PATH_MAX);
+    struct resolve_result res;
+    const char *why = "", *err = "";
+    bool ok = false;
+
+    if (!address_external(shown, addr))
+	str_set(shown, internal);
+    if (!check_relay(st, addr, str_cstr(shown), r))
+	goto out;
+    if (addr->flags & ADDR_FLAG_POSTMASTER) {
+	ok = true;
+	goto out;
+    }
+    if (resolve_address(internal, &res, &err) < 0) {
+	msg_warn("%s: resolve <%s>: %s", st->namaddr, str_cstr(shown), err);
+	smtpd_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", str_cstr(shown));
+	goto out;
+    }
+    if (res.class == RESOLVE_CLASS_RELAY || res.class == RESOLVE_CLASS_DEFAULT) {
+	ok = true;
+	goto out;
+    }
+    switch (resolve_recipient(internal, &why)) {
+    case RESOLVE_KNOWN:
+	break;
+    case RESOLVE_UNKNOWN:
+	smtpd_reply_set(r, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown in %s",
+			str_cstr(shown),
+			res.class == RESOLVE_CLASS_LOCAL ? "local recipient table" :
+			res.class == RESOLVE_CLASS_VIRTUAL ? "virtual mailbox table" :
+			"virtual alias table");
+	goto out;
+    case RESOLVE_TEMPFAIL:
+    default:
+	msg_warn("%s: recipient <%s>: %s", st->namaddr, str_cstr(shown), why);
+	smtpd_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", str_cstr(shown));
+	goto out;
+    }
+    if (var_smtpd_quota_check && strcmp(res.transport, "local") == 0) {
+	struct str *dsn = str_new(64), *reason = str_new(1024);
+	bool unknown = false;
+	int v = check_verify(res.transport, internal, st->mail.has_size ? st->mail.size : 0,
+			     dsn, reason, &unknown);
+
+	if (v == 1) {
+	    smtpd_reply_set(r, 552, "5.2.2", "<%s>: Recipient address rejected: Mailbox full",
+			    str_cstr(shown));
+	} else if (v == 0 && unknown) {
+	    smtpd_reply_set(r, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
+			    str_cstr(shown));
+	}
+	str_free(&dsn);
+	str_free(&reason);
+	if (v == 1 || (v == 0 && unknown))
+	    goto out;
+    }
+    ok = true;
+  out:
+    str_free(&shown);
+    return ok;
+}

@@ -1,0 +1,631 @@
+/* smtpd_data.c - message content: DATA and BDAT (RFC 5321, RFC 3030).
+ *
+ * The content parser (smtpd_content_*) turns the bytes of a DATA or a
+ * series of BDAT chunks into queue-file content records: one L record
+ * per line (without its terminator), with C records for the pieces of a
+ * line longer than line_length_limit (nothing is cut). It keeps the
+ * rules that make SMTP smuggling impossible:
+ *   - DATA ends only at "." on a line of its own that ends in CR LF and
+ *     follows a line that ended in CR LF ("\r\n.\r\n"). "\n.\n",
+ *     "\r.\r", "\n.\r\n" and "\r\n.\n" never end the data.
+ *   - a bare LF or a bare CR (one not part of CR LF) is, with
+ *     smtpd_forbid_bare_newline = normalize, a line end, so the message
+ *     as queued (and as relayed later, always with CR LF) has the same
+ *     lines this server saw; with reject, the message is refused with
+ *     550 5.5.2 once its data has ended, and the client is disconnected.
+ *   - a "." line that did not end the data (after a bare line end) is
+ *     kept as content, not unstuffed, and logged as a possible smuggling
+ *     attempt.
+ * BDAT content is counted, not scanned for an end; with BODY=BINARYMIME
+ * bare CR and LF are data and stay inside the records.
+ *
+ * The message goes to cleanup as it arrives (cleanup_client.h): the
+ * envelope when DATA (or the first BDAT) comes, then a Received: header,
+ * then the content records; nothing larger than one line piece is held
+ * in memory. Past message_size_limit the rest is read and discarded and
+ * the answer is 552 5.3.4; cleanup's connection is then dropped before
+ * the end record, so nothing is queued. "250 Ok: queued as ID" is sent
+ * only after cleanup's reply says the file is on disk. */
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* base */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "cleanup_client.h"
+#include "cleanup_stat.h"
+#include "config.h"
+#include "mail_proto.h"
+#include "queue_file.h"
+#include "server.h"
+#include "smtp_params.h"
+
+/* smtpd */
+#include "smtpd.h"
+
+#define DATA_READ_CHUNK	8192
+
+/* ---------------------------------------------------------------- */
+/* The content parser.                                              */
+
+/* smtpd_content_init - set up the parser */
+void smtpd_content_init(struct smtpd_content *c, bool dot, bool binary, bool reject_bare,
+			size_t piece_max, uint64_t size_limit,
+			int (*emit)(void *ctx, int type, const char *data, size_t len), void *ctx)
+{
+    memset(c, 0, sizeof(*c));
+    c->dot = dot;
+    c->binary = binary;
+    c->reject_bare = reject_bare;
+    c->piece_max = piece_max ? piece_max : 2048;
+    c->size_limit = size_limit;
+    c->emit = emit;
+    c->ctx = ctx;
+    c->line = str_new(c->piece_max);
+    c->at_bol = true;
+    c->prev_crlf = true;		/* DATA's own line ended in CR LF */
+}
+
+/* smtpd_content_fini - release */
+void smtpd_content_fini(struct smtpd_content *c)
+{
+    str_free(&c->line);
+}
+
+/* smtpd_content_failed - the message cannot be queued */
+bool smtpd_content_failed(const struct smtpd_content *c)
+{
+    return c->too_big || c->write_error || (c->reject_bare && (c->bare_lf || c->bare_cr));
+}
+
+/* content_emit - one record, counted; nothing once the message failed */
+static void content_emit(struct smtpd_content *c, int type, const char *data, size_t len)
+{
+    c->size += len + (type == QF_REC_LINE ? 2 : 0);
+    if (c->size_limit && c->size > c->size_limit)
+	c->too_big = true;
+    if (smtpd_content_failed(c))
+	return;
+    if (c->emit(c->ctx, type, data, len) < 0)
+	c->write_error = true;
+}
+
+/* content_text - ordinary bytes of the current line */
+static void content_text(struct smtpd_content *c, const char *p, size_t n)
+{
+    if (n == 0)
+	return;
+    if (c->at_bol) {
+	c->at_bol = false;
+	if (c->dot && p[0] == '.') {
+	    c->dot_seen = true;		/* unstuff: drop the first dot */
+	    p++;
+	    n--;
+	}
+    }
+    while (n > 0) {
+	size_t room, take;
+
+	if (str_len(c->line) == c->piece_max) {
+	    content_emit(c, QF_REC_CONT, str_cstr(c->line), str_len(c->line));
+	    str_reset(c->line);
+	    c->in_cont = true;
+	}
+	room = c->piece_max - str_len(c->line);
+	take = n < room ? n : room;
+	if (!str_append(c->line, p, take))
+	    msg_panic("smtpd_content: append within the piece size failed");
+	p += take;
+	n -= take;
+    }
+}
+
+/* content_eol - the current line ended (crlf: with CR LF) */
+static void content_eol(struct smtpd_content *c, bool crlf)
+{
+    if (c->dot && c->dot_seen && !c->in_cont && str_len(c->line) == 0) {
+	if (crlf && c->prev_crlf) {
+	    c->done = true;		/* CR LF . CR LF */
+	    return;
+	}
+	/* a "." alone after or before a bare line end: content, not the end */
+	c->stray_dot = true;
+	str_appendc(c->line, '.');
+    }
+    c->lines++;
+    content_emit(c, QF_REC_LINE, str_cstr(c->line), str_len(c->line));
+    str_reset(c->line);
+    c->at_bol = true;
+    c->dot_seen = false;
+    c->in_cont = false;
+    c->prev_crlf = crlf;
+}
+
+/* content_bare - a CR or LF that is not part of CR LF */
+static void content_bare(struct smtpd_content *c, char ch)
+{
+    if (c->binary) {
+	content_text(c, &ch, 1);
+	return;
+    }
+    if (ch == '\n')
+	c->bare_lf = true;
+    else
+	c->bare_cr = true;
+    content_eol(c, false);
+}
+
+/* smtpd_content_feed - parse bytes */
+size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && !c->done) {
+	char ch = data[i];
+
+	if (c->cr_pending) {
+	    c->cr_pending = false;
+	    if (ch == '\n') {
+		i++;
+		content_eol(c, true);
+		continue;
+	    }
+	    content_bare(c, '\r');
+	    continue;				/* ch again, as a new byte */
+	}
+	if (ch == '\r') {
+	    c->cr_pending = true;
+	    i++;
+	} else if (ch == '\n') {
+	    i++;
+	    content_bare(c, '\n');
+	} else {
+	    size_t j = i + 1;
+
+	    while (j < len && data[j] != '\r' && data[j] != '\n')
+		j++;
+	    content_text(c, data + i, j - i);
+	    i = j;
+	}
+    }
+    return i;
+}
+
+/* smtpd_content_finish - end of BDAT input: flush the last line */
+void smtpd_content_finish(struct smtpd_content *c)
+{
+    if (c->done)
+	return;
+    if (c->cr_pending) {
+	c->cr_pending = false;
+	content_bare(c, '\r');
+    }
+    if (str_len(c->line) > 0 || c->in_cont || !c->at_bol) {
+	/* a last line without terminator: stored as a line */
+	c->lines++;
+	content_emit(c, QF_REC_LINE, str_cstr(c->line), str_len(c->line));
+	str_reset(c->line);
+    }
+    c->done = true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Received: header.                                                */
+
+/* smtpd_format_date - "Tue, 3 Jun 2025 10:00:00 +0200" (RFC 5322) */
+void smtpd_format_date(long when, char *buf, size_t size)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = (time_t) when;
+    struct tm tm;
+    long off;
+
+    if (localtime_r(&t, &tm) == NULL) {
+	gmtime_r(&t, &tm);
+	tm.tm_gmtoff = 0;
+    }
+    off = tm.tm_gmtoff / 60;
+    fmt_buf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
+	    (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+}
+
+/* is_ascii - no byte above 127 */
+static bool is_ascii(const char *s)
+{
+    for (; *s; s++)
+	if ((unsigned char) *s > 127)
+	    return false;
+    return true;
+}
+
+/* smtpd_received_header - RFC 5321 4.4 trace header lines */
+size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3])
+{
+    char date[64], literal[SMTPD_ADDR_MAX + 8];
+    bool known_name = strcmp(st->name, "unknown") != 0;
+    bool utf8 = st->in_mail && st->mail.smtputf8;
+    const char *from;
+
+    fmt_buf(literal, sizeof(literal), "[%s%s]", st->addr_is_v6 ? "IPv6:" : "", st->addr);
+    if (st->helo && (utf8 || is_ascii(st->helo)))
+	from = st->helo;
+    else if (known_name)
+	from = st->name;
+    else
+	from = literal;
+    smtpd_format_date(now, date, sizeof(date));
+    str_printf(lines[0], "Received: from %s (", from);
+    if (known_name)
+	str_appendf(lines[0], "%s ", st->name);
+    str_appendf(lines[0], "%s)", literal);
+    str_printf(lines[1], "\tby %s (posthorn) with %s", var_myhostname, smtpd_protocol_name(st));
+    if (st->rcpt_count == 1) {
+	const char *rcpt = st->rcpts[0].address;
+	const char *at = strrchr(rcpt, '@');
+	struct str *ext = str_new(4 * ADDR_PATH_MAX);
+	bool ok = address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
+	    && (at == NULL || str_appends(ext, at));
+
+	if (ok && (utf8 || is_ascii(str_cstr(ext)))) {
+	    str_printf(lines[2], "\tfor <%s>; %s", str_cstr(ext), date);
+	    str_free(&ext);
+	    return 3;
+	}
+	str_free(&ext);
+    }
+    str_appendf(lines[1], "; %s", date);
+    return 2;
+}
+
+/* ---------------------------------------------------------------- */
+/* The cleanup conversation.                                        */
+
+/* data_emit - content record to cleanup */
+static int data_emit(void *ctx, int type, const char *data, size_t len)
+{
+    struct smtpd_state *st = ctx;
+
+    if (st->cleanup == NULL)
+	return -1;
+    return qf_put(cleanup_client_stream(st->cleanup), type, data, len);
+}
+
+/* notify_text - the N record */
+static const char *notify_text(unsigned notify, char *buf, size_t size)
+{
+    if (notify == 0)
+	return NULL;
+    if (notify & SMTP_NOTIFY_NEVER)
+	return "never";
+    fmt_buf(buf, size, "%s%s%s%s%s",
+	    (notify & SMTP_NOTIFY_SUCCESS) ? "success" : "",
+	    (notify & SMTP_NOTIFY_SUCCESS) && (notify & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY)) ? "," : "",
+	    (notify & SMTP_NOTIFY_FAILURE) ? "failure" : "",
+	    (notify & SMTP_NOTIFY_FAILURE) && (notify & SMTP_NOTIFY_DELAY) ? "," : "",
+	    (notify & SMTP_NOTIFY_DELAY) ? "delay" : "");
+    return buf;
+}
+
+/* data_open - connect to cleanup, send the envelope and the Received:
+ * header, set up the content parser; false (451 sent by caller) on error */
+static bool data_open(struct smtpd_state *st, bool dot, bool binary)
+{
+    static const char *const bodies[] = {NULL, "7BIT", "8BITMIME", "BINARYMIME"};
+    struct cleanup_client *c;
+    struct str *lines[3];
+    const char *err = "";
+    char buf[64];
+    size_t n;
+    int rc = 0;
+
+    st->arrival = (long) time(NULL);
+    if ((c = cleanup_client_open(NULL, &err)) == NULL
+	|| cleanup_client_begin(c, 0, "smtpd", &err) < 0) {
+	msg_warn("%s: cannot talk to the cleanup service: %s", st->namaddr, err);
+	if (c)
+	    cleanup_client_abandon(&c);
+	return false;
+    }
+    rc |= cleanup_client_sender(c, st->sender);
+    rc |= cleanup_client_attr(c, QATTR_CLIENT_NAME, st->name);
+    rc |= cleanup_client_attr(c, QATTR_CLIENT_ADDRESS, st->addr);
+    if (st->helo)
+	rc |= cleanup_client_attr(c, QATTR_HELO, st->helo);
+    rc |= cleanup_client_attr(c, QATTR_PROTOCOL, smtpd_protocol_name(st));
+    if (st->sasl_username)
+	rc |= cleanup_client_attr(c, QATTR_SASL_USERNAME, st->sasl_username);
+    if (st->mail.body != SMTP_BODY_NONE && (unsigned) st->mail.body < 4)
+	rc |= cleanup_client_attr(c, QATTR_BODY, bodies[st->mail.body]);
+    if (st->mail.smtputf8)
+	rc |= cleanup_client_attr(c, QATTR_SMTPUTF8, "yes");
+    if (st->mail.ret != SMTP_RET_NONE)
+	rc |= cleanup_client_attr(c, QATTR_DSN_RET, st->mail.ret == SMTP_RET_FULL ? "FULL" : "HDRS");
+    if (st->mail.envid)
+	rc |= cleanup_client_attr(c, QATTR_DSN_ENVID, st->mail.envid);
+    if (st->mail.has_size) {
+	fmt_buf(buf, sizeof(buf), "%llu", (unsigned long long) st->mail.size);
+	rc |= cleanup_client_attr(c, QATTR_SIZE, buf);
+    }
+    for (size_t i = 0; i < st->rcpt_count; i++)
+	rc |= cleanup_client_rcpt(c, st->rcpts[i].address, st->rcpts[i].orcpt,
+				  notify_text(st->rcpts[i].notify, buf, sizeof(buf)));
+    rc |= cleanup_client_message(c);
+    for (size_t i = 0; i < 3; i++)
+	lines[i] = str_new(2048);
+    n = smtpd_received_header(st, st->arrival, lines);
+    for (size_t i = 0; i < n; i++)
+	rc |= qf_put(cleanup_client_stream(c), QF_REC_LINE, str_cstr(lines[i]), str_len(lines[i]));
+    for (size_t i = 0; i < 3; i++)
+	str_free(&lines[i]);
+    if (rc != 0) {
+	msg_warn("%s: write to the cleanup service failed", st->namaddr);
+	cleanup_client_abandon(&c);
+	return false;
+    }
+    st->cleanup = c;
+    smtpd_content_init(&st->content, dot, binary, st->reject_bare && !binary,
+		       (size_t) var_line_length_limit,
+		       var_message_size_limit > 0 ? (uint64_t) var_message_size_limit : 0,
+		       data_emit, st);
+    st->content_open = true;
+    return true;
+}
+
+/* smtpd_data_abort - drop the message in progress */
+void smtpd_data_abort(struct smtpd_state *st)
+{
+    if (st->cleanup)
+	cleanup_client_abandon(&st->cleanup);
+    if (st->content_open) {
+	smtpd_content_fini(&st->content);
+	st->content_open = false;
+    }
+}
+
+/* content_notes - log what the parser saw that an operator should know */
+static void content_notes(struct smtpd_state *st)
+{
+    struct smtpd_content *c = &st->content;
+
+    if (c->stray_dot)
+	msg_warn("possible SMTP smuggling attempt from %s: a \".\" line next to a bare line end "
+		 "in %s (kept as content)", st->namaddr, st->where);
+    if (!c->reject_bare && !c->binary && (c->bare_lf || c->bare_cr))
+	msg_info("bare %s received from %s in %s (normalized to CR LF)",
+		 c->bare_lf ? "<LF>" : "<CR>", st->namaddr, st->where);
+}
+
+/* data_end - the content is complete: have it queued and reply */
+static void data_end(struct smtpd_state *st)
+{
+    struct smtpd_content *c = &st->content;
+    struct smtpd_reply_buf r;
+    struct cleanup_result res;
+    const char *err = "";
+
+    content_notes(st);
+    if (c->reject_bare && (c->bare_lf || c->bare_cr)) {
+	smtpd_reply_id_buf(c->bare_lf ? SR_BARE_LF : SR_BARE_CR, &r);
+	smtpd_reply_buf_send(st, &r);
+	smtpd_log_reject(st, st->where, &r, NULL);
+	st->hangup = true;		/* a client that sends this is broken or hostile */
+	smtpd_reset(st);
+	return;
+    }
+    if (c->too_big) {
+	smtpd_reply_id_buf(SR_TOO_BIG, &r);
+	smtpd_reply_buf_send(st, &r);
+	smtpd_log_reject(st, "END-OF-MESSAGE", &r, NULL);
+	smtpd_reset(st);
+	return;
+    }
+    if (c->write_error || st->cleanup == NULL || cleanup_client_xend(st->cleanup) < 0) {
+	msg_warn("%s: write to the cleanup service failed", st->namaddr);
+	smtpd_reply_id(st, SR_QUEUE_WRITE);
+	smtpd_reset(st);
+	return;
+    }
+    memset(&res, 0, sizeof(res));
+    if (cleanup_client_finish(st->cleanup, &res, &err) < 0) {
+	msg_warn("%s: cleanup service: %s", st->namaddr, err);
+	smtpd_reply_id(st, SR_QUEUE_WRITE);
+    } else if (res.status == 0) {
+	msg_info("%s: client=%s", res.queue_id, st->namaddr);
+	smtpd_reply(st, 250, "2.0.0", "Ok: queued as %s", res.queue_id);
+	st->error_count = 0;		/* errors count "without delivering mail" */
+    } else {
+	struct mail_reply mr = cleanup_stat_reply(res.status);
+
+	smtpd_reply_set(&r, mr.code, mr.enhanced, "%s", mr.text);
+	smtpd_reply_buf_send(st, &r);
+	if (res.reason[0])
+	    msg_info("%s: cleanup: %s", st->namaddr, res.reason);
+	smtpd_log_reject(st, "END-OF-MESSAGE", &r, NULL);
+    }
+    cleanup_client_close(&st->cleanup);
+    smtpd_reset(st);
+}
+
+/* data_lost - the client went away or timed out in the middle */
+static void data_lost(struct smtpd_state *st, enum stream_status status, uint64_t bytes)
+{
+    if (status == STREAM_TIMEOUT) {
+	smtpd_reply_id(st, SR_TIMEOUT);
+	msg_info("timeout after %s (%llu bytes) from %s", st->where,
+		 (unsigned long long) bytes, st->namaddr);
+    } else {
+	msg_info("lost connection after %s (%llu bytes) from %s", st->where,
+		 (unsigned long long) bytes, st->namaddr);
+    }
+    smtpd_reset(st);
+    st->hangup = true;
+}
+
+/* smtpd_cmd_data - DATA */
+void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
+{
+    struct str *line;
+    enum stream_status status = STREAM_OK;
+    unsigned long nlines = 0;
+    uint64_t bytes = 0;
+
+    (void) args;
+    if (len) {
+	smtpd_reply_id(st, SR_SYNTAX_DATA);
+	return;
+    }
+    if (st->bdat) {
+	smtpd_reply_id(st, SR_DATA_AFTER_BDAT);
+	return;
+    }
+    if (!st->in_mail) {
+	smtpd_reply_id(st, SR_NEED_MAIL);
+	return;
+    }
+    if (st->rcpt_count == 0) {
+	smtpd_reply_id(st, st->rcpt_attempts ? SR_NO_VALID_RCPT : SR_NEED_RCPT);
+	return;
+    }
+    if (st->mail.body == SMTP_BODY_BINARYMIME) {
+	smtpd_reply_id(st, SR_BINARYMIME_DATA);
+	return;
+    }
+    if (stream_buffered(st->client) > 0 && !server_stdin_mode())
+	msg_info("improper command pipelining after DATA from %s", st->namaddr);
+    if (!data_open(st, true, false)) {
+	smtpd_reply_id(st, SR_QUEUE_WRITE);
+	return;
+    }
+    smtpd_reply_id(st, SR_DATA_GO);
+    if (!smtpd_flush(st)) {
+	data_lost(st, STREAM_ERROR, 0);
+	return;
+    }
+    line = str_new((size_t) var_line_length_limit + 2);
+    while (!st->content.done) {
+	status = stream_getline(st->client, line, (size_t) var_line_length_limit + 2);
+	if (status != STREAM_OK && status != STREAM_TOOLONG)
+	    break;
+	/* a final unterminated line at EOF is not the end of data */
+	if (status == STREAM_OK && (str_len(line) == 0 || line->data[str_len(line) - 1] != '\n')) {
+	    status = STREAM_EOF;
+	    break;
+	}
+	bytes += str_len(line);
+	smtpd_content_feed(&st->content, str_cstr(line), str_len(line));
+	if ((++nlines & 4095) == 0)
+	    server_watchdog_reset();
+    }
+    str_free(&line);
+    if (!st->content.done) {
+	data_lost(st, status, bytes);
+	return;
+    }
+    data_end(st);
+}
+
+/* bdat_discard - read and drop count bytes; false if the client is gone */
+static bool bdat_discard(struct smtpd_state *st, uint64_t count)
+{
+    char buf[DATA_READ_CHUNK];
+
+    while (count > 0) {
+	ssize_t n = stream_read(st->client, buf, count < sizeof(buf) ? (size_t) count : sizeof(buf));
+
+	if (n <= 0) {
+	    data_lost(st, stream_error(st->client), st->bdat_bytes);
+	    return false;
+	}
+	count -= (uint64_t) n;
+	st->bdat_bytes += (uint64_t) n;
+    }
+    return true;
+}
+
+/* bdat_fail - remember the reply for the rest of this transaction */
+static void bdat_fail(struct smtpd_state *st, enum smtpd_reply_id id)
+{
+    smtpd_data_abort(st);
+    st->bdat_failed = true;
+    smtpd_reply_id_buf(id, &st->bdat_error);
+}
+
+/* smtpd_cmd_bdat - BDAT count [LAST] */
+void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
+{
+    uint64_t count, left;
+    bool last;
+    char buf[DATA_READ_CHUNK];
+
+    if (!smtpd_bdat_parse(args, len, &count, &last)) {
+	/* the chunk size is unknown, so the input cannot be followed */
+	smtpd_reply_id(st, SR_SYNTAX_BDAT);
+	return;
+    }
+    if (!st->in_mail || st->rcpt_count == 0) {
+	enum smtpd_reply_id id = !st->in_mail ? SR_NEED_MAIL :
+	    st->rcpt_attempts ? SR_NO_VALID_RCPT : SR_NEED_RCPT;
+
+	if (bdat_discard(st, count))
+	    smtpd_reply_id(st, id);
+	return;
+    }
+    if (!st->bdat) {
+	st->bdat = true;
+	st->bdat_bytes = 0;
+	if (!data_open(st, false, st->mail.body == SMTP_BODY_BINARYMIME))
+	    bdat_fail(st, SR_QUEUE_WRITE);
+    }
+    if (st->bdat_failed) {
+	if (!bdat_discard(st, count))
+	    return;
+	smtpd_reply_buf_send(st, &st->bdat_error);
+	if (last)
+	    smtpd_reset(st);
+	return;
+    }
+    for (left = count; left > 0;) {
+	ssize_t n = stream_read(st->client, buf, left < sizeof(buf) ? (size_t) left : sizeof(buf));
+
+	if (n <= 0) {
+	    data_lost(st, stream_error(st->client), st->bdat_bytes);
+	    return;
+	}
+	left -= (uint64_t) n;
+	st->bdat_bytes += (uint64_t) n;
+	smtpd_content_feed(&st->content, buf, (size_t) n);
+    }
+    server_watchdog_reset();
+    if (last)
+	smtpd_content_finish(&st->content);
+    if (st->content.reject_bare && (st->content.bare_lf || st->content.bare_cr)) {
+	data_end(st);			/* 550 and disconnect */
+	return;
+    }
+    if (smtpd_content_failed(&st->content)) {
+	struct smtpd_reply_buf r;
+
+	bdat_fail(st, st->content.too_big ? SR_TOO_BIG : SR_QUEUE_WRITE);
+	r = st->bdat_error;
+	smtpd_reply_buf_send(st, &r);
+	smtpd_log_reject(st, "BDAT", &r, NULL);
+	if (last)
+	    smtpd_reset(st);
+	return;
+    }
+    if (!last) {
+	smtpd_reply(st, 250, "2.0.0", "Ok: %llu octets", (unsigned long long) count);
+	return;
+    }
+    data_end(st);
+}
