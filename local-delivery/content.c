@@ -1,0 +1,422 @@
+/* content.c - the message as local-delivery sees it: content records read
+ * from the queue file (M, then L/C lines, then X), the Delivered-To
+ * values of its header (for loop detection), and the formatted copy that
+ * goes into a mailbox, a file or a command (From_ line, Return-Path:,
+ * Delivered-To:, >From quoting, final blank line). Lines are written with
+ * "\n" endings: the queue file keeps lines without terminators. */
+
+/* System library. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+/* Mail library. */
+#include "queue_file.h"
+
+/* This program. */
+#include "local.h"
+
+#define CONTENT_HEADER_MAX	(64 * 1024)	/* one unfolded header we look at */
+#define CONTENT_DELIVERED_MAX	(256 * 1024)	/* all Delivered-To values kept */
+#define COPY_BUF_SIZE		(64 * 1024)
+
+/* ld_result_init - no outcome yet */
+void ld_result_init(struct ld_result *r)
+{
+    r->status = LD_NONE;
+    r->dsn[0] = 0;
+    r->reason[0] = 0;
+    r->sent_count = 0;
+}
+
+/* ld_result_set - one outcome with a formatted reason */
+void ld_result_set(struct ld_result *r, int status, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void) vsnprintf(r->reason, sizeof(r->reason), fmt, ap);	/* bounded; may cut */
+    va_end(ap);
+    r->status = status;
+    (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
+    r->sent_count = status == LD_SENT ? 1 : 0;
+}
+
+/*
+ * ld_result_merge - fold one outcome into an aggregate: the most severe
+ * status wins (defer, then bounce, then sent); its first reason is kept.
+ * Several successful destinations say how many there were.
+ */
+void ld_result_merge(struct ld_result *agg, const struct ld_result *one)
+{
+    if (one->status == LD_NONE)
+	return;
+    if (one->status == LD_SENT)
+	agg->sent_count += one->sent_count ? one->sent_count : 1;
+    if (agg->status == LD_NONE || one->status > agg->status) {
+	unsigned count = agg->sent_count;
+
+	agg->status = one->status;
+	(void) str_copy_out(agg->dsn, sizeof(agg->dsn), one->dsn);
+	(void) str_copy_out(agg->reason, sizeof(agg->reason), one->reason);
+	agg->sent_count = count;
+    }
+}
+
+/* ld_status_name - "sent", "bounce", "defer" */
+const char *ld_status_name(int status)
+{
+    switch (status) {
+    case LD_SENT:
+	return "sent";
+    case LD_BOUNCE:
+	return "bounce";
+    case LD_DEFER:
+	return "defer";
+    default:
+	return "none";
+    }
+}
+
+/*
+ * content_walk - read the content segment of the queue file at offset:
+ * an M record, then L and C records until X. Each record is handed to fn
+ * as a piece of a line (flags say whether it starts and/or ends one).
+ */
+int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const char **error_r)
+{
+    struct stream *s;
+    struct qf_reader r;
+    struct str *data = str_new(QF_RECORD_MAX);
+    int type, rc = 0, flags = CONTENT_LINE_START;
+
+    if (lseek(fd, offset, SEEK_SET) < 0) {
+	str_free(&data);
+	*error_r = "cannot seek in the queue file";
+	return -1;
+    }
+    s = stream_open(fd);
+    qf_reader_init(&r, s, offset);
+    if ((rc = qf_get(&r, &type, data, 0, "M", NULL, error_r)) <= 0) {
+	if (rc == 0)
+	    *error_r = "queue file: no message content at data_offset";
+	rc = -1;
+	goto out;
+    }
+    for (;;) {
+	if ((rc = qf_get(&r, &type, data, QF_RECORD_MAX, QF_TYPES_CONTENT, NULL, error_r)) <= 0) {
+	    if (rc == 0)
+		*error_r = "queue file: premature end of content";
+	    rc = -1;
+	    break;
+	}
+	if (type == QF_REC_XEND) {
+	    rc = (flags & CONTENT_LINE_START) ? 0 : -1;
+	    if (rc < 0)
+		*error_r = "queue file: continued line without an end";
+	    break;
+	}
+	if (type == QF_REC_LINE)
+	    flags |= CONTENT_LINE_END;
+	if ((rc = fn(str_cstr(data), str_len(data), flags, ctx)) != 0) {
+	    if (rc < 0) {
+		*error_r = NULL;
+		rc = -1;
+	    }
+	    break;
+	}
+	flags = (type == QF_REC_LINE) ? CONTENT_LINE_START : 0;
+    }
+  out:
+    stream_free(&s);
+    str_free(&data);
+    return rc;
+}
+
+/* ct_trim - strip white space and one pair of <> around text */
+static void ct_trim(const char **start, const char **end)
+{
+    const char *b = *start, *e = *end;
+
+    while (b < e && isspace((unsigned char) *b))
+	b++;
+    while (e > b && isspace((unsigned char) e[-1]))
+	e--;
+    if (e - b >= 2 && *b == '<' && e[-1] == '>') {
+	b++;
+	e--;
+    }
+    *start = b;
+    *end = e;
+}
+
+/*
+ * content_header_delivered_to - if line is an unfolded header line
+ * "Delivered-To: value" (name case-insensitive), put the value,
+ * trimmed, without <>, in lower case, into out.
+ */
+bool content_header_delivered_to(const char *line, size_t len, struct str *out)
+{
+    static const char name[] = "delivered-to";
+    const char *b, *e;
+    size_t i;
+
+    if (len < sizeof(name) || strncasecmp(line, name, sizeof(name) - 1) != 0)
+	return false;
+    i = sizeof(name) - 1;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+	i++;
+    if (i >= len || line[i] != ':')
+	return false;
+    b = line + i + 1;
+    e = line + len;
+    ct_trim(&b, &e);
+    str_reset(out);
+    for (; b < e; b++) {
+	char c = *b;
+
+	if (c == '\r' || c == '\n')
+	    c = ' ';
+	if (!str_appendc(out, (char) tolower((unsigned char) c)))
+	    return false;
+    }
+    return str_len(out) > 0;
+}
+
+struct ct_scan {
+    struct ld_msg *msg;
+    struct str *header;		/* the header being unfolded */
+    struct str *value;
+    bool header_too_long;
+};
+
+/* ct_scan_flush - look at one complete header */
+static void ct_scan_flush(struct ct_scan *sc)
+{
+    if (str_len(sc->header) > 0 && !sc->header_too_long
+	&& content_header_delivered_to(str_cstr(sc->header), str_len(sc->header), sc->value)) {
+	if (str_len(sc->msg->delivered) + str_len(sc->value) + 1 <= sc->msg->delivered->max) {
+	    (void) str_append(sc->msg->delivered, str_cstr(sc->value), str_len(sc->value));
+	    (void) str_appendc(sc->msg->delivered, '\n');
+	}
+    }
+    str_reset(sc->header);
+    sc->header_too_long = false;
+}
+
+/* ct_scan_piece - content_walk callback: stop at the end of the header */
+static int ct_scan_piece(const char *data, size_t len, int flags, void *ctx)
+{
+    struct ct_scan *sc = ctx;
+
+    if ((flags & CONTENT_LINE_START) && (flags & CONTENT_LINE_END) && len == 0) {
+	ct_scan_flush(sc);
+	return 1;			/* end of the header */
+    }
+    if ((flags & CONTENT_LINE_START) && len > 0 && data[0] != ' ' && data[0] != '\t')
+	ct_scan_flush(sc);
+    if ((flags & CONTENT_LINE_START) && str_len(sc->header) > 0)
+	(void) str_appendc(sc->header, ' ');
+    if (!sc->header_too_long && !str_append(sc->header, data, len))
+	sc->header_too_long = true;
+    return 0;
+}
+
+/* content_scan_headers - collect the Delivered-To values of the header */
+int content_scan_headers(struct ld_msg *msg, const char **error_r)
+{
+    struct ct_scan sc;
+    int rc;
+
+    if (msg->delivered == NULL)
+	msg->delivered = str_new(CONTENT_DELIVERED_MAX);
+    str_reset(msg->delivered);
+    sc.msg = msg;
+    sc.header = str_new(CONTENT_HEADER_MAX);
+    sc.value = str_new(CONTENT_HEADER_MAX);
+    sc.header_too_long = false;
+    rc = content_walk(msg->fd, msg->data_offset, ct_scan_piece, &sc, error_r);
+    if (rc == 0)
+	ct_scan_flush(&sc);		/* a message that is all header */
+    str_free(&sc.header);
+    str_free(&sc.value);
+    return rc < 0 ? -1 : 0;
+}
+
+/* content_has_delivered_to - the header already names address? */
+bool content_has_delivered_to(const struct ld_msg *msg, const char *address)
+{
+    const char *cp, *nl;
+    size_t alen = strlen(address);
+
+    if (msg->delivered == NULL || alen == 0)
+	return false;
+    for (cp = str_cstr(msg->delivered); (nl = strchr(cp, '\n')) != NULL; cp = nl + 1) {
+	if ((size_t) (nl - cp) == alen && strncasecmp(cp, address, alen) == 0)
+	    return true;
+    }
+    return false;
+}
+
+/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n" */
+void content_from_line(struct str *out, const char *sender, time_t when)
+{
+    struct tm tm;
+    char date[64];
+
+    str_reset(out);
+    (void) str_appends(out, "From ");
+    content_header_value(out, *sender ? sender : "MAILER-DAEMON", true);
+    if (localtime_r(&when, &tm) == NULL
+	|| strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0)
+	(void) str_copy_out(date, sizeof(date), "Thu Jan  1 00:00:00 1970");
+    (void) str_appendf(out, " %s\n", date);
+}
+
+/*
+ * content_header_value - append text so that it stays on one header
+ * line: control characters become "?"; with no_space, white space
+ * becomes "_" (for the From_ line, whose fields are space separated).
+ */
+void content_header_value(struct str *out, const char *text, bool no_space)
+{
+    for (; *text; text++) {
+	unsigned char c = (unsigned char) *text;
+
+	if (c < 0x20 || c == 0x7f)
+	    c = '?';
+	else if (no_space && c == ' ')
+	    c = '_';
+	if (!str_appendc(out, (char) c))
+	    return;
+    }
+}
+
+/* content_need_quote - line (its first piece) starts with "From " */
+bool content_need_quote(const char *data, size_t len)
+{
+    return len >= 5 && memcmp(data, "From ", 5) == 0;
+}
+
+/* The buffered writer behind content_copy. */
+struct ct_copy {
+    const struct copy_spec *spec;
+    copy_sink_fn sink;
+    void *sink_ctx;
+    char *buf;
+    size_t len;
+    off_t total;
+    bool failed;
+};
+
+/* ct_flush - hand the buffer to the sink */
+static int ct_flush(struct ct_copy *cc)
+{
+    if (cc->len > 0 && !cc->failed) {
+	if (cc->sink(cc->sink_ctx, cc->buf, cc->len) < 0)
+	    cc->failed = true;
+    }
+    cc->len = 0;
+    return cc->failed ? -1 : 0;
+}
+
+/* ct_put - buffer bytes */
+static int ct_put(struct ct_copy *cc, const char *data, size_t len)
+{
+    cc->total += (off_t) len;
+    while (len > 0) {
+	size_t room = COPY_BUF_SIZE - cc->len, n = len < room ? len : room;
+
+	memcpy(cc->buf + cc->len, data, n);
+	cc->len += n;
+	data += n;
+	len -= n;
+	if (cc->len == COPY_BUF_SIZE && ct_flush(cc) < 0)
+	    return -1;
+    }
+    return 0;
+}
+
+/* ct_copy_piece - content_walk callback: one piece of a line */
+static int ct_copy_piece(const char *data, size_t len, int flags, void *ctx)
+{
+    struct ct_copy *cc = ctx;
+
+    if ((flags & CONTENT_LINE_START) && (cc->spec->flags & COPY_QUOTE)
+	&& content_need_quote(data, len) && ct_put(cc, ">", 1) < 0)
+	return -1;
+    if (ct_put(cc, data, len) < 0)
+	return -1;
+    if ((flags & CONTENT_LINE_END) && ct_put(cc, "\n", 1) < 0)
+	return -1;
+    return 0;
+}
+
+/* content_copy - write the formatted message to sink */
+int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
+		 copy_sink_fn sink, void *sink_ctx, off_t *size_r, const char **error_r)
+{
+    struct ct_copy cc;
+    struct str *line = str_new(8192);
+    int rc = -1;
+
+    cc.spec = spec;
+    cc.sink = sink;
+    cc.sink_ctx = sink_ctx;
+    cc.buf = mem_alloc(COPY_BUF_SIZE);
+    cc.len = 0;
+    cc.total = 0;
+    cc.failed = false;
+
+    if (spec->flags & COPY_FROM_LINE) {
+	content_from_line(line, spec->sender, spec->now);
+	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
+	    goto sink_failed;
+    }
+    if (spec->flags & COPY_RETURN_PATH) {
+	str_reset(line);
+	(void) str_appends(line, "Return-Path: <");
+	content_header_value(line, spec->sender, false);
+	(void) str_appends(line, ">\n");
+	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
+	    goto sink_failed;
+    }
+    if ((spec->flags & COPY_DELIVERED_TO) && spec->delivered_to && *spec->delivered_to) {
+	str_reset(line);
+	(void) str_appends(line, "Delivered-To: ");
+	content_header_value(line, spec->delivered_to, false);
+	(void) str_appends(line, "\n");
+	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
+	    goto sink_failed;
+    }
+    if (content_walk(msg->fd, msg->data_offset, ct_copy_piece, &cc, error_r) < 0) {
+	if (*error_r == NULL || cc.failed)
+	    goto sink_failed;
+	goto out;
+    }
+    if ((spec->flags & COPY_BLANK) && ct_put(&cc, "\n", 1) < 0)
+	goto sink_failed;
+    if (ct_flush(&cc) < 0)
+	goto sink_failed;
+    *size_r = cc.total;
+    rc = 0;
+    goto out;
+
+  sink_failed:
+    *error_r = NULL;
+  out:
+    mem_free(&cc.buf);
+    str_free(&line);
+    return rc;
+}

@@ -1,0 +1,1026 @@
+/* deliver.c - one recipient, from address to mailbox.
+ *
+ *   virtual mailbox domain   virtual_mailbox_maps -> Maildir (or mbox)
+ *                            under virtual_mailbox_base, as
+ *                            virtual_mailbox_owner, with the quota
+ *   local domain (or none)   alias_maps (user+ext, then user), else a
+ *                            system user: ~/.forward+ext or ~/.forward,
+ *                            else the mailbox (home_mailbox, or mbox in
+ *                            mail_spool_directory)
+ *
+ * Alias and .forward targets recurse: local and virtual addresses are
+ * delivered here, other addresses are collected and resubmitted to
+ * cleanup (one copy per forwarding address), commands and files are run
+ * under the safety rules:
+ *   - allow_mail_to_commands / allow_mail_to_files name the sources
+ *     (alias, forward, include) whose |command and /file targets count;
+ *   - targets from alias_maps run as the owner of the alias table, or
+ *     default_privs when root owns it; from a .forward as its user; from
+ *     an :include: file as that file's owner (unless root owns it, then
+ *     with the rights of the list that named it);
+ *   - nothing runs as root: uid 0 always becomes default_privs.
+ * Every piece of work that touches a path the recipient (or the alias
+ * owner) controls runs in ld_run_as(), i.e. in a child that has fully
+ * dropped to that uid.
+ *
+ * Loops: a recipient that the message already names in a Delivered-To:
+ * header bounces with 5.4.6; an address that comes back within its own
+ * expansion bounces with 5.4.6; nesting is limited to DL_LEVEL_MAX. A
+ * target that appears twice in one expansion is delivered once. An alias
+ * that names itself ("bob: bob, alice") or a .forward that names its
+ * user (or "\user") means that user's mailbox. */
+
+/* System library. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "mem.h"
+#include "msg.h"
+#include "privs.h"
+#include "str.h"
+
+/* Mail library. */
+#include "config.h"
+#include "mail_proto.h"
+#include "resolve.h"
+#include "table.h"
+
+/* This program. */
+#include "local.h"
+
+#define DL_LEVEL_MAX	20		/* alias/forward/include nesting */
+#define DL_TARGETS_MAX	1000		/* deliveries for one recipient */
+#define DL_NAME_MAX	1024
+
+/* Rights that commands and files run with. */
+struct dl_privs {
+    uid_t uid;
+    gid_t gid;
+    char user[256];
+    char home[1024];
+    char shell[256];
+};
+
+/* A copy that must leave through cleanup. */
+struct dl_fwd {
+    char *delivered_to;
+    char *address;
+};
+
+/* One recipient's delivery. */
+struct dl_state {
+    struct ld_msg *msg;
+    const struct ld_rcpt *rcpt;
+    struct ld_result *result;
+    char **seen;		/* targets done (duplicate filter) */
+    size_t seen_n;
+    const char *chain[DL_LEVEL_MAX + 2];	/* addresses being expanded */
+    int chain_n;
+    struct dl_fwd *fwd;
+    size_t fwd_n;
+    size_t work;		/* deliveries attempted */
+};
+
+static int dl_allow_commands, dl_allow_files;
+static struct dl_privs dl_default_privs;
+static bool dl_vmail_ok;
+static uid_t dl_vmail_uid;
+static gid_t dl_vmail_gid;
+
+/* ld_allowed_classes - "alias, forward, include" -> LD_CLASS_* */
+static void dl_class_word(const char *item, void *ctx)
+{
+    int *mask = ctx;
+
+    if (*mask < 0)
+	return;
+    if (strcasecmp(item, "alias") == 0)
+	*mask |= LD_CLASS_ALIAS;
+    else if (strcasecmp(item, "forward") == 0)
+	*mask |= LD_CLASS_FORWARD;
+    else if (strcasecmp(item, "include") == 0)
+	*mask |= LD_CLASS_INCLUDE;
+    else if (strcasecmp(item, "none") != 0)
+	*mask = -1;
+}
+
+int ld_allowed_classes(const char *value)
+{
+    int mask = 0;
+
+    config_split(value, dl_class_word, &mask);
+    return mask;
+}
+
+/* dl_privs_from_pw - fill privs from a passwd entry */
+static void dl_privs_from_pw(struct dl_privs *p, const struct passwd *pw)
+{
+    p->uid = pw->pw_uid;
+    p->gid = pw->pw_gid;
+    (void) str_copy_out(p->user, sizeof(p->user), pw->pw_name);
+    (void) str_copy_out(p->home, sizeof(p->home), pw->pw_dir ? pw->pw_dir : "/");
+    (void) str_copy_out(p->shell, sizeof(p->shell), pw->pw_shell ? pw->pw_shell : "/bin/sh");
+}
+
+/* dl_privs_for_uid - the rights of uid (root becomes default_privs) */
+static void dl_privs_for_uid(struct dl_privs *p, uid_t uid)
+{
+    struct passwd *pw;
+
+    if (uid == 0 || (pw = getpwuid(uid)) == NULL) {
+	*p = dl_default_privs;
+	return;
+    }
+    dl_privs_from_pw(p, pw);
+}
+
+/* ld_deliver_init - look up the users and settings deliveries need */
+void ld_deliver_init(void)
+{
+    struct passwd *pw;
+
+    if ((dl_allow_commands = ld_allowed_classes(var_allow_mail_to_commands)) < 0)
+	msg_fatal("allow_mail_to_commands: expected alias, forward, include: \"%s\"",
+		  var_allow_mail_to_commands);
+    if ((dl_allow_files = ld_allowed_classes(var_allow_mail_to_files)) < 0)
+	msg_fatal("allow_mail_to_files: expected alias, forward, include: \"%s\"",
+		  var_allow_mail_to_files);
+    if (priv_is_root()) {
+	if ((pw = getpwnam(var_default_privs)) == NULL)
+	    msg_fatal("default_privs: unknown user \"%s\"", var_default_privs);
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+	    msg_fatal("default_privs: user \"%s\" has uid or gid 0", var_default_privs);
+	dl_privs_from_pw(&dl_default_privs, pw);
+	dl_vmail_ok = priv_lookup(var_virtual_mailbox_owner, &dl_vmail_uid, &dl_vmail_gid)
+	    && dl_vmail_uid != 0 && dl_vmail_gid != 0;
+	if (!dl_vmail_ok && *var_virtual_mailbox_domains)
+	    msg_warn("virtual_mailbox_owner: unknown user or root: \"%s\"; virtual mailbox "
+		     "deliveries are deferred", var_virtual_mailbox_owner);
+    } else {
+	/* The sandbox: everything runs as the invoking user. */
+	if ((pw = getpwuid(getuid())) != NULL)
+	    dl_privs_from_pw(&dl_default_privs, pw);
+	else {
+	    dl_default_privs.uid = getuid();
+	    dl_default_privs.gid = getgid();
+	    (void) str_copy_out(dl_default_privs.user, sizeof(dl_default_privs.user), "nobody");
+	    (void) str_copy_out(dl_default_privs.home, sizeof(dl_default_privs.home), "/");
+	    (void) str_copy_out(dl_default_privs.shell, sizeof(dl_default_privs.shell), "/bin/sh");
+	}
+	dl_vmail_ok = true;
+	dl_vmail_uid = getuid();
+	dl_vmail_gid = getgid();
+    }
+    alias_init();
+}
+
+/* ---- the work that runs with dropped privileges */
+
+enum dl_job_kind {
+    JOB_MAILDIR = 1,
+    JOB_MBOX,
+    JOB_COMMAND,
+    JOB_FILE,
+    JOB_FORWARD_FILE,		/* read .forward */
+    JOB_INCLUDE_FILE,		/* read an :include: file */
+    JOB_USAGE,			/* mailbox usage, for verify */
+};
+
+struct dl_job {
+    enum dl_job_kind kind;
+    const struct ld_msg *msg;
+    struct copy_spec spec;
+    const char *path;
+    long quota;
+    struct mbox_opts mbox;
+    const char *command;
+    struct cmd_env env;
+    const char *ext;
+    uid_t uid;
+};
+
+/* dl_read_include - read an :include: file; payload "OWNER\nTEXT" */
+static void dl_read_include(const char *path, struct ld_result *res, struct str *payload)
+{
+    char buf[8192];
+    struct str *text = str_new(TABLE_ENTRY_MAX);
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
+	ld_result_set(res, errno == ENOENT ? LD_BOUNCE : LD_DEFER, errno == ENOENT ? "5.3.0" : "4.3.0",
+		      "cannot open include file %s: %s", path, strerror(errno));
+	goto out;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is not a regular file", path);
+	goto out_close;
+    }
+    if (st.st_mode & S_IWOTH) {
+	ld_result_set(res, LD_DEFER, "4.7.0", "include file %s is world writable", path);
+	goto out_close;
+    }
+    for (;;) {
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0) {
+	    ld_result_set(res, LD_DEFER, "4.3.0", "cannot read %s: %s", path, strerror(errno));
+	    goto out_close;
+	}
+	if (n == 0)
+	    break;
+	if (!str_append(text, buf, (size_t) n)) {
+	    ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is too long", path);
+	    goto out_close;
+	}
+    }
+    if (payload)
+	(void) str_printf(payload, "%ld\n%s", (long) st.st_uid, str_cstr(text));
+    ld_result_set(res, LD_SENT, "2.0.0", "read %s", path);
+  out_close:
+    (void) close(fd);
+  out:
+    str_free(&text);
+}
+
+/* dl_usage - bytes used by a mailbox; payload "BYTES" */
+static void dl_usage(const char *path, long quota, struct ld_result *res, struct str *payload)
+{
+    size_t len = strlen(path);
+    const char *err;
+    struct stat st;
+    long used = 0;
+
+    if (len > 0 && path[len - 1] == '/') {
+	if (stat(path, &st) == 0 && quota_maildir_usage(path, quota, &used, &err) < 0) {
+	    ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
+	    return;
+	}
+    } else if (stat(path, &st) == 0) {
+	used = (long) st.st_size;
+    }
+    if (payload)
+	(void) str_printf(payload, "%ld", used);
+    ld_result_set(res, LD_SENT, "2.0.0", "usage");
+}
+
+/* dl_job_run - runas_fn: do one job */
+static void dl_job_run(void *ctx, struct ld_result *res, struct str *payload)
+{
+    struct dl_job *job = ctx;
+    const char *err = "";
+    int rc;
+
+    switch (job->kind) {
+    case JOB_MAILDIR:
+	maildir_deliver(job->path, true, job->quota, job->msg, &job->spec, res);
+	break;
+    case JOB_MBOX:
+	mbox_deliver(job->path, &job->mbox, job->msg, &job->spec, res);
+	break;
+    case JOB_COMMAND:
+	command_deliver(job->command, &job->env, job->msg, &job->spec, res);
+	break;
+    case JOB_FILE:
+	file_deliver(job->path, job->msg, &job->spec, res);
+	break;
+    case JOB_FORWARD_FILE:
+	if ((rc = forward_read(job->path, job->ext, job->uid, payload, &err)) < 0)
+	    ld_result_set(res, LD_DEFER, "4.7.0", "unsafe or unreadable .forward: %s", err);
+	else
+	    ld_result_set(res, LD_SENT, "2.0.0", "%s", rc > 0 ? "found" : "none");
+	break;
+    case JOB_INCLUDE_FILE:
+	dl_read_include(job->path, res, payload);
+	break;
+    case JOB_USAGE:
+	dl_usage(job->path, job->quota, res, payload);
+	break;
+    }
+}
+
+/* ---- bookkeeping */
+
+/* dl_outcome - merge one result; nested failures name the address */
+static void dl_outcome(struct dl_state *st, const char *address, int level,
+		       const struct ld_result *one)
+{
+    struct ld_result tmp;
+
+    if (level > 0 && one->status != LD_SENT && one->status != LD_NONE) {
+	tmp = *one;
+	ld_result_set(&tmp, one->status, one->dsn, "%s: %s", address, one->reason);
+	ld_result_merge(st->result, &tmp);
+	return;
+    }
+    ld_result_merge(st->result, one);
+}
+
+/* dl_fail - a failure outcome for address */
+static void dl_fail(struct dl_state *st, const char *address, int level, int status,
+		    const char *dsn, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void dl_fail(struct dl_state *st, const char *address, int level, int status,
+		    const char *dsn, const char *fmt, ...)
+{
+    struct ld_result one;
+    va_list ap;
+
+    ld_result_init(&one);
+    one.status = status;
+    (void) str_copy_out(one.dsn, sizeof(one.dsn), dsn);
+    va_start(ap, fmt);
+    (void) vsnprintf(one.reason, sizeof(one.reason), fmt, ap);
+    va_end(ap);
+    dl_outcome(st, address, level, &one);
+}
+
+/* dl_seen - true if key was handled already in this expansion */
+static bool dl_seen(struct dl_state *st, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < st->seen_n; i++)
+	if (strcmp(st->seen[i], key) == 0)
+	    return true;
+    st->seen = mem_realloc(st->seen, mem_size_mul(st->seen_n + 1, sizeof(st->seen[0])));
+    st->seen[st->seen_n++] = mem_strdup(key);
+    return false;
+}
+
+/* dl_in_chain - address is being expanded right now (a loop) */
+static bool dl_in_chain(const struct dl_state *st, const char *address)
+{
+    int i;
+
+    for (i = 0; i < st->chain_n; i++)
+	if (strcmp(st->chain[i], address) == 0)
+	    return true;
+    return false;
+}
+
+/* dl_split_address - "local@domain" into its parts (last @) */
+static void dl_split_address(const char *address, struct str *local, struct str *domain)
+{
+    const char *at = strrchr(address, '@');
+
+    if (at) {
+	(void) str_setn(local, address, (size_t) (at - address));
+	(void) str_set(domain, at + 1);
+    } else {
+	(void) str_set(local, address);
+	str_reset(domain);
+    }
+}
+
+/* dl_spec - the copy spec for a delivery to address */
+static void dl_spec(struct copy_spec *spec, const struct ld_msg *msg, int flags,
+		    const char *address)
+{
+    spec->flags = flags;
+    spec->sender = msg->sender;
+    spec->delivered_to = address;
+    spec->now = time(NULL);
+}
+
+/* ---- mailboxes */
+
+/* dl_spool_gid - the group that may create dotlocks in the mail spool */
+static gid_t dl_spool_gid(void)
+{
+    struct stat st;
+
+    if (stat(var_mail_spool_directory, &st) == 0 && (st.st_mode & S_IWGRP) && st.st_gid != 0)
+	return st.st_gid;
+    return (gid_t) -1;
+}
+
+/* dl_mailbox - a system user's own mailbox */
+static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const char *address,
+		       int level)
+{
+    struct str *path = str_new(8192);
+    struct ld_result one;
+    struct dl_job job;
+    struct dl_privs p = *user;
+    gid_t extra = (gid_t) -1;
+    size_t hlen = strlen(var_home_mailbox);
+
+    if (p.uid == 0) {
+	/* root's mail is never written with root's rights */
+	p.uid = dl_default_privs.uid;
+	p.gid = dl_default_privs.gid;
+    }
+    memset(&job, 0, sizeof(job));
+    job.msg = st->msg;
+    if (hlen == 0) {
+	(void) str_printf(path, "%s/%s", var_mail_spool_directory, user->user);
+	job.kind = JOB_MBOX;
+	job.mbox.create = true;
+	job.mbox.dotlock_required = true;
+	job.mbox.check_owner = true;
+	job.mbox.size_limit = var_mailbox_size_limit;
+	dl_spec(&job.spec, st->msg, COPY_MBOX, address);
+	extra = dl_spool_gid();
+	if (extra == p.gid)
+	    extra = (gid_t) -1;
+    } else if (var_home_mailbox[0] == '/' || strstr(var_home_mailbox, "..") != NULL) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "home_mailbox must be a relative path "
+		"without \"..\": \"%s\"", var_home_mailbox);
+	goto out;
+    } else {
+	(void) str_printf(path, "%s/%s", user->home, var_home_mailbox);
+	if (var_home_mailbox[hlen - 1] == '/') {
+	    job.kind = JOB_MAILDIR;
+	    dl_spec(&job.spec, st->msg, COPY_MAILDIR, address);
+	} else {
+	    job.kind = JOB_MBOX;
+	    job.mbox.create = true;
+	    job.mbox.check_owner = true;
+	    job.mbox.size_limit = var_mailbox_size_limit;
+	    dl_spec(&job.spec, st->msg, COPY_MBOX, address);
+	}
+    }
+    job.path = str_cstr(path);
+    st->work++;
+    ld_run_as(p.uid, p.gid, extra, dl_job_run, &job, &one, NULL);
+    dl_outcome(st, address, level, &one);
+  out:
+    str_free(&path);
+}
+
+/* dl_virtual - a virtual mailbox */
+static void dl_virtual(struct dl_state *st, const char *address, int level)
+{
+    struct str *value = str_new(TABLE_ENTRY_MAX), *mbox = str_new(8192), *path = str_new(8192);
+    const char *err = "";
+    struct ld_result one;
+    struct dl_job job;
+    long quota;
+    int rc;
+
+    if ((rc = resolve_lookup_virtual_mailbox(address, value, &err)) < 0) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.0", "virtual_mailbox_maps lookup: %s", err);
+	goto out;
+    }
+    if (rc == 0) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.1.1", "unknown user: \"%s\"", address);
+	goto out;
+    }
+    if (quota_parse_mailbox(str_cstr(value), mbox, &quota, &err) < 0) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "virtual_mailbox_maps entry for %s: %s",
+		address, err);
+	goto out;
+    }
+    if (quota < 0)
+	quota = var_virtual_mailbox_limit;
+    if (strcmp(str_cstr(mbox), "..") == 0 || strncmp(str_cstr(mbox), "../", 3) == 0
+	|| strstr(str_cstr(mbox), "/../") != NULL
+	|| (str_len(mbox) >= 3 && strcmp(str_cstr(mbox) + str_len(mbox) - 3, "/..") == 0)) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "unsafe mailbox path \"%s\" for %s",
+		str_cstr(mbox), address);
+	goto out;
+    }
+    if (str_cstr(mbox)[0] == '/') {
+	(void) str_set(path, str_cstr(mbox));
+    } else if (*var_virtual_mailbox_base == 0) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "relative mailbox path \"%s\" for %s, "
+		"but virtual_mailbox_base is not set", str_cstr(mbox), address);
+	goto out;
+    } else {
+	(void) str_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
+    }
+    if (!dl_vmail_ok) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "virtual_mailbox_owner \"%s\" is not "
+		"a usable user", var_virtual_mailbox_owner);
+	goto out;
+    }
+    memset(&job, 0, sizeof(job));
+    job.msg = st->msg;
+    job.path = str_cstr(path);
+    job.quota = quota;
+    if (str_cstr(path)[str_len(path) - 1] == '/') {
+	job.kind = JOB_MAILDIR;
+	dl_spec(&job.spec, st->msg, COPY_MAILDIR, address);
+    } else {
+	job.kind = JOB_MBOX;
+	job.mbox.create = true;
+	job.mbox.check_owner = true;
+	job.mbox.size_limit = var_mailbox_size_limit;
+	job.mbox.quota = quota;
+	dl_spec(&job.spec, st->msg, COPY_MBOX, address);
+    }
+    st->work++;
+    ld_run_as(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_outcome(st, address, level, &one);
+  out:
+    str_free(&value);
+    str_free(&mbox);
+    str_free(&path);
+}
+
+/* ---- expansion */
+
+static void dl_address(struct dl_state *st, const char *address, const char *parent, int level);
+static void dl_local(struct dl_state *st, const char *address, int level, bool no_alias,
+		     bool no_forward);
+
+/* Where a target list came from. */
+struct dl_source {
+    int class;			/* LD_CLASS_* */
+    const struct dl_privs *privs;	/* rights for commands and files */
+    const char *address;	/* the address being expanded */
+    const char *name;		/* alias name or user (for self-reference) */
+    const char *domain;		/* to qualify bare names */
+    const char *ext;		/* the address extension */
+};
+
+/* dl_command - one |command target */
+static void dl_command(struct dl_state *st, const struct dl_source *src, const char *command,
+		       int level)
+{
+    struct str *local = str_new(DL_NAME_MAX), *domain = str_new(DL_NAME_MAX);
+    struct ld_result one;
+    struct dl_job job;
+
+    memset(&job, 0, sizeof(job));
+    job.kind = JOB_COMMAND;
+    job.msg = st->msg;
+    job.command = command;
+    dl_spec(&job.spec, st->msg, COPY_COMMAND, src->address);
+    dl_split_address(src->address, local, domain);
+    job.env.sender = st->msg->sender;
+    job.env.recipient = src->address;
+    job.env.local = str_cstr(local);
+    job.env.domain = str_cstr(domain);
+    job.env.extension = src->ext ? src->ext : "";
+    job.env.user = src->privs->user;
+    job.env.home = src->privs->home;
+    job.env.shell = src->privs->shell;
+    st->work++;
+    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_outcome(st, src->address, level, &one);
+    str_free(&local);
+    str_free(&domain);
+}
+
+/* dl_file - one /file target */
+static void dl_file(struct dl_state *st, const struct dl_source *src, const char *path, int level)
+{
+    struct ld_result one;
+    struct dl_job job;
+
+    memset(&job, 0, sizeof(job));
+    job.kind = JOB_FILE;
+    job.msg = st->msg;
+    job.path = path;
+    dl_spec(&job.spec, st->msg, COPY_MBOX, src->address);
+    st->work++;
+    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_outcome(st, src->address, level, &one);
+}
+
+static void dl_expand(struct dl_state *st, const struct dl_source *src, const char *text,
+		      size_t len, int level);
+
+/* dl_include - one :include: target */
+static void dl_include(struct dl_state *st, const struct dl_source *src, const char *path,
+		       int level)
+{
+    struct str *payload = str_new(TABLE_ENTRY_MAX + 64);
+    struct dl_source inc = *src;
+    struct dl_privs privs;
+    struct ld_result one;
+    struct dl_job job;
+    const char *nl;
+    char num[32];
+    long owner;
+
+    memset(&job, 0, sizeof(job));
+    job.kind = JOB_INCLUDE_FILE;
+    job.path = path;
+    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, payload);
+    if (one.status != LD_SENT) {
+	dl_outcome(st, src->address, level, &one);
+	goto out;
+    }
+    nl = strchr(str_cstr(payload), '\n');
+    if (nl == NULL || (size_t) (nl - str_cstr(payload)) >= sizeof(num)) {
+	dl_fail(st, src->address, level, LD_DEFER, "4.3.0", "include file %s: bad answer", path);
+	goto out;
+    }
+    memcpy(num, str_cstr(payload), (size_t) (nl - str_cstr(payload)));
+    num[nl - str_cstr(payload)] = 0;
+    if (!parse_long(num, &owner) || owner < 0) {
+	dl_fail(st, src->address, level, LD_DEFER, "4.3.0", "include file %s: bad answer", path);
+	goto out;
+    }
+    /* Targets in the file run as its owner, unless root owns it. */
+    if (owner != 0 && (uid_t) owner != src->privs->uid) {
+	dl_privs_for_uid(&privs, (uid_t) owner);
+	inc.privs = &privs;
+    }
+    inc.class = LD_CLASS_INCLUDE;
+    dl_expand(st, &inc, nl + 1, str_len(payload) - (size_t) (nl + 1 - str_cstr(payload)), level + 1);
+  out:
+    str_free(&payload);
+}
+
+/* dl_same_user - is target (an address) the name this list belongs to? */
+static bool dl_same_user(const struct dl_source *src, const char *target)
+{
+    const char *at = strrchr(target, '@');
+    size_t nlen = strlen(src->name);
+
+    if (at == NULL)
+	return strcasecmp(target, src->name) == 0;
+    if ((size_t) (at - target) != nlen || strncasecmp(target, src->name, nlen) != 0)
+	return false;
+    return resolve_domain_is_local(at + 1);
+}
+
+/* dl_expand - deliver every target of a list */
+static void dl_expand(struct dl_state *st, const struct dl_source *src, const char *text,
+		      size_t len, int level)
+{
+    struct alias_list list;
+    struct str *key = str_new(STR_MAX_DEFAULT), *addr = str_new(DL_NAME_MAX * 2);
+    const char *err = "";
+    size_t i;
+
+    alias_list_init(&list);
+    if (alias_split(text, len, &list, &err) < 0) {
+	dl_fail(st, src->address, level, LD_DEFER, "4.3.5", "%s: syntax error: %s",
+		src->class == LD_CLASS_FORWARD ? ".forward" : src->class == LD_CLASS_INCLUDE
+		? ":include: file" : "alias", err);
+	goto out;
+    }
+    if (list.n == 0) {
+	dl_fail(st, src->address, level, LD_BOUNCE, "5.3.0", "%s has no targets",
+		src->class == LD_CLASS_FORWARD ? ".forward" : "alias");
+	goto out;
+    }
+    for (i = 0; i < list.n; i++) {
+	const struct alias_target *t = &list.v[i];
+
+	if (st->work >= DL_TARGETS_MAX) {
+	    dl_fail(st, src->address, level, LD_BOUNCE, "5.3.0",
+		    "too many deliveries for one recipient (limit %d)", DL_TARGETS_MAX);
+	    break;
+	}
+	switch (t->type) {
+	case TARGET_COMMAND:
+	    if (!(dl_allow_commands & src->class)) {
+		dl_fail(st, src->address, level, LD_BOUNCE, "5.7.1", "mail to command is "
+			"restricted (allow_mail_to_commands)");
+		break;
+	    }
+	    (void) str_printf(key, "|%s\n%ld", t->text, (long) src->privs->uid);
+	    if (!dl_seen(st, str_cstr(key)))
+		dl_command(st, src, t->text, level);
+	    break;
+	case TARGET_FILE:
+	    if (!(dl_allow_files & src->class)) {
+		dl_fail(st, src->address, level, LD_BOUNCE, "5.7.1", "mail to file is "
+			"restricted (allow_mail_to_files)");
+		break;
+	    }
+	    (void) str_printf(key, "/%s", t->text);
+	    if (!dl_seen(st, str_cstr(key)))
+		dl_file(st, src, t->text, level);
+	    break;
+	case TARGET_INCLUDE:
+	    if (level >= DL_LEVEL_MAX) {
+		dl_fail(st, src->address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: "
+			"more than %d levels of expansion", DL_LEVEL_MAX);
+		break;
+	    }
+	    (void) str_printf(key, ":include:%s", t->text);
+	    if (!dl_seen(st, str_cstr(key)))
+		dl_include(st, src, t->text, level);
+	    break;
+	case TARGET_MAILBOX:
+	    (void) str_set(addr, t->text);
+	    if (strchr(t->text, '@') == NULL && *src->domain)
+		(void) str_appendf(addr, "@%s", src->domain);
+	    str_lower(addr);
+	    (void) str_printf(key, "\\%s", str_cstr(addr));
+	    if (!dl_seen(st, str_cstr(key)))
+		dl_local(st, str_cstr(addr), level + 1, true, true);
+	    break;
+	case TARGET_ADDRESS:
+	    (void) str_set(addr, t->text);
+	    if (strchr(t->text, '@') == NULL && *src->domain)
+		(void) str_appendf(addr, "@%s", src->domain);
+	    str_lower(addr);
+	    if (src->class != LD_CLASS_INCLUDE && dl_same_user(src, t->text)) {
+		/* "bob: bob, ..." or bob's .forward naming bob: the mailbox */
+		(void) str_printf(key, "\\%s", str_cstr(addr));
+		if (!dl_seen(st, str_cstr(key)))
+		    dl_local(st, str_cstr(addr), level + 1, true, true);
+		break;
+	    }
+	    dl_address(st, str_cstr(addr), src->address, level + 1);
+	    break;
+	}
+    }
+  out:
+    alias_list_fini(&list);
+    str_free(&key);
+    str_free(&addr);
+}
+
+/* dl_forward_later - remember a copy for cleanup */
+static void dl_forward_later(struct dl_state *st, const char *address, const char *parent)
+{
+    st->fwd = mem_realloc(st->fwd, mem_size_mul(st->fwd_n + 1, sizeof(st->fwd[0])));
+    st->fwd[st->fwd_n].address = mem_strdup(address);
+    st->fwd[st->fwd_n].delivered_to = mem_strdup(parent);
+    st->fwd_n++;
+}
+
+/* dl_local - a local address: alias, .forward, mailbox */
+static void dl_local(struct dl_state *st, const char *address, int level, bool no_alias,
+		     bool no_forward)
+{
+    struct str *local = str_new(DL_NAME_MAX), *domain = str_new(DL_NAME_MAX);
+    struct str *user = str_new(DL_NAME_MAX), *ext = str_new(DL_NAME_MAX);
+    struct str *value = str_new(TABLE_ENTRY_MAX);
+    struct dl_privs privs;
+    struct dl_source src;
+    struct ld_result one;
+    struct dl_job job;
+    struct passwd *pw;
+    const char *err = "";
+    uid_t owner = 0;
+    int rc;
+
+    dl_split_address(address, local, domain);
+    if (!resolve_split_extension(str_cstr(local), user, ext)) {
+	(void) str_set(user, str_cstr(local));
+	str_reset(ext);
+    }
+    if (st->chain_n >= (int) (sizeof(st->chain) / sizeof(st->chain[0]))) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: more than %d "
+		"levels of aliases or forwarding", DL_LEVEL_MAX);
+	str_free(&local);
+	str_free(&domain);
+	str_free(&user);
+	str_free(&ext);
+	str_free(&value);
+	return;
+    }
+    st->chain[st->chain_n++] = address;
+
+    /* 1. alias_maps */
+    if (!no_alias) {
+	if ((rc = alias_lookup(str_cstr(local), value, &owner, &err)) < 0) {
+	    dl_fail(st, address, level, LD_DEFER, "4.3.0", "alias lookup: %s", err);
+	    goto out;
+	}
+	if (rc > 0) {
+	    dl_privs_for_uid(&privs, owner);
+	    src.class = LD_CLASS_ALIAS;
+	    src.privs = &privs;
+	    src.address = address;
+	    src.name = str_cstr(user);
+	    src.domain = str_cstr(domain);
+	    src.ext = str_cstr(ext);
+	    dl_expand(st, &src, str_cstr(value), str_len(value), level);
+	    goto out;
+	}
+    }
+
+    /* 2. a system user */
+    errno = 0;
+    if ((pw = getpwnam(str_cstr(user))) == NULL) {
+	if (errno != 0 && errno != ENOENT && errno != ESRCH)
+	    dl_fail(st, address, level, LD_DEFER, "4.3.0", "user lookup \"%s\": %s",
+		    str_cstr(user), strerror(errno));
+	else
+	    dl_fail(st, address, level, LD_BOUNCE, "5.1.1", "unknown user: \"%s\"",
+		    str_cstr(user));
+	goto out;
+    }
+    dl_privs_from_pw(&privs, pw);
+
+    /* 3. ~/.forward (as the user; never for root) */
+    if (!no_forward && privs.uid != 0) {
+	struct str *text = str_new(64 * 1024 + 1);
+
+	memset(&job, 0, sizeof(job));
+	job.kind = JOB_FORWARD_FILE;
+	job.path = privs.home;
+	job.ext = str_cstr(ext);
+	job.uid = privs.uid;
+	ld_run_as(privs.uid, privs.gid, (gid_t) -1, dl_job_run, &job, &one, text);
+	if (one.status != LD_SENT) {
+	    dl_outcome(st, address, level, &one);
+	    str_free(&text);
+	    goto out;
+	}
+	if (strcmp(one.reason, "found") == 0) {
+	    src.class = LD_CLASS_FORWARD;
+	    src.privs = &privs;
+	    src.address = address;
+	    src.name = str_cstr(user);
+	    src.domain = str_cstr(domain);
+	    src.ext = str_cstr(ext);
+	    dl_expand(st, &src, str_cstr(text), str_len(text), level);
+	    str_free(&text);
+	    goto out;
+	}
+	str_free(&text);
+    }
+
+    /* 4. the mailbox */
+    dl_mailbox(st, &privs, address, level);
+  out:
+    st->chain_n--;
+    str_free(&local);
+    str_free(&domain);
+    str_free(&user);
+    str_free(&ext);
+    str_free(&value);
+}
+
+/* dl_address - any address reached by delivery or expansion */
+static void dl_address(struct dl_state *st, const char *address, const char *parent, int level)
+{
+    const char *at = strrchr(address, '@');
+    const char *domain = at ? at + 1 : "";
+
+    if (level > DL_LEVEL_MAX) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: more than %d "
+		"levels of aliases or forwarding", DL_LEVEL_MAX);
+	return;
+    }
+    if (content_has_delivered_to(st->msg, address)) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop for %s", address);
+	return;
+    }
+    if (dl_in_chain(st, address)) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: %s expands "
+		"to itself", address);
+	return;
+    }
+    if (dl_seen(st, address))
+	return;				/* named twice: delivered once */
+    if (*domain && resolve_domain_is_virtual_mailbox(domain)) {
+	dl_virtual(st, address, level);
+	return;
+    }
+    if (level == 0 || *domain == 0 || resolve_domain_is_local(domain)) {
+	/* qmgr sent it here: local, whatever its domain */
+	dl_local(st, address, level, false, false);
+	return;
+    }
+    dl_forward_later(st, address, parent);
+}
+
+/* ld_deliver_recipient - deliver msg to one recipient */
+void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct ld_result *res)
+{
+    struct dl_state st;
+    struct str *addr = str_new(DL_NAME_MAX * 2);
+    struct ld_result one;
+    size_t i, j, n;
+    char **batch;
+
+    memset(&st, 0, sizeof(st));
+    st.msg = msg;
+    st.rcpt = rcpt;
+    st.result = res;
+    ld_result_init(res);
+    if (!str_set(addr, rcpt->address) || str_len(addr) == 0) {
+	ld_result_set(res, LD_BOUNCE, "5.1.3", "bad recipient address syntax");
+	goto out;
+    }
+    str_lower(addr);
+    dl_address(&st, str_cstr(addr), str_cstr(addr), 0);
+
+    /* Copies for other hosts, one message per forwarding address. */
+    batch = mem_alloc_array(st.fwd_n ? st.fwd_n : 1, sizeof(*batch));
+    for (i = 0; i < st.fwd_n; i++) {
+	if (st.fwd[i].delivered_to == NULL)
+	    continue;
+	n = 0;
+	for (j = i; j < st.fwd_n; j++) {
+	    if (st.fwd[j].delivered_to && strcmp(st.fwd[j].delivered_to, st.fwd[i].delivered_to) == 0)
+		batch[n++] = st.fwd[j].address;
+	}
+	ld_result_init(&one);
+	forward_submit(msg, st.fwd[i].delivered_to, batch, n, rcpt->orcpt, rcpt->notify, &one);
+	dl_outcome(&st, st.fwd[i].delivered_to, 0, &one);
+	for (j = st.fwd_n; j-- > i;) {
+	    if (j != i && st.fwd[j].delivered_to
+		&& strcmp(st.fwd[j].delivered_to, st.fwd[i].delivered_to) == 0)
+		mem_free(&st.fwd[j].delivered_to);
+	}
+	mem_free(&st.fwd[i].delivered_to);
+    }
+    mem_free(&batch);
+    if (res->status == LD_NONE)
+	ld_result_set(res, LD_BOUNCE, "5.3.0", "no deliverable destination for %s",
+		      str_cstr(addr));
+    else if (res->status == LD_SENT && res->sent_count > 1)
+	(void) str_copy_out(res->reason + strlen(res->reason),
+			    sizeof(res->reason) - strlen(res->reason), " and more");
+  out:
+    for (i = 0; i < st.seen_n; i++)
+	mem_free(&st.seen[i]);
+    mem_free(&st.seen);
+    for (i = 0; i < st.fwd_n; i++) {
+	mem_free(&st.fwd[i].address);
+	mem_free(&st.fwd[i].delivered_to);
+    }
+    mem_free(&st.fwd);
+    str_free(&addr);
+}
+
+/* ld_deliver_verify - is this recipient deliverable (and not over quota)? */
+void ld_deliver_verify(const char *address, long size, const char **status, struct ld_result *res)
+{
+    struct str *addr = str_new(DL_NAME_MAX * 2), *value = str_new(TABLE_ENTRY_MAX);
+    struct str *mbox = str_new(8192), *path = str_new(8192), *payload = str_new(64);
+    const char *at, *err = "", *why = "";
+    struct ld_result one;
+    struct dl_job job;
+    long quota, used;
+    int rc;
+
+    ld_result_init(res);
+    if (!str_set(addr, address) || str_len(addr) == 0) {
+	*status = RCPT_STAT_UNKNOWN;
+	ld_result_set(res, LD_BOUNCE, "5.1.3", "bad recipient address syntax");
+	goto out;
+    }
+    str_lower(addr);
+    at = strrchr(str_cstr(addr), '@');
+    if (at && resolve_domain_is_virtual_mailbox(at + 1)) {
+	if ((rc = resolve_lookup_virtual_mailbox(str_cstr(addr), value, &err)) < 0) {
+	    *status = RCPT_STAT_DEFER;
+	    ld_result_set(res, LD_DEFER, "4.3.0", "virtual_mailbox_maps lookup: %s", err);
+	    goto out;
+	}
+	if (rc > 0 && quota_parse_mailbox(str_cstr(value), mbox, &quota, &err) == 0) {
+	    if (quota < 0)
+		quota = var_virtual_mailbox_limit;
+	    if (quota > 0 && dl_vmail_ok) {
+		if (str_cstr(mbox)[0] == '/')
+		    (void) str_set(path, str_cstr(mbox));
+		else
+		    (void) str_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
+		memset(&job, 0, sizeof(job));
+		job.kind = JOB_USAGE;
+		job.path = str_cstr(path);
+		job.quota = quota;
+		ld_run_as(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, dl_job_run, &job, &one, payload);
+		if (one.status == LD_SENT && parse_long(str_cstr(payload), &used)
+		    && (used >= quota || quota_exceeded(used, size, quota))) {
+		    *status = RCPT_STAT_OVER_QUOTA;
+		    ld_result_set(res, LD_BOUNCE, "5.2.2", "mailbox full: %ld of %ld bytes used",
+				  used, quota);
+		    goto out;
+		}
+		if (one.status != LD_SENT)
+		    msg_warn("verify %s: %s", str_cstr(addr), one.reason);
+	    }
+	    *status = RCPT_STAT_OK;
+	    ld_result_set(res, LD_SENT, "2.1.5", "recipient ok");
+	    goto out;
+	}
+    }
+    switch (resolve_recipient(str_cstr(addr), &why)) {
+    case RESOLVE_KNOWN:
+	*status = RCPT_STAT_OK;
+	ld_result_set(res, LD_SENT, "2.1.5", "recipient ok");
+	break;
+    case RESOLVE_UNKNOWN:
+	*status = RCPT_STAT_UNKNOWN;
+	ld_result_set(res, LD_BOUNCE, "5.1.1", "%s", why);
+	break;
+    default:
+	*status = RCPT_STAT_DEFER;
+	ld_result_set(res, LD_DEFER, "4.3.0", "%s", why);
+	break;
+    }
+  out:
+    str_free(&addr);
+    str_free(&value);
+    str_free(&mbox);
+    str_free(&path);
+    str_free(&payload);
+}

@@ -1,0 +1,282 @@
+/* local.h - the modules of local-delivery and how they fit together.
+ *
+ * main.c      the deliver protocol on private/local (requests "deliver"
+ *             and "verify"), per-recipient results back to qmgr
+ * deliver.c   one recipient: virtual mailbox, alias, system user,
+ *             .forward, the recursion over targets, loop detection
+ * content.c   reading the message from the queue file (M, L/C..., X),
+ *             the Delivered-To header scan, and the formatted copy
+ *             (From_ line, Return-Path:, Delivered-To:, >From quoting)
+ * maildir.c   Maildir delivery (tmp/, fsync, link into new/, fsync new/)
+ * mbox.c      mbox delivery (dotlock + fcntl lock, append, roll back)
+ * quota.c     quota values, Maildir++ maildirsize, directory scans
+ * alias.c     alias target lists (aliases(5) values, .forward and
+ *             :include: files) and alias_maps lookups with the owner
+ * forward.c   .forward files and resubmission of forwarded mail to cleanup
+ * command.c   |command targets (sanitised environment, time limit,
+ *             sysexits mapping)
+ * file.c      /file targets
+ * runas.c     running a piece of work as another user: fork, drop fully
+ *             (priv_drop_ids), return the result through a pipe
+ *
+ * Results: every delivery step fills a struct ld_result; deliver.c merges
+ * them into one result per recipient for qmgr (defer beats bounce beats
+ * sent). Nothing here marks a recipient done; qmgr owns the queue file.
+ *
+ * Diagnostics: problems of one delivery become a defer or bounce result
+ * with a reason (and a msg_warn when an administrator should look);
+ * nothing in a delivery path calls msg_fatal. */
+#ifndef POSTHORN_LOCAL_H
+#define POSTHORN_LOCAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* base */
+#include "str.h"
+
+/* ---- results (deliver.c) */
+
+enum ld_status {
+    LD_NONE = -1,		/* nothing delivered yet */
+    LD_SENT = 0,
+    LD_BOUNCE = 1,
+    LD_DEFER = 2,		/* the most severe: retry the whole recipient */
+};
+
+#define LD_REASON_MAX	600
+
+struct ld_result {
+    int status;			/* enum ld_status */
+    char dsn[16];		/* "2.0.0", "5.1.1", ... */
+    char reason[LD_REASON_MAX];
+    unsigned sent_count;	/* destinations delivered (merge) */
+};
+
+/* ld_result_init - no outcome yet */
+void ld_result_init(struct ld_result *r);
+/* ld_result_set - one outcome with a formatted reason */
+void ld_result_set(struct ld_result *r, int status, const char *dsn, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* ld_result_merge - fold one outcome into an aggregate */
+void ld_result_merge(struct ld_result *agg, const struct ld_result *one);
+/* ld_status_name - "sent", "bounce", "defer" */
+const char *ld_status_name(int status);
+
+/* ---- the message (content.c) */
+
+struct ld_msg {
+    const char *queue_id;
+    int fd;			/* the queue file, read-only */
+    off_t data_offset;		/* the M record */
+    long data_size;
+    const char *sender;		/* "" = null sender */
+    long arrival_time;
+    const char *dsn_envid;
+    const char *dsn_ret;
+    struct str *delivered;	/* Delivered-To values, "\n"-terminated */
+};
+
+/* Pieces of content lines, as content_walk delivers them. */
+#define CONTENT_LINE_START	(1 << 0)	/* first piece of a line */
+#define CONTENT_LINE_END	(1 << 1)	/* last piece (an L record) */
+/* fn returns 0 to go on, >0 to stop (content_walk returns it), <0 on
+ * an error of its own (content_walk returns -1 with *error_r NULL) */
+typedef int (*content_piece_fn)(const char *data, size_t len, int flags, void *ctx);
+/* content_walk - read M, then L/C records up to X, from fd at offset */
+int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const char **error_r);
+/* content_scan_headers - collect the Delivered-To values of the header */
+int content_scan_headers(struct ld_msg *msg, const char **error_r);
+/* content_has_delivered_to - the header already names address? */
+bool content_has_delivered_to(const struct ld_msg *msg, const char *address);
+/* content_header_delivered_to - if line is a complete (unfolded) header
+ * "Delivered-To: value", put the normalised value in out; pure */
+bool content_header_delivered_to(const char *line, size_t len, struct str *out);
+
+/* What a copy of the message looks like. */
+#define COPY_FROM_LINE		(1 << 0)	/* mbox "From sender date" */
+#define COPY_QUOTE		(1 << 1)	/* "From " -> ">From " */
+#define COPY_BLANK		(1 << 2)	/* an empty line at the end */
+#define COPY_RETURN_PATH	(1 << 3)	/* Return-Path: <sender> */
+#define COPY_DELIVERED_TO	(1 << 4)	/* Delivered-To: recipient */
+#define COPY_MBOX	(COPY_FROM_LINE | COPY_QUOTE | COPY_BLANK | COPY_RETURN_PATH | COPY_DELIVERED_TO)
+#define COPY_MAILDIR	(COPY_RETURN_PATH | COPY_DELIVERED_TO)
+#define COPY_COMMAND	(COPY_FROM_LINE | COPY_RETURN_PATH | COPY_DELIVERED_TO)
+
+struct copy_spec {
+    int flags;
+    const char *sender;
+    const char *delivered_to;
+    time_t now;			/* for the From_ line */
+};
+
+/* copy sink: write len bytes; 0, or -1 (the sink keeps its error) */
+typedef int (*copy_sink_fn)(void *ctx, const char *buf, size_t len);
+/* content_copy - write the formatted message to sink. 0 with *size_r
+ * (bytes written); -1 with *error_r (NULL when the sink failed) */
+int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
+		 copy_sink_fn sink, void *sink_ctx, off_t *size_r, const char **error_r);
+/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n"; pure */
+void content_from_line(struct str *out, const char *sender, time_t when);
+/* content_header_value - a header value with control characters and
+ * (if no_space) white space replaced, so it stays one line; pure */
+void content_header_value(struct str *out, const char *text, bool no_space);
+/* content_need_quote - line (its first piece) starts with "From " */
+bool content_need_quote(const char *data, size_t len);
+
+/* ---- Maildir (maildir.c) */
+
+/* maildir_unique - "SEC.M<usec>P<pid>R<random>.<host>"; false if it
+ * does not fit; host has "/", ":" and "," escaped as \057 \072 \054 */
+bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint64_t rnd,
+		    const char *host);
+/* maildir_make - create dir and its tmp, new, cur (0700) if missing */
+int maildir_make(const char *dir, const char **error_r);
+/* maildir_deliver - deliver msg into Maildir dir (which may end in "/"),
+ * creating it if create; quota > 0: refuse (5.2.2) when full */
+void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
+		     const struct copy_spec *spec, struct ld_result *res);
+
+/* ---- mbox (mbox.c) */
+
+struct mbox_opts {
+    bool create;		/* create the file if missing (0600) */
+    bool dotlock_required;	/* a dotlock that cannot be made defers */
+    bool check_owner;		/* the file must belong to geteuid() */
+    long size_limit;		/* 0: none */
+    long quota;			/* 0: none (virtual mbox) */
+};
+/* mbox_deliver - append msg to the mbox file path, locked */
+void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct ld_msg *msg,
+		  const struct copy_spec *spec, struct ld_result *res);
+/* mbox_dotlock - create path.lock (stale ones removed): 0, 1 if the
+ * directory does not allow it (EACCES/EROFS), -1 on timeout/error */
+int mbox_dotlock(const char *path, const char **error_r);
+/* mbox_dotunlock - remove path.lock */
+void mbox_dotunlock(const char *path);
+
+/* ---- quota (quota.c) */
+
+/* quota_parse_mailbox - a virtual_mailbox_maps value "path [quota=N]";
+ * *quota is -1 when no quota= was given */
+int quota_parse_mailbox(const char *value, struct str *path, long *quota, const char **error_r);
+/* quota_parse_def - Maildir++ quota definition "NNNS[,NNNC]" */
+bool quota_parse_def(const char *text, long *bytes, long *count);
+/* quota_parse_maildirsize - sum a maildirsize file: its definition and
+ * the byte and message totals; false if malformed */
+bool quota_parse_maildirsize(const char *data, size_t len, long *def_bytes,
+			     long *bytes, long *count, long *lines);
+/* quota_size_from_name - the S=N of a Maildir file name, or -1 */
+long quota_size_from_name(const char *name);
+/* quota_exceeded - used + add > limit (limit > 0), without overflow */
+bool quota_exceeded(long used, long add, long limit);
+/* quota_maildir_usage - bytes used in Maildir dir (maildirsize kept up
+ * to date when quota > 0); 0, or -1 with *error_r */
+int quota_maildir_usage(const char *dir, long quota, long *bytes, const char **error_r);
+/* quota_maildir_add - account one new message in maildirsize (if any) */
+void quota_maildir_add(const char *dir, long size);
+
+/* ---- aliases and target lists (alias.c) */
+
+enum target_type {
+    TARGET_ADDRESS = 1,		/* user, user@domain */
+    TARGET_MAILBOX,		/* \user: that user's mailbox, no expansion */
+    TARGET_COMMAND,		/* |command */
+    TARGET_FILE,		/* /path */
+    TARGET_INCLUDE,		/* :include:/path */
+};
+
+struct alias_target {
+    enum target_type type;
+    char *text;			/* without the |, \ or :include: */
+};
+
+struct alias_list {
+    struct alias_target *v;
+    size_t n;
+    size_t cap;
+};
+
+#define ALIAS_TARGETS_MAX	10000
+
+void alias_list_init(struct alias_list *list);
+void alias_list_fini(struct alias_list *list);
+/* alias_split - parse a target list: comma or newline separated, "..."
+ * quoting, # comment lines; -1 with *error_r on a syntax error */
+int alias_split(const char *text, size_t len, struct alias_list *list, const char **error_r);
+/* alias_lookup - alias_maps: key, then key less its extension. 1 with
+ * the value and the uid that owns the table it came from; 0; -1 */
+int alias_lookup(const char *key, struct str *value, uid_t *owner, const char **error_r);
+void alias_init(void);
+void alias_fini(void);
+
+/* ---- running as another user (runas.c) */
+
+/* work done with dropped privileges: fills res, may append to payload */
+typedef void (*runas_fn)(void *ctx, struct ld_result *res, struct str *payload);
+/* ld_run_as - run fn as uid/gid (plus extra_gid if not -1) in a child
+ * process when root, in this process otherwise */
+void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
+	       struct ld_result *res, struct str *payload);
+
+/* ---- |command and /file (command.c, file.c) */
+
+struct cmd_env {
+    const char *sender;
+    const char *recipient;	/* the address being delivered */
+    const char *local;		/* its local part */
+    const char *domain;
+    const char *extension;
+    const char *user;		/* whose rights */
+    const char *home;
+    const char *shell;
+};
+/* command_deliver - run "/bin/sh -c command" with the message on stdin */
+void command_deliver(const char *command, const struct cmd_env *env, const struct ld_msg *msg,
+		     const struct copy_spec *spec, struct ld_result *res);
+/* command_exit_result - map an exit status to a result; pure */
+void command_exit_result(int status, const char *command, const char *output,
+			 struct ld_result *res);
+/* file_deliver - mbox-append to path (Maildir if it ends in "/") */
+void file_deliver(const char *path, const struct ld_msg *msg, const struct copy_spec *spec,
+		  struct ld_result *res);
+
+/* ---- forwarding (forward.c) */
+
+/* forward_read - (as the user) read the first of home/.forward+ext,
+ * home/.forward that exists, checked; 1 with its text, 0 none, -1 */
+int forward_read(const char *home, const char *ext, uid_t uid, struct str *text,
+		 const char **error_r);
+/* forward_submit - resubmit msg to cleanup for the addresses (n of
+ * them), with "Delivered-To: delivered_to" prepended */
+void forward_submit(const struct ld_msg *msg, const char *delivered_to, char **addresses,
+		    size_t n, const char *orcpt, const char *notify, struct ld_result *res);
+
+/* ---- one recipient (deliver.c) */
+
+struct ld_rcpt {
+    const char *address;
+    const char *orig;
+    const char *orcpt;
+    const char *notify;
+    long offset;
+};
+
+/* ld_deliver_init - look up the users and settings deliveries need */
+void ld_deliver_init(void);
+/* ld_deliver_recipient - deliver msg to one recipient; the merged result */
+void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct ld_result *res);
+/* ld_deliver_verify - "verify": RCPT_STAT_* name in *status, dsn, reason */
+void ld_deliver_verify(const char *address, long size, const char **status, struct ld_result *res);
+/* ld_allowed_classes - parse allow_mail_to_* ("alias, forward,
+ * include"); -1 on an unknown word */
+int ld_allowed_classes(const char *value);
+
+#define LD_CLASS_ALIAS		(1 << 0)
+#define LD_CLASS_FORWARD	(1 << 1)
+#define LD_CLASS_INCLUDE	(1 << 2)
+
+#endif
