@@ -1,0 +1,559 @@
+"""qmgr: queue states and commit points, routing, per-recipient results,
+deferral with backoff, flush, expiry, notices, recovery, corrupt files
+and concurrency, against fake delivery agents.
+
+Each test runs a real master with only the qmgr service on a throwaway
+instance (tests/conftest.py). Queue files are written by the test in
+the queue file format (docs/queue-file.md). The delivery agent
+(private/local) and the bounce service (private/bounce) are Python
+threads that speak the deliver and bounce protocols (lib/mail/
+mail_proto.h, netstring IPC framing from docs/ipc.md) and answer as the
+test decides, so qmgr is tested before and independently of the real
+local-delivery and bounce daemons. Every test stays well under 20 s."""
+import os
+import pathlib
+import pwd
+import re
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from conftest import IS_ROOT
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt",
+              "defer", "bounce", "private", "public")
+
+
+# -- the IPC framing ---------------------------------------------------------
+def netstring(b):
+    return str(len(b)).encode() + b":" + b + b","
+
+
+def encode(attrs):
+    """One IPC message from a list of (name, value) pairs."""
+    out = b""
+    for name, value in attrs:
+        if isinstance(value, int):
+            value = str(value)
+        if isinstance(value, str):
+            value = value.encode()
+        out += netstring(name.encode()) + netstring(value)
+    return out + b"0:,"
+
+
+class IpcReader:
+    """Reads IPC messages from a socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def _netstring(self):
+        while True:
+            colon = self.buf.find(b":")
+            if colon >= 0 and len(self.buf) >= colon + 1:
+                n = int(self.buf[:colon])
+                if len(self.buf) >= colon + 1 + n + 1:
+                    data = self.buf[colon + 1:colon + 1 + n]
+                    assert self.buf[colon + 1 + n:colon + 2 + n] == b","
+                    self.buf = self.buf[colon + 2 + n:]
+                    return data
+            self._fill()
+
+    def message(self):
+        """A list of (name, value) string pairs; EOFError at the end."""
+        attrs = []
+        while True:
+            name = self._netstring()
+            if name == b"":
+                return attrs
+            value = self._netstring()
+            attrs.append((name.decode(), value.decode(errors="replace")))
+
+
+# -- queue files -------------------------------------------------------------
+def rec(t, data=b""):
+    if isinstance(data, str):
+        data = data.encode()
+    return t.encode() + struct.pack(">I", len(data)) + data
+
+
+def b62(n, width=0):
+    s = ""
+    while n:
+        n, r = divmod(n, 62)
+        s = B62[r] + s
+    s = s or "0"
+    return s.rjust(width, "0")
+
+
+def queue_file(sender, rcpts, body="Subject: test\n\nhello\n", arrival=None, attrs=()):
+    """Bytes of a queue file. rcpts: addresses, or dicts with address,
+    notify, orcpt, orig, done."""
+    arrival = time.time() if arrival is None else arrival
+    out = rec("V", "posthorn-queue 1") + rec("T", "%.6f" % arrival) + rec("S", sender)
+    for a in attrs:
+        out += rec("A", a)
+    for r in rcpts:
+        if isinstance(r, str):
+            r = {"address": r}
+        if r.get("orig"):
+            out += rec("A", "rcpt_orig=" + r["orig"])
+        if r.get("orcpt"):
+            out += rec("O", r["orcpt"])
+        if r.get("notify"):
+            out += rec("N", r["notify"])
+        out += rec("D" if r.get("done") else "R", r["address"])
+    out += rec("M")
+    for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
+        out += rec("L", line)
+    return out + rec("X") + rec("E")
+
+
+def records(data):
+    """[(offset, type, data)] of a queue file."""
+    out, off = [], 0
+    while off < len(data):
+        t = chr(data[off])
+        n = struct.unpack(">I", data[off + 1:off + 5])[0]
+        out.append((off, t, data[off + 5:off + 5 + n].decode(errors="replace")))
+        off += 5 + n
+    return out
+
+
+# -- fakes ---------------------------------------------------------------------
+class FakeServer:
+    """A unix-socket server speaking one protocol: handshake, then for
+    every request answer(attrs) -> reply attrs (or None: close without
+    answering). Records requests; counts concurrent requests."""
+
+    def __init__(self, path, proto, answer, owner_uid=None):
+        self.path = str(path)
+        self.proto = proto
+        self.answer = answer
+        self.requests = []
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
+        self.connections = 0
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        if owner_uid is not None:
+            os.chown(self.path, owner_uid, -1)
+        self.sock.listen(64)
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(30)
+        try:
+            conn.sendall(encode([("proto", self.proto), ("version", 1)]))
+            reader = IpcReader(conn)
+            while True:
+                attrs = reader.message()
+                with self.lock:
+                    self.requests.append(attrs)
+                    self.inflight += 1
+                    self.max_inflight = max(self.max_inflight, self.inflight)
+                try:
+                    reply = self.answer(attrs)
+                finally:
+                    with self.lock:
+                        self.inflight -= 1
+                if reply is None:
+                    break
+                conn.sendall(encode(reply))
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def rcpts_of(attrs):
+    """Per-recipient dicts of a deliver request."""
+    out = []
+    for name, value in attrs:
+        if name == "rcpt_address":
+            out.append({})
+        if name.startswith("rcpt_"):
+            out[-1][name] = value
+    return out
+
+
+def agent_answer(policy, delay=0.0):
+    """An answer function: policy(address) -> (status, dsn, reason)."""
+    def answer(attrs):
+        if delay:
+            time.sleep(delay)
+        reply = []
+        for r in rcpts_of(attrs):
+            res = policy(r["rcpt_address"])
+            if res is None:
+                return None
+            status, dsn, reason = res
+            reply += [("rcpt_offset", r["rcpt_offset"]), ("rcpt_status", status),
+                      ("rcpt_dsn", dsn), ("rcpt_reason", reason), ("relay", "local")]
+        return reply
+    return answer
+
+
+def bounce_answer(attrs):
+    return [("status", 0), ("queue_id", ""), ("reason", "")]
+
+
+class Q:
+    """An instance with qmgr under master, fakes at private/, helpers."""
+
+    def __init__(self, instance, **main):
+        self.inst = instance
+        self.queue = instance.queue
+        self.uid = pwd.getpwnam(instance.mail_owner).pw_uid if IS_ROOT else os.getuid()
+        self.gid = pwd.getpwnam(instance.mail_owner).pw_gid if IS_ROOT else os.getgid()
+        for d in QUEUE_DIRS:
+            p = self.queue / d
+            p.mkdir(mode=0o700, exist_ok=True)
+            if IS_ROOT:
+                os.chown(p, self.uid, self.gid)
+        (self.queue / "public").chmod(0o755)
+        params = dict(mydestination="example.test, localhost", myhostname="mx.example.test",
+                      minimal_backoff_time="300s", maximal_backoff_time="4000s",
+                      qmgr_incoming_scan_delay="1s", alias_maps="",
+                      virtual_alias_maps="", virtual_mailbox_maps="")
+        params.update(main)
+        instance.set_main(**params)
+        instance.write_master_cf("qmgr unix n - n 300 1 qmgr\n")
+        self.fakes = []
+
+    def agent(self, name, policy, delay=0.0):
+        f = FakeServer(self.queue / "private" / name, "deliver", agent_answer(policy, delay),
+                       self.uid if IS_ROOT else None)
+        self.fakes.append(f)
+        return f
+
+    def bounce(self, answer=bounce_answer):
+        f = FakeServer(self.queue / "private" / "bounce", "bounce", answer,
+                       self.uid if IS_ROOT else None)
+        self.fakes.append(f)
+        return f
+
+    def start(self):
+        self.inst.start()
+        self.wait_socket()
+
+    def wait_socket(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.queue / "public" / "qmgr").exists():
+                return
+            time.sleep(0.05)
+        raise AssertionError("public/qmgr did not appear")
+
+    def trigger(self, what=b"I"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(self.queue / "public" / "qmgr"))
+        s.sendall(what)
+        s.close()
+
+    def put(self, data, where="incoming", trigger=True):
+        """Write a queue file the way cleanup does; returns its ID."""
+        tmp = self.queue / where / f"tmp.{os.getpid()}.{time.time_ns()}.0"
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+        ino = os.fstat(fd).st_ino
+        os.close(fd)
+        if IS_ROOT:
+            os.chown(tmp, self.uid, self.gid)
+        now = time.time_ns() // 1000
+        qid = b62(now // 1000000, 6) + b62(now % 1000000, 4) + b62(ino)
+        os.rename(tmp, self.queue / where / qid)
+        if trigger and where == "incoming":
+            self.trigger(b"I")
+        return qid
+
+    def where(self, qid):
+        return [d for d in ("incoming", "active", "deferred", "hold", "corrupt")
+                if (self.queue / d / qid).exists()]
+
+    def wait_where(self, qid, want, timeout=8):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.where(qid) == want:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{qid} is in {self.where(qid)}, want {want}; log:\n"
+                             + self.inst.log_text()[-3000:])
+
+    def stop(self):
+        for f in self.fakes:
+            f.stop()
+
+
+@pytest.fixture
+def q(instance):
+    if not (pathlib.Path(instance.libexec) / "qmgr").exists():
+        pytest.skip("qmgr not built")
+    qm = Q(instance)
+    yield qm
+    qm.stop()
+
+
+def sent_all(address):
+    return ("sent", "2.0.0", "delivered to maildir")
+
+
+# -- tests ---------------------------------------------------------------------
+def test_delivers_and_removes(q):
+    """incoming -> active -> delivered: done marks, log lines, file gone;
+    one request per local recipient (local_destination_recipient_limit 1)."""
+    agent = q.agent("local", sent_all)
+    q.start()
+    data = queue_file("alice@example.org", ["bob@example.test",
+                                             {"address": "carol@example.test",
+                                              "orig": "info@example.test"}])
+    qid = q.put(data)
+    q.inst.wait_log(rf"{qid}: removed")
+    log = q.inst.log_text()
+    assert re.search(rf"{qid}: from=<alice@example.org>, size=21, nrcpt=2 \(queue active\)", log)
+    assert re.search(rf"{qid}: to=<bob@example.test>, relay=local, delay=[0-9.]+, "
+                     rf"delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=2.0.0, "
+                     rf"status=sent \(delivered to maildir\)", log)
+    assert re.search(rf"{qid}: to=<carol@example.test>, orig_to=<info@example.test>, "
+                     rf"relay=local, .*status=sent", log)
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists()
+    assert len(agent.requests) == 2
+    req = dict(agent.requests[0])
+    assert req["request"] == "deliver"
+    assert req["queue_id"] == qid
+    assert req["queue_file"] == f"active/{qid}"
+    assert req["sender"] == "alice@example.org"
+    assert req["nexthop"] == "example.test"
+    offsets = {r[1]: r[0] for r in [(o, d) for o, t, d in records(data) if t == "R"]}
+    m_offset = [o for o, t, d in records(data) if t == "M"][0]
+    assert int(req["data_offset"]) == m_offset
+    got = {r["rcpt_address"]: int(r["rcpt_offset"])
+           for a in agent.requests for r in rcpts_of(a)}
+    assert got == offsets
+
+
+def test_defer_then_flush(q):
+    """A deferred recipient: defer/ID reason, D mark for the sent one,
+    deferred/ with mtime = next retry; "F" brings it back and finishes."""
+    state = {"bob": ("defer", "4.2.2", "mailbox full")}
+    q.agent("local", lambda a: state.get(a.split("@")[0], ("sent", "2.0.0", "ok")))
+    q.start()
+    qid = q.put(queue_file("alice@example.org", ["bob@example.test", "carol@example.test"]))
+    q.wait_where(qid, ["deferred"])
+    t0 = time.time()
+    st = os.stat(q.queue / "deferred" / qid)
+    assert t0 + 250 < st.st_mtime <= t0 + 301, "next retry = now + minimal_backoff_time"
+    recs = records((q.queue / "deferred" / qid).read_bytes())
+    kinds = {d: t for o, t, d in recs if t in "RD"}
+    assert kinds == {"bob@example.test": "R", "carol@example.test": "D"}
+    assert "rcpt=bob@example.test, dsn=4.2.2, reason=mailbox full" in \
+        (q.queue / "defer" / qid).read_text()
+    log = q.inst.log_text()
+    assert re.search(rf"{qid}: to=<bob@example.test>, .*dsn=4.2.2, status=deferred \(mailbox full\)", log)
+    # a normal incoming scan does not touch it before its time
+    q.trigger(b"I")
+    time.sleep(0.5)
+    assert q.where(qid) == ["deferred"]
+    state.clear()
+    mark = q.inst.log_mark()
+    q.trigger(b"F")
+    q.inst.wait_log(rf"{qid}: removed", since=mark)
+    assert q.inst.count_log(rf"{qid}: to=<carol@example.test>.*status=sent", since=mark) == 0
+    assert q.inst.count_log(rf"{qid}: to=<bob@example.test>.*status=sent", since=mark) == 1
+    assert not (q.queue / "defer" / qid).exists()
+
+
+def test_bounce_asks_bounce_service(q):
+    """A bounce result asks private/bounce for a failure notice, then
+    marks done; NOTIFY=NEVER gets no notice; NOTIFY=SUCCESS gets a
+    success notice after delivery."""
+    q.agent("local", lambda a: ("bounce", "5.1.1", "unknown user") if a.startswith("nobody")
+            else ("sent", "2.0.0", "ok"))
+    bounce = q.bounce()
+    q.start()
+    qid = q.put(queue_file("alice@example.org", [
+        "nobody@example.test", {"address": "nobody2@example.test", "notify": "never"},
+        {"address": "bob@example.test", "notify": "success", "orcpt": "rfc822;bob@example.test"}],
+        attrs=["dsn_envid=ENV42", "dsn_ret=HDRS"]))
+    q.inst.wait_log(rf"{qid}: removed")
+    log = q.inst.log_text()
+    assert re.search(rf"{qid}: to=<nobody@example.test>, .*dsn=5.1.1, status=bounced \(unknown user\)", log)
+    assert re.search(rf"{qid}: to=<nobody2@example.test>, .*status=bounced", log)
+    reqs = [dict(r) for r in bounce.requests]
+    failure = [r for r in reqs if r["request"] == "failure"]
+    success = [r for r in reqs if r["request"] == "success"]
+    assert len(failure) == 1 and len(success) == 1
+    f = failure[0]
+    assert f["queue_id"] == qid and f["sender"] == "alice@example.org"
+    assert f["dsn_envid"] == "ENV42" and f["dsn_ret"] == "HDRS"
+    assert [v for n, v in bounce.requests[reqs.index(f)] if n == "rcpt_address"] == \
+        ["nobody@example.test"]
+    assert f["rcpt_action"] == "failed" and f["rcpt_dsn"] == "5.1.1"
+    assert success[0]["rcpt_address"] == "bob@example.test"
+    assert success[0]["rcpt_action"] == "delivered"
+    assert success[0]["rcpt_orcpt"] == "rfc822;bob@example.test"
+
+
+def test_bounce_service_down_defers(q):
+    """No bounce service: the bounced recipient is deferred, not lost."""
+    q.agent("local", lambda a: ("bounce", "5.1.1", "unknown user"))
+    q.start()
+    qid = q.put(queue_file("alice@example.org", ["nobody@example.test"]))
+    q.wait_where(qid, ["deferred"])
+    assert "R" in [t for o, t, d in records((q.queue / "deferred" / qid).read_bytes())]
+    assert q.inst.count_log(rf"{qid}: to=<nobody@example.test>.*status=deferred "
+                            rf"\(bounce or notification service failure") == 1
+
+
+def test_transport_unavailable_defers(q):
+    """Remote mail while there is no smtp agent: deferred, never lost."""
+    q.start()
+    qid = q.put(queue_file("alice@example.test", ["someone@remote.example"]))
+    q.wait_where(qid, ["deferred"])
+    q.inst.wait_log(rf"{qid}: to=<someone@remote.example>, relay=none, .*dsn=4.3.0, "
+                    rf"status=deferred \(mail transport unavailable\)")
+    assert "rcpt=someone@remote.example, dsn=4.3.0, reason=mail transport unavailable" in \
+        (q.queue / "defer" / qid).read_text()
+
+
+def test_agent_dies_mid_request(q):
+    """An agent that closes without answering: deferred."""
+    q.agent("local", lambda a: None)
+    q.start()
+    qid = q.put(queue_file("alice@example.org", ["bob@example.test"]))
+    q.wait_where(qid, ["deferred"])
+    q.inst.wait_log(rf"{qid}: to=<bob@example.test>.*status=deferred \(mail transport unavailable\)")
+
+
+def test_expired_returned(instance):
+    """Past maximal_queue_lifetime a deferral becomes a bounce (expired)."""
+    q = Q(instance, maximal_queue_lifetime="1d")
+    try:
+        bounce = q.bounce()
+        q.start()
+        qid = q.put(queue_file("alice@example.test", ["someone@remote.example"],
+                               arrival=time.time() - 2 * 86400))
+        q.inst.wait_log(rf"{qid}: removed")
+        log = q.inst.log_text()
+        assert re.search(rf"{qid}: to=<someone@remote.example>, .*dsn=4.3.0, "
+                         rf"status=expired \(mail transport unavailable\)", log)
+        assert re.search(rf"{qid}: from=<alice@example.test>, status=expired, returned to sender", log)
+        assert dict(bounce.requests[0])["request"] == "failure"
+    finally:
+        q.stop()
+
+
+def test_delay_warning_once(instance):
+    """delay_warning_time: one delay notice, recorded in defer/ID."""
+    q = Q(instance, delay_warning_time="1h")
+    try:
+        bounce = q.bounce()
+        q.start()
+        qid = q.put(queue_file("alice@example.test", ["someone@remote.example"],
+                               arrival=time.time() - 7200))
+        q.wait_where(qid, ["deferred"])
+        q.inst.wait_log(rf"{qid}: sender delay notification sent")
+        assert "delay_warning=sent" in (q.queue / "defer" / qid).read_text()
+        mark = q.inst.log_mark()
+        q.trigger(b"F")
+        q.inst.wait_log(rf"{qid}: to=<someone@remote.example>.*status=deferred", since=mark)
+        q.wait_where(qid, ["deferred"])
+        time.sleep(0.3)
+        assert [dict(r)["request"] for r in bounce.requests] == ["delay"]
+        assert dict(bounce.requests[0])["rcpt_action"] == "delayed"
+    finally:
+        q.stop()
+
+
+def test_recovery_corrupt_temp_hold(q):
+    """At start: active/ files are delivered; a corrupt file goes to
+    corrupt/; temp files in incoming/ and files in hold/ stay."""
+    q.agent("local", sent_all)
+    left = q.put(queue_file("a@example.test", ["bob@example.test"]), where="active")
+    bad = q.put(queue_file("a@example.test", ["bob@example.test"])[:-5], trigger=False)
+    held = q.put(queue_file("a@example.test", ["bob@example.test"]), where="hold")
+    tmp = q.queue / "incoming" / "tmp.1.2.3"
+    tmp.write_bytes(b"half written")
+    done = q.put(queue_file("a@example.test", [{"address": "bob@example.test", "done": True}]),
+                 where="active")
+    q.start()
+    q.trigger(b"W")         # as master's wake-up: master starts qmgr on demand
+    q.inst.wait_log(rf"{left}: removed")
+    q.inst.wait_log(rf"{done}: removed")
+    q.inst.wait_log(rf"{bad}: corrupt queue file: .*moved to corrupt/")
+    assert q.where(bad) == ["corrupt"]
+    assert q.where(held) == ["hold"]
+    assert tmp.exists()
+    assert q.inst.count_log(rf"{done}: to=") == 0
+
+
+def test_concurrency_limits(q):
+    """local: at most 2 parallel deliveries per recipient, but different
+    recipients in parallel; a slow agent does not hold up the others."""
+    agent = q.agent("local", sent_all, delay=0.4)
+    q.start()
+    ids = [q.put(queue_file("a@example.org", ["same@example.test"]), trigger=False)
+           for _ in range(6)]
+    q.trigger(b"I")
+    for qid in ids:
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+    assert agent.max_inflight == 2
+    agent.max_inflight = 0
+    ids = [q.put(queue_file("a@example.org", [f"user{i}@example.test"]), trigger=False)
+           for i in range(6)]
+    t0 = time.monotonic()
+    q.trigger(b"I")
+    for qid in ids:
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+    assert agent.max_inflight >= 5
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_safety_scan_without_trigger(q):
+    """A lost trigger only delays: the incoming/ timer finds the file."""
+    q.agent("local", sent_all)
+    q.start()
+    q.trigger(b"W")
+    q.inst.wait_children(1, "qmgr")
+    time.sleep(0.3)
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]), trigger=False)
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
