@@ -119,13 +119,16 @@ static void build_argv(const struct master_service *serv, struct strv *argv)
 	strv_add(argv, ent->argv[i]);
 }
 
-/* child_exec - in the child: descriptors, signals, exec; never returns */
-static _Noreturn void child_exec(struct master_service *serv, char **argv, char **envp)
+/* child_exec - in the child: descriptors, signals, exec; never returns.
+ * If execve fails, errno goes back to master through errpipe (which is
+ * close-on-exec, so a successful exec just closes it). */
+static _Noreturn void child_exec(struct master_service *serv, int errpipe, char **argv,
+				 char **envp)
 {
     int n = serv->listen_count;
     int high = MASTER_LISTEN_FD + n + 16;
     int src[MASTER_LISTEN_MAX + 1];
-    int nullfd;
+    int nullfd, errfd, err;
     sigset_t none;
 
     /* Default signal handling, nothing blocked. */
@@ -139,10 +142,11 @@ static _Noreturn void child_exec(struct master_service *serv, char **argv, char 
     src[0] = fcntl(serv->status_fd[1], F_DUPFD_CLOEXEC, high);
     for (int i = 0; i < n; i++)
 	src[i + 1] = fcntl(serv->listen[i].fd, F_DUPFD_CLOEXEC, high);
+    errfd = fcntl(errpipe, F_DUPFD_CLOEXEC, high);
     for (int i = 0; i <= n; i++)
 	if (src[i] < 0)
 	    _exit(126);
-    if ((nullfd = open("/dev/null", O_RDWR)) < 0)
+    if (errfd < 0 || (nullfd = open("/dev/null", O_RDWR)) < 0)
 	_exit(126);
     if (dup2(nullfd, STDIN_FILENO) < 0 || dup2(nullfd, STDOUT_FILENO) < 0)
 	_exit(126);
@@ -153,11 +157,13 @@ static _Noreturn void child_exec(struct master_service *serv, char **argv, char 
     for (int i = 0; i < n; i++)
 	if (dup2(src[i + 1], MASTER_LISTEN_FD + i) < 0)
 	    _exit(126);
-    /* Everything else goes (master's descriptors are close-on-exec too). */
-    closefrom(MASTER_LISTEN_FD + n);
+    /* Everything else goes (master's descriptors are close-on-exec too);
+     * the exec-error pipe closes itself at exec. */
+    (void) close_range((unsigned) (MASTER_LISTEN_FD + n), (unsigned) errfd - 1, 0);
+    (void) close_range((unsigned) errfd + 1, ~0U, 0);
     execve(argv[0], argv, envp);
-    /* master is single-threaded, so logging after fork is safe. */
-    msg_warn("exec %s: %m", argv[0]);
+    err = errno;
+    (void) !write(errfd, &err, sizeof(err));
     _exit(127);
 }
 
@@ -166,18 +172,39 @@ void master_spawn(struct master_service *serv)
 {
     struct strv argv = {0}, env = {0};
     struct master_child *child;
+    int errpipe[2];
     pid_t pid;
 
     build_argv(serv, &argv);
     build_env(&env);
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+	msg_warn("pipe: %m -- throttling service %s", serv->name);
+	master_throttle(serv);
+	strv_free(&argv);
+	strv_free(&env);
+	return;
+    }
     switch (pid = fork()) {
     case -1:
 	msg_warn("fork: %m -- throttling service %s", serv->name);
 	master_throttle(serv);
 	break;
     case 0:
-	child_exec(serv, argv.v, env.v);
+	child_exec(serv, errpipe[1], argv.v, env.v);
     default:
+	/* Wait for the exec (EOF) or its errno; exec is quick. */
+	close(errpipe[1]);
+	errpipe[1] = -1;
+	for (;;) {
+	    int err;
+	    ssize_t got = read(errpipe[0], &err, sizeof(err));
+
+	    if (got < 0 && errno == EINTR)
+		continue;
+	    if (got == (ssize_t) sizeof(err))
+		msg_warn("exec %s: %s", argv.v[0], strerror(err));
+	    break;
+	}
 	child = mem_zalloc(sizeof(*child));
 	child->pid = pid;
 	child->serv = serv;
@@ -192,6 +219,9 @@ void master_spawn(struct master_service *serv)
 	    msg_info("spawn: service %s pid %ld %s", serv->name, (long) pid, argv.v[0]);
 	break;
     }
+    close(errpipe[0]);
+    if (errpipe[1] >= 0)
+	close(errpipe[1]);
     strv_free(&argv);
     strv_free(&env);
 }
@@ -289,10 +319,15 @@ void master_reap(void)
 	child = *cp;
 	*cp = child->next;
 	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+	if (master_stopping && abnormal && WIFSIGNALED(status)) {
+	    /* SIGTERM from us, or SIGINT from the terminal of master -F */
+	    if (msg_verbose)
+		msg_info("process %s pid %ld killed by signal %d while stopping",
+			 child->path, (long) pid, WTERMSIG(status));
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 	    msg_warn("process %s pid %ld exit status %d", child->path, (long) pid,
 		     WEXITSTATUS(status));
-	else if (WIFSIGNALED(status) && !(master_stopping && WTERMSIG(status) == SIGTERM))
+	else if (WIFSIGNALED(status))
 	    msg_warn("process %s pid %ld killed by signal %d", child->path, (long) pid,
 		     WTERMSIG(status));
 	else if (msg_verbose)

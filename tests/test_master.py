@@ -56,6 +56,9 @@ def test_spawn_on_demand(instance):
     # The idle child is reused for the next client.
     with instance.connect(port) as c:
         assert greet_pid(c.readline()) == pid
+    # master -F: children log to (master's) stderr as well.
+    instance.wait_log(rf"ph-echo\[{pid}\]: connect")
+    assert f"posthorn/ph-echo: connect pid={pid}" in instance.stderr_path.read_text()
 
 
 def test_child_argv_and_environment(instance, monkeypatch):
@@ -158,6 +161,17 @@ def test_exit_status_logged(instance):
     instance.start()
     c = instance.connect(port)
     instance.wait_log(r"warning: process \S*ph-failstart pid \d+ exit status 1")
+    c.close()
+
+
+def test_missing_command_is_logged_and_throttled(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - no-such-daemon\n")
+    instance.start()
+    c = instance.connect(port)
+    instance.wait_log(rf"warning: exec {instance.libexec}/no-such-daemon: No such file")
+    instance.wait_log(r"process \S*no-such-daemon pid \d+ exit status 127")
+    instance.wait_log(rf"warning: {port}: bad command startup -- throttling")
     c.close()
 
 
