@@ -1,0 +1,257 @@
+/* test-smtpd_data.c - unit tests for the content parser of smtpd_data.c:
+ * end of data only at CR LF . CR LF, dot-unstuffing, bare CR/LF policy,
+ * line pieces, size limit, BDAT binary mode; and the Received: header. */
+
+#include <string.h>
+
+#include "config.h"
+#include "mem.h"
+#include "queue_file.h"
+#include "str.h"
+#include "unit.h"
+
+#include "smtpd.h"
+
+/* collect - emit callback: "L:text|C:text|" */
+static int collect(void *ctx, int type, const char *data, size_t len)
+{
+    struct str *out = ctx;
+
+    str_appendc(out, (char) type);
+    str_appendc(out, ':');
+    for (size_t i = 0; i < len; i++) {
+	if (data[i] == '\r')
+	    str_appends(out, "\\r");
+	else if (data[i] == '\n')
+	    str_appends(out, "\\n");
+	else
+	    str_appendc(out, data[i]);
+    }
+    str_appendc(out, '|');
+    return 0;
+}
+
+static int failing(void *ctx, int type, const char *data, size_t len)
+{
+    (void) ctx;
+    (void) type;
+    (void) data;
+    (void) len;
+    return -1;
+}
+
+#define M_DATA		1	/* dot mode */
+#define M_BINARY	2
+#define M_REJECT	4
+
+static const struct {
+    int mode;
+    const char *in;
+    size_t split;		/* feed in pieces of this size (0: at once) */
+    const char *want;		/* emitted records */
+    int done;			/* end of data seen */
+    size_t rest;		/* bytes not consumed */
+    int bare_lf, bare_cr, stray_dot;
+    size_t inlen;		/* 0: strlen(in) */
+} cases[] = {
+    /* the normal case; what follows the end is not consumed */
+    {M_DATA, "a\r\nb\r\n.\r\nQUIT\r\n", 0, "L:a|L:b|", 1, 6, 0, 0, 0, 0},
+    {M_DATA, ".\r\n", 0, "", 1, 0, 0, 0, 0, 0},			/* empty message */
+    {M_DATA, "a\r\n.\r\n", 1, "L:a|", 1, 0, 0, 0, 0, 0},		/* byte by byte */
+    /* dot-unstuffing */
+    {M_DATA, "..\r\n...x\r\n.y\r\n.\r\n", 0, "L:.|L:..x|L:y|", 1, 0, 0, 0, 0, 0},
+    /* smuggling shapes never end the data */
+    {M_DATA, "a\n.\nb\r\n.\r\n", 0, "L:a|L:.|L:b|", 1, 0, 1, 0, 1, 0},
+    {M_DATA, "a\r.\rb\r\n.\r\n", 0, "L:a|L:.|L:b|", 1, 0, 0, 1, 1, 0},
+    {M_DATA, "a\n.\r\nRSET\r\n.\r\n", 0, "L:a|L:.|L:RSET|", 1, 0, 1, 0, 1, 0},
+    {M_DATA, "a\r\n.\nb\r\n.\r\n", 0, "L:a|L:.|L:b|", 1, 0, 1, 0, 1, 0},
+    {M_DATA, "a\r\n.\r.\r\n", 0, "L:a|L:.|L:.|", 0, 0, 0, 1, 1, 0},
+    /* bare LF/CR become line ends (normalize) */
+    {M_DATA, "x\ny\rz\r\n.\r\n", 0, "L:x|L:y|L:z|", 1, 0, 1, 1, 0, 0},
+    {M_DATA, "x\r\r\n.\r\n", 0, "L:x|L:|", 1, 0, 0, 1, 0, 0},
+    /* reject mode: same parsing, nothing emitted after the first bare end */
+    {M_DATA | M_REJECT, "x\r\ny\nz\r\n.\r\n", 0, "L:x|", 1, 0, 1, 0, 0, 0},
+    /* long lines become C pieces of at most 8 bytes */
+    {M_DATA, "0123456789abcdefXY\r\n.\r\n", 0, "C:01234567|C:89abcdef|L:XY|", 1, 0, 0, 0, 0, 0},
+    {M_DATA, "01234567\r\n.\r\n", 0, "L:01234567|", 1, 0, 0, 0, 0, 0},
+    {M_DATA, "012345678\r\n.\r\n", 3, "C:01234567|L:8|", 1, 0, 0, 0, 0, 0},
+    /* a dot line made of pieces is not the end */
+    {M_DATA, ".01234567\r\n.\r\n", 0, "L:01234567|", 1, 0, 0, 0, 0, 0},
+    /* CR LF split across feeds */
+    {M_DATA, "ab\r\n.\r\n", 3, "L:ab|", 1, 0, 0, 0, 0, 0},
+    /* NUL bytes are data */
+    {M_DATA, "a\0b\r\n.\r\n", 0, "L:a", 1, 0, 0, 0, 0, 8},	/* (printed up to NUL) */
+    /* BDAT: no dot handling, no end */
+    {0, ".\r\n..x\r\nlast", 0, "L:.|L:..x|L:last|", 0, 0, 0, 0, 0, 0},
+    {0, "a\nb\r\n", 0, "L:a|L:b|", 0, 0, 1, 0, 0, 0},
+    /* BINARYMIME: bare CR and LF stay in the data */
+    {M_BINARY, "a\nb\rc\r\nd", 0, "L:a\\nb\\rc|L:d|", 0, 0, 0, 0, 0, 0},
+    {M_BINARY, "a\r", 0, "L:a\\r|", 0, 0, 0, 0, 0, 0},
+};
+
+int main(void)
+{
+    config_init();
+
+    unit_begin("content parser cases");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	struct smtpd_content c;
+	struct str *out = str_new(4096);
+	size_t len = cases[i].inlen ? cases[i].inlen : strlen(cases[i].in), used = 0;
+	const char *in = cases[i].in;
+
+	smtpd_content_init(&c, (cases[i].mode & M_DATA) != 0, (cases[i].mode & M_BINARY) != 0,
+			   (cases[i].mode & M_REJECT) != 0, 8, 0, collect, out);
+	while (used < len && !c.done) {
+	    size_t n = cases[i].split ? cases[i].split : len;
+
+	    if (n > len - used)
+		n = len - used;
+	    used += smtpd_content_feed(&c, in + used, n);
+	}
+	if (!(cases[i].mode & M_DATA))
+	    smtpd_content_finish(&c);
+	unit_assert_streq_idx(str_cstr(out), cases[i].want, i);
+	unit_assert_idx(c.done == (cases[i].done || !(cases[i].mode & M_DATA)), i);
+	if (cases[i].mode & M_DATA)
+	    unit_assert_idx(len - used == cases[i].rest, i);
+	unit_assert_idx(c.bare_lf == (cases[i].bare_lf != 0), i);
+	unit_assert_idx(c.bare_cr == (cases[i].bare_cr != 0), i);
+	unit_assert_idx(c.stray_dot == (cases[i].stray_dot != 0), i);
+	unit_assert_idx(smtpd_content_failed(&c) == ((cases[i].mode & M_REJECT) && (c.bare_lf || c.bare_cr)), i);
+	smtpd_content_fini(&c);
+	str_free(&out);
+    }
+    unit_end();
+
+    unit_begin("content size limit: counted with CR LF, nothing emitted past it");
+    {
+	struct smtpd_content c;
+	struct str *out = str_new(4096);
+	const char *in = "12345\r\n12345\r\n12345\r\n.\r\n";
+
+	smtpd_content_init(&c, true, false, false, 2048, 15, collect, out);
+	unit_assert_inteq(smtpd_content_feed(&c, in, strlen(in)), strlen(in));
+	unit_assert(c.done);
+	unit_assert(c.too_big);
+	unit_assert(smtpd_content_failed(&c));
+	unit_assert_streq(str_cstr(out), "L:12345|L:12345|");
+	unit_assert_inteq(c.size, 21);
+	smtpd_content_fini(&c);
+	in = "12345\r\n12345\r\n.\r\n";
+	smtpd_content_init(&c, true, false, false, 2048, 14, collect, out);
+	str_reset(out);
+	smtpd_content_feed(&c, in, strlen(in));
+	unit_assert(c.done);
+	unit_assert(!c.too_big);
+	unit_assert_inteq(c.size, 14);
+	unit_assert_streq(str_cstr(out), "L:12345|L:12345|");
+	smtpd_content_fini(&c);
+	smtpd_content_init(&c, true, false, false, 2048, 13, collect, out);
+	str_reset(out);
+	smtpd_content_feed(&c, in, strlen(in));
+	unit_assert(c.too_big);
+	unit_assert_streq(str_cstr(out), "L:12345|");
+	smtpd_content_fini(&c);
+	str_free(&out);
+    }
+    unit_end();
+
+    unit_begin("content write error is sticky");
+    {
+	struct smtpd_content c;
+	const char *in = "a\r\nb\r\n.\r\n";
+
+	smtpd_content_init(&c, true, false, false, 2048, 0, failing, NULL);
+	smtpd_content_feed(&c, in, strlen(in));
+	unit_assert(c.done);
+	unit_assert(c.write_error);
+	unit_assert(smtpd_content_failed(&c));
+	smtpd_content_fini(&c);
+    }
+    unit_end();
+
+    unit_begin("a large message in random pieces gives the same records");
+    {
+	struct str *msg = str_new(1 << 20), *a = str_new(1 << 21), *b = str_new(1 << 21);
+	struct smtpd_content c;
+	unsigned seed = 7;
+
+	for (int i = 0; i < 2000; i++) {
+	    int n = (int) ((seed = seed * 1103515245u + 12345u) >> 16) % 40;
+
+	    if (i % 97 == 0)
+		str_appends(msg, ".");
+	    for (int k = 0; k < n; k++)
+		str_appendc(msg, (char) ('a' + k % 26));
+	    str_appends(msg, "\r\n");
+	}
+	str_appends(msg, ".\r\n");
+	smtpd_content_init(&c, true, false, false, 16, 0, collect, a);
+	unit_assert_inteq(smtpd_content_feed(&c, str_cstr(msg), str_len(msg)), str_len(msg));
+	unit_assert(c.done);
+	smtpd_content_fini(&c);
+	smtpd_content_init(&c, true, false, false, 16, 0, collect, b);
+	for (size_t used = 0; used < str_len(msg) && !c.done;) {
+	    size_t n = 1 + ((seed = seed * 1103515245u + 12345u) >> 16) % 50;
+
+	    if (n > str_len(msg) - used)
+		n = str_len(msg) - used;
+	    used += smtpd_content_feed(&c, str_cstr(msg) + used, n);
+	}
+	unit_assert(c.done);
+	unit_assert_inteq(c.lines, 2000);
+	unit_assert(strcmp(str_cstr(a), str_cstr(b)) == 0);
+	smtpd_content_fini(&c);
+	str_free(&msg);
+	str_free(&a);
+	str_free(&b);
+    }
+    unit_end();
+
+    unit_begin("Received: header and date");
+    {
+	struct smtpd_state st;
+	struct smtpd_rcpt r = {.address = (char *) "john doe@example.test"};
+	struct str *lines[3];
+	char date[64];
+	const char *err;
+	size_t n;
+
+	unit_assert(config_override("myhostname=mx.example.test", &err) == 0);
+	unit_assert(config_apply(&err) == 0);
+	smtpd_format_date(0, date, sizeof(date));
+	unit_assert(strstr(date, "1970") != NULL || strstr(date, "1969") != NULL);
+	unit_assert(date[3] == ',');
+	for (int i = 0; i < 3; i++)
+	    lines[i] = str_new(2048);
+	memset(&st, 0, sizeof(st));
+	str_copy_out(st.name, sizeof(st.name), "unknown");
+	str_copy_out(st.addr, sizeof(st.addr), "192.0.2.1");
+	st.helo = (char *) "client.example";
+	st.esmtp = true;
+	st.rcpts = &r;
+	st.rcpt_count = 1;
+	n = smtpd_received_header(&st, 1700000000, lines);
+	unit_assert_inteq(n, 3);
+	unit_assert_streq(str_cstr(lines[0]), "Received: from client.example ([192.0.2.1])");
+	unit_assert_streq(str_cstr(lines[1]), "\tby mx.example.test (posthorn) with ESMTP");
+	unit_assert(strncmp(str_cstr(lines[2]), "\tfor <\"john doe\"@example.test>; ", 32) == 0);
+	/* known name, IPv6, two recipients, no HELO */
+	str_copy_out(st.name, sizeof(st.name), "host.example");
+	str_copy_out(st.addr, sizeof(st.addr), "2001:db8::1");
+	st.addr_is_v6 = true;
+	st.helo = NULL;
+	st.esmtp = false;
+	st.rcpt_count = 2;
+	n = smtpd_received_header(&st, 1700000000, lines);
+	unit_assert_inteq(n, 2);
+	unit_assert_streq(str_cstr(lines[0]), "Received: from host.example (host.example [IPv6:2001:db8::1])");
+	unit_assert(strncmp(str_cstr(lines[1]), "\tby mx.example.test (posthorn) with SMTP; ", 42) == 0);
+	for (int i = 0; i < 3; i++)
+	    str_free(&lines[i]);
+    }
+    unit_end();
+
+    return unit_done();
+}
