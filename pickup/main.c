@@ -1,0 +1,398 @@
+/* main.c - pickup, the daemon that takes locally submitted mail from
+ * maildrop/ and hands it to cleanup.
+ *
+ * pickup is a SERVER_TRIGGER daemon on the public/pickup fifo (master.cf:
+ * "pickup fifo n - n 60 1 pickup"): postdrop writes "W" after each drop,
+ * master's wakeup timer every 60 seconds, and pickup scans once when it
+ * starts, so mail dropped while the system was down goes out at start.
+ *
+ * For each file in maildrop/ whose name is a valid queue ID, oldest
+ * first: open it (no symlinks, a regular file with one link), take the
+ * submitting uid from its owner, check every record with the maildrop
+ * rules (maildrop.h: the untrusted whitelist), and copy it to cleanup
+ * with CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED (plus
+ * CLEANUP_FLAG_EXTRACT for sendmail -t), origin "pickup", the file's
+ * mtime as the arrival time and submit_uid=<owner>. Then:
+ *   cleanup said queued      unlink maildrop/ID (fsync maildrop/ once
+ *                            per scan); the message is in incoming/
+ *   permanent error, or a    rename to corrupt/ID (fsync both
+ *   file that breaks rules   directories) and log why: never dropped
+ *   temporary error          leave it; the next trigger retries
+ * Files named like postdrop's temp files that are older than a day
+ * (postdrop was killed) are removed; any other name goes to corrupt/.
+ *
+ * SECURITY: maildrop files come from local users; pickup trusts nothing
+ * in them (size limits, record whitelist, attribute whitelist) and
+ * never lets them set the arrival time, client attributes or done
+ * marks. pickup runs as the mail owner (unpriv y). */
+
+/* System library. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Base library. */
+#include "mem.h"
+#include "msg.h"
+#include "str.h"
+#include "stream.h"
+
+/* Mail library. */
+#include "cleanup_client.h"
+#include "cleanup_stat.h"
+#include "config.h"
+#include "mail_proto.h"
+#include "maildrop.h"
+#include "queue_file.h"
+#include "queue_id.h"
+#include "server.h"
+
+#define MAILDROP_DIR		"maildrop"
+#define CORRUPT_DIR		"corrupt"
+#define PICKUP_ORIGIN		"pickup"
+#define PICKUP_BATCH_MAX	10000		/* names per directory pass */
+#define PICKUP_STALE_TEMP	(24 * 3600)	/* seconds */
+#define DEF_SIZE_LIMIT		10240000L
+
+enum pk_result { PK_DONE, PK_GONE, PK_BAD, PK_TEMP };
+
+struct pk_state {
+    struct cleanup_client *cleanup;	/* open during one scan */
+    bool dirty;				/* maildrop/ changed: fsync it */
+    bool cleanup_down;			/* stop this scan */
+};
+
+/* pk_size_limit - message_size_limit */
+static long long pk_size_limit(void)
+{
+    const char *value = config_value("message_size_limit");
+    long n;
+
+    if (value && parse_long(value, &n) && n >= 0)
+	return n;
+    return DEF_SIZE_LIMIT;
+}
+
+/* pk_fsync_dir - fsync a queue subdirectory, warn on failure */
+static void pk_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || fsync(fd) < 0)
+	msg_warn("fsync %s: %m", dir);
+    if (fd >= 0)
+	(void) close(fd);
+}
+
+/* pk_to_corrupt - move maildrop/name to corrupt/name, durably */
+static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why)
+{
+    char from[300], to[300];
+
+    (void) fmt_buf(from, sizeof(from), "%s/%s", MAILDROP_DIR, name);
+    (void) fmt_buf(to, sizeof(to), "%s/%s", CORRUPT_DIR, name);
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
+	msg_warn("%s: %s; cannot move it to %s: %m (left in place)", from, why, to);
+	return;
+    }
+    pk_fsync_dir(CORRUPT_DIR);
+    st->dirty = true;
+    msg_warn("%s: %s; moved to %s", from, why, to);
+}
+
+/* pk_copy - check one opened maildrop file and send it to cleanup.
+ * Returns PK_DONE with the queue ID in *result, PK_BAD with *why,
+ * PK_TEMP with *why. */
+static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb,
+			      struct str *sender, struct cleanup_result *result,
+			      const char **why)
+{
+    static char why_buf[CLEANUP_REASON_MAX + 64];
+    struct maildrop_check check;
+    struct qf_reader reader;
+    struct stream *in = stream_open(fd);
+    struct str *data = str_new(MAILDROP_RECORD_MAX);
+    struct str *attrs = str_new(4 * MAILDROP_ATTR_MAX);	/* encoded A records */
+    struct stream *out;
+    const char *error;
+    char uid[32];
+    int type, ret;
+    enum pk_result res;
+
+    stream_set_timeout(in, (int) (var_ipc_timeout * 1000));
+    qf_reader_init(&reader, in, 0);
+    maildrop_check_init(&check, pk_size_limit());
+    str_reset(sender);
+
+    /* V, S, A*: everything needed before the request flags. */
+    while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0) {
+	if (type == QF_REC_SENDER)
+	    (void) str_set(sender, data->data);
+	else if (type == QF_REC_ATTR)
+	    qf_encode(attrs, type, data->data, data->len);
+	else if (type != QF_REC_VERSION)
+	    break;
+    }
+    if (ret <= 0) {
+	*why = ret < 0 ? error : "maildrop file: premature end";
+	res = PK_BAD;
+	goto done;
+    }
+    if (st->cleanup == NULL && (st->cleanup = cleanup_client_open(NULL, &error)) == NULL) {
+	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	*why = why_buf;
+	st->cleanup_down = true;
+	res = PK_TEMP;
+	goto done;
+    }
+    if (cleanup_client_begin(st->cleanup, CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED
+			     | ((check.flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
+			     PICKUP_ORIGIN, &error) < 0) {
+	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	*why = why_buf;
+	cleanup_client_close(&st->cleanup);
+	st->cleanup_down = true;
+	res = PK_TEMP;
+	goto done;
+    }
+    (void) fmt_buf(uid, sizeof(uid), "%lu", (unsigned long) sb->st_uid);
+    (void) cleanup_client_time(st->cleanup, (int64_t) sb->st_mtim.tv_sec,
+			       sb->st_mtim.tv_nsec / 1000);
+    (void) cleanup_client_sender(st->cleanup, sender->data);
+    (void) cleanup_client_attr(st->cleanup, QATTR_SUBMIT_UID, uid);
+    out = cleanup_client_stream(st->cleanup);
+    /* The whitelisted attributes carry the names cleanup knows
+     * (dsn_envid, dsn_ret, body); "flags" became request flags. */
+    for (size_t pos = 0; pos < attrs->len;) {
+	size_t len = ((size_t) (unsigned char) attrs->data[pos + 1] << 24)
+	    | ((size_t) (unsigned char) attrs->data[pos + 2] << 16)
+	    | ((size_t) (unsigned char) attrs->data[pos + 3] << 8)
+	    | (size_t) (unsigned char) attrs->data[pos + 4];
+	const char *a = attrs->data + pos + QF_HEADER_SIZE;
+
+	if (!(len > 6 && memcmp(a, MAILDROP_ATTR_FLAGS "=", 6) == 0))
+	    (void) qf_put(out, QF_REC_ATTR, a, len);
+	pos += QF_HEADER_SIZE + len;
+    }
+    /* The rest as it comes: recipients, M, content, X, trailer. E is
+     * sent by cleanup_client_finish. */
+    do {
+	if (type == QF_REC_END)
+	    break;
+	(void) qf_put(out, type, data->data, data->len);
+    } while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0);
+    if (ret < 0) {
+	cleanup_client_abandon(&st->cleanup);
+	*why = error;
+	res = PK_BAD;
+	goto done;
+    }
+    /* The file must end right after E. */
+    if ((ret = maildrop_get(&check, &reader, &type, data, &error)) != 0) {
+	cleanup_client_abandon(&st->cleanup);
+	*why = ret < 0 ? error : "maildrop file: data after the end record";
+	res = PK_BAD;
+	goto done;
+    }
+    if (cleanup_client_finish(st->cleanup, result, &error) < 0) {
+	cleanup_client_close(&st->cleanup);
+	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	*why = why_buf;
+	st->cleanup_down = true;
+	res = PK_TEMP;
+	goto done;
+    }
+    if (result->status == 0) {
+	res = PK_DONE;
+	goto done;
+    }
+    cleanup_client_close(&st->cleanup);	/* cleanup may have dropped it */
+    {
+	char names[128];
+
+	(void) fmt_buf(why_buf, sizeof(why_buf), "cleanup: %s (%s)", result->reason,
+		       cleanup_stat_names(result->status, names, sizeof(names)));
+    }
+    *why = why_buf;
+    res = cleanup_stat_temporary(result->status) ? PK_TEMP : PK_BAD;
+done:
+    stream_free(&in);
+    str_free(&data);
+    str_free(&attrs);
+    return res;
+}
+
+/* pk_one - pick up maildrop/id */
+static void pk_one(struct pk_state *st, const char *id, struct str *sender)
+{
+    struct cleanup_result result;
+    char path[sizeof(MAILDROP_DIR) + QUEUE_ID_SIZE + 1];
+    const char *why = NULL;
+    enum pk_result res;
+    struct stat sb;
+    int fd;
+
+    (void) fmt_buf(path, sizeof(path), "%s/%s", MAILDROP_DIR, id);
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
+	if (errno == ENOENT)
+	    return;
+	if (errno == ELOOP) {
+	    pk_to_corrupt(st, id, "symbolic link");
+	    return;
+	}
+	msg_warn("open %s: %m", path);
+	return;
+    }
+    if (fstat(fd, &sb) < 0) {
+	msg_warn("fstat %s: %m", path);
+	(void) close(fd);
+	return;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+	(void) close(fd);
+	pk_to_corrupt(st, id, S_ISREG(sb.st_mode) ? "file has more than one link"
+		      : "not a regular file");
+	return;
+    }
+    server_watchdog_reset();
+    res = pk_copy(st, fd, &sb, sender, &result, &why);
+    (void) close(fd);
+    switch (res) {
+    case PK_DONE:
+	msg_info("%s: uid=%lu from=<%s>", result.queue_id, (unsigned long) sb.st_uid,
+		 sender->data);
+	if (msg_verbose)
+	    msg_info("%s: from %s", result.queue_id, path);
+	if (unlink(path) < 0 && errno != ENOENT)
+	    msg_warn("remove %s: %m (it will be picked up again)", path);
+	st->dirty = true;
+	break;
+    case PK_GONE:
+	break;
+    case PK_BAD:{
+	    char text[CLEANUP_REASON_MAX + 128];
+
+	    (void) fmt_buf(text, sizeof(text), "uid=%lu from=<%s>: rejected: %s",
+			   (unsigned long) sb.st_uid, sender->data, why);
+	    pk_to_corrupt(st, id, text);
+	    break;
+	}
+    case PK_TEMP:
+	msg_warn("%s: uid=%lu from=<%s>: deferred: %s", path, (unsigned long) sb.st_uid,
+		 sender->data, why);
+	break;
+    }
+}
+
+/* pk_name_cmp - qsort: oldest queue ID first */
+static int pk_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* pk_odd_name - a file that is neither a queue ID nor a live temp file */
+static void pk_odd_name(struct pk_state *st, const char *name)
+{
+    char path[300];
+    struct stat sb;
+
+    if (!queue_temp_name_valid(name)) {
+	pk_to_corrupt(st, name, "unexpected file name");
+	return;
+    }
+    (void) fmt_buf(path, sizeof(path), "%s/%s", MAILDROP_DIR, name);
+    if (lstat(path, &sb) == 0 && sb.st_mtime < time(NULL) - PICKUP_STALE_TEMP) {
+	if (unlink(path) == 0) {
+	    msg_warn("%s: removed a stale temporary file (postdrop died)", path);
+	    st->dirty = true;
+	}
+    }
+}
+
+/* pk_scan - one pass over maildrop/; the number of files taken */
+static size_t pk_scan_pass(struct pk_state *st, struct str *sender)
+{
+    char **names = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *de;
+    DIR *dir;
+
+    if ((dir = opendir(MAILDROP_DIR)) == NULL) {
+	msg_warn("open directory %s: %m", MAILDROP_DIR);
+	return 0;
+    }
+    while ((de = readdir(dir)) != NULL && count < PICKUP_BATCH_MAX) {
+	if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+	    continue;
+	if (!queue_id_valid(de->d_name)) {
+	    pk_odd_name(st, de->d_name);
+	    continue;
+	}
+	if (count == cap) {
+	    cap = cap ? cap * 2 : 64;
+	    names = mem_realloc(names, mem_size_mul(cap, sizeof(*names)));
+	}
+	names[count++] = mem_strdup(de->d_name);
+    }
+    (void) closedir(dir);
+    if (count > 1)
+	qsort(names, count, sizeof(*names), pk_name_cmp);
+    for (size_t i = 0; i < count; i++) {
+	if (!st->cleanup_down)
+	    pk_one(st, names[i], sender);
+	mem_free(&names[i]);
+    }
+    mem_free(&names);
+    return count;
+}
+
+/* pk_scan - pass after pass until maildrop/ is empty or cleanup is down */
+static void pk_scan(void)
+{
+    struct pk_state st = {NULL, false, false};
+    struct str *sender = str_new(MAILDROP_ADDR_MAX);
+
+    while (pk_scan_pass(&st, sender) > 0 && !st.cleanup_down)
+	 /* void */ ;
+    if (st.cleanup)
+	cleanup_client_close(&st.cleanup);
+    if (st.dirty)
+	pk_fsync_dir(MAILDROP_DIR);
+    str_free(&sender);
+}
+
+/* pk_trigger - any wake-up means: scan */
+static void pk_trigger(const char *buf, size_t len)
+{
+    (void) buf;
+    (void) len;
+    pk_scan();
+}
+
+/* pk_post_init - scan once at start: mail dropped while we were down */
+static void pk_post_init(int argc, char **argv)
+{
+    (void) argv;
+    if (argc > 0)
+	msg_fatal("unexpected arguments");
+    if (!server_stdin_mode())
+	pk_scan();
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_spec spec = {
+	.kind = SERVER_TRIGGER,
+	.name = "pickup",
+	.post_init = pk_post_init,
+	.trigger = pk_trigger,
+    };
+
+    return server_main(argc, argv, &spec);
+}
