@@ -306,7 +306,10 @@ static void cq_show_mailq(const struct cq_msg *m)
 
     localtime_r(&t, &tm);
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-    printf("%-21s%c %8lld %s  ", m->id, mark, m->size, when);
+    char head[QUEUE_ID_SIZE + 2];
+
+    (void) fmt_buf(head, sizeof(head), "%s%c", m->id, mark);
+    printf("%-22s %8lld %s  ", head, m->size, when);
     cq_print_text(*m->sender ? m->sender : "MAILER-DAEMON");
     putchar('\n');
     if (m->error) {

@@ -1,0 +1,259 @@
+"""posthorn queue: list (mailq format and --json), show, cat, delete,
+hold, release, requeue and flush, on queue files written here in Python
+from docs/queue-file.md (no daemon needed, except for flush)."""
+import json
+import os
+import pathlib
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD
+
+POSTHORN = BUILD / "bin" / "posthorn"
+QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt", "defer",
+              "bounce", "private", "public")
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def b62(n, width=0):
+    s = ""
+    while n:
+        n, r = divmod(n, 62)
+        s = B62[r] + s
+    s = s or "0"
+    return s.rjust(width, "0")
+
+
+def queue_id(sec, usec, inode):
+    """The ID format of lib/mail/queue_id.h."""
+    return b62(sec, 6) + b62(usec, 4) + b62(inode)
+
+
+def record(rtype, data=b""):
+    if isinstance(data, str):
+        data = data.encode()
+    return rtype.encode() + struct.pack(">I", len(data)) + data
+
+
+def queue_file(sender, rcpts, body_lines, arrival=1700000000, attrs=(), done=()):
+    """A complete queue file: V T S A* R/D... M L... X E."""
+    out = record("V", "posthorn-queue 1") + record("T", f"{arrival}.000000")
+    out += record("S", sender)
+    for a in attrs:
+        out += record("A", a)
+    for r in rcpts:
+        out += record("D" if r in done else "R", r)
+    out += record("M")
+    for line in body_lines:
+        out += record("L", line)
+    out += record("X") + record("E")
+    return out
+
+
+@pytest.fixture
+def q(instance):
+    if not POSTHORN.exists():
+        pytest.skip("posthorn not built")
+    for d in QUEUE_DIRS:
+        (instance.queue / d).mkdir(exist_ok=True)
+    return instance
+
+
+def ph(inst, *args, check=None):
+    res = subprocess.run([str(POSTHORN), "-c", str(inst.etc), "queue", *args],
+                         capture_output=True, text=True, timeout=30)
+    if check is not None:
+        assert res.returncode == check, (args, res.returncode, res.stdout, res.stderr)
+    return res
+
+
+def put(inst, subdir, qid, data, mtime=None):
+    p = inst.queue / subdir / qid
+    p.write_bytes(data)
+    p.chmod(0o600)
+    if mtime is not None:
+        os.utime(p, (mtime, mtime))
+    return p
+
+
+def sample(inst):
+    """Three messages: deferred (with reasons), active, on hold."""
+    ids = {
+        "deferred": queue_id(1700000000, 1, 101),
+        "active": queue_id(1700000100, 2, 102),
+        "hold": queue_id(1700000200, 3, 103),
+    }
+    put(inst, "deferred", ids["deferred"],
+        queue_file("alice@example.test", ["bob@remote.test", "carol@remote.test", "dan@x.test"],
+                   ["Subject: first", "From: alice@example.test", "", "hello"],
+                   attrs=["client_address=192.0.2.1"], done=["dan@x.test"]))
+    (inst.queue / "defer" / ids["deferred"]).write_text(
+        "rcpt=bob@remote.test, dsn=4.4.1, reason=connect to remote.test: Connection refused\n"
+        "rcpt=carol@remote.test, dsn=4.4.1, reason=old reason\n"
+        "rcpt=carol@remote.test, dsn=4.2.0, reason=mailbox busy\n")
+    put(inst, "active", ids["active"], queue_file("", ["postmaster@example.test"], ["x"]))
+    put(inst, "hold", ids["hold"], queue_file("eve@example.test", ["frank@example.test"],
+                                              ["Subject: held", "", "y" * 2000]))
+    return ids
+
+
+def test_list_empty(q):
+    res = ph(q, "list", check=0)
+    assert res.stdout.strip() == "Mail queue is empty"
+    res = ph(q, "list", "--json", check=0)
+    assert json.loads(res.stdout) == []
+
+
+def test_list_mailq_format(q):
+    ids = sample(q)
+    out = ph(q, "list", check=0).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("-Queue ID-")
+    # oldest first; active marked "*", hold marked "!"
+    order = [l.split()[0].rstrip("*!") for l in lines if re.match(r"^[0-9A-Za-z]{11,21}", l)]
+    assert order == [ids["deferred"], ids["active"], ids["hold"]]
+    assert re.search(rf"^{ids['active']}\*\s+\d+ .*  MAILER-DAEMON$", out, re.M)
+    assert re.search(rf"^{ids['hold']}!\s+\d+ ", out, re.M)
+    # per-recipient reasons, the last line of defer/ID wins; done ones hidden
+    assert "(connect to remote.test: Connection refused)\n" + " " * 53 + "bob@remote.test" in out
+    assert "(mailbox busy)\n" + " " * 53 + "carol@remote.test" in out
+    assert "old reason" not in out
+    assert "dan@x.test" not in out
+    assert re.search(r"^-- \d+ Kbytes in 3 Requests\.$", out, re.M)
+    # size: content bytes with CRLF per line
+    size = len("Subject: first") + len("From: alice@example.test") + len("hello") + 4 * 2
+    assert re.search(rf"^{ids['deferred']}\s+{size} ", out, re.M)
+
+
+def test_list_json(q):
+    ids = sample(q)
+    data = json.loads(ph(q, "list", "--json", check=0).stdout)
+    assert [m["queue_id"] for m in data] == [ids["deferred"], ids["active"], ids["hold"]]
+    d = data[0]
+    assert d["queue_name"] == "deferred"
+    assert d["sender"] == "alice@example.test"
+    assert d["arrival_time"] == 1700000000
+    assert d["recipients"] == [
+        {"address": "bob@remote.test", "delay_reason": "connect to remote.test: Connection refused"},
+        {"address": "carol@remote.test", "delay_reason": "mailbox busy"},
+    ]
+    assert data[1]["sender"] == "" and data[1]["queue_name"] == "active"
+    assert data[2]["queue_name"] == "hold"
+
+
+def test_show_and_cat(q):
+    ids = sample(q)
+    out = ph(q, "show", ids["deferred"], check=0).stdout
+    assert f"queue_id: {ids['deferred']}" in out
+    assert "queue: deferred" in out
+    assert "sender: <alice@example.test>" in out
+    assert "attribute: client_address=192.0.2.1" in out
+    assert "recipient: <bob@remote.test> pending (connect to remote.test: Connection refused)" in out
+    assert "recipient: <dan@x.test> done" in out
+    assert "  Subject: first" in out and "hello" not in out   # header only
+    assert "next_attempt:" in out
+
+    out = ph(q, "cat", ids["deferred"], check=0).stdout
+    assert "version: posthorn-queue 1" in out
+    assert "sender: alice@example.test" in out
+    assert "done: dan@x.test" in out
+    assert "line: hello" in out
+    assert out.rstrip().endswith("end:")
+    out = ph(q, "cat", "-o", ids["deferred"], check=0).stdout
+    assert re.match(r"^\s+0 version: posthorn-queue 1", out)
+
+
+def test_unknown_and_bad_ids(q):
+    sample(q)
+    missing = queue_id(1700000300, 4, 999)
+    for sub in ("show", "cat", "delete", "hold", "release", "requeue"):
+        res = ph(q, sub, missing, check=1)
+        assert f"posthorn: queue: no such message: {missing}" in res.stderr, (sub, res.stderr)
+    for bad in ("../../etc/passwd", "tmp.1.2.3", "1xVWKc2aE4j/x", ""):
+        res = ph(q, "show", bad, check=1)
+        assert "bad queue ID" in res.stderr
+    res = ph(q, "frobnicate")
+    assert res.returncode == 2 and "unknown subcommand" in res.stderr
+    res = ph(q, "show")
+    assert res.returncode == 2
+
+
+def test_hold_release_requeue_delete(q):
+    ids = sample(q)
+    before = time.time()
+    # hold a deferred message; it cannot be held twice
+    res = ph(q, "hold", ids["deferred"], check=0)
+    assert f"{ids['deferred']}: placed on hold" in res.stdout
+    assert (q.queue / "hold" / ids["deferred"]).exists()
+    assert not (q.queue / "deferred" / ids["deferred"]).exists()
+    res = ph(q, "hold", ids["deferred"], check=1)
+    assert "is in hold/" in res.stderr
+    # release: to deferred/, due now (mtime reset)
+    res = ph(q, "release", ids["deferred"], check=0)
+    assert "released from hold" in res.stdout
+    p = q.queue / "deferred" / ids["deferred"]
+    assert p.exists() and p.stat().st_mtime >= before - 1
+    assert "cannot wake up qmgr" in res.stderr     # no qmgr running: only a warning
+    # requeue: back to incoming/, defer log dropped
+    res = ph(q, "requeue", ids["deferred"], check=0)
+    assert (q.queue / "incoming" / ids["deferred"]).exists()
+    assert not (q.queue / "defer" / ids["deferred"]).exists()
+    # ALL forms
+    res = ph(q, "hold", "ALL", check=0)
+    assert sorted(os.listdir(q.queue / "hold")) == sorted(ids.values())
+    res = ph(q, "release", "ALL", check=0)
+    assert sorted(os.listdir(q.queue / "deferred")) == sorted(ids.values())
+    (q.queue / "defer" / ids["hold"]).write_text("rcpt=frank@example.test, dsn=4.0.0, reason=x\n")
+    res = ph(q, "delete", ids["hold"], check=0)
+    assert f"{ids['hold']}: removed" in res.stdout
+    assert not (q.queue / "defer" / ids["hold"]).exists()
+    # temp files and foreign names are never touched by ALL
+    (q.queue / "deferred" / "tmp.1.2.3").write_text("x")
+    res = ph(q, "delete", "ALL", check=0)
+    assert res.stdout.count(": removed") == 2
+    assert os.listdir(q.queue / "deferred") == ["tmp.1.2.3"]
+    assert ph(q, "list", check=0).stdout.strip() == "Mail queue is empty"
+
+
+def test_flush_triggers_qmgr(q):
+    got = []
+    path = q.queue / "public" / "qmgr"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    srv.settimeout(10)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            got.append(conn.recv(16))
+
+    t = threading.Thread(target=serve)
+    t.start()
+    ph(q, "flush", check=0)
+    t.join(10)
+    srv.close()
+    assert got == [b"F"]
+
+
+def test_flush_without_qmgr_fails(q):
+    res = ph(q, "flush", check=1)
+    assert "cannot wake up qmgr" in res.stderr
+
+
+def test_corrupt_file_listed_with_error(q):
+    qid = queue_id(1700000400, 5, 104)
+    put(q, "deferred", qid, record("V", "posthorn-queue 1") + record("T", "1700000400")
+        + record("S", "a@b") + record("R", "c@d") + record("M") + record("L", "x"))
+    out = ph(q, "list", check=0).stdout
+    assert qid in out and "no end record" in out
+    res = ph(q, "cat", qid)
+    assert res.returncode == 1 and "premature end of file" in res.stderr
+    assert "line: x" in res.stdout
