@@ -1,0 +1,355 @@
+/* dsn_text.c - the text pieces of a delivery status notification: RFC
+ * 5322 dates, folded header-style fields, RFC 3464 field values (address
+ * types, status codes, diagnostic codes, remote MTAs) and plain-text
+ * wrapping. Pure functions: everything comes in as arguments. */
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+/* base */
+#include "str.h"
+
+/* mail */
+#include "xtext.h"
+
+#include "bounce.h"
+
+static const char *const dsn_days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const dsn_months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* dsn_date - RFC 5322 date-time at a fixed offset */
+bool dsn_date(char *buf, size_t size, time_t t, long gmtoff)
+{
+    struct tm tm;
+    time_t shifted = t + (time_t) gmtoff;
+    long off = gmtoff < 0 ? -gmtoff : gmtoff;
+
+    if (gmtime_r(&shifted, &tm) == NULL || tm.tm_wday < 0 || tm.tm_wday > 6
+	|| tm.tm_mon < 0 || tm.tm_mon > 11) {
+	(void) fmt_buf(buf, size, "Thu, 1 Jan 1970 00:00:00 +0000");
+	return false;
+    }
+    return fmt_buf(buf, size, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
+		   dsn_days[tm.tm_wday], tm.tm_mday, dsn_months[tm.tm_mon], tm.tm_year + 1900,
+		   tm.tm_hour, tm.tm_min, tm.tm_sec, gmtoff < 0 ? '-' : '+',
+		   (off / 3600) % 100, (off / 60) % 60);
+}
+
+/* dsn_local_gmtoff - the local zone's offset at t */
+long dsn_local_gmtoff(time_t t)
+{
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL)
+	return 0;
+    return (long) tm.tm_gmtoff;
+}
+
+/* dsn_is_ascii - no byte >= 0x80 */
+bool dsn_is_ascii(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+	if ((unsigned char) text[i] >= 0x80)
+	    return false;
+    return true;
+}
+
+/* dsn_clean - controls to spaces, non-ASCII kept (valid UTF-8) or "?" */
+bool dsn_clean(struct str *out, const char *text, size_t len, bool allow_utf8)
+{
+    const unsigned char *s = (const unsigned char *) text;
+
+    for (size_t i = 0; i < len;) {
+	if (s[i] < 0x20 || s[i] == 0x7f) {
+	    if (!str_appendc(out, ' '))
+		return false;
+	    i++;
+	} else if (s[i] < 0x80) {
+	    if (!str_appendc(out, (char) s[i]))
+		return false;
+	    i++;
+	} else {
+	    size_t n = allow_utf8 ? utf8_seqlen(s + i, len - i) : 0;
+
+	    if (n > 1) {
+		if (!str_append(out, s + i, n))
+		    return false;
+		i += n;
+	    } else {
+		if (!str_appendc(out, '?'))
+		    return false;
+		i++;
+	    }
+	}
+    }
+    return true;
+}
+
+/* dsn_fold - "name: value" folded at white space */
+bool dsn_fold(struct str *out, const char *name, const char *value)
+{
+    struct str *line = str_new(STR_MAX_DEFAULT);
+    const char *rest;
+    size_t left;
+    bool ok = true;
+
+    /* The line with runs of white space collapsed: folding then never
+     * makes a line of white space only. */
+    ok = str_appends(line, name) && str_appendc(line, ':');
+    for (const char *cp = value; ok && *cp;) {
+	if (*cp == ' ' || *cp == '\t') {
+	    while (*cp == ' ' || *cp == '\t')
+		cp++;
+	    if (*cp)
+		ok = str_appendc(line, ' ');
+	} else {
+	    if (line->len == strlen(name) + 1)
+		ok = str_appendc(line, ' ');
+	    ok = ok && str_appendc(line, *cp++);
+	}
+    }
+    rest = str_cstr(line);
+    left = str_len(line);
+    while (ok && left > DSN_LINE_WIDTH) {
+	size_t cut = 0;
+
+	/* the last space that keeps this line within the width; never the
+	 * space right after "name:" or at the start of a continuation */
+	for (size_t i = DSN_LINE_WIDTH; i > 1; i--) {
+	    if (rest[i] == ' ' && (rest != str_cstr(line) || i > strlen(name) + 1)) {
+		cut = i;
+		break;
+	    }
+	}
+	if (cut == 0) {
+	    /* a long word: fold after it, if that is within the hard limit */
+	    for (size_t i = DSN_LINE_WIDTH + 1; i < left && i <= DSN_LINE_HARD; i++) {
+		if (rest[i] == ' ') {
+		    cut = i;
+		    break;
+		}
+	    }
+	}
+	if (cut == 0 && left <= DSN_LINE_HARD)
+	    break;
+	if (cut == 0) {
+	    /* no white space within the hard limit: break the word */
+	    ok = str_append(out, rest, DSN_LINE_HARD - 1) && str_appends(out, "\n ");
+	    rest += DSN_LINE_HARD - 1;
+	    left -= DSN_LINE_HARD - 1;
+	    continue;
+	}
+	ok = str_append(out, rest, cut) && str_appendc(out, '\n');
+	rest += cut;
+	left -= cut;
+    }
+    ok = ok && str_append(out, rest, left) && str_appendc(out, '\n');
+    str_free(&line);
+    return ok;
+}
+
+/* dsn_wrap - word-wrap text; continuation lines indented */
+bool dsn_wrap(struct str *out, const char *text, size_t width, size_t indent)
+{
+    size_t col = 0;
+    bool line_empty = true;
+    bool ok = true;
+    const char *cp = text;
+
+    while (ok && *cp) {
+	const char *word;
+	size_t len;
+
+	while (*cp == ' ')
+	    cp++;
+	if (*cp == 0)
+	    break;
+	word = cp;
+	while (*cp && *cp != ' ')
+	    cp++;
+	len = (size_t) (cp - word);
+	if (!line_empty && col + 1 + len > width) {
+	    ok = str_appendc(out, '\n');
+	    for (size_t i = 0; ok && i < indent; i++)
+		ok = str_appendc(out, ' ');
+	    col = indent;
+	    line_empty = true;
+	}
+	if (!line_empty) {
+	    ok = ok && str_appendc(out, ' ');
+	    col++;
+	}
+	ok = ok && str_append(out, word, len);
+	col += len;
+	line_empty = false;
+    }
+    return ok && str_appendc(out, '\n');
+}
+
+/* dsn_status_valid - "X.Y.Z" per RFC 3463 */
+bool dsn_status_valid(const char *status)
+{
+    const char *cp = status;
+
+    if (status == NULL || (cp[0] != '2' && cp[0] != '4' && cp[0] != '5') || cp[1] != '.')
+	return false;
+    cp += 2;
+    for (int part = 0; part < 2; part++) {
+	size_t n = 0;
+
+	if (!isdigit((unsigned char) *cp) || (*cp == '0' && isdigit((unsigned char) cp[1])))
+	    return false;
+	while (isdigit((unsigned char) *cp) && n < 4) {
+	    cp++;
+	    n++;
+	}
+	if (n > 3)
+	    return false;
+	if (part == 0 && *cp++ != '.')
+	    return false;
+    }
+    return *cp == 0;
+}
+
+/* dsn_action_class - the status class an action needs */
+static char dsn_action_class(const char *action)
+{
+    if (action && strcmp(action, "failed") == 0)
+	return '5';
+    if (action && strcmp(action, "delayed") == 0)
+	return '4';
+    return '2';
+}
+
+/* dsn_action_valid - one of the five RFC 3464 actions */
+bool dsn_action_valid(const char *action)
+{
+    static const char *const actions[] = {"failed", "delayed", "delivered", "relayed",
+					  "expanded"};
+
+    for (size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
+	if (strcmp(action, actions[i]) == 0)
+	    return true;
+    return false;
+}
+
+/* dsn_status_for - a valid status of the action's class */
+const char *dsn_status_for(const char *status, const char *action)
+{
+    char class = dsn_action_class(action);
+
+    if (dsn_status_valid(status) && status[0] == class)
+	return status;
+    return class == '5' ? "5.0.0" : class == '4' ? "4.0.0" : "2.0.0";
+}
+
+/* dsn_smtp_reply_at - true if text[i..] starts an SMTP reply "ddd " */
+static bool dsn_smtp_reply_at(const char *text, size_t i)
+{
+    const char *p = text + i;
+
+    return (p[0] >= '2' && p[0] <= '5') && isdigit((unsigned char) p[1])
+	&& isdigit((unsigned char) p[2]) && (p[3] == ' ' || p[3] == '-' || p[3] == 0);
+}
+
+/* dsn_diagnostic - "smtp; ..." for a quoted remote reply, else x-posthorn */
+bool dsn_diagnostic(struct str *out, const char *reason, bool allow_utf8)
+{
+    static const char said[] = " said: ";
+    static const char in_reply[] = " (in reply to ";
+    const char *start = NULL;
+    const char *end;
+
+    if (reason == NULL || *reason == 0)
+	return str_appends(out, "x-posthorn; no reason given");
+    if (dsn_smtp_reply_at(reason, 0)) {
+	start = reason;
+    } else {
+	const char *cp = strstr(reason, said);
+
+	if (cp && dsn_smtp_reply_at(cp + strlen(said), 0))
+	    start = cp + strlen(said);
+    }
+    if (start == NULL)
+	return str_appends(out, "x-posthorn; ") && dsn_clean(out, reason, strlen(reason), allow_utf8);
+    end = strstr(start, in_reply);
+    if (end == NULL)
+	end = start + strlen(start);
+    return str_appends(out, "smtp; ") && dsn_clean(out, start, (size_t) (end - start), allow_utf8);
+}
+
+/* dsn_remote_mta - "dns; host" for a network relay */
+bool dsn_remote_mta(struct str *out, const char *relay)
+{
+    size_t len;
+
+    if (relay == NULL || *relay == 0)
+	return false;
+    if (relay[0] == '[') {
+	const char *close = strchr(relay, ']');
+
+	if (close == NULL)
+	    return false;
+	len = (size_t) (close - relay) + 1;
+    } else {
+	len = strcspn(relay, "[:");
+	if (len == 0 || (memchr(relay, '.', len) == NULL && relay[len] != '['))
+	    return false;
+    }
+    return str_appends(out, "dns; ") && dsn_clean(out, relay, len, false);
+}
+
+/* dsn_address - "rfc822; addr" or "utf-8; addr" (RFC 6533) */
+bool dsn_address(struct str *out, const char *addr, bool allow_utf8)
+{
+    size_t len = strlen(addr);
+
+    if (dsn_is_ascii(addr, len))
+	return str_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
+    if (allow_utf8 && utf8_valid(addr, len))
+	return str_appends(out, "utf-8; ") && dsn_clean(out, addr, len, true);
+    /* message/delivery-status is 7-bit: utf-8-addr-xtext */
+    if (utf8_valid(addr, len)) {
+	size_t mark = out->len;
+
+	if (str_appends(out, "utf-8; ") && xtext_utf8_encode(out, addr, len))
+	    return true;
+	(void) str_truncate(out, mark);
+    }
+    return str_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
+}
+
+/* dsn_orcpt - Original-Recipient from "type;address" */
+bool dsn_orcpt(struct str *out, const char *orcpt, bool allow_utf8)
+{
+    const char *semi;
+    size_t tlen;
+    char type[65];
+
+    if (orcpt == NULL || (semi = strchr(orcpt, ';')) == NULL)
+	return false;
+    while (*orcpt == ' ')
+	orcpt++;
+    tlen = (size_t) (semi - orcpt);
+    while (tlen > 0 && orcpt[tlen - 1] == ' ')
+	tlen--;
+    if (tlen == 0 || tlen >= sizeof(type))
+	return false;
+    for (size_t i = 0; i < tlen; i++) {
+	if (!isalnum((unsigned char) orcpt[i]) && orcpt[i] != '-')
+	    return false;
+	type[i] = (char) tolower((unsigned char) orcpt[i]);
+    }
+    type[tlen] = 0;
+    semi++;
+    while (*semi == ' ')
+	semi++;
+    if (*semi == 0)
+	return false;
+    if (strcmp(type, "rfc822") == 0 || strcmp(type, "utf-8") == 0)
+	return dsn_address(out, semi, allow_utf8);
+    return str_appends(out, type) && str_appends(out, "; ")
+	&& dsn_clean(out, semi, strlen(semi), allow_utf8);
+}
