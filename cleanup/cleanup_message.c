@@ -807,7 +807,7 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
 	    goto out;
 	}
 	if (type == QF_REC_END) {
-	    if (st.phase != PH_TRAILER)
+	    if (st.status == 0 && st.phase != PH_TRAILER)
 		fail(&st, CLEANUP_STAT_BAD, "premature end record");
 	    result = finish(client, &st);
 	    goto out;
