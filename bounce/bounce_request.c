@@ -104,9 +104,10 @@ int bounce_req_decode(const struct ipc_list *list, struct bounce_req *req, const
 	    return req_fail(error_r, "bounce request: attribute \"%s\" too long (%zu bytes)",
 			    want, a->len);
     }
-    if (list->count < REQ_HEAD_COUNT + REQ_RCPT_COUNT)
-	return req_fail(error_r, "bounce request: %s", list->count < REQ_HEAD_COUNT
-			? "incomplete" : "no recipients");
+    if (list->count < REQ_HEAD_COUNT)
+	return req_fail(error_r, "bounce request: incomplete");
+    if (list->count == REQ_HEAD_COUNT)
+	return req_fail(error_r, "bounce request: no recipients");
     if ((list->count - REQ_HEAD_COUNT) % REQ_RCPT_COUNT != 0)
 	return req_fail(error_r, "bounce request: incomplete recipient");
     for (size_t i = 0; i < REQ_HEAD_COUNT; i++)
