@@ -157,9 +157,9 @@ int bounce_req_decode(const struct ipc_list *list, struct bounce_req *req, const
 	    bounce_req_fini(req);
 	    return req_fail(error_r, "bounce request: empty recipient address");
 	}
-	if (!dsn_action_valid(rc->action)) {
+	if (!dsn_action_valid(a[4].value)) {
 	    bounce_req_fini(req);
-	    return req_fail(error_r, "bounce request: bad rcpt_action \"%.32s\"", rc->action);
+	    return req_fail(error_r, "bounce request: bad rcpt_action \"%.32s\"", a[4].value);
 	}
     }
     return 0;
