@@ -517,6 +517,7 @@ static void dl_virtual(struct dl_state *st, const char *address, int level)
     } else {
 	job.kind = JOB_MBOX;
 	job.mbox.create = true;
+	job.mbox.create_parent = true;
 	job.mbox.check_owner = true;
 	job.mbox.size_limit = var_mailbox_size_limit;
 	job.mbox.quota = quota;

@@ -144,6 +144,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 
 struct mbox_opts {
     bool create;		/* create the file if missing (0600) */
+    bool create_parent;		/* and its directory (0700) */
     bool dotlock_required;	/* a dotlock that cannot be made defers */
     bool check_owner;		/* the file must belong to geteuid() */
     long size_limit;		/* 0: none */

@@ -150,6 +150,22 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
     off_t orig = -1, size = 0;
     int rc;
 
+    /* A virtual mbox may live in a directory that is not there yet. */
+    if (opts->create_parent) {
+	struct str *dir = str_new(8192);
+	const char *slash = strrchr(path, '/');
+
+	if (slash != NULL && slash != path) {
+	    (void) str_setn(dir, path, (size_t) (slash - path));
+	    if (mkdir_p(str_cstr(dir), 0700, &err) < 0) {
+		ld_result_set(res, LD_DEFER, "4.2.0", "%s", err);
+		str_free(&dir);
+		return;
+	    }
+	}
+	str_free(&dir);
+    }
+
     /* Lock first (the dotlock protects the creation, too). */
     if ((rc = mbox_dotlock(path, &err)) < 0) {
 	ld_result_set(res, LD_DEFER, "4.2.0", "%s", err);

@@ -1,0 +1,693 @@
+"""local-delivery end to end: a test client plays qmgr.
+
+Each test writes a queue file (docs/queue-file.md) into active/ of an
+instance whose master.cf runs only local-delivery, connects to
+private/local as qmgr does (the deliver protocol of mail_proto.h, IPC
+netstring framing of docs/ipc.md) and checks the per-recipient results
+and the mailboxes: virtual Maildirs (+extension, quota, unknown users),
+aliases (lists, |command, /file, :include:, loops), Delivered-To loop
+detection, forwarding to another host through a fake cleanup, the verify
+request, and, when run as root, system users (mbox in the spool with
+locks, .forward) and the uid that owns every delivered file.
+"""
+import grp
+import os
+import pathlib
+import pwd
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import BUILD, IS_ROOT
+
+POSTHORN = BUILD / "bin" / "posthorn"
+LOCAL_DELIVERY = BUILD / "libexec" / "local-delivery"
+VMAIL_USER = "posthorn-vmail"
+MYHOST = "mx.example.test"
+VDOMAIN = "example.test"
+
+
+# -- IPC framing (docs/ipc.md) -------------------------------------------------
+
+def ns(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return str(len(data)).encode() + b":" + data + b","
+
+
+def encode_msg(attrs):
+    return b"".join(ns(k) + ns(v) for k, v in attrs) + b"0:,"
+
+
+class IpcReader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed")
+            self.buf += data
+
+    def _netstring(self):
+        while b":" not in self.buf:
+            self._need(len(self.buf) + 1)
+        head, _ = self.buf.split(b":", 1)
+        n = int(head)
+        total = len(head) + 1 + n + 1
+        self._need(total)
+        data = self.buf[len(head) + 1:len(head) + 1 + n]
+        assert self.buf[total - 1:total] == b","
+        self.buf = self.buf[total:]
+        return data
+
+    def message(self):
+        out = []
+        while True:
+            name = self._netstring()
+            if name == b"":
+                return out
+            out.append((name.decode(), self._netstring().decode()))
+
+
+class DeliverClient:
+    """qmgr's side of the deliver protocol."""
+
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.rd = IpcReader(self.sock)
+        hello = self.rd.message()
+        assert hello == [("proto", "deliver"), ("version", "1")], hello
+
+    def call(self, attrs):
+        self.sock.sendall(encode_msg(attrs))
+        return self.rd.message()
+
+    def close(self):
+        self.sock.close()
+
+
+# -- queue files (docs/queue-file.md) ------------------------------------------
+
+def rec(t, data=b""):
+    if isinstance(data, str):
+        data = data.encode()
+    return t.encode() + struct.pack(">I", len(data)) + data
+
+
+def make_queue_file(path, sender, rcpts, content):
+    """Write a queue file; return (data_offset, [rcpt_offset...])."""
+    out = rec("V", "posthorn-queue 1") + rec("T", "1700000000.000000") + rec("S", sender)
+    offsets = []
+    for r in rcpts:
+        offsets.append(len(out))
+        out += rec("R", r)
+    data_offset = len(out)
+    out += rec("M")
+    for line in content.split("\n"):
+        out += rec("L", line)
+    out += rec("X") + rec("E")
+    path.write_bytes(out)
+    return data_offset, offsets
+
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def b62(n, width=0):
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = B62[r] + out
+    return out.rjust(width, "0") or "0"
+
+
+def queue_id(seq):
+    """A valid queue ID (lib/mail/queue_id.h): seconds, microseconds, inode."""
+    now = time.time()
+    return b62(int(now), 6) + b62(int(now * 1e6) % 1000000, 4) + b62(1000 + seq)
+
+
+# -- the instance ----------------------------------------------------------------
+
+def ensure_user(name, home=None):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        args = ["useradd", "--shell", "/bin/sh"]
+        if home:
+            args += ["--home-dir", str(home), "--create-home"]
+        else:
+            args += ["--system", "--no-create-home"]
+        subprocess.run(args + [name], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        return pwd.getpwnam(name)
+
+
+class LocalSetup:
+    def __init__(self, inst):
+        self.inst = inst
+        self.dir = inst.dir
+        self.vbase = self.dir / "vmail"
+        self.spool = self.dir / "spool"
+        self.out = self.dir / "out"          # commands and files write here
+        self.users = []                      # throwaway system users
+        self.seq = 0
+        if IS_ROOT:
+            self.vmail = ensure_user(VMAIL_USER)
+            self.nobody = pwd.getpwnam("nobody")
+        else:
+            self.vmail = pwd.getpwuid(os.getuid())
+            self.nobody = self.vmail
+        for d in (self.vbase, self.spool, self.out, inst.queue / "active",
+                  inst.queue / "public"):
+            d.mkdir(exist_ok=True)
+        self.out.chmod(0o1777)
+        if IS_ROOT:
+            os.chown(self.vbase, self.vmail.pw_uid, self.vmail.pw_gid)
+            os.chown(self.spool, 0, grp.getgrnam("mail").gr_gid)
+            self.spool.chmod(0o2775)
+        inst.set_main(
+            myhostname=MYHOST,
+            mydestination=f"{MYHOST}, localhost",
+            virtual_mailbox_domains=VDOMAIN,
+            virtual_mailbox_maps=f"cdb:{inst.etc}/vmailbox",
+            virtual_mailbox_base=str(self.vbase),
+            virtual_mailbox_owner=self.vmail.pw_name,
+            alias_maps=f"cdb:{inst.etc}/aliases",
+            mail_spool_directory=str(self.spool),
+            deliver_lock_attempts="3",
+        )
+        self.vmailbox = {
+            "alice@example.test": "example.test/alice/",
+            "bob@example.test": "example.test/bob/ quota=300",
+            "full@example.test": "example.test/full/ quota=1000",
+            "mboxuser@example.test": "example.test/mboxuser",
+        }
+        self.aliases = {
+            "list": "alice@example.test, carol, bob@example.test",
+            "carol": "alice@example.test",
+            "cmd": f'"|cat > {self.out}/cmd.$$; echo \\"$SENDER $RECIPIENT $LOCAL $EXTENSION\\" '
+                   f'> {self.out}/cmd.env; mv {self.out}/cmd.$$ {self.out}/cmd.out"',
+            "file": f"{self.out}/archive",
+            "inc": f":include:{self.dir}/inc.list",
+            "loop1": "loop2",
+            "loop2": "loop1",
+            "fail": '"|echo no such mailbox here >&2; exit 67"',
+            "later": '"|exit 75"',
+            "ext": "someone@remote.example, alice@example.test",
+        }
+        (self.dir / "inc.list").write_text("# members\nalice@example.test\n")
+        inst.write_master_cf("local unix - n n - - local-delivery\n")
+
+    def build_tables(self):
+        (self.inst.etc / "vmailbox").write_text(
+            "".join(f"{k} {v}\n" for k, v in self.vmailbox.items()))
+        (self.inst.etc / "aliases").write_text(
+            "".join(f"{k}: {v}\n" for k, v in self.aliases.items()))
+        for name, opts in (("vmailbox", []), ("aliases", ["-a"])):
+            subprocess.run([str(POSTHORN), "-c", str(self.inst.etc), "map", *opts,
+                            f"cdb:{self.inst.etc}/{name}"], check=True, capture_output=True)
+
+    def start(self):
+        self.build_tables()
+        self.inst.start()
+        sock = self.inst.queue / "private" / "local"
+        deadline = time.monotonic() + 5
+        while not sock.exists():
+            assert time.monotonic() < deadline, "private/local did not appear"
+            time.sleep(0.05)
+
+    def client(self):
+        return DeliverClient(self.inst.queue / "private" / "local")
+
+    def deliver(self, rcpts, content=None, sender="sender@remote.example", client=None):
+        """Queue a file with these recipients and deliver it; returns a
+        list of result dicts in recipient order."""
+        self.seq += 1
+        qid = queue_id(self.seq)
+        if content is None:
+            content = "From: sender@remote.example\nSubject: test\n\nFrom the start\nhello\n.\nbye"
+        qfile = self.inst.queue / "active" / qid
+        data_offset, offsets = make_queue_file(qfile, sender, rcpts, content)
+        attrs = [("request", "deliver"), ("queue_id", qid), ("queue_file", f"active/{qid}"),
+                 ("data_offset", str(data_offset)), ("data_size", str(len(content))),
+                 ("sender", sender), ("arrival_time", "1700000000"), ("dsn_envid", ""),
+                 ("dsn_ret", ""), ("nexthop", MYHOST)]
+        for r, off in zip(rcpts, offsets):
+            attrs += [("rcpt_address", r), ("rcpt_orig", r), ("rcpt_orcpt", ""),
+                      ("rcpt_notify", ""), ("rcpt_offset", str(off))]
+        own = client is None
+        c = client or self.client()
+        try:
+            reply = c.call(attrs)
+        finally:
+            if own:
+                c.close()
+        results = []
+        for i in range(0, len(reply), 5):
+            chunk = reply[i:i + 5]
+            assert [k for k, _ in chunk] == ["rcpt_offset", "rcpt_status", "rcpt_dsn",
+                                              "rcpt_reason", "relay"], reply
+            results.append(dict(chunk))
+        assert [int(r["rcpt_offset"]) for r in results] == offsets
+        # the agent never marks recipients done
+        assert qfile.read_bytes()[offsets[0]:offsets[0] + 1] == b"R"
+        return results
+
+    def verify(self, address, size=0):
+        c = self.client()
+        try:
+            return dict(c.call([("request", "verify"), ("rcpt_address", address),
+                                ("size", str(size))]))
+        finally:
+            c.close()
+
+    def maildir(self, user, domain=VDOMAIN):
+        return self.vbase / domain / user
+
+    def messages(self, maildir):
+        new = pathlib.Path(maildir) / "new"
+        if not new.is_dir():
+            return []
+        return [p for p in sorted(new.iterdir())]
+
+    def add_system_user(self):
+        name = "pht" + uuid.uuid4().hex[:8]
+        home = self.dir / "home" / name
+        home.parent.mkdir(exist_ok=True)
+        home.parent.chmod(0o755)
+        pw = ensure_user(name, home)
+        self.users.append(name)
+        return pw
+
+    def cleanup(self):
+        for name in self.users:
+            subprocess.run(["userdel", "--force", name], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def local(instance):
+    if not LOCAL_DELIVERY.exists() or not POSTHORN.exists():
+        pytest.skip("local-delivery or posthorn not built")
+    setup = LocalSetup(instance)
+    try:
+        yield setup
+    finally:
+        instance.stop()
+        setup.cleanup()
+
+
+def owner_uid(path):
+    return os.stat(path).st_uid
+
+
+# -- virtual mailboxes -------------------------------------------------------------
+
+def test_virtual_maildir_delivery(local):
+    local.start()
+    res = local.deliver(["alice@example.test"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert res[0]["rcpt_dsn"] == "2.0.0"
+    assert res[0]["rcpt_reason"] == "delivered to maildir"
+    assert res[0]["relay"] == "local"
+    md = local.maildir("alice")
+    msgs = local.messages(md)
+    assert len(msgs) == 1
+    assert not list((md / "tmp").iterdir()) and (md / "cur").is_dir()
+    name = msgs[0].name
+    assert re.fullmatch(r"\d+\.M\d{6}P\d+R[0-9a-f]{16}\.mx\.example\.test,S=\d+", name), name
+    data = msgs[0].read_bytes()
+    assert int(name.rsplit("S=", 1)[1]) == len(data)
+    assert b"\r" not in data
+    assert data.startswith(b"Return-Path: <sender@remote.example>\n"
+                           b"Delivered-To: alice@example.test\n"
+                           b"From: sender@remote.example\nSubject: test\n\n")
+    assert data.endswith(b"\nFrom the start\nhello\n.\nbye\n")   # no quoting in Maildir
+    if IS_ROOT:
+        assert owner_uid(msgs[0]) == local.vmail.pw_uid
+        assert owner_uid(md) == local.vmail.pw_uid
+        assert os.stat(msgs[0]).st_mode & 0o777 == 0o600
+
+
+def test_extension_and_several_recipients_on_one_connection(local):
+    local.start()
+    c = local.client()
+    try:
+        r1 = local.deliver(["alice+news@example.test", "ALICE@Example.Test"], client=c)
+        r2 = local.deliver(["nosuch@example.test"], client=c)
+    finally:
+        c.close()
+    assert [r["rcpt_status"] for r in r1] == ["sent", "sent"]
+    assert r2[0]["rcpt_status"] == "bounce"
+    assert r2[0]["rcpt_dsn"] == "5.1.1"
+    assert "unknown user" in r2[0]["rcpt_reason"]
+    msgs = [m.read_bytes() for m in local.messages(local.maildir("alice"))]
+    assert len(msgs) == 2
+    assert sorted(m.split(b"\n")[1] for m in msgs) == [
+        b"Delivered-To: alice+news@example.test", b"Delivered-To: alice@example.test"]
+
+
+def test_unknown_local_user_bounces(local):
+    local.start()
+    res = local.deliver([f"nosuchuser{uuid.uuid4().hex[:6]}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "bounce"
+    assert res[0]["rcpt_dsn"] == "5.1.1"
+
+
+def test_delivered_to_loop_bounces(local):
+    local.start()
+    content = ("Delivered-To: someone@else.example\nDelivered-To: Alice@Example.TEST\n"
+               "Subject: loop\n\nbody")
+    res = local.deliver(["alice@example.test", "mboxuser@example.test"], content=content)
+    assert res[0]["rcpt_status"] == "bounce", res
+    assert res[0]["rcpt_dsn"] == "5.4.6"
+    assert "mail forwarding loop" in res[0]["rcpt_reason"]
+    assert res[1]["rcpt_status"] == "sent", res
+    assert local.messages(local.maildir("alice")) == []
+
+
+def test_virtual_mbox_delivery(local):
+    local.start()
+    local.deliver(["mboxuser@example.test"])
+    res = local.deliver(["mboxuser@example.test"], content="Subject: two\n\nFrom me\n>From you")
+    assert res[0]["rcpt_status"] == "sent"
+    mbox = local.maildir("mboxuser")
+    text = mbox.read_text()
+    froms = re.findall(r"^From sender@remote\.example \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$",
+                       text, re.M)
+    assert len(froms) == 2
+    assert "\n>From the start\n" in text and "\n>From me\n>>From you\n\n" not in text
+    assert text.endswith("\n>From me\n>From you\n\n")
+    assert not pathlib.Path(str(mbox) + ".lock").exists()
+    if IS_ROOT:
+        assert owner_uid(mbox) == local.vmail.pw_uid
+
+
+# -- quota and verify ------------------------------------------------------------
+
+def test_quota_exceeded_bounces_and_verify(local):
+    local.start()
+    big = "Subject: big\n\n" + ("x" * 70 + "\n") * 10
+    res = local.deliver(["bob@example.test"], content=big)
+    assert res[0]["rcpt_status"] == "bounce", res
+    assert res[0]["rcpt_dsn"] == "5.2.2"
+    assert "mailbox full" in res[0]["rcpt_reason"]
+    md = local.maildir("bob")
+    assert local.messages(md) == [] and list((md / "tmp").iterdir()) == []
+    assert (md / "maildirsize").read_text().startswith("300S\n")
+    small = local.deliver(["bob@example.test"], content="Subject: s\n\nhi")
+    assert small[0]["rcpt_status"] == "sent", small
+
+    v = local.verify("bob@example.test", 0)
+    assert v["rcpt_status"] == "ok", v
+    v = local.verify("bob@example.test", 5000)
+    assert v == {"rcpt_status": "over_quota", "rcpt_dsn": "5.2.2",
+                 "rcpt_reason": v["rcpt_reason"]} and "mailbox full" in v["rcpt_reason"]
+
+    # a mailbox already over its quota: over_quota even for size 0
+    full = local.maildir("full")
+    for sub in ("", "tmp", "new", "cur"):
+        (full / sub).mkdir(parents=True, exist_ok=True)
+    (full / "cur" / "1700000000.M1P1.host,S=2000:2,S").write_text("x")
+    if IS_ROOT:
+        for p in (full.parent, full, full / "tmp", full / "new", full / "cur"):
+            os.chown(p, local.vmail.pw_uid, local.vmail.pw_gid)
+    assert local.verify("full@example.test", 0)["rcpt_status"] == "over_quota"
+    res = local.deliver(["full@example.test"])
+    assert res[0]["rcpt_dsn"] == "5.2.2"
+
+
+def test_verify_request(local):
+    local.start()
+    assert local.verify("alice@example.test") == {
+        "rcpt_status": "ok", "rcpt_dsn": "2.1.5", "rcpt_reason": "recipient ok"}
+    assert local.verify("Alice+tag@example.test")["rcpt_status"] == "ok"
+    v = local.verify("nosuch@example.test")
+    assert v["rcpt_status"] == "unknown" and v["rcpt_dsn"] == "5.1.1"
+    assert local.verify(f"list@{MYHOST}")["rcpt_status"] == "ok"
+    assert local.verify(f"nosuchuser{uuid.uuid4().hex[:6]}@{MYHOST}")["rcpt_status"] == "unknown"
+    assert local.verify("root@localhost")["rcpt_status"] == "ok"
+    # verify and deliver share one connection
+    c = local.client()
+    try:
+        v = dict(c.call([("request", "verify"), ("rcpt_address", "alice@example.test"),
+                         ("size", "10")]))
+        assert v["rcpt_status"] == "ok"
+        res = local.deliver(["alice@example.test"], client=c)
+        assert res[0]["rcpt_status"] == "sent"
+    finally:
+        c.close()
+
+
+def test_protocol_errors_close_the_connection(local):
+    local.start()
+    c = local.client()
+    try:
+        c.sock.sendall(encode_msg([("request", "frobnicate")]))
+        with pytest.raises((EOFError, ConnectionResetError)):
+            c.rd.message()
+    finally:
+        c.close()
+    c = local.client()
+    try:
+        # a queue file outside the queue is refused, recipient deferred
+        res = c.call([("request", "deliver"), ("queue_id", queue_id(1)),
+                      ("queue_file", "../../etc/passwd"), ("data_offset", "0"),
+                      ("data_size", "0"), ("sender", ""), ("arrival_time", "0"),
+                      ("dsn_envid", ""), ("dsn_ret", ""), ("nexthop", ""),
+                      ("rcpt_address", "alice@example.test"), ("rcpt_orig", ""),
+                      ("rcpt_orcpt", ""), ("rcpt_notify", ""), ("rcpt_offset", "10")])
+        assert dict(res)["rcpt_status"] == "defer"
+    finally:
+        c.close()
+
+
+# -- aliases -------------------------------------------------------------------------
+
+def test_alias_list_with_nested_alias_and_duplicates(local):
+    local.start()
+    res = local.deliver([f"list@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    # list -> alice, carol (-> alice: a duplicate), bob
+    alice = local.messages(local.maildir("alice"))
+    bob = local.messages(local.maildir("bob"))
+    assert len(alice) == 1 and len(bob) == 1
+    assert b"Delivered-To: alice@example.test\n" in alice[0].read_bytes()
+
+
+def test_alias_command_runs_with_default_privs_and_env(local):
+    local.start()
+    res = local.deliver([f"cmd+x@{MYHOST}"], sender="o'neil;$(reboot)@remote.example")
+    assert res[0]["rcpt_status"] == "sent", res
+    assert res[0]["rcpt_reason"].startswith("delivered to command: ")
+    out = local.out / "cmd.out"
+    data = out.read_text()
+    assert data.startswith("From o'neil;$(reboot)@remote.example ")
+    assert f"Delivered-To: cmd+x@{MYHOST}\n" in data
+    assert "\nFrom the start\n" in data                  # commands get no quoting
+    env = (local.out / "cmd.env").read_text()
+    # client text arrives only in variables, never interpreted
+    assert env == f"o'neil;$(reboot)@remote.example cmd+x@{MYHOST} cmd+x x\n"
+    if IS_ROOT:
+        assert owner_uid(out) == local.nobody.pw_uid
+
+
+def test_alias_command_exit_codes(local):
+    local.start()
+    res = local.deliver([f"fail@{MYHOST}", f"later@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "bounce"
+    assert res[0]["rcpt_dsn"] == "5.1.1"
+    assert "EX_NOUSER" in res[0]["rcpt_reason"]
+    assert "no such mailbox here" in res[0]["rcpt_reason"]
+    assert res[1]["rcpt_status"] == "defer"
+    assert res[1]["rcpt_dsn"] == "4.3.0"
+
+
+def test_alias_file_and_include(local):
+    local.start()
+    res = local.deliver([f"file@{MYHOST}", f"inc@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent", "sent"], res
+    archive = local.out / "archive"
+    text = archive.read_text()
+    assert text.startswith("From sender@remote.example ")
+    assert "\n>From the start\n" in text and text.endswith("bye\n\n")
+    if IS_ROOT:
+        assert owner_uid(archive) == local.nobody.pw_uid
+    assert len(local.messages(local.maildir("alice"))) == 1
+
+
+def test_alias_loop_bounces(local):
+    local.start()
+    res = local.deliver([f"loop1@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "bounce"
+    assert res[0]["rcpt_dsn"] == "5.4.6"
+
+
+def test_commands_and_files_can_be_disallowed(local):
+    local.inst.set_main(allow_mail_to_commands="forward", allow_mail_to_files="")
+    local.start()
+    res = local.deliver([f"cmd@{MYHOST}", f"file@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["bounce", "bounce"]
+    assert [r["rcpt_dsn"] for r in res] == ["5.7.1", "5.7.1"]
+    assert not (local.out / "cmd.out").exists() and not (local.out / "archive").exists()
+
+
+class FakeCleanup(threading.Thread):
+    """Listens on public/cleanup, records one message, answers status 0."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        if path.exists():
+            path.unlink()
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(str(path))
+        os.chmod(path, 0o666)
+        self.srv.listen(5)
+        self.srv.settimeout(15)
+        self.records = []
+        self.begin = None
+
+    def run(self):
+        conn, _ = self.srv.accept()
+        conn.settimeout(10)
+        conn.sendall(encode_msg([("proto", "cleanup"), ("version", "1")]))
+        rd = IpcReader(conn)
+        self.begin = rd.message()
+        while True:
+            rd._need(5)
+            t = rd.buf[:1].decode()
+            n = struct.unpack(">I", rd.buf[1:5])[0]
+            rd._need(5 + n)
+            self.records.append((t, rd.buf[5:5 + n].decode()))
+            rd.buf = rd.buf[5 + n:]
+            if t == "E":
+                break
+        conn.sendall(encode_msg([("status", "0"), ("queue_id", "1r31eq0W7E5BAN"),
+                                 ("reason", "")]))
+        conn.close()
+
+
+def test_alias_to_remote_address_goes_through_cleanup(local):
+    local.start()
+    fake = FakeCleanup(local.inst.queue / "public" / "cleanup")
+    fake.start()
+    res = local.deliver([f"ext@{MYHOST}"])
+    fake.join(15)
+    assert res[0]["rcpt_status"] == "sent", res
+    assert res[0]["rcpt_reason"].endswith(" and more")
+    assert dict(fake.begin)["origin"] == "local-delivery"
+    recs = fake.records
+    assert ("S", "sender@remote.example") in recs
+    assert [d for t, d in recs if t == "R"] == ["someone@remote.example"]
+    lines = [d for t, d in recs if t == "L"]
+    assert lines[0] == f"Delivered-To: ext@{MYHOST}"
+    assert lines[1:3] == ["From: sender@remote.example", "Subject: test"]
+    assert [t for t, _ in recs][-2:] == ["X", "E"]
+    assert len(local.messages(local.maildir("alice"))) == 1
+
+
+# -- system users (root only) -------------------------------------------------------
+
+def needs_root():
+    if not IS_ROOT:
+        pytest.skip("system users and privilege switching need root")
+
+
+def test_system_user_mbox_in_spool(local):
+    needs_root()
+    pw = local.add_system_user()
+    local.start()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}", f"{pw.pw_name}+tag@localhost"])
+    assert [r["rcpt_status"] for r in res] == ["sent", "sent"], res
+    mbox = local.spool / pw.pw_name
+    st = os.stat(mbox)
+    assert st.st_uid == pw.pw_uid and st.st_mode & 0o777 == 0o600
+    text = mbox.read_text()
+    assert len(re.findall(r"^From sender@remote\.example ", text, re.M)) == 2
+    assert f"Delivered-To: {pw.pw_name}@{MYHOST}\n" in text
+    assert f"Delivered-To: {pw.pw_name}+tag@localhost\n" in text
+    assert "\n>From the start\n" in text and text.endswith("bye\n\n")
+    assert not (local.spool / (pw.pw_name + ".lock")).exists()
+
+
+def test_system_user_home_maildir(local):
+    needs_root()
+    pw = local.add_system_user()
+    local.inst.set_main(home_mailbox="Maildir/")
+    local.start()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    md = pathlib.Path(pw.pw_dir) / "Maildir"
+    msgs = local.messages(md)
+    assert len(msgs) == 1
+    for p in (md, md / "new", md / "cur", md / "tmp", msgs[0]):
+        assert owner_uid(p) == pw.pw_uid, p
+
+
+def test_system_user_forward(local):
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    fwd = home / ".forward"
+    fwd.write_text(f"# forward\n\\{pw.pw_name}, alice@example.test,\n"
+                   f"\"|id -u > {local.out}/fwd.uid\"\n")
+    os.chown(fwd, pw.pw_uid, pw.pw_gid)
+    fwd.chmod(0o644)
+    local.start()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert (local.spool / pw.pw_name).exists()
+    assert len(local.messages(local.maildir("alice"))) == 1
+    assert (local.out / "fwd.uid").read_text().strip() == str(pw.pw_uid)
+    assert owner_uid(local.out / "fwd.uid") == pw.pw_uid
+
+    # a .forward that others may write is not obeyed: deferred
+    fwd.chmod(0o666)
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "defer"
+    assert "writable" in res[0]["rcpt_reason"]
+
+
+def test_system_user_forward_plus_extension(local):
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    fwd = home / ".forward+lists"
+    fwd.write_text("alice@example.test\n")
+    os.chown(fwd, pw.pw_uid, pw.pw_gid)
+    local.start()
+    res = local.deliver([f"{pw.pw_name}+lists@{MYHOST}", f"{pw.pw_name}+other@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent", "sent"], res
+    assert len(local.messages(local.maildir("alice"))) == 1
+    assert (local.spool / pw.pw_name).read_text().count("\nDelivered-To: ") == 1
+
+
+def test_stale_dotlock_is_removed(local):
+    needs_root()
+    pw = local.add_system_user()
+    lock = local.spool / (pw.pw_name + ".lock")
+    lock.write_text("12345\n")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    local.start()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert not lock.exists()
+    assert "removed stale lock file" in local.inst.log_text()
+
+    lock.write_text("12345\n")              # a fresh lock: wait, then defer
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "defer"
+    assert lock.exists()
