@@ -32,7 +32,9 @@
 
 #define CLEANUP_ALL_TYPES	"VTSAONRDMLCXE"
 #define CLEANUP_ENV_TRUSTED	"TSAONRM"
-#define CLEANUP_ENV_UNTRUSTED	QF_TYPES_UNTRUSTED_ENVELOPE
+/* pickup adds T and A submit_uid to what a user may write (queue_file.h);
+ * the attribute names are checked below */
+#define CLEANUP_ENV_UNTRUSTED	"TSAONRM"
 #define CLEANUP_CONTENT		QF_TYPES_CONTENT
 #define CLEANUP_TRL_TRUSTED	"AONRE"
 #define CLEANUP_TRL_UNTRUSTED	QF_TYPES_UNTRUSTED_TRAILER
@@ -258,6 +260,24 @@ static bool envelope_address_ok(struct cleanup_state *st, const struct str *data
     return true;
 }
 
+/* Attributes a local (untrusted) submission may carry: what pickup
+ * supplies or passes on from maildrop/. Client attributes (client_*,
+ * helo, protocol, sasl_username) and rcpt_orig are never among them. */
+static const char *const untrusted_attrs[] = {
+    QATTR_SUBMIT_UID, QATTR_DSN_ENVID, QATTR_DSN_RET, QATTR_BODY, QATTR_SMTPUTF8,
+};
+
+/* untrusted_attr_ok - may an untrusted client send this attribute? */
+static bool untrusted_attr_ok(const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(untrusted_attrs) / sizeof(untrusted_attrs[0]); i++)
+	if (strlen(untrusted_attrs[i]) == len && strncmp(untrusted_attrs[i], name, len) == 0)
+	    return true;
+    return false;
+}
+
 /* rcpt_record - A/O/N/R in the envelope or the trailer */
 static void rcpt_record(struct cleanup_state *st, int type, const struct str *data)
 {
@@ -268,6 +288,10 @@ static void rcpt_record(struct cleanup_state *st, int type, const struct str *da
     case QF_REC_ATTR:
 	if (!qf_attr_split(str_cstr(data), str_len(data), &name_len, &value)) {
 	    fail(st, CLEANUP_STAT_BAD, "malformed attribute record");
+	} else if ((st->flags & CLEANUP_FLAG_UNTRUSTED)
+		   && !untrusted_attr_ok(str_cstr(data), name_len)) {
+	    fail(st, CLEANUP_STAT_NOPERM, "attribute \"%.*s\" not permitted", (int) name_len,
+		 str_cstr(data));
 	} else if (name_len == strlen(QATTR_RCPT_ORIG)
 		   && strncmp(str_cstr(data), QATTR_RCPT_ORIG, name_len) == 0) {
 	    if (st->have_orig || !str_set(&st->orig, value))

@@ -305,24 +305,39 @@ def test_extract_recipients_and_bcc_removed(cleanup):
 
 
 def test_untrusted_records_refused(cleanup):
+    def envelope(*extra):
+        return record("T", "1700000000.5") + record("S", "a@example.test") + \
+            record("A", "submit_uid=1000") + b"".join(extra) + record("R", "b@example.test")
+
+    body = record("M") + record("L", "x") + record("X")
+    refused = [
+        envelope(record("A", "sasl_username=admin")) + body + record("E"),
+        envelope(record("A", "client_address=192.0.2.1")) + body + record("E"),
+        envelope(record("A", "rcpt_orig=x@example.test")) + body + record("E"),
+        envelope() + body + record("A", "dsn_ret=FULL") + record("E"),
+        envelope() + record("D", "done@example.test") + body + record("E"),
+    ]
+    for recs in refused:
+        c = cleanup.client()
+        reply = c.message(recs, flags=FLAG_UNTRUSTED | FLAG_LOCAL)
+        assert reply["status"] & STAT_NOPERM or reply["status"] == STAT_BAD, (recs, reply)
+        assert reply["queue_id"] == ""
+        c.close()
+    assert cleanup.incoming() == []
+    # what pickup sends (T, S, submit_uid, DSN attributes) is accepted
     c = cleanup.client()
-    recs = record("S", "a@example.test") + record("A", "sasl_username=admin") + \
-        record("R", "b@example.test") + record("M") + record("L", "x") + record("X") + \
-        record("E")
-    reply = c.message(recs, flags=FLAG_UNTRUSTED)
-    assert reply["status"] & STAT_NOPERM, reply
-    assert reply["queue_id"] == ""
-    c.close()
-    c = cleanup.client()
-    reply = c.message(record("T", "1700000000") + simple_message(), flags=FLAG_UNTRUSTED)
-    assert reply["status"] & STAT_NOPERM, reply
-    c.close()
-    # the same records from a trusted client are fine
-    c = cleanup.client()
-    reply = c.message(recs)
+    reply = c.message(envelope(record("A", "dsn_envid=xyz")) + body + record("E"),
+                      flags=FLAG_UNTRUSTED | FLAG_LOCAL, origin="pickup")
     assert reply["status"] == 0, reply
     c.close()
-    assert cleanup.incoming() == [reply["queue_id"]]
+    recs = read_queue_file(cleanup.inst.queue / "incoming" / reply["queue_id"])
+    assert recs[1] == ("T", b"1700000000.500000")
+    assert ("A", b"submit_uid=1000") in recs and ("A", b"origin=pickup") in recs
+    # the refused records from a trusted client are fine
+    c = cleanup.client()
+    reply = c.message(refused[0])
+    assert reply["status"] == 0, reply
+    c.close()
 
 
 def test_malformed_requests(cleanup):
