@@ -354,8 +354,9 @@ bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
 	ok = ok && add_line(out, "") && add_lines(out, orig->headers, orig->header_count);
 	if (ok && full)
 	    ok = add_lines(out, orig->body, orig->body_count);
-	else if (ok)
-	    ok = add_line(out, "");
+	/* the line end before a delimiter belongs to the delimiter (RFC
+	 * 2046 5.1.1): one more keeps the quoted text's last line end */
+	ok = ok && add_line(out, "");
     }
     ok = ok && str_printf(v, "--%s--", n->boundary) && add_line(out, str_cstr(v));
     str_free(&v);
