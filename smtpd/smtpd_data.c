@@ -84,12 +84,20 @@ bool smtpd_content_failed(const struct smtpd_content *c)
     return c->too_big || c->write_error || (c->reject_bare && (c->bare_lf || c->bare_cr));
 }
 
-/* content_emit - one record, counted; nothing once the message failed */
-static void content_emit(struct smtpd_content *c, int type, const char *data, size_t len)
+/* content_count - bytes of content (line bytes as they arrive, 2 for
+ * each line end), checked against the limit at once */
+static void content_count(struct smtpd_content *c, size_t n)
 {
-    c->size += len + (type == QF_REC_LINE ? 2 : 0);
+    c->size += n;
     if (c->size_limit && c->size > c->size_limit)
 	c->too_big = true;
+}
+
+/* content_emit - one record; nothing once the message failed */
+static void content_emit(struct smtpd_content *c, int type, const char *data, size_t len)
+{
+    if (type == QF_REC_LINE)
+	content_count(c, 2);
     if (smtpd_content_failed(c))
 	return;
     if (c->emit(c->ctx, type, data, len) < 0)
@@ -121,6 +129,7 @@ static void content_text(struct smtpd_content *c, const char *p, size_t n)
 	take = n < room ? n : room;
 	if (!str_append(c->line, p, take))
 	    msg_panic("smtpd_content: append within the piece size failed");
+	content_count(c, take);
 	p += take;
 	n -= take;
     }
@@ -137,6 +146,7 @@ static void content_eol(struct smtpd_content *c, bool crlf)
 	/* a "." alone after or before a bare line end: content, not the end */
 	c->stray_dot = true;
 	str_appendc(c->line, '.');
+	content_count(c, 1);
     }
     c->lines++;
     content_emit(c, QF_REC_LINE, str_cstr(c->line), str_len(c->line));
