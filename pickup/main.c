@@ -66,6 +66,7 @@ struct pk_state {
     struct cleanup_client *cleanup;	/* open during one scan */
     bool dirty;				/* maildrop/ changed: fsync it */
     bool cleanup_down;			/* stop this scan */
+    size_t taken;			/* files gone from maildrop/ */
 };
 
 /* pk_size_limit - message_size_limit */
@@ -103,6 +104,7 @@ static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why
     }
     pk_fsync_dir(CORRUPT_DIR);
     st->dirty = true;
+    st->taken++;
     msg_warn("%s: %s; moved to %s", from, why, to);
 }
 
@@ -221,6 +223,8 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     }
     *why = why_buf;
     res = cleanup_stat_temporary(result->status) ? PK_TEMP : PK_BAD;
+    if (res == PK_TEMP)
+	st->cleanup_down = true;		/* try again on the next trigger */
 done:
     stream_free(&in);
     str_free(&data);
@@ -272,6 +276,7 @@ static void pk_one(struct pk_state *st, const char *id, struct str *sender)
 	if (unlink(path) < 0 && errno != ENOENT)
 	    msg_warn("remove %s: %m (it will be picked up again)", path);
 	st->dirty = true;
+	st->taken++;
 	break;
     case PK_GONE:
 	break;
@@ -315,8 +320,8 @@ static void pk_odd_name(struct pk_state *st, const char *name)
     }
 }
 
-/* pk_scan - one pass over maildrop/; the number of files taken */
-static size_t pk_scan_pass(struct pk_state *st, struct str *sender)
+/* pk_scan_pass - one pass over maildrop/ */
+static void pk_scan_pass(struct pk_state *st, struct str *sender)
 {
     char **names = NULL;
     size_t count = 0, cap = 0;
@@ -325,7 +330,7 @@ static size_t pk_scan_pass(struct pk_state *st, struct str *sender)
 
     if ((dir = opendir(MAILDROP_DIR)) == NULL) {
 	msg_warn("open directory %s: %m", MAILDROP_DIR);
-	return 0;
+	return;
     }
     while ((de = readdir(dir)) != NULL && count < PICKUP_BATCH_MAX) {
 	if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -349,17 +354,20 @@ static size_t pk_scan_pass(struct pk_state *st, struct str *sender)
 	mem_free(&names[i]);
     }
     mem_free(&names);
-    return count;
 }
 
 /* pk_scan - pass after pass until maildrop/ is empty or cleanup is down */
 static void pk_scan(void)
 {
-    struct pk_state st = {NULL, false, false};
+    struct pk_state st = {NULL, false, false, 0};
     struct str *sender = str_new(MAILDROP_ADDR_MAX);
+    size_t before;
 
-    while (pk_scan_pass(&st, sender) > 0 && !st.cleanup_down)
-	 /* void */ ;
+    /* Again while passes make progress: files may arrive meanwhile. */
+    do {
+	before = st.taken;
+	pk_scan_pass(&st, sender);
+    } while (st.taken > before && !st.cleanup_down);
     if (st.cleanup)
 	cleanup_client_close(&st.cleanup);
     if (st.dirty)
