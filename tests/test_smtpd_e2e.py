@@ -1,0 +1,185 @@
+"""smtpd in a full instance (tests/mailsuite.py): messages received over
+SMTP end up in Maildirs and queue files with what the client said; the
+policy replies come from the real tables and the real local delivery
+agent."""
+import re
+import smtplib
+import socket
+import subprocess
+import time
+
+import pytest
+
+from mailsuite import have, mail  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.skipif(
+    not all(have(p) for p in ("smtpd", "cleanup", "qmgr", "local-delivery")),
+    reason="needs smtpd, cleanup, qmgr and local-delivery")
+
+
+def raw_session(port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"220 ")
+    return sock, f
+
+
+def read_reply(f):
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return None, lines
+        lines.append(line.rstrip(b"\r\n"))
+        if line[3:4] == b" ":
+            return int(line[:3]), lines
+
+
+def test_delivered_with_received_header(mail):
+    mail.start()
+    with mail.smtp() as s:
+        s.ehlo("client.example")
+        s.mail("sender@remote.example")
+        assert s.rcpt("alice@example.test")[0] == 250
+        code, text = s.data(b"Subject: e2e\r\n\r\nline\r\n.dotted\r\n")
+        assert code == 250
+    qid = text.decode().rsplit(" ", 1)[-1]
+    [msg] = mail.wait_maildir("alice@example.test", 1)
+    head = msg.split(b"\n\n", 1)[0]
+    assert re.search(rb"Received: from client\.example \(\[127\.0\.0\.1\]\)\n\tby mail\.example\.test "
+                     rb"\(posthorn\) with ESMTP\n\tfor <alice@example\.test>; ", head), head
+    assert msg.rstrip(b"\n").endswith(b"line\n.dotted")
+    mail.wait_log(rf"{qid}: client=unknown\[127\.0\.0\.1\]")
+
+
+def test_dsn_parameters_in_queue_file(mail):
+    """A message to a remote domain waits in the queue (no smtp client
+    yet); its queue file holds the DSN records the client sent."""
+    mail.start()
+    with mail.smtp() as s:
+        s.ehlo("client.example")
+        code, _ = s.docmd("MAIL FROM:<sender@remote.example> RET=HDRS ENVID=abc+2Bdef BODY=8BITMIME")
+        assert code == 250
+        code, _ = s.docmd("RCPT TO:<x@foreign.example> NOTIFY=SUCCESS,DELAY "
+                          "ORCPT=rfc822;orig+2Bx@foreign.example")
+        assert code == 250
+        code, text = s.data(b"Subject: dsn\r\n\r\nbody\r\n")
+        assert code == 250
+    qid = text.decode().rsplit(" ", 1)[-1]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        res = mail.posthorn("queue", "cat", qid, check=False)
+        if res.returncode == 0:
+            break
+        time.sleep(0.1)
+    out = res.stdout
+    assert res.returncode == 0, res.stderr
+    assert "attribute: dsn_ret=HDRS" in out
+    assert "attribute: dsn_envid=abc+def" in out
+    assert "attribute: body=8BITMIME" in out
+    assert "attribute: client_address=127.0.0.1" in out
+    assert "attribute: protocol=ESMTP" in out
+    assert "orcpt: rfc822;orig+x@foreign.example" in out
+    assert "notify: success,delay" in out
+    assert re.search(r"recipient: x@foreign\.example", out)
+
+
+def test_policy_replies_from_real_tables(mail):
+    mail.set_main(mynetworks="192.0.2.0/24")
+    mail.start()
+    with mail.smtp() as s:
+        s.ehlo("client.example")
+        s.mail("sender@remote.example")
+        code, text = s.rcpt("nobody@example.test")
+        assert code == 550 and text.startswith(b"5.1.1 <nobody@example.test>: Recipient address "
+                                               b"rejected: User unknown in virtual mailbox table")
+        code, text = s.rcpt("x@foreign.example")
+        assert code == 554 and b"5.7.1" in text and b"Relay access denied" in text
+        code, _ = s.rcpt("user%foreign.example@example.test")
+        assert code == 554
+        assert s.rcpt("info@alias.test")[0] == 250
+        assert s.rcpt("team@example.test")[0] == 250
+        assert s.rcpt("bob+tag@example.test")[0] == 250
+        code, _ = s.data(b"Subject: fan-out\r\n\r\nhi\r\n")
+        assert code == 250
+    mail.wait_maildir("alice@example.test", 1)
+    mail.wait_maildir("bob@example.test", 1)
+    mail.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
+                  r"<x@foreign\.example>: Relay access denied; from=<sender@remote\.example> "
+                  r"to=<x@foreign\.example> proto=ESMTP helo=<client\.example>")
+
+
+def test_bdat_delivered_intact(mail):
+    mail.start()
+    sock, f = raw_session(mail.smtp_port)
+    body = b"Subject: bdat\r\n\r\n" + b"".join(b"line %d\r\n" % i for i in range(2000))
+    sock.sendall(b"EHLO client.example\r\n")
+    assert read_reply(f)[0] == 250
+    sock.sendall(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<carol@example.test>\r\n"
+                 + b"BDAT 7000\r\n" + body[:7000]
+                 + b"BDAT %d LAST\r\n" % (len(body) - 7000) + body[7000:])
+    codes = [read_reply(f)[0] for _ in range(4)]
+    assert codes == [250, 250, 250, 250]
+    sock.sendall(b"QUIT\r\n")
+    read_reply(f)
+    sock.close()
+    [msg] = mail.wait_maildir("carol@example.test", 1)
+    assert msg.endswith(b"line 1998\nline 1999\n")
+    assert msg.count(b"\nline ") == 2000
+
+
+def test_smuggling_attempt_delivers_one_message(mail):
+    mail.start()
+    sock, f = raw_session(mail.smtp_port)
+    sock.sendall(b"EHLO client.example\r\n")
+    assert read_reply(f)[0] == 250
+    sock.sendall(b"MAIL FROM:<a@remote.example>\r\n")
+    assert read_reply(f)[0] == 250
+    sock.sendall(b"RCPT TO:<alice@example.test>\r\n")
+    assert read_reply(f)[0] == 250
+    sock.sendall(b"DATA\r\n")
+    assert read_reply(f)[0] == 354
+    sock.sendall(b"Subject: one\r\n\r\nbody\n.\nMAIL FROM:<admin@example.test>\r\n"
+                 b"RCPT TO:<bob@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\n"
+                 b"QUIT\r\n\r\n.\r\n")
+    code, lines = read_reply(f)
+    assert code == 250
+    sock.sendall(b"QUIT\r\n")
+    read_reply(f)
+    sock.close()
+    [msg] = mail.wait_maildir("alice@example.test", 1)
+    assert b"Subject: smuggled" in msg      # as content of the one message
+    mail.wait_queue_empty()
+    time.sleep(0.5)
+    assert mail.maildir_messages("bob@example.test") == []
+
+
+def test_over_quota_at_rcpt(mail):
+    lines = (mail.etc / "vmailbox").read_text().replace(
+        "carol@example.test example.test/carol/",
+        "carol@example.test example.test/carol/ quota=100")
+    (mail.etc / "vmailbox").write_text(lines)
+    mail.build_maps()
+    mail.start()
+    with mail.smtp() as s:
+        s.ehlo("client.example")
+        code, _ = s.docmd("MAIL FROM:<a@remote.example> SIZE=5000")
+        assert code == 250
+        code, text = s.rcpt("carol@example.test")
+        assert code == 552 and text.startswith(b"5.2.2 <carol@example.test>"), (code, text)
+        assert s.rcpt("alice@example.test")[0] == 250
+
+
+def test_swaks_end_to_end(mail):
+    import shutil
+    swaks = shutil.which("swaks")
+    if not swaks:
+        pytest.skip("swaks not installed")
+    mail.start()
+    res = subprocess.run([swaks, "--server", "127.0.0.1", "--port", str(mail.smtp_port),
+                          "--from", "a@remote.example", "--to", "bob@example.test",
+                          "--pipeline", "--header", "Subject: via swaks", "--body", "hello",
+                          "--timeout", "10"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [msg] = mail.wait_maildir("bob@example.test", 1)
+    assert b"Subject: via swaks" in msg
