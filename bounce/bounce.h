@@ -178,7 +178,7 @@ struct bounce_config {
     long header_limit;		/* header_size_limit */
     long queue_lifetime;	/* maximal_queue_lifetime */
     const char *notice_recipient;	/* bounce_notice_recipient */
-    const char *double_recipient;	/* 2bounce_notice_recipient */
+    const char *double_recipient;	/* double_bounce_notice_recipient */
     const char *delay_recipient;	/* delay_notice_recipient */
     bool notify_bounce;		/* notify_classes has bounce */
     bool notify_2bounce;	/* ... 2bounce */

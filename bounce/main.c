@@ -19,7 +19,7 @@ static void bounce_post_init(int argc, char **argv)
     bounce_cfg.header_limit = var_header_size_limit;
     bounce_cfg.queue_lifetime = var_maximal_queue_lifetime;
     bounce_cfg.notice_recipient = var_bounce_notice_recipient;
-    bounce_cfg.double_recipient = var_2bounce_notice_recipient;
+    bounce_cfg.double_recipient = var_double_bounce_notice_recipient;
     bounce_cfg.delay_recipient = var_delay_notice_recipient;
     bounce_notify_classes(var_notify_classes);
 }

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from conftest import SANITIZER_REPORT
 from mailsuite import have, mail  # noqa: F401  (the fixture)
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -204,7 +205,22 @@ def bq(mail):  # noqa: F811
     if not (have("bounce") and have("cleanup")):
         pytest.skip("bounce and cleanup must be built")
     mail.write_master_cf("cleanup unix n - n - 0 cleanup\nbounce unix - - n - 0 bounce\n")
-    return mail
+    yield mail
+    check_sanitizer(mail)
+
+
+def check_sanitizer(inst):
+    """Fail on a sanitizer report in master's stderr (make check-asan)."""
+    try:
+        inst.stop(timeout=15)
+    except Exception:
+        pass
+    try:
+        report = inst.stderr_path.read_text(errors="replace")
+    except OSError:
+        return
+    m = SANITIZER_REPORT.search(report)
+    assert not m, "sanitizer report:\n" + report[max(0, m.start() - 200):][:4000]
 
 
 def start(inst):
@@ -464,3 +480,4 @@ def test_notice_delivered_to_senders_maildir(mail):  # noqa: F811
     assert r["Status"] == "5.1.2"
     assert msg.get_payload()[2].get_payload()[0]["Subject"] == "lunch on friday"
     c.close()
+    check_sanitizer(mail)
