@@ -1,0 +1,156 @@
+"""Crash test: a flood of messages while qmgr and local-delivery are
+killed with SIGKILL at random moments (master restarts them).
+
+Every message that got 250 over SMTP must end up in exactly the Maildir of its
+recipient: none lost, none misdelivered, no queue file in corrupt/.
+Duplicates are allowed (at-least-once: a kill between a delivery and
+its done mark repeats it); they are counted and printed. The flood is
+bounded (300 messages, at most 60 s of submitting), and so is the
+drain; the whole test takes well under 2 minutes."""
+import os
+import random
+import re
+import smtplib
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD
+from mailsuite import mail  # noqa: F401  (the fixture)
+
+MESSAGES = 300
+SUBMIT_SECONDS = 60
+DRAIN_SECONDS = 45
+USERS = ("alice", "bob", "carol")
+MARKER = re.compile(rb"^X-Crash-Marker: (\d+)\r?$", re.M)
+
+
+def need(*programs):
+    for p in programs:
+        if not (BUILD / "libexec" / p).exists():
+            pytest.skip(f"{BUILD}/libexec/{p} is not built: the crash test needs "
+                        f"{', '.join(programs)}")
+
+
+def message(n, rcpt):
+    return (f"From: flood@remote.test\r\nTo: {rcpt}\r\nSubject: crash test {n}\r\n"
+            f"X-Crash-Marker: {n}\r\n\r\nmessage {n}\r\n" + "x" * 200 + "\r\n").encode()
+
+
+def submit_smtp(mail, jobs, accepted, lock, deadline, pace):
+    """Send (n, rcpt) jobs over one SMTP session at a time; record 250s.
+    pace() is a short pause between messages, so that the flood lasts a
+    few seconds and the kills land in the middle of it."""
+    while jobs and time.monotonic() < deadline:
+        time.sleep(pace())
+        with lock:
+            if not jobs:
+                return
+            n, rcpt = jobs.pop()
+        try:
+            with smtplib.SMTP("127.0.0.1", mail.smtp_port, timeout=10) as s:
+                s.ehlo("client.example")
+                s.mail("flood@remote.test")
+                code, _ = s.rcpt(rcpt)
+                if code != 250:
+                    continue
+                code, _ = s.data(message(n, rcpt))
+                if code == 250:
+                    with lock:
+                        accepted[n] = rcpt
+        except (smtplib.SMTPException, OSError):
+            pass        # not accepted: no promise was made
+
+
+def kill_children(mail, service):
+    killed = 0
+    for pid in mail.children(service):
+        try:
+            os.kill(pid, 9)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def poke_qmgr(mail, what=b"F"):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        s.connect(str(mail.queue / "public" / "qmgr"))
+        s.sendall(what)
+        s.close()
+    except OSError:
+        pass
+
+
+def test_crash_flood(mail):
+    need("smtpd", "cleanup", "qmgr", "local-delivery")
+    mail.set_main(minimal_backoff_time="1s", maximal_backoff_time="2s",
+                  queue_run_delay="1s", qmgr_incoming_scan_delay="1s",
+                  # a child killed right after its start looks like a broken
+                  # command to master: keep the throttle short
+                  service_throttle_time="1s")
+    mail.start()
+    rng = random.Random(int(os.environ.get("CRASH_SEED", time.time())))
+    jobs = [(n, f"{rng.choice(USERS)}@example.test") for n in range(MESSAGES)]
+    accepted, lock = {}, threading.Lock()
+    stop = threading.Event()
+    kills = {"qmgr": 0, "local": 0}
+
+    def killer():
+        while not stop.wait(rng.uniform(0.02, 0.25)):
+            service = rng.choice(("qmgr", "local", "local"))
+            kills[service] += kill_children(mail, service)
+
+    deadline = time.monotonic() + SUBMIT_SECONDS
+    kt = threading.Thread(target=killer, daemon=True)
+    kt.start()
+    senders = [threading.Thread(target=submit_smtp, args=(mail, jobs, accepted, lock, deadline,
+                                                        lambda: rng.uniform(0, 0.08)))
+               for _ in range(6)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(SUBMIT_SECONDS + 15)
+    stop.set()
+    kt.join(5)
+    if os.environ.get("CRASH_LOG"):        # keep the whole log for a post-mortem
+        with open(os.environ["CRASH_LOG"], "w") as f:
+            f.write(mail.log_text())
+    assert len(accepted) >= MESSAGES * 0.8, \
+        f"only {len(accepted)} of {MESSAGES} accepted; log:\n{mail.log_text()[-6000:]}"
+
+    # Drain: qmgr is started again by a wake-up; deferred mail is flushed.
+    drain_deadline = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < drain_deadline:
+        poke_qmgr(mail, b"F")
+        if not any(mail.queue_files(d) for d in ("incoming", "active", "deferred")):
+            break
+        time.sleep(1)
+    left = {d: mail.queue_files(d) for d in ("incoming", "active", "deferred")}
+    corrupt = mail.queue_files("corrupt")
+
+    # Count each marker in every mailbox.
+    seen = {}
+    for user in USERS:
+        addr = f"{user}@example.test"
+        for data in mail.maildir_messages(addr):
+            for m in MARKER.finditer(data):
+                seen.setdefault(int(m.group(1)), []).append(addr)
+    lost = sorted(n for n in accepted if n not in seen)
+    wrong = sorted(n for n, boxes in seen.items()
+                   if n in accepted and any(b != accepted[n] for b in boxes))
+    dups = {n: len(b) for n, b in seen.items() if len(b) > 1}
+    print(f"\ncrash test: {len(accepted)} accepted, {sum(len(b) for b in seen.values())} "
+          f"delivered, kills: qmgr {kills['qmgr']}, local-delivery {kills['local']}")
+    print(f"crash test: {len(dups)} duplicated message(s)"
+          + (": " + ", ".join(f"#{n} x{c}" for n, c in sorted(dups.items())) if dups else ""))
+    assert not corrupt, f"corrupt queue files: {corrupt}"
+    assert not any(left.values()), f"queue did not drain in {DRAIN_SECONDS}s: {left}"
+    assert not lost, f"LOST {len(lost)} accepted message(s): {lost[:50]}"
+    assert not wrong, f"misdelivered: {wrong[:50]}"
+    assert kills["qmgr"] >= 2 and kills["local"] >= 1, \
+        f"too few kills to prove anything: {kills}"
