@@ -979,7 +979,9 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
 	if (rc > 0 && quota_parse_mailbox(str_cstr(value), mbox, &quota, &err) == 0) {
 	    if (quota < 0)
 		quota = var_virtual_mailbox_limit;
-	    if (quota > 0 && dl_vmail_ok) {
+	    if (quota > 0 && dl_vmail_ok
+		&& (str_cstr(mbox)[0] == '/' || *var_virtual_mailbox_base != 0)
+		&& strstr(str_cstr(mbox), "..") == NULL) {
 		if (str_cstr(mbox)[0] == '/')
 		    (void) str_set(path, str_cstr(mbox));
 		else
