@@ -481,3 +481,25 @@ def test_notice_delivered_to_senders_maildir(mail):  # noqa: F811
     assert msg.get_payload()[2].get_payload()[0]["Subject"] == "lunch on friday"
     c.close()
     check_sanitizer(mail)
+
+
+def test_real_bounce_from_local_delivery(mail):  # noqa: F811
+    """The whole path: sendmail -f bob to an unknown local user; qmgr asks
+    bounce; the notice lands in bob's Maildir."""
+    for prog in ("bounce", "cleanup", "qmgr", "local-delivery", "pickup", "sendmail"):
+        if not have(prog):
+            pytest.skip(f"{prog} not built")
+    mail.start()
+    res = mail.sendmail("-f", "bob@example.test", f"nosuchuser@{HOST}",
+                        input=b"Subject: to nobody\n\nhello\n")
+    assert res.returncode == 0, res.stderr
+    msgs = mail.wait_maildir("bob@example.test", 1, timeout=30)
+    msg = email.message_from_bytes(msgs[0], policy=email.policy.compat32)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    r = dsn_blocks(msg)[1]
+    assert r["Final-Recipient"] == f"rfc822; nosuchuser@{HOST}"
+    assert r["Action"] == "failed" and r["Status"].startswith("5.")
+    assert msg.get_payload()[2].get_payload()[0]["Subject"] == "to nobody"
+    m = mail.wait_log(r"(\w+): sender non-delivery notification: (\w+)")
+    mail.wait_log(rf"{m.group(1)}: removed")
+    check_sanitizer(mail)
