@@ -68,6 +68,7 @@ static struct cfg_entry *entries;
 static size_t entry_count, entry_alloc;
 static unsigned long generation = 1;
 static bool initialized;
+static bool init_applying;		/* config_init is applying defaults */
 
 static char error_buf[1024];		/* text behind every error_r */
 
@@ -238,17 +239,19 @@ void config_init(void)
 	e->def = &param_table[i];
 	if (param_table[i].def)
 	    e->def_text = mem_strdup(param_table[i].def);
-	else if (strcmp(e->name, "myhostname") == 0)
-	    e->def_text = mem_strdup(default_hostname());
-	else if (strcmp(e->name, "mydomain") == 0)
-	    e->def_text = mem_strdup(domain_of(default_hostname()));
-	else
+	else if (strcmp(e->name, "myhostname") != 0 && strcmp(e->name, "mydomain") != 0)
 	    msg_panic("config_init: parameter %s has no default and no computed default",
 		      e->name);
+	/* Computed defaults are filled in by entry_raw() on first use:
+	 * most programs set myhostname in main.cf, and the name lookup
+	 * costs more than the rest of start-up. */
     }
     initialized = true;
+    init_applying = true;
     if (config_apply(&err) < 0)
 	msg_panic("config_init: the built-in defaults are bad: %s", err);
+    init_applying = false;
+    bump();
 }
 
 /* need_init - the store exists */
@@ -521,6 +524,14 @@ static const char *entry_raw(struct cfg_entry *e)
 {
     if (e->raw)
 	return e->raw;
+    if (e->def_text == NULL && is_computed(e)) {
+	/* While config_init applies the bare defaults, a provisional
+	 * name does; the real one is looked up only when it is used. */
+	if (init_applying)
+	    return strcmp(e->name, "mydomain") == 0 ? "localdomain" : "localhost.localdomain";
+	e->def_text = mem_strdup(strcmp(e->name, "mydomain") == 0 ?
+				 domain_of(default_hostname()) : default_hostname());
+    }
     return e->def_text ? e->def_text : "";
 }
 

@@ -6,7 +6,10 @@
  *     config_load(dir, &err)                 read DIR/main.cf
  *     config_override("name=value", &err)    -o options, in order
  *     config_apply(&err)                     expand $name, convert, check
- * after which var_* hold the effective values. main.cf syntax (Postfix):
+ * after which var_* hold the effective values. (config_init alone gives
+ * usable values too, except that the computed defaults of myhostname and
+ * mydomain are provisional until config_apply: the host name lookup is
+ * only done when main.cf does not set myhostname.) main.cf syntax (Postfix):
  * "name = value" lines, "#" comment lines, blank lines, continuation
  * lines that start with white space; $name, ${name} and $(name) expand
  * (with ${name?text} / ${name:text} conditionals), $$ is a literal $.

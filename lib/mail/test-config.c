@@ -244,6 +244,8 @@ int main(void)
     unit_assert(config_raw("no_such_name") == NULL);
     unit_assert(config_value("no_such_name") == NULL);
     unit_assert_streq(config_raw("myorigin"), "$myhostname");
+    /* computed defaults (myhostname, mydomain) are final after config_apply */
+    unit_assert(config_apply(&err) == 0);
     unit_assert_streq(config_value("myorigin"), var_myhostname);
     unit_end();
 
