@@ -90,7 +90,9 @@ class MailInstance(Instance):
             virtual_alias_maps=f"cdb:{self.etc}/virtual",
             alias_maps=f"cdb:{self.etc}/aliases",
             mynetworks="127.0.0.0/8 [::1]/128",
+            mail_spool_directory=str(self.dir / "spool"),
         )
+        (self.dir / "spool").mkdir(mode=0o1777)
         lines = []
         for user in USERS:
             path = self.mailroot / DOMAIN / user

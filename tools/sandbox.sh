@@ -38,7 +38,8 @@ RUN=$(cd "$RUN" && pwd -P)
 ETC=$RUN/etc
 DOMAIN=example.test
 MAILDIR=$RUN/mail/$DOMAIN/demo/
-mkdir -p "$ETC" "$RUN/log" "$RUN/mail"
+mkdir -p "$ETC" "$RUN/log" "$RUN/mail" "$RUN/spool"
+chmod 1777 "$RUN/spool"
 
 # ------------------------------------------------------------------ accounts
 if [ "$(id -u)" = 0 ]; then
@@ -129,6 +130,8 @@ EOF
     opt virtual_mailbox_owner "$VMAIL_OWNER"
     opt auth_user_maps "cdb:$ETC/users"
     opt alias_maps "cdb:$ETC/aliases"
+    # local (system-user) mail stays inside the sandbox too
+    opt mail_spool_directory "$RUN/spool"
     if [ -f "$ETC/main.cf.local" ]; then
         echo "# ---- from main.cf.local"
         cat "$ETC/main.cf.local"
@@ -173,11 +176,10 @@ EOF
         -o smtpd_sasl_auth_enable=yes
     svc 2465 inet n - n - - smtpd -o syslog_name=posthorn/smtps \
         -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes
-    svc pickup unix n - n 60 1 pickup
+    svc pickup fifo n - n 60 1 pickup
     svc cleanup unix n - n - 0 cleanup
     svc qmgr unix n - n 300 1 qmgr
     svc bounce unix - - n - 0 bounce
-    svc defer unix - - n - 0 bounce
     svc smtp unix - - n - - smtp-client
     svc local unix - n n - - local-delivery
     svc auth unix - - n - - auth
