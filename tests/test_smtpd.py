@@ -104,12 +104,12 @@ class FakeCleanup:
         self.sock.bind(str(self.path))
         self.path.chmod(0o666)
         self.sock.listen(16)
+        self.sock.settimeout(0.2)
         self.stop = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
-        self.sock.settimeout(0.2)
         while not self.stop:
             try:
                 conn, _ = self.sock.accept()
@@ -979,3 +979,23 @@ def test_swaks(smtpd_master):
                           "--from", "a@remote.example", "--to", "nobody@example.test",
                           "--timeout", "10"], capture_output=True, text=True, timeout=30)
     assert res.returncode != 0 and "550 5.1.1" in res.stdout
+
+
+def test_peername_lookup_through_master(smtp_env):
+    try:
+        names = socket.gethostbyaddr("127.0.0.1")
+    except OSError:
+        pytest.skip("no reverse name for 127.0.0.1 here")
+    name = names[0]
+    port = smtp_env.free_port()
+    smtp_env.write_master_cf(f"127.0.0.1:{port} inet n - n - - smtpd -o smtpd_peername_lookup=yes\n")
+    smtp_env.start()
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.example")
+    m = smtp_env.wait_log(r"connect from (\S+)\[127\.0\.0\.1\]")
+    # the name is used only if it resolves back to the address
+    try:
+        confirmed = "127.0.0.1" in socket.gethostbyname_ex(name)[2]
+    except OSError:
+        confirmed = False
+    assert m.group(1) == (name if confirmed else "unknown")
