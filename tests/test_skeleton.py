@@ -258,3 +258,29 @@ def test_master_death_takes_children(instance):
         instance.proc.wait(timeout=5)
         instance.proc = None
         assert wait_gone(pid, timeout=5), "children must not outlive a killed master"
+
+
+def test_silent_trigger_client_does_not_block(instance):
+    instance.write_master_cf("trig unix - - n - 1 ph-trigger\n")
+    instance.start()
+    path = instance.queue / "private" / "trig"
+    silent = instance.connect_unix(path)       # connects, never writes
+    time.sleep(0.3)
+    mark = instance.log_mark()
+    start = time.monotonic()
+    with instance.connect_unix(path) as c:
+        c.sock.sendall(b"go")
+    instance.wait_log(r'trigger: 2 bytes "go"', since=mark, timeout=3)
+    assert time.monotonic() - start < 2
+    instance.wait_log(r"warning: trigger connection: timeout", timeout=8)
+    silent.close()
+
+
+def test_multi_client_timeout(instance):
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-multi-echo -o ipc_timeout=1\n")
+    instance.start()
+    with instance.connect(port) as c:
+        assert c.readline().startswith("ph-multi-echo ready")
+        time.sleep(2)
+        assert c.readline(timeout=2) == "", "a silent MULTI client is disconnected"

@@ -568,11 +568,14 @@ static void srv_multi_input_cb(int fd, void *ctx)
 	return;
     server_watchdog_reset();
     for (;;) {
+	size_t before = stream_buffered(c->stream);
+
 	if (!srv_spec->multi_input(c->stream, c->ctx) || stream_error(c->stream) != STREAM_OK) {
 	    srv_client_drop(c);
 	    return;
 	}
-	if (stream_buffered(c->stream) == 0)
+	/* more buffered input: serve it, unless the daemon took none */
+	if (stream_buffered(c->stream) == 0 || stream_buffered(c->stream) >= before)
 	    break;
     }
     srv_client_rearm(c);
@@ -698,13 +701,59 @@ static void srv_trigger_fifo_cb(int fd, void *ctx)
     srv_trigger_run(buf, (size_t) n);
 }
 
+/* A trigger connection waiting for its bytes: never blocks the loop. */
+struct srv_trigger_conn {
+    int fd;
+    event_timer_id timer;
+};
+
+#define SRV_TRIGGER_WAIT_MS	5000	/* a sender writes at once */
+#define SRV_TRIGGER_PENDING_MAX	64	/* connections waiting for bytes */
+
+static int srv_trigger_pending;
+
+/* srv_trigger_conn_end - forget a trigger connection */
+static void srv_trigger_conn_end(struct srv_trigger_conn *tc)
+{
+    event_remove(tc->fd);
+    if (tc->timer)
+	event_timer_cancel(tc->timer);
+    close(tc->fd);
+    srv_trigger_pending--;
+    mem_free(&tc);
+}
+
+/* srv_trigger_conn_timeout - the sender wrote nothing in time */
+static void srv_trigger_conn_timeout(void *ctx)
+{
+    struct srv_trigger_conn *tc = ctx;
+
+    tc->timer = 0;
+    msg_warn("trigger connection: timeout");
+    srv_trigger_conn_end(tc);
+}
+
+/* srv_trigger_conn_cb - the bytes of one trigger connection */
+static void srv_trigger_conn_cb(int fd, void *ctx)
+{
+    struct srv_trigger_conn *tc = ctx;
+    char buf[SERVER_TRIGGER_MAX];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	return;
+    if (n < 0)
+	msg_warn("trigger connection: %m");
+    srv_trigger_conn_end(tc);
+    if (n >= 0)
+	srv_trigger_run(buf, (size_t) n);
+}
+
 /* srv_trigger_stream_cb - a connection on a trigger socket */
 static void srv_trigger_stream_cb(int lfd, void *ctx)
 {
-    char buf[SERVER_TRIGGER_MAX];
-    struct pollfd p;
-    ssize_t n = -1;
-    int fd, wait_ms;
+    struct srv_trigger_conn *tc;
+    int fd;
 
     (void) ctx;
     if (srv_exit_requested || srv_limit_reached())
@@ -715,29 +764,17 @@ static void srv_trigger_stream_cb(int lfd, void *ctx)
 	    msg_warn("accept: %m");
 	return;
     }
-    /* A trigger is written at once by its sender; wait briefly for it. */
-    wait_ms = (int) (var_ipc_timeout > 10 ? 10000 : var_ipc_timeout * 1000);
-    p.fd = fd;
-    p.events = POLLIN;
-    for (;;) {
-	p.revents = 0;
-	int r = poll(&p, 1, wait_ms);
-
-	if (r < 0 && errno == EINTR)
-	    continue;
-	if (r > 0) {
-	    do {
-		n = read(fd, buf, sizeof(buf));
-	    } while (n < 0 && errno == EINTR);
-	}
-	break;
-    }
-    close(fd);
-    if (n < 0) {
-	msg_warn("trigger connection: %s", errno ? strerror(errno) : "timeout");
+    if (srv_trigger_pending >= SRV_TRIGGER_PENDING_MAX) {
+	msg_warn("trigger connection: too many pending -- dropped");
+	close(fd);
 	return;
     }
-    srv_trigger_run(buf, (size_t) n);
+    sock_set_nonblock(fd, true);
+    tc = mem_zalloc(sizeof(*tc));
+    tc->fd = fd;
+    tc->timer = event_timer_add(SRV_TRIGGER_WAIT_MS, srv_trigger_conn_timeout, tc);
+    srv_trigger_pending++;
+    event_add_read(fd, srv_trigger_conn_cb, tc);
 }
 
 /* srv_trigger_loop - wait for triggers until a limit or a signal */
