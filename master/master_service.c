@@ -59,13 +59,14 @@ static void service_free(struct master_service **servp)
     mem_free(servp);
 }
 
-/* service_schedule_wakeup - first/next wake-up time */
+/* service_schedule_wakeup - the first wake-up: at once (so that qmgr and
+ * pickup start with master), or one period later for "N?" services */
 static void service_schedule_wakeup(struct master_service *serv, long long now)
 {
     const struct mastercf_entry *ent = serv->ent;
 
     if (ent->wakeup > 0 && serv->type != MASTERCF_INET)
-	serv->next_wakeup = now + ent->wakeup * 1000LL;
+	serv->next_wakeup = ent->wakeup_if_used ? now + ent->wakeup * 1000LL : now;
     else
 	serv->next_wakeup = 0;
 }
@@ -147,6 +148,7 @@ int master_services_reload(struct master_conf *newconf)
 	    *op = serv->next;			/* unlink from the old list */
 	    serv->next = NULL;
 	    serv->ent = plan[i].ent;
+	    serv->throttled = false;		/* the operator may have fixed it */
 	    mem_free(&plan[i].key);
 	    if (msg_verbose)
 		msg_info("reload: service %s/%s keeps its listeners", serv->name,

@@ -397,7 +397,8 @@ def test_second_master_refused(instance):
 def test_unix_and_fifo_services_with_wakeup(instance):
     instance.write_master_cf("trig unix - - n 1 1 ph-trigger\n"
                              "tfifo fifo - - n 1 1 ph-trigger\n"
-                             "ptrig unix n - n - 1 ph-trigger\n")
+                             "ptrig unix n - n - 1 ph-trigger\n"
+                             "lazy unix - - n 1? 1 ph-trigger\n")
     instance.start()
     private = instance.queue / "private"
     public = instance.queue / "public"
@@ -410,16 +411,20 @@ def test_unix_and_fifo_services_with_wakeup(instance):
     assert oct(os.stat(public).st_mode & 0o777) == "0o710"
     owner = pwd.getpwnam(instance.mail_owner).pw_uid
     assert os.stat(private / "trig").st_uid == owner
-    # Wake-ups start both services and reach them about once a second.
+    # Wake-ups start both services at once and reach them about once a
+    # second; the "?" service is not woken before it has been used.
     mark = instance.log_mark()
+    instance.wait_children(1, "trig", timeout=2)
+    instance.wait_children(1, "tfifo", timeout=2)
     time.sleep(2.6)
+    assert instance.children("lazy") == []
     trig = instance.children("trig")
     tfifo = instance.children("tfifo")
     assert len(trig) == 1 and len(tfifo) == 1
     text = instance.log_text()[mark:]
     for pid in (trig[0], tfifo[0]):
         n = len(re.findall(rf"ph-trigger\[{pid}\]: trigger: 1 bytes \"W\"", text))
-        assert 1 <= n <= 4, f"{n} wakeups for pid {pid}"
+        assert 2 <= n <= 5, f"{n} wakeups for pid {pid}"
     # Clients can trigger too.
     mark = instance.log_mark()
     with instance.connect_unix(public / "ptrig") as c:
@@ -429,6 +434,20 @@ def test_unix_and_fifo_services_with_wakeup(instance):
     os.write(fd, b"abc")
     os.close(fd)
     instance.wait_log(rf"ph-trigger\[{tfifo[0]}\]: trigger: 3 bytes \"abc\"", since=mark)
+
+
+def test_reload_ends_throttling(instance):
+    instance.set_main(service_throttle_time="60s")
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-failstart\n")
+    instance.start()
+    c = instance.connect(port)
+    instance.wait_log(rf"{port}: bad command startup -- throttling")
+    # The operator fixes the command and reloads: no 60s wait.
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-echo\n")
+    instance.reload()
+    greet_pid(c.readline(timeout=5))
+    c.close()
 
 
 def test_reload_removes_unix_socket(instance):
