@@ -10,6 +10,7 @@ import pwd
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -578,3 +579,31 @@ def test_unprivileged_master_runs_children_as_itself(instance):
         line = c.readline()
         assert f"uid={os.getuid()} " in line
     instance.wait_log(r"warning: not running as root: skipping chroot")
+
+
+def test_posthorn_start_status_stop(instance):
+    from conftest import BUILD
+    posthorn = BUILD / "bin" / "posthorn"
+    if not posthorn.exists():
+        pytest.skip(f"{posthorn} not built")
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+
+    def ph(*args):
+        return subprocess.run([str(posthorn), "-c", str(instance.etc), *args],
+                              capture_output=True, text=True, timeout=30)
+
+    res = ph("start")
+    assert res.returncode == 0, res.stderr
+    instance.wait_log(r"daemon started")
+    mpid = instance.master_pid()
+    assert f"master pid {mpid}" in ph("status").stdout
+    with instance.connect(port) as c:
+        greet_pid(c.readline())
+    assert ph("reload").returncode == 0
+    instance.wait_log(r"reload -- version")
+    # A second start reports the running master.
+    assert ph("start").returncode != 0
+    res = ph("stop")
+    assert res.returncode == 0, res.stderr
+    assert instance.processes() == []
