@@ -117,7 +117,7 @@ check:
 check-asan:
 	@sh tools/install-deps.sh
 	@$(MAKE) --no-print-directory B=build-asan SAN=yes CFLAGS='-O1 -g' all test-programs
-	@B=build-asan BDB=$(BDB) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@B=build-asan BDB=$(BDB) POSTHORN_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run-tests
 
 run:

@@ -536,5 +536,6 @@ def test_e2e_rate(mail, capsys):
     rate = n / elapsed
     with capsys.disabled():
         print(f"\nsendmail shell loop: {n} messages in {elapsed:.2f}s = {rate:.0f} msgs/s")
-    assert rate >= 50
+    # sanitizer builds start every process far more slowly
+    assert rate >= (5 if os.environ.get("POSTHORN_SANITIZED") else 50)
     mail.wait_maildir("alice@example.test", n, timeout=120)

@@ -353,7 +353,7 @@ int main(int argc, char **argv)
     struct sm_options opt = {MODE_DELIVER, NULL, NULL, NULL, NULL, true, false};
     struct sm_envelope env;
     const char *slash, *env_dir;
-    int first;
+    int first, status;
 
     sm_progname = (slash = strrchr(argv[0], '/')) ? slash + 1 : argv[0];
     if (!*sm_progname)
@@ -392,7 +392,6 @@ int main(int argc, char **argv)
     case MODE_SMTP:{
 	    struct stream *in = stream_open(STDIN_FILENO);
 	    struct stream *out = stream_open(STDOUT_FILENO);
-	    int status;
 
 	    if (first < argc)
 		sm_usage("-bs takes no recipients");
@@ -411,5 +410,8 @@ int main(int argc, char **argv)
     }
     for (int i = first; i < argc; i++)
 	sm_split_addresses(argv[i], sm_add_rcpt, &env);
-    return sm_deliver(&opt, &env);
+    status = sm_deliver(&opt, &env);
+    sm_envelope_fini(&env);
+    mem_free_ptr((void **) &opt.notify);
+    return status;
 }
