@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, pid_alive, proc_cmdline
+from conftest import IS_ROOT, MASTER, pid_alive, proc_cmdline
 
 
 def greet_pid(line):
@@ -579,6 +579,44 @@ def test_unprivileged_master_runs_children_as_itself(instance):
         line = c.readline()
         assert f"uid={os.getuid()} " in line
     instance.wait_log(r"warning: not running as root: skipping chroot")
+
+
+def test_unprivileged_master_started_by_root_as_nobody(instance):
+    """The sandbox case exercised from a root test run: master started as
+    nobody (setpriv) runs every child as nobody and needs no privilege."""
+    import shutil
+    if not IS_ROOT:
+        pytest.skip("needs root to become another user (the non-root run covers the case)")
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("setpriv (util-linux) not installed")
+    nobody = pwd.getpwnam("nobody")
+    probe = subprocess.run([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                            "--clear-groups", "test", "-x", str(MASTER)])
+    if probe.returncode != 0:
+        pytest.skip(f"{MASTER} is not reachable for user nobody (checkout path not searchable)")
+    port = instance.free_port()
+    instance.set_main(mail_owner="nobody")
+    instance.write_master_cf(f"{port} inet - - y - - ph-echo\n")
+    for path in [instance.dir, *instance.dir.rglob("*")]:
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+    mark = instance.log_mark()
+    proc = subprocess.Popen([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                             "--clear-groups", str(MASTER), "-c", str(instance.etc), "-F"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        instance.wait_log(r"daemon started", timeout=10, since=mark)
+        with instance.connect(port) as c:
+            line = c.readline()
+            assert f"uid={nobody.pw_uid} " in line, line
+        instance.wait_log(r"warning: not running as root: skipping chroot", since=mark)
+        assert status_ids(proc.pid, "Uid") == [nobody.pw_uid] * 4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert proc.returncode == 0
+    assert instance.processes() == []
 
 
 def test_posthorn_start_status_stop(instance):
