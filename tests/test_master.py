@@ -54,7 +54,10 @@ def test_spawn_on_demand(instance):
         assert instance.children(str(port)) == [pid]
         assert c.cmd("echo hello world") == "hello world"
         assert c.cmd("quit") == "bye"
-    # The idle child is reused for the next client.
+    # The idle child is reused for the next client (once master has its
+    # "available" status: it follows the disconnect log line).
+    instance.wait_log(rf"ph-echo\[{pid}\]: disconnect")
+    time.sleep(0.3)
     with instance.connect(port) as c:
         assert greet_pid(c.readline()) == pid
     # master -F: children log to (master's) stderr as well.

@@ -535,6 +535,8 @@ def test_e2e_rate(mail, capsys):
     rate = n / elapsed
     with capsys.disabled():
         print(f"\nsendmail shell loop: {n} messages in {elapsed:.2f}s = {rate:.0f} msgs/s")
-    # sanitizer builds start every process far more slowly
-    assert rate >= (5 if os.environ.get("POSTHORN_SANITIZED") else 50)
+    # A floor that catches a broken fast path (a sleep, a lost wake-up), not a
+    # benchmark: the machine may be shared. Sanitizer builds start every
+    # process far more slowly.
+    assert rate >= (5 if os.environ.get("POSTHORN_SANITIZED") else 20)
     mail.wait_maildir("alice@example.test", n, timeout=120)
