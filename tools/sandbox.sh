@@ -272,11 +272,13 @@ fi
 cat <<EOF
 
 posthorn sandbox in $RUN (loopback only, 127.0.0.1):
-  smtp        2525        submission  2587 (STARTTLS)   smtps  2465 (TLS)
-  pop3        2110        pop3s       2995 (TLS)
-  imap        2143        imaps       2993 (TLS)
+  smtp        2525        submission  2587          smtps  2465
+  pop3        2110        pop3s       2995
+  imap        2143        imaps       2993
   services whose daemons are not built yet are commented out in
-  $ETC/master.cf
+  $ETC/master.cf (TLS, AUTH, POP3 and IMAP come with later daemons)
+try:          swaks --server 127.0.0.1:2525 --to demo@$DOMAIN
+              echo hi | POSTHORN_CONFIG_DIR=$ETC $BUILD/bin/sendmail demo@$DOMAIN
 demo user:    demo@$DOMAIN
 password:     $PASSWORD   (kept in $PWFILE)
 mailbox:      $MAILDIR
