@@ -58,6 +58,7 @@
 /* The temp file, for removal on any failure (also from a signal). */
 static char pd_temp_path[sizeof(MAILDROP_DIR) + QUEUE_TEMP_NAME_SIZE + 2];
 static volatile sig_atomic_t pd_temp_live;
+static const char *pd_queue_dir;	/* $queue_directory, our cwd */
 
 /* pd_cleanup - remove the temp file (msg_fatal hook) */
 static void pd_cleanup(void)
@@ -106,6 +107,29 @@ static void pd_match_dir(const char *item, void *ctx)
 	l->found = true;
 }
 
+/* pd_config - the expanded value of one parameter (msg_fatal if it
+ * cannot be expanded). postdrop uses four parameters; expanding and
+ * converting the whole table (config_apply) was most of its start-up
+ * work. */
+static const char *pd_config(const char *name)
+{
+    const char *value = config_value(name);
+
+    if (value == NULL) {
+	struct str *ref = str_new(256);
+	struct str *out = str_new(STR_MAX_DEFAULT);
+	const char *error = "unknown parameter";
+
+	(void) str_appends(ref, "${");
+	(void) str_appends(ref, name);
+	(void) str_appendc(ref, '}');
+	if (config_expand(ref->data, out, &error) == 0)
+	    error = "unknown parameter";
+	msg_fatal_status(EX_CONFIG, "main.cf: parameter %s: %s", name, error);
+    }
+    return value;
+}
+
 /* pd_check_config_dir - a privileged postdrop trusts only the default
  * configuration, or directories that it lists */
 static void pd_check_config_dir(const char *dir)
@@ -116,12 +140,11 @@ static void pd_check_config_dir(const char *dir)
     if (getuid() == 0 || getegid() == getgid() || strcmp(dir, DEF_CONFIG_DIR) == 0)
 	return;
     config_init();
-    if (config_load(DEF_CONFIG_DIR, &error) < 0 || config_apply(&error) < 0)
+    if (config_load(DEF_CONFIG_DIR, &error) < 0)
 	msg_fatal_status(EX_NOPERM, "-c %s: not permitted (the default configuration "
 			 "cannot be read: %s)", dir, error);
-    value = config_value("alternate_config_directories");
-    if (value)
-	config_split(value, pd_match_dir, &l);
+    value = pd_config("alternate_config_directories");
+    config_split(value, pd_match_dir, &l);
     if (!l.found)
 	msg_fatal_status(EX_NOPERM, "-c %s: not permitted: not listed in "
 			 "alternate_config_directories of %s/main.cf", dir, DEF_CONFIG_DIR);
@@ -256,13 +279,13 @@ static void pd_drop(void)
 	dirfd = open(MAILDROP_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (dirfd < 0)
-	msg_fatal_status(EX_TEMPFAIL, "open %s/%s: %m", var_queue_directory, MAILDROP_DIR);
+	msg_fatal_status(EX_TEMPFAIL, "open %s/%s: %m", pd_queue_dir, MAILDROP_DIR);
 
     queue_temp_name(temp, sizeof(temp));
     (void) fmt_buf(pd_temp_path, sizeof(pd_temp_path), "%s/%s", MAILDROP_DIR, temp);
     fd = openat(dirfd, temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-	msg_fatal_status(EX_TEMPFAIL, "create %s/%s: %m", var_queue_directory, pd_temp_path);
+	msg_fatal_status(EX_TEMPFAIL, "create %s/%s: %m", pd_queue_dir, pd_temp_path);
     pd_temp_live = 1;
     if (fchmod(fd, 0444) < 0)
 	msg_fatal_status(EX_TEMPFAIL, "chmod %s: %m", pd_temp_path);
@@ -306,7 +329,7 @@ static _Noreturn void pd_usage(void)
 int main(int argc, char **argv)
 {
     const char *config_dir = DEF_CONFIG_DIR;
-    const char *error, *why;
+    const char *error, *why, *value;
     bool flush = false;
     int ch;
 
@@ -343,12 +366,14 @@ int main(int argc, char **argv)
 
     config_init();
     config_set("config_directory", config_dir);
-    if (config_load(config_dir, &error) < 0 || config_apply(&error) < 0)
+    if (config_load(config_dir, &error) < 0)
 	msg_fatal_status(EX_CONFIG, "%s", error);
-    if (!msg_set_syslog_facility(var_syslog_facility))
-	msg_warn("unknown syslog_facility %s", var_syslog_facility);
-    if (chdir(var_queue_directory) < 0)
-	msg_fatal_status(EX_TEMPFAIL, "chdir %s: %m", var_queue_directory);
+    value = pd_config("syslog_facility");
+    if (!msg_set_syslog_facility(value))
+	msg_warn("unknown syslog_facility %s", value);
+    pd_queue_dir = pd_config("queue_directory");
+    if (chdir(pd_queue_dir) < 0)
+	msg_fatal_status(EX_TEMPFAIL, "chdir %s: %m", pd_queue_dir);
 
     if (flush) {
 	if (!pd_trigger(QMGR_SOCKET, QMGR_TRIGGER_FLUSH, &why))

@@ -224,8 +224,11 @@ static int sm_parse_options(int argc, char **argv, struct sm_options *opt, struc
     return i;
 }
 
-/* sm_load_config - main.cf of sm_config_dir */
-static void sm_load_config(void)
+/* sm_load_config - main.cf of sm_config_dir; the whole table is
+ * expanded and converted (config_apply) only when full is true: the
+ * default path needs three parameters, and expanding every one of them
+ * was most of sendmail's start-up work */
+static void sm_load_config(bool full)
 {
     const char *error;
     char *abs;
@@ -234,8 +237,28 @@ static void sm_load_config(void)
 	sm_config_dir = abs;
     config_init();
     config_set("config_directory", sm_config_dir);
-    if (config_load(sm_config_dir, &error) < 0 || config_apply(&error) < 0)
+    if (config_load(sm_config_dir, &error) < 0 || (full && config_apply(&error) < 0))
 	msg_fatal_status(EX_CONFIG, "%s", error);
+}
+
+/* sm_config - one expanded parameter */
+const char *sm_config(const char *name)
+{
+    const char *value = config_value(name);
+
+    if (value == NULL) {
+	struct str *ref = str_new(256);
+	struct str *out = str_new(STR_MAX_DEFAULT);
+	const char *error = "unknown parameter";
+
+	(void) str_appends(ref, "${");
+	(void) str_appends(ref, name);
+	(void) str_appendc(ref, '}');
+	if (config_expand(ref->data, out, &error) == 0)
+	    error = "unknown parameter";
+	msg_fatal_status(EX_CONFIG, "%s/main.cf: parameter %s: %s", sm_config_dir, name, error);
+    }
+    return value;
 }
 
 /* sm_size_limit - message_size_limit, whoever declares it */
@@ -256,7 +279,7 @@ static _Noreturn void sm_exec_tool(const char *name, char **args)
     char *argv[16];
     int argc = 0;
 
-    if (!fmt_buf(path, sizeof(path), "%s/%s", var_command_directory, name))
+    if (!fmt_buf(path, sizeof(path), "%s/%s", sm_config("command_directory"), name))
 	msg_fatal_status(EX_CONFIG, "command_directory too long");
     argv[argc++] = (char *) name;
     argv[argc++] = (char *) "-c";
@@ -304,7 +327,7 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	str_appends(addr, env->sender);
 	if (*env->sender && strchr(env->sender, '@') == NULL) {
 	    str_appendc(addr, '@');
-	    str_appends(addr, var_myorigin);
+	    str_appends(addr, sm_config("myorigin"));
 	}
 	sm_header_from(from, opt->full_name, *env->sender ? addr->data : "MAILER-DAEMON");
 	header_from = mem_strdup(from->data);
@@ -368,7 +391,7 @@ int main(int argc, char **argv)
 
     sm_envelope_init(&env);
     first = sm_parse_options(argc, argv, &opt, &env);
-    sm_load_config();
+    sm_load_config(opt.mode == MODE_SMTP);
 
     switch (opt.mode) {
     case MODE_MAILQ:{

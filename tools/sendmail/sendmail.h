@@ -52,6 +52,15 @@ void sm_envelope_add(struct sm_envelope *env, const char *address, const char *n
 extern const char *sm_config_dir;	/* absolute */
 extern const char *sm_progname;		/* "sendmail", "mailq", "newaliases" */
 
+/* sm_config - the expanded value of a main.cf parameter (msg_fatal if
+ * it cannot be expanded). sendmail expands only the few parameters it
+ * uses, not the whole table (config_apply), except for -bs. */
+const char *sm_config(const char *name);
+
+/* sm_spawn - run path with argv in a child, stdin_fd (if >= 0) as its
+ * stdin; the pid, or -1 with errno */
+pid_t sm_spawn(const char *path, char *const *argv, int stdin_fd);
+
 /* sm_drop.c: a running postdrop with a pipe to its stdin. */
 struct sm_drop;
 /* sm_drop_open - start $command_directory/postdrop (msg_fatal on failure) */

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -69,17 +68,50 @@ void sm_envelope_add(struct sm_envelope *env, const char *address, const char *n
     r->orcpt = orcpt ? mem_strdup(orcpt) : NULL;
 }
 
+/* sm_spawn - run path with argv (environment unchanged) in a child,
+ * with stdin_fd as its stdin if >= 0. vfork: the child shares our
+ * memory until execve, so it only moves one descriptor and executes
+ * (posix_spawn would reset all 64 signal dispositions first: 126 system
+ * calls per message). sendmail installs no signal handlers, so none can
+ * run in the child. Returns the pid, or -1 with errno (execve failed). */
+pid_t sm_spawn(const char *path, char *const *argv, int stdin_fd)
+{
+    static volatile int exec_errno;
+    pid_t pid;
+
+    exec_errno = 0;
+    pid = vfork();
+    if (pid == 0) {
+	if (stdin_fd >= 0 && dup2(stdin_fd, STDIN_FILENO) < 0) {
+	    exec_errno = errno;
+	    _exit(EX_OSERR);
+	}
+	(void) execve(path, argv, environ);
+	exec_errno = errno;
+	_exit(EX_OSERR);
+    }
+    if (pid < 0)
+	return -1;
+    if (exec_errno != 0) {		/* the child has exited already */
+	int saved = exec_errno;
+
+	(void) waitpid(pid, NULL, 0);
+	errno = saved;
+	return -1;
+    }
+    return pid;
+}
+
 /* sm_drop_open - start postdrop */
 struct sm_drop *sm_drop_open(void)
 {
-    posix_spawn_file_actions_t actions;
     char path[4096];
     char *argv[6];
-    int argc = 0, pipefd[2], err;
+    int argc = 0, pipefd[2];
     struct sm_drop *drop;
     pid_t pid;
 
-    if (!fmt_buf(path, sizeof(path), "%s/postdrop", var_command_directory))
+    if (!fmt_buf(path, sizeof(path), "%s/postdrop", sm_config("command_directory")))
 	msg_fatal_status(EX_CONFIG, "command_directory too long");
     if (pipe2(pipefd, O_CLOEXEC) < 0)
 	msg_fatal_status(EX_OSERR, "pipe: %m");
@@ -89,12 +121,11 @@ struct sm_drop *sm_drop_open(void)
     if (msg_verbose)
 	argv[argc++] = (char *) "-v";
     argv[argc] = NULL;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipefd[0], STDIN_FILENO);
-    err = posix_spawn(&pid, path, &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
+    pid = sm_spawn(path, argv, pipefd[0]);
     (void) close(pipefd[0]);
-    if (err != 0) {
+    if (pid < 0) {
+	int err = errno;
+
 	(void) close(pipefd[1]);
 	errno = err;
 	msg_fatal_status(err == ENOENT ? EX_CONFIG : EX_OSERR, "execute %s: %m", path);
