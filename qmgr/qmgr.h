@@ -55,6 +55,7 @@ struct qmgr_rcpt {
     unsigned notify_flags;
     long offset;		/* of its R record */
     enum qmgr_rcpt_state state;
+    bool mark_pending;		/* DONE, but its 'D' is not on disk yet */
     /* the latest outcome, for logs and notices */
     char dsn[16];
     char *reason;
@@ -76,6 +77,7 @@ struct qmgr_message {
     size_t rcpt_count;
     size_t rcpt_cap;
     int refs;			/* jobs not yet finished */
+    size_t marks_pending;	/* recipients with mark_pending */
     bool expired;		/* older than its queue lifetime */
     bool expired_logged;
     bool warn_checked;		/* delay warning considered this pass */

@@ -4,17 +4,20 @@
  * retry time as the file's mtime).
  *
  * Recipient outcomes (docs/queue.md has the commit points):
- *   sent    mark done (one pwrite each, one fdatasync per reply), log
- *           status=sent; NOTIFY=SUCCESS also asks bounce for a notice
+ *   sent    done in memory, log status=sent; NOTIFY=SUCCESS also asks
+ *           bounce for a notice
  *   bounce  ask bounce for a failure notice (unless NOTIFY excludes it),
- *           then mark done and log status=bounced; if bounce fails the
- *           recipient is deferred instead
+ *           then done in memory and log status=bounced; if bounce fails
+ *           the recipient is deferred instead
  *   defer   append the reason to defer/ID (fsync), log status=deferred;
  *           past the queue lifetime a deferral becomes a bounce
  *           (status=expired)
  * A message whose recipients are all done is removed: defer/ID first,
- * then active/ID. Otherwise it moves to deferred/ with mtime = next
- * attempt. */
+ * then active/ID, without marking anything in the file (a crash before
+ * the unlink delivers again: at-least-once). The 'D' marks are written
+ * (one pwrite each, one fdatasync per file) only when the file will
+ * outlive this pass or a notice is asked for: before bounce is asked for
+ * a notice, and before the file moves to deferred/. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,8 +53,6 @@ long qmgr_active_count;
 
 /* What one reply did, applied together at its end. */
 struct outcome_batch {
-    size_t *mark;		/* recipients to mark done now */
-    size_t nmark;
     size_t *fail;		/* recipients for a failure notice */
     size_t nfail;
     size_t *success;		/* recipients for a success notice */
@@ -203,7 +204,6 @@ static void batch_add(size_t **list, size_t *n, size_t idx)
 /* batch_fini - free the lists */
 static void batch_fini(struct outcome_batch *b)
 {
-    mem_free(&b->mark);
     mem_free(&b->fail);
     mem_free(&b->success);
     mem_free(&b->defers);
@@ -222,6 +222,16 @@ static void rcpt_set_outcome(struct qmgr_rcpt *r, const char *dsn, const char *r
     mem_free(&r->relay);
     r->relay = new_relay;
     r->times = *t;
+}
+
+/* rcpt_done - the recipient is finished; its 'D' mark waits (marks_flush) */
+static void rcpt_done(struct qmgr_message *msg, struct qmgr_rcpt *r)
+{
+    r->state = QMGR_RCPT_DONE;
+    if (!r->mark_pending) {
+	r->mark_pending = true;
+	msg->marks_pending++;
+    }
 }
 
 /* rcpt_log - log a recipient's latest outcome with this status */
@@ -246,8 +256,7 @@ static void outcome(struct qmgr_message *msg, size_t idx, int what, const char *
     }
     switch (what) {
     case 's':
-	r->state = QMGR_RCPT_DONE;
-	batch_add(&b->mark, &b->nmark, idx);
+	rcpt_done(msg, r);
 	rcpt_log(msg, r, "sent");
 	if (r->notify_flags & QMGR_NOTIFY_SUCCESS)
 	    batch_add(&b->success, &b->nsuccess, idx);
@@ -257,8 +266,7 @@ static void outcome(struct qmgr_message *msg, size_t idx, int what, const char *
 	    r->state = QMGR_RCPT_BOUNCING;	/* logged when bounce has it */
 	    batch_add(&b->fail, &b->nfail, idx);
 	} else {
-	    r->state = QMGR_RCPT_DONE;
-	    batch_add(&b->mark, &b->nmark, idx);
+	    rcpt_done(msg, r);
 	    rcpt_log(msg, r, r->expired ? "expired" : "bounced");
 	    if (r->expired && !msg->expired_logged) {
 		msg->expired_logged = true;
@@ -278,14 +286,16 @@ static void outcome(struct qmgr_message *msg, size_t idx, int what, const char *
     }
 }
 
-/* mark_done - turn the recipients' R records into D, one fdatasync */
-static void mark_done(struct qmgr_message *msg, const size_t *idx, size_t n)
+/* marks_flush - write the waiting 'D' marks: one pwrite each, one
+ * fdatasync for the file. Needed only when the file outlives this pass
+ * (or a notice is asked for); a lost mark only repeats a delivery. */
+static void marks_flush(struct qmgr_message *msg)
 {
     char path[64];
     const char *err;
     int fd;
 
-    if (n == 0 || msg->file_gone)
+    if (msg->marks_pending == 0 || msg->file_gone)
 	return;
     message_path(path, sizeof(path), msg);
     if ((fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
@@ -294,11 +304,15 @@ static void mark_done(struct qmgr_message *msg, const size_t *idx, size_t n)
 	msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
 	return;
     }
-    for (size_t i = 0; i < n; i++) {
-	if (qf_mark_done_nosync(fd, (off_t) msg->rcpts[idx[i]].offset, &err) < 0) {
+    for (size_t i = 0; i < msg->rcpt_count && msg->marks_pending > 0; i++) {
+	struct qmgr_rcpt *r = msg->rcpts + i;
+
+	if (!r->mark_pending)
+	    continue;
+	r->mark_pending = false;
+	msg->marks_pending--;
+	if (qf_mark_done_nosync(fd, (off_t) r->offset, &err) < 0)
 	    msg_warn("%s: %s", msg->id, err);
-	    break;
-	}
     }
     if (fdatasync(fd) < 0)
 	msg_warn("%s: fdatasync %s: %m", msg->id, path);
@@ -320,12 +334,14 @@ static void notice_job(struct qmgr_message *msg, const char *request, const size
 }
 
 /* batch_apply - the durable part of a reply, in commit order: done
- * marks, defer reasons, then the notices that bounce will write */
+ * marks (only if bounce is to be asked), defer reasons, then the
+ * notices that bounce will write */
 static void batch_apply(struct qmgr_message *msg, struct outcome_batch *b)
 {
     const char *err;
 
-    mark_done(msg, b->mark, b->nmark);
+    if (b->nfail || b->nsuccess)
+	marks_flush(msg);
     if (b->ndefer && !msg->file_gone
 	&& defer_log_append(msg->id, b->defers, b->ndefer, &err) < 0)
 	msg_warn("%s: defer log: %s", msg->id, err);
@@ -367,8 +383,7 @@ static void bounce_done(struct qmgr_job *job, long status, const char *why)
 	    struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
 
 	    if (status == 0) {
-		r->state = QMGR_RCPT_DONE;
-		batch_add(&b.mark, &b.nmark, job->rcpt_idx[i]);
+		rcpt_done(msg, r);
 		rcpt_log(msg, r, r->expired ? "expired" : "bounced");
 		if (r->expired && !msg->expired_logged) {
 		    msg->expired_logged = true;
@@ -556,10 +571,12 @@ static void message_remove(struct qmgr_message *msg)
     if (defer_log_remove(msg->id, &err) < 0)
 	msg_warn("%s: %s", msg->id, err);
     message_path(path, sizeof(path), msg);
-    if (unlink(path) < 0 && errno != ENOENT)
-	msg_warn("%s: remove %s: %m", msg->id, path);
-    else
+    if (unlink(path) == 0)
 	log_queue_removed(msg->id);
+    else if (errno == ENOENT)
+	msg_warn("%s: queue file disappeared while active", msg->id);
+    else
+	msg_warn("%s: remove %s: %m", msg->id, path);
     message_free(msg);
 }
 
@@ -585,6 +602,8 @@ static bool message_delay_warning(struct qmgr_message *msg, double now)
 	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED
 	    && (msg->rcpts[i].notify_flags & QMGR_NOTIFY_DELAY))
 	    batch_add(&idx, &n, i);
+    if (n > 0)
+	marks_flush(msg);		/* the file outlives this pass */
     msg->refs++;			/* keep msg while queueing */
     notice_job(msg, BOUNCE_REQ_DELAY, idx, n);
     msg->refs--;
@@ -634,7 +653,13 @@ static void message_done(struct qmgr_message *msg)
 		      (int) msg->rcpts[i].state);
     }
     if (!deferred) {
-	message_remove(msg);
+	message_remove(msg);		/* no marks needed: see marks_flush */
+	return;
+    }
+    marks_flush(msg);			/* the file outlives this pass */
+    if (msg->file_gone) {
+	msg_warn("%s: queue file disappeared while active", msg->id);
+	message_free(msg);
 	return;
     }
     if (message_delay_warning(msg, now))
