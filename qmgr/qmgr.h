@@ -139,11 +139,13 @@ void qmgr_post_init(int argc, char **argv);
 void qmgr_trigger(const char *buf, size_t len);
 void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
+void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */
 double qmgr_now(void);
 
 /* qmgr_scan.c */
 void qmgr_scan_recover(void);	/* active/ at start-up */
 void qmgr_scan_incoming(void);
+void qmgr_scan_take_incoming(const char *id);	/* incoming/ID, no scan */
 void qmgr_scan_deferred(bool all);
 bool qmgr_scan_blocked(void);	/* a scan stopped at the active limit */
 void qmgr_move_corrupt(const char *queue, const char *id, const char *why);
@@ -180,6 +182,9 @@ void qmgr_conn_close(struct qmgr_conn **connp);
 void qmgr_conn_make_idle(struct qmgr_conn *conn);
 
 /* qmgr_policy.c */
+/* qmgr_trigger_id - "I<queue ID>": true with the ID in id (size at
+ * least QUEUE_ID_SIZE); false for anything else (plain "I", "F", "W") */
+bool qmgr_trigger_id(const char *buf, size_t len, char *id, size_t size);
 unsigned qmgr_notify_flags(const char *notify);
 long qmgr_backoff(double now, double arrival, long min_backoff, long max_backoff);
 bool qmgr_expired(double now, double arrival, bool null_sender, long lifetime,

@@ -324,8 +324,8 @@ static bool conn_message(struct qmgr_conn *conn, const struct ipc_list *list)
     return false;
 }
 
-/* conn_read_cb - input from an agent */
-static void conn_read_cb(int fd, void *ctx)
+/* conn_read - input from an agent */
+static void conn_read(int fd, void *ctx)
 {
     struct qmgr_conn *conn = ctx;
     struct ipc_list list;
@@ -367,4 +367,12 @@ static void conn_read_cb(int fd, void *ctx)
 	    break;
     }
     ipc_list_fini(&list);
+}
+
+/* conn_read_cb - input from an agent; then the work it made possible
+ * (the next request on this connection) at once */
+static void conn_read_cb(int fd, void *ctx)
+{
+    conn_read(fd, ctx);
+    qmgr_run_pending();
 }

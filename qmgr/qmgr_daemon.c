@@ -2,11 +2,18 @@
  * start-up recovery, wake-up triggers, timers, and the kicks that run
  * deferred work from the event loop.
  *
- * Triggers (public/qmgr): "I" scan incoming/ now; "F" flush: every
- * deferred message now (and incoming/); master's wake-up "W" and any
- * other byte: scan incoming/. Timers: incoming/ every
- * qmgr_incoming_scan_delay (a lost trigger only delays), deferred/
- * every queue_run_delay. */
+ * Triggers (public/qmgr): "I<queue ID>" take incoming/<ID> now, without
+ * a directory scan (cleanup knows the ID it just committed); "I" scan
+ * incoming/ now; "F" flush: every deferred message now (and incoming/);
+ * master's wake-up "W" and any other byte: scan incoming/. Timers:
+ * incoming/ every qmgr_incoming_scan_delay (a lost trigger only delays),
+ * deferred/ every queue_run_delay.
+ *
+ * Kicks: work that follows a state change is flagged and backed by a
+ * zero-delay timer, and also run at the end of the event callbacks that
+ * do the hot work (a trigger, an agent's reply: qmgr_run_pending), so a
+ * trigger leads to a delivery request within the same callback, not an
+ * event-loop turn later. */
 
 #include <limits.h>
 #include <string.h>
@@ -27,6 +34,7 @@
 
 static bool dispatch_pending;
 static bool scan_pending;
+static event_timer_id dispatch_timer, scan_timer;
 static bool scan_incoming_wanted, scan_deferred_wanted, scan_flush_wanted;
 
 /* qmgr_now - wall-clock seconds (the queue file's time base) */
@@ -38,12 +46,23 @@ double qmgr_now(void)
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* dispatch_fire - start deliveries */
+/* dispatch_run - start deliveries */
+static void dispatch_run(void)
+{
+    if (dispatch_timer)
+	(void) event_timer_cancel(dispatch_timer);
+    dispatch_timer = 0;
+    dispatch_pending = false;
+    qmgr_transport_dispatch_all();
+}
+
+/* dispatch_fire - the kick's timer */
 static void dispatch_fire(void *ctx)
 {
     (void) ctx;
-    dispatch_pending = false;
-    qmgr_transport_dispatch_all();
+    dispatch_timer = 0;
+    dispatch_run();
+    qmgr_run_pending();
 }
 
 /* qmgr_kick_dispatch - start deliveries soon (once per loop turn) */
@@ -51,14 +70,16 @@ void qmgr_kick_dispatch(void)
 {
     if (!dispatch_pending) {
 	dispatch_pending = true;
-	(void) event_timer_add(0, dispatch_fire, NULL);
+	dispatch_timer = event_timer_add(0, dispatch_fire, NULL);
     }
 }
 
-/* scan_fire - run the scans that were asked for */
-static void scan_fire(void *ctx)
+/* scan_run - run the scans that were asked for */
+static void scan_run(void)
 {
-    (void) ctx;
+    if (scan_timer)
+	(void) event_timer_cancel(scan_timer);
+    scan_timer = 0;
     scan_pending = false;
     if (scan_incoming_wanted || qmgr_scan_blocked()) {
 	scan_incoming_wanted = false;
@@ -72,13 +93,41 @@ static void scan_fire(void *ctx)
     }
 }
 
+/* scan_fire - the kick's timer */
+static void scan_fire(void *ctx)
+{
+    (void) ctx;
+    scan_timer = 0;
+    scan_run();
+    qmgr_run_pending();
+}
+
 /* qmgr_kick_scan - look for more messages soon */
 void qmgr_kick_scan(void)
 {
     if (!scan_pending) {
 	scan_pending = true;
-	(void) event_timer_add(0, scan_fire, NULL);
+	scan_timer = event_timer_add(0, scan_fire, NULL);
     }
+}
+
+/* qmgr_run_pending - run kicked work now; called at the end of an event
+ * callback, never from inside the scheduler. Bounded: what is still
+ * pending after a few rounds stays with its timer. */
+void qmgr_run_pending(void)
+{
+    static bool running;
+
+    if (running)
+	return;
+    running = true;
+    for (int round = 0; round < 8 && (scan_pending || dispatch_pending); round++) {
+	if (scan_pending)
+	    scan_run();
+	if (dispatch_pending)
+	    dispatch_run();
+    }
+    running = false;
 }
 
 /* timer_ms - seconds to a timer delay */
@@ -108,6 +157,13 @@ static void deferred_timer(void *ctx)
 /* qmgr_trigger - a wake-up request on public/qmgr */
 void qmgr_trigger(const char *buf, size_t len)
 {
+    char id[QUEUE_ID_SIZE];
+
+    if (qmgr_trigger_id(buf, len, id, sizeof(id))) {
+	qmgr_scan_take_incoming(id);
+	qmgr_run_pending();
+	return;
+    }
     for (size_t i = 0; i < len; i++) {
 	if (buf[i] == QMGR_TRIGGER_FLUSH[0])
 	    scan_flush_wanted = true;
@@ -116,6 +172,7 @@ void qmgr_trigger(const char *buf, size_t len)
     if (len == 0)
 	scan_incoming_wanted = true;
     qmgr_kick_scan();
+    qmgr_run_pending();
 }
 
 /* qmgr_pre_init - open the routing tables while still privileged */

@@ -778,6 +778,75 @@ static void message_route(struct qmgr_message *msg)
     batch_apply(msg, &b);
 }
 
+/* The queue file is read with large reads and no polls: the first
+ * QMGR_LOAD_CHUNK bytes (a whole file, usually) with one read(2) into a
+ * buffer that the stream's I/O layer hands out, the rest (big messages)
+ * by plain reads of the file. */
+#define QMGR_LOAD_CHUNK	65536
+
+struct load_source {
+    int fd;
+    char *buf;
+    size_t len;			/* bytes in buf */
+    size_t pos;			/* handed out */
+    bool at_end;		/* buf holds the whole file */
+};
+
+/* load_read - the next bytes of the file; 0 at its end */
+static ssize_t load_read(void *ctx, void *out, size_t len)
+{
+    struct load_source *src = ctx;
+    size_t n;
+
+    if (src->pos == src->len) {
+	if (src->at_end)
+	    return 0;
+	return read(src->fd, out, len);
+    }
+    n = src->len - src->pos < len ? src->len - src->pos : len;
+    memcpy(out, src->buf + src->pos, n);
+    src->pos += n;
+    return (ssize_t) n;
+}
+
+/* load_write - never used: the load stream is read-only */
+static ssize_t load_write(void *ctx, const void *buf, size_t len)
+{
+    (void) ctx;
+    (void) buf;
+    (void) len;
+    errno = EBADF;
+    return -1;
+}
+
+/* load_pending - never poll: a regular file (or the buffer) is ready */
+static size_t load_pending(void *ctx)
+{
+    (void) ctx;
+    return 1;
+}
+
+static const struct stream_io load_io = {load_read, load_write, load_pending};
+
+/* load_fill - the first chunk of the file */
+static void load_fill(struct load_source *src, off_t size)
+{
+    size_t want = size >= 0 && (size_t) size < QMGR_LOAD_CHUNK ? (size_t) size + 1
+	: QMGR_LOAD_CHUNK;
+    ssize_t n;
+
+    while ((n = read(src->fd, src->buf, want)) < 0 && errno == EINTR)
+	 /* void */ ;
+    if (n < 0) {
+	src->len = src->pos = 0;	/* load_read fails again: qf_scan says why */
+	src->at_end = false;
+	return;
+    }
+    src->len = (size_t) n;
+    src->pos = 0;
+    src->at_end = (size_t) n < want;	/* a short read of a file: its end */
+}
+
 /* qmgr_message_load - take active/ID into memory and start delivery */
 void qmgr_message_load(const char *id)
 {
@@ -786,6 +855,8 @@ void qmgr_message_load(const char *id)
     struct qf_reader rd;
     struct stream *s;
     struct stat st;
+    struct load_source src;
+    char buf[QMGR_LOAD_CHUNK];
     char path[64];
     const char *err;
     int fd, rc;
@@ -805,7 +876,11 @@ void qmgr_message_load(const char *id)
     (void) str_copy_out(msg->id, sizeof(msg->id), id);
     memset(&lc, 0, sizeof(lc));
     lc.msg = msg;
+    src.fd = fd;
+    src.buf = buf;
+    load_fill(&src, st.st_size);
     s = stream_open(fd);
+    stream_set_io(s, &load_io, &src);
     qf_reader_init(&rd, s, 0);
     rc = qf_scan(&rd, QF_RECORD_MAX, load_visit, &lc, &err);
     stream_free(&s);

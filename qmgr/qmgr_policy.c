@@ -7,8 +7,27 @@
 /* base */
 #include "str.h"
 
+/* mail */
+#include "mail_proto.h"
+#include "queue_id.h"
+
 /* qmgr */
 #include "qmgr.h"
+
+/* qmgr_trigger_id - a trigger that names the message to take */
+bool qmgr_trigger_id(const char *buf, size_t len, char *id, size_t size)
+{
+    size_t idlen;
+
+    if (len < 2 || buf[0] != QMGR_TRIGGER_SCAN[0])
+	return false;
+    idlen = len - 1;
+    if (idlen >= size || memchr(buf + 1, 0, idlen) != NULL)
+	return false;
+    memcpy(id, buf + 1, idlen);
+    id[idlen] = 0;
+    return queue_id_valid(id);
+}
 
 /* qmgr_notify_flags - flags of an N record ("" = the default) */
 unsigned qmgr_notify_flags(const char *notify)

@@ -115,6 +115,18 @@ void qmgr_scan_incoming(void)
     closedir(dir);
 }
 
+/* qmgr_scan_take_incoming - the trigger named incoming/ID: take it
+ * without reading the directory. Gone already (a scan took it): fine.
+ * No room: the next scan takes it. */
+void qmgr_scan_take_incoming(const char *id)
+{
+    if (!room()) {
+	incoming_blocked = true;
+	return;
+    }
+    activate("incoming", id);
+}
+
 /* qmgr_scan_deferred - retry messages whose time has come (all: now) */
 void qmgr_scan_deferred(bool all)
 {

@@ -1,5 +1,5 @@
 /* test-qmgr_policy.c - unit tests for qmgr's backoff, NOTIFY and
- * lifetime decisions. */
+ * lifetime decisions and its trigger parsing. */
 
 #include <string.h>
 
@@ -52,6 +52,36 @@ int main(void)
 	{0, false, 0, 0, true},			/* 0: one attempt only */
 	{500, true, 432000, 0, true},
     };
+
+    static const struct {
+	const char *buf;
+	size_t len;
+	const char *want;		/* the ID, or NULL: not an ID trigger */
+    } triggers[] = {
+	{"I1xVWka3HNbk1or", 15, "1xVWka3HNbk1or"},
+	{"I", 1, NULL},			/* plain scan */
+	{"F", 1, NULL},
+	{"W", 1, NULL},
+	{"", 0, NULL},
+	{"F1xVWka3HNbk1or", 15, NULL},	/* only I carries an ID */
+	{"I1xVWka3HNbk1or\n", 16, NULL},	/* nothing after the ID */
+	{"I1xVWka3HNbk1\0r", 15, NULL},	/* no NUL inside */
+	{"Itmp.12.345.0", 13, NULL},	/* a temp name is no ID */
+	{"I../active/1xVWka3HNbk1or", 25, NULL},
+	{"I1xVWka3HNbk1orAAAAAAAAAAAAAAAAAAAAAAA", 38, NULL},	/* too long */
+	{"II", 2, NULL},
+    };
+
+    unit_begin("qmgr_trigger_id");
+    for (size_t i = 0; i < sizeof(triggers) / sizeof(triggers[0]); i++) {
+	char id[QUEUE_ID_SIZE];
+	bool got = qmgr_trigger_id(triggers[i].buf, triggers[i].len, id, sizeof(id));
+
+	unit_assert_idx(got == (triggers[i].want != NULL), i);
+	if (got && triggers[i].want)
+	    unit_assert_idx(strcmp(id, triggers[i].want) == 0, i);
+    }
+    unit_end();
 
     unit_begin("qmgr_notify_flags");
     for (size_t i = 0; i < sizeof(notifies) / sizeof(notifies[0]); i++)
