@@ -283,12 +283,13 @@ static void pd_drop(void)
 
     queue_temp_name(temp, sizeof(temp));
     (void) fmt_buf(pd_temp_path, sizeof(pd_temp_path), "%s/%s", MAILDROP_DIR, temp);
-    fd = openat(dirfd, temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* Created read-only (umask 0333, set in main): the descriptor is
+     * writable all the same, and no fchmod (a second journaled inode
+     * change per message) is needed. */
+    fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (fd < 0)
 	msg_fatal_status(EX_TEMPFAIL, "create %s/%s: %m", pd_queue_dir, pd_temp_path);
     pd_temp_live = 1;
-    if (fchmod(fd, 0444) < 0)
-	msg_fatal_status(EX_TEMPFAIL, "chmod %s: %m", pd_temp_path);
 
     in = stream_open(STDIN_FILENO);
     stream_set_timeout(in, -1);
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
     int ch;
 
     pd_sanitize_fds();
-    umask(077);
+    umask(0333);			/* postdrop creates one file, mode 0444 */
     if (clearenv() != 0)
 	_exit(EX_OSERR);
     msg_init("postdrop", MSG_TO_STDERR);
