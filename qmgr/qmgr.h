@@ -9,7 +9,9 @@
  *   qmgr_transport.c  transports, destinations, job queues, concurrency
  *   qmgr_conn.c       non-blocking connections to delivery agents and to
  *                     bounce (handshake, request, reply)
- *   qmgr_policy.c     pure decisions: backoff, NOTIFY flags, lifetimes
+ *   qmgr_policy.c     pure decisions: backoff, NOTIFY flags, lifetimes,
+ *                     trigger parsing
+ *   qmgr_resolve.c    routing (resolve_address) with a per-domain cache
  *
  * Everything runs in one thread on the skeleton's event loop (event.h);
  * nothing blocks on an agent. Work that follows a state change (start
@@ -180,6 +182,10 @@ enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn 
 void qmgr_conn_assign(struct qmgr_conn *conn, struct qmgr_job *job);
 void qmgr_conn_close(struct qmgr_conn **connp);
 void qmgr_conn_make_idle(struct qmgr_conn *conn);
+
+/* qmgr_resolve.c */
+struct resolve_result;
+int qmgr_resolve(const char *address, struct resolve_result *result, const char **error_r);
 
 /* qmgr_policy.c */
 /* qmgr_trigger_id - "I<queue ID>": true with the ID in id (size at

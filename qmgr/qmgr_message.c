@@ -722,7 +722,7 @@ static void message_route(struct qmgr_message *msg)
 	if (r->state != QMGR_RCPT_TODO)
 	    continue;
 	t.finish = qmgr_now();
-	if (resolve_address(r->address, &res, &err) < 0) {
+	if (qmgr_resolve(r->address, &res, &err) < 0) {
 	    char why[512];
 
 	    (void) fmt_buf(why, sizeof(why), "address resolver failure: %s", err);
@@ -828,6 +828,23 @@ static size_t load_pending(void *ctx)
 
 static const struct stream_io load_io = {load_read, load_write, load_pending};
 
+/* One stream serves every load: its I/O layer reads load_src. */
+static struct stream *load_stream;
+static struct load_source load_src;
+
+/* load_stream_reset - drop what a load left in the stream (a scan that
+ * stopped early) and its sticky end-of-file, for the next load */
+static void load_stream_reset(void)
+{
+    char junk[4096];
+
+    load_src.pos = load_src.len;
+    load_src.at_end = true;
+    while (stream_read(load_stream, junk, sizeof(junk)) > 0)
+	 /* void */ ;
+    stream_clear_error(load_stream);
+}
+
 /* load_fill - the first chunk of the file */
 static void load_fill(struct load_source *src, off_t size)
 {
@@ -853,9 +870,7 @@ void qmgr_message_load(const char *id)
     struct qmgr_message *msg;
     struct load_ctx lc;
     struct qf_reader rd;
-    struct stream *s;
     struct stat st;
-    struct load_source src;
     char buf[QMGR_LOAD_CHUNK];
     char path[64];
     const char *err;
@@ -876,14 +891,18 @@ void qmgr_message_load(const char *id)
     (void) str_copy_out(msg->id, sizeof(msg->id), id);
     memset(&lc, 0, sizeof(lc));
     lc.msg = msg;
-    src.fd = fd;
-    src.buf = buf;
-    load_fill(&src, st.st_size);
-    s = stream_open(fd);
-    stream_set_io(s, &load_io, &src);
-    qf_reader_init(&rd, s, 0);
+    if (load_stream == NULL) {
+	load_stream = stream_open(fd);	/* its fd is never used */
+	stream_set_io(load_stream, &load_io, &load_src);
+    }
+    load_src.fd = fd;
+    load_src.buf = buf;
+    load_fill(&load_src, st.st_size);
+    qf_reader_init(&rd, load_stream, 0);
     rc = qf_scan(&rd, QF_RECORD_MAX, load_visit, &lc, &err);
-    stream_free(&s);
+    load_stream_reset();
+    load_src.fd = -1;
+    load_src.buf = NULL;
     close(fd);
     mem_free(&lc.orig);
     mem_free(&lc.orcpt);
