@@ -307,7 +307,7 @@ static const char *sm_login_name(void)
 /* sm_deliver - the default mode: stdin into one maildrop file */
 static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 {
-    struct stream *in;
+    struct sm_source in;
     struct sm_drop *drop;
     char *header_from = NULL;
     long long size;
@@ -340,11 +340,10 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	sm_drop_abort(&drop);
 	msg_fatal_status(EX_TEMPFAIL, "postdrop stopped reading (see its message above)");
     }
-    in = stream_open(STDIN_FILENO);
-    stream_set_timeout(in, -1);
-    st = sm_copy_message(in, sm_drop_stream(drop), opt->dot ? SM_COPY_DOT : 0,
+    sm_source_fd(&in, STDIN_FILENO);
+    st = sm_copy_message(&in, sm_drop_stream(drop), opt->dot ? SM_COPY_DOT : 0,
 			 sm_size_limit(), header_from, &size);
-    stream_free(&in);
+    sm_source_fini(&in);
     mem_free(&header_from);
     switch (st) {
     case SM_COPY_OK:

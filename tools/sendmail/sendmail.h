@@ -76,6 +76,21 @@ int sm_drop_finish(struct sm_drop **dropp);
 void sm_drop_abort(struct sm_drop **dropp);
 
 /* sm_input.c */
+/* Where message lines come from: stdin read in 64 KiB blocks without
+ * poll(2) (the default path has no deadline), or a stream (-bs). */
+struct sm_source {
+    struct stream *stream;	/* or NULL: read fd */
+    int fd;
+    char *buf;
+    size_t pos;
+    size_t len;
+    enum stream_status status;	/* sticky EOF or error of fd */
+};
+
+void sm_source_fd(struct sm_source *src, int fd);
+void sm_source_stream(struct sm_source *src, struct stream *stream);
+void sm_source_fini(struct sm_source *src);
+
 #define SM_COPY_DOT	(1 << 0)	/* a line "." alone ends the message */
 #define SM_COPY_UNSTUFF	(1 << 1)	/* SMTP: remove a leading "." (after DOT) */
 
@@ -93,7 +108,7 @@ enum sm_copy_status {
  * is not NULL and not empty, a "From:" line with it is put in front of
  * the header unless the header already has a From: field. *size_r gets
  * the content size. out NULL reads and discards the message. */
-enum sm_copy_status sm_copy_message(struct stream *in, struct stream *out, int flags,
+enum sm_copy_status sm_copy_message(struct sm_source *in, struct stream *out, int flags,
 				    long long size_limit, const char *header_from,
 				    long long *size_r);
 

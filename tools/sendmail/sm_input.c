@@ -5,8 +5,11 @@
 
 /* System library. */
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Base library. */
 #include "mem.h"
@@ -22,6 +25,92 @@
 #include "sendmail.h"
 
 #define SM_HEADER_BUFFER_MAX	((size_t) 256 << 10)	/* header held back for -F */
+#define SM_SOURCE_BLOCK		((size_t) 64 << 10)	/* read(2) size for stdin */
+
+/* sm_source_fd - lines straight from a blocking descriptor */
+void sm_source_fd(struct sm_source *src, int fd)
+{
+    memset(src, 0, sizeof(*src));
+    src->fd = fd;
+    src->buf = mem_alloc(SM_SOURCE_BLOCK);
+}
+
+/* sm_source_stream - lines from a stream (-bs: the SMTP dialogue) */
+void sm_source_stream(struct sm_source *src, struct stream *stream)
+{
+    memset(src, 0, sizeof(*src));
+    src->fd = -1;
+    src->stream = stream;
+}
+
+/* sm_source_fini - release the buffer (not the descriptor) */
+void sm_source_fini(struct sm_source *src)
+{
+    mem_free(&src->buf);
+}
+
+/* sm_source_fill - one read(2) into the empty buffer (poll only if the
+ * descriptor is non-blocking) */
+static enum stream_status sm_source_fill(struct sm_source *src)
+{
+    ssize_t n;
+
+    if (src->status != STREAM_OK)
+	return src->status;
+    src->pos = src->len = 0;
+    while ((n = read(src->fd, src->buf, SM_SOURCE_BLOCK)) < 0) {
+	struct pollfd pfd = {src->fd, POLLIN, 0};
+
+	if (errno == EINTR)
+	    continue;
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+	    break;
+	(void) poll(&pfd, 1, -1);	/* a caller's non-blocking stdin */
+    }
+    if (n > 0) {
+	src->len = (size_t) n;
+	return STREAM_OK;
+    }
+    return src->status = (n == 0 ? STREAM_EOF : STREAM_ERROR);
+}
+
+/* sm_source_getline - stream_getline's contract: a line with its "\n",
+ * STREAM_TOOLONG after max bytes without one, a final unterminated line
+ * as STREAM_OK, STREAM_EOF when nothing was left */
+static enum stream_status sm_source_getline(struct sm_source *src, struct str *line, size_t max)
+{
+    enum stream_status status;
+
+    if (src->stream)
+	return stream_getline(src->stream, line, max);
+    if (max > line->max)
+	max = line->max;
+    str_reset(line);
+    for (;;) {
+	size_t room = max - line->len;
+	size_t avail = src->len - src->pos;
+	size_t take = avail < room ? avail : room;
+	const char *start = src->buf + src->pos;
+	const char *nl = take ? memchr(start, '\n', take) : NULL;
+
+	if (nl)
+	    take = (size_t) (nl - start) + 1;
+	if (take > 0) {
+	    if (!str_append(line, start, take))
+		msg_panic("sm_source_getline: append within max failed");
+	    src->pos += take;
+	}
+	if (nl)
+	    return STREAM_OK;
+	if (line->len >= max)
+	    return STREAM_TOOLONG;
+	if ((status = sm_source_fill(src)) != STREAM_OK) {
+	    if (status == STREAM_EOF && line->len > 0)
+		return STREAM_OK;
+	    return status;
+	}
+    }
+}
 
 /* Copy state. */
 struct sm_copy {
@@ -79,7 +168,7 @@ static void sm_release_header(struct sm_copy *cp)
 }
 
 /* sm_copy_message - stdin to L/C records */
-enum sm_copy_status sm_copy_message(struct stream *in, struct stream *out, int flags,
+enum sm_copy_status sm_copy_message(struct sm_source *in, struct stream *out, int flags,
 				    long long size_limit, const char *header_from,
 				    long long *size_r)
 {
@@ -95,7 +184,7 @@ enum sm_copy_status sm_copy_message(struct stream *in, struct stream *out, int f
 	cp.held = str_new(SM_HEADER_BUFFER_MAX + QF_HEADER_SIZE + MAILDROP_LINE_CHUNK);
     }
     for (;;) {
-	enum stream_status st = stream_getline(in, line, MAILDROP_LINE_CHUNK);
+	enum stream_status st = sm_source_getline(in, line, MAILDROP_LINE_CHUNK);
 	const char *data;
 	size_t len;
 	bool complete;

@@ -271,6 +271,7 @@ static void sm_cmd_data(struct sm_session *s, const char *cmd, const char *arg)
 {
     static const struct mail_reply no_rcpt = {503, "5.5.1", "Error: need RCPT command"};
     static const struct mail_reply syntax = {501, "5.5.4", "Syntax: DATA"};
+    struct sm_source src;
     struct sm_drop *drop;
     enum sm_copy_status st;
     int status;
@@ -291,8 +292,10 @@ static void sm_cmd_data(struct sm_session *s, const char *cmd, const char *arg)
 	sm_drop_abort(&drop);
 	drop = NULL;
     }
-    st = sm_copy_message(s->in, drop ? sm_drop_stream(drop) : NULL,
+    sm_source_stream(&src, s->in);
+    st = sm_copy_message(&src, drop ? sm_drop_stream(drop) : NULL,
 			 SM_COPY_DOT | SM_COPY_UNSTUFF, s->size_limit, NULL, NULL);
+    sm_source_fini(&src);
     if (st == SM_COPY_EOF || st == SM_COPY_READ_ERROR) {
 	if (drop)
 	    sm_drop_abort(&drop);
