@@ -46,13 +46,21 @@ static void add_str(struct str *out, const char *name, const char *value)
     ipc_encode_attr(out, name, nz(value), strlen(nz(value)));
 }
 
-/* add_long - one integer attribute */
+/* add_long - one integer attribute (decimal by hand: this runs for
+ * every request qmgr sends) */
 static void add_long(struct str *out, const char *name, long value)
 {
     char buf[32];
+    char *p = buf + sizeof(buf);
+    unsigned long v = value < 0 ? 0UL - (unsigned long) value : (unsigned long) value;
 
-    (void) fmt_buf(buf, sizeof(buf), "%ld", value);
-    ipc_encode_attr(out, name, buf, strlen(buf));
+    do {
+	*--p = (char) ('0' + v % 10);
+	v /= 10;
+    } while (v);
+    if (value < 0)
+	*--p = '-';
+    ipc_encode_attr(out, name, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 /* deliver_request_encode - the request message */

@@ -22,6 +22,31 @@ void log_delay_format(char *buf, size_t size, double seconds)
 	(void) str_copy_out(buf, size, "0");
 	return;
     }
+    if (seconds < 100 && size >= 8) {
+	/* the common case without printf: whole hundredths, unless the
+	 * value is so near a rounding tie that only "%.2f" knows */
+	double cents = seconds * 100;
+	long c = (long) cents;
+	double frac = cents - (double) c;
+
+	if (frac > 0.5 + 1e-6)
+	    c++;
+	if ((frac < 0.5 - 1e-6 || frac > 0.5 + 1e-6) && c < 10000) {
+	    char *p = buf;
+
+	    if (c >= 1000)
+		*p++ = (char) ('0' + c / 1000);
+	    *p++ = (char) ('0' + c / 100 % 10);
+	    if (c % 100) {
+		*p++ = '.';
+		*p++ = (char) ('0' + c / 10 % 10);
+		if (c % 10)
+		    *p++ = (char) ('0' + c % 10);
+	    }
+	    *p = 0;
+	    return;
+	}
+    }
     if (seconds >= 100) {
 	(void) fmt_buf(buf, size, "%.0f", seconds);
 	return;
@@ -45,6 +70,14 @@ static double stage(double start, double end)
     return end - start;
 }
 
+/* put - append text, as much as fits: a long line is cut, not lost */
+static void put(struct str *out, const char *text)
+{
+    size_t len = strlen(text), room = out->max - str_len(out);
+
+    (void) str_append(out, text, len < room ? len : room);
+}
+
 /* log_delivery_format - the text after "ID: " */
 void log_delivery_format(struct str *out, const struct delivery_outcome *o,
 			 const struct delivery_times *t)
@@ -63,14 +96,36 @@ void log_delivery_format(struct str *out, const struct delivery_outcome *o,
     log_delay_format(c, sizeof(c), t->conn_start > 0 ? stage(t->conn_start, sent) : 0);
     log_delay_format(d, sizeof(d), stage(sent, t->finish));
 
+    /* "to=<T>[, orig_to=<O>], relay=R, delay=D, delays=a/b/c/d, dsn=N,
+     * status=S (REASON)", built by appends (no printf per line) */
     str_reset(out);
-    (void) str_appendf(out, "to=<%s>", o->to ? o->to : "");
-    if (o->orig_to && *o->orig_to && (o->to == NULL || strcmp(o->orig_to, o->to) != 0))
-	(void) str_appendf(out, ", orig_to=<%s>", o->orig_to);
-    (void) str_appendf(out, ", relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-		       o->relay && *o->relay ? o->relay : "none", total, a, b, c, d,
-		       o->dsn && *o->dsn ? o->dsn : "4.0.0", o->status,
-		       o->reason ? o->reason : "");
+    put(out, "to=<");
+    put(out, o->to ? o->to : "");
+    put(out, ">");
+    if (o->orig_to && *o->orig_to && (o->to == NULL || strcmp(o->orig_to, o->to) != 0)) {
+	put(out, ", orig_to=<");
+	put(out, o->orig_to);
+	put(out, ">");
+    }
+    put(out, ", relay=");
+    put(out, o->relay && *o->relay ? o->relay : "none");
+    put(out, ", delay=");
+    put(out, total);
+    put(out, ", delays=");
+    put(out, a);
+    put(out, "/");
+    put(out, b);
+    put(out, "/");
+    put(out, c);
+    put(out, "/");
+    put(out, d);
+    put(out, ", dsn=");
+    put(out, o->dsn && *o->dsn ? o->dsn : "4.0.0");
+    put(out, ", status=");
+    put(out, o->status);
+    put(out, " (");
+    put(out, o->reason ? o->reason : "");
+    put(out, ")");
 }
 
 /* log_delivery - log one recipient's outcome */

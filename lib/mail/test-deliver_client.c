@@ -138,6 +138,20 @@ int main(void)
     unit_assert_streq(list.attrs[10].value, "bob@example.test");
     unit_assert_streq(list.attrs[14].name, ATTR_RCPT_OFFSET);
     unit_assert_streq(list.attrs[14].value, "120");
+    {
+	struct deliver_request r2 = req;
+
+	r2.data_offset = 0;			/* integers are written by hand */
+	r2.data_size = __LONG_MAX__;
+	r2.arrival_time = -1;
+	deliver_request_encode(out, &r2);
+	unit_assert(ipc_decode_list(str_cstr(out), str_len(out), &list, &err) == (long) str_len(out));
+	unit_assert_streq(ipc_list_get(&list, ATTR_DATA_OFFSET), "0");
+	unit_assert_streq(ipc_list_get(&list, ATTR_DATA_SIZE), "9223372036854775807");
+	unit_assert_streq(ipc_list_get(&list, ATTR_ARRIVAL_TIME), "-1");
+	deliver_request_encode(out, &req);	/* as before, for the checks below */
+	unit_assert(ipc_decode_list(str_cstr(out), str_len(out), &list, &err) == (long) str_len(out));
+    }
     unit_assert_streq(list.attrs[16].value, "alias@example.test");
     unit_end();
 

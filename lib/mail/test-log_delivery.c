@@ -1,5 +1,6 @@
 /* test-log_delivery.c - unit tests for the delivery log formatter. */
 
+#include <stdio.h>
 #include <string.h>
 
 /* base */
@@ -8,6 +9,28 @@
 
 /* mail */
 #include "log_delivery.h"
+
+/* reference - what log_delay_format promises: "%.2f" without trailing
+ * zeros below 100 s, "%.0f" from 100 s, "0" below 0.005 s */
+static void reference(char *buf, size_t size, double seconds)
+{
+    size_t len;
+
+    if (!(seconds >= 0.005)) {
+	snprintf(buf, size, "0");
+	return;
+    }
+    if (seconds >= 100) {
+	snprintf(buf, size, "%.0f", seconds);
+	return;
+    }
+    snprintf(buf, size, "%.2f", seconds);
+    len = strlen(buf);
+    while (buf[len - 1] == '0')
+	buf[--len] = 0;
+    if (buf[len - 1] == '.')
+	buf[--len] = 0;
+}
 
 int main(void)
 {
@@ -56,6 +79,29 @@ int main(void)
     for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
 	log_delay_format(buf, sizeof(buf), delays[i].sec);
 	unit_assert_streq_idx(buf, delays[i].want, i);
+    }
+    unit_end();
+
+    unit_begin("log_delay_format agrees with printf's rounding everywhere");
+    {
+	char want[64];
+	size_t bad = 0;
+
+	/* every thousandth and its neighbours up to 101 s, where ties and
+	 * near-ties of the hundredths live */
+	for (long m = 0; m <= 101000; m++) {
+	    double base = (double) m / 1000.0;
+	    double probes[] = {base, base * (1 + 1e-15), base * (1 - 1e-15), base + 1e-7,
+			       base - 1e-7};
+
+	    for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
+		log_delay_format(buf, sizeof(buf), probes[k]);
+		reference(want, sizeof(want), probes[k]);
+		if (strcmp(buf, want) != 0 && bad++ < 5)
+		    unit_assert_streq(buf, want);
+	    }
+	}
+	unit_assert(bad == 0);
     }
     unit_end();
 
