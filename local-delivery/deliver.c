@@ -20,8 +20,9 @@
  *     with the rights of the list that named it);
  *   - nothing runs as root: uid 0 always becomes default_privs.
  * Every piece of work that touches a path the recipient (or the alias
- * owner) controls runs in ld_run_as(), i.e. in a child that has fully
- * dropped to that uid.
+ * owner) controls runs in a process that has fully dropped to that uid
+ * before it opened anything: the user's long-lived worker (worker.c),
+ * or for a command a child of its own (runas.c).
  *
  * Loops: a recipient that the message already names in a Delivered-To:
  * header bounces with 5.4.6; an address that comes back within its own
@@ -186,129 +187,21 @@ void ld_deliver_init(void)
 
 /* ---- the work that runs with dropped privileges */
 
-enum dl_job_kind {
-    JOB_MAILDIR = 1,
-    JOB_MBOX,
-    JOB_COMMAND,
-    JOB_FILE,
-    JOB_FORWARD_FILE,		/* read .forward */
-    JOB_INCLUDE_FILE,		/* read an :include: file */
-    JOB_USAGE,			/* mailbox usage, for verify */
-};
-
-struct dl_job {
-    enum dl_job_kind kind;
-    const struct ld_msg *msg;
-    struct copy_spec spec;
-    const char *path;
-    long quota;
-    struct mbox_opts mbox;
-    const char *command;
-    struct cmd_env env;
-    const char *ext;
-    uid_t uid;
-};
-
-/* dl_read_include - read an :include: file; payload "OWNER\nTEXT" */
-static void dl_read_include(const char *path, struct ld_result *res, struct str *payload)
-{
-    char buf[8192];
-    struct str *text = str_new(TABLE_ENTRY_MAX);
-    struct stat st;
-    ssize_t n;
-    int fd;
-
-    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
-	ld_result_set(res, errno == ENOENT ? LD_BOUNCE : LD_DEFER, errno == ENOENT ? "5.3.0" : "4.3.0",
-		      "cannot open include file %s: %s", path, strerror(errno));
-	goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is not a regular file", path);
-	goto out_close;
-    }
-    if (st.st_mode & S_IWOTH) {
-	ld_result_set(res, LD_DEFER, "4.7.0", "include file %s is world writable", path);
-	goto out_close;
-    }
-    for (;;) {
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0) {
-	    ld_result_set(res, LD_DEFER, "4.3.0", "cannot read %s: %s", path, strerror(errno));
-	    goto out_close;
-	}
-	if (n == 0)
-	    break;
-	if (!str_append(text, buf, (size_t) n)) {
-	    ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is too long", path);
-	    goto out_close;
-	}
-    }
-    if (payload)
-	(void) str_printf(payload, "%ld\n%s", (long) st.st_uid, str_cstr(text));
-    ld_result_set(res, LD_SENT, "2.0.0", "read %s", path);
-  out_close:
-    (void) close(fd);
-  out:
-    str_free(&text);
-}
-
-/* dl_usage - bytes used by a mailbox; payload "BYTES" */
-static void dl_usage(const char *path, long quota, struct ld_result *res, struct str *payload)
-{
-    size_t len = strlen(path);
-    const char *err;
-    struct stat st;
-    long used = 0;
-
-    if (len > 0 && path[len - 1] == '/') {
-	if (stat(path, &st) == 0 && quota_maildir_usage(path, quota, &used, &err) < 0) {
-	    ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
-	    return;
-	}
-    } else if (stat(path, &st) == 0) {
-	used = (long) st.st_size;
-    }
-    if (payload)
-	(void) str_printf(payload, "%ld", used);
-    ld_result_set(res, LD_SENT, "2.0.0", "usage");
-}
-
-/* dl_job_run - runas_fn: do one job */
+/* dl_job_run - runas_fn: do one job (a command, in a forked child) */
 static void dl_job_run(void *ctx, struct ld_result *res, struct str *payload)
 {
-    struct dl_job *job = ctx;
-    const char *err = "";
-    int rc;
+    ld_job_run(ctx, res, payload);
+}
 
-    switch (job->kind) {
-    case JOB_MAILDIR:
-	maildir_deliver(job->path, true, job->quota, job->msg, &job->spec, res);
-	break;
-    case JOB_MBOX:
-	mbox_deliver(job->path, &job->mbox, job->msg, &job->spec, res);
-	break;
-    case JOB_COMMAND:
-	command_deliver(job->command, &job->env, job->msg, &job->spec, res);
-	break;
-    case JOB_FILE:
-	file_deliver(job->path, job->msg, &job->spec, res);
-	break;
-    case JOB_FORWARD_FILE:
-	if ((rc = forward_read(job->path, job->ext, job->uid, payload, &err)) < 0)
-	    ld_result_set(res, LD_DEFER, "4.7.0", "unsafe or unreadable .forward: %s", err);
-	else
-	    ld_result_set(res, LD_SENT, "2.0.0", "%s", rc > 0 ? "found" : "none");
-	break;
-    case JOB_INCLUDE_FILE:
-	dl_read_include(job->path, res, payload);
-	break;
-    case JOB_USAGE:
-	dl_usage(job->path, job->quota, res, payload);
-	break;
-    }
+/* dl_run - one job as uid/gid: a command in a child of its own (it
+ * forks /bin/sh anyway), everything else in the user's worker */
+static void dl_run(uid_t uid, gid_t gid, gid_t extra_gid, struct ld_job *job,
+		   struct ld_result *res, struct str *payload)
+{
+    if (job->kind == LD_JOB_COMMAND)
+	ld_run_as(uid, gid, extra_gid, dl_job_run, job, res, payload);
+    else
+	ld_worker_run(uid, gid, extra_gid, job, res, payload);
 }
 
 /* ---- bookkeeping */
@@ -413,7 +306,7 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
 {
     struct str *path = str_new(8192);
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
     struct dl_privs p = *user;
     gid_t extra = (gid_t) -1;
     size_t hlen = strlen(var_home_mailbox);
@@ -427,7 +320,7 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
     job.msg = st->msg;
     if (hlen == 0) {
 	(void) str_printf(path, "%s/%s", var_mail_spool_directory, user->user);
-	job.kind = JOB_MBOX;
+	job.kind = LD_JOB_MBOX;
 	job.mbox.create = true;
 	job.mbox.dotlock_required = true;
 	job.mbox.check_owner = true;
@@ -443,10 +336,10 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
     } else {
 	(void) str_printf(path, "%s/%s", user->home, var_home_mailbox);
 	if (var_home_mailbox[hlen - 1] == '/') {
-	    job.kind = JOB_MAILDIR;
+	    job.kind = LD_JOB_MAILDIR;
 	    dl_spec(&job.spec, st->msg, COPY_MAILDIR, address);
 	} else {
-	    job.kind = JOB_MBOX;
+	    job.kind = LD_JOB_MBOX;
 	    job.mbox.create = true;
 	    job.mbox.check_owner = true;
 	    job.mbox.size_limit = var_mailbox_size_limit;
@@ -455,7 +348,7 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
     }
     job.path = str_cstr(path);
     st->work++;
-    ld_run_as(p.uid, p.gid, extra, dl_job_run, &job, &one, NULL);
+    dl_run(p.uid, p.gid, extra, &job, &one, NULL);
     dl_outcome(st, address, level, &one);
   out:
     str_free(&path);
@@ -467,7 +360,7 @@ static void dl_virtual(struct dl_state *st, const char *address, int level)
     struct str *value = str_new(TABLE_ENTRY_MAX), *mbox = str_new(8192), *path = str_new(8192);
     const char *err = "";
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
     long quota;
     int rc;
 
@@ -512,10 +405,10 @@ static void dl_virtual(struct dl_state *st, const char *address, int level)
     job.path = str_cstr(path);
     job.quota = quota;
     if (str_cstr(path)[str_len(path) - 1] == '/') {
-	job.kind = JOB_MAILDIR;
+	job.kind = LD_JOB_MAILDIR;
 	dl_spec(&job.spec, st->msg, COPY_MAILDIR, address);
     } else {
-	job.kind = JOB_MBOX;
+	job.kind = LD_JOB_MBOX;
 	job.mbox.create = true;
 	job.mbox.create_parent = true;
 	job.mbox.check_owner = true;
@@ -524,7 +417,7 @@ static void dl_virtual(struct dl_state *st, const char *address, int level)
 	dl_spec(&job.spec, st->msg, COPY_MBOX, address);
     }
     st->work++;
-    ld_run_as(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_run(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, &job, &one, NULL);
     dl_outcome(st, address, level, &one);
   out:
     str_free(&value);
@@ -554,10 +447,10 @@ static void dl_command(struct dl_state *st, const struct dl_source *src, const c
 {
     struct str *local = str_new(DL_NAME_MAX), *domain = str_new(DL_NAME_MAX);
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
 
     memset(&job, 0, sizeof(job));
-    job.kind = JOB_COMMAND;
+    job.kind = LD_JOB_COMMAND;
     job.msg = st->msg;
     job.command = command;
     dl_spec(&job.spec, st->msg, COPY_COMMAND, src->address);
@@ -571,7 +464,7 @@ static void dl_command(struct dl_state *st, const struct dl_source *src, const c
     job.env.home = src->privs->home;
     job.env.shell = src->privs->shell;
     st->work++;
-    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_run(src->privs->uid, src->privs->gid, (gid_t) -1, &job, &one, NULL);
     dl_outcome(st, src->address, level, &one);
     str_free(&local);
     str_free(&domain);
@@ -581,15 +474,15 @@ static void dl_command(struct dl_state *st, const struct dl_source *src, const c
 static void dl_file(struct dl_state *st, const struct dl_source *src, const char *path, int level)
 {
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
 
     memset(&job, 0, sizeof(job));
-    job.kind = JOB_FILE;
+    job.kind = LD_JOB_FILE;
     job.msg = st->msg;
     job.path = path;
     dl_spec(&job.spec, st->msg, COPY_MBOX, src->address);
     st->work++;
-    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, NULL);
+    dl_run(src->privs->uid, src->privs->gid, (gid_t) -1, &job, &one, NULL);
     dl_outcome(st, src->address, level, &one);
 }
 
@@ -604,15 +497,15 @@ static void dl_include(struct dl_state *st, const struct dl_source *src, const c
     struct dl_source inc = *src;
     struct dl_privs privs;
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
     const char *nl;
     char num[32];
     long owner;
 
     memset(&job, 0, sizeof(job));
-    job.kind = JOB_INCLUDE_FILE;
+    job.kind = LD_JOB_INCLUDE_FILE;
     job.path = path;
-    ld_run_as(src->privs->uid, src->privs->gid, (gid_t) -1, dl_job_run, &job, &one, payload);
+    dl_run(src->privs->uid, src->privs->gid, (gid_t) -1, &job, &one, payload);
     if (one.status != LD_SENT) {
 	dl_outcome(st, src->address, level, &one);
 	goto out;
@@ -762,7 +655,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     struct dl_privs privs;
     struct dl_source src;
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
     struct passwd *pw;
     const char *err = "";
     uid_t owner = 0;
@@ -822,11 +715,11 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	struct str *text = str_new(64 * 1024 + 1);
 
 	memset(&job, 0, sizeof(job));
-	job.kind = JOB_FORWARD_FILE;
+	job.kind = LD_JOB_FORWARD_FILE;
 	job.path = privs.home;
 	job.ext = str_cstr(ext);
 	job.uid = privs.uid;
-	ld_run_as(privs.uid, privs.gid, (gid_t) -1, dl_job_run, &job, &one, text);
+	dl_run(privs.uid, privs.gid, (gid_t) -1, &job, &one, text);
 	if (one.status != LD_SENT) {
 	    dl_outcome(st, address, level, &one);
 	    str_free(&text);
@@ -958,7 +851,7 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
     struct str *mbox = str_new(8192), *path = str_new(8192), *payload = str_new(64);
     const char *at, *err = "", *why = "";
     struct ld_result one;
-    struct dl_job job;
+    struct ld_job job;
     long quota, used;
     int rc;
 
@@ -987,10 +880,10 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
 		else
 		    (void) str_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
 		memset(&job, 0, sizeof(job));
-		job.kind = JOB_USAGE;
+		job.kind = LD_JOB_USAGE;
 		job.path = str_cstr(path);
 		job.quota = quota;
-		ld_run_as(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, dl_job_run, &job, &one, payload);
+		dl_run(dl_vmail_uid, dl_vmail_gid, (gid_t) -1, &job, &one, payload);
 		if (one.status == LD_SENT && parse_long(str_cstr(payload), &used)
 		    && (used >= quota || quota_exceeded(used, size, quota))) {
 		    *status = RCPT_STAT_OVER_QUOTA;

@@ -16,7 +16,11 @@
  * command.c   |command targets (sanitised environment, time limit,
  *             sysexits mapping)
  * file.c      /file targets
- * runas.c     running a piece of work as another user: fork, drop fully
+ * job.c       the pieces of work that run with a user's rights
+ * worker.c    long-lived worker processes, one per user: forked once,
+ *             dropped fully (priv_drop_ids) before any job, then fed
+ *             jobs over a socketpair (ipc.h framing, fd passing)
+ * runas.c     running a command as another user: fork, drop fully
  *             (priv_drop_ids), return the result through a pipe
  *
  * Results: every delivery step fills a struct ld_result; deliver.c merges
@@ -36,6 +40,7 @@
 #include <time.h>
 
 /* base */
+#include "ipc.h"
 #include "str.h"
 
 /* ---- results (deliver.c) */
@@ -244,6 +249,66 @@ void command_exit_result(int status, const char *command, const char *output,
 /* file_deliver - mbox-append to path (Maildir if it ends in "/") */
 void file_deliver(const char *path, const struct ld_msg *msg, const struct copy_spec *spec,
 		  struct ld_result *res);
+
+/* ---- one piece of work with a user's rights (job.c) */
+
+enum ld_job_kind {
+    LD_JOB_MAILDIR = 1,		/* Maildir delivery */
+    LD_JOB_MBOX,		/* mbox delivery */
+    LD_JOB_COMMAND,		/* |command */
+    LD_JOB_FILE,		/* /file */
+    LD_JOB_FORWARD_FILE,	/* read .forward; payload: its text */
+    LD_JOB_INCLUDE_FILE,	/* read an :include: file; payload "OWNER\nTEXT" */
+    LD_JOB_USAGE,		/* mailbox usage for verify; payload "BYTES" */
+};
+#define LD_JOB_KIND_MAX	LD_JOB_USAGE
+
+struct ld_job {
+    enum ld_job_kind kind;
+    const struct ld_msg *msg;	/* MAILDIR, MBOX, COMMAND, FILE */
+    struct copy_spec spec;
+    const char *path;		/* mailbox, file; home for FORWARD_FILE */
+    long quota;			/* MAILDIR, USAGE */
+    struct mbox_opts mbox;	/* MBOX */
+    const char *command;	/* COMMAND */
+    struct cmd_env env;		/* COMMAND */
+    const char *ext;		/* FORWARD_FILE: the address extension */
+    uid_t uid;			/* FORWARD_FILE: the owner it must have */
+};
+
+/* ld_job_needs_msg - does this kind of job read the message? */
+bool ld_job_needs_msg(enum ld_job_kind kind);
+/* ld_job_run - do the job in this process, with this process's rights */
+void ld_job_run(const struct ld_job *job, struct ld_result *res, struct str *payload);
+
+/* ---- long-lived workers, one per user (worker.c) */
+
+/* ld_worker_run - run job (any kind but LD_JOB_COMMAND) as uid/gid
+ * (plus extra_gid if not -1). As root in a worker process that dropped
+ * to those ids for good when it was started and serves many jobs;
+ * otherwise in this process. A worker that dies or answers nonsense
+ * makes the result a defer. */
+void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *job,
+		   struct ld_result *res, struct str *payload);
+/* ld_worker_shutdown - close every worker and reap it (at exit) */
+void ld_worker_shutdown(void);
+/* ld_worker_forget - in a new child process: close the descriptors of
+ * the parent's workers without waiting for anything */
+void ld_worker_forget(void);
+/* ld_worker_count - workers alive now (tests) */
+size_t ld_worker_count(void);
+/* ld_worker_encode_job / ld_worker_decode_job - the job message (tests
+ * and worker.c); decode is strict: exactly the expected attributes in
+ * order, every value checked. decode fills job and msg (msg->fd is -1),
+ * pointing into list. */
+void ld_worker_encode_job(struct str *out, const struct ld_job *job);
+int ld_worker_decode_job(const struct ipc_list *list, struct ld_job *job, struct ld_msg *msg,
+			 const char **error_r);
+/* ld_worker_encode_result / ld_worker_decode_result - the answer */
+void ld_worker_encode_result(struct str *out, const struct ld_result *res,
+			     const struct str *payload);
+int ld_worker_decode_result(const struct ipc_list *list, struct ld_result *res,
+			    struct str *payload, const char **error_r);
 
 /* ---- forwarding (forward.c) */
 

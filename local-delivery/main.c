@@ -357,6 +357,7 @@ static void ld_pre_init(int argc, char **argv)
 /* ld_on_exit - close the tables */
 static void ld_on_exit(void)
 {
+    ld_worker_shutdown();
     alias_fini();
     resolve_fini();
 }

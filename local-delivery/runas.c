@@ -1,4 +1,6 @@
-/* runas.c - run one piece of delivery work with a recipient's rights.
+/* runas.c - run one piece of delivery work with a recipient's rights in
+ * a child of its own (used for |command targets; mailbox and file work
+ * goes to the long-lived workers of worker.c).
  *
  * As root, ld_run_as() forks a child that drops privileges FULLY and
  * irrevocably (setgroups, setgid, setuid: real, effective and saved ids,
@@ -86,6 +88,7 @@ void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
 	struct str *pl = str_new(RUNAS_PAYLOAD_MAX);
 
 	(void) close(pfd[0]);
+	ld_worker_forget();
 	(void) signal(SIGHUP, SIG_DFL);
 	(void) signal(SIGTERM, SIG_DFL);
 	ld_result_init(&child_res);

@@ -1,12 +1,16 @@
 /* test-local_delivery.c - unit tests for the pure parts of local-delivery
  * (target lists, From_ lines and >From quoting, Delivered-To parsing,
  * Maildir names, quota arithmetic and maildirsize, sysexits mapping,
- * result merging) and for the file-level pieces that need no privileges
- * (copying a queue file into a Maildir and an mbox, quotas, dotlocks). */
+ * result merging, the worker protocol) and for the file-level pieces that
+ * need no privileges (copying a queue file into a Maildir and an mbox,
+ * quotas, dotlocks); as root also real workers (one per user, reused,
+ * dropped, a killed one deferring). */
 
 /* System library. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +20,10 @@
 #include <unistd.h>
 
 /* Base library. */
+#include "ipc.h"
 #include "mem.h"
 #include "msg.h"
+#include "privs.h"
 #include "safe_file.h"
 #include "str.h"
 #include "stream.h"
@@ -637,6 +643,357 @@ static void test_copies(const char *tmpdir)
     str_free(&md);
 }
 
+/* ---- the worker protocol */
+
+/* test_worker_codec - jobs and results survive encoding; anything else is refused */
+static void test_worker_codec(void)
+{
+    struct str *buf = str_new(STR_MAX_DEFAULT), *payload = str_new(1024);
+    struct ipc_list list;
+    struct ld_job job, got;
+    struct ld_msg msg, gmsg;
+    struct ld_result res, gres;
+    const char *err;
+    static const struct {
+	enum ld_job_kind kind;
+	const char *path;
+	int flags;
+	bool needs_msg;
+    } jobs[] = {
+	{LD_JOB_MAILDIR, "/var/vmail/example.test/alice/", COPY_MAILDIR, true},
+	{LD_JOB_MBOX, "/var/mail/bob", COPY_MBOX, true},
+	{LD_JOB_FILE, "/srv/archive", COPY_MBOX, true},
+	{LD_JOB_FORWARD_FILE, "/home/carol", 0, false},
+	{LD_JOB_INCLUDE_FILE, "/etc/mail/list", 0, false},
+	{LD_JOB_USAGE, "/var/vmail/x/", 0, false},
+    };
+    /* one attribute of a good job replaced: attribute index, new value */
+    static const struct {
+	size_t idx;
+	const char *value;
+    } bad[] = {
+	{0, "3 0 0 0 0 0 0 0 0"},	/* a command: never a worker's job */
+	{0, "0 0 0 0 0 0 0 0 0"}, {0, "99 0 0 0 0 0 0 0 0"},
+	{0, "1 0 64 0 0 0 0 0 0"},	/* copy flags out of range */
+	{0, "1 0 0 0 0 16 0 0 0"},	/* mbox flags out of range */
+	{0, "1 0 0 0 0 0 0 0 4294967295"},	/* uid */
+	{0, "1 -1 0 0 0 0 0 0 0"}, {0, "1 +1 0 0 0 0 0 0 0"}, {0, "1 01 0 0 0 0 0 0 0"},
+	{0, "1 0 0 0 0 0 0 0"}, {0, "1 0 0 0 0 0 0 0 0 0"}, {0, "1  0 0 0 0 0 0 0 0"},
+	{0, "1 0 0 0 0 0 0 0 0 "}, {0, " 1 0 0 0 0 0 0 0 0"}, {0, "1 0 0 0 0 0 0 0 x"},
+	{0, "1 99999999999999999999 0 0 0 0 0 0 0"}, {0, ""},
+	{1, ""},			/* empty path */
+    };
+    size_t i, j;
+
+    ipc_list_init(&list);
+    unit_begin("worker protocol: jobs survive encoding, strictly decoded");
+    memset(&msg, 0, sizeof(msg));
+    msg.fd = 7;
+    msg.queue_id = "4ABCDEFabcd1234";
+    msg.data_offset = 123;
+    msg.sender = "sender@example.org";
+    for (i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+	memset(&job, 0, sizeof(job));
+	job.kind = jobs[i].kind;
+	job.msg = jobs[i].needs_msg ? &msg : NULL;
+	job.path = jobs[i].path;
+	job.spec.flags = jobs[i].flags;
+	job.spec.sender = "sender@example.org";
+	job.spec.delivered_to = "alice@example.test";
+	job.spec.now = 1700000000;
+	job.quota = 5000;
+	job.mbox.create = true;
+	job.mbox.check_owner = i % 2 == 0;
+	job.mbox.dotlock_required = i % 2 == 1;
+	job.mbox.size_limit = 51200000;
+	job.mbox.quota = 77;
+	job.ext = "tag";
+	job.uid = 1234;
+	unit_assert_idx(ld_job_needs_msg(job.kind) == jobs[i].needs_msg, i);
+	ld_worker_encode_job(buf, &job);
+	unit_assert_idx(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err)
+			== (long) str_len(buf), i);
+	unit_assert_idx(ld_worker_decode_job(&list, &got, &gmsg, &err) == 0, i);
+	unit_assert_idx(got.kind == job.kind, i);
+	unit_assert_idx((got.msg != NULL) == jobs[i].needs_msg, i);
+	unit_assert_idx(gmsg.fd == -1, i);
+	if (jobs[i].needs_msg) {
+	    unit_assert_idx(gmsg.data_offset == 123, i);
+	    unit_assert_streq_idx(gmsg.sender, msg.sender, i);
+	}
+	unit_assert_streq_idx(got.path, job.path, i);
+	unit_assert_idx(got.spec.flags == job.spec.flags, i);
+	unit_assert_streq_idx(got.spec.sender, "sender@example.org", i);
+	unit_assert_streq_idx(got.spec.delivered_to, "alice@example.test", i);
+	unit_assert_idx(got.spec.now == 1700000000, i);
+	unit_assert_idx(got.quota == 5000, i);
+	unit_assert_idx(got.mbox.create && !got.mbox.create_parent, i);
+	unit_assert_idx(got.mbox.check_owner == job.mbox.check_owner, i);
+	unit_assert_idx(got.mbox.dotlock_required == job.mbox.dotlock_required, i);
+	unit_assert_idx(got.mbox.size_limit == 51200000 && got.mbox.quota == 77, i);
+	unit_assert_streq_idx(got.ext, "tag", i);
+	unit_assert_idx(got.uid == 1234, i);
+    }
+    unit_end();
+
+    unit_begin("worker protocol: malformed jobs are refused");
+    /* job is the last one (USAGE) */
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	ld_worker_encode_job(buf, &job);
+	unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+	mem_free(&list.attrs[bad[i].idx].value);
+	list.attrs[bad[i].idx].value = mem_strdup(bad[i].value);
+	list.attrs[bad[i].idx].len = strlen(bad[i].value);
+	unit_assert_idx(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0, i);
+    }
+    /* a missing, an extra, a renamed attribute; two swapped; a NUL */
+    ld_worker_encode_job(buf, &job);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    list.count--;
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0);
+    list.count++;
+    ipc_list_add(&list, "extra", "1", 1);
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    list.attrs[2].name[0] = 'x';
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    {
+	struct ipc_attr tmp = list.attrs[2];
+
+	list.attrs[2] = list.attrs[3];
+	list.attrs[3] = tmp;
+    }
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    list.attrs[1].value[2] = 0;
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) < 0);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    unit_assert(ld_worker_decode_job(&list, &got, &gmsg, &err) == 0);
+    unit_end();
+
+    unit_begin("worker protocol: results, with and without payload");
+    for (j = 0; j < 3; j++) {
+	ld_result_init(&res);
+	ld_result_set(&res, (int) j, j == 0 ? "2.0.0" : j == 1 ? "5.2.2" : "4.3.0",
+		      "reason %zu", j);
+	str_set(payload, j == 1 ? "" : "payload\nwith\0nul");
+	if (j == 2)
+	    str_append(payload, "\0x", 2);
+	ld_worker_encode_result(buf, &res, payload);
+	unit_assert_idx(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err)
+			== (long) str_len(buf), j);
+	ld_result_init(&gres);
+	str_reset(payload);
+	unit_assert_idx(ld_worker_decode_result(&list, &gres, payload, &err) == 0, j);
+	unit_assert_idx(gres.status == (int) j, j);
+	unit_assert_streq_idx(gres.dsn, res.dsn, j);
+	unit_assert_streq_idx(gres.reason, res.reason, j);
+	unit_assert_idx(gres.sent_count == res.sent_count, j);
+	unit_assert_idx(str_len(payload) == (j == 1 ? 0 : j == 0 ? 12 : 14), j);
+    }
+    /* nonsense: a status out of range, an empty dsn, a payload nobody wants */
+    ld_result_set(&res, LD_SENT, "2.0.0", "ok");
+    str_set(payload, "x");
+    ld_worker_encode_result(buf, &res, payload);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    unit_assert(ld_worker_decode_result(&list, &gres, NULL, &err) < 0);
+    for (j = 0; j < 4; j++) {
+	static const char *const bad_results[] = {"3 1", "0", "0 1 1", "-1 0"};
+
+	mem_free(&list.attrs[0].value);
+	list.attrs[0].value = mem_strdup(bad_results[j]);
+	list.attrs[0].len = strlen(bad_results[j]);
+	unit_assert_idx(ld_worker_decode_result(&list, &gres, payload, &err) < 0, j);
+    }
+    str_reset(payload);
+    ld_worker_encode_result(buf, &res, payload);
+    unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
+    list.attrs[1].len = 0;
+    list.attrs[1].value[0] = 0;
+    unit_assert(ld_worker_decode_result(&list, &gres, payload, &err) < 0);
+    unit_end();
+
+    ipc_list_fini(&list);
+    str_free(&buf);
+    str_free(&payload);
+}
+
+/* worker_pid_of - the P<pid> of the one file in dir/new that is not in seen */
+static long worker_pid_of(const char *dir, struct str *seen)
+{
+    struct str *p = str_new(4096);
+    struct dirent *de;
+    const char *cp;
+    long pid = -1;
+    DIR *d;
+
+    str_printf(p, "%s/new", dir);
+    if ((d = opendir(str_cstr(p))) == NULL) {
+	str_free(&p);
+	return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+	if (de->d_name[0] == '.' || strstr(str_cstr(seen), de->d_name) != NULL)
+	    continue;
+	str_appendf(seen, "%s\n", de->d_name);
+	if ((cp = strchr(de->d_name, 'P')) != NULL)
+	    pid = strtol(cp + 1, NULL, 10);
+	str_printf(p, "%s/new/%s", dir, de->d_name);
+    }
+    closedir(d);
+    str_free(&p);
+    return pid;
+}
+
+/* proc_ids_are - /proc/pid/status: all four uids and gids are these */
+static bool proc_ids_are(long pid, uid_t uid, gid_t gid)
+{
+    struct str *p = str_new(256), *text = str_new(65536), *want = str_new(256);
+    const char *err, *gl;
+    bool ok;
+
+    str_printf(p, "/proc/%ld/status", pid);
+    ok = read_file(str_cstr(p), text, 65536, &err) == 0;
+    str_printf(want, "\nUid:\t%ld\t%ld\t%ld\t%ld\n", (long) uid, (long) uid, (long) uid, (long) uid);
+    ok = ok && strstr(str_cstr(text), str_cstr(want)) != NULL;
+    str_printf(want, "\nGid:\t%ld\t%ld\t%ld\t%ld\n", (long) gid, (long) gid, (long) gid, (long) gid);
+    ok = ok && strstr(str_cstr(text), str_cstr(want)) != NULL;
+    /* no supplementary groups: nothing but white space on that line */
+    if (ok && (gl = strstr(str_cstr(text), "\nGroups:")) != NULL) {
+	for (gl += 8; *gl == ' ' || *gl == '\t'; gl++)
+	     /* void */ ;
+	ok = *gl == '\n';
+    } else {
+	ok = false;
+    }
+    str_free(&p);
+    str_free(&text);
+    str_free(&want);
+    return ok;
+}
+
+/* test_workers - real workers (root only): one process per user, reused,
+ * dropped; a killed idle worker is replaced; one killed during a job
+ * makes the job defer */
+static void test_workers(const char *tmpdir)
+{
+    struct str *p = str_new(4096), *md = str_new(4096), *seen = str_new(65536);
+    struct ld_msg msg;
+    struct ld_job job;
+    struct ld_result res;
+    struct passwd *pw;
+    off_t off;
+    long pid, first;
+    int i;
+    pid_t killer;
+
+    unit_begin("workers: one per user, reused, fully dropped, replaced when gone");
+    if (!priv_is_root() || (pw = getpwnam("nobody")) == NULL || pw->pw_uid == 0) {
+	/* not root: jobs run in this process, no worker is started */
+	memset(&job, 0, sizeof(job));
+	job.kind = LD_JOB_USAGE;
+	job.path = tmpdir;
+	ld_result_init(&res);
+	ld_worker_run(getuid(), getgid(), (gid_t) -1, &job, &res, p);
+	unit_assert(res.status == LD_SENT);
+	unit_assert(ld_worker_count() == 0);
+	unit_end();
+	goto out;
+    }
+    chmod(tmpdir, 0755);
+    str_printf(p, "%s/wqf", tmpdir);
+    memset(&msg, 0, sizeof(msg));
+    msg.fd = make_queue_file(str_cstr(p), test_lines, &off);	/* root's 0600 file */
+    msg.data_offset = off;
+    msg.sender = "sender@example.org";
+    msg.queue_id = "4ABCDEFabcd1234";
+    str_printf(p, "%s/vmail", tmpdir);
+    unit_assert(mkdir(str_cstr(p), 0700) == 0);
+    unit_assert(chown(str_cstr(p), pw->pw_uid, pw->pw_gid) == 0);
+    str_printf(md, "%s/vmail/alice", tmpdir);
+    memset(&job, 0, sizeof(job));
+    job.kind = LD_JOB_MAILDIR;
+    job.msg = &msg;
+    job.path = str_cstr(md);
+    job.spec.flags = COPY_MAILDIR;
+    job.spec.sender = msg.sender;
+    job.spec.delivered_to = "alice@example.test";
+    first = -1;
+    for (i = 0; i < 3; i++) {
+	ld_result_init(&res);
+	ld_worker_run(pw->pw_uid, pw->pw_gid, (gid_t) -1, &job, &res, NULL);
+	unit_assert_idx(res.status == LD_SENT, i);
+	pid = worker_pid_of(str_cstr(md), seen);
+	if (i == 0)
+	    first = pid;
+	unit_assert_idx(pid > 0 && pid == first && pid != (long) getpid(), i);
+    }
+    unit_assert(ld_worker_count() == 1);
+    unit_assert(proc_ids_are(first, pw->pw_uid, pw->pw_gid));
+    str_printf(p, "%s/new", str_cstr(md));
+    unit_assert(count_dir(str_cstr(p)) == 3);
+
+    /* a worker that was killed while idle: the next job gets a new one */
+    unit_assert(kill((pid_t) first, SIGKILL) == 0);
+    usleep(100 * 1000);
+    ld_result_init(&res);
+    ld_worker_run(pw->pw_uid, pw->pw_gid, (gid_t) -1, &job, &res, NULL);
+    unit_assert(res.status == LD_SENT);
+    pid = worker_pid_of(str_cstr(md), seen);
+    unit_assert(pid > 0 && pid != first);
+    unit_assert(ld_worker_count() == 1);
+    unit_end();
+
+    unit_begin("workers: a worker killed during a job means defer, never sent");
+    /* an mbox whose dotlock is held: the worker waits, and is killed */
+    str_printf(p, "%s/vmail/mbox.lock", tmpdir);
+    i = open(str_cstr(p), O_CREAT | O_WRONLY, 0600);
+    unit_assert(i >= 0);
+    close(i);
+    var_deliver_lock_attempts = 10;
+    var_deliver_lock_delay = 1;
+    str_printf(p, "%s/vmail/mbox", tmpdir);
+    job.kind = LD_JOB_MBOX;
+    job.path = str_cstr(p);
+    job.spec.flags = COPY_MBOX;
+    job.mbox.create = true;
+    killer = fork();
+    if (killer == 0) {
+	usleep(300 * 1000);
+	kill((pid_t) pid, SIGKILL);
+	_exit(0);
+    }
+    ld_result_init(&res);
+    ld_worker_run(pw->pw_uid, pw->pw_gid, (gid_t) -1, &job, &res, NULL);
+    waitpid(killer, NULL, 0);
+    unit_assert(res.status == LD_DEFER);
+    unit_assert_streq(res.dsn, "4.3.0");
+    unit_assert(strstr(res.reason, "killed by signal 9") != NULL);
+    unit_assert(ld_worker_count() == 0);
+    unit_end();
+
+    unit_begin("workers: gone after shutdown");
+    job.kind = LD_JOB_USAGE;
+    job.msg = NULL;
+    job.path = str_cstr(md);
+    ld_result_init(&res);
+    str_reset(seen);
+    ld_worker_run(pw->pw_uid, pw->pw_gid, (gid_t) -1, &job, &res, seen);
+    unit_assert(res.status == LD_SENT);
+    unit_assert(strtol(str_cstr(seen), NULL, 10) > 0);	/* bytes in the Maildir */
+    unit_assert(ld_worker_count() == 1);
+    ld_worker_shutdown();
+    unit_assert(ld_worker_count() == 0);
+    unit_end();
+
+    close(msg.fd);
+  out:
+    str_free(&p);
+    str_free(&md);
+    str_free(&seen);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/test-local-delivery.XXXXXX";
@@ -659,6 +1016,8 @@ int main(void)
     if ((tmpdir = mkdtemp(tmpl)) == NULL)
 	msg_fatal("mkdtemp: %m");
     test_copies(tmpdir);
+    test_worker_codec();
+    test_workers(tmpdir);
     cmd = str_new(4096);
     str_printf(cmd, "rm -rf '%s'", tmpdir);
     if (system(str_cstr(cmd)) != 0)

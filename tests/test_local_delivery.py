@@ -14,6 +14,7 @@ import grp
 import os
 import pathlib
 import pwd
+import signal
 import re
 import socket
 import struct
@@ -691,3 +692,113 @@ def test_stale_dotlock_is_removed(local):
     res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
     assert res[0]["rcpt_status"] == "defer"
     assert lock.exists()
+
+
+# -- delivery workers (root only) ------------------------------------------------------
+
+def maildir_pids(md):
+    """The P<pid> of every message in a Maildir's new/, in name order."""
+    return [int(re.search(r"\.M\d+P(\d+)R", p.name).group(1)) for p in local_messages(md)]
+
+
+def local_messages(md):
+    new = pathlib.Path(md) / "new"
+    return sorted(new.iterdir()) if new.is_dir() else []
+
+
+def proc_ids(pid):
+    """(uids, gids, groups) from /proc/PID/status."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    field = {k: v.split() for k, v in
+             (line.split(":", 1) for line in status.splitlines() if ":" in line)}
+    return ([int(x) for x in field["Uid"]], [int(x) for x in field["Gid"]],
+            [int(x) for x in field["Groups"]])
+
+
+def child_pids(ppid):
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = pathlib.Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2:].split()
+        if int(rest[1]) == ppid and rest[0] not in ("Z", "X"):
+            out.append(int(name))
+    return out
+
+
+def test_worker_is_reused_and_fully_dropped(local):
+    """Virtual deliveries do not fork per message: one worker process per
+    user serves them all, running with vmail's ids only, holding nothing
+    but stdio, its socket and the log file."""
+    needs_root()
+    local.start()
+    c = local.client()
+    try:
+        for rcpt in ("alice@example.test", "alice@example.test", "bob@example.test",
+                     "alice@example.test", "mboxuser@example.test"):
+            res = local.deliver([rcpt], client=c)
+            assert res[0]["rcpt_status"] == "sent", res
+        (ld,) = local.inst.children("local")
+        workers = child_pids(ld)
+        assert len(workers) == 1, workers
+        (worker,) = workers
+        pids = maildir_pids(local.maildir("alice")) + maildir_pids(local.maildir("bob"))
+        assert pids == [worker] * 4
+        uids, gids, groups = proc_ids(worker)
+        assert uids == [local.vmail.pw_uid] * 4 and gids == [local.vmail.pw_gid] * 4
+        assert groups == []
+        fds = {}
+        for fd in os.listdir(f"/proc/{worker}/fd"):
+            fds[int(fd)] = os.readlink(f"/proc/{worker}/fd/{fd}")
+        extra = {fd: t for fd, t in fds.items() if fd > 2}
+        sockets = [t for t in extra.values() if t.startswith("socket:")]
+        assert len(sockets) == 1, fds
+        assert all(t.startswith("socket:") or t == str(local.inst.maillog)
+                   for t in extra.values()), fds
+        assert fds[0] == "/dev/null" and fds[1] == "/dev/null", fds
+        # a verify that measures a mailbox (quota) uses the same worker
+        assert local.verify("bob@example.test", size=10)["rcpt_status"] == "ok"
+    finally:
+        c.close()
+
+    # the worker leaves with its parent
+    os.kill(ld, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pathlib.Path(f"/proc/{worker}").exists() and \
+            pathlib.Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] not in "ZX":
+        assert time.monotonic() < deadline, "worker outlived its parent"
+        time.sleep(0.05)
+
+
+def test_worker_killed_during_delivery_defers(local):
+    """A worker that dies in the middle of a job is never 'sent': the
+    recipient defers, and the next delivery gets a new worker."""
+    needs_root()
+    local.inst.set_main(deliver_lock_attempts="10", deliver_lock_delay="1s")
+    local.start()
+    mbox = local.maildir("mboxuser")
+    mbox.parent.mkdir(parents=True, exist_ok=True)
+    os.chown(mbox.parent, local.vmail.pw_uid, local.vmail.pw_gid)
+    lock = pathlib.Path(str(mbox) + ".lock")
+    lock.write_text("1\n")                  # a fresh lock: the worker waits
+    c = local.client()
+    try:
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+        (ld,) = local.inst.children("local")
+        (worker,) = child_pids(ld)
+        threading.Timer(0.5, os.kill, (worker, signal.SIGKILL)).start()
+        res = local.deliver(["mboxuser@example.test"], client=c)
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.3.0"
+        assert "killed by signal 9" in res[0]["rcpt_reason"], res
+        lock.unlink()
+        res = local.deliver(["mboxuser@example.test"], client=c)
+        assert res[0]["rcpt_status"] == "sent", res
+        assert child_pids(ld) != [worker]
+        assert mbox.read_text().count("\nDelivered-To: mboxuser@example.test\n") == 1
+    finally:
+        c.close()
