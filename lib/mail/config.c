@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,6 +69,8 @@ static struct cfg_entry *entries;
 static size_t entry_count, entry_alloc;
 static unsigned long generation = 1;
 static bool initialized;
+static size_t *entry_index;		/* open addressing: entry number + 1, 0 = empty */
+static size_t index_cap;		/* a power of two, or 0 */
 static bool init_applying;		/* config_init is applying defaults */
 
 static char error_buf[1024];		/* text behind every error_r */
@@ -132,13 +135,42 @@ static bool is_name_char(int c)
     return isalnum((unsigned char) c) || c == '_';
 }
 
+/* entry_hash - FNV-1a over a name */
+static size_t entry_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++) {
+	h ^= (unsigned char) name[i];
+	h *= 16777619u;
+    }
+    return h;
+}
+
 /* entry_find - the entry for name, or NULL */
 static struct cfg_entry *entry_find(const char *name, size_t len)
 {
-    for (size_t i = 0; i < entry_count; i++)
+    size_t slot, i;
+
+    if (index_cap == 0)
+	return NULL;
+    for (slot = entry_hash(name, len) & (index_cap - 1); entry_index[slot] != 0;
+	 slot = (slot + 1) & (index_cap - 1)) {
+	i = entry_index[slot] - 1;
 	if (strncmp(entries[i].name, name, len) == 0 && entries[i].name[len] == 0)
 	    return &entries[i];
+    }
     return NULL;
+}
+
+/* index_insert - put entry i into the hash index (which has room) */
+static void index_insert(size_t i)
+{
+    size_t slot = entry_hash(entries[i].name, strlen(entries[i].name)) & (index_cap - 1);
+
+    while (entry_index[slot] != 0)
+	slot = (slot + 1) & (index_cap - 1);
+    entry_index[slot] = i + 1;
 }
 
 /* entry_add - a new entry (the name must not exist yet) */
@@ -153,6 +185,18 @@ static struct cfg_entry *entry_add(const char *name)
     e = &entries[entry_count++];
     memset(e, 0, sizeof(*e));
     e->name = mem_strdup(name);
+    /* Keep the index at most half full: rebuild it twice as large. */
+    if (mem_size_mul(entry_count, 2) > index_cap) {
+	mem_free(&entry_index);
+	index_cap = 256;
+	while (index_cap < mem_size_mul(entry_count, 4))
+	    index_cap = mem_size_mul(index_cap, 2);
+	entry_index = mem_zalloc(mem_size_mul(index_cap, sizeof(*entry_index)));
+	for (size_t i = 0; i < entry_count; i++)
+	    index_insert(i);
+    } else {
+	index_insert(entry_count - 1);
+    }
     return e;
 }
 
@@ -168,6 +212,8 @@ static void entry_free_all(void)
 	mem_free(&entries[i].def_expanded);
     }
     mem_free(&entries);
+    mem_free(&entry_index);
+    index_cap = 0;
     entry_count = entry_alloc = 0;
 }
 
