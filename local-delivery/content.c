@@ -29,7 +29,18 @@
 
 #define CONTENT_HEADER_MAX	(64 * 1024)	/* one unfolded header we look at */
 #define CONTENT_DELIVERED_MAX	(256 * 1024)	/* all Delivered-To values kept */
-#define COPY_BUF_SIZE		(64 * 1024)
+#define COPY_BUF_SIZE		(64 * 1024)	/* the copy buffer at first */
+#define COPY_BUF_MAX		(4 * 1024 * 1024)	/* and at most: one write(2) up to this */
+
+#define CT_READ_SIZE		(64 * 1024)	/* one pread of the queue file */
+
+/* ct_rec_len - the length field of a record header (4 bytes after the type) */
+static size_t ct_rec_len(const char *hdr)
+{
+    const unsigned char *p = (const unsigned char *) hdr + 1;
+
+    return ((size_t) p[0] << 24) | ((size_t) p[1] << 16) | ((size_t) p[2] << 8) | (size_t) p[3];
+}
 
 /* ld_result_init - no outcome yet */
 void ld_result_init(struct ld_result *r)
@@ -93,31 +104,101 @@ const char *ld_status_name(int status)
  * content_walk - read the content segment of the queue file at offset:
  * an M record, then L and C records until X. Each record is handed to fn
  * as a piece of a line (flags say whether it starts and/or ends one).
+ *
+ * The records are parsed in memory from large pread()s (CT_READ_SIZE at
+ * a time, more only for a record that does not fit), not read one by
+ * one: a typical message is one system call. pread leaves the file
+ * offset alone, so the delivery processes sharing this descriptor never
+ * disturb each other. The checks are qf_get()'s: the record types, the
+ * length limit QF_RECORD_MAX, an M record without data first.
  */
 int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const char **error_r)
 {
-    struct stream *s;
-    struct qf_reader r;
-    struct str *data = str_new(QF_RECORD_MAX);
+    static char errbuf[160];
+    static char *ct_buf;		/* CT_READ_SIZE bytes, kept */
+    char *buf, *big = NULL;
+    size_t size = CT_READ_SIZE, have = 0, pos = 0, len;
+    off_t file_pos = offset;		/* where buf[have] comes from */
     int type, rc = 0, flags = CONTENT_LINE_START;
+    bool first = true, eof = false;
+    ssize_t n;
 
-    if (lseek(fd, offset, SEEK_SET) < 0) {
-	str_free(&data);
-	*error_r = "cannot seek in the queue file";
-	return -1;
-    }
-    s = stream_open(fd);
-    qf_reader_init(&r, s, offset);
-    if ((rc = qf_get(&r, &type, data, 0, "M", NULL, error_r)) <= 0) {
-	if (rc == 0)
-	    *error_r = "queue file: no message content at data_offset";
-	rc = -1;
-	goto out;
-    }
+    if (ct_buf == NULL)
+	ct_buf = mem_alloc(CT_READ_SIZE);
+    buf = ct_buf;
     for (;;) {
-	if ((rc = qf_get(&r, &type, data, QF_RECORD_MAX, QF_TYPES_CONTENT, NULL, error_r)) <= 0) {
-	    if (rc == 0)
-		*error_r = "queue file: premature end of content";
+	/* One whole record in buf[pos..have), reading more as needed. */
+	while (!eof && (have - pos < QF_HEADER_SIZE
+			|| have - pos < QF_HEADER_SIZE + ct_rec_len(buf + pos))) {
+	    if (pos > 0) {
+		memmove(buf, buf + pos, have - pos);
+		have -= pos;
+		pos = 0;
+	    }
+	    if (have >= QF_HEADER_SIZE && QF_HEADER_SIZE + ct_rec_len(buf) > size) {
+		/* a record larger than the buffer: room for exactly it */
+		size_t need = QF_HEADER_SIZE + ct_rec_len(buf);
+		char *nbuf;
+
+		if (ct_rec_len(buf) > QF_RECORD_MAX)
+		    break;			/* refused below */
+		nbuf = mem_alloc(need);
+		memcpy(nbuf, buf, have);
+		mem_free(&big);
+		big = buf = nbuf;
+		size = need;
+	    }
+	    while ((n = pread(fd, buf + have, size - have, file_pos)) < 0 && errno == EINTR)
+		 /* void */ ;
+	    if (n < 0) {
+		(void) fmt_buf(errbuf, sizeof(errbuf), "cannot read the queue file: %s",
+			       strerror(errno));
+		*error_r = errbuf;
+		rc = -1;
+		goto out;
+	    }
+	    if (n == 0)
+		eof = true;
+	    have += (size_t) n;
+	    file_pos += n;
+	}
+	if (have - pos == 0) {
+	    *error_r = first ? "queue file: no message content at data_offset"
+		: "queue file: premature end of content";
+	    rc = -1;
+	    break;
+	}
+	type = (unsigned char) buf[pos];
+	if (have - pos < QF_HEADER_SIZE || (len = ct_rec_len(buf + pos)) > QF_RECORD_MAX
+	    || have - pos - QF_HEADER_SIZE < len) {
+	    if (have - pos >= QF_HEADER_SIZE && ct_rec_len(buf + pos) > QF_RECORD_MAX)
+		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: record of %zu bytes "
+			       "exceeds the limit at offset %lld", ct_rec_len(buf + pos),
+			       (long long) (file_pos - (off_t) (have - pos)));
+	    else
+		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: truncated record "
+			       "at offset %lld", (long long) (file_pos - (off_t) (have - pos)));
+	    *error_r = errbuf;
+	    rc = -1;
+	    break;
+	}
+	if (first) {
+	    if (type != QF_REC_MESSAGE || len != 0) {
+		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: expected an empty "
+			       "M record at offset %lld", (long long) offset);
+		*error_r = errbuf;
+		rc = -1;
+		break;
+	    }
+	    first = false;
+	    pos += QF_HEADER_SIZE;
+	    continue;
+	}
+	if (type != QF_REC_LINE && type != QF_REC_CONT && type != QF_REC_XEND) {
+	    (void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: unexpected record type "
+			   "0x%02x at offset %lld", type,
+			   (long long) (file_pos - (off_t) (have - pos)));
+	    *error_r = errbuf;
 	    rc = -1;
 	    break;
 	}
@@ -129,18 +210,19 @@ int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const cha
 	}
 	if (type == QF_REC_LINE)
 	    flags |= CONTENT_LINE_END;
-	if ((rc = fn(str_cstr(data), str_len(data), flags, ctx)) != 0) {
+	pos += QF_HEADER_SIZE;
+	if ((rc = fn(buf + pos, len, flags, ctx)) != 0) {
 	    if (rc < 0) {
 		*error_r = NULL;
 		rc = -1;
 	    }
 	    break;
 	}
+	pos += len;
 	flags = (type == QF_REC_LINE) ? CONTENT_LINE_START : 0;
     }
   out:
-    stream_free(&s);
-    str_free(&data);
+    mem_free(&big);
     return rc;
 }
 
@@ -316,6 +398,7 @@ struct ct_copy {
     void *sink_ctx;
     char *buf;
     size_t len;
+    size_t size;
     off_t total;
     bool failed;
 };
@@ -331,18 +414,31 @@ static int ct_flush(struct ct_copy *cc)
     return cc->failed ? -1 : 0;
 }
 
-/* ct_put - buffer bytes */
+/* ct_put - buffer bytes; the buffer grows (doubling) to COPY_BUF_MAX so
+ * that most messages reach the sink in one piece */
 static int ct_put(struct ct_copy *cc, const char *data, size_t len)
 {
     cc->total += (off_t) len;
     while (len > 0) {
-	size_t room = COPY_BUF_SIZE - cc->len, n = len < room ? len : room;
+	size_t room, n;
 
+	if (cc->size - cc->len < len && cc->size < COPY_BUF_MAX) {
+	    size_t want = cc->size;
+
+	    while (want - cc->len < len && want < COPY_BUF_MAX)
+		want *= 2;
+	    if (want > COPY_BUF_MAX)
+		want = COPY_BUF_MAX;
+	    cc->buf = mem_realloc(cc->buf, want);
+	    cc->size = want;
+	}
+	room = cc->size - cc->len;
+	n = len < room ? len : room;
 	memcpy(cc->buf + cc->len, data, n);
 	cc->len += n;
 	data += n;
 	len -= n;
-	if (cc->len == COPY_BUF_SIZE && ct_flush(cc) < 0)
+	if (cc->len == cc->size && ct_flush(cc) < 0)
 	    return -1;
     }
     return 0;
@@ -375,6 +471,7 @@ int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
     cc.sink = sink;
     cc.sink_ctx = sink_ctx;
     cc.buf = mem_alloc(COPY_BUF_SIZE);
+    cc.size = COPY_BUF_SIZE;
     cc.len = 0;
     cc.total = 0;
     cc.failed = false;

@@ -1,9 +1,10 @@
 /* maildir.c - Maildir delivery, with the guarantees the 250 reply made:
- * write the message into tmp/<unique>, fsync it, link it into
- * new/<unique>,S=<size> (never replacing a file), unlink the tmp name,
- * then fsync new/ so that the directory entry is on disk before the
- * recipient is reported "sent". A missing Maildir (dir, tmp, new, cur)
- * is created. Runs with the mailbox owner's rights (runas.c). */
+ * write the message into tmp/<unique> (one write(2) for most messages),
+ * fsync it, link it into new/<unique>,S=<size> (never replacing a file),
+ * unlink the tmp name, then fsync new/ so that the directory entry is on
+ * disk before the recipient is reported "sent". A missing Maildir (dir,
+ * tmp, new, cur) is created when the tmp file or the link finds it
+ * missing. Runs with the mailbox owner's rights (worker.c). */
 
 /* System library. */
 #include <errno.h>
@@ -106,13 +107,29 @@ static void md_fail(struct ld_result *res, int err, const char *what, const char
 	ld_result_set(res, LD_DEFER, "4.2.0", "%s %s: %s", what, path, strerror(err));
 }
 
-/* maildir_deliver - deliver msg into Maildir dir */
+/* md_path - out = base + "/" + sub + ("/" + name) */
+static void md_path(struct str *out, const struct str *base, const char *sub, const char *name)
+{
+    (void) str_setn(out, str_cstr(base), str_len(base));
+    (void) str_appendc(out, '/');
+    (void) str_appends(out, sub);
+    if (name) {
+	(void) str_appendc(out, '/');
+	(void) str_appends(out, name);
+    }
+}
+
+/*
+ * maildir_deliver - deliver msg into Maildir dir. The Maildir is assumed
+ * to exist (the common case costs no mkdir or stat); only when creating
+ * the tmp file or the link fails with ENOENT is it made (if create) and
+ * the step retried.
+ */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
 		     const struct copy_spec *spec, struct ld_result *res)
 {
     struct str *base = str_new(8192), *tmp = str_new(8192), *new = str_new(8192);
-    struct str *newdir = str_new(8192);
-    char unique[512];
+    char unique[512], sizebuf[32];
     const char *err;
     struct md_sink ms;
     struct timespec ts;
@@ -120,18 +137,13 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     uint64_t rnd;
     off_t size = 0;
     long used;
-    int attempt;
+    int attempt, e;
+    bool made = false;
 
     (void) str_set(base, dir);
     while (str_len(base) > 1 && base->data[base->len - 1] == '/')
 	(void) str_truncate(base, str_len(base) - 1);
-    if (create) {
-	if (maildir_make(str_cstr(base), &err) < 0) {
-	    ld_result_set(res, LD_DEFER, "4.2.0", "cannot create maildir %s: %s",
-			  str_cstr(base), err);
-	    goto out;
-	}
-    } else if (stat(str_cstr(base), &st) < 0 || !S_ISDIR(st.st_mode)) {
+    if (!create && (stat(str_cstr(base), &st) < 0 || !S_ISDIR(st.st_mode))) {
 	ld_result_set(res, LD_DEFER, "4.2.0", "maildir %s does not exist", str_cstr(base));
 	goto out;
     }
@@ -148,9 +160,19 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    ld_result_set(res, LD_DEFER, "4.3.5", "maildir file name too long (myhostname?)");
 	    goto out;
 	}
-	(void) str_printf(tmp, "%s/tmp/%s", str_cstr(base), unique);
+	md_path(tmp, base, "tmp", unique);
 	ms.fd = open(str_cstr(tmp), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 		     0600);
+	if (ms.fd < 0 && errno == ENOENT && create && !made) {
+	    made = true;
+	    if (maildir_make(str_cstr(base), &err) < 0) {
+		ld_result_set(res, LD_DEFER, "4.2.0", "cannot create maildir %s: %s",
+			      str_cstr(base), err);
+		goto out;
+	    }
+	    attempt--;			/* that one does not count */
+	    continue;
+	}
 	if (ms.fd < 0 && errno != EEXIST) {
 	    md_fail(res, errno, "cannot create maildir file", str_cstr(tmp));
 	    goto out;
@@ -193,30 +215,43 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     }
 
     /* The commit: link into new/ (never replacing), sync the directory. */
-    (void) str_printf(new, "%s/new/%s,S=%lld", str_cstr(base), unique, (long long) size);
-    if (link(str_cstr(tmp), str_cstr(new)) < 0) {
-	int e = errno;
-
+    (void) fmt_buf(sizebuf, sizeof(sizebuf), ",S=%lld", (long long) size);
+    md_path(new, base, "new", unique);
+    (void) str_appends(new, sizebuf);
+    for (;;) {
+	if (link(str_cstr(tmp), str_cstr(new)) == 0) {
+	    (void) unlink(str_cstr(tmp));
+	    break;
+	}
+	e = errno;
+	if (e == ENOENT && create && !made) {
+	    /* tmp/ was there, new/ was not: complete the Maildir */
+	    made = true;
+	    if (maildir_make(str_cstr(base), &err) < 0) {
+		ld_result_set(res, LD_DEFER, "4.2.0", "cannot create maildir %s: %s",
+			      str_cstr(base), err);
+		goto fail_tmp;
+	    }
+	    continue;
+	}
 	if (e == EPERM || e == EXDEV || e == ENOSYS || e == EOPNOTSUPP || e == EMLINK) {
 	    /* no hard links here: rename, which is atomic as well */
 	    if (renameat2(AT_FDCWD, str_cstr(tmp), AT_FDCWD, str_cstr(new), RENAME_NOREPLACE) < 0) {
 		md_fail(res, errno, "cannot rename into", str_cstr(new));
 		goto fail_tmp;
 	    }
-	} else {
-	    md_fail(res, e, "cannot link into", str_cstr(new));
-	    goto fail_tmp;
+	    break;
 	}
-    } else {
-	(void) unlink(str_cstr(tmp));
+	md_fail(res, e, "cannot link into", str_cstr(new));
+	goto fail_tmp;
     }
-    (void) str_printf(newdir, "%s/new", str_cstr(base));
-    if (fsync_dir(str_cstr(newdir), &err) < 0) {
+    md_path(new, base, "new", NULL);
+    if (fsync_dir(str_cstr(new), &err) < 0) {
 	/* on disk or not: we cannot tell, so deliver again later */
 	ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
 	goto out;
     }
-    quota_maildir_add(str_cstr(base), (long) size);
+    quota_maildir_add(str_cstr(base), (long) size);	/* if there is a maildirsize */
     ld_result_set(res, LD_SENT, "2.0.0", "delivered to maildir");
     goto out;
 
@@ -228,5 +263,4 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     str_free(&base);
     str_free(&tmp);
     str_free(&new);
-    str_free(&newdir);
 }

@@ -643,6 +643,154 @@ static void test_copies(const char *tmpdir)
     str_free(&md);
 }
 
+/* ---- reading content records */
+
+struct walk_sink {
+    struct str *out;
+    int calls;
+};
+
+/* walk_sink_write - copy sink: collect and count the writes */
+static int walk_sink_write(void *ctx, const char *buf, size_t len)
+{
+    struct walk_sink *ws = ctx;
+
+    ws->calls++;
+    return str_append(ws->out, buf, len) ? 0 : -1;
+}
+
+/* walk_rec - append one record to a file image */
+static void walk_rec(struct str *img, int type, const char *data, size_t len)
+{
+    unsigned char hdr[5];
+
+    hdr[0] = (unsigned char) type;
+    hdr[1] = (unsigned char) (len >> 24);
+    hdr[2] = (unsigned char) (len >> 16);
+    hdr[3] = (unsigned char) (len >> 8);
+    hdr[4] = (unsigned char) len;
+    str_append(img, (const char *) hdr, 5);
+    str_append(img, data, len);
+}
+
+/* walk_file - write img to path at offset 7 (after junk), return the fd */
+static int walk_file(const char *path, const struct str *img)
+{
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+
+    (void) write_all_fd(fd, "junk..!", 7);
+    (void) write_all_fd(fd, str_cstr(img), str_len(img));
+    return fd;
+}
+
+/* test_content_walk - records across read boundaries, huge records,
+ * one write for a large message, and corrupt content refused */
+static void test_content_walk(const char *tmpdir)
+{
+    struct str *img = str_new(STR_MAX_DEFAULT), *want = str_new(STR_MAX_DEFAULT);
+    struct str *p = str_new(4096), *big = str_new(STR_MAX_DEFAULT);
+    struct walk_sink ws;
+    struct copy_spec spec;
+    struct ld_msg msg;
+    const char *err;
+    off_t size;
+    char line[200];
+    int i, fd;
+    static const struct {
+	const char *img;	/* records as "T:data|..." after a good M */
+	size_t img_len;
+	const char *want_error;
+    } bad[] = {
+	{"L", 1, "truncated record"},
+	{"L\0\0\0\x09" "abc", 8, "truncated record"},
+	{"R\0\0\0\0", 5, "unexpected record type"},
+	{"L\0\0\0\0", 5, "premature end"},
+	{"C\0\0\0\x01" "aX\0\0\0\0", 11, "continued line"},
+	{"L\x7f\0\0\0", 5, "exceeds the limit"},
+    };
+
+    str_printf(p, "%s/walk", tmpdir);
+    unit_begin("content_walk: records across 64 KiB reads, a 300 KiB line, one write");
+    walk_rec(img, QF_REC_MESSAGE, "", 0);
+    walk_rec(img, QF_REC_LINE, "Subject: walk", 13);
+    walk_rec(img, QF_REC_LINE, "", 0);
+    str_set(want, "Return-Path: <s@example.org>\nDelivered-To: d@example.org\n"
+	    "Subject: walk\n\n");
+    for (i = 0; i < 3000; i++) {	/* ~ 250 KiB in odd-sized records */
+	size_t n = (size_t) (i * 37 % 150);
+
+	memset(line, 'a' + i % 26, n);
+	if (i % 7 == 0) {
+	    walk_rec(img, QF_REC_CONT, line, n);
+	    walk_rec(img, QF_REC_LINE, "!", 1);
+	    str_append(want, line, n);
+	    str_append(want, "!\n", 2);
+	} else {
+	    walk_rec(img, QF_REC_LINE, line, n);
+	    str_append(want, line, n);
+	    str_append(want, "\n", 1);
+	}
+    }
+    for (i = 0; i < 300 * 1024; i++)
+	str_appendc(big, (char) ('A' + i % 26));
+    walk_rec(img, QF_REC_LINE, str_cstr(big), str_len(big));
+    str_append(want, str_cstr(big), str_len(big));
+    str_append(want, "\n", 1);
+    walk_rec(img, QF_REC_LINE, "end", 3);
+    str_append(want, "end\n", 4);
+    walk_rec(img, QF_REC_XEND, "", 0);
+    walk_rec(img, QF_REC_END, "", 0);
+    fd = walk_file(str_cstr(p), img);
+    memset(&msg, 0, sizeof(msg));
+    msg.fd = fd;
+    msg.data_offset = 7;
+    memset(&spec, 0, sizeof(spec));
+    spec.flags = COPY_MAILDIR;
+    spec.sender = "s@example.org";
+    spec.delivered_to = "d@example.org";
+    ws.out = str_new(STR_MAX_DEFAULT);
+    ws.calls = 0;
+    unit_assert(lseek(fd, 3, SEEK_SET) == 3);
+    unit_assert(content_copy(&msg, &spec, walk_sink_write, &ws, &size, &err) == 0);
+    unit_assert(str_len(ws.out) == str_len(want));
+    unit_assert(memcmp(str_cstr(ws.out), str_cstr(want), str_len(want)) == 0);
+    unit_assert(size == (off_t) str_len(want));
+    unit_assert_inteq(ws.calls, 1);		/* the whole message in one write */
+    unit_assert(lseek(fd, 0, SEEK_CUR) == 3);	/* the file offset is left alone */
+    close(fd);
+    unit_end();
+
+    unit_begin("content_walk: corrupt content is refused with a reason");
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+	str_reset(img);
+	walk_rec(img, QF_REC_MESSAGE, "", 0);
+	str_append(img, bad[k].img, bad[k].img_len);
+	fd = walk_file(str_cstr(p), img);
+	msg.fd = fd;
+	str_reset(ws.out);
+	err = "";
+	unit_assert_idx(content_copy(&msg, &spec, walk_sink_write, &ws, &size, &err) < 0, k);
+	unit_assert_idx(err != NULL && strstr(err, bad[k].want_error) != NULL, k);
+	close(fd);
+    }
+    /* no M record where the content should start */
+    str_reset(img);
+    walk_rec(img, QF_REC_LINE, "x", 1);
+    walk_rec(img, QF_REC_XEND, "", 0);
+    fd = walk_file(str_cstr(p), img);
+    msg.fd = fd;
+    unit_assert(content_copy(&msg, &spec, walk_sink_write, &ws, &size, &err) < 0);
+    unit_assert(err != NULL && strstr(err, "M record") != NULL);
+    close(fd);
+    unit_end();
+
+    str_free(&ws.out);
+    str_free(&img);
+    str_free(&want);
+    str_free(&p);
+    str_free(&big);
+}
+
 /* ---- the worker protocol */
 
 /* test_worker_codec - jobs and results survive encoding; anything else is refused */
@@ -1016,6 +1164,7 @@ int main(void)
     if ((tmpdir = mkdtemp(tmpl)) == NULL)
 	msg_fatal("mkdtemp: %m");
     test_copies(tmpdir);
+    test_content_walk(tmpdir);
     test_worker_codec();
     test_workers(tmpdir);
     cmd = str_new(4096);
