@@ -290,14 +290,25 @@ static void dl_spec(struct copy_spec *spec, const struct ld_msg *msg, int flags,
 
 /* ---- mailboxes */
 
-/* dl_spool_gid - the group that may create dotlocks in the mail spool */
+/* dl_spool_gid - the group that may create dotlocks in the mail spool
+ * (looked at again at most every DL_SPOOL_RECHECK seconds) */
+#define DL_SPOOL_RECHECK	60
+
 static gid_t dl_spool_gid(void)
 {
+    static time_t checked;
+    static gid_t gid = (gid_t) -1;
+    time_t now = time(NULL);
     struct stat st;
 
+    if (checked != 0 && now >= checked && now - checked < DL_SPOOL_RECHECK)
+	return gid;
+    checked = now;
     if (stat(var_mail_spool_directory, &st) == 0 && (st.st_mode & S_IWGRP) && st.st_gid != 0)
-	return st.st_gid;
-    return (gid_t) -1;
+	gid = st.st_gid;
+    else
+	gid = (gid_t) -1;
+    return gid;
 }
 
 /* dl_mailbox - a system user's own mailbox */

@@ -191,13 +191,18 @@ static bool ld_queue_file_ok(const char *path, const char *queue_id)
     return queue_id_valid(queue_id) && strcmp(base + 1, queue_id) == 0;
 }
 
-/* ld_reply_all - one result for every recipient */
+/* ld_reply_add - one recipient's result */
 static void ld_reply_add(struct ipc_list *out, const struct ld_rcpt *r, const struct ld_result *res)
 {
     char num[32];
+    size_t k = sizeof(num);
+    unsigned long v = r->offset > 0 ? (unsigned long) r->offset : 0;
 
-    (void) fmt_buf(num, sizeof(num), "%ld", r->offset);
-    ipc_list_add(out, ATTR_RCPT_OFFSET, num, strlen(num));
+    do {				/* decimal without printf: once per recipient */
+	num[--k] = (char) ('0' + v % 10);
+	v /= 10;
+    } while (v > 0);
+    ipc_list_add(out, ATTR_RCPT_OFFSET, num + k, sizeof(num) - k);
     ipc_list_add(out, ATTR_RCPT_STATUS, ld_status_name(res->status),
 		 strlen(ld_status_name(res->status)));
     ipc_list_add(out, ATTR_RCPT_DSN, res->dsn, strlen(res->dsn));
@@ -252,12 +257,13 @@ static bool ld_deliver(struct stream *client, const struct ipc_list *list)
 	    ld_reply_add(&out, &req.rcpts[i], &res);	/* the whole request failed */
 	    continue;
 	}
+	if (i > 0)
+	    server_watchdog_reset();	/* ld_service did it for the first */
 	ld_deliver_recipient(&msg, &req.rcpts[i], &one);
 	if (msg_verbose)
 	    msg_info("%s: to=<%s>, status=%s, dsn=%s (%s)", req.queue_id, req.rcpts[i].address,
 		     ld_status_name(one.status), one.dsn, one.reason);
 	ld_reply_add(&out, &req.rcpts[i], &one);
-	server_watchdog_reset();
     }
     ok = ipc_send_list(client, &out) == 0;
     if (!ok)

@@ -84,6 +84,7 @@ struct wk {
 };
 
 static struct wk wk_table[WK_MAX];
+static int wk_root = -1;		/* running as root: 1, not: 0, unknown: -1 */
 
 /* The parent's message buffers, kept for the process's life. */
 static struct str *wk_out;
@@ -736,7 +737,6 @@ static struct wk *wk_get(uid_t uid, gid_t gid, gid_t extra, const char **error_r
 {
     struct wk *w, *lru = NULL, *free_slot = NULL;
     long long now = wk_now_ms();
-    int status;
 
     for (w = wk_table; w < wk_table + WK_MAX; w++) {
 	if (w->pid == 0) {
@@ -745,16 +745,11 @@ static struct wk *wk_get(uid_t uid, gid_t gid, gid_t extra, const char **error_r
 	    continue;
 	}
 	if (w->uid == uid && w->gid == gid && w->extra == extra) {
-	    /* one that left on its own, or has been idle long, is replaced */
-	    if (waitpid(w->pid, &status, WNOHANG) == w->pid) {
-		w->pid = 0;
-		(void) close(w->fd);
-		w->fd = -1;
-	    } else if (now - w->last_ms >= (long long) WK_IDLE_RETIRE * 1000) {
-		(void) wk_reap(w, false);
-	    } else {
+	    /* one that has been idle long is replaced (one that died is
+	     * noticed when the job cannot be handed over) */
+	    if (now - w->last_ms < (long long) WK_IDLE_RETIRE * 1000)
 		return w;
-	    }
+	    (void) wk_reap(w, false);
 	    if (free_slot == NULL)
 		free_slot = w;
 	    continue;
@@ -800,7 +795,9 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
 	str_reset(payload);
     if (job->kind == LD_JOB_COMMAND)
 	msg_panic("ld_worker_run: command jobs run in a child of their own");
-    if (!priv_is_root()) {
+    if (wk_root < 0)
+	wk_root = priv_is_root();	/* the parent's ids never change */
+    if (!wk_root) {
 	ld_job_run(job, res, payload);
 	if (res->status == LD_NONE)
 	    ld_result_set(res, LD_DEFER, "4.3.0", "internal error: no delivery result");
