@@ -1,8 +1,9 @@
 /* maildir.c - Maildir delivery, with the guarantees the 250 reply made:
  * write the message into tmp/<unique> (one write(2) for most messages),
- * fsync it, link it into new/<unique>,S=<size> (never replacing a file),
- * unlink the tmp name, then fsync new/ so that the directory entry is on
- * disk before the recipient is reported "sent". A missing Maildir (dir,
+ * fsync it, move it to new/<unique>,S=<size> without ever replacing a
+ * file (renameat2 RENAME_NOREPLACE; where the file system cannot, link
+ * and unlink the tmp name), then fsync new/ so that the directory entry
+ * is on disk before the recipient is reported "sent". A missing Maildir (dir,
  * tmp, new, cur) is created when the tmp file or the link finds it
  * missing. Runs with the mailbox owner's rights (worker.c). */
 
@@ -214,16 +215,22 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	}
     }
 
-    /* The commit: link into new/ (never replacing), sync the directory. */
+    /* The commit: move into new/ (never replacing), sync the directory. */
     (void) fmt_buf(sizebuf, sizeof(sizebuf), ",S=%lld", (long long) size);
     md_path(new, base, "new", unique);
     (void) str_appends(new, sizebuf);
     for (;;) {
-	if (link(str_cstr(tmp), str_cstr(new)) == 0) {
-	    (void) unlink(str_cstr(tmp));
+	if (renameat2(AT_FDCWD, str_cstr(tmp), AT_FDCWD, str_cstr(new), RENAME_NOREPLACE) == 0)
 	    break;
-	}
 	e = errno;
+	if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
+	    /* no rename without replacing here: link, which never replaces */
+	    if (link(str_cstr(tmp), str_cstr(new)) == 0) {
+		(void) unlink(str_cstr(tmp));
+		break;
+	    }
+	    e = errno;
+	}
 	if (e == ENOENT && create && !made) {
 	    /* tmp/ was there, new/ was not: complete the Maildir */
 	    made = true;
@@ -234,15 +241,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    }
 	    continue;
 	}
-	if (e == EPERM || e == EXDEV || e == ENOSYS || e == EOPNOTSUPP || e == EMLINK) {
-	    /* no hard links here: rename, which is atomic as well */
-	    if (renameat2(AT_FDCWD, str_cstr(tmp), AT_FDCWD, str_cstr(new), RENAME_NOREPLACE) < 0) {
-		md_fail(res, errno, "cannot rename into", str_cstr(new));
-		goto fail_tmp;
-	    }
-	    break;
-	}
-	md_fail(res, e, "cannot link into", str_cstr(new));
+	md_fail(res, e, "cannot move into", str_cstr(new));
 	goto fail_tmp;
     }
     md_path(new, base, "new", NULL);
