@@ -217,6 +217,9 @@ void smtpd_check_client(struct smtpd_state *st);
 bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const char *internal,
 		      struct smtpd_reply_buf *r);
 
+/* smtpd_quota_value - a virtual_mailbox_maps value has a quota= word */
+bool smtpd_quota_value(const char *value);
+
 /* smtpd_peer.c */
 void smtpd_peer_init(struct smtpd_state *st);
 

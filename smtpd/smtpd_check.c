@@ -20,6 +20,11 @@
  *      (mail_proto.h); "over_quota" is 552 5.2.2. An agent that cannot be
  *      reached, or that does not answer in time, is no reason to refuse
  *      mail: the recipient is accepted and delivery decides later.
+ *      The request costs a connection and a process on the other side,
+ *      so it is made only when a quota can apply: the agent measures
+ *      virtual mailboxes only, when their virtual_mailbox_maps value
+ *      has quota= or virtual_mailbox_limit is set (smtpd_quota_applies).
+ *      Existence was already answered by step 2.
  * Lookup failures are always temporary (4xx), never permanent. */
 
 #include <limits.h>
@@ -40,6 +45,7 @@
 #include "deliver_client.h"
 #include "mail_proto.h"
 #include "resolve.h"
+#include "table.h"
 
 /* smtpd */
 #include "smtpd.h"
@@ -223,6 +229,54 @@ static int check_verify(const char *transport, const char *rcpt, uint64_t size,
     return rc;
 }
 
+/* smtpd_quota_value - true if a virtual_mailbox_maps value
+ * ("path [word ...]") carries a quota= word after the path */
+bool smtpd_quota_value(const char *value)
+{
+    const char *cp = value + strspn(value, " \t");
+
+    cp += strcspn(cp, " \t");			/* the mailbox path */
+    for (;;) {
+	size_t len;
+
+	cp += strspn(cp, " \t");
+	if (*cp == 0)
+	    return false;
+	len = strcspn(cp, " \t");
+	if (len > 6 && strncmp(cp, "quota=", 6) == 0)
+	    return true;
+	cp += len;
+    }
+}
+
+/* smtpd_quota_applies - can the delivery agent's verify answer
+ * "over_quota" for this recipient? (see the file comment) */
+static bool smtpd_quota_applies(const struct resolve_result *res, const char *internal)
+{
+    struct str *key, *value;
+    const char *err = "";
+    int rc;
+
+    if (res->class != RESOLVE_CLASS_VIRTUAL)
+	return false;			/* the agent measures no other mailbox */
+    if (var_virtual_mailbox_limit > 0)
+	return true;
+    key = str_new(2 * ADDR_PATH_MAX);
+    value = str_new(TABLE_ENTRY_MAX);
+    if (!str_set(key, internal)) {
+	rc = 1;				/* let the agent judge */
+    } else {
+	str_lower(key);			/* as the agent looks it up */
+	if ((rc = resolve_lookup_virtual_mailbox(str_cstr(key), value, &err)) > 0)
+	    rc = smtpd_quota_value(str_cstr(value));
+	else if (rc < 0)
+	    rc = 1;			/* the agent may know better */
+    }
+    str_free(&key);
+    str_free(&value);
+    return rc != 0;
+}
+
 /* smtpd_check_rcpt - the recipient policy (see the file comment) */
 bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const char *internal,
 		      struct smtpd_reply_buf *r)
@@ -265,7 +319,8 @@ bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const 
 	smtpd_reply_set(r, 451, "4.3.0", "<%s>: Temporary lookup failure", str_cstr(shown));
 	goto out;
     }
-    if (var_smtpd_quota_check && strcmp(res.transport, "local") == 0) {
+    if (var_smtpd_quota_check && strcmp(res.transport, "local") == 0
+	&& smtpd_quota_applies(&res, internal)) {
 	struct str *dsn = str_new(64), *reason = str_new(1024);
 	bool unknown = false;
 	int v = check_verify(res.transport, internal, st->mail.has_size ? st->mail.size : 0,

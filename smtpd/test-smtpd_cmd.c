@@ -266,5 +266,26 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("quota= in a virtual_mailbox_maps value");
+    {
+	static const struct {
+	    const char *value;
+	    bool quota;
+	} cases[] = {
+	    {"example.test/alice/", false},
+	    {"example.test/alice/ quota=100", true},
+	    {"  /var/mail/x/\tquota=5M  ", true},
+	    {"example.test/quota=100/", false},	/* part of the path */
+	    {"example.test/bob/ quota=", false},	/* no value: the agent ignores it */
+	    {"example.test/bob/ other=1 quota=1G", true},
+	    {"example.test/bob/ xquota=1", false},
+	    {"", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	    unit_assert_idx(smtpd_quota_value(cases[i].value) == cases[i].quota, i);
+    }
+    unit_end();
+
     return unit_done();
 }
