@@ -108,10 +108,18 @@ static bool ipc_parse_long(const char *text, size_t len, long *value)
 static bool ipc_put_netstring(struct str *out, const void *data, size_t len)
 {
     char head[32];
+    char *cp = head + sizeof(head);
+    size_t n = len;
 
-    if (!fmt_buf(head, sizeof(head), "%zu:", len))
-	msg_panic("ipc_put_netstring: length");
-    return str_appends(out, head) && str_append(out, data, len) && str_appendc(out, ',');
+    /* Digits right to left: this runs for every name and value, and
+     * printf-style formatting costs more than the rest of the encoding. */
+    *--cp = ':';
+    do {
+	*--cp = (char) ('0' + n % 10);
+	n /= 10;
+    } while (n > 0);
+    return str_append(out, cp, (size_t) (head + sizeof(head) - cp))
+	&& str_append(out, data, len) && str_appendc(out, ',');
 }
 
 /* ipc_put_attr - append one attribute; false if out is full */
