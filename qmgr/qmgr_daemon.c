@@ -10,10 +10,11 @@
  * deferred/ every queue_run_delay.
  *
  * Kicks: work that follows a state change is flagged and backed by a
- * zero-delay timer, and also run at the end of the event callbacks that
- * do the hot work (a trigger, an agent's reply: qmgr_run_pending), so a
- * trigger leads to a delivery request within the same callback, not an
- * event-loop turn later. */
+ * zero-delay timer. Dispatch also runs at the end of the event callbacks
+ * that do the hot work (a trigger, an agent's reply: qmgr_run_pending),
+ * so "I<ID>" leads to a delivery request within the same callback, not
+ * an event-loop turn later. Directory scans always wait for their timer:
+ * the triggers that arrive in one loop turn share one scan. */
 
 #include <limits.h>
 #include <string.h>
@@ -111,9 +112,10 @@ void qmgr_kick_scan(void)
     }
 }
 
-/* qmgr_run_pending - run kicked work now; called at the end of an event
- * callback, never from inside the scheduler. Bounded: what is still
- * pending after a few rounds stays with its timer. */
+/* qmgr_run_pending - start kicked deliveries now; called at the end of
+ * an event callback, never from inside the scheduler. Bounded: what is
+ * still pending after a few rounds stays with its timer. Scans are left
+ * to their timer (see above). */
 void qmgr_run_pending(void)
 {
     static bool running;
@@ -121,12 +123,8 @@ void qmgr_run_pending(void)
     if (running)
 	return;
     running = true;
-    for (int round = 0; round < 8 && (scan_pending || dispatch_pending); round++) {
-	if (scan_pending)
-	    scan_run();
-	if (dispatch_pending)
-	    dispatch_run();
-    }
+    for (int round = 0; round < 8 && dispatch_pending; round++)
+	dispatch_run();
     running = false;
 }
 
