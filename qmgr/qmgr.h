@@ -15,9 +15,11 @@
  *
  * Everything runs in one thread on the skeleton's event loop (event.h);
  * nothing blocks on an agent. Work that follows a state change (start
- * deliveries, scan for more messages) is requested with qmgr_kick() and
- * runs from a zero-delay timer, so callbacks never recurse into the
- * scheduler. The queue states and commit points are in docs/queue.md. */
+ * deliveries, scan for more messages) is requested with qmgr_kick_*()
+ * and runs from a zero-delay timer, or for deliveries already at the end
+ * of the trigger or reply callback (qmgr_run_pending), so callbacks never
+ * recurse into the scheduler. The queue states and commit points are in
+ * docs/queue.md. */
 #ifndef POSTHORN_QMGR_H
 #define POSTHORN_QMGR_H
 
