@@ -13,6 +13,15 @@
  * Descriptors may be blocking or not: EINTR is retried and EAGAIN goes
  * back to poll(2).
  *
+ * System calls: poll(2) is skipped where it cannot matter. A socket is
+ * written with send(MSG_DONTWAIT) at once, and polled only when that
+ * would block; a read from a socket whose last read filled the buffer
+ * (more is likely waiting) is tried the same way first. A descriptor
+ * without a deadline (timeout < 0: queue files, pipes to wait for) is
+ * read and written directly, as a poll without a limit adds nothing.
+ * Whether the descriptor is a socket is learnt from the first send(2)
+ * or recv(2) (ENOTSOCK), not from an fstat(2) per stream.
+ *
  * Replaceable I/O (stream_set_io): reads and writes go through io->read
  * and io->write. When io->pending() says bytes are buffered inside the
  * I/O layer, a read does not poll first. When an I/O function fails with
@@ -42,7 +51,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,7 +67,8 @@
 struct stream {
     int fd;
     int timeout_ms;			/* < 0: wait forever */
-    bool is_socket;			/* use send(MSG_NOSIGNAL) */
+    int is_socket;			/* 1 send/recv, 0 write/read, -1 unknown */
+    bool read_full;			/* the last read filled the buffer */
     const struct stream_io *io;		/* NULL: plain read/write */
     void *io_ctx;
     char *rbuf;				/* STREAM_RBUF_SIZE bytes */
@@ -158,12 +167,25 @@ static size_t io_pending(const struct stream *s)
     return 0;
 }
 
+/* sock_recv_now - a read that does not wait, on a socket (or a
+ * descriptor not yet known not to be one); ENOTSOCK learns otherwise */
+static ssize_t sock_recv_now(struct stream *s)
+{
+    ssize_t n = recv(s->fd, s->rbuf, STREAM_RBUF_SIZE, MSG_DONTWAIT);
+
+    if (n >= 0)
+	s->is_socket = 1;
+    else if (errno == ENOTSOCK)
+	s->is_socket = 0;
+    return n;
+}
+
 /* stream_fill - read more input into the (empty) read buffer; returns
  * STREAM_OK with data, or a failure that is made sticky */
 static enum stream_status stream_fill(struct stream *s, long long deadline)
 {
     enum stream_status status;
-    bool need_poll = true;
+    bool need_poll, try_now;
     ssize_t n;
 
     if (s->rerr != STREAM_OK) {
@@ -173,19 +195,31 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
     if (s->rpos < s->rlen)
 	return STREAM_OK;
     s->rpos = s->rlen = 0;
+    /* without a deadline a blocking read is the wait; after a full
+     * buffer more input is likely there: try before polling */
+    need_poll = s->io != NULL || deadline >= 0;
+    try_now = s->io == NULL && deadline >= 0 && s->read_full && s->is_socket != 0;
     for (;;) {
-	if (need_poll && io_pending(s) == 0) {
-	    if ((status = stream_wait(s, POLLIN, deadline)) != STREAM_OK) {
-		set_rerr(s, status);
-		return status;
+	if (try_now) {
+	    try_now = false;
+	    n = sock_recv_now(s);
+	    if (n < 0 && errno == ENOTSOCK)
+		continue;			/* poll, then read(2) */
+	} else {
+	    if (need_poll && io_pending(s) == 0) {
+		if ((status = stream_wait(s, POLLIN, deadline)) != STREAM_OK) {
+		    set_rerr(s, status);
+		    return status;
+		}
 	    }
+	    if (s->io)
+		n = s->io->read(s->io_ctx, s->rbuf, STREAM_RBUF_SIZE);
+	    else
+		n = read(s->fd, s->rbuf, STREAM_RBUF_SIZE);
 	}
-	if (s->io)
-	    n = s->io->read(s->io_ctx, s->rbuf, STREAM_RBUF_SIZE);
-	else
-	    n = read(s->fd, s->rbuf, STREAM_RBUF_SIZE);
 	if (n > 0) {
 	    s->rlen = (size_t) n;
+	    s->read_full = (size_t) n == STREAM_RBUF_SIZE;
 	    return STREAM_OK;
 	}
 	if (n == 0) {
@@ -205,27 +239,52 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
     }
 }
 
-/* stream_write_fd - write all of data to the fd (or io) by the deadline */
+/* fd_write - one write(2) or send(2); learns whether fd is a socket.
+ * now: do not block (a socket gets MSG_DONTWAIT) */
+static ssize_t fd_write(struct stream *s, const char *data, size_t len, bool now)
+{
+    ssize_t n;
+
+    if (s->is_socket != 0) {
+	n = send(s->fd, data, len, MSG_NOSIGNAL | (now ? MSG_DONTWAIT : 0));
+	if (n >= 0 || errno != ENOTSOCK) {
+	    s->is_socket = 1;
+	    return n;
+	}
+	s->is_socket = 0;
+	if (now) {
+	    errno = EAGAIN;		/* poll before the first write(2) */
+	    return -1;
+	}
+    }
+    return write(s->fd, data, len);
+}
+
+/* stream_write_fd - write all of data to the fd (or io) by the deadline.
+ * A socket is tried without waiting first; a descriptor without a
+ * deadline is written directly; anything else is polled first. */
 static enum stream_status stream_write_fd(struct stream *s, const char *data, size_t len,
 					  long long deadline, size_t *done)
 {
     enum stream_status status;
-    bool need_poll = true;
+    bool need_poll = s->io != NULL || (deadline >= 0 && s->is_socket == 0);
+    bool now = deadline >= 0;		/* a socket must not block past it */
     ssize_t n;
 
     *done = 0;
     while (*done < len) {
 	if (need_poll && (status = stream_wait(s, POLLOUT, deadline)) != STREAM_OK)
 	    return status;
-	if (s->io)
+	if (s->io) {
 	    n = s->io->write(s->io_ctx, data + *done, len - *done);
-	else if (s->is_socket)
-	    n = send(s->fd, data + *done, len - *done, MSG_NOSIGNAL);
-	else
-	    n = write(s->fd, data + *done, len - *done);
+	} else {
+	    n = fd_write(s, data + *done, len - *done, now);
+	}
 	if (n > 0) {
 	    *done += (size_t) n;
-	    need_poll = true;
+	    /* short: the socket buffer is full; wait before the next try
+	     * (without a deadline a blocking write(2) does the waiting) */
+	    need_poll = s->io != NULL || deadline >= 0;
 	    continue;
 	}
 	if (n == 0) {
@@ -272,11 +331,10 @@ static int stream_flush_by(struct stream *s, long long deadline)
 struct stream *stream_open(int fd)
 {
     struct stream *s = mem_zalloc(sizeof(*s));
-    struct stat st;
 
     s->fd = fd;
     s->timeout_ms = -1;
-    s->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    s->is_socket = -1;			/* learnt at the first send/recv */
     s->rbuf = mem_alloc(STREAM_RBUF_SIZE);
     s->wcap = STREAM_WBUF_INIT;
     s->wbuf = mem_alloc(s->wcap);
