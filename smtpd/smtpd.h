@@ -131,6 +131,8 @@ struct smtpd_state {
 
     /* DATA/BDAT in progress */
     struct cleanup_client *cleanup;	/* connection to cleanup */
+    struct cleanup_client *cleanup_idle;	/* kept for the next message */
+    long cleanup_idle_at;		/* time it was last used */
     struct smtpd_content content;
     bool content_open;			/* st->content is initialised */
     long arrival;			/* time of DATA / first BDAT */
@@ -203,6 +205,11 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len);
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len);
 /* smtpd_data_abort - drop a DATA/BDAT in progress (nothing queued) */
 void smtpd_data_abort(struct smtpd_state *st);
+/* smtpd_data_fini - end of session: close the kept cleanup connection */
+void smtpd_data_fini(struct smtpd_state *st);
+/* smtpd_watchdog - server_watchdog_reset(), at most once a second (each
+ * reset is an alarm(2) call; a second off the watchdog does not matter) */
+void smtpd_watchdog(void);
 /* smtpd_received_header - the Received: header lines for the current
  * transaction at time now (each line without terminator) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);

@@ -25,8 +25,16 @@
  * in memory. Past message_size_limit the rest is read and discarded and
  * the answer is 552 5.3.4; cleanup's connection is then dropped before
  * the end record, so nothing is queued. "250 Ok: queued as ID" is sent
- * only after cleanup's reply says the file is on disk. */
+ * only after cleanup's reply says the file is on disk.
+ *
+ * After a message was queued the cleanup connection is kept for the
+ * next message of the session (cleanup serves any number of messages
+ * per connection), which saves a connect and a handshake per message.
+ * It is used again only if it was idle for less than ipc_timeout / 2
+ * (cleanup's read deadline) and cleanup has not closed it (a poll
+ * shows no input); else a new one is opened. */
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -326,6 +334,30 @@ static const char *notify_text(unsigned notify, char *buf, size_t size)
     return buf;
 }
 
+/* data_cleanup_kept - the kept cleanup connection, if still usable */
+static struct cleanup_client *data_cleanup_kept(struct smtpd_state *st)
+{
+    struct cleanup_client *c = st->cleanup_idle;
+    struct pollfd p;
+
+    if (c == NULL)
+	return NULL;
+    st->cleanup_idle = NULL;
+    p.fd = stream_fd(cleanup_client_stream(c));
+    p.events = POLLIN;
+    p.revents = 0;
+    if (st->arrival - st->cleanup_idle_at < var_ipc_timeout / 2 && poll(&p, 1, 0) == 0)
+	return c;
+    cleanup_client_close(&c);			/* closed, or about to be */
+    return NULL;
+}
+
+/* smtpd_data_fini - close the kept cleanup connection */
+void smtpd_data_fini(struct smtpd_state *st)
+{
+    cleanup_client_close(&st->cleanup_idle);
+}
+
 /* data_open - connect to cleanup, send the envelope and the Received:
  * header, set up the content parser; false (451 sent by caller) on error */
 static bool data_open(struct smtpd_state *st, bool dot, bool binary)
@@ -339,8 +371,10 @@ static bool data_open(struct smtpd_state *st, bool dot, bool binary)
     int rc = 0;
 
     st->arrival = (long) time(NULL);
-    if ((c = cleanup_client_open(NULL, &err)) == NULL
-	|| cleanup_client_begin(c, 0, "smtpd", &err) < 0) {
+    if ((c = data_cleanup_kept(st)) != NULL && cleanup_client_begin(c, 0, "smtpd", &err) < 0)
+	cleanup_client_close(&c);		/* gone meanwhile: a new one */
+    if (c == NULL && ((c = cleanup_client_open(NULL, &err)) == NULL
+		      || cleanup_client_begin(c, 0, "smtpd", &err) < 0)) {
 	msg_warn("%s: cannot talk to the cleanup service: %s", st->namaddr, err);
 	if (c)
 	    cleanup_client_abandon(&c);
@@ -453,6 +487,10 @@ static void data_end(struct smtpd_state *st)
 	msg_info("%s: client=%s", res.queue_id, st->namaddr);
 	smtpd_reply(st, 250, "2.0.0", "Ok: queued as %s", res.queue_id);
 	st->error_count = 0;		/* errors count "without delivering mail" */
+	/* cleanup waits for the next message: keep the connection */
+	st->cleanup_idle = st->cleanup;
+	st->cleanup = NULL;
+	st->cleanup_idle_at = (long) time(NULL);
     } else {
 	struct mail_reply mr = cleanup_stat_reply(res.status);
 
@@ -534,7 +572,7 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
 	bytes += str_len(line);
 	smtpd_content_feed(&st->content, str_cstr(line), str_len(line));
 	if ((++nlines & 4095) == 0)
-	    server_watchdog_reset();
+	    smtpd_watchdog();
     }
     str_free(&line);
     if (!st->content.done) {
@@ -615,7 +653,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 	st->bdat_bytes += (uint64_t) n;
 	smtpd_content_feed(&st->content, buf, (size_t) n);
     }
-    server_watchdog_reset();
+    smtpd_watchdog();
     if (last)
 	smtpd_content_finish(&st->content);
     if (st->content.reject_bare && (st->content.bare_lf || st->content.bare_cr)) {
