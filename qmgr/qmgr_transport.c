@@ -286,14 +286,16 @@ static void fail_queued(struct qmgr_transport *tr, const char *why)
 /* transport_dispatch - hand queued jobs to connections within limits */
 static void transport_dispatch(struct qmgr_transport *tr)
 {
-    while (tr->ready_head && !tr->retry_armed) {
+    while (tr->ready_head) {
 	struct qmgr_conn *conn = NULL;
 	struct qmgr_dest *d;
 	struct qmgr_job *job;
 	const char *err;
 
 	if (tr->idle == NULL) {
-	    if (tr->conn_count >= tr->conn_limit)
+	    /* a full agent backlog holds back new connections only: idle
+	     * ones keep taking jobs meanwhile */
+	    if (tr->retry_armed || tr->conn_count >= tr->conn_limit)
 		return;
 	    switch (qmgr_conn_open(tr, &conn, &err)) {
 	    case QMGR_CONN_OK:
