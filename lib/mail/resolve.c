@@ -1,6 +1,15 @@
 /* resolve.c - address classes, routing and recipient existence (see
  * resolve.h): one place that reads mydestination, virtual_*_domains,
- * relay_domains, transport_maps, alias_maps and the virtual maps. */
+ * relay_domains, transport_maps, alias_maps and the virtual maps.
+ *
+ * Cost per lookup: the domain lists are split into lower-case names once
+ * (resolve_init), not at every lookup. The class of the last domains
+ * asked about is remembered (an SMTP RCPT asks for the same domain
+ * several times): the tables are opened once and never reopened, so the
+ * answer cannot change while every table of the domain lists is open; a
+ * table still missing (optional, treated as empty until built) turns the
+ * memory off. System users (getpwnam, which reads the password database
+ * each time) are remembered for RS_PW_TTL seconds. */
 
 /* System. */
 #include <arpa/inet.h>
@@ -12,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* Base. */
 #include "mem.h"
@@ -41,10 +51,26 @@ struct rs_tables {
     size_t n;
 };
 
-/* A domain list: plain names (for domain_in_list) plus tables. */
+/* A domain list: plain names plus tables. */
 struct rs_domains {
-    struct str names;		/* space-separated */
+    char **names;		/* lower case; ".parent" matches subdomains */
+    size_t n_names;
     struct rs_tables tables;
+};
+
+#define RS_CLASS_MEMO	4	/* domains whose class is remembered */
+#define RS_PW_MEMO	8	/* system user names remembered */
+#define RS_PW_TTL	10	/* ... for this many seconds */
+
+struct rs_class_memo {
+    char domain[RS_KEY_MAX + 1];
+    enum resolve_class class;
+};
+
+struct rs_pw_memo {
+    char name[64];
+    bool exists;
+    time_t when;
 };
 
 /* A local address of this host, for "[literal]" domains. */
@@ -58,6 +84,10 @@ static struct rs_domains rs_mydestination, rs_valias_domains, rs_vmbox_domains, 
 static struct rs_tables rs_transport_maps, rs_valias_maps, rs_vmbox_maps, rs_alias_maps;
 static struct rs_addr *rs_addrs;
 static size_t rs_addr_count;
+static struct rs_class_memo rs_class_memo[RS_CLASS_MEMO];
+static size_t rs_class_memo_n, rs_class_memo_next;
+static struct rs_pw_memo rs_pw_memo[RS_PW_MEMO];
+static size_t rs_pw_memo_next;
 static char rs_errbuf[1024];
 static char rs_whybuf[1100];
 
@@ -222,10 +252,13 @@ static void rs_domain_item(const char *item, void *ctx)
     } else if (rs_is_table_name(item)) {
 	rs_tables_add(&dc->d->tables, item, dc->param);
     } else {
-	if (str_len(&dc->d->names) > 0 && !str_appendc(&dc->d->names, ' '))
-	    msg_fatal("%s: list too long", dc->param);
-	if (!str_appends(&dc->d->names, item))
-	    msg_fatal("%s: list too long", dc->param);
+	struct rs_domains *d = dc->d;
+	char *name = mem_strdup(item);
+
+	for (char *cp = name; *cp; cp++)
+	    *cp = (char) tolower((unsigned char) *cp);
+	d->names = mem_realloc(d->names, mem_size_mul(d->n_names + 1, sizeof(*d->names)));
+	d->names[d->n_names++] = name;
     }
 }
 
@@ -236,7 +269,8 @@ static void rs_domains_init(struct rs_domains *d, const char *param, const char 
     const char *error;
     size_t i;
 
-    str_init(&d->names, STR_MAX_DEFAULT);
+    d->names = NULL;
+    d->n_names = 0;
     d->tables.v = NULL;
     d->tables.n = 0;
     config_split(value ? value : "", rs_domain_item, &dc);
@@ -246,8 +280,29 @@ static void rs_domains_init(struct rs_domains *d, const char *param, const char 
 
 static void rs_domains_fini(struct rs_domains *d)
 {
-    str_fini(&d->names);
+    for (size_t i = 0; i < d->n_names; i++)
+	mem_free(&d->names[i]);
+    mem_free(&d->names);
+    d->n_names = 0;
     rs_tables_fini(&d->tables);
+}
+
+/* rs_names_match - domain (lower case) is one of the names, or a strict
+ * subdomain of a ".parent" name (as domain_in_list) */
+static bool rs_names_match(const struct rs_domains *d, const char *domain, size_t dlen)
+{
+    for (size_t i = 0; i < d->n_names; i++) {
+	const char *e = d->names[i];
+	size_t elen = strlen(e);
+
+	if (e[0] == '.') {
+	    if (elen > 1 && dlen > elen && memcmp(domain + dlen - elen, e, elen) == 0)
+		return true;
+	} else if (elen == dlen && memcmp(domain, e, elen) == 0) {
+	    return true;
+	}
+    }
+    return false;
 }
 
 /* rs_norm_domain - lower-cased domain without one trailing dot */
@@ -274,7 +329,7 @@ static int rs_domains_match(struct rs_domains *d, const char *domain, const char
 
     if (!rs_norm_domain(domain, dom) || str_len(dom) == 0)
 	goto out;
-    if (str_len(&d->names) > 0 && domain_in_list(str_cstr(dom), str_cstr(&d->names), 0)) {
+    if (rs_names_match(d, str_cstr(dom), str_len(dom))) {
 	rc = 1;
 	goto out;
     }
@@ -383,6 +438,8 @@ void resolve_fini(void)
     rs_tables_fini(&rs_alias_maps);
     mem_free(&rs_addrs);
     rs_addr_count = 0;
+    rs_class_memo_n = rs_class_memo_next = 0;
+    memset(rs_pw_memo, 0, sizeof(rs_pw_memo));
     rs_ready = false;
 }
 
@@ -459,7 +516,46 @@ bool resolve_domain_is_ours(const char *domain)
 
 /* rs_class - the class of a domain (Postfix order: local, virtual alias,
  * virtual mailbox, relay, default); -1 on a lookup error */
+static int rs_class_lookup(const char *domain, enum resolve_class *class, const char **error_r);
+
+/* rs_tables_all_open - no table of a domain list is still missing */
+static bool rs_tables_all_open(void)
+{
+    const struct rs_domains *lists[] = {
+	&rs_mydestination, &rs_valias_domains, &rs_vmbox_domains, &rs_relay_domains,
+    };
+
+    for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++)
+	for (size_t i = 0; i < lists[l]->tables.n; i++)
+	    if (lists[l]->tables.v[i].table == NULL)
+		return false;
+    return true;
+}
+
 static int rs_class(const char *domain, enum resolve_class *class, const char **error_r)
+{
+    size_t len = strlen(domain), i;
+    int rc;
+
+    for (i = 0; i < rs_class_memo_n; i++) {
+	if (strcmp(rs_class_memo[i].domain, domain) == 0) {
+	    *class = rs_class_memo[i].class;
+	    return 0;
+	}
+    }
+    if ((rc = rs_class_lookup(domain, class, error_r)) < 0 || len > RS_KEY_MAX
+	|| !rs_tables_all_open())
+	return rc;
+    i = rs_class_memo_next++ % RS_CLASS_MEMO;
+    memcpy(rs_class_memo[i].domain, domain, len + 1);
+    rs_class_memo[i].class = *class;
+    if (rs_class_memo_n < RS_CLASS_MEMO)
+	rs_class_memo_n++;
+    return 0;
+}
+
+/* rs_class_lookup - rs_class without the memory */
+static int rs_class_lookup(const char *domain, enum resolve_class *class, const char **error_r)
 {
     int rc;
 
@@ -734,18 +830,37 @@ int resolve_address(const char *address, struct resolve_result *result, const ch
     return rc;
 }
 
-/* rs_system_user - getpwnam on the lower-cased name: 1 exists, 0 not */
+/* rs_system_user - getpwnam on the lower-cased name: 1 exists, 0 not
+ * (remembered for RS_PW_TTL seconds) */
 static int rs_system_user(const char *name)
 {
     struct str *lc = str_new(RS_KEY_MAX);
+    struct rs_pw_memo *m;
     struct passwd *pw;
+    time_t now;
     int rc = 0;
+    size_t i;
 
     if (*name && str_set(lc, name)) {
 	str_lower(lc);
+	now = time(NULL);
+	for (i = 0; i < RS_PW_MEMO; i++) {
+	    m = &rs_pw_memo[i];
+	    if (m->when && now - m->when < RS_PW_TTL && now >= m->when
+		&& strcmp(m->name, str_cstr(lc)) == 0) {
+		str_free(&lc);
+		return m->exists;
+	    }
+	}
 	errno = 0;
 	pw = getpwnam(str_cstr(lc));
 	rc = pw != NULL;
+	if (str_len(lc) < sizeof(m->name)) {
+	    m = &rs_pw_memo[rs_pw_memo_next++ % RS_PW_MEMO];
+	    memcpy(m->name, str_cstr(lc), str_len(lc) + 1);
+	    m->exists = rc;
+	    m->when = now;
+	}
     }
     str_free(&lc);
     return rc;
