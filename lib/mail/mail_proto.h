@@ -48,7 +48,9 @@
  *
  * 4. triggers: a few bytes written to public/qmgr (unix socket, master
  *    wakeup too) or public/pickup (fifo). QMGR_TRIGGER_SCAN ("I") = look
- *    at incoming/ now; QMGR_TRIGGER_FLUSH ("F") = retry deferred mail now;
+ *    at incoming/ now; "I" followed by a queue ID = take incoming/ID now
+ *    without a directory scan (cleanup sends this after each commit);
+ *    QMGR_TRIGGER_FLUSH ("F") = retry deferred mail now;
  *    PICKUP_TRIGGER_SCAN ("W") = look at maildrop/ now. A lost trigger
  *    only delays: both daemons also scan on a timer. */
 #ifndef POSTHORN_MAIL_PROTO_H
