@@ -204,12 +204,15 @@ size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len)
 	    i++;
 	    content_bare(c, '\n');
 	} else {
-	    size_t j = i + 1;
+	    /* the run of ordinary bytes up to the next CR or LF */
+	    const char *start = data + i;
+	    const char *cr = memchr(start, '\r', len - i);
+	    size_t upto = cr ? (size_t) (cr - start) : len - i;
+	    const char *lf = memchr(start, '\n', upto);
+	    size_t run = lf ? (size_t) (lf - start) : upto;
 
-	    while (j < len && data[j] != '\r' && data[j] != '\n')
-		j++;
-	    content_text(c, data + i, j - i);
-	    i = j;
+	    content_text(c, start, run);
+	    i += run;
 	}
     }
     return i;
