@@ -24,7 +24,6 @@
 /* mail */
 #include "queue_file.h"
 
-#define QF_ALL_TYPES	"VTSAONRDMLCXE"
 
 static char qf_errbuf[320];
 
@@ -72,10 +71,19 @@ const char *qf_type_name(int type)
     }
 }
 
-/* qf_type_known - true for a type this format defines */
+/* qf_type_known - true for a type this format defines (a switch: this
+ * runs for every record written) */
 static bool qf_type_known(int type)
 {
-    return type > 0 && type < 0x7f && strchr(QF_ALL_TYPES, type) != NULL;
+    switch (type) {
+    case QF_REC_VERSION: case QF_REC_TIME: case QF_REC_SENDER: case QF_REC_ATTR:
+    case QF_REC_ORCPT: case QF_REC_NOTIFY: case QF_REC_RCPT: case QF_REC_DONE:
+    case QF_REC_MESSAGE: case QF_REC_LINE: case QF_REC_CONT: case QF_REC_XEND:
+    case QF_REC_END:
+	return true;
+    default:
+	return false;
+    }
 }
 
 /*
@@ -106,15 +114,21 @@ void qf_encode(struct str *out, int type, const void *data, size_t len)
 	msg_panic("qf_encode: buffer full");
 }
 
-/* qf_put - write one record to a stream */
+/* qf_put - write one record to a stream; a short record (most content
+ * lines) goes to the stream's buffer in one piece */
 int qf_put(struct stream *s, int type, const void *data, size_t len)
 {
-    unsigned char head[QF_HEADER_SIZE];
+    unsigned char rec[QF_HEADER_SIZE + 256];
 
-    qf_header(head, type, len);
-    if (stream_write(s, head, sizeof(head)) < 0)
+    qf_header(rec, type, len);
+    if (len <= sizeof(rec) - QF_HEADER_SIZE) {
+	if (len)
+	    memcpy(rec + QF_HEADER_SIZE, data, len);
+	return stream_write(s, rec, QF_HEADER_SIZE + len);
+    }
+    if (stream_write(s, rec, QF_HEADER_SIZE) < 0)
 	return -1;
-    return len ? stream_write(s, data, len) : 0;
+    return stream_write(s, data, len);
 }
 
 /* qf_puts - write a record with text data */
