@@ -745,42 +745,47 @@ static bool reply(struct stream *client, struct cleanup_state *st)
 
 /* trigger_now - the trigger over a non-blocking connect, which on a
  * local socket completes at once or fails; false if it did not go out */
-static bool trigger_now(void)
+static bool trigger_now(const char *msg, size_t len)
 {
     struct sockaddr_un sun;
-    size_t len = strlen(QMGR_SOCKET);
+    size_t plen = strlen(QMGR_SOCKET);
     bool ok;
     int fd;
 
-    if (len >= sizeof(sun.sun_path))
+    if (plen >= sizeof(sun.sun_path))
 	return false;
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, QMGR_SOCKET, len);
+    memcpy(sun.sun_path, QMGR_SOCKET, plen);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 	return false;
     ok = connect(fd, (struct sockaddr *) &sun, sizeof(sun)) == 0
-	&& send(fd, QMGR_TRIGGER_SCAN, strlen(QMGR_TRIGGER_SCAN), MSG_NOSIGNAL)
-	== (ssize_t) strlen(QMGR_TRIGGER_SCAN);
+	&& send(fd, msg, len, MSG_NOSIGNAL) == (ssize_t) len;
     (void) close(fd);
     return ok;
 }
 
-/* trigger_qmgr - "look at incoming/ now"; a failure only delays. The
- * common case costs socket, connect, send, close; a busy or missing
+/* trigger_qmgr - "take incoming/ID now" (mail_proto.h: "I" and the
+ * queue ID, so qmgr needs no directory scan); a failure only delays.
+ * The common case costs socket, connect, send, close; a busy or missing
  * qmgr gets the patient path (connect with a deadline) and its error. */
 static void trigger_qmgr(const char *id)
 {
+    char msg[QUEUE_ID_SIZE + 8];
     const char *error;
+    size_t len;
     int fd;
 
-    if (trigger_now())
+    if (!fmt_buf(msg, sizeof(msg), "%s%s", QMGR_TRIGGER_SCAN, id))
+	(void) str_copy_out(msg, sizeof(msg), QMGR_TRIGGER_SCAN);
+    len = strlen(msg);
+    if (trigger_now(msg, len))
 	return;
     if ((fd = sock_connect_unix(QMGR_SOCKET, CLEANUP_TRIGGER_MS, &error)) < 0) {
 	msg_warn("%s: cannot trigger qmgr: %s", id, error);
 	return;
     }
-    if (write(fd, QMGR_TRIGGER_SCAN, strlen(QMGR_TRIGGER_SCAN)) < 0)
+    if (write(fd, msg, len) < 0)
 	msg_warn("%s: cannot trigger qmgr: write: %m", id);
     (void) close(fd);
 }

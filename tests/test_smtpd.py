@@ -884,6 +884,8 @@ class FakeLocal:
 
 
 def test_quota_check(smtp_env):
+    # a quota can apply: the agent is asked (without one it is not: below)
+    smtp_env.set_main(virtual_mailbox_limit="100000000")
     s = smtp_env.session()
     s.start()
     s.expect("MAIL FROM:<a@remote.example> SIZE=1234", 250)
@@ -895,6 +897,18 @@ def test_quota_check(smtp_env):
     s.expect("RCPT TO:<x@foreign.example>", 250)      # not ours: no verify
     assert [r["request"] for r in local.requests] == [b"verify", b"verify"]
     assert local.requests[0]["size"] == b"1234"
+    local.sock.close()
+
+
+def test_quota_check_only_when_a_quota_applies(smtp_env):
+    """No quota= and no virtual_mailbox_limit: no verify round trip."""
+    local = FakeLocal(smtp_env.queue)
+    s = smtp_env.session()
+    s.start()
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    s.expect("RCPT TO:<bob@example.test>", 250)
+    s.expect("RCPT TO:<alice@example.test>", 250)
+    assert local.requests == []
     local.sock.close()
 
 
