@@ -150,6 +150,8 @@ void smtpd_session(struct stream *client);
 void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r);
+/* smtpd_reply_text - smtpd_reply with a ready text (no formatting) */
+void smtpd_reply_text(struct smtpd_state *st, int code, const char *enhanced, const char *text);
 /* smtpd_reply_multi - a multi-line reply: lines[0..n) with one code */
 void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *lines, size_t n);
 /* smtpd_log_reject - "NOQUEUE: reject: CMD from name[addr]: reply; from=<> to=<> proto= helo=<>" */

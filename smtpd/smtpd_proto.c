@@ -45,12 +45,25 @@
 void smtpd_printable(struct str *out, const char *text, size_t len, size_t max)
 {
     size_t n = len < max ? len : max;
+    size_t i = 0;
 
-    for (size_t i = 0; i < n; i++) {
-	unsigned char c = (unsigned char) text[i];
+    /* copy runs of printable bytes in one append each */
+    while (i < n) {
+	size_t j = i;
 
-	if (!str_appendc(out, (c < 0x20 || c == 0x7f) ? '?' : (char) c))
+	while (j < n && (unsigned char) text[j] >= 0x20 && (unsigned char) text[j] != 0x7f)
+	    j++;
+	if (j > i && !str_append(out, text + i, j - i)) {
+	    /* out is nearly full: as many bytes as still fit */
+	    while (i < j && str_appendc(out, text[i]))
+		i++;
 	    break;
+	}
+	if (j >= n)
+	    break;
+	if (!str_appendc(out, '?'))
+	    break;
+	i = j + 1;
     }
     if (len > max)
 	str_appends(out, "...");
@@ -75,15 +88,36 @@ static void sleep_whole(long seconds)
 	 /* void */ ;
 }
 
+/* reply_line - the reply line buffer, emptied; reused by every reply */
+static struct str *reply_line(void)
+{
+    static struct str *line;
+
+    if (line == NULL)
+	line = str_new(1024);
+    else
+	str_reset(line);
+    return line;
+}
+
 /* reply_write - one reply line (or the last line of several) */
 static void reply_write(struct smtpd_state *st, int code, char sep, const char *enhanced,
 			const char *text)
 {
-    struct str *line = str_new(1024);
+    struct str *line = reply_line();
 
-    str_printf(line, "%03d%c", code, sep);
-    if (enhanced && *enhanced)
-	str_appendf(line, "%s ", enhanced);
+    if (code >= 0 && code <= 999) {
+	char head[4] = {(char) ('0' + code / 100), (char) ('0' + code / 10 % 10),
+	(char) ('0' + code % 10), sep};
+
+	str_append(line, head, sizeof(head));
+    } else {
+	str_printf(line, "%03d%c", code, sep);
+    }
+    if (enhanced && *enhanced) {
+	str_appends(line, enhanced);
+	str_appendc(line, ' ');
+    }
     /* replies are built from our texts and printable client text; make
      * sure no CR or LF can split one */
     smtpd_printable(line, text, strlen(text), 900);
@@ -92,7 +126,6 @@ static void reply_write(struct smtpd_state *st, int code, char sep, const char *
     str_append(line, "\r\n", 2);
     if (stream_write(st->client, str_cstr(line), str_len(line)) < 0)
 	st->hangup = true;
-    str_free(&line);
 }
 
 /* error_delay - count an error reply; slow down a client that makes many */
@@ -107,6 +140,13 @@ static void error_delay(struct smtpd_state *st, int code)
     st->error_count++;
 }
 
+/* smtpd_reply_text - one reply with a ready text */
+void smtpd_reply_text(struct smtpd_state *st, int code, const char *enhanced, const char *text)
+{
+    error_delay(st, code);
+    reply_write(st, code, ' ', enhanced, text);
+}
+
 /* smtpd_reply - one reply */
 void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
 {
@@ -114,16 +154,24 @@ void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const c
     va_list ap;
 
     va_start(ap, fmt);
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == 0) {
+	/* a ready text: reply_write shows at most 900 bytes of it, fewer
+	 * than text[] would have held */
+	const char *arg = va_arg(ap, const char *);
+
+	va_end(ap);
+	smtpd_reply_text(st, code, enhanced, arg);
+	return;
+    }
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    error_delay(st, code);
-    reply_write(st, code, ' ', enhanced, text);
+    smtpd_reply_text(st, code, enhanced, text);
 }
 
 /* smtpd_reply_buf_send - a prepared reply */
 void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r)
 {
-    smtpd_reply(st, r->code, r->enhanced[0] ? r->enhanced : NULL, "%s", r->text);
+    smtpd_reply_text(st, r->code, r->enhanced[0] ? r->enhanced : NULL, r->text);
 }
 
 /* smtpd_reply_multi - a multi-line reply */

@@ -73,7 +73,10 @@ void smtpd_reply_set(struct smtpd_reply_buf *r, int code, const char *enhanced, 
     r->code = code;
     str_copy_out(r->enhanced, sizeof(r->enhanced), enhanced ? enhanced : "");
     va_start(ap, fmt);
-    vsnprintf(r->text, sizeof(r->text), fmt, ap);
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == 0)
+	str_copy_out(r->text, sizeof(r->text), va_arg(ap, const char *));
+    else
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
     va_end(ap);
 }
 
@@ -91,8 +94,13 @@ void smtpd_reply_id_buf(enum smtpd_reply_id id, struct smtpd_reply_buf *r)
 /* smtpd_reply_id - send a fixed reply */
 void smtpd_reply_id(struct smtpd_state *st, enum smtpd_reply_id id)
 {
+    const struct smtpd_reply_def *d = smtpd_reply_def(id);
     struct smtpd_reply_buf r;
 
+    if (!d->hostname) {
+	smtpd_reply_text(st, d->code, d->enhanced, d->text);
+	return;
+    }
     smtpd_reply_id_buf(id, &r);
     smtpd_reply_buf_send(st, &r);
 }
