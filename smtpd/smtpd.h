@@ -157,6 +157,10 @@ void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *line
 /* smtpd_log_reject - "NOQUEUE: reject: CMD from name[addr]: reply; from=<> to=<> proto= helo=<>" */
 void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtpd_reply_buf *r,
 		      const char *rcpt);
+/* smtpd_put_long - v in decimal at buf (SMTPD_LONG_TEXT bytes, not
+ * terminated); returns the length */
+#define SMTPD_LONG_TEXT		24
+size_t smtpd_put_long(char *buf, long v);
 /* smtpd_printable - append text[0..len) with non-printable bytes as '?',
  * at most max bytes */
 void smtpd_printable(struct str *out, const char *text, size_t len, size_t max);

@@ -239,6 +239,16 @@ void smtpd_content_finish(struct smtpd_content *c)
 /* ---------------------------------------------------------------- */
 /* Received: header.                                                */
 
+/* put_2d - v as %02ld at buf; returns the length */
+static size_t put_2d(char *buf, long v)
+{
+    if (v < 0 || v > 99)
+	return smtpd_put_long(buf, v);
+    buf[0] = (char) ('0' + v / 10);
+    buf[1] = (char) ('0' + v % 10);
+    return 2;
+}
+
 /* smtpd_format_date - "Tue, 3 Jun 2025 10:00:00 +0200" (RFC 5322) */
 void smtpd_format_date(long when, char *buf, size_t size)
 {
@@ -248,16 +258,37 @@ void smtpd_format_date(long when, char *buf, size_t size)
     time_t t = (time_t) when;
     struct tm tm;
     long off;
+    char out[8 * SMTPD_LONG_TEXT];
+    size_t len;
 
     if (localtime_r(&t, &tm) == NULL) {
 	gmtime_r(&t, &tm);
 	tm.tm_gmtoff = 0;
     }
     off = tm.tm_gmtoff / 60;
-    fmt_buf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-	    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
-	    (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+    /* "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld" without printf */
+    memcpy(out, days[tm.tm_wday % 7], 3);
+    len = 3;
+    out[len++] = ',';
+    out[len++] = ' ';
+    len += smtpd_put_long(out + len, tm.tm_mday);
+    out[len++] = ' ';
+    memcpy(out + len, months[tm.tm_mon % 12], 3);
+    len += 3;
+    out[len++] = ' ';
+    len += smtpd_put_long(out + len, (long) tm.tm_year + 1900);
+    out[len++] = ' ';
+    len += put_2d(out + len, tm.tm_hour);
+    out[len++] = ':';
+    len += put_2d(out + len, tm.tm_min);
+    out[len++] = ':';
+    len += put_2d(out + len, tm.tm_sec);
+    out[len++] = ' ';
+    out[len++] = off < 0 ? '-' : '+';
+    len += put_2d(out + len, (off < 0 ? -off : off) / 60);
+    len += put_2d(out + len, (off < 0 ? -off : off) % 60);
+    out[len] = 0;
+    str_copy_out(buf, size, out);
 }
 
 /* is_ascii - no byte above 127 */
@@ -285,26 +316,41 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
     else
 	from = literal;
     smtpd_format_date(now, date, sizeof(date));
-    str_printf(lines[0], "Received: from %s (", from);
-    if (known_name)
-	str_appendf(lines[0], "%s ", st->name);
-    str_appendf(lines[0], "%s)", literal);
-    str_printf(lines[1], "\tby %s (posthorn) with %s", var_myhostname, smtpd_protocol_name(st));
+    str_reset(lines[0]);
+    str_appends(lines[0], "Received: from ");
+    str_appends(lines[0], from);
+    str_appends(lines[0], " (");
+    if (known_name) {
+	str_appends(lines[0], st->name);
+	str_appendc(lines[0], ' ');
+    }
+    str_appends(lines[0], literal);
+    str_appendc(lines[0], ')');
+    str_reset(lines[1]);
+    str_appends(lines[1], "\tby ");
+    str_appends(lines[1], var_myhostname);
+    str_appends(lines[1], " (posthorn) with ");
+    str_appends(lines[1], smtpd_protocol_name(st));
     if (st->rcpt_count == 1) {
 	const char *rcpt = st->rcpts[0].address;
 	const char *at = strrchr(rcpt, '@');
-	struct str *ext = str_new(4 * ADDR_PATH_MAX);
-	bool ok = address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
-	    && (at == NULL || str_appends(ext, at));
+	struct str *ext = lines[2];
+	bool ok;
 
+	/* the quoted recipient is built in lines[2] and then framed */
+	str_reset(ext);
+	str_appends(ext, "\tfor <");
+	ok = address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
+	    && (at == NULL || str_appends(ext, at));
 	if (ok && (utf8 || is_ascii(str_cstr(ext)))) {
-	    str_printf(lines[2], "\tfor <%s>; %s", str_cstr(ext), date);
-	    str_free(&ext);
+	    str_appends(ext, ">; ");
+	    str_appends(ext, date);
 	    return 3;
 	}
-	str_free(&ext);
+	str_reset(ext);
     }
-    str_appendf(lines[1], "; %s", date);
+    str_appends(lines[1], "; ");
+    str_appends(lines[1], date);
     return 2;
 }
 
@@ -367,7 +413,7 @@ static bool data_open(struct smtpd_state *st, bool dot, bool binary)
 {
     static const char *const bodies[] = {NULL, "7BIT", "8BITMIME", "BINARYMIME"};
     struct cleanup_client *c;
-    struct str *lines[3];
+    static struct str *lines[3];	/* reused by every message */
     const char *err = "";
     char buf[64];
     size_t n;
@@ -408,12 +454,11 @@ static bool data_open(struct smtpd_state *st, bool dot, bool binary)
 				  notify_text(st->rcpts[i].notify, buf, sizeof(buf)));
     rc |= cleanup_client_message(c);
     for (size_t i = 0; i < 3; i++)
-	lines[i] = str_new(2048);
+	if (lines[i] == NULL)
+	    lines[i] = str_new(2048);
     n = smtpd_received_header(st, st->arrival, lines);
     for (size_t i = 0; i < n; i++)
 	rc |= qf_put(cleanup_client_stream(c), QF_REC_LINE, str_cstr(lines[i]), str_len(lines[i]));
-    for (size_t i = 0; i < 3; i++)
-	str_free(&lines[i]);
     if (rc != 0) {
 	msg_warn("%s: write to the cleanup service failed", st->namaddr);
 	cleanup_client_abandon(&c);

@@ -69,6 +69,33 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max)
 	str_appends(out, "...");
 }
 
+/* smtpd_put_long - v in decimal at buf (at least SMTPD_LONG_TEXT bytes,
+ * not terminated); returns the length */
+size_t smtpd_put_long(char *buf, long v)
+{
+    char tmp[SMTPD_LONG_TEXT];
+    unsigned long u = v < 0 ? 0UL - (unsigned long) v : (unsigned long) v;
+    size_t n = 0, len = 0;
+
+    do {
+	tmp[n++] = (char) ('0' + u % 10);
+	u /= 10;
+    } while (u);
+    if (v < 0)
+	buf[len++] = '-';
+    while (n)
+	buf[len++] = tmp[--n];
+    return len;
+}
+
+/* append_long - str_append of a decimal number */
+static void append_long(struct str *s, long v)
+{
+    char buf[SMTPD_LONG_TEXT];
+
+    str_append(s, buf, smtpd_put_long(buf, v));
+}
+
 /* smtpd_flush - write out pending replies */
 bool smtpd_flush(struct smtpd_state *st)
 {
@@ -234,24 +261,32 @@ static void log_stats(struct smtpd_state *st, const char *what)
     size_t count;
     const struct smtpd_cmd *tab = smtpd_cmd_table(&count);
 
-    str_printf(text, "%s from %s", what, st->namaddr);
+    str_appends(text, what);
+    str_appends(text, " from ");
+    str_appends(text, st->namaddr);
     for (size_t i = 0; i < count; i++) {
 	if (st->cmd_total[i] == 0)
 	    continue;
 	str_appendc(text, ' ');
 	for (const char *p = tab[i].name; *p; p++)
 	    str_appendc(text, (char) (*p | 0x20));
-	if (st->cmd_ok[i] == st->cmd_total[i])
-	    str_appendf(text, "=%ld", st->cmd_total[i]);
-	else
-	    str_appendf(text, "=%ld/%ld", st->cmd_ok[i], st->cmd_total[i]);
+	str_appendc(text, '=');
+	if (st->cmd_ok[i] != st->cmd_total[i]) {
+	    append_long(text, st->cmd_ok[i]);
+	    str_appendc(text, '/');
+	}
+	append_long(text, st->cmd_total[i]);
     }
-    if (st->unknown_total)
-	str_appendf(text, " unknown=0/%ld", st->unknown_total);
-    if (st->commands_ok == st->commands_total)
-	str_appendf(text, " commands=%ld", st->commands_total);
-    else
-	str_appendf(text, " commands=%ld/%ld", st->commands_ok, st->commands_total);
+    if (st->unknown_total) {
+	str_appends(text, " unknown=0/");
+	append_long(text, st->unknown_total);
+    }
+    str_appends(text, " commands=");
+    if (st->commands_ok != st->commands_total) {
+	append_long(text, st->commands_ok);
+	str_appendc(text, '/');
+    }
+    append_long(text, st->commands_total);
     msg_info("%s", str_cstr(text));
     str_free(&text);
 }
