@@ -11,12 +11,21 @@
  * SINGLE waits with poll(2) on the listeners and a self-pipe that the
  * SIGHUP handler writes to, so a reload is never missed between a check
  * and a wait. MULTI and TRIGGER run on the event loop (event.h), which
- * the daemon may use for its own descriptors and timers. */
+ * the daemon may use for its own descriptors and timers.
+ *
+ * System calls per connection or trigger are kept few: the watchdog
+ * alarm(2) is armed once and moved lazily (a reset only notes the time;
+ * the SIGALRM handler re-arms for the rest when there was progress), the
+ * master's pid is compared with getppid(2) at most once a second (a dead
+ * master also ends us by PR_SET_PDEATHSIG and by EPIPE on the status
+ * pipe), our pid is cached, and a trigger connection is accepted
+ * non-blocking and read at once (its byte is usually there already). */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* base */
@@ -51,6 +61,14 @@ static bool srv_stdin;
 static int srv_status_fd = -1;
 static long srv_use_count;
 static pid_t srv_master_pid;
+static pid_t srv_pid;			/* refreshed in a forked child */
+static time_t srv_ppid_checked = -1;	/* second of the last getppid(2) */
+
+/* The watchdog: the second of the last progress, whether an alarm is
+ * pending, and whether the process only waits for work (not stuck). */
+static volatile sig_atomic_t srv_watch_progress;
+static volatile sig_atomic_t srv_watch_armed;
+static volatile sig_atomic_t srv_watch_waiting;
 
 /* Set by signal handlers or server_request_exit. */
 static volatile sig_atomic_t srv_exit_requested;
@@ -144,14 +162,65 @@ static void srv_sigterm(int sig)
     _exit(0);
 }
 
-/* srv_watchdog - daemon_timeout passed without progress */
+/* srv_now_sec - monotonic seconds (vDSO, no system call; signal-safe) */
+static time_t srv_now_sec(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) < 0
+	&& clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+	return 0;
+    return ts.tv_sec;
+}
+
+/* srv_watch_seconds - daemon_timeout as an alarm(2) argument, 0: none */
+static unsigned srv_watch_seconds(void)
+{
+    long t = var_daemon_timeout;
+
+    return t <= 0 ? 0 : (unsigned) (t > 100000000 ? 100000000 : t);
+}
+
+/* srv_watchdog - the alarm: daemon_timeout passed without progress, or
+ * progress was made meanwhile and the alarm moves on */
 static void srv_watchdog(int sig)
 {
+    int saved_errno = errno;
+    unsigned t = srv_watch_seconds();
+    time_t elapsed = srv_now_sec() - (time_t) srv_watch_progress;
+
     (void) sig;
+    if (t > 0 && (srv_watch_waiting || elapsed < (time_t) t)) {
+	alarm(srv_watch_waiting || elapsed < 0 ? t : t - (unsigned) elapsed);
+	errno = saved_errno;
+	return;
+    }
+    srv_watch_armed = 0;
     /* If logging itself hangs, the default action ends us 5s later. */
     signal(SIGALRM, SIG_DFL);
     alarm(5);
     msg_fatal("watchdog timeout -- no progress for %ld seconds", var_daemon_timeout);
+}
+
+/* srv_watch_wait - waiting for work is not a stuck job */
+static void srv_watch_wait(void)
+{
+    srv_watch_waiting = 1;
+}
+
+/* srv_watch_off - no watchdog any more (exit, or a child) */
+static void srv_watch_off(void)
+{
+    alarm(0);
+    srv_watch_armed = 0;
+    srv_watch_waiting = 0;
+}
+
+/* srv_atfork_child - a forked child has its own pid and no alarm */
+static void srv_atfork_child(void)
+{
+    srv_pid = getpid();
+    srv_watch_armed = 0;
 }
 
 /* srv_loop_once - one event-loop step: the wait is bounded by half the
@@ -166,13 +235,20 @@ static void srv_loop_once(void)
     (void) event_loop_once((int) (half > INT_MAX / 1000 ? INT_MAX : half * 1000));
 }
 
-/* server_watchdog_reset - restart the watchdog */
+/* server_watchdog_reset - restart the watchdog: note the time; the
+ * alarm is armed only when none is pending (srv_watchdog moves it) */
 void server_watchdog_reset(void)
 {
-    long t = var_daemon_timeout;
+    unsigned t = srv_watch_seconds();
 
-    if (t > 0)
-	alarm((unsigned) (t > 100000000 ? 100000000 : t));
+    if (t == 0)
+	return;
+    srv_watch_progress = (sig_atomic_t) srv_now_sec();
+    srv_watch_waiting = 0;
+    if (!srv_watch_armed) {
+	srv_watch_armed = 1;
+	alarm(t);
+    }
 }
 
 /* srv_signals - install handlers; SIGPIPE is ignored */
@@ -202,7 +278,7 @@ static void srv_notify(int status)
     if (srv_status_fd < 0)
 	return;
     memset(&st, 0, sizeof(st));
-    st.pid = (int32_t) getpid();
+    st.pid = (int32_t) srv_pid;
     st.status = status;
     do {
 	n = write(srv_status_fd, &st, sizeof(st));
@@ -234,7 +310,7 @@ static bool srv_fd_open(int fd)
 /* srv_done - run on_exit and exit normally */
 static _Noreturn void srv_done(void)
 {
-    alarm(0);
+    srv_watch_off();
     if (srv_spec->on_exit)
 	srv_spec->on_exit();
     exit(0);
@@ -246,10 +322,19 @@ static bool srv_limit_reached(void)
     return !(srv_spec->flags & SERVER_FLAG_NO_MAX_USE) && srv_use_count >= var_max_use;
 }
 
-/* srv_master_gone - master died: its children must not linger */
+/* srv_master_gone - master died: its children must not linger
+ * (getppid(2) at most once a second; the first call always checks) */
 static bool srv_master_gone(void)
 {
-    return srv_master_pid > 1 && getppid() != srv_master_pid;
+    time_t now;
+
+    if (srv_master_pid <= 1)
+	return false;
+    now = srv_now_sec();
+    if (now == srv_ppid_checked)
+	return false;
+    srv_ppid_checked = now;
+    return getppid() != srv_master_pid;
 }
 
 /* srv_drain_wake - empty the self-pipe */
@@ -346,7 +431,7 @@ static int srv_stdio_fd(void)
 	close(sv[0]);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
-	alarm(0);
+	srv_watch_off();
 	srv_relay(sv[1]);
     default:
 	close(sv[1]);
@@ -399,7 +484,7 @@ static _Noreturn void srv_single_loop(void)
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();
-	alarm(0);				/* waiting is not a stuck job */
+	srv_watch_wait();			/* waiting is not a stuck job */
 	for (int i = 0; i < srv_listen_count; i++) {
 	    pfd[i].fd = MASTER_LISTEN_FD + i;
 	    pfd[i].events = POLLIN;
@@ -758,18 +843,31 @@ static void srv_trigger_stream_cb(int lfd, void *ctx)
     (void) ctx;
     if (srv_exit_requested || srv_limit_reached())
 	return;
-    if ((fd = sock_accept(lfd)) < 0) {
+    if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
 	    && errno != ECONNABORTED && errno != EPROTO)
 	    msg_warn("accept: %m");
 	return;
+    }
+    /* The sender writes at once: its bytes are usually there already. */
+    {
+	char buf[SERVER_TRIGGER_MAX];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+	    if (n < 0)
+		msg_warn("trigger connection: %m");
+	    close(fd);
+	    if (n >= 0)
+		srv_trigger_run(buf, (size_t) n);
+	    return;
+	}
     }
     if (srv_trigger_pending >= SRV_TRIGGER_PENDING_MAX) {
 	msg_warn("trigger connection: too many pending -- dropped");
 	close(fd);
 	return;
     }
-    sock_set_nonblock(fd, true);
     tc = mem_zalloc(sizeof(*tc));
     tc->fd = fd;
     tc->timer = event_timer_add(SRV_TRIGGER_WAIT_MS, srv_trigger_conn_timeout, tc);
@@ -938,6 +1036,8 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     msg_init(early_name, MSG_TO_STDERR | MSG_TO_SYSLOG);
     srv_signals();
     srv_master_pid = getppid();
+    srv_pid = getpid();
+    (void) pthread_atfork(NULL, NULL, srv_atfork_child);
 
     overrides = mem_alloc_array((size_t) argc + 1, sizeof(char *));
     (void) str_copy_out(srv_service_name, sizeof(srv_service_name), spec->name);
