@@ -273,7 +273,8 @@ static int sock_remaining(int64_t deadline)
 
 /*
  * sock_connect_fd - connect the non-blocking fd to addr before deadline,
- * then make it blocking. Returns 0, or -1 with errno set.
+ * then make it blocking. fd must have been made by socket(2) with
+ * SOCK_NONBLOCK and no other status flag. Returns 0, or -1 with errno set.
  */
 static int sock_connect_fd(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
 {
@@ -323,7 +324,9 @@ static int sock_connect_fd(int fd, const struct sockaddr *addr, socklen_t addrle
 	}
 	break;
     }
-    return sock_set_nonblock(fd, false);
+    /* The socket was made with SOCK_NONBLOCK as its only status flag:
+     * one F_SETFL clears it, no F_GETFL needed. */
+    return fcntl(fd, F_SETFL, 0) < 0 ? -1 : 0;
 }
 
 /* sock_deadline - absolute deadline for timeout_ms, -1 for none */
