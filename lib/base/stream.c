@@ -20,7 +20,13 @@
  * without a deadline (timeout < 0: queue files, pipes to wait for) is
  * read and written directly, as a poll without a limit adds nothing.
  * Whether the descriptor is a socket is learnt from the first send(2)
- * or recv(2) (ENOTSOCK), not from an fstat(2) per stream.
+ * or recv(2) (ENOTSOCK), not from an fstat(2) per stream. A write without
+ * a deadline in a process that ignores SIGPIPE needs no answer: there
+ * write(2) does what send(MSG_NOSIGNAL) does, so a new stream on a file
+ * or pipe is written without a failed send(2) first. (The disposition is
+ * looked up once per process; a program that ignores SIGPIPE and later
+ * restores it must not write to sockets through new streams without a
+ * deadline after that.)
  *
  * Replaceable I/O (stream_set_io): reads and writes go through io->read
  * and io->write. When io->pending() says bytes are buffered inside the
@@ -48,6 +54,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -239,12 +246,29 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
     }
 }
 
+/* sigpipe_ignored - this process ignores SIGPIPE (looked up once) */
+static bool sigpipe_ignored(void)
+{
+    static int ignored = -1;
+
+    if (ignored < 0) {
+	struct sigaction sa;
+
+	ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO)
+	    && sa.sa_handler == SIG_IGN;
+    }
+    return ignored > 0;
+}
+
 /* fd_write - one write(2) or send(2); learns whether fd is a socket.
  * now: do not block (a socket gets MSG_DONTWAIT) */
 static ssize_t fd_write(struct stream *s, const char *data, size_t len, bool now)
 {
     ssize_t n;
 
+    /* unknown kind, blocking write, no SIGPIPE: write(2) serves both */
+    if (s->is_socket < 0 && !now && sigpipe_ignored())
+	return write(s->fd, data, len);
     if (s->is_socket != 0) {
 	n = send(s->fd, data, len, MSG_NOSIGNAL | (now ? MSG_DONTWAIT : 0));
 	if (n >= 0 || errno != ENOTSOCK) {
