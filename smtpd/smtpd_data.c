@@ -165,6 +165,34 @@ static void content_eol(struct smtpd_content *c, bool crlf)
     c->prev_crlf = crlf;
 }
 
+/* content_whole_line - fast path for a complete line "text CR LF" at
+ * the start of a line, text at most one piece: emitted straight from
+ * the input, as content_text + content_eol would. False (nothing done)
+ * if the line does not qualify. */
+static bool content_whole_line(struct smtpd_content *c, const char *p, size_t run,
+			       size_t avail)
+{
+    size_t n = run;
+
+    if (!c->at_bol || c->in_cont || str_len(c->line) != 0 || run + 2 > avail
+	|| p[run] != '\r' || p[run + 1] != '\n')
+	return false;
+    if (c->dot && p[0] == '.') {
+	if (run == 1)
+	    return false;		/* "." alone: the end (or a stray dot) */
+	p++;				/* unstuff: drop the first dot */
+	n--;
+    }
+    if (n > c->piece_max)
+	return false;
+    content_count(c, n);
+    c->lines++;
+    content_emit(c, QF_REC_LINE, p, n);
+    c->dot_seen = false;
+    c->prev_crlf = true;
+    return true;
+}
+
 /* content_bare - a CR or LF that is not part of CR LF */
 static void content_bare(struct smtpd_content *c, char ch)
 {
@@ -211,6 +239,10 @@ size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len)
 	    const char *lf = memchr(start, '\n', upto);
 	    size_t run = lf ? (size_t) (lf - start) : upto;
 
+	    if (content_whole_line(c, start, run, len - i)) {
+		i += run + 2;
+		continue;
+	    }
 	    content_text(c, start, run);
 	    i += run;
 	}

@@ -209,6 +209,44 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("whole lines at once and byte by byte give the same records and size");
+    {
+	static const char *const inputs[] = {
+	    "abcd\r\n..\r\n.x\r\n\r\n.\r\n",
+	    "12345678\r\n.12345678\r\n123456789\r\n.123456789\r\n.\r\n",
+	    "a\nb\r\n.\r\nc\r\r\n.\r\n",
+	    "..\r\n.\nx\r\n.\r\nREST\r\n",
+	};
+
+	for (size_t t = 0; t < sizeof(inputs) / sizeof(inputs[0]); t++) {
+	    for (int dot = 0; dot < 2; dot++) {
+		const char *in = inputs[t];
+		struct str *a = str_new(4096), *b = str_new(4096);
+		struct smtpd_content c1, c2;
+		size_t used1, used2 = 0;
+
+		smtpd_content_init(&c1, dot, false, false, 8, 0, collect, a);
+		used1 = smtpd_content_feed(&c1, in, strlen(in));
+		smtpd_content_init(&c2, dot, false, false, 8, 0, collect, b);
+		while (used2 < strlen(in) && !c2.done)
+		    used2 += smtpd_content_feed(&c2, in + used2, 1);
+		unit_assert_streq(str_cstr(a), str_cstr(b));
+		unit_assert_inteq(used1, used2);
+		unit_assert_inteq(c1.size, c2.size);
+		unit_assert_inteq(c1.lines, c2.lines);
+		unit_assert_inteq(c1.done, c2.done);
+		unit_assert_inteq(c1.stray_dot, c2.stray_dot);
+		unit_assert_inteq(c1.bare_lf, c2.bare_lf);
+		unit_assert_inteq(c1.bare_cr, c2.bare_cr);
+		smtpd_content_fini(&c1);
+		smtpd_content_fini(&c2);
+		str_free(&a);
+		str_free(&b);
+	    }
+	}
+    }
+    unit_end();
+
     unit_begin("Received: header and date");
     {
 	struct smtpd_state st;
