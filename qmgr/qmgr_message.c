@@ -898,9 +898,14 @@ void qmgr_message_load(const char *id)
     load_src.fd = fd;
     load_src.buf = buf;
     load_fill(&load_src, st.st_size);
-    qf_reader_init(&rd, load_stream, 0);
-    rc = qf_scan(&rd, QF_RECORD_MAX, load_visit, &lc, &err);
-    load_stream_reset();
+    if (load_src.at_end) {
+	/* the whole file is in buf: scan it there, no stream call per record */
+	rc = qf_scan_mem(buf, load_src.len, QF_RECORD_MAX, load_visit, &lc, &err);
+    } else {
+	qf_reader_init(&rd, load_stream, 0);
+	rc = qf_scan(&rd, QF_RECORD_MAX, load_visit, &lc, &err);
+	load_stream_reset();
+    }
     load_src.fd = -1;
     load_src.buf = NULL;
     close(fd);

@@ -355,8 +355,104 @@ static bool qf_check_notify(const struct str *data)
     }
 }
 
-/* qf_scan - a whole file, checked against the grammar */
-int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const char **error_r)
+/* A record source for the scanner: a reader over a stream, or the
+ * bytes of a whole file in memory. Both give the same records, checks
+ * and error texts; the memory one costs no stream call per record. */
+struct qf_src {
+    struct qf_reader *reader;		/* stream source, or NULL */
+    const unsigned char *buf;		/* memory source: the whole file */
+    size_t len;
+    size_t pos;				/* offset of the next record */
+};
+
+/* qf_get_mem - qf_get over a memory source (same checks and texts) */
+static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t max,
+		      const char *allowed, off_t *rec_offset, const char **error_r)
+{
+    char show[8];
+    size_t at = src->pos;
+    size_t left = src->len - at;
+    const unsigned char *p = src->buf + at;
+    size_t len;
+    int c;
+
+    if (left == 0)
+	return 0;
+    c = p[0];
+    if (c == 0 || strchr(allowed, c) == NULL)
+	return qf_error(error_r, "corrupt queue file: unexpected record type %s at offset %lld",
+			qf_type_show(show, sizeof(show), c), (long long) at);
+    if (left < QF_HEADER_SIZE)
+	return qf_error(error_r, "corrupt queue file: %s at offset %lld",
+			"truncated record header", (long long) at);
+    len = ((size_t) p[1] << 24) | ((size_t) p[2] << 16) | ((size_t) p[3] << 8) | (size_t) p[4];
+    if (max > QF_RECORD_MAX)
+	max = QF_RECORD_MAX;
+    if (max > data->max)
+	max = data->max;
+    if (len > max)
+	return qf_error(error_r, "corrupt queue file: record %s of %zu bytes exceeds the limit of %zu at offset %lld",
+			qf_type_show(show, sizeof(show), c), len, max, (long long) at);
+    if (len > left - QF_HEADER_SIZE) {
+	char what[64];
+
+	(void) fmt_buf(what, sizeof(what), "record %s length %zu runs past end of file",
+		       qf_type_show(show, sizeof(show), c), len);
+	return qf_error(error_r, "corrupt queue file: %s at offset %lld", what, (long long) at);
+    }
+    str_reset(data);
+    if (!str_reserve(data, len))
+	msg_panic("qf_get_mem: reserve");
+    if (len > 0)
+	memcpy(data->data, p + QF_HEADER_SIZE, len);
+    data->len = len;
+    data->data[len] = 0;
+    if (c != QF_REC_LINE && c != QF_REC_CONT && memchr(data->data, 0, len) != NULL)
+	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
+			qf_type_show(show, sizeof(show), c), (long long) at);
+    src->pos = at + QF_HEADER_SIZE + len;
+    *type = c;
+    *rec_offset = (off_t) at;
+    return 1;
+}
+
+/* qf_src_get - the next record from either kind of source */
+static int qf_src_get(struct qf_src *src, int *type, struct str *data, size_t max,
+		      const char *allowed, off_t *rec_offset, const char **error_r)
+{
+    if (src->reader)
+	return qf_get(src->reader, type, data, max, allowed, rec_offset, error_r);
+    return qf_get_mem(src, type, data, max, allowed, rec_offset, error_r);
+}
+
+/* qf_src_offset - offset of the next record */
+static off_t qf_src_offset(const struct qf_src *src)
+{
+    return src->reader ? src->reader->offset : (off_t) src->pos;
+}
+
+/* qf_src_end - after the end record: 0 if nothing follows, else -1 */
+static int qf_src_end(struct qf_src *src, const char **error_r)
+{
+    struct qf_reader *r = src->reader;
+
+    if (r == NULL) {
+	if (src->pos < src->len)
+	    return qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
+			    (long long) src->pos);
+	return 0;
+    }
+    if (stream_getc(r->stream) >= 0)
+	return qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
+			(long long) r->offset);
+    if (stream_error(r->stream) != STREAM_EOF)
+	return qf_io_error(r, r->offset, "after end record", error_r);
+    return 0;
+}
+
+/* qf_scan_src - a whole file from src, checked against the grammar */
+static int qf_scan_src(struct qf_src *src, size_t max, qf_visit_fn visit, void *ctx,
+		       const char **error_r)
 {
     enum { SEG_FIRST, SEG_ENVELOPE, SEG_CONTENT, SEG_TRAILER } seg = SEG_FIRST;
     static const char *const allowed[] = {
@@ -373,10 +469,10 @@ int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const
 
     str_init(&data, max > QF_RECORD_MAX ? QF_RECORD_MAX : max);
     for (;;) {
-	rc = qf_get(r, &type, &data, max, allowed[seg], &at, error_r);
+	rc = qf_src_get(src, &type, &data, max, allowed[seg], &at, error_r);
 	if (rc == 0) {
 	    rc = qf_error(error_r, "corrupt queue file: premature end of file (no end record) at offset %lld",
-			  (long long) r->offset);
+			  (long long) qf_src_offset(src));
 	    break;
 	}
 	if (rc < 0)
@@ -467,18 +563,29 @@ int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const
 	    break;
 	if (type == QF_REC_END) {
 	    /* nothing may follow the end record */
-	    if (stream_getc(r->stream) >= 0)
-		rc = qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
-			      (long long) r->offset);
-	    else if (stream_error(r->stream) != STREAM_EOF)
-		rc = qf_io_error(r, r->offset, "after end record", error_r);
-	    else
-		rc = 0;
+	    rc = qf_src_end(src, error_r);
 	    break;
 	}
     }
     str_fini(&data);
     return rc;
+}
+
+/* qf_scan - a whole file from a reader, checked against the grammar */
+int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const char **error_r)
+{
+    struct qf_src src = {.reader = r};
+
+    return qf_scan_src(&src, max, visit, ctx, error_r);
+}
+
+/* qf_scan_mem - the same over a whole file in memory (offsets from 0) */
+int qf_scan_mem(const void *buf, size_t len, size_t max, qf_visit_fn visit, void *ctx,
+		const char **error_r)
+{
+    struct qf_src src = {.buf = buf, .len = len};
+
+    return qf_scan_src(&src, max, visit, ctx, error_r);
 }
 
 /*

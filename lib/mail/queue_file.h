@@ -132,6 +132,11 @@ bool qf_attr_split(const char *data, size_t len, size_t *name_len, const char **
  * a complete, well-formed file; -1 with *error_r otherwise. */
 typedef int (*qf_visit_fn)(int type, const struct str *data, off_t offset, void *ctx);
 int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const char **error_r);
+/* qf_scan_mem - qf_scan over the len bytes of a whole file at buf (its
+ * offset 0): the same checks, records, offsets and error texts, without
+ * a stream call per record. */
+int qf_scan_mem(const void *buf, size_t len, size_t max, qf_visit_fn visit, void *ctx,
+		const char **error_r);
 
 /* qf_mark_done - turn the 'R' record at offset into 'D' (one pwrite),
  * then fdatasync; already 'D' is fine. -1 if the byte there is neither

@@ -61,6 +61,34 @@ static const char *tmp_path(const char *name)
     return path;
 }
 
+/* scan_mem_same - qf_scan_mem over the file's bytes must give the same
+ * result, error text and records as the stream scan did */
+static void scan_mem_same(const char *path, int rc, const struct seen *seen, const char *error)
+{
+    static char buf[1 << 16];
+    char stream_error[512];
+    struct seen mem_seen;
+    const char *mem_error = NULL;
+    ssize_t n;
+    int fd, mem_rc;
+
+    if ((fd = open(path, O_RDONLY)) < 0)
+	msg_fatal("open %s: %m", path);
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0 || (size_t) n == sizeof(buf))
+	return;				/* too big for this check */
+    (void) str_copy_out(stream_error, sizeof(stream_error), rc < 0 && error ? error : "");
+    memset(&mem_seen, 0, sizeof(mem_seen));
+    mem_rc = qf_scan_mem(buf, (size_t) n, QF_RECORD_MAX, seen ? collect : NULL,
+			 seen ? &mem_seen : NULL, &mem_error);
+    if (mem_rc != rc || (rc < 0 && strcmp(stream_error, mem_error) != 0))
+	msg_fatal("qf_scan_mem differs on %s: rc %d vs %d, \"%s\" vs \"%s\"", path,
+		  mem_rc, rc, mem_rc < 0 ? mem_error : "", stream_error);
+    if (seen && memcmp(seen, &mem_seen, sizeof(mem_seen)) != 0)
+	msg_fatal("qf_scan_mem records differ on %s", path);
+}
+
 /* scan_file - scan the file at path; rc, error text and records */
 static int scan_file(const char *path, struct seen *seen, const char **error)
 {
@@ -76,6 +104,7 @@ static int scan_file(const char *path, struct seen *seen, const char **error)
 	memset(seen, 0, sizeof(*seen));
     rc = qf_scan(&r, QF_RECORD_MAX, seen ? collect : NULL, seen, error);
     stream_close(&s);
+    scan_mem_same(path, rc, seen, rc < 0 ? *error : NULL);
     return rc;
 }
 
