@@ -304,6 +304,7 @@ struct ipc_src {
     bool short_input;			/* memory ran out (incomplete) */
     bool started;			/* at least one byte consumed */
     int saved_timeout;			/* the stream's own timeout */
+    int cur_timeout;			/* the timeout set on the stream now */
     long long deadline;			/* whole-message deadline (ms), or -1 */
 };
 
@@ -322,6 +323,7 @@ static void ipc_src_stream(struct ipc_src *src, struct stream *s)
     memset(src, 0, sizeof(*src));
     src->stream = s;
     src->saved_timeout = stream_get_timeout(s);
+    src->cur_timeout = src->saved_timeout;
     src->deadline = src->saved_timeout < 0 ? -1 : ipc_now_ms() + src->saved_timeout;
 }
 
@@ -332,20 +334,44 @@ static void ipc_src_done(struct ipc_src *src)
 	stream_set_timeout(src->stream, src->saved_timeout);
 }
 
-/* ipc_src_arm - before a read that may block, allow only the time left */
+/* ipc_src_arm - before a read, allow only the time left if it may block.
+ * When the bytes are already buffered the read cannot wait: the stream
+ * then gets no timeout, which spares it a clock reading per call. */
 static void ipc_src_arm(struct ipc_src *src, size_t need)
 {
     long long left;
+    int t;
 
-    if (src->deadline < 0 || stream_buffered(src->stream) >= need)
+    if (src->deadline < 0)
 	return;
-    left = src->deadline - ipc_now_ms();
-    stream_set_timeout(src->stream, left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left);
+    if (stream_buffered(src->stream) >= need) {
+	t = -1;
+    } else {
+	left = src->deadline - ipc_now_ms();
+	t = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
+    }
+    if (t != src->cur_timeout) {
+	stream_set_timeout(src->stream, t);
+	src->cur_timeout = t;
+    }
+}
+
+/* ipc_what - what is being read, for error texts: a name or the value
+ * of attribute name (name == NULL: an attribute name) */
+static const char *ipc_what(char *buf, size_t size, const char *name)
+{
+    if (name == NULL)
+	return "attribute name";
+    (void) fmt_buf(buf, size, "attribute \"%s\"", name);
+    return buf;
 }
 
 /* ipc_src_fail - turn a failed read into an error text */
-static int ipc_src_fail(struct ipc_src *src, const char *what, const char **error_r)
+static int ipc_src_fail(struct ipc_src *src, const char *name, const char **error_r)
 {
+    char wbuf[IPC_NAME_MAX + 32];
+    const char *what = ipc_what(wbuf, sizeof(wbuf), name);
+
     if (src->stream == NULL) {
 	src->short_input = true;
 	return ipc_error(error_r, "incomplete message (%s)", what);
@@ -364,17 +390,17 @@ static int ipc_src_fail(struct ipc_src *src, const char *what, const char **erro
 }
 
 /* ipc_src_getc - one byte, or -1 (error text set) */
-static int ipc_src_getc(struct ipc_src *src, const char *what, const char **error_r)
+static int ipc_src_getc(struct ipc_src *src, const char *name, const char **error_r)
 {
     int c;
 
     if (src->stream) {
 	ipc_src_arm(src, 1);
 	if ((c = stream_getc(src->stream)) < 0)
-	    return ipc_src_fail(src, what, error_r);
+	    return ipc_src_fail(src, name, error_r);
     } else {
 	if (src->pos >= src->len)
-	    return ipc_src_fail(src, what, error_r);
+	    return ipc_src_fail(src, name, error_r);
 	c = (unsigned char) src->buf[src->pos];
     }
     src->pos++;
@@ -383,17 +409,18 @@ static int ipc_src_getc(struct ipc_src *src, const char *what, const char **erro
 }
 
 /* ipc_src_read - exactly len bytes into buf; 0 or -1 (error text set) */
-static int ipc_src_read(struct ipc_src *src, void *buf, size_t len, const char *what, const char **error_r)
+static int ipc_src_read(struct ipc_src *src, void *buf, size_t len, const char *name,
+			const char **error_r)
 {
     if (len == 0)
 	return 0;
     if (src->stream) {
 	ipc_src_arm(src, len);
 	if (stream_read_exact(src->stream, buf, len) != STREAM_OK)
-	    return ipc_src_fail(src, what, error_r);
+	    return ipc_src_fail(src, name, error_r);
     } else {
 	if (src->len - src->pos < len)
-	    return ipc_src_fail(src, what, error_r);
+	    return ipc_src_fail(src, name, error_r);
 	memcpy(buf, src->buf + src->pos, len);
     }
     src->pos += len;
@@ -401,114 +428,187 @@ static int ipc_src_read(struct ipc_src *src, void *buf, size_t len, const char *
     return 0;
 }
 
-/* ipc_read_len - read "digits:" of a netstring, bounded by IPC_MSG_MAX */
-static int ipc_read_len(struct ipc_src *src, const char *what, size_t *len_r, const char **error_r)
+/* ipc_len_error - the texts for a bad netstring length */
+static int ipc_len_error(const char *name, const char *fmt_what, const char **error_r)
 {
+    char wbuf[IPC_NAME_MAX + 32];
+
+    return ipc_error(error_r, fmt_what, ipc_what(wbuf, sizeof(wbuf), name));
+}
+
+/* ipc_read_len - read "digits:" of a netstring, bounded by IPC_MSG_MAX.
+ * Every netstring, the end marker "0:," included, has at least three
+ * bytes, so when two are buffered they are taken in one call: they
+ * belong to this message (or it is malformed, and the same check on the
+ * same byte says so). Byte at a time otherwise, so that a short or
+ * silent peer gets the same diagnostics. */
+static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, const char **error_r)
+{
+    unsigned char head[2];
+    size_t nhead = 0, ihead = 0;
     size_t len = 0;
     int digits = 0;
     int c;
 
+    if (src->stream) {
+	if (stream_buffered(src->stream) >= sizeof(head)) {
+	    if (ipc_src_read(src, head, sizeof(head), name, error_r) < 0)
+		return -1;
+	    nhead = sizeof(head);
+	}
+    } else if (src->len - src->pos >= sizeof(head)) {
+	memcpy(head, src->buf + src->pos, sizeof(head));
+	src->pos += sizeof(head);
+	src->started = true;
+	nhead = sizeof(head);
+    }
     for (;;) {
-	if ((c = ipc_src_getc(src, what, error_r)) < 0)
+	if (ihead < nhead)
+	    c = head[ihead++];
+	else if ((c = ipc_src_getc(src, name, error_r)) < 0)
 	    return -1;
 	if (c == ':')
 	    break;
 	if (c < '0' || c > '9')
-	    return ipc_error(error_r, "malformed netstring length in %s", what);
+	    return ipc_len_error(name, "malformed netstring length in %s", error_r);
 	if (digits == 1 && len == 0)
-	    return ipc_error(error_r, "netstring length with leading zero in %s", what);
+	    return ipc_len_error(name, "netstring length with leading zero in %s", error_r);
 	len = len * 10 + (size_t) (c - '0');
 	digits++;
-	if (len > IPC_MSG_MAX)
+	if (len > IPC_MSG_MAX) {
+	    char wbuf[IPC_NAME_MAX + 32];
+
 	    return ipc_error(error_r, "%s: length exceeds the message limit of %zu bytes",
-			     what, (size_t) IPC_MSG_MAX);
+			     ipc_what(wbuf, sizeof(wbuf), name), (size_t) IPC_MSG_MAX);
+	}
     }
     if (digits == 0)
-	return ipc_error(error_r, "empty netstring length in %s", what);
-    if (src->pos > IPC_MSG_MAX || len + 1 > IPC_MSG_MAX - src->pos)
+	return ipc_len_error(name, "empty netstring length in %s", error_r);
+    if (src->pos > IPC_MSG_MAX || len + 1 > IPC_MSG_MAX - src->pos) {
+	char wbuf[IPC_NAME_MAX + 32];
+
 	return ipc_error(error_r, "%s: message exceeds the limit of %zu bytes",
-			 what, (size_t) IPC_MSG_MAX);
+			 ipc_what(wbuf, sizeof(wbuf), name), (size_t) IPC_MSG_MAX);
+    }
     *len_r = len;
     return 0;
 }
 
-/* ipc_read_comma - the netstring terminator */
-static int ipc_read_comma(struct ipc_src *src, const char *what, const char **error_r)
+/* ipc_read_body - len bytes and the terminating ',' into buf (len + 1
+ * bytes of room) in one read; the ',' is replaced by a NUL */
+static int ipc_read_body(struct ipc_src *src, char *buf, size_t len, const char *name,
+			 const char **error_r)
 {
-    int c;
-
-    if ((c = ipc_src_getc(src, what, error_r)) < 0)
+    if (ipc_src_read(src, buf, len + 1, name, error_r) < 0)
 	return -1;
-    if (c != ',')
-	return ipc_error(error_r, "missing ',' after %s", what);
+    if (buf[len] != ',')
+	return ipc_len_error(name, "missing ',' after %s", error_r);
+    buf[len] = 0;
     return 0;
 }
 
-/* ipc_read_name - next name into name[]: 1 = attribute, 0 = end, -1 = error */
-static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 1], const char **error_r)
+/* ipc_read_name - next name into name[]: length, 1 = attribute, 0 = end, -1 = error */
+static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 2], size_t *len_r,
+			 const char **error_r)
 {
     char shown[IPC_NAME_MAX + 1];
-    size_t len;
+    size_t len = 0;
 
-    if (ipc_read_len(src, "attribute name", &len, error_r) < 0)
+    if (ipc_read_len(src, NULL, &len, error_r) < 0)
 	return -1;
     if (len > IPC_NAME_MAX)
 	return ipc_error(error_r, "attribute name longer than %d bytes", IPC_NAME_MAX);
-    if (ipc_src_read(src, name, len, "attribute name", error_r) < 0)
-	return -1;
-    name[len] = 0;
-    if (ipc_read_comma(src, "attribute name", error_r) < 0)
+    if (ipc_read_body(src, name, len, NULL, error_r) < 0)
 	return -1;
     if (len == 0)
 	return 0;
     if (!ipc_name_valid(name, len))
 	return ipc_error(error_r, "invalid attribute name \"%s\"",
 			 ipc_printable(shown, sizeof(shown), name, len));
+    *len_r = len;
     return 1;
+}
+
+/* ipc_read_value_len - the length of the value of attribute name, checked */
+static int ipc_read_value_len(struct ipc_src *src, const char *name, size_t limit, size_t *len_r,
+			      const char **error_r)
+{
+    size_t len = 0;
+
+    if (ipc_read_len(src, name, &len, error_r) < 0)
+	return -1;
+    if (len > limit)
+	return ipc_error(error_r, "attribute \"%s\": value too long (%zu bytes, limit %zu)",
+			 name, len, limit);
+    *len_r = len;
+    return 0;
 }
 
 /* ipc_read_value - the value of attribute name into dst (at most limit bytes) */
 static int ipc_read_value(struct ipc_src *src, const char *name, struct str *dst,
 			  size_t limit, const char **error_r)
 {
-    char what[IPC_NAME_MAX + 32];
-    size_t len;
+    size_t len = 0;
 
-    (void) fmt_buf(what, sizeof(what), "attribute \"%s\"", name);
-    if (ipc_read_len(src, what, &len, error_r) < 0)
+    if (ipc_read_value_len(src, name, limit < dst->max ? limit : dst->max, &len, error_r) < 0)
 	return -1;
-    if (len > limit || len > dst->max)
-	return ipc_error(error_r, "attribute \"%s\": value too long (%zu bytes, limit %zu)",
-			 name, len, limit < dst->max ? limit : dst->max);
     str_reset(dst);
     if (!str_reserve(dst, len))
 	msg_panic("ipc_read_value: reserve");
-    if (ipc_src_read(src, dst->data, len, what, error_r) < 0)
+    /* str_reserve leaves room for len + 1 bytes: the ',' fits */
+    if (ipc_read_body(src, dst->data, len, name, error_r) < 0) {
+	dst->data[0] = 0;
 	return -1;
+    }
     dst->len = len;
-    dst->data[len] = 0;
-    return ipc_read_comma(src, what, error_r);
+    return 0;
+}
+
+/* ipc_list_take - append (name, value) taking ownership of value */
+static void ipc_list_take(struct ipc_list *list, const char *name, size_t name_len,
+			  char *value, size_t len)
+{
+    struct ipc_attr *a;
+    char *copy;
+
+    if (list->count == list->cap) {
+	list->cap = list->cap ? mem_size_mul(list->cap, 2) : 8;
+	list->attrs = mem_realloc(list->attrs, mem_size_mul(list->cap, sizeof(*list->attrs)));
+    }
+    copy = mem_alloc(name_len + 1);
+    memcpy(copy, name, name_len + 1);
+    a = &list->attrs[list->count++];
+    a->name = copy;
+    a->value = value;
+    a->len = len;
 }
 
 /* ipc_parse_list - read one whole message from src into list */
 static int ipc_parse_list(struct ipc_src *src, struct ipc_list *list, const char **error_r)
 {
-    char name[IPC_NAME_MAX + 1];
-    struct str value;
+    char name[IPC_NAME_MAX + 2];
+    size_t name_len = 0;
     int rc;
 
     ipc_list_reset(list);
-    str_init(&value, IPC_VALUE_MAX);
-    while ((rc = ipc_read_name(src, name, error_r)) > 0) {
+    while ((rc = ipc_read_name(src, name, &name_len, error_r)) > 0) {
+	size_t len = 0;
+	char *value;
+
 	if (list->count >= IPC_LIST_MAX_ATTRS) {
 	    rc = ipc_error(error_r, "more than %d attributes in one message", IPC_LIST_MAX_ATTRS);
 	    break;
 	}
-	if ((rc = ipc_read_value(src, name, &value, IPC_VALUE_MAX, error_r)) < 0)
+	if ((rc = ipc_read_value_len(src, name, IPC_VALUE_MAX, &len, error_r)) < 0)
 	    break;
-	ipc_list_add(list, name, value.data, value.len);
+	/* the value goes straight into its own copy: len + 1 holds the ',' */
+	value = mem_alloc(len + 1);
+	if ((rc = ipc_read_body(src, value, len, name, error_r)) < 0) {
+	    mem_free(&value);
+	    break;
+	}
+	ipc_list_take(list, name, name_len, value, len);
     }
-    str_fini(&value);
     if (rc < 0)
 	ipc_list_reset(list);
     return rc < 0 ? -1 : 0;
@@ -585,7 +685,8 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
     size_t nwant = 0;
     struct ipc_src src;
     struct str scratch;
-    char name[IPC_NAME_MAX + 1];
+    char name[IPC_NAME_MAX + 2];
+    size_t name_len = 0;
     bool optional = false;
     va_list ap;
     int type;
@@ -623,7 +724,7 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
 
     ipc_src_stream(&src, s);
     str_init(&scratch, IPC_INT_MAX_LEN);
-    while ((rc = ipc_read_name(&src, name, error_r)) > 0) {
+    while ((rc = ipc_read_name(&src, name, &name_len, error_r)) > 0) {
 	struct ipc_want *w = NULL;
 
 	for (size_t i = 0; i < nwant; i++) {
