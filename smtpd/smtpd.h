@@ -161,6 +161,9 @@ void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtp
  * terminated); returns the length */
 #define SMTPD_LONG_TEXT		24
 size_t smtpd_put_long(char *buf, long v);
+/* smtpd_join - the strings of the NULL-ended list concatenated into buf
+ * (size > 0); truncated as fmt_buf would, then false */
+bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
 /* smtpd_printable - append text[0..len) with non-printable bytes as '?',
  * at most max bytes */
 void smtpd_printable(struct str *out, const char *text, size_t len, size_t max);

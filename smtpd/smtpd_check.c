@@ -88,17 +88,15 @@ void smtpd_check_client(struct smtpd_state *st)
 static int check_domain_class(const char *domain, enum resolve_class *class, const char **error_r)
 {
     struct resolve_result res;
-    struct str *probe = str_new(1024);
+    char probe[1024 + 1];
     int rc;
 
     /* resolve_address wants an address; the local part does not matter */
-    if (!str_printf(probe, "postmaster@%s", domain)) {
-	str_free(&probe);
+    if (!smtpd_join(probe, sizeof(probe), "postmaster@", domain, (char *) NULL)) {
 	*error_r = "domain too long";
 	return -1;
     }
-    rc = resolve_address(str_cstr(probe), &res, error_r);
-    str_free(&probe);
+    rc = resolve_address(probe, &res, error_r);
     if (rc < 0)
 	return -1;
     *class = res.class;

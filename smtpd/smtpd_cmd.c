@@ -202,13 +202,15 @@ size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t m
     size_t n = 0;
 
     (void) st;
-#define ADD(...) do { if (n < max) fmt_buf(lines[n++], 64, __VA_ARGS__); } while (0)
-    ADD("%.63s", var_myhostname);
+#define ADD(text) do { if (n < max) str_copy_out(lines[n++], 64, (text)); } while (0)
+    ADD(var_myhostname);		/* at most 63 bytes of it */
     ADD("PIPELINING");
-    if (var_message_size_limit > 0)
-	ADD("SIZE %ld", var_message_size_limit);
-    else
+    if (var_message_size_limit > 0) {
+	if (n < max)
+	    fmt_buf(lines[n++], 64, "SIZE %ld", var_message_size_limit);
+    } else {
 	ADD("SIZE");
+    }
     if (!var_disable_vrfy_command)
 	ADD("VRFY");
     ADD("ENHANCEDSTATUSCODES");
@@ -302,19 +304,21 @@ static void cmd_helo(struct smtpd_state *st, const char *args, size_t len)
 /* internal_form - "local@domain" (unquoted), "" for <>, "postmaster" */
 static char *internal_form(const struct address *addr)
 {
-    struct str *s = str_new(4 * ADDR_PATH_MAX);
+    size_t llen, dlen;
     char *out;
 
     if (addr->flags & ADDR_FLAG_NULL)
-	str_set(s, "");
-    else if (addr->flags & ADDR_FLAG_POSTMASTER)
-	str_set(s, "postmaster");
-    else if (*addr->domain)
-	str_printf(s, "%s@%s", addr->localpart, addr->domain);
-    else
-	str_set(s, addr->localpart);
-    out = mem_strdup(str_cstr(s));
-    str_free(&s);
+	return mem_strdup("");
+    if (addr->flags & ADDR_FLAG_POSTMASTER)
+	return mem_strdup("postmaster");
+    if (*addr->domain == 0)
+	return mem_strdup(addr->localpart);
+    llen = strlen(addr->localpart);
+    dlen = strlen(addr->domain);
+    out = mem_alloc(llen + 1 + dlen + 1);
+    memcpy(out, addr->localpart, llen);
+    out[llen] = '@';
+    memcpy(out + llen + 1, addr->domain, dlen + 1);
     return out;
 }
 

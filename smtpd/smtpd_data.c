@@ -340,7 +340,8 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
     bool utf8 = st->in_mail && st->mail.smtputf8;
     const char *from;
 
-    fmt_buf(literal, sizeof(literal), "[%s%s]", st->addr_is_v6 ? "IPv6:" : "", st->addr);
+    smtpd_join(literal, sizeof(literal), "[", st->addr_is_v6 ? "IPv6:" : "", st->addr, "]",
+	       (char *) NULL);
     if (st->helo && (utf8 || is_ascii(st->helo)))
 	from = st->helo;
     else if (known_name)
@@ -565,7 +566,10 @@ static void data_end(struct smtpd_state *st)
 	smtpd_reply_id(st, SR_QUEUE_WRITE);
     } else if (res.status == 0) {
 	msg_info("%s: client=%s", res.queue_id, st->namaddr);
-	smtpd_reply(st, 250, "2.0.0", "Ok: queued as %s", res.queue_id);
+	char text[1024];
+
+	smtpd_join(text, sizeof(text), "Ok: queued as ", res.queue_id, (char *) NULL);
+	smtpd_reply_text(st, 250, "2.0.0", text);
 	st->error_count = 0;		/* errors count "without delivering mail" */
 	/* cleanup waits for the next message: keep the connection */
 	st->cleanup_idle = st->cleanup;

@@ -89,5 +89,5 @@ void smtpd_peer_init(struct smtpd_state *st)
 	if (var_smtpd_peername_lookup)
 	    peer_lookup_name(st);
     }
-    fmt_buf(st->namaddr, sizeof(st->namaddr), "%s[%s]", st->name, st->addr);
+    smtpd_join(st->namaddr, sizeof(st->namaddr), st->name, "[", st->addr, "]", (char *) NULL);
 }

@@ -88,6 +88,33 @@ size_t smtpd_put_long(char *buf, long v)
     return len;
 }
 
+/* smtpd_join - the strings of the NULL-ended list, one after the other,
+ * into buf; truncated as fmt_buf would (then false) */
+bool smtpd_join(char *buf, size_t size, ...)
+{
+    va_list ap;
+    const char *text;
+    size_t len = 0;
+    bool ok = true;
+
+    if (size == 0)
+	msg_panic("smtpd_join: zero-size buffer");
+    va_start(ap, size);
+    while ((text = va_arg(ap, const char *)) != NULL) {
+	size_t n = strlen(text);
+
+	if (n > size - 1 - len) {
+	    n = size - 1 - len;
+	    ok = false;
+	}
+	memcpy(buf + len, text, n);
+	len += n;
+    }
+    va_end(ap);
+    buf[len] = 0;
+    return ok;
+}
+
 /* append_long - str_append of a decimal number */
 static void append_long(struct str *s, long v)
 {

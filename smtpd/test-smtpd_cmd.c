@@ -287,5 +287,26 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("smtpd_join and smtpd_put_long format as fmt_buf would");
+    {
+	static const long nums[] = {0, 7, -7, 42, 1000000, -2147483648L, 9223372036854775807L};
+	char buf[8], want[64], got[SMTPD_LONG_TEXT + 1];
+
+	unit_assert(smtpd_join(buf, sizeof(buf), "ab", "", "cd", (char *) NULL));
+	unit_assert_streq(buf, "abcd");
+	unit_assert(!smtpd_join(buf, sizeof(buf), "name", "[", "127.0.0.1", "]", (char *) NULL));
+	unit_assert_streq(buf, "name[12");
+	unit_assert(smtpd_join(buf, sizeof(buf), (char *) NULL));
+	unit_assert_streq(buf, "");
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+	    size_t n = smtpd_put_long(got, nums[i]);
+
+	    got[n] = 0;
+	    snprintf(want, sizeof(want), "%ld", nums[i]);
+	    unit_assert_idx(strcmp(got, want) == 0, i);
+	}
+    }
+    unit_end();
+
     return unit_done();
 }
