@@ -637,23 +637,66 @@ static void end_content(struct cleanup_state *st)
     }
 }
 
+/* The text buffers of a request, kept from one request to the next so
+ * that each message does not allocate and grow them anew; one that grew
+ * beyond STATE_KEEP_MAX is released instead. */
+#define STATE_KEEP_MAX	(64 * 1024)
+
+static struct state_bufs {
+    bool ready;
+    struct str sender, orcpt, notify, orig, line, hdr, msgid, canon, work;
+} state_bufs;
+
+/* buf_take - a kept buffer, emptied */
+static void buf_take(struct str *to, struct str *kept)
+{
+    *to = *kept;
+    str_reset(to);
+}
+
+/* buf_keep - keep a request's buffer for the next one */
+static void buf_keep(struct str *kept, struct str *from)
+{
+    if (from->cap > STATE_KEEP_MAX) {
+	size_t max = from->max;
+
+	str_fini(from);
+	str_init(from, max);
+    }
+    *kept = *from;
+    memset(from, 0, sizeof(*from));
+}
+
 /* state_init / state_fini */
 static void state_init(struct cleanup_state *st, long flags, const char *origin)
 {
+    struct state_bufs *b = &state_bufs;
     struct timespec ts;
 
     memset(st, 0, sizeof(*st));
     st->flags = (unsigned) flags;
     st->origin = origin;
-    str_init(&st->sender, CLEANUP_ADDR_MAX);
-    str_init(&st->orcpt, CLEANUP_ADDR_MAX + 16);
-    str_init(&st->notify, 64);
-    str_init(&st->orig, CLEANUP_ADDR_MAX);
-    str_init(&st->line, STR_MAX_HUGE);
-    str_init(&st->hdr, STR_MAX_HUGE);
-    str_init(&st->msgid, CLEANUP_MSGID_MAX);
-    str_init(&st->canon, CLEANUP_ADDR_MAX + 256);
-    str_init(&st->work, STR_MAX_HUGE);
+    if (!b->ready) {
+	str_init(&b->sender, CLEANUP_ADDR_MAX);
+	str_init(&b->orcpt, CLEANUP_ADDR_MAX + 16);
+	str_init(&b->notify, 64);
+	str_init(&b->orig, CLEANUP_ADDR_MAX);
+	str_init(&b->line, STR_MAX_HUGE);
+	str_init(&b->hdr, STR_MAX_HUGE);
+	str_init(&b->msgid, CLEANUP_MSGID_MAX);
+	str_init(&b->canon, CLEANUP_ADDR_MAX + 256);
+	str_init(&b->work, STR_MAX_HUGE);
+	b->ready = true;
+    }
+    buf_take(&st->sender, &b->sender);
+    buf_take(&st->orcpt, &b->orcpt);
+    buf_take(&st->notify, &b->notify);
+    buf_take(&st->orig, &b->orig);
+    buf_take(&st->line, &b->line);
+    buf_take(&st->hdr, &b->hdr);
+    buf_take(&st->msgid, &b->msgid);
+    buf_take(&st->canon, &b->canon);
+    buf_take(&st->work, &b->work);
     cleanup_addrs_init(&st->dups);
     cleanup_addrs_init(&st->expansion);
     cleanup_addrs_init(&st->extracted);
@@ -668,16 +711,18 @@ static void state_init(struct cleanup_state *st, long flags, const char *origin)
 
 static void state_fini(struct cleanup_state *st)
 {
+    struct state_bufs *b = &state_bufs;
+
     cleanup_out_abandon(&st->out);
-    str_fini(&st->sender);
-    str_fini(&st->orcpt);
-    str_fini(&st->notify);
-    str_fini(&st->orig);
-    str_fini(&st->line);
-    str_fini(&st->hdr);
-    str_fini(&st->msgid);
-    str_fini(&st->canon);
-    str_fini(&st->work);
+    buf_keep(&b->sender, &st->sender);
+    buf_keep(&b->orcpt, &st->orcpt);
+    buf_keep(&b->notify, &st->notify);
+    buf_keep(&b->orig, &st->orig);
+    buf_keep(&b->line, &st->line);
+    buf_keep(&b->hdr, &st->hdr);
+    buf_keep(&b->msgid, &st->msgid);
+    buf_keep(&b->canon, &st->canon);
+    buf_keep(&b->work, &st->work);
     mem_free(&st->hdr_lens);
     cleanup_addrs_fini(&st->dups);
     cleanup_addrs_fini(&st->expansion);
