@@ -306,6 +306,8 @@ struct ipc_src {
     int saved_timeout;			/* the stream's own timeout */
     int cur_timeout;			/* the timeout set on the stream now */
     long long deadline;			/* whole-message deadline (ms), or -1 */
+    unsigned char ahead[2];		/* next netstring's first bytes, read */
+    size_t nahead;			/* with the last body (0 or 2) */
 };
 
 /* ipc_now_ms - monotonic milliseconds */
@@ -450,7 +452,12 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
     int digits = 0;
     int c;
 
-    if (src->stream) {
+    if (src->nahead) {
+	memcpy(head, src->ahead, sizeof(head));
+	nhead = sizeof(head);
+	src->nahead = 0;
+	src->pos += sizeof(head);
+    } else if (src->stream) {
 	if (stream_buffered(src->stream) >= sizeof(head)) {
 	    if (ipc_src_read(src, head, sizeof(head), name, error_r) < 0)
 		return -1;
@@ -495,12 +502,22 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
 }
 
 /* ipc_read_body - len bytes and the terminating ',' into buf (len + 1
- * bytes of room) in one read; the ',' is replaced by a NUL */
-static int ipc_read_body(struct ipc_src *src, char *buf, size_t len, const char *name,
-			 const char **error_r)
+ * bytes of room, len + 3 with ahead) in one read; the ',' is replaced by
+ * a NUL. ahead: another netstring of this message follows (this is not
+ * the end marker), so from a stream its first two bytes come with this
+ * read when they are buffered; ipc_read_len takes them from there. */
+static int ipc_read_body(struct ipc_src *src, char *buf, size_t len, bool ahead,
+			 const char *name, const char **error_r)
 {
-    if (ipc_src_read(src, buf, len + 1, name, error_r) < 0)
+    if (ahead && src->stream && stream_buffered(src->stream) >= len + 3) {
+	if (ipc_src_read(src, buf, len + 3, name, error_r) < 0)
+	    return -1;
+	memcpy(src->ahead, buf + len + 1, 2);
+	src->nahead = 2;
+	src->pos -= 2;				/* counted when used */
+    } else if (ipc_src_read(src, buf, len + 1, name, error_r) < 0) {
 	return -1;
+    }
     if (buf[len] != ',')
 	return ipc_len_error(name, "missing ',' after %s", error_r);
     buf[len] = 0;
@@ -508,7 +525,7 @@ static int ipc_read_body(struct ipc_src *src, char *buf, size_t len, const char 
 }
 
 /* ipc_read_name - next name into name[]: length, 1 = attribute, 0 = end, -1 = error */
-static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 2], size_t *len_r,
+static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 4], size_t *len_r,
 			 const char **error_r)
 {
     char shown[IPC_NAME_MAX + 1];
@@ -518,7 +535,7 @@ static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 2], size_
 	return -1;
     if (len > IPC_NAME_MAX)
 	return ipc_error(error_r, "attribute name longer than %d bytes", IPC_NAME_MAX);
-    if (ipc_read_body(src, name, len, NULL, error_r) < 0)
+    if (ipc_read_body(src, name, len, len > 0, NULL, error_r) < 0)
 	return -1;
     if (len == 0)
 	return 0;
@@ -549,14 +566,17 @@ static int ipc_read_value(struct ipc_src *src, const char *name, struct str *dst
 			  size_t limit, const char **error_r)
 {
     size_t len = 0;
+    bool ahead;
 
     if (ipc_read_value_len(src, name, limit < dst->max ? limit : dst->max, &len, error_r) < 0)
 	return -1;
     str_reset(dst);
-    if (!str_reserve(dst, len))
+    /* str_reserve leaves room for one more byte: reserving len + 2 (if
+     * the str allows) makes room for the ',' and two bytes ahead */
+    ahead = dst->max - len >= 2;
+    if (!str_reserve(dst, ahead ? len + 2 : len))
 	msg_panic("ipc_read_value: reserve");
-    /* str_reserve leaves room for len + 1 bytes: the ',' fits */
-    if (ipc_read_body(src, dst->data, len, name, error_r) < 0) {
+    if (ipc_read_body(src, dst->data, len, ahead, name, error_r) < 0) {
 	dst->data[0] = 0;
 	return -1;
     }
@@ -586,7 +606,7 @@ static void ipc_list_take(struct ipc_list *list, const char *name, size_t name_l
 /* ipc_parse_list - read one whole message from src into list */
 static int ipc_parse_list(struct ipc_src *src, struct ipc_list *list, const char **error_r)
 {
-    char name[IPC_NAME_MAX + 2];
+    char name[IPC_NAME_MAX + 4];
     size_t name_len = 0;
     int rc;
 
@@ -601,9 +621,10 @@ static int ipc_parse_list(struct ipc_src *src, struct ipc_list *list, const char
 	}
 	if ((rc = ipc_read_value_len(src, name, IPC_VALUE_MAX, &len, error_r)) < 0)
 	    break;
-	/* the value goes straight into its own copy: len + 1 holds the ',' */
-	value = mem_alloc(len + 1);
-	if ((rc = ipc_read_body(src, value, len, name, error_r)) < 0) {
+	/* the value goes straight into its own copy: len + 3 holds the ','
+	 * and the two bytes read ahead */
+	value = mem_alloc(len + 3);
+	if ((rc = ipc_read_body(src, value, len, true, name, error_r)) < 0) {
 	    mem_free(&value);
 	    break;
 	}
@@ -685,7 +706,7 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
     size_t nwant = 0;
     struct ipc_src src;
     struct str scratch;
-    char name[IPC_NAME_MAX + 2];
+    char name[IPC_NAME_MAX + 4];
     size_t name_len = 0;
     bool optional = false;
     va_list ap;
