@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -365,9 +366,18 @@ struct qf_src {
     size_t pos;				/* offset of the next record */
 };
 
-/* qf_get_mem - qf_get over a memory source (same checks and texts) */
+/* qf_type_set - the types in allowed as a bit set, for qf_get_mem */
+static void qf_type_set(uint32_t set[8], const char *allowed)
+{
+    memset(set, 0, 8 * sizeof(set[0]));
+    for (const unsigned char *p = (const unsigned char *) allowed; *p; p++)
+	set[*p >> 5] |= (uint32_t) 1 << (*p & 31);
+}
+
+/* qf_get_mem - qf_get over a memory source (same checks and texts);
+ * allowed as a set from qf_type_set (NUL is never in it) */
 static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t max,
-		      const char *allowed, off_t *rec_offset, const char **error_r)
+		      const uint32_t allowed[8], off_t *rec_offset, const char **error_r)
 {
     char show[8];
     size_t at = src->pos;
@@ -379,7 +389,7 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
     if (left == 0)
 	return 0;
     c = p[0];
-    if (c == 0 || strchr(allowed, c) == NULL)
+    if ((allowed[c >> 5] & ((uint32_t) 1 << (c & 31))) == 0)
 	return qf_error(error_r, "corrupt queue file: unexpected record type %s at offset %lld",
 			qf_type_show(show, sizeof(show), c), (long long) at);
     if (left < QF_HEADER_SIZE)
@@ -401,7 +411,7 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
 	return qf_error(error_r, "corrupt queue file: %s at offset %lld", what, (long long) at);
     }
     str_reset(data);
-    if (!str_reserve(data, len))
+    if (len > data->cap && !str_reserve(data, len))
 	msg_panic("qf_get_mem: reserve");
     if (len > 0)
 	memcpy(data->data, p + QF_HEADER_SIZE, len);
@@ -418,11 +428,12 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
 
 /* qf_src_get - the next record from either kind of source */
 static int qf_src_get(struct qf_src *src, int *type, struct str *data, size_t max,
-		      const char *allowed, off_t *rec_offset, const char **error_r)
+		      const char *allowed, const uint32_t allowed_set[8], off_t *rec_offset,
+		      const char **error_r)
 {
     if (src->reader)
 	return qf_get(src->reader, type, data, max, allowed, rec_offset, error_r);
-    return qf_get_mem(src, type, data, max, allowed, rec_offset, error_r);
+    return qf_get_mem(src, type, data, max, allowed_set, rec_offset, error_r);
 }
 
 /* qf_src_offset - offset of the next record */
@@ -464,12 +475,15 @@ static int qf_scan_src(struct qf_src *src, size_t max, qf_visit_fn visit, void *
     bool orcpt = false, notify = false, cont = false;
     const char *why = NULL;
     off_t at = 0;
+    uint32_t allowed_set[4][8];		/* allowed[] as bit sets (memory) */
     int type;
     int rc;
 
+    for (int i = 0; i < 4; i++)
+	qf_type_set(allowed_set[i], allowed[i]);
     str_init(&data, max > QF_RECORD_MAX ? QF_RECORD_MAX : max);
     for (;;) {
-	rc = qf_src_get(src, &type, &data, max, allowed[seg], &at, error_r);
+	rc = qf_src_get(src, &type, &data, max, allowed[seg], allowed_set[seg], &at, error_r);
 	if (rc == 0) {
 	    rc = qf_error(error_r, "corrupt queue file: premature end of file (no end record) at offset %lld",
 			  (long long) qf_src_offset(src));
