@@ -346,7 +346,7 @@ static void ipc_src_arm(struct ipc_src *src, size_t need)
 
     if (src->deadline < 0)
 	return;
-    if (stream_buffered(src->stream) >= need) {
+    if (stream_buffered_here(src->stream) >= need) {
 	t = -1;
     } else {
 	left = src->deadline - ipc_now_ms();
@@ -458,7 +458,7 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
 	src->nahead = 0;
 	src->pos += sizeof(head);
     } else if (src->stream) {
-	if (stream_buffered(src->stream) >= sizeof(head)) {
+	if (stream_buffered_here(src->stream) >= sizeof(head)) {
 	    if (ipc_src_read(src, head, sizeof(head), name, error_r) < 0)
 		return -1;
 	    nhead = sizeof(head);
@@ -509,7 +509,7 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
 static int ipc_read_body(struct ipc_src *src, char *buf, size_t len, bool ahead,
 			 const char *name, const char **error_r)
 {
-    if (ahead && src->stream && stream_buffered(src->stream) >= len + 3) {
+    if (ahead && src->stream && stream_buffered_here(src->stream) >= len + 3) {
 	if (ipc_src_read(src, buf, len + 3, name, error_r) < 0)
 	    return -1;
 	memcpy(src->ahead, buf + len + 1, 2);

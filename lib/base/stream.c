@@ -581,6 +581,13 @@ size_t stream_buffered(const struct stream *s)
     return (s->rlen - s->rpos) + io_pending(s);
 }
 
+/* stream_buffered_here - input in this stream's own buffer: reading that
+ * much can never block (unlike bytes an I/O layer says it holds) */
+size_t stream_buffered_here(const struct stream *s)
+{
+    return s->rlen - s->rpos;
+}
+
 /* stream_write - buffer data; flush first when the buffer would pass its
  * bound; write large blocks directly */
 int stream_write(struct stream *s, const void *data, size_t len)

@@ -70,6 +70,9 @@ int stream_getc(struct stream *s);
 /* stream_buffered - bytes already read from the fd but not consumed
  * (used e.g. to refuse pipelined input before STARTTLS) */
 size_t stream_buffered(const struct stream *s);
+/* stream_buffered_here - only what sits in the stream's own buffer: a
+ * read of at most that many bytes never blocks, whatever the I/O layer */
+size_t stream_buffered_here(const struct stream *s);
 
 /* Writes are buffered; stream_flush writes everything out. All return 0
  * on success and -1 on error or timeout. */
