@@ -810,3 +810,13 @@ int ipc_handshake_client(struct stream *s, const char *proto, long version, cons
     str_fini(&got);
     return ret;
 }
+
+/* ipc_call - write an encoded request (ipc_encode_*), flush it, and read
+ * the reply into list; 0, or -1 with *error_r */
+int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply,
+	     const char **error_r)
+{
+    if (stream_write(s, str_cstr(request), str_len(request)) < 0 || stream_flush(s) < 0)
+	return ipc_error(error_r, "request: write: %s", stream_status_text(stream_error(s)));
+    return ipc_recv_list(s, reply, error_r);
+}

@@ -77,6 +77,11 @@ int ipc_recv_list(struct stream *s, struct ipc_list *list, const char **error_r)
 /* ipc_send_list - write a list as one message and flush */
 int ipc_send_list(struct stream *s, const struct ipc_list *list);
 
+/* ipc_call - write a request encoded with ipc_encode_attr/ipc_encode_end,
+ * flush it, and read the reply into reply (reset first); 0 or -1 */
+int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply,
+	     const char **error_r);
+
 /* Handshake: the server speaks first. */
 int ipc_handshake_server(struct stream *s, const char *proto, long version);
 int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r);

@@ -105,16 +105,10 @@ int bounce_client_call(struct stream *s, const struct bounce_request *req, long 
     *error_r = bounce_error;
     str_init(&msg, IPC_MSG_MAX);
     bounce_request_encode(&msg, req);
-    if (stream_write(s, str_cstr(&msg), str_len(&msg)) < 0 || stream_flush(s) < 0) {
-	(void) fmt_buf(bounce_error, sizeof(bounce_error), "bounce request: write: %s",
-		       stream_status_text(stream_error(s)));
-	str_fini(&msg);
-	return -1;
-    }
-    str_fini(&msg);
     ipc_list_init(&reply);
-    if (ipc_recv_list(s, &reply, error_r) == 0)
+    if (ipc_call(s, &msg, &reply, error_r) == 0)
 	ret = bounce_reply_parse(&reply, status_r, notice_id, reason, error_r);
     ipc_list_fini(&reply);
+    str_fini(&msg);
     return ret;
 }

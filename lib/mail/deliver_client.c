@@ -195,17 +195,11 @@ int deliver_client_call(struct stream *s, const struct deliver_request *req,
     *error_r = deliver_error;
     str_init(&msg, IPC_MSG_MAX);
     deliver_request_encode(&msg, req);
-    if (stream_write(s, str_cstr(&msg), str_len(&msg)) < 0 || stream_flush(s) < 0) {
-	(void) fmt_buf(deliver_error, sizeof(deliver_error), "deliver request: write: %s",
-		       stream_status_text(stream_error(s)));
-	str_fini(&msg);
-	return -1;
-    }
-    str_fini(&msg);
     ipc_list_init(&reply);
-    if (ipc_recv_list(s, &reply, error_r) == 0)
+    if (ipc_call(s, &msg, &reply, error_r) == 0)
 	ret = deliver_reply_parse(&reply, req, results, error_r);
     ipc_list_fini(&reply);
+    str_fini(&msg);
     return ret;
 }
 
