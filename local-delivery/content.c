@@ -18,6 +18,7 @@
 /* Base library. */
 #include "mem.h"
 #include "msg.h"
+#include "safe_file.h"
 #include "str.h"
 #include "stream.h"
 
@@ -62,6 +63,29 @@ void ld_result_set(struct ld_result *r, int status, const char *dsn, const char 
     r->status = status;
     (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
     r->sent_count = status == LD_SENT ? 1 : 0;
+}
+
+/* ld_result_from_errno - a failed mailbox operation: quotas are special */
+void ld_result_from_errno(struct ld_result *res, int err, const char *what, const char *path)
+{
+    if (err == EDQUOT || err == EFBIG)
+	ld_result_set(res, LD_BOUNCE, "5.2.2", "mailbox full: %s %s: %s", what, path, strerror(err));
+    else if (err == ENOSPC)
+	ld_result_set(res, LD_DEFER, "4.3.1", "%s %s: %s", what, path, strerror(err));
+    else
+	ld_result_set(res, LD_DEFER, "4.2.0", "%s %s: %s", what, path, strerror(err));
+}
+
+/* ld_fd_sink_write - content_copy sink: write everything to the descriptor */
+int ld_fd_sink_write(void *ctx, const char *buf, size_t len)
+{
+    struct ld_fd_sink *sink = ctx;
+
+    if (write_all_fd(sink->fd, buf, len) < 0) {
+	sink->err = errno;
+	return -1;
+    }
+    return 0;
 }
 
 /*

@@ -68,6 +68,19 @@ void ld_result_set(struct ld_result *r, int status, const char *dsn, const char 
     __attribute__((format(printf, 4, 5)));
 /* ld_result_merge - fold one outcome into an aggregate */
 void ld_result_merge(struct ld_result *agg, const struct ld_result *one);
+/* ld_result_from_errno - the outcome of a failed mailbox operation: over
+ * quota or file size limit bounces (5.2.2), a full disk (4.3.1) and
+ * everything else (4.2.0) defer */
+void ld_result_from_errno(struct ld_result *res, int err, const char *what, const char *path);
+
+/* A content_copy sink that writes to a descriptor; err keeps the errno of
+ * a failed write. */
+struct ld_fd_sink {
+    int fd;
+    int err;
+};
+int ld_fd_sink_write(void *ctx, const char *buf, size_t len);
+
 /* ld_status_name - "sent", "bounce", "defer" */
 const char *ld_status_name(int status);
 

@@ -80,34 +80,6 @@ int maildir_make(const char *dir, const char **error_r)
     return rc;
 }
 
-struct md_sink {
-    int fd;
-    int err;
-};
-
-/* md_write - copy sink: write to the tmp file */
-static int md_write(void *ctx, const char *buf, size_t len)
-{
-    struct md_sink *ms = ctx;
-
-    if (write_all_fd(ms->fd, buf, len) < 0) {
-	ms->err = errno;
-	return -1;
-    }
-    return 0;
-}
-
-/* md_fail - a result from an errno: full disks and quotas are special */
-static void md_fail(struct ld_result *res, int err, const char *what, const char *path)
-{
-    if (err == EDQUOT || err == EFBIG)
-	ld_result_set(res, LD_BOUNCE, "5.2.2", "mailbox full: %s %s: %s", what, path, strerror(err));
-    else if (err == ENOSPC)
-	ld_result_set(res, LD_DEFER, "4.3.1", "%s %s: %s", what, path, strerror(err));
-    else
-	ld_result_set(res, LD_DEFER, "4.2.0", "%s %s: %s", what, path, strerror(err));
-}
-
 /* md_path - out = base + "/" + sub + ("/" + name) */
 static void md_path(struct str *out, const struct str *base, const char *sub, const char *name)
 {
@@ -132,7 +104,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     struct str *base = str_new(8192), *tmp = str_new(8192), *new = str_new(8192);
     char unique[512], sizebuf[32];
     const char *err;
-    struct md_sink ms;
+    struct ld_fd_sink ms;
     struct timespec ts;
     struct stat st;
     uint64_t rnd;
@@ -175,7 +147,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    continue;
 	}
 	if (ms.fd < 0 && errno != EEXIST) {
-	    md_fail(res, errno, "cannot create maildir file", str_cstr(tmp));
+	    ld_result_from_errno(res, errno, "cannot create maildir file", str_cstr(tmp));
 	    goto out;
 	}
     }
@@ -184,20 +156,20 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 		      str_cstr(base));
 	goto out;
     }
-    if (content_copy(msg, spec, md_write, &ms, &size, &err) < 0) {
+    if (content_copy(msg, spec, ld_fd_sink_write, &ms, &size, &err) < 0) {
 	if (err)
 	    ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
 	else
-	    md_fail(res, ms.err, "cannot write", str_cstr(tmp));
+	    ld_result_from_errno(res, ms.err, "cannot write", str_cstr(tmp));
 	goto fail_tmp;
     }
     if (fsync(ms.fd) < 0) {
-	md_fail(res, errno, "cannot fsync", str_cstr(tmp));
+	ld_result_from_errno(res, errno, "cannot fsync", str_cstr(tmp));
 	goto fail_tmp;
     }
     if (close(ms.fd) < 0) {
 	ms.fd = -1;
-	md_fail(res, errno, "cannot close", str_cstr(tmp));
+	ld_result_from_errno(res, errno, "cannot close", str_cstr(tmp));
 	goto fail_tmp;
     }
     ms.fd = -1;
@@ -241,7 +213,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    }
 	    continue;
 	}
-	md_fail(res, e, "cannot move into", str_cstr(new));
+	ld_result_from_errno(res, e, "cannot move into", str_cstr(new));
 	goto fail_tmp;
     }
     md_path(new, base, "new", NULL);

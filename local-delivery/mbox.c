@@ -111,40 +111,12 @@ static bool mb_fcntl_lock(int fd)
     return false;
 }
 
-struct mb_sink {
-    int fd;
-    int err;
-};
-
-/* mb_write - copy sink: append to the mbox */
-static int mb_write(void *ctx, const char *buf, size_t len)
-{
-    struct mb_sink *ms = ctx;
-
-    if (write_all_fd(ms->fd, buf, len) < 0) {
-	ms->err = errno;
-	return -1;
-    }
-    return 0;
-}
-
-/* mb_fail - a result from an errno */
-static void mb_fail(struct ld_result *res, int err, const char *what, const char *path)
-{
-    if (err == EDQUOT || err == EFBIG)
-	ld_result_set(res, LD_BOUNCE, "5.2.2", "mailbox full: %s %s: %s", what, path, strerror(err));
-    else if (err == ENOSPC)
-	ld_result_set(res, LD_DEFER, "4.3.1", "%s %s: %s", what, path, strerror(err));
-    else
-	ld_result_set(res, LD_DEFER, "4.2.0", "%s %s: %s", what, path, strerror(err));
-}
-
 /* mbox_deliver - append msg to the mbox file path, locked */
 void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct ld_msg *msg,
 		  const struct copy_spec *spec, struct ld_result *res)
 {
     const char *err = "";
-    struct mb_sink ms;
+    struct ld_fd_sink ms;
     struct stat st;
     bool dotlocked = false;
     off_t orig = -1, size = 0;
@@ -187,11 +159,11 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
 	if (errno == ELOOP)
 	    ld_result_set(res, LD_DEFER, "4.2.0", "mailbox %s is a symbolic link", path);
 	else
-	    mb_fail(res, errno, "cannot open", path);
+	    ld_result_from_errno(res, errno, "cannot open", path);
 	goto out;
     }
     if (fstat(ms.fd, &st) < 0) {
-	mb_fail(res, errno, "cannot stat", path);
+	ld_result_from_errno(res, errno, "cannot stat", path);
 	goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -217,14 +189,14 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
 	goto out_close;
     }
     if ((orig = lseek(ms.fd, 0, SEEK_END)) < 0) {
-	mb_fail(res, errno, "cannot seek", path);
+	ld_result_from_errno(res, errno, "cannot seek", path);
 	goto out_close;
     }
-    if (content_copy(msg, spec, mb_write, &ms, &size, &err) < 0) {
+    if (content_copy(msg, spec, ld_fd_sink_write, &ms, &size, &err) < 0) {
 	if (err)
 	    ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
 	else
-	    mb_fail(res, ms.err, "cannot write", path);
+	    ld_result_from_errno(res, ms.err, "cannot write", path);
 	goto rollback;
     }
     if (quota_exceeded((long) orig, (long) size, opts->quota)) {
@@ -238,7 +210,7 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
 	goto rollback;
     }
     if (fsync(ms.fd) < 0) {
-	mb_fail(res, errno, "cannot fsync", path);
+	ld_result_from_errno(res, errno, "cannot fsync", path);
 	goto rollback;
     }
     ld_result_set(res, LD_SENT, "2.0.0", "delivered to mailbox");
