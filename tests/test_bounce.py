@@ -9,19 +9,15 @@ Maildir."""
 import email
 import email.policy
 import os
-import pathlib
 import pwd
 import re
-import socket
-import struct
-import time
 
 import pytest
 
 from conftest import SANITIZER_REPORT
 from mailsuite import have, mail  # noqa: F401  (the fixture)
+from phwire import connect, encode, parse_records, queue_file, write_queue_file
 
-ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HOST = "mail.example.test"
 
 ORIGINAL = [
@@ -37,101 +33,21 @@ ORIGINAL = [
 ]
 
 
-def b62(n, width=0):
-    out = ""
-    while n:
-        n, r = divmod(n, 62)
-        out = ALPHABET[r] + out
-    out = out or "0"
-    return out.rjust(width, "0")
-
-
-def record(rtype, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return rtype.encode() + struct.pack(">I", len(data)) + data
-
-
 def write_original(queue, subdir, sender, rcpts, lines=ORIGINAL, attrs=(), owner=None):
     """Write a complete queue file into queue/subdir; returns its ID."""
     d = queue / subdir
     d.mkdir(exist_ok=True)
-    data = record("V", "posthorn-queue 1") + record("T", "1700000000") + record("S", sender)
-    for name, value in attrs:
-        data += record("A", f"{name}={value}")
-    for r in rcpts:
-        data += record("R", r)
-    data += record("M")
-    for line in lines:
-        data += record("L", line)
-    data += record("X") + record("E")
-    tmp = d / f"tmp.{os.getpid()}.{time.time_ns()}"
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    if owner:
-        pw = pwd.getpwnam(owner)
-        os.chown(tmp, pw.pw_uid, pw.pw_gid)
-    now = time.time_ns() // 1000
-    qid = b62(now // 1000000, 6) + b62(now % 1000000, 4) + b62(tmp.stat().st_ino)
-    tmp.rename(d / qid)
-    return qid
-
-
-def netstring(b):
-    return str(len(b)).encode() + b":" + b + b","
-
-
-def encode(attrs):
-    out = b""
-    for name, value in attrs:
-        if isinstance(value, str):
-            value = value.encode()
-        out += netstring(name.encode()) + netstring(value)
-    return out + b"0:,"
-
-
-class IpcReader:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def _netstring(self):
-        while b":" not in self.buf:
-            self._fill()
-        n, rest = self.buf.split(b":", 1)
-        n = int(n)
-        while len(rest) < n + 1:
-            self._fill()
-            rest = self.buf.split(b":", 1)[1]
-        assert rest[n:n + 1] == b",", rest[:n + 1]
-        self.buf = rest[n + 1:]
-        return rest[:n]
-
-    def message(self):
-        out = {}
-        while True:
-            name = self._netstring()
-            if name == b"":
-                return out
-            out[name.decode()] = self._netstring().decode()
+    data = queue_file(sender, rcpts, lines, arrival="1700000000",
+                      attrs=[f"{name}={value}" for name, value in attrs])
+    pw = pwd.getpwnam(owner) if owner else None
+    return write_queue_file(d, data, pw.pw_uid if pw else None, pw.pw_gid if pw else -1)
 
 
 class BounceClient:
     """qmgr's side of the bounce protocol."""
 
     def __init__(self, path, timeout=20):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self.reader = IpcReader(self.sock)
-        hello = self.reader.message()
-        assert hello == {"proto": "bounce", "version": "1"}, hello
+        self.sock, self.reader = connect(path, "bounce", timeout)
 
     def request(self, req, qid, sender, rcpts, subdir="hold", ret="", envid="",
                 arrival=1700000000):
@@ -148,7 +64,7 @@ class BounceClient:
 
     def raw(self, data):
         self.sock.sendall(data)
-        reply = self.reader.message()
+        reply = self.reader.message_dict()
         assert set(reply) == {"status", "queue_id", "reason"}, reply
         return reply
 
@@ -158,15 +74,10 @@ class BounceClient:
 
 def read_queue_file(path):
     """{'sender', 'rcpts', 'attrs', 'message' (bytes)} of a queue file."""
-    data = path.read_bytes()
-    pos, out = 0, {"sender": None, "rcpts": [], "attrs": {}, "lines": []}
+    out = {"sender": None, "rcpts": [], "attrs": {}, "lines": []}
     pending = b""
     types = []
-    while pos < len(data):
-        t = chr(data[pos])
-        n = struct.unpack(">I", data[pos + 1:pos + 5])[0]
-        body = data[pos + 5:pos + 5 + n]
-        pos += 5 + n
+    for t, body in parse_records(path.read_bytes()):
         types.append(t)
         if t == "S":
             out["sender"] = body.decode()

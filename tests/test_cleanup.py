@@ -5,13 +5,13 @@ queue-file records (docs/queue-file.md) of the cleanup protocol
 import os
 import re
 import socket
-import struct
 import subprocess
 import time
 
 import pytest
 
 from conftest import BUILD
+from phwire import connect, encode, parse_records, record
 
 QUEUE_SUBDIRS = ("incoming", "active", "deferred", "hold", "corrupt", "defer",
                  "bounce", "maildrop", "private", "public")
@@ -26,70 +26,21 @@ ID_RE = re.compile(r"^[0-9A-Za-z]{11,21}$")
 
 # ---- the wire ---------------------------------------------------------------
 
-def netstring(data):
-    return str(len(data)).encode() + b":" + data + b","
-
-
-def ipc_message(*pairs):
-    out = b""
-    for name, value in pairs:
-        if isinstance(value, int):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.encode()
-        out += netstring(name.encode()) + netstring(value)
-    return out + b"0:,"
-
-
-def record(rtype, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return rtype.encode() + struct.pack(">I", len(data)) + data
-
-
 class CleanupClient:
     """One connection to public/cleanup."""
 
     def __init__(self, path, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self.buf = b""
-        hello = self.read_message()
-        assert hello == {"proto": "cleanup", "version": "1"}, hello
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.buf += data
-
-    def _netstring(self):
-        while b":" not in self.buf:
-            self._need(len(self.buf) + 1)
-        head, _ = self.buf.split(b":", 1)
-        n = int(head)
-        self._need(len(head) + 1 + n + 1)
-        data = self.buf[len(head) + 1:len(head) + 1 + n]
-        assert self.buf[len(head) + 1 + n:len(head) + 2 + n] == b","
-        self.buf = self.buf[len(head) + 2 + n:]
-        return data
+        self.sock, self.reader = connect(path, "cleanup", timeout)
 
     def read_message(self):
-        out = {}
-        while True:
-            name = self._netstring()
-            if name == b"":
-                return out
-            out[name.decode()] = self._netstring().decode()
+        return self.reader.message_dict()
 
     def send(self, data):
         self.sock.sendall(data)
 
     def message(self, records, flags=0, origin="test"):
         """Send one message; return the reply {status, queue_id, reason}."""
-        self.send(ipc_message(("flags", flags), ("origin", origin)) + records)
+        self.send(encode([("flags", flags), ("origin", origin)]) + records)
         reply = self.read_message()
         reply["status"] = int(reply["status"])
         return reply
@@ -111,14 +62,7 @@ def simple_message(sender="alice@example.test", rcpts=("bob@example.test",),
 
 def read_queue_file(path):
     """[(type, bytes)] of a queue file."""
-    data = path.read_bytes()
-    out, i = [], 0
-    while i < len(data):
-        n = struct.unpack(">I", data[i + 1:i + 5])[0]
-        out.append((chr(data[i]), data[i + 5:i + 5 + n]))
-        i += 5 + n
-    assert i == len(data)
-    return out
+    return parse_records(path.read_bytes())
 
 
 def content_lines(recs):
@@ -417,7 +361,7 @@ def test_oversized_header_passed_on_unparsed(cleanup):
 def test_abandoned_message_leaves_nothing(cleanup):
     c = cleanup.client()
     mark = cleanup.inst.log_mark()
-    c.send(ipc_message(("flags", 0), ("origin", "test")) + record("S", "a@example.test")
+    c.send(encode([("flags", 0), ("origin", "test")]) + record("S", "a@example.test")
            + record("R", "b@example.test") + record("M") + record("L", "Subject: x"))
     time.sleep(0.2)
     c.close()

@@ -17,7 +17,6 @@ import pwd
 import signal
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -25,7 +24,9 @@ import uuid
 
 import pytest
 
+import phwire
 from conftest import BUILD, IS_ROOT
+from phwire import IpcReader, build_queue_file, connect, encode, hello
 
 POSTHORN = BUILD / "bin" / "posthorn"
 LOCAL_DELIVERY = BUILD / "libexec" / "local-delivery"
@@ -36,62 +37,14 @@ VDOMAIN = "example.test"
 
 # -- IPC framing (docs/ipc.md) -------------------------------------------------
 
-def ns(data):
-    if isinstance(data, str):
-        data = data.encode()
-    return str(len(data)).encode() + b":" + data + b","
-
-
-def encode_msg(attrs):
-    return b"".join(ns(k) + ns(v) for k, v in attrs) + b"0:,"
-
-
-class IpcReader:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.buf += data
-
-    def _netstring(self):
-        while b":" not in self.buf:
-            self._need(len(self.buf) + 1)
-        head, _ = self.buf.split(b":", 1)
-        n = int(head)
-        total = len(head) + 1 + n + 1
-        self._need(total)
-        data = self.buf[len(head) + 1:len(head) + 1 + n]
-        assert self.buf[total - 1:total] == b","
-        self.buf = self.buf[total:]
-        return data
-
-    def message(self):
-        out = []
-        while True:
-            name = self._netstring()
-            if name == b"":
-                return out
-            out.append((name.decode(), self._netstring().decode()))
-
-
 class DeliverClient:
     """qmgr's side of the deliver protocol."""
 
     def __init__(self, path, timeout=30):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self.rd = IpcReader(self.sock)
-        hello = self.rd.message()
-        assert hello == [("proto", "deliver"), ("version", "1")], hello
+        self.sock, self.rd = connect(path, "deliver", timeout)
 
     def call(self, attrs):
-        self.sock.sendall(encode_msg(attrs))
+        self.sock.sendall(encode(attrs))
         return self.rd.message()
 
     def close(self):
@@ -100,43 +53,17 @@ class DeliverClient:
 
 # -- queue files (docs/queue-file.md) ------------------------------------------
 
-def rec(t, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return t.encode() + struct.pack(">I", len(data)) + data
-
-
 def make_queue_file(path, sender, rcpts, content):
     """Write a queue file; return (data_offset, [rcpt_offset...])."""
-    out = rec("V", "posthorn-queue 1") + rec("T", "1700000000.000000") + rec("S", sender)
-    offsets = []
-    for r in rcpts:
-        offsets.append(len(out))
-        out += rec("R", r)
-    data_offset = len(out)
-    out += rec("M")
-    for line in content.split("\n"):
-        out += rec("L", line)
-    out += rec("X") + rec("E")
-    path.write_bytes(out)
+    data, data_offset, offsets = build_queue_file(sender, rcpts, content.split("\n"))
+    path.write_bytes(data)
     return data_offset, offsets
-
-
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def b62(n, width=0):
-    out = ""
-    while n:
-        n, r = divmod(n, 62)
-        out = B62[r] + out
-    return out.rjust(width, "0") or "0"
 
 
 def queue_id(seq):
     """A valid queue ID (lib/mail/queue_id.h): seconds, microseconds, inode."""
     now = time.time()
-    return b62(int(now), 6) + b62(int(now * 1e6) % 1000000, 4) + b62(1000 + seq)
+    return phwire.queue_id(int(now), int(now * 1e6) % 1000000, 1000 + seq)
 
 
 # -- the instance ----------------------------------------------------------------
@@ -456,7 +383,7 @@ def test_protocol_errors_close_the_connection(local):
     local.start()
     c = local.client()
     try:
-        c.sock.sendall(encode_msg([("request", "frobnicate")]))
+        c.sock.sendall(encode([("request", "frobnicate")]))
         with pytest.raises((EOFError, ConnectionResetError)):
             c.rd.message()
     finally:
@@ -563,19 +490,15 @@ class FakeCleanup(threading.Thread):
     def run(self):
         conn, _ = self.srv.accept()
         conn.settimeout(10)
-        conn.sendall(encode_msg([("proto", "cleanup"), ("version", "1")]))
+        conn.sendall(hello("cleanup"))
         rd = IpcReader(conn)
         self.begin = rd.message()
         while True:
-            rd._need(5)
-            t = rd.buf[:1].decode()
-            n = struct.unpack(">I", rd.buf[1:5])[0]
-            rd._need(5 + n)
-            self.records.append((t, rd.buf[5:5 + n].decode()))
-            rd.buf = rd.buf[5 + n:]
+            t, data = rd.record()
+            self.records.append((t, data.decode()))
             if t == "E":
                 break
-        conn.sendall(encode_msg([("status", "0"), ("queue_id", "1r31eq0W7E5BAN"),
+        conn.sendall(encode([("status", "0"), ("queue_id", "1r31eq0W7E5BAN"),
                                  ("reason", "")]))
         conn.close()
 

@@ -15,120 +15,31 @@ import pathlib
 import pwd
 import re
 import socket
-import struct
 import threading
 import time
 
 import pytest
 
+import phwire
 from conftest import IS_ROOT
+from phwire import IpcReader, encode, hello, parse_records_at, write_queue_file
 
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt",
               "defer", "bounce", "private", "public")
 
 
-# -- the IPC framing ---------------------------------------------------------
-def netstring(b):
-    return str(len(b)).encode() + b":" + b + b","
-
-
-def encode(attrs):
-    """One IPC message from a list of (name, value) pairs."""
-    out = b""
-    for name, value in attrs:
-        if isinstance(value, int):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.encode()
-        out += netstring(name.encode()) + netstring(value)
-    return out + b"0:,"
-
-
-class IpcReader:
-    """Reads IPC messages from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def _netstring(self):
-        while True:
-            colon = self.buf.find(b":")
-            if colon >= 0 and len(self.buf) >= colon + 1:
-                n = int(self.buf[:colon])
-                if len(self.buf) >= colon + 1 + n + 1:
-                    data = self.buf[colon + 1:colon + 1 + n]
-                    assert self.buf[colon + 1 + n:colon + 2 + n] == b","
-                    self.buf = self.buf[colon + 2 + n:]
-                    return data
-            self._fill()
-
-    def message(self):
-        """A list of (name, value) string pairs; EOFError at the end."""
-        attrs = []
-        while True:
-            name = self._netstring()
-            if name == b"":
-                return attrs
-            value = self._netstring()
-            attrs.append((name.decode(), value.decode(errors="replace")))
-
-
 # -- queue files -------------------------------------------------------------
-def rec(t, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return t.encode() + struct.pack(">I", len(data)) + data
-
-
-def b62(n, width=0):
-    s = ""
-    while n:
-        n, r = divmod(n, 62)
-        s = B62[r] + s
-    s = s or "0"
-    return s.rjust(width, "0")
-
-
 def queue_file(sender, rcpts, body="Subject: test\n\nhello\n", arrival=None, attrs=()):
     """Bytes of a queue file. rcpts: addresses, or dicts with address,
     notify, orcpt, orig, done."""
     arrival = time.time() if arrival is None else arrival
-    out = rec("V", "posthorn-queue 1") + rec("T", "%.6f" % arrival) + rec("S", sender)
-    for a in attrs:
-        out += rec("A", a)
-    for r in rcpts:
-        if isinstance(r, str):
-            r = {"address": r}
-        if r.get("orig"):
-            out += rec("A", "rcpt_orig=" + r["orig"])
-        if r.get("orcpt"):
-            out += rec("O", r["orcpt"])
-        if r.get("notify"):
-            out += rec("N", r["notify"])
-        out += rec("D" if r.get("done") else "R", r["address"])
-    out += rec("M")
-    for line in body.split("\n")[:-1] if body.endswith("\n") else body.split("\n"):
-        out += rec("L", line)
-    return out + rec("X") + rec("E")
+    lines = body.split("\n")[:-1] if body.endswith("\n") else body.split("\n")
+    return phwire.queue_file(sender, rcpts, lines, arrival="%.6f" % arrival, attrs=attrs)
 
 
 def records(data):
     """[(offset, type, data)] of a queue file."""
-    out, off = [], 0
-    while off < len(data):
-        t = chr(data[off])
-        n = struct.unpack(">I", data[off + 1:off + 5])[0]
-        out.append((off, t, data[off + 5:off + 5 + n].decode(errors="replace")))
-        off += 5 + n
-    return out
+    return [(off, t, d.decode(errors="replace")) for off, t, d in parse_records_at(data)]
 
 
 # -- fakes ---------------------------------------------------------------------
@@ -170,7 +81,7 @@ class FakeServer:
     def _serve(self, conn):
         conn.settimeout(30)
         try:
-            conn.sendall(encode([("proto", self.proto), ("version", 1)]))
+            conn.sendall(hello(self.proto))
             reader = IpcReader(conn)
             while True:
                 attrs = reader.message()
@@ -290,17 +201,8 @@ class Q:
 
     def put(self, data, where="incoming", trigger=True):
         """Write a queue file the way cleanup does; returns its ID."""
-        tmp = self.queue / where / f"tmp.{os.getpid()}.{time.time_ns()}.0"
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-        ino = os.fstat(fd).st_ino
-        os.close(fd)
-        if IS_ROOT:
-            os.chown(tmp, self.uid, self.gid)
-        now = time.time_ns() // 1000
-        qid = b62(now // 1000000, 6) + b62(now % 1000000, 4) + b62(ino)
-        os.rename(tmp, self.queue / where / qid)
+        qid = write_queue_file(self.queue / where, data, self.uid if IS_ROOT else None,
+                               self.gid)
         if trigger and where == "incoming":
             self.trigger(b"I")
         return qid

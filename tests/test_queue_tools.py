@@ -3,58 +3,27 @@ hold, release, requeue and flush, on queue files written here in Python
 from docs/queue-file.md (no daemon needed, except for flush)."""
 import json
 import os
-import pathlib
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 import pytest
 
+import phwire
 from conftest import BUILD
+from phwire import queue_id, record
 
 POSTHORN = BUILD / "bin" / "posthorn"
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt", "defer",
               "bounce", "private", "public")
 
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def b62(n, width=0):
-    s = ""
-    while n:
-        n, r = divmod(n, 62)
-        s = B62[r] + s
-    s = s or "0"
-    return s.rjust(width, "0")
-
-
-def queue_id(sec, usec, inode):
-    """The ID format of lib/mail/queue_id.h."""
-    return b62(sec, 6) + b62(usec, 4) + b62(inode)
-
-
-def record(rtype, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return rtype.encode() + struct.pack(">I", len(data)) + data
-
 
 def queue_file(sender, rcpts, body_lines, arrival=1700000000, attrs=(), done=()):
     """A complete queue file: V T S A* R/D... M L... X E."""
-    out = record("V", "posthorn-queue 1") + record("T", f"{arrival}.000000")
-    out += record("S", sender)
-    for a in attrs:
-        out += record("A", a)
-    for r in rcpts:
-        out += record("D" if r in done else "R", r)
-    out += record("M")
-    for line in body_lines:
-        out += record("L", line)
-    out += record("X") + record("E")
-    return out
+    return phwire.queue_file(sender, [{"address": r, "done": r in done} for r in rcpts],
+                             body_lines, arrival=f"{arrival}.000000", attrs=attrs)
 
 
 @pytest.fixture

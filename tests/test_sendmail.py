@@ -6,18 +6,17 @@ with the full `mail` instance when cleanup, qmgr and local-delivery are
 built: delivery, injection while the system is stopped, and the rate of
 a shell loop."""
 import os
-import pathlib
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import BUILD, IS_ROOT
+from conftest import BUILD
 from mailsuite import have, mail  # noqa: F401  (fixture)
+from phwire import IpcReader, encode, hello, parse_records, record
 
 SENDMAIL = BUILD / "bin" / "sendmail"
 POSTDROP = BUILD / "bin" / "postdrop"
@@ -28,24 +27,6 @@ EX_USAGE, EX_DATAERR, EX_TEMPFAIL = 64, 65, 75
 
 
 # -- helpers ------------------------------------------------------------------
-def record(rtype, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return rtype.encode() + struct.pack(">I", len(data)) + data
-
-
-def parse_records(data):
-    """[(type, bytes)] of a queue/maildrop file."""
-    out, pos = [], 0
-    while pos < len(data):
-        t = chr(data[pos])
-        (n,) = struct.unpack(">I", data[pos + 1:pos + 5])
-        out.append((t, data[pos + 5:pos + 5 + n]))
-        pos += 5 + n
-    assert pos == len(data)
-    return out
-
-
 class Drop:
     """An instance with command_directory (sendmail, postdrop, posthorn,
     mailq, newaliases) and queue directories made by `posthorn check`."""
@@ -287,17 +268,6 @@ def test_flush_without_qmgr(drop):
 
 
 # -- pickup against a scripted cleanup --------------------------------------------
-def netstring(b):
-    return str(len(b)).encode() + b":" + b + b","
-
-
-def ipc_message(**attrs):
-    out = b""
-    for k, v in attrs.items():
-        out += netstring(k.encode()) + netstring(str(v).encode())
-    return out + b"0:,"
-
-
 class FakeCleanup:
     """public/cleanup that records what pickup sends and answers with
     the given statuses, one per message."""
@@ -320,65 +290,34 @@ class FakeCleanup:
                 return
             with conn:
                 conn.settimeout(10)
-                self.buf = b""
-                conn.sendall(ipc_message(proto="cleanup", version=1))
+                r = IpcReader(conn)
+                conn.sendall(hello("cleanup"))
                 while self.statuses:
-                    req = self.read_ipc(conn)
-                    if req is None:
+                    try:
+                        req = r.message_dict()
+                    except EOFError:
                         break
                     recs = []
                     while True:
-                        t = self.read(conn, 1)
-                        if not t:
+                        try:
+                            r.need(1)
+                        except EOFError:
                             recs = None
                             break
-                        (n,) = struct.unpack(">I", self.read(conn, 4))
-                        recs.append((chr(t[0]), self.read(conn, n)))
-                        if t == b"E":
+                        t, data = r.record()
+                        recs.append((t, data))
+                        if t == "E":
                             break
                     if recs is None:
                         self.messages.append((req, "abandoned"))
                         break
                     self.messages.append((req, recs))
                     status = self.statuses.pop(0)
-                    conn.sendall(ipc_message(status=status,
-                                             queue_id="1r31eq0W7E5BAN" if status == 0 else "",
-                                             reason="ok" if status == 0 else "test failure"))
+                    conn.sendall(encode(status=status,
+                                        queue_id="1r31eq0W7E5BAN" if status == 0 else "",
+                                        reason="ok" if status == 0 else "test failure"))
                     if status:
                         break
-
-    def read(self, conn, n):
-        while len(self.buf) < n:
-            data = conn.recv(65536)
-            if not data:
-                out, self.buf = self.buf, b""
-                return out
-            self.buf += data
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def read_netstring(self, conn):
-        digits = b""
-        while True:
-            c = self.read(conn, 1)
-            if not c:
-                return None
-            if c == b":":
-                break
-            digits += c
-        n = int(digits)
-        data = self.read(conn, n + 1)
-        return data[:-1]
-
-    def read_ipc(self, conn):
-        out = {}
-        while True:
-            name = self.read_netstring(conn)
-            if name is None:
-                return None
-            if name == b"":
-                return out
-            out[name.decode()] = self.read_netstring(conn).decode()
 
     def close(self):
         self.sock.close()

@@ -10,81 +10,25 @@ answer with any status. Other tests start master with smtpd on an inet
 port and talk to it with smtplib (and swaks when installed); the full
 path into Maildirs is in test_smtpd_e2e.py.
 """
-import os
 import pathlib
 import re
 import shutil
 import smtplib
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import BUILD, IS_ROOT
+from conftest import BUILD
+from phwire import IpcReader, encode, hello
 
 SMTPD = BUILD / "libexec" / "smtpd"
 POSTHORN = BUILD / "bin" / "posthorn"
 QUEUE_ID = "1r31eq0W7E5BAN"
 
 pytestmark = pytest.mark.skipif(not SMTPD.exists(), reason="smtpd not built")
-
-
-# -- the IPC codec (docs/ipc.md) ------------------------------------------------
-def netstring(b):
-    if isinstance(b, str):
-        b = b.encode()
-    return str(len(b)).encode() + b":" + b + b","
-
-
-def ipc_msg(**attrs):
-    return b"".join(netstring(k) + netstring(str(v)) for k, v in attrs.items()) + b"0:,"
-
-
-class Reader:
-    """Buffered reads from a socket, with a deadline."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def need(self, n):
-        while len(self.buf) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError
-            self.buf += data
-
-    def take(self, n):
-        self.need(n)
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def netstring(self):
-        digits = b""
-        while True:
-            c = self.take(1)
-            if c == b":":
-                break
-            digits += c
-        data = self.take(int(digits))
-        assert self.take(1) == b","
-        return data
-
-    def ipc(self):
-        out = {}
-        while True:
-            name = self.netstring()
-            if name == b"":
-                return out
-            out[name.decode()] = self.netstring()
-
-    def record(self):
-        hdr = self.take(5)
-        rtype, length = chr(hdr[0]), struct.unpack(">I", hdr[1:])[0]
-        return rtype, self.take(length)
 
 
 class FakeCleanup:
@@ -121,11 +65,11 @@ class FakeCleanup:
 
     def _client(self, conn):
         conn.settimeout(20)
-        r = Reader(conn)
+        r = IpcReader(conn)
         try:
-            conn.sendall(ipc_msg(proto="cleanup", version=1))
+            conn.sendall(hello("cleanup"))
             while True:
-                head = r.ipc()
+                head = dict(r.message_raw())
                 msg = {"flags": int(head["flags"]), "origin": head["origin"].decode(),
                        "records": [], "complete": False}
                 self.messages.append(msg)
@@ -135,9 +79,9 @@ class FakeCleanup:
                     if rtype == "E":
                         break
                 msg["complete"] = True
-                conn.sendall(ipc_msg(status=self.status,
-                                     queue_id=QUEUE_ID if self.status == 0 else "",
-                                     reason=self.reason))
+                conn.sendall(encode(status=self.status,
+                                    queue_id=QUEUE_ID if self.status == 0 else "",
+                                    reason=self.reason))
         except (EOFError, OSError, AssertionError, KeyError, ValueError):
             pass
         finally:
@@ -201,7 +145,7 @@ class Session:
         b.close()
         self.sock = a
         self.sock.settimeout(timeout)
-        self.r = Reader(a)
+        self.r = IpcReader(a)
         self.timeout = timeout
 
     def send(self, data):
@@ -869,14 +813,14 @@ class FakeLocal:
                 return
             conn.settimeout(5)
             try:
-                conn.sendall(ipc_msg(proto="deliver", version=1))
-                req = Reader(conn).ipc()
+                conn.sendall(hello("deliver"))
+                req = dict(IpcReader(conn).message_raw())
                 self.requests.append(req)
                 rcpt = req["rcpt_address"].decode()
                 status = "over_quota" if rcpt.startswith("bob@") else "ok"
-                conn.sendall(ipc_msg(rcpt_status=status,
-                                     rcpt_dsn="5.2.2" if status != "ok" else "2.0.0",
-                                     rcpt_reason="mailbox full" if status != "ok" else ""))
+                conn.sendall(encode(rcpt_status=status,
+                                    rcpt_dsn="5.2.2" if status != "ok" else "2.0.0",
+                                    rcpt_reason="mailbox full" if status != "ok" else ""))
             except (OSError, EOFError):
                 pass
             finally:
