@@ -184,7 +184,8 @@ class Session:
 
     def expect(self, line, code, pattern=None):
         got, texts = self.cmd(line)
-        assert got == code, f"{line!r}: got {got} {texts}, want {code}"
+        assert got == code, (f"{line!r}: got {got} {texts}, want {code}\n"
+                             f"log:\n{self.inst.log_text()[-3000:]}")
         if pattern:
             assert re.search(pattern, texts[-1]), f"{line!r}: {texts[-1]!r} !~ {pattern!r}"
         return texts
