@@ -175,14 +175,6 @@ static bool wk_get_nums(const char *text, long *v, size_t n)
     return *text == 0;
 }
 
-/* wk_put_str - one text attribute (NULL is empty) */
-static void wk_put_str(struct str *out, const char *name, const char *value)
-{
-    if (value == NULL)
-	value = "";
-    ipc_encode_attr(out, name, value, strlen(value));
-}
-
 /* ld_worker_encode_job - the job message */
 void ld_worker_encode_job(struct str *out, const struct ld_job *job)
 {
@@ -202,10 +194,10 @@ void ld_worker_encode_job(struct str *out, const struct ld_job *job)
     v[8] = (long) job->uid;
     str_reset(out);
     wk_put_nums(out, wk_job_names[0], v, WK_JOB_NUMS);
-    wk_put_str(out, wk_job_names[1], job->path);
-    wk_put_str(out, wk_job_names[2], job->spec.sender);
-    wk_put_str(out, wk_job_names[3], job->spec.delivered_to);
-    wk_put_str(out, wk_job_names[4], job->ext);
+    ipc_encode_str(out, wk_job_names[1], job->path);
+    ipc_encode_str(out, wk_job_names[2], job->spec.sender);
+    ipc_encode_str(out, wk_job_names[3], job->spec.delivered_to);
+    ipc_encode_str(out, wk_job_names[4], job->ext);
     ipc_encode_end(out);
 }
 
@@ -296,8 +288,8 @@ void ld_worker_encode_result(struct str *out, const struct ld_result *res,
     v[1] = (long) res->sent_count;
     str_reset(out);
     wk_put_nums(out, wk_result_names[0], v, 2);
-    wk_put_str(out, wk_result_names[1], res->dsn);
-    wk_put_str(out, wk_result_names[2], res->reason);
+    ipc_encode_str(out, wk_result_names[1], res->dsn);
+    ipc_encode_str(out, wk_result_names[2], res->reason);
     if (payload)
 	ipc_encode_attr(out, wk_result_names[3], str_cstr(payload), str_len(payload));
     else

@@ -137,6 +137,30 @@ void ipc_encode_attr(struct str *out, const char *name, const void *value, size_
 	msg_panic("ipc_encode_attr: attribute \"%s\" overflows the buffer", name);
 }
 
+/* ipc_encode_str - append a text attribute; NULL is "" */
+void ipc_encode_str(struct str *out, const char *name, const char *value)
+{
+    if (value == NULL)
+	value = "";
+    ipc_encode_attr(out, name, value, strlen(value));
+}
+
+/* ipc_encode_long - append a decimal integer attribute */
+void ipc_encode_long(struct str *out, const char *name, long value)
+{
+    char buf[32];
+    char *p = buf + sizeof(buf);
+    unsigned long v = value < 0 ? 0UL - (unsigned long) value : (unsigned long) value;
+
+    do {
+	*--p = (char) ('0' + v % 10);
+	v /= 10;
+    } while (v);
+    if (value < 0)
+	*--p = '-';
+    ipc_encode_attr(out, name, p, (size_t) (buf + sizeof(buf) - p));
+}
+
 /* ipc_encode_end - append the end-of-message marker */
 void ipc_encode_end(struct str *out)
 {

@@ -91,6 +91,11 @@ int ipc_handshake_client(struct stream *s, const char *proto, long version, cons
  * if the buffer holds no complete message yet, -1 on a syntax error. */
 void ipc_encode_attr(struct str *out, const char *name, const void *value, size_t len);
 void ipc_encode_end(struct str *out);
+/* ipc_encode_str - a text attribute; NULL is sent as "" */
+void ipc_encode_str(struct str *out, const char *name, const char *value);
+/* ipc_encode_long - a decimal integer attribute (no printf: this runs for
+ * every request a busy daemon sends) */
+void ipc_encode_long(struct str *out, const char *name, long value);
 long ipc_decode_list(const char *buf, size_t len, struct ipc_list *list, const char **error_r);
 
 #endif

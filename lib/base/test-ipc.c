@@ -3,6 +3,7 @@
  * socketpair inside one process; messages stay small enough to fit in
  * the socket buffer. */
 
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +89,34 @@ static void recv_bad_opt(void *arg)
     (void) ipc_recv(p->r, &error, IPC_OPT, IPC_END);
 }
 
+/* test_encode_helpers - ipc_encode_str and ipc_encode_long, byte for byte */
+static void test_encode_helpers(void)
+{
+    static const struct {
+	long value;
+	const char *want;
+    } longs[] = {
+	{0, "1:n,1:0,"}, {7, "1:n,1:7,"}, {-42, "1:n,3:-42,"},
+	{1234567890L, "1:n,10:1234567890,"},
+	{LONG_MAX, "1:n,19:9223372036854775807,"},
+	{LONG_MIN, "1:n,20:-9223372036854775808,"},
+    };
+    struct str *out = str_new(1024);
+
+    unit_begin("ipc_encode_long and ipc_encode_str");
+    for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+	str_reset(out);
+	ipc_encode_long(out, "n", longs[i].value);
+	unit_assert_streq_idx(str_cstr(out), longs[i].want, i);
+    }
+    str_reset(out);
+    ipc_encode_str(out, "a", NULL);
+    ipc_encode_str(out, "b", "xy");
+    unit_assert_streq(str_cstr(out), "1:a,0:,1:b,2:xy,");
+    str_free(&out);
+    unit_end();
+}
+
 int main(void)
 {
     struct ipc_list list;
@@ -95,6 +124,8 @@ int main(void)
     const char *error;
     long n;
     struct pair p;
+
+    test_encode_helpers();
 
     msg_init("test-ipc", MSG_TO_STDERR);
     ipc_list_init(&list);

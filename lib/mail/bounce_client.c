@@ -14,38 +14,27 @@
 
 static char bounce_error[512];
 
-/* add_str - one string attribute (NULL is "") */
-static void add_str(struct str *out, const char *name, const char *value)
-{
-    if (value == NULL)
-	value = "";
-    ipc_encode_attr(out, name, value, strlen(value));
-}
-
 /* bounce_request_encode - the request message */
 void bounce_request_encode(struct str *out, const struct bounce_request *req)
 {
-    char num[32];
-
     str_reset(out);
-    add_str(out, ATTR_REQUEST, req->request);
-    add_str(out, ATTR_QUEUE_ID, req->queue_id);
-    add_str(out, ATTR_QUEUE_FILE, req->queue_file);
-    add_str(out, ATTR_SENDER, req->sender);
-    (void) fmt_buf(num, sizeof(num), "%ld", req->arrival_time);
-    add_str(out, ATTR_ARRIVAL_TIME, num);
-    add_str(out, ATTR_DSN_ENVID, req->dsn_envid);
-    add_str(out, ATTR_DSN_RET, req->dsn_ret);
+    ipc_encode_str(out, ATTR_REQUEST, req->request);
+    ipc_encode_str(out, ATTR_QUEUE_ID, req->queue_id);
+    ipc_encode_str(out, ATTR_QUEUE_FILE, req->queue_file);
+    ipc_encode_str(out, ATTR_SENDER, req->sender);
+    ipc_encode_long(out, ATTR_ARRIVAL_TIME, req->arrival_time);
+    ipc_encode_str(out, ATTR_DSN_ENVID, req->dsn_envid);
+    ipc_encode_str(out, ATTR_DSN_RET, req->dsn_ret);
     for (size_t i = 0; i < req->rcpt_count; i++) {
 	const struct bounce_rcpt *r = req->rcpts + i;
 
-	add_str(out, ATTR_RCPT_ADDRESS, r->address);
-	add_str(out, ATTR_RCPT_ORIG, r->orig);
-	add_str(out, ATTR_RCPT_ORCPT, r->orcpt);
-	add_str(out, ATTR_RCPT_DSN, r->dsn);
-	add_str(out, ATTR_RCPT_ACTION, r->action);
-	add_str(out, ATTR_RCPT_REASON, r->reason);
-	add_str(out, ATTR_RELAY, r->relay);
+	ipc_encode_str(out, ATTR_RCPT_ADDRESS, r->address);
+	ipc_encode_str(out, ATTR_RCPT_ORIG, r->orig);
+	ipc_encode_str(out, ATTR_RCPT_ORCPT, r->orcpt);
+	ipc_encode_str(out, ATTR_RCPT_DSN, r->dsn);
+	ipc_encode_str(out, ATTR_RCPT_ACTION, r->action);
+	ipc_encode_str(out, ATTR_RCPT_REASON, r->reason);
+	ipc_encode_str(out, ATTR_RELAY, r->relay);
     }
     ipc_encode_end(out);
 }

@@ -18,12 +18,6 @@
 
 static char deliver_error[512];
 
-/* nz - never NULL */
-static const char *nz(const char *s)
-{
-    return s ? s : "";
-}
-
 /* parse_offset - a non-negative decimal without sign or leading zeros */
 static bool parse_offset(const char *text, long *value)
 {
@@ -40,51 +34,28 @@ static bool parse_offset(const char *text, long *value)
     return true;
 }
 
-/* add_str - one string attribute */
-static void add_str(struct str *out, const char *name, const char *value)
-{
-    ipc_encode_attr(out, name, nz(value), strlen(nz(value)));
-}
-
-/* add_long - one integer attribute (decimal by hand: this runs for
- * every request qmgr sends) */
-static void add_long(struct str *out, const char *name, long value)
-{
-    char buf[32];
-    char *p = buf + sizeof(buf);
-    unsigned long v = value < 0 ? 0UL - (unsigned long) value : (unsigned long) value;
-
-    do {
-	*--p = (char) ('0' + v % 10);
-	v /= 10;
-    } while (v);
-    if (value < 0)
-	*--p = '-';
-    ipc_encode_attr(out, name, p, (size_t) (buf + sizeof(buf) - p));
-}
-
 /* deliver_request_encode - the request message */
 void deliver_request_encode(struct str *out, const struct deliver_request *req)
 {
     str_reset(out);
-    add_str(out, ATTR_REQUEST, DELIVER_REQ_DELIVER);
-    add_str(out, ATTR_QUEUE_ID, req->queue_id);
-    add_str(out, ATTR_QUEUE_FILE, req->queue_file);
-    add_long(out, ATTR_DATA_OFFSET, req->data_offset);
-    add_long(out, ATTR_DATA_SIZE, req->data_size);
-    add_str(out, ATTR_SENDER, req->sender);
-    add_long(out, ATTR_ARRIVAL_TIME, req->arrival_time);
-    add_str(out, ATTR_DSN_ENVID, req->dsn_envid);
-    add_str(out, ATTR_DSN_RET, req->dsn_ret);
-    add_str(out, ATTR_NEXTHOP, req->nexthop);
+    ipc_encode_str(out, ATTR_REQUEST, DELIVER_REQ_DELIVER);
+    ipc_encode_str(out, ATTR_QUEUE_ID, req->queue_id);
+    ipc_encode_str(out, ATTR_QUEUE_FILE, req->queue_file);
+    ipc_encode_long(out, ATTR_DATA_OFFSET, req->data_offset);
+    ipc_encode_long(out, ATTR_DATA_SIZE, req->data_size);
+    ipc_encode_str(out, ATTR_SENDER, req->sender);
+    ipc_encode_long(out, ATTR_ARRIVAL_TIME, req->arrival_time);
+    ipc_encode_str(out, ATTR_DSN_ENVID, req->dsn_envid);
+    ipc_encode_str(out, ATTR_DSN_RET, req->dsn_ret);
+    ipc_encode_str(out, ATTR_NEXTHOP, req->nexthop);
     for (size_t i = 0; i < req->rcpt_count; i++) {
 	const struct deliver_rcpt *r = req->rcpts + i;
 
-	add_str(out, ATTR_RCPT_ADDRESS, r->address);
-	add_str(out, ATTR_RCPT_ORIG, r->orig);
-	add_str(out, ATTR_RCPT_ORCPT, r->orcpt);
-	add_str(out, ATTR_RCPT_NOTIFY, r->notify);
-	add_long(out, ATTR_RCPT_OFFSET, r->offset);
+	ipc_encode_str(out, ATTR_RCPT_ADDRESS, r->address);
+	ipc_encode_str(out, ATTR_RCPT_ORIG, r->orig);
+	ipc_encode_str(out, ATTR_RCPT_ORCPT, r->orcpt);
+	ipc_encode_str(out, ATTR_RCPT_NOTIFY, r->notify);
+	ipc_encode_long(out, ATTR_RCPT_OFFSET, r->offset);
     }
     ipc_encode_end(out);
 }
