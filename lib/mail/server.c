@@ -8,9 +8,10 @@
  * privilege drop (chroot, setgroups, setgid, setuid, verified) comes
  * before the first accept(2) or read(2) from a peer.
  *
- * SINGLE waits with poll(2) on the listeners and a self-pipe that the
- * SIGHUP handler writes to, so a reload is never missed between a check
- * and a wait. MULTI and TRIGGER run on the event loop (event.h), which
+ * SINGLE waits with epoll(7) on the listeners (EPOLLEXCLUSIVE: one
+ * connection wakes one idle process, not all of them) and a self-pipe
+ * that the SIGHUP handler writes to, so a reload is never missed between
+ * a check and a wait. MULTI and TRIGGER run on the event loop (event.h), which
  * the daemon may use for its own descriptors and timers.
  *
  * System calls per connection or trigger are kept few: the watchdog
@@ -27,9 +28,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -474,10 +477,38 @@ static void srv_single_serve(int fd)
     (void) stream_close(&s);
 }
 
+/* srv_single_epoll - the wait set of an idle SINGLE process, made once.
+ * The listeners are added with EPOLLEXCLUSIVE: a new connection wakes one
+ * idle process (or a few), not every idle process of the service, which
+ * with poll(2) would all run, race for accept(2) and all but one get
+ * EAGAIN. Closing a listener (reload) drops it from the set by itself. */
+static int srv_single_epoll(void)
+{
+    struct epoll_event ev;
+    int ep;
+
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	msg_fatal("epoll_create1: %m");
+    for (int i = 0; i < srv_listen_count; i++) {
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.u32 = (uint32_t) i;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, MASTER_LISTEN_FD + i, &ev) < 0)
+	    msg_fatal("epoll_ctl listener %d: %m", i);
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.u32 = (uint32_t) srv_listen_count;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, srv_wake_pipe[0], &ev) < 0)
+	msg_fatal("epoll_ctl wake pipe: %m");
+    return ep;
+}
+
 /* srv_single_loop - accept and serve until a limit or a signal */
 static _Noreturn void srv_single_loop(void)
 {
-    struct pollfd pfd[MASTER_LISTEN_MAX + 1];
+    struct epoll_event ready[MASTER_LISTEN_MAX + 1];
+    int ep = srv_single_epoll();
     int n;
 
     for (;;) {
@@ -485,35 +516,30 @@ static _Noreturn void srv_single_loop(void)
 	    || srv_master_gone())
 	    srv_done();
 	srv_watch_wait();			/* waiting is not a stuck job */
-	for (int i = 0; i < srv_listen_count; i++) {
-	    pfd[i].fd = MASTER_LISTEN_FD + i;
-	    pfd[i].events = POLLIN;
-	    pfd[i].revents = 0;
-	}
-	pfd[srv_listen_count].fd = srv_wake_pipe[0];
-	pfd[srv_listen_count].events = POLLIN;
-	pfd[srv_listen_count].revents = 0;
-	n = poll(pfd, (nfds_t) srv_listen_count + 1,
-		 (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
-		 : (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000));
+	n = epoll_wait(ep, ready, srv_listen_count + 1,
+		       (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
+		       : (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000));
 	if (n < 0) {
 	    if (errno == EINTR)
 		continue;
-	    msg_fatal("poll: %m");
+	    msg_fatal("epoll_wait: %m");
 	}
 	if (n == 0) {
 	    if (msg_verbose)
 		msg_info("idle timeout -- exiting");
 	    srv_done();
 	}
-	if (pfd[srv_listen_count].revents)
-	    srv_drain_wake();
-	for (int i = 0; i < srv_listen_count; i++) {
+	for (int k = 0; k < n; k++) {
+	    int i = (int) ready[k].data.u32;
 	    int fd;
 
-	    if (pfd[i].revents == 0 || srv_exit_requested)
+	    if (i == srv_listen_count) {
+		srv_drain_wake();
 		continue;
-	    if ((fd = sock_accept(pfd[i].fd)) < 0) {
+	    }
+	    if (srv_exit_requested || srv_listeners_closed)
+		continue;
+	    if ((fd = sock_accept(MASTER_LISTEN_FD + i)) < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
 		    && errno != ECONNABORTED && errno != EPROTO && !srv_exit_requested)
 		    msg_warn("accept: %m");
