@@ -9,8 +9,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +16,6 @@
 #include "ipc.h"
 #include "mem.h"
 #include "msg.h"
-#include "sock.h"
 #include "str.h"
 #include "stream.h"
 
@@ -28,6 +25,7 @@
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "trigger.h"
 
 /* Cleanup. */
 #include "cleanup.h"
@@ -788,51 +786,21 @@ static bool reply(struct stream *client, struct cleanup_state *st)
 		    IPC_STR(ATTR_REASON, st->status ? st->reason : "queued"), IPC_END) == 0;
 }
 
-/* trigger_now - the trigger over a non-blocking connect, which on a
- * local socket completes at once or fails; false if it did not go out */
-static bool trigger_now(const char *msg, size_t len)
-{
-    struct sockaddr_un sun;
-    size_t plen = strlen(QMGR_SOCKET);
-    bool ok;
-    int fd;
-
-    if (plen >= sizeof(sun.sun_path))
-	return false;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, QMGR_SOCKET, plen);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-	return false;
-    ok = connect(fd, (struct sockaddr *) &sun, sizeof(sun)) == 0
-	&& send(fd, msg, len, MSG_NOSIGNAL) == (ssize_t) len;
-    (void) close(fd);
-    return ok;
-}
-
-/* trigger_qmgr - "take incoming/ID now" (mail_proto.h: "I" and the
- * queue ID, so qmgr needs no directory scan); a failure only delays.
- * The common case costs socket, connect, send, close; a busy or missing
- * qmgr gets the patient path (connect with a deadline) and its error. */
+/* trigger_qmgr - "take incoming/ID now" (mail_proto.h: "I", the queue
+ * ID and a newline, so qmgr needs no directory scan); a failure only
+ * delays (qmgr scans incoming/ on a timer too). On a fifo (the default
+ * master.cf) the descriptor stays open: one write(2) per message. */
 static void trigger_qmgr(const char *id)
 {
+    static int qmgr_fifo = -1;
     char msg[QUEUE_ID_SIZE + 8];
-    const char *error;
-    size_t len;
-    int fd;
+    const char *why;
 
-    if (!fmt_buf(msg, sizeof(msg), "%s%s", QMGR_TRIGGER_SCAN, id))
+    if (!fmt_buf(msg, sizeof(msg), "%s%s\n", QMGR_TRIGGER_SCAN, id))
 	(void) str_copy_out(msg, sizeof(msg), QMGR_TRIGGER_SCAN);
-    len = strlen(msg);
-    if (trigger_now(msg, len))
-	return;
-    if ((fd = sock_connect_unix(QMGR_SOCKET, CLEANUP_TRIGGER_MS, &error)) < 0) {
-	msg_warn("%s: cannot trigger qmgr: %s", id, error);
-	return;
-    }
-    if (write(fd, msg, len) < 0)
-	msg_warn("%s: cannot trigger qmgr: write: %m", id);
-    (void) close(fd);
+    if (!trigger_send(QMGR_SOCKET, msg, strlen(msg), CLEANUP_TRIGGER_MS, &qmgr_fifo, &why)
+	&& (errno != EAGAIN || msg_verbose))
+	msg_warn("%s: cannot trigger qmgr: %s", id, why);
 }
 
 /* finish - E arrived: commit or refuse, then reply */

@@ -190,9 +190,14 @@ struct resolve_result;
 int qmgr_resolve(const char *address, struct resolve_result *result, const char **error_r);
 
 /* qmgr_policy.c */
-/* qmgr_trigger_id - "I<queue ID>": true with the ID in id (size at
- * least QUEUE_ID_SIZE); false for anything else (plain "I", "F", "W") */
-bool qmgr_trigger_id(const char *buf, size_t len, char *id, size_t size);
+/* qmgr_trigger_parse - the requests in one read of public/qmgr (a fifo
+ * read may hold many): take(id, ctx) for each "I<queue ID>\n"; returns
+ * QMGR_WANT_SCAN for "I", "W" (master's wake-up), an empty request, or
+ * anything that is not a queue ID, and QMGR_WANT_FLUSH too for "F" */
+#define QMGR_WANT_SCAN		(1U << 0)
+#define QMGR_WANT_FLUSH		(1U << 1)
+unsigned qmgr_trigger_parse(const char *buf, size_t len,
+			    void (*take)(const char *id, void *ctx), void *ctx);
 unsigned qmgr_notify_flags(const char *notify);
 long qmgr_backoff(double now, double arrival, long min_backoff, long max_backoff);
 bool qmgr_expired(double now, double arrival, bool null_sender, long lifetime,

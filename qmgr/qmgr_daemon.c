@@ -2,10 +2,11 @@
  * start-up recovery, wake-up triggers, timers, and the kicks that run
  * deferred work from the event loop.
  *
- * Triggers (public/qmgr): "I<queue ID>" take incoming/<ID> now, without
- * a directory scan (cleanup knows the ID it just committed); "I" scan
- * incoming/ now; "F" flush: every deferred message now (and incoming/);
- * master's wake-up "W" and any other byte: scan incoming/. Timers:
+ * Triggers (public/qmgr, a fifo by default, so one read may hold many
+ * requests): "I<queue ID>\n" take incoming/<ID> now, without a directory
+ * scan (cleanup knows the ID it just committed); "I" scan incoming/ now;
+ * "F" flush: every deferred message now (and incoming/); master's
+ * wake-up "W" and any other byte: scan incoming/. Timers:
  * incoming/ every qmgr_incoming_scan_delay (a lost trigger only delays),
  * deferred/ every queue_run_delay.
  *
@@ -152,24 +153,28 @@ static void deferred_timer(void *ctx)
     (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }
 
-/* qmgr_trigger - a wake-up request on public/qmgr */
+/* qmgr_trigger_take - one "I<ID>\n": take incoming/ID without a scan */
+static void qmgr_trigger_take(const char *id, void *ctx)
+{
+    (void) ctx;
+    qmgr_scan_take_incoming(id);
+}
+
+/* qmgr_trigger - wake-up requests on public/qmgr. A read that filled the
+ * whole buffer may mean the fifo was full and a sender's request was
+ * refused: scan incoming/ too, so that nothing waits for the timer. */
 void qmgr_trigger(const char *buf, size_t len)
 {
-    char id[QUEUE_ID_SIZE];
+    unsigned want = qmgr_trigger_parse(buf, len, qmgr_trigger_take, NULL);
 
-    if (qmgr_trigger_id(buf, len, id, sizeof(id))) {
-	qmgr_scan_take_incoming(id);
-	qmgr_run_pending();
-	return;
-    }
-    for (size_t i = 0; i < len; i++) {
-	if (buf[i] == QMGR_TRIGGER_FLUSH[0])
-	    scan_flush_wanted = true;
+    if (len >= SERVER_TRIGGER_MAX)
+	want |= QMGR_WANT_SCAN;
+    if (want & QMGR_WANT_FLUSH)
+	scan_flush_wanted = true;
+    if (want & QMGR_WANT_SCAN) {
 	scan_incoming_wanted = true;
+	qmgr_kick_scan();
     }
-    if (len == 0)
-	scan_incoming_wanted = true;
-    qmgr_kick_scan();
     qmgr_run_pending();
 }
 

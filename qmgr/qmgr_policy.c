@@ -1,4 +1,5 @@
-/* qmgr_policy.c - the queue manager's pure decisions: NOTIFY flags,
+/* qmgr_policy.c - the queue manager's pure decisions: trigger parsing,
+ * NOTIFY flags,
  * retry backoff, queue lifetimes, delay warnings. No I/O, so that the
  * unit test can check them with a table. */
 
@@ -14,19 +15,48 @@
 /* qmgr */
 #include "qmgr.h"
 
-/* qmgr_trigger_id - a trigger that names the message to take */
-bool qmgr_trigger_id(const char *buf, size_t len, char *id, size_t size)
+/* qmgr_trigger_parse - the requests in one read of public/qmgr */
+unsigned qmgr_trigger_parse(const char *buf, size_t len,
+			    void (*take)(const char *id, void *ctx), void *ctx)
 {
-    size_t idlen;
+    unsigned want = 0;
+    size_t i = 0;
 
-    if (len < 2 || buf[0] != QMGR_TRIGGER_SCAN[0])
-	return false;
-    idlen = len - 1;
-    if (idlen >= size || memchr(buf + 1, 0, idlen) != NULL)
-	return false;
-    memcpy(id, buf + 1, idlen);
-    id[idlen] = 0;
-    return queue_id_valid(id);
+    if (len == 0)
+	return QMGR_WANT_SCAN;
+    while (i < len) {
+	char c = buf[i];
+
+	if (c == QMGR_TRIGGER_SCAN[0] && i + 1 < len && buf[i + 1] != '\n'
+	    && buf[i + 1] != QMGR_TRIGGER_SCAN[0] && buf[i + 1] != QMGR_TRIGGER_FLUSH[0]) {
+	    /* "I<ID>\n"; at the very end of a socket request the newline
+	     * may be missing. Anything that is no queue ID asks for a scan
+	     * (which finds whatever the request meant). */
+	    const char *start = buf + i + 1;
+	    const char *nl = memchr(start, '\n', len - i - 1);
+	    size_t idlen = nl ? (size_t) (nl - start) : len - i - 1;
+	    char id[QUEUE_ID_SIZE];
+
+	    if (idlen < sizeof(id) && memchr(start, 0, idlen) == NULL) {
+		memcpy(id, start, idlen);
+		id[idlen] = 0;
+		if (queue_id_valid(id))
+		    take(id, ctx);
+		else
+		    want |= QMGR_WANT_SCAN;
+	    } else {
+		want |= QMGR_WANT_SCAN;
+	    }
+	    i += 1 + idlen + (nl ? 1 : 0);
+	    continue;
+	}
+	if (c == QMGR_TRIGGER_FLUSH[0])
+	    want |= QMGR_WANT_SCAN | QMGR_WANT_FLUSH;
+	else if (c != '\n')
+	    want |= QMGR_WANT_SCAN;	/* "I", master's "W", or noise */
+	i++;
+    }
+    return want;
 }
 
 /* qmgr_notify_flags - flags of an N record ("" = the default) */

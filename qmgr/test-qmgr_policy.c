@@ -4,10 +4,20 @@
 #include <string.h>
 
 /* base */
+#include "str.h"
 #include "unit.h"
 
 /* qmgr */
 #include "qmgr.h"
+
+/* collect_id - the take callback: append "ID," to the buffer */
+static void collect_id(const char *id, void *ctx)
+{
+    char *ids = ctx;
+    size_t used = strlen(ids);
+
+    (void) fmt_buf(ids + used, 256 - used, "%s,", id);
+}
 
 int main(void)
 {
@@ -56,30 +66,34 @@ int main(void)
     static const struct {
 	const char *buf;
 	size_t len;
-	const char *want;		/* the ID, or NULL: not an ID trigger */
+	const char *want_ids;		/* taken IDs, each followed by ',' */
+	unsigned want;
     } triggers[] = {
-	{"I1xVWka3HNbk1or", 15, "1xVWka3HNbk1or"},
-	{"I", 1, NULL},			/* plain scan */
-	{"F", 1, NULL},
-	{"W", 1, NULL},
-	{"", 0, NULL},
-	{"F1xVWka3HNbk1or", 15, NULL},	/* only I carries an ID */
-	{"I1xVWka3HNbk1or\n", 16, NULL},	/* nothing after the ID */
-	{"I1xVWka3HNbk1\0r", 15, NULL},	/* no NUL inside */
-	{"Itmp.12.345.0", 13, NULL},	/* a temp name is no ID */
-	{"I../active/1xVWka3HNbk1or", 25, NULL},
-	{"I1xVWka3HNbk1orAAAAAAAAAAAAAAAAAAAAAAA", 38, NULL},	/* too long */
-	{"II", 2, NULL},
+	{"I1xVWka3HNbk1or\n", 16, "1xVWka3HNbk1or,", 0},
+	{"I1xVWka3HNbk1or", 15, "1xVWka3HNbk1or,", 0},	/* a socket's last one */
+	{"I1xVWka3HNbk1or\nI1xVWka3HNbk1os\n", 32, "1xVWka3HNbk1or,1xVWka3HNbk1os,", 0},
+	{"I", 1, "", QMGR_WANT_SCAN},
+	{"F", 1, "", QMGR_WANT_SCAN | QMGR_WANT_FLUSH},
+	{"W", 1, "", QMGR_WANT_SCAN},	/* master's wake-up */
+	{"", 0, "", QMGR_WANT_SCAN},
+	{"II1xVWka3HNbk1or\n", 17, "1xVWka3HNbk1or,", QMGR_WANT_SCAN},
+	{"FI1xVWka3HNbk1or\n", 17, "1xVWka3HNbk1or,", QMGR_WANT_SCAN | QMGR_WANT_FLUSH},
+	{"I1xVWka3HNbk1or\nF", 17, "1xVWka3HNbk1or,", QMGR_WANT_SCAN | QMGR_WANT_FLUSH},
+	{"I1xVWka3HNbk1\0r\n", 16, "", QMGR_WANT_SCAN},	/* no NUL inside */
+	{"Itmp.12.345.0\n", 14, "", QMGR_WANT_SCAN},	/* a temp name is no ID */
+	{"I../active/1xVWka3HNbk1or\n", 26, "", QMGR_WANT_SCAN},
+	{"I1xVWka3HNbk1orAAAAAAAAAAAAAAAAAAAAAAA\n", 39, "", QMGR_WANT_SCAN},
+	{"I1xVWka3H", 9, "", QMGR_WANT_SCAN},	/* cut by a full read */
+	{"\n\n", 2, "", 0},
     };
 
-    unit_begin("qmgr_trigger_id");
+    unit_begin("qmgr_trigger_parse");
     for (size_t i = 0; i < sizeof(triggers) / sizeof(triggers[0]); i++) {
-	char id[QUEUE_ID_SIZE];
-	bool got = qmgr_trigger_id(triggers[i].buf, triggers[i].len, id, sizeof(id));
+	char ids[256] = "";
+	unsigned got = qmgr_trigger_parse(triggers[i].buf, triggers[i].len, collect_id, ids);
 
-	unit_assert_idx(got == (triggers[i].want != NULL), i);
-	if (got && triggers[i].want)
-	    unit_assert_idx(strcmp(id, triggers[i].want) == 0, i);
+	unit_assert_idx(got == triggers[i].want, i);
+	unit_assert_idx(strcmp(ids, triggers[i].want_ids) == 0, i);
     }
     unit_end();
 

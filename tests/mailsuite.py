@@ -138,7 +138,7 @@ class MailInstance(Instance):
         if have("cleanup"):
             rows.append("cleanup unix n - n - 0 cleanup")
         if have("qmgr"):
-            rows.append("qmgr unix n - n 300 1 qmgr")
+            rows.append("qmgr fifo n - n 300 1 qmgr")
         if have("bounce"):
             rows.append("bounce unix - - n - 0 bounce")
         if have("local-delivery"):

@@ -385,8 +385,8 @@ def test_two_messages_one_connection_and_qmgr_trigger(cleanup):
         except socket.timeout:
             raise AssertionError("no qmgr trigger; log:\n" + cleanup.inst.log_text())
         conn.settimeout(5)
-        # "I" plus the queue ID: qmgr takes incoming/ID without a scan
-        assert conn.recv(64) == b"I" + r1["queue_id"].encode()
+        # "I", the queue ID, a newline: qmgr takes incoming/ID without a scan
+        assert conn.recv(64) == b"I" + r1["queue_id"].encode() + b"\n"
         conn.close()
         r2 = c.message(simple_message(rcpts=("x@example.test",)))
         c.close()
@@ -395,4 +395,30 @@ def test_two_messages_one_connection_and_qmgr_trigger(cleanup):
         assert cleanup.incoming() == sorted([r1["queue_id"], r2["queue_id"]])
     finally:
         qmgr.close()
+        os.unlink(path)
+
+
+def test_qmgr_trigger_on_a_fifo_is_one_write_per_message(cleanup):
+    """With public/qmgr a fifo (the default master.cf), cleanup keeps it
+    open and writes one "I<ID>\\n" per message; the requests of several
+    messages arrive whole and in order in one read."""
+    path = cleanup.inst.queue / "public" / "qmgr"
+    os.mkfifo(path, 0o622)
+    os.chmod(path, 0o622)           # as master makes public fifos
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        c = cleanup.client()
+        ids = [c.message(simple_message())["queue_id"] for _ in range(3)]
+        c.close()
+        deadline = time.monotonic() + 5
+        got = b""
+        while got.count(b"\n") < 3 and time.monotonic() < deadline:
+            try:
+                got += os.read(reader, 4096)
+            except BlockingIOError:
+                time.sleep(0.02)
+        assert got == b"".join(b"I" + i.encode() + b"\n" for i in ids), got
+        assert cleanup.inst.count_log(r"cannot trigger qmgr") == 0
+    finally:
+        os.close(reader)
         os.unlink(path)

@@ -92,7 +92,7 @@ def test_sandbox_setup(place):
         assert (m.group(1) == "") == (daemon in BUILT), (port, daemon)
     assert re.search(r"^cleanup\s+unix\s", master, re.M)
     assert re.search(r"^auth\s+unix\s", master, re.M)
-    assert re.search(r"^#qmgr\s+unix\s.*\s300\s+1\s+qmgr$", master, re.M)
+    assert re.search(r"^#qmgr\s+fifo\s.*\s300\s+1\s+qmgr$", master, re.M)
     assert "# qmgr: not built yet" in master
     # posthorn accepts what the sandbox wrote.
     chk = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "check"],

@@ -178,7 +178,7 @@ EOF
         -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes
     svc pickup fifo n - n 60 1 pickup
     svc cleanup unix n - n - 0 cleanup
-    svc qmgr unix n - n 300 1 qmgr
+    svc qmgr fifo n - n 300 1 qmgr
     svc bounce unix - - n - 0 bounce
     svc smtp unix - - n - - smtp-client
     svc local unix - n n - - local-delivery

@@ -46,10 +46,11 @@
  *              "" if none was needed), reason}
  *    bounce writes the RFC 3464 notice through cleanup, null sender.
  *
- * 4. triggers: a few bytes written to public/qmgr (unix socket, master
- *    wakeup too) or public/pickup (fifo). QMGR_TRIGGER_SCAN ("I") = look
- *    at incoming/ now; "I" followed by a queue ID = take incoming/ID now
- *    without a directory scan (cleanup sends this after each commit);
+ * 4. triggers (trigger.h): a few bytes written to public/qmgr or
+ *    public/pickup, fifos by default (master.cf may make them unix
+ *    sockets; master's wake-up "W" too). QMGR_TRIGGER_SCAN ("I") = look
+ *    at incoming/ now; "I", a queue ID and a newline = take incoming/ID
+ *    now without a directory scan (cleanup sends this after each commit);
  *    QMGR_TRIGGER_FLUSH ("F") = retry deferred mail now;
  *    PICKUP_TRIGGER_SCAN ("W") = look at maildrop/ now. A lost trigger
  *    only delays: both daemons also scan on a timer. */

@@ -41,7 +41,6 @@
 /* Base library. */
 #include "msg.h"
 #include "safe_file.h"
-#include "sock.h"
 #include "str.h"
 #include "stream.h"
 
@@ -51,6 +50,7 @@
 #include "maildrop.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "trigger.h"
 
 #define MAILDROP_DIR	"maildrop"
 #define DEF_SIZE_LIMIT	10240000L	/* message_size_limit when unset */
@@ -161,49 +161,6 @@ static long long pd_size_limit(void)
     return DEF_SIZE_LIMIT;
 }
 
-/* pd_trigger - one non-blocking wake-up byte on a fifo or unix socket;
- * false with *why on failure */
-static bool pd_trigger(const char *path, const char *what, const char **why)
-{
-    static char buf[256];
-    struct stat st;
-    int fd;
-
-    if (lstat(path, &st) < 0) {
-	(void) fmt_buf(buf, sizeof(buf), "%s: %s", path, strerror(errno));
-	*why = buf;
-	return false;
-    }
-    if (S_ISFIFO(st.st_mode)) {
-	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-	    (void) fmt_buf(buf, sizeof(buf), "open %s: %s", path,
-			   errno == ENXIO ? "no reader (is the mail system running?)" : strerror(errno));
-	    *why = buf;
-	    return false;
-	}
-    } else if (S_ISSOCK(st.st_mode)) {
-	const char *error;
-
-	if ((fd = sock_connect_unix(path, 1000, &error)) < 0) {
-	    (void) fmt_buf(buf, sizeof(buf), "%s", error);
-	    *why = buf;
-	    return false;
-	}
-    } else {
-	(void) fmt_buf(buf, sizeof(buf), "%s: not a fifo or socket", path);
-	*why = buf;
-	return false;
-    }
-    if (write(fd, what, strlen(what)) != (ssize_t) strlen(what)) {
-	(void) fmt_buf(buf, sizeof(buf), "write %s: %s", path, strerror(errno));
-	*why = buf;
-	(void) close(fd);
-	return false;
-    }
-    (void) close(fd);
-    return true;
-}
 
 /* pd_log_trigger_failure - a lost wake-up only delays; say so quietly */
 static void pd_log_trigger_failure(const char *why)
@@ -317,7 +274,7 @@ static void pd_drop(void)
     (void) close(dirfd);
     if (msg_verbose)
 	msg_info("queued as %s/%s", MAILDROP_DIR, id);
-    if (!pd_trigger(PICKUP_SOCKET, PICKUP_TRIGGER_SCAN, &why))
+    if (!trigger_send(PICKUP_SOCKET, PICKUP_TRIGGER_SCAN, 1, 1000, NULL, &why))
 	pd_log_trigger_failure(why);
 }
 
@@ -377,7 +334,7 @@ int main(int argc, char **argv)
 	msg_fatal_status(EX_TEMPFAIL, "chdir %s: %m", pd_queue_dir);
 
     if (flush) {
-	if (!pd_trigger(QMGR_SOCKET, QMGR_TRIGGER_FLUSH, &why))
+	if (!trigger_send(QMGR_SOCKET, QMGR_TRIGGER_FLUSH, 1, 1000, NULL, &why))
 	    msg_fatal_status(EX_UNAVAILABLE, "cannot flush the queue: %s", why);
 	return 0;
     }

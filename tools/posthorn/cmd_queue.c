@@ -32,7 +32,6 @@
 #include "mem.h"
 #include "msg.h"
 #include "safe_file.h"
-#include "sock.h"
 #include "str.h"
 #include "stream.h"
 
@@ -42,6 +41,7 @@
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "trigger.h"
 
 /* This program. */
 #include "posthorn.h"
@@ -548,22 +548,16 @@ static int cq_cat(int argc, char **argv)
 /* ---------------------------------------------------------------- */
 /* delete, hold, release, requeue, flush                            */
 
-/* cq_trigger - one byte to qmgr's public socket; false with a warning */
+/* cq_trigger - one request to qmgr's public fifo or socket; false with
+ * a warning */
 static bool cq_trigger(const char *what)
 {
-    const char *error;
-    int fd;
+    const char *why;
 
-    if ((fd = sock_connect_unix(QMGR_SOCKET, 2000, &error)) < 0) {
-	cq_error("cannot wake up qmgr: %s", error);
+    if (!trigger_send(QMGR_SOCKET, what, strlen(what), 2000, NULL, &why)) {
+	cq_error("cannot wake up qmgr: %s", why);
 	return false;
     }
-    if (write_all_fd(fd, what, strlen(what)) < 0) {
-	cq_error("cannot wake up qmgr: write %s: %s", QMGR_SOCKET, strerror(errno));
-	(void) close(fd);
-	return false;
-    }
-    (void) close(fd);
     return true;
 }
 
