@@ -121,6 +121,11 @@ struct stream *cleanup_out_stream(struct cleanup_out *o);
  * replacing to its queue ID (a new ID on EEXIST; id is updated), fsync
  * the directory. 0, or -1 with *error_r (the file is then removed). */
 int cleanup_out_commit(struct cleanup_out **op, char *id, size_t id_size, const char **error_r);
+/* cleanup_out_group_sync - the directory fsyncs of later commits go
+ * through gs (group commit with the other cleanup processes; NULL: each
+ * commit fsyncs incoming/ itself) */
+struct group_sync;
+void cleanup_out_group_sync(struct group_sync *gs);
 /* cleanup_out_abandon - close and unlink the temp file */
 void cleanup_out_abandon(struct cleanup_out **op);
 

@@ -1,6 +1,8 @@
 /* cleanup_out.c - the queue file that cleanup writes: created under a
  * temp name in incoming/, made durable and then visible under its queue
- * ID (the commit point; docs/queue.md and docs/cleanup.md). */
+ * ID (the commit point; docs/queue.md and docs/cleanup.md). The fsync of
+ * incoming/ after the rename is shared with the other cleanup processes
+ * that commit at the same moment (lib/base/group_sync.h). */
 
 /* System. */
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 /* Base. */
+#include "group_sync.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -34,6 +37,12 @@ struct cleanup_out {
 };
 
 static char cleanup_out_errbuf[512];
+static struct group_sync *cleanup_out_gs;
+
+void cleanup_out_group_sync(struct group_sync *gs)
+{
+    cleanup_out_gs = gs;
+}
 
 /* out_error - format an error */
 static const char *out_error(const char *what, const char *name)
@@ -148,7 +157,7 @@ int cleanup_out_commit(struct cleanup_out **op, char *id, size_t id_size, const 
 	if (!queue_id_new(id, id_size, o->inode))
 	    msg_fatal("cannot make a queue ID: the system clock is out of range");
     }
-    if (fsync(o->dirfd) < 0) {
+    if (cleanup_out_gs ? group_sync_dir(cleanup_out_gs, error_r) < 0 : fsync(o->dirfd) < 0) {
 	/* Not durable: take it back. qmgr may already have it; then it is
 	 * delivered although we say no (at least once, never lost). */
 	*error_r = out_error("fsync directory for", id);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 /* Base. */
+#include "group_sync.h"
 #include "ipc.h"
 #include "msg.h"
 #include "str.h"
@@ -40,6 +41,21 @@ static void cleanup_pre_init(int argc, char **argv)
 	msg_fatal("%s", error);
     if ((cleanup_incoming_fd = open("incoming", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 	msg_fatal("open directory %s/incoming: %m", var_queue_directory);
+}
+
+/* cleanup_post_init - join the group commit of incoming/ (as the mail
+ * owner, so that the state file is the directory owner's) */
+static void cleanup_post_init(int argc, char **argv)
+{
+    struct group_sync *gs;
+    const char *error;
+
+    (void) argc;
+    (void) argv;
+    if ((gs = group_sync_open(CLEANUP_GROUP_SYNC_FILE, cleanup_incoming_fd, &error)) == NULL)
+	msg_warn("%s/%s: %s -- every commit fsyncs incoming/ on its own",
+		 var_queue_directory, CLEANUP_GROUP_SYNC_FILE, error);
+    cleanup_out_group_sync(gs);
 }
 
 /* cleanup_on_exit - close the tables */
@@ -95,6 +111,7 @@ int main(int argc, char **argv)
 	.kind = SERVER_SINGLE,
 	.name = "cleanup",
 	.pre_init = cleanup_pre_init,
+	.post_init = cleanup_post_init,
 	.on_exit = cleanup_on_exit,
 	.single_service = cleanup_service,
     };

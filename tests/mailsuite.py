@@ -215,8 +215,11 @@ class MailInstance(Instance):
 
     # -- queue -----------------------------------------------------------------
     def queue_files(self, subdir):
+        """Queue files and cleanup's temp files; not incoming/.group-sync
+        (the cleanup processes' group-commit state, no message)."""
         d = self.queue / subdir
-        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        return sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) \
+            if d.is_dir() else []
 
     def wait_queue_empty(self, timeout=15, subdirs=("maildrop", "incoming", "active")):
         deadline = time.monotonic() + timeout

@@ -123,7 +123,9 @@ def cleanup(instance):
 
         @staticmethod
         def incoming():
-            return sorted(p.name for p in (instance.queue / "incoming").iterdir())
+            """Queue files and temp files, not the group-commit state."""
+            return sorted(p.name for p in (instance.queue / "incoming").iterdir()
+                          if p.name != ".group-sync")
 
     yield H
     instance.stop()
@@ -422,3 +424,17 @@ def test_qmgr_trigger_on_a_fifo_is_one_write_per_message(cleanup):
     finally:
         os.close(reader)
         os.unlink(path)
+
+
+def test_group_commit_state_file(cleanup):
+    """cleanup shares the fsync of incoming/ with the other cleanup
+    processes through incoming/.group-sync: the directory owner's, mode
+    0600, one page, and no warning about it."""
+    c = cleanup.client()
+    assert c.message(simple_message())["status"] == 0
+    c.close()
+    st = os.stat(cleanup.inst.queue / "incoming" / ".group-sync")
+    assert oct(st.st_mode & 0o777) == oct(0o600)
+    assert st.st_size == 4096
+    assert st.st_uid == os.stat(cleanup.inst.queue / "incoming").st_uid
+    assert cleanup.inst.count_log(r"group-sync") == 0

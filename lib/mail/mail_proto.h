@@ -72,6 +72,11 @@
 #define BOUNCE_SOCKET		"private/bounce"
 #define DELIVER_SOCKET_DIR	"private"	/* private/<transport> */
 
+/* The state file of the cleanup processes' group commit of incoming/
+ * (lib/base/group_sync.h); no queue ID starts with a dot, so every
+ * directory scan passes it by. */
+#define CLEANUP_GROUP_SYNC_FILE	"incoming/.group-sync"
+
 /* Triggers. */
 #define QMGR_TRIGGER_SCAN	"I"
 #define QMGR_TRIGGER_FLUSH	"F"
