@@ -214,7 +214,8 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len);
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len);
 /* smtpd_data_abort - drop a DATA/BDAT in progress (nothing queued) */
 void smtpd_data_abort(struct smtpd_state *st);
-/* smtpd_data_fini - end of session: close the kept cleanup connection */
+/* smtpd_data_fini - end of session: the idle cleanup connection is kept
+ * for the next session of this process */
 void smtpd_data_fini(struct smtpd_state *st);
 /* smtpd_watchdog - server_watchdog_reset(), at most once a second (each
  * reset is an alarm(2) call; a second off the watchdog does not matter) */

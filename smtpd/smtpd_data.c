@@ -416,12 +416,24 @@ static const char *notify_text(unsigned notify, char *buf, size_t size)
     return buf;
 }
 
+/* The cleanup connection of an earlier session of this process: cleanup
+ * serves any number of messages per connection, so the next session
+ * uses it too (no connect, handshake, accept and master status updates
+ * per message). */
+static struct cleanup_client *data_cleanup_between;
+static long data_cleanup_between_at;
+
 /* data_cleanup_kept - the kept cleanup connection, if still usable */
 static struct cleanup_client *data_cleanup_kept(struct smtpd_state *st)
 {
     struct cleanup_client *c = st->cleanup_idle;
     struct pollfd p;
 
+    if (c == NULL && data_cleanup_between != NULL) {
+	c = data_cleanup_between;
+	st->cleanup_idle_at = data_cleanup_between_at;
+	data_cleanup_between = NULL;
+    }
     if (c == NULL)
 	return NULL;
     st->cleanup_idle = NULL;
@@ -434,10 +446,16 @@ static struct cleanup_client *data_cleanup_kept(struct smtpd_state *st)
     return NULL;
 }
 
-/* smtpd_data_fini - close the kept cleanup connection */
+/* smtpd_data_fini - keep the session's idle cleanup connection for the
+ * next session of this process (data_cleanup_kept checks it is alive) */
 void smtpd_data_fini(struct smtpd_state *st)
 {
-    cleanup_client_close(&st->cleanup_idle);
+    if (st->cleanup_idle == NULL)
+	return;
+    cleanup_client_close(&data_cleanup_between);
+    data_cleanup_between = st->cleanup_idle;
+    data_cleanup_between_at = st->cleanup_idle_at;
+    st->cleanup_idle = NULL;
 }
 
 /* data_open - connect to cleanup, send the envelope and the Received:
