@@ -17,8 +17,11 @@
  * an event-loop turn later. Directory scans always wait for their timer:
  * the triggers that arrive in one loop turn share one scan. */
 
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 /* base */
@@ -187,6 +190,13 @@ void qmgr_pre_init(int argc, char **argv)
     (void) argv;
     if (resolve_init(&err) < 0)
 	msg_fatal("%s", err);
+    /* Under load every delivery waits for qmgr: let it run first. */
+    errno = 0;
+    if (var_qmgr_scheduling_priority != 0
+	&& setpriority(PRIO_PROCESS, 0, (int) var_qmgr_scheduling_priority) < 0
+	&& (geteuid() == 0 || (errno != EACCES && errno != EPERM)))
+	msg_warn("qmgr_scheduling_priority = %ld: setpriority: %m",
+		 (long) var_qmgr_scheduling_priority);
 }
 
 /* qmgr_post_init - recover active/, start the timers */

@@ -1,4 +1,9 @@
 """The `mail` fixture itself: maps built, directories made, master runs."""
+import os
+import pathlib
+import time
+
+from conftest import IS_ROOT, proc_cmdline
 from mailsuite import mail, have  # noqa: F401  pylint: disable=unused-import
 
 
@@ -12,3 +17,23 @@ def test_mail_instance_starts_and_stops(mail):
         assert (mail.queue / sub).is_dir(), sub
     mail.stop()
     assert not mail.processes()
+
+
+def test_qmgr_scheduling_priority(mail):
+    """qmgr lowers its nice value (qmgr_scheduling_priority, -5) when it
+    starts as root; without root it keeps the priority it was given."""
+    mail.start()
+    try:
+        deadline = time.monotonic() + 5
+        qmgr = []
+        while not qmgr and time.monotonic() < deadline:
+            qmgr = [p for p in mail.processes()
+                    if proc_cmdline(p) and proc_cmdline(p)[0].endswith(b"qmgr")]
+            time.sleep(0.05)
+        assert len(qmgr) == 1, qmgr
+        stat = pathlib.Path(f"/proc/{qmgr[0]}/stat").read_text()
+        nice = int(stat[stat.rindex(")") + 2:].split()[16])
+        assert nice == (-5 if IS_ROOT else os.nice(0)), nice
+        assert mail.count_log(r"qmgr_scheduling_priority") == 0
+    finally:
+        mail.stop()
