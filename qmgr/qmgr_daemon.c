@@ -163,14 +163,15 @@ static void qmgr_trigger_take(const char *id, void *ctx)
     qmgr_scan_take_incoming(id);
 }
 
-/* qmgr_trigger - wake-up requests on public/qmgr. A read that filled the
- * whole buffer may mean the fifo was full and a sender's request was
- * refused: scan incoming/ too, so that nothing waits for the timer. */
+/* qmgr_trigger - wake-up requests on public/qmgr. A fifo read within
+ * PIPE_BUF of the pipe's capacity may mean that the fifo was full and a
+ * sender's request was refused: scan incoming/ too, so that nothing
+ * waits for the timer. */
 void qmgr_trigger(const char *buf, size_t len)
 {
     unsigned want = qmgr_trigger_parse(buf, len, qmgr_trigger_take, NULL);
 
-    if (len >= SERVER_TRIGGER_MAX)
+    if (len > SERVER_FIFO_READ_MAX - PIPE_BUF)
 	want |= QMGR_WANT_SCAN;
     if (want & QMGR_WANT_FLUSH)
 	scan_flush_wanted = true;

@@ -792,10 +792,10 @@ static void srv_trigger_run(const char *buf, size_t len)
     srv_idle_arm();
 }
 
-/* srv_trigger_fifo_cb - bytes in the FIFO */
+/* srv_trigger_fifo_cb - bytes in the FIFO: all that is there, in one go */
 static void srv_trigger_fifo_cb(int fd, void *ctx)
 {
-    char buf[SERVER_TRIGGER_MAX];
+    static char buf[SERVER_FIFO_READ_MAX];
     ssize_t n;
 
     (void) ctx;

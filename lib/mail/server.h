@@ -49,8 +49,10 @@
  *                   input (or buffered data), multi_disconnect at the end
  *                   (qmgr, auth)
  *   SERVER_TRIGGER  wake-up requests on a fifo or a unix socket: the bytes
- *                   (at most SERVER_TRIGGER_MAX) are passed to trigger
- *                   (pickup, qmgr)
+ *                   of one socket connection (at most SERVER_TRIGGER_MAX),
+ *                   or of one fifo read (at most SERVER_FIFO_READ_MAX:
+ *                   many senders' requests, each whole) are passed to
+ *                   trigger (pickup, qmgr)
  *
  * Signals: SIGTERM exits at once (without on_exit); SIGHUP finishes the
  * client at hand and exits (master sends it on reload); SIGPIPE is
@@ -78,6 +80,11 @@ enum server_kind {
 #define SERVER_FLAG_NO_MAX_USE		(1 << 1)	/* ignore max_use */
 
 #define SERVER_TRIGGER_MAX	1024	/* bytes per trigger request */
+#define SERVER_FIFO_READ_MAX	65536	/* bytes per fifo read: Linux's
+					 * default pipe capacity, so that a
+					 * read this full means the fifo was
+					 * (nearly) full and may have refused
+					 * a sender */
 
 struct server_spec {
     enum server_kind kind;
