@@ -214,8 +214,11 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len);
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len);
 /* smtpd_data_abort - drop a DATA/BDAT in progress (nothing queued) */
 void smtpd_data_abort(struct smtpd_state *st);
+/* smtpd_data_idle - the process waited a second for a session: close
+ * the cleanup connection kept for it */
+void smtpd_data_idle(void);
 /* smtpd_data_fini - end of session: the idle cleanup connection is kept
- * for the next session of this process */
+ * for the next session of this process (until smtpd_data_idle) */
 void smtpd_data_fini(struct smtpd_state *st);
 /* smtpd_watchdog - server_watchdog_reset(), at most once a second (each
  * reset is an alarm(2) call; a second off the watchdog does not matter) */

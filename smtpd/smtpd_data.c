@@ -419,7 +419,9 @@ static const char *notify_text(unsigned notify, char *buf, size_t size)
 /* The cleanup connection of an earlier session of this process: cleanup
  * serves any number of messages per connection, so the next session
  * uses it too (no connect, handshake, accept and master status updates
- * per message). */
+ * per message). After a second without a session it is closed
+ * (smtpd_data_idle), so that idle smtpd processes do not hold cleanup
+ * processes that a busy one may need. */
 static struct cleanup_client *data_cleanup_between;
 static long data_cleanup_between_at;
 
@@ -444,6 +446,13 @@ static struct cleanup_client *data_cleanup_kept(struct smtpd_state *st)
 	return c;
     cleanup_client_close(&c);			/* closed, or about to be */
     return NULL;
+}
+
+/* smtpd_data_idle - no session came for a while: give the cleanup
+ * process back (cleanup's maxproc may be smaller than smtpd's) */
+void smtpd_data_idle(void)
+{
+    cleanup_client_close(&data_cleanup_between);
 }
 
 /* smtpd_data_fini - keep the session's idle cleanup connection for the

@@ -2,6 +2,7 @@
 SMTP end up in Maildirs and queue files with what the client said; the
 policy replies come from the real tables and the real local delivery
 agent."""
+import os
 import re
 import smtplib
 import socket
@@ -183,3 +184,44 @@ def test_swaks_end_to_end(mail):
     assert res.returncode == 0, res.stdout + res.stderr
     [msg] = mail.wait_maildir("bob@example.test", 1)
     assert b"Subject: via swaks" in msg
+
+
+def _cleanup_peers(mail):
+    """smtpd processes of the instance that hold a connection to cleanup
+    now: ss(8) cannot name the peer of a unix socket reliably, so count
+    the unix sockets of each smtpd beyond its listener and status pipe."""
+    out = {}
+    for pid in mail.processes():
+        try:
+            if not open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].endswith(b"smtpd"):
+                continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        socks = 0
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    socks += 1
+            except OSError:
+                pass
+        out[pid] = socks
+    return out
+
+
+def test_cleanup_connection_kept_across_sessions_then_released(mail):
+    """Back-to-back sessions of one smtpd process share one cleanup
+    connection (no new connection per message); after a second without a
+    session smtpd closes it, so idle smtpd processes hold no cleanup."""
+    mail.start()
+    mark = mail.log_mark()
+    for i in range(3):
+        mail.smtp_send("sender@remote.example", ["alice@example.test"], f"Subject: k{i}\r\n\r\nx\r\n")
+    mail.wait_maildir("alice@example.test", 3)
+    held = _cleanup_peers(mail)
+    time.sleep(2.5)
+    released = _cleanup_peers(mail)
+    # every smtpd that kept a connection let it go after the quiet second
+    assert any(held[p] > released.get(p, 0) for p in held), (held, released)
+    assert all(released[p] <= held.get(p, released[p]) for p in released), (held, released)
+    assert mail.count_log(r"warning|fatal|panic", since=mark) == 0, mail.log_text()

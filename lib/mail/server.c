@@ -509,20 +509,31 @@ static _Noreturn void srv_single_loop(void)
 {
     struct epoll_event ready[MASTER_LISTEN_MAX + 1];
     int ep = srv_single_epoll();
-    int n;
+    int max_idle_ms = (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
+	: (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000);
+    bool idle_hook_due = false;		/* served one since the last hook */
+    int n, wait_ms;
 
     for (;;) {
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();
 	srv_watch_wait();			/* waiting is not a stuck job */
-	n = epoll_wait(ep, ready, srv_listen_count + 1,
-		       (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
-		       : (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000));
+	wait_ms = max_idle_ms;
+	if (idle_hook_due && (wait_ms < 0 || wait_ms > SERVER_IDLE_HOOK_MS))
+	    wait_ms = SERVER_IDLE_HOOK_MS;
+	n = epoll_wait(ep, ready, srv_listen_count + 1, wait_ms);
 	if (n < 0) {
 	    if (errno == EINTR)
 		continue;
 	    msg_fatal("epoll_wait: %m");
+	}
+	if (n == 0 && idle_hook_due) {
+	    /* a quiet second: let go of what was kept for a successor,
+	     * then wait for the rest of max_idle (a little over, at most) */
+	    idle_hook_due = false;
+	    srv_spec->single_idle();
+	    continue;
 	}
 	if (n == 0) {
 	    if (msg_verbose)
@@ -547,6 +558,7 @@ static _Noreturn void srv_single_loop(void)
 	    }
 	    srv_notify(MASTER_STAT_TAKEN);
 	    srv_single_serve(fd);
+	    idle_hook_due = srv_spec->single_idle != NULL;
 	    if (!srv_limit_reached() && !srv_exit_requested)
 		srv_notify(MASTER_STAT_AVAIL);
 	    break;				/* re-check limits and signals */

@@ -80,6 +80,7 @@ enum server_kind {
 #define SERVER_FLAG_NO_MAX_USE		(1 << 1)	/* ignore max_use */
 
 #define SERVER_TRIGGER_MAX	1024	/* bytes per trigger request */
+#define SERVER_IDLE_HOOK_MS	1000	/* idle time before single_idle */
 #define SERVER_FIFO_READ_MAX	65536	/* bytes per fifo read: Linux's
 					 * default pipe capacity, so that a
 					 * read this full means the fifo was
@@ -101,6 +102,10 @@ struct server_spec {
      * the callback must not close it. Its timeout is preset to
      * ipc_timeout; the daemon sets its own. */
     void (*single_service)(struct stream *client);
+    /* SERVER_SINGLE, optional: called once when the process has waited
+     * SERVER_IDLE_HOOK_MS for its next client, to let go of what it kept
+     * for a quick successor (smtpd: its cleanup connection) */
+    void (*single_idle)(void);
 
     /* SERVER_MULTI: multi_connect returns the client's context (may be
      * NULL); multi_input is called when the client has input, and again
