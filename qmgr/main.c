@@ -20,6 +20,7 @@ int main(int argc, char **argv)
 	.pre_init = qmgr_pre_init,
 	.post_init = qmgr_post_init,
 	.trigger = qmgr_trigger,
+	.drain = qmgr_drain,
     };
 
     return server_main(argc, argv, &spec);

@@ -141,6 +141,7 @@ extern long qmgr_active_count;	/* messages in memory */
 void qmgr_pre_init(int argc, char **argv);
 void qmgr_post_init(int argc, char **argv);
 void qmgr_trigger(const char *buf, size_t len);
+bool qmgr_drain(void);
 void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
 void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */
@@ -172,6 +173,7 @@ struct qmgr_transport *qmgr_transport_bounce(void);
 void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, struct qmgr_job *job);
 void qmgr_transport_job_finished(struct qmgr_job *job);
 void qmgr_transport_dispatch_all(void);
+int qmgr_transport_running(void);	/* jobs with an agent now */
 struct qmgr_job *qmgr_job_new(enum qmgr_job_kind kind, struct qmgr_message *msg);
 void qmgr_job_add_rcpt(struct qmgr_job *job, size_t idx);
 void qmgr_job_free(struct qmgr_job **jobp);

@@ -41,6 +41,7 @@ static bool dispatch_pending;
 static bool scan_pending;
 static event_timer_id dispatch_timer, scan_timer;
 static bool scan_incoming_wanted, scan_deferred_wanted, scan_flush_wanted;
+static bool qmgr_draining;		/* asked to exit: no new work */
 
 /* qmgr_now - wall-clock seconds (the queue file's time base) */
 double qmgr_now(void)
@@ -58,7 +59,8 @@ static void dispatch_run(void)
 	(void) event_timer_cancel(dispatch_timer);
     dispatch_timer = 0;
     dispatch_pending = false;
-    qmgr_transport_dispatch_all();
+    if (!qmgr_draining)
+	qmgr_transport_dispatch_all();
 }
 
 /* dispatch_fire - the kick's timer */
@@ -86,6 +88,8 @@ static void scan_run(void)
 	(void) event_timer_cancel(scan_timer);
     scan_timer = 0;
     scan_pending = false;
+    if (qmgr_draining)
+	return;
     if (scan_incoming_wanted || qmgr_scan_blocked()) {
 	scan_incoming_wanted = false;
 	qmgr_scan_incoming();
@@ -180,6 +184,22 @@ void qmgr_trigger(const char *buf, size_t len)
 	qmgr_kick_scan();
     }
     qmgr_run_pending();
+}
+
+/* qmgr_drain - master asked us to exit (reload): start nothing new, but
+ * let the deliveries in flight finish and record their results, so that
+ * a reload does not deliver them twice; true while some are left */
+bool qmgr_drain(void)
+{
+    int running = qmgr_transport_running();
+
+    if (!qmgr_draining) {
+	qmgr_draining = true;
+	if (running > 0)
+	    msg_info("finishing %d deliver%s in progress before exit", running,
+		     running == 1 ? "y" : "ies");
+    }
+    return running > 0;
 }
 
 /* qmgr_pre_init - open the routing tables while still privileged */

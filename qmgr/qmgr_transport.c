@@ -238,6 +238,14 @@ void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, str
     qmgr_kick_dispatch();
 }
 
+static int transport_running;	/* jobs handed to a connection */
+
+/* qmgr_transport_running - jobs handed to an agent and not finished */
+int qmgr_transport_running(void)
+{
+    return transport_running;
+}
+
 /* qmgr_transport_job_finished - a job left its connection */
 void qmgr_transport_job_finished(struct qmgr_job *job)
 {
@@ -249,6 +257,7 @@ void qmgr_transport_job_finished(struct qmgr_job *job)
     if (d->busy <= 0)
 	msg_panic("qmgr_transport_job_finished: destination %s not busy", d->key);
     d->busy--;
+    transport_running--;
     dest_make_ready(d);
     dest_maybe_free(d);
     qmgr_kick_dispatch();
@@ -319,6 +328,7 @@ static void transport_dispatch(struct qmgr_transport *tr)
 	    d->tail = NULL;
 	job->next = NULL;
 	d->busy++;
+	transport_running++;
 	dest_make_ready(d);
 	qmgr_conn_assign(conn, job);
     }

@@ -459,3 +459,27 @@ def test_safety_scan_without_trigger(q):
     time.sleep(0.3)
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]), trigger=False)
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
+
+
+def test_reload_finishes_deliveries_in_flight(q):
+    """On a reload master sends qmgr SIGHUP. qmgr starts nothing new but
+    lets the deliveries in flight finish and records them before it exits,
+    so its successor does not make them again: each recipient gets one
+    delivery request, and every message is removed."""
+    agent = q.agent("local", sent_all, delay=1.5)
+    q.start()
+    ids = [q.put(queue_file("a@example.org", [f"user{i}@example.test"]), trigger=False)
+           for i in range(3)]
+    q.trigger(b"I")
+    deadline = time.monotonic() + 5
+    while agent.inflight < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.inflight == 3
+    mark = q.inst.reload()
+    q.inst.wait_log(r"finishing 3 deliveries in progress before exit", since=mark)
+    for qid in ids:
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+    time.sleep(1.0)                 # the successor's recovery of active/ ran
+    assert len(agent.requests) == 3, agent.requests
+    assert all(q.where(qid) == [] for qid in ids)
+    assert q.inst.count_log(r"exiting with work still in progress") == 0

@@ -913,6 +913,21 @@ static void srv_trigger_stream_cb(int lfd, void *ctx)
     event_add_read(fd, srv_trigger_conn_cb, tc);
 }
 
+/* srv_drain - let a TRIGGER daemon finish the work it started (spec's
+ * drain) before it exits; at most ipc_timeout, and not without master */
+static void srv_drain(void)
+{
+    time_t deadline = srv_now_sec() + (time_t) var_ipc_timeout;
+
+    while (srv_spec->drain()) {
+	if (srv_master_gone() || srv_now_sec() >= deadline) {
+	    msg_warn("exiting with work still in progress");
+	    return;
+	}
+	srv_loop_once();
+    }
+}
+
 /* srv_trigger_loop - wait for triggers until a limit or a signal */
 static _Noreturn void srv_trigger_loop(void)
 {
@@ -935,6 +950,8 @@ static _Noreturn void srv_trigger_loop(void)
 	}
 	srv_loop_once();
     }
+    if (srv_spec->drain)
+	srv_drain();
     srv_done();
 }
 

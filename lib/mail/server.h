@@ -121,6 +121,11 @@ struct server_spec {
 
     /* SERVER_TRIGGER: one wake-up request (the bytes read, len >= 0). */
     void (*trigger)(const char *buf, size_t len);
+    /* SERVER_TRIGGER, optional: the process is to exit (reload) and its
+     * listeners are closed: true while work it started must still end
+     * (qmgr: deliveries in flight); the event loop runs on, at most
+     * ipc_timeout, until it returns false */
+    bool (*drain)(void);
 
     /* SERVER_MULTI and SERVER_TRIGGER: if timer_interval > 0, call timer
      * about every timer_interval seconds (for periodic work such as a
