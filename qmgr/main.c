@@ -21,6 +21,8 @@ int main(int argc, char **argv)
 	.post_init = qmgr_post_init,
 	.trigger = qmgr_trigger,
 	.drain = qmgr_drain,
+	.on_exit = qmgr_remove_finish,
+	.on_terminate = qmgr_remove_terminate,
     };
 
     return server_main(argc, argv, &spec);

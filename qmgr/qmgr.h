@@ -142,6 +142,12 @@ void qmgr_pre_init(int argc, char **argv);
 void qmgr_post_init(int argc, char **argv);
 void qmgr_trigger(const char *buf, size_t len);
 bool qmgr_drain(void);
+
+/* qmgr_remove.c: removals of finished files by a helper thread */
+void qmgr_remove_init(void);
+void qmgr_remove_file(const char *path);	/* relative to queue_directory */
+void qmgr_remove_finish(void);			/* normal exit: wait for it */
+void qmgr_remove_terminate(void);		/* SIGTERM: async-signal-safe */
 void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
 void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */

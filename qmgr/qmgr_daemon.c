@@ -225,6 +225,7 @@ void qmgr_post_init(int argc, char **argv)
 {
     (void) argc;
     (void) argv;
+    qmgr_remove_init();
     qmgr_scan_recover();
     scan_incoming_wanted = true;
     scan_deferred_wanted = true;

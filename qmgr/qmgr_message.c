@@ -562,21 +562,18 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 /* ---------------------------------------------------------------- */
 /* Finishing                                                        */
 
-/* message_remove - every recipient is done */
+/* message_remove - every recipient is done: the defer log and the queue
+ * file go (in that order, by qmgr_remove.c's thread: nobody waits for
+ * it, and a lost removal only means a duplicate after a crash) */
 static void message_remove(struct qmgr_message *msg)
 {
     char path[64];
-    const char *err;
 
-    if (defer_log_remove(msg->id, &err) < 0)
-	msg_warn("%s: %s", msg->id, err);
+    if (fmt_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
+	qmgr_remove_file(path);
     message_path(path, sizeof(path), msg);
-    if (unlink(path) == 0)
-	log_queue_removed(msg->id);
-    else if (errno == ENOENT)
-	msg_warn("%s: queue file disappeared while active", msg->id);
-    else
-	msg_warn("%s: remove %s: %m", msg->id, path);
+    qmgr_remove_file(path);
+    log_queue_removed(msg->id);
     message_free(msg);
 }
 

@@ -158,10 +158,13 @@ static void srv_sighup(int sig)
     srv_wake();
 }
 
-/* srv_sigterm - exit now */
+/* srv_sigterm - exit now (after the daemon's async-signal-safe
+ * on_terminate, if any) */
 static void srv_sigterm(int sig)
 {
     (void) sig;
+    if (srv_spec && srv_spec->on_terminate)
+	srv_spec->on_terminate();
     _exit(0);
 }
 

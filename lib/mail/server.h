@@ -97,6 +97,8 @@ struct server_spec {
     void (*pre_init)(int argc, char **argv);	/* before the privilege drop */
     void (*post_init)(int argc, char **argv);	/* after it */
     void (*on_exit)(void);	/* before a normal exit */
+    void (*on_terminate)(void);	/* in the SIGTERM handler, before _exit:
+				 * async-signal-safe calls only */
 
     /* SERVER_SINGLE: serve one client. The stream is closed afterwards;
      * the callback must not close it. Its timeout is preset to
