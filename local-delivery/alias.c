@@ -287,18 +287,28 @@ static int al_lookup_key(const char *key, struct str *value, uid_t *owner, const
     return 0;
 }
 
+/* alias_lookup_exact - exactly key, in every table in order */
+int alias_lookup_exact(const char *key, struct str *value, uid_t *owner, const char **error_r)
+{
+    return al_lookup_key(key, value, owner, error_r);
+}
+
 /* alias_lookup - key, then key less its extension */
-int alias_lookup(const char *key, struct str *value, uid_t *owner, const char **error_r)
+int alias_lookup(const char *key, struct str *value, uid_t *owner, bool *stripped,
+		 const char **error_r)
 {
     struct str *user, *ext;
     int rc;
 
+    *stripped = false;
     if ((rc = al_lookup_key(key, value, owner, error_r)) != 0)
 	return rc;
     user = str_new(1024);
     ext = str_new(1024);
-    if (resolve_split_extension(key, user, ext))
+    if (resolve_split_extension(key, user, ext)) {
 	rc = al_lookup_key(str_cstr(user), value, owner, error_r);
+	*stripped = rc > 0;
+    }
     str_free(&user);
     str_free(&ext);
     return rc;

@@ -76,6 +76,7 @@ struct dl_privs {
 struct dl_fwd {
     char *delivered_to;
     char *address;
+    char *sender;		/* the envelope sender of the copy */
 };
 
 /* One recipient's delivery. */
@@ -90,6 +91,8 @@ struct dl_state {
     struct dl_fwd *fwd;
     size_t fwd_n;
     size_t work;		/* deliveries attempted */
+    const char *sender;		/* sender of forwarded copies: the message's,
+				 * or owner-NAME@$myorigin inside alias NAME */
 };
 
 static int dl_allow_commands, dl_allow_files;
@@ -653,7 +656,33 @@ static void dl_forward_later(struct dl_state *st, const char *address, const cha
     st->fwd = mem_realloc(st->fwd, mem_size_mul(st->fwd_n + 1, sizeof(st->fwd[0])));
     st->fwd[st->fwd_n].address = mem_strdup(address);
     st->fwd[st->fwd_n].delivered_to = mem_strdup(parent);
+    st->fwd[st->fwd_n].sender = mem_strdup(st->sender);
     st->fwd_n++;
+}
+
+/* dl_owner_sender - if alias name has an "owner-name" alias, the sender
+ * for copies of its expansion (owner-name@$myorigin) in out: 1; 0 none
+ * (or a null sender, which stays null); -1 with *error_r */
+static int dl_owner_sender(const struct dl_state *st, const char *name, struct str *out,
+			   const char **error_r)
+{
+    struct str *key = str_new(DL_NAME_MAX + 8), *value = str_new(TABLE_ENTRY_MAX);
+    uid_t owner;
+    int rc = 0;
+
+    if (*st->msg->sender == 0 || !str_printf(key, "owner-%s", name))
+	goto out;
+    if ((rc = alias_lookup_exact(str_cstr(key), value, &owner, error_r)) <= 0)
+	goto out;
+    if (*var_myorigin)
+	(void) str_printf(out, "%s@%s", str_cstr(key), var_myorigin);
+    else
+	(void) str_set(out, str_cstr(key));
+    str_lower(out);
+  out:
+    str_free(&key);
+    str_free(&value);
+    return rc;
 }
 
 /* dl_local - a local address: alias, .forward, mailbox */
@@ -662,13 +691,14 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 {
     struct str *local = str_new(DL_NAME_MAX), *domain = str_new(DL_NAME_MAX);
     struct str *user = str_new(DL_NAME_MAX), *ext = str_new(DL_NAME_MAX);
-    struct str *value = str_new(TABLE_ENTRY_MAX);
+    struct str *value = str_new(TABLE_ENTRY_MAX), *osender = str_new(DL_NAME_MAX * 2);
     struct dl_privs privs;
     struct dl_source src;
     struct ld_result one;
     struct ld_job job;
     struct passwd *pw;
-    const char *err = "";
+    const char *err = "", *saved_sender;
+    bool stripped = false;
     uid_t owner = 0;
     int rc;
 
@@ -685,17 +715,27 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	str_free(&user);
 	str_free(&ext);
 	str_free(&value);
+	str_free(&osender);
 	return;
     }
     st->chain[st->chain_n++] = address;
 
     /* 1. alias_maps */
     if (!no_alias) {
-	if ((rc = alias_lookup(str_cstr(local), value, &owner, &err)) < 0) {
+	if ((rc = alias_lookup(str_cstr(local), value, &owner, &stripped, &err)) < 0) {
 	    dl_fail(st, address, level, LD_DEFER, "4.3.0", "alias lookup: %s", err);
 	    goto out;
 	}
 	if (rc > 0) {
+	    /* owner-NAME: copies of this expansion go out from it */
+	    if ((rc = dl_owner_sender(st, stripped ? str_cstr(user) : str_cstr(local), osender,
+				      &err)) < 0) {
+		dl_fail(st, address, level, LD_DEFER, "4.3.0", "alias lookup: %s", err);
+		goto out;
+	    }
+	    saved_sender = st->sender;
+	    if (rc > 0)
+		st->sender = str_cstr(osender);
 	    dl_privs_for_uid(&privs, owner);
 	    src.class = LD_CLASS_ALIAS;
 	    src.privs = &privs;
@@ -704,6 +744,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	    src.domain = str_cstr(domain);
 	    src.ext = str_cstr(ext);
 	    dl_expand(st, &src, str_cstr(value), str_len(value), level);
+	    st->sender = saved_sender;
 	    goto out;
 	}
     }
@@ -759,6 +800,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     str_free(&user);
     str_free(&ext);
     str_free(&value);
+    str_free(&osender);
 }
 
 /* dl_address - any address reached by delivery or expansion */
@@ -795,6 +837,13 @@ static void dl_address(struct dl_state *st, const char *address, const char *par
     dl_forward_later(st, address, parent);
 }
 
+/* dl_same_batch - do two forwarded copies go out as one message? */
+static bool dl_same_batch(const struct dl_fwd *a, const struct dl_fwd *b)
+{
+    return a->delivered_to && b->delivered_to && strcmp(a->delivered_to, b->delivered_to) == 0
+	&& strcmp(a->sender, b->sender) == 0;
+}
+
 /* ld_deliver_recipient - deliver msg to one recipient */
 void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct ld_result *res)
 {
@@ -808,6 +857,7 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct
     st.msg = msg;
     st.rcpt = rcpt;
     st.result = res;
+    st.sender = msg->sender;
     ld_result_init(res);
     if (!str_set(addr, rcpt->address) || str_len(addr) == 0) {
 	ld_result_set(res, LD_BOUNCE, "5.1.3", "bad recipient address syntax");
@@ -816,22 +866,23 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct
     str_lower(addr);
     dl_address(&st, str_cstr(addr), str_cstr(addr), 0);
 
-    /* Copies for other hosts, one message per forwarding address. */
+    /* Copies for other hosts, one message per forwarding address and
+     * envelope sender. */
     batch = mem_alloc_array(st.fwd_n ? st.fwd_n : 1, sizeof(*batch));
     for (i = 0; i < st.fwd_n; i++) {
 	if (st.fwd[i].delivered_to == NULL)
 	    continue;
 	n = 0;
 	for (j = i; j < st.fwd_n; j++) {
-	    if (st.fwd[j].delivered_to && strcmp(st.fwd[j].delivered_to, st.fwd[i].delivered_to) == 0)
+	    if (dl_same_batch(&st.fwd[i], &st.fwd[j]))
 		batch[n++] = st.fwd[j].address;
 	}
 	ld_result_init(&one);
-	forward_submit(msg, st.fwd[i].delivered_to, batch, n, rcpt->orcpt, rcpt->notify, &one);
+	forward_submit(msg, st.fwd[i].sender, st.fwd[i].delivered_to, batch, n, rcpt->orcpt,
+		       rcpt->notify, &one);
 	dl_outcome(&st, st.fwd[i].delivered_to, 0, &one);
 	for (j = st.fwd_n; j-- > i;) {
-	    if (j != i && st.fwd[j].delivered_to
-		&& strcmp(st.fwd[j].delivered_to, st.fwd[i].delivered_to) == 0)
+	    if (j != i && dl_same_batch(&st.fwd[i], &st.fwd[j]))
 		mem_free(&st.fwd[j].delivered_to);
 	}
 	mem_free(&st.fwd[i].delivered_to);
@@ -850,6 +901,7 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct
     for (i = 0; i < st.fwd_n; i++) {
 	mem_free(&st.fwd[i].address);
 	mem_free(&st.fwd[i].delivered_to);
+	mem_free(&st.fwd[i].sender);
     }
     mem_free(&st.fwd);
     str_free(&addr);

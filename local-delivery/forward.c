@@ -8,7 +8,9 @@
  *
  * forward_submit() hands a copy of the message to cleanup for addresses
  * that are not delivered here (an alias or .forward pointing at another
- * host): envelope sender unchanged, DSN ORCPT/NOTIFY kept, and
+ * host): envelope sender unchanged (or owner-NAME@$myorigin when the
+ * alias NAME has an owner- alias: deliver.c decides), DSN ORCPT/NOTIFY
+ * kept, and
  * "Delivered-To: <the forwarding address>" prepended so that the copy is
  * recognised if it ever comes back (loop detection). The new queue file
  * exists once cleanup answers status 0; only then is the recipient
@@ -128,8 +130,9 @@ static int fw_piece(const char *data, size_t len, int flags, void *ctx)
 }
 
 /* forward_submit - resubmit msg to cleanup for the addresses */
-void forward_submit(const struct ld_msg *msg, const char *delivered_to, char **addresses,
-		    size_t n, const char *orcpt, const char *notify, struct ld_result *res)
+void forward_submit(const struct ld_msg *msg, const char *sender, const char *delivered_to,
+		    char **addresses, size_t n, const char *orcpt, const char *notify,
+		    struct ld_result *res)
 {
     struct str *hdr = str_new(8192);
     struct cleanup_client *c;
@@ -147,7 +150,7 @@ void forward_submit(const struct ld_msg *msg, const char *delivered_to, char **a
 	cleanup_client_abandon(&c);
 	goto out;
     }
-    bad |= cleanup_client_sender(c, msg->sender);
+    bad |= cleanup_client_sender(c, sender);
     if (msg->dsn_envid && *msg->dsn_envid)
 	bad |= cleanup_client_attr(c, QATTR_DSN_ENVID, msg->dsn_envid);
     if (msg->dsn_ret && *msg->dsn_ret)

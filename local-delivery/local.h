@@ -227,8 +227,12 @@ void alias_list_fini(struct alias_list *list);
  * quoting, # comment lines; -1 with *error_r on a syntax error */
 int alias_split(const char *text, size_t len, struct alias_list *list, const char **error_r);
 /* alias_lookup - alias_maps: key, then key less its extension. 1 with
- * the value and the uid that owns the table it came from; 0; -1 */
-int alias_lookup(const char *key, struct str *value, uid_t *owner, const char **error_r);
+ * the value, the uid that owns the table it came from and *stripped
+ * (true when only the key less its extension was found); 0; -1 */
+int alias_lookup(const char *key, struct str *value, uid_t *owner, bool *stripped,
+		 const char **error_r);
+/* alias_lookup_exact - alias_maps: exactly key (the owner- alias) */
+int alias_lookup_exact(const char *key, struct str *value, uid_t *owner, const char **error_r);
 void alias_init(void);
 void alias_fini(void);
 
@@ -330,9 +334,11 @@ int ld_worker_decode_result(const struct ipc_list *list, struct ld_result *res,
 int forward_read(const char *home, const char *ext, uid_t uid, struct str *text,
 		 const char **error_r);
 /* forward_submit - resubmit msg to cleanup for the addresses (n of
- * them), with "Delivered-To: delivered_to" prepended */
-void forward_submit(const struct ld_msg *msg, const char *delivered_to, char **addresses,
-		    size_t n, const char *orcpt, const char *notify, struct ld_result *res);
+ * them), with "Delivered-To: delivered_to" prepended, from sender (the
+ * message's own sender, or an owner- alias) */
+void forward_submit(const struct ld_msg *msg, const char *sender, const char *delivered_to,
+		    char **addresses, size_t n, const char *orcpt, const char *notify,
+		    struct ld_result *res);
 
 /* ---- one recipient (deliver.c) */
 

@@ -134,6 +134,8 @@ class LocalSetup:
             "fail": '"|echo no such mailbox here >&2; exit 67"',
             "later": '"|exit 75"',
             "ext": "someone@remote.example, alice@example.test",
+            "olist": "someone@remote.example, alice@example.test",
+            "owner-olist": "alice@example.test",
         }
         (self.dir / "inc.list").write_text("# members\nalice@example.test\n")
         inst.write_master_cf("local unix - n n - - local-delivery\n")
@@ -520,6 +522,45 @@ def test_alias_to_remote_address_goes_through_cleanup(local):
     assert lines[1:3] == ["From: sender@remote.example", "Subject: test"]
     assert [t for t, _ in recs][-2:] == ["X", "E"]
     assert len(local.messages(local.maildir("alice"))) == 1
+
+
+def forward_once(local, rcpt, sender="sender@remote.example"):
+    """Deliver to rcpt with a fake cleanup; (result, records of the copy)."""
+    fake = FakeCleanup(local.inst.queue / "public" / "cleanup")
+    fake.start()
+    res = local.deliver([rcpt], sender=sender)
+    fake.join(15)
+    assert not fake.is_alive()
+    return res[0], fake.records
+
+
+def test_owner_alias_becomes_sender_of_forwarded_copies(local):
+    local.start()
+    res, recs = forward_once(local, f"olist@{MYHOST}")
+    assert res["rcpt_status"] == "sent", res
+    # bounces of the copy go to the list owner (myorigin = myhostname)
+    assert [d for t, d in recs if t == "S"] == [f"owner-olist@{MYHOST}"]
+    assert [d for t, d in recs if t == "R"] == ["someone@remote.example"]
+    assert [d for t, d in recs if t == "L"][0] == f"Delivered-To: olist@{MYHOST}"
+    # the local delivery is made as before, from the original sender
+    msgs = local.messages(local.maildir("alice"))
+    assert len(msgs) == 1
+    assert b"Return-Path: <sender@remote.example>\n" in msgs[0].read_bytes()
+    # list+ext finds the alias "olist", and so its owner
+    res, recs = forward_once(local, f"olist+x@{MYHOST}")
+    assert [d for t, d in recs if t == "S"] == [f"owner-olist@{MYHOST}"]
+    # a bounce (null sender) stays a bounce: never a sender that bounces can reach
+    res, recs = forward_once(local, f"olist@{MYHOST}", sender="")
+    assert res["rcpt_status"] == "sent", res
+    assert [d for t, d in recs if t == "S"] == [""]
+
+
+def test_owner_alias_sender_uses_myorigin(local):
+    local.inst.set_main(myorigin="lists.example.test")
+    local.start()
+    res, recs = forward_once(local, f"olist@{MYHOST}")
+    assert res["rcpt_status"] == "sent", res
+    assert [d for t, d in recs if t == "S"] == ["owner-olist@lists.example.test"]
 
 
 # -- system users (root only) -------------------------------------------------------

@@ -256,7 +256,7 @@ def test_delivers_and_removes(q):
                      rf"status=sent \(delivered to maildir\)", log)
     assert re.search(rf"{qid}: to=<carol@example.test>, orig_to=<info@example.test>, "
                      rf"relay=local, .*status=sent", log)
-    assert q.where(qid) == []
+    q.wait_where(qid, [])           # removed by qmgr's removal thread
     assert not (q.queue / "defer" / qid).exists()
     assert len(agent.requests) == 2
     req = dict(agent.requests[0])
@@ -301,6 +301,7 @@ def test_defer_then_flush(q):
     q.inst.wait_log(rf"{qid}: removed", since=mark)
     assert q.inst.count_log(rf"{qid}: to=<carol@example.test>.*status=sent", since=mark) == 0
     assert q.inst.count_log(rf"{qid}: to=<bob@example.test>.*status=sent", since=mark) == 1
+    q.wait_where(qid, [])           # removed by qmgr's removal thread, defer log first
     assert not (q.queue / "defer" / qid).exists()
 
 
@@ -481,5 +482,6 @@ def test_reload_finishes_deliveries_in_flight(q):
         q.inst.wait_log(rf"{qid}: removed", timeout=10)
     time.sleep(1.0)                 # the successor's recovery of active/ ran
     assert len(agent.requests) == 3, agent.requests
-    assert all(q.where(qid) == [] for qid in ids)
+    for qid in ids:
+        q.wait_where(qid, [])
     assert q.inst.count_log(r"exiting with work still in progress") == 0
