@@ -4,9 +4,16 @@
  *                            under virtual_mailbox_base, as
  *                            virtual_mailbox_owner, with the quota
  *   local domain (or none)   alias_maps (user+ext, then user), else a
- *                            system user: ~/.forward+ext or ~/.forward,
- *                            else the mailbox (home_mailbox, or mbox in
+ *                            system user: the first file of forward_path
+ *                            (~/.forward+ext, ~/.forward), else the
+ *                            mailbox (home_mailbox, or mbox in
  *                            mail_spool_directory)
+ *
+ * An extension that the alias or .forward did not match (user+ext found
+ * as user) is passed on to the list's address targets where
+ * propagate_unmatched_extensions says so; copies resubmitted while alias
+ * NAME is expanded are sent from owner-NAME@$myorigin if that alias
+ * exists.
  *
  * Alias and .forward targets recurse: local and virtual addresses are
  * delivered here, other addresses are collected and resubmitted to
@@ -95,7 +102,8 @@ struct dl_state {
 				 * or owner-NAME@$myorigin inside alias NAME */
 };
 
-static int dl_allow_commands, dl_allow_files;
+static int dl_allow_commands, dl_allow_files, dl_propagate;
+static char *dl_forward_path;		/* forward_path as written */
 static struct dl_privs dl_default_privs;
 static bool dl_vmail_ok;
 static uid_t dl_vmail_uid;
@@ -126,6 +134,45 @@ int ld_allowed_classes(const char *value)
     return mask;
 }
 
+/* dl_prop_word - config_split callback: also Postfix's canonical and
+ * virtual, which are not local-delivery's business */
+static void dl_prop_word(const char *item, void *ctx)
+{
+    if (strcasecmp(item, "canonical") == 0 || strcasecmp(item, "virtual") == 0)
+	return;
+    dl_class_word(item, ctx);
+}
+
+/* ld_propagate_classes - propagate_unmatched_extensions -> LD_CLASS_* */
+int ld_propagate_classes(const char *value)
+{
+    int mask = 0;
+
+    config_split(value, dl_prop_word, &mask);
+    return mask;
+}
+
+/* ld_propagate_extension - insert suffix before the last "@" */
+bool ld_propagate_extension(const char *address, const char *suffix, struct str *out)
+{
+    struct str *user = str_new(DL_NAME_MAX), *ext = str_new(DL_NAME_MAX);
+    const char *at = strrchr(address, '@');
+    size_t llen = at ? (size_t) (at - address) : strlen(address);
+    bool done = false;
+
+    (void) str_setn(user, address, llen);
+    if (llen > 0 && *suffix && !resolve_split_extension(str_cstr(user), user, ext)) {
+	str_reset(out);
+	done = str_append(out, address, llen) && str_appends(out, suffix)
+	    && str_appends(out, at ? at : "");
+    }
+    if (!done)
+	(void) str_set(out, address);
+    str_free(&user);
+    str_free(&ext);
+    return done;
+}
+
 /* dl_privs_from_pw - fill privs from a passwd entry */
 static void dl_privs_from_pw(struct dl_privs *p, const struct passwd *pw)
 {
@@ -148,6 +195,41 @@ static void dl_privs_for_uid(struct dl_privs *p, uid_t uid)
     dl_privs_from_pw(p, pw);
 }
 
+/* dl_forward_attrs - the names forward_path may use, for one recipient */
+static void dl_forward_attrs(struct fp_attr *a, const char *home, const char *user,
+			     const char *ext, const char *delim, const char *domain,
+			     const char *local)
+{
+    a[0] = (struct fp_attr) {"home", home, false};
+    a[1] = (struct fp_attr) {"user", user, false};
+    a[2] = (struct fp_attr) {"extension", ext, true};
+    a[3] = (struct fp_attr) {"recipient_delimiter", delim, false};
+    a[4] = (struct fp_attr) {"domain", domain, true};
+    a[5] = (struct fp_attr) {"local", local, true};
+}
+
+#define DL_FP_ATTRS	6
+#define DL_FP_EXTENSION	(1u << 2)	/* the bit of "extension" in used */
+
+/* dl_forward_path_init - keep forward_path unexpanded (main.cf expansion
+ * knows none of its names) and check it once with sample values */
+static void dl_forward_path_init(void)
+{
+    struct fp_attr attrs[DL_FP_ATTRS];
+    struct str *paths = str_new(FP_CANDIDATES_MAX * FP_PATH_MAX);
+    unsigned used[FP_CANDIDATES_MAX];
+    const char *raw = config_raw("forward_path"), *err = "";
+    size_t count;
+
+    mem_free(&dl_forward_path);
+    dl_forward_path = mem_strdup(raw ? raw : "");
+    dl_forward_attrs(attrs, "/home/user", "user", "ext", "+", "example.org", "user+ext");
+    if (forward_path_candidates(dl_forward_path, attrs, DL_FP_ATTRS, paths, used,
+				FP_CANDIDATES_MAX, &count, &err) < 0)
+	msg_fatal("forward_path: %s: \"%s\"", err, dl_forward_path);
+    str_free(&paths);
+}
+
 /* ld_deliver_init - look up the users and settings deliveries need */
 void ld_deliver_init(void)
 {
@@ -159,6 +241,10 @@ void ld_deliver_init(void)
     if ((dl_allow_files = ld_allowed_classes(var_allow_mail_to_files)) < 0)
 	msg_fatal("allow_mail_to_files: expected alias, forward, include: \"%s\"",
 		  var_allow_mail_to_files);
+    if ((dl_propagate = ld_propagate_classes(var_propagate_unmatched_extensions)) < 0)
+	msg_fatal("propagate_unmatched_extensions: expected alias, forward, include: \"%s\"",
+		  var_propagate_unmatched_extensions);
+    dl_forward_path_init();
     if (priv_is_root()) {
 	if ((pw = getpwnam(var_default_privs)) == NULL)
 	    msg_fatal("default_privs: unknown user \"%s\"", var_default_privs);
@@ -453,6 +539,8 @@ struct dl_source {
     const char *name;		/* alias name or user (for self-reference) */
     const char *domain;		/* to qualify bare names */
     const char *ext;		/* the address extension */
+    const char *unmatched;	/* delimiter + extension that the lookup did
+				 * not match (user+ext found as user), or "" */
 };
 
 /* dl_command - one |command target */
@@ -640,6 +728,10 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 		    dl_local(st, str_cstr(addr), level + 1, true, true);
 		break;
 	    }
+	    if (*src->unmatched && (dl_propagate & src->class)) {
+		(void) ld_propagate_extension(str_cstr(addr), src->unmatched, key);
+		(void) str_set(addr, str_cstr(key));
+	    }
 	    dl_address(st, str_cstr(addr), src->address, level + 1);
 	    break;
 	}
@@ -692,6 +784,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     struct str *local = str_new(DL_NAME_MAX), *domain = str_new(DL_NAME_MAX);
     struct str *user = str_new(DL_NAME_MAX), *ext = str_new(DL_NAME_MAX);
     struct str *value = str_new(TABLE_ENTRY_MAX), *osender = str_new(DL_NAME_MAX * 2);
+    struct str *suffix = str_new(DL_NAME_MAX + 2);
     struct dl_privs privs;
     struct dl_source src;
     struct ld_result one;
@@ -707,6 +800,9 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	(void) str_set(user, str_cstr(local));
 	str_reset(ext);
     }
+    /* "+ext" as it was written: the delimiter that was found, the extension */
+    if (str_len(ext) > 0)
+	(void) str_set(suffix, str_cstr(local) + str_len(user));
     if (st->chain_n >= (int) (sizeof(st->chain) / sizeof(st->chain[0]))) {
 	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: more than %d "
 		"levels of aliases or forwarding", DL_LEVEL_MAX);
@@ -716,6 +812,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	str_free(&ext);
 	str_free(&value);
 	str_free(&osender);
+	str_free(&suffix);
 	return;
     }
     st->chain[st->chain_n++] = address;
@@ -743,6 +840,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	    src.name = str_cstr(user);
 	    src.domain = str_cstr(domain);
 	    src.ext = str_cstr(ext);
+	    src.unmatched = stripped ? str_cstr(suffix) : "";
 	    dl_expand(st, &src, str_cstr(value), str_len(value), level);
 	    st->sender = saved_sender;
 	    goto out;
@@ -762,33 +860,65 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     }
     dl_privs_from_pw(&privs, pw);
 
-    /* 3. ~/.forward (as the user; never for root) */
+    /* 3. ~/.forward: the first candidate of forward_path (read as the
+     * user; never for root) */
     if (!no_forward && privs.uid != 0) {
 	struct str *text = str_new(64 * 1024 + 1);
+	struct str *paths = str_new(FP_CANDIDATES_MAX * FP_PATH_MAX);
+	struct fp_attr attrs[DL_FP_ATTRS];
+	unsigned used[FP_CANDIDATES_MAX];
+	size_t count = 0;
+	long found;
+	char delim[2];
 
-	memset(&job, 0, sizeof(job));
-	job.kind = LD_JOB_FORWARD_FILE;
-	job.path = privs.home;
-	job.ext = str_cstr(ext);
-	job.uid = privs.uid;
-	dl_run(privs.uid, privs.gid, (gid_t) -1, &job, &one, text);
-	if (one.status != LD_SENT) {
-	    dl_outcome(st, address, level, &one);
+	delim[0] = str_len(ext) || str_len(user) < str_len(local)
+	    ? str_cstr(local)[str_len(user)] : 0;
+	delim[1] = 0;
+	dl_forward_attrs(attrs, privs.home, privs.user, str_cstr(ext), delim, str_cstr(domain),
+			 str_cstr(local));
+	if (forward_path_candidates(dl_forward_path, attrs, DL_FP_ATTRS, paths, used,
+				    FP_CANDIDATES_MAX, &count, &err) < 0) {
+	    dl_fail(st, address, level, LD_DEFER, "4.3.5", "forward_path: %s", err);
 	    str_free(&text);
+	    str_free(&paths);
 	    goto out;
 	}
-	if (strcmp(one.reason, "found") == 0) {
-	    src.class = LD_CLASS_FORWARD;
-	    src.privs = &privs;
-	    src.address = address;
-	    src.name = str_cstr(user);
-	    src.domain = str_cstr(domain);
-	    src.ext = str_cstr(ext);
-	    dl_expand(st, &src, str_cstr(text), str_len(text), level);
-	    str_free(&text);
-	    goto out;
+	if (count > 0) {
+	    memset(&job, 0, sizeof(job));
+	    job.kind = LD_JOB_FORWARD_FILE;
+	    job.path = str_cstr(paths);
+	    job.ext = "";
+	    job.uid = privs.uid;
+	    dl_run(privs.uid, privs.gid, (gid_t) -1, &job, &one, text);
+	    if (one.status != LD_SENT) {
+		dl_outcome(st, address, level, &one);
+		str_free(&text);
+		str_free(&paths);
+		goto out;
+	    }
+	    if (strncmp(one.reason, "found ", 6) == 0) {
+		if (!parse_long(one.reason + 6, &found) || found < 0 || (size_t) found >= count) {
+		    dl_fail(st, address, level, LD_DEFER, "4.3.0", ".forward: bad answer");
+		    str_free(&text);
+		    str_free(&paths);
+		    goto out;
+		}
+		src.class = LD_CLASS_FORWARD;
+		src.privs = &privs;
+		src.address = address;
+		src.name = str_cstr(user);
+		src.domain = str_cstr(domain);
+		src.ext = str_cstr(ext);
+		/* .forward (not .forward+ext) for user+ext: ext unmatched */
+		src.unmatched = (used[found] & DL_FP_EXTENSION) ? "" : str_cstr(suffix);
+		dl_expand(st, &src, str_cstr(text), str_len(text), level);
+		str_free(&text);
+		str_free(&paths);
+		goto out;
+	    }
 	}
 	str_free(&text);
+	str_free(&paths);
     }
 
     /* 4. the mailbox */
@@ -801,6 +931,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     str_free(&ext);
     str_free(&value);
     str_free(&osender);
+    str_free(&suffix);
 }
 
 /* dl_address - any address reached by delivery or expansion */

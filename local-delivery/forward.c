@@ -1,7 +1,10 @@
 /* forward.c - mail that leaves a local recipient for somewhere else.
  *
- * forward_read() reads a system user's .forward (or .forward+EXT for
- * user+EXT@), running as that user: the file must be a regular file
+ * forward_path_candidates() expands forward_path (kept unexpanded by
+ * main.cf) for one recipient with a small bounded expander of its own;
+ * forward_read() reads the first candidate that exists (by default
+ * .forward+EXT for user+EXT@, then .forward), running as the user: the
+ * file must be a regular file
  * owned by the user (or root) and writable by nobody else, or the
  * recipient is deferred (as qmail does for a writable .qmail) rather
  * than letting another account decide where the user's mail goes.
@@ -38,6 +41,7 @@
 #include "local.h"
 
 #define FORWARD_FILE_MAX	(64 * 1024)
+#define FP_DEPTH_MAX		8	/* nested ${name?...} */
 
 static char fw_errbuf[1024];
 
@@ -97,27 +101,250 @@ static int fw_read_one(const char *path, uid_t uid, struct str *text, const char
     return rc;
 }
 
-/* forward_read - home/.forward+ext, then home/.forward */
-int forward_read(const char *home, const char *ext, uid_t uid, struct str *text,
+/* forward_read - the first of the candidate paths that exists */
+int forward_read(const char *paths, uid_t uid, struct str *text, size_t *found,
 		 const char **error_r)
 {
-    struct str *path = str_new(8192), *buf = str_new(FORWARD_FILE_MAX);
+    struct str *path = str_new(FP_PATH_MAX), *buf = str_new(FORWARD_FILE_MAX);
+    const char *cp = paths, *nl;
+    size_t i;
     int rc = 0;
 
-    if (ext && *ext && var_recipient_delimiter[0]) {
-	(void) str_printf(path, "%s/.forward%c%s", home, var_recipient_delimiter[0], ext);
-	if (strchr(ext, '/') == NULL)
-	    rc = fw_read_one(str_cstr(path), uid, buf, error_r);
-    }
-    if (rc == 0) {
-	(void) str_printf(path, "%s/.forward", home);
+    for (i = 0; rc == 0 && *cp; i++) {
+	nl = strchr(cp, '\n');
+	if (!str_setn(path, cp, nl ? (size_t) (nl - cp) : strlen(cp)) || str_cstr(path)[0] != '/') {
+	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "candidate %zu is not an absolute "
+			   "path (forward_path)", i + 1);
+	    *error_r = fw_errbuf;
+	    rc = -1;
+	    break;
+	}
 	str_reset(buf);
-	rc = fw_read_one(str_cstr(path), uid, buf, error_r);
+	if ((rc = fw_read_one(str_cstr(path), uid, buf, error_r)) > 0)
+	    *found = i;
+	cp = nl ? nl + 1 : cp + strlen(cp);
     }
     if (rc > 0)
 	(void) str_set(text, str_cstr(buf));
     str_free(&path);
     str_free(&buf);
+    return rc;
+}
+
+/* ---- forward_path */
+
+/* fp_name_char - may c appear in a $name? */
+static bool fp_name_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* fp_unsafe - an address-derived value that must not become part of a
+ * path: empty is fine (handled as "no value"); "/", a newline, "." or
+ * ".." are not */
+static bool fp_unsafe(const char *value)
+{
+    return strchr(value, '/') != NULL || strchr(value, '\n') != NULL
+	|| strcmp(value, ".") == 0 || strcmp(value, "..") == 0;
+}
+
+/* The state of one expansion. */
+struct fp_ctx {
+    const struct fp_attr *attrs;
+    size_t n;
+    struct str *out;
+    unsigned used;		/* bit i: attrs[i] went into out */
+    bool skip;			/* a plain $name without a (safe) value */
+    const char **error_r;
+};
+
+/* fp_error - fail the expansion with a message */
+static int fp_error(struct fp_ctx *c, const char *fmt, const char *name, size_t len)
+{
+    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), fmt, (int) len, name);
+    *c->error_r = fw_errbuf;
+    return -1;
+}
+
+/* fp_value - the value of a name: an attribute (*idx its index), else a
+ * main.cf parameter (*idx = -1); -1 if unknown */
+static int fp_value(struct fp_ctx *c, const char *name, size_t len, const char **value,
+		    long *idx)
+{
+    char buf[128];
+    size_t i;
+
+    for (i = 0; i < c->n; i++) {
+	if (strlen(c->attrs[i].name) == len && strncmp(c->attrs[i].name, name, len) == 0) {
+	    *value = c->attrs[i].value ? c->attrs[i].value : "";
+	    *idx = (long) i;
+	    return 0;
+	}
+    }
+    if (len < sizeof(buf)) {
+	memcpy(buf, name, len);
+	buf[len] = 0;
+	if ((*value = config_value(buf)) != NULL) {
+	    *idx = -1;
+	    return 0;
+	}
+    }
+    return fp_error(c, "unknown name \"$%.*s\"", name, len);
+}
+
+/* fp_insert - a plain $name: its value, or mark the element skipped */
+static int fp_insert(struct fp_ctx *c, const char *value, long idx)
+{
+    if (*value == 0 || (idx >= 0 && c->attrs[idx].untrusted && fp_unsafe(value))) {
+	c->skip = true;
+	return 0;
+    }
+    if (!str_appends(c->out, value)) {
+	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "expansion longer than %zu bytes",
+		       c->out->max);
+	*c->error_r = fw_errbuf;
+	return -1;
+    }
+    if (idx >= 0 && idx < 32)
+	c->used |= 1u << idx;
+    return 0;
+}
+
+/* fp_expand - expand text[0..len) into c->out (depth bounds nesting) */
+static int fp_expand(struct fp_ctx *c, const char *text, size_t len, int depth)
+{
+    const char *cp = text, *end = text + len, *name, *np, *close, *value;
+    char open, want;
+    size_t nlen;
+    long idx;
+    int level;
+
+    if (depth > FP_DEPTH_MAX)
+	return fp_error(c, "conditionals nested too deeply%.*s", "", 0);
+    while (cp < end) {
+	if (*cp != '$') {
+	    if (!str_appendc(c->out, *cp))
+		return fp_error(c, "expansion too long%.*s", "", 0);
+	    cp++;
+	    continue;
+	}
+	cp++;
+	if (cp < end && *cp == '$') {		/* $$: a literal $ */
+	    if (!str_appendc(c->out, '$'))
+		return fp_error(c, "expansion too long%.*s", "", 0);
+	    cp++;
+	} else if (cp < end && (*cp == '{' || *cp == '(')) {
+	    open = *cp;
+	    want = open == '{' ? '}' : ')';
+	    for (close = cp + 1, level = 1; close < end; close++) {
+		if (*close == open)
+		    level++;
+		else if (*close == want && --level == 0)
+		    break;
+	    }
+	    if (close >= end)
+		return fp_error(c, "missing closing bracket after \"$%.*s\"", cp, 1);
+	    name = np = cp + 1;
+	    while (np < close && fp_name_char(*np))
+		np++;
+	    nlen = (size_t) (np - name);
+	    if (nlen == 0 || (np < close && *np != '?' && *np != ':'))
+		return fp_error(c, "bad name in \"$%.*s\"", cp, (size_t) (close - cp + 1));
+	    if (fp_value(c, name, nlen, &value, &idx) < 0)
+		return -1;
+	    if (np == close) {
+		if (fp_insert(c, value, idx) < 0)
+		    return -1;
+	    } else if ((*np == '?') == (*value != 0)) {
+		/* ${name?text}: text if it has a value; ${name:text}: if not */
+		if (fp_expand(c, np + 1, (size_t) (close - np - 1), depth + 1) < 0)
+		    return -1;
+	    }
+	    cp = close + 1;
+	} else if (cp < end && fp_name_char(*cp)) {
+	    name = cp;
+	    while (cp < end && fp_name_char(*cp))
+		cp++;
+	    if (fp_value(c, name, (size_t) (cp - name), &value, &idx) < 0
+		|| fp_insert(c, value, idx) < 0)
+		return -1;
+	} else if (!str_appendc(c->out, '$')) {	/* a lone $ */
+	    return fp_error(c, "expansion too long%.*s", "", 0);
+	}
+    }
+    return 0;
+}
+
+/* forward_path_expand - one element of forward_path */
+int forward_path_expand(const char *text, size_t len, const struct fp_attr *attrs, size_t n,
+			struct str *out, unsigned *used, const char **error_r)
+{
+    struct fp_ctx c;
+
+    c.attrs = attrs;
+    c.n = n;
+    c.out = out;
+    c.used = 0;
+    c.skip = false;
+    c.error_r = error_r;
+    str_reset(out);
+    if (fp_expand(&c, text, len, 0) < 0)
+	return -1;
+    *used = c.used;
+    if (c.skip || str_cstr(out)[0] != '/' || strchr(str_cstr(out), '\n') != NULL)
+	return 0;
+    return 1;
+}
+
+/* forward_path_candidates - every element of list, expanded */
+int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_t n,
+			    struct str *paths, unsigned *used, size_t max, size_t *count,
+			    const char **error_r)
+{
+    struct str *one = str_new(FP_PATH_MAX);
+    const char *cp = list, *start;
+    int level, rc = 0;
+
+    str_reset(paths);
+    *count = 0;
+    while (*cp && rc == 0) {
+	if (*cp == ',' || *cp == ' ' || *cp == '\t' || *cp == '\n' || *cp == '\r') {
+	    cp++;
+	    continue;
+	}
+	/* one element: up to a separator outside brackets */
+	for (start = cp, level = 0; *cp; cp++) {
+	    if (*cp == '{' || *cp == '(')
+		level++;
+	    else if ((*cp == '}' || *cp == ')') && level > 0)
+		level--;
+	    else if (level == 0 && (*cp == ',' || *cp == ' ' || *cp == '\t' || *cp == '\n'
+				    || *cp == '\r'))
+		break;
+	}
+	if (*count >= max) {
+	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "forward_path has more than %zu "
+			   "elements", max);
+	    *error_r = fw_errbuf;
+	    rc = -1;
+	    break;
+	}
+	if ((rc = forward_path_expand(start, (size_t) (cp - start), attrs, n, one, &used[*count],
+				      error_r)) < 0)
+	    break;
+	if (rc == 0)
+	    continue;			/* skipped element */
+	rc = 0;
+	if ((*count > 0 && !str_appendc(paths, '\n')) || !str_appends(paths, str_cstr(one))) {
+	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "forward_path expands to more than "
+			   "%zu bytes", paths->max);
+	    *error_r = fw_errbuf;
+	    rc = -1;
+	    break;
+	}
+	(*count)++;
+    }
+    str_free(&one);
     return rc;
 }
 

@@ -98,6 +98,7 @@ bool ld_job_needs_msg(enum ld_job_kind kind)
 void ld_job_run(const struct ld_job *job, struct ld_result *res, struct str *payload)
 {
     const char *err = "";
+    size_t found = 0;
     int rc;
 
     switch (job->kind) {
@@ -114,10 +115,12 @@ void ld_job_run(const struct ld_job *job, struct ld_result *res, struct str *pay
 	file_deliver(job->path, job->msg, &job->spec, res);
 	break;
     case LD_JOB_FORWARD_FILE:
-	if ((rc = forward_read(job->path, job->ext, job->uid, payload, &err)) < 0)
+	if ((rc = forward_read(job->path, job->uid, payload, &found, &err)) < 0)
 	    ld_result_set(res, LD_DEFER, "4.7.0", "unsafe or unreadable .forward: %s", err);
+	else if (rc > 0)
+	    ld_result_set(res, LD_SENT, "2.0.0", "found %zu", found);
 	else
-	    ld_result_set(res, LD_SENT, "2.0.0", "%s", rc > 0 ? "found" : "none");
+	    ld_result_set(res, LD_SENT, "2.0.0", "none");
 	break;
     case LD_JOB_INCLUDE_FILE:
 	jb_read_include(job->path, res, payload);

@@ -274,7 +274,9 @@ enum ld_job_kind {
     LD_JOB_MBOX,		/* mbox delivery */
     LD_JOB_COMMAND,		/* |command */
     LD_JOB_FILE,		/* /file */
-    LD_JOB_FORWARD_FILE,	/* read .forward; payload: its text */
+    LD_JOB_FORWARD_FILE,	/* read the first .forward of path (candidates,
+				 * one per line); payload: its text, reason
+				 * "found N" (its index) or "none" */
     LD_JOB_INCLUDE_FILE,	/* read an :include: file; payload "OWNER\nTEXT" */
     LD_JOB_USAGE,		/* mailbox usage for verify; payload "BYTES" */
 };
@@ -284,12 +286,12 @@ struct ld_job {
     enum ld_job_kind kind;
     const struct ld_msg *msg;	/* MAILDIR, MBOX, COMMAND, FILE */
     struct copy_spec spec;
-    const char *path;		/* mailbox, file; home for FORWARD_FILE */
+    const char *path;		/* mailbox, file; .forward candidates */
     long quota;			/* MAILDIR, USAGE */
     struct mbox_opts mbox;	/* MBOX */
     const char *command;	/* COMMAND */
     struct cmd_env env;		/* COMMAND */
-    const char *ext;		/* FORWARD_FILE: the address extension */
+    const char *ext;		/* unused (""): kept in the job message */
     uid_t uid;			/* FORWARD_FILE: the owner it must have */
 };
 
@@ -329,10 +331,40 @@ int ld_worker_decode_result(const struct ipc_list *list, struct ld_result *res,
 
 /* ---- forwarding (forward.c) */
 
-/* forward_read - (as the user) read the first of home/.forward+ext,
- * home/.forward that exists, checked; 1 with its text, 0 none, -1 */
-int forward_read(const char *home, const char *ext, uid_t uid, struct str *text,
+/* forward_read - (as the user) read the first of paths (absolute paths,
+ * one per line) that exists, checked (regular file, owned by uid or
+ * root, not writable by group or others); 1 with its text and its index
+ * in *found, 0 none, -1 */
+int forward_read(const char *paths, uid_t uid, struct str *text, size_t *found,
 		 const char **error_r);
+
+/* forward_path: one name a candidate may use. untrusted values come
+ * from the address: one containing "/" or a newline, or that is "." or
+ * "..", makes the candidate unusable. */
+struct fp_attr {
+    const char *name;
+    const char *value;		/* NULL or "": no value */
+    bool untrusted;
+};
+
+#define FP_PATH_MAX		4096	/* one expanded candidate */
+#define FP_CANDIDATES_MAX	16
+
+/* forward_path_expand - expand one forward_path element (text, len):
+ * $name, ${name}, $(name), ${name?text}, ${name:text}, $$; names are
+ * attrs, else main.cf parameters. 1 with the path in out and *used (bit
+ * i: the value of attrs[i] went into it); 0: not a candidate (a plain
+ * $name without a value, an unsafe untrusted value, not an absolute
+ * path); -1 with *error_r (syntax, unknown name, too long) */
+int forward_path_expand(const char *text, size_t len, const struct fp_attr *attrs, size_t n,
+			struct str *out, unsigned *used, const char **error_r);
+/* forward_path_candidates - expand every element of list (separated by
+ * commas or white space outside brackets): the usable paths joined by
+ * newlines, *count of them (at most max), used[i] for path i; 0, or -1
+ * with *error_r */
+int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_t n,
+			    struct str *paths, unsigned *used, size_t max, size_t *count,
+			    const char **error_r);
 /* forward_submit - resubmit msg to cleanup for the addresses (n of
  * them), with "Delivered-To: delivered_to" prepended, from sender (the
  * message's own sender, or an owner- alias) */
@@ -359,6 +391,15 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
 /* ld_allowed_classes - parse allow_mail_to_* ("alias, forward,
  * include"); -1 on an unknown word */
 int ld_allowed_classes(const char *value);
+/* ld_propagate_classes - parse propagate_unmatched_extensions (alias,
+ * forward, include; canonical and virtual accepted and ignored); -1 on
+ * an unknown word */
+int ld_propagate_classes(const char *value);
+/* ld_propagate_extension - address with suffix ("+ext": delimiter and
+ * extension) inserted before its last "@" into out; false (out = the
+ * address) when the local part has an extension already or the result
+ * would not fit */
+bool ld_propagate_extension(const char *address, const char *suffix, struct str *out);
 
 #define LD_CLASS_ALIAS		(1 << 0)
 #define LD_CLASS_FORWARD	(1 << 1)

@@ -1,7 +1,8 @@
 /* test-local_delivery.c - unit tests for the pure parts of local-delivery
  * (target lists, From_ lines and >From quoting, Delivered-To parsing,
  * Maildir names, quota arithmetic and maildirsize, sysexits mapping,
- * result merging, the worker protocol) and for the file-level pieces that
+ * result merging, the worker protocol, forward_path expansion and
+ * extension propagation) and for the file-level pieces that
  * need no privileges (copying a queue file into a Maildir and an mbox,
  * quotas, dotlocks); as root also real workers (one per user, reused,
  * dropped, a killed one deferring). */
@@ -1024,6 +1025,200 @@ static bool proc_ids_are(long pid, uid_t uid, gid_t gid)
 /* test_workers - real workers (root only): one process per user, reused,
  * dropped; a killed idle worker is replaced; one killed during a job
  * makes the job defer */
+/* ---- forward_path and extension propagation */
+
+struct fp_case {
+    const char *tmpl;
+    int rc;
+    const char *want;		/* rc 1: the path */
+    unsigned used;
+};
+
+static const struct fp_case fp_cases[] = {
+    {"$home/.forward", 1, "/home/carol/.forward", 1u << 0},
+    {"$home/.forward${recipient_delimiter}${extension}", 1, "/home/carol/.forward+lists",
+     (1u << 0) | (1u << 2) | (1u << 3)},
+    {"$(home)/x/$user", 1, "/home/carol/x/carol", (1u << 0) | (1u << 1)},
+    {"/var/forward/$domain/$local", 1, "/var/forward/example.org/carol+lists",
+     (1u << 4) | (1u << 5)},
+    {"$home/.f${extension?-$extension}", 1, "/home/carol/.f-lists", (1u << 0) | (1u << 2)},
+    {"$home/.f${extension:-none}", 1, "/home/carol/.f", 1u << 0},
+    {"$home/${home_mailbox:empty}${home_mailbox?no}", 1, "/home/carol/empty", 1u << 0},
+    {"$home/$$x$", 1, "/home/carol/$x$", 1u << 0},
+    {"$home/$myhostname", 1, "/home/carol/mx.example.test", 1u << 0},	/* main.cf */
+    {"$home/.forward$home_mailbox", 0, NULL, 0},	/* a plain name without a value */
+    {"${home_mailbox}", 0, NULL, 0},
+    {"$home/$nothing", -1, NULL, 0},		/* unknown: an error, not "empty" */
+    {".forward", 0, NULL, 0},			/* relative */
+    {"$user/.forward", 0, NULL, 0},
+    {"$home/${unknown_name_x}", -1, NULL, 0},
+    {"$home/${extension", -1, NULL, 0},
+    {"$home/${ext-ension}", -1, NULL, 0},
+    {"$home/${extension?${extension?${extension?${extension?${extension?${extension?"
+     "${extension?${extension?${extension?${extension?x}}}}}}}}}}", -1, NULL, 0},
+};
+
+/* fp_attrs - sample attributes for an address */
+static void fp_attrs(struct fp_attr *a, const char *ext, const char *domain, const char *local)
+{
+    a[0] = (struct fp_attr) {"home", "/home/carol", false};
+    a[1] = (struct fp_attr) {"user", "carol", false};
+    a[2] = (struct fp_attr) {"extension", ext, true};
+    a[3] = (struct fp_attr) {"recipient_delimiter", *ext ? "+" : "", false};
+    a[4] = (struct fp_attr) {"domain", domain, true};
+    a[5] = (struct fp_attr) {"local", local, true};
+}
+
+static void test_forward_path(const char *tmpdir)
+{
+    struct str *out = str_new(FP_PATH_MAX), *paths = str_new(FP_CANDIDATES_MAX * FP_PATH_MAX);
+    struct str *text = str_new(65536), *p = str_new(4096), *list = str_new(8192);
+    struct fp_attr a[6];
+    unsigned used, usedv[FP_CANDIDATES_MAX];
+    const char *err;
+    size_t i, count, found;
+    int rc, fd;
+
+    unit_begin("forward_path: expansion of one element");
+    fp_attrs(a, "lists", "example.org", "carol+lists");
+    for (i = 0; i < sizeof(fp_cases) / sizeof(fp_cases[0]); i++) {
+	used = 99;
+	err = NULL;
+	rc = forward_path_expand(fp_cases[i].tmpl, strlen(fp_cases[i].tmpl), a, 6, out, &used,
+				 &err);
+	unit_assert_idx(rc == fp_cases[i].rc, i);
+	if (rc == 1) {
+	    unit_assert_streq_idx(str_cstr(out), fp_cases[i].want, i);
+	    unit_assert_idx(used == fp_cases[i].used, i);
+	}
+	if (rc < 0)
+	    unit_assert_idx(err != NULL && *err, i);
+    }
+    unit_end();
+
+    unit_begin("forward_path: address text never makes a path leave its place");
+    {
+	static const char *const bad[] = {"a/b", "..", ".", "x\ny", "/etc/passwd"};
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	    fp_attrs(a, bad[i], bad[i], bad[i]);
+	    unit_assert_idx(forward_path_expand("$home/.forward+$extension", 25, a, 6, out,
+						&used, &err) == 0, i);
+	    unit_assert_idx(forward_path_expand("$home/$domain", 13, a, 6, out, &used, &err)
+			    == 0, i);
+	    unit_assert_idx(forward_path_expand("$home/$local", 12, a, 6, out, &used, &err)
+			    == 0, i);
+	}
+	/* a dot inside a name is fine */
+	fp_attrs(a, "a.b", "example.org", "carol+a.b");
+	unit_assert(forward_path_expand("$home/.forward+$extension", 25, a, 6, out, &used,
+					&err) == 1);
+	unit_assert_streq(str_cstr(out), "/home/carol/.forward+a.b");
+    }
+    unit_end();
+
+    unit_begin("forward_path: the default list, with and without an extension");
+    fp_attrs(a, "lists", "example.org", "carol+lists");
+    unit_assert(forward_path_candidates("$home/.forward${recipient_delimiter}${extension}, "
+					"$home/.forward", a, 6, paths, usedv, FP_CANDIDATES_MAX,
+					&count, &err) == 0);
+    unit_assert_inteq(count, 2);
+    unit_assert_streq(str_cstr(paths), "/home/carol/.forward+lists\n/home/carol/.forward");
+    unit_assert((usedv[0] & (1u << 2)) && !(usedv[1] & (1u << 2)));
+    fp_attrs(a, "", "example.org", "carol");
+    unit_assert(forward_path_candidates("$home/.forward${recipient_delimiter}${extension}, "
+					"$home/.forward", a, 6, paths, usedv, FP_CANDIDATES_MAX,
+					&count, &err) == 0);
+    unit_assert_inteq(count, 1);
+    unit_assert_streq(str_cstr(paths), "/home/carol/.forward");
+    /* brackets keep separators inside them */
+    unit_assert(forward_path_candidates("${extension:$home/a $home/b}\t$home/c", a, 6, paths,
+					usedv, FP_CANDIDATES_MAX, &count, &err) == 0);
+    unit_assert_streq(str_cstr(paths), "/home/carol/a /home/carol/b\n/home/carol/c");
+    unit_assert(forward_path_candidates("$home/x, ${bad", a, 6, paths, usedv,
+					FP_CANDIDATES_MAX, &count, &err) < 0);
+    str_reset(list);
+    for (i = 0; i <= FP_CANDIDATES_MAX; i++)
+	(void) str_appends(list, "$home/f ");
+    unit_assert(forward_path_candidates(str_cstr(list), a, 6, paths, usedv, FP_CANDIDATES_MAX,
+					&count, &err) < 0);
+    unit_end();
+
+    unit_begin("forward_read: the first candidate that exists, each one checked");
+    (void) str_printf(p, "%s/fwd-b", tmpdir);
+    fd = open(str_cstr(p), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    unit_assert(fd >= 0 && write(fd, "bob@example.org\n", 16) == 16);
+    (void) close(fd);
+    (void) chmod(str_cstr(p), 0644);
+    (void) str_printf(p, "%s/fwd-c", tmpdir);
+    fd = open(str_cstr(p), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    unit_assert(fd >= 0 && write(fd, "carol\n", 6) == 6);
+    (void) close(fd);
+    (void) str_printf(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
+    found = 99;
+    unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) == 1);
+    unit_assert_inteq(found, 1);
+    unit_assert_streq(str_cstr(text), "bob@example.org\n");
+    (void) str_printf(list, "%s/fwd-a\n%s/fwd-x", tmpdir, tmpdir);
+    unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) == 0);
+    /* an unsafe candidate stops the search: it is not skipped */
+    (void) str_printf(p, "%s/fwd-b", tmpdir);
+    (void) chmod(str_cstr(p), 0664);
+    (void) str_printf(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
+    unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) < 0);
+    unit_assert(strstr(err, "writable") != NULL);
+    (void) chmod(str_cstr(p), 0644);
+    unit_assert(forward_read(str_cstr(list), getuid() + 1, text, &found, &err)
+		== (getuid() == 0 ? 1 : -1));
+    (void) str_printf(list, "%s/fwd-a\nrelative", tmpdir);
+    unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) < 0);
+    unit_end();
+
+    str_free(&out);
+    str_free(&paths);
+    str_free(&text);
+    str_free(&p);
+    str_free(&list);
+}
+
+struct prop_case {
+    const char *address;
+    const char *suffix;
+    bool done;
+    const char *want;
+};
+
+static const struct prop_case prop_cases[] = {
+    {"alice@example.test", "+x", true, "alice+x@example.test"},
+    {"alice", "+x", true, "alice+x"},
+    {"a@b@example.test", "+x", true, "a@b+x@example.test"},
+    {"alice+own@example.test", "+x", false, "alice+own@example.test"},
+    {"alice@example.test", "", false, "alice@example.test"},
+    {"@example.test", "+x", false, "@example.test"},
+};
+
+static void test_propagate(void)
+{
+    struct str *out = str_new(1024);
+    size_t i;
+
+    unit_begin("extension propagation: +ext goes before the @, once");
+    for (i = 0; i < sizeof(prop_cases) / sizeof(prop_cases[0]); i++) {
+	unit_assert_idx(ld_propagate_extension(prop_cases[i].address, prop_cases[i].suffix, out)
+			== prop_cases[i].done, i);
+	unit_assert_streq_idx(str_cstr(out), prop_cases[i].want, i);
+    }
+    unit_assert_inteq(ld_propagate_classes("alias, forward, include"),
+		      LD_CLASS_ALIAS | LD_CLASS_FORWARD | LD_CLASS_INCLUDE);
+    unit_assert_inteq(ld_propagate_classes("canonical, virtual, alias, forward, include"),
+		      LD_CLASS_ALIAS | LD_CLASS_FORWARD | LD_CLASS_INCLUDE);
+    unit_assert_inteq(ld_propagate_classes("none"), 0);
+    unit_assert_inteq(ld_propagate_classes("include"), LD_CLASS_INCLUDE);
+    unit_assert_inteq(ld_propagate_classes("alias, mailbox"), -1);
+    unit_end();
+    str_free(&out);
+}
+
 static void test_workers(const char *tmpdir)
 {
     struct str *p = str_new(4096), *md = str_new(4096), *seen = str_new(65536);
@@ -1160,12 +1355,14 @@ int main(void)
     test_maildir_unique();
     test_quota();
     test_results();
+    test_propagate();
 
     if ((tmpdir = mkdtemp(tmpl)) == NULL)
 	msg_fatal("mkdtemp: %m");
     test_copies(tmpdir);
     test_content_walk(tmpdir);
     test_worker_codec();
+    test_forward_path(tmpdir);
     test_workers(tmpdir);
     cmd = str_new(4096);
     str_printf(cmd, "rm -rf '%s'", tmpdir);

@@ -96,10 +96,12 @@ static struct ipc_list wk_list;
  *   job           "KIND DATA_OFFSET COPY_FLAGS NOW QUOTA MBOX_FLAGS
  *                  SIZE_LIMIT MBOX_QUOTA UID": nine decimal numbers
  *                  without signs, separated by single spaces
- *   path          the mailbox or file (the home directory for a .forward)
+ *   path          the mailbox or file (for a .forward: the candidate
+ *                 paths of forward_path, one per line)
  *   sender        the envelope sender, for Return-Path: and From_
  *   delivered_to  for Delivered-To:
- *   ext           the address extension (.forward+EXT)
+ *   ext           unused, always empty (kept so the message keeps
+ *                 its shape)
  * The result: "result" ("STATUS SENT_COUNT"), "dsn", "reason", "payload"
  * (bytes). Few attributes and no printf: this runs for every delivery.
  */

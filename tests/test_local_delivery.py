@@ -121,6 +121,7 @@ class LocalSetup:
             "bob@example.test": "example.test/bob/ quota=300",
             "full@example.test": "example.test/full/ quota=1000",
             "mboxuser@example.test": "example.test/mboxuser",
+            "fwd@example.test": "example.test/fwd/",
         }
         self.aliases = {
             "list": "alice@example.test, carol, bob@example.test",
@@ -136,6 +137,8 @@ class LocalSetup:
             "ext": "someone@remote.example, alice@example.test",
             "olist": "someone@remote.example, alice@example.test",
             "owner-olist": "alice@example.test",
+            "tagged+full": "alice@example.test",
+            "pre": "alice+own@example.test",
         }
         (self.dir / "inc.list").write_text("# members\nalice@example.test\n")
         inst.write_master_cf("local unix - n n - - local-delivery\n")
@@ -563,6 +566,51 @@ def test_owner_alias_sender_uses_myorigin(local):
     assert [d for t, d in recs if t == "S"] == ["owner-olist@lists.example.test"]
 
 
+def delivered_to(local, user):
+    """The Delivered-To: values of every message in a virtual Maildir."""
+    return sorted(re.search(rb"Delivered-To: (\S+)", m.read_bytes()).group(1).decode()
+                  for m in local.messages(local.maildir(user)))
+
+
+def test_unmatched_extension_propagates_to_alias_targets(local):
+    local.start()
+    res = local.deliver([f"list+x@{MYHOST}", f"tagged+full@{MYHOST}", f"pre+x@{MYHOST}",
+                         f"inc+y@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent"] * 4, res
+    # list+x matched "list": alice, carol (-> alice, a duplicate) and bob get +x;
+    # tagged+full matched itself: nothing to add; pre -> alice+own keeps its own;
+    # inc+y -> :include: file -> alice+y
+    assert delivered_to(local, "alice") == ["alice+own@example.test", "alice+x@example.test",
+                                            "alice+y@example.test", "alice@example.test"]
+    assert delivered_to(local, "bob") == ["bob+x@example.test"]
+
+
+def test_unmatched_extension_propagates_to_forwarded_copies(local):
+    local.start()
+    res, recs = forward_once(local, f"ext+tag@{MYHOST}")
+    assert res["rcpt_status"] == "sent", res
+    assert [d for t, d in recs if t == "R"] == ["someone+tag@remote.example"]
+    assert [d for t, d in recs if t == "L"][0] == f"Delivered-To: ext+tag@{MYHOST}"
+
+
+def test_propagation_can_be_limited(local):
+    local.inst.set_main(propagate_unmatched_extensions="canonical, virtual, alias")
+    local.start()
+    res = local.deliver([f"carol+x@{MYHOST}", f"inc+y@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent"] * 2, res
+    # alias: yes; the addresses of an :include: file: not without "include"
+    assert delivered_to(local, "alice") == ["alice+x@example.test", "alice@example.test"]
+
+
+def test_propagation_off(local):
+    local.inst.set_main(propagate_unmatched_extensions="none")
+    local.start()
+    res = local.deliver([f"list+x@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert delivered_to(local, "alice") == ["alice@example.test"]
+    assert delivered_to(local, "bob") == ["bob@example.test"]
+
+
 # -- system users (root only) -------------------------------------------------------
 
 def needs_root():
@@ -637,6 +685,59 @@ def test_system_user_forward_plus_extension(local):
     assert [r["rcpt_status"] for r in res] == ["sent", "sent"], res
     assert len(local.messages(local.maildir("alice"))) == 1
     assert (local.spool / pw.pw_name).read_text().count("\nDelivered-To: ") == 1
+
+
+def write_forward(pw, path, text, mode=0o644):
+    path.parent.mkdir(exist_ok=True)
+    os.chown(path.parent, pw.pw_uid, pw.pw_gid)
+    path.write_text(text)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    path.chmod(mode)
+
+
+def test_forward_extension_propagates_only_when_unmatched(local):
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    write_forward(pw, home / ".forward", "alice@example.test\n")
+    write_forward(pw, home / ".forward+lists", "bob@example.test\n")
+    local.start()
+    res = local.deliver([f"{pw.pw_name}+x@{MYHOST}", f"{pw.pw_name}+lists@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent", "sent"], res
+    # .forward answered for +x: the target gets +x; .forward+lists matched
+    assert delivered_to(local, "alice") == ["alice+x@example.test"]
+    assert delivered_to(local, "bob") == ["bob@example.test"]
+
+
+def test_forward_path_candidates(local):
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    local.inst.set_main(forward_path="${extension?$home/.fwd/$extension}, "
+                                     "$home/.forward-$domain")
+    write_forward(pw, home / ".fwd" / "lists", "alice@example.test\n")
+    write_forward(pw, home / f".forward-{MYHOST}", "fwd@example.test\n")
+    write_forward(pw, home / ".forward", "nobody-reads-this@example.test\n")
+    local.start()
+    res = local.deliver([f"{pw.pw_name}+lists@{MYHOST}", f"{pw.pw_name}@{MYHOST}",
+                         f"{pw.pw_name}+other@{MYHOST}", f"{pw.pw_name}+..@{MYHOST}"])
+    assert [r["rcpt_status"] for r in res] == ["sent"] * 4, res
+    assert delivered_to(local, "alice") == [f"alice@example.test"]
+    # the second candidate for no extension, a missing ~/.fwd/other, and
+    # an extension ".." that must not name ~/.fwd/.. (the element is skipped)
+    assert delivered_to(local, "fwd") == ["fwd+..@example.test", "fwd+other@example.test",
+                                          "fwd@example.test"]
+    assert not (local.spool / pw.pw_name).exists()
+    # each candidate is checked as strictly as ~/.forward: writable by others -> defer
+    (home / ".fwd" / "lists").chmod(0o664)
+    res = local.deliver([f"{pw.pw_name}+lists@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "defer", res
+    assert "writable" in res[0]["rcpt_reason"]
+    (home / ".fwd" / "lists").chmod(0o644)
+    os.chown(home / ".fwd" / "lists", local.nobody.pw_uid, local.nobody.pw_gid)
+    res = local.deliver([f"{pw.pw_name}+lists@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "defer", res
+    assert "owned by uid" in res[0]["rcpt_reason"]
 
 
 def test_stale_dotlock_is_removed(local):
