@@ -18,8 +18,10 @@
  * the triggers that arrive in one loop turn share one scan. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <time.h>
@@ -220,11 +222,34 @@ void qmgr_pre_init(int argc, char **argv)
 		 (long) var_qmgr_scheduling_priority);
 }
 
+/* qmgr_lock_active - one qmgr per queue: hold an exclusive flock on
+ * active/ for the life of the process. A reload can start a successor
+ * while the old qmgr still finishes its deliveries (master does not
+ * count the old one against the new service if the service changed, say
+ * from unix to fifo); the successor must not recover active/ before the
+ * old one is gone, or both would deliver the same messages. */
+static void qmgr_lock_active(void)
+{
+    int fd;
+
+    if ((fd = open("active", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	msg_fatal("open %s/active: %m", var_queue_directory);
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	return;				/* kept open (and locked) until exit */
+    if (errno != EWOULDBLOCK)
+	msg_fatal("lock %s/active: %m", var_queue_directory);
+    msg_info("waiting for the previous qmgr to finish its deliveries");
+    while (flock(fd, LOCK_EX) < 0)
+	if (errno != EINTR)
+	    msg_fatal("lock %s/active: %m", var_queue_directory);
+}
+
 /* qmgr_post_init - recover active/, start the timers */
 void qmgr_post_init(int argc, char **argv)
 {
     (void) argc;
     (void) argv;
+    qmgr_lock_active();
     qmgr_remove_init();
     qmgr_scan_recover();
     scan_incoming_wanted = true;

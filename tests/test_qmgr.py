@@ -485,3 +485,29 @@ def test_reload_finishes_deliveries_in_flight(q):
     for qid in ids:
         q.wait_where(qid, [])
     assert q.inst.count_log(r"exiting with work still in progress") == 0
+
+
+def test_reload_that_changes_qmgr_service_runs_one_qmgr(q):
+    """A reload that changes qmgr's master.cf entry (unix -> fifo) makes
+    master start a new qmgr while the old one still finishes its
+    deliveries; the new one waits for the old one's lock on active/
+    before it recovers active/, so nothing is delivered twice."""
+    agent = q.agent("local", sent_all, delay=2.0)
+    q.start()
+    ids = [q.put(queue_file("a@example.org", [f"user{i}@example.test"]), trigger=False)
+           for i in range(3)]
+    q.trigger(b"I")
+    deadline = time.monotonic() + 5
+    while agent.inflight < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.inflight == 3
+    q.inst.write_master_cf("qmgr fifo n - n 300 1 qmgr\n")
+    mark = q.inst.reload()
+    q.inst.wait_log(r"waiting for the previous qmgr to finish its deliveries", since=mark)
+    for qid in ids:
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+    for qid in ids:
+        q.wait_where(qid, [])
+    time.sleep(1.0)                 # the new qmgr has recovered active/ by now
+    assert len(agent.requests) == 3, agent.requests
+    assert q.inst.count_log(r"disappeared while active") == 0
