@@ -5,6 +5,7 @@ queue-file records (docs/queue-file.md) of the cleanup protocol
 import os
 import re
 import socket
+import struct
 import subprocess
 import time
 
@@ -438,3 +439,11 @@ def test_group_commit_state_file(cleanup):
     assert st.st_size == 4096
     assert st.st_uid == os.stat(cleanup.inst.queue / "incoming").st_uid
     assert cleanup.inst.count_log(r"group-sync") == 0
+    # the commit went through it: one arrival, covered by a finished fsync
+    # (layout in lib/base/group_sync.c: magic, version, dev, ino, arrivals,
+    # covered)
+    raw = (cleanup.inst.queue / "incoming" / ".group-sync").read_bytes()
+    magic, version, dev, ino, arrivals, covered = struct.unpack_from("<IIQQQQ", raw)
+    assert (magic, version) == (0x70686773, 1)
+    assert ino == os.stat(cleanup.inst.queue / "incoming").st_ino
+    assert arrivals >= 1 and covered >= arrivals

@@ -41,6 +41,7 @@ struct group_sync {
     int fd;				/* the state file (flock) */
     int dirfd;				/* the directory (not ours) */
     struct gs_state *st;		/* shared mapping, NULL: sync alone */
+    uint64_t dev, ino;			/* the directory's identity */
     int (*sync_fn)(int fd);
 };
 
@@ -107,17 +108,24 @@ struct group_sync *group_sync_open_fd(int state_fd, int dirfd, const char **erro
     gs->dirfd = dirfd;
     gs->sync_fn = fsync;
     gs->st = map;
-    if (gs->st->magic != GS_MAGIC || gs->st->version != GS_VERSION) {
-	/* new (or foreign) state: nobody can be waiting on it */
-	memset(gs->st, 0, sizeof(*gs->st));
+    gs->dev = (uint64_t) dst.st_dev;
+    gs->ino = (uint64_t) dst.st_ino;
+    if (gs->st->magic != GS_MAGIC || gs->st->version != GS_VERSION
+	|| gs->st->dev != (uint64_t) dst.st_dev || gs->st->ino != (uint64_t) dst.st_ino) {
+	/* New state, or state of another directory (a copied or restored
+	 * queue, a device number that changed at boot): start it afresh.
+	 * Safe with others waiting: we hold the lock that every syncer holds
+	 * across its fsync, and a process whose arrival was counted before
+	 * the reset is covered only by an fsync that starts after it; one
+	 * that serves another directory finds out under the lock
+	 * (group_sync_dir) and syncs on its own. */
+	__atomic_store_n(&gs->st->magic, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&gs->st->arrivals, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&gs->st->covered, 0, __ATOMIC_SEQ_CST);
 	gs->st->dev = (uint64_t) dst.st_dev;
 	gs->st->ino = (uint64_t) dst.st_ino;
 	gs->st->version = GS_VERSION;
 	__atomic_store_n(&gs->st->magic, GS_MAGIC, __ATOMIC_RELEASE);
-    } else if (gs->st->dev != (uint64_t) dst.st_dev || gs->st->ino != (uint64_t) dst.st_ino) {
-	/* it serves another directory: never trust its counters */
-	(void) munmap(map, GS_SIZE);
-	gs->st = NULL;
     }
     (void) gs_lock(state_fd, LOCK_UN);
     return gs;
@@ -157,6 +165,19 @@ int group_sync_dir(struct group_sync *gs, const char **error_r)
 	/* cannot queue: sync alone (always correct, only slower) */
 	if (gs->sync_fn(gs->dirfd) < 0) {
 	    *error_r = gs_fail("fsync directory", errno);
+	    return -1;
+	}
+	return 0;
+    }
+    if (__atomic_load_n(&gs->st->magic, __ATOMIC_ACQUIRE) != GS_MAGIC
+	|| gs->st->dev != gs->dev || gs->st->ino != gs->ino) {
+	/* the state was started afresh for another directory meanwhile:
+	 * its counters say nothing about ours; sync alone, publish nothing */
+	err = gs->sync_fn(gs->dirfd) < 0 ? errno : 0;
+	(void) gs_lock(gs->fd, LOCK_UN);
+	if (err) {
+	    *error_r = gs_fail("fsync directory", err);
+	    errno = err;
 	    return -1;
 	}
 	return 0;

@@ -12,8 +12,8 @@
  * the process that runs the fsync. While one process syncs, the others
  * queue on the lock; the next one syncs for all that arrived meanwhile,
  * and those after it find themselves covered and return at once. The
- * state file names the directory (device, inode); a process whose
- * directory differs syncs on its own. Anyone who can write the state file
+ * state file names the directory (device, inode); opened for another
+ * directory, it starts afresh. Anyone who can write the state file
  * can make the others skip their fsync: it must belong to the same user
  * as the directory and be reachable by nobody else. */
 #ifndef POSTHORN_GROUP_SYNC_H

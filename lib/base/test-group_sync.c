@@ -151,14 +151,25 @@ int main(void)
     unit_assert(gs == NULL);
     unit_end();
 
-    unit_begin("a state file of another directory: sync alone");
-    gs = group_sync_open(state, otherfd, &error);
-    unit_assert(gs != NULL);
-    group_sync_set_fsync(gs, counting_fsync);
-    fsync_calls = 0;
-    unit_assert(group_sync_dir(gs, &error) == 0 && group_sync_dir(gs, &error) == 0);
-    unit_assert(fsync_calls == 2);
-    group_sync_close(&gs);
+    unit_begin("a state file taken over by another directory: both still sync");
+    {
+	struct group_sync *first = group_sync_open(state, dirfd, &error);
+
+	unit_assert(first != NULL);
+	group_sync_set_fsync(first, counting_fsync);
+	gs = group_sync_open(state, otherfd, &error);	/* starts it afresh */
+	unit_assert(gs != NULL);
+	group_sync_set_fsync(gs, counting_fsync);
+	fsync_calls = 0;
+	unit_assert(group_sync_dir(gs, &error) == 0 && group_sync_dir(gs, &error) == 0);
+	unit_assert(fsync_calls == 2);
+	/* other's fsyncs published covered = 2; the first directory's
+	 * arrival 3 must not take them for its own */
+	unit_assert(group_sync_dir(first, &error) == 0);
+	unit_assert(fsync_calls == 3);
+	group_sync_close(&first);
+	group_sync_close(&gs);
+    }
     unit_end();
 
     unit_begin("a state file others may write is refused");

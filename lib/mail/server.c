@@ -484,7 +484,9 @@ static void srv_single_serve(int fd)
  * The listeners are added with EPOLLEXCLUSIVE: a new connection wakes one
  * idle process (or a few), not every idle process of the service, which
  * with poll(2) would all run, race for accept(2) and all but one get
- * EAGAIN. Closing a listener (reload) drops it from the set by itself. */
+ * EAGAIN (kernels before 4.5 lack the flag: then plain EPOLLIN). After a
+ * reload closed the listeners the set is never waited on again: the loop
+ * exits first. */
 static int srv_single_epoll(void)
 {
     struct epoll_event ev;
@@ -496,8 +498,11 @@ static int srv_single_epoll(void)
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.u32 = (uint32_t) i;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, MASTER_LISTEN_FD + i, &ev) < 0)
-	    msg_fatal("epoll_ctl listener %d: %m", i);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, MASTER_LISTEN_FD + i, &ev) < 0) {
+	    ev.events = EPOLLIN;
+	    if (errno != EINVAL || epoll_ctl(ep, EPOLL_CTL_ADD, MASTER_LISTEN_FD + i, &ev) < 0)
+		msg_fatal("epoll_ctl listener %d: %m", i);
+	}
     }
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;

@@ -88,11 +88,14 @@ bool trigger_send(const char *path, const char *msg, size_t len, int timeout_ms,
     if (!S_ISSOCK(st.st_mode)) {
 	(void) fmt_buf(trigger_reason, sizeof(trigger_reason), "%s: not a fifo or socket", path);
 	*why = trigger_reason;
+	errno = ENOTSOCK;
 	return false;
     }
     if ((fd = sock_connect_unix(path, timeout_ms, &error)) < 0) {
+	err = errno ? errno : ECONNREFUSED;
 	(void) str_copy_out(trigger_reason, sizeof(trigger_reason), error);
 	*why = trigger_reason;
+	errno = err == EAGAIN ? ETIMEDOUT : err;	/* EAGAIN means a full fifo */
 	return false;
     }
     if (send(fd, msg, len, MSG_NOSIGNAL) != (ssize_t) len) {
