@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 /* Base library. */
+#include "mem.h"
 #include "msg.h"
 #include "str.h"
 #include "stream.h"
@@ -133,12 +134,6 @@ int forward_read(const char *paths, uid_t uid, struct str *text, size_t *found,
 
 /* ---- forward_path */
 
-/* fp_name_char - may c appear in a $name? */
-static bool fp_name_char(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
 /* fp_unsafe - an address-derived value that must not become part of a
  * path: empty is fine (handled as "no value"); "/", a newline, "." or
  * ".." are not */
@@ -152,57 +147,59 @@ static bool fp_unsafe(const char *value)
 struct fp_ctx {
     const struct fp_attr *attrs;
     size_t n;
-    struct str *out;
-    unsigned used;		/* bit i: attrs[i] went into out */
+    unsigned used;		/* bit i: attrs[i] went into the path */
     bool skip;			/* a plain $name without a (safe) value */
-    const char **error_r;
 };
 
-/* fp_error - fail the expansion with a message */
-static int fp_error(struct fp_ctx *c, const char *fmt, const char *name, size_t len)
+/* fp_attr_index - the attribute called name[0..len), or -1 */
+static long fp_attr_index(const struct fp_ctx *c, const char *name, size_t len)
 {
-    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), fmt, (int) len, name);
-    *c->error_r = fw_errbuf;
+    for (size_t i = 0; i < c->n; i++)
+	if (strlen(c->attrs[i].name) == len && strncmp(c->attrs[i].name, name, len) == 0)
+	    return (long) i;
     return -1;
 }
 
-/* fp_value - the value of a name: an attribute (*idx its index), else a
- * main.cf parameter (*idx = -1); -1 if unknown */
-static int fp_value(struct fp_ctx *c, const char *name, size_t len, const char **value,
-		    long *idx)
+/* fp_lookup - config_expander lookup: an attribute, else a main.cf
+ * parameter; an unknown name fails the expansion */
+static int fp_lookup(void *ctx, const char *name, size_t len, const char **value_r,
+		     const char **error_r)
 {
+    struct fp_ctx *c = ctx;
+    long idx = fp_attr_index(c, name, len);
     char buf[128];
-    size_t i;
 
-    for (i = 0; i < c->n; i++) {
-	if (strlen(c->attrs[i].name) == len && strncmp(c->attrs[i].name, name, len) == 0) {
-	    *value = c->attrs[i].value ? c->attrs[i].value : "";
-	    *idx = (long) i;
-	    return 0;
-	}
+    if (idx >= 0) {
+	*value_r = c->attrs[idx].value ? c->attrs[idx].value : "";
+	return 0;
     }
     if (len < sizeof(buf)) {
 	memcpy(buf, name, len);
 	buf[len] = 0;
-	if ((*value = config_value(buf)) != NULL) {
-	    *idx = -1;
+	if ((*value_r = config_value(buf)) != NULL)
 	    return 0;
-	}
     }
-    return fp_error(c, "unknown name \"$%.*s\"", name, len);
+    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "unknown name \"$%.*s\"", (int) len, name);
+    *error_r = fw_errbuf;
+    return -1;
 }
 
-/* fp_insert - a plain $name: its value, or mark the element skipped */
-static int fp_insert(struct fp_ctx *c, const char *value, long idx)
+/* fp_insert - config_expander insert for a plain $name: its value, or
+ * mark the element skipped (no value, or unsafe address text) */
+static int fp_insert(void *ctx, struct str *out, const char *name, size_t len,
+		     const char *value, const char **error_r)
 {
+    struct fp_ctx *c = ctx;
+    long idx = fp_attr_index(c, name, len);
+
     if (*value == 0 || (idx >= 0 && c->attrs[idx].untrusted && fp_unsafe(value))) {
 	c->skip = true;
 	return 0;
     }
-    if (!str_appends(c->out, value)) {
+    if (!str_appends(out, value)) {
 	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "expansion longer than %zu bytes",
-		       c->out->max);
-	*c->error_r = fw_errbuf;
+		       out->max);
+	*error_r = fw_errbuf;
 	return -1;
     }
     if (idx >= 0 && idx < 32)
@@ -210,85 +207,20 @@ static int fp_insert(struct fp_ctx *c, const char *value, long idx)
     return 0;
 }
 
-/* fp_expand - expand text[0..len) into c->out (depth bounds nesting) */
-static int fp_expand(struct fp_ctx *c, const char *text, size_t len, int depth)
-{
-    const char *cp = text, *end = text + len, *name, *np, *close, *value;
-    char open, want;
-    size_t nlen;
-    long idx;
-    int level;
-
-    if (depth > FP_DEPTH_MAX)
-	return fp_error(c, "conditionals nested too deeply%.*s", "", 0);
-    while (cp < end) {
-	if (*cp != '$') {
-	    if (!str_appendc(c->out, *cp))
-		return fp_error(c, "expansion too long%.*s", "", 0);
-	    cp++;
-	    continue;
-	}
-	cp++;
-	if (cp < end && *cp == '$') {		/* $$: a literal $ */
-	    if (!str_appendc(c->out, '$'))
-		return fp_error(c, "expansion too long%.*s", "", 0);
-	    cp++;
-	} else if (cp < end && (*cp == '{' || *cp == '(')) {
-	    open = *cp;
-	    want = open == '{' ? '}' : ')';
-	    for (close = cp + 1, level = 1; close < end; close++) {
-		if (*close == open)
-		    level++;
-		else if (*close == want && --level == 0)
-		    break;
-	    }
-	    if (close >= end)
-		return fp_error(c, "missing closing bracket after \"$%.*s\"", cp, 1);
-	    name = np = cp + 1;
-	    while (np < close && fp_name_char(*np))
-		np++;
-	    nlen = (size_t) (np - name);
-	    if (nlen == 0 || (np < close && *np != '?' && *np != ':'))
-		return fp_error(c, "bad name in \"$%.*s\"", cp, (size_t) (close - cp + 1));
-	    if (fp_value(c, name, nlen, &value, &idx) < 0)
-		return -1;
-	    if (np == close) {
-		if (fp_insert(c, value, idx) < 0)
-		    return -1;
-	    } else if ((*np == '?') == (*value != 0)) {
-		/* ${name?text}: text if it has a value; ${name:text}: if not */
-		if (fp_expand(c, np + 1, (size_t) (close - np - 1), depth + 1) < 0)
-		    return -1;
-	    }
-	    cp = close + 1;
-	} else if (cp < end && fp_name_char(*cp)) {
-	    name = cp;
-	    while (cp < end && fp_name_char(*cp))
-		cp++;
-	    if (fp_value(c, name, (size_t) (cp - name), &value, &idx) < 0
-		|| fp_insert(c, value, idx) < 0)
-		return -1;
-	} else if (!str_appendc(c->out, '$')) {	/* a lone $ */
-	    return fp_error(c, "expansion too long%.*s", "", 0);
-	}
-    }
-    return 0;
-}
-
-/* forward_path_expand - one element of forward_path */
+/* forward_path_expand - one element of forward_path (main.cf's syntax,
+ * config_expand_with, with the recipient's names) */
 int forward_path_expand(const char *text, size_t len, const struct fp_attr *attrs, size_t n,
 			struct str *out, unsigned *used, const char **error_r)
 {
-    struct fp_ctx c;
+    struct fp_ctx c = {attrs, n, 0, false};
+    struct config_expander x = {fp_lookup, fp_insert, &c, FP_DEPTH_MAX};
+    char *element = mem_strndup(text, len);
+    int rc;
 
-    c.attrs = attrs;
-    c.n = n;
-    c.out = out;
-    c.used = 0;
-    c.skip = false;
-    c.error_r = error_r;
     str_reset(out);
-    if (fp_expand(&c, text, len, 0) < 0)
+    rc = config_expand_with(element, out, &x, error_r);
+    mem_free(&element);
+    if (rc < 0)
 	return -1;
     *used = c.used;
     if (c.skip || str_cstr(out)[0] != '/' || strchr(str_cstr(out), '\n') != NULL)

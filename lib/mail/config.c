@@ -82,7 +82,9 @@ static size_t exp_depth;
 /* STR values handed out through var_*, freed on the next commit. */
 static char **str_vars_owned;
 
-static int expand_text(const char *text, struct str *out, const char **error_r);
+static int expand_text(const char *text, struct str *out, const struct config_expander *x,
+		       int depth, const char **error_r);
+static const struct config_expander cfg_expander;
 
 /* param_find - the table entry for name, or NULL */
 const struct param_def *param_find(const char *name)
@@ -626,7 +628,7 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
     str_init(&out, CONFIG_MAX_VALUE);
     if (is_computed(e) && e->raw == NULL && strcmp(e->name, "mydomain") == 0) {
 	/* mydomain follows the effective myhostname. */
-	ret = expand_text("$myhostname", &out, error_r);
+	ret = expand_text("$myhostname", &out, &cfg_expander, 0, error_r);
 	if (ret == 0) {
 	    char *host = mem_strdup(str_cstr(&out));
 
@@ -634,7 +636,7 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	    mem_free(&host);
 	}
     } else {
-	ret = expand_text(entry_raw(e), &out, error_r);
+	ret = expand_text(entry_raw(e), &out, &cfg_expander, 0, error_r);
     }
     exp_depth--;
     if (ret == 0) {
@@ -647,9 +649,12 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
     return ret;
 }
 
-/* name_value - the expanded value of a name, "" if unknown */
-static int name_value(const char *name, size_t len, const char **value_r, const char **error_r)
+/* name_value - the expanded value of a name, "" if unknown (the lookup
+ * of main.cf's own expansion) */
+static int name_value(void *ctx, const char *name, size_t len, const char **value_r,
+		      const char **error_r)
 {
+    (void) ctx;
     struct cfg_entry *e = entry_find(name, len);
 
     if (e == NULL) {
@@ -681,11 +686,27 @@ static int append_checked(struct str *out, const char *data, size_t len, const c
     return 0;
 }
 
-/* expand_text - expand $name, ${name}, $(name), conditionals and $$ */
-static int expand_text(const char *text, struct str *out, const char **error_r)
+/* insert_value - what a plain $name or ${name} stands for */
+static int insert_value(struct str *out, const struct config_expander *x, const char *name,
+			size_t len, const char *value, const char **error_r)
+{
+    if (x->insert)
+	return x->insert(x->ctx, out, name, len, value, error_r);
+    return append_checked(out, value, strlen(value), error_r);
+}
+
+/* main.cf's own expansion: every name is a parameter, "" if unknown */
+static const struct config_expander cfg_expander = {name_value, NULL, NULL, 0};
+
+/* expand_text - expand $name, ${name}, $(name), conditionals and $$,
+ * looking names up (and inserting plain references) through x */
+static int expand_text(const char *text, struct str *out, const struct config_expander *x,
+		       int depth, const char **error_r)
 {
     const char *cp = text;
 
+    if (x->max_depth > 0 && depth > x->max_depth)
+	return set_error(error_r, "conditionals nested more than %d levels deep", x->max_depth);
     while (*cp) {
 	const char *dollar = strchr(cp, '$');
 	const char *name, *value;
@@ -715,10 +736,10 @@ static int expand_text(const char *text, struct str *out, const char **error_r)
 	    if (len == 0 || (np < end && *np != '?' && *np != ':'))
 		return set_error(error_r, "bad parameter name in \"$%c%.*s%c\"", open,
 				 (int) (end - cp - 1), cp + 1, close);
-	    if (name_value(name, len, &value, error_r) < 0)
+	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0)
 		return -1;
 	    if (np == end) {
-		if (append_checked(out, value, strlen(value), error_r) < 0)
+		if (insert_value(out, x, name, len, value, error_r) < 0)
 		    return -1;
 	    } else {
 		/* ${name?text}: text if non-empty; ${name:text}: text if empty */
@@ -726,7 +747,7 @@ static int expand_text(const char *text, struct str *out, const char **error_r)
 
 		if (use) {
 		    char *sub = mem_strndup(np + 1, (size_t) (end - np - 1));
-		    int ret = expand_text(sub, out, error_r);
+		    int ret = expand_text(sub, out, x, depth + 1, error_r);
 
 		    mem_free(&sub);
 		    if (ret < 0)
@@ -738,9 +759,9 @@ static int expand_text(const char *text, struct str *out, const char **error_r)
 	    name = cp;
 	    while (is_name_char(*cp))
 		cp++;
-	    if (name_value(name, (size_t) (cp - name), &value, error_r) < 0)
-		return -1;
-	    if (append_checked(out, value, strlen(value), error_r) < 0)
+	    len = (size_t) (cp - name);
+	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0
+		|| insert_value(out, x, name, len, value, error_r) < 0)
 		return -1;
 	} else {
 	    /* A $ before anything else stands for itself. */
@@ -756,7 +777,16 @@ int config_expand(const char *text, struct str *out, const char **error_r)
 {
     need_init();
     exp_depth = 0;
-    return expand_text(text, out, error_r);
+    return expand_text(text, out, &cfg_expander, 0, error_r);
+}
+
+/* config_expand_with - the same syntax with the caller's names */
+int config_expand_with(const char *text, struct str *out, const struct config_expander *x,
+		       const char **error_r)
+{
+    need_init();
+    exp_depth = 0;
+    return expand_text(text, out, x, 0, error_r);
 }
 
 /* parse_long - strict decimal with an optional sign */
@@ -1001,9 +1031,9 @@ const char *config_default_value(const char *name)
     str_init(&out, CONFIG_MAX_VALUE);
     exp_depth = 0;
     if (is_computed(e) && strcmp(e->name, "mydomain") == 0)
-	ret = expand_text("$myhostname", &out, &err);
+	ret = expand_text("$myhostname", &out, &cfg_expander, 0, &err);
     else
-	ret = expand_text(e->def_text, &out, &err);
+	ret = expand_text(e->def_text, &out, &cfg_expander, 0, &err);
     if (ret == 0 && is_computed(e) && strcmp(e->name, "mydomain") == 0) {
 	char *host = mem_strdup(str_cstr(&out));
 

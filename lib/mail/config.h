@@ -85,6 +85,23 @@ bool config_is_set(const char *name);
 const char *config_where(const char *name);
 /* config_expand - expand $names in text into out */
 int config_expand(const char *text, struct str *out, const char **error_r);
+
+/* config_expand_with - the same syntax ($name, ${name}, $(name),
+ * ${name?text}, ${name:text}, $$) with the caller's names: lookup gives
+ * a name's value ("" for none; -1 and *error_r to fail the expansion);
+ * insert, if not NULL, appends what a plain $name or ${name} stands for
+ * (it may refuse or note the value; the default appends it); max_depth,
+ * if > 0, bounds the nesting of conditionals. */
+struct config_expander {
+    int (*lookup)(void *ctx, const char *name, size_t len, const char **value_r,
+		  const char **error_r);
+    int (*insert)(void *ctx, struct str *out, const char *name, size_t len,
+		  const char *value, const char **error_r);
+    void *ctx;
+    int max_depth;
+};
+int config_expand_with(const char *text, struct str *out, const struct config_expander *x,
+		       const char **error_r);
 /* config_unused - names set in main.cf that are neither in the table nor
  * referenced by $name anywhere; calls fn for each */
 void config_unused(void (*fn)(const char *name, const char *where, void *ctx), void *ctx);
