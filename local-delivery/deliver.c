@@ -887,7 +887,6 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	    memset(&job, 0, sizeof(job));
 	    job.kind = LD_JOB_FORWARD_FILE;
 	    job.path = str_cstr(paths);
-	    job.ext = "";
 	    job.uid = privs.uid;
 	    dl_run(privs.uid, privs.gid, (gid_t) -1, &job, &one, text);
 	    if (one.status != LD_SENT) {

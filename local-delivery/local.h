@@ -291,7 +291,6 @@ struct ld_job {
     struct mbox_opts mbox;	/* MBOX */
     const char *command;	/* COMMAND */
     struct cmd_env env;		/* COMMAND */
-    const char *ext;		/* unused (""): kept in the job message */
     uid_t uid;			/* FORWARD_FILE: the owner it must have */
 };
 

@@ -856,7 +856,6 @@ static void test_worker_codec(void)
 	job.mbox.dotlock_required = i % 2 == 1;
 	job.mbox.size_limit = 51200000;
 	job.mbox.quota = 77;
-	job.ext = "tag";
 	job.uid = 1234;
 	unit_assert_idx(ld_job_needs_msg(job.kind) == jobs[i].needs_msg, i);
 	ld_worker_encode_job(buf, &job);
@@ -880,7 +879,6 @@ static void test_worker_codec(void)
 	unit_assert_idx(got.mbox.check_owner == job.mbox.check_owner, i);
 	unit_assert_idx(got.mbox.dotlock_required == job.mbox.dotlock_required, i);
 	unit_assert_idx(got.mbox.size_limit == 51200000 && got.mbox.quota == 77, i);
-	unit_assert_streq_idx(got.ext, "tag", i);
 	unit_assert_idx(got.uid == 1234, i);
     }
     unit_end();

@@ -100,13 +100,11 @@ static struct ipc_list wk_list;
  *                 paths of forward_path, one per line)
  *   sender        the envelope sender, for Return-Path: and From_
  *   delivered_to  for Delivered-To:
- *   ext           unused, always empty (kept so the message keeps
- *                 its shape)
  * The result: "result" ("STATUS SENT_COUNT"), "dsn", "reason", "payload"
  * (bytes). Few attributes and no printf: this runs for every delivery.
  */
 #define WK_JOB_NUMS	9
-static const char *const wk_job_names[] = {"job", "path", "sender", "delivered_to", "ext"};
+static const char *const wk_job_names[] = {"job", "path", "sender", "delivered_to"};
 static const char *const wk_result_names[] = {"result", "dsn", "reason", "payload"};
 
 /* The worker's greeting. */
@@ -199,7 +197,6 @@ void ld_worker_encode_job(struct str *out, const struct ld_job *job)
     ipc_encode_str(out, wk_job_names[1], job->path);
     ipc_encode_str(out, wk_job_names[2], job->spec.sender);
     ipc_encode_str(out, wk_job_names[3], job->spec.delivered_to);
-    ipc_encode_str(out, wk_job_names[4], job->ext);
     ipc_encode_end(out);
 }
 
@@ -276,7 +273,6 @@ int ld_worker_decode_job(const struct ipc_list *list, struct ld_job *job, struct
     job->path = list->attrs[1].value;
     job->spec.sender = list->attrs[2].value;
     job->spec.delivered_to = list->attrs[3].value;
-    job->ext = list->attrs[4].value;
     return 0;
 }
 
