@@ -148,6 +148,7 @@ void qmgr_remove_init(void);
 void qmgr_remove_file(const char *path);	/* relative to queue_directory */
 void qmgr_remove_finish(void);			/* normal exit: wait for it */
 void qmgr_remove_terminate(void);		/* SIGTERM: async-signal-safe */
+void qmgr_remove_hold(int hold);		/* tests: the thread waits */
 void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
 void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */

@@ -35,6 +35,7 @@ static char rm_paths[RM_SLOTS][RM_PATH_SIZE];
 static unsigned long rm_head;		/* atomic: next slot the main thread fills */
 static unsigned long rm_tail;		/* atomic: next slot the thread removes */
 static int rm_stop;			/* atomic: finish the ring, then end */
+static int rm_hold;			/* atomic: the thread waits (tests) */
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rm_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t rm_thread;
@@ -59,7 +60,8 @@ static void *rm_main(void *arg)
 	int err;
 
 	(void) pthread_mutex_lock(&rm_lock);
-	while (tail == __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE)
+	while ((tail == __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE)
+		|| __atomic_load_n(&rm_hold, __ATOMIC_ACQUIRE))
 	       && !__atomic_load_n(&rm_stop, __ATOMIC_ACQUIRE))
 	    (void) pthread_cond_wait(&rm_cond, &rm_lock);
 	(void) pthread_mutex_unlock(&rm_lock);
@@ -136,12 +138,23 @@ void qmgr_remove_file(const char *path)
     (void) pthread_mutex_unlock(&rm_lock);
 }
 
+/* qmgr_remove_hold - make the thread wait (hold) or go on (for tests:
+ * what qmgr_remove_terminate finds queued) */
+void qmgr_remove_hold(int hold)
+{
+    (void) pthread_mutex_lock(&rm_lock);
+    __atomic_store_n(&rm_hold, hold, __ATOMIC_RELEASE);
+    (void) pthread_cond_signal(&rm_cond);
+    (void) pthread_mutex_unlock(&rm_lock);
+}
+
 /* qmgr_remove_finish - at a normal exit: let the thread empty the ring */
 void qmgr_remove_finish(void)
 {
     if (!rm_started)
 	return;
     (void) pthread_mutex_lock(&rm_lock);
+    __atomic_store_n(&rm_hold, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&rm_stop, 1, __ATOMIC_RELEASE);
     (void) pthread_cond_signal(&rm_cond);
     (void) pthread_mutex_unlock(&rm_lock);

@@ -82,11 +82,13 @@ int main(void)
     unit_begin("terminate removes what is queued");
     make_files(10);
     qmgr_remove_init();
+    qmgr_remove_hold(1);		/* the thread waits: all stay queued */
     for (int i = 0; i < 10; i++) {
 	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
 	qmgr_remove_file(name);
     }
-    qmgr_remove_terminate();		/* races the thread: both unlink */
+    unit_assert(count_files(10) == 10);
+    qmgr_remove_terminate();
     unit_assert(count_files(10) == 0);
     qmgr_remove_finish();
     unit_end();
