@@ -130,6 +130,36 @@ def test_maxproc_limits_children(instance):
     assert seen_max == 2
 
 
+def test_connection_not_stranded_when_woken_child_cannot_accept(instance):
+    """A new connection wakes ONE idle child (EPOLLEXCLUSIVE): the oldest.
+    If that child cannot accept it (here: out of descriptors; in life also
+    killed or leaving at the wrong moment), another idle child must still
+    take the connection: no client may wait for the next connection to
+    come along. The woken child pauses between failed accepts instead of
+    spinning, and gives up after a few."""
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    c1 = instance.connect(port)
+    a = greet_pid(c1.readline())           # spawned first: woken first
+    c2 = instance.connect(port)
+    b = greet_pid(c2.readline())
+    assert c1.cmd("exhaust") == "exhausting"
+    for c in (c1, c2):
+        assert c.cmd("quit") == "bye"
+        c.close()
+    instance.wait_log(rf"ph-echo\[{b}\]: disconnect")
+    instance.wait_log(rf"ph-echo\[{a}\]: out of descriptors")
+    time.sleep(0.2)                        # a is back in its wait
+    start = time.monotonic()
+    with instance.connect(port) as c:
+        assert greet_pid(c.readline(timeout=5)) == b
+    assert time.monotonic() - start < 3
+    instance.wait_log(rf"ph-echo\[{a}\]: warning: accept: Too many open files")
+    time.sleep(1)
+    assert instance.count_log(rf"ph-echo\[{a}\]: warning: accept") <= 10
+
+
 def test_crash_command_is_logged_and_replaced(instance):
     port = instance.free_port()
     instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")

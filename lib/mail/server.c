@@ -9,9 +9,10 @@
  * before the first accept(2) or read(2) from a peer.
  *
  * SINGLE waits with epoll(7) on the listeners (EPOLLEXCLUSIVE: one
- * connection wakes one idle process, not all of them) and a self-pipe
- * that the SIGHUP handler writes to, so a reload is never missed between
- * a check and a wait. MULTI and TRIGGER run on the event loop (event.h), which
+ * connection wakes one idle process, not all of them; an idle process
+ * also polls the listeners once a second, as the woken one may die before
+ * its accept) and a self-pipe that the SIGHUP handler writes to, so a
+ * reload is never missed between a check and a wait. MULTI and TRIGGER run on the event loop (event.h), which
  * the daemon may use for its own descriptors and timers.
  *
  * System calls per connection or trigger are kept few: the watchdog
@@ -512,63 +513,132 @@ static int srv_single_epoll(void)
     return ep;
 }
 
+/* srv_now_ms - monotonic milliseconds */
+static long long srv_now_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+	return 0;
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* srv_single_pending - a listener with a connection waiting, or -1.
+ * EPOLLEXCLUSIVE wakes one idle process per new connection; if that
+ * process dies or leaves before its accept(2) (SIGKILL, a reload, its
+ * max_use), no other idle process is woken for that connection until the
+ * next one arrives, and master, which still counts idle processes, does
+ * not step in. So an idle process also looks for itself, once per
+ * SERVER_RECHECK_MS: a connection waits at most that long. */
+static int srv_single_pending(void)
+{
+    struct pollfd pfd[MASTER_LISTEN_MAX];
+
+    for (int i = 0; i < srv_listen_count; i++) {
+	pfd[i].fd = MASTER_LISTEN_FD + i;
+	pfd[i].events = POLLIN;
+	pfd[i].revents = 0;
+    }
+    if (poll(pfd, (nfds_t) srv_listen_count, 0) <= 0)
+	return -1;
+    for (int i = 0; i < srv_listen_count; i++)
+	if (pfd[i].revents & POLLIN)
+	    return i;
+    return -1;
+}
+
+/* srv_single_accept - accept on listener i and serve; false if there was
+ * nothing to accept after all (another process was quicker, the client
+ * left) or accept(2) failed. A failure (out of descriptors or memory)
+ * would repeat at once, as the connection stays ready: the process
+ * pauses before it tries again, which lets another idle process take the
+ * connection, and gives up after SERVER_ACCEPT_ERRORS_MAX in a row (master
+ * starts a fresh one when needed). */
+static bool srv_single_accept(int i)
+{
+    static int errors;			/* accept(2) failures in a row */
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = SERVER_ACCEPT_PAUSE_MS * 1000000L};
+    int fd;
+
+    if ((fd = sock_accept(MASTER_LISTEN_FD + i)) < 0) {
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+	    || errno == ECONNABORTED || errno == EPROTO || srv_exit_requested)
+	    return false;
+	msg_warn("accept: %m");
+	if (++errors >= SERVER_ACCEPT_ERRORS_MAX)
+	    msg_fatal("accept failed %d times in a row -- exiting", errors);
+	(void) nanosleep(&pause, NULL);	/* a signal may cut it short */
+	return false;
+    }
+    errors = 0;
+    srv_notify(MASTER_STAT_TAKEN);
+    srv_single_serve(fd);
+    if (!srv_limit_reached() && !srv_exit_requested)
+	srv_notify(MASTER_STAT_AVAIL);
+    return true;
+}
+
 /* srv_single_loop - accept and serve until a limit or a signal */
 static _Noreturn void srv_single_loop(void)
 {
     struct epoll_event ready[MASTER_LISTEN_MAX + 1];
     int ep = srv_single_epoll();
-    int max_idle_ms = (srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT) ? -1
-	: (int) (var_max_idle > INT_MAX / 1000 ? INT_MAX : var_max_idle * 1000);
+    bool idle_exit = !(srv_spec->flags & SERVER_FLAG_NO_IDLE_EXIT);
+    long long max_idle_ms = var_max_idle > LLONG_MAX / 2000 ? LLONG_MAX / 2 : var_max_idle * 1000LL;
+    long long idle_since = srv_now_ms(), now, left;
     bool idle_hook_due = false;		/* served one since the last hook */
-    int n, wait_ms;
+    int n, wait_ms, i;
 
     for (;;) {
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();
 	srv_watch_wait();			/* waiting is not a stuck job */
-	wait_ms = max_idle_ms;
-	if (idle_hook_due && (wait_ms < 0 || wait_ms > SERVER_IDLE_HOOK_MS))
-	    wait_ms = SERVER_IDLE_HOOK_MS;
+	wait_ms = idle_hook_due ? SERVER_IDLE_HOOK_MS : SERVER_RECHECK_MS;
+	if (idle_exit) {
+	    left = idle_since + max_idle_ms - srv_now_ms();
+	    if (left < wait_ms)
+		wait_ms = left > 0 ? (int) left : 0;
+	}
 	n = epoll_wait(ep, ready, srv_listen_count + 1, wait_ms);
 	if (n < 0) {
 	    if (errno == EINTR)
 		continue;
 	    msg_fatal("epoll_wait: %m");
 	}
-	if (n == 0 && idle_hook_due) {
-	    /* a quiet second: let go of what was kept for a successor,
-	     * then wait for the rest of max_idle (a little over, at most) */
-	    idle_hook_due = false;
-	    srv_spec->single_idle();
+	if (n == 0) {
+	    if (idle_hook_due) {
+		/* a quiet second: let go of what was kept for a successor */
+		idle_hook_due = false;
+		srv_spec->single_idle();
+	    }
+	    if (srv_exit_requested || srv_listeners_closed)
+		continue;
+	    if ((i = srv_single_pending()) >= 0 && srv_single_accept(i)) {
+		idle_hook_due = srv_spec->single_idle != NULL;
+		idle_since = srv_now_ms();
+		continue;
+	    }
+	    now = srv_now_ms();
+	    if (idle_exit && now - idle_since >= max_idle_ms) {
+		if (msg_verbose)
+		    msg_info("idle timeout -- exiting");
+		srv_done();
+	    }
 	    continue;
 	}
-	if (n == 0) {
-	    if (msg_verbose)
-		msg_info("idle timeout -- exiting");
-	    srv_done();
-	}
 	for (int k = 0; k < n; k++) {
-	    int i = (int) ready[k].data.u32;
-	    int fd;
-
+	    i = (int) ready[k].data.u32;
 	    if (i == srv_listen_count) {
 		srv_drain_wake();
 		continue;
 	    }
 	    if (srv_exit_requested || srv_listeners_closed)
 		continue;
-	    if ((fd = sock_accept(MASTER_LISTEN_FD + i)) < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
-		    && errno != ECONNABORTED && errno != EPROTO && !srv_exit_requested)
-		    msg_warn("accept: %m");
+	    if (!srv_single_accept(i))
 		continue;
-	    }
-	    srv_notify(MASTER_STAT_TAKEN);
-	    srv_single_serve(fd);
 	    idle_hook_due = srv_spec->single_idle != NULL;
-	    if (!srv_limit_reached() && !srv_exit_requested)
-		srv_notify(MASTER_STAT_AVAIL);
+	    idle_since = srv_now_ms();
 	    break;				/* re-check limits and signals */
 	}
     }

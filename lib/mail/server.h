@@ -81,6 +81,12 @@ enum server_kind {
 
 #define SERVER_TRIGGER_MAX	1024	/* bytes per trigger request */
 #define SERVER_IDLE_HOOK_MS	1000	/* idle time before single_idle */
+#define SERVER_RECHECK_MS	1000	/* SINGLE: an idle process looks for a
+					 * waiting connection this often (one
+					 * whose woken process died first) */
+#define SERVER_ACCEPT_PAUSE_MS	250	/* SINGLE: pause after a failed accept */
+#define SERVER_ACCEPT_ERRORS_MAX 10	/* SINGLE: failed accepts in a row,
+					 * then the process exits */
 #define SERVER_FIFO_READ_MAX	65536	/* bytes per fifo read: Linux's
 					 * default pipe capacity, so that a
 					 * read this full means the fifo was

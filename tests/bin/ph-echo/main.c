@@ -6,13 +6,18 @@
  *   sleep N     sleeps N seconds (whole, even across signals), answers
  *               "slept N"
  *   crash       abort()s (a crash while serving a client)
+ *   exhaust     answers "exhausting"; once idle after the session (the
+ *               skeleton's single_idle hook), the process uses up its
+ *               descriptors, so that its next accept(2) fails with EMFILE
  *   quit        answers "bye" and ends the session
  * Anything else answers "error: unknown command". Used by the master and
  * skeleton tests (tests/test_master.py, tests/test_skeleton.py). */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,9 @@
 #include "server.h"
 
 #define LINE_MAX_LEN	1024
+#define EXHAUST_LIMIT	64		/* descriptors left to an exhausted process */
+
+static bool exhaust_when_idle;
 
 /* sleep_whole - sleep seconds, resuming after signal interruptions */
 static void sleep_whole(long seconds)
@@ -70,6 +78,9 @@ static void echo_service(struct stream *client)
 	} else if (strcmp(cmd, "crash") == 0) {
 	    msg_info("crashing on request");
 	    abort();
+	} else if (strcmp(cmd, "exhaust") == 0) {
+	    exhaust_when_idle = true;
+	    stream_puts(client, "exhausting\n");
 	} else if (strcmp(cmd, "quit") == 0) {
 	    stream_puts(client, "bye\n");
 	    break;
@@ -84,12 +95,35 @@ static void echo_service(struct stream *client)
     str_free(&line);
 }
 
+/* echo_idle - after an "exhaust" session: lower the descriptor limit and
+ * fill every slot below it */
+static void echo_idle(void)
+{
+    struct rlimit rl;
+    int count = 0;
+
+    if (!exhaust_when_idle)
+	return;
+    exhaust_when_idle = false;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	msg_fatal("getrlimit: %m");
+    rl.rlim_cur = EXHAUST_LIMIT;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+	msg_fatal("setrlimit: %m");
+    while (dup(2) >= 0)
+	count++;
+    if (errno != EMFILE)
+	msg_fatal("dup: %m");
+    msg_info("out of descriptors pid=%ld (%d more used)", (long) getpid(), count);
+}
+
 int main(int argc, char **argv)
 {
     static const struct server_spec spec = {
 	.kind = SERVER_SINGLE,
 	.name = "ph-echo",
 	.single_service = echo_service,
+	.single_idle = echo_idle,
     };
 
     return server_main(argc, argv, &spec);
