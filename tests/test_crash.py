@@ -166,7 +166,12 @@ def test_crash_flood(mail):
     print(f"crash test: {len(dups)} duplicated message(s)"
           + (": " + ", ".join(f"#{n} x{c}" for n, c in sorted(dups.items())) if dups else ""))
     assert not corrupt, f"corrupt queue files: {corrupt}"
-    assert not any(left.values()), f"queue did not drain in {DRAIN_SECONDS}s: {left}"
+    if any(left.values()):                  # what the log says of them
+        ids = [i for files in left.values() for i in files]
+        story = [line for line in mail.log_text().splitlines() if any(i in line for i in ids)]
+        pytest.fail(f"queue did not drain in {DRAIN_SECONDS}s: {left}; their log lines:\n"
+                    + "\n".join(story[-60:]) + "\nlast lines of the log:\n"
+                    + "\n".join(mail.log_text().splitlines()[-40:]))
     assert not lost, f"LOST {len(lost)} accepted message(s): {lost[:50]}"
     assert not wrong, f"misdelivered: {wrong[:50]}"
     assert kills["qmgr"] >= 2 and kills["local"] >= 1, \
