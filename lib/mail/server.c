@@ -12,8 +12,9 @@
  * connection wakes one idle process, not all of them; an idle process
  * also polls the listeners once a second, as the woken one may die before
  * its accept) and a self-pipe that the SIGHUP handler writes to, so a
- * reload is never missed between a check and a wait. MULTI and TRIGGER run on the event loop (event.h), which
- * the daemon may use for its own descriptors and timers.
+ * reload is never missed between a check and a wait. MULTI and TRIGGER
+ * run on the event loop (event.h), which the daemon may use for its own
+ * descriptors and timers.
  *
  * System calls per connection or trigger are kept few: the watchdog
  * alarm(2) is armed once and moved lazily (a reset only notes the time;
