@@ -136,7 +136,7 @@ def test_connection_not_stranded_when_woken_child_cannot_accept(instance):
     killed or leaving at the wrong moment), another idle child must still
     take the connection: no client may wait for the next connection to
     come along. The woken child pauses between failed accepts instead of
-    spinning, and gives up after a few."""
+    spinning."""
     port = instance.free_port()
     instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
     instance.start()
@@ -158,6 +158,27 @@ def test_connection_not_stranded_when_woken_child_cannot_accept(instance):
     instance.wait_log(rf"ph-echo\[{a}\]: warning: accept: Too many open files")
     time.sleep(1)
     assert instance.count_log(rf"ph-echo\[{a}\]: warning: accept") <= 10
+
+
+def test_child_that_cannot_accept_gives_up(instance):
+    """The only child of a service cannot accept (out of descriptors): it
+    exits after a bounded number of failed accepts, and master starts a
+    fresh child that serves the waiting client."""
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - 1 ph-echo\n")
+    instance.start()
+    with instance.connect(port) as c:
+        a = greet_pid(c.readline())
+        assert c.cmd("exhaust") == "exhausting"
+        assert c.cmd("quit") == "bye"
+    instance.wait_log(rf"ph-echo\[{a}\]: out of descriptors")
+    time.sleep(0.2)
+    with instance.connect(port) as c:
+        b = greet_pid(c.readline(timeout=10))
+        assert b != a
+        assert c.cmd("echo served") == "served"
+    instance.wait_log(rf"ph-echo\[{a}\]: fatal: accept failed 10 times in a row -- exiting")
+    assert instance.count_log(rf"ph-echo\[{a}\]: warning: accept: Too many open files") == 10
 
 
 def test_crash_command_is_logged_and_replaced(instance):
