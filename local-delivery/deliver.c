@@ -103,7 +103,6 @@ struct dl_state {
 };
 
 static int dl_allow_commands, dl_allow_files, dl_propagate;
-static char *dl_forward_path;		/* forward_path as written */
 static struct dl_privs dl_default_privs;
 static bool dl_vmail_ok;
 static uid_t dl_vmail_uid;
@@ -211,22 +210,21 @@ static void dl_forward_attrs(struct fp_attr *a, const char *home, const char *us
 #define DL_FP_ATTRS	6
 #define DL_FP_EXTENSION	(1u << 2)	/* the bit of "extension" in used */
 
-/* dl_forward_path_init - keep forward_path unexpanded (main.cf expansion
- * knows none of its names) and check it once with sample values */
+/* dl_forward_path_init - check forward_path once with sample values
+ * (a RAW parameter: var_forward_path is the text as written, expanded per
+ * recipient) */
 static void dl_forward_path_init(void)
 {
     struct fp_attr attrs[DL_FP_ATTRS];
     struct str *paths = str_new(FP_CANDIDATES_MAX * FP_PATH_MAX);
     unsigned used[FP_CANDIDATES_MAX];
-    const char *raw = config_raw("forward_path"), *err = "";
+    const char *err = "";
     size_t count;
 
-    mem_free(&dl_forward_path);
-    dl_forward_path = mem_strdup(raw ? raw : "");
     dl_forward_attrs(attrs, "/home/user", "user", "ext", "+", "example.org", "user+ext");
-    if (forward_path_candidates(dl_forward_path, attrs, DL_FP_ATTRS, paths, used,
+    if (forward_path_candidates(var_forward_path, attrs, DL_FP_ATTRS, paths, used,
 				FP_CANDIDATES_MAX, &count, &err) < 0)
-	msg_fatal("forward_path: %s: \"%s\"", err, dl_forward_path);
+	msg_fatal("forward_path: %s: \"%s\"", err, var_forward_path);
     str_free(&paths);
 }
 
@@ -876,7 +874,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 	delim[1] = 0;
 	dl_forward_attrs(attrs, privs.home, privs.user, str_cstr(ext), delim, str_cstr(domain),
 			 str_cstr(local));
-	if (forward_path_candidates(dl_forward_path, attrs, DL_FP_ATTRS, paths, used,
+	if (forward_path_candidates(var_forward_path, attrs, DL_FP_ATTRS, paths, used,
 				    FP_CANDIDATES_MAX, &count, &err) < 0) {
 	    dl_fail(st, address, level, LD_DEFER, "4.3.5", "forward_path: %s", err);
 	    str_free(&text);

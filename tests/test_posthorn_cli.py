@@ -134,6 +134,11 @@ def test_conf_expand(cli):
     cli.write_main("myhostname = mx.example.org\n")
     values = parse_conf(cli.run("conf", "-x", "myorigin", check=0).stdout)
     assert values == {"myorigin": "mx.example.org"}
+    # forward_path is expanded per recipient by local-delivery ($home is
+    # no main.cf parameter): -x shows it as written, as the daemon reads it
+    values = parse_conf(cli.run("conf", "-x", "forward_path", check=0).stdout)
+    assert values == {"forward_path": "$home/.forward${recipient_delimiter}${extension}, "
+                                      "$home/.forward"}
 
 
 def test_conf_n_only_what_main_cf_sets(cli):

@@ -101,6 +101,8 @@ const char *param_type_name(enum param_type type)
     switch (type) {
     case PARAM_STR:
 	return "string";
+    case PARAM_RAW:
+	return "string (expanded when used)";
     case PARAM_INT:
 	return "integer";
     case PARAM_BOOL:
@@ -635,6 +637,8 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	    (void) str_set(&out, domain_of(host));
 	    mem_free(&host);
 	}
+    } else if (e->def != NULL && e->def->type == PARAM_RAW) {
+	ret = str_set(&out, entry_raw(e)) ? 0 : set_error(error_r, "value too long");
     } else {
 	ret = expand_text(entry_raw(e), &out, &cfg_expander, 0, error_r);
     }
@@ -890,6 +894,7 @@ static int convert(struct cfg_entry *e, union cfg_value *v, const char **error_r
 	return set_error(error_r, "%s: parameter %s: %s", entry_where(e), e->name, err);
     switch (d->type) {
     case PARAM_STR:
+    case PARAM_RAW:
 	v->s = mem_strdup(text);
 	return 0;
     case PARAM_BOOL:
@@ -944,7 +949,7 @@ int config_apply(const char **error_r)
     }
     if (ret < 0) {
 	for (size_t j = 0; j < i; j++)
-	    if (param_table[j].type == PARAM_STR)
+	    if (param_table[j].type == PARAM_STR || param_table[j].type == PARAM_RAW)
 		mem_free(&vals[j].s);
 	mem_free(&vals);
 	return -1;
@@ -957,6 +962,7 @@ int config_apply(const char **error_r)
 
 	switch (d->type) {
 	case PARAM_STR:
+	case PARAM_RAW:
 	    mem_free(&str_vars_owned[i]);
 	    str_vars_owned[i] = vals[i].s;
 	    *(char **) d->var = vals[i].s;
@@ -1032,6 +1038,8 @@ const char *config_default_value(const char *name)
     exp_depth = 0;
     if (is_computed(e) && strcmp(e->name, "mydomain") == 0)
 	ret = expand_text("$myhostname", &out, &cfg_expander, 0, &err);
+    else if (e->def->type == PARAM_RAW)
+	ret = str_set(&out, e->def_text) ? 0 : -1;
     else
 	ret = expand_text(e->def_text, &out, &cfg_expander, 0, &err);
     if (ret == 0 && is_computed(e) && strcmp(e->name, "mydomain") == 0) {

@@ -34,7 +34,10 @@
 #define DEF_COMMAND_DIR "/usr/sbin"
 #endif
 
-enum param_type { PARAM_STR, PARAM_INT, PARAM_BOOL, PARAM_TIME, PARAM_SIZE };
+/* PARAM_RAW: a string kept as written. Its user expands it per use with
+ * names of its own ($home for forward_path), so neither loading nor
+ * `posthorn conf -x` expands it. */
+enum param_type { PARAM_STR, PARAM_RAW, PARAM_INT, PARAM_BOOL, PARAM_TIME, PARAM_SIZE };
 
 struct param_def {
     const char *name;
@@ -46,6 +49,7 @@ struct param_def {
 };
 
 #define PARAM_TYPE_STR  char *
+#define PARAM_TYPE_RAW  char *
 #define PARAM_TYPE_INT  long
 #define PARAM_TYPE_TIME long
 #define PARAM_TYPE_SIZE long

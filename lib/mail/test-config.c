@@ -467,6 +467,21 @@ int main(void)
     unit_assert(!config_is_set("max_use"));
     unit_end();
 
+    unit_begin("RAW parameters are kept as written (expanded by their user)");
+    unit_assert_inteq(param_find("forward_path")->type, PARAM_RAW);
+    unit_assert(load_text("home = /nowhere\nforward_path = $home/.fwd${extension?+$extension}\n"
+			  "copy = $forward_path!\n") == NULL);
+    unit_assert(config_apply(&err) == 0);
+    unit_assert_streq(var_forward_path, "$home/.fwd${extension?+$extension}");
+    unit_assert_streq(config_value("forward_path"), "$home/.fwd${extension?+$extension}");
+    unit_assert_streq(config_value("copy"), "$home/.fwd${extension?+$extension}!");
+    unit_assert(load_text("") == NULL);
+    unit_assert(config_apply(&err) == 0);
+    unit_assert_streq(var_forward_path, "$home/.forward${recipient_delimiter}${extension}, $home/.forward");
+    unit_assert_streq(config_default_value("forward_path"),
+		      "$home/.forward${recipient_delimiter}${extension}, $home/.forward");
+    unit_end();
+
     unit_begin("unused names: set in main.cf, not in the table, never referenced");
     {
 	struct collect c;
