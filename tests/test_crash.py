@@ -1,5 +1,6 @@
 """Crash test: a flood of messages while qmgr and local-delivery are
-killed with SIGKILL at random moments (master restarts them).
+killed with SIGKILL at random moments (master restarts them), and now
+and then cleanup and smtpd as well.
 
 Every message that got 250 over SMTP must end up in exactly the Maildir of its
 recipient: none lost, none misdelivered, no queue file in corrupt/.
@@ -76,6 +77,13 @@ def kill_children(mail, service):
     return killed
 
 
+def queued(mail, state):
+    """Queue files of a state; without the temporary files a killed cleanup
+    leaves in incoming/ (never acknowledged, never delivered: qmgr's scan
+    removes them after 2 x daemon_timeout)."""
+    return [f for f in mail.queue_files(state) if not f.startswith("tmp.")]
+
+
 def poke_qmgr(mail, what=b"F"):
     """A wake-up request on public/qmgr: a fifo (the suite's master.cf)
     or a unix socket; a failure only means the timers do the work."""
@@ -109,12 +117,13 @@ def test_crash_flood(mail):
     jobs = [(n, f"{rng.choice(USERS)}@example.test") for n in range(MESSAGES)]
     accepted, lock = {}, threading.Lock()
     stop = threading.Event()
-    kills = {"qmgr": 0, "local": 0}
+    kills = {"qmgr": 0, "local": 0, "cleanup": 0, "smtp": 0}
 
     def killer():
         while not stop.wait(rng.uniform(0.02, 0.25)):
-            service = rng.choice(("qmgr", "local", "local"))
-            kills[service] += kill_children(mail, service)
+            service = rng.choice(("qmgr", "local", "local", "local", "cleanup", "smtp"))
+            name = f"127.0.0.1:{mail.smtp_port}" if service == "smtp" else service
+            kills[service] += kill_children(mail, name)
 
     deadline = time.monotonic() + SUBMIT_SECONDS
     kt = threading.Thread(target=killer, daemon=True)
@@ -144,10 +153,10 @@ def test_crash_flood(mail):
     drain_deadline = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < drain_deadline:
         poke_qmgr(mail, b"F")
-        if not any(mail.queue_files(d) for d in ("incoming", "active", "deferred")):
+        if not any(queued(mail, d) for d in ("incoming", "active", "deferred")):
             break
         time.sleep(1)
-    left = {d: mail.queue_files(d) for d in ("incoming", "active", "deferred")}
+    left = {d: queued(mail, d) for d in ("incoming", "active", "deferred")}
     corrupt = mail.queue_files("corrupt")
 
     # Count each marker in every mailbox.
@@ -162,7 +171,8 @@ def test_crash_flood(mail):
                    if n in accepted and any(b != accepted[n] for b in boxes))
     dups = {n: len(b) for n, b in seen.items() if len(b) > 1}
     print(f"\ncrash test: {len(accepted)} accepted, {sum(len(b) for b in seen.values())} "
-          f"delivered, kills: qmgr {kills['qmgr']}, local-delivery {kills['local']}")
+          f"delivered, kills: qmgr {kills['qmgr']}, local-delivery {kills['local']}, "
+          f"cleanup {kills['cleanup']}, smtpd {kills['smtp']}")
     print(f"crash test: {len(dups)} duplicated message(s)"
           + (": " + ", ".join(f"#{n} x{c}" for n, c in sorted(dups.items())) if dups else ""))
     assert not corrupt, f"corrupt queue files: {corrupt}"
