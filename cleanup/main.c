@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Base. */
@@ -64,19 +63,6 @@ static void cleanup_on_exit(void)
     resolve_fini();
 }
 
-/* cleanup_watchdog - reset the watchdog at most once a second (an
- * alarm(2) each; the skeleton reset it when the client came) */
-static void cleanup_watchdog(void)
-{
-    static time_t last;
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0 && ts.tv_sec == last)
-	return;
-    last = ts.tv_sec;
-    server_watchdog_reset();
-}
-
 /* cleanup_service - one client: the handshake, then its messages */
 static void cleanup_service(struct stream *client)
 {
@@ -97,7 +83,7 @@ static void cleanup_service(struct stream *client)
 		msg_warn("request from client: %s", error);
 	    break;
 	}
-	cleanup_watchdog();
+	server_watchdog_reset();
 	if (cleanup_message(client, cleanup_incoming_fd, flags, str_cstr(origin))
 	    != CLEANUP_CONN_NEXT)
 	    break;

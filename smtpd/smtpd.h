@@ -220,9 +220,6 @@ void smtpd_data_idle(void);
 /* smtpd_data_fini - end of session: the idle cleanup connection is kept
  * for the next session of this process (until smtpd_data_idle) */
 void smtpd_data_fini(struct smtpd_state *st);
-/* smtpd_watchdog - server_watchdog_reset(), at most once a second (each
- * reset is an alarm(2) call; a second off the watchdog does not matter) */
-void smtpd_watchdog(void);
 /* smtpd_received_header - the Received: header lines for the current
  * transaction at time now (each line without terminator) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);

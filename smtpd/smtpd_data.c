@@ -683,7 +683,7 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
 	bytes += str_len(line);
 	smtpd_content_feed(&st->content, str_cstr(line), str_len(line));
 	if ((++nlines & 4095) == 0)
-	    smtpd_watchdog();
+	    server_watchdog_reset();
     }
     str_free(&line);
     if (!st->content.done) {
@@ -764,7 +764,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 	st->bdat_bytes += (uint64_t) n;
 	smtpd_content_feed(&st->content, buf, (size_t) n);
     }
-    smtpd_watchdog();
+    server_watchdog_reset();
     if (last)
 	smtpd_content_finish(&st->content);
     if (st->content.reject_bare && (st->content.bare_lf || st->content.bare_cr)) {

@@ -339,18 +339,6 @@ static void pregreet_check(struct smtpd_state *st)
     }
 }
 
-/* smtpd_watchdog - reset the watchdog, at most once a second */
-void smtpd_watchdog(void)
-{
-    static time_t last;
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0 && ts.tv_sec == last)
-	return;
-    last = ts.tv_sec;
-    server_watchdog_reset();
-}
-
 /* session_end - release the state */
 static void session_end(struct smtpd_state *st)
 {
@@ -404,7 +392,7 @@ void smtpd_session(struct stream *client)
 	    msg_info("too many errors after %s from %s", st->where, st->namaddr);
 	    break;
 	}
-	smtpd_watchdog();
+	server_watchdog_reset();
 	if (stream_buffered(client) == 0 && !smtpd_flush(st))
 	    break;
 	status = stream_getline(client, line, SMTPD_CMD_LINE_EXT);
