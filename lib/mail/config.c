@@ -1005,19 +1005,28 @@ const char *config_raw(const char *name)
 }
 
 /* config_value - the expanded value of any name, NULL if unknown or bad */
-const char *config_value(const char *name)
+const char *config_value_why(const char *name, const char **error_r)
 {
     struct cfg_entry *e;
-    const char *value, *err;
+    const char *value;
 
     need_init();
     e = entry_find(name, strlen(name));
-    if (e == NULL)
+    if (e == NULL) {
+	*error_r = "unknown parameter";
 	return NULL;
+    }
     exp_depth = 0;
-    if (expand_entry(e, &value, &err) < 0)
+    if (expand_entry(e, &value, error_r) < 0)
 	return NULL;
     return value;
+}
+
+const char *config_value(const char *name)
+{
+    const char *err;
+
+    return config_value_why(name, &err);
 }
 
 /* config_default_value - the expanded default of a table parameter */

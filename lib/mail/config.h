@@ -79,8 +79,12 @@ int config_apply(const char **error_r);
 
 /* config_raw - the value as written (or the default), NULL if unknown */
 const char *config_raw(const char *name);
-/* config_value - the expanded value of any name, NULL if unknown */
+/* config_value - the expanded value of any name, NULL if unknown (or
+ * its expansion failed) */
 const char *config_value(const char *name);
+/* config_value_why - the same; on NULL, *error_r says why ("unknown
+ * parameter", a loop, a value too long...) */
+const char *config_value_why(const char *name, const char **error_r);
 /* config_default_value - the expanded default of a table parameter */
 const char *config_default_value(const char *name);
 /* config_is_set - true if main.cf or -o set this name */

@@ -482,6 +482,20 @@ int main(void)
 		      "$home/.forward${recipient_delimiter}${extension}, $home/.forward");
     unit_end();
 
+    unit_begin("config_value_why: the value, or why there is none");
+    {
+	const char *why = NULL;
+
+	unit_assert(load_text("a = $b\nb = $a\nc = x$myhostname\nmyhostname = h\n") == NULL);
+	unit_assert_streq(config_value_why("c", &why), "xh");
+	unit_assert(config_value_why("no_such_name", &why) == NULL);
+	unit_assert_streq(why, "unknown parameter");
+	unit_assert(config_value_why("a", &why) == NULL);
+	unit_assert(contains(why, "expansion loop: a -> b -> a"));
+	unit_assert(config_value("a") == NULL);
+    }
+    unit_end();
+
     unit_begin("unused names: set in main.cf, not in the table, never referenced");
     {
 	struct collect c;

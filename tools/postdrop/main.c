@@ -113,20 +113,10 @@ static void pd_match_dir(const char *item, void *ctx)
  * work. */
 static const char *pd_config(const char *name)
 {
-    const char *value = config_value(name);
+    const char *value, *error;
 
-    if (value == NULL) {
-	struct str *ref = str_new(256);
-	struct str *out = str_new(STR_MAX_DEFAULT);
-	const char *error = "unknown parameter";
-
-	(void) str_appends(ref, "${");
-	(void) str_appends(ref, name);
-	(void) str_appendc(ref, '}');
-	if (config_expand(ref->data, out, &error) == 0)
-	    error = "unknown parameter";
+    if ((value = config_value_why(name, &error)) == NULL)
 	msg_fatal_status(EX_CONFIG, "main.cf: parameter %s: %s", name, error);
-    }
     return value;
 }
 

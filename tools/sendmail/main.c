@@ -244,20 +244,10 @@ static void sm_load_config(bool full)
 /* sm_config - one expanded parameter */
 const char *sm_config(const char *name)
 {
-    const char *value = config_value(name);
+    const char *value, *error;
 
-    if (value == NULL) {
-	struct str *ref = str_new(256);
-	struct str *out = str_new(STR_MAX_DEFAULT);
-	const char *error = "unknown parameter";
-
-	(void) str_appends(ref, "${");
-	(void) str_appends(ref, name);
-	(void) str_appendc(ref, '}');
-	if (config_expand(ref->data, out, &error) == 0)
-	    error = "unknown parameter";
+    if ((value = config_value_why(name, &error)) == NULL)
 	msg_fatal_status(EX_CONFIG, "%s/main.cf: parameter %s: %s", sm_config_dir, name, error);
-    }
     return value;
 }
 
