@@ -55,6 +55,7 @@
 #include "mem.h"
 #include "msg.h"
 #include "privs.h"
+#include "sock.h"
 #include "str.h"
 
 /* Mail library. */
@@ -324,45 +325,8 @@ int ld_worker_decode_result(const struct ipc_list *list, struct ld_result *res,
     return 0;
 }
 
-/* ---- datagrams with an optional descriptor */
-
-/* wk_send - one datagram, with fd attached if fd >= 0; 0 or -1 (errno) */
-static int wk_send(int sock, const char *buf, size_t len, int fd)
-{
-    union {
-	struct cmsghdr hdr;
-	char buf[CMSG_SPACE(sizeof(int))];
-    } cm;
-    struct msghdr mh;
-    struct iovec iov;
-    struct cmsghdr *c;
-    ssize_t n;
-
-    memset(&mh, 0, sizeof(mh));
-    iov.iov_base = (void *) buf;
-    iov.iov_len = len;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    if (fd >= 0) {
-	memset(&cm, 0, sizeof(cm));
-	mh.msg_control = cm.buf;
-	mh.msg_controllen = sizeof(cm.buf);
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-	 /* void */ ;
-    if (n < 0)
-	return -1;
-    if ((size_t) n != len) {
-	errno = EMSGSIZE;
-	return -1;
-    }
-    return 0;
-}
+/* ---- datagrams with an optional descriptor (sock_send_fd/sock_recv_fd:
+ * on a SOCK_SEQPACKET pair each call is one whole datagram) */
 
 /*
  * wk_recv - one datagram of at most size - 1 bytes. With fd_r, at most
@@ -372,60 +336,24 @@ static int wk_send(int sock, const char *buf, size_t len, int fd)
  */
 static ssize_t wk_recv(int sock, char *buf, size_t size, int *fd_r, const char **error_r)
 {
-    union {
-	struct cmsghdr hdr;
-	char buf[CMSG_SPACE(sizeof(int) * 4)];
-    } cm;
-    struct msghdr mh;
-    struct iovec iov;
-    struct cmsghdr *c;
-    int fds[4], nfd = 0, i;
     ssize_t n;
-    bool bad = false;
+    int fd;
 
     if (fd_r)
 	*fd_r = -1;
-    memset(&mh, 0, sizeof(mh));
-    iov.iov_base = buf;
-    iov.iov_len = size;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cm.buf;
-    mh.msg_controllen = sizeof(cm.buf);
-    while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-	 /* void */ ;
-    if (n < 0) {
-	*error_r = strerror(errno);
+    if ((n = sock_recv_fd(sock, &fd, buf, size)) < 0) {
+	/* EMSGSIZE: more descriptors than room for them (all closed) */
+	*error_r = errno == EMSGSIZE ? "message too long" : strerror(errno);
 	return -1;
     }
-    for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-	if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-	    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-	    for (size_t j = 0; j < k && nfd < 4; j++)
-		memcpy(&fds[nfd++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-	    if (k > 1)
-		bad = true;
-	} else {
-	    bad = true;
-	}
-    }
-    if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t) n >= size) {
-	*error_r = "message too long";
-	bad = true;
-    } else if (bad || nfd > 1 || (nfd > 0 && fd_r == NULL)) {
-	*error_r = "unexpected descriptors";
-	bad = true;
-    }
-    if (bad) {
-	for (i = 0; i < nfd; i++)
-	    (void) close(fds[i]);
+    if ((size_t) n >= size || (fd >= 0 && fd_r == NULL)) {
+	*error_r = (size_t) n >= size ? "message too long" : "unexpected descriptors";
+	if (fd >= 0)
+	    (void) close(fd);
 	return -1;
     }
-    if (nfd == 1)
-	*fd_r = fds[0];
-    if (n == 0 && nfd == 0)
-	return 0;
+    if (fd_r)
+	*fd_r = fd;
     buf[n] = 0;
     return n;
 }
@@ -503,7 +431,7 @@ static void wk_hello(int sock, const char *error)
 	ipc_encode_attr(out, WA_READY, ids, strlen(ids));
     }
     ipc_encode_end(out);
-    (void) wk_send(sock, str_cstr(out), str_len(out), -1);
+    (void) sock_send_fd(sock, -1, str_cstr(out), str_len(out));
     str_free(&out);
 }
 
@@ -554,7 +482,7 @@ static void wk_serve(int sock)
 	if (fd >= 0)
 	    (void) close(fd);
 	ld_worker_encode_result(out, &res, payload);
-	if (wk_send(sock, str_cstr(out), str_len(out), -1) < 0)
+	if (sock_send_fd(sock, -1, str_cstr(out), str_len(out)) < 0)
 	    break;
 	jobs++;
     }
@@ -818,7 +746,7 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
 	    msg_warn("%s", res->reason);
 	    return;
 	}
-	if (wk_send(w->fd, str_cstr(out), str_len(out), fd) == 0)
+	if (sock_send_fd(w->fd, fd, str_cstr(out), str_len(out)) == 0)
 	    break;
 	if (attempt == 0 && (errno == EPIPE || errno == ECONNRESET || errno == ECONNREFUSED)) {
 	    (void) wk_reap(w, true);

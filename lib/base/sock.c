@@ -436,7 +436,8 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
     return true;
 }
 
-/* sock_send_fd - send fd with the bytes data,len (len >= 1) */
+/* sock_send_fd - send fd (none if fd < 0) with the bytes data,len
+ * (len >= 1); on a SOCK_SEQPACKET socket one call is one datagram */
 int sock_send_fd(int sock, int fd, const void *data, size_t len)
 {
     union {
@@ -457,19 +458,22 @@ int sock_send_fd(int sock, int fd, const void *data, size_t len)
     iov.iov_len = len;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
-    cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    if (fd >= 0) {
+	msg.msg_control = control.buf;
+	msg.msg_controllen = sizeof(control.buf);
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    }
 
     while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0) {
 	if (errno != EINTR)
 	    return -1;
     }
-    /* The descriptor went with the first byte; send any rest plainly. */
+    /* The descriptor went with the first byte; send any rest plainly
+     * (a stream socket; a datagram is sent whole or not at all). */
     p += n;
     len -= (size_t) n;
     while (len > 0) {

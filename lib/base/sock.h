@@ -34,7 +34,8 @@ int sock_set_cloexec(int fd, bool on);
  * AF_UNIX); false if unknown */
 bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t port_size);
 
-/* sock_send_fd - send fd (and the bytes data,len, at least 1) over a unix socket */
+/* sock_send_fd - send fd (none if fd < 0) and the bytes data,len (at
+ * least 1) over a unix socket; one datagram on SOCK_SEQPACKET */
 int sock_send_fd(int sock, int fd, const void *data, size_t len);
 /* sock_recv_fd - receive up to len bytes and one descriptor (-1 in
  * *fd_r if none came); returns bytes received, 0 at EOF, -1 on error.

@@ -531,6 +531,26 @@ static void test_fd_passing(void)
     close(sp[1]);
     unit_end();
 
+    unit_begin("fd passing: datagrams on SOCK_SEQPACKET, with and without a descriptor");
+    unit_assert(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+    unit_assert(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+    unit_assert(sock_send_fd(sp[0], -1, "first", 5) == 0);
+    unit_assert(sock_send_fd(sp[0], p[1], "second", 6) == 0);
+    close(p[1]);
+    got = -2;
+    unit_assert_inteq(sock_recv_fd(sp[1], &got, buf, sizeof(buf)), 5);	/* not "firstsecond" */
+    unit_assert(memcmp(buf, "first", 5) == 0);
+    unit_assert_inteq(got, -1);
+    unit_assert_inteq(sock_recv_fd(sp[1], &got, buf, sizeof(buf)), 6);
+    unit_assert(memcmp(buf, "second", 6) == 0);
+    unit_assert(got >= 0);
+    close(got);
+    unit_assert(read(p[0], buf, sizeof(buf)) == 0);
+    close(p[0]);
+    close(sp[0]);
+    close(sp[1]);
+    unit_end();
+
     unit_begin("fd passing over a listener connection (sock_connect_unix)");
     {
 	char path[128];
