@@ -462,12 +462,9 @@ def test_safety_scan_without_trigger(q):
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
 
 
-def test_reload_finishes_deliveries_in_flight(q):
-    """On a reload master sends qmgr SIGHUP. qmgr starts nothing new but
-    lets the deliveries in flight finish and records them before it exits,
-    so its successor does not make them again: each recipient gets one
-    delivery request, and every message is removed."""
-    agent = q.agent("local", sent_all, delay=1.5)
+def start_three_in_flight(q, agent):
+    """Start qmgr with three one-recipient messages and wait until all
+    three deliveries are in flight at the (slow) agent; their queue IDs."""
     q.start()
     ids = [q.put(queue_file("a@example.org", [f"user{i}@example.test"]), trigger=False)
            for i in range(3)]
@@ -476,6 +473,16 @@ def test_reload_finishes_deliveries_in_flight(q):
     while agent.inflight < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert agent.inflight == 3
+    return ids
+
+
+def test_reload_finishes_deliveries_in_flight(q):
+    """On a reload master sends qmgr SIGHUP. qmgr starts nothing new but
+    lets the deliveries in flight finish and records them before it exits,
+    so its successor does not make them again: each recipient gets one
+    delivery request, and every message is removed."""
+    agent = q.agent("local", sent_all, delay=1.5)
+    ids = start_three_in_flight(q, agent)
     mark = q.inst.reload()
     q.inst.wait_log(r"finishing 3 deliveries in progress before exit", since=mark)
     for qid in ids:
@@ -493,14 +500,7 @@ def test_reload_that_changes_qmgr_service_runs_one_qmgr(q):
     deliveries; the new one waits for the old one's lock on active/
     before it recovers active/, so nothing is delivered twice."""
     agent = q.agent("local", sent_all, delay=2.0)
-    q.start()
-    ids = [q.put(queue_file("a@example.org", [f"user{i}@example.test"]), trigger=False)
-           for i in range(3)]
-    q.trigger(b"I")
-    deadline = time.monotonic() + 5
-    while agent.inflight < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert agent.inflight == 3
+    ids = start_three_in_flight(q, agent)
     q.inst.write_master_cf("qmgr fifo n - n 300 1 qmgr\n")
     mark = q.inst.reload()
     q.inst.wait_log(r"waiting for the previous qmgr to finish its deliveries", since=mark)
