@@ -234,6 +234,51 @@ static int qf_io_error(struct qf_reader *r, off_t at, const char *what, const ch
 		    stream_status_text(st), (long long) at);
 }
 
+/* The checks qf_get and qf_get_mem share, with the same texts. */
+
+/* qf_rec_len - the 4-byte big-endian length of a record header */
+static size_t qf_rec_len(const unsigned char *b)
+{
+    return ((size_t) b[0] << 24) | ((size_t) b[1] << 16) | ((size_t) b[2] << 8) | (size_t) b[3];
+}
+
+/* qf_check_len - len fits the caller's max, QF_RECORD_MAX and data */
+static int qf_check_len(int type, size_t len, size_t max, const struct str *data, long long at,
+			const char **error_r)
+{
+    char show[8];
+
+    if (max > QF_RECORD_MAX)
+	max = QF_RECORD_MAX;
+    if (max > data->max)
+	max = data->max;
+    if (len > max)
+	return qf_error(error_r, "corrupt queue file: record %s of %zu bytes exceeds the limit of %zu at offset %lld",
+			qf_type_show(show, sizeof(show), type), len, max, at);
+    return 0;
+}
+
+/* qf_past_end - the text for a record that runs past the end */
+static const char *qf_past_end(char *what, size_t size, int type, size_t len)
+{
+    char show[8];
+
+    (void) fmt_buf(what, size, "record %s length %zu runs past end of file",
+		   qf_type_show(show, sizeof(show), type), len);
+    return what;
+}
+
+/* qf_check_nul - no NUL in a record other than content lines */
+static int qf_check_nul(int type, const struct str *data, long long at, const char **error_r)
+{
+    char show[8];
+
+    if (type != QF_REC_LINE && type != QF_REC_CONT && memchr(data->data, 0, data->len) != NULL)
+	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
+			qf_type_show(show, sizeof(show), type), at);
+    return 0;
+}
+
 /* qf_get - one whitelisted, bounded record */
 int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
 	   const char *allowed, off_t *rec_offset, const char **error_r)
@@ -256,30 +301,21 @@ int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
 			qf_type_show(show, sizeof(show), c), (long long) at);
     if (stream_read_exact(r->stream, len_bytes, sizeof(len_bytes)) != STREAM_OK)
 	return qf_io_error(r, at, "truncated record header", error_r);
-    len = ((size_t) len_bytes[0] << 24) | ((size_t) len_bytes[1] << 16)
-	| ((size_t) len_bytes[2] << 8) | (size_t) len_bytes[3];
-    if (max > QF_RECORD_MAX)
-	max = QF_RECORD_MAX;
-    if (max > data->max)
-	max = data->max;
-    if (len > max)
-	return qf_error(error_r, "corrupt queue file: record %s of %zu bytes exceeds the limit of %zu at offset %lld",
-			qf_type_show(show, sizeof(show), c), len, max, (long long) at);
+    len = qf_rec_len(len_bytes);
+    if (qf_check_len(c, len, max, data, (long long) at, error_r) < 0)
+	return -1;
     str_reset(data);
     if (!str_reserve(data, len))
 	msg_panic("qf_get: reserve");
     if (len > 0 && stream_read_exact(r->stream, data->data, len) != STREAM_OK) {
 	char what[64];
 
-	(void) fmt_buf(what, sizeof(what), "record %s length %zu runs past end of file",
-		       qf_type_show(show, sizeof(show), c), len);
-	return qf_io_error(r, at, what, error_r);
+	return qf_io_error(r, at, qf_past_end(what, sizeof(what), c, len), error_r);
     }
     data->len = len;
     data->data[len] = 0;
-    if (c != QF_REC_LINE && c != QF_REC_CONT && memchr(data->data, 0, len) != NULL)
-	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
-			qf_type_show(show, sizeof(show), c), (long long) at);
+    if (qf_check_nul(c, data, (long long) at, error_r) < 0)
+	return -1;
     r->offset = at + QF_HEADER_SIZE + (off_t) len;
     *type = c;
     if (rec_offset)
@@ -395,20 +431,14 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
     if (left < QF_HEADER_SIZE)
 	return qf_error(error_r, "corrupt queue file: %s at offset %lld",
 			"truncated record header", (long long) at);
-    len = ((size_t) p[1] << 24) | ((size_t) p[2] << 16) | ((size_t) p[3] << 8) | (size_t) p[4];
-    if (max > QF_RECORD_MAX)
-	max = QF_RECORD_MAX;
-    if (max > data->max)
-	max = data->max;
-    if (len > max)
-	return qf_error(error_r, "corrupt queue file: record %s of %zu bytes exceeds the limit of %zu at offset %lld",
-			qf_type_show(show, sizeof(show), c), len, max, (long long) at);
+    len = qf_rec_len(p + 1);
+    if (qf_check_len(c, len, max, data, (long long) at, error_r) < 0)
+	return -1;
     if (len > left - QF_HEADER_SIZE) {
 	char what[64];
 
-	(void) fmt_buf(what, sizeof(what), "record %s length %zu runs past end of file",
-		       qf_type_show(show, sizeof(show), c), len);
-	return qf_error(error_r, "corrupt queue file: %s at offset %lld", what, (long long) at);
+	return qf_error(error_r, "corrupt queue file: %s at offset %lld",
+			qf_past_end(what, sizeof(what), c, len), (long long) at);
     }
     str_reset(data);
     if (len > data->cap && !str_reserve(data, len))
@@ -417,9 +447,8 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
 	memcpy(data->data, p + QF_HEADER_SIZE, len);
     data->len = len;
     data->data[len] = 0;
-    if (c != QF_REC_LINE && c != QF_REC_CONT && memchr(data->data, 0, len) != NULL)
-	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
-			qf_type_show(show, sizeof(show), c), (long long) at);
+    if (qf_check_nul(c, data, (long long) at, error_r) < 0)
+	return -1;
     src->pos = at + QF_HEADER_SIZE + len;
     *type = c;
     *rec_offset = (off_t) at;
