@@ -342,6 +342,16 @@ void master_reap(void)
 		msg_warn("%s: bad command startup -- throttling", serv->name);
 		master_throttle(serv);
 	    }
+	    /* A wake-up service (qmgr, pickup) that died abnormally left its
+	     * work behind: wake it at once instead of at the next period or
+	     * the next message. A throttled service still waits its turn: the
+	     * request stays in the fifo until a child may be started. */
+	    if (abnormal && !child->retired && !master_stopping
+		&& serv->ent->wakeup > 0 && serv->type != MASTERCF_INET) {
+		msg_info("service %s: waking a replacement for pid %ld", serv->name,
+			 (long) pid);
+		serv->next_wakeup = master_now_ms();
+	    }
 	}
 	mem_free(&child->path);
 	mem_free(&child);

@@ -491,6 +491,24 @@ def test_unix_and_fifo_services_with_wakeup(instance):
     instance.wait_log(rf"ph-trigger\[{tfifo[0]}\]: trigger: 3 bytes \"abc\"", since=mark)
 
 
+def test_killed_wakeup_service_is_woken_again_at_once(instance):
+    # qmgr's shape: a fifo service with a long wake-up period. Killed, it
+    # left its work behind; master must not wait for the next period (300 s)
+    # or the next message to start a replacement.
+    instance.write_master_cf("tfifo fifo - - n 300 1 ph-trigger\n")
+    instance.start()
+    first = instance.wait_children(1, "tfifo", timeout=3)
+    instance.wait_log(rf"ph-trigger\[{first[0]}\]: trigger: 1 bytes \"W\"")
+    mark = instance.log_mark()
+    os.kill(first[0], signal.SIGKILL)
+    match = instance.wait_log(r"ph-trigger\[(\d+)\]: trigger: 1 bytes \"W\"",
+                              since=mark, timeout=3)
+    assert int(match.group(1)) != first[0]
+    instance.wait_log(r"service tfifo: waking a replacement", since=mark)
+    # A normal exit (max_idle, max_use) leaves nothing behind: no extra wake-up.
+    assert instance.count_log(r"waking a replacement", since=mark) == 1
+
+
 def test_reload_ends_throttling(instance):
     instance.set_main(service_throttle_time="60s")
     port = instance.free_port()
