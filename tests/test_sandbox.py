@@ -182,7 +182,9 @@ def test_sandbox_without_a_build(place):
     assert "run make first" in proc.stderr
 
 
-def test_sandbox_unreachable_checkout_as_root(place):
+def test_sandbox_unreachable_dir_as_root(place):
+    # An explicit POSTHORN_SANDBOX_DIR the mail owner cannot reach is refused
+    # with the reason (no mode is changed behind the operator's back).
     if os.geteuid() != 0:
         pytest.skip("only root drops to the posthorn user")
     hidden = place / "hidden"
@@ -190,4 +192,64 @@ def test_sandbox_unreachable_checkout_as_root(place):
     hidden.chmod(0o700)
     proc = run_sandbox(place, run_dir=hidden / "run")
     assert proc.returncode == 1
-    assert "cannot reach" in proc.stderr and "chmod o+x" in proc.stderr
+    assert "cannot reach" in proc.stderr and "POSTHORN_SANDBOX_DIR" in proc.stderr
+    assert stat.S_IMODE(hidden.stat().st_mode) == 0o700
+
+
+def test_sandbox_private_checkout_as_root(place):
+    # The README's first command from a clone under /root (mode 0700): the
+    # instance goes to a root-owned state directory the mail owner can
+    # reach, run/ in the checkout links to it, and no mode is weakened.
+    if os.geteuid() != 0:
+        pytest.skip("only root drops to the posthorn user")
+    hidden = place / "hidden"
+    hidden.mkdir(mode=0o700)
+    hidden.chmod(0o700)
+    checkout = hidden / "posthorn"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    state = place / "state"
+    env = dict(os.environ, POSTHORN_BUILD=str(place / "build"),
+               POSTHORN_SANDBOX_STATE_BASE=str(state), POSTHORN_SANDBOX_NO_START="1")
+    env.pop("POSTHORN_SANDBOX_DIR", None)
+    env.pop("POSTHORN_CONFIG_DIR", None)
+    for attempt in (1, 2):          # a second run finds the same place
+        proc = subprocess.run(["sh", str(checkout / "tools" / "sandbox.sh")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        homes = list(state.iterdir())
+        assert len(homes) == 1 and homes[0].name.startswith("posthorn-")
+        home = homes[0]
+        assert f"the instance lives in {home}" in proc.stdout
+        run = checkout / "run"
+        assert run.is_symlink() and pathlib.Path(os.readlink(run)) == home
+        assert (run / "etc" / "main.cf").exists()
+        main = parse_main((home / "etc" / "main.cf").read_text())
+        assert main["queue_directory"] == str(home / "queue")
+    assert stat.S_IMODE(hidden.stat().st_mode) == 0o700
+    assert stat.S_IMODE(state.stat().st_mode) & 0o022 == 0
+    owner = pwd.getpwnam("posthorn")
+    probe = subprocess.run(["runuser", "-u", "posthorn", "--", "test", "-x", str(home / "queue")])
+    assert probe.returncode == 0 and owner
+
+
+def test_sandbox_refuses_an_unsafe_state_base(place):
+    if os.geteuid() != 0:
+        pytest.skip("only root drops to the posthorn user")
+    hidden = place / "hidden"
+    hidden.mkdir(mode=0o700)
+    hidden.chmod(0o700)
+    checkout = hidden / "posthorn"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    state = place / "state"
+    state.mkdir()
+    state.chmod(0o1777)             # anyone could plant a link there
+    env = dict(os.environ, POSTHORN_BUILD=str(place / "build"),
+               POSTHORN_SANDBOX_STATE_BASE=str(state), POSTHORN_SANDBOX_NO_START="1")
+    env.pop("POSTHORN_SANDBOX_DIR", None)
+    proc = subprocess.run(["sh", str(checkout / "tools" / "sandbox.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "writable only by root" in proc.stderr
+    assert list(state.iterdir()) == []

@@ -8,7 +8,11 @@
 # Environment:
 #   POSTHORN_BUILD            build directory, relative to the checkout or
 #                             absolute (default: build)
-#   POSTHORN_SANDBOX_DIR      where the instance lives (default: <checkout>/run)
+#   POSTHORN_SANDBOX_DIR      where the instance lives (default: <checkout>/run,
+#                             see below)
+#   POSTHORN_SANDBOX_STATE_BASE
+#                             where a root run puts the instance when the
+#                             checkout is private (default /var/lib/posthorn-sandbox)
 #   POSTHORN_SANDBOX_NO_START=1
 #                             set everything up, run `posthorn check`, print
 #                             how to connect, but do not start (for tests)
@@ -19,12 +23,20 @@
 # and picks up daemons that were built since. As root it creates the
 # system user "posthorn" and group "posthorn-drop" if missing, and runs
 # the daemons as posthorn; as a normal user everything runs as that user.
+#
+# A checkout that the mail owner cannot reach (a clone under /root, mode
+# 0700, is the usual case on a fresh machine) keeps its instance in
+# $POSTHORN_SANDBOX_STATE_BASE/<checkout name>-<hash of its path> instead,
+# and run/ in the checkout becomes a symbolic link to it, so run/etc,
+# run/log/maillog and the rest are where the README says. No mode is
+# changed to make this work.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 BUILD=${POSTHORN_BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-RUN=${POSTHORN_SANDBOX_DIR:-$ROOT/run}
+RUN=${POSTHORN_SANDBOX_DIR:-}
+STATE_BASE=${POSTHORN_SANDBOX_STATE_BASE:-/var/lib/posthorn-sandbox}
 NO_START=${POSTHORN_SANDBOX_NO_START:-0}
 
 die() { echo "sandbox: $*" >&2; exit 1; }
@@ -32,14 +44,6 @@ die() { echo "sandbox: $*" >&2; exit 1; }
 PH=$BUILD/bin/posthorn
 [ -x "$PH" ] || die "$PH is missing; run make first"
 [ -x "$BUILD/libexec/master" ] || die "$BUILD/libexec/master is missing; run make first"
-
-mkdir -p "$RUN"
-RUN=$(cd "$RUN" && pwd -P)
-ETC=$RUN/etc
-DOMAIN=example.test
-MAILDIR=$RUN/mail/$DOMAIN/demo/
-mkdir -p "$ETC" "$RUN/log" "$RUN/mail" "$RUN/spool"
-chmod 1777 "$RUN/spool"
 
 # ------------------------------------------------------------------ accounts
 if [ "$(id -u)" = 0 ]; then
@@ -57,16 +61,35 @@ if [ "$(id -u)" = 0 ]; then
         echo "sandbox: created system user $MAIL_OWNER"
     fi
     # The daemons drop to $MAIL_OWNER and must reach the queue and the
-    # log under the checkout.
-    if ! runuser -u "$MAIL_OWNER" -- test -x "$RUN" 2>/dev/null; then
-        cat >&2 <<EOF
-sandbox: user $MAIL_OWNER cannot reach $RUN:
-sandbox: a directory on that path is not searchable by other users
-sandbox: (for example /root is usually 0700). Either make each parent
-sandbox: directory searchable (chmod o+x DIR), move the checkout elsewhere
-sandbox: (e.g. /srv or /opt), or run "make run" as a normal user.
-EOF
-        exit 1
+    # log. A private checkout keeps the instance outside it (see above).
+    if [ -z "$RUN" ]; then
+        RUN=$ROOT/run
+        if ! runuser -u "$MAIL_OWNER" -- test -x "$ROOT" 2>/dev/null \
+            && ! { [ -d "$RUN" ] && runuser -u "$MAIL_OWNER" -- test -x "$RUN/." 2>/dev/null; }; then
+            KEY=$(basename "$ROOT")-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
+            if [ ! -d "$STATE_BASE" ]; then
+                (umask 022 && mkdir -p "$STATE_BASE")
+            fi
+            # Only a directory that only root can change is a safe home.
+            { [ "$(stat -c %u "$STATE_BASE")" = 0 ] && [ ! -L "$STATE_BASE" ] \
+                && [ -z "$(find "$STATE_BASE" -maxdepth 0 -perm /022)" ]; } \
+                || die "$STATE_BASE must be a directory owned by root and writable only by root"
+            (umask 022 && mkdir -p "$STATE_BASE/$KEY")
+            if [ -L "$RUN" ] || [ ! -e "$RUN" ]; then
+                ln -sfn "$STATE_BASE/$KEY" "$RUN"
+                RUN=$STATE_BASE/$KEY
+                echo "sandbox: $ROOT is private to root; the instance lives in $RUN ($ROOT/run links to it)"
+            else
+                # an earlier run/ directory: left as it is (it may hold mail)
+                RUN=$STATE_BASE/$KEY
+                echo "sandbox: $ROOT is private to root; the instance lives in $RUN" \
+                    "(the old $ROOT/run is left as it is)"
+            fi
+        fi
+    fi
+    mkdir -p "$RUN"
+    if ! runuser -u "$MAIL_OWNER" -- test -x "$RUN/." 2>/dev/null; then
+        die "user $MAIL_OWNER cannot reach $RUN: a directory on that path is not searchable by other users; choose another POSTHORN_SANDBOX_DIR"
     fi
     # Virtual mailboxes belong to one mail store account of their own.
     VMAIL_OWNER=vmail
@@ -79,7 +102,16 @@ else
     MAIL_OWNER=$(id -un)
     SETGID_GROUP=$(id -gn)
     VMAIL_OWNER=$MAIL_OWNER
+    RUN=${RUN:-$ROOT/run}
 fi
+
+mkdir -p "$RUN"
+RUN=$(cd "$RUN" && pwd -P)
+ETC=$RUN/etc
+DOMAIN=example.test
+MAILDIR=$RUN/mail/$DOMAIN/demo/
+mkdir -p "$ETC" "$RUN/log" "$RUN/mail" "$RUN/spool"
+chmod 1777 "$RUN/spool"
 
 # known PARAM - true if this build knows the main.cf parameter
 known() { "$PH" -c "$ETC" conf -d "$1" >/dev/null 2>&1; }
