@@ -45,6 +45,9 @@
 static int master_sig_pipe[2] = {-1, -1};
 static int master_pid_fd = -1;
 static bool master_daemon_starting;	/* stderr is the readiness pipe */
+static int master_stderr_pipe = -1;	/* read end of the children's stderr */
+static char master_stderr_buf[1024];	/* a partial line from it */
+static size_t master_stderr_len;
 static int master_sinks;
 
 /* The poll set of the main loop (global, so that master_stop frees it). */
@@ -137,21 +140,57 @@ static void master_daemonize(void)
     master_daemon_starting = true;
 }
 
-/* master_ready - tell the waiting parent; stderr becomes /dev/null */
+/* master_ready - tell the waiting parent; stderr becomes a pipe that
+ * master reads (the children inherit it), so what a child writes to
+ * stderr before its own logging is set up still reaches the log */
 static void master_ready(void)
 {
-    int nullfd;
+    int p[2];
 
     if (!master_daemon_starting)
 	return;
     (void) !write(STDERR_FILENO, MASTER_READY_MARK, strlen(MASTER_READY_MARK));
-    if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
-	msg_fatal("open /dev/null: %m");
+    /* Non-blocking on both ends: a child never waits for master. */
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+	msg_fatal("pipe: %m");
     msg_set_sinks(master_sinks & ~MSG_TO_STDERR);
-    if (dup2(nullfd, STDERR_FILENO) < 0)
+    if (dup2(p[1], STDERR_FILENO) < 0)
 	msg_fatal("dup2: %m");
-    close(nullfd);
+    close(p[1]);
+    master_stderr_pipe = p[0];
     master_daemon_starting = false;
+}
+
+/* master_stderr_line - log one line a child wrote to stderr */
+static void master_stderr_line(const char *line, size_t len)
+{
+    char text[sizeof(master_stderr_buf) + 1];
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n < sizeof(text) - 1; i++)
+	text[n++] = (line[i] >= 0x20 && line[i] < 0x7f) ? line[i] : '?';
+    text[n] = 0;
+    if (n > 0)
+	msg_warn("child stderr: %s", text);
+}
+
+/* master_stderr_read - what the children wrote to stderr, line by line */
+static void master_stderr_read(void)
+{
+    char buf[4096];
+    ssize_t got;
+
+    while ((got = read(master_stderr_pipe, buf, sizeof(buf))) > 0) {
+	for (ssize_t i = 0; i < got; i++) {
+	    if (buf[i] == '\n' || master_stderr_len == sizeof(master_stderr_buf)) {
+		master_stderr_line(master_stderr_buf, master_stderr_len);
+		master_stderr_len = 0;
+		if (buf[i] == '\n')
+		    continue;
+	    }
+	    master_stderr_buf[master_stderr_len++] = buf[i];
+	}
+    }
 }
 
 /* master_lock_pid - take $queue_directory/pid/master.pid for life */
@@ -325,7 +364,8 @@ static _Noreturn void master_stop(int sig)
 /* What one pollfd stands for. */
 struct master_watch {
     struct master_service *serv;
-    int what;				/* -1 status pipe, 0.. listener index */
+    int what;				/* -2 children's stderr, -1 status pipe,
+					 * 0.. listener index */
 };
 
 /* master_loop - wait, then handle signals, status, and spawn requests */
@@ -337,7 +377,7 @@ static _Noreturn void master_loop(void)
 
     for (;;) {
 	int timeout = master_service_timers();
-	size_t n = 0, need = 1;
+	size_t n = 0, need = 2;
 	unsigned got;
 	int term_sig = 0;
 
@@ -351,6 +391,9 @@ static _Noreturn void master_loop(void)
 	}
 	pfd[n] = (struct pollfd) {.fd = master_sig_pipe[0], .events = POLLIN};
 	watch[n++] = (struct master_watch) {NULL, -1};
+	/* always present (fd -1 is ignored by poll), so it is pfd[1] */
+	pfd[n] = (struct pollfd) {.fd = master_stderr_pipe, .events = POLLIN};
+	watch[n++] = (struct master_watch) {NULL, -2};
 	for (struct master_service *s = master_services; s; s = s->next) {
 	    pfd[n] = (struct pollfd) {.fd = s->status_fd[0], .events = POLLIN};
 	    watch[n++] = (struct master_watch) {s, -1};
@@ -367,16 +410,18 @@ static _Noreturn void master_loop(void)
 	    msg_fatal("poll: %m");
 	}
 	got = pfd[0].revents ? master_drain_signals(&term_sig) : 0;
+	if (pfd[1].revents)
+	    master_stderr_read();
 	if (got & 4)
 	    master_stop(term_sig);
-	for (size_t i = 1; i < n; i++)
-	    if (pfd[i].revents && watch[i].what < 0)
+	for (size_t i = 2; i < n; i++)
+	    if (pfd[i].revents && watch[i].what == -1)
 		master_status_read(watch[i].serv);
 	if (got & 1) {
 	    master_status_drain_all();
 	    master_reap();
 	}
-	for (size_t i = 1; i < n; i++) {
+	for (size_t i = 2; i < n; i++) {
 	    struct master_service *s = watch[i].serv;
 
 	    if (pfd[i].revents && watch[i].what >= 0 && master_service_wants_spawn(s))

@@ -40,6 +40,7 @@ struct master_conf {
     uid_t owner_uid;
     gid_t owner_gid;
     struct mastercf *cf;	/* master.cf */
+    int main_cf_fd;		/* sealed memfd: the main.cf text that validated */
 };
 
 /* One listener of a service. */

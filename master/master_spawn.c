@@ -71,20 +71,24 @@ static void env_item(const char *item, void *ctx)
 	strv_add(env, item);
 	return;
     }
-    if (strcmp(item, MASTER_ENV_CONFIG_DIR) == 0 || strcmp(item, MASTER_ENV_LOG_STDERR) == 0)
+    if (strcmp(item, MASTER_ENV_CONFIG_DIR) == 0 || strcmp(item, MASTER_ENV_LOG_STDERR) == 0
+	|| strcmp(item, MASTER_ENV_CONFIG_FD) == 0)
 	return;					/* master sets these */
     if ((value = getenv(item)) != NULL && fmt_buf(buf, sizeof(buf), "%s=%s", item, value))
 	strv_add(env, buf);
 }
 
 /* build_env - the children's environment */
-static void build_env(struct strv *env)
+static void build_env(const struct master_service *serv, struct strv *env)
 {
     char buf[8192];
 
     config_split(master_conf->import_environment, env_item, env);
     if (!fmt_buf(buf, sizeof(buf), "%s=%s", MASTER_ENV_CONFIG_DIR, master_conf->config_dir))
 	msg_fatal("config_directory too long");
+    strv_add(env, buf);
+    (void) fmt_buf(buf, sizeof(buf), "%s=%d", MASTER_ENV_CONFIG_FD,
+		   MASTER_LISTEN_FD + serv->listen_count);
     strv_add(env, buf);
     if (master_foreground)
 	strv_add(env, MASTER_ENV_LOG_STDERR "=1");
@@ -128,7 +132,7 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
     int n = serv->listen_count;
     int high = MASTER_LISTEN_FD + n + 16;
     int src[MASTER_LISTEN_MAX + 1];
-    int nullfd, errfd, err;
+    int nullfd, errfd, cfgfd, err;
     sigset_t none;
 
     /* Default signal handling, nothing blocked. */
@@ -143,10 +147,11 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
     for (int i = 0; i < n; i++)
 	src[i + 1] = fcntl(serv->listen[i].fd, F_DUPFD_CLOEXEC, high);
     errfd = fcntl(errpipe, F_DUPFD_CLOEXEC, high);
+    cfgfd = fcntl(master_conf->main_cf_fd, F_DUPFD_CLOEXEC, high);
     for (int i = 0; i <= n; i++)
 	if (src[i] < 0)
 	    _exit(126);
-    if (errfd < 0 || (nullfd = open("/dev/null", O_RDWR)) < 0)
+    if (errfd < 0 || cfgfd < 0 || (nullfd = open("/dev/null", O_RDWR)) < 0)
 	_exit(126);
     if (dup2(nullfd, STDIN_FILENO) < 0 || dup2(nullfd, STDOUT_FILENO) < 0)
 	_exit(126);
@@ -157,9 +162,11 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
     for (int i = 0; i < n; i++)
 	if (dup2(src[i + 1], MASTER_LISTEN_FD + i) < 0)
 	    _exit(126);
+    if (dup2(cfgfd, MASTER_LISTEN_FD + n) < 0)
+	_exit(126);
     /* Everything else goes (master's descriptors are close-on-exec too);
      * the exec-error pipe closes itself at exec. */
-    (void) close_range((unsigned) (MASTER_LISTEN_FD + n), (unsigned) errfd - 1, 0);
+    (void) close_range((unsigned) (MASTER_LISTEN_FD + n + 1), (unsigned) errfd - 1, 0);
     (void) close_range((unsigned) errfd + 1, ~0U, 0);
     execve(argv[0], argv, envp);
     err = errno;
@@ -176,7 +183,7 @@ void master_spawn(struct master_service *serv)
     pid_t pid;
 
     build_argv(serv, &argv);
-    build_env(&env);
+    build_env(serv, &env);
     if (pipe2(errpipe, O_CLOEXEC) < 0) {
 	msg_warn("pipe: %m -- throttling service %s", serv->name);
 	master_throttle(serv);

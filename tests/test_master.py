@@ -84,7 +84,9 @@ def test_child_argv_and_environment(instance, monkeypatch):
         assert f"POSTHORN_CONFIG_DIR={instance.etc}".encode() in env
         assert b"POSTHORN_LOG_STDERR=1" in env          # master -F
         assert b"TZ=UTC" in env
-        assert names <= {"POSTHORN_CONFIG_DIR", "POSTHORN_LOG_STDERR", "TZ", "LANG", "LC_ALL",
+        assert b"POSTHORN_CONFIG_FD=5" in env           # right after the listener
+        assert names <= {"POSTHORN_CONFIG_DIR", "POSTHORN_LOG_STDERR", "POSTHORN_CONFIG_FD",
+                         "TZ", "LANG", "LC_ALL",
                          "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}
         # Descriptors: 0-2, status pipe 3, listener 4, and nothing else
         # but the connection the child accepted.

@@ -51,6 +51,12 @@ const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);
 #define CONFIG_MAX_VALUE	STR_MAX_DEFAULT		/* one (expanded) value */
 #define CONFIG_MAX_DEPTH	32			/* nested $name */
 
+/* Lenient mode (posthorn check): errors go to the reporter, and loading
+ * and applying go on with what is good. */
+static void (*config_reporter)(const char *error, void *ctx);
+static void *config_reporter_ctx;
+static int config_reported;
+
 /* One known name: a table parameter or a name set in main.cf / -o. */
 struct cfg_entry {
     char *name;
@@ -369,34 +375,39 @@ struct pending {
     int line;
 };
 
+/* read_fd_whole - the whole content of fd from offset 0, bounded (pread:
+ * the same snapshot descriptor can be read again); -1 and an error */
+static int read_fd_whole(int fd, const char *path, struct str *buf, const char **error_r)
+{
+    char chunk[8192];
+    off_t off = 0;
+    ssize_t n;
+
+    for (;;) {
+	n = pread(fd, chunk, sizeof(chunk), off);
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0)
+	    return set_error(error_r, "read %s: %s", path, strerror(errno));
+	if (n == 0)
+	    return 0;
+	off += n;
+	if (!str_append(buf, chunk, (size_t) n))
+	    return set_error(error_r, "%s: file is larger than %zu bytes", path, buf->max);
+    }
+}
+
 /* read_whole_file - the content of path, bounded; -1 and an error */
 static int read_whole_file(const char *path, struct str *buf, const char **error_r)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char chunk[8192];
-    ssize_t n;
+    int ret;
 
     if (fd < 0)
 	return set_error(error_r, "open %s: %s", path, strerror(errno));
-    for (;;) {
-	n = read(fd, chunk, sizeof(chunk));
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0) {
-	    int saved = errno;
-
-	    (void) close(fd);
-	    return set_error(error_r, "read %s: %s", path, strerror(saved));
-	}
-	if (n == 0)
-	    break;
-	if (!str_append(buf, chunk, (size_t) n)) {
-	    (void) close(fd);
-	    return set_error(error_r, "%s: file is larger than %zu bytes", path, buf->max);
-	}
-    }
+    ret = read_fd_whole(fd, path, buf, error_r);
     (void) close(fd);
-    return 0;
+    return ret;
 }
 
 /* parse_assignment - split a logical line into a pending assignment */
@@ -427,28 +438,45 @@ static int parse_assignment(const char *path, int line, char *text, struct pendi
     return 0;
 }
 
-/* config_load_file - read one main.cf-syntax file */
-int config_load_file(const char *path, const char **error_r)
+/* report_error - lenient mode (a reporter is set): hand the error to it
+ * and go on; strict mode: the error ends the operation (-1) */
+static int report_error(const char *error)
 {
-    struct str buf, logical;
+    if (config_reporter == NULL)
+	return -1;
+    config_reporter(error, config_reporter_ctx);
+    config_reported++;
+    return 0;
+}
+
+/* config_set_reporter - see config.h */
+void config_set_reporter(void (*fn)(const char *error, void *ctx), void *ctx)
+{
+    config_reporter = fn;
+    config_reporter_ctx = ctx;
+    config_reported = 0;
+}
+
+/* config_reported_errors - errors handed to the reporter so far */
+int config_reported_errors(void)
+{
+    return config_reported;
+}
+
+/* parse_text - the main.cf syntax of buf (named path in messages) */
+static int parse_text(const char *path, struct str *buf, const char **error_r)
+{
+    struct str logical;
     struct pending *list = NULL;
     size_t count = 0, alloc = 0;
     int logical_line = 0, lineno = 0, ret = 0;
     const char *cp, *end, *nl;
 
-    need_init();
-    str_init(&buf, CONFIG_MAX_FILE);
-    if (read_whole_file(path, &buf, error_r) < 0) {
-	str_fini(&buf);
-	return -1;
-    }
-    if (str_has_nul(&buf)) {
-	str_fini(&buf);
+    if (str_has_nul(buf))
 	return set_error(error_r, "%s: file contains a NUL byte", path);
-    }
     str_init(&logical, CONFIG_MAX_FILE);
-    cp = str_cstr(&buf);
-    end = cp + str_len(&buf);
+    cp = str_cstr(buf);
+    end = cp + str_len(buf);
     /* One extra round at the end flushes the last logical line. */
     for (;;) {
 	const char *line = cp, *lend = cp;
@@ -473,6 +501,10 @@ int config_load_file(const char *path, const char **error_r)
 		if (logical_line == 0) {
 		    ret = set_error(error_r, "%s:%d: continuation line without a preceding parameter",
 				    path, lineno);
+		    if (report_error(*error_r) == 0) {
+			ret = 0;
+			continue;
+		    }
 		    break;
 		}
 		/* Join with one space; trimming happens on the whole line. */
@@ -492,11 +524,12 @@ int config_load_file(const char *path, const char **error_r)
 		alloc = alloc ? alloc * 2 : 32;
 		list = mem_realloc(list, mem_size_mul(alloc, sizeof(*list)));
 	    }
-	    if (parse_assignment(path, logical_line, logical.data, &list[count], error_r) < 0) {
+	    if (parse_assignment(path, logical_line, logical.data, &list[count], error_r) == 0)
+		count++;
+	    else if (report_error(*error_r) < 0) {
 		ret = -1;
 		break;
 	    }
-	    count++;
 	    logical_line = 0;
 	}
 	if (at_eof)
@@ -518,6 +551,36 @@ int config_load_file(const char *path, const char **error_r)
     }
     mem_free(&list);
     str_fini(&logical);
+    return ret;
+}
+
+/* config_load_file - read one main.cf-syntax file */
+int config_load_file(const char *path, const char **error_r)
+{
+    struct str buf;
+    int ret;
+
+    need_init();
+    str_init(&buf, CONFIG_MAX_FILE);
+    ret = read_whole_file(path, &buf, error_r);
+    if (ret == 0)
+	ret = parse_text(path, &buf, error_r);
+    str_fini(&buf);
+    return ret;
+}
+
+/* config_load_fd - main.cf text from a descriptor (master's snapshot),
+ * read from offset 0; path names it in messages */
+int config_load_fd(int fd, const char *path, const char **error_r)
+{
+    struct str buf;
+    int ret;
+
+    need_init();
+    str_init(&buf, CONFIG_MAX_FILE);
+    ret = read_fd_whole(fd, path, &buf, error_r);
+    if (ret == 0)
+	ret = parse_text(path, &buf, error_r);
     str_fini(&buf);
     return ret;
 }
@@ -943,8 +1006,24 @@ int config_apply(const char **error_r)
 	if (e == NULL || e->def != &param_table[i])
 	    msg_panic("config_apply: table parameter %s is missing", param_table[i].name);
 	if (convert(e, &vals[i], error_r) < 0) {
-	    ret = -1;
-	    break;
+	    char *saved_raw;
+
+	    if (report_error(*error_r) < 0) {
+		ret = -1;
+		break;
+	    }
+	    /* Lenient: go on with the default, so one bad value does not
+	     * make every other parameter look wrong. */
+	    saved_raw = e->raw;
+	    e->raw = NULL;
+	    bump();
+	    if (convert(e, &vals[i], error_r) < 0 && report_error(*error_r) < 0) {
+		e->raw = saved_raw;
+		ret = -1;
+		break;
+	    }
+	    e->raw = saved_raw;
+	    bump();
 	}
     }
     if (ret < 0) {

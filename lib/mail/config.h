@@ -70,6 +70,17 @@ void config_init(void);
 int config_load(const char *config_dir, const char **error_r);
 /* config_load_file - read one main.cf-syntax file */
 int config_load_file(const char *path, const char **error_r);
+/* config_load_fd - main.cf text from a descriptor, read from offset 0
+ * (master's validated snapshot; path names it in messages) */
+int config_load_fd(int fd, const char *path, const char **error_r);
+/* config_set_reporter - lenient mode for `posthorn check`: with fn set,
+ * each error of config_load* and config_apply goes to
+ * fn and the work goes on (a bad line is skipped, a bad value falls back
+ * to its default), so one mistake does not hide or fake others. NULL:
+ * strict mode (the default), the first error fails the call.
+ * config_reported_errors counts what went to fn since it was set. */
+void config_set_reporter(void (*fn)(const char *error, void *ctx), void *ctx);
+int config_reported_errors(void);
 /* config_override - "name=value", as from master.cf -o or the command line */
 int config_override(const char *assignment, const char **error_r);
 /* config_set - set a raw value programmatically */

@@ -2,12 +2,21 @@
  *
  * Descriptors. master execs every child with:
  *   0, 1                /dev/null
- *   2                   stderr of master (/dev/null unless master -F)
+ *   2                   stderr of master (the terminal with master -F;
+ *                       else a pipe to master, which logs every line it
+ *                       reads, so a child that dies before its logging is
+ *                       set up still gets its reason into the log)
  *   MASTER_STATUS_FD    write end of the service's status pipe
  *   MASTER_LISTEN_FD .. MASTER_LISTEN_FD + N - 1
  *                       the service's N listeners (N is passed as -s N):
  *                       listening stream sockets (inet, unix), or a FIFO
  *                       opened read-write (fifo)
+ *   MASTER_LISTEN_FD + N
+ *                       main.cf as master validated it: a sealed, read-only
+ *                       memory file (memfd); its number is passed in
+ *                       MASTER_ENV_CONFIG_FD. Children read their main.cf
+ *                       from it, never from the file, so an edit that has
+ *                       not passed a reload cannot reach a new child.
  * Every other descriptor is closed. The listeners are non-blocking, so
  * several idle children may wait on one listener: whoever wins accept(2)
  * (or read(2) on a FIFO) serves; the others get EAGAIN and wait again.
@@ -50,6 +59,7 @@ struct master_status {
 
 #define MASTER_ENV_CONFIG_DIR	"POSTHORN_CONFIG_DIR"
 #define MASTER_ENV_LOG_STDERR	"POSTHORN_LOG_STDERR"
+#define MASTER_ENV_CONFIG_FD	"POSTHORN_CONFIG_FD"
 
 /* The wake-up request that master writes to fifo and unix services with
  * a wakeup time (master.cf column 5). */

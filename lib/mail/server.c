@@ -64,6 +64,7 @@ static char srv_service_type[16];
 static int srv_listen_count;
 static bool srv_stdin;
 static int srv_status_fd = -1;
+static int srv_config_fd = -1;		/* master's main.cf snapshot, until read */
 static long srv_use_count;
 static pid_t srv_master_pid;
 static pid_t srv_pid;			/* refreshed in a forked child */
@@ -1127,6 +1128,21 @@ static void srv_drop_privileges(bool opt_u, bool opt_C)
     }
 }
 
+/* srv_take_config_fd - master's main.cf snapshot, when the environment
+ * names the descriptor right after the listeners and it is open */
+static void srv_take_config_fd(void)
+{
+    const char *env = getenv(MASTER_ENV_CONFIG_FD);
+    long fd;
+
+    if (env == NULL || !parse_long(env, &fd))
+	return;
+    if (fd != MASTER_LISTEN_FD + srv_listen_count || !srv_fd_open((int) fd))
+	msg_fatal("%s=%s: not the main.cf descriptor from master", MASTER_ENV_CONFIG_FD, env);
+    srv_config_fd = (int) fd;
+    sock_set_cloexec(srv_config_fd, true);
+}
+
 /* srv_setup_fds - check and take over the descriptors from master; runs
  * before anything else opens a file, so that a log file or the config
  * file can never be mistaken for an inherited descriptor */
@@ -1147,6 +1163,7 @@ static void srv_setup_fds(void)
 	    srv_status_fd = MASTER_STATUS_FD;
 	    sock_set_cloexec(srv_status_fd, true);
 	}
+	srv_take_config_fd();
     }
     if (pipe2(srv_wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 	msg_fatal("pipe: %m");
@@ -1223,9 +1240,19 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     if (!str_copy_out(srv_config_dir, sizeof(srv_config_dir), config_dir))
 	msg_fatal("configuration directory name too long");
 
-    /* Configuration. */
+    /* Configuration: from master, the main.cf text that it validated (so
+     * an edit that no reload accepted never reaches a new child); run by
+     * hand, the file. */
     config_init();
-    if (config_load(srv_config_dir, &err) < 0)
+    if (srv_config_fd >= 0) {
+	char path[PATH_MAX];
+
+	(void) fmt_buf(path, sizeof(path), "%s/main.cf", srv_config_dir);
+	if (config_load_fd(srv_config_fd, path, &err) < 0)
+	    msg_fatal("%s", err);
+	(void) close(srv_config_fd);
+	srv_config_fd = -1;
+    } else if (config_load(srv_config_dir, &err) < 0)
 	msg_fatal("%s", err);
     config_set("config_directory", srv_config_dir);
     for (int i = 0; i < noverrides; i++)

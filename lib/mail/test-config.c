@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* base */
@@ -192,6 +193,13 @@ static const struct time_case {
     {"", false, 0}, {"s", false, 0}, {"1.5h", false, 0}, {"1 h", false, 0},
     {"1H", false, 0}, {"99999999999999999999w", false, 0}, {"9223372036854775807w", false, 0},
 };
+
+/* count_error - a lenient-mode reporter */
+static void count_error(const char *error, void *ctx)
+{
+    (void) error;
+    (*(int *) ctx)++;
+}
 
 /* expect_apply_error - apply must fail with want in the error */
 static void expect_apply_error(const char *want, size_t idx)
@@ -530,6 +538,52 @@ int main(void)
     config_split(" , ", collect_item, s);
     unit_assert_streq(str_cstr(s), "");
     str_free(&s);
+    unit_end();
+
+    unit_begin("config_load_fd reads a descriptor from offset 0, each time");
+    {
+	int fd = memfd_create("test-main.cf", MFD_CLOEXEC);
+	const char *text = "max_use = 42\nmyhostname = fd.example\n";
+
+	unit_assert(fd >= 0);
+	unit_assert(write(fd, text, strlen(text)) == (ssize_t) strlen(text));
+	for (int round = 0; round < 2; round++) {	/* the offset is not consumed */
+	    config_init();
+	    unit_assert_idx(config_load_fd(fd, "/etc/x/main.cf", &err) == 0, round);
+	    unit_assert_idx(config_apply(&err) == 0, round);
+	    unit_assert_inteq(var_max_use, 42);
+	    unit_assert_streq(var_myhostname, "fd.example");
+	    unit_assert_streq(config_where("max_use"), "/etc/x/main.cf:1");
+	}
+	(void) close(fd);
+	config_init();
+	unit_assert(config_load_fd(-1, "/etc/x/main.cf", &err) < 0);
+	unit_assert(contains(err, "/etc/x/main.cf"));
+    }
+    unit_end();
+
+    unit_begin("lenient mode reports every error and keeps what is good");
+    {
+	int errors = 0;
+
+	config_init();
+	write_main_cf("max_use = lots\nbroken line\n  \nmyhostname = good.example\n"
+		      "ipc_timeout = 7\n");
+	config_set_reporter(count_error, &errors);
+	unit_assert(config_load(dir, &err) == 0);
+	unit_assert_inteq(errors, 1);			/* the line without '=' */
+	unit_assert(config_apply(&err) == 0);
+	unit_assert_inteq(errors, 2);			/* max_use = lots */
+	unit_assert_inteq(config_reported_errors(), 2);
+	unit_assert_inteq(var_max_use, 100);		/* its default */
+	unit_assert_inteq(var_ipc_timeout, 7);		/* the rest stays */
+	unit_assert_streq(var_myhostname, "good.example");
+	config_set_reporter(NULL, NULL);
+	/* strict again: the same file fails */
+	config_init();
+	unit_assert(config_load(dir, &err) < 0);
+	unit_assert(contains(err, "main.cf:2: missing '='"));
+    }
     unit_end();
 
     (void) unlink(path);

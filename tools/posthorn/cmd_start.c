@@ -195,16 +195,37 @@ int cmd_stop(int argc, char **argv)
     return 0;
 }
 
+/* log_refused_reload - the operator's terminal is not the only witness:
+ * the mail log says too that the running configuration stays */
+static void log_refused_reload(int errors)
+{
+    const char *err;
+    int sinks = msg_get_sinks();
+
+    if (*var_maillog_file) {
+	if (!msg_set_file(var_maillog_file, &err))
+	    return;
+	msg_set_sinks(MSG_TO_FILE);
+    } else {
+	msg_set_sinks(MSG_TO_SYSLOG);
+    }
+    msg_warn("reload refused, master keeps the running configuration: %s%s", ph_first_error,
+	     errors > 1 ? " (and more: run posthorn check)" : "");
+    msg_set_sinks(sinks);
+}
+
 /* cmd_reload - posthorn reload: check, then SIGHUP */
 int cmd_reload(int argc, char **argv)
 {
     pid_t pid;
+    int errors;
 
     (void) argv;
     if (argc != 1)
 	return ph_usage("reload");
-    if (ph_check_config() > 0) {
+    if ((errors = ph_check_config()) > 0) {
 	fprintf(stderr, "posthorn: not reloading: fix the errors above first\n");
+	log_refused_reload(errors);
 	return 1;
     }
     if ((pid = running_pid()) < 0)

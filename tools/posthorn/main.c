@@ -47,6 +47,8 @@ static const struct command {
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
+char ph_first_error[1024];
+
 /* ph_error - report an error and count it */
 void ph_error(const char *fmt, ...)
 {
@@ -58,7 +60,8 @@ void ph_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "posthorn: error: %s\n", text);
     fflush(stderr);
-    ph_errors++;
+    if (ph_errors++ == 0)
+	(void) str_copy_out(ph_first_error, sizeof(ph_first_error), text);
 }
 
 /* ph_usage - the synopsis of one command or of all; exit status 2 */
@@ -98,25 +101,41 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
-/* ph_load_config - defaults, main.cf, then expansion and conversion */
+/* ph_config_error - lenient loading: one main.cf error */
+static void ph_config_error(const char *error, void *ctx)
+{
+    if (*(bool *) ctx)
+	return;
+    ph_error("%s", error);
+}
+
+/* ph_load_config - defaults, main.cf, then expansion and conversion. Every
+ * error is reported (unless quiet) and loading goes on: a bad line is
+ * skipped and a bad value keeps its default, so that one mistake does not
+ * make the rest of the file look wrong. -1 if there was any error. */
 int ph_load_config(bool quiet)
 {
     const char *error;
+    int ret = 0;
 
     config_init();
+    config_set_reporter(ph_config_error, &quiet);
     config_set("config_directory", ph_config_dir);
     if (config_load(ph_config_dir, &error) < 0) {
+	/* only when the file cannot be read at all */
 	if (!quiet)
 	    ph_error("%s", error);
-	(void) config_apply(&error);
-	return -1;
+	ret = -1;
     }
     if (config_apply(&error) < 0) {
 	if (!quiet)
 	    ph_error("%s", error);
-	return -1;
+	ret = -1;
     }
-    return 0;
+    if (config_reported_errors() > 0)
+	ret = -1;
+    config_set_reporter(NULL, NULL);
+    return ret;
 }
 
 int main(int argc, char **argv)

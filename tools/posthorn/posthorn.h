@@ -19,6 +19,8 @@ extern const char *ph_config_dir;	/* -c, $POSTHORN_CONFIG_DIR or default */
 /* ph_error - "posthorn: error: ..." on stderr; counts into ph_errors */
 void ph_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int ph_errors;
+/* ph_first_error - the text of the first error ph_error reported */
+extern char ph_first_error[1024];
 
 /* ph_usage - print the usage of one command (or all if NULL); returns 2 */
 int ph_usage(const char *command);
