@@ -60,3 +60,25 @@ def test_posthorn_map_virtual_table_takes_effect(mail):
         code, text = rcpt_code(mail, addr)     # at once: no retry, no wait
         assert code == 250, (addr, text)
         assert rcpt_code(mail, f"new{i+1}@example.test")[0] == 550
+
+
+def test_virtual_alias_rebuild_reaches_smtpd_and_cleanup(mail):
+    """virtual_alias_maps is read by smtpd (is the recipient known?) and by
+    cleanup (the rewrite): after posthorn map both use the new entry."""
+    mail.start()
+    mail.smtp_send("sender@remote.example", ["info@alias.test"], "Subject: one\r\n\r\n1\r\n")
+    mail.wait_maildir("alice@example.test", 1)
+    assert rcpt_code(mail, "sales@alias.test")[0] == 550
+    mark = mail.log_mark()
+    (mail.etc / "virtual").write_text(
+        "info@alias.test bob@example.test\n"
+        "sales@alias.test carol@example.test\n"
+        "team@example.test alice@example.test, bob@example.test\n")
+    mail.posthorn("map", f"cdb:{mail.etc}/virtual")
+    mail.smtp_send("sender@remote.example", ["info@alias.test", "sales@alias.test"],
+                   "Subject: two\r\n\r\n2\r\n")
+    mail.wait_maildir("bob@example.test", 1)           # info@ now goes to bob
+    mail.wait_maildir("carol@example.test", 1)
+    assert len(mail.maildir_messages("alice@example.test")) == 1
+    mail.wait_log(r"cleanup\[\d+\]: table cdb:\S+/virtual has changed -- restarting",
+                  since=mark)
