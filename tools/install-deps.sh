@@ -8,7 +8,7 @@ set -e
 [ "${POSTHORN_SKIP_DEPS:-0}" = 1 ] && exit 0
 
 PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev \
-python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db"
+python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace"
 
 missing=""
 for p in $PKGS; do

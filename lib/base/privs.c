@@ -4,7 +4,7 @@
  * The order is fixed: look the user up (the passwd file is outside any
  * chroot), chroot and chdir("/"), then setgroups, setgid, setuid, each
  * result checked, and finally prove that neither uid 0 nor gid 0 can be
- * had back. Dropping "to root" is refused: it would make the proof
+ * had back and that no inherited supplementary group is left. Dropping "to root" is refused: it would make the proof
  * impossible and is always a configuration mistake. A process that is
  * not root changes nothing (the sandbox), and warns once if it was asked
  * to chroot. Error texts live in one static buffer. */
@@ -170,5 +170,16 @@ int priv_drop_ids(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
 	return priv_error(error_r, "privilege drop failed: uid 0 can be regained");
     if (setgid(0) == 0 || getegid() == 0 || getgid() == 0)
 	return priv_error(error_r, "privilege drop failed: gid 0 can be regained");
+    /* ... and no supplementary group but the one asked for is left (an
+     * inherited gid 0 would give the group's files back). */
+    {
+	gid_t now[1];
+	int n = getgroups(0, NULL);
+	int want = extra_gid != (gid_t) -1 ? 1 : 0;
+
+	if (n != want || (want == 1 && (getgroups(1, now) != 1 || now[0] != extra_gid)))
+	    return priv_error(error_r, "privilege drop failed: %d supplementary groups left, "
+			      "want %d", n, want);
+    }
     return 0;
 }

@@ -2,7 +2,9 @@
  *
  * priv_drop() looks the user up first (before any chroot), then chroots
  * (if asked), then setgroups/setgid/setuid, checking every result, and
- * finally verifies that neither uid nor gid 0 can be regained. When the
+ * finally verifies that neither uid nor gid 0 can be regained and that
+ * no supplementary group is left but extra_gid (inherited ones are
+ * cleared). When the
  * process is not root it changes nothing and succeeds (the sandbox case:
  * everything runs as the invoking user), except that a requested chroot
  * is skipped with a warning. */

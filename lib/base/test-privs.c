@@ -1,12 +1,15 @@
 /* test-privs.c - unit tests for privs.c. Every privilege change happens
  * in a forked child, so the test process itself never changes. As root
  * the real drop is tested (to user "nobody", with chroot and an extra
- * group) and the not-root branch is simulated in a child that first
- * becomes nobody; when not run as root only the not-root branch runs.
+ * group, and from a process that inherited supplementary groups
+ * including gid 0, checked in /proc/self/status) and the not-root branch is simulated in a child that first
+ * becomes nobody; when not run as root only the not-root branch runs
+ * (the root cases print "skip - ...").
  * Test names say which branch ran. */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
@@ -138,6 +141,66 @@ static void child_drop_plain(void *arg)
 	_exit(24);
     if (getcwd(after, sizeof(after)) == NULL || strcmp(before, after) != 0)
 	_exit(25);
+    _exit(0);
+}
+
+/* proc_groups - the "Groups:" line of /proc/self/status, trimmed, into
+ * buf (what the kernel says, not what getgroups(2) was asked); false if
+ * there is none */
+static bool proc_groups(char *buf, size_t size)
+{
+    char line[512];
+    bool found = false;
+    FILE *fp;
+
+    if ((fp = fopen("/proc/self/status", "r")) == NULL)
+	return false;
+    while (!found && fgets(line, sizeof(line), fp) != NULL) {
+	if (strncmp(line, "Groups:", 7) == 0) {
+	    char *cp = line + 7, *end;
+
+	    while (*cp == ' ' || *cp == '\t')
+		cp++;
+	    end = cp + strlen(cp);
+	    while (end > cp && (end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		*--end = 0;
+	    found = str_copy_out(buf, size, cp);
+	}
+    }
+    fclose(fp);
+    return found;
+}
+
+/* child_drop_inherited - as root, starting with supplementary groups
+ * (gid 0 among them, as a process started from a root shell or by a
+ * service manager may have): the drop must leave only the target's */
+static void child_drop_inherited(void *arg)
+{
+    const gid_t inherited[] = {0, 4243, 27};
+    gid_t extra = *(const gid_t *) arg;
+    const char *err = NULL;
+    char groups[256], want[32];
+
+    if (setgroups(sizeof(inherited) / sizeof(inherited[0]), inherited) < 0)
+	_exit(50);
+    if (!proc_groups(groups, sizeof(groups)) || strcmp(groups, "0 27 4243") != 0) {
+	fprintf(stderr, "before the drop: Groups: %s\n", groups);
+	_exit(51);
+    }
+    if (priv_drop("nobody", extra, NULL, &err) != 0) {
+	fprintf(stderr, "priv_drop: %s\n", err);
+	_exit(52);
+    }
+    if (extra == (gid_t) -1)
+	want[0] = 0;
+    else
+	(void) fmt_buf(want, sizeof(want), "%ld", (long) extra);
+    if (!proc_groups(groups, sizeof(groups)) || strcmp(groups, want) != 0) {
+	fprintf(stderr, "after the drop: Groups: \"%s\", want \"%s\"\n", groups, want);
+	_exit(53);
+    }
+    if (getuid() != nobody_uid || getgid() != nobody_gid)
+	_exit(54);
     _exit(0);
 }
 
@@ -279,12 +342,22 @@ int main(void)
 	unit_assert(run_child(child_drop_plain, NULL, out, sizeof(out)) == 0);
 	unit_end();
 
+	unit_begin("priv_drop as root clears inherited supplementary groups (0 4243 27) [root branch]");
+	{
+	    gid_t none = (gid_t) -1, extra = EXTRA_GID;
+
+	    unit_assert(run_child(child_drop_inherited, &none, out, sizeof(out)) == 0);
+	    unit_assert(run_child(child_drop_inherited, &extra, out, sizeof(out)) == 0);
+	}
+	unit_end();
+
 	unit_begin("priv_drop as root refuses unknown users, uid/gid 0 and a bad chroot [root branch]");
 	unit_assert(run_child(child_drop_refused, NULL, out, sizeof(out)) == 0);
 	unit_end();
 
 	unit_begin("priv_drop when not root is a no-op success, chroot skipped with one warning [not-root branch, simulated as nobody]");
     } else {
+	printf("skip - priv_drop clears inherited supplementary groups: needs root\n");
 	unit_begin("priv_drop when not root is a no-op success, chroot skipped with one warning [not-root branch; root branch skipped: not root]");
     }
     unit_assert(run_child(child_not_root, NULL, out, sizeof(out)) == 0);

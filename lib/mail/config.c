@@ -50,6 +50,7 @@ const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);
 #define CONFIG_MAX_FILE		((size_t) 4 << 20)	/* main.cf size limit */
 #define CONFIG_MAX_VALUE	STR_MAX_DEFAULT		/* one (expanded) value */
 #define CONFIG_MAX_DEPTH	32			/* nested $name */
+#define CONFIG_MAX_COND_DEPTH	100			/* nested ${name?...} */
 
 /* Lenient mode (posthorn check): errors go to the reporter, and loading
  * and applying go on with what is good. */
@@ -731,12 +732,13 @@ static int name_value(void *ctx, const char *name, size_t len, const char **valu
     return expand_entry(e, value_r, error_r);
 }
 
-/* find_close - the bracket that closes an opening one at text[-1] */
-static const char *find_close(const char *text, char open, char close)
+/* find_close - the bracket that closes an opening one at text[-1],
+ * before end; NULL if none */
+static const char *find_close(const char *text, const char *end, char open, char close)
 {
     int level = 1;
 
-    for (const char *cp = text; *cp; cp++) {
+    for (const char *cp = text; cp < end; cp++) {
 	if (*cp == open)
 	    level++;
 	else if (*cp == close && --level == 0)
@@ -765,78 +767,83 @@ static int insert_value(struct str *out, const struct config_expander *x, const 
 /* main.cf's own expansion: every name is a parameter, "" if unknown */
 static const struct config_expander cfg_expander = {name_value, NULL, NULL, 0};
 
-/* expand_text - expand $name, ${name}, $(name), conditionals and $$,
- * looking names up (and inserting plain references) through x */
-static int expand_text(const char *text, struct str *out, const struct config_expander *x,
-		       int depth, const char **error_r)
+/* expand_span - expand $name, ${name}, $(name), conditionals and $$ in
+ * text..end, looking names up (and inserting plain references) through
+ * x. A conditional's text is expanded in place (no copy) one level
+ * deeper; the levels are bounded by CONFIG_MAX_COND_DEPTH whatever the
+ * caller asks, so no main.cf line can exhaust the stack. */
+static int expand_span(const char *text, const char *end, struct str *out,
+		       const struct config_expander *x, int depth, const char **error_r)
 {
+    int max_depth = (x->max_depth > 0 && x->max_depth < CONFIG_MAX_COND_DEPTH)
+	? x->max_depth : CONFIG_MAX_COND_DEPTH;
     const char *cp = text;
 
-    if (x->max_depth > 0 && depth > x->max_depth)
-	return set_error(error_r, "conditionals nested more than %d levels deep", x->max_depth);
-    while (*cp) {
-	const char *dollar = strchr(cp, '$');
+    if (depth > max_depth)
+	return set_error(error_r, "conditionals nested more than %d levels deep", max_depth);
+    while (cp < end) {
+	const char *dollar = memchr(cp, '$', (size_t) (end - cp));
 	const char *name, *value;
 	size_t len;
 
-	if (dollar == NULL) {
-	    return append_checked(out, cp, strlen(cp), error_r);
-	}
+	if (dollar == NULL)
+	    return append_checked(out, cp, (size_t) (end - cp), error_r);
 	if (append_checked(out, cp, (size_t) (dollar - cp), error_r) < 0)
 	    return -1;
 	cp = dollar + 1;
-	if (*cp == '$') {			/* $$: a literal $ */
+	if (cp < end && *cp == '$') {		/* $$: a literal $ */
 	    if (append_checked(out, "$", 1, error_r) < 0)
 		return -1;
 	    cp++;
-	} else if (*cp == '{' || *cp == '(') {
+	} else if (cp < end && (*cp == '{' || *cp == '(')) {
 	    char open = *cp, close = (open == '{') ? '}' : ')';
-	    const char *end = find_close(cp + 1, open, close);
+	    const char *stop = find_close(cp + 1, end, open, close);
 	    const char *np = cp + 1;
 
-	    if (end == NULL)
+	    if (stop == NULL)
 		return set_error(error_r, "missing '%c' after \"$%c\"", close, open);
 	    name = np;
-	    while (np < end && is_name_char(*np))
+	    while (np < stop && is_name_char(*np))
 		np++;
 	    len = (size_t) (np - name);
-	    if (len == 0 || (np < end && *np != '?' && *np != ':'))
+	    if (len == 0 || (np < stop && *np != '?' && *np != ':'))
 		return set_error(error_r, "bad parameter name in \"$%c%.*s%c\"", open,
-				 (int) (end - cp - 1), cp + 1, close);
+				 (int) (stop - cp - 1), cp + 1, close);
 	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0)
 		return -1;
-	    if (np == end) {
+	    if (np == stop) {
 		if (insert_value(out, x, name, len, value, error_r) < 0)
 		    return -1;
 	    } else {
 		/* ${name?text}: text if non-empty; ${name:text}: text if empty */
 		bool use = (*np == '?') ? (*value != 0) : (*value == 0);
 
-		if (use) {
-		    char *sub = mem_strndup(np + 1, (size_t) (end - np - 1));
-		    int ret = expand_text(sub, out, x, depth + 1, error_r);
-
-		    mem_free(&sub);
-		    if (ret < 0)
-			return -1;
-		}
+		if (use && expand_span(np + 1, stop, out, x, depth + 1, error_r) < 0)
+		    return -1;
 	    }
-	    cp = end + 1;
-	} else if (is_name_char(*cp)) {
+	    cp = stop + 1;
+	} else if (cp < end && is_name_char(*cp)) {
 	    name = cp;
-	    while (is_name_char(*cp))
+	    while (cp < end && is_name_char(*cp))
 		cp++;
 	    len = (size_t) (cp - name);
 	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0
 		|| insert_value(out, x, name, len, value, error_r) < 0)
 		return -1;
 	} else {
-	    /* A $ before anything else stands for itself. */
+	    /* A $ before anything else (or at the end) stands for itself. */
 	    if (append_checked(out, "$", 1, error_r) < 0)
 		return -1;
 	}
     }
     return 0;
+}
+
+/* expand_text - expand_span of a C string */
+static int expand_text(const char *text, struct str *out, const struct config_expander *x,
+		       int depth, const char **error_r)
+{
+    return expand_span(text, text + strlen(text), out, x, depth, error_r);
 }
 
 /* config_expand - expand $names in text into out */
@@ -1126,6 +1133,10 @@ const char *config_default_value(const char *name)
     exp_depth = 0;
     if (is_computed(e) && strcmp(e->name, "mydomain") == 0)
 	ret = expand_text("$myhostname", &out, &cfg_expander, 0, &err);
+    else if (is_computed(e))
+	/* myhostname: def_text is filled in only when the default is used,
+	 * and stays NULL when main.cf sets the name. */
+	ret = str_set(&out, default_hostname()) ? 0 : -1;
     else if (e->def->type == PARAM_RAW)
 	ret = str_set(&out, e->def_text) ? 0 : -1;
     else

@@ -55,6 +55,7 @@
 #include "config.h"
 #include "master_proto.h"
 #include "server.h"
+#include "table.h"
 
 /* Options and state of this process. */
 static const struct server_spec *srv_spec;
@@ -331,6 +332,22 @@ static bool srv_limit_reached(void)
     return !(srv_spec->flags & SERVER_FLAG_NO_MAX_USE) && srv_use_count >= var_max_use;
 }
 
+/* srv_tables_changed - a lookup table this process has open was rebuilt
+ * (table_changed): log it and finish like on SIGHUP, so that master
+ * starts a fresh process that opens the new file (as Postfix does). Asked
+ * before every accept or trigger read, so the work that is waiting goes
+ * to the fresh process, not to this one with the old data. */
+static bool srv_tables_changed(void)
+{
+    const char *name;
+
+    if ((name = table_changed()) == NULL)
+	return false;
+    msg_info("table %s has changed -- restarting", name);
+    srv_exit_requested = 1;
+    return true;
+}
+
 /* srv_master_gone - master died: its children must not linger
  * (getppid(2) at most once a second; the first call always checks) */
 static bool srv_master_gone(void)
@@ -562,6 +579,8 @@ static bool srv_single_accept(int i)
     struct timespec pause = {.tv_sec = 0, .tv_nsec = SERVER_ACCEPT_PAUSE_MS * 1000000L};
     int fd;
 
+    if (srv_tables_changed())
+	return false;
     if ((fd = sock_accept(MASTER_LISTEN_FD + i)) < 0) {
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
 	    || errno == ECONNABORTED || errno == EPROTO || srv_exit_requested)
@@ -790,7 +809,7 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
     int fd;
 
     (void) ctx;
-    if (srv_exit_requested || srv_limit_reached())
+    if (srv_exit_requested || srv_limit_reached() || srv_tables_changed())
 	return;
     if ((fd = sock_accept(lfd)) < 0) {
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
@@ -891,7 +910,7 @@ static void srv_trigger_fifo_cb(int fd, void *ctx)
     ssize_t n;
 
     (void) ctx;
-    if (srv_exit_requested || srv_limit_reached())
+    if (srv_exit_requested || srv_limit_reached() || srv_tables_changed())
 	return;
     n = read(fd, buf, sizeof(buf));
     if (n < 0) {
@@ -959,7 +978,7 @@ static void srv_trigger_stream_cb(int lfd, void *ctx)
     int fd;
 
     (void) ctx;
-    if (srv_exit_requested || srv_limit_reached())
+    if (srv_exit_requested || srv_limit_reached() || srv_tables_changed())
 	return;
     if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR

@@ -23,6 +23,12 @@
  *     work (waiting for work does not count; in MULTI and TRIGGER one
  *     event-loop callback, the daemon's own included, may run for at least
  *     daemon_timeout / 2).
+ *     Before every accept (and trigger read) the skeleton asks
+ *     table_changed(): if a lookup table the process opened was rebuilt
+ *     since, it logs "table NAME has changed -- restarting", takes no new
+ *     work, finishes what it has and exits; master starts a fresh process
+ *     that opens the new file. So `posthorn map`/`newaliases` take effect
+ *     without a reload.
  *  9. on_exit, then exit(0).
  *
  * Options:

@@ -26,8 +26,17 @@ struct table {
     void *state;
     int flags;
     char *name;				/* "type:path" */
+    char *built;			/* the built file's path */
     struct str key;			/* folded lookup key */
+    /* Identity of the built file when it was opened (table_changed). */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    off_t size;
+    struct table *prev, *next;		/* every open table */
 };
+
+static struct table *table_list;	/* the open tables, newest first */
 
 static char table_errbuf[1024];
 
@@ -210,7 +219,27 @@ struct table *table_open(const char *name, const char *default_type, int flags,
     t->state = state;
     t->flags = flags;
     t->name = mem_strdup(canon);
+    t->built = mem_strdup(str_cstr(&built));
     str_init(&t->key, TABLE_LINE_MAX);
+    /* Remember what was opened: the open file itself where the backend
+     * can tell, else what the path named a moment before the open (if a
+     * rebuild came in between, table_changed reports it once too often,
+     * never once too few). */
+    {
+	int fd = be->fd(state);
+	struct stat fst;
+
+	if (fd >= 0 && fstat(fd, &fst) == 0)
+	    st = fst;
+    }
+    t->dev = st.st_dev;
+    t->ino = st.st_ino;
+    t->mtime = st.st_mtim;
+    t->size = st.st_size;
+    t->next = table_list;
+    if (table_list)
+	table_list->prev = t;
+    table_list = t;
     if (flags & TABLE_FLAG_WARN_STALE) {
 	const char *why;
 
@@ -258,10 +287,45 @@ void table_close(struct table **tp)
 
     if (t == NULL)
 	return;
+    if (t->prev)
+	t->prev->next = t->next;
+    else
+	table_list = t->next;
+    if (t->next)
+	t->next->prev = t->prev;
     t->be->close(t->state);
     str_fini(&t->key);
     mem_free(&t->name);
+    mem_free(&t->built);
     mem_free(tp);
+}
+
+/* table_same_file - st still describes the file t opened */
+static bool table_same_file(const struct table *t, const struct stat *st)
+{
+    return st->st_dev == t->dev && st->st_ino == t->ino && st->st_size == t->size
+	&& st->st_mtim.tv_sec == t->mtime.tv_sec && st->st_mtim.tv_nsec == t->mtime.tv_nsec;
+}
+
+/* table_changed - the name of an open table whose built file was
+ * replaced or modified since it was opened, or NULL. Two cheap checks:
+ * the open file itself (fstat: unlinked, i.e. renamed over, or written
+ * to), which also works after a chroot; and the path (stat: now another
+ * file, e.g. when the old one has a second link). A path that cannot be
+ * stat'ed (chroot, removed) is not a change by itself. */
+const char *table_changed(void)
+{
+    struct stat st;
+    int fd;
+
+    for (struct table *t = table_list; t; t = t->next) {
+	if ((fd = t->be->fd(t->state)) >= 0 && fstat(fd, &st) == 0
+	    && (st.st_nlink == 0 || !table_same_file(t, &st)))
+	    return t->name;
+	if (stat(t->built, &st) == 0 && !table_same_file(t, &st))
+	    return t->name;
+    }
+    return NULL;
 }
 
 /* table_fsync_path - open path read-only and fsync it */

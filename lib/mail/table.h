@@ -76,6 +76,12 @@ int table_lookup(struct table *t, const char *key, struct str *value,
 /* table_close - close and free *tp, set it to NULL (NULL is fine) */
 void table_close(struct table **tp);
 
+/* table_changed - the name ("type:path") of an open table whose built
+ * file was rebuilt (replaced by a rename) or modified since table_open,
+ * or NULL. A stat per open table: cheap enough to call before every
+ * client (the server skeleton does, and restarts the process). */
+const char *table_changed(void);
+
 /* table_name - the table's canonical "type:path" name */
 const char *table_name(const struct table *t);
 
@@ -121,6 +127,8 @@ struct table_backend {
     int (*lookup)(void *state, const char *key, size_t klen, struct str *value,
 		  const char **error_r);
     void (*close)(void *state);
+    /* the descriptor of the open built file, or -1 if unknown */
+    int (*fd)(void *state);
     /* create tmp (exclusively) with mode; state in *state_r */
     int (*create)(const char *tmp, const char *type, unsigned mode, void **state_r,
 		  const char **error_r);

@@ -98,6 +98,12 @@ static int cdb_table_lookup(void *state, const char *key, size_t klen, struct st
     return 1;
 }
 
+/* cdb_table_fd - the open file */
+static int cdb_table_fd(void *state)
+{
+    return ((struct cdb_reader *) state)->fd;
+}
+
 /* cdb_table_close - unmap and close */
 static void cdb_table_close(void *state)
 {
@@ -203,6 +209,7 @@ const struct table_backend table_backend_cdb = {
     .open = cdb_table_open,
     .lookup = cdb_table_lookup,
     .close = cdb_table_close,
+    .fd = cdb_table_fd,
     .create = cdb_table_create,
     .add = cdb_table_add,
     .finish = cdb_table_finish,

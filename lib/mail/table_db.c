@@ -136,6 +136,15 @@ static int db_table_lookup(void *state, const char *key, size_t klen, struct str
     return 1;
 }
 
+/* db_table_fd - the open file, as libdb reports it */
+static int db_table_fd(void *state)
+{
+    struct db_table *t = state;
+    int fd;
+
+    return t->db->fd(t->db, &fd) == 0 ? fd : -1;
+}
+
 /* db_table_close - close a reader */
 static void db_table_close(void *state)
 {
@@ -244,6 +253,7 @@ const struct table_backend table_backend_hash = {
     .open = db_table_open,
     .lookup = db_table_lookup,
     .close = db_table_close,
+    .fd = db_table_fd,
     .create = db_table_create,
     .add = db_table_add,
     .finish = db_table_finish,
@@ -256,6 +266,7 @@ const struct table_backend table_backend_btree = {
     .open = db_table_open,
     .lookup = db_table_lookup,
     .close = db_table_close,
+    .fd = db_table_fd,
     .create = db_table_create,
     .add = db_table_add,
     .finish = db_table_finish,

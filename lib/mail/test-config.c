@@ -50,6 +50,18 @@ static bool contains(const char *got, const char *want)
     return got != NULL && strstr(got, want) != NULL;
 }
 
+/* one_lookup - config_expander lookup: every name is "1" */
+static int one_lookup(void *ctx, const char *name, size_t len, const char **value_r,
+		      const char **error_r)
+{
+    (void) ctx;
+    (void) name;
+    (void) len;
+    (void) error_r;
+    *value_r = "1";
+    return 0;
+}
+
 /* first_of_type - a table parameter of the type, or NULL */
 static const struct param_def *first_of_type(enum param_type type)
 {
@@ -275,6 +287,9 @@ int main(void)
     unit_assert_streq(config_default_value("mydomain"), "example.com");
     unit_assert_streq(config_default_value("myorigin"), "mail.example.com");
     unit_assert(config_default_value("no_such_name") == NULL);
+    /* myhostname set in main.cf: its computed default is still there */
+    unit_assert(config_default_value("myhostname") != NULL
+		&& strchr(config_default_value("myhostname"), '.') != NULL);
     unit_assert(load_text("myhostname = single\n") == NULL);
     unit_assert(config_apply(&err) == 0);
     unit_assert_streq(var_mydomain, "localdomain");
@@ -359,6 +374,40 @@ int main(void)
     }
     unit_assert(config_expand("$p0", s, &err) < 0);
     unit_assert(contains(err, "nested more than"));
+    /* conditionals nest at most 100 deep, also for an expander that
+     * asks for no limit (max_depth 0) */
+    {
+	static const int levels[] = {100, 101, 5000};
+	struct str *deep = str_new(STR_MAX_DEFAULT);
+	struct config_expander x = {one_lookup, NULL, NULL, 0};
+
+	config_init();
+	config_set("a", "1");
+	for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++) {
+	    str_reset(deep);
+	    for (int i = 0; i < levels[k]; i++)
+		(void) str_appends(deep, "${a?");
+	    (void) str_appends(deep, "x");
+	    for (int i = 0; i < levels[k]; i++)
+		(void) str_appends(deep, "}");
+	    for (int with = 0; with < 2; with++) {
+		int rc;
+
+		str_reset(s);
+		err = NULL;
+		rc = with ? config_expand_with(str_cstr(deep), s, &x, &err)
+		    : config_expand(str_cstr(deep), s, &err);
+		if (levels[k] <= 100) {
+		    unit_assert_idx(rc == 0, k);
+		    unit_assert_streq_idx(str_cstr(s), "x", k);
+		} else {
+		    unit_assert_idx(rc < 0, k);
+		    unit_assert_idx(contains(err, "conditionals nested more than 100 levels deep"), k);
+		}
+	    }
+	}
+	str_free(&deep);
+    }
     /* exponential growth is bounded by the value size limit */
     config_init();
     for (int i = 0; i < 30; i++) {

@@ -529,6 +529,75 @@ static void test_aliases(void)
     str_free(&warn);
 }
 
+/* test_changed - table_changed notices a rebuilt or rewritten built file,
+ * and only that */
+static void test_changed(const char *type)
+{
+    char name[PATH_MAX], label[100], srcbuf[PATH_MAX], copy[PATH_MAX + 8];
+    struct str *warn = str_new(STR_MAX_DEFAULT);
+    struct str *built = str_new(PATH_MAX), *source = str_new(PATH_MAX);
+    const char *err = NULL;
+    char typebuf[16];
+    struct table *t, *other;
+    size_t count;
+
+    fmt_buf(label, sizeof(label), "%s: table_changed after a rebuild", type);
+    unit_begin(label);
+    fmt_buf(srcbuf, sizeof(srcbuf), "%s", path_in("changed"));
+    fmt_buf(name, sizeof(name), "%s:%s", type, srcbuf);
+    write_text(srcbuf, "a 1\n", 0644);
+    unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
+    unit_assert_inteq(table_paths(name, NULL, typebuf, sizeof(typebuf), source, built, &err), 0);
+    unit_assert(table_changed() == NULL);
+    t = table_open(name, NULL, 0, &err);
+    unit_assert(t != NULL);
+    /* A second table that does not change is never named. */
+    write_text(path_in("steady"), "x y\n", 0644);
+    fmt_buf(copy, sizeof(copy), "%s:%s", type, path_in("steady"));
+    unit_assert_inteq(build_capture(copy, 0, &count, warn, &err), 0);
+    other = table_open(copy, NULL, 0, &err);
+    unit_assert(other != NULL);
+    unit_assert(table_changed() == NULL);
+    unit_assert(table_changed() == NULL);	/* asking does not change it */
+    write_text(srcbuf, "a 1\nb 2\n", 0644);
+    unit_assert(table_changed() == NULL);	/* the source alone: not yet */
+    unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
+    unit_assert(table_changed() != NULL && strcmp(table_changed(), table_name(t)) == 0);
+    table_close(&t);
+    unit_assert(table_changed() == NULL);	/* closed tables are forgotten */
+    t = table_open(name, NULL, 0, &err);
+    unit_assert(t != NULL && table_changed() == NULL);
+    unit_assert(lookup_is(t, "b", "2"));
+    unit_end();
+
+    fmt_buf(label, sizeof(label), "%s: table_changed after a copy over the file", type);
+    unit_begin(label);
+    /* cp(1) over the built file writes the same inode: mtime and size. */
+    {
+	char cmd[3 * PATH_MAX];
+
+	fmt_buf(copy, sizeof(copy), "%s.bak", str_cstr(built));
+	fmt_buf(cmd, sizeof(cmd), "cp '%s' '%s'", str_cstr(built), copy);
+	unit_assert(system(cmd) == 0);
+	write_text(srcbuf, "a 1\nb 2\nc 3\n", 0644);
+	unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
+	table_close(&t);
+	t = table_open(name, NULL, 0, &err);
+	unit_assert(t != NULL && table_changed() == NULL);
+	fmt_buf(cmd, sizeof(cmd), "cp '%s' '%s'", copy, str_cstr(built));
+	unit_assert(system(cmd) == 0);
+	unit_assert(table_changed() != NULL);
+	unlink(copy);
+    }
+    table_close(&t);
+    table_close(&other);
+    unit_assert(table_changed() == NULL);
+    unit_end();
+    str_free(&warn);
+    str_free(&built);
+    str_free(&source);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -538,9 +607,12 @@ int main(void)
 	msg_fatal("mkdtemp: %m");
 
     test_type("cdb");
+    test_changed("cdb");
 #ifdef HAVE_BDB
     test_type("hash");
     test_type("btree");
+    test_changed("hash");
+    test_changed("btree");
 #endif
     test_parse_errors();
     test_names();

@@ -2,7 +2,8 @@
  *
  *   posthorn conf            every parameter, "name = value", sorted
  *   posthorn conf -n         only those set in main.cf
- *   posthorn conf -d         the built-in defaults
+ *   posthorn conf -d         the built-in defaults (main.cf is not read;
+ *                            with -x they expand with each other)
  *   posthorn conf -x         values with $name expanded
  *   posthorn conf name ...   just those names (unknown: warning, exit 1)
  *
@@ -109,10 +110,19 @@ int cmd_conf(int argc, char **argv)
 	    return ph_usage("conf");
 	}
     }
-    /* -d needs no main.cf; otherwise a broken one is reported but the
-     * parameters that could be read are still shown. */
-    if (ph_load_config(opts.defaults) < 0 && !opts.defaults)
+    /* -d shows the built-in defaults: main.cf plays no part, also not in
+     * what -d -x expands them with (postconf -d does the same). Otherwise
+     * a broken main.cf is reported but the parameters that could be read
+     * are still shown. */
+    if (opts.defaults) {
+	const char *error;
+
+	config_init();
+	if (config_apply(&error) < 0)
+	    msg_panic("built-in defaults do not apply: %s", error);
+    } else if (ph_load_config(false) < 0) {
 	status = 1;
+    }
     if (optind >= argc) {
 	config_names(conf_print_cb, &opts);
     } else {
