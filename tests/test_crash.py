@@ -113,7 +113,9 @@ def test_crash_flood(mail):
                   # command to master: keep the throttle short
                   service_throttle_time="1s")
     mail.start()
-    rng = random.Random(int(os.environ.get("CRASH_SEED", time.time())))
+    seed = int(os.environ.get("CRASH_SEED", time.time()))
+    print(f"test_crash_flood: CRASH_SEED={seed} (set it to replay this run's choices)")
+    rng = random.Random(seed)
     jobs = [(n, f"{rng.choice(USERS)}@example.test") for n in range(MESSAGES)]
     accepted, lock = {}, threading.Lock()
     stop = threading.Event()

@@ -4,7 +4,7 @@
  * group, and from a process that inherited supplementary groups
  * including gid 0, checked in /proc/self/status) and the not-root branch is simulated in a child that first
  * becomes nobody; when not run as root only the not-root branch runs
- * (the root cases print "skip - ...").
+ * (the root cases are reported with unit_skip).
  * Test names say which branch ran. */
 
 #include <errno.h>
@@ -357,8 +357,9 @@ int main(void)
 
 	unit_begin("priv_drop when not root is a no-op success, chroot skipped with one warning [not-root branch, simulated as nobody]");
     } else {
-	printf("skip - priv_drop clears inherited supplementary groups: needs root\n");
-	unit_begin("priv_drop when not root is a no-op success, chroot skipped with one warning [not-root branch; root branch skipped: not root]");
+	unit_skip("priv_drop as root: chroot, extra group, inherited groups, refusals [root branch]",
+		  "needs root");
+	unit_begin("priv_drop when not root is a no-op success, chroot skipped with one warning [not-root branch]");
     }
     unit_assert(run_child(child_not_root, NULL, out, sizeof(out)) == 0);
     unit_assert_inteq(count_text(out, "skipping chroot"), 1);

@@ -12,7 +12,7 @@
 
 static const char *unit_name;
 static int unit_failures_this;
-static int unit_passed, unit_failed;
+static int unit_passed, unit_failed, unit_skipped;
 
 void unit_begin(const char *name)
 {
@@ -45,9 +45,19 @@ void unit_end(void)
     unit_name = NULL;
 }
 
+void unit_skip(const char *name, const char *why)
+{
+    unit_skipped++;
+    printf("skip - %s: %s\n", name, why);
+    fflush(stdout);
+}
+
 int unit_done(void)
 {
-    printf("%d passed, %d failed\n", unit_passed, unit_failed);
+    if (unit_skipped)
+	printf("%d passed, %d failed, %d skipped\n", unit_passed, unit_failed, unit_skipped);
+    else
+	printf("%d passed, %d failed\n", unit_passed, unit_failed);
     fflush(stdout);
     return unit_failed ? 1 : 0;
 }

@@ -9,7 +9,8 @@
  *   }
  *
  * Each failed assertion prints file:line, the expression, and got/want.
- * unit_done() prints "N passed, N failed" (tests, not assertions) and
+ * unit_done() prints "N passed, N failed" (", N skipped" when unit_skip
+ * was called; tests, not assertions) and
  * returns the exit status. unit_expect_exit() runs a function in a child
  * process and checks how it ended, so msg_fatal/msg_panic can be asserted
  * as expected events. */
@@ -22,6 +23,10 @@ void unit_begin(const char *name);
 void unit_end(void);
 int unit_done(void);
 void unit_fail_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* unit_skip - a test that cannot run here (needs root...): printed as
+ * "skip - NAME: WHY", counted, and reported by tests/test_unit.py as a
+ * pytest skip, never as a pass */
+void unit_skip(const char *name, const char *why);
 
 #define unit_assert(cond) do { if (!(cond)) \
     unit_fail_at(__FILE__, __LINE__, "assertion failed: %s", #cond); } while (0)
