@@ -86,7 +86,7 @@ int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply
 int ipc_handshake_server(struct stream *s, const char *proto, long version);
 int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r);
 
-/* ipc_encode/ipc_decode_one - the codec on memory buffers, for tests and
+/* ipc_encode_* / ipc_decode_list - the codec on memory buffers, for tests and
  * for records stored in files. ipc_decode_list returns bytes consumed, 0
  * if the buffer holds no complete message yet, -1 on a syntax error. */
 void ipc_encode_attr(struct str *out, const char *name, const void *value, size_t len);

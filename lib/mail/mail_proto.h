@@ -1,5 +1,6 @@
 /* mail_proto.h - the internal mail protocols: names, versions, sockets
- * and attribute names, in one place (docs/protocols.md explains them).
+ * and attribute names, in one place (this comment is their reference;
+ * docs/ipc.md explains the framing, the handshake and strict decoding).
  *
  * Every conversation uses lib/base/ipc.h framing and opens with the
  * server's handshake {proto, version}; decoding is strict.
