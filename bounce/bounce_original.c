@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* base */
@@ -149,16 +150,26 @@ int bounce_orig_read(const char *path, size_t header_max, size_t body_max,
     struct qf_reader reader;
     struct stream *s;
     const char *error;
-    int fd;
+    struct stat st;
+    int fd, fl;
     int ret;
 
     bounce_orig_init(orig);
     *error_r = bounce_orig_error;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+    /* never block on a FIFO; read only a regular file */
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
 	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "open %s: %s", path,
 		       strerror(errno));
 	return -1;
     }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "%s: not a regular file",
+		       path);
+	close(fd);
+	return -1;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) >= 0)
+	(void) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     s = stream_open(fd);
     ctx.orig = orig;
     ctx.pending = str_new((header_max > body_max ? header_max : body_max) + 1);

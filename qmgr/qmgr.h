@@ -161,6 +161,9 @@ void qmgr_scan_take_incoming(const char *id);	/* incoming/ID, no scan */
 void qmgr_scan_deferred(bool all);
 bool qmgr_scan_blocked(void);	/* a scan stopped at the active limit */
 void qmgr_move_corrupt(const char *queue, const char *id, const char *why);
+struct stat;
+int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct stat *st,
+			 bool *corrupt);
 
 /* qmgr_message.c */
 void qmgr_message_load(const char *id);	/* from active/ID */

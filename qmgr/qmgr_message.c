@@ -293,15 +293,18 @@ static void marks_flush(struct qmgr_message *msg)
 {
     char path[64];
     const char *err;
+    struct stat st;
+    bool corrupt;
     int fd;
 
     if (msg->marks_pending == 0 || msg->file_gone)
 	return;
     message_path(path, sizeof(path), msg);
-    if ((fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-	if (errno == ENOENT)
+    if ((fd = qmgr_open_queue_file("active", msg->id, O_RDWR, &st, &corrupt)) < 0) {
+	if (errno == ENOENT || corrupt)
 	    msg->file_gone = true;
-	msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
+	if (!corrupt)
+	    msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
 	return;
     }
     for (size_t i = 0; i < msg->rcpt_count && msg->marks_pending > 0; i++) {
@@ -869,19 +872,13 @@ void qmgr_message_load(const char *id)
     struct qf_reader rd;
     struct stat st;
     char buf[QMGR_LOAD_CHUNK];
-    char path[64];
     const char *err;
+    bool corrupt;
     int fd, rc;
 
-    (void) fmt_buf(path, sizeof(path), "active/%s", id);
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-	if (errno != ENOENT)
-	    msg_warn("%s: open %s: %m", id, path);
-	return;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	close(fd);
-	qmgr_move_corrupt("active", id, "not a regular file");
+    if ((fd = qmgr_open_queue_file("active", id, O_RDONLY, &st, &corrupt)) < 0) {
+	if (errno != ENOENT && !corrupt)
+	    msg_warn("%s: open active/%s: %m", id, id);
 	return;
     }
     msg = mem_zalloc(sizeof(*msg));

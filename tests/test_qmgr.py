@@ -511,3 +511,61 @@ def test_reload_that_changes_qmgr_service_runs_one_qmgr(q):
     time.sleep(1.0)                 # the new qmgr has recovered active/ by now
     assert len(agent.requests) == 3, agent.requests
     assert q.inst.count_log(r"disappeared while active") == 0
+
+
+# -- non-regular files in the queue (audit issue 7, item 13) -------------------
+def make_fifo(q, where):
+    """A FIFO under a valid queue ID in queue/where; returns the ID."""
+    now = time.time_ns() // 1000
+    qid = phwire.queue_id(now // 1000000, now % 1000000, 4242 + now % 1000)
+    path = q.queue / where / qid
+    os.mkfifo(path, 0o600)
+    if IS_ROOT:
+        os.chown(path, q.uid, q.gid)
+    return qid
+
+
+def assert_fifo_set_aside(q, fid):
+    q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
+    assert q.where(fid) == ["corrupt"]
+    import stat
+    assert stat.S_ISFIFO(os.lstat(q.queue / "corrupt" / fid).st_mode)
+
+
+def test_fifo_in_incoming_does_not_stop_qmgr(q):
+    """A FIFO named like a queue file in incoming/: qmgr must not block in
+    open(2) on it; it goes to corrupt/ and other mail still moves."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "incoming")
+    q.trigger(b"I")
+    time.sleep(0.5)                 # the scan has met the fifo by now
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
+
+
+def test_fifo_in_deferred_does_not_stop_qmgr(q):
+    """The same for a FIFO in deferred/, met by a flush."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "deferred")
+    q.trigger(b"F")
+    time.sleep(0.5)
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
+
+
+def test_fifo_in_active_at_recovery(q):
+    """A FIFO left in active/: the recovery at start must not block on it
+    (a restarted qmgr used to block again, for good)."""
+    q.agent("local", sent_all)
+    fid = make_fifo(q, "active")
+    left = q.put(queue_file("a@example.org", ["bob@example.test"]), where="active")
+    q.start()
+    q.trigger(b"W")
+    q.inst.wait_log(rf"{left}: removed", timeout=5)
+    qid = q.put(queue_file("a@example.org", ["carol@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
