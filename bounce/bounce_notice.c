@@ -309,6 +309,8 @@ bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
     ok = ok && dsn_date(date, sizeof(date), n->now, n->gmtoff) && add_field(out, "Date", date);
     ok = ok && add_field(out, "Message-ID", n->message_id);
     ok = ok && add_field(out, "Auto-Submitted", "auto-replied");
+    if (ok && n->to_postmaster)
+	ok = add_field(out, BOUNCE_HEADER_NOTICE, BOUNCE_NOTICE_POSTMASTER);
     ok = ok && add_field(out, "MIME-Version", "1.0");
     ok = ok && str_printf(v, "multipart/report; report-type=%s; boundary=\"%s\"",
 			  utf8 ? "global-delivery-status" : "delivery-status", n->boundary)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,25 @@ static void lines_add(struct bounce_line **lines, size_t *count, size_t *cap,
     (*count)++;
 }
 
+/* is_notice_header - "X-Posthorn-Notice: postmaster" (any case, any
+ * white space around the value) */
+static bool is_notice_header(const char *data, size_t len)
+{
+    size_t nlen = strlen(BOUNCE_HEADER_NOTICE);
+    size_t vlen = strlen(BOUNCE_NOTICE_POSTMASTER);
+    size_t i;
+
+    if (len <= nlen || strncasecmp(data, BOUNCE_HEADER_NOTICE, nlen) != 0 || data[nlen] != ':')
+	return false;
+    for (i = nlen + 1; i < len && (data[i] == ' ' || data[i] == '\t'); i++)
+	 /* void */ ;
+    if (len - i < vlen || strncasecmp(data + i, BOUNCE_NOTICE_POSTMASTER, vlen) != 0)
+	return false;
+    for (i += vlen; i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r'); i++)
+	 /* void */ ;
+    return i == len;
+}
+
 /* orig_line - account for one line of full_len bytes, of which len are
  * in data (len < full_len: the line was too long to keep) */
 static void orig_line(struct bounce_orig *orig, const char *data, size_t len, size_t full_len,
@@ -63,6 +83,8 @@ static void orig_line(struct bounce_orig *orig, const char *data, size_t len, si
     orig->size = mem_size_add(orig->size, mem_size_add(full_len, 1));
     if (!orig->in_body && full_len == 0)
 	orig->in_body = true;
+    if (!orig->in_body && is_notice_header(data, len))
+	orig->notice_header = true;
     if (!orig->in_body) {
 	if (len == full_len && orig->headers_complete
 	    && orig->header_bytes + full_len + 1 <= header_max) {

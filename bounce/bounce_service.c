@@ -195,7 +195,7 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 	    goto out;
 	}
 	qualify(pm, bounce_cfg.double_recipient);
-	double_bounce = strcmp(orig.notice, BOUNCE_NOTICE_POSTMASTER) == 0;
+	double_bounce = strcmp(orig.notice, BOUNCE_NOTICE_POSTMASTER) == 0 || orig.notice_header;
 	for (size_t i = 0; !double_bounce && i < req->rcpt_count; i++) {
 	    if (!is_postmaster_address(req->rcpts[i].address, pm))
 		break;
