@@ -257,6 +257,39 @@ def test_ret_hdrs_and_size_limit(bq):
     assert msg.get_payload()[2].get_content_type() == "message/rfc822"
 
 
+def test_quoted_headers_bounded_by_bounce_size_limit(bq):
+    """An original with ~100 KB of headers: whatever a notice quotes of
+    it (RET=HDRS, RET=FULL falling back to the headers, a postmaster
+    copy) stays within bounce_size_limit, cut at a line boundary, and the
+    text part says so. (It used to be bounded by header_size_limit only:
+    a 104 KB notice.)"""
+    limit = 4000
+    bq.set_main(bounce_size_limit=str(limit), notify_classes="bounce")
+    c = start(bq)
+    filler = [f"X-Filler-{i:04d}: " + "f" * 60 for i in range(1400)]    # ~100 KB
+    lines = ORIGINAL[:4] + filler + ORIGINAL[4:]
+    assert sum(len(x) + 1 for x in lines) > 100000
+    for ret in ("hdrs", "full"):
+        mark = bq.log_mark()
+        qid = write_original(bq.queue, "hold", "alice@example.test", ["x@example.net"],
+                             lines=lines, owner=bq.mail_owner)
+        reply = c.request("failure", qid, "alice@example.test",
+                          [{"address": "x@example.net"}], ret=ret)
+        m = bq.wait_log(rf"{qid}: postmaster non-delivery notification: (\w+)", since=mark)
+        for nid in (reply["queue_id"], m.group(1)):
+            qf = notice_file(bq, {"status": "0", "queue_id": nid})
+            total = len(qf["message"])
+            assert total < limit + 4000, (ret, total)
+            msg = parse(qf["message"])
+            text, quoted = msg.get_payload()[0].get_payload(), msg.get_payload()[2]
+            assert quoted.get_content_type() == "text/rfc822-headers"
+            qlines = quoted.get_payload().rstrip("\r\n").split("\r\n")
+            assert 0 < sum(len(x) + 1 for x in qlines) <= limit
+            # whole lines of the original, in order, from its start
+            assert qlines == lines[:len(qlines)], qlines[-3:]
+            assert "bounce_size_limit" in re.sub(r"\s+", " ", text), text
+
+
 def test_delay_and_success_notices_on_one_connection(bq):
     c = start(bq)
     mark = bq.log_mark()
