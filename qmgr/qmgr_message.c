@@ -50,6 +50,7 @@
 
 static struct qmgr_message *messages;
 long qmgr_active_count;
+static long dropped_count;	/* dropped messages still in memory */
 
 /* What one reply did, applied together at its end. */
 struct outcome_batch {
@@ -63,6 +64,7 @@ struct outcome_batch {
 };
 
 static void message_unref(struct qmgr_message *msg);
+static void job_finish(struct qmgr_job *job);
 
 /* nz - never NULL */
 static const char *nz(const char *s)
@@ -189,6 +191,112 @@ static void message_free(struct qmgr_message *msg)
 static void message_path(char *buf, size_t size, const struct qmgr_message *msg)
 {
     (void) fmt_buf(buf, size, "active/%s", msg->id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Dropping: the operator deleted the file, or it vanished          */
+
+/* message_find - the message in memory with this ID (not a dropped one
+ * unless dropped is true), or NULL; a linear search, for the rare
+ * operator request */
+static struct qmgr_message *message_find(const char *id, bool dropped)
+{
+    for (struct qmgr_message *m = messages; m; m = m->next)
+	if (m->dropped == dropped && strcmp(m->id, id) == 0)
+	    return m;
+    return NULL;
+}
+
+/* qmgr_message_busy - a dropped message with this ID is still here */
+bool qmgr_message_busy(const char *id)
+{
+    return dropped_count > 0 && message_find(id, true) != NULL;
+}
+
+/* file_nowhere - the ID is in no queue directory: it was deleted */
+static bool file_nowhere(const char *id)
+{
+    static const char *const dirs[] = {"active", "incoming", "deferred", "hold", "corrupt"};
+    char path[64];
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	(void) fmt_buf(path, sizeof(path), "%s/%s", dirs[i], id);
+	if (lstat(path, &st) == 0 || errno != ENOENT)
+	    return false;
+    }
+    return true;
+}
+
+/* active_file_gone - has active/ID vanished? */
+static bool active_file_gone(const struct qmgr_message *msg)
+{
+    char path[64];
+    struct stat st;
+
+    message_path(path, sizeof(path), msg);
+    return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* message_drop - forget a message whose queue file left active/ behind
+ * qmgr's back: told (the operator) or found out (vanished). Its jobs
+ * are finished without a word (answers in flight are ignored, queued
+ * jobs are never sent), nothing more is written for it, and when the
+ * file is in no queue directory its defer/ and bounce/ logs go too. One
+ * log line. */
+static void message_drop(struct qmgr_message *msg, bool told)
+{
+    char path[64];
+
+    if (msg->dropped)
+	return;
+    msg->dropped = true;
+    msg->file_gone = true;
+    dropped_count++;
+    if (!file_nowhere(msg->id)) {
+	msg_info("%s: moved out of active/ by the operator; dropped from the active queue",
+		 msg->id);
+	return;
+    }
+    if (fmt_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
+	qmgr_remove_file(path);
+    if (fmt_buf(path, sizeof(path), "bounce/%s", msg->id))
+	qmgr_remove_file(path);
+    if (told)
+	log_queue_removed(msg->id);
+    else
+	msg_info("%s: queue file vanished from active/; removed", msg->id);
+}
+
+/* message_forget - free a message that is done after a drop */
+static void message_forget(struct qmgr_message *msg)
+{
+    if (!msg->dropped)
+	message_drop(msg, false);
+    dropped_count--;
+    message_free(msg);
+}
+
+/* qmgr_message_gone - "D<ID>": the operator deleted active/ID */
+void qmgr_message_gone(const char *id)
+{
+    struct qmgr_message *msg = message_find(id, false);
+
+    if (msg == NULL)
+	return;				/* not in memory: nothing to forget */
+    if (!active_file_gone(msg)) {
+	msg_info("%s: told that active/%s is gone, but it is there: ignored", id, id);
+	return;
+    }
+    message_drop(msg, true);
+    if (msg->refs == 0)
+	message_forget(msg);
+}
+
+/* qmgr_job_drop - a queued job of a dropped message: finish it unsent */
+void qmgr_job_drop(struct qmgr_job *job)
+{
+    job_finish(job);
 }
 
 /* ---------------------------------------------------------------- */
@@ -438,6 +546,12 @@ void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason)
     struct outcome_batch b;
     struct delivery_times t;
 
+    if (!msg->dropped && active_file_gone(msg))
+	message_drop(msg, false);
+    if (msg->dropped) {
+	job_finish(job);
+	return;
+    }
     if (job->kind == QMGR_JOB_BOUNCE) {
 	bounce_done(job, -1, reason);
 	return;
@@ -523,12 +637,17 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 {
     struct qmgr_message *msg = job->msg;
 
+    if (msg->dropped) {
+	job_finish(job);		/* the operator deleted it: no word more */
+	return 0;
+    }
     if (job->kind == QMGR_JOB_DELIVER) {
 	struct deliver_request req;
 	struct deliver_result *res;
 	struct delivery_times t;
 	struct outcome_batch b;
 	char qfile[64];
+	bool all_sent = true;
 
 	job_request(job, &req, qfile, sizeof(qfile));
 	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
@@ -538,6 +657,17 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	    return -1;
 	}
 	mem_free(&req.rcpts);
+	for (size_t i = 0; i < job->count; i++)
+	    all_sent = all_sent && res[i].status[0] == 's';
+	/* an agent that could not do its job may not have found the file:
+	 * a file deleted behind qmgr's back is not retried */
+	if (!all_sent && active_file_gone(msg)) {
+	    deliver_results_free(res, job->count);
+	    mem_free(&res);
+	    message_drop(msg, false);
+	    job_finish(job);
+	    return 0;
+	}
 	memset(&b, 0, sizeof(b));
 	job_times(job, &t);
 	for (size_t i = 0; i < job->count; i++)
@@ -625,11 +755,15 @@ static void message_defer(struct qmgr_message *msg, double now)
     tv[0].tv_usec = 0;
     tv[1].tv_sec = (time_t) now + delay;
     tv[1].tv_usec = 0;
-    if (utimes(from, tv) < 0)
+    if (utimes(from, tv) < 0 && errno != ENOENT)
 	msg_warn("%s: set retry time on %s: %m", msg->id, from);
-    if (rename(from, to) < 0)
+    if (rename(from, to) < 0) {
+	if (errno == ENOENT) {
+	    message_forget(msg);	/* deleted behind our back */
+	    return;
+	}
 	msg_warn("%s: move %s to %s: %m", msg->id, from, to);
-    else if (msg_verbose)
+    } else if (msg_verbose)
 	msg_info("%s: deferred, next attempt in %lds", msg->id, delay);
     message_free(msg);
 }
@@ -641,8 +775,7 @@ static void message_done(struct qmgr_message *msg)
     bool deferred = false;
 
     if (msg->file_gone) {
-	msg_warn("%s: queue file disappeared while active", msg->id);
-	message_free(msg);
+	message_forget(msg);
 	return;
     }
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -658,8 +791,7 @@ static void message_done(struct qmgr_message *msg)
     }
     marks_flush(msg);			/* the file outlives this pass */
     if (msg->file_gone) {
-	msg_warn("%s: queue file disappeared while active", msg->id);
-	message_free(msg);
+	message_forget(msg);
 	return;
     }
     if (message_delay_warning(msg, now))

@@ -139,6 +139,8 @@ static void activate(const char *queue, const char *id)
 {
     char from[64], to[64];
 
+    if (qmgr_message_busy(id))
+	return;				/* the next scan takes it */
     (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
     (void) fmt_buf(to, sizeof(to), "active/%s", id);
     if (rename(from, to) < 0) {

@@ -301,6 +301,20 @@ static void transport_dispatch(struct qmgr_transport *tr)
 	struct qmgr_job *job;
 	const char *err;
 
+	if (tr->ready_head->head->msg->dropped) {
+	    /* the operator deleted its message: never sent */
+	    d = dest_pop_ready(tr);
+	    job = d->head;
+	    d->head = job->next;
+	    if (d->head == NULL)
+		d->tail = NULL;
+	    job->next = NULL;
+	    job->dest = NULL;
+	    dest_make_ready(d);
+	    qmgr_job_drop(job);
+	    dest_maybe_free(d);
+	    continue;
+	}
 	if (tr->idle == NULL) {
 	    /* a full agent backlog holds back new connections only: idle
 	     * ones keep taking jobs meanwhile */

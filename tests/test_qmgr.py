@@ -569,3 +569,109 @@ def test_fifo_in_active_at_recovery(q):
     qid = q.put(queue_file("a@example.org", ["carol@example.test"]))
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
     assert_fifo_set_aside(q, fid)
+
+
+# -- posthorn queue delete in every state (audit issue 7, item 16) -------------
+def ph_queue(q, *args):
+    import subprocess
+    from conftest import BUILD
+    return subprocess.run([str(BUILD / "bin" / "posthorn"), "-c", str(q.inst.etc), "queue",
+                           *args], capture_output=True, text=True, timeout=30)
+
+
+def assert_deleted(q, qid, mark):
+    q.inst.wait_log(rf"{qid}: removed", since=mark)
+    time.sleep(0.5)                 # what qmgr would still do, it has done by now
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    assert not (q.queue / "bounce" / qid).exists()
+    assert q.inst.count_log(rf"{qid}: removed", since=mark) == 1
+    assert q.inst.count_log(rf"{qid}: .*(cannot open|disappeared|status=deferred)",
+                            since=mark) == 0, q.inst.log_text()[-3000:]
+
+
+def test_delete_active_message_in_flight(q):
+    """`posthorn queue delete` of a message whose delivery is in flight:
+    qmgr is told, drops it, ignores the agent's late answer, leaves no
+    defer/ log and logs "removed" once; other mail moves on."""
+    def answer_defer_if_gone(attrs):
+        time.sleep(1.0)
+        d = dict(attrs)
+        gone = not (q.queue / d["queue_file"]).exists()
+        reply = []
+        for r in rcpts_of(attrs):
+            st = ("defer", "4.3.0", "cannot open queue file") if gone else \
+                ("sent", "2.0.0", "ok")
+            reply += [("rcpt_offset", r["rcpt_offset"]), ("rcpt_status", st[0]),
+                      ("rcpt_dsn", st[1]), ("rcpt_reason", st[2]), ("relay", "local")]
+        return reply
+    agent = FakeServer(q.queue / "private" / "local", "deliver", answer_defer_if_gone,
+                       q.uid if IS_ROOT else None)
+    q.fakes.append(agent)
+    q.start()
+    qid = q.put(queue_file("a@example.org", [f"u{i}@example.test" for i in range(5)]))
+    deadline = time.monotonic() + 5
+    while agent.inflight < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.inflight >= 1
+    mark = q.inst.log_mark()
+    res = ph_queue(q, "delete", qid)
+    assert res.returncode == 0 and f"{qid}: removed" in res.stdout, res.stderr
+    assert_deleted(q, qid, mark)
+    time.sleep(1.5)                 # the answers in flight came back
+    assert q.inst.count_log(rf"{qid}: .*status=", since=mark) == 0
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    requests = len(agent.requests)
+    q.trigger(b"F")
+    other = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{other}: removed", timeout=8)
+    assert len(agent.requests) == requests + 1     # nothing more for the deleted one
+
+
+def test_active_file_vanished_without_being_told(q):
+    """A queue file that vanishes from active/ without a word to qmgr (the
+    trigger lost, or removed by hand): qmgr treats it as deleted when the
+    agent cannot open it: logged once, no defer/ log, no retries."""
+    def answer(attrs):
+        time.sleep(0.8)
+        d = dict(attrs)
+        gone = not (q.queue / d["queue_file"]).exists()
+        st = ("defer", "4.3.0", "cannot open queue file") if gone else ("sent", "2.0.0", "ok")
+        return [x for r in rcpts_of(attrs) for x in
+                (("rcpt_offset", r["rcpt_offset"]), ("rcpt_status", st[0]), ("rcpt_dsn", st[1]),
+                 ("rcpt_reason", st[2]), ("relay", "local"))]
+    agent = FakeServer(q.queue / "private" / "local", "deliver", answer,
+                       q.uid if IS_ROOT else None)
+    q.fakes.append(agent)
+    q.start()
+    qid = q.put(queue_file("a@example.org", ["u1@example.test", "u2@example.test"]))
+    deadline = time.monotonic() + 5
+    while agent.inflight < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    mark = q.inst.log_mark()
+    os.unlink(q.queue / "active" / qid)
+    q.inst.wait_log(rf"{qid}: queue file vanished from active/; removed", since=mark)
+    time.sleep(1.5)
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    assert q.inst.count_log(rf"{qid}: .*status=deferred", since=mark) == 0
+
+
+@pytest.mark.parametrize("state", ["incoming", "deferred", "hold", "corrupt"])
+def test_delete_in_other_states(q, state):
+    """delete of a message in incoming/, deferred/, hold/ or corrupt/ while
+    qmgr runs: the file and its defer/ log go, qmgr never delivers it."""
+    agent = q.agent("local", sent_all)
+    q.start()
+    data = queue_file("a@example.org", ["bob@example.test"])
+    qid = write_queue_file(q.queue / state, data, q.uid if IS_ROOT else None, q.gid)
+    if state == "deferred":
+        os.utime(q.queue / state / qid, (time.time() + 3600, time.time() + 3600))
+    (q.queue / "defer" / qid).write_text("rcpt=bob@example.test, dsn=4.2.2, reason=full\n")
+    res = ph_queue(q, "delete", qid)
+    assert res.returncode == 0 and f"{qid}: removed" in res.stdout, res.stderr
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists()
+    q.trigger(b"F")
+    time.sleep(1.0)
+    assert all(dict(r)["queue_id"] != qid for r in agent.requests)
