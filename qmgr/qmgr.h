@@ -74,6 +74,12 @@ struct qmgr_message {
     double arrival;		/* T record */
     double active_time;		/* taken into active/ (this pass) */
     long data_offset;		/* M record */
+    long rcpt_next;		/* where the recipients not yet read begin
+				 * (the first record of the next one's group;
+				 * 0: all read): qmgr holds at most
+				 * qmgr_message_recipient_limit at a time */
+    long trailer_offset;	/* the record after X, or 0 */
+    bool some_deferred;		/* a recipient of an earlier slice waits */
     long size;			/* content bytes, LF line ends */
     char *dsn_envid;
     char *dsn_ret;

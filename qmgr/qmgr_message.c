@@ -65,6 +65,9 @@ struct outcome_batch {
 
 static void message_unref(struct qmgr_message *msg);
 static void job_finish(struct qmgr_job *job);
+static void message_route(struct qmgr_message *msg);
+static void slice_free(struct qmgr_message *msg);
+static int slice_read(struct qmgr_message *msg, const char **error_r);
 
 /* nz - never NULL */
 static const char *nz(const char *s)
@@ -79,6 +82,8 @@ struct load_ctx {
     struct qmgr_message *msg;
     char *orig, *orcpt, *notify;	/* for the next recipient */
     long nrcpt;
+    long group_start;		/* first record of the next recipient's group, or -1 */
+    bool full;			/* the slice has its limit of recipients */
 };
 
 /* load_visit - one record of the queue file */
@@ -89,6 +94,12 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
     size_t nlen;
     const char *value;
 
+    if (lc->group_start < 0 && (type == QF_REC_ORCPT || type == QF_REC_NOTIFY
+				|| type == QF_REC_RCPT || type == QF_REC_DONE
+				|| (type == QF_REC_ATTR && data->len > strlen(QATTR_RCPT_ORIG)
+				    && strncmp(data->data, QATTR_RCPT_ORIG "=",
+					       strlen(QATTR_RCPT_ORIG) + 1) == 0)))
+	lc->group_start = (long) offset;
     switch (type) {
     case QF_REC_TIME:
 	msg->arrival = strtod(str_cstr(data), NULL);
@@ -122,6 +133,18 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
     case QF_REC_RCPT: {
 	struct qmgr_rcpt *r;
 
+	if (lc->full || msg->rcpt_count >= (size_t) var_qmgr_message_recipient_limit) {
+	    /* the slice is full: the rest is read when it is done */
+	    if (!lc->full)
+		msg->rcpt_next = lc->group_start;
+	    lc->full = true;
+	    mem_free(&lc->orig);
+	    mem_free(&lc->orcpt);
+	    mem_free(&lc->notify);
+	    lc->group_start = -1;
+	    lc->nrcpt++;
+	    break;
+	}
 	if (msg->rcpt_count == msg->rcpt_cap) {
 	    msg->rcpt_cap = msg->rcpt_cap ? msg->rcpt_cap * 2 : 4;
 	    msg->rcpts = mem_realloc(msg->rcpts, mem_size_mul(msg->rcpt_cap, sizeof(*msg->rcpts)));
@@ -137,6 +160,7 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	r->offset = (long) offset;
 	r->state = QMGR_RCPT_TODO;
 	lc->nrcpt++;
+	lc->group_start = -1;
 	break;
     }
     case QF_REC_DONE:
@@ -144,6 +168,10 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	mem_free(&lc->orcpt);
 	mem_free(&lc->notify);
 	lc->nrcpt++;
+	lc->group_start = -1;
+	break;
+    case QF_REC_XEND:
+	msg->trailer_offset = (long) offset + QF_HEADER_SIZE;
 	break;
     case QF_REC_MESSAGE:
 	msg->data_offset = (long) offset;
@@ -167,16 +195,7 @@ static void message_free(struct qmgr_message *msg)
 	messages = msg->next;
     if (msg->next)
 	msg->next->prev = msg->prev;
-    for (size_t i = 0; i < msg->rcpt_count; i++) {
-	struct qmgr_rcpt *r = msg->rcpts + i;
-
-	mem_free(&r->address);
-	mem_free(&r->orig);
-	mem_free(&r->orcpt);
-	mem_free(&r->notify);
-	mem_free(&r->reason);
-	mem_free(&r->relay);
-    }
+    slice_free(msg);
     mem_free(&msg->rcpts);
     mem_free(&msg->sender);
     mem_free(&msg->dsn_envid);
@@ -768,22 +787,70 @@ static void message_defer(struct qmgr_message *msg, double now)
     message_free(msg);
 }
 
+/* message_next_slice - the recipients in memory are finished and the
+ * file has more: make this slice's outcomes durable (its 'D' marks; a
+ * deferred recipient stays 'R' and is remembered only as "some were
+ * deferred"), forget it, read the next one and route it. true if jobs
+ * now hold the message (message_done is called again when they are
+ * done); false if the caller goes on (all of the new slice finished at
+ * once, or the message was forgotten: *gone). */
+static bool message_next_slice(struct qmgr_message *msg, bool slice_deferred, bool *gone)
+{
+    const char *err;
+
+    *gone = false;
+    marks_flush(msg);
+    if (msg->file_gone)
+	return false;
+    msg->some_deferred = msg->some_deferred || slice_deferred;
+    slice_free(msg);
+    if (slice_read(msg, &err) < 0) {
+	char why[300], id[QUEUE_ID_SIZE];
+
+	if (msg->file_gone)
+	    return false;		/* the caller forgets it */
+	/* damaged since it was loaded: set aside, like at the load */
+	(void) str_copy_out(why, sizeof(why), err);
+	(void) str_copy_out(id, sizeof(id), msg->id);
+	*gone = true;
+	message_free(msg);
+	qmgr_move_corrupt("active", id, why);
+	return false;
+    }
+    msg->refs++;			/* held while routing */
+    message_route(msg);
+    return --msg->refs > 0;
+}
+
 /* message_done - no job of the message is left */
 static void message_done(struct qmgr_message *msg)
 {
     double now = qmgr_now();
-    bool deferred = false;
+    bool deferred;
 
-    if (msg->file_gone) {
-	message_forget(msg);
-	return;
-    }
-    for (size_t i = 0; i < msg->rcpt_count; i++) {
-	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED)
-	    deferred = true;
-	else if (msg->rcpts[i].state != QMGR_RCPT_DONE)
-	    msg_panic("%s: recipient %zu in state %d without a job", msg->id, i,
-		      (int) msg->rcpts[i].state);
+    for (;;) {
+	bool slice_deferred = false, gone;
+
+	if (msg->file_gone) {
+	    message_forget(msg);
+	    return;
+	}
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+	    if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED)
+		slice_deferred = true;
+	    else if (msg->rcpts[i].state != QMGR_RCPT_DONE)
+		msg_panic("%s: recipient %zu in state %d without a job", msg->id, i,
+			  (int) msg->rcpts[i].state);
+	}
+	deferred = slice_deferred || msg->some_deferred;
+	if (msg->rcpt_next == 0)
+	    break;
+	/* a delay notice names the deferred recipients in memory: ask for
+	 * it before they are forgotten (once per pass, see warn_checked) */
+	if (slice_deferred && message_delay_warning(msg, now))
+	    return;
+	if (message_next_slice(msg, slice_deferred, &gone) || gone)
+	    return;
     }
     if (!deferred) {
 	message_remove(msg);		/* no marks needed: see marks_flush */
@@ -996,6 +1063,101 @@ static void load_fill(struct load_source *src, off_t size)
     src->at_end = (size_t) n < want;	/* a short read of a file: its end */
 }
 
+/* slice_free - forget the recipients of a finished slice */
+static void slice_free(struct qmgr_message *msg)
+{
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+	struct qmgr_rcpt *r = msg->rcpts + i;
+
+	mem_free(&r->address);
+	mem_free(&r->orig);
+	mem_free(&r->orcpt);
+	mem_free(&r->notify);
+	mem_free(&r->reason);
+	mem_free(&r->relay);
+    }
+    msg->rcpt_count = 0;
+}
+
+/* slice_read - the next qmgr_message_recipient_limit recipients, from
+ * msg->rcpt_next on (the file is authoritative: the earlier slices'
+ * marks are on disk, and every recipient after rcpt_next is still
+ * untouched). Reads only envelope records; at the content it jumps to
+ * the trailer. 0, or -1 with *error_r (the file is gone or damaged). */
+static int slice_read(struct qmgr_message *msg, const char **error_r)
+{
+    static char error[256];
+    struct load_ctx lc;
+    struct qf_reader rd;
+    struct stream *s;
+    struct str *data;
+    struct stat st;
+    off_t at = (off_t) msg->rcpt_next;
+    bool corrupt;
+    int fd, type, rc = 0;
+
+    *error_r = error;
+    if ((fd = qmgr_open_queue_file("active", msg->id, O_RDONLY, &st, &corrupt)) < 0) {
+	if (errno == ENOENT || corrupt)
+	    msg->file_gone = true;
+	(void) fmt_buf(error, sizeof(error), "open active/%s: %s", msg->id,
+		       corrupt ? "not a regular file" : strerror(errno));
+	return -1;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.msg = msg;
+    lc.group_start = -1;
+    msg->rcpt_next = 0;
+    data = str_new(QF_RECORD_MAX + 1);
+    for (bool again = true; again;) {
+	int sfd;
+
+	/* a stream of its own per position: no read-ahead of the last */
+	again = false;
+	if (lseek(fd, at, SEEK_SET) < 0 || (sfd = dup(fd)) < 0) {
+	    (void) fmt_buf(error, sizeof(error), "seek active/%s: %s", msg->id, strerror(errno));
+	    rc = -1;
+	    break;
+	}
+	s = stream_open(sfd);
+	qf_reader_init(&rd, s, at);
+	while (!lc.full) {
+	    const char *err;
+	    off_t off;
+	    int got = qf_get(&rd, &type, data, QF_RECORD_MAX, "AONRDMLCXE", &off, &err);
+
+	    if (got <= 0) {
+		(void) fmt_buf(error, sizeof(error), "active/%s: %s", msg->id,
+			       got == 0 ? "no end record" : err);
+		rc = -1;
+		break;
+	    }
+	    if (type == QF_REC_END)
+		break;
+	    if (type == QF_REC_MESSAGE) {
+		/* the content: go on in the trailer (recipients may be there) */
+		if (msg->trailer_offset > 0 && msg->trailer_offset > (long) off) {
+		    at = (off_t) msg->trailer_offset;
+		    again = true;
+		}
+		break;
+	    }
+	    if (type == QF_REC_LINE || type == QF_REC_CONT || type == QF_REC_XEND)
+		continue;		/* not reached: the content is jumped over */
+	    (void) load_visit(type, data, off, &lc);
+	}
+	(void) stream_close(&s);
+	if (rc < 0)
+	    break;
+    }
+    close(fd);
+    mem_free(&lc.orig);
+    mem_free(&lc.orcpt);
+    mem_free(&lc.notify);
+    str_free(&data);
+    return rc;
+}
+
 /* qmgr_message_load - take active/ID into memory and start delivery */
 void qmgr_message_load(const char *id)
 {
@@ -1017,6 +1179,7 @@ void qmgr_message_load(const char *id)
     (void) str_copy_out(msg->id, sizeof(msg->id), id);
     memset(&lc, 0, sizeof(lc));
     lc.msg = msg;
+    lc.group_start = -1;
     if (load_stream == NULL) {
 	load_stream = stream_open(fd);	/* its fd is never used */
 	stream_set_io(load_stream, &load_io, &load_src);

@@ -675,3 +675,120 @@ def test_delete_in_other_states(q, state):
     q.trigger(b"F")
     time.sleep(1.0)
     assert all(dict(r)["queue_id"] != qid for r in agent.requests)
+
+
+# -- recipients in bounded slices (audit issue 7, item 15) ---------------------
+def big_queue_file(n, sender="a@example.org", domain="remote.example"):
+    """A queue file with n recipients, built fast (phwire's record format)."""
+    recs = [phwire.record("V", "posthorn-queue 1"), phwire.record("T", "%.6f" % time.time()),
+            phwire.record("S", sender)]
+    recs += [phwire.record("R", f"u{i}@{domain}") for i in range(n)]
+    recs += [phwire.record("M"), phwire.record("L", "Subject: many"), phwire.record("L", ""),
+             phwire.record("L", "hello"), phwire.record("X"), phwire.record("E")]
+    return b"".join(recs)
+
+
+def qmgr_pid(q):
+    pids = q.inst.children("qmgr")
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def vm_hwm_kb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_recipients_read_in_slices_each_delivered_once(instance):
+    """5000 recipients, qmgr_message_recipient_limit 100: every recipient
+    is delivered exactly once; the deferred ones (every 7th) stay R in the
+    deferred file, the rest D, and a flush delivers each of them once."""
+    q = Q(instance, qmgr_message_recipient_limit="100", smtp_destination_recipient_limit="50")
+    try:
+        deferring = {"on": True}
+
+        def policy(address):
+            i = int(address[1:].split("@")[0])
+            if deferring["on"] and i % 7 == 0:
+                return ("defer", "4.2.0", "try later")
+            return ("sent", "2.0.0", "ok")
+        agent = q.agent("smtp", policy)
+        q.start()
+        n = 5000
+        qid = q.put(big_queue_file(n))
+        q.wait_where(qid, ["deferred"], timeout=60)
+        sent = [r["rcpt_address"] for a in agent.requests for r in rcpts_of(a)]
+        assert len(sent) == n and len(set(sent)) == n       # each tried once
+        recs = records((q.queue / "deferred" / qid).read_bytes())
+        pending = sorted(d for o, t, d in recs if t == "R")
+        want = sorted(f"u{i}@remote.example" for i in range(n) if i % 7 == 0)
+        assert pending == want
+        assert sum(1 for o, t, d in recs if t == "D") == n - len(want)
+        assert max(len(rcpts_of(a)) for a in agent.requests) <= 50
+        deferring["on"] = False
+        before = len(agent.requests)
+        mark = q.inst.log_mark()
+        q.trigger(b"F")
+        q.inst.wait_log(rf"{qid}: removed", since=mark, timeout=60)
+        again = [r["rcpt_address"] for a in agent.requests[before:] for r in rcpts_of(a)]
+        assert sorted(again) == want                         # only the deferred ones
+        assert q.inst.count_log(rf"{qid}: from=<a@example.org>, size=\d+, nrcpt={n} ",
+                                since=0) >= 1
+        q.wait_where(qid, [])
+        assert not (q.queue / "defer" / qid).exists()
+    finally:
+        q.stop()
+
+
+def test_qmgr_memory_bounded_with_many_recipients(instance):
+    """200,000 recipients in one message: qmgr's peak RSS (VmHWM) stays
+    small because it holds only qmgr_message_recipient_limit (1000) of
+    them at a time. Without slicing it grew with the count."""
+    q = Q(instance, qmgr_message_recipient_limit="1000",
+          smtp_destination_recipient_limit="1000")
+    try:
+        agent = q.agent("smtp", sent_all)
+        q.start()
+        q.trigger(b"W")
+        q.inst.wait_children(1, "qmgr")
+        base = vm_hwm_kb(qmgr_pid(q))
+        n = 200000
+        qid = q.put(big_queue_file(n))
+        q.inst.wait_log(rf"{qid}: removed", timeout=120)
+        peak = vm_hwm_kb(qmgr_pid(q))
+        print(f"qmgr VmHWM: {base} kB at start, {peak} kB after {n} recipients")
+        assert len(agent.requests) == n // 1000
+        assert peak - base < 12 * 1024, (base, peak)
+    finally:
+        q.stop()
+
+
+def test_slices_keep_recipient_attributes_and_trailer(instance):
+    """qmgr_message_recipient_limit 2 on a file whose recipients carry
+    their own records (A rcpt_orig, O, N) and continue in the trailer
+    after the content: each slice resumes at the first record of the
+    next recipient's group, and the trailer's recipients are read too."""
+    q = Q(instance, qmgr_message_recipient_limit="2")
+    try:
+        agent = q.agent("smtp", sent_all)
+        q.start()
+        R = phwire.record
+
+        def group(i):
+            return (R("A", f"rcpt_orig=alias{i}@example.test") + R("O", f"rfc822;o{i}@x.test")
+                    + R("N", "never") + R("R", f"u{i}@remote.example"))
+        data = (R("V", "posthorn-queue 1") + R("T", "%.6f" % time.time()) + R("S", "a@example.org")
+                + b"".join(group(i) for i in range(5)) + R("M") + R("L", "Subject: t") + R("L", "")
+                + R("L", "hi") + R("X") + b"".join(group(i) for i in range(5, 8)) + R("E"))
+        qid = q.put(data)
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+        got = {r["rcpt_address"]: (r["rcpt_orig"], r["rcpt_orcpt"], r["rcpt_notify"])
+               for a in agent.requests for r in rcpts_of(a)}
+        assert got == {f"u{i}@remote.example": (f"alias{i}@example.test", f"rfc822;o{i}@x.test",
+                                                "never") for i in range(8)}
+        assert sum(len(rcpts_of(a)) for a in agent.requests) == 8
+        assert q.inst.count_log(rf"{qid}: from=<a@example.org>, size=\d+, nrcpt=8 ") == 1
+    finally:
+        q.stop()
