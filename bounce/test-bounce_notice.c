@@ -280,6 +280,23 @@ int main(void)
     bounce_orig_fini(&orig);
     unit_end();
 
+    unit_begin("headers cut at a line boundary: quoted as kept, and said so");
+    load(&orig, 70, 50000);		/* room for the first line only */
+    unit_assert(!orig.headers_complete);
+    unit_assert_inteq(orig.header_count, 1);
+    n.quote = BOUNCE_QUOTE_HEADERS;
+    unit_assert(bounce_notice_compose(out, &req, &orig, &n, &info));
+    unit_assert(strstr(str_cstr(out), "(bounce_size_limit)") != NULL);
+    unit_assert(has_line(str_cstr(out), original[0]));
+    unit_assert(strstr(str_cstr(out), "From: alice@example.test") == NULL);
+    bounce_orig_fini(&orig);
+    load(&orig, 102400, 50000);		/* complete: nothing said */
+    unit_assert(bounce_notice_compose(out, &req, &orig, &n, &info));
+    unit_assert(strstr(str_cstr(out), "bounce_size_limit") == NULL);
+    bounce_orig_fini(&orig);
+    n.quote = BOUNCE_QUOTE_FULL;
+    unit_end();
+
     unit_begin("SMTPUTF8: message/global-delivery-status, 8bit, utf-8 addresses");
     load(&orig, 102400, 50000);
     orig.smtputf8 = true;

@@ -792,3 +792,20 @@ def test_slices_keep_recipient_attributes_and_trailer(instance):
         assert q.inst.count_log(rf"{qid}: from=<a@example.org>, size=\d+, nrcpt=8 ") == 1
     finally:
         q.stop()
+
+
+def test_fifo_that_cannot_be_moved_is_removed(q):
+    """A non-regular entry that cannot go to corrupt/ (the name is taken
+    there by a non-empty directory) is removed, with a log line, so that
+    it is not met again and again."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "incoming")
+    (q.queue / "corrupt" / fid).mkdir()
+    (q.queue / "corrupt" / fid / "x").write_text("taken")
+    q.trigger(b"I")
+    q.inst.wait_log(rf"{fid}: not a regular file; cannot move it to corrupt/ .*: removed")
+    assert not os.path.lexists(q.queue / "incoming" / fid)
+    assert not os.path.lexists(q.queue / "active" / fid)
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
