@@ -261,8 +261,8 @@ static bool active_file_gone(const struct qmgr_message *msg)
  * qmgr's back: told (the operator) or found out (vanished). Its jobs
  * are finished without a word (answers in flight are ignored, queued
  * jobs are never sent), nothing more is written for it, and when the
- * file is in no queue directory its defer/ and bounce/ logs go too. One
- * log line. */
+ * file is in no queue directory its defer/ and bounce/ logs go too.
+ * "ID: removed" once (after a warning if nobody told us). */
 static void message_drop(struct qmgr_message *msg, bool told)
 {
     char path[64];
@@ -281,10 +281,9 @@ static void message_drop(struct qmgr_message *msg, bool told)
 	qmgr_remove_file(path);
     if (fmt_buf(path, sizeof(path), "bounce/%s", msg->id))
 	qmgr_remove_file(path);
-    if (told)
-	log_queue_removed(msg->id);
-    else
-	msg_info("%s: queue file vanished from active/; removed", msg->id);
+    if (!told)
+	msg_warn("%s: queue file vanished from active/: taken as deleted", msg->id);
+    log_queue_removed(msg->id);
 }
 
 /* message_forget - free a message that is done after a drop */
