@@ -687,6 +687,14 @@ static int cq_modify(enum cq_op op, int argc, char **argv)
 		if (queue == NULL)
 		    break;
 		done = cq_apply(op, queue, argv[i]);
+		if (!done) {
+		    char path[64];
+		    struct stat sb;
+
+		    /* still where it was: a real error (said), not a race */
+		    if (queue_id_path(path, sizeof(path), queue, argv[i], 0) && lstat(path, &sb) == 0)
+			break;
+		}
 	    }
 	    if (!done) {
 		const char *where = cq_find(argv[i]);
