@@ -44,6 +44,12 @@
 #define BOUNCE_ATTR_NOTICE		"bounce_notice"
 #define BOUNCE_NOTICE_SENDER		"sender"
 #define BOUNCE_NOTICE_POSTMASTER	"postmaster"
+/* The same mark for postmaster notices as a header field of the notice
+ * itself: the envelope attribute is lost when the notice is forwarded
+ * (postmaster is an alias of root, root's mail goes elsewhere), the
+ * content is not. A stranger's null-sender message that forges it only
+ * saves postmaster one double bounce. */
+#define BOUNCE_HEADER_NOTICE		"X-Posthorn-Notice"
 
 /* Limits on what a request may carry. */
 #define BOUNCE_ADDR_MAX		2048	/* bytes of an address */
@@ -106,6 +112,7 @@ struct bounce_orig {
     bool headers_complete;		/* no header line was left out */
     bool smtputf8;			/* the message came with SMTPUTF8 */
     char notice[16];			/* BOUNCE_ATTR_NOTICE value, or "" */
+    bool notice_header;			/* BOUNCE_HEADER_NOTICE: postmaster */
     /* reading state */
     bool in_body;			/* the empty line was seen */
     size_t header_bytes;

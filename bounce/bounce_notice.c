@@ -148,7 +148,8 @@ static bool add_para(struct str *out, const char *text)
 
 /* add_text_part - the human-readable explanation */
 static bool add_text_part(struct str *out, const struct bounce_req *req,
-			  const struct bounce_notice *n, enum bounce_quote quoted, bool utf8)
+			  const struct bounce_notice *n, enum bounce_quote quoted, bool cut,
+			  bool utf8)
 {
     struct str *t = str_new(STR_MAX_DEFAULT);
     char date[64];
@@ -200,6 +201,10 @@ static bool add_text_part(struct str *out, const struct bounce_req *req,
 	    ok = str_printf(t, "If you need help, send mail to <%s> and include this report.",
 			    n->postmaster) && add_para(out, str_cstr(t));
     }
+    if (ok && cut)
+	ok = add_para(out, "The attached headers are incomplete: they were cut at a line "
+		      "boundary to keep this notice within the size limit for quoted "
+		      "messages (bounce_size_limit).");
     ok = ok && add_line(out, "                   The mail delivery system") && add_line(out, "");
     for (size_t i = 0; ok && i < req->rcpt_count; i++) {
 	const struct bounce_req_rcpt *r = req->rcpts + i;
@@ -309,6 +314,8 @@ bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
     ok = ok && dsn_date(date, sizeof(date), n->now, n->gmtoff) && add_field(out, "Date", date);
     ok = ok && add_field(out, "Message-ID", n->message_id);
     ok = ok && add_field(out, "Auto-Submitted", "auto-replied");
+    if (ok && n->to_postmaster)
+	ok = add_field(out, BOUNCE_HEADER_NOTICE, BOUNCE_NOTICE_POSTMASTER);
     ok = ok && add_field(out, "MIME-Version", "1.0");
     ok = ok && str_printf(v, "multipart/report; report-type=%s; boundary=\"%s\"",
 			  utf8 ? "global-delivery-status" : "delivery-status", n->boundary)
@@ -324,7 +331,9 @@ bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
 			 : "text/plain; charset=us-ascii");
     if (ok && utf8)
 	ok = add_field(out, "Content-Transfer-Encoding", "8bit");
-    ok = ok && add_line(out, "") && add_text_part(out, req, n, quoted, utf8);
+    ok = ok && add_line(out, "")
+	&& add_text_part(out, req, n, quoted,
+			 quoted != BOUNCE_QUOTE_NONE && !orig->headers_complete, utf8);
 
     /* 2. machine-readable */
     ok = ok && str_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* base */
@@ -54,6 +56,25 @@ static void lines_add(struct bounce_line **lines, size_t *count, size_t *cap,
     (*count)++;
 }
 
+/* is_notice_header - "X-Posthorn-Notice: postmaster" (any case, any
+ * white space around the value) */
+static bool is_notice_header(const char *data, size_t len)
+{
+    size_t nlen = strlen(BOUNCE_HEADER_NOTICE);
+    size_t vlen = strlen(BOUNCE_NOTICE_POSTMASTER);
+    size_t i;
+
+    if (len <= nlen || strncasecmp(data, BOUNCE_HEADER_NOTICE, nlen) != 0 || data[nlen] != ':')
+	return false;
+    for (i = nlen + 1; i < len && (data[i] == ' ' || data[i] == '\t'); i++)
+	 /* void */ ;
+    if (len - i < vlen || strncasecmp(data + i, BOUNCE_NOTICE_POSTMASTER, vlen) != 0)
+	return false;
+    for (i += vlen; i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r'); i++)
+	 /* void */ ;
+    return i == len;
+}
+
 /* orig_line - account for one line of full_len bytes, of which len are
  * in data (len < full_len: the line was too long to keep) */
 static void orig_line(struct bounce_orig *orig, const char *data, size_t len, size_t full_len,
@@ -62,6 +83,8 @@ static void orig_line(struct bounce_orig *orig, const char *data, size_t len, si
     orig->size = mem_size_add(orig->size, mem_size_add(full_len, 1));
     if (!orig->in_body && full_len == 0)
 	orig->in_body = true;
+    if (!orig->in_body && is_notice_header(data, len))
+	orig->notice_header = true;
     if (!orig->in_body) {
 	if (len == full_len && orig->headers_complete
 	    && orig->header_bytes + full_len + 1 <= header_max) {
@@ -149,16 +172,26 @@ int bounce_orig_read(const char *path, size_t header_max, size_t body_max,
     struct qf_reader reader;
     struct stream *s;
     const char *error;
-    int fd;
+    struct stat st;
+    int fd, fl;
     int ret;
 
     bounce_orig_init(orig);
     *error_r = bounce_orig_error;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+    /* never block on a FIFO; read only a regular file */
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
 	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "open %s: %s", path,
 		       strerror(errno));
 	return -1;
     }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "%s: not a regular file",
+		       path);
+	close(fd);
+	return -1;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) >= 0)
+	(void) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     s = stream_open(fd);
     ctx.orig = orig;
     ctx.pending = str_new((header_max > body_max ? header_max : body_max) + 1);

@@ -171,7 +171,10 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 
     str_reset(notice_id);
     str_reset(reason);
-    if (bounce_orig_read(req->queue_file, (size_t) bounce_cfg.header_limit,
+    /* whatever is quoted, headers too, stays within bounce_size_limit */
+    if (bounce_orig_read(req->queue_file, (size_t) (bounce_cfg.header_limit < bounce_cfg.size_limit
+						    ? bounce_cfg.header_limit
+						    : bounce_cfg.size_limit),
 			 (size_t) bounce_cfg.size_limit, &orig, &error) < 0) {
 	msg_warn("%s: cannot read the original message: %s", req->queue_id, error);
 	(void) str_printf(reason, "cannot read the original message: %s", error);
@@ -195,7 +198,7 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 	    goto out;
 	}
 	qualify(pm, bounce_cfg.double_recipient);
-	double_bounce = strcmp(orig.notice, BOUNCE_NOTICE_POSTMASTER) == 0;
+	double_bounce = strcmp(orig.notice, BOUNCE_NOTICE_POSTMASTER) == 0 || orig.notice_header;
 	for (size_t i = 0; !double_bounce && i < req->rcpt_count; i++) {
 	    if (!is_postmaster_address(req->rcpts[i].address, pm))
 		break;

@@ -117,6 +117,7 @@ int main(void)
 	unit_assert(has_line(t, "Date: Tue, 14 Nov 2023 23:13:20 +0000"));
 	unit_assert(has_line(t, "Message-ID: <20231114.1r31eq0W7E5BAN@mail.example.test>"));
 	unit_assert(has_line(t, "Auto-Submitted: auto-replied"));
+	unit_assert(strstr(t, "X-Posthorn-Notice") == NULL);	/* sender notices: none */
 	unit_assert(has_line(t, "MIME-Version: 1.0"));
 	unit_assert(strstr(t, "Content-Type: multipart/report; report-type=delivery-status;\n"
 			   " boundary=\"1r31eq0W7E5BAN.1700003600/mail.example.test\"\n") != NULL);
@@ -264,6 +265,7 @@ int main(void)
     n.quote = BOUNCE_QUOTE_FULL;
     unit_assert(bounce_notice_compose(out, &req, &orig, &n, &info));
     unit_assert(has_line(str_cstr(out), "To: postmaster@mail.example.test"));
+    unit_assert(has_line(str_cstr(out), "X-Posthorn-Notice: postmaster"));
     unit_assert(strstr(str_cstr(out), "Subject: Postmaster Warning:") != NULL);
     unit_assert(strstr(str_cstr(out), "X-Posthorn-Sender") == NULL);
     unit_assert(has_line(str_cstr(out), "Content-Description: Undelivered Notification"));
@@ -276,6 +278,23 @@ int main(void)
     unit_assert(bounce_notice_boundary_ok(&orig, "1r31eq0W7E5BAN.1700003600/mail.example.test"));
     unit_assert(!bounce_notice_boundary_ok(&orig, "not-a"));
     bounce_orig_fini(&orig);
+    unit_end();
+
+    unit_begin("headers cut at a line boundary: quoted as kept, and said so");
+    load(&orig, 70, 50000);		/* room for the first line only */
+    unit_assert(!orig.headers_complete);
+    unit_assert_inteq(orig.header_count, 1);
+    n.quote = BOUNCE_QUOTE_HEADERS;
+    unit_assert(bounce_notice_compose(out, &req, &orig, &n, &info));
+    unit_assert(strstr(str_cstr(out), "(bounce_size_limit)") != NULL);
+    unit_assert(has_line(str_cstr(out), original[0]));
+    unit_assert(strstr(str_cstr(out), "From: alice@example.test") == NULL);
+    bounce_orig_fini(&orig);
+    load(&orig, 102400, 50000);		/* complete: nothing said */
+    unit_assert(bounce_notice_compose(out, &req, &orig, &n, &info));
+    unit_assert(strstr(str_cstr(out), "bounce_size_limit") == NULL);
+    bounce_orig_fini(&orig);
+    n.quote = BOUNCE_QUOTE_FULL;
     unit_end();
 
     unit_begin("SMTPUTF8: message/global-delivery-status, 8bit, utf-8 addresses");

@@ -74,6 +74,12 @@ struct qmgr_message {
     double arrival;		/* T record */
     double active_time;		/* taken into active/ (this pass) */
     long data_offset;		/* M record */
+    long rcpt_next;		/* where the recipients not yet read begin
+				 * (the first record of the next one's group;
+				 * 0: all read): qmgr holds at most
+				 * qmgr_message_recipient_limit at a time */
+    long trailer_offset;	/* the record after X, or 0 */
+    bool some_deferred;		/* a recipient of an earlier slice waits */
     long size;			/* content bytes, LF line ends */
     char *dsn_envid;
     char *dsn_ret;
@@ -86,6 +92,9 @@ struct qmgr_message {
     bool expired_logged;
     bool warn_checked;		/* delay warning considered this pass */
     bool file_gone;		/* active/ID vanished under us */
+    bool dropped;		/* deleted (or moved away) by the operator:
+				 * jobs are finished without a word, no log
+				 * or notice is written for it any more */
     struct qmgr_message *prev, *next;
 };
 
@@ -161,9 +170,20 @@ void qmgr_scan_take_incoming(const char *id);	/* incoming/ID, no scan */
 void qmgr_scan_deferred(bool all);
 bool qmgr_scan_blocked(void);	/* a scan stopped at the active limit */
 void qmgr_move_corrupt(const char *queue, const char *id, const char *why);
+struct stat;
+int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct stat *st,
+			 bool *corrupt);
 
 /* qmgr_message.c */
 void qmgr_message_load(const char *id);	/* from active/ID */
+/* qmgr_message_gone - the trigger "D<ID>": the operator deleted
+ * active/ID (or moved it away); drop the message if the file is gone */
+void qmgr_message_gone(const char *id);
+/* qmgr_message_busy - a dropped message with this ID still waits for
+ * answers in flight: do not load the ID again yet */
+bool qmgr_message_busy(const char *id);
+/* qmgr_job_drop - a queued job of a dropped message: finish it unsent */
+void qmgr_job_drop(struct qmgr_job *job);
 /* qmgr_job_encode - the request message for a job */
 void qmgr_job_encode(const struct qmgr_job *job, struct str *out);
 /* qmgr_job_reply - apply the agent's reply; on 0 the job is finished
@@ -200,13 +220,15 @@ int qmgr_resolve(const char *address, struct resolve_result *result, const char 
 
 /* qmgr_policy.c */
 /* qmgr_trigger_parse - the requests in one read of public/qmgr (a fifo
- * read may hold many): take(id, ctx) for each "I<queue ID>\n"; returns
+ * read may hold many): take(kind, id, ctx) for each "I<queue ID>\n"
+ * (kind 'I') and "D<queue ID>\n" (kind 'D': the operator deleted
+ * active/ID or moved it away); returns
  * QMGR_WANT_SCAN for "I", "W" (master's wake-up), an empty request, or
  * anything that is not a queue ID, and QMGR_WANT_FLUSH too for "F" */
 #define QMGR_WANT_SCAN		(1U << 0)
 #define QMGR_WANT_FLUSH		(1U << 1)
 unsigned qmgr_trigger_parse(const char *buf, size_t len,
-			    void (*take)(const char *id, void *ctx), void *ctx);
+			    void (*take)(int kind, const char *id, void *ctx), void *ctx);
 unsigned qmgr_notify_flags(const char *notify);
 long qmgr_backoff(double now, double arrival, long min_backoff, long max_backoff);
 bool qmgr_expired(double now, double arrival, bool null_sender, long lifetime,

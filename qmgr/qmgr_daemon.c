@@ -4,7 +4,8 @@
  *
  * Triggers (public/qmgr, a fifo by default, so one read may hold many
  * requests): "I<queue ID>\n" take incoming/<ID> now, without a directory
- * scan (cleanup knows the ID it just committed); "I" scan incoming/ now;
+ * scan (cleanup knows the ID it just committed); "D<queue ID>\n" the
+ * operator deleted active/<ID>: drop it; "I" scan incoming/ now;
  * "F" flush: every deferred message now (and incoming/); master's
  * wake-up "W" and any other byte: scan incoming/. Timers:
  * incoming/ every qmgr_incoming_scan_delay (a lost trigger only delays),
@@ -162,11 +163,15 @@ static void deferred_timer(void *ctx)
     (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }
 
-/* qmgr_trigger_take - one "I<ID>\n": take incoming/ID without a scan */
-static void qmgr_trigger_take(const char *id, void *ctx)
+/* qmgr_trigger_take - one "I<ID>\n": take incoming/ID without a scan;
+ * one "D<ID>\n": the operator deleted active/ID */
+static void qmgr_trigger_take(int kind, const char *id, void *ctx)
 {
     (void) ctx;
-    qmgr_scan_take_incoming(id);
+    if (kind == QMGR_TRIGGER_GONE[0])
+	qmgr_message_gone(id);
+    else
+	qmgr_scan_take_incoming(id);
 }
 
 /* qmgr_trigger - wake-up requests on public/qmgr. A fifo read within

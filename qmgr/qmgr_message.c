@@ -50,6 +50,7 @@
 
 static struct qmgr_message *messages;
 long qmgr_active_count;
+static long dropped_count;	/* dropped messages still in memory */
 
 /* What one reply did, applied together at its end. */
 struct outcome_batch {
@@ -63,6 +64,10 @@ struct outcome_batch {
 };
 
 static void message_unref(struct qmgr_message *msg);
+static void job_finish(struct qmgr_job *job);
+static void message_route(struct qmgr_message *msg);
+static void slice_free(struct qmgr_message *msg);
+static int slice_read(struct qmgr_message *msg, const char **error_r);
 
 /* nz - never NULL */
 static const char *nz(const char *s)
@@ -77,6 +82,8 @@ struct load_ctx {
     struct qmgr_message *msg;
     char *orig, *orcpt, *notify;	/* for the next recipient */
     long nrcpt;
+    long group_start;		/* first record of the next recipient's group, or -1 */
+    bool full;			/* the slice has its limit of recipients */
 };
 
 /* load_visit - one record of the queue file */
@@ -87,6 +94,12 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
     size_t nlen;
     const char *value;
 
+    if (lc->group_start < 0 && (type == QF_REC_ORCPT || type == QF_REC_NOTIFY
+				|| type == QF_REC_RCPT || type == QF_REC_DONE
+				|| (type == QF_REC_ATTR && data->len > strlen(QATTR_RCPT_ORIG)
+				    && strncmp(data->data, QATTR_RCPT_ORIG "=",
+					       strlen(QATTR_RCPT_ORIG) + 1) == 0)))
+	lc->group_start = (long) offset;
     switch (type) {
     case QF_REC_TIME:
 	msg->arrival = strtod(str_cstr(data), NULL);
@@ -120,6 +133,18 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
     case QF_REC_RCPT: {
 	struct qmgr_rcpt *r;
 
+	if (lc->full || msg->rcpt_count >= (size_t) var_qmgr_message_recipient_limit) {
+	    /* the slice is full: the rest is read when it is done */
+	    if (!lc->full)
+		msg->rcpt_next = lc->group_start;
+	    lc->full = true;
+	    mem_free(&lc->orig);
+	    mem_free(&lc->orcpt);
+	    mem_free(&lc->notify);
+	    lc->group_start = -1;
+	    lc->nrcpt++;
+	    break;
+	}
 	if (msg->rcpt_count == msg->rcpt_cap) {
 	    msg->rcpt_cap = msg->rcpt_cap ? msg->rcpt_cap * 2 : 4;
 	    msg->rcpts = mem_realloc(msg->rcpts, mem_size_mul(msg->rcpt_cap, sizeof(*msg->rcpts)));
@@ -135,6 +160,7 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	r->offset = (long) offset;
 	r->state = QMGR_RCPT_TODO;
 	lc->nrcpt++;
+	lc->group_start = -1;
 	break;
     }
     case QF_REC_DONE:
@@ -142,6 +168,10 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	mem_free(&lc->orcpt);
 	mem_free(&lc->notify);
 	lc->nrcpt++;
+	lc->group_start = -1;
+	break;
+    case QF_REC_XEND:
+	msg->trailer_offset = (long) offset + QF_HEADER_SIZE;
 	break;
     case QF_REC_MESSAGE:
 	msg->data_offset = (long) offset;
@@ -165,16 +195,7 @@ static void message_free(struct qmgr_message *msg)
 	messages = msg->next;
     if (msg->next)
 	msg->next->prev = msg->prev;
-    for (size_t i = 0; i < msg->rcpt_count; i++) {
-	struct qmgr_rcpt *r = msg->rcpts + i;
-
-	mem_free(&r->address);
-	mem_free(&r->orig);
-	mem_free(&r->orcpt);
-	mem_free(&r->notify);
-	mem_free(&r->reason);
-	mem_free(&r->relay);
-    }
+    slice_free(msg);
     mem_free(&msg->rcpts);
     mem_free(&msg->sender);
     mem_free(&msg->dsn_envid);
@@ -189,6 +210,111 @@ static void message_free(struct qmgr_message *msg)
 static void message_path(char *buf, size_t size, const struct qmgr_message *msg)
 {
     (void) fmt_buf(buf, size, "active/%s", msg->id);
+}
+
+/* ---------------------------------------------------------------- */
+/* Dropping: the operator deleted the file, or it vanished          */
+
+/* message_find - the message in memory with this ID (not a dropped one
+ * unless dropped is true), or NULL; a linear search, for the rare
+ * operator request */
+static struct qmgr_message *message_find(const char *id, bool dropped)
+{
+    for (struct qmgr_message *m = messages; m; m = m->next)
+	if (m->dropped == dropped && strcmp(m->id, id) == 0)
+	    return m;
+    return NULL;
+}
+
+/* qmgr_message_busy - a dropped message with this ID is still here */
+bool qmgr_message_busy(const char *id)
+{
+    return dropped_count > 0 && message_find(id, true) != NULL;
+}
+
+/* file_nowhere - the ID is in no queue directory: it was deleted */
+static bool file_nowhere(const char *id)
+{
+    static const char *const dirs[] = {"active", "incoming", "deferred", "hold", "corrupt"};
+    char path[64];
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	(void) fmt_buf(path, sizeof(path), "%s/%s", dirs[i], id);
+	if (lstat(path, &st) == 0 || errno != ENOENT)
+	    return false;
+    }
+    return true;
+}
+
+/* active_file_gone - has active/ID vanished? */
+static bool active_file_gone(const struct qmgr_message *msg)
+{
+    char path[64];
+    struct stat st;
+
+    message_path(path, sizeof(path), msg);
+    return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* message_drop - forget a message whose queue file left active/ behind
+ * qmgr's back: told (the operator) or found out (vanished). Its jobs
+ * are finished without a word (answers in flight are ignored, queued
+ * jobs are never sent), nothing more is written for it, and when the
+ * file is in no queue directory its defer/ and bounce/ logs go too.
+ * "ID: removed" once (after a warning if nobody told us). */
+static void message_drop(struct qmgr_message *msg, bool told)
+{
+    char path[64];
+
+    if (msg->dropped)
+	return;
+    msg->dropped = true;
+    msg->file_gone = true;
+    dropped_count++;
+    if (!file_nowhere(msg->id)) {
+	msg_info("%s: moved out of active/ by the operator; dropped from the active queue",
+		 msg->id);
+	return;
+    }
+    if (fmt_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
+	qmgr_remove_file(path);
+    if (fmt_buf(path, sizeof(path), "bounce/%s", msg->id))
+	qmgr_remove_file(path);
+    if (!told)
+	msg_warn("%s: queue file vanished from active/: taken as deleted", msg->id);
+    log_queue_removed(msg->id);
+}
+
+/* message_forget - free a message that is done after a drop */
+static void message_forget(struct qmgr_message *msg)
+{
+    if (!msg->dropped)
+	message_drop(msg, false);
+    dropped_count--;
+    message_free(msg);
+}
+
+/* qmgr_message_gone - "D<ID>": the operator deleted active/ID */
+void qmgr_message_gone(const char *id)
+{
+    struct qmgr_message *msg = message_find(id, false);
+
+    if (msg == NULL)
+	return;				/* not in memory: nothing to forget */
+    if (!active_file_gone(msg)) {
+	msg_info("%s: told that active/%s is gone, but it is there: ignored", id, id);
+	return;
+    }
+    message_drop(msg, true);
+    if (msg->refs == 0)
+	message_forget(msg);
+}
+
+/* qmgr_job_drop - a queued job of a dropped message: finish it unsent */
+void qmgr_job_drop(struct qmgr_job *job)
+{
+    job_finish(job);
 }
 
 /* ---------------------------------------------------------------- */
@@ -293,15 +419,18 @@ static void marks_flush(struct qmgr_message *msg)
 {
     char path[64];
     const char *err;
+    struct stat st;
+    bool corrupt;
     int fd;
 
     if (msg->marks_pending == 0 || msg->file_gone)
 	return;
     message_path(path, sizeof(path), msg);
-    if ((fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-	if (errno == ENOENT)
+    if ((fd = qmgr_open_queue_file("active", msg->id, O_RDWR, &st, &corrupt)) < 0) {
+	if (errno == ENOENT || corrupt)
 	    msg->file_gone = true;
-	msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
+	if (!corrupt)
+	    msg_warn("%s: open %s to mark recipients done: %m", msg->id, path);
 	return;
     }
     for (size_t i = 0; i < msg->rcpt_count && msg->marks_pending > 0; i++) {
@@ -435,6 +564,12 @@ void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason)
     struct outcome_batch b;
     struct delivery_times t;
 
+    if (!msg->dropped && active_file_gone(msg))
+	message_drop(msg, false);
+    if (msg->dropped) {
+	job_finish(job);
+	return;
+    }
     if (job->kind == QMGR_JOB_BOUNCE) {
 	bounce_done(job, -1, reason);
 	return;
@@ -520,12 +655,17 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 {
     struct qmgr_message *msg = job->msg;
 
+    if (msg->dropped) {
+	job_finish(job);		/* the operator deleted it: no word more */
+	return 0;
+    }
     if (job->kind == QMGR_JOB_DELIVER) {
 	struct deliver_request req;
 	struct deliver_result *res;
 	struct delivery_times t;
 	struct outcome_batch b;
 	char qfile[64];
+	bool all_sent = true;
 
 	job_request(job, &req, qfile, sizeof(qfile));
 	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
@@ -535,6 +675,17 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	    return -1;
 	}
 	mem_free(&req.rcpts);
+	for (size_t i = 0; i < job->count; i++)
+	    all_sent = all_sent && res[i].status[0] == 's';
+	/* an agent that could not do its job may not have found the file:
+	 * a file deleted behind qmgr's back is not retried */
+	if (!all_sent && active_file_gone(msg)) {
+	    deliver_results_free(res, job->count);
+	    mem_free(&res);
+	    message_drop(msg, false);
+	    job_finish(job);
+	    return 0;
+	}
 	memset(&b, 0, sizeof(b));
 	job_times(job, &t);
 	for (size_t i = 0; i < job->count; i++)
@@ -622,32 +773,83 @@ static void message_defer(struct qmgr_message *msg, double now)
     tv[0].tv_usec = 0;
     tv[1].tv_sec = (time_t) now + delay;
     tv[1].tv_usec = 0;
-    if (utimes(from, tv) < 0)
+    if (utimes(from, tv) < 0 && errno != ENOENT)
 	msg_warn("%s: set retry time on %s: %m", msg->id, from);
-    if (rename(from, to) < 0)
+    if (rename(from, to) < 0) {
+	if (errno == ENOENT) {
+	    message_forget(msg);	/* deleted behind our back */
+	    return;
+	}
 	msg_warn("%s: move %s to %s: %m", msg->id, from, to);
-    else if (msg_verbose)
+    } else if (msg_verbose)
 	msg_info("%s: deferred, next attempt in %lds", msg->id, delay);
     message_free(msg);
+}
+
+/* message_next_slice - the recipients in memory are finished and the
+ * file has more: make this slice's outcomes durable (its 'D' marks; a
+ * deferred recipient stays 'R' and is remembered only as "some were
+ * deferred"), forget it, read the next one and route it. true if jobs
+ * now hold the message (message_done is called again when they are
+ * done); false if the caller goes on (all of the new slice finished at
+ * once, or the message was forgotten: *gone). */
+static bool message_next_slice(struct qmgr_message *msg, bool slice_deferred, bool *gone)
+{
+    const char *err;
+
+    *gone = false;
+    marks_flush(msg);
+    if (msg->file_gone)
+	return false;
+    msg->some_deferred = msg->some_deferred || slice_deferred;
+    slice_free(msg);
+    if (slice_read(msg, &err) < 0) {
+	char why[300], id[QUEUE_ID_SIZE];
+
+	if (msg->file_gone)
+	    return false;		/* the caller forgets it */
+	/* damaged since it was loaded: set aside, like at the load */
+	(void) str_copy_out(why, sizeof(why), err);
+	(void) str_copy_out(id, sizeof(id), msg->id);
+	*gone = true;
+	message_free(msg);
+	qmgr_move_corrupt("active", id, why);
+	return false;
+    }
+    msg->refs++;			/* held while routing */
+    message_route(msg);
+    return --msg->refs > 0;
 }
 
 /* message_done - no job of the message is left */
 static void message_done(struct qmgr_message *msg)
 {
     double now = qmgr_now();
-    bool deferred = false;
+    bool deferred;
 
-    if (msg->file_gone) {
-	msg_warn("%s: queue file disappeared while active", msg->id);
-	message_free(msg);
-	return;
-    }
-    for (size_t i = 0; i < msg->rcpt_count; i++) {
-	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED)
-	    deferred = true;
-	else if (msg->rcpts[i].state != QMGR_RCPT_DONE)
-	    msg_panic("%s: recipient %zu in state %d without a job", msg->id, i,
-		      (int) msg->rcpts[i].state);
+    for (;;) {
+	bool slice_deferred = false, gone;
+
+	if (msg->file_gone) {
+	    message_forget(msg);
+	    return;
+	}
+	for (size_t i = 0; i < msg->rcpt_count; i++) {
+	    if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED)
+		slice_deferred = true;
+	    else if (msg->rcpts[i].state != QMGR_RCPT_DONE)
+		msg_panic("%s: recipient %zu in state %d without a job", msg->id, i,
+			  (int) msg->rcpts[i].state);
+	}
+	deferred = slice_deferred || msg->some_deferred;
+	if (msg->rcpt_next == 0)
+	    break;
+	/* a delay notice names the deferred recipients in memory: ask for
+	 * it before they are forgotten (once per pass, see warn_checked) */
+	if (slice_deferred && message_delay_warning(msg, now))
+	    return;
+	if (message_next_slice(msg, slice_deferred, &gone) || gone)
+	    return;
     }
     if (!deferred) {
 	message_remove(msg);		/* no marks needed: see marks_flush */
@@ -655,8 +857,7 @@ static void message_done(struct qmgr_message *msg)
     }
     marks_flush(msg);			/* the file outlives this pass */
     if (msg->file_gone) {
-	msg_warn("%s: queue file disappeared while active", msg->id);
-	message_free(msg);
+	message_forget(msg);
 	return;
     }
     if (message_delay_warning(msg, now))
@@ -861,6 +1062,101 @@ static void load_fill(struct load_source *src, off_t size)
     src->at_end = (size_t) n < want;	/* a short read of a file: its end */
 }
 
+/* slice_free - forget the recipients of a finished slice */
+static void slice_free(struct qmgr_message *msg)
+{
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+	struct qmgr_rcpt *r = msg->rcpts + i;
+
+	mem_free(&r->address);
+	mem_free(&r->orig);
+	mem_free(&r->orcpt);
+	mem_free(&r->notify);
+	mem_free(&r->reason);
+	mem_free(&r->relay);
+    }
+    msg->rcpt_count = 0;
+}
+
+/* slice_read - the next qmgr_message_recipient_limit recipients, from
+ * msg->rcpt_next on (the file is authoritative: the earlier slices'
+ * marks are on disk, and every recipient after rcpt_next is still
+ * untouched). Reads only envelope records; at the content it jumps to
+ * the trailer. 0, or -1 with *error_r (the file is gone or damaged). */
+static int slice_read(struct qmgr_message *msg, const char **error_r)
+{
+    static char error[256];
+    struct load_ctx lc;
+    struct qf_reader rd;
+    struct stream *s;
+    struct str *data;
+    struct stat st;
+    off_t at = (off_t) msg->rcpt_next;
+    bool corrupt;
+    int fd, type, rc = 0;
+
+    *error_r = error;
+    if ((fd = qmgr_open_queue_file("active", msg->id, O_RDONLY, &st, &corrupt)) < 0) {
+	if (errno == ENOENT || corrupt)
+	    msg->file_gone = true;
+	(void) fmt_buf(error, sizeof(error), "open active/%s: %s", msg->id,
+		       corrupt ? "not a regular file" : strerror(errno));
+	return -1;
+    }
+    memset(&lc, 0, sizeof(lc));
+    lc.msg = msg;
+    lc.group_start = -1;
+    msg->rcpt_next = 0;
+    data = str_new(QF_RECORD_MAX + 1);
+    for (bool again = true; again;) {
+	int sfd;
+
+	/* a stream of its own per position: no read-ahead of the last */
+	again = false;
+	if (lseek(fd, at, SEEK_SET) < 0 || (sfd = dup(fd)) < 0) {
+	    (void) fmt_buf(error, sizeof(error), "seek active/%s: %s", msg->id, strerror(errno));
+	    rc = -1;
+	    break;
+	}
+	s = stream_open(sfd);
+	qf_reader_init(&rd, s, at);
+	while (!lc.full) {
+	    const char *err;
+	    off_t off;
+	    int got = qf_get(&rd, &type, data, QF_RECORD_MAX, "AONRDMLCXE", &off, &err);
+
+	    if (got <= 0) {
+		(void) fmt_buf(error, sizeof(error), "active/%s: %s", msg->id,
+			       got == 0 ? "no end record" : err);
+		rc = -1;
+		break;
+	    }
+	    if (type == QF_REC_END)
+		break;
+	    if (type == QF_REC_MESSAGE) {
+		/* the content: go on in the trailer (recipients may be there) */
+		if (msg->trailer_offset > 0 && msg->trailer_offset > (long) off) {
+		    at = (off_t) msg->trailer_offset;
+		    again = true;
+		}
+		break;
+	    }
+	    if (type == QF_REC_LINE || type == QF_REC_CONT || type == QF_REC_XEND)
+		continue;		/* not reached: the content is jumped over */
+	    (void) load_visit(type, data, off, &lc);
+	}
+	(void) stream_close(&s);
+	if (rc < 0)
+	    break;
+    }
+    close(fd);
+    mem_free(&lc.orig);
+    mem_free(&lc.orcpt);
+    mem_free(&lc.notify);
+    str_free(&data);
+    return rc;
+}
+
 /* qmgr_message_load - take active/ID into memory and start delivery */
 void qmgr_message_load(const char *id)
 {
@@ -869,25 +1165,20 @@ void qmgr_message_load(const char *id)
     struct qf_reader rd;
     struct stat st;
     char buf[QMGR_LOAD_CHUNK];
-    char path[64];
     const char *err;
+    bool corrupt;
     int fd, rc;
 
-    (void) fmt_buf(path, sizeof(path), "active/%s", id);
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-	if (errno != ENOENT)
-	    msg_warn("%s: open %s: %m", id, path);
-	return;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	close(fd);
-	qmgr_move_corrupt("active", id, "not a regular file");
+    if ((fd = qmgr_open_queue_file("active", id, O_RDONLY, &st, &corrupt)) < 0) {
+	if (errno != ENOENT && !corrupt)
+	    msg_warn("%s: open active/%s: %m", id, id);
 	return;
     }
     msg = mem_zalloc(sizeof(*msg));
     (void) str_copy_out(msg->id, sizeof(msg->id), id);
     memset(&lc, 0, sizeof(lc));
     lc.msg = msg;
+    lc.group_start = -1;
     if (load_stream == NULL) {
 	load_stream = stream_open(fd);	/* its fd is never used */
 	stream_set_io(load_stream, &load_io, &load_src);

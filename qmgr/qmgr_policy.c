@@ -17,7 +17,7 @@
 
 /* qmgr_trigger_parse - the requests in one read of public/qmgr */
 unsigned qmgr_trigger_parse(const char *buf, size_t len,
-			    void (*take)(const char *id, void *ctx), void *ctx)
+			    void (*take)(int kind, const char *id, void *ctx), void *ctx)
 {
     unsigned want = 0;
     size_t i = 0;
@@ -27,8 +27,9 @@ unsigned qmgr_trigger_parse(const char *buf, size_t len,
     while (i < len) {
 	char c = buf[i];
 
-	if (c == QMGR_TRIGGER_SCAN[0] && i + 1 < len && buf[i + 1] != '\n'
-	    && buf[i + 1] != QMGR_TRIGGER_SCAN[0] && buf[i + 1] != QMGR_TRIGGER_FLUSH[0]) {
+	if ((c == QMGR_TRIGGER_SCAN[0] || c == QMGR_TRIGGER_GONE[0]) && i + 1 < len
+	    && buf[i + 1] != '\n' && buf[i + 1] != QMGR_TRIGGER_SCAN[0]
+	    && buf[i + 1] != QMGR_TRIGGER_FLUSH[0] && buf[i + 1] != QMGR_TRIGGER_GONE[0]) {
 	    /* "I<ID>\n"; at the very end of a socket request the newline
 	     * may be missing. Anything that is no queue ID asks for a scan
 	     * (which finds whatever the request meant). */
@@ -41,10 +42,10 @@ unsigned qmgr_trigger_parse(const char *buf, size_t len,
 		memcpy(id, start, idlen);
 		id[idlen] = 0;
 		if (queue_id_valid(id))
-		    take(id, ctx);
-		else
+		    take(c, id, ctx);
+		else if (c == QMGR_TRIGGER_SCAN[0])
 		    want |= QMGR_WANT_SCAN;
-	    } else {
+	    } else if (c == QMGR_TRIGGER_SCAN[0]) {
 		want |= QMGR_WANT_SCAN;
 	    }
 	    i += 1 + idlen + (nl ? 1 : 0);

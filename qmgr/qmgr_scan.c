@@ -7,6 +7,13 @@
  *                   all of them on a flush -> active/ID, load
  *   corrupt file    -> corrupt/ID with a warning
  *
+ * Entries that are not regular files (a FIFO, a socket, a directory, a
+ * symbolic link) are set aside before anything else is done with them:
+ * the directory scans look at the type (d_type, else lstat), and the
+ * load opens without following links and without blocking and checks
+ * the type again with fstat (qmgr_open_queue_file). A FIFO opened for
+ * reading would block qmgr for good.
+ *
  * Names that are not queue IDs are skipped: cleanup's temp files
  * (tmp.*) are still being written (or were abandoned by a crash: those
  * are removed once older than twice daemon_timeout). hold/ is never
@@ -16,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,18 +57,81 @@ static bool room(void)
     return qmgr_active_count < var_qmgr_message_active_limit;
 }
 
-/* qmgr_move_corrupt - a file that cannot be delivered goes aside */
+/* qmgr_move_corrupt - a file that cannot be delivered goes aside. An
+ * entry that is not even a regular file and cannot be moved is removed
+ * (it holds no message, and left in place it would be met again and
+ * again). */
 void qmgr_move_corrupt(const char *queue, const char *id, const char *why)
 {
     char from[64], to[64];
     const char *err;
+    struct stat st;
 
     (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
     (void) fmt_buf(to, sizeof(to), "corrupt/%s", id);
-    if (durable_rename(from, to, &err) < 0)
-	msg_warn("%s: %s; cannot move it to corrupt/: %s", id, why, err);
-    else
+    if (durable_rename(from, to, &err) == 0) {
 	msg_warn("%s: %s; moved to corrupt/", id, why);
+	return;
+    }
+    if (lstat(from, &st) == 0 && !S_ISREG(st.st_mode)
+	&& (S_ISDIR(st.st_mode) ? rmdir(from) : unlink(from)) == 0)
+	msg_warn("%s: %s; cannot move it to corrupt/ (%s): removed", id, why, err);
+    else
+	msg_warn("%s: %s; cannot move it to corrupt/: %s", id, why, err);
+}
+
+/* qmgr_open_queue_file - open queue/ID (path) without following a
+ * symbolic link and without blocking (a FIFO would block a plain open
+ * for good), then check that it is a regular file. Returns the fd
+ * (blocking mode again), or -1: errno ENOENT (gone), or with the entry
+ * already moved to corrupt/ (*corrupt = true), or another error (logged
+ * by the caller). */
+int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct stat *st,
+			 bool *corrupt)
+{
+    char path[64];
+    int fd, fl;
+
+    *corrupt = false;
+    (void) fmt_buf(path, sizeof(path), "%s/%s", queue, id);
+    if ((fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+	if (errno == ELOOP || errno == ENXIO || errno == EISDIR) {
+	    /* a symbolic link; a FIFO opened for writing, a socket; a directory */
+	    qmgr_move_corrupt(queue, id, "not a regular file");
+	    *corrupt = true;
+	}
+	return -1;
+    }
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+	close(fd);
+	qmgr_move_corrupt(queue, id, "not a regular file");
+	*corrupt = true;
+	return -1;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) >= 0)
+	(void) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* entry_regular - is the directory entry a regular file? Others go to
+ * corrupt/ at once (and false). d_type saves the lstat where the file
+ * system fills it in. */
+static bool entry_regular(const char *queue, const struct dirent *de)
+{
+    char path[64];
+    struct stat st;
+
+    if (de->d_type == DT_REG)
+	return true;
+    if (de->d_type == DT_UNKNOWN) {
+	(void) fmt_buf(path, sizeof(path), "%s/%s", queue, de->d_name);
+	if (lstat(path, &st) < 0)
+	    return false;		/* gone: nothing to do */
+	if (S_ISREG(st.st_mode))
+	    return true;
+    }
+    qmgr_move_corrupt(queue, de->d_name, "not a regular file");
+    return false;
 }
 
 /* activate - queue/ID -> active/ID, then load it */
@@ -68,6 +139,8 @@ static void activate(const char *queue, const char *id)
 {
     char from[64], to[64];
 
+    if (qmgr_message_busy(id))
+	return;				/* the next scan takes it */
     (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
     (void) fmt_buf(to, sizeof(to), "active/%s", id);
     if (rename(from, to) < 0) {
@@ -110,7 +183,8 @@ void qmgr_scan_incoming(void)
 	    incoming_blocked = true;
 	    break;
 	}
-	activate("incoming", de->d_name);
+	if (entry_regular("incoming", de))
+	    activate("incoming", de->d_name);
     }
     closedir(dir);
 }
@@ -154,8 +228,12 @@ void qmgr_scan_deferred(bool all)
 	    break;
 	}
 	(void) fmt_buf(path, sizeof(path), "deferred/%s", de->d_name);
-	if (stat(path, &st) < 0)
+	if (lstat(path, &st) < 0)
 	    continue;
+	if (!S_ISREG(st.st_mode)) {
+	    qmgr_move_corrupt("deferred", de->d_name, "not a regular file");
+	    continue;
+	}
 	if (!all && (double) st.st_mtime > now)
 	    continue;
 	activate("deferred", de->d_name);
@@ -185,6 +263,8 @@ void qmgr_scan_recover(void)
 		msg_warn("active/%s: not a queue file name -- skipped", de->d_name);
 	    continue;
 	}
+	if (!entry_regular("active", de))
+	    continue;
 	if (room()) {
 	    qmgr_message_load(de->d_name);
 	    loaded++;

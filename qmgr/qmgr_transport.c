@@ -292,6 +292,22 @@ static void fail_queued(struct qmgr_transport *tr, const char *why)
     }
 }
 
+/* dest_take_job - the first job of the first ready destination, off its
+ * queue (the destination is ready again if it has more, within limits,
+ * once the caller counted the job as busy or not) */
+static struct qmgr_job *dest_take_job(struct qmgr_transport *tr, struct qmgr_dest **dp)
+{
+    struct qmgr_dest *d = dest_pop_ready(tr);
+    struct qmgr_job *job = d->head;
+
+    d->head = job->next;
+    if (d->head == NULL)
+	d->tail = NULL;
+    job->next = NULL;
+    *dp = d;
+    return job;
+}
+
 /* transport_dispatch - hand queued jobs to connections within limits */
 static void transport_dispatch(struct qmgr_transport *tr)
 {
@@ -301,6 +317,15 @@ static void transport_dispatch(struct qmgr_transport *tr)
 	struct qmgr_job *job;
 	const char *err;
 
+	if (tr->ready_head->head->msg->dropped) {
+	    /* the operator deleted its message: never sent */
+	    job = dest_take_job(tr, &d);
+	    job->dest = NULL;
+	    dest_make_ready(d);
+	    qmgr_job_drop(job);
+	    dest_maybe_free(d);
+	    continue;
+	}
 	if (tr->idle == NULL) {
 	    /* a full agent backlog holds back new connections only: idle
 	     * ones keep taking jobs meanwhile */
@@ -321,12 +346,7 @@ static void transport_dispatch(struct qmgr_transport *tr)
 	} else {
 	    conn = tr->idle;		/* qmgr_conn_assign takes it off */
 	}
-	d = dest_pop_ready(tr);
-	job = d->head;
-	d->head = job->next;
-	if (d->head == NULL)
-	    d->tail = NULL;
-	job->next = NULL;
+	job = dest_take_job(tr, &d);
 	d->busy++;
 	transport_running++;
 	dest_make_ready(d);

@@ -10,13 +10,13 @@
 /* qmgr */
 #include "qmgr.h"
 
-/* collect_id - the take callback: append "ID," to the buffer */
-static void collect_id(const char *id, void *ctx)
+/* collect_id - the take callback: append "ID," ("-ID," for a "D") */
+static void collect_id(int kind, const char *id, void *ctx)
 {
     char *ids = ctx;
     size_t used = strlen(ids);
 
-    (void) fmt_buf(ids + used, 256 - used, "%s,", id);
+    (void) fmt_buf(ids + used, 256 - used, "%s%s,", kind == 'D' ? "-" : "", id);
 }
 
 int main(void)
@@ -85,6 +85,11 @@ int main(void)
 	{"I1xVWka3HNbk1orAAAAAAAAAAAAAAAAAAAAAAA\n", 39, "", QMGR_WANT_SCAN},
 	{"I1xVWka3H", 9, "", QMGR_WANT_SCAN},	/* cut by a full read */
 	{"\n\n", 2, "", 0},
+	/* "D<ID>": the operator deleted active/ID */
+	{"D1xVWka3HNbk1or\n", 16, "-1xVWka3HNbk1or,", 0},
+	{"D1xVWka3HNbk1or\nI1xVWka3HNbk1os\n", 32, "-1xVWka3HNbk1or,1xVWka3HNbk1os,", 0},
+	{"D../active/1xVWka3HNbk1or\n", 26, "", 0},	/* no ID: ignored */
+	{"D", 1, "", QMGR_WANT_SCAN},
     };
 
     unit_begin("qmgr_trigger_parse");

@@ -511,3 +511,303 @@ def test_reload_that_changes_qmgr_service_runs_one_qmgr(q):
     time.sleep(1.0)                 # the new qmgr has recovered active/ by now
     assert len(agent.requests) == 3, agent.requests
     assert q.inst.count_log(r"disappeared while active") == 0
+
+
+# -- non-regular files in the queue (audit issue 7, item 13) -------------------
+def make_fifo(q, where):
+    """A FIFO under a valid queue ID in queue/where; returns the ID."""
+    now = time.time_ns() // 1000
+    qid = phwire.queue_id(now // 1000000, now % 1000000, 4242 + now % 1000)
+    path = q.queue / where / qid
+    os.mkfifo(path, 0o600)
+    if IS_ROOT:
+        os.chown(path, q.uid, q.gid)
+    return qid
+
+
+def assert_fifo_set_aside(q, fid):
+    q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
+    assert q.where(fid) == ["corrupt"]
+    import stat
+    assert stat.S_ISFIFO(os.lstat(q.queue / "corrupt" / fid).st_mode)
+
+
+def test_fifo_in_incoming_does_not_stop_qmgr(q):
+    """A FIFO named like a queue file in incoming/: qmgr must not block in
+    open(2) on it; it goes to corrupt/ and other mail still moves."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "incoming")
+    q.trigger(b"I")
+    time.sleep(0.5)                 # the scan has met the fifo by now
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
+
+
+def test_fifo_in_deferred_does_not_stop_qmgr(q):
+    """The same for a FIFO in deferred/, met by a flush."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "deferred")
+    q.trigger(b"F")
+    time.sleep(0.5)
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
+
+
+def test_fifo_in_active_at_recovery(q):
+    """A FIFO left in active/: the recovery at start must not block on it
+    (a restarted qmgr used to block again, for good)."""
+    q.agent("local", sent_all)
+    fid = make_fifo(q, "active")
+    left = q.put(queue_file("a@example.org", ["bob@example.test"]), where="active")
+    q.start()
+    q.trigger(b"W")
+    q.inst.wait_log(rf"{left}: removed", timeout=5)
+    qid = q.put(queue_file("a@example.org", ["carol@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)
+    assert_fifo_set_aside(q, fid)
+
+
+# -- posthorn queue delete in every state (audit issue 7, item 16) -------------
+def ph_queue(q, *args):
+    import subprocess
+    from conftest import BUILD
+    return subprocess.run([str(BUILD / "bin" / "posthorn"), "-c", str(q.inst.etc), "queue",
+                           *args], capture_output=True, text=True, timeout=30)
+
+
+def assert_deleted(q, qid, mark):
+    q.inst.wait_log(rf"{qid}: removed", since=mark)
+    time.sleep(0.5)                 # what qmgr would still do, it has done by now
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    assert not (q.queue / "bounce" / qid).exists()
+    assert q.inst.count_log(rf"{qid}: removed", since=mark) == 1
+    assert q.inst.count_log(rf"{qid}: .*(cannot open|status=deferred)",
+                            since=mark) == 0, q.inst.log_text()[-3000:]
+
+
+def test_delete_active_message_in_flight(q):
+    """`posthorn queue delete` of a message whose delivery is in flight:
+    qmgr is told, drops it, ignores the agent's late answer, leaves no
+    defer/ log and logs "removed" once; other mail moves on."""
+    def answer_defer_if_gone(attrs):
+        time.sleep(1.0)
+        d = dict(attrs)
+        gone = not (q.queue / d["queue_file"]).exists()
+        reply = []
+        for r in rcpts_of(attrs):
+            st = ("defer", "4.3.0", "cannot open queue file") if gone else \
+                ("sent", "2.0.0", "ok")
+            reply += [("rcpt_offset", r["rcpt_offset"]), ("rcpt_status", st[0]),
+                      ("rcpt_dsn", st[1]), ("rcpt_reason", st[2]), ("relay", "local")]
+        return reply
+    agent = FakeServer(q.queue / "private" / "local", "deliver", answer_defer_if_gone,
+                       q.uid if IS_ROOT else None)
+    q.fakes.append(agent)
+    q.start()
+    qid = q.put(queue_file("a@example.org", [f"u{i}@example.test" for i in range(5)]))
+    deadline = time.monotonic() + 5
+    while agent.inflight < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert agent.inflight >= 1
+    mark = q.inst.log_mark()
+    res = ph_queue(q, "delete", qid)
+    assert res.returncode == 0 and f"{qid}: removed" in res.stdout, res.stderr
+    assert_deleted(q, qid, mark)
+    time.sleep(1.5)                 # the answers in flight came back
+    assert q.inst.count_log(rf"{qid}: .*status=", since=mark) == 0
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    requests = len(agent.requests)
+    q.trigger(b"F")
+    other = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{other}: removed", timeout=8)
+    assert len(agent.requests) == requests + 1     # nothing more for the deleted one
+
+
+def test_active_file_vanished_without_being_told(q):
+    """A queue file that vanishes from active/ without a word to qmgr (the
+    trigger lost, or removed by hand): qmgr treats it as deleted when the
+    agent cannot open it: logged once, no defer/ log, no retries."""
+    def answer(attrs):
+        time.sleep(0.8)
+        d = dict(attrs)
+        gone = not (q.queue / d["queue_file"]).exists()
+        st = ("defer", "4.3.0", "cannot open queue file") if gone else ("sent", "2.0.0", "ok")
+        return [x for r in rcpts_of(attrs) for x in
+                (("rcpt_offset", r["rcpt_offset"]), ("rcpt_status", st[0]), ("rcpt_dsn", st[1]),
+                 ("rcpt_reason", st[2]), ("relay", "local"))]
+    agent = FakeServer(q.queue / "private" / "local", "deliver", answer,
+                       q.uid if IS_ROOT else None)
+    q.fakes.append(agent)
+    q.start()
+    qid = q.put(queue_file("a@example.org", ["u1@example.test", "u2@example.test"]))
+    deadline = time.monotonic() + 5
+    while agent.inflight < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    mark = q.inst.log_mark()
+    os.unlink(q.queue / "active" / qid)
+    q.inst.wait_log(rf"{qid}: queue file vanished from active/: taken as deleted", since=mark)
+    q.inst.wait_log(rf"{qid}: removed", since=mark)
+    time.sleep(1.5)
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    assert q.inst.count_log(rf"{qid}: .*status=deferred", since=mark) == 0
+    assert q.inst.count_log(rf"{qid}: removed", since=mark) == 1
+
+
+@pytest.mark.parametrize("state", ["incoming", "deferred", "hold", "corrupt"])
+def test_delete_in_other_states(q, state):
+    """delete of a message in incoming/, deferred/, hold/ or corrupt/ while
+    qmgr runs: the file and its defer/ log go, qmgr never delivers it."""
+    agent = q.agent("local", sent_all)
+    q.start()
+    data = queue_file("a@example.org", ["bob@example.test"])
+    qid = write_queue_file(q.queue / state, data, q.uid if IS_ROOT else None, q.gid)
+    if state == "deferred":
+        os.utime(q.queue / state / qid, (time.time() + 3600, time.time() + 3600))
+    (q.queue / "defer" / qid).write_text("rcpt=bob@example.test, dsn=4.2.2, reason=full\n")
+    res = ph_queue(q, "delete", qid)
+    assert res.returncode == 0 and f"{qid}: removed" in res.stdout, res.stderr
+    assert q.where(qid) == []
+    assert not (q.queue / "defer" / qid).exists()
+    q.trigger(b"F")
+    time.sleep(1.0)
+    assert all(dict(r)["queue_id"] != qid for r in agent.requests)
+
+
+# -- recipients in bounded slices (audit issue 7, item 15) ---------------------
+def big_queue_file(n, sender="a@example.org", domain="remote.example"):
+    """A queue file with n recipients, built fast (phwire's record format)."""
+    recs = [phwire.record("V", "posthorn-queue 1"), phwire.record("T", "%.6f" % time.time()),
+            phwire.record("S", sender)]
+    recs += [phwire.record("R", f"u{i}@{domain}") for i in range(n)]
+    recs += [phwire.record("M"), phwire.record("L", "Subject: many"), phwire.record("L", ""),
+             phwire.record("L", "hello"), phwire.record("X"), phwire.record("E")]
+    return b"".join(recs)
+
+
+def qmgr_pid(q):
+    pids = q.inst.children("qmgr")
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def vm_hwm_kb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_recipients_read_in_slices_each_delivered_once(instance):
+    """5000 recipients, qmgr_message_recipient_limit 100: every recipient
+    is delivered exactly once; the deferred ones (every 7th) stay R in the
+    deferred file, the rest D, and a flush delivers each of them once."""
+    q = Q(instance, qmgr_message_recipient_limit="100", smtp_destination_recipient_limit="50")
+    try:
+        deferring = {"on": True}
+
+        def policy(address):
+            i = int(address[1:].split("@")[0])
+            if deferring["on"] and i % 7 == 0:
+                return ("defer", "4.2.0", "try later")
+            return ("sent", "2.0.0", "ok")
+        agent = q.agent("smtp", policy)
+        q.start()
+        n = 5000
+        qid = q.put(big_queue_file(n))
+        q.wait_where(qid, ["deferred"], timeout=60)
+        sent = [r["rcpt_address"] for a in agent.requests for r in rcpts_of(a)]
+        assert len(sent) == n and len(set(sent)) == n       # each tried once
+        recs = records((q.queue / "deferred" / qid).read_bytes())
+        pending = sorted(d for o, t, d in recs if t == "R")
+        want = sorted(f"u{i}@remote.example" for i in range(n) if i % 7 == 0)
+        assert pending == want
+        assert sum(1 for o, t, d in recs if t == "D") == n - len(want)
+        assert max(len(rcpts_of(a)) for a in agent.requests) <= 50
+        deferring["on"] = False
+        before = len(agent.requests)
+        mark = q.inst.log_mark()
+        q.trigger(b"F")
+        q.inst.wait_log(rf"{qid}: removed", since=mark, timeout=60)
+        again = [r["rcpt_address"] for a in agent.requests[before:] for r in rcpts_of(a)]
+        assert sorted(again) == want                         # only the deferred ones
+        assert q.inst.count_log(rf"{qid}: from=<a@example.org>, size=\d+, nrcpt={n} ",
+                                since=0) >= 1
+        q.wait_where(qid, [])
+        assert not (q.queue / "defer" / qid).exists()
+    finally:
+        q.stop()
+
+
+def test_qmgr_memory_bounded_with_many_recipients(instance):
+    """200,000 recipients in one message: qmgr's peak RSS (VmHWM) stays
+    small because it holds only qmgr_message_recipient_limit (1000) of
+    them at a time. Without slicing it grew with the count."""
+    q = Q(instance, qmgr_message_recipient_limit="1000",
+          smtp_destination_recipient_limit="1000")
+    try:
+        agent = q.agent("smtp", sent_all)
+        q.start()
+        q.trigger(b"W")
+        q.inst.wait_children(1, "qmgr")
+        base = vm_hwm_kb(qmgr_pid(q))
+        n = 200000
+        qid = q.put(big_queue_file(n))
+        q.inst.wait_log(rf"{qid}: removed", timeout=120)
+        peak = vm_hwm_kb(qmgr_pid(q))
+        print(f"qmgr VmHWM: {base} kB at start, {peak} kB after {n} recipients")
+        assert len(agent.requests) == n // 1000
+        assert peak - base < 12 * 1024, (base, peak)
+    finally:
+        q.stop()
+
+
+def test_slices_keep_recipient_attributes_and_trailer(instance):
+    """qmgr_message_recipient_limit 2 on a file whose recipients carry
+    their own records (A rcpt_orig, O, N) and continue in the trailer
+    after the content: each slice resumes at the first record of the
+    next recipient's group, and the trailer's recipients are read too."""
+    q = Q(instance, qmgr_message_recipient_limit="2")
+    try:
+        agent = q.agent("smtp", sent_all)
+        q.start()
+        R = phwire.record
+
+        def group(i):
+            return (R("A", f"rcpt_orig=alias{i}@example.test") + R("O", f"rfc822;o{i}@x.test")
+                    + R("N", "never") + R("R", f"u{i}@remote.example"))
+        data = (R("V", "posthorn-queue 1") + R("T", "%.6f" % time.time()) + R("S", "a@example.org")
+                + b"".join(group(i) for i in range(5)) + R("M") + R("L", "Subject: t") + R("L", "")
+                + R("L", "hi") + R("X") + b"".join(group(i) for i in range(5, 8)) + R("E"))
+        qid = q.put(data)
+        q.inst.wait_log(rf"{qid}: removed", timeout=10)
+        got = {r["rcpt_address"]: (r["rcpt_orig"], r["rcpt_orcpt"], r["rcpt_notify"])
+               for a in agent.requests for r in rcpts_of(a)}
+        assert got == {f"u{i}@remote.example": (f"alias{i}@example.test", f"rfc822;o{i}@x.test",
+                                                "never") for i in range(8)}
+        assert sum(len(rcpts_of(a)) for a in agent.requests) == 8
+        assert q.inst.count_log(rf"{qid}: from=<a@example.org>, size=\d+, nrcpt=8 ") == 1
+    finally:
+        q.stop()
+
+
+def test_fifo_that_cannot_be_moved_is_removed(q):
+    """A non-regular entry that cannot go to corrupt/ (the name is taken
+    there by a non-empty directory) is removed, with a log line, so that
+    it is not met again and again."""
+    q.agent("local", sent_all)
+    q.start()
+    fid = make_fifo(q, "incoming")
+    (q.queue / "corrupt" / fid).mkdir()
+    (q.queue / "corrupt" / fid / "x").write_text("taken")
+    q.trigger(b"I")
+    q.inst.wait_log(rf"{fid}: not a regular file; cannot move it to corrupt/ .*: removed")
+    assert not os.path.lexists(q.queue / "incoming" / fid)
+    assert not os.path.lexists(q.queue / "active" / fid)
+    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=5)

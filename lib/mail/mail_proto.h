@@ -53,6 +53,9 @@
  *    at incoming/ now; "I", a queue ID and a newline = take incoming/ID
  *    now without a directory scan (cleanup sends this after each commit);
  *    QMGR_TRIGGER_FLUSH ("F") = retry deferred mail now;
+ *    QMGR_TRIGGER_GONE ("D", a queue ID and a newline) = the operator
+ *    deleted active/ID (or moved it away): qmgr forgets the message if
+ *    the file is really gone (it never deletes anything on this word);
  *    PICKUP_TRIGGER_SCAN ("W") = look at maildrop/ now. A lost trigger
  *    only delays: both daemons also scan on a timer. */
 #ifndef POSTHORN_MAIL_PROTO_H
@@ -81,6 +84,7 @@
 /* Triggers. */
 #define QMGR_TRIGGER_SCAN	"I"
 #define QMGR_TRIGGER_FLUSH	"F"
+#define QMGR_TRIGGER_GONE	"D"
 #define PICKUP_TRIGGER_SCAN	"W"
 
 /* cleanup request flags. */

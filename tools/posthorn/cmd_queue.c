@@ -561,6 +561,19 @@ static bool cq_trigger(const char *what)
     return true;
 }
 
+/* cq_tell_gone - active/ID was deleted or moved away: tell qmgr, which
+ * drops the message from memory (its deliveries in flight are ignored,
+ * its logs removed). Silent if qmgr does not run: then nobody has the
+ * message in memory. */
+static void cq_tell_gone(const char *id)
+{
+    char req[64];
+    const char *why;
+
+    if (fmt_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_GONE, id))
+	(void) trigger_send(QMGR_SOCKET, req, strlen(req), 2000, NULL, &why);
+}
+
 enum cq_op { CQ_DELETE, CQ_HOLD, CQ_RELEASE, CQ_REQUEUE };
 
 static const struct cq_op_info {
@@ -588,6 +601,8 @@ static bool cq_apply(enum cq_op op, const char *queue, const char *id)
     if (!queue_id_path(from, sizeof(from), queue, id, 0))
 	return false;
     if (info->to == NULL) {
+	char log[64];
+
 	if (unlink(from) < 0) {
 	    if (errno != ENOENT)
 		cq_error("remove %s: %s", from, strerror(errno));
@@ -595,7 +610,11 @@ static bool cq_apply(enum cq_op op, const char *queue, const char *id)
 	}
 	if (defer_log_remove(id, &error) < 0)
 	    cq_error("%s", error);
+	if (queue_id_path(log, sizeof(log), "bounce", id, 0) && unlink(log) < 0 && errno != ENOENT)
+	    cq_error("remove %s: %s", log, strerror(errno));
 	(void) fsync_dir(queue, &error);
+	if (strcmp(queue, "active") == 0)
+	    cq_tell_gone(id);
 	printf("%s: %s\n", id, info->done);
 	return true;
     }
@@ -613,6 +632,8 @@ static bool cq_apply(enum cq_op op, const char *queue, const char *id)
     }
     if (op == CQ_REQUEUE && defer_log_remove(id, &error) < 0)
 	cq_error("%s", error);
+    if (strcmp(queue, "active") == 0)
+	cq_tell_gone(id);
     printf("%s: %s\n", id, info->done);
     return true;
 }
@@ -650,14 +671,32 @@ static int cq_modify(enum cq_op op, int argc, char **argv)
 		status = 1;
 		continue;
 	    }
-	    for (const char *const *q = info->from; *q && queue == NULL; q++) {
-		char path[64];
-		struct stat sb;
+	    /* qmgr may move the file between the look and the operation
+	     * (incoming -> active -> deferred): look again, a few times */
+	    bool done = false;
 
-		if (queue_id_path(path, sizeof(path), *q, argv[i], 0) && lstat(path, &sb) == 0)
-		    queue = *q;
+	    for (int attempt = 0; attempt < 3 && !done; attempt++) {
+		queue = NULL;
+		for (const char *const *q = info->from; *q && queue == NULL; q++) {
+		    char path[64];
+		    struct stat sb;
+
+		    if (queue_id_path(path, sizeof(path), *q, argv[i], 0) && lstat(path, &sb) == 0)
+			queue = *q;
+		}
+		if (queue == NULL)
+		    break;
+		done = cq_apply(op, queue, argv[i]);
+		if (!done) {
+		    char path[64];
+		    struct stat sb;
+
+		    /* still where it was: a real error (said), not a race */
+		    if (queue_id_path(path, sizeof(path), queue, argv[i], 0) && lstat(path, &sb) == 0)
+			break;
+		}
 	    }
-	    if (queue == NULL || !cq_apply(op, queue, argv[i])) {
+	    if (!done) {
 		const char *where = cq_find(argv[i]);
 
 		if (where && info->to)
