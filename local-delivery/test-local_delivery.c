@@ -273,6 +273,24 @@ static void test_quota(void)
     unit_assert(!quota_parse_maildirsize("", strlen(""), &def, &b, &c, &n));
     unit_end();
 
+    unit_begin("quota_parse_maildirsize: sums that overflow make the file malformed");
+    {
+	static const char *const bad[] = {
+	    "100S\n1 9223372036854775807\n1 9223372036854775807\n",
+	    "100S\n1 -9223372036854775807\n1 -9223372036854775807\n",
+	    "100S\n9223372036854775807 1\n1 1\n",
+	    "100S\n-9223372036854775807 1\n-9223372036854775807 1\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	    unit_assert(!quota_parse_maildirsize(bad[i], strlen(bad[i]), &def, &b, &c, &n));
+	unit_assert(quota_parse_maildirsize("100S\n1 9223372036854775807\n",
+					    strlen("100S\n1 9223372036854775807\n"),
+					    &def, &b, &c, &n) && c == 9223372036854775807L);
+    }
+    unit_end();
+
     unit_begin("quota_size_from_name and quota_exceeded");
     unit_assert_inteq(quota_size_from_name("1.M1P2R3.host,S=1234"), 1234);
     unit_assert_inteq(quota_size_from_name("1.M1P2R3.host,S=1234:2,S"), 1234);
