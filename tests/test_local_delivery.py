@@ -407,6 +407,31 @@ def test_protocol_errors_close_the_connection(local):
         c.close()
 
 
+def test_fifo_as_queue_file_is_refused_at_once(local):
+    """A FIFO where the queue file should be never blocks the agent: it
+    is refused (not a regular file) and the recipient deferred."""
+    local.start()
+    qid = queue_id(77)
+    os.mkfifo(local.inst.queue / "active" / qid, 0o600)
+    c = local.client()
+    c.sock.settimeout(5)
+    try:
+        t0 = time.monotonic()
+        res = dict(c.call([("request", "deliver"), ("queue_id", qid),
+                           ("queue_file", f"active/{qid}"), ("data_offset", "0"),
+                           ("data_size", "0"), ("sender", ""), ("arrival_time", "0"),
+                           ("dsn_envid", ""), ("dsn_ret", ""), ("nexthop", ""),
+                           ("rcpt_address", "alice@example.test"), ("rcpt_orig", ""),
+                           ("rcpt_orcpt", ""), ("rcpt_notify", ""), ("rcpt_offset", "10")]))
+        assert time.monotonic() - t0 < 3
+        assert res["rcpt_status"] == "defer" and res["rcpt_dsn"] == "4.3.0", res
+        assert "not a regular file" in res["rcpt_reason"], res
+        # and the connection still serves the next request
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+    finally:
+        c.close()
+
+
 # -- aliases -------------------------------------------------------------------------
 
 def test_alias_list_with_nested_alias_and_duplicates(local):
