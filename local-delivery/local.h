@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -364,6 +365,12 @@ int forward_path_expand(const char *text, size_t len, const struct fp_attr *attr
 int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_t n,
 			    struct str *paths, unsigned *used, size_t max, size_t *count,
 			    const char **error_r);
+/* ld_list_file_unsafe - a .forward or :include: file that must not be
+ * obeyed: not a regular file, writable by group or others, or (owner
+ * not (uid_t) -1) owned by neither owner nor root; true with the
+ * reason in buf */
+bool ld_list_file_unsafe(const struct stat *st, const char *path, uid_t owner, char *buf,
+			 size_t size);
 /* forward_submit - resubmit msg to cleanup for the addresses (n of
  * them), with "Delivered-To: delivered_to" prepended, from sender (the
  * message's own sender, or an owner- alias) */

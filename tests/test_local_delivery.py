@@ -486,6 +486,23 @@ def test_alias_file_and_include(local):
     assert len(local.messages(local.maildir("alice"))) == 1
 
 
+def test_include_file_writable_by_group_or_others_defers(local):
+    """An :include: file that its group or others may write is not
+    obeyed (its commands would run as its owner): the same rule as for
+    .forward, deferred 4.7.0."""
+    local.start()
+    inc = local.dir / "inc.list"
+    for mode, word in ((0o664, "group"), (0o646, "others")):
+        inc.chmod(mode)
+        res = local.deliver([f"inc@{MYHOST}"])
+        assert res[0]["rcpt_status"] == "defer", (mode, res)
+        assert res[0]["rcpt_dsn"] == "4.7.0", res
+        assert "writable by group or others" in res[0]["rcpt_reason"], res
+    assert local.messages(local.maildir("alice")) == []
+    inc.chmod(0o644)
+    assert local.deliver([f"inc@{MYHOST}"])[0]["rcpt_status"] == "sent"
+
+
 def test_alias_loop_bounces(local):
     local.start()
     res = local.deliver([f"loop1@{MYHOST}"])
