@@ -7,7 +7,8 @@
  * content.c   reading the message from the queue file (M, L/C..., X),
  *             the Delivered-To header scan, and the formatted copy
  *             (From_ line, Return-Path:, Delivered-To:, >From quoting)
- * maildir.c   Maildir delivery (tmp/, fsync, link into new/, fsync new/)
+ * maildir.c   Maildir delivery (tmp/, fsync, rename into new/, fsync new/),
+ *             all relative to descriptors opened without user symlinks
  * mbox.c      mbox delivery (dotlock + fcntl lock, append, roll back)
  * quota.c     quota values, Maildir++ maildirsize, directory scans
  * alias.c     alias target lists (aliases(5) values, .forward and
@@ -152,8 +153,6 @@ bool content_need_quote(const char *data, size_t len);
  * does not fit; host has "/", ":" and "," escaped as \057 \072 \054 */
 bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint64_t rnd,
 		    const char *host);
-/* maildir_make - create dir and its tmp, new, cur (0700) if missing */
-int maildir_make(const char *dir, const char **error_r);
 /* maildir_deliver - deliver msg into Maildir dir (which may end in "/"),
  * creating it if create; quota > 0: refuse (5.2.2) when full */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,

@@ -274,6 +274,68 @@ def test_virtual_maildir_delivery(local):
         assert os.stat(msgs[0]).st_mode & 0o777 == 0o600
 
 
+def attacker_tree(local):
+    """A Maildir-shaped directory outside the store, owned by the
+    mailbox owner (who could plant a symlink to it)."""
+    evil = local.dir / "attacker"
+    for d in (evil, evil / "new", evil / "tmp", evil / "cur"):
+        d.mkdir(exist_ok=True)
+        if IS_ROOT:
+            os.chown(d, local.vmail.pw_uid, local.vmail.pw_gid)
+    return evil
+
+
+def plant_symlink(local, link, target):
+    """A symlink made by the mailbox owner (as root: lchown to it, since
+    a root-owned symlink is the administrator's and is followed)."""
+    link.symlink_to(target)
+    if IS_ROOT:
+        os.lchown(link, local.vmail.pw_uid, local.vmail.pw_gid)
+
+
+def files_under(d):
+    return sorted(str(p) for p in pathlib.Path(d).rglob("*") if not p.is_dir())
+
+
+def test_maildir_new_symlink_lands_nothing_outside(local):
+    """new/ replaced by a symlink: every attempt defers with the reason
+    and not one copy lands in the symlink's target or stays in tmp/."""
+    local.start()
+    md = local.maildir("alice")
+    assert local.deliver(["alice@example.test"])[0]["rcpt_status"] == "sent"
+    evil = attacker_tree(local)
+    (md / "new").rename(md / "new.real")
+    plant_symlink(local, md / "new", evil / "new")
+    for _ in range(3):
+        res = local.deliver(["alice@example.test"])
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.2.0", res
+        assert "new: is a symbolic link" in res[0]["rcpt_reason"], res
+    assert files_under(evil) == []
+    assert list((md / "tmp").iterdir()) == []
+    assert len(list((md / "new.real").iterdir())) == 1
+
+
+def test_maildir_that_is_a_symlink_lands_nothing_outside(local):
+    """The whole Maildir path a symlink: deferred, never 'sent' into the
+    other tree; also when the Maildir is missing and would be created."""
+    local.start()
+    md = local.maildir("alice")
+    md.parent.mkdir(parents=True, exist_ok=True)
+    if IS_ROOT:
+        os.chown(md.parent, local.vmail.pw_uid, local.vmail.pw_gid)
+    evil = attacker_tree(local)
+    plant_symlink(local, md, evil)
+    plant_symlink(local, local.maildir("fwd"), local.dir / "attacker-new")
+    for _ in range(2):
+        res = local.deliver(["alice@example.test", "fwd@example.test"])
+        for r in res:
+            assert r["rcpt_status"] == "defer", res
+            assert "is a symbolic link" in r["rcpt_reason"], res
+    assert files_under(evil) == []
+    assert not (local.dir / "attacker-new").exists()
+
+
 def test_extension_and_several_recipients_on_one_connection(local):
     local.start()
     c = local.client()

@@ -95,6 +95,110 @@ fail:
     return -1;
 }
 
+/* sf_open_dir_at - openat a directory: O_DIRECTORY, and O_NOFOLLOW
+ * unless follow */
+static int sf_open_dir_at(int dfd, const char *name, bool follow)
+{
+    int fd;
+
+    do {
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY
+		    | (follow ? 0 : O_NOFOLLOW));
+    } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/*
+ * safe_openat_dir - one directory component without following a symlink
+ * that anyone but root owns. A symlink can only be made by someone who
+ * may write the directory that holds it and belongs to its maker, so a
+ * root-owned one (/home -> /srv/home) is the administrator's, while one
+ * in a user's tree may point wherever that user likes.
+ */
+int safe_openat_dir(int dfd, const char *name, bool create, mode_t mode, const char **error_r)
+{
+    struct stat st;
+    int fd, err;
+
+    fd = sf_open_dir_at(dfd, name, false);
+    if (fd < 0 && errno == ENOENT && create) {
+	if (mkdirat(dfd, name, mode) < 0 && errno != EEXIST) {
+	    err = errno;
+	    safe_error(error_r, "%s: cannot create directory: %s", name, strerror(err));
+	    errno = err;
+	    return -1;
+	}
+	fd = sf_open_dir_at(dfd, name, false);
+    }
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+	err = errno;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+	    if (st.st_uid != 0) {
+		safe_error(error_r, "%s: is a symbolic link owned by uid %lu (refusing to "
+			   "follow it)", name, (unsigned long) st.st_uid);
+		errno = ELOOP;
+		return -1;
+	    }
+	    fd = sf_open_dir_at(dfd, name, true);
+	} else {
+	    errno = err;
+	}
+    }
+    if (fd < 0) {
+	err = errno;
+	safe_error(error_r, "%s: cannot open directory: %s", name, strerror(err));
+	errno = err;
+    }
+    return fd;
+}
+
+/* safe_open_dir - every component through safe_openat_dir() */
+int safe_open_dir(const char *path, bool create, mode_t mode, const char **error_r)
+{
+    struct str *comp = str_new(STR_MAX_DEFAULT);
+    const char *cp = path, *start, *end, *err = "";
+    int dfd, fd, e;
+
+    dfd = sf_open_dir_at(AT_FDCWD, *path == '/' ? "/" : ".", true);
+    while (dfd >= 0 && *cp) {
+	while (*cp == '/')
+	    cp++;
+	if (*cp == 0)
+	    break;
+	end = strchr(cp, '/');
+	if (end == NULL)
+	    end = cp + strlen(cp);
+	start = cp;
+	if (!str_setn(comp, cp, (size_t) (end - cp))) {
+	    (void) close(dfd);
+	    str_free(&comp);
+	    errno = ENAMETOOLONG;
+	    return safe_error(error_r, "open directory %s: %s", path, strerror(errno));
+	}
+	cp = end;
+	if (strcmp(str_cstr(comp), ".") == 0)
+	    continue;
+	fd = safe_openat_dir(dfd, str_cstr(comp), create, mode, &err);
+	e = errno;
+	(void) close(dfd);
+	if (fd < 0) {
+	    /* the component's own text, with the path up to it in front */
+	    char why[SAFE_ERR_SIZE];
+
+	    (void) snprintf(why, sizeof(why), "%s", err);
+	    safe_error(error_r, "%.*s%s", (int) (start - path), path, why);
+	    str_free(&comp);
+	    errno = e;
+	    return -1;
+	}
+	dfd = fd;
+    }
+    str_free(&comp);
+    if (dfd < 0)
+	return safe_error(error_r, "open directory %s: %s", path, strerror(errno));
+    return dfd;
+}
+
 /* fsync_dir - open a directory and fsync it */
 int fsync_dir(const char *dir, const char **error_r)
 {
