@@ -336,6 +336,82 @@ def test_maildir_that_is_a_symlink_lands_nothing_outside(local):
     assert not (local.dir / "attacker-new").exists()
 
 
+SHIM_SRC = pathlib.Path(__file__).with_name("shim_maildir.c")
+
+
+def load_maildir_shim(local, **env):
+    """Compile tests/shim_maildir.c and have master pass LD_PRELOAD (and
+    the shim's settings) to local-delivery through import_environment."""
+    so = local.dir / "shim_maildir.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(so), str(SHIM_SRC), "-ldl"],
+                   check=True, capture_output=True)
+    so.chmod(0o755)
+    items = [local.inst.main["import_environment"], f"LD_PRELOAD={so}"]
+    items += [f"{k}={v}" for k, v in env.items()]
+    local.inst.set_main(import_environment=" ".join(items))
+
+
+def test_maildir_new_fsync_eio_leaves_one_copy_per_ack(local):
+    """EIO on the fsync of new/ after the move: the message is taken out
+    of new/ again and deferred, so N messages acknowledged as sent leave
+    exactly N files, however many attempts failed."""
+    load_maildir_shim(local, SHIM_FAIL_NEW_FSYNC=3)
+    local.start()
+    acked = deferred = 0
+    for _ in range(40):
+        if acked == 6:
+            break
+        res = local.deliver(["alice@example.test"])[0]
+        if res["rcpt_status"] == "sent":
+            acked += 1
+        else:
+            assert res["rcpt_status"] == "defer" and res["rcpt_dsn"] == "4.3.0", res
+            assert "fsync" in res["rcpt_reason"], res
+            assert "Input/output error" in res["rcpt_reason"], res
+            deferred += 1
+    md = local.maildir("alice")
+    assert acked == 6 and deferred >= 2, (acked, deferred)
+    assert len(local.messages(md)) == acked
+    assert list((md / "tmp").iterdir()) == []
+
+
+def test_maildir_message_complete_before_it_appears_in_new(local):
+    """The order that makes a Maildir delivery atomic, seen from inside
+    the agent (LD_PRELOAD shim): at the moment of the move the tmp file
+    holds the whole message and was fsynced, new/ does not show it yet,
+    and new/ is fsynced after the move, before the next delivery."""
+    log = local.dir / "shimlog"
+    log.mkdir()
+    log.chmod(0o1777)
+    load_maildir_shim(local, SHIM_LOG=log)
+    local.start()
+    body = "From: a@b\nSubject: big\n\n" + "".join(f"line {i:05d} " + "x" * 60 + "\n"
+                                                     for i in range(3000))
+    c = local.client()
+    try:
+        for _ in range(3):
+            res = local.deliver(["alice@example.test"], content=body, client=c)
+            assert res[0]["rcpt_status"] == "sent", res
+    finally:
+        c.close()
+    msgs = local.messages(local.maildir("alice"))
+    assert len(msgs) == 3
+    events = (log / "events").read_text().splitlines()
+    renames = [i for i, e in enumerate(events) if e.startswith("rename ")]
+    assert len(renames) == 3, events
+    for k, i in enumerate(renames):
+        f = dict(kv.split("=") for kv in events[i].split()[2:])
+        name = events[i].split()[1]
+        final = local.maildir("alice") / "new" / name
+        assert final.exists()
+        assert f["target_exists"] == "0" and int(f["new_entries"]) == k, events[i]
+        assert f["synced"] == "1", events[i]                 # fsync of the file came first
+        assert int(f["size"]) == final.stat().st_size       # complete at the move
+        assert (log / name).read_bytes() == final.read_bytes()
+        assert events[i + 1] == "fsync_new OK", events       # then new/ is synced
+        assert events[i - 1].startswith("fsync_file "), events
+
+
 def test_extension_and_several_recipients_on_one_connection(local):
     local.start()
     c = local.client()
