@@ -938,6 +938,18 @@ def test_stale_dotlock_is_removed(local):
     assert res[0]["rcpt_status"] == "defer"
     assert lock.exists()
 
+    # a fresh lock of ours whose holder is gone (killed between its
+    # write and its unlock) is broken at once, not after stale_lock_time
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{dead.pid} {MYHOST}\n")
+    t0 = time.monotonic()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert time.monotonic() - t0 < 1
+    assert not lock.exists()
+    assert f"of process {dead.pid}, which no longer exists" in local.inst.log_text()
+
 
 # -- delivery workers (root only) ------------------------------------------------------
 
