@@ -225,14 +225,19 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
     }
     dotlocked = rc == 0;
 
+    /* O_NONBLOCK: a FIFO (or device) in the file's place must not block
+     * the open; it is refused below (or here: ENXIO, a FIFO without a
+     * reader) as not a regular file */
     ms.err = 0;
-    ms.fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    ms.fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (ms.fd < 0 && errno == ENOENT && opts->create)
-	ms.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-		     0600);
+	ms.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK
+		     | O_CLOEXEC | O_NOCTTY, 0600);
     if (ms.fd < 0) {
 	if (errno == ELOOP)
 	    ld_result_set(res, LD_DEFER, "4.2.0", "mailbox %s is a symbolic link", path);
+	else if (errno == ENXIO)
+	    ld_result_set(res, LD_BOUNCE, "5.2.0", "%s is not a regular file", path);
 	else
 	    ld_result_from_errno(res, errno, "cannot open", path);
 	goto out;
@@ -243,6 +248,10 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
     }
     if (!S_ISREG(st.st_mode)) {
 	ld_result_set(res, LD_BOUNCE, "5.2.0", "%s is not a regular file", path);
+	goto out_close;
+    }
+    if (fcntl(ms.fd, F_SETFL, O_APPEND) < 0) {	/* blocking writes again */
+	ld_result_from_errno(res, errno, "cannot set flags of", path);
 	goto out_close;
     }
     if (st.st_nlink != 1) {

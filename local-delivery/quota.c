@@ -329,12 +329,17 @@ void quota_maildir_add(const char *dir, long size)
 {
     char line[64];
     struct str *path = str_new(8192);
+    struct stat st;
     int fd;
 
     (void) str_printf(path, "%s/%s", dir, MAILDIRSIZE);
-    if ((fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) >= 0) {
+    /* O_NONBLOCK: a FIFO in its place is skipped, never waited on */
+    if ((fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+		   | O_NOCTTY)) >= 0) {
 	(void) fmt_buf(line, sizeof(line), "%ld 1\n", size);
-	if (write_all_fd(fd, line, strlen(line)) < 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	    msg_warn("%s is not a regular file", str_cstr(path));
+	else if (write_all_fd(fd, line, strlen(line)) < 0)
 	    msg_warn("cannot append to %s: %s", str_cstr(path), strerror(errno));
 	(void) close(fd);
     }

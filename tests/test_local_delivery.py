@@ -641,6 +641,35 @@ def test_include_file_writable_by_group_or_others_defers(local):
     assert local.deliver([f"inc@{MYHOST}"])[0]["rcpt_status"] == "sent"
 
 
+def test_fifo_file_target_is_refused_not_waited_on(local):
+    """A /file target that is a FIFO (no reader, or a reader that never
+    reads) is refused at once as not a regular file; nothing blocks."""
+    fifo = local.out / "fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o666)
+    local.aliases["pipe"] = str(fifo)
+    local.start()
+    c = local.client()
+    c.sock.settimeout(10)
+    try:
+        t0 = time.monotonic()
+        res = local.deliver([f"pipe@{MYHOST}"], client=c)
+        assert res[0]["rcpt_status"] == "bounce", res
+        assert res[0]["rcpt_dsn"] == "5.2.0", res
+        assert "not a regular file" in res[0]["rcpt_reason"], res
+        # with a reader that holds the FIFO open but never reads
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            res = local.deliver([f"pipe@{MYHOST}"], client=c)
+        finally:
+            os.close(rd)
+        assert res[0]["rcpt_status"] == "bounce", res
+        assert "not a regular file" in res[0]["rcpt_reason"], res
+        assert time.monotonic() - t0 < 5
+    finally:
+        c.close()
+
+
 def test_alias_loop_bounces(local):
     local.start()
     res = local.deliver([f"loop1@{MYHOST}"])
@@ -949,6 +978,138 @@ def test_stale_dotlock_is_removed(local):
     assert time.monotonic() - t0 < 1
     assert not lock.exists()
     assert f"of process {dead.pid}, which no longer exists" in local.inst.log_text()
+
+
+# -- deadlines on processes and files a user controls (root only) ---------------------
+
+def stopped_pids(uid):
+    """Processes of uid in state T (stopped)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{name}")
+            state = pathlib.Path(f"/proc/{name}/stat").read_text().rsplit(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if st.st_uid == uid and state == "T":
+            out.append(int(name))
+    return out
+
+
+def test_forward_to_a_fifo_does_not_block(local):
+    """A user's .forward naming a FIFO the user made: refused at once
+    (not a regular file), neither the worker nor the parent blocks."""
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    fifo = home / "fifo"
+    os.mkfifo(fifo, 0o600)
+    os.chown(fifo, pw.pw_uid, pw.pw_gid)
+    write_forward(pw, home / ".forward", f"{fifo}\n")
+    local.start()
+    c = local.client()
+    c.sock.settimeout(10)
+    try:
+        t0 = time.monotonic()
+        res = local.deliver([f"{pw.pw_name}@{MYHOST}"], client=c)
+        assert time.monotonic() - t0 < 5
+        assert res[0]["rcpt_status"] == "bounce", res
+        assert "not a regular file" in res[0]["rcpt_reason"], res
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+    finally:
+        c.close()
+
+
+def test_stopped_command_process_is_killed_and_deferred(local):
+    """'|kill -STOP $PPID' stops the process that runs the command for
+    the user. The parent gives it command_time_limit plus
+    local_delivery_timeout, then kills it and defers (4.3.0); with both
+    local-delivery processes (maxproc 2) stuck that way, an unrelated
+    recipient is still delivered within that deadline."""
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    write_forward(pw, home / ".forward", '"|kill -STOP $PPID; cat >/dev/null"\n')
+    local.inst.set_main(command_time_limit="2s", local_delivery_timeout="2s")
+    local.inst.write_master_cf("local unix - n n - 2 local-delivery\n")
+    local.start()
+    results = {}
+
+    def stuck(i):
+        results[i] = (local.deliver([f"{pw.pw_name}@{MYHOST}"]), time.monotonic())
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=stuck, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(stopped_pids(pw.pw_uid)) < 2:
+        assert time.monotonic() < deadline, "the command processes did not stop"
+        time.sleep(0.05)
+    c = DeliverClient(local.inst.queue / "private" / "local", timeout=15)
+    try:
+        res = local.deliver(["alice@example.test"], client=c)
+    finally:
+        c.close()
+    took = time.monotonic() - t0
+    assert res[0]["rcpt_status"] == "sent", res
+    assert took < 12, took
+    for t in threads:
+        t.join(15)
+        assert not t.is_alive()
+    for i in range(2):
+        res, at = results[i]
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.3.0", res
+        assert "local_delivery_timeout" in res[0]["rcpt_reason"], res
+        assert at - t0 < 12
+    deadline = time.monotonic() + 5
+    while stopped_pids(pw.pw_uid):
+        assert time.monotonic() < deadline, "stopped processes left behind"
+        time.sleep(0.1)
+
+
+def test_stopped_worker_is_killed_and_deferred(local):
+    """A worker runs with the user's ids, so the user can SIGSTOP it: the
+    parent waits local_delivery_timeout for its answer, then kills it
+    (SIGKILL works on a stopped process), defers, and the next delivery
+    gets a new worker."""
+    needs_root()
+    local.inst.set_main(local_delivery_timeout="2s", max_idle="2s")
+    local.start()
+    c = local.client()
+    c.sock.settimeout(15)
+    try:
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+        (ld,) = local.inst.children("local")
+        (worker,) = child_pids(ld)
+        os.kill(worker, signal.SIGSTOP)
+        t0 = time.monotonic()
+        res = local.deliver(["alice@example.test"], client=c)
+        took = time.monotonic() - t0
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.3.0", res
+        assert "local_delivery_timeout" in res[0]["rcpt_reason"], res
+        assert 1.5 < took < 6, took
+        assert not pathlib.Path(f"/proc/{worker}").exists() or \
+            pathlib.Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] in "ZX"
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+        assert child_pids(ld) != [worker]
+        # a stopped idle worker does not block its retirement either
+        (worker,) = child_pids(ld)
+        os.kill(worker, signal.SIGSTOP)
+    finally:
+        c.close()
+    # retiring it when local-delivery leaves (max_idle) does not wait
+    # for the stopped worker: it is killed after a second
+    deadline = time.monotonic() + 6
+    for pid in (ld, worker):
+        while pathlib.Path(f"/proc/{pid}").exists() and \
+                pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX":
+            assert time.monotonic() < deadline, f"process {pid} hangs on a stopped worker"
+            time.sleep(0.05)
 
 
 # -- delivery workers (root only) ------------------------------------------------------
