@@ -348,6 +348,11 @@ def load_maildir_shim(local, **env):
     so.chmod(0o755)
     items = [local.inst.main["import_environment"], f"LD_PRELOAD={so}"]
     items += [f"{k}={v}" for k, v in env.items()]
+    if os.environ.get("ASAN_OPTIONS") is not None or "build-asan" in str(BUILD):
+        # a sanitized build wants its runtime first; the shim comes first
+        items = [i for i in " ".join(items).split() if i != "ASAN_OPTIONS"]
+        items.append("ASAN_OPTIONS=" + ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0"])))
     local.inst.set_main(import_environment=" ".join(items))
 
 
