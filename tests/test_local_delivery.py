@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import phwire
-from conftest import BUILD, IS_ROOT
+from conftest import BUILD, IS_ROOT, all_pids, pid_alive, proc_stat
 from phwire import IpcReader, build_queue_file, connect, encode, hello
 
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -646,6 +646,17 @@ def test_include_file_writable_by_group_or_others_defers(local):
     assert local.deliver([f"inc@{MYHOST}"])[0]["rcpt_status"] == "sent"
 
 
+def fifo_refused_at_once(local, rcpt, client):
+    """Deliver to rcpt, whose file target is a FIFO: bounced 5.2.0 as
+    not a regular file, within seconds."""
+    t0 = time.monotonic()
+    res = local.deliver([rcpt], client=client)
+    assert time.monotonic() - t0 < 5
+    assert res[0]["rcpt_status"] == "bounce", res
+    assert res[0]["rcpt_dsn"] == "5.2.0", res
+    assert "not a regular file" in res[0]["rcpt_reason"], res
+
+
 def test_fifo_file_target_is_refused_not_waited_on(local):
     """A /file target that is a FIFO (no reader, or a reader that never
     reads) is refused at once as not a regular file; nothing blocks."""
@@ -657,20 +668,13 @@ def test_fifo_file_target_is_refused_not_waited_on(local):
     c = local.client()
     c.sock.settimeout(10)
     try:
-        t0 = time.monotonic()
-        res = local.deliver([f"pipe@{MYHOST}"], client=c)
-        assert res[0]["rcpt_status"] == "bounce", res
-        assert res[0]["rcpt_dsn"] == "5.2.0", res
-        assert "not a regular file" in res[0]["rcpt_reason"], res
+        fifo_refused_at_once(local, f"pipe@{MYHOST}", c)
         # with a reader that holds the FIFO open but never reads
         rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            res = local.deliver([f"pipe@{MYHOST}"], client=c)
+            fifo_refused_at_once(local, f"pipe@{MYHOST}", c)
         finally:
             os.close(rd)
-        assert res[0]["rcpt_status"] == "bounce", res
-        assert "not a regular file" in res[0]["rcpt_reason"], res
-        assert time.monotonic() - t0 < 5
     finally:
         c.close()
 
@@ -990,16 +994,14 @@ def test_stale_dotlock_is_removed(local):
 def stopped_pids(uid):
     """Processes of uid in state T (stopped)."""
     out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in all_pids():
+        st = proc_stat(pid)
         try:
-            st = os.stat(f"/proc/{name}")
-            state = pathlib.Path(f"/proc/{name}/stat").read_text().rsplit(") ", 1)[1][0]
-        except (OSError, IndexError):
+            owner = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
             continue
-        if st.st_uid == uid and state == "T":
-            out.append(int(name))
+        if st is not None and st[0] == "T" and owner == uid:
+            out.append(pid)
     return out
 
 
@@ -1017,11 +1019,7 @@ def test_forward_to_a_fifo_does_not_block(local):
     c = local.client()
     c.sock.settimeout(10)
     try:
-        t0 = time.monotonic()
-        res = local.deliver([f"{pw.pw_name}@{MYHOST}"], client=c)
-        assert time.monotonic() - t0 < 5
-        assert res[0]["rcpt_status"] == "bounce", res
-        assert "not a regular file" in res[0]["rcpt_reason"], res
+        fifo_refused_at_once(local, f"{pw.pw_name}@{MYHOST}", c)
         assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
     finally:
         c.close()
@@ -1098,8 +1096,7 @@ def test_stopped_worker_is_killed_and_deferred(local):
         assert res[0]["rcpt_dsn"] == "4.3.0", res
         assert "local_delivery_timeout" in res[0]["rcpt_reason"], res
         assert 1.5 < took < 6, took
-        assert not pathlib.Path(f"/proc/{worker}").exists() or \
-            pathlib.Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] in "ZX"
+        assert not pid_alive(worker)
         assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
         assert child_pids(ld) != [worker]
         # a stopped idle worker does not block its retirement either
@@ -1111,8 +1108,7 @@ def test_stopped_worker_is_killed_and_deferred(local):
     # for the stopped worker: it is killed after a second
     deadline = time.monotonic() + 6
     for pid in (ld, worker):
-        while pathlib.Path(f"/proc/{pid}").exists() and \
-                pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX":
+        while pid_alive(pid):
             assert time.monotonic() < deadline, f"process {pid} hangs on a stopped worker"
             time.sleep(0.05)
 
