@@ -584,7 +584,6 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     static char errbuf[LD_REASON_MAX];
     char buf[4096];
     struct ipc_list list;
-    struct pollfd pfd;
     long ruid, rgid;
     char *end;
     const char *err = "";
@@ -619,13 +618,9 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     w->jobs = 0;
     w->last_ms = wk_now_ms();
 
-    /* The greeting proves that the ids were dropped. */
-    pfd.fd = w->fd;
-    pfd.events = POLLIN;
-    while ((rc = poll(&pfd, 1, (int) (var_ipc_timeout > 3600 ? 3600 : var_ipc_timeout) * 1000)) < 0
-	   && errno == EINTR)
-	 /* void */ ;
-    if (rc <= 0) {
+    /* The greeting proves that the ids were dropped (within the same
+     * deadline as a job: once dropped, the user can stop the worker). */
+    if ((rc = sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000)) <= 0) {
 	err = rc == 0 ? "timeout" : strerror(errno);
 	goto bad;
     }
