@@ -2,7 +2,9 @@
  * (see safe_file.h).
  *
  * Every open uses O_NOFOLLOW and O_CLOEXEC: a symlink planted in the last
- * component is refused, never followed. Readers check after open (fstat
+ * component is refused, never followed. safe_open_dir() goes further for
+ * paths a user may control: no component may be a symlink unless root
+ * owns it. Readers check after open (fstat
  * on the descriptor, not the name) that they got a regular file. Writers
  * that replace a file go through a temporary name in the same directory,
  * fsync it, rename it and fsync the directory. Error texts name the path

@@ -1,6 +1,7 @@
 /* safe_file.h - file operations with explicit durability.
  *
- * Opening never follows a symlink in the last component and never
+ * Opening never follows a symlink in the last component (safe_open_dir:
+ * in any component, unless root owns it) and never
  * truncates by surprise; exclusive create fails if the name exists.
  * fsync_dir() makes a rename or create durable: posthorn syncs the
  * directory after every commit-point rename (Postfix and qmail leave
