@@ -91,6 +91,7 @@ class LocalSetup:
         self.out = self.dir / "out"          # commands and files write here
         self.users = []                      # throwaway system users
         self.seq = 0
+        self.seq_lock = threading.Lock()
         if IS_ROOT:
             self.vmail = ensure_user(VMAIL_USER)
             self.nobody = pwd.getpwnam("nobody")
@@ -167,8 +168,9 @@ class LocalSetup:
     def deliver(self, rcpts, content=None, sender="sender@remote.example", client=None):
         """Queue a file with these recipients and deliver it; returns a
         list of result dicts in recipient order."""
-        self.seq += 1
-        qid = queue_id(self.seq)
+        with self.seq_lock:                  # tests may deliver from threads
+            self.seq += 1
+            qid = queue_id(self.seq)
         if content is None:
             content = "From: sender@remote.example\nSubject: test\n\nFrom the start\nhello\n.\nbye"
         qfile = self.inst.queue / "active" / qid
