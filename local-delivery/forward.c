@@ -46,6 +46,28 @@
 
 static char fw_errbuf[1024];
 
+/*
+ * ld_list_file_unsafe - the one rule for files whose targets are obeyed
+ * with their owner's rights (.forward, :include:): a regular file that
+ * neither its group nor others may write (else another account could
+ * choose where mail goes and which commands run), and, when owner is
+ * not (uid_t) -1, owned by owner or root. true with the reason in buf.
+ */
+bool ld_list_file_unsafe(const struct stat *st, const char *path, uid_t owner, char *buf,
+			 size_t size)
+{
+    if (!S_ISREG(st->st_mode))
+	(void) fmt_buf(buf, size, "%s is not a regular file", path);
+    else if (owner != (uid_t) -1 && st->st_uid != owner && st->st_uid != 0)
+	(void) fmt_buf(buf, size, "%s is owned by uid %ld, not by the recipient (uid %ld)",
+		       path, (long) st->st_uid, (long) owner);
+    else if (st->st_mode & (S_IWGRP | S_IWOTH))
+	(void) fmt_buf(buf, size, "%s is writable by group or others", path);
+    else
+	return false;
+    return true;
+}
+
 /* fw_read_one - one candidate file: 1 read, 0 absent, -1 unsafe/error */
 static int fw_read_one(const char *path, uid_t uid, struct str *text, const char **error_r)
 {
@@ -64,15 +86,7 @@ static int fw_read_one(const char *path, uid_t uid, struct str *text, const char
     if (fstat(fd, &st) < 0) {
 	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "cannot stat %s: %s", path, strerror(errno));
 	rc = -1;
-    } else if (!S_ISREG(st.st_mode)) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "%s is not a regular file", path);
-	rc = -1;
-    } else if (st.st_uid != uid && st.st_uid != 0) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "%s is owned by uid %ld, not by the "
-		       "recipient (uid %ld)", path, (long) st.st_uid, (long) uid);
-	rc = -1;
-    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "%s is writable by group or others", path);
+    } else if (ld_list_file_unsafe(&st, path, uid, fw_errbuf, sizeof(fw_errbuf))) {
 	rc = -1;
     }
     while (rc == 1) {

@@ -23,7 +23,7 @@
 /* jb_read_include - read an :include: file; payload "OWNER\nTEXT" */
 static void jb_read_include(const char *path, struct ld_result *res, struct str *payload)
 {
-    char buf[8192];
+    char buf[8192], why[LD_REASON_MAX - 64];
     struct str *text = str_new(TABLE_ENTRY_MAX);
     struct stat st;
     ssize_t n;
@@ -38,8 +38,8 @@ static void jb_read_include(const char *path, struct ld_result *res, struct str 
 	ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is not a regular file", path);
 	goto out_close;
     }
-    if (st.st_mode & S_IWOTH) {
-	ld_result_set(res, LD_DEFER, "4.7.0", "include file %s is world writable", path);
+    if (ld_list_file_unsafe(&st, path, (uid_t) -1, why, sizeof(why))) {
+	ld_result_set(res, LD_DEFER, "4.7.0", "unsafe include file: %s", why);
 	goto out_close;
     }
     for (;;) {

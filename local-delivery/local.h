@@ -7,7 +7,8 @@
  * content.c   reading the message from the queue file (M, L/C..., X),
  *             the Delivered-To header scan, and the formatted copy
  *             (From_ line, Return-Path:, Delivered-To:, >From quoting)
- * maildir.c   Maildir delivery (tmp/, fsync, link into new/, fsync new/)
+ * maildir.c   Maildir delivery (tmp/, fsync, rename into new/, fsync new/),
+ *             all relative to descriptors opened without user symlinks
  * mbox.c      mbox delivery (dotlock + fcntl lock, append, roll back)
  * quota.c     quota values, Maildir++ maildirsize, directory scans
  * alias.c     alias target lists (aliases(5) values, .forward and
@@ -36,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -151,8 +153,6 @@ bool content_need_quote(const char *data, size_t len);
  * does not fit; host has "/", ":" and "," escaped as \057 \072 \054 */
 bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint64_t rnd,
 		    const char *host);
-/* maildir_make - create dir and its tmp, new, cur (0700) if missing */
-int maildir_make(const char *dir, const char **error_r);
 /* maildir_deliver - deliver msg into Maildir dir (which may end in "/"),
  * creating it if create; quota > 0: refuse (5.2.2) when full */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
@@ -364,6 +364,12 @@ int forward_path_expand(const char *text, size_t len, const struct fp_attr *attr
 int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_t n,
 			    struct str *paths, unsigned *used, size_t max, size_t *count,
 			    const char **error_r);
+/* ld_list_file_unsafe - a .forward or :include: file that must not be
+ * obeyed: not a regular file, writable by group or others, or (owner
+ * not (uid_t) -1) owned by neither owner nor root; true with the
+ * reason in buf */
+bool ld_list_file_unsafe(const struct stat *st, const char *path, uid_t owner, char *buf,
+			 size_t size);
 /* forward_submit - resubmit msg to cleanup for the addresses (n of
  * them), with "Delivered-To: delivered_to" prepended, from sender (the
  * message's own sender, or an owner- alias) */

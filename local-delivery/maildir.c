@@ -1,11 +1,15 @@
 /* maildir.c - Maildir delivery, with the guarantees the 250 reply made:
- * write the message into tmp/<unique> (one write(2) for most messages),
- * fsync it, move it to new/<unique>,S=<size> without ever replacing a
- * file (renameat2 RENAME_NOREPLACE; where the file system cannot, link
- * and unlink the tmp name), then fsync new/ so that the directory entry
- * is on disk before the recipient is reported "sent". A missing Maildir (dir,
- * tmp, new, cur) is created when the tmp file or the link finds it
- * missing. Runs with the mailbox owner's rights (worker.c). */
+ * open the Maildir and its tmp/ and new/ without following a symlink a
+ * user owns (safe_open_dir, per component), then, relative to those
+ * descriptors only: write the message into tmp/<unique> (one write(2)
+ * for most messages), fsync it, move it to new/<unique>,S=<size>
+ * without ever replacing a file (renameat2 RENAME_NOREPLACE; where the
+ * file system cannot, link and unlink the tmp name), then fsync new/ so
+ * that the directory entry is on disk before the recipient is reported
+ * "sent"; if that fsync fails, the message is taken out of new/ again
+ * and the recipient deferred, so that the retry's copy is the only one.
+ * A missing Maildir (dir, tmp, new, cur) is created. Runs with the
+ * mailbox owner's rights (worker.c). */
 
 /* System library. */
 #include <errno.h>
@@ -63,67 +67,76 @@ bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint6
     return ok;
 }
 
-/* maildir_make - create dir and its tmp, new, cur (0700) if missing */
-int maildir_make(const char *dir, const char **error_r)
+/* md_open_sub - tmp/, new/ or cur/ of the open Maildir, no symlink */
+static int md_open_sub(int base_fd, const char *sub, bool create, const char **error_r)
 {
-    static const char *const subs[] = {"tmp", "new", "cur"};
-    struct str *path = str_new(8192);
-    size_t i;
-    int rc = 0;
-
-    for (i = 0; i < sizeof(subs) / sizeof(subs[0]) && rc == 0; i++) {
-	(void) str_printf(path, "%s/%s", dir, subs[i]);
-	if (mkdir(str_cstr(path), 0700) < 0 && errno != EEXIST)
-	    rc = mkdir_p(str_cstr(path), 0700, error_r);
-    }
-    str_free(&path);
-    return rc;
+    return safe_openat_dir(base_fd, sub, create, 0700, error_r);
 }
 
-/* md_path - out = base + "/" + sub + ("/" + name) */
-static void md_path(struct str *out, const struct str *base, const char *sub, const char *name)
+/* md_refused - the result for a Maildir (or part) that cannot be used */
+static void md_refused(struct ld_result *res, int err, const char *dir, const char *why)
 {
-    (void) str_setn(out, str_cstr(base), str_len(base));
-    (void) str_appendc(out, '/');
-    (void) str_appends(out, sub);
-    if (name) {
-	(void) str_appendc(out, '/');
-	(void) str_appends(out, name);
-    }
+    if (err == ENOSPC || err == EDQUOT)
+	ld_result_from_errno(res, err, "cannot create maildir", dir);
+    else
+	ld_result_set(res, LD_DEFER, "4.2.0", "maildir %s: %s", dir, why);
 }
 
 /*
- * maildir_deliver - deliver msg into Maildir dir. The Maildir is assumed
- * to exist (the common case costs no mkdir or stat); only when creating
- * the tmp file or the link fails with ENOENT is it made (if create) and
- * the step retried.
+ * maildir_deliver - deliver msg into Maildir dir. The Maildir and its
+ * tmp/ and new/ are opened first, every component without following a
+ * symlink that a user owns (safe_open_dir), and all later steps work
+ * relative to those descriptors: nothing is ever written, moved or
+ * synced through a name that could be swapped for a link meanwhile.
+ * Missing directories are made (dir and its parents, tmp, new, cur)
+ * when create is set.
  */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
 		     const struct copy_spec *spec, struct ld_result *res)
 {
-    struct str *base = str_new(8192), *tmp = str_new(8192), *new = str_new(8192);
-    char unique[512], sizebuf[32];
+    struct str *base = str_new(8192);
+    char unique[512], newname[560];
     const char *err;
     struct ld_fd_sink ms;
     struct timespec ts;
-    struct stat st;
     uint64_t rnd;
     off_t size = 0;
     long used;
-    int attempt, e;
-    bool made = false;
+    int attempt, e, base_fd = -1, tmp_fd = -1, new_fd = -1, cur_fd;
 
+    ms.fd = -1;
+    ms.err = 0;
     (void) str_set(base, dir);
     while (str_len(base) > 1 && base->data[base->len - 1] == '/')
 	(void) str_truncate(base, str_len(base) - 1);
-    if (!create && (stat(str_cstr(base), &st) < 0 || !S_ISDIR(st.st_mode))) {
-	ld_result_set(res, LD_DEFER, "4.2.0", "maildir %s does not exist", str_cstr(base));
+    if ((base_fd = safe_open_dir(str_cstr(base), create, 0700, &err)) < 0) {
+	e = errno;
+	if (e == ENOENT)
+	    ld_result_set(res, LD_DEFER, "4.2.0", "maildir %s does not exist", str_cstr(base));
+	else
+	    ld_result_set(res, LD_DEFER, "4.2.0", "%s", err);
+	if (e == ELOOP)
+	    msg_warn("%s", res->reason);
 	goto out;
+    }
+    if ((tmp_fd = md_open_sub(base_fd, "tmp", create, &err)) < 0
+	|| (new_fd = md_open_sub(base_fd, "new", create, &err)) < 0) {
+	e = errno;
+	md_refused(res, e, str_cstr(base), err);
+	if (e == ELOOP)
+	    msg_warn("%s", res->reason);
+	goto out;
+    }
+    if (create) {
+	/* a new Maildir needs cur/ as well (readers expect all three) */
+	if ((cur_fd = md_open_sub(base_fd, "cur", true, &err)) < 0) {
+	    md_refused(res, errno, str_cstr(base), err);
+	    goto out;
+	}
+	(void) close(cur_fd);
     }
 
     /* The message, in tmp/ under a name no other delivery can have. */
-    ms.fd = -1;
-    ms.err = 0;
     for (attempt = 0; attempt < 5 && ms.fd < 0; attempt++) {
 	(void) clock_gettime(CLOCK_REALTIME, &ts);
 	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
@@ -133,21 +146,10 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    ld_result_set(res, LD_DEFER, "4.3.5", "maildir file name too long (myhostname?)");
 	    goto out;
 	}
-	md_path(tmp, base, "tmp", unique);
-	ms.fd = open(str_cstr(tmp), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-		     0600);
-	if (ms.fd < 0 && errno == ENOENT && create && !made) {
-	    made = true;
-	    if (maildir_make(str_cstr(base), &err) < 0) {
-		ld_result_set(res, LD_DEFER, "4.2.0", "cannot create maildir %s: %s",
-			      str_cstr(base), err);
-		goto out;
-	    }
-	    attempt--;			/* that one does not count */
-	    continue;
-	}
+	ms.fd = openat(tmp_fd, unique, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC
+		       | O_NOCTTY, 0600);
 	if (ms.fd < 0 && errno != EEXIST) {
-	    ld_result_from_errno(res, errno, "cannot create maildir file", str_cstr(tmp));
+	    ld_result_from_errno(res, errno, "cannot create maildir file in", str_cstr(base));
 	    goto out;
 	}
     }
@@ -160,19 +162,19 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	if (err)
 	    ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
 	else
-	    ld_result_from_errno(res, ms.err, "cannot write", str_cstr(tmp));
+	    ld_result_from_errno(res, ms.err, "cannot write to maildir", str_cstr(base));
 	goto fail_tmp;
     }
     if (fsync(ms.fd) < 0) {
-	ld_result_from_errno(res, errno, "cannot fsync", str_cstr(tmp));
+	ld_result_from_errno(res, errno, "cannot fsync maildir file in", str_cstr(base));
 	goto fail_tmp;
     }
-    if (close(ms.fd) < 0) {
-	ms.fd = -1;
-	ld_result_from_errno(res, errno, "cannot close", str_cstr(tmp));
-	goto fail_tmp;
-    }
+    e = close(ms.fd);
     ms.fd = -1;
+    if (e < 0) {
+	ld_result_from_errno(res, errno, "cannot close maildir file in", str_cstr(base));
+	goto fail_tmp;
+    }
 
     /* The quota, now that the exact size is known. */
     if (quota > 0) {
@@ -188,38 +190,35 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     }
 
     /* The commit: move into new/ (never replacing), sync the directory. */
-    (void) fmt_buf(sizebuf, sizeof(sizebuf), ",S=%lld", (long long) size);
-    md_path(new, base, "new", unique);
-    (void) str_appends(new, sizebuf);
-    for (;;) {
-	if (renameat2(AT_FDCWD, str_cstr(tmp), AT_FDCWD, str_cstr(new), RENAME_NOREPLACE) == 0)
-	    break;
+    (void) fmt_buf(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
+    if (renameat2(tmp_fd, unique, new_fd, newname, RENAME_NOREPLACE) < 0) {
 	e = errno;
 	if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
 	    /* no rename without replacing here: link, which never replaces */
-	    if (link(str_cstr(tmp), str_cstr(new)) == 0) {
-		(void) unlink(str_cstr(tmp));
-		break;
-	    }
-	    e = errno;
+	    e = linkat(tmp_fd, unique, new_fd, newname, 0) == 0 ? 0 : errno;
+	    if (e == 0)
+		(void) unlinkat(tmp_fd, unique, 0);
 	}
-	if (e == ENOENT && create && !made) {
-	    /* tmp/ was there, new/ was not: complete the Maildir */
-	    made = true;
-	    if (maildir_make(str_cstr(base), &err) < 0) {
-		ld_result_set(res, LD_DEFER, "4.2.0", "cannot create maildir %s: %s",
-			      str_cstr(base), err);
-		goto fail_tmp;
-	    }
-	    continue;
+	if (e != 0) {
+	    ld_result_from_errno(res, e, "cannot move into new/ of", str_cstr(base));
+	    goto fail_tmp;
 	}
-	ld_result_from_errno(res, e, "cannot move into", str_cstr(new));
-	goto fail_tmp;
     }
-    md_path(new, base, "new", NULL);
-    if (fsync_dir(str_cstr(new), &err) < 0) {
-	/* on disk or not: we cannot tell, so deliver again later */
-	ld_result_set(res, LD_DEFER, "4.3.0", "%s", err);
+    if (fsync(new_fd) < 0) {
+	/*
+	 * On disk or not, we cannot tell. Take the message back out of
+	 * new/ so that the retry's copy is the only one (cleanup does the
+	 * same with its queue file); a crash right here may still leave
+	 * it, which is the at-least-once of docs/queue.md.
+	 */
+	e = errno;
+	if (unlinkat(new_fd, newname, 0) < 0)
+	    msg_warn("cannot remove %s/new/%s after a failed fsync: %s (the retry may "
+		     "deliver a second copy)", str_cstr(base), newname, strerror(errno));
+	else
+	    (void) fsync(new_fd);
+	ld_result_set(res, LD_DEFER, "4.3.0", "cannot fsync %s/new: %s (message removed, "
+		      "will retry)", str_cstr(base), strerror(e));
 	goto out;
     }
     quota_maildir_add(str_cstr(base), (long) size);	/* if there is a maildirsize */
@@ -229,9 +228,14 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
   fail_tmp:
     if (ms.fd >= 0)
 	(void) close(ms.fd);
-    (void) unlink(str_cstr(tmp));
+    ms.fd = -1;
+    (void) unlinkat(tmp_fd, unique, 0);
   out:
+    if (base_fd >= 0)
+	(void) close(base_fd);
+    if (tmp_fd >= 0)
+	(void) close(tmp_fd);
+    if (new_fd >= 0)
+	(void) close(new_fd);
     str_free(&base);
-    str_free(&tmp);
-    str_free(&new);
 }

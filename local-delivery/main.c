@@ -25,6 +25,7 @@
 #include "ipc.h"
 #include "mem.h"
 #include "msg.h"
+#include "safe_file.h"
 #include "str.h"
 #include "stream.h"
 
@@ -240,9 +241,11 @@ static bool ld_deliver(struct stream *client, const struct ipc_list *list)
     if (!ld_queue_file_ok(req.queue_file, req.queue_id)) {
 	msg_warn("%s: bad queue file name \"%s\"", req.queue_id, req.queue_file);
 	ld_result_set(&res, LD_DEFER, "4.3.0", "bad queue file name");
-    } else if ((fd = open(req.queue_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0) {
-	msg_warn("%s: cannot open %s: %s", req.queue_id, req.queue_file, strerror(errno));
-	ld_result_set(&res, LD_DEFER, "4.3.0", "cannot open the queue file: %s", strerror(errno));
+    } else if ((fd = safe_open_read(req.queue_file, (uid_t) -1, &err)) < 0) {
+	/* O_NONBLOCK|O_NOFOLLOW, then a regular file or nothing: a FIFO
+	 * put in the queue's place never blocks us */
+	msg_warn("%s: cannot use the queue file: %s", req.queue_id, err);
+	ld_result_set(&res, LD_DEFER, "4.3.0", "cannot use the queue file: %s", err);
     } else {
 	msg.fd = fd;
 	if (content_scan_headers(&msg, &err) < 0) {

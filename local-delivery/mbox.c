@@ -1,7 +1,8 @@
 /* mbox.c - mbox delivery: append one message to a file in mbox format,
  * locked against mail readers with BOTH a dotlock (FILE.lock, created
- * with O_EXCL; one older than stale_lock_time is removed) and an fcntl
- * write lock. A failed or partial write is rolled back with ftruncate to
+ * with O_EXCL, holding "PID HOST"; one whose holder on this host is gone
+ * is broken at once, one older than stale_lock_time is removed) and an
+ * fcntl write lock. A failed or partial write is rolled back with ftruncate to
  * the old size, so a mailbox never keeps half a message. The file must
  * be a regular file with one link (no symlinks: O_NOFOLLOW), owned by
  * the delivering user when asked. Runs with the recipient's rights. */
@@ -9,6 +10,7 @@
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,12 +30,79 @@
 
 static char mbox_errbuf[1024];
 
+#define MB_LOCK_TEXT_MAX	300	/* "PID HOST\n" */
+
+/* mb_lock_holder_gone - lock text is "PID HOST\n" as mbox_dotlock
+ * writes it, HOST is this host and no process PID exists */
+static bool mb_lock_holder_gone(const char *text, long *pid_r)
+{
+    const char *sp = strchr(text, ' ');
+    size_t hlen = strlen(var_myhostname);
+    struct str *num;
+    long pid;
+    bool ok;
+
+    if (sp == NULL || strncmp(sp + 1, var_myhostname, hlen) != 0
+	|| strcmp(sp + 1 + hlen, "\n") != 0)
+	return false;
+    num = str_new(32);
+    ok = str_setn(num, text, (size_t) (sp - text)) && parse_long(str_cstr(num), &pid)
+	&& pid > 0 && pid <= 0x7fffffffL;
+    str_free(&num);
+    if (!ok)
+	return false;
+    *pid_r = pid;
+    /* EPERM (another user's process) means alive, like success */
+    return kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
+/*
+ * mb_break_dead_lock - remove lock if it names a process of this host
+ * that is gone (a delivery killed between its write and its unlock).
+ * Safely: the lock is renamed to a name of ours first, and removed only
+ * if that is still the file whose text we judged (same inode); a lock
+ * another delivery made in between is put back. true if it went.
+ */
+static bool mb_break_dead_lock(const char *lock)
+{
+    char buf[MB_LOCK_TEXT_MAX + 1];
+    struct str *aside = str_new(8192);
+    struct stat st, st2;
+    bool broken = false;
+    ssize_t n;
+    long pid = 0;
+    int fd;
+
+    if ((fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0)
+	goto out;
+    n = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? read(fd, buf, MB_LOCK_TEXT_MAX) : -1;
+    (void) close(fd);
+    if (n <= 0)
+	goto out;
+    buf[n] = 0;
+    if (strlen(buf) != (size_t) n || !mb_lock_holder_gone(buf, &pid))
+	goto out;
+    (void) str_printf(aside, "%s.dead.%ld", lock, (long) getpid());
+    if (rename(lock, str_cstr(aside)) < 0)
+	goto out;
+    if (lstat(str_cstr(aside), &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev) {
+	(void) unlink(str_cstr(aside));
+	msg_warn("removed lock file %s of process %ld, which no longer exists", lock, pid);
+	broken = true;
+    } else if (renameat2(AT_FDCWD, str_cstr(aside), AT_FDCWD, lock, RENAME_NOREPLACE) < 0) {
+	msg_warn("cannot put back lock file %s (moved aside as %s): %s", lock,
+		 str_cstr(aside), strerror(errno));
+    }
+  out:
+    str_free(&aside);
+    return broken;
+}
+
 /* mbox_dotlock - create path.lock; stale ones are removed */
 int mbox_dotlock(const char *path, const char **error_r)
 {
-    struct str *lock = str_new(8192);
+    struct str *lock = str_new(8192), *text = str_new(MB_LOCK_TEXT_MAX);
     struct stat st;
-    char pid[32];
     long attempt;
     int fd, rc = -1;
 
@@ -42,8 +111,9 @@ int mbox_dotlock(const char *path, const char **error_r)
 	fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 		  0600);
 	if (fd >= 0) {
-	    (void) fmt_buf(pid, sizeof(pid), "%ld\n", (long) getpid());
-	    (void) write_all_fd(fd, pid, strlen(pid));
+	    /* who holds it, so that a dead holder is seen at once */
+	    (void) str_printf(text, "%ld %s\n", (long) getpid(), var_myhostname);
+	    (void) write_all_fd(fd, str_cstr(text), str_len(text));
 	    (void) close(fd);
 	    rc = 0;
 	    goto out;
@@ -61,6 +131,10 @@ int mbox_dotlock(const char *path, const char **error_r)
 	    *error_r = mbox_errbuf;
 	    goto out;
 	}
+	if (mb_break_dead_lock(str_cstr(lock))) {
+	    attempt--;			/* that one does not count */
+	    continue;
+	}
 	if (lstat(str_cstr(lock), &st) == 0 && time(NULL) - st.st_mtime > var_stale_lock_time) {
 	    if (unlink(str_cstr(lock)) == 0)
 		msg_warn("removed stale lock file %s (%ld seconds old)", str_cstr(lock),
@@ -76,6 +150,7 @@ int mbox_dotlock(const char *path, const char **error_r)
     *error_r = mbox_errbuf;
   out:
     str_free(&lock);
+    str_free(&text);
     return rc;
 }
 
@@ -150,14 +225,19 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
     }
     dotlocked = rc == 0;
 
+    /* O_NONBLOCK: a FIFO (or device) in the file's place must not block
+     * the open; it is refused below (or here: ENXIO, a FIFO without a
+     * reader) as not a regular file */
     ms.err = 0;
-    ms.fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    ms.fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (ms.fd < 0 && errno == ENOENT && opts->create)
-	ms.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-		     0600);
+	ms.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK
+		     | O_CLOEXEC | O_NOCTTY, 0600);
     if (ms.fd < 0) {
 	if (errno == ELOOP)
 	    ld_result_set(res, LD_DEFER, "4.2.0", "mailbox %s is a symbolic link", path);
+	else if (errno == ENXIO)
+	    ld_result_set(res, LD_BOUNCE, "5.2.0", "%s is not a regular file", path);
 	else
 	    ld_result_from_errno(res, errno, "cannot open", path);
 	goto out;
@@ -168,6 +248,10 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
     }
     if (!S_ISREG(st.st_mode)) {
 	ld_result_set(res, LD_BOUNCE, "5.2.0", "%s is not a regular file", path);
+	goto out_close;
+    }
+    if (fcntl(ms.fd, F_SETFL, O_APPEND) < 0) {	/* blocking writes again */
+	ld_result_from_errno(res, errno, "cannot set flags of", path);
 	goto out_close;
     }
     if (st.st_nlink != 1) {

@@ -152,6 +152,15 @@ bool quota_parse_def(const char *text, long *bytes, long *count)
     return true;
 }
 
+/* qt_add - *sum += v, false (and *sum unchanged) if it would overflow */
+static bool qt_add(long *sum, long v)
+{
+    if ((v > 0 && *sum > LONG_MAX - v) || (v < 0 && *sum < LONG_MIN - v))
+	return false;
+    *sum += v;
+    return true;
+}
+
 /*
  * quota_parse_maildirsize - the first line is the definition, each
  * further line "bytes count" (either may be negative). Every line must
@@ -186,10 +195,9 @@ bool quota_parse_maildirsize(const char *data, size_t len, long *def_bytes,
 	    sp++;
 	if (!qt_parse_slong(sp, (size_t) (nl - sp), &c))
 	    return false;
-	if ((b > 0 && sum_b > LONG_MAX - b) || (b < 0 && sum_b < LONG_MIN - b))
+	/* a sum that does not fit is as corrupt as a half line: recount */
+	if (!qt_add(&sum_b, b) || !qt_add(&sum_c, c))
 	    return false;
-	sum_b += b;
-	sum_c += c;
 	n++;
     }
     *bytes = sum_b < 0 ? 0 : sum_b;
@@ -321,12 +329,17 @@ void quota_maildir_add(const char *dir, long size)
 {
     char line[64];
     struct str *path = str_new(8192);
+    struct stat st;
     int fd;
 
     (void) str_printf(path, "%s/%s", dir, MAILDIRSIZE);
-    if ((fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) >= 0) {
+    /* O_NONBLOCK: a FIFO in its place is skipped, never waited on */
+    if ((fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+		   | O_NOCTTY)) >= 0) {
 	(void) fmt_buf(line, sizeof(line), "%ld 1\n", size);
-	if (write_all_fd(fd, line, strlen(line)) < 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	    msg_warn("%s is not a regular file", str_cstr(path));
+	else if (write_all_fd(fd, line, strlen(line)) < 0)
 	    msg_warn("cannot append to %s: %s", str_cstr(path), strerror(errno));
 	(void) close(fd);
     }

@@ -9,37 +9,57 @@
  * child opens every path the recipient controls; the parent, still root,
  * never does. The child sends its struct ld_result and an optional
  * payload (e.g. the text of a .forward file) back through a pipe and
- * exits; a child that dies without a complete answer makes the delivery
- * defer. When not root (the sandbox), the work runs in this process with
- * the invoking user's rights. */
+ * exits; a child that dies without a complete answer, or gives none
+ * within command_time_limit + local_delivery_timeout (then it is
+ * killed), makes the delivery defer. When not root (the sandbox), the
+ * work runs in this process with the invoking user's rights. */
 
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Base library. */
 #include "msg.h"
 #include "privs.h"
 #include "safe_file.h"
+#include "sock.h"
 #include "str.h"
+
+/* Mail library. */
+#include "config.h"
 
 /* This program. */
 #include "local.h"
 
 #define RUNAS_PAYLOAD_MAX	((size_t) 1 << 20)
 
-/* ra_read_all - read the pipe to EOF, at most max bytes */
-static bool ra_read_all(int fd, struct str *out, size_t max)
+/* ra_read_all - read the pipe to EOF, at most max bytes, for at most
+ * timeout_ms in all (*timed_out set when that ran out) */
+static bool ra_read_all(int fd, struct str *out, size_t max, long long timeout_ms,
+			bool *timed_out)
 {
     char buf[8192];
+    struct timespec ts;
+    long long deadline, left;
     ssize_t n;
 
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+    *timed_out = false;
     for (;;) {
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	left = deadline - ((long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (left <= 0 || sock_wait_readable(fd, left > INT_MAX ? INT_MAX : (int) left) == 0) {
+	    *timed_out = true;
+	    return false;
+	}
 	n = read(fd, buf, sizeof(buf));
 	if (n < 0 && errno == EINTR)
 	    continue;
@@ -62,7 +82,7 @@ void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
     const char *err;
     int pfd[2], status = 0;
     pid_t pid;
-    bool ok;
+    bool ok, timed_out;
 
     ld_result_init(res);
     if (payload)
@@ -107,11 +127,19 @@ void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
 	_exit(0);
     }
 
-    /* The parent: collect the answer, then the child. */
+    /*
+     * The parent: collect the answer, then the child. The child runs as
+     * the user, who can stop it ("|kill -STOP $PPID"): it gets the
+     * command's own limit plus local_delivery_timeout to report, then it
+     * is killed, so that no user can hold this process.
+     */
     (void) close(pfd[1]);
     buf = str_new(sizeof(child_res) + sizeof(plen) + RUNAS_PAYLOAD_MAX);
-    ok = ra_read_all(pfd[0], buf, buf->max);
+    ok = ra_read_all(pfd[0], buf, buf->max,
+		     (var_command_time_limit + var_local_delivery_timeout) * 1000LL, &timed_out);
     (void) close(pfd[0]);
+    if (timed_out)
+	(void) kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 	 /* void */ ;
     if (ok && str_len(buf) >= sizeof(child_res) + sizeof(plen)) {
@@ -123,7 +151,12 @@ void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
     } else {
 	ok = false;
     }
-    if (!ok) {
+    if (timed_out) {
+	ld_result_set(res, LD_DEFER, "4.3.0", "delivery process for uid %ld gave no result "
+		      "within %ld seconds (command_time_limit + local_delivery_timeout): killed",
+		      (long) uid, var_command_time_limit + var_local_delivery_timeout);
+	msg_warn("%s", res->reason);
+    } else if (!ok) {
 	if (WIFSIGNALED(status))
 	    ld_result_set(res, LD_DEFER, "4.3.0", "delivery process killed by signal %d",
 			  WTERMSIG(status));

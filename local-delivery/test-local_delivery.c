@@ -273,6 +273,24 @@ static void test_quota(void)
     unit_assert(!quota_parse_maildirsize("", strlen(""), &def, &b, &c, &n));
     unit_end();
 
+    unit_begin("quota_parse_maildirsize: sums that overflow make the file malformed");
+    {
+	static const char *const bad[] = {
+	    "100S\n1 9223372036854775807\n1 9223372036854775807\n",
+	    "100S\n1 -9223372036854775807\n1 -9223372036854775807\n",
+	    "100S\n9223372036854775807 1\n1 1\n",
+	    "100S\n-9223372036854775807 1\n-9223372036854775807 1\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	    unit_assert(!quota_parse_maildirsize(bad[i], strlen(bad[i]), &def, &b, &c, &n));
+	unit_assert(quota_parse_maildirsize("100S\n1 9223372036854775807\n",
+					    strlen("100S\n1 9223372036854775807\n"),
+					    &def, &b, &c, &n) && c == 9223372036854775807L);
+    }
+    unit_end();
+
     unit_begin("quota_size_from_name and quota_exceeded");
     unit_assert_inteq(quota_size_from_name("1.M1P2R3.host,S=1234"), 1234);
     unit_assert_inteq(quota_size_from_name("1.M1P2R3.host,S=1234:2,S"), 1234);
@@ -573,6 +591,69 @@ static void test_copies(const char *tmpdir)
 	mbox_deliver(str_cstr(p), &opts, &msg, &spec, &res);
 	unit_assert(res.status == LD_SENT);
 	unit_assert(access(str_cstr(lock), F_OK) < 0);
+	str_free(&lock);
+    }
+    unit_end();
+
+    unit_begin("mbox_dotlock: a lock of a dead process is broken at once, a live one kept");
+    {
+	struct str *lock = str_new(4096);
+	char text[128];
+	time_t t0;
+	pid_t dead;
+	int fd;
+
+	/* a pid that surely does not exist: a child, reaped */
+	if ((dead = fork()) == 0)
+	    _exit(0);
+	unit_assert(dead > 0 && waitpid(dead, NULL, 0) == dead);
+	str_printf(lock, "%s/mbox.lock", tmpdir);
+	var_deliver_lock_attempts = 3;
+	var_deliver_lock_delay = 1;
+
+	/* our own format, this host, a dead holder: broken without waiting */
+	fmt_buf(text, sizeof(text), "%ld %s\n", (long) dead, var_myhostname);
+	fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY, 0600);
+	unit_assert(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text));
+	close(fd);
+	t0 = time(NULL);
+	ld_result_init(&res);
+	mbox_deliver(str_cstr(p), &opts, &msg, &spec, &res);
+	unit_assert(res.status == LD_SENT);
+	unit_assert(time(NULL) - t0 <= 1);
+	unit_assert(access(str_cstr(lock), F_OK) < 0);
+
+	/* the lock a delivery holds names it and this host */
+	unit_assert(mbox_dotlock(str_cstr(p), &err) == 0);
+	str_reset(md);
+	unit_assert(read_file(str_cstr(lock), md, 4096, &err) == 0);
+	fmt_buf(text, sizeof(text), "%ld %s\n", (long) getpid(), var_myhostname);
+	unit_assert(strcmp(str_cstr(md), text) == 0);
+	mbox_dotunlock(str_cstr(p));
+
+	/* a live holder (this process), another host's lock, or another
+	 * program's format: respected until stale_lock_time */
+	{
+	    static const char *const fmts[] = {"%ld %s\n", "%ld other.host\n", "%ld\n"};
+	    size_t i;
+
+	    for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		fmt_buf(text, sizeof(text), fmts[i], (long) (i == 0 ? getpid() : dead),
+			var_myhostname);
+		fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY, 0600);
+		unit_assert_idx(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text), i);
+		close(fd);
+		var_deliver_lock_attempts = 2;
+		ld_result_init(&res);
+		mbox_deliver(str_cstr(p), &opts, &msg, &spec, &res);
+		unit_assert_idx(res.status == LD_DEFER, i);
+		unit_assert_idx(strstr(res.reason, "mbox.lock exists") != NULL, i);
+		str_reset(md);
+		unit_assert_idx(read_file(str_cstr(lock), md, 4096, &err) == 0
+				&& strcmp(str_cstr(md), text) == 0, i);
+		unit_assert(unlink(str_cstr(lock)) == 0);
+	    }
+	}
 	str_free(&lock);
     }
     unit_end();

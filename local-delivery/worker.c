@@ -27,8 +27,9 @@
  * never hands a job to a worker that is about to leave.
  *
  * Failures: a worker that cannot be started or dropped, dies during a
- * job, answers something that does not parse or carries descriptors,
- * makes the job a defer (4.3.0), and is killed and reaped: never "sent"
+ * job, gives no answer within local_delivery_timeout, answers something
+ * that does not parse or carries descriptors, makes the job a defer
+ * (4.3.0), and is killed and reaped: never "sent"
  * without the worker's own report that the fsyncs were done. A job that
  * could not even be handed over (the worker was gone) is retried once
  * with a new worker, as nothing of it can have happened.
@@ -73,6 +74,7 @@
 #define WK_MSG_MAX		(160 * 1024)	/* one datagram, either way */
 #define WK_PAYLOAD_MAX		(TABLE_ENTRY_MAX + 64)	/* .forward, :include: */
 #define WK_FD_SCAN_MAX		4096
+#define WK_REAP_WAIT_MS		1000	/* a retired worker that stays: SIGKILL */
 
 struct wk {
     pid_t pid;			/* 0: a free slot */
@@ -533,19 +535,35 @@ static void wk_child(int sock, uid_t uid, gid_t gid, gid_t extra)
 
 /* ---- the parent's side */
 
-/* wk_reap - close a worker's socket (it exits), optionally kill it;
- * returns its wait status */
+/*
+ * wk_reap - close a worker's socket (it exits), optionally kill it;
+ * returns its wait status. A worker is only ever retired between jobs,
+ * so one that does not leave at once (its user can SIGSTOP it: it runs
+ * with the user's ids) loses nothing by SIGKILL after WK_REAP_WAIT_MS.
+ */
 static int wk_reap(struct wk *w, bool kill_it)
 {
-    int status = 0;
+    int status = 0, waited = 0;
+    pid_t r;
 
     if (w->pid == 0)
 	return 0;
     (void) close(w->fd);
     if (kill_it)
 	(void) kill(w->pid, SIGKILL);
+    while (!kill_it) {
+	if ((r = waitpid(w->pid, &status, WNOHANG)) == w->pid || (r < 0 && errno != EINTR))
+	    goto done;
+	if (waited >= WK_REAP_WAIT_MS) {
+	    (void) kill(w->pid, SIGKILL);
+	    break;
+	}
+	(void) poll(NULL, 0, 5);
+	waited += 5;
+    }
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
 	 /* void */ ;
+  done:
     memset(w, 0, sizeof(*w));
     w->fd = -1;
     return status;
@@ -566,7 +584,6 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     static char errbuf[LD_REASON_MAX];
     char buf[4096];
     struct ipc_list list;
-    struct pollfd pfd;
     long ruid, rgid;
     char *end;
     const char *err = "";
@@ -601,13 +618,9 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     w->jobs = 0;
     w->last_ms = wk_now_ms();
 
-    /* The greeting proves that the ids were dropped. */
-    pfd.fd = w->fd;
-    pfd.events = POLLIN;
-    while ((rc = poll(&pfd, 1, (int) (var_ipc_timeout > 3600 ? 3600 : var_ipc_timeout) * 1000)) < 0
-	   && errno == EINTR)
-	 /* void */ ;
-    if (rc <= 0) {
+    /* The greeting proves that the ids were dropped (within the same
+     * deadline as a job: once dropped, the user can stop the worker). */
+    if ((rc = sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000)) <= 0) {
 	err = rc == 0 ? "timeout" : strerror(errno);
 	goto bad;
     }
@@ -756,7 +769,22 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
 	return;
     }
 
-    /* The answer. */
+    /*
+     * The answer, within local_delivery_timeout: the worker runs with the
+     * user's ids, so the user can stop it, and a job may meet a file or
+     * file system that never answers. Past the deadline it is killed and
+     * the recipient deferred; the next job gets a new worker.
+     */
+    if (sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000) == 0) {
+	long pid = (long) w->pid;
+
+	(void) wk_reap(w, true);
+	ld_result_set(res, LD_DEFER, "4.3.0", "delivery process for uid %ld gave no result "
+		      "within %ld seconds (local_delivery_timeout): killed", (long) uid,
+		      var_local_delivery_timeout);
+	msg_warn("delivery worker %ld: %s", pid, res->reason);
+	return;
+    }
     if ((n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err)) <= 0) {
 	wk_failed(w, res, n == 0 ? "connection closed" : err);
     } else if (wk_decode(wk_buf, (size_t) n, &wk_list, &err) < 0

@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import phwire
-from conftest import BUILD, IS_ROOT
+from conftest import BUILD, IS_ROOT, all_pids, pid_alive, proc_stat
 from phwire import IpcReader, build_queue_file, connect, encode, hello
 
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -91,6 +91,7 @@ class LocalSetup:
         self.out = self.dir / "out"          # commands and files write here
         self.users = []                      # throwaway system users
         self.seq = 0
+        self.seq_lock = threading.Lock()
         if IS_ROOT:
             self.vmail = ensure_user(VMAIL_USER)
             self.nobody = pwd.getpwnam("nobody")
@@ -167,8 +168,9 @@ class LocalSetup:
     def deliver(self, rcpts, content=None, sender="sender@remote.example", client=None):
         """Queue a file with these recipients and deliver it; returns a
         list of result dicts in recipient order."""
-        self.seq += 1
-        qid = queue_id(self.seq)
+        with self.seq_lock:                  # tests may deliver from threads
+            self.seq += 1
+            qid = queue_id(self.seq)
         if content is None:
             content = "From: sender@remote.example\nSubject: test\n\nFrom the start\nhello\n.\nbye"
         qfile = self.inst.queue / "active" / qid
@@ -272,6 +274,149 @@ def test_virtual_maildir_delivery(local):
         assert owner_uid(msgs[0]) == local.vmail.pw_uid
         assert owner_uid(md) == local.vmail.pw_uid
         assert os.stat(msgs[0]).st_mode & 0o777 == 0o600
+
+
+def attacker_tree(local):
+    """A Maildir-shaped directory outside the store, owned by the
+    mailbox owner (who could plant a symlink to it)."""
+    evil = local.dir / "attacker"
+    for d in (evil, evil / "new", evil / "tmp", evil / "cur"):
+        d.mkdir(exist_ok=True)
+        if IS_ROOT:
+            os.chown(d, local.vmail.pw_uid, local.vmail.pw_gid)
+    return evil
+
+
+def plant_symlink(local, link, target):
+    """A symlink made by the mailbox owner (as root: lchown to it, since
+    a root-owned symlink is the administrator's and is followed)."""
+    link.symlink_to(target)
+    if IS_ROOT:
+        os.lchown(link, local.vmail.pw_uid, local.vmail.pw_gid)
+
+
+def files_under(d):
+    return sorted(str(p) for p in pathlib.Path(d).rglob("*") if not p.is_dir())
+
+
+def test_maildir_new_symlink_lands_nothing_outside(local):
+    """new/ replaced by a symlink: every attempt defers with the reason
+    and not one copy lands in the symlink's target or stays in tmp/."""
+    local.start()
+    md = local.maildir("alice")
+    assert local.deliver(["alice@example.test"])[0]["rcpt_status"] == "sent"
+    evil = attacker_tree(local)
+    (md / "new").rename(md / "new.real")
+    plant_symlink(local, md / "new", evil / "new")
+    for _ in range(3):
+        res = local.deliver(["alice@example.test"])
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.2.0", res
+        assert "new: is a symbolic link" in res[0]["rcpt_reason"], res
+    assert files_under(evil) == []
+    assert list((md / "tmp").iterdir()) == []
+    assert len(list((md / "new.real").iterdir())) == 1
+
+
+def test_maildir_that_is_a_symlink_lands_nothing_outside(local):
+    """The whole Maildir path a symlink: deferred, never 'sent' into the
+    other tree; also when the Maildir is missing and would be created."""
+    local.start()
+    md = local.maildir("alice")
+    md.parent.mkdir(parents=True, exist_ok=True)
+    if IS_ROOT:
+        os.chown(md.parent, local.vmail.pw_uid, local.vmail.pw_gid)
+    evil = attacker_tree(local)
+    plant_symlink(local, md, evil)
+    plant_symlink(local, local.maildir("fwd"), local.dir / "attacker-new")
+    for _ in range(2):
+        res = local.deliver(["alice@example.test", "fwd@example.test"])
+        for r in res:
+            assert r["rcpt_status"] == "defer", res
+            assert "is a symbolic link" in r["rcpt_reason"], res
+    assert files_under(evil) == []
+    assert not (local.dir / "attacker-new").exists()
+
+
+SHIM_SRC = pathlib.Path(__file__).with_name("shim_maildir.c")
+
+
+def load_maildir_shim(local, **env):
+    """Compile tests/shim_maildir.c and have master pass LD_PRELOAD (and
+    the shim's settings) to local-delivery through import_environment."""
+    so = local.dir / "shim_maildir.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(so), str(SHIM_SRC), "-ldl"],
+                   check=True, capture_output=True)
+    so.chmod(0o755)
+    items = [local.inst.main["import_environment"], f"LD_PRELOAD={so}"]
+    items += [f"{k}={v}" for k, v in env.items()]
+    if os.environ.get("ASAN_OPTIONS") is not None or "build-asan" in str(BUILD):
+        # a sanitized build wants its runtime first; the shim comes first
+        items = [i for i in " ".join(items).split() if i != "ASAN_OPTIONS"]
+        items.append("ASAN_OPTIONS=" + ":".join(
+            filter(None, [os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0"])))
+    local.inst.set_main(import_environment=" ".join(items))
+
+
+def test_maildir_new_fsync_eio_leaves_one_copy_per_ack(local):
+    """EIO on the fsync of new/ after the move: the message is taken out
+    of new/ again and deferred, so N messages acknowledged as sent leave
+    exactly N files, however many attempts failed."""
+    load_maildir_shim(local, SHIM_FAIL_NEW_FSYNC=3)
+    local.start()
+    acked = deferred = 0
+    for _ in range(40):
+        if acked == 6:
+            break
+        res = local.deliver(["alice@example.test"])[0]
+        if res["rcpt_status"] == "sent":
+            acked += 1
+        else:
+            assert res["rcpt_status"] == "defer" and res["rcpt_dsn"] == "4.3.0", res
+            assert "fsync" in res["rcpt_reason"], res
+            assert "Input/output error" in res["rcpt_reason"], res
+            deferred += 1
+    md = local.maildir("alice")
+    assert acked == 6 and deferred >= 2, (acked, deferred)
+    assert len(local.messages(md)) == acked
+    assert list((md / "tmp").iterdir()) == []
+
+
+def test_maildir_message_complete_before_it_appears_in_new(local):
+    """The order that makes a Maildir delivery atomic, seen from inside
+    the agent (LD_PRELOAD shim): at the moment of the move the tmp file
+    holds the whole message and was fsynced, new/ does not show it yet,
+    and new/ is fsynced after the move, before the next delivery."""
+    log = local.dir / "shimlog"
+    log.mkdir()
+    log.chmod(0o1777)
+    load_maildir_shim(local, SHIM_LOG=log)
+    local.start()
+    body = "From: a@b\nSubject: big\n\n" + "".join(f"line {i:05d} " + "x" * 60 + "\n"
+                                                     for i in range(3000))
+    c = local.client()
+    try:
+        for _ in range(3):
+            res = local.deliver(["alice@example.test"], content=body, client=c)
+            assert res[0]["rcpt_status"] == "sent", res
+    finally:
+        c.close()
+    msgs = local.messages(local.maildir("alice"))
+    assert len(msgs) == 3
+    events = (log / "events").read_text().splitlines()
+    renames = [i for i, e in enumerate(events) if e.startswith("rename ")]
+    assert len(renames) == 3, events
+    for k, i in enumerate(renames):
+        f = dict(kv.split("=") for kv in events[i].split()[2:])
+        name = events[i].split()[1]
+        final = local.maildir("alice") / "new" / name
+        assert final.exists()
+        assert f["target_exists"] == "0" and int(f["new_entries"]) == k, events[i]
+        assert f["synced"] == "1", events[i]                 # fsync of the file came first
+        assert int(f["size"]) == final.stat().st_size       # complete at the move
+        assert (log / name).read_bytes() == final.read_bytes()
+        assert events[i + 1] == "fsync_new OK", events       # then new/ is synced
+        assert events[i - 1].startswith("fsync_file "), events
 
 
 def test_extension_and_several_recipients_on_one_connection(local):
@@ -407,6 +552,31 @@ def test_protocol_errors_close_the_connection(local):
         c.close()
 
 
+def test_fifo_as_queue_file_is_refused_at_once(local):
+    """A FIFO where the queue file should be never blocks the agent: it
+    is refused (not a regular file) and the recipient deferred."""
+    local.start()
+    qid = queue_id(77)
+    os.mkfifo(local.inst.queue / "active" / qid, 0o600)
+    c = local.client()
+    c.sock.settimeout(5)
+    try:
+        t0 = time.monotonic()
+        res = dict(c.call([("request", "deliver"), ("queue_id", qid),
+                           ("queue_file", f"active/{qid}"), ("data_offset", "0"),
+                           ("data_size", "0"), ("sender", ""), ("arrival_time", "0"),
+                           ("dsn_envid", ""), ("dsn_ret", ""), ("nexthop", ""),
+                           ("rcpt_address", "alice@example.test"), ("rcpt_orig", ""),
+                           ("rcpt_orcpt", ""), ("rcpt_notify", ""), ("rcpt_offset", "10")]))
+        assert time.monotonic() - t0 < 3
+        assert res["rcpt_status"] == "defer" and res["rcpt_dsn"] == "4.3.0", res
+        assert "not a regular file" in res["rcpt_reason"], res
+        # and the connection still serves the next request
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+    finally:
+        c.close()
+
+
 # -- aliases -------------------------------------------------------------------------
 
 def test_alias_list_with_nested_alias_and_duplicates(local):
@@ -459,6 +629,56 @@ def test_alias_file_and_include(local):
     if IS_ROOT:
         assert owner_uid(archive) == local.nobody.pw_uid
     assert len(local.messages(local.maildir("alice"))) == 1
+
+
+def test_include_file_writable_by_group_or_others_defers(local):
+    """An :include: file that its group or others may write is not
+    obeyed (its commands would run as its owner): the same rule as for
+    .forward, deferred 4.7.0."""
+    local.start()
+    inc = local.dir / "inc.list"
+    for mode, word in ((0o664, "group"), (0o646, "others")):
+        inc.chmod(mode)
+        res = local.deliver([f"inc@{MYHOST}"])
+        assert res[0]["rcpt_status"] == "defer", (mode, res)
+        assert res[0]["rcpt_dsn"] == "4.7.0", res
+        assert "writable by group or others" in res[0]["rcpt_reason"], res
+    assert local.messages(local.maildir("alice")) == []
+    inc.chmod(0o644)
+    assert local.deliver([f"inc@{MYHOST}"])[0]["rcpt_status"] == "sent"
+
+
+def fifo_refused_at_once(local, rcpt, client):
+    """Deliver to rcpt, whose file target is a FIFO: bounced 5.2.0 as
+    not a regular file, within seconds."""
+    t0 = time.monotonic()
+    res = local.deliver([rcpt], client=client)
+    assert time.monotonic() - t0 < 5
+    assert res[0]["rcpt_status"] == "bounce", res
+    assert res[0]["rcpt_dsn"] == "5.2.0", res
+    assert "not a regular file" in res[0]["rcpt_reason"], res
+
+
+def test_fifo_file_target_is_refused_not_waited_on(local):
+    """A /file target that is a FIFO (no reader, or a reader that never
+    reads) is refused at once as not a regular file; nothing blocks."""
+    fifo = local.out / "fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o666)
+    local.aliases["pipe"] = str(fifo)
+    local.start()
+    c = local.client()
+    c.sock.settimeout(10)
+    try:
+        fifo_refused_at_once(local, f"pipe@{MYHOST}", c)
+        # with a reader that holds the FIFO open but never reads
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            fifo_refused_at_once(local, f"pipe@{MYHOST}", c)
+        finally:
+            os.close(rd)
+    finally:
+        c.close()
 
 
 def test_alias_loop_bounces(local):
@@ -757,6 +977,142 @@ def test_stale_dotlock_is_removed(local):
     res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
     assert res[0]["rcpt_status"] == "defer"
     assert lock.exists()
+
+    # a fresh lock of ours whose holder is gone (killed between its
+    # write and its unlock) is broken at once, not after stale_lock_time
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(f"{dead.pid} {MYHOST}\n")
+    t0 = time.monotonic()
+    res = local.deliver([f"{pw.pw_name}@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert time.monotonic() - t0 < 1
+    assert not lock.exists()
+    assert f"of process {dead.pid}, which no longer exists" in local.inst.log_text()
+
+
+# -- deadlines on processes and files a user controls (root only) ---------------------
+
+def stopped_pids(uid):
+    """Processes of uid in state T (stopped)."""
+    out = []
+    for pid in all_pids():
+        st = proc_stat(pid)
+        try:
+            owner = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        if st is not None and st[0] == "T" and owner == uid:
+            out.append(pid)
+    return out
+
+
+def test_forward_to_a_fifo_does_not_block(local):
+    """A user's .forward naming a FIFO the user made: refused at once
+    (not a regular file), neither the worker nor the parent blocks."""
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    fifo = home / "fifo"
+    os.mkfifo(fifo, 0o600)
+    os.chown(fifo, pw.pw_uid, pw.pw_gid)
+    write_forward(pw, home / ".forward", f"{fifo}\n")
+    local.start()
+    c = local.client()
+    c.sock.settimeout(10)
+    try:
+        fifo_refused_at_once(local, f"{pw.pw_name}@{MYHOST}", c)
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+    finally:
+        c.close()
+
+
+def test_stopped_command_process_is_killed_and_deferred(local):
+    """'|kill -STOP $PPID' stops the process that runs the command for
+    the user. The parent gives it command_time_limit plus
+    local_delivery_timeout, then kills it and defers (4.3.0); with both
+    local-delivery processes (maxproc 2) stuck that way, an unrelated
+    recipient is still delivered within that deadline."""
+    needs_root()
+    pw = local.add_system_user()
+    home = pathlib.Path(pw.pw_dir)
+    write_forward(pw, home / ".forward", '"|kill -STOP $PPID; cat >/dev/null"\n')
+    local.inst.set_main(command_time_limit="2s", local_delivery_timeout="2s")
+    local.inst.write_master_cf("local unix - n n - 2 local-delivery\n")
+    local.start()
+    results = {}
+
+    def stuck(i):
+        results[i] = (local.deliver([f"{pw.pw_name}@{MYHOST}"]), time.monotonic())
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=stuck, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(stopped_pids(pw.pw_uid)) < 2:
+        assert time.monotonic() < deadline, "the command processes did not stop"
+        time.sleep(0.05)
+    c = DeliverClient(local.inst.queue / "private" / "local", timeout=15)
+    try:
+        res = local.deliver(["alice@example.test"], client=c)
+    finally:
+        c.close()
+    took = time.monotonic() - t0
+    assert res[0]["rcpt_status"] == "sent", res
+    assert took < 12, took
+    for t in threads:
+        t.join(15)
+        assert not t.is_alive()
+    for i in range(2):
+        res, at = results[i]
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.3.0", res
+        assert "local_delivery_timeout" in res[0]["rcpt_reason"], res
+        assert at - t0 < 12
+    deadline = time.monotonic() + 5
+    while stopped_pids(pw.pw_uid):
+        assert time.monotonic() < deadline, "stopped processes left behind"
+        time.sleep(0.1)
+
+
+def test_stopped_worker_is_killed_and_deferred(local):
+    """A worker runs with the user's ids, so the user can SIGSTOP it: the
+    parent waits local_delivery_timeout for its answer, then kills it
+    (SIGKILL works on a stopped process), defers, and the next delivery
+    gets a new worker."""
+    needs_root()
+    local.inst.set_main(local_delivery_timeout="2s", max_idle="2s")
+    local.start()
+    c = local.client()
+    c.sock.settimeout(15)
+    try:
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+        (ld,) = local.inst.children("local")
+        (worker,) = child_pids(ld)
+        os.kill(worker, signal.SIGSTOP)
+        t0 = time.monotonic()
+        res = local.deliver(["alice@example.test"], client=c)
+        took = time.monotonic() - t0
+        assert res[0]["rcpt_status"] == "defer", res
+        assert res[0]["rcpt_dsn"] == "4.3.0", res
+        assert "local_delivery_timeout" in res[0]["rcpt_reason"], res
+        assert 1.5 < took < 6, took
+        assert not pid_alive(worker)
+        assert local.deliver(["alice@example.test"], client=c)[0]["rcpt_status"] == "sent"
+        assert child_pids(ld) != [worker]
+        # a stopped idle worker does not block its retirement either
+        (worker,) = child_pids(ld)
+        os.kill(worker, signal.SIGSTOP)
+    finally:
+        c.close()
+    # retiring it when local-delivery leaves (max_idle) does not wait
+    # for the stopped worker: it is killed after a second
+    deadline = time.monotonic() + 6
+    for pid in (ld, worker):
+        while pid_alive(pid):
+            assert time.monotonic() < deadline, f"process {pid} hangs on a stopped worker"
+            time.sleep(0.05)
 
 
 # -- delivery workers (root only) ------------------------------------------------------

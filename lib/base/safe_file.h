@@ -1,6 +1,7 @@
 /* safe_file.h - file operations with explicit durability.
  *
- * Opening never follows a symlink in the last component and never
+ * Opening never follows a symlink in the last component (safe_open_dir:
+ * in any component, unless root owns it) and never
  * truncates by surprise; exclusive create fails if the name exists.
  * fsync_dir() makes a rename or create durable: posthorn syncs the
  * directory after every commit-point rename (Postfix and qmail leave
@@ -20,6 +21,16 @@ int safe_create_excl(const char *path, mode_t mode, const char **error_r);
 /* safe_open_read - open an existing regular file, no symlinks, and check
  * (if owner != (uid_t)-1) that it is owned by owner */
 int safe_open_read(const char *path, uid_t owner, const char **error_r);
+/* safe_openat_dir - open directory name (one component, no "/")
+ * relative to dfd, O_DIRECTORY|O_NOFOLLOW: a symlink is followed only
+ * when root owns it (the administrator's), any other is refused; with
+ * create, a missing directory is made (mode). The descriptor, or -1
+ * with errno (ELOOP for a refused symlink) and *error_r. */
+int safe_openat_dir(int dfd, const char *name, bool create, mode_t mode, const char **error_r);
+/* safe_open_dir - open directory path with safe_openat_dir() for each
+ * component, from "/" (absolute) or the working directory: no symlink
+ * that a user owns is followed anywhere on the way */
+int safe_open_dir(const char *path, bool create, mode_t mode, const char **error_r);
 /* fsync_dir - open a directory and fsync it */
 int fsync_dir(const char *dir, const char **error_r);
 /* fsync_parent_dir - fsync the directory that holds path */

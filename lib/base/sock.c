@@ -271,6 +271,27 @@ static int sock_remaining(int64_t deadline)
     return left > INT32_MAX ? INT32_MAX : (int) left;
 }
 
+/* sock_wait_readable - poll for input until a deadline */
+int sock_wait_readable(int fd, int timeout_ms)
+{
+    int64_t deadline = sock_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    struct pollfd pfd;
+    int rc;
+
+    for (;;) {
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	rc = poll(&pfd, 1, sock_remaining(deadline));
+	if (rc > 0)
+	    return 1;
+	if (rc == 0)
+	    return 0;
+	if (errno != EINTR)
+	    return -1;
+    }
+}
+
 /*
  * sock_connect_fd - connect the non-blocking fd to addr before deadline,
  * then make it blocking. fd must have been made by socket(2) with

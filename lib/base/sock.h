@@ -29,6 +29,10 @@ int sock_connect_inet(const char *host, const char *port, int timeout_ms, const 
 int sock_accept(int listen_fd);
 /* sock_set_nonblock / sock_set_cloexec */
 int sock_set_nonblock(int fd, bool on);
+/* sock_wait_readable - wait at most timeout_ms (EINTR does not restart
+ * the clock) until fd is readable or at EOF/error: 1, 0 on timeout, -1
+ * with errno */
+int sock_wait_readable(int fd, int timeout_ms);
 int sock_set_cloexec(int fd, bool on);
 /* sock_peer_name - numeric address and port of the peer ("unix" for
  * AF_UNIX); false if unknown */

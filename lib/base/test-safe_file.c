@@ -317,6 +317,59 @@ static void test_dirs(void)
     unit_assert(lstat("rel/x", &st) == 0 && S_ISDIR(st.st_mode));
     unit_assert(chdir(cwd) == 0);
     unit_end();
+
+    unit_begin("safe_open_dir: walks every component, makes missing ones");
+    {
+	char target[256], link[256];
+	int fd;
+
+	fmt_buf(dir, sizeof(dir), "%s/od/x//y/", tmpdir);
+	unit_assert(safe_open_dir(dir, false, 0700, &err) < 0 && errno == ENOENT);
+	unit_assert(strstr(err, "/od: cannot open directory") != NULL);
+	fd = safe_open_dir(dir, true, 0750, &err);
+	unit_assert(fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)
+		    && (st.st_mode & 07777) == 0750);
+	unit_assert(fsync(fd) == 0);
+	(void) close(fd);
+	fd = safe_open_dir(dir, false, 0700, &err);
+	unit_assert(fd >= 0);
+	(void) close(fd);
+	fmt_buf(path, sizeof(path), "%s/od/x/file", tmpdir);
+	put_file(path, "x");
+	fmt_buf(dir, sizeof(dir), "%s/od/x/file/sub", tmpdir);
+	unit_assert(safe_open_dir(dir, true, 0700, &err) < 0 && errno == ENOTDIR);
+
+	/* a symlink on the way that a user owns is refused, with or
+	 * without create, and nothing is made behind it */
+	fmt_buf(target, sizeof(target), "%s/elsewhere", tmpdir);
+	unit_assert(mkdir(target, 0700) == 0);
+	fmt_buf(link, sizeof(link), "%s/od/x/lnk", tmpdir);
+	unit_assert(symlink(target, link) == 0);
+	if (geteuid() == 0)
+	    unit_assert(lchown(link, 65534, 65534) == 0);
+	fmt_buf(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
+	unit_assert(safe_open_dir(dir, true, 0700, &err) < 0 && errno == ELOOP);
+	unit_assert(strstr(err, "/od/x/lnk: is a symbolic link owned by uid") != NULL);
+	fmt_buf(path, sizeof(path), "%s/new", target);
+	unit_assert(lstat(path, &st) < 0 && errno == ENOENT);
+	unit_assert(safe_open_dir(link, false, 0700, &err) < 0 && errno == ELOOP);
+	fmt_buf(dir, sizeof(dir), "%s/od/x", tmpdir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	unit_assert(safe_openat_dir(fd, "lnk", false, 0700, &err) < 0 && errno == ELOOP);
+	unit_assert(strncmp(err, "lnk: is a symbolic link", 23) == 0);
+	fmt_buf(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
+	(void) close(fd);
+
+	/* one root owns is the administrator's and is followed */
+	if (geteuid() == 0) {
+	    unit_assert(lchown(link, 0, 0) == 0);
+	    fd = safe_open_dir(dir, true, 0700, &err);
+	    unit_assert(fd >= 0);
+	    (void) close(fd);
+	    unit_assert(lstat(path, &st) == 0 && S_ISDIR(st.st_mode));
+	}
+    }
+    unit_end();
 }
 
 int main(void)

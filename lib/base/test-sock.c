@@ -581,6 +581,30 @@ static void test_fd_passing(void)
     unit_end();
 }
 
+/* test_wait_readable - sock_wait_readable: timeout kept, data and EOF */
+static void test_wait_readable(void)
+{
+    struct timespec t0, t1;
+    long ms;
+    int sv[2];
+
+    unit_begin("sock_wait_readable: times out, sees data and EOF");
+    unit_assert(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unit_assert_inteq(sock_wait_readable(sv[0], 150), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    unit_assert(ms >= 140 && ms < 2000);
+    unit_assert_inteq(sock_wait_readable(sv[0], 0), 0);
+    unit_assert(write(sv[1], "x", 1) == 1);
+    unit_assert_inteq(sock_wait_readable(sv[0], 1000), 1);
+    close(sv[1]);
+    unit_assert(read(sv[0], &ms, 1) == 1);
+    unit_assert_inteq(sock_wait_readable(sv[0], 1000), 1);	/* EOF */
+    close(sv[0]);
+    unit_end();
+}
+
 int main(void)
 {
     int ret;
@@ -597,6 +621,7 @@ int main(void)
     test_inet6();
     test_connect_errors();
     test_fd_passing();
+    test_wait_readable();
     ret = unit_done();
     (void) nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return ret;
