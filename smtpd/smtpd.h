@@ -128,6 +128,7 @@ struct smtpd_state {
     struct smtpd_rcpt *rcpts;
     size_t rcpt_count, rcpt_cap;
     long rcpt_attempts;			/* RCPT commands in this transaction */
+    long rcpt_overshoot;		/* of them past smtpd_recipient_limit */
 
     /* DATA/BDAT in progress */
     struct cleanup_client *cleanup;	/* connection to cleanup */
@@ -149,6 +150,9 @@ void smtpd_session(struct stream *client);
  * arguments is made printable. */
 void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* smtpd_reply_buf_send_uncounted - a 4xx/5xx reply that is not a client
+ * error (a recipient within the overshoot allowance) */
+void smtpd_reply_buf_send_uncounted(struct smtpd_state *st, const struct smtpd_reply_buf *r);
 void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r);
 /* smtpd_reply_text - smtpd_reply with a ready text (no formatting) */
 void smtpd_reply_text(struct smtpd_state *st, int code, const char *enhanced, const char *text);
@@ -165,8 +169,9 @@ size_t smtpd_put_long(char *buf, long v);
  * (size > 0); truncated as fmt_buf would, then false */
 bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
 /* smtpd_printable - append text[0..len) with non-printable bytes as '?',
- * at most max bytes */
-void smtpd_printable(struct str *out, const char *text, size_t len, size_t max);
+ * at most max bytes; bytes >= 0x80 are '?' too unless utf8 (log lines)
+ * and they form valid UTF-8 */
+void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8);
 /* smtpd_protocol_name - "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "UTF8SMTP", ... */
 const char *smtpd_protocol_name(const struct smtpd_state *st);
 /* smtpd_flush - write out pending replies; false (and hangup) on error */
@@ -265,7 +270,6 @@ enum smtpd_reply_id {
     SR_SYNTAX_MAIL,			/* 501 5.5.4 */
     SR_SYNTAX_RCPT,			/* 501 5.5.4 */
     SR_SYNTAX_DATA,			/* 501 5.5.4 */
-    SR_SYNTAX_BDAT,			/* 501 5.5.4 */
     SR_SYNTAX_RSET,			/* 501 5.5.4 */
     SR_SYNTAX_QUIT,			/* 501 5.5.4 */
     SR_SYNTAX_VRFY,			/* 501 5.5.4 */
@@ -278,8 +282,13 @@ enum smtpd_reply_id {
     SR_BARE_CR,				/* 550 5.5.2 */
     SR_QUEUE_WRITE,			/* 451 4.3.0 */
     SR_NON_SMTP,			/* 221 2.7.0 */
+    SR_BDAT_UNFOLLOWABLE,		/* 421 4.5.4 */
     SR_COUNT
 };
+
+/* smtpd_bdat_unfollowable - a BDAT whose chunk size cannot be honoured
+ * (its bytes would run as commands): 421 4.5.4 and end the session */
+void smtpd_bdat_unfollowable(struct smtpd_state *st);
 
 struct smtpd_reply_def {
     enum smtpd_reply_id id;

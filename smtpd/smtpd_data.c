@@ -719,6 +719,19 @@ static void bdat_fail(struct smtpd_state *st, enum smtpd_reply_id id)
     smtpd_reply_id_buf(id, &st->bdat_error);
 }
 
+/* smtpd_bdat_unfollowable - the chunk size is unknown, so the input
+ * cannot be followed: whatever comes next would be read as commands */
+void smtpd_bdat_unfollowable(struct smtpd_state *st)
+{
+    struct smtpd_reply_buf r;
+
+    smtpd_reply_id_buf(SR_BDAT_UNFOLLOWABLE, &r);
+    smtpd_reply_buf_send(st, &r);
+    smtpd_log_reject(st, "BDAT", &r, NULL);
+    smtpd_reset(st);
+    st->hangup = true;
+}
+
 /* smtpd_cmd_bdat - BDAT count [LAST] */
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 {
@@ -727,8 +740,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
     char buf[DATA_READ_CHUNK];
 
     if (!smtpd_bdat_parse(args, len, &count, &last)) {
-	/* the chunk size is unknown, so the input cannot be followed */
-	smtpd_reply_id(st, SR_SYNTAX_BDAT);
+	smtpd_bdat_unfollowable(st);
 	return;
     }
     if (!st->in_mail || st->rcpt_count == 0) {
