@@ -30,6 +30,7 @@
 /* mail */
 #include "address.h"
 #include "cleanup_client.h"
+#include "smtp_data.h"
 #include "smtp_params.h"
 
 /* Limits that are RFC facts, not configuration. */
@@ -53,46 +54,6 @@ struct smtpd_rcpt {
     char *orcpt;			/* "type;address" or NULL */
     unsigned notify;			/* SMTP_NOTIFY_* or 0 */
 };
-
-/* The content parser (smtpd_data.c; unit-tested on its own). */
-struct smtpd_content {
-    /* set by smtpd_content_init */
-    bool dot;				/* DATA: dot-unstuffing, end of data */
-    bool binary;			/* BDAT BODY=BINARYMIME: CR/LF are data */
-    bool reject_bare;			/* bare CR/LF is an error, not a line end */
-    size_t piece_max;			/* longest record (line_length_limit) */
-    uint64_t size_limit;		/* 0: none */
-    int (*emit)(void *ctx, int type, const char *data, size_t len);
-    void *ctx;
-    /* state */
-    struct str *line;			/* the current line (piece) */
-    bool cr_pending;			/* a CR whose next byte is unknown */
-    bool at_bol;			/* nothing of the line seen yet */
-    bool prev_crlf;			/* the previous line ended in CRLF */
-    bool dot_seen;			/* the line started with "." (removed) */
-    bool in_cont;			/* C records went out for this line */
-    /* results */
-    bool done;				/* end of data seen (DATA) */
-    bool too_big;			/* size_limit passed: nothing emitted since */
-    bool bare_lf, bare_cr;		/* seen (counted even when normalized) */
-    bool stray_dot;			/* a "." line that did not end the data */
-    bool write_error;			/* emit failed: nothing emitted since */
-    uint64_t size;			/* content bytes, CRLF counted as 2 */
-    uint64_t lines;
-};
-
-void smtpd_content_init(struct smtpd_content *c, bool dot, bool binary, bool reject_bare,
-			size_t piece_max, uint64_t size_limit,
-			int (*emit)(void *ctx, int type, const char *data, size_t len), void *ctx);
-/* smtpd_content_feed - parse data; returns the bytes consumed (all of
- * them, unless the end of data came first) */
-size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len);
-/* smtpd_content_finish - end of input without an end-of-data line (BDAT
- * LAST): emit what is pending */
-void smtpd_content_finish(struct smtpd_content *c);
-/* smtpd_content_failed - true if the message cannot be queued */
-bool smtpd_content_failed(const struct smtpd_content *c);
-void smtpd_content_fini(struct smtpd_content *c);
 
 /* The session. */
 struct smtpd_state {
@@ -134,7 +95,7 @@ struct smtpd_state {
     struct cleanup_client *cleanup;	/* connection to cleanup */
     struct cleanup_client *cleanup_idle;	/* kept for the next message */
     long cleanup_idle_at;		/* time it was last used */
-    struct smtpd_content content;
+    struct smtp_data content;
     bool content_open;			/* st->content is initialised */
     long arrival;			/* time of DATA / first BDAT */
     bool bdat;				/* this transaction uses BDAT */

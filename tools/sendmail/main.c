@@ -343,7 +343,6 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	msg_fatal_status(EX_DATAERR, "message too large: more than %lld bytes (message_size_limit)",
 			 sm_size_limit());
     case SM_COPY_READ_ERROR:
-    case SM_COPY_EOF:
 	sm_drop_abort(&drop);
 	msg_fatal_status(EX_IOERR, "error reading the message from standard input: %m");
     case SM_COPY_WRITE_ERROR:
