@@ -147,7 +147,7 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
     str_appends(lines[1], smtpd_protocol_name(st));
     if (st->rcpt_count == 1) {
 	const char *rcpt = st->rcpts[0].address;
-	const char *at = strrchr(rcpt, '@');
+	const char *at = address_at(rcpt, strlen(rcpt));
 	struct str *ext = lines[2];
 	bool ok;
 

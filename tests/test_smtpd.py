@@ -1055,3 +1055,15 @@ def test_recipient_overshoot_limit(smtp_env):
     assert s.reply()[0] == 452
     code, texts = s.reply()
     assert code == 421 and "too many errors" in texts[0]
+
+
+def test_address_literal_with_at_refused(smtp_env):
+    """An "@" inside an address literal is refused (501 5.1.3): the domain
+    of an address is what follows its last "@", everywhere."""
+    s = smtp_env.session("mynetworks=127.0.0.0/8")
+    s.start()
+    s.expect("MAIL FROM:<a@[t:b@localhost]>", 501, r"^5\.1\.7 Bad address syntax: invalid address literal")
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    s.expect("RCPT TO:<x@[t:y@localhost]>", 501, r"^5\.1\.3 Bad address syntax: invalid address literal")
+    s.expect("RCPT TO:<\"x@y\"@example.test>", 550)      # local part "x@y", domain ours
+    s.expect("QUIT", 221)
