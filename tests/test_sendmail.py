@@ -273,6 +273,17 @@ def test_smtp_mode_bare_newline_reject(drop):
     assert drop.files() == []
 
 
+def test_smtp_mode_unqualified_name_with_at(drop):
+    """A quoted unqualified name holding "@" is refused: later its "@"
+    would be taken for the domain's (docs/addresses.md)."""
+    dialogue = (b"EHLO client\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<\"x@evil.example\">\r\n"
+                b"RCPT TO:<\"a b\">\r\nQUIT\r\n")
+    res = drop.run("-bs", input=dialogue)
+    out = res.stdout.decode()
+    codes = [l[:3] for l in out.split("\r\n") if l and l[3] == " "]
+    assert codes == ["220", "250", "250", "501", "250", "221"], out
+
+
 def test_mailq_and_newaliases_names(drop):
     for args, name in (([], "mailq"), (["-bp"], "sendmail")):
         res = drop.run(*args, name=name)

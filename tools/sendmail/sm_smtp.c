@@ -114,7 +114,10 @@ static bool sm_path(const char *arg, unsigned flags, enum address_role role, cha
 	} else {
 	    end = p + strcspn(p, " ");
 	}
-	if (end && end > p && valid_localpart(p, (size_t) (end - p), 0)) {
+	/* an "@" in a quoted local name would be read as a domain later
+	 * (address_at: the domain follows the last "@"): not unqualified */
+	if (end && end > p && valid_localpart(p, (size_t) (end - p), 0)
+	    && memchr(p, '@', (size_t) (end - p)) == NULL) {
 	    *addr_r = mem_strndup(p, (size_t) (end - p));
 	    if (*end == '>')
 		end++;
