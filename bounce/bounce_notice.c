@@ -11,6 +11,7 @@
 #include "str.h"
 
 /* mail */
+#include "address.h"
 #include "xtext.h"
 
 #include "bounce.h"
@@ -88,7 +89,7 @@ static bool is_atext(unsigned char c)
  * it is not a dot-atom */
 static bool add_addr_spec(struct str *out, const char *addr, bool utf8)
 {
-    const char *at = strrchr(addr, '@');
+    const char *at = address_at(addr, strlen(addr));
     size_t llen = at ? (size_t) (at - addr) : strlen(addr);
     bool atom = llen > 0 && addr[0] != '.' && addr[llen - 1] != '.';
     bool ok = true;

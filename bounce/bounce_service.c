@@ -16,6 +16,7 @@
 #include "stream.h"
 
 /* mail */
+#include "address.h"
 #include "cleanup_client.h"
 #include "config.h"
 #include "mail_proto.h"
@@ -57,7 +58,7 @@ static void qualify(struct str *out, const char *addr)
 {
     if (!str_set(out, addr))
 	msg_panic("qualify: address too long");
-    if (strchr(addr, '@') == NULL
+    if (address_at(addr, strlen(addr)) == NULL
 	&& !(str_appendc(out, '@') && str_appends(out, bounce_cfg.myorigin)))
 	msg_panic("qualify: address too long");
 }

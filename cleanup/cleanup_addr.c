@@ -12,6 +12,9 @@
 #include "msg.h"
 #include "str.h"
 
+/* Mail. */
+#include "address.h"
+
 /* Cleanup. */
 #include "cleanup.h"
 
@@ -260,8 +263,8 @@ bool cleanup_addr_canon(const char *in, const char *origin, struct str *out)
     str_reset(out);
     if (start == end)
 	return true;
-    for (at = end; at > start && at[-1] != '@'; at--)
-	 /* void */ ;
+    at = address_at(start, (size_t) (end - start));	/* the domain's "@" */
+    at = at ? at + 1 : start;
     if (at == start || at == end) {
 	/* unqualified ("user" or "user@") */
 	if (!str_append(out, start, (size_t) (at == end && at > start && at[-1] == '@'

@@ -468,16 +468,30 @@ static int ct_put(struct ct_copy *cc, const char *data, size_t len)
     return 0;
 }
 
-/* ct_copy_piece - content_walk callback: one piece of a line */
+/* ct_copy_piece - content_walk callback: one piece of a line. The mbox
+ * quoting works on the lines written, not on records: a line that starts
+ * after an LF inside a record (records no longer hold one, but older
+ * queue files may) is quoted as well. */
 static int ct_copy_piece(const char *data, size_t len, int flags, void *ctx)
 {
     struct ct_copy *cc = ctx;
+    bool quote = (cc->spec->flags & COPY_QUOTE) != 0;
+    bool line_start = (flags & CONTENT_LINE_START) != 0;
 
-    if ((flags & CONTENT_LINE_START) && (cc->spec->flags & COPY_QUOTE)
-	&& content_need_quote(data, len) && ct_put(cc, ">", 1) < 0)
-	return -1;
-    if (ct_put(cc, data, len) < 0)
-	return -1;
+    for (;;) {
+	const char *nl = quote ? memchr(data, '\n', len) : NULL;
+	size_t n = nl ? (size_t) (nl - data) + 1 : len;
+
+	if (quote && line_start && content_need_quote(data, len) && ct_put(cc, ">", 1) < 0)
+	    return -1;
+	if (ct_put(cc, data, n) < 0)
+	    return -1;
+	if (nl == NULL)
+	    break;
+	data += n;
+	len -= n;
+	line_start = true;
+    }
     if ((flags & CONTENT_LINE_END) && ct_put(cc, "\n", 1) < 0)
 	return -1;
     return 0;

@@ -58,6 +58,7 @@
 #include "str.h"
 
 /* Mail library. */
+#include "address.h"
 #include "config.h"
 #include "mail_proto.h"
 #include "resolve.h"
@@ -155,7 +156,7 @@ int ld_propagate_classes(const char *value)
 bool ld_propagate_extension(const char *address, const char *suffix, struct str *out)
 {
     struct str *user = str_new(DL_NAME_MAX), *ext = str_new(DL_NAME_MAX);
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
     size_t llen = at ? (size_t) (at - address) : strlen(address);
     bool done = false;
 
@@ -354,7 +355,7 @@ static bool dl_in_chain(const struct dl_state *st, const char *address)
 /* dl_split_address - "local@domain" into its parts (last @) */
 static void dl_split_address(const char *address, struct str *local, struct str *domain)
 {
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
 
     if (at) {
 	(void) str_setn(local, address, (size_t) (at - address));
@@ -635,7 +636,7 @@ static void dl_include(struct dl_state *st, const struct dl_source *src, const c
 /* dl_same_user - is target (an address) the name this list belongs to? */
 static bool dl_same_user(const struct dl_source *src, const char *target)
 {
-    const char *at = strrchr(target, '@');
+    const char *at = address_at(target, strlen(target));
     size_t nlen = strlen(src->name);
 
     if (at == NULL)
@@ -707,7 +708,7 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 	    break;
 	case TARGET_MAILBOX:
 	    (void) str_set(addr, t->text);
-	    if (strchr(t->text, '@') == NULL && *src->domain)
+	    if (address_at(t->text, strlen(t->text)) == NULL && *src->domain)
 		(void) str_appendf(addr, "@%s", src->domain);
 	    str_lower(addr);
 	    (void) str_printf(key, "\\%s", str_cstr(addr));
@@ -716,7 +717,7 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 	    break;
 	case TARGET_ADDRESS:
 	    (void) str_set(addr, t->text);
-	    if (strchr(t->text, '@') == NULL && *src->domain)
+	    if (address_at(t->text, strlen(t->text)) == NULL && *src->domain)
 		(void) str_appendf(addr, "@%s", src->domain);
 	    str_lower(addr);
 	    if (src->class != LD_CLASS_INCLUDE && dl_same_user(src, t->text)) {
@@ -934,7 +935,7 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 /* dl_address - any address reached by delivery or expansion */
 static void dl_address(struct dl_state *st, const char *address, const char *parent, int level)
 {
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
     const char *domain = at ? at + 1 : "";
 
     if (level > DL_LEVEL_MAX) {
@@ -1053,7 +1054,7 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
 	goto out;
     }
     str_lower(addr);
-    at = strrchr(str_cstr(addr), '@');
+    at = address_at(str_cstr(addr), str_len(addr));
     if (at && resolve_domain_is_virtual_mailbox(at + 1)) {
 	if ((rc = resolve_lookup_virtual_mailbox(str_cstr(addr), value, &err)) < 0) {
 	    *status = RCPT_STAT_DEFER;

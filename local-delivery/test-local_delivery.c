@@ -866,6 +866,26 @@ static void test_content_walk(const char *tmpdir)
     close(fd);
     unit_end();
 
+    /* audit issue 7: a record written before records lost their line
+     * feeds must not forge an mbox message either */
+    unit_begin("content_copy: >From quoting of every output line, LF inside a record too");
+    str_reset(img);
+    walk_rec(img, QF_REC_MESSAGE, "", 0);
+    walk_rec(img, QF_REC_LINE, "a\nFrom evil Thu Jan  1 00:00:00 2026\nFrom: x", 44);
+    walk_rec(img, QF_REC_CONT, "b\nFrom ", 7);
+    walk_rec(img, QF_REC_LINE, "c", 1);
+    walk_rec(img, QF_REC_XEND, "", 0);
+    walk_rec(img, QF_REC_END, "", 0);
+    fd = walk_file(str_cstr(p), img);
+    msg.fd = fd;
+    spec.flags = COPY_QUOTE;
+    str_reset(ws.out);
+    unit_assert(content_copy(&msg, &spec, walk_sink_write, &ws, &size, &err) == 0);
+    unit_assert_streq(str_cstr(ws.out), "a\n>From evil Thu Jan  1 00:00:00 2026\nFrom: x\n"
+		      "b\n>From c\n");
+    close(fd);
+    unit_end();
+
     str_free(&ws.out);
     str_free(&img);
     str_free(&want);

@@ -17,6 +17,7 @@
 #include "str.h"
 
 /* mail */
+#include "address.h"
 #include "config.h"
 #include "resolve.h"
 
@@ -65,7 +66,7 @@ static void rcache_clear(void)
  * depends on the domain only */
 int qmgr_resolve(const char *address, struct resolve_result *result, const char **error_r)
 {
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
     const char *domain;
     struct rcache_entry *e;
     size_t h;

@@ -30,6 +30,7 @@
 /* mail */
 #include "address.h"
 #include "cleanup_client.h"
+#include "smtp_data.h"
 #include "smtp_params.h"
 
 /* Limits that are RFC facts, not configuration. */
@@ -53,46 +54,6 @@ struct smtpd_rcpt {
     char *orcpt;			/* "type;address" or NULL */
     unsigned notify;			/* SMTP_NOTIFY_* or 0 */
 };
-
-/* The content parser (smtpd_data.c; unit-tested on its own). */
-struct smtpd_content {
-    /* set by smtpd_content_init */
-    bool dot;				/* DATA: dot-unstuffing, end of data */
-    bool binary;			/* BDAT BODY=BINARYMIME: CR/LF are data */
-    bool reject_bare;			/* bare CR/LF is an error, not a line end */
-    size_t piece_max;			/* longest record (line_length_limit) */
-    uint64_t size_limit;		/* 0: none */
-    int (*emit)(void *ctx, int type, const char *data, size_t len);
-    void *ctx;
-    /* state */
-    struct str *line;			/* the current line (piece) */
-    bool cr_pending;			/* a CR whose next byte is unknown */
-    bool at_bol;			/* nothing of the line seen yet */
-    bool prev_crlf;			/* the previous line ended in CRLF */
-    bool dot_seen;			/* the line started with "." (removed) */
-    bool in_cont;			/* C records went out for this line */
-    /* results */
-    bool done;				/* end of data seen (DATA) */
-    bool too_big;			/* size_limit passed: nothing emitted since */
-    bool bare_lf, bare_cr;		/* seen (counted even when normalized) */
-    bool stray_dot;			/* a "." line that did not end the data */
-    bool write_error;			/* emit failed: nothing emitted since */
-    uint64_t size;			/* content bytes, CRLF counted as 2 */
-    uint64_t lines;
-};
-
-void smtpd_content_init(struct smtpd_content *c, bool dot, bool binary, bool reject_bare,
-			size_t piece_max, uint64_t size_limit,
-			int (*emit)(void *ctx, int type, const char *data, size_t len), void *ctx);
-/* smtpd_content_feed - parse data; returns the bytes consumed (all of
- * them, unless the end of data came first) */
-size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len);
-/* smtpd_content_finish - end of input without an end-of-data line (BDAT
- * LAST): emit what is pending */
-void smtpd_content_finish(struct smtpd_content *c);
-/* smtpd_content_failed - true if the message cannot be queued */
-bool smtpd_content_failed(const struct smtpd_content *c);
-void smtpd_content_fini(struct smtpd_content *c);
 
 /* The session. */
 struct smtpd_state {
@@ -128,12 +89,13 @@ struct smtpd_state {
     struct smtpd_rcpt *rcpts;
     size_t rcpt_count, rcpt_cap;
     long rcpt_attempts;			/* RCPT commands in this transaction */
+    long rcpt_overshoot;		/* of them past smtpd_recipient_limit */
 
     /* DATA/BDAT in progress */
     struct cleanup_client *cleanup;	/* connection to cleanup */
     struct cleanup_client *cleanup_idle;	/* kept for the next message */
     long cleanup_idle_at;		/* time it was last used */
-    struct smtpd_content content;
+    struct smtp_data content;
     bool content_open;			/* st->content is initialised */
     long arrival;			/* time of DATA / first BDAT */
     bool bdat;				/* this transaction uses BDAT */
@@ -149,6 +111,9 @@ void smtpd_session(struct stream *client);
  * arguments is made printable. */
 void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* smtpd_reply_buf_send_uncounted - a 4xx/5xx reply that is not a client
+ * error (a recipient within the overshoot allowance) */
+void smtpd_reply_buf_send_uncounted(struct smtpd_state *st, const struct smtpd_reply_buf *r);
 void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r);
 /* smtpd_reply_text - smtpd_reply with a ready text (no formatting) */
 void smtpd_reply_text(struct smtpd_state *st, int code, const char *enhanced, const char *text);
@@ -165,8 +130,9 @@ size_t smtpd_put_long(char *buf, long v);
  * (size > 0); truncated as fmt_buf would, then false */
 bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
 /* smtpd_printable - append text[0..len) with non-printable bytes as '?',
- * at most max bytes */
-void smtpd_printable(struct str *out, const char *text, size_t len, size_t max);
+ * at most max bytes; bytes >= 0x80 are '?' too unless utf8 (log lines)
+ * and they form valid UTF-8 */
+void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8);
 /* smtpd_protocol_name - "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "UTF8SMTP", ... */
 const char *smtpd_protocol_name(const struct smtpd_state *st);
 /* smtpd_flush - write out pending replies; false (and hangup) on error */
@@ -265,7 +231,6 @@ enum smtpd_reply_id {
     SR_SYNTAX_MAIL,			/* 501 5.5.4 */
     SR_SYNTAX_RCPT,			/* 501 5.5.4 */
     SR_SYNTAX_DATA,			/* 501 5.5.4 */
-    SR_SYNTAX_BDAT,			/* 501 5.5.4 */
     SR_SYNTAX_RSET,			/* 501 5.5.4 */
     SR_SYNTAX_QUIT,			/* 501 5.5.4 */
     SR_SYNTAX_VRFY,			/* 501 5.5.4 */
@@ -278,8 +243,13 @@ enum smtpd_reply_id {
     SR_BARE_CR,				/* 550 5.5.2 */
     SR_QUEUE_WRITE,			/* 451 4.3.0 */
     SR_NON_SMTP,			/* 221 2.7.0 */
+    SR_BDAT_UNFOLLOWABLE,		/* 421 4.5.4 */
     SR_COUNT
 };
+
+/* smtpd_bdat_unfollowable - a BDAT whose chunk size cannot be honoured
+ * (its bytes would run as commands): 421 4.5.4 and end the session */
+void smtpd_bdat_unfollowable(struct smtpd_state *st);
 
 struct smtpd_reply_def {
     enum smtpd_reply_id id;

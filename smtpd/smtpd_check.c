@@ -67,13 +67,16 @@ void smtpd_check_init(void)
 	msg_fatal("mynetworks: %s", err);
     if ((check_bare_exclusions = cidr_list_parse(var_smtpd_forbid_bare_newline_exclusions, &err)) == NULL)
 	msg_fatal("smtpd_forbid_bare_newline_exclusions: %s", err);
-    if (strcasecmp(v, "reject") == 0)
+    switch (smtp_data_bare_policy(v)) {
+    case 1:
 	check_bare_policy = BARE_REJECT;
-    else if (strcasecmp(v, "normalize") == 0 || strcasecmp(v, "yes") == 0
-	     || strcasecmp(v, "no") == 0)
+	break;
+    case 0:
 	check_bare_policy = BARE_NORMALIZE;
-    else
+	break;
+    default:
 	msg_fatal("smtpd_forbid_bare_newline: bad value \"%s\" (use normalize or reject)", v);
+    }
 }
 
 /* smtpd_check_client - trust and bare-newline policy for this client */

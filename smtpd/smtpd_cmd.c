@@ -129,11 +129,13 @@ bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last)
     *last = false;
     if (len == 0 || !isdigit((unsigned char) args[0]))
 	return false;
+    /* leading zeros are allowed (RFC 3030: 1*DIGIT); the command line
+     * bounds their number */
     for (; i < len && isdigit((unsigned char) args[i]); i++) {
 	unsigned d = (unsigned) (args[i] - '0');
 
-	if (i >= 19 || n > (UINT64_MAX - d) / 10)
-	    return false;			/* more than 19 digits: absurd */
+	if (n > (UINT64_MAX - d) / 10)
+	    return false;			/* above 2^64 - 1 */
 	n = n * 10 + d;
     }
     if (i < len) {
@@ -238,6 +240,7 @@ void smtpd_reset(struct smtpd_state *st)
     }
     st->rcpt_count = 0;
     st->rcpt_attempts = 0;
+    st->rcpt_overshoot = 0;
     st->in_mail = false;
     st->bdat = false;
     st->bdat_failed = false;
@@ -261,7 +264,7 @@ static bool helo_common(struct smtpd_state *st, const char *args, size_t len, bo
 	struct str *shown = str_new(SMTPD_ARG_SHOW + 4);
 	struct smtpd_reply_buf r;
 
-	smtpd_printable(shown, args, len, SMTPD_ARG_SHOW);
+	smtpd_printable(shown, args, len, SMTPD_ARG_SHOW, false);
 	smtpd_reply_set(&r, 501, "5.5.2", "<%s>: Helo command rejected: Invalid name", str_cstr(shown));
 	smtpd_reply_buf_send(st, &r);
 	smtpd_log_reject(st, esmtp ? "EHLO" : "HELO", &r, NULL);
@@ -374,6 +377,7 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
     st->mail = p;
     st->in_mail = true;
     st->rcpt_attempts = 0;
+    st->rcpt_overshoot = 0;
     smtpd_reply_id(st, SR_MAIL_OK);
   out:
     address_fini(&addr);
@@ -404,8 +408,14 @@ static void cmd_rcpt(struct smtpd_state *st, const char *args, size_t len)
     }
     st->rcpt_attempts++;
     if (st->rcpt_count >= (size_t) var_smtpd_recipient_limit) {
+	/* RFC 5321 4.5.3.1.10: a client that pipelined more recipients than
+	 * we take gets 452 and sends the rest later; only an overshoot
+	 * beyond the allowance counts as errors */
 	smtpd_reply_id_buf(SR_TOO_MANY_RCPTS, &r);
-	smtpd_reply_buf_send(st, &r);
+	if (++st->rcpt_overshoot <= var_smtpd_recipient_overshoot_limit)
+	    smtpd_reply_buf_send_uncounted(st, &r);
+	else
+	    smtpd_reply_buf_send(st, &r);
 	smtpd_log_reject(st, "RCPT", &r, NULL);
 	return;
     }

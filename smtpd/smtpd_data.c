@@ -1,23 +1,10 @@
 /* smtpd_data.c - message content: DATA and BDAT (RFC 5321, RFC 3030).
  *
- * The content parser (smtpd_content_*) turns the bytes of a DATA or a
- * series of BDAT chunks into queue-file content records: one L record
- * per line (without its terminator), with C records for the pieces of a
- * line longer than line_length_limit (nothing is cut). It keeps the
- * rules that make SMTP smuggling impossible:
- *   - DATA ends only at "." on a line of its own that ends in CR LF and
- *     follows a line that ended in CR LF ("\r\n.\r\n"). "\n.\n",
- *     "\r.\r", "\n.\r\n" and "\r\n.\n" never end the data.
- *   - a bare LF or a bare CR (one not part of CR LF) is, with
- *     smtpd_forbid_bare_newline = normalize, a line end, so the message
- *     as queued (and as relayed later, always with CR LF) has the same
- *     lines this server saw; with reject, the message is refused with
- *     550 5.5.2 once its data has ended, and the client is disconnected.
- *   - a "." line that did not end the data (after a bare line end) is
- *     kept as content, not unstuffed, and logged as a possible smuggling
- *     attempt.
- * BDAT content is counted, not scanned for an end; with BODY=BINARYMIME
- * bare CR and LF are data and stay inside the records.
+ * The content parser is lib/mail/smtp_data.c (shared with sendmail -bs):
+ * it turns the bytes of a DATA or a series of BDAT chunks into content
+ * records and holds the rules against SMTP smuggling (DATA ends only at
+ * CR LF . CR LF; bare CR/LF per smtpd_forbid_bare_newline) and the rule
+ * that no content record holds a line break (BINARYMIME included).
  *
  * The message goes to cleanup as it arrives (cleanup_client.h): the
  * envelope when DATA (or the first BDAT) comes, then a Received: header,
@@ -61,212 +48,6 @@
 
 /* ---------------------------------------------------------------- */
 /* The content parser.                                              */
-
-/* smtpd_content_init - set up the parser */
-void smtpd_content_init(struct smtpd_content *c, bool dot, bool binary, bool reject_bare,
-			size_t piece_max, uint64_t size_limit,
-			int (*emit)(void *ctx, int type, const char *data, size_t len), void *ctx)
-{
-    memset(c, 0, sizeof(*c));
-    c->dot = dot;
-    c->binary = binary;
-    c->reject_bare = reject_bare;
-    c->piece_max = piece_max ? piece_max : 2048;
-    c->size_limit = size_limit;
-    c->emit = emit;
-    c->ctx = ctx;
-    c->line = str_new(c->piece_max);
-    c->at_bol = true;
-    c->prev_crlf = true;		/* DATA's own line ended in CR LF */
-}
-
-/* smtpd_content_fini - release */
-void smtpd_content_fini(struct smtpd_content *c)
-{
-    str_free(&c->line);
-}
-
-/* smtpd_content_failed - the message cannot be queued */
-bool smtpd_content_failed(const struct smtpd_content *c)
-{
-    return c->too_big || c->write_error || (c->reject_bare && (c->bare_lf || c->bare_cr));
-}
-
-/* content_count - bytes of content (line bytes as they arrive, 2 for
- * each line end), checked against the limit at once */
-static void content_count(struct smtpd_content *c, size_t n)
-{
-    c->size += n;
-    if (c->size_limit && c->size > c->size_limit)
-	c->too_big = true;
-}
-
-/* content_emit - one record; nothing once the message failed */
-static void content_emit(struct smtpd_content *c, int type, const char *data, size_t len)
-{
-    if (type == QF_REC_LINE)
-	content_count(c, 2);
-    if (smtpd_content_failed(c))
-	return;
-    if (c->emit(c->ctx, type, data, len) < 0)
-	c->write_error = true;
-}
-
-/* content_text - ordinary bytes of the current line */
-static void content_text(struct smtpd_content *c, const char *p, size_t n)
-{
-    if (n == 0)
-	return;
-    if (c->at_bol) {
-	c->at_bol = false;
-	if (c->dot && p[0] == '.') {
-	    c->dot_seen = true;		/* unstuff: drop the first dot */
-	    p++;
-	    n--;
-	}
-    }
-    while (n > 0) {
-	size_t room, take;
-
-	if (str_len(c->line) == c->piece_max) {
-	    content_emit(c, QF_REC_CONT, str_cstr(c->line), str_len(c->line));
-	    str_reset(c->line);
-	    c->in_cont = true;
-	}
-	room = c->piece_max - str_len(c->line);
-	take = n < room ? n : room;
-	if (!str_append(c->line, p, take))
-	    msg_panic("smtpd_content: append within the piece size failed");
-	content_count(c, take);
-	p += take;
-	n -= take;
-    }
-}
-
-/* content_eol - the current line ended (crlf: with CR LF) */
-static void content_eol(struct smtpd_content *c, bool crlf)
-{
-    if (c->dot && c->dot_seen && !c->in_cont && str_len(c->line) == 0) {
-	if (crlf && c->prev_crlf) {
-	    c->done = true;		/* CR LF . CR LF */
-	    return;
-	}
-	/* a "." alone after or before a bare line end: content, not the end */
-	c->stray_dot = true;
-	str_appendc(c->line, '.');
-	content_count(c, 1);
-    }
-    c->lines++;
-    content_emit(c, QF_REC_LINE, str_cstr(c->line), str_len(c->line));
-    str_reset(c->line);
-    c->at_bol = true;
-    c->dot_seen = false;
-    c->in_cont = false;
-    c->prev_crlf = crlf;
-}
-
-/* content_whole_line - fast path for a complete line "text CR LF" at
- * the start of a line, text at most one piece: emitted straight from
- * the input, as content_text + content_eol would. False (nothing done)
- * if the line does not qualify. */
-static bool content_whole_line(struct smtpd_content *c, const char *p, size_t run,
-			       size_t avail)
-{
-    size_t n = run;
-
-    if (!c->at_bol || c->in_cont || str_len(c->line) != 0 || run + 2 > avail
-	|| p[run] != '\r' || p[run + 1] != '\n')
-	return false;
-    if (c->dot && p[0] == '.') {
-	if (run == 1)
-	    return false;		/* "." alone: the end (or a stray dot) */
-	p++;				/* unstuff: drop the first dot */
-	n--;
-    }
-    if (n > c->piece_max)
-	return false;
-    content_count(c, n);
-    c->lines++;
-    content_emit(c, QF_REC_LINE, p, n);
-    c->dot_seen = false;
-    c->prev_crlf = true;
-    return true;
-}
-
-/* content_bare - a CR or LF that is not part of CR LF */
-static void content_bare(struct smtpd_content *c, char ch)
-{
-    if (c->binary) {
-	content_text(c, &ch, 1);
-	return;
-    }
-    if (ch == '\n')
-	c->bare_lf = true;
-    else
-	c->bare_cr = true;
-    content_eol(c, false);
-}
-
-/* smtpd_content_feed - parse bytes */
-size_t smtpd_content_feed(struct smtpd_content *c, const char *data, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len && !c->done) {
-	char ch = data[i];
-
-	if (c->cr_pending) {
-	    c->cr_pending = false;
-	    if (ch == '\n') {
-		i++;
-		content_eol(c, true);
-		continue;
-	    }
-	    content_bare(c, '\r');
-	    continue;				/* ch again, as a new byte */
-	}
-	if (ch == '\r') {
-	    c->cr_pending = true;
-	    i++;
-	} else if (ch == '\n') {
-	    i++;
-	    content_bare(c, '\n');
-	} else {
-	    /* the run of ordinary bytes up to the next CR or LF */
-	    const char *start = data + i;
-	    const char *cr = memchr(start, '\r', len - i);
-	    size_t upto = cr ? (size_t) (cr - start) : len - i;
-	    const char *lf = memchr(start, '\n', upto);
-	    size_t run = lf ? (size_t) (lf - start) : upto;
-
-	    if (content_whole_line(c, start, run, len - i)) {
-		i += run + 2;
-		continue;
-	    }
-	    content_text(c, start, run);
-	    i += run;
-	}
-    }
-    return i;
-}
-
-/* smtpd_content_finish - end of BDAT input: flush the last line */
-void smtpd_content_finish(struct smtpd_content *c)
-{
-    if (c->done)
-	return;
-    if (c->cr_pending) {
-	c->cr_pending = false;
-	content_bare(c, '\r');
-    }
-    if (str_len(c->line) > 0 || c->in_cont || !c->at_bol) {
-	/* a last line without terminator: stored as a line */
-	c->lines++;
-	content_emit(c, QF_REC_LINE, str_cstr(c->line), str_len(c->line));
-	str_reset(c->line);
-    }
-    c->done = true;
-}
 
 /* ---------------------------------------------------------------- */
 /* Received: header.                                                */
@@ -366,7 +147,7 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
     str_appends(lines[1], smtpd_protocol_name(st));
     if (st->rcpt_count == 1) {
 	const char *rcpt = st->rcpts[0].address;
-	const char *at = strrchr(rcpt, '@');
+	const char *at = address_at(rcpt, strlen(rcpt));
 	struct str *ext = lines[2];
 	bool ok;
 
@@ -525,10 +306,11 @@ static bool data_open(struct smtpd_state *st, bool dot, bool binary)
 	return false;
     }
     st->cleanup = c;
-    smtpd_content_init(&st->content, dot, binary, st->reject_bare && !binary,
-		       (size_t) var_line_length_limit,
-		       var_message_size_limit > 0 ? (uint64_t) var_message_size_limit : 0,
-		       data_emit, st);
+    smtp_data_init(&st->content, (dot ? SMTP_DATA_DOT : 0) | (binary ? SMTP_DATA_BINARY : 0)
+		   | (st->reject_bare ? SMTP_DATA_REJECT_BARE : 0),
+		   (size_t) var_line_length_limit,
+		   var_message_size_limit > 0 ? (uint64_t) var_message_size_limit : 0,
+		   data_emit, st);
     st->content_open = true;
     return true;
 }
@@ -539,7 +321,7 @@ void smtpd_data_abort(struct smtpd_state *st)
     if (st->cleanup)
 	cleanup_client_abandon(&st->cleanup);
     if (st->content_open) {
-	smtpd_content_fini(&st->content);
+	smtp_data_fini(&st->content);
 	st->content_open = false;
     }
 }
@@ -547,7 +329,7 @@ void smtpd_data_abort(struct smtpd_state *st)
 /* content_notes - log what the parser saw that an operator should know */
 static void content_notes(struct smtpd_state *st)
 {
-    struct smtpd_content *c = &st->content;
+    struct smtp_data *c = &st->content;
 
     if (c->stray_dot)
 	msg_warn("possible SMTP smuggling attempt from %s: a \".\" line next to a bare line end "
@@ -560,7 +342,7 @@ static void content_notes(struct smtpd_state *st)
 /* data_end - the content is complete: have it queued and reply */
 static void data_end(struct smtpd_state *st)
 {
-    struct smtpd_content *c = &st->content;
+    struct smtp_data *c = &st->content;
     struct smtpd_reply_buf r;
     struct cleanup_result res;
     const char *err = "";
@@ -681,7 +463,7 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
 	    break;
 	}
 	bytes += str_len(line);
-	smtpd_content_feed(&st->content, str_cstr(line), str_len(line));
+	smtp_data_feed(&st->content, str_cstr(line), str_len(line));
 	if ((++nlines & 4095) == 0)
 	    server_watchdog_reset();
     }
@@ -719,6 +501,19 @@ static void bdat_fail(struct smtpd_state *st, enum smtpd_reply_id id)
     smtpd_reply_id_buf(id, &st->bdat_error);
 }
 
+/* smtpd_bdat_unfollowable - the chunk size is unknown, so the input
+ * cannot be followed: whatever comes next would be read as commands */
+void smtpd_bdat_unfollowable(struct smtpd_state *st)
+{
+    struct smtpd_reply_buf r;
+
+    smtpd_reply_id_buf(SR_BDAT_UNFOLLOWABLE, &r);
+    smtpd_reply_buf_send(st, &r);
+    smtpd_log_reject(st, "BDAT", &r, NULL);
+    smtpd_reset(st);
+    st->hangup = true;
+}
+
 /* smtpd_cmd_bdat - BDAT count [LAST] */
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 {
@@ -727,8 +522,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
     char buf[DATA_READ_CHUNK];
 
     if (!smtpd_bdat_parse(args, len, &count, &last)) {
-	/* the chunk size is unknown, so the input cannot be followed */
-	smtpd_reply_id(st, SR_SYNTAX_BDAT);
+	smtpd_bdat_unfollowable(st);
 	return;
     }
     if (!st->in_mail || st->rcpt_count == 0) {
@@ -762,16 +556,16 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 	}
 	left -= (uint64_t) n;
 	st->bdat_bytes += (uint64_t) n;
-	smtpd_content_feed(&st->content, buf, (size_t) n);
+	smtp_data_feed(&st->content, buf, (size_t) n);
     }
     server_watchdog_reset();
     if (last)
-	smtpd_content_finish(&st->content);
+	smtp_data_finish(&st->content);
     if (st->content.reject_bare && (st->content.bare_lf || st->content.bare_cr)) {
 	data_end(st);			/* 550 and disconnect */
 	return;
     }
-    if (smtpd_content_failed(&st->content)) {
+    if (smtp_data_failed(&st->content)) {
 	struct smtpd_reply_buf r;
 
 	bdat_fail(st, st->content.too_big ? SR_TOO_BIG : SR_QUEUE_WRITE);

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,21 +38,25 @@
 /* mail */
 #include "config.h"
 #include "server.h"
+#include "xtext.h"
 
 /* smtpd */
 #include "smtpd.h"
 
-/* smtpd_printable - client text made safe for a reply or a log line */
-void smtpd_printable(struct str *out, const char *text, size_t len, size_t max)
+/* smtpd_printable - client text made safe for a reply or a log line:
+ * control bytes and DEL become '?'; bytes of 0x80 and above too, except
+ * (utf8: for log lines) a complete, valid UTF-8 sequence, which is kept.
+ * Replies pass utf8 = false and so never echo a non-ASCII byte. */
+void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8)
 {
     size_t n = len < max ? len : max;
     size_t i = 0;
 
     /* copy runs of printable bytes in one append each */
     while (i < n) {
-	size_t j = i;
+	size_t j = i, seq = 0;
 
-	while (j < n && (unsigned char) text[j] >= 0x20 && (unsigned char) text[j] != 0x7f)
+	while (j < n && (unsigned char) text[j] >= 0x20 && (unsigned char) text[j] < 0x7f)
 	    j++;
 	if (j > i && !str_append(out, text + i, j - i)) {
 	    /* out is nearly full: as many bytes as still fit */
@@ -61,6 +66,14 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max)
 	}
 	if (j >= n)
 	    break;
+	if (utf8 && (unsigned char) text[j] >= 0x80)
+	    seq = utf8_seqlen((const unsigned char *) text + j, n - j);
+	if (seq > 1) {
+	    if (!str_append(out, text + j, seq))
+		break;
+	    i = j + seq;
+	    continue;
+	}
 	if (!str_appendc(out, '?'))
 	    break;
 	i = j + 1;
@@ -174,7 +187,7 @@ static void reply_write(struct smtpd_state *st, int code, char sep, const char *
     }
     /* replies are built from our texts and printable client text; make
      * sure no CR or LF can split one */
-    smtpd_printable(line, text, strlen(text), 900);
+    smtpd_printable(line, text, strlen(text), 900, false);
     if (msg_verbose)
 	msg_info("> %s: %s", st->namaddr, str_cstr(line));
     str_append(line, "\r\n", 2);
@@ -222,6 +235,13 @@ void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const c
     smtpd_reply_text(st, code, enhanced, text);
 }
 
+/* smtpd_reply_buf_send_uncounted - a prepared reply, not counted as an
+ * error (no error sleep either) */
+void smtpd_reply_buf_send_uncounted(struct smtpd_state *st, const struct smtpd_reply_buf *r)
+{
+    reply_write(st, r->code, ' ', r->enhanced[0] ? r->enhanced : NULL, r->text);
+}
+
 /* smtpd_reply_buf_send - a prepared reply */
 void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r)
 {
@@ -259,22 +279,22 @@ void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtp
     str_printf(text, "NOQUEUE: reject: %s from %s: %d ", cmd, st->namaddr, r->code);
     if (r->enhanced[0])
 	str_appendf(text, "%s ", r->enhanced);
-    smtpd_printable(text, r->text, strlen(r->text), 600);
+    smtpd_printable(text, r->text, strlen(r->text), 600, true);
     str_appends(text, ";");
     if (st->sender) {
 	str_appends(text, " from=<");
-	smtpd_printable(text, st->sender, strlen(st->sender), 300);
+	smtpd_printable(text, st->sender, strlen(st->sender), 300, true);
 	str_appends(text, ">");
     }
     if (rcpt) {
 	str_appends(text, " to=<");
-	smtpd_printable(text, rcpt, strlen(rcpt), 300);
+	smtpd_printable(text, rcpt, strlen(rcpt), 300, true);
 	str_appends(text, ">");
     }
     str_appendf(text, " proto=%s", smtpd_protocol_name(st));
     if (st->helo) {
 	str_appends(text, " helo=<");
-	smtpd_printable(text, st->helo, strlen(st->helo), SMTPD_ARG_SHOW);
+	smtpd_printable(text, st->helo, strlen(st->helo), SMTPD_ARG_SHOW, true);
 	str_appends(text, ">");
     }
     msg_info("%s", str_cstr(text));
@@ -332,7 +352,7 @@ static void pregreet_check(struct smtpd_state *st)
     if (n > 0) {
 	struct str *shown = str_new(128);
 
-	smtpd_printable(shown, buf, (size_t) n, sizeof(buf));
+	smtpd_printable(shown, buf, (size_t) n, sizeof(buf), true);
 	msg_info("improper command pipelining before greeting from %s: %s", st->namaddr,
 		 str_cstr(shown));
 	str_free(&shown);
@@ -407,6 +427,10 @@ void smtpd_session(struct stream *client)
 	}
 	st->commands_total++;
 	if (status == STREAM_TOOLONG) {
+	    if (str_len(line) >= 5 && strncasecmp(str_cstr(line), "BDAT ", 5) == 0) {
+		smtpd_bdat_unfollowable(st);	/* its chunk would run as commands */
+		break;
+	    }
 	    status = stream_skip_line(client);
 	    smtpd_reply_id(st, SR_LINE_TOO_LONG);
 	    st->where = "UNKNOWN";
@@ -428,7 +452,7 @@ void smtpd_session(struct stream *client)
 	if (msg_verbose) {
 	    struct str *shown = str_new(SMTPD_CMD_LINE_EXT + 8);
 
-	    smtpd_printable(shown, str_cstr(line), str_len(line), SMTPD_CMD_LINE_EXT);
+	    smtpd_printable(shown, str_cstr(line), str_len(line), SMTPD_CMD_LINE_EXT, true);
 	    msg_info("< %s: %s", st->namaddr, str_cstr(shown));
 	    str_free(&shown);
 	}
@@ -449,13 +473,16 @@ void smtpd_session(struct stream *client)
 	st->cmd_total[idx]++;
 	st->where = cmd->name;
 	if (!(cmd->flags & SMTPD_CMD_LONG) && str_len(line) + 2 > SMTPD_CMD_LINE_RFC) {
-	    smtpd_reply_id(st, SR_LINE_TOO_LONG);
+	    if (cmd->action == smtpd_cmd_bdat)
+		smtpd_bdat_unfollowable(st);
+	    else
+		smtpd_reply_id(st, SR_LINE_TOO_LONG);
 	    continue;
 	}
 	if (cmd->flags & SMTPD_CMD_FORBIDDEN) {
 	    struct str *shown = str_new(SMTPD_ARG_SHOW + 8);
 
-	    smtpd_printable(shown, str_cstr(line), str_len(line), SMTPD_ARG_SHOW);
+	    smtpd_printable(shown, str_cstr(line), str_len(line), SMTPD_ARG_SHOW, true);
 	    msg_warn("non-SMTP command from %s: %s", st->namaddr, str_cstr(shown));
 	    str_free(&shown);
 	    smtpd_reply_id(st, SR_NON_SMTP);

@@ -42,7 +42,6 @@ static const struct smtpd_reply_def smtpd_replies[SR_COUNT] = {
     {SR_SYNTAX_MAIL, 501, "5.5.4", "Syntax: MAIL FROM:<address>", false},
     {SR_SYNTAX_RCPT, 501, "5.5.4", "Syntax: RCPT TO:<address>", false},
     {SR_SYNTAX_DATA, 501, "5.5.4", "Syntax: DATA", false},
-    {SR_SYNTAX_BDAT, 501, "5.5.4", "Syntax: BDAT count [LAST]", false},
     {SR_SYNTAX_RSET, 501, "5.5.4", "Syntax: RSET", false},
     {SR_SYNTAX_QUIT, 501, "5.5.4", "Syntax: QUIT", false},
     {SR_SYNTAX_VRFY, 501, "5.5.4", "Syntax: VRFY address", false},
@@ -55,6 +54,7 @@ static const struct smtpd_reply_def smtpd_replies[SR_COUNT] = {
     {SR_BARE_CR, 550, "5.5.2", "Error: bare <CR> received", false},
     {SR_QUEUE_WRITE, 451, "4.3.0", "Error: queue file write error", false},
     {SR_NON_SMTP, 221, "2.7.0", "Error: non-SMTP command", false},
+    {SR_BDAT_UNFOLLOWABLE, 421, "4.5.4", "%s Error: invalid BDAT chunk size, closing connection", true},
 };
 
 /* smtpd_reply_def - the row for id (the table is indexed by id) */

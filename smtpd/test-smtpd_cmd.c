@@ -51,7 +51,12 @@ static const struct {
     {"123 last", true, 123, true},
     {"10  LAST", true, 10, true},
     {"9999999999999999999", true, 9999999999999999999ull, false},
-    {"99999999999999999999", false, 0, false},	/* 20 digits */
+    {"99999999999999999999", false, 0, false},	/* above 2^64 - 1 */
+    {"18446744073709551615", true, 18446744073709551615ull, false},
+    {"18446744073709551616", false, 0, false},
+    {"0000000000000000000014 LAST", true, 14, true},	/* RFC 3030 allows zeros */
+    {"00000000000000000000000000000000000000000000000000000000000000007", true, 7, false},
+    {"00", true, 0, false},
     {"", false, 0, false},
     {"LAST", false, 0, false},
     {"-1", false, 0, false},

@@ -345,6 +345,28 @@ def test_hopcount_limit(cleanup):
     assert cleanup.incoming() == [reply["queue_id"]]
 
 
+def test_line_break_inside_content_record_refused(cleanup):
+    """Audit issue 7 item 1: a content record never holds a line feed.
+    Headers hidden behind one would escape the hop count, Bcc removal and
+    the Delivered-To loop check; the request is refused."""
+    hidden = "X-A: 1" + "\nReceived: from x by y" * 60
+    for recs in (simple_message(headers=[hidden]),
+                 simple_message(headers=["Subject: a\nBcc: hidden@example.test"]),
+                 simple_message(body=["hello\nFrom evil@attacker.example Thu Jan  1 00:00:00 2026"]),
+                 simple_message(body=[]).replace(record("X"), record("C", "a\nb") + record("L", "c")
+                                                 + record("X"))):
+        c = cleanup.client()
+        reply = c.message(recs, flags=FLAG_LOCAL)
+        assert reply["status"] == STAT_BAD, (recs, reply)
+        c.close()
+    assert cleanup.incoming() == []
+    # a bare CR is not a line break: kept (sendmail passes it on)
+    c = cleanup.client()
+    reply = c.message(simple_message(body=["a\rb"]))
+    assert reply["status"] == 0, reply
+    c.close()
+
+
 def test_oversized_header_passed_on_unparsed(cleanup):
     cleanup.inst.set_main(header_size_limit=2000)
     cleanup.inst.reload()

@@ -219,14 +219,19 @@ def test_postdrop_closed_stdio(drop):
     assert drop.files() == []
 
 
+def reply_codes(res):
+    """The -bs output and the codes of its final reply lines."""
+    out = res.stdout.decode()
+    return out, [l[:3] for l in out.split("\r\n") if l and l[3] == " "]
+
+
 def test_smtp_mode(drop):
     dialogue = (b"EHLO client\r\nMAIL FROM:<s@x.test> RET=HDRS ENVID=e1\r\n"
                 b"RCPT TO:<r@x.test> NOTIFY=SUCCESS\r\nRCPT TO:<local>\r\nRCPT TO:<bad@@x>\r\n"
                 b"DATA\r\nSubject: t\r\n\r\n..dot\r\n.\r\nNOOP\r\nRSET\r\nDATA\r\nBOGUS\r\nQUIT\r\n")
     res = drop.run("-bs", input=dialogue)
     assert res.returncode == 0, res.stderr
-    out = res.stdout.decode()
-    codes = [l[:3] for l in out.split("\r\n") if l and l[3] == " "]
+    out, codes = reply_codes(res)
     assert codes == ["220", "250", "250", "250", "250", "501", "354", "250", "250", "250",
                      "503", "502", "221"], out
     assert "250-DSN" in out and "250-PIPELINING" in out
@@ -236,6 +241,49 @@ def test_smtp_mode(drop):
     assert [d for t, d in recs if t == "R"] == [b"r@x.test", b"local"]
     assert ("N", b"success") in recs
     assert content(recs) == [b"Subject: t", b"", b".dot"]
+
+
+@pytest.mark.parametrize("eod", [b"\n.\n", b"\n.\r\n", b"\r\n.\n"])
+def test_smtp_mode_smuggling(drop, eod):
+    """Audit issue 7 item 8: sendmail -bs ends DATA only at CR LF . CR LF
+    (smtpd's rule, lib/mail/smtp_data.c): each smuggling sequence leaves
+    one message whose body holds the would-be second message as text."""
+    smuggled = (b"MAIL FROM:<admin@x.test>\r\nRCPT TO:<victim@x.test>\r\nDATA\r\n"
+                b"Subject: smuggled\r\n\r\nforged\r\n")
+    dialogue = (b"EHLO client\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\n"
+                b"Subject: one\r\n\r\nbody" + eod + smuggled + b".\r\nQUIT\r\n")
+    res = drop.run("-bs", input=dialogue)
+    assert res.returncode == 0, res.stderr
+    out, codes = reply_codes(res)
+    assert codes == ["220", "250", "250", "250", "354", "250", "221"], out
+    recs = drop.only_file()
+    assert [d for t, d in recs if t == "R"] == [b"r@x.test"]
+    lines = content(recs)
+    assert lines[:3] == [b"Subject: one", b"", b"body"]
+    assert b"." in lines and b"Subject: smuggled" in lines and b"forged" in lines, lines
+    assert all(b"\n" not in l and b"\r" not in l for l in lines), lines
+
+
+def test_smtp_mode_bare_newline_reject(drop):
+    """smtpd_forbid_bare_newline = reject applies to sendmail -bs too."""
+    drop.inst.set_main(smtpd_forbid_bare_newline="reject")
+    dialogue = (b"EHLO client\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<r@x.test>\r\nDATA\r\n"
+                b"Subject: one\r\n\r\nbody\n.\nRSET\r\n.\r\nNOOP\r\n")
+    res = drop.run("-bs", input=dialogue)
+    out, codes = reply_codes(res)
+    assert codes == ["220", "250", "250", "250", "354", "550"], out
+    assert "550 5.5.2 Error: bare <LF> received" in out
+    assert drop.files() == []
+
+
+def test_smtp_mode_unqualified_name_with_at(drop):
+    """A quoted unqualified name holding "@" is refused: later its "@"
+    would be taken for the domain's (docs/addresses.md)."""
+    dialogue = (b"EHLO client\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<\"x@evil.example\">\r\n"
+                b"RCPT TO:<\"a b\">\r\nQUIT\r\n")
+    res = drop.run("-bs", input=dialogue)
+    out, codes = reply_codes(res)
+    assert codes == ["220", "250", "250", "501", "250", "221"], out
 
 
 def test_mailq_and_newaliases_names(drop):

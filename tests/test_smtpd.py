@@ -401,7 +401,6 @@ def test_bad_sequences_and_syntax(smtp_env):
     s.expect("EXPN staff", 502, r"^5\.5\.1")
     s.expect("ETRN example.test", 502, r"^5\.5\.1")
     s.expect("STARTTLS", 502, r"^5\.5\.1")
-    s.expect("BDAT x", 501, r"^5\.5\.4 Syntax: BDAT count \[LAST\]")
     s.send("BDAT 3\r\nabc")
     code, texts = s.reply()
     assert code == 503 and "need MAIL" in texts[0]
@@ -559,7 +558,10 @@ def test_binarymime(smtp_env):
     assert s.reply()[0] == 250
     [msg] = smtp_env.cleanup_service.complete()
     assert attrs(msg)["body"] == "BINARYMIME"
-    assert content_lines(msg)[-1] == b"\x00\x01\n\x02\r\x03"
+    # bare CR and LF are no error with BINARYMIME, but a queue record never
+    # holds a line break (docs/smtpd.md): they end lines like CR LF
+    assert content_lines(msg)[-3:] == [b"\x00\x01", b"\x02", b"\x03"]
+    assert not any(b"\n" in d or b"\r" in d for t, d in msg["records"] if t in "LC")
 
 
 def test_size_limits(smtp_env):
@@ -958,3 +960,110 @@ def test_peername_lookup_through_master(smtp_env):
     except OSError:
         confirmed = False
     assert m.group(1) == (name if confirmed else "unknown")
+
+
+# -- audit issue 7 ---------------------------------------------------------------------
+def test_8bit_bytes_never_echoed(smtp_env):
+    """Bytes of 0x80 and above from the client are '?' in replies; log
+    lines keep valid UTF-8 and show the rest as '?'."""
+    s = smtp_env.session("smtpd_hard_error_limit=100")
+    s.start()
+    s.send(b"EHLO \xff\xfe.example\r\n")
+    line = s.readline()
+    assert line.startswith(b"501 5.5.2 <??.example>: Helo command rejected"), line
+    s.send("EHLO caf\u00e9.example\r\n".encode())   # accepted: a U-label
+    code, texts = s.reply()
+    assert code == 250 and texts[0] == "mail.example.test", texts
+    s.expect("MAIL FROM:<j\u00f6rg@remote.example> SMTPUTF8", 250)
+    s.send("RCPT TO:<n\u00f6body@example.test>\r\n".encode())
+    line = s.readline()
+    assert line.startswith(b"550 5.1.1 <n??body@example.test>"), line
+    s.expect("QUIT", 221)
+    s.close()
+    log = smtp_env.maillog.read_bytes()
+    assert b"\xff" not in log and b"\xfe" not in log
+    assert b"reject: EHLO from localhost[127.0.0.1]: 501 5.5.2 <??.example>" in log
+    # the log keeps valid UTF-8 (the sender and recipient as parsed)
+    assert ("from=<j\u00f6rg@remote.example> to=<n\u00f6body@example.test> proto=UTF8SMTP "
+            "helo=<caf\u00e9.example>").encode() in log
+
+
+def test_bdat_size_with_leading_zeros(smtp_env):
+    """RFC 3030 allows leading zeros: the 14 chunk bytes are content, not
+    commands."""
+    s = smtp_env.session()
+    s.start()
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    s.expect("RCPT TO:<alice@example.test>", 250)
+    s.send(b"BDAT 0000000000000000000014 LAST\r\nRSET\r\nVRFY x\r\n")
+    code, texts = s.reply()
+    assert code == 250 and "queued as" in texts[0], texts
+    s.expect("QUIT", 221)
+    [msg] = smtp_env.cleanup_service.complete()
+    assert content_lines(msg)[-2:] == [b"RSET", b"VRFY x"]
+
+
+@pytest.mark.parametrize("cmd", [b"BDAT 14x LAST", b"BDAT 99999999999999999999999 LAST",
+                                 b"BDAT -14 LAST", b"BDAT 14 LAST junk",
+                                 b"BDAT 14 " + b"0" * 600])
+def test_bdat_unfollowable_size_ends_session(smtp_env, cmd):
+    """A BDAT whose size cannot be honoured ends the session: otherwise the
+    chunk bytes would run as commands."""
+    s = smtp_env.session()
+    s.start()
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    s.expect("RCPT TO:<alice@example.test>", 250)
+    s.send(cmd + b"\r\nRSET\r\nVRFY x\r\n")
+    code, texts = s.reply()
+    assert code == 421 and texts[0].startswith("4.5.4 "), (code, texts)
+    assert s.at_eof()
+    assert not smtp_env.cleanup_service.complete()
+
+
+def test_recipient_overshoot_pipelined(smtp_env):
+    """1,100 pipelined RCPTs with the limit at 1000: 452 for the last 100,
+    no disconnect, and the transaction with 1000 recipients is queued."""
+    s = smtp_env.session()
+    s.start()
+    rcpts = b"".join(b"RCPT TO:<alice@example.test>\r\n" for _ in range(1100))
+    s.send(b"MAIL FROM:<a@remote.example>\r\n" + rcpts + b"DATA\r\n")
+    codes = [s.reply()[0] for _ in range(1102)]
+    assert codes[0] == 250
+    assert codes[1:1001] == [250] * 1000
+    assert codes[1001:1101] == [452] * 100
+    assert codes[1101] == 354
+    s.send(b"Subject: many\r\n\r\nhi\r\n.\r\n")
+    code, texts = s.reply()
+    assert code == 250 and "queued as" in texts[0], (code, texts)
+    s.expect("QUIT", 221)
+    [msg] = smtp_env.cleanup_service.complete()
+    assert sum(1 for t, _ in msg["records"] if t == "R") == 1000
+
+
+def test_recipient_overshoot_limit(smtp_env):
+    """Past smtpd_recipient_overshoot_limit, excess RCPTs count as errors."""
+    s = smtp_env.session("smtpd_recipient_limit=2", "smtpd_recipient_overshoot_limit=3",
+                         "smtpd_hard_error_limit=2")
+    s.start()
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    for _ in range(2):
+        s.expect("RCPT TO:<alice@example.test>", 250)
+    for _ in range(3):
+        s.expect("RCPT TO:<alice@example.test>", 452, r"^4\.5\.3")
+    s.expect("RCPT TO:<alice@example.test>", 452)   # error 1
+    s.send("RCPT TO:<alice@example.test>\r\n")        # error 2
+    assert s.reply()[0] == 452
+    code, texts = s.reply()
+    assert code == 421 and "too many errors" in texts[0]
+
+
+def test_address_literal_with_at_refused(smtp_env):
+    """An "@" inside an address literal is refused (501 5.1.3): the domain
+    of an address is what follows its last "@", everywhere."""
+    s = smtp_env.session("mynetworks=127.0.0.0/8")
+    s.start()
+    s.expect("MAIL FROM:<a@[t:b@localhost]>", 501, r"^5\.1\.7 Bad address syntax: invalid address literal")
+    s.expect("MAIL FROM:<a@remote.example>", 250)
+    s.expect("RCPT TO:<x@[t:y@localhost]>", 501, r"^5\.1\.3 Bad address syntax: invalid address literal")
+    s.expect("RCPT TO:<\"x@y\"@example.test>", 550)      # local part "x@y", domain ours
+    s.expect("QUIT", 221)

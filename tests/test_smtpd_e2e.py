@@ -246,3 +246,43 @@ def test_cleanup_connection_kept_across_sessions_then_released(mail):
     time.sleep(2.5)
     assert all(not socks for socks in _smtpd_kept_sockets(mail).values())
     assert mail.count_log(r"warning|fatal|panic", since=mark) == 0, mail.log_text()
+
+
+def test_binarymime_cannot_forge_mbox_messages(mail):
+    """Audit issue 7 item 1: bare LF inside BDAT BODY=BINARYMIME content is
+    a line end like any other, so an mbox gets one "From " separator and
+    the forged one is quoted; headers behind a bare LF are real headers
+    (here: Received: lines that count toward hopcount_limit)."""
+    with open(mail.etc / "vmailbox", "a") as f:
+        f.write("dave@example.test example.test/dave.mbox\n")
+    mail.build_maps()
+    mail.start()
+    forged = (b"Subject: real\r\n\r\nhello\n"
+              b"From evil@attacker.example Thu Jan  1 00:00:00 2026\n"
+              b"From: ceo@victim.example\nSubject: forged message\n\nsend money\r\n")
+    hidden_hops = b"X-A: 1" + b"\nReceived: from x by y" * 60 + b"\r\n\r\nbody\r\n"
+    sock, f = raw_session(mail.smtp_port)
+    sock.sendall(b"EHLO client.example\r\n")
+    assert read_reply(f)[0] == 250
+    for body in (forged, hidden_hops):
+        sock.sendall(b"MAIL FROM:<a@b.example> BODY=BINARYMIME\r\nRCPT TO:<dave@example.test>\r\n"
+                     + b"BDAT %d LAST\r\n" % len(body) + body)
+        assert [read_reply(f)[0] for _ in range(2)] == [250, 250]
+        code, lines = read_reply(f)
+        if body is forged:
+            assert code == 250, lines
+        else:
+            assert code == 554 and lines[0].startswith(b"554 5.4.6"), lines
+    sock.sendall(b"QUIT\r\n")
+    read_reply(f)
+    sock.close()
+    mbox = mail.mailroot / "example.test" / "dave.mbox"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (mbox.exists() and b"send money" in mbox.read_bytes()):
+        time.sleep(0.05)
+    text = mbox.read_bytes()
+    assert b"send money" in text, mail.log_text()[-3000:]
+    assert [l for l in text.split(b"\n") if l.startswith(b"From ")] == \
+        [text.split(b"\n", 1)[0]], text
+    assert b"\n>From evil@attacker.example Thu Jan  1 00:00:00 2026\nFrom: ceo@victim.example\n" \
+        in text, text

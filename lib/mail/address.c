@@ -337,7 +337,9 @@ static enum address_error literal_check(const char *p, size_t len)
     for (i = tag_len + 1; i < len; i++) {
 	unsigned char c = (unsigned char) p[i];
 
-	if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']')
+	/* dcontent (RFC 5321 4.1.3) would allow "@"; refused, so that the
+	 * domain of every address is what follows its last "@" */
+	if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' || c == '@')
 	    return ADDR_ERR_LITERAL;
     }
     return ADDR_OK;
@@ -607,6 +609,12 @@ bool address_external(struct str *out, const struct address *addr)
 bool valid_domain(const char *name, size_t len, unsigned flags)
 {
     return domain_check(name, len, flags) == ADDR_OK;
+}
+
+/* address_at - the separating "@" of an internal-form address */
+const char *address_at(const char *addr, size_t len)
+{
+    return memrchr(addr, '@', len);
 }
 
 /* valid_literal - an address literal with brackets */

@@ -150,6 +150,12 @@ bool valid_hostname(const char *name, size_t len, unsigned flags);
 bool valid_domain(const char *name, size_t len, unsigned flags);
 bool valid_literal(const char *lit, size_t len);
 bool valid_localpart(const char *local, size_t len, unsigned flags);
+/* address_at - the "@" that separates the local part from the domain in
+ * addr[0..len), an address in the internal form (local part unquoted, so
+ * it may hold "@"): the last one, since no domain that address_parse
+ * accepts holds one (docs/addresses.md); NULL if there is none. The one
+ * definition of "the domain of an address" for every program. */
+const char *address_at(const char *addr, size_t len);
 /* domain_is_fqdn - at least two labels (no check of validity) */
 bool domain_is_fqdn(const char *domain);
 

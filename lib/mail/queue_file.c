@@ -268,14 +268,22 @@ static const char *qf_past_end(char *what, size_t size, int type, size_t len)
     return what;
 }
 
-/* qf_check_nul - no NUL in a record other than content lines */
-static int qf_check_nul(int type, const struct str *data, long long at, const char **error_r)
+/* qf_check_bytes - no NUL in a record other than content lines, and no
+ * line feed in a content line: a content record is (a piece of) one line,
+ * so that every reader sees the same lines (an LF inside a record would
+ * hide a header from cleanup and a "From " line from the mbox writer) */
+static int qf_check_bytes(int type, const struct str *data, long long at, const char **error_r)
 {
     char show[8];
 
-    if (type != QF_REC_LINE && type != QF_REC_CONT && memchr(data->data, 0, data->len) != NULL)
-	return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
-			qf_type_show(show, sizeof(show), type), at);
+    if (type != QF_REC_LINE && type != QF_REC_CONT) {
+	if (memchr(data->data, 0, data->len) != NULL)
+	    return qf_error(error_r, "corrupt queue file: NUL byte in record %s at offset %lld",
+			    qf_type_show(show, sizeof(show), type), at);
+    } else if (memchr(data->data, '\n', data->len) != NULL) {
+	return qf_error(error_r, "corrupt queue file: line feed inside content record %s "
+			"at offset %lld", qf_type_show(show, sizeof(show), type), at);
+    }
     return 0;
 }
 
@@ -314,7 +322,7 @@ int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
     }
     data->len = len;
     data->data[len] = 0;
-    if (qf_check_nul(c, data, (long long) at, error_r) < 0)
+    if (qf_check_bytes(c, data, (long long) at, error_r) < 0)
 	return -1;
     r->offset = at + QF_HEADER_SIZE + (off_t) len;
     *type = c;
@@ -447,7 +455,7 @@ static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t ma
 	memcpy(data->data, p + QF_HEADER_SIZE, len);
     data->len = len;
     data->data[len] = 0;
-    if (qf_check_nul(c, data, (long long) at, error_r) < 0)
+    if (qf_check_bytes(c, data, (long long) at, error_r) < 0)
 	return -1;
     src->pos = at + QF_HEADER_SIZE + len;
     *type = c;

@@ -31,7 +31,9 @@
  *     'A' 'O' 'N' 'R' 'D' as above
  *     'E' end        the file is complete; empty data; nothing follows
  *
- * Only L and C records may contain NUL bytes. Each reader passes the
+ * Only L and C records may contain NUL bytes, and they never contain a
+ * line feed (one record is one line or a piece of one; qf_get and
+ * qf_scan refuse an LF there as corruption). Each reader passes the
  * set of types allowed where it is (QF_TYPES_*); any other type is a
  * "corrupt queue file" error naming the byte offset. Untrusted producers
  * (pickup reading maildrop/) use the smaller QF_TYPES_UNTRUSTED_* sets.

@@ -608,7 +608,7 @@ static void rs_parts_fini(struct rs_parts *p)
 /* rs_split - split at the last "@"; false if too long */
 static bool rs_split(const char *address, struct rs_parts *p)
 {
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
 
     if (at) {
 	if (!str_setn(&p->local, address, (size_t) (at - address))
@@ -693,7 +693,7 @@ static int rs_lookup_address(struct rs_tables *ts, const char *address, bool cat
  * user@domain, then (local domains only) user+ext and user, then @domain */
 int resolve_lookup_virtual_alias(const char *address, struct str *value, const char **error_r)
 {
-    const char *at = strrchr(address, '@');
+    const char *at = address_at(address, strlen(address));
     int bare;
 
     rs_check_ready();

@@ -286,6 +286,12 @@ static const struct acase cases[] = {
     BAD("<user@[tag:a b]>", R, LITERAL),
     BAD("<user@[tag:a\\b]>", R, LITERAL),
     BAD("<user@[t_g:ab]>", R, LITERAL),
+    /* "@" in a literal: RFC 5321 dcontent allows it, but then "the domain
+     * is after the last @" would not hold (docs/addresses.md) */
+    BAD("<x@[t:y@localhost]>", R, LITERAL),
+    BAD("<x@[t:@]>", R, LITERAL),
+    BAD("<\"a@b\"@[t:y@z]>", R, LITERAL),
+    OK("<\"a@b\"@[t:yz]>", R, "a@b", "[t:yz]", F_LIT | F_Q, ""),
     /* 8-bit and SMTPUTF8 */
     BAD("<j\xc3\xb6rg@example.com>", R, 8BIT),
     BAD("<j\xc3\xb6rg@example.com>", M, 8BIT),
@@ -766,6 +772,54 @@ int main(void)
 
 	unit_assert_streq_idx(valid_localpart(c->in, strlen(c->in), c->flags) ? "valid" : "invalid",
 			      c->valid ? "valid" : "invalid", i);
+    }
+    unit_end();
+
+    unit_begin("address_at: the @ before the domain, for every user");
+    {
+	static const struct {
+	    const char *addr;
+	    long at;		/* offset of the separating @, -1 none */
+	} at_cases[] = {
+	    {"user@example.com", 4},
+	    {"a@b@example.com", 3},		/* from "a@b"@example.com */
+	    {"postmaster", -1},
+	    {"", -1},
+	    {"@example.com", 0},
+	    {"user@", 4},
+	    {"x@[t:yz]", 1},
+	};
+
+	for (size_t k = 0; k < sizeof(at_cases) / sizeof(at_cases[0]); k++) {
+	    const char *a = at_cases[k].addr;
+	    const char *at = address_at(a, strlen(a));
+
+	    unit_assert_idx(at_cases[k].at < 0 ? at == NULL : at == a + at_cases[k].at, k);
+	}
+	/* only the first len bytes count */
+	unit_assert(address_at("ab@c", 2) == NULL);
+	/* what the parser accepts, address_at splits back the same way */
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+	    struct address addr;
+	    struct str *internal;
+	    const char *at;
+
+	    memset(&addr, 0, sizeof(addr));
+	    if (address_parse(cases[k].in, cases[k].len ? cases[k].len : strlen(cases[k].in),
+			      cases[k].pflags, NULL, &addr) != ADDR_OK
+		|| *addr.domain == 0) {
+		address_fini(&addr);
+		continue;
+	    }
+	    internal = str_new(1024);
+	    str_appends(internal, addr.localpart);
+	    str_appendc(internal, '@');
+	    str_appends(internal, addr.domain);
+	    at = address_at(str_cstr(internal), str_len(internal));
+	    unit_assert_idx(at != NULL && strcmp(at + 1, addr.domain) == 0, k);
+	    str_free(&internal);
+	    address_fini(&addr);
+	}
     }
     unit_end();
 

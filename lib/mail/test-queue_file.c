@@ -362,6 +362,8 @@ int main(void)
 	    {"empty recipient", "empty recipient at offset 81"},
 	    {"end with data", "end record with data"},
 	    {"second version", "unexpected record type 'V' at offset 81"},
+	    {"line feed in a line", "line feed inside content record 'L' at offset 86"},
+	    {"line feed in a piece", "line feed inside content record 'C' at offset 86"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -423,6 +425,12 @@ int main(void)
 		    str_append(bytes, "L\0\040\0\0abc", 8);
 		else if (strcmp(name, "continued line at xend") == 0)
 		    qf_encode(bytes, 'C', "", 0);
+		else if (strcmp(name, "line feed in a line") == 0)
+		    qf_encode(bytes, 'L', "x\nFrom y", 8);
+		else if (strcmp(name, "line feed in a piece") == 0) {
+		    qf_encode(bytes, 'C', "x\n", 2);
+		    qf_encode(bytes, 'L', "y", 1);
+		}
 		qf_encode(bytes, 'X', "", 0);
 		qf_encode(bytes, 'E', strcmp(name, "end with data") == 0 ? "x" : "", strcmp(name, "end with data") == 0);
 	    }

@@ -28,6 +28,7 @@
 #include "stream.h"
 
 /* Mail library. */
+#include "address.h"
 #include "config.h"
 #include "maildrop.h"
 #include "queue_file.h"
@@ -315,7 +316,7 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	struct str *addr = str_new(STR_MAX_DEFAULT);
 
 	str_appends(addr, env->sender);
-	if (*env->sender && strchr(env->sender, '@') == NULL) {
+	if (*env->sender && address_at(env->sender, strlen(env->sender)) == NULL) {
 	    str_appendc(addr, '@');
 	    str_appends(addr, sm_config("myorigin"));
 	}
@@ -343,7 +344,6 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	msg_fatal_status(EX_DATAERR, "message too large: more than %lld bytes (message_size_limit)",
 			 sm_size_limit());
     case SM_COPY_READ_ERROR:
-    case SM_COPY_EOF:
 	sm_drop_abort(&drop);
 	msg_fatal_status(EX_IOERR, "error reading the message from standard input: %m");
     case SM_COPY_WRITE_ERROR:

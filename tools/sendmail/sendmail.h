@@ -88,15 +88,13 @@ struct sm_source {
 };
 
 void sm_source_fd(struct sm_source *src, int fd);
-void sm_source_stream(struct sm_source *src, struct stream *stream);
+void sm_source_stream(struct sm_source *src, struct stream *stream);	/* tests */
 void sm_source_fini(struct sm_source *src);
 
 #define SM_COPY_DOT	(1 << 0)	/* a line "." alone ends the message */
-#define SM_COPY_UNSTUFF	(1 << 1)	/* SMTP: remove a leading "." (after DOT) */
 
 enum sm_copy_status {
     SM_COPY_OK,			/* to the end (EOF, or the "." line) */
-    SM_COPY_EOF,		/* SMTP: input ended before the "." line */
     SM_COPY_READ_ERROR,		/* reading failed or timed out */
     SM_COPY_WRITE_ERROR,	/* writing the records failed */
     SM_COPY_TOO_BIG,		/* more than the size limit (rest skipped) */

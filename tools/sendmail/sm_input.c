@@ -35,7 +35,8 @@ void sm_source_fd(struct sm_source *src, int fd)
     src->buf = mem_alloc(SM_SOURCE_BLOCK);
 }
 
-/* sm_source_stream - lines from a stream (-bs: the SMTP dialogue) */
+/* sm_source_stream - lines from a stream (the unit test compares it with
+ * the descriptor reader) */
 void sm_source_stream(struct sm_source *src, struct stream *stream)
 {
     memset(src, 0, sizeof(*src));
@@ -195,8 +196,6 @@ enum sm_copy_status sm_copy_message(struct sm_source *in, struct stream *out, in
 		    sm_emit(&cp, QF_REC_CONT, "\r", 1);
 		sm_emit(&cp, QF_REC_LINE, "", 0);
 	    }
-	    if (flags & SM_COPY_UNSTUFF)
-		result = SM_COPY_EOF;
 	    break;
 	}
 	if (st != STREAM_OK && st != STREAM_TOOLONG) {
@@ -210,10 +209,6 @@ enum sm_copy_status sm_copy_message(struct sm_source *in, struct stream *out, in
 	    len--;
 	    if (len > 0 && data[len - 1] == '\r')
 		len--;
-	} else if (complete && (flags & SM_COPY_UNSTUFF)) {
-	    /* SMTP input ended in the middle of a line */
-	    result = SM_COPY_EOF;
-	    break;
 	}
 	if (pending_cr) {
 	    pending_cr = false;
@@ -227,10 +222,6 @@ enum sm_copy_status sm_copy_message(struct sm_source *in, struct stream *out, in
 	if (line_start) {
 	    if ((flags & SM_COPY_DOT) && complete && len == 1 && data[0] == '.')
 		break;
-	    if ((flags & SM_COPY_UNSTUFF) && len > 0 && data[0] == '.') {
-		data++;
-		len--;
-	    }
 	    if (in_header) {
 		if (complete && len == 0)
 		    in_header = false;

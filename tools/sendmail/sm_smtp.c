@@ -6,7 +6,9 @@
  * RSET, NOOP, VRFY (252), HELP and QUIT; PIPELINING works because
  * replies are flushed only before a read would block. Addresses go
  * through the same parser as smtpd (address.h), but an unqualified local
- * name is accepted (cleanup qualifies it with $myorigin). */
+ * name is accepted (cleanup qualifies it with $myorigin). The DATA text
+ * goes through smtpd's content parser (smtp_data.h): the same end of
+ * data (CR LF . CR LF only), unstuffing and smtpd_forbid_bare_newline. */
 
 /* System library. */
 #include <stdarg.h>
@@ -25,6 +27,8 @@
 #include "address.h"
 #include "config.h"
 #include "maildrop.h"
+#include "queue_file.h"
+#include "smtp_data.h"
 #include "smtp_params.h"
 
 /* This program. */
@@ -34,6 +38,7 @@
 #define SM_SMTP_ERROR_LIMIT	20	/* then 421 */
 #define SM_SMTP_RCPT_LIMIT	1000	/* then 452 4.5.3 */
 #define SM_SMTP_TIMEOUT_MS	(300 * 1000)
+#define SM_SMTP_DATA_LINE_MAX	(MAILDROP_LINE_CHUNK + 2)	/* read at once */
 #define SM_SMTP_EXT		(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_DSN)
 
 struct sm_session {
@@ -45,6 +50,7 @@ struct sm_session {
     char *envid;
     int errors;
     bool quit;
+    bool reject_bare;		/* smtpd_forbid_bare_newline = reject */
 };
 
 /* sm_reply - one reply line (flushed before the next read blocks) */
@@ -108,7 +114,10 @@ static bool sm_path(const char *arg, unsigned flags, enum address_role role, cha
 	} else {
 	    end = p + strcspn(p, " ");
 	}
-	if (end && end > p && valid_localpart(p, (size_t) (end - p), 0)) {
+	/* an "@" in a quoted local name would be read as a domain later
+	 * (address_at: the domain follows the last "@"): not unqualified */
+	if (end && end > p && valid_localpart(p, (size_t) (end - p), 0)
+	    && memchr(p, '@', (size_t) (end - p)) == NULL) {
 	    *addr_r = mem_strndup(p, (size_t) (end - p));
 	    if (*end == '>')
 		end++;
@@ -266,14 +275,42 @@ static void sm_cmd_rcpt(struct sm_session *s, const char *cmd, const char *arg)
     sm_reply(s, "250 2.1.5 Ok");
 }
 
+/* sm_data_emit - a content record to postdrop (nothing if it failed) */
+static int sm_data_emit(void *ctx, int type, const char *data, size_t len)
+{
+    struct stream *out = ctx;
+
+    return out ? qf_put(out, type, data, len) : 0;
+}
+
+/* sm_data_read - the DATA lines through smtpd's content parser
+ * (smtp_data.c: the same end of data, unstuffing and bare CR/LF rules);
+ * false if the input ended or failed before the end of data */
+static bool sm_data_read(struct sm_session *s, struct smtp_data *c)
+{
+    struct str *line = str_new(SM_SMTP_DATA_LINE_MAX);
+
+    while (!c->done) {
+	enum stream_status st = stream_getline(s->in, line, SM_SMTP_DATA_LINE_MAX);
+
+	if (st != STREAM_OK && st != STREAM_TOOLONG)
+	    break;
+	/* a final unterminated line at EOF is not the end of data */
+	if (st == STREAM_OK && (line->len == 0 || line->data[line->len - 1] != '\n'))
+	    break;
+	(void) smtp_data_feed(c, line->data, line->len);
+    }
+    str_free(&line);
+    return c->done;
+}
+
 /* sm_cmd_data - DATA: the message, then postdrop's verdict */
 static void sm_cmd_data(struct sm_session *s, const char *cmd, const char *arg)
 {
     static const struct mail_reply no_rcpt = {503, "5.5.1", "Error: need RCPT command"};
     static const struct mail_reply syntax = {501, "5.5.4", "Syntax: DATA"};
-    struct sm_source src;
+    struct smtp_data c;
     struct sm_drop *drop;
-    enum sm_copy_status st;
     int status;
 
     (void) cmd;
@@ -292,20 +329,31 @@ static void sm_cmd_data(struct sm_session *s, const char *cmd, const char *arg)
 	sm_drop_abort(&drop);
 	drop = NULL;
     }
-    sm_source_stream(&src, s->in);
-    st = sm_copy_message(&src, drop ? sm_drop_stream(drop) : NULL,
-			 SM_COPY_DOT | SM_COPY_UNSTUFF, s->size_limit, NULL, NULL);
-    sm_source_fini(&src);
-    if (st == SM_COPY_EOF || st == SM_COPY_READ_ERROR) {
+    smtp_data_init(&c, SMTP_DATA_DOT | (s->reject_bare ? SMTP_DATA_REJECT_BARE : 0),
+		   MAILDROP_LINE_CHUNK, s->size_limit > 0 ? (uint64_t) s->size_limit : 0,
+		   sm_data_emit, drop ? sm_drop_stream(drop) : NULL);
+    if (!sm_data_read(s, &c)) {
 	if (drop)
 	    sm_drop_abort(&drop);
+	smtp_data_fini(&c);
 	s->quit = true;
 	return;
     }
-    if (st == SM_COPY_TOO_BIG) {
-	sm_drop_abort(&drop);
+    if (c.stray_dot)
+	msg_warn("possible SMTP smuggling attempt: a \".\" line next to a bare line end "
+		 "in DATA (kept as content)");
+    if (c.reject_bare && (c.bare_lf || c.bare_cr)) {
+	if (drop)
+	    sm_drop_abort(&drop);
+	sm_reply(s, "550 5.5.2 Error: bare <%s> received", c.bare_lf ? "LF" : "CR");
+	s->quit = true;			/* as smtpd: broken or hostile */
+    } else if (c.too_big) {
+	if (drop)
+	    sm_drop_abort(&drop);
 	sm_reply(s, "552 5.3.4 Message size exceeds fixed limit");
-    } else if (drop == NULL) {
+    } else if (drop == NULL || c.write_error) {
+	if (drop)
+	    sm_drop_abort(&drop);
 	sm_reply(s, "451 4.3.0 Error: queue file write error");
     } else if ((status = sm_drop_finish(&drop)) != 0) {
 	if (status == EX_DATAERR)
@@ -315,6 +363,7 @@ static void sm_cmd_data(struct sm_session *s, const char *cmd, const char *arg)
     } else {
 	sm_reply(s, "250 2.0.0 Ok: queued");
     }
+    smtp_data_fini(&c);
     sm_reset(s);
 }
 
@@ -359,6 +408,18 @@ int sm_smtp_session(struct stream *in, struct stream *out, long long size_limit)
     s.in = in;
     s.out = out;
     s.size_limit = size_limit;
+    /* smtpd's policy; its exclusions are client networks, and this
+     * dialogue has no client address, so they never apply */
+    switch (smtp_data_bare_policy(var_smtpd_forbid_bare_newline)) {
+    case 1:
+	s.reject_bare = true;
+	break;
+    case 0:
+	break;
+    default:
+	msg_fatal_status(EX_CONFIG, "smtpd_forbid_bare_newline: bad value \"%s\" "
+			 "(use normalize or reject)", var_smtpd_forbid_bare_newline);
+    }
     sm_envelope_init(&s.env);
     stream_set_timeout(in, SM_SMTP_TIMEOUT_MS);
     stream_set_timeout(out, SM_SMTP_TIMEOUT_MS);
