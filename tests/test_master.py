@@ -413,10 +413,16 @@ def test_daemon_mode_start_and_stop(instance):
     assert os.getsid(mpid) == mpid, "the daemon leads its own session"
     # stderr is the pipe master reads the children's stderr from (its own
     # messages go to the log only): no terminal is held
-    err = os.readlink(f"/proc/{mpid}/fd/2")
+    # (master may still be setting it up when its starter has returned)
+    deadline = time.monotonic() + 2
+    while True:
+        err = os.readlink(f"/proc/{mpid}/fd/2")
+        ends = [f for f in os.listdir(f"/proc/{mpid}/fd")
+                if os.readlink(f"/proc/{mpid}/fd/{f}") == err]
+        if (err.startswith("pipe:") and len(ends) == 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert err.startswith("pipe:"), err
-    ends = [f for f in os.listdir(f"/proc/{mpid}/fd")
-            if os.readlink(f"/proc/{mpid}/fd/{f}") == err]
     assert len(ends) == 2, ends          # the write end (2) and the read end
     with instance.connect(port) as c:
         greet_pid(c.readline())
