@@ -11,11 +11,11 @@
  *     \user           that user's mailbox, no further expansion
  *     user, user@dom  an address (<user@dom> is accepted too)
  *
- * alias_lookup() reads alias_maps itself (rather than through resolve.c)
- * because the safety rules need to know WHICH table answered: commands
- * and files from an alias run with the rights of that table's owner
- * (default_privs if root owns it). A table rebuilt by newaliases is
- * reopened at the next lookup. */
+ * alias_lookup() reads alias_maps through lib/mail/maps.h itself (rather
+ * than through resolve.c) because the safety rules need to know WHICH
+ * table answered: commands and files from an alias run with the rights
+ * of that table's owner (default_privs if root owns it). A table rebuilt
+ * by newaliases is reopened at the next lookup. */
 
 /* System library. */
 #include <ctype.h>
@@ -32,6 +32,7 @@
 /* Mail library. */
 #include "config.h"
 #include "resolve.h"
+#include "maps.h"
 #include "table.h"
 
 /* This program. */
@@ -174,117 +175,27 @@ int alias_split(const char *text, size_t len, struct alias_list *list, const cha
     return rc;
 }
 
-/* One table of alias_maps. */
-struct al_table {
-    char *name;
-    struct table *table;
-    char *built;		/* the file lookups read */
-    dev_t dev;
-    ino_t ino;
-    struct timespec mtime;
-    uid_t owner;
-};
+/* alias_maps, reopened at the next lookup when newaliases rebuilt a table
+ * (one qmgr connection can carry many requests) */
+static struct maps *al_maps;
 
-static struct al_table *al_tables;
-static size_t al_count;
-
-/* al_add_table - config_split callback */
-static void al_add_table(const char *item, void *ctx)
-{
-    (void) ctx;
-    al_tables = mem_realloc(al_tables, mem_size_mul(al_count + 1, sizeof(al_tables[0])));
-    memset(&al_tables[al_count], 0, sizeof(al_tables[0]));
-    al_tables[al_count].name = mem_strdup(item);
-    al_count++;
-}
-
-/* alias_init - remember the tables of alias_maps (opened on demand) */
+/* alias_init - the tables of alias_maps */
 void alias_init(void)
 {
-    config_split(var_alias_maps, al_add_table, NULL);
+    al_maps = maps_from_param("alias_maps", var_alias_maps, MAPS_REOPEN_CHANGED);
 }
 
 /* alias_fini - close them */
 void alias_fini(void)
 {
-    size_t i;
-
-    for (i = 0; i < al_count; i++) {
-	table_close(&al_tables[i].table);
-	mem_free(&al_tables[i].name);
-	mem_free(&al_tables[i].built);
-    }
-    mem_free(&al_tables);
-    al_count = 0;
+    maps_free(&al_maps);
 }
 
-/* al_open - open t, or reopen it when its built file changed */
-static int al_open(struct al_table *t, const char **error_r)
-{
-    static char errbuf[1024];
-    struct str *source, *built;
-    char type[32];
-    struct stat st;
-    const char *err;
-
-    if (t->built == NULL) {
-	source = str_new(8192);
-	built = str_new(8192);
-	if (table_paths(t->name, var_default_database_type, type, sizeof(type), source, built,
-			&err) < 0) {
-	    str_free(&source);
-	    str_free(&built);
-	    (void) fmt_buf(errbuf, sizeof(errbuf), "alias_maps: %s", err);
-	    *error_r = errbuf;
-	    return -1;
-	}
-	t->built = mem_strdup(str_cstr(built));
-	str_free(&source);
-	str_free(&built);
-    }
-    if (stat(t->built, &st) < 0) {
-	table_close(&t->table);
-	if (errno == ENOENT && !config_is_set("alias_maps"))
-	    return 0;			/* the default table, not built yet */
-	(void) fmt_buf(errbuf, sizeof(errbuf), "alias_maps: %s: %s (run newaliases)", t->built,
-		       strerror(errno));
-	*error_r = errbuf;
-	return -1;
-    }
-    if (t->table != NULL && st.st_dev == t->dev && st.st_ino == t->ino
-	&& st.st_mtim.tv_sec == t->mtime.tv_sec && st.st_mtim.tv_nsec == t->mtime.tv_nsec)
-	return 1;
-    table_close(&t->table);
-    if ((t->table = table_open(t->name, var_default_database_type, 0, &err)) == NULL) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "alias_maps: %s", err);
-	*error_r = errbuf;
-	return -1;
-    }
-    t->dev = st.st_dev;
-    t->ino = st.st_ino;
-    t->mtime = st.st_mtim;
-    t->owner = st.st_uid;
-    return 1;
-}
-
-/* al_lookup_key - look one key up in every table, in order */
+/* al_lookup_key - look one key up in every table, in order; *owner is
+ * the owner of the table that answered */
 static int al_lookup_key(const char *key, struct str *value, uid_t *owner, const char **error_r)
 {
-    size_t i;
-    int rc;
-
-    for (i = 0; i < al_count; i++) {
-	if ((rc = al_open(&al_tables[i], error_r)) < 0)
-	    return -1;
-	if (rc == 0)
-	    continue;
-	if ((rc = table_lookup(al_tables[i].table, key, value, error_r)) != 0) {
-	    if (rc > 0)
-		*owner = al_tables[i].owner;
-	    return rc;
-	}
-    }
-    return 0;
+    return maps_lookup(al_maps, key, value, owner, error_r);
 }
 
 /* alias_lookup_exact - exactly key, in every table in order */

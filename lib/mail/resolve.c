@@ -31,31 +31,18 @@
 /* Mail. */
 #include "address.h"
 #include "config.h"
+#include "maps.h"
 #include "resolve.h"
 #include "table.h"
 
 #define RS_VALUE_MAX	TABLE_ENTRY_MAX
 #define RS_KEY_MAX	1024
 
-/* One table of a list-valued parameter. */
-struct rs_table {
-    char *name;			/* as written in the parameter */
-    const char *param;		/* the parameter that names it */
-    struct table *table;	/* NULL until opened */
-    bool optional;		/* default-valued: missing means empty */
-    bool warned;
-};
-
-struct rs_tables {
-    struct rs_table *v;
-    size_t n;
-};
-
 /* A domain list: plain names plus tables. */
 struct rs_domains {
     char **names;		/* lower case; ".parent" matches subdomains */
     size_t n_names;
-    struct rs_tables tables;
+    struct maps *tables;
 };
 
 #define RS_CLASS_MEMO	4	/* domains whose class is remembered */
@@ -81,7 +68,7 @@ struct rs_addr {
 
 static bool rs_ready;
 static struct rs_domains rs_mydestination, rs_valias_domains, rs_vmbox_domains, rs_relay_domains;
-static struct rs_tables rs_transport_maps, rs_valias_maps, rs_vmbox_maps, rs_alias_maps;
+static struct maps *rs_transport_maps, *rs_valias_maps, *rs_vmbox_maps, *rs_alias_maps;
 static struct rs_addr *rs_addrs;
 static size_t rs_addr_count;
 static struct rs_class_memo rs_class_memo[RS_CLASS_MEMO];
@@ -103,116 +90,6 @@ static bool rs_is_table_name(const char *item)
 	if (!isalnum((unsigned char) *cp) && *cp != '_' && *cp != '-')
 	    return false;
     return true;
-}
-
-/* rs_tables_add - remember one table name of param */
-static void rs_tables_add(struct rs_tables *ts, const char *name, const char *param)
-{
-    struct rs_table *t;
-
-    ts->v = mem_realloc(ts->v, mem_size_mul(ts->n + 1, sizeof(*ts->v)));
-    t = &ts->v[ts->n++];
-    t->name = mem_strdup(name);
-    t->param = param;
-    t->table = NULL;
-    t->optional = !config_is_set(param);
-    t->warned = false;
-}
-
-/* rs_default_type - the table type for names without "type:" */
-static const char *rs_default_type(void)
-{
-    return var_default_database_type && *var_default_database_type
-	? var_default_database_type : TABLE_DEFAULT_TYPE;
-}
-
-/* rs_table_open - open one table if not yet open: 1 open, 0 missing and
- * optional (treated as empty), -1 error */
-static int rs_table_open(struct rs_table *t, const char **error_r)
-{
-    const char *error;
-
-    if (t->table)
-	return 1;
-    if ((t->table = table_open(t->name, rs_default_type(), 0, &error)) != NULL)
-	return 1;
-    if (t->optional) {
-	if (!t->warned)
-	    msg_warn("%s: %s (treated as empty until it is built)", t->param, error);
-	t->warned = true;
-	return 0;
-    }
-    if (!t->warned)
-	msg_warn("%s: %s", t->param, error);
-    t->warned = true;
-    fmt_buf(rs_errbuf, sizeof(rs_errbuf), "%s: %s", t->param, error);
-    *error_r = rs_errbuf;
-    return -1;
-}
-
-/* rs_tables_lookup - key in each table in turn: 1 found (value), 0 not
- * found, -1 error */
-static int rs_tables_lookup(struct rs_tables *ts, const char *key, struct str *value,
-			    const char **error_r)
-{
-    const char *error;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < ts->n; i++) {
-	struct rs_table *t = &ts->v[i];
-
-	if ((rc = rs_table_open(t, error_r)) < 0)
-	    return -1;
-	if (rc == 0)
-	    continue;
-	if ((rc = table_lookup(t->table, key, value, &error)) < 0) {
-	    fmt_buf(rs_errbuf, sizeof(rs_errbuf), "%s: %s", t->param, error);
-	    *error_r = rs_errbuf;
-	    return -1;
-	}
-	if (rc > 0)
-	    return 1;
-    }
-    return 0;
-}
-
-/* rs_tables_fini - close every table */
-static void rs_tables_fini(struct rs_tables *ts)
-{
-    size_t i;
-
-    for (i = 0; i < ts->n; i++) {
-	table_close(&ts->v[i].table);
-	mem_free(&ts->v[i].name);
-    }
-    mem_free(&ts->v);
-    ts->n = 0;
-}
-
-struct rs_maps_ctx {
-    struct rs_tables *ts;
-    const char *param;
-};
-
-/* rs_maps_item - config_split callback for a *_maps parameter */
-static void rs_maps_item(const char *item, void *ctx)
-{
-    struct rs_maps_ctx *mc = ctx;
-
-    rs_tables_add(mc->ts, item, mc->param);
-}
-
-/* rs_maps_init - tables of a *_maps parameter; open them now */
-static void rs_maps_init(struct rs_tables *ts, const char *param, const char *value)
-{
-    struct rs_maps_ctx mc = {ts, param};
-    const char *error;
-    size_t i;
-
-    config_split(value ? value : "", rs_maps_item, &mc);
-    for (i = 0; i < ts->n; i++)
-	(void) rs_table_open(&ts->v[i], &error);
 }
 
 struct rs_dom_ctx {
@@ -250,7 +127,7 @@ static void rs_domain_item(const char *item, void *ctx)
     if (item[0] == '/') {
 	rs_domain_file(item, dc);
     } else if (rs_is_table_name(item)) {
-	rs_tables_add(&dc->d->tables, item, dc->param);
+	maps_add(dc->d->tables, item);
     } else {
 	struct rs_domains *d = dc->d;
 	char *name = mem_strdup(item);
@@ -266,16 +143,11 @@ static void rs_domain_item(const char *item, void *ctx)
 static void rs_domains_init(struct rs_domains *d, const char *param, const char *value)
 {
     struct rs_dom_ctx dc = {d, param};
-    const char *error;
-    size_t i;
 
     d->names = NULL;
     d->n_names = 0;
-    d->tables.v = NULL;
-    d->tables.n = 0;
+    d->tables = maps_new(param, 0);
     config_split(value ? value : "", rs_domain_item, &dc);
-    for (i = 0; i < d->tables.n; i++)
-	(void) rs_table_open(&d->tables.v[i], &error);
 }
 
 static void rs_domains_fini(struct rs_domains *d)
@@ -284,7 +156,7 @@ static void rs_domains_fini(struct rs_domains *d)
 	mem_free(&d->names[i]);
     mem_free(&d->names);
     d->n_names = 0;
-    rs_tables_fini(&d->tables);
+    maps_free(&d->tables);
 }
 
 /* rs_names_match - domain (lower case) is one of the names, or a strict
@@ -333,12 +205,12 @@ static int rs_domains_match(struct rs_domains *d, const char *domain, const char
 	rc = 1;
 	goto out;
     }
-    if (d->tables.n == 0)
+    if (maps_count(d->tables) == 0)
 	goto out;
-    if ((rc = rs_tables_lookup(&d->tables, str_cstr(dom), value, error_r)) != 0)
+    if ((rc = maps_lookup(d->tables, str_cstr(dom), value, NULL, error_r)) != 0)
 	goto out;
     for (cp = strchr(str_cstr(dom), '.'); cp && str_cstr(dom)[0] != '['; cp = strchr(cp + 1, '.'))
-	if ((rc = rs_tables_lookup(&d->tables, cp, value, error_r)) != 0)
+	if ((rc = maps_lookup(d->tables, cp, value, NULL, error_r)) != 0)
 	    goto out;
   out:
     str_free(&dom);
@@ -414,10 +286,10 @@ int resolve_init(const char **error_r)
     rs_domains_init(&rs_valias_domains, "virtual_alias_domains", var_virtual_alias_domains);
     rs_domains_init(&rs_vmbox_domains, "virtual_mailbox_domains", var_virtual_mailbox_domains);
     rs_domains_init(&rs_relay_domains, "relay_domains", var_relay_domains);
-    rs_maps_init(&rs_transport_maps, "transport_maps", var_transport_maps);
-    rs_maps_init(&rs_valias_maps, "virtual_alias_maps", var_virtual_alias_maps);
-    rs_maps_init(&rs_vmbox_maps, "virtual_mailbox_maps", var_virtual_mailbox_maps);
-    rs_maps_init(&rs_alias_maps, "alias_maps", var_alias_maps);
+    rs_transport_maps = maps_from_param("transport_maps", var_transport_maps, 0);
+    rs_valias_maps = maps_from_param("virtual_alias_maps", var_virtual_alias_maps, 0);
+    rs_vmbox_maps = maps_from_param("virtual_mailbox_maps", var_virtual_mailbox_maps, 0);
+    rs_alias_maps = maps_from_param("alias_maps", var_alias_maps, 0);
     rs_addrs_init();
     rs_ready = true;
     return 0;
@@ -432,10 +304,10 @@ void resolve_fini(void)
     rs_domains_fini(&rs_valias_domains);
     rs_domains_fini(&rs_vmbox_domains);
     rs_domains_fini(&rs_relay_domains);
-    rs_tables_fini(&rs_transport_maps);
-    rs_tables_fini(&rs_valias_maps);
-    rs_tables_fini(&rs_vmbox_maps);
-    rs_tables_fini(&rs_alias_maps);
+    maps_free(&rs_transport_maps);
+    maps_free(&rs_valias_maps);
+    maps_free(&rs_vmbox_maps);
+    maps_free(&rs_alias_maps);
     mem_free(&rs_addrs);
     rs_addr_count = 0;
     rs_class_memo_n = rs_class_memo_next = 0;
@@ -526,9 +398,8 @@ static bool rs_tables_all_open(void)
     };
 
     for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++)
-	for (size_t i = 0; i < lists[l]->tables.n; i++)
-	    if (lists[l]->tables.v[i].table == NULL)
-		return false;
+	if (!maps_all_open(lists[l]->tables))
+	    return false;
     return true;
 }
 
@@ -639,24 +510,24 @@ bool resolve_split_extension(const char *localpart, struct str *user, struct str
 }
 
 /* rs_key_lookup - build "a" "b" into key, look it up */
-static int rs_key_lookup(struct rs_tables *ts, struct str *key, const char *a, const char *at,
+static int rs_key_lookup(struct maps *ts, struct str *key, const char *a, const char *at,
 			 const char *b, struct str *value, const char **error_r)
 {
     if (!str_set(key, a) || !str_appends(key, at) || !str_appends(key, b))
 	return 0;			/* too long to be a key */
-    return rs_tables_lookup(ts, str_cstr(key), value, error_r);
+    return maps_lookup(ts, str_cstr(key), value, NULL, error_r);
 }
 
 /* rs_lookup_address - user+ext@domain, user@domain, [user+ext, user if
  * bare_local], @domain */
-static int rs_lookup_address(struct rs_tables *ts, const char *address, bool catchall,
+static int rs_lookup_address(struct maps *ts, const char *address, bool catchall,
 			     int bare_local, struct str *value, const char **error_r)
 {
     struct rs_parts p;
     struct str *key;
     int rc = 0;
 
-    if (ts->n == 0)
+    if (maps_count(ts) == 0)
 	return 0;
     rs_parts_init(&p);
     key = str_new(RS_KEY_MAX * 2);
@@ -697,10 +568,10 @@ int resolve_lookup_virtual_alias(const char *address, struct str *value, const c
     int bare;
 
     rs_check_ready();
-    if (rs_valias_maps.n == 0)
+    if (maps_count(rs_valias_maps) == 0)
 	return 0;
     bare = at ? rs_domain_is_local(at + 1, error_r) : 1;
-    return rs_lookup_address(&rs_valias_maps, address, true, bare, value, error_r);
+    return rs_lookup_address(rs_valias_maps, address, true, bare, value, error_r);
 }
 
 /* resolve_lookup_virtual_mailbox - virtual_mailbox_maps: user+ext@domain,
@@ -708,7 +579,7 @@ int resolve_lookup_virtual_alias(const char *address, struct str *value, const c
 int resolve_lookup_virtual_mailbox(const char *address, struct str *value, const char **error_r)
 {
     rs_check_ready();
-    return rs_lookup_address(&rs_vmbox_maps, address, true, 0, value, error_r);
+    return rs_lookup_address(rs_vmbox_maps, address, true, 0, value, error_r);
 }
 
 /* resolve_lookup_alias - alias_maps: user+ext, then user */
@@ -718,14 +589,14 @@ int resolve_lookup_alias(const char *localpart, struct str *value, const char **
     int rc;
 
     rs_check_ready();
-    if (rs_alias_maps.n == 0)
+    if (maps_count(rs_alias_maps) == 0)
 	return 0;
-    if ((rc = rs_tables_lookup(&rs_alias_maps, localpart, value, error_r)) != 0)
+    if ((rc = maps_lookup(rs_alias_maps, localpart, value, NULL, error_r)) != 0)
 	return rc;
     user = str_new(RS_KEY_MAX);
     ext = str_new(RS_KEY_MAX);
     if (resolve_split_extension(localpart, user, ext))
-	rc = rs_tables_lookup(&rs_alias_maps, str_cstr(user), value, error_r);
+	rc = maps_lookup(rs_alias_maps, str_cstr(user), value, NULL, error_r);
     str_free(&user);
     str_free(&ext);
     return rc;
@@ -763,21 +634,21 @@ static int rs_transport(const struct rs_parts *p, struct resolve_result *result,
     const char *cp;
     int rc = 0;
 
-    if (rs_transport_maps.n == 0)
+    if (maps_count(rs_transport_maps) == 0)
 	goto out;
     if (str_len(&p->domain) == 0)
 	goto out;
-    if ((rc = rs_key_lookup(&rs_transport_maps, key, str_cstr(&p->local), "@",
+    if ((rc = rs_key_lookup(rs_transport_maps, key, str_cstr(&p->local), "@",
 			    str_cstr(&p->domain), value, error_r)) != 0)
 	goto found;
-    if (p->has_ext && (rc = rs_key_lookup(&rs_transport_maps, key, str_cstr(&p->user), "@",
+    if (p->has_ext && (rc = rs_key_lookup(rs_transport_maps, key, str_cstr(&p->user), "@",
 					  str_cstr(&p->domain), value, error_r)) != 0)
 	goto found;
-    if ((rc = rs_tables_lookup(&rs_transport_maps, str_cstr(&p->domain), value, error_r)) != 0)
+    if ((rc = maps_lookup(rs_transport_maps, str_cstr(&p->domain), value, NULL, error_r)) != 0)
 	goto found;
     if (str_cstr(&p->domain)[0] != '[')
 	for (cp = strchr(str_cstr(&p->domain), '.'); cp; cp = strchr(cp + 1, '.'))
-	    if ((rc = rs_tables_lookup(&rs_transport_maps, cp, value, error_r)) != 0)
+	    if ((rc = maps_lookup(rs_transport_maps, cp, value, NULL, error_r)) != 0)
 		goto found;
     goto out;
   found:

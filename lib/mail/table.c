@@ -33,6 +33,7 @@ struct table {
     ino_t ino;
     struct timespec mtime;
     off_t size;
+    uid_t owner;			/* the built file's owner */
     struct table *prev, *next;		/* every open table */
 };
 
@@ -232,6 +233,7 @@ struct table *table_open(const char *name, const char *default_type, int flags,
 	if (fd >= 0 && fstat(fd, &fst) == 0)
 	    st = fst;
     }
+    t->owner = st.st_uid;
     t->dev = st.st_dev;
     t->ino = st.st_ino;
     t->mtime = st.st_mtim;
@@ -315,17 +317,29 @@ static bool table_same_file(const struct table *t, const struct stat *st)
  * stat'ed (chroot, removed) is not a change by itself. */
 const char *table_changed(void)
 {
+    for (struct table *t = table_list; t; t = t->next)
+	if (table_file_changed(t))
+	    return t->name;
+    return NULL;
+}
+
+/* table_file_changed - has t's built file been replaced or modified
+ * since t was opened (the per-table form of table_changed) */
+bool table_file_changed(const struct table *t)
+{
     struct stat st;
     int fd;
 
-    for (struct table *t = table_list; t; t = t->next) {
-	if ((fd = t->be->fd(t->state)) >= 0 && fstat(fd, &st) == 0
-	    && (st.st_nlink == 0 || !table_same_file(t, &st)))
-	    return t->name;
-	if (stat(t->built, &st) == 0 && !table_same_file(t, &st))
-	    return t->name;
-    }
-    return NULL;
+    if ((fd = t->be->fd(t->state)) >= 0 && fstat(fd, &st) == 0
+	&& (st.st_nlink == 0 || !table_same_file(t, &st)))
+	return true;
+    return stat(t->built, &st) == 0 && !table_same_file(t, &st);
+}
+
+/* table_owner - the owner of t's built file when it was opened */
+uid_t table_owner(const struct table *t)
+{
+    return t->owner;
 }
 
 /* table_fsync_path - open path read-only and fsync it */

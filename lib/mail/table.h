@@ -48,6 +48,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "str.h"
 
@@ -81,6 +82,13 @@ void table_close(struct table **tp);
  * or NULL. A stat per open table: cheap enough to call before every
  * client (the server skeleton does, and restarts the process). */
 const char *table_changed(void);
+
+/* table_file_changed - the same question for one table */
+bool table_file_changed(const struct table *t);
+
+/* table_owner - the owner of the built file when t was opened (whose
+ * rights an alias's commands and files run with) */
+uid_t table_owner(const struct table *t);
 
 /* table_name - the table's canonical "type:path" name */
 const char *table_name(const struct table *t);
