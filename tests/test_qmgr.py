@@ -660,11 +660,26 @@ def test_active_file_vanished_without_being_told(q):
 
 
 @pytest.mark.parametrize("state", ["incoming", "deferred", "hold", "corrupt"])
-def test_delete_in_other_states(q, state):
+def test_delete_in_other_states(instance, state):
     """delete of a message in incoming/, deferred/, hold/ or corrupt/ while
-    qmgr runs: the file and its defer/ log go, qmgr never delivers it."""
+    qmgr runs: the file and its defer/ log go, qmgr never delivers it.
+    (No timed incoming/ scan during the test: with the usual 1 s, a slow
+    run, e.g. under the sanitizers, let qmgr deliver the message first.)"""
+    if not (pathlib.Path(instance.libexec) / "qmgr").exists():
+        pytest.skip("qmgr not built")
+    q = Q(instance, qmgr_incoming_scan_delay="3600s")
+    try:
+        check_delete_in_state(q, state)
+    finally:
+        q.stop()
+
+
+def check_delete_in_state(q, state):
     agent = q.agent("local", sent_all)
     q.start()
+    # qmgr is up and past its start-up scan once a probe has gone through
+    probe = q.put(queue_file("a@example.org", ["probe@example.test"]))
+    q.wait_where(probe, [])
     data = queue_file("a@example.org", ["bob@example.test"])
     qid = write_queue_file(q.queue / state, data, q.uid if IS_ROOT else None, q.gid)
     if state == "deferred":
@@ -677,6 +692,7 @@ def test_delete_in_other_states(q, state):
     q.trigger(b"F")
     time.sleep(1.0)
     assert all(dict(r)["queue_id"] != qid for r in agent.requests)
+    assert any(dict(r)["queue_id"] == probe for r in agent.requests)
 
 
 # -- recipients in bounded slices (audit issue 7, item 15) ---------------------
@@ -748,6 +764,8 @@ def test_qmgr_memory_bounded_with_many_recipients(instance):
     """200,000 recipients in one message: qmgr's peak RSS (VmHWM) stays
     small because it holds only qmgr_message_recipient_limit (1000) of
     them at a time. Without slicing it grew with the count."""
+    if os.environ.get("POSTHORN_SANITIZED"):
+        pytest.skip("peak RSS means nothing under AddressSanitizer (shadow memory, quarantine)")
     q = Q(instance, qmgr_message_recipient_limit="1000",
           smtp_destination_recipient_limit="1000")
     try:
