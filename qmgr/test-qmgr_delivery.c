@@ -449,6 +449,16 @@ static void trigger_message(char *id, size_t id_size, const char *const *rcpts)
     qmgr_trigger(req, strlen(req));
 }
 
+/* deliver_message - a fresh agent in this mode, one message with these
+ * recipients through qmgr until it is out of memory; its ID into id */
+static void deliver_message(enum mock_mode mode, int delay_ms, const char *const *rcpts,
+			    char *id, size_t id_size)
+{
+    mock_reset(mode, delay_ms);
+    trigger_message(id, id_size, rcpts);
+    unit_assert(run_until_idle());
+}
+
 /* file_exists - queue/ID is there */
 static bool file_exists(const char *queue, const char *id)
 {
@@ -533,9 +543,7 @@ static void test_all_sent_removed(void)
     char id[QUEUE_ID_SIZE];
 
     unit_begin("all sent: active/ID removed, no defer/ID, each recipient once");
-    mock_reset(MOCK_ANSWER, 0);
-    trigger_message(id, sizeof(id), rcpts);
-    unit_assert(run_until_idle());
+    deliver_message(MOCK_ANSWER, 0, rcpts, id, sizeof(id));
     unit_assert(!file_exists("active", id));
     unit_assert(!file_exists("deferred", id));
     unit_assert(!file_exists(DEFER_LOG_DIR, id));
@@ -559,9 +567,7 @@ static void test_outcomes_mark_defer_and_move(void)
     struct stat st;
 
     unit_begin("sent/defer/bounce: D marks, defer/ID, deferred/ID with a later mtime");
-    mock_reset(MOCK_ANSWER, 0);
-    trigger_message(id, sizeof(id), rcpts);
-    unit_assert(run_until_idle());
+    deliver_message(MOCK_ANSWER, 0, rcpts, id, sizeof(id));
     unit_assert(!file_exists("active", id));
     unit_assert(file_exists("deferred", id));
     unit_assert_streq(recipient_marks("deferred", id), "DRD");
@@ -644,9 +650,7 @@ static void test_agent_closes_mid_request(void)
     char id[QUEUE_ID_SIZE];
 
     unit_begin("agent closes mid-request: recipients deferred, file kept");
-    mock_reset(MOCK_CLOSE_MID_REQUEST, 0);
-    trigger_message(id, sizeof(id), rcpts);
-    unit_assert(run_until_idle());
+    deliver_message(MOCK_CLOSE_MID_REQUEST, 0, rcpts, id, sizeof(id));
     expect_transport_failure(id);
     unit_assert_inteq(open_connections(), 0);
     unit_end();
@@ -659,9 +663,7 @@ static void test_agent_answers_garbage(void)
     char id[QUEUE_ID_SIZE];
 
     unit_begin("agent answers garbage: recipients deferred, connection closed");
-    mock_reset(MOCK_GARBAGE, 0);
-    trigger_message(id, sizeof(id), rcpts);
-    unit_assert(run_until_idle());
+    deliver_message(MOCK_GARBAGE, 0, rcpts, id, sizeof(id));
     expect_transport_failure(id);
     unit_assert_inteq(mock.requests, 1);
     unit_assert_inteq(open_connections(), 0);
