@@ -4,8 +4,11 @@
  *   main.c            main(): the server_spec
  *   qmgr_daemon.c     start-up, triggers, timers, kicks
  *   qmgr_scan.c       directory scans and moves between queue states
- *   qmgr_message.c    loading a queue file, routing, recipient outcomes,
- *                     finishing a message (remove or defer)
+ *   qmgr_message.c    loading a queue file (in recipient slices),
+ *                     routing, done marks, finishing a message (remove
+ *                     or defer)
+ *   qmgr_job.c        jobs (one request to an agent or to bounce): the
+ *                     request, the reply, each recipient's outcome
  *   qmgr_transport.c  transports, destinations, job queues, concurrency
  *   qmgr_conn.c       non-blocking connections to delivery agents and to
  *                     bounce (handshake, request, reply)
@@ -182,6 +185,19 @@ void qmgr_message_gone(const char *id);
 /* qmgr_message_busy - a dropped message with this ID still waits for
  * answers in flight: do not load the ID again yet */
 bool qmgr_message_busy(const char *id);
+/* qmgr_message_unref - one job fewer; the last finishes the message */
+void qmgr_message_unref(struct qmgr_message *msg);
+/* qmgr_message_flush_marks - write the waiting 'D' marks (one fdatasync) */
+void qmgr_message_flush_marks(struct qmgr_message *msg);
+/* qmgr_message_drop_if_vanished - active/ID is gone: drop the message */
+bool qmgr_message_drop_if_vanished(struct qmgr_message *msg);
+
+/* qmgr_job.c */
+struct qmgr_job *qmgr_job_new(enum qmgr_job_kind kind, struct qmgr_message *msg);
+void qmgr_job_add_rcpt(struct qmgr_job *job, size_t idx);
+/* qmgr_job_notice - queue a bounce request (BOUNCE_REQ_*) for some
+ * recipients; nothing if n is 0 */
+void qmgr_job_notice(struct qmgr_message *msg, const char *request, const size_t *idx, size_t n);
 /* qmgr_job_drop - a queued job of a dropped message: finish it unsent */
 void qmgr_job_drop(struct qmgr_job *job);
 /* qmgr_job_encode - the request message for a job */
@@ -193,6 +209,22 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 /* qmgr_job_failed - the attempt failed as a whole (agent unavailable,
  * died, protocol error): defer its recipients; the job is freed */
 void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason);
+/* Recipient outcomes known without an agent (routing) or from a reply:
+ * qmgr_outcome for each, then qmgr_outcomes_apply once (the defer log,
+ * the marks and notices it needs; b is emptied). b starts zeroed. */
+struct defer_log_record;
+struct qmgr_outcomes {
+    size_t *fail;		/* recipients for a failure notice */
+    size_t nfail;
+    size_t *success;		/* recipients for a success notice */
+    size_t nsuccess;
+    struct defer_log_record *defers;
+    size_t ndefer;
+};
+void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *dsn,
+		  const char *reason, const char *relay, const struct delivery_times *t,
+		  struct qmgr_outcomes *b);
+void qmgr_outcomes_apply(struct qmgr_message *msg, struct qmgr_outcomes *b);
 
 /* qmgr_transport.c */
 struct qmgr_transport *qmgr_transport_find(const char *name);
@@ -201,9 +233,6 @@ void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, str
 void qmgr_transport_job_finished(struct qmgr_job *job);
 void qmgr_transport_dispatch_all(void);
 int qmgr_transport_running(void);	/* jobs with an agent now */
-struct qmgr_job *qmgr_job_new(enum qmgr_job_kind kind, struct qmgr_message *msg);
-void qmgr_job_add_rcpt(struct qmgr_job *job, size_t idx);
-void qmgr_job_free(struct qmgr_job **jobp);
 bool qmgr_transport_name_valid(const char *name);
 
 /* qmgr_conn.c */

@@ -1,17 +1,10 @@
 /* qmgr_message.c - one message in active/: load and check the queue
- * file, route each recipient into jobs, apply what agents and bounce
- * answer, and finish the message (remove it, or defer it with its next
- * retry time as the file's mtime).
+ * file (a slice of qmgr_message_recipient_limit recipients at a time),
+ * route each recipient into jobs, write the recipients' done marks, and
+ * finish the message when its last job is finished (remove it, or defer
+ * it with its next retry time as the file's mtime). What an agent's
+ * answer means for a recipient is qmgr_job.c's part.
  *
- * Recipient outcomes (docs/queue.md has the commit points):
- *   sent    done in memory, log status=sent; NOTIFY=SUCCESS also asks
- *           bounce for a notice
- *   bounce  ask bounce for a failure notice (unless NOTIFY excludes it),
- *           then done in memory and log status=bounced; if bounce fails
- *           the recipient is deferred instead
- *   defer   append the reason to defer/ID (fsync), log status=deferred;
- *           past the queue lifetime a deferral becomes a bounce
- *           (status=expired)
  * A message whose recipients are all done is removed: defer/ID first,
  * then active/ID, without marking anything in the file (a crash before
  * the unlink delivers again: at-least-once). The 'D' marks are written
@@ -29,14 +22,12 @@
 #include <unistd.h>
 
 /* base */
-#include "ipc.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
 #include "stream.h"
 
 /* mail */
-#include "bounce_client.h"
 #include "config.h"
 #include "defer_log.h"
 #include "deliver_client.h"
@@ -52,28 +43,9 @@ static struct qmgr_message *messages;
 long qmgr_active_count;
 static long dropped_count;	/* dropped messages still in memory */
 
-/* What one reply did, applied together at its end. */
-struct outcome_batch {
-    size_t *fail;		/* recipients for a failure notice */
-    size_t nfail;
-    size_t *success;		/* recipients for a success notice */
-    size_t nsuccess;
-    struct defer_log_record *defers;
-    size_t ndefer;
-    size_t cap;
-};
-
-static void message_unref(struct qmgr_message *msg);
-static void job_finish(struct qmgr_job *job);
 static void message_route(struct qmgr_message *msg);
 static void slice_free(struct qmgr_message *msg);
 static int slice_read(struct qmgr_message *msg, const char **error_r);
-
-/* nz - never NULL */
-static const char *nz(const char *s)
-{
-    return s ? s : "";
-}
 
 /* ---------------------------------------------------------------- */
 /* Loading                                                          */
@@ -311,111 +283,24 @@ void qmgr_message_gone(const char *id)
 	message_forget(msg);
 }
 
-/* qmgr_job_drop - a queued job of a dropped message: finish it unsent */
-void qmgr_job_drop(struct qmgr_job *job)
+/* qmgr_message_drop_if_vanished - an attempt failed: if active/ID has
+ * vanished (deleted behind qmgr's back) the message is dropped; true
+ * then */
+bool qmgr_message_drop_if_vanished(struct qmgr_message *msg)
 {
-    job_finish(job);
+    if (!active_file_gone(msg))
+	return false;
+    message_drop(msg, false);
+    return true;
 }
 
 /* ---------------------------------------------------------------- */
-/* Outcomes                                                         */
+/* Done marks                                                       */
 
-/* batch_add - append an index to one of the batch lists */
-static void batch_add(size_t **list, size_t *n, size_t idx)
-{
-    *list = mem_realloc(*list, mem_size_mul(*n + 1, sizeof(size_t)));
-    (*list)[(*n)++] = idx;
-}
-
-/* batch_fini - free the lists */
-static void batch_fini(struct outcome_batch *b)
-{
-    mem_free(&b->fail);
-    mem_free(&b->success);
-    mem_free(&b->defers);
-}
-
-/* rcpt_set_outcome - remember the latest outcome of a recipient */
-static void rcpt_set_outcome(struct qmgr_rcpt *r, const char *dsn, const char *reason,
-			     const char *relay, const struct delivery_times *t)
-{
-    char *new_reason = mem_strdup(nz(reason));	/* the old texts may be the args */
-    char *new_relay = mem_strdup(relay && *relay ? relay : "none");
-
-    (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
-    mem_free(&r->reason);
-    r->reason = new_reason;
-    mem_free(&r->relay);
-    r->relay = new_relay;
-    r->times = *t;
-}
-
-/* rcpt_done - the recipient is finished; its 'D' mark waits (marks_flush) */
-static void rcpt_done(struct qmgr_message *msg, struct qmgr_rcpt *r)
-{
-    r->state = QMGR_RCPT_DONE;
-    if (!r->mark_pending) {
-	r->mark_pending = true;
-	msg->marks_pending++;
-    }
-}
-
-/* rcpt_log - log a recipient's latest outcome with this status */
-static void rcpt_log(const struct qmgr_message *msg, const struct qmgr_rcpt *r, const char *status)
-{
-    struct delivery_outcome o = {r->address, r->orig, r->relay, r->dsn, status, r->reason};
-
-    log_delivery(msg->id, &o, &r->times);
-}
-
-/* outcome - apply one recipient's result: 's'ent, 'b'ounce or 'd'efer */
-static void outcome(struct qmgr_message *msg, size_t idx, int what, const char *dsn,
-		    const char *reason, const char *relay, const struct delivery_times *t,
-		    struct outcome_batch *b)
-{
-    struct qmgr_rcpt *r = msg->rcpts + idx;
-
-    rcpt_set_outcome(r, dsn, reason, relay, t);
-    if (what == 'd' && msg->expired) {
-	r->expired = true;
-	what = 'b';
-    }
-    switch (what) {
-    case 's':
-	rcpt_done(msg, r);
-	rcpt_log(msg, r, "sent");
-	if (r->notify_flags & QMGR_NOTIFY_SUCCESS)
-	    batch_add(&b->success, &b->nsuccess, idx);
-	break;
-    case 'b':
-	if (r->notify_flags & QMGR_NOTIFY_FAILURE) {
-	    r->state = QMGR_RCPT_BOUNCING;	/* logged when bounce has it */
-	    batch_add(&b->fail, &b->nfail, idx);
-	} else {
-	    rcpt_done(msg, r);
-	    rcpt_log(msg, r, r->expired ? "expired" : "bounced");
-	    if (r->expired && !msg->expired_logged) {
-		msg->expired_logged = true;
-		log_queue_expired(msg->id, msg->sender);
-	    }
-	}
-	break;
-    default:
-	r->state = QMGR_RCPT_DEFERRED;
-	b->defers = mem_realloc(b->defers, mem_size_mul(b->ndefer + 1, sizeof(*b->defers)));
-	b->defers[b->ndefer].rcpt = r->address;
-	b->defers[b->ndefer].dsn = r->dsn;
-	b->defers[b->ndefer].reason = r->reason;
-	b->ndefer++;
-	rcpt_log(msg, r, "deferred");
-	break;
-    }
-}
-
-/* marks_flush - write the waiting 'D' marks: one pwrite each, one
- * fdatasync for the file. Needed only when the file outlives this pass
+/* qmgr_message_flush_marks - write the waiting 'D' marks: one pwrite
+ * each, one fdatasync for the file. Needed only when the file outlives this pass
  * (or a notice is asked for); a lost mark only repeats a delivery. */
-static void marks_flush(struct qmgr_message *msg)
+void qmgr_message_flush_marks(struct qmgr_message *msg)
 {
     char path[64];
     const char *err;
@@ -448,268 +333,6 @@ static void marks_flush(struct qmgr_message *msg)
     close(fd);
 }
 
-/* notice_job - queue a bounce request for some recipients */
-static void notice_job(struct qmgr_message *msg, const char *request, const size_t *idx, size_t n)
-{
-    struct qmgr_job *job;
-
-    if (n == 0)
-	return;
-    job = qmgr_job_new(QMGR_JOB_BOUNCE, msg);
-    job->request = request;
-    for (size_t i = 0; i < n; i++)
-	qmgr_job_add_rcpt(job, idx[i]);
-    qmgr_transport_enqueue(qmgr_transport_bounce(), "bounce", job);
-}
-
-/* batch_apply - the durable part of a reply, in commit order: done
- * marks (only if bounce is to be asked), defer reasons, then the
- * notices that bounce will write */
-static void batch_apply(struct qmgr_message *msg, struct outcome_batch *b)
-{
-    const char *err;
-
-    if (b->nfail || b->nsuccess)
-	marks_flush(msg);
-    if (b->ndefer && !msg->file_gone
-	&& defer_log_append(msg->id, b->defers, b->ndefer, &err) < 0)
-	msg_warn("%s: defer log: %s", msg->id, err);
-    notice_job(msg, BOUNCE_REQ_FAILURE, b->fail, b->nfail);
-    notice_job(msg, BOUNCE_REQ_SUCCESS, b->success, b->nsuccess);
-    batch_fini(b);
-}
-
-/* job_times - the stage times of a job that just finished */
-static void job_times(const struct qmgr_job *job, struct delivery_times *t)
-{
-    t->arrival = job->msg->arrival;
-    t->active = job->msg->active_time;
-    t->conn_start = job->conn_start;
-    t->xmit_start = job->xmit_start;
-    t->finish = qmgr_now();
-}
-
-/* job_finish - release a finished job */
-static void job_finish(struct qmgr_job *job)
-{
-    struct qmgr_message *msg = job->msg;
-
-    qmgr_transport_job_finished(job);
-    qmgr_job_free(&job);
-    message_unref(msg);
-}
-
-/* bounce_done - bounce answered (status 0) or failed (-1) */
-static void bounce_done(struct qmgr_job *job, long status, const char *why)
-{
-    struct qmgr_message *msg = job->msg;
-    struct outcome_batch b;
-    const char *err;
-
-    memset(&b, 0, sizeof(b));
-    if (strcmp(job->request, BOUNCE_REQ_FAILURE) == 0) {
-	for (size_t i = 0; i < job->count; i++) {
-	    struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
-
-	    if (status == 0) {
-		rcpt_done(msg, r);
-		rcpt_log(msg, r, r->expired ? "expired" : "bounced");
-		if (r->expired && !msg->expired_logged) {
-		    msg->expired_logged = true;
-		    log_queue_expired(msg->id, msg->sender);
-		}
-	    } else {
-		struct delivery_times t = r->times;
-		char *orig_reason = mem_strdup(nz(r->reason));
-		char reason[512];
-
-		(void) fmt_buf(reason, sizeof(reason), "bounce or notification service failure (%s)",
-			       orig_reason);
-		mem_free(&orig_reason);
-		t.finish = qmgr_now();
-		r->expired = false;
-		rcpt_set_outcome(r, "4.3.0", reason, r->relay, &t);
-		r->state = QMGR_RCPT_DEFERRED;
-		b.defers = mem_realloc(b.defers, mem_size_mul(b.ndefer + 1, sizeof(*b.defers)));
-		b.defers[b.ndefer].rcpt = r->address;
-		b.defers[b.ndefer].dsn = r->dsn;
-		b.defers[b.ndefer].reason = r->reason;
-		b.ndefer++;
-		rcpt_log(msg, r, "deferred");
-	    }
-	}
-	if (status != 0)
-	    msg_warn("%s: failure notice not sent: %s", msg->id, nz(why));
-	batch_apply(msg, &b);
-    } else if (strcmp(job->request, BOUNCE_REQ_DELAY) == 0) {
-	if (status == 0) {
-	    msg_info("%s: sender delay notification sent", msg->id);
-	    if (defer_log_warned(msg->id, &err) < 0)
-		msg_warn("%s: defer log: %s", msg->id, err);
-	} else {
-	    msg_warn("%s: delay notice not sent: %s", msg->id, nz(why));
-	}
-    } else if (status != 0) {
-	msg_warn("%s: success notice not sent: %s", msg->id, nz(why));
-    } else {
-	msg_info("%s: sender delivery status notification sent", msg->id);
-    }
-    job_finish(job);
-}
-
-/* qmgr_job_failed - the attempt failed as a whole */
-void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason)
-{
-    struct qmgr_message *msg = job->msg;
-    struct outcome_batch b;
-    struct delivery_times t;
-
-    if (!msg->dropped && active_file_gone(msg))
-	message_drop(msg, false);
-    if (msg->dropped) {
-	job_finish(job);
-	return;
-    }
-    if (job->kind == QMGR_JOB_BOUNCE) {
-	bounce_done(job, -1, reason);
-	return;
-    }
-    memset(&b, 0, sizeof(b));
-    job_times(job, &t);
-    for (size_t i = 0; i < job->count; i++)
-	outcome(msg, job->rcpt_idx[i], 'd', dsn, reason, "none", &t, &b);
-    batch_apply(msg, &b);
-    job_finish(job);
-}
-
-/* job_request - the deliver_request of a job (rcpts allocated) */
-static void job_request(const struct qmgr_job *job, struct deliver_request *req, char *qfile,
-			size_t qfile_size)
-{
-    const struct qmgr_message *msg = job->msg;
-    struct deliver_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
-
-    (void) fmt_buf(qfile, qfile_size, "active/%s", msg->id);
-    for (size_t i = 0; i < job->count; i++) {
-	const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
-
-	rcpts[i].address = r->address;
-	rcpts[i].orig = r->orig;
-	rcpts[i].orcpt = r->orcpt;
-	rcpts[i].notify = r->notify;
-	rcpts[i].offset = r->offset;
-    }
-    memset(req, 0, sizeof(*req));
-    req->queue_id = msg->id;
-    req->queue_file = qfile;
-    req->data_offset = msg->data_offset;
-    req->data_size = msg->size;
-    req->sender = msg->sender;
-    req->arrival_time = (long) msg->arrival;
-    req->dsn_envid = nz(msg->dsn_envid);
-    req->dsn_ret = nz(msg->dsn_ret);
-    req->nexthop = nz(job->nexthop);
-    req->rcpts = rcpts;
-    req->rcpt_count = job->count;
-}
-
-/* qmgr_job_encode - the request message of a job */
-void qmgr_job_encode(const struct qmgr_job *job, struct str *out)
-{
-    const struct qmgr_message *msg = job->msg;
-    char qfile[64];
-
-    if (job->kind == QMGR_JOB_DELIVER) {
-	struct deliver_request req;
-
-	job_request(job, &req, qfile, sizeof(qfile));
-	deliver_request_encode(out, &req);
-	mem_free(&req.rcpts);
-    } else {
-	struct bounce_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
-	const char *action = strcmp(job->request, BOUNCE_REQ_FAILURE) == 0 ? "failed"
-	    : strcmp(job->request, BOUNCE_REQ_DELAY) == 0 ? "delayed" : "delivered";
-	struct bounce_request req = {job->request, msg->id, qfile, msg->sender,
-				     (long) msg->arrival, nz(msg->dsn_envid), nz(msg->dsn_ret),
-				     rcpts, job->count};
-
-	(void) fmt_buf(qfile, sizeof(qfile), "active/%s", msg->id);
-	for (size_t i = 0; i < job->count; i++) {
-	    const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
-
-	    rcpts[i].address = r->address;
-	    rcpts[i].orig = r->orig;
-	    rcpts[i].orcpt = r->orcpt;
-	    rcpts[i].dsn = r->dsn;
-	    rcpts[i].action = action;
-	    rcpts[i].reason = nz(r->reason);
-	    rcpts[i].relay = nz(r->relay);
-	}
-	bounce_request_encode(out, &req);
-	mem_free(&rcpts);
-    }
-}
-
-/* qmgr_job_reply - apply an agent's (or bounce's) answer */
-int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const char **error_r)
-{
-    struct qmgr_message *msg = job->msg;
-
-    if (msg->dropped) {
-	job_finish(job);		/* the operator deleted it: no word more */
-	return 0;
-    }
-    if (job->kind == QMGR_JOB_DELIVER) {
-	struct deliver_request req;
-	struct deliver_result *res;
-	struct delivery_times t;
-	struct outcome_batch b;
-	char qfile[64];
-	bool all_sent = true;
-
-	job_request(job, &req, qfile, sizeof(qfile));
-	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
-	if (deliver_reply_parse(reply, &req, res, error_r) < 0) {
-	    mem_free(&res);
-	    mem_free(&req.rcpts);
-	    return -1;
-	}
-	mem_free(&req.rcpts);
-	for (size_t i = 0; i < job->count; i++)
-	    all_sent = all_sent && res[i].status[0] == 's';
-	/* an agent that could not do its job may not have found the file:
-	 * a file deleted behind qmgr's back is not retried */
-	if (!all_sent && active_file_gone(msg)) {
-	    deliver_results_free(res, job->count);
-	    mem_free(&res);
-	    message_drop(msg, false);
-	    job_finish(job);
-	    return 0;
-	}
-	memset(&b, 0, sizeof(b));
-	job_times(job, &t);
-	for (size_t i = 0; i < job->count; i++)
-	    outcome(msg, job->rcpt_idx[i], res[i].status[0], res[i].dsn, res[i].reason,
-		    res[i].relay, &t, &b);
-	deliver_results_free(res, job->count);
-	mem_free(&res);
-	batch_apply(msg, &b);
-	job_finish(job);
-    } else {
-	struct str reason;
-	long status;
-
-	str_init(&reason, 1024);
-	if (bounce_reply_parse(reply, &status, NULL, &reason, error_r) < 0) {
-	    str_fini(&reason);
-	    return -1;
-	}
-	bounce_done(job, status, str_cstr(&reason));
-	str_fini(&reason);
-    }
-    return 0;
-}
-
 /* ---------------------------------------------------------------- */
 /* Finishing                                                        */
 
@@ -732,7 +355,7 @@ static void message_remove(struct qmgr_message *msg)
  * if a notice job was queued (the message waits for it) */
 static bool message_delay_warning(struct qmgr_message *msg, double now)
 {
-    size_t *idx = NULL, n = 0;
+    size_t *idx, n = 0;
     const char *err;
     bool warned;
 
@@ -746,14 +369,15 @@ static bool message_delay_warning(struct qmgr_message *msg, double now)
     }
     if (warned)
 	return false;
+    idx = mem_alloc_array(msg->rcpt_count ? msg->rcpt_count : 1, sizeof(*idx));
     for (size_t i = 0; i < msg->rcpt_count; i++)
 	if (msg->rcpts[i].state == QMGR_RCPT_DEFERRED
 	    && (msg->rcpts[i].notify_flags & QMGR_NOTIFY_DELAY))
-	    batch_add(&idx, &n, i);
+	    idx[n++] = i;
     if (n > 0)
-	marks_flush(msg);		/* the file outlives this pass */
+	qmgr_message_flush_marks(msg);	/* the file outlives this pass */
     msg->refs++;			/* keep msg while queueing */
-    notice_job(msg, BOUNCE_REQ_DELAY, idx, n);
+    qmgr_job_notice(msg, BOUNCE_REQ_DELAY, idx, n);
     msg->refs--;
     mem_free(&idx);
     return n > 0;
@@ -798,7 +422,7 @@ static bool message_next_slice(struct qmgr_message *msg, bool slice_deferred, bo
     const char *err;
 
     *gone = false;
-    marks_flush(msg);
+    qmgr_message_flush_marks(msg);
     if (msg->file_gone)
 	return false;
     msg->some_deferred = msg->some_deferred || slice_deferred;
@@ -852,10 +476,10 @@ static void message_done(struct qmgr_message *msg)
 	    return;
     }
     if (!deferred) {
-	message_remove(msg);		/* no marks needed: see marks_flush */
+	message_remove(msg);		/* no marks needed: see qmgr_message_flush_marks */
 	return;
     }
-    marks_flush(msg);			/* the file outlives this pass */
+    qmgr_message_flush_marks(msg);	/* the file outlives this pass */
     if (msg->file_gone) {
 	message_forget(msg);
 	return;
@@ -865,8 +489,8 @@ static void message_done(struct qmgr_message *msg)
     message_defer(msg, now);
 }
 
-/* message_unref - one job fewer */
-static void message_unref(struct qmgr_message *msg)
+/* qmgr_message_unref - one job fewer: the last one finishes the message */
+void qmgr_message_unref(struct qmgr_message *msg)
 {
     if (msg->refs <= 0)
 	msg_panic("%s: message reference count %d", msg->id, msg->refs);
@@ -906,7 +530,7 @@ static void message_route(struct qmgr_message *msg)
 {
     struct route_group *groups = NULL;
     size_t ngroups = 0;
-    struct outcome_batch b;
+    struct qmgr_outcomes b;
     struct delivery_times t = {msg->arrival, msg->active_time, 0, 0, 0};
 
     memset(&b, 0, sizeof(b));
@@ -924,7 +548,7 @@ static void message_route(struct qmgr_message *msg)
 	    char why[512];
 
 	    (void) fmt_buf(why, sizeof(why), "address resolver failure: %s", err);
-	    outcome(msg, i, 'd', "4.3.0", why, "none", &t, &b);
+	    qmgr_outcome(msg, i, 'd', "4.3.0", why, "none", &t, &b);
 	    continue;
 	}
 	if (strcmp(res.transport, "error") == 0) {
@@ -932,12 +556,12 @@ static void message_route(struct qmgr_message *msg)
 	    const char *reason;
 
 	    error_outcome(res.nexthop, dsn, sizeof(dsn), &reason);
-	    outcome(msg, i, 'b', dsn, reason, "none", &t, &b);
+	    qmgr_outcome(msg, i, 'b', dsn, reason, "none", &t, &b);
 	    continue;
 	}
 	if (!qmgr_transport_name_valid(res.transport)) {
 	    msg_warn("%s: bad transport name \"%.64s\" for %s", msg->id, res.transport, r->address);
-	    outcome(msg, i, 'd', "4.3.5", "mail transport unavailable (bad transport name)",
+	    qmgr_outcome(msg, i, 'd', "4.3.5", "mail transport unavailable (bad transport name)",
 		    "none", &t, &b);
 	    continue;
 	}
@@ -973,7 +597,7 @@ static void message_route(struct qmgr_message *msg)
 	mem_free(&groups[k].key);
     }
     mem_free(&groups);
-    batch_apply(msg, &b);
+    qmgr_outcomes_apply(msg, &b);
 }
 
 /* The queue file is read with large reads and no polls: the first
@@ -1227,5 +851,5 @@ void qmgr_message_load(const char *id)
 				var_maximal_queue_lifetime, var_bounce_queue_lifetime);
     msg->refs++;			/* held while routing */
     message_route(msg);
-    message_unref(msg);
+    qmgr_message_unref(msg);
 }

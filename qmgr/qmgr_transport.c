@@ -187,40 +187,6 @@ static struct qmgr_dest *dest_pop_ready(struct qmgr_transport *tr)
     return d;
 }
 
-/* qmgr_job_new - an empty job for msg */
-struct qmgr_job *qmgr_job_new(enum qmgr_job_kind kind, struct qmgr_message *msg)
-{
-    struct qmgr_job *job = mem_zalloc(sizeof(*job));
-
-    job->kind = kind;
-    job->msg = msg;
-    msg->refs++;
-    return job;
-}
-
-/* qmgr_job_add_rcpt - one more recipient (an index into msg->rcpts) */
-void qmgr_job_add_rcpt(struct qmgr_job *job, size_t idx)
-{
-    if (job->count == job->cap) {
-	job->cap = job->cap ? job->cap * 2 : 4;
-	job->rcpt_idx = mem_realloc(job->rcpt_idx, mem_size_mul(job->cap, sizeof(size_t)));
-    }
-    job->rcpt_idx[job->count++] = idx;
-}
-
-/* qmgr_job_free - free a job (its message reference is dropped by the
- * caller, qmgr_message.c) */
-void qmgr_job_free(struct qmgr_job **jobp)
-{
-    struct qmgr_job *job = *jobp;
-
-    if (job == NULL)
-	return;
-    mem_free(&job->nexthop);
-    mem_free(&job->rcpt_idx);
-    mem_free(jobp);
-}
-
 /* qmgr_transport_enqueue - queue a job for a destination of tr */
 void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, struct qmgr_job *job)
 {

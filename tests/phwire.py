@@ -6,7 +6,9 @@
 - the queue file format of docs/queue-file.md: records of one type byte,
   a 4-byte big-endian length and that many data bytes;
 - queue IDs (lib/mail/queue_id.h) and writing a queue file the way
-  cleanup does (temporary name, then rename to its ID).
+  cleanup does (temporary name, then rename to its ID);
+- triggers (mail_proto.h, conversation 4): a few bytes on a fifo or a
+  unix socket.
 
 This is a helper module, not a test file (pytest collects test_*.py only).
 The readers are strict on purpose: a malformed netstring or a truncated
@@ -14,6 +16,7 @@ record fails the test instead of being skipped over.
 """
 import os
 import socket
+import stat
 import struct
 import time
 
@@ -116,6 +119,25 @@ def connect(path, proto, timeout=10):
     got = reader.message()
     assert got == [("proto", proto), ("version", "1")], got
     return sock, reader
+
+
+def trigger(path, what, timeout=None):
+    """Write a trigger request to path: a fifo (written without blocking:
+    a fifo nobody reads is an OSError) or a unix socket."""
+    if stat.S_ISFIFO(os.stat(path).st_mode):
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, what)
+        finally:
+            os.close(fd)
+        return
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(what)
+    finally:
+        s.close()
 
 
 # -- queue files (docs/queue-file.md) ---------------------------------------------

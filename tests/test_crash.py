@@ -12,13 +12,12 @@ import os
 import random
 import re
 import smtplib
-import socket
-import stat
 import threading
 import time
 
 import pytest
 
+import phwire
 from conftest import BUILD
 from mailsuite import mail  # noqa: F401  (the fixture)
 
@@ -87,20 +86,8 @@ def queued(mail, state):
 def poke_qmgr(mail, what=b"F"):
     """A wake-up request on public/qmgr: a fifo (the suite's master.cf)
     or a unix socket; a failure only means the timers do the work."""
-    path = mail.queue / "public" / "qmgr"
     try:
-        if stat.S_ISFIFO(os.stat(path).st_mode):
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                os.write(fd, what)
-            finally:
-                os.close(fd)
-            return
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(2)
-        s.connect(str(path))
-        s.sendall(what)
-        s.close()
+        phwire.trigger(mail.queue / "public" / "qmgr", what, timeout=2)
     except OSError:
         pass
 

@@ -15,6 +15,7 @@ import pathlib
 import pwd
 import re
 import socket
+import stat
 import threading
 import time
 
@@ -129,7 +130,7 @@ def agent_answer(policy, delay=0.0):
     """An answer function: policy(address) -> (status, dsn, reason)."""
     def answer(attrs):
         if delay:
-            time.sleep(delay)
+            time.sleep(delay)       # a slow agent (not a wait for qmgr)
         reply = []
         for r in rcpts_of(attrs):
             res = policy(r["rcpt_address"])
@@ -194,10 +195,7 @@ class Q:
         raise AssertionError("public/qmgr did not appear")
 
     def trigger(self, what=b"I"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(str(self.queue / "public" / "qmgr"))
-        s.sendall(what)
-        s.close()
+        phwire.trigger(self.queue / "public" / "qmgr", what)
 
     def put(self, data, where="incoming", trigger=True):
         """Write a queue file the way cleanup does; returns its ID."""
@@ -236,6 +234,27 @@ def q(instance):
 
 def sent_all(address):
     return ("sent", "2.0.0", "delivered to maildir")
+
+
+def deliver_probe(q, rcpt="probe@example.test", timeout=10):
+    """A barrier: one more message through qmgr (trigger "I"), waited for
+    until it is removed. What qmgr was asked to do before (a scan, a
+    flush, a recovery at start, answers already on its sockets) it has
+    done by then: qmgr runs one event loop and handles all of that before
+    or together with the probe's trigger, and the probe still needs an
+    agent's answer after it. Returns the probe's queue ID."""
+    qid = q.put(queue_file("a@example.org", [rcpt]))
+    q.inst.wait_log(rf"{qid}: removed", timeout=timeout)
+    return qid
+
+
+def wait_agent_idle(agent, timeout=5):
+    """Wait until the fake agent has no request in hand (its answers are
+    written, or about to be)."""
+    deadline = time.monotonic() + timeout
+    while agent.inflight > 0:
+        assert time.monotonic() < deadline, "the agent still has requests in hand"
+        time.sleep(0.02)
 
 
 # -- tests ---------------------------------------------------------------------
@@ -291,10 +310,12 @@ def test_defer_then_flush(q):
         (q.queue / "defer" / qid).read_text()
     log = q.inst.log_text()
     assert re.search(rf"{qid}: to=<bob@example.test>, .*dsn=4.2.2, status=deferred \(mailbox full\)", log)
-    # a normal incoming scan does not touch it before its time
-    q.trigger(b"I")
-    time.sleep(0.5)
+    # a normal incoming scan does not touch it before its time: the probe
+    # is taken by such a scan, and by its removal the scan is over
+    deliver_probe(q, rcpt="dave@example.test")
     assert q.where(qid) == ["deferred"]
+    assert q.inst.count_log(rf"{qid}: to=<bob@example.test>.*status=deferred") == 1, \
+        "tried again before its time"
     state.clear()
     mark = q.inst.log_mark()
     q.trigger(b"F")
@@ -399,8 +420,10 @@ def test_delay_warning_once(instance):
         mark = q.inst.log_mark()
         q.trigger(b"F")
         q.inst.wait_log(rf"{qid}: to=<someone@remote.example>.*status=deferred", since=mark)
+        # back in deferred/: a second delay notice, had qmgr asked for one,
+        # would have been taken by bounce before the move (the message
+        # waits for the notice), so no sleep is needed to see that none was
         q.wait_where(qid, ["deferred"])
-        time.sleep(0.3)
         assert [dict(r)["request"] for r in bounce.requests] == ["delay"]
         assert dict(bounce.requests[0])["rcpt_action"] == "delayed"
     finally:
@@ -455,9 +478,7 @@ def test_safety_scan_without_trigger(q):
     """A lost trigger only delays: the incoming/ timer finds the file."""
     q.agent("local", sent_all)
     q.start()
-    q.trigger(b"W")
-    q.inst.wait_children(1, "qmgr")
-    time.sleep(0.3)
+    deliver_probe(q)                # qmgr runs, its start-up scans are over
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]), trigger=False)
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
 
@@ -487,10 +508,11 @@ def test_reload_finishes_deliveries_in_flight(q):
     q.inst.wait_log(r"finishing 3 deliveries in progress before exit", since=mark)
     for qid in ids:
         q.inst.wait_log(rf"{qid}: removed", timeout=10)
-    time.sleep(1.0)                 # the successor's recovery of active/ ran
-    assert len(agent.requests) == 3, agent.requests
     for qid in ids:
         q.wait_where(qid, [])
+    probe = deliver_probe(q)        # the successor runs: its recovery of active/ is over
+    assert [dict(r)["queue_id"] for r in agent.requests].count(probe) == 1
+    assert len(agent.requests) == 4, agent.requests
     assert q.inst.count_log(r"exiting with work still in progress") == 0
 
 
@@ -508,8 +530,9 @@ def test_reload_that_changes_qmgr_service_runs_one_qmgr(q):
         q.inst.wait_log(rf"{qid}: removed", timeout=10)
     for qid in ids:
         q.wait_where(qid, [])
-    time.sleep(1.0)                 # the new qmgr has recovered active/ by now
-    assert len(agent.requests) == 3, agent.requests
+    probe = deliver_probe(q)        # through the fifo: the new qmgr has recovered active/
+    assert [dict(r)["queue_id"] for r in agent.requests].count(probe) == 1
+    assert len(agent.requests) == 4, agent.requests
     assert q.inst.count_log(r"disappeared while active") == 0
 
 
@@ -528,7 +551,6 @@ def make_fifo(q, where):
 def assert_fifo_set_aside(q, fid):
     q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
     assert q.where(fid) == ["corrupt"]
-    import stat
     assert stat.S_ISFIFO(os.lstat(q.queue / "corrupt" / fid).st_mode)
 
 
@@ -539,7 +561,7 @@ def test_fifo_in_incoming_does_not_stop_qmgr(q):
     q.start()
     fid = make_fifo(q, "incoming")
     q.trigger(b"I")
-    time.sleep(0.5)                 # the scan has met the fifo by now
+    q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
     assert_fifo_set_aside(q, fid)
@@ -551,7 +573,7 @@ def test_fifo_in_deferred_does_not_stop_qmgr(q):
     q.start()
     fid = make_fifo(q, "deferred")
     q.trigger(b"F")
-    time.sleep(0.5)
+    q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
     assert_fifo_set_aside(q, fid)
@@ -580,8 +602,8 @@ def ph_queue(q, *args):
 
 
 def assert_deleted(q, qid, mark):
-    q.inst.wait_log(rf"{qid}: removed", since=mark)
-    time.sleep(0.5)                 # what qmgr would still do, it has done by now
+    """After a barrier (deliver_probe): qid left no trace and was logged
+    removed once."""
     assert q.where(qid) == []
     assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
     assert not (q.queue / "bounce" / qid).exists()
@@ -595,7 +617,7 @@ def test_delete_active_message_in_flight(q):
     qmgr is told, drops it, ignores the agent's late answer, leaves no
     defer/ log and logs "removed" once; other mail moves on."""
     def answer_defer_if_gone(attrs):
-        time.sleep(1.0)
+        time.sleep(1.0)             # a slow agent: the delete comes meanwhile
         d = dict(attrs)
         gone = not (q.queue / d["queue_file"]).exists()
         reply = []
@@ -617,14 +639,13 @@ def test_delete_active_message_in_flight(q):
     mark = q.inst.log_mark()
     res = ph_queue(q, "delete", qid)
     assert res.returncode == 0 and f"{qid}: removed" in res.stdout, res.stderr
-    assert_deleted(q, qid, mark)
-    time.sleep(1.5)                 # the answers in flight came back
-    assert q.inst.count_log(rf"{qid}: .*status=", since=mark) == 0
-    assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
+    q.inst.wait_log(rf"{qid}: removed", since=mark)
+    wait_agent_idle(agent)          # the answers in flight are on their way back
     requests = len(agent.requests)
     q.trigger(b"F")
-    other = q.put(queue_file("a@example.org", ["bob@example.test"]))
-    q.inst.wait_log(rf"{other}: removed", timeout=8)
+    deliver_probe(q, rcpt="bob@example.test")   # qmgr has read those answers by now
+    assert_deleted(q, qid, mark)
+    assert q.inst.count_log(rf"{qid}: .*status=", since=mark) == 0
     assert len(agent.requests) == requests + 1     # nothing more for the deleted one
 
 
@@ -633,7 +654,7 @@ def test_active_file_vanished_without_being_told(q):
     trigger lost, or removed by hand): qmgr treats it as deleted when the
     agent cannot open it: logged once, no defer/ log, no retries."""
     def answer(attrs):
-        time.sleep(0.8)
+        time.sleep(0.8)             # a slow agent: the file vanishes meanwhile
         d = dict(attrs)
         gone = not (q.queue / d["queue_file"]).exists()
         st = ("defer", "4.3.0", "cannot open queue file") if gone else ("sent", "2.0.0", "ok")
@@ -652,7 +673,8 @@ def test_active_file_vanished_without_being_told(q):
     os.unlink(q.queue / "active" / qid)
     q.inst.wait_log(rf"{qid}: queue file vanished from active/: taken as deleted", since=mark)
     q.inst.wait_log(rf"{qid}: removed", since=mark)
-    time.sleep(1.5)
+    wait_agent_idle(agent)          # the other answer is on its way back
+    deliver_probe(q)                # qmgr has read it by now
     assert q.where(qid) == []
     assert not (q.queue / "defer" / qid).exists(), "orphan defer log"
     assert q.inst.count_log(rf"{qid}: .*status=deferred", since=mark) == 0
@@ -690,7 +712,7 @@ def check_delete_in_state(q, state):
     assert q.where(qid) == []
     assert not (q.queue / "defer" / qid).exists()
     q.trigger(b"F")
-    time.sleep(1.0)
+    deliver_probe(q)                # the flush's scan is over
     assert all(dict(r)["queue_id"] != qid for r in agent.requests)
     assert any(dict(r)["queue_id"] == probe for r in agent.requests)
 

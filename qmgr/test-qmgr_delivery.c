@@ -1,0 +1,737 @@
+/* test-qmgr_delivery.c - unit tests for qmgr's message, job, transport
+ * and connection modules against a mock delivery agent.
+ *
+ * The test makes a queue directory in its working directory, writes
+ * queue files into incoming/ with the queue_file.h writers, and hands
+ * them to qmgr as cleanup's "I<ID>" trigger does. The mock agent
+ * listens on private/smtp (where remote mail is routed) and a mock
+ * bounce service on private/bounce; both run on qmgr's own event loop,
+ * in this process, and speak the deliver and bounce protocols of
+ * mail_proto.h with ipc.h framing. The agent answers each recipient by
+ * its local part ("sent-*", "defer-*", "bounce-*"), or misbehaves as a
+ * case asks (closes mid-request, answers garbage), and counts what it
+ * saw: connections, requests, recipients, deliveries in flight per
+ * destination. A case then runs the loop until no message is in memory
+ * and looks at the queue: which files are where, which recipients are
+ * marked done in the file, what defer/ID says. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* base */
+#include "event.h"
+#include "ipc.h"
+#include "mem.h"
+#include "msg.h"
+#include "sock.h"
+#include "str.h"
+#include "stream.h"
+#include "unit.h"
+
+/* mail */
+#include "config.h"
+#include "defer_log.h"
+#include "mail_proto.h"
+#include "queue_file.h"
+#include "queue_id.h"
+#include "resolve.h"
+
+/* qmgr */
+#include "qmgr.h"
+
+#define DEST_LIMIT	2		/* smtp_destination_concurrency_limit */
+#define IDLE_WAIT_MS	5000		/* a case that takes longer has failed */
+#define MAX_DESTS	8
+#define MAX_SEEN	64
+
+/* ---------------------------------------------------------------- */
+/* The mock agent                                                   */
+
+enum mock_mode {
+    MOCK_ANSWER,			/* by local part */
+    MOCK_CLOSE_MID_REQUEST,		/* close after the first bytes */
+    MOCK_GARBAGE,			/* answer bytes that are no IPC */
+};
+
+struct mock_conn {
+    int fd;
+    bool bounce;			/* the bounce service's side */
+    struct str in;
+    int pending;			/* delayed answers not yet written */
+    struct mock_conn *next;
+};
+
+struct mock_dest {
+    char name[64];
+    int in_flight;
+    int max_in_flight;
+};
+
+struct mock_seen {
+    char address[128];
+    int count;
+};
+
+/* What the agent and the bounce service saw since mock_reset. */
+static struct {
+    int listen_fd, bounce_listen_fd;
+    enum mock_mode mode;
+    int delay_ms;			/* hold each answer this long */
+    struct mock_conn *conns;
+    int accepts;
+    int requests;
+    int max_rcpts_per_request;
+    int in_flight, max_in_flight;	/* all destinations */
+    struct mock_dest dests[MAX_DESTS];
+    struct mock_seen seen[MAX_SEEN];
+    int bounce_requests;
+    char bounce_kind[16];		/* request of the last notice */
+    char bounce_rcpt[128];		/* its first recipient */
+} mock;
+
+/* A delayed answer. */
+struct mock_answer {
+    struct mock_conn *conn;
+    struct str out;
+    char dest[64];
+};
+
+/* mock_dest - the counters of a destination (next hop) */
+static struct mock_dest *mock_dest(const char *name)
+{
+    for (int i = 0; i < MAX_DESTS; i++) {
+	if (mock.dests[i].name[0] == 0)
+	    (void) str_copy_out(mock.dests[i].name, sizeof(mock.dests[i].name), name);
+	if (strcmp(mock.dests[i].name, name) == 0)
+	    return mock.dests + i;
+    }
+    msg_panic("mock: too many destinations");
+}
+
+/* mock_seen_count - how often the agent was asked for address */
+static int mock_seen_count(const char *address)
+{
+    for (int i = 0; i < MAX_SEEN; i++)
+	if (strcmp(mock.seen[i].address, address) == 0)
+	    return mock.seen[i].count;
+    return 0;
+}
+
+/* mock_see - count one request for address */
+static void mock_see(const char *address)
+{
+    for (int i = 0; i < MAX_SEEN; i++) {
+	if (mock.seen[i].address[0] == 0)
+	    (void) str_copy_out(mock.seen[i].address, sizeof(mock.seen[i].address), address);
+	if (strcmp(mock.seen[i].address, address) == 0) {
+	    mock.seen[i].count++;
+	    return;
+	}
+    }
+    msg_panic("mock: too many addresses");
+}
+
+/* mock_write - the whole buffer to a blocking socket */
+static void mock_write(int fd, const struct str *out)
+{
+    size_t done = 0;
+
+    while (done < str_len(out)) {
+	ssize_t n = write(fd, str_cstr(out) + done, str_len(out) - done);
+
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n <= 0)
+	    return;			/* qmgr went away: its business */
+	done += (size_t) n;
+    }
+}
+
+/* mock_close - the agent ends a connection */
+static void mock_close(struct mock_conn *conn)
+{
+    struct mock_conn **pp;
+
+    for (pp = &mock.conns; *pp; pp = &(*pp)->next) {
+	if (*pp == conn) {
+	    *pp = conn->next;
+	    break;
+	}
+    }
+    event_remove(conn->fd);
+    close(conn->fd);
+    conn->fd = -1;
+    str_fini(&conn->in);
+    if (conn->pending == 0)
+	mem_free(&conn);
+}
+
+/* mock_answer_fire - write a delayed answer */
+static void mock_answer_fire(void *ctx)
+{
+    struct mock_answer *a = ctx;
+    struct mock_conn *conn = a->conn;
+
+    mock_dest(a->dest)->in_flight--;
+    mock.in_flight--;
+    conn->pending--;
+    if (conn->fd >= 0)
+	mock_write(conn->fd, &a->out);
+    else if (conn->pending == 0)
+	mem_free(&conn);
+    str_fini(&a->out);
+    mem_free(&a);
+}
+
+/* mock_status - the result the agent gives an address */
+static void mock_status(const char *address, const char **status, const char **dsn)
+{
+    if (strncmp(address, "defer", 5) == 0) {
+	*status = "defer";
+	*dsn = "4.2.0";
+    } else if (strncmp(address, "bounce", 6) == 0) {
+	*status = "bounce";
+	*dsn = "5.1.1";
+    } else {
+	*status = "sent";
+	*dsn = "2.0.0";
+    }
+}
+
+/* mock_deliver - one whole delivery request */
+static void mock_deliver(struct mock_conn *conn, const struct ipc_list *req)
+{
+    const char *nexthop = ipc_list_get(req, ATTR_NEXTHOP);
+    struct mock_answer *a = mem_zalloc(sizeof(*a));
+    struct mock_dest *d;
+    const char *address = NULL;
+    int nrcpt = 0;
+
+    str_init(&a->out, IPC_MSG_MAX);
+    a->conn = conn;
+    (void) str_copy_out(a->dest, sizeof(a->dest), nexthop ? nexthop : "");
+    for (size_t i = 0; i < req->count; i++) {
+	const struct ipc_attr *at = req->attrs + i;
+	const char *status, *dsn;
+
+	if (strcmp(at->name, ATTR_RCPT_ADDRESS) == 0) {
+	    address = at->value;
+	    mock_see(address);
+	    nrcpt++;
+	} else if (strcmp(at->name, ATTR_RCPT_OFFSET) == 0 && address) {
+	    mock_status(address, &status, &dsn);
+	    ipc_encode_str(&a->out, ATTR_RCPT_OFFSET, at->value);
+	    ipc_encode_str(&a->out, ATTR_RCPT_STATUS, status);
+	    ipc_encode_str(&a->out, ATTR_RCPT_DSN, dsn);
+	    ipc_encode_str(&a->out, ATTR_RCPT_REASON, "mock agent says so");
+	    ipc_encode_str(&a->out, ATTR_RELAY, "mock");
+	}
+    }
+    ipc_encode_end(&a->out);
+    mock.requests++;
+    if (nrcpt > mock.max_rcpts_per_request)
+	mock.max_rcpts_per_request = nrcpt;
+    d = mock_dest(a->dest);
+    if (++d->in_flight > d->max_in_flight)
+	d->max_in_flight = d->in_flight;
+    if (++mock.in_flight > mock.max_in_flight)
+	mock.max_in_flight = mock.in_flight;
+    conn->pending++;
+    if (mock.mode == MOCK_GARBAGE)
+	(void) str_set(&a->out, "this is no IPC message\n");
+    if (mock.delay_ms > 0)
+	(void) event_timer_add(mock.delay_ms, mock_answer_fire, a);
+    else
+	mock_answer_fire(a);
+}
+
+/* mock_notice - one whole bounce request: always taken */
+static void mock_notice(struct mock_conn *conn, const struct ipc_list *req)
+{
+    const char *kind = ipc_list_get(req, ATTR_REQUEST);
+    const char *rcpt = ipc_list_get(req, ATTR_RCPT_ADDRESS);
+    struct str out;
+
+    mock.bounce_requests++;
+    (void) str_copy_out(mock.bounce_kind, sizeof(mock.bounce_kind), kind ? kind : "");
+    (void) str_copy_out(mock.bounce_rcpt, sizeof(mock.bounce_rcpt), rcpt ? rcpt : "");
+    str_init(&out, 1024);
+    ipc_encode_str(&out, ATTR_STATUS, "0");
+    ipc_encode_str(&out, ATTR_QUEUE_ID, "");
+    ipc_encode_str(&out, ATTR_REASON, "");
+    ipc_encode_end(&out);
+    mock_write(conn->fd, &out);
+    str_fini(&out);
+}
+
+/* mock_read - input from qmgr on one connection */
+static void mock_read(int fd, void *ctx)
+{
+    struct mock_conn *conn = ctx;
+    struct ipc_list list;
+    const char *err;
+    char buf[8192];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    long used;
+
+    if (n <= 0) {
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+	    return;
+	mock_close(conn);		/* qmgr closed it */
+	return;
+    }
+    if (!conn->bounce && mock.mode == MOCK_CLOSE_MID_REQUEST) {
+	mock_close(conn);
+	return;
+    }
+    unit_assert(str_append(&conn->in, buf, (size_t) n));
+    ipc_list_init(&list);
+    while ((used = ipc_decode_list(str_cstr(&conn->in), str_len(&conn->in), &list, &err)) > 0) {
+	memmove(conn->in.data, conn->in.data + used, str_len(&conn->in) - (size_t) used);
+	(void) str_truncate(&conn->in, str_len(&conn->in) - (size_t) used);
+	if (conn->bounce)
+	    mock_notice(conn, &list);
+	else
+	    mock_deliver(conn, &list);
+    }
+    unit_assert(used == 0);		/* qmgr's requests are well-formed */
+    ipc_list_fini(&list);
+}
+
+/* mock_accept - a connection from qmgr: the handshake first */
+static void mock_accept(int fd, void *ctx)
+{
+    bool bounce = ctx != NULL;
+    struct mock_conn *conn;
+    struct str hello;
+    int cfd = sock_accept(fd);
+
+    if (cfd < 0)
+	return;
+    conn = mem_zalloc(sizeof(*conn));
+    conn->fd = cfd;
+    conn->bounce = bounce;
+    str_init(&conn->in, IPC_MSG_MAX);
+    conn->next = mock.conns;
+    mock.conns = conn;
+    if (!bounce)
+	mock.accepts++;
+    str_init(&hello, 256);
+    ipc_encode_str(&hello, ATTR_PROTO, bounce ? BOUNCE_PROTO : DELIVER_PROTO);
+    ipc_encode_long(&hello, ATTR_VERSION, bounce ? BOUNCE_VERSION : DELIVER_VERSION);
+    ipc_encode_end(&hello);
+    mock_write(cfd, &hello);
+    str_fini(&hello);
+    event_add_read(cfd, mock_read, conn);
+}
+
+/* mock_start - listen on private/smtp and private/bounce */
+static void mock_start(void)
+{
+    const char *err;
+    char path[64];
+
+    unit_assert(fmt_buf(path, sizeof(path), "%s/smtp", DELIVER_SOCKET_DIR));
+    mock.listen_fd = sock_listen_unix(path, 0600, 64, &err);
+    mock.bounce_listen_fd = sock_listen_unix(BOUNCE_SOCKET, 0600, 64, &err);
+    unit_assert(mock.listen_fd >= 0 && mock.bounce_listen_fd >= 0);
+    event_add_read(mock.listen_fd, mock_accept, NULL);
+    event_add_read(mock.bounce_listen_fd, mock_accept, &mock);
+}
+
+/* ---------------------------------------------------------------- */
+/* Driving qmgr                                                     */
+
+/* ms_since - milliseconds since start */
+static long ms_since(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* open_connections - qmgr's connections to the agent and to bounce */
+static int open_connections(void)
+{
+    return qmgr_transport_find("smtp")->conn_count + qmgr_transport_bounce()->conn_count;
+}
+
+/* run_until_idle - run the event loop until no message is in memory
+ * (every pass through active/ finished); false after the deadline */
+static bool run_until_idle(void)
+{
+    struct timespec start;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (qmgr_active_count > 0) {
+	if (ms_since(&start) > IDLE_WAIT_MS)
+	    return false;
+	(void) event_loop_once(20);
+    }
+    return true;
+}
+
+/* mock_reset - a fresh agent for the next case: its connections are
+ * closed (qmgr's idle ones see the end and go), its counters zeroed */
+static void mock_reset(enum mock_mode mode, int delay_ms)
+{
+    struct timespec start;
+
+    while (mock.conns)
+	mock_close(mock.conns);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (open_connections() > 0 && ms_since(&start) < IDLE_WAIT_MS)
+	(void) event_loop_once(20);
+    unit_assert_inteq(open_connections(), 0);
+    memset(mock.dests, 0, sizeof(mock.dests));
+    memset(mock.seen, 0, sizeof(mock.seen));
+    mock.accepts = mock.requests = mock.max_rcpts_per_request = 0;
+    mock.in_flight = mock.max_in_flight = 0;
+    mock.bounce_requests = 0;
+    mock.bounce_kind[0] = mock.bounce_rcpt[0] = 0;
+    mock.mode = mode;
+    mock.delay_ms = delay_ms;
+}
+
+/* queue_message - a complete queue file in incoming/ with these
+ * recipients (NULL-terminated); its queue ID into id */
+static void queue_message(char *id, size_t id_size, const char *const *rcpts)
+{
+    char tmp[64], path[64];
+    struct timeval tv;
+    struct stream *s;
+    struct stat st;
+    int fd;
+
+    queue_temp_name(tmp, sizeof(tmp));
+    unit_assert(fmt_buf(path, sizeof(path), "incoming/%s", tmp));
+    unit_assert((fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600)) >= 0);
+    s = stream_open(fd);
+    gettimeofday(&tv, NULL);
+    unit_assert(qf_put_version(s) == 0);
+    unit_assert(qf_put_time(s, tv.tv_sec, (long) tv.tv_usec) == 0);
+    unit_assert(qf_puts(s, QF_REC_SENDER, "sender@example.org") == 0);
+    for (size_t i = 0; rcpts[i]; i++)
+	unit_assert(qf_puts(s, QF_REC_RCPT, rcpts[i]) == 0);
+    unit_assert(qf_put(s, QF_REC_MESSAGE, "", 0) == 0);
+    unit_assert(qf_puts(s, QF_REC_LINE, "Subject: test") == 0);
+    unit_assert(qf_puts(s, QF_REC_LINE, "") == 0);
+    unit_assert(qf_puts(s, QF_REC_LINE, "body") == 0);
+    unit_assert(qf_put(s, QF_REC_XEND, "", 0) == 0);
+    unit_assert(qf_put(s, QF_REC_END, "", 0) == 0);
+    unit_assert(stream_flush(s) == 0);
+    unit_assert(fstat(fd, &st) == 0);
+    (void) stream_close(&s);
+    unit_assert(queue_id_new(id, id_size, (uint64_t) st.st_ino));
+    {
+	char to[64];
+
+	unit_assert(fmt_buf(to, sizeof(to), "incoming/%s", id));
+	unit_assert(rename(path, to) == 0);
+    }
+}
+
+/* trigger_message - queue a message and tell qmgr, as cleanup does */
+static void trigger_message(char *id, size_t id_size, const char *const *rcpts)
+{
+    char req[64];
+
+    queue_message(id, id_size, rcpts);
+    unit_assert(fmt_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_SCAN, id));
+    qmgr_trigger(req, strlen(req));
+}
+
+/* deliver_message - a fresh agent in this mode, one message with these
+ * recipients through qmgr until it is out of memory; its ID into id */
+static void deliver_message(enum mock_mode mode, int delay_ms, const char *const *rcpts,
+			    char *id, size_t id_size)
+{
+    mock_reset(mode, delay_ms);
+    trigger_message(id, id_size, rcpts);
+    unit_assert(run_until_idle());
+}
+
+/* file_exists - queue/ID is there */
+static bool file_exists(const char *queue, const char *id)
+{
+    char path[64];
+    struct stat st;
+
+    return fmt_buf(path, sizeof(path), "%s/%s", queue, id) && stat(path, &st) == 0;
+}
+
+/* marks_visit - one record: 'R' or 'D' of each recipient, in order */
+static int marks_visit(int type, const struct str *data, off_t offset, void *ctx)
+{
+    (void) data;
+    (void) offset;
+    if (type == QF_REC_RCPT || type == QF_REC_DONE) {
+	(void) str_appendc(ctx, (char) type);
+    }
+    return 0;
+}
+
+/* recipient_marks - "DRD...": each recipient's record type in queue/ID */
+static const char *recipient_marks(const char *queue, const char *id)
+{
+    static struct str *marks;
+    struct qf_reader rd;
+    struct stream *s;
+    const char *err;
+    char path[64];
+    int fd;
+
+    if (marks == NULL)
+	marks = str_new(256);
+    str_reset(marks);
+    unit_assert(fmt_buf(path, sizeof(path), "%s/%s", queue, id));
+    if ((fd = open(path, O_RDONLY)) < 0)
+	return "(no file)";
+    s = stream_open(fd);
+    qf_reader_init(&rd, s, 0);
+    unit_assert(qf_scan(&rd, QF_RECORD_MAX, marks_visit, marks, &err) == 0);
+    (void) stream_close(&s);
+    return str_cstr(marks);
+}
+
+struct defer_seen {
+    int count;
+    char rcpt[128];
+    char dsn[16];
+    char reason[128];
+};
+
+/* defer_visit - remember the records of defer/ID */
+static void defer_visit(const struct defer_log_record *rec, void *ctx)
+{
+    struct defer_seen *ds = ctx;
+
+    ds->count++;
+    (void) str_copy_out(ds->rcpt, sizeof(ds->rcpt), rec->rcpt);
+    (void) str_copy_out(ds->dsn, sizeof(ds->dsn), rec->dsn);
+    (void) str_copy_out(ds->reason, sizeof(ds->reason), rec->reason);
+}
+
+/* defer_log - the records of defer/ID (count 0 if there is none) */
+static void defer_log(const char *id, struct defer_seen *ds)
+{
+    const char *err;
+    bool warned;
+
+    memset(ds, 0, sizeof(*ds));
+    if (!file_exists(DEFER_LOG_DIR, id))
+	return;
+    unit_assert(defer_log_read(id, defer_visit, ds, &warned, &err) == 0);
+}
+
+/* ---------------------------------------------------------------- */
+/* The cases                                                        */
+
+/* test_all_sent_removed - every recipient sent: the file and its defer
+ * log go, nothing is marked, each recipient was asked for once */
+static void test_all_sent_removed(void)
+{
+    static const char *const rcpts[] = {"sent-1@one.example", "sent-2@one.example", NULL};
+    char id[QUEUE_ID_SIZE];
+
+    unit_begin("all sent: active/ID removed, no defer/ID, each recipient once");
+    deliver_message(MOCK_ANSWER, 0, rcpts, id, sizeof(id));
+    unit_assert(!file_exists("active", id));
+    unit_assert(!file_exists("deferred", id));
+    unit_assert(!file_exists(DEFER_LOG_DIR, id));
+    unit_assert_inteq(mock_seen_count("sent-1@one.example"), 1);
+    unit_assert_inteq(mock_seen_count("sent-2@one.example"), 1);
+    unit_assert_inteq(mock.requests, 1);	/* one destination: one request */
+    unit_assert_inteq(mock.bounce_requests, 0);
+    unit_end();
+}
+
+/* test_outcomes_mark_defer_and_move - sent, deferred and bounced in one
+ * message: done marks for the sent and the bounced (after bounce took
+ * the notice), the deferral in defer/ID, the file in deferred/ with its
+ * next attempt as mtime */
+static void test_outcomes_mark_defer_and_move(void)
+{
+    static const char *const rcpts[] = {"sent-1@mix.example", "defer-1@mix.example",
+					"bounce-1@mix.example", NULL};
+    char id[QUEUE_ID_SIZE], path[64];
+    struct defer_seen ds;
+    struct stat st;
+
+    unit_begin("sent/defer/bounce: D marks, defer/ID, deferred/ID with a later mtime");
+    deliver_message(MOCK_ANSWER, 0, rcpts, id, sizeof(id));
+    unit_assert(!file_exists("active", id));
+    unit_assert(file_exists("deferred", id));
+    unit_assert_streq(recipient_marks("deferred", id), "DRD");
+    defer_log(id, &ds);
+    unit_assert_inteq(ds.count, 1);
+    unit_assert_streq(ds.rcpt, "defer-1@mix.example");
+    unit_assert_streq(ds.dsn, "4.2.0");
+    unit_assert_streq(ds.reason, "mock agent says so");
+    unit_assert_inteq(mock.bounce_requests, 1);
+    unit_assert_streq(mock.bounce_kind, BOUNCE_REQ_FAILURE);
+    unit_assert_streq(mock.bounce_rcpt, "bounce-1@mix.example");
+    unit_assert(fmt_buf(path, sizeof(path), "deferred/%s", id));
+    unit_assert(stat(path, &st) == 0);
+    unit_assert(st.st_mtime >= time(NULL) + var_minimal_backoff_time - 5);
+    unit_end();
+}
+
+/* test_concurrency_per_destination - never more than the limit in
+ * flight to one destination, while two destinations run side by side */
+static void test_concurrency_per_destination(void)
+{
+    char id[QUEUE_ID_SIZE], rcpt[64];
+
+    unit_begin("concurrency: at most the limit per destination, destinations in parallel");
+    mock_reset(MOCK_ANSWER, 30);
+    for (int i = 0; i < 6; i++) {
+	const char *rcpts[] = {rcpt, NULL};
+
+	unit_assert(fmt_buf(rcpt, sizeof(rcpt), "sent-%d@conc-a.example", i));
+	trigger_message(id, sizeof(id), rcpts);
+	unit_assert(fmt_buf(rcpt, sizeof(rcpt), "sent-%d@conc-b.example", i));
+	trigger_message(id, sizeof(id), rcpts);
+    }
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.requests, 12);
+    unit_assert_inteq(mock_dest("conc-a.example")->max_in_flight, DEST_LIMIT);
+    unit_assert_inteq(mock_dest("conc-b.example")->max_in_flight, DEST_LIMIT);
+    unit_assert_inteq(mock.max_in_flight, 2 * DEST_LIMIT);
+    unit_end();
+}
+
+/* test_connection_reuse - one message after another: one connection */
+static void test_connection_reuse(void)
+{
+    static const char *const rcpts[] = {"sent-1@reuse.example", NULL};
+    char id[QUEUE_ID_SIZE];
+
+    unit_begin("connection reuse: five messages in turn over one connection");
+    mock_reset(MOCK_ANSWER, 0);
+    for (int i = 0; i < 5; i++) {
+	trigger_message(id, sizeof(id), rcpts);
+	unit_assert(run_until_idle());
+	unit_assert(!file_exists("active", id));
+    }
+    unit_assert_inteq(mock.requests, 5);
+    unit_assert_inteq(mock.accepts, 1);
+    unit_assert_inteq(qmgr_transport_find("smtp")->conn_count, 1);	/* idle, kept */
+    unit_end();
+}
+
+/* expect_transport_failure - the agent failed the request: the message
+ * is deferred whole, nothing marked, the reason in defer/ID */
+static void expect_transport_failure(const char *id)
+{
+    struct defer_seen ds;
+
+    unit_assert(!file_exists("active", id));
+    unit_assert(file_exists("deferred", id));
+    unit_assert_streq(recipient_marks("deferred", id), "RR");
+    defer_log(id, &ds);
+    unit_assert_inteq(ds.count, 2);
+    unit_assert_streq(ds.dsn, "4.3.0");
+    unit_assert_streq(ds.reason, "mail transport unavailable");
+}
+
+/* test_agent_closes_mid_request - the agent hangs up: defer, no loss */
+static void test_agent_closes_mid_request(void)
+{
+    static const char *const rcpts[] = {"sent-1@close.example", "sent-2@close.example", NULL};
+    char id[QUEUE_ID_SIZE];
+
+    unit_begin("agent closes mid-request: recipients deferred, file kept");
+    deliver_message(MOCK_CLOSE_MID_REQUEST, 0, rcpts, id, sizeof(id));
+    expect_transport_failure(id);
+    unit_assert_inteq(open_connections(), 0);
+    unit_end();
+}
+
+/* test_agent_answers_garbage - a reply that is no IPC: defer, no loss */
+static void test_agent_answers_garbage(void)
+{
+    static const char *const rcpts[] = {"sent-1@junk.example", "sent-2@junk.example", NULL};
+    char id[QUEUE_ID_SIZE];
+
+    unit_begin("agent answers garbage: recipients deferred, connection closed");
+    deliver_message(MOCK_GARBAGE, 0, rcpts, id, sizeof(id));
+    expect_transport_failure(id);
+    unit_assert_inteq(mock.requests, 1);
+    unit_assert_inteq(open_connections(), 0);
+    unit_end();
+}
+
+/* test_recipient_slices - qmgr_message_recipient_limit bounds what is
+ * in memory (and so in flight); every recipient is tried once; a slice's
+ * done marks are on disk before the next slice is read */
+static void test_recipient_slices(void)
+{
+    static const char *const rcpts[] = {"sent-1@slice.example", "defer-2@slice.example",
+					"sent-3@slice.example", "sent-4@slice.example",
+					"sent-5@slice.example", NULL};
+    long saved = var_qmgr_message_recipient_limit;
+    char id[QUEUE_ID_SIZE];
+    struct defer_seen ds;
+
+    unit_begin("recipient slices: at most the limit at a time, each once, marks kept");
+    mock_reset(MOCK_ANSWER, 10);
+    var_qmgr_message_recipient_limit = 2;
+    trigger_message(id, sizeof(id), rcpts);
+    unit_assert(run_until_idle());
+    var_qmgr_message_recipient_limit = saved;
+    unit_assert_inteq(mock.requests, 3);		/* 2 + 2 + 1 */
+    unit_assert_inteq(mock.max_rcpts_per_request, 2);
+    for (int i = 0; rcpts[i]; i++)
+	unit_assert_inteq(mock_seen_count(rcpts[i]), 1);
+    unit_assert(file_exists("deferred", id));
+    unit_assert_streq(recipient_marks("deferred", id), "DRDDD");
+    defer_log(id, &ds);
+    unit_assert_inteq(ds.count, 1);
+    unit_assert_streq(ds.rcpt, "defer-2@slice.example");
+    unit_end();
+}
+
+/* setup - a queue directory in the working directory, the parameters,
+ * logs to a file, the routing tables, the mock agent */
+static void setup(void)
+{
+    static const char *const dirs[] = {"queue", "queue/incoming", "queue/active",
+				       "queue/deferred", "queue/defer", "queue/corrupt",
+				       "queue/hold", "queue/bounce", "queue/private"};
+    const char *err;
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+	unit_assert(mkdir(dirs[i], 0700) == 0 || errno == EEXIST);
+    unit_assert(chdir("queue") == 0);
+    msg_init("test-qmgr_delivery", MSG_TO_FILE);
+    unit_assert(msg_set_file("../qmgr.log", &err));
+    config_init();
+    config_set("queue_directory", ".");
+    config_set("alias_maps", "");
+    config_set("smtp_destination_concurrency_limit", "2");
+    unit_assert(config_apply(&err) == 0);
+    unit_assert(resolve_init(&err) == 0);
+    mock_start();
+}
+
+int main(void)
+{
+    setup();
+    test_all_sent_removed();
+    test_outcomes_mark_defer_and_move();
+    test_concurrency_per_destination();
+    test_connection_reuse();
+    test_agent_closes_mid_request();
+    test_agent_answers_garbage();
+    test_recipient_slices();
+    return unit_done();
+}
