@@ -105,6 +105,17 @@ PAGES = sorted(p for p in MAN.iterdir() if re.search(r"\.[1-8]$", p.name)) if MA
 def test_page_renders_without_warnings(page):
     if shutil.which("groff") is None:
         pytest.skip("groff is not installed")
-    proc = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)],
+    proc = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-ww", "-z", str(page)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+
+
+def test_every_page_is_found_by_apropos_posthorn():
+    """The whatis line (what apropos searches) of every page names
+    posthorn, so `apropos posthorn` lists them all once installed."""
+    if shutil.which("lexgrog") is None:
+        pytest.skip("lexgrog (man-db) is not installed")
+    for page in sorted(MAN.glob("*.[1-8]")):
+        proc = subprocess.run(["lexgrog", str(page)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "posthorn" in proc.stdout.split(":", 1)[1], proc.stdout

@@ -411,8 +411,25 @@ def test_usage_errors_exit_2(cli, args):
 
 def test_help(cli):
     proc = cli.run("help", check=0)
-    for command in ("start", "stop", "reload", "status", "check", "conf", "map"):
+    for command in ("start", "stop", "reload", "status", "check", "conf", "map", "queue"):
         assert f"  {command} " in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])
+def test_help_forms_people_type(args):
+    proc = subprocess.run([str(POSTHORN), *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: posthorn" in proc.stdout and "  queue " in proc.stdout
+
+
+def test_version_and_unknown_long_option():
+    proc = subprocess.run([str(POSTHORN), "--version"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0 and re.fullmatch(r"posthorn \S+\n", proc.stdout)
+    proc = subprocess.run([str(POSTHORN), "--bogus"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2
+    assert "bad option --bogus (try posthorn --help)" in proc.stderr
 
 
 def test_config_dir_from_environment(cli):

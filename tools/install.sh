@@ -94,6 +94,10 @@ for page in man/*.[158]; do
     n=$((n + 1))
 done
 say "$n man pages in $DESTDIR$MANDIR"
+# apropos and whatis find them only after the index is updated
+if [ -z "$DESTDIR" ] && command -v mandb >/dev/null 2>&1; then
+    mandb -q 2>/dev/null || true
+fi
 
 # Configuration: never overwrite the operator's files. Defaults that
 # point at the installed directories.

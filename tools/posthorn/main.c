@@ -18,6 +18,7 @@
 
 /* Mail library. */
 #include "config.h"
+#include "master_proto.h"
 
 /* This program. */
 #include "posthorn.h"
@@ -149,6 +150,17 @@ int main(int argc, char **argv)
     else
 	ph_config_dir = DEF_CONFIG_DIR;
 
+    /* The long forms people type first (no other long options exist). */
+    if (argc > 1 && strcmp(argv[1], "--help") == 0)
+	return cmd_help(1, argv);
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+	printf("posthorn %s\n", POSTHORN_VERSION);
+	return 0;
+    }
+    if (argc > 1 && strncmp(argv[1], "--", 2) == 0 && argv[1][2] != 0) {
+	fprintf(stderr, "posthorn: bad option %s (try posthorn --help)\n", argv[1]);
+	return ph_usage(NULL);
+    }
     opterr = 0;
     while ((ch = getopt(argc, argv, "+c:vh")) != -1) {
 	switch (ch) {
@@ -161,7 +173,10 @@ int main(int argc, char **argv)
 	case 'h':
 	    return cmd_help(1, argv);
 	default:
-	    fprintf(stderr, "posthorn: bad option -%c\n", optopt);
+	    if (optopt == 'c')
+		fprintf(stderr, "posthorn: option -c needs a directory\n");
+	    else
+		fprintf(stderr, "posthorn: bad option -%c (try posthorn --help)\n", optopt);
 	    return ph_usage(NULL);
 	}
     }
