@@ -19,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
 POSTHORN = BUILD / "bin" / "posthorn"
 SANDBOX = ROOT / "tools" / "sandbox.sh"
+MKINSTANCE = ROOT / "tools" / "mkinstance.py"
 
 pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not built")
 
@@ -122,10 +123,12 @@ def test_sandbox_setup(place):
                        capture_output=True, text=True, timeout=30)
     assert q.returncode == 0 and q.stdout.startswith("{SHA512-CRYPT}$6$")
     # The virtual mailbox table maps the address to the Maildir, no hash.
+    # (relative to virtual_mailbox_base, as in every tools/mkinstance.py instance).
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
                         "demo@example.test", f"cdb:{etc}/vmailbox"],
                        capture_output=True, text=True, timeout=30)
-    assert q.returncode == 0 and q.stdout == f"{maildir}/\n"
+    assert q.returncode == 0 and q.stdout == "example.test/demo/\n"
+    assert main["virtual_mailbox_base"] == f"{run}/mail"
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
                         "postmaster", f"cdb:{etc}/aliases"],
                        capture_output=True, text=True, timeout=30)
@@ -208,6 +211,7 @@ def test_sandbox_private_checkout_as_root(place):
     checkout = hidden / "posthorn"
     (checkout / "tools").mkdir(parents=True)
     shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    shutil.copy2(MKINSTANCE, checkout / "tools" / "mkinstance.py")
     state = place / "state"
     env = dict(os.environ, POSTHORN_BUILD=str(place / "build"),
                POSTHORN_SANDBOX_STATE_BASE=str(state), POSTHORN_SANDBOX_NO_START="1")
@@ -242,6 +246,7 @@ def test_sandbox_refuses_an_unsafe_state_base(place):
     checkout = hidden / "posthorn"
     (checkout / "tools").mkdir(parents=True)
     shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    shutil.copy2(MKINSTANCE, checkout / "tools" / "mkinstance.py")
     state = place / "state"
     state.mkdir()
     state.chmod(0o1777)             # anyone could plant a link there
