@@ -76,6 +76,25 @@ def free_port(host="127.0.0.1", family=socket.AF_INET):
         return s.getsockname()[1]
 
 
+def stand_in_place(prefix, daemons):
+    """A world-searchable scratch directory under /tmp (as root the
+    daemons' user must reach it) holding a stand-in build in build/: the
+    real posthorn and a stub for each name in daemons, so a test of the
+    instance generator or the sandbox does not depend on which daemons
+    exist yet. The caller removes it."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    base.chmod(0o755)
+    build = base / "build"
+    (build / "bin").mkdir(parents=True)
+    (build / "libexec").mkdir()
+    shutil.copy2(BUILD / "bin" / "posthorn", build / "bin" / "posthorn")
+    for name in daemons:
+        stub = build / "libexec" / name
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    return base
+
+
 def proc_stat(pid):
     """(state, ppid) of a process, or None if it is gone."""
     try:

@@ -5,18 +5,16 @@ normal user, extra main.cf parameters and master.cf lines. Uses a
 stand-in build (the real posthorn, stub daemons) so the result does not
 depend on which daemons exist yet."""
 import os
-import pathlib
 import pwd
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from conftest import BUILD, IS_ROOT, ROOT
+from conftest import BUILD, IS_ROOT, ROOT, stand_in_place
 
 POSTHORN = BUILD / "bin" / "posthorn"
 MKINSTANCE = ROOT / "tools" / "mkinstance.py"
@@ -28,16 +26,7 @@ pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not b
 @pytest.fixture
 def place():
     """A world-searchable scratch directory with a stand-in build."""
-    base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-mkinstance-", dir="/tmp"))
-    base.chmod(0o755)
-    build = base / "build"
-    (build / "bin").mkdir(parents=True)
-    (build / "libexec").mkdir()
-    shutil.copy2(POSTHORN, build / "bin" / "posthorn")
-    for name in BUILT:
-        stub = build / "libexec" / name
-        stub.write_text("#!/bin/sh\nexit 0\n")
-        stub.chmod(0o755)
+    base = stand_in_place("posthorn-mkinstance-", BUILT)
     yield base
     shutil.rmtree(base, ignore_errors=True)
 

@@ -11,9 +11,10 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 
 import pytest
+
+from conftest import stand_in_place
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
@@ -32,16 +33,7 @@ BUILT = ("master", "smtpd", "cleanup", "auth")
 def place():
     """A world-searchable directory (as root the daemons' user must reach
     it) with a stand-in build: the real posthorn, stub daemons."""
-    base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-sandbox-", dir="/tmp"))
-    base.chmod(0o755)
-    build = base / "build"
-    (build / "bin").mkdir(parents=True)
-    (build / "libexec").mkdir()
-    shutil.copy2(POSTHORN, build / "bin" / "posthorn")
-    for name in BUILT:
-        stub = build / "libexec" / name
-        stub.write_text("#!/bin/sh\nexit 0\n")
-        stub.chmod(0o755)
+    base = stand_in_place("posthorn-sandbox-", BUILT)
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
