@@ -13,9 +13,11 @@ mail owner can still traverse it):
     DIR/log/maillog                      maillog_file (every process logs here)
     DIR/master.stderr                    master's stderr (with start(foreground=True))
 
-main.cf sets inet_interfaces = 127.0.0.1 and mail_owner = "posthorn" when
-the tests run as root (the user and the group posthorn-drop are created
-if missing) or the invoking user otherwise. Teardown ALWAYS stops master
+tools/mkinstance.py (the generator shared with tools/sandbox.sh and
+bench/ingest) writes it: main.cf sets inet_interfaces = 127.0.0.1,
+mail_owner = "posthorn" and setgid_group = "posthorn-drop" when the tests
+run as root (created if missing) or the invoking user otherwise; master.cf
+has no service until the test writes one. Teardown ALWAYS stops master
 and then kills whatever process still mentions DIR in its command line or
 working directory, so a failed test never leaves daemons behind.
 
@@ -43,48 +45,28 @@ Methods and attributes of an Instance (see the class for details):
     free_port()                               an unused loopback TCP port
 """
 import errno
-import grp
 import os
 import pathlib
-import pwd
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import mkinstance  # noqa: E402  pylint: disable=wrong-import-position
 BUILD = pathlib.Path(os.environ.get("POSTHORN_BUILD", "build"))
 if not BUILD.is_absolute():
     BUILD = ROOT / BUILD
 LIBEXEC = BUILD / "libexec"
-TESTBIN = BUILD / "testbin"
 MASTER = LIBEXEC / "master"
 IS_ROOT = os.geteuid() == 0
-
-
-def ensure_mail_owner():
-    """The mail_owner for test instances: 'posthorn' as root (created with
-    the group posthorn-drop if missing), else the invoking user."""
-    if not IS_ROOT:
-        return pwd.getpwuid(os.getuid()).pw_name
-    try:
-        grp.getgrnam("posthorn-drop")
-    except KeyError:
-        subprocess.run(["groupadd", "--system", "posthorn-drop"], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        pwd.getpwnam("posthorn")
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", "posthorn"], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pwd.getpwnam("posthorn")
-    return "posthorn"
 
 
 def free_port(host="127.0.0.1", family=socket.AF_INET):
@@ -92,6 +74,25 @@ def free_port(host="127.0.0.1", family=socket.AF_INET):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def stand_in_place(prefix, daemons):
+    """A world-searchable scratch directory under /tmp (as root the
+    daemons' user must reach it) holding a stand-in build in build/: the
+    real posthorn and a stub for each name in daemons, so a test of the
+    instance generator or the sandbox does not depend on which daemons
+    exist yet. The caller removes it."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    base.chmod(0o755)
+    build = base / "build"
+    (build / "bin").mkdir(parents=True)
+    (build / "libexec").mkdir()
+    shutil.copy2(BUILD / "bin" / "posthorn", build / "bin" / "posthorn")
+    for name in daemons:
+        stub = build / "libexec" / name
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    return base
 
 
 def proc_stat(pid):
@@ -167,44 +168,27 @@ class Client:
 class Instance:
     """A throwaway posthorn instance; see the module docstring."""
 
-    def __init__(self):
+    def __init__(self, **layout):
+        """layout: more make_instance arguments (tools/mkinstance.py), for
+        the mail fixture; main= adds to the tests' own parameters."""
         self.is_root = IS_ROOT
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-test-", dir="/tmp"))
         self.dir.chmod(0o755)
-        self.etc = self.dir / "etc"
-        self.queue = self.dir / "queue"
-        self.data = self.dir / "data"
-        self.libexec = self.dir / "libexec"
-        self.logdir = self.dir / "log"
-        self.maillog = self.logdir / "maillog"
-        for d in (self.etc, self.libexec, self.logdir):
-            d.mkdir(mode=0o755)
-        self.queue.mkdir(mode=0o755)
-        for sub in ("pid",):
-            (self.queue / sub).mkdir(mode=0o755)
-        self.maillog.touch()
-        self.maillog.chmod(0o644)
-        for src in (LIBEXEC, TESTBIN):
-            if src.is_dir():
-                for prog in sorted(src.iterdir()):
-                    link = self.libexec / prog.name
-                    if not link.exists():
-                        link.symlink_to(prog)
-        self.mail_owner = ensure_mail_owner()
         imports = ["TZ", "LANG", "LC_ALL"] + [
             n for n in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS") if n in os.environ]
-        self.main = {
-            "queue_directory": str(self.queue),
-            "daemon_directory": str(self.libexec),
-            "data_directory": str(self.data),
-            "maillog_file": str(self.maillog),
-            "inet_interfaces": "127.0.0.1",
-            "mail_owner": self.mail_owner,
-            "import_environment": " ".join(imports),
-            "master_stop_timeout": "5s",
-        }
-        self._write_main()
-        self.write_master_cf("")
+        main = {"import_environment": " ".join(imports), "master_stop_timeout": "5s",
+                **layout.pop("main", {})}
+        args = dict(mail=False, services=[], daemons="link", testbin=True, commands=None)
+        args.update(layout)
+        self.layout = mkinstance.make_instance(self.dir, BUILD, main=main, **args)
+        self.etc = self.layout.etc
+        self.queue = self.layout.queue
+        self.data = self.layout.data
+        self.libexec = self.layout.libexec
+        self.logdir = self.layout.logdir
+        self.maillog = self.layout.maillog
+        self.mail_owner = self.layout.mail_owner
+        self.main = dict(self.layout.main)
         self.proc = None
         self.stderr_path = self.dir / "master.stderr"
         self._stderr = None
@@ -212,8 +196,7 @@ class Instance:
 
     # -- configuration ---------------------------------------------------
     def _write_main(self):
-        text = "".join(f"{k} = {v}\n" for k, v in self.main.items())
-        (self.etc / "main.cf").write_text(text)
+        mkinstance.write_main_cf(self.etc, self.main, self.layout.unknown)
 
     def set_main(self, **params):
         """Set main.cf parameters (a value of None removes the line)."""

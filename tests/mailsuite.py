@@ -1,13 +1,15 @@
 """A complete mail instance for end-to-end tests: the `mail` fixture.
 
-Built on conftest.Instance, it adds everything a message needs to travel:
+Built on conftest.Instance, it adds everything a message needs to travel
+(tools/mkinstance.py writes it, the generator the sandbox and bench use):
 
     DIR/bin                 command_directory: posthorn, sendmail (+ mailq,
                             newaliases), postdrop (a setgid copy when root)
-    DIR/mail/DOMAIN/USER/   virtual Maildirs (owned by the virtual mailbox
+    DIR/mail/DOMAIN/USER/   virtual Maildirs, with cur/ new/ tmp/ (owned by the virtual mailbox
                             owner: "posthorn-vmail" when root, else the
                             invoking user)
-    DIR/etc/vmailbox        virtual_mailbox_maps (cdb), users below
+    DIR/etc/vmailbox        virtual_mailbox_maps (cdb), users below,
+                            Maildir paths relative to DIR/mail
     DIR/etc/virtual         virtual_alias_maps (cdb)
     DIR/etc/aliases         alias_maps (cdb)
 
@@ -15,7 +17,8 @@ Domains: example.test (virtual mailboxes: alice, bob, carol), alias.test
 (virtual alias domain: info@alias.test -> alice), mydestination =
 mail.example.test, localhost. master.cf runs every daemon that is built:
 smtp (inet smtpd on a free loopback port, .smtp_port), pickup, cleanup,
-qmgr, bounce, local (local-delivery). Use it as:
+qmgr, bounce, local (local-delivery); default_master_cf() returns it.
+Use it as:
 
     from mailsuite import mail   # noqa: F401  (the fixture)
     def test_x(mail):
@@ -29,20 +32,17 @@ wait_maildir(addr, count, timeout), sendmail(*args, input=...),
 posthorn(*args), queue_files(subdir), wait_queue_empty(timeout).
 """
 import os
-import pathlib
-import pwd
-import shutil
 import smtplib
 import subprocess
 import time
 
 import pytest
 
-from conftest import BUILD, IS_ROOT, Instance, MASTER
+from conftest import BUILD, Instance, MASTER, free_port, mkinstance
 
 DOMAIN = "example.test"
 USERS = ("alice", "bob", "carol")
-VMAIL_USER = "posthorn-vmail"
+SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local")
 
 
 def have(program):
@@ -50,100 +50,24 @@ def have(program):
     return (BUILD / "libexec" / program).exists() or (BUILD / "bin" / program).exists()
 
 
-def ensure_vmail_owner():
-    if not IS_ROOT:
-        return pwd.getpwuid(os.getuid()).pw_name
-    try:
-        pwd.getpwnam(VMAIL_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", VMAIL_USER], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pwd.getpwnam(VMAIL_USER)
-    return VMAIL_USER
-
-
 class MailInstance(Instance):
     """A full instance; see the module docstring."""
 
     def __init__(self):
-        super().__init__()
-        self.bin = self.dir / "bin"
-        self.bin.mkdir(mode=0o755)
-        self.mailroot = self.dir / "mail"
-        self.mailroot.mkdir(mode=0o755)
-        self.vmail_owner = ensure_vmail_owner()
-        pw = pwd.getpwnam(self.vmail_owner)
-        self._install_commands()
-        self.smtp_port = self.free_port()
-        self.set_main(
-            myhostname="mail.example.test",
-            mydomain="example.test",
-            myorigin="$myhostname",
-            mydestination="$myhostname, localhost",
-            command_directory=str(self.bin),
-            virtual_mailbox_domains=DOMAIN,
-            virtual_mailbox_base=str(self.mailroot),
-            virtual_mailbox_maps=f"cdb:{self.etc}/vmailbox",
-            virtual_mailbox_owner=self.vmail_owner,
-            virtual_alias_domains="alias.test",
-            virtual_alias_maps=f"cdb:{self.etc}/virtual",
-            alias_maps=f"cdb:{self.etc}/aliases",
-            mynetworks="127.0.0.0/8 [::1]/128",
-            mail_spool_directory=str(self.dir / "spool"),
-        )
-        (self.dir / "spool").mkdir(mode=0o1777)
-        lines = []
-        for user in USERS:
-            path = self.mailroot / DOMAIN / user
-            path.mkdir(parents=True)
-            lines.append(f"{user}@{DOMAIN} {DOMAIN}/{user}/")
-        for p in [self.mailroot, *self.mailroot.rglob("*")]:
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        (self.etc / "vmailbox").write_text("\n".join(lines) + "\n")
-        (self.etc / "virtual").write_text(
-            "info@alias.test alice@example.test\n"
-            "team@example.test alice@example.test, bob@example.test\n")
-        (self.etc / "aliases").write_text("postmaster: root\nabuse: root\n")
-        self.build_maps()
-        self.write_master_cf(self.default_master_cf())
-
-    # -- set-up --------------------------------------------------------------
-    def _install_commands(self):
-        for prog in ("posthorn", "sendmail"):
-            src = BUILD / "bin" / prog
-            if src.exists():
-                (self.bin / prog).symlink_to(src.resolve())
-        if (BUILD / "bin" / "sendmail").exists():
-            for alias in ("mailq", "newaliases"):
-                (self.bin / alias).symlink_to(self.bin / "sendmail")
-        src = BUILD / "bin" / "postdrop"
-        if src.exists():
-            dst = self.bin / "postdrop"
-            if IS_ROOT:
-                # setgid needs a real file with the right group, not a link
-                shutil.copy2(src, dst)
-                shutil.chown(dst, "root", "posthorn-drop")
-                dst.chmod(0o2755)
-                self.set_main(setgid_group="posthorn-drop")
-            else:
-                dst.symlink_to(src.resolve())
+        self.smtp_port = free_port()
+        super().__init__(
+            mail=True, commands="link", ports={"smtp": f"127.0.0.1:{self.smtp_port}"},
+            services=SERVICES, mailboxes=[f"{u}@{DOMAIN}" for u in USERS],
+            virtual=["info@alias.test alice@example.test",
+                     "team@example.test alice@example.test, bob@example.test"],
+            main={"virtual_alias_domains": "alias.test"})
+        self.bin = self.layout.bin
+        self.mailroot = self.layout.mailroot
+        self.vmail_owner = self.layout.vmail_owner
 
     def default_master_cf(self):
-        rows = []
-        if have("smtpd"):
-            rows.append(f"127.0.0.1:{self.smtp_port} inet n - n - - smtpd")
-        if have("pickup"):
-            rows.append("pickup fifo n - n 60 1 pickup")
-        if have("cleanup"):
-            rows.append("cleanup unix n - n - 0 cleanup")
-        if have("qmgr"):
-            rows.append("qmgr fifo n - n 300 1 qmgr")
-        if have("bounce"):
-            rows.append("bounce unix - - n - 0 bounce")
-        if have("local-delivery"):
-            rows.append("local unix - n n - - local-delivery")
-        return "\n".join(rows) + "\n"
+        """The master.cf the instance started with."""
+        return self.layout.master_cf
 
     def posthorn(self, *args, check=True, timeout=30, input=None):
         """Run posthorn -c ETC ARGS."""
@@ -156,8 +80,8 @@ class MailInstance(Instance):
 
     def build_maps(self):
         for name in ("vmailbox", "virtual", "aliases"):
-            opts = ["-a"] if name == "aliases" else []
-            self.posthorn("map", *opts, f"cdb:{self.etc}/{name}")
+            mkinstance.build_map(BUILD / "bin" / "posthorn", self.etc, name,
+                                 aliases=name == "aliases", force=True)
 
     def start(self, foreground=True, timeout=10, args=()):
         self.posthorn("check", check=False)   # creates/repairs the queue directories

@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import phwire
-from conftest import BUILD, IS_ROOT, all_pids, pid_alive, proc_stat
+from conftest import BUILD, IS_ROOT, all_pids, mkinstance, pid_alive, proc_stat
 from phwire import IpcReader, build_queue_file, connect, encode, hello
 
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -68,16 +68,13 @@ def queue_id(seq):
 
 # -- the instance ----------------------------------------------------------------
 
-def ensure_user(name, home=None):
+def ensure_user(name, home):
+    """A throwaway login user with a home directory."""
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        args = ["useradd", "--shell", "/bin/sh"]
-        if home:
-            args += ["--home-dir", str(home), "--create-home"]
-        else:
-            args += ["--system", "--no-create-home"]
-        subprocess.run(args + [name], check=True, stdout=subprocess.DEVNULL,
+        subprocess.run(["useradd", "--shell", "/bin/sh", "--home-dir", str(home),
+                        "--create-home", name], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         return pwd.getpwnam(name)
 
@@ -92,12 +89,9 @@ class LocalSetup:
         self.users = []                      # throwaway system users
         self.seq = 0
         self.seq_lock = threading.Lock()
-        if IS_ROOT:
-            self.vmail = ensure_user(VMAIL_USER)
-            self.nobody = pwd.getpwnam("nobody")
-        else:
-            self.vmail = pwd.getpwuid(os.getuid())
-            self.nobody = self.vmail
+        # the users policy of every instance (tools/mkinstance.py)
+        self.vmail = pwd.getpwnam(mkinstance.ensure_accounts(VMAIL_USER)[2])
+        self.nobody = pwd.getpwnam("nobody") if IS_ROOT else self.vmail
         for d in (self.vbase, self.spool, self.out, inst.queue / "active",
                   inst.queue / "public"):
             d.mkdir(exist_ok=True)

@@ -11,14 +11,16 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 
 import pytest
+
+from conftest import stand_in_place
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
 POSTHORN = BUILD / "bin" / "posthorn"
 SANDBOX = ROOT / "tools" / "sandbox.sh"
+MKINSTANCE = ROOT / "tools" / "mkinstance.py"
 
 pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not built")
 
@@ -31,16 +33,7 @@ BUILT = ("master", "smtpd", "cleanup", "auth")
 def place():
     """A world-searchable directory (as root the daemons' user must reach
     it) with a stand-in build: the real posthorn, stub daemons."""
-    base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-sandbox-", dir="/tmp"))
-    base.chmod(0o755)
-    build = base / "build"
-    (build / "bin").mkdir(parents=True)
-    (build / "libexec").mkdir()
-    shutil.copy2(POSTHORN, build / "bin" / "posthorn")
-    for name in BUILT:
-        stub = build / "libexec" / name
-        stub.write_text("#!/bin/sh\nexit 0\n")
-        stub.chmod(0o755)
+    base = stand_in_place("posthorn-sandbox-", BUILT)
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
@@ -122,10 +115,12 @@ def test_sandbox_setup(place):
                        capture_output=True, text=True, timeout=30)
     assert q.returncode == 0 and q.stdout.startswith("{SHA512-CRYPT}$6$")
     # The virtual mailbox table maps the address to the Maildir, no hash.
+    # (relative to virtual_mailbox_base, as in every tools/mkinstance.py instance).
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
                         "demo@example.test", f"cdb:{etc}/vmailbox"],
                        capture_output=True, text=True, timeout=30)
-    assert q.returncode == 0 and q.stdout == f"{maildir}/\n"
+    assert q.returncode == 0 and q.stdout == "example.test/demo/\n"
+    assert main["virtual_mailbox_base"] == f"{run}/mail"
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
                         "postmaster", f"cdb:{etc}/aliases"],
                        capture_output=True, text=True, timeout=30)
@@ -208,6 +203,7 @@ def test_sandbox_private_checkout_as_root(place):
     checkout = hidden / "posthorn"
     (checkout / "tools").mkdir(parents=True)
     shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    shutil.copy2(MKINSTANCE, checkout / "tools" / "mkinstance.py")
     state = place / "state"
     env = dict(os.environ, POSTHORN_BUILD=str(place / "build"),
                POSTHORN_SANDBOX_STATE_BASE=str(state), POSTHORN_SANDBOX_NO_START="1")
@@ -242,6 +238,7 @@ def test_sandbox_refuses_an_unsafe_state_base(place):
     checkout = hidden / "posthorn"
     (checkout / "tools").mkdir(parents=True)
     shutil.copy2(SANDBOX, checkout / "tools" / "sandbox.sh")
+    shutil.copy2(MKINSTANCE, checkout / "tools" / "mkinstance.py")
     state = place / "state"
     state.mkdir()
     state.chmod(0o1777)             # anyone could plant a link there

@@ -482,8 +482,10 @@ def test_e2e_injection_while_stopped(mail):
     """With pickup's wakeup at 1s, mail dropped while the system was down
     is delivered right after the start."""
     need_daemons()
-    mail.write_master_cf(mail.default_master_cf().replace("pickup fifo n - n 60 1 pickup",
-                                                          "pickup fifo n - n 1 1 pickup"))
+    text, n = re.subn(r"^(pickup\s+fifo(?:\s+\S+){3}\s+)60\b", r"\g<1>1",
+                      mail.default_master_cf(), flags=re.M)
+    assert n == 1, text
+    mail.write_master_cf(text)
     inject_stopped_then_start(mail)
 
 
