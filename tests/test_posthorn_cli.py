@@ -515,16 +515,31 @@ def test_status_reload_stop_with_a_lock_holder(cli, holder):
 def test_reload_refuses_a_broken_config(cli, holder):
     cli.write_master("smtp inet n - n - - smtpd\nthis is broken\n")
     proc = cli.run("reload")
-    assert proc.returncode == 1
+    assert proc.returncode == 3                  # refused: configuration errors
     assert f"posthorn: error: {cli.config_dir}/master.cf:2:" in proc.stderr
     time.sleep(0.2)
     assert not holder.log.exists()
     cli.write_master("smtp inet n - n - - smtpd\n")
     cli.write_main("max_use = -\n")
     proc = cli.run("reload")
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert f"{cli.config_dir}/main.cf:6:" in proc.stderr
     assert not holder.log.exists()
+
+
+def test_status_and_stop_with_a_broken_main_cf(cli, holder):
+    """Finding and stopping a running master does not depend on main.cf
+    being valid: the pid lock counts; the errors are a warning."""
+    cli.write_main("max_use = -\n")
+    proc = cli.run("status")
+    assert proc.returncode == 0, proc.stderr
+    assert f"running (master pid {holder.pid})" in proc.stdout
+    assert "main.cf has errors" in proc.stderr
+    proc = cli.run("stop")
+    assert "main.cf has errors" in proc.stderr
+    assert holder.wait(timeout=5) == 0
+    assert holder.log.read_text().endswith("TERM\n")
+    assert cli.run("status").returncode == 1
 
 
 def test_start_runs_master_with_config_dir(cli):
@@ -545,7 +560,7 @@ def test_start_foreground_execs_master(cli):
 def test_start_refuses_a_broken_config(cli):
     cli.write_master("smtp inet n - n - - smtpd\nbad\n")
     proc = cli.run("start")
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert f"{cli.config_dir}/master.cf:2:" in proc.stderr
     assert not (cli.libexec / "calls").exists()
 
@@ -659,7 +674,7 @@ def test_cli_drives_a_real_master_with_services(instance):
         # A broken master.cf is refused and the running services stay.
         instance.write_master_cf("this is not a service\n")
         proc = posthorn_at(instance, "reload")
-        assert proc.returncode == 1 and f"{instance.etc}/master.cf:1:" in proc.stderr
+        assert proc.returncode == 3 and f"{instance.etc}/master.cf:1:" in proc.stderr
         with instance.connect(a) as c:
             assert c.readline().startswith("ph-echo ready")
     finally:

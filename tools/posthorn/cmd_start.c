@@ -81,7 +81,8 @@ pid_t ph_master_pid(const char **error_r)
     return pid;
 }
 
-/* load_or_fail - configuration for commands that only need paths */
+/* load_or_fail - configuration for start, which refuses a broken one:
+ * PH_EXIT_CONFIG when main.cf has errors */
 static int load_or_fail(void)
 {
     if (ph_load_config(false) < 0) {
@@ -89,6 +90,17 @@ static int load_or_fail(void)
 	return -1;
     }
     return 0;
+}
+
+/* load_paths - configuration for status and stop: finding and stopping a
+ * running master must not depend on main.cf being valid (the pid lock
+ * under queue_directory is what counts), so errors are only warnings and
+ * the values that could be read are used */
+static void load_paths(void)
+{
+    if (ph_load_config(true) < 0)
+	fprintf(stderr, "posthorn: warning: %s/main.cf has errors (see posthorn check); "
+		"using what could be read\n", ph_config_dir);
 }
 
 /* running_pid - the master's pid, 0 if none; reports errors */
@@ -110,8 +122,7 @@ int cmd_status(int argc, char **argv)
     (void) argv;
     if (argc != 1)
 	return ph_usage("status");
-    if (load_or_fail() < 0)
-	return 1;
+    load_paths();
     if ((pid = running_pid()) < 0)
 	return 1;
     if (pid == 0) {
@@ -172,8 +183,7 @@ int cmd_stop(int argc, char **argv)
     (void) argv;
     if (argc != 1)
 	return ph_usage("stop");
-    if (load_or_fail() < 0)
-	return 1;
+    load_paths();
     if ((pid = running_pid()) < 0)
 	return 1;
     if (pid == 0) {
@@ -226,7 +236,7 @@ int cmd_reload(int argc, char **argv)
     if ((errors = ph_check_config()) > 0) {
 	fprintf(stderr, "posthorn: not reloading: fix the errors above first\n");
 	log_refused_reload(errors);
-	return 1;
+	return PH_EXIT_CONFIG;
     }
     if ((pid = running_pid()) < 0)
 	return 1;
@@ -265,7 +275,7 @@ int cmd_start(int argc, char **argv)
     if (optind != argc)
 	return ph_usage("start");
     if (load_or_fail() < 0)
-	return 1;
+	return PH_EXIT_CONFIG;
     if ((pid = running_pid()) < 0)
 	return 1;
     if (pid > 0) {
@@ -274,7 +284,7 @@ int cmd_start(int argc, char **argv)
     }
     if (ph_check_all() > 0) {
 	fprintf(stderr, "posthorn: not starting: fix the errors above first\n");
-	return 1;
+	return PH_EXIT_CONFIG;
     }
     if (!fmt_buf(master, sizeof(master), "%s/master", var_daemon_directory)) {
 	ph_error("daemon_directory: path too long");

@@ -19,6 +19,9 @@ extern const char *ph_config_dir;	/* -c, $POSTHORN_CONFIG_DIR or default */
 /* ph_error - "posthorn: error: ..." on stderr; counts into ph_errors */
 void ph_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int ph_errors;
+/* PH_EXIT_CONFIG - the exit status of start and reload when they refuse
+ * because the configuration has errors (1 is "failed", 2 "usage") */
+#define PH_EXIT_CONFIG 3
 /* ph_first_error - the text of the first error ph_error reported */
 extern char ph_first_error[1024];
 
