@@ -60,7 +60,8 @@ def sample(inst):
     }
     put(inst, "deferred", ids["deferred"],
         queue_file("alice@example.test", ["bob@remote.test", "carol@remote.test", "dan@x.test"],
-                   ["Subject: first", "From: alice@example.test", "", "hello"],
+                   ["Subject: first", "From: alice@example.test", "To: bob@remote.test,",
+                    "\tcarol@remote.test", "", "hello"],
                    attrs=["client_address=192.0.2.1"], done=["dan@x.test"]))
     (inst.queue / "defer" / ids["deferred"]).write_text(
         "rcpt=bob@remote.test, dsn=4.4.1, reason=connect to remote.test: Connection refused\n"
@@ -96,7 +97,8 @@ def test_list_mailq_format(q):
     assert "dan@x.test" not in out
     assert re.search(r"^-- \d+ Kbytes in 3 Requests\.$", out, re.M)
     # size: content bytes with CRLF per line
-    size = len("Subject: first") + len("From: alice@example.test") + len("hello") + 4 * 2
+    size = (len("Subject: first") + len("From: alice@example.test") + len("To: bob@remote.test,")
+            + len("\tcarol@remote.test") + len("hello") + 6 * 2)
     assert re.search(rf"^{ids['deferred']}\s+{size} ", out, re.M)
 
 
@@ -126,6 +128,8 @@ def test_show_and_cat(q):
     assert "recipient: <bob@remote.test> pending (connect to remote.test: Connection refused)" in out
     assert "recipient: <dan@x.test> done" in out
     assert "  Subject: first" in out and "hello" not in out   # header only
+    # a folded header line keeps its tab (it was shown as "?")
+    assert "  To: bob@remote.test,\n  \tcarol@remote.test\n" in out
     assert "next_attempt:" in out
 
     out = ph(q, "cat", ids["deferred"], check=0).stdout

@@ -295,6 +295,14 @@ static void cq_print_text(const char *s)
 	putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
 }
 
+/* cq_print_header_line - one header line: a folded line's leading tab
+ * (and any tab inside) is shown as written, other controls as '?' */
+static void cq_print_header_line(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	putchar(*p == '\t' ? '\t' : *p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
 /* cq_show_mailq - one message in mailq format */
 static void cq_show_mailq(const struct cq_msg *m)
 {
@@ -500,7 +508,7 @@ static int cq_show(int argc, char **argv)
 	    break;
 	*nl = 0;
 	printf("  ");
-	cq_print_text(line);
+	cq_print_header_line(line);
 	putchar('\n');
     }
     cq_msg_free(&m);
