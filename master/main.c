@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -478,6 +479,15 @@ int main(int argc, char **argv)
 	msg_fatal("mail_owner = %s: must not be root", master_conf->mail_owner);
     if (test_only)
 	exit(0);
+    /* Not root: everything runs as the invoking user, which only works
+     * with a private configuration that says so (not a system one). */
+    if (geteuid() != 0 && (!master_conf->owner_known || master_conf->owner_uid != geteuid())) {
+	struct passwd *pw = getpwuid(geteuid());
+
+	msg_fatal("must be run as root (or use a private configuration): mail_owner = %s, "
+		  "and this is uid %ld%s%s%s", master_conf->mail_owner, (long) geteuid(),
+		  pw ? " (" : "", pw ? pw->pw_name : "", pw ? ")" : "");
+    }
 
     master_logging();
     if (!master_foreground)

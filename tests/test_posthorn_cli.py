@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+IS_ROOT = os.geteuid() == 0
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -540,6 +542,44 @@ def test_status_and_stop_with_a_broken_main_cf(cli, holder):
     assert holder.wait(timeout=5) == 0
     assert holder.log.read_text().endswith("TERM\n")
     assert cli.run("status").returncode == 1
+
+
+def test_start_as_a_normal_user_with_a_system_configuration(tmp_path):
+    """A normal user starting a configuration whose mail_owner is someone
+    else gets told so, before any repair (not a permission error from the
+    log file or the pid file); master itself refuses the same way."""
+    if not IS_ROOT:
+        pytest.skip("needs root to act as another user")
+    setpriv = shutil.which("setpriv")
+    nobody = pwd.getpwnam("nobody")
+    as_nobody = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                 "--clear-groups"]
+    if not setpriv or subprocess.run(as_nobody + ["test", "-x", str(POSTHORN)]).returncode:
+        pytest.skip("setpriv missing, or the build is not reachable for nobody")
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-sys-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        etc = base / "etc"
+        etc.mkdir(mode=0o755)
+        # a system configuration: its mail owner is not the invoking user
+        (etc / "main.cf").write_text(f"queue_directory = {base}/queue\n"
+                                     f"data_directory = {base}/data\n"
+                                     f"daemon_directory = {MASTER.parent}\n"
+                                     "mail_owner = daemon\nalias_maps =\n")
+        (etc / "master.cf").write_text("")
+        proc = subprocess.run(as_nobody + [str(POSTHORN), "-c", str(etc), "start"],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 1, proc.stderr
+        assert "start must be run as root (or use a private configuration)" in proc.stderr
+        assert "mail_owner = daemon" in proc.stderr and "you are nobody" in proc.stderr
+        assert not (base / "queue").exists()        # nothing was touched
+        proc = subprocess.run(as_nobody + [str(MASTER), "-c", str(etc), "-F"],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0
+        assert "must be run as root (or use a private configuration)" in proc.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_start_runs_master_with_config_dir(cli):

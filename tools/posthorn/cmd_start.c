@@ -10,6 +10,7 @@
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,26 @@ static int load_or_fail(void)
 	return -1;
     }
     return 0;
+}
+
+/* invoker_may_start - root, or the mail_owner of a private configuration
+ * (a normal user's sandbox); else say so before touching anything */
+static bool invoker_may_start(void)
+{
+    struct passwd *owner, *self;
+
+    if (geteuid() == 0)
+	return true;
+    owner = getpwnam(var_mail_owner);
+    if (owner != NULL && owner->pw_uid == geteuid())
+	return true;
+    self = getpwuid(geteuid());
+    ph_error("start must be run as root (or use a private configuration): "
+	     "%s/main.cf has mail_owner = %s, and you are %s; a private configuration "
+	     "(posthorn -c DIR) with mail_owner = %s runs everything as you",
+	     ph_config_dir, var_mail_owner, self ? self->pw_name : "another user",
+	     self ? self->pw_name : "you");
+    return false;
 }
 
 /* load_paths - configuration for status and stop: finding and stopping a
@@ -276,6 +297,8 @@ int cmd_start(int argc, char **argv)
 	return ph_usage("start");
     if (load_or_fail() < 0)
 	return PH_EXIT_CONFIG;
+    if (!invoker_may_start())
+	return 1;
     if ((pid = running_pid()) < 0)
 	return 1;
     if (pid > 0) {
