@@ -223,3 +223,32 @@ def test_corrupt_file_listed_with_error(q):
     res = ph(q, "cat", qid)
     assert res.returncode == 1 and "premature end of file" in res.stderr
     assert "line: x" in res.stdout
+
+
+def test_listing_refuses_when_it_cannot_read_the_queue(q):
+    """mailq as a normal user: never "Mail queue is empty" for a queue it
+    could not read, and one clear refusal instead of a line per directory."""
+    import pwd
+    import shutil
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    setpriv = shutil.which("setpriv")
+    nobody = pwd.getpwnam("nobody")
+    as_nobody = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                 "--clear-groups"]
+    if not setpriv or subprocess.run(as_nobody + ["test", "-x", str(POSTHORN)]).returncode:
+        pytest.skip("setpriv missing, or the build is not reachable for nobody")
+    sample(q)
+    for d in QUEUE_DIRS:
+        (q.queue / d).chmod(0o700)
+    for args in (["queue", "list"], ["queue", "list", "--json"]):
+        res = subprocess.run(as_nobody + [str(POSTHORN), "-c", str(q.etc), *args],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert res.stdout == ""
+        assert "empty" not in res.stdout + res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot list the queue" in lines[0], res.stderr
+        assert "run mailq as one of them" in lines[0]
+    # the mail owner (here: root) still gets the listing
+    assert "-- " in ph(q, "list", check=0).stdout

@@ -377,6 +377,35 @@ static void cq_show_json(const struct cq_msg *m)
 }
 
 /* cq_list - queue list [--json] */
+/* cq_list_refused - a listing must never claim an empty queue it could
+ * not read: if a queue directory cannot be read (a normal user without
+ * the mail owner's rights), refuse once, clearly; true if refused */
+static bool cq_list_refused(void)
+{
+    for (size_t d = 0; d < CQ_DIR_COUNT; d++) {
+	DIR *dir;
+
+	if (strcmp(cq_dirs[d], "corrupt") == 0)
+	    continue;
+	if ((dir = opendir(cq_dirs[d])) != NULL) {
+	    (void) closedir(dir);
+	    continue;
+	}
+	if (errno == ENOENT)
+	    continue;
+	if (errno == EACCES || errno == EPERM) {
+	    cq_error("cannot list the queue: %s/%s is readable only by root and the mail "
+		     "owner (%s); run mailq as one of them", var_queue_directory, cq_dirs[d],
+		     var_mail_owner);
+	} else {
+	    cq_error("cannot list the queue: %s/%s: %s", var_queue_directory, cq_dirs[d],
+		     strerror(errno));
+	}
+	return true;
+    }
+    return false;
+}
+
 static int cq_list(int argc, char **argv)
 {
     struct cq_msg *msgs = NULL;
@@ -390,6 +419,8 @@ static int cq_list(int argc, char **argv)
 	else
 	    return ph_usage("queue");
     }
+    if (cq_list_refused())
+	return 1;
     for (size_t d = 0; d < CQ_DIR_COUNT; d++) {
 	size_t n;
 	char **names;
@@ -421,7 +452,7 @@ static int cq_list(int argc, char **argv)
 	    cq_show_json(msgs + i);
 	}
 	printf("%s]\n", count ? "\n" : "");
-    } else if (count == 0) {
+    } else if (count == 0 && !failed) {
 	printf("Mail queue is empty\n");
     } else {
 	printf("%-21s  %8s %-20s %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
