@@ -60,10 +60,14 @@ class Cli:
         self.queue_dir = base / "queue"
         self.data_dir = base / "data"
         self.libexec = base / "libexec"
+        self.bin = base / "bin"
         self.config_dir.mkdir()
         self.libexec.mkdir()
+        self.bin.mkdir()
         for prog in ("master", "smtpd", "cleanup"):
             self.stub(prog)
+        (self.bin / "postdrop").write_text(STUB)     # a real file, as installed
+        (self.bin / "postdrop").chmod(0o755)
         self.owner, self.group = accounts()
         self.main = {
             "queue_directory": str(self.queue_dir),
@@ -71,6 +75,7 @@ class Cli:
             "daemon_directory": str(self.libexec),
             "mail_owner": self.owner,
             "setgid_group": self.group,
+            "command_directory": str(self.bin),
         }
         self.write_main()
         self.write_master("2525 inet n - n - - smtpd\n"
@@ -167,7 +172,7 @@ def test_conf_bad_main_cf_is_reported_with_file_line(cli):
     cli.write_main("max_use = 5\nthis line has no equals sign\n")
     proc = cli.run("conf", "max_use")
     assert proc.returncode == 1
-    assert f"{cli.config_dir}/main.cf:7:" in proc.stderr
+    assert f"{cli.config_dir}/main.cf:8:" in proc.stderr
 
 
 def test_shipped_main_cf_shows_the_true_defaults(cli):
@@ -235,14 +240,14 @@ def test_check_bad_main_cf_line(cli):
     cli.write_main("max_use = 10\n  \nno equals here\n")
     proc = cli.run("check")
     assert proc.returncode == 1
-    assert f"posthorn: error: {cli.config_dir}/main.cf:8:" in proc.stderr
+    assert f"posthorn: error: {cli.config_dir}/main.cf:9:" in proc.stderr
 
 
 def test_check_bad_value_type(cli):
     cli.write_main("max_use = lots\n")
     proc = cli.run("check")
     assert proc.returncode == 1
-    assert f"{cli.config_dir}/main.cf:6:" in proc.stderr
+    assert f"{cli.config_dir}/main.cf:7:" in proc.stderr
     assert "max_use" in proc.stderr
 
 
@@ -290,7 +295,7 @@ def test_check_warns_about_privileged_ports_when_not_root(cli):
 def test_check_warns_about_misspelled_parameter(cli):
     cli.write_main("mail_ownr = someone\n")
     proc = cli.run("check", check=0)
-    assert (f"posthorn: warning: {cli.config_dir}/main.cf:6: unknown parameter mail_ownr "
+    assert (f"posthorn: warning: {cli.config_dir}/main.cf:7: unknown parameter mail_ownr "
             "(did you mean mail_owner?)") in proc.stderr
 
 
@@ -311,14 +316,14 @@ def test_check_tables_named_by_maps_parameters(cli):
     cli.write_main(f"alias_maps = cdb:{source}\nalias_database = $alias_maps\n")
     proc = cli.run("check")
     assert proc.returncode == 1
-    assert f"main.cf:6: alias_maps: cdb:{source}: {source}.cdb is missing" in proc.stderr
+    assert f"main.cf:7: alias_maps: cdb:{source}: {source}.cdb is missing" in proc.stderr
     cli.run("map", f"cdb:{source}", check=0)
     proc = cli.run("check", check=0)
     assert "alias_maps" not in proc.stderr
     future = time.time() + 10
     os.utime(source, (future, future))
     proc = cli.run("check", check=0)
-    assert f"warning: {cli.config_dir}/main.cf:6: alias_maps: cdb:{source}:" in proc.stderr
+    assert f"warning: {cli.config_dir}/main.cf:7: alias_maps: cdb:{source}:" in proc.stderr
     assert "is older than" in proc.stderr
 
 
@@ -525,7 +530,7 @@ def test_reload_refuses_a_broken_config(cli, holder):
     cli.write_main("max_use = -\n")
     proc = cli.run("reload")
     assert proc.returncode == 3
-    assert f"{cli.config_dir}/main.cf:6:" in proc.stderr
+    assert f"{cli.config_dir}/main.cf:7:" in proc.stderr
     assert not holder.log.exists()
 
 
@@ -580,6 +585,28 @@ def test_start_as_a_normal_user_with_a_system_configuration(tmp_path):
         assert "must be run as root (or use a private configuration)" in proc.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_check_repairs_postdrop_set_gid(cli):
+    """postdrop must be root:setgid_group 2755 or local users' sendmail
+    cannot queue: check repairs it as root; a symlink is an error."""
+    if not IS_ROOT:
+        pytest.skip("only root checks a real installation's set-gid programs")
+    postdrop = cli.bin / "postdrop"
+    cli.run("check", check=0)
+    st = postdrop.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o2755, oct(st.st_mode)
+    assert st.st_uid == 0 and st.st_gid == grp.getgrnam(cli.group).gr_gid
+    postdrop.chmod(0o755)
+    proc = cli.run("check", check=0)
+    assert f"repaired: {postdrop}: set to owner root" in proc.stderr
+    assert stat.S_IMODE(postdrop.stat().st_mode) == 0o2755
+    postdrop.unlink()
+    proc = cli.run("check", check=0)              # missing: a warning only
+    assert f"warning: {postdrop}: No such file" in proc.stderr
+    postdrop.symlink_to("/bin/true")
+    proc = cli.run("check", check=1)
+    assert f"{postdrop}: " in proc.stderr and "sendmail cannot queue" in proc.stderr
 
 
 def test_start_runs_master_with_config_dir(cli):

@@ -102,7 +102,7 @@ MAILDIR=$RUN/mail/$DOMAIN/demo/
 # Loopback ports 2525..., every service (those not built yet commented
 # out), a self-signed certificate, the demo user with its password in
 # $RUN/demo.password; main.cf.local and master.cf.local are appended.
-python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls \
+python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --commands link \
     --vmail-owner vmail --param inet_protocols=ipv4 \
     --user "demo@$DOMAIN" \
     --alias "postmaster: demo@$DOMAIN" --alias "root: demo@$DOMAIN" \
@@ -125,7 +125,7 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   services whose daemons are not built yet are commented out in
   $ETC/master.cf (TLS, AUTH, POP3 and IMAP come with later daemons)
 try:          swaks --server 127.0.0.1:2525 --to demo@$DOMAIN
-              echo hi | POSTHORN_CONFIG_DIR=$ETC $BUILD/bin/sendmail demo@$DOMAIN
+              echo hi | POSTHORN_CONFIG_DIR=$ETC $RUN/bin/sendmail demo@$DOMAIN
 demo user:    demo@$DOMAIN
 password:     $PASSWORD   (kept in $PWFILE)
 mailbox:      $MAILDIR

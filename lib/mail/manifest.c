@@ -53,6 +53,71 @@ const size_t manifest_count = sizeof(manifest_table) / sizeof(manifest_table[0])
 #undef ANY
 #undef SGID
 
+const struct manifest_program manifest_programs[] = {
+    {"postdrop", 02755, "writes one message into maildrop/ for sendmail"},
+};
+const size_t manifest_program_count = sizeof(manifest_programs) / sizeof(manifest_programs[0]);
+
+/* manifest_check_programs - the set-gid programs (see manifest.h) */
+int manifest_check_programs(const char *command_dir, const struct manifest_ids *ids,
+			    int flags, manifest_report_fn report, void *ctx)
+{
+    char path[4096], text[4300];
+    int problems = 0;
+
+    /* Only a real installation checked by root: the sandbox has one user. */
+    if (!ids->can_chown || ids->owner_uid == ids->root_uid)
+	return 0;
+    for (size_t i = 0; i < manifest_program_count; i++) {
+	const struct manifest_program *p = &manifest_programs[i];
+	struct stat st;
+	int fd;
+
+	if (!fmt_buf(path, sizeof(path), "%s/%s", command_dir, p->name)) {
+	    report(MANIFEST_ERROR, "command_directory: path too long", ctx);
+	    problems++;
+	    continue;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0
+	    && errno == ENOENT) {
+	    (void) fmt_buf(text, sizeof(text), "%s: %s (%s; local submission with sendmail "
+			   "will fail)", path, strerror(errno), p->doc);
+	    report(MANIFEST_WARNING, text, ctx);
+	    continue;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	    (void) fmt_buf(text, sizeof(text), "%s: %s (%s; sendmail cannot queue without it)",
+			   path, fd < 0 ? strerror(errno) : "not a regular file", p->doc);
+	    report(MANIFEST_ERROR, text, ctx);
+	    if (fd >= 0)
+		(void) close(fd);
+	    problems++;
+	    continue;
+	}
+	if (st.st_uid == ids->root_uid && st.st_gid == ids->setgid_gid
+	    && (st.st_mode & 07777) == p->mode) {
+	    (void) close(fd);
+	    continue;
+	}
+	if ((flags & MANIFEST_REPAIR)
+	    && fchown(fd, ids->root_uid, ids->setgid_gid) == 0
+	    && fchmod(fd, p->mode) == 0) {	/* after fchown, which clears set-gid */
+	    (void) fmt_buf(text, sizeof(text), "%s: set to owner root, group %ld, mode %04o",
+			   path, (long) ids->setgid_gid, (unsigned) p->mode);
+	    report(MANIFEST_FIXED, text, ctx);
+	} else {
+	    (void) fmt_buf(text, sizeof(text), "%s: owner %ld, group %ld, mode %04o; should be "
+			   "root, group %ld (setgid_group), mode %04o", path, (long) st.st_uid,
+			   (long) st.st_gid, (unsigned) (st.st_mode & 07777), (long) ids->setgid_gid,
+			   (unsigned) p->mode);
+	    report(MANIFEST_ERROR, text, ctx);
+	    problems++;
+	}
+	(void) close(fd);
+    }
+    return problems;
+}
+
 /* manifest_ids_self - every role is the given user */
 void manifest_ids_self(struct manifest_ids *ids, uid_t uid, gid_t gid)
 {

@@ -295,6 +295,8 @@ static void manifest_cb(enum manifest_level level, const char *text, void *ctx)
     (void) ctx;
     if (level == MANIFEST_ERROR) {
 	ph_error("%s", text);
+    } else if (level == MANIFEST_WARNING) {
+	msg_warn("%s", text);
     } else {
 	fprintf(stderr, "posthorn: repaired: %s\n", text);
 	fflush(stderr);
@@ -327,6 +329,8 @@ int ph_check_all(void)
     /* Repair only what a valid main.cf points at. */
     (void) manifest_check(var_queue_directory, var_data_directory, &ids,
 			  main_ok ? MANIFEST_REPAIR : 0, manifest_cb, NULL);
+    (void) manifest_check_programs(var_command_directory, &ids,
+				   main_ok ? MANIFEST_REPAIR : 0, manifest_cb, NULL);
     return ph_errors - errors_before;
 }
 
