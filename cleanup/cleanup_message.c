@@ -25,19 +25,16 @@
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "record_grammar.h"
 #include "trigger.h"
 
 /* Cleanup. */
 #include "cleanup.h"
 
+/* Every type the format knows: one outside it breaks the framing (the
+ * request is refused and the connection closed); the record grammar
+ * decides where the known ones may stand. */
 #define CLEANUP_ALL_TYPES	"VTSAONRDMLCXE"
-#define CLEANUP_ENV_TRUSTED	"TSAONRM"
-/* pickup adds T and A submit_uid to what a user may write (queue_file.h);
- * the attribute names are checked below */
-#define CLEANUP_ENV_UNTRUSTED	"TSAONRM"
-#define CLEANUP_CONTENT		QF_TYPES_CONTENT
-#define CLEANUP_TRL_TRUSTED	"AONRE"
-#define CLEANUP_TRL_UNTRUSTED	QF_TYPES_UNTRUSTED_TRAILER
 #define CLEANUP_KNOWN_FLAGS	(CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED | CLEANUP_FLAG_BOUNCE \
 				 | CLEANUP_FLAG_EXTRACT | CLEANUP_FLAG_NO_ALIAS)
 #define CLEANUP_MSGID_MAX	998
@@ -54,8 +51,8 @@ struct cleanup_state {
     struct cleanup_out *out;
     struct stream *qf;			/* the queue file stream */
     enum phase phase;
+    struct record_grammar grammar;	/* checks every record first */
     bool started;			/* V, T, A origin written */
-    bool have_time;
     int64_t tsec;
     long tusec;
     bool have_sender;
@@ -69,7 +66,6 @@ struct cleanup_state {
     /* header block */
     struct str line;			/* physical line being assembled */
     bool line_raw;			/* ... passed on as it comes */
-    bool last_cont;			/* the last content record was C */
     struct str hdr;			/* logical header, lines joined by \n */
     size_t *hdr_lens;			/* length of each physical line */
     size_t hdr_nlines, hdr_cap;
@@ -150,58 +146,6 @@ static void start(struct cleanup_state *st)
 	     stream_status_text(stream_error(st->qf)));
 }
 
-/* valid_time - "SECONDS" or "SECONDS.UUUUUU" */
-static bool valid_time(const char *text, int64_t *sec, long *usec)
-{
-    long long s = 0;
-    long u = 0;
-    int digits = 0, udigits = 0;
-    const char *cp;
-
-    for (cp = text; isdigit((unsigned char) *cp) && digits < 12; cp++, digits++)
-	s = s * 10 + (*cp - '0');
-    if (digits == 0)
-	return false;
-    if (*cp == '.') {
-	for (cp++; isdigit((unsigned char) *cp) && udigits < 6; cp++, udigits++)
-	    u = u * 10 + (*cp - '0');
-	if (udigits == 0)
-	    return false;
-	while (udigits++ < 6)
-	    u *= 10;
-    }
-    if (*cp)
-	return false;
-    *sec = s;
-    *usec = u;
-    return true;
-}
-
-/* valid_notify - "never" or a duplicate-free list of success, failure,
- * delay (as qf_scan checks) */
-static bool valid_notify(const char *text)
-{
-    static const char *const words[] = {"success", "failure", "delay"};
-    bool seen[3] = {false, false, false};
-    const char *cp = text;
-
-    if (strcmp(text, "never") == 0)
-	return true;
-    for (;;) {
-	size_t len = strcspn(cp, ","), i;
-
-	for (i = 0; i < 3; i++)
-	    if (strlen(words[i]) == len && strncmp(cp, words[i], len) == 0)
-		break;
-	if (i == 3 || seen[i])
-	    return false;
-	seen[i] = true;
-	if (cp[len] == 0)
-	    return true;
-	cp += len + 1;
-    }
-}
-
 /* write_rcpt - one final recipient: [A rcpt_orig] [O] [N] R, unless it
  * was written before */
 static void write_rcpt(struct cleanup_state *st, const char *addr, const char *orig)
@@ -250,35 +194,8 @@ static void recipient(struct cleanup_state *st, const char *addr)
     st->have_orcpt = st->have_notify = st->have_orig = false;
 }
 
-/* envelope_address_ok - length and bytes of an envelope address */
-static bool envelope_address_ok(struct cleanup_state *st, const struct str *data, const char *what)
-{
-    if (str_len(data) > CLEANUP_ADDR_MAX || cleanup_addr_bad(str_cstr(data), str_len(data))) {
-	fail(st, CLEANUP_STAT_BAD, "malformed %s address", what);
-	return false;
-    }
-    return true;
-}
-
-/* Attributes a local (untrusted) submission may carry: what pickup
- * supplies or passes on from maildrop/. Client attributes (client_*,
- * helo, protocol, sasl_username) and rcpt_orig are never among them. */
-static const char *const untrusted_attrs[] = {
-    QATTR_SUBMIT_UID, QATTR_DSN_ENVID, QATTR_DSN_RET, QATTR_BODY, QATTR_SMTPUTF8,
-};
-
-/* untrusted_attr_ok - may an untrusted client send this attribute? */
-static bool untrusted_attr_ok(const char *name, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(untrusted_attrs) / sizeof(untrusted_attrs[0]); i++)
-	if (strlen(untrusted_attrs[i]) == len && strncmp(untrusted_attrs[i], name, len) == 0)
-	    return true;
-    return false;
-}
-
-/* rcpt_record - A/O/N/R in the envelope or the trailer */
+/* rcpt_record - A/O/N/R in the envelope or the trailer (the grammar
+ * has checked them: a rcpt_orig, O and N wait for their R) */
 static void rcpt_record(struct cleanup_state *st, int type, const struct str *data)
 {
     size_t name_len;
@@ -286,41 +203,28 @@ static void rcpt_record(struct cleanup_state *st, int type, const struct str *da
 
     switch (type) {
     case QF_REC_ATTR:
-	if (!qf_attr_split(str_cstr(data), str_len(data), &name_len, &value)) {
-	    fail(st, CLEANUP_STAT_BAD, "malformed attribute record");
-	} else if ((st->flags & CLEANUP_FLAG_UNTRUSTED)
-		   && !untrusted_attr_ok(str_cstr(data), name_len)) {
-	    fail(st, CLEANUP_STAT_NOPERM, "attribute \"%.*s\" not permitted", (int) name_len,
-		 str_cstr(data));
-	} else if (name_len == strlen(QATTR_RCPT_ORIG)
-		   && strncmp(str_cstr(data), QATTR_RCPT_ORIG, name_len) == 0) {
-	    if (st->have_orig || !str_set(&st->orig, value))
+	(void) qf_attr_split(str_cstr(data), str_len(data), &name_len, &value);
+	if (name_len == strlen(QATTR_RCPT_ORIG)
+	    && strncmp(str_cstr(data), QATTR_RCPT_ORIG, name_len) == 0) {
+	    if (!str_set(&st->orig, value))
 		fail(st, CLEANUP_STAT_BAD, "malformed %s attribute", QATTR_RCPT_ORIG);
 	    st->have_orig = true;
-	} else if (st->have_orcpt || st->have_notify || st->have_orig) {
-	    fail(st, CLEANUP_STAT_BAD, "attribute between a recipient's records");
 	} else {
 	    put(st, QF_REC_ATTR, str_cstr(data), str_len(data));
 	}
 	break;
     case QF_REC_ORCPT:
-	if (st->have_orcpt || str_len(data) == 0 || str_len(data) > CLEANUP_ADDR_MAX + 16
-	    || cleanup_addr_bad(str_cstr(data), str_len(data)))
+	if (!str_set(&st->orcpt, str_cstr(data)))
 	    fail(st, CLEANUP_STAT_BAD, "malformed orcpt record");
-	else if (str_set(&st->orcpt, str_cstr(data)))
-	    st->have_orcpt = true;
+	st->have_orcpt = true;
 	break;
     case QF_REC_NOTIFY:
-	if (st->have_notify || !valid_notify(str_cstr(data)))
+	if (!str_set(&st->notify, str_cstr(data)))
 	    fail(st, CLEANUP_STAT_BAD, "malformed notify record");
-	else if (str_set(&st->notify, str_cstr(data)))
-	    st->have_notify = true;
+	st->have_notify = true;
 	break;
     case QF_REC_RCPT:
-	if (str_len(data) == 0)
-	    fail(st, CLEANUP_STAT_BAD, "empty recipient");
-	else if (envelope_address_ok(st, data, "recipient"))
-	    recipient(st, str_cstr(data));
+	recipient(st, str_cstr(data));
 	break;
     }
 }
@@ -580,12 +484,6 @@ static void header_overflow(struct cleanup_state *st)
 /* content_record - L or C in the header block or the body */
 static void content_record(struct cleanup_state *st, int type, const struct str *data)
 {
-    st->last_cont = type == QF_REC_CONT;
-    st->size += str_len(data) + (type == QF_REC_LINE);
-    if (var_message_size_limit > 0 && st->size > (uint64_t) var_message_size_limit) {
-	fail(st, CLEANUP_STAT_SIZE, "message size exceeds size limit %ld", var_message_size_limit);
-	return;
-    }
     if (st->phase == PH_BODY) {
 	put(st, type, str_cstr(data), str_len(data));
 	return;
@@ -620,10 +518,6 @@ static void end_content(struct cleanup_state *st)
     struct cleanup_addrs *list;
     size_t i;
 
-    if (st->last_cont) {
-	fail(st, CLEANUP_STAT_BAD, "continued line without an end");
-	return;
-    }
     if (st->phase == PH_HEADERS)
 	end_headers(st);
     put(st, QF_REC_XEND, "", 0);
@@ -703,6 +597,9 @@ static void state_init(struct cleanup_state *st, long flags, const char *origin)
     st->tsec = ts.tv_sec;
     st->tusec = ts.tv_nsec / 1000;
     st->phase = PH_ENVELOPE;
+    record_grammar_init(&st->grammar, (flags & CLEANUP_FLAG_UNTRUSTED)
+			? RECORD_PROFILE_CLEANUP_UNTRUSTED : RECORD_PROFILE_CLEANUP_TRUSTED,
+			var_message_size_limit);
     if (flags & ~CLEANUP_KNOWN_FLAGS)
 	fail(st, CLEANUP_STAT_BAD, "unknown request flags 0x%lx", (unsigned long) flags);
 }
@@ -728,17 +625,24 @@ static void state_fini(struct cleanup_state *st)
     cleanup_addrs_fini(&st->resent_extracted);
 }
 
-/* allowed - the record types a client may send here */
-static const char *allowed(const struct cleanup_state *st, bool untrusted)
+/* check_record - the record grammar's verdict on one record; false
+ * (and the message failed) if it breaks a rule */
+static bool check_record(struct cleanup_state *st, int type, const struct str *data)
 {
-    switch (st->phase) {
-    case PH_ENVELOPE:
-	return untrusted ? CLEANUP_ENV_UNTRUSTED : CLEANUP_ENV_TRUSTED;
-    case PH_HEADERS:
-    case PH_BODY:
-	return CLEANUP_CONTENT;
+    const char *why;
+
+    switch (record_grammar_check(&st->grammar, type, data, &why)) {
+    case RECORD_OK:
+	return true;
+    case RECORD_NOPERM:
+	fail(st, CLEANUP_STAT_NOPERM, "%s", why);
+	return false;
+    case RECORD_TOO_LARGE:
+	fail(st, CLEANUP_STAT_SIZE, "%s", why);
+	return false;
     default:
-	return untrusted ? CLEANUP_TRL_UNTRUSTED : CLEANUP_TRL_TRUSTED;
+	fail(st, CLEANUP_STAT_BAD, "%s", why);
+	return false;
     }
 }
 
@@ -746,29 +650,19 @@ static const char *allowed(const struct cleanup_state *st, bool untrusted)
 static void envelope_record(struct cleanup_state *st, int type, const struct str *data)
 {
     if (type == QF_REC_TIME) {
-	if (st->have_time || st->started || !valid_time(str_cstr(data), &st->tsec, &st->tusec))
-	    fail(st, CLEANUP_STAT_BAD, "malformed or misplaced time record");
-	st->have_time = true;
+	(void) record_grammar_time_parse(str_cstr(data), str_len(data), false, &st->tsec,
+					 &st->tusec);
 	return;
     }
     start(st);
     switch (type) {
     case QF_REC_SENDER:
-	if (st->have_sender) {
-	    fail(st, CLEANUP_STAT_BAD, "more than one sender record");
-	} else if (envelope_address_ok(st, data, "sender")) {
-	    if (!cleanup_addr_canon(str_cstr(data), var_myorigin, &st->canon)
-		|| !str_set(&st->sender, str_cstr(&st->canon)))
-		fail(st, CLEANUP_STAT_BAD, "malformed sender address");
-	    st->have_sender = true;
-	    puts_rec(st, QF_REC_SENDER, str_cstr(&st->sender));
-	}
+	if (!cleanup_addr_canon(str_cstr(data), var_myorigin, &st->canon)
+	    || !str_set(&st->sender, str_cstr(&st->canon)))
+	    fail(st, CLEANUP_STAT_BAD, "malformed sender address");
+	puts_rec(st, QF_REC_SENDER, str_cstr(&st->sender));
 	break;
     case QF_REC_MESSAGE:
-	if (!st->have_sender)
-	    fail(st, CLEANUP_STAT_BAD, "no sender record");
-	else if (st->have_orcpt || st->have_notify || st->have_orig)
-	    fail(st, CLEANUP_STAT_BAD, "orcpt or notify record without a recipient");
 	put(st, QF_REC_MESSAGE, "", 0);
 	st->phase = PH_HEADERS;
 	break;
@@ -845,9 +739,8 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
     struct cleanup_state st;
     struct qf_reader r;
     struct str *data = str_new(QF_RECORD_MAX);
-    const char *error, *ok;
+    const char *error;
     enum cleanup_conn result;
-    bool untrusted = (flags & CLEANUP_FLAG_UNTRUSTED) != 0;
     int type, rc;
 
     state_init(&st, flags, origin);
@@ -878,25 +771,15 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
 	    goto out;
 	}
 	if (type == QF_REC_END) {
-	    if (st.status == 0 && st.phase != PH_TRAILER)
-		fail(&st, CLEANUP_STAT_BAD, "premature end record");
+	    if (st.status == 0)
+		(void) check_record(&st, type, data);
 	    result = finish(client, &st);
 	    goto out;
 	}
 	if (st.status)
 	    continue;				/* read on to E, write nothing */
-	ok = allowed(&st, untrusted);
-	if (strchr(ok, type) == NULL) {
-	    if (untrusted && strchr(allowed(&st, false), type))
-		fail(&st, CLEANUP_STAT_NOPERM, "record type '%c' not permitted", type);
-	    else
-		fail(&st, CLEANUP_STAT_BAD, "unexpected record type '%c'", type);
+	if (!check_record(&st, type, data))
 	    continue;
-	}
-	if (type != QF_REC_LINE && type != QF_REC_CONT && str_has_nul(data)) {
-	    fail(&st, CLEANUP_STAT_BAD, "NUL byte in a '%c' record", type);
-	    continue;
-	}
 	switch (st.phase) {
 	case PH_ENVELOPE:
 	    envelope_record(&st, type, data);

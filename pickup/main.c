@@ -9,7 +9,7 @@
  * For each file in maildrop/ whose name is a valid queue ID, oldest
  * first: open it (no symlinks, a regular file with one link), take the
  * submitting uid from its owner, check every record with the maildrop
- * rules (maildrop.h: the untrusted whitelist), and copy it to cleanup
+ * rules (record_grammar.h, the maildrop profile), and copy it to cleanup
  * with CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED (plus
  * CLEANUP_FLAG_EXTRACT for sendmail -t), origin "pickup", the file's
  * mtime as the arrival time and submit_uid=<owner>. Then:
@@ -51,6 +51,7 @@
 #include "maildrop.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "record_grammar.h"
 #include "server.h"
 
 #define MAILDROP_DIR		"maildrop"
@@ -116,7 +117,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 			      const char **why)
 {
     static char why_buf[CLEANUP_REASON_MAX + 64];
-    struct maildrop_check check;
+    struct record_grammar grammar;
     struct qf_reader reader;
     struct stream *in = stream_open(fd);
     struct str *data = str_new(MAILDROP_RECORD_MAX);
@@ -129,11 +130,11 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 
     stream_set_timeout(in, (int) (var_ipc_timeout * 1000));
     qf_reader_init(&reader, in, 0);
-    maildrop_check_init(&check, pk_size_limit());
+    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, pk_size_limit());
     str_reset(sender);
 
     /* V, S, A*: everything needed before the request flags. */
-    while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0) {
+    while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0) {
 	if (type == QF_REC_SENDER)
 	    (void) str_set(sender, data->data);
 	else if (type == QF_REC_ATTR)
@@ -142,7 +143,9 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 	    break;
     }
     if (ret <= 0) {
-	*why = ret < 0 ? error : "maildrop file: premature end";
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+		       ret < 0 ? error : "premature end");
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
@@ -154,7 +157,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 	goto done;
     }
     if (cleanup_client_begin(st->cleanup, CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED
-			     | ((check.flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
+			     | ((grammar.maildrop_flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
 			     PICKUP_ORIGIN, &error) < 0) {
 	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
 	*why = why_buf;
@@ -188,17 +191,20 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 	if (type == QF_REC_END)
 	    break;
 	(void) qf_put(out, type, data->data, data->len);
-    } while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0);
+    } while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0);
     if (ret < 0) {
 	cleanup_client_abandon(&st->cleanup);
-	*why = error;
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s", error);
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
     /* The file must end right after E. */
-    if ((ret = maildrop_get(&check, &reader, &type, data, &error)) != 0) {
+    if ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) != 0) {
 	cleanup_client_abandon(&st->cleanup);
-	*why = ret < 0 ? error : "maildrop file: data after the end record";
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+		       ret < 0 ? error : "data after the end record");
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
