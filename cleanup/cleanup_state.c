@@ -6,6 +6,7 @@
 /* System. */
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -97,64 +98,72 @@ void cleanup_put_start(struct cleanup_state *st)
 
 /* The text buffers of a request, kept from one request to the next so
  * that each message does not allocate and grow them anew; one that grew
- * beyond STATE_KEEP_MAX is released instead. */
+ * beyond STATE_KEEP_MAX is released instead. One row per buffer: where
+ * it is in the state, and its size limit. */
 #define STATE_KEEP_MAX	(64 * 1024)
 
-static struct state_bufs {
-    bool ready;
-    struct str sender, orcpt, notify, orig, line, hdr, msgid, canon, work;
-} state_bufs;
+static const struct state_buf_row {
+    size_t offset;			/* of the struct str in the state */
+    size_t max;
+} state_buf_rows[] = {
+    {offsetof(struct cleanup_state, sender), CLEANUP_ADDR_MAX},
+    {offsetof(struct cleanup_state, orcpt), CLEANUP_ADDR_MAX + 16},
+    {offsetof(struct cleanup_state, notify), 64},
+    {offsetof(struct cleanup_state, orig), CLEANUP_ADDR_MAX},
+    {offsetof(struct cleanup_state, line), STR_MAX_HUGE},
+    {offsetof(struct cleanup_state, hdr), STR_MAX_HUGE},
+    {offsetof(struct cleanup_state, msgid), CLEANUP_MSGID_MAX},
+    {offsetof(struct cleanup_state, canon), CLEANUP_ADDR_MAX + 256},
+    {offsetof(struct cleanup_state, work), STR_MAX_HUGE},
+};
 
-/* buf_take - a kept buffer, emptied */
-static void buf_take(struct str *to, struct str *kept)
+#define STATE_BUF_COUNT	(sizeof(state_buf_rows) / sizeof(state_buf_rows[0]))
+
+static struct str state_bufs_kept[STATE_BUF_COUNT];
+static bool state_bufs_ready;
+
+/* state_buf - the buffer of a row in a state */
+static struct str *state_buf(struct cleanup_state *st, size_t row)
 {
-    *to = *kept;
-    str_reset(to);
+    return (struct str *) ((char *) st + state_buf_rows[row].offset);
 }
 
-/* buf_keep - keep a request's buffer for the next one */
-static void buf_keep(struct str *kept, struct str *from)
+/* state_bufs_take - give the state the kept buffers, emptied */
+static void state_bufs_take(struct cleanup_state *st)
 {
-    if (from->cap > STATE_KEEP_MAX) {
-	size_t max = from->max;
-
-	str_fini(from);
-	str_init(from, max);
+    for (size_t i = 0; i < STATE_BUF_COUNT; i++) {
+	if (!state_bufs_ready)
+	    str_init(&state_bufs_kept[i], state_buf_rows[i].max);
+	*state_buf(st, i) = state_bufs_kept[i];
+	str_reset(state_buf(st, i));
     }
-    *kept = *from;
-    memset(from, 0, sizeof(*from));
+    state_bufs_ready = true;
+}
+
+/* state_bufs_keep - keep the state's buffers for the next request */
+static void state_bufs_keep(struct cleanup_state *st)
+{
+    for (size_t i = 0; i < STATE_BUF_COUNT; i++) {
+	struct str *from = state_buf(st, i);
+
+	if (from->cap > STATE_KEEP_MAX) {
+	    str_fini(from);
+	    str_init(from, state_buf_rows[i].max);
+	}
+	state_bufs_kept[i] = *from;
+	memset(from, 0, sizeof(*from));
+    }
 }
 
 /* cleanup_state_init - a fresh state for one request */
 void cleanup_state_init(struct cleanup_state *st, long flags, const char *origin)
 {
-    struct state_bufs *b = &state_bufs;
     struct timespec ts;
 
     memset(st, 0, sizeof(*st));
     st->flags = (unsigned) flags;
     st->origin = origin;
-    if (!b->ready) {
-	str_init(&b->sender, CLEANUP_ADDR_MAX);
-	str_init(&b->orcpt, CLEANUP_ADDR_MAX + 16);
-	str_init(&b->notify, 64);
-	str_init(&b->orig, CLEANUP_ADDR_MAX);
-	str_init(&b->line, STR_MAX_HUGE);
-	str_init(&b->hdr, STR_MAX_HUGE);
-	str_init(&b->msgid, CLEANUP_MSGID_MAX);
-	str_init(&b->canon, CLEANUP_ADDR_MAX + 256);
-	str_init(&b->work, STR_MAX_HUGE);
-	b->ready = true;
-    }
-    buf_take(&st->sender, &b->sender);
-    buf_take(&st->orcpt, &b->orcpt);
-    buf_take(&st->notify, &b->notify);
-    buf_take(&st->orig, &b->orig);
-    buf_take(&st->line, &b->line);
-    buf_take(&st->hdr, &b->hdr);
-    buf_take(&st->msgid, &b->msgid);
-    buf_take(&st->canon, &b->canon);
-    buf_take(&st->work, &b->work);
+    state_bufs_take(st);
     cleanup_addrs_init(&st->dups);
     cleanup_addrs_init(&st->expansion);
     cleanup_addrs_init(&st->extracted);
@@ -173,18 +182,8 @@ void cleanup_state_init(struct cleanup_state *st, long flags, const char *origin
 /* cleanup_state_fini - release a request's state, keep its buffers */
 void cleanup_state_fini(struct cleanup_state *st)
 {
-    struct state_bufs *b = &state_bufs;
-
     cleanup_out_abandon(&st->out);
-    buf_keep(&b->sender, &st->sender);
-    buf_keep(&b->orcpt, &st->orcpt);
-    buf_keep(&b->notify, &st->notify);
-    buf_keep(&b->orig, &st->orig);
-    buf_keep(&b->line, &st->line);
-    buf_keep(&b->hdr, &st->hdr);
-    buf_keep(&b->msgid, &st->msgid);
-    buf_keep(&b->canon, &st->canon);
-    buf_keep(&b->work, &st->work);
+    state_bufs_keep(st);
     mem_free(&st->hdr_lens);
     cleanup_addrs_fini(&st->dups);
     cleanup_addrs_fini(&st->expansion);
