@@ -109,6 +109,23 @@ static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why
     msg_warn("%s: %s; moved to %s", from, why, to);
 }
 
+/* pk_put_attrs - send the A records kept in attrs (as qf_encode wrote
+ * them), except flags, which became request flags */
+static void pk_put_attrs(struct stream *out, const struct str *attrs)
+{
+    static const char flags_prefix[] = MAILDROP_ATTR_FLAGS "=";
+    struct str *attr = str_new(MAILDROP_ATTR_MAX);
+    struct qf_reader kept;
+    const char *error;
+    int type;
+
+    qf_reader_init_mem(&kept, attrs->data, attrs->len);
+    while (qf_get(&kept, &type, attr, MAILDROP_ATTR_MAX, "A", NULL, &error) > 0)
+	if (strncmp(attr->data, flags_prefix, sizeof(flags_prefix) - 1) != 0)
+	    (void) qf_put(out, QF_REC_ATTR, attr->data, attr->len);
+    str_free(&attr);
+}
+
 /* pk_copy - check one opened maildrop file and send it to cleanup.
  * Returns PK_DONE with the queue ID in *result, PK_BAD with *why,
  * PK_TEMP with *why. */
@@ -174,17 +191,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     out = cleanup_client_stream(st->cleanup);
     /* The whitelisted attributes carry the names cleanup knows
      * (dsn_envid, dsn_ret, body); "flags" became request flags. */
-    for (size_t pos = 0; pos < attrs->len;) {
-	size_t len = ((size_t) (unsigned char) attrs->data[pos + 1] << 24)
-	    | ((size_t) (unsigned char) attrs->data[pos + 2] << 16)
-	    | ((size_t) (unsigned char) attrs->data[pos + 3] << 8)
-	    | (size_t) (unsigned char) attrs->data[pos + 4];
-	const char *a = attrs->data + pos + QF_HEADER_SIZE;
-
-	if (!(len > 6 && memcmp(a, MAILDROP_ATTR_FLAGS "=", 6) == 0))
-	    (void) qf_put(out, QF_REC_ATTR, a, len);
-	pos += QF_HEADER_SIZE + len;
-    }
+    pk_put_attrs(out, attrs);
     /* The rest as it comes: recipients, M, content, X, trailer. E is
      * sent by cleanup_client_finish. */
     do {
