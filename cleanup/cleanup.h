@@ -37,7 +37,7 @@
 #include "queue_id.h"
 #include "record_grammar.h"
 
-#define CLEANUP_ADDR_MAX	1024	/* bytes in one internal address */
+#define CLEANUP_ADDR_MAX	RECORD_CLEANUP_ADDR_MAX	/* bytes in one address */
 #define CLEANUP_LINE_REC_MAX	8192	/* bytes per content record written */
 
 /* ---- cleanup_addr.c */

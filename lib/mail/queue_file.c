@@ -42,7 +42,7 @@ static int __attribute__((format(printf, 2, 3))) qf_error(const char **error_r, 
 }
 
 /* qf_type_show - a type byte as 'X' or \xNN for messages */
-static const char *qf_type_show(char *buf, size_t size, int type)
+const char *qf_type_show(char *buf, size_t size, int type)
 {
     if (type > 0x20 && type < 0x7f)
 	(void) fmt_buf(buf, size, "'%c'", type);

@@ -162,6 +162,9 @@ int qf_mark_done_nosync(int fd, off_t offset, const char **error_r);
 
 /* qf_type_name - "recipient" for 'R' etc.; "unknown" otherwise */
 const char *qf_type_name(int type);
+/* qf_type_show - a type byte for an error text: 'R', or \xNN if it is
+ * not printable; in buf (8 bytes are enough) */
+const char *qf_type_show(char *buf, size_t size, int type);
 
 #define QF_DUMP_OFFSETS	(1 << 0)	/* prefix each line with the offset */
 /* qf_dump - print every record of the file read from r to out, one line

@@ -46,8 +46,6 @@ struct record_rules {
     enum record_profile wider;			/* NOPERM if this one allows */
 };
 
-#define CLEANUP_INPUT_ADDR_MAX	1024		/* cleanup.h CLEANUP_ADDR_MAX */
-
 static const struct record_rules record_rules[RECORD_PROFILE_COUNT] = {
     [RECORD_PROFILE_QUEUE_FILE] = {
 	.name = "queue file",
@@ -61,8 +59,8 @@ static const struct record_rules record_rules[RECORD_PROFILE_COUNT] = {
 	.name = "cleanup request",
 	.types = {"", "TSAONRM", QF_TYPES_CONTENT, "AONRE", ""},
 	.flags = RG_TIME_LEADS | RG_ADDR_TEXT | RG_ATTRS_OPEN,
-	.addr_max = CLEANUP_INPUT_ADDR_MAX,
-	.orcpt_max = CLEANUP_INPUT_ADDR_MAX + 16,
+	.addr_max = RECORD_CLEANUP_ADDR_MAX,
+	.orcpt_max = RECORD_CLEANUP_ADDR_MAX + 16,
 	.line_end_bytes = 1,
 	.wider = RECORD_PROFILE_CLEANUP_TRUSTED,
     },
@@ -70,8 +68,8 @@ static const struct record_rules record_rules[RECORD_PROFILE_COUNT] = {
 	.name = "untrusted cleanup request",
 	.types = {"", "TSAONRM", QF_TYPES_CONTENT, "ONRE", ""},
 	.flags = RG_TIME_LEADS | RG_ADDR_TEXT,
-	.addr_max = CLEANUP_INPUT_ADDR_MAX,
-	.orcpt_max = CLEANUP_INPUT_ADDR_MAX + 16,
+	.addr_max = RECORD_CLEANUP_ADDR_MAX,
+	.orcpt_max = RECORD_CLEANUP_ADDR_MAX + 16,
 	.line_end_bytes = 1,
 	.wider = RECORD_PROFILE_CLEANUP_TRUSTED,
     },
@@ -483,13 +481,10 @@ enum record_verdict record_grammar_check(struct record_grammar *g, int type, con
     if (type == 0 || strchr(rules->types[g->segment], type) == NULL) {
 	char show[8];
 
-	if (type > 0x20 && type < 0x7f)
-	    (void) fmt_buf(show, sizeof(show), "'%c'", type);
-	else
-	    (void) fmt_buf(show, sizeof(show), "\\x%02x", (unsigned) (type & 0xff));
 	v = type != 0 && strchr(record_rules[rules->wider].types[g->segment], type)
 	    ? RECORD_NOPERM : RECORD_BAD;
-	return rg_fail(error_r, v, "unexpected record type %s", show);
+	return rg_fail(error_r, v, "unexpected record type %s",
+		       qf_type_show(show, sizeof(show), type));
     }
     if ((v = rg_count_size(g, type, data->len, error_r)) != RECORD_OK)
 	return v;

@@ -64,6 +64,10 @@ enum record_profile {
     RECORD_PROFILE_COUNT,
 };
 
+/* The longest sender or recipient a cleanup client may send (bytes;
+ * ORCPT 16 more); cleanup's CLEANUP_ADDR_MAX. */
+#define RECORD_CLEANUP_ADDR_MAX	1024
+
 enum record_verdict {
     RECORD_OK = 0,
     RECORD_BAD,			/* breaks the grammar */
