@@ -59,7 +59,6 @@
 #define PICKUP_ORIGIN		"pickup"
 #define PICKUP_BATCH_MAX	10000		/* names per directory pass */
 #define PICKUP_STALE_TEMP	(24 * 3600)	/* seconds */
-#define DEF_SIZE_LIMIT		10240000L
 
 enum pk_result { PK_DONE, PK_GONE, PK_BAD, PK_TEMP };
 
@@ -69,17 +68,6 @@ struct pk_state {
     bool cleanup_down;			/* stop this scan */
     size_t taken;			/* files gone from maildrop/ */
 };
-
-/* pk_size_limit - message_size_limit */
-static long long pk_size_limit(void)
-{
-    const char *value = config_value("message_size_limit");
-    long n;
-
-    if (value && parse_long(value, &n) && n >= 0)
-	return n;
-    return DEF_SIZE_LIMIT;
-}
 
 /* pk_fsync_dir - fsync a queue subdirectory, warn on failure */
 static void pk_fsync_dir(const char *dir)
@@ -147,7 +135,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 
     stream_set_timeout(in, (int) (var_ipc_timeout * 1000));
     qf_reader_init(&reader, in, 0);
-    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, pk_size_limit());
+    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, var_message_size_limit);
     str_reset(sender);
 
     /* V, S, A*: everything needed before the request flags. */
