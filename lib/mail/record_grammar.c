@@ -119,7 +119,7 @@ static const struct record_attr_rule {
     {QATTR_SASL_USERNAME, P_QF | P_TRUST, NULL},
     {QATTR_SIZE, P_QF | P_TRUST, NULL},
     {QATTR_RCPT_ORIG, P_QF | P_TRUST, NULL},
-    {"bounce_notice", P_QF | P_TRUST, NULL},
+    {"bounce_notice", P_QF | P_TRUST, NULL},	/* bounce.h BOUNCE_ATTR_NOTICE */
     {QATTR_ORIGIN, P_QF, NULL},
     {QATTR_SUBMIT_UID, P_QF | P_TRUST | P_PICK, NULL},
     {QATTR_SMTPUTF8, P_QF | P_TRUST | P_PICK, NULL},
