@@ -3,13 +3,16 @@
  * cleanup input, maildrop file), each accepted or refused with a given
  * verdict and error text; then the whole-file reader. */
 
+/* System. */
 #include <stdlib.h>
 #include <string.h>
 
+/* Base. */
 #include "msg.h"
 #include "str.h"
 #include "unit.h"
 
+/* Mail. */
 #include "maildrop.h"
 #include "queue_file.h"
 #include "record_grammar.h"
