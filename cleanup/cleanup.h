@@ -1,14 +1,24 @@
-/* cleanup.h - the modules of the cleanup daemon.
+/* cleanup.h - the modules of the cleanup daemon, from the top down.
  *
- *   cleanup_addr.c     RFC 5322 address lists (To:, Cc:, Bcc:, alias
- *                      values), canonical internal form, address sets
- *   cleanup_header.c   header names and types, unfolding
+ *   main.c             the server skeleton glue and the connection loop
+ *   cleanup_message.c  one request: read the client's records, let the
+ *                      record grammar check each, hand it on by where
+ *                      it stands; at E commit, reply, trigger qmgr
+ *   cleanup_content.c  the content state machine: header block lines,
+ *                      then the body copied record by record
+ *   cleanup_header_block.c  the header block, one logical header at a
+ *                      time: hop count, Bcc:, sendmail -t recipients,
+ *                      missing Message-Id:/Date:/From:
+ *   cleanup_envelope.c time, sender, attributes, recipients
+ *                      (canonical, alias-expanded, de-duplicated)
+ *   cleanup_state.c    one message's state, its first failure, the
+ *                      records it writes
+ *   cleanup_out.c      the queue file: create, commit, abandon
  *   cleanup_alias.c    virtual_alias_maps expansion (recursion and
  *                      expansion limits, self-reference, loop cutting)
- *   cleanup_out.c      the queue file: create, write, commit, abandon
- *   cleanup_message.c  one message: read the client's records, check
- *                      them, rewrite, write the queue file, reply
- *   main.c             the server skeleton glue and the connection loop
+ *   cleanup_header.c   header names and types, unfolding
+ *   cleanup_addr.c     RFC 5322 address lists (To:, Cc:, Bcc:, alias
+ *                      values), canonical internal form, address sets
  *
  * DIAGNOSTICS: see man/cleanup.8 for every log line. */
 #ifndef POSTHORN_CLEANUP_H
@@ -25,8 +35,9 @@
 
 /* mail */
 #include "queue_id.h"
+#include "record_grammar.h"
 
-#define CLEANUP_ADDR_MAX	1024	/* bytes in one internal address */
+#define CLEANUP_ADDR_MAX	RECORD_CLEANUP_ADDR_MAX	/* bytes in one address */
 #define CLEANUP_LINE_REC_MAX	8192	/* bytes per content record written */
 
 /* ---- cleanup_addr.c */
@@ -128,6 +139,94 @@ struct group_sync;
 void cleanup_out_group_sync(struct group_sync *gs);
 /* cleanup_out_abandon - close and unlink the temp file */
 void cleanup_out_abandon(struct cleanup_out **op);
+
+/* ---- the state of one message (cleanup_state.c) */
+
+enum cleanup_phase { CLEANUP_PH_ENVELOPE, CLEANUP_PH_HEADERS, CLEANUP_PH_BODY, CLEANUP_PH_TRAILER };
+
+struct cleanup_state {
+    const char *origin;
+    unsigned flags;
+    unsigned status;			/* CLEANUP_STAT_* */
+    char reason[512];
+    char id[QUEUE_ID_SIZE];
+    struct cleanup_out *out;
+    struct stream *qf;			/* the queue file stream */
+    enum cleanup_phase phase;
+    struct record_grammar grammar;	/* checks every record first */
+    bool started;			/* V, T, A origin written */
+    int64_t tsec;
+    long tusec;
+    struct str sender;
+    bool have_orcpt, have_notify, have_orig;
+    struct str orcpt, notify, orig;
+    struct cleanup_addrs dups;		/* recipients written */
+    struct cleanup_addrs expansion;	/* scratch for alias results */
+    size_t rcpt_count;
+    /* header block */
+    struct str line;			/* physical line being assembled */
+    bool line_raw;			/* ... passed on as it comes */
+    struct str hdr;			/* logical header, lines joined by \n */
+    size_t *hdr_lens;			/* length of each physical line */
+    size_t hdr_nlines, hdr_cap;
+    bool hdr_raw;			/* oversized: passed on unparsed */
+    bool hdr_drop;			/* ... and dropped (Bcc:) */
+    int received;
+    bool seen_msgid, seen_date, seen_from, resent;
+    struct str msgid;
+    struct cleanup_addrs extracted, resent_extracted;
+    bool extract_full;
+    struct str canon, work;		/* scratch */
+};
+
+/* cleanup_state_init - a fresh state for one request: flags, origin,
+ * the arrival time now, the grammar profile the flags call for */
+void cleanup_state_init(struct cleanup_state *st, long flags, const char *origin);
+/* cleanup_state_fini - abandon an uncommitted file, keep the buffers */
+void cleanup_state_fini(struct cleanup_state *st);
+/* cleanup_fail - note a failure (CLEANUP_STAT_* bits); the first reason
+ * is kept */
+void cleanup_fail(struct cleanup_state *st, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* cleanup_put* - write records to the queue file; nothing after a
+ * failure, and a write error is one (CLEANUP_STAT_WRITE) */
+void cleanup_put(struct cleanup_state *st, int type, const void *data, size_t len);
+void cleanup_put_text(struct cleanup_state *st, int type, const char *text);
+/* cleanup_put_line - one content line, in C records as needed */
+void cleanup_put_line(struct cleanup_state *st, const char *data, size_t len);
+/* cleanup_put_cont - a piece of a line that goes on (C records) */
+void cleanup_put_cont(struct cleanup_state *st, const char *data, size_t len);
+/* cleanup_put_start - once: the V, T and A origin records */
+void cleanup_put_start(struct cleanup_state *st);
+
+/* ---- cleanup_envelope.c */
+
+/* cleanup_envelope_record - T, S, A, O, N, R or M in the envelope */
+void cleanup_envelope_record(struct cleanup_state *st, int type, const struct str *data);
+/* cleanup_envelope_rcpt_record - A, O, N or R (envelope or trailer) */
+void cleanup_envelope_rcpt_record(struct cleanup_state *st, int type, const struct str *data);
+/* cleanup_envelope_recipient - canonicalise, expand, write one */
+void cleanup_envelope_recipient(struct cleanup_state *st, const char *addr);
+/* cleanup_envelope_extracted - write the sendmail -t recipients */
+void cleanup_envelope_extracted(struct cleanup_state *st);
+
+/* ---- cleanup_header_block.c */
+
+/* cleanup_header_block_line - one complete physical line of the header
+ * block (the empty line, or a line that is no header, ends it) */
+void cleanup_header_block_line(struct cleanup_state *st, const char *data, size_t len);
+/* cleanup_header_block_overflow - st->line would make the pending
+ * header longer than header_size_limit: pass it on unparsed */
+void cleanup_header_block_overflow(struct cleanup_state *st);
+/* cleanup_header_block_end - the block is over: add what is missing */
+void cleanup_header_block_end(struct cleanup_state *st);
+
+/* ---- cleanup_content.c */
+
+/* cleanup_content_record - an L or C record after M */
+void cleanup_content_record(struct cleanup_state *st, int type, const struct str *data);
+/* cleanup_content_end - the X record */
+void cleanup_content_end(struct cleanup_state *st);
 
 /* ---- cleanup_message.c */
 

@@ -9,7 +9,7 @@
  * For each file in maildrop/ whose name is a valid queue ID, oldest
  * first: open it (no symlinks, a regular file with one link), take the
  * submitting uid from its owner, check every record with the maildrop
- * rules (maildrop.h: the untrusted whitelist), and copy it to cleanup
+ * rules (record_grammar.h, the maildrop profile), and copy it to cleanup
  * with CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED (plus
  * CLEANUP_FLAG_EXTRACT for sendmail -t), origin "pickup", the file's
  * mtime as the arrival time and submit_uid=<owner>. Then:
@@ -51,6 +51,7 @@
 #include "maildrop.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "record_grammar.h"
 #include "server.h"
 
 #define MAILDROP_DIR		"maildrop"
@@ -58,7 +59,6 @@
 #define PICKUP_ORIGIN		"pickup"
 #define PICKUP_BATCH_MAX	10000		/* names per directory pass */
 #define PICKUP_STALE_TEMP	(24 * 3600)	/* seconds */
-#define DEF_SIZE_LIMIT		10240000L
 
 enum pk_result { PK_DONE, PK_GONE, PK_BAD, PK_TEMP };
 
@@ -68,17 +68,6 @@ struct pk_state {
     bool cleanup_down;			/* stop this scan */
     size_t taken;			/* files gone from maildrop/ */
 };
-
-/* pk_size_limit - message_size_limit */
-static long long pk_size_limit(void)
-{
-    const char *value = config_value("message_size_limit");
-    long n;
-
-    if (value && parse_long(value, &n) && n >= 0)
-	return n;
-    return DEF_SIZE_LIMIT;
-}
 
 /* pk_fsync_dir - fsync a queue subdirectory, warn on failure */
 static void pk_fsync_dir(const char *dir)
@@ -108,6 +97,23 @@ static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why
     msg_warn("%s: %s; moved to %s", from, why, to);
 }
 
+/* pk_put_attrs - send the A records kept in attrs (as qf_encode wrote
+ * them), except flags, which became request flags */
+static void pk_put_attrs(struct stream *out, const struct str *attrs)
+{
+    static const char flags_prefix[] = MAILDROP_ATTR_FLAGS "=";
+    struct str *attr = str_new(MAILDROP_ATTR_MAX);
+    struct qf_reader kept;
+    const char *error;
+    int type;
+
+    qf_reader_init_mem(&kept, attrs->data, attrs->len);
+    while (qf_get(&kept, &type, attr, MAILDROP_ATTR_MAX, "A", NULL, &error) > 0)
+	if (strncmp(attr->data, flags_prefix, sizeof(flags_prefix) - 1) != 0)
+	    (void) qf_put(out, QF_REC_ATTR, attr->data, attr->len);
+    str_free(&attr);
+}
+
 /* pk_copy - check one opened maildrop file and send it to cleanup.
  * Returns PK_DONE with the queue ID in *result, PK_BAD with *why,
  * PK_TEMP with *why. */
@@ -116,7 +122,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 			      const char **why)
 {
     static char why_buf[CLEANUP_REASON_MAX + 64];
-    struct maildrop_check check;
+    struct record_grammar grammar;
     struct qf_reader reader;
     struct stream *in = stream_open(fd);
     struct str *data = str_new(MAILDROP_RECORD_MAX);
@@ -129,11 +135,11 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 
     stream_set_timeout(in, (int) (var_ipc_timeout * 1000));
     qf_reader_init(&reader, in, 0);
-    maildrop_check_init(&check, pk_size_limit());
+    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, var_message_size_limit);
     str_reset(sender);
 
     /* V, S, A*: everything needed before the request flags. */
-    while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0) {
+    while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0) {
 	if (type == QF_REC_SENDER)
 	    (void) str_set(sender, data->data);
 	else if (type == QF_REC_ATTR)
@@ -142,7 +148,9 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 	    break;
     }
     if (ret <= 0) {
-	*why = ret < 0 ? error : "maildrop file: premature end";
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+		       ret < 0 ? error : "premature end");
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
@@ -154,7 +162,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 	goto done;
     }
     if (cleanup_client_begin(st->cleanup, CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED
-			     | ((check.flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
+			     | ((grammar.maildrop_flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
 			     PICKUP_ORIGIN, &error) < 0) {
 	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
 	*why = why_buf;
@@ -171,34 +179,27 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     out = cleanup_client_stream(st->cleanup);
     /* The whitelisted attributes carry the names cleanup knows
      * (dsn_envid, dsn_ret, body); "flags" became request flags. */
-    for (size_t pos = 0; pos < attrs->len;) {
-	size_t len = ((size_t) (unsigned char) attrs->data[pos + 1] << 24)
-	    | ((size_t) (unsigned char) attrs->data[pos + 2] << 16)
-	    | ((size_t) (unsigned char) attrs->data[pos + 3] << 8)
-	    | (size_t) (unsigned char) attrs->data[pos + 4];
-	const char *a = attrs->data + pos + QF_HEADER_SIZE;
-
-	if (!(len > 6 && memcmp(a, MAILDROP_ATTR_FLAGS "=", 6) == 0))
-	    (void) qf_put(out, QF_REC_ATTR, a, len);
-	pos += QF_HEADER_SIZE + len;
-    }
+    pk_put_attrs(out, attrs);
     /* The rest as it comes: recipients, M, content, X, trailer. E is
      * sent by cleanup_client_finish. */
     do {
 	if (type == QF_REC_END)
 	    break;
 	(void) qf_put(out, type, data->data, data->len);
-    } while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0);
+    } while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0);
     if (ret < 0) {
 	cleanup_client_abandon(&st->cleanup);
-	*why = error;
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s", error);
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
     /* The file must end right after E. */
-    if ((ret = maildrop_get(&check, &reader, &type, data, &error)) != 0) {
+    if ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) != 0) {
 	cleanup_client_abandon(&st->cleanup);
-	*why = ret < 0 ? error : "maildrop file: data after the end record";
+	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+		       ret < 0 ? error : "data after the end record");
+	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }

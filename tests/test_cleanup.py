@@ -261,6 +261,8 @@ def test_untrusted_records_refused(cleanup):
         envelope(record("A", "sasl_username=admin")) + body + record("E"),
         envelope(record("A", "client_address=192.0.2.1")) + body + record("E"),
         envelope(record("A", "rcpt_orig=x@example.test")) + body + record("E"),
+        envelope(record("A", "helo=client.example")) + body + record("E"),
+        envelope(record("A", "bounce_notice=1")) + body + record("E"),
         envelope() + body + record("A", "dsn_ret=FULL") + record("E"),
         envelope() + record("D", "done@example.test") + body + record("E"),
     ]
@@ -281,9 +283,15 @@ def test_untrusted_records_refused(cleanup):
     assert recs[1] == ("T", b"1700000000.500000")
     assert ("A", b"submit_uid=1000") in recs and ("A", b"origin=pickup") in recs
     # the refused records from a trusted client are fine
+    for recs in refused[:5]:
+        c = cleanup.client()
+        reply = c.message(recs)
+        assert reply["status"] == 0, reply
+        c.close()
+    # origin is cleanup's own: no client writes it
     c = cleanup.client()
-    reply = c.message(refused[0])
-    assert reply["status"] == 0, reply
+    reply = c.message(envelope(record("A", "origin=smtpd")) + body + record("E"))
+    assert reply["status"] == STAT_BAD and "origin" in reply["reason"], reply
     c.close()
 
 

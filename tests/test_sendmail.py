@@ -426,7 +426,7 @@ def test_pickup_bad_file_goes_to_corrupt(pickup):
     assert sorted(os.listdir(d.inst.queue / "corrupt")) == [name, "odd name"]
     assert d.files() == []
     assert fake.messages == []       # cleanup never saw it (rejected before the request)
-    assert b"attribute sasl_username not allowed; moved to corrupt/" in res.stderr
+    assert b"attribute sasl_username not allowed at offset 29; moved to corrupt/" in res.stderr
 
 
 def test_pickup_temporary_and_permanent_cleanup_errors(pickup):

@@ -14,9 +14,9 @@
  *     ([O] [N] R)* trailer recipients (sendmail writes none)
  *     E
  *
- * Record types are checked with the untrusted sets of queue_file.h
- * (QF_TYPES_UNTRUSTED_ENVELOPE, QF_TYPES_UNTRUSTED_TRAILER) plus 'A',
- * and every 'A' by name and value against this whitelist:
+ * The checks are the record grammar's maildrop profile
+ * (record_grammar.h, RECORD_PROFILE_MAILDROP): the types above, and
+ * every 'A' by name and value against this whitelist, each name once:
  *
  *     dsn_envid=TEXT   sendmail -V: 1..100 printable ASCII characters
  *     dsn_ret=full|hdrs  sendmail -R
@@ -32,25 +32,10 @@
  * per line for CRLF) count against the caller's size limit; envelope
  * records (recipients) against the same limit, but at least 1 MiB.
  *
- * Interface: maildrop_check_init() then, for each record,
- * maildrop_allowed() (the types allowed next: pass it to qf_get) and
- * maildrop_check_record(). maildrop_get() does both for one record from
- * a qf_reader; it returns 0 only at end of file after E.
- *
- * Diagnostics: -1 with *error_r, a text in a static buffer that lives
- * until the next call ("maildrop file: ..."); no logging. */
+ * postdrop and pickup read a maildrop file with record_grammar_get();
+ * this header holds the format's names and limits only. */
 #ifndef POSTHORN_MAILDROP_H
 #define POSTHORN_MAILDROP_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <sys/types.h>
-
-/* base */
-#include "str.h"
-
-/* mail */
-#include "queue_file.h"
 
 #define MAILDROP_ATTR_DSN_ENVID	"dsn_envid"
 #define MAILDROP_ATTR_DSN_RET	"dsn_ret"
@@ -66,48 +51,5 @@
 #define MAILDROP_RECORD_MAX	65536	/* largest record a reader accepts */
 #define MAILDROP_ENVID_MAX	100
 #define MAILDROP_ENVELOPE_MIN	((long long) 1 << 20)	/* envelope bytes always allowed */
-
-enum maildrop_state {
-    MAILDROP_START,		/* want V */
-    MAILDROP_SENDER,		/* want S */
-    MAILDROP_ATTRS,		/* A, or the first O/N/R, or M */
-    MAILDROP_RCPTS,		/* O/N/R or M */
-    MAILDROP_CONTENT,		/* L/C/X */
-    MAILDROP_TRAILER,		/* O/N/R/E */
-    MAILDROP_DONE,		/* after E: end of file only */
-};
-
-struct maildrop_check {
-    enum maildrop_state state;
-    long long size_limit;	/* content bytes; <= 0: no limit */
-    long long content_size;	/* content bytes so far (L/C data + 2 per L) */
-    long long envelope_size;	/* bytes of envelope and trailer records */
-    size_t rcpt_count;
-    unsigned attrs_seen;	/* bit per whitelisted attribute */
-    int flags;			/* MAILDROP_FLAG_* from the flags attribute */
-    bool have_orcpt;		/* O waiting for its R */
-    bool have_notify;		/* N waiting for its R */
-    bool in_cont;		/* C waiting for its L */
-};
-
-/* maildrop_check_init - start checking a file; size_limit as above */
-void maildrop_check_init(struct maildrop_check *c, long long size_limit);
-/* maildrop_allowed - the record types allowed next ("" after E) */
-const char *maildrop_allowed(const struct maildrop_check *c);
-/* maildrop_check_record - check one record (already read with the types
- * of maildrop_allowed); 0 or -1 with *error_r */
-int maildrop_check_record(struct maildrop_check *c, int type, const struct str *data,
-			  const char **error_r);
-/* maildrop_get - read and check one record: 1 with *type and data, 0 at
- * the end of file after E, -1 with *error_r (also for an end of file
- * before E, or any byte after it) */
-int maildrop_get(struct maildrop_check *c, struct qf_reader *r, int *type, struct str *data,
-		 const char **error_r);
-/* maildrop_notify_valid - "never" or a duplicate-free comma list of
- * success, failure, delay */
-bool maildrop_notify_valid(const char *text, size_t len);
-/* maildrop_flags_parse - "extract,..." into MAILDROP_FLAG_* bits; false
- * on an unknown or repeated word */
-bool maildrop_flags_parse(const char *text, int *flags);
 
 #endif

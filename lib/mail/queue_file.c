@@ -42,7 +42,7 @@ static int __attribute__((format(printf, 2, 3))) qf_error(const char **error_r, 
 }
 
 /* qf_type_show - a type byte as 'X' or \xNN for messages */
-static const char *qf_type_show(char *buf, size_t size, int type)
+const char *qf_type_show(char *buf, size_t size, int type)
 {
     if (type > 0x20 && type < 0x7f)
 	(void) fmt_buf(buf, size, "'%c'", type);
@@ -220,21 +220,28 @@ bool qf_attr_split(const char *data, size_t len, size_t *name_len, const char **
 void qf_reader_init(struct qf_reader *r, struct stream *s, off_t offset)
 {
     r->stream = s;
+    r->buf = NULL;
+    r->len = 0;
     r->offset = offset;
 }
 
-/* qf_io_error - a failed read that is not a clean EOF */
-static int qf_io_error(struct qf_reader *r, off_t at, const char *what, const char **error_r)
+/* qf_reader_init_mem - read records from the len bytes of a whole file */
+void qf_reader_init_mem(struct qf_reader *r, const void *buf, size_t len)
 {
-    enum stream_status st = stream_error(r->stream);
+    r->stream = NULL;
+    r->buf = buf;
+    r->len = len;
+    r->offset = 0;
+}
 
+/* qf_io_error - a failed read that is not a clean EOF */
+static int qf_io_error(enum stream_status st, off_t at, const char *what, const char **error_r)
+{
     if (st == STREAM_EOF || st == STREAM_OK)
 	return qf_error(error_r, "corrupt queue file: %s at offset %lld", what, (long long) at);
     return qf_error(error_r, "queue file read error (%s) at offset %lld",
 		    stream_status_text(st), (long long) at);
 }
-
-/* The checks qf_get and qf_get_mem share, with the same texts. */
 
 /* qf_rec_len - the 4-byte big-endian length of a record header */
 static size_t qf_rec_len(const unsigned char *b)
@@ -287,6 +294,19 @@ static int qf_check_bytes(int type, const struct str *data, long long at, const 
     return 0;
 }
 
+/* qf_take - n bytes at the reader's position from its source:
+ * STREAM_OK, or why not (STREAM_EOF for the end of a memory source) */
+static enum stream_status qf_take(struct qf_reader *r, off_t pos, void *buf, size_t n)
+{
+    if (r->buf == NULL)
+	return stream_read_exact(r->stream, buf, n);
+    if ((size_t) pos > r->len || n > r->len - (size_t) pos)
+	return STREAM_EOF;
+    if (n > 0)
+	memcpy(buf, r->buf + pos, n);
+    return STREAM_OK;
+}
+
 /* qf_get - one whitelisted, bounded record */
 int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
 	   const char *allowed, off_t *rec_offset, const char **error_r)
@@ -294,31 +314,35 @@ int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
     unsigned char len_bytes[4];
     char show[8];
     off_t at = r->offset;
+    enum stream_status st;
     size_t len;
     int c;
 
-    if ((c = stream_getc(r->stream)) < 0) {
-	enum stream_status st = stream_error(r->stream);
-
+    if (r->buf) {
+	if ((size_t) at >= r->len)
+	    return 0;
+	c = r->buf[at];
+    } else if ((c = stream_getc(r->stream)) < 0) {
+	st = stream_error(r->stream);
 	if (st == STREAM_EOF || st == STREAM_OK)
 	    return 0;
-	return qf_io_error(r, at, "record type", error_r);
+	return qf_io_error(st, at, "record type", error_r);
     }
     if (c == 0 || strchr(allowed, c) == NULL)
 	return qf_error(error_r, "corrupt queue file: unexpected record type %s at offset %lld",
 			qf_type_show(show, sizeof(show), c), (long long) at);
-    if (stream_read_exact(r->stream, len_bytes, sizeof(len_bytes)) != STREAM_OK)
-	return qf_io_error(r, at, "truncated record header", error_r);
+    if ((st = qf_take(r, at + 1, len_bytes, sizeof(len_bytes))) != STREAM_OK)
+	return qf_io_error(st, at, "truncated record header", error_r);
     len = qf_rec_len(len_bytes);
     if (qf_check_len(c, len, max, data, (long long) at, error_r) < 0)
 	return -1;
     str_reset(data);
-    if (!str_reserve(data, len))
+    if (len > data->cap && !str_reserve(data, len))
 	msg_panic("qf_get: reserve");
-    if (len > 0 && stream_read_exact(r->stream, data->data, len) != STREAM_OK) {
+    if (len > 0 && (st = qf_take(r, at + QF_HEADER_SIZE, data->data, len)) != STREAM_OK) {
 	char what[64];
 
-	return qf_io_error(r, at, qf_past_end(what, sizeof(what), c, len), error_r);
+	return qf_io_error(st, at, qf_past_end(what, sizeof(what), c, len), error_r);
     }
     data->len = len;
     data->data[len] = 0;
@@ -331,312 +355,23 @@ int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
     return 1;
 }
 
-/* qf_check_version - "posthorn-queue N" with a version we read */
-static bool qf_check_version(const struct str *data, const char **why)
+/* qf_expect_eof - nothing may follow the end record */
+int qf_expect_eof(struct qf_reader *r, const char **error_r)
 {
-    size_t mlen = strlen(QF_MAGIC);
-    long version = 0;
+    enum stream_status st;
 
-    if (data->len <= mlen + 1 || memcmp(data->data, QF_MAGIC " ", mlen + 1) != 0) {
-	*why = "bad version record (not a posthorn queue file)";
-	return false;
-    }
-    for (size_t i = mlen + 1; i < data->len; i++) {
-	if (data->data[i] < '0' || data->data[i] > '9' || version > 1000000) {
-	    *why = "bad version record";
-	    return false;
-	}
-	version = version * 10 + (data->data[i] - '0');
-    }
-    if (version != QF_VERSION) {
-	*why = "unsupported queue file version";
-	return false;
-    }
-    return true;
-}
-
-/* qf_check_time - "SECONDS" or "SECONDS.UUUUUU" */
-static bool qf_check_time(const struct str *data)
-{
-    size_t i = 0;
-
-    while (i < data->len && data->data[i] >= '0' && data->data[i] <= '9')
-	i++;
-    if (i == 0 || i > 12)
-	return false;
-    if (i == data->len)
-	return true;
-    if (data->data[i] != '.' || data->len - i - 1 != 6)
-	return false;
-    for (i++; i < data->len; i++)
-	if (data->data[i] < '0' || data->data[i] > '9')
-	    return false;
-    return true;
-}
-
-/* qf_check_notify - "never" or a comma list of success, failure, delay */
-static bool qf_check_notify(const struct str *data)
-{
-    static const char *const words[] = {"success", "failure", "delay"};
-    int seen = 0;
-    const char *p = data->data, *end = data->data + data->len;
-
-    if (data->len == 5 && memcmp(p, "never", 5) == 0)
-	return true;
-    for (;;) {
-	const char *comma = memchr(p, ',', (size_t) (end - p));
-	size_t wlen = (size_t) ((comma ? comma : end) - p);
-	int w;
-
-	for (w = 0; w < 3; w++)
-	    if (strlen(words[w]) == wlen && memcmp(p, words[w], wlen) == 0)
-		break;
-	if (w == 3 || (seen & (1 << w)))
-	    return false;
-	seen |= 1 << w;
-	if (comma == NULL)
-	    return true;
-	p = comma + 1;
-    }
-}
-
-/* A record source for the scanner: a reader over a stream, or the
- * bytes of a whole file in memory. Both give the same records, checks
- * and error texts; the memory one costs no stream call per record. */
-struct qf_src {
-    struct qf_reader *reader;		/* stream source, or NULL */
-    const unsigned char *buf;		/* memory source: the whole file */
-    size_t len;
-    size_t pos;				/* offset of the next record */
-};
-
-/* qf_type_set - the types in allowed as a bit set, for qf_get_mem */
-static void qf_type_set(uint32_t set[8], const char *allowed)
-{
-    memset(set, 0, 8 * sizeof(set[0]));
-    for (const unsigned char *p = (const unsigned char *) allowed; *p; p++)
-	set[*p >> 5] |= (uint32_t) 1 << (*p & 31);
-}
-
-/* qf_get_mem - qf_get over a memory source (same checks and texts);
- * allowed as a set from qf_type_set (NUL is never in it) */
-static int qf_get_mem(struct qf_src *src, int *type, struct str *data, size_t max,
-		      const uint32_t allowed[8], off_t *rec_offset, const char **error_r)
-{
-    char show[8];
-    size_t at = src->pos;
-    size_t left = src->len - at;
-    const unsigned char *p = src->buf + at;
-    size_t len;
-    int c;
-
-    if (left == 0)
-	return 0;
-    c = p[0];
-    if ((allowed[c >> 5] & ((uint32_t) 1 << (c & 31))) == 0)
-	return qf_error(error_r, "corrupt queue file: unexpected record type %s at offset %lld",
-			qf_type_show(show, sizeof(show), c), (long long) at);
-    if (left < QF_HEADER_SIZE)
-	return qf_error(error_r, "corrupt queue file: %s at offset %lld",
-			"truncated record header", (long long) at);
-    len = qf_rec_len(p + 1);
-    if (qf_check_len(c, len, max, data, (long long) at, error_r) < 0)
-	return -1;
-    if (len > left - QF_HEADER_SIZE) {
-	char what[64];
-
-	return qf_error(error_r, "corrupt queue file: %s at offset %lld",
-			qf_past_end(what, sizeof(what), c, len), (long long) at);
-    }
-    str_reset(data);
-    if (len > data->cap && !str_reserve(data, len))
-	msg_panic("qf_get_mem: reserve");
-    if (len > 0)
-	memcpy(data->data, p + QF_HEADER_SIZE, len);
-    data->len = len;
-    data->data[len] = 0;
-    if (qf_check_bytes(c, data, (long long) at, error_r) < 0)
-	return -1;
-    src->pos = at + QF_HEADER_SIZE + len;
-    *type = c;
-    *rec_offset = (off_t) at;
-    return 1;
-}
-
-/* qf_src_get - the next record from either kind of source */
-static int qf_src_get(struct qf_src *src, int *type, struct str *data, size_t max,
-		      const char *allowed, const uint32_t allowed_set[8], off_t *rec_offset,
-		      const char **error_r)
-{
-    if (src->reader)
-	return qf_get(src->reader, type, data, max, allowed, rec_offset, error_r);
-    return qf_get_mem(src, type, data, max, allowed_set, rec_offset, error_r);
-}
-
-/* qf_src_offset - offset of the next record */
-static off_t qf_src_offset(const struct qf_src *src)
-{
-    return src->reader ? src->reader->offset : (off_t) src->pos;
-}
-
-/* qf_src_end - after the end record: 0 if nothing follows, else -1 */
-static int qf_src_end(struct qf_src *src, const char **error_r)
-{
-    struct qf_reader *r = src->reader;
-
-    if (r == NULL) {
-	if (src->pos < src->len)
+    if (r->buf) {
+	if ((size_t) r->offset < r->len)
 	    return qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
-			    (long long) src->pos);
+			    (long long) r->offset);
 	return 0;
     }
     if (stream_getc(r->stream) >= 0)
 	return qf_error(error_r, "corrupt queue file: data after the end record at offset %lld",
 			(long long) r->offset);
-    if (stream_error(r->stream) != STREAM_EOF)
-	return qf_io_error(r, r->offset, "after end record", error_r);
+    if ((st = stream_error(r->stream)) != STREAM_EOF)
+	return qf_io_error(st, r->offset, "after end record", error_r);
     return 0;
-}
-
-/* qf_scan_src - a whole file from src, checked against the grammar */
-static int qf_scan_src(struct qf_src *src, size_t max, qf_visit_fn visit, void *ctx,
-		       const char **error_r)
-{
-    enum { SEG_FIRST, SEG_ENVELOPE, SEG_CONTENT, SEG_TRAILER } seg = SEG_FIRST;
-    static const char *const allowed[] = {
-	QF_TYPES_FIRST, QF_TYPES_ENVELOPE, QF_TYPES_CONTENT, QF_TYPES_TRAILER,
-    };
-    struct str data;
-    int n_time = 0, n_sender = 0;
-    long n_rcpt = 0;
-    bool orcpt = false, notify = false, cont = false;
-    const char *why = NULL;
-    off_t at = 0;
-    uint32_t allowed_set[4][8];		/* allowed[] as bit sets (memory) */
-    int type;
-    int rc;
-
-    for (int i = 0; i < 4; i++)
-	qf_type_set(allowed_set[i], allowed[i]);
-    str_init(&data, max > QF_RECORD_MAX ? QF_RECORD_MAX : max);
-    for (;;) {
-	rc = qf_src_get(src, &type, &data, max, allowed[seg], allowed_set[seg], &at, error_r);
-	if (rc == 0) {
-	    rc = qf_error(error_r, "corrupt queue file: premature end of file (no end record) at offset %lld",
-			  (long long) qf_src_offset(src));
-	    break;
-	}
-	if (rc < 0)
-	    break;
-	switch (type) {
-	case QF_REC_VERSION:
-	    if (!qf_check_version(&data, &why))
-		break;
-	    seg = SEG_ENVELOPE;
-	    break;
-	case QF_REC_TIME:
-	    if (++n_time > 1)
-		why = "second time record";
-	    else if (!qf_check_time(&data))
-		why = "bad time record";
-	    break;
-	case QF_REC_SENDER:
-	    if (++n_sender > 1)
-		why = "second sender record";
-	    break;
-	case QF_REC_ATTR: {
-	    size_t nlen;
-	    const char *value;
-
-	    if (!qf_attr_split(data.data, data.len, &nlen, &value))
-		why = "bad attribute record";
-	    break;
-	}
-	case QF_REC_ORCPT:
-	    if (orcpt)
-		why = "second orcpt record for one recipient";
-	    orcpt = true;
-	    break;
-	case QF_REC_NOTIFY:
-	    if (notify)
-		why = "second notify record for one recipient";
-	    else if (!qf_check_notify(&data))
-		why = "bad notify record";
-	    notify = true;
-	    break;
-	case QF_REC_RCPT:
-	case QF_REC_DONE:
-	    if (data.len == 0)
-		why = "empty recipient";
-	    orcpt = notify = false;
-	    n_rcpt++;
-	    break;
-	case QF_REC_MESSAGE:
-	    if (data.len != 0)
-		why = "message record with data";
-	    else if (n_time != 1)
-		why = "no time record in envelope";
-	    else if (n_sender != 1)
-		why = "no sender record in envelope";
-	    else if (orcpt || notify)
-		why = "orcpt or notify record without a recipient";
-	    seg = SEG_CONTENT;
-	    break;
-	case QF_REC_LINE:
-	    cont = false;
-	    break;
-	case QF_REC_CONT:
-	    cont = true;
-	    break;
-	case QF_REC_XEND:
-	    if (data.len != 0)
-		why = "end-of-content record with data";
-	    else if (cont)
-		why = "continued line without its end";
-	    seg = SEG_TRAILER;
-	    break;
-	case QF_REC_END:
-	    if (data.len != 0)
-		why = "end record with data";
-	    else if (orcpt || notify)
-		why = "orcpt or notify record without a recipient";
-	    else if (n_rcpt == 0)
-		why = "no recipients";
-	    break;
-	default:
-	    msg_panic("qf_scan: type %d passed the whitelist", type);
-	}
-	if (why) {
-	    rc = qf_error(error_r, "corrupt queue file: %s at offset %lld", why, (long long) at);
-	    break;
-	}
-	if (visit && (rc = visit(type, &data, at, ctx)) != 0)
-	    break;
-	if (type == QF_REC_END) {
-	    /* nothing may follow the end record */
-	    rc = qf_src_end(src, error_r);
-	    break;
-	}
-    }
-    str_fini(&data);
-    return rc;
-}
-
-/* qf_scan - a whole file from a reader, checked against the grammar */
-int qf_scan(struct qf_reader *r, size_t max, qf_visit_fn visit, void *ctx, const char **error_r)
-{
-    struct qf_src src = {.reader = r};
-
-    return qf_scan_src(&src, max, visit, ctx, error_r);
-}
-
-/* qf_scan_mem - the same over a whole file in memory (offsets from 0) */
-int qf_scan_mem(const void *buf, size_t len, size_t max, qf_visit_fn visit, void *ctx,
-		const char **error_r)
-{
-    struct qf_src src = {.buf = buf, .len = len};
-
-    return qf_scan_src(&src, max, visit, ctx, error_r);
 }
 
 /*
@@ -684,76 +419,3 @@ int qf_mark_done(int fd, off_t offset, const char **error_r)
     return 0;
 }
 
-/*
- * Dump.
- */
-
-struct qf_dump_ctx {
-    struct stream *out;
-    int flags;
-    bool failed;
-};
-
-/* qf_dump_escape - data with \\ and \xNN for non-printable bytes */
-static void qf_dump_escape(struct stream *out, const char *data, size_t len)
-{
-    size_t start = 0;
-
-    for (size_t i = 0; i < len; i++) {
-	unsigned char c = (unsigned char) data[i];
-
-	if (c >= 0x20 && c < 0x7f && c != '\\')
-	    continue;
-	(void) stream_write(out, data + start, i - start);
-	if (c == '\\')
-	    (void) stream_puts(out, "\\\\");
-	else
-	    (void) stream_printf(out, "\\x%02x", c);
-	start = i + 1;
-    }
-    (void) stream_write(out, data + start, len - start);
-}
-
-/* qf_dump_visit - print one record */
-static int qf_dump_visit(int type, const struct str *data, off_t offset, void *ctx)
-{
-    struct qf_dump_ctx *d = ctx;
-
-    if (d->flags & QF_DUMP_OFFSETS)
-	(void) stream_printf(d->out, "%10lld ", (long long) offset);
-    (void) stream_printf(d->out, "%s:", qf_type_name(type));
-    if (data->len > 0 || type == QF_REC_SENDER)
-	(void) stream_puts(d->out, " ");
-    if (type == QF_REC_SENDER && data->len == 0)
-	(void) stream_puts(d->out, "<>");
-    qf_dump_escape(d->out, data->data, data->len);
-    if (type == QF_REC_TIME) {
-	long long sec = 0;
-	char when[64];
-	struct tm tm;
-	time_t t;
-
-	for (size_t i = 0; i < data->len && data->data[i] != '.'; i++)
-	    sec = sec * 10 + (data->data[i] - '0');
-	t = (time_t) sec;
-	if (gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) > 0)
-	    (void) stream_printf(d->out, " (%s)", when);
-    }
-    if (stream_puts(d->out, "\n") < 0)
-	d->failed = true;
-    return 0;
-}
-
-/* qf_dump - print every record readably */
-int qf_dump(struct qf_reader *r, struct stream *out, int flags, const char **error_r)
-{
-    struct qf_dump_ctx d = {.out = out, .flags = flags};
-    int rc;
-
-    rc = qf_scan(r, QF_RECORD_MAX, qf_dump_visit, &d, error_r);
-    if (stream_flush(out) < 0 || d.failed) {
-	if (rc == 0)
-	    rc = qf_error(error_r, "write error on output");
-    }
-    return rc;
-}

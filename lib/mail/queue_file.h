@@ -32,21 +32,24 @@
  *     'E' end        the file is complete; empty data; nothing follows
  *
  * Only L and C records may contain NUL bytes, and they never contain a
- * line feed (one record is one line or a piece of one; qf_get and
- * qf_scan refuse an LF there as corruption). Each reader passes the
- * set of types allowed where it is (QF_TYPES_*); any other type is a
- * "corrupt queue file" error naming the byte offset. Untrusted producers
- * (pickup reading maildrop/) use the smaller QF_TYPES_UNTRUSTED_* sets.
+ * line feed (one record is one line or a piece of one; qf_get refuses
+ * an LF there as corruption). Each reader passes the set of types
+ * allowed where it is (QF_TYPES_* for a queue file); any other type is a
+ * "corrupt queue file" error naming the byte offset. Which record may
+ * follow which, and what each producer may write, is the record grammar
+ * (record_grammar.h), with one profile per kind of reader.
  *
  * Writing: qf_put*() append records to a buffered stream; the caller
  * flushes and fsyncs (the commit protocol is in docs/queue.md).
  * Reading: qf_get() reads one record, checked against a whitelist and a
- * length limit; qf_scan() reads a whole file and enforces the grammar
- * above (V first, exactly one T and S, O/N only before an R, M X E
- * with empty data, C only before L, at least one recipient, nothing
- * after E). qf_mark_done() turns the 'R' at an offset into 'D' with a
- * one-byte pwrite and fdatasync. qf_dump() prints every record readably
- * (posthorn queue cat).
+ * length limit, from a stream or from a whole file in memory;
+ * qf_expect_eof() checks that nothing follows the end record.
+ * qf_mark_done() turns the 'R' at an offset into 'D' with a one-byte
+ * pwrite and fdatasync. queue_file_scan.c adds qf_scan() (a whole file
+ * under the grammar's queue-file profile: V first, exactly one T and S,
+ * O/N only before an R, M X E with empty data, C only before L, at
+ * least one recipient, nothing after E) and qf_dump(), which prints
+ * every record readably (posthorn queue cat).
  *
  * Diagnostics: -1 and an error text ("corrupt queue file: ... at offset
  * N", or an I/O error) in a static buffer that stays valid until the next
@@ -83,8 +86,6 @@
 #define QF_TYPES_ENVELOPE	"TSAONRDM"
 #define QF_TYPES_CONTENT	"LCX"
 #define QF_TYPES_TRAILER	"AONRDE"
-#define QF_TYPES_UNTRUSTED_ENVELOPE "SONRM"	/* no time, attributes, done */
-#define QF_TYPES_UNTRUSTED_TRAILER  "ONRE"
 
 #define QF_MAGIC	"posthorn-queue"
 #define QF_VERSION	1
@@ -92,14 +93,21 @@
 #define QF_RECORD_MAX	((size_t) 1 << 20)	/* largest record data */
 #define QF_ATTR_NAME_MAX 64
 
-/* Reading position: the offset of the next record in the file. */
+/* Reading position: the offset of the next record in the file, read
+ * from a stream or from the bytes of a whole file in memory. */
 struct qf_reader {
-    struct stream *stream;
+    struct stream *stream;		/* or NULL: */
+    const unsigned char *buf;		/* the whole file, len bytes */
+    size_t len;
     off_t offset;
 };
 
 /* qf_reader_init - read records from s, whose next byte is at offset */
 void qf_reader_init(struct qf_reader *r, struct stream *s, off_t offset);
+/* qf_reader_init_mem - read records from the len bytes at buf, a whole
+ * file (offset 0); the same records, checks and error texts as from a
+ * stream, without a stream call per record */
+void qf_reader_init_mem(struct qf_reader *r, const void *buf, size_t len);
 
 /* qf_get - read one record whose type is in allowed and whose length is
  * at most max (and data->max). Returns 1 with *type, data and
@@ -107,6 +115,10 @@ void qf_reader_init(struct qf_reader *r, struct stream *s, off_t offset);
  * file (no byte of a new record); -1 with *error_r. */
 int qf_get(struct qf_reader *r, int *type, struct str *data, size_t max,
 	   const char *allowed, off_t *rec_offset, const char **error_r);
+
+/* qf_expect_eof - 0 if the reader is at the end of its file; -1 with
+ * *error_r ("data after the end record", or a read error) otherwise */
+int qf_expect_eof(struct qf_reader *r, const char **error_r);
 
 /* qf_encode - append one record to a memory buffer (panics if full) */
 void qf_encode(struct str *out, int type, const void *data, size_t len);
@@ -128,7 +140,8 @@ int qf_put_line(struct stream *s, const void *data, size_t len, size_t max);
  * name part is [a-z0-9_]{1,64}. *name_len and *value point into data. */
 bool qf_attr_split(const char *data, size_t len, size_t *name_len, const char **value);
 
-/* qf_scan - read a whole file from r, enforcing the grammar. visit (may
+/* qf_scan (queue_file_scan.c) - read a whole file from r, enforcing the
+ * grammar (record_grammar.h, RECORD_PROFILE_QUEUE_FILE). visit (may
  * be NULL) sees every record: returning 0 goes on, anything else stops
  * the scan and becomes its result (use positive values). Returns 0 for
  * a complete, well-formed file; -1 with *error_r otherwise. */
@@ -149,6 +162,9 @@ int qf_mark_done_nosync(int fd, off_t offset, const char **error_r);
 
 /* qf_type_name - "recipient" for 'R' etc.; "unknown" otherwise */
 const char *qf_type_name(int type);
+/* qf_type_show - a type byte for an error text: 'R', or \xNN if it is
+ * not printable; in buf (8 bytes are enough) */
+const char *qf_type_show(char *buf, size_t size, int type);
 
 #define QF_DUMP_OFFSETS	(1 << 0)	/* prefix each line with the offset */
 /* qf_dump - print every record of the file read from r to out, one line

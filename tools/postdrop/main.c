@@ -50,6 +50,7 @@
 #include "maildrop.h"
 #include "queue_file.h"
 #include "queue_id.h"
+#include "record_grammar.h"
 #include "trigger.h"
 
 #define MAILDROP_DIR	"maildrop"
@@ -209,7 +210,7 @@ static void pd_commit(int dirfd, bool dir_readable, int fd, char *id, size_t id_
 /* pd_drop - copy one checked maildrop file from stdin into maildrop/ */
 static void pd_drop(void)
 {
-    struct maildrop_check check;
+    struct record_grammar grammar;
     struct stream *in, *out;
     struct qf_reader reader;
     struct str *data;
@@ -244,15 +245,15 @@ static void pd_drop(void)
     stream_set_timeout(out, -1);
     data = str_new(MAILDROP_RECORD_MAX);
     qf_reader_init(&reader, in, 0);
-    maildrop_check_init(&check, pd_size_limit());
-    while ((ret = maildrop_get(&check, &reader, &type, data, &error)) > 0) {
+    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, pd_size_limit());
+    while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0) {
 	if (qf_put(out, type, data->data, data->len) < 0)
 	    msg_fatal_status(EX_TEMPFAIL, "write %s: %m", pd_temp_path);
     }
     if (ret < 0) {
 	if (stream_error(in) == STREAM_ERROR)
 	    msg_fatal_status(EX_IOERR, "read input: %s", error);
-	msg_fatal_status(EX_DATAERR, "%s", error);
+	msg_fatal_status(EX_DATAERR, "maildrop file: %s", error);
     }
     if (stream_flush(out) < 0)
 	msg_fatal_status(EX_TEMPFAIL, "write %s: %m", pd_temp_path);

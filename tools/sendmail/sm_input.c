@@ -20,6 +20,7 @@
 /* Mail library. */
 #include "maildrop.h"
 #include "queue_file.h"
+#include "record_grammar.h"
 
 /* This program. */
 #include "sendmail.h"
@@ -341,7 +342,7 @@ char *sm_parse_notify(const char *arg)
 	if (!str_appendc(s, (char) tolower((unsigned char) *p)))
 	    break;
     }
-    if (s->len < s->max && maildrop_notify_valid(s->data, s->len))
+    if (s->len < s->max && record_grammar_notify_valid(s->data, s->len))
 	result = mem_strdup(s->data);
     str_free(&s);
     return result;
