@@ -150,7 +150,9 @@ static void check_overrides(const struct mastercf_entry *e)
 	    || param_find(name) == NULL) {
 	    const char *hint = len <= NAME_MAX_LEN ? closest_param(name) : NULL;
 
-	    msg_warn("%s:%d: service %s/%s: -o %.*s: unknown parameter%s%s%s",
+	    /* An error, not a warning: a service must not run weaker than
+	     * written (a submission port without the TLS it asks for). */
+	    ph_error("%s:%d: service %s/%s: -o %.*s: unknown parameter%s%s%s",
 		     e->file, e->line, e->service, mastercf_type_name(e->type), (int) len,
 		     e->overrides[i], hint ? " (did you mean " : "", hint ? hint : "",
 		     hint ? "?)" : "");
