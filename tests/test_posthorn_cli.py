@@ -609,6 +609,31 @@ def test_check_repairs_postdrop_set_gid(cli):
     assert f"{postdrop}: " in proc.stderr and "sendmail cannot queue" in proc.stderr
 
 
+def test_missing_table_fails_reload_but_not_start(cli, holder):
+    """A table main.cf names that is missing: reload is refused (the
+    operator is there to build it); start goes ahead with a warning, and
+    the mail that needs it is deferred at run time."""
+    missing = cli.config_dir / "virtual"
+    cli.write_main(f"virtual_alias_maps = cdb:{missing}\n")
+    proc = cli.run("reload")
+    assert proc.returncode == 3, proc.stderr
+    assert "virtual_alias_maps" in proc.stderr and str(missing) in proc.stderr
+    assert not holder.log.exists()               # no SIGHUP
+    (missing).write_text("a@example.test b@example.test\n")
+    cli.run("map", f"cdb:{missing}", check=0)
+    assert cli.run("reload").returncode == 0
+
+
+def test_missing_table_warns_at_start(cli):
+    missing = cli.config_dir / "virtual"
+    cli.write_main(f"virtual_alias_maps = cdb:{missing}\n")
+    proc = cli.run("start")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning:" in proc.stderr and str(missing) in proc.stderr
+    assert "deferred until it is built" in proc.stderr
+    assert (cli.libexec / "calls").exists()      # master was started
+
+
 def test_start_runs_master_with_config_dir(cli):
     proc = cli.run("start", check=0)
     assert "posthorn: started" in proc.stderr

@@ -20,6 +20,7 @@
 /* System library. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,26 @@ struct table_ctx {
     const char *default_type;
 };
 
+/* start: a missing table only warns (the mail that needs it is deferred
+ * at run time, everything else runs); check and reload: an error */
+bool ph_tables_warn_only;
+
+/* table_complain - a missing or bad table named in main.cf */
+static void table_complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void table_complain(const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (ph_tables_warn_only)
+	msg_warn("%s (mail that needs it is deferred until it is built)", text);
+    else
+	ph_error("%s", text);
+}
+
 /* check_table_cb - one table named by a *_maps parameter. A table that
  * main.cf names must exist (error); one named only by a built-in default
  * (alias_maps on a fresh install) gets a warning, so that a new host can
@@ -250,7 +271,7 @@ static void check_table_cb(const char *item, void *ctx)
 {
     const struct table_ctx *tc = ctx;
     struct str *source = str_new(4096), *built = str_new(4096);
-    void (*complain)(const char *, ...) = config_where(tc->param) ? ph_error : msg_warn;
+    void (*complain)(const char *, ...) = config_where(tc->param) ? table_complain : msg_warn;
     bool aliases = strcmp(tc->param, "alias_maps") == 0;
     const char *why, *error;
     char type[32];
@@ -305,6 +326,15 @@ static void manifest_cb(enum manifest_level level, const char *text, void *ctx)
     }
 }
 
+/* ph_check_tables - every table named by a *_maps parameter */
+int ph_check_tables(void)
+{
+    int errors_before = ph_errors;
+
+    config_names(check_maps_cb, NULL);
+    return ph_errors - errors_before;
+}
+
 /* ph_check_all - every check, with the safe repairs */
 int ph_check_all(void)
 {
@@ -316,7 +346,7 @@ int ph_check_all(void)
     (void) ph_check_config();
     main_ok = ph_load_config(true) == 0;
     config_unused(unused_cb, NULL);
-    config_names(check_maps_cb, NULL);
+    (void) ph_check_tables();
 
     if (getuid() != 0 && geteuid() == 0)
 	msg_warn("running set-uid root; directory repairs use the real user's view");

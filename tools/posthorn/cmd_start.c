@@ -254,7 +254,11 @@ int cmd_reload(int argc, char **argv)
     (void) argv;
     if (argc != 1)
 	return ph_usage("reload");
-    if ((errors = ph_check_config()) > 0) {
+    /* a table the running system needs must exist before a reload: the
+     * operator is here to fix it (at start it only warns: see cmd_start) */
+    errors = ph_check_config();
+    errors += ph_check_tables();
+    if (errors > 0) {
 	fprintf(stderr, "posthorn: not reloading: fix the errors above first\n");
 	log_refused_reload(errors);
 	return PH_EXIT_CONFIG;
@@ -305,6 +309,10 @@ int cmd_start(int argc, char **argv)
 	ph_error("already running (master pid %ld)", (long) pid);
 	return 1;
     }
+    /* A missing table must not keep everything else from running (after
+     * a reboot, say): it is a warning here, and the mail that needs it
+     * is deferred (4.3.0) until it is built. */
+    ph_tables_warn_only = true;
     if (ph_check_all() > 0) {
 	fprintf(stderr, "posthorn: not starting: fix the errors above first\n");
 	return PH_EXIT_CONFIG;

@@ -46,6 +46,11 @@ int ph_check_config(void);
 /* ph_check_all - everything `posthorn check` does, including the safe
  * repairs; returns the number of errors (already reported) */
 int ph_check_all(void);
+/* ph_check_tables - the tables of every *_maps parameter exist and are
+ * built; errors counted (with ph_tables_warn_only, as start wants, a
+ * missing table named in main.cf is only a warning) */
+int ph_check_tables(void);
+extern bool ph_tables_warn_only;
 
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
