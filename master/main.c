@@ -87,6 +87,19 @@ static void master_signals(void)
 	sigaction(sigs[i], &sa, NULL);
 }
 
+/* master_stderr_is_journal - systemd connected stderr to the journal
+ * (JOURNAL_STREAM is "dev:inode" of that stream) */
+bool master_stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+	return false;
+    return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
 /* master_usage - bad command line */
 static _Noreturn void master_usage(void)
 {
@@ -257,7 +270,10 @@ static void master_logging(void)
 
     if (!fmt_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
 	msg_fatal("syslog_name too long");
-    master_sinks = MSG_TO_STDERR;		/* until ready, or for good with -F */
+    /* stderr until ready, or for good with -F; but not when stderr is the
+     * systemd journal, which gets the syslog lines already (once, not
+     * twice) */
+    master_sinks = master_stderr_is_journal() ? 0 : MSG_TO_STDERR;
     if (*var_maillog_file) {
 	if (!msg_set_file(var_maillog_file, &err))
 	    msg_fatal("maillog_file: %s", err);
@@ -265,9 +281,38 @@ static void master_logging(void)
     } else {
 	master_sinks |= MSG_TO_SYSLOG;
     }
+    if (master_sinks == 0)
+	master_sinks = MSG_TO_STDERR;
     msg_init(progname, master_sinks);
     if (!msg_set_syslog_facility(var_syslog_facility))
 	msg_warn("unknown syslog_facility \"%s\" -- using mail", var_syslog_facility);
+}
+
+/* master_logging_reload - after a reload: the (maybe new) maillog_file
+ * or syslog, so that master's own lines (a child's fatal error) go where
+ * the daemons' go; stderr only as before (master -F) */
+static void master_logging_reload(void)
+{
+    char progname[128];
+    const char *err;
+    int sinks = master_sinks & MSG_TO_STDERR;
+
+    if (!master_foreground)
+	sinks = 0;
+    if (!fmt_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
+	return;
+    if (*var_maillog_file) {
+	if (!msg_set_file(var_maillog_file, &err)) {
+	    msg_warn("reload: maillog_file: %s -- keeping the old log destination", err);
+	    return;
+	}
+	sinks |= MSG_TO_FILE;
+    } else {
+	sinks |= MSG_TO_SYSLOG;
+    }
+    master_sinks = sinks;
+    msg_init(progname, sinks);
+    (void) msg_set_syslog_facility(var_syslog_facility);
 }
 
 /* master_reload - SIGHUP: reread both files */
@@ -294,6 +339,7 @@ static void master_reload(void)
     }
     if (master_services_reload(newconf) < 0)
 	return;
+    master_logging_reload();
     msg_info("reload -- version %s, configuration %s", POSTHORN_VERSION, master_conf->config_dir);
 }
 

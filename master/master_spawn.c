@@ -90,7 +90,9 @@ static void build_env(const struct master_service *serv, struct strv *env)
     (void) fmt_buf(buf, sizeof(buf), "%s=%d", MASTER_ENV_CONFIG_FD,
 		   MASTER_LISTEN_FD + serv->listen_count);
     strv_add(env, buf);
-    if (master_foreground)
+    /* with -F the children log to stderr too, unless that is the journal,
+     * which gets their syslog lines already */
+    if (master_foreground && !master_stderr_is_journal())
 	strv_add(env, MASTER_ENV_LOG_STDERR "=1");
 }
 

@@ -10,6 +10,7 @@ import pwd
 import re
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -728,3 +729,52 @@ def test_posthorn_start_status_stop(instance):
     res = ph("stop")
     assert res.returncode == 0, res.stderr
     assert instance.processes() == []
+
+
+def test_reload_moves_masters_own_log(instance):
+    """After maillog_file changes and a reload, master's own lines (a
+    child's fatal error, 'reload --') go to the new file, as the daemons'
+    do; before, master kept writing to the old one."""
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    instance.start()
+    new_log = instance.dir / "log" / "maillog.new"
+    instance.set_main(maillog_file=str(new_log))
+    os.kill(instance.master_pid(), signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if new_log.exists() and "reload --" in new_log.read_text():
+            break
+        time.sleep(0.05)
+    assert new_log.exists() and "posthorn/master" in new_log.read_text() \
+        and "reload --" in new_log.read_text(), instance.log_text()[-2000:]
+    with instance.connect(port) as c:        # the children follow too
+        greet_pid(c.readline())
+    assert "ph-echo" in new_log.read_text()
+    assert stat.S_IMODE(new_log.stat().st_mode) & 0o007 == 0    # not world-readable
+
+
+def test_journal_stream_gets_each_line_once(instance):
+    """Under systemd (JOURNAL_STREAM names master's stderr), master -F and
+    its children do not copy their log lines to stderr: the journal gets
+    the syslog (or maillog_file) lines already."""
+    port = instance.free_port()
+    instance.write_master_cf(f"{port} inet - - n - - ph-echo\n")
+    err = open(instance.dir / "journal.stderr", "wb")
+    st = os.fstat(err.fileno())
+    env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+    proc = subprocess.Popen([str(MASTER), "-c", str(instance.etc), "-F"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=err, env=env,
+                            start_new_session=True)
+    try:
+        instance.wait_log(r"daemon started")
+        with instance.connect(port) as c:
+            pid = greet_pid(c.readline())
+            environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes()
+            assert b"POSTHORN_LOG_STDERR=1" not in environ
+        instance.wait_log(r"ph-echo.*disconnect|disconnect")
+        assert (instance.dir / "journal.stderr").read_text() == ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        err.close()

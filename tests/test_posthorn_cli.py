@@ -14,6 +14,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -199,7 +200,31 @@ def test_shipped_main_cf_shows_the_true_defaults(cli):
 
 # --------------------------------------------------------------- check
 
+def syslog_listens():
+    """Does a syslog daemon listen on /dev/log on this host?"""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_UNIX, kind) as s:
+            try:
+                s.connect("/dev/log")
+                return True
+            except OSError:
+                pass
+    return False
+
+
+def test_check_warns_when_nothing_receives_the_log(cli):
+    """No maillog_file and no syslog daemon (containers, minimal hosts):
+    every line would be lost, so check says so; with maillog_file, not."""
+    proc = cli.run("check", check=0)
+    warned = "nothing receives syslog on /dev/log" in proc.stderr
+    assert warned == (not syslog_listens()), proc.stderr
+    cli.write_main(f"maillog_file = {cli.base}/maillog\n")
+    proc = cli.run("check", check=0)
+    assert "nothing receives syslog" not in proc.stderr
+
+
 def test_check_good_config_creates_the_queue(cli):
+    cli.write_main(f"maillog_file = {cli.base}/maillog\n")
     proc = cli.run("check", check=0)
     assert "error" not in proc.stderr
     assert f"repaired: {cli.queue_dir}/maildrop: created (mode 1730)" in proc.stderr

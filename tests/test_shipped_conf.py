@@ -31,7 +31,8 @@ def shipped(tmp_path):
     owner, group, _ = mkinstance.ensure_accounts(mail=False)
     local = [f"queue_directory = {tmp_path}/queue", f"data_directory = {tmp_path}/data",
              f"daemon_directory = {BUILD / 'libexec'}", f"command_directory = {bin_dir}",
-             f"mail_owner = {owner}", f"setgid_group = {group}"]
+             f"mail_owner = {owner}", f"setgid_group = {group}",
+             f"maillog_file = {tmp_path}/maillog"]
     with open(etc / "main.cf", "a") as f:
         f.write("\n# --- test: where this instance lives\n" + "\n".join(local) + "\n")
     return etc

@@ -153,7 +153,7 @@ bool msg_set_syslog_facility(const char *name)
 bool msg_set_file(const char *path, const char **error_r)
 {
     static char error[512];
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 
     if (fd < 0) {
 	snprintf(error, sizeof(error), "open %s: %s", path, strerror(errno));

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Base library. */
@@ -247,6 +249,9 @@ struct table_ctx {
  * at run time, everything else runs); check and reload: an error */
 bool ph_tables_warn_only;
 
+/* where syslog(3) sends its lines (glibc's _PATH_LOG) */
+#define PH_SYSLOG_SOCKET "/dev/log"
+
 /* table_complain - a missing or bad table named in main.cf */
 static void table_complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void table_complain(const char *fmt, ...)
@@ -326,6 +331,40 @@ static void manifest_cb(enum manifest_level level, const char *text, void *ctx)
     }
 }
 
+/* check_log_destination - warn when nothing will receive the log: no
+ * maillog_file, and no syslog daemon listening on /dev/log (common in
+ * containers and minimal hosts), so every line would be lost */
+static void check_log_destination(void)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (*var_maillog_file)
+	return;
+    (void) str_copy_out(sun.sun_path, sizeof(sun.sun_path), PH_SYSLOG_SOCKET);
+    if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+	return;
+    if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
+	/* a stream socket (some syslog daemons) answers a stream connect */
+	int saved = errno;
+
+	(void) close(fd);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0
+	    && connect(fd, (struct sockaddr *) &sun, sizeof(sun)) == 0) {
+	    (void) close(fd);
+	    return;
+	}
+	if (fd >= 0)
+	    (void) close(fd);
+	msg_warn("%s: maillog_file is empty and nothing receives syslog on %s (%s): "
+		 "every log line will be lost; set maillog_file (e.g. /var/log/posthorn.log) "
+		 "or start a syslog daemon", where_of("maillog_file"), PH_SYSLOG_SOCKET,
+		 strerror(saved));
+	return;
+    }
+    (void) close(fd);
+}
+
 /* ph_check_tables - every table named by a *_maps parameter */
 int ph_check_tables(void)
 {
@@ -347,6 +386,7 @@ int ph_check_all(void)
     main_ok = ph_load_config(true) == 0;
     config_unused(unused_cb, NULL);
     (void) ph_check_tables();
+    check_log_destination();
 
     if (getuid() != 0 && geteuid() == 0)
 	msg_warn("running set-uid root; directory repairs use the real user's view");
