@@ -24,30 +24,14 @@
 #include <unistd.h>
 
 /* Base library. */
+#include "errtext.h"
 #include "msg.h"
 #include "str.h"
 #include "sock.h"
 
-#define SOCK_ERR_SIZE	1200
-static char sock_errbuf[SOCK_ERR_SIZE];
+static struct errtext sock_error;	/* the text behind error_r */
 
 #define SOCK_FD_MAX_RECV	16	/* descriptors we make room for */
-
-/* sock_error - format an error into the static buffer, return -1 */
-static int sock_error(const char **error_r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int sock_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void) vsnprintf(sock_errbuf, sizeof(sock_errbuf), fmt, ap);
-    va_end(ap);
-    if (error_r)
-	*error_r = sock_errbuf;
-    return -1;
-}
 
 /* sock_close_keep_errno - close fd without disturbing errno */
 static void sock_close_keep_errno(int fd)
@@ -96,32 +80,32 @@ int sock_listen_unix(const char *path, int mode, int backlog, const char **error
     int fd;
 
     if (!sock_unix_addr(&sun, path))
-	return sock_error(error_r, "unix socket path too long or empty: %s", path);
+	return errtext_fail(&sock_error, error_r, "unix socket path too long or empty: %s", path);
     if (lstat(path, &st) == 0) {
 	if (!S_ISSOCK(st.st_mode))
-	    return sock_error(error_r, "%s exists and is not a socket; not removing it", path);
+	    return errtext_fail(&sock_error, error_r, "%s exists and is not a socket; not removing it", path);
 	if (unlink(path) < 0 && errno != ENOENT)
-	    return sock_error(error_r, "remove old socket %s: %s", path, strerror(errno));
+	    return errtext_fail(&sock_error, error_r, "remove old socket %s: %s", path, strerror(errno));
     } else if (errno != ENOENT) {
-	return sock_error(error_r, "lstat %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "lstat %s: %s", path, strerror(errno));
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-	return sock_error(error_r, "socket for %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "socket for %s: %s", path, strerror(errno));
     if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
-	sock_error(error_r, "bind unix socket %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "bind unix socket %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
     /* Before listen(), so no client connects while the mode is wrong. */
     if (chmod(path, (mode_t) mode) < 0) {
-	sock_error(error_r, "chmod %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "chmod %s: %s", path, strerror(errno));
 	(void) unlink(path);
 	(void) close(fd);
 	return -1;
     }
     if (listen(fd, backlog) < 0) {
-	sock_error(error_r, "listen on %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "listen on %s: %s", path, strerror(errno));
 	(void) unlink(path);
 	(void) close(fd);
 	return -1;
@@ -137,11 +121,11 @@ int sock_listen_fifo(const char *path, int mode, const char **error_r)
 
     if (lstat(path, &st) == 0) {
 	if (!S_ISFIFO(st.st_mode))
-	    return sock_error(error_r, "%s exists and is not a FIFO", path);
+	    return errtext_fail(&sock_error, error_r, "%s exists and is not a FIFO", path);
     } else if (errno != ENOENT) {
-	return sock_error(error_r, "lstat %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "lstat %s: %s", path, strerror(errno));
     } else if (mkfifo(path, (mode_t) mode) < 0 && errno != EEXIST) {
-	return sock_error(error_r, "mkfifo %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "mkfifo %s: %s", path, strerror(errno));
     }
 
     /*
@@ -150,14 +134,14 @@ int sock_listen_fifo(const char *path, int mode, const char **error_r)
      */
     fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-	return sock_error(error_r, "open FIFO %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "open FIFO %s: %s", path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-	sock_error(error_r, "%s is not a FIFO", path);
+	errtext_fail(&sock_error, error_r, "%s is not a FIFO", path);
 	(void) close(fd);
 	return -1;
     }
     if (fchmod(fd, (mode_t) mode) < 0) {
-	sock_error(error_r, "chmod FIFO %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "chmod FIFO %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
@@ -199,12 +183,12 @@ int sock_listen_inet(int family, const char *host, const char *port, int backlog
     int fd, err, on = 1;
 
     if (family != AF_INET && family != AF_INET6)
-	return sock_error(error_r, "sock_listen_inet: unsupported address family %d", family);
+	return errtext_fail(&sock_error, error_r, "sock_listen_inet: unsupported address family %d", family);
     if (port == NULL || *port == 0)
-	return sock_error(error_r, "sock_listen_inet: no port given");
+	return errtext_fail(&sock_error, error_r, "sock_listen_inet: no port given");
     if (host != NULL && *host != 0 && strcmp(host, "*") != 0) {
 	if (!sock_strip_brackets(host, hostbuf, sizeof(hostbuf)))
-	    return sock_error(error_r, "host address too long: %s", host);
+	    return errtext_fail(&sock_error, error_r, "host address too long: %s", host);
 	node = hostbuf;
     }
     sock_fmt_addr(label, sizeof(label), node ? node : "*", port);
@@ -214,30 +198,30 @@ int sock_listen_inet(int family, const char *host, const char *port, int backlog
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
     if ((err = getaddrinfo(node, port, &hints, &res)) != 0)
-	return sock_error(error_r, "bad listen address %s: %s", label,
+	return errtext_fail(&sock_error, error_r, "bad listen address %s: %s", label,
 			  err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
 
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
     if (fd < 0) {
-	sock_error(error_r, "socket for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "socket for %s: %s", label, strerror(errno));
 	freeaddrinfo(res);
 	return -1;
     }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
-	sock_error(error_r, "setsockopt SO_REUSEADDR for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "setsockopt SO_REUSEADDR for %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (family == AF_INET6
 	&& setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) {
-	sock_error(error_r, "setsockopt IPV6_V6ONLY for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "setsockopt IPV6_V6ONLY for %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-	sock_error(error_r, "bind %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "bind %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (listen(fd, backlog) < 0) {
-	sock_error(error_r, "listen on %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "listen on %s: %s", label, strerror(errno));
 	goto fail;
     }
     freeaddrinfo(res);
@@ -363,12 +347,12 @@ int sock_connect_unix(const char *path, int timeout_ms, const char **error_r)
     int fd;
 
     if (!sock_unix_addr(&sun, path))
-	return sock_error(error_r, "unix socket path too long or empty: %s", path);
+	return errtext_fail(&sock_error, error_r, "unix socket path too long or empty: %s", path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-	return sock_error(error_r, "socket for %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "socket for %s: %s", path, strerror(errno));
     if (sock_connect_fd(fd, (struct sockaddr *) &sun, sizeof(sun), sock_deadline(timeout_ms)) < 0) {
-	sock_error(error_r, "connect to %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "connect to %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
@@ -386,23 +370,23 @@ int sock_connect_inet(const char *host, const char *port, int timeout_ms, const 
     int fd = -1, err;
 
     if (host == NULL || *host == 0 || port == NULL || *port == 0)
-	return sock_error(error_r, "sock_connect_inet: host and port are required");
+	return errtext_fail(&sock_error, error_r, "sock_connect_inet: host and port are required");
     if (!sock_strip_brackets(host, hostbuf, sizeof(hostbuf)))
-	return sock_error(error_r, "host name too long: %s", host);
+	return errtext_fail(&sock_error, error_r, "host name too long: %s", host);
     sock_fmt_addr(label, sizeof(label), hostbuf, port);
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     if ((err = getaddrinfo(hostbuf, port, &hints, &res)) != 0)
-	return sock_error(error_r, "connect to %s: %s", label,
+	return errtext_fail(&sock_error, error_r, "connect to %s: %s", label,
 			  err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
 
-    sock_error(error_r, "connect to %s: no usable address", label);
+    errtext_fail(&sock_error, error_r, "connect to %s: no usable address", label);
     for (ai = res; ai != NULL; ai = ai->ai_next) {
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0) {
-	    sock_error(error_r, "socket for %s: %s", label, strerror(errno));
+	    errtext_fail(&sock_error, error_r, "socket for %s: %s", label, strerror(errno));
 	    continue;
 	}
 	if (sock_connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline) == 0)
@@ -410,9 +394,9 @@ int sock_connect_inet(const char *host, const char *port, int timeout_ms, const 
 	err = errno;
 	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric),
 			NULL, 0, NI_NUMERICHOST) == 0 && strcmp(numeric, hostbuf) != 0)
-	    sock_error(error_r, "connect to %s (%s): %s", label, numeric, strerror(err));
+	    errtext_fail(&sock_error, error_r, "connect to %s (%s): %s", label, numeric, strerror(err));
 	else
-	    sock_error(error_r, "connect to %s: %s", label, strerror(err));
+	    errtext_fail(&sock_error, error_r, "connect to %s: %s", label, strerror(err));
 	(void) close(fd);
 	fd = -1;
 	if (err == ETIMEDOUT && sock_remaining(deadline) == 0)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 /* base */
+#include "errtext.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -80,7 +81,7 @@ static size_t *entry_index;		/* open addressing: entry number + 1, 0 = empty */
 static size_t index_cap;		/* a power of two, or 0 */
 static bool init_applying;		/* config_init is applying defaults */
 
-static char error_buf[1024];		/* text behind every error_r */
+static struct errtext config_error;	/* the text behind every error_r */
 
 /* The chain of names being expanded (loop detection, error text). */
 static const struct cfg_entry *exp_stack[CONFIG_MAX_DEPTH];
@@ -120,24 +121,6 @@ const char *param_type_name(enum param_type type)
 	return "size";
     }
     return "unknown";
-}
-
-/* set_error - format the text behind *error_r */
-static int set_error(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-    char tmp[sizeof(error_buf)];
-
-    /* Format into a temporary: the arguments may point into error_buf. */
-    va_start(ap, fmt);
-    (void) vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    (void) str_copy_out(error_buf, sizeof(error_buf), tmp);
-    if (error_r)
-	*error_r = error_buf;
-    return -1;
 }
 
 /* is_name_char - may c appear in a parameter name? */
@@ -389,12 +372,12 @@ static int read_fd_whole(int fd, const char *path, struct str *buf, const char *
 	if (n < 0 && errno == EINTR)
 	    continue;
 	if (n < 0)
-	    return set_error(error_r, "read %s: %s", path, strerror(errno));
+	    return errtext_fail(&config_error, error_r, "read %s: %s", path, strerror(errno));
 	if (n == 0)
 	    return 0;
 	off += n;
 	if (!str_append(buf, chunk, (size_t) n))
-	    return set_error(error_r, "%s: file is larger than %zu bytes", path, buf->max);
+	    return errtext_fail(&config_error, error_r, "%s: file is larger than %zu bytes", path, buf->max);
     }
 }
 
@@ -405,7 +388,7 @@ static int read_whole_file(const char *path, struct str *buf, const char **error
     int ret;
 
     if (fd < 0)
-	return set_error(error_r, "open %s: %s", path, strerror(errno));
+	return errtext_fail(&config_error, error_r, "open %s: %s", path, strerror(errno));
     ret = read_fd_whole(fd, path, buf, error_r);
     (void) close(fd);
     return ret;
@@ -427,12 +410,12 @@ static int parse_assignment(const char *path, int line, char *text, struct pendi
 		break;
 	    }
 	}
-	return set_error(error_r, "%s:%d: missing '=' after parameter name \"%s\"", path, line, name);
+	return errtext_fail(&config_error, error_r, "%s:%d: missing '=' after parameter name \"%s\"", path, line, name);
     }
     *eq = 0;
     name = trim(text);
     if (!check_name(name, &why))
-	return set_error(error_r, "%s:%d: %s", path, line, why);
+	return errtext_fail(&config_error, error_r, "%s:%d: %s", path, line, why);
     p->name = mem_strdup(name);
     p->value = mem_strdup(trim(eq + 1));
     p->line = line;
@@ -474,7 +457,7 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
     const char *cp, *end, *nl;
 
     if (str_has_nul(buf))
-	return set_error(error_r, "%s: file contains a NUL byte", path);
+	return errtext_fail(&config_error, error_r, "%s: file contains a NUL byte", path);
     str_init(&logical, CONFIG_MAX_FILE);
     cp = str_cstr(buf);
     end = cp + str_len(buf);
@@ -500,7 +483,7 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 	    cont = (*line == ' ' || *line == '\t');
 	    if (cont) {
 		if (logical_line == 0) {
-		    ret = set_error(error_r, "%s:%d: continuation line without a preceding parameter",
+		    ret = errtext_fail(&config_error, error_r, "%s:%d: continuation line without a preceding parameter",
 				    path, lineno);
 		    if (report_error(*error_r) == 0) {
 			ret = 0;
@@ -592,7 +575,7 @@ int config_load(const char *config_dir, const char **error_r)
     char path[PATH_MAX];
 
     if (!fmt_buf(path, sizeof(path), "%s/main.cf", config_dir))
-	return set_error(error_r, "configuration directory name is too long: %s", config_dir);
+	return errtext_fail(&config_error, error_r, "configuration directory name is too long: %s", config_dir);
     return config_load_file(path, error_r);
 }
 
@@ -608,12 +591,12 @@ int config_override(const char *assignment, const char **error_r)
     eq = strchr(copy, '=');
     if (eq == NULL) {
 	mem_free(&copy);
-	return set_error(error_r, "-o %s: missing '=' after parameter name", assignment);
+	return errtext_fail(&config_error, error_r, "-o %s: missing '=' after parameter name", assignment);
     }
     *eq = 0;
     name = trim(copy);
     if (!check_name(name, &why)) {
-	set_error(error_r, "-o %s: %s", assignment, why);
+	errtext_fail(&config_error, error_r, "-o %s: %s", assignment, why);
 	mem_free(&copy);
 	return -1;
     }
@@ -660,7 +643,7 @@ static const char *entry_where(const struct cfg_entry *e)
 /* loop_error - "expansion loop: a -> b -> a" */
 static int loop_error(const struct cfg_entry *again, const char **error_r)
 {
-    char chain[sizeof(error_buf) - 64];
+    char chain[ERRTEXT_SIZE - 64];
     size_t used = 0;
 
     chain[0] = 0;
@@ -671,7 +654,7 @@ static int loop_error(const struct cfg_entry *again, const char **error_r)
 	    break;
 	used += strlen(chain + used);
     }
-    return set_error(error_r, "expansion loop: %s", chain);
+    return errtext_fail(&config_error, error_r, "expansion loop: %s", chain);
 }
 
 /* expand_entry - the expanded value of an entry (cached) */
@@ -688,7 +671,7 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	if (exp_stack[i] == e)
 	    return loop_error(e, error_r);
     if (exp_depth >= CONFIG_MAX_DEPTH)
-	return set_error(error_r, "expansion nested more than %d levels deep at $%s",
+	return errtext_fail(&config_error, error_r, "expansion nested more than %d levels deep at $%s",
 			 CONFIG_MAX_DEPTH, e->name);
     exp_stack[exp_depth++] = e;
     str_init(&out, CONFIG_MAX_VALUE);
@@ -702,7 +685,7 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	    mem_free(&host);
 	}
     } else if (e->def != NULL && e->def->type == PARAM_RAW) {
-	ret = str_set(&out, entry_raw(e)) ? 0 : set_error(error_r, "value too long");
+	ret = str_set(&out, entry_raw(e)) ? 0 : errtext_fail(&config_error, error_r, "value too long");
     } else {
 	ret = expand_text(entry_raw(e), &out, &cfg_expander, 0, error_r);
     }
@@ -751,7 +734,7 @@ static const char *find_close(const char *text, const char *end, char open, char
 static int append_checked(struct str *out, const char *data, size_t len, const char **error_r)
 {
     if (!str_append(out, data, len))
-	return set_error(error_r, "expanded value is longer than %zu bytes", out->max);
+	return errtext_fail(&config_error, error_r, "expanded value is longer than %zu bytes", out->max);
     return 0;
 }
 
@@ -780,7 +763,7 @@ static int expand_span(const char *text, const char *end, struct str *out,
     const char *cp = text;
 
     if (depth > max_depth)
-	return set_error(error_r, "conditionals nested more than %d levels deep", max_depth);
+	return errtext_fail(&config_error, error_r, "conditionals nested more than %d levels deep", max_depth);
     while (cp < end) {
 	const char *dollar = memchr(cp, '$', (size_t) (end - cp));
 	const char *name, *value;
@@ -801,13 +784,13 @@ static int expand_span(const char *text, const char *end, struct str *out,
 	    const char *np = cp + 1;
 
 	    if (stop == NULL)
-		return set_error(error_r, "missing '%c' after \"$%c\"", close, open);
+		return errtext_fail(&config_error, error_r, "missing '%c' after \"$%c\"", close, open);
 	    name = np;
 	    while (np < stop && is_name_char(*np))
 		np++;
 	    len = (size_t) (np - name);
 	    if (len == 0 || (np < stop && *np != '?' && *np != ':'))
-		return set_error(error_r, "bad parameter name in \"$%c%.*s%c\"", open,
+		return errtext_fail(&config_error, error_r, "bad parameter name in \"$%c%.*s%c\"", open,
 				 (int) (stop - cp - 1), cp + 1, close);
 	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0)
 		return -1;
@@ -961,7 +944,7 @@ static int convert(struct cfg_entry *e, union cfg_value *v, const char **error_r
 
     exp_depth = 0;
     if (expand_entry(e, &text, &err) < 0)
-	return set_error(error_r, "%s: parameter %s: %s", entry_where(e), e->name, err);
+	return errtext_fail(&config_error, error_r, "%s: parameter %s: %s", entry_where(e), e->name, err);
     switch (d->type) {
     case PARAM_STR:
     case PARAM_RAW:
@@ -969,29 +952,29 @@ static int convert(struct cfg_entry *e, union cfg_value *v, const char **error_r
 	return 0;
     case PARAM_BOOL:
 	if (!parse_bool(text, &v->b))
-	    return set_error(error_r, "%s: parameter %s: bad boolean value \"%s\" (use yes or no)",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad boolean value \"%s\" (use yes or no)",
 			     entry_where(e), e->name, text);
 	return 0;
     case PARAM_INT:
     case PARAM_SIZE:
 	if (!parse_long(text, &l))
-	    return set_error(error_r, "%s: parameter %s: bad number \"%s\"%s",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad number \"%s\"%s",
 			     entry_where(e), e->name, text,
 			     d->type == PARAM_SIZE ? " (a size in bytes)" : "");
 	break;
     case PARAM_TIME:
 	if (!parse_time(text, &l))
-	    return set_error(error_r, "%s: parameter %s: bad time value \"%s\" "
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad time value \"%s\" "
 			     "(a number with an optional unit s, m, h, d or w)",
 			     entry_where(e), e->name, text);
 	break;
     }
     if (d->min != 0 || d->max != 0) {
 	if (l < d->min)
-	    return set_error(error_r, "%s: parameter %s: value %s is less than the minimum %ld",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: value %s is less than the minimum %ld",
 			     entry_where(e), e->name, text, d->min);
 	if (l > d->max)
-	    return set_error(error_r, "%s: parameter %s: value %s is more than the maximum %ld",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: value %s is more than the maximum %ld",
 			     entry_where(e), e->name, text, d->max);
     }
     v->l = l;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 /* base */
+#include "errtext.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -26,27 +27,24 @@
 #define MASTERCF_MAX_NAME	100	/* unix/fifo service name length */
 #define MASTERCF_MAX_NUMBER	100000000L
 
-static char error_buf[1024];
+static struct errtext mastercf_error;	/* the text behind error_r */
 
-/* mc_error - format "FILE:LINE: text" behind *error_r; returns -1 */
+/* mc_error - format "FILE:LINE: text" (FILE: text if line is 0) behind
+ * *error_r; returns -1 */
 static int mc_error(const char **error_r, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int mc_error(const char **error_r, const char *file, int line, const char *fmt, ...)
 {
-    char text[sizeof(error_buf)];
     va_list ap;
 
     va_start(ap, fmt);
-    (void) vsnprintf(text, sizeof(text), fmt, ap);
+    (void) errtext_vset(&mastercf_error, fmt, ap);
     va_end(ap);
+    /* the new text is an argument: errtext formats through a temporary */
     if (line > 0)
-	(void) fmt_buf(error_buf, sizeof(error_buf), "%s:%d: %s", file, line, text);
-    else
-	(void) fmt_buf(error_buf, sizeof(error_buf), "%s: %s", file, text);
-    if (error_r)
-	*error_r = error_buf;
-    return -1;
+	return errtext_fail(&mastercf_error, error_r, "%s:%d: %s", file, line, mastercf_error.text);
+    return errtext_fail(&mastercf_error, error_r, "%s: %s", file, mastercf_error.text);
 }
 
 /* mastercf_type_name - "inet", "unix" or "fifo" */

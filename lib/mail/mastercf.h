@@ -27,8 +27,8 @@
  *   mastercf_free(&cf)
  *
  * Diagnostics: every error is returned as "FILE:LINE: text" through
- * error_r (a static buffer, valid until the next call); nothing is
- * logged. A file with any error yields no table at all. */
+ * error_r (the module's errtext, errtext.h: valid until the next
+ * mastercf_* error); nothing is logged. A file with any error yields no table at all. */
 #ifndef POSTHORN_MASTERCF_H
 #define POSTHORN_MASTERCF_H
 
