@@ -106,8 +106,8 @@ static bool ipc_put_netstring(struct str *out, const void *data, size_t len)
 	*--cp = (char) ('0' + n % 10);
 	n /= 10;
     } while (n > 0);
-    return str_append(out, cp, (size_t) (head + sizeof(head) - cp))
-	&& str_append(out, data, len) && str_appendc(out, ',');
+    return str_try_append(out, cp, (size_t) (head + sizeof(head) - cp))
+	&& str_try_append(out, data, len) && str_try_appendc(out, ',');
 }
 
 /* ipc_put_attr - append one attribute; false if out is full */
@@ -152,7 +152,7 @@ void ipc_encode_long(struct str *out, const char *name, long value)
 /* ipc_encode_end - append the end-of-message marker */
 void ipc_encode_end(struct str *out)
 {
-    if (!str_append(out, "0:,", 3))
+    if (!str_try_append(out, "0:,", 3))
 	msg_panic("ipc_encode_end: buffer full");
 }
 
@@ -191,7 +191,7 @@ int ipc_send(struct stream *s, ...)
 	    char num[IPC_INT_MAX_LEN + 1];
 	    long val = va_arg(ap, long);
 
-	    (void) fmt_buf(num, sizeof(num), "%ld", val);
+	    fmt_buf_or_panic(num, sizeof(num), "%ld", val);
 	    ok = ok && ipc_put_attr(&msg, name, num, strlen(num));
 	    break;
 	}
@@ -210,7 +210,7 @@ int ipc_send(struct stream *s, ...)
     }
     va_end(ap);
     if (ok)
-	ok = str_append(&msg, "0:,", 3);
+	ok = str_try_append(&msg, "0:,", 3);
     if (!ok) {
 	msg_warn("ipc_send: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
 	ret = -1;
@@ -232,7 +232,7 @@ int ipc_send_list(struct stream *s, const struct ipc_list *list)
     for (size_t i = 0; ok && i < list->count; i++)
 	ok = ipc_put_attr(&msg, list->attrs[i].name, list->attrs[i].value, list->attrs[i].len);
     if (ok)
-	ok = str_append(&msg, "0:,", 3);
+	ok = str_try_append(&msg, "0:,", 3);
     if (!ok) {
 	msg_warn("ipc_send_list: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
 	ret = -1;
@@ -376,7 +376,8 @@ static const char *ipc_what(char *buf, size_t size, const char *name)
 {
     if (name == NULL)
 	return "attribute name";
-    (void) fmt_buf(buf, size, "attribute \"%s\"", name);
+    /* names are checked to be at most IPC_NAME_MAX bytes before this */
+    fmt_buf_or_panic(buf, size, "attribute \"%s\"", name);
     return buf;
 }
 

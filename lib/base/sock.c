@@ -69,7 +69,7 @@ static bool sock_unix_addr(struct sockaddr_un *sun, const char *path)
 {
     memset(sun, 0, sizeof(*sun));
     sun->sun_family = AF_UNIX;
-    return path[0] != 0 && str_copy_out(sun->sun_path, sizeof(sun->sun_path), path);
+    return path[0] != 0 && str_try_copy_out(sun->sun_path, sizeof(sun->sun_path), path);
 }
 
 /* sock_listen_unix - bind a stream socket at path and listen */
@@ -160,16 +160,20 @@ static bool sock_strip_brackets(const char *host, char *buf, size_t size)
 	buf[len - 2] = 0;
 	return true;
     }
-    return str_copy_out(buf, size, host);
+    return str_try_copy_out(buf, size, host);
 }
 
-/* sock_fmt_addr - "host:port" or "[host]:port" for error texts */
+/* sock_fmt_addr - "host:port" or "[host]:port" for error texts (a long
+ * name is cut: the text is for a person) */
 static const char *sock_fmt_addr(char *buf, size_t size, const char *host, const char *port)
 {
+    bool whole;
+
     if (host != NULL && strchr(host, ':') != NULL && host[0] != '[')
-	(void) fmt_buf(buf, size, "[%s]:%s", host, port);
+	whole = fmt_try_buf(buf, size, "[%s]:%s", host, port);
     else
-	(void) fmt_buf(buf, size, "%s:%s", host ? host : "*", port);
+	whole = fmt_try_buf(buf, size, "%s:%s", host ? host : "*", port);
+    (void) whole;
     return buf;
 }
 
@@ -428,7 +432,7 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
     if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0)
 	return false;
     if (ss.ss_family == AF_UNIX) {
-	(void) str_copy_out(addr, addr_size, "unix");
+	str_copy_out_or_panic(addr, addr_size, "unix");
 	return true;
     }
     if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)

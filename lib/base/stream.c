@@ -485,8 +485,7 @@ enum stream_status stream_getline(struct stream *s, struct str *line, size_t max
 	if (nl)
 	    take = (size_t) (nl - start) + 1;
 	if (take > 0) {
-	    if (!str_append(line, start, take))
-		msg_panic("stream_getline: append within max failed");
+	    str_append_or_panic(line, start, take);	/* take <= max - len */
 	    s->rpos += take;
 	}
 	if (nl)
@@ -654,7 +653,7 @@ int stream_vprintf(struct stream *s, const char *fmt, va_list ap)
     if (s->fmt == NULL)
 	s->fmt = str_new(STREAM_PRINTF_MAX);
     str_reset(s->fmt);
-    if (!str_vappendf(s->fmt, fmt, ap))
+    if (!str_try_vappendf(s->fmt, fmt, ap))
 	msg_panic("stream_printf: output longer than %zu bytes", (size_t) STREAM_PRINTF_MAX);
     ret = stream_write(s, str_cstr(s->fmt), str_len(s->fmt));
     if (s->fmt->cap > STREAM_WBUF_MAX)
