@@ -25,6 +25,7 @@
 
 /* Base library. */
 #include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "safe_file.h"
 #include "str.h"
@@ -185,7 +186,7 @@ int safe_open_dir(const char *path, bool create, mode_t mode, const char **error
 	if (end == NULL)
 	    end = cp + strlen(cp);
 	start = cp;
-	if (!str_setn(comp, cp, (size_t) (end - cp))) {
+	if (!str_try_setn(comp, cp, (size_t) (end - cp))) {
 	    (void) close(dfd);
 	    str_free(&comp);
 	    errno = ENAMETOOLONG;
@@ -304,7 +305,7 @@ int atomic_write_file(const char *path, const void *data, size_t len, mode_t mod
     struct str *tmp = str_new(STR_MAX_DEFAULT);
     int fd = -1, ret = -1;
 
-    if (!str_printf(tmp, "%s.tmp.%ld", path, (long) getpid())) {
+    if (!str_try_printf(tmp, "%s.tmp.%ld", path, (long) getpid())) {
 	errtext_fail(&safe_error, error_r, "atomic write %s: path too long", path);
 	str_free(&tmp);
 	return -1;
@@ -357,42 +358,19 @@ done:
     return ret;
 }
 
-/* read_file - read a whole regular file of at most max bytes into out */
+/* read_file - read a whole regular file of at most max bytes into out
+ * (no symlink: safe_open_read; the reading is file_read.h's) */
 int read_file(const char *path, struct str *out, size_t max, const char **error_r)
 {
-    char buf[8192];
-    ssize_t n;
-    int fd;
+    const char *why;
+    int fd, ret;
 
     if ((fd = safe_open_read(path, (uid_t) -1, error_r)) < 0)
 	return -1;
-    str_reset(out);
-    for (;;) {
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0) {
-	    if (errno == EINTR)
-		continue;
-	    errtext_fail(&safe_error, error_r, "read %s: %s", path, strerror(errno));
-	    goto fail;
-	}
-	if (n == 0)
-	    break;
-	if ((size_t) n > max - str_len(out)) {
-	    errtext_fail(&safe_error, error_r, "read %s: file is larger than %zu bytes", path, max);
-	    goto fail;
-	}
-	if (!str_append(out, buf, (size_t) n)) {
-	    errtext_fail(&safe_error, error_r, "read %s: file is larger than %zu bytes", path, out->max);
-	    goto fail;
-	}
-    }
+    if ((ret = file_read_fd(fd, path, out, max, &why)) < 0)
+	errtext_fail(&safe_error, error_r, "%s", why);
     (void) close(fd);
-    return 0;
-
-fail:
-    (void) close(fd);
-    str_reset(out);
-    return -1;
+    return ret;
 }
 
 /* mkdir_p - make dir and any missing parents (new ones get mode) */

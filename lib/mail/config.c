@@ -27,6 +27,7 @@
 
 /* base */
 #include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -220,7 +221,7 @@ static const char *default_hostname(void)
     if (name[0])
 	return name;
     if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == 0) {
-	(void) str_copy_out(name, sizeof(name), "localhost.localdomain");
+	str_copy_out_or_panic(name, sizeof(name), "localhost.localdomain");
 	return name;
     }
     name[sizeof(name) - 1] = 0;
@@ -231,16 +232,16 @@ static const char *default_hostname(void)
 	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
 	    if (res && res->ai_canonname && strchr(res->ai_canonname, '.')
 		&& strlen(res->ai_canonname) < sizeof(name))
-		(void) str_copy_out(name, sizeof(name), res->ai_canonname);
+		str_copy_out_or_panic(name, sizeof(name), res->ai_canonname);
 	    freeaddrinfo(res);
 	}
     }
     if (strchr(name, '.') == NULL) {
 	char tmp[sizeof(name)];
 
-	if (!fmt_buf(tmp, sizeof(tmp), "%s.localdomain", name))
-	    (void) str_copy_out(tmp, sizeof(tmp), "localhost.localdomain");
-	(void) str_copy_out(name, sizeof(name), tmp);
+	if (!fmt_try_buf(tmp, sizeof(tmp), "%s.localdomain", name))
+	    str_copy_out_or_panic(tmp, sizeof(tmp), "localhost.localdomain");
+	str_copy_out_or_panic(name, sizeof(name), tmp);
     }
     return name;
 }
@@ -328,10 +329,10 @@ static bool check_name(const char *name, const char **why)
 	    static char why_buf[64];
 
 	    if (isprint((unsigned char) *cp) && *cp != ' ')
-		(void) fmt_buf(why_buf, sizeof(why_buf), "bad character '%c' in parameter name", *cp);
+		fmt_buf_or_panic(why_buf, sizeof(why_buf), "bad character '%c' in parameter name", *cp);
 	    else
-		(void) fmt_buf(why_buf, sizeof(why_buf), "bad character 0x%02x in parameter name",
-			       (unsigned char) *cp);
+		fmt_buf_or_panic(why_buf, sizeof(why_buf), "bad character 0x%02x in parameter name",
+				 (unsigned char) *cp);
 	    *why = why_buf;
 	    return false;
 	}
@@ -358,41 +359,6 @@ struct pending {
     char *value;
     int line;
 };
-
-/* read_fd_whole - the whole content of fd from offset 0, bounded (pread:
- * the same snapshot descriptor can be read again); -1 and an error */
-static int read_fd_whole(int fd, const char *path, struct str *buf, const char **error_r)
-{
-    char chunk[8192];
-    off_t off = 0;
-    ssize_t n;
-
-    for (;;) {
-	n = pread(fd, chunk, sizeof(chunk), off);
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0)
-	    return errtext_fail(&config_error, error_r, "read %s: %s", path, strerror(errno));
-	if (n == 0)
-	    return 0;
-	off += n;
-	if (!str_append(buf, chunk, (size_t) n))
-	    return errtext_fail(&config_error, error_r, "%s: file is larger than %zu bytes", path, buf->max);
-    }
-}
-
-/* read_whole_file - the content of path, bounded; -1 and an error */
-static int read_whole_file(const char *path, struct str *buf, const char **error_r)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int ret;
-
-    if (fd < 0)
-	return errtext_fail(&config_error, error_r, "open %s: %s", path, strerror(errno));
-    ret = read_fd_whole(fd, path, buf, error_r);
-    (void) close(fd);
-    return ret;
-}
 
 /* parse_assignment - split a logical line into a pending assignment */
 static int parse_assignment(const char *path, int line, char *text, struct pending *p,
@@ -497,8 +463,9 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 		    (void) str_truncate(&logical, logical.len - 1);
 		while (line < lend && (*line == ' ' || *line == '\t'))
 		    line++;
-		if (!str_appendc(&logical, ' ') || !str_append(&logical, line, (size_t) (lend - line)))
-		    msg_panic("config_load_file: line buffer overflow");
+		/* logical holds at most the whole file (CONFIG_MAX_FILE) */
+		str_appendc_or_panic(&logical, ' ');
+		str_append_or_panic(&logical, line, (size_t) (lend - line));
 		continue;
 	    }
 	}
@@ -519,15 +486,16 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 	if (at_eof)
 	    break;
 	logical_line = lineno;
-	if (!str_setn(&logical, line, (size_t) (lend - line)))
-	    msg_panic("config_load_file: line buffer overflow");
+	str_setn_or_panic(&logical, line, (size_t) (lend - line));
     }
     /* Commit only a file that parsed completely; the last assignment wins. */
     for (size_t i = 0; i < count; i++) {
 	if (ret == 0) {
 	    char where[PATH_MAX + 32];
 
-	    (void) fmt_buf(where, sizeof(where), "%s:%d", path, list[i].line);
+	    if (!fmt_try_buf(where, sizeof(where), "%s:%d", path, list[i].line)) {
+		/* cut, and that is fine: a "where" is for people */
+	    }
 	    store(list[i].name, list[i].value, where, true);
 	}
 	mem_free(&list[i].name);
@@ -542,12 +510,14 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 int config_load_file(const char *path, const char **error_r)
 {
     struct str buf;
+    const char *why;
     int ret;
 
     need_init();
     str_init(&buf, CONFIG_MAX_FILE);
-    ret = read_whole_file(path, &buf, error_r);
-    if (ret == 0)
+    if (file_read_path(path, &buf, CONFIG_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&config_error, error_r, "%s", why);
+    else
 	ret = parse_text(path, &buf, error_r);
     str_fini(&buf);
     return ret;
@@ -558,12 +528,14 @@ int config_load_file(const char *path, const char **error_r)
 int config_load_fd(int fd, const char *path, const char **error_r)
 {
     struct str buf;
+    const char *why;
     int ret;
 
     need_init();
     str_init(&buf, CONFIG_MAX_FILE);
-    ret = read_fd_whole(fd, path, &buf, error_r);
-    if (ret == 0)
+    if (file_read_fd(fd, path, &buf, CONFIG_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&config_error, error_r, "%s", why);
+    else
 	ret = parse_text(path, &buf, error_r);
     str_fini(&buf);
     return ret;
@@ -574,7 +546,7 @@ int config_load(const char *config_dir, const char **error_r)
 {
     char path[PATH_MAX];
 
-    if (!fmt_buf(path, sizeof(path), "%s/main.cf", config_dir))
+    if (!fmt_try_buf(path, sizeof(path), "%s/main.cf", config_dir))
 	return errtext_fail(&config_error, error_r, "configuration directory name is too long: %s", config_dir);
     return config_load_file(path, error_r);
 }
@@ -602,7 +574,7 @@ int config_override(const char *assignment, const char **error_r)
     }
     where_len = mem_size_add(strlen(assignment), 4);
     where = mem_alloc(where_len);
-    (void) fmt_buf(where, where_len, "-o %s", assignment);
+    fmt_buf_or_panic(where, where_len, "-o %s", assignment);
     store(name, trim(eq + 1), where, false);
     mem_free(&where);
     mem_free(&copy);
@@ -650,7 +622,7 @@ static int loop_error(const struct cfg_entry *again, const char **error_r)
     for (size_t i = 0; i <= exp_depth; i++) {
 	const char *name = (i < exp_depth) ? exp_stack[i]->name : again->name;
 
-	if (!fmt_buf(chain + used, sizeof(chain) - used, "%s%s", i ? " -> " : "", name))
+	if (!fmt_try_buf(chain + used, sizeof(chain) - used, "%s%s", i ? " -> " : "", name))
 	    break;
 	used += strlen(chain + used);
     }
@@ -681,11 +653,11 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	if (ret == 0) {
 	    char *host = mem_strdup(str_cstr(&out));
 
-	    (void) str_set(&out, domain_of(host));
+	    str_set_or_panic(&out, domain_of(host));	/* a part of what out held */
 	    mem_free(&host);
 	}
     } else if (e->def != NULL && e->def->type == PARAM_RAW) {
-	ret = str_set(&out, entry_raw(e)) ? 0 : errtext_fail(&config_error, error_r, "value too long");
+	ret = str_try_set(&out, entry_raw(e)) ? 0 : errtext_fail(&config_error, error_r, "value too long");
     } else {
 	ret = expand_text(entry_raw(e), &out, &cfg_expander, 0, error_r);
     }
@@ -733,7 +705,7 @@ static const char *find_close(const char *text, const char *end, char open, char
 /* append_checked - append, or fail with "too long" */
 static int append_checked(struct str *out, const char *data, size_t len, const char **error_r)
 {
-    if (!str_append(out, data, len))
+    if (!str_try_append(out, data, len))
 	return errtext_fail(&config_error, error_r, "expanded value is longer than %zu bytes", out->max);
     return 0;
 }
@@ -1119,15 +1091,15 @@ const char *config_default_value(const char *name)
     else if (is_computed(e))
 	/* myhostname: def_text is filled in only when the default is used,
 	 * and stays NULL when main.cf sets the name. */
-	ret = str_set(&out, default_hostname()) ? 0 : -1;
+	ret = str_try_set(&out, default_hostname()) ? 0 : -1;
     else if (e->def->type == PARAM_RAW)
-	ret = str_set(&out, e->def_text) ? 0 : -1;
+	ret = str_try_set(&out, e->def_text) ? 0 : -1;
     else
 	ret = expand_text(e->def_text, &out, &cfg_expander, 0, &err);
     if (ret == 0 && is_computed(e) && strcmp(e->name, "mydomain") == 0) {
 	char *host = mem_strdup(str_cstr(&out));
 
-	(void) str_set(&out, domain_of(host));
+	str_set_or_panic(&out, domain_of(host));	/* a part of what out held */
 	mem_free(&host);
     }
     mem_free(&e->def_expanded);

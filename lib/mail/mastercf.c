@@ -16,6 +16,7 @@
 
 /* base */
 #include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -328,9 +329,10 @@ static int parse_override(const char *file, int line, const char *text, struct m
     while (value_end > value && is_space(value_end[-1]))
 	value_end--;
     str_init(&norm, STR_MAX_DEFAULT);
-    if (!str_append(&norm, name, (size_t) (name_end - name)) || !str_appendc(&norm, '=')
-	|| !str_append(&norm, value, (size_t) (value_end - value)))
-	msg_panic("mastercf: override longer than a logical line");
+    /* parts of one logical line, which is at most MASTERCF_MAX_FILE */
+    str_append_or_panic(&norm, name, (size_t) (name_end - name));
+    str_appendc_or_panic(&norm, '=');
+    str_append_or_panic(&norm, value, (size_t) (value_end - value));
     push(&e->overrides, &e->override_count, str_cstr(&norm));
     str_fini(&norm);
     return 0;
@@ -492,8 +494,9 @@ int mastercf_parse(const char *name, const char *text, size_t len, long default_
 				   "continuation line without a preceding entry");
 		    break;
 		}
-		if (!str_appendc(&logical, ' ') || !str_append(&logical, line, (size_t) (lend - line)))
-		    msg_panic("mastercf_parse: line buffer overflow");
+		/* logical holds at most the whole file */
+		str_appendc_or_panic(&logical, ' ');
+		str_append_or_panic(&logical, line, (size_t) (lend - line));
 		continue;
 	    }
 	}
@@ -508,8 +511,7 @@ int mastercf_parse(const char *name, const char *text, size_t len, long default_
 	if (at_eof)
 	    break;
 	logical_line = lineno;
-	if (!str_setn(&logical, line, (size_t) (lend - line)))
-	    msg_panic("mastercf_parse: line buffer overflow");
+	str_setn_or_panic(&logical, line, (size_t) (lend - line));
     }
     str_fini(&logical);
     if (ret < 0) {
@@ -525,34 +527,14 @@ int mastercf_load(const char *path, long default_maxproc, struct mastercf **cf_r
 		  const char **error_r)
 {
     struct str buf;
-    char chunk[8192];
-    ssize_t n;
-    int fd, ret;
+    const char *why;
+    int ret;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-	return mc_error(error_r, path, 0, "open: %s", strerror(errno));
     str_init(&buf, MASTERCF_MAX_FILE);
-    for (;;) {
-	n = read(fd, chunk, sizeof(chunk));
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0) {
-	    int saved = errno;
-
-	    (void) close(fd);
-	    str_fini(&buf);
-	    return mc_error(error_r, path, 0, "read: %s", strerror(saved));
-	}
-	if (n == 0)
-	    break;
-	if (!str_append(&buf, chunk, (size_t) n)) {
-	    (void) close(fd);
-	    str_fini(&buf);
-	    return mc_error(error_r, path, 0, "file is larger than %zu bytes", MASTERCF_MAX_FILE);
-	}
-    }
-    (void) close(fd);
-    ret = mastercf_parse(path, str_cstr(&buf), str_len(&buf), default_maxproc, cf_r, error_r);
+    if (file_read_path(path, &buf, MASTERCF_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&mastercf_error, error_r, "%s", why);
+    else
+	ret = mastercf_parse(path, str_cstr(&buf), str_len(&buf), default_maxproc, cf_r, error_r);
     str_fini(&buf);
     return ret;
 }
