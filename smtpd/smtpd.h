@@ -189,8 +189,6 @@ void smtpd_data_fini(struct smtpd_state *st);
 /* smtpd_received_header - the Received: header lines for the current
  * transaction at time now (each line without terminator) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);
-/* smtpd_format_date - RFC 5322 date in local time, locale independent */
-void smtpd_format_date(long when, char *buf, size_t size);
 
 /* smtpd_check.c */
 void smtpd_check_init(void);

@@ -36,6 +36,7 @@
 #include "cleanup_client.h"
 #include "cleanup_stat.h"
 #include "config.h"
+#include "mail_date.h"
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "server.h"
@@ -52,58 +53,6 @@
 /* ---------------------------------------------------------------- */
 /* Received: header.                                                */
 
-/* put_2d - v as %02ld at buf; returns the length */
-static size_t put_2d(char *buf, long v)
-{
-    if (v < 0 || v > 99)
-	return smtpd_put_long(buf, v);
-    buf[0] = (char) ('0' + v / 10);
-    buf[1] = (char) ('0' + v % 10);
-    return 2;
-}
-
-/* smtpd_format_date - "Tue, 3 Jun 2025 10:00:00 +0200" (RFC 5322) */
-void smtpd_format_date(long when, char *buf, size_t size)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t t = (time_t) when;
-    struct tm tm;
-    long off;
-    char out[8 * SMTPD_LONG_TEXT];
-    size_t len;
-
-    if (localtime_r(&t, &tm) == NULL) {
-	gmtime_r(&t, &tm);
-	tm.tm_gmtoff = 0;
-    }
-    off = tm.tm_gmtoff / 60;
-    /* "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld" without printf */
-    memcpy(out, days[tm.tm_wday % 7], 3);
-    len = 3;
-    out[len++] = ',';
-    out[len++] = ' ';
-    len += smtpd_put_long(out + len, tm.tm_mday);
-    out[len++] = ' ';
-    memcpy(out + len, months[tm.tm_mon % 12], 3);
-    len += 3;
-    out[len++] = ' ';
-    len += smtpd_put_long(out + len, (long) tm.tm_year + 1900);
-    out[len++] = ' ';
-    len += put_2d(out + len, tm.tm_hour);
-    out[len++] = ':';
-    len += put_2d(out + len, tm.tm_min);
-    out[len++] = ':';
-    len += put_2d(out + len, tm.tm_sec);
-    out[len++] = ' ';
-    out[len++] = off < 0 ? '-' : '+';
-    len += put_2d(out + len, (off < 0 ? -off : off) / 60);
-    len += put_2d(out + len, (off < 0 ? -off : off) % 60);
-    out[len] = 0;
-    str_copy_out(buf, size, out);
-}
-
 /* is_ascii - no byte above 127 */
 static bool is_ascii(const char *s)
 {
@@ -116,7 +65,7 @@ static bool is_ascii(const char *s)
 /* smtpd_received_header - RFC 5321 4.4 trace header lines */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3])
 {
-    char date[64], literal[SMTPD_ADDR_MAX + 8];
+    char date[MAIL_DATE_SIZE], literal[SMTPD_ADDR_MAX + 8];
     bool known_name = strcmp(st->name, "unknown") != 0;
     bool utf8 = st->in_mail && st->mail.smtputf8;
     const char *from;
@@ -129,7 +78,7 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
 	from = st->name;
     else
 	from = literal;
-    smtpd_format_date(now, date, sizeof(date));
+    (void) mail_date_local(date, sizeof(date), (time_t) now);	/* the epoch if it fails */
     str_reset(lines[0]);
     str_appends(lines[0], "Received: from ");
     str_appends(lines[0], from);
