@@ -1,5 +1,6 @@
 /* test-smtpd_cmd.c - unit tests for the command table and parser
- * (smtpd_cmd.c) and the reply table (smtpd_reply.c). */
+ * (smtpd_cmd.c), the reply table (smtpd_reply.c) and the printf-free
+ * texts (smtpd_text.c). */
 
 #include <ctype.h>
 #include <stdio.h>
@@ -38,33 +39,6 @@ static const struct {
     {"EXPN", "EXPN"}, {"ETRN", "ETRN"}, {"TURN", "TURN"}, {"STARTTLS", "STARTTLS"},
     {"AUTH", "AUTH"}, {"GET", "GET"}, {"POST", "POST"}, {"CONNECT", "CONNECT"},
     {"EHL", NULL}, {"EHLOX", NULL}, {"MAIL:", NULL}, {"", NULL}, {"XCLIENT", NULL},
-};
-
-static const struct {
-    const char *args;
-    bool ok;
-    unsigned long long count;
-    bool last;
-} bdat_cases[] = {
-    {"0", true, 0, false},
-    {"0 LAST", true, 0, true},
-    {"123 last", true, 123, true},
-    {"10  LAST", true, 10, true},
-    {"9999999999999999999", true, 9999999999999999999ull, false},
-    {"99999999999999999999", false, 0, false},	/* above 2^64 - 1 */
-    {"18446744073709551615", true, 18446744073709551615ull, false},
-    {"18446744073709551616", false, 0, false},
-    {"0000000000000000000014 LAST", true, 14, true},	/* RFC 3030 allows zeros */
-    {"00000000000000000000000000000000000000000000000000000000000000007", true, 7, false},
-    {"00", true, 0, false},
-    {"", false, 0, false},
-    {"LAST", false, 0, false},
-    {"-1", false, 0, false},
-    {"12x", false, 0, false},
-    {"12 LASTX", false, 0, false},
-    {"12 LAS", false, 0, false},
-    {"12 LAST x", false, 0, false},
-    {" 12", false, 0, false},
 };
 
 static const struct {
@@ -173,20 +147,6 @@ int main(void)
 	unit_assert(smtpd_cmd_prefix("FRO", 3, "FROM:", &rl) == NULL);
 	r = smtpd_cmd_prefix("To:", 3, "TO:", &rl);
 	unit_assert(r != NULL && rl == 0);
-    }
-    unit_end();
-
-    unit_begin("smtpd_bdat_parse");
-    for (size_t i = 0; i < sizeof(bdat_cases) / sizeof(bdat_cases[0]); i++) {
-	uint64_t n = 0;
-	bool last = false;
-	bool ok = smtpd_bdat_parse(bdat_cases[i].args, strlen(bdat_cases[i].args), &n, &last);
-
-	unit_assert_idx(ok == bdat_cases[i].ok, i);
-	if (ok && bdat_cases[i].ok) {
-	    unit_assert_idx(n == bdat_cases[i].count, i);
-	    unit_assert_idx(last == bdat_cases[i].last, i);
-	}
     }
     unit_end();
 
