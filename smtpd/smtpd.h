@@ -211,7 +211,9 @@ void smtpd_message_idle(void);
  * kept for the next session of this process (until smtpd_message_idle) */
 void smtpd_message_fini(struct smtpd_state *st);
 /* smtpd_received_header - the Received: header lines for the current
- * transaction at time now (each line without terminator) */
+ * transaction at time now (each line without terminator): 3 with a
+ * "for <recipient>" line (one recipient, and it fits), else 2; 0 if
+ * the lines do not fit in lines[] (a huge myhostname or HELO) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);
 /* smtpd_message_notify - the text of a NOTIFY mask for cleanup's N
  * record ("success,delay", "never"), NULL for none; buf holds it */

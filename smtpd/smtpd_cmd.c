@@ -164,7 +164,10 @@ bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const c
     } else {
 	r->enhanced[0] = 0;
     }
-    str_copy_out(r->text, sizeof(r->text), *p ? p : "Ok");
+    if (!str_try_copy_out(r->text, sizeof(r->text), *p ? p : "Ok")) {
+	*error_r = "text longer than 511 bytes";
+	return false;
+    }
     return true;
 }
 
@@ -174,12 +177,15 @@ size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t m
     size_t n = 0;
 
     (void) st;
-#define ADD(text) do { if (n < max) str_copy_out(lines[n++], 64, (text)); } while (0)
-    ADD(var_myhostname);		/* at most 63 bytes of it */
+#define ADD(text) do { if (n < max) str_copy_out_or_panic(lines[n++], 64, (text)); } while (0)
+    /* at most 63 bytes of the host name: a longer one is cut, by design */
+    if (n < max && !str_try_copy_out(lines[n++], 64, var_myhostname)) {
+	/* cut: the greeting names the host, nothing parses it */
+    }
     ADD("PIPELINING");
     if (var_message_size_limit > 0) {
 	if (n < max)
-	    fmt_buf(lines[n++], 64, "SIZE %ld", var_message_size_limit);
+	    fmt_buf_or_panic(lines[n++], 64, "SIZE %ld", var_message_size_limit);
     } else {
 	ADD("SIZE");
     }
@@ -399,7 +405,7 @@ static void cmd_rcpt(struct smtpd_state *st, const char *args, size_t len)
     if (p.orcpt_type && p.orcpt && strlen(p.orcpt) > 0) {
 	struct str *o = str_new(2 * SMTP_ORCPT_MAX + 64);
 
-	if (str_printf(o, "%s;%s", p.orcpt_type, p.orcpt))
+	if (str_try_printf(o, "%s;%s", p.orcpt_type, p.orcpt))
 	    rc->orcpt = mem_strdup(str_cstr(o));
 	str_free(&o);
     }

@@ -54,13 +54,15 @@ static bool is_ascii(const char *s)
     return true;
 }
 
-/* smtpd_received_header - RFC 5321 4.4 trace header lines */
+/* smtpd_received_header - RFC 5321 4.4 trace header lines; 0 if they
+ * do not fit (see smtpd.h) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3])
 {
     char date[MAIL_DATE_SIZE], literal[SMTPD_ADDR_MAX + 8];
     bool known_name = strcmp(st->name, "unknown") != 0;
     bool utf8 = st->in_mail && st->mail.smtputf8;
     const char *from;
+    bool ok;
 
     smtpd_join(literal, sizeof(literal), "[", st->addr_is_v6 ? "IPv6:" : "", st->addr, "]",
 	       (char *) NULL);
@@ -72,40 +74,34 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
 	from = literal;
     (void) mail_date_local(date, sizeof(date), (time_t) now);	/* the epoch if it fails */
     str_reset(lines[0]);
-    str_appends(lines[0], "Received: from ");
-    str_appends(lines[0], from);
-    str_appends(lines[0], " (");
-    if (known_name) {
-	str_appends(lines[0], st->name);
-	str_appendc(lines[0], ' ');
-    }
-    str_appends(lines[0], literal);
-    str_appendc(lines[0], ')');
+    ok = str_try_appends(lines[0], "Received: from ") && str_try_appends(lines[0], from)
+	&& str_try_appends(lines[0], " (")
+	&& (!known_name || (str_try_appends(lines[0], st->name) && str_try_appendc(lines[0], ' ')))
+	&& str_try_appends(lines[0], literal) && str_try_appendc(lines[0], ')');
     str_reset(lines[1]);
-    str_appends(lines[1], "\tby ");
-    str_appends(lines[1], var_myhostname);
-    str_appends(lines[1], " (posthorn) with ");
-    str_appends(lines[1], smtpd_protocol_name(st));
+    ok = ok && str_try_appends(lines[1], "\tby ") && str_try_appends(lines[1], var_myhostname)
+	&& str_try_appends(lines[1], " (posthorn) with ")
+	&& str_try_appends(lines[1], smtpd_protocol_name(st));
+    if (!ok)
+	return 0;
     if (st->rcpt_count == 1) {
 	const char *rcpt = st->rcpts[0].address;
 	const char *at = address_at(rcpt, strlen(rcpt));
 	struct str *ext = lines[2];
-	bool ok;
 
-	/* the quoted recipient is built in lines[2] and then framed */
+	/* the quoted recipient is built in lines[2] and then framed; if
+	 * it does not fit, the header goes without it */
 	str_reset(ext);
-	str_appends(ext, "\tfor <");
-	ok = address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
-	    && (at == NULL || str_appends(ext, at));
-	if (ok && (utf8 || is_ascii(str_cstr(ext)))) {
-	    str_appends(ext, ">; ");
-	    str_appends(ext, date);
+	if (str_try_appends(ext, "\tfor <")
+	    && address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
+	    && (at == NULL || str_try_appends(ext, at))
+	    && (utf8 || is_ascii(str_cstr(ext)))
+	    && str_try_appends(ext, ">; ") && str_try_appends(ext, date))
 	    return 3;
-	}
 	str_reset(ext);
     }
-    str_appends(lines[1], "; ");
-    str_appends(lines[1], date);
+    if (!str_try_appends(lines[1], "; ") || !str_try_appends(lines[1], date))
+	return 0;
     return 2;
 }
 
@@ -129,7 +125,7 @@ const char *smtpd_message_notify(unsigned notify, char *buf, size_t size)
 	return NULL;
     if (notify & SMTP_NOTIFY_NEVER)
 	return "never";
-    fmt_buf(buf, size, "%s%s%s%s%s",
+    fmt_buf_or_panic(buf, size, "%s%s%s%s%s",
 	    (notify & SMTP_NOTIFY_SUCCESS) ? "success" : "",
 	    (notify & SMTP_NOTIFY_SUCCESS) && (notify & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY)) ? "," : "",
 	    (notify & SMTP_NOTIFY_FAILURE) ? "failure" : "",
@@ -228,7 +224,7 @@ bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary)
     if (st->mail.envid)
 	rc |= cleanup_client_attr(c, QATTR_DSN_ENVID, st->mail.envid);
     if (st->mail.has_size) {
-	fmt_buf(buf, sizeof(buf), "%llu", (unsigned long long) st->mail.size);
+	fmt_buf_or_panic(buf, sizeof(buf), "%llu", (unsigned long long) st->mail.size);
 	rc |= cleanup_client_attr(c, QATTR_SIZE, buf);
     }
     for (size_t i = 0; i < st->rcpt_count; i++)
@@ -238,7 +234,9 @@ bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary)
     for (size_t i = 0; i < 3; i++)
 	if (lines[i] == NULL)
 	    lines[i] = str_new(2048);
-    n = smtpd_received_header(st, st->arrival, lines);
+    if ((n = smtpd_received_header(st, st->arrival, lines)) == 0)
+	msg_warn("%s: Received: header longer than %zu bytes: not added",
+		 st->namaddr, lines[0]->max);
     for (size_t i = 0; i < n; i++)
 	rc |= qf_put(cleanup_client_stream(c), QF_REC_LINE, str_cstr(lines[i]), str_len(lines[i]));
     if (rc != 0) {

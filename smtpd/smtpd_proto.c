@@ -44,40 +44,41 @@ static void append_long(struct str *s, long v)
 {
     char buf[SMTPD_LONG_TEXT];
 
-    str_append(s, buf, smtpd_put_long(buf, v));
+    str_append_or_panic(s, buf, smtpd_put_long(buf, v));
 }
 
-/* log_stats - "disconnect from name[addr] ehlo=1 mail=1 rcpt=1/2 ..." */
+/* log_stats - "disconnect from name[addr] ehlo=1 mail=1 rcpt=1/2 ..."
+ * (bounded: name[addr] and one short item per command table row) */
 static void log_stats(struct smtpd_state *st, const char *what)
 {
     struct str *text = str_new(2048);
     size_t count;
     const struct smtpd_cmd *tab = smtpd_cmd_table(&count);
 
-    str_appends(text, what);
-    str_appends(text, " from ");
-    str_appends(text, st->namaddr);
+    str_appends_or_panic(text, what);
+    str_appends_or_panic(text, " from ");
+    str_appends_or_panic(text, st->namaddr);
     for (size_t i = 0; i < count; i++) {
 	if (st->cmd_total[i] == 0)
 	    continue;
-	str_appendc(text, ' ');
+	str_appendc_or_panic(text, ' ');
 	for (const char *p = tab[i].name; *p; p++)
-	    str_appendc(text, (char) (*p | 0x20));
-	str_appendc(text, '=');
+	    str_appendc_or_panic(text, (char) (*p | 0x20));
+	str_appendc_or_panic(text, '=');
 	if (st->cmd_ok[i] != st->cmd_total[i]) {
 	    append_long(text, st->cmd_ok[i]);
-	    str_appendc(text, '/');
+	    str_appendc_or_panic(text, '/');
 	}
 	append_long(text, st->cmd_total[i]);
     }
     if (st->unknown_total) {
-	str_appends(text, " unknown=0/");
+	str_appends_or_panic(text, " unknown=0/");
 	append_long(text, st->unknown_total);
     }
-    str_appends(text, " commands=");
+    str_appends_or_panic(text, " commands=");
     if (st->commands_ok != st->commands_total) {
 	append_long(text, st->commands_ok);
-	str_appendc(text, '/');
+	str_appendc_or_panic(text, '/');
     }
     append_long(text, st->commands_total);
     msg_info("%s", str_cstr(text));

@@ -85,12 +85,17 @@ void smtpd_reply_set(struct smtpd_reply_buf *r, int code, const char *enhanced, 
     va_list ap;
 
     r->code = code;
-    str_copy_out(r->enhanced, sizeof(r->enhanced), enhanced ? enhanced : "");
+    /* an RFC 3463 code ("x.yyy.zzz") fits; a reply text is cut at 511
+     * bytes (a reply line shows at most 900 bytes of text anyway) */
+    str_copy_out_or_panic(r->enhanced, sizeof(r->enhanced), enhanced ? enhanced : "");
     va_start(ap, fmt);
-    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == 0)
-	str_copy_out(r->text, sizeof(r->text), va_arg(ap, const char *));
-    else
-	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == 0) {
+	if (!str_try_copy_out(r->text, sizeof(r->text), va_arg(ap, const char *))) {
+	    /* cut, as said above */
+	}
+    } else {
+	(void) vsnprintf(r->text, sizeof(r->text), fmt, ap);
+    }
     va_end(ap);
 }
 
@@ -160,20 +165,20 @@ static void reply_write(struct smtpd_state *st, int code, char sep, const char *
 	char head[4] = {(char) ('0' + code / 100), (char) ('0' + code / 10 % 10),
 	(char) ('0' + code % 10), sep};
 
-	str_append(line, head, sizeof(head));
+	str_append_or_panic(line, head, sizeof(head));
     } else {
-	str_printf(line, "%03d%c", code, sep);
+	str_printf_or_panic(line, "%03d%c", code, sep);
     }
     if (enhanced && *enhanced) {
-	str_appends(line, enhanced);
-	str_appendc(line, ' ');
+	str_appends_or_panic(line, enhanced);
+	str_appendc_or_panic(line, ' ');
     }
     /* replies are built from our texts and printable client text; make
      * sure no CR or LF can split one */
     smtpd_printable(line, text, strlen(text), 900, false);
     if (msg_verbose)
 	msg_info("> %s: %s", st->namaddr, str_cstr(line));
-    str_append(line, "\r\n", 2);
+    str_append_or_panic(line, "\r\n", 2);	/* 4 + 16 + 903 + 2 < 1024 */
     if (stream_write(st->client, str_cstr(line), str_len(line)) < 0)
 	st->hangup = true;
 }
@@ -239,32 +244,34 @@ void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *line
 	reply_write(st, code, i + 1 < n ? '-' : ' ', NULL, lines[i]);
 }
 
-/* smtpd_log_reject - the Postfix-shaped reject line */
+/* smtpd_log_reject - the Postfix-shaped reject line (bounded: every
+ * piece of client text is shown through smtpd_printable with a maximum,
+ * under 1800 bytes in all) */
 void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtpd_reply_buf *r,
 		      const char *rcpt)
 {
     struct str *text = str_new(2048);
 
-    str_printf(text, "NOQUEUE: reject: %s from %s: %d ", cmd, st->namaddr, r->code);
+    str_printf_or_panic(text, "NOQUEUE: reject: %s from %s: %d ", cmd, st->namaddr, r->code);
     if (r->enhanced[0])
-	str_appendf(text, "%s ", r->enhanced);
+	str_appendf_or_panic(text, "%s ", r->enhanced);
     smtpd_printable(text, r->text, strlen(r->text), 600, true);
-    str_appends(text, ";");
+    str_appends_or_panic(text, ";");
     if (st->sender) {
-	str_appends(text, " from=<");
+	str_appends_or_panic(text, " from=<");
 	smtpd_printable(text, st->sender, strlen(st->sender), 300, true);
-	str_appends(text, ">");
+	str_appends_or_panic(text, ">");
     }
     if (rcpt) {
-	str_appends(text, " to=<");
+	str_appends_or_panic(text, " to=<");
 	smtpd_printable(text, rcpt, strlen(rcpt), 300, true);
-	str_appends(text, ">");
+	str_appends_or_panic(text, ">");
     }
-    str_appendf(text, " proto=%s", smtpd_protocol_name(st));
+    str_appendf_or_panic(text, " proto=%s", smtpd_protocol_name(st));
     if (st->helo) {
-	str_appends(text, " helo=<");
+	str_appends_or_panic(text, " helo=<");
 	smtpd_printable(text, st->helo, strlen(st->helo), SMTPD_ARG_SHOW, true);
-	str_appends(text, ">");
+	str_appends_or_panic(text, ">");
     }
     msg_info("%s", str_cstr(text));
     str_free(&text);

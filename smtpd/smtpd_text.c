@@ -32,9 +32,9 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, 
 
 	while (j < n && (unsigned char) text[j] >= 0x20 && (unsigned char) text[j] < 0x7f)
 	    j++;
-	if (j > i && !str_append(out, text + i, j - i)) {
+	if (j > i && !str_try_append(out, text + i, j - i)) {
 	    /* out is nearly full: as many bytes as still fit */
-	    while (i < j && str_appendc(out, text[i]))
+	    while (i < j && str_try_appendc(out, text[i]))
 		i++;
 	    break;
 	}
@@ -43,17 +43,18 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, 
 	if (utf8 && (unsigned char) text[j] >= 0x80)
 	    seq = utf8_seqlen((const unsigned char *) text + j, n - j);
 	if (seq > 1) {
-	    if (!str_append(out, text + j, seq))
+	    if (!str_try_append(out, text + j, seq))
 		break;
 	    i = j + seq;
 	    continue;
 	}
-	if (!str_appendc(out, '?'))
+	if (!str_try_appendc(out, '?'))
 	    break;
 	i = j + 1;
     }
-    if (len > max)
-	str_appends(out, "...");
+    if (len > max && !str_try_appends(out, "...")) {
+	/* out is full: the text is shown cut, which is the point */
+    }
 }
 
 /* smtpd_put_long - v in decimal at buf (at least SMTPD_LONG_TEXT bytes,

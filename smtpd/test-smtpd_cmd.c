@@ -162,6 +162,18 @@ int main(void)
 	    unit_assert_streq_idx(r.text, vrfy_cases[i].rest, i);
 	}
     }
+    /* a text that does not fit the reply is refused, not cut */
+    {
+	static char long_text[600];
+	struct smtpd_reply_buf r;
+
+	memcpy(long_text, "252 2.0.0 ", 10);
+	memset(long_text + 10, 'x', 511);
+	unit_assert(smtpd_parse_vrfy_reply(long_text, &r, &err));
+	long_text[10 + 511] = 'x';
+	unit_assert(!smtpd_parse_vrfy_reply(long_text, &r, &err));
+	unit_assert_streq(err, "text longer than 511 bytes");
+    }
     unit_end();
 
     unit_begin("reply table: codes, classes, enhanced codes");

@@ -58,6 +58,34 @@ static void test_received_header(void)
     unit_end();
 }
 
+/* test_received_header_too_long - a header that does not fit is not
+ * sent cut: 0 lines (the caller logs it) */
+static void test_received_header_too_long(void)
+{
+    static char assignment[3100];
+    struct smtpd_state st;
+    struct str *lines[3];
+    const char *err;
+
+    unit_begin("Received: lines that do not fit give 0, never a cut header");
+    memcpy(assignment, "myhostname=", 11);
+    memset(assignment + 11, 'h', 3000);
+    unit_assert(config_override(assignment, &err) == 0);
+    unit_assert(config_apply(&err) == 0);
+    for (int i = 0; i < 3; i++)
+	lines[i] = str_new(2048);
+    memset(&st, 0, sizeof(st));
+    str_copy_out_or_panic(st.name, sizeof(st.name), "unknown");
+    str_copy_out_or_panic(st.addr, sizeof(st.addr), "192.0.2.1");
+    unit_assert_inteq(smtpd_received_header(&st, 1700000000, lines), 0);
+    unit_assert(config_override("myhostname=mx.example.test", &err) == 0);
+    unit_assert(config_apply(&err) == 0);
+    unit_assert_inteq(smtpd_received_header(&st, 1700000000, lines), 2);
+    for (int i = 0; i < 3; i++)
+	str_free(&lines[i]);
+    unit_end();
+}
+
 /* test_notify_text - RFC 3461 NOTIFY as cleanup's N record text */
 static void test_notify_text(void)
 {
@@ -125,6 +153,7 @@ int main(void)
 {
     config_init();
     test_received_header();
+    test_received_header_too_long();
     test_notify_text();
     test_refusal();
     return unit_done();
