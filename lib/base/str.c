@@ -360,81 +360,17 @@ void fmt_buf_or_panic(char *buf, size_t size, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- */
 /* Transitional: the checked half without the obligation to look.   */
+/* The same functions under their old names (str.h).                 */
 
-/* str_append - transitional str_try_append */
-bool str_append(struct str *s, const void *data, size_t len)
-{
-    return str_try_append(s, data, len);
-}
+#define STR_SAME_AS(name)	__attribute__((alias(#name)))
 
-/* str_appends - transitional str_try_appends */
-bool str_appends(struct str *s, const char *text)
-{
-    return str_try_appends(s, text);
-}
-
-/* str_appendc - transitional str_try_appendc */
-bool str_appendc(struct str *s, char c)
-{
-    return str_try_appendc(s, c);
-}
-
-/* str_set - transitional str_try_set */
-bool str_set(struct str *s, const char *text)
-{
-    return str_try_set(s, text);
-}
-
-/* str_setn - transitional str_try_setn */
-bool str_setn(struct str *s, const void *data, size_t len)
-{
-    return str_try_setn(s, data, len);
-}
-
-/* str_vappendf - transitional str_try_vappendf */
-bool str_vappendf(struct str *s, const char *fmt, va_list ap)
-{
-    return str_try_vappendf(s, fmt, ap);
-}
-
-/* str_appendf - transitional str_try_appendf */
-bool str_appendf(struct str *s, const char *fmt, ...)
-{
-    va_list ap;
-    bool ok;
-
-    va_start(ap, fmt);
-    ok = str_try_vappendf(s, fmt, ap);
-    va_end(ap);
-    return ok;
-}
-
-/* str_printf - transitional str_try_printf */
-bool str_printf(struct str *s, const char *fmt, ...)
-{
-    va_list ap;
-    bool ok;
-
-    va_start(ap, fmt);
-    ok = str_vprintf(s, fmt, ap);
-    va_end(ap);
-    return ok;
-}
-
-/* str_copy_out - transitional str_try_copy_out */
-bool str_copy_out(char *buf, size_t size, const char *text)
-{
-    return str_try_copy_out(buf, size, text);
-}
-
-/* fmt_buf - transitional fmt_try_buf */
-bool fmt_buf(char *buf, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    bool ok;
-
-    va_start(ap, fmt);
-    ok = fmt_vbuf(buf, size, fmt, ap);
-    va_end(ap);
-    return ok;
-}
+bool str_append(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_append);
+bool str_appends(struct str *s, const char *text) STR_SAME_AS(str_try_appends);
+bool str_appendc(struct str *s, char c) STR_SAME_AS(str_try_appendc);
+bool str_set(struct str *s, const char *text) STR_SAME_AS(str_try_set);
+bool str_setn(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_setn);
+bool str_vappendf(struct str *s, const char *fmt, va_list ap) STR_SAME_AS(str_try_vappendf);
+bool str_appendf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_appendf);
+bool str_printf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_printf);
+bool str_copy_out(char *buf, size_t size, const char *text) STR_SAME_AS(str_try_copy_out);
+bool fmt_buf(char *buf, size_t size, const char *fmt, ...) STR_SAME_AS(fmt_try_buf);
