@@ -80,8 +80,8 @@ int main(void)
 	unit_assert_idx(ok == split_cases[i].ok, i);
 	if (!ok || !split_cases[i].ok)
 	    continue;
-	fmt_buf(verb, sizeof(verb), "%.*s", (int) vlen, line);
-	fmt_buf(a, sizeof(a), "%.*s", (int) alen, args);
+	fmt_buf_or_panic(verb, sizeof(verb), "%.*s", (int) vlen, line);
+	fmt_buf_or_panic(a, sizeof(a), "%.*s", (int) alen, args);
 	unit_assert_streq_idx(verb, split_cases[i].verb, i);
 	unit_assert_streq_idx(a, split_cases[i].args, i);
     }

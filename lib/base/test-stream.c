@@ -57,7 +57,7 @@ static void read_to_eof(int fd, struct str *out)
 	    continue;
 	if (n < 0)
 	    msg_fatal("test read: %m");
-	if (!str_append(out, buf, (size_t) n))
+	if (!str_try_append(out, buf, (size_t) n))
 	    msg_fatal("test read: too much data");
     }
 }
@@ -219,8 +219,8 @@ static void test_skip_line(void)
 
     unit_begin("TOOLONG then skip_line discards the rest of the line");
     for (int i = 0; i < 30000; i++)
-	str_appendc(input, (char) ('a' + i % 26));
-    str_appends(input, "\r\nafter\nxyz");
+	str_appendc_or_panic(input, (char) ('a' + i % 26));
+    str_appends_or_panic(input, "\r\nafter\nxyz");
     make_socketpair(sv);
     if ((pid = fork()) == 0) {
 	close(sv[0]);
@@ -450,7 +450,7 @@ static void test_printf(void)
     file_contents(fd, out);
     unit_assert_streq(str_cstr(out), "-42 abc 007|250 ok\r\n");
     for (int i = 0; i < 100000; i++)
-	str_appendc(big, (char) ('A' + i % 26));
+	str_appendc_or_panic(big, (char) ('A' + i % 26));
     unit_assert_inteq(stream_printf(s, "<%s>", str_cstr(big)), 0);
     unit_assert_inteq(stream_printf(s, "%s", "end"), 0);
     unit_assert_inteq(stream_close(&s), 0);
@@ -517,7 +517,7 @@ static ssize_t mock_write(void *ctx, const void *buf, size_t len)
     if (len > 3)
 	len = 3;
     for (size_t i = 0; i < len; i++)
-	str_appendc(m->out, rot13(in[i]));
+	str_appendc_or_panic(m->out, rot13(in[i]));
     return (ssize_t) len;
 }
 

@@ -83,8 +83,8 @@ static bool check_argv(char **argv, size_t argc, const char *want)
 
     for (size_t i = 0; i < argc; i++) {
 	if (i)
-	    (void) str_appendc(s, '|');
-	(void) str_appends(s, argv[i]);
+	    str_appendc_or_panic(s, '|');
+	str_appends_or_panic(s, argv[i]);
     }
     ok = argv[argc] == NULL && strcmp(str_cstr(s), want) == 0;
     if (!ok)
@@ -244,8 +244,8 @@ int main(void)
     unit_end();
 
     unit_begin("load from a file; errors name the path");
-    unit_assert(fmt_buf(dir, sizeof(dir), "test-mastercf.XXXXXX") && mkdtemp(dir) != NULL);
-    unit_assert(fmt_buf(path, sizeof(path), "%s/master.cf", dir));
+    unit_assert(fmt_try_buf(dir, sizeof(dir), "test-mastercf.XXXXXX") && mkdtemp(dir) != NULL);
+    unit_assert(fmt_try_buf(path, sizeof(path), "%s/master.cf", dir));
     unit_assert(mastercf_load(path, 100, &cf, &err) < 0);
     unit_assert(strstr(err, path) != NULL);
     fp = fopen(path, "w");
@@ -259,7 +259,7 @@ int main(void)
     {
 	char want[PATH_MAX + 32];
 
-	unit_assert(fmt_buf(want, sizeof(want), "%s:18: expected at least 8 fields", path));
+	unit_assert(fmt_try_buf(want, sizeof(want), "%s:18: expected at least 8 fields", path));
 	unit_assert(strncmp(err, want, strlen(want)) == 0);
     }
     fp = fopen(path, "w");
