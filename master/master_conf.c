@@ -123,14 +123,14 @@ static int check_overrides(const struct mastercf *cf, int fd, const char *path,
     for (size_t i = 0; i < cf->count && ret == 0; i++) {
 	const struct mastercf_entry *e = &cf->entries[i];
 
-	if (e->override_count == 0)
+	if (e->overrides.count == 0)
 	    continue;
 	if (load_main_cf(fd, path, config_dir, &err) < 0) {
 	    ret = -1;
 	    break;
 	}
-	for (size_t j = 0; j < e->override_count && ret == 0; j++)
-	    if (config_override(e->overrides[j], &err) < 0)
+	for (size_t j = 0; j < e->overrides.count && ret == 0; j++)
+	    if (config_override(e->overrides.items[j], &err) < 0)
 		ret = -1;
 	if (ret == 0 && config_apply(&err) < 0)
 	    ret = -1;

@@ -91,8 +91,8 @@ static void build_argv(const struct master_service *serv, struct strv *argv)
 	strv_add(argv, "-u");
     if (ent->chroot)
 	strv_add(argv, "-C");
-    for (size_t i = 1; i < ent->argc && ent->argv[i]; i++)
-	strv_add(argv, ent->argv[i]);
+    for (size_t i = 1; i < ent->argv.count; i++)
+	strv_add(argv, ent->argv.items[i]);
 }
 
 /* child_exec - in the child: descriptors, signals, exec; never returns.

@@ -17,6 +17,7 @@
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
+#include "strv.h"
 
 /* mail */
 #include "mastercf.h"
@@ -59,16 +60,6 @@ const char *mastercf_type_name(enum mastercf_type type)
     return "unknown";
 }
 
-/* free_vector - free a NULL-terminated string array */
-static void free_vector(char ***vp)
-{
-    if (*vp) {
-	for (char **p = *vp; *p; p++)
-	    mem_free(p);
-	mem_free(vp);
-    }
-}
-
 /* entry_fini - free what an entry owns */
 static void entry_fini(struct mastercf_entry *e)
 {
@@ -77,8 +68,8 @@ static void entry_fini(struct mastercf_entry *e)
     mem_free(&e->port);
     mem_free(&e->command);
     mem_free(&e->file);
-    free_vector(&e->argv);
-    free_vector(&e->overrides);
+    strv_fini(&e->argv);
+    strv_fini(&e->overrides);
 }
 
 /* mastercf_free - free a table and set *cfp to NULL */
@@ -292,14 +283,6 @@ static bool valid_socket_name(const char *name)
     return true;
 }
 
-/* push - append to a NULL-terminated vector */
-static void push(char ***vp, size_t *count, const char *text)
-{
-    *vp = mem_realloc(*vp, mem_size_mul(mem_size_add(*count, 2), sizeof(char *)));
-    (*vp)[(*count)++] = mem_strdup(text);
-    (*vp)[*count] = NULL;
-}
-
 /* parse_override - normalize "name = value" to "name=value" */
 static int parse_override(const char *file, int line, const char *text, struct mastercf_entry *e,
 			  const char **error_r)
@@ -330,7 +313,7 @@ static int parse_override(const char *file, int line, const char *text, struct m
     str_append_or_panic(&norm, name, (size_t) (name_end - name));
     str_appendc_or_panic(&norm, '=');
     str_append_or_panic(&norm, value, (size_t) (value_end - value));
-    push(&e->overrides, &e->override_count, str_cstr(&norm));
+    strv_add(&e->overrides, str_cstr(&norm));
     str_fini(&norm);
     return 0;
 }
@@ -403,20 +386,18 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
     if (strcmp(t->v[7].text, "-") == 0)
 	return mc_error(error_r, file, line, "command column: a command name is required");
     e->command = mem_strdup(t->v[7].text);
-    push(&e->argv, &e->argc, e->command);
+    strv_add(&e->argv, e->command);
     for (size_t i = 8; i < t->count; i++) {
-	push(&e->argv, &e->argc, t->v[i].text);
+	strv_add(&e->argv, t->v[i].text);
 	if (strcmp(t->v[i].text, "-o") == 0 && !t->v[i].grouped) {
 	    if (i + 1 >= t->count)
 		return mc_error(error_r, file, line, "-o at the end of the line: expected name=value");
 	    i++;
-	    push(&e->argv, &e->argc, t->v[i].text);
+	    strv_add(&e->argv, t->v[i].text);
 	    if (parse_override(file, line, t->v[i].text, e, error_r) < 0)
 		return -1;
 	}
     }
-    if (e->overrides == NULL)
-	e->overrides = mem_zalloc(sizeof(char *));
     return 0;
 }
 
@@ -571,11 +552,11 @@ enum mastercf_cmp mastercf_compare(const struct mastercf_entry *a, const struct 
 	what = "maxproc";
     } else if (strcmp(a->command, b->command) != 0) {
 	what = "command";
-    } else if (a->argc != b->argc) {
+    } else if (a->argv.count != b->argv.count) {
 	what = "args";
     } else {
-	for (size_t i = 0; i < a->argc && what == NULL; i++)
-	    if (strcmp(a->argv[i], b->argv[i]) != 0)
+	for (size_t i = 0; i < a->argv.count && what == NULL; i++)
+	    if (strcmp(a->argv.items[i], b->argv.items[i]) != 0)
 		what = "args";
 	if (what == NULL)
 	    result = MASTERCF_CMP_IDENTICAL;
