@@ -15,7 +15,7 @@
  *                   recipient existence and quota
  *   smtpd_reply.c   replies: the table of fixed replies, formatting and
  *                   writing them, error counting, reject log lines
- *   smtpd_text.c    printable client text, printf-free numbers and joins,
+ *   smtpd_text.c    printable client text, printf-free joins,
  *                   the protocol name
  *   smtpd_peer.c    who the client is (address, optional name lookup)
  *
@@ -117,10 +117,6 @@ struct smtpd_state {
 void smtpd_session(struct stream *client);
 
 /* smtpd_text.c */
-/* smtpd_put_long - v in decimal at buf (SMTPD_LONG_TEXT bytes, not
- * terminated); returns the length */
-#define SMTPD_LONG_TEXT		24
-size_t smtpd_put_long(char *buf, long v);
 /* smtpd_join - the strings of the NULL-ended list concatenated into buf
  * (size > 0); truncated as fmt_buf would, then false */
 bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));

@@ -42,9 +42,9 @@
 /* append_long - str_append of a decimal number */
 static void append_long(struct str *s, long v)
 {
-    char buf[SMTPD_LONG_TEXT];
+    char buf[FMT_LONG_SIZE];
 
-    str_append_or_panic(s, buf, smtpd_put_long(buf, v));
+    str_append_or_panic(s, buf, fmt_long(buf, v));
 }
 
 /* log_stats - "disconnect from name[addr] ehlo=1 mail=1 rcpt=1/2 ..."

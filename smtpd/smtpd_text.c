@@ -1,6 +1,6 @@
 /* smtpd_text.c - the texts smtpd builds without a session: client text
- * made printable for replies and logs, decimal numbers and joined
- * strings without printf (they run for every message), and the RFC
+ * made printable for replies and logs, joined strings without printf
+ * (they run for every message; numbers: fmt_long in str.h), and the RFC
  * 3848 / RFC 6531 protocol name of a session ("ESMTPS", "UTF8SMTPA").
  * Nothing here writes to the client or the log. */
 
@@ -55,25 +55,6 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, 
     if (len > max && !str_try_appends(out, "...")) {
 	/* out is full: the text is shown cut, which is the point */
     }
-}
-
-/* smtpd_put_long - v in decimal at buf (at least SMTPD_LONG_TEXT bytes,
- * not terminated); returns the length */
-size_t smtpd_put_long(char *buf, long v)
-{
-    char tmp[SMTPD_LONG_TEXT];
-    unsigned long u = v < 0 ? 0UL - (unsigned long) v : (unsigned long) v;
-    size_t n = 0, len = 0;
-
-    do {
-	tmp[n++] = (char) ('0' + u % 10);
-	u /= 10;
-    } while (u);
-    if (v < 0)
-	buf[len++] = '-';
-    while (n)
-	buf[len++] = tmp[--n];
-    return len;
 }
 
 /* smtpd_join - the strings of the NULL-ended list, one after the other,

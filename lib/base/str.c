@@ -322,6 +322,24 @@ void str_copy_out_or_panic(char *buf, size_t size, const char *text)
 	msg_panic("%s: %zu bytes do not fit in %zu", __func__, strlen(text), size);
 }
 
+/* fmt_long - v in decimal at buf, without printf (see str.h) */
+size_t fmt_long(char *buf, long v)
+{
+    char tmp[FMT_LONG_SIZE];
+    unsigned long u = v < 0 ? 0UL - (unsigned long) v : (unsigned long) v;
+    size_t n = 0, len = 0;
+
+    do {
+	tmp[n++] = (char) ('0' + u % 10);
+	u /= 10;
+    } while (u);
+    if (v < 0)
+	buf[len++] = '-';
+    while (n)
+	buf[len++] = tmp[--n];
+    return len;
+}
+
 /* fmt_vbuf - bounded vsnprintf; false if cut */
 static bool fmt_vbuf(char *buf, size_t size, const char *fmt, va_list ap)
 {

@@ -94,6 +94,11 @@ STR_CHECKED bool fmt_try_buf(char *buf, size_t size, const char *fmt, ...)
 void fmt_buf_or_panic(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* fmt_long - v in decimal at buf, not NUL-terminated, without printf
+ * (for per-message paths); buf has FMT_LONG_SIZE bytes; the length */
+#define FMT_LONG_SIZE	24
+size_t fmt_long(char *buf, long v);
+
 /* Transitional (see the top): checked, result may be dropped. */
 bool str_append(struct str *s, const void *data, size_t len);
 bool str_appends(struct str *s, const char *text);

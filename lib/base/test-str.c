@@ -177,6 +177,24 @@ static void test_fixed_buffers_checked(void)
     unit_end();
 }
 
+/* test_fmt_long - as printf's "%ld" says, extremes included */
+static void test_fmt_long(void)
+{
+    static const long nums[] = {0, 7, -7, 42, 1000000, -2147483648L, 9223372036854775807L,
+				-9223372036854775807L - 1};
+    char got[FMT_LONG_SIZE + 1], want[64];
+
+    unit_begin("fmt_long: decimal as printf's %ld, without printf");
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+	size_t n = fmt_long(got, nums[i]);
+
+	got[n] = 0;
+	fmt_buf_or_panic(want, sizeof(want), "%ld", nums[i]);
+	unit_assert_streq_idx(got, want, i);
+    }
+    unit_end();
+}
+
 /* test_size_overflow_panics - mem.c's checked arithmetic */
 static void test_size_overflow_panics(void)
 {
@@ -193,6 +211,7 @@ int main(void)
     test_or_panic_within_max();
     test_or_panic_past_max();
     test_fixed_buffers_checked();
+    test_fmt_long();
     test_size_overflow_panics();
     return unit_done();
 }

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+/* base */
+#include "str.h"
+
 /* mail */
 #include "mail_date.h"
 
@@ -15,18 +18,13 @@ static const char mail_date_months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", 
 /* put_digits - v (>= 0) in decimal, at least width digits, pad in front */
 static size_t put_digits(char *out, long v, size_t width, char pad)
 {
-    char tmp[24];
-    size_t n = 0, len = 0;
+    char digits[FMT_LONG_SIZE];
+    size_t n = fmt_long(digits, v), len = 0;
 
-    do {
-	tmp[n++] = (char) ('0' + v % 10);
-	v /= 10;
-    } while (v > 0 && n < sizeof(tmp));
     while (n + len < width)
 	out[len++] = pad;
-    while (n)
-	out[len++] = tmp[--n];
-    return len;
+    memcpy(out + len, digits, n);
+    return len + n;
 }
 
 /* put_text - three-letter names and separators */
