@@ -207,11 +207,6 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 #define DSN_LINE_WIDTH	78	/* fold header fields before this column */
 #define DSN_LINE_HARD	998	/* RFC 5322 line limit */
 
-/* dsn_date - RFC 5322 date-time "Tue, 14 Nov 2023 22:13:20 +0000" for
- * t at gmtoff seconds east of UTC; buf of at least 40 bytes */
-bool dsn_date(char *buf, size_t size, time_t t, long gmtoff);
-/* dsn_local_gmtoff - the local zone's offset at t (localtime_r) */
-long dsn_local_gmtoff(time_t t);
 /* dsn_fold - append "name: value" folded at white space before
  * DSN_LINE_WIDTH where possible (continuation lines start with white
  * space), every line ending in "\n"; a word too long for a line stays

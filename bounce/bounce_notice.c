@@ -12,6 +12,7 @@
 
 /* mail */
 #include "address.h"
+#include "mail_date.h"
 #include "xtext.h"
 
 #include "bounce.h"
@@ -181,7 +182,7 @@ static bool add_text_part(struct str *out, const struct bounce_req *req,
 	case BOUNCE_TYPE_DELAY:
 	    ok = add_para(out, "This is a warning only: you do not need to send your message "
 			  "again.");
-	    if (ok && n->retry_until > 0 && dsn_date(date, sizeof(date), n->retry_until, n->gmtoff))
+	    if (ok && n->retry_until > 0 && mail_date_format(date, sizeof(date), n->retry_until, n->gmtoff))
 		ok = str_printf(t, "Your message has not been delivered yet to the recipients "
 				"listed below. The system will keep trying until %s. If it "
 				"still fails then, you will receive a notice of non-delivery.",
@@ -244,7 +245,7 @@ static bool add_status_part(struct str *out, const struct bounce_req *req,
 	ok = dsn_clean(v, req->dsn_envid, strlen(req->dsn_envid), false)
 	    && add_field(out, "Original-Envelope-Id", str_cstr(v));
     }
-    if (ok && req->arrival_time > 0 && dsn_date(date, sizeof(date), req->arrival_time, n->gmtoff))
+    if (ok && req->arrival_time > 0 && mail_date_format(date, sizeof(date), req->arrival_time, n->gmtoff))
 	ok = add_field(out, "Arrival-Date", date);
     for (size_t i = 0; ok && i < req->rcpt_count; i++) {
 	const struct bounce_req_rcpt *r = req->rcpts + i;
@@ -266,10 +267,10 @@ static bool add_status_part(struct str *out, const struct bounce_req *req,
 	    ok = add_field(out, "Remote-MTA", str_cstr(v));
 	str_reset(v);
 	ok = ok && dsn_diagnostic(v, r->reason, utf8) && add_field(out, "Diagnostic-Code", str_cstr(v));
-	if (ok && dsn_date(date, sizeof(date), n->now, n->gmtoff))
+	if (ok && mail_date_format(date, sizeof(date), n->now, n->gmtoff))
 	    ok = add_field(out, "Last-Attempt-Date", date);
 	if (ok && n->type == BOUNCE_TYPE_DELAY && strcmp(r->action, "delayed") == 0
-	    && n->retry_until > 0 && dsn_date(date, sizeof(date), n->retry_until, n->gmtoff))
+	    && n->retry_until > 0 && mail_date_format(date, sizeof(date), n->retry_until, n->gmtoff))
 	    ok = add_field(out, "Will-Retry-Until", date);
     }
     str_free(&v);
@@ -312,7 +313,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
     str_reset(v);
     ok = ok && add_addr_spec(v, n->to, utf8) && add_field(out, "To", str_cstr(v));
     ok = ok && add_field(out, "Subject", notice_subject(n));
-    ok = ok && dsn_date(date, sizeof(date), n->now, n->gmtoff) && add_field(out, "Date", date);
+    ok = ok && mail_date_format(date, sizeof(date), n->now, n->gmtoff) && add_field(out, "Date", date);
     ok = ok && add_field(out, "Message-ID", n->message_id);
     ok = ok && add_field(out, "Auto-Submitted", "auto-replied");
     if (ok && n->to_postmaster)

@@ -19,6 +19,7 @@
 #include "address.h"
 #include "cleanup_client.h"
 #include "config.h"
+#include "mail_date.h"
 #include "mail_proto.h"
 #include "server.h"
 
@@ -80,7 +81,7 @@ static int notice_submit(const struct bounce_req *req, const struct bounce_orig 
     int ret = -1;
 
     n->now = time(NULL);
-    n->gmtoff = dsn_local_gmtoff(n->now);
+    n->gmtoff = mail_date_local_offset(n->now);
     n->myhostname = bounce_cfg.myhostname;
     for (int attempt = 0;; attempt++) {
 	(void) fmt_buf(boundary, sizeof(boundary), "%s.%lld.%ld.%u/%s", req->queue_id,

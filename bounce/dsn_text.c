@@ -1,11 +1,11 @@
-/* dsn_text.c - the text pieces of a delivery status notification: RFC
- * 5322 dates, folded header-style fields, RFC 3464 field values (address
+/* dsn_text.c - the text pieces of a delivery status notification:
+ * folded header-style fields, RFC 3464 field values (address
  * types, status codes, diagnostic codes, remote MTAs) and plain-text
- * wrapping. Pure functions: everything comes in as arguments. */
+ * wrapping. Pure functions: everything comes in as arguments. (The
+ * dates are lib/mail/mail_date.h's.) */
 
 #include <ctype.h>
 #include <string.h>
-#include <time.h>
 
 /* base */
 #include "str.h"
@@ -14,38 +14,6 @@
 #include "xtext.h"
 
 #include "bounce.h"
-
-static const char *const dsn_days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const dsn_months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-/* dsn_date - RFC 5322 date-time at a fixed offset */
-bool dsn_date(char *buf, size_t size, time_t t, long gmtoff)
-{
-    struct tm tm;
-    time_t shifted = t + (time_t) gmtoff;
-    long off = gmtoff < 0 ? -gmtoff : gmtoff;
-
-    if (gmtime_r(&shifted, &tm) == NULL || tm.tm_wday < 0 || tm.tm_wday > 6
-	|| tm.tm_mon < 0 || tm.tm_mon > 11) {
-	(void) fmt_buf(buf, size, "Thu, 1 Jan 1970 00:00:00 +0000");
-	return false;
-    }
-    return fmt_buf(buf, size, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld",
-		   dsn_days[tm.tm_wday], tm.tm_mday, dsn_months[tm.tm_mon], tm.tm_year + 1900,
-		   tm.tm_hour, tm.tm_min, tm.tm_sec, gmtoff < 0 ? '-' : '+',
-		   (off / 3600) % 100, (off / 60) % 60);
-}
-
-/* dsn_local_gmtoff - the local zone's offset at t */
-long dsn_local_gmtoff(time_t t)
-{
-    struct tm tm;
-
-    if (localtime_r(&t, &tm) == NULL)
-	return 0;
-    return (long) tm.tm_gmtoff;
-}
 
 /* dsn_is_ascii - no byte >= 0x80 */
 bool dsn_is_ascii(const char *text, size_t len)

@@ -87,19 +87,6 @@ static void master_signals(void)
 	sigaction(sigs[i], &sa, NULL);
 }
 
-/* master_stderr_is_journal - systemd connected stderr to the journal
- * (JOURNAL_STREAM is "dev:inode" of that stream) */
-bool master_stderr_is_journal(void)
-{
-    const char *env = getenv("JOURNAL_STREAM");
-    unsigned long long dev, ino;
-    struct stat st;
-
-    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
-	return false;
-    return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
-}
-
 /* master_usage - bad command line */
 static _Noreturn void master_usage(void)
 {

@@ -84,7 +84,7 @@ struct master_child {
 
 /* master_state.c */
 extern bool master_foreground;
-/* master_stderr_is_journal - stderr is the systemd journal (main.c) */
+/* master_stderr_is_journal - stderr is the systemd journal */
 bool master_stderr_is_journal(void);
 extern struct master_conf *master_conf;
 extern struct master_service *master_services;

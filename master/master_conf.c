@@ -123,28 +123,28 @@ static int check_overrides(const struct mastercf *cf, int fd, const char *path,
     for (size_t i = 0; i < cf->count && ret == 0; i++) {
 	const struct mastercf_entry *e = &cf->entries[i];
 
-	if (e->override_count == 0)
+	if (e->overrides.count == 0)
 	    continue;
 	if (load_main_cf(fd, path, config_dir, &err) < 0) {
 	    ret = -1;
 	    break;
 	}
-	for (size_t j = 0; j < e->override_count && ret == 0; j++) {
-	    const char *eq = strchr(e->overrides[j], '=');
+	for (size_t j = 0; j < e->overrides.count && ret == 0; j++) {
+	    const char *item = e->overrides.items[j];
+	    const char *eq = strchr(item, '=');
 	    char name[256];
 
 	    /* unknown names are refused: a service must not run weaker than
 	     * its master.cf line says (e.g. without the TLS it asks for) */
-	    if (eq == NULL || !fmt_buf(name, sizeof(name), "%.*s", (int) (eq - e->overrides[j]),
-					e->overrides[j]) || param_find(name) == NULL) {
+	    if (eq == NULL || !fmt_try_buf(name, sizeof(name), "%.*s", (int) (eq - item), item)
+		|| param_find(name) == NULL) {
 		(void) fmt_buf(error, size, "%s:%d: service %s/%s: -o %s: unknown parameter",
-			       e->file, e->line, e->service, mastercf_type_name(e->type),
-			       e->overrides[j]);
+			       e->file, e->line, e->service, mastercf_type_name(e->type), item);
 		(void) load_main_cf(fd, path, config_dir, &err);
 		(void) config_apply(&err);
 		return -1;
 	    }
-	    if (config_override(e->overrides[j], &err) < 0)
+	    if (config_override(item, &err) < 0)
 		ret = -1;
 	}
 	if (ret == 0 && config_apply(&err) < 0)

@@ -25,6 +25,7 @@
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
+#include "strv.h"
 
 /* mail */
 #include "config.h"
@@ -34,38 +35,14 @@
 /* master */
 #include "master.h"
 
-/* strv - a growable NULL-terminated array of owned strings */
-struct strv {
-    char **v;
-    size_t n, cap;
-};
-
-/* strv_add - append a copy */
-static void strv_add(struct strv *sv, const char *text)
-{
-    if (sv->n + 2 > sv->cap) {
-	sv->cap = sv->cap ? sv->cap * 2 : 16;
-	sv->v = mem_realloc(sv->v, mem_size_mul(sv->cap, sizeof(char *)));
-    }
-    sv->v[sv->n++] = mem_strdup(text);
-    sv->v[sv->n] = NULL;
-}
-
-/* strv_free - free all */
-static void strv_free(struct strv *sv)
-{
-    for (size_t i = 0; i < sv->n; i++)
-	mem_free(&sv->v[i]);
-    mem_free(&sv->v);
-    sv->n = sv->cap = 0;
-}
+/* the longest environment string or command path given to a child */
+#define MASTER_ENV_MAX	8192
 
 /* env_item - one import_environment element: NAME or NAME=value */
 static void env_item(const char *item, void *ctx)
 {
     struct strv *env = ctx;
     const char *value;
-    char buf[8192];
 
     if (strchr(item, '=') != NULL) {
 	strv_add(env, item);
@@ -74,22 +51,19 @@ static void env_item(const char *item, void *ctx)
     if (strcmp(item, MASTER_ENV_CONFIG_DIR) == 0 || strcmp(item, MASTER_ENV_LOG_STDERR) == 0
 	|| strcmp(item, MASTER_ENV_CONFIG_FD) == 0)
 	return;					/* master sets these */
-    if ((value = getenv(item)) != NULL && fmt_buf(buf, sizeof(buf), "%s=%s", item, value))
-	strv_add(env, buf);
+    /* a NAME=value longer than MASTER_ENV_MAX is left out, as before */
+    if ((value = getenv(item)) != NULL && strlen(item) + 1 + strlen(value) < MASTER_ENV_MAX)
+	strv_addf(env, "%s=%s", item, value);
 }
 
 /* build_env - the children's environment */
 static void build_env(const struct master_service *serv, struct strv *env)
 {
-    char buf[8192];
-
     config_split(master_conf->import_environment, env_item, env);
-    if (!fmt_buf(buf, sizeof(buf), "%s=%s", MASTER_ENV_CONFIG_DIR, master_conf->config_dir))
+    if (strlen(MASTER_ENV_CONFIG_DIR) + 1 + strlen(master_conf->config_dir) >= MASTER_ENV_MAX)
 	msg_fatal("config_directory too long");
-    strv_add(env, buf);
-    (void) fmt_buf(buf, sizeof(buf), "%s=%d", MASTER_ENV_CONFIG_FD,
-		   MASTER_LISTEN_FD + serv->listen_count);
-    strv_add(env, buf);
+    strv_addf(env, "%s=%s", MASTER_ENV_CONFIG_DIR, master_conf->config_dir);
+    strv_addf(env, "%s=%d", MASTER_ENV_CONFIG_FD, MASTER_LISTEN_FD + serv->listen_count);
     /* with -F the children log to stderr too, unless that is the journal,
      * which gets their syslog lines already */
     if (master_foreground && !master_stderr_is_journal())
@@ -100,12 +74,11 @@ static void build_env(const struct master_service *serv, struct strv *env)
 static void build_argv(const struct master_service *serv, struct strv *argv)
 {
     const struct mastercf_entry *ent = serv->ent;
-    char buf[8192];
 
     if (ent->command[0] == '/')
 	strv_add(argv, ent->command);
-    else if (fmt_buf(buf, sizeof(buf), "%s/%s", master_conf->daemon_directory, ent->command))
-	strv_add(argv, buf);
+    else if (strlen(master_conf->daemon_directory) + 1 + strlen(ent->command) < MASTER_ENV_MAX)
+	strv_addf(argv, "%s/%s", master_conf->daemon_directory, ent->command);
     else
 	msg_fatal("command path too long: %s", ent->command);
     strv_add(argv, "-c");
@@ -114,15 +87,14 @@ static void build_argv(const struct master_service *serv, struct strv *argv)
     strv_add(argv, ent->service);
     strv_add(argv, "-t");
     strv_add(argv, mastercf_type_name(ent->type));
-    (void) fmt_buf(buf, sizeof(buf), "%d", serv->listen_count);
     strv_add(argv, "-s");
-    strv_add(argv, buf);
+    strv_addf(argv, "%d", serv->listen_count);
     if (ent->unpriv && geteuid() == 0)
 	strv_add(argv, "-u");
     if (ent->chroot)
 	strv_add(argv, "-C");
-    for (size_t i = 1; i < ent->argc && ent->argv[i]; i++)
-	strv_add(argv, ent->argv[i]);
+    for (size_t i = 1; i < ent->argv.count; i++)
+	strv_add(argv, ent->argv.items[i]);
 }
 
 /* child_exec - in the child: descriptors, signals, exec; never returns.
@@ -179,7 +151,7 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
 /* master_spawn - start one child for serv */
 void master_spawn(struct master_service *serv)
 {
-    struct strv argv = {0}, env = {0};
+    struct strv argv = STRV_INIT, env = STRV_INIT;
     struct master_child *child;
     int errpipe[2];
     pid_t pid;
@@ -189,8 +161,8 @@ void master_spawn(struct master_service *serv)
     if (pipe2(errpipe, O_CLOEXEC) < 0) {
 	msg_warn("pipe: %m -- throttling service %s", serv->name);
 	master_throttle(serv);
-	strv_free(&argv);
-	strv_free(&env);
+	strv_fini(&argv);
+	strv_fini(&env);
 	return;
     }
     switch (pid = fork()) {
@@ -199,7 +171,7 @@ void master_spawn(struct master_service *serv)
 	master_throttle(serv);
 	break;
     case 0:
-	child_exec(serv, errpipe[1], argv.v, env.v);
+	child_exec(serv, errpipe[1], strv_array(&argv), strv_array(&env));
     default:
 	/* Wait for the exec (EOF) or its errno; exec is quick. */
 	close(errpipe[1]);
@@ -211,13 +183,13 @@ void master_spawn(struct master_service *serv)
 	    if (got < 0 && errno == EINTR)
 		continue;
 	    if (got == (ssize_t) sizeof(err))
-		msg_warn("exec %s: %s", argv.v[0], strerror(err));
+		msg_warn("exec %s: %s", argv.items[0], strerror(err));
 	    break;
 	}
 	child = mem_zalloc(sizeof(*child));
 	child->pid = pid;
 	child->serv = serv;
-	child->path = mem_strdup(argv.v[0]);
+	child->path = mem_strdup(argv.items[0]);
 	child->avail = true;
 	child->next = master_children;
 	master_children = child;
@@ -225,14 +197,14 @@ void master_spawn(struct master_service *serv)
 	serv->avail_proc++;
 	serv->used = true;
 	if (msg_verbose)
-	    msg_info("spawn: service %s pid %ld %s", serv->name, (long) pid, argv.v[0]);
+	    msg_info("spawn: service %s pid %ld %s", serv->name, (long) pid, argv.items[0]);
 	break;
     }
     close(errpipe[0]);
     if (errpipe[1] >= 0)
 	close(errpipe[1]);
-    strv_free(&argv);
-    strv_free(&env);
+    strv_fini(&argv);
+    strv_fini(&env);
 }
 
 /* child_find - the child with this pid */

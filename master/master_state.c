@@ -4,7 +4,11 @@
  * link without main(). */
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* master */
 #include "master.h"
@@ -22,4 +26,17 @@ long long master_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* master_stderr_is_journal - systemd connected stderr to the journal
+ * (JOURNAL_STREAM is "dev:inode" of that stream) */
+bool master_stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+	return false;
+    return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }

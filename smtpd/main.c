@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	.pre_init = smtpd_pre_init,
 	.on_exit = smtpd_on_exit,
 	.single_service = smtpd_session,
-	.single_idle = smtpd_data_idle,
+	.single_idle = smtpd_message_idle,
     };
 
     return server_main(argc, argv, &spec);

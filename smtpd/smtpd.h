@@ -3,16 +3,25 @@
  *
  *   main.c          server skeleton glue (SERVER_SINGLE), start-up checks
  *   smtpd_proto.c   the session: greeting, command loop, pipelining
- *                   flushes, error limits, timeouts, replies, logging
+ *                   flushes, error limits, timeouts, session logging
  *   smtpd_cmd.c     the command table (flags) and the command handlers
  *                   EHLO HELO MAIL RCPT RSET NOOP QUIT VRFY HELP ...
- *   smtpd_data.c    DATA and BDAT: the content parser (end of data,
- *                   dot-unstuffing, bare CR/LF policy, line pieces), the
- *                   Received: header and the cleanup conversation
+ *   smtpd_data.c    DATA and BDAT: reading the message's bytes from the
+ *                   client into the content parser (lib/mail/smtp_data.c)
+ *   smtpd_message.c the message once parsed: the cleanup conversation,
+ *                   the Received: header, queued-or-refused at the end,
+ *                   and forgetting the transaction (smtpd_reset)
  *   smtpd_check.c   policy: client trust (mynetworks), relay control,
  *                   recipient existence and quota
- *   smtpd_reply.c   the reply table: every fixed reply in one place
+ *   smtpd_reply.c   replies: the table of fixed replies, formatting and
+ *                   writing them, error counting, reject log lines
+ *   smtpd_text.c    printable client text, printf-free joins,
+ *                   the protocol name
  *   smtpd_peer.c    who the client is (address, optional name lookup)
+ *
+ * The modules stand in layers (no two include each other's functions
+ * both ways): proto over cmd over data over message over reply over
+ * text; check and peer beside them.
  *
  * One process serves one session at a time; the state lives in one
  * struct smtpd_state that the handlers get. */
@@ -106,6 +115,19 @@ struct smtpd_state {
 
 /* smtpd_proto.c */
 void smtpd_session(struct stream *client);
+
+/* smtpd_text.c */
+/* smtpd_join - the strings of the NULL-ended list concatenated into buf
+ * (size > 0); truncated as fmt_buf would, then false */
+bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
+/* smtpd_printable - append text[0..len) with non-printable bytes as '?',
+ * at most max bytes; bytes >= 0x80 are '?' too unless utf8 (log lines)
+ * and they form valid UTF-8 */
+void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8);
+/* smtpd_protocol_name - "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "UTF8SMTP", ... */
+const char *smtpd_protocol_name(const struct smtpd_state *st);
+
+/* smtpd_reply.c: sending replies */
 /* smtpd_reply - send "code enhanced text" (enhanced may be NULL); counts
  * errors (4xx/5xx) and applies the error delay. Client text in the
  * arguments is made printable. */
@@ -122,19 +144,6 @@ void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *line
 /* smtpd_log_reject - "NOQUEUE: reject: CMD from name[addr]: reply; from=<> to=<> proto= helo=<>" */
 void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtpd_reply_buf *r,
 		      const char *rcpt);
-/* smtpd_put_long - v in decimal at buf (SMTPD_LONG_TEXT bytes, not
- * terminated); returns the length */
-#define SMTPD_LONG_TEXT		24
-size_t smtpd_put_long(char *buf, long v);
-/* smtpd_join - the strings of the NULL-ended list concatenated into buf
- * (size > 0); truncated as fmt_buf would, then false */
-bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
-/* smtpd_printable - append text[0..len) with non-printable bytes as '?',
- * at most max bytes; bytes >= 0x80 are '?' too unless utf8 (log lines)
- * and they form valid UTF-8 */
-void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8);
-/* smtpd_protocol_name - "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "UTF8SMTP", ... */
-const char *smtpd_protocol_name(const struct smtpd_state *st);
 /* smtpd_flush - write out pending replies; false (and hangup) on error */
 bool smtpd_flush(struct smtpd_state *st);
 
@@ -168,29 +177,45 @@ const char *smtpd_cmd_prefix(const char *args, size_t len, const char *word, siz
 /* smtpd_ehlo_lines - the EHLO reply lines for the current state into
  * lines (at most max); returns their number; *ext_r the SMTP_EXT_* mask */
 size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t max, unsigned *ext_r);
-/* smtpd_reset - forget the transaction (RSET, EHLO, after DATA) */
-void smtpd_reset(struct smtpd_state *st);
 /* smtpd_parse_vrfy_reply - check smtpd_vrfy_reply: false with a text */
 bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const char **error_r);
-/* smtpd_bdat_parse - "count [LAST]": false if malformed */
-bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last);
 
 /* smtpd_data.c */
 void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len);
 void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len);
-/* smtpd_data_abort - drop a DATA/BDAT in progress (nothing queued) */
-void smtpd_data_abort(struct smtpd_state *st);
-/* smtpd_data_idle - the process waited a second for a session: close
+/* smtpd_bdat_parse - "count [LAST]": false if malformed */
+bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last);
+
+/* smtpd_message.c */
+/* smtpd_message_open - connect to cleanup (or reuse the kept connection),
+ * send the envelope and the Received: header, set up the content parser
+ * (dot: DATA; binary: BDAT BODY=BINARYMIME); false on error (the caller
+ * replies 451) */
+bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary);
+/* smtpd_message_end - the content is complete: have it queued (or
+ * refused) and reply; the transaction is over */
+void smtpd_message_end(struct smtpd_state *st);
+/* smtpd_message_refusal - the reply for content that cannot be queued
+ * (bare CR/LF under reject, too big, a write error), SR_COUNT if none */
+enum smtpd_reply_id smtpd_message_refusal(const struct smtp_data *c);
+/* smtpd_message_abort - drop a DATA/BDAT in progress (nothing queued) */
+void smtpd_message_abort(struct smtpd_state *st);
+/* smtpd_message_idle - the process waited a second for a session: close
  * the cleanup connection kept for it */
-void smtpd_data_idle(void);
-/* smtpd_data_fini - end of session: the idle cleanup connection is kept
- * for the next session of this process (until smtpd_data_idle) */
-void smtpd_data_fini(struct smtpd_state *st);
+void smtpd_message_idle(void);
+/* smtpd_message_fini - end of session: the idle cleanup connection is
+ * kept for the next session of this process (until smtpd_message_idle) */
+void smtpd_message_fini(struct smtpd_state *st);
 /* smtpd_received_header - the Received: header lines for the current
- * transaction at time now (each line without terminator) */
+ * transaction at time now (each line without terminator): 3 with a
+ * "for <recipient>" line (one recipient, and it fits), else 2; 0 if
+ * the lines do not fit in lines[] (a huge myhostname or HELO) */
 size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);
-/* smtpd_format_date - RFC 5322 date in local time, locale independent */
-void smtpd_format_date(long when, char *buf, size_t size);
+/* smtpd_message_notify - the text of a NOTIFY mask for cleanup's N
+ * record ("success,delay", "never"), NULL for none; buf holds it */
+const char *smtpd_message_notify(unsigned notify, char *buf, size_t size);
+/* smtpd_reset - forget the transaction (RSET, EHLO, after a message) */
+void smtpd_reset(struct smtpd_state *st);
 
 /* smtpd_check.c */
 void smtpd_check_init(void);

@@ -126,9 +126,9 @@ static bool check_routed_domain(const char *localpart, struct str *out)
 
     str_reset(out);
     if (pct && pct[1])
-	return str_set(out, pct + 1);
+	return str_try_set(out, pct + 1);
     if (bang && bang > localpart)
-	return str_setn(out, localpart, (size_t) (bang - localpart));
+	return str_try_setn(out, localpart, (size_t) (bang - localpart));
     return false;
 }
 
@@ -159,7 +159,7 @@ static bool check_relay(struct smtpd_state *st, const struct address *addr, cons
 		continue;
 	    }
 	    end = p + strcspn(p, ",");
-	    if (!str_setn(other, p, (size_t) (end - p))) {
+	    if (!str_try_setn(other, p, (size_t) (end - p))) {
 		open = 0;
 		break;
 	    }
@@ -202,7 +202,7 @@ static int check_verify(const char *transport, const char *rcpt, uint64_t size,
     int fd, rc = -1;
 
     *unknown = false;
-    if (!fmt_buf(path, sizeof(path), "%s/%s", DELIVER_SOCKET_DIR, transport))
+    if (!fmt_try_buf(path, sizeof(path), "%s/%s", DELIVER_SOCKET_DIR, transport))
 	goto out_nostream;
     if ((fd = sock_connect_unix(path, VERIFY_TIMEOUT_MS, &err)) < 0) {
 	if (msg_verbose)
@@ -264,7 +264,7 @@ static bool smtpd_quota_applies(const struct resolve_result *res, const char *in
 	return true;
     key = str_new(2 * ADDR_PATH_MAX);
     value = str_new(TABLE_ENTRY_MAX);
-    if (!str_set(key, internal)) {
+    if (!str_try_set(key, internal)) {
 	rc = 1;				/* let the agent judge */
     } else {
 	str_lower(key);			/* as the agent looks it up */
@@ -288,7 +288,7 @@ bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const 
     bool ok = false;
 
     if (!address_external(shown, addr))
-	str_set(shown, internal);
+	str_set_or_panic(shown, internal);	/* a parsed path: ADDR_PATH_MAX at most */
     if (!check_relay(st, addr, str_cstr(shown), r))
 	goto out;
     if (addr->flags & ADDR_FLAG_POSTMASTER) {

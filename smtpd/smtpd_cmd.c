@@ -1,6 +1,7 @@
 /* smtpd_cmd.c - the SMTP command table and the handlers of the session
  * commands (EHLO, HELO, MAIL, RCPT, RSET, NOOP, QUIT, VRFY, HELP; DATA
- * and BDAT live in smtpd_data.c).
+ * and BDAT live in smtpd_data.c, the end of a transaction in
+ * smtpd_message.c).
  *
  * Each row has flags: whether the command is allowed before STARTTLS or
  * AUTH when those become mandatory (a later issue fills in the check),
@@ -120,37 +121,6 @@ const char *smtpd_cmd_prefix(const char *args, size_t len, const char *word, siz
     return args + wlen;
 }
 
-/* smtpd_bdat_parse - "count [LAST]" */
-bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last)
-{
-    size_t i = 0;
-    uint64_t n = 0;
-
-    *last = false;
-    if (len == 0 || !isdigit((unsigned char) args[0]))
-	return false;
-    /* leading zeros are allowed (RFC 3030: 1*DIGIT); the command line
-     * bounds their number */
-    for (; i < len && isdigit((unsigned char) args[i]); i++) {
-	unsigned d = (unsigned) (args[i] - '0');
-
-	if (n > (UINT64_MAX - d) / 10)
-	    return false;			/* above 2^64 - 1 */
-	n = n * 10 + d;
-    }
-    if (i < len) {
-	if (args[i] != ' ')
-	    return false;
-	while (i < len && args[i] == ' ')
-	    i++;
-	if (len - i != 4 || strncasecmp(args + i, "LAST", 4) != 0)
-	    return false;
-	*last = true;
-    }
-    *count = n;
-    return true;
-}
-
 /* smtpd_parse_vrfy_reply - "NNN [x.y.z] text" with a sensible code */
 bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const char **error_r)
 {
@@ -194,7 +164,10 @@ bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const c
     } else {
 	r->enhanced[0] = 0;
     }
-    str_copy_out(r->text, sizeof(r->text), *p ? p : "Ok");
+    if (!str_try_copy_out(r->text, sizeof(r->text), *p ? p : "Ok")) {
+	*error_r = "text longer than 511 bytes";
+	return false;
+    }
     return true;
 }
 
@@ -204,12 +177,15 @@ size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t m
     size_t n = 0;
 
     (void) st;
-#define ADD(text) do { if (n < max) str_copy_out(lines[n++], 64, (text)); } while (0)
-    ADD(var_myhostname);		/* at most 63 bytes of it */
+#define ADD(text) do { if (n < max) str_copy_out_or_panic(lines[n++], 64, (text)); } while (0)
+    /* at most 63 bytes of the host name: a longer one is cut, by design */
+    if (n < max && !str_try_copy_out(lines[n++], 64, var_myhostname)) {
+	/* cut: the greeting names the host, nothing parses it */
+    }
     ADD("PIPELINING");
     if (var_message_size_limit > 0) {
 	if (n < max)
-	    fmt_buf(lines[n++], 64, "SIZE %ld", var_message_size_limit);
+	    fmt_buf_or_panic(lines[n++], 64, "SIZE %ld", var_message_size_limit);
     } else {
 	ADD("SIZE");
     }
@@ -225,26 +201,6 @@ size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t m
     *ext_r = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME | SMTP_EXT_DSN
 	| SMTP_EXT_SMTPUTF8;
     return n;
-}
-
-/* smtpd_reset - forget the mail transaction */
-void smtpd_reset(struct smtpd_state *st)
-{
-    smtpd_data_abort(st);
-    mem_free(&st->sender);
-    smtp_mail_params_fini(&st->mail);
-    memset(&st->mail, 0, sizeof(st->mail));
-    for (size_t i = 0; i < st->rcpt_count; i++) {
-	mem_free(&st->rcpts[i].address);
-	mem_free(&st->rcpts[i].orcpt);
-    }
-    st->rcpt_count = 0;
-    st->rcpt_attempts = 0;
-    st->rcpt_overshoot = 0;
-    st->in_mail = false;
-    st->bdat = false;
-    st->bdat_failed = false;
-    st->bdat_bytes = 0;
 }
 
 /* reply_mail - send a lib/mail reply triple */
@@ -449,7 +405,7 @@ static void cmd_rcpt(struct smtpd_state *st, const char *args, size_t len)
     if (p.orcpt_type && p.orcpt && strlen(p.orcpt) > 0) {
 	struct str *o = str_new(2 * SMTP_ORCPT_MAX + 64);
 
-	if (str_printf(o, "%s;%s", p.orcpt_type, p.orcpt))
+	if (str_try_printf(o, "%s;%s", p.orcpt_type, p.orcpt))
 	    rc->orcpt = mem_strdup(str_cstr(o));
 	str_free(&o);
     }

@@ -1,400 +1,68 @@
-/* smtpd_data.c - message content: DATA and BDAT (RFC 5321, RFC 3030).
+/* smtpd_data.c - the DATA and BDAT commands (RFC 5321, RFC 3030): the
+ * bytes of a message from the client.
  *
- * The content parser is lib/mail/smtp_data.c (shared with sendmail -bs):
- * it turns the bytes of a DATA or a series of BDAT chunks into content
- * records and holds the rules against SMTP smuggling (DATA ends only at
- * CR LF . CR LF; bare CR/LF per smtpd_forbid_bare_newline) and the rule
- * that no content record holds a line break (BINARYMIME included).
+ * DATA reads lines (each at most line_length_limit + CR LF; a longer
+ * one is fed in pieces) until the content parser, lib/mail/smtp_data.c
+ * (shared with sendmail -bs), sees the end of data. It holds the rules
+ * against SMTP smuggling (DATA ends only at CR LF . CR LF; bare CR/LF
+ * per smtpd_forbid_bare_newline) and that no content record holds a
+ * line break (BINARYMIME included). BDAT reads exactly the announced
+ * chunk; a chunk size that cannot be honoured ends the session, since
+ * its bytes would otherwise run as commands. What becomes of the
+ * message (cleanup, the Received: header, the reply at the end) is
+ * smtpd_message.c's.
  *
- * The message goes to cleanup as it arrives (cleanup_client.h): the
- * envelope when DATA (or the first BDAT) comes, then a Received: header,
- * then the content records; nothing larger than one line piece is held
- * in memory. Past message_size_limit the rest is read and discarded and
- * the answer is 552 5.3.4; cleanup's connection is then dropped before
- * the end record, so nothing is queued. "250 Ok: queued as ID" is sent
- * only after cleanup's reply says the file is on disk.
- *
- * After a message was queued the cleanup connection is kept for the
- * next message of the session (cleanup serves any number of messages
- * per connection), which saves a connect and a handshake per message.
- * It is used again only if it was idle for less than ipc_timeout / 2
- * (cleanup's read deadline) and cleanup has not closed it (a poll
- * shows no input); else a new one is opened. */
+ * A client that goes away or times out in the middle leaves nothing
+ * queued (the cleanup connection is dropped before the end record). */
 
-#include <poll.h>
-#include <stdio.h>
+#include <ctype.h>
+#include <stdint.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 
 /* base */
-#include "mem.h"
 #include "msg.h"
 #include "str.h"
 #include "stream.h"
 
 /* mail */
-#include "cleanup_client.h"
-#include "cleanup_stat.h"
 #include "config.h"
-#include "mail_proto.h"
-#include "queue_file.h"
 #include "server.h"
-#include "smtp_params.h"
 
 /* smtpd */
 #include "smtpd.h"
 
 #define DATA_READ_CHUNK	8192
 
-/* ---------------------------------------------------------------- */
-/* The content parser.                                              */
-
-/* ---------------------------------------------------------------- */
-/* Received: header.                                                */
-
-/* put_2d - v as %02ld at buf; returns the length */
-static size_t put_2d(char *buf, long v)
+/* smtpd_bdat_parse - "count [LAST]" */
+bool smtpd_bdat_parse(const char *args, size_t len, uint64_t *count, bool *last)
 {
-    if (v < 0 || v > 99)
-	return smtpd_put_long(buf, v);
-    buf[0] = (char) ('0' + v / 10);
-    buf[1] = (char) ('0' + v % 10);
-    return 2;
-}
+    size_t i = 0;
+    uint64_t n = 0;
 
-/* smtpd_format_date - "Tue, 3 Jun 2025 10:00:00 +0200" (RFC 5322) */
-void smtpd_format_date(long when, char *buf, size_t size)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t t = (time_t) when;
-    struct tm tm;
-    long off;
-    char out[8 * SMTPD_LONG_TEXT];
-    size_t len;
+    *last = false;
+    if (len == 0 || !isdigit((unsigned char) args[0]))
+	return false;
+    /* leading zeros are allowed (RFC 3030: 1*DIGIT); the command line
+     * bounds their number */
+    for (; i < len && isdigit((unsigned char) args[i]); i++) {
+	unsigned d = (unsigned) (args[i] - '0');
 
-    if (localtime_r(&t, &tm) == NULL) {
-	gmtime_r(&t, &tm);
-	tm.tm_gmtoff = 0;
+	if (n > (UINT64_MAX - d) / 10)
+	    return false;			/* above 2^64 - 1 */
+	n = n * 10 + d;
     }
-    off = tm.tm_gmtoff / 60;
-    /* "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld" without printf */
-    memcpy(out, days[tm.tm_wday % 7], 3);
-    len = 3;
-    out[len++] = ',';
-    out[len++] = ' ';
-    len += smtpd_put_long(out + len, tm.tm_mday);
-    out[len++] = ' ';
-    memcpy(out + len, months[tm.tm_mon % 12], 3);
-    len += 3;
-    out[len++] = ' ';
-    len += smtpd_put_long(out + len, (long) tm.tm_year + 1900);
-    out[len++] = ' ';
-    len += put_2d(out + len, tm.tm_hour);
-    out[len++] = ':';
-    len += put_2d(out + len, tm.tm_min);
-    out[len++] = ':';
-    len += put_2d(out + len, tm.tm_sec);
-    out[len++] = ' ';
-    out[len++] = off < 0 ? '-' : '+';
-    len += put_2d(out + len, (off < 0 ? -off : off) / 60);
-    len += put_2d(out + len, (off < 0 ? -off : off) % 60);
-    out[len] = 0;
-    str_copy_out(buf, size, out);
-}
-
-/* is_ascii - no byte above 127 */
-static bool is_ascii(const char *s)
-{
-    for (; *s; s++)
-	if ((unsigned char) *s > 127)
+    if (i < len) {
+	if (args[i] != ' ')
 	    return false;
+	while (i < len && args[i] == ' ')
+	    i++;
+	if (len - i != 4 || strncasecmp(args + i, "LAST", 4) != 0)
+	    return false;
+	*last = true;
+    }
+    *count = n;
     return true;
-}
-
-/* smtpd_received_header - RFC 5321 4.4 trace header lines */
-size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3])
-{
-    char date[64], literal[SMTPD_ADDR_MAX + 8];
-    bool known_name = strcmp(st->name, "unknown") != 0;
-    bool utf8 = st->in_mail && st->mail.smtputf8;
-    const char *from;
-
-    smtpd_join(literal, sizeof(literal), "[", st->addr_is_v6 ? "IPv6:" : "", st->addr, "]",
-	       (char *) NULL);
-    if (st->helo && (utf8 || is_ascii(st->helo)))
-	from = st->helo;
-    else if (known_name)
-	from = st->name;
-    else
-	from = literal;
-    smtpd_format_date(now, date, sizeof(date));
-    str_reset(lines[0]);
-    str_appends(lines[0], "Received: from ");
-    str_appends(lines[0], from);
-    str_appends(lines[0], " (");
-    if (known_name) {
-	str_appends(lines[0], st->name);
-	str_appendc(lines[0], ' ');
-    }
-    str_appends(lines[0], literal);
-    str_appendc(lines[0], ')');
-    str_reset(lines[1]);
-    str_appends(lines[1], "\tby ");
-    str_appends(lines[1], var_myhostname);
-    str_appends(lines[1], " (posthorn) with ");
-    str_appends(lines[1], smtpd_protocol_name(st));
-    if (st->rcpt_count == 1) {
-	const char *rcpt = st->rcpts[0].address;
-	const char *at = address_at(rcpt, strlen(rcpt));
-	struct str *ext = lines[2];
-	bool ok;
-
-	/* the quoted recipient is built in lines[2] and then framed */
-	str_reset(ext);
-	str_appends(ext, "\tfor <");
-	ok = address_quote(ext, rcpt, at ? (size_t) (at - rcpt) : strlen(rcpt), utf8)
-	    && (at == NULL || str_appends(ext, at));
-	if (ok && (utf8 || is_ascii(str_cstr(ext)))) {
-	    str_appends(ext, ">; ");
-	    str_appends(ext, date);
-	    return 3;
-	}
-	str_reset(ext);
-    }
-    str_appends(lines[1], "; ");
-    str_appends(lines[1], date);
-    return 2;
-}
-
-/* ---------------------------------------------------------------- */
-/* The cleanup conversation.                                        */
-
-/* data_emit - content record to cleanup */
-static int data_emit(void *ctx, int type, const char *data, size_t len)
-{
-    struct smtpd_state *st = ctx;
-
-    if (st->cleanup == NULL)
-	return -1;
-    return qf_put(cleanup_client_stream(st->cleanup), type, data, len);
-}
-
-/* notify_text - the N record */
-static const char *notify_text(unsigned notify, char *buf, size_t size)
-{
-    if (notify == 0)
-	return NULL;
-    if (notify & SMTP_NOTIFY_NEVER)
-	return "never";
-    fmt_buf(buf, size, "%s%s%s%s%s",
-	    (notify & SMTP_NOTIFY_SUCCESS) ? "success" : "",
-	    (notify & SMTP_NOTIFY_SUCCESS) && (notify & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY)) ? "," : "",
-	    (notify & SMTP_NOTIFY_FAILURE) ? "failure" : "",
-	    (notify & SMTP_NOTIFY_FAILURE) && (notify & SMTP_NOTIFY_DELAY) ? "," : "",
-	    (notify & SMTP_NOTIFY_DELAY) ? "delay" : "");
-    return buf;
-}
-
-/* The cleanup connection of an earlier session of this process: cleanup
- * serves any number of messages per connection, so the next session
- * uses it too (no connect, handshake, accept and master status updates
- * per message). After a second without a session it is closed
- * (smtpd_data_idle), so that idle smtpd processes do not hold cleanup
- * processes that a busy one may need. */
-static struct cleanup_client *data_cleanup_between;
-static long data_cleanup_between_at;
-
-/* data_cleanup_kept - the kept cleanup connection, if still usable */
-static struct cleanup_client *data_cleanup_kept(struct smtpd_state *st)
-{
-    struct cleanup_client *c = st->cleanup_idle;
-    struct pollfd p;
-
-    if (c == NULL && data_cleanup_between != NULL) {
-	c = data_cleanup_between;
-	st->cleanup_idle_at = data_cleanup_between_at;
-	data_cleanup_between = NULL;
-    }
-    if (c == NULL)
-	return NULL;
-    st->cleanup_idle = NULL;
-    p.fd = stream_fd(cleanup_client_stream(c));
-    p.events = POLLIN;
-    p.revents = 0;
-    if (st->arrival - st->cleanup_idle_at < var_ipc_timeout / 2 && poll(&p, 1, 0) == 0)
-	return c;
-    cleanup_client_close(&c);			/* closed, or about to be */
-    return NULL;
-}
-
-/* smtpd_data_idle - no session came for a while: give the cleanup
- * process back (cleanup's maxproc may be smaller than smtpd's) */
-void smtpd_data_idle(void)
-{
-    cleanup_client_close(&data_cleanup_between);
-}
-
-/* smtpd_data_fini - keep the session's idle cleanup connection for the
- * next session of this process (data_cleanup_kept checks it is alive) */
-void smtpd_data_fini(struct smtpd_state *st)
-{
-    if (st->cleanup_idle == NULL)
-	return;
-    cleanup_client_close(&data_cleanup_between);
-    data_cleanup_between = st->cleanup_idle;
-    data_cleanup_between_at = st->cleanup_idle_at;
-    st->cleanup_idle = NULL;
-}
-
-/* data_open - connect to cleanup, send the envelope and the Received:
- * header, set up the content parser; false (451 sent by caller) on error */
-static bool data_open(struct smtpd_state *st, bool dot, bool binary)
-{
-    static const char *const bodies[] = {NULL, "7BIT", "8BITMIME", "BINARYMIME"};
-    struct cleanup_client *c;
-    static struct str *lines[3];	/* reused by every message */
-    const char *err = "";
-    char buf[64];
-    size_t n;
-    int rc = 0;
-
-    st->arrival = (long) time(NULL);
-    if ((c = data_cleanup_kept(st)) != NULL && cleanup_client_begin(c, 0, "smtpd", &err) < 0)
-	cleanup_client_close(&c);		/* gone meanwhile: a new one */
-    if (c == NULL && ((c = cleanup_client_open(NULL, &err)) == NULL
-		      || cleanup_client_begin(c, 0, "smtpd", &err) < 0)) {
-	msg_warn("%s: cannot talk to the cleanup service: %s", st->namaddr, err);
-	if (c)
-	    cleanup_client_abandon(&c);
-	return false;
-    }
-    rc |= cleanup_client_sender(c, st->sender);
-    rc |= cleanup_client_attr(c, QATTR_CLIENT_NAME, st->name);
-    rc |= cleanup_client_attr(c, QATTR_CLIENT_ADDRESS, st->addr);
-    if (st->helo)
-	rc |= cleanup_client_attr(c, QATTR_HELO, st->helo);
-    rc |= cleanup_client_attr(c, QATTR_PROTOCOL, smtpd_protocol_name(st));
-    if (st->sasl_username)
-	rc |= cleanup_client_attr(c, QATTR_SASL_USERNAME, st->sasl_username);
-    if (st->mail.body != SMTP_BODY_NONE && (unsigned) st->mail.body < 4)
-	rc |= cleanup_client_attr(c, QATTR_BODY, bodies[st->mail.body]);
-    if (st->mail.smtputf8)
-	rc |= cleanup_client_attr(c, QATTR_SMTPUTF8, "yes");
-    if (st->mail.ret != SMTP_RET_NONE)
-	rc |= cleanup_client_attr(c, QATTR_DSN_RET, st->mail.ret == SMTP_RET_FULL ? "FULL" : "HDRS");
-    if (st->mail.envid)
-	rc |= cleanup_client_attr(c, QATTR_DSN_ENVID, st->mail.envid);
-    if (st->mail.has_size) {
-	fmt_buf(buf, sizeof(buf), "%llu", (unsigned long long) st->mail.size);
-	rc |= cleanup_client_attr(c, QATTR_SIZE, buf);
-    }
-    for (size_t i = 0; i < st->rcpt_count; i++)
-	rc |= cleanup_client_rcpt(c, st->rcpts[i].address, st->rcpts[i].orcpt,
-				  notify_text(st->rcpts[i].notify, buf, sizeof(buf)));
-    rc |= cleanup_client_message(c);
-    for (size_t i = 0; i < 3; i++)
-	if (lines[i] == NULL)
-	    lines[i] = str_new(2048);
-    n = smtpd_received_header(st, st->arrival, lines);
-    for (size_t i = 0; i < n; i++)
-	rc |= qf_put(cleanup_client_stream(c), QF_REC_LINE, str_cstr(lines[i]), str_len(lines[i]));
-    if (rc != 0) {
-	msg_warn("%s: write to the cleanup service failed", st->namaddr);
-	cleanup_client_abandon(&c);
-	return false;
-    }
-    st->cleanup = c;
-    smtp_data_init(&st->content, (dot ? SMTP_DATA_DOT : 0) | (binary ? SMTP_DATA_BINARY : 0)
-		   | (st->reject_bare ? SMTP_DATA_REJECT_BARE : 0),
-		   (size_t) var_line_length_limit,
-		   var_message_size_limit > 0 ? (uint64_t) var_message_size_limit : 0,
-		   data_emit, st);
-    st->content_open = true;
-    return true;
-}
-
-/* smtpd_data_abort - drop the message in progress */
-void smtpd_data_abort(struct smtpd_state *st)
-{
-    if (st->cleanup)
-	cleanup_client_abandon(&st->cleanup);
-    if (st->content_open) {
-	smtp_data_fini(&st->content);
-	st->content_open = false;
-    }
-}
-
-/* content_notes - log what the parser saw that an operator should know */
-static void content_notes(struct smtpd_state *st)
-{
-    struct smtp_data *c = &st->content;
-
-    if (c->stray_dot)
-	msg_warn("possible SMTP smuggling attempt from %s: a \".\" line next to a bare line end "
-		 "in %s (kept as content)", st->namaddr, st->where);
-    if (!c->reject_bare && !c->binary && (c->bare_lf || c->bare_cr))
-	msg_info("bare %s received from %s in %s (normalized to CR LF)",
-		 c->bare_lf ? "<LF>" : "<CR>", st->namaddr, st->where);
-}
-
-/* data_end - the content is complete: have it queued and reply */
-static void data_end(struct smtpd_state *st)
-{
-    struct smtp_data *c = &st->content;
-    struct smtpd_reply_buf r;
-    struct cleanup_result res;
-    const char *err = "";
-
-    content_notes(st);
-    if (c->reject_bare && (c->bare_lf || c->bare_cr)) {
-	smtpd_reply_id_buf(c->bare_lf ? SR_BARE_LF : SR_BARE_CR, &r);
-	smtpd_reply_buf_send(st, &r);
-	smtpd_log_reject(st, st->where, &r, NULL);
-	st->hangup = true;		/* a client that sends this is broken or hostile */
-	smtpd_reset(st);
-	return;
-    }
-    if (c->too_big) {
-	smtpd_reply_id_buf(SR_TOO_BIG, &r);
-	smtpd_reply_buf_send(st, &r);
-	smtpd_log_reject(st, "END-OF-MESSAGE", &r, NULL);
-	smtpd_reset(st);
-	return;
-    }
-    if (c->write_error || st->cleanup == NULL || cleanup_client_xend(st->cleanup) < 0) {
-	msg_warn("%s: write to the cleanup service failed", st->namaddr);
-	smtpd_reply_id(st, SR_QUEUE_WRITE);
-	smtpd_reset(st);
-	return;
-    }
-    memset(&res, 0, sizeof(res));
-    if (cleanup_client_finish(st->cleanup, &res, &err) < 0) {
-	msg_warn("%s: cleanup service: %s", st->namaddr, err);
-	smtpd_reply_id(st, SR_QUEUE_WRITE);
-    } else if (res.status == 0) {
-	msg_info("%s: client=%s", res.queue_id, st->namaddr);
-	char text[1024];
-
-	smtpd_join(text, sizeof(text), "Ok: queued as ", res.queue_id, (char *) NULL);
-	smtpd_reply_text(st, 250, "2.0.0", text);
-	st->error_count = 0;		/* errors count "without delivering mail" */
-	/* cleanup waits for the next message: keep the connection */
-	st->cleanup_idle = st->cleanup;
-	st->cleanup = NULL;
-	st->cleanup_idle_at = (long) time(NULL);
-    } else {
-	struct mail_reply mr = cleanup_stat_reply(res.status);
-
-	smtpd_reply_set(&r, mr.code, mr.enhanced, "%s", mr.text);
-	smtpd_reply_buf_send(st, &r);
-	if (res.reason[0])
-	    msg_info("%s: cleanup: %s", st->namaddr, res.reason);
-	smtpd_log_reject(st, "END-OF-MESSAGE", &r, NULL);
-    }
-    cleanup_client_close(&st->cleanup);
-    smtpd_reset(st);
 }
 
 /* data_lost - the client went away or timed out in the middle */
@@ -443,7 +111,7 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
     }
     if (stream_buffered(st->client) > 0 && !server_stdin_mode())
 	msg_info("improper command pipelining after DATA from %s", st->namaddr);
-    if (!data_open(st, true, false)) {
+    if (!smtpd_message_open(st, true, false)) {
 	smtpd_reply_id(st, SR_QUEUE_WRITE);
 	return;
     }
@@ -472,7 +140,7 @@ void smtpd_cmd_data(struct smtpd_state *st, const char *args, size_t len)
 	data_lost(st, status, bytes);
 	return;
     }
-    data_end(st);
+    smtpd_message_end(st);
 }
 
 /* bdat_discard - read and drop count bytes; false if the client is gone */
@@ -496,7 +164,7 @@ static bool bdat_discard(struct smtpd_state *st, uint64_t count)
 /* bdat_fail - remember the reply for the rest of this transaction */
 static void bdat_fail(struct smtpd_state *st, enum smtpd_reply_id id)
 {
-    smtpd_data_abort(st);
+    smtpd_message_abort(st);
     st->bdat_failed = true;
     smtpd_reply_id_buf(id, &st->bdat_error);
 }
@@ -536,7 +204,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
     if (!st->bdat) {
 	st->bdat = true;
 	st->bdat_bytes = 0;
-	if (!data_open(st, false, st->mail.body == SMTP_BODY_BINARYMIME))
+	if (!smtpd_message_open(st, false, st->mail.body == SMTP_BODY_BINARYMIME))
 	    bdat_fail(st, SR_QUEUE_WRITE);
     }
     if (st->bdat_failed) {
@@ -562,7 +230,7 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
     if (last)
 	smtp_data_finish(&st->content);
     if (st->content.reject_bare && (st->content.bare_lf || st->content.bare_cr)) {
-	data_end(st);			/* 550 and disconnect */
+	smtpd_message_end(st);			/* 550 and disconnect */
 	return;
     }
     if (smtp_data_failed(&st->content)) {
@@ -580,5 +248,5 @@ void smtpd_cmd_bdat(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply(st, 250, "2.0.0", "Ok: %llu octets", (unsigned long long) count);
 	return;
     }
-    data_end(st);
+    smtpd_message_end(st);
 }

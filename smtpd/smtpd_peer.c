@@ -63,7 +63,7 @@ static void peer_lookup_name(struct smtpd_state *st)
 	msg_warn("hostname %.255s does not resolve to address %s", host, st->addr);
 	return;
     }
-    str_copy_out(st->name, sizeof(st->name), host);
+    str_copy_out_or_panic(st->name, sizeof(st->name), host);	/* valid_hostname: <= 255 */
 }
 
 /* smtpd_peer_init - fill in name, addr, port and namaddr */
@@ -71,20 +71,20 @@ void smtpd_peer_init(struct smtpd_state *st)
 {
     char addr[SMTPD_ADDR_MAX], port[16];
 
-    str_copy_out(st->name, sizeof(st->name), "unknown");
+    str_copy_out_or_panic(st->name, sizeof(st->name), "unknown");
     if (!sock_peer_name(stream_fd(st->client), addr, sizeof(addr), port, sizeof(port))
 	|| strcmp(addr, "unix") == 0) {
-	str_copy_out(st->name, sizeof(st->name), "localhost");
-	str_copy_out(st->addr, sizeof(st->addr), "127.0.0.1");
-	str_copy_out(st->port, sizeof(st->port), "0");
+	str_copy_out_or_panic(st->name, sizeof(st->name), "localhost");
+	str_copy_out_or_panic(st->addr, sizeof(st->addr), "127.0.0.1");
+	str_copy_out_or_panic(st->port, sizeof(st->port), "0");
     } else {
 	struct in6_addr a6;
 
 	/* an IPv4-mapped IPv6 peer is logged as the IPv4 address */
 	if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.') != NULL)
 	    memmove(addr, addr + 7, strlen(addr + 7) + 1);
-	str_copy_out(st->addr, sizeof(st->addr), addr);
-	str_copy_out(st->port, sizeof(st->port), port);
+	str_copy_out_or_panic(st->addr, sizeof(st->addr), addr);
+	str_copy_out_or_panic(st->port, sizeof(st->port), port);
 	st->addr_is_v6 = inet_pton(AF_INET6, st->addr, &a6) == 1;
 	if (var_smtpd_peername_lookup)
 	    peer_lookup_name(st);

@@ -1,4 +1,6 @@
-/* smtpd_proto.c - one SMTP session: greeting, the command loop, replies.
+/* smtpd_proto.c - one SMTP session: greeting, the command loop, when
+ * replies are flushed, the session's log lines (replies themselves are
+ * smtpd_reply.c's).
  *
  * Pipelining (RFC 2920): replies are written into the stream's buffer
  * and flushed only when the client has nothing more buffered for us, or
@@ -19,15 +21,10 @@
  * when smtpd_forbid_bare_newline = normalize; with reject the client
  * gets 550 5.5.2 and is disconnected (see docs/smtpd.md). */
 
-#include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 /* base */
 #include "mem.h"
@@ -38,300 +35,50 @@
 /* mail */
 #include "config.h"
 #include "server.h"
-#include "xtext.h"
 
 /* smtpd */
 #include "smtpd.h"
 
-/* smtpd_printable - client text made safe for a reply or a log line:
- * control bytes and DEL become '?'; bytes of 0x80 and above too, except
- * (utf8: for log lines) a complete, valid UTF-8 sequence, which is kept.
- * Replies pass utf8 = false and so never echo a non-ASCII byte. */
-void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, bool utf8)
-{
-    size_t n = len < max ? len : max;
-    size_t i = 0;
-
-    /* copy runs of printable bytes in one append each */
-    while (i < n) {
-	size_t j = i, seq = 0;
-
-	while (j < n && (unsigned char) text[j] >= 0x20 && (unsigned char) text[j] < 0x7f)
-	    j++;
-	if (j > i && !str_append(out, text + i, j - i)) {
-	    /* out is nearly full: as many bytes as still fit */
-	    while (i < j && str_appendc(out, text[i]))
-		i++;
-	    break;
-	}
-	if (j >= n)
-	    break;
-	if (utf8 && (unsigned char) text[j] >= 0x80)
-	    seq = utf8_seqlen((const unsigned char *) text + j, n - j);
-	if (seq > 1) {
-	    if (!str_append(out, text + j, seq))
-		break;
-	    i = j + seq;
-	    continue;
-	}
-	if (!str_appendc(out, '?'))
-	    break;
-	i = j + 1;
-    }
-    if (len > max)
-	str_appends(out, "...");
-}
-
-/* smtpd_put_long - v in decimal at buf (at least SMTPD_LONG_TEXT bytes,
- * not terminated); returns the length */
-size_t smtpd_put_long(char *buf, long v)
-{
-    char tmp[SMTPD_LONG_TEXT];
-    unsigned long u = v < 0 ? 0UL - (unsigned long) v : (unsigned long) v;
-    size_t n = 0, len = 0;
-
-    do {
-	tmp[n++] = (char) ('0' + u % 10);
-	u /= 10;
-    } while (u);
-    if (v < 0)
-	buf[len++] = '-';
-    while (n)
-	buf[len++] = tmp[--n];
-    return len;
-}
-
-/* smtpd_join - the strings of the NULL-ended list, one after the other,
- * into buf; truncated as fmt_buf would (then false) */
-bool smtpd_join(char *buf, size_t size, ...)
-{
-    va_list ap;
-    const char *text;
-    size_t len = 0;
-    bool ok = true;
-
-    if (size == 0)
-	msg_panic("smtpd_join: zero-size buffer");
-    va_start(ap, size);
-    while ((text = va_arg(ap, const char *)) != NULL) {
-	size_t n = strlen(text);
-
-	if (n > size - 1 - len) {
-	    n = size - 1 - len;
-	    ok = false;
-	}
-	memcpy(buf + len, text, n);
-	len += n;
-    }
-    va_end(ap);
-    buf[len] = 0;
-    return ok;
-}
-
 /* append_long - str_append of a decimal number */
 static void append_long(struct str *s, long v)
 {
-    char buf[SMTPD_LONG_TEXT];
+    char buf[FMT_LONG_SIZE];
 
-    str_append(s, buf, smtpd_put_long(buf, v));
+    str_append_or_panic(s, buf, fmt_long(buf, v));
 }
 
-/* smtpd_flush - write out pending replies */
-bool smtpd_flush(struct smtpd_state *st)
-{
-    if (stream_flush(st->client) < 0) {
-	st->hangup = true;
-	return false;
-    }
-    return true;
-}
-
-/* sleep_whole - sleep seconds, resuming after signal interruptions */
-static void sleep_whole(long seconds)
-{
-    struct timespec left = {.tv_sec = seconds, .tv_nsec = 0};
-
-    while (nanosleep(&left, &left) < 0 && errno == EINTR)
-	 /* void */ ;
-}
-
-/* reply_line - the reply line buffer, emptied; reused by every reply */
-static struct str *reply_line(void)
-{
-    static struct str *line;
-
-    if (line == NULL)
-	line = str_new(1024);
-    else
-	str_reset(line);
-    return line;
-}
-
-/* reply_write - one reply line (or the last line of several) */
-static void reply_write(struct smtpd_state *st, int code, char sep, const char *enhanced,
-			const char *text)
-{
-    struct str *line = reply_line();
-
-    if (code >= 0 && code <= 999) {
-	char head[4] = {(char) ('0' + code / 100), (char) ('0' + code / 10 % 10),
-	(char) ('0' + code % 10), sep};
-
-	str_append(line, head, sizeof(head));
-    } else {
-	str_printf(line, "%03d%c", code, sep);
-    }
-    if (enhanced && *enhanced) {
-	str_appends(line, enhanced);
-	str_appendc(line, ' ');
-    }
-    /* replies are built from our texts and printable client text; make
-     * sure no CR or LF can split one */
-    smtpd_printable(line, text, strlen(text), 900, false);
-    if (msg_verbose)
-	msg_info("> %s: %s", st->namaddr, str_cstr(line));
-    str_append(line, "\r\n", 2);
-    if (stream_write(st->client, str_cstr(line), str_len(line)) < 0)
-	st->hangup = true;
-}
-
-/* error_delay - count an error reply; slow down a client that makes many */
-static void error_delay(struct smtpd_state *st, int code)
-{
-    if (code < 400 || code == 421)
-	return;
-    if (st->error_count >= var_smtpd_soft_error_limit && var_smtpd_error_sleep_time > 0) {
-	smtpd_flush(st);
-	sleep_whole(var_smtpd_error_sleep_time);
-    }
-    st->error_count++;
-}
-
-/* smtpd_reply_text - one reply with a ready text */
-void smtpd_reply_text(struct smtpd_state *st, int code, const char *enhanced, const char *text)
-{
-    error_delay(st, code);
-    reply_write(st, code, ' ', enhanced, text);
-}
-
-/* smtpd_reply - one reply */
-void smtpd_reply(struct smtpd_state *st, int code, const char *enhanced, const char *fmt, ...)
-{
-    char text[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == 0) {
-	/* a ready text: reply_write shows at most 900 bytes of it, fewer
-	 * than text[] would have held */
-	const char *arg = va_arg(ap, const char *);
-
-	va_end(ap);
-	smtpd_reply_text(st, code, enhanced, arg);
-	return;
-    }
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    smtpd_reply_text(st, code, enhanced, text);
-}
-
-/* smtpd_reply_buf_send_uncounted - a prepared reply, not counted as an
- * error (no error sleep either) */
-void smtpd_reply_buf_send_uncounted(struct smtpd_state *st, const struct smtpd_reply_buf *r)
-{
-    reply_write(st, r->code, ' ', r->enhanced[0] ? r->enhanced : NULL, r->text);
-}
-
-/* smtpd_reply_buf_send - a prepared reply */
-void smtpd_reply_buf_send(struct smtpd_state *st, const struct smtpd_reply_buf *r)
-{
-    smtpd_reply_text(st, r->code, r->enhanced[0] ? r->enhanced : NULL, r->text);
-}
-
-/* smtpd_reply_multi - a multi-line reply */
-void smtpd_reply_multi(struct smtpd_state *st, int code, const char *const *lines, size_t n)
-{
-    error_delay(st, code);
-    for (size_t i = 0; i < n; i++)
-	reply_write(st, code, i + 1 < n ? '-' : ' ', NULL, lines[i]);
-}
-
-/* smtpd_protocol_name - RFC 3848 / RFC 6531 "with" keyword */
-const char *smtpd_protocol_name(const struct smtpd_state *st)
-{
-    static const char *const names[2][4] = {
-	{"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"},
-	{"UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA"},
-    };
-    int v = (st->tls ? 1 : 0) + (st->authenticated ? 2 : 0);
-
-    if (!st->esmtp)
-	return "SMTP";
-    return names[st->in_mail && st->mail.smtputf8 ? 1 : 0][v];
-}
-
-/* smtpd_log_reject - the Postfix-shaped reject line */
-void smtpd_log_reject(struct smtpd_state *st, const char *cmd, const struct smtpd_reply_buf *r,
-		      const char *rcpt)
-{
-    struct str *text = str_new(2048);
-
-    str_printf(text, "NOQUEUE: reject: %s from %s: %d ", cmd, st->namaddr, r->code);
-    if (r->enhanced[0])
-	str_appendf(text, "%s ", r->enhanced);
-    smtpd_printable(text, r->text, strlen(r->text), 600, true);
-    str_appends(text, ";");
-    if (st->sender) {
-	str_appends(text, " from=<");
-	smtpd_printable(text, st->sender, strlen(st->sender), 300, true);
-	str_appends(text, ">");
-    }
-    if (rcpt) {
-	str_appends(text, " to=<");
-	smtpd_printable(text, rcpt, strlen(rcpt), 300, true);
-	str_appends(text, ">");
-    }
-    str_appendf(text, " proto=%s", smtpd_protocol_name(st));
-    if (st->helo) {
-	str_appends(text, " helo=<");
-	smtpd_printable(text, st->helo, strlen(st->helo), SMTPD_ARG_SHOW, true);
-	str_appends(text, ">");
-    }
-    msg_info("%s", str_cstr(text));
-    str_free(&text);
-}
-
-/* log_stats - "disconnect from name[addr] ehlo=1 mail=1 rcpt=1/2 ..." */
+/* log_stats - "disconnect from name[addr] ehlo=1 mail=1 rcpt=1/2 ..."
+ * (bounded: name[addr] and one short item per command table row) */
 static void log_stats(struct smtpd_state *st, const char *what)
 {
     struct str *text = str_new(2048);
     size_t count;
     const struct smtpd_cmd *tab = smtpd_cmd_table(&count);
 
-    str_appends(text, what);
-    str_appends(text, " from ");
-    str_appends(text, st->namaddr);
+    str_appends_or_panic(text, what);
+    str_appends_or_panic(text, " from ");
+    str_appends_or_panic(text, st->namaddr);
     for (size_t i = 0; i < count; i++) {
 	if (st->cmd_total[i] == 0)
 	    continue;
-	str_appendc(text, ' ');
+	str_appendc_or_panic(text, ' ');
 	for (const char *p = tab[i].name; *p; p++)
-	    str_appendc(text, (char) (*p | 0x20));
-	str_appendc(text, '=');
+	    str_appendc_or_panic(text, (char) (*p | 0x20));
+	str_appendc_or_panic(text, '=');
 	if (st->cmd_ok[i] != st->cmd_total[i]) {
 	    append_long(text, st->cmd_ok[i]);
-	    str_appendc(text, '/');
+	    str_appendc_or_panic(text, '/');
 	}
 	append_long(text, st->cmd_total[i]);
     }
     if (st->unknown_total) {
-	str_appends(text, " unknown=0/");
+	str_appends_or_panic(text, " unknown=0/");
 	append_long(text, st->unknown_total);
     }
-    str_appends(text, " commands=");
+    str_appends_or_panic(text, " commands=");
     if (st->commands_ok != st->commands_total) {
 	append_long(text, st->commands_ok);
-	str_appendc(text, '/');
+	str_appendc_or_panic(text, '/');
     }
     append_long(text, st->commands_total);
     msg_info("%s", str_cstr(text));
@@ -363,7 +110,7 @@ static void pregreet_check(struct smtpd_state *st)
 static void session_end(struct smtpd_state *st)
 {
     smtpd_reset(st);
-    smtpd_data_fini(st);
+    smtpd_message_fini(st);
     mem_free(&st->helo);
     mem_free(&st->sasl_username);
     mem_free(&st->rcpts);

@@ -1,5 +1,6 @@
 /* test-smtpd_cmd.c - unit tests for the command table and parser
- * (smtpd_cmd.c) and the reply table (smtpd_reply.c). */
+ * (smtpd_cmd.c), the reply table (smtpd_reply.c) and the printf-free
+ * join (smtpd_text.c). */
 
 #include <ctype.h>
 #include <stdio.h>
@@ -41,33 +42,6 @@ static const struct {
 };
 
 static const struct {
-    const char *args;
-    bool ok;
-    unsigned long long count;
-    bool last;
-} bdat_cases[] = {
-    {"0", true, 0, false},
-    {"0 LAST", true, 0, true},
-    {"123 last", true, 123, true},
-    {"10  LAST", true, 10, true},
-    {"9999999999999999999", true, 9999999999999999999ull, false},
-    {"99999999999999999999", false, 0, false},	/* above 2^64 - 1 */
-    {"18446744073709551615", true, 18446744073709551615ull, false},
-    {"18446744073709551616", false, 0, false},
-    {"0000000000000000000014 LAST", true, 14, true},	/* RFC 3030 allows zeros */
-    {"00000000000000000000000000000000000000000000000000000000000000007", true, 7, false},
-    {"00", true, 0, false},
-    {"", false, 0, false},
-    {"LAST", false, 0, false},
-    {"-1", false, 0, false},
-    {"12x", false, 0, false},
-    {"12 LASTX", false, 0, false},
-    {"12 LAS", false, 0, false},
-    {"12 LAST x", false, 0, false},
-    {" 12", false, 0, false},
-};
-
-static const struct {
     const char *text;
     bool ok;
     int code;
@@ -106,8 +80,8 @@ int main(void)
 	unit_assert_idx(ok == split_cases[i].ok, i);
 	if (!ok || !split_cases[i].ok)
 	    continue;
-	fmt_buf(verb, sizeof(verb), "%.*s", (int) vlen, line);
-	fmt_buf(a, sizeof(a), "%.*s", (int) alen, args);
+	fmt_buf_or_panic(verb, sizeof(verb), "%.*s", (int) vlen, line);
+	fmt_buf_or_panic(a, sizeof(a), "%.*s", (int) alen, args);
 	unit_assert_streq_idx(verb, split_cases[i].verb, i);
 	unit_assert_streq_idx(a, split_cases[i].args, i);
     }
@@ -176,20 +150,6 @@ int main(void)
     }
     unit_end();
 
-    unit_begin("smtpd_bdat_parse");
-    for (size_t i = 0; i < sizeof(bdat_cases) / sizeof(bdat_cases[0]); i++) {
-	uint64_t n = 0;
-	bool last = false;
-	bool ok = smtpd_bdat_parse(bdat_cases[i].args, strlen(bdat_cases[i].args), &n, &last);
-
-	unit_assert_idx(ok == bdat_cases[i].ok, i);
-	if (ok && bdat_cases[i].ok) {
-	    unit_assert_idx(n == bdat_cases[i].count, i);
-	    unit_assert_idx(last == bdat_cases[i].last, i);
-	}
-    }
-    unit_end();
-
     unit_begin("smtpd_parse_vrfy_reply");
     for (size_t i = 0; i < sizeof(vrfy_cases) / sizeof(vrfy_cases[0]); i++) {
 	struct smtpd_reply_buf r;
@@ -201,6 +161,18 @@ int main(void)
 	    unit_assert_streq_idx(r.enhanced, vrfy_cases[i].enhanced, i);
 	    unit_assert_streq_idx(r.text, vrfy_cases[i].rest, i);
 	}
+    }
+    /* a text that does not fit the reply is refused, not cut */
+    {
+	static char long_text[600];
+	struct smtpd_reply_buf r;
+
+	memcpy(long_text, "252 2.0.0 ", 10);
+	memset(long_text + 10, 'x', 511);
+	unit_assert(smtpd_parse_vrfy_reply(long_text, &r, &err));
+	long_text[10 + 511] = 'x';
+	unit_assert(!smtpd_parse_vrfy_reply(long_text, &r, &err));
+	unit_assert_streq(err, "text longer than 511 bytes");
     }
     unit_end();
 
@@ -292,10 +264,9 @@ int main(void)
     }
     unit_end();
 
-    unit_begin("smtpd_join and smtpd_put_long format as fmt_buf would");
+    unit_begin("smtpd_join formats as fmt_buf would");
     {
-	static const long nums[] = {0, 7, -7, 42, 1000000, -2147483648L, 9223372036854775807L};
-	char buf[8], want[64], got[SMTPD_LONG_TEXT + 1];
+	char buf[8];
 
 	unit_assert(smtpd_join(buf, sizeof(buf), "ab", "", "cd", (char *) NULL));
 	unit_assert_streq(buf, "abcd");
@@ -303,13 +274,6 @@ int main(void)
 	unit_assert_streq(buf, "name[12");
 	unit_assert(smtpd_join(buf, sizeof(buf), (char *) NULL));
 	unit_assert_streq(buf, "");
-	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-	    size_t n = smtpd_put_long(got, nums[i]);
-
-	    got[n] = 0;
-	    snprintf(want, sizeof(want), "%ld", nums[i]);
-	    unit_assert_idx(strcmp(got, want) == 0, i);
-	}
     }
     unit_end();
 

@@ -1,62 +1,61 @@
-/* test-smtpd_data.c - unit tests for smtpd_data.c: the Received: header
- * and its date (the content parser is lib/mail/test-smtp_data.c). */
+/* test-smtpd_data.c - unit tests for smtpd_data.c: the BDAT argument
+ * parser (reading DATA and BDAT from a client is covered by
+ * tests/test_smtpd.py; the content parser by lib/mail/test-smtp_data.c). */
 
+#include <stdint.h>
 #include <string.h>
 
-#include "config.h"
-#include "mem.h"
-#include "str.h"
 #include "unit.h"
 
 #include "smtpd.h"
 
-int main(void)
+static const struct {
+    const char *args;
+    bool ok;
+    unsigned long long count;
+    bool last;
+} bdat_cases[] = {
+    {"0", true, 0, false},
+    {"0 LAST", true, 0, true},
+    {"123 last", true, 123, true},
+    {"10  LAST", true, 10, true},
+    {"9999999999999999999", true, 9999999999999999999ull, false},
+    {"99999999999999999999", false, 0, false},	/* above 2^64 - 1 */
+    {"18446744073709551615", true, 18446744073709551615ull, false},
+    {"18446744073709551616", false, 0, false},
+    {"0000000000000000000014 LAST", true, 14, true},	/* RFC 3030 allows zeros */
+    {"00000000000000000000000000000000000000000000000000000000000000007", true, 7, false},
+    {"00", true, 0, false},
+    {"", false, 0, false},
+    {"LAST", false, 0, false},
+    {"-1", false, 0, false},
+    {"12x", false, 0, false},
+    {"12 LASTX", false, 0, false},
+    {"12 LAS", false, 0, false},
+    {"12 LAST x", false, 0, false},
+    {" 12", false, 0, false},
+};
+
+/* test_bdat_parse - "count [LAST]": digits, 2^64 - 1, LAST in any case */
+static void test_bdat_parse(void)
 {
-    config_init();
+    unit_begin("smtpd_bdat_parse");
+    for (size_t i = 0; i < sizeof(bdat_cases) / sizeof(bdat_cases[0]); i++) {
+	uint64_t n = 0;
+	bool last = false;
+	bool ok = smtpd_bdat_parse(bdat_cases[i].args, strlen(bdat_cases[i].args), &n, &last);
 
-    unit_begin("Received: header and date");
-    {
-	struct smtpd_state st;
-	struct smtpd_rcpt r = {.address = (char *) "john doe@example.test"};
-	struct str *lines[3];
-	char date[64];
-	const char *err;
-	size_t n;
-
-	unit_assert(config_override("myhostname=mx.example.test", &err) == 0);
-	unit_assert(config_apply(&err) == 0);
-	smtpd_format_date(0, date, sizeof(date));
-	unit_assert(strstr(date, "1970") != NULL || strstr(date, "1969") != NULL);
-	unit_assert(date[3] == ',');
-	for (int i = 0; i < 3; i++)
-	    lines[i] = str_new(2048);
-	memset(&st, 0, sizeof(st));
-	str_copy_out(st.name, sizeof(st.name), "unknown");
-	str_copy_out(st.addr, sizeof(st.addr), "192.0.2.1");
-	st.helo = (char *) "client.example";
-	st.esmtp = true;
-	st.rcpts = &r;
-	st.rcpt_count = 1;
-	n = smtpd_received_header(&st, 1700000000, lines);
-	unit_assert_inteq(n, 3);
-	unit_assert_streq(str_cstr(lines[0]), "Received: from client.example ([192.0.2.1])");
-	unit_assert_streq(str_cstr(lines[1]), "\tby mx.example.test (posthorn) with ESMTP");
-	unit_assert(strncmp(str_cstr(lines[2]), "\tfor <\"john doe\"@example.test>; ", 32) == 0);
-	/* known name, IPv6, two recipients, no HELO */
-	str_copy_out(st.name, sizeof(st.name), "host.example");
-	str_copy_out(st.addr, sizeof(st.addr), "2001:db8::1");
-	st.addr_is_v6 = true;
-	st.helo = NULL;
-	st.esmtp = false;
-	st.rcpt_count = 2;
-	n = smtpd_received_header(&st, 1700000000, lines);
-	unit_assert_inteq(n, 2);
-	unit_assert_streq(str_cstr(lines[0]), "Received: from host.example (host.example [IPv6:2001:db8::1])");
-	unit_assert(strncmp(str_cstr(lines[1]), "\tby mx.example.test (posthorn) with SMTP; ", 42) == 0);
-	for (int i = 0; i < 3; i++)
-	    str_free(&lines[i]);
+	unit_assert_idx(ok == bdat_cases[i].ok, i);
+	if (ok && bdat_cases[i].ok) {
+	    unit_assert_idx(n == bdat_cases[i].count, i);
+	    unit_assert_idx(last == bdat_cases[i].last, i);
+	}
     }
     unit_end();
+}
 
+int main(void)
+{
+    test_bdat_parse();
     return unit_done();
 }

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errtext.h"
 #include "group_sync.h"
 #include "mem.h"
 #include "str.h"
@@ -45,13 +46,12 @@ struct group_sync {
     int (*sync_fn)(int fd);
 };
 
-static char gs_error[256];
+static struct errtext gs_error;		/* the text behind error_r */
 
-/* gs_fail - the error text */
+/* gs_fail - the error text "what: strerror(err)" */
 static const char *gs_fail(const char *what, int err)
 {
-    (void) fmt_buf(gs_error, sizeof(gs_error), "%s: %s", what, strerror(err));
-    return gs_error;
+    return errtext_set(&gs_error, "%s: %s", what, strerror(err));
 }
 
 /* gs_lock - flock, retried on EINTR */
@@ -77,9 +77,8 @@ struct group_sync *group_sync_open_fd(int state_fd, int dirfd, const char **erro
 	return NULL;
     }
     if (!S_ISREG(fst.st_mode) || (fst.st_mode & 077) != 0 || fst.st_uid != dst.st_uid) {
-	(void) fmt_buf(gs_error, sizeof(gs_error),
-		       "state file must be a regular file of the directory's owner, mode 0600");
-	*error_r = gs_error;
+	*error_r = errtext_set(&gs_error, "state file must be a regular file of the "
+			       "directory's owner, mode 0600");
 	(void) close(state_fd);
 	return NULL;
     }
@@ -136,8 +135,7 @@ struct group_sync *group_sync_open(const char *path, int dirfd, const char **err
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
     if (fd < 0) {
-	(void) fmt_buf(gs_error, sizeof(gs_error), "open %s: %s", path, strerror(errno));
-	*error_r = gs_error;
+	*error_r = errtext_set(&gs_error, "open %s: %s", path, strerror(errno));
 	return NULL;
     }
     return group_sync_open_fd(fd, dirfd, error_r);

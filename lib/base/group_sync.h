@@ -15,7 +15,10 @@
  * state file names the directory (device, inode); opened for another
  * directory, it starts afresh. Anyone who can write the state file
  * can make the others skip their fsync: it must belong to the same user
- * as the directory and be reachable by nobody else. */
+ * as the directory and be reachable by nobody else.
+ *
+ * Error texts (*error_r) are this module's errtext (errtext.h): valid
+ * until the next group_sync error. */
 #ifndef POSTHORN_GROUP_SYNC_H
 #define POSTHORN_GROUP_SYNC_H
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errtext.h"
 #include "ipc.h"
 #include "mem.h"
 #include "msg.h"
@@ -30,20 +31,7 @@
 #define IPC_PROTO_MAX	64		/* handshake protocol name */
 #define IPC_LIST_MAX_ATTRS 100000	/* attributes in one decoded list */
 
-static char ipc_errbuf[256];
-
-/* ipc_error - format an error text into the module buffer, return -1 */
-static int __attribute__((format(printf, 2, 3))) ipc_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(ipc_errbuf, sizeof(ipc_errbuf), fmt, ap);
-    va_end(ap);
-    if (error_r)
-	*error_r = ipc_errbuf;
-    return -1;
-}
+static struct errtext ipc_error;	/* the text behind error_r */
 
 /* ipc_name_valid - true if name is [a-z0-9_]{1,IPC_NAME_MAX} */
 static bool ipc_name_valid(const char *name, size_t len)
@@ -118,8 +106,8 @@ static bool ipc_put_netstring(struct str *out, const void *data, size_t len)
 	*--cp = (char) ('0' + n % 10);
 	n /= 10;
     } while (n > 0);
-    return str_append(out, cp, (size_t) (head + sizeof(head) - cp))
-	&& str_append(out, data, len) && str_appendc(out, ',');
+    return str_try_append(out, cp, (size_t) (head + sizeof(head) - cp))
+	&& str_try_append(out, data, len) && str_try_appendc(out, ',');
 }
 
 /* ipc_put_attr - append one attribute; false if out is full */
@@ -164,7 +152,7 @@ void ipc_encode_long(struct str *out, const char *name, long value)
 /* ipc_encode_end - append the end-of-message marker */
 void ipc_encode_end(struct str *out)
 {
-    if (!str_append(out, "0:,", 3))
+    if (!str_try_append(out, "0:,", 3))
 	msg_panic("ipc_encode_end: buffer full");
 }
 
@@ -203,7 +191,7 @@ int ipc_send(struct stream *s, ...)
 	    char num[IPC_INT_MAX_LEN + 1];
 	    long val = va_arg(ap, long);
 
-	    (void) fmt_buf(num, sizeof(num), "%ld", val);
+	    fmt_buf_or_panic(num, sizeof(num), "%ld", val);
 	    ok = ok && ipc_put_attr(&msg, name, num, strlen(num));
 	    break;
 	}
@@ -222,7 +210,7 @@ int ipc_send(struct stream *s, ...)
     }
     va_end(ap);
     if (ok)
-	ok = str_append(&msg, "0:,", 3);
+	ok = str_try_append(&msg, "0:,", 3);
     if (!ok) {
 	msg_warn("ipc_send: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
 	ret = -1;
@@ -244,7 +232,7 @@ int ipc_send_list(struct stream *s, const struct ipc_list *list)
     for (size_t i = 0; ok && i < list->count; i++)
 	ok = ipc_put_attr(&msg, list->attrs[i].name, list->attrs[i].value, list->attrs[i].len);
     if (ok)
-	ok = str_append(&msg, "0:,", 3);
+	ok = str_try_append(&msg, "0:,", 3);
     if (!ok) {
 	msg_warn("ipc_send_list: message larger than %zu bytes; not sent", (size_t) IPC_MSG_MAX);
 	ret = -1;
@@ -388,7 +376,8 @@ static const char *ipc_what(char *buf, size_t size, const char *name)
 {
     if (name == NULL)
 	return "attribute name";
-    (void) fmt_buf(buf, size, "attribute \"%s\"", name);
+    /* names are checked to be at most IPC_NAME_MAX bytes before this */
+    fmt_buf_or_panic(buf, size, "attribute \"%s\"", name);
     return buf;
 }
 
@@ -400,18 +389,18 @@ static int ipc_src_fail(struct ipc_src *src, const char *name, const char **erro
 
     if (src->stream == NULL) {
 	src->short_input = true;
-	return ipc_error(error_r, "incomplete message (%s)", what);
+	return errtext_fail(&ipc_error, error_r, "incomplete message (%s)", what);
     }
     switch (stream_error(src->stream)) {
     case STREAM_TIMEOUT:
-	return ipc_error(error_r, "timeout while reading %s", what);
+	return errtext_fail(&ipc_error, error_r, "timeout while reading %s", what);
     case STREAM_EOF:
     case STREAM_OK:
 	if (!src->started)
-	    return ipc_error(error_r, "connection closed by peer");
-	return ipc_error(error_r, "unexpected end of input while reading %s", what);
+	    return errtext_fail(&ipc_error, error_r, "connection closed by peer");
+	return errtext_fail(&ipc_error, error_r, "unexpected end of input while reading %s", what);
     default:
-	return ipc_error(error_r, "read error while reading %s", what);
+	return errtext_fail(&ipc_error, error_r, "read error while reading %s", what);
     }
 }
 
@@ -459,7 +448,7 @@ static int ipc_len_error(const char *name, const char *fmt_what, const char **er
 {
     char wbuf[IPC_NAME_MAX + 32];
 
-    return ipc_error(error_r, fmt_what, ipc_what(wbuf, sizeof(wbuf), name));
+    return errtext_fail(&ipc_error, error_r, fmt_what, ipc_what(wbuf, sizeof(wbuf), name));
 }
 
 /* ipc_read_len - read "digits:" of a netstring, bounded by IPC_MSG_MAX.
@@ -509,7 +498,7 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
 	if (len > IPC_MSG_MAX) {
 	    char wbuf[IPC_NAME_MAX + 32];
 
-	    return ipc_error(error_r, "%s: length exceeds the message limit of %zu bytes",
+	    return errtext_fail(&ipc_error, error_r, "%s: length exceeds the message limit of %zu bytes",
 			     ipc_what(wbuf, sizeof(wbuf), name), (size_t) IPC_MSG_MAX);
 	}
     }
@@ -518,7 +507,7 @@ static int ipc_read_len(struct ipc_src *src, const char *name, size_t *len_r, co
     if (src->pos > IPC_MSG_MAX || len + 1 > IPC_MSG_MAX - src->pos) {
 	char wbuf[IPC_NAME_MAX + 32];
 
-	return ipc_error(error_r, "%s: message exceeds the limit of %zu bytes",
+	return errtext_fail(&ipc_error, error_r, "%s: message exceeds the limit of %zu bytes",
 			 ipc_what(wbuf, sizeof(wbuf), name), (size_t) IPC_MSG_MAX);
     }
     *len_r = len;
@@ -558,13 +547,13 @@ static int ipc_read_name(struct ipc_src *src, char name[IPC_NAME_MAX + 4], size_
     if (ipc_read_len(src, NULL, &len, error_r) < 0)
 	return -1;
     if (len > IPC_NAME_MAX)
-	return ipc_error(error_r, "attribute name longer than %d bytes", IPC_NAME_MAX);
+	return errtext_fail(&ipc_error, error_r, "attribute name longer than %d bytes", IPC_NAME_MAX);
     if (ipc_read_body(src, name, len, len > 0, NULL, error_r) < 0)
 	return -1;
     if (len == 0)
 	return 0;
     if (!ipc_name_valid(name, len))
-	return ipc_error(error_r, "invalid attribute name \"%s\"",
+	return errtext_fail(&ipc_error, error_r, "invalid attribute name \"%s\"",
 			 ipc_printable(shown, sizeof(shown), name, len));
     *len_r = len;
     return 1;
@@ -579,7 +568,7 @@ static int ipc_read_value_len(struct ipc_src *src, const char *name, size_t limi
     if (ipc_read_len(src, name, &len, error_r) < 0)
 	return -1;
     if (len > limit)
-	return ipc_error(error_r, "attribute \"%s\": value too long (%zu bytes, limit %zu)",
+	return errtext_fail(&ipc_error, error_r, "attribute \"%s\": value too long (%zu bytes, limit %zu)",
 			 name, len, limit);
     *len_r = len;
     return 0;
@@ -640,7 +629,7 @@ static int ipc_parse_list(struct ipc_src *src, struct ipc_list *list, const char
 	char *value;
 
 	if (list->count >= IPC_LIST_MAX_ATTRS) {
-	    rc = ipc_error(error_r, "more than %d attributes in one message", IPC_LIST_MAX_ATTRS);
+	    rc = errtext_fail(&ipc_error, error_r, "more than %d attributes in one message", IPC_LIST_MAX_ATTRS);
 	    break;
 	}
 	if ((rc = ipc_read_value_len(src, name, IPC_VALUE_MAX, &len, error_r)) < 0)
@@ -706,7 +695,7 @@ static int ipc_recv_one(struct ipc_src *src, struct ipc_want *w, struct str *scr
 	if (!ipc_parse_long(scratch->data, scratch->len, (long *) w->target)) {
 	    char shown[IPC_INT_MAX_LEN + 1];
 
-	    return ipc_error(error_r, "attribute \"%s\": bad integer value \"%s\"", w->name,
+	    return errtext_fail(&ipc_error, error_r, "attribute \"%s\": bad integer value \"%s\"", w->name,
 			     ipc_printable(shown, sizeof(shown), scratch->data, scratch->len));
 	}
 	return 0;
@@ -716,7 +705,7 @@ static int ipc_recv_one(struct ipc_src *src, struct ipc_want *w, struct str *scr
 	if (ipc_read_value(src, w->name, dst, IPC_MSG_MAX, error_r) < 0)
 	    return -1;
 	if (w->type == IPC_TYPE_STR && memchr(dst->data, 0, dst->len) != NULL)
-	    return ipc_error(error_r, "attribute \"%s\": NUL byte in a string value", w->name);
+	    return errtext_fail(&ipc_error, error_r, "attribute \"%s\": NUL byte in a string value", w->name);
 	return 0;
     default:
 	msg_panic("ipc_recv_one: type %d", w->type);
@@ -779,11 +768,11 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
 	    }
 	}
 	if (w == NULL) {
-	    rc = ipc_error(error_r, "unexpected attribute \"%s\"", name);
+	    rc = errtext_fail(&ipc_error, error_r, "unexpected attribute \"%s\"", name);
 	    break;
 	}
 	if (w->seen) {
-	    rc = ipc_error(error_r, "duplicate attribute \"%s\"", name);
+	    rc = errtext_fail(&ipc_error, error_r, "duplicate attribute \"%s\"", name);
 	    break;
 	}
 	w->seen = true;
@@ -796,7 +785,7 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
 	return -1;
     for (size_t i = 0; i < nwant; i++)
 	if (!want[i].seen && !want[i].optional)
-	    return ipc_error(error_r, "missing attribute \"%s\"", want[i].name);
+	    return errtext_fail(&ipc_error, error_r, "missing attribute \"%s\"", want[i].name);
     return 0;
 }
 
@@ -822,12 +811,9 @@ int ipc_handshake_client(struct stream *s, const char *proto, long version, cons
     if (ipc_recv(s, error_r, IPC_RECV_STR("proto", &got), IPC_RECV_INT("version", &got_version),
 		 IPC_END) < 0) {
 	/* Prefix the decoder's text so the log says where it failed. */
-	char inner[sizeof(ipc_errbuf)];
-
-	str_copy_out(inner, sizeof(inner), ipc_errbuf);
-	ret = ipc_error(error_r, "handshake: %s", inner);
+	ret = errtext_fail(&ipc_error, error_r, "handshake: %s", ipc_error.text);
     } else if (strcmp(got.data, proto) != 0 || got_version != version) {
-	ret = ipc_error(error_r, "protocol mismatch: expected %s version %ld, got %s version %ld",
+	ret = errtext_fail(&ipc_error, error_r, "protocol mismatch: expected %s version %ld, got %s version %ld",
 			proto, version, ipc_printable(shown, sizeof(shown), got.data, got.len),
 			got_version);
     }
@@ -841,6 +827,6 @@ int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply
 	     const char **error_r)
 {
     if (stream_write(s, str_cstr(request), str_len(request)) < 0 || stream_flush(s) < 0)
-	return ipc_error(error_r, "request: write: %s", stream_status_text(stream_error(s)));
+	return errtext_fail(&ipc_error, error_r, "request: write: %s", stream_status_text(stream_error(s)));
     return ipc_recv_list(s, reply, error_r);
 }

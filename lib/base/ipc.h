@@ -51,6 +51,9 @@ enum ipc_type {
 
 /* ipc_send - write one message and flush; 0 or -1 (stream error) */
 int ipc_send(struct stream *s, ...);
+/* Error texts (*error_r of every function below) are this module's
+ * errtext (errtext.h): valid until the next ipc_* error. */
+
 /* ipc_recv - read one message strictly; 0 on success, -1 with *error_r */
 int ipc_recv(struct stream *s, const char **error_r, ...);
 

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errtext.h"
 #include "msg.h"
 
 #define MSG_LINE_MAX 4096
@@ -33,6 +34,7 @@ static int msg_file_fd = -1;
 static int msg_facility = LOG_MAIL;
 static bool msg_syslog_open;
 static void (*msg_fatal_hook)(void);
+static struct errtext msg_error;	/* the text behind error_r */
 static char msg_hostname[256];
 
 /* The pid, refreshed in a forked child (msg_pid_refresh). */
@@ -152,13 +154,11 @@ bool msg_set_syslog_facility(const char *name)
 
 bool msg_set_file(const char *path, const char **error_r)
 {
-    static char error[512];
+    /* 0640: log lines hold addresses, not for every local user */
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 
     if (fd < 0) {
-	snprintf(error, sizeof(error), "open %s: %s", path, strerror(errno));
-	if (error_r)
-	    *error_r = error;
+	(void) errtext_fail(&msg_error, error_r, "open %s: %s", path, strerror(errno));
 	return false;
     }
     if (msg_file_fd >= 0)

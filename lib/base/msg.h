@@ -27,7 +27,8 @@ extern int msg_verbose;
  * Until called, messages go to stderr as "posthorn: ...". */
 void msg_init(const char *progname, int sinks);
 /* msg_set_file - open (or reopen) the log file; false and an error text
- * on failure. Opening before a chroot or privilege drop keeps it usable. */
+ * on failure (errtext.h: valid until the next msg_set_file failure).
+ * Opening before a chroot or privilege drop keeps it usable. */
 bool msg_set_file(const char *path, const char **error_r);
 /* msg_set_sinks - change where messages go */
 void msg_set_sinks(int sinks);

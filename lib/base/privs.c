@@ -7,41 +7,23 @@
  * had back and that no inherited supplementary group is left. Dropping "to root" is refused: it would make the proof
  * impossible and is always a configuration mistake. A process that is
  * not root changes nothing (the sandbox), and warns once if it was asked
- * to chroot. Error texts live in one static buffer. */
+ * to chroot. Error texts: errtext.h. */
 
 /* System library. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* Base library. */
+#include "errtext.h"
 #include "msg.h"
 #include "privs.h"
 
-#define PRIV_ERR_SIZE	(4096 + 256)
-static char priv_errbuf[PRIV_ERR_SIZE];
+static struct errtext priv_error;	/* the text behind error_r */
 static bool priv_chroot_warned;
-
-/* priv_error - format an error into the static buffer, return -1 */
-static int priv_error(const char **error_r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int priv_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void) vsnprintf(priv_errbuf, sizeof(priv_errbuf), fmt, ap);
-    va_end(ap);
-    if (error_r)
-	*error_r = priv_errbuf;
-    return -1;
-}
 
 /* priv_parse_id - a decimal id that fits id_t and is not (id_t) -1 */
 static bool priv_parse_id(const char *text, unsigned long *id)
@@ -133,7 +115,7 @@ int priv_drop(const char *user, gid_t extra_gid, const char *chroot_dir, const c
     if (!priv_is_root())
 	return priv_unprivileged(chroot_dir);
     if (!priv_lookup(user, &uid, &gid))
-	return priv_error(error_r, "unknown user: %s", user ? user : "(null)");
+	return errtext_fail(&priv_error, error_r, "unknown user: %s", user ? user : "(null)");
     return priv_drop_ids(uid, gid, extra_gid, chroot_dir, error_r);
 }
 
@@ -145,31 +127,31 @@ int priv_drop_ids(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
     if (!priv_is_root())
 	return priv_unprivileged(chroot_dir);
     if (uid == 0 || uid == (uid_t) -1)
-	return priv_error(error_r, "refusing to drop privileges to uid %ld", (long) uid);
+	return errtext_fail(&priv_error, error_r, "refusing to drop privileges to uid %ld", (long) uid);
     if (gid == 0 || gid == (gid_t) -1)
-	return priv_error(error_r, "refusing to drop privileges to gid %ld", (long) gid);
+	return errtext_fail(&priv_error, error_r, "refusing to drop privileges to gid %ld", (long) gid);
     if (extra_gid == 0)
-	return priv_error(error_r, "refusing supplementary group 0");
+	return errtext_fail(&priv_error, error_r, "refusing supplementary group 0");
 
     if (chroot_dir != NULL) {
 	if (chroot(chroot_dir) < 0)
-	    return priv_error(error_r, "chroot %s: %s", chroot_dir, strerror(errno));
+	    return errtext_fail(&priv_error, error_r, "chroot %s: %s", chroot_dir, strerror(errno));
 	if (chdir("/") < 0)
-	    return priv_error(error_r, "chdir / after chroot %s: %s", chroot_dir, strerror(errno));
+	    return errtext_fail(&priv_error, error_r, "chdir / after chroot %s: %s", chroot_dir, strerror(errno));
     }
     groups[0] = extra_gid;
     if (setgroups(extra_gid != (gid_t) -1 ? 1 : 0, groups) < 0)
-	return priv_error(error_r, "setgroups: %s", strerror(errno));
+	return errtext_fail(&priv_error, error_r, "setgroups: %s", strerror(errno));
     if (setgid(gid) < 0)
-	return priv_error(error_r, "setgid %ld: %s", (long) gid, strerror(errno));
+	return errtext_fail(&priv_error, error_r, "setgid %ld: %s", (long) gid, strerror(errno));
     if (setuid(uid) < 0)
-	return priv_error(error_r, "setuid %ld: %s", (long) uid, strerror(errno));
+	return errtext_fail(&priv_error, error_r, "setuid %ld: %s", (long) uid, strerror(errno));
 
     /* Prove the drop: every one of these must fail now. */
     if (setuid(0) == 0 || geteuid() == 0 || getuid() == 0)
-	return priv_error(error_r, "privilege drop failed: uid 0 can be regained");
+	return errtext_fail(&priv_error, error_r, "privilege drop failed: uid 0 can be regained");
     if (setgid(0) == 0 || getegid() == 0 || getgid() == 0)
-	return priv_error(error_r, "privilege drop failed: gid 0 can be regained");
+	return errtext_fail(&priv_error, error_r, "privilege drop failed: gid 0 can be regained");
     /* ... and no supplementary group but the one asked for is left (an
      * inherited gid 0 would give the group's files back). */
     {
@@ -178,7 +160,7 @@ int priv_drop_ids(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir,
 	int want = extra_gid != (gid_t) -1 ? 1 : 0;
 
 	if (n != want || (want == 1 && (getgroups(1, now) != 1 || now[0] != extra_gid)))
-	    return priv_error(error_r, "privilege drop failed: %d supplementary groups left, "
+	    return errtext_fail(&priv_error, error_r, "privilege drop failed: %d supplementary groups left, "
 			      "want %d", n, want);
     }
     return 0;

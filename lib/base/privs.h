@@ -20,7 +20,8 @@ bool priv_lookup(const char *user, uid_t *uid, gid_t *gid);
 bool priv_lookup_group(const char *group, gid_t *gid);
 /* priv_drop - become user (with its primary group, plus extra_gid if not
  * (gid_t)-1 as the only supplementary group), after chroot to
- * chroot_dir if not NULL. Returns 0, or -1 with *error_r. */
+ * chroot_dir if not NULL. Returns 0, or -1 with *error_r (this module's
+ * errtext, errtext.h: valid until the next priv_* error). */
 int priv_drop(const char *user, gid_t extra_gid, const char *chroot_dir, const char **error_r);
 /* priv_drop_ids - the same with numeric ids */
 int priv_drop_ids(uid_t uid, gid_t gid, gid_t extra_gid, const char *chroot_dir, const char **error_r);

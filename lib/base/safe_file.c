@@ -14,7 +14,6 @@
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,28 +23,13 @@
 #include <linux/openat2.h>
 
 /* Base library. */
+#include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "safe_file.h"
 #include "str.h"
 
-#define SAFE_ERR_SIZE	(4096 + 256)
-static char safe_errbuf[SAFE_ERR_SIZE];
-
-/* safe_error - format an error into the static buffer, return -1 */
-static int safe_error(const char **error_r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int safe_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void) vsnprintf(safe_errbuf, sizeof(safe_errbuf), fmt, ap);
-    va_end(ap);
-    if (error_r)
-	*error_r = safe_errbuf;
-    return -1;
-}
+static struct errtext safe_error;	/* the text behind error_r */
 
 /* safe_strerror - strerror, with a clearer text for a refused symlink */
 static const char *safe_strerror(int err)
@@ -62,7 +46,7 @@ int safe_create_excl(const char *path, mode_t mode, const char **error_r)
 
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
-	return safe_error(error_r, "create %s: %s", path, safe_strerror(errno));
+	return errtext_fail(&safe_error, error_r, "create %s: %s", path, safe_strerror(errno));
     return fd;
 }
 
@@ -75,22 +59,22 @@ int safe_open_read(const char *path, uid_t owner, const char **error_r)
     /* O_NONBLOCK so that a FIFO in the file's place cannot hang us. */
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
-	return safe_error(error_r, "open %s: %s", path, safe_strerror(errno));
+	return errtext_fail(&safe_error, error_r, "open %s: %s", path, safe_strerror(errno));
     if (fstat(fd, &st) < 0) {
-	safe_error(error_r, "fstat %s: %s", path, strerror(errno));
+	errtext_fail(&safe_error, error_r, "fstat %s: %s", path, strerror(errno));
 	goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-	safe_error(error_r, "open %s: not a regular file", path);
+	errtext_fail(&safe_error, error_r, "open %s: not a regular file", path);
 	goto fail;
     }
     if (owner != (uid_t) -1 && st.st_uid != owner) {
-	safe_error(error_r, "open %s: owned by uid %lu, not uid %lu", path,
+	errtext_fail(&safe_error, error_r, "open %s: owned by uid %lu, not uid %lu", path,
 		   (unsigned long) st.st_uid, (unsigned long) owner);
 	goto fail;
     }
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-	safe_error(error_r, "fcntl %s: %s", path, strerror(errno));
+	errtext_fail(&safe_error, error_r, "fcntl %s: %s", path, strerror(errno));
 	goto fail;
     }
     return fd;
@@ -129,7 +113,7 @@ int safe_openat_dir(int dfd, const char *name, bool create, mode_t mode, const c
     if (fd < 0 && errno == ENOENT && create) {
 	if (mkdirat(dfd, name, mode) < 0 && errno != EEXIST) {
 	    err = errno;
-	    safe_error(error_r, "%s: cannot create directory: %s", name, strerror(err));
+	    errtext_fail(&safe_error, error_r, "%s: cannot create directory: %s", name, strerror(err));
 	    errno = err;
 	    return -1;
 	}
@@ -139,7 +123,7 @@ int safe_openat_dir(int dfd, const char *name, bool create, mode_t mode, const c
 	err = errno;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
 	    if (st.st_uid != 0) {
-		safe_error(error_r, "%s: is a symbolic link owned by uid %lu (refusing to "
+		errtext_fail(&safe_error, error_r, "%s: is a symbolic link owned by uid %lu (refusing to "
 			   "follow it)", name, (unsigned long) st.st_uid);
 		errno = ELOOP;
 		return -1;
@@ -151,7 +135,7 @@ int safe_openat_dir(int dfd, const char *name, bool create, mode_t mode, const c
     }
     if (fd < 0) {
 	err = errno;
-	safe_error(error_r, "%s: cannot open directory: %s", name, strerror(err));
+	errtext_fail(&safe_error, error_r, "%s: cannot open directory: %s", name, strerror(err));
 	errno = err;
     }
     return fd;
@@ -201,11 +185,11 @@ int safe_open_dir(const char *path, bool create, mode_t mode, const char **error
 	if (end == NULL)
 	    end = cp + strlen(cp);
 	start = cp;
-	if (!str_setn(comp, cp, (size_t) (end - cp))) {
+	if (!str_try_setn(comp, cp, (size_t) (end - cp))) {
 	    (void) close(dfd);
 	    str_free(&comp);
 	    errno = ENAMETOOLONG;
-	    return safe_error(error_r, "open directory %s: %s", path, strerror(errno));
+	    return errtext_fail(&safe_error, error_r, "open directory %s: %s", path, strerror(errno));
 	}
 	cp = end;
 	if (strcmp(str_cstr(comp), ".") == 0)
@@ -214,11 +198,9 @@ int safe_open_dir(const char *path, bool create, mode_t mode, const char **error
 	e = errno;
 	(void) close(dfd);
 	if (fd < 0) {
-	    /* the component's own text, with the path up to it in front */
-	    char why[SAFE_ERR_SIZE];
-
-	    (void) snprintf(why, sizeof(why), "%s", err);
-	    safe_error(error_r, "%.*s%s", (int) (start - path), path, why);
+	    /* the component's own text (errtext formats through a
+	     * temporary), with the path up to it in front */
+	    errtext_fail(&safe_error, error_r, "%.*s%s", (int) (start - path), path, err);
 	    str_free(&comp);
 	    errno = e;
 	    return -1;
@@ -227,7 +209,7 @@ int safe_open_dir(const char *path, bool create, mode_t mode, const char **error
     }
     str_free(&comp);
     if (dfd < 0)
-	return safe_error(error_r, "open directory %s: %s", path, strerror(errno));
+	return errtext_fail(&safe_error, error_r, "open directory %s: %s", path, strerror(errno));
     return dfd;
 }
 
@@ -238,9 +220,9 @@ int fsync_dir(const char *dir, const char **error_r)
 
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-	return safe_error(error_r, "open directory %s: %s", dir, safe_strerror(errno));
+	return errtext_fail(&safe_error, error_r, "open directory %s: %s", dir, safe_strerror(errno));
     if (fsync(fd) < 0) {
-	safe_error(error_r, "fsync directory %s: %s", dir, strerror(errno));
+	errtext_fail(&safe_error, error_r, "fsync directory %s: %s", dir, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
@@ -282,7 +264,7 @@ int durable_rename(const char *from, const char *to, const char **error_r)
     int ret;
 
     if (rename(from, to) < 0)
-	return safe_error(error_r, "rename %s to %s: %s", from, to, strerror(errno));
+	return errtext_fail(&safe_error, error_r, "rename %s to %s: %s", from, to, strerror(errno));
     from_dir = safe_parent_dir(from);
     to_dir = safe_parent_dir(to);
     ret = fsync_dir(to_dir, error_r);
@@ -322,8 +304,8 @@ int atomic_write_file(const char *path, const void *data, size_t len, mode_t mod
     struct str *tmp = str_new(STR_MAX_DEFAULT);
     int fd = -1, ret = -1;
 
-    if (!str_printf(tmp, "%s.tmp.%ld", path, (long) getpid())) {
-	safe_error(error_r, "atomic write %s: path too long", path);
+    if (!str_try_printf(tmp, "%s.tmp.%ld", path, (long) getpid())) {
+	errtext_fail(&safe_error, error_r, "atomic write %s: path too long", path);
 	str_free(&tmp);
 	return -1;
     }
@@ -336,31 +318,31 @@ int atomic_write_file(const char *path, const void *data, size_t len, mode_t mod
 	    errno = EEXIST;
     }
     if (fd < 0) {
-	safe_error(error_r, "create %s: %s", str_cstr(tmp), safe_strerror(errno));
+	errtext_fail(&safe_error, error_r, "create %s: %s", str_cstr(tmp), safe_strerror(errno));
 	str_free(&tmp);
 	return -1;
     }
     /* The requested mode exactly, whatever the umask. */
     if (fchmod(fd, mode) < 0) {
-	safe_error(error_r, "chmod %s: %s", str_cstr(tmp), strerror(errno));
+	errtext_fail(&safe_error, error_r, "chmod %s: %s", str_cstr(tmp), strerror(errno));
 	goto done;
     }
     if (write_all_fd(fd, data, len) < 0) {
-	safe_error(error_r, "write %s: %s", str_cstr(tmp), strerror(errno));
+	errtext_fail(&safe_error, error_r, "write %s: %s", str_cstr(tmp), strerror(errno));
 	goto done;
     }
     if (fsync(fd) < 0) {
-	safe_error(error_r, "fsync %s: %s", str_cstr(tmp), strerror(errno));
+	errtext_fail(&safe_error, error_r, "fsync %s: %s", str_cstr(tmp), strerror(errno));
 	goto done;
     }
     if (close(fd) < 0) {
 	fd = -1;
-	safe_error(error_r, "close %s: %s", str_cstr(tmp), strerror(errno));
+	errtext_fail(&safe_error, error_r, "close %s: %s", str_cstr(tmp), strerror(errno));
 	goto done;
     }
     fd = -1;
     if (rename(str_cstr(tmp), path) < 0) {
-	safe_error(error_r, "rename %s to %s: %s", str_cstr(tmp), path, strerror(errno));
+	errtext_fail(&safe_error, error_r, "rename %s to %s: %s", str_cstr(tmp), path, strerror(errno));
 	goto done;
     }
     /* From here the temporary name is gone; only durability is left. */
@@ -375,42 +357,19 @@ done:
     return ret;
 }
 
-/* read_file - read a whole regular file of at most max bytes into out */
+/* read_file - read a whole regular file of at most max bytes into out
+ * (no symlink: safe_open_read; the reading is file_read.h's) */
 int read_file(const char *path, struct str *out, size_t max, const char **error_r)
 {
-    char buf[8192];
-    ssize_t n;
-    int fd;
+    const char *why;
+    int fd, ret;
 
     if ((fd = safe_open_read(path, (uid_t) -1, error_r)) < 0)
 	return -1;
-    str_reset(out);
-    for (;;) {
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0) {
-	    if (errno == EINTR)
-		continue;
-	    safe_error(error_r, "read %s: %s", path, strerror(errno));
-	    goto fail;
-	}
-	if (n == 0)
-	    break;
-	if ((size_t) n > max - str_len(out)) {
-	    safe_error(error_r, "read %s: file is larger than %zu bytes", path, max);
-	    goto fail;
-	}
-	if (!str_append(out, buf, (size_t) n)) {
-	    safe_error(error_r, "read %s: file is larger than %zu bytes", path, out->max);
-	    goto fail;
-	}
-    }
+    if ((ret = file_read_fd(fd, path, out, max, &why)) < 0)
+	errtext_fail(&safe_error, error_r, "%s", why);
     (void) close(fd);
-    return 0;
-
-fail:
-    (void) close(fd);
-    str_reset(out);
-    return -1;
+    return ret;
 }
 
 /* mkdir_p - make dir and any missing parents (new ones get mode) */
@@ -422,7 +381,7 @@ int mkdir_p(const char *dir, mode_t mode, const char **error_r)
     int ret = -1;
 
     if (*copy == 0) {
-	safe_error(error_r, "mkdir: empty path");
+	errtext_fail(&safe_error, error_r, "mkdir: empty path");
 	goto done;
     }
     /* Walk the components: cut at each slash, make the prefix, restore. */
@@ -435,15 +394,15 @@ int mkdir_p(const char *dir, mode_t mode, const char **error_r)
 	    *p = 0;
 	    if (mkdir(copy, mode) < 0) {
 		if (errno != EEXIST) {
-		    safe_error(error_r, "mkdir %s: %s", copy, strerror(errno));
+		    errtext_fail(&safe_error, error_r, "mkdir %s: %s", copy, strerror(errno));
 		    goto done;
 		}
 		if (stat(copy, &st) < 0) {
-		    safe_error(error_r, "stat %s: %s", copy, strerror(errno));
+		    errtext_fail(&safe_error, error_r, "stat %s: %s", copy, strerror(errno));
 		    goto done;
 		}
 		if (!S_ISDIR(st.st_mode)) {
-		    safe_error(error_r, "mkdir %s: exists and is not a directory", copy);
+		    errtext_fail(&safe_error, error_r, "mkdir %s: exists and is not a directory", copy);
 		    goto done;
 		}
 	    }

@@ -6,7 +6,8 @@
  * fsync_dir() makes a rename or create durable: posthorn syncs the
  * directory after every commit-point rename (Postfix and qmail leave
  * that to the file system; we do not). All return 0/-1 and set *error_r
- * (a static buffer) on failure. */
+ * on failure: the module's errtext (errtext.h), valid until the next
+ * error of a function of this header. */
 #ifndef POSTHORN_SAFE_FILE_H
 #define POSTHORN_SAFE_FILE_H
 

@@ -13,9 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,30 +22,14 @@
 #include <unistd.h>
 
 /* Base library. */
+#include "errtext.h"
 #include "msg.h"
 #include "str.h"
 #include "sock.h"
 
-#define SOCK_ERR_SIZE	1200
-static char sock_errbuf[SOCK_ERR_SIZE];
+static struct errtext sock_error;	/* the text behind error_r */
 
 #define SOCK_FD_MAX_RECV	16	/* descriptors we make room for */
-
-/* sock_error - format an error into the static buffer, return -1 */
-static int sock_error(const char **error_r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int sock_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void) vsnprintf(sock_errbuf, sizeof(sock_errbuf), fmt, ap);
-    va_end(ap);
-    if (error_r)
-	*error_r = sock_errbuf;
-    return -1;
-}
 
 /* sock_close_keep_errno - close fd without disturbing errno */
 static void sock_close_keep_errno(int fd)
@@ -85,7 +67,7 @@ static bool sock_unix_addr(struct sockaddr_un *sun, const char *path)
 {
     memset(sun, 0, sizeof(*sun));
     sun->sun_family = AF_UNIX;
-    return path[0] != 0 && str_copy_out(sun->sun_path, sizeof(sun->sun_path), path);
+    return path[0] != 0 && str_try_copy_out(sun->sun_path, sizeof(sun->sun_path), path);
 }
 
 /* sock_listen_unix - bind a stream socket at path and listen */
@@ -96,32 +78,32 @@ int sock_listen_unix(const char *path, int mode, int backlog, const char **error
     int fd;
 
     if (!sock_unix_addr(&sun, path))
-	return sock_error(error_r, "unix socket path too long or empty: %s", path);
+	return errtext_fail(&sock_error, error_r, "unix socket path too long or empty: %s", path);
     if (lstat(path, &st) == 0) {
 	if (!S_ISSOCK(st.st_mode))
-	    return sock_error(error_r, "%s exists and is not a socket; not removing it", path);
+	    return errtext_fail(&sock_error, error_r, "%s exists and is not a socket; not removing it", path);
 	if (unlink(path) < 0 && errno != ENOENT)
-	    return sock_error(error_r, "remove old socket %s: %s", path, strerror(errno));
+	    return errtext_fail(&sock_error, error_r, "remove old socket %s: %s", path, strerror(errno));
     } else if (errno != ENOENT) {
-	return sock_error(error_r, "lstat %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "lstat %s: %s", path, strerror(errno));
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-	return sock_error(error_r, "socket for %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "socket for %s: %s", path, strerror(errno));
     if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {
-	sock_error(error_r, "bind unix socket %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "bind unix socket %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
     /* Before listen(), so no client connects while the mode is wrong. */
     if (chmod(path, (mode_t) mode) < 0) {
-	sock_error(error_r, "chmod %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "chmod %s: %s", path, strerror(errno));
 	(void) unlink(path);
 	(void) close(fd);
 	return -1;
     }
     if (listen(fd, backlog) < 0) {
-	sock_error(error_r, "listen on %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "listen on %s: %s", path, strerror(errno));
 	(void) unlink(path);
 	(void) close(fd);
 	return -1;
@@ -137,11 +119,11 @@ int sock_listen_fifo(const char *path, int mode, const char **error_r)
 
     if (lstat(path, &st) == 0) {
 	if (!S_ISFIFO(st.st_mode))
-	    return sock_error(error_r, "%s exists and is not a FIFO", path);
+	    return errtext_fail(&sock_error, error_r, "%s exists and is not a FIFO", path);
     } else if (errno != ENOENT) {
-	return sock_error(error_r, "lstat %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "lstat %s: %s", path, strerror(errno));
     } else if (mkfifo(path, (mode_t) mode) < 0 && errno != EEXIST) {
-	return sock_error(error_r, "mkfifo %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "mkfifo %s: %s", path, strerror(errno));
     }
 
     /*
@@ -150,14 +132,14 @@ int sock_listen_fifo(const char *path, int mode, const char **error_r)
      */
     fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-	return sock_error(error_r, "open FIFO %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "open FIFO %s: %s", path, strerror(errno));
     if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-	sock_error(error_r, "%s is not a FIFO", path);
+	errtext_fail(&sock_error, error_r, "%s is not a FIFO", path);
 	(void) close(fd);
 	return -1;
     }
     if (fchmod(fd, (mode_t) mode) < 0) {
-	sock_error(error_r, "chmod FIFO %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "chmod FIFO %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
@@ -176,16 +158,20 @@ static bool sock_strip_brackets(const char *host, char *buf, size_t size)
 	buf[len - 2] = 0;
 	return true;
     }
-    return str_copy_out(buf, size, host);
+    return str_try_copy_out(buf, size, host);
 }
 
-/* sock_fmt_addr - "host:port" or "[host]:port" for error texts */
+/* sock_fmt_addr - "host:port" or "[host]:port" for error texts (a long
+ * name is cut: the text is for a person) */
 static const char *sock_fmt_addr(char *buf, size_t size, const char *host, const char *port)
 {
+    bool whole;
+
     if (host != NULL && strchr(host, ':') != NULL && host[0] != '[')
-	(void) fmt_buf(buf, size, "[%s]:%s", host, port);
+	whole = fmt_try_buf(buf, size, "[%s]:%s", host, port);
     else
-	(void) fmt_buf(buf, size, "%s:%s", host ? host : "*", port);
+	whole = fmt_try_buf(buf, size, "%s:%s", host ? host : "*", port);
+    (void) whole;
     return buf;
 }
 
@@ -199,12 +185,12 @@ int sock_listen_inet(int family, const char *host, const char *port, int backlog
     int fd, err, on = 1;
 
     if (family != AF_INET && family != AF_INET6)
-	return sock_error(error_r, "sock_listen_inet: unsupported address family %d", family);
+	return errtext_fail(&sock_error, error_r, "sock_listen_inet: unsupported address family %d", family);
     if (port == NULL || *port == 0)
-	return sock_error(error_r, "sock_listen_inet: no port given");
+	return errtext_fail(&sock_error, error_r, "sock_listen_inet: no port given");
     if (host != NULL && *host != 0 && strcmp(host, "*") != 0) {
 	if (!sock_strip_brackets(host, hostbuf, sizeof(hostbuf)))
-	    return sock_error(error_r, "host address too long: %s", host);
+	    return errtext_fail(&sock_error, error_r, "host address too long: %s", host);
 	node = hostbuf;
     }
     sock_fmt_addr(label, sizeof(label), node ? node : "*", port);
@@ -214,30 +200,30 @@ int sock_listen_inet(int family, const char *host, const char *port, int backlog
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
     if ((err = getaddrinfo(node, port, &hints, &res)) != 0)
-	return sock_error(error_r, "bad listen address %s: %s", label,
+	return errtext_fail(&sock_error, error_r, "bad listen address %s: %s", label,
 			  err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
 
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
     if (fd < 0) {
-	sock_error(error_r, "socket for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "socket for %s: %s", label, strerror(errno));
 	freeaddrinfo(res);
 	return -1;
     }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
-	sock_error(error_r, "setsockopt SO_REUSEADDR for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "setsockopt SO_REUSEADDR for %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (family == AF_INET6
 	&& setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) {
-	sock_error(error_r, "setsockopt IPV6_V6ONLY for %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "setsockopt IPV6_V6ONLY for %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-	sock_error(error_r, "bind %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "bind %s: %s", label, strerror(errno));
 	goto fail;
     }
     if (listen(fd, backlog) < 0) {
-	sock_error(error_r, "listen on %s: %s", label, strerror(errno));
+	errtext_fail(&sock_error, error_r, "listen on %s: %s", label, strerror(errno));
 	goto fail;
     }
     freeaddrinfo(res);
@@ -363,12 +349,12 @@ int sock_connect_unix(const char *path, int timeout_ms, const char **error_r)
     int fd;
 
     if (!sock_unix_addr(&sun, path))
-	return sock_error(error_r, "unix socket path too long or empty: %s", path);
+	return errtext_fail(&sock_error, error_r, "unix socket path too long or empty: %s", path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-	return sock_error(error_r, "socket for %s: %s", path, strerror(errno));
+	return errtext_fail(&sock_error, error_r, "socket for %s: %s", path, strerror(errno));
     if (sock_connect_fd(fd, (struct sockaddr *) &sun, sizeof(sun), sock_deadline(timeout_ms)) < 0) {
-	sock_error(error_r, "connect to %s: %s", path, strerror(errno));
+	errtext_fail(&sock_error, error_r, "connect to %s: %s", path, strerror(errno));
 	(void) close(fd);
 	return -1;
     }
@@ -386,23 +372,23 @@ int sock_connect_inet(const char *host, const char *port, int timeout_ms, const 
     int fd = -1, err;
 
     if (host == NULL || *host == 0 || port == NULL || *port == 0)
-	return sock_error(error_r, "sock_connect_inet: host and port are required");
+	return errtext_fail(&sock_error, error_r, "sock_connect_inet: host and port are required");
     if (!sock_strip_brackets(host, hostbuf, sizeof(hostbuf)))
-	return sock_error(error_r, "host name too long: %s", host);
+	return errtext_fail(&sock_error, error_r, "host name too long: %s", host);
     sock_fmt_addr(label, sizeof(label), hostbuf, port);
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     if ((err = getaddrinfo(hostbuf, port, &hints, &res)) != 0)
-	return sock_error(error_r, "connect to %s: %s", label,
+	return errtext_fail(&sock_error, error_r, "connect to %s: %s", label,
 			  err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
 
-    sock_error(error_r, "connect to %s: no usable address", label);
+    errtext_fail(&sock_error, error_r, "connect to %s: no usable address", label);
     for (ai = res; ai != NULL; ai = ai->ai_next) {
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0) {
-	    sock_error(error_r, "socket for %s: %s", label, strerror(errno));
+	    errtext_fail(&sock_error, error_r, "socket for %s: %s", label, strerror(errno));
 	    continue;
 	}
 	if (sock_connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline) == 0)
@@ -410,9 +396,9 @@ int sock_connect_inet(const char *host, const char *port, int timeout_ms, const 
 	err = errno;
 	if (getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric),
 			NULL, 0, NI_NUMERICHOST) == 0 && strcmp(numeric, hostbuf) != 0)
-	    sock_error(error_r, "connect to %s (%s): %s", label, numeric, strerror(err));
+	    errtext_fail(&sock_error, error_r, "connect to %s (%s): %s", label, numeric, strerror(err));
 	else
-	    sock_error(error_r, "connect to %s: %s", label, strerror(err));
+	    errtext_fail(&sock_error, error_r, "connect to %s: %s", label, strerror(err));
 	(void) close(fd);
 	fd = -1;
 	if (err == ETIMEDOUT && sock_remaining(deadline) == 0)
@@ -444,7 +430,7 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
     if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0)
 	return false;
     if (ss.ss_family == AF_UNIX) {
-	(void) str_copy_out(addr, addr_size, "unix");
+	str_copy_out_or_panic(addr, addr_size, "unix");
 	return true;
     }
     if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)

@@ -2,8 +2,8 @@
  *
  * Addresses for inet sockets are "host:port", "[v6addr]:port" or ":port".
  * All descriptors are created close-on-exec; listeners are non-blocking.
- * Functions return -1 and set *error_r (a static or caller-owned text) on
- * failure. */
+ * Functions return -1 and set *error_r on failure: the module's errtext
+ * (errtext.h), valid until the next sock_* error. */
 #ifndef POSTHORN_SOCK_H
 #define POSTHORN_SOCK_H
 

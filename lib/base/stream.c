@@ -45,6 +45,11 @@
  * both sides. On failure errno is set (ETIMEDOUT for a timeout, the
  * saved errno for an error) when a call returns.
  *
+ * Memory streams (stream_open_memory): no descriptor (fd -1); the input
+ * is a private copy read through the replaceable I/O, the output goes to
+ * the caller's struct str. Nothing there can block, so a memory stream
+ * never polls and its timeout never applies.
+ *
  * SIGPIPE: a write to a socket uses send(2) with MSG_NOSIGNAL, so a peer
  * that went away gives EPIPE, not a signal. Other descriptors (pipes)
  * use write(2); a program that writes into pipes must ignore SIGPIPE
@@ -87,6 +92,14 @@ struct stream {
     enum stream_status first_err;	/* what stream_error() says */
     int rerrno, werrno;			/* errno saved with the failures */
     struct str *fmt;			/* stream_vprintf scratch */
+    struct stream_memory *memory;	/* stream_open_memory, else NULL */
+};
+
+/* The two ends of a memory stream. */
+struct stream_memory {
+    char *input;			/* a copy of the data to read */
+    size_t input_len, input_pos;
+    struct str *output;			/* the caller's; NULL: writes fail */
 };
 
 /* now_ms - monotonic clock in milliseconds */
@@ -111,6 +124,8 @@ static enum stream_status stream_wait(const struct stream *s, short events, long
     struct pollfd pfd;
     int wait_ms, n;
 
+    if (s->memory)
+	return STREAM_OK;			/* memory is always ready */
     for (;;) {
 	if (deadline < 0) {
 	    wait_ms = -1;
@@ -377,6 +392,10 @@ void stream_free(struct stream **sp)
     mem_free(&s->rbuf);
     mem_free(&s->wbuf);
     str_free(&s->fmt);
+    if (s->memory) {
+	mem_free(&s->memory->input);
+	mem_free(&s->memory);
+    }
     mem_free(sp);
 }
 
@@ -391,7 +410,7 @@ int stream_close(struct stream **sp)
     ret = stream_flush(s);
     if (ret < 0)
 	saved = errno;
-    if (close(s->fd) < 0 && ret == 0) {
+    if (s->fd >= 0 && close(s->fd) < 0 && ret == 0) {
 	ret = -1;
 	saved = errno;
     }
@@ -399,6 +418,51 @@ int stream_close(struct stream **sp)
     if (ret < 0)
 	errno = saved;
     return ret;
+}
+
+/* memory_read - the next bytes of a memory stream's input; 0 at its end */
+static ssize_t memory_read(void *ctx, void *buf, size_t len)
+{
+    struct stream_memory *m = ctx;
+    size_t left = m->input_len - m->input_pos;
+
+    if (len > left)
+	len = left;
+    memcpy(buf, m->input + m->input_pos, len);
+    m->input_pos += len;
+    return (ssize_t) len;
+}
+
+/* memory_write - append to the caller's str; past its maximum (or
+ * without one) a write error, ENOSPC */
+static ssize_t memory_write(void *ctx, const void *buf, size_t len)
+{
+    struct stream_memory *m = ctx;
+
+    if (m->output == NULL || !str_try_append(m->output, buf, len)) {
+	errno = ENOSPC;
+	return -1;
+    }
+    return (ssize_t) len;
+}
+
+static const struct stream_io memory_io = {memory_read, memory_write, NULL};
+
+/* stream_open_memory - a stream over memory (see stream.h) */
+struct stream *stream_open_memory(const void *data, size_t len, struct str *output)
+{
+    struct stream *s = stream_open(-1);
+    struct stream_memory *m = mem_zalloc(sizeof(*m));
+
+    m->input = mem_alloc(mem_size_add(len, 1));
+    if (len)
+	memcpy(m->input, data, len);
+    m->input_len = len;
+    m->output = output;
+    s->memory = m;
+    s->io = &memory_io;
+    s->io_ctx = m;
+    return s;
 }
 
 /* stream_fd - the descriptor */
@@ -425,6 +489,8 @@ void stream_set_io(struct stream *s, const struct stream_io *io, void *ctx)
 {
     if (s->wlen > 0)
 	msg_panic("stream_set_io: %zu bytes of unflushed output", s->wlen);
+    if (s->memory)
+	msg_panic("stream_set_io: a memory stream has no descriptor to put I/O on");
     if (io && (io->read == NULL || io->write == NULL))
 	msg_panic("stream_set_io: read and write functions are required");
     s->io = io;
@@ -485,8 +551,7 @@ enum stream_status stream_getline(struct stream *s, struct str *line, size_t max
 	if (nl)
 	    take = (size_t) (nl - start) + 1;
 	if (take > 0) {
-	    if (!str_append(line, start, take))
-		msg_panic("stream_getline: append within max failed");
+	    str_append_or_panic(line, start, take);	/* take <= max - len */
 	    s->rpos += take;
 	}
 	if (nl)
@@ -654,7 +719,7 @@ int stream_vprintf(struct stream *s, const char *fmt, va_list ap)
     if (s->fmt == NULL)
 	s->fmt = str_new(STREAM_PRINTF_MAX);
     str_reset(s->fmt);
-    if (!str_vappendf(s->fmt, fmt, ap))
+    if (!str_try_vappendf(s->fmt, fmt, ap))
 	msg_panic("stream_printf: output longer than %zu bytes", (size_t) STREAM_PRINTF_MAX);
     ret = stream_write(s, str_cstr(s->fmt), str_len(s->fmt));
     if (s->fmt->cap > STREAM_WBUF_MAX)

@@ -40,6 +40,14 @@ struct stream_io {
 };
 
 struct stream *stream_open(int fd);
+/* stream_open_memory - a stream without a descriptor, for tests and for
+ * parsers of text already in memory: reads return a private copy of
+ * data[0..len) and then EOF; writes land in output (the caller's, which
+ * must outlive the stream) when they are flushed, as they would reach a
+ * descriptor, and fail as a write error (ENOSPC) past output->max or
+ * with output NULL. stream_fd is -1, timeouts never apply (nothing can
+ * block), stream_close flushes and frees. */
+struct stream *stream_open_memory(const void *data, size_t len, struct str *output);
 /* stream_close - flush (within the timeout), close the fd, free, NULL *sp */
 int stream_close(struct stream **sp);
 /* stream_free - free without closing the fd */

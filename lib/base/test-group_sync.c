@@ -119,11 +119,11 @@ int main(void)
     struct stat st;
     int dirfd, otherfd;
 
-    unit_assert(fmt_buf(tmpdir, sizeof(tmpdir), "/tmp/test-group_sync.XXXXXX"));
+    unit_assert(fmt_try_buf(tmpdir, sizeof(tmpdir), "/tmp/test-group_sync.XXXXXX"));
     unit_assert(mkdtemp(tmpdir) != NULL);
-    unit_assert(fmt_buf(dir, sizeof(dir), "%s/incoming", tmpdir));
-    unit_assert(fmt_buf(other, sizeof(other), "%s/other", tmpdir));
-    unit_assert(fmt_buf(state, sizeof(state), "%s/incoming/.group-sync", tmpdir));
+    unit_assert(fmt_try_buf(dir, sizeof(dir), "%s/incoming", tmpdir));
+    unit_assert(fmt_try_buf(other, sizeof(other), "%s/other", tmpdir));
+    unit_assert(fmt_try_buf(state, sizeof(state), "%s/incoming/.group-sync", tmpdir));
     unit_assert(mkdir(dir, 0700) == 0 && mkdir(other, 0700) == 0);
     dirfd = open(dir, O_RDONLY | O_DIRECTORY);
     otherfd = open(other, O_RDONLY | O_DIRECTORY);

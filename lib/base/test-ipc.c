@@ -144,7 +144,7 @@ int main(void)
     ipc_encode_attr(out, "rcpt", "b@example.test", 14);
     ipc_encode_attr(out, "data", "x\0y", 3);
     ipc_encode_end(out);
-    str_append(out, "junk", 4);		/* start of the next message */
+    str_append_or_panic(out, "junk", 4);		/* start of the next message */
     unit_assert_inteq(ipc_decode_list(out->data, out->len, &list, &error), (long) out->len - 4);
     unit_assert_inteq(list.count, 3);
     unit_assert_streq(list.attrs[0].name, "rcpt");
@@ -252,7 +252,7 @@ int main(void)
     unit_end();
 
     unit_begin("stream: optional attribute absent leaves the target, present fills it");
-    str_set(s2, "default");
+    str_set_or_panic(s2, "default");
     unit_assert(ipc_send(p.w, IPC_STR("sender", "x"), IPC_END) == 0);
     unit_assert(ipc_recv(p.r, &error, IPC_RECV_STR("sender", s1), IPC_OPT,
 			 IPC_RECV_STR("helo", s2), IPC_END) == 0);
@@ -327,7 +327,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 	    char msg[128];
 
-	    fmt_buf(msg, sizeof(msg), "6:sender,1:a,4:size,%zu:%s,0:,", strlen(cases[i].text), cases[i].text);
+	    fmt_buf_or_panic(msg, sizeof(msg), "6:sender,1:a,4:size,%zu:%s,0:,", strlen(cases[i].text), cases[i].text);
 	    n = 12345;
 	    unit_assert_idx(recv_raw_strict(msg, s1, &n, &error) == 0, i);
 	    unit_assert_idx(n == cases[i].want, i);

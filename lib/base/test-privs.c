@@ -164,7 +164,7 @@ static bool proc_groups(char *buf, size_t size)
 	    end = cp + strlen(cp);
 	    while (end > cp && (end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
 		*--end = 0;
-	    found = str_copy_out(buf, size, cp);
+	    found = str_try_copy_out(buf, size, cp);
 	}
     }
     fclose(fp);
@@ -194,7 +194,7 @@ static void child_drop_inherited(void *arg)
     if (extra == (gid_t) -1)
 	want[0] = 0;
     else
-	(void) fmt_buf(want, sizeof(want), "%ld", (long) extra);
+	fmt_buf_or_panic(want, sizeof(want), "%ld", (long) extra);
     if (!proc_groups(groups, sizeof(groups)) || strcmp(groups, want) != 0) {
 	fprintf(stderr, "after the drop: Groups: \"%s\", want \"%s\"\n", groups, want);
 	_exit(53);
@@ -324,12 +324,12 @@ int main(void)
     test_lookup();
 
     if (priv_is_root()) {
-	unit_assert(fmt_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-privs-XXXXXX"));
+	unit_assert(fmt_try_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-privs-XXXXXX"));
 	if (mkdtemp(tmpdir) == NULL || chmod(tmpdir, 0755) < 0) {
 	    perror(tmpdir);
 	    return 1;
 	}
-	fmt_buf(marker, sizeof(marker), "%s/marker", tmpdir);
+	fmt_buf_or_panic(marker, sizeof(marker), "%s/marker", tmpdir);
 	fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	if (fd >= 0)
 	    close(fd);

@@ -31,7 +31,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /* tmp_path - a name inside the test's temporary directory */
 static const char *tmp_path(char *buf, size_t size, const char *name)
 {
-    unit_assert(fmt_buf(buf, size, "%s/%s", tmpdir, name));
+    unit_assert(fmt_try_buf(buf, size, "%s/%s", tmpdir, name));
     return buf;
 }
 
@@ -157,7 +157,7 @@ static void test_atomic(void)
     unit_begin("atomic_write_file writes, replaces, sets mode, leaves no temp");
     tmp_path(dir, sizeof(dir), "atomic");
     unit_assert(mkdir(dir, 0700) == 0);
-    fmt_buf(path, sizeof(path), "%s/config", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/config", dir);
     unit_assert(atomic_write_file(path, "one\n", 4, 0640, &err) == 0);
     unit_assert_streq(file_text(path, buf, sizeof(buf)), "one\n");
     unit_assert(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
@@ -176,7 +176,7 @@ static void test_atomic(void)
 
     unit_begin("atomic_write_file failure removes the temp file");
     /* rename(file, directory) fails: the target is a directory. */
-    fmt_buf(buf, sizeof(buf), "%s/isdir", dir);
+    fmt_buf_or_panic(buf, sizeof(buf), "%s/isdir", dir);
     unit_assert(mkdir(buf, 0700) == 0);
     err = NULL;
     unit_assert(atomic_write_file(buf, "x", 1, 0600, &err) < 0);
@@ -185,7 +185,7 @@ static void test_atomic(void)
     unit_assert_inteq(n, 2);
     unit_assert_inteq(matching, 0);
     /* A missing directory: nothing can be created. */
-    fmt_buf(buf, sizeof(buf), "%s/nodir/file", dir);
+    fmt_buf_or_panic(buf, sizeof(buf), "%s/nodir/file", dir);
     unit_assert(atomic_write_file(buf, "x", 1, 0600, &err) < 0);
     unit_assert(strstr(err, buf) != NULL);
     unit_end();
@@ -193,7 +193,7 @@ static void test_atomic(void)
     unit_begin("atomic_write_file does not write through a planted temp symlink");
     tmp_path(victim, sizeof(victim), "victim");
     put_file(victim, "victim");
-    fmt_buf(tmpname, sizeof(tmpname), "%s.tmp.%ld", path, (long) getpid());
+    fmt_buf_or_panic(tmpname, sizeof(tmpname), "%s.tmp.%ld", path, (long) getpid());
     unit_assert(symlink(victim, tmpname) == 0);
     unit_assert(atomic_write_file(path, "new", 3, 0600, &err) == 0);
     unit_assert_streq(file_text(victim, buf, sizeof(buf)), "victim");
@@ -203,7 +203,7 @@ static void test_atomic(void)
     unit_end();
 
     unit_begin("read_file: whole file up to max, binary safe, fails past max");
-    fmt_buf(path, sizeof(path), "%s/hundred", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/hundred", dir);
     {
 	char data[100];
 	int i;
@@ -229,11 +229,11 @@ static void test_atomic(void)
 	unit_assert(read_file(path, small, 1000, &err) < 0);
 	str_free(&small);
     }
-    fmt_buf(path, sizeof(path), "%s/empty", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/empty", dir);
     put_file(path, "");
     unit_assert(read_file(path, s, 10, &err) == 0);
     unit_assert_inteq(str_len(s), 0);
-    fmt_buf(path, sizeof(path), "%s/missing", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/missing", dir);
     unit_assert(read_file(path, s, 10, &err) < 0);
     unit_assert(strstr(err, path) != NULL);
     unit_end();
@@ -245,7 +245,7 @@ static void test_atomic(void)
 	int fd;
 
 	memset(data, 'z', big);
-	fmt_buf(path, sizeof(path), "%s/big", dir);
+	fmt_buf_or_panic(path, sizeof(path), "%s/big", dir);
 	fd = safe_create_excl(path, 0600, &err);
 	unit_assert(fd >= 0);
 	unit_assert(write_all_fd(fd, data, big) == 0);
@@ -281,7 +281,7 @@ static void test_dirs(void)
     unit_assert(fsync_parent_dir("plainfile", &err) == 0);	/* "." */
     unit_assert(chdir(cwd) == 0);
     /* The parent of "nosuchdir/x" does not exist. */
-    fmt_buf(path, sizeof(path), "%s/nosuchdir/x", tmpdir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/nosuchdir/x", tmpdir);
     unit_assert(fsync_parent_dir(path, &err) < 0);
     unit_end();
 
@@ -289,7 +289,7 @@ static void test_dirs(void)
     tmp_path(dir, sizeof(dir), "dest");
     unit_assert(mkdir(dir, 0700) == 0);
     tmp_path(path, sizeof(path), "plainfile");
-    fmt_buf(to, sizeof(to), "%s/moved", dir);
+    fmt_buf_or_panic(to, sizeof(to), "%s/moved", dir);
     unit_assert(durable_rename(path, to, &err) == 0);
     unit_assert(lstat(path, &st) < 0 && errno == ENOENT);
     unit_assert(lstat(to, &st) == 0 && S_ISREG(st.st_mode));
@@ -298,16 +298,16 @@ static void test_dirs(void)
     unit_end();
 
     unit_begin("mkdir_p makes parents, is idempotent, stops at a non-directory");
-    fmt_buf(dir, sizeof(dir), "%s/a/b//c/", tmpdir);
+    fmt_buf_or_panic(dir, sizeof(dir), "%s/a/b//c/", tmpdir);
     unit_assert(mkdir_p(dir, 0750, &err) == 0);
-    fmt_buf(path, sizeof(path), "%s/a/b/c", tmpdir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/a/b/c", tmpdir);
     unit_assert(lstat(path, &st) == 0 && S_ISDIR(st.st_mode));
     unit_assert(mkdir_p(path, 0750, &err) == 0);
     unit_assert(mkdir_p(tmpdir, 0700, &err) == 0);
     unit_assert(mkdir_p("/", 0700, &err) == 0);
-    fmt_buf(path, sizeof(path), "%s/a/file", tmpdir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/a/file", tmpdir);
     put_file(path, "x");
-    fmt_buf(dir, sizeof(dir), "%s/a/file/sub", tmpdir);
+    fmt_buf_or_panic(dir, sizeof(dir), "%s/a/file/sub", tmpdir);
     unit_assert(mkdir_p(dir, 0750, &err) < 0);
     unit_assert(strstr(err, path) != NULL && strstr(err, "not a directory") != NULL);
     unit_assert(mkdir_p("", 0750, &err) < 0);
@@ -323,7 +323,7 @@ static void test_dirs(void)
 	char target[256], link[256];
 	int fd;
 
-	fmt_buf(dir, sizeof(dir), "%s/od/x//y/", tmpdir);
+	fmt_buf_or_panic(dir, sizeof(dir), "%s/od/x//y/", tmpdir);
 	unit_assert(safe_open_dir(dir, false, 0700, &err) < 0 && errno == ENOENT);
 	unit_assert(strstr(err, "/od: cannot open directory") != NULL);
 	fd = safe_open_dir(dir, true, 0750, &err);
@@ -334,30 +334,30 @@ static void test_dirs(void)
 	fd = safe_open_dir(dir, false, 0700, &err);
 	unit_assert(fd >= 0);
 	(void) close(fd);
-	fmt_buf(path, sizeof(path), "%s/od/x/file", tmpdir);
+	fmt_buf_or_panic(path, sizeof(path), "%s/od/x/file", tmpdir);
 	put_file(path, "x");
-	fmt_buf(dir, sizeof(dir), "%s/od/x/file/sub", tmpdir);
+	fmt_buf_or_panic(dir, sizeof(dir), "%s/od/x/file/sub", tmpdir);
 	unit_assert(safe_open_dir(dir, true, 0700, &err) < 0 && errno == ENOTDIR);
 
 	/* a symlink on the way that a user owns is refused, with or
 	 * without create, and nothing is made behind it */
-	fmt_buf(target, sizeof(target), "%s/elsewhere", tmpdir);
+	fmt_buf_or_panic(target, sizeof(target), "%s/elsewhere", tmpdir);
 	unit_assert(mkdir(target, 0700) == 0);
-	fmt_buf(link, sizeof(link), "%s/od/x/lnk", tmpdir);
+	fmt_buf_or_panic(link, sizeof(link), "%s/od/x/lnk", tmpdir);
 	unit_assert(symlink(target, link) == 0);
 	if (geteuid() == 0)
 	    unit_assert(lchown(link, 65534, 65534) == 0);
-	fmt_buf(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
+	fmt_buf_or_panic(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
 	unit_assert(safe_open_dir(dir, true, 0700, &err) < 0 && errno == ELOOP);
 	unit_assert(strstr(err, "/od/x/lnk: is a symbolic link owned by uid") != NULL);
-	fmt_buf(path, sizeof(path), "%s/new", target);
+	fmt_buf_or_panic(path, sizeof(path), "%s/new", target);
 	unit_assert(lstat(path, &st) < 0 && errno == ENOENT);
 	unit_assert(safe_open_dir(link, false, 0700, &err) < 0 && errno == ELOOP);
-	fmt_buf(dir, sizeof(dir), "%s/od/x", tmpdir);
+	fmt_buf_or_panic(dir, sizeof(dir), "%s/od/x", tmpdir);
 	fd = open(dir, O_RDONLY | O_DIRECTORY);
 	unit_assert(safe_openat_dir(fd, "lnk", false, 0700, &err) < 0 && errno == ELOOP);
 	unit_assert(strncmp(err, "lnk: is a symbolic link", 23) == 0);
-	fmt_buf(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
+	fmt_buf_or_panic(dir, sizeof(dir), "%s/od/x/lnk/new", tmpdir);
 	(void) close(fd);
 
 	/* one root owns is the administrator's and is followed */
@@ -378,7 +378,7 @@ int main(void)
 
     alarm(60);
     umask(022);
-    unit_assert(fmt_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-safe-XXXXXX"));
+    unit_assert(fmt_try_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-safe-XXXXXX"));
     if (mkdtemp(tmpdir) == NULL) {
 	perror("mkdtemp");
 	return 1;

@@ -35,7 +35,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /* tmp_path - a name inside the test's temporary directory */
 static const char *tmp_path(char *buf, size_t size, const char *name)
 {
-    unit_assert(fmt_buf(buf, size, "%s/%s", tmpdir, name));
+    unit_assert(fmt_try_buf(buf, size, "%s/%s", tmpdir, name));
     return buf;
 }
 
@@ -71,7 +71,7 @@ static void local_port(int fd, char *buf, size_t size)
 	else if (ss.ss_family == AF_INET6)
 	    port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
     }
-    (void) fmt_buf(buf, size, "%d", port);
+    fmt_buf_or_panic(buf, size, "%d", port);
 }
 
 /* now_ms - monotonic milliseconds */
@@ -299,7 +299,7 @@ static void test_inet(void)
 	int fd2 = sock_listen_inet(AF_INET, "127.0.0.1", port, 4, &err);
 
 	unit_assert(fd2 < 0);
-	fmt_buf(want, sizeof(want), "127.0.0.1:%s", port);
+	fmt_buf_or_panic(want, sizeof(want), "127.0.0.1:%s", port);
 	unit_assert(strstr(err, want) != NULL);
 	unit_assert(strstr(err, strerror(EADDRINUSE)) != NULL);
     }
@@ -368,7 +368,7 @@ static void test_connect_errors(void)
     local_port(lfd, port, sizeof(port));
     close(lfd);
     unit_assert(sock_connect_inet("127.0.0.1", port, 2000, &err) < 0);
-    fmt_buf(want, sizeof(want), "127.0.0.1:%s", port);
+    fmt_buf_or_panic(want, sizeof(want), "127.0.0.1:%s", port);
     unit_assert(strstr(err, want) != NULL);
     unit_assert(strstr(err, strerror(ECONNREFUSED)) != NULL);
     unit_end();
@@ -393,7 +393,7 @@ static void test_connect_errors(void)
     unit_assert(n < 16);
     unit_assert(took >= 250 && took < 3000);
     unit_assert(strstr(err, strerror(ETIMEDOUT)) != NULL);
-    fmt_buf(want, sizeof(want), "127.0.0.1:%s", port);
+    fmt_buf_or_panic(want, sizeof(want), "127.0.0.1:%s", port);
     unit_assert(strstr(err, want) != NULL);
     for (i = 0; i < n; i++)
 	close(fds[i]);
@@ -610,7 +610,7 @@ int main(void)
     int ret;
 
     alarm(60);
-    unit_assert(fmt_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-sock-XXXXXX"));
+    unit_assert(fmt_try_buf(tmpdir, sizeof(tmpdir), "/tmp/ph-sock-XXXXXX"));
     if (mkdtemp(tmpdir) == NULL) {
 	perror("mkdtemp");
 	return 1;

@@ -57,7 +57,7 @@ static void read_to_eof(int fd, struct str *out)
 	    continue;
 	if (n < 0)
 	    msg_fatal("test read: %m");
-	if (!str_append(out, buf, (size_t) n))
+	if (!str_try_append(out, buf, (size_t) n))
 	    msg_fatal("test read: too much data");
     }
 }
@@ -107,15 +107,20 @@ static const struct line_case line_cases[] = {
     {"0123456789", {{10, STREAM_TOOLONG, "0123456789"}, {10, STREAM_EOF, ""}, END}},
 };
 
-/* test_lines - the getline table */
-static void test_lines(void)
+/* stream_over_memory - stream_over without a descriptor */
+static struct stream *stream_over_memory(const char *data, size_t len)
+{
+    return stream_open_memory(data, len, NULL);
+}
+
+/* run_line_cases - the getline table over streams made by open */
+static void run_line_cases(struct stream *(*open)(const char *data, size_t len))
 {
     struct str *line = str_new(1000);
 
-    unit_begin("getline: CRLF, bare LF, unterminated last line, EOF, max");
     for (size_t i = 0; i < sizeof(line_cases) / sizeof(line_cases[0]); i++) {
 	const struct line_case *c = line_cases + i;
-	struct stream *s = stream_over(c->input, strlen(c->input));
+	struct stream *s = open(c->input, strlen(c->input));
 
 	for (size_t j = 0; c->steps[j].status != (enum stream_status) -1; j++) {
 	    enum stream_status st = stream_getline(s, line, c->steps[j].max);
@@ -127,6 +132,78 @@ static void test_lines(void)
 	unit_assert(s == NULL);
     }
     str_free(&line);
+}
+
+/* test_lines - the getline table over a socket */
+static void test_lines(void)
+{
+    unit_begin("getline: CRLF, bare LF, unterminated last line, EOF, max");
+    run_line_cases(stream_over);
+    unit_end();
+}
+
+/* test_memory_lines - the same table over memory streams */
+static void test_memory_lines(void)
+{
+    unit_begin("memory stream: getline reads as a socket stream does");
+    run_line_cases(stream_over_memory);
+    unit_end();
+}
+
+/* test_memory_long_input - input longer than the read buffer, skip_line,
+ * read_exact, getc, then EOF */
+static void test_memory_long_input(void)
+{
+    size_t len = 3 * 8192 + 17;
+    char *data = mem_alloc(len);
+    char exact[10];
+    struct str *line = str_new(100);
+    struct stream *s;
+
+    unit_begin("memory stream: long input, skip_line, read_exact, getc, EOF");
+    memset(data, 'x', len);
+    data[len - 12] = '\n';
+    memcpy(data + len - 11, "0123456789", 10);
+    data[len - 1] = '!';
+    s = stream_open_memory(data, len, NULL);
+    mem_free(&data);			/* the stream read a copy */
+    unit_assert(stream_fd(s) == -1);
+    unit_assert(stream_getline(s, line, 100) == STREAM_TOOLONG);
+    unit_assert(stream_skip_line(s) == STREAM_OK);
+    unit_assert(stream_read_exact(s, exact, 10) == STREAM_OK);
+    unit_assert(memcmp(exact, "0123456789", 10) == 0);
+    unit_assert_inteq(stream_getc(s), '!');
+    unit_assert_inteq(stream_getc(s), -1);
+    unit_assert(stream_error(s) == STREAM_EOF);
+    stream_free(&s);
+    str_free(&line);
+    unit_end();
+}
+
+/* test_memory_output - writes reach the caller's str at flush; past its
+ * maximum (or with no str) they fail as a write error */
+static void test_memory_output(void)
+{
+    struct str *out = str_new(16);
+    struct stream *s;
+
+    unit_begin("memory stream: output at flush, bounded by the str, timeouts moot");
+    s = stream_open_memory("", 0, out);
+    stream_set_timeout(s, 0);		/* nothing can block: no timeout */
+    unit_assert_inteq(stream_printf(s, "%d %s\r\n", 250, "Ok"), 0);
+    unit_assert_inteq(str_len(out), 0);	/* buffered, as on a descriptor */
+    unit_assert_inteq(stream_flush(s), 0);
+    unit_assert_streq(str_cstr(out), "250 Ok\r\n");
+    unit_assert_inteq(stream_puts(s, "0123456789"), 0);
+    unit_assert_inteq(stream_flush(s), -1);
+    unit_assert(errno == ENOSPC);
+    unit_assert(stream_error(s) == STREAM_ERROR);
+    unit_assert_streq(str_cstr(out), "250 Ok\r\n");
+    unit_assert_inteq(stream_close(&s), -1);
+    s = stream_open_memory("in", 2, NULL);
+    unit_assert_inteq(stream_puts(s, "x"), 0);
+    unit_assert_inteq(stream_close(&s), -1);
+    str_free(&out);
     unit_end();
 }
 
@@ -142,8 +219,8 @@ static void test_skip_line(void)
 
     unit_begin("TOOLONG then skip_line discards the rest of the line");
     for (int i = 0; i < 30000; i++)
-	str_appendc(input, (char) ('a' + i % 26));
-    str_appends(input, "\r\nafter\nxyz");
+	str_appendc_or_panic(input, (char) ('a' + i % 26));
+    str_appends_or_panic(input, "\r\nafter\nxyz");
     make_socketpair(sv);
     if ((pid = fork()) == 0) {
 	close(sv[0]);
@@ -373,7 +450,7 @@ static void test_printf(void)
     file_contents(fd, out);
     unit_assert_streq(str_cstr(out), "-42 abc 007|250 ok\r\n");
     for (int i = 0; i < 100000; i++)
-	str_appendc(big, (char) ('A' + i % 26));
+	str_appendc_or_panic(big, (char) ('A' + i % 26));
     unit_assert_inteq(stream_printf(s, "<%s>", str_cstr(big)), 0);
     unit_assert_inteq(stream_printf(s, "%s", "end"), 0);
     unit_assert_inteq(stream_close(&s), 0);
@@ -440,7 +517,7 @@ static ssize_t mock_write(void *ctx, const void *buf, size_t len)
     if (len > 3)
 	len = 3;
     for (size_t i = 0; i < len; i++)
-	str_appendc(m->out, rot13(in[i]));
+	str_appendc_or_panic(m->out, rot13(in[i]));
     return (ssize_t) len;
 }
 
@@ -591,5 +668,8 @@ int main(void)
     test_large_pipe();
     test_printf();
     test_custom_io();
+    test_memory_lines();
+    test_memory_long_input();
+    test_memory_output();
     return unit_done();
 }

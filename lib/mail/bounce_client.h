@@ -17,7 +17,8 @@
  * the conversation from its event loop); bounce_client_call is the
  * blocking form on a stream (tests, tools).
  *
- * Diagnostics: -1 and an error text (static buffer) on a protocol
+ * Diagnostics: -1 and an error text (a static buffer, valid until the
+ * next call into this module) on a protocol
  * error; a reply with status -1 is not a protocol error (the caller
  * sees *status_r and the reason). */
 #ifndef POSTHORN_BOUNCE_CLIENT_H

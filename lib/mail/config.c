@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 /* base */
+#include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
@@ -80,7 +82,7 @@ static size_t *entry_index;		/* open addressing: entry number + 1, 0 = empty */
 static size_t index_cap;		/* a power of two, or 0 */
 static bool init_applying;		/* config_init is applying defaults */
 
-static char error_buf[1024];		/* text behind every error_r */
+static struct errtext config_error;	/* the text behind every error_r */
 
 /* The chain of names being expanded (loop detection, error text). */
 static const struct cfg_entry *exp_stack[CONFIG_MAX_DEPTH];
@@ -120,24 +122,6 @@ const char *param_type_name(enum param_type type)
 	return "size";
     }
     return "unknown";
-}
-
-/* set_error - format the text behind *error_r */
-static int set_error(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int set_error(const char **error_r, const char *fmt, ...)
-{
-    va_list ap;
-    char tmp[sizeof(error_buf)];
-
-    /* Format into a temporary: the arguments may point into error_buf. */
-    va_start(ap, fmt);
-    (void) vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    (void) str_copy_out(error_buf, sizeof(error_buf), tmp);
-    if (error_r)
-	*error_r = error_buf;
-    return -1;
 }
 
 /* is_name_char - may c appear in a parameter name? */
@@ -237,7 +221,7 @@ static const char *default_hostname(void)
     if (name[0])
 	return name;
     if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == 0) {
-	(void) str_copy_out(name, sizeof(name), "localhost.localdomain");
+	str_copy_out_or_panic(name, sizeof(name), "localhost.localdomain");
 	return name;
     }
     name[sizeof(name) - 1] = 0;
@@ -248,16 +232,16 @@ static const char *default_hostname(void)
 	if (getaddrinfo(name, NULL, &hints, &res) == 0) {
 	    if (res && res->ai_canonname && strchr(res->ai_canonname, '.')
 		&& strlen(res->ai_canonname) < sizeof(name))
-		(void) str_copy_out(name, sizeof(name), res->ai_canonname);
+		str_copy_out_or_panic(name, sizeof(name), res->ai_canonname);
 	    freeaddrinfo(res);
 	}
     }
     if (strchr(name, '.') == NULL) {
 	char tmp[sizeof(name)];
 
-	if (!fmt_buf(tmp, sizeof(tmp), "%s.localdomain", name))
-	    (void) str_copy_out(tmp, sizeof(tmp), "localhost.localdomain");
-	(void) str_copy_out(name, sizeof(name), tmp);
+	if (!fmt_try_buf(tmp, sizeof(tmp), "%s.localdomain", name))
+	    str_copy_out_or_panic(tmp, sizeof(tmp), "localhost.localdomain");
+	str_copy_out_or_panic(name, sizeof(name), tmp);
     }
     return name;
 }
@@ -345,10 +329,10 @@ static bool check_name(const char *name, const char **why)
 	    static char why_buf[64];
 
 	    if (isprint((unsigned char) *cp) && *cp != ' ')
-		(void) fmt_buf(why_buf, sizeof(why_buf), "bad character '%c' in parameter name", *cp);
+		fmt_buf_or_panic(why_buf, sizeof(why_buf), "bad character '%c' in parameter name", *cp);
 	    else
-		(void) fmt_buf(why_buf, sizeof(why_buf), "bad character 0x%02x in parameter name",
-			       (unsigned char) *cp);
+		fmt_buf_or_panic(why_buf, sizeof(why_buf), "bad character 0x%02x in parameter name",
+				 (unsigned char) *cp);
 	    *why = why_buf;
 	    return false;
 	}
@@ -376,41 +360,6 @@ struct pending {
     int line;
 };
 
-/* read_fd_whole - the whole content of fd from offset 0, bounded (pread:
- * the same snapshot descriptor can be read again); -1 and an error */
-static int read_fd_whole(int fd, const char *path, struct str *buf, const char **error_r)
-{
-    char chunk[8192];
-    off_t off = 0;
-    ssize_t n;
-
-    for (;;) {
-	n = pread(fd, chunk, sizeof(chunk), off);
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0)
-	    return set_error(error_r, "read %s: %s", path, strerror(errno));
-	if (n == 0)
-	    return 0;
-	off += n;
-	if (!str_append(buf, chunk, (size_t) n))
-	    return set_error(error_r, "%s: file is larger than %zu bytes", path, buf->max);
-    }
-}
-
-/* read_whole_file - the content of path, bounded; -1 and an error */
-static int read_whole_file(const char *path, struct str *buf, const char **error_r)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int ret;
-
-    if (fd < 0)
-	return set_error(error_r, "open %s: %s", path, strerror(errno));
-    ret = read_fd_whole(fd, path, buf, error_r);
-    (void) close(fd);
-    return ret;
-}
-
 /* parse_assignment - split a logical line into a pending assignment */
 static int parse_assignment(const char *path, int line, char *text, struct pending *p,
 			    const char **error_r)
@@ -427,12 +376,12 @@ static int parse_assignment(const char *path, int line, char *text, struct pendi
 		break;
 	    }
 	}
-	return set_error(error_r, "%s:%d: missing '=' after parameter name \"%s\"", path, line, name);
+	return errtext_fail(&config_error, error_r, "%s:%d: missing '=' after parameter name \"%s\"", path, line, name);
     }
     *eq = 0;
     name = trim(text);
     if (!check_name(name, &why))
-	return set_error(error_r, "%s:%d: %s", path, line, why);
+	return errtext_fail(&config_error, error_r, "%s:%d: %s", path, line, why);
     p->name = mem_strdup(name);
     p->value = mem_strdup(trim(eq + 1));
     p->line = line;
@@ -474,7 +423,7 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
     const char *cp, *end, *nl;
 
     if (str_has_nul(buf))
-	return set_error(error_r, "%s: file contains a NUL byte", path);
+	return errtext_fail(&config_error, error_r, "%s: file contains a NUL byte", path);
     str_init(&logical, CONFIG_MAX_FILE);
     cp = str_cstr(buf);
     end = cp + str_len(buf);
@@ -500,7 +449,7 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 	    cont = (*line == ' ' || *line == '\t');
 	    if (cont) {
 		if (logical_line == 0) {
-		    ret = set_error(error_r, "%s:%d: continuation line without a preceding parameter",
+		    ret = errtext_fail(&config_error, error_r, "%s:%d: continuation line without a preceding parameter",
 				    path, lineno);
 		    if (report_error(*error_r) == 0) {
 			ret = 0;
@@ -514,8 +463,9 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 		    (void) str_truncate(&logical, logical.len - 1);
 		while (line < lend && (*line == ' ' || *line == '\t'))
 		    line++;
-		if (!str_appendc(&logical, ' ') || !str_append(&logical, line, (size_t) (lend - line)))
-		    msg_panic("config_load_file: line buffer overflow");
+		/* logical holds at most the whole file (CONFIG_MAX_FILE) */
+		str_appendc_or_panic(&logical, ' ');
+		str_append_or_panic(&logical, line, (size_t) (lend - line));
 		continue;
 	    }
 	}
@@ -536,15 +486,16 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 	if (at_eof)
 	    break;
 	logical_line = lineno;
-	if (!str_setn(&logical, line, (size_t) (lend - line)))
-	    msg_panic("config_load_file: line buffer overflow");
+	str_setn_or_panic(&logical, line, (size_t) (lend - line));
     }
     /* Commit only a file that parsed completely; the last assignment wins. */
     for (size_t i = 0; i < count; i++) {
 	if (ret == 0) {
 	    char where[PATH_MAX + 32];
 
-	    (void) fmt_buf(where, sizeof(where), "%s:%d", path, list[i].line);
+	    if (!fmt_try_buf(where, sizeof(where), "%s:%d", path, list[i].line)) {
+		/* cut, and that is fine: a "where" is for people */
+	    }
 	    store(list[i].name, list[i].value, where, true);
 	}
 	mem_free(&list[i].name);
@@ -559,12 +510,14 @@ static int parse_text(const char *path, struct str *buf, const char **error_r)
 int config_load_file(const char *path, const char **error_r)
 {
     struct str buf;
+    const char *why;
     int ret;
 
     need_init();
     str_init(&buf, CONFIG_MAX_FILE);
-    ret = read_whole_file(path, &buf, error_r);
-    if (ret == 0)
+    if (file_read_path(path, &buf, CONFIG_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&config_error, error_r, "%s", why);
+    else
 	ret = parse_text(path, &buf, error_r);
     str_fini(&buf);
     return ret;
@@ -575,12 +528,14 @@ int config_load_file(const char *path, const char **error_r)
 int config_load_fd(int fd, const char *path, const char **error_r)
 {
     struct str buf;
+    const char *why;
     int ret;
 
     need_init();
     str_init(&buf, CONFIG_MAX_FILE);
-    ret = read_fd_whole(fd, path, &buf, error_r);
-    if (ret == 0)
+    if (file_read_fd(fd, path, &buf, CONFIG_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&config_error, error_r, "%s", why);
+    else
 	ret = parse_text(path, &buf, error_r);
     str_fini(&buf);
     return ret;
@@ -591,8 +546,8 @@ int config_load(const char *config_dir, const char **error_r)
 {
     char path[PATH_MAX];
 
-    if (!fmt_buf(path, sizeof(path), "%s/main.cf", config_dir))
-	return set_error(error_r, "configuration directory name is too long: %s", config_dir);
+    if (!fmt_try_buf(path, sizeof(path), "%s/main.cf", config_dir))
+	return errtext_fail(&config_error, error_r, "configuration directory name is too long: %s", config_dir);
     return config_load_file(path, error_r);
 }
 
@@ -608,18 +563,18 @@ int config_override(const char *assignment, const char **error_r)
     eq = strchr(copy, '=');
     if (eq == NULL) {
 	mem_free(&copy);
-	return set_error(error_r, "-o %s: missing '=' after parameter name", assignment);
+	return errtext_fail(&config_error, error_r, "-o %s: missing '=' after parameter name", assignment);
     }
     *eq = 0;
     name = trim(copy);
     if (!check_name(name, &why)) {
-	set_error(error_r, "-o %s: %s", assignment, why);
+	errtext_fail(&config_error, error_r, "-o %s: %s", assignment, why);
 	mem_free(&copy);
 	return -1;
     }
     where_len = mem_size_add(strlen(assignment), 4);
     where = mem_alloc(where_len);
-    (void) fmt_buf(where, where_len, "-o %s", assignment);
+    fmt_buf_or_panic(where, where_len, "-o %s", assignment);
     store(name, trim(eq + 1), where, false);
     mem_free(&where);
     mem_free(&copy);
@@ -660,18 +615,18 @@ static const char *entry_where(const struct cfg_entry *e)
 /* loop_error - "expansion loop: a -> b -> a" */
 static int loop_error(const struct cfg_entry *again, const char **error_r)
 {
-    char chain[sizeof(error_buf) - 64];
+    char chain[ERRTEXT_SIZE - 64];
     size_t used = 0;
 
     chain[0] = 0;
     for (size_t i = 0; i <= exp_depth; i++) {
 	const char *name = (i < exp_depth) ? exp_stack[i]->name : again->name;
 
-	if (!fmt_buf(chain + used, sizeof(chain) - used, "%s%s", i ? " -> " : "", name))
+	if (!fmt_try_buf(chain + used, sizeof(chain) - used, "%s%s", i ? " -> " : "", name))
 	    break;
 	used += strlen(chain + used);
     }
-    return set_error(error_r, "expansion loop: %s", chain);
+    return errtext_fail(&config_error, error_r, "expansion loop: %s", chain);
 }
 
 /* expand_entry - the expanded value of an entry (cached) */
@@ -688,7 +643,7 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	if (exp_stack[i] == e)
 	    return loop_error(e, error_r);
     if (exp_depth >= CONFIG_MAX_DEPTH)
-	return set_error(error_r, "expansion nested more than %d levels deep at $%s",
+	return errtext_fail(&config_error, error_r, "expansion nested more than %d levels deep at $%s",
 			 CONFIG_MAX_DEPTH, e->name);
     exp_stack[exp_depth++] = e;
     str_init(&out, CONFIG_MAX_VALUE);
@@ -698,11 +653,11 @@ static int expand_entry(struct cfg_entry *e, const char **value_r, const char **
 	if (ret == 0) {
 	    char *host = mem_strdup(str_cstr(&out));
 
-	    (void) str_set(&out, domain_of(host));
+	    str_set_or_panic(&out, domain_of(host));	/* a part of what out held */
 	    mem_free(&host);
 	}
     } else if (e->def != NULL && e->def->type == PARAM_RAW) {
-	ret = str_set(&out, entry_raw(e)) ? 0 : set_error(error_r, "value too long");
+	ret = str_try_set(&out, entry_raw(e)) ? 0 : errtext_fail(&config_error, error_r, "value too long");
     } else {
 	ret = expand_text(entry_raw(e), &out, &cfg_expander, 0, error_r);
     }
@@ -750,8 +705,8 @@ static const char *find_close(const char *text, const char *end, char open, char
 /* append_checked - append, or fail with "too long" */
 static int append_checked(struct str *out, const char *data, size_t len, const char **error_r)
 {
-    if (!str_append(out, data, len))
-	return set_error(error_r, "expanded value is longer than %zu bytes", out->max);
+    if (!str_try_append(out, data, len))
+	return errtext_fail(&config_error, error_r, "expanded value is longer than %zu bytes", out->max);
     return 0;
 }
 
@@ -780,7 +735,7 @@ static int expand_span(const char *text, const char *end, struct str *out,
     const char *cp = text;
 
     if (depth > max_depth)
-	return set_error(error_r, "conditionals nested more than %d levels deep", max_depth);
+	return errtext_fail(&config_error, error_r, "conditionals nested more than %d levels deep", max_depth);
     while (cp < end) {
 	const char *dollar = memchr(cp, '$', (size_t) (end - cp));
 	const char *name, *value;
@@ -801,13 +756,13 @@ static int expand_span(const char *text, const char *end, struct str *out,
 	    const char *np = cp + 1;
 
 	    if (stop == NULL)
-		return set_error(error_r, "missing '%c' after \"$%c\"", close, open);
+		return errtext_fail(&config_error, error_r, "missing '%c' after \"$%c\"", close, open);
 	    name = np;
 	    while (np < stop && is_name_char(*np))
 		np++;
 	    len = (size_t) (np - name);
 	    if (len == 0 || (np < stop && *np != '?' && *np != ':'))
-		return set_error(error_r, "bad parameter name in \"$%c%.*s%c\"", open,
+		return errtext_fail(&config_error, error_r, "bad parameter name in \"$%c%.*s%c\"", open,
 				 (int) (stop - cp - 1), cp + 1, close);
 	    if (x->lookup(x->ctx, name, len, &value, error_r) < 0)
 		return -1;
@@ -961,7 +916,7 @@ static int convert(struct cfg_entry *e, union cfg_value *v, const char **error_r
 
     exp_depth = 0;
     if (expand_entry(e, &text, &err) < 0)
-	return set_error(error_r, "%s: parameter %s: %s", entry_where(e), e->name, err);
+	return errtext_fail(&config_error, error_r, "%s: parameter %s: %s", entry_where(e), e->name, err);
     switch (d->type) {
     case PARAM_STR:
     case PARAM_RAW:
@@ -969,29 +924,29 @@ static int convert(struct cfg_entry *e, union cfg_value *v, const char **error_r
 	return 0;
     case PARAM_BOOL:
 	if (!parse_bool(text, &v->b))
-	    return set_error(error_r, "%s: parameter %s: bad boolean value \"%s\" (use yes or no)",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad boolean value \"%s\" (use yes or no)",
 			     entry_where(e), e->name, text);
 	return 0;
     case PARAM_INT:
     case PARAM_SIZE:
 	if (!parse_long(text, &l))
-	    return set_error(error_r, "%s: parameter %s: bad number \"%s\"%s",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad number \"%s\"%s",
 			     entry_where(e), e->name, text,
 			     d->type == PARAM_SIZE ? " (a size in bytes)" : "");
 	break;
     case PARAM_TIME:
 	if (!parse_time(text, &l))
-	    return set_error(error_r, "%s: parameter %s: bad time value \"%s\" "
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: bad time value \"%s\" "
 			     "(a number with an optional unit s, m, h, d or w)",
 			     entry_where(e), e->name, text);
 	break;
     }
     if (d->min != 0 || d->max != 0) {
 	if (l < d->min)
-	    return set_error(error_r, "%s: parameter %s: value %s is less than the minimum %ld",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: value %s is less than the minimum %ld",
 			     entry_where(e), e->name, text, d->min);
 	if (l > d->max)
-	    return set_error(error_r, "%s: parameter %s: value %s is more than the maximum %ld",
+	    return errtext_fail(&config_error, error_r, "%s: parameter %s: value %s is more than the maximum %ld",
 			     entry_where(e), e->name, text, d->max);
     }
     v->l = l;
@@ -1136,15 +1091,15 @@ const char *config_default_value(const char *name)
     else if (is_computed(e))
 	/* myhostname: def_text is filled in only when the default is used,
 	 * and stays NULL when main.cf sets the name. */
-	ret = str_set(&out, default_hostname()) ? 0 : -1;
+	ret = str_try_set(&out, default_hostname()) ? 0 : -1;
     else if (e->def->type == PARAM_RAW)
-	ret = str_set(&out, e->def_text) ? 0 : -1;
+	ret = str_try_set(&out, e->def_text) ? 0 : -1;
     else
 	ret = expand_text(e->def_text, &out, &cfg_expander, 0, &err);
     if (ret == 0 && is_computed(e) && strcmp(e->name, "mydomain") == 0) {
 	char *host = mem_strdup(str_cstr(&out));
 
-	(void) str_set(&out, domain_of(host));
+	str_set_or_panic(&out, domain_of(host));	/* a part of what out held */
 	mem_free(&host);
     }
     mem_free(&e->def_expanded);

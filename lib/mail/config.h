@@ -15,7 +15,12 @@
  * (with ${name?text} / ${name:text} conditionals), $$ is a literal $.
  * Expansion loops are detected and reported. Every error names
  * file:line. Names not in the table are kept (they may be used through
- * $name) and listed by config_unused() so `posthorn check` can warn. */
+ * $name) and listed by config_unused() so `posthorn check` can warn.
+ *
+ * Error texts (*error_r of every function here) are the module's errtext
+ * (errtext.h): valid until the next config_* error. A text that a
+ * config_expander callback returns is the callback's to keep alive until
+ * config_expand_with returns. */
 #ifndef POSTHORN_CONFIG_H
 #define POSTHORN_CONFIG_H
 

@@ -25,7 +25,8 @@
  *   defer_log_warned()   append the delay-warning mark
  *   defer_log_read()     call fn for each record (missing file: 0 records)
  *   defer_log_remove()   unlink (missing is fine)
- * Diagnostics: -1 and an error text in a static buffer. */
+ * Diagnostics: -1 and an error text in a static buffer, valid until the
+ * next defer_log_* call. */
 #ifndef POSTHORN_DEFER_LOG_H
 #define POSTHORN_DEFER_LOG_H
 

@@ -83,7 +83,8 @@ typedef void (*manifest_report_fn)(enum manifest_level level, const char *text, 
 
 /* manifest_ids_resolve - identities for this run (see above). mail_owner
  * must not be root, setgid_group must be a group of its own; -1 with
- * *error_r otherwise, or if an account that is needed does not exist. */
+ * *error_r otherwise, or if an account that is needed does not exist
+ * (a static buffer, valid until the next manifest_ids_resolve call). */
 int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
 			 struct manifest_ids *ids, const char **error_r);
 /* manifest_ids_self - every role is uid/gid (for tests and the sandbox) */

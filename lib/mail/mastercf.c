@@ -7,17 +7,17 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* base */
+#include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
+#include "strv.h"
 
 /* mail */
 #include "mastercf.h"
@@ -26,27 +26,24 @@
 #define MASTERCF_MAX_NAME	100	/* unix/fifo service name length */
 #define MASTERCF_MAX_NUMBER	100000000L
 
-static char error_buf[1024];
+static struct errtext mastercf_error;	/* the text behind error_r */
 
-/* mc_error - format "FILE:LINE: text" behind *error_r; returns -1 */
+/* mc_error - format "FILE:LINE: text" (FILE: text if line is 0) behind
+ * *error_r; returns -1 */
 static int mc_error(const char **error_r, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int mc_error(const char **error_r, const char *file, int line, const char *fmt, ...)
 {
-    char text[sizeof(error_buf)];
     va_list ap;
 
     va_start(ap, fmt);
-    (void) vsnprintf(text, sizeof(text), fmt, ap);
+    (void) errtext_vset(&mastercf_error, fmt, ap);
     va_end(ap);
+    /* the new text is an argument: errtext formats through a temporary */
     if (line > 0)
-	(void) fmt_buf(error_buf, sizeof(error_buf), "%s:%d: %s", file, line, text);
-    else
-	(void) fmt_buf(error_buf, sizeof(error_buf), "%s: %s", file, text);
-    if (error_r)
-	*error_r = error_buf;
-    return -1;
+	return errtext_fail(&mastercf_error, error_r, "%s:%d: %s", file, line, mastercf_error.text);
+    return errtext_fail(&mastercf_error, error_r, "%s: %s", file, mastercf_error.text);
 }
 
 /* mastercf_type_name - "inet", "unix" or "fifo" */
@@ -63,16 +60,6 @@ const char *mastercf_type_name(enum mastercf_type type)
     return "unknown";
 }
 
-/* free_vector - free a NULL-terminated string array */
-static void free_vector(char ***vp)
-{
-    if (*vp) {
-	for (char **p = *vp; *p; p++)
-	    mem_free(p);
-	mem_free(vp);
-    }
-}
-
 /* entry_fini - free what an entry owns */
 static void entry_fini(struct mastercf_entry *e)
 {
@@ -81,8 +68,8 @@ static void entry_fini(struct mastercf_entry *e)
     mem_free(&e->port);
     mem_free(&e->command);
     mem_free(&e->file);
-    free_vector(&e->argv);
-    free_vector(&e->overrides);
+    strv_fini(&e->argv);
+    strv_fini(&e->overrides);
 }
 
 /* mastercf_free - free a table and set *cfp to NULL */
@@ -296,14 +283,6 @@ static bool valid_socket_name(const char *name)
     return true;
 }
 
-/* push - append to a NULL-terminated vector */
-static void push(char ***vp, size_t *count, const char *text)
-{
-    *vp = mem_realloc(*vp, mem_size_mul(mem_size_add(*count, 2), sizeof(char *)));
-    (*vp)[(*count)++] = mem_strdup(text);
-    (*vp)[*count] = NULL;
-}
-
 /* parse_override - normalize "name = value" to "name=value" */
 static int parse_override(const char *file, int line, const char *text, struct mastercf_entry *e,
 			  const char **error_r)
@@ -330,10 +309,11 @@ static int parse_override(const char *file, int line, const char *text, struct m
     while (value_end > value && is_space(value_end[-1]))
 	value_end--;
     str_init(&norm, STR_MAX_DEFAULT);
-    if (!str_append(&norm, name, (size_t) (name_end - name)) || !str_appendc(&norm, '=')
-	|| !str_append(&norm, value, (size_t) (value_end - value)))
-	msg_panic("mastercf: override longer than a logical line");
-    push(&e->overrides, &e->override_count, str_cstr(&norm));
+    /* parts of one logical line, which is at most MASTERCF_MAX_FILE */
+    str_append_or_panic(&norm, name, (size_t) (name_end - name));
+    str_appendc_or_panic(&norm, '=');
+    str_append_or_panic(&norm, value, (size_t) (value_end - value));
+    strv_add(&e->overrides, str_cstr(&norm));
     str_fini(&norm);
     return 0;
 }
@@ -406,20 +386,18 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
     if (strcmp(t->v[7].text, "-") == 0)
 	return mc_error(error_r, file, line, "command column: a command name is required");
     e->command = mem_strdup(t->v[7].text);
-    push(&e->argv, &e->argc, e->command);
+    strv_add(&e->argv, e->command);
     for (size_t i = 8; i < t->count; i++) {
-	push(&e->argv, &e->argc, t->v[i].text);
+	strv_add(&e->argv, t->v[i].text);
 	if (strcmp(t->v[i].text, "-o") == 0 && !t->v[i].grouped) {
 	    if (i + 1 >= t->count)
 		return mc_error(error_r, file, line, "-o at the end of the line: expected name=value");
 	    i++;
-	    push(&e->argv, &e->argc, t->v[i].text);
+	    strv_add(&e->argv, t->v[i].text);
 	    if (parse_override(file, line, t->v[i].text, e, error_r) < 0)
 		return -1;
 	}
     }
-    if (e->overrides == NULL)
-	e->overrides = mem_zalloc(sizeof(char *));
     return 0;
 }
 
@@ -494,8 +472,9 @@ int mastercf_parse(const char *name, const char *text, size_t len, long default_
 				   "continuation line without a preceding entry");
 		    break;
 		}
-		if (!str_appendc(&logical, ' ') || !str_append(&logical, line, (size_t) (lend - line)))
-		    msg_panic("mastercf_parse: line buffer overflow");
+		/* logical holds at most the whole file */
+		str_appendc_or_panic(&logical, ' ');
+		str_append_or_panic(&logical, line, (size_t) (lend - line));
 		continue;
 	    }
 	}
@@ -510,8 +489,7 @@ int mastercf_parse(const char *name, const char *text, size_t len, long default_
 	if (at_eof)
 	    break;
 	logical_line = lineno;
-	if (!str_setn(&logical, line, (size_t) (lend - line)))
-	    msg_panic("mastercf_parse: line buffer overflow");
+	str_setn_or_panic(&logical, line, (size_t) (lend - line));
     }
     str_fini(&logical);
     if (ret < 0) {
@@ -527,34 +505,14 @@ int mastercf_load(const char *path, long default_maxproc, struct mastercf **cf_r
 		  const char **error_r)
 {
     struct str buf;
-    char chunk[8192];
-    ssize_t n;
-    int fd, ret;
+    const char *why;
+    int ret;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-	return mc_error(error_r, path, 0, "open: %s", strerror(errno));
     str_init(&buf, MASTERCF_MAX_FILE);
-    for (;;) {
-	n = read(fd, chunk, sizeof(chunk));
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0) {
-	    int saved = errno;
-
-	    (void) close(fd);
-	    str_fini(&buf);
-	    return mc_error(error_r, path, 0, "read: %s", strerror(saved));
-	}
-	if (n == 0)
-	    break;
-	if (!str_append(&buf, chunk, (size_t) n)) {
-	    (void) close(fd);
-	    str_fini(&buf);
-	    return mc_error(error_r, path, 0, "file is larger than %zu bytes", MASTERCF_MAX_FILE);
-	}
-    }
-    (void) close(fd);
-    ret = mastercf_parse(path, str_cstr(&buf), str_len(&buf), default_maxproc, cf_r, error_r);
+    if (file_read_path(path, &buf, MASTERCF_MAX_FILE, &why) < 0)
+	ret = errtext_fail(&mastercf_error, error_r, "%s", why);
+    else
+	ret = mastercf_parse(path, str_cstr(&buf), str_len(&buf), default_maxproc, cf_r, error_r);
     str_fini(&buf);
     return ret;
 }
@@ -594,11 +552,11 @@ enum mastercf_cmp mastercf_compare(const struct mastercf_entry *a, const struct 
 	what = "maxproc";
     } else if (strcmp(a->command, b->command) != 0) {
 	what = "command";
-    } else if (a->argc != b->argc) {
+    } else if (a->argv.count != b->argv.count) {
 	what = "args";
     } else {
-	for (size_t i = 0; i < a->argc && what == NULL; i++)
-	    if (strcmp(a->argv[i], b->argv[i]) != 0)
+	for (size_t i = 0; i < a->argv.count && what == NULL; i++)
+	    if (strcmp(a->argv.items[i], b->argv.items[i]) != 0)
 		what = "args";
 	if (what == NULL)
 	    result = MASTERCF_CMP_IDENTICAL;

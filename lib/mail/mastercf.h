@@ -27,13 +27,15 @@
  *   mastercf_free(&cf)
  *
  * Diagnostics: every error is returned as "FILE:LINE: text" through
- * error_r (a static buffer, valid until the next call); nothing is
- * logged. A file with any error yields no table at all. */
+ * error_r (the module's errtext, errtext.h: valid until the next
+ * mastercf_* error); nothing is logged. A file with any error yields no table at all. */
 #ifndef POSTHORN_MASTERCF_H
 #define POSTHORN_MASTERCF_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "strv.h"
 
 enum mastercf_type { MASTERCF_INET, MASTERCF_UNIX, MASTERCF_FIFO };
 
@@ -49,10 +51,8 @@ struct mastercf_entry {
     bool wakeup_if_used;	/* wakeup was written "N?" */
     long maxproc;		/* process limit, 0 = no limit */
     char *command;		/* program name under daemon_directory */
-    char **argv;		/* command then args in order; NULL-terminated */
-    size_t argc;
-    char **overrides;		/* "name=value" from -o, in order; NULL-terminated */
-    size_t override_count;
+    struct strv argv;		/* command then args in order */
+    struct strv overrides;	/* "name=value" from -o, in order */
     char *file;			/* where the entry is written */
     int line;			/* its first line */
 };

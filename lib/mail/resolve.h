@@ -28,7 +28,9 @@
  * Lifecycle: resolve_init() after config_apply and before a privilege
  * drop or chroot (it opens the tables); resolve_fini() closes them.
  * Errors: -1 and a text in *error_r (table lookup failures are
- * temporary: the caller defers, never rejects). */
+ * temporary: the caller defers, never rejects). The text is a constant
+ * or a static buffer of this module or of table.h, valid until the next
+ * resolve_* call; *why_r of resolve_recipient likewise. */
 #ifndef POSTHORN_RESOLVE_H
 #define POSTHORN_RESOLVE_H
 

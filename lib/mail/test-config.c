@@ -83,8 +83,8 @@ static void collect_unused(const char *name, const char *where, void *ctx)
     struct collect *c = ctx;
 
     if (c->count < 16) {
-	(void) str_copy_out(c->names[c->count], sizeof(c->names[0]), name);
-	(void) str_copy_out(c->wheres[c->count], sizeof(c->wheres[0]), where);
+	str_copy_out_or_panic(c->names[c->count], sizeof(c->names[0]), name);
+	str_copy_out_or_panic(c->wheres[c->count], sizeof(c->wheres[0]), where);
 	c->count++;
     }
 }
@@ -95,8 +95,8 @@ static void collect_item(const char *item, void *ctx)
     struct str *s = ctx;
 
     if (str_len(s))
-	(void) str_appendc(s, '|');
-    (void) str_appends(s, item);
+	str_appendc_or_panic(s, '|');
+    str_appends_or_panic(s, item);
 }
 
 /* Syntax: the value a name ends up with, or an error. */
@@ -230,9 +230,9 @@ int main(void)
     char want[PATH_MAX + 128];
     struct str *s;
 
-    if (!fmt_buf(dir, sizeof(dir), "test-config.XXXXXX") || mkdtemp(dir) == NULL)
+    if (!fmt_try_buf(dir, sizeof(dir), "test-config.XXXXXX") || mkdtemp(dir) == NULL)
 	msg_fatal("mkdtemp: %m");
-    if (!fmt_buf(path, sizeof(path), "%s/main.cf", dir))
+    if (!fmt_try_buf(path, sizeof(path), "%s/main.cf", dir))
 	msg_fatal("path too long");
 
     unit_begin("the table matches params.def and has the documented bounds");
@@ -316,9 +316,9 @@ int main(void)
 
     unit_begin("where a value was set");
     unit_assert(load_text("# x\n\nmax_use = 5\nlong = a\n  b\n") == NULL);
-    unit_assert(fmt_buf(want, sizeof(want), "%s:3", path));
+    unit_assert(fmt_try_buf(want, sizeof(want), "%s:3", path));
     unit_assert_streq(config_where("max_use"), want);
-    unit_assert(fmt_buf(want, sizeof(want), "%s:4", path));
+    unit_assert(fmt_try_buf(want, sizeof(want), "%s:4", path));
     unit_assert_streq(config_where("long"), want);
     unit_assert_streq(config_raw("long"), "a b");
     unit_end();
@@ -360,7 +360,7 @@ int main(void)
 
     unit_begin("expansion loop and depth errors through config_apply");
     unit_assert(load_text("helper = x$myorigin\nmyorigin = $helper\n") == NULL);
-    unit_assert(fmt_buf(want, sizeof(want),
+    unit_assert(fmt_try_buf(want, sizeof(want),
 			"%s:2: parameter myorigin: expansion loop: myorigin -> helper -> myorigin", path));
     expect_apply_error(want, 0);
     s = str_new(STR_MAX_DEFAULT);
@@ -368,8 +368,8 @@ int main(void)
     for (int i = 0; i < 100; i++) {
 	char name[16], value[16];
 
-	(void) fmt_buf(name, sizeof(name), "p%d", i);
-	(void) fmt_buf(value, sizeof(value), "$p%d", i + 1);
+	fmt_buf_or_panic(name, sizeof(name), "p%d", i);
+	fmt_buf_or_panic(value, sizeof(value), "$p%d", i + 1);
 	config_set(name, value);
     }
     unit_assert(config_expand("$p0", s, &err) < 0);
@@ -386,10 +386,10 @@ int main(void)
 	for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++) {
 	    str_reset(deep);
 	    for (int i = 0; i < levels[k]; i++)
-		(void) str_appends(deep, "${a?");
-	    (void) str_appends(deep, "x");
+		str_appends_or_panic(deep, "${a?");
+	    str_appends_or_panic(deep, "x");
 	    for (int i = 0; i < levels[k]; i++)
-		(void) str_appends(deep, "}");
+		str_appends_or_panic(deep, "}");
 	    for (int with = 0; with < 2; with++) {
 		int rc;
 
@@ -413,8 +413,8 @@ int main(void)
     for (int i = 0; i < 30; i++) {
 	char name[16], value[32];
 
-	(void) fmt_buf(name, sizeof(name), "q%d", i);
-	(void) fmt_buf(value, sizeof(value), "$q%d$q%d", i + 1, i + 1);
+	fmt_buf_or_panic(name, sizeof(name), "q%d", i);
+	fmt_buf_or_panic(value, sizeof(value), "$q%d$q%d", i + 1, i + 1);
 	config_set(name, value);
     }
     config_set("q30", "xxxxxxxx");
@@ -432,12 +432,12 @@ int main(void)
 
 	if (d == NULL)
 	    continue;			/* no parameter of this type yet */
-	(void) fmt_buf(text, sizeof(text), "# comment\n%s = %s\n", d->name, c->text);
+	fmt_buf_or_panic(text, sizeof(text), "# comment\n%s = %s\n", d->name, c->text);
 	unit_assert_idx(load_text(text) == NULL, i);
 	if (c->error) {
 	    char where[PATH_MAX + 256];
 
-	    (void) fmt_buf(where, sizeof(where), "%s:2: parameter %s: %s", path, d->name, c->error);
+	    fmt_buf_or_panic(where, sizeof(where), "%s:2: parameter %s: %s", path, d->name, c->error);
 	    expect_apply_error(where, i);
 	} else if (d->min != 0 && c->want < d->min) {
 	    expect_apply_error("less than the minimum", i);
@@ -452,10 +452,10 @@ int main(void)
 	}
     }
     unit_assert(load_text("ipc_timeout = 1w\n") == NULL);
-    unit_assert(fmt_buf(want, sizeof(want), "%s:1: parameter ipc_timeout: value 1w is more than the maximum 86400", path));
+    unit_assert(fmt_try_buf(want, sizeof(want), "%s:1: parameter ipc_timeout: value 1w is more than the maximum 86400", path));
     expect_apply_error(want, 0);
     unit_assert(load_text("max_use = 0\n") == NULL);
-    unit_assert(fmt_buf(want, sizeof(want), "%s:1: parameter max_use: value 0 is less than the minimum 1", path));
+    unit_assert(fmt_try_buf(want, sizeof(want), "%s:1: parameter max_use: value 0 is less than the minimum 1", path));
     expect_apply_error(want, 0);
     unit_assert(load_text("daemon_timeout = 1w\nmax_use = $n\nn = 77\n") == NULL);
     unit_assert(config_apply(&err) == 0);
@@ -566,7 +566,7 @@ int main(void)
 	/* "other" and "list" are unused too: nothing refers to them */
 	unit_assert_inteq(c.count, 3);
 	unit_assert_streq(c.names[0], "typo_name");
-	unit_assert(fmt_buf(want, sizeof(want), "%s:1", path));
+	unit_assert(fmt_try_buf(want, sizeof(want), "%s:1", path));
 	unit_assert_streq(c.wheres[0], want);
 	unit_assert_streq(c.names[1], "other");
 	unit_assert_streq(c.names[2], "list");

@@ -83,8 +83,8 @@ static bool check_argv(char **argv, size_t argc, const char *want)
 
     for (size_t i = 0; i < argc; i++) {
 	if (i)
-	    (void) str_appendc(s, '|');
-	(void) str_appends(s, argv[i]);
+	    str_appendc_or_panic(s, '|');
+	str_appends_or_panic(s, argv[i]);
     }
     ok = argv[argc] == NULL && strcmp(str_cstr(s), want) == 0;
     if (!ok)
@@ -116,9 +116,8 @@ int main(void)
     unit_assert(!e->wakeup_if_used);
     unit_assert_inteq(e->maxproc, 100);
     unit_assert_streq(e->command, "smtpd");
-    unit_assert(check_argv(e->argv, e->argc, "smtpd"));
-    unit_assert_inteq(e->override_count, 0);
-    unit_assert(e->overrides != NULL && e->overrides[0] == NULL);
+    unit_assert(check_argv(e->argv.items, e->argv.count, "smtpd"));
+    unit_assert_inteq(e->overrides.count, 0);
 
     e = mastercf_find(cf, "127.0.0.1:2587", MASTERCF_INET);
     unit_assert(e != NULL);
@@ -127,9 +126,9 @@ int main(void)
     unit_assert_streq(e->port, "2587");
     unit_assert(e->chroot);
     unit_assert_inteq(e->maxproc, 10);
-    unit_assert(check_argv(e->argv, e->argc, "smtpd|-o|smtpd_tls_security_level=encrypt|"
+    unit_assert(check_argv(e->argv.items, e->argv.count, "smtpd|-o|smtpd_tls_security_level=encrypt|"
 			   "-o|smtpd_sasl_auth_enable=yes|-o|empty="));
-    unit_assert(check_argv(e->overrides, e->override_count,
+    unit_assert(check_argv(e->overrides.items, e->overrides.count,
 			   "smtpd_tls_security_level=encrypt|smtpd_sasl_auth_enable=yes|empty="));
 
     e = mastercf_find(cf, "[::1]:2465", MASTERCF_INET);
@@ -138,8 +137,8 @@ int main(void)
     unit_assert_streq(e->host, "::1");
     unit_assert_streq(e->port, "2465");
     unit_assert_inteq(e->maxproc, 0);
-    unit_assert(check_argv(e->argv, e->argc, "smtpd|-v|-o|smtpd_banner = $myhostname ESMTP ready"));
-    unit_assert(check_argv(e->overrides, e->override_count, "smtpd_banner=$myhostname ESMTP ready"));
+    unit_assert(check_argv(e->argv.items, e->argv.count, "smtpd|-v|-o|smtpd_banner = $myhostname ESMTP ready"));
+    unit_assert(check_argv(e->overrides.items, e->overrides.count, "smtpd_banner=$myhostname ESMTP ready"));
 
     e = mastercf_find(cf, "*:2110", MASTERCF_INET);
     unit_assert(e != NULL);
@@ -150,7 +149,7 @@ int main(void)
     unit_assert(e != NULL);
     unit_assert_streq(e->host, "localhost");
     unit_assert_streq(e->port, "pop3s");
-    unit_assert(check_argv(e->argv, e->argc, "pop3d-login|a b"));
+    unit_assert(check_argv(e->argv.items, e->argv.count, "pop3d-login|a b"));
 
     e = mastercf_find(cf, "pickup", MASTERCF_FIFO);
     unit_assert(e != NULL);
@@ -244,8 +243,8 @@ int main(void)
     unit_end();
 
     unit_begin("load from a file; errors name the path");
-    unit_assert(fmt_buf(dir, sizeof(dir), "test-mastercf.XXXXXX") && mkdtemp(dir) != NULL);
-    unit_assert(fmt_buf(path, sizeof(path), "%s/master.cf", dir));
+    unit_assert(fmt_try_buf(dir, sizeof(dir), "test-mastercf.XXXXXX") && mkdtemp(dir) != NULL);
+    unit_assert(fmt_try_buf(path, sizeof(path), "%s/master.cf", dir));
     unit_assert(mastercf_load(path, 100, &cf, &err) < 0);
     unit_assert(strstr(err, path) != NULL);
     fp = fopen(path, "w");
@@ -259,7 +258,7 @@ int main(void)
     {
 	char want[PATH_MAX + 32];
 
-	unit_assert(fmt_buf(want, sizeof(want), "%s:18: expected at least 8 fields", path));
+	unit_assert(fmt_try_buf(want, sizeof(want), "%s:18: expected at least 8 fields", path));
 	unit_assert(strncmp(err, want, strlen(want)) == 0);
     }
     fp = fopen(path, "w");

@@ -13,7 +13,7 @@
  * stays open in *keep_fd and later calls cost one write(2). A full fifo
  * (the daemon is behind) fails with errno EAGAIN: the daemon's own
  * periodic scan covers a lost request. false with *why (and errno) on
- * failure.
+ * failure; *why is a static buffer, valid until the next trigger_send.
  */
 bool trigger_send(const char *path, const char *msg, size_t len, int timeout_ms,
 		  int *keep_fd, const char **why);

@@ -32,7 +32,8 @@
  * U+10FFFF and truncated sequences.
  *
  * DIAGNOSTICS
- *   Decoders return false and set *error_r to a static text; output
+ *   Decoders return false and set *error_r to a constant text (valid
+ *   for the life of the process); output
  *   appended before the error is left in *out (callers discard it).
  *   All output goes through struct str, so a result longer than the
  *   str's maximum is an error ("too long"), never an overflow. */

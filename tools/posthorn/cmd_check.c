@@ -144,12 +144,12 @@ static void check_overrides(const struct mastercf_entry *e)
     const char *error;
     bool any = false;
 
-    for (size_t i = 0; i < e->override_count; i++) {
-	const char *eq = strchr(e->overrides[i], '=');
+    for (size_t i = 0; i < e->overrides.count; i++) {
+	const char *eq = strchr(e->overrides.items[i], '=');
 	char name[NAME_MAX_LEN + 1];
-	size_t len = eq ? (size_t) (eq - e->overrides[i]) : strlen(e->overrides[i]);
+	size_t len = eq ? (size_t) (eq - e->overrides.items[i]) : strlen(e->overrides.items[i]);
 
-	if (len > NAME_MAX_LEN || !fmt_buf(name, sizeof(name), "%.*s", (int) len, e->overrides[i])
+	if (len > NAME_MAX_LEN || !fmt_buf(name, sizeof(name), "%.*s", (int) len, e->overrides.items[i])
 	    || param_find(name) == NULL) {
 	    const char *hint = len <= NAME_MAX_LEN ? closest_param(name) : NULL;
 
@@ -157,7 +157,7 @@ static void check_overrides(const struct mastercf_entry *e)
 	     * written (a submission port without the TLS it asks for). */
 	    ph_error("%s:%d: service %s/%s: -o %.*s: unknown parameter%s%s%s",
 		     e->file, e->line, e->service, mastercf_type_name(e->type), (int) len,
-		     e->overrides[i], hint ? " (did you mean " : "", hint ? hint : "",
+		     e->overrides.items[i], hint ? " (did you mean " : "", hint ? hint : "",
 		     hint ? "?)" : "");
 	    continue;
 	}
@@ -166,8 +166,8 @@ static void check_overrides(const struct mastercf_entry *e)
     if (!any)
 	return;
     (void) ph_load_config(true);
-    for (size_t i = 0; i < e->override_count; i++) {
-	if (config_override(e->overrides[i], &error) < 0) {
+    for (size_t i = 0; i < e->overrides.count; i++) {
+	if (config_override(e->overrides.items[i], &error) < 0) {
 	    ph_error("%s:%d: service %s/%s: %s", e->file, e->line, e->service,
 		     mastercf_type_name(e->type), error);
 	    return;
@@ -230,7 +230,7 @@ int ph_check_config(void)
 	else if ((why = check_executable(path)) != NULL)
 	    ph_error("%s:%d: service %s/%s: command %s: %s", e->file, e->line, e->service,
 		     mastercf_type_name(e->type), path, why);
-	if (main_ok && e->override_count > 0)
+	if (main_ok && e->overrides.count > 0)
 	    check_overrides(e);
 	check_port(e);
     }
