@@ -21,6 +21,7 @@
 /* Mail. */
 #include "cleanup_stat.h"
 #include "config.h"
+#include "mail_date.h"
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "record_grammar.h"
@@ -187,19 +188,10 @@ static void hdr_go_raw(struct cleanup_state *st)
     hdr_reset(st);
 }
 
-/* rfc5322_date - "Tue, 14 Nov 2023 22:13:20 +0000" for t */
-static void rfc5322_date(time_t t, char *buf, size_t size)
-{
-    struct tm tm;
-
-    if (localtime_r(&t, &tm) == NULL || strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-	(void) str_copy_out(buf, size, "Thu, 01 Jan 1970 00:00:00 +0000");
-}
-
 /* cleanup_header_block_end - the header block is over: add what is missing */
 void cleanup_header_block_end(struct cleanup_state *st)
 {
-    char date[64];
+    char date[MAIL_DATE_SIZE];
 
     hdr_flush(st);
     st->hdr_raw = st->hdr_drop = false;
@@ -209,7 +201,7 @@ void cleanup_header_block_end(struct cleanup_state *st)
 	cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
     }
     if (!st->seen_date) {
-	rfc5322_date((time_t) st->tsec, date, sizeof(date));
+	(void) mail_date_local(date, sizeof(date), (time_t) st->tsec);	/* epoch on error */
 	(void) str_printf(&st->work, "Date: %s", date);
 	cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
     }

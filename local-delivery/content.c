@@ -23,6 +23,7 @@
 #include "stream.h"
 
 /* Mail library. */
+#include "mail_date.h"
 #include "queue_file.h"
 
 /* This program. */
@@ -378,15 +379,12 @@ bool content_has_delivered_to(const struct ld_msg *msg, const char *address)
 /* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n" */
 void content_from_line(struct str *out, const char *sender, time_t when)
 {
-    struct tm tm;
-    char date[64];
+    char date[MAIL_DATE_SIZE];
 
     str_reset(out);
     (void) str_appends(out, "From ");
     content_header_value(out, *sender ? sender : "MAILER-DAEMON", true);
-    if (localtime_r(&when, &tm) == NULL
-	|| strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) == 0)
-	(void) str_copy_out(date, sizeof(date), "Thu Jan  1 00:00:00 1970");
+    (void) mail_date_mbox(date, sizeof(date), when);	/* the epoch on error */
     (void) str_appendf(out, " %s\n", date);
 }
 

@@ -167,7 +167,7 @@ def test_queue_file_complete_with_message_id_and_date(cleanup):
     msgid = [ln for ln in lines if ln.startswith("Message-Id: ")]
     assert len(msgid) == 1
     assert re.fullmatch(r"Message-Id: <%s\.\d+@host\.example\.test>" % qid, msgid[0])
-    assert any(re.fullmatch(r"Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", ln)
+    assert any(re.fullmatch(r"Date: \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", ln)
                for ln in lines)
     assert not any(ln.startswith("From:") for ln in lines)    # not a local submission
     # the added headers go at the end of the header block, before the body
