@@ -14,16 +14,9 @@
 #include "bounce_proto.h"
 #include "mail_proto.h"
 #include "proto_attr.h"
+#include "test-proto.h"
 
 #define QID	"1r31eq0W7E5BAN"
-
-/* wire - encoded bytes back into a list, as the peer reads them */
-static void wire(const struct str *out, struct ipc_list *list)
-{
-    const char *err;
-
-    unit_assert(ipc_decode_list(str_cstr(out), str_len(out), list, &err) == (long) str_len(out));
-}
 
 /* same - two requests are equal */
 static bool same(const struct bounce_request *a, const struct bounce_request *b)
@@ -57,38 +50,19 @@ static const char *const good[] = {
 };
 #define GOOD_PAIRS	(sizeof(good) / sizeof(good[0]) / 2)
 
-enum edit { E_NONE, E_NAME, E_VALUE, E_DROP, E_ADD };
-
-/* edited - the good request with one edit at pair k */
-static void edited(struct ipc_list *list, enum edit how, size_t k, const char *text, size_t len)
+/* decode_free - the decoder as proto_test_refusals wants it */
+static int decode_free(const struct ipc_list *list, const char **error_r)
 {
-    ipc_list_reset(list);
-    for (size_t i = 0; i < GOOD_PAIRS; i++) {
-	const char *name = good[2 * i], *value = good[2 * i + 1];
-	size_t vlen = strlen(value);
+    struct bounce_request req;
+    int rc = bounce_request_decode(list, &req, error_r);
 
-	if (i == k && how == E_DROP)
-	    continue;
-	if (i == k && how == E_NAME)
-	    name = text;
-	if (i == k && how == E_VALUE) {
-	    value = text;
-	    vlen = len;
-	}
-	ipc_list_add(list, name, value, vlen);
-    }
-    if (how == E_ADD)
-	ipc_list_add(list, text, "x", 1);
+    bounce_request_free(&req);
+    return rc;
 }
 
 int main(void)
 {
-    static const struct {
-	enum edit how;
-	size_t pair;
-	const char *text;
-	const char *error;		/* NULL: accepted */
-    } refusals[] = {
+    static const struct proto_refusal refusals[] = {
 	{E_NONE, 0, NULL, NULL},
 	{E_VALUE, 0, "delay", NULL},
 	{E_VALUE, 0, "bogus", "bounce request: unknown request \"bogus\""},
@@ -146,13 +120,13 @@ int main(void)
 	}
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 	    bounce_request_encode(out, &reqs[i]);
-	    wire(out, &list);
+	    proto_test_wire(out, &list);
 	    unit_assert_idx(bounce_request_decode(&list, &got, &err) == 0, i);
 	    unit_assert_idx(same(&got, &reqs[i]), i);
 	    bounce_request_free(&got);
 	}
 	bounce_request_encode(out, &reqs[0]);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert_inteq(list.count, GOOD_PAIRS);
 	for (size_t i = 0; i < GOOD_PAIRS; i++)
 	    unit_assert_streq_idx(list.attrs[i].name, good[2 * i], i);
@@ -161,23 +135,9 @@ int main(void)
     unit_end();
 
     unit_begin("request refusals, with their error texts");
-    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-	int rc;
-
-	edited(&list, refusals[i].how, refusals[i].pair, refusals[i].text,
-	       refusals[i].text ? strlen(refusals[i].text) : 0);
-	rc = bounce_request_decode(&list, &got, &err);
-	if (refusals[i].error == NULL) {
-	    unit_assert_idx(rc == 0, i);
-	} else {
-	    unit_assert_idx(rc == -1, i);
-	    if (rc == -1 && strstr(err, refusals[i].error) == NULL)
-		unit_fail_at(__FILE__, __LINE__, "case %zu: got \"%s\", want \"%s\"", i, err,
-			     refusals[i].error);
-	}
-	bounce_request_free(&got);
-    }
-    edited(&list, E_VALUE, 3, "a\0b", 3);
+    proto_test_refusals(refusals, sizeof(refusals) / sizeof(refusals[0]), good, GOOD_PAIRS,
+			decode_free);
+    proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 3, "a\0b", 3);
     unit_assert(bounce_request_decode(&list, &got, &err) == -1);
     unit_assert_streq(err, "bounce request: NUL byte in attribute \"sender\"");
     bounce_request_free(&got);
@@ -186,11 +146,11 @@ int main(void)
 
 	memset(big, 'r', PROTO_TEXT_MAX + 1);
 	big[PROTO_TEXT_MAX + 1] = 0;
-	edited(&list, E_VALUE, 12, big, PROTO_TEXT_MAX + 1);
+	proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 12, big, PROTO_TEXT_MAX + 1);
 	unit_assert(bounce_request_decode(&list, &got, &err) == -1);
 	unit_assert_streq(err, "bounce request: attribute \"rcpt_reason\" too long (4097 bytes, limit 4096)");
 	bounce_request_free(&got);
-	edited(&list, E_VALUE, 3, big, PROTO_ADDR_MAX + 1);
+	proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 3, big, PROTO_ADDR_MAX + 1);
 	unit_assert(bounce_request_decode(&list, &got, &err) == -1);
 	unit_assert_streq(err, "bounce request: attribute \"sender\" too long (2049 bytes, limit 2048)");
 	bounce_request_free(&got);
@@ -225,7 +185,7 @@ int main(void)
 
 	for (size_t i = 0; i < sizeof(reps) / sizeof(reps[0]); i++) {
 	    bounce_reply_encode(out, &reps[i]);
-	    wire(out, &list);
+	    proto_test_wire(out, &list);
 	    unit_assert_idx(bounce_reply_decode(&list, &back, &err) == 0, i);
 	    unit_assert_idx(back.status == reps[i].status, i);
 	    unit_assert_streq_idx(back.queue_id, reps[i].queue_id, i);

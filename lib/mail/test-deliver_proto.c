@@ -16,16 +16,9 @@
 #include "deliver_proto.h"
 #include "mail_proto.h"
 #include "proto_attr.h"
+#include "test-proto.h"
 
 #define QID	"1r31eq0W7E5BAN"
-
-/* wire - encoded bytes back into a list, as the peer reads them */
-static void wire(const struct str *out, struct ipc_list *list)
-{
-    const char *err;
-
-    unit_assert(ipc_decode_list(str_cstr(out), str_len(out), list, &err) == (long) str_len(out));
-}
 
 /* rcpts_equal - two recipient lists are the same */
 static bool rcpts_equal(const struct deliver_rcpt *a, const struct deliver_rcpt *b, size_t n)
@@ -57,38 +50,19 @@ static const char *const good[] = {
 };
 #define GOOD_PAIRS	(sizeof(good) / sizeof(good[0]) / 2)
 
-enum edit { E_NONE, E_NAME, E_VALUE, E_DROP, E_ADD };
-
-/* edited - the good request with one edit at pair k */
-static void edited(struct ipc_list *list, enum edit how, size_t k, const char *text, size_t len)
+/* decode_free - the decoder as proto_test_refusals wants it */
+static int decode_free(const struct ipc_list *list, const char **error_r)
 {
-    ipc_list_reset(list);
-    for (size_t i = 0; i < GOOD_PAIRS; i++) {
-	const char *name = good[2 * i], *value = good[2 * i + 1];
-	size_t vlen = strlen(value);
+    struct deliver_request req;
+    int rc = deliver_request_decode(list, &req, error_r);
 
-	if (i == k && how == E_DROP)
-	    continue;
-	if (i == k && how == E_NAME)
-	    name = text;
-	if (i == k && how == E_VALUE) {
-	    value = text;
-	    vlen = len;
-	}
-	ipc_list_add(list, name, value, vlen);
-    }
-    if (how == E_ADD)
-	ipc_list_add(list, text, "x", 1);
+    deliver_request_free(&req);
+    return rc;
 }
 
 int main(void)
 {
-    static const struct {
-	enum edit how;
-	size_t pair;
-	const char *text;
-	const char *error;		/* NULL: accepted */
-    } refusals[] = {
+    static const struct proto_refusal refusals[] = {
 	{E_NONE, 0, NULL, NULL},
 	{E_VALUE, 0, "verify", "deliver request: request is \"verify\", expected \"deliver\""},
 	{E_NAME, 1, ATTR_QUEUE_FILE, "deliver request: attribute 2 is \"queue_file\", expected \"queue_id\""},
@@ -168,7 +142,7 @@ int main(void)
 	}
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 	    deliver_request_encode(out, &reqs[i]);
-	    wire(out, &list);
+	    proto_test_wire(out, &list);
 	    unit_assert_inteq(deliver_request_kind(&list, &err), DELIVER_KIND_DELIVER);
 	    unit_assert_idx(deliver_request_decode(&list, &got, &err) == 0, i);
 	    unit_assert_idx(env_equal(&got.env, &reqs[i].env), i);
@@ -181,31 +155,17 @@ int main(void)
 	}
 	/* the wire order: request, the envelope group, then the rest */
 	deliver_request_encode(out, &reqs[0]);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	for (size_t i = 0; i < GOOD_PAIRS; i++)
 	    unit_assert_streq_idx(list.attrs[i].name, good[2 * i], i);
     }
     unit_end();
 
     unit_begin("request refusals, with their error texts");
-    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-	int rc;
-
-	edited(&list, refusals[i].how, refusals[i].pair, refusals[i].text,
-	       refusals[i].text ? strlen(refusals[i].text) : 0);
-	rc = deliver_request_decode(&list, &got, &err);
-	if (refusals[i].error == NULL) {
-	    unit_assert_idx(rc == 0, i);
-	} else {
-	    unit_assert_idx(rc == -1, i);
-	    if (rc == -1 && strstr(err, refusals[i].error) == NULL)
-		unit_fail_at(__FILE__, __LINE__, "case %zu: got \"%s\", want \"%s\"", i, err,
-			     refusals[i].error);
-	}
-	deliver_request_free(&got);
-    }
+    proto_test_refusals(refusals, sizeof(refusals) / sizeof(refusals[0]), good, GOOD_PAIRS,
+			decode_free);
     /* NUL bytes, sizes, no recipients, an unknown request */
-    edited(&list, E_VALUE, 3, "a\0b", 3);
+    proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 3, "a\0b", 3);
     unit_assert(deliver_request_decode(&list, &got, &err) == -1);
     unit_assert_streq(err, "deliver request: NUL byte in attribute \"sender\"");
     deliver_request_free(&got);
@@ -214,11 +174,11 @@ int main(void)
 
 	memset(big, 'a', PROTO_ADDR_MAX + 1);
 	big[PROTO_ADDR_MAX + 1] = 0;
-	edited(&list, E_VALUE, 10, big, PROTO_ADDR_MAX + 1);
+	proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 10, big, PROTO_ADDR_MAX + 1);
 	unit_assert(deliver_request_decode(&list, &got, &err) == -1);
 	unit_assert_streq(err, "deliver request: attribute \"rcpt_address\" too long (2049 bytes, limit 2048)");
 	deliver_request_free(&got);
-	edited(&list, E_VALUE, 10, big, PROTO_ADDR_MAX);
+	proto_test_edited(&list, good, GOOD_PAIRS, E_VALUE, 10, big, PROTO_ADDR_MAX);
 	unit_assert(deliver_request_decode(&list, &got, &err) == 0);
 	deliver_request_free(&got);
 	mem_free(&big);
@@ -294,7 +254,7 @@ int main(void)
 	};
 
 	deliver_reply_encode(out, res, 2);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_reply_decode(&list, &req, back, &err) == 0);
 	for (size_t i = 0; i < 2; i++) {
 	    unit_assert_idx(back[i].offset == res[i].offset, i);
@@ -304,7 +264,7 @@ int main(void)
 	    unit_assert_streq_idx(back[i].relay, res[i].relay, i);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-	    wire(out, &list);
+	    proto_test_wire(out, &list);
 	    if (bad[i].value) {
 		mem_free(&list.attrs[bad[i].attr].value);
 		list.attrs[bad[i].attr].value = mem_strdup(bad[i].value);
@@ -320,12 +280,12 @@ int main(void)
 	}
 	/* one result missing; one too many */
 	deliver_reply_encode(out, res, 1);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_reply_decode(&list, &req, back, &err) == -1);
 	unit_assert_streq(err, "deliver reply: missing attribute \"rcpt_offset\"");
 	req.rcpt_count = 1;
 	deliver_reply_encode(out, res, 2);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_reply_decode(&list, &req, back, &err) == -1);
 	unit_assert_streq(err, "deliver reply: unexpected attribute \"rcpt_offset\" after the last one");
     }
@@ -337,7 +297,7 @@ int main(void)
 	struct deliver_verify_reply r = {RCPT_STAT_OVER_QUOTA, "5.2.2", "mailbox full"}, rb;
 
 	deliver_verify_encode(out, &v);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert_inteq(deliver_request_kind(&list, &err), DELIVER_KIND_VERIFY);
 	unit_assert(deliver_verify_decode(&list, &vb, &err) == 0);
 	unit_assert_streq(vb.address, v.address);
@@ -350,20 +310,20 @@ int main(void)
 	unit_assert_streq(err, "verify request: missing attribute \"size\"");
 
 	deliver_verify_reply_encode(out, &r);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_verify_reply_decode(&list, &rb, &err) == 0);
 	unit_assert_streq(rb.status, "over_quota");
 	unit_assert_streq(rb.dsn, "5.2.2");
 	unit_assert_streq(rb.reason, "mailbox full");
 	r.status = "sent";
 	deliver_verify_reply_encode(out, &r);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_verify_reply_decode(&list, &rb, &err) == -1);
 	unit_assert_streq(err, "verify reply: bad rcpt_status \"sent\"");
 	r.status = RCPT_STAT_OK;
 	r.dsn = "2.1";
 	deliver_verify_reply_encode(out, &r);
-	wire(out, &list);
+	proto_test_wire(out, &list);
 	unit_assert(deliver_verify_reply_decode(&list, &rb, &err) == -1);
 	unit_assert_streq(err, "verify reply: bad rcpt_dsn \"2.1\"");
     }
