@@ -329,9 +329,8 @@ static void mock_accept(int fd, void *ctx)
     if (!bounce)
 	mock.accepts++;
     str_init(&hello, 256);
-    ipc_encode_str(&hello, ATTR_PROTO, bounce ? BOUNCE_PROTO : DELIVER_PROTO);
-    ipc_encode_long(&hello, ATTR_VERSION, bounce ? BOUNCE_VERSION : DELIVER_VERSION);
-    ipc_encode_end(&hello);
+    ipc_handshake_encode(&hello, bounce ? BOUNCE_PROTO : DELIVER_PROTO,
+			 bounce ? BOUNCE_VERSION : DELIVER_VERSION);
     mock_write(cfd, &hello);
     str_fini(&hello);
     event_add_read(cfd, mock_read, conn);

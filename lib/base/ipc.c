@@ -804,10 +804,25 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
  * Handshake.
  */
 
+/* ipc_handshake_encode - the announcement {proto, version} into out */
+void ipc_handshake_encode(struct str *out, const char *proto, long version)
+{
+    ipc_encode_str(out, "proto", proto);
+    ipc_encode_long(out, "version", version);
+    ipc_encode_end(out);
+}
+
 /* ipc_handshake_server - announce {proto, version} */
 int ipc_handshake_server(struct stream *s, const char *proto, long version)
 {
-    return ipc_send(s, IPC_STR("proto", proto), IPC_INT("version", version), IPC_END);
+    struct str msg;
+    int ret;
+
+    str_init(&msg, IPC_NAME_MAX + IPC_PROTO_MAX + 64);
+    ipc_handshake_encode(&msg, proto, version);
+    ret = ipc_write_msg(s, &msg);
+    str_fini(&msg);
+    return ret;
 }
 
 /* ipc_handshake_check - a decoded announcement must be exactly

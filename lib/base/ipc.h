@@ -85,7 +85,9 @@ int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply
 /* ipc_send_encoded - write a message built with ipc_encode_* and flush */
 int ipc_send_encoded(struct stream *s, const struct str *msg);
 
-/* Handshake: the server speaks first. */
+/* Handshake: the server speaks first. ipc_handshake_encode is the
+ * announcement in memory (for a server on its own event loop). */
+void ipc_handshake_encode(struct str *out, const char *proto, long version);
 int ipc_handshake_server(struct stream *s, const char *proto, long version);
 int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r);
 /* ipc_handshake_check - the client's check of a decoded announcement
