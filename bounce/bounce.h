@@ -12,7 +12,6 @@
  *   bounce_service.c    bounce_service_*: the conversation, the policy
  *                       (who gets which notice, double bounces), the
  *                       submission to cleanup, the log lines
- *   bounce_request.c    bounce_req_*: strict decoding of a request
  *   bounce_original.c   bounce_orig_*: reading the original queue file
  *                       (envelope attributes, headers, bounded body)
  *   bounce_notice.c     bounce_notice_compose: the whole notice (pure)
@@ -36,6 +35,10 @@
 #include "ipc.h"
 #include "str.h"
 
+/* mail */
+#include "bounce_proto.h"	/* the request: struct bounce_request, its
+				 * decoder and enum bounce_type */
+
 /* The queue-file attribute ('A' record) that marks a notice written by
  * bounce: "bounce_notice=sender" for a notice to the original sender,
  * "bounce_notice=postmaster" for every notice to postmaster (double
@@ -50,48 +53,6 @@
  * content is not. A stranger's null-sender message that forges it only
  * saves postmaster one double bounce. */
 #define BOUNCE_HEADER_NOTICE		"X-Posthorn-Notice"
-
-/* Limits on what a request may carry. */
-#define BOUNCE_ADDR_MAX		2048	/* bytes of an address */
-#define BOUNCE_TEXT_MAX		4096	/* bytes of a reason, relay, envid */
-#define BOUNCE_RCPT_MAX		100000	/* recipients per request */
-
-/* ---- bounce_request.c ------------------------------------------------ */
-
-enum bounce_type { BOUNCE_TYPE_FAILURE, BOUNCE_TYPE_DELAY, BOUNCE_TYPE_SUCCESS };
-
-struct bounce_req_rcpt {
-    const char *address;
-    const char *orig;		/* before alias expansion, or "" */
-    const char *orcpt;		/* DSN ORCPT "type;address", or "" */
-    const char *dsn;		/* "5.1.1" */
-    const char *action;		/* failed, delayed, delivered, relayed, expanded */
-    const char *reason;
-    const char *relay;
-};
-
-/* A decoded request; the strings point into the ipc_list it came from. */
-struct bounce_req {
-    enum bounce_type type;
-    const char *queue_id;
-    const char *queue_file;	/* "active/ID" etc., relative to the queue */
-    const char *sender;		/* "" = null sender */
-    long arrival_time;
-    const char *dsn_envid;
-    const char *dsn_ret;	/* "", "full" or "hdrs" (any case) */
-    struct bounce_req_rcpt *rcpts;
-    size_t rcpt_count;
-};
-
-/* bounce_req_decode - check and decode a request message: the fixed
- * attributes in protocol order, then groups of seven per recipient, at
- * least one; queue_id valid, queue_file "DIR/queue_id" with DIR one of
- * active, deferred, incoming, hold; no NUL in any value. Returns 0, or
- * -1 with *error_r (static text). Free with bounce_req_fini. */
-int bounce_req_decode(const struct ipc_list *list, struct bounce_req *req, const char **error_r);
-void bounce_req_fini(struct bounce_req *req);
-/* bounce_type_name - "failure", "delay", "success" */
-const char *bounce_type_name(enum bounce_type type);
 
 /* ---- bounce_original.c ------------------------------------------------- */
 
@@ -171,7 +132,7 @@ bool bounce_notice_boundary_ok(const struct bounce_orig *orig, const char *bound
 /* bounce_notice_compose - the whole notice, header and body, lines
  * joined with "\n", into out (reset first). false if out's maximum was
  * reached (the caller fails the request). */
-bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
+bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
 			   const struct bounce_orig *orig, const struct bounce_notice *n,
 			   struct bounce_notice_info *info);
 
@@ -200,7 +161,7 @@ struct stream;
 void bounce_service(struct stream *client);
 /* bounce_handle - one decoded request: returns 0 with notice_id ("" if
  * no notice was needed) or -1 with reason (exposed for tests) */
-int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct str *reason);
+int bounce_handle(const struct bounce_request *req, struct str *notice_id, struct str *reason);
 
 /* ---- dsn_text.c -------------------------------------------------------- */
 

@@ -63,14 +63,14 @@ static bool lines_8bit(const struct bounce_line *lines, size_t count)
 }
 
 /* notice_utf8 - does any address need RFC 6533 treatment */
-static bool notice_utf8(const struct bounce_req *req, const struct bounce_orig *orig,
+static bool notice_utf8(const struct bounce_request *req, const struct bounce_orig *orig,
 			const struct bounce_notice *n)
 {
-    if (orig->smtputf8 || !dsn_is_ascii(req->sender, strlen(req->sender))
+    if (orig->smtputf8 || !dsn_is_ascii(req->env.sender, strlen(req->env.sender))
 	|| !dsn_is_ascii(n->to, strlen(n->to)))
 	return true;
     for (size_t i = 0; i < req->rcpt_count; i++) {
-	const struct bounce_req_rcpt *r = req->rcpts + i;
+	const struct bounce_rcpt *r = req->rcpts + i;
 
 	if (!dsn_is_ascii(r->address, strlen(r->address))
 	    || !dsn_is_ascii(r->orig, strlen(r->orig)) || !dsn_is_ascii(r->orcpt, strlen(r->orcpt)))
@@ -149,7 +149,7 @@ static bool add_para(struct str *out, const char *text)
 }
 
 /* add_text_part - the human-readable explanation */
-static bool add_text_part(struct str *out, const struct bounce_req *req,
+static bool add_text_part(struct str *out, const struct bounce_request *req,
 			  const struct bounce_notice *n, enum bounce_quote quoted, bool cut,
 			  bool utf8)
 {
@@ -167,7 +167,7 @@ static bool add_text_part(struct str *out, const struct bounce_req *req,
     } else if (ok && n->to_postmaster) {
 	ok = str_printf(t, "This is a copy for the postmaster of a notification sent to <%s>. "
 			"The headers of the original message are attached.",
-			*req->sender ? req->sender : "") && add_para(out, str_cstr(t));
+			*req->env.sender ? req->env.sender : "") && add_para(out, str_cstr(t));
     }
     if (ok && !n->double_bounce) {
 	switch (n->type) {
@@ -209,7 +209,7 @@ static bool add_text_part(struct str *out, const struct bounce_req *req,
 		      "messages (bounce_size_limit).");
     ok = ok && add_line(out, "                   The mail delivery system") && add_line(out, "");
     for (size_t i = 0; ok && i < req->rcpt_count; i++) {
-	const struct bounce_req_rcpt *r = req->rcpts + i;
+	const struct bounce_rcpt *r = req->rcpts + i;
 
 	str_reset(t);
 	ok = str_appendc(t, '<') && dsn_clean(t, r->address, strlen(r->address), utf8)
@@ -227,7 +227,7 @@ static bool add_text_part(struct str *out, const struct bounce_req *req,
 }
 
 /* add_status_part - the message/delivery-status fields */
-static bool add_status_part(struct str *out, const struct bounce_req *req,
+static bool add_status_part(struct str *out, const struct bounce_request *req,
 			    const struct bounce_notice *n, bool utf8)
 {
     struct str *v = str_new(STR_MAX_DEFAULT);
@@ -235,20 +235,21 @@ static bool add_status_part(struct str *out, const struct bounce_req *req,
     bool ok;
 
     ok = str_printf(v, "dns; %s", n->myhostname) && add_field(out, "Reporting-MTA", str_cstr(v));
-    ok = ok && add_field(out, "X-Posthorn-Queue-ID", req->queue_id);
-    if (ok && *req->sender) {
+    ok = ok && add_field(out, "X-Posthorn-Queue-ID", req->env.queue_id);
+    if (ok && *req->env.sender) {
 	str_reset(v);
-	ok = dsn_address(v, req->sender, utf8) && add_field(out, "X-Posthorn-Sender", str_cstr(v));
+	ok = dsn_address(v, req->env.sender, utf8) && add_field(out, "X-Posthorn-Sender", str_cstr(v));
     }
-    if (ok && *req->dsn_envid) {
+    if (ok && *req->env.dsn_envid) {
 	str_reset(v);
-	ok = dsn_clean(v, req->dsn_envid, strlen(req->dsn_envid), false)
+	ok = dsn_clean(v, req->env.dsn_envid, strlen(req->env.dsn_envid), false)
 	    && add_field(out, "Original-Envelope-Id", str_cstr(v));
     }
-    if (ok && req->arrival_time > 0 && mail_date_format(date, sizeof(date), req->arrival_time, n->gmtoff))
+    if (ok && req->env.arrival_time > 0
+	&& mail_date_format(date, sizeof(date), req->env.arrival_time, n->gmtoff))
 	ok = add_field(out, "Arrival-Date", date);
     for (size_t i = 0; ok && i < req->rcpt_count; i++) {
-	const struct bounce_req_rcpt *r = req->rcpts + i;
+	const struct bounce_rcpt *r = req->rcpts + i;
 
 	ok = add_line(out, "");
 	str_reset(v);
@@ -288,7 +289,7 @@ static bool add_lines(struct str *out, const struct bounce_line *lines, size_t c
 }
 
 /* bounce_notice_compose - the whole notice */
-bool bounce_notice_compose(struct str *out, const struct bounce_req *req,
+bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
 			   const struct bounce_orig *orig, const struct bounce_notice *n,
 			   struct bounce_notice_info *info)
 {

@@ -19,8 +19,10 @@
 #include "address.h"
 #include "cleanup_client.h"
 #include "config.h"
+#include "bounce_proto.h"
 #include "mail_date.h"
 #include "mail_proto.h"
+#include "proto_attr.h"
 #include "server.h"
 
 #include "bounce.h"
@@ -65,7 +67,7 @@ static void qualify(struct str *out, const char *addr)
 }
 
 /* notice_submit - compose one notice and have cleanup queue it */
-static int notice_submit(const struct bounce_req *req, const struct bounce_orig *orig,
+static int notice_submit(const struct bounce_request *req, const struct bounce_orig *orig,
 			 struct bounce_notice *n, const char *marker, struct str *notice_id,
 			 struct str *reason)
 {
@@ -84,7 +86,7 @@ static int notice_submit(const struct bounce_req *req, const struct bounce_orig 
     n->gmtoff = mail_date_local_offset(n->now);
     n->myhostname = bounce_cfg.myhostname;
     for (int attempt = 0;; attempt++) {
-	(void) fmt_buf(boundary, sizeof(boundary), "%s.%lld.%ld.%u/%s", req->queue_id,
+	(void) fmt_buf(boundary, sizeof(boundary), "%s.%lld.%ld.%u/%s", req->env.queue_id,
 		       (long long) n->now, (long) getpid(), ++bounce_counter, bounce_cfg.myhostname);
 	if (bounce_notice_boundary_ok(orig, boundary))
 	    break;
@@ -95,7 +97,7 @@ static int notice_submit(const struct bounce_req *req, const struct bounce_orig 
 	memset(&tm, 0, sizeof(tm));
     (void) fmt_buf(message_id, sizeof(message_id), "<%04d%02d%02d%02d%02d%02d.%s.%ld.%u@%s>",
 		   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		   req->queue_id, (long) getpid(), bounce_counter, bounce_cfg.myhostname);
+		   req->env.queue_id, (long) getpid(), bounce_counter, bounce_cfg.myhostname);
     n->boundary = boundary;
     n->message_id = message_id;
 
@@ -161,11 +163,11 @@ static const char *notice_kind(enum bounce_type type)
 }
 
 /* bounce_handle - one request */
-int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct str *reason)
+int bounce_handle(const struct bounce_request *req, struct str *notice_id, struct str *reason)
 {
     struct bounce_orig orig;
     struct bounce_notice n;
-    struct str *to = str_new(BOUNCE_ADDR_MAX + 512);
+    struct str *to = str_new(PROTO_ADDR_MAX + 512);
     struct str *copy_id = str_new(100);
     struct str *copy_why = str_new(1024);
     const char *error;
@@ -174,26 +176,26 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
     str_reset(notice_id);
     str_reset(reason);
     /* whatever is quoted, headers too, stays within bounce_size_limit */
-    if (bounce_orig_read(req->queue_file, (size_t) (bounce_cfg.header_limit < bounce_cfg.size_limit
+    if (bounce_orig_read(req->env.queue_file, (size_t) (bounce_cfg.header_limit < bounce_cfg.size_limit
 						    ? bounce_cfg.header_limit
 						    : bounce_cfg.size_limit),
 			 (size_t) bounce_cfg.size_limit, &orig, &error) < 0) {
-	msg_warn("%s: cannot read the original message: %s", req->queue_id, error);
+	msg_warn("%s: cannot read the original message: %s", req->env.queue_id, error);
 	(void) str_printf(reason, "cannot read the original message: %s", error);
 	goto out_nofree;
     }
     memset(&n, 0, sizeof(n));
     n.type = req->type;
     if (req->type == BOUNCE_TYPE_DELAY)
-	n.retry_until = (time_t) (req->arrival_time + bounce_cfg.queue_lifetime);
+	n.retry_until = (time_t) (req->env.arrival_time + bounce_cfg.queue_lifetime);
 
-    if (*req->sender == 0) {
+    if (*req->env.sender == 0) {
 	bool double_bounce;
-	struct str *pm = str_new(BOUNCE_ADDR_MAX + 512);
+	struct str *pm = str_new(PROTO_ADDR_MAX + 512);
 
 	/* No notice about a notice goes to the null sender. */
 	if (req->type != BOUNCE_TYPE_FAILURE) {
-	    msg_info("%s: null sender: no %s notification", req->queue_id,
+	    msg_info("%s: null sender: no %s notification", req->env.queue_id,
 		     notice_kind(req->type));
 	    str_free(&pm);
 	    ret = 0;
@@ -208,14 +210,14 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 		double_bounce = true;
 	}
 	if (double_bounce) {
-	    msg_info("%s: discarded double bounce", req->queue_id);
+	    msg_info("%s: discarded double bounce", req->env.queue_id);
 	    str_free(&pm);
 	    ret = 0;
 	    goto out;
 	}
 	if (!bounce_cfg.notify_2bounce) {
 	    msg_info("%s: discarded undeliverable notification (2bounce not in notify_classes)",
-		     req->queue_id);
+		     req->env.queue_id);
 	    str_free(&pm);
 	    ret = 0;
 	    goto out;
@@ -224,10 +226,10 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 	n.to_postmaster = true;
 	n.double_bounce = true;
 	n.postmaster = str_cstr(pm);
-	n.quote = bounce_notice_quote(req->type, false, req->dsn_ret, &orig);
+	n.quote = bounce_notice_quote(req->type, false, req->env.dsn_ret, &orig);
 	ret = notice_submit(req, &orig, &n, BOUNCE_NOTICE_POSTMASTER, notice_id, reason);
 	if (ret == 0)
-	    msg_info("%s: postmaster non-delivery notification: %s", req->queue_id,
+	    msg_info("%s: postmaster non-delivery notification: %s", req->env.queue_id,
 		     str_cstr(notice_id));
 	str_free(&pm);
 	goto out;
@@ -235,12 +237,12 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 
     /* The notice to the sender. */
     qualify(to, bounce_cfg.notice_recipient);
-    n.to = req->sender;
+    n.to = req->env.sender;
     n.postmaster = str_cstr(to);
-    n.quote = bounce_notice_quote(req->type, false, req->dsn_ret, &orig);
+    n.quote = bounce_notice_quote(req->type, false, req->env.dsn_ret, &orig);
     if ((ret = notice_submit(req, &orig, &n, BOUNCE_NOTICE_SENDER, notice_id, reason)) < 0)
 	goto out;
-    msg_info("%s: sender %s notification: %s", req->queue_id, notice_kind(req->type),
+    msg_info("%s: sender %s notification: %s", req->env.queue_id, notice_kind(req->type),
 	     str_cstr(notice_id));
 
     /* An optional copy to postmaster (notify_classes); the sender's
@@ -251,19 +253,19 @@ int bounce_handle(const struct bounce_req *req, struct str *notice_id, struct st
 		: bounce_cfg.delay_recipient);
 	n.to = str_cstr(to);
 	n.to_postmaster = true;
-	n.quote = bounce_notice_quote(req->type, true, req->dsn_ret, &orig);
+	n.quote = bounce_notice_quote(req->type, true, req->env.dsn_ret, &orig);
 	if (notice_submit(req, &orig, &n, BOUNCE_NOTICE_POSTMASTER, copy_id, copy_why) == 0)
-	    msg_info("%s: postmaster %s notification: %s", req->queue_id,
+	    msg_info("%s: postmaster %s notification: %s", req->env.queue_id,
 		     notice_kind(req->type), str_cstr(copy_id));
 	else
-	    msg_warn("%s: postmaster copy not sent: %s", req->queue_id, str_cstr(copy_why));
+	    msg_warn("%s: postmaster copy not sent: %s", req->env.queue_id, str_cstr(copy_why));
     }
 
 out:
     bounce_orig_fini(&orig);
 out_nofree:
     if (ret < 0 && str_len(reason) > 0 && strncmp(str_cstr(reason), "cannot read", 11) != 0)
-	msg_warn("%s: %s notification not queued: %s", req->queue_id, notice_kind(req->type),
+	msg_warn("%s: %s notification not queued: %s", req->env.queue_id, notice_kind(req->type),
 		 str_cstr(reason));
     str_free(&to);
     str_free(&copy_id);
@@ -275,20 +277,22 @@ out_nofree:
 void bounce_service(struct stream *client)
 {
     struct ipc_list list;
-    struct bounce_req req;
+    struct bounce_request req;
     struct str *notice_id = str_new(100);
     struct str *reason = str_new(2048);
+    struct str *out = str_new(4 * PROTO_TEXT_MAX);
     const char *error;
 
     if (ipc_handshake_server(client, BOUNCE_PROTO, BOUNCE_VERSION) < 0) {
 	msg_warn("handshake: %s", stream_status_text(stream_error(client)));
 	str_free(&notice_id);
 	str_free(&reason);
+	str_free(&out);
 	return;
     }
     ipc_list_init(&list);
     for (;;) {
-	long status;
+	struct bounce_reply rep;
 
 	if (ipc_recv_list(client, &list, &error) < 0) {
 	    enum stream_status st = stream_error(client);
@@ -298,18 +302,20 @@ void bounce_service(struct stream *client)
 	    break;
 	}
 	server_watchdog_reset();
-	if (bounce_req_decode(&list, &req, &error) < 0) {
+	if (bounce_request_decode(&list, &req, &error) < 0) {
 	    msg_warn("%s", error);
-	    if (ipc_send(client, IPC_INT(ATTR_STATUS, -1), IPC_STR(ATTR_QUEUE_ID, ""),
-			 IPC_STR(ATTR_REASON, error), IPC_END) < 0)
-		break;
-	    continue;
+	    bounce_request_free(&req);
+	    rep.status = -1;
+	    rep.queue_id = "";
+	    rep.reason = error;
+	} else {
+	    rep.status = bounce_handle(&req, notice_id, reason) == 0 ? 0 : -1;
+	    bounce_request_free(&req);
+	    rep.queue_id = rep.status == 0 ? str_cstr(notice_id) : "";
+	    rep.reason = str_cstr(reason);
 	}
-	status = bounce_handle(&req, notice_id, reason) == 0 ? 0 : -1;
-	bounce_req_fini(&req);
-	if (ipc_send(client, IPC_INT(ATTR_STATUS, status),
-		     IPC_STR(ATTR_QUEUE_ID, status == 0 ? str_cstr(notice_id) : ""),
-		     IPC_STR(ATTR_REASON, str_cstr(reason)), IPC_END) < 0) {
+	bounce_reply_encode(out, &rep);
+	if (ipc_send_encoded(client, out) < 0) {
 	    msg_warn("reply to qmgr: %s", stream_status_text(stream_error(client)));
 	    break;
 	}
@@ -317,4 +323,5 @@ void bounce_service(struct stream *client)
     ipc_list_fini(&list);
     str_free(&notice_id);
     str_free(&reason);
+    str_free(&out);
 }

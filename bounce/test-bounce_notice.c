@@ -1,8 +1,8 @@
 /* test-bounce_notice.c - unit tests for bounce_notice.c and
  * bounce_original.c: the MIME structure of composed notices, the
  * delivery-status fields, what is quoted of the original (RET, size
- * limit), the boundary check, SMTPUTF8 notices; and the strict request
- * decoder of bounce_request.c. */
+ * limit), the boundary check, SMTPUTF8 notices. (The request decoder
+ * is lib/mail/bounce_proto.c, tested in lib/mail/test-bounce_proto.c.) */
 
 #include <string.h>
 
@@ -77,17 +77,18 @@ static bool part(const char *text, const char *boundary, int n, struct str *out)
 
 int main(void)
 {
-    static struct bounce_req_rcpt rcpts[] = {
+    static struct bounce_rcpt rcpts[] = {
 	{"nobody@example.net", "info@example.test", "rfc822;info@example.test", "5.1.1", "failed",
 	 "host mx.example.net[192.0.2.1] said: 550 5.1.1 <nobody@example.net>: Recipient address "
 	 "rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)",
 	 "mx.example.net[192.0.2.1]:25"},
 	{"carol@example.test", "", "", "5.2.2", "failed", "mailbox full", "local"},
     };
-    struct bounce_req req = {
-	.type = BOUNCE_TYPE_FAILURE, .queue_id = "1r31eq0W7E5BAN",
-	.queue_file = "active/1r31eq0W7E5BAN", .sender = "alice@example.test",
-	.arrival_time = 1700000000, .dsn_envid = "ENV-42", .dsn_ret = "",
+    struct bounce_request req = {
+	.type = BOUNCE_TYPE_FAILURE,
+	.env = {.queue_id = "1r31eq0W7E5BAN", .queue_file = "active/1r31eq0W7E5BAN",
+		.sender = "alice@example.test", .arrival_time = 1700000000,
+		.dsn_envid = "ENV-42", .dsn_ret = ""},
 	.rcpts = rcpts, .rcpt_count = 2,
     };
     struct bounce_notice n = {
@@ -259,7 +260,7 @@ int main(void)
     rcpts[0].action = "failed";
     rcpts[0].dsn = "5.1.1";
     req.type = n.type = BOUNCE_TYPE_FAILURE;
-    req.sender = "";
+    req.env.sender = "";
     n.to = "postmaster@mail.example.test";
     n.to_postmaster = n.double_bounce = true;
     n.quote = BOUNCE_QUOTE_FULL;
@@ -270,7 +271,7 @@ int main(void)
     unit_assert(strstr(str_cstr(out), "X-Posthorn-Sender") == NULL);
     unit_assert(has_line(str_cstr(out), "Content-Description: Undelivered Notification"));
     n.to_postmaster = n.double_bounce = false;
-    req.sender = "alice@example.test";
+    req.env.sender = "alice@example.test";
     n.to = "alice@example.test";
     unit_end();
 
@@ -323,78 +324,6 @@ int main(void)
     unit_assert(has_line(str_cstr(out), "Content-Type: message/rfc822"));
     unit_assert(has_line(str_cstr(out), "Content-Transfer-Encoding: 8bit"));
     bounce_orig_fini(&orig);
-    unit_end();
-
-    unit_begin("request decoder: strict order, names, values");
-    {
-	static const char *const good[] = {
-	    ATTR_REQUEST, "failure", ATTR_QUEUE_ID, "1r31eq0W7E5BAN",
-	    ATTR_QUEUE_FILE, "active/1r31eq0W7E5BAN", ATTR_SENDER, "a@example.test",
-	    ATTR_ARRIVAL_TIME, "1700000000", ATTR_DSN_ENVID, "", ATTR_DSN_RET, "hdrs",
-	    ATTR_RCPT_ADDRESS, "b@example.test", ATTR_RCPT_ORIG, "", ATTR_RCPT_ORCPT, "",
-	    ATTR_RCPT_DSN, "5.1.1", ATTR_RCPT_ACTION, "failed", ATTR_RCPT_REASON, "unknown",
-	    ATTR_RELAY, "local",
-	};
-	static const struct {
-	    size_t index;		/* value (odd) or name (even) to replace */
-	    const char *value;
-	    const char *error;		/* substring, NULL: accepted */
-	} cases[] = {
-	    {0, NULL, NULL},
-	    {1, "delay", NULL},
-	    {1, "bogus", "unknown request"},
-	    {3, "../../etc", "bad queue_id"},
-	    {5, "active/1r31eq0W7E5BAM", "bad queue_file"},
-	    {5, "../active/1r31eq0W7E5BAN", "bad queue_file"},
-	    {5, "corrupt/1r31eq0W7E5BAN", "bad queue_file"},
-	    {9, "-1", "bad arrival_time"},
-	    {9, "12x", "bad arrival_time"},
-	    {13, "maybe", "bad dsn_ret"},
-	    {15, "", "empty recipient"},
-	    {23, "bounced", "bad rcpt_action"},
-	    {2, ATTR_QUEUE_FILE, "expected \"queue_id\""},
-	};
-	struct ipc_list list;
-	struct bounce_req r;
-	const char *err;
-
-	ipc_list_init(&list);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-	    ipc_list_reset(&list);
-	    for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k += 2) {
-		const char *name = good[k], *value = good[k + 1];
-
-		if (cases[i].value && cases[i].index == k)
-		    name = cases[i].value;
-		if (cases[i].value && cases[i].index == k + 1)
-		    value = cases[i].value;
-		ipc_list_add(&list, name, value, strlen(value));
-	    }
-	    if (cases[i].error == NULL) {
-		unit_assert_idx(bounce_req_decode(&list, &r, &err) == 0, i);
-		unit_assert_inteq(r.rcpt_count, 1);
-		unit_assert_streq(r.rcpts[0].address, "b@example.test");
-		unit_assert_inteq(r.arrival_time, 1700000000);
-		bounce_req_fini(&r);
-	    } else {
-		unit_assert_idx(bounce_req_decode(&list, &r, &err) == -1, i);
-		unit_assert_idx(strstr(err, cases[i].error) != NULL, i);
-	    }
-	}
-	/* no recipient; a recipient cut short; a NUL in a value */
-	ipc_list_reset(&list);
-	for (size_t k = 0; k < 14; k += 2)
-	    ipc_list_add(&list, good[k], good[k + 1], strlen(good[k + 1]));
-	unit_assert(bounce_req_decode(&list, &r, &err) == -1 && strstr(err, "no recipients"));
-	ipc_list_add(&list, ATTR_RCPT_ADDRESS, "x@y", 3);
-	unit_assert(bounce_req_decode(&list, &r, &err) == -1 && strstr(err, "incomplete"));
-	ipc_list_reset(&list);
-	for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k += 2)
-	    ipc_list_add(&list, good[k], k == 6 ? "a\0b" : good[k + 1],
-			 k == 6 ? 3 : strlen(good[k + 1]));
-	unit_assert(bounce_req_decode(&list, &r, &err) == -1 && strstr(err, "NUL"));
-	ipc_list_fini(&list);
-    }
     unit_end();
 
     str_free(&out);

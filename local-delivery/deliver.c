@@ -90,7 +90,7 @@ struct dl_fwd {
 /* One recipient's delivery. */
 struct dl_state {
     struct ld_msg *msg;
-    const struct ld_rcpt *rcpt;
+    const struct deliver_rcpt *rcpt;
     struct ld_result *result;
     char **seen;		/* targets done (duplicate filter) */
     size_t seen_n;
@@ -974,7 +974,7 @@ static bool dl_same_batch(const struct dl_fwd *a, const struct dl_fwd *b)
 }
 
 /* ld_deliver_recipient - deliver msg to one recipient */
-void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct ld_result *res)
+void ld_deliver_recipient(struct ld_msg *msg, const struct deliver_rcpt *rcpt, struct ld_result *res)
 {
     struct dl_state st;
     struct str *addr = str_new(DL_NAME_MAX * 2);

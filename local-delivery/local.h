@@ -45,6 +45,9 @@
 #include "ipc.h"
 #include "str.h"
 
+/* mail */
+#include "deliver_proto.h"		/* struct deliver_rcpt: one recipient */
+
 /* ---- results (deliver.c) */
 
 enum ld_status {
@@ -379,18 +382,10 @@ void forward_submit(const struct ld_msg *msg, const char *sender, const char *de
 
 /* ---- one recipient (deliver.c) */
 
-struct ld_rcpt {
-    const char *address;
-    const char *orig;
-    const char *orcpt;
-    const char *notify;
-    long offset;
-};
-
 /* ld_deliver_init - look up the users and settings deliveries need */
 void ld_deliver_init(void);
 /* ld_deliver_recipient - deliver msg to one recipient; the merged result */
-void ld_deliver_recipient(struct ld_msg *msg, const struct ld_rcpt *rcpt, struct ld_result *res);
+void ld_deliver_recipient(struct ld_msg *msg, const struct deliver_rcpt *rcpt, struct ld_result *res);
 /* ld_deliver_verify - "verify": RCPT_STAT_* name in *status, dsn, reason */
 void ld_deliver_verify(const char *address, long size, const char **status, struct ld_result *res);
 /* ld_allowed_classes - parse allow_mail_to_* ("alias, forward,

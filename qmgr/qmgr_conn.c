@@ -266,22 +266,14 @@ void qmgr_conn_make_idle(struct qmgr_conn *conn)
 /* conn_handshake - check {proto, version} of the right protocol */
 static bool conn_handshake(struct qmgr_conn *conn, const struct ipc_list *list)
 {
-    const char *want = conn->tr->is_bounce ? BOUNCE_PROTO : DELIVER_PROTO;
-    long version = conn->tr->is_bounce ? BOUNCE_VERSION : DELIVER_VERSION;
-    const char *proto = ipc_list_get(list, ATTR_PROTO);
-    const char *vers = ipc_list_get(list, ATTR_VERSION);
-    char vbuf[32];
+    const char *err;
+    char why[256];
 
-    (void) fmt_buf(vbuf, sizeof(vbuf), "%ld", version);
-    if (list->count == 2 && proto && vers && strcmp(proto, want) == 0 && strcmp(vers, vbuf) == 0)
+    if (ipc_handshake_check(list, conn->tr->is_bounce ? BOUNCE_PROTO : DELIVER_PROTO,
+			    conn->tr->is_bounce ? BOUNCE_VERSION : DELIVER_VERSION, &err) == 0)
 	return true;
-    {
-	char why[256];
-
-	(void) fmt_buf(why, sizeof(why), "protocol mismatch: expected %s version %ld, got %.64s version %.16s",
-		       want, version, proto ? proto : "(none)", vers ? vers : "(none)");
-	conn_fail(conn, why);
-    }
+    (void) str_copy_out(why, sizeof(why), err);	/* the text is a static buffer */
+    conn_fail(conn, why);
     return false;
 }
 

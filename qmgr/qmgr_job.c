@@ -28,9 +28,9 @@
 #include "str.h"
 
 /* mail */
-#include "bounce_client.h"
+#include "bounce_proto.h"
 #include "defer_log.h"
-#include "deliver_client.h"
+#include "deliver_proto.h"
 #include "log_delivery.h"
 #include "mail_proto.h"
 
@@ -317,6 +317,21 @@ void qmgr_job_failed(struct qmgr_job *job, const char *dsn, const char *reason)
     job_finish(job);
 }
 
+/* job_envelope - the envelope group of a job's message */
+static void job_envelope(const struct qmgr_job *job, struct proto_envelope *env, char *qfile,
+			 size_t qfile_size)
+{
+    const struct qmgr_message *msg = job->msg;
+
+    (void) fmt_buf(qfile, qfile_size, "active/%s", msg->id);
+    env->queue_id = msg->id;
+    env->queue_file = qfile;
+    env->sender = msg->sender;
+    env->arrival_time = (long) msg->arrival;
+    env->dsn_envid = nz(msg->dsn_envid);
+    env->dsn_ret = nz(msg->dsn_ret);
+}
+
 /* job_request - the deliver_request of a job (rcpts allocated) */
 static void job_request(const struct qmgr_job *job, struct deliver_request *req, char *qfile,
 			size_t qfile_size)
@@ -324,7 +339,6 @@ static void job_request(const struct qmgr_job *job, struct deliver_request *req,
     const struct qmgr_message *msg = job->msg;
     struct deliver_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
 
-    (void) fmt_buf(qfile, qfile_size, "active/%s", msg->id);
     for (size_t i = 0; i < job->count; i++) {
 	const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
 
@@ -335,14 +349,9 @@ static void job_request(const struct qmgr_job *job, struct deliver_request *req,
 	rcpts[i].offset = r->offset;
     }
     memset(req, 0, sizeof(*req));
-    req->queue_id = msg->id;
-    req->queue_file = qfile;
+    job_envelope(job, &req->env, qfile, qfile_size);
     req->data_offset = msg->data_offset;
     req->data_size = msg->size;
-    req->sender = msg->sender;
-    req->arrival_time = (long) msg->arrival;
-    req->dsn_envid = nz(msg->dsn_envid);
-    req->dsn_ret = nz(msg->dsn_ret);
     req->nexthop = nz(job->nexthop);
     req->rcpts = rcpts;
     req->rcpt_count = job->count;
@@ -362,13 +371,15 @@ void qmgr_job_encode(const struct qmgr_job *job, struct str *out)
 	mem_free(&req.rcpts);
     } else {
 	struct bounce_rcpt *rcpts = mem_alloc_array(job->count ? job->count : 1, sizeof(*rcpts));
-	const char *action = strcmp(job->request, BOUNCE_REQ_FAILURE) == 0 ? "failed"
-	    : strcmp(job->request, BOUNCE_REQ_DELAY) == 0 ? "delayed" : "delivered";
-	struct bounce_request req = {job->request, msg->id, qfile, msg->sender,
-				     (long) msg->arrival, nz(msg->dsn_envid), nz(msg->dsn_ret),
-				     rcpts, job->count};
+	struct bounce_request req;
+	const char *action;
 
-	(void) fmt_buf(qfile, sizeof(qfile), "active/%s", msg->id);
+	memset(&req, 0, sizeof(req));
+	if (!bounce_type_parse(job->request, &req.type))
+	    msg_panic("qmgr_job_encode: bad bounce request \"%s\"", job->request);
+	action = req.type == BOUNCE_TYPE_FAILURE ? "failed"
+	    : req.type == BOUNCE_TYPE_DELAY ? "delayed" : "delivered";
+	job_envelope(job, &req.env, qfile, sizeof(qfile));
 	for (size_t i = 0; i < job->count; i++) {
 	    const struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
 
@@ -380,6 +391,8 @@ void qmgr_job_encode(const struct qmgr_job *job, struct str *out)
 	    rcpts[i].reason = nz(r->reason);
 	    rcpts[i].relay = nz(r->relay);
 	}
+	req.rcpts = rcpts;
+	req.rcpt_count = job->count;
 	bounce_request_encode(out, &req);
 	mem_free(&rcpts);
     }
@@ -404,7 +417,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 
 	job_request(job, &req, qfile, sizeof(qfile));
 	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
-	if (deliver_reply_parse(reply, &req, res, error_r) < 0) {
+	if (deliver_reply_decode(reply, &req, res, error_r) < 0) {
 	    mem_free(&res);
 	    mem_free(&req.rcpts);
 	    return -1;
@@ -415,7 +428,6 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	/* an agent that could not do its job may not have found the file:
 	 * a file deleted behind qmgr's back is not retried */
 	if (!all_sent && qmgr_message_drop_if_vanished(msg)) {
-	    deliver_results_free(res, job->count);
 	    mem_free(&res);
 	    job_finish(job);
 	    return 0;
@@ -425,21 +437,15 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	for (size_t i = 0; i < job->count; i++)
 	    qmgr_outcome(msg, job->rcpt_idx[i], res[i].status[0], res[i].dsn, res[i].reason,
 			 res[i].relay, &t, &b);
-	deliver_results_free(res, job->count);
 	mem_free(&res);
 	qmgr_outcomes_apply(msg, &b);
 	job_finish(job);
     } else {
-	struct str reason;
-	long status;
+	struct bounce_reply rep;
 
-	str_init(&reason, 1024);
-	if (bounce_reply_parse(reply, &status, NULL, &reason, error_r) < 0) {
-	    str_fini(&reason);
+	if (bounce_reply_decode(reply, &rep, error_r) < 0)
 	    return -1;
-	}
-	bounce_done(job, status, str_cstr(&reason));
-	str_fini(&reason);
+	bounce_done(job, rep.status, rep.reason);
     }
     return 0;
 }

@@ -30,7 +30,7 @@
 /* mail */
 #include "config.h"
 #include "defer_log.h"
-#include "deliver_client.h"
+#include "deliver_proto.h"
 #include "log_delivery.h"
 #include "mail_proto.h"
 #include "queue_file.h"

@@ -36,8 +36,10 @@
 #include "unit.h"
 
 /* mail */
+#include "bounce_proto.h"
 #include "config.h"
 #include "defer_log.h"
+#include "deliver_proto.h"
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "queue_id.h"
@@ -205,36 +207,35 @@ static void mock_status(const char *address, const char **status, const char **d
     }
 }
 
-/* mock_deliver - one whole delivery request */
-static void mock_deliver(struct mock_conn *conn, const struct ipc_list *req)
+/* mock_deliver - one whole delivery request, read with the agents' own
+ * decoder (so qmgr's requests are checked as strictly as they are) */
+static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 {
-    const char *nexthop = ipc_list_get(req, ATTR_NEXTHOP);
     struct mock_answer *a = mem_zalloc(sizeof(*a));
+    struct deliver_request req;
+    struct deliver_result *res;
     struct mock_dest *d;
-    const char *address = NULL;
-    int nrcpt = 0;
+    const char *err;
+    int nrcpt;
 
+    unit_assert(deliver_request_kind(list, &err) == DELIVER_KIND_DELIVER);
+    if (deliver_request_decode(list, &req, &err) < 0)
+	unit_fail_at(__FILE__, __LINE__, "qmgr sent a bad request: %s", err);
     str_init(&a->out, IPC_MSG_MAX);
     a->conn = conn;
-    (void) str_copy_out(a->dest, sizeof(a->dest), nexthop ? nexthop : "");
-    for (size_t i = 0; i < req->count; i++) {
-	const struct ipc_attr *at = req->attrs + i;
-	const char *status, *dsn;
-
-	if (strcmp(at->name, ATTR_RCPT_ADDRESS) == 0) {
-	    address = at->value;
-	    mock_see(address);
-	    nrcpt++;
-	} else if (strcmp(at->name, ATTR_RCPT_OFFSET) == 0 && address) {
-	    mock_status(address, &status, &dsn);
-	    ipc_encode_str(&a->out, ATTR_RCPT_OFFSET, at->value);
-	    ipc_encode_str(&a->out, ATTR_RCPT_STATUS, status);
-	    ipc_encode_str(&a->out, ATTR_RCPT_DSN, dsn);
-	    ipc_encode_str(&a->out, ATTR_RCPT_REASON, "mock agent says so");
-	    ipc_encode_str(&a->out, ATTR_RELAY, "mock");
-	}
+    (void) str_copy_out(a->dest, sizeof(a->dest), req.nexthop ? req.nexthop : "");
+    res = mem_alloc_array(req.rcpt_count ? req.rcpt_count : 1, sizeof(*res));
+    for (size_t i = 0; i < req.rcpt_count; i++) {
+	mock_see(req.rcpts[i].address);
+	mock_status(req.rcpts[i].address, &res[i].status, &res[i].dsn);
+	res[i].offset = req.rcpts[i].offset;
+	res[i].reason = "mock agent says so";
+	res[i].relay = "mock";
     }
-    ipc_encode_end(&a->out);
+    nrcpt = (int) req.rcpt_count;
+    deliver_reply_encode(&a->out, res, req.rcpt_count);
+    mem_free(&res);
+    deliver_request_free(&req);
     mock.requests++;
     if (nrcpt > mock.max_rcpts_per_request)
 	mock.max_rcpts_per_request = nrcpt;
@@ -252,21 +253,25 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *req)
 	mock_answer_fire(a);
 }
 
-/* mock_notice - one whole bounce request: always taken */
-static void mock_notice(struct mock_conn *conn, const struct ipc_list *req)
+/* mock_notice - one whole bounce request: always taken (read with
+ * bounce's own decoder) */
+static void mock_notice(struct mock_conn *conn, const struct ipc_list *list)
 {
-    const char *kind = ipc_list_get(req, ATTR_REQUEST);
-    const char *rcpt = ipc_list_get(req, ATTR_RCPT_ADDRESS);
+    struct bounce_request req;
+    struct bounce_reply rep = {0, "", ""};
+    const char *err;
     struct str out;
 
+    if (bounce_request_decode(list, &req, &err) < 0)
+	unit_fail_at(__FILE__, __LINE__, "qmgr sent a bad bounce request: %s", err);
     mock.bounce_requests++;
-    (void) str_copy_out(mock.bounce_kind, sizeof(mock.bounce_kind), kind ? kind : "");
-    (void) str_copy_out(mock.bounce_rcpt, sizeof(mock.bounce_rcpt), rcpt ? rcpt : "");
+    (void) str_copy_out(mock.bounce_kind, sizeof(mock.bounce_kind),
+			req.rcpt_count ? bounce_type_name(req.type) : "");
+    (void) str_copy_out(mock.bounce_rcpt, sizeof(mock.bounce_rcpt),
+			req.rcpt_count ? req.rcpts[0].address : "");
+    bounce_request_free(&req);
     str_init(&out, 1024);
-    ipc_encode_str(&out, ATTR_STATUS, "0");
-    ipc_encode_str(&out, ATTR_QUEUE_ID, "");
-    ipc_encode_str(&out, ATTR_REASON, "");
-    ipc_encode_end(&out);
+    bounce_reply_encode(&out, &rep);
     mock_write(conn->fd, &out);
     str_fini(&out);
 }
@@ -324,9 +329,8 @@ static void mock_accept(int fd, void *ctx)
     if (!bounce)
 	mock.accepts++;
     str_init(&hello, 256);
-    ipc_encode_str(&hello, ATTR_PROTO, bounce ? BOUNCE_PROTO : DELIVER_PROTO);
-    ipc_encode_long(&hello, ATTR_VERSION, bounce ? BOUNCE_VERSION : DELIVER_VERSION);
-    ipc_encode_end(&hello);
+    ipc_handshake_encode(&hello, bounce ? BOUNCE_PROTO : DELIVER_PROTO,
+			 bounce ? BOUNCE_VERSION : DELIVER_VERSION);
     mock_write(cfd, &hello);
     str_fini(&hello);
     event_add_read(cfd, mock_read, conn);

@@ -15,6 +15,8 @@ The readers are strict on purpose: a malformed netstring or a truncated
 record fails the test instead of being skipped over.
 """
 import os
+import pathlib
+import re
 import socket
 import stat
 import struct
@@ -44,8 +46,24 @@ def encode(pairs=(), **attrs):
     return out + b"0:,"
 
 
-def hello(proto, version=1):
-    """The handshake a server sends first."""
+def _proto_versions():
+    """{protocol name: version} from lib/mail/mail_proto.h, the one place
+    that declares them (FOO_PROTO "name" and FOO_VERSION n)."""
+    text = (pathlib.Path(__file__).resolve().parent.parent / "lib" / "mail"
+            / "mail_proto.h").read_text()
+    names = dict(re.findall(r'#define\s+(\w+)_PROTO\s+"(\w+)"', text))
+    numbers = dict(re.findall(r"#define\s+(\w+)_VERSION\s+(\d+)", text))
+    return {name: int(numbers[key]) for key, name in names.items() if key in numbers}
+
+
+PROTO_VERSIONS = _proto_versions()
+
+
+def hello(proto, version=None):
+    """The handshake a server sends first (the version of mail_proto.h
+    unless given)."""
+    if version is None:
+        version = PROTO_VERSIONS[proto]
     return encode([("proto", proto), ("version", version)])
 
 
@@ -117,7 +135,7 @@ def connect(path, proto, timeout=10):
     sock.connect(str(path))
     reader = IpcReader(sock)
     got = reader.message()
-    assert got == [("proto", proto), ("version", "1")], got
+    assert got == [("proto", proto), ("version", str(PROTO_VERSIONS[proto]))], got
     return sock, reader
 
 

@@ -170,9 +170,9 @@ class LocalSetup:
         qfile = self.inst.queue / "active" / qid
         data_offset, offsets = make_queue_file(qfile, sender, rcpts, content)
         attrs = [("request", "deliver"), ("queue_id", qid), ("queue_file", f"active/{qid}"),
-                 ("data_offset", str(data_offset)), ("data_size", str(len(content))),
                  ("sender", sender), ("arrival_time", "1700000000"), ("dsn_envid", ""),
-                 ("dsn_ret", ""), ("nexthop", MYHOST)]
+                 ("dsn_ret", ""), ("data_offset", str(data_offset)),
+                 ("data_size", str(len(content))), ("nexthop", MYHOST)]
         for r, off in zip(rcpts, offsets):
             attrs += [("rcpt_address", r), ("rcpt_orig", r), ("rcpt_orcpt", ""),
                       ("rcpt_notify", ""), ("rcpt_offset", str(off))]
@@ -536,9 +536,9 @@ def test_protocol_errors_close_the_connection(local):
     try:
         # a queue file outside the queue is refused, recipient deferred
         res = c.call([("request", "deliver"), ("queue_id", queue_id(1)),
-                      ("queue_file", "../../etc/passwd"), ("data_offset", "0"),
-                      ("data_size", "0"), ("sender", ""), ("arrival_time", "0"),
-                      ("dsn_envid", ""), ("dsn_ret", ""), ("nexthop", ""),
+                      ("queue_file", "../../etc/passwd"), ("sender", ""),
+                      ("arrival_time", "0"), ("dsn_envid", ""), ("dsn_ret", ""),
+                      ("data_offset", "0"), ("data_size", "0"), ("nexthop", ""),
                       ("rcpt_address", "alice@example.test"), ("rcpt_orig", ""),
                       ("rcpt_orcpt", ""), ("rcpt_notify", ""), ("rcpt_offset", "10")])
         assert dict(res)["rcpt_status"] == "defer"
@@ -557,9 +557,9 @@ def test_fifo_as_queue_file_is_refused_at_once(local):
     try:
         t0 = time.monotonic()
         res = dict(c.call([("request", "deliver"), ("queue_id", qid),
-                           ("queue_file", f"active/{qid}"), ("data_offset", "0"),
-                           ("data_size", "0"), ("sender", ""), ("arrival_time", "0"),
-                           ("dsn_envid", ""), ("dsn_ret", ""), ("nexthop", ""),
+                           ("queue_file", f"active/{qid}"), ("sender", ""),
+                           ("arrival_time", "0"), ("dsn_envid", ""), ("dsn_ret", ""),
+                           ("data_offset", "0"), ("data_size", "0"), ("nexthop", ""),
                            ("rcpt_address", "alice@example.test"), ("rcpt_orig", ""),
                            ("rcpt_orcpt", ""), ("rcpt_notify", ""), ("rcpt_offset", "10")]))
         assert time.monotonic() - t0 < 3

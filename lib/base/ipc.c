@@ -793,32 +793,84 @@ int ipc_recv(struct stream *s, const char **error_r, ...)
  * Handshake.
  */
 
+/* ipc_handshake_encode - the announcement {proto, version} into out */
+void ipc_handshake_encode(struct str *out, const char *proto, long version)
+{
+    ipc_encode_str(out, "proto", proto);
+    ipc_encode_long(out, "version", version);
+    ipc_encode_end(out);
+}
+
 /* ipc_handshake_server - announce {proto, version} */
 int ipc_handshake_server(struct stream *s, const char *proto, long version)
 {
-    return ipc_send(s, IPC_STR("proto", proto), IPC_INT("version", version), IPC_END);
+    struct str msg;
+    int ret;
+
+    str_init(&msg, IPC_NAME_MAX + IPC_PROTO_MAX + 64);
+    ipc_handshake_encode(&msg, proto, version);
+    ret = ipc_write_msg(s, &msg);
+    str_fini(&msg);
+    return ret;
+}
+
+/* ipc_handshake_check - a decoded announcement must be exactly
+ * {proto, version} and match: the one check of every client, blocking
+ * (ipc_handshake_client) or event-driven (qmgr) */
+int ipc_handshake_check(const struct ipc_list *list, const char *proto, long version,
+			const char **error_r)
+{
+    char shown[IPC_PROTO_MAX + 1];
+    const struct ipc_attr *got[2] = {NULL, NULL};
+    static const char *const names[2] = {"proto", "version"};
+    long got_version = 0;
+
+    for (size_t i = 0; i < list->count; i++) {
+	const struct ipc_attr *a = list->attrs + i;
+	size_t k = strcmp(a->name, names[0]) == 0 ? 0 : strcmp(a->name, names[1]) == 0 ? 1 : 2;
+
+	if (k == 2)
+	    return errtext_fail(&ipc_error, error_r, "handshake: unexpected attribute \"%s\"", a->name);
+	if (got[k] != NULL)
+	    return errtext_fail(&ipc_error, error_r, "handshake: duplicate attribute \"%s\"", a->name);
+	got[k] = a;
+    }
+    for (size_t k = 0; k < 2; k++)
+	if (got[k] == NULL)
+	    return errtext_fail(&ipc_error, error_r, "handshake: missing attribute \"%s\"", names[k]);
+    if (got[0]->len > IPC_PROTO_MAX || strlen(got[0]->value) != got[0]->len)
+	return errtext_fail(&ipc_error, error_r, "handshake: bad attribute \"proto\"");
+    if (!ipc_parse_long(got[1]->value, got[1]->len, &got_version))
+	return errtext_fail(&ipc_error, error_r, "handshake: attribute \"version\": bad integer value \"%s\"",
+			 ipc_printable(shown, sizeof(shown), got[1]->value, got[1]->len));
+    if (strcmp(got[0]->value, proto) != 0 || got_version != version)
+	return errtext_fail(&ipc_error, error_r, "protocol mismatch: expected %s version %ld, got %s version %ld",
+			 proto, version, ipc_printable(shown, sizeof(shown), got[0]->value,
+						       got[0]->len), got_version);
+    return 0;
 }
 
 /* ipc_handshake_client - read the announcement and require a match */
 int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r)
 {
-    char shown[IPC_PROTO_MAX + 1];
-    struct str got;
-    long got_version = 0;
-    int ret = 0;
+    struct ipc_list list;
+    int ret;
 
-    str_init(&got, IPC_PROTO_MAX);
-    if (ipc_recv(s, error_r, IPC_RECV_STR("proto", &got), IPC_RECV_INT("version", &got_version),
-		 IPC_END) < 0) {
+    ipc_list_init(&list);
+    if ((ret = ipc_recv_list(s, &list, error_r)) < 0) {
 	/* Prefix the decoder's text so the log says where it failed. */
 	ret = errtext_fail(&ipc_error, error_r, "handshake: %s", ipc_error.text);
-    } else if (strcmp(got.data, proto) != 0 || got_version != version) {
-	ret = errtext_fail(&ipc_error, error_r, "protocol mismatch: expected %s version %ld, got %s version %ld",
-			proto, version, ipc_printable(shown, sizeof(shown), got.data, got.len),
-			got_version);
+    } else {
+	ret = ipc_handshake_check(&list, proto, version, error_r);
     }
-    str_fini(&got);
+    ipc_list_fini(&list);
     return ret;
+}
+
+/* ipc_send_encoded - write a message encoded with ipc_encode_* and flush */
+int ipc_send_encoded(struct stream *s, const struct str *msg)
+{
+    return ipc_write_msg(s, msg);
 }
 
 /* ipc_call - write an encoded request (ipc_encode_*), flush it, and read

@@ -85,9 +85,18 @@ int ipc_send_list(struct stream *s, const struct ipc_list *list);
 int ipc_call(struct stream *s, const struct str *request, struct ipc_list *reply,
 	     const char **error_r);
 
-/* Handshake: the server speaks first. */
+/* ipc_send_encoded - write a message built with ipc_encode_* and flush */
+int ipc_send_encoded(struct stream *s, const struct str *msg);
+
+/* Handshake: the server speaks first. ipc_handshake_encode is the
+ * announcement in memory (for a server on its own event loop). */
+void ipc_handshake_encode(struct str *out, const char *proto, long version);
 int ipc_handshake_server(struct stream *s, const char *proto, long version);
 int ipc_handshake_client(struct stream *s, const char *proto, long version, const char **error_r);
+/* ipc_handshake_check - the client's check of a decoded announcement
+ * (for a client that reads it from its own event loop) */
+int ipc_handshake_check(const struct ipc_list *list, const char *proto, long version,
+			const char **error_r);
 
 /* ipc_encode_* / ipc_decode_list - the codec on memory buffers, for tests and
  * for records stored in files. ipc_decode_list returns bytes consumed, 0

@@ -17,12 +17,23 @@
  *    disk. One connection may carry several messages, one after another.
  *    A client that closes before E abandons the message (nothing queued).
  *
- * 2. deliver (private/<transport>: private/local, private/smtp; client: qmgr)
+ * Both halves of conversations 2 and 3 live in lib/mail (encode and
+ * strict decode of every request and reply): deliver_proto.h,
+ * bounce_proto.h, and proto_attr.h for the envelope group they share and
+ * the rules of every attribute (names in order, sizes, numbers, no NUL).
+ * Every client checks the handshake with ipc_handshake_check (directly,
+ * or through ipc_handshake_client).
+ *
+ *    envelope group (proto_attr.h), in this order: queue_id, queue_file,
+ *    sender, arrival_time, dsn_envid, dsn_ret
+ *
+ * 2. deliver (private/<transport>: private/local, private/smtp; clients:
+ *    qmgr, smtpd for verify) - deliver_proto.h
  *      server: handshake; then for each request:
- *      client: IPC list {queue_id, queue_file, data_offset, data_size,
- *              sender, arrival_time, dsn_envid, dsn_ret, nexthop,
- *              then per recipient, in order: rcpt_address, rcpt_orig,
- *              rcpt_orcpt, rcpt_notify, rcpt_offset}
+ *      client: IPC list {request=deliver, <envelope group>, data_offset,
+ *              data_size, nexthop, then per recipient, in order:
+ *              rcpt_address, rcpt_orig, rcpt_orcpt, rcpt_notify,
+ *              rcpt_offset}
  *      server: IPC list {then per recipient, in the same order:
  *              rcpt_offset, rcpt_status ("sent"|"defer"|"bounce"),
  *              rcpt_dsn ("2.0.0", "4.2.2", ...), rcpt_reason, relay}
@@ -30,19 +41,20 @@
  *    opens and reads it itself, from data_offset (the M record). The
  *    agent never marks recipients done: qmgr owns the queue file state.
  *    One connection carries any number of requests until qmgr closes it.
- *    request "verify" (same socket, first attribute request=verify):
+ *    request "verify" (same socket):
  *      client: {request=verify, rcpt_address, size}
  *      server: {rcpt_status ("ok"|"unknown"|"over_quota"|"defer"),
  *              rcpt_dsn, rcpt_reason}
  *    lets smtpd ask local-delivery about a recipient at RCPT time.
- *    A delivery request has request=deliver as its first attribute.
+ *    Version 2: the envelope group moved before data_offset and
+ *    data_size (version 1 sent them in between).
  *
- * 3. bounce (private/bounce; client: qmgr)
+ * 3. bounce (private/bounce; client: qmgr) - bounce_proto.h
  *      client: IPC list {request ("failure"|"delay"|"success"),
- *              queue_id, queue_file, sender, arrival_time, dsn_envid,
- *              dsn_ret, then per recipient: rcpt_address, rcpt_orig,
- *              rcpt_orcpt, rcpt_dsn, rcpt_action ("failed"|"delayed"|
- *              "delivered"|"relayed"|"expanded"), rcpt_reason, relay}
+ *              <envelope group>, then per recipient: rcpt_address,
+ *              rcpt_orig, rcpt_orcpt, rcpt_dsn, rcpt_action ("failed"|
+ *              "delayed"|"delivered"|"relayed"|"expanded"), rcpt_reason,
+ *              relay}
  *      server: IPC message {status (0 or -1), queue_id (of the notice,
  *              "" if none was needed), reason}
  *    bounce writes the RFC 3464 notice through cleanup, null sender.
@@ -65,7 +77,7 @@
 #define CLEANUP_PROTO		"cleanup"
 #define CLEANUP_VERSION		1
 #define DELIVER_PROTO		"deliver"
-#define DELIVER_VERSION		1
+#define DELIVER_VERSION		2
 #define BOUNCE_PROTO		"bounce"
 #define BOUNCE_VERSION		1
 
