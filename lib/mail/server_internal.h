@@ -14,6 +14,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 /* base */
@@ -60,6 +61,10 @@ void srv_idle_disarm(void);
 void srv_loop_once(void);		/* one step, watchdog-bounded */
 void srv_wake_cb(int fd, void *ctx);	/* event callback: the self-pipe */
 void srv_stop_listening(void);		/* take no new clients */
+
+/* MULTI framing (server_frame.c): the length of the first whole request
+ * in buf, 0 if there is none yet. */
+size_t srv_frame_length(int framing, const char *buf, size_t len);
 
 /* The loops of each kind; none returns. */
 _Noreturn void srv_single_loop(void);

@@ -11,12 +11,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* base */
 #include "event.h"
 #include "mem.h"
 #include "msg.h"
 #include "sock.h"
+#include "str.h"
 #include "stream.h"
 
 /* mail */
@@ -25,12 +29,22 @@
 #include "server.h"
 #include "server_internal.h"
 
-/* The clients of this process. */
+/* The clients of this process. With a framing (spec.multi_framing) the
+ * skeleton reads a client's bytes itself, without blocking, into
+ * `pending`; the client's stream reads from there (srv_frame_io), at most
+ * one request per read, so the daemon's stream never holds more than the
+ * request at hand and the skeleton always sees whether the next one is
+ * whole. */
 struct srv_client {
     struct stream *stream;
     void *ctx;
     event_timer_id timer;
     bool gone;
+    int fd;
+    struct str *pending;		/* framed: read, not yet handed out */
+    size_t pending_off;			/* framed: handed out up to here */
+    bool eof;				/* framed: the client closed (or failed) */
+    int read_errno;			/* framed: why, 0: a clean EOF */
 };
 static struct srv_client **srv_clients;
 static size_t srv_client_count;
@@ -40,6 +54,101 @@ static size_t srv_client_cap;
 
 static void srv_multi_input_cb(int fd, void *ctx);
 
+
+/* srv_pending_len - framed bytes not handed out yet */
+static size_t srv_pending_len(const struct srv_client *c)
+{
+    return str_len(c->pending) - c->pending_off;
+}
+
+/* srv_frame_read - the stream's read: the pending bytes, at most up to
+ * the end of the first whole request; with nothing pending, the
+ * descriptor itself (the daemon reads past a request: it may wait) */
+static ssize_t srv_frame_read(void *ctx, void *buf, size_t len)
+{
+    struct srv_client *c = ctx;
+    size_t have = srv_pending_len(c), n;
+    const char *p = str_cstr(c->pending) + c->pending_off;
+
+    if (have == 0) {
+	if (c->eof) {
+	    errno = c->read_errno;
+	    return c->read_errno ? -1 : 0;
+	}
+	return read(c->fd, buf, len);
+    }
+    n = srv_frame_length(srv_spec->multi_framing, p, have);
+    if (n == 0 || n > have)
+	n = have;				/* a partial request: all of it */
+    if (n > len)
+	n = len;
+    memcpy(buf, p, n);
+    c->pending_off += n;
+    if (c->pending_off == str_len(c->pending)) {
+	str_reset(c->pending);
+	c->pending_off = 0;
+    }
+    return (ssize_t) n;
+}
+
+/* srv_frame_write - the stream's write: the descriptor */
+static ssize_t srv_frame_write(void *ctx, const void *buf, size_t len)
+{
+    struct srv_client *c = ctx;
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n < 0 && errno == ENOTSOCK)
+	n = write(c->fd, buf, len);
+    return n;
+}
+
+/* srv_frame_pending - pending bytes (or an EOF to report): the stream
+ * reads them without polling the descriptor */
+static size_t srv_frame_pending(void *ctx)
+{
+    struct srv_client *c = ctx;
+
+    return srv_pending_len(c) + (c->eof ? 1 : 0);
+}
+
+static const struct stream_io srv_frame_io = {
+    srv_frame_read, srv_frame_write, srv_frame_pending,
+};
+
+/* srv_frame_fill - read what the client sent, without waiting, into
+ * pending (at most SERVER_FRAME_MAX bytes held); notes EOF and errors */
+static void srv_frame_fill(struct srv_client *c)
+{
+    char buf[16384];
+    size_t room;
+    ssize_t n;
+
+    if (c->pending_off > 0) {			/* compact: keep what is left */
+	size_t rest = srv_pending_len(c);
+
+	memmove(c->pending->data, c->pending->data + c->pending_off, rest);
+	(void) str_truncate(c->pending, rest);
+	c->pending_off = 0;
+    }
+    while (!c->eof && (room = SERVER_FRAME_MAX - str_len(c->pending)) > 0) {
+	n = recv(c->fd, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && errno == ENOTSOCK)
+	    n = read(c->fd, buf, room < sizeof(buf) ? room : sizeof(buf));
+	if (n > 0) {
+	    if (!str_append(c->pending, buf, (size_t) n))
+		msg_panic("srv_frame_fill: pending buffer overflow");
+	    if ((size_t) n < sizeof(buf))
+		break;				/* drained, most likely */
+	    continue;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	    break;
+	if (n < 0 && errno == EINTR)
+	    continue;
+	c->eof = true;
+	c->read_errno = n < 0 ? errno : 0;
+    }
+}
 
 /* srv_client_timeout_ms - the silence limit of a MULTI client, <0: none */
 static int srv_client_timeout_ms(void)
@@ -66,6 +175,7 @@ static void srv_client_drop(struct srv_client *c)
     if (srv_spec->multi_disconnect)
 	srv_spec->multi_disconnect(c->stream, c->ctx);
     (void) stream_close(&c->stream);
+    str_free(&c->pending);
 }
 
 /* srv_client_reap - forget dropped clients; re-arm idle when none left */
@@ -116,22 +226,22 @@ static struct srv_client *srv_multi_add(int fd)
     }
     srv_clients[srv_client_count++] = c;
     srv_idle_disarm();
+    c->fd = fd;
     c->stream = srv_open_client(fd);
+    if (srv_spec->multi_framing != SERVER_FRAME_NONE) {
+	c->pending = str_new(SERVER_FRAME_MAX);
+	stream_set_io(c->stream, &srv_frame_io, c);
+    }
     c->ctx = srv_spec->multi_connect ? srv_spec->multi_connect(c->stream) : NULL;
     srv_client_rearm(c);
     event_add_read(fd, srv_multi_input_cb, c);
     return c;
 }
 
-/* srv_multi_input_cb - a client has input */
-static void srv_multi_input_cb(int fd, void *ctx)
+/* srv_multi_serve_raw - SERVER_FRAME_NONE: multi_input at any input,
+ * again while the stream holds buffered input it takes from */
+static void srv_multi_serve_raw(struct srv_client *c)
 {
-    struct srv_client *c = ctx;
-
-    (void) fd;
-    if (c->gone)
-	return;
-    server_watchdog_reset();
     for (;;) {
 	size_t before = stream_buffered(c->stream);
 
@@ -144,6 +254,54 @@ static void srv_multi_input_cb(int fd, void *ctx)
 	    break;
     }
     srv_client_rearm(c);
+}
+
+/* srv_multi_serve_framed - a framing: read what is there, then
+ * multi_input once per whole request (or for the EOF, or for a full
+ * buffer without a request in it: the daemon's reader decides). The
+ * read deadline restarts with each request served. */
+static void srv_multi_serve_framed(struct srv_client *c)
+{
+    srv_frame_fill(c);
+    for (;;) {
+	size_t have = srv_pending_len(c) + stream_buffered_here(c->stream);
+	size_t whole = srv_frame_length(srv_spec->multi_framing,
+					str_cstr(c->pending) + c->pending_off,
+					srv_pending_len(c));
+
+	if (stream_buffered_here(c->stream) == 0 && whole == 0 && !c->eof
+	    && str_len(c->pending) < SERVER_FRAME_MAX)
+	    return;				/* wait for the rest */
+	if (!srv_spec->multi_input(c->stream, c->ctx) || stream_error(c->stream) != STREAM_OK) {
+	    srv_client_drop(c);
+	    return;
+	}
+	srv_client_rearm(c);
+	if (srv_pending_len(c) + stream_buffered_here(c->stream) >= have) {
+	    /* the daemon took nothing: at the end, or stuck on a request
+	     * that cannot complete, the client is done */
+	    if (c->eof || str_len(c->pending) >= SERVER_FRAME_MAX)
+		srv_client_drop(c);
+	    return;
+	}
+	if (srv_pending_len(c) == 0 && stream_buffered_here(c->stream) == 0 && !c->eof)
+	    return;
+    }
+}
+
+/* srv_multi_input_cb - a client has input */
+static void srv_multi_input_cb(int fd, void *ctx)
+{
+    struct srv_client *c = ctx;
+
+    (void) fd;
+    if (c->gone)
+	return;
+    server_watchdog_reset();
+    if (srv_spec->multi_framing == SERVER_FRAME_NONE)
+	srv_multi_serve_raw(c);
+    else
+	srv_multi_serve_framed(c);
 }
 
 /* srv_multi_accept_cb - a listener is readable */
@@ -181,6 +339,12 @@ _Noreturn void srv_multi_loop(void)
     for (;;) {
 	srv_client_reap();
 	if (listening && (srv_exit_requested || srv_limit_reached() || srv_master_gone())) {
+	    /* Still serving clients, but taking no new ones: master must not
+	     * count this process as available, or new clients would wait
+	     * in the listen queue until the last old one leaves (at
+	     * max_use the last accept already said TAKEN). */
+	    if (!srv_limit_reached() && srv_client_count > 0)
+		srv_notify(MASTER_STAT_TAKEN);
 	    srv_stop_listening();
 	    listening = false;
 	}
