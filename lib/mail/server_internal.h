@@ -1,20 +1,27 @@
 /* server_internal.h - what the parts of the daemon skeleton share.
  *
  * Not for daemons: they include server.h only. The skeleton is cut along
- * its seams: server.c holds what every kind needs (options,
- * configuration, logging, the privilege drop, status reports to master,
- * the watchdog, signals, the table-change check, -S's stdio relay and the
- * event-loop helpers of MULTI and TRIGGER); server_single.c,
- * server_multi.c and server_trigger.c hold one kind's loop each.
- * server_main() calls the kind's loop, which never returns.
+ * its seams, and the calls go one way (no circle between the files):
+ *   server_main.c     start-up: options, configuration, logging, the
+ *                     privilege drop, descriptors, signal handlers; then
+ *                     server_main() calls the loop of the daemon's kind
+ *   server_single.c   SINGLE  }
+ *   server_multi.c    MULTI   } one loop each (never returns)
+ *   server_trigger.c  TRIGGER }
+ *   server_frame.c    MULTI's request framings
+ *   server.c          the common part they all use at run time: state,
+ *                     status to master, watchdog, exit conditions, -S
+ *                     relay, the event-loop helpers of MULTI and TRIGGER
  *
  * Names: srv_* is skeleton-internal state and helpers. */
 #ifndef POSTHORN_SERVER_INTERNAL_H
 #define POSTHORN_SERVER_INTERNAL_H
 
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* base */
@@ -23,8 +30,16 @@
 /* mail */
 #include "server.h"
 
-/* State of this process (server.c). */
+/* State of this process (server.c; server_main.c sets it up). */
 extern const struct server_spec *srv_spec;
+#define SRV_SERVICE_NAME_SIZE	256
+#define SRV_SERVICE_TYPE_SIZE	16
+extern char srv_config_dir[PATH_MAX];
+extern char srv_service_name[SRV_SERVICE_NAME_SIZE];	/* -n */
+extern char srv_service_type[SRV_SERVICE_TYPE_SIZE];	/* -t */
+extern int srv_status_fd;		/* MASTER_STATUS_FD, or -1 */
+extern pid_t srv_master_pid;		/* 0: not run by master */
+extern pid_t srv_pid;			/* refreshed in a forked child */
 extern int srv_listen_count;		/* listeners at MASTER_LISTEN_FD.. */
 extern bool srv_stdin;			/* -S */
 extern long srv_use_count;		/* connections or triggers taken */
@@ -39,6 +54,9 @@ long long srv_now_ms(void);
 /* The watchdog (server_watchdog_reset in server.h restarts it). */
 void srv_watch_wait(void);		/* waiting for work: not stuck */
 void srv_watch_off(void);
+void srv_watchdog(int sig);		/* the SIGALRM handler */
+void srv_atfork_child(void);		/* pthread_atfork: new pid, no alarm */
+void srv_wake(void);			/* write the self-pipe (signal-safe) */
 
 /* Life cycle. */
 void srv_notify(int status);		/* MASTER_STAT_TAKEN / _AVAIL */
