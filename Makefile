@@ -96,6 +96,9 @@ $(B)/bin/mailq $(B)/bin/newaliases: $(B)/bin/sendmail
 
 test-programs: $(UNIT_BINS) $(TESTBIN_BINS) $(FUZZ_REPLAY_BINS)
 
+FUZZ_OBJS := $(FUZZ_TARGETS:%=$(B)/obj/tests/fuzz/%.o) $(B)/obj/tests/fuzz/driver.o \
+	$(B)/obj/tests/fuzz/mem_stream.o
+.SECONDARY: $(FUZZ_OBJS)
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/driver.o $(B)/obj/tests/fuzz/mem_stream.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
