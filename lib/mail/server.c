@@ -456,6 +456,42 @@ void srv_wake_cb(int fd, void *ctx)
     srv_drain_wake();
 }
 
+/* The daemon's own descriptors in the event loop (server_watch_fd). */
+static int srv_watched[SERVER_WATCH_MAX];
+static int srv_watched_count;
+
+/* server_watch_fd - (MULTI, TRIGGER) call fn(fd, ctx) whenever fd is
+ * readable; watching a watched fd again replaces its callback */
+void server_watch_fd(int fd, void (*fn)(int fd, void *ctx), void *ctx)
+{
+    int i;
+
+    if (srv_spec == NULL || srv_spec->kind == SERVER_SINGLE)
+	msg_panic("server_watch_fd: only MULTI and TRIGGER servers have an event loop");
+    if (fd < 0 || fn == NULL)
+	msg_panic("server_watch_fd: bad arguments");
+    for (i = 0; i < srv_watched_count && srv_watched[i] != fd; i++)
+	 /* void */ ;
+    if (i == srv_watched_count) {
+	if (srv_watched_count >= SERVER_WATCH_MAX)
+	    msg_panic("server_watch_fd: more than %d descriptors", SERVER_WATCH_MAX);
+	srv_watched[srv_watched_count++] = fd;
+    }
+    event_add_read(fd, fn, ctx);
+}
+
+/* server_unwatch_fd - stop watching fd (not watched: nothing happens) */
+void server_unwatch_fd(int fd)
+{
+    for (int i = 0; i < srv_watched_count; i++) {
+	if (srv_watched[i] == fd) {
+	    srv_watched[i] = srv_watched[--srv_watched_count];
+	    event_remove_read(fd);
+	    return;
+	}
+    }
+}
+
 /* srv_stop_listening - no new clients for this process */
 void srv_stop_listening(void)
 {
