@@ -76,18 +76,32 @@ UNIT_BINS := $(foreach t,$(UNIT_SRCS),$(B)/unit/$(notdir $(t:.c=)))
 # prog_objs DIR: the object files of one program (no unit tests)
 prog_objs = $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(1)/test-%,$(wildcard $(1)/*.c)))
 
+# Fuzz targets (tests/fuzz/fuzz_*.c): built here with driver.c's main()
+# to replay their seed corpora (tests/test_fuzz.py, in check and
+# check-asan); `make fuzz` builds and runs them for real (tests/fuzz/run.sh).
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY_BINS := $(FUZZ_TARGETS:%=$(B)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
 DAEMON_BINS  := $(foreach d,$(DAEMON_DIRS),$(B)/libexec/$(d))
 TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
 TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
 
-.PHONY: all deps check check-asan unit run install clean test-programs
+.PHONY: all deps check check-asan unit run install clean test-programs fuzz
 all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases)
 
 # mailq and newaliases are sendmail under other names
 $(B)/bin/mailq $(B)/bin/newaliases: $(B)/bin/sendmail
 	ln -sf sendmail $@
 
-test-programs: $(UNIT_BINS) $(TESTBIN_BINS)
+test-programs: $(UNIT_BINS) $(TESTBIN_BINS) $(FUZZ_REPLAY_BINS)
+
+FUZZ_OBJS := $(FUZZ_TARGETS:%=$(B)/obj/tests/fuzz/%.o) $(B)/obj/tests/fuzz/driver.o \
+	$(B)/obj/tests/fuzz/mem_stream.o
+.SECONDARY: $(FUZZ_OBJS)
+$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/driver.o $(B)/obj/tests/fuzz/mem_stream.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -131,6 +145,11 @@ check-asan:
 	@$(MAKE) --no-print-directory B=build-asan SAN=yes CFLAGS='-O1 -g' all test-programs
 	@B=build-asan BDB=$(BDB) POSTHORN_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run-tests
+
+# fuzz: every target for FUZZ_SECONDS each, with libFuzzer when clang has
+# it, else with driver.c's blind mutation loop (tests/fuzz/README.md)
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
 run:
 	@sh tools/install-deps.sh

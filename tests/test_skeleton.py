@@ -284,3 +284,184 @@ def test_multi_client_timeout(instance):
         assert c.readline().startswith("ph-multi-echo ready")
         time.sleep(2)
         assert c.readline(timeout=2) == "", "a silent MULTI client is disconnected"
+
+
+# -- MULTI: what a real MULTI daemon (auth) needs ------------------------
+
+def multi_pid(line):
+    m = re.match(r"ph-multi-echo ready pid=(\d+)$", line)
+    assert m, f"bad greeting {line!r}"
+    return int(m.group(1))
+
+
+def start_multi(instance, *args, opts="", maxproc="1"):
+    port = instance.free_port()
+    extra = " " + " ".join(args) if args else ""
+    instance.write_master_cf(f"{port} inet - - n - {maxproc} ph-multi-echo {opts}{extra}\n")
+    instance.start()
+    return port
+
+
+def test_multi_many_clients_in_one_process(instance):
+    port = start_multi(instance)
+    clients = [instance.connect(port) for _ in range(20)]
+    try:
+        pids = {multi_pid(c.readline()) for c in clients}
+        assert len(pids) == 1, "one MULTI process serves every client"
+        # all at once: every request goes out before any answer is read
+        for i, c in enumerate(clients):
+            c.send(f"echo client {i}")
+        for i, c in enumerate(clients):
+            assert c.readline() == f"client {i}"
+        assert clients[0].cmd("clients") == "clients 20"
+        assert len(instance.children(str(port))) == 1
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_multi_slow_client_does_not_block_others(instance):
+    """A client that sent half a request must not stall the process:
+    the skeleton calls multi_input only for whole requests."""
+    port = start_multi(instance)
+    slow = instance.connect(port)
+    fast = instance.connect(port)
+    try:
+        assert multi_pid(slow.readline()) == multi_pid(fast.readline())
+        slow.sock.sendall(b"echo hal")             # no newline yet
+        time.sleep(0.3)
+        start = time.monotonic()
+        assert fast.cmd("echo quick", timeout=3) == "quick"
+        assert time.monotonic() - start < 1
+        slow.sock.sendall(b"f done\necho next\n")   # completes, plus one more
+        assert slow.readline() == "half done"
+        assert slow.readline() == "next"
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_multi_raw_framing_waits_for_the_rest(instance):
+    """SERVER_FRAME_NONE, for contrast: a partial line holds the process
+    (why daemons should name a framing)."""
+    port = start_multi(instance, "raw")
+    slow = instance.connect(port)
+    fast = instance.connect(port)
+    try:
+        slow.readline()
+        fast.readline()
+        slow.sock.sendall(b"echo hal")
+        time.sleep(0.3)
+        fast.send("echo quick")
+        with pytest.raises(TimeoutError):
+            fast.readline(timeout=1)
+        slow.sock.sendall(b"f\n")
+        assert slow.readline() == "half"
+        assert fast.readline() == "quick"
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_multi_ipc_framing(instance):
+    """SERVER_FRAME_IPC (auth's framing): a request split anywhere, even
+    one byte at a time, is served whole, and others go on meanwhile."""
+    from phwire import IpcReader, encode
+    port = start_multi(instance, "ipc")
+    slow = instance.connect(port)
+    fast = instance.connect(port)
+    try:
+        request = encode(user="alice", data=b"a\x00b\nc")
+        for b in request[:-1]:
+            slow.sock.sendall(bytes([b]))
+        time.sleep(0.2)
+        fast.sock.sendall(encode(user="bob"))
+        reply = IpcReader(fast.sock).message_dict()
+        assert reply["user"] == "bob"
+        slow.sock.sendall(request[-1:])
+        reply = IpcReader(slow.sock).message_dict()
+        assert reply["user"] == "alice" and reply["data"] == "a\x00b\nc"
+        assert reply["pid"]
+        # a malformed message ends that client only
+        slow.sock.sendall(b"4:USER,1:x,0:,")
+        assert slow.sock.recv(100) == b""
+        fast.sock.sendall(encode(user="carol"))
+        assert IpcReader(fast.sock).message_dict()["user"] == "carol"
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_multi_read_deadline(instance):
+    """A client that dribbles a request without finishing it is dropped
+    after the read deadline (client_timeout = ipc_timeout here), bytes
+    or not; a client that completes requests stays."""
+    port = start_multi(instance, opts="-o ipc_timeout=2")
+    dribbler = instance.connect(port)
+    good = instance.connect(port)
+    try:
+        dribbler.readline()
+        good.readline()
+        start = time.monotonic()
+        gone = None
+        for _ in range(8):
+            try:
+                dribbler.sock.sendall(b"x")
+            except OSError:
+                gone = time.monotonic() - start
+                break
+            assert good.cmd("echo alive") == "alive"
+            time.sleep(0.5)
+            try:
+                dribbler.sock.settimeout(0.01)
+                if dribbler.sock.recv(10) == b"":
+                    gone = time.monotonic() - start
+                    break
+            except (socket.timeout, BlockingIOError):
+                pass
+            except OSError:
+                gone = time.monotonic() - start
+                break
+        assert gone is not None, "a never-finished request must hit the deadline"
+        assert 1.5 <= gone <= 3.5
+        assert good.cmd("echo still") == "still"
+    finally:
+        dribbler.close()
+        good.close()
+
+
+def test_multi_max_idle(instance):
+    port = start_multi(instance, opts="-o max_idle=1")
+    with instance.connect(port) as c:
+        pid = multi_pid(c.readline())
+        time.sleep(1.5)                      # a process with a client is busy
+        assert c.cmd("echo here") == "here"
+        assert c.cmd("quit") == "bye"
+    assert wait_gone(pid, timeout=4), "without clients it exits after max_idle"
+    assert instance.count_log(rf"pid {pid} (exit status|killed)") == 0
+
+
+def test_multi_sighup_finishes_clients(instance):
+    """Reload: the process takes no new client, serves the ones it has
+    to their end, then exits; a new client goes to a fresh process at
+    once (the old one told master it is no longer available)."""
+    port = start_multi(instance, maxproc="-")
+    a = instance.connect(port)
+    b = instance.connect(port)
+    try:
+        pid = multi_pid(a.readline())
+        assert multi_pid(b.readline()) == pid
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(0.3)
+        assert a.cmd("echo after hup") == "after hup"
+        with instance.connect(port) as c:
+            assert multi_pid(c.readline(timeout=3)) != pid
+        assert a.cmd("quit") == "bye"
+        assert pid_alive(pid), "b is still being served"
+        assert b.cmd("echo last") == "last"
+        b.close()
+        assert wait_gone(pid)
+        assert instance.count_log(rf"pid {pid} (exit status|killed)") == 0
+    finally:
+        a.close()
+        b.close()

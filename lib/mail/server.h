@@ -85,6 +85,15 @@ enum server_kind {
 #define SERVER_FLAG_NO_IDLE_EXIT	(1 << 0)	/* ignore max_idle (qmgr) */
 #define SERVER_FLAG_NO_MAX_USE		(1 << 1)	/* ignore max_use */
 
+/* spec.multi_framing: see struct server_spec */
+enum server_framing {
+    SERVER_FRAME_NONE = 0,	/* no framing: multi_input at any input */
+    SERVER_FRAME_LINE,		/* a request is one line, ending in "\n" */
+    SERVER_FRAME_IPC,		/* a request is one IPC message (ipc.h) */
+};
+#define SERVER_FRAME_MAX	((size_t) 1 << 20)	/* bytes the skeleton
+					 * holds for one unfinished request */
+
 #define SERVER_TRIGGER_MAX	1024	/* bytes per trigger request */
 #define SERVER_IDLE_HOOK_MS	1000	/* idle time before single_idle */
 #define SERVER_RECHECK_MS	1000	/* SINGLE: an idle process looks for a
@@ -130,8 +139,21 @@ struct server_spec {
     void *(*multi_connect)(struct stream *client);
     bool (*multi_input)(struct stream *client, void *ctx);
     void (*multi_disconnect)(struct stream *client, void *ctx);
-    /* seconds a MULTI client may stay silent: 0 = ipc_timeout, <0 = forever */
+    /* seconds a MULTI client may stay silent: 0 = ipc_timeout, <0 = forever.
+     * With a framing (below) it is a read deadline: a client that has
+     * not completed a request this long after its previous one (or its
+     * connect) is disconnected, however slowly it dribbles bytes. */
     long client_timeout;
+    /* SERVER_MULTI: what one request is (enum server_framing). With a
+     * framing the skeleton reads a client's bytes without blocking and
+     * calls multi_input only once a whole request is there (or the client
+     * closed, or SERVER_FRAME_MAX bytes came without one), so the
+     * daemon's reads of that request never wait: a slow or silent client
+     * cannot stall the others. Each stream read hands out at most one
+     * request. SERVER_FRAME_NONE: multi_input runs at the first byte and
+     * its reads wait (up to the stream timeout) for the rest, while every
+     * other client of the process waits too. */
+    int multi_framing;
 
     /* SERVER_TRIGGER: one wake-up request (the bytes read, len >= 0). */
     void (*trigger)(const char *buf, size_t len);
