@@ -119,3 +119,22 @@ def test_every_page_is_found_by_apropos_posthorn():
         proc = subprocess.run(["lexgrog", str(page)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "posthorn" in proc.stdout.split(":", 1)[1], proc.stdout
+
+
+def test_cleanup_status_table_matches_the_code():
+    """cleanup(8) states the status bits -> SMTP reply table of
+    lib/mail/cleanup_stat.c (row order decides, so it must match too)."""
+    header = (ROOT / "lib/mail/cleanup_stat.h").read_text(encoding="utf-8")
+    bits = {m.group(1): 1 << int(m.group(2)) for m in
+            re.finditer(r"#define\s+CLEANUP_STAT_(\w+)\s+\(1u << (\d+)\)", header)}
+    code = (ROOT / "lib/mail/cleanup_stat.c").read_text(encoding="utf-8")
+    want = [(m.group(1), bits[m.group(1)], f"{m.group(2)} {m.group(3)}",
+             "temporary" if m.group(4) == "true" else "permanent")
+            for m in re.finditer(r'\{CLEANUP_STAT_(\w+), "\w+", (\d+), "([\d.]+)", "[^"]*", \w+, (true|false)\}',
+                                 code)]
+    assert len(want) >= 9
+    page = (MAN / "cleanup.8").read_text(encoding="utf-8")
+    table = page[page.index(".TS\n"):page.index(".TE\n")].splitlines()
+    got = [(f[0], int(f[1]), f[3], f[4]) for f in (row.split("\t") for row in table) if len(f) == 5
+           and f[1].isdigit()]
+    assert got == want
