@@ -1,6 +1,8 @@
 """The manual pages: main.cf(5) documents every parameter of
 lib/mail/params.def with its default, the generated section is current,
-and every page in man/ renders without groff warnings."""
+every page in man/ renders without groff warnings, and no page cites a
+file of the source tree (an operator has only what make install puts
+on the host)."""
 import pathlib
 import re
 import shutil
@@ -119,3 +121,66 @@ def test_every_page_is_found_by_apropos_posthorn():
         proc = subprocess.run(["lexgrog", str(page)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "posthorn" in proc.stdout.split(":", 1)[1], proc.stdout
+
+
+DOC_PREFIX = "/usr/share/doc/posthorn/"
+SYSTEM_HEADERS = {"sysexits.h"}     # in /usr/include, not in this tree
+
+
+def shown_text(page):
+    """What a reader of the page can see: the source less comments, with
+    the escapes that split words (\\-, \\&, \\%, font changes) undone."""
+    out = []
+    for raw in page.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^[.']\s*\\\"", raw):
+            continue
+        out.append(plain(re.sub(r'\\".*', "", raw)).replace("\\%", ""))
+    return "\n".join(out)
+
+
+def source_paths(text):
+    """Names of files of the source tree that text cites."""
+    found = re.findall(r"(?<![\w/.-])(?:lib|tests|tools|docs)/[\w./-]*", text)
+    found += [name for name in re.findall(r"(?<![\w/.-])[\w/.-]*\w\.[ch]\b", text)
+              if name not in SYSTEM_HEADERS]
+    return sorted(set(found))
+
+
+def test_source_paths_are_recognised():
+    assert source_paths("see lib/mail/mail_proto.h and docs/queue.md") == \
+        ["docs/queue.md", "lib/mail/mail_proto.h"]
+    assert source_paths("mapped by cleanup_stat.c; tools/install.sh; tests/x") == \
+        ["cleanup_stat.c", "tests/x", "tools/install.sh"]
+    assert source_paths("/usr/share/doc/posthorn/queue.md, /var/lib/posthorn, "
+                        "main.cf, sysexits.h, e.g. 5.7.1, master.cf(5)") == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_page_cites_no_source_path(page):
+    """An operator has the installed pages and docs, not the source tree:
+    a page cites another page or /usr/share/doc/posthorn/NAME, and that
+    NAME is a file make install puts there (docs/NAME)."""
+    text = shown_text(page)
+    assert source_paths(text) == [], f"{page.name} cites source paths; " \
+        "state the fact, or cite a man page or " + DOC_PREFIX + "NAME"
+    for name in re.findall(re.escape(DOC_PREFIX) + r"([\w.-]*\w)", text):
+        assert (ROOT / "docs" / name).is_file(), f"{page.name}: {DOC_PREFIX}{name} is not installed"
+
+
+def test_cleanup_status_table_matches_the_code():
+    """cleanup(8) states the status bits -> SMTP reply table of
+    lib/mail/cleanup_stat.c (row order decides, so it must match too)."""
+    header = (ROOT / "lib/mail/cleanup_stat.h").read_text(encoding="utf-8")
+    bits = {m.group(1): 1 << int(m.group(2)) for m in
+            re.finditer(r"#define\s+CLEANUP_STAT_(\w+)\s+\(1u << (\d+)\)", header)}
+    code = (ROOT / "lib/mail/cleanup_stat.c").read_text(encoding="utf-8")
+    want = [(m.group(1), bits[m.group(1)], f"{m.group(2)} {m.group(3)}",
+             "temporary" if m.group(4) == "true" else "permanent")
+            for m in re.finditer(r'\{CLEANUP_STAT_(\w+), "\w+", (\d+), "([\d.]+)", "[^"]*", \w+, (true|false)\}',
+                                 code)]
+    assert len(want) >= 9
+    page = (MAN / "cleanup.8").read_text(encoding="utf-8")
+    table = page[page.index(".TS\n"):page.index(".TE\n")].splitlines()
+    got = [(f[0], int(f[1]), f[3], f[4]) for f in (row.split("\t") for row in table) if len(f) == 5
+           and f[1].isdigit()]
+    assert got == want

@@ -750,6 +750,11 @@ def test_install_into_destdir(tmp_path):
     assert os.access(dest / "usr/sbin/posthorn", os.X_OK)
     assert stat.S_IMODE(os.stat(dest / "usr/libexec/posthorn/smtpd").st_mode) == 0o755
     assert (dest / "usr/share/man/man1/posthorn.1").exists()
+    # The notes the man pages cite, at the path they cite.
+    docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert docs and sorted(p.name for p in (dest / "usr/share/doc/posthorn").iterdir()) == docs
+    assert (dest / "usr/share/doc/posthorn/queue.md").read_text() == (ROOT / "docs/queue.md").read_text()
+    assert stat.S_IMODE(os.stat(dest / "usr/share/doc/posthorn/queue.md").st_mode) == 0o644
     assert (dest / "etc/posthorn/main.cf").read_text() == (ROOT / "conf/main.cf").read_text()
     assert "ExecStart=/usr/sbin/posthorn start -F" in \
         (dest / "usr/lib/systemd/system/posthorn.service").read_text()

@@ -12,6 +12,7 @@
 #   SBINDIR/<tool>                any other tool in BUILD/bin
 #   LIBEXECDIR/<daemon>           every daemon in BUILD/libexec (0755)
 #   MANDIR/man{1,5,8}/            the man pages
+#   PREFIX/share/doc/posthorn/    docs/*.md, which the man pages cite
 #   SYSCONFDIR/main.cf, master.cf, aliases
 #                                 only if they do not exist yet (an
 #                                 operator's files are never overwritten)
@@ -98,6 +99,16 @@ say "$n man pages in $DESTDIR$MANDIR"
 if [ -z "$DESTDIR" ] && command -v mandb >/dev/null 2>&1; then
     mandb -q 2>/dev/null || true
 fi
+
+# Documentation: the man pages refer to these by their installed path.
+DOCDIR=$PREFIX/share/doc/posthorn
+n=0
+for doc in docs/*.md; do
+    [ -f "$doc" ] || continue
+    inst 0644 "$doc" "$DESTDIR$DOCDIR/$(basename "$doc")"
+    n=$((n + 1))
+done
+say "$n documents in $DESTDIR$DOCDIR"
 
 # Configuration: never overwrite the operator's files. Defaults that
 # point at the installed directories.

@@ -13,7 +13,9 @@
 #include "cleanup_stat.h"
 
 /* Temporary rows first: any temporary bit decides before a permanent
- * one, so a temporary failure never becomes a permanent reply. */
+ * one, so a temporary failure never becomes a permanent reply. The
+ * Status table of man/cleanup.8 repeats the rows, bits and replies
+ * (tests/test_manpages.py compares them). */
 static const struct cleanup_stat_info cleanup_stat_table[] = {
     {CLEANUP_STAT_WRITE, "write", 451, "4.3.0", "Queue file write error", EX_TEMPFAIL, true},
     {CLEANUP_STAT_DEFER, "defer", 451, "4.3.0", "Temporary lookup failure", EX_TEMPFAIL, true},
