@@ -189,7 +189,7 @@ int main(void)
     unit_assert(deliver_request_decode(&list, &got, &err) == -1);
     unit_assert_streq(err, "deliver request: no recipients");
     deliver_request_free(&got);
-    list.count = 0;
+    ipc_list_reset(&list);
     unit_assert(deliver_request_kind(&list, &err) == -1);
     unit_assert(strstr(err, "without \"request\"") != NULL);
     ipc_list_add(&list, ATTR_REQUEST, "frobnicate", 10);
