@@ -305,7 +305,11 @@ int main(void)
 	ipc_list_add(&list, ATTR_SIZE, "1", 1);
 	unit_assert(deliver_verify_decode(&list, &vb, &err) == -1);
 	unit_assert_streq(err, "verify request: unexpected attribute \"size\" after the last one");
-	list.count = 2;
+	while (list.count > 2) {	/* drop the last attributes, freed */
+	    list.count--;
+	    mem_free(&list.attrs[list.count].name);
+	    mem_free(&list.attrs[list.count].value);
+	}
 	unit_assert(deliver_verify_decode(&list, &vb, &err) == -1);
 	unit_assert_streq(err, "verify request: missing attribute \"size\"");
 
