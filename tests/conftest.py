@@ -48,6 +48,7 @@ import errno
 import os
 import pathlib
 import re
+import pwd
 import shutil
 import signal
 import socket
@@ -96,6 +97,22 @@ def stand_in_place(prefix, daemons):
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
     return base
+
+
+def as_nobody_or_skip(program):
+    """The command prefix that runs a program as the user nobody (setpriv,
+    no groups); skips the test unless root, setpriv exists and nobody can
+    reach program (a checkout under /root cannot be)."""
+    if not IS_ROOT:
+        pytest.skip("needs root to act as another user")
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("setpriv (util-linux) is not installed")
+    nobody = pwd.getpwnam("nobody")
+    prefix = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+    if subprocess.run(prefix + ["test", "-x", str(program)]).returncode != 0:
+        pytest.skip(f"{program} is not reachable for the user nobody")
+    return prefix
 
 
 def proc_stat(pid):

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from conftest import as_nobody_or_skip
+
 IS_ROOT = os.geteuid() == 0
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -578,14 +580,7 @@ def test_start_as_a_normal_user_with_a_system_configuration(tmp_path):
     """A normal user starting a configuration whose mail_owner is someone
     else gets told so, before any repair (not a permission error from the
     log file or the pid file); master itself refuses the same way."""
-    if not IS_ROOT:
-        pytest.skip("needs root to act as another user")
-    setpriv = shutil.which("setpriv")
-    nobody = pwd.getpwnam("nobody")
-    as_nobody = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-                 "--clear-groups"]
-    if not setpriv or subprocess.run(as_nobody + ["test", "-x", str(POSTHORN)]).returncode:
-        pytest.skip("setpriv missing, or the build is not reachable for nobody")
+    as_nobody = as_nobody_or_skip(POSTHORN)
     import tempfile
     base = pathlib.Path(tempfile.mkdtemp(prefix="posthorn-sys-", dir="/tmp"))
     try:

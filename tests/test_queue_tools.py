@@ -11,7 +11,7 @@ import time
 import pytest
 
 import phwire
-from conftest import BUILD
+from conftest import BUILD, as_nobody_or_skip
 from phwire import queue_id, record
 
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -228,16 +228,7 @@ def test_corrupt_file_listed_with_error(q):
 def test_listing_refuses_when_it_cannot_read_the_queue(q):
     """mailq as a normal user: never "Mail queue is empty" for a queue it
     could not read, and one clear refusal instead of a line per directory."""
-    import pwd
-    import shutil
-    if os.geteuid() != 0:
-        pytest.skip("needs root to act as another user")
-    setpriv = shutil.which("setpriv")
-    nobody = pwd.getpwnam("nobody")
-    as_nobody = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-                 "--clear-groups"]
-    if not setpriv or subprocess.run(as_nobody + ["test", "-x", str(POSTHORN)]).returncode:
-        pytest.skip("setpriv missing, or the build is not reachable for nobody")
+    as_nobody = as_nobody_or_skip(POSTHORN)
     sample(q)
     for d in QUEUE_DIRS:
         (q.queue / d).chmod(0o700)
