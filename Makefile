@@ -88,11 +88,17 @@ TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
 TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
 
 .PHONY: all deps check check-asan unit run install clean test-programs fuzz
-all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases)
+all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases) \
+     $(if $(filter tools/postdrop,$(TOOL_DIRS)),$(B)/libexec/postdrop)
 
 # mailq and newaliases are sendmail under other names
 $(B)/bin/mailq $(B)/bin/newaliases: $(B)/bin/sendmail
 	ln -sf sendmail $@
+
+# sendmail runs postdrop from daemon_directory (a helper, not a command):
+# a copy, not a link, so `posthorn check` as root can make it set-gid
+$(B)/libexec/postdrop: $(B)/bin/postdrop
+	cp -f $< $@.new && mv -f $@.new $@
 
 test-programs: $(UNIT_BINS) $(TESTBIN_BINS) $(FUZZ_REPLAY_BINS)
 

@@ -67,8 +67,7 @@ class Cli:
         self.bin.mkdir()
         for prog in ("master", "smtpd", "cleanup"):
             self.stub(prog)
-        (self.bin / "postdrop").write_text(STUB)     # a real file, as installed
-        (self.bin / "postdrop").chmod(0o755)
+        self.stub("postdrop")      # a real file in daemon_directory, as installed
         self.owner, self.group = accounts()
         self.main = {
             "queue_directory": str(self.queue_dir),
@@ -617,7 +616,7 @@ def test_check_repairs_postdrop_set_gid(cli):
     cannot queue: check repairs it as root; a symlink is an error."""
     if not IS_ROOT:
         pytest.skip("only root checks a real installation's set-gid programs")
-    postdrop = cli.bin / "postdrop"
+    postdrop = cli.libexec / "postdrop"
     cli.run("check", check=0)
     st = postdrop.stat()
     assert stat.S_IMODE(st.st_mode) == 0o2755, oct(st.st_mode)
