@@ -81,7 +81,7 @@ def test_uninstall_keeps_a_directory_with_other_files(build, tmp_path):
 def fake_dpkg_query(tmp_path, owned):
     """A dpkg-query first on PATH that says postfix owns the paths in owned."""
     stub = tmp_path / "stub"
-    stub.mkdir()
+    stub.mkdir(parents=True)
     cases = "|".join(owned)
     (stub / "dpkg-query").write_text(
         "#!/bin/sh\n"
@@ -123,3 +123,59 @@ def test_without_the_check_under_destdir_no_dpkg_query_runs(build, tmp_path):
     env.pop("POSTHORN_INSTALL_CHECK_OWNERS")
     proc = install(build, dest, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def stubs(tmp_path, owned):
+    """dpkg-query (postfix owns owned), update-alternatives and mandb that
+    log their arguments, first on PATH."""
+    env = fake_dpkg_query(tmp_path, owned or ["/nothing"])
+    log = tmp_path / "calls"
+    for name in ("update-alternatives", "mandb"):
+        (tmp_path / "stub" / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        (tmp_path / "stub" / name).chmod(0o755)
+    return env, log
+
+
+def real_install(build, base, *extra, env):
+    """An installation without DESTDIR, but with every directory under
+    base (never into /); only the alternatives' link names are /usr's,
+    and update-alternatives is a stub."""
+    args = ["sh", str(ROOT / "tools/install.sh"), *extra, "", f"{base}/usr", f"{base}/etc/posthorn",
+            f"{base}/usr/libexec/posthorn", f"{base}/usr/sbin", f"{base}/usr/bin",
+            f"{base}/usr/share/man", str(build)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **env))
+
+
+ALT_PATHS = ["/usr/sbin/sendmail", "/usr/lib/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="alternatives are registered by root only")
+def test_alternatives_only_when_no_package_owns_sendmail(build, tmp_path):
+    base = tmp_path / "root"
+    env, log = stubs(tmp_path, ["/usr/sbin/sendmail"])
+    proc = real_install(build, base, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "/usr/sbin/sendmail not set up (/usr/sbin/sendmail belongs to the package postfix)" \
+        in proc.stdout
+    assert "update-alternatives" not in log.read_text()
+    assert real_install(build, base, "--uninstall", env=env).returncode == 0
+    assert tree(base) == ["etc", "etc/posthorn"] + [f"etc/posthorn/{f}" for f in sorted(CONF)]
+
+    if any(os.path.lexists(p) for p in ALT_PATHS):
+        pytest.skip("this host has a sendmail of its own")
+    log.unlink()
+    env, log = stubs(tmp_path / "free", [])
+    proc = real_install(build, base, env=env)
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text()
+    assert (f"update-alternatives --install /usr/sbin/sendmail sendmail "
+            f"{base}/usr/sbin/sendmail.posthorn 25 --slave /usr/lib/sendmail") in calls
+    assert f"--slave /usr/bin/mailq mailq {base}/usr/sbin/sendmail.posthorn" in calls
+    assert (f"--slave /usr/share/man/man1/newaliases.1 newaliases.1 "
+            f"{base}/usr/share/man/man1/sendmail.posthorn.1") in calls
+    proc = real_install(build, base, "--uninstall", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"update-alternatives --remove sendmail {base}/usr/sbin/sendmail.posthorn"
+            in log.read_text())
+    assert tree(base) == ["etc", "etc/posthorn"] + [f"etc/posthorn/{f}" for f in sorted(CONF)]
