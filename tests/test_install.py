@@ -82,13 +82,15 @@ def fake_dpkg_query(tmp_path, owned):
     """A dpkg-query first on PATH that says postfix owns the paths in owned."""
     stub = tmp_path / "stub"
     stub.mkdir(parents=True)
-    cases = "|".join(owned)
     (stub / "dpkg-query").write_text(
         "#!/bin/sh\n"
         '[ "$1" = -S ] || exit 2\n'
-        f'case $2 in {cases}) echo "postfix: $2"; exit 0 ;; esac\n'
-        'echo "dpkg-query: no path found matching pattern $2" >&2\n'
-        "exit 1\n")
+        "found=1\n"
+        f"for f in {' '.join(owned)}; do\n"
+        '    case $f in $2) echo "postfix: $f"; found=0 ;; esac\n'
+        "done\n"
+        '[ $found = 0 ] || echo "dpkg-query: no path found matching pattern $2" >&2\n'
+        "exit $found\n")
     (stub / "dpkg-query").chmod(0o755)
     return {"PATH": f"{stub}:{os.environ['PATH']}", "POSTHORN_INSTALL_CHECK_OWNERS": "1"}
 
@@ -103,14 +105,17 @@ def test_a_file_another_package_owns_is_refused(build, tmp_path):
 
 
 def test_a_page_another_package_has_gets_a_posthorn_section(build, tmp_path):
-    """postfix's master.8.gz stays the page of `man 8 master`; ours is
-    `man 8posthorn master`."""
+    """postfix's master(8) (Debian: master.8postfix.gz) and postdrop.1.gz
+    are left alone; ours is `man 8posthorn master`."""
     dest = tmp_path / "dest"
-    env = fake_dpkg_query(tmp_path, ["/usr/share/man/man8/master.8.gz"])
+    env = fake_dpkg_query(tmp_path, ["/usr/share/man/man8/master.8postfix.gz",
+                                     "/usr/share/man/man1/postdrop.1.gz"])
     proc = install(build, dest, env=env)
     assert proc.returncode == 0, proc.stderr
     assert (dest / "usr/share/man/man8/master.8posthorn").exists()
     assert not (dest / "usr/share/man/man8/master.8").exists()
+    assert (dest / "usr/share/man/man1/postdrop.1posthorn").exists()
+    assert (dest / "usr/share/man/man5/master.cf.5").exists()      # not master.5
     assert (dest / "usr/share/man/man8/smtpd.8").exists()
     assert install(build, dest, "--uninstall").returncode == 0
     assert not (dest / "usr").exists()

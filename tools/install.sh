@@ -17,7 +17,7 @@
 #   MANDIR/man{1,5,8}/            the man pages; sendmail.1 as
 #                                 sendmail.posthorn.1, and a page whose name
 #                                 another package's page has (postfix's
-#                                 master.8.gz, say) as NAME.SECTIONposthorn
+#                                 master(8), say) as NAME.SECTIONposthorn
 #                                 (man 8posthorn master)
 #   PREFIX/share/doc/posthorn/    docs/*.md, which the man pages cite
 #   SYSCONFDIR/main.cf, master.cf, aliases
@@ -118,6 +118,18 @@ owner() {
     done | grep -vx -e posthorn -e '' | head -n 1
 }
 
+# page_taken PAGE - the package other than posthorn that has a page of the
+# same name and section as PAGE (PAGE.gz, or a Debian suffix: PAGE*.gz)
+page_taken() {
+    [ "$CHECK_OWNERS" = 1 ] || return 0
+    dpkg-query -S "$1*" 2>/dev/null </dev/null | while IFS= read -r line; do
+        case $line in
+        *diversion*) continue ;;
+        *": $1"*) printf '%s\n' "${line%%": $1"*}" | tr ',' '\n' | sed 's/^ *//; s/ *$//' ;;
+        esac
+    done | grep -vx -e posthorn -e '' | head -n 1
+}
+
 # =============================================================== uninstall
 if [ "$UNINSTALL" = 1 ]; then
     [ -f "$DESTDIR$RECORD" ] || die "$DESTDIR$RECORD is missing: nothing recorded to remove (INSTALL section 10 lists the files)"
@@ -186,7 +198,7 @@ for page in man/*.[158]; do
     dest=$MANDIR/man$section/$name.$section
     if [ "$name" = sendmail ]; then
         dest=$MANDIR/man$section/sendmail.posthorn.$section
-    elif [ -n "$(owner "$dest.gz")" ] || [ -n "$(owner "$dest")" ]; then
+    elif [ -n "$(page_taken "$dest")" ]; then
         dest=$MANDIR/man$section/$name.${section}posthorn
     fi
     plan 0644 "$page" "$dest"
