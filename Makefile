@@ -5,6 +5,7 @@
 #   make check-asan   the same under AddressSanitizer + UBSan
 #   make run          start a sandbox instance under run/ (loopback ports)
 #   make install      install under $(DESTDIR)$(PREFIX)
+#   make uninstall    remove what make install recorded it installed
 #   make BDB=no       build without Berkeley DB (hash:/btree: tables)
 #   make STATIC_TOOLS=yes  link sendmail and postdrop statically (faster
 #                     start, about 20% more messages per second from a
@@ -87,12 +88,18 @@ DAEMON_BINS  := $(foreach d,$(DAEMON_DIRS),$(B)/libexec/$(d))
 TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
 TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
 
-.PHONY: all deps check check-asan unit run install clean test-programs fuzz
-all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases)
+.PHONY: all deps check check-asan unit run install uninstall clean test-programs fuzz
+all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases) \
+     $(if $(filter tools/postdrop,$(TOOL_DIRS)),$(B)/libexec/postdrop)
 
 # mailq and newaliases are sendmail under other names
 $(B)/bin/mailq $(B)/bin/newaliases: $(B)/bin/sendmail
 	ln -sf sendmail $@
+
+# sendmail runs postdrop from daemon_directory (a helper, not a command):
+# a copy, not a link, so `posthorn check` as root can make it set-gid
+$(B)/libexec/postdrop: $(B)/bin/postdrop
+	cp -f $< $@.new && mv -f $@.new $@
 
 test-programs: $(UNIT_BINS) $(TESTBIN_BINS) $(FUZZ_REPLAY_BINS)
 
@@ -158,6 +165,12 @@ run:
 
 install: all
 	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LIBEXECDIR)" \
+	  "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" "$(B)"
+
+# uninstall: remove exactly what install recorded (never the configuration,
+# the queue or the accounts)
+uninstall:
+	sh tools/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LIBEXECDIR)" \
 	  "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" "$(B)"
 
 clean:

@@ -89,9 +89,9 @@ def stand_in_place(prefix, daemons):
     (build / "bin").mkdir(parents=True)
     (build / "libexec").mkdir()
     shutil.copy2(BUILD / "bin" / "posthorn", build / "bin" / "posthorn")
-    postdrop = build / "bin" / "postdrop"        # a set-gid copy is made of it
-    postdrop.write_text("#!/bin/sh\nexit 0\n")
-    postdrop.chmod(0o755)
+    for postdrop in (build / "bin" / "postdrop", build / "libexec" / "postdrop"):
+        postdrop.write_text("#!/bin/sh\nexit 0\n")   # make copies it to libexec
+        postdrop.chmod(0o755)
     for name in daemons:
         stub = build / "libexec" / name
         stub.write_text("#!/bin/sh\nexit 0\n")

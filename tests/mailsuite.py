@@ -4,7 +4,9 @@ Built on conftest.Instance, it adds everything a message needs to travel
 (tools/mkinstance.py writes it, the generator the sandbox and bench use):
 
     DIR/bin                 command_directory: posthorn, sendmail (+ mailq,
-                            newaliases), postdrop (a setgid copy when root)
+                            newaliases)
+    DIR/libexec             daemon_directory: links to the daemons, and
+                            postdrop (a setgid copy when root)
     DIR/mail/DOMAIN/USER/   virtual Maildirs, with cur/ new/ tmp/ (owned by the virtual mailbox
                             owner: "posthorn-vmail" when root, else the
                             invoking user)

@@ -191,12 +191,15 @@ def test_mkinstance_users_policy_as_root(place):
     users = (inst / "etc" / "users").stat()
     assert users.st_uid == 0 and users.st_gid == pwd.getpwnam("posthorn").pw_gid
     assert stat.S_IMODE(users.st_mode) == 0o640
-    postdrop = inst / "bin" / "postdrop"
+    # postdrop is a set-gid copy where daemon_directory points, not a command
+    postdrop = inst / "libexec" / "postdrop"
     if (BUILD / "bin" / "postdrop").exists():
-        shutil.copy2(BUILD / "bin" / "postdrop", place / "build" / "bin" / "postdrop")
-        assert mkinstance(place, *FULL, "--commands", "link").returncode == 0
+        shutil.copy2(BUILD / "bin" / "postdrop", place / "build" / "libexec" / "postdrop")
+        assert mkinstance(place, *FULL, "--commands", "link", "--daemons", "link").returncode == 0
         assert stat.S_IMODE(postdrop.stat().st_mode) == 0o2755
         assert not postdrop.is_symlink()
+        assert not (inst / "bin" / "postdrop").exists()
+        assert parse_main(inst / "etc" / "main.cf")["daemon_directory"] == str(inst / "libexec")
 
 
 def test_mkinstance_users_policy_as_a_normal_user(place):

@@ -69,8 +69,7 @@ class Cli:
         self.bin.mkdir()
         for prog in ("master", "smtpd", "cleanup"):
             self.stub(prog)
-        (self.bin / "postdrop").write_text(STUB)     # a real file, as installed
-        (self.bin / "postdrop").chmod(0o755)
+        self.stub("postdrop")      # a real file in daemon_directory, as installed
         self.owner, self.group = accounts()
         self.main = {
             "queue_directory": str(self.queue_dir),
@@ -612,7 +611,7 @@ def test_check_repairs_postdrop_set_gid(cli):
     cannot queue: check repairs it as root; a symlink is an error."""
     if not IS_ROOT:
         pytest.skip("only root checks a real installation's set-gid programs")
-    postdrop = cli.bin / "postdrop"
+    postdrop = cli.libexec / "postdrop"
     cli.run("check", check=0)
     st = postdrop.stat()
     assert stat.S_IMODE(st.st_mode) == 0o2755, oct(st.st_mode)
@@ -738,13 +737,27 @@ def test_install_into_destdir(tmp_path):
     for name in ("master", "smtpd"):
         (build / "libexec" / name).write_text("#!/bin/sh\n")
         (build / "libexec" / name).chmod(0o755)
+    # as make builds them: postdrop in bin and libexec, mailq and
+    # newaliases links to sendmail
+    for name in ("bin/sendmail", "bin/postdrop", "libexec/postdrop"):
+        (build / name).write_text("#!/bin/sh\n")
+        (build / name).chmod(0o755)
+    for name in ("mailq", "newaliases"):
+        (build / "bin" / name).symlink_to("sendmail")
     dest = tmp_path / "dest"
     args = ["sh", str(ROOT / "tools/install.sh"), str(dest), "/usr", "/etc/posthorn",
             "/usr/libexec/posthorn", "/usr/sbin", "/usr/bin", "/usr/share/man", str(build)]
     subprocess.run(args, check=True, capture_output=True, timeout=60)
     assert os.access(dest / "usr/sbin/posthorn", os.X_OK)
     assert stat.S_IMODE(os.stat(dest / "usr/libexec/posthorn/smtpd").st_mode) == 0o755
+    # postdrop is a helper in libexec; nothing in sbin that a Debian MTA
+    # package owns (postdrop, sendmail, mailq, newaliases)
+    assert sorted(p.name for p in (dest / "usr/sbin").iterdir()) == ["posthorn", "sendmail.posthorn"]
+    assert (dest / "usr/libexec/posthorn/postdrop").is_file()
+    assert not (dest / "usr/bin").exists()
     assert (dest / "usr/share/man/man1/posthorn.1").exists()
+    assert (dest / "usr/share/man/man1/sendmail.posthorn.1").exists()
+    assert not (dest / "usr/share/man/man1/sendmail.1").exists()
     # The notes the man pages cite, at the path they cite.
     docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
     assert docs and sorted(p.name for p in (dest / "usr/share/doc/posthorn").iterdir()) == docs

@@ -67,11 +67,13 @@ def test_sandbox_setup(place):
     assert main["queue_directory"] == f"{run}/queue"
     assert main["data_directory"] == f"{run}/data"
     assert main["daemon_directory"] == f"{place}/build/libexec"
-    # the commands are linked into run/bin; as root postdrop there is a
-    # set-gid copy (root:setgid_group 2755), so local users can queue
+    # the commands are linked into run/bin; postdrop is a helper in
+    # daemon_directory, which check as root makes set-gid (root:setgid_group
+    # 2755), so local users can queue
     assert main["command_directory"] == f"{place}/run/bin"
+    assert not (place / "run" / "bin" / "postdrop").exists()
     if os.geteuid() == 0:
-        st = (place / "run" / "bin" / "postdrop").stat()
+        st = (place / "build" / "libexec" / "postdrop").stat()
         assert stat.S_IMODE(st.st_mode) == 0o2755 and st.st_uid == 0
     assert main["maillog_file"] == f"{run}/log/maillog"
     assert main["inet_interfaces"] == "127.0.0.1"

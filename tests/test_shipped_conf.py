@@ -27,10 +27,17 @@ def shipped(tmp_path):
         shutil.copy(ROOT / "conf" / name, etc / name)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    shutil.copy(BUILD / "bin" / "postdrop", bin_dir / "postdrop")
+    # daemon_directory: links to the build, and postdrop a real file there
+    # (check as root makes it set-gid; the build's own copy is left alone)
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    for prog in (BUILD / "libexec").iterdir():
+        (libexec / prog.name).symlink_to(prog)
+    (libexec / "postdrop").unlink(missing_ok=True)
+    shutil.copy(BUILD / "bin" / "postdrop", libexec / "postdrop")
     owner, group, _ = mkinstance.ensure_accounts(mail=False)
     local = [f"queue_directory = {tmp_path}/queue", f"data_directory = {tmp_path}/data",
-             f"daemon_directory = {BUILD / 'libexec'}", f"command_directory = {bin_dir}",
+             f"daemon_directory = {libexec}", f"command_directory = {bin_dir}",
              f"mail_owner = {owner}", f"setgid_group = {group}",
              f"maillog_file = {tmp_path}/maillog"]
     with open(etc / "main.cf", "a") as f:

@@ -19,8 +19,10 @@ generator behind tools/sandbox.sh (`make run`), the test fixtures
                                          makes the rest)
     DIR/log/maillog, DIR/mail, DIR/spool maillog_file, Maildirs, mbox spool
     DIR/libexec, DIR/bin                 with --daemons link / --commands
-                                         link: links to the build (plus a
-                                         setgid copy of postdrop as root)
+                                         link: links to the build (as root
+                                         DIR/libexec/postdrop is a setgid
+                                         copy: sendmail runs it from
+                                         daemon_directory)
 
 Who owns what (the users policy): as root the daemons run as the system
 user "posthorn", postdrop's group is "posthorn-drop" and virtual
@@ -317,9 +319,9 @@ def _link_dir(dest, sources):
                     link.symlink_to(prog)
 
 
-def _link_commands(dest, build_bin, setgid_group):
-    """dest: posthorn, sendmail (+ mailq, newaliases), postdrop (a setgid
-    copy as root: setgid needs a real file with the right group)."""
+def _link_commands(dest, build_bin):
+    """dest: posthorn, sendmail (+ mailq, newaliases). postdrop is not a
+    command: it is in daemon_directory (_setgid_postdrop)."""
     dest.mkdir(mode=0o755, exist_ok=True)
     for prog in ("posthorn", "sendmail"):
         src, link = build_bin / prog, dest / prog
@@ -329,14 +331,25 @@ def _link_commands(dest, build_bin, setgid_group):
         for alias in ("mailq", "newaliases"):
             if not (dest / alias).is_symlink():
                 (dest / alias).symlink_to(dest / "sendmail")
-    src, dst = build_bin / "postdrop", dest / "postdrop"
-    if src.exists():
-        if os.geteuid() == 0:
-            shutil.copy2(src, dst)
-            shutil.chown(dst, "root", setgid_group)
-            dst.chmod(0o2755)
-        elif not dst.is_symlink():
-            dst.symlink_to(src.resolve())
+
+
+def _setgid_postdrop(libexec, build, setgid_group):
+    """libexec/postdrop: a setgid copy as root (setgid needs a real file
+    with the right group), else the link _link_dir made."""
+    src = build / "libexec" / "postdrop"
+    if not src.exists():
+        src = build / "bin" / "postdrop"
+    dst = libexec / "postdrop"
+    if not src.exists():
+        return
+    if os.geteuid() == 0:
+        if dst.is_symlink():
+            dst.unlink()
+        shutil.copy2(src, dst)
+        shutil.chown(dst, "root", setgid_group)
+        dst.chmod(0o2755)
+    elif not dst.exists() and not dst.is_symlink():
+        dst.symlink_to(src.resolve())
 
 
 def write_mailboxes(mailroot, etc, addresses, owner):
@@ -410,11 +423,12 @@ def make_instance(directory, build, *, ports=None, services=None, mail=True, use
     if daemons == "link":
         lay.libexec = lay.dir / "libexec"
         _link_dir(lay.libexec, [build / "libexec"] + ([build / "testbin"] if testbin else []))
+        _setgid_postdrop(lay.libexec, build, lay.setgid_group)
     else:
         lay.libexec = build / "libexec"
     if commands == "link":
         lay.bin = lay.dir / "bin"
-        _link_commands(lay.bin, build / "bin", lay.setgid_group)
+        _link_commands(lay.bin, build / "bin")
     elif commands == "build":
         lay.bin = build / "bin"
 

@@ -59,7 +59,7 @@ const struct manifest_program manifest_programs[] = {
 const size_t manifest_program_count = sizeof(manifest_programs) / sizeof(manifest_programs[0]);
 
 /* manifest_check_programs - the set-gid programs (see manifest.h) */
-int manifest_check_programs(const char *command_dir, const struct manifest_ids *ids,
+int manifest_check_programs(const char *dir, const struct manifest_ids *ids,
 			    int flags, manifest_report_fn report, void *ctx)
 {
     char path[4096], text[4300];
@@ -73,8 +73,8 @@ int manifest_check_programs(const char *command_dir, const struct manifest_ids *
 	struct stat st;
 	int fd;
 
-	if (!fmt_buf(path, sizeof(path), "%s/%s", command_dir, p->name)) {
-	    report(MANIFEST_ERROR, "command_directory: path too long", ctx);
+	if (!fmt_buf(path, sizeof(path), "%s/%s", dir, p->name)) {
+	    report(MANIFEST_ERROR, "daemon_directory: path too long", ctx);
 	    problems++;
 	    continue;
 	}

@@ -13,7 +13,7 @@
  *     public/                 0710 mail_owner:setgid_group
  *     pid/                    0755 root
  *   data_directory            0700 mail_owner
- *   command_directory/postdrop 2755 root:setgid_group  (as root only)
+ *   daemon_directory/postdrop  2755 root:setgid_group  (as root only)
  *
  * Identities are resolved once into struct manifest_ids. As root they are
  * uid 0 for "root" and the accounts named by mail_owner and setgid_group.
@@ -104,7 +104,7 @@ int manifest_check(const char *queue_dir, const char *data_dir,
 		   const struct manifest_ids *ids, int flags,
 		   manifest_report_fn report, void *ctx);
 
-/* The set-gid programs, in command_directory: postdrop must be a regular
+/* The set-gid programs, in daemon_directory: postdrop must be a regular
  * file owned by root, group setgid_group, mode 2755, or local users'
  * sendmail cannot queue. Checked (and with MANIFEST_REPAIR, chowned and
  * chmodded on an open descriptor) only when running as root on a real
@@ -113,15 +113,16 @@ int manifest_check(const char *queue_dir, const char *data_dir,
  * take no local submissions); a symlink or other non-regular file stays
  * an error. */
 struct manifest_program {
-    const char *name;		/* in command_directory */
+    const char *name;		/* in daemon_directory */
     mode_t mode;		/* exact bits, incl. set-gid */
     const char *doc;
 };
 extern const struct manifest_program manifest_programs[];
 extern const size_t manifest_program_count;
 
-/* manifest_check_programs - every set-gid program; problems left */
-int manifest_check_programs(const char *command_dir, const struct manifest_ids *ids,
+/* manifest_check_programs - every set-gid program, which lives in dir
+ * (daemon_directory: helpers are not commands); problems left */
+int manifest_check_programs(const char *dir, const struct manifest_ids *ids,
 			    int flags, manifest_report_fn report, void *ctx);
 
 #endif

@@ -401,7 +401,7 @@ int ph_check_all(void)
     /* Repair only what a valid main.cf points at. */
     (void) manifest_check(var_queue_directory, var_data_directory, &ids,
 			  main_ok ? MANIFEST_REPAIR : 0, manifest_cb, NULL);
-    (void) manifest_check_programs(var_command_directory, &ids,
+    (void) manifest_check_programs(var_daemon_directory, &ids,
 				   main_ok ? MANIFEST_REPAIR : 0, manifest_cb, NULL);
     return ph_errors - errors_before;
 }

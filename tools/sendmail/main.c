@@ -263,15 +263,17 @@ static long long sm_size_limit(void)
     return DEF_SIZE_LIMIT;
 }
 
-/* sm_exec_tool - run a command of command_directory in our place */
+/* sm_exec_tool - run posthorn (command_directory) or postdrop
+ * (daemon_directory, a helper) in our place */
 static _Noreturn void sm_exec_tool(const char *name, char **args)
 {
+    const char *dir = strcmp(name, "postdrop") == 0 ? "daemon_directory" : "command_directory";
     char path[4096];
     char *argv[16];
     int argc = 0;
 
-    if (!fmt_buf(path, sizeof(path), "%s/%s", sm_config("command_directory"), name))
-	msg_fatal_status(EX_CONFIG, "command_directory too long");
+    if (!fmt_buf(path, sizeof(path), "%s/%s", sm_config(dir), name))
+	msg_fatal_status(EX_CONFIG, "%s too long", dir);
     argv[argc++] = (char *) name;
     argv[argc++] = (char *) "-c";
     argv[argc++] = (char *) sm_config_dir;

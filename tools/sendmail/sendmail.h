@@ -63,7 +63,7 @@ pid_t sm_spawn(const char *path, char *const *argv, int stdin_fd);
 
 /* sm_drop.c: a running postdrop with a pipe to its stdin. */
 struct sm_drop;
-/* sm_drop_open - start $command_directory/postdrop (msg_fatal on failure) */
+/* sm_drop_open - start $daemon_directory/postdrop (msg_fatal on failure) */
 struct sm_drop *sm_drop_open(void);
 /* sm_drop_stream - where the records go */
 struct stream *sm_drop_stream(struct sm_drop *drop);

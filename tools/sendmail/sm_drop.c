@@ -111,8 +111,8 @@ struct sm_drop *sm_drop_open(void)
     struct sm_drop *drop;
     pid_t pid;
 
-    if (!fmt_buf(path, sizeof(path), "%s/postdrop", sm_config("command_directory")))
-	msg_fatal_status(EX_CONFIG, "command_directory too long");
+    if (!fmt_buf(path, sizeof(path), "%s/postdrop", sm_config("daemon_directory")))
+	msg_fatal_status(EX_CONFIG, "daemon_directory too long");
     if (pipe2(pipefd, O_CLOEXEC) < 0)
 	msg_fatal_status(EX_OSERR, "pipe: %m");
     argv[argc++] = (char *) "postdrop";
