@@ -376,6 +376,42 @@ void fmt_buf_or_panic(char *buf, size_t size, const char *fmt, ...)
 	msg_panic("%s: formatted text does not fit in %zu (\"%.40s\")", __func__, size, fmt);
 }
 
+/* fmt_buf_cut - bounded snprintf of a message text; a cut end is fine */
+void fmt_buf_cut(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (size == 0)
+	msg_panic("%s: zero-size buffer", __func__);
+    va_start(ap, fmt);
+    n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+	buf[0] = 0;
+}
+
+/* str_printf_cut - set s to a message text; when it does not fit, its
+ * first min(s->max, 1023) bytes */
+void str_printf_cut(struct str *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    bool ok;
+
+    va_start(ap, fmt);
+    ok = str_vprintf(s, fmt, ap);
+    va_end(ap);
+    if (ok)
+	return;
+    va_start(ap, fmt);
+    (void) fmt_vbuf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    str_reset(s);
+    if (!str_try_append(s, buf, strlen(buf) < s->max ? strlen(buf) : s->max))
+	msg_panic("%s: cannot keep %zu bytes", __func__, s->max);
+}
+
 /* ---------------------------------------------------------------- */
 /* Transitional: the checked half without the obligation to look.   */
 /* The same functions under their old names (str.h).                 */
