@@ -305,7 +305,7 @@ bool str_try_copy_out(char *buf, size_t size, const char *text)
     size_t len = strlen(text);
 
     if (size == 0)
-	msg_panic("str_copy_out: zero-size buffer");
+	msg_panic("%s: zero-size buffer", __func__);
     if (len >= size) {
 	memcpy(buf, text, size - 1);
 	buf[size - 1] = 0;
@@ -346,7 +346,7 @@ static bool fmt_vbuf(char *buf, size_t size, const char *fmt, va_list ap)
     int n;
 
     if (size == 0)
-	msg_panic("fmt_buf: zero-size buffer");
+	msg_panic("%s: zero-size buffer", __func__);
     n = vsnprintf(buf, size, fmt, ap);
     return n >= 0 && (size_t) n < size;
 }
@@ -411,20 +411,3 @@ void str_printf_cut(struct str *s, const char *fmt, ...)
     if (!str_try_append(s, buf, strlen(buf) < s->max ? strlen(buf) : s->max))
 	msg_panic("%s: cannot keep %zu bytes", __func__, s->max);
 }
-
-/* ---------------------------------------------------------------- */
-/* Transitional: the checked half without the obligation to look.   */
-/* The same functions under their old names (str.h).                 */
-
-#define STR_SAME_AS(name)	__attribute__((alias(#name)))
-
-bool str_append(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_append);
-bool str_appends(struct str *s, const char *text) STR_SAME_AS(str_try_appends);
-bool str_appendc(struct str *s, char c) STR_SAME_AS(str_try_appendc);
-bool str_set(struct str *s, const char *text) STR_SAME_AS(str_try_set);
-bool str_setn(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_setn);
-bool str_vappendf(struct str *s, const char *fmt, va_list ap) STR_SAME_AS(str_try_vappendf);
-bool str_appendf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_appendf);
-bool str_printf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_printf);
-bool str_copy_out(char *buf, size_t size, const char *text) STR_SAME_AS(str_try_copy_out);
-bool fmt_buf(char *buf, size_t size, const char *fmt, ...) STR_SAME_AS(fmt_try_buf);

@@ -25,12 +25,7 @@
  * which keep what fits and say so at the call; never for a path, an
  * address, a header, a record or a reply a peer parses. A text that is
  * sent or stored as data takes a checked call and handles "too long".
- *
- * Transitional: the unmarked names (str_append, str_appends, ...,
- * fmt_buf, str_copy_out) are the checked functions without the
- * obligation to look at the result. Code is moving to the two halves;
- * new code uses only them, and the unmarked names go when the last
- * caller has moved. */
+ */
 #ifndef POSTHORN_STR_H
 #define POSTHORN_STR_H
 
@@ -111,17 +106,5 @@ void str_printf_cut(struct str *s, const char *fmt, ...)
  * (for per-message paths); buf has FMT_LONG_SIZE bytes; the length */
 #define FMT_LONG_SIZE	24
 size_t fmt_long(char *buf, long v);
-
-/* Transitional (see the top): checked, result may be dropped. */
-bool str_append(struct str *s, const void *data, size_t len);
-bool str_appends(struct str *s, const char *text);
-bool str_appendc(struct str *s, char c);
-bool str_set(struct str *s, const char *text);
-bool str_setn(struct str *s, const void *data, size_t len);
-bool str_printf(struct str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool str_appendf(struct str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool str_vappendf(struct str *s, const char *fmt, va_list ap);
-bool str_copy_out(char *buf, size_t size, const char *text);
-bool fmt_buf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
