@@ -183,14 +183,10 @@ bool dsn_wrap(struct str *out, const char *text, size_t width, size_t indent);
 bool dsn_clean(struct str *out, const char *text, size_t len, bool allow_utf8);
 /* dsn_is_ascii - no byte >= 0x80 */
 bool dsn_is_ascii(const char *text, size_t len);
-/* dsn_status_valid - "X.Y.Z": X in 2,4,5; Y 1-3 digits, Z 1-3 digits,
- * no leading zeros except "0" */
-bool dsn_status_valid(const char *status);
-/* dsn_status_for - the status to report: status if valid and of the
- * action's class, else the action's default (5.0.0, 4.0.0, 2.0.0) */
+/* dsn_status_for - the status to report: status if valid (lib/mail
+ * deliver_dsn_valid) and of the action's class, else the action's
+ * default (5.0.0, 4.0.0, 2.0.0) */
 const char *dsn_status_for(const char *status, const char *action);
-/* dsn_action_valid - one of RFC 3464's five actions */
-bool dsn_action_valid(const char *action);
 /* dsn_diagnostic - the Diagnostic-Code value for a reason: "smtp; 550
  * 5.1.1 ..." when the reason quotes a remote SMTP reply, else
  * "x-posthorn; reason" (cleaned) */

@@ -100,13 +100,13 @@ static bool add_addr_spec(struct str *out, const char *addr, bool utf8)
 	    atom = false;
     if (atom)
 	return dsn_clean(out, addr, strlen(addr), utf8);
-    ok = str_appendc(out, '"');
+    ok = str_try_appendc(out, '"');
     for (size_t i = 0; ok && i < llen; i++) {
 	if (addr[i] == '"' || addr[i] == '\\')
-	    ok = str_appendc(out, '\\');
+	    ok = str_try_appendc(out, '\\');
 	ok = ok && dsn_clean(out, addr + i, 1, false);
     }
-    ok = ok && str_appendc(out, '"');
+    ok = ok && str_try_appendc(out, '"');
     if (ok && at)
 	ok = dsn_clean(out, at, strlen(at), utf8);
     return ok;
@@ -115,7 +115,7 @@ static bool add_addr_spec(struct str *out, const char *addr, bool utf8)
 /* add_line - append text and "\n" */
 static bool add_line(struct str *out, const char *text)
 {
-    return str_appends(out, text) && str_appendc(out, '\n');
+    return str_try_appends(out, text) && str_try_appendc(out, '\n');
 }
 
 /* add_field - append a folded "name: value" field */
@@ -145,7 +145,7 @@ static const char *notice_subject(const struct bounce_notice *n)
 /* add_para - one wrapped paragraph and an empty line */
 static bool add_para(struct str *out, const char *text)
 {
-    return dsn_wrap(out, text, TEXT_WIDTH, 0) && str_appendc(out, '\n');
+    return dsn_wrap(out, text, TEXT_WIDTH, 0) && str_try_appendc(out, '\n');
 }
 
 /* add_text_part - the human-readable explanation */
@@ -157,7 +157,7 @@ static bool add_text_part(struct str *out, const struct bounce_request *req,
     char date[64];
     bool ok;
 
-    ok = str_printf(t, "This is the mail delivery system at host %s.", n->myhostname)
+    ok = str_try_printf(t, "This is the mail delivery system at host %s.", n->myhostname)
 	&& add_para(out, str_cstr(t));
     if (ok && n->double_bounce) {
 	ok = add_para(out, "A delivery status notification that this system sent could not "
@@ -165,7 +165,7 @@ static bool add_text_part(struct str *out, const struct bounce_request *req,
 		      "(the null sender); it is reported to you instead. The reasons are "
 		      "listed below, and the undeliverable notification is attached.");
     } else if (ok && n->to_postmaster) {
-	ok = str_printf(t, "This is a copy for the postmaster of a notification sent to <%s>. "
+	ok = str_try_printf(t, "This is a copy for the postmaster of a notification sent to <%s>. "
 			"The headers of the original message are attached.",
 			*req->env.sender ? req->env.sender : "") && add_para(out, str_cstr(t));
     }
@@ -183,7 +183,7 @@ static bool add_text_part(struct str *out, const struct bounce_request *req,
 	    ok = add_para(out, "This is a warning only: you do not need to send your message "
 			  "again.");
 	    if (ok && n->retry_until > 0 && mail_date_format(date, sizeof(date), n->retry_until, n->gmtoff))
-		ok = str_printf(t, "Your message has not been delivered yet to the recipients "
+		ok = str_try_printf(t, "Your message has not been delivered yet to the recipients "
 				"listed below. The system will keep trying until %s. If it "
 				"still fails then, you will receive a notice of non-delivery.",
 				date) && add_para(out, str_cstr(t));
@@ -200,7 +200,7 @@ static bool add_text_part(struct str *out, const struct bounce_request *req,
 	    break;
 	}
 	if (ok && n->type != BOUNCE_TYPE_SUCCESS && !n->to_postmaster)
-	    ok = str_printf(t, "If you need help, send mail to <%s> and include this report.",
+	    ok = str_try_printf(t, "If you need help, send mail to <%s> and include this report.",
 			    n->postmaster) && add_para(out, str_cstr(t));
     }
     if (ok && cut)
@@ -212,12 +212,12 @@ static bool add_text_part(struct str *out, const struct bounce_request *req,
 	const struct bounce_rcpt *r = req->rcpts + i;
 
 	str_reset(t);
-	ok = str_appendc(t, '<') && dsn_clean(t, r->address, strlen(r->address), utf8)
-	    && str_appendc(t, '>');
+	ok = str_try_appendc(t, '<') && dsn_clean(t, r->address, strlen(r->address), utf8)
+	    && str_try_appendc(t, '>');
 	if (ok && *r->orig && strcmp(r->orig, r->address) != 0)
-	    ok = str_appends(t, " (expanded from <") && dsn_clean(t, r->orig, strlen(r->orig), utf8)
-		&& str_appends(t, ">)");
-	ok = ok && str_appends(t, ": ");
+	    ok = str_try_appends(t, " (expanded from <") && dsn_clean(t, r->orig, strlen(r->orig), utf8)
+		&& str_try_appends(t, ">)");
+	ok = ok && str_try_appends(t, ": ");
 	ok = ok && dsn_clean(t, *r->reason ? r->reason : "no reason given", *r->reason
 			     ? strlen(r->reason) : strlen("no reason given"), utf8);
 	ok = ok && dsn_wrap(out, str_cstr(t), TEXT_WIDTH, 4) && add_line(out, "");
@@ -234,7 +234,7 @@ static bool add_status_part(struct str *out, const struct bounce_request *req,
     char date[64];
     bool ok;
 
-    ok = str_printf(v, "dns; %s", n->myhostname) && add_field(out, "Reporting-MTA", str_cstr(v));
+    ok = str_try_printf(v, "dns; %s", n->myhostname) && add_field(out, "Reporting-MTA", str_cstr(v));
     ok = ok && add_field(out, "X-Posthorn-Queue-ID", req->env.queue_id);
     if (ok && *req->env.sender) {
 	str_reset(v);
@@ -284,7 +284,7 @@ static bool add_lines(struct str *out, const struct bounce_line *lines, size_t c
     bool ok = true;
 
     for (size_t i = 0; ok && i < count; i++)
-	ok = str_append(out, lines[i].data, lines[i].len) && str_appendc(out, '\n');
+	ok = str_try_append(out, lines[i].data, lines[i].len) && str_try_appendc(out, '\n');
     return ok;
 }
 
@@ -309,7 +309,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
     info->quoted = quoted;
 
     str_reset(out);
-    ok = str_printf(v, "MAILER-DAEMON@%s (Mail Delivery System)", n->myhostname)
+    ok = str_try_printf(v, "MAILER-DAEMON@%s (Mail Delivery System)", n->myhostname)
 	&& add_field(out, "From", str_cstr(v));
     str_reset(v);
     ok = ok && add_addr_spec(v, n->to, utf8) && add_field(out, "To", str_cstr(v));
@@ -320,7 +320,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
     if (ok && n->to_postmaster)
 	ok = add_field(out, BOUNCE_HEADER_NOTICE, BOUNCE_NOTICE_POSTMASTER);
     ok = ok && add_field(out, "MIME-Version", "1.0");
-    ok = ok && str_printf(v, "multipart/report; report-type=%s; boundary=\"%s\"",
+    ok = ok && str_try_printf(v, "multipart/report; report-type=%s; boundary=\"%s\"",
 			  utf8 ? "global-delivery-status" : "delivery-status", n->boundary)
 	&& add_field(out, "Content-Type", str_cstr(v));
     ok = ok && add_field(out, "Content-Transfer-Encoding", info->eight_bit ? "8bit" : "7bit");
@@ -328,7 +328,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
 	&& add_line(out, "");
 
     /* 1. human-readable */
-    ok = ok && str_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
+    ok = ok && str_try_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
     ok = ok && add_field(out, "Content-Description", "Notification");
     ok = ok && add_field(out, "Content-Type", utf8 ? "text/plain; charset=utf-8"
 			 : "text/plain; charset=us-ascii");
@@ -339,7 +339,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
 			 quoted != BOUNCE_QUOTE_NONE && !orig->headers_complete, utf8);
 
     /* 2. machine-readable */
-    ok = ok && str_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
+    ok = ok && str_try_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
     ok = ok && add_field(out, "Content-Description", n->type == BOUNCE_TYPE_FAILURE
 			 ? "Delivery report" : n->type == BOUNCE_TYPE_DELAY
 			 ? "Delay report" : "Delivery report (success)");
@@ -353,7 +353,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
     if (ok && quoted != BOUNCE_QUOTE_NONE) {
 	bool full = quoted == BOUNCE_QUOTE_FULL;
 
-	ok = str_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
+	ok = str_try_printf(v, "--%s", n->boundary) && add_line(out, str_cstr(v));
 	ok = ok && add_field(out, "Content-Description", n->double_bounce
 			     ? (full ? "Undelivered Notification" : "Undelivered Notification Headers")
 			     : n->type != BOUNCE_TYPE_FAILURE
@@ -370,7 +370,7 @@ bool bounce_notice_compose(struct str *out, const struct bounce_request *req,
 	 * 2046 5.1.1): one more keeps the quoted text's last line end */
 	ok = ok && add_line(out, "");
     }
-    ok = ok && str_printf(v, "--%s--", n->boundary) && add_line(out, str_cstr(v));
+    ok = ok && str_try_printf(v, "--%s--", n->boundary) && add_line(out, str_cstr(v));
     str_free(&v);
     return ok;
 }

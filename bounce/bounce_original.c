@@ -138,7 +138,8 @@ static int orig_visit(int type, const struct str *data, off_t offset, void *cont
 		&& strcmp(value, "0") != 0;
 	else if (name_len == strlen(BOUNCE_ATTR_NOTICE)
 		 && strncmp(str_cstr(data), BOUNCE_ATTR_NOTICE, name_len) == 0)
-	    (void) str_copy_out(ctx->orig->notice, sizeof(ctx->orig->notice), value);
+	    if (!str_try_copy_out(ctx->orig->notice, sizeof(ctx->orig->notice), value))
+		ctx->orig->notice[0] = 0;	/* not a notice kind: none */
 	break;
     case QF_REC_MESSAGE:
 	ctx->content = true;
@@ -149,7 +150,7 @@ static int orig_visit(int type, const struct str *data, off_t offset, void *cont
     case QF_REC_CONT:
     case QF_REC_LINE:
 	if (str_len(ctx->pending) + str_len(data) <= ctx->pending->max)
-	    (void) str_append(ctx->pending, str_cstr(data), str_len(data));
+	    str_append_or_panic(ctx->pending, str_cstr(data), str_len(data));
 	ctx->pending_len += str_len(data);
 	if (type == QF_REC_LINE) {
 	    orig_line(ctx->orig, str_cstr(ctx->pending), str_len(ctx->pending),
@@ -180,12 +181,12 @@ int bounce_orig_read(const char *path, size_t header_max, size_t body_max,
     *error_r = bounce_orig_error;
     /* never block on a FIFO; read only a regular file */
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
-	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "open %s: %s", path,
+	fmt_buf_cut(bounce_orig_error, sizeof(bounce_orig_error), "open %s: %s", path,
 		       strerror(errno));
 	return -1;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "%s: not a regular file",
+	fmt_buf_cut(bounce_orig_error, sizeof(bounce_orig_error), "%s: not a regular file",
 		       path);
 	close(fd);
 	return -1;
@@ -204,7 +205,7 @@ int bounce_orig_read(const char *path, size_t header_max, size_t body_max,
     str_free(&ctx.pending);
     (void) stream_close(&s);
     if (ret != 0) {
-	(void) fmt_buf(bounce_orig_error, sizeof(bounce_orig_error), "%s: %s", path, error);
+	fmt_buf_cut(bounce_orig_error, sizeof(bounce_orig_error), "%s: %s", path, error);
 	bounce_orig_fini(orig);
 	return -1;
     }

@@ -59,10 +59,10 @@ void bounce_notify_classes(const char *value)
 /* qualify - addr, or addr@$myorigin when it has no domain */
 static void qualify(struct str *out, const char *addr)
 {
-    if (!str_set(out, addr))
+    if (!str_try_set(out, addr))
 	msg_panic("qualify: address too long");
     if (address_at(addr, strlen(addr)) == NULL
-	&& !(str_appendc(out, '@') && str_appends(out, bounce_cfg.myorigin)))
+	&& !(str_try_appendc(out, '@') && str_try_appends(out, bounce_cfg.myorigin)))
 	msg_panic("qualify: address too long");
 }
 
@@ -86,8 +86,12 @@ static int notice_submit(const struct bounce_request *req, const struct bounce_o
     n->gmtoff = mail_date_local_offset(n->now);
     n->myhostname = bounce_cfg.myhostname;
     for (int attempt = 0;; attempt++) {
-	(void) fmt_buf(boundary, sizeof(boundary), "%s.%lld.%ld.%u/%s", req->env.queue_id,
-		       (long long) n->now, (long) getpid(), ++bounce_counter, bounce_cfg.myhostname);
+	if (!fmt_try_buf(boundary, sizeof(boundary), "%s.%lld.%ld.%u/%s", req->env.queue_id,
+			 (long long) n->now, (long) getpid(), ++bounce_counter,
+			 bounce_cfg.myhostname)) {
+	    str_set_or_panic(reason, "myhostname too long for a MIME boundary");
+	    return -1;
+	}
 	if (bounce_notice_boundary_ok(orig, boundary))
 	    break;
 	if (attempt > 100)
@@ -95,25 +99,29 @@ static int notice_submit(const struct bounce_request *req, const struct bounce_o
     }
     if (gmtime_r(&n->now, &tm) == NULL)
 	memset(&tm, 0, sizeof(tm));
-    (void) fmt_buf(message_id, sizeof(message_id), "<%04d%02d%02d%02d%02d%02d.%s.%ld.%u@%s>",
-		   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		   req->env.queue_id, (long) getpid(), bounce_counter, bounce_cfg.myhostname);
+    if (!fmt_try_buf(message_id, sizeof(message_id), "<%04d%02d%02d%02d%02d%02d.%s.%ld.%u@%s>",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		     tm.tm_sec, req->env.queue_id, (long) getpid(), bounce_counter,
+		     bounce_cfg.myhostname)) {
+	str_set_or_panic(reason, "myhostname too long for a Message-ID");
+	return -1;
+    }
     n->boundary = boundary;
     n->message_id = message_id;
 
     text = str_new(NOTICE_MAX);
     if (!bounce_notice_compose(text, req, orig, n, &info)) {
-	(void) str_set(reason, "notice too large");
+	str_set_or_panic(reason, "notice too large");
 	str_free(&text);
 	return -1;
     }
     if ((c = cleanup_client_open(NULL, &error)) == NULL) {
-	(void) str_printf(reason, "cleanup service unavailable: %s", error);
+	str_printf_cut(reason, "cleanup service unavailable: %s", error);
 	str_free(&text);
 	return -1;
     }
     if (cleanup_client_begin(c, CLEANUP_FLAG_BOUNCE, "bounce", &error) < 0) {
-	(void) str_printf(reason, "cleanup service: %s", error);
+	str_printf_cut(reason, "cleanup service: %s", error);
 	cleanup_client_abandon(&c);
 	str_free(&text);
 	return -1;
@@ -138,11 +146,11 @@ static int notice_submit(const struct bounce_request *req, const struct bounce_o
     (void) cleanup_client_xend(c);
     str_free(&text);
     if (cleanup_client_finish(c, &res, &error) < 0) {
-	(void) str_printf(reason, "cleanup service: %s", res.reason[0] ? res.reason : error);
+	str_printf_cut(reason, "cleanup service: %s", res.reason[0] ? res.reason : error);
     } else if (res.status != 0) {
-	(void) str_printf(reason, "cleanup refused the notice: %s", res.reason);
+	str_printf_cut(reason, "cleanup refused the notice: %s", res.reason);
     } else {
-	(void) str_set(notice_id, res.queue_id);
+	str_set_or_panic(notice_id, res.queue_id);
 	ret = 0;
     }
     cleanup_client_close(&c);
@@ -181,7 +189,7 @@ int bounce_handle(const struct bounce_request *req, struct str *notice_id, struc
 						    : bounce_cfg.size_limit),
 			 (size_t) bounce_cfg.size_limit, &orig, &error) < 0) {
 	msg_warn("%s: cannot read the original message: %s", req->env.queue_id, error);
-	(void) str_printf(reason, "cannot read the original message: %s", error);
+	str_printf_cut(reason, "cannot read the original message: %s", error);
 	goto out_nofree;
     }
     memset(&n, 0, sizeof(n));

@@ -11,6 +11,7 @@
 #include "str.h"
 
 /* mail */
+#include "deliver_proto.h"
 #include "xtext.h"
 
 #include "bounce.h"
@@ -31,22 +32,22 @@ bool dsn_clean(struct str *out, const char *text, size_t len, bool allow_utf8)
 
     for (size_t i = 0; i < len;) {
 	if (s[i] < 0x20 || s[i] == 0x7f) {
-	    if (!str_appendc(out, ' '))
+	    if (!str_try_appendc(out, ' '))
 		return false;
 	    i++;
 	} else if (s[i] < 0x80) {
-	    if (!str_appendc(out, (char) s[i]))
+	    if (!str_try_appendc(out, (char) s[i]))
 		return false;
 	    i++;
 	} else {
 	    size_t n = allow_utf8 ? utf8_seqlen(s + i, len - i) : 0;
 
 	    if (n > 1) {
-		if (!str_append(out, s + i, n))
+		if (!str_try_append(out, s + i, n))
 		    return false;
 		i += n;
 	    } else {
-		if (!str_appendc(out, '?'))
+		if (!str_try_appendc(out, '?'))
 		    return false;
 		i++;
 	    }
@@ -65,17 +66,17 @@ bool dsn_fold(struct str *out, const char *name, const char *value)
 
     /* The line with runs of white space collapsed: folding then never
      * makes a line of white space only. */
-    ok = str_appends(line, name) && str_appendc(line, ':');
+    ok = str_try_appends(line, name) && str_try_appendc(line, ':');
     for (const char *cp = value; ok && *cp;) {
 	if (*cp == ' ' || *cp == '\t') {
 	    while (*cp == ' ' || *cp == '\t')
 		cp++;
 	    if (*cp)
-		ok = str_appendc(line, ' ');
+		ok = str_try_appendc(line, ' ');
 	} else {
 	    if (line->len == strlen(name) + 1)
-		ok = str_appendc(line, ' ');
-	    ok = ok && str_appendc(line, *cp++);
+		ok = str_try_appendc(line, ' ');
+	    ok = ok && str_try_appendc(line, *cp++);
 	}
     }
     rest = str_cstr(line);
@@ -104,16 +105,16 @@ bool dsn_fold(struct str *out, const char *name, const char *value)
 	    break;
 	if (cut == 0) {
 	    /* no white space within the hard limit: break the word */
-	    ok = str_append(out, rest, DSN_LINE_HARD - 1) && str_appends(out, "\n ");
+	    ok = str_try_append(out, rest, DSN_LINE_HARD - 1) && str_try_appends(out, "\n ");
 	    rest += DSN_LINE_HARD - 1;
 	    left -= DSN_LINE_HARD - 1;
 	    continue;
 	}
-	ok = str_append(out, rest, cut) && str_appendc(out, '\n');
+	ok = str_try_append(out, rest, cut) && str_try_appendc(out, '\n');
 	rest += cut;
 	left -= cut;
     }
-    ok = ok && str_append(out, rest, left) && str_appendc(out, '\n');
+    ok = ok && str_try_append(out, rest, left) && str_try_appendc(out, '\n');
     str_free(&line);
     return ok;
 }
@@ -139,46 +140,21 @@ bool dsn_wrap(struct str *out, const char *text, size_t width, size_t indent)
 	    cp++;
 	len = (size_t) (cp - word);
 	if (!line_empty && col + 1 + len > width) {
-	    ok = str_appendc(out, '\n');
+	    ok = str_try_appendc(out, '\n');
 	    for (size_t i = 0; ok && i < indent; i++)
-		ok = str_appendc(out, ' ');
+		ok = str_try_appendc(out, ' ');
 	    col = indent;
 	    line_empty = true;
 	}
 	if (!line_empty) {
-	    ok = ok && str_appendc(out, ' ');
+	    ok = ok && str_try_appendc(out, ' ');
 	    col++;
 	}
-	ok = ok && str_append(out, word, len);
+	ok = ok && str_try_append(out, word, len);
 	col += len;
 	line_empty = false;
     }
-    return ok && str_appendc(out, '\n');
-}
-
-/* dsn_status_valid - "X.Y.Z" per RFC 3463 */
-bool dsn_status_valid(const char *status)
-{
-    const char *cp = status;
-
-    if (status == NULL || (cp[0] != '2' && cp[0] != '4' && cp[0] != '5') || cp[1] != '.')
-	return false;
-    cp += 2;
-    for (int part = 0; part < 2; part++) {
-	size_t n = 0;
-
-	if (!isdigit((unsigned char) *cp) || (*cp == '0' && isdigit((unsigned char) cp[1])))
-	    return false;
-	while (isdigit((unsigned char) *cp) && n < 4) {
-	    cp++;
-	    n++;
-	}
-	if (n > 3)
-	    return false;
-	if (part == 0 && *cp++ != '.')
-	    return false;
-    }
-    return *cp == 0;
+    return ok && str_try_appendc(out, '\n');
 }
 
 /* dsn_action_class - the status class an action needs */
@@ -191,24 +167,12 @@ static char dsn_action_class(const char *action)
     return '2';
 }
 
-/* dsn_action_valid - one of the five RFC 3464 actions */
-bool dsn_action_valid(const char *action)
-{
-    static const char *const actions[] = {"failed", "delayed", "delivered", "relayed",
-					  "expanded"};
-
-    for (size_t i = 0; action && i < sizeof(actions) / sizeof(actions[0]); i++)
-	if (strcmp(action, actions[i]) == 0)
-	    return true;
-    return false;
-}
-
 /* dsn_status_for - a valid status of the action's class */
 const char *dsn_status_for(const char *status, const char *action)
 {
     char class = dsn_action_class(action);
 
-    if (dsn_status_valid(status) && status[0] == class)
+    if (deliver_dsn_valid(status) && status[0] == class)
 	return status;
     return class == '5' ? "5.0.0" : class == '4' ? "4.0.0" : "2.0.0";
 }
@@ -231,7 +195,7 @@ bool dsn_diagnostic(struct str *out, const char *reason, bool allow_utf8)
     const char *end;
 
     if (reason == NULL || *reason == 0)
-	return str_appends(out, "x-posthorn; no reason given");
+	return str_try_appends(out, "x-posthorn; no reason given");
     if (dsn_smtp_reply_at(reason, 0)) {
 	start = reason;
     } else {
@@ -241,11 +205,11 @@ bool dsn_diagnostic(struct str *out, const char *reason, bool allow_utf8)
 	    start = cp + strlen(said);
     }
     if (start == NULL)
-	return str_appends(out, "x-posthorn; ") && dsn_clean(out, reason, strlen(reason), allow_utf8);
+	return str_try_appends(out, "x-posthorn; ") && dsn_clean(out, reason, strlen(reason), allow_utf8);
     end = strstr(start, in_reply);
     if (end == NULL)
 	end = start + strlen(start);
-    return str_appends(out, "smtp; ") && dsn_clean(out, start, (size_t) (end - start), allow_utf8);
+    return str_try_appends(out, "smtp; ") && dsn_clean(out, start, (size_t) (end - start), allow_utf8);
 }
 
 /* dsn_remote_mta - "dns; host" for a network relay */
@@ -266,7 +230,7 @@ bool dsn_remote_mta(struct str *out, const char *relay)
 	if (len == 0 || (memchr(relay, '.', len) == NULL && relay[len] != '['))
 	    return false;
     }
-    return str_appends(out, "dns; ") && dsn_clean(out, relay, len, false);
+    return str_try_appends(out, "dns; ") && dsn_clean(out, relay, len, false);
 }
 
 /* dsn_address - "rfc822; addr" or "utf-8; addr" (RFC 6533) */
@@ -275,18 +239,18 @@ bool dsn_address(struct str *out, const char *addr, bool allow_utf8)
     size_t len = strlen(addr);
 
     if (dsn_is_ascii(addr, len))
-	return str_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
+	return str_try_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
     if (allow_utf8 && utf8_valid(addr, len))
-	return str_appends(out, "utf-8; ") && dsn_clean(out, addr, len, true);
+	return str_try_appends(out, "utf-8; ") && dsn_clean(out, addr, len, true);
     /* message/delivery-status is 7-bit: utf-8-addr-xtext */
     if (utf8_valid(addr, len)) {
 	size_t mark = out->len;
 
-	if (str_appends(out, "utf-8; ") && xtext_utf8_encode(out, addr, len))
+	if (str_try_appends(out, "utf-8; ") && xtext_utf8_encode(out, addr, len))
 	    return true;
 	(void) str_truncate(out, mark);
     }
-    return str_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
+    return str_try_appends(out, "rfc822; ") && dsn_clean(out, addr, len, false);
 }
 
 /* dsn_orcpt - Original-Recipient from "type;address" */
@@ -318,6 +282,6 @@ bool dsn_orcpt(struct str *out, const char *orcpt, bool allow_utf8)
 	return false;
     if (strcmp(type, "rfc822") == 0 || strcmp(type, "utf-8") == 0)
 	return dsn_address(out, semi, allow_utf8);
-    return str_appends(out, type) && str_appends(out, "; ")
+    return str_try_appends(out, type) && str_try_appends(out, "; ")
 	&& dsn_clean(out, semi, strlen(semi), allow_utf8);
 }

@@ -60,7 +60,7 @@ static bool part(const char *text, const char *boundary, int n, struct str *out)
     char delim[256];
     const char *cp = text, *end;
 
-    (void) fmt_buf(delim, sizeof(delim), "\n--%s\n", boundary);
+    fmt_buf_or_panic(delim, sizeof(delim), "\n--%s\n", boundary);
     for (int i = 0; i < n; i++) {
 	cp = strstr(cp, delim);
 	if (cp == NULL)
@@ -72,7 +72,7 @@ static bool part(const char *text, const char *boundary, int n, struct str *out)
 	end = strstr(end + 1, "\n--");
     if (end == NULL)
 	return false;
-    return str_setn(out, cp, (size_t) (end - cp + 1));
+    return str_try_setn(out, cp, (size_t) (end - cp + 1));
 }
 
 int main(void)

@@ -6,6 +6,10 @@
 #include "str.h"
 #include "unit.h"
 
+/* mail */
+#include "bounce_proto.h"
+#include "deliver_proto.h"
+
 #include "bounce.h"
 
 /* unfold - remove the "\n" before each continuation and the last one */
@@ -14,7 +18,7 @@ static void unfold(struct str *out, const char *text)
     str_reset(out);
     for (const char *cp = text; *cp; cp++)
 	if (*cp != '\n')
-	    (void) str_appendc(out, *cp);
+	    str_appendc_or_panic(out, *cp);
 }
 
 /* max_line - the longest line of text */
@@ -114,7 +118,7 @@ int main(void)
     unit_assert_streq(str_cstr(s), "bad?(");
     unit_end();
 
-    unit_begin("dsn_status_valid and dsn_status_for");
+    unit_begin("deliver_dsn_valid, bounce_action_valid and dsn_status_for");
     {
 	static const struct {
 	    const char *status;
@@ -125,15 +129,15 @@ int main(void)
 	    {"5.1.1 ", false}, {"", false}, {"5..1", false}, {"x.1.1", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	    unit_assert_idx(dsn_status_valid(cases[i].status) == cases[i].valid, i);
+	    unit_assert_idx(deliver_dsn_valid(cases[i].status) == cases[i].valid, i);
 	unit_assert_streq(dsn_status_for("5.1.1", "failed"), "5.1.1");
 	unit_assert_streq(dsn_status_for("4.4.1", "failed"), "5.0.0");
 	unit_assert_streq(dsn_status_for("", "delayed"), "4.0.0");
 	unit_assert_streq(dsn_status_for("4.2.2", "delayed"), "4.2.2");
 	unit_assert_streq(dsn_status_for("junk", "delivered"), "2.0.0");
 	unit_assert_streq(dsn_status_for("2.1.5", "relayed"), "2.1.5");
-	unit_assert(dsn_action_valid("expanded"));
-	unit_assert(!dsn_action_valid("bounced"));
+	unit_assert(bounce_action_valid("expanded"));
+	unit_assert(!bounce_action_valid("bounced"));
     }
     unit_end();
 

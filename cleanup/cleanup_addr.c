@@ -102,7 +102,7 @@ static void tok_add(struct tokens *t, enum tok_type type, const char *text, size
     k->off = str_len(&t->text);
     k->len = len;
     k->special = special;
-    if (!str_append(&t->text, text, len))
+    if (!str_try_append(&t->text, text, len))
 	msg_panic("cleanup_addr: token buffer overflow");
 }
 
@@ -139,7 +139,7 @@ static bool tokenize(const char *cp, const char *end, struct tokens *t, size_t l
 	    for (cp++; cp < end && *cp != '"'; cp++) {
 		if (*cp == '\\' && cp + 1 < end)
 		    cp++;
-		(void) str_appendc(q, *cp);
+		str_appendc_or_panic(q, *cp);
 	    }
 	    if (cp < end)
 		cp++;
@@ -190,7 +190,7 @@ static bool emit(const struct tokens *t, size_t from, size_t to, struct str *add
 
 	if (k->type == TOK_SPECIAL && k->special != '.' && k->special != '@')
 	    continue;
-	if (!str_append(addr, text, k->len))
+	if (!str_try_append(addr, text, k->len))
 	    return false;
     }
     return str_len(addr) > 0 && strcmp(str_cstr(addr), "@") != 0;
@@ -267,23 +267,23 @@ bool cleanup_addr_canon(const char *in, const char *origin, struct str *out)
     at = at ? at + 1 : start;
     if (at == start || at == end) {
 	/* unqualified ("user" or "user@") */
-	if (!str_append(out, start, (size_t) (at == end && at > start && at[-1] == '@'
+	if (!str_try_append(out, start, (size_t) (at == end && at > start && at[-1] == '@'
 					     ? end - start - 1 : end - start)))
 	    return false;
 	if (origin == NULL || *origin == 0)
 	    return true;
-	if (!str_appendc(out, '@'))
+	if (!str_try_appendc(out, '@'))
 	    return false;
 	at = origin;
 	end = origin + strlen(origin);
     } else {
-	if (!str_append(out, start, (size_t) (at - start)))
+	if (!str_try_append(out, start, (size_t) (at - start)))
 	    return false;
     }
     dlen = (size_t) (end - at);
     if (dlen > 0 && at[dlen - 1] == '.')
 	dlen--;
-    if (!str_append(out, at, dlen))
+    if (!str_try_append(out, at, dlen))
 	return false;
     for (dom = out->data + out->len - dlen; *dom; dom++)
 	*dom = (char) tolower((unsigned char) *dom);

@@ -42,7 +42,7 @@ void cleanup_content_record(struct cleanup_state *st, int type, const struct str
 	    st->line_raw = false;
 	return;
     }
-    if (!str_append(&st->line, str_cstr(data), str_len(data)))
+    if (!str_try_append(&st->line, str_cstr(data), str_len(data)))
 	msg_panic("line buffer overflow");
     if (str_len(&st->hdr) + str_len(&st->line) > (size_t) var_header_size_limit) {
 	cleanup_header_block_overflow(st);

@@ -88,7 +88,7 @@ void cleanup_envelope_rcpt_record(struct cleanup_state *st, int type, const stru
 	(void) qf_attr_split(str_cstr(data), str_len(data), &name_len, &value);
 	if (name_len == strlen(QATTR_RCPT_ORIG)
 	    && strncmp(str_cstr(data), QATTR_RCPT_ORIG, name_len) == 0) {
-	    if (!str_set(&st->orig, value))
+	    if (!str_try_set(&st->orig, value))
 		cleanup_fail(st, CLEANUP_STAT_BAD, "malformed %s attribute", QATTR_RCPT_ORIG);
 	    st->have_orig = true;
 	} else {
@@ -96,12 +96,12 @@ void cleanup_envelope_rcpt_record(struct cleanup_state *st, int type, const stru
 	}
 	break;
     case QF_REC_ORCPT:
-	if (!str_set(&st->orcpt, str_cstr(data)))
+	if (!str_try_set(&st->orcpt, str_cstr(data)))
 	    cleanup_fail(st, CLEANUP_STAT_BAD, "malformed orcpt record");
 	st->have_orcpt = true;
 	break;
     case QF_REC_NOTIFY:
-	if (!str_set(&st->notify, str_cstr(data)))
+	if (!str_try_set(&st->notify, str_cstr(data)))
 	    cleanup_fail(st, CLEANUP_STAT_BAD, "malformed notify record");
 	st->have_notify = true;
 	break;
@@ -123,7 +123,7 @@ void cleanup_envelope_record(struct cleanup_state *st, int type, const struct st
     switch (type) {
     case QF_REC_SENDER:
 	if (!cleanup_addr_canon(str_cstr(data), var_myorigin, &st->canon)
-	    || !str_set(&st->sender, str_cstr(&st->canon)))
+	    || !str_try_set(&st->sender, str_cstr(&st->canon)))
 	    cleanup_fail(st, CLEANUP_STAT_BAD, "malformed sender address");
 	cleanup_put_text(st, QF_REC_SENDER, str_cstr(&st->sender));
 	break;

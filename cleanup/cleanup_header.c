@@ -79,7 +79,7 @@ bool cleanup_header_value(const char *header, size_t len, struct str *out)
 	    continue;			/* unfold: the break goes, the WSP stays */
 	if (str_len(out) == 0 && (*cp == ' ' || *cp == '\t'))
 	    continue;
-	if (!str_appendc(out, *cp))
+	if (!str_try_appendc(out, *cp))
 	    return false;
     }
     while (str_len(out) > 0 && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))

@@ -43,7 +43,7 @@ static void hdr_add_line(struct cleanup_state *st, const char *data, size_t len)
 	st->hdr_cap = st->hdr_cap ? mem_size_mul(st->hdr_cap, 2) : 8;
 	st->hdr_lens = mem_realloc(st->hdr_lens, mem_size_mul(st->hdr_cap, sizeof(size_t)));
     }
-    if ((st->hdr_nlines > 0 && !str_appendc(&st->hdr, '\n')) || !str_append(&st->hdr, data, len))
+    if ((st->hdr_nlines > 0 && !str_try_appendc(&st->hdr, '\n')) || !str_try_append(&st->hdr, data, len))
 	msg_panic("header buffer overflow");
     st->hdr_lens[st->hdr_nlines++] = len;
 }
@@ -196,20 +196,24 @@ void cleanup_header_block_end(struct cleanup_state *st)
     hdr_flush(st);
     st->hdr_raw = st->hdr_drop = false;
     if (!st->seen_msgid) {
-	(void) str_printf(&st->msgid, "<%s.%lld@%s>", st->id, (long long) st->tsec, var_myhostname);
-	(void) str_printf(&st->work, "Message-Id: %s", str_cstr(&st->msgid));
-	cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
+	if (str_try_printf(&st->msgid, "<%s.%lld@%s>", st->id, (long long) st->tsec,
+			   var_myhostname)) {
+	    str_printf_or_panic(&st->work, "Message-Id: %s", str_cstr(&st->msgid));
+	    cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
+	} else {
+	    msg_warn("%s: myhostname is too long for a Message-Id: header; none added", st->id);
+	}
     }
     if (!st->seen_date) {
 	(void) mail_date_local(date, sizeof(date), (time_t) st->tsec);	/* epoch on error */
-	(void) str_printf(&st->work, "Date: %s", date);
+	str_printf_or_panic(&st->work, "Date: %s", date);
 	cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
     }
     if ((st->flags & CLEANUP_FLAG_LOCAL) && !st->seen_from) {
 	if (str_len(&st->sender))
-	    (void) str_printf(&st->work, "From: %s", str_cstr(&st->sender));
+	    str_printf_or_panic(&st->work, "From: %s", str_cstr(&st->sender));
 	else
-	    (void) str_printf(&st->work, "From: MAILER-DAEMON@%s", var_myhostname);
+	    str_printf_or_panic(&st->work, "From: MAILER-DAEMON@%s", var_myhostname);
 	cleanup_put_line(st, str_cstr(&st->work), str_len(&st->work));
     }
 }

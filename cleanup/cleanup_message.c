@@ -70,8 +70,8 @@ static void trigger_qmgr(const char *id)
     char msg[QUEUE_ID_SIZE + 8];
     const char *why;
 
-    if (!fmt_buf(msg, sizeof(msg), "%s%s\n", QMGR_TRIGGER_SCAN, id))
-	(void) str_copy_out(msg, sizeof(msg), QMGR_TRIGGER_SCAN);
+    if (!fmt_try_buf(msg, sizeof(msg), "%s%s\n", QMGR_TRIGGER_SCAN, id))
+	str_copy_out_or_panic(msg, sizeof(msg), QMGR_TRIGGER_SCAN);
     if (!trigger_send(QMGR_SOCKET, msg, strlen(msg), CLEANUP_TRIGGER_MS, &qmgr_fifo, &why)
 	&& (errno != EAGAIN || msg_verbose))
 	msg_warn("%s: cannot trigger qmgr: %s", id, why);
@@ -126,7 +126,7 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
     cleanup_state_init(&st, flags, origin);
     if ((st.out = cleanup_out_open(incoming_fd, st.id, sizeof(st.id), &error)) == NULL) {
 	msg_warn("%s", error);
-	(void) str_copy_out(st.id, sizeof(st.id), "NOQUEUE");
+	str_copy_out_or_panic(st.id, sizeof(st.id), "NOQUEUE");
 	cleanup_fail(&st, CLEANUP_STAT_WRITE, "queue file write error");
     } else {
 	st.qf = cleanup_out_stream(st.out);

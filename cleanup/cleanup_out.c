@@ -47,7 +47,7 @@ void cleanup_out_group_sync(struct group_sync *gs)
 /* out_error - format an error */
 static const char *out_error(const char *what, const char *name)
 {
-    fmt_buf(cleanup_out_errbuf, sizeof(cleanup_out_errbuf), "%s incoming/%s: %s",
+    fmt_buf_cut(cleanup_out_errbuf, sizeof(cleanup_out_errbuf), "%s incoming/%s: %s",
 	    what, name, strerror(errno));
     return cleanup_out_errbuf;
 }

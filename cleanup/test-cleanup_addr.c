@@ -108,8 +108,8 @@ static void collect(const char *addr, void *ctx)
     struct str *s = ctx;
 
     if (str_len(s))
-	str_appends(s, " | ");
-    str_appends(s, addr);
+	str_appends_or_panic(s, " | ");
+    str_appends_or_panic(s, addr);
 }
 
 int main(void)

@@ -63,12 +63,12 @@ static void make_table(const char *name, const char *text, char *tname, size_t s
     const char *err;
     FILE *fp;
 
-    fmt_buf(path, sizeof(path), "%s/%s", test_dir, name);
+    fmt_buf_or_panic(path, sizeof(path), "%s/%s", test_dir, name);
     if ((fp = fopen(path, "w")) == NULL)
 	msg_fatal("create %s: %m", path);
     fputs(text, fp);
     fclose(fp);
-    fmt_buf(tname, size, "cdb:%s", path);
+    fmt_buf_or_panic(tname, size, "cdb:%s", path);
     if (table_build(tname, NULL, 0, &err) < 0)
 	msg_fatal("build: %s", err);
 }
@@ -82,7 +82,7 @@ int main(void)
     unsigned status;
     size_t i, j;
 
-    fmt_buf(test_dir, sizeof(test_dir), "/tmp/test-cleanup_alias.XXXXXX");
+    fmt_buf_or_panic(test_dir, sizeof(test_dir), "/tmp/test-cleanup_alias.XXXXXX");
     if (mkdtemp(test_dir) == NULL)
 	msg_fatal("mkdtemp: %m");
     make_table("virtual",
@@ -124,7 +124,7 @@ int main(void)
 	    continue;
 	str_reset(got);
 	for (j = 0; j < out.n; j++)
-	    str_appendf(got, "%s%s", j ? " " : "", out.v[j]);
+	    str_appendf_or_panic(got, "%s%s", j ? " " : "", out.v[j]);
 	unit_assert_streq_idx(str_cstr(got), cases[i].want, i);
     }
     unit_end();
@@ -140,7 +140,7 @@ int main(void)
 
     unit_begin("a table that cannot be read defers");
     resolve_fini();
-    fmt_buf(tname, sizeof(tname), "cdb:%s/absent", test_dir);
+    fmt_buf_or_panic(tname, sizeof(tname), "cdb:%s/absent", test_dir);
     config_set("virtual_alias_maps", tname);
     if (config_apply(&err) < 0 || resolve_init(&err) < 0)
 	msg_fatal("%s", err);
@@ -152,7 +152,7 @@ int main(void)
     resolve_fini();
     cleanup_addrs_fini(&out);
     str_free(&got);
-    fmt_buf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+    fmt_buf_or_panic(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
     if (system(cmd) != 0)
 	msg_warn("cannot remove %s", test_dir);
     return unit_done();

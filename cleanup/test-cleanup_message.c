@@ -142,8 +142,8 @@ static int collect(int type, const struct str *data, off_t offset, void *ctx)
 
     (void) offset;
     if (str_len(out) > 0)
-	(void) str_appendc(out, '|');
-    (void) str_appendf(out, "%c:%s", type, str_cstr(data));
+	str_appendc_or_panic(out, '|');
+    str_appendf_or_panic(out, "%c:%s", type, str_cstr(data));
     return 0;
 }
 
@@ -157,13 +157,13 @@ static void queued_file(const char *id, struct str *out)
 
     str_reset(out);
     if ((fd = openat(incoming_fd, id, O_RDONLY)) < 0) {
-	(void) str_printf(out, "(no file %s)", id);
+	str_printf_or_panic(out, "(no file %s)", id);
 	return;
     }
     s = stream_open(fd);
     qf_reader_init(&r, s, 0);
     if (qf_scan(&r, QF_RECORD_MAX, collect, out, &error) < 0)
-	(void) str_printf(out, "(corrupt: %s)", error);
+	str_printf_or_panic(out, "(corrupt: %s)", error);
     (void) stream_close(&s);
     (void) unlinkat(incoming_fd, id, 0);
 }
@@ -264,7 +264,7 @@ int main(void)
     char dir[PATH_MAX];
     const char *err;
 
-    (void) fmt_buf(dir, sizeof(dir), "%s/test-cleanup_message.XXXXXX",
+    fmt_buf_or_panic(dir, sizeof(dir), "%s/test-cleanup_message.XXXXXX",
 		   getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (mkdtemp(dir) == NULL || chdir(dir) < 0 || mkdir("incoming", 0700) < 0)
 	msg_fatal("scratch directory %s: %m", dir);

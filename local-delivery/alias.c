@@ -150,7 +150,7 @@ int alias_split(const char *text, size_t len, struct alias_list *list, const cha
 		for (cp++; cp < end && *cp != '"'; cp++) {
 		    if (*cp == '\\' && cp + 1 < end)
 			cp++;
-		    if (!str_appendc(elem, *cp))
+		    if (!str_try_appendc(elem, *cp))
 			break;
 		}
 		if (cp >= end) {
@@ -161,7 +161,7 @@ int alias_split(const char *text, size_t len, struct alias_list *list, const cha
 		cp++;			/* the closing quote */
 		continue;
 	    }
-	    if (!str_appendc(elem, *cp)) {
+	    if (!str_try_appendc(elem, *cp)) {
 		*error_r = "target too long";
 		rc = -1;
 		break;

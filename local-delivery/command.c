@@ -165,7 +165,7 @@ static void cmd_drain(struct cmd_run *cr)
 	if (str_len(cr->output) < CMD_OUTPUT_KEEP) {
 	    size_t room = CMD_OUTPUT_KEEP - str_len(cr->output);
 
-	    (void) str_append(cr->output, buf, (size_t) n < room ? (size_t) n : room);
+	    str_append_or_panic(cr->output, buf, (size_t) n < room ? (size_t) n : room);
 	}
     }
 }
@@ -218,7 +218,7 @@ static void cmd_env_add(char **envp, size_t *n, const char *name, const char *va
 {
     struct str *s = str_new(STR_MAX_DEFAULT);
 
-    (void) str_printf(s, "%s=%s", name, value ? value : "");
+    str_printf_or_panic(s, "%s=%s", name, value ? value : "");
     envp[(*n)++] = mem_strdup(str_cstr(s));
     str_free(&s);
 }

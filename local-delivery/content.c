@@ -62,7 +62,7 @@ void ld_result_set(struct ld_result *r, int status, const char *dsn, const char 
     (void) vsnprintf(r->reason, sizeof(r->reason), fmt, ap);	/* bounded; may cut */
     va_end(ap);
     r->status = status;
-    (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
+    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), dsn);
     r->sent_count = status == LD_SENT ? 1 : 0;
 }
 
@@ -104,8 +104,8 @@ void ld_result_merge(struct ld_result *agg, const struct ld_result *one)
 	unsigned count = agg->sent_count;
 
 	agg->status = one->status;
-	(void) str_copy_out(agg->dsn, sizeof(agg->dsn), one->dsn);
-	(void) str_copy_out(agg->reason, sizeof(agg->reason), one->reason);
+	str_copy_out_or_panic(agg->dsn, sizeof(agg->dsn), one->dsn);
+	str_copy_out_or_panic(agg->reason, sizeof(agg->reason), one->reason);
 	agg->sent_count = count;
     }
 }
@@ -176,7 +176,7 @@ int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const cha
 	    while ((n = pread(fd, buf + have, size - have, file_pos)) < 0 && errno == EINTR)
 		 /* void */ ;
 	    if (n < 0) {
-		(void) fmt_buf(errbuf, sizeof(errbuf), "cannot read the queue file: %s",
+		fmt_buf_cut(errbuf, sizeof(errbuf), "cannot read the queue file: %s",
 			       strerror(errno));
 		*error_r = errbuf;
 		rc = -1;
@@ -197,11 +197,11 @@ int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const cha
 	if (have - pos < QF_HEADER_SIZE || (len = ct_rec_len(buf + pos)) > QF_RECORD_MAX
 	    || have - pos - QF_HEADER_SIZE < len) {
 	    if (have - pos >= QF_HEADER_SIZE && ct_rec_len(buf + pos) > QF_RECORD_MAX)
-		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: record of %zu bytes "
+		fmt_buf_cut(errbuf, sizeof(errbuf), "corrupt queue file: record of %zu bytes "
 			       "exceeds the limit at offset %lld", ct_rec_len(buf + pos),
 			       (long long) (file_pos - (off_t) (have - pos)));
 	    else
-		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: truncated record "
+		fmt_buf_cut(errbuf, sizeof(errbuf), "corrupt queue file: truncated record "
 			       "at offset %lld", (long long) (file_pos - (off_t) (have - pos)));
 	    *error_r = errbuf;
 	    rc = -1;
@@ -209,7 +209,7 @@ int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const cha
 	}
 	if (first) {
 	    if (type != QF_REC_MESSAGE || len != 0) {
-		(void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: expected an empty "
+		fmt_buf_cut(errbuf, sizeof(errbuf), "corrupt queue file: expected an empty "
 			       "M record at offset %lld", (long long) offset);
 		*error_r = errbuf;
 		rc = -1;
@@ -220,7 +220,7 @@ int content_walk(int fd, off_t offset, content_piece_fn fn, void *ctx, const cha
 	    continue;
 	}
 	if (type != QF_REC_LINE && type != QF_REC_CONT && type != QF_REC_XEND) {
-	    (void) fmt_buf(errbuf, sizeof(errbuf), "corrupt queue file: unexpected record type "
+	    fmt_buf_cut(errbuf, sizeof(errbuf), "corrupt queue file: unexpected record type "
 			   "0x%02x at offset %lld", type,
 			   (long long) (file_pos - (off_t) (have - pos)));
 	    *error_r = errbuf;
@@ -295,7 +295,7 @@ bool content_header_delivered_to(const char *line, size_t len, struct str *out)
 
 	if (c == '\r' || c == '\n')
 	    c = ' ';
-	if (!str_appendc(out, (char) tolower((unsigned char) c)))
+	if (!str_try_appendc(out, (char) tolower((unsigned char) c)))
 	    return false;
     }
     return str_len(out) > 0;
@@ -314,8 +314,8 @@ static void ct_scan_flush(struct ct_scan *sc)
     if (str_len(sc->header) > 0 && !sc->header_too_long
 	&& content_header_delivered_to(str_cstr(sc->header), str_len(sc->header), sc->value)) {
 	if (str_len(sc->msg->delivered) + str_len(sc->value) + 1 <= sc->msg->delivered->max) {
-	    (void) str_append(sc->msg->delivered, str_cstr(sc->value), str_len(sc->value));
-	    (void) str_appendc(sc->msg->delivered, '\n');
+	    str_append_or_panic(sc->msg->delivered, str_cstr(sc->value), str_len(sc->value));
+	    str_appendc_or_panic(sc->msg->delivered, '\n');
 	}
     }
     str_reset(sc->header);
@@ -333,9 +333,10 @@ static int ct_scan_piece(const char *data, size_t len, int flags, void *ctx)
     }
     if ((flags & CONTENT_LINE_START) && len > 0 && data[0] != ' ' && data[0] != '\t')
 	ct_scan_flush(sc);
-    if ((flags & CONTENT_LINE_START) && str_len(sc->header) > 0)
-	(void) str_appendc(sc->header, ' ');
-    if (!sc->header_too_long && !str_append(sc->header, data, len))
+    if ((flags & CONTENT_LINE_START) && str_len(sc->header) > 0
+	&& !str_try_appendc(sc->header, ' '))
+	sc->header_too_long = true;
+    if (!sc->header_too_long && !str_try_append(sc->header, data, len))
 	sc->header_too_long = true;
     return 0;
 }
@@ -376,16 +377,17 @@ bool content_has_delivered_to(const struct ld_msg *msg, const char *address)
     return false;
 }
 
-/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n" */
-void content_from_line(struct str *out, const char *sender, time_t when)
+/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n"; false if
+ * it does not fit in out */
+bool content_from_line(struct str *out, const char *sender, time_t when)
 {
     char date[MAIL_DATE_SIZE];
 
     str_reset(out);
-    (void) str_appends(out, "From ");
-    content_header_value(out, *sender ? sender : "MAILER-DAEMON", true);
     (void) mail_date_mbox(date, sizeof(date), when);	/* the epoch on error */
-    (void) str_appendf(out, " %s\n", date);
+    return str_try_appends(out, "From ")
+	&& content_header_value(out, *sender ? sender : "MAILER-DAEMON", true)
+	&& str_try_appendf(out, " %s\n", date);
 }
 
 /*
@@ -393,7 +395,7 @@ void content_from_line(struct str *out, const char *sender, time_t when)
  * line: control characters become "?"; with no_space, white space
  * becomes "_" (for the From_ line, whose fields are space separated).
  */
-void content_header_value(struct str *out, const char *text, bool no_space)
+bool content_header_value(struct str *out, const char *text, bool no_space)
 {
     for (; *text; text++) {
 	unsigned char c = (unsigned char) *text;
@@ -402,9 +404,10 @@ void content_header_value(struct str *out, const char *text, bool no_space)
 	    c = '?';
 	else if (no_space && c == ' ')
 	    c = '_';
-	if (!str_appendc(out, (char) c))
-	    return;
+	if (!str_try_appendc(out, (char) c))
+	    return false;
     }
+    return true;
 }
 
 /* content_need_quote - line (its first piece) starts with "From " */
@@ -513,23 +516,26 @@ int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
     cc.failed = false;
 
     if (spec->flags & COPY_FROM_LINE) {
-	content_from_line(line, spec->sender, spec->now);
+	if (!content_from_line(line, spec->sender, spec->now))
+	    goto too_long;
 	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
 	    goto sink_failed;
     }
     if (spec->flags & COPY_RETURN_PATH) {
 	str_reset(line);
-	(void) str_appends(line, "Return-Path: <");
-	content_header_value(line, spec->sender, false);
-	(void) str_appends(line, ">\n");
+	if (!str_try_appends(line, "Return-Path: <")
+	    || !content_header_value(line, spec->sender, false)
+	    || !str_try_appends(line, ">\n"))
+	    goto too_long;
 	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
 	    goto sink_failed;
     }
     if ((spec->flags & COPY_DELIVERED_TO) && spec->delivered_to && *spec->delivered_to) {
 	str_reset(line);
-	(void) str_appends(line, "Delivered-To: ");
-	content_header_value(line, spec->delivered_to, false);
-	(void) str_appends(line, "\n");
+	if (!str_try_appends(line, "Delivered-To: ")
+	    || !content_header_value(line, spec->delivered_to, false)
+	    || !str_try_appends(line, "\n"))
+	    goto too_long;
 	if (ct_put(&cc, str_cstr(line), str_len(line)) < 0)
 	    goto sink_failed;
     }
@@ -546,6 +552,9 @@ int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
     rc = 0;
     goto out;
 
+  too_long:
+    *error_r = "an envelope address is too long for a header line";
+    goto out;
   sink_failed:
     *error_r = NULL;
   out:

@@ -160,27 +160,28 @@ bool ld_propagate_extension(const char *address, const char *suffix, struct str 
     size_t llen = at ? (size_t) (at - address) : strlen(address);
     bool done = false;
 
-    (void) str_setn(user, address, llen);
-    if (llen > 0 && *suffix && !resolve_split_extension(str_cstr(user), user, ext)) {
+    if (str_try_setn(user, address, llen) && llen > 0 && *suffix
+	&& !resolve_split_extension(str_cstr(user), user, ext)) {
 	str_reset(out);
-	done = str_append(out, address, llen) && str_appends(out, suffix)
-	    && str_appends(out, at ? at : "");
+	done = str_try_append(out, address, llen) && str_try_appends(out, suffix)
+	    && str_try_appends(out, at ? at : "");
     }
-    if (!done)
-	(void) str_set(out, address);
+    if (!done && !str_try_set(out, address))
+	str_reset(out);
     str_free(&user);
     str_free(&ext);
     return done;
 }
 
-/* dl_privs_from_pw - fill privs from a passwd entry */
-static void dl_privs_from_pw(struct dl_privs *p, const struct passwd *pw)
+/* dl_privs_from_pw - fill privs from a passwd entry; false if a field
+ * is longer than privs can hold */
+static STR_CHECKED bool dl_privs_from_pw(struct dl_privs *p, const struct passwd *pw)
 {
     p->uid = pw->pw_uid;
     p->gid = pw->pw_gid;
-    (void) str_copy_out(p->user, sizeof(p->user), pw->pw_name);
-    (void) str_copy_out(p->home, sizeof(p->home), pw->pw_dir ? pw->pw_dir : "/");
-    (void) str_copy_out(p->shell, sizeof(p->shell), pw->pw_shell ? pw->pw_shell : "/bin/sh");
+    return str_try_copy_out(p->user, sizeof(p->user), pw->pw_name)
+	&& str_try_copy_out(p->home, sizeof(p->home), pw->pw_dir ? pw->pw_dir : "/")
+	&& str_try_copy_out(p->shell, sizeof(p->shell), pw->pw_shell ? pw->pw_shell : "/bin/sh");
 }
 
 /* dl_privs_for_uid - the rights of uid (root becomes default_privs) */
@@ -188,11 +189,8 @@ static void dl_privs_for_uid(struct dl_privs *p, uid_t uid)
 {
     struct passwd *pw;
 
-    if (uid == 0 || (pw = getpwuid(uid)) == NULL) {
+    if (uid == 0 || (pw = getpwuid(uid)) == NULL || !dl_privs_from_pw(p, pw))
 	*p = dl_default_privs;
-	return;
-    }
-    dl_privs_from_pw(p, pw);
 }
 
 /* dl_forward_attrs - the names forward_path may use, for one recipient */
@@ -249,7 +247,8 @@ void ld_deliver_init(void)
 	    msg_fatal("default_privs: unknown user \"%s\"", var_default_privs);
 	if (pw->pw_uid == 0 || pw->pw_gid == 0)
 	    msg_fatal("default_privs: user \"%s\" has uid or gid 0", var_default_privs);
-	dl_privs_from_pw(&dl_default_privs, pw);
+	if (!dl_privs_from_pw(&dl_default_privs, pw))
+	    msg_fatal("default_privs: the passwd entry of \"%s\" is too long", var_default_privs);
 	dl_vmail_ok = priv_lookup(var_virtual_mailbox_owner, &dl_vmail_uid, &dl_vmail_gid)
 	    && dl_vmail_uid != 0 && dl_vmail_gid != 0;
 	if (!dl_vmail_ok && *var_virtual_mailbox_domains)
@@ -257,14 +256,15 @@ void ld_deliver_init(void)
 		     "deliveries are deferred", var_virtual_mailbox_owner);
     } else {
 	/* The sandbox: everything runs as the invoking user. */
-	if ((pw = getpwuid(getuid())) != NULL)
-	    dl_privs_from_pw(&dl_default_privs, pw);
-	else {
+	if ((pw = getpwuid(getuid())) != NULL) {
+	    if (!dl_privs_from_pw(&dl_default_privs, pw))
+		msg_fatal("the passwd entry of uid %ld is too long", (long) getuid());
+	} else {
 	    dl_default_privs.uid = getuid();
 	    dl_default_privs.gid = getgid();
-	    (void) str_copy_out(dl_default_privs.user, sizeof(dl_default_privs.user), "nobody");
-	    (void) str_copy_out(dl_default_privs.home, sizeof(dl_default_privs.home), "/");
-	    (void) str_copy_out(dl_default_privs.shell, sizeof(dl_default_privs.shell), "/bin/sh");
+	    str_copy_out_or_panic(dl_default_privs.user, sizeof(dl_default_privs.user), "nobody");
+	    str_copy_out_or_panic(dl_default_privs.home, sizeof(dl_default_privs.home), "/");
+	    str_copy_out_or_panic(dl_default_privs.shell, sizeof(dl_default_privs.shell), "/bin/sh");
 	}
 	dl_vmail_ok = true;
 	dl_vmail_uid = getuid();
@@ -321,7 +321,7 @@ static void dl_fail(struct dl_state *st, const char *address, int level, int sta
 
     ld_result_init(&one);
     one.status = status;
-    (void) str_copy_out(one.dsn, sizeof(one.dsn), dsn);
+    str_copy_out_or_panic(one.dsn, sizeof(one.dsn), dsn);
     va_start(ap, fmt);
     (void) vsnprintf(one.reason, sizeof(one.reason), fmt, ap);
     va_end(ap);
@@ -352,18 +352,18 @@ static bool dl_in_chain(const struct dl_state *st, const char *address)
     return false;
 }
 
-/* dl_split_address - "local@domain" into its parts (last @) */
-static void dl_split_address(const char *address, struct str *local, struct str *domain)
+/* dl_split_address - "local@domain" into its parts (last @); false if
+ * a part does not fit */
+static STR_CHECKED bool dl_split_address(const char *address, struct str *local,
+					 struct str *domain)
 {
     const char *at = address_at(address, strlen(address));
 
-    if (at) {
-	(void) str_setn(local, address, (size_t) (at - address));
-	(void) str_set(domain, at + 1);
-    } else {
-	(void) str_set(local, address);
-	str_reset(domain);
-    }
+    str_reset(domain);
+    if (at)
+	return str_try_setn(local, address, (size_t) (at - address))
+	    && str_try_set(domain, at + 1);
+    return str_try_set(local, address);
 }
 
 /* dl_spec - the copy spec for a delivery to address */
@@ -418,7 +418,8 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
     memset(&job, 0, sizeof(job));
     job.msg = st->msg;
     if (hlen == 0) {
-	(void) str_printf(path, "%s/%s", var_mail_spool_directory, user->user);
+	if (!str_try_printf(path, "%s/%s", var_mail_spool_directory, user->user))
+	    goto path_too_long;
 	job.kind = LD_JOB_MBOX;
 	job.mbox.create = true;
 	job.mbox.dotlock_required = true;
@@ -433,7 +434,8 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
 		"without \"..\": \"%s\"", var_home_mailbox);
 	goto out;
     } else {
-	(void) str_printf(path, "%s/%s", user->home, var_home_mailbox);
+	if (!str_try_printf(path, "%s/%s", user->home, var_home_mailbox))
+	    goto path_too_long;
 	if (var_home_mailbox[hlen - 1] == '/') {
 	    job.kind = LD_JOB_MAILDIR;
 	    dl_spec(&job.spec, st->msg, COPY_MAILDIR, address);
@@ -449,8 +451,21 @@ static void dl_mailbox(struct dl_state *st, const struct dl_privs *user, const c
     st->work++;
     dl_run(p.uid, p.gid, extra, &job, &one, NULL);
     dl_outcome(st, address, level, &one);
+    goto out;
+  path_too_long:
+    dl_fail(st, address, level, LD_DEFER, "4.3.5", "mailbox path for %s is longer than %zu bytes",
+	    address, path->max);
   out:
     str_free(&path);
+}
+
+/* dl_virtual_path - mbox as a path: itself if absolute, else under
+ * virtual_mailbox_base; false if it does not fit in path */
+static bool dl_virtual_path(struct str *path, const struct str *mbox)
+{
+    if (str_cstr(mbox)[0] == '/')
+	return str_try_set(path, str_cstr(mbox));
+    return str_try_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
 }
 
 /* dl_virtual - a virtual mailbox */
@@ -485,14 +500,15 @@ static void dl_virtual(struct dl_state *st, const char *address, int level)
 		str_cstr(mbox), address);
 	goto out;
     }
-    if (str_cstr(mbox)[0] == '/') {
-	(void) str_set(path, str_cstr(mbox));
-    } else if (*var_virtual_mailbox_base == 0) {
+    if (str_cstr(mbox)[0] != '/' && *var_virtual_mailbox_base == 0) {
 	dl_fail(st, address, level, LD_DEFER, "4.3.5", "relative mailbox path \"%s\" for %s, "
 		"but virtual_mailbox_base is not set", str_cstr(mbox), address);
 	goto out;
-    } else {
-	(void) str_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
+    }
+    if (!dl_virtual_path(path, mbox)) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.5", "mailbox path for %s is longer than %zu "
+		"bytes", address, path->max);
+	goto out;
     }
     if (!dl_vmail_ok) {
 	dl_fail(st, address, level, LD_DEFER, "4.3.5", "virtual_mailbox_owner \"%s\" is not "
@@ -555,7 +571,13 @@ static void dl_command(struct dl_state *st, const struct dl_source *src, const c
     job.msg = st->msg;
     job.command = command;
     dl_spec(&job.spec, st->msg, COPY_COMMAND, src->address);
-    dl_split_address(src->address, local, domain);
+    if (!dl_split_address(src->address, local, domain)) {
+	dl_fail(st, src->address, level, LD_BOUNCE, "5.1.3", "address longer than %zu bytes",
+		local->max);
+	str_free(&local);
+	str_free(&domain);
+	return;
+    }
     job.env.sender = st->msg->sender;
     job.env.recipient = src->address;
     job.env.local = str_cstr(local);
@@ -646,6 +668,18 @@ static bool dl_same_user(const struct dl_source *src, const char *target)
     return resolve_domain_is_local(at + 1);
 }
 
+/* dl_target_address - addr = text, with "@domain" when it has none,
+ * lower case; false if it does not fit */
+static bool dl_target_address(struct str *addr, const char *text, const char *domain)
+{
+    if (!str_try_set(addr, text))
+	return false;
+    if (address_at(text, strlen(text)) == NULL && *domain && !str_try_appendf(addr, "@%s", domain))
+	return false;
+    str_lower(addr);
+    return true;
+}
+
 /* dl_expand - deliver every target of a list */
 static void dl_expand(struct dl_state *st, const struct dl_source *src, const char *text,
 		      size_t len, int level)
@@ -682,7 +716,7 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 			"restricted (allow_mail_to_commands)");
 		break;
 	    }
-	    (void) str_printf(key, "|%s\n%ld", t->text, (long) src->privs->uid);
+	    str_printf_or_panic(key, "|%s\n%ld", t->text, (long) src->privs->uid);
 	    if (!dl_seen(st, str_cstr(key)))
 		dl_command(st, src, t->text, level);
 	    break;
@@ -692,7 +726,7 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 			"restricted (allow_mail_to_files)");
 		break;
 	    }
-	    (void) str_printf(key, "/%s", t->text);
+	    str_printf_or_panic(key, "/%s", t->text);
 	    if (!dl_seen(st, str_cstr(key)))
 		dl_file(st, src, t->text, level);
 	    break;
@@ -702,38 +736,40 @@ static void dl_expand(struct dl_state *st, const struct dl_source *src, const ch
 			"more than %d levels of expansion", DL_LEVEL_MAX);
 		break;
 	    }
-	    (void) str_printf(key, ":include:%s", t->text);
+	    str_printf_or_panic(key, ":include:%s", t->text);
 	    if (!dl_seen(st, str_cstr(key)))
 		dl_include(st, src, t->text, level);
 	    break;
 	case TARGET_MAILBOX:
-	    (void) str_set(addr, t->text);
-	    if (address_at(t->text, strlen(t->text)) == NULL && *src->domain)
-		(void) str_appendf(addr, "@%s", src->domain);
-	    str_lower(addr);
-	    (void) str_printf(key, "\\%s", str_cstr(addr));
+	    if (!dl_target_address(addr, t->text, src->domain))
+		goto target_too_long;
+	    str_printf_or_panic(key, "\\%s", str_cstr(addr));
 	    if (!dl_seen(st, str_cstr(key)))
 		dl_local(st, str_cstr(addr), level + 1, true, true);
 	    break;
 	case TARGET_ADDRESS:
-	    (void) str_set(addr, t->text);
-	    if (address_at(t->text, strlen(t->text)) == NULL && *src->domain)
-		(void) str_appendf(addr, "@%s", src->domain);
-	    str_lower(addr);
+	    if (!dl_target_address(addr, t->text, src->domain))
+		goto target_too_long;
 	    if (src->class != LD_CLASS_INCLUDE && dl_same_user(src, t->text)) {
 		/* "bob: bob, ..." or bob's .forward naming bob: the mailbox */
-		(void) str_printf(key, "\\%s", str_cstr(addr));
+		str_printf_or_panic(key, "\\%s", str_cstr(addr));
 		if (!dl_seen(st, str_cstr(key)))
 		    dl_local(st, str_cstr(addr), level + 1, true, true);
 		break;
 	    }
 	    if (*src->unmatched && (dl_propagate & src->class)) {
 		(void) ld_propagate_extension(str_cstr(addr), src->unmatched, key);
-		(void) str_set(addr, str_cstr(key));
+		if (!str_try_set(addr, str_cstr(key)))
+		    goto target_too_long;
 	    }
 	    dl_address(st, str_cstr(addr), src->address, level + 1);
 	    break;
 	}
+	continue;
+      target_too_long:
+	dl_fail(st, src->address, level, LD_DEFER, "4.3.5", "%s: target address longer than "
+		"%zu bytes", src->class == LD_CLASS_FORWARD ? ".forward" : src->class
+		== LD_CLASS_INCLUDE ? ":include: file" : "alias", addr->max);
     }
   out:
     alias_list_fini(&list);
@@ -761,14 +797,16 @@ static int dl_owner_sender(const struct dl_state *st, const char *name, struct s
     uid_t owner;
     int rc = 0;
 
-    if (*st->msg->sender == 0 || !str_printf(key, "owner-%s", name))
+    if (*st->msg->sender == 0 || !str_try_printf(key, "owner-%s", name))
 	goto out;
     if ((rc = alias_lookup_exact(str_cstr(key), value, &owner, error_r)) <= 0)
 	goto out;
-    if (*var_myorigin)
-	(void) str_printf(out, "%s@%s", str_cstr(key), var_myorigin);
-    else
-	(void) str_set(out, str_cstr(key));
+    if (!(*var_myorigin ? str_try_printf(out, "%s@%s", str_cstr(key), var_myorigin)
+	  : str_try_set(out, str_cstr(key)))) {
+	*error_r = "the owner- address is too long";
+	rc = -1;
+	goto out;
+    }
     str_lower(out);
   out:
     str_free(&key);
@@ -794,14 +832,18 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
     uid_t owner = 0;
     int rc;
 
-    dl_split_address(address, local, domain);
+    if (!dl_split_address(address, local, domain)) {
+	dl_fail(st, address, level, LD_BOUNCE, "5.1.3", "address longer than %zu bytes",
+		local->max);
+	goto out;
+    }
     if (!resolve_split_extension(str_cstr(local), user, ext)) {
-	(void) str_set(user, str_cstr(local));
+	str_set_or_panic(user, str_cstr(local));
 	str_reset(ext);
     }
     /* "+ext" as it was written: the delimiter that was found, the extension */
     if (str_len(ext) > 0)
-	(void) str_set(suffix, str_cstr(local) + str_len(user));
+	str_set_or_panic(suffix, str_cstr(local) + str_len(user));
     if (st->chain_n >= (int) (sizeof(st->chain) / sizeof(st->chain[0]))) {
 	dl_fail(st, address, level, LD_BOUNCE, "5.4.6", "mail forwarding loop: more than %d "
 		"levels of aliases or forwarding", DL_LEVEL_MAX);
@@ -857,7 +899,11 @@ static void dl_local(struct dl_state *st, const char *address, int level, bool n
 		    str_cstr(user));
 	goto out;
     }
-    dl_privs_from_pw(&privs, pw);
+    if (!dl_privs_from_pw(&privs, pw)) {
+	dl_fail(st, address, level, LD_DEFER, "4.3.0", "the passwd entry of \"%s\" is too long",
+		str_cstr(user));
+	goto out;
+    }
 
     /* 3. ~/.forward: the first candidate of forward_path (read as the
      * user; never for root) */
@@ -988,7 +1034,7 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct deliver_rcpt *rcpt, s
     st.result = res;
     st.sender = msg->sender;
     ld_result_init(res);
-    if (!str_set(addr, rcpt->address) || str_len(addr) == 0) {
+    if (!str_try_set(addr, rcpt->address) || str_len(addr) == 0) {
 	ld_result_set(res, LD_BOUNCE, "5.1.3", "bad recipient address syntax");
 	goto out;
     }
@@ -1021,8 +1067,8 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct deliver_rcpt *rcpt, s
 	ld_result_set(res, LD_BOUNCE, "5.3.0", "no deliverable destination for %s",
 		      str_cstr(addr));
     else if (res->status == LD_SENT && res->sent_count > 1)
-	(void) str_copy_out(res->reason + strlen(res->reason),
-			    sizeof(res->reason) - strlen(res->reason), " and more");
+	fmt_buf_cut(res->reason + strlen(res->reason), sizeof(res->reason) - strlen(res->reason),
+		    "%s", " and more");
   out:
     for (i = 0; i < st.seen_n; i++)
 	mem_free(&st.seen[i]);
@@ -1048,7 +1094,7 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
     int rc;
 
     ld_result_init(res);
-    if (!str_set(addr, address) || str_len(addr) == 0) {
+    if (!str_try_set(addr, address) || str_len(addr) == 0) {
 	*status = RCPT_STAT_UNKNOWN;
 	ld_result_set(res, LD_BOUNCE, "5.1.3", "bad recipient address syntax");
 	goto out;
@@ -1066,11 +1112,7 @@ void ld_deliver_verify(const char *address, long size, const char **status, stru
 		quota = var_virtual_mailbox_limit;
 	    if (quota > 0 && dl_vmail_ok
 		&& (str_cstr(mbox)[0] == '/' || *var_virtual_mailbox_base != 0)
-		&& strstr(str_cstr(mbox), "..") == NULL) {
-		if (str_cstr(mbox)[0] == '/')
-		    (void) str_set(path, str_cstr(mbox));
-		else
-		    (void) str_printf(path, "%s/%s", var_virtual_mailbox_base, str_cstr(mbox));
+		&& strstr(str_cstr(mbox), "..") == NULL && dl_virtual_path(path, mbox)) {
 		memset(&job, 0, sizeof(job));
 		job.kind = LD_JOB_USAGE;
 		job.path = str_cstr(path);

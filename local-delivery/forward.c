@@ -57,12 +57,12 @@ bool ld_list_file_unsafe(const struct stat *st, const char *path, uid_t owner, c
 			 size_t size)
 {
     if (!S_ISREG(st->st_mode))
-	(void) fmt_buf(buf, size, "%s is not a regular file", path);
+	fmt_buf_cut(buf, size, "%s is not a regular file", path);
     else if (owner != (uid_t) -1 && st->st_uid != owner && st->st_uid != 0)
-	(void) fmt_buf(buf, size, "%s is owned by uid %ld, not by the recipient (uid %ld)",
+	fmt_buf_cut(buf, size, "%s is owned by uid %ld, not by the recipient (uid %ld)",
 		       path, (long) st->st_uid, (long) owner);
     else if (st->st_mode & (S_IWGRP | S_IWOTH))
-	(void) fmt_buf(buf, size, "%s is writable by group or others", path);
+	fmt_buf_cut(buf, size, "%s is writable by group or others", path);
     else
 	return false;
     return true;
@@ -79,12 +79,12 @@ static int fw_read_one(const char *path, uid_t uid, struct str *text, const char
     if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
 	if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
 	    return 0;
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "cannot open %s: %s", path, strerror(errno));
+	fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "cannot open %s: %s", path, strerror(errno));
 	*error_r = fw_errbuf;
 	return -1;
     }
     if (fstat(fd, &st) < 0) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "cannot stat %s: %s", path, strerror(errno));
+	fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "cannot stat %s: %s", path, strerror(errno));
 	rc = -1;
     } else if (ld_list_file_unsafe(&st, path, uid, fw_errbuf, sizeof(fw_errbuf))) {
 	rc = -1;
@@ -94,13 +94,13 @@ static int fw_read_one(const char *path, uid_t uid, struct str *text, const char
 	if (n < 0 && errno == EINTR)
 	    continue;
 	if (n < 0) {
-	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "cannot read %s: %s", path,
+	    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "cannot read %s: %s", path,
 			   strerror(errno));
 	    rc = -1;
 	} else if (n == 0) {
 	    break;
-	} else if (!str_append(text, buf, (size_t) n)) {
-	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "%s is longer than %d bytes", path,
+	} else if (!str_try_append(text, buf, (size_t) n)) {
+	    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "%s is longer than %d bytes", path,
 			   FORWARD_FILE_MAX);
 	    rc = -1;
 	}
@@ -109,7 +109,7 @@ static int fw_read_one(const char *path, uid_t uid, struct str *text, const char
     if (rc < 0)
 	*error_r = fw_errbuf;
     else if (str_has_nul(text)) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "%s contains a NUL byte", path);
+	fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "%s contains a NUL byte", path);
 	*error_r = fw_errbuf;
 	rc = -1;
     }
@@ -127,8 +127,8 @@ int forward_read(const char *paths, uid_t uid, struct str *text, size_t *found,
 
     for (i = 0; rc == 0 && *cp; i++) {
 	nl = strchr(cp, '\n');
-	if (!str_setn(path, cp, nl ? (size_t) (nl - cp) : strlen(cp)) || str_cstr(path)[0] != '/') {
-	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "candidate %zu is not an absolute "
+	if (!str_try_setn(path, cp, nl ? (size_t) (nl - cp) : strlen(cp)) || str_cstr(path)[0] != '/') {
+	    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "candidate %zu is not an absolute "
 			   "path (forward_path)", i + 1);
 	    *error_r = fw_errbuf;
 	    rc = -1;
@@ -140,7 +140,7 @@ int forward_read(const char *paths, uid_t uid, struct str *text, size_t *found,
 	cp = nl ? nl + 1 : cp + strlen(cp);
     }
     if (rc > 0)
-	(void) str_set(text, str_cstr(buf));
+	str_set_or_panic(text, str_cstr(buf));
     str_free(&path);
     str_free(&buf);
     return rc;
@@ -193,7 +193,7 @@ static int fp_lookup(void *ctx, const char *name, size_t len, const char **value
 	if ((*value_r = config_value(buf)) != NULL)
 	    return 0;
     }
-    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "unknown name \"$%.*s\"", (int) len, name);
+    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "unknown name \"$%.*s\"", (int) len, name);
     *error_r = fw_errbuf;
     return -1;
 }
@@ -210,8 +210,8 @@ static int fp_insert(void *ctx, struct str *out, const char *name, size_t len,
 	c->skip = true;
 	return 0;
     }
-    if (!str_appends(out, value)) {
-	(void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "expansion longer than %zu bytes",
+    if (!str_try_appends(out, value)) {
+	fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "expansion longer than %zu bytes",
 		       out->max);
 	*error_r = fw_errbuf;
 	return -1;
@@ -269,7 +269,7 @@ int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_
 		break;
 	}
 	if (*count >= max) {
-	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "forward_path has more than %zu "
+	    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "forward_path has more than %zu "
 			   "elements", max);
 	    *error_r = fw_errbuf;
 	    rc = -1;
@@ -281,8 +281,8 @@ int forward_path_candidates(const char *list, const struct fp_attr *attrs, size_
 	if (rc == 0)
 	    continue;			/* skipped element */
 	rc = 0;
-	if ((*count > 0 && !str_appendc(paths, '\n')) || !str_appends(paths, str_cstr(one))) {
-	    (void) fmt_buf(fw_errbuf, sizeof(fw_errbuf), "forward_path expands to more than "
+	if ((*count > 0 && !str_try_appendc(paths, '\n')) || !str_try_appends(paths, str_cstr(one))) {
+	    fmt_buf_cut(fw_errbuf, sizeof(fw_errbuf), "forward_path expands to more than "
 			   "%zu bytes", paths->max);
 	    *error_r = fw_errbuf;
 	    rc = -1;
@@ -332,8 +332,12 @@ void forward_submit(const struct ld_msg *msg, const char *sender, const char *de
 	bad |= cleanup_client_rcpt(c, addresses[i], orcpt && *orcpt ? orcpt : NULL,
 				   notify && *notify ? notify : NULL);
     bad |= cleanup_client_message(c);
-    (void) str_appends(hdr, "Delivered-To: ");
-    content_header_value(hdr, delivered_to, false);
+    if (!str_try_appends(hdr, "Delivered-To: ") || !content_header_value(hdr, delivered_to, false)) {
+	ld_result_set(res, LD_DEFER, "4.3.0",
+		      "cannot forward: the Delivered-To: address is too long");
+	cleanup_client_abandon(&c);
+	goto out;
+    }
     bad |= cleanup_client_line(c, str_cstr(hdr), str_len(hdr));
     if (bad == 0 && content_walk(msg->fd, msg->data_offset, fw_piece,
 				 cleanup_client_stream(c), &err) < 0) {

@@ -52,13 +52,13 @@ static void jb_read_include(const char *path, struct ld_result *res, struct str 
 	}
 	if (n == 0)
 	    break;
-	if (!str_append(text, buf, (size_t) n)) {
+	if (!str_try_append(text, buf, (size_t) n)) {
 	    ld_result_set(res, LD_BOUNCE, "5.3.0", "include file %s is too long", path);
 	    goto out_close;
 	}
     }
     if (payload)
-	(void) str_printf(payload, "%ld\n%s", (long) st.st_uid, str_cstr(text));
+	str_printf_or_panic(payload, "%ld\n%s", (long) st.st_uid, str_cstr(text));
     ld_result_set(res, LD_SENT, "2.0.0", "read %s", path);
   out_close:
     (void) close(fd);
@@ -83,7 +83,7 @@ static void jb_usage(const char *path, long quota, struct ld_result *res, struct
 	used = (long) st.st_size;
     }
     if (payload)
-	(void) str_printf(payload, "%ld", used);
+	str_printf_or_panic(payload, "%ld", used);
     ld_result_set(res, LD_SENT, "2.0.0", "usage");
 }
 

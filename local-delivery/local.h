@@ -142,11 +142,13 @@ typedef int (*copy_sink_fn)(void *ctx, const char *buf, size_t len);
  * (bytes written); -1 with *error_r (NULL when the sink failed) */
 int content_copy(const struct ld_msg *msg, const struct copy_spec *spec,
 		 copy_sink_fn sink, void *sink_ctx, off_t *size_r, const char **error_r);
-/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n"; pure */
-void content_from_line(struct str *out, const char *sender, time_t when);
+/* content_from_line - "From SENDER Www Mmm dd hh:mm:ss yyyy\n"; pure;
+ * false if it does not fit in out */
+STR_CHECKED bool content_from_line(struct str *out, const char *sender, time_t when);
 /* content_header_value - a header value with control characters and
- * (if no_space) white space replaced, so it stays one line; pure */
-void content_header_value(struct str *out, const char *text, bool no_space);
+ * (if no_space) white space replaced, so it stays one line; pure;
+ * false (out cut) if it does not fit */
+STR_CHECKED bool content_header_value(struct str *out, const char *text, bool no_space);
 /* content_need_quote - line (its first piece) starts with "From " */
 bool content_need_quote(const char *data, size_t len);
 

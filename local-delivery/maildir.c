@@ -44,25 +44,25 @@ bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint6
     struct str *s = str_new(size > 0 ? size - 1 : 0);
     bool ok;
 
-    ok = str_printf(s, "%ld.M%06ldP%ldR%016llx.", sec, usec, pid, (unsigned long long) rnd);
+    ok = str_try_printf(s, "%ld.M%06ldP%ldR%016llx.", sec, usec, pid, (unsigned long long) rnd);
     for (; ok && *host; host++) {
 	switch (*host) {
 	case '/':
-	    ok = str_appends(s, "\\057");
+	    ok = str_try_appends(s, "\\057");
 	    break;
 	case ':':
-	    ok = str_appends(s, "\\072");
+	    ok = str_try_appends(s, "\\072");
 	    break;
 	case ',':
-	    ok = str_appends(s, "\\054");
+	    ok = str_try_appends(s, "\\054");
 	    break;
 	default:
-	    ok = str_appendc(s, *host);
+	    ok = str_try_appendc(s, *host);
 	    break;
 	}
     }
     if (ok)
-	ok = str_copy_out(buf, size, str_cstr(s));
+	ok = str_try_copy_out(buf, size, str_cstr(s));
     str_free(&s);
     return ok;
 }
@@ -106,7 +106,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 
     ms.fd = -1;
     ms.err = 0;
-    (void) str_set(base, dir);
+    str_set_or_panic(base, dir);
     while (str_len(base) > 1 && base->data[base->len - 1] == '/')
 	(void) str_truncate(base, str_len(base) - 1);
     if ((base_fd = safe_open_dir(str_cstr(base), create, 0700, &err)) < 0) {
@@ -190,7 +190,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     }
 
     /* The commit: move into new/ (never replacing), sync the directory. */
-    (void) fmt_buf(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
+    fmt_buf_or_panic(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
     if (renameat2(tmp_fd, unique, new_fd, newname, RENAME_NOREPLACE) < 0) {
 	e = errno;
 	if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {

@@ -46,7 +46,7 @@ static bool mb_lock_holder_gone(const char *text, long *pid_r)
 	|| strcmp(sp + 1 + hlen, "\n") != 0)
 	return false;
     num = str_new(32);
-    ok = str_setn(num, text, (size_t) (sp - text)) && parse_long(str_cstr(num), &pid)
+    ok = str_try_setn(num, text, (size_t) (sp - text)) && parse_long(str_cstr(num), &pid)
 	&& pid > 0 && pid <= 0x7fffffffL;
     str_free(&num);
     if (!ok)
@@ -82,8 +82,8 @@ static bool mb_break_dead_lock(const char *lock)
     buf[n] = 0;
     if (strlen(buf) != (size_t) n || !mb_lock_holder_gone(buf, &pid))
 	goto out;
-    (void) str_printf(aside, "%s.dead.%ld", lock, (long) getpid());
-    if (rename(lock, str_cstr(aside)) < 0)
+    if (!str_try_printf(aside, "%s.dead.%ld", lock, (long) getpid())
+	|| rename(lock, str_cstr(aside)) < 0)
 	goto out;
     if (lstat(str_cstr(aside), &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev) {
 	(void) unlink(str_cstr(aside));
@@ -106,27 +106,31 @@ int mbox_dotlock(const char *path, const char **error_r)
     long attempt;
     int fd, rc = -1;
 
-    (void) str_printf(lock, "%s.lock", path);
+    if (!str_try_printf(lock, "%s.lock", path)) {
+	*error_r = "mailbox path too long for its lock file name";
+	goto out;
+    }
     for (attempt = 0; attempt < var_deliver_lock_attempts; attempt++) {
 	fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 		  0600);
 	if (fd >= 0) {
 	    /* who holds it, so that a dead holder is seen at once */
-	    (void) str_printf(text, "%ld %s\n", (long) getpid(), var_myhostname);
+	    if (!str_try_printf(text, "%ld %s\n", (long) getpid(), var_myhostname))
+		str_printf_or_panic(text, "%ld\n", (long) getpid());	/* no host: never ours */
 	    (void) write_all_fd(fd, str_cstr(text), str_len(text));
 	    (void) close(fd);
 	    rc = 0;
 	    goto out;
 	}
 	if (errno == EACCES || errno == EROFS || errno == EPERM) {
-	    (void) fmt_buf(mbox_errbuf, sizeof(mbox_errbuf), "cannot create %s: %s",
+	    fmt_buf_cut(mbox_errbuf, sizeof(mbox_errbuf), "cannot create %s: %s",
 			   str_cstr(lock), strerror(errno));
 	    *error_r = mbox_errbuf;
 	    rc = 1;
 	    goto out;
 	}
 	if (errno != EEXIST) {
-	    (void) fmt_buf(mbox_errbuf, sizeof(mbox_errbuf), "cannot create %s: %s",
+	    fmt_buf_cut(mbox_errbuf, sizeof(mbox_errbuf), "cannot create %s: %s",
 			   str_cstr(lock), strerror(errno));
 	    *error_r = mbox_errbuf;
 	    goto out;
@@ -145,7 +149,7 @@ int mbox_dotlock(const char *path, const char **error_r)
 	if (attempt + 1 < var_deliver_lock_attempts)
 	    sleep((unsigned) var_deliver_lock_delay);
     }
-    (void) fmt_buf(mbox_errbuf, sizeof(mbox_errbuf), "cannot lock %s: %s exists",
+    fmt_buf_cut(mbox_errbuf, sizeof(mbox_errbuf), "cannot lock %s: %s exists",
 		   path, str_cstr(lock));
     *error_r = mbox_errbuf;
   out:
@@ -159,8 +163,7 @@ void mbox_dotunlock(const char *path)
 {
     struct str *lock = str_new(8192);
 
-    (void) str_printf(lock, "%s.lock", path);
-    if (unlink(str_cstr(lock)) < 0 && errno != ENOENT)
+    if (str_try_printf(lock, "%s.lock", path) && unlink(str_cstr(lock)) < 0 && errno != ENOENT)
 	msg_warn("cannot remove %s: %s", str_cstr(lock), strerror(errno));
     str_free(&lock);
 }
@@ -203,7 +206,7 @@ void mbox_deliver(const char *path, const struct mbox_opts *opts, const struct l
 	const char *slash = strrchr(path, '/');
 
 	if (slash != NULL && slash != path) {
-	    (void) str_setn(dir, path, (size_t) (slash - path));
+	    str_setn_or_panic(dir, path, (size_t) (slash - path));
 	    if (mkdir_p(str_cstr(dir), 0700, &err) < 0) {
 		ld_result_set(res, LD_DEFER, "4.2.0", "%s", err);
 		str_free(&dir);

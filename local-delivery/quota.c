@@ -81,7 +81,7 @@ int quota_parse_mailbox(const char *value, struct str *path, long *quota, const 
 	*error_r = "empty mailbox path";
 	return -1;
     }
-    if (!str_setn(path, word, (size_t) (cp - word))) {
+    if (!str_try_setn(path, word, (size_t) (cp - word))) {
 	*error_r = "mailbox path too long";
 	return -1;
     }
@@ -249,14 +249,19 @@ static int qt_scan_dir(const char *dir, const char *sub, long *bytes, long *coun
     DIR *d;
     long sz;
 
-    (void) str_printf(path, "%s/%s", dir, sub);
+    if (!str_try_printf(path, "%s/%s", dir, sub)) {
+	str_free(&path);
+	fmt_buf_cut(errbuf, sizeof(errbuf), "cannot read %s/%s: path too long", dir, sub);
+	*error_r = errbuf;
+	return -1;
+    }
     if ((d = opendir(str_cstr(path))) == NULL) {
 	int err = errno;
 
 	str_free(&path);
 	if (err == ENOENT)
 	    return 0;
-	(void) fmt_buf(errbuf, sizeof(errbuf), "cannot read %s/%s: %s", dir, sub, strerror(err));
+	fmt_buf_cut(errbuf, sizeof(errbuf), "cannot read %s/%s: %s", dir, sub, strerror(err));
 	*error_r = errbuf;
 	return -1;
     }
@@ -291,9 +296,10 @@ static int qt_recalc(const char *dir, long quota, long *bytes, const char **erro
 	str_free(&text);
 	return -1;
     }
-    (void) str_printf(path, "%s/%s", dir, MAILDIRSIZE);
-    (void) str_printf(text, "%ldS\n%ld %ld\n", quota, b, c);
-    if (atomic_write_file(str_cstr(path), str_cstr(text), str_len(text), 0600, &err) < 0)
+    str_printf_or_panic(text, "%ldS\n%ld %ld\n", quota, b, c);
+    if (!str_try_printf(path, "%s/%s", dir, MAILDIRSIZE))
+	msg_warn("cannot update %s/%s: path too long", dir, MAILDIRSIZE);	/* the count stands */
+    else if (atomic_write_file(str_cstr(path), str_cstr(text), str_len(text), 0600, &err) < 0)
 	msg_warn("cannot update %s: %s", str_cstr(path), err);	/* the count stands */
     *bytes = b;
     str_free(&path);
@@ -309,8 +315,8 @@ int quota_maildir_usage(const char *dir, long quota, long *bytes, const char **e
     const char *err;
     int rc;
 
-    (void) str_printf(path, "%s/%s", dir, MAILDIRSIZE);
-    if (read_file(str_cstr(path), data, MAILDIRSIZE_READ_MAX, &err) == 0
+    if (str_try_printf(path, "%s/%s", dir, MAILDIRSIZE)
+	&& read_file(str_cstr(path), data, MAILDIRSIZE_READ_MAX, &err) == 0
 	&& str_len(data) <= MAILDIRSIZE_MAX
 	&& quota_parse_maildirsize(str_cstr(data), str_len(data), &def_bytes, &b, &c, &lines)
 	&& def_bytes == quota && quota > 0) {
@@ -332,11 +338,11 @@ void quota_maildir_add(const char *dir, long size)
     struct stat st;
     int fd;
 
-    (void) str_printf(path, "%s/%s", dir, MAILDIRSIZE);
     /* O_NONBLOCK: a FIFO in its place is skipped, never waited on */
-    if ((fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+    if (str_try_printf(path, "%s/%s", dir, MAILDIRSIZE)
+	&& (fd = open(str_cstr(path), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
 		   | O_NOCTTY)) >= 0) {
-	(void) fmt_buf(line, sizeof(line), "%ld 1\n", size);
+	fmt_buf_or_panic(line, sizeof(line), "%ld 1\n", size);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 	    msg_warn("%s is not a regular file", str_cstr(path));
 	else if (write_all_fd(fd, line, strlen(line)) < 0)

@@ -67,7 +67,7 @@ static bool ra_read_all(int fd, struct str *out, size_t max, long long timeout_m
 	    return false;
 	if (n == 0)
 	    return true;
-	if (str_len(out) + (size_t) n > max || !str_append(out, buf, (size_t) n))
+	if (str_len(out) + (size_t) n > max || !str_try_append(out, buf, (size_t) n))
 	    return false;
     }
 }
@@ -167,9 +167,10 @@ void ld_run_as(uid_t uid, gid_t gid, gid_t extra_gid, runas_fn fn, void *ctx,
 	child_res.reason[sizeof(child_res.reason) - 1] = 0;
 	child_res.dsn[sizeof(child_res.dsn) - 1] = 0;
 	*res = child_res;
-	if (payload)
-	    (void) str_append(payload, str_cstr(buf) + sizeof(child_res) + sizeof(plen),
-			      (size_t) plen);
+	if (payload && !str_try_append(payload, str_cstr(buf) + sizeof(child_res) + sizeof(plen),
+				       (size_t) plen))
+	    ld_result_set(res, LD_DEFER, "4.3.0", "delivery process result longer than %zu bytes",
+			  payload->max);
     }
     str_free(&buf);
 }

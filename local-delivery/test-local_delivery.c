@@ -79,8 +79,8 @@ static void format_list(const struct alias_list *list, struct str *out)
     str_reset(out);
     for (i = 0; i < list->n; i++) {
 	if (i > 0)
-	    str_appendc(out, '|');
-	str_appendf(out, "%c:%s", codes[list->v[i].type], list->v[i].text);
+	    str_appendc_or_panic(out, '|');
+	str_appendf_or_panic(out, "%c:%s", codes[list->v[i].type], list->v[i].text);
     }
 }
 
@@ -118,7 +118,7 @@ static void test_alias_split(void)
 	struct str *many = str_new(STR_MAX_DEFAULT);
 
 	for (i = 0; i < ALIAS_TARGETS_MAX + 1; i++)
-	    str_appends(many, "x,");
+	    str_appends_or_panic(many, "x,");
 	alias_list_init(&list);
 	unit_assert(alias_split(str_cstr(many), str_len(many), &list, &err) < 0);
 	unit_assert_streq(err, "too many targets");
@@ -140,11 +140,11 @@ static void test_from_line(void)
     setenv("TZ", "UTC", 1);
     tzset();
     unit_begin("content_from_line: sender, null sender, date");
-    content_from_line(s, "alice@example.org", t);
+    unit_assert(content_from_line(s, "alice@example.org", t));
     unit_assert_streq(str_cstr(s), "From alice@example.org Thu Jan  1 00:00:00 1970\n");
-    content_from_line(s, "", (time_t) 1700000000);
+    unit_assert(content_from_line(s, "", (time_t) 1700000000));
     unit_assert_streq(str_cstr(s), "From MAILER-DAEMON Tue Nov 14 22:13:20 2023\n");
-    content_from_line(s, "a b\n@x", t);
+    unit_assert(content_from_line(s, "a b\n@x", t));
     unit_assert_streq(str_cstr(s), "From a_b?@x Thu Jan  1 00:00:00 1970\n");
     unit_end();
 
@@ -156,7 +156,7 @@ static void test_from_line(void)
     unit_assert(!content_need_quote("from x", 6));
     unit_assert(!content_need_quote(" From x", 7));
     str_reset(s);
-    content_header_value(s, "a\r\nb\tc d", false);
+    unit_assert(content_header_value(s, "a\r\nb\tc d", false));
     unit_assert_streq(str_cstr(s), "a??b?c d");
     unit_end();
 
@@ -440,7 +440,7 @@ static void test_copies(const char *tmpdir)
     DIR *d;
     struct dirent *de;
 
-    str_printf(p, "%s/qf", tmpdir);
+    str_printf_or_panic(p, "%s/qf", tmpdir);
     memset(&msg, 0, sizeof(msg));
     msg.fd = make_queue_file(str_cstr(p), test_lines, &off);
     msg.data_offset = off;
@@ -456,7 +456,7 @@ static void test_copies(const char *tmpdir)
     unit_end();
 
     unit_begin("maildir_deliver: tmp -> new with S=, headers, LF lines");
-    str_printf(md, "%s/Maildir/", tmpdir);
+    str_printf_or_panic(md, "%s/Maildir/", tmpdir);
     spec.flags = COPY_MAILDIR;
     spec.sender = msg.sender;
     spec.delivered_to = "alice@example.test";
@@ -465,17 +465,17 @@ static void test_copies(const char *tmpdir)
     maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);
     unit_assert(res.status == LD_SENT);
     unit_assert_streq(res.reason, "delivered to maildir");
-    str_printf(p, "%s/Maildir/tmp", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/tmp", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 0);
-    str_printf(p, "%s/Maildir/cur", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/cur", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 0);
-    str_printf(p, "%s/Maildir/new", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/new", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 1);
     d = opendir(str_cstr(p));
     while ((de = readdir(d)) != NULL) {
 	if (de->d_name[0] == '.')
 	    continue;
-	str_printf(p, "%s/Maildir/new/%s", tmpdir, de->d_name);
+	str_printf_or_panic(p, "%s/Maildir/new/%s", tmpdir, de->d_name);
 	unit_assert(read_file(str_cstr(p), data, STR_MAX_DEFAULT, &err) == 0);
 	unit_assert_streq(str_cstr(data),
 			  "Return-Path: <sender@example.org>\n"
@@ -493,7 +493,7 @@ static void test_copies(const char *tmpdir)
     ld_result_init(&res);
     maildir_deliver(str_cstr(md), true, 100000, &msg, &spec, &res);
     unit_assert(res.status == LD_SENT);
-    str_printf(p, "%s/Maildir/maildirsize", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/maildirsize", tmpdir);
     unit_assert(read_file(str_cstr(p), data, 4096, &err) == 0);
     unit_assert(strncmp(str_cstr(data), "100000S\n", 8) == 0);
     unit_assert(quota_maildir_usage(str_cstr(md), 100000, &used, &err) == 0);
@@ -502,14 +502,14 @@ static void test_copies(const char *tmpdir)
     maildir_deliver(str_cstr(md), true, used + 10, &msg, &spec, &res);
     unit_assert(res.status == LD_BOUNCE);
     unit_assert_streq(res.dsn, "5.2.2");
-    str_printf(p, "%s/Maildir/new", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/new", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 2);
-    str_printf(p, "%s/Maildir/tmp", tmpdir);
+    str_printf_or_panic(p, "%s/Maildir/tmp", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 0);
     unit_end();
 
     unit_begin("mbox_deliver: From_ line, >From quoting, blank line, append");
-    str_printf(p, "%s/mbox", tmpdir);
+    str_printf_or_panic(p, "%s/mbox", tmpdir);
     spec.flags = COPY_MBOX;
     spec.now = 0;
     memset(&opts, 0, sizeof(opts));
@@ -540,7 +540,7 @@ static void test_copies(const char *tmpdir)
 	unit_assert(strncmp(second, "From sender@example.org ", 24) == 0);
 	unit_assert(strcmp(strchr(second, '\n') + 1, one_copy_body) == 0);
     }
-    str_printf(md, "%s/mbox.lock", tmpdir);
+    str_printf_or_panic(md, "%s/mbox.lock", tmpdir);
     unit_assert(access(str_cstr(md), F_OK) < 0);	/* dotlock removed */
     unit_end();
 
@@ -558,12 +558,12 @@ static void test_copies(const char *tmpdir)
 	unit_assert_inteq(st1.st_size, st0.st_size);
 	opts.quota = 0;
     }
-    str_printf(md, "%s/link", tmpdir);
+    str_printf_or_panic(md, "%s/link", tmpdir);
     unit_assert(symlink(str_cstr(p), str_cstr(md)) == 0);
     ld_result_init(&res);
     mbox_deliver(str_cstr(md), &opts, &msg, &spec, &res);
     unit_assert(res.status == LD_DEFER);
-    str_printf(md, "%s/exec", tmpdir);
+    str_printf_or_panic(md, "%s/exec", tmpdir);
     close(open(str_cstr(md), O_CREAT | O_WRONLY, 0700));
     ld_result_init(&res);
     mbox_deliver(str_cstr(md), &opts, &msg, &spec, &res);
@@ -575,7 +575,7 @@ static void test_copies(const char *tmpdir)
 	struct str *lock = str_new(4096);
 	struct timespec old[2];
 
-	str_printf(lock, "%s/mbox.lock", tmpdir);
+	str_printf_or_panic(lock, "%s/mbox.lock", tmpdir);
 	close(open(str_cstr(lock), O_CREAT | O_WRONLY, 0600));
 	var_deliver_lock_attempts = 2;
 	var_deliver_lock_delay = 1;
@@ -607,12 +607,12 @@ static void test_copies(const char *tmpdir)
 	if ((dead = fork()) == 0)
 	    _exit(0);
 	unit_assert(dead > 0 && waitpid(dead, NULL, 0) == dead);
-	str_printf(lock, "%s/mbox.lock", tmpdir);
+	str_printf_or_panic(lock, "%s/mbox.lock", tmpdir);
 	var_deliver_lock_attempts = 3;
 	var_deliver_lock_delay = 1;
 
 	/* our own format, this host, a dead holder: broken without waiting */
-	fmt_buf(text, sizeof(text), "%ld %s\n", (long) dead, var_myhostname);
+	fmt_buf_or_panic(text, sizeof(text), "%ld %s\n", (long) dead, var_myhostname);
 	fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY, 0600);
 	unit_assert(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text));
 	close(fd);
@@ -627,7 +627,7 @@ static void test_copies(const char *tmpdir)
 	unit_assert(mbox_dotlock(str_cstr(p), &err) == 0);
 	str_reset(md);
 	unit_assert(read_file(str_cstr(lock), md, 4096, &err) == 0);
-	fmt_buf(text, sizeof(text), "%ld %s\n", (long) getpid(), var_myhostname);
+	fmt_buf_or_panic(text, sizeof(text), "%ld %s\n", (long) getpid(), var_myhostname);
 	unit_assert(strcmp(str_cstr(md), text) == 0);
 	mbox_dotunlock(str_cstr(p));
 
@@ -638,7 +638,7 @@ static void test_copies(const char *tmpdir)
 	    size_t i;
 
 	    for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
-		fmt_buf(text, sizeof(text), fmts[i], (long) (i == 0 ? getpid() : dead),
+		fmt_buf_or_panic(text, sizeof(text), fmts[i], (long) (i == 0 ? getpid() : dead),
 			var_myhostname);
 		fd = open(str_cstr(lock), O_CREAT | O_EXCL | O_WRONLY, 0600);
 		unit_assert_idx(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text), i);
@@ -662,11 +662,11 @@ static void test_copies(const char *tmpdir)
     ld_result_init(&res);
     file_deliver("/dev/null", &msg, &spec, &res);
     unit_assert(res.status == LD_SENT);
-    str_printf(md, "%s/archive/", tmpdir);
+    str_printf_or_panic(md, "%s/archive/", tmpdir);
     ld_result_init(&res);
     file_deliver(str_cstr(md), &msg, &spec, &res);
     unit_assert(res.status == LD_SENT);
-    str_printf(p, "%s/archive/new", tmpdir);
+    str_printf_or_panic(p, "%s/archive/new", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 1);
     unit_end();
 
@@ -685,8 +685,8 @@ static void test_copies(const char *tmpdir)
 	env.home = tmpdir;
 	env.shell = "/bin/sh";
 	spec.flags = COPY_COMMAND;
-	str_printf(p, "%s/cmd.out", tmpdir);
-	str_printf(cmd, "cat > '%s'; echo \"$SENDER|$RECIPIENT|$LOCAL|$DOMAIN|$EXTENSION|"
+	str_printf_or_panic(p, "%s/cmd.out", tmpdir);
+	str_printf_or_panic(cmd, "cat > '%s'; echo \"$SENDER|$RECIPIENT|$LOCAL|$DOMAIN|$EXTENSION|"
 		   "$USER|$HOME|$PATH\" >> '%s'", str_cstr(p), str_cstr(p));
 	ld_result_init(&res);
 	command_deliver(str_cstr(cmd), &env, &msg, &spec, &res);
@@ -694,7 +694,7 @@ static void test_copies(const char *tmpdir)
 	unit_assert(read_file(str_cstr(p), data, STR_MAX_DEFAULT, &err) == 0);
 	unit_assert(strncmp(str_cstr(data), "From sender@example.org ", 24) == 0);
 	unit_assert(strstr(str_cstr(data), "\nFrom the body\n") != NULL);	/* not quoted */
-	str_printf(md, "sender@example.org|bob+tag@example.test|bob+tag|example.test|tag|"
+	str_printf_or_panic(md, "sender@example.org|bob+tag@example.test|bob+tag|example.test|tag|"
 		   "bob|%s|/usr/bin:/bin\n", tmpdir);
 	unit_assert(strstr(str_cstr(data), str_cstr(md)) != NULL);
 
@@ -738,7 +738,7 @@ static int walk_sink_write(void *ctx, const char *buf, size_t len)
     struct walk_sink *ws = ctx;
 
     ws->calls++;
-    return str_append(ws->out, buf, len) ? 0 : -1;
+    return str_try_append(ws->out, buf, len) ? 0 : -1;
 }
 
 /* walk_rec - append one record to a file image */
@@ -751,8 +751,8 @@ static void walk_rec(struct str *img, int type, const char *data, size_t len)
     hdr[2] = (unsigned char) (len >> 16);
     hdr[3] = (unsigned char) (len >> 8);
     hdr[4] = (unsigned char) len;
-    str_append(img, (const char *) hdr, 5);
-    str_append(img, data, len);
+    str_append_or_panic(img, (const char *) hdr, 5);
+    str_append_or_panic(img, data, len);
 }
 
 /* walk_file - write img to path at offset 7 (after junk), return the fd */
@@ -791,12 +791,12 @@ static void test_content_walk(const char *tmpdir)
 	{"L\x7f\0\0\0", 5, "exceeds the limit"},
     };
 
-    str_printf(p, "%s/walk", tmpdir);
+    str_printf_or_panic(p, "%s/walk", tmpdir);
     unit_begin("content_walk: records across 64 KiB reads, a 300 KiB line, one write");
     walk_rec(img, QF_REC_MESSAGE, "", 0);
     walk_rec(img, QF_REC_LINE, "Subject: walk", 13);
     walk_rec(img, QF_REC_LINE, "", 0);
-    str_set(want, "Return-Path: <s@example.org>\nDelivered-To: d@example.org\n"
+    str_set_or_panic(want, "Return-Path: <s@example.org>\nDelivered-To: d@example.org\n"
 	    "Subject: walk\n\n");
     for (i = 0; i < 3000; i++) {	/* ~ 250 KiB in odd-sized records */
 	size_t n = (size_t) (i * 37 % 150);
@@ -805,21 +805,21 @@ static void test_content_walk(const char *tmpdir)
 	if (i % 7 == 0) {
 	    walk_rec(img, QF_REC_CONT, line, n);
 	    walk_rec(img, QF_REC_LINE, "!", 1);
-	    str_append(want, line, n);
-	    str_append(want, "!\n", 2);
+	    str_append_or_panic(want, line, n);
+	    str_append_or_panic(want, "!\n", 2);
 	} else {
 	    walk_rec(img, QF_REC_LINE, line, n);
-	    str_append(want, line, n);
-	    str_append(want, "\n", 1);
+	    str_append_or_panic(want, line, n);
+	    str_append_or_panic(want, "\n", 1);
 	}
     }
     for (i = 0; i < 300 * 1024; i++)
-	str_appendc(big, (char) ('A' + i % 26));
+	str_appendc_or_panic(big, (char) ('A' + i % 26));
     walk_rec(img, QF_REC_LINE, str_cstr(big), str_len(big));
-    str_append(want, str_cstr(big), str_len(big));
-    str_append(want, "\n", 1);
+    str_append_or_panic(want, str_cstr(big), str_len(big));
+    str_append_or_panic(want, "\n", 1);
     walk_rec(img, QF_REC_LINE, "end", 3);
-    str_append(want, "end\n", 4);
+    str_append_or_panic(want, "end\n", 4);
     walk_rec(img, QF_REC_XEND, "", 0);
     walk_rec(img, QF_REC_END, "", 0);
     fd = walk_file(str_cstr(p), img);
@@ -846,7 +846,7 @@ static void test_content_walk(const char *tmpdir)
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 	str_reset(img);
 	walk_rec(img, QF_REC_MESSAGE, "", 0);
-	str_append(img, bad[k].img, bad[k].img_len);
+	str_append_or_panic(img, bad[k].img, bad[k].img_len);
 	fd = walk_file(str_cstr(p), img);
 	msg.fd = fd;
 	str_reset(ws.out);
@@ -1025,9 +1025,9 @@ static void test_worker_codec(void)
 	ld_result_init(&res);
 	ld_result_set(&res, (int) j, j == 0 ? "2.0.0" : j == 1 ? "5.2.2" : "4.3.0",
 		      "reason %zu", j);
-	str_set(payload, j == 1 ? "" : "payload\nwith\0nul");
+	str_set_or_panic(payload, j == 1 ? "" : "payload\nwith\0nul");
 	if (j == 2)
-	    str_append(payload, "\0x", 2);
+	    str_append_or_panic(payload, "\0x", 2);
 	ld_worker_encode_result(buf, &res, payload);
 	unit_assert_idx(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err)
 			== (long) str_len(buf), j);
@@ -1042,7 +1042,7 @@ static void test_worker_codec(void)
     }
     /* nonsense: a status out of range, an empty dsn, a payload nobody wants */
     ld_result_set(&res, LD_SENT, "2.0.0", "ok");
-    str_set(payload, "x");
+    str_set_or_panic(payload, "x");
     ld_worker_encode_result(buf, &res, payload);
     unit_assert(ipc_decode_list(str_cstr(buf), str_len(buf), &list, &err) > 0);
     unit_assert(ld_worker_decode_result(&list, &gres, NULL, &err) < 0);
@@ -1076,7 +1076,7 @@ static long worker_pid_of(const char *dir, struct str *seen)
     long pid = -1;
     DIR *d;
 
-    str_printf(p, "%s/new", dir);
+    str_printf_or_panic(p, "%s/new", dir);
     if ((d = opendir(str_cstr(p))) == NULL) {
 	str_free(&p);
 	return -1;
@@ -1084,10 +1084,10 @@ static long worker_pid_of(const char *dir, struct str *seen)
     while ((de = readdir(d)) != NULL) {
 	if (de->d_name[0] == '.' || strstr(str_cstr(seen), de->d_name) != NULL)
 	    continue;
-	str_appendf(seen, "%s\n", de->d_name);
+	str_appendf_or_panic(seen, "%s\n", de->d_name);
 	if ((cp = strchr(de->d_name, 'P')) != NULL)
 	    pid = strtol(cp + 1, NULL, 10);
-	str_printf(p, "%s/new/%s", dir, de->d_name);
+	str_printf_or_panic(p, "%s/new/%s", dir, de->d_name);
     }
     closedir(d);
     str_free(&p);
@@ -1101,11 +1101,11 @@ static bool proc_ids_are(long pid, uid_t uid, gid_t gid)
     const char *err, *gl;
     bool ok;
 
-    str_printf(p, "/proc/%ld/status", pid);
+    str_printf_or_panic(p, "/proc/%ld/status", pid);
     ok = read_file(str_cstr(p), text, 65536, &err) == 0;
-    str_printf(want, "\nUid:\t%ld\t%ld\t%ld\t%ld\n", (long) uid, (long) uid, (long) uid, (long) uid);
+    str_printf_or_panic(want, "\nUid:\t%ld\t%ld\t%ld\t%ld\n", (long) uid, (long) uid, (long) uid, (long) uid);
     ok = ok && strstr(str_cstr(text), str_cstr(want)) != NULL;
-    str_printf(want, "\nGid:\t%ld\t%ld\t%ld\t%ld\n", (long) gid, (long) gid, (long) gid, (long) gid);
+    str_printf_or_panic(want, "\nGid:\t%ld\t%ld\t%ld\t%ld\n", (long) gid, (long) gid, (long) gid, (long) gid);
     ok = ok && strstr(str_cstr(text), str_cstr(want)) != NULL;
     /* no supplementary groups: nothing but white space on that line */
     if (ok && (gl = strstr(str_cstr(text), "\nGroups:")) != NULL) {
@@ -1238,38 +1238,38 @@ static void test_forward_path(const char *tmpdir)
 					FP_CANDIDATES_MAX, &count, &err) < 0);
     str_reset(list);
     for (i = 0; i <= FP_CANDIDATES_MAX; i++)
-	(void) str_appends(list, "$home/f ");
+	str_appends_or_panic(list, "$home/f ");
     unit_assert(forward_path_candidates(str_cstr(list), a, 6, paths, usedv, FP_CANDIDATES_MAX,
 					&count, &err) < 0);
     unit_end();
 
     unit_begin("forward_read: the first candidate that exists, each one checked");
-    (void) str_printf(p, "%s/fwd-b", tmpdir);
+    str_printf_or_panic(p, "%s/fwd-b", tmpdir);
     fd = open(str_cstr(p), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     unit_assert(fd >= 0 && write(fd, "bob@example.org\n", 16) == 16);
     (void) close(fd);
     (void) chmod(str_cstr(p), 0644);
-    (void) str_printf(p, "%s/fwd-c", tmpdir);
+    str_printf_or_panic(p, "%s/fwd-c", tmpdir);
     fd = open(str_cstr(p), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     unit_assert(fd >= 0 && write(fd, "carol\n", 6) == 6);
     (void) close(fd);
-    (void) str_printf(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
+    str_printf_or_panic(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
     found = 99;
     unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) == 1);
     unit_assert_inteq(found, 1);
     unit_assert_streq(str_cstr(text), "bob@example.org\n");
-    (void) str_printf(list, "%s/fwd-a\n%s/fwd-x", tmpdir, tmpdir);
+    str_printf_or_panic(list, "%s/fwd-a\n%s/fwd-x", tmpdir, tmpdir);
     unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) == 0);
     /* an unsafe candidate stops the search: it is not skipped */
-    (void) str_printf(p, "%s/fwd-b", tmpdir);
+    str_printf_or_panic(p, "%s/fwd-b", tmpdir);
     (void) chmod(str_cstr(p), 0664);
-    (void) str_printf(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
+    str_printf_or_panic(list, "%s/fwd-a\n%s/fwd-b\n%s/fwd-c", tmpdir, tmpdir, tmpdir);
     unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) < 0);
     unit_assert(strstr(err, "writable") != NULL);
     (void) chmod(str_cstr(p), 0644);
     unit_assert(forward_read(str_cstr(list), getuid() + 1, text, &found, &err)
 		== (getuid() == 0 ? 1 : -1));
-    (void) str_printf(list, "%s/fwd-a\nrelative", tmpdir);
+    str_printf_or_panic(list, "%s/fwd-a\nrelative", tmpdir);
     unit_assert(forward_read(str_cstr(list), getuid(), text, &found, &err) < 0);
     unit_end();
 
@@ -1344,16 +1344,16 @@ static void test_workers(const char *tmpdir)
 	goto out;
     }
     chmod(tmpdir, 0755);
-    str_printf(p, "%s/wqf", tmpdir);
+    str_printf_or_panic(p, "%s/wqf", tmpdir);
     memset(&msg, 0, sizeof(msg));
     msg.fd = make_queue_file(str_cstr(p), test_lines, &off);	/* root's 0600 file */
     msg.data_offset = off;
     msg.sender = "sender@example.org";
     msg.queue_id = "4ABCDEFabcd1234";
-    str_printf(p, "%s/vmail", tmpdir);
+    str_printf_or_panic(p, "%s/vmail", tmpdir);
     unit_assert(mkdir(str_cstr(p), 0700) == 0);
     unit_assert(chown(str_cstr(p), pw->pw_uid, pw->pw_gid) == 0);
-    str_printf(md, "%s/vmail/alice", tmpdir);
+    str_printf_or_panic(md, "%s/vmail/alice", tmpdir);
     memset(&job, 0, sizeof(job));
     job.kind = LD_JOB_MAILDIR;
     job.msg = &msg;
@@ -1373,7 +1373,7 @@ static void test_workers(const char *tmpdir)
     }
     unit_assert(ld_worker_count() == 1);
     unit_assert(proc_ids_are(first, pw->pw_uid, pw->pw_gid));
-    str_printf(p, "%s/new", str_cstr(md));
+    str_printf_or_panic(p, "%s/new", str_cstr(md));
     unit_assert(count_dir(str_cstr(p)) == 3);
 
     /* a worker that was killed while idle: the next job gets a new one */
@@ -1389,13 +1389,13 @@ static void test_workers(const char *tmpdir)
 
     unit_begin("workers: a worker killed during a job means defer, never sent");
     /* an mbox whose dotlock is held: the worker waits, and is killed */
-    str_printf(p, "%s/vmail/mbox.lock", tmpdir);
+    str_printf_or_panic(p, "%s/vmail/mbox.lock", tmpdir);
     i = open(str_cstr(p), O_CREAT | O_WRONLY, 0600);
     unit_assert(i >= 0);
     close(i);
     var_deliver_lock_attempts = 10;
     var_deliver_lock_delay = 1;
-    str_printf(p, "%s/vmail/mbox", tmpdir);
+    str_printf_or_panic(p, "%s/vmail/mbox", tmpdir);
     job.kind = LD_JOB_MBOX;
     job.path = str_cstr(p);
     job.spec.flags = COPY_MBOX;
@@ -1468,7 +1468,7 @@ int main(void)
     test_forward_path(tmpdir);
     test_workers(tmpdir);
     cmd = str_new(4096);
-    str_printf(cmd, "rm -rf '%s'", tmpdir);
+    str_printf_or_panic(cmd, "rm -rf '%s'", tmpdir);
     if (system(str_cstr(cmd)) != 0)
 	msg_warn("cannot remove %s", tmpdir);
     str_free(&cmd);

@@ -212,19 +212,19 @@ static int wk_check_names(const struct ipc_list *list, const char *const *names,
     size_t i;
 
     if (list->count != n) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "%zu attributes, expected %zu", list->count, n);
+	fmt_buf_cut(errbuf, sizeof(errbuf), "%zu attributes, expected %zu", list->count, n);
 	*error_r = errbuf;
 	return -1;
     }
     for (i = 0; i < n; i++) {
 	if (strcmp(list->attrs[i].name, names[i]) != 0) {
-	    (void) fmt_buf(errbuf, sizeof(errbuf), "attribute %zu is \"%.64s\", expected \"%s\"",
+	    fmt_buf_cut(errbuf, sizeof(errbuf), "attribute %zu is \"%.64s\", expected \"%s\"",
 			   i, list->attrs[i].name, names[i]);
 	    *error_r = errbuf;
 	    return -1;
 	}
 	if (!(last_binary && i == n - 1) && strlen(list->attrs[i].value) != list->attrs[i].len) {
-	    (void) fmt_buf(errbuf, sizeof(errbuf), "NUL byte in attribute \"%s\"", names[i]);
+	    fmt_buf_cut(errbuf, sizeof(errbuf), "NUL byte in attribute \"%s\"", names[i]);
 	    *error_r = errbuf;
 	    return -1;
 	}
@@ -316,7 +316,7 @@ int ld_worker_decode_result(const struct ipc_list *list, struct ld_result *res,
 	return -1;
     }
     if (list->attrs[3].len > 0 && (payload == NULL
-				   || !str_setn(payload, list->attrs[3].value, list->attrs[3].len))) {
+				   || !str_try_setn(payload, list->attrs[3].value, list->attrs[3].len))) {
 	*error_r = "unexpected or oversized payload in a result";
 	return -1;
     }
@@ -429,7 +429,7 @@ static void wk_hello(int sock, const char *error)
     if (error) {
 	ipc_encode_attr(out, WA_ERROR, error, strlen(error));
     } else {
-	(void) fmt_buf(ids, sizeof(ids), "%ld %ld", (long) getuid(), (long) getgid());
+	fmt_buf_or_panic(ids, sizeof(ids), "%ld %ld", (long) getuid(), (long) getgid());
 	ipc_encode_attr(out, WA_READY, ids, strlen(ids));
     }
     ipc_encode_end(out);
@@ -510,7 +510,7 @@ static void wk_child(int sock, uid_t uid, gid_t gid, gid_t extra)
     ld_worker_forget();
     alias_fini();
     resolve_fini();
-    (void) str_copy_out(name, sizeof(name), msg_progname());
+    fmt_buf_cut(name, sizeof(name), "%s", msg_progname());
     msg_init(name, msg_get_sinks());	/* closes syslog; it reopens itself */
     wk_close_fds(sock);
     if ((null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
@@ -592,14 +592,14 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     pid_t pid;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "socketpair: %s", strerror(errno));
+	fmt_buf_cut(errbuf, sizeof(errbuf), "socketpair: %s", strerror(errno));
 	*error_r = errbuf;
 	return -1;
     }
     wk_set_buffers(sv[0]);
     wk_set_buffers(sv[1]);
     if ((pid = fork()) < 0) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "fork: %s", strerror(errno));
+	fmt_buf_cut(errbuf, sizeof(errbuf), "fork: %s", strerror(errno));
 	(void) close(sv[0]);
 	(void) close(sv[1]);
 	*error_r = errbuf;
@@ -636,7 +636,7 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
 	goto bad;
     }
     if (strcmp(list.attrs[0].name, WA_ERROR) == 0) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "%s", list.attrs[0].value);
+	fmt_buf_cut(errbuf, sizeof(errbuf), "%s", list.attrs[0].value);
 	ipc_list_fini(&list);
 	(void) wk_reap(w, true);
 	*error_r = errbuf;
@@ -657,7 +657,7 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
     return 0;
 
   bad:
-    (void) fmt_buf(errbuf, sizeof(errbuf), "no greeting from the worker: %s", err);
+    fmt_buf_cut(errbuf, sizeof(errbuf), "no greeting from the worker: %s", err);
     (void) wk_reap(w, true);
     *error_r = errbuf;
     return -1;

@@ -118,13 +118,14 @@ static void master_daemonize(void)
 		    continue;
 		break;
 	    }
-	    (void) str_append(text, buf, (size_t) n);
+	    if (!str_try_append(text, buf, (size_t) n))
+		continue;		/* full: the start says what went wrong */
 	}
 	if (str_len(text) >= mark
 	    && memcmp(str_cstr(text) + str_len(text) - mark, MASTER_READY_MARK, mark) == 0)
 	    _exit(0);
 	if (str_len(text) == 0)
-	    str_appends(text, "master: fatal: the daemon process died during start-up\n");
+	    str_appends_or_panic(text, "master: fatal: the daemon process died during start-up\n");
 	(void) !write(STDERR_FILENO, str_cstr(text), str_len(text));
 	_exit(1);
     }
@@ -201,7 +202,7 @@ static void master_lock_pid(void)
     struct flock fl;
     int fd;
 
-    if (!fmt_buf(path, sizeof(path), "%s/%s", master_conf->queue_directory, MASTER_PID_FILE))
+    if (!fmt_try_buf(path, sizeof(path), "%s/%s", master_conf->queue_directory, MASTER_PID_FILE))
 	msg_fatal("queue_directory too long");
     if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
 	msg_fatal("open %s: %m", path);
@@ -221,7 +222,7 @@ static void master_lock_pid(void)
     }
     if (ftruncate(fd, 0) < 0)
 	msg_fatal("truncate %s: %m", path);
-    (void) fmt_buf(buf, sizeof(buf), "%10ld\n", (long) getpid());
+    fmt_buf_or_panic(buf, sizeof(buf), "%10ld\n", (long) getpid());
     if (pwrite(fd, buf, strlen(buf), 0) != (ssize_t) strlen(buf))
 	msg_fatal("write %s: %m", path);
     master_pid_fd = fd;
@@ -255,7 +256,7 @@ static void master_logging(void)
     char progname[128];
     const char *err;
 
-    if (!fmt_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
+    if (!fmt_try_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
 	msg_fatal("syslog_name too long");
     /* stderr until ready, or for good with -F; but not when stderr is the
      * systemd journal, which gets the syslog lines already (once, not
@@ -286,7 +287,7 @@ static void master_logging_reload(void)
 
     if (!master_foreground)
 	sinks = 0;
-    if (!fmt_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
+    if (!fmt_try_buf(progname, sizeof(progname), "%s/master", var_syslog_name))
 	return;
     if (*var_maillog_file) {
 	if (!msg_set_file(var_maillog_file, &err)) {

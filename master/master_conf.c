@@ -61,11 +61,11 @@ static int main_cf_snapshot(const char *path, char *error, size_t size)
     int in, out;
 
     if ((in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-	(void) fmt_buf(error, size, "open %s: %s", path, strerror(errno));
+	fmt_buf_cut(error, size, "open %s: %s", path, strerror(errno));
 	return -1;
     }
     if ((out = memfd_create("posthorn-main.cf", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) {
-	(void) fmt_buf(error, size, "memfd_create: %s", strerror(errno));
+	fmt_buf_cut(error, size, "memfd_create: %s", strerror(errno));
 	(void) close(in);
 	return -1;
     }
@@ -75,22 +75,22 @@ static int main_cf_snapshot(const char *path, char *error, size_t size)
 	if (n < 0 && errno == EINTR)
 	    continue;
 	if (n < 0) {
-	    (void) fmt_buf(error, size, "read %s: %s", path, strerror(errno));
+	    fmt_buf_cut(error, size, "read %s: %s", path, strerror(errno));
 	    goto fail;
 	}
 	if (n == 0)
 	    break;
 	if ((total += (size_t) n) > MAIN_CF_MAX) {
-	    (void) fmt_buf(error, size, "%s: file is larger than %zu bytes", path, MAIN_CF_MAX);
+	    fmt_buf_cut(error, size, "%s: file is larger than %zu bytes", path, MAIN_CF_MAX);
 	    goto fail;
 	}
 	if (write(out, buf, (size_t) n) != n) {
-	    (void) fmt_buf(error, size, "main.cf snapshot: write: %s", strerror(errno));
+	    fmt_buf_cut(error, size, "main.cf snapshot: write: %s", strerror(errno));
 	    goto fail;
 	}
     }
     if (fcntl(out, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-	(void) fmt_buf(error, size, "main.cf snapshot: seal: %s", strerror(errno));
+	fmt_buf_cut(error, size, "main.cf snapshot: seal: %s", strerror(errno));
 	goto fail;
     }
     (void) close(in);
@@ -138,7 +138,7 @@ static int check_overrides(const struct mastercf *cf, int fd, const char *path,
 	     * its master.cf line says (e.g. without the TLS it asks for) */
 	    if (eq == NULL || !fmt_try_buf(name, sizeof(name), "%.*s", (int) (eq - item), item)
 		|| param_find(name) == NULL) {
-		(void) fmt_buf(error, size, "%s:%d: service %s/%s: -o %s: unknown parameter",
+		fmt_buf_cut(error, size, "%s:%d: service %s/%s: -o %s: unknown parameter",
 			       e->file, e->line, e->service, mastercf_type_name(e->type), item);
 		(void) load_main_cf(fd, path, config_dir, &err);
 		(void) config_apply(&err);
@@ -150,12 +150,12 @@ static int check_overrides(const struct mastercf *cf, int fd, const char *path,
 	if (ret == 0 && config_apply(&err) < 0)
 	    ret = -1;
 	if (ret < 0)
-	    (void) fmt_buf(error, size, "%s:%d: service %s/%s: %s", e->file, e->line,
+	    fmt_buf_cut(error, size, "%s:%d: service %s/%s: %s", e->file, e->line,
 			   e->service, mastercf_type_name(e->type), err);
     }
     if (load_main_cf(fd, path, config_dir, &err) < 0 || config_apply(&err) < 0) {
 	if (ret == 0)
-	    (void) fmt_buf(error, size, "%s", err);
+	    fmt_buf_cut(error, size, "%s", err);
 	ret = -1;
     }
     return ret;
@@ -171,7 +171,7 @@ struct master_conf *master_conf_load(const char *config_dir, const char **error_
     const char *err;
     int fd;
 
-    if (!fmt_buf(main_cf, sizeof(main_cf), "%s/main.cf", config_dir)) {
+    if (!fmt_try_buf(main_cf, sizeof(main_cf), "%s/main.cf", config_dir)) {
 	*error_r = "configuration directory name is too long";
 	return NULL;
     }
@@ -180,7 +180,7 @@ struct master_conf *master_conf_load(const char *config_dir, const char **error_
 	return NULL;
     }
     if (load_main_cf(fd, main_cf, config_dir, &err) < 0 || config_apply(&err) < 0) {
-	(void) str_copy_out(error, sizeof(error), err);
+	fmt_buf_cut(error, sizeof(error), "%s", err);
 	*error_r = error;
 	(void) close(fd);
 	return NULL;
@@ -202,20 +202,20 @@ struct master_conf *master_conf_load(const char *config_dir, const char **error_
     conf->owner_known = priv_lookup(conf->mail_owner, &conf->owner_uid, &conf->owner_gid);
 
     if (*conf->queue_directory != '/') {
-	(void) fmt_buf(error, sizeof(error), "%s: queue_directory must be an absolute path: %s",
+	fmt_buf_cut(error, sizeof(error), "%s: queue_directory must be an absolute path: %s",
 		       config_where("queue_directory") ? config_where("queue_directory")
 		       : "main.cf", conf->queue_directory);
 	*error_r = error;
 	master_conf_free(&conf);
 	return NULL;
     }
-    if (!fmt_buf(path, sizeof(path), "%s/master.cf", config_dir)) {
+    if (!fmt_try_buf(path, sizeof(path), "%s/master.cf", config_dir)) {
 	*error_r = "configuration directory name is too long";
 	master_conf_free(&conf);
 	return NULL;
     }
     if (mastercf_load(path, conf->default_process_limit, &conf->cf, &err) < 0) {
-	(void) str_copy_out(error, sizeof(error), err);
+	fmt_buf_cut(error, sizeof(error), "%s", err);
 	*error_r = error;
 	master_conf_free(&conf);
 	return NULL;
@@ -240,7 +240,7 @@ int master_conf_check(const struct master_conf *conf, const char **error_r)
 	const char *err;
 
 	if (master_listen_key(conf, e, &key, &err) < 0) {
-	    (void) fmt_buf(error, sizeof(error), "%s:%d: %s", e->file, e->line, err);
+	    fmt_buf_cut(error, sizeof(error), "%s:%d: %s", e->file, e->line, err);
 	    *error_r = error;
 	    return -1;
 	}

@@ -83,7 +83,7 @@ static void proto_item(const char *item, void *ctx)
     } else if (strcmp(item, "ipv6") == 0) {
 	set->v6 = true;
     } else if (set->error == NULL) {
-	(void) fmt_buf(listen_error, sizeof(listen_error),
+	fmt_buf_cut(listen_error, sizeof(listen_error),
 		       "inet_protocols: unknown protocol \"%s\" (use all, ipv4, ipv6)", item);
 	set->error = listen_error;
     }
@@ -97,13 +97,13 @@ static void addr_add(struct addr_set *set, int family, const char *host)
 	    return;
     if (set->count >= MASTER_LISTEN_MAX) {
 	if (set->error == NULL) {
-	    (void) fmt_buf(listen_error, sizeof(listen_error), "too many listen addresses");
+	    fmt_buf_cut(listen_error, sizeof(listen_error), "too many listen addresses");
 	    set->error = listen_error;
 	}
 	return;
     }
     set->a[set->count].family = family;
-    (void) str_copy_out(set->a[set->count].host, sizeof(set->a[0].host), host);
+    str_copy_out_or_panic(set->a[set->count].host, sizeof(set->a[0].host), host);
     set->count++;
 }
 
@@ -138,14 +138,14 @@ static void host_item(const char *item, void *ctx)
 	    goto bad;
 	memcpy(buf, item + 1, len - 2);
 	buf[len - 2] = 0;
-    } else if (!str_copy_out(buf, sizeof(buf), item)) {
+    } else if (!str_try_copy_out(buf, sizeof(buf), item)) {
 	goto bad;
     }
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_family = AF_UNSPEC;	/* addresses of disabled families are skipped */
     if ((err = getaddrinfo(buf, NULL, &hints, &res)) != 0) {
-	(void) fmt_buf(listen_error, sizeof(listen_error), "%s: %s", item,
+	fmt_buf_cut(listen_error, sizeof(listen_error), "%s: %s", item,
 		       err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
 	set->error = listen_error;
 	return;
@@ -163,7 +163,7 @@ static void host_item(const char *item, void *ctx)
     return;
 
 bad:
-    (void) fmt_buf(listen_error, sizeof(listen_error), "bad address: %.100s", item);
+    fmt_buf_cut(listen_error, sizeof(listen_error), "bad address: %.100s", item);
     set->error = listen_error;
 }
 
@@ -174,7 +174,7 @@ static int inet_addresses(const struct master_conf *conf, const struct mastercf_
     memset(set, 0, sizeof(*set));
     config_split(conf->inet_protocols, proto_item, set);
     if (set->error == NULL && !set->v4 && !set->v6) {
-	(void) fmt_buf(listen_error, sizeof(listen_error),
+	fmt_buf_cut(listen_error, sizeof(listen_error),
 		       "inet_protocols: no usable protocol in \"%s\"", conf->inet_protocols);
 	set->error = listen_error;
     }
@@ -185,7 +185,7 @@ static int inet_addresses(const struct master_conf *conf, const struct mastercf_
 	    config_split(conf->inet_interfaces, host_item, set);
     }
     if (set->error == NULL && set->count == 0) {
-	(void) fmt_buf(listen_error, sizeof(listen_error),
+	fmt_buf_cut(listen_error, sizeof(listen_error),
 		       "service %s: no address to listen on (inet_interfaces = %s, "
 		       "inet_protocols = %s)", ent->service,
 		       ent->host ? ent->host : conf->inet_interfaces, conf->inet_protocols);
@@ -202,7 +202,7 @@ static int inet_addresses(const struct master_conf *conf, const struct mastercf_
 static bool socket_path(const struct master_conf *conf, const struct mastercf_entry *ent,
 			char *buf, size_t size)
 {
-    return fmt_buf(buf, size, "%s/%s/%s", conf->queue_directory,
+    return fmt_try_buf(buf, size, "%s/%s/%s", conf->queue_directory,
 		   ent->priv ? "private" : "public", ent->service);
 }
 
@@ -212,6 +212,7 @@ int master_listen_key(const struct master_conf *conf, const struct mastercf_entr
 {
     struct str *key = str_new(8192);
     char path[4096];
+    bool ok;
 
     if (ent->type == MASTERCF_INET) {
 	struct addr_set set;
@@ -220,16 +221,21 @@ int master_listen_key(const struct master_conf *conf, const struct mastercf_entr
 	    str_free(&key);
 	    return -1;
 	}
-	str_appends(key, "inet");
-	for (int i = 0; i < set.count; i++)
-	    str_appendf(key, " %d/%s/%s", set.a[i].family, set.a[i].host, ent->port);
+	ok = str_try_appends(key, "inet");
+	for (int i = 0; ok && i < set.count; i++)
+	    ok = str_try_appendf(key, " %d/%s/%s", set.a[i].family, set.a[i].host, ent->port);
     } else {
 	if (!socket_path(conf, ent, path, sizeof(path))) {
 	    *error_r = "socket path too long";
 	    str_free(&key);
 	    return -1;
 	}
-	str_appendf(key, "%s %s", mastercf_type_name(ent->type), path);
+	ok = str_try_appendf(key, "%s %s", mastercf_type_name(ent->type), path);
+    }
+    if (!ok) {
+	*error_r = "listen address list too long";
+	str_free(&key);
+	return -1;
     }
     *key_r = mem_strdup(str_cstr(key));
     str_free(&key);
@@ -279,16 +285,16 @@ int master_listen_open(const struct master_conf *conf, struct master_service *se
 
 	    if ((fd = sock_listen_inet(set.a[i].family, set.a[i].host, ent->port,
 				       LISTEN_BACKLOG, &err)) < 0) {
-		(void) fmt_buf(listen_error, sizeof(listen_error), "service %s: %s",
+		fmt_buf_cut(listen_error, sizeof(listen_error), "service %s: %s",
 			       ent->service, err);
 		*error_r = listen_error;
 		master_listen_close(serv);
 		return -1;
 	    }
 	    if (set.a[i].family == AF_INET6)
-		(void) fmt_buf(label, sizeof(label), "[%s]:%s", set.a[i].host, ent->port);
+		fmt_buf_cut(label, sizeof(label), "[%s]:%s", set.a[i].host, ent->port);
 	    else
-		(void) fmt_buf(label, sizeof(label), "%s:%s", set.a[i].host, ent->port);
+		fmt_buf_cut(label, sizeof(label), "%s:%s", set.a[i].host, ent->port);
 	    serv->listen[serv->listen_count].fd = fd;
 	    serv->listen[serv->listen_count].family = set.a[i].family;
 	    serv->listen[serv->listen_count].addr = mem_strdup(label);
@@ -310,7 +316,7 @@ int master_listen_open(const struct master_conf *conf, struct master_service *se
 	as_root(switched);
     }
     if (fd < 0) {
-	(void) fmt_buf(listen_error, sizeof(listen_error), "service %s: %s", ent->service, err);
+	fmt_buf_cut(listen_error, sizeof(listen_error), "service %s: %s", ent->service, err);
 	*error_r = listen_error;
 	return -1;
     }
@@ -361,7 +367,7 @@ void master_wakeup_send(const struct master_conf *conf, struct master_service *s
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	if (!str_copy_out(sun.sun_path, sizeof(sun.sun_path), serv->listen[0].addr))
+	if (!str_try_copy_out(sun.sun_path, sizeof(sun.sun_path), serv->listen[0].addr))
 	    return;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
 	    msg_warn("wakeup %s: socket: %m", serv->listen[0].addr);

@@ -61,16 +61,16 @@ static void expand(const char *in, char *out, size_t size)
 
     for (const char *cp = in; *cp; cp++) {
 	if (strncmp(cp, "v4/", 3) == 0) {
-	    str_appendf(s, "%d/", AF_INET);
+	    str_appendf_or_panic(s, "%d/", AF_INET);
 	    cp += 2;
 	} else if (strncmp(cp, "v6/", 3) == 0) {
-	    str_appendf(s, "%d/", AF_INET6);
+	    str_appendf_or_panic(s, "%d/", AF_INET6);
 	    cp += 2;
 	} else {
-	    str_appendc(s, *cp);
+	    str_appendc_or_panic(s, *cp);
 	}
     }
-    (void) str_copy_out(out, size, str_cstr(s));
+    str_copy_out_or_panic(out, size, str_cstr(s));
     str_free(&s);
 }
 
@@ -138,9 +138,9 @@ static void test_unix_and_fifo_listeners(void)
 
     unit_begin("unix and fifo listeners: modes, close removes the name");
     unit_assert(mkdtemp(dir) != NULL);
-    (void) fmt_buf(path, sizeof(path), "%s/private", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/private", dir);
     unit_assert(mkdir(path, 0700) == 0);
-    (void) fmt_buf(path, sizeof(path), "%s/public", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/public", dir);
     unit_assert(mkdir(path, 0710) == 0);
     conf = conf_for("all", "all", "trig unix - - n - - x\npub unix n - n - - x\n"
 		    "ff fifo n - n - - x\n");
@@ -164,7 +164,7 @@ static void test_unix_and_fifo_listeners(void)
 	serv.type = serv.ent->type;
 	unit_assert_idx(master_listen_open(conf, &serv, &err) == 0, i);
 	unit_assert_idx(serv.listen_count == 1, i);
-	(void) fmt_buf(path, sizeof(path), "%s/%s", dir, want[i].rel);
+	fmt_buf_or_panic(path, sizeof(path), "%s/%s", dir, want[i].rel);
 	unit_assert_idx(lstat(path, &st) == 0, i);
 	unit_assert_idx((st.st_mode & 07777) == want[i].mode, i);
 	unit_assert_idx(want[i].sock ? S_ISSOCK(st.st_mode) : S_ISFIFO(st.st_mode), i);
@@ -182,9 +182,9 @@ static void test_unix_and_fifo_listeners(void)
 	unit_assert_idx(lstat(path, &st) < 0, i);
     }
     master_conf_free(&conf);
-    (void) fmt_buf(path, sizeof(path), "%s/private", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/private", dir);
     rmdir(path);
-    (void) fmt_buf(path, sizeof(path), "%s/public", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/public", dir);
     rmdir(path);
     rmdir(dir);
     unit_end();
@@ -200,12 +200,12 @@ static void test_conf_load(void)
 
     unit_begin("master_conf_load: snapshot, file:line errors");
     unit_assert(mkdtemp(dir) != NULL);
-    (void) fmt_buf(path, sizeof(path), "%s/main.cf", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/main.cf", dir);
     fp = fopen(path, "w");
     fprintf(fp, "queue_directory = /var/q\ninet_interfaces = 127.0.0.1\n"
 	    "service_throttle_time = 2m\n");
     fclose(fp);
-    (void) fmt_buf(path, sizeof(path), "%s/master.cf", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/master.cf", dir);
     fp = fopen(path, "w");
     fprintf(fp, "# services\n2525 inet - - n - - smtpd\n");
     fclose(fp);
@@ -228,14 +228,14 @@ static void test_conf_load(void)
     fclose(fp);
     unit_assert(master_conf_load(dir, &err) == NULL);
     unit_assert(strstr(err, "master.cf:2:") != NULL);
-    (void) fmt_buf(path, sizeof(path), "%s/main.cf", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/main.cf", dir);
     fp = fopen(path, "w");
     fprintf(fp, "queue_directory = relative/q\n");
     fclose(fp);
     unit_assert(master_conf_load(dir, &err) == NULL);
     unit_assert(strstr(err, "absolute") != NULL);
     unlink(path);
-    (void) fmt_buf(path, sizeof(path), "%s/master.cf", dir);
+    fmt_buf_or_panic(path, sizeof(path), "%s/master.cf", dir);
     unlink(path);
     rmdir(dir);
     unit_end();

@@ -85,8 +85,8 @@ static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why
 {
     char from[300], to[300];
 
-    (void) fmt_buf(from, sizeof(from), "%s/%s", MAILDROP_DIR, name);
-    (void) fmt_buf(to, sizeof(to), "%s/%s", CORRUPT_DIR, name);
+    fmt_buf_or_panic(from, sizeof(from), "%s/%s", MAILDROP_DIR, name);
+    fmt_buf_or_panic(to, sizeof(to), "%s/%s", CORRUPT_DIR, name);
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
 	msg_warn("%s: %s; cannot move it to %s: %m (left in place)", from, why, to);
 	return;
@@ -140,22 +140,26 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
 
     /* V, S, A*: everything needed before the request flags. */
     while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0) {
-	if (type == QF_REC_SENDER)
-	    (void) str_set(sender, data->data);
-	else if (type == QF_REC_ATTR)
+	if (type == QF_REC_SENDER) {
+	    if (!str_try_set(sender, data->data)) {
+		ret = -1;
+		error = "sender address too long";
+		break;
+	    }
+	} else if (type == QF_REC_ATTR)
 	    qf_encode(attrs, type, data->data, data->len);
 	else if (type != QF_REC_VERSION)
 	    break;
     }
     if (ret <= 0) {
-	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s",
 		       ret < 0 ? error : "premature end");
 	*why = why_buf;
 	res = PK_BAD;
 	goto done;
     }
     if (st->cleanup == NULL && (st->cleanup = cleanup_client_open(NULL, &error)) == NULL) {
-	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
 	*why = why_buf;
 	st->cleanup_down = true;
 	res = PK_TEMP;
@@ -164,14 +168,14 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     if (cleanup_client_begin(st->cleanup, CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED
 			     | ((grammar.maildrop_flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
 			     PICKUP_ORIGIN, &error) < 0) {
-	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
 	*why = why_buf;
 	cleanup_client_close(&st->cleanup);
 	st->cleanup_down = true;
 	res = PK_TEMP;
 	goto done;
     }
-    (void) fmt_buf(uid, sizeof(uid), "%lu", (unsigned long) sb->st_uid);
+    fmt_buf_or_panic(uid, sizeof(uid), "%lu", (unsigned long) sb->st_uid);
     (void) cleanup_client_time(st->cleanup, (int64_t) sb->st_mtim.tv_sec,
 			       sb->st_mtim.tv_nsec / 1000);
     (void) cleanup_client_sender(st->cleanup, sender->data);
@@ -189,7 +193,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     } while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0);
     if (ret < 0) {
 	cleanup_client_abandon(&st->cleanup);
-	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s", error);
+	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s", error);
 	*why = why_buf;
 	res = PK_BAD;
 	goto done;
@@ -197,7 +201,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     /* The file must end right after E. */
     if ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) != 0) {
 	cleanup_client_abandon(&st->cleanup);
-	(void) fmt_buf(why_buf, sizeof(why_buf), "maildrop file: %s",
+	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s",
 		       ret < 0 ? error : "data after the end record");
 	*why = why_buf;
 	res = PK_BAD;
@@ -205,7 +209,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     }
     if (cleanup_client_finish(st->cleanup, result, &error) < 0) {
 	cleanup_client_close(&st->cleanup);
-	(void) fmt_buf(why_buf, sizeof(why_buf), "%s", error);
+	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
 	*why = why_buf;
 	st->cleanup_down = true;
 	res = PK_TEMP;
@@ -219,7 +223,7 @@ static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb
     {
 	char names[128];
 
-	(void) fmt_buf(why_buf, sizeof(why_buf), "cleanup: %s (%s)", result->reason,
+	fmt_buf_cut(why_buf, sizeof(why_buf), "cleanup: %s (%s)", result->reason,
 		       cleanup_stat_names(result->status, names, sizeof(names)));
     }
     *why = why_buf;
@@ -243,7 +247,7 @@ static void pk_one(struct pk_state *st, const char *id, struct str *sender)
     struct stat sb;
     int fd;
 
-    (void) fmt_buf(path, sizeof(path), "%s/%s", MAILDROP_DIR, id);
+    fmt_buf_or_panic(path, sizeof(path), "%s/%s", MAILDROP_DIR, id);
     if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0) {
 	if (errno == ENOENT)
 	    return;
@@ -284,7 +288,7 @@ static void pk_one(struct pk_state *st, const char *id, struct str *sender)
     case PK_BAD:{
 	    char text[CLEANUP_REASON_MAX + 128];
 
-	    (void) fmt_buf(text, sizeof(text), "uid=%lu from=<%s>: rejected: %s",
+	    fmt_buf_cut(text, sizeof(text), "uid=%lu from=<%s>: rejected: %s",
 			   (unsigned long) sb.st_uid, sender->data, why);
 	    pk_to_corrupt(st, id, text);
 	    break;
@@ -312,7 +316,7 @@ static void pk_odd_name(struct pk_state *st, const char *name)
 	pk_to_corrupt(st, name, "unexpected file name");
 	return;
     }
-    (void) fmt_buf(path, sizeof(path), "%s/%s", MAILDROP_DIR, name);
+    fmt_buf_or_panic(path, sizeof(path), "%s/%s", MAILDROP_DIR, name);
     if (lstat(path, &sb) == 0 && sb.st_mtime < time(NULL) - PICKUP_STALE_TEMP) {
 	if (unlink(path) == 0) {
 	    msg_warn("%s: removed a stale temporary file (postdrop died)", path);

@@ -114,18 +114,18 @@ enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn 
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (tr->is_bounce)
-	(void) str_copy_out(sun.sun_path, sizeof(sun.sun_path), BOUNCE_SOCKET);
-    else if (!fmt_buf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", DELIVER_SOCKET_DIR, tr->name))
+	str_copy_out_or_panic(sun.sun_path, sizeof(sun.sun_path), BOUNCE_SOCKET);
+    else if (!fmt_try_buf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", DELIVER_SOCKET_DIR, tr->name))
 	msg_panic("qmgr_conn_open: transport name too long");
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-	(void) fmt_buf(errbuf, sizeof(errbuf), "socket: %s", strerror(errno));
+	fmt_buf_cut(errbuf, sizeof(errbuf), "socket: %s", strerror(errno));
 	return QMGR_CONN_BUSY_RETRY;		/* out of descriptors: later */
     }
     if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0 && errno != EINPROGRESS) {
 	int err = errno;
 
 	close(fd);
-	(void) fmt_buf(errbuf, sizeof(errbuf), "%s", strerror(err));
+	fmt_buf_cut(errbuf, sizeof(errbuf), "%s", strerror(err));
 	return err == EAGAIN || err == EINTR ? QMGR_CONN_BUSY_RETRY : QMGR_CONN_UNAVAILABLE;
     }
     conn = mem_zalloc(sizeof(*conn));
@@ -272,7 +272,7 @@ static bool conn_handshake(struct qmgr_conn *conn, const struct ipc_list *list)
     if (ipc_handshake_check(list, conn->tr->is_bounce ? BOUNCE_PROTO : DELIVER_PROTO,
 			    conn->tr->is_bounce ? BOUNCE_VERSION : DELIVER_VERSION, &err) == 0)
 	return true;
-    (void) str_copy_out(why, sizeof(why), err);	/* the text is a static buffer */
+    fmt_buf_cut(why, sizeof(why), "%s", err);	/* the text is a static buffer */
     conn_fail(conn, why);
     return false;
 }
@@ -340,7 +340,7 @@ static void conn_read(int fd, void *ctx)
 	    conn_fail(conn, "connection closed by the agent");
 	return;
     }
-    if (!str_append(&conn->in, buf, (size_t) n)) {
+    if (!str_try_append(&conn->in, buf, (size_t) n)) {
 	conn_fail(conn, "reply too large");
 	return;
     }

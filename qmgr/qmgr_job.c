@@ -120,7 +120,7 @@ static void rcpt_set_outcome(struct qmgr_rcpt *r, const char *dsn, const char *r
     char *new_reason = mem_strdup(nz(reason));	/* the old texts may be the args */
     char *new_relay = mem_strdup(relay && *relay ? relay : "none");
 
-    (void) str_copy_out(r->dsn, sizeof(r->dsn), dsn);
+    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), dsn);
     mem_free(&r->reason);
     r->reason = new_reason;
     mem_free(&r->relay);
@@ -260,7 +260,7 @@ static void bounce_done(struct qmgr_job *job, long status, const char *why)
 		char *orig_reason = mem_strdup(nz(r->reason));
 		char reason[512];
 
-		(void) fmt_buf(reason, sizeof(reason), "bounce or notification service failure (%s)",
+		fmt_buf_cut(reason, sizeof(reason), "bounce or notification service failure (%s)",
 			       orig_reason);
 		mem_free(&orig_reason);
 		t.finish = qmgr_now();
@@ -323,7 +323,7 @@ static void job_envelope(const struct qmgr_job *job, struct proto_envelope *env,
 {
     const struct qmgr_message *msg = job->msg;
 
-    (void) fmt_buf(qfile, qfile_size, "active/%s", msg->id);
+    fmt_buf_or_panic(qfile, qfile_size, "active/%s", msg->id);
     env->queue_id = msg->id;
     env->queue_file = qfile;
     env->sender = msg->sender;

@@ -181,7 +181,7 @@ static void message_free(struct qmgr_message *msg)
 /* message_path - "active/ID" */
 static void message_path(char *buf, size_t size, const struct qmgr_message *msg)
 {
-    (void) fmt_buf(buf, size, "active/%s", msg->id);
+    fmt_buf_or_panic(buf, size, "active/%s", msg->id);
 }
 
 /* ---------------------------------------------------------------- */
@@ -212,7 +212,7 @@ static bool file_nowhere(const char *id)
     struct stat st;
 
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-	(void) fmt_buf(path, sizeof(path), "%s/%s", dirs[i], id);
+	fmt_buf_or_panic(path, sizeof(path), "%s/%s", dirs[i], id);
 	if (lstat(path, &st) == 0 || errno != ENOENT)
 	    return false;
     }
@@ -249,9 +249,9 @@ static void message_drop(struct qmgr_message *msg, bool told)
 		 msg->id);
 	return;
     }
-    if (fmt_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
+    if (fmt_try_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
 	qmgr_remove_file(path);
-    if (fmt_buf(path, sizeof(path), "bounce/%s", msg->id))
+    if (fmt_try_buf(path, sizeof(path), "bounce/%s", msg->id))
 	qmgr_remove_file(path);
     if (!told)
 	msg_warn("%s: queue file vanished from active/: taken as deleted", msg->id);
@@ -343,7 +343,7 @@ static void message_remove(struct qmgr_message *msg)
 {
     char path[64];
 
-    if (fmt_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
+    if (fmt_try_buf(path, sizeof(path), "%s/%s", DEFER_LOG_DIR, msg->id))
 	qmgr_remove_file(path);
     message_path(path, sizeof(path), msg);
     qmgr_remove_file(path);
@@ -392,7 +392,7 @@ static void message_defer(struct qmgr_message *msg, double now)
 			      var_maximal_backoff_time);
 
     message_path(from, sizeof(from), msg);
-    (void) fmt_buf(to, sizeof(to), "deferred/%s", msg->id);
+    fmt_buf_or_panic(to, sizeof(to), "deferred/%s", msg->id);
     tv[0].tv_sec = (time_t) now;
     tv[0].tv_usec = 0;
     tv[1].tv_sec = (time_t) now + delay;
@@ -433,8 +433,8 @@ static bool message_next_slice(struct qmgr_message *msg, bool slice_deferred, bo
 	if (msg->file_gone)
 	    return false;		/* the caller forgets it */
 	/* damaged since it was loaded: set aside, like at the load */
-	(void) str_copy_out(why, sizeof(why), err);
-	(void) str_copy_out(id, sizeof(id), msg->id);
+	fmt_buf_cut(why, sizeof(why), "%s", err);
+	str_copy_out_or_panic(id, sizeof(id), msg->id);
 	*gone = true;
 	message_free(msg);
 	qmgr_move_corrupt("active", id, why);
@@ -513,13 +513,13 @@ static void error_outcome(const char *nexthop, char *dsn, size_t dsn_size, const
     const char *sp = strchr(nexthop, ' ');
     char code[16];
 
-    (void) str_copy_out(dsn, dsn_size, "5.0.0");
+    str_copy_out_or_panic(dsn, dsn_size, "5.0.0");
     *reason = *nexthop ? nexthop : "mail for this destination is not deliverable";
     if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
 	memcpy(code, nexthop, (size_t) (sp - nexthop));
 	code[sp - nexthop] = 0;
 	if (deliver_dsn_valid(code) && code[0] == '5') {
-	    (void) str_copy_out(dsn, dsn_size, code);
+	    str_copy_out_or_panic(dsn, dsn_size, code);
 	    *reason = sp + 1;
 	}
     }
@@ -547,7 +547,7 @@ static void message_route(struct qmgr_message *msg)
 	if (qmgr_resolve(r->address, &res, &err) < 0) {
 	    char why[512];
 
-	    (void) fmt_buf(why, sizeof(why), "address resolver failure: %s", err);
+	    fmt_buf_cut(why, sizeof(why), "address resolver failure: %s", err);
 	    qmgr_outcome(msg, i, 'd', "4.3.0", why, "none", &t, &b);
 	    continue;
 	}
@@ -723,7 +723,7 @@ static int slice_read(struct qmgr_message *msg, const char **error_r)
     if ((fd = qmgr_open_queue_file("active", msg->id, O_RDONLY, &st, &corrupt)) < 0) {
 	if (errno == ENOENT || corrupt)
 	    msg->file_gone = true;
-	(void) fmt_buf(error, sizeof(error), "open active/%s: %s", msg->id,
+	fmt_buf_cut(error, sizeof(error), "open active/%s: %s", msg->id,
 		       corrupt ? "not a regular file" : strerror(errno));
 	return -1;
     }
@@ -738,7 +738,7 @@ static int slice_read(struct qmgr_message *msg, const char **error_r)
 	/* a stream of its own per position: no read-ahead of the last */
 	again = false;
 	if (lseek(fd, at, SEEK_SET) < 0 || (sfd = dup(fd)) < 0) {
-	    (void) fmt_buf(error, sizeof(error), "seek active/%s: %s", msg->id, strerror(errno));
+	    fmt_buf_cut(error, sizeof(error), "seek active/%s: %s", msg->id, strerror(errno));
 	    rc = -1;
 	    break;
 	}
@@ -750,7 +750,7 @@ static int slice_read(struct qmgr_message *msg, const char **error_r)
 	    int got = qf_get(&rd, &type, data, QF_RECORD_MAX, "AONRDMLCXE", &off, &err);
 
 	    if (got <= 0) {
-		(void) fmt_buf(error, sizeof(error), "active/%s: %s", msg->id,
+		fmt_buf_cut(error, sizeof(error), "active/%s: %s", msg->id,
 			       got == 0 ? "no end record" : err);
 		rc = -1;
 		break;
@@ -799,7 +799,7 @@ void qmgr_message_load(const char *id)
 	return;
     }
     msg = mem_zalloc(sizeof(*msg));
-    (void) str_copy_out(msg->id, sizeof(msg->id), id);
+    str_copy_out_or_panic(msg->id, sizeof(msg->id), id);
     memset(&lc, 0, sizeof(lc));
     lc.msg = msg;
     lc.group_start = -1;
@@ -833,7 +833,7 @@ void qmgr_message_load(const char *id)
     if (rc < 0) {
 	char why[512];
 
-	(void) str_copy_out(why, sizeof(why), err);
+	fmt_buf_cut(why, sizeof(why), "%s", err);
 	message_free(msg);
 	qmgr_move_corrupt("active", id, why);
 	return;

@@ -67,8 +67,8 @@ void qmgr_move_corrupt(const char *queue, const char *id, const char *why)
     const char *err;
     struct stat st;
 
-    (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
-    (void) fmt_buf(to, sizeof(to), "corrupt/%s", id);
+    fmt_buf_or_panic(from, sizeof(from), "%s/%s", queue, id);
+    fmt_buf_or_panic(to, sizeof(to), "corrupt/%s", id);
     if (durable_rename(from, to, &err) == 0) {
 	msg_warn("%s: %s; moved to corrupt/", id, why);
 	return;
@@ -93,7 +93,7 @@ int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct st
     int fd, fl;
 
     *corrupt = false;
-    (void) fmt_buf(path, sizeof(path), "%s/%s", queue, id);
+    fmt_buf_or_panic(path, sizeof(path), "%s/%s", queue, id);
     if ((fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
 	if (errno == ELOOP || errno == ENXIO || errno == EISDIR) {
 	    /* a symbolic link; a FIFO opened for writing, a socket; a directory */
@@ -124,7 +124,7 @@ static bool entry_regular(const char *queue, const struct dirent *de)
     if (de->d_type == DT_REG)
 	return true;
     if (de->d_type == DT_UNKNOWN) {
-	(void) fmt_buf(path, sizeof(path), "%s/%s", queue, de->d_name);
+	fmt_buf_or_panic(path, sizeof(path), "%s/%s", queue, de->d_name);
 	if (lstat(path, &st) < 0)
 	    return false;		/* gone: nothing to do */
 	if (S_ISREG(st.st_mode))
@@ -141,8 +141,8 @@ static void activate(const char *queue, const char *id)
 
     if (qmgr_message_busy(id))
 	return;				/* the next scan takes it */
-    (void) fmt_buf(from, sizeof(from), "%s/%s", queue, id);
-    (void) fmt_buf(to, sizeof(to), "active/%s", id);
+    fmt_buf_or_panic(from, sizeof(from), "%s/%s", queue, id);
+    fmt_buf_or_panic(to, sizeof(to), "active/%s", id);
     if (rename(from, to) < 0) {
 	if (errno != ENOENT)
 	    msg_warn("%s: move %s to active/: %m", id, from);
@@ -157,7 +157,7 @@ static void stale_temp(const char *name, double now)
     char path[512];
     struct stat st;
 
-    if (!fmt_buf(path, sizeof(path), "incoming/%s", name) || lstat(path, &st) < 0)
+    if (!fmt_try_buf(path, sizeof(path), "incoming/%s", name) || lstat(path, &st) < 0)
 	return;
     if (S_ISREG(st.st_mode) && (double) st.st_mtime < now - 2.0 * (double) var_daemon_timeout) {
 	if (unlink(path) == 0)
@@ -227,7 +227,7 @@ void qmgr_scan_deferred(bool all)
 	    deferred_blocked_all = all;
 	    break;
 	}
-	(void) fmt_buf(path, sizeof(path), "deferred/%s", de->d_name);
+	fmt_buf_or_panic(path, sizeof(path), "deferred/%s", de->d_name);
 	if (lstat(path, &st) < 0)
 	    continue;
 	if (!S_ISREG(st.st_mode)) {
@@ -271,8 +271,8 @@ void qmgr_scan_recover(void)
 	} else {
 	    char from[64], to[64];
 
-	    (void) fmt_buf(from, sizeof(from), "active/%s", de->d_name);
-	    (void) fmt_buf(to, sizeof(to), "incoming/%s", de->d_name);
+	    fmt_buf_or_panic(from, sizeof(from), "active/%s", de->d_name);
+	    fmt_buf_or_panic(to, sizeof(to), "incoming/%s", de->d_name);
 	    if (rename(from, to) < 0)
 		msg_warn("move %s back to incoming/: %m", from);
 	    else

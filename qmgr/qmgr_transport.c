@@ -53,7 +53,7 @@ static long transport_param(const char *name, const char *suffix, long def)
     const char *value;
     long n;
 
-    if (!fmt_buf(pname, sizeof(pname), "%s_%s", name, suffix)
+    if (!fmt_try_buf(pname, sizeof(pname), "%s_%s", name, suffix)
 	|| (value = config_value(pname)) == NULL || *value == 0)
 	return def;
     if (!parse_long(value, &n) || n < 1) {
@@ -68,7 +68,7 @@ static struct qmgr_transport *transport_new(const char *name, bool is_bounce)
 {
     struct qmgr_transport *tr = mem_zalloc(sizeof(*tr));
 
-    (void) str_copy_out(tr->name, sizeof(tr->name), name);
+    str_copy_out_or_panic(tr->name, sizeof(tr->name), name);
     tr->is_bounce = is_bounce;
     tr->conn_limit = (int) var_default_process_limit;
     if (is_bounce) {

@@ -110,7 +110,7 @@ static struct mock_dest *mock_dest(const char *name)
 {
     for (int i = 0; i < MAX_DESTS; i++) {
 	if (mock.dests[i].name[0] == 0)
-	    (void) str_copy_out(mock.dests[i].name, sizeof(mock.dests[i].name), name);
+	    str_copy_out_or_panic(mock.dests[i].name, sizeof(mock.dests[i].name), name);
 	if (strcmp(mock.dests[i].name, name) == 0)
 	    return mock.dests + i;
     }
@@ -131,7 +131,7 @@ static void mock_see(const char *address)
 {
     for (int i = 0; i < MAX_SEEN; i++) {
 	if (mock.seen[i].address[0] == 0)
-	    (void) str_copy_out(mock.seen[i].address, sizeof(mock.seen[i].address), address);
+	    str_copy_out_or_panic(mock.seen[i].address, sizeof(mock.seen[i].address), address);
 	if (strcmp(mock.seen[i].address, address) == 0) {
 	    mock.seen[i].count++;
 	    return;
@@ -223,7 +223,7 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 	unit_fail_at(__FILE__, __LINE__, "qmgr sent a bad request: %s", err);
     str_init(&a->out, IPC_MSG_MAX);
     a->conn = conn;
-    (void) str_copy_out(a->dest, sizeof(a->dest), req.nexthop ? req.nexthop : "");
+    str_copy_out_or_panic(a->dest, sizeof(a->dest), req.nexthop ? req.nexthop : "");
     res = mem_alloc_array(req.rcpt_count ? req.rcpt_count : 1, sizeof(*res));
     for (size_t i = 0; i < req.rcpt_count; i++) {
 	mock_see(req.rcpts[i].address);
@@ -246,7 +246,7 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 	mock.max_in_flight = mock.in_flight;
     conn->pending++;
     if (mock.mode == MOCK_GARBAGE)
-	(void) str_set(&a->out, "this is no IPC message\n");
+	str_set_or_panic(&a->out, "this is no IPC message\n");
     if (mock.delay_ms > 0)
 	(void) event_timer_add(mock.delay_ms, mock_answer_fire, a);
     else
@@ -265,9 +265,9 @@ static void mock_notice(struct mock_conn *conn, const struct ipc_list *list)
     if (bounce_request_decode(list, &req, &err) < 0)
 	unit_fail_at(__FILE__, __LINE__, "qmgr sent a bad bounce request: %s", err);
     mock.bounce_requests++;
-    (void) str_copy_out(mock.bounce_kind, sizeof(mock.bounce_kind),
+    str_copy_out_or_panic(mock.bounce_kind, sizeof(mock.bounce_kind),
 			req.rcpt_count ? bounce_type_name(req.type) : "");
-    (void) str_copy_out(mock.bounce_rcpt, sizeof(mock.bounce_rcpt),
+    str_copy_out_or_panic(mock.bounce_rcpt, sizeof(mock.bounce_rcpt),
 			req.rcpt_count ? req.rcpts[0].address : "");
     bounce_request_free(&req);
     str_init(&out, 1024);
@@ -296,7 +296,7 @@ static void mock_read(int fd, void *ctx)
 	mock_close(conn);
 	return;
     }
-    unit_assert(str_append(&conn->in, buf, (size_t) n));
+    unit_assert(str_try_append(&conn->in, buf, (size_t) n));
     ipc_list_init(&list);
     while ((used = ipc_decode_list(str_cstr(&conn->in), str_len(&conn->in), &list, &err)) > 0) {
 	memmove(conn->in.data, conn->in.data + used, str_len(&conn->in) - (size_t) used);
@@ -342,7 +342,7 @@ static void mock_start(void)
     const char *err;
     char path[64];
 
-    unit_assert(fmt_buf(path, sizeof(path), "%s/smtp", DELIVER_SOCKET_DIR));
+    unit_assert(fmt_try_buf(path, sizeof(path), "%s/smtp", DELIVER_SOCKET_DIR));
     mock.listen_fd = sock_listen_unix(path, 0600, 64, &err);
     mock.bounce_listen_fd = sock_listen_unix(BOUNCE_SOCKET, 0600, 64, &err);
     unit_assert(mock.listen_fd >= 0 && mock.bounce_listen_fd >= 0);
@@ -416,7 +416,7 @@ static void queue_message(char *id, size_t id_size, const char *const *rcpts)
     int fd;
 
     queue_temp_name(tmp, sizeof(tmp));
-    unit_assert(fmt_buf(path, sizeof(path), "incoming/%s", tmp));
+    unit_assert(fmt_try_buf(path, sizeof(path), "incoming/%s", tmp));
     unit_assert((fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600)) >= 0);
     s = stream_open(fd);
     gettimeofday(&tv, NULL);
@@ -438,7 +438,7 @@ static void queue_message(char *id, size_t id_size, const char *const *rcpts)
     {
 	char to[64];
 
-	unit_assert(fmt_buf(to, sizeof(to), "incoming/%s", id));
+	unit_assert(fmt_try_buf(to, sizeof(to), "incoming/%s", id));
 	unit_assert(rename(path, to) == 0);
     }
 }
@@ -449,7 +449,7 @@ static void trigger_message(char *id, size_t id_size, const char *const *rcpts)
     char req[64];
 
     queue_message(id, id_size, rcpts);
-    unit_assert(fmt_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_SCAN, id));
+    unit_assert(fmt_try_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_SCAN, id));
     qmgr_trigger(req, strlen(req));
 }
 
@@ -469,7 +469,7 @@ static bool file_exists(const char *queue, const char *id)
     char path[64];
     struct stat st;
 
-    return fmt_buf(path, sizeof(path), "%s/%s", queue, id) && stat(path, &st) == 0;
+    return fmt_try_buf(path, sizeof(path), "%s/%s", queue, id) && stat(path, &st) == 0;
 }
 
 /* marks_visit - one record: 'R' or 'D' of each recipient, in order */
@@ -478,7 +478,7 @@ static int marks_visit(int type, const struct str *data, off_t offset, void *ctx
     (void) data;
     (void) offset;
     if (type == QF_REC_RCPT || type == QF_REC_DONE) {
-	(void) str_appendc(ctx, (char) type);
+	str_appendc_or_panic(ctx, (char) type);
     }
     return 0;
 }
@@ -496,7 +496,7 @@ static const char *recipient_marks(const char *queue, const char *id)
     if (marks == NULL)
 	marks = str_new(256);
     str_reset(marks);
-    unit_assert(fmt_buf(path, sizeof(path), "%s/%s", queue, id));
+    unit_assert(fmt_try_buf(path, sizeof(path), "%s/%s", queue, id));
     if ((fd = open(path, O_RDONLY)) < 0)
 	return "(no file)";
     s = stream_open(fd);
@@ -519,9 +519,9 @@ static void defer_visit(const struct defer_log_record *rec, void *ctx)
     struct defer_seen *ds = ctx;
 
     ds->count++;
-    (void) str_copy_out(ds->rcpt, sizeof(ds->rcpt), rec->rcpt);
-    (void) str_copy_out(ds->dsn, sizeof(ds->dsn), rec->dsn);
-    (void) str_copy_out(ds->reason, sizeof(ds->reason), rec->reason);
+    str_copy_out_or_panic(ds->rcpt, sizeof(ds->rcpt), rec->rcpt);
+    str_copy_out_or_panic(ds->dsn, sizeof(ds->dsn), rec->dsn);
+    str_copy_out_or_panic(ds->reason, sizeof(ds->reason), rec->reason);
 }
 
 /* defer_log - the records of defer/ID (count 0 if there is none) */
@@ -583,7 +583,7 @@ static void test_outcomes_mark_defer_and_move(void)
     unit_assert_inteq(mock.bounce_requests, 1);
     unit_assert_streq(mock.bounce_kind, BOUNCE_REQ_FAILURE);
     unit_assert_streq(mock.bounce_rcpt, "bounce-1@mix.example");
-    unit_assert(fmt_buf(path, sizeof(path), "deferred/%s", id));
+    unit_assert(fmt_try_buf(path, sizeof(path), "deferred/%s", id));
     unit_assert(stat(path, &st) == 0);
     unit_assert(st.st_mtime >= time(NULL) + var_minimal_backoff_time - 5);
     unit_end();
@@ -600,9 +600,9 @@ static void test_concurrency_per_destination(void)
     for (int i = 0; i < 6; i++) {
 	const char *rcpts[] = {rcpt, NULL};
 
-	unit_assert(fmt_buf(rcpt, sizeof(rcpt), "sent-%d@conc-a.example", i));
+	unit_assert(fmt_try_buf(rcpt, sizeof(rcpt), "sent-%d@conc-a.example", i));
 	trigger_message(id, sizeof(id), rcpts);
-	unit_assert(fmt_buf(rcpt, sizeof(rcpt), "sent-%d@conc-b.example", i));
+	unit_assert(fmt_try_buf(rcpt, sizeof(rcpt), "sent-%d@conc-b.example", i));
 	trigger_message(id, sizeof(id), rcpts);
     }
     unit_assert(run_until_idle());

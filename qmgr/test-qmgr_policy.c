@@ -16,7 +16,7 @@ static void collect_id(int kind, const char *id, void *ctx)
     char *ids = ctx;
     size_t used = strlen(ids);
 
-    (void) fmt_buf(ids + used, 256 - used, "%s%s,", kind == 'D' ? "-" : "", id);
+    fmt_buf_or_panic(ids + used, 256 - used, "%s%s,", kind == 'D' ? "-" : "", id);
 }
 
 int main(void)

@@ -28,7 +28,7 @@ static void make_files(int n)
     for (int i = 0; i < n; i++) {
 	int fd;
 
-	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
+	unit_assert(fmt_try_buf(name, sizeof(name), "f%d", i));
 	fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	unit_assert(fd >= 0);
 	(void) close(fd);
@@ -43,7 +43,7 @@ static int count_files(int n)
     int left = 0;
 
     for (int i = 0; i < n; i++) {
-	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
+	unit_assert(fmt_try_buf(name, sizeof(name), "f%d", i));
 	if (stat(name, &st) == 0)
 	    left++;
     }
@@ -62,7 +62,7 @@ int main(void)
     make_files(FILES);
     qmgr_remove_init();
     for (int i = 0; i < FILES; i++) {
-	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
+	unit_assert(fmt_try_buf(name, sizeof(name), "f%d", i));
 	qmgr_remove_file(name);
     }
     qmgr_remove_file("no-such-file");
@@ -73,7 +73,7 @@ int main(void)
     unit_begin("without the thread: at once");
     make_files(5);
     for (int i = 0; i < 5; i++) {
-	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
+	unit_assert(fmt_try_buf(name, sizeof(name), "f%d", i));
 	qmgr_remove_file(name);
     }
     unit_assert(count_files(5) == 0);
@@ -84,7 +84,7 @@ int main(void)
     qmgr_remove_init();
     qmgr_remove_hold(1);		/* the thread waits: all stay queued */
     for (int i = 0; i < 10; i++) {
-	unit_assert(fmt_buf(name, sizeof(name), "f%d", i));
+	unit_assert(fmt_try_buf(name, sizeof(name), "f%d", i));
 	qmgr_remove_file(name);
     }
     unit_assert(count_files(10) == 10);

@@ -118,7 +118,7 @@ void smtpd_session(struct stream *client);
 
 /* smtpd_text.c */
 /* smtpd_join - the strings of the NULL-ended list concatenated into buf
- * (size > 0); truncated as fmt_buf would, then false */
+ * (size > 0); truncated as fmt_try_buf would, then false */
 bool smtpd_join(char *buf, size_t size, ...) __attribute__((sentinel));
 /* smtpd_printable - append text[0..len) with non-printable bytes as '?',
  * at most max bytes; bytes >= 0x80 are '?' too unless utf8 (log lines)

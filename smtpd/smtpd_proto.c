@@ -39,7 +39,7 @@
 /* smtpd */
 #include "smtpd.h"
 
-/* append_long - str_append of a decimal number */
+/* append_long - append a decimal number (bounded by the caller) */
 static void append_long(struct str *s, long v)
 {
     char buf[FMT_LONG_SIZE];

@@ -58,7 +58,7 @@ void smtpd_printable(struct str *out, const char *text, size_t len, size_t max, 
 }
 
 /* smtpd_join - the strings of the NULL-ended list, one after the other,
- * into buf; truncated as fmt_buf would (then false) */
+ * into buf; truncated as fmt_try_buf would (then false) */
 bool smtpd_join(char *buf, size_t size, ...)
 {
     va_list ap;

@@ -264,7 +264,7 @@ int main(void)
     }
     unit_end();
 
-    unit_begin("smtpd_join formats as fmt_buf would");
+    unit_begin("smtpd_join formats as fmt_try_buf would");
     {
 	char buf[8];
 

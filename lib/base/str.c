@@ -305,7 +305,7 @@ bool str_try_copy_out(char *buf, size_t size, const char *text)
     size_t len = strlen(text);
 
     if (size == 0)
-	msg_panic("str_copy_out: zero-size buffer");
+	msg_panic("%s: zero-size buffer", __func__);
     if (len >= size) {
 	memcpy(buf, text, size - 1);
 	buf[size - 1] = 0;
@@ -346,7 +346,7 @@ static bool fmt_vbuf(char *buf, size_t size, const char *fmt, va_list ap)
     int n;
 
     if (size == 0)
-	msg_panic("fmt_buf: zero-size buffer");
+	msg_panic("%s: zero-size buffer", __func__);
     n = vsnprintf(buf, size, fmt, ap);
     return n >= 0 && (size_t) n < size;
 }
@@ -376,19 +376,38 @@ void fmt_buf_or_panic(char *buf, size_t size, const char *fmt, ...)
 	msg_panic("%s: formatted text does not fit in %zu (\"%.40s\")", __func__, size, fmt);
 }
 
-/* ---------------------------------------------------------------- */
-/* Transitional: the checked half without the obligation to look.   */
-/* The same functions under their old names (str.h).                 */
+/* fmt_buf_cut - bounded snprintf of a message text; a cut end is fine */
+void fmt_buf_cut(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
 
-#define STR_SAME_AS(name)	__attribute__((alias(#name)))
+    if (size == 0)
+	msg_panic("%s: zero-size buffer", __func__);
+    va_start(ap, fmt);
+    n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+	buf[0] = 0;
+}
 
-bool str_append(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_append);
-bool str_appends(struct str *s, const char *text) STR_SAME_AS(str_try_appends);
-bool str_appendc(struct str *s, char c) STR_SAME_AS(str_try_appendc);
-bool str_set(struct str *s, const char *text) STR_SAME_AS(str_try_set);
-bool str_setn(struct str *s, const void *data, size_t len) STR_SAME_AS(str_try_setn);
-bool str_vappendf(struct str *s, const char *fmt, va_list ap) STR_SAME_AS(str_try_vappendf);
-bool str_appendf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_appendf);
-bool str_printf(struct str *s, const char *fmt, ...) STR_SAME_AS(str_try_printf);
-bool str_copy_out(char *buf, size_t size, const char *text) STR_SAME_AS(str_try_copy_out);
-bool fmt_buf(char *buf, size_t size, const char *fmt, ...) STR_SAME_AS(fmt_try_buf);
+/* str_printf_cut - set s to a message text; when it does not fit, its
+ * first min(s->max, 1023) bytes */
+void str_printf_cut(struct str *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    bool ok;
+
+    va_start(ap, fmt);
+    ok = str_vprintf(s, fmt, ap);
+    va_end(ap);
+    if (ok)
+	return;
+    va_start(ap, fmt);
+    (void) fmt_vbuf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    str_reset(s);
+    if (!str_try_append(s, buf, strlen(buf) < s->max ? strlen(buf) : s->max))
+	msg_panic("%s: cannot keep %zu bytes", __func__, s->max);
+}

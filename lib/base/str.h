@@ -19,11 +19,13 @@
  * The same for fixed arrays: fmt_try_buf / fmt_buf_or_panic (bounded
  * snprintf) and str_try_copy_out / str_copy_out_or_panic.
  *
- * Transitional: the unmarked names (str_append, str_appends, ...,
- * fmt_buf, str_copy_out) are the checked functions without the
- * obligation to look at the result. Code is moving to the two halves;
- * new code uses only them, and the unmarked names go when the last
- * caller has moved. */
+ * Message texts are the one exception: an error reason, a warning or a
+ * log line formatted into a fixed array or a struct str, where a cut end
+ * loses nothing a program acts on. They use fmt_buf_cut / str_printf_cut,
+ * which keep what fits and say so at the call; never for a path, an
+ * address, a header, a record or a reply a peer parses. A text that is
+ * sent or stored as data takes a checked call and handles "too long".
+ */
 #ifndef POSTHORN_STR_H
 #define POSTHORN_STR_H
 
@@ -94,21 +96,15 @@ STR_CHECKED bool fmt_try_buf(char *buf, size_t size, const char *fmt, ...)
 void fmt_buf_or_panic(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Message texts only (see the top): cut to fit, no result to check. */
+void fmt_buf_cut(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void str_printf_cut(struct str *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* fmt_long - v in decimal at buf, not NUL-terminated, without printf
  * (for per-message paths); buf has FMT_LONG_SIZE bytes; the length */
 #define FMT_LONG_SIZE	24
 size_t fmt_long(char *buf, long v);
-
-/* Transitional (see the top): checked, result may be dropped. */
-bool str_append(struct str *s, const void *data, size_t len);
-bool str_appends(struct str *s, const char *text);
-bool str_appendc(struct str *s, char c);
-bool str_set(struct str *s, const char *text);
-bool str_setn(struct str *s, const void *data, size_t len);
-bool str_printf(struct str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool str_appendf(struct str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool str_vappendf(struct str *s, const char *fmt, va_list ap);
-bool str_copy_out(char *buf, size_t size, const char *text);
-bool fmt_buf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

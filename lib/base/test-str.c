@@ -195,6 +195,26 @@ static void test_fmt_long(void)
     unit_end();
 }
 
+/* test_cut_message_texts - fmt_buf_cut / str_printf_cut keep what fits */
+static void test_cut_message_texts(void)
+{
+    struct str *s = str_new(8);
+    char buf[6];
+
+    unit_begin("message texts are cut, never refused");
+    fmt_buf_cut(buf, sizeof(buf), "%s", "abc");
+    unit_assert_streq(buf, "abc");
+    fmt_buf_cut(buf, sizeof(buf), "%s: %d", "error", 42);
+    unit_assert_streq(buf, "error");
+    str_printf_cut(s, "%s", "short");
+    unit_assert_streq(str_cstr(s), "short");
+    str_printf_cut(s, "cannot %s: %s", "open", str_cstr(s));
+    unit_assert_streq(str_cstr(s), "cannot o");
+    unit_assert_inteq(str_len(s), 8);
+    str_free(&s);
+    unit_end();
+}
+
 /* test_size_overflow_panics - mem.c's checked arithmetic */
 static void test_size_overflow_panics(void)
 {
@@ -212,6 +232,7 @@ int main(void)
     test_or_panic_past_max();
     test_fixed_buffers_checked();
     test_fmt_long();
+    test_cut_message_texts();
     test_size_overflow_panics();
     return unit_done();
 }

@@ -2,7 +2,7 @@
  *
  *   int main(void) {
  *       unit_begin("str append");
- *       unit_assert(str_append(s, "x", 1));
+ *       unit_assert(str_try_append(s, "x", 1));
  *       unit_assert_streq(str_cstr(s), "x");
  *       unit_end();
  *       return unit_done();

@@ -160,7 +160,7 @@ static enum address_error localpart_check(const char *p, size_t len, unsigned fl
 	    } else {
 		return ADDR_ERR_LOCALPART;	/* '"', control, DEL, NUL */
 	    }
-	    if (unq && !str_append(unq, p + i, n))
+	    if (unq && !str_try_append(unq, p + i, n))
 		return ADDR_ERR_LOCALPART_TOO_LONG;
 	    i += n - 1;
 	}
@@ -181,7 +181,7 @@ static enum address_error localpart_check(const char *p, size_t len, unsigned fl
 	    return ADDR_ERR_LOCALPART;
 	}
     }
-    if (unq && !str_append(unq, p, len))
+    if (unq && !str_try_append(unq, p, len))
 	return ADDR_ERR_LOCALPART_TOO_LONG;
     return ADDR_OK;
 }
@@ -564,26 +564,26 @@ bool address_quote(struct str *out, const char *localpart, size_t len, bool utf8
 
     if (localpart_check(localpart, len, utf8 ? ADDR_PARSE_SMTPUTF8 : 0, NULL) == ADDR_OK
 	&& u[0] != '"')
-	return str_append(out, localpart, len);
-    if (!str_appendc(out, '"'))
+	return str_try_append(out, localpart, len);
+    if (!str_try_appendc(out, '"'))
 	return false;
     for (i = 0; i < len; i += n) {
 	if (u[i] >= 0x80) {
 	    if (!utf8 || (n = utf8_seqlen(u + i, len - i)) < 2)
 		return false;
-	    if (!str_append(out, localpart + i, n))
+	    if (!str_try_append(out, localpart + i, n))
 		return false;
 	    continue;
 	}
 	n = 1;
 	if (u[i] < 32 || u[i] > 126)
 	    return false;
-	if ((u[i] == '"' || u[i] == '\\') && !str_appendc(out, '\\'))
+	if ((u[i] == '"' || u[i] == '\\') && !str_try_appendc(out, '\\'))
 	    return false;
-	if (!str_appendc(out, localpart[i]))
+	if (!str_try_appendc(out, localpart[i]))
 	    return false;
     }
-    return str_appendc(out, '"');
+    return str_try_appendc(out, '"');
 }
 
 /* address_unquote - unquoted form of a local part as sent */
@@ -600,9 +600,9 @@ bool address_external(struct str *out, const struct address *addr)
     if (addr->flags & ADDR_FLAG_NULL)
 	return true;
     if (addr->flags & ADDR_FLAG_POSTMASTER)
-	return str_appends(out, addr->localpart);
+	return str_try_appends(out, addr->localpart);
     return address_quote(out, addr->localpart, strlen(addr->localpart), utf8)
-	&& str_appendc(out, '@') && str_appends(out, addr->domain);
+	&& str_try_appendc(out, '@') && str_try_appends(out, addr->domain);
 }
 
 /* valid_domain - a domain name */

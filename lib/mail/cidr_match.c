@@ -27,7 +27,7 @@ static const char *cidr_error(const char *what, const char *entry, size_t len)
 {
     int n = len > 200 ? 200 : (int) len;
 
-    fmt_buf(cidr_errbuf, sizeof(cidr_errbuf), "%s in \"%.*s\"", what, n, entry);
+    fmt_buf_cut(cidr_errbuf, sizeof(cidr_errbuf), "%s in \"%.*s\"", what, n, entry);
     return cidr_errbuf;
 }
 

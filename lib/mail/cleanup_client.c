@@ -5,6 +5,7 @@
 /* System. */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Base. */
@@ -34,14 +35,12 @@ static int cc_error(const char **error_r, const char *fmt, ...)
 
 static int cc_error(const char **error_r, const char *fmt, ...)
 {
-    struct str *s = str_new(sizeof(cleanup_client_errbuf) - 1);
     va_list ap;
 
     va_start(ap, fmt);
-    (void) str_vappendf(s, fmt, ap);
+    if (vsnprintf(cleanup_client_errbuf, sizeof(cleanup_client_errbuf), fmt, ap) < 0)
+	cleanup_client_errbuf[0] = 0;	/* a message text: cut to fit */
     va_end(ap);
-    (void) str_copy_out(cleanup_client_errbuf, sizeof(cleanup_client_errbuf), str_cstr(s));
-    str_free(&s);
     if (error_r)
 	*error_r = cleanup_client_errbuf;
     return -1;
@@ -157,13 +156,14 @@ int cleanup_client_finish(struct cleanup_client *c, struct cleanup_result *resul
 	ret = cc_error(error_r, "cleanup service: bad queue ID in reply");
     } else {
 	result->status = (unsigned) status;
-	(void) str_copy_out(result->queue_id, sizeof(result->queue_id), str_cstr(queue_id));
-	(void) str_copy_out(result->reason, sizeof(result->reason), str_cstr(reason));
+	if (!str_try_copy_out(result->queue_id, sizeof(result->queue_id), str_cstr(queue_id)))
+	    result->queue_id[0] = 0;	/* not queued: no ID to report */
+	fmt_buf_cut(result->reason, sizeof(result->reason), "%s", str_cstr(reason));
     }
     if (ret < 0) {
 	result->status = CLEANUP_STAT_WRITE;
 	result->queue_id[0] = 0;
-	(void) str_copy_out(result->reason, sizeof(result->reason), cleanup_client_errbuf);
+	fmt_buf_cut(result->reason, sizeof(result->reason), "%s", cleanup_client_errbuf);
     }
     str_free(&queue_id);
     str_free(&reason);

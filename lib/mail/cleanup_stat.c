@@ -84,18 +84,18 @@ const char *cleanup_stat_names(unsigned status, char *buf, size_t size)
     size_t i;
 
     if (status == 0)
-	(void) str_set(s, "ok");
+	str_set_or_panic(s, "ok");
     for (i = 0; i < CLEANUP_STAT_ROWS; i++) {
 	if (status & cleanup_stat_table[i].bit) {
-	    if (str_len(s) && !str_appendc(s, ','))
+	    if (str_len(s) && !str_try_appendc(s, ','))
 		break;
-	    if (!str_appends(s, cleanup_stat_table[i].name))
+	    if (!str_try_appends(s, cleanup_stat_table[i].name))
 		break;
 	}
     }
     if (status & ~CLEANUP_STAT_ALL)
-	(void) str_appendf(s, "%s0x%x", str_len(s) ? "," : "", status & ~CLEANUP_STAT_ALL);
-    (void) str_copy_out(buf, size, str_cstr(s));
+	str_appendf_or_panic(s, "%s0x%x", str_len(s) ? "," : "", status & ~CLEANUP_STAT_ALL);
+    fmt_buf_cut(buf, size, "%s", str_cstr(s));
     str_free(&s);
     return buf;
 }

@@ -27,17 +27,20 @@ static char defer_log_error[512];
 static bool defer_log_path(char *buf, size_t size, const char *queue_id)
 {
     if (!queue_id_valid(queue_id)) {
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "invalid queue ID");
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "invalid queue ID");
 	return false;
     }
-    return fmt_buf(buf, size, "%s/%s", DEFER_LOG_DIR, queue_id);
+    return fmt_try_buf(buf, size, "%s/%s", DEFER_LOG_DIR, queue_id);
 }
 
-/* defer_log_text - append text with control characters as spaces */
-static void defer_log_text(struct str *out, const char *text)
+/* defer_log_text - append text with control characters as spaces, cut
+ * where out is full; false if it was cut */
+static bool defer_log_text(struct str *out, const char *text)
 {
     for (const char *p = text ? text : ""; *p; p++)
-	(void) str_appendc(out, ((unsigned char) *p < 32 || *p == 127) ? ' ' : *p);
+	if (!str_try_appendc(out, ((unsigned char) *p < 32 || *p == 127) ? ' ' : *p))
+	    return false;
+    return true;
 }
 
 /* defer_log_write - append data to defer/ID: one write, fsync, truncate
@@ -56,19 +59,19 @@ static int defer_log_write(const char *queue_id, const struct str *data, const c
 	if (errno != ENOENT
 	    || (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			  0600)) < 0) {
-	    (void) fmt_buf(defer_log_error, sizeof(defer_log_error), "open %s: %s", path,
+	    fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "open %s: %s", path,
 			   strerror(errno));
 	    return -1;
 	}
 	created = true;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "%s: not a regular file", path);
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "%s: not a regular file", path);
 	close(fd);
 	return -1;
     }
     if (write_all_fd(fd, str_cstr(data), str_len(data)) < 0 || fsync(fd) < 0) {
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "write %s: %s", path,
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "write %s: %s", path,
 		       strerror(errno));
 	if (ftruncate(fd, st.st_size) < 0)
 	    msg_warn("truncate %s after a failed append: %m", path);
@@ -76,7 +79,7 @@ static int defer_log_write(const char *queue_id, const struct str *data, const c
 	return -1;
     }
     if (close(fd) < 0) {
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "close %s: %s", path,
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "close %s: %s", path,
 		       strerror(errno));
 	return -1;
     }
@@ -84,7 +87,7 @@ static int defer_log_write(const char *queue_id, const struct str *data, const c
 	const char *err;
 
 	if (fsync_dir(DEFER_LOG_DIR, &err) < 0) {
-	    (void) fmt_buf(defer_log_error, sizeof(defer_log_error), "%s", err);
+	    fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "%s", err);
 	    return -1;
 	}
     }
@@ -102,15 +105,17 @@ int defer_log_append(const char *queue_id, const struct defer_log_record *recs,
     str_init(&line, DEFER_LOG_LINE_MAX - 1);
     for (size_t i = 0; i < count; i++) {
 	str_reset(&line);
-	(void) str_appends(&line, "rcpt=");
+	str_appends_or_panic(&line, "rcpt=");
 	if (!xtext_encode(&line, recs[i].rcpt, strlen(recs[i].rcpt)))
 	    msg_panic("defer_log_append: recipient too long");
-	(void) str_appends(&line, ", dsn=");
-	defer_log_text(&line, recs[i].dsn && *recs[i].dsn ? recs[i].dsn : "4.0.0");
-	(void) str_appends(&line, ", reason=");
-	defer_log_text(&line, recs[i].reason);	/* cut at the line maximum */
-	(void) str_append(&buf, str_cstr(&line), str_len(&line));
-	(void) str_appendc(&buf, '\n');
+	/* the line is cut at its maximum, in the reason unless the
+	 * recipient nearly fills it */
+	if (str_try_appends(&line, ", dsn=")
+	    && defer_log_text(&line, recs[i].dsn && *recs[i].dsn ? recs[i].dsn : "4.0.0")
+	    && str_try_appends(&line, ", reason="))
+	    (void) defer_log_text(&line, recs[i].reason);
+	str_append_or_panic(&buf, str_cstr(&line), str_len(&line));
+	str_appendc_or_panic(&buf, '\n');
     }
     ret = count ? defer_log_write(queue_id, &buf, error_r) : 0;
     str_fini(&line);
@@ -125,7 +130,7 @@ int defer_log_warned(const char *queue_id, const char **error_r)
     int ret;
 
     str_init(&buf, 64);
-    (void) str_appends(&buf, DEFER_LOG_WARNED "\n");
+    str_appends_or_panic(&buf, DEFER_LOG_WARNED "\n");
     ret = defer_log_write(queue_id, &buf, error_r);
     str_fini(&buf);
     return ret;
@@ -150,7 +155,7 @@ static bool defer_log_parse(const char *line, size_t len, struct str *rcpt, stru
     p = sep + 6;
     if ((sep = memmem(p, (size_t) (end - p), ", reason=", 9)) == NULL)
 	return false;
-    if (!str_setn(dsn, p, (size_t) (sep - p)))
+    if (!str_try_setn(dsn, p, (size_t) (sep - p)))
 	return false;
     *reason_r = sep + 9;
     return true;
@@ -177,7 +182,7 @@ int defer_log_read(const char *queue_id, defer_log_fn fn, void *ctx, bool *warne
 	str_fini(&data);
 	if (missing)
 	    return 0;
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "%s", err);
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "%s", err);
 	return -1;
     }
     str_init(&rcpt, DEFER_LOG_LINE_MAX);
@@ -218,7 +223,7 @@ int defer_log_remove(const char *queue_id, const char **error_r)
     if (!defer_log_path(path, sizeof(path), queue_id))
 	return -1;
     if (unlink(path) < 0 && errno != ENOENT) {
-	(void) fmt_buf(defer_log_error, sizeof(defer_log_error), "unlink %s: %s", path,
+	fmt_buf_cut(defer_log_error, sizeof(defer_log_error), "unlink %s: %s", path,
 		       strerror(errno));
 	return -1;
     }

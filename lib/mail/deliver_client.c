@@ -41,13 +41,13 @@ int deliver_verify(struct stream *s, const char *address, long size, struct str 
     deliver_verify_encode(&msg, &req);
     if (ipc_call(s, &msg, &reply, error_r) == 0
 	&& deliver_verify_reply_decode(&reply, &rep, error_r) == 0) {
-	if (!str_set(status, rep.status))
+	if (!str_try_set(status, rep.status))
 	    *error_r = "verify reply: rcpt_status too long";
 	else {
-	    if (dsn && !str_set(dsn, rep.dsn))
-		(void) str_setn(dsn, rep.dsn, dsn->max);
-	    if (reason && !str_set(reason, rep.reason))
-		(void) str_setn(reason, rep.reason, reason->max);
+	    if (dsn && !str_try_set(dsn, rep.dsn))
+		str_setn_or_panic(dsn, rep.dsn, dsn->max);
+	    if (reason && !str_try_set(reason, rep.reason))
+		str_setn_or_panic(reason, rep.reason, reason->max);
 	    ret = 0;
 	}
     }

@@ -23,7 +23,7 @@ int deliver_request_kind(const struct ipc_list *list, const char **error_r)
 
     *error_r = error;
     if (list->count == 0 || strcmp(list->attrs[0].name, ATTR_REQUEST) != 0) {
-	(void) fmt_buf(error, sizeof(error),
+	fmt_buf_cut(error, sizeof(error),
 		       "deliver protocol: request without \"request\" as its first attribute");
 	return -1;
     }
@@ -32,7 +32,7 @@ int deliver_request_kind(const struct ipc_list *list, const char **error_r)
 	return DELIVER_KIND_DELIVER;
     if (strcmp(req, DELIVER_REQ_VERIFY) == 0)
 	return DELIVER_KIND_VERIFY;
-    (void) fmt_buf(error, sizeof(error), "deliver protocol: unknown request \"%.40s\"", req);
+    fmt_buf_cut(error, sizeof(error), "deliver protocol: unknown request \"%.40s\"", req);
     return -1;
 }
 

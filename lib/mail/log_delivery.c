@@ -19,7 +19,7 @@ void log_delay_format(char *buf, size_t size, double seconds)
     size_t len;
 
     if (!(seconds >= 0.005)) {		/* also NaN and negative clock steps */
-	(void) str_copy_out(buf, size, "0");
+	str_copy_out_or_panic(buf, size, "0");
 	return;
     }
     if (seconds < 100 && size >= 8) {
@@ -48,10 +48,10 @@ void log_delay_format(char *buf, size_t size, double seconds)
 	}
     }
     if (seconds >= 100) {
-	(void) fmt_buf(buf, size, "%.0f", seconds);
+	fmt_buf_cut(buf, size, "%.0f", seconds);
 	return;
     }
-    (void) fmt_buf(buf, size, "%.2f", seconds);
+    fmt_buf_or_panic(buf, size, "%.2f", seconds);
     /* drop trailing zeros and a bare point: "3.40" -> "3.4", "2.00" -> "2" */
     if ((dot = strchr(buf, '.')) != NULL) {
 	len = strlen(buf);
@@ -75,7 +75,7 @@ static void put(struct str *out, const char *text)
 {
     size_t len = strlen(text), room = out->max - str_len(out);
 
-    (void) str_append(out, text, len < room ? len : room);
+    str_append_or_panic(out, text, len < room ? len : room);
 }
 
 /* log_delivery_format - the text after "ID: " */

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,20 +74,20 @@ int manifest_check_programs(const char *dir, const struct manifest_ids *ids,
 	struct stat st;
 	int fd;
 
-	if (!fmt_buf(path, sizeof(path), "%s/%s", dir, p->name)) {
+	if (!fmt_try_buf(path, sizeof(path), "%s/%s", dir, p->name)) {
 	    report(MANIFEST_ERROR, "daemon_directory: path too long", ctx);
 	    problems++;
 	    continue;
 	}
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0
 	    && errno == ENOENT) {
-	    (void) fmt_buf(text, sizeof(text), "%s: %s (%s; local submission with sendmail "
+	    fmt_buf_cut(text, sizeof(text), "%s: %s (%s; local submission with sendmail "
 			   "will fail)", path, strerror(errno), p->doc);
 	    report(MANIFEST_WARNING, text, ctx);
 	    continue;
 	}
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	    (void) fmt_buf(text, sizeof(text), "%s: %s (%s; sendmail cannot queue without it)",
+	    fmt_buf_cut(text, sizeof(text), "%s: %s (%s; sendmail cannot queue without it)",
 			   path, fd < 0 ? strerror(errno) : "not a regular file", p->doc);
 	    report(MANIFEST_ERROR, text, ctx);
 	    if (fd >= 0)
@@ -102,11 +103,11 @@ int manifest_check_programs(const char *dir, const struct manifest_ids *ids,
 	if ((flags & MANIFEST_REPAIR)
 	    && fchown(fd, ids->root_uid, ids->setgid_gid) == 0
 	    && fchmod(fd, p->mode) == 0) {	/* after fchown, which clears set-gid */
-	    (void) fmt_buf(text, sizeof(text), "%s: set to owner root, group %ld, mode %04o",
+	    fmt_buf_cut(text, sizeof(text), "%s: set to owner root, group %ld, mode %04o",
 			   path, (long) ids->setgid_gid, (unsigned) p->mode);
 	    report(MANIFEST_FIXED, text, ctx);
 	} else {
-	    (void) fmt_buf(text, sizeof(text), "%s: owner %ld, group %ld, mode %04o; should be "
+	    fmt_buf_cut(text, sizeof(text), "%s: owner %ld, group %ld, mode %04o; should be "
 			   "root, group %ld (setgid_group), mode %04o", path, (long) st.st_uid,
 			   (long) st.st_gid, (unsigned) (st.st_mode & 07777), (long) ids->setgid_gid,
 			   (unsigned) p->mode);
@@ -146,12 +147,12 @@ int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
 	    return 0;
 	}
     } else if ((pw = getpwnam(mail_owner)) == NULL) {
-	fmt_buf(error, sizeof(error), "mail_owner: unknown user: %s", mail_owner);
+	fmt_buf_cut(error, sizeof(error), "mail_owner: unknown user: %s", mail_owner);
 	*error_r = error;
 	return -1;
     }
     if (pw->pw_uid == 0) {
-	fmt_buf(error, sizeof(error), "mail_owner: %s has uid 0; it must be an unprivileged account",
+	fmt_buf_cut(error, sizeof(error), "mail_owner: %s has uid 0; it must be an unprivileged account",
 		mail_owner);
 	*error_r = error;
 	return -1;
@@ -160,12 +161,12 @@ int manifest_ids_resolve(const char *mail_owner, const char *setgid_group,
     ids->owner_uid = pw->pw_uid;
     ids->owner_gid = pw->pw_gid;
     if ((gr = getgrnam(setgid_group)) == NULL) {
-	fmt_buf(error, sizeof(error), "setgid_group: unknown group: %s", setgid_group);
+	fmt_buf_cut(error, sizeof(error), "setgid_group: unknown group: %s", setgid_group);
 	*error_r = error;
 	return -1;
     }
     if (gr->gr_gid == 0 || gr->gr_gid == ids->owner_gid) {
-	fmt_buf(error, sizeof(error), "setgid_group: %s must be a group of its own, "
+	fmt_buf_cut(error, sizeof(error), "setgid_group: %s must be a group of its own, "
 		"not root's and not mail_owner's primary group", setgid_group);
 	*error_r = error;
 	return -1;
@@ -182,8 +183,8 @@ bool manifest_entry_path(const struct manifest_entry *entry, const char *queue_d
     const char *base = entry->base == MANIFEST_QUEUE ? queue_dir : data_dir;
 
     if (entry->name[0] == 0)
-	return str_copy_out(buf, size, base);
-    return fmt_buf(buf, size, "%s/%s", base, entry->name);
+	return str_try_copy_out(buf, size, base);
+    return fmt_try_buf(buf, size, "%s/%s", base, entry->name);
 }
 
 /* user_text - "name (uid N)" for messages */
@@ -192,9 +193,9 @@ static void user_text(uid_t uid, char *buf, size_t size)
     struct passwd *pw = getpwuid(uid);
 
     if (pw)
-	fmt_buf(buf, size, "%s (uid %ld)", pw->pw_name, (long) uid);
+	fmt_buf_cut(buf, size, "%s (uid %ld)", pw->pw_name, (long) uid);
     else
-	fmt_buf(buf, size, "uid %ld", (long) uid);
+	fmt_buf_cut(buf, size, "uid %ld", (long) uid);
 }
 
 /* group_text - "name (gid N)" for messages */
@@ -203,9 +204,9 @@ static void group_text(gid_t gid, char *buf, size_t size)
     struct group *gr = getgrgid(gid);
 
     if (gr)
-	fmt_buf(buf, size, "%s (gid %ld)", gr->gr_name, (long) gid);
+	fmt_buf_cut(buf, size, "%s (gid %ld)", gr->gr_name, (long) gid);
     else
-	fmt_buf(buf, size, "gid %ld", (long) gid);
+	fmt_buf_cut(buf, size, "gid %ld", (long) gid);
 }
 
 /* report_line - format one finding and hand it to the caller */
@@ -214,15 +215,15 @@ static void report_line(manifest_report_fn report, void *ctx, enum manifest_leve
 static void report_line(manifest_report_fn report, void *ctx, enum manifest_level level,
 			const char *fmt, ...)
 {
-    struct str *text = str_new(4096);
+    char text[4096];
     va_list ap;
 
     va_start(ap, fmt);
-    (void) str_vappendf(text, fmt, ap);
+    if (vsnprintf(text, sizeof(text), fmt, ap) < 0)	/* a message text: cut to fit */
+	text[0] = 0;
     va_end(ap);
     if (report)
-	report(level, str_cstr(text), ctx);
-    str_free(&text);
+	report(level, text, ctx);
 }
 
 /* make_parents - create the missing parents of path, mode 0755 */
@@ -231,7 +232,7 @@ static int make_parents(const char *path)
     char buf[4096];
     char *cp;
 
-    if (!str_copy_out(buf, sizeof(buf), path)) {
+    if (!str_try_copy_out(buf, sizeof(buf), path)) {
 	errno = ENAMETOOLONG;
 	return -1;
     }

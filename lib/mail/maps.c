@@ -41,7 +41,7 @@ static const char *maps_default_type(void)
 /* maps_error - format *error_r; -1 */
 static int maps_error(const char **error_r, const struct maps *m, const char *error)
 {
-    (void) fmt_buf(maps_errbuf, sizeof(maps_errbuf), "%s: %s%s", m->param, error,
+    fmt_buf_cut(maps_errbuf, sizeof(maps_errbuf), "%s: %s%s", m->param, error,
 		   strcmp(m->param, "alias_maps") == 0 ? " (run newaliases)" : "");
     *error_r = maps_errbuf;
     return -1;

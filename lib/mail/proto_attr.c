@@ -38,7 +38,7 @@ bool proto_fail(struct proto_cursor *c, const char *fmt, ...)
     va_start(ap, fmt);
     (void) vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    (void) fmt_buf(proto_error, sizeof(proto_error), "%s: %s", c->what, text);
+    fmt_buf_cut(proto_error, sizeof(proto_error), "%s: %s", c->what, text);
     *c->error_r = proto_error;
     return false;
 }

@@ -45,9 +45,9 @@ static int __attribute__((format(printf, 2, 3))) qf_error(const char **error_r, 
 const char *qf_type_show(char *buf, size_t size, int type)
 {
     if (type > 0x20 && type < 0x7f)
-	(void) fmt_buf(buf, size, "'%c'", type);
+	fmt_buf_or_panic(buf, size, "'%c'", type);
     else
-	(void) fmt_buf(buf, size, "\\x%02x", (unsigned) (type & 0xff));
+	fmt_buf_or_panic(buf, size, "\\x%02x", (unsigned) (type & 0xff));
     return buf;
 }
 
@@ -111,7 +111,7 @@ void qf_encode(struct str *out, int type, const void *data, size_t len)
     unsigned char head[QF_HEADER_SIZE];
 
     qf_header(head, type, len);
-    if (!str_append(out, head, sizeof(head)) || !str_append(out, data, len))
+    if (!str_try_append(out, head, sizeof(head)) || !str_try_append(out, data, len))
 	msg_panic("qf_encode: buffer full");
 }
 
@@ -143,7 +143,7 @@ int qf_put_version(struct stream *s)
 {
     char buf[64];
 
-    (void) fmt_buf(buf, sizeof(buf), "%s %d", QF_MAGIC, QF_VERSION);
+    fmt_buf_or_panic(buf, sizeof(buf), "%s %d", QF_MAGIC, QF_VERSION);
     return qf_puts(s, QF_REC_VERSION, buf);
 }
 
@@ -154,7 +154,7 @@ int qf_put_time(struct stream *s, int64_t sec, long usec)
 
     if (sec < 0 || usec < 0 || usec > 999999)
 	msg_panic("qf_put_time: bad time %lld.%ld", (long long) sec, usec);
-    (void) fmt_buf(buf, sizeof(buf), "%lld.%06ld", (long long) sec, usec);
+    fmt_buf_or_panic(buf, sizeof(buf), "%lld.%06ld", (long long) sec, usec);
     return qf_puts(s, QF_REC_TIME, buf);
 }
 
@@ -270,7 +270,7 @@ static const char *qf_past_end(char *what, size_t size, int type, size_t len)
 {
     char show[8];
 
-    (void) fmt_buf(what, size, "record %s length %zu runs past end of file",
+    fmt_buf_cut(what, size, "record %s length %zu runs past end of file",
 		   qf_type_show(show, sizeof(show), type), len);
     return what;
 }

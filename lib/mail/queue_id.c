@@ -140,7 +140,7 @@ void queue_temp_name(char *buf, size_t size)
 
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 	msg_fatal("clock_gettime: %m");
-    if (!fmt_buf(buf, size, "tmp.%ld.%lld%06ld.%u", (long) getpid(),
+    if (!fmt_try_buf(buf, size, "tmp.%ld.%lld%06ld.%u", (long) getpid(),
 		 (long long) ts.tv_sec, (long) (ts.tv_nsec / 1000), counter++))
 	msg_panic("queue_temp_name: buffer of %zu bytes", size);
 }
@@ -217,6 +217,6 @@ bool queue_id_path(char *buf, size_t size, const char *queue_name, const char *i
     if (!queue_id_subdir(id, depth, sub, sizeof(sub)))
 	return false;
     if (depth == 0)
-	return fmt_buf(buf, size, "%s/%s", queue_name, id);
-    return fmt_buf(buf, size, "%s/%s/%s", queue_name, sub, id);
+	return fmt_try_buf(buf, size, "%s/%s", queue_name, id);
+    return fmt_try_buf(buf, size, "%s/%s/%s", queue_name, sub, id);
 }

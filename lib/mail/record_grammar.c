@@ -579,7 +579,7 @@ int record_grammar_get(struct record_grammar *g, struct qf_reader *r, int *type,
 	/* why is rg_errbuf: copy it before formatting into it */
 	char text[sizeof(rg_errbuf)];
 
-	(void) str_copy_out(text, sizeof(text), why);
+	fmt_buf_cut(text, sizeof(text), "%s", why);
 	(void) rg_fail(error_r, RECORD_BAD, "corrupt queue file: %s at offset %lld", text,
 		       (long long) at);
 	return -1;

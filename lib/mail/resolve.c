@@ -184,7 +184,7 @@ static bool rs_norm_domain(const char *domain, struct str *out)
 
     if (len > 0 && domain[len - 1] == '.')
 	len--;
-    if (!str_setn(out, domain, len))
+    if (!str_try_setn(out, domain, len))
 	return false;
     str_lower(out);
     return true;
@@ -482,16 +482,16 @@ static bool rs_split(const char *address, struct rs_parts *p)
     const char *at = address_at(address, strlen(address));
 
     if (at) {
-	if (!str_setn(&p->local, address, (size_t) (at - address))
+	if (!str_try_setn(&p->local, address, (size_t) (at - address))
 	    || !rs_norm_domain(at + 1, &p->domain))
 	    return false;
     } else {
-	if (!str_set(&p->local, address))
+	if (!str_try_set(&p->local, address))
 	    return false;
 	str_reset(&p->domain);
     }
     p->has_ext = resolve_split_extension(str_cstr(&p->local), &p->user, &p->ext);
-    if (!p->has_ext && !str_set(&p->user, str_cstr(&p->local)))
+    if (!p->has_ext && !str_try_set(&p->user, str_cstr(&p->local)))
 	return false;
     return true;
 }
@@ -504,7 +504,7 @@ bool resolve_split_extension(const char *localpart, struct str *user, struct str
 
     if (!address_split_delimiter(localpart, var_recipient_delimiter, &base_len, &ext_start))
 	return false;
-    if (!str_setn(user, localpart, base_len) || !str_set(ext, ext_start))
+    if (!str_try_setn(user, localpart, base_len) || !str_try_set(ext, ext_start))
 	return false;
     return true;
 }
@@ -513,7 +513,7 @@ bool resolve_split_extension(const char *localpart, struct str *user, struct str
 static int rs_key_lookup(struct maps *ts, struct str *key, const char *a, const char *at,
 			 const char *b, struct str *value, const char **error_r)
 {
-    if (!str_set(key, a) || !str_appends(key, at) || !str_appends(key, b))
+    if (!str_try_set(key, a) || !str_try_appends(key, at) || !str_try_appends(key, b))
 	return 0;			/* too long to be a key */
     return maps_lookup(ts, str_cstr(key), value, NULL, error_r);
 }
@@ -613,7 +613,7 @@ static int rs_transport_value(const char *value, struct resolve_result *result,
 	tlen--;
     if (tlen >= sizeof(result->transport)
 	|| (colon && strlen(colon + 1) >= sizeof(result->nexthop))) {
-	fmt_buf(rs_errbuf, sizeof(rs_errbuf), "transport_maps: value too long: \"%.100s\"", value);
+	fmt_buf_cut(rs_errbuf, sizeof(rs_errbuf), "transport_maps: value too long: \"%.100s\"", value);
 	*error_r = rs_errbuf;
 	return -1;
     }
@@ -622,7 +622,7 @@ static int rs_transport_value(const char *value, struct resolve_result *result,
 	result->transport[tlen] = 0;
     }
     if (colon && colon[1])
-	str_copy_out(result->nexthop, sizeof(result->nexthop), colon + 1);
+	str_copy_out_or_panic(result->nexthop, sizeof(result->nexthop), colon + 1);
     return 0;
 }
 
@@ -680,22 +680,27 @@ int resolve_address(const char *address, struct resolve_result *result, const ch
     switch (class) {
     case RESOLVE_CLASS_LOCAL:
     case RESOLVE_CLASS_VIRTUAL:
-	str_copy_out(result->transport, sizeof(result->transport), "local");
-	str_copy_out(result->nexthop, sizeof(result->nexthop),
-		     str_len(&p.domain) ? str_cstr(&p.domain) : var_myhostname);
+	str_copy_out_or_panic(result->transport, sizeof(result->transport), "local");
+	if (!str_try_copy_out(result->nexthop, sizeof(result->nexthop),
+			      str_len(&p.domain) ? str_cstr(&p.domain) : var_myhostname))
+	    goto too_long;
 	break;
     case RESOLVE_CLASS_ALIAS:
-	str_copy_out(result->transport, sizeof(result->transport), "error");
-	str_copy_out(result->nexthop, sizeof(result->nexthop),
+	str_copy_out_or_panic(result->transport, sizeof(result->transport), "error");
+	str_copy_out_or_panic(result->nexthop, sizeof(result->nexthop),
 		     "5.1.1 User unknown in virtual alias table");
 	break;
     case RESOLVE_CLASS_RELAY:
     case RESOLVE_CLASS_DEFAULT:
-	str_copy_out(result->transport, sizeof(result->transport), "smtp");
-	str_copy_out(result->nexthop, sizeof(result->nexthop), str_cstr(&p.domain));
+	str_copy_out_or_panic(result->transport, sizeof(result->transport), "smtp");
+	if (!str_try_copy_out(result->nexthop, sizeof(result->nexthop), str_cstr(&p.domain)))
+	    goto too_long;
 	break;
     }
     rc = rs_transport(&p, result, error_r);
+    goto out;
+  too_long:
+    *error_r = "domain too long";
   out:
     rs_parts_fini(&p);
     return rc;
@@ -712,7 +717,7 @@ static int rs_system_user(const char *name)
     int rc = 0;
     size_t i;
 
-    if (*name && str_set(lc, name)) {
+    if (*name && str_try_set(lc, name)) {
 	str_lower(lc);
 	now = time(NULL);
 	for (i = 0; i < RS_PW_MEMO; i++) {
@@ -742,7 +747,7 @@ static enum resolve_known rs_known(int rc, const char *unknown_why, const char *
 				   const char **why_r)
 {
     if (rc < 0) {
-	fmt_buf(rs_whybuf, sizeof(rs_whybuf), "temporary lookup failure: %s", error);
+	fmt_buf_cut(rs_whybuf, sizeof(rs_whybuf), "temporary lookup failure: %s", error);
 	*why_r = rs_whybuf;
 	return RESOLVE_TEMPFAIL;
     }
@@ -795,7 +800,7 @@ enum resolve_known resolve_recipient(const char *address, const char **why_r)
 	} else {
 	    struct str *lc = str_new(RS_KEY_MAX);
 
-	    (void) str_set(lc, str_cstr(&p.local));
+	    str_set_or_panic(lc, str_cstr(&p.local));
 	    str_lower(lc);
 	    rc = resolve_lookup_alias(str_cstr(lc), value, &error);
 	    str_free(&lc);

@@ -125,7 +125,7 @@ static void srv_logging(bool to_stderr)
     const char *err;
     int sinks = 0;
 
-    if (!fmt_buf(progname, sizeof(progname), "%s/%s", var_syslog_name, srv_spec->name))
+    if (!fmt_try_buf(progname, sizeof(progname), "%s/%s", var_syslog_name, srv_spec->name))
 	msg_fatal("syslog_name too long: %s", var_syslog_name);
     if (to_stderr)
 	sinks |= MSG_TO_STDERR;
@@ -217,7 +217,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 
     srv_spec = spec;
     srv_check_spec(spec);
-    (void) fmt_buf(early_name, sizeof(early_name), "posthorn/%s", spec->name);
+    fmt_buf_or_panic(early_name, sizeof(early_name), "posthorn/%s", spec->name);
     msg_init(early_name, MSG_TO_STDERR | MSG_TO_SYSLOG);
     srv_signals();
     srv_master_pid = getppid();
@@ -225,7 +225,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     (void) pthread_atfork(NULL, NULL, srv_atfork_child);
 
     overrides = mem_alloc_array((size_t) argc + 1, sizeof(char *));
-    (void) str_copy_out(srv_service_name, sizeof(srv_service_name), spec->name);
+    str_copy_out_or_panic(srv_service_name, sizeof(srv_service_name), spec->name);
     opterr = 0;
     while ((ch = getopt(argc, argv, "+c:n:t:s:o:uCvS")) != -1) {
 	switch (ch) {
@@ -233,14 +233,14 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	    config_dir = optarg;
 	    break;
 	case 'n':
-	    if (!str_copy_out(srv_service_name, sizeof(srv_service_name), optarg))
+	    if (!str_try_copy_out(srv_service_name, sizeof(srv_service_name), optarg))
 		msg_fatal("service name too long: %.100s", optarg);
 	    break;
 	case 't':
 	    if (strcmp(optarg, "inet") != 0 && strcmp(optarg, "unix") != 0
 		&& strcmp(optarg, "fifo") != 0)
 		msg_fatal("bad service type: %.100s", optarg);
-	    (void) str_copy_out(srv_service_type, sizeof(srv_service_type), optarg);
+	    str_copy_out_or_panic(srv_service_type, sizeof(srv_service_type), optarg);
 	    break;
 	case 's':
 	    if (!parse_long(optarg, &count) || count < 0 || count > MASTER_LISTEN_MAX)
@@ -271,7 +271,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	config_dir = getenv(MASTER_ENV_CONFIG_DIR);
     if (config_dir == NULL || *config_dir == 0)
 	config_dir = DEF_CONFIG_DIR;
-    if (!str_copy_out(srv_config_dir, sizeof(srv_config_dir), config_dir))
+    if (!str_try_copy_out(srv_config_dir, sizeof(srv_config_dir), config_dir))
 	msg_fatal("configuration directory name too long");
 
     /* Configuration: from master, the main.cf text that it validated (so
@@ -281,7 +281,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     if (srv_config_fd >= 0) {
 	char path[PATH_MAX];
 
-	(void) fmt_buf(path, sizeof(path), "%s/main.cf", srv_config_dir);
+	fmt_buf_cut(path, sizeof(path), "%s/main.cf", srv_config_dir);
 	if (config_load_fd(srv_config_fd, path, &err) < 0)
 	    msg_fatal("%s", err);
 	(void) close(srv_config_fd);

@@ -135,7 +135,7 @@ static void srv_frame_fill(struct srv_client *c)
 	if (n < 0 && errno == ENOTSOCK)
 	    n = read(c->fd, buf, room < sizeof(buf) ? room : sizeof(buf));
 	if (n > 0) {
-	    if (!str_append(c->pending, buf, (size_t) n))
+	    if (!str_try_append(c->pending, buf, (size_t) n))
 		msg_panic("srv_frame_fill: pending buffer overflow");
 	    if ((size_t) n < sizeof(buf))
 		break;				/* drained, most likely */

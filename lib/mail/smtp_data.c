@@ -118,7 +118,7 @@ static void content_text(struct smtp_data *c, const char *p, size_t n)
 	}
 	room = c->piece_max - str_len(c->line);
 	take = n < room ? n : room;
-	if (!str_append(c->line, p, take))
+	if (!str_try_append(c->line, p, take))
 	    msg_panic("smtp_data: append within the piece size failed");
 	content_count(c, take);
 	p += take;
@@ -136,7 +136,7 @@ static void content_eol(struct smtp_data *c, bool crlf)
 	}
 	/* a "." alone after or before a bare line end: content, not the end */
 	c->stray_dot = true;
-	str_appendc(c->line, '.');
+	str_appendc_or_panic(c->line, '.');
 	content_count(c, 1);
     }
     c->lines++;

@@ -123,7 +123,7 @@ static const struct table_backend *table_split(const char *name, const char *def
 	type[n] = 0;
 	*path_r = cp + 1;
     } else {
-	if (!str_copy_out(type, type_size, default_type)) {
+	if (!str_try_copy_out(type, type_size, default_type)) {
 	    *error_r = table_error("table %s: default type name too long", name);
 	    return NULL;
 	}
@@ -158,7 +158,7 @@ int table_paths(const char *name, const char *default_type, char *type, size_t t
 
     if ((be = table_split(name, default_type, type, type_size, &path, error_r)) == NULL)
 	return -1;
-    if (!str_set(source, path) || !str_set(built, path) || !str_appends(built, be->suffix)) {
+    if (!str_try_set(source, path) || !str_try_set(built, path) || !str_try_appends(built, be->suffix)) {
 	*error_r = table_error("table %s: file name too long", name);
 	return -1;
     }
@@ -191,8 +191,8 @@ struct table *table_open(const char *name, const char *default_type, int flags,
 	return NULL;
     str_init(&source, STR_MAX_DEFAULT);
     str_init(&built, STR_MAX_DEFAULT);
-    if (!fmt_buf(canon, sizeof(canon), "%s:%s", type, path)
-	|| !str_set(&source, path) || !str_set(&built, path) || !str_appends(&built, be->suffix)) {
+    if (!fmt_try_buf(canon, sizeof(canon), "%s:%s", type, path)
+	|| !str_try_set(&source, path) || !str_try_set(&built, path) || !str_try_appends(&built, be->suffix)) {
 	*error_r = table_error("table %s: file name too long", name);
 	goto out;
     }
@@ -211,7 +211,7 @@ struct table *table_open(const char *name, const char *default_type, int flags,
 	goto out;
     }
     if (be->open(str_cstr(&built), type, &state, error_r) < 0) {
-	str_copy_out(saved, sizeof(saved), *error_r);
+	fmt_buf_cut(saved, sizeof(saved), "%s", *error_r);
 	*error_r = table_error("table %s: %s", canon, saved);
 	goto out;
     }
@@ -270,13 +270,13 @@ int table_lookup(struct table *t, const char *key, struct str *value, const char
     /* A key longer than a source line cannot have been stored. */
     if (klen == 0 || klen > TABLE_LINE_MAX)
 	return 0;
-    if (!str_setn(&t->key, key, klen))
+    if (!str_try_setn(&t->key, key, klen))
 	msg_panic("table_lookup: key buffer");
     if (!(t->flags & TABLE_FLAG_NO_FOLD))
 	table_fold(t->key.data, t->key.len);
     ret = t->be->lookup(t->state, str_cstr(&t->key), str_len(&t->key), value, error_r);
     if (ret < 0) {
-	str_copy_out(saved, sizeof(saved), *error_r);
+	fmt_buf_cut(saved, sizeof(saved), "%s", *error_r);
 	*error_r = table_error("table %s: %s", t->name, saved);
     }
     return ret;
@@ -375,7 +375,7 @@ static int table_read_line(FILE *fp, struct str *line, const char *source, long 
 	    *error_r = table_error("%s:%ld: NUL byte in line", source, lineno);
 	    return -1;
 	}
-	if (!str_appendc(line, (char) c)) {
+	if (!str_try_appendc(line, (char) c)) {
 	    *error_r = table_error("%s:%ld: line longer than %d bytes", source, lineno,
 				   TABLE_LINE_MAX);
 	    return -1;
@@ -425,7 +425,7 @@ static int table_flush(struct table_parse *tp, const char **error_r)
     ret = tp->be->add(tp->state, str_cstr(&tp->key), str_len(&tp->key),
 		      str_cstr(&tp->value), str_len(&tp->value), error_r);
     if (ret < 0) {
-	str_copy_out(saved, sizeof(saved), *error_r);
+	fmt_buf_cut(saved, sizeof(saved), "%s", *error_r);
 	*error_r = table_error("%s:%ld: %s", tp->source, tp->key_line, saved);
 	return -1;
     }
@@ -455,8 +455,8 @@ static int table_parse_line(struct table_parse *tp, const struct str *line, long
 				   tp->source, lineno);
 	    return -1;
 	}
-	if ((str_len(&tp->value) > 0 && !str_appendc(&tp->value, ' '))
-	    || !str_append(&tp->value, cp, (size_t) (end - cp))) {
+	if ((str_len(&tp->value) > 0 && !str_try_appendc(&tp->value, ' '))
+	    || !str_try_append(&tp->value, cp, (size_t) (end - cp))) {
 	    *error_r = table_error("%s:%ld: entry longer than %d bytes", tp->source, lineno,
 				   TABLE_ENTRY_MAX);
 	    return -1;
@@ -474,7 +474,7 @@ static int table_parse_line(struct table_parse *tp, const struct str *line, long
 	    *error_r = table_error("%s:%ld: missing ':' after alias name", tp->source, lineno);
 	    return -1;
 	}
-	if (!str_setn(&tp->key, key, (size_t) (cp - key)))
+	if (!str_try_setn(&tp->key, key, (size_t) (cp - key)))
 	    msg_panic("table_parse_line: key longer than a line");
 	while (str_len(&tp->key) > 0 && table_is_blank(tp->key.data[tp->key.len - 1]))
 	    str_truncate(&tp->key, tp->key.len - 1);
@@ -486,12 +486,12 @@ static int table_parse_line(struct table_parse *tp, const struct str *line, long
     } else {
 	while (cp < end && !table_is_blank(*cp))
 	    cp++;
-	if (!str_setn(&tp->key, key, (size_t) (cp - key)))
+	if (!str_try_setn(&tp->key, key, (size_t) (cp - key)))
 	    msg_panic("table_parse_line: key longer than a line");
     }
     while (cp < end && table_is_blank(*cp))
 	cp++;
-    if (!str_setn(&tp->value, cp, (size_t) (end - cp)))
+    if (!str_try_setn(&tp->value, cp, (size_t) (end - cp)))
 	msg_panic("table_parse_line: value longer than an entry");
     tp->pending = true;
     tp->key_line = lineno;
@@ -525,11 +525,11 @@ static void table_dir_of(const char *path, struct str *dir)
     const char *slash = strrchr(path, '/');
 
     if (slash == NULL)
-	str_set(dir, ".");
+	str_set_or_panic(dir, ".");
     else if (slash == path)
-	str_set(dir, "/");
+	str_set_or_panic(dir, "/");
     else
-	str_setn(dir, path, (size_t) (slash - path));
+	str_setn_or_panic(dir, path, (size_t) (slash - path));
 }
 
 /* table_build_count - build a table from its source, atomically */
@@ -562,8 +562,8 @@ int table_build_count(const char *name, const char *default_type, int flags,
     str_init(&tp.key, TABLE_LINE_MAX);
     str_init(&tp.value, TABLE_ENTRY_MAX);
     clock_gettime(CLOCK_REALTIME, &now);
-    if (!str_set(&source, path) || !str_set(&built, path) || !str_appends(&built, be->suffix)
-	|| !str_printf(&tmp, "%s.tmp.%ld.%lu.%ld", str_cstr(&built), (long) getpid(),
+    if (!str_try_set(&source, path) || !str_try_set(&built, path) || !str_try_appends(&built, be->suffix)
+	|| !str_try_printf(&tmp, "%s.tmp.%ld.%lu.%ld", str_cstr(&built), (long) getpid(),
 		       ++serial, (long) now.tv_nsec)) {
 	*error_r = table_error("table %s:%s: file name too long", type, path);
 	goto out;
@@ -590,7 +590,7 @@ int table_build_count(const char *name, const char *default_type, int flags,
 
     /* Write the new table under a temporary name beside the final one. */
     if (be->create(str_cstr(&tmp), type, (unsigned) (st.st_mode & 0666), &state, error_r) < 0) {
-	str_copy_out(saved, sizeof(saved), *error_r);
+	fmt_buf_cut(saved, sizeof(saved), "%s", *error_r);
 	*error_r = table_error("table %s:%s: %s", type, path, saved);
 	goto out;
     }
@@ -604,7 +604,7 @@ int table_build_count(const char *name, const char *default_type, int flags,
 	goto out;
     }
     if (be->finish(state, str_cstr(&tmp), error_r) < 0) {
-	str_copy_out(saved, sizeof(saved), *error_r);
+	fmt_buf_cut(saved, sizeof(saved), "%s", *error_r);
 	*error_r = table_error("table %s:%s: %s", type, path, saved);
 	goto out;
     }

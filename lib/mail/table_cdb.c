@@ -90,7 +90,7 @@ static int cdb_table_lookup(void *state, const char *key, size_t klen, struct st
 	*error_r = table_error("%s: corrupt cdb file (bad data position)", r->path);
 	return -1;
     }
-    if (!str_setn(value, data, cdb_datalen(&r->cdb))) {
+    if (!str_try_setn(value, data, cdb_datalen(&r->cdb))) {
 	*error_r = table_error("%s: value of %u bytes is too long for the caller",
 			       r->path, cdb_datalen(&r->cdb));
 	return -1;

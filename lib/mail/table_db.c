@@ -37,7 +37,7 @@ static void db_table_errcall(const DB_ENV *env, const char *prefix, const char *
 {
     (void) env;
     (void) prefix;
-    str_copy_out(db_table_lasterr, sizeof(db_table_lasterr), text);
+    fmt_buf_cut(db_table_lasterr, sizeof(db_table_lasterr), "%s", text);
 }
 
 /* db_table_error - error text from a libdb return code */
@@ -128,7 +128,7 @@ static int db_table_lookup(void *state, const char *key, size_t klen, struct str
 	*error_r = db_table_error("read", t->path, ret);
 	return -1;
     }
-    if (!str_setn(value, v.data, v.size)) {
+    if (!str_try_setn(value, v.data, v.size)) {
 	*error_r = table_error("%s: value of %u bytes is too long for the caller",
 			       t->path, (unsigned) v.size);
 	return -1;

@@ -432,18 +432,18 @@ static void check_length_case(const struct lcase *c, long idx)
     enum address_error err;
     char *p;
 
-    str_appendc(in, '<');
+    str_appendc_or_panic(in, '<');
     if (c->quoted) {
-	str_appendc(in, '"');
+	str_appendc_or_panic(in, '"');
 	p = repeat('q', c->local_len - 2);
-	str_appends(in, p);
-	str_appendc(in, '"');
+	str_appends_or_panic(in, p);
+	str_appendc_or_panic(in, '"');
     } else {
 	p = repeat('a', c->local_len);
-	str_appends(in, p);
+	str_appends_or_panic(in, p);
     }
     mem_free(&p);
-    str_appendc(in, '@');
+    str_appendc_or_panic(in, '@');
     if (c->literal) {
 	p = repeat('x', c->domain_len);
 	memcpy(p, "[t:", 3);
@@ -451,9 +451,9 @@ static void check_length_case(const struct lcase *c, long idx)
     } else {
 	p = domain_of(c->domain_len);
     }
-    str_appends(in, p);
+    str_appends_or_panic(in, p);
     mem_free(&p);
-    str_appendc(in, '>');
+    str_appendc_or_panic(in, '>');
     if (c->pflags & NB) {
 	/* strip the brackets */
 	memmove(in->data, in->data + 1, in->len - 2);
@@ -639,11 +639,11 @@ int main(void)
 	struct address a;
 
 	lab[63] = 0;
-	unit_assert(fmt_buf(buf, sizeof(buf), "<u@%s.com>", lab));
+	unit_assert(fmt_try_buf(buf, sizeof(buf), "<u@%s.com>", lab));
 	unit_assert_inteq(address_parse(buf, strlen(buf), R, NULL, &a), ADDR_OK);
 	address_fini(&a);
 	lab[63] = 'b';
-	unit_assert(fmt_buf(buf, sizeof(buf), "<u@%s.com>", lab));
+	unit_assert(fmt_try_buf(buf, sizeof(buf), "<u@%s.com>", lab));
 	unit_assert_inteq(address_parse(buf, strlen(buf), R, NULL, &a), ADDR_ERR_DOMAIN);
 	unit_assert(!valid_hostname(lab, 64, 0));
 	unit_assert(valid_hostname(lab, 63, 0));
@@ -812,9 +812,9 @@ int main(void)
 		continue;
 	    }
 	    internal = str_new(1024);
-	    str_appends(internal, addr.localpart);
-	    str_appendc(internal, '@');
-	    str_appends(internal, addr.domain);
+	    str_appends_or_panic(internal, addr.localpart);
+	    str_appendc_or_panic(internal, '@');
+	    str_appends_or_panic(internal, addr.domain);
 	    at = address_at(str_cstr(internal), str_len(internal));
 	    unit_assert_idx(at != NULL && strcmp(at + 1, addr.domain) == 0, k);
 	    str_free(&internal);
@@ -864,7 +864,7 @@ int main(void)
 	unit_assert_streq_idx(ok ? "split" : "no split", c->base ? "split" : "no split", i);
 	if (ok && c->base) {
 	    str_reset(s);
-	    str_append(s, c->local, base_len);
+	    str_append_or_panic(s, c->local, base_len);
 	    unit_assert_streq_idx(str_cstr(s), c->base, i);
 	    unit_assert_streq_idx(ext, c->ext, i);
 	}

@@ -114,7 +114,7 @@ int main(void)
 	};
 
 	for (size_t i = 0; i < 500; i++) {
-	    (void) fmt_buf(addr[i], sizeof(addr[i]), "u%zu@example.test", i);
+	    fmt_buf_or_panic(addr[i], sizeof(addr[i]), "u%zu@example.test", i);
 	    many[i] = (struct bounce_rcpt) {addr[i], i % 2 ? addr[i] : "", "", "5.0.0", "failed",
 					    i % 3 ? "" : "too many hops", "none"};
 	}

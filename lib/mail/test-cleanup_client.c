@@ -53,7 +53,7 @@ static void fake_serve(int fd, enum fake_mode mode, int report_fd)
 		    IPC_RECV_STR(ATTR_ORIGIN, origin), IPC_END) == 0) {
 	if (mode == FAKE_DROP)
 	    break;
-	str_printf(text, "flags=%ld origin=%s", flags, str_cstr(origin));
+	str_printf_or_panic(text, "flags=%ld origin=%s", flags, str_cstr(origin));
 	qf_reader_init(&r, s, 0);
 	allowed = QF_TYPES_ENVELOPE;
 	for (;;) {
@@ -63,9 +63,9 @@ static void fake_serve(int fd, enum fake_mode mode, int report_fd)
 		goto done;
 	    }
 	    if (str_len(data) > 40)
-		str_appendf(text, " %c#%zu", type, str_len(data));
+		str_appendf_or_panic(text, " %c#%zu", type, str_len(data));
 	    else
-		str_appendf(text, " %c:%s", type, str_cstr(data));
+		str_appendf_or_panic(text, " %c:%s", type, str_cstr(data));
 	    if (type == QF_REC_MESSAGE)
 		allowed = QF_TYPES_CONTENT;
 	    else if (type == QF_REC_XEND)
@@ -128,10 +128,10 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     config_init();
-    fmt_buf(test_dir, sizeof(test_dir), "/tmp/test-cleanup_client.XXXXXX");
+    fmt_buf_or_panic(test_dir, sizeof(test_dir), "/tmp/test-cleanup_client.XXXXXX");
     if (mkdtemp(test_dir) == NULL)
 	msg_fatal("mkdtemp: %m");
-    fmt_buf(sock_path, sizeof(sock_path), "%s/cleanup", test_dir);
+    fmt_buf_or_panic(sock_path, sizeof(sock_path), "%s/cleanup", test_dir);
 
     unit_begin("records as sent, two messages on one connection, replies");
     pid = fake_server(FAKE_ECHO, -1);

@@ -29,9 +29,9 @@ static void collect(const struct defer_log_record *rec, void *ctx)
     struct seen *s = ctx;
 
     if (s->count < 8) {
-	(void) str_copy_out(s->rcpt[s->count], sizeof(s->rcpt[0]), rec->rcpt);
-	(void) str_copy_out(s->dsn[s->count], sizeof(s->dsn[0]), rec->dsn);
-	(void) str_copy_out(s->reason[s->count], sizeof(s->reason[0]), rec->reason);
+	str_copy_out_or_panic(s->rcpt[s->count], sizeof(s->rcpt[0]), rec->rcpt);
+	str_copy_out_or_panic(s->dsn[s->count], sizeof(s->dsn[0]), rec->dsn);
+	str_copy_out_or_panic(s->reason[s->count], sizeof(s->reason[0]), rec->reason);
     }
     s->count++;
 }

@@ -98,7 +98,7 @@ static void hello(struct ipc_list *list, const char *a, const char *b, const cha
 	const char *eq = strchr(pairs[i], '=');
 	char name[32];
 
-	(void) str_copy_out(name, (size_t) (eq - pairs[i]) + 1, pairs[i]);
+	fmt_buf_or_panic(name, sizeof(name), "%.*s", (int) (eq - pairs[i]), pairs[i]);
 	ipc_list_add(list, name, eq + 1, strlen(eq + 1));
     }
 }

@@ -135,8 +135,8 @@ int main(void)
 	};
 
 	for (size_t i = 0; i < 300; i++) {
-	    (void) fmt_buf(addr[i], sizeof(addr[i]), "user%zu@example.test", i);
-	    (void) fmt_buf(orcpt[i], sizeof(orcpt[i]), "rfc822;user%zu@example.test", i);
+	    fmt_buf_or_panic(addr[i], sizeof(addr[i]), "user%zu@example.test", i);
+	    fmt_buf_or_panic(orcpt[i], sizeof(orcpt[i]), "rfc822;user%zu@example.test", i);
 	    many[i] = (struct deliver_rcpt) {addr[i], i % 2 ? addr[i] : "", orcpt[i],
 					     i % 3 ? "" : "failure", (long) (100 + i * 40)};
 	}

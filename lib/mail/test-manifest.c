@@ -30,7 +30,7 @@ static void collect(enum manifest_level level, const char *text, void *ctx)
 	f->errors++;
     else
 	f->fixed++;
-    (void) str_appendf(f->text, "%s: %s\n", level == MANIFEST_ERROR ? "E" : "F", text);
+    str_appendf_or_panic(f->text, "%s: %s\n", level == MANIFEST_ERROR ? "E" : "F", text);
 }
 
 /* reset - forget earlier findings */
@@ -59,7 +59,7 @@ static void rm_rf(const char *dir)
 {
     char cmd[4200];
 
-    if (fmt_buf(cmd, sizeof(cmd), "rm -rf '%s'", dir))
+    if (fmt_try_buf(cmd, sizeof(cmd), "rm -rf '%s'", dir))
 	(void) system(cmd);
 }
 
@@ -74,8 +74,8 @@ int main(void)
 
     if (mkdtemp(tmpl) == NULL)
 	msg_fatal("mkdtemp: %m");
-    fmt_buf(queue, sizeof(queue), "%s/spool/queue", tmpl);
-    fmt_buf(data, sizeof(data), "%s/lib/data", tmpl);
+    fmt_buf_or_panic(queue, sizeof(queue), "%s/spool/queue", tmpl);
+    fmt_buf_or_panic(data, sizeof(data), "%s/lib/data", tmpl);
     f.text = str_new(STR_MAX_DEFAULT);
     manifest_ids_self(&ids, geteuid(), getegid());
     umask(022);
@@ -119,7 +119,7 @@ int main(void)
     n = manifest_check(queue, data, &ids, 0, collect, &f);
     unit_assert_inteq(n, 2);
     unit_assert_inteq(f.errors, 2);
-    fmt_buf(want, sizeof(want), "%s: does not exist (directory, mode 0755)", queue);
+    fmt_buf_or_panic(want, sizeof(want), "%s: does not exist (directory, mode 0755)", queue);
     unit_assert(has(&f, want));
     unit_assert(mode_of(queue) == -1);
     unit_end();
@@ -134,7 +134,7 @@ int main(void)
 	unit_assert_idx(manifest_entry_path(&manifest_table[i], queue, data, path, sizeof(path)), i);
 	unit_assert_idx(mode_of(path) == (long) manifest_table[i].mode, i);
     }
-    fmt_buf(want, sizeof(want), "%s/maildrop: created (mode 1730)", queue);
+    fmt_buf_or_panic(want, sizeof(want), "%s/maildrop: created (mode 1730)", queue);
     unit_assert(has(&f, want));
     unit_end();
 
@@ -146,21 +146,21 @@ int main(void)
     unit_end();
 
     unit_begin("a wrong mode is reported, then repaired");
-    fmt_buf(path, sizeof(path), "%s/maildrop", queue);
+    fmt_buf_or_panic(path, sizeof(path), "%s/maildrop", queue);
     unit_assert(chmod(path, 0755) == 0);
     reset(&f);
     unit_assert_inteq(manifest_check(queue, data, &ids, 0, collect, &f), 1);
-    fmt_buf(want, sizeof(want), "E: %s: mode is 0755, should be 1730", path);
+    fmt_buf_or_panic(want, sizeof(want), "E: %s: mode is 0755, should be 1730", path);
     unit_assert(has(&f, want));
     reset(&f);
     unit_assert_inteq(manifest_check(queue, data, &ids, MANIFEST_REPAIR, collect, &f), 0);
-    fmt_buf(want, sizeof(want), "F: %s: mode was 0755, now 1730", path);
+    fmt_buf_or_panic(want, sizeof(want), "F: %s: mode was 0755, now 1730", path);
     unit_assert(has(&f, want));
     unit_assert(mode_of(path) == 01730);
     unit_end();
 
     unit_begin("a file or symlink in place of a directory is never removed");
-    fmt_buf(path, sizeof(path), "%s/hold", queue);
+    fmt_buf_or_panic(path, sizeof(path), "%s/hold", queue);
     unit_assert(rmdir(path) == 0);
     {
 	int fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
@@ -169,7 +169,7 @@ int main(void)
 	if (fd >= 0)
 	    close(fd);
     }
-    fmt_buf(want, sizeof(want), "%s/active", queue);
+    fmt_buf_or_panic(want, sizeof(want), "%s/active", queue);
     unit_assert(rmdir(want) == 0);
     unit_assert(symlink("/tmp", want) == 0);
     reset(&f);
@@ -189,7 +189,7 @@ int main(void)
     unit_end();
 
     unit_begin("a wrong owner or group: repaired as root, reported otherwise");
-    fmt_buf(path, sizeof(path), "%s/public", queue);
+    fmt_buf_or_panic(path, sizeof(path), "%s/public", queue);
     if (geteuid() == 0) {
 	struct manifest_ids other = ids;
 	struct stat st;

@@ -30,7 +30,7 @@ static const char *table_at(const char *name)
     static int next;
     char *p = buf[next++ % 4];
 
-    if (!fmt_buf(p, PATH_MAX + 8, "cdb:%s/%s", dir, name))
+    if (!fmt_try_buf(p, PATH_MAX + 8, "cdb:%s/%s", dir, name))
 	msg_fatal("path too long");
     return p;
 }
@@ -42,7 +42,7 @@ static void build(const char *name, const char *text)
     const char *err;
     FILE *fp;
 
-    if (!fmt_buf(path, sizeof(path), "%s/%s", dir, name) || (fp = fopen(path, "w")) == NULL)
+    if (!fmt_try_buf(path, sizeof(path), "%s/%s", dir, name) || (fp = fopen(path, "w")) == NULL)
 	msg_fatal("create %s: %m", path);
     fputs(text, fp);
     fclose(fp);
@@ -56,7 +56,7 @@ static int lookup(struct maps *m, const char *key, char *out, size_t size, const
     struct str *v = str_new(1024);
     int rc = maps_lookup(m, key, v, NULL, err);
 
-    (void) str_copy_out(out, size, rc > 0 ? str_cstr(v) : "");
+    str_copy_out_or_panic(out, size, rc > 0 ? str_cstr(v) : "");
     str_free(&v);
     return rc;
 }
@@ -72,7 +72,7 @@ static void test_lookup_in_order(void)
     unit_begin("the first table that has the key answers; its owner is given");
     build("one", "alice a1\nboth from-one\n");
     build("two", "bob b2\nboth from-two\n");
-    (void) fmt_buf(list, sizeof(list), "%s, %s", table_at("one"), table_at("two"));
+    fmt_buf_or_panic(list, sizeof(list), "%s, %s", table_at("one"), table_at("two"));
     m = maps_from_param("transport_maps", list, 0);
     unit_assert_inteq(maps_count(m), 2);
     unit_assert(maps_all_open(m));
@@ -106,7 +106,7 @@ static void test_missing_tables(void)
 
     unit_begin("a missing table of a default-valued parameter counts as empty");
     config_init();
-    (void) fmt_buf(list, sizeof(list), "%s %s", table_at("absent"), table_at("one"));
+    fmt_buf_or_panic(list, sizeof(list), "%s %s", table_at("absent"), table_at("one"));
     m = maps_from_param("alias_maps", list, 0);
     unit_assert(!maps_all_open(m));
     unit_assert_inteq(lookup(m, "alice", out, sizeof(out), &err), 1);
@@ -159,7 +159,7 @@ int main(void)
     char cwd[PATH_MAX];
 
     if (getcwd(cwd, sizeof(cwd)) == NULL
-	|| !fmt_buf(dir, sizeof(dir), "%s/test-maps.XXXXXX", cwd) || mkdtemp(dir) == NULL)
+	|| !fmt_try_buf(dir, sizeof(dir), "%s/test-maps.XXXXXX", cwd) || mkdtemp(dir) == NULL)
 	msg_fatal("mkdtemp: %m");
     config_init();
     test_lookup_in_order();
@@ -168,7 +168,7 @@ int main(void)
     {
 	char cmd[PATH_MAX + 16];
 
-	if (fmt_buf(cmd, sizeof(cmd), "rm -rf %s", dir))
+	if (fmt_try_buf(cmd, sizeof(cmd), "rm -rf %s", dir))
 	    (void) !system(cmd);
     }
     return unit_done();

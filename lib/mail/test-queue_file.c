@@ -36,7 +36,7 @@ static int collect(int type, const struct str *data, off_t offset, void *ctx)
 
     if (s->count < 64) {
 	s->types[s->count] = type;
-	(void) str_copy_out(s->data[s->count], sizeof(s->data[0]), data->data);
+	str_copy_out_or_panic(s->data[s->count], sizeof(s->data[0]), data->data);
 	s->offsets[s->count] = offset;
 	s->count++;
     }
@@ -57,7 +57,7 @@ static const char *tmp_path(const char *name)
 {
     static char path[256];
 
-    (void) fmt_buf(path, sizeof(path), "%s/%s", tmpdir, name);
+    fmt_buf_or_panic(path, sizeof(path), "%s/%s", tmpdir, name);
     return path;
 }
 
@@ -78,7 +78,7 @@ static void scan_mem_same(const char *path, int rc, const struct seen *seen, con
     close(fd);
     if (n < 0 || (size_t) n == sizeof(buf))
 	return;				/* too big for this check */
-    (void) str_copy_out(stream_error, sizeof(stream_error), rc < 0 && error ? error : "");
+    str_copy_out_or_panic(stream_error, sizeof(stream_error), rc < 0 && error ? error : "");
     memset(&mem_seen, 0, sizeof(mem_seen));
     mem_rc = qf_scan_mem(buf, (size_t) n, QF_RECORD_MAX, seen ? collect : NULL,
 			 seen ? &mem_seen : NULL, &mem_error);
@@ -398,11 +398,11 @@ int main(void)
 		unit_assert_idx(bytes->len == ENV_END, i);
 	    }
 	    if (strcmp(name, "unknown type in envelope") == 0)
-		str_append(bytes, "Q\0\0\0\0", 5);
+		str_append_or_panic(bytes, "Q\0\0\0\0", 5);
 	    else if (strcmp(name, "content type in envelope") == 0)
 		qf_encode(bytes, 'L', "x", 1);
 	    else if (strcmp(name, "binary type byte") == 0)
-		str_append(bytes, "\0\0\0\0\0", 5);
+		str_append_or_panic(bytes, "\0\0\0\0\0", 5);
 	    else if (strcmp(name, "two senders") == 0)
 		qf_encode(bytes, 'S', "x", 1);
 	    else if (strcmp(name, "orcpt without recipient") == 0)
@@ -420,9 +420,9 @@ int main(void)
 		if (strcmp(name, "envelope type in content") == 0)
 		    qf_encode(bytes, 'R', "x", 1);
 		else if (strcmp(name, "length past EOF") == 0)
-		    str_append(bytes, "L\0\0\0\144abc", 8);
+		    str_append_or_panic(bytes, "L\0\0\0\144abc", 8);
 		else if (strcmp(name, "length over the limit") == 0)
-		    str_append(bytes, "L\0\040\0\0abc", 8);
+		    str_append_or_panic(bytes, "L\0\040\0\0abc", 8);
 		else if (strcmp(name, "continued line at xend") == 0)
 		    qf_encode(bytes, 'C', "", 0);
 		else if (strcmp(name, "line feed in a line") == 0)
@@ -536,7 +536,7 @@ int main(void)
     {
 	char cmd[300];
 
-	(void) fmt_buf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	fmt_buf_or_panic(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 	    msg_warn("could not remove %s", tmpdir);
     }

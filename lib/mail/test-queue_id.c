@@ -146,7 +146,7 @@ int main(void)
 	    queue_temp_name(temp, sizeof(temp));
 	    unit_assert(queue_temp_name_valid(temp));
 	    unit_assert(!queue_id_valid(temp));
-	    fmt_buf(path, sizeof(path), "%s/%s", dir, temp);
+	    fmt_buf_or_panic(path, sizeof(path), "%s/%s", dir, temp);
 	    fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
 	    unit_assert(fd >= 0);
 	    unit_assert(fstat(fd, &st) == 0);
@@ -160,7 +160,7 @@ int main(void)
 		if (strcmp(ids[i], ids[j]) == 0)
 		    distinct = false;
 	unit_assert(distinct);
-	fmt_buf(path, sizeof(path), "rm -rf '%s'", dir);
+	fmt_buf_or_panic(path, sizeof(path), "rm -rf '%s'", dir);
 	unit_assert(system(path) == 0);
     }
     unit_end();
@@ -207,7 +207,7 @@ int main(void)
 	{
 	    char want[64];
 
-	    fmt_buf(want, sizeof(want), "deferred/%s/1r2gXC00W8y5bAP", sub2);
+	    fmt_buf_or_panic(want, sizeof(want), "deferred/%s/1r2gXC00W8y5bAP", sub2);
 	    unit_assert_streq(buf, want);
 	}
 	unit_assert(!queue_id_path(buf, sizeof(buf), "deferred", "../../x", 1));

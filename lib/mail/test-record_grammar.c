@@ -208,12 +208,12 @@ static void test_maildrop_flags(void)
 
     unit_begin("record grammar: maildrop flags attribute");
     record_grammar_init(&g, RECORD_PROFILE_MAILDROP, 0);
-    (void) str_set(d, "posthorn-queue 1");
+    str_set_or_panic(d, "posthorn-queue 1");
     unit_assert(record_grammar_check(&g, QF_REC_VERSION, d, &error) == RECORD_OK);
-    (void) str_set(d, "root");
+    str_set_or_panic(d, "root");
     unit_assert(record_grammar_check(&g, QF_REC_SENDER, d, &error) == RECORD_OK);
     unit_assert_inteq(g.maildrop_flags, 0);
-    (void) str_set(d, "flags=extract");
+    str_set_or_panic(d, "flags=extract");
     unit_assert(record_grammar_check(&g, QF_REC_ATTR, d, &error) == RECORD_OK);
     unit_assert_inteq(g.maildrop_flags, MAILDROP_FLAG_EXTRACT);
     unit_assert_streq(record_grammar_allowed(&g), "SAONRM");

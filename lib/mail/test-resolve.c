@@ -32,7 +32,7 @@ static const char *path_in(const char *name)
     static int next;
     char *p = buf[next++ % 4];
 
-    if (!fmt_buf(p, PATH_MAX, "%s/%s", test_dir, name))
+    if (!fmt_try_buf(p, PATH_MAX, "%s/%s", test_dir, name))
 	msg_fatal("path too long");
     return p;
 }
@@ -49,7 +49,7 @@ static void make_table(const char *name, const char *text)
 	msg_fatal("create %s: %m", path);
     fputs(text, fp);
     fclose(fp);
-    fmt_buf(tname, sizeof(tname), "cdb:%s", path);
+    fmt_buf_or_panic(tname, sizeof(tname), "cdb:%s", path);
     if (table_build(tname, NULL, 0, &err) < 0)
 	msg_fatal("build %s: %s", tname, err);
 }
@@ -61,10 +61,10 @@ static void set_param(const char *name, const char *value)
     const char *cp, *hit;
 
     for (cp = value; (hit = strstr(cp, "DIR")) != NULL; cp = hit + 3) {
-	str_append(s, cp, (size_t) (hit - cp));
-	str_appends(s, test_dir);
+	str_append_or_panic(s, cp, (size_t) (hit - cp));
+	str_appends_or_panic(s, test_dir);
     }
-    str_appends(s, cp);
+    str_appends_or_panic(s, cp);
     config_set(name, str_cstr(s));
     str_free(&s);
 }
@@ -181,7 +181,7 @@ int main(void)
     FILE *fp;
     size_t i;
 
-    fmt_buf(test_dir, sizeof(test_dir), "/tmp/test-resolve.XXXXXX");
+    fmt_buf_or_panic(test_dir, sizeof(test_dir), "/tmp/test-resolve.XXXXXX");
     if (mkdtemp(test_dir) == NULL)
 	msg_fatal("mkdtemp: %m");
     make_table("vdomains", "vdom.test x\n.vdom2.test x\n");
@@ -241,7 +241,7 @@ int main(void)
 	char addr[300];
 
 	unit_assert(pw != NULL);
-	fmt_buf(addr, sizeof(addr), "%s+x@localhost", pw->pw_name);
+	fmt_buf_or_panic(addr, sizeof(addr), "%s+x@localhost", pw->pw_name);
 	unit_assert(resolve_recipient(addr, &why) == RESOLVE_KNOWN);
     }
     unit_end();
@@ -342,7 +342,7 @@ int main(void)
     {
 	char cmd[PATH_MAX + 16];
 
-	fmt_buf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+	fmt_buf_or_panic(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
 	if (system(cmd) != 0)
 	    msg_warn("cannot remove %s", test_dir);
     }

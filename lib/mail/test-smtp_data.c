@@ -17,17 +17,17 @@ static int collect(void *ctx, int type, const char *data, size_t len)
 {
     struct str *out = ctx;
 
-    str_appendc(out, (char) type);
-    str_appendc(out, ':');
+    str_appendc_or_panic(out, (char) type);
+    str_appendc_or_panic(out, ':');
     for (size_t i = 0; i < len; i++) {
 	if (data[i] == '\r')
-	    str_appends(out, "\\r");
+	    str_appends_or_panic(out, "\\r");
 	else if (data[i] == '\n')
-	    str_appends(out, "\\n");
+	    str_appends_or_panic(out, "\\n");
 	else
-	    str_appendc(out, data[i]);
+	    str_appendc_or_panic(out, data[i]);
     }
-    str_appendc(out, '|');
+    str_appendc_or_panic(out, '|');
     return 0;
 }
 
@@ -185,12 +185,12 @@ int main(void)
 	    int n = (int) ((seed = seed * 1103515245u + 12345u) >> 16) % 40;
 
 	    if (i % 97 == 0)
-		str_appends(msg, ".");
+		str_appends_or_panic(msg, ".");
 	    for (int k = 0; k < n; k++)
-		str_appendc(msg, (char) ('a' + k % 26));
-	    str_appends(msg, "\r\n");
+		str_appendc_or_panic(msg, (char) ('a' + k % 26));
+	    str_appends_or_panic(msg, "\r\n");
 	}
-	str_appends(msg, ".\r\n");
+	str_appends_or_panic(msg, ".\r\n");
 	smtp_data_init(&c, SMTP_DATA_DOT, 16, 0, collect, a);
 	unit_assert_inteq(smtp_data_feed(&c, str_cstr(msg), str_len(msg)), str_len(msg));
 	unit_assert(c.done);

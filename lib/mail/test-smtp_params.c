@@ -247,7 +247,7 @@ static void check_mail(const struct mcase *c, long idx)
 	if (c->bad && p.bad) {
 	    char got[200];
 
-	    fmt_buf(got, sizeof(got), "%.*s", (int) p.bad_len, p.bad);
+	    fmt_buf_or_panic(got, sizeof(got), "%.*s", (int) p.bad_len, p.bad);
 	    unit_assert_streq_idx(got, c->bad, idx);
 	}
     }
@@ -275,7 +275,7 @@ static void check_rcpt(const struct rcase *c, long idx)
 	if (c->bad && p.bad) {
 	    char got[200];
 
-	    fmt_buf(got, sizeof(got), "%.*s", (int) p.bad_len, p.bad);
+	    fmt_buf_or_panic(got, sizeof(got), "%.*s", (int) p.bad_len, p.bad);
 	    unit_assert_streq_idx(got, c->bad, idx);
 	}
     }
@@ -289,9 +289,9 @@ static enum smtp_param_error long_value(const char *key, const char *unit, size_
     enum smtp_param_error err;
     size_t i;
 
-    str_appends(s, key);
+    str_appends_or_panic(s, key);
     for (i = 0; i < n; i++)
-	str_appends(s, unit);
+	str_appends_or_panic(s, unit);
     if (rcpt) {
 	struct smtp_rcpt_params p;
 

@@ -31,7 +31,7 @@ static const char *path_in(const char *name)
     static int next;
     char *p = buf[next++ % 4];
 
-    if (!fmt_buf(p, PATH_MAX, "%s/%s", test_dir, name))
+    if (!fmt_try_buf(p, PATH_MAX, "%s/%s", test_dir, name))
 	msg_fatal("path too long");
     return p;
 }
@@ -101,7 +101,7 @@ static int build_capture(const char *name, int flags, size_t *count, struct str 
 	ssize_t n;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
-	    str_append(warnings, buf, (size_t) n);
+	    str_append_or_panic(warnings, buf, (size_t) n);
 	close(fd);
     }
     unlink(cap);
@@ -152,12 +152,12 @@ static void test_type(const char *type)
     struct stat st;
     size_t count = 0;
 
-    fmt_buf(label, sizeof(label), "%s: build from text and look up", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: build from text and look up", type);
     unit_begin(label);
-    str_copy_out(srcbuf, sizeof(srcbuf), path_in(type));
+    str_copy_out_or_panic(srcbuf, sizeof(srcbuf), path_in(type));
     src = srcbuf;
     write_text(src, sample, 0640);
-    fmt_buf(name, sizeof(name), "%s:%s", type, src);
+    fmt_buf_or_panic(name, sizeof(name), "%s:%s", type, src);
     unit_assert(table_stale(name, NULL));
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
     unit_assert_inteq(count, 4);
@@ -181,14 +181,14 @@ static void test_type(const char *type)
 	unit_assert(lookup_is(t, "", NULL));
 	unit_assert(lookup_is(t, "#", NULL));
 	unit_assert(lookup_is(t, "postmaster", NULL));
-	fmt_buf(want, sizeof(want), "%s:%s", type, src);
+	fmt_buf_or_panic(want, sizeof(want), "%s:%s", type, src);
 	unit_assert_streq(table_name(t), want);
 	table_close(&t);
 	unit_assert(t == NULL);
     }
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: no folding with TABLE_FLAG_NO_FOLD", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: no folding with TABLE_FLAG_NO_FOLD", type);
     unit_begin(label);
     unit_assert_inteq(build_capture(name, TABLE_FLAG_NO_FOLD, &count, warn, &err), 0);
     t = table_open(name, NULL, TABLE_FLAG_NO_FOLD, &err);
@@ -202,12 +202,12 @@ static void test_type(const char *type)
     }
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: duplicate keys warn and keep the first", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: duplicate keys warn and keep the first", type);
     unit_begin(label);
     write_text(src, "a first\nb x\nA second\n", 0644);
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
     unit_assert_inteq(count, 2);
-    fmt_buf(want, sizeof(want), "%s:3: duplicate entry a", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s:3: duplicate entry a", src);
     unit_assert(strstr(str_cstr(warn), want) != NULL);
     t = table_open(name, NULL, 0, &err);
     unit_assert(t != NULL);
@@ -217,7 +217,7 @@ static void test_type(const char *type)
     }
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: atomic rebuild, old handle keeps old data", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: atomic rebuild, old handle keeps old data", type);
     unit_begin(label);
     write_text(src, "key old-value\n", 0644);
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
@@ -237,14 +237,14 @@ static void test_type(const char *type)
     table_close(&t);
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: a failed build leaves the old table and no temp", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: a failed build leaves the old table and no temp", type);
     unit_begin(label);
     {
 	int files = count_files();
 
 	write_text(src, "good 1\nbad\ngood2 2\n", 0644);
 	unit_assert_inteq(build_capture(name, 0, &count, warn, &err), -1);
-	fmt_buf(want, sizeof(want), "%s:2: missing value for key bad", src);
+	fmt_buf_or_panic(want, sizeof(want), "%s:2: missing value for key bad", src);
 	unit_assert(err && strstr(err, want) != NULL);
 	unit_assert_inteq(count_files(), files);
 	t = table_open(name, NULL, 0, &err);
@@ -257,7 +257,7 @@ static void test_type(const char *type)
     }
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: value longer than the caller's buffer", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: value longer than the caller's buffer", type);
     unit_begin(label);
     write_text(src, "k 0123456789\n", 0644);
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
@@ -288,35 +288,35 @@ static void test_parse_errors(void)
     const char *err;
     size_t count;
 
-    str_copy_out(src, sizeof(src), path_in("errors"));
-    fmt_buf(name, sizeof(name), "cdb:%s", src);
+    str_copy_out_or_panic(src, sizeof(src), path_in("errors"));
+    fmt_buf_or_panic(name, sizeof(name), "cdb:%s", src);
 
     unit_begin("missing value is an error with file:line");
     write_text(src, "# c\na b\n\nlonely   \nc d\n", 0644);
     err = NULL;
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), -1);
-    fmt_buf(want, sizeof(want), "%s:4: missing value for key lonely", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s:4: missing value for key lonely", src);
     unit_assert(err && strstr(err, want) != NULL);
     unit_end();
 
     unit_begin("over-long line is an error with file:line");
-    str_set(text, "a b\nc d\n");
+    str_set_or_panic(text, "a b\nc d\n");
     for (int i = 0; i < TABLE_LINE_MAX + 10; i++)
-	str_appendc(text, 'x');
-    str_appends(text, " value\n");
+	str_appendc_or_panic(text, 'x');
+    str_appends_or_panic(text, " value\n");
     write_text(src, str_cstr(text), 0644);
     err = NULL;
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), -1);
-    fmt_buf(want, sizeof(want), "%s:3: line longer than %d bytes", src, TABLE_LINE_MAX);
+    fmt_buf_or_panic(want, sizeof(want), "%s:3: line longer than %d bytes", src, TABLE_LINE_MAX);
     unit_assert(err && strstr(err, want) != NULL);
     unit_end();
 
     unit_begin("a line of exactly the maximum is fine");
     str_reset(text);
-    str_appends(text, "k ");
+    str_appends_or_panic(text, "k ");
     for (int i = 2; i < TABLE_LINE_MAX; i++)
-	str_appendc(text, 'v');
-    str_appends(text, "\n");
+	str_appendc_or_panic(text, 'v');
+    str_appends_or_panic(text, "\n");
     write_text(src, str_cstr(text), 0644);
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
     unit_assert_inteq(count, 1);
@@ -326,7 +326,7 @@ static void test_parse_errors(void)
     write_text(src, "# first\n  orphan\n", 0644);
     err = NULL;
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), -1);
-    fmt_buf(want, sizeof(want), "%s:2: continuation line without a preceding entry", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s:2: continuation line without a preceding entry", src);
     unit_assert(err && strstr(err, want) != NULL);
     {
 	int fd = open(src, O_WRONLY | O_TRUNC);
@@ -336,7 +336,7 @@ static void test_parse_errors(void)
     }
     err = NULL;
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), -1);
-    fmt_buf(want, sizeof(want), "%s:2: NUL byte", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s:2: NUL byte", src);
     unit_assert(err && strstr(err, want) != NULL);
     unit_end();
 
@@ -354,7 +354,7 @@ static void test_names(void)
     struct table *t;
     struct timespec times[2];
 
-    str_copy_out(src, sizeof(src), path_in("names"));
+    str_copy_out_or_panic(src, sizeof(src), path_in("names"));
     unit_begin("unknown type");
     err = NULL;
     unit_assert(table_open("nosuch:/etc/x", NULL, 0, &err) == NULL);
@@ -387,7 +387,7 @@ static void test_names(void)
     unit_end();
 
     unit_begin("missing source, missing built file");
-    fmt_buf(name, sizeof(name), "cdb:%s", src);
+    fmt_buf_or_panic(name, sizeof(name), "cdb:%s", src);
     err = NULL;
     unit_assert_inteq(table_build(name, NULL, 0, &err), -1);
     unit_assert(err && strstr(err, "open source file") != NULL);
@@ -399,13 +399,13 @@ static void test_names(void)
     write_text(src, "k v\n", 0644);
     err = NULL;
     unit_assert(table_open(name, NULL, 0, &err) == NULL);
-    fmt_buf(want, sizeof(want), "built file %s.cdb does not exist", src);
+    fmt_buf_or_panic(want, sizeof(want), "built file %s.cdb does not exist", src);
     unit_assert(err && strstr(err, want) != NULL);
     unit_end();
 
     unit_begin("a name without type: uses the default type; stale detection");
     unit_assert_inteq(table_build(src, NULL, 0, &err), 0);	/* default cdb */
-    fmt_buf(want, sizeof(want), "%s.cdb", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s.cdb", src);
     unit_assert(access(want, F_OK) == 0);
     unit_assert_inteq(table_stale_why(src, "cdb", &why), 0);
     unit_assert(why == NULL);
@@ -427,7 +427,7 @@ static void test_names(void)
     unit_end();
 
     unit_begin("a file that is not a cdb");
-    fmt_buf(want, sizeof(want), "%s.cdb", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s.cdb", src);
     write_text(want, "short", 0644);
     err = NULL;
     unit_assert(table_open(name, NULL, 0, &err) == NULL);
@@ -438,14 +438,14 @@ static void test_names(void)
 
 #ifdef HAVE_BDB
     unit_begin("hash and btree files are told apart");
-    fmt_buf(name, sizeof(name), "hash:%s", src);
+    fmt_buf_or_panic(name, sizeof(name), "hash:%s", src);
     write_text(src, "k v\n", 0644);
     unit_assert_inteq(table_build(name, NULL, 0, &err), 0);
-    fmt_buf(name, sizeof(name), "btree:%s", src);
+    fmt_buf_or_panic(name, sizeof(name), "btree:%s", src);
     err = NULL;
     unit_assert(table_open(name, NULL, 0, &err) == NULL);
     unit_assert(err != NULL);
-    fmt_buf(want, sizeof(want), "%s.db", src);
+    fmt_buf_or_panic(want, sizeof(want), "%s.db", src);
     unlink(want);
     unlink(src);
     unit_end();
@@ -480,7 +480,7 @@ static void test_names(void)
     unit_end();
 #else
     unit_begin("hash: and btree: without Berkeley DB");
-    fmt_buf(name, sizeof(name), "hash:%s", src);
+    fmt_buf_or_panic(name, sizeof(name), "hash:%s", src);
     err = NULL;
     unit_assert(table_open(name, NULL, 0, &err) == NULL);
     unit_assert_streq(err, "table type hash: not supported: posthorn was built "
@@ -505,8 +505,8 @@ static void test_aliases(void)
     const char *err = NULL;
     size_t count = 0;
 
-    str_copy_out(src, sizeof(src), path_in("aliases"));
-    fmt_buf(name, sizeof(name), "cdb:%s", src);
+    str_copy_out_or_panic(src, sizeof(src), path_in("aliases"));
+    fmt_buf_or_panic(name, sizeof(name), "cdb:%s", src);
 
     unit_begin("aliases syntax: name: value, continuation, no colon is an error");
     write_text(src, "# aliases\nPostmaster: root\nlist:alice,\n  bob\nspaced  :  x y\n", 0644);
@@ -541,10 +541,10 @@ static void test_changed(const char *type)
     struct table *t, *other;
     size_t count;
 
-    fmt_buf(label, sizeof(label), "%s: table_changed after a rebuild", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: table_changed after a rebuild", type);
     unit_begin(label);
-    fmt_buf(srcbuf, sizeof(srcbuf), "%s", path_in("changed"));
-    fmt_buf(name, sizeof(name), "%s:%s", type, srcbuf);
+    fmt_buf_or_panic(srcbuf, sizeof(srcbuf), "%s", path_in("changed"));
+    fmt_buf_or_panic(name, sizeof(name), "%s:%s", type, srcbuf);
     write_text(srcbuf, "a 1\n", 0644);
     unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
     unit_assert_inteq(table_paths(name, NULL, typebuf, sizeof(typebuf), source, built, &err), 0);
@@ -553,7 +553,7 @@ static void test_changed(const char *type)
     unit_assert(t != NULL);
     /* A second table that does not change is never named. */
     write_text(path_in("steady"), "x y\n", 0644);
-    fmt_buf(copy, sizeof(copy), "%s:%s", type, path_in("steady"));
+    fmt_buf_or_panic(copy, sizeof(copy), "%s:%s", type, path_in("steady"));
     unit_assert_inteq(build_capture(copy, 0, &count, warn, &err), 0);
     other = table_open(copy, NULL, 0, &err);
     unit_assert(other != NULL);
@@ -570,21 +570,21 @@ static void test_changed(const char *type)
     unit_assert(lookup_is(t, "b", "2"));
     unit_end();
 
-    fmt_buf(label, sizeof(label), "%s: table_changed after a copy over the file", type);
+    fmt_buf_or_panic(label, sizeof(label), "%s: table_changed after a copy over the file", type);
     unit_begin(label);
     /* cp(1) over the built file writes the same inode: mtime and size. */
     {
 	char cmd[3 * PATH_MAX];
 
-	fmt_buf(copy, sizeof(copy), "%s.bak", str_cstr(built));
-	fmt_buf(cmd, sizeof(cmd), "cp '%s' '%s'", str_cstr(built), copy);
+	fmt_buf_or_panic(copy, sizeof(copy), "%s.bak", str_cstr(built));
+	fmt_buf_or_panic(cmd, sizeof(cmd), "cp '%s' '%s'", str_cstr(built), copy);
 	unit_assert(system(cmd) == 0);
 	write_text(srcbuf, "a 1\nb 2\nc 3\n", 0644);
 	unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
 	table_close(&t);
 	t = table_open(name, NULL, 0, &err);
 	unit_assert(t != NULL && table_changed() == NULL);
-	fmt_buf(cmd, sizeof(cmd), "cp '%s' '%s'", copy, str_cstr(built));
+	fmt_buf_or_panic(cmd, sizeof(cmd), "cp '%s' '%s'", copy, str_cstr(built));
 	unit_assert(system(cmd) == 0);
 	unit_assert(table_changed() != NULL);
 	unlink(copy);
@@ -602,7 +602,7 @@ int main(void)
 {
     const char *tmp = getenv("TMPDIR");
 
-    if (!fmt_buf(test_dir, sizeof(test_dir), "%s/test-table.XXXXXX", tmp && *tmp ? tmp : "/tmp")
+    if (!fmt_try_buf(test_dir, sizeof(test_dir), "%s/test-table.XXXXXX", tmp && *tmp ? tmp : "/tmp")
 	|| mkdtemp(test_dir) == NULL)
 	msg_fatal("mkdtemp: %m");
 

@@ -27,7 +27,7 @@ static char trigger_reason[256];
 /* trigger_fail - false, with the reason in *why */
 static bool trigger_fail(const char **why, const char *path, const char *what, int err)
 {
-    (void) fmt_buf(trigger_reason, sizeof(trigger_reason), "%s %s: %s", what, path,
+    fmt_buf_cut(trigger_reason, sizeof(trigger_reason), "%s %s: %s", what, path,
 		   err == ENXIO ? "no reader (is the mail system running?)"
 		   : err == EAGAIN ? "full (the daemon is behind; its periodic scan will see the mail)"
 		   : strerror(err));
@@ -86,14 +86,14 @@ bool trigger_send(const char *path, const char *msg, size_t len, int timeout_ms,
 	return true;
     }
     if (!S_ISSOCK(st.st_mode)) {
-	(void) fmt_buf(trigger_reason, sizeof(trigger_reason), "%s: not a fifo or socket", path);
+	fmt_buf_cut(trigger_reason, sizeof(trigger_reason), "%s: not a fifo or socket", path);
 	*why = trigger_reason;
 	errno = ENOTSOCK;
 	return false;
     }
     if ((fd = sock_connect_unix(path, timeout_ms, &error)) < 0) {
 	err = errno ? errno : ECONNREFUSED;
-	(void) str_copy_out(trigger_reason, sizeof(trigger_reason), error);
+	fmt_buf_cut(trigger_reason, sizeof(trigger_reason), "%s", error);
 	*why = trigger_reason;
 	errno = err == EAGAIN ? ETIMEDOUT : err;	/* EAGAIN means a full fifo */
 	return false;

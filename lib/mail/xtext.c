@@ -93,7 +93,7 @@ bool utf8_append(struct str *out, unsigned long cp)
 	b[3] = (char) (0x80 | (cp & 0x3F));
 	n = 4;
     }
-    return str_append(out, b, n);
+    return str_try_append(out, b, n);
 }
 
 /* xtext_upper_hex - value of an upper-case hex digit, or -1 */
@@ -143,7 +143,7 @@ static bool xtext_scan(struct str *out, const char *in, size_t len, const char *
 	    *error_r = "invalid character in xtext";
 	    return false;
 	}
-	if (out && !str_appendc(out, c)) {
+	if (out && !str_try_appendc(out, c)) {
 	    *error_r = "decoded xtext too long";
 	    return false;
 	}
@@ -175,13 +175,13 @@ bool xtext_encode(struct str *out, const void *in, size_t len)
 
     for (i = 0; i < len; i++) {
 	if (xtext_is_xchar(p[i])) {
-	    if (!str_appendc(out, (char) p[i]))
+	    if (!str_try_appendc(out, (char) p[i]))
 		return false;
 	} else {
 	    b[0] = '+';
 	    b[1] = hex[p[i] >> 4];
 	    b[2] = hex[p[i] & 15];
-	    if (!str_append(out, b, 3))
+	    if (!str_try_append(out, b, 3))
 		return false;
 	}
     }
@@ -252,7 +252,7 @@ bool xtext_utf8_decode(struct str *out, const char *in, size_t len,
 	    }
 	    i = j + 1;
 	} else if (xtext_is_qchar(p[i])) {
-	    if (!str_appendc(out, (char) p[i])) {
+	    if (!str_try_appendc(out, (char) p[i])) {
 		*error_r = "decoded utf-8 address too long";
 		return false;
 	    }
@@ -266,7 +266,7 @@ bool xtext_utf8_decode(struct str *out, const char *in, size_t len,
 		*error_r = "invalid UTF-8 in utf-8-addr-unitext";
 		return false;
 	    }
-	    if (!str_append(out, p + i, n)) {
+	    if (!str_try_append(out, p + i, n)) {
 		*error_r = "decoded utf-8 address too long";
 		return false;
 	    }
@@ -290,9 +290,9 @@ bool xtext_utf8_encode(struct str *out, const char *in, size_t len)
 	if ((n = utf8_decode_one(p + i, len - i, &cp)) == 0 || cp == 0)
 	    return false;
 	if (cp < 0x80 && xtext_is_qchar((unsigned char) cp)) {
-	    if (!str_appendc(out, (char) cp))
+	    if (!str_try_appendc(out, (char) cp))
 		return false;
-	} else if (!str_appendf(out, "\\x{%02lX}", cp)) {
+	} else if (!str_try_appendf(out, "\\x{%02lX}", cp)) {
 	    return false;
 	}
 	i += n;

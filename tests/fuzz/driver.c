@@ -132,7 +132,7 @@ static int run_file(const char *path)
 	return -1;
     }
     while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-	if (!str_append(buf, chunk, n))
+	if (!str_try_append(buf, chunk, n))
 	    break;
     fclose(fp);
     run_one((const uint8_t *) str_cstr(buf), str_len(buf));
@@ -171,7 +171,7 @@ static int run_path(const char *path, int *count)
     while ((de = readdir(dir)) != NULL) {
 	if (de->d_name[0] == '.')
 	    continue;
-	if (!fmt_buf(sub, sizeof(sub), "%s/%s", path, de->d_name))
+	if (!fmt_try_buf(sub, sizeof(sub), "%s/%s", path, de->d_name))
 	    continue;
 	if (stat(sub, &st) == 0 && S_ISREG(st.st_mode)) {
 	    (*count)++;
@@ -322,7 +322,7 @@ int main(int argc, char **argv)
 	    rng_state = (uint64_t) strtoull(optarg, NULL, 0) | 1;
 	    break;
 	case 'o':
-	    if (!str_copy_out(crash_dir, sizeof(crash_dir), optarg)) {
+	    if (!str_try_copy_out(crash_dir, sizeof(crash_dir), optarg)) {
 		fprintf(stderr, "%s: crash directory name too long\n", argv[0]);
 		return 2;
 	    }

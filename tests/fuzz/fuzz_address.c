@@ -33,9 +33,9 @@ static void roundtrip(const struct address *a, unsigned flags)
     struct str *ext = str_new(4096);
     struct address b;
 
-    check(str_appendc(ext, '<'));
+    check(str_try_appendc(ext, '<'));
     check(address_external(ext, a));
-    check(str_appendc(ext, '>'));
+    check(str_try_appendc(ext, '>'));
     check(address_parse(str_cstr(ext), str_len(ext), flags & ~ADDR_PARSE_NO_BRACKETS,
 			NULL, &b) == ADDR_OK);
     check(strcmp(a->localpart, b.localpart) == 0);

@@ -98,7 +98,7 @@ static int names_insert(void *ctx, struct str *out, const char *name, size_t len
 	*error_r = "refused";
 	return -1;
     }
-    if (!str_append(out, value, strlen(value))) {
+    if (!str_try_append(out, value, strlen(value))) {
 	*error_r = "too long";
 	return -1;
     }

@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len = size - 2;
 
     mem_rc = qf_scan_mem(file, len, max, visit, &mem_log, &err);
-    (void) str_copy_out(mem_err, sizeof(mem_err), mem_rc < 0 && err ? err : "");
+    fmt_buf_cut(mem_err, sizeof(mem_err), "%s", mem_rc < 0 && err ? err : "");
 
     s = mem_stream_open(&m, file, len, chunk);
     qf_reader_init(&r, s, 0);

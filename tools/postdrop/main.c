@@ -230,7 +230,7 @@ static void pd_drop(void)
 	msg_fatal_status(EX_TEMPFAIL, "open %s/%s: %m", pd_queue_dir, MAILDROP_DIR);
 
     queue_temp_name(temp, sizeof(temp));
-    (void) fmt_buf(pd_temp_path, sizeof(pd_temp_path), "%s/%s", MAILDROP_DIR, temp);
+    fmt_buf_or_panic(pd_temp_path, sizeof(pd_temp_path), "%s/%s", MAILDROP_DIR, temp);
     /* Created read-only (umask 0333, set in main): the descriptor is
      * writable all the same, and no fchmod (a second journaled inode
      * change per message) is needed. */

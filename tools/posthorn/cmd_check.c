@@ -100,7 +100,7 @@ static const char *where_of(const char *name)
 
     if (where)
 	return where;
-    fmt_buf(buf, sizeof(buf), "%s/main.cf (%s not set, default)", ph_config_dir, name);
+    fmt_buf_cut(buf, sizeof(buf), "%s/main.cf (%s not set, default)", ph_config_dir, name);
     return buf;
 }
 
@@ -120,8 +120,8 @@ static void unused_cb(const char *name, const char *where, void *ctx)
 static bool command_path(const struct mastercf_entry *e, char *buf, size_t size)
 {
     if (e->command[0] == '/')
-	return str_copy_out(buf, size, e->command);
-    return fmt_buf(buf, size, "%s/%s", var_daemon_directory, e->command);
+	return str_try_copy_out(buf, size, e->command);
+    return fmt_try_buf(buf, size, "%s/%s", var_daemon_directory, e->command);
 }
 
 /* check_executable - a regular file we may execute; error text or NULL */
@@ -149,7 +149,7 @@ static void check_overrides(const struct mastercf_entry *e)
 	char name[NAME_MAX_LEN + 1];
 	size_t len = eq ? (size_t) (eq - e->overrides.items[i]) : strlen(e->overrides.items[i]);
 
-	if (len > NAME_MAX_LEN || !fmt_buf(name, sizeof(name), "%.*s", (int) len, e->overrides.items[i])
+	if (len > NAME_MAX_LEN || !fmt_try_buf(name, sizeof(name), "%.*s", (int) len, e->overrides.items[i])
 	    || param_find(name) == NULL) {
 	    const char *hint = len <= NAME_MAX_LEN ? closest_param(name) : NULL;
 
@@ -210,13 +210,13 @@ int ph_check_config(void)
 
     main_ok = ph_load_config(false) == 0;
 
-    if (!fmt_buf(path, sizeof(path), "%s/master.cf", ph_config_dir)) {
+    if (!fmt_try_buf(path, sizeof(path), "%s/master.cf", ph_config_dir)) {
 	ph_error("%s: configuration directory name is too long", ph_config_dir);
     } else if (mastercf_load(path, var_default_process_limit, &cf, &error) < 0) {
 	ph_error("%s", error);
     }
 
-    if (!fmt_buf(path, sizeof(path), "%s/master", var_daemon_directory)
+    if (!fmt_try_buf(path, sizeof(path), "%s/master", var_daemon_directory)
 	|| (why = check_executable(path)) != NULL)
 	ph_error("%s: daemon_directory = %s: %s/master: %s", where_of("daemon_directory"),
 		 var_daemon_directory, var_daemon_directory, why);
@@ -341,7 +341,7 @@ static void check_log_destination(void)
 
     if (*var_maillog_file)
 	return;
-    (void) str_copy_out(sun.sun_path, sizeof(sun.sun_path), PH_SYSLOG_SOCKET);
+    str_copy_out_or_panic(sun.sun_path, sizeof(sun.sun_path), PH_SYSLOG_SOCKET);
     if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 	return;
     if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) < 0) {

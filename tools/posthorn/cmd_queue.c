@@ -144,7 +144,7 @@ static bool cq_read(struct cq_msg *m, const char *queue, const char *id, bool wa
     int fd, type, ret;
 
     memset(m, 0, sizeof(*m));
-    (void) str_copy_out(m->id, sizeof(m->id), id);
+    str_copy_out_or_panic(m->id, sizeof(m->id), id);
     m->queue = queue;
     if (!queue_id_path(path, sizeof(path), queue, id, 0))
 	return false;
@@ -190,11 +190,10 @@ static bool cq_read(struct cq_msg *m, const char *queue, const char *id, bool wa
 	    if (m->header && in_header) {
 		if (line_start && type == QF_REC_LINE && data->len == 0)
 		    in_header = false;
-		else if (m->header->len < 64 * 1024) {
-		    (void) str_append(m->header, data->data, data->len);
-		    if (type == QF_REC_LINE)
-			(void) str_appendc(m->header, '\n');
-		}
+		else if (m->header->len < 64 * 1024
+			 && (!str_try_append(m->header, data->data, data->len)
+			     || (type == QF_REC_LINE && !str_try_appendc(m->header, '\n'))))
+		    in_header = false;	/* too long to show: the rest is left out */
 	    }
 	    line_start = type == QF_REC_LINE;
 	    break;
@@ -207,7 +206,7 @@ static bool cq_read(struct cq_msg *m, const char *queue, const char *id, bool wa
 	}
     }
     if (ret < 0) {
-	(void) fmt_buf(error, sizeof(error), "%s", err);
+	fmt_buf_cut(error, sizeof(error), "%s", err);
 	m->error = error;
     } else if (allowed[0] != 0) {
 	m->error = "incomplete file (no end record)";
@@ -316,7 +315,7 @@ static void cq_show_mailq(const struct cq_msg *m)
     strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
     char head[QUEUE_ID_SIZE + 2];
 
-    (void) fmt_buf(head, sizeof(head), "%s%c", m->id, mark);
+    fmt_buf_or_panic(head, sizeof(head), "%s%c", m->id, mark);
     printf("%-22s %8lld %s  ", head, m->size, when);
     cq_print_text(*m->sender ? m->sender : "MAILER-DAEMON");
     putchar('\n');
@@ -609,7 +608,7 @@ static void cq_tell_gone(const char *id)
     char req[64];
     const char *why;
 
-    if (fmt_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_GONE, id))
+    if (fmt_try_buf(req, sizeof(req), "%s%s\n", QMGR_TRIGGER_GONE, id))
 	(void) trigger_send(QMGR_SOCKET, req, strlen(req), 2000, NULL, &why);
 }
 

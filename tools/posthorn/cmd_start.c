@@ -54,14 +54,14 @@ pid_t ph_master_pid(const char **error_r)
     pid_t pid;
     int fd;
 
-    if (!fmt_buf(path, sizeof(path), "%s/pid/master.pid", var_queue_directory)) {
+    if (!fmt_try_buf(path, sizeof(path), "%s/pid/master.pid", var_queue_directory)) {
 	*error_r = "queue_directory: path too long";
 	return -1;
     }
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
 	if (errno == ENOENT)
 	    return 0;
-	fmt_buf(error, sizeof(error), "open %s: %s", path, strerror(errno));
+	fmt_buf_cut(error, sizeof(error), "open %s: %s", path, strerror(errno));
 	*error_r = error;
 	return -1;
     }
@@ -69,7 +69,7 @@ pid_t ph_master_pid(const char **error_r)
     lock.l_type = F_WRLCK;
     lock.l_whence = SEEK_SET;
     if (fcntl(fd, F_GETLK, &lock) < 0) {
-	fmt_buf(error, sizeof(error), "lock test %s: %s", path, strerror(errno));
+	fmt_buf_cut(error, sizeof(error), "lock test %s: %s", path, strerror(errno));
 	*error_r = error;
 	close(fd);
 	return -1;
@@ -164,7 +164,7 @@ static bool process_gone(pid_t pid)
 
     if (kill(pid, 0) < 0 && errno == ESRCH)
 	return true;
-    fmt_buf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    fmt_buf_or_panic(path, sizeof(path), "/proc/%ld/stat", (long) pid);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 	return false;
     n = read(fd, buf, sizeof(buf) - 1);
@@ -317,7 +317,7 @@ int cmd_start(int argc, char **argv)
 	fprintf(stderr, "posthorn: not starting: fix the errors above first\n");
 	return PH_EXIT_CONFIG;
     }
-    if (!fmt_buf(master, sizeof(master), "%s/master", var_daemon_directory)) {
+    if (!fmt_try_buf(master, sizeof(master), "%s/master", var_daemon_directory)) {
 	ph_error("daemon_directory: path too long");
 	return 1;
     }

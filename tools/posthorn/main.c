@@ -62,7 +62,7 @@ void ph_error(const char *fmt, ...)
     fprintf(stderr, "posthorn: error: %s\n", text);
     fflush(stderr);
     if (ph_errors++ == 0)
-	(void) str_copy_out(ph_first_error, sizeof(ph_first_error), text);
+	fmt_buf_cut(ph_first_error, sizeof(ph_first_error), "%s", text);
 }
 
 /* ph_usage - the synopsis of one command or of all; exit status 2 */
@@ -95,7 +95,7 @@ static int cmd_help(int argc, char **argv)
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
 	char head[80];
 
-	fmt_buf(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
+	fmt_buf_or_panic(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
 	printf("  %-36s %s\n", head, commands[i].doc);
     }
     printf("\nconfiguration directory: %s\n", ph_config_dir);

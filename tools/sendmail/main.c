@@ -96,7 +96,7 @@ static const char *sm_option_arg(int argc, char **argv, int *i, const char **clu
     if (*i + 1 >= argc) {
 	char why[64];
 
-	(void) fmt_buf(why, sizeof(why), "option -%c requires an argument", flag);
+	fmt_buf_cut(why, sizeof(why), "option -%c requires an argument", flag);
 	sm_usage(why);
     }
     return argv[++*i];
@@ -195,7 +195,7 @@ static int sm_parse_options(int argc, char **argv, struct sm_options *opt, struc
 		else {
 		    char why[64];
 
-		    (void) fmt_buf(why, sizeof(why), "unsupported mode -b%.8s", arg);
+		    fmt_buf_cut(why, sizeof(why), "unsupported mode -b%.8s", arg);
 		    sm_usage(why);
 		}
 		break;
@@ -216,7 +216,7 @@ static int sm_parse_options(int argc, char **argv, struct sm_options *opt, struc
 	    default:{
 		    char why[64];
 
-		    (void) fmt_buf(why, sizeof(why), "unknown option -%c", flag);
+		    fmt_buf_cut(why, sizeof(why), "unknown option -%c", flag);
 		    sm_usage(why);
 		}
 	    }
@@ -272,7 +272,7 @@ static _Noreturn void sm_exec_tool(const char *name, char **args)
     char *argv[16];
     int argc = 0;
 
-    if (!fmt_buf(path, sizeof(path), "%s/%s", sm_config(dir), name))
+    if (!fmt_try_buf(path, sizeof(path), "%s/%s", sm_config(dir), name))
 	msg_fatal_status(EX_CONFIG, "%s too long", dir);
     argv[argc++] = (char *) name;
     argv[argc++] = (char *) "-c";
@@ -317,10 +317,10 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	struct str *from = str_new(STR_MAX_DEFAULT);
 	struct str *addr = str_new(STR_MAX_DEFAULT);
 
-	str_appends(addr, env->sender);
+	str_appends_or_panic(addr, env->sender);
 	if (*env->sender && address_at(env->sender, strlen(env->sender)) == NULL) {
-	    str_appendc(addr, '@');
-	    str_appends(addr, sm_config("myorigin"));
+	    str_appendc_or_panic(addr, '@');
+	    str_appends_or_panic(addr, sm_config("myorigin"));
 	}
 	sm_header_from(from, opt->full_name, *env->sender ? addr->data : "MAILER-DAEMON");
 	header_from = mem_strdup(from->data);

@@ -69,7 +69,7 @@ int sm_newaliases(const char *alias_maps)
     struct sm_alias_run run = {NULL, 0, 0};
     char path[4096];
 
-    if (!fmt_buf(path, sizeof(path), "%s/posthorn", sm_config("command_directory")))
+    if (!fmt_try_buf(path, sizeof(path), "%s/posthorn", sm_config("command_directory")))
 	msg_fatal_status(EX_CONFIG, "command_directory too long");
     run.posthorn = path;
     config_split(alias_maps ? alias_maps : sm_config("alias_maps"), sm_build_one, &run);

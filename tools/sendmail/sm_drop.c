@@ -111,7 +111,7 @@ struct sm_drop *sm_drop_open(void)
     struct sm_drop *drop;
     pid_t pid;
 
-    if (!fmt_buf(path, sizeof(path), "%s/postdrop", sm_config("daemon_directory")))
+    if (!fmt_try_buf(path, sizeof(path), "%s/postdrop", sm_config("daemon_directory")))
 	msg_fatal_status(EX_CONFIG, "daemon_directory too long");
     if (pipe2(pipefd, O_CLOEXEC) < 0)
 	msg_fatal_status(EX_OSERR, "pipe: %m");

@@ -98,7 +98,7 @@ static enum stream_status sm_source_getline(struct sm_source *src, struct str *l
 	if (nl)
 	    take = (size_t) (nl - start) + 1;
 	if (take > 0) {
-	    if (!str_append(line, start, take))
+	    if (!str_try_append(line, start, take))
 		msg_panic("sm_source_getline: append within max failed");
 	    src->pos += take;
 	}
@@ -156,8 +156,8 @@ static void sm_release_header(struct sm_copy *cp)
     if (!cp->seen_from && !cp->too_big && !cp->write_error) {
 	struct str *line = str_new(STR_MAX_DEFAULT);
 
-	str_appends(line, "From: ");
-	str_appends(line, cp->header_from);
+	str_appends_or_panic(line, "From: ");
+	str_appends_or_panic(line, cp->header_from);
 	cp->size += (long long) line->len + 2;
 	if (qf_put_line(cp->out, line->data, line->len, MAILDROP_LINE_CHUNK) < 0)
 	    cp->write_error = true;
@@ -339,7 +339,7 @@ char *sm_parse_notify(const char *arg)
     for (const char *p = arg; *p; p++) {
 	if (isspace((unsigned char) *p))
 	    continue;
-	if (!str_appendc(s, (char) tolower((unsigned char) *p)))
+	if (!str_try_appendc(s, (char) tolower((unsigned char) *p)))
 	    break;
     }
     if (s->len < s->max && record_grammar_notify_valid(s->data, s->len))
@@ -360,28 +360,28 @@ void sm_header_from(struct str *out, const char *full_name, const char *address)
 
 	if (ch < 0x20 || ch == 0x7f)
 	    continue;			/* no header injection */
-	if (!str_appendc(name, (char) ch))
+	if (!str_try_appendc(name, (char) ch))
 	    break;
 	if (!isalnum(ch) && ch < 0x80 && strchr(atext_specials, ch) == NULL)
 	    plain = false;
     }
     if (name->len > 0) {
 	if (plain) {
-	    (void) str_append(out, name->data, name->len);
+	    str_append_or_panic(out, name->data, name->len);
 	} else {
-	    (void) str_appendc(out, '"');
+	    str_appendc_or_panic(out, '"');
 	    for (size_t i = 0; i < name->len; i++) {
 		if (name->data[i] == '"' || name->data[i] == '\\')
-		    (void) str_appendc(out, '\\');
-		(void) str_appendc(out, name->data[i]);
+		    str_appendc_or_panic(out, '\\');
+		str_appendc_or_panic(out, name->data[i]);
 	    }
-	    (void) str_appendc(out, '"');
+	    str_appendc_or_panic(out, '"');
 	}
-	(void) str_appends(out, " <");
-	(void) str_appends(out, address);
-	(void) str_appendc(out, '>');
+	str_appends_or_panic(out, " <");
+	str_appends_or_panic(out, address);
+	str_appendc_or_panic(out, '>');
     } else {
-	(void) str_appends(out, address);
+	str_appends_or_panic(out, address);
     }
     str_free(&name);
 }

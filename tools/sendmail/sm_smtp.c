@@ -210,10 +210,10 @@ static void sm_notify_text(unsigned bits, char *buf, size_t size)
 {
     buf[0] = 0;
     if (bits & SMTP_NOTIFY_NEVER) {
-	(void) str_copy_out(buf, size, "never");
+	str_copy_out_or_panic(buf, size, "never");
 	return;
     }
-    (void) fmt_buf(buf, size, "%s%s%s%s%s",
+    fmt_buf_or_panic(buf, size, "%s%s%s%s%s",
 		   bits & SMTP_NOTIFY_SUCCESS ? "success" : "",
 		   (bits & SMTP_NOTIFY_SUCCESS) && (bits & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY)) ? "," : "",
 		   bits & SMTP_NOTIFY_FAILURE ? "failure" : "",
@@ -262,9 +262,9 @@ static void sm_cmd_rcpt(struct sm_session *s, const char *cmd, const char *arg)
     if (p.orcpt_type && p.orcpt) {
 	struct str *o = str_new(SMTP_ORCPT_MAX * 2);
 
-	(void) str_appends(o, p.orcpt_type);
-	(void) str_appendc(o, ';');
-	(void) str_appends(o, p.orcpt);
+	str_appends_or_panic(o, p.orcpt_type);
+	str_appendc_or_panic(o, ';');
+	str_appends_or_panic(o, p.orcpt);
 	orcpt = mem_strdup(o->data);
 	str_free(&o);
     }
@@ -446,7 +446,7 @@ int sm_smtp_session(struct stream *in, struct stream *out, long long size_limit)
 	    break;
 	(void) str_chomp(line);
 	n = strcspn(line->data, " ");
-	(void) str_copy_out(cmd, n < sizeof(cmd) ? n + 1 : 1, line->data);
+	fmt_buf_or_panic(cmd, sizeof(cmd), "%.*s", n < sizeof(cmd) ? (int) n : 0, line->data);
 	arg = line->data + n;
 	while (*arg == ' ')
 	    arg++;

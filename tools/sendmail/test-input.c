@@ -62,20 +62,20 @@ static void t_render(int fd, struct str *out)
 	    | ((size_t) (unsigned char) buf[pos + 2] << 16)
 	    | ((size_t) (unsigned char) buf[pos + 3] << 8) | (size_t) (unsigned char) buf[pos + 4];
 
-	(void) str_appendc(out, buf[pos]);
-	(void) str_appendc(out, ':');
+	str_appendc_or_panic(out, buf[pos]);
+	str_appendc_or_panic(out, ':');
 	for (size_t i = 0; i < len; i++) {
 	    unsigned char ch = (unsigned char) buf[pos + QF_HEADER_SIZE + i];
 	    char hex[8];
 
 	    if (ch < 0x20) {
-		(void) fmt_buf(hex, sizeof(hex), "\\x%02x", ch);
-		(void) str_appends(out, hex);
+		fmt_buf_or_panic(hex, sizeof(hex), "\\x%02x", ch);
+		str_appends_or_panic(out, hex);
 	    } else {
-		(void) str_appendc(out, (char) ch);
+		str_appendc_or_panic(out, (char) ch);
 	    }
 	}
-	(void) str_appendc(out, '|');
+	str_appendc_or_panic(out, '|');
 	pos += QF_HEADER_SIZE + len;
     }
     mem_free(&buf);
@@ -140,12 +140,12 @@ static char *t_big(size_t *len_r)
 	size_t n = (size_t) (i * 97) % 9000;
 
 	for (size_t j = 0; j < n; j++)
-	    (void) str_appendc(s, (char) ('a' + (char) ((i + j) % 26)));
-	(void) str_appends(s, i % 3 ? "\n" : "\r\n");
+	    str_appendc_or_panic(s, (char) ('a' + (char) ((i + j) % 26)));
+	str_appends_or_panic(s, i % 3 ? "\n" : "\r\n");
     }
     for (int j = 0; j < 4095; j++)
-	(void) str_appendc(s, 'z');
-    (void) str_appends(s, "\r\r\ntail");
+	str_appendc_or_panic(s, 'z');
+    str_appends_or_panic(s, "\r\r\ntail");
     *len_r = s->len;
     {
 	char *copy = mem_alloc(s->len + 1);

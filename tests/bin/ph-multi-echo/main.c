@@ -56,7 +56,7 @@ static bool ipc_input(struct stream *client)
 	ipc_list_fini(&list);
 	return false;
     }
-    (void) fmt_buf(pid, sizeof(pid), "%ld", (long) getpid());
+    fmt_buf_or_panic(pid, sizeof(pid), "%ld", (long) getpid());
     ipc_list_add(&list, "pid", pid, strlen(pid));
     ok = ipc_send_list(client, &list) == 0;
     ipc_list_fini(&list);
