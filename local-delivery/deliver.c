@@ -60,6 +60,7 @@
 /* Mail library. */
 #include "address.h"
 #include "config.h"
+#include "log_delivery.h"
 #include "mail_proto.h"
 #include "resolve.h"
 #include "table.h"
@@ -295,10 +296,37 @@ static void dl_run(uid_t uid, gid_t gid, gid_t extra_gid, struct ld_job *job,
 /* ---- bookkeeping */
 
 /* dl_outcome - merge one result; nested failures name the address */
+/* dl_log_target - one log line per final destination of an expanded
+ * recipient (alias list, .forward, :include:), as Postfix's local does:
+ * to=<target>, orig_to=<the queue recipient>; qmgr logs the queue
+ * recipient's own line with the summary */
+static void dl_log_target(const struct dl_state *st, const char *address,
+			  const struct ld_result *one)
+{
+    struct delivery_outcome o = {
+	.to = address,
+	.orig_to = st->rcpt->address,
+	.relay = "local",
+	.dsn = one->dsn,
+	.status = one->status == LD_SENT ? "sent" : one->status == LD_BOUNCE ? "bounced" : "deferred",
+	.reason = one->reason,
+    };
+    struct delivery_times t = {0};
+    struct timespec now;
+
+    (void) clock_gettime(CLOCK_REALTIME, &now);
+    t.arrival = (double) st->msg->arrival_time;
+    t.finish = (double) now.tv_sec + now.tv_nsec / 1e9;
+    log_delivery(st->msg->queue_id, &o, &t);
+}
+
 static void dl_outcome(struct dl_state *st, const char *address, int level,
 		       const struct ld_result *one)
 {
     struct ld_result tmp;
+
+    if (level > 0 && one->status != LD_NONE)
+	dl_log_target(st, address, one);
 
     if (level > 0 && one->status != LD_SENT && one->status != LD_NONE) {
 	tmp = *one;
@@ -1067,9 +1095,9 @@ void ld_deliver_recipient(struct ld_msg *msg, const struct deliver_rcpt *rcpt, s
 	ld_result_set(res, LD_BOUNCE, "5.3.0", "no deliverable destination for %s",
 		      str_cstr(addr));
     else if (res->status == LD_SENT && res->sent_count > 1)
-	fmt_buf_cut(res->reason + strlen(res->reason), sizeof(res->reason) - strlen(res->reason),
-		    "%s", " and more");
-  out:
+	(void) fmt_buf_cut(res->reason, sizeof(res->reason),
+			   "delivered to %u destinations (one log line each, orig_to=<%s>)",
+			   res->sent_count, str_cstr(addr));  out:
     for (i = 0; i < st.seen_n; i++)
 	mem_free(&st.seen[i]);
     mem_free(&st.seen);

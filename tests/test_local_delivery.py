@@ -584,6 +584,21 @@ def test_alias_list_with_nested_alias_and_duplicates(local):
     assert b"Delivered-To: alice@example.test\n" in alice[0].read_bytes()
 
 
+def test_alias_list_logs_each_final_recipient(local):
+    """Postfix's shape: one line per final destination, with orig_to=,
+    instead of one 'delivered ... and more' line for the list."""
+    local.start()
+    mark = local.inst.log_mark()
+    res = local.deliver([f"list@{MYHOST}"])
+    assert res[0]["rcpt_status"] == "sent", res
+    assert res[0]["rcpt_reason"].startswith("delivered to 2 destinations"), res
+    text = local.inst.log_text()[mark:]
+    for user in ("alice", "bob"):
+        assert re.search(rf": to=<{user}@example\.test>, orig_to=<list@{re.escape(MYHOST)}>, "
+                         r"relay=local, .*status=sent \(delivered to maildir\)", text), text
+    assert "and more" not in text
+
+
 def test_alias_command_runs_with_default_privs_and_env(local):
     local.start()
     res = local.deliver([f"cmd+x@{MYHOST}"], sender="o'neil;$(reboot)@remote.example")
@@ -729,7 +744,7 @@ def test_alias_to_remote_address_goes_through_cleanup(local):
     res = local.deliver([f"ext@{MYHOST}"])
     fake.join(15)
     assert res[0]["rcpt_status"] == "sent", res
-    assert res[0]["rcpt_reason"].endswith(" and more")
+    assert res[0]["rcpt_reason"].startswith("delivered to 2 destinations")
     assert dict(fake.begin)["origin"] == "local-delivery"
     recs = fake.records
     assert ("S", "sender@remote.example") in recs
