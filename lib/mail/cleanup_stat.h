@@ -5,8 +5,12 @@
  * (mail_proto.h); status is 0 (queued) or a mask of CLEANUP_STAT_* bits.
  * Its clients turn the mask into what they speak:
  *   smtpd     cleanup_stat_reply()  -> "451 4.3.0 text" / "552 5.3.4 text"
- *   sendmail, postdrop, pickup      cleanup_stat_exit() -> EX_TEMPFAIL ...
  *   logs      cleanup_stat_names()  -> "size,hops"
+ * and cleanup_stat_exit() gives the sysexits(3) code for a command that
+ * would report a status as its exit code. No program does today:
+ * sendmail and postdrop never talk to cleanup (postdrop's exit status
+ * says whether the maildrop file is on disk), and pickup moves a file
+ * cleanup refuses for good to corrupt/ and retries a temporary refusal.
  * When several bits are set, the entry that wins is chosen in table
  * order, and every temporary entry comes before every permanent one, so
  * a mask with any temporary bit ALWAYS maps to a 4xx reply and
