@@ -39,8 +39,9 @@ ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail $(OP
 	-DDEF_CONFIG_DIR='"$(SYSCONFDIR)"' -DDEF_DAEMON_DIR='"$(LIBEXECDIR)"' \
 	-DDEF_COMMAND_DIR='"$(SBINDIR)"'
 # --as-needed: a program loads only the shared libraries it uses (sendmail
-# and postdrop start once per message; libcrypto alone costs ~1 ms to load)
-LIBS     = -Wl,--as-needed -lcdb -lcrypt $(OPENSSL_LIBS)
+# and postdrop start once per message; libcrypto alone costs ~1 ms to load);
+# libunbound (lib/mail/dns.c) only by the programs that look up DNS
+LIBS     = -Wl,--as-needed -lcdb -lcrypt $(OPENSSL_LIBS) -lunbound
 ifeq ($(BDB),yes)
 ALL_CFLAGS += -DHAVE_BDB=1
 LIBS     += -ldb
