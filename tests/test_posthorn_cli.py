@@ -534,7 +534,9 @@ def test_status_reload_stop_with_a_lock_holder(cli, holder):
     assert f"already running (master pid {holder.pid})" in proc.stderr
     cli.run("reload", check=0)
     deadline = time.time() + 5
-    while time.time() < deadline and not holder.log.exists():
+    # the holder creates the file, then writes the line: wait for the line
+    while time.time() < deadline and not (holder.log.exists()
+                                          and holder.log.read_text().endswith("\n")):
         time.sleep(0.05)
     assert holder.log.read_text() == "HUP\n"
     start = time.time()
