@@ -554,25 +554,15 @@ def assert_fifo_set_aside(q, fid):
     assert stat.S_ISFIFO(os.lstat(q.queue / "corrupt" / fid).st_mode)
 
 
-def test_fifo_in_incoming_does_not_stop_qmgr(q):
-    """A FIFO named like a queue file in incoming/: qmgr must not block in
-    open(2) on it; it goes to corrupt/ and other mail still moves."""
+@pytest.mark.parametrize("where,trigger", [("incoming", b"I"), ("deferred", b"F")])
+def test_fifo_in_queue_does_not_stop_qmgr(q, where, trigger):
+    """A FIFO named like a queue file in incoming/ (met by a scan) or
+    deferred/ (met by a flush): qmgr must not block in open(2) on it; it
+    goes to corrupt/ and other mail still moves."""
     q.agent("local", sent_all)
     q.start()
-    fid = make_fifo(q, "incoming")
-    q.trigger(b"I")
-    q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
-    qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
-    q.inst.wait_log(rf"{qid}: removed", timeout=5)
-    assert_fifo_set_aside(q, fid)
-
-
-def test_fifo_in_deferred_does_not_stop_qmgr(q):
-    """The same for a FIFO in deferred/, met by a flush."""
-    q.agent("local", sent_all)
-    q.start()
-    fid = make_fifo(q, "deferred")
-    q.trigger(b"F")
+    fid = make_fifo(q, where)
+    q.trigger(trigger)
     q.inst.wait_log(rf"{fid}: not a regular file; moved to corrupt/")
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]))
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
