@@ -8,7 +8,7 @@ set -e
 [ "${POSTHORN_SKIP_DEPS:-0}" = 1 ] && exit 0
 
 PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev libunbound-dev \
-python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base"
+python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix"
 
 missing=""
 for p in $PKGS; do
@@ -25,5 +25,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "posthorn: installing missing Debian packages:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# postfix is here for its test and bench programs (smtp-sink, smtp-source)
+# and bench/'s side-by-side runs: "No configuration" installs it without
+# a main.cf and starts nothing, so it never takes port 25 or the mail log.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -137,6 +137,9 @@
 #define ATTR_RCPT_DSN		"rcpt_dsn"
 #define ATTR_RCPT_REASON	"rcpt_reason"
 #define ATTR_RCPT_ACTION	"rcpt_action"
+#define ATTR_DEST_STATUS	"dest_status"	/* deliver reply: DEST_STAT_* */
+#define ATTR_DEST_REASON	"dest_reason"	/* why the next hop is dead */
+#define ATTR_CONN_USE		"conn_use"	/* deliveries on this session (1: new) */
 
 /* deliver request names and per-recipient results. */
 #define DELIVER_REQ_DELIVER	"deliver"
@@ -147,6 +150,8 @@
 #define RCPT_STAT_OK		"ok"
 #define RCPT_STAT_UNKNOWN	"unknown"
 #define RCPT_STAT_OVER_QUOTA	"over_quota"
+#define DEST_STAT_OK		"ok"		/* the next hop answered */
+#define DEST_STAT_DEAD		"dead"		/* no address of it could be reached */
 
 /* bounce request names. */
 #define BOUNCE_REQ_FAILURE	"failure"
