@@ -42,6 +42,8 @@ static const struct command {
     {"check", cmd_check, "", "check configuration, daemons, tables and directories; repair what is safe"},
     {"conf", cmd_conf, "[-n | -d] [-x] [name ...]", "print parameters (-n: set in main.cf, -d: defaults, -x: expanded)"},
     {"map", cmd_map, "[-a] [-f] [-q key] [type:]file", "build a lookup table from its text (-q: look up a key, -f: no case folding, -a: aliases(5) syntax)"},
+    {"route", cmd_route, "[-j] address ...",
+     "how each address routes: class, transport, next hop, MX and addresses (-j: JSON)"},
     {"queue", cmd_queue, "subcommand [args]",
      "the mail queue: list [--json], show ID, cat [-o] ID, delete|hold|release|requeue ID...|ALL, flush"},
     {"help", cmd_help, "", "this list"},

@@ -1,5 +1,6 @@
 /* posthorn.h - the administrator's command: shared declarations of its
- * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_start.c).
+ * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_route.c,
+ * cmd_start.c).
  *
  * Each command is a function "int cmd_NAME(int argc, char **argv)" that
  * gets its own arguments (argv[0] is the command name) and returns the
@@ -59,5 +60,6 @@ int cmd_status(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_conf(int argc, char **argv);
 int cmd_map(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 
 #endif
