@@ -339,6 +339,39 @@ def test_relay_domain(config):
     assert r["smtp"]["dns"] == "nxdomain"
 
 
+def test_relayhost_and_default_transport(dns_server, tmp_path):
+    """route prints what resolve_address gives: relayhost for the default
+    and relay classes, default_transport's own next hop first, and
+    transport_maps over both."""
+    config = make_config(tmp_path, dns_server[0], relayhost="[gw.phtest]:2600")
+    default, relay, direct = route_json(config, "user@multi.phtest", "user@relayed.phtest",
+                                        "user@viarelay.phtest")
+    if default["nexthop"] == "multi.phtest":
+        pytest.skip("resolve_address has no relayhost yet (before the i10-qmgr merge)")
+    for r in (default, relay):
+        assert r["nexthop"] == "[gw.phtest]:2600"
+        assert (r["smtp"]["host"], r["smtp"]["port"], r["smtp"]["mx_lookup"]) == (
+            "gw.phtest", 2600, False)
+        assert addrs(r["smtp"]["hosts"][0]) == ["127.0.0.9"]
+    assert direct["nexthop"] == "viarelay.phtest"        # "relay:" in transport_maps
+
+    (tmp_path / "dt").mkdir()
+    config = make_config(tmp_path / "dt", dns_server[0], relayhost="[gw.phtest]",
+                         default_transport="smtp:[127.0.0.9]:26")
+    default, relay = route_json(config, "user@multi.phtest", "user@relayed.phtest")
+    assert default["nexthop"] == "[127.0.0.9]:26"
+    assert (default["smtp"]["literal"], default["smtp"]["port"]) == (True, 26)
+    assert relay["nexthop"] == "[gw.phtest]"
+    assert relay["smtp"]["port"] == SMTP_PORT
+
+    (tmp_path / "err").mkdir()
+    config = make_config(tmp_path / "err", dns_server[0],
+                         default_transport="error:5.7.1 no outbound mail")
+    (r,) = route_json(config, "user@multi.phtest")
+    assert (r["transport"], r["result"], r["dsn"], r["reason"]) == (
+        "error", "bounce", "5.7.1", "no outbound mail")
+
+
 def test_error_and_discard_entries(config):
     refused, dropped = route_json(config, "user@refused.phtest", "user@dropped.phtest")
     assert refused["transport"] == "error"
