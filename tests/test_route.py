@@ -419,6 +419,14 @@ def test_bad_nexthop_is_an_error(config):
     assert r["reason"] == 'next hop "[gw.phtest]:99999": bad port "99999"'
 
 
+def test_json_escapes(config):
+    odd = 'a"b\\c\td@refused.phtest'
+    (r,) = route_json(config, odd)
+    assert r["address"] == odd and r["result"] == "bounce"
+    proc = run(config, "route", odd)
+    assert proc.stdout.splitlines()[0] == 'address: a"b\\c?d@refused.phtest'
+
+
 def test_usage_errors_exit_1(config):
     proc = run(config, "route")
     assert proc.returncode == 1

@@ -596,28 +596,6 @@ static void rt_free(struct rt_route *r)
 /* ---------------------------------------------------------------- */
 /* Output                                                           */
 
-/* rt_text - text with control characters as '?' */
-static void rt_text(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-	putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
-}
-
-/* rt_json_string - a JSON string literal */
-static void rt_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-	if (*p == '"' || *p == '\\')
-	    printf("\\%c", *p);
-	else if (*p < 0x20 || *p == 0x7f)
-	    printf("\\u%04x", *p);
-	else
-	    putchar(*p);
-    }
-    putchar('"');
-}
-
 /* rt_addr_text - an address as text */
 static const char *rt_addr_text(const struct dns_addr *a, char *buf, size_t size)
 {
@@ -633,7 +611,7 @@ static const char *rt_addr_text(const struct dns_addr *a, char *buf, size_t size
 static void rt_field(const char *name, const char *text)
 {
     printf("  %s: ", name);
-    rt_text(text);
+    ph_print_text(text);
     putchar('\n');
 }
 
@@ -644,14 +622,14 @@ static void rt_print_text(const struct rt_route *r)
     size_t n = 0;
 
     printf("address: ");
-    rt_text(r->address);
+    ph_print_text(r->address);
     putchar('\n');
     if (r->resolved) {
 	rt_field("class", rt_class_name(r->res.class));
 	rt_field("transport", r->res.transport);
 	rt_field("nexthop", r->res.nexthop);
 	printf("  recipient: %s (", rt_known_name(r->known));
-	rt_text(r->known_why);
+	ph_print_text(r->known_why);
 	printf(")\n");
     }
     if (r->valias)
@@ -660,7 +638,7 @@ static void rt_print_text(const struct rt_route *r)
 	rt_field("service", r->service);
     if (r->is_smtp && smtp->host[0]) {
 	printf("  smtp: ");
-	rt_text(smtp->host);
+	ph_print_text(smtp->host);
 	printf(" port %ld, %s\n", smtp->port, smtp->literal ? "address literal, no DNS" :
 	       smtp->mx_lookup ? "MX lookup" : "no MX lookup");
 	if (smtp->mx_lookup) {
@@ -671,7 +649,7 @@ static void rt_print_text(const struct rt_route *r)
 		printf("none, implicit MX: the domain's own addresses\n");
 	    else {
 		printf("%s: ", smtp->dns);
-		rt_text(smtp->error);
+		ph_print_text(smtp->error);
 		putchar('\n');
 	    }
 	}
@@ -682,7 +660,7 @@ static void rt_print_text(const struct rt_route *r)
 		printf("  host: %d ", h->pref);
 	    else
 		printf("  host: ");
-	    rt_text(h->name);
+	    ph_print_text(h->name);
 	    putchar('\n');
 	    if (h->self) {
 		printf("    not tried: this host (myhostname); only better MX hosts are\n");
@@ -690,7 +668,7 @@ static void rt_print_text(const struct rt_route *r)
 	    }
 	    if (h->status != DNS_OK) {
 		printf("    %s: ", dns_status_name(h->status));
-		rt_text(h->error);
+		ph_print_text(h->error);
 		putchar('\n');
 	    }
 	    for (size_t k = 0; k < h->addrs.count; k++, n++) {
@@ -709,7 +687,7 @@ static void rt_print_text(const struct rt_route *r)
 	printf(" %s", r->dsn);
     if (r->reason[0]) {
 	printf(" (");
-	rt_text(r->reason);
+	ph_print_text(r->reason);
 	putchar(')');
     }
     putchar('\n');
@@ -720,7 +698,7 @@ static void rt_json_kv(const char *name, const char *value)
 {
     printf(",\"%s\":", name);
     if (value)
-	rt_json_string(value);
+	ph_json_string(value);
     else
 	printf("null");
 }
@@ -731,7 +709,7 @@ static void rt_print_json(const struct rt_route *r)
     const struct rt_smtp *smtp = &r->smtp;
 
     printf("{\"address\":");
-    rt_json_string(r->address);
+    ph_json_string(r->address);
     rt_json_kv("class", r->resolved ? rt_class_name(r->res.class) : NULL);
     rt_json_kv("transport", r->resolved ? r->res.transport : NULL);
     rt_json_kv("nexthop", r->resolved ? r->res.nexthop : NULL);
@@ -744,7 +722,7 @@ static void rt_print_json(const struct rt_route *r)
 	size_t n = 0;
 
 	printf("{\"host\":");
-	rt_json_string(smtp->host);
+	ph_json_string(smtp->host);
 	printf(",\"port\":%ld,\"mx_lookup\":%s,\"literal\":%s", smtp->port,
 	       smtp->mx_lookup ? "true" : "false", smtp->literal ? "true" : "false");
 	rt_json_kv("dns", smtp->dns);
@@ -767,7 +745,7 @@ static void rt_print_json(const struct rt_route *r)
 		char text[INET6_ADDRSTRLEN];
 
 		printf("%s{\"addr\":", k ? "," : "");
-		rt_json_string(rt_addr_text(h->addrs.addr + k, text, sizeof(text)));
+		ph_json_string(rt_addr_text(h->addrs.addr + k, text, sizeof(text)));
 		printf(",\"tried\":%s}", n < smtp->ntry ? "true" : "false");
 	    }
 	    printf("]}");

@@ -67,6 +67,28 @@ void ph_error(const char *fmt, ...)
 	fmt_buf_cut(ph_first_error, sizeof(ph_first_error), "%s", text);
 }
 
+/* ph_json_string - a JSON string literal */
+void ph_json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+	if (*p == '"' || *p == '\\')
+	    printf("\\%c", *p);
+	else if (*p < 0x20 || *p == 0x7f)
+	    printf("\\u%04x", *p);
+	else
+	    putchar(*p);
+    }
+    putchar('"');
+}
+
+/* ph_print_text - text with control characters as '?' */
+void ph_print_text(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
+}
+
 /* ph_usage - the synopsis of one command or of all; exit status 2 */
 int ph_usage(const char *command)
 {

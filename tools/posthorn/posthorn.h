@@ -26,6 +26,11 @@ extern int ph_errors;
 /* ph_first_error - the text of the first error ph_error reported */
 extern char ph_first_error[1024];
 
+/* ph_json_string - s as a JSON string literal on stdout */
+void ph_json_string(const char *s);
+/* ph_print_text - s on stdout with control characters as '?' (one line) */
+void ph_print_text(const char *s);
+
 /* ph_usage - print the usage of one command (or all if NULL); returns 2 */
 int ph_usage(const char *command);
 
