@@ -409,6 +409,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
     }
     if (job->kind == QMGR_JOB_DELIVER) {
 	struct deliver_request req;
+	struct deliver_reply_status st;
 	struct deliver_result *res;
 	struct delivery_times t;
 	struct qmgr_outcomes b;
@@ -417,7 +418,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 
 	job_request(job, &req, qfile, sizeof(qfile));
 	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
-	if (deliver_reply_decode(reply, &req, res, error_r) < 0) {
+	if (deliver_reply_decode(reply, &req, res, &st, error_r) < 0) {
 	    mem_free(&res);
 	    mem_free(&req.rcpts);
 	    return -1;

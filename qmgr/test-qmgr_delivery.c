@@ -211,6 +211,7 @@ static void mock_status(const char *address, const char **status, const char **d
  * decoder (so qmgr's requests are checked as strictly as they are) */
 static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 {
+    static const struct deliver_reply_status ok_status = {DEST_STAT_OK, "", 0};
     struct mock_answer *a = mem_zalloc(sizeof(*a));
     struct deliver_request req;
     struct deliver_result *res;
@@ -233,7 +234,7 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 	res[i].relay = "mock";
     }
     nrcpt = (int) req.rcpt_count;
-    deliver_reply_encode(&a->out, res, req.rcpt_count);
+    deliver_reply_encode(&a->out, res, req.rcpt_count, &ok_status);
     mem_free(&res);
     deliver_request_free(&req);
     mock.requests++;
