@@ -938,7 +938,8 @@ static void test_dead_destination(void)
     unit_begin("dead destination: alive again after minimal_backoff_time");
     mock.dead_dest[0] = 0;
     unit_assert(run_until(dest_alive, "dead.example", 3000));
-    unit_assert_inteq(log_count("smtp destination dead.example: alive again (backoff time passed)"), 1);
+    unit_assert_inteq(log_count("smtp destination dead.example: alive again "
+				"(backoff time passed)"), 1);
     unit_assert(qmgr_transport_dest(tr, "dead.example") == NULL);	/* idle: freed */
     trigger_n("dead.example", 1, &id);
     unit_assert(run_until_idle());
