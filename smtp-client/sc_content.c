@@ -1183,7 +1183,8 @@ static int boundary_out(struct sc_job *job)
     for (size_t i = 0; clean && i < n; i++) {
 	unsigned char c = (unsigned char) p[i];
 
-	if (c >= 0x80 || c == 0 || c == '\r')
+	if ((c >= 0x80 && (job->flags & SC_OUT_ENCODE_8BIT))
+	    || ((c == 0 || c == '\r') && (job->flags & SC_OUT_ENCODE_BINARY)))
 	    clean = false;
     }
     if (clean) {

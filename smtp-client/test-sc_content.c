@@ -836,6 +836,48 @@ static void test_canonical_always(void)
     str_free(&out);
 }
 
+/* test_edges - delimiter lines, headers without a separator, labels */
+static void test_edges(void)
+{
+    struct str *out = str_new(1 << 20);
+    const char *err = NULL, *msg;
+
+    unit_begin("delimiter lines kept or made canonical; header ends; binary label 8bit");
+    msg = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n"
+	"--b\xff junk\n\ny\n--b--\xff\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, 0, out, &err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf(msg));
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed;"
+					  " boundary=b\n\n--b\n\nx\n--b\n\ny\n--b--\n"));
+    /* a header that ends at a line that is not a header: a separator */
+    msg = "Subject: x\nnot a header \xc3\xa9\nbody\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("Subject: x\nMIME-Version: 1.0\n"
+					  "Content-Type: text/plain; charset=unknown-8bit\n"
+					  "Content-Transfer-Encoding: quoted-printable\n\n"
+					  "not a header =C3=A9\nbody\n"));
+    /* header only, no body, no empty line */
+    msg = "Subject: only a header";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT | SC_OUT_DOT_STUFF,
+				out, &err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), "Subject: only a header\r\n");
+    /* binary composite, peer with 8BITMIME but no BINARYMIME: 8bit */
+    msg = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n"
+	"Content-Transfer-Encoding: binary\n\n--b\nContent-Transfer-Encoding: binary\n\n"
+	"a\rb \xc3\xa9\n--b--\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_BINARY, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n"
+					  "Content-Transfer-Encoding: 8bit\n\n--b\n"
+					  "Content-Transfer-Encoding: quoted-printable\n\n"
+					  "a=0Db =C3=A9\n--b--\n"));
+    unit_end();
+    str_free(&out);
+}
+
 int main(void)
 {
     test_plain();
@@ -850,6 +892,7 @@ int main(void)
     test_depth_ok();
     test_binary_qp();
     test_base64_and_qp_long();
+    test_edges();
     test_qp_round_trip();
     test_canonical_always();
     test_sink_error();
