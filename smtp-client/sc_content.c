@@ -1073,16 +1073,14 @@ static int job_line_begin(struct sc_job *job, const char *prefix, size_t plen, b
 /* scan_bytes - the scan pass: what the bytes of the line hold */
 static void scan_bytes(struct sc_job *job, const char *data, size_t len)
 {
-    bool high = false, bin = false;
+    const unsigned char *u = (const unsigned char *) data;
+    unsigned char any = 0;
+    bool high, bin;
 
-    for (size_t i = 0; i < len; i++) {
-	unsigned char c = (unsigned char) data[i];
-
-	if (c >= 0x80)
-	    high = true;
-	else if (c == 0 || c == '\r')
-	    bin = true;
-    }
+    for (size_t i = 0; i < len; i++)	/* vectorizes */
+	any |= u[i];
+    high = (any & 0x80) != 0;
+    bin = memchr(data, 0, len) != NULL || memchr(data, '\r', len) != NULL;
     if (!high && !bin)
 	return;
     if (job->info) {
