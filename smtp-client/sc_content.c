@@ -842,7 +842,9 @@ static unsigned facts_of(const struct sc_job *job, int e)
 /* header_start - a new entity's header begins */
 static void header_start(struct sc_job *job, int depth, bool default_rfc822)
 {
-    job->part = job->nparts++;
+    job->part = job->nparts;
+    if (job->nparts <= SC_PARTS_MAX)	/* past it they share one number */
+	job->nparts++;
     job->depth = depth;
     job->top = job->part == 0;
     job->default_rfc822 = default_rfc822;

@@ -878,6 +878,29 @@ static void test_edges(void)
     str_free(&out);
 }
 
+/* test_many_parts - past SC_PARTS_MAX entities: fine as they are,
+ * refused when one of them needs work */
+static void test_many_parts(void)
+{
+    struct str *msg = str_new(1 << 20), *out = str_new(1 << 20);
+    const char *err = NULL;
+
+    unit_begin("more than 1024 MIME parts: sent as they are, refused if one past needs work");
+    str_appends_or_panic(msg, "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < 1100; i++)
+	str_appendf_or_panic(msg, "--b\n\npart %d\n", i);
+    str_appends_or_panic(msg, "--b--\n");
+    unit_assert_inteq(run_write(str_cstr(msg), str_len(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out,
+				&err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf(str_cstr(msg)));
+    unit_assert(str_truncate(msg, str_len(msg) - strlen("--b--\n")));
+    str_appends_or_panic(msg, "--b\n\n\xc3\xa9\n--b--\n");
+    write_refused(str_cstr(msg), SC_OUT_ENCODE_8BIT, "more than 1024 MIME parts", __LINE__);
+    unit_end();
+    str_free(&msg);
+    str_free(&out);
+}
+
 int main(void)
 {
     test_plain();
@@ -893,6 +916,7 @@ int main(void)
     test_binary_qp();
     test_base64_and_qp_long();
     test_edges();
+    test_many_parts();
     test_qp_round_trip();
     test_canonical_always();
     test_sink_error();
