@@ -220,8 +220,7 @@ static bool sc_precheck(struct sc_session *ss, const struct sc_message *m,
     cs = sc_content_write(m->fd, m->req->data_offset, var_smtp_line_length_limit, *flags, &sink,
 			  &err);
     if (cs == SC_CONTENT_CANNOT_CONVERT) {
-	fmt_buf_cut(reason, sizeof(reason), "cannot convert the message for host %s, which "
-		    "does not offer %s: %s", ss->namaddr,
+	fmt_buf_cut(reason, sizeof(reason), "host %s does not offer %s, and %s", ss->namaddr,
 		    (*flags & SC_OUT_ENCODE_8BIT) ? "8BITMIME" : "BINARYMIME", err);
 	sc_all_open(m, res, RCPT_STAT_BOUNCE, "5.6.3", reason);
 	return false;
