@@ -338,3 +338,16 @@ def test_many_recipients_keep_their_order(agent):
     rcpts = [f"r{i}@dest.example" for i in range(240)] + ["bad@dest.example"]
     results, _ = a.deliver(a.message(rcpts), f"[127.0.0.1]:{peer.port}")
     assert [r["status"] for r in results] == ["sent"] * 240 + ["bounce"]
+
+
+def test_control_character_in_an_address_is_never_sent(agent):
+    peer = Peer(smtp_server())
+    a = agent()
+    msg = a.message(["good@dest.example", "evil@dest.example\tx"])
+    results, _ = a.deliver(msg, f"[127.0.0.1]:{peer.port}")
+    assert [r["status"] for r in results] == ["sent", "bounce"]
+    assert results[1]["dsn"] == "5.1.3"
+    assert not any("evil" in line for line in peer.conns[0].log)
+    msg = a.message(["evil@dest.example\tx"])
+    results, status = a.deliver(msg, f"[127.0.0.1]:{peer.port}")
+    assert results[0]["status"] == "bounce" and status["conn_use"] == "0"
