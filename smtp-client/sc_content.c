@@ -750,14 +750,14 @@ static void part_need(struct sc_job *job, int e, unsigned need)
     }
 }
 
-/* cannot - SC_CONTENT_CANNOT_CONVERT with a reason about entity e */
+/* cannot - SC_CONTENT_CANNOT_CONVERT with a reason about entity e (the
+ * caller puts "cannot convert the message..." in front) */
 static int cannot(struct sc_job *job, int e, const char *what)
 {
     if (e == 0)
-	job->error = errtext_set(&sc_error, "cannot convert the message: %s", what);
+	job->error = errtext_set(&sc_error, "%s", what);
     else
-	job->error = errtext_set(&sc_error, "cannot convert MIME part %d of the message: %s",
-				 e, what);
+	job->error = errtext_set(&sc_error, "MIME part %d: %s", e, what);
     return SC_CONTENT_CANNOT_CONVERT;
 }
 
@@ -816,8 +816,7 @@ static int decide(struct sc_job *job)
 	if ((ret = decide_part(job, e)) != SC_CONTENT_OK)
 	    return ret;
     if (job->overflow) {
-	job->error = errtext_set(&sc_error, "cannot convert the message: more than %d MIME parts",
-				 SC_PARTS_MAX);
+	job->error = errtext_set(&sc_error, "more than %d MIME parts", SC_PARTS_MAX);
 	return SC_CONTENT_CANNOT_CONVERT;
     }
     return SC_CONTENT_OK;

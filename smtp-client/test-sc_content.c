@@ -552,10 +552,10 @@ static void test_cannot_convert(void)
 
     unit_begin("cannot convert: 8-bit header, encoded part with 8-bit bytes, too deep, ...");
     write_refused("Subject: caf\xc3\xa9\n\nbody\n", SC_OUT_ENCODE_8BIT,
-		  "cannot convert the message: 8-bit characters in a header", __LINE__);
+		  "8-bit characters in a header", __LINE__);
     write_refused("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
 		  "Content-Disposition: attachment; filename=\xc3\xa9\n\nx\n--b--\n",
-		  SC_OUT_ENCODE_8BIT, "MIME part 1 of the message: 8-bit characters in a header",
+		  SC_OUT_ENCODE_8BIT, "MIME part 1: 8-bit characters in a header",
 		  __LINE__);
     write_refused("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
 		  "Content-Transfer-Encoding: base64\n\nAAAA\xc3\xa9\n--b--\n",
