@@ -31,7 +31,9 @@ Use it as:
 Helpers: have(program), smtp() (an smtplib.SMTP), smtp_send(...),
 maildir(addr) (path), maildir_messages(addr) (list of bytes),
 wait_maildir(addr, count, timeout), sendmail(*args, input=...),
-posthorn(*args), queue_files(subdir), wait_queue_empty(timeout).
+posthorn(*args), queue_files(subdir), wait_queue_empty(timeout);
+for relay tests wait_status(qid, rcpt, status) (the outcome's log line),
+queue_json() and wait_notices(address, count) (DSNs in a Maildir).
 
 Relay tests (smtp-client) use the `net` fixture instead: a RelayNet
 holds sending instances (smtp service, dns_servers, short timeouts:
@@ -39,8 +41,12 @@ RELAY_PARAMS), receiving instances on their own 127.0.0.N address,
 scripted peers (tests/smtp_peer.py), smtp-sinks (Sink) and a dnsmasq
 (tests/dnsfix.py), all on one shared port; see RelayNet.
 """
+import email
+import email.policy
+import json
 import os
 import pathlib
+import re
 import shutil
 import smtplib
 import socket
@@ -165,6 +171,36 @@ class MailInstance(Instance):
             time.sleep(0.05)
         raise AssertionError(f"{address}: {len(self.maildir_messages(address))} messages "
                              f"after {timeout}s, want {count}\nlog:\n{self.log_text()[-4000:]}")
+
+    # -- outcomes (relay tests) ---------------------------------------------------
+    def wait_status(self, qid, rcpt, status, timeout=15, since=0):
+        """Wait for the log line of rcpt's outcome (sent, deferred, bounced,
+        expired) of message qid; a dict: relay, dsn, reason, line, conn_use."""
+        m = self.wait_log(rf"^.*{qid}: to=<{re.escape(rcpt)}>, (?:orig_to=<[^>]*>, )?"
+                          rf"relay=(\S+?),(?: conn_use=(\d+),)? .*dsn=(\S+), "
+                          rf"status={status} \((.*)\)$", timeout=timeout, since=since)
+        return {"relay": m.group(1), "conn_use": int(m.group(2) or 0), "dsn": m.group(3),
+                "reason": m.group(4), "line": m.group(0)}
+
+    def queue_json(self):
+        """posthorn queue list --json, parsed."""
+        return json.loads(self.posthorn("queue", "list", "--json").stdout)
+
+    def wait_notices(self, address, count=1, timeout=20):
+        """The delivery status notifications (multipart/report) in
+        address's Maildir, parsed (email.message.Message), once there
+        are count of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [email.message_from_bytes(m, policy=email.policy.compat32)
+                     for m in self.maildir_messages(address)]
+            found = [m for m in found if m.get_content_type() == "multipart/report"]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{address}: {len(found)} notices after {timeout}s, want "
+                                     f"{count}\nlog:\n{self.log_text()[-4000:]}")
+            time.sleep(0.05)
 
     # -- queue -----------------------------------------------------------------
     def queue_files(self, subdir):
@@ -361,3 +397,29 @@ def net():
             rn.close()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def dsn_fields(notice):
+    """The message/delivery-status part of a notice as a list of dicts:
+    the per-message block, then one per recipient (continuation lines
+    joined)."""
+    for part in notice.walk():
+        if part.get_content_type() == "message/delivery-status":
+            payload = part.get_payload()
+            if isinstance(payload, list):           # compat32 parses it as messages
+                return [dict((k, re.sub(r"\r?\n\s*", " ", v)) for k, v in p.items())
+                        for p in payload]
+            blocks = re.split(r"\r?\n\r?\n", payload.strip())
+            out = []
+            for block in blocks:
+                text = re.sub(r"\r?\n[ \t]+", " ", block)
+                out.append(dict(line.split(": ", 1) for line in text.splitlines()
+                                if ": " in line))
+            return out
+    raise AssertionError("no message/delivery-status part in the notice")
+
+
+def notice_text(notice):
+    """The human-readable first part of a notice."""
+    first = notice.get_payload()[0]
+    return first.get_payload(decode=True).decode(errors="replace")
