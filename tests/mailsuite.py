@@ -326,8 +326,10 @@ class RelayNet:
         self.dns = dnsfix.DnsServer.start(self.workdir, records)
         return self.dns
 
-    def peer(self, host=None, **kw):
-        p = smtp_peer.Peer(host or self.host(), self.port, **kw)
+    def peer(self, host=None, port=None, **kw):
+        """A started smtp_peer.Peer on host (default: a new 127.0.0.N) and
+        port (default: the shared one)."""
+        p = smtp_peer.Peer(host or self.host(), port or self.port, **kw)
         self.peers.append(p)
         return p.start()
 
