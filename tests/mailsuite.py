@@ -402,18 +402,17 @@ def net():
 
 
 def dsn_fields(notice):
-    """The message/delivery-status part of a notice as a list of dicts:
+    """The message/(global-)delivery-status part of a notice as a list of dicts:
     the per-message block, then one per recipient (continuation lines
     joined)."""
     for part in notice.walk():
-        if part.get_content_type() == "message/delivery-status":
+        if part.get_content_type() in ("message/delivery-status",
+                                       "message/global-delivery-status"):
             payload = part.get_payload()
-            if isinstance(payload, list):           # compat32 parses it as messages
-                return [dict((k, re.sub(r"\r?\n\s*", " ", v)) for k, v in p.items())
-                        for p in payload]
-            blocks = re.split(r"\r?\n\r?\n", payload.strip())
+            if isinstance(payload, list):           # compat32 parsed it as messages
+                payload = "\n".join(p.as_string() for p in payload)
             out = []
-            for block in blocks:
+            for block in re.split(r"\r?\n(?:\r?\n)+", payload.strip()):
                 text = re.sub(r"\r?\n[ \t]+", " ", block)
                 out.append(dict(line.split(": ", 1) for line in text.splitlines()
                                 if ": " in line))

@@ -145,12 +145,12 @@ def test_null_mx_bounces_5_1_10(net):
     qid = sender.smtp_send(SENDER, ["x@null.phtest"], message("to a null MX"))
     st = sender.wait_status(qid, "x@null.phtest", "bounced")
     assert st["dsn"] == "5.1.10", st
-    assert re.search(r"null MX", st["reason"], re.I), st
+    assert re.search(r"null ?MX", st["reason"], re.I), st
     (notice,) = sender.wait_notices(SENDER, 1)
     (rcpt,) = dsn_fields(notice)[1:]
     assert rcpt["Final-Recipient"] == "rfc822; x@null.phtest"
     assert rcpt["Action"] == "failed" and rcpt["Status"] == "5.1.10", rcpt
-    assert re.search(r"null MX", notice_text(notice), re.I)
+    assert re.search(r"null ?MX", notice_text(notice), re.I)
 
 
 def test_nxdomain_bounces(net):
@@ -199,12 +199,14 @@ def test_unreachable_host_expires_after_maximal_queue_lifetime(net):
     st = sender.wait_status(qid, "x@down.phtest", "deferred")
     assert st["dsn"] == "4.4.1" and re.search(r"connect to .*refused", st["reason"], re.I), st
     exp = sender.wait_status(qid, "x@down.phtest", "(?:expired|bounced)", timeout=20)
-    assert re.search(r"refused", exp["reason"], re.I), exp
+    # the last try may have skipped the address as dead (smtp_dead_host_time)
+    assert re.search(r"refused|not reachable", exp["reason"], re.I), exp
     assert sender.count_log(rf"{qid}: to=<x@down.phtest>.*status=deferred") >= 2
     (notice,) = sender.wait_notices(SENDER, 1)
     (rcpt,) = dsn_fields(notice)[1:]
     assert rcpt["Final-Recipient"] == "rfc822; x@down.phtest" and rcpt["Action"] == "failed"
-    assert re.search(r"refused", rcpt.get("Diagnostic-Code", "") + notice_text(notice), re.I)
+    assert re.search(r"refused|not reachable",
+                     rcpt.get("Diagnostic-Code", "") + notice_text(notice), re.I)
 
 
 # --------------------------------------------------------------------- routing
