@@ -483,3 +483,74 @@ def test_dead_destination_deferred_without_connection(net):
     assert p.connections == conns, p.describe()
     reasons = [r["delay_reason"] for e in inst.queue_json() for r in e["recipients"]]
     assert len(reasons) == 2 and all("zqdead" in r for r in reasons), reasons
+
+
+def test_output_is_canonical_no_smuggling(net):
+    """Whatever the stored message holds, the wire gets CR LF lines only,
+    dot-stuffed, within 998 octets: a bare CR (sendmail passes it
+    through), a lone "." line, an SMTP command after it and a 3000-octet
+    line reach the peer as one message with the same text, and the peer
+    sees one MAIL command."""
+    p = net.peer()
+    inst = start(net, {"canon.phtest": p})
+    text = (b"Subject: smuggle\n\nbefore\rMAIL FROM:<evil@canon.phtest>\n.\n"
+            b"RCPT TO:<victim@canon.phtest>\n..two dots\n" + b"z" * 3000 + b"\nend\n")
+    res = inst.sendmail("-i", "-f", SENDER, "x@canon.phtest", input=text)
+    assert res.returncode == 0, res.stderr
+    (m,) = p.wait_messages(1)
+    assert not p.violations, p.violations
+    assert all(len(l) <= 998 for l in m.data.split(b"\r\n"))
+    assert not re.search(rb"\r(?!\n)|(?<!\r)\n", m.data)
+    assert b"\r\n.\r\n" not in m.data                   # the lone dot was stuffed
+    assert [c.split(":")[0].upper() for c in p.sessions[0].commands
+            if c.upper().startswith("MAIL")] == ["MAIL FROM"]
+    msg = parse(m.content)
+    decoded = msg.get_payload(decode=True)
+    for piece in (b"MAIL FROM:<evil@canon.phtest>", b"RCPT TO:<victim@canon.phtest>",
+                  b".two dots", b"end"):
+        assert piece in decoded, (piece, m.content[:2000])
+    assert decoded.replace(b"\r\n", b"").count(b"z") == 3000
+    assert len(p.transactions) == 1
+
+
+def bdat_submit(inst, rcpt, content, body="BINARYMIME"):
+    """One message into inst's smtpd with BDAT (BODY=...); the queue ID."""
+    with inst.connect(inst.smtp_port, host=inst.smtp_host) as c:
+        assert c.readline().startswith("220")
+        c.send("EHLO client.example\r")
+        while not (line := c.readline()).startswith("250 "):
+            assert line.startswith("250-"), line
+        c.sock.sendall(f"MAIL FROM:<{SENDER}> BODY={body}\r\nRCPT TO:<{rcpt}>\r\n"
+                       f"BDAT {len(content)} LAST\r\n".encode() + content)
+        replies = [c.readline() for _ in range(3)]
+        assert all(r.startswith("250") for r in replies), replies
+        c.send("QUIT\r")
+    return replies[2].rsplit(" ", 1)[-1]
+
+
+def test_binarymime_passed_or_downgraded(net):
+    """A BODY=BINARYMIME message: to a peer with CHUNKING and BINARYMIME
+    it goes as it is, with BDAT; to one without BINARYMIME it is
+    downgraded (no binary bytes, no BODY=BINARYMIME), or bounced."""
+    both = net.peer(ext=("PIPELINING", "8BITMIME", "BINARYMIME", "CHUNKING",
+                         "ENHANCEDSTATUSCODES"))
+    plain = net.peer(ext=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"))
+    inst = start(net, {"bin.phtest": both, "nobin.phtest": plain})
+    content = (b"MIME-Version: 1.0\r\nSubject: binary\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: binary\r\n\r\nbin\x00ary \xff\xfe data\r\n")
+    q1 = bdat_submit(inst, "x@bin.phtest", content)
+    q2 = bdat_submit(inst, "x@nobin.phtest", content)
+    inst.wait_status(q1, "x@bin.phtest", "sent")
+    (m,) = both.wait_messages(1)
+    assert m.bdat and m.mail_params.get("BODY", "").upper() == "BINARYMIME", m.mail
+    assert b"bin\x00ary \xff\xfe data" in m.content
+    st = inst.wait_status(q2, "x@nobin.phtest", "(?:sent|bounced)")
+    if "status=sent" in st["line"]:
+        (m2,) = plain.wait_messages(1)
+        assert m2.mail_params.get("BODY", "").upper() != "BINARYMIME", m2.mail
+        assert b"\x00" not in m2.content
+        assert parse(m2.content).get_payload(decode=True).rstrip(b"\r\n") == \
+            b"bin\x00ary \xff\xfe data"
+    else:
+        assert st["dsn"].startswith("5.6."), st
+    assert not both.violations and not plain.violations, (both.violations, plain.violations)
