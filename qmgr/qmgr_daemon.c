@@ -6,7 +6,8 @@
  * requests): "I<queue ID>\n" take incoming/<ID> now, without a directory
  * scan (cleanup knows the ID it just committed); "D<queue ID>\n" the
  * operator deleted active/<ID>: drop it; "I" scan incoming/ now;
- * "F" flush: every deferred message now (and incoming/); master's
+ * "F" flush: every deferred message now (and incoming/), and every dead
+ * destination is alive again (qmgr_transport.c); master's
  * wake-up "W" and any other byte: scan incoming/. Timers:
  * incoming/ every qmgr_incoming_scan_delay (a lost trigger only delays),
  * deferred/ every queue_run_delay.
@@ -184,8 +185,10 @@ void qmgr_trigger(const char *buf, size_t len)
 
     if (len > SERVER_FIFO_READ_MAX - PIPE_BUF)
 	want |= QMGR_WANT_SCAN;
-    if (want & QMGR_WANT_FLUSH)
+    if (want & QMGR_WANT_FLUSH) {
 	scan_flush_wanted = true;
+	qmgr_transport_revive_all();	/* retry dead destinations now too */
+    }
     if (want & QMGR_WANT_SCAN) {
 	scan_incoming_wanted = true;
 	qmgr_kick_scan();
