@@ -185,6 +185,7 @@ void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
 void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */
 double qmgr_now(void);
+int qmgr_timer_ms(long seconds);	/* seconds to an event timer delay */
 
 /* qmgr_scan.c */
 void qmgr_scan_recover(void);	/* active/ at start-up */

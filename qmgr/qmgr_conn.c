@@ -15,7 +15,6 @@
  * which defers its recipients: mail is never lost to a broken agent. */
 
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -53,12 +52,6 @@ struct qmgr_conn {
     char *last_key;		/* destination of the last job, or NULL */
 };
 
-/* ms - seconds to a timer delay */
-static int ms(long seconds)
-{
-    return seconds > INT_MAX / 1000 ? INT_MAX : (int) seconds * 1000;
-}
-
 static void conn_read_cb(int fd, void *ctx);
 static void conn_fail(struct qmgr_conn *conn, const char *why);
 
@@ -67,7 +60,7 @@ static void conn_timer_set(struct qmgr_conn *conn, long seconds, event_timer_fn 
 {
     if (conn->timer)
 	event_timer_cancel(conn->timer);
-    conn->timer = event_timer_add(ms(seconds), fn, conn);
+    conn->timer = event_timer_add(qmgr_timer_ms(seconds), fn, conn);
 }
 
 /* conn_timeout - the agent did not answer in time */

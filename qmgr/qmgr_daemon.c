@@ -140,8 +140,8 @@ void qmgr_run_pending(void)
     running = false;
 }
 
-/* timer_ms - seconds to a timer delay */
-static int timer_ms(long seconds)
+/* qmgr_timer_ms - seconds to a timer delay (capped) */
+int qmgr_timer_ms(long seconds)
 {
     return seconds > INT_MAX / 1000 ? INT_MAX : (int) seconds * 1000;
 }
@@ -152,7 +152,7 @@ static void incoming_timer(void *ctx)
     (void) ctx;
     scan_incoming_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
 }
 
 /* deferred_timer - the periodic queue run over deferred/ */
@@ -161,7 +161,7 @@ static void deferred_timer(void *ctx)
     (void) ctx;
     scan_deferred_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }
 
 /* qmgr_trigger_take - one "I<ID>\n": take incoming/ID without a scan;
@@ -263,6 +263,6 @@ void qmgr_post_init(int argc, char **argv)
     scan_incoming_wanted = true;
     scan_deferred_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
-    (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }

@@ -28,7 +28,6 @@
  * nothing about the destination. The bounce transport has no feedback. */
 
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 
 /* base */
@@ -162,12 +161,6 @@ static struct qmgr_dest *dest_find(struct qmgr_transport *tr, const char *key)
     return d;
 }
 
-/* ms - seconds to a timer delay */
-static int ms(long seconds)
-{
-    return seconds > INT_MAX / 1000 ? INT_MAX : (int) seconds * 1000;
-}
-
 static void dest_free(struct qmgr_dest *d);
 
 /* dest_idle - no job waits or runs, and it is not dead */
@@ -194,7 +187,8 @@ static void dest_maybe_free(struct qmgr_dest *d)
 	return;
     if (d->window != d->tr->init_window || d->fail_streak > 0) {
 	if (d->linger_timer == 0)
-	    d->linger_timer = event_timer_add(ms(var_minimal_backoff_time), dest_linger_fire, d);
+	    d->linger_timer = event_timer_add(qmgr_timer_ms(var_minimal_backoff_time),
+					      dest_linger_fire, d);
 	return;
     }
     dest_free(d);
@@ -347,7 +341,7 @@ static void dest_kill(struct qmgr_dest *d, const char *dsn, const char *reason)
     mem_free(&d->dead_reason);
     d->dead_reason = mem_strdup(*reason ? reason : "destination not reachable");
     msg_info("%s destination %s: dead for %lds: %s", tr->name, d->key, secs, d->dead_reason);
-    d->dead_timer = event_timer_add(ms(secs), dest_revive_fire, d);
+    d->dead_timer = event_timer_add(qmgr_timer_ms(secs), dest_revive_fire, d);
     dest_unready(d);
     while ((job = d->head) != NULL) {
 	d->head = job->next;

@@ -108,6 +108,7 @@ static struct {
     char bounce_kind[16];		/* request of the last notice */
     char bounce_rcpt[128];		/* its first recipient */
     char dead_dest[64];			/* this next hop is "dead" */
+    char hang_dest[64];			/* requests for this one hang */
     int arrivals[MAX_ARRIVALS];		/* in flight to its destination as each
 					 * request arrived (itself included) */
     int narrivals;
@@ -286,7 +287,9 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
     conn->pending++;
     if (mock.mode == MOCK_GARBAGE)
 	str_set_or_panic(&a->out, "this is no IPC message\n");
-    if (mock.delay_ms > 0)
+    if (*mock.hang_dest && strcmp(a->dest, mock.hang_dest) == 0)
+	(void) event_timer_add(600000, mock_answer_fire, a);	/* not in this test */
+    else if (mock.delay_ms > 0)
 	(void) event_timer_add(mock.delay_ms, mock_answer_fire, a);
     else
 	mock_answer_fire(a);
@@ -440,7 +443,7 @@ static void mock_reset(enum mock_mode mode, int delay_ms)
     mock.in_flight = mock.max_in_flight = 0;
     mock.bounce_requests = 0;
     mock.bounce_kind[0] = mock.bounce_rcpt[0] = 0;
-    mock.dead_dest[0] = 0;
+    mock.dead_dest[0] = mock.hang_dest[0] = 0;
     mock.narrivals = mock.switches = 0;
     mock.mode = mode;
     mock.delay_ms = delay_ms;
@@ -938,7 +941,8 @@ static void test_dead_destination(void)
     unit_begin("dead destination: alive again after minimal_backoff_time");
     mock.dead_dest[0] = 0;
     unit_assert(run_until(dest_alive, "dead.example", 3000));
-    unit_assert_inteq(log_count("smtp destination dead.example: alive again (backoff time passed)"), 1);
+    unit_assert_inteq(log_count("smtp destination dead.example: alive again "
+				"(backoff time passed)"), 1);
     unit_assert(qmgr_transport_dest(tr, "dead.example") == NULL);	/* idle: freed */
     trigger_n("dead.example", 1, &id);
     unit_assert(run_until_idle());
@@ -1000,6 +1004,61 @@ static void test_connection_preference(void)
     unit_assert(run_until_idle());
     unit_assert_inteq(mock.switches, 1);
     unit_assert_inteq(mock.accepts, 2);
+    unit_end();
+}
+
+/* fast_done - the 20 messages of ctx (char[20][QUEUE_ID_SIZE]) left
+ * the queue */
+static bool fast_done(void *ctx)
+{
+    char (*ids)[QUEUE_ID_SIZE] = ctx;
+
+    for (int i = 0; i < 20; i++)
+	if (file_exists("incoming", ids[i]) || file_exists("active", ids[i])
+	    || file_exists("deferred", ids[i]))
+	    return false;
+    return true;
+}
+
+/* test_hung_destination - a destination whose agent never answers holds
+ * its window of connections, no more; another destination flows; the
+ * hung requests failing as a whole (agent gone) are no feedback */
+static void test_hung_destination(void)
+{
+    char hung[6][QUEUE_ID_SIZE], fast[20][QUEUE_ID_SIZE];
+    struct qmgr_transport *tr = qmgr_transport_find("smtp");
+    struct qmgr_dest *d;
+    int gone = 0, deferred = 0;
+
+    unit_begin("a hung destination holds its window only; another one flows meanwhile");
+    mock_reset(MOCK_ANSWER, 0);
+    str_copy_out_or_panic(mock.hang_dest, sizeof(mock.hang_dest), "hang.example");
+    limits_set(2, 2, 1, 300);
+    trigger_n("hang.example", 6, hung);
+    trigger_n("fast.example", 20, fast);
+    unit_assert(run_until(fast_done, fast, IDLE_WAIT_MS));
+    unit_assert_inteq(mock.requests, 22);
+    unit_assert_inteq(mock_dest("hang.example")->in_flight, 2);
+    unit_assert_inteq(mock_dest("hang.example")->max_in_flight, 2);
+    unit_assert(tr->conn_count <= 4);
+    /* the hung agent processes die: their two jobs are deferred, the
+     * destination is not judged for it, the other four go through */
+    mock.hang_dest[0] = 0;
+    for (struct mock_conn *c = mock.conns, *next; c; c = next) {
+	next = c->next;
+	if (c->pending > 0)
+	    mock_close(c);
+    }
+    unit_assert(run_until_idle());
+    for (int i = 0; i < 6; i++) {
+	gone += !file_exists("active", hung[i]) && !file_exists("deferred", hung[i]);
+	deferred += file_exists("deferred", hung[i]);
+    }
+    unit_assert_inteq(gone, 4);
+    unit_assert_inteq(deferred, 2);
+    d = qmgr_transport_dest(tr, "hang.example");
+    unit_assert(d == NULL || (!d->dead && d->window == 2));
+    limits_restore();
     unit_end();
 }
 
@@ -1065,6 +1124,7 @@ int main(void)
     test_dead_destination();
     test_flush_revives();
     test_connection_preference();
+    test_hung_destination();
     test_discard_transport();
     return unit_done();
 }
