@@ -11,8 +11,8 @@ shared port), recording everything the client does.
 
 Advertised extensions: ext (EHLO keywords, default PIPELINING, 8BITMIME,
 ENHANCEDSTATUSCODES), plus "SIZE n" with size=n, "AUTH PLAIN LOGIN"
-with auth={"user": "password"} (auth_required: MAIL without AUTH gets
-530). Any of PIPELINING, 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8, DSN,
+with auth={"user": "password"} (auth_mechs: the mechanisms offered, default
+PLAIN and LOGIN; auth_required: MAIL without AUTH gets 530). Any of PIPELINING, 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8, DSN,
 ENHANCEDSTATUSCODES may be given; the peer accepts BDAT only with
 CHUNKING, and MAIL/RCPT parameters only with the extension that defines
 them (else 555), as a strict server does. Protocol faults it notices
@@ -190,13 +190,14 @@ class Peer:
     """See the module docstring."""
 
     def __init__(self, host, port, *, name=None, ext=DEFAULT_EXT, size=None, auth=None,
-                 auth_required=False, greeting=None, replies=None, rcpt_replies=None,
-                 drop_in_data=False):
+                 auth_mechs=("PLAIN", "LOGIN"), auth_required=False, greeting=None,
+                 replies=None, rcpt_replies=None, drop_in_data=False):
         self.host, self.port = host, port
         self.name = name or f"peer-{host}.phtest"
         self.ext = list(ext)
         self.size = size
         self.auth = auth
+        self.auth_mechs = tuple(auth_mechs)
         self.auth_required = auth_required
         self.greeting = greeting or f"220 {self.name} ESMTP scripted peer"
         self.replies = dict(replies or {})
@@ -325,7 +326,7 @@ class Peer:
         if self.size is not None:
             ext.append(f"SIZE {self.size}")
         if self.auth is not None:
-            ext.append("AUTH PLAIN LOGIN")
+            ext.append("AUTH " + " ".join(self.auth_mechs))
         return "\n".join([f"250 {self.name}"] + [f"250 {e}" for e in ext])
 
     def _offers(self, keyword):
@@ -555,6 +556,9 @@ class Peer:
             return "503 5.5.1 Error: authentication not enabled"
         parts = line.split()
         mech = parts[1].upper() if len(parts) > 1 else ""
+        if mech not in self.auth_mechs:
+            self.violations.append(f"AUTH {mech} not offered")
+            return "504 5.5.4 Unrecognized authentication type"
         reply = self._reply_for("AUTH", session, line)
         if reply in (HANG, DROP):
             return reply

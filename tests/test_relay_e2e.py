@@ -266,16 +266,31 @@ def auth_sender(net, relay, cleartext):
     return sender
 
 
-def test_auth_to_relayhost_with_cleartext_permission(net):
-    relay = net.peer(auth={"relayuser": "s3cr3t-pw"}, auth_required=True)
+@pytest.mark.parametrize("mechs", [("PLAIN", "LOGIN"), ("LOGIN",)])
+def test_auth_to_relayhost_with_cleartext_permission(net, mechs):
+    """AUTH PLAIN (LOGIN when the relay offers only that) with the
+    credentials of smtp_sasl_password_maps; the password never logged."""
+    relay = net.peer(auth={"relayuser": "s3cr3t-pw"}, auth_mechs=mechs, auth_required=True)
     net.start_dns([])
     sender = auth_sender(net, relay, cleartext=True)
     qid = sender.smtp_send(SENDER, ["x@far.phtest"], message("with auth"))
     sender.wait_status(qid, "x@far.phtest", "sent")
     (m,) = relay.wait_messages(1)
-    mech, user, password, ok = m.session.auth
-    assert mech in ("PLAIN", "LOGIN") and user == "relayuser" and password == "s3cr3t-pw" and ok
+    assert m.session.auth == (mechs[0], "relayuser", "s3cr3t-pw", True)
+    assert not relay.violations, relay.violations
     assert "s3cr3t-pw" not in sender.log_text()
+
+
+def test_auth_refused_defers(net):
+    """Wrong credentials (535): deferred with the relay's reply, not
+    bounced and not sent without AUTH."""
+    relay = net.peer(auth={"relayuser": "other-pw"}, auth_required=True)
+    net.start_dns([])
+    sender = auth_sender(net, relay, cleartext=True)
+    qid = sender.smtp_send(SENDER, ["x@far.phtest"], message("bad auth"))
+    st = sender.wait_status(qid, "x@far.phtest", "deferred")
+    assert st["dsn"].startswith("4.") and "535" in st["reason"], st
+    assert relay.messages() == [] and relay.sessions[0].auth[3] is False
 
 
 def test_auth_without_cleartext_permission_defers(net):
