@@ -553,3 +553,19 @@ def test_binarymime_passed_or_downgraded(net):
     else:
         assert st["dsn"].startswith("5.6."), st
     assert not both.violations and not plain.violations, (both.violations, plain.violations)
+
+
+def test_delay_warning_quotes_the_remote_reply(net):
+    """Mail deferred by the peer past delay_warning_time: the sender gets
+    one delay notice (Action: delayed) with the peer's reply."""
+    p = net.peer(rcpt_replies={"slow@late.phtest": "450 4.2.0 <slow@late.phtest>: busy zqlate"})
+    inst = start(net, {"late.phtest": p}, main={"delay_warning_time": "2s"})
+    qid = send(inst, ["slow@late.phtest"], body("late"))
+    inst.wait_status(qid, "slow@late.phtest", "deferred")
+    (notice,) = inst.wait_notices(SENDER, 1, timeout=20)
+    (rcpt,) = dsn_fields(notice)[1:]
+    assert rcpt["Action"] == "delayed" and rcpt["Status"] == "4.2.0", rcpt
+    assert "zqlate" in rcpt.get("Diagnostic-Code", ""), rcpt
+    time.sleep(2)
+    assert len(inst.wait_notices(SENDER, 1)) == 1                  # only one
+    assert p.messages() == []
