@@ -464,13 +464,15 @@ def test_dead_destination_deferred_without_connection(net):
     """A destination whose only host greets with 421 is dead after the
     failure (destination_concurrency_failed_cohort_limit 1): the next
     message for it is deferred with the same reason and no connection
-    reaches the peer until minimal_backoff_time has passed."""
+    reaches the peer until minimal_backoff_time has passed; then it is
+    alive again and, the peer healthy now, both messages go."""
     p = net.peer(greeting="421 4.3.2 Service not available zqdead")
     inst = start(net, {"dead.phtest": p},
-                 main={"minimal_backoff_time": "30s", "maximal_backoff_time": "60s",
+                 main={"minimal_backoff_time": "6s", "maximal_backoff_time": "12s",
                        "smtp_dead_host_time": "0", "smtp_initial_destination_concurrency": "1"})
     qid1 = send(inst, ["a@dead.phtest"], body("dead 1"))
     st = inst.wait_status(qid1, "a@dead.phtest", "deferred")
+    t_dead = time.monotonic()
     assert st["dsn"].startswith("4.") and "zqdead" in st["reason"], st
     conns = p.connections
     assert conns >= 1
@@ -479,9 +481,18 @@ def test_dead_destination_deferred_without_connection(net):
     st2 = inst.wait_status(qid2, "b@dead.phtest", "deferred", since=mark)
     assert st2["dsn"].startswith("4.") and "zqdead" in st2["reason"], st2
     time.sleep(1)
+    assert time.monotonic() - t_dead < 5, "too slow to see the dead period"
     assert p.connections == conns, p.describe()     # (a flush would revive it)
     reasons = [r["delay_reason"] for e in inst.queue_json() for r in e["recipients"]]
     assert len(reasons) == 2 and all("zqdead" in r for r in reasons), reasons
+    p.greeting = "220 dead.phtest ESMTP alive again"
+    inst.wait_status(qid1, "a@dead.phtest", "sent", timeout=20, since=mark)
+    inst.wait_status(qid2, "b@dead.phtest", "sent", timeout=20, since=mark)
+    # (not yet asserted: that this happens soon after the 6 s; today the
+    # retries meet the destination still dead in the same second and wait
+    # another backoff)
+    assert time.monotonic() - t_dead > 5
+    assert inst.count_log(r"smtp destination dead\.phtest: alive again") >= 1
 
 
 def test_output_is_canonical_no_smuggling(net):
