@@ -456,6 +456,8 @@ def test_hung_destination_does_not_block_healthy_one(net):
         reasons.append(st["reason"])
     assert any(re.search(r"greeting", r, re.I) for r in reasons), reasons
     assert hung.connections <= 5, hung.connections
+    inst.wait_log(r"smtp destination hung\.phtest: dead")
+    assert inst.count_log(r"smtp destination good\.phtest: dead") == 0
     print(f"50 messages to the healthy domain in {took:.2f}s; hung peer connections: "
           f"{hung.connections}")
 
