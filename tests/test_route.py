@@ -1,6 +1,6 @@
 """posthorn route (tools/posthorn/cmd_route.c): how an address routes,
 checked against a real DNS server: a dnsmasq on 127.0.0.1 and a free port
-with the zone "phtest" (the fixture pattern of tests/test_dns.py), and a
+with the zone "phtest" (tests/dnsfix.py), and a
 private configuration directory (main.cf, master.cf, cdb tables built
 with posthorn map). Skipped when dnsmasq is not installed or does not
 start."""
@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +15,7 @@ import time
 import pytest
 
 from conftest import as_nobody_or_skip
+from dnsfix import DnsServer, servfail
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("POSTHORN_BUILD", "build"))
@@ -27,8 +27,7 @@ pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not b
 
 SMTP_PORT = 2525            # smtp_tcp_port of the configuration
 
-RECORDS = [
-    "--local=/phtest/",                   # never forwarded: unknown names are NXDOMAIN
+RECORDS = [                                # unknown names in phtest. are NXDOMAIN
     "--mx-host=multi.phtest,first.multi.phtest,5",
     "--mx-host=multi.phtest,mx1.multi.phtest,10",
     "--mx-host=multi.phtest,mx2.multi.phtest,10",
@@ -61,69 +60,13 @@ local     unix  -       n       n       -       -       local-delivery
 """
 
 
-def udp_tcp_free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq takes both)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    pytest.skip("no free port for dnsmasq")
-    return None
-
-
-def ask(port):
-    """An answer from 127.0.0.1:port to an A query for gw.phtest, or None."""
-    query = (bytes.fromhex("123401000001000000000000") + b"\x02gw\x06phtest\x00"
-             + b"\x00\x01\x00\x01")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        try:
-            s.sendto(query, ("127.0.0.1", port))
-            return s.recv(512)
-        except OSError:
-            return None
-
-
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory):
-    """(port, dead_port) of a running dnsmasq; killed at the end."""
-    dnsmasq = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq")
-                                          else None)
-    if dnsmasq is None:
-        pytest.skip("dnsmasq is not installed (Debian: dnsmasq-base)")
-    log = tmp_path_factory.mktemp("dnsmasq") / "log"
-    dead = udp_tcp_free_port()            # nobody listens there
-    for _attempt in range(5):
-        port = udp_tcp_free_port()
-        if port == dead:
-            continue
-        args = [dnsmasq, "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
-                "--no-resolv", "--no-hosts", f"--port={port}",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--log-queries",
-                f"--server=/fail.phtest/127.0.0.1#{dead}"] + RECORDS
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        for _ in range(50):               # up to 5 s for the first answer
-            if proc.poll() is not None or ask(port) is not None:
-                break
-            time.sleep(0.1)
-        if proc.poll() is None:
-            break
-    else:
-        pytest.skip(f"dnsmasq does not start: {log.read_text(errors='replace')[-500:]}")
-    yield port, dead
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    """(port, dead_port) of a running dnsmasq (tests/dnsfix.py); stopped
+    at the end."""
+    dns = DnsServer.start(tmp_path_factory.mktemp("dnsmasq"), RECORDS + [servfail("fail.phtest")])
+    yield dns.port, dns.dead_port
+    dns.stop()
 
 
 def run(config_dir, *args, timeout=60):
@@ -392,7 +335,7 @@ def test_transport_without_service_is_an_error(config):
 
 
 def test_dns_server_failure_exits_2(dns_server, tmp_path):
-    """A SERVFAIL (fail.phtest is forwarded to a dead port) and a server
+    """A SERVFAIL (fail.phtest answers it) and a server
     that does not answer at all: exit 2, within dns_timeout."""
     config = make_config(tmp_path, dns_server[0], dns_timeout="2s")
     start = time.monotonic()
