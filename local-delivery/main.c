@@ -57,6 +57,7 @@ static void ld_result_out(struct deliver_result *out, const struct deliver_rcpt 
 static bool ld_deliver(struct stream *client, const struct ipc_list *list)
 {
     struct deliver_request req;
+    static const struct deliver_reply_status local_status = {DEST_STAT_OK, "", 0};
     struct deliver_result *out;
     struct ld_result *one;
     struct ld_msg msg;
@@ -114,7 +115,7 @@ static bool ld_deliver(struct stream *client, const struct ipc_list *list)
 	ld_result_out(out + i, r, one + i);
     }
     str_init(&reply, IPC_MSG_MAX);
-    deliver_reply_encode(&reply, out, req.rcpt_count);
+    deliver_reply_encode(&reply, out, req.rcpt_count, &local_status);
     ok = ipc_send_encoded(client, &reply) == 0;
     if (!ok)
 	msg_warn("%s: cannot send the delivery results: %s", msg.queue_id,

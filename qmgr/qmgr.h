@@ -68,6 +68,7 @@ struct qmgr_rcpt {
     char *reason;
     char *relay;
     bool expired;		/* a deferral turned into a bounce */
+    long conn_use;		/* the agent's session count (log) */
     struct delivery_times times;
 };
 
@@ -126,6 +127,7 @@ struct qmgr_transport {
     char name[64];
     bool is_bounce;
     int dest_limit;		/* parallel deliveries per destination */
+    int init_window;		/* a new destination's window (<= dest_limit) */
     int rcpt_limit;		/* recipients per request */
     int conn_limit;		/* connections per transport */
     int conn_count;		/* open or opening */
@@ -138,10 +140,28 @@ struct qmgr_transport {
     struct qmgr_transport *next;
 };
 
+/* A destination: its job queue and its feedback state
+ * (docs/qmgr-scheduling.md). window is how many deliveries may run at
+ * once (1..dest_limit): it grows by one after a window's worth of "ok"
+ * replies in a row (credit) and shrinks by one on each "dead" one; after
+ * fail_streak "dead" replies at window 1 reach the cohort limit, the
+ * destination is dead until dead_timer fires (minimal_backoff_time) or
+ * a flush: its jobs are deferred without an agent. An idle destination
+ * whose window or streak is not the initial one lingers for
+ * minimal_backoff_time before it is forgotten, so that the feedback of
+ * one burst carries over to the next. */
 struct qmgr_dest {
     char *key;
     struct qmgr_transport *tr;
     int busy;
+    int window;
+    int credit;			/* "ok" replies since the window last grew */
+    int fail_streak;		/* "dead" replies in a row */
+    bool dead;
+    char dead_dsn[16];		/* for the jobs deferred while dead */
+    char *dead_reason;
+    event_timer_id dead_timer;
+    event_timer_id linger_timer;	/* idle, but its feedback is kept */
     struct qmgr_job *head, *tail;
     bool ready;
     struct qmgr_dest *ready_next;
@@ -165,6 +185,7 @@ void qmgr_kick_dispatch(void);	/* start deliveries soon */
 void qmgr_kick_scan(void);	/* look for more messages soon */
 void qmgr_run_pending(void);	/* run kicked work now (end of a callback) */
 double qmgr_now(void);
+int qmgr_timer_ms(long seconds);	/* seconds to an event timer delay */
 
 /* qmgr_scan.c */
 void qmgr_scan_recover(void);	/* active/ at start-up */
@@ -220,6 +241,7 @@ struct qmgr_outcomes {
     size_t nsuccess;
     struct defer_log_record *defers;
     size_t ndefer;
+    long conn_use;		/* of the agent's session (reply), else 0 */
 };
 void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *dsn,
 		  const char *reason, const char *relay, const struct delivery_times *t,
@@ -234,6 +256,15 @@ void qmgr_transport_job_finished(struct qmgr_job *job);
 void qmgr_transport_dispatch_all(void);
 int qmgr_transport_running(void);	/* jobs with an agent now */
 bool qmgr_transport_name_valid(const char *name);
+/* qmgr_transport_feedback - the agent's word about a finished job's next
+ * hop (a reply's dest_status): dead or not, with the dsn and reason for
+ * the jobs deferred while it is dead; call before the job finishes */
+void qmgr_transport_feedback(struct qmgr_job *job, bool dead, const char *dsn,
+			     const char *reason);
+/* qmgr_transport_revive_all - a flush: every dead destination is alive */
+void qmgr_transport_revive_all(void);
+/* qmgr_transport_dest - the destination of key, NULL if none (tests) */
+struct qmgr_dest *qmgr_transport_dest(struct qmgr_transport *tr, const char *key);
 
 /* qmgr_conn.c */
 enum qmgr_conn_start { QMGR_CONN_OK, QMGR_CONN_BUSY_RETRY, QMGR_CONN_UNAVAILABLE };
@@ -242,6 +273,10 @@ enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn 
 void qmgr_conn_assign(struct qmgr_conn *conn, struct qmgr_job *job);
 void qmgr_conn_close(struct qmgr_conn **connp);
 void qmgr_conn_make_idle(struct qmgr_conn *conn);
+/* qmgr_conn_pick_idle - the idle connection for a job of destination
+ * key: one whose last job went there, else the least recently used;
+ * NULL if none is idle */
+struct qmgr_conn *qmgr_conn_pick_idle(struct qmgr_transport *tr, const char *key);
 
 /* qmgr_resolve.c */
 struct resolve_result;

@@ -6,12 +6,15 @@
  * requests are written as the socket takes them, replies are collected
  * until ipc_decode_list finds a whole message, so a slow agent holds up
  * only its own job. Idle connections are kept for the next job and
- * closed after qmgr_connection_idle_time. Any failure (connect refused,
+ * closed after qmgr_connection_idle_time. Each connection remembers the
+ * destination of its last job: a job goes to an idle connection whose
+ * last job had its destination (the agent may still hold that SMTP
+ * session open: smtp-client's connection cache), else to the least
+ * recently used idle one. Any failure (connect refused,
  * no socket, EOF, a protocol error, a timeout) fails the job at hand,
  * which defers its recipients: mail is never lost to a broken agent. */
 
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -44,15 +47,10 @@ struct qmgr_conn {
     struct qmgr_job *job;
     double opened;
     event_timer_id timer;
-    struct qmgr_conn *idle_prev, *idle_next;
+    struct qmgr_conn *idle_prev, *idle_next;	/* most recently idle first */
     bool in_idle;
+    char *last_key;		/* destination of the last job, or NULL */
 };
-
-/* ms - seconds to a timer delay */
-static int ms(long seconds)
-{
-    return seconds > INT_MAX / 1000 ? INT_MAX : (int) seconds * 1000;
-}
 
 static void conn_read_cb(int fd, void *ctx);
 static void conn_fail(struct qmgr_conn *conn, const char *why);
@@ -62,7 +60,7 @@ static void conn_timer_set(struct qmgr_conn *conn, long seconds, event_timer_fn 
 {
     if (conn->timer)
 	event_timer_cancel(conn->timer);
-    conn->timer = event_timer_add(ms(seconds), fn, conn);
+    conn->timer = event_timer_add(qmgr_timer_ms(seconds), fn, conn);
 }
 
 /* conn_timeout - the agent did not answer in time */
@@ -162,6 +160,7 @@ void qmgr_conn_close(struct qmgr_conn **connp)
 	conn->tr->connecting--;
     str_fini(&conn->out);
     str_fini(&conn->in);
+    mem_free(&conn->last_key);
     mem_free(connp);
     qmgr_kick_dispatch();
 }
@@ -233,12 +232,31 @@ void qmgr_conn_assign(struct qmgr_conn *conn, struct qmgr_job *job)
 	msg_panic("qmgr_conn_assign: connection is busy");
     idle_unlink(conn);
     conn->job = job;
+    if (job->dest && (conn->last_key == NULL || strcmp(conn->last_key, job->dest->key) != 0)) {
+	mem_free(&conn->last_key);
+	conn->last_key = mem_strdup(job->dest->key);
+    }
     if (conn->state == CONN_IDLE) {
 	job->conn_start = 0;
 	conn_send_job(conn);
     } else {
 	job->conn_start = conn->opened;	/* sent after the handshake */
     }
+}
+
+/* qmgr_conn_pick_idle - an idle connection for a job of destination
+ * key: the first (most recently idle) whose last job went there, else
+ * the last of the list (idle the longest) */
+struct qmgr_conn *qmgr_conn_pick_idle(struct qmgr_transport *tr, const char *key)
+{
+    struct qmgr_conn *conn, *lru = NULL;
+
+    for (conn = tr->idle; conn; conn = conn->idle_next) {
+	if (conn->last_key && strcmp(conn->last_key, key) == 0)
+	    return conn;
+	lru = conn;
+    }
+    return lru;
 }
 
 /* qmgr_conn_make_idle - the job is done; keep the connection for the

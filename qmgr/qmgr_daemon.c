@@ -6,7 +6,8 @@
  * requests): "I<queue ID>\n" take incoming/<ID> now, without a directory
  * scan (cleanup knows the ID it just committed); "D<queue ID>\n" the
  * operator deleted active/<ID>: drop it; "I" scan incoming/ now;
- * "F" flush: every deferred message now (and incoming/); master's
+ * "F" flush: every deferred message now (and incoming/), and every dead
+ * destination is alive again (qmgr_transport.c); master's
  * wake-up "W" and any other byte: scan incoming/. Timers:
  * incoming/ every qmgr_incoming_scan_delay (a lost trigger only delays),
  * deferred/ every queue_run_delay.
@@ -139,8 +140,8 @@ void qmgr_run_pending(void)
     running = false;
 }
 
-/* timer_ms - seconds to a timer delay */
-static int timer_ms(long seconds)
+/* qmgr_timer_ms - seconds to a timer delay (capped) */
+int qmgr_timer_ms(long seconds)
 {
     return seconds > INT_MAX / 1000 ? INT_MAX : (int) seconds * 1000;
 }
@@ -151,7 +152,7 @@ static void incoming_timer(void *ctx)
     (void) ctx;
     scan_incoming_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
 }
 
 /* deferred_timer - the periodic queue run over deferred/ */
@@ -160,7 +161,7 @@ static void deferred_timer(void *ctx)
     (void) ctx;
     scan_deferred_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }
 
 /* qmgr_trigger_take - one "I<ID>\n": take incoming/ID without a scan;
@@ -184,8 +185,10 @@ void qmgr_trigger(const char *buf, size_t len)
 
     if (len > SERVER_FIFO_READ_MAX - PIPE_BUF)
 	want |= QMGR_WANT_SCAN;
-    if (want & QMGR_WANT_FLUSH)
+    if (want & QMGR_WANT_FLUSH) {
 	scan_flush_wanted = true;
+	qmgr_transport_revive_all();	/* retry dead destinations now too */
+    }
     if (want & QMGR_WANT_SCAN) {
 	scan_incoming_wanted = true;
 	qmgr_kick_scan();
@@ -260,6 +263,6 @@ void qmgr_post_init(int argc, char **argv)
     scan_incoming_wanted = true;
     scan_deferred_wanted = true;
     qmgr_kick_scan();
-    (void) event_timer_add(timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
-    (void) event_timer_add(timer_ms(var_queue_run_delay), deferred_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_qmgr_incoming_scan_delay), incoming_timer, NULL);
+    (void) event_timer_add(qmgr_timer_ms(var_queue_run_delay), deferred_timer, NULL);
 }

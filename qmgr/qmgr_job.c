@@ -142,7 +142,8 @@ static void rcpt_done(struct qmgr_message *msg, struct qmgr_rcpt *r)
 /* rcpt_log - log a recipient's latest outcome with this status */
 static void rcpt_log(const struct qmgr_message *msg, const struct qmgr_rcpt *r, const char *status)
 {
-    struct delivery_outcome o = {r->address, r->orig, r->relay, r->dsn, status, r->reason};
+    struct delivery_outcome o = {r->address, r->orig, r->relay, r->dsn, status, r->reason,
+				 r->conn_use};
 
     log_delivery(msg->id, &o, &r->times);
 }
@@ -156,6 +157,7 @@ void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *ds
     struct qmgr_rcpt *r = msg->rcpts + idx;
 
     rcpt_set_outcome(r, dsn, reason, relay, t);
+    r->conn_use = b->conn_use;
     if (what == 'd' && msg->expired) {
 	r->expired = true;
 	what = 'b';
@@ -266,6 +268,7 @@ static void bounce_done(struct qmgr_job *job, long status, const char *why)
 		t.finish = qmgr_now();
 		r->expired = false;
 		rcpt_set_outcome(r, "4.3.0", reason, r->relay, &t);
+		r->conn_use = 0;
 		r->state = QMGR_RCPT_DEFERRED;
 		b.defers = mem_realloc(b.defers, mem_size_mul(b.ndefer + 1, sizeof(*b.defers)));
 		b.defers[b.ndefer].rcpt = r->address;
@@ -409,6 +412,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
     }
     if (job->kind == QMGR_JOB_DELIVER) {
 	struct deliver_request req;
+	struct deliver_reply_status st;
 	struct deliver_result *res;
 	struct delivery_times t;
 	struct qmgr_outcomes b;
@@ -417,7 +421,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 
 	job_request(job, &req, qfile, sizeof(qfile));
 	res = mem_alloc_array(job->count ? job->count : 1, sizeof(*res));
-	if (deliver_reply_decode(reply, &req, res, error_r) < 0) {
+	if (deliver_reply_decode(reply, &req, res, &st, error_r) < 0) {
 	    mem_free(&res);
 	    mem_free(&req.rcpts);
 	    return -1;
@@ -433,12 +437,17 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	    return 0;
 	}
 	memset(&b, 0, sizeof(b));
+	b.conn_use = st.conn_use;
 	job_times(job, &t);
 	for (size_t i = 0; i < job->count; i++)
 	    qmgr_outcome(msg, job->rcpt_idx[i], res[i].status[0], res[i].dsn, res[i].reason,
 			 res[i].relay, &t, &b);
-	mem_free(&res);
 	qmgr_outcomes_apply(msg, &b);
+	/* the agent's word about the next hop (not a failed attempt as a
+	 * whole: that is no word about the destination) */
+	qmgr_transport_feedback(job, strcmp(st.dest_status, DEST_STAT_DEAD) == 0,
+				job->count ? res[0].dsn : "4.4.1", st.dest_reason);
+	mem_free(&res);
 	job_finish(job);
     } else {
 	struct bounce_reply rep;

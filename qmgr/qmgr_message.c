@@ -559,6 +559,15 @@ static void message_route(struct qmgr_message *msg)
 	    qmgr_outcome(msg, i, 'b', dsn, reason, "none", &t, &b);
 	    continue;
 	}
+	if (strcmp(res.transport, "discard") == 0) {
+	    char reason[300];
+
+	    /* "discard:TEXT": done as delivered, no agent (Postfix's discard) */
+	    fmt_buf_cut(reason, sizeof(reason), "discarded%s%s", *res.nexthop ? ": " : "",
+			res.nexthop);
+	    qmgr_outcome(msg, i, 's', "2.0.0", reason, "none", &t, &b);
+	    continue;
+	}
 	if (!qmgr_transport_name_valid(res.transport)) {
 	    msg_warn("%s: bad transport name \"%.64s\" for %s", msg->id, res.transport, r->address);
 	    qmgr_outcome(msg, i, 'd', "4.3.5", "mail transport unavailable (bad transport name)",

@@ -10,18 +10,35 @@
  * Each destination holds a FIFO of jobs; the transport keeps a round-
  * robin list of destinations that have jobs and are below their limit,
  * so one busy destination never starves another. The bounce service is
- * one more transport with a single destination. */
+ * one more transport with a single destination.
+ *
+ * Destination feedback (docs/qmgr-scheduling.md): a destination may run
+ * at most its window of deliveries at once. The window starts at
+ * <transport>_initial_destination_concurrency (else
+ * initial_destination_concurrency), capped by the concurrency limit; an
+ * agent's reply says whether the next hop answered (dest_status "ok":
+ * credit +1, and a window's worth of credit grows the window by one) or
+ * not ("dead": the window shrinks by one, the failure streak grows). At
+ * window 1, destination_concurrency_failed_cohort_limit failures in a
+ * row make the destination dead: its queued jobs are deferred at once
+ * without an agent, new ones on arrival, until minimal_backoff_time has
+ * passed or a flush ("F") revives it (window back to the initial one).
+ * A dead destination stays in the table until it is revived and idle.
+ * An agent that fails a job as a whole (crash, protocol error) says
+ * nothing about the destination. The bounce transport has no feedback. */
 
 #include <errno.h>
 #include <string.h>
 
 /* base */
+#include "event.h"
 #include "mem.h"
 #include "msg.h"
 #include "str.h"
 
 /* mail */
 #include "config.h"
+#include "deliver_proto.h"
 #include "mail_proto.h"
 
 /* qmgr */
@@ -80,11 +97,17 @@ static struct qmgr_transport *transport_new(const char *name, bool is_bounce)
 	tr->rcpt_limit = (int) transport_param(name, "destination_recipient_limit",
 					       var_default_destination_recipient_limit);
     }
+    tr->init_window = is_bounce ? tr->dest_limit
+	: (int) transport_param(name, "initial_destination_concurrency",
+				var_initial_destination_concurrency);
+    if (tr->init_window > tr->dest_limit)
+	tr->init_window = tr->dest_limit;
     tr->table_size = QMGR_DEST_TABLE_SIZE;
     tr->table = mem_zalloc(tr->table_size * sizeof(*tr->table));
     if (msg_verbose)
-	msg_info("transport %s: %d connections, %d per destination, %d recipients per request",
-		 name, tr->conn_limit, tr->dest_limit, tr->rcpt_limit);
+	msg_info("transport %s: %d connections, %d per destination (%d at first), "
+		 "%d recipients per request", name, tr->conn_limit, tr->dest_limit,
+		 tr->init_window, tr->rcpt_limit);
     return tr;
 }
 
@@ -132,19 +155,55 @@ static struct qmgr_dest *dest_find(struct qmgr_transport *tr, const char *key)
     d = mem_zalloc(sizeof(*d));
     d->key = mem_strdup(key);
     d->tr = tr;
+    d->window = tr->init_window;
     d->hash_next = tr->table[h];
     tr->table[h] = d;
     return d;
 }
 
-/* dest_maybe_free - forget a destination with no work */
+static void dest_free(struct qmgr_dest *d);
+
+/* dest_idle - no job waits or runs, and it is not dead */
+static bool dest_idle(const struct qmgr_dest *d)
+{
+    return d->busy == 0 && d->head == NULL && !d->ready && !d->dead;
+}
+
+/* dest_linger_fire - an idle destination's feedback is forgotten */
+static void dest_linger_fire(void *ctx)
+{
+    struct qmgr_dest *d = ctx;
+
+    d->linger_timer = 0;
+    if (dest_idle(d))
+	dest_free(d);
+}
+
+/* dest_maybe_free - forget a destination with no work (a dead one
+ * stays; one with feedback to keep lingers) */
 static void dest_maybe_free(struct qmgr_dest *d)
+{
+    if (!dest_idle(d))
+	return;
+    if (d->window != d->tr->init_window || d->fail_streak > 0) {
+	if (d->linger_timer == 0)
+	    d->linger_timer = event_timer_add(qmgr_timer_ms(var_minimal_backoff_time),
+					      dest_linger_fire, d);
+	return;
+    }
+    dest_free(d);
+}
+
+/* dest_free - unlink and free a destination */
+static void dest_free(struct qmgr_dest *d)
 {
     struct qmgr_transport *tr = d->tr;
     struct qmgr_dest **pp;
 
-    if (d->busy > 0 || d->head != NULL || d->ready)
-	return;
+    if (d->linger_timer)
+	(void) event_timer_cancel(d->linger_timer);
+    if (d->dead_timer)
+	(void) event_timer_cancel(d->dead_timer);
     for (pp = &tr->table[dest_hash(d->key, tr->table_size)]; *pp; pp = &(*pp)->hash_next) {
 	if (*pp == d) {
 	    *pp = d->hash_next;
@@ -152,7 +211,19 @@ static void dest_maybe_free(struct qmgr_dest *d)
 	}
     }
     mem_free(&d->key);
+    mem_free(&d->dead_reason);
     mem_free(&d);
+}
+
+/* qmgr_transport_dest - the destination of key, NULL if none */
+struct qmgr_dest *qmgr_transport_dest(struct qmgr_transport *tr, const char *key)
+{
+    struct qmgr_dest *d;
+
+    for (d = tr->table[dest_hash(key, tr->table_size)]; d; d = d->hash_next)
+	if (strcmp(d->key, key) == 0)
+	    return d;
+    return NULL;
 }
 
 /* dest_make_ready - put d at the end of the round-robin list if it can
@@ -161,7 +232,7 @@ static void dest_make_ready(struct qmgr_dest *d)
 {
     struct qmgr_transport *tr = d->tr;
 
-    if (d->ready || d->head == NULL || d->busy >= tr->dest_limit)
+    if (d->ready || d->head == NULL || d->dead || d->busy >= d->window)
 	return;
     d->ready = true;
     d->ready_next = NULL;
@@ -187,11 +258,148 @@ static struct qmgr_dest *dest_pop_ready(struct qmgr_transport *tr)
     return d;
 }
 
-/* qmgr_transport_enqueue - queue a job for a destination of tr */
+/* dest_unready - take d off the round-robin list */
+static void dest_unready(struct qmgr_dest *d)
+{
+    struct qmgr_transport *tr = d->tr;
+    struct qmgr_dest *prev = NULL;
+
+    if (!d->ready)
+	return;
+    for (struct qmgr_dest *p = tr->ready_head; p; prev = p, p = p->ready_next) {
+	if (p != d)
+	    continue;
+	if (prev)
+	    prev->ready_next = d->ready_next;
+	else
+	    tr->ready_head = d->ready_next;
+	if (tr->ready_tail == d)
+	    tr->ready_tail = prev;
+	break;
+    }
+    d->ready = false;
+    d->ready_next = NULL;
+}
+
+/* dest_defer_job - a job of a dead destination: deferred without an
+ * agent, with the reason the destination died */
+static void dest_defer_job(struct qmgr_dest *d, struct qmgr_job *job)
+{
+    char why[512];
+
+    fmt_buf_cut(why, sizeof(why), "delivery temporarily suspended: %s",
+		d->dead_reason ? d->dead_reason : "destination is dead");
+    job->dest = NULL;
+    job->next = NULL;
+    qmgr_job_failed(job, d->dead_dsn, why);
+}
+
+/* dest_revive - d is alive again: the initial window, no history */
+static void dest_revive(struct qmgr_dest *d, const char *why)
+{
+    struct qmgr_transport *tr = d->tr;
+
+    if (!d->dead)
+	return;
+    if (d->dead_timer)
+	(void) event_timer_cancel(d->dead_timer);
+    d->dead_timer = 0;
+    d->dead = false;
+    d->window = tr->init_window;
+    d->credit = 0;
+    d->fail_streak = 0;
+    mem_free(&d->dead_reason);
+    msg_info("%s destination %s: alive again (%s)", tr->name, d->key, why);
+    dest_make_ready(d);
+    dest_maybe_free(d);
+    qmgr_kick_dispatch();
+}
+
+/* dest_revive_fire - the dead time of a destination is over */
+static void dest_revive_fire(void *ctx)
+{
+    struct qmgr_dest *d = ctx;
+
+    d->dead_timer = 0;
+    dest_revive(d, "backoff time passed");
+    qmgr_run_pending();
+}
+
+/* dest_kill - d is dead: log it, defer what waits for it, and arm the
+ * revival after minimal_backoff_time */
+static void dest_kill(struct qmgr_dest *d, const char *dsn, const char *reason)
+{
+    struct qmgr_transport *tr = d->tr;
+    struct qmgr_job *job;
+    long secs = var_minimal_backoff_time;
+
+    d->dead = true;
+    d->credit = 0;
+    if (!deliver_dsn_valid(dsn) || dsn[0] != '4')
+	dsn = "4.4.1";
+    str_copy_out_or_panic(d->dead_dsn, sizeof(d->dead_dsn), dsn);
+    mem_free(&d->dead_reason);
+    d->dead_reason = mem_strdup(*reason ? reason : "destination not reachable");
+    msg_info("%s destination %s: dead for %lds: %s", tr->name, d->key, secs, d->dead_reason);
+    d->dead_timer = event_timer_add(qmgr_timer_ms(secs), dest_revive_fire, d);
+    dest_unready(d);
+    while ((job = d->head) != NULL) {
+	d->head = job->next;
+	if (d->head == NULL)
+	    d->tail = NULL;
+	dest_defer_job(d, job);
+    }
+}
+
+/* qmgr_transport_feedback - the next hop answered, or was dead */
+void qmgr_transport_feedback(struct qmgr_job *job, bool dead, const char *dsn,
+			     const char *reason)
+{
+    struct qmgr_dest *d = job->dest;
+
+    if (d == NULL || d->tr->is_bounce || d->dead)
+	return;
+    if (!dead) {
+	d->fail_streak = 0;
+	if (++d->credit >= d->window) {
+	    d->credit = 0;
+	    if (d->window < d->tr->dest_limit)
+		d->window++;
+	}
+	return;				/* made ready when the job finishes */
+    }
+    if (d->window > 1)
+	d->window--;
+    d->fail_streak++;
+    if (d->window == 1 && d->fail_streak >= var_destination_concurrency_failed_cohort_limit)
+	dest_kill(d, dsn, reason);
+}
+
+/* qmgr_transport_revive_all - a flush: every dead destination is alive */
+void qmgr_transport_revive_all(void)
+{
+    for (struct qmgr_transport *tr = transports; tr; tr = tr->next) {
+	for (size_t h = 0; h < tr->table_size; h++) {
+	    struct qmgr_dest *d = tr->table[h], *next;
+
+	    for (; d; d = next) {
+		next = d->hash_next;	/* d may be freed */
+		dest_revive(d, "queue flush");
+	    }
+	}
+    }
+}
+
+/* qmgr_transport_enqueue - queue a job for a destination of tr (a dead
+ * destination defers it at once) */
 void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, struct qmgr_job *job)
 {
     struct qmgr_dest *d = dest_find(tr, dest_key);
 
+    if (d->dead) {
+	dest_defer_job(d, job);
+	return;
+    }
     job->dest = d;
     job->next = NULL;
     job->queued = qmgr_now();
@@ -310,7 +518,9 @@ static void transport_dispatch(struct qmgr_transport *tr)
 		return;
 	    }
 	} else {
-	    conn = tr->idle;		/* qmgr_conn_assign takes it off */
+	    /* one whose last job went there (an agent may keep its session
+	     * open), else the least recently used; assign takes it off */
+	    conn = qmgr_conn_pick_idle(tr, tr->ready_head->key);
 	}
 	job = dest_take_job(tr, &d);
 	d->busy++;

@@ -13,7 +13,13 @@
  * saw: connections, requests, recipients, deliveries in flight per
  * destination. A case then runs the loop until no message is in memory
  * and looks at the queue: which files are where, which recipients are
- * marked done in the file, what defer/ID says. */
+ * marked done in the file, what defer/ID says, and what qmgr logged.
+ *
+ * The agent's word about the next hop (dest_status) is "ok", or "dead"
+ * for the one destination named in mock.dead_dest; conn_use counts the
+ * requests of its connection. The scheduling cases (window, dead
+ * destinations, flush, connection preference) change the smtp
+ * transport's limits in place and put them back. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +33,7 @@
 
 /* base */
 #include "event.h"
+#include "file_read.h"
 #include "ipc.h"
 #include "mem.h"
 #include "msg.h"
@@ -67,8 +74,12 @@ struct mock_conn {
     bool bounce;			/* the bounce service's side */
     struct str in;
     int pending;			/* delayed answers not yet written */
+    long requests;			/* its conn_use */
+    char last_nexthop[64];		/* of its last request */
     struct mock_conn *next;
 };
+
+#define MAX_ARRIVALS	64
 
 struct mock_dest {
     char name[64];
@@ -96,7 +107,16 @@ static struct {
     int bounce_requests;
     char bounce_kind[16];		/* request of the last notice */
     char bounce_rcpt[128];		/* its first recipient */
+    char dead_dest[64];			/* this next hop is "dead" */
+    char hang_dest[64];			/* requests for this one hang */
+    int arrivals[MAX_ARRIVALS];		/* in flight to its destination as each
+					 * request arrived (itself included) */
+    int narrivals;
+    int switches;			/* requests on a connection whose last
+					 * one was for another next hop */
 } mock;
+
+#define DEAD_REASON	"connect to mx.dead[127.0.0.9]:25: Connection refused"
 
 /* A delayed answer. */
 struct mock_answer {
@@ -212,10 +232,12 @@ static void mock_status(const char *address, const char **status, const char **d
 static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 {
     struct mock_answer *a = mem_zalloc(sizeof(*a));
+    struct deliver_reply_status st = {DEST_STAT_OK, "", 0};
     struct deliver_request req;
     struct deliver_result *res;
     struct mock_dest *d;
     const char *err;
+    bool dead;
     int nrcpt;
 
     unit_assert(deliver_request_kind(list, &err) == DELIVER_KIND_DELIVER);
@@ -224,6 +246,10 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
     str_init(&a->out, IPC_MSG_MAX);
     a->conn = conn;
     str_copy_out_or_panic(a->dest, sizeof(a->dest), req.nexthop ? req.nexthop : "");
+    dead = *mock.dead_dest && strcmp(a->dest, mock.dead_dest) == 0;
+    if (conn->last_nexthop[0] && strcmp(conn->last_nexthop, a->dest) != 0)
+	mock.switches++;
+    str_copy_out_or_panic(conn->last_nexthop, sizeof(conn->last_nexthop), a->dest);
     res = mem_alloc_array(req.rcpt_count ? req.rcpt_count : 1, sizeof(*res));
     for (size_t i = 0; i < req.rcpt_count; i++) {
 	mock_see(req.rcpts[i].address);
@@ -231,9 +257,21 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 	res[i].offset = req.rcpts[i].offset;
 	res[i].reason = "mock agent says so";
 	res[i].relay = "mock";
+	if (dead) {			/* as smtp-client for a dead next hop */
+	    res[i].status = RCPT_STAT_DEFER;
+	    res[i].dsn = "4.4.1";
+	    res[i].reason = DEAD_REASON;
+	    res[i].relay = "none";
+	}
+    }
+    if (dead) {
+	st.dest_status = DEST_STAT_DEAD;
+	st.dest_reason = DEAD_REASON;
+    } else {
+	st.conn_use = ++conn->requests;
     }
     nrcpt = (int) req.rcpt_count;
-    deliver_reply_encode(&a->out, res, req.rcpt_count);
+    deliver_reply_encode(&a->out, res, req.rcpt_count, &st);
     mem_free(&res);
     deliver_request_free(&req);
     mock.requests++;
@@ -242,12 +280,16 @@ static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
     d = mock_dest(a->dest);
     if (++d->in_flight > d->max_in_flight)
 	d->max_in_flight = d->in_flight;
+    if (mock.narrivals < MAX_ARRIVALS)
+	mock.arrivals[mock.narrivals++] = d->in_flight;
     if (++mock.in_flight > mock.max_in_flight)
 	mock.max_in_flight = mock.in_flight;
     conn->pending++;
     if (mock.mode == MOCK_GARBAGE)
 	str_set_or_panic(&a->out, "this is no IPC message\n");
-    if (mock.delay_ms > 0)
+    if (*mock.hang_dest && strcmp(a->dest, mock.hang_dest) == 0)
+	(void) event_timer_add(600000, mock_answer_fire, a);	/* not in this test */
+    else if (mock.delay_ms > 0)
 	(void) event_timer_add(mock.delay_ms, mock_answer_fire, a);
     else
 	mock_answer_fire(a);
@@ -401,6 +443,8 @@ static void mock_reset(enum mock_mode mode, int delay_ms)
     mock.in_flight = mock.max_in_flight = 0;
     mock.bounce_requests = 0;
     mock.bounce_kind[0] = mock.bounce_rcpt[0] = 0;
+    mock.dead_dest[0] = mock.hang_dest[0] = 0;
+    mock.narrivals = mock.switches = 0;
     mock.mode = mode;
     mock.delay_ms = delay_ms;
 }
@@ -536,6 +580,96 @@ static void defer_log(const char *id, struct defer_seen *ds)
     unit_assert(defer_log_read(id, defer_visit, ds, &warned, &err) == 0);
 }
 
+/* log_count - how many times text is in qmgr's log so far */
+static int log_count(const char *text)
+{
+    struct str *log = str_new(16 * 1024 * 1024);
+    const char *err, *p;
+    int n = 0;
+
+    unit_assert(file_read_path("../qmgr.log", log, log->max, &err) == 0);
+    for (p = str_cstr(log); (p = strstr(p, text)) != NULL; p += strlen(text))
+	n++;
+    str_free(&log);
+    return n;
+}
+
+/* run_until - run the event loop until done() or the deadline */
+static bool run_until(bool (*done)(void *), void *ctx, int max_ms)
+{
+    struct timespec start;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!done(ctx)) {
+	if (ms_since(&start) > max_ms)
+	    return false;
+	(void) event_loop_once(20);
+    }
+    return true;
+}
+
+/* dest_alive - the smtp destination ctx is not dead (or not there) */
+static bool dest_alive(void *ctx)
+{
+    struct qmgr_dest *d = qmgr_transport_dest(qmgr_transport_find("smtp"), ctx);
+
+    return d == NULL || !d->dead;
+}
+
+/* left_deferred - deferred/ID is gone and nothing is in memory */
+static bool left_deferred(void *ctx)
+{
+    return !file_exists("deferred", ctx) && qmgr_active_count == 0;
+}
+
+/* Saved smtp transport limits of a scheduling case. */
+static struct {
+    int dest_limit, init_window;
+    long cohort, backoff;
+} saved_limits;
+
+/* limits_set - the smtp transport's limit and initial window, the
+ * cohort limit and the dead time of a scheduling case */
+static void limits_set(int dest_limit, int init_window, long cohort, long backoff)
+{
+    struct qmgr_transport *tr = qmgr_transport_find("smtp");
+
+    saved_limits.dest_limit = tr->dest_limit;
+    saved_limits.init_window = tr->init_window;
+    saved_limits.cohort = var_destination_concurrency_failed_cohort_limit;
+    saved_limits.backoff = var_minimal_backoff_time;
+    tr->dest_limit = dest_limit;
+    tr->init_window = init_window;
+    var_destination_concurrency_failed_cohort_limit = cohort;
+    var_minimal_backoff_time = backoff;
+}
+
+/* limits_restore - put them back */
+static void limits_restore(void)
+{
+    struct qmgr_transport *tr = qmgr_transport_find("smtp");
+
+    tr->dest_limit = saved_limits.dest_limit;
+    tr->init_window = saved_limits.init_window;
+    var_destination_concurrency_failed_cohort_limit = saved_limits.cohort;
+    var_minimal_backoff_time = saved_limits.backoff;
+}
+
+/* trigger_n - n one-recipient messages, "sent-<i>@domain"; the ID of
+ * each into ids (ids may be NULL) */
+static void trigger_n(const char *domain, int n, char (*ids)[QUEUE_ID_SIZE])
+{
+    char id[QUEUE_ID_SIZE], rcpt[128];
+    const char *rcpts[] = {rcpt, NULL};
+
+    for (int i = 0; i < n; i++) {
+	unit_assert(fmt_try_buf(rcpt, sizeof(rcpt), "sent-%d@%s", i, domain));
+	trigger_message(id, sizeof(id), rcpts);
+	if (ids)
+	    memcpy(ids[i], id, sizeof(id));
+    }
+}
+
 /* ---------------------------------------------------------------- */
 /* The cases                                                        */
 
@@ -629,6 +763,10 @@ static void test_connection_reuse(void)
     unit_assert_inteq(mock.requests, 5);
     unit_assert_inteq(mock.accepts, 1);
     unit_assert_inteq(qmgr_transport_find("smtp")->conn_count, 1);	/* idle, kept */
+    /* the agent's session count is logged from the second use on */
+    unit_assert_inteq(log_count("to=<sent-1@reuse.example>, relay=mock, delay="), 1);
+    unit_assert_inteq(log_count("to=<sent-1@reuse.example>, relay=mock, conn_use="), 4);
+    unit_assert_inteq(log_count("to=<sent-1@reuse.example>, relay=mock, conn_use=5, delay="), 1);
     unit_end();
 }
 
@@ -704,6 +842,250 @@ static void test_recipient_slices(void)
     unit_end();
 }
 
+/* test_window_grows - a destination starts at its initial window and
+ * gains one after each window's worth of "ok" replies, up to the limit */
+static void test_window_grows(void)
+{
+    struct qmgr_dest *d;
+
+    unit_begin("window: starts at the initial concurrency, grows on ok replies to the limit");
+    mock_reset(MOCK_ANSWER, 30);
+    limits_set(4, 1, 1, 300);
+    trigger_n("grow.example", 14, NULL);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.requests, 14);
+    unit_assert(mock.narrivals == 14);
+    /* window 1: one request; its ok reply makes it 2 */
+    unit_assert_inteq(mock.arrivals[0], 1);
+    unit_assert_inteq(mock.arrivals[1], 1);
+    unit_assert_inteq(mock.arrivals[2], 2);
+    unit_assert_inteq(mock_dest("grow.example")->max_in_flight, 4);
+    /* idle now, but the grown window is kept for the next burst */
+    d = qmgr_transport_dest(qmgr_transport_find("smtp"), "grow.example");
+    unit_assert(d != NULL && d->window == 4 && d->busy == 0);
+    mock_reset(MOCK_ANSWER, 30);
+    trigger_n("grow.example", 4, NULL);
+    unit_assert(run_until_idle());
+    unit_assert(mock.narrivals == 4 && mock.arrivals[3] == 4);
+    limits_restore();
+    unit_end();
+}
+
+/* test_window_shrinks - each "dead" reply takes one off the window
+ * (below the cohort limit the destination stays alive) */
+static void test_window_shrinks(void)
+{
+    unit_begin("window: shrinks by one on each dead reply, down to 1");
+    mock_reset(MOCK_ANSWER, 30);
+    str_copy_out_or_panic(mock.dead_dest, sizeof(mock.dead_dest), "shrink.example");
+    limits_set(4, 4, 100, 300);
+    trigger_n("shrink.example", 7, NULL);
+    unit_assert(run_until_idle());
+    limits_restore();
+    unit_assert_inteq(mock.requests, 7);	/* never dead: every one tried */
+    unit_assert(mock.narrivals == 7);
+    /* four at once; then the window is 1 and stays there */
+    unit_assert_inteq(mock.arrivals[3], 4);
+    unit_assert_inteq(mock.arrivals[4], 1);
+    unit_assert_inteq(mock.arrivals[5], 1);
+    unit_assert_inteq(mock.arrivals[6], 1);
+    unit_assert_inteq(log_count("smtp destination shrink.example: dead"), 0);
+    unit_end();
+}
+
+/* test_dead_destination - at window 1 the cohort limit of failures
+ * makes the destination dead: queued and new jobs are deferred with its
+ * reason without an agent, until the backoff time passes */
+static void test_dead_destination(void)
+{
+    char ids[8][QUEUE_ID_SIZE], id[QUEUE_ID_SIZE];
+    struct qmgr_transport *tr = qmgr_transport_find("smtp");
+    struct qmgr_dest *d;
+    struct defer_seen ds;
+    int suspended = 0;
+
+    unit_begin("dead destination: queued jobs deferred without an agent, new ones too");
+    mock_reset(MOCK_ANSWER, 30);
+    str_copy_out_or_panic(mock.dead_dest, sizeof(mock.dead_dest), "dead.example");
+    limits_set(4, 4, 1, 1);
+    trigger_n("dead.example", 8, ids);
+    unit_assert(run_until_idle());
+    /* 4 at once; the third dead reply brings the window to 1: dead */
+    unit_assert_inteq(mock.requests, 4);
+    unit_assert_inteq(log_count("smtp destination dead.example: dead for 1s: " DEAD_REASON), 1);
+    unit_assert((d = qmgr_transport_dest(tr, "dead.example")) != NULL);
+    unit_assert(d != NULL && d->dead && d->window == 1);
+    for (int i = 0; i < 8; i++) {
+	unit_assert_idx(file_exists("deferred", ids[i]), i);
+	defer_log(ids[i], &ds);
+	unit_assert_idx(ds.count == 1, i);
+	unit_assert_streq_idx(ds.dsn, "4.4.1", i);
+	if (strcmp(ds.reason, "delivery temporarily suspended: " DEAD_REASON) == 0)
+	    suspended++;
+	else
+	    unit_assert_streq_idx(ds.reason, DEAD_REASON, i);
+    }
+    unit_assert_inteq(suspended, 4);
+    unit_assert_inteq(open_connections() <= 4, 1);
+    unit_end();
+
+    unit_begin("dead destination: a new message is deferred on arrival");
+    trigger_n("dead.example", 1, &id);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.requests, 4);
+    unit_assert(file_exists("deferred", id));
+    defer_log(id, &ds);
+    unit_assert_streq(ds.reason, "delivery temporarily suspended: " DEAD_REASON);
+    unit_end();
+
+    unit_begin("dead destination: alive again after minimal_backoff_time");
+    mock.dead_dest[0] = 0;
+    unit_assert(run_until(dest_alive, "dead.example", 3000));
+    unit_assert_inteq(log_count("smtp destination dead.example: alive again "
+				"(backoff time passed)"), 1);
+    unit_assert(qmgr_transport_dest(tr, "dead.example") == NULL);	/* idle: freed */
+    trigger_n("dead.example", 1, &id);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.requests, 5);
+    unit_assert(!file_exists("deferred", id) && !file_exists("active", id));
+    limits_restore();
+    unit_end();
+}
+
+/* test_flush_revives - a flush ("F") makes a dead destination alive at
+ * once, and its deferred mail is tried again */
+static void test_flush_revives(void)
+{
+    char id[QUEUE_ID_SIZE];
+
+    unit_begin("flush: a dead destination is alive again at once");
+    mock_reset(MOCK_ANSWER, 0);
+    str_copy_out_or_panic(mock.dead_dest, sizeof(mock.dead_dest), "flush.example");
+    limits_set(2, 1, 1, 300);
+    trigger_n("flush.example", 1, &id);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(log_count("smtp destination flush.example: dead for 300s"), 1);
+    unit_assert(!dest_alive("flush.example"));
+    unit_assert(file_exists("deferred", id));
+    mock.dead_dest[0] = 0;
+    qmgr_trigger(QMGR_TRIGGER_FLUSH, strlen(QMGR_TRIGGER_FLUSH));
+    unit_assert(dest_alive("flush.example"));
+    unit_assert_inteq(log_count("smtp destination flush.example: alive again (queue flush)"), 1);
+    unit_assert(run_until(left_deferred, id, IDLE_WAIT_MS));
+    unit_assert(!file_exists("active", id));	/* delivered */
+    unit_assert_inteq(mock_seen_count("sent-0@flush.example"), 2);
+    limits_restore();
+    unit_end();
+}
+
+/* test_connection_preference - a job goes to the idle connection whose
+ * last job had its destination */
+static void test_connection_preference(void)
+{
+    unit_begin("connections: a job goes to the idle one its destination used last");
+    mock_reset(MOCK_ANSWER, 50);
+    trigger_n("pref-a.example", 1, NULL);	/* both at once: two connections */
+    trigger_n("pref-b.example", 1, NULL);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.accepts, 2);
+    mock.delay_ms = 0;
+    for (int i = 0; i < 6; i++) {
+	trigger_n(i % 2 ? "pref-b.example" : "pref-a.example", 1, NULL);
+	unit_assert(run_until_idle());
+    }
+    unit_assert_inteq(mock.requests, 8);
+    unit_assert_inteq(mock.accepts, 2);
+    unit_assert_inteq(mock.switches, 0);
+    /* a third destination takes the least recently used: pref-a's */
+    trigger_n("pref-c.example", 1, NULL);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.switches, 1);
+    trigger_n("pref-b.example", 1, NULL);
+    unit_assert(run_until_idle());
+    unit_assert_inteq(mock.switches, 1);
+    unit_assert_inteq(mock.accepts, 2);
+    unit_end();
+}
+
+/* fast_done - the 20 messages of ctx (char[20][QUEUE_ID_SIZE]) left
+ * the queue */
+static bool fast_done(void *ctx)
+{
+    char (*ids)[QUEUE_ID_SIZE] = ctx;
+
+    for (int i = 0; i < 20; i++)
+	if (file_exists("incoming", ids[i]) || file_exists("active", ids[i])
+	    || file_exists("deferred", ids[i]))
+	    return false;
+    return true;
+}
+
+/* test_hung_destination - a destination whose agent never answers holds
+ * its window of connections, no more; another destination flows; the
+ * hung requests failing as a whole (agent gone) are no feedback */
+static void test_hung_destination(void)
+{
+    char hung[6][QUEUE_ID_SIZE], fast[20][QUEUE_ID_SIZE];
+    struct qmgr_transport *tr = qmgr_transport_find("smtp");
+    struct qmgr_dest *d;
+    int gone = 0, deferred = 0;
+
+    unit_begin("a hung destination holds its window only; another one flows meanwhile");
+    mock_reset(MOCK_ANSWER, 0);
+    str_copy_out_or_panic(mock.hang_dest, sizeof(mock.hang_dest), "hang.example");
+    limits_set(2, 2, 1, 300);
+    trigger_n("hang.example", 6, hung);
+    trigger_n("fast.example", 20, fast);
+    unit_assert(run_until(fast_done, fast, IDLE_WAIT_MS));
+    unit_assert_inteq(mock.requests, 22);
+    unit_assert_inteq(mock_dest("hang.example")->in_flight, 2);
+    unit_assert_inteq(mock_dest("hang.example")->max_in_flight, 2);
+    unit_assert(tr->conn_count <= 4);
+    /* the hung agent processes die: their two jobs are deferred, the
+     * destination is not judged for it, the other four go through */
+    mock.hang_dest[0] = 0;
+    for (struct mock_conn *c = mock.conns, *next; c; c = next) {
+	next = c->next;
+	if (c->pending > 0)
+	    mock_close(c);
+    }
+    unit_assert(run_until_idle());
+    for (int i = 0; i < 6; i++) {
+	gone += !file_exists("active", hung[i]) && !file_exists("deferred", hung[i]);
+	deferred += file_exists("deferred", hung[i]);
+    }
+    unit_assert_inteq(gone, 4);
+    unit_assert_inteq(deferred, 2);
+    d = qmgr_transport_dest(tr, "hang.example");
+    unit_assert(d == NULL || (!d->dead && d->window == 2));
+    limits_restore();
+    unit_end();
+}
+
+/* test_discard_transport - "discard:TEXT": done as delivered without an
+ * agent, logged as sent with the text */
+static void test_discard_transport(void)
+{
+    static const char *const rcpts[] = {"sent-1@discard.example", NULL};
+    char id[QUEUE_ID_SIZE];
+    const char *err;
+
+    unit_begin("discard transport: sent without an agent, dsn 2.0.0, \"discarded\" and the text");
+    config_set("default_transport", "discard:outbound mail is off");
+    unit_assert(config_apply(&err) == 0);
+    unit_assert(resolve_init(&err) == 0);
+    deliver_message(MOCK_ANSWER, 0, rcpts, id, sizeof(id));
+    config_set("default_transport", "smtp");
+    unit_assert(config_apply(&err) == 0);
+    unit_assert(resolve_init(&err) == 0);
+    unit_assert_inteq(mock.requests, 0);
+    unit_assert(!file_exists("active", id) && !file_exists("deferred", id));
+    unit_assert(!file_exists(DEFER_LOG_DIR, id));
+    unit_assert_inteq(log_count("to=<sent-1@discard.example>, relay=none, delay="), 1);
+    unit_assert_inteq(log_count("dsn=2.0.0, status=sent (discarded: outbound mail is off)"), 1);
+    unit_end();
+}
+
 /* setup - a queue directory in the working directory, the parameters,
  * logs to a file, the routing tables, the mock agent */
 static void setup(void)
@@ -737,5 +1119,12 @@ int main(void)
     test_agent_closes_mid_request();
     test_agent_answers_garbage();
     test_recipient_slices();
+    test_window_grows();
+    test_window_shrinks();
+    test_dead_destination();
+    test_flush_revives();
+    test_connection_preference();
+    test_hung_destination();
+    test_discard_transport();
     return unit_done();
 }

@@ -47,13 +47,15 @@ static struct timespec sc_cache_since;	/* when its last delivery ended */
 static int sc_send_reply(struct stream *client, const struct deliver_result *out, size_t count,
 			 const struct sc_dest_status *dest)
 {
+    struct deliver_reply_status status;
     struct str reply;
     int rc;
 
+    status.dest_status = dest->dead ? DEST_STAT_DEAD : DEST_STAT_OK;
+    status.dest_reason = dest->dead ? dest->reason : "";
+    status.conn_use = dest->conn_use;
     str_init(&reply, IPC_MSG_MAX);
-    /* deliver protocol v3 adds dest_status, dest_reason, conn_use */
-    (void) dest;
-    deliver_reply_encode(&reply, out, count);
+    deliver_reply_encode(&reply, out, count, &status);
     rc = ipc_send_encoded(client, &reply);
     str_fini(&reply);
     return rc;

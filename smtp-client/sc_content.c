@@ -750,14 +750,14 @@ static void part_need(struct sc_job *job, int e, unsigned need)
     }
 }
 
-/* cannot - SC_CONTENT_CANNOT_CONVERT with a reason about entity e */
+/* cannot - SC_CONTENT_CANNOT_CONVERT with a reason about entity e (the
+ * caller puts "cannot convert the message..." in front) */
 static int cannot(struct sc_job *job, int e, const char *what)
 {
     if (e == 0)
-	job->error = errtext_set(&sc_error, "cannot convert the message: %s", what);
+	job->error = errtext_set(&sc_error, "%s", what);
     else
-	job->error = errtext_set(&sc_error, "cannot convert MIME part %d of the message: %s",
-				 e, what);
+	job->error = errtext_set(&sc_error, "MIME part %d: %s", e, what);
     return SC_CONTENT_CANNOT_CONVERT;
 }
 
@@ -816,8 +816,7 @@ static int decide(struct sc_job *job)
 	if ((ret = decide_part(job, e)) != SC_CONTENT_OK)
 	    return ret;
     if (job->overflow) {
-	job->error = errtext_set(&sc_error, "cannot convert the message: more than %d MIME parts",
-				 SC_PARTS_MAX);
+	job->error = errtext_set(&sc_error, "more than %d MIME parts", SC_PARTS_MAX);
 	return SC_CONTENT_CANNOT_CONVERT;
     }
     return SC_CONTENT_OK;
@@ -842,7 +841,9 @@ static unsigned facts_of(const struct sc_job *job, int e)
 /* header_start - a new entity's header begins */
 static void header_start(struct sc_job *job, int depth, bool default_rfc822)
 {
-    job->part = job->nparts++;
+    job->part = job->nparts;
+    if (job->nparts <= SC_PARTS_MAX)	/* past it they share one number */
+	job->nparts++;
     job->depth = depth;
     job->top = job->part == 0;
     job->default_rfc822 = default_rfc822;
@@ -1073,16 +1074,14 @@ static int job_line_begin(struct sc_job *job, const char *prefix, size_t plen, b
 /* scan_bytes - the scan pass: what the bytes of the line hold */
 static void scan_bytes(struct sc_job *job, const char *data, size_t len)
 {
-    bool high = false, bin = false;
+    const unsigned char *u = (const unsigned char *) data;
+    unsigned char any = 0;
+    bool high, bin;
 
-    for (size_t i = 0; i < len; i++) {
-	unsigned char c = (unsigned char) data[i];
-
-	if (c >= 0x80)
-	    high = true;
-	else if (c == 0 || c == '\r')
-	    bin = true;
-    }
+    for (size_t i = 0; i < len; i++)	/* vectorizes */
+	any |= u[i];
+    high = (any & 0x80) != 0;
+    bin = memchr(data, 0, len) != NULL || memchr(data, '\r', len) != NULL;
     if (!high && !bin)
 	return;
     if (job->info) {
@@ -1183,7 +1182,8 @@ static int boundary_out(struct sc_job *job)
     for (size_t i = 0; clean && i < n; i++) {
 	unsigned char c = (unsigned char) p[i];
 
-	if (c >= 0x80 || c == 0 || c == '\r')
+	if ((c >= 0x80 && (job->flags & SC_OUT_ENCODE_8BIT))
+	    || ((c == 0 || c == '\r') && (job->flags & SC_OUT_ENCODE_BINARY)))
 	    clean = false;
     }
     if (clean) {

@@ -23,7 +23,16 @@
  *   - what cannot be converted (8-bit bytes in a header, a part already
  *     encoded base64 or quoted-printable that still has 8-bit bytes, a
  *     MIME structure nested deeper than SC_CONTENT_MIME_DEPTH) gives
- *     SC_CONTENT_CANNOT_CONVERT: the session bounces with 5.6.3.
+ *     SC_CONTENT_CANNOT_CONVERT: the session bounces with 5.6.3;
+ *   - long lines in a base64 part are broken at the limit (decoders
+ *     ignore line breaks there), in a quoted-printable part re-broken
+ *     with soft line breaks;
+ *   - whatever the MIME layer does, the bytes given to the sink have LF
+ *     only in CR LF, no line over the limit, a "." doubled at every line
+ *     start with SC_OUT_DOT_STUFF, and no NUL or CR but in CR LF with
+ *     SC_OUT_ENCODE_BINARY (which SC_OUT_DOT_STUFF implies: DATA never
+ *     carries a bare CR). A bare CR goes out only for BDAT to a peer
+ *     with BINARYMIME, where it is data.
  */
 #ifndef POSTHORN_SC_CONTENT_H
 #define POSTHORN_SC_CONTENT_H
@@ -74,13 +83,14 @@ enum sc_content_status {
 
 /* sc_content_write - send the content from data_offset to the X record
  * through sink, every line ending in CR LF (the last one too), with the
- * SC_OUT_* flags; *error_r explains anything but SC_CONTENT_OK (valid
- * until the next call). Converting needs the header first, so a
- * conversion problem is found before the first body byte is written
- * whenever it lies in the top-level header; one inside the body may be
- * found after some bytes went out: the session then ends the
- * transaction without completing it (RSET or a dropped connection,
- * never the final dot). */
+ * SC_OUT_* flags; line_limit is clamped to 78..998. *error_r explains
+ * anything but SC_CONTENT_OK (valid until the next call). The content is
+ * read twice: a first pass decides every conversion, so
+ * SC_CONTENT_CANNOT_CONVERT (and a read error found in that pass) comes
+ * before the first byte reaches the sink. A sink error, or a read error
+ * in the second pass (the file changed under us), can come after some
+ * bytes went out: the session then ends the transaction without
+ * completing it (RSET or a dropped connection, never the final dot). */
 enum sc_content_status sc_content_write(int fd, long data_offset, long line_limit,
 					unsigned flags, const struct sc_sink *sink,
 					const char **error_r);

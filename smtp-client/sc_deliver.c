@@ -24,6 +24,7 @@
 #include "mail_proto.h"
 #include "proto_attr.h"
 #include "queue_file.h"
+#include "server.h"
 
 /* This program. */
 #include "sc.h"
@@ -191,6 +192,7 @@ static bool sc_new_session(struct sc_session *ss, const struct deliver_request *
 			    a->text, a->port);
 	    continue;
 	}
+	server_watchdog_reset();	/* each address has its own deadlines */
 	st = sc_session_open(ss, req->nexthop, a, dsn, sizeof(dsn), reason, sizeof(reason));
 	fmt_buf_or_panic(dest->relay, sizeof(dest->relay), "%s[%s]:%d", a->host, a->text,
 			 a->port);

@@ -137,8 +137,10 @@ void sc_session_lost(const struct sc_session *ss, const char *what, const char *
 {
     if (strcmp(why, "timeout") == 0)
 	fmt_buf_cut(reason, size, "conversation with %s timed out while %s", ss->namaddr, what);
-    else
+    else if (why[0] == 0 || strcmp(why, "lost connection") == 0)
 	fmt_buf_cut(reason, size, "lost connection with %s while %s", ss->namaddr, what);
+    else
+	fmt_buf_cut(reason, size, "error with %s while %s: %s", ss->namaddr, what, why);
 }
 
 /* sc_session_is_open - a connection is there */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Base library. */
 #include "mem.h"
@@ -22,6 +23,7 @@
 /* Mail library. */
 #include "config.h"
 #include "mail_proto.h"
+#include "server.h"
 #include "xtext.h"
 
 /* This program. */
@@ -120,7 +122,13 @@ static int sc_discard_write(void *ctx, const char *data, size_t len, const char 
 static int sc_stream_write(void *ctx, const char *data, size_t len, const char **error_r)
 {
     struct stream *s = ctx;
+    static time_t last;
+    time_t now = time(NULL);
 
+    if (now != last) {
+	last = now;
+	server_watchdog_reset();	/* a long body makes progress */
+    }
     if (stream_write(s, data, len) < 0) {
 	*error_r = stream_error(s) == STREAM_TIMEOUT ? "timeout" : "lost connection";
 	return -1;
@@ -148,6 +156,7 @@ static int sc_bdat_send(struct sc_bdat *b, bool last, const char **error_r)
 	return -1;
     }
     str_reset(b->buf);
+    server_watchdog_reset();		/* progress: one chunk out */
     if (sc_reply_read(s, timeout, b->reply, error_r) < 0)
 	return -1;
     if (b->reply->code / 100 != 2) {

@@ -552,10 +552,10 @@ static void test_cannot_convert(void)
 
     unit_begin("cannot convert: 8-bit header, encoded part with 8-bit bytes, too deep, ...");
     write_refused("Subject: caf\xc3\xa9\n\nbody\n", SC_OUT_ENCODE_8BIT,
-		  "cannot convert the message: 8-bit characters in a header", __LINE__);
+		  "8-bit characters in a header", __LINE__);
     write_refused("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
 		  "Content-Disposition: attachment; filename=\xc3\xa9\n\nx\n--b--\n",
-		  SC_OUT_ENCODE_8BIT, "MIME part 1 of the message: 8-bit characters in a header",
+		  SC_OUT_ENCODE_8BIT, "MIME part 1: 8-bit characters in a header",
 		  __LINE__);
     write_refused("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
 		  "Content-Transfer-Encoding: base64\n\nAAAA\xc3\xa9\n--b--\n",
@@ -836,6 +836,71 @@ static void test_canonical_always(void)
     str_free(&out);
 }
 
+/* test_edges - delimiter lines, headers without a separator, labels */
+static void test_edges(void)
+{
+    struct str *out = str_new(1 << 20);
+    const char *err = NULL, *msg;
+
+    unit_begin("delimiter lines kept or made canonical; header ends; binary label 8bit");
+    msg = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n"
+	"--b\xff junk\n\ny\n--b--\xff\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, 0, out, &err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf(msg));
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed;"
+					  " boundary=b\n\n--b\n\nx\n--b\n\ny\n--b--\n"));
+    /* a header that ends at a line that is not a header: a separator */
+    msg = "Subject: x\nnot a header \xc3\xa9\nbody\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("Subject: x\nMIME-Version: 1.0\n"
+					  "Content-Type: text/plain; charset=unknown-8bit\n"
+					  "Content-Transfer-Encoding: quoted-printable\n\n"
+					  "not a header =C3=A9\nbody\n"));
+    /* header only, no body, no empty line */
+    msg = "Subject: only a header";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_8BIT | SC_OUT_DOT_STUFF,
+				out, &err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), "Subject: only a header\r\n");
+    /* binary composite, peer with 8BITMIME but no BINARYMIME: 8bit */
+    msg = "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n"
+	"Content-Transfer-Encoding: binary\n\n--b\nContent-Transfer-Encoding: binary\n\n"
+	"a\rb \xc3\xa9\n--b--\n";
+    unit_assert_inteq(run_write(msg, strlen(msg), 1000, 998, SC_OUT_ENCODE_BINARY, out, &err),
+		      SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n"
+					  "Content-Transfer-Encoding: 8bit\n\n--b\n"
+					  "Content-Transfer-Encoding: quoted-printable\n\n"
+					  "a=0Db =C3=A9\n--b--\n"));
+    unit_end();
+    str_free(&out);
+}
+
+/* test_many_parts - past SC_PARTS_MAX entities: fine as they are,
+ * refused when one of them needs work */
+static void test_many_parts(void)
+{
+    struct str *msg = str_new(1 << 20), *out = str_new(1 << 20);
+    const char *err = NULL;
+
+    unit_begin("more than 1024 MIME parts: sent as they are, refused if one past needs work");
+    str_appends_or_panic(msg, "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < 1100; i++)
+	str_appendf_or_panic(msg, "--b\n\npart %d\n", i);
+    str_appends_or_panic(msg, "--b--\n");
+    unit_assert_inteq(run_write(str_cstr(msg), str_len(msg), 1000, 998, SC_OUT_ENCODE_8BIT, out,
+				&err), SC_CONTENT_OK);
+    unit_assert_streq(str_cstr(out), crlf(str_cstr(msg)));
+    unit_assert(str_truncate(msg, str_len(msg) - strlen("--b--\n")));
+    str_appends_or_panic(msg, "--b\n\n\xc3\xa9\n--b--\n");
+    write_refused(str_cstr(msg), SC_OUT_ENCODE_8BIT, "more than 1024 MIME parts", __LINE__);
+    unit_end();
+    str_free(&msg);
+    str_free(&out);
+}
+
 int main(void)
 {
     test_plain();
@@ -850,6 +915,8 @@ int main(void)
     test_depth_ok();
     test_binary_qp();
     test_base64_and_qp_long();
+    test_edges();
+    test_many_parts();
     test_qp_round_trip();
     test_canonical_always();
     test_sink_error();

@@ -44,6 +44,10 @@ def records(data):
 
 
 # -- fakes ---------------------------------------------------------------------
+# what a deliver reply ends with (mail_proto.h, version 3): the next hop answered
+DEST_OK = [("dest_status", "ok"), ("dest_reason", ""), ("conn_use", "0")]
+
+
 class FakeServer:
     """A unix-socket server speaking one protocol: handshake, then for
     every request answer(attrs) -> reply attrs (or None: close without
@@ -97,6 +101,8 @@ class FakeServer:
                         self.inflight -= 1
                 if reply is None:
                     break
+                if self.proto == "deliver" and not any(k == "dest_status" for k, _ in reply):
+                    reply = list(reply) + DEST_OK    # deliver protocol v3
                 conn.sendall(encode(reply))
         except (EOFError, OSError):
             pass

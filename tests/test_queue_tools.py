@@ -51,6 +51,9 @@ def put(inst, subdir, qid, data, mtime=None):
     return p
 
 
+NEXT_TRY = 1700003600
+
+
 def sample(inst):
     """Three messages: deferred (with reasons), active, on hold."""
     ids = {
@@ -62,7 +65,8 @@ def sample(inst):
         queue_file("alice@example.test", ["bob@remote.test", "carol@remote.test", "dan@x.test"],
                    ["Subject: first", "From: alice@example.test", "To: bob@remote.test,",
                     "\tcarol@remote.test", "", "hello"],
-                   attrs=["client_address=192.0.2.1"], done=["dan@x.test"]))
+                   attrs=["client_address=192.0.2.1"], done=["dan@x.test"]),
+        mtime=NEXT_TRY)     # qmgr's next attempt: the mtime of deferred/ID
     (inst.queue / "defer" / ids["deferred"]).write_text(
         "rcpt=bob@remote.test, dsn=4.4.1, reason=connect to remote.test: Connection refused\n"
         "rcpt=carol@remote.test, dsn=4.4.1, reason=old reason\n"
@@ -96,6 +100,11 @@ def test_list_mailq_format(q):
     assert "old reason" not in out
     assert "dan@x.test" not in out
     assert re.search(r"^-- \d+ Kbytes in 3 Requests\.$", out, re.M)
+    # the deferred message's next try, in parentheses under its header
+    # line (the local time of its mtime); the others have none
+    when = time.strftime("%a %b %e %H:%M:%S", time.localtime(NEXT_TRY))
+    assert re.search(rf"^{ids['deferred']} .*\n\(next try: {when}\)\n\(connect to", out, re.M)
+    assert out.count("(next try: ") == 1
     # size: content bytes with CRLF per line
     size = (len("Subject: first") + len("From: alice@example.test") + len("To: bob@remote.test,")
             + len("\tcarol@remote.test") + len("hello") + 6 * 2)
@@ -110,12 +119,14 @@ def test_list_json(q):
     assert d["queue_name"] == "deferred"
     assert d["sender"] == "alice@example.test"
     assert d["arrival_time"] == 1700000000
+    assert d["next_try"] == NEXT_TRY
     assert d["recipients"] == [
         {"address": "bob@remote.test", "delay_reason": "connect to remote.test: Connection refused"},
         {"address": "carol@remote.test", "delay_reason": "mailbox busy"},
     ]
     assert data[1]["sender"] == "" and data[1]["queue_name"] == "active"
     assert data[2]["queue_name"] == "hold"
+    assert "next_try" not in data[1] and "next_try" not in data[2]
 
 
 def test_show_and_cat(q):

@@ -13,7 +13,7 @@
 /* deliver_client_call - blocking request and reply */
 int deliver_client_call(struct stream *s, const struct deliver_request *req,
 			struct ipc_list *reply, struct deliver_result *results,
-			const char **error_r)
+			struct deliver_reply_status *status, const char **error_r)
 {
     struct str msg;
     int ret = -1;
@@ -21,7 +21,7 @@ int deliver_client_call(struct stream *s, const struct deliver_request *req,
     str_init(&msg, IPC_MSG_MAX);
     deliver_request_encode(&msg, req);
     if (ipc_call(s, &msg, reply, error_r) == 0)
-	ret = deliver_reply_decode(reply, req, results, error_r);
+	ret = deliver_reply_decode(reply, req, results, status, error_r);
     str_fini(&msg);
     return ret;
 }

@@ -18,10 +18,10 @@
 #include "deliver_proto.h"
 
 /* deliver_client_call - send req on s and read the reply into the
- * caller's list; results[0..req->rcpt_count) point into it */
+ * caller's list; results[0..req->rcpt_count) and *status point into it */
 int deliver_client_call(struct stream *s, const struct deliver_request *req,
 			struct ipc_list *reply, struct deliver_result *results,
-			const char **error_r);
+			struct deliver_reply_status *status, const char **error_r);
 
 /* deliver_verify - RCPT-time check: {request=verify, rcpt_address,
  * size} -> status ("ok", "unknown", "over_quota", "defer"), dsn and

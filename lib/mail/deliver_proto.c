@@ -101,8 +101,9 @@ void deliver_request_free(struct deliver_request *req)
     req->rcpt_count = 0;
 }
 
-/* deliver_reply_encode - one result per recipient */
-void deliver_reply_encode(struct str *out, const struct deliver_result *results, size_t count)
+/* deliver_reply_encode - one result per recipient, then the status */
+void deliver_reply_encode(struct str *out, const struct deliver_result *results, size_t count,
+			  const struct deliver_reply_status *status)
 {
     str_reset(out);
     for (size_t i = 0; i < count; i++) {
@@ -114,6 +115,9 @@ void deliver_reply_encode(struct str *out, const struct deliver_result *results,
 	ipc_encode_str(out, ATTR_RCPT_REASON, r->reason);
 	ipc_encode_str(out, ATTR_RELAY, r->relay);
     }
+    ipc_encode_str(out, ATTR_DEST_STATUS, status->dest_status);
+    ipc_encode_str(out, ATTR_DEST_REASON, status->dest_reason);
+    ipc_encode_long(out, ATTR_CONN_USE, status->conn_use);
     ipc_encode_end(out);
 }
 
@@ -148,11 +152,14 @@ static char status_class(const char *status)
     return 0;
 }
 
-/* deliver_reply_decode - one result per recipient of req, in order */
+/* deliver_reply_decode - one result per recipient of req, in order,
+ * then the next hop's status */
 int deliver_reply_decode(const struct ipc_list *reply, const struct deliver_request *req,
-			 struct deliver_result *results, const char **error_r)
+			 struct deliver_result *results, struct deliver_reply_status *status,
+			 const char **error_r)
 {
     struct proto_cursor c;
+    bool dead;
 
     proto_cursor_init(&c, reply, "deliver reply", error_r);
     for (size_t i = 0; i < req->rcpt_count; i++) {
@@ -173,7 +180,25 @@ int deliver_reply_decode(const struct ipc_list *reply, const struct deliver_requ
 	if (!deliver_dsn_valid(r->dsn) || r->dsn[0] != class)
 	    return proto_fail(&c, "bad rcpt_dsn \"%.32s\" for status %s", r->dsn, r->status), -1;
     }
-    return proto_end(&c) ? 0 : -1;
+    if (!proto_take_str(&c, ATTR_DEST_STATUS, PROTO_TEXT_MAX, &status->dest_status)
+	|| !proto_take_str(&c, ATTR_DEST_REASON, PROTO_TEXT_MAX, &status->dest_reason)
+	|| !proto_take_long(&c, ATTR_CONN_USE, &status->conn_use) || !proto_end(&c))
+	return -1;
+    if (strcmp(status->dest_status, DEST_STAT_OK) == 0)
+	dead = false;
+    else if (strcmp(status->dest_status, DEST_STAT_DEAD) == 0)
+	dead = true;
+    else
+	return proto_fail(&c, "bad dest_status \"%.32s\"", status->dest_status), -1;
+    if (dead && *status->dest_reason == 0)
+	return proto_fail(&c, "dest_status dead without a dest_reason"), -1;
+    if (!dead && *status->dest_reason != 0)
+	return proto_fail(&c, "dest_status ok with a dest_reason"), -1;
+    for (size_t i = 0; dead && i < req->rcpt_count; i++)
+	if (strcmp(results[i].status, RCPT_STAT_DEFER) != 0)
+	    return proto_fail(&c, "result %zu is %s, but the next hop is dead", i + 1,
+			      results[i].status), -1;
+    return 0;
 }
 
 /* deliver_verify_encode - the verify request */

@@ -9,7 +9,7 @@
  *            data_size, nexthop, (rcpt_address, rcpt_orig, rcpt_orcpt,
  *            rcpt_notify, rcpt_offset) per recipient, at least one}
  *   server: {(rcpt_offset, rcpt_status, rcpt_dsn, rcpt_reason, relay)
- *            per recipient}
+ *            per recipient, dest_status, dest_reason, conn_use}
  *
  * The envelope group and the rules every attribute follows are in
  * proto_attr.h. data_offset is the offset of the M record; data_size the
@@ -17,7 +17,16 @@
  * record (its identity in the reply); rcpt_address is not empty;
  * addresses are at most PROTO_ADDR_MAX bytes, other texts PROTO_TEXT_MAX.
  * rcpt_status is sent, defer or bounce, and rcpt_dsn an RFC 3463 code of
- * the matching class (2, 4 or 5). The request decoder does not judge
+ * the matching class (2, 4 or 5).
+ *
+ * The three attributes after the results (version 3) are the agent's
+ * word about the next hop, qmgr's destination feedback
+ * (docs/qmgr-scheduling.md): dest_status "ok" (the next hop answered:
+ * an SMTP greeting was read, or local delivery) with dest_reason "", or
+ * "dead" (no address of the next hop could be reached) with a non-empty
+ * dest_reason, and then every result is a defer; conn_use is the number
+ * of deliveries the agent's SMTP session has carried, this one included
+ * (1: a new session; 0: no session). The request decoder does not judge
  * queue_file: the agent calls proto_queue_file_ok and defers the
  * recipients when it fails.
  *
@@ -71,6 +80,13 @@ struct deliver_result {
     const char *relay;
 };
 
+/* the agent's word about the next hop, after the results */
+struct deliver_reply_status {
+    const char *dest_status;	/* DEST_STAT_OK, DEST_STAT_DEAD */
+    const char *dest_reason;	/* "" when ok; why it is dead */
+    long conn_use;		/* deliveries on this SMTP session; 0: none */
+};
+
 struct deliver_verify {
     const char *address;
     long size;
@@ -96,12 +112,15 @@ int deliver_request_decode(const struct ipc_list *list, struct deliver_request *
 			   const char **error_r);
 void deliver_request_free(struct deliver_request *req);
 
-/* deliver_reply_encode - results[0..count) into out (reset) */
-void deliver_reply_encode(struct str *out, const struct deliver_result *results, size_t count);
+/* deliver_reply_encode - results[0..count) and status into out (reset) */
+void deliver_reply_encode(struct str *out, const struct deliver_result *results, size_t count,
+			  const struct deliver_reply_status *status);
 /* deliver_reply_decode - check a reply against req: one result per
- * recipient, in order; fills results[0..req->rcpt_count) */
+ * recipient, in order, then the status; fills results[0..req->rcpt_count)
+ * and *status */
 int deliver_reply_decode(const struct ipc_list *reply, const struct deliver_request *req,
-			 struct deliver_result *results, const char **error_r);
+			 struct deliver_result *results, struct deliver_reply_status *status,
+			 const char **error_r);
 
 /* deliver_verify_encode, deliver_verify_decode - the verify request */
 void deliver_verify_encode(struct str *out, const struct deliver_verify *req);

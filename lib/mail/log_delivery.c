@@ -96,8 +96,9 @@ void log_delivery_format(struct str *out, const struct delivery_outcome *o,
     log_delay_format(c, sizeof(c), t->conn_start > 0 ? stage(t->conn_start, sent) : 0);
     log_delay_format(d, sizeof(d), stage(sent, t->finish));
 
-    /* "to=<T>[, orig_to=<O>], relay=R, delay=D, delays=a/b/c/d, dsn=N,
-     * status=S (REASON)", built by appends (no printf per line) */
+    /* "to=<T>[, orig_to=<O>], relay=R[, conn_use=N], delay=D,
+     * delays=a/b/c/d, dsn=N, status=S (REASON)", built by appends (one
+     * small printf for a reused session only) */
     str_reset(out);
     put(out, "to=<");
     put(out, o->to ? o->to : "");
@@ -109,6 +110,12 @@ void log_delivery_format(struct str *out, const struct delivery_outcome *o,
     }
     put(out, ", relay=");
     put(out, o->relay && *o->relay ? o->relay : "none");
+    if (o->conn_use > 1) {
+	char n[32];
+
+	fmt_buf_or_panic(n, sizeof(n), ", conn_use=%ld", o->conn_use);
+	put(out, n);
+    }
     put(out, ", delay=");
     put(out, total);
     put(out, ", delays=");

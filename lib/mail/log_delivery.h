@@ -4,10 +4,13 @@
  * Every recipient's outcome is logged by log_delivery(), whoever decides
  * it, so the lines always have the same shape:
  *
- *   ID: to=<r>, orig_to=<o>, relay=R, delay=D, delays=a/b/c/d,
- *       dsn=X.Y.Z, status=sent|deferred|bounced|expired (reason)
+ *   ID: to=<r>, orig_to=<o>, relay=R, conn_use=N, delay=D,
+ *       delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced|expired
+ *       (reason)
  *
- * orig_to appears only when it is known and differs from to. delay is
+ * orig_to appears only when it is known and differs from to; conn_use
+ * only when the delivery went over an SMTP session that carried earlier
+ * ones (N > 1: the N-th delivery of the session, as Postfix). delay is
  * the total time since the message arrived; delays splits it into
  *   a  before the queue manager (arrival until qmgr took the file into
  *      active/ for this attempt)
@@ -52,6 +55,8 @@ struct delivery_outcome {
     const char *dsn;		/* "2.0.0" */
     const char *status;		/* "sent", "deferred", "bounced", "expired" */
     const char *reason;		/* free text (without parentheses) */
+    long conn_use;		/* deliveries on the session, this one
+				 * included (printed when > 1) */
 };
 
 /* log_delivery_format - the text after "ID: " into out (reset first) */

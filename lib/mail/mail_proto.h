@@ -36,7 +36,10 @@
  *              rcpt_offset}
  *      server: IPC list {then per recipient, in the same order:
  *              rcpt_offset, rcpt_status ("sent"|"defer"|"bounce"),
- *              rcpt_dsn ("2.0.0", "4.2.2", ...), rcpt_reason, relay}
+ *              rcpt_dsn ("2.0.0", "4.2.2", ...), rcpt_reason, relay;
+ *              then dest_status ("ok"|"dead"), dest_reason ("" when
+ *              ok), conn_use (deliveries on the agent's SMTP session,
+ *              this one included; 0: no session)}
  *    queue_file is relative to queue_directory ("active/ID"); the agent
  *    opens and reads it itself, from data_offset (the M record). The
  *    agent never marks recipients done: qmgr owns the queue file state.
@@ -47,7 +50,9 @@
  *              rcpt_dsn, rcpt_reason}
  *    lets smtpd ask local-delivery about a recipient at RCPT time.
  *    Version 2: the envelope group moved before data_offset and
- *    data_size (version 1 sent them in between).
+ *    data_size (version 1 sent them in between). Version 3: the reply
+ *    ends with dest_status, dest_reason and conn_use (qmgr's destination
+ *    feedback, docs/qmgr-scheduling.md).
  *
  * 3. bounce (private/bounce; client: qmgr) - bounce_proto.h
  *      client: IPC list {request ("failure"|"delay"|"success"),
@@ -77,7 +82,7 @@
 #define CLEANUP_PROTO		"cleanup"
 #define CLEANUP_VERSION		1
 #define DELIVER_PROTO		"deliver"
-#define DELIVER_VERSION		2
+#define DELIVER_VERSION		3
 #define BOUNCE_PROTO		"bounce"
 #define BOUNCE_VERSION		1
 

@@ -602,27 +602,35 @@ int resolve_lookup_alias(const char *localpart, struct str *value, const char **
     return rc;
 }
 
-/* rs_transport_value - apply "transport:nexthop" to result */
-static int rs_transport_value(const char *value, struct resolve_result *result,
-			      const char **error_r)
+/* rs_transport_value - apply "transport:nexthop" (from param) to result,
+ * as Postfix's transport(5): an empty transport keeps the one result
+ * has; a transport without a nexthop resets the nexthop to domain (the
+ * recipient's, or $myhostname without one), an empty one leaves it */
+static int rs_transport_value(const char *param, const char *value, const char *domain,
+			      struct resolve_result *result, const char **error_r)
 {
     const char *colon = strchr(value, ':');
     size_t tlen = colon ? (size_t) (colon - value) : strlen(value);
+    const char *nexthop = colon ? colon + 1 : "";
 
     while (tlen > 0 && isspace((unsigned char) value[tlen - 1]))
 	tlen--;
-    if (tlen >= sizeof(result->transport)
-	|| (colon && strlen(colon + 1) >= sizeof(result->nexthop))) {
-	fmt_buf_cut(rs_errbuf, sizeof(rs_errbuf), "transport_maps: value too long: \"%.100s\"", value);
+    if (tlen >= sizeof(result->transport) || strlen(nexthop) >= sizeof(result->nexthop)) {
+	fmt_buf_cut(rs_errbuf, sizeof(rs_errbuf), "%s: value too long: \"%.100s\"", param, value);
 	*error_r = rs_errbuf;
 	return -1;
     }
     if (tlen > 0) {
 	memcpy(result->transport, value, tlen);
 	result->transport[tlen] = 0;
+	if (*nexthop == 0 && !str_try_copy_out(result->nexthop, sizeof(result->nexthop),
+					       *domain ? domain : var_myhostname)) {
+	    *error_r = "domain too long";
+	    return -1;
+	}
     }
-    if (colon && colon[1])
-	str_copy_out_or_panic(result->nexthop, sizeof(result->nexthop), colon + 1);
+    if (*nexthop)
+	str_copy_out_or_panic(result->nexthop, sizeof(result->nexthop), nexthop);
     return 0;
 }
 
@@ -653,11 +661,51 @@ static int rs_transport(const struct rs_parts *p, struct resolve_result *result,
     goto out;
   found:
     if (rc > 0)
-	rc = rs_transport_value(str_cstr(value), result, error_r);
+	rc = rs_transport_value("transport_maps", str_cstr(value), str_cstr(&p->domain), result,
+				error_r);
   out:
     str_free(&key);
     str_free(&value);
     return rc < 0 ? -1 : 0;
+}
+
+/* rs_relayhost - relayhost without surrounding white space ("" if none) */
+static const char *rs_relayhost(void)
+{
+    static char buf[sizeof(((struct resolve_result *) 0)->nexthop) + 1];
+    const char *v = var_relayhost ? var_relayhost : "";
+    size_t len;
+
+    while (isspace((unsigned char) *v))
+	v++;
+    len = strlen(v);
+    while (len > 0 && isspace((unsigned char) v[len - 1]))
+	len--;
+    if (len >= sizeof(buf))
+	len = sizeof(buf) - 1;		/* too long for a nexthop: refused */
+    memcpy(buf, v, len);
+    buf[len] = 0;
+    return buf;
+}
+
+/* rs_default_has_nexthop - default_transport names a nexthop */
+static bool rs_default_has_nexthop(void)
+{
+    const char *colon = var_default_transport ? strchr(var_default_transport, ':') : NULL;
+
+    return colon != NULL && colon[1] != 0;
+}
+
+/* rs_default_transport - default_transport (transport[:nexthop]) for the
+ * default class */
+static int rs_default_transport(const char *domain, struct resolve_result *result,
+				const char **error_r)
+{
+    const char *v = var_default_transport;
+
+    while (isspace((unsigned char) *v))
+	v++;
+    return rs_transport_value("default_transport", v, domain, result, error_r);
 }
 
 /* resolve_address - class, transport and nexthop of a recipient */
@@ -695,6 +743,15 @@ int resolve_address(const char *address, struct resolve_result *result, const ch
 	str_copy_out_or_panic(result->transport, sizeof(result->transport), "smtp");
 	if (!str_try_copy_out(result->nexthop, sizeof(result->nexthop), str_cstr(&p.domain)))
 	    goto too_long;
+	if (class == RESOLVE_CLASS_DEFAULT && var_default_transport && *var_default_transport
+	    && rs_default_transport(str_cstr(&p.domain), result, error_r) < 0)
+	    goto out;
+	if (*rs_relayhost() && (class == RESOLVE_CLASS_RELAY || !rs_default_has_nexthop())) {
+	    if (!str_try_copy_out(result->nexthop, sizeof(result->nexthop), rs_relayhost())) {
+		*error_r = "relayhost: value too long";
+		goto out;
+	    }
+	}
 	break;
     }
     rc = rs_transport(&p, result, error_r);

@@ -13,11 +13,19 @@
  *   virtual alias   domain in virtual_alias_domains: every recipient
  *                   must be rewritten by virtual_alias_maps (cleanup)
  *   relay           domain in relay_domains: transport "smtp", nexthop
- *                   the domain
- *   default         anything else: transport "smtp" (relaying is a
- *                   policy question for smtpd)
+ *                   relayhost if set, else the domain
+ *   default         anything else: default_transport ("transport" or
+ *                   "transport:nexthop", default "smtp"); without a
+ *                   nexthop there, relayhost if set, else the domain
+ *                   (relaying is a policy question for smtpd)
  * transport_maps (domain or address -> "transport:nexthop") overrides the
- * transport of any class.
+ * routing of any class, as Postfix's transport(5): "smtp:[host]:port"
+ * sets both; "smtp:" or "local" (a transport, no nexthop) resets the
+ * nexthop to the recipient domain; ":[host]" keeps the transport; ":"
+ * changes nothing. The values qmgr knows itself: "error:5.x.x text"
+ * (bounce with that text) and "discard:text" (done as delivered).
+ * Nexthop strings for smtp: "example.com" (MX lookup), "example.com:587",
+ * "[mx.example.com]" (no MX lookup), "[192.0.2.1]:2525".
  *
  * Addresses here are internal form: "localpart@domain" with the local
  * part unquoted; the domain is compared case-insensitively. An address
@@ -50,7 +58,8 @@ enum resolve_class {
 struct resolve_result {
     enum resolve_class class;
     char transport[64];		/* "local", "smtp", "error", ... */
-    char nexthop[256];		/* domain, or [host]:port from transport_maps */
+    char nexthop[256];		/* domain, relayhost, or from default_transport
+				 * or transport_maps; error/discard: text */
 };
 
 /* Recipient existence (for RCPT TO and for cleanup/local decisions). */

@@ -64,7 +64,9 @@ static void agent(int fd)
 	    {dreq.rcpts[1].offset, RCPT_STAT_BOUNCE, "5.1.1", "unknown user", "local"},
 	};
 
-	deliver_reply_encode(out, res, 2);
+	struct deliver_reply_status st = {DEST_STAT_OK, "", 3};
+
+	deliver_reply_encode(out, res, 2, &st);
 	agent_send(s, out);
     }
     deliver_request_free(&dreq);
@@ -150,6 +152,7 @@ int main(void)
 	    BOUNCE_TYPE_DELAY, {QID, "active/" QID, "a@b", 1, "", ""}, &drcpt, 1,
 	};
 	struct deliver_result res[2];
+	struct deliver_reply_status dst;
 	struct bounce_reply brep;
 
 	unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
@@ -162,7 +165,10 @@ int main(void)
 	s = stream_open(sv[0]);
 	stream_set_timeout(s, 5000);
 	unit_assert(ipc_handshake_client(s, DELIVER_PROTO, DELIVER_VERSION, &err) == 0);
-	unit_assert(deliver_client_call(s, &req, &list, res, &err) == 0);
+	unit_assert(deliver_client_call(s, &req, &list, res, &dst, &err) == 0);
+	unit_assert_streq(dst.dest_status, "ok");
+	unit_assert_streq(dst.dest_reason, "");
+	unit_assert_inteq(dst.conn_use, 3);
 	unit_assert_streq(res[0].status, "sent");
 	unit_assert_streq(res[0].reason, "delivered to maildir");
 	unit_assert_streq(res[1].status, "bounce");

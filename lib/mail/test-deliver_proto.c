@@ -237,9 +237,15 @@ int main(void)
 	    {120, RCPT_STAT_SENT, "2.0.0", "delivered to maildir", "local"},
 	    {160, RCPT_STAT_BOUNCE, "5.1.1", "", ""},
 	};
+	struct deliver_result defers[] = {
+	    {120, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
+	    {160, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
+	};
+	struct deliver_reply_status st = {DEST_STAT_OK, "", 2}, stback;
+	struct deliver_reply_status dead = {DEST_STAT_DEAD, "connect to mx[192.0.2.1]:25: refused", 0};
 	struct deliver_result back[2];
 	static const struct {
-	    size_t attr;		/* 0..9: which attribute to change */
+	    size_t attr;		/* 0..12: which attribute to change */
 	    const char *value;
 	    const char *name;		/* or rename it */
 	    const char *error;
@@ -251,11 +257,20 @@ int main(void)
 	    {7, "5.01.1", NULL, "bad rcpt_dsn \"5.01.1\" for status bounce"},
 	    {1, NULL, ATTR_RCPT_DSN, "deliver reply: attribute 2 is \"rcpt_dsn\", expected \"rcpt_status\""},
 	    {9, NULL, "frob", "attribute 10 is \"frob\", expected \"relay\""},
+	    {10, "alive", NULL, "deliver reply: bad dest_status \"alive\""},
+	    {10, "", NULL, "deliver reply: bad dest_status \"\""},
+	    {10, "dead", NULL, "deliver reply: dest_status dead without a dest_reason"},
+	    {11, "refused", NULL, "deliver reply: dest_status ok with a dest_reason"},
+	    {12, "-1", NULL, "deliver reply: bad conn_use \"-1\""},
+	    {12, "x", NULL, "deliver reply: bad conn_use \"x\""},
+	    {10, NULL, ATTR_CONN_USE, "attribute 11 is \"conn_use\", expected \"dest_status\""},
+	    {12, NULL, ATTR_DEST_REASON, "attribute 13 is \"dest_reason\", expected \"conn_use\""},
 	};
 
-	deliver_reply_encode(out, res, 2);
+	deliver_reply_encode(out, res, 2, &st);
 	proto_test_wire(out, &list);
-	unit_assert(deliver_reply_decode(&list, &req, back, &err) == 0);
+	unit_assert_inteq(list.count, 13);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == 0);
 	for (size_t i = 0; i < 2; i++) {
 	    unit_assert_idx(back[i].offset == res[i].offset, i);
 	    unit_assert_streq_idx(back[i].status, res[i].status, i);
@@ -263,6 +278,9 @@ int main(void)
 	    unit_assert_streq_idx(back[i].reason, res[i].reason, i);
 	    unit_assert_streq_idx(back[i].relay, res[i].relay, i);
 	}
+	unit_assert_streq(stback.dest_status, "ok");
+	unit_assert_streq(stback.dest_reason, "");
+	unit_assert_inteq(stback.conn_use, 2);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 	    proto_test_wire(out, &list);
 	    if (bad[i].value) {
@@ -273,21 +291,50 @@ int main(void)
 		mem_free(&list.attrs[bad[i].attr].name);
 		list.attrs[bad[i].attr].name = mem_strdup(bad[i].name);
 	    }
-	    unit_assert_idx(deliver_reply_decode(&list, &req, back, &err) == -1, i);
+	    unit_assert_idx(deliver_reply_decode(&list, &req, back, &stback, &err) == -1, i);
 	    if (strstr(err, bad[i].error) == NULL)
 		unit_fail_at(__FILE__, __LINE__, "case %zu: got \"%s\", want \"%s\"", i, err,
 			     bad[i].error);
 	}
-	/* one result missing; one too many */
-	deliver_reply_encode(out, res, 1);
+	/* a dead next hop: every result a defer, with a reason */
+	deliver_reply_encode(out, defers, 2, &dead);
 	proto_test_wire(out, &list);
-	unit_assert(deliver_reply_decode(&list, &req, back, &err) == -1);
-	unit_assert_streq(err, "deliver reply: missing attribute \"rcpt_offset\"");
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == 0);
+	unit_assert_streq(stback.dest_status, "dead");
+	unit_assert_streq(stback.dest_reason, dead.dest_reason);
+	unit_assert_inteq(stback.conn_use, 0);
+	deliver_reply_encode(out, res, 2, &dead);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	unit_assert_streq(err, "deliver reply: result 1 is sent, but the next hop is dead");
+	defers[1].status = RCPT_STAT_BOUNCE;
+	defers[1].dsn = "5.1.1";
+	deliver_reply_encode(out, defers, 2, &dead);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	unit_assert_streq(err, "deliver reply: result 2 is bounce, but the next hop is dead");
+	/* one result missing; one too many; a version 2 reply (no status) */
+	deliver_reply_encode(out, res, 1, &st);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	unit_assert_streq(err, "deliver reply: attribute 6 is \"dest_status\", expected \"rcpt_offset\"");
+	str_reset(out);			/* as version 2 sent it */
+	for (size_t i = 0; i < 2; i++) {
+	    ipc_encode_long(out, ATTR_RCPT_OFFSET, res[i].offset);
+	    ipc_encode_str(out, ATTR_RCPT_STATUS, res[i].status);
+	    ipc_encode_str(out, ATTR_RCPT_DSN, res[i].dsn);
+	    ipc_encode_str(out, ATTR_RCPT_REASON, res[i].reason);
+	    ipc_encode_str(out, ATTR_RELAY, res[i].relay);
+	}
+	ipc_encode_end(out);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	unit_assert_streq(err, "deliver reply: missing attribute \"dest_status\"");
 	req.rcpt_count = 1;
-	deliver_reply_encode(out, res, 2);
+	deliver_reply_encode(out, res, 2, &st);
 	proto_test_wire(out, &list);
-	unit_assert(deliver_reply_decode(&list, &req, back, &err) == -1);
-	unit_assert_streq(err, "deliver reply: unexpected attribute \"rcpt_offset\" after the last one");
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	unit_assert_streq(err, "deliver reply: attribute 6 is \"rcpt_offset\", expected \"dest_status\"");
     }
     unit_end();
 

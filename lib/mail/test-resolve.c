@@ -128,12 +128,56 @@ static const struct class_case class_cases[] = {
     {"user+tag@special.test", RESOLVE_CLASS_DEFAULT, "error", "no mail for user"},
     {"a@hold.test", RESOLVE_CLASS_DEFAULT, "smtp", "[10.0.0.1]"},
     {"a@keep.test", RESOLVE_CLASS_DEFAULT, "slow", "keep.test"},
+    {"a@null.test", RESOLVE_CLASS_DEFAULT, "smtp", "null.test"},
     {"a@second.test", RESOLVE_CLASS_DEFAULT, "second", "nh2"},
     {"a@relay.test.x", RESOLVE_CLASS_DEFAULT, "smtp", "relay.test.x"},
     {"alice@example.test.special.test", RESOLVE_CLASS_DEFAULT, "relay", "gw.special.test"},
     {"b@localhost", RESOLVE_CLASS_LOCAL, "local", "localhost"},
     {"b@host.local.example", RESOLVE_CLASS_DEFAULT, "smtp", "host.local.example"},
     {"vip@example.test", RESOLVE_CLASS_VIRTUAL, "local2", "example.test"},
+};
+
+/* default_transport and relayhost, with the transport_maps of setup() */
+struct route_case {
+    const char *default_transport;
+    const char *relayhost;
+    const char *address;
+    const char *transport;
+    const char *nexthop;
+};
+
+static const struct route_case route_cases[] = {
+    /* relayhost: the nexthop of the default and relay classes */
+    {"smtp", "[gw.test]:587", "a@elsewhere.test", "smtp", "[gw.test]:587"},
+    {"smtp", "[gw.test]:587", "a@relay.test", "smtp", "[gw.test]:587"},
+    {"smtp", " gw.test ", "a@x.relaysub.test", "smtp", "gw.test"},
+    {"smtp", "[gw.test]:587", "root@host.local", "local", "host.local"},
+    {"smtp", "[gw.test]:587", "alice@example.test", "local", "example.test"},
+    {"smtp", "[gw.test]:587", "a@alias.test", "error",
+     "5.1.1 User unknown in virtual alias table"},
+    /* transport_maps still wins; a transport without a nexthop resets
+     * it to the domain, an empty entry (":") changes nothing */
+    {"smtp", "[gw.test]:587", "a@special.test", "smtp", "[127.0.0.1]:2525"},
+    {"smtp", "[gw.test]:587", "a@keep.test", "slow", "keep.test"},
+    {"smtp", "[gw.test]:587", "a@hold.test", "smtp", "[10.0.0.1]"},
+    {"smtp", "[gw.test]:587", "a@null.test", "smtp", "[gw.test]:587"},
+    /* default_transport with a nexthop: the default class only */
+    {"smtp:[out.test]:25", "[gw.test]:587", "a@elsewhere.test", "smtp", "[out.test]:25"},
+    {"smtp:[out.test]:25", "[gw.test]:587", "a@relay.test", "smtp", "[gw.test]:587"},
+    {"smtp:[out.test]:25", "", "a@relay.test", "smtp", "relay.test"},
+    {"smtp:", "", "a@elsewhere.test", "smtp", "elsewhere.test"},
+    {"error:5.7.1 no outbound mail", "", "a@elsewhere.test", "error", "5.7.1 no outbound mail"},
+    {"error:5.7.1 no outbound mail", "", "a@relay.test", "smtp", "relay.test"},
+    {"error:5.7.1 no outbound mail", "", "a@special.test", "smtp", "[127.0.0.1]:2525"},
+    {"discard:outbound mail is off", "[gw.test]", "a@elsewhere.test", "discard",
+     "outbound mail is off"},
+    {"discard", "", "a@elsewhere.test", "discard", "elsewhere.test"},
+    {"local", "", "a@elsewhere.test", "local", "elsewhere.test"},
+    /* default_transport without a nexthop: relayhost, else the domain */
+    {"relay2", "gw.test:2525", "a@elsewhere.test", "relay2", "gw.test:2525"},
+    {" relay2 ", "", "a@elsewhere.test", "relay2", "elsewhere.test"},
+    {"", "", "a@elsewhere.test", "smtp", "elsewhere.test"},
+    {"", "[gw.test]", "a@elsewhere.test", "smtp", "[gw.test]"},
 };
 
 struct known_case {
@@ -198,6 +242,7 @@ int main(void)
 	       ".special.test relay:gw.special.test\n"
 	       "hold.test :[10.0.0.1]\n"
 	       "keep.test slow\n"
+	       "null.test :\n"
 	       "vip@example.test local2:\n");
     make_table("transport2", "second.test second:nh2\nspecial.test never:used\n");
     make_table("aliases", "postmaster root\nfoo bar\n");
@@ -217,6 +262,40 @@ int main(void)
 	unit_assert_streq_idx(res.transport, c->transport, i);
 	unit_assert_streq_idx(res.nexthop, c->nexthop, i);
     }
+    unit_end();
+
+    unit_begin("resolve_address: default_transport and relayhost");
+    for (i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]); i++) {
+	const struct route_case *c = &route_cases[i];
+
+	set_param("default_transport", c->default_transport);
+	set_param("relayhost", c->relayhost);
+	unit_assert_idx(config_apply(&err) == 0, i);
+	unit_assert_idx(resolve_init(&err) == 0, i);
+	err = NULL;
+	unit_assert_idx(resolve_address(c->address, &res, &err) == 0, i);
+	unit_assert_streq_idx(res.transport, c->transport, i);
+	unit_assert_streq_idx(res.nexthop, c->nexthop, i);
+    }
+    /* too long for a nexthop: a temporary failure, never a silent cut */
+    {
+	char big[400];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	set_param("default_transport", "smtp");
+	set_param("relayhost", big);
+	unit_assert(config_apply(&err) == 0);
+	unit_assert(resolve_init(&err) == 0);
+	err = NULL;
+	unit_assert(resolve_address("a@elsewhere.test", &res, &err) < 0);
+	unit_assert(err != NULL && strstr(err, "relayhost") != NULL);
+	unit_assert(resolve_address("root@host.local", &res, &err) == 0);
+    }
+    set_param("default_transport", "smtp");
+    set_param("relayhost", "");
+    unit_assert(config_apply(&err) == 0);
+    unit_assert(resolve_init(&err) == 0);
     unit_end();
 
     unit_begin("resolve_recipient: local users, aliases, virtual maps");

@@ -45,7 +45,7 @@ if [ -e /usr/include/db.h ]; then BDB_FLAG="-DHAVE_BDB=1"; BDB_LIB="-ldb"; fi
 FLAGS="-std=c17 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Ilib/base -Ilib/mail -fno-omit-frame-pointer
  -DDEF_CONFIG_DIR=\"/etc/posthorn\" -DDEF_DAEMON_DIR=\"/usr/libexec/posthorn\"
  -DDEF_COMMAND_DIR=\"/usr/sbin\" $BDB_FLAG $(pkg-config --cflags openssl 2>/dev/null || true)"
-LIBS="-lcdb -lcrypt $(pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) $BDB_LIB"
+LIBS="-lcdb -lcrypt $(pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) -lunbound $BDB_LIB"
 
 # the library and the helpers, compiled once per mode
 obj="$out/obj-$mode"

@@ -1,6 +1,9 @@
 /* cmd_queue.c - posthorn queue: the operator's view of the mail queue.
  *
- *   queue list [--json]       mailq format, or a JSON array
+ *   queue list [--json]       mailq format, or a JSON array; a deferred
+ *                             message shows its next try (the mtime of
+ *                             deferred/ID, which qmgr sets) and each
+ *                             recipient its last reason (defer/ID)
  *   queue show ID             envelope and header summary
  *   queue cat [-o] ID         every record (qf_dump; -o: with offsets)
  *   queue delete ID...|ALL    remove queue file and defer log
@@ -319,6 +322,13 @@ static void cq_show_mailq(const struct cq_msg *m)
     printf("%-22s %8lld %s  ", head, m->size, when);
     cq_print_text(*m->sender ? m->sender : "MAILER-DAEMON");
     putchar('\n');
+    if (strcmp(m->queue, "deferred") == 0) {
+	/* a line in parentheses, as the reasons: mailq parsers skip it */
+	t = (time_t) m->mtime;
+	localtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
+	printf("(next try: %s)\n", when);
+    }
     if (m->error) {
 	printf("(");
 	cq_print_text(m->error);
@@ -353,6 +363,8 @@ static void cq_show_json(const struct cq_msg *m)
     cq_json_string(m->id);
     printf(", \"arrival_time\": %lld, \"message_size\": %lld, \"sender\": ", m->arrival, m->size);
     cq_json_string(m->sender);
+    if (strcmp(m->queue, "deferred") == 0)
+	printf(", \"next_try\": %lld", m->mtime);
     if (m->error) {
 	printf(", \"error\": ");
 	cq_json_string(m->error);
