@@ -50,6 +50,16 @@ static bool sc_non_ascii(const char *text)
     return false;
 }
 
+/* sc_has_control - a control character (CR, LF, NUL never reach here:
+ * the protocol refuses NUL) in text, which would break a command line */
+static bool sc_has_control(const char *text)
+{
+    for (; *text; text++)
+	if ((unsigned char) *text < 32 || *text == 127)
+	    return true;
+    return false;
+}
+
 /* sc_envelope_attrs - the smtputf8 attribute of the envelope; -1 with
  * *error_r on a read error */
 static int sc_envelope_attrs(int fd, bool *smtputf8, const char **error_r)
@@ -127,6 +137,20 @@ static int sc_message_open(const struct deliver_request *req, struct sc_message 
 	m->fd = -1;
 	return -1;
     }
+    /* an address that cannot be written on a command line is refused
+     * here, never sent (it could smuggle a command) */
+    if (sc_has_control(req->env.sender)) {
+	msg_warn("%s: sender address with a control character", req->env.queue_id);
+	sc_all(req, res, RCPT_STAT_BOUNCE, "5.1.7", "bad sender address syntax "
+	       "(a control character)");
+	(void) close(m->fd);
+	m->fd = -1;
+	return -1;
+    }
+    for (i = 0; i < req->rcpt_count; i++)
+	if (sc_has_control(req->rcpts[i].address))
+	    sc_result_set(res + i, RCPT_STAT_BOUNCE, "5.1.3", "bad recipient address syntax "
+			  "(a control character)");
     m->body_8bit = info.body_8bit || info.header_8bit;
     m->binary = info.binary;
     m->size = info.size;
@@ -230,7 +254,7 @@ void sc_deliver(struct sc_session *ss, const struct deliver_request *req,
 		struct sc_rcpt_result *res, struct sc_dest_status *dest)
 {
     struct sc_message m;
-    size_t i;
+    size_t i, open;
 
     for (i = 0; i < req->rcpt_count; i++) {
 	res[i].status = NULL;
@@ -243,7 +267,9 @@ void sc_deliver(struct sc_session *ss, const struct deliver_request *req,
     str_copy_out_or_panic(dest->relay, sizeof(dest->relay), "none");
     if (sc_message_open(req, &m, res) < 0)
 	return;
-    if (sc_try_cached(ss, req->nexthop) || sc_new_session(ss, req, res, dest)) {
+    for (open = 0, i = 0; i < req->rcpt_count; i++)
+	open += res[i].status == NULL;
+    if (open > 0 && (sc_try_cached(ss, req->nexthop) || sc_new_session(ss, req, res, dest))) {
 	str_copy_out_or_panic(dest->relay, sizeof(dest->relay), ss->relay);
 	dest->conn_use = ss->uses + 1;	/* this delivery included */
 	(void) sc_trans_run(ss, &m, res);	/* a broken session is closed */

@@ -87,26 +87,25 @@ int sc_nexthop_parse(const char *text, struct sc_nexthop *nh, const char **error
     return 0;
 }
 
+/* sc_family_item - one element of inet_protocols */
+static void sc_family_item(const char *item, void *ctx)
+{
+    int *fam = ctx;
+
+    if (strcasecmp(item, "all") == 0)
+	*fam |= DNS_INET4 | DNS_INET6;
+    else if (strcasecmp(item, "ipv4") == 0)
+	*fam |= DNS_INET4;
+    else if (strcasecmp(item, "ipv6") == 0)
+	*fam |= DNS_INET6;
+}
+
 /* sc_families - the families of inet_protocols */
 int sc_families(const char *inet_protocols)
 {
     int fam = 0;
-    const char *p = inet_protocols;
-    size_t n;
 
-    while (*p) {
-	while (*p == ' ' || *p == ',' || *p == '\t')
-	    p++;
-	for (n = 0; p[n] && p[n] != ' ' && p[n] != ',' && p[n] != '\t'; n++)
-	    ;
-	if (n == 3 && strncasecmp(p, "all", 3) == 0)
-	    fam |= DNS_INET4 | DNS_INET6;
-	else if (n == 4 && strncasecmp(p, "ipv4", 4) == 0)
-	    fam |= DNS_INET4;
-	else if (n == 4 && strncasecmp(p, "ipv6", 4) == 0)
-	    fam |= DNS_INET6;
-	p += n;
-    }
+    config_split(inet_protocols, sc_family_item, &fam);
     return fam ? fam : DNS_INET4 | DNS_INET6;
 }
 

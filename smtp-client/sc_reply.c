@@ -147,10 +147,11 @@ int sc_reply_read(struct stream *s, long timeout_s, struct sc_reply *r, const ch
 	if (str_len(r->lines) + strlen(text) + 1 <= r->lines->max) {
 	    size_t i;
 
-	    /* control characters (none should come) shown as "?" */
+	    /* control characters and 8-bit bytes (none should come) shown
+	     * as "?": the text goes into logs and bounces */
 	    for (i = 0; text[i]; i++)
 		str_appendc_or_panic(r->lines, (unsigned char) text[i] < 32
-				     || text[i] == 127 ? '?' : text[i]);
+				     || (unsigned char) text[i] >= 127 ? '?' : text[i]);
 	    str_appendc_or_panic(r->lines, '\n');
 	}
     }

@@ -77,23 +77,27 @@ static void sc_host_of(const char *nexthop, char *buf, size_t size)
 	str_copy_out_or_panic(buf, size, nh.domain);
 }
 
+struct sc_cleartext_match {
+    const char *nexthop, *host;
+    bool found;
+};
+
+/* sc_cleartext_item - one element of smtp_sasl_cleartext_destinations */
+static void sc_cleartext_item(const char *item, void *ctx)
+{
+    struct sc_cleartext_match *m = ctx;
+
+    if (strcasecmp(item, m->nexthop) == 0 || (m->host[0] && strcasecmp(item, m->host) == 0))
+	m->found = true;
+}
+
 /* sc_cleartext_ok - the next hop is in smtp_sasl_cleartext_destinations */
 static bool sc_cleartext_ok(const char *nexthop, const char *host)
 {
-    const char *p = var_smtp_sasl_cleartext_destinations;
-    size_t n;
+    struct sc_cleartext_match m = {nexthop, host, false};
 
-    while (*p) {
-	while (*p == ' ' || *p == ',' || *p == '\t')
-	    p++;
-	for (n = 0; p[n] && p[n] != ' ' && p[n] != ',' && p[n] != '\t'; n++)
-	    ;
-	if (n > 0 && ((strlen(nexthop) == n && strncasecmp(p, nexthop, n) == 0)
-		      || (strlen(host) == n && strncasecmp(p, host, n) == 0)))
-	    return true;
-	p += n;
-    }
-    return false;
+    config_split(var_smtp_sasl_cleartext_destinations, sc_cleartext_item, &m);
+    return m.found;
 }
 
 /* sc_auth_step - send a line, read the reply; -1 on a broken session */

@@ -31,6 +31,10 @@
 #include "sc_content.h"
 
 #define SC_BDAT_CHUNK	(64 * 1024)	/* bytes per BDAT chunk */
+#define SC_PIPELINE_MAX	200		/* more recipients go lock-step: all
+					 * commands written before any reply
+					 * is read must fit the socket buffers
+					 * of both sides, or both would wait */
 
 /* sc_result_set - one recipient's outcome */
 void sc_result_set(struct sc_rcpt_result *r, const char *status, const char *dsn,
@@ -56,6 +60,16 @@ static void sc_all_open(const struct sc_message *m, struct sc_rcpt_result *res,
     for (i = 0; i < m->req->rcpt_count; i++)
 	if (res[i].status == NULL)
 	    sc_result_set(res + i, status, dsn, "%s", reason);
+}
+
+/* sc_open_count - recipients without a final result */
+static size_t sc_open_count(const struct sc_message *m, const struct sc_rcpt_result *res)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < m->req->rcpt_count; i++)
+	n += res[i].status == NULL;
+    return n;
 }
 
 /* sc_reply_result - the result a reply gives one recipient */
@@ -220,8 +234,7 @@ static bool sc_precheck(struct sc_session *ss, const struct sc_message *m,
     cs = sc_content_write(m->fd, m->req->data_offset, var_smtp_line_length_limit, *flags, &sink,
 			  &err);
     if (cs == SC_CONTENT_CANNOT_CONVERT) {
-	fmt_buf_cut(reason, sizeof(reason), "cannot convert the message for host %s, which "
-		    "does not offer %s: %s", ss->namaddr,
+	fmt_buf_cut(reason, sizeof(reason), "host %s does not offer %s, and %s", ss->namaddr,
 		    (*flags & SC_OUT_ENCODE_8BIT) ? "8BITMIME" : "BINARYMIME", err);
 	sc_all_open(m, res, RCPT_STAT_BOUNCE, "5.6.3", reason);
 	return false;
@@ -375,7 +388,8 @@ static bool sc_send_content(struct sc_session *ss, const struct sc_message *m, u
 bool sc_trans_run(struct sc_session *ss, const struct sc_message *m, struct sc_rcpt_result *res)
 {
     const struct deliver_request *req = m->req;
-    bool pipe = (ss->ext.flags & SC_EXT_PIPELINING) != 0;
+    bool pipe = (ss->ext.flags & SC_EXT_PIPELINING) != 0
+	&& sc_open_count(m, res) <= SC_PIPELINE_MAX;
     bool chunking = (ss->ext.flags & SC_EXT_CHUNKING) != 0;
     struct str *cmd = str_new(2 * PROTO_ADDR_MAX + 2 * PROTO_TEXT_MAX);
     struct sc_reply r;

@@ -42,6 +42,8 @@ static const struct command {
     {"check", cmd_check, "", "check configuration, daemons, tables and directories; repair what is safe"},
     {"conf", cmd_conf, "[-n | -d] [-x] [name ...]", "print parameters (-n: set in main.cf, -d: defaults, -x: expanded)"},
     {"map", cmd_map, "[-a] [-f] [-q key] [type:]file", "build a lookup table from its text (-q: look up a key, -f: no case folding, -a: aliases(5) syntax)"},
+    {"route", cmd_route, "[-j] address ...",
+     "how each address routes: class, transport, next hop, MX and addresses (-j: JSON)"},
     {"queue", cmd_queue, "subcommand [args]",
      "the mail queue: list [--json], show ID, cat [-o] ID, delete|hold|release|requeue ID...|ALL, flush"},
     {"help", cmd_help, "", "this list"},
@@ -63,6 +65,28 @@ void ph_error(const char *fmt, ...)
     fflush(stderr);
     if (ph_errors++ == 0)
 	fmt_buf_cut(ph_first_error, sizeof(ph_first_error), "%s", text);
+}
+
+/* ph_json_string - a JSON string literal */
+void ph_json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+	if (*p == '"' || *p == '\\')
+	    printf("\\%c", *p);
+	else if (*p < 0x20 || *p == 0x7f)
+	    printf("\\u%04x", *p);
+	else
+	    putchar(*p);
+    }
+    putchar('"');
+}
+
+/* ph_print_text - text with control characters as '?' */
+void ph_print_text(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
 }
 
 /* ph_usage - the synopsis of one command or of all; exit status 2 */

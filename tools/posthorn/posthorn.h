@@ -1,5 +1,6 @@
 /* posthorn.h - the administrator's command: shared declarations of its
- * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_start.c).
+ * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_route.c,
+ * cmd_start.c).
  *
  * Each command is a function "int cmd_NAME(int argc, char **argv)" that
  * gets its own arguments (argv[0] is the command name) and returns the
@@ -24,6 +25,11 @@ extern int ph_errors;
 #define PH_EXIT_CONFIG 3
 /* ph_first_error - the text of the first error ph_error reported */
 extern char ph_first_error[1024];
+
+/* ph_json_string - s as a JSON string literal on stdout */
+void ph_json_string(const char *s);
+/* ph_print_text - s on stdout with control characters as '?' (one line) */
+void ph_print_text(const char *s);
 
 /* ph_usage - print the usage of one command (or all if NULL); returns 2 */
 int ph_usage(const char *command);
@@ -59,5 +65,6 @@ int cmd_status(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_conf(int argc, char **argv);
 int cmd_map(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 
 #endif
