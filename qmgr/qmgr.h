@@ -161,6 +161,7 @@ struct qmgr_dest {
     char dead_dsn[16];		/* for the jobs deferred while dead */
     char *dead_reason;
     event_timer_id dead_timer;
+    double dead_until;		/* when the dead time is over */
     event_timer_id linger_timer;	/* idle, but its feedback is kept */
     struct qmgr_job *head, *tail;
     bool ready;

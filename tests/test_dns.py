@@ -1,16 +1,16 @@
 """lib/mail/dns.c against a real DNS server: a dnsmasq on 127.0.0.1 and a
 free port, with the test zone "phtest" (unbound answers "test." itself,
 as a special-use name, without asking any server), driven through
-build/testbin/ph-dns. Skipped when dnsmasq is not installed or does not
-start."""
+build/testbin/ph-dns. The server is tests/dnsfix.py's. Skipped when
+dnsmasq is not installed or does not start."""
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
 import time
 
 import pytest
+
+from dnsfix import DnsServer, a, aaaa, cname, mx, null_mx, servfail
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("POSTHORN_BUILD", "build"))
@@ -19,86 +19,30 @@ if not BUILD.is_absolute():
 PH_DNS = BUILD / "testbin" / "ph-dns"
 
 RECORDS = [
-    "--local=/phtest/",                   # never forwarded: unknown names are NXDOMAIN
-    "--mx-host=multi.phtest,first.multi.phtest,5",
-    "--mx-host=multi.phtest,mx1.multi.phtest,10",
-    "--mx-host=multi.phtest,mx2.multi.phtest,10",
-    "--mx-host=multi.phtest,mx3.multi.phtest,10",
-    "--mx-host=multi.phtest,mx4.multi.phtest,10",
-    "--mx-host=multi.phtest,backup.multi.phtest,20",
-    "--host-record=plain.phtest,192.0.2.1",
-    "--host-record=both.phtest,192.0.2.2,2001:db8::2",
-    "--host-record=v6.phtest,2001:db8::6",
-    "--cname=alias.phtest,both.phtest",
-    "--dns-rr=null.phtest,15,0000:00",    # MX 0 "." (RFC 7505)
+    mx("multi.phtest", "first.multi.phtest", 5),
+    mx("multi.phtest", "mx1.multi.phtest", 10),
+    mx("multi.phtest", "mx2.multi.phtest", 10),
+    mx("multi.phtest", "mx3.multi.phtest", 10),
+    mx("multi.phtest", "mx4.multi.phtest", 10),
+    mx("multi.phtest", "backup.multi.phtest", 20),
+    a("plain.phtest", "192.0.2.1"),
+    a("both.phtest", "192.0.2.2", "2001:db8::2"),
+    aaaa("v6.phtest", "2001:db8::6"),
+    cname("alias.phtest", "both.phtest"),
+    null_mx("null.phtest"),               # MX 0 "." (RFC 7505)
+    servfail("fail.phtest"),
 ]
-
-
-def udp_tcp_free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq takes both)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    pytest.skip("no free port for dnsmasq")
-    return None
-
-
-def ask(port):
-    """An answer from 127.0.0.1:port to an A query for plain.phtest, or None."""
-    query = (bytes.fromhex("123401000001000000000000") + b"\x05plain\x06phtest\x00"
-             + b"\x00\x01\x00\x01")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        try:
-            s.sendto(query, ("127.0.0.1", port))
-            return s.recv(512)
-        except OSError:
-            return None
 
 
 @pytest.fixture(scope="module")
 def dns_server(tmp_path_factory):
-    """(port, dead_port) of a running dnsmasq; killed at the end."""
-    dnsmasq = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq")
-                                          else None)
-    if dnsmasq is None:
-        pytest.skip("dnsmasq is not installed (Debian: dnsmasq-base)")
+    """(port, dead_port) of a running dnsmasq (tests/dnsfix.py); stopped at
+    the end."""
     if not PH_DNS.exists():
         pytest.fail(f"{PH_DNS} missing; run make test-programs")
-    log = tmp_path_factory.mktemp("dnsmasq") / "log"
-    dead = udp_tcp_free_port()            # nobody listens there
-    for _attempt in range(5):
-        port = udp_tcp_free_port()
-        if port == dead:
-            continue
-        args = [dnsmasq, "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
-                "--no-resolv", "--no-hosts", f"--port={port}",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--log-queries",
-                f"--server=/fail.phtest/127.0.0.1#{dead}"] + RECORDS
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        for _ in range(50):               # up to 5 s for the first answer
-            if proc.poll() is not None or ask(port) is not None:
-                break
-            time.sleep(0.1)
-        if proc.poll() is None:
-            break
-    else:
-        pytest.skip(f"dnsmasq does not start: {log.read_text(errors='replace')[-500:]}")
-    yield port, dead
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    dns = DnsServer.start(tmp_path_factory.mktemp("dnsmasq"), RECORDS)
+    yield dns.port, dns.dead_port
+    dns.stop()
 
 
 def ph_dns(servers, *args, timeout="3s", config_dir=None):
@@ -169,7 +113,8 @@ def test_nxdomain_is_permanent(dns_server):
 
 
 def test_server_failure_is_temporary(dns_server):
-    """fail.phtest is forwarded to a dead port: no answer, within dns_timeout."""
+    """fail.phtest answers SERVFAIL (dnsfix forwards it to a responder
+    that answers nothing else): a temporary failure, well within dns_timeout."""
     start = time.monotonic()
     lines = ph_dns(server(dns_server), "mx", "fail.phtest", timeout="2s")
     assert time.monotonic() - start < 10

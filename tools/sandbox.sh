@@ -100,7 +100,8 @@ MAILDIR=$RUN/mail/$DOMAIN/demo/
 
 # ------------------------------------------------------------ the instance
 # Loopback ports 2525..., every service (those not built yet commented
-# out), a self-signed certificate, the demo user with its password in
+# out; smtp-client, the "smtp" unix service, included once built), a
+# self-signed certificate, the demo user with its password in
 # $RUN/demo.password; main.cf.local and master.cf.local are appended.
 python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --commands link \
     --vmail-owner vmail --param inet_protocols=ipv4 \
@@ -124,6 +125,9 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   imap        2143        imaps       2993
   services whose daemons are not built yet are commented out in
   $ETC/master.cf (TLS, AUTH, POP3 and IMAP come with later daemons)
+  mail for other domains leaves through smtp-client (the "smtp" service)
+  to their MX hosts; to keep it local set relayhost (e.g. [127.0.0.1]:2526
+  for an smtp-sink) in $ETC/main.cf.local
 try:          swaks --server 127.0.0.1:2525 --to demo@$DOMAIN
               echo hi | POSTHORN_CONFIG_DIR=$ETC $RUN/bin/sendmail demo@$DOMAIN
 demo user:    demo@$DOMAIN
