@@ -133,6 +133,8 @@ struct qmgr_transport {
     int conn_count;		/* open or opening */
     int connecting;		/* awaiting handshake */
     struct qmgr_conn *idle;	/* idle connections (a stack) */
+    struct qmgr_conn *opening;	/* connections awaiting the handshake,
+				 * newest first */
     struct qmgr_dest *ready_head, *ready_tail;	/* dests with work, below limit */
     struct qmgr_dest **table;	/* destinations by key */
     size_t table_size;
@@ -162,6 +164,8 @@ struct qmgr_dest {
     char *dead_reason;
     event_timer_id dead_timer;
     double dead_until;		/* when the dead time is over */
+    double revive_slack;	/* mail coming back this much earlier
+				 * (whole-second retry times) revives it */
     event_timer_id linger_timer;	/* idle, but its feedback is kept */
     struct qmgr_job *head, *tail;
     bool ready;

@@ -49,6 +49,7 @@ struct qmgr_conn {
     event_timer_id timer;
     struct qmgr_conn *idle_prev, *idle_next;	/* most recently idle first */
     bool in_idle;
+    struct qmgr_conn *open_prev, *open_next;	/* tr->opening, while CONNECTING */
     char *last_key;		/* destination of the last job, or NULL */
 };
 
@@ -99,6 +100,34 @@ static void idle_unlink(struct qmgr_conn *conn)
     conn->in_idle = false;
 }
 
+/* opening_link, opening_unlink - the transport's list of connections
+ * that wait for an agent's handshake (the first is the newest) */
+static void opening_link(struct qmgr_conn *conn)
+{
+    struct qmgr_transport *tr = conn->tr;
+
+    conn->open_prev = NULL;
+    conn->open_next = tr->opening;
+    if (tr->opening)
+	tr->opening->open_prev = conn;
+    tr->opening = conn;
+    tr->connecting++;
+}
+
+static void opening_unlink(struct qmgr_conn *conn)
+{
+    struct qmgr_transport *tr = conn->tr;
+
+    if (conn->open_prev)
+	conn->open_prev->open_next = conn->open_next;
+    else
+	tr->opening = conn->open_next;
+    if (conn->open_next)
+	conn->open_next->open_prev = conn->open_prev;
+    conn->open_prev = conn->open_next = NULL;
+    tr->connecting--;
+}
+
 /* qmgr_conn_open - start a connection to tr's agent */
 enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn **connp,
 				    const char **error_r)
@@ -134,7 +163,7 @@ enum qmgr_conn_start qmgr_conn_open(struct qmgr_transport *tr, struct qmgr_conn 
     str_init(&conn->out, IPC_MSG_MAX);
     str_init(&conn->in, IPC_MSG_MAX);
     tr->conn_count++;
-    tr->connecting++;
+    opening_link(conn);
     event_add_read(fd, conn_read_cb, conn);
     conn_timer_set(conn, var_ipc_timeout, conn_timeout);
     *connp = conn;
@@ -157,7 +186,7 @@ void qmgr_conn_close(struct qmgr_conn **connp)
     close(conn->fd);
     conn->tr->conn_count--;
     if (conn->state == CONN_CONNECTING)
-	conn->tr->connecting--;
+	opening_unlink(conn);
     str_fini(&conn->out);
     str_fini(&conn->in);
     mem_free(&conn->last_key);
@@ -259,16 +288,42 @@ struct qmgr_conn *qmgr_conn_pick_idle(struct qmgr_transport *tr, const char *key
     return lru;
 }
 
+/* opening_oldest_with_job - the connection that has waited longest
+ * for an agent with a job in hand, or NULL */
+static struct qmgr_conn *opening_oldest_with_job(struct qmgr_transport *tr)
+{
+    struct qmgr_conn *found = NULL;
+
+    for (struct qmgr_conn *c = tr->opening; c; c = c->open_next)
+	if (c->job)
+	    found = c;
+    return found;
+}
+
 /* qmgr_conn_make_idle - the job is done; keep the connection for the
- * next one, unless connections of this transport wait for an agent
- * process (then free ours, so that the agent can take theirs) */
+ * next one. When connections of this transport still wait for an agent
+ * process (all agents were busy when they were opened) and no other job
+ * is ready, this agent takes over the job of the one that has waited
+ * longest, which is closed: the job starts now, without a new process,
+ * and the agent keeps what it holds (smtp-client: its SMTP session).
+ * (Before, this connection was closed to free its agent for a waiting
+ * one: each such switch ended a cached SMTP session.) */
 void qmgr_conn_make_idle(struct qmgr_conn *conn)
 {
     struct qmgr_transport *tr = conn->tr;
+    struct qmgr_conn *waiting;
 
     conn->state = CONN_IDLE;
     if (tr->connecting > 0 && tr->ready_head == NULL) {
-	qmgr_conn_close(&conn);
+	if ((waiting = opening_oldest_with_job(tr)) != NULL) {
+	    struct qmgr_job *job = waiting->job;
+
+	    waiting->job = NULL;
+	    qmgr_conn_close(&waiting);
+	    qmgr_conn_assign(conn, job);	/* may fail and close conn */
+	} else {
+	    qmgr_conn_close(&conn);
+	}
 	return;
     }
     conn->in_idle = true;
@@ -305,7 +360,7 @@ static bool conn_message(struct qmgr_conn *conn, const struct ipc_list *list)
     case CONN_CONNECTING:
 	if (!conn_handshake(conn, list))
 	    return false;
-	conn->tr->connecting--;
+	opening_unlink(conn);
 	if (conn->job)
 	    conn_send_job(conn);		/* may fail and close conn */
 	else

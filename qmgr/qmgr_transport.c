@@ -45,7 +45,8 @@
 #include "qmgr.h"
 
 #define QMGR_DEST_TABLE_SIZE	1024
-#define QMGR_REVIVE_SLACK	1.0	/* seconds; see qmgr_transport_enqueue */
+#define QMGR_REVIVE_SLACK	1.0	/* seconds, at most half the dead time;
+					 * see qmgr_transport_enqueue */
 #define QMGR_RETRY_MS		1000	/* agent backlog full: try again */
 
 static struct qmgr_transport *transports;
@@ -343,6 +344,7 @@ static void dest_kill(struct qmgr_dest *d, const char *dsn, const char *reason)
     d->dead_reason = mem_strdup(*reason ? reason : "destination not reachable");
     msg_info("%s destination %s: dead for %lds: %s", tr->name, d->key, secs, d->dead_reason);
     d->dead_until = qmgr_now() + (double) secs;
+    d->revive_slack = secs >= 2 ? QMGR_REVIVE_SLACK : (double) secs / 2;
     d->dead_timer = event_timer_add(qmgr_timer_ms(secs), dest_revive_fire, d);
     dest_unready(d);
     while ((job = d->head) != NULL) {
@@ -401,7 +403,7 @@ void qmgr_transport_enqueue(struct qmgr_transport *tr, const char *dest_key, str
     /* Mail deferred when the destination died comes back when its dead
      * time ends, give or take the queue file's whole-second retry time
      * and the order of timers: then it is tried, not deferred again. */
-    if (d->dead && qmgr_now() >= d->dead_until - QMGR_REVIVE_SLACK) {
+    if (d->dead && qmgr_now() >= d->dead_until - d->revive_slack) {
 	dest_revive(d, "backoff time passed");	/* may free d */
 	d = dest_find(tr, dest_key);
     }
