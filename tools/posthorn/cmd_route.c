@@ -49,7 +49,6 @@
 
 /* Mail library. */
 #include "config.h"
-#include "deliver_proto.h"
 #include "dns.h"
 #include "mastercf.h"
 #include "resolve.h"
@@ -470,22 +469,11 @@ static void rt_undo_overrides(const struct mastercf_entry *e)
 /* rt_error_transport - "5.x.x text" as qmgr splits it */
 static void rt_error_transport(struct rt_route *r)
 {
-    const char *nexthop = r->res.nexthop;
-    const char *sp = strchr(nexthop, ' ');
-    char code[16];
+    const char *text;
 
     r->result = "bounce";
-    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), "5.0.0");
-    fmt_buf_cut(r->reason, sizeof(r->reason), "%s",
-		*nexthop ? nexthop : "mail for this destination is not deliverable");
-    if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
-	memcpy(code, nexthop, (size_t) (sp - nexthop));
-	code[sp - nexthop] = 0;
-	if (deliver_dsn_valid(code) && code[0] == '5') {
-	    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), code);
-	    fmt_buf_cut(r->reason, sizeof(r->reason), "%s", sp + 1);
-	}
-    }
+    resolve_error_text(r->res.nexthop, r->dsn, sizeof(r->dsn), &text);
+    fmt_buf_cut(r->reason, sizeof(r->reason), "%s", text);
 }
 
 /* rt_route - everything about one address */
