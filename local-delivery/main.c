@@ -32,6 +32,7 @@
 /* Mail library. */
 #include "config.h"
 #include "deliver_proto.h"
+#include "deliver_server.h"
 #include "mail_proto.h"
 #include "proto_attr.h"
 #include "resolve.h"
@@ -161,36 +162,12 @@ static bool ld_verify(struct stream *client, const struct ipc_list *list)
 /* ld_service - one qmgr (or smtpd) connection: requests until EOF */
 static void ld_service(struct stream *client)
 {
-    struct ipc_list list;
-    const char *err = "";
+    static const struct deliver_server server = {
+	.deliver = ld_deliver,
+	.verify = ld_verify,
+    };
 
-    stream_set_timeout(client, (int) var_ipc_timeout * 1000);
-    if (ipc_handshake_server(client, DELIVER_PROTO, DELIVER_VERSION) < 0)
-	return;
-    ipc_list_init(&list);
-    for (;;) {
-	if (ipc_recv_list(client, &list, &err) < 0) {
-	    if (stream_error(client) != STREAM_EOF && strcmp(err, "connection closed by peer") != 0)
-		msg_warn("deliver protocol: %s", err);
-	    break;
-	}
-	server_watchdog_reset();
-	switch (deliver_request_kind(&list, &err)) {
-	case DELIVER_KIND_DELIVER:
-	    if (!ld_deliver(client, &list))
-		goto out;
-	    break;
-	case DELIVER_KIND_VERIFY:
-	    if (!ld_verify(client, &list))
-		goto out;
-	    break;
-	default:
-	    msg_warn("%s", err);
-	    goto out;
-	}
-    }
-  out:
-    ipc_list_fini(&list);
+    deliver_server_run(client, &server);
 }
 
 /* ld_pre_init - open the tables while privileged */

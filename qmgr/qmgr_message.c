@@ -507,24 +507,6 @@ struct route_group {
     struct qmgr_job *job;
 };
 
-/* error_transport - "error:5.1.1 text": split a DSN off the text */
-static void error_outcome(const char *nexthop, char *dsn, size_t dsn_size, const char **reason)
-{
-    const char *sp = strchr(nexthop, ' ');
-    char code[16];
-
-    str_copy_out_or_panic(dsn, dsn_size, "5.0.0");
-    *reason = *nexthop ? nexthop : "mail for this destination is not deliverable";
-    if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
-	memcpy(code, nexthop, (size_t) (sp - nexthop));
-	code[sp - nexthop] = 0;
-	if (deliver_dsn_valid(code) && code[0] == '5') {
-	    str_copy_out_or_panic(dsn, dsn_size, code);
-	    *reason = sp + 1;
-	}
-    }
-}
-
 /* message_route - put every pending recipient into a job */
 static void message_route(struct qmgr_message *msg)
 {
@@ -555,7 +537,7 @@ static void message_route(struct qmgr_message *msg)
 	    char dsn[16];
 	    const char *reason;
 
-	    error_outcome(res.nexthop, dsn, sizeof(dsn), &reason);
+	    resolve_error_text(res.nexthop, dsn, sizeof(dsn), &reason);
 	    qmgr_outcome(msg, i, 'b', dsn, reason, "none", &t, &b);
 	    continue;
 	}

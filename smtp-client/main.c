@@ -32,6 +32,7 @@
 /* Mail library. */
 #include "config.h"
 #include "deliver_proto.h"
+#include "deliver_server.h"
 #include "dns.h"
 #include "mail_proto.h"
 #include "proto_attr.h"
@@ -181,38 +182,14 @@ static void sc_cache_wait(struct stream *client)
 /* sc_service - one qmgr connection: requests until EOF */
 static void sc_service(struct stream *client)
 {
-    struct ipc_list list;
-    const char *err = "";
+    static const struct deliver_server server = {
+	.deliver = sc_deliver_request,
+	.verify = sc_verify,
+	.wait = sc_cache_wait,
+    };
 
-    stream_set_timeout(client, (int) var_ipc_timeout * 1000);
-    if (ipc_handshake_server(client, DELIVER_PROTO, DELIVER_VERSION) < 0)
-	return;
-    ipc_list_init(&list);
-    for (;;) {
-	sc_cache_wait(client);
-	if (ipc_recv_list(client, &list, &err) < 0) {
-	    if (stream_error(client) != STREAM_EOF && strcmp(err, "connection closed by peer") != 0)
-		msg_warn("deliver protocol: %s", err);
-	    break;
-	}
-	server_watchdog_reset();
-	switch (deliver_request_kind(&list, &err)) {
-	case DELIVER_KIND_DELIVER:
-	    if (!sc_deliver_request(client, &list))
-		goto out;
-	    break;
-	case DELIVER_KIND_VERIFY:
-	    if (!sc_verify(client, &list))
-		goto out;
-	    break;
-	default:
-	    msg_warn("%s", err);
-	    goto out;
-	}
-    }
-  out:
+    deliver_server_run(client, &server);
     sc_session_quit(&sc_cache);
-    ipc_list_fini(&list);
 }
 
 /* sc_pre_init - open the password tables while privileged */

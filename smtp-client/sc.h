@@ -23,6 +23,7 @@
 
 /* mail */
 #include "deliver_proto.h"
+#include "nexthop.h"
 
 /* ---- replies (sc_reply.c) ---- */
 
@@ -77,18 +78,7 @@ void sc_ext_parse(const char *lines, struct sc_ext *ext);
 
 /* ---- next hop (sc_nexthop.c) ---- */
 
-#define SC_HOST_MAX	256
-
-struct sc_nexthop {
-    char domain[SC_HOST_MAX];	/* host or domain, without brackets */
-    int port;			/* 0 = smtp_tcp_port */
-    bool no_mx;			/* [brackets]: no MX lookup */
-    bool literal;		/* [IPv4] or [IPv6]: no DNS at all */
-};
-
-/* sc_nexthop_parse - "domain", "domain:port", "[host]", "[host]:port",
- * "[192.0.2.1]", "[2001:db8::1]:25"; -1 with *error_r if malformed */
-int sc_nexthop_parse(const char *text, struct sc_nexthop *nh, const char **error_r);
+#define SC_HOST_MAX	NEXTHOP_HOST_MAX
 
 struct sc_addr {
     char host[SC_HOST_MAX];	/* the exchanger's name (or the literal) */
@@ -113,14 +103,8 @@ struct sc_route {
 
 /* sc_route_find - the addresses to try for nh, in order, at most
  * smtp_mx_address_limit */
-void sc_route_find(const struct sc_nexthop *nh, struct sc_route *route);
+void sc_route_find(const struct nexthop *nh, struct sc_route *route);
 void sc_route_free(struct sc_route *route);
-
-/* sc_families - DNS_INET4|DNS_INET6 from inet_protocols */
-int sc_families(const char *inet_protocols);
-/* sc_addr_order - reorder addrs[0..n) within each host for the
- * preference ("ipv4", "ipv6", "any"): stable */
-void sc_addr_order(struct sc_addr *addrs, size_t n, const char *preference);
 
 /* dead addresses of this process (smtp_dead_host_time) */
 bool sc_dead_check(const struct sc_addr *a, time_t now);

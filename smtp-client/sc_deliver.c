@@ -180,7 +180,7 @@ static bool sc_try_cached(struct sc_session *ss, const char *nexthop)
 static bool sc_new_session(struct sc_session *ss, const struct deliver_request *req,
 			   struct sc_rcpt_result *res, struct sc_dest_status *dest)
 {
-    struct sc_nexthop nh;
+    struct nexthop nh;
     struct sc_route route;
     const char *err = "";
     char dsn[16] = "4.4.1", reason[1024] = "";
@@ -189,7 +189,7 @@ static bool sc_new_session(struct sc_session *ss, const struct deliver_request *
     bool all_dead = true;
     time_t now = time(NULL);
 
-    if (sc_nexthop_parse(req->nexthop, &nh, &err) < 0) {
+    if (nexthop_parse(req->nexthop, &nh, &err) < 0) {
 	msg_warn("%s: %s", req->env.queue_id, err);
 	sc_all(req, res, RCPT_STAT_DEFER, "4.3.5", err);
 	return false;

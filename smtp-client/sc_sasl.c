@@ -68,13 +68,13 @@ static bool sc_b64(struct str *out, const unsigned char *data, size_t len)
 /* sc_host_of - the host or domain of a next-hop string, into buf */
 static void sc_host_of(const char *nexthop, char *buf, size_t size)
 {
-    struct sc_nexthop nh;
+    struct nexthop nh;
     const char *err;
 
-    if (sc_nexthop_parse(nexthop, &nh, &err) < 0)
+    if (nexthop_parse(nexthop, &nh, &err) < 0)
 	buf[0] = 0;
     else
-	str_copy_out_or_panic(buf, size, nh.domain);
+	str_copy_out_or_panic(buf, size, nh.host);
 }
 
 struct sc_cleartext_match {

@@ -31,6 +31,7 @@
 /* Mail. */
 #include "address.h"
 #include "config.h"
+#include "deliver_proto.h"
 #include "maps.h"
 #include "resolve.h"
 #include "table.h"
@@ -876,4 +877,22 @@ enum resolve_known resolve_recipient(const char *address, const char **why_r)
     rs_parts_fini(&p);
     str_free(&value);
     return known;
+}
+
+/* resolve_error_text - "5.1.1 text" of the error transport: DSN and text */
+void resolve_error_text(const char *nexthop, char *dsn, size_t dsn_size, const char **text_r)
+{
+    const char *sp = strchr(nexthop, ' ');
+    char code[16];
+
+    str_copy_out_or_panic(dsn, dsn_size, "5.0.0");
+    *text_r = *nexthop ? nexthop : "mail for this destination is not deliverable";
+    if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
+	memcpy(code, nexthop, (size_t) (sp - nexthop));
+	code[sp - nexthop] = 0;
+	if (deliver_dsn_valid(code) && code[0] == '5') {
+	    str_copy_out_or_panic(dsn, dsn_size, code);
+	    *text_r = sp + 1;
+	}
+    }
 }

@@ -99,4 +99,11 @@ int resolve_lookup_virtual_alias(const char *address, struct str *value, const c
 int resolve_lookup_virtual_mailbox(const char *address, struct str *value, const char **error_r);
 int resolve_lookup_alias(const char *localpart, struct str *value, const char **error_r);
 
+/* resolve_error_text - the bounce of an "error" transport: its nexthop
+ * "5.x.x text" split into dsn (a valid 5.x.x code) and *text_r (points
+ * into nexthop); otherwise dsn "5.0.0" and the whole nexthop as text
+ * (a fixed text when it is empty). qmgr bounces with it; posthorn route
+ * shows it. */
+void resolve_error_text(const char *nexthop, char *dsn, size_t dsn_size, const char **text_r);
+
 #endif

@@ -414,6 +414,32 @@ int main(void)
     unit_assert(resolve_recipient("nosuchuser-xyzzy@localhost", &why) == RESOLVE_UNKNOWN);
     unit_end();
 
+    unit_begin("resolve_error_text: the error transport's DSN and text");
+    {
+	static const struct {
+	    const char *nexthop, *dsn, *text;
+	} cases[] = {
+	    {"5.1.1 no such user here", "5.1.1", "no such user here"},
+	    {"5.7.1 ", "5.7.1", ""},
+	    {"4.1.1 not a bounce code", "5.0.0", "4.1.1 not a bounce code"},
+	    {"5.1 short code", "5.0.0", "5.1 short code"},
+	    {"gone away", "5.0.0", "gone away"},
+	    {"5.1.1", "5.0.0", "5.1.1"},
+	    {"5.1.1234567890123 long", "5.0.0", "5.1.1234567890123 long"},
+	    {"", "5.0.0", "mail for this destination is not deliverable"},
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+	    char dsn[16];
+	    const char *text = NULL;
+
+	    resolve_error_text(cases[k].nexthop, dsn, sizeof(dsn), &text);
+	    unit_assert_streq_idx(dsn, cases[k].dsn, k);
+	    unit_assert_streq_idx(text, cases[k].text, k);
+	}
+    }
+    unit_end();
+
     resolve_fini();
     str_free(&value);
     str_free(&user);

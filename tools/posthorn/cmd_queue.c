@@ -275,28 +275,6 @@ static char **cq_list_dir(const char *dir, size_t *count_r, bool *failed)
 /* ---------------------------------------------------------------- */
 /* list                                                             */
 
-/* cq_json_string - a JSON string literal */
-static void cq_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-	if (*p == '"' || *p == '\\')
-	    printf("\\%c", *p);
-	else if (*p < 0x20 || *p == 0x7f)
-	    printf("\\u%04x", *p);
-	else
-	    putchar(*p);
-    }
-    putchar('"');
-}
-
-/* cq_print_text - text with control characters as '?' (one line) */
-static void cq_print_text(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-	putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
-}
-
 /* cq_print_header_line - one header line: a folded line's leading tab
  * (and any tab inside) is shown as written, other controls as '?' */
 static void cq_print_header_line(const char *s)
@@ -320,7 +298,7 @@ static void cq_show_mailq(const struct cq_msg *m)
 
     fmt_buf_or_panic(head, sizeof(head), "%s%c", m->id, mark);
     printf("%-22s %8lld %s  ", head, m->size, when);
-    cq_print_text(*m->sender ? m->sender : "MAILER-DAEMON");
+    ph_print_text(*m->sender ? m->sender : "MAILER-DAEMON");
     putchar('\n');
     if (strcmp(m->queue, "deferred") == 0) {
 	/* a line in parentheses, as the reasons: mailq parsers skip it */
@@ -331,7 +309,7 @@ static void cq_show_mailq(const struct cq_msg *m)
     }
     if (m->error) {
 	printf("(");
-	cq_print_text(m->error);
+	ph_print_text(m->error);
 	printf(")\n");
     }
     for (size_t i = 0; i < m->rcpt_count; i++) {
@@ -341,12 +319,12 @@ static void cq_show_mailq(const struct cq_msg *m)
 	    continue;
 	if (r->reason && (last_reason == NULL || strcmp(last_reason, r->reason) != 0)) {
 	    printf("(");
-	    cq_print_text(r->reason);
+	    ph_print_text(r->reason);
 	    printf(")\n");
 	    last_reason = r->reason;
 	}
 	printf("%53s", "");
-	cq_print_text(r->address);
+	ph_print_text(r->address);
 	putchar('\n');
     }
     putchar('\n');
@@ -358,16 +336,16 @@ static void cq_show_json(const struct cq_msg *m)
     bool first = true;
 
     printf("{\"queue_name\": ");
-    cq_json_string(m->queue);
+    ph_json_string(m->queue);
     printf(", \"queue_id\": ");
-    cq_json_string(m->id);
+    ph_json_string(m->id);
     printf(", \"arrival_time\": %lld, \"message_size\": %lld, \"sender\": ", m->arrival, m->size);
-    cq_json_string(m->sender);
+    ph_json_string(m->sender);
     if (strcmp(m->queue, "deferred") == 0)
 	printf(", \"next_try\": %lld", m->mtime);
     if (m->error) {
 	printf(", \"error\": ");
-	cq_json_string(m->error);
+	ph_json_string(m->error);
     }
     printf(", \"recipients\": [");
     for (size_t i = 0; i < m->rcpt_count; i++) {
@@ -376,10 +354,10 @@ static void cq_show_json(const struct cq_msg *m)
 	if (r->done)
 	    continue;
 	printf("%s{\"address\": ", first ? "" : ", ");
-	cq_json_string(r->address);
+	ph_json_string(r->address);
 	if (r->reason) {
 	    printf(", \"delay_reason\": ");
-	    cq_json_string(r->reason);
+	    ph_json_string(r->reason);
 	}
 	printf("}");
 	first = false;
@@ -515,7 +493,7 @@ static int cq_show(int argc, char **argv)
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
     printf("queue_id: %s\nqueue: %s\narrival_time: %s (%lld)\nsize: %lld\nsender: <",
 	   m.id, m.queue, when, m.arrival, m.size);
-    cq_print_text(m.sender);
+    ph_print_text(m.sender);
     printf(">\n");
     if (strcmp(m.queue, "deferred") == 0) {
 	t = (time_t) m.mtime;
@@ -525,23 +503,23 @@ static int cq_show(int argc, char **argv)
     }
     for (size_t i = 0; i < m.attr_count; i++) {
 	printf("attribute: ");
-	cq_print_text(m.attrs[i]);
+	ph_print_text(m.attrs[i]);
 	putchar('\n');
     }
     for (size_t i = 0; i < m.rcpt_count; i++) {
 	printf("recipient: <");
-	cq_print_text(m.rcpts[i].address);
+	ph_print_text(m.rcpts[i].address);
 	printf("> %s", m.rcpts[i].done ? "done" : "pending");
 	if (m.rcpts[i].reason) {
 	    printf(" (");
-	    cq_print_text(m.rcpts[i].reason);
+	    ph_print_text(m.rcpts[i].reason);
 	    printf(")");
 	}
 	putchar('\n');
     }
     if (m.error) {
 	printf("error: ");
-	cq_print_text(m.error);
+	ph_print_text(m.error);
 	putchar('\n');
     }
     printf("header:\n");

@@ -17,8 +17,11 @@
  *     NXDOMAIN / temporary failure, and the A/AAAA addresses of each host
  *     in the families of inet_protocols, ordered by
  *     smtp_address_preference, with the port (smtp_tcp_port when the next
- *     hop names none) and the smtp_mx_address_limit cut. The -o options
- *     of that master.cf service are applied for this part.
+ *     hop names none) and the smtp_mx_address_limit cut (after the
+ *     order). The parsing, the order and both cuts (the limit, and an
+ *     exchanger named $myhostname) are lib/mail/nexthop.c's, the very
+ *     code smtp-client uses. The -o options of that master.cf service
+ *     are applied for this part.
  *   - other transports: the service that delivers.
  * A last line "result" says deliver, bounce, defer, discard or rewrite.
  *
@@ -49,9 +52,9 @@
 
 /* Mail library. */
 #include "config.h"
-#include "deliver_proto.h"
 #include "dns.h"
 #include "mastercf.h"
+#include "nexthop.h"
 #include "resolve.h"
 #include "table.h"
 
@@ -87,7 +90,7 @@ struct rt_smtp {
     size_t naddrs;		/* addresses found over all hosts */
     size_t ntry;		/* of those, within smtp_mx_address_limit */
     long address_limit;		/* smtp_mx_address_limit in effect */
-    bool loops;			/* the best MX host is this host */
+    size_t usable;		/* hosts before the one that is this host */
     long port_default;		/* smtp_tcp_port in effect */
     int families;		/* DNS_INET4 | DNS_INET6 from inet_protocols */
 };
@@ -137,182 +140,57 @@ static const char *rt_known_name(enum resolve_known known)
     return known == RESOLVE_KNOWN ? "known" : known == RESOLVE_UNKNOWN ? "unknown" : "tempfail";
 }
 
-/* rt_families - inet_protocols as DNS_INET4 | DNS_INET6 (all on error) */
+/* rt_families - inet_protocols as DNS_INET4 | DNS_INET6 (all on error);
+ * an error is reported once */
 static int rt_families(void)
 {
     const char *value = var_inet_protocols ? var_inet_protocols : "all";
-    char item[32];
-    const char *cp = value;
-    int families = 0;
+    const char *error;
+    int families;
 
-    while (*cp) {
-	size_t len;
-
-	cp += strspn(cp, " \t,");
-	len = strcspn(cp, " \t,");
-	if (len == 0)
-	    break;
-	if (len < sizeof(item)) {
-	    memcpy(item, cp, len);
-	    item[len] = 0;
-	} else {
-	    item[0] = 0;
-	}
-	if (strcasecmp(item, "all") == 0) {
-	    families |= DNS_INET4 | DNS_INET6;
-	} else if (strcasecmp(item, "ipv4") == 0) {
-	    families |= DNS_INET4;
-	} else if (strcasecmp(item, "ipv6") == 0) {
-	    families |= DNS_INET6;
-	} else if (!rt_protocols_reported) {
-	    ph_error("inet_protocols: unknown protocol \"%.*s\" (use all, ipv4, ipv6)",
-		     (int) (len > 64 ? 64 : len), cp);
-	    rt_config_error = true;
-	}
-	cp += len;
-    }
-    if (families == 0) {
+    if (nexthop_families(value, &families, &error) < 0) {
 	if (!rt_protocols_reported)
-	    ph_error("inet_protocols: no usable protocol in \"%s\"", value);
-	rt_config_error = true;
-	families = DNS_INET4 | DNS_INET6;
-    }
-    if (rt_config_error)
+	    ph_error("inet_protocols: %s", error);
 	rt_protocols_reported = true;
+	rt_config_error = true;
+    }
     return families;
 }
 
-/* rt_order_addrs - smtp_address_preference: the preferred family first,
- * each family in the order of the answers */
-static void rt_order_addrs(struct dns_addr_reply *reply)
+/* rt_parse_nexthop - the next hop as smtp-client parses it (nexthop.h);
+ * a literal becomes the one host; 0, or -1 with smtp->error */
+static int rt_parse_nexthop(const char *text, struct rt_smtp *smtp)
 {
-    const char *pref = var_smtp_address_preference ? var_smtp_address_preference : "any";
-    int first;
-    struct dns_addr *sorted;
-    size_t n = 0;
+    struct nexthop nh;
+    const char *error;
+    struct rt_host *h;
 
-    if (strcasecmp(pref, "ipv4") == 0)
-	first = AF_INET;
-    else if (strcasecmp(pref, "ipv6") == 0)
-	first = AF_INET6;
-    else
-	return;
-    if (reply->count < 2)
-	return;
-    sorted = mem_alloc_array(reply->count, sizeof(*sorted));
-    for (size_t pass = 0; pass < 2; pass++)
-	for (size_t i = 0; i < reply->count; i++)
-	    if ((reply->addr[i].family == first) == (pass == 0))
-		sorted[n++] = reply->addr[i];
-    memcpy(reply->addr, sorted, n * sizeof(*sorted));
-    mem_free(&sorted);
-}
-
-/* rt_port - "25" -> 25; -1 if not a port number */
-static long rt_port(const char *text)
-{
-    long port = 0;
-
-    if (*text == 0 || strlen(text) > 5 || strspn(text, "0123456789") != strlen(text))
-	return -1;
-    port = strtol(text, NULL, 10);
-    return port >= 1 && port <= 65535 ? port : -1;
-}
-
-/* rt_parse_nexthop - "domain", "domain:port", "[host]", "[host]:port",
- * "[192.0.2.1]", "[2001:db8::1]:25" ("[IPv6:...]" too) into smtp; 0, or
- * -1 with smtp->error */
-static int rt_parse_nexthop(const char *nexthop, struct rt_smtp *smtp)
-{
-    const char *port_text = NULL;
-    const char *host = nexthop;
-    size_t hlen;
-
-    smtp->port = smtp->port_default;
-    smtp->mx_lookup = true;
-    if (nexthop[0] == '[') {
-	const char *close = strchr(nexthop, ']');
-
-	if (close == NULL) {
-	    fmt_buf_cut(smtp->error, sizeof(smtp->error), "next hop \"%s\": no closing \"]\"",
-			nexthop);
-	    return -1;
-	}
-	if (close[1] == ':')
-	    port_text = close + 2;
-	else if (close[1] != 0) {
-	    fmt_buf_cut(smtp->error, sizeof(smtp->error),
-			"next hop \"%s\": text after \"]\" is not \":port\"", nexthop);
-	    return -1;
-	}
-	host = nexthop + 1;
-	hlen = (size_t) (close - host);
-	smtp->mx_lookup = false;
-    } else {
-	const char *colon = strchr(nexthop, ':');
-
-	if (colon) {
-	    port_text = colon + 1;
-	    hlen = (size_t) (colon - nexthop);
-	} else {
-	    hlen = strlen(nexthop);
-	}
-    }
-    if (hlen == 0 || hlen >= sizeof(smtp->host)) {
-	fmt_buf_cut(smtp->error, sizeof(smtp->error), "next hop \"%s\": %s host name", nexthop,
-		    hlen == 0 ? "empty" : "too long a");
+    if (nexthop_parse(text, &nh, &error) < 0) {
+	fmt_buf_cut(smtp->error, sizeof(smtp->error), "%s", error);
 	return -1;
     }
-    memcpy(smtp->host, host, hlen);
-    smtp->host[hlen] = 0;
-    if (smtp->mx_lookup && strspn(smtp->host, "abcdefghijklmnopqrstuvwxyz"
-				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != hlen) {
-	fmt_buf_cut(smtp->error, sizeof(smtp->error), "next hop \"%s\": bad host name", nexthop);
-	return -1;
+    str_copy_out_or_panic(smtp->host, sizeof(smtp->host), nh.host);
+    smtp->port = nh.port ? nh.port : smtp->port_default;
+    smtp->mx_lookup = !nh.no_mx;
+    smtp->literal = nh.literal;
+    if (!nh.literal)
+	return 0;
+    smtp->dns = "literal";
+    smtp->hosts = mem_zalloc(sizeof(*smtp->hosts));
+    smtp->nhosts = smtp->usable = 1;
+    h = smtp->hosts;
+    h->pref = -1;
+    str_copy_out_or_panic(h->name, sizeof(h->name), nh.host);
+    if (!nexthop_family_allowed(smtp->families, nh.addr.family)) {
+	h->status = DNS_PERMANENT;
+	fmt_buf_cut(h->error, sizeof(h->error), "an IPv%c address, but inet_protocols = %s",
+		    nh.addr.family == AF_INET ? '4' : '6', var_inet_protocols);
+	return 0;
     }
-    if (port_text && (smtp->port = rt_port(port_text)) < 0) {
-	fmt_buf_cut(smtp->error, sizeof(smtp->error), "next hop \"%s\": bad port \"%s\"",
-		    nexthop, port_text);
-	return -1;
-    }
-    if (!smtp->mx_lookup) {
-	const char *inner = smtp->host;
-	unsigned char bytes[16];
-	int family = 0;
-
-	if (strncasecmp(inner, "IPv6:", 5) == 0 && inet_pton(AF_INET6, inner + 5, bytes) == 1) {
-	    family = AF_INET6;
-	    inner += 5;
-	} else if (inet_pton(AF_INET, inner, bytes) == 1) {
-	    family = AF_INET;
-	} else if (inet_pton(AF_INET6, inner, bytes) == 1) {
-	    family = AF_INET6;
-	}
-	if (family) {
-	    struct rt_host *h;
-
-	    smtp->literal = true;
-	    smtp->dns = "literal";
-	    smtp->hosts = mem_zalloc(sizeof(*smtp->hosts));
-	    smtp->nhosts = 1;
-	    h = smtp->hosts;
-	    h->pref = -1;
-	    str_copy_out_or_panic(h->name, sizeof(h->name), inner);
-	    if ((family == AF_INET && !(smtp->families & DNS_INET4))
-		|| (family == AF_INET6 && !(smtp->families & DNS_INET6))) {
-		h->status = DNS_PERMANENT;
-		fmt_buf_cut(h->error, sizeof(h->error),
-			    "an IPv%c address, but inet_protocols = %s",
-			    family == AF_INET ? '4' : '6', var_inet_protocols);
-		return 0;
-	    }
-	    h->addrs.addr = mem_zalloc(sizeof(*h->addrs.addr));
-	    h->addrs.count = 1;
-	    h->addrs.addr[0].family = family;
-	    memcpy(&h->addrs.addr[0].a, bytes, family == AF_INET ? 4 : 16);
-	    h->status = DNS_OK;
-	}
-    }
+    h->addrs.addr = mem_zalloc(sizeof(*h->addrs.addr));
+    h->addrs.count = 1;
+    h->addrs.addr[0] = nh.addr;
+    h->status = DNS_OK;
     return 0;
 }
 
@@ -328,7 +206,7 @@ static void rt_host_lookup(struct rt_smtp *smtp, struct rt_host *h)
 	    rt_dns_temporary = true;
 	return;
     }
-    rt_order_addrs(&h->addrs);
+    nexthop_order(h->addrs.addr, h->addrs.count, var_smtp_address_preference);
 }
 
 /* rt_smtp_dns - the lookups smtp-client makes for a next hop */
@@ -343,7 +221,7 @@ static void rt_smtp_dns(struct rt_smtp *smtp)
 	smtp->dns = "none";
 	smtp->status = DNS_OK;
 	smtp->hosts = mem_zalloc(sizeof(*smtp->hosts));
-	smtp->nhosts = 1;
+	smtp->nhosts = smtp->usable = 1;
 	smtp->hosts[0].pref = -1;
 	str_copy_out_or_panic(smtp->hosts[0].name, sizeof(smtp->hosts[0].name), smtp->host);
 	rt_host_lookup(smtp, smtp->hosts);
@@ -357,21 +235,20 @@ static void rt_smtp_dns(struct rt_smtp *smtp)
 	smtp->dns = "mx";
 	smtp->hosts = mem_zalloc(mem_size_mul(mx.count, sizeof(*smtp->hosts)));
 	smtp->nhosts = mx.count;
+	/* an exchanger that is this host: only better ones are tried */
+	smtp->usable = nexthop_mx_usable(&mx, var_myhostname);
 	for (size_t i = 0; i < mx.count; i++) {
 	    struct rt_host *h = smtp->hosts + i;
 
 	    h->pref = mx.mx[i].pref;
 	    str_copy_out_or_panic(h->name, sizeof(h->name), mx.mx[i].host);
-	    /* an exchanger that is this host: only better ones are tried */
-	    h->self = (i > 0 && h[-1].self) || strcasecmp(h->name, var_myhostname) == 0;
-	    if (h->self && i == 0)
-		smtp->loops = true;
+	    h->self = i >= smtp->usable;
 	}
 	break;
     case DNS_MX_NONE:
 	smtp->dns = "implicit";
 	smtp->hosts = mem_zalloc(sizeof(*smtp->hosts));
-	smtp->nhosts = 1;
+	smtp->nhosts = smtp->usable = 1;
 	smtp->hosts[0].pref = -1;
 	str_copy_out_or_panic(smtp->hosts[0].name, sizeof(smtp->hosts[0].name), smtp->host);
 	break;
@@ -406,13 +283,6 @@ static void rt_smtp_result(struct rt_route *r)
 	fmt_buf_cut(r->reason, sizeof(r->reason), "%s", smtp->error);
 	return;
     }
-    if (smtp->loops) {
-	r->result = "bounce";
-	fmt_buf_cut(r->reason, sizeof(r->reason),
-		    "mail for %s loops back to myself (the best MX host is %s)", smtp->host,
-		    var_myhostname);
-	return;
-    }
     for (size_t i = 0; i < smtp->nhosts; i++) {
 	struct rt_host *h = smtp->hosts + i;
 
@@ -422,8 +292,14 @@ static void rt_smtp_result(struct rt_route *r)
 	if (h->status != DNS_OK)
 	    last_error = h->error;
     }
-    smtp->ntry = smtp->naddrs < (size_t) smtp->address_limit ?
-	smtp->naddrs : (size_t) smtp->address_limit;
+    if (nexthop_mx_loops(smtp->usable, smtp->nhosts, smtp->naddrs, temporary)) {
+	r->result = "bounce";
+	fmt_buf_cut(r->reason, sizeof(r->reason), "mail for %s loops back to myself (MX host %s)",
+		    smtp->host, smtp->hosts[smtp->usable].name);
+	return;
+    }
+    /* the addresses in order (each host's ordered), then the cut */
+    smtp->ntry = nexthop_take(0, smtp->naddrs, smtp->address_limit);
     if (smtp->naddrs > 0) {
 	r->result = "deliver";
 	fmt_buf_cut(r->reason, sizeof(r->reason), "%zu address%s to try, port %ld", smtp->ntry,
@@ -470,22 +346,11 @@ static void rt_undo_overrides(const struct mastercf_entry *e)
 /* rt_error_transport - "5.x.x text" as qmgr splits it */
 static void rt_error_transport(struct rt_route *r)
 {
-    const char *nexthop = r->res.nexthop;
-    const char *sp = strchr(nexthop, ' ');
-    char code[16];
+    const char *text;
 
     r->result = "bounce";
-    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), "5.0.0");
-    fmt_buf_cut(r->reason, sizeof(r->reason), "%s",
-		*nexthop ? nexthop : "mail for this destination is not deliverable");
-    if (sp && (size_t) (sp - nexthop) < sizeof(code)) {
-	memcpy(code, nexthop, (size_t) (sp - nexthop));
-	code[sp - nexthop] = 0;
-	if (deliver_dsn_valid(code) && code[0] == '5') {
-	    str_copy_out_or_panic(r->dsn, sizeof(r->dsn), code);
-	    fmt_buf_cut(r->reason, sizeof(r->reason), "%s", sp + 1);
-	}
-    }
+    resolve_error_text(r->res.nexthop, r->dsn, sizeof(r->dsn), &text);
+    fmt_buf_cut(r->reason, sizeof(r->reason), "%s", text);
 }
 
 /* rt_route - everything about one address */
