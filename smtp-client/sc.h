@@ -106,9 +106,11 @@ struct sc_route {
 void sc_route_find(const struct nexthop *nh, struct sc_route *route);
 void sc_route_free(struct sc_route *route);
 
-/* dead addresses of this process (smtp_dead_host_time) */
-bool sc_dead_check(const struct sc_addr *a, time_t now);
-void sc_dead_mark(const struct sc_addr *a, time_t now);
+/* dead addresses of this process (smtp_dead_host_time): sc_dead_check
+ * gives the reason it was marked with (the failed attempt's own text,
+ * e.g. "connect to ...: Connection refused"), or NULL if a is not dead */
+const char *sc_dead_check(const struct sc_addr *a, time_t now);
+void sc_dead_mark(const struct sc_addr *a, time_t now, const char *reason);
 
 /* ---- the session (sc_session.c) ---- */
 

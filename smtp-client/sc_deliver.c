@@ -208,12 +208,12 @@ static bool sc_new_session(struct sc_session *ss, const struct deliver_request *
     for (i = 0; i < route.count; i++) {
 	const struct sc_addr *a = route.addrs + i;
 	enum sc_open_status st;
+	const char *dead_why;
 
-	if (sc_dead_check(a, now)) {
+	if ((dead_why = sc_dead_check(a, now)) != NULL) {
+	    /* the reason of the attempt that failed, not "skipped" */
 	    if (reason[0] == 0)
-		fmt_buf_cut(reason, sizeof(reason), "connect to %s[%s]:%d: host was not "
-			    "reachable a short while ago (smtp_dead_host_time)", a->host,
-			    a->text, a->port);
+		fmt_buf_cut(reason, sizeof(reason), "%s", dead_why);
 	    continue;
 	}
 	server_watchdog_reset();	/* each address has its own deadlines */
@@ -226,7 +226,7 @@ static bool sc_new_session(struct sc_session *ss, const struct deliver_request *
 	}
 	if (st == SC_OPEN_CONNECT) {
 	    msg_warn("%s", reason);
-	    sc_dead_mark(a, now);
+	    sc_dead_mark(a, now, reason);
 	} else {
 	    all_dead = false;
 	    if (++sessions >= var_smtp_mx_session_limit)

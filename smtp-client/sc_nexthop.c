@@ -191,22 +191,23 @@ static struct sc_dead {
     char text[64];
     int port;
     time_t until;
+    char reason[256];
 } sc_dead[SC_DEAD_MAX];
 
-/* sc_dead_check - is a remembered dead */
-bool sc_dead_check(const struct sc_addr *a, time_t now)
+/* sc_dead_check - the reason a is remembered dead, or NULL */
+const char *sc_dead_check(const struct sc_addr *a, time_t now)
 {
     size_t i;
 
     for (i = 0; i < SC_DEAD_MAX; i++)
 	if (sc_dead[i].until > now && sc_dead[i].port == a->port
 	    && strcmp(sc_dead[i].text, a->text) == 0)
-	    return true;
-    return false;
+	    return sc_dead[i].reason;
+    return NULL;
 }
 
 /* sc_dead_mark - remember a as dead for smtp_dead_host_time */
-void sc_dead_mark(const struct sc_addr *a, time_t now)
+void sc_dead_mark(const struct sc_addr *a, time_t now, const char *reason)
 {
     size_t i, slot = 0;
 
@@ -223,4 +224,5 @@ void sc_dead_mark(const struct sc_addr *a, time_t now)
     str_copy_out_or_panic(sc_dead[slot].text, sizeof(sc_dead[slot].text), a->text);
     sc_dead[slot].port = a->port;
     sc_dead[slot].until = now + var_smtp_dead_host_time;
+    fmt_buf_cut(sc_dead[slot].reason, sizeof(sc_dead[slot].reason), "%s", reason);
 }

@@ -75,8 +75,8 @@ static void test_dead(void)
     unit_assert(config_apply(&err) == 0);
     c.port = 26;
     unit_assert(!sc_dead_check(&a, 1000));
-    sc_dead_mark(&a, 1000);
-    unit_assert(sc_dead_check(&a, 1000));
+    sc_dead_mark(&a, 1000, "connect to x: Connection refused");
+    unit_assert_streq(sc_dead_check(&a, 1000), "connect to x: Connection refused");
     unit_assert(sc_dead_check(&a, 1099));
     unit_assert(!sc_dead_check(&a, 1100));
     unit_assert(!sc_dead_check(&b, 1000));
@@ -86,12 +86,12 @@ static void test_dead(void)
 	struct sc_addr x = mk("mx", "198.51.100.1");
 
 	fmt_buf_or_panic(x.text, sizeof(x.text), "198.51.100.%d", i);
-	sc_dead_mark(&x, 2000 + i);
+	sc_dead_mark(&x, 2000 + i, "connect to x: Connection refused");
     }
     unit_assert(sc_dead_check(&(struct sc_addr) {.text = "198.51.100.199", .port = 25}, 2199));
     config_set("smtp_dead_host_time", "0");
     unit_assert(config_apply(&err) == 0);
-    sc_dead_mark(&b, 3000);
+    sc_dead_mark(&b, 3000, "connect to x: Connection refused");
     unit_assert(!sc_dead_check(&b, 3000));
     unit_end();
 }
