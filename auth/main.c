@@ -469,7 +469,11 @@ static bool auth_input(struct stream *client, void *ctx)
     } else if (c->timer) {
 	msg_warn("auth request before the answer to the previous one -- disconnecting");
     } else {
-	switch (auth_request_kind(&list, &err)) {
+	int kind = auth_request_kind(&list, &err);
+
+	if (kind >= 0)
+	    err = NULL;				/* a decoder sets it on failure */
+	switch (kind) {
 	case AUTH_KIND_AUTH:{
 		struct auth_request req;
 
