@@ -218,6 +218,22 @@ static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char *
     return ret;
 }
 
+/* sm_rename - renameat, never replacing a file when noreplace (where
+ * the file system cannot, link and unlink, as local-delivery does) */
+static int sm_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace)
+{
+    if (!noreplace)
+	return renameat(from_fd, from, to_fd, to);
+    if (renameat2(from_fd, from, to_fd, to, RENAME_NOREPLACE) == 0)
+	return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+	return -1;
+    if (linkat(from_fd, from, to_fd, to, 0) < 0)
+	return -1;
+    (void) unlinkat(from_fd, from, 0);
+    return 0;
+}
+
 /* sm_lock - take the mailbox lock (if there is one) */
 static void sm_lock(struct store_mailbox *mb)
 {
@@ -278,6 +294,7 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     struct store_msg *msgs;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
+    size_t from_index = 0;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
     size_t i, n, nfresh, keylen;
@@ -334,6 +351,7 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	if (e->in_new || e->dupkey)
 	    continue;
 	if (trusted && rec && rec->uid) {
+	    from_index++;
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
@@ -421,8 +439,8 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 		continue;		/* keeps its name (and its UID in the index) */
 	    fmt_buf_cut(newname, sizeof(newname), "%.*s:2,", (int) e->parsed.keylen, e->name);
 	}
-	if (renameat2(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
-		      e->in_new ? RENAME_NOREPLACE : 0) < 0) {
+	if (sm_rename(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
+		      e->in_new) < 0) {
 	    if (errno == ENOENT && !e->in_new) {
 		/* renamed behind our back (a tool without the lock) */
 		char *now = sm_find_name(mb, e->name, e->parsed.keylen);
@@ -481,8 +499,10 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     if (changed && mb->can_write) {
 	if (store_index_write(mb->dir_fd, uv, next, recs, n, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if ((!have_anchor || a_uv != uv)
+	else if ((!have_anchor || a_uv != uv || (from_index < idx.count && a_next < next))
 		 && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
+	    /* (messages gone without store_expunge, by another tool:
+	     * the anchor covers their UIDs as an expunge would) */
 	    msg_warn("%s: %s", mb->path, err);
     }
     qsort(order, n, sizeof(*order), sm_entry_cmp_uid);
@@ -716,9 +736,18 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	fd = openat(mb->cur_fd, mb->msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd >= 0)
-	    return fd;
+	fd = openat(mb->cur_fd, mb->msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
+		    | O_NONBLOCK);
+	if (fd >= 0) {
+	    struct stat st;
+
+	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;		/* (O_NONBLOCK means nothing for a file) */
+	    (void) close(fd);
+	    errno = EINVAL;
+	    return errtext_fail(&store_error, error_r, "%s/cur/%s: not a regular file",
+				mb->path, mb->msgs[i].name);
+	}
 	if (errno != ENOENT || sm_relocate(mb, i) < 0)
 	    break;
     }

@@ -273,7 +273,8 @@ int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext,
     for (i = 0; i < count; i++)
 	if (!str_try_appendf(buf, "%lu %lld %lld %lld %s\n", (unsigned long) order[i]->uid,
 			     (long long) order[i]->size, (long long) order[i]->crlf_size,
-			     (long long) order[i]->mtime, order[i]->key))
+			     (long long) (order[i]->mtime > 0 ? order[i]->mtime : 0),
+			     order[i]->key))
 	    goto too_big;
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
 			 (unsigned long long) si_hash(str_cstr(buf), str_len(buf))))

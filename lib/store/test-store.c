@@ -240,14 +240,40 @@ static void test_index_lost(void)
     store_close(&mb);
     unit_end();
 
+    unit_begin("index lost after a message was deleted by another program: no reuse");
+    mb = open_rw("m2");
+    deliver("m2", "e\n", NULL, 0);
+    unit_assert(store_refresh(mb, NULL, NULL, NULL) == 0);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 5);
+    {
+	char victim[600];
+
+	fmt_buf_or_panic(victim, sizeof(victim), "m2/cur/%s", store_msg(mb, 3)->name);
+	unit_assert(unlink(victim) == 0);
+    }
+    store_close(&mb);
+    mb = open_rw("m2");		/* finds it gone */
+    unit_assert_inteq(store_count(mb), 3);
+    store_close(&mb);
+    file_in(path, sizeof(path), "m2", STORE_INDEX_FILE);
+    unit_assert(unlink(path) == 0);
+    deliver("m2", "f\n", NULL, 0);
+    mb = open_rw("m2");
+    unit_assert_inteq(store_uidvalidity(mb), uv);
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 6);
+    store_close(&mb);
+    unit_end();
+
     unit_begin("index and anchor deleted: UIDs kept from names, new UIDVALIDITY");
     unit_assert(unlink(path) == 0);
     file_in(path, sizeof(path), "m2", STORE_ANCHOR_FILE);
     unit_assert(unlink(path) == 0);
     mb = open_rw("m2");
     unit_assert(store_uidvalidity(mb) != uv);
-    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_count(mb), 4);
     unit_assert_inteq(store_msg(mb, 2)->uid, 4);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 6);
     store_close(&mb);
     unit_end();
 }
