@@ -337,7 +337,8 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	changed = true;
 
     /* 3. UIDs for cur/, in key order (a key twice: the first keeps it) */
-    qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
+    if (l.count > 1)
+	qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
     for (i = 0; i < l.count; i++) {
 	e = &l.v[i];
 	if (i > 0 && e->parsed.keylen == l.v[i - 1].parsed.keylen
@@ -839,8 +840,10 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 	return errtext_fail(&store_error, error_r, "%s: opened read-only", mb->path);
     }
     want = mem_alloc_array(n ? n : 1, sizeof(*want));
-    memcpy(want, uids, n * sizeof(*want));
-    qsort(want, n, sizeof(*want), sm_uid_cmp);
+    if (n > 0) {
+	memcpy(want, uids, n * sizeof(*want));
+	qsort(want, n, sizeof(*want), sm_uid_cmp);
+    }
     sm_lock(mb);
     for (i = 0; i < mb->count && err == 0; i++) {
 	if (bsearch(&mb->msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)

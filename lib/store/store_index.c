@@ -150,7 +150,8 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
     }
 #undef SI_LINE
   sort:
-    qsort(idx->recs, idx->count, sizeof(*idx->recs), si_rec_cmp);
+    if (idx->count > 1)
+	qsort(idx->recs, idx->count, sizeof(*idx->recs), si_rec_cmp);
     for (i = 1; i < idx->count; i++) {
 	if (strcmp(idx->recs[i - 1].key, idx->recs[i].key) == 0) {
 	    /* a key twice cannot be written by us: not valid, and neither
