@@ -117,13 +117,16 @@ static void auth_delayed_cb(void *ctx)
     str_reset(c->pending);
 }
 
-/* auth_fail - count the failure, answer after the delay (status fail,
- * or tempfail) */
-static bool auth_fail(struct auth_conn *c, const char *user, enum verdict v, const char *why)
+/* auth_fail_counted - answer after the delay (status fail, or
+ * tempfail); count the failure unless count is false */
+static bool auth_fail_counted(struct auth_conn *c, const char *user, enum verdict v,
+			      const char *why, bool count)
 {
     time_t now = time(NULL);
-    long nc = throttle_fail(auth_client_fails, c->client_address, now);
-    long nu = *user ? throttle_fail(auth_user_fails, user, now) : 0;
+    long nc = count ? throttle_fail(auth_client_fails, c->client_address, now)
+	: throttle_count(auth_client_fails, c->client_address, now);
+    long nu = !*user ? 0 : count ? throttle_fail(auth_user_fails, user, now)
+	: throttle_count(auth_user_fails, user, now);
     long delay = throttle_delay_ms(nc > nu ? nc : nu, var_auth_failure_delay,
 				   var_auth_failure_delay_max);
     struct auth_reply r = {.status = v == V_TEMP ? AUTH_STAT_TEMPFAIL : AUTH_STAT_FAIL,
@@ -138,6 +141,12 @@ static bool auth_fail(struct auth_conn *c, const char *user, enum verdict v, con
     auth_reply_encode(c->pending, &r);
     c->timer = event_timer_add((int) delay, auth_delayed_cb, c);
     return true;
+}
+
+/* auth_fail - count the failure, answer after the delay */
+static bool auth_fail(struct auth_conn *c, const char *user, enum verdict v, const char *why)
+{
+    return auth_fail_counted(c, user, v, why, true);
 }
 
 /* auth_limited - the client address or the user name is over its limit */
@@ -351,9 +360,16 @@ static bool auth_scram(struct auth_conn *c, const char *b64)
 	str_set_or_panic(user, str_cstr(c->user));
 	if (auth_limited(c, str_cstr(user)))
 	    ret = auth_fail(c, str_cstr(user), V_TEMP, "over the failure limit");
-	else if (scram_client_final(c->scram, str_cstr(msg), str_len(msg), out) < 0 || !c->scram_real)
-	    ret = auth_fail(c, str_cstr(user), V_FAIL, c->scram_real ? "wrong password"
-			    : "unknown user, locked, or no SCRAM secret");
+	else if (!c->scram_real)
+	    /* No SCRAM secret (unknown user, locked, or a crypt hash only):
+	     * no SCRAM proof can succeed, so this is no guess to slow down.
+	     * Counting it would punish every client that tries the
+	     * strongest mechanism first and then falls back to PLAIN (mutt
+	     * does). The answer and its delay are the usual ones. */
+	    ret = auth_fail_counted(c, str_cstr(user), V_FAIL,
+				    "unknown user, locked, or no SCRAM secret", false);
+	else if (scram_client_final(c->scram, str_cstr(msg), str_len(msg), out) < 0)
+	    ret = auth_fail(c, str_cstr(user), V_FAIL, "wrong password");
 	else {
 	    c->step = 2;
 	    ret = auth_challenge(c, str_cstr(out), str_len(out));

@@ -237,6 +237,27 @@ def test_growing_delay_and_limits(instance):
     a.close()
 
 
+def test_scram_without_a_secret_is_not_counted(instance):
+    """A SCRAM attempt for an account that has no SCRAM secret can never
+    succeed, so it is answered as a failure (same text, base delay) but
+    not counted: clients that try SCRAM first and fall back to PLAIN
+    (mutt) are not slowed down or locked out."""
+    setup_auth(instance, USERS, auth_failure_delay="150", auth_failure_delay_max="2000",
+               auth_client_failure_limit="3", auth_user_failure_limit="3")
+    a = Auth(instance)
+    for _ in range(4):
+        t0 = time.monotonic()
+        assert scram_login(a, "plain@example.test", "pl4in") == {"status": "fail",
+                                                                "reason": FAIL_TEXT}
+        assert 0.13 < time.monotonic() - t0 < 0.45      # the base delay, not growing
+    assert a.plain("plain@example.test", "pl4in")["status"] == "ok"     # not over a limit
+    # a wrong SCRAM proof for an account with a secret is a guess: counted
+    for _ in range(3):
+        assert scram_login(a, "demo@example.test", "wrong")["status"] == "fail"
+    assert a.plain("demo@example.test", "s3cret-pw", client="10.1.1.1")["status"] == "tempfail"
+    a.close()
+
+
 def test_client_limit(instance):
     setup_auth(instance, USERS, auth_client_failure_limit="3", auth_user_failure_limit="1000")
     a = Auth(instance)
