@@ -133,6 +133,15 @@ static void pop3d_login(struct stream *client, const char *token, const char *ad
     /* From here on this process belongs to the user: it serves nobody
      * else afterwards. */
     server_request_exit();
+    if (!priv_is_root() && (uid_t) uid != getuid()) {
+	/* started without root (master.cf unpriv y, or by hand): this
+	 * process cannot become the mailbox's owner, and must not serve
+	 * it as somebody else */
+	msg_warn("user=<%s>: mailbox uid %ld, but pop3d runs as uid %ld, not root "
+		 "(master.cf: pop3d unix - n n ...)", str_cstr(user), uid, (long) getuid());
+	pop3d_refuse(client, POP3_CODE_SYS_PERM, "Mailbox not available");
+	goto out;
+    }
     if (uid <= 0 || gid <= 0 || priv_drop_ids((uid_t) uid, (gid_t) gid, (gid_t) -1, NULL, &err) < 0) {
 	msg_warn("user=<%s>: cannot switch to uid %ld gid %ld: %s", str_cstr(user), uid, gid,
 		 uid <= 0 || gid <= 0 ? "refusing a privileged id" : err);
