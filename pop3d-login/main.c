@@ -438,6 +438,7 @@ static void login_service(struct stream *client)
 	    pop3_err(client, NULL, "Too many commands, closing connection");
 	    break;
 	}
+	server_watchdog_reset();		/* a command is progress */
 	if (r == POP3_READ_TOOLONG) {
 	    pop3_err(client, NULL, "Line too long");
 	} else if (cmd.bad_verb) {
