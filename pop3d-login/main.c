@@ -402,25 +402,11 @@ static void login_service(struct stream *client)
 	goto out;
 
     while (!ls.done) {
-	enum pop3_read r = pop3_read_command(client, line, var_pop3d_line_limit, &cmd);
-
-	if (r == POP3_READ_END) {
-	    if (stream_error(client) == STREAM_TIMEOUT) {
-		stream_clear_error(client);
-		pop3_err(client, NULL, "Timeout, closing connection");
-		(void) stream_flush(client);
-	    }
+	if (!pop3_next_command(client, line, var_pop3d_line_limit, &cmd, &commands,
+			       var_pop3d_login_command_limit))
 	    break;
-	}
-	if (++commands > var_pop3d_login_command_limit) {
-	    pop3_err(client, NULL, "Too many commands, closing connection");
-	    break;
-	}
-	server_watchdog_reset();		/* a command is progress */
-	if (r == POP3_READ_TOOLONG) {
-	    pop3_err(client, NULL, "Line too long");
-	} else if (cmd.bad_verb) {
-	    pop3_err(client, NULL, "Bad command");
+	if (cmd.answered) {
+	    /* refused by pop3_next_command */
 	} else if (strcmp(cmd.verb, "CAPA") == 0) {
 	    login_cmd_capa(&ls);
 	} else if (strcmp(cmd.verb, "USER") == 0) {
