@@ -102,10 +102,7 @@ class Pop3Instance:
     with one-second deadlines on both halves) and two users."""
 
     def __init__(self):
-        if IS_ROOT:
-            mkinstance.ensure_accounts(mail=True)
-            for name in (LOGIN_USER, "posthorn-auth"):
-                mkinstance._create_user(name, "posthorn test account")  # pylint: disable=protected-access
+        mkinstance.service_accounts()       # auth_user, login_user (as root)
         self.inst = Instance(mail=True, mailboxes=[USER, OTHER], commands="link",
                              main={"auth_failure_delay": "10", "auth_failure_delay_max": "50"})
         self.port = free_port()
