@@ -88,7 +88,16 @@
  *      server: {status=ok, user, mail_location, uid, gid, quota}
  *              | {status=fail, reason}
  *    auth is the only reader of the password table; a token is one-time,
- *    short-lived and bound to user and service. */
+ *    short-lived and bound to user and service.
+ *
+ * 6. login (private/pop3d, reached by pop3d-login through a hard link
+ *    in its chroot; later private/imapd) - login_proto.h has it in full
+ *      server: {proto=login, version}
+ *      client: one byte "F" carrying the client's descriptor (SCM_RIGHTS)
+ *      client: {token, client_address, client_port, input}
+ *      server: {status=ok}
+ *    the post-login daemon redeems the token with auth (5) and trusts
+ *    the login process for nothing else. */
 #ifndef POSTHORN_MAIL_PROTO_H
 #define POSTHORN_MAIL_PROTO_H
 
@@ -101,6 +110,8 @@
 #define BOUNCE_VERSION		1
 #define AUTH_PROTO		"auth"
 #define AUTH_VERSION		1
+#define LOGIN_PROTO		"login"
+#define LOGIN_VERSION		1
 
 /* Socket paths, relative to queue_directory. */
 #define CLEANUP_SOCKET		"public/cleanup"
