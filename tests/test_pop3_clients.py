@@ -512,7 +512,10 @@ def test_damaged_index_is_rebuilt(pop, damage):
 
 # ---------------------------------------------------------------- sandbox
 def port_free(port):
+    """No listener on 127.0.0.1:port (SO_REUSEADDR: a connection of an
+    earlier run in TIME_WAIT does not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
