@@ -11,10 +11,10 @@
 #                     start, about 20% more messages per second from a
 #                     shell loop; see INSTALL for the price)
 #
-# Sources are found by directory: lib/base/*.c (no mail knowledge) and
-# lib/mail/*.c form libposthorn.a; every program directory holds the .c files
-# of one program, with main() in main.c; test-*.c files next to a module are
-# its unit tests.
+# Sources are found by directory: lib/base/*.c (no mail knowledge),
+# lib/mail/*.c and lib/store/*.c (the mail store) form libposthorn.a;
+# every program directory holds the .c files of one program, with main()
+# in main.c; test-*.c files next to a module are its unit tests.
 
 CC       ?= cc
 PREFIX   ?= /usr
@@ -35,7 +35,7 @@ OPENSSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -l
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
 	   -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail $(OPENSSL_CFLAGS) \
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ilib/store $(OPENSSL_CFLAGS) \
 	-DDEF_CONFIG_DIR='"$(SYSCONFDIR)"' -DDEF_DAEMON_DIR='"$(LIBEXECDIR)"' \
 	-DDEF_COMMAND_DIR='"$(SBINDIR)"'
 # --as-needed: a program loads only the shared libraries it uses (sendmail
@@ -68,10 +68,11 @@ DAEMON_DIRS  := $(patsubst %/main.c,%,$(wildcard master/main.c smtpd/main.c clea
 TOOL_DIRS    := $(patsubst %/main.c,%,$(wildcard tools/*/main.c))
 TESTBIN_DIRS := $(patsubst %/main.c,%,$(wildcard tests/bin/*/main.c))
 
-LIB_SRCS  := $(filter-out lib/base/test-% lib/mail/test-%,$(wildcard lib/base/*.c lib/mail/*.c))
+LIB_SRCS  := $(filter-out lib/base/test-% lib/mail/test-% lib/store/test-%,\
+	$(wildcard lib/base/*.c lib/mail/*.c lib/store/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 LIBA      := $(B)/libposthorn.a
-UNIT_SRCS := $(wildcard lib/base/test-*.c lib/mail/test-*.c \
+UNIT_SRCS := $(wildcard lib/base/test-*.c lib/mail/test-*.c lib/store/test-*.c \
 	$(addsuffix /test-*.c,$(DAEMON_DIRS) $(TOOL_DIRS)))
 UNIT_BINS := $(foreach t,$(UNIT_SRCS),$(B)/unit/$(notdir $(t:.c=)))
 

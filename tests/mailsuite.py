@@ -75,10 +75,14 @@ class MailInstance(Instance):
     """A full instance; see the module docstring."""
 
     def __init__(self, *, domain=DOMAIN, users=USERS, smtp_host="127.0.0.1", smtp_port=None,
-                 services=SERVICES, hostname=None, virtual=None, main=None):
+                 services=SERVICES, hostname=None, virtual=None, main=None, ports=None,
+                 passwords=False):
         """The defaults make the suite's instance; relay tests (RelayNet)
         give another domain and users, a listen address, the smtp
-        service (SERVICES_SMTP) and main.cf parameters."""
+        service (SERVICES_SMTP) and main.cf parameters. ports: more inet
+        services (name -> [host:]port, e.g. pop3); passwords: the users
+        get passwords (the users table; .passwords maps address ->
+        password) instead of bare mailboxes."""
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port or free_port(smtp_host)
         self.domain = domain
@@ -92,10 +96,13 @@ class MailInstance(Instance):
             virtual = ["info@alias.test alice@example.test",
                        "team@example.test alice@example.test, bob@example.test"] \
                 if domain == DOMAIN else []
+        addresses = [f"{u}@{domain}" for u in users]
         super().__init__(
-            mail=True, commands="link", ports={"smtp": f"{smtp_host}:{self.smtp_port}"},
-            services=services, mailboxes=[f"{u}@{domain}" for u in users],
-            virtual=virtual, main=params)
+            mail=True, commands="link",
+            ports={"smtp": f"{smtp_host}:{self.smtp_port}", **(ports or {})},
+            services=services, mailboxes=[] if passwords else addresses,
+            users=addresses if passwords else [], virtual=virtual, main=params)
+        self.passwords = dict(self.layout.passwords)
         self.bin = self.layout.bin
         self.mailroot = self.layout.mailroot
         self.vmail_owner = self.layout.vmail_owner

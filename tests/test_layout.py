@@ -1,7 +1,8 @@
 """Source-tree rules that the compiler does not check.
 
-- lib/base/ never includes a lib/mail/ header (the base layer has no mail
-  knowledge);
+- lib/base/ never includes a lib/mail/ or lib/store/ header (the base
+  layer has no mail knowledge); lib/mail/ never includes a lib/store/
+  header (the store builds on the mail layer, not the other way);
 - no daemon directory includes another program's source or headers;
 - no unbounded string call (strcpy, strcat, sprintf, vsprintf, gets, stpcpy);
 - every .c file starts with a comment saying what it is for."""
@@ -29,13 +30,24 @@ def strip_comments(text):
     return text
 
 
-def test_base_layer_has_no_mail_includes():
-    mail_headers = {p.name for p in (ROOT / "lib/mail").glob("*.h")}
+def layer_violations(lower, *upper):
+    """Includes in lib/LOWER of a header of the layers above it."""
+    headers = {p.name for u in upper for p in (ROOT / "lib" / u).glob("*.h")}
     bad = []
-    for path in c_files("lib/base"):
+    for path in c_files("lib/" + lower):
         for inc in INCLUDE.findall(path.read_text()):
-            if pathlib.Path(inc).name in mail_headers or "mail/" in inc:
+            if pathlib.Path(inc).name in headers or any(u + "/" in inc for u in upper):
                 bad.append(f"{path.relative_to(ROOT)} includes {inc}")
+    return bad
+
+
+def test_base_layer_has_no_mail_includes():
+    bad = layer_violations("base", "mail", "store")
+    assert not bad, "\n".join(bad)
+
+
+def test_mail_layer_does_not_include_the_store():
+    bad = layer_violations("mail", "store")
     assert not bad, "\n".join(bad)
 
 

@@ -8,7 +8,8 @@ set -e
 [ "${POSTHORN_SKIP_DEPS:-0}" = 1 ] && exit 0
 
 PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev libunbound-dev \
-python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix"
+python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix \
+fetchmail mutt dovecot-core dovecot-pop3d"
 
 missing=""
 for p in $PKGS; do
@@ -29,5 +30,31 @@ export DEBIAN_FRONTEND=noninteractive
 # and bench/'s side-by-side runs: "No configuration" installs it without
 # a main.cf and starts nothing, so it never takes port 25 or the mail log.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# fetchmail and mutt are POP3 clients for tests/test_pop3_clients.py;
+# dovecot-core and dovecot-pop3d are bench/access's reference POP3 server,
+# which bench runs by hand on ports of its own. Their maintainer scripts
+# would start dovecot (on 110, 143, 993, 995) and fetchmail's init
+# script: a policy-rc.d that answers 101 ("action forbidden") for the
+# time of the install keeps every service stopped, and on a systemd host
+# dovecot is then disabled too, so nothing of theirs ever listens.
+# A policy-rc.d that is there already (containers ship one) is left alone.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# posthorn install-deps.sh: start no service while installing\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=1
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if [ "$made_policy" = 1 ]; then
+    rm -f "$policy"
+    trap - EXIT
+fi
+case " $missing " in
+*" dovecot-core "*)
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    fi ;;
+esac

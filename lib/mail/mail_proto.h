@@ -74,7 +74,28 @@
  *    deleted active/ID (or moved it away): qmgr forgets the message if
  *    the file is really gone (it never deletes anything on this word);
  *    PICKUP_TRIGGER_SCAN ("W") = look at maildrop/ now. A lost trigger
- *    only delays: both daemons also scan on a timer. */
+ *    only delays: both daemons also scan on a timer.
+ *
+ * 5. auth (private/auth; clients: pop3d-login, pop3d, later imapd and
+ *    smtpd) - auth_proto.h has the conversation in full
+ *      client: {request=auth, service, mechanism, client_address,
+ *              response} | {request=continue, response}
+ *      server: {status=continue, challenge} | {status=ok, user, token}
+ *              | {status=fail, reason} | {status=tempfail, reason}
+ *      client: {request=redeem, token, service}
+ *      server: {status=ok, user, mail_location, uid, gid, quota}
+ *              | {status=fail, reason}
+ *    auth is the only reader of the password table; a token is one-time,
+ *    short-lived and bound to user and service.
+ *
+ * 6. login (private/pop3d, reached by pop3d-login through a hard link
+ *    in its chroot; later private/imapd) - login_proto.h has it in full
+ *      server: {proto=login, version}
+ *      client: one byte "F" carrying the client's descriptor (SCM_RIGHTS)
+ *      client: {token, client_address, client_port, input}
+ *      server: {status=ok}
+ *    the post-login daemon redeems the token with auth (5) and trusts
+ *    the login process for nothing else. */
 #ifndef POSTHORN_MAIL_PROTO_H
 #define POSTHORN_MAIL_PROTO_H
 
@@ -85,6 +106,10 @@
 #define DELIVER_VERSION		3
 #define BOUNCE_PROTO		"bounce"
 #define BOUNCE_VERSION		1
+#define AUTH_PROTO		"auth"
+#define AUTH_VERSION		1
+#define LOGIN_PROTO		"login"
+#define LOGIN_VERSION		1
 
 /* Socket paths, relative to queue_directory. */
 #define CLEANUP_SOCKET		"public/cleanup"
@@ -92,6 +117,7 @@
 #define PICKUP_SOCKET		"public/pickup"
 #define BOUNCE_SOCKET		"private/bounce"
 #define DELIVER_SOCKET_DIR	"private"	/* private/<transport> */
+#define AUTH_SOCKET		"private/auth"
 
 /* The state file of the cleanup processes' group commit of incoming/
  * (lib/base/group_sync.h); no queue ID starts with a dot, so every
@@ -145,6 +171,17 @@
 #define ATTR_DEST_STATUS	"dest_status"	/* deliver reply: DEST_STAT_* */
 #define ATTR_DEST_REASON	"dest_reason"	/* why the next hop is dead */
 #define ATTR_CONN_USE		"conn_use"	/* deliveries on this session (1: new) */
+#define ATTR_SERVICE		"service"	/* auth: smtp, pop3, imap */
+#define ATTR_MECHANISM		"mechanism"	/* auth: SASL mechanism */
+#define ATTR_CLIENT_ADDRESS	"client_address"	/* auth: network client */
+#define ATTR_RESPONSE		"response"	/* auth: base64 client data */
+#define ATTR_CHALLENGE		"challenge"	/* auth: base64 server data */
+#define ATTR_USER		"user"		/* auth: authenticated address */
+#define ATTR_TOKEN		"token"		/* auth: one-time login token */
+#define ATTR_MAIL_LOCATION	"mail_location"	/* auth redeem: Maildir path */
+#define ATTR_UID		"uid"
+#define ATTR_GID		"gid"
+#define ATTR_QUOTA		"quota"		/* bytes, 0: none */
 
 /* deliver request names and per-recipient results. */
 #define DELIVER_REQ_DELIVER	"deliver"

@@ -1,5 +1,5 @@
 /* posthorn.h - the administrator's command: shared declarations of its
- * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_route.c,
+ * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_route.c, cmd_auth.c,
  * cmd_start.c).
  *
  * Each command is a function "int cmd_NAME(int argc, char **argv)" that
@@ -66,5 +66,8 @@ int cmd_check(int argc, char **argv);
 int cmd_conf(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_users(int argc, char **argv);
+int cmd_pw(int argc, char **argv);
+int cmd_auth(int argc, char **argv);
 
 #endif

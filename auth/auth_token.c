@@ -1,0 +1,78 @@
+/* auth_token.c - one-time login tokens (auth_token.h). */
+
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* base */
+#include "str.h"
+
+/* mail */
+#include "passwd.h"
+
+/* this program */
+#include "auth_token.h"
+
+struct token_slot {
+    bool used;
+    char token[AUTH_TOKEN_LEN + 1];
+    time_t issued;
+    time_t expires;
+    struct token_info info;
+};
+
+static struct token_slot token_table[TOKEN_TABLE_MAX];
+
+/* token_issue - take a free, expired or the oldest slot */
+bool token_issue(const struct token_info *info, time_t now, long lifetime,
+		 char token[AUTH_TOKEN_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[AUTH_TOKEN_LEN / 2];
+    struct token_slot *slot = token_table;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+	return false;
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+	token[2 * i] = hex[rnd[i] >> 4];
+	token[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    token[AUTH_TOKEN_LEN] = 0;
+    for (size_t i = 0; i < TOKEN_TABLE_MAX; i++) {
+	struct token_slot *t = token_table + i;
+
+	if (!t->used || t->expires <= now) {
+	    slot = t;
+	    break;
+	}
+	if (t->issued < slot->issued)
+	    slot = t;
+    }
+    memset(slot, 0, sizeof(*slot));
+    slot->used = true;
+    memcpy(slot->token, token, sizeof(slot->token));
+    slot->issued = now;
+    slot->expires = now + lifetime;
+    slot->info = *info;
+    return true;
+}
+
+/* token_redeem - find (constant-time per slot), consume, check */
+bool token_redeem(const char *token, const char *service, time_t now, struct token_info *info)
+{
+    if (strlen(token) != AUTH_TOKEN_LEN)
+	return false;
+    for (size_t i = 0; i < TOKEN_TABLE_MAX; i++) {
+	struct token_slot *t = token_table + i;
+	bool ok;
+
+	if (!t->used || !passwd_equal(t->token, token, AUTH_TOKEN_LEN))
+	    continue;
+	ok = t->expires > now && strcmp(t->info.service, service) == 0;
+	if (ok)
+	    *info = t->info;
+	memset(t, 0, sizeof(*t));
+	return ok;
+    }
+    return false;
+}

@@ -1,0 +1,72 @@
+/* login_proto.h - the hand-over of an authenticated client from a login
+ * process (pop3d-login, later imapd-login) to its post-login daemon
+ * (pop3d, imapd), both halves in login_proto.c.
+ *
+ * The conversation (mail_proto.h, 6), on a fresh connection to the post-login daemon's
+ * unix socket (reached through a hard link in the login process's
+ * chroot, docs/login-split.md):
+ *   server: {proto=login, version=LOGIN_VERSION}
+ *   client: one byte "F" carrying the client connection (SCM_RIGHTS,
+ *           sock_send_fd)
+ *   client: {token, client_address, client_port, input}
+ *   server: {status=ok}                   (the server owns the client now)
+ *
+ *   token           what auth issued for the login (auth_proto.h): the
+ *                   ONLY thing the post-login daemon acts on; it learns
+ *                   the user by redeeming it, never from this message
+ *   client_address, client_port
+ *                   for logging only
+ *   input           bytes the login process had read from the client but
+ *                   not consumed (pipelined commands after the
+ *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
+ *                   post-login daemon reads them before the socket
+ *
+ * DIAGNOSTICS: -1 with *error_r (this module's errtext, errtext.h: valid
+ * until its next error); the caller gives up the hand-over. */
+#ifndef POSTHORN_LOGIN_PROTO_H
+#define POSTHORN_LOGIN_PROTO_H
+
+#include <stddef.h>
+
+/* base */
+#include "ipc.h"
+#include "str.h"
+#include "stream.h"
+
+/* mail */
+#include "mail_proto.h"		/* LOGIN_PROTO, LOGIN_VERSION */
+
+#define LOGIN_FD_BYTE		'F'
+#define LOGIN_INPUT_MAX		65536	/* bytes of unconsumed input */
+#define LOGIN_TOKEN_MAX		256	/* bytes of a token */
+
+#define LOGIN_ATTR_TOKEN	"token"
+#define LOGIN_ATTR_CLIENT_ADDR	"client_address"
+#define LOGIN_ATTR_CLIENT_PORT	"client_port"
+#define LOGIN_ATTR_INPUT	"input"
+#define LOGIN_ATTR_STATUS	"status"
+#define LOGIN_STAT_OK		"ok"
+
+struct login_handover {
+    const char *token;
+    const char *client_address;
+    const char *client_port;
+    const void *input;
+    size_t input_len;
+};
+
+/* login_handover_send - connect to path (waiting at most timeout_ms for
+ * each step), pass client_fd and h, and wait for the server's ok. On
+ * success the caller closes its own copy of client_fd and forgets the
+ * client. */
+int login_handover_send(const char *path, int timeout_ms, int client_fd,
+			const struct login_handover *h, const char **error_r);
+
+/* login_handover_recv - the server half on an accepted connection:
+ * announce, take the descriptor (must be a socket) and the attributes
+ * (copied into token, addr, port, input), answer ok. *fd_r is the
+ * client's descriptor (close-on-exec), or -1 on error. */
+int login_handover_recv(struct stream *s, int *fd_r, struct str *token, struct str *addr,
+			struct str *port, struct str *input, const char **error_r);
+
+#endif

@@ -1,0 +1,176 @@
+/* store.h - the mail store: Maildir++ mailboxes with stable UIDs.
+ *
+ * A mailbox is a Maildir (cur/, new/, tmp/): INBOX is the Maildir++
+ * root, a folder "Name" (hierarchy "A.B") is the subdirectory ".Name"
+ * of the root, with an empty "maildirfolder" file. Flags live in the
+ * file names (":2,FLAGS", the Maildir letters D F P R S T plus
+ * lowercase keyword letters a-z); UIDVALIDITY, UIDNEXT and, per
+ * message, its UID and sizes live in a per-mailbox index that can
+ * always be rebuilt from the Maildir (docs/mailstore.md: on-disk
+ * format, locking, recovery).
+ *
+ * Opening a mailbox (or store_refresh) takes the mailbox lock for a
+ * short while: new messages in new/ get the next UIDs and move to cur/
+ * under a name that carries their size, CRLF size and UID
+ * ("UNIQUE,S=size,W=crlfsize,U=uid:2,"), the index is brought up to
+ * date (written atomically: readers never see half of it), and the
+ * handle keeps a stable snapshot: the message list in ascending UID
+ * order, which changes only through this handle's own calls
+ * (store_refresh, store_expunge). Local delivery writes new/ at any
+ * time without the lock; a message delivered during a session appears
+ * at the next store_refresh with a UID higher than every earlier one.
+ *
+ * Another session may rename (flags) or unlink (expunge) a message
+ * behind the snapshot: reading or changing it finds the current name
+ * again (by its unique part) or fails with errno ENOENT when it is gone.
+ *
+ * Errors: functions return -1 (or NULL) and set *error_r to this
+ * module's errtext (errtext.h; valid until the next store error) and
+ * errno where it says so. Memory is linear in the number of messages.
+ */
+#ifndef POSTHORN_STORE_H
+#define POSTHORN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "strv.h"
+
+/* Flags: the Maildir info letters, plus keywords 'a'..'z' as bits
+ * STORE_FLAG_KEYWORD(0..25) (Dovecot's keyword letters; their names
+ * are for IMAP to keep). */
+#define STORE_FLAG_DRAFT	(1u << 0)	/* D: \Draft */
+#define STORE_FLAG_FLAGGED	(1u << 1)	/* F: \Flagged */
+#define STORE_FLAG_PASSED	(1u << 2)	/* P: forwarded ($Forwarded) */
+#define STORE_FLAG_REPLIED	(1u << 3)	/* R: \Answered */
+#define STORE_FLAG_SEEN		(1u << 4)	/* S: \Seen */
+#define STORE_FLAG_TRASHED	(1u << 5)	/* T: \Deleted */
+#define STORE_FLAG_KEYWORD(n)	(1u << (6 + (n)))	/* 'a' + n, n < 26 */
+
+/* Open modes. Both assign UIDs and move new/ to cur/ (a reader taking
+ * its new mail is not a change to the mailbox, as in Dovecot and
+ * Courier); READ_ONLY refuses store_set_flags and store_expunge. */
+#define STORE_READ_ONLY		0
+#define STORE_READ_WRITE	1
+#define STORE_CREATE		2	/* or-ed in: make a missing Maildir
+					 * (and the folder's maildirfolder) */
+
+/* One message of the snapshot. The pointers stay valid until the next
+ * store_refresh, store_expunge or store_close of the handle. */
+struct store_msg {
+    uint32_t uid;
+    uint32_t flags;		/* STORE_FLAG_* from the name's ":2," */
+    off_t size;			/* bytes in the file (RFC822.SIZE basis) */
+    off_t crlf_size;		/* size + one per LF not preceded by CR:
+				 * the POP3 octet count of a message sent
+				 * with CRLF line ends (a last line without
+				 * LF counts as is) */
+    time_t mtime;		/* the file's mtime (IMAP INTERNALDATE) */
+    const char *name;		/* the file name in cur/ (no directory) */
+};
+
+struct store_mailbox;
+
+/*
+ * store_open - open the mailbox folder of the Maildir++ root: folder
+ * NULL, "" or "INBOX" (any case) is the root, anything else a folder
+ * name (store_folder_valid). mode: STORE_READ_ONLY or STORE_READ_WRITE,
+ * or-ed with STORE_CREATE. Opens directories without following a symlink
+ * a user owns (safe_file.h). The handle, or NULL with errno (ENOENT for
+ * a missing mailbox) and *error_r.
+ */
+struct store_mailbox *store_open(const char *root, const char *folder, int mode,
+				 const char **error_r);
+/* store_close - release the handle (and any session lock); *mbp = NULL */
+void store_close(struct store_mailbox **mbp);
+
+uint32_t store_uidvalidity(const struct store_mailbox *mb);
+/* store_uidnext - the UID the next new message will get (as of the
+ * snapshot) */
+uint32_t store_uidnext(const struct store_mailbox *mb);
+/* store_count - messages in the snapshot */
+size_t store_count(const struct store_mailbox *mb);
+/* store_msg - message i (0-based; ascending UID order); NULL past the end */
+const struct store_msg *store_msg(const struct store_mailbox *mb, size_t i);
+/* store_find_uid - the index of uid in the snapshot, or -1 */
+long store_find_uid(const struct store_mailbox *mb, uint32_t uid);
+/* store_path - the mailbox directory (the root or root/.Folder) */
+const char *store_path(const struct store_mailbox *mb);
+
+/*
+ * store_refresh - pick up what changed on disk: new deliveries (new
+ * UIDs, higher than all before), messages expunged by other sessions
+ * (dropped), flags changed by other sessions. Replaces the snapshot (so
+ * indexes and store_msg pointers change); *added_r and *removed_r (may
+ * be NULL) say how many messages came and went. 0, or -1 and *error_r.
+ */
+int store_refresh(struct store_mailbox *mb, size_t *added_r, size_t *removed_r,
+		  const char **error_r);
+
+/*
+ * store_open_msg - open message i for reading: a read-only descriptor
+ * (O_CLOEXEC) positioned at 0, or -1 with errno (ENOENT: expunged by
+ * another session) and *error_r.
+ */
+int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r);
+
+/*
+ * store_set_flags - change message i's flags: set the bits of add,
+ * clear those of remove (applied to the flags in the file's current
+ * name, so that changes by other sessions to other bits are kept), by
+ * renaming the file in cur/, then fsync cur/. Updates the snapshot.
+ * 0, or -1 with errno (ENOENT: gone; EROFS: read-only handle).
+ */
+int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t remove,
+		    const char **error_r);
+
+/*
+ * store_expunge - unlink the messages with the n UIDs in uids[] (UIDs
+ * not in the snapshot, or already unlinked by another session, are
+ * skipped), fsync cur/, and record in the mailbox that these UIDs are
+ * used for good; only then return 0. The snapshot loses them (indexes
+ * of later messages shift down). *removed_r (may be NULL): how many
+ * files this call unlinked. -1 with *error_r on failure (some may be
+ * unlinked already: store_refresh shows what is left).
+ */
+int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
+		  size_t *removed_r, const char **error_r);
+
+/*
+ * store_session_lock - an exclusive, non-blocking lock named name
+ * ("pop3": one POP3 session per mailbox) held until store_close: a
+ * flock(2) on the mailbox's "posthorn-NAME.lock" file. 0; -1 with errno
+ * EWOULDBLOCK when another process holds it; -1 with another errno on
+ * failure. name: [a-z0-9]{1,32}.
+ */
+int store_session_lock(struct store_mailbox *mb, const char *name, const char **error_r);
+
+/* store_crlf_size - the CRLF size of the open file fd (read from 0 to
+ * the end): 0, or -1 with *error_r */
+int store_crlf_size(int fd, off_t *size_r, off_t *crlf_size_r, const char **error_r);
+
+/* store_flags_parse - the flags of a Maildir file name (":2," info) */
+uint32_t store_flags_parse(const char *name);
+/* store_flags_format - the letters of flags in Maildir order (ASCII:
+ * "DFPRST" then keywords) into buf (at least 33 bytes), NUL-terminated */
+void store_flags_format(uint32_t flags, char *buf, size_t size);
+
+/* Folders (Maildir++). A valid folder name is not empty, not "INBOX"
+ * (any case: that is the root), at most 200 bytes, has no "/", no
+ * control character, does not start or end with "." and has no "..". */
+bool store_folder_valid(const char *name);
+/* store_folder_list - add the folder names under the Maildir++ root
+ * (not INBOX), sorted, to *out (the caller's; strv_fini it): 0, or -1
+ * with *error_r */
+int store_folder_list(const char *root, struct strv *out, const char **error_r);
+/* store_folder_create - make folder (cur/ new/ tmp/ maildirfolder);
+ * -1 with errno EEXIST if it exists */
+int store_folder_create(const char *root, const char *name, const char **error_r);
+/* store_folder_delete - remove folder and every message in it (renamed
+ * out of the way first, so that it disappears at once) */
+int store_folder_delete(const char *root, const char *name, const char **error_r);
+
+#endif

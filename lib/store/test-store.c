@@ -1,0 +1,546 @@
+/* test-store.c - unit tests for the mail store (lib/store): UIDs stable
+ * across opens and index loss, new mail above old UIDs, damaged
+ * indexes rebuilt without losing mail, flags, expunge, CRLF sizes,
+ * session locks, folders. Runs in a scratch working directory. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mem.h"
+#include "safe_file.h"
+#include "store.h"
+#include "store_int.h"
+#include "str.h"
+#include "strv.h"
+#include "unit.h"
+
+static int seq;
+
+/* deliver - a message into DIR/new/ as local-delivery does (tmp/,
+ * then rename); the file name into name_r if not NULL */
+static void deliver(const char *dir, const char *text, char *name_r, size_t size)
+{
+    char tmp[512], dst[512], base[128];
+    const char *err;
+    int fd;
+
+    fmt_buf_or_panic(base, sizeof(base), "%ld.M%dP%d.unit", 1700000000L + seq, seq,
+		     (int) getpid());
+    seq++;
+    fmt_buf_or_panic(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
+    fmt_buf_or_panic(dst, sizeof(dst), "%s/new/%s,S=%zu", dir, base, strlen(text));
+    if (mkdir_p(dir, 0700, &err) < 0)
+	unit_fail_at(__FILE__, __LINE__, "%s", err);
+    {
+	char sub[512];
+
+	fmt_buf_or_panic(sub, sizeof(sub), "%s/tmp", dir);
+	(void) mkdir(sub, 0700);
+	fmt_buf_or_panic(sub, sizeof(sub), "%s/new", dir);
+	(void) mkdir(sub, 0700);
+	fmt_buf_or_panic(sub, sizeof(sub), "%s/cur", dir);
+	(void) mkdir(sub, 0700);
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    unit_assert(fd >= 0);
+    unit_assert(write_all_fd(fd, text, strlen(text)) == 0);
+    (void) close(fd);
+    unit_assert(rename(tmp, dst) == 0);
+    if (name_r)
+	fmt_buf_or_panic(name_r, size, "%s,S=%zu", base, strlen(text));
+}
+
+/* open_rw - open a mailbox read-write, failing the test if it cannot */
+static struct store_mailbox *open_rw(const char *dir)
+{
+    struct store_mailbox *mb;
+    const char *err = "";
+
+    mb = store_open(dir, NULL, STORE_READ_WRITE | STORE_CREATE, &err);
+    if (mb == NULL)
+	unit_fail_at(__FILE__, __LINE__, "store_open %s: %s", dir, err);
+    return mb;
+}
+
+/* read_msg - the text of message i */
+static void read_msg(struct store_mailbox *mb, size_t i, char *buf, size_t size)
+{
+    const char *err;
+    ssize_t n;
+    int fd;
+
+    buf[0] = 0;
+    if ((fd = store_open_msg(mb, i, &err)) < 0) {
+	unit_fail_at(__FILE__, __LINE__, "store_open_msg: %s", err);
+	return;
+    }
+    n = read(fd, buf, size - 1);
+    buf[n > 0 ? n : 0] = 0;
+    (void) close(fd);
+}
+
+/* count_files - entries of DIR/sub not starting with "." */
+static int count_files(const char *dir, const char *sub)
+{
+    char cmd[600], out[64] = "";
+    FILE *fp;
+
+    fmt_buf_or_panic(cmd, sizeof(cmd), "ls %s/%s | wc -l", dir, sub);
+    fp = popen(cmd, "r");
+    if (fp && fgets(out, sizeof(out), fp) == NULL)
+	out[0] = 0;
+    if (fp)
+	(void) pclose(fp);
+    return atoi(out);
+}
+
+/* index_path - DIR/posthorn-index */
+static void file_in(char *buf, size_t size, const char *dir, const char *file)
+{
+    fmt_buf_or_panic(buf, size, "%s/%s", dir, file);
+}
+
+static void test_crlf_size(void)
+{
+    static const struct {
+	const char *text;
+	long size, crlf;
+    } cases[] = {
+	{"", 0, 0},
+	{"a", 1, 1},
+	{"a\n", 2, 3},
+	{"a\r\n", 3, 3},
+	{"a\nb\r\nc", 6, 7},
+	{"\n\n", 2, 4},
+	{"\r\r\n\n", 4, 5},
+    };
+    const char *err;
+    off_t size, crlf;
+    size_t i;
+    char *big;
+    int fd;
+
+    unit_begin("store_crlf_size: bytes plus one per LF without CR");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	fd = open("crlf.txt", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unit_assert(write_all_fd(fd, cases[i].text, strlen(cases[i].text)) == 0);
+	unit_assert_idx(store_crlf_size(fd, &size, &crlf, &err) == 0, i);
+	unit_assert_idx(size == cases[i].size, i);
+	unit_assert_idx(crlf == cases[i].crlf, i);
+	(void) close(fd);
+    }
+    /* a CR at the end of one read buffer, its LF at the start of the next */
+    big = mem_alloc(65536 + 1);
+    memset(big, 'x', 65536 + 1);
+    big[65535] = '\r';
+    big[65536] = '\n';
+    fd = open("crlf.txt", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    unit_assert(write_all_fd(fd, big, 65537) == 0);
+    unit_assert(store_crlf_size(fd, &size, &crlf, &err) == 0);
+    unit_assert_inteq(size, 65537);
+    unit_assert_inteq(crlf, 65537);
+    (void) close(fd);
+    mem_free(&big);
+    unit_end();
+}
+
+static void test_uids_stable(void)
+{
+    struct store_mailbox *mb, *mb2;
+    uint32_t uv;
+    char buf[256];
+    size_t added, removed;
+
+    unit_begin("UIDs: 1..n in delivery order, the same after reopening");
+    deliver("m1", "one\n", NULL, 0);
+    deliver("m1", "two\r\nline\n", NULL, 0);
+    deliver("m1", "three\n", NULL, 0);
+    mb = open_rw("m1");
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 0)->uid, 1);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 3);
+    unit_assert_inteq(store_uidnext(mb), 4);
+    unit_assert_inteq(store_msg(mb, 1)->size, 10);
+    unit_assert_inteq(store_msg(mb, 1)->crlf_size, 11);
+    unit_assert(strstr(store_msg(mb, 1)->name, ",U=2:2,") != NULL);
+    unit_assert(strstr(store_msg(mb, 1)->name, ",S=10,W=11,") != NULL);
+    read_msg(mb, 1, buf, sizeof(buf));
+    unit_assert_streq(buf, "two\r\nline\n");
+    unit_assert_inteq(count_files("m1", "new"), 0);
+    unit_assert_inteq(count_files("m1", "cur"), 3);
+    uv = store_uidvalidity(mb);
+    unit_assert(uv > 0);
+    store_close(&mb);
+
+    mb = open_rw("m1");
+    unit_assert_inteq(store_uidvalidity(mb), uv);
+    unit_assert_inteq(store_count(mb), 3);
+    read_msg(mb, 2, buf, sizeof(buf));
+    unit_assert_streq(buf, "three\n");
+    unit_assert_inteq(store_msg(mb, 2)->uid, 3);
+    unit_end();
+
+    unit_begin("UIDs: mail delivered during a session gets higher UIDs on refresh");
+    mb2 = open_rw("m1");
+    deliver("m1", "four\n", NULL, 0);
+    deliver("m1", "five\n", NULL, 0);
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert(store_refresh(mb, &added, &removed, NULL) == 0);
+    unit_assert_inteq(added, 2);
+    unit_assert_inteq(removed, 0);
+    unit_assert_inteq(store_count(mb), 5);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 4);
+    unit_assert_inteq(store_msg(mb, 4)->uid, 5);
+    read_msg(mb, 4, buf, sizeof(buf));
+    unit_assert_streq(buf, "five\n");
+    /* the other session sees the same UIDs */
+    unit_assert_inteq(store_count(mb2), 3);
+    unit_assert(store_refresh(mb2, &added, NULL, NULL) == 0);
+    unit_assert_inteq(added, 2);
+    unit_assert_inteq(store_msg(mb2, 4)->uid, 5);
+    unit_assert_inteq(store_find_uid(mb2, 4), 3);
+    unit_assert_inteq(store_find_uid(mb2, 9), -1);
+    store_close(&mb2);
+    store_close(&mb);
+    unit_end();
+}
+
+static void test_index_lost(void)
+{
+    struct store_mailbox *mb;
+    uint32_t uv, keep[1];
+    char path[256];
+
+    unit_begin("index deleted: rebuilt, UIDs and UIDVALIDITY kept");
+    deliver("m2", "a\n", NULL, 0);
+    deliver("m2", "b\n", NULL, 0);
+    mb = open_rw("m2");
+    deliver("m2", "c\n", NULL, 0);
+    unit_assert(store_refresh(mb, NULL, NULL, NULL) == 0);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 3);
+    uv = store_uidvalidity(mb);
+    /* the highest UID goes: it must never come back after the loss */
+    keep[0] = 3;
+    unit_assert(store_expunge(mb, keep, 1, NULL, NULL) == 0);
+    store_close(&mb);
+    file_in(path, sizeof(path), "m2", STORE_INDEX_FILE);
+    unit_assert(unlink(path) == 0);
+    deliver("m2", "d\n", NULL, 0);
+    mb = open_rw("m2");
+    unit_assert_inteq(store_uidvalidity(mb), uv);
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 0)->uid, 1);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 2);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 4);
+    store_close(&mb);
+    unit_end();
+
+    unit_begin("index and anchor deleted: UIDs kept from names, new UIDVALIDITY");
+    unit_assert(unlink(path) == 0);
+    file_in(path, sizeof(path), "m2", STORE_ANCHOR_FILE);
+    unit_assert(unlink(path) == 0);
+    mb = open_rw("m2");
+    unit_assert(store_uidvalidity(mb) != uv);
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 4);
+    store_close(&mb);
+    unit_end();
+}
+
+/* damage - truncate (keep >= 0) or overwrite the middle of the index */
+static void damage(const char *dir, long keep)
+{
+    char path[256];
+    struct stat st;
+    int fd;
+
+    file_in(path, sizeof(path), dir, STORE_INDEX_FILE);
+    unit_assert(stat(path, &st) == 0);
+    fd = open(path, O_WRONLY);
+    unit_assert(fd >= 0);
+    if (keep >= 0)
+	unit_assert(ftruncate(fd, keep) == 0);
+    else
+	unit_assert(pwrite(fd, "\377garbage\0\n\n", 11, st.st_size / 2) == 11);
+    (void) close(fd);
+}
+
+static void test_index_damaged(void)
+{
+    struct store_mailbox *mb;
+    uint32_t uv;
+    int i;
+    long cuts[] = {0, 10, 40, 70, -1};
+    size_t k;
+
+    unit_begin("index truncated or overwritten: rebuilt, no mail lost, UIDs kept");
+    for (i = 0; i < 6; i++)
+	deliver("m3", i % 2 ? "odd\n" : "even\r\n", NULL, 0);
+    mb = open_rw("m3");
+    uv = store_uidvalidity(mb);
+    store_close(&mb);
+    for (k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+	damage("m3", cuts[k]);
+	deliver("m3", "later\n", NULL, 0);
+	mb = open_rw("m3");
+	unit_assert_idx(store_uidvalidity(mb) == uv, k);
+	unit_assert_idx(store_count(mb) == 7 + k, k);
+	for (i = 0; i < (int) store_count(mb); i++)
+	    unit_assert_idx(store_msg(mb, (size_t) i)->uid == (uint32_t) i + 1, k);
+	unit_assert_idx(store_msg(mb, 1)->crlf_size == 5, k);
+	store_close(&mb);
+    }
+    unit_end();
+}
+
+static void test_index_parse(void)
+{
+    struct store_index idx;
+    struct store_rec recs[2] = {
+	{(char *) "1700.a", 7, 10, 12, 1700000000},
+	{(char *) "1699.b", 3, 5, 5, 1690000000},
+    };
+    char text[1024], path[256];
+    const char *err;
+    struct str *s = str_new(4096);
+    int dfd;
+
+    unit_begin("index file: written, read back, a changed byte makes it damaged");
+    (void) mkdir("m4", 0700);
+    dfd = open("m4", O_RDONLY | O_DIRECTORY);
+    unit_assert(store_index_write(dfd, 42, 9, recs, 2, &err) == 0);
+    store_index_read(dfd, &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_VALID);
+    unit_assert_inteq(idx.uidvalidity, 42);
+    unit_assert_inteq(idx.uidnext, 9);
+    unit_assert_inteq(idx.count, 2);
+    unit_assert(store_index_find(&idx, "1700.a", 6) != NULL);
+    unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->uid, 7);
+    unit_assert_inteq(store_index_find(&idx, "1699.b", 6)->crlf_size, 5);
+    unit_assert(store_index_find(&idx, "1699", 4) == NULL);
+    store_index_free(&idx);
+    file_in(path, sizeof(path), "m4", STORE_INDEX_FILE);
+    unit_assert(read_file(path, s, 4096, &err) == 0);
+    unit_assert(str_try_copy_out(text, sizeof(text), str_cstr(s)));
+    /* the records are in UID order */
+    unit_assert(strstr(text, "3 5 5 1690000000 1699.b\n7 10 12") != NULL);
+    *strstr(text, "12 17") = '3';
+    store_index_parse(text, strlen(text), &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+    unit_assert_inteq(idx.uidvalidity, 42);
+    store_index_free(&idx);
+    /* cut after the first record: that one is read, the state damaged */
+    *strstr(text, "7 10") = 0;
+    store_index_parse(text, strlen(text), &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+    unit_assert_inteq(idx.count, 1);
+    unit_assert_inteq(idx.recs[0].uid, 3);
+    store_index_free(&idx);
+    store_index_parse("garbage", 7, &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+    unit_assert_inteq(idx.uidvalidity, 0);
+    store_index_free(&idx);
+    (void) close(dfd);
+    str_free(&s);
+    unit_end();
+}
+
+static void test_flags(void)
+{
+    struct store_mailbox *mb, *mb2;
+    char buf[64], old[512];
+    const char *err;
+
+    unit_begin("flags: set, clear, read back after reopening, in the file name");
+    unit_assert_inteq(store_flags_parse("x:2,FRS"), STORE_FLAG_FLAGGED | STORE_FLAG_REPLIED
+		      | STORE_FLAG_SEEN);
+    unit_assert_inteq(store_flags_parse("x:2,Sa"), STORE_FLAG_SEEN | STORE_FLAG_KEYWORD(0));
+    unit_assert_inteq(store_flags_parse("x:1,S"), 0);
+    unit_assert_inteq(store_flags_parse("x"), 0);
+    store_flags_format(STORE_FLAG_TRASHED | STORE_FLAG_DRAFT | STORE_FLAG_KEYWORD(2), buf,
+		       sizeof(buf));
+    unit_assert_streq(buf, "DTc");
+    deliver("m5", "x\n", NULL, 0);
+    deliver("m5", "y\n", NULL, 0);
+    mb = open_rw("m5");
+    unit_assert_inteq(store_msg(mb, 0)->flags, 0);
+    unit_assert(store_set_flags(mb, 0, STORE_FLAG_SEEN | STORE_FLAG_REPLIED, 0, &err) == 0);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN | STORE_FLAG_REPLIED);
+    unit_assert(strstr(store_msg(mb, 0)->name, ":2,RS") != NULL);
+    store_close(&mb);
+    mb = open_rw("m5");
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN | STORE_FLAG_REPLIED);
+    unit_assert(store_set_flags(mb, 0, 0, STORE_FLAG_SEEN, &err) == 0);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_REPLIED);
+    unit_end();
+
+    unit_begin("flags: another session's rename is found, its flags kept");
+    mb2 = open_rw("m5");
+    str_copy_out_or_panic(old, sizeof(old), store_msg(mb2, 1)->name);
+    unit_assert(store_set_flags(mb, 1, STORE_FLAG_FLAGGED, 0, &err) == 0);
+    unit_assert_streq(store_msg(mb2, 1)->name, old);
+    read_msg(mb2, 1, buf, sizeof(buf));
+    unit_assert_streq(buf, "y\n");
+    unit_assert(store_set_flags(mb2, 1, STORE_FLAG_SEEN, 0, &err) == 0);
+    unit_assert_inteq(store_msg(mb2, 1)->flags, STORE_FLAG_SEEN | STORE_FLAG_FLAGGED);
+    unit_assert_inteq(store_msg(mb2, 1)->uid, 2);
+    store_close(&mb2);
+    store_close(&mb);
+    mb = open_rw("m5");
+    unit_assert_inteq(store_count(mb), 2);
+    unit_assert_inteq(store_msg(mb, 1)->flags, STORE_FLAG_SEEN | STORE_FLAG_FLAGGED);
+    store_close(&mb);
+    unit_end();
+}
+
+static void test_expunge(void)
+{
+    struct store_mailbox *mb, *mb2, *ro;
+    uint32_t del[] = {2, 4, 99};
+    size_t removed, added;
+    const char *err;
+    char buf[64];
+
+    unit_begin("expunge: files gone at return, snapshot shifts, others see it");
+    for (int i = 0; i < 5; i++)
+	deliver("m6", "msg\n", NULL, 0);
+    mb = open_rw("m6");
+    mb2 = open_rw("m6");
+    unit_assert(store_expunge(mb, del, 3, &removed, &err) == 0);
+    unit_assert_inteq(removed, 2);
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 3);
+    unit_assert_inteq(count_files("m6", "cur"), 3);
+    /* the other session: gone on open, and on refresh */
+    unit_assert(store_open_msg(mb2, 1, &err) < 0 && errno == ENOENT);
+    unit_assert(store_expunge(mb2, del, 2, &removed, &err) == 0);
+    unit_assert_inteq(removed, 0);
+    unit_assert(store_refresh(mb2, &added, &removed, &err) == 0);
+    unit_assert_inteq(store_count(mb2), 3);
+    store_close(&mb2);
+    store_close(&mb);
+    mb = open_rw("m6");
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 5);
+    read_msg(mb, 2, buf, sizeof(buf));
+    unit_assert_streq(buf, "msg\n");
+    store_close(&mb);
+    unit_end();
+
+    unit_begin("read-only handle: no flag change, no expunge (EROFS)");
+    ro = store_open("m6", NULL, STORE_READ_ONLY, &err);
+    unit_assert(ro != NULL);
+    unit_assert(store_set_flags(ro, 0, STORE_FLAG_SEEN, 0, &err) < 0 && errno == EROFS);
+    unit_assert(store_expunge(ro, del, 1, NULL, &err) < 0 && errno == EROFS);
+    unit_assert_inteq(store_count(ro), 3);
+    store_close(&ro);
+    unit_end();
+}
+
+static void test_session_lock(void)
+{
+    struct store_mailbox *a, *b;
+    const char *err;
+
+    unit_begin("session lock: one holder at a time, free after close");
+    a = open_rw("m7");
+    b = open_rw("m7");
+    unit_assert(store_session_lock(a, "pop3", &err) == 0);
+    unit_assert(store_session_lock(b, "pop3", &err) < 0 && errno == EWOULDBLOCK);
+    unit_assert(store_session_lock(b, "../x", &err) < 0 && errno == EINVAL);
+    store_close(&a);
+    unit_assert(store_session_lock(b, "pop3", &err) == 0);
+    store_close(&b);
+    unit_end();
+}
+
+static void test_duplicates(void)
+{
+    struct store_mailbox *mb;
+    char name[256], src[600], dst[600], cmd[1300];
+
+    unit_begin("a message file copied under the same unique name: its own UID");
+    deliver("m8", "orig\n", NULL, 0);
+    mb = open_rw("m8");
+    fmt_buf_or_panic(src, sizeof(src), "m8/cur/%s", store_msg(mb, 0)->name);
+    str_copy_out_or_panic(name, sizeof(name), store_msg(mb, 0)->name);
+    *strchr(name, ':') = 0;
+    fmt_buf_or_panic(dst, sizeof(dst), "m8/cur/%s:2,S", name);
+    fmt_buf_or_panic(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst);
+    unit_assert(system(cmd) == 0);
+    store_close(&mb);
+    mb = open_rw("m8");
+    unit_assert_inteq(store_count(mb), 2);
+    unit_assert_inteq(store_msg(mb, 0)->uid, 1);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 2);
+    store_close(&mb);
+    mb = open_rw("m8");
+    unit_assert_inteq(store_count(mb), 2);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 2);
+    unit_assert_inteq(store_uidnext(mb), 3);
+    store_close(&mb);
+    unit_end();
+}
+
+static void test_folders(void)
+{
+    struct strv list = STRV_INIT;
+    struct store_mailbox *mb;
+    const char *err;
+
+    unit_begin("folders: valid names, create, list, open, delete");
+    unit_assert(store_folder_valid("Sent"));
+    unit_assert(store_folder_valid("Archive.2024"));
+    unit_assert(!store_folder_valid("inbox"));
+    unit_assert(!store_folder_valid(""));
+    unit_assert(!store_folder_valid(".x"));
+    unit_assert(!store_folder_valid("a..b"));
+    unit_assert(!store_folder_valid("a/b"));
+    unit_assert(!store_folder_valid("x."));
+    deliver("m9", "inbox mail\n", NULL, 0);
+    unit_assert(store_folder_create("m9", "Sent", &err) == 0);
+    unit_assert(store_folder_create("m9", "Sent", &err) < 0 && errno == EEXIST);
+    unit_assert(store_folder_create("m9", "Archive.2024", &err) == 0);
+    unit_assert(access("m9/.Sent/maildirfolder", F_OK) == 0);
+    unit_assert(store_folder_list("m9", &list, &err) == 0);
+    unit_assert_inteq(list.count, 2);
+    unit_assert_streq(list.items[0], "Archive.2024");
+    unit_assert_streq(list.items[1], "Sent");
+    strv_fini(&list);
+    deliver("m9/.Sent", "sent mail\n", NULL, 0);
+    mb = store_open("m9", "Sent", STORE_READ_WRITE, &err);
+    unit_assert(mb != NULL);
+    unit_assert_inteq(store_count(mb), 1);
+    store_close(&mb);
+    mb = store_open("m9", "INBOX", STORE_READ_WRITE, &err);
+    unit_assert(mb != NULL);
+    unit_assert_inteq(store_count(mb), 1);
+    store_close(&mb);
+    unit_assert(store_open("m9", "Nope", STORE_READ_WRITE, &err) == NULL && errno == ENOENT);
+    unit_assert(store_folder_delete("m9", "Sent", &err) == 0);
+    unit_assert(access("m9/.Sent", F_OK) < 0);
+    unit_assert(store_folder_list("m9", &list, &err) == 0);
+    unit_assert_inteq(list.count, 1);
+    strv_fini(&list);
+    unit_end();
+}
+
+int main(void)
+{
+    test_crlf_size();
+    test_uids_stable();
+    test_index_lost();
+    test_index_damaged();
+    test_index_parse();
+    test_flags();
+    test_expunge();
+    test_session_lock();
+    test_duplicates();
+    test_folders();
+    return unit_done();
+}

@@ -1,0 +1,87 @@
+/* test-pop3d_send.c - unit tests for pop3d_send.c: CRLF line ends
+ * whatever the file has, dot-stuffing, the terminator, TOP's cut. */
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "str.h"
+#include "stream.h"
+#include "unit.h"
+
+#include "pop3d.h"
+
+/* send_text - what pop3d_send_msg writes for a file holding text */
+static void send_text(const char *text, long lines, struct str *out)
+{
+    FILE *fp = tmpfile();
+    struct stream *s;
+    off_t sent;
+
+    str_reset(out);
+    fputs(text, fp);
+    fflush(fp);
+    rewind(fp);
+    s = stream_open_memory("", 0, out);
+    unit_assert_inteq(pop3d_send_msg(s, fileno(fp), lines, &sent), 0);
+    (void) stream_close(&s);
+    fclose(fp);
+}
+
+/* test_crlf_and_dots - bare LF becomes CRLF, CRLF stays, "." doubled */
+static void test_crlf_and_dots(void)
+{
+    struct str *out = str_new(65536);
+
+    unit_begin("pop3d_send_msg: CRLF line ends and dot-stuffing");
+    send_text("Subject: x\n\n.line\r\nbody\n..two\nend", -1, out);
+    unit_assert_streq(str_cstr(out),
+		      "Subject: x\r\n\r\n..line\r\nbody\r\n...two\r\nend\r\n.\r\n");
+    send_text("", -1, out);
+    unit_assert_streq(str_cstr(out), ".\r\n");
+    str_free(&out);
+    unit_end();
+}
+
+/* test_top - the header, the empty line and n body lines */
+static void test_top(void)
+{
+    struct str *out = str_new(65536);
+    const char *msg = "A: 1\nB: 2\n\none\ntwo\nthree\n";
+
+    unit_begin("pop3d_send_msg: TOP sends the header and n body lines");
+    send_text(msg, 0, out);
+    unit_assert_streq(str_cstr(out), "A: 1\r\nB: 2\r\n\r\n.\r\n");
+    send_text(msg, 2, out);
+    unit_assert_streq(str_cstr(out), "A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\n.\r\n");
+    send_text(msg, 10, out);
+    unit_assert_streq(str_cstr(out), "A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\nthree\r\n.\r\n");
+    str_free(&out);
+    unit_end();
+}
+
+/* test_big - a line across the read size keeps its bytes */
+static void test_big(void)
+{
+    static char big[200001];
+    struct str *out = str_new(1 << 20);
+
+    unit_begin("pop3d_send_msg: lines across read chunks");
+    memset(big, 'a', sizeof(big) - 1);
+    big[70000] = '\n';
+    big[70001] = '.';
+    big[131072] = '\n';
+    send_text(big, -1, out);
+    unit_assert_inteq(str_len(out), sizeof(big) - 1 + 2 + 1 + 2 + 3);
+    unit_assert(memcmp(str_cstr(out) + 70000, "\r\n..", 4) == 0);
+    str_free(&out);
+    unit_end();
+}
+
+int main(void)
+{
+    test_crlf_and_dots();
+    test_top();
+    test_big();
+    return unit_done();
+}

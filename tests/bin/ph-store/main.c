@@ -1,0 +1,228 @@
+/* ph-store - drive the mail store (lib/store) from the tests
+ * (tests/test_store.py).
+ *
+ * ph-store list DIR [FOLDER]        "uidvalidity V uidnext N count C", then
+ *                                   "UID SIZE CRLFSIZE FLAGS NAME" per message
+ * ph-store fetch DIR UID            the message on stdout
+ * ph-store flags DIR UID +LETTERS|-LETTERS
+ * ph-store expunge DIR UID...       "removed N"
+ * ph-store lock DIR NAME SECONDS    hold a session lock: "locked", or
+ *                                   "busy" (exit 3) when another holds it
+ * ph-store watch DIR SECONDS        refresh for SECONDS (every 10 ms) and
+ *                                   check at each step: UIDs ascending,
+ *                                   never below an earlier UIDNEXT for a
+ *                                   new message, a message keeps its UID,
+ *                                   UIDVALIDITY unchanged; then the list
+ *
+ * Exit 0 on success, 1 on a usage or store error, 2 when watch saw an
+ * invariant broken (the reason on stderr). */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* base */
+#include "mem.h"
+#include "msg.h"
+
+/* store */
+#include "store.h"
+
+/* usage - complain and exit 1 */
+static _Noreturn void usage(void)
+{
+    fprintf(stderr, "usage: ph-store list|fetch|flags|expunge|lock|watch DIR ...\n");
+    exit(1);
+}
+
+/* open_box - open or exit 1 */
+static struct store_mailbox *open_box(const char *dir, const char *folder, int mode)
+{
+    struct store_mailbox *mb;
+    const char *err;
+
+    if ((mb = store_open(dir, folder, mode, &err)) == NULL) {
+	fprintf(stderr, "ph-store: %s\n", err);
+	exit(1);
+    }
+    return mb;
+}
+
+/* print_list - the snapshot */
+static void print_list(struct store_mailbox *mb)
+{
+    const struct store_msg *m;
+    char flags[40];
+    size_t i;
+
+    printf("uidvalidity %lu uidnext %lu count %zu\n", (unsigned long) store_uidvalidity(mb),
+	   (unsigned long) store_uidnext(mb), store_count(mb));
+    for (i = 0; (m = store_msg(mb, i)) != NULL; i++) {
+	store_flags_format(m->flags, flags, sizeof(flags));
+	printf("%lu %lld %lld %s %s\n", (unsigned long) m->uid, (long long) m->size,
+	       (long long) m->crlf_size, *flags ? flags : "-", m->name);
+    }
+}
+
+/* uid_arg - a UID argument */
+static long uid_index(struct store_mailbox *mb, const char *arg)
+{
+    long i = store_find_uid(mb, (uint32_t) strtoul(arg, NULL, 10));
+
+    if (i < 0) {
+	fprintf(stderr, "ph-store: no UID %s\n", arg);
+	exit(1);
+    }
+    return i;
+}
+
+/* key_len - the unique part of a name */
+static size_t key_len(const char *name)
+{
+    return strcspn(name, ",:");
+}
+
+/* watch - refresh in a loop and check the invariants */
+static int watch(const char *dir, double seconds)
+{
+    struct store_mailbox *mb = open_box(dir, NULL, STORE_READ_ONLY);
+    struct seen {
+	char *key;
+	uint32_t uid;
+    } *seen = NULL;
+    size_t nseen = 0, nbefore, i, j;
+    uint32_t uv = store_uidvalidity(mb), prev_next = store_uidnext(mb), last;
+    struct timespec t0, now;
+    const struct store_msg *m;
+    const char *err;
+    int bad = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+	if (store_uidvalidity(mb) != uv) {
+	    fprintf(stderr, "UIDVALIDITY changed %lu -> %lu\n", (unsigned long) uv,
+		    (unsigned long) store_uidvalidity(mb));
+	    bad = 1;
+	}
+	last = 0;
+	nbefore = nseen;
+	for (i = 0; (m = store_msg(mb, i)) != NULL; i++) {
+	    if (m->uid <= last) {
+		fprintf(stderr, "UIDs not ascending at %zu\n", i);
+		bad = 1;
+	    }
+	    last = m->uid;
+	    for (j = 0; j < nbefore; j++)
+		if (strlen(seen[j].key) == key_len(m->name)
+		    && strncmp(seen[j].key, m->name, key_len(m->name)) == 0)
+		    break;
+	    if (j < nbefore && seen[j].uid != m->uid) {
+		fprintf(stderr, "%s: UID %lu became %lu\n", seen[j].key,
+			(unsigned long) seen[j].uid, (unsigned long) m->uid);
+		bad = 1;
+	    } else if (j == nbefore) {
+		if (nbefore > 0 && m->uid < prev_next) {
+		    fprintf(stderr, "new message %s got UID %lu below UIDNEXT %lu\n", m->name,
+			    (unsigned long) m->uid, (unsigned long) prev_next);
+		    bad = 1;
+		}
+		seen = mem_realloc(seen, (nseen + 1) * sizeof(*seen));
+		seen[nseen].key = mem_strndup(m->name, key_len(m->name));
+		seen[nseen++].uid = m->uid;
+	    }
+	}
+	prev_next = store_uidnext(mb);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (bad || (double) (now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 >= seconds)
+	    break;
+	usleep(10000);
+	if (store_refresh(mb, NULL, NULL, &err) < 0) {
+	    fprintf(stderr, "ph-store: %s\n", err);
+	    return 1;
+	}
+    }
+    print_list(mb);
+    for (i = 0; i < nseen; i++)
+	mem_free(&seen[i].key);
+    mem_free(&seen);
+    store_close(&mb);
+    return bad ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct store_mailbox *mb;
+    const char *err, *cmd;
+    uint32_t *uids;
+    size_t removed;
+    char buf[65536];
+    ssize_t n;
+    long i;
+    int fd, k;
+
+    msg_init("ph-store", MSG_TO_STDERR);
+    if (argc < 3)
+	usage();
+    cmd = argv[1];
+    if (strcmp(cmd, "list") == 0) {
+	mb = open_box(argv[2], argc > 3 ? argv[3] : NULL, STORE_READ_ONLY);
+	print_list(mb);
+    } else if (strcmp(cmd, "fetch") == 0 && argc == 4) {
+	mb = open_box(argv[2], NULL, STORE_READ_ONLY);
+	if ((fd = store_open_msg(mb, (size_t) uid_index(mb, argv[3]), &err)) < 0) {
+	    fprintf(stderr, "ph-store: %s\n", err);
+	    return 1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	    fwrite(buf, 1, (size_t) n, stdout);
+	(void) close(fd);
+    } else if (strcmp(cmd, "flags") == 0 && argc == 5) {
+	uint32_t bits;
+
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	i = uid_index(mb, argv[3]);
+	if (argv[4][0] != '+' && argv[4][0] != '-')
+	    usage();
+	{
+	    char name[64];
+
+	    snprintf(name, sizeof(name), "x:2,%s", argv[4] + 1);
+	    bits = store_flags_parse(name);
+	}
+	if (store_set_flags(mb, (size_t) i, argv[4][0] == '+' ? bits : 0,
+			    argv[4][0] == '-' ? bits : 0, &err) < 0) {
+	    fprintf(stderr, "ph-store: %s\n", err);
+	    return 1;
+	}
+	print_list(mb);
+    } else if (strcmp(cmd, "expunge") == 0) {
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	uids = mem_alloc_array((size_t) argc, sizeof(*uids));
+	for (k = 3; k < argc; k++)
+	    uids[k - 3] = (uint32_t) strtoul(argv[k], NULL, 10);
+	if (store_expunge(mb, uids, (size_t) (argc - 3), &removed, &err) < 0) {
+	    fprintf(stderr, "ph-store: %s\n", err);
+	    return 1;
+	}
+	printf("removed %zu\n", removed);
+	mem_free(&uids);
+    } else if (strcmp(cmd, "lock") == 0 && argc == 5) {
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	if (store_session_lock(mb, argv[3], &err) < 0) {
+	    printf("%s\n", errno == EWOULDBLOCK ? "busy" : err);
+	    return errno == EWOULDBLOCK ? 3 : 1;
+	}
+	printf("locked\n");
+	fflush(stdout);
+	sleep((unsigned) atoi(argv[4]));
+    } else if (strcmp(cmd, "watch") == 0 && argc == 4) {
+	return watch(argv[2], atof(argv[3]));
+    } else {
+	usage();
+    }
+    store_close(&mb);
+    return 0;
+}
