@@ -109,7 +109,6 @@ void scram_server_first(struct scram_server *s, const struct passwd_scram *secre
 	|| !str_try_appendf(msg, ",i=%ld", secret->iterations))
 	str_reset(msg);			/* cannot happen: bounded parts */
     str_copy_out_or_panic(s->server_first, sizeof(s->server_first), str_cstr(msg));
-    str_appends_or_panic(msg, "");
     /* the whole nonce, for the client-final check */
     {
 	struct str *n = str_new(SCRAM_MSG_MAX - 1);
