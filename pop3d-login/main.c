@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 /* base */
+#include "base64.h"
 #include "msg.h"
 #include "privs.h"
 #include "sock.h"
@@ -136,29 +137,6 @@ static void login_pre_init(int argc, char **argv)
 
 /* ---------------------------------------------------------------- */
 /* Commands                                                         */
-
-/* login_b64_encode - RFC 4648 base64 of data,len appended to out */
-static bool login_b64_encode(struct str *out, const unsigned char *data, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    for (size_t i = 0; i < len; i += 3) {
-	unsigned v = (unsigned) data[i] << 16;
-	char q[4];
-
-	if (i + 1 < len)
-	    v |= (unsigned) data[i + 1] << 8;
-	if (i + 2 < len)
-	    v |= data[i + 2];
-	q[0] = tab[(v >> 18) & 63];
-	q[1] = tab[(v >> 12) & 63];
-	q[2] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-	q[3] = i + 2 < len ? tab[v & 63] : '=';
-	if (!str_try_append(out, q, 4))
-	    return false;
-    }
-    return true;
-}
 
 /* login_auth_open - the connection to auth, opened once per client */
 static bool login_auth_open(struct login_session *ls)
@@ -383,7 +361,7 @@ static void login_cmd_pass(struct login_session *ls, const struct pop3_command *
     b64 = str_new(AUTH_RESPONSE_MAX);
     if (!str_try_appendc(plain, 0) || !str_try_append(plain, str_cstr(ls->user), str_len(ls->user))
 	|| !str_try_appendc(plain, 0) || !str_try_appends(plain, cmd->rest)
-	|| !login_b64_encode(b64, (const unsigned char *) str_cstr(plain), str_len(plain))) {
+	|| !base64_encode(str_cstr(plain), str_len(plain), b64)) {
 	pop3_err(ls->client, NULL, "Password too long");
     } else {
 	login_exchange(ls, AUTH_MECH_PLAIN, str_cstr(b64));
@@ -438,6 +416,7 @@ static void login_service(struct stream *client)
 	    pop3_err(client, NULL, "Too many commands, closing connection");
 	    break;
 	}
+	server_watchdog_reset();		/* a command is progress */
 	if (r == POP3_READ_TOOLONG) {
 	    pop3_err(client, NULL, "Line too long");
 	} else if (cmd.bad_verb) {

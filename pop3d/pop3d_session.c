@@ -21,6 +21,7 @@
 /* mail */
 #include "config.h"
 #include "pop3_cmd.h"
+#include "server.h"
 #include "store.h"
 
 /* pop3d */
@@ -229,6 +230,7 @@ void pop3d_session(struct stream *client, struct store_mailbox *mb, const char *
 	    pop3_err(client, NULL, "Too many commands, closing connection");
 	    break;
 	}
+	server_watchdog_reset();		/* a command is progress */
 	if (r == POP3_READ_TOOLONG) {
 	    pop3_err(client, NULL, "Line too long");
 	} else if (cmd.bad_verb) {
