@@ -57,9 +57,10 @@ def lookup(place, etc, key, table):
 
 
 def users_entry(etc, password):
-    """The Maildir of demo's entry in ETC/users, whose hash must be that
-    of password."""
-    m = re.search(r"^demo@example\.test \{SHA512-CRYPT\}(\$6\$\S+)\s+maildir=(\S+)$",
+    """The Maildir of demo's entry in the users file ETC/users (users(5):
+    address:hash:uid:gid:Maildir:quota), whose hash must be that of
+    password."""
+    m = re.search(r"^demo@example\.test:(\$6\$[^:]+):::([^:]+):$",
                   (etc / "users").read_text(), re.M)
     assert m
     salt = m.group(1).split("$")[2]
@@ -108,16 +109,22 @@ def test_mkinstance_writes_an_instance(place):
     # Tables: relative Maildirs, the virtual alias, default aliases, and
     # the user with a password hash that matches the kept password.
     assert lookup(place, etc, "alice@example.test", "vmailbox") == "example.test/alice/\n"
-    assert lookup(place, etc, "demo@example.test", "vmailbox") == "example.test/demo/\n"
+    # a user with a password is declared once, in the users file: its
+    # mailbox comes from users.mailbox, first in virtual_mailbox_maps
+    assert lookup(place, etc, "demo@example.test", "vmailbox") is None
+    assert lookup(place, etc, "demo@example.test", "users.mailbox") == "example.test/demo/\n"
+    assert main["virtual_mailbox_maps"] == f"cdb:{etc}/users.mailbox, cdb:{etc}/vmailbox"
+    assert main["auth_user_maps"] == f"cdb:{etc}/users.auth"
     assert lookup(place, etc, "info@example.test", "virtual") == "alice@example.test\n"
     assert lookup(place, etc, "postmaster", "aliases") == "root\n"
     pwfile = inst / "demo.password"
     assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
     password = pwfile.read_text().strip()
     assert len(password) == 16
-    assert users_entry(etc, password) == f"{inst}/mail/example.test/demo/"
-    assert lookup(place, etc, "demo@example.test", "users").startswith("{SHA512-CRYPT}$6$")
+    assert users_entry(etc, password) == "example.test/demo/"
+    assert lookup(place, etc, "demo@example.test", "users.auth").startswith("$6$")
     assert "alice@example.test" not in (etc / "users").read_text()   # no password, no entry
+    assert lookup(place, etc, "alice@example.test", "users.mailbox") is None
     for user in ("demo", "alice"):
         for sub in ("cur", "new", "tmp"):
             d = inst / "mail" / "example.test" / user / sub
@@ -128,7 +135,8 @@ def test_mkinstance_writes_an_instance(place):
 def test_mkinstance_is_idempotent_and_keeps_passwords_and_mail(place):
     assert mkinstance(place, *FULL, "--tls").returncode == 0
     inst = place / "inst"
-    names = ["demo.password", "etc/main.cf", "etc/master.cf", "etc/users", "etc/users.cdb",
+    names = ["demo.password", "etc/main.cf", "etc/master.cf", "etc/users", "etc/users.auth",
+             "etc/users.auth.cdb", "etc/users.mailbox", "etc/users.mailbox.cdb",
              "etc/vmailbox", "etc/vmailbox.cdb", "etc/virtual", "etc/virtual.cdb",
              "etc/aliases", "etc/aliases.cdb", "etc/tls/cert.pem", "etc/tls/key.pem"]
     before = {n: (inst / n).read_bytes() for n in names}
@@ -188,9 +196,14 @@ def test_mkinstance_users_policy_as_root(place):
     assert main["virtual_mailbox_owner"] == "posthorn-vmail"
     vmail = pwd.getpwnam("posthorn-vmail")
     assert (inst / "mail/example.test/demo/new").stat().st_uid == vmail.pw_uid
-    users = (inst / "etc" / "users").stat()
-    assert users.st_uid == 0 and users.st_gid == pwd.getpwnam("posthorn").pw_gid
-    assert stat.S_IMODE(users.st_mode) == 0o640
+    assert main["auth_user"] == "posthorn-auth" and main["login_user"] == "posthorn-login"
+    users = (inst / "etc" / "users").stat()          # hashes: root's alone
+    assert users.st_uid == 0 and stat.S_IMODE(users.st_mode) == 0o600
+    auth = pwd.getpwnam("posthorn-auth")
+    pwd.getpwnam("posthorn-login")
+    for name in ("users.auth", "users.auth.cdb"):    # the auth service's alone
+        st = (inst / "etc" / name).stat()
+        assert st.st_uid == auth.pw_uid and stat.S_IMODE(st.st_mode) == 0o600, name
     # postdrop is a set-gid copy where daemon_directory points, not a command
     postdrop = inst / "libexec" / "postdrop"
     if (BUILD / "bin" / "postdrop").exists():
@@ -222,6 +235,7 @@ def test_mkinstance_users_policy_as_a_normal_user(place):
     main = parse_main(inst / "etc" / "main.cf")
     assert main["mail_owner"] == me.pw_name
     assert main["virtual_mailbox_owner"] == me.pw_name
+    assert main["auth_user"] == me.pw_name and main["login_user"] == me.pw_name
     import grp  # pylint: disable=import-outside-toplevel
     assert main["setgid_group"] == grp.getgrgid(me.pw_gid).gr_name
     assert stat.S_IMODE((inst / "etc" / "users").stat().st_mode) == 0o600

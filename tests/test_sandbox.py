@@ -104,29 +104,32 @@ def test_sandbox_setup(place):
     assert stat.S_IMODE(pwfile.stat().st_mode) == 0o600
     password = pwfile.read_text().strip()
     assert len(password) >= 12
-    users = (etc / "users").read_text()
-    m = re.search(r"^demo@example\.test \{SHA512-CRYPT\}(\$6\$\S+)\s+maildir=(\S+)$", users, re.M)
+    users = (etc / "users").read_text()          # users(5): the demo user is declared here
+    m = re.search(r"^demo@example\.test:(\$6\$[^:]+):::([^:]+):$", users, re.M)
     assert m, users
     salt = m.group(1).split("$")[2]
     again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
                            capture_output=True, text=True, timeout=30, check=True).stdout.strip()
     assert again == m.group(1)
-    maildir = pathlib.Path(m.group(2))
-    assert str(maildir) == f"{run}/mail/example.test/demo"
+    assert m.group(2) == "example.test/demo/"
+    maildir = run / "mail" / m.group(2)
     for sub in ("cur", "new", "tmp"):
         assert (maildir / sub).is_dir()
-    assert stat.S_IMODE((etc / "users").stat().st_mode) & 0o007 == 0
-    # The users table is built and answers lookups.
+    assert stat.S_IMODE((etc / "users").stat().st_mode) == 0o600
+    # posthorn users built the auth table (the hash, for auth alone) ...
+    assert stat.S_IMODE((etc / "users.auth.cdb").stat().st_mode) == 0o600
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
-                        "DEMO@example.test", f"cdb:{etc}/users"],
+                        "DEMO@example.test", f"cdb:{etc}/users.auth"],
                        capture_output=True, text=True, timeout=30)
-    assert q.returncode == 0 and q.stdout.startswith("{SHA512-CRYPT}$6$")
-    # The virtual mailbox table maps the address to the Maildir, no hash.
-    # (relative to virtual_mailbox_base, as in every tools/mkinstance.py instance).
+    assert q.returncode == 0 and q.stdout.startswith("$6$")
+    assert main["auth_user_maps"] == f"cdb:{etc}/users.auth"
+    # ... and the mailbox table, the Maildir without the hash (relative to
+    # virtual_mailbox_base), first in virtual_mailbox_maps.
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
-                        "demo@example.test", f"cdb:{etc}/vmailbox"],
+                        "demo@example.test", f"cdb:{etc}/users.mailbox"],
                        capture_output=True, text=True, timeout=30)
     assert q.returncode == 0 and q.stdout == "example.test/demo/\n"
+    assert main["virtual_mailbox_maps"].startswith(f"cdb:{etc}/users.mailbox, ")
     assert main["virtual_mailbox_base"] == f"{run}/mail"
     q = subprocess.run([str(place / "build/bin/posthorn"), "-c", str(etc), "map", "-q",
                         "postmaster", f"cdb:{etc}/aliases"],
@@ -150,7 +153,8 @@ def test_sandbox_setup(place):
 def test_sandbox_is_idempotent_and_keeps_the_password(place):
     assert run_sandbox(place).returncode == 0
     run = place / "run"
-    names = ["demo.password", "etc/users", "etc/users.cdb", "etc/main.cf", "etc/master.cf",
+    names = ["demo.password", "etc/users", "etc/users.auth.cdb", "etc/users.mailbox.cdb",
+             "etc/main.cf", "etc/master.cf",
              "etc/tls/cert.pem", "etc/tls/key.pem", "etc/vmailbox", "etc/vmailbox.cdb",
              "etc/aliases", "etc/aliases.cdb"]
     before = {n: (run / n).read_bytes() for n in names}

@@ -7,12 +7,19 @@ generator behind tools/sandbox.sh (`make run`), the test fixtures
                                          additions go in main.cf.local and
                                          master.cf.local, which are appended
     DIR/etc/vmailbox(.cdb)               virtual_mailbox_maps: address ->
-                                         Maildir relative to DIR/mail
+                                         Maildir relative to DIR/mail, for
+                                         the mailboxes without a password
     DIR/etc/virtual(.cdb)                virtual_alias_maps
     DIR/etc/aliases(.cdb)                alias_maps
-    DIR/etc/users(.cdb)                  address -> {SHA512-CRYPT} hash,
-                                         Maildir (only for users with a
-                                         password; auth alone may read it)
+    DIR/etc/users                        the users file (users(5)), one
+                                         line per user with a password:
+                                         address:sha512-crypt hash:::
+                                         Maildir relative to DIR/mail:
+    DIR/etc/users.auth(.cdb)             built from it by posthorn users:
+                                         auth_user_maps (auth alone may
+                                         read it)
+    DIR/etc/users.mailbox(.cdb)          and the users' mailboxes, first
+                                         in virtual_mailbox_maps
     DIR/etc/tls/cert.pem, key.pem        a self-signed certificate (--tls)
     DIR/LOCALPART.password               each user's password, made once
     DIR/queue, DIR/queue/pid             queue_directory (posthorn check
@@ -27,8 +34,11 @@ generator behind tools/sandbox.sh (`make run`), the test fixtures
 Who owns what (the users policy): as root the daemons run as the system
 user "posthorn", postdrop's group is "posthorn-drop" and virtual
 mailboxes belong to a mail store user (--vmail-owner, default
-"posthorn-vmail"); missing accounts are created. As a normal user all
-three are the invoking user.
+"posthorn-vmail"); the auth service runs as "posthorn-auth" (auth_user,
+the only reader of the auth table) and the login processes
+(pop3d-login) as "posthorn-login" (login_user, chrooted to
+DIR/queue/login, which pop3d-login makes itself); missing accounts are
+created. As a normal user all of them are the invoking user.
 
 Ports: inet services (smtp, submission, smtps, pop3, pop3s, imap, imaps)
 are written only for the listen addresses the caller gives (--port
@@ -60,6 +70,8 @@ DOMAIN = "example.test"
 ROOT_MAIL_OWNER = "posthorn"
 ROOT_SETGID_GROUP = "posthorn-drop"
 DEFAULT_VMAIL_OWNER = "posthorn-vmail"
+ROOT_AUTH_USER = "posthorn-auth"
+ROOT_LOGIN_USER = "posthorn-login"
 SANDBOX_PORTS = {"smtp": "2525", "submission": "2587", "smtps": "2465",
                  "pop3": "2110", "pop3s": "2995", "imap": "2143", "imaps": "2993"}
 DEFAULT_ALIASES = ("postmaster: root", "abuse: root")
@@ -79,12 +91,12 @@ SERVICES = (
     (None, "bounce", "unix", "-", "-", "n", "-", "0", "bounce", ()),
     (None, "smtp", "unix", "-", "-", "n", "-", "-", "smtp-client", ()),
     (None, "local", "unix", "-", "n", "n", "-", "-", "local-delivery", ()),
-    (None, "auth", "unix", "-", "-", "n", "-", "-", "auth", ()),
+    (None, "auth", "unix", "-", "-", "n", "-", "1", "auth", ()),
     ("pop3", None, "inet", "n", "-", "n", "-", "-", "pop3d-login", ()),
     ("pop3s", None, "inet", "n", "-", "n", "-", "-", "pop3d-login", ("pop3d_tls_wrappermode=yes",)),
     ("imap", None, "inet", "n", "-", "n", "-", "-", "imapd-login", ()),
     ("imaps", None, "inet", "n", "-", "n", "-", "-", "imapd-login", ("imapd_tls_wrappermode=yes",)),
-    (None, "pop3d", "unix", "-", "-", "n", "-", "-", "pop3d", ()),
+    (None, "pop3d", "unix", "-", "n", "n", "-", "-", "pop3d", ()),
     (None, "imapd", "unix", "-", "-", "n", "-", "-", "imapd", ()),
 )
 PORT_NAMES = tuple(s[0] for s in SERVICES if s[0])
@@ -137,7 +149,20 @@ def ensure_accounts(vmail_owner=DEFAULT_VMAIL_OWNER, mail=True):
     _create_user(ROOT_MAIL_OWNER, "posthorn mail system")
     if mail:
         _create_user(vmail_owner, "posthorn virtual mailboxes")
+        service_accounts()
     return ROOT_MAIL_OWNER, ROOT_SETGID_GROUP, vmail_owner
+
+
+def service_accounts():
+    """(auth_user, login_user): as root the system users of the auth
+    service and the login processes, created if missing; otherwise the
+    invoking user twice."""
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        return me, me
+    _create_user(ROOT_AUTH_USER, "posthorn authentication")
+    _create_user(ROOT_LOGIN_USER, "posthorn pre-login processes")
+    return ROOT_AUTH_USER, ROOT_LOGIN_USER
 
 
 # --------------------------------------------------------------- helpers
@@ -352,10 +377,11 @@ def _setgid_postdrop(libexec, build, setgid_group):
         dst.symlink_to(src.resolve())
 
 
-def write_mailboxes(mailroot, etc, addresses, owner):
+def write_mailboxes(mailroot, etc, addresses, owner, table=None):
     """Maildirs mailroot/DOMAIN/USER/{cur,new,tmp} (0700, owned by owner)
     and the virtual mailbox table ETC/vmailbox (paths relative to
-    mailroot); True if the table changed."""
+    mailroot) for the addresses in table (default: all); True if the
+    table changed."""
     mailroot = pathlib.Path(mailroot)
     mailroot.mkdir(mode=0o755, exist_ok=True)
     pw = pwd.getpwnam(owner)
@@ -367,7 +393,8 @@ def write_mailboxes(mailroot, etc, addresses, owner):
             (box / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
         for p in (box, *(box / s for s in ("cur", "new", "tmp"))):
             p.chmod(0o700)
-        lines.append(f"{addr} {domain}/{user}/\n")
+        if table is None or addr in table:
+            lines.append(f"{addr} {domain}/{user}/\n")
     if os.geteuid() == 0:
         for p in (mailroot, *mailroot.rglob("*")):
             os.lchown(p, pw.pw_uid, pw.pw_gid)
@@ -391,6 +418,7 @@ class Layout:
         self.libexec = self.bin = None
         self.main, self.unknown, self.master_cf = {}, [], ""
         self.mail_owner = self.setgid_group = self.vmail_owner = None
+        self.auth_user = self.login_user = None
         self.passwords = {}
 
 
@@ -418,6 +446,8 @@ def make_instance(directory, build, *, ports=None, services=None, mail=True, use
         lay.maillog.touch()
         lay.maillog.chmod(0o644)
     lay.mail_owner, lay.setgid_group, lay.vmail_owner = ensure_accounts(vmail_owner, mail)
+    if mail:
+        lay.auth_user, lay.login_user = service_accounts()
     known = known_parameters(posthorn, lay.etc)
 
     if daemons == "link":
@@ -458,13 +488,16 @@ def make_instance(directory, build, *, ports=None, services=None, mail=True, use
             "mail_spool_directory": str(lay.spool),
             "virtual_mailbox_domains": ", ".join(domains),
             "virtual_mailbox_base": str(lay.mailroot),
-            "virtual_mailbox_maps": f"cdb:{etc}/vmailbox",
+            "virtual_mailbox_maps": (f"cdb:{etc}/users.mailbox, " if users else "")
+                                    + f"cdb:{etc}/vmailbox",
             "virtual_mailbox_owner": lay.vmail_owner,
             "virtual_alias_maps": f"cdb:{etc}/virtual",
             "alias_maps": f"cdb:{etc}/aliases",
+            "auth_user": lay.auth_user,
+            "login_user": lay.login_user,
         })
         if users:
-            params["auth_user_maps"] = f"cdb:{etc}/users"
+            params["auth_user_maps"] = f"cdb:{etc}/users.auth"
     params.update({k: str(v) for k, v in (main or {}).items()})
     extra = set(main or {})
     lay.main = {k: v for k, v in params.items() if known is None or k in known or k in extra}
@@ -489,7 +522,8 @@ def _mail_layer(lay, posthorn, users, everyone, aliases, virtual):
     lay.spool.mkdir(exist_ok=True)
     lay.spool.chmod(0o1777)
     build_map(posthorn, etc, "vmailbox",
-              force=write_mailboxes(lay.mailroot, etc, everyone, lay.vmail_owner))
+              force=write_mailboxes(lay.mailroot, etc, everyone, lay.vmail_owner,
+                                    table=[a for a in everyone if a not in users]))
     _write_once(etc / "virtual", "".join(line.rstrip("\n") + "\n" for line in virtual)
                 or "# virtual - virtual aliases: address, target addresses.\n")
     build_map(posthorn, etc, "virtual")
@@ -503,36 +537,39 @@ def _mail_layer(lay, posthorn, users, everyone, aliases, virtual):
 
 
 def _users_table(lay, posthorn, users):
-    """ETC/users: ADDRESS {SHA512-CRYPT}HASH  maildir=PATH, one per user with
-    a password (kept in DIR/LOCALPART.password). A hash is kept while the
-    password file is not newer than the table and the Maildir is the same,
-    so running again leaves the table as it was."""
+    """ETC/users (users(5)): ADDRESS:HASH:::DOMAIN/USER/: for each user
+    with a password (kept in DIR/LOCALPART.password; the hash is
+    sha512-crypt, uid and gid those of virtual_mailbox_owner, the Maildir
+    relative to virtual_mailbox_base), then posthorn users builds
+    users.auth and users.mailbox from it. A hash is kept while the
+    password file is not newer than the users file and the Maildir is the
+    same, so running again leaves everything as it was. The file holds
+    hashes: mode 0600, root's when root."""
     table = lay.etc / "users"
     old = {}
     if table.exists():
         for line in table.read_text().splitlines():
-            m = re.match(r"(\S+) \{SHA512-CRYPT\}(\S+)\s+maildir=(\S+)$", line)
-            if m:
-                old[m.group(1)] = (m.group(2), m.group(3))
-    lines = ["# users - virtual mail users: address, password hash, mailbox.\n",
-             f"# Build with: {posthorn} -c {lay.etc} map cdb:{table}\n"]
+            fields = line.split(":")
+            if len(fields) >= 6 and not line.startswith("#"):
+                old[fields[0]] = (fields[1], fields[4])
+    lines = ["# users - mail users (users(5)): address:hash:uid:gid:Maildir:quota\n",
+             f"# Build with: {posthorn} -c {lay.etc} users cdb:{table}\n"]
     for addr in users:
         user, domain = addr.split("@", 1)
         pwfile = lay.dir / f"{user}.password"
         lay.passwords[addr] = _password(pwfile)
-        maildir = f"{lay.mailroot}/{domain}/{user}/"
+        maildir = f"{domain}/{user}/"
         hashed, was = old.get(addr, (None, None))
         if hashed is None or was != maildir or _mtime(pwfile) > _mtime(table):
             hashed = _sha512_crypt(lay.passwords[addr])
-        lines.append(f"{addr} {{SHA512-CRYPT}}{hashed}  maildir={maildir}\n")
+        lines.append(f"{addr}:{hashed}:::{maildir}:\n")
     changed = _write_if_changed(table, "".join(lines), mode=0o600)
     if os.geteuid() == 0:
-        shutil.chown(table, "root", grp.getgrgid(pwd.getpwnam(lay.mail_owner).pw_gid).gr_name)
-        table.chmod(0o640)
-    build_map(posthorn, lay.etc, "users", force=changed)
-    if os.geteuid() == 0:
-        shutil.chown(table.with_name("users.cdb"), "root",
-                     grp.getgrgid(pwd.getpwnam(lay.mail_owner).pw_gid).gr_name)
+        shutil.chown(table, "root", "root")
+    table.chmod(0o600)
+    built = [_mtime(table.with_name(f"users.{kind}.cdb")) for kind in ("auth", "mailbox")]
+    if changed or None in built or min(built) < _mtime(table):
+        _posthorn(posthorn, lay.etc, "users", f"cdb:{table}")
 
 
 # --------------------------------------------------------------------- CLI

@@ -2,8 +2,9 @@
 # sandbox.sh - set up and start a posthorn instance under the checkout
 # (`make run`): configuration in run/etc, queue in run/queue, mail in
 # run/mail, log in run/log/maillog, loopback ports only, and a demo user
-# demo@example.test whose password is generated once and kept in
-# run/demo.password.
+# demo@example.test (an entry of run/etc/users, users(5)) whose password
+# is generated once and kept in run/demo.password: it receives mail on
+# 2525 and reads it over POP3 on 2110.
 #
 # Environment:
 #   POSTHORN_BUILD            build directory, relative to the checkout or
@@ -24,7 +25,9 @@
 # run/etc/main.cf.local and run/etc/master.cf.local, which are appended)
 # and picks up daemons that were built since. As root it creates the
 # system user "posthorn" and group "posthorn-drop" if missing, and runs
-# the daemons as posthorn; as a normal user everything runs as that user.
+# the daemons as posthorn (auth as "posthorn-auth", pop3d-login as
+# "posthorn-login", also created); as a normal user everything runs as
+# that user.
 #
 # A checkout that the mail owner cannot reach (a clone under /root, mode
 # 0700, is the usual case on a fresh machine) keeps its instance in
@@ -101,8 +104,10 @@ MAILDIR=$RUN/mail/$DOMAIN/demo/
 # ------------------------------------------------------------ the instance
 # Loopback ports 2525..., every service (those not built yet commented
 # out; smtp-client, the "smtp" unix service, included once built), a
-# self-signed certificate, the demo user with its password in
-# $RUN/demo.password; main.cf.local and master.cf.local are appended.
+# self-signed certificate, the demo user in the users file $ETC/users
+# (built into users.auth for auth and users.mailbox for delivery) with its
+# password in $RUN/demo.password; main.cf.local and master.cf.local are
+# appended.
 python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --commands link \
     --vmail-owner vmail --param inet_protocols=ipv4 \
     --user "demo@$DOMAIN" \
@@ -124,7 +129,7 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   pop3        2110        pop3s       2995
   imap        2143        imaps       2993
   services whose daemons are not built yet are commented out in
-  $ETC/master.cf (TLS, AUTH, POP3 and IMAP come with later daemons)
+  $ETC/master.cf (TLS, SMTP AUTH and IMAP come with later daemons)
   mail for other domains leaves through smtp-client (the "smtp" service)
   to their MX hosts; to keep it local set relayhost (e.g. [127.0.0.1]:2526
   for an smtp-sink) in $ETC/main.cf.local
@@ -133,6 +138,14 @@ try:          swaks --server 127.0.0.1:2525 --to demo@$DOMAIN
 demo user:    demo@$DOMAIN
 password:     $PASSWORD   (kept in $PWFILE)
 mailbox:      $MAILDIR
+read it over POP3 on 2110 (the user name is the whole address):
+  curl:       curl -s pop3://127.0.0.1:2110/ -u 'demo@$DOMAIN:$PASSWORD'      (list)
+              curl -s pop3://127.0.0.1:2110/1 -u 'demo@$DOMAIN:$PASSWORD'     (message 1)
+  fetchmail:  fetchmail -p POP3 -P 2110 -u demo@$DOMAIN --keep --sslproto '' \\
+                  --mda 'cat >> demo.mbox' 127.0.0.1        (asks for the password)
+  mutt:       mutt -f 'pop://demo%40$DOMAIN@127.0.0.1:2110/' \\
+                  -e 'set ssl_starttls=no ssl_force_tls=no pop_authenticators=plain:user'
+  python3:    python3 -c 'import poplib; p = poplib.POP3("127.0.0.1", 2110); p.user("demo@$DOMAIN"); p.pass_(open("$PWFILE").read().strip()); print(p.stat())'
 log:          $RUN/log/maillog
 config:       $ETC  (try: $PH -c $ETC conf -n)
 stop:         Ctrl-C, or from another terminal: $PH -c $ETC stop
