@@ -16,15 +16,24 @@
 struct token_slot {
     bool used;
     char token[AUTH_TOKEN_LEN + 1];
-    time_t issued;
-    time_t expires;
+    long long issued;
+    long long expires;
     struct token_info info;
 };
 
 static struct token_slot token_table[TOKEN_TABLE_MAX];
 
+/* token_now_ms - CLOCK_MONOTONIC in milliseconds */
+long long token_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* token_issue - take a free, expired or the oldest slot */
-bool token_issue(const struct token_info *info, time_t now, long lifetime,
+bool token_issue(const struct token_info *info, long long now, long lifetime,
 		 char token[AUTH_TOKEN_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
@@ -52,13 +61,14 @@ bool token_issue(const struct token_info *info, time_t now, long lifetime,
     slot->used = true;
     memcpy(slot->token, token, sizeof(slot->token));
     slot->issued = now;
-    slot->expires = now + lifetime;
+    slot->expires = now + lifetime * 1000LL;
     slot->info = *info;
     return true;
 }
 
 /* token_redeem - find (constant-time per slot), consume, check */
-bool token_redeem(const char *token, const char *service, time_t now, struct token_info *info)
+bool token_redeem(const char *token, const char *service, long long now,
+		  struct token_info *info)
 {
     if (strlen(token) != AUTH_TOKEN_LEN)
 	return false;

@@ -22,13 +22,18 @@ struct token_info {
     long quota;
 };
 
+/* Times are milliseconds of a monotonic clock (token_now_ms); lifetime
+ * is in seconds. */
+long long token_now_ms(void);
+
 /* token_issue - a new token for info, valid until now + lifetime; the
  * token text (AUTH_TOKEN_LEN hex digits) into token; false if no
  * randomness could be had */
-bool token_issue(const struct token_info *info, time_t now, long lifetime,
+bool token_issue(const struct token_info *info, long long now_ms, long lifetime,
 		 char token[AUTH_TOKEN_LEN + 1]);
 /* token_redeem - consume token (whatever the outcome): true and *info if
  * it was valid, unexpired and issued for service */
-bool token_redeem(const char *token, const char *service, time_t now, struct token_info *info);
+bool token_redeem(const char *token, const char *service, long long now_ms,
+		  struct token_info *info);
 
 #endif

@@ -190,7 +190,7 @@ static bool auth_succeed(struct auth_conn *c, const char *user, const struct use
     if (info.uid < 0 || info.gid < 0 || (long) auth_vmail_uid == 0)
 	return auth_fail(c, user, V_TEMP, "no uid/gid for the mailbox (virtual_mailbox_owner unknown)");
     info.quota = e->quota >= 0 ? e->quota : var_virtual_mailbox_limit;
-    if (!token_issue(&info, time(NULL), var_auth_token_lifetime, token))
+    if (!token_issue(&info, token_now_ms(), var_auth_token_lifetime, token))
 	return auth_fail(c, user, V_TEMP, "getrandom failed");
     throttle_reset(auth_user_fails, user);
     msg_info("%s login: user=<%s>, client=%s", c->service, user,
@@ -426,7 +426,7 @@ static bool auth_redeem_token(struct auth_conn *c, const struct auth_redeem *req
     struct str *out = str_new(IPC_MSG_MAX);
     bool ok;
 
-    if (token_redeem(req->token, req->service, time(NULL), &info)) {
+    if (token_redeem(req->token, req->service, token_now_ms(), &info)) {
 	r = (struct auth_redeem_reply) {AUTH_STAT_OK, info.user, info.mail_location, info.uid,
 					info.gid, info.quota, NULL};
 	if (msg_verbose)
@@ -469,7 +469,11 @@ static bool auth_input(struct stream *client, void *ctx)
     } else if (c->timer) {
 	msg_warn("auth request before the answer to the previous one -- disconnecting");
     } else {
-	switch (auth_request_kind(&list, &err)) {
+	int kind = auth_request_kind(&list, &err);
+
+	if (kind >= 0)
+	    err = NULL;				/* a decoder sets it on failure */
+	switch (kind) {
 	case AUTH_KIND_AUTH:{
 		struct auth_request req;
 

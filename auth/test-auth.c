@@ -182,16 +182,18 @@ int main(void)
 	str_copy_out_or_panic(info.user, sizeof(info.user), "a@b");
 	str_copy_out_or_panic(info.service, sizeof(info.service), "pop3");
 	str_copy_out_or_panic(info.mail_location, sizeof(info.mail_location), "/m/a/");
-	unit_assert(token_issue(&info, 1000, 10, t1));
-	unit_assert(token_issue(&info, 1000, 10, t2));
+	unit_assert(token_issue(&info, 1000000, 10, t1));
+	unit_assert(token_issue(&info, 1000000, 10, t2));
 	unit_assert(strlen(t1) == AUTH_TOKEN_LEN && strcmp(t1, t2) != 0);
-	unit_assert(token_redeem(t1, "pop3", 1005, &got));
+	unit_assert(token_redeem(t1, "pop3", 1005000, &got));
 	unit_assert_streq(got.user, "a@b");
-	unit_assert(!token_redeem(t1, "pop3", 1005, &got));	/* replay */
-	unit_assert(!token_redeem(t2, "imap", 1005, &got));	/* other service */
-	unit_assert(!token_redeem(t2, "pop3", 1005, &got));	/* consumed */
-	unit_assert(token_issue(&info, 1000, 10, t1));
-	unit_assert(!token_redeem(t1, "pop3", 1010, &got));	/* expired */
+	unit_assert(!token_redeem(t1, "pop3", 1005000, &got));	/* replay */
+	unit_assert(!token_redeem(t2, "imap", 1005000, &got));	/* other service */
+	unit_assert(!token_redeem(t2, "pop3", 1005000, &got));	/* consumed */
+	unit_assert(token_issue(&info, 1000000, 10, t1));
+	unit_assert(token_redeem(t1, "pop3", 1009999, &got));
+	unit_assert(token_issue(&info, 1000000, 10, t1));
+	unit_assert(!token_redeem(t1, "pop3", 1010000, &got));	/* expired */
     }
     unit_end();
 

@@ -13,6 +13,7 @@
 
 /* system */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,33 +58,42 @@ struct login_session {
 /* ---------------------------------------------------------------- */
 /* Start-up: the chroot and its two sockets                         */
 
-/* login_link_socket - (re)make the hard link login/NAME to the socket
- * src, atomically (link to a temporary name, rename over); as root also
- * give the socket's group to the login uid's group with mode 0660, so
- * that the login uid can connect through the link. private/ itself
- * stays closed (0700): only this link reaches the socket. */
-static void login_link_socket(const char *src, const char *name, gid_t login_gid)
+/* login_link_socket - (re)make the hard link NAME in the chroot
+ * directory dfd to the socket src, atomically (link to a temporary
+ * name, rename over); as root also give the socket's group to the login
+ * uid's group with mode 0660, so that the login uid can connect through
+ * the link. private/ itself stays closed (0700): only this link reaches
+ * the socket. Everything happens relative to dfd, and the new link is
+ * checked to be a socket before its inode is changed, so a name swapped
+ * by a less trusted user (queue_directory belongs to the mail owner)
+ * never makes root touch another file. */
+static void login_link_socket(int dfd, const char *src, const char *name, gid_t login_gid)
 {
-    char tmp[PATH_MAX], dst[PATH_MAX];
+    char tmp[NAME_MAX + 1];
     struct stat st;
 
-    fmt_buf_or_panic(dst, sizeof(dst), "%s/%s", LOGIN_DIR, name);
-    fmt_buf_or_panic(tmp, sizeof(tmp), "%s/.%s.%ld", LOGIN_DIR, name, (long) getpid());
+    fmt_buf_or_panic(tmp, sizeof(tmp), ".%s.%ld", name, (long) getpid());
     if (lstat(src, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 	msg_warn("%s is not a socket (is its service in master.cf?) -- "
 		 "logins will fail until it is", src);
 	return;
     }
-    (void) unlink(tmp);
-    if (link(src, tmp) < 0) {
-	msg_warn("link %s to %s: %m", src, tmp);
+    (void) unlinkat(dfd, tmp, 0);
+    if (linkat(AT_FDCWD, src, dfd, tmp, 0) < 0) {
+	msg_warn("link %s to %s/%s: %m", src, LOGIN_DIR, tmp);
 	return;
     }
-    if (priv_is_root() && (lchown(tmp, (uid_t) -1, login_gid) < 0 || chmod(tmp, 0660) < 0))
+    if (fstatat(dfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode)) {
+	msg_warn("%s was replaced while it was linked -- not using it", src);
+	(void) unlinkat(dfd, tmp, 0);
+	return;
+    }
+    if (priv_is_root() && (fchownat(dfd, tmp, (uid_t) -1, login_gid, AT_SYMLINK_NOFOLLOW) < 0
+			   || fchmodat(dfd, tmp, 0660, 0) < 0))
 	msg_warn("making %s reachable for %s: %m", src, var_login_user);
-    if (rename(tmp, dst) < 0) {
-	msg_warn("rename %s to %s: %m", tmp, dst);
-	(void) unlink(tmp);
+    if (renameat(dfd, tmp, dfd, name) < 0) {
+	msg_warn("rename %s/%s to %s: %m", LOGIN_DIR, tmp, name);
+	(void) unlinkat(dfd, tmp, 0);
     }
 }
 
@@ -91,11 +101,12 @@ static void login_link_socket(const char *src, const char *name, gid_t login_gid
  * to login_user inside it (before any byte from a client is read) */
 static void login_pre_init(int argc, char **argv)
 {
-    char src[PATH_MAX], root[PATH_MAX];
+    char src[PATH_MAX];
     const char *err;
     struct stat st;
     uid_t login_uid = (uid_t) -1;
     gid_t login_gid = (gid_t) -1;
+    int dfd;
 
     (void) argc;
     (void) argv;
@@ -109,30 +120,28 @@ static void login_pre_init(int argc, char **argv)
 	msg_fatal("login_user %s must not be root", var_login_user);
 
     /* The directory: root-owned, mode 0750, group of the login uid, so
-     * that the login uid can use it but change nothing in it. */
+     * that the login uid can use it but change nothing in it. Opened
+     * once, without following a symbolic link; every later step uses
+     * the descriptor, never the name. */
     if (mkdir(LOGIN_DIR, 0750) < 0 && errno != EEXIST)
 	msg_fatal("mkdir %s/%s: %m", var_queue_directory, LOGIN_DIR);
-    if (lstat(LOGIN_DIR, &st) < 0 || !S_ISDIR(st.st_mode))
-	msg_fatal("%s/%s is not a directory", var_queue_directory, LOGIN_DIR);
-    if (priv_is_root()) {
-	if (lchown(LOGIN_DIR, 0, login_gid) < 0 || chmod(LOGIN_DIR, 0750) < 0)
-	    msg_fatal("chown/chmod %s/%s: %m", var_queue_directory, LOGIN_DIR);
-    }
-    login_link_socket(AUTH_SOCKET, LOGIN_AUTH_LINK, login_gid);
+    if ((dfd = open(LOGIN_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0
+	|| fstat(dfd, &st) < 0 || !S_ISDIR(st.st_mode))
+	msg_fatal("%s/%s: not a directory: %m", var_queue_directory, LOGIN_DIR);
+    if (priv_is_root() && (fchown(dfd, 0, login_gid) < 0 || fchmod(dfd, 0750) < 0))
+	msg_fatal("chown/chmod %s/%s: %m", var_queue_directory, LOGIN_DIR);
+    login_link_socket(dfd, AUTH_SOCKET, LOGIN_AUTH_LINK, login_gid);
     fmt_buf_or_panic(src, sizeof(src), "private/%s", login_pop3d_link);
-    login_link_socket(src, login_pop3d_link, login_gid);
+    login_link_socket(dfd, src, login_pop3d_link, login_gid);
 
     /* The drop: chroot to the directory, become login_user (no
      * supplementary group). Not root (the sandbox): just go there, so
      * that the same relative socket names work. */
-    if (priv_is_root()) {
-	if (!fmt_try_buf(root, sizeof(root), "%s/%s", var_queue_directory, LOGIN_DIR))
-	    msg_fatal("queue_directory too long");
-	if (priv_drop(var_login_user, (gid_t) -1, root, &err) < 0)
-	    msg_fatal("privilege drop to %s: %s", var_login_user, err);
-    } else if (chdir(LOGIN_DIR) < 0) {
+    if (fchdir(dfd) < 0)
 	msg_fatal("chdir %s/%s: %m", var_queue_directory, LOGIN_DIR);
-    }
+    (void) close(dfd);
+    if (priv_is_root() && priv_drop(var_login_user, (gid_t) -1, ".", &err) < 0)
+	msg_fatal("privilege drop to %s: %s", var_login_user, err);
 }
 
 /* ---------------------------------------------------------------- */
@@ -402,25 +411,11 @@ static void login_service(struct stream *client)
 	goto out;
 
     while (!ls.done) {
-	enum pop3_read r = pop3_read_command(client, line, var_pop3d_line_limit, &cmd);
-
-	if (r == POP3_READ_END) {
-	    if (stream_error(client) == STREAM_TIMEOUT) {
-		stream_clear_error(client);
-		pop3_err(client, NULL, "Timeout, closing connection");
-		(void) stream_flush(client);
-	    }
+	if (!pop3_next_command(client, line, var_pop3d_line_limit, &cmd, &commands,
+			       var_pop3d_login_command_limit))
 	    break;
-	}
-	if (++commands > var_pop3d_login_command_limit) {
-	    pop3_err(client, NULL, "Too many commands, closing connection");
-	    break;
-	}
-	server_watchdog_reset();		/* a command is progress */
-	if (r == POP3_READ_TOOLONG) {
-	    pop3_err(client, NULL, "Line too long");
-	} else if (cmd.bad_verb) {
-	    pop3_err(client, NULL, "Bad command");
+	if (cmd.answered) {
+	    /* refused by pop3_next_command */
 	} else if (strcmp(cmd.verb, "CAPA") == 0) {
 	    login_cmd_capa(&ls);
 	} else if (strcmp(cmd.verb, "USER") == 0) {

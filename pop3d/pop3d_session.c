@@ -21,7 +21,6 @@
 /* mail */
 #include "config.h"
 #include "pop3_cmd.h"
-#include "server.h"
 #include "store.h"
 
 /* pop3d */
@@ -212,29 +211,15 @@ void pop3d_session(struct stream *client, struct store_mailbox *mb, const char *
 	    (long long) ss.total);
 
     while (!quit) {
-	enum pop3_read r;
 	size_t i;
 
 	if (pop3_flush_if_idle(client) < 0)
 	    break;
-	r = pop3_read_command(client, line, var_pop3d_line_limit, &cmd);
-	if (r == POP3_READ_END) {
-	    if (stream_error(client) == STREAM_TIMEOUT) {
-		stream_clear_error(client);
-		pop3_err(client, NULL, "Timeout, closing connection");
-		(void) stream_flush(client);
-	    }
+	if (!pop3_next_command(client, line, var_pop3d_line_limit, &cmd, &commands,
+			       var_pop3d_command_limit))
 	    break;
-	}
-	if (++commands > var_pop3d_command_limit) {
-	    pop3_err(client, NULL, "Too many commands, closing connection");
-	    break;
-	}
-	server_watchdog_reset();		/* a command is progress */
-	if (r == POP3_READ_TOOLONG) {
-	    pop3_err(client, NULL, "Line too long");
-	} else if (cmd.bad_verb) {
-	    pop3_err(client, NULL, "Bad command");
+	if (cmd.answered) {
+	    /* refused by pop3_next_command */
 	} else if (strcmp(cmd.verb, "STAT") == 0) {
 	    if (sess_args(&ss, &cmd, 0, 0, "STAT"))
 		pop3_ok(client, "%zu %lld", ss.count - ss.ndeleted, (long long) ss.total);

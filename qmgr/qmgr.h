@@ -69,6 +69,9 @@ struct qmgr_rcpt {
     char *relay;
     bool expired;		/* a deferral turned into a bounce */
     long conn_use;		/* the agent's session count (log) */
+    const char *success_action;	/* a success notice's action: "delivered",
+				 * "relayed", or NULL: the next MTA took
+				 * the DSN request and reports itself */
     struct delivery_times times;
 };
 

@@ -166,7 +166,7 @@ void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *ds
     case 's':
 	rcpt_done(msg, r);
 	rcpt_log(msg, r, "sent");
-	if (r->notify_flags & QMGR_NOTIFY_SUCCESS)
+	if ((r->notify_flags & QMGR_NOTIFY_SUCCESS) && r->success_action)
 	    batch_add(&b->success, &b->nsuccess, idx);
 	break;
     case 'b':
@@ -390,7 +390,7 @@ void qmgr_job_encode(const struct qmgr_job *job, struct str *out)
 	    rcpts[i].orig = r->orig;
 	    rcpts[i].orcpt = r->orcpt;
 	    rcpts[i].dsn = r->dsn;
-	    rcpts[i].action = action;
+	    rcpts[i].action = req.type == BOUNCE_TYPE_SUCCESS ? r->success_action : action;
 	    rcpts[i].reason = nz(r->reason);
 	    rcpts[i].relay = nz(r->relay);
 	}
@@ -428,7 +428,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	}
 	mem_free(&req.rcpts);
 	for (size_t i = 0; i < job->count; i++)
-	    all_sent = all_sent && res[i].status[0] == 's';
+	    all_sent = all_sent && deliver_status_class(res[i].status) == '2';
 	/* an agent that could not do its job may not have found the file:
 	 * a file deleted behind qmgr's back is not retried */
 	if (!all_sent && qmgr_message_drop_if_vanished(msg)) {
@@ -439,9 +439,16 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	memset(&b, 0, sizeof(b));
 	b.conn_use = st.conn_use;
 	job_times(job, &t);
-	for (size_t i = 0; i < job->count; i++)
-	    qmgr_outcome(msg, job->rcpt_idx[i], res[i].status[0], res[i].dsn, res[i].reason,
-			 res[i].relay, &t, &b);
+	for (size_t i = 0; i < job->count; i++) {
+	    struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];
+	    char class = deliver_status_class(res[i].status);
+
+	    /* RFC 3461 6.2: which success notice, if any, is ours to send */
+	    r->success_action = strcmp(res[i].status, RCPT_STAT_RELAYED_DSN) == 0 ? NULL
+		: strcmp(res[i].status, RCPT_STAT_RELAYED) == 0 ? "relayed" : "delivered";
+	    qmgr_outcome(msg, job->rcpt_idx[i], class == '2' ? 's' : class == '4' ? 'd' : 'b',
+			 res[i].dsn, res[i].reason, res[i].relay, &t, &b);
+	}
 	qmgr_outcomes_apply(msg, &b);
 	/* the agent's word about the next hop (not a failed attempt as a
 	 * whole: that is no word about the destination) */

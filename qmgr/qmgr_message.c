@@ -129,6 +129,7 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	r->notify = lc->notify ? lc->notify : mem_strdup("");
 	lc->orig = lc->orcpt = lc->notify = NULL;
 	r->notify_flags = qmgr_notify_flags(r->notify);
+	r->success_action = "delivered";
 	r->offset = (long) offset;
 	r->state = QMGR_RCPT_TODO;
 	lc->nrcpt++;

@@ -86,12 +86,8 @@ static bool sc_deliver_request(struct stream *client, const struct ipc_list *lis
 	struct sc_rcpt_result *r = res + i;
 
 	/* a peer's odd enhanced code must not break the reply */
-	if (!deliver_dsn_valid(r->dsn) || r->dsn[0] != (strcmp(r->status, RCPT_STAT_SENT) == 0
-							 ? '2' : strcmp(r->status, RCPT_STAT_DEFER) == 0
-							 ? '4' : '5'))
-	    fmt_buf_or_panic(r->dsn, sizeof(r->dsn), "%s",
-			     strcmp(r->status, RCPT_STAT_SENT) == 0 ? "2.0.0" :
-			     strcmp(r->status, RCPT_STAT_DEFER) == 0 ? "4.0.0" : "5.0.0");
+	if (!deliver_dsn_valid(r->dsn) || r->dsn[0] != deliver_status_class(r->status))
+	    fmt_buf_or_panic(r->dsn, sizeof(r->dsn), "%c.0.0", deliver_status_class(r->status));
 	out[i].offset = req.rcpts[i].offset;
 	out[i].status = r->status;
 	out[i].dsn = r->dsn;

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 /* Base library. */
+#include "base64.h"
 #include "msg.h"
 #include "str.h"
 #include "stream.h"
@@ -38,31 +39,6 @@ void sc_sasl_fini(void)
 {
     if (sc_sasl_maps)
 	maps_free(&sc_sasl_maps);
-}
-
-/* sc_b64 - append the base64 form of data[0..len) */
-static bool sc_b64(struct str *out, const unsigned char *data, size_t len)
-{
-    static const char tab[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-
-    for (i = 0; i < len; i += 3) {
-	unsigned v = (unsigned) data[i] << 16;
-	char q[4];
-
-	if (i + 1 < len)
-	    v |= (unsigned) data[i + 1] << 8;
-	if (i + 2 < len)
-	    v |= data[i + 2];
-	q[0] = tab[(v >> 18) & 63];
-	q[1] = tab[(v >> 12) & 63];
-	q[2] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-	q[3] = i + 2 < len ? tab[v & 63] : '=';
-	if (!str_try_append(out, q, 4))
-	    return false;
-    }
-    return true;
 }
 
 /* sc_host_of - the host or domain of a next-hop string, into buf */
@@ -174,7 +150,7 @@ int sc_sasl_auth(struct sc_session *ss, const char *nexthop, char *dsn, size_t d
 	str_appendc_or_panic(raw, 0);
 	str_appends_or_panic(raw, pass);
 	str_set_or_panic(line, "AUTH PLAIN ");
-	if (!sc_b64(line, (const unsigned char *) str_cstr(raw), str_len(raw)))
+	if (!base64_encode(str_cstr(raw), str_len(raw), line))
 	    msg_panic("sc_sasl_auth: credentials too long");
 	memset(raw->data, 0, str_len(raw));
 	str_free(&raw);
@@ -186,14 +162,14 @@ int sc_sasl_auth(struct sc_session *ss, const char *nexthop, char *dsn, size_t d
 	    goto broken;
 	if (r.code == 334) {
 	    str_reset(line);
-	    if (!sc_b64(line, (const unsigned char *) user, ulen))
+	    if (!base64_encode(user, ulen, line))
 		msg_panic("sc_sasl_auth: credentials too long");
 	    if (sc_auth_step(ss, str_cstr(line), &r, reason, reason_size) < 0)
 		goto broken;
 	}
 	if (r.code == 334) {
 	    str_reset(line);
-	    if (!sc_b64(line, (const unsigned char *) pass, strlen(pass)))
+	    if (!base64_encode(pass, strlen(pass), line))
 		msg_panic("sc_sasl_auth: credentials too long");
 	    if (sc_auth_step(ss, str_cstr(line), &r, reason, reason_size) < 0)
 		goto broken;

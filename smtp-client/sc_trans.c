@@ -86,7 +86,10 @@ static void sc_reply_result(const struct sc_session *ss, const struct sc_reply *
 	char quoted[SC_REPLY_TEXT_MAX];
 
 	sc_reply_quote(r, quoted, sizeof(quoted));
-	sc_result_set(out, RCPT_STAT_SENT, dsn, "%s", quoted);
+	/* RFC 3461 6.2: with DSN the peer got NOTIFY and reports success
+	 * itself; without, a success notice from us says "relayed" */
+	sc_result_set(out, ss->ext.flags & SC_EXT_DSN ? RCPT_STAT_RELAYED_DSN : RCPT_STAT_RELAYED,
+		      dsn, "%s", quoted);
     } else {
 	out->status = r->code / 100 == 5 ? RCPT_STAT_BOUNCE : RCPT_STAT_DEFER;
 	if (r->code / 100 != 4 && r->code / 100 != 5) {

@@ -329,11 +329,11 @@ def muttrc(pop, d):
         "set confirmcreate=no\nset confirmappend=no\nset quit=yes\nset move=no\n"
         "set mbox_type=mbox\nset record=\"\"\nset header_cache=\"\"\n"
         "set message_cachedir=\"\"\nset pop_delete=no\n"
-        "set pop_checkinterval=0\nset mail_check=0\nset timeout=5\n"
+        "set timeout=5\n"
         # PLAIN (SASL), else USER/PASS. Left to itself mutt tries
         # SCRAM-SHA-256 first, which these accounts have no secret for:
         # each try is a failed login that auth answers after its failure
-        # delay, and mutt logs in again for each copied message.
+        # delay (and mutt logs in again at each mailbox check).
         "set pop_authenticators=\"plain:user\"\n"
         f"set folder=\"{d}\"\nset mbox=\"{d}/mbox\"\n")
     rc.chmod(0o600)

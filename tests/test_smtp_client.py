@@ -142,6 +142,26 @@ def test_delivery_envelope_dsn_and_size(net):
     assert p.sessions[0].helo[1] == inst.main["myhostname"]
     assert not p.violations, p.violations
 
+    # the peer took NOTIFY=SUCCESS: it reports success, not we (RFC 3461 6.2)
+    inst.wait_queue_empty()
+    time.sleep(0.5)
+    assert inst.maildir_messages(SENDER) == [], "a success notice from us"
+
+
+def test_success_notice_relayed_to_a_peer_without_dsn(net):
+    """NOTIFY=SUCCESS to a peer without DSN: the sender gets our success
+    notice with Action: relayed (RFC 3461 6.2), not "delivered"."""
+    p = net.peer(ext=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"))
+    inst = start(net, {"nodsn.phtest": p})
+    qid = send(inst, ["bob@nodsn.phtest"], body("no dsn"),
+               rcpt_opts={"bob@nodsn.phtest": ["NOTIFY=SUCCESS"]})
+    inst.wait_status(qid, "bob@nodsn.phtest", "sent")
+    (m,) = p.wait_messages(1)
+    assert "NOTIFY" not in m.rcpts[0][1]            # never sent to a peer without DSN
+    (notice,) = inst.wait_notices(SENDER, 1)
+    (rcpt,) = dsn_fields(notice)[1:]
+    assert rcpt["Action"] == "relayed" and rcpt["Status"].startswith("2."), rcpt
+
 
 def test_recipient_results_550_450_250(net):
     """One message, three recipients: 550 bounces, 450 defers, 250 is

@@ -207,12 +207,23 @@ def test_delivery_and_reply_attributes(agent):
     a = agent()
     msg = a.message(["good@dest.example", "bad@dest.example"])
     results, status = a.deliver(msg, f"[127.0.0.1]:{peer.port}")
-    assert [r["status"] for r in results] == ["sent", "bounce"]
+    assert [r["status"] for r in results] == ["relayed", "bounce"]
     assert results[0]["reason"] == "250 2.0.0 Ok: queued"
     assert results[1]["reason"] == ("host 127.0.0.1[127.0.0.1] said: 550 5.1.1 unknown "
                                     "(in reply to RCPT TO command)")
     assert results[0]["relay"] == f"127.0.0.1[127.0.0.1]:{peer.port}"
     assert status == {"dest_status": "ok", "dest_reason": "", "conn_use": "1"}
+
+
+def test_success_to_a_dsn_peer_is_relayed_dsn(agent):
+    """RFC 3461 6.2: a peer that offers DSN took the NOTIFY request and
+    reports success itself ("relayed_dsn": qmgr sends no success notice);
+    one without DSN gets "relayed" (qmgr's notice says relayed)."""
+    peer = Peer(smtp_server(ext=("PIPELINING", "ENHANCEDSTATUSCODES", "DSN")))
+    a = agent()
+    msg = a.message(["good@dest.example", "bad@dest.example"])
+    results, _ = a.deliver(msg, f"[127.0.0.1]:{peer.port}")
+    assert [r["status"] for r in results] == ["relayed_dsn", "bounce"]
 
 
 def test_421_greeting_is_dead_and_the_address_is_skipped_next_time(agent):
@@ -259,7 +270,7 @@ def test_helo_fallback_goes_lock_step(agent):
     a = agent()
     results, _ = a.deliver(a.message(["good@dest.example", "bad@dest.example",
                                       "good2@dest.example"]), f"[127.0.0.1]:{peer.port}")
-    assert [r["status"] for r in results] == ["sent", "bounce", "sent"]
+    assert [r["status"] for r in results] == ["relayed", "bounce", "relayed"]
     log = peer.conns[0].log
     assert log[:3] == ["EHLO client.example", "HELO client.example",
                        "MAIL FROM:<s@client.example>"]
@@ -272,7 +283,7 @@ def test_pipelining_sends_the_commands_together(agent):
     a = agent()
     results, _ = a.deliver(a.message(["good@dest.example", "good2@dest.example"]),
                            f"[127.0.0.1]:{peer.port}")
-    assert [r["status"] for r in results] == ["sent", "sent"]
+    assert [r["status"] for r in results] == ["relayed", "relayed"]
     assert any(buffered)
 
 
@@ -319,10 +330,10 @@ def test_cached_session_closed_by_the_peer_is_replaced(agent):
     a = agent("smtp_connection_cache_time_limit = 30s\n")
     msg = a.message(["good@dest.example"])
     nexthop = f"[127.0.0.1]:{closer.port}"
-    assert a.deliver(msg, nexthop)[0][0]["status"] == "sent"
+    assert a.deliver(msg, nexthop)[0][0]["status"] == "relayed"
     time.sleep(1)
     results, status = a.deliver(msg, nexthop)
-    assert results[0]["status"] == "sent" and status["conn_use"] == "1"
+    assert results[0]["status"] == "relayed" and status["conn_use"] == "1"
     assert len(closer.conns) == 2
 
 
@@ -338,7 +349,7 @@ def test_many_recipients_keep_their_order(agent):
     a = agent()
     rcpts = [f"r{i}@dest.example" for i in range(240)] + ["bad@dest.example"]
     results, _ = a.deliver(a.message(rcpts), f"[127.0.0.1]:{peer.port}")
-    assert [r["status"] for r in results] == ["sent"] * 240 + ["bounce"]
+    assert [r["status"] for r in results] == ["relayed"] * 240 + ["bounce"]
 
 
 def test_control_character_in_an_address_is_never_sent(agent):
@@ -346,7 +357,7 @@ def test_control_character_in_an_address_is_never_sent(agent):
     a = agent()
     msg = a.message(["good@dest.example", "evil@dest.example\tx"])
     results, _ = a.deliver(msg, f"[127.0.0.1]:{peer.port}")
-    assert [r["status"] for r in results] == ["sent", "bounce"]
+    assert [r["status"] for r in results] == ["relayed", "bounce"]
     assert results[1]["dsn"] == "5.1.3"
     assert not any("evil" in line for line in peer.conns[0].log)
     msg = a.message(["evil@dest.example\tx"])

@@ -140,10 +140,11 @@ bool deliver_dsn_valid(const char *dsn)
     return n >= 1 && n <= 3 && p[n] == 0 && !(n > 1 && p[0] == '0');
 }
 
-/* status_class - the DSN class a result status needs, 0 if none */
-static char status_class(const char *status)
+/* deliver_status_class - the DSN class a result status needs, 0 if none */
+char deliver_status_class(const char *status)
 {
-    if (strcmp(status, RCPT_STAT_SENT) == 0)
+    if (strcmp(status, RCPT_STAT_SENT) == 0 || strcmp(status, RCPT_STAT_RELAYED) == 0
+	|| strcmp(status, RCPT_STAT_RELAYED_DSN) == 0)
 	return '2';
     if (strcmp(status, RCPT_STAT_DEFER) == 0)
 	return '4';
@@ -175,7 +176,7 @@ int deliver_reply_decode(const struct ipc_list *reply, const struct deliver_requ
 	if (r->offset != req->rcpts[i].offset)
 	    return proto_fail(&c, "result %zu is for offset %ld, expected %ld", i + 1, r->offset,
 			      req->rcpts[i].offset), -1;
-	if ((class = status_class(r->status)) == 0)
+	if ((class = deliver_status_class(r->status)) == 0)
 	    return proto_fail(&c, "bad rcpt_status \"%.32s\"", r->status), -1;
 	if (!deliver_dsn_valid(r->dsn) || r->dsn[0] != class)
 	    return proto_fail(&c, "bad rcpt_dsn \"%.32s\" for status %s", r->dsn, r->status), -1;

@@ -16,8 +16,10 @@
  * message size in bytes; rcpt_offset the offset of the recipient's R
  * record (its identity in the reply); rcpt_address is not empty;
  * addresses are at most PROTO_ADDR_MAX bytes, other texts PROTO_TEXT_MAX.
- * rcpt_status is sent, defer or bounce, and rcpt_dsn an RFC 3463 code of
- * the matching class (2, 4 or 5).
+ * rcpt_status is sent, relayed or relayed_dsn (all delivered: to a
+ * mailbox, to an MTA without DSN, to an MTA that took the DSN request and
+ * reports success itself; RFC 3461 section 6.2), defer or bounce, and
+ * rcpt_dsn an RFC 3463 code of the matching class (2, 4 or 5).
  *
  * The three attributes after the results (version 3) are the agent's
  * word about the next hop, qmgr's destination feedback
@@ -74,7 +76,8 @@ struct deliver_request {
 
 struct deliver_result {
     long offset;		/* rcpt_offset of the request's recipient */
-    const char *status;		/* RCPT_STAT_SENT, _DEFER, _BOUNCE */
+    const char *status;		/* RCPT_STAT_SENT, _RELAYED, _RELAYED_DSN,
+				 * _DEFER, _BOUNCE */
     const char *dsn;		/* "2.0.0" */
     const char *reason;
     const char *relay;
@@ -130,6 +133,10 @@ int deliver_verify_decode(const struct ipc_list *list, struct deliver_verify *re
 void deliver_verify_reply_encode(struct str *out, const struct deliver_verify_reply *reply);
 int deliver_verify_reply_decode(const struct ipc_list *list, struct deliver_verify_reply *reply,
 				const char **error_r);
+
+/* deliver_status_class - '2' for sent, relayed and relayed_dsn, '4' for
+ * defer, '5' for bounce, 0 for anything else */
+char deliver_status_class(const char *status);
 
 /* deliver_dsn_valid - "C.SSS.DDD" with class 2, 4 or 5 */
 bool deliver_dsn_valid(const char *dsn);

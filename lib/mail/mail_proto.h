@@ -52,7 +52,9 @@
  *    Version 2: the envelope group moved before data_offset and
  *    data_size (version 1 sent them in between). Version 3: the reply
  *    ends with dest_status, dest_reason and conn_use (qmgr's destination
- *    feedback, docs/qmgr-scheduling.md).
+ *    feedback, docs/qmgr-scheduling.md). Version 4: rcpt_status may also
+ *    be "relayed" or "relayed_dsn" (delivered to another MTA; RFC 3461
+ *    success notices).
  *
  * 3. bounce (private/bounce; client: qmgr) - bounce_proto.h
  *      client: IPC list {request ("failure"|"delay"|"success"),
@@ -103,7 +105,7 @@
 #define CLEANUP_PROTO		"cleanup"
 #define CLEANUP_VERSION		1
 #define DELIVER_PROTO		"deliver"
-#define DELIVER_VERSION		3
+#define DELIVER_VERSION		4
 #define BOUNCE_PROTO		"bounce"
 #define BOUNCE_VERSION		1
 #define AUTH_PROTO		"auth"
@@ -186,7 +188,11 @@
 /* deliver request names and per-recipient results. */
 #define DELIVER_REQ_DELIVER	"deliver"
 #define DELIVER_REQ_VERIFY	"verify"
-#define RCPT_STAT_SENT		"sent"
+#define RCPT_STAT_SENT		"sent"		/* delivered (mailbox, file, ...) */
+#define RCPT_STAT_RELAYED	"relayed"	/* to an MTA without DSN: a success
+						 * notice here says "relayed" */
+#define RCPT_STAT_RELAYED_DSN	"relayed_dsn"	/* to an MTA that took NOTIFY: it
+						 * sends success notices, not we */
 #define RCPT_STAT_DEFER		"defer"
 #define RCPT_STAT_BOUNCE	"bounce"
 #define RCPT_STAT_OK		"ok"

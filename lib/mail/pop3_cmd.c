@@ -13,6 +13,7 @@
 
 /* mail */
 #include "pop3_cmd.h"
+#include "server.h"
 
 /* pop3_read_line - one line without its CRLF */
 enum pop3_read pop3_read_line(struct stream *s, struct str *line, size_t max)
@@ -91,6 +92,35 @@ enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
     }
     cmd->argv[cmd->argc] = NULL;
     return POP3_READ_OK;
+}
+
+/* pop3_next_command - read, count and pre-check one command */
+bool pop3_next_command(struct stream *s, struct str *line, size_t max,
+		       struct pop3_command *cmd, long *count, long limit)
+{
+    enum pop3_read r = pop3_read_command(s, line, max, cmd);
+
+    if (r == POP3_READ_END) {
+	if (stream_error(s) == STREAM_TIMEOUT) {
+	    stream_clear_error(s);
+	    pop3_err(s, NULL, "Timeout, closing connection");
+	    (void) stream_flush(s);
+	}
+	return false;
+    }
+    if (++*count > limit) {
+	pop3_err(s, NULL, "Too many commands, closing connection");
+	return false;
+    }
+    server_watchdog_reset();		/* a command is progress */
+    if (r == POP3_READ_TOOLONG) {
+	pop3_err(s, NULL, "Line too long");
+	cmd->answered = true;
+    } else if (cmd->bad_verb) {
+	pop3_err(s, NULL, "Bad command");
+	cmd->answered = true;
+    }
+    return true;
 }
 
 /* pop3_vreply - one status line */

@@ -44,6 +44,8 @@ struct pop3_command {
 				 * argbuf (commands that take the raw rest,
 				 * PASS and AUTH, ignore this) */
     bool bad_verb;		/* empty, too long or not printable */
+    bool answered;		/* pop3_next_command replied already (line
+				 * too long, bad command): skip it */
     char argbuf[POP3_ARGBUF_SIZE];
 };
 
@@ -52,6 +54,15 @@ struct pop3_command {
  * argv into cmd->argbuf). */
 enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
 				 struct pop3_command *cmd);
+
+/* pop3_next_command - the next command of a session loop: false when
+ * the session ends (EOF, error, or a timeout, answered "-ERR Timeout";
+ * more than limit commands counted in *count, answered "-ERR Too many
+ * commands"); true with cmd, whose answered flag says it was refused
+ * here already (line too long, bad command). Resets the daemon
+ * watchdog for each command. */
+bool pop3_next_command(struct stream *s, struct str *line, size_t max,
+		       struct pop3_command *cmd, long *count, long limit);
 
 /* pop3_read_line - one line of at most max bytes without its CRLF (for
  * SASL continuation lines) */

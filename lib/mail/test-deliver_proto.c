@@ -254,6 +254,7 @@ int main(void)
 	    {0, "+120", NULL, "deliver reply: bad rcpt_offset \"+120\""},
 	    {1, "delivered", NULL, "deliver reply: bad rcpt_status \"delivered\""},
 	    {2, "4.0.0", NULL, "deliver reply: bad rcpt_dsn \"4.0.0\" for status sent"},
+	    {1, "relayed_later", NULL, "deliver reply: bad rcpt_status \"relayed_later\""},
 	    {7, "5.01.1", NULL, "bad rcpt_dsn \"5.01.1\" for status bounce"},
 	    {1, NULL, ATTR_RCPT_DSN, "deliver reply: attribute 2 is \"rcpt_dsn\", expected \"rcpt_status\""},
 	    {9, NULL, "frob", "attribute 10 is \"frob\", expected \"relay\""},
@@ -281,6 +282,22 @@ int main(void)
 	unit_assert_streq(stback.dest_status, "ok");
 	unit_assert_streq(stback.dest_reason, "");
 	unit_assert_inteq(stback.conn_use, 2);
+	/* the relayed statuses (version 4) are class 2 like sent */
+	res[0].status = RCPT_STAT_RELAYED_DSN;
+	deliver_reply_encode(out, res, 2, &st);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == 0);
+	unit_assert_streq(back[0].status, "relayed_dsn");
+	res[0].status = RCPT_STAT_RELAYED;
+	res[0].dsn = "4.0.0";
+	deliver_reply_encode(out, res, 2, &st);
+	proto_test_wire(out, &list);
+	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == -1);
+	res[0].status = RCPT_STAT_SENT;
+	res[0].dsn = "2.0.0";
+	unit_assert(deliver_status_class("relayed") == '2' && deliver_status_class("defer") == '4'
+		    && deliver_status_class("bounce") == '5' && deliver_status_class("ok") == 0);
+	deliver_reply_encode(out, res, 2, &st);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 	    proto_test_wire(out, &list);
 	    if (bad[i].value) {

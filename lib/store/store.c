@@ -118,6 +118,24 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
     return 0;
 }
 
+/* sm_from_index - the entries of cur/ as the index lists them */
+static void sm_from_index(const struct store_index *idx, struct sm_list *l)
+{
+    struct sm_entry *e;
+    size_t i;
+
+    l->cap = idx->count + 16;
+    l->v = mem_alloc_array(l->cap, sizeof(*l->v));
+    for (i = 0; i < idx->count; i++) {
+	e = &l->v[l->count];
+	memset(e, 0, sizeof(*e));
+	if (!store_name_parse(idx->recs[i].name, &e->parsed))
+	    continue;
+	e->name = mem_strdup(idx->recs[i].name);
+	l->count++;
+    }
+}
+
 /* sm_find_name - the current name in cur/ of the message with key; NULL
  * if there is none (the result is owned by the caller) */
 static char *sm_find_name(struct store_mailbox *mb, const char *key, size_t keylen)
@@ -218,6 +236,22 @@ static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char *
     return ret;
 }
 
+/* sm_rename - renameat, never replacing a file when noreplace (where
+ * the file system cannot, link and unlink, as local-delivery does) */
+static int sm_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace)
+{
+    if (!noreplace)
+	return renameat(from_fd, from, to_fd, to);
+    if (renameat2(from_fd, from, to_fd, to, RENAME_NOREPLACE) == 0)
+	return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+	return -1;
+    if (linkat(from_fd, from, to_fd, to, 0) < 0)
+	return -1;
+    (void) unlinkat(from_fd, from, 0);
+    return 0;
+}
+
 /* sm_lock - take the mailbox lock (if there is one) */
 static void sm_lock(struct store_mailbox *mb)
 {
@@ -278,6 +312,11 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     struct store_msg *msgs;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
+    size_t from_index = 0;
+    struct timespec now;
+    struct stat st;
+    long long cur_sec = 0;
+    long cur_nsec = 0;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
     size_t i, n, nfresh, keylen;
@@ -286,11 +325,19 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     sm_lock(mb);
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
-    if (sm_scan(mb->cur_fd, false, &l, error_r) < 0 || sm_scan(mb->new_fd, true, &l, error_r) < 0)
+    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.uidvalidity);
+    /* cur/ unchanged since a valid index saw it (its mtime then was
+     * old enough that no later change can share it): the index's list
+     * is cur/'s, without reading the directory */
+    if (trusted && idx.cur_sec != 0 && fstat(mb->cur_fd, &st) == 0
+	&& (long long) st.st_mtim.tv_sec == idx.cur_sec && st.st_mtim.tv_nsec == idx.cur_nsec)
+	sm_from_index(&idx, &l);
+    else if (sm_scan(mb->cur_fd, false, &l, error_r) < 0)
+	goto out;
+    if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
 	goto out;
 
     /* 2. UIDVALIDITY and the floor for new UIDs */
-    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.uidvalidity);
     if (trusted) {
 	uv = idx.uidvalidity;
 	next = idx.uidnext;
@@ -320,7 +367,8 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	changed = true;
 
     /* 3. UIDs for cur/, in key order (a key twice: the first keeps it) */
-    qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
+    if (l.count > 1)
+	qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
     for (i = 0; i < l.count; i++) {
 	e = &l.v[i];
 	if (i > 0 && e->parsed.keylen == l.v[i - 1].parsed.keylen
@@ -334,6 +382,9 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	if (e->in_new || e->dupkey)
 	    continue;
 	if (trusted && rec && rec->uid) {
+	    from_index++;
+	    if (strcmp(rec->name, e->name) != 0)
+		changed = true;		/* (flags changed: keep the names current) */
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
@@ -421,15 +472,15 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 		continue;		/* keeps its name (and its UID in the index) */
 	    fmt_buf_cut(newname, sizeof(newname), "%.*s:2,", (int) e->parsed.keylen, e->name);
 	}
-	if (renameat2(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
-		      e->in_new ? RENAME_NOREPLACE : 0) < 0) {
+	if (sm_rename(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
+		      e->in_new) < 0) {
 	    if (errno == ENOENT && !e->in_new) {
 		/* renamed behind our back (a tool without the lock) */
-		char *now = sm_find_name(mb, e->name, e->parsed.keylen);
+		char *found = sm_find_name(mb, e->name, e->parsed.keylen);
 
-		if (now) {
+		if (found) {
 		    mem_free(&e->name);
-		    e->name = now;
+		    e->name = found;
 		    continue;
 		}
 	    }
@@ -460,6 +511,15 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     }
     if (moved_new)
 	(void) fsync(mb->new_fd);
+    /* cur/'s mtime goes into the index only when it is 2 s old: a
+     * change within the same clock tick would not change it */
+    (void) clock_gettime(CLOCK_REALTIME, &now);
+    if (fstat(mb->cur_fd, &st) == 0 && st.st_mtim.tv_sec + 2 <= now.tv_sec) {
+	cur_sec = (long long) st.st_mtim.tv_sec;
+	cur_nsec = st.st_mtim.tv_nsec;
+    }
+    if (cur_sec != idx.cur_sec || cur_nsec != idx.cur_nsec)
+	changed = true;
 
     /* 5. the index; the snapshot (messages still in new/ are left out) */
     recs = mem_alloc_array(l.count ? l.count : 1, sizeof(*recs));
@@ -469,7 +529,8 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	if (e->name == NULL || e->in_new || e->uid == 0 || e->dupkey)
 	    continue;		/* (a duplicate we could not rename: left out) */
 	order[n] = e;
-	recs[n].key = mem_strndup(e->name, e->parsed.keylen);
+	recs[n].name = e->name;		/* (borrowed until the write) */
+	recs[n].keylen = e->parsed.keylen;
 	recs[n].uid = e->uid;
 	recs[n].size = e->size;
 	recs[n].crlf_size = e->crlf_size;
@@ -479,10 +540,12 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     if (n != idx.count)
 	changed = true;
     if (changed && mb->can_write) {
-	if (store_index_write(mb->dir_fd, uv, next, recs, n, &err) < 0)
+	if (store_index_write(mb->dir_fd, uv, next, cur_sec, cur_nsec, recs, n, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if ((!have_anchor || a_uv != uv)
+	else if ((!have_anchor || a_uv != uv || (from_index < idx.count && a_next < next))
 		 && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
+	    /* (messages gone without store_expunge, by another tool:
+	     * the anchor covers their UIDs as an expunge would) */
 	    msg_warn("%s: %s", mb->path, err);
     }
     qsort(order, n, sizeof(*order), sm_entry_cmp_uid);
@@ -501,8 +564,6 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     mb->count = n;
     mb->uidvalidity = uv;
     mb->uidnext = next;
-    for (i = 0; i < n; i++)
-	mem_free(&recs[i].key);
     ret = 0;
 
   out:
@@ -716,9 +777,18 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	fd = openat(mb->cur_fd, mb->msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd >= 0)
-	    return fd;
+	fd = openat(mb->cur_fd, mb->msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
+		    | O_NONBLOCK);
+	if (fd >= 0) {
+	    struct stat st;
+
+	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;		/* (O_NONBLOCK means nothing for a file) */
+	    (void) close(fd);
+	    errno = EINVAL;
+	    return errtext_fail(&store_error, error_r, "%s/cur/%s: not a regular file",
+				mb->path, mb->msgs[i].name);
+	}
 	if (errno != ENOENT || sm_relocate(mb, i) < 0)
 	    break;
     }
@@ -810,8 +880,10 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 	return errtext_fail(&store_error, error_r, "%s: opened read-only", mb->path);
     }
     want = mem_alloc_array(n ? n : 1, sizeof(*want));
-    memcpy(want, uids, n * sizeof(*want));
-    qsort(want, n, sizeof(*want), sm_uid_cmp);
+    if (n > 0) {
+	memcpy(want, uids, n * sizeof(*want));
+	qsort(want, n, sizeof(*want), sm_uid_cmp);
+    }
     sm_lock(mb);
     for (i = 0; i < mb->count && err == 0; i++) {
 	if (bsearch(&mb->msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)

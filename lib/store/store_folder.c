@@ -80,6 +80,24 @@ int store_folder_list(const char *root, struct strv *out, const char **error_r)
     return 0;
 }
 
+/* sf_open_root - check folder name, open root, ".name" into sub:
+ * root's descriptor, or -1 with *error_r */
+static int sf_open_root(const char *root, const char *name, char *sub, size_t size,
+			const char **error_r)
+{
+    const char *err;
+    int fd;
+
+    if (!store_folder_valid(name)) {
+	errno = EINVAL;
+	return errtext_fail(&store_error, error_r, "invalid folder name \"%s\"", name);
+    }
+    if ((fd = safe_open_dir(root, false, 0700, &err)) < 0)
+	return errtext_fail(&store_error, error_r, "%s", err);
+    fmt_buf_or_panic(sub, size, ".%s", name);
+    return fd;
+}
+
 /* store_folder_create - a new Maildir ".name" under root */
 int store_folder_create(const char *root, const char *name, const char **error_r)
 {
@@ -89,13 +107,8 @@ int store_folder_create(const char *root, const char *name, const char **error_r
     int root_fd, fd, sfd, e;
     size_t i;
 
-    if (!store_folder_valid(name)) {
-	errno = EINVAL;
-	return errtext_fail(&store_error, error_r, "invalid folder name \"%s\"", name);
-    }
-    if ((root_fd = safe_open_dir(root, false, 0700, &err)) < 0)
-	return errtext_fail(&store_error, error_r, "%s", err);
-    fmt_buf_or_panic(sub, sizeof(sub), ".%s", name);
+    if ((root_fd = sf_open_root(root, name, sub, sizeof(sub), error_r)) < 0)
+	return -1;
     if (mkdirat(root_fd, sub, 0700) < 0) {
 	e = errno;
 	(void) close(root_fd);
@@ -164,16 +177,10 @@ static int sf_remove_tree(int dfd, const char *name, int depth)
 int store_folder_delete(const char *root, const char *name, const char **error_r)
 {
     char sub[SF_NAME_MAX + 2], gone[SF_NAME_MAX + 64];
-    const char *err;
     int root_fd, e;
 
-    if (!store_folder_valid(name)) {
-	errno = EINVAL;
-	return errtext_fail(&store_error, error_r, "invalid folder name \"%s\"", name);
-    }
-    if ((root_fd = safe_open_dir(root, false, 0700, &err)) < 0)
-	return errtext_fail(&store_error, error_r, "%s", err);
-    fmt_buf_or_panic(sub, sizeof(sub), ".%s", name);
+    if ((root_fd = sf_open_root(root, name, sub, sizeof(sub), error_r)) < 0)
+	return -1;
     /* no leading dot: the remains are never listed as a folder */
     fmt_buf_or_panic(gone, sizeof(gone), "posthorn-deleted.%ld.%s", (long) getpid(), name);
     if (renameat(root_fd, sub, root_fd, gone) < 0) {

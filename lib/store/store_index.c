@@ -58,10 +58,22 @@ static bool si_ulong(const char **cp, char stop, unsigned long long max,
     return true;
 }
 
+/* si_key_cmp - order of two unique parts */
+static int si_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    if (c != 0)
+	return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
 /* si_rec_cmp - qsort by key */
 static int si_rec_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct store_rec *) a)->key, ((const struct store_rec *) b)->key);
+    const struct store_rec *x = a, *y = b;
+
+    return si_key_cmp(x->name, x->keylen, y->name, y->keylen);
 }
 
 /* si_rec_uid_cmp - qsort by UID */
@@ -74,7 +86,7 @@ static int si_rec_uid_cmp(const void *a, const void *b)
 }
 
 /* si_add - append a record */
-static void si_add(struct store_index *idx, const char *key, size_t keylen, uint32_t uid,
+static void si_add(struct store_index *idx, const char *name, size_t len, uint32_t uid,
 		   off_t size, off_t crlf, time_t mtime)
 {
     struct store_rec *r;
@@ -84,7 +96,8 @@ static void si_add(struct store_index *idx, const char *key, size_t keylen, uint
 	idx->recs = mem_realloc(idx->recs, mem_size_mul(idx->cap, sizeof(*idx->recs)));
     }
     r = &idx->recs[idx->count++];
-    r->key = mem_strndup(key, keylen);
+    r->name = mem_strndup(name, len);
+    r->keylen = strcspn(r->name, ",:");
     r->uid = uid;
     r->size = size;
     r->crlf_size = crlf;
@@ -93,14 +106,15 @@ static void si_add(struct store_index *idx, const char *key, size_t keylen, uint
 
 /*
  * store_index_parse - the index in data[0..len): header lines, one line
- * per message ("UID SIZE CRLFSIZE MTIME KEY", UIDs ascending, all below
- * UIDNEXT, keys unique), and "end COUNT HASH" over everything before it.
+ * per message ("UID SIZE CRLFSIZE MTIME NAME", UIDs ascending, all below
+ * UIDNEXT, unique parts of names unique), and "end COUNT HASH" over
+ * everything before it.
  * Whatever fails leaves DAMAGED with the lines read before it.
  */
 void store_index_parse(const char *data, size_t len, struct store_index *idx)
 {
-    const char *cp = data, *end = data + len, *nl, *key;
-    unsigned long long uv, next, uid, size, crlf, mtime, count;
+    const char *cp = data, *end = data + len, *nl, *name;
+    unsigned long long uv, next, uid, size, crlf, mtime, count, csec, cnsec;
     uint32_t last_uid = 0;
     size_t i;
 
@@ -126,16 +140,21 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
 	return;
     idx->uidvalidity = (uint32_t) uv;
     idx->uidnext = (uint32_t) next;
+    if (!SI_LINE() || strncmp(cp, "cur ", 4) != 0)
+	return;
+    cp += 4;
+    if (!si_ulong(&cp, ' ', INT64_MAX, &csec) || !si_ulong(&cp, '\n', 999999999, &cnsec))
+	return;
     while (SI_LINE() && strncmp(cp, "end ", 4) != 0) {
 	if (!si_ulong(&cp, ' ', UINT32_MAX, &uid) || uid <= last_uid || uid >= next
 	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &size)
 	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &crlf)
 	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &mtime)
-	    || crlf < size || cp >= nl || *cp == '.' || memchr(cp, ',', (size_t) (nl - cp))
-	    || memchr(cp, ':', (size_t) (nl - cp)))
+	    || crlf < size || cp >= nl || *cp == '.' || *cp == ',' || *cp == ':'
+	    || memchr(cp, '/', (size_t) (nl - cp)))
 	    goto sort;
-	key = cp;
-	si_add(idx, key, (size_t) (nl - key), (uint32_t) uid, (off_t) size, (off_t) crlf,
+	name = cp;
+	si_add(idx, name, (size_t) (nl - name), (uint32_t) uid, (off_t) size, (off_t) crlf,
 	       (time_t) mtime);
 	last_uid = (uint32_t) uid;
 	cp = nl + 1;
@@ -145,14 +164,18 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
 	uint64_t want = si_hash(data, (size_t) (cp - data));
 
 	if (si_ulong(&tail, ' ', UINT64_MAX, &count) && count == idx->count
-	    && strtoull(tail, NULL, 16) == want && tail + 16 == nl && nl + 1 == end)
+	    && strtoull(tail, NULL, 16) == want && tail + 16 == nl && nl + 1 == end) {
 	    idx->state = STORE_INDEX_VALID;
+	    idx->cur_sec = (long long) csec;
+	    idx->cur_nsec = (long) cnsec;
+	}
     }
 #undef SI_LINE
   sort:
-    qsort(idx->recs, idx->count, sizeof(*idx->recs), si_rec_cmp);
+    if (idx->count > 1)
+	qsort(idx->recs, idx->count, sizeof(*idx->recs), si_rec_cmp);
     for (i = 1; i < idx->count; i++) {
-	if (strcmp(idx->recs[i - 1].key, idx->recs[i].key) == 0) {
+	if (si_rec_cmp(&idx->recs[i - 1], &idx->recs[i]) == 0) {
 	    /* a key twice cannot be written by us: not valid, and neither
 	     * copy's UID can be trusted */
 	    idx->state = STORE_INDEX_DAMAGED;
@@ -166,6 +189,7 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
 void store_index_read(int dir_fd, struct store_index *idx)
 {
     struct str *buf;
+    struct stat st;
     char chunk[65536];
     ssize_t n;
     int fd;
@@ -177,6 +201,9 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	return;
     }
     buf = str_new(STORE_INDEX_MAX);
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (size_t) st.st_size < STORE_INDEX_MAX
+	&& !str_reserve(buf, (size_t) st.st_size + 1))
+	st.st_size = 0;			/* (cannot be: below the maximum) */
     for (;;) {
 	n = read(fd, chunk, sizeof(chunk));
 	if (n < 0 && errno == EINTR)
@@ -201,7 +228,7 @@ void store_index_free(struct store_index *idx)
     size_t i;
 
     for (i = 0; i < idx->count; i++)
-	mem_free(&idx->recs[i].key);
+	mem_free(&idx->recs[i].name);
     mem_free(&idx->recs);
     memset(idx, 0, sizeof(*idx));
 }
@@ -214,9 +241,7 @@ struct store_rec *store_index_find(struct store_index *idx, const char *key, siz
 
     while (lo < hi) {
 	mid = lo + (hi - lo) / 2;
-	c = strncmp(idx->recs[mid].key, key, keylen);
-	if (c == 0 && idx->recs[mid].key[keylen] != 0)
-	    c = 1;
+	c = si_key_cmp(idx->recs[mid].name, idx->recs[mid].keylen, key, keylen);
 	if (c == 0)
 	    return &idx->recs[mid];
 	if (c < 0)
@@ -255,8 +280,9 @@ int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void
 }
 
 /* store_index_write - the whole index, in UID order, atomically */
-int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext,
-		      const struct store_rec *recs, size_t count, const char **error_r)
+int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, long long cur_sec,
+		      long cur_nsec, const struct store_rec *recs, size_t count,
+		      const char **error_r)
 {
     struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
@@ -267,13 +293,15 @@ int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext,
     for (i = 0; i < count; i++)
 	order[i] = &recs[i];
     qsort(order, count, sizeof(*order), si_rec_uid_cmp);
-    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\n", STORE_INDEX_MAGIC,
-			(unsigned long) uidvalidity, (unsigned long) uidnext))
+    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\ncur %lld %ld\n",
+			STORE_INDEX_MAGIC, (unsigned long) uidvalidity, (unsigned long) uidnext,
+			cur_sec, cur_nsec))
 	goto too_big;
     for (i = 0; i < count; i++)
 	if (!str_try_appendf(buf, "%lu %lld %lld %lld %s\n", (unsigned long) order[i]->uid,
 			     (long long) order[i]->size, (long long) order[i]->crlf_size,
-			     (long long) order[i]->mtime, order[i]->key))
+			     (long long) (order[i]->mtime > 0 ? order[i]->mtime : 0),
+			     order[i]->name))
 	    goto too_big;
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
 			 (unsigned long long) si_hash(str_cstr(buf), str_len(buf))))

@@ -44,7 +44,8 @@ bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off
 
 /* One message of the index file. */
 struct store_rec {
-    char *key;			/* owned */
+    char *name;			/* its name in cur/ (owned when read) */
+    size_t keylen;		/* its unique part: name[0..keylen) */
     uint32_t uid;
     off_t size;
     off_t crlf_size;
@@ -59,6 +60,8 @@ struct store_index {
     int state;
     uint32_t uidvalidity;	/* 0: unknown */
     uint32_t uidnext;		/* 0: unknown */
+    long long cur_sec;		/* cur/'s mtime when it was written, if */
+    long cur_nsec;		/* stable then (else 0 0): see sm_sync */
     struct store_rec *recs;	/* sorted by key once loaded */
     size_t count;
     size_t cap;
@@ -76,8 +79,9 @@ void store_index_free(struct store_index *idx);
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen);
 /* store_index_write - write recs (any order; written in UID order)
  * atomically (temp, fsync, rename, fsync dir_fd). 0, or -1 + error */
-int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext,
-		      const struct store_rec *recs, size_t count, const char **error_r);
+int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, long long cur_sec,
+		      long cur_nsec, const struct store_rec *recs, size_t count,
+		      const char **error_r);
 
 /* store_anchor_read - the anchor file: 0 with both values, -1 if
  * missing or unreadable */

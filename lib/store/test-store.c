@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -240,14 +241,40 @@ static void test_index_lost(void)
     store_close(&mb);
     unit_end();
 
+    unit_begin("index lost after a message was deleted by another program: no reuse");
+    mb = open_rw("m2");
+    deliver("m2", "e\n", NULL, 0);
+    unit_assert(store_refresh(mb, NULL, NULL, NULL) == 0);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 5);
+    {
+	char victim[600];
+
+	fmt_buf_or_panic(victim, sizeof(victim), "m2/cur/%s", store_msg(mb, 3)->name);
+	unit_assert(unlink(victim) == 0);
+    }
+    store_close(&mb);
+    mb = open_rw("m2");		/* finds it gone */
+    unit_assert_inteq(store_count(mb), 3);
+    store_close(&mb);
+    file_in(path, sizeof(path), "m2", STORE_INDEX_FILE);
+    unit_assert(unlink(path) == 0);
+    deliver("m2", "f\n", NULL, 0);
+    mb = open_rw("m2");
+    unit_assert_inteq(store_uidvalidity(mb), uv);
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 6);
+    store_close(&mb);
+    unit_end();
+
     unit_begin("index and anchor deleted: UIDs kept from names, new UIDVALIDITY");
     unit_assert(unlink(path) == 0);
     file_in(path, sizeof(path), "m2", STORE_ANCHOR_FILE);
     unit_assert(unlink(path) == 0);
     mb = open_rw("m2");
     unit_assert(store_uidvalidity(mb) != uv);
-    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_count(mb), 4);
     unit_assert_inteq(store_msg(mb, 2)->uid, 4);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 6);
     store_close(&mb);
     unit_end();
 }
@@ -302,8 +329,8 @@ static void test_index_parse(void)
 {
     struct store_index idx;
     struct store_rec recs[2] = {
-	{(char *) "1700.a", 7, 10, 12, 1700000000},
-	{(char *) "1699.b", 3, 5, 5, 1690000000},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000},
     };
     char text[1024], path[256];
     const char *err;
@@ -313,7 +340,7 @@ static void test_index_parse(void)
     unit_begin("index file: written, read back, a changed byte makes it damaged");
     (void) mkdir("m4", 0700);
     dfd = open("m4", O_RDONLY | O_DIRECTORY);
-    unit_assert(store_index_write(dfd, 42, 9, recs, 2, &err) == 0);
+    unit_assert(store_index_write(dfd, 42, 9, 1600000000, 5, recs, 2, &err) == 0);
     store_index_read(dfd, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_VALID);
     unit_assert_inteq(idx.uidvalidity, 42);
@@ -323,12 +350,16 @@ static void test_index_parse(void)
     unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->uid, 7);
     unit_assert_inteq(store_index_find(&idx, "1699.b", 6)->crlf_size, 5);
     unit_assert(store_index_find(&idx, "1699", 4) == NULL);
+    unit_assert_streq(store_index_find(&idx, "1700.a", 6)->name, "1700.a,S=10:2,S");
+    unit_assert_inteq(idx.cur_sec, 1600000000);
+    unit_assert_inteq(idx.cur_nsec, 5);
     store_index_free(&idx);
     file_in(path, sizeof(path), "m4", STORE_INDEX_FILE);
     unit_assert(read_file(path, s, 4096, &err) == 0);
     unit_assert(str_try_copy_out(text, sizeof(text), str_cstr(s)));
     /* the records are in UID order */
-    unit_assert(strstr(text, "3 5 5 1690000000 1699.b\n7 10 12") != NULL);
+    unit_assert(strstr(text, "\ncur 1600000000 5\n3 5 5 1690000000 1699.b\n"
+			"7 10 12 1700000000 1700.a,S=10:2,S\nend 2 ") != NULL);
     *strstr(text, "12 17") = '3';
     store_index_parse(text, strlen(text), &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
@@ -442,6 +473,70 @@ static void test_expunge(void)
     unit_end();
 }
 
+/* age_cur - set DIR/cur's mtime an hour back (to when) */
+static void age_cur(const char *dir, struct timespec *when)
+{
+    char path[256];
+    struct timespec ts[2];
+
+    fmt_buf_or_panic(path, sizeof(path), "%s/cur", dir);
+    if (when->tv_sec == 0) {
+	clock_gettime(CLOCK_REALTIME, when);
+	when->tv_sec -= 3600;
+    }
+    ts[0] = ts[1] = *when;
+    unit_assert(utimensat(AT_FDCWD, path, ts, 0) == 0);
+}
+
+static void test_unchanged_cur_not_read(void)
+{
+    struct store_mailbox *mb;
+    struct timespec when = {0, 0};
+    char victim[600];
+    const char *err;
+
+    unit_begin("cur/ unchanged since the index (mtime old): the index's list is used");
+    for (int i = 0; i < 4; i++)
+	deliver("m10", "msg\n", NULL, 0);
+    mb = open_rw("m10");
+    store_close(&mb);
+    age_cur("m10", &when);
+    mb = open_rw("m10");	/* records cur/'s (old, stable) mtime */
+    unit_assert_inteq(store_count(mb), 4);
+    fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
+    store_close(&mb);
+    /* a change behind the store's back that keeps the mtime: the index
+     * is believed (this shows the directory was not read) */
+    unit_assert(unlink(victim) == 0);
+    age_cur("m10", &when);
+    mb = open_rw("m10");
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert(store_open_msg(mb, 1, &err) < 0 && errno == ENOENT);
+    store_close(&mb);
+    unit_end();
+
+    unit_begin("cur/ changed (any rename or unlink moves its mtime): read again");
+    mb = open_rw("m10");
+    unit_assert(store_set_flags(mb, 0, STORE_FLAG_SEEN, 0, &err) == 0);
+    store_close(&mb);
+    mb = open_rw("m10");
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 3);
+    store_close(&mb);
+    /* new mail arrives in new/, which is always read */
+    age_cur("m10", &when);
+    mb = open_rw("m10");
+    store_close(&mb);
+    deliver("m10", "late\n", NULL, 0);
+    mb = open_rw("m10");
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 5);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
+    store_close(&mb);
+    unit_end();
+}
+
 static void test_session_lock(void)
 {
     struct store_mailbox *a, *b;
@@ -540,6 +635,7 @@ int main(void)
     test_flags();
     test_expunge();
     test_session_lock();
+    test_unchanged_cur_not_read();
     test_duplicates();
     test_folders();
     return unit_done();

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     char buf[65536];
     ssize_t n;
     long i;
-    int fd, k;
+    int fd, k, rc = 0;
 
     msg_init("ph-store", MSG_TO_STDERR);
     if (argc < 3)
@@ -174,11 +174,12 @@ int main(int argc, char **argv)
 	mb = open_box(argv[2], NULL, STORE_READ_ONLY);
 	if ((fd = store_open_msg(mb, (size_t) uid_index(mb, argv[3]), &err)) < 0) {
 	    fprintf(stderr, "ph-store: %s\n", err);
-	    return 1;
+	    rc = 1;
+	} else {
+	    while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t) n, stdout);
+	    (void) close(fd);
 	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-	    fwrite(buf, 1, (size_t) n, stdout);
-	(void) close(fd);
     } else if (strcmp(cmd, "flags") == 0 && argc == 5) {
 	uint32_t bits;
 
@@ -195,9 +196,10 @@ int main(int argc, char **argv)
 	if (store_set_flags(mb, (size_t) i, argv[4][0] == '+' ? bits : 0,
 			    argv[4][0] == '-' ? bits : 0, &err) < 0) {
 	    fprintf(stderr, "ph-store: %s\n", err);
-	    return 1;
+	    rc = 1;
+	} else {
+	    print_list(mb);
 	}
-	print_list(mb);
     } else if (strcmp(cmd, "expunge") == 0) {
 	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
 	uids = mem_alloc_array((size_t) argc, sizeof(*uids));
@@ -205,24 +207,26 @@ int main(int argc, char **argv)
 	    uids[k - 3] = (uint32_t) strtoul(argv[k], NULL, 10);
 	if (store_expunge(mb, uids, (size_t) (argc - 3), &removed, &err) < 0) {
 	    fprintf(stderr, "ph-store: %s\n", err);
-	    return 1;
+	    rc = 1;
+	} else {
+	    printf("removed %zu\n", removed);
 	}
-	printf("removed %zu\n", removed);
 	mem_free(&uids);
     } else if (strcmp(cmd, "lock") == 0 && argc == 5) {
 	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
 	if (store_session_lock(mb, argv[3], &err) < 0) {
-	    printf("%s\n", errno == EWOULDBLOCK ? "busy" : err);
-	    return errno == EWOULDBLOCK ? 3 : 1;
+	    rc = errno == EWOULDBLOCK ? 3 : 1;
+	    printf("%s\n", rc == 3 ? "busy" : err);
+	} else {
+	    printf("locked\n");
+	    fflush(stdout);
+	    sleep((unsigned) atoi(argv[4]));
 	}
-	printf("locked\n");
-	fflush(stdout);
-	sleep((unsigned) atoi(argv[4]));
     } else if (strcmp(cmd, "watch") == 0 && argc == 4) {
 	return watch(argv[2], atof(argv[3]));
     } else {
 	usage();
     }
     store_close(&mb);
-    return 0;
+    return rc;
 }
