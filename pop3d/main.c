@@ -9,14 +9,23 @@
  * uid/gid (privs.h: real and effective ids, no supplementary groups),
  * opens the Maildir with the store library, takes the one-POP3-session
  * lock ([IN-USE] when another session holds it) and serves the session
- * (pop3d_session.c). A process that dropped to a user cannot become
- * anybody else: it exits after its session and master starts a fresh
- * one. */
+ * (pop3d_session.c).
+ *
+ * The privilege drop happens in a child: the root process redeems the
+ * token, forks, and takes the next hand-over at once, while the child
+ * becomes the user for good and serves the session (no exec per login;
+ * local-delivery's per-recipient child is the model). The parent keeps
+ * at most pop3d_session_limit children, waits for them before it exits
+ * (max_use, max_idle, reload) and passes SIGTERM on to them; a child
+ * dies with its parent (PR_SET_PDEATHSIG). */
 
 /* system */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* base */
@@ -30,6 +39,7 @@
 #include "config.h"
 #include "login_proto.h"
 #include "mail_proto.h"
+#include "master_proto.h"
 #include "pop3_cmd.h"
 #include "server.h"
 #include "store.h"
@@ -89,15 +99,63 @@ static void pop3d_refuse(struct stream *client, const char *code, const char *te
     (void) stream_flush(client);
 }
 
-/* pop3d_login - redeem, drop, open, lock, serve */
-static void pop3d_login(struct stream *client, const char *token, const char *addr)
+#define POP3D_SESSIONS_MAX	1000	/* bound of pop3d_session_limit */
+
+/* The session children of this process. */
+static pid_t pop3d_children[POP3D_SESSIONS_MAX];
+static volatile int pop3d_nchildren;
+
+/* pop3d_reap - forget the children that have exited (block: wait for
+ * all of them) */
+static void pop3d_reap(bool block)
+{
+    pid_t pid;
+
+    while (pop3d_nchildren > 0 && (pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) != 0) {
+	if (pid < 0) {
+	    if (errno == EINTR)
+		continue;
+	    pop3d_nchildren = 0;		/* ECHILD: none left */
+	    break;
+	}
+	for (int i = 0; i < pop3d_nchildren; i++) {
+	    if (pop3d_children[i] == pid) {
+		pop3d_children[i] = pop3d_children[pop3d_nchildren - 1];
+		pop3d_nchildren--;
+		break;
+	    }
+	}
+    }
+}
+
+/* pop3d_on_exit - the sessions end before the process does */
+static void pop3d_on_exit(void)
+{
+    pop3d_reap(true);
+}
+
+/* pop3d_on_terminate - SIGTERM (master stops): the sessions too
+ * (async-signal-safe: kill only) */
+static void pop3d_on_terminate(void)
+{
+    for (int i = 0; i < pop3d_nchildren; i++)
+	(void) kill(pop3d_children[i], SIGTERM);
+}
+
+/* pop3d_user - the session child: become the user for good, open and
+ * lock the mailbox, serve; never returns */
+static _Noreturn void pop3d_user(struct stream *client, const char *user, const char *location,
+				 long uid, long gid, const char *addr);
+
+/* pop3d_login - redeem, then serve the session in a child */
+static void pop3d_login(struct stream *client, int login_fd, const char *token, const char *addr)
 {
     struct auth_client *ac;
     struct auth_redeem_reply rr;
-    struct store_mailbox *mb = NULL;
     struct str *user = NULL, *location = NULL;
     const char *err;
     long uid, gid;
+    pid_t pid, parent = getpid();
 
     /* Who is it? Only auth can say. */
     if ((ac = auth_client_open(AUTH_SOCKET, &err)) == NULL) {
@@ -130,50 +188,90 @@ static void pop3d_login(struct stream *client, const char *token, const char *ad
     gid = rr.gid;
     auth_client_close(&ac);
 
-    /* From here on this process belongs to the user: it serves nobody
-     * else afterwards. */
-    server_request_exit();
+    pop3d_reap(false);
+    if (server_stdin_mode()) {
+	/* -S (tests by hand): no child, this process becomes the user */
+	pop3d_user(client, str_cstr(user), str_cstr(location), uid, gid, addr);
+    }
+    if (pop3d_nchildren >= var_pop3d_session_limit) {
+	msg_warn("user=<%s>, client=[%s]: pop3d_session_limit (%ld) reached",
+		 str_cstr(user), addr, var_pop3d_session_limit);
+	pop3d_refuse(client, POP3_CODE_SYS_TEMP, "Too many sessions, try again later");
+	goto out;
+    }
+    switch ((pid = fork())) {
+    case -1:
+	msg_warn("fork: %m");
+	pop3d_refuse(client, POP3_CODE_SYS_TEMP, "Mail service unavailable, try again later");
+	goto out;
+    case 0:
+	/* The child: nothing of the skeleton's but the log. */
+	pop3d_nchildren = 0;
+	(void) signal(SIGHUP, SIG_IGN);	/* a reload lets sessions finish */
+	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+	    _exit(0);
+	(void) close(MASTER_STATUS_FD);
+	(void) close(MASTER_LISTEN_FD);
+	(void) close(login_fd);
+	pop3d_user(client, str_cstr(user), str_cstr(location), uid, gid, addr);
+    default:
+	pop3d_children[pop3d_nchildren++] = pid;
+	break;
+    }
+  out:
+    str_free(&user);
+    str_free(&location);
+}
+
+/* pop3d_user - the session child (see above) */
+static _Noreturn void pop3d_user(struct stream *client, const char *user, const char *location,
+				 long uid, long gid, const char *addr)
+{
+    struct store_mailbox *mb = NULL;
+    const char *err;
+
     if (!priv_is_root() && (uid_t) uid != getuid()) {
 	/* started without root (master.cf unpriv y, or by hand): this
 	 * process cannot become the mailbox's owner, and must not serve
 	 * it as somebody else */
 	msg_warn("user=<%s>: mailbox uid %ld, but pop3d runs as uid %ld, not root "
-		 "(master.cf: pop3d unix - n n ...)", str_cstr(user), uid, (long) getuid());
+		 "(master.cf: pop3d unix - n n ...)", user, uid, (long) getuid());
 	pop3d_refuse(client, POP3_CODE_SYS_PERM, "Mailbox not available");
-	goto out;
+	goto done;
     }
     if (uid <= 0 || gid <= 0 || priv_drop_ids((uid_t) uid, (gid_t) gid, (gid_t) -1, NULL, &err) < 0) {
-	msg_warn("user=<%s>: cannot switch to uid %ld gid %ld: %s", str_cstr(user), uid, gid,
+	msg_warn("user=<%s>: cannot switch to uid %ld gid %ld: %s", user, uid, gid,
 		 uid <= 0 || gid <= 0 ? "refusing a privileged id" : err);
 	pop3d_refuse(client, POP3_CODE_SYS_PERM, "Mailbox not available");
-	goto out;
+	goto done;
     }
     if (chdir("/") < 0)
 	msg_warn("chdir /: %m");
 
-    if ((mb = store_open(str_cstr(location), NULL, STORE_READ_WRITE | STORE_CREATE, &err)) == NULL) {
-	msg_warn("user=<%s>: %s", str_cstr(user), err);
+    if ((mb = store_open(location, NULL, STORE_READ_WRITE | STORE_CREATE, &err)) == NULL) {
+	msg_warn("user=<%s>: %s", user, err);
 	pop3d_refuse(client, POP3_CODE_SYS_TEMP, "Cannot open the mailbox");
-	goto out;
+	goto done;
     }
     if (store_session_lock(mb, "pop3", &err) < 0) {
 	if (errno == EWOULDBLOCK) {
 	    msg_info("user=<%s>, client=[%s]: mailbox in use by another POP3 session",
-		     str_cstr(user), addr);
+		     user, addr);
 	    pop3d_refuse(client, POP3_CODE_IN_USE, "Mailbox is in use by another POP3 session");
 	} else {
-	    msg_warn("user=<%s>: %s", str_cstr(user), err);
+	    msg_warn("user=<%s>: %s", user, err);
 	    pop3d_refuse(client, POP3_CODE_SYS_TEMP, "Cannot lock the mailbox");
 	}
-	goto out;
+	goto done;
     }
-    msg_info("session: user=<%s>, client=[%s], %zu messages", str_cstr(user), addr, store_count(mb));
-    pop3d_session(client, mb, str_cstr(user), addr);
+    msg_info("session: user=<%s>, client=[%s], %zu messages", user, addr, store_count(mb));
+    pop3d_session(client, mb, user, addr);
 
-  out:
+  done:
     store_close(&mb);
-    str_free(&user);
-    str_free(&location);
+    (void) stream_close(&client);
+    _exit(0);
 }
 
 /* pop3d_service - one hand-over from pop3d-login */
@@ -201,7 +299,7 @@ static void pop3d_service(struct stream *login)
 	stream_set_io(client, &pre_io, &pi);
     }
     stream_set_timeout(client, (int) (var_ipc_timeout * 1000));
-    pop3d_login(client, str_cstr(token), str_cstr(addr));
+    pop3d_login(client, stream_fd(login), str_cstr(token), str_cstr(addr));
     (void) stream_close(&client);
   out:
     str_free(&token);
@@ -216,6 +314,8 @@ int main(int argc, char **argv)
 	.kind = SERVER_SINGLE,
 	.name = "pop3d",
 	.single_service = pop3d_service,
+	.on_exit = pop3d_on_exit,
+	.on_terminate = pop3d_on_terminate,
     };
 
     return server_main(argc, argv, &spec);

@@ -102,10 +102,7 @@ class Pop3Instance:
     with one-second deadlines on both halves) and two users."""
 
     def __init__(self):
-        if IS_ROOT:
-            mkinstance.ensure_accounts(mail=True)
-            for name in (LOGIN_USER, "posthorn-auth"):
-                mkinstance._create_user(name, "posthorn test account")  # pylint: disable=protected-access
+        mkinstance.service_accounts()       # auth_user, login_user (as root)
         self.inst = Instance(mail=True, mailboxes=[USER, OTHER], commands="link",
                              main={"auth_failure_delay": "10", "auth_failure_delay_max": "50"})
         self.port = free_port()
@@ -561,7 +558,7 @@ def test_pop3d_runs_as_the_mailbox_owner(pop):
     deadline = time.monotonic() + 5
     seen = []
     while time.monotonic() < deadline and not seen:
-        for pid in pop.inst.children():
+        for pid in pop.inst.processes():        # the session is pop3d's child
             try:
                 cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 status = pathlib.Path(f"/proc/{pid}/status").read_text()
@@ -574,3 +571,19 @@ def test_pop3d_runs_as_the_mailbox_owner(pop):
     assert seen, "no pop3d process runs as the mailbox owner"
     assert re.search(r"^Groups:[ \t]*$", seen[0], re.M)
     r.cmd("QUIT")
+
+
+def test_session_children_follow_reload_and_stop(pop):
+    """A session lives in a child of pop3d: a reload lets it finish, a
+    stop ends it, and nothing of it is left behind."""
+    pop.deliver(MSG2)
+    r = pop.raw_login()
+    pop.inst.reload()
+    assert r.cmd("STAT") == f"+OK 1 {len(MSG2)}"        # survived the reload
+    pop.login(OTHER, OTHER_PASSWORD).quit()             # new logins still work
+    pop.inst.stop(timeout=15)
+    assert r.at_eof()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pop.inst.processes():
+        time.sleep(0.1)
+    assert pop.inst.processes() == []
