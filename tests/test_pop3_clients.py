@@ -22,6 +22,7 @@ import re
 import select
 import shutil
 import signal
+import smtplib
 import socket
 import struct
 import subprocess
@@ -511,7 +512,10 @@ def test_damaged_index_is_rebuilt(pop, damage):
 
 # ---------------------------------------------------------------- sandbox
 def port_free(port):
+    """No listener on 127.0.0.1:port (SO_REUSEADDR: a connection of an
+    earlier run in TIME_WAIT does not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -549,7 +553,6 @@ def test_sandbox_serves_pop3_on_2110():
         assert "2110" in text and password in text
         assert "curl" in text and "fetchmail" in text and "mutt" in text   # how to read it
         msg = b"Subject: sandbox pop\r\n\r\nhello demo\r\n"
-        import smtplib  # pylint: disable=import-outside-toplevel
         with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as s:
             s.sendmail("someone@remote.example", ["demo@example.test"], msg)
         deadline = time.monotonic() + 20
