@@ -22,6 +22,9 @@
 #include "safe_file.h"
 #include "str.h"
 
+/* Mail library. */
+#include "users.h"
+
 /* This program. */
 #include "local.h"
 
@@ -95,23 +98,18 @@ int quota_parse_mailbox(const char *value, struct str *path, long *quota, const 
 	    cp++;
 	len = (size_t) (cp - word);
 	if (len > 6 && strncmp(word, "quota=", 6) == 0) {
-	    long mult = 1, v;
-	    size_t dlen = len - 6;
-	    char last = word[len - 1];
+	    char text[32];		/* longer is no number of bytes */
 
-	    if (last == 'k' || last == 'K')
-		mult = 1024;
-	    else if (last == 'm' || last == 'M')
-		mult = 1024L * 1024;
-	    else if (last == 'g' || last == 'G')
-		mult = 1024L * 1024 * 1024;
-	    if (mult != 1)
-		dlen--;
-	    if (!qt_parse_ulong(word + 6, dlen, &v) || v > LONG_MAX / mult) {
+	    if (len - 6 >= sizeof(text)) {
 		*error_r = "bad quota= value";
 		return -1;
 	    }
-	    *quota = v * mult;
+	    memcpy(text, word + 6, len - 6);
+	    text[len - 6] = 0;
+	    if (!users_parse_quota(text, quota)) {	/* the users file's rule */
+		*error_r = "bad quota= value";
+		return -1;
+	    }
 	} else {
 	    *error_r = "unknown option in mailbox entry (expected quota=BYTES)";
 	    return -1;
