@@ -101,6 +101,30 @@ def poke_qmgr(mail, what=b"F"):
         pass
 
 
+def drain(inst, seconds, pause):
+    """Flush and wait until the queue is empty, at most seconds; what is
+    left ({queue: count}). qmgr is started again by a wake-up; deferred
+    mail is flushed. One look at the three directories is not atomic: a
+    message that moves from deferred/ to active/ between the reads is
+    seen in neither. So the queue counts as drained only when it is empty
+    twice in a row, half a second apart, and the result is that last look."""
+    def queue_left():
+        return {d: queued(inst, d) for d in ("incoming", "active", "deferred")}
+
+    deadline = time.monotonic() + seconds
+    while True:
+        poke_qmgr(inst, b"F")
+        left = queue_left()
+        if not any(left.values()):
+            time.sleep(0.5)
+            left = queue_left()
+            if not any(left.values()):
+                return left
+        if time.monotonic() >= deadline:
+            return left
+        time.sleep(pause)
+
+
 def test_crash_flood(mail):
     need("smtpd", "cleanup", "qmgr", "local-delivery")
     mail.set_main(minimal_backoff_time="1s", maximal_backoff_time="2s",
@@ -147,26 +171,7 @@ def test_crash_flood(mail):
     assert len(accepted) >= MESSAGES * 0.8, \
         f"only {len(accepted)} of {MESSAGES} accepted; log:\n{mail.log_text()[-6000:]}"
 
-    # Drain: qmgr is started again by a wake-up; deferred mail is flushed.
-    # One look at the three directories is not atomic: a message that
-    # moves from deferred/ to active/ between the reads is seen in
-    # neither. So the queue counts as drained only when it is empty twice
-    # in a row, half a second apart, and `left` is that last look.
-    def queue_left():
-        return {d: queued(mail, d) for d in ("incoming", "active", "deferred")}
-
-    drain_deadline = time.monotonic() + DRAIN_SECONDS
-    while True:
-        poke_qmgr(mail, b"F")
-        left = queue_left()
-        if not any(left.values()):
-            time.sleep(0.5)
-            left = queue_left()
-            if not any(left.values()):
-                break
-        if time.monotonic() >= drain_deadline:
-            break
-        time.sleep(1)
+    left = drain(mail, DRAIN_SECONDS, pause=1)
     corrupt = mail.queue_files("corrupt")
 
     # Count each marker in every mailbox.
@@ -258,21 +263,7 @@ def test_crash_relay_flood(net):  # noqa: F811
     assert len(accepted) >= RELAY_MESSAGES * 0.8, \
         f"only {len(accepted)} of {RELAY_MESSAGES} accepted; log:\n{inst.log_text()[-6000:]}"
 
-    def queue_left():
-        return {d: queued(inst, d) for d in ("incoming", "active", "deferred")}
-
-    drain_deadline = time.monotonic() + RELAY_DRAIN_SECONDS
-    while True:
-        poke_qmgr(inst, b"F")
-        left = queue_left()
-        if not any(left.values()):
-            time.sleep(0.5)
-            left = queue_left()
-            if not any(left.values()):
-                break
-        if time.monotonic() >= drain_deadline:
-            break
-        time.sleep(0.5)
+    left = drain(inst, RELAY_DRAIN_SECONDS, pause=0.5)
 
     # A dump counts only when complete: the message's last line is there
     # (smtp-sink may keep a partial dump of a transaction that broke off).
