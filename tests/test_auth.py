@@ -351,7 +351,14 @@ def test_tables_mode_owner_and_confinement(instance):
     prefix = as_nobody_or_skip("/bin/cat")
     owner = pwd.getpwnam(instance.mail_owner)
     mail_prefix = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}", "--clear-groups"]
-    for pre in (prefix, mail_prefix):
+    prefixes = [prefix, mail_prefix]
+    try:                                # the login process's uid and group (pop3d-login)
+        login = pwd.getpwnam(mkinstance.service_accounts()[1])
+        prefixes.append(["setpriv", f"--reuid={login.pw_uid}", f"--regid={login.pw_gid}",
+                         "--clear-groups"])
+    except (KeyError, TypeError):
+        pass
+    for pre in prefixes:
         res = subprocess.run(pre + ["/bin/cat", str(instance.etc / "users.auth.cdb")],
                              capture_output=True, text=True)
         assert res.returncode != 0 and "Permission denied" in res.stderr, res
