@@ -7,7 +7,8 @@
  * Dispatcher <-> worker: a SOCK_SEQPACKET socketpair per worker.
  *   dispatcher -> worker: one datagram per session, carrying the
  *       client's descriptor (SCM_RIGHTS) and one ipc.h attribute list
- *       {user, mail_root, quota, client_address, client_port, input}
+ *       {user, mail_root, quota, client_address, client_port, input,
+ *       login_tag}
  *       (the worker's uid and gid are fixed at its fork).
  *   worker -> dispatcher: one byte per datagram: SH_MSG_END (a session
  *       ended), SH_MSG_IDLE (no session for the linger time: may I go?).
@@ -62,6 +63,7 @@
 #define SH_ATTR_ADDR		"client_address"
 #define SH_ATTR_PORT		"client_port"
 #define SH_ATTR_INPUT		"input"
+#define SH_ATTR_TAG		"login_tag"
 
 /* one datagram: the attributes and their framing, with room to spare */
 #define SH_DGRAM_MAX		(LOGIN_INPUT_MAX + 16384)
@@ -118,6 +120,7 @@ struct sh_pending {
     struct str *token;
     char addr[64];
     char port[16];
+    char tag[LOGIN_TAG_MAX + 1];
     struct str *input;
     bool redeeming;
 };
@@ -249,6 +252,8 @@ static void sh_worker_input(int fd, void *ctx)
 	info.client_address = "";
     if (info.client_port == NULL)
 	info.client_port = "";
+    if ((info.login_tag = ipc_list_get(&list, SH_ATTR_TAG)) == NULL)
+	info.login_tag = "";
     for (size_t i = 0; i < list.count; i++) {
 	if (strcmp(list.attrs[i].name, SH_ATTR_INPUT) == 0) {
 	    info.input = list.attrs[i].value;
@@ -638,6 +643,7 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
     ipc_encode_str(msg, SH_ATTR_ADDR, p->addr);
     ipc_encode_str(msg, SH_ATTR_PORT, p->port);
     ipc_encode_attr(msg, SH_ATTR_INPUT, str_cstr(p->input), str_len(p->input));
+    ipc_encode_str(msg, SH_ATTR_TAG, p->tag);
     ipc_encode_end(msg);
     q = mem_zalloc(sizeof(*q));
     q->client_fd = p->client_fd;
@@ -711,6 +717,8 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 	    str_setn_or_panic(p->token, a->value, a->len);
 	else if (strcmp(a->name, LOGIN_ATTR_INPUT) == 0)
 	    str_setn_or_panic(p->input, a->value, a->len);
+	else if (strcmp(a->name, LOGIN_ATTR_LOGIN_TAG) == 0)
+	    str_copy_out_or_panic(p->tag, sizeof(p->tag), a->value);
     }
     p->next = sh_pendings;
     if (sh_pendings)
@@ -725,22 +733,25 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 /* Dispatcher: the hand-over, on the event loop                        */
 
 /* sh_handover_check - exactly token, client_address, client_port and
- * input, each once, within bounds */
+ * input, and maybe login_tag, each once, within bounds */
 static bool sh_handover_check(const struct ipc_list *list, const char **why)
 {
     static const char *const names[] = {
 	LOGIN_ATTR_TOKEN, LOGIN_ATTR_CLIENT_ADDR, LOGIN_ATTR_CLIENT_PORT, LOGIN_ATTR_INPUT,
+	LOGIN_ATTR_LOGIN_TAG,
     };
-    static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX};
-    int seen[4] = {0, 0, 0, 0};
+    static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX, LOGIN_TAG_MAX};
+    enum { N_REQUIRED = 4, N_NAMES = 5, K_INPUT = 3, K_TAG = 4 };
+    int seen[N_NAMES] = {0};
 
     for (size_t i = 0; i < list->count; i++) {
+	const struct ipc_attr *a = list->attrs + i;
 	size_t k;
 
-	for (k = 0; k < 4; k++)
-	    if (strcmp(list->attrs[i].name, names[k]) == 0)
+	for (k = 0; k < N_NAMES; k++)
+	    if (strcmp(a->name, names[k]) == 0)
 		break;
-	if (k == 4) {
+	if (k == N_NAMES) {
 	    *why = "unexpected attribute";
 	    return false;
 	}
@@ -748,16 +759,22 @@ static bool sh_handover_check(const struct ipc_list *list, const char **why)
 	    *why = "repeated attribute";
 	    return false;
 	}
-	if (list->attrs[i].len > limits[k]) {
+	if (a->len > limits[k]) {
 	    *why = "attribute too long";
 	    return false;
 	}
-	if (k != 3 && memchr(list->attrs[i].value, 0, list->attrs[i].len)) {
+	if (k != K_INPUT && memchr(a->value, 0, a->len)) {
 	    *why = "NUL in a text attribute";
 	    return false;
 	}
+	for (size_t j = 0; k == K_TAG && j < a->len; j++) {
+	    if ((unsigned char) a->value[j] < 0x21 || (unsigned char) a->value[j] > 0x7e) {
+		*why = "bad login_tag";
+		return false;
+	    }
+	}
     }
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < N_REQUIRED; k++) {
 	if (!seen[k]) {
 	    *why = "missing attribute";
 	    return false;

@@ -51,6 +51,10 @@ struct session_info {
     const char *client_port;
     const void *input;		/* pipelined bytes read by the login process */
     size_t input_len;
+    /* IMAP: the tag of the LOGIN/AUTHENTICATE command that the login
+     * process left unanswered (the module writes "TAG OK ... Logged in");
+     * "" when the hand-over had none (POP3) */
+    const char *login_tag;
 };
 
 struct session_host_spec {
