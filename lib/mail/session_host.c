@@ -45,7 +45,7 @@
 #include "stream.h"
 
 /* mail */
-#include "auth_client.h"
+#include "auth_async.h"
 #include "auth_proto.h"
 #include "config.h"
 #include "login_proto.h"
@@ -122,7 +122,7 @@ struct sh_pending {
     char port[16];
     char tag[LOGIN_TAG_MAX + 1];
     struct str *input;
-    bool redeeming;
+    struct auth_async *req;	/* the redeem in flight */
 };
 static struct sh_pending *sh_pendings;
 static size_t sh_pending_count;
@@ -656,12 +656,14 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
 }
 
 /* sh_redeemed - auth's answer to a redeem */
-static void sh_redeemed(const struct auth_redeem_reply *rr, const char *error, void *ctx)
+static void sh_redeemed(struct auth_async *h, const struct auth_redeem_reply *rr,
+			const char *error, void *ctx)
 {
     struct sh_pending *p = ctx;
 
-    p->redeeming = false;
-    if (rr == NULL) {
+    (void) h;
+    p->req = NULL;
+    if (rr == NULL || error != NULL) {
 	msg_warn("auth service: %s", error ? error : "no answer");
 	sh_reply_close(p->client_fd, sh_spec->reply_temp_failure);
     } else if (strcmp(rr->status, AUTH_STAT_OK) != 0) {
@@ -677,24 +679,6 @@ static void sh_redeemed(const struct auth_redeem_reply *rr, const char *error, v
     }
     p->client_fd = -1;
     sh_pending_free(p);
-}
-
-/* sh_auth_redeem - ask auth; sh_redeemed gets the answer */
-static void sh_auth_redeem(struct sh_pending *p)
-{
-    struct auth_client *ac;
-    struct auth_redeem_reply rr;
-    const char *err;
-
-    if ((ac = auth_client_open(AUTH_SOCKET, &err)) == NULL) {
-	sh_redeemed(NULL, err, p);
-	return;
-    }
-    if (auth_client_redeem(ac, str_cstr(p->token), sh_spec->auth_service, &rr, &err) < 0)
-	sh_redeemed(NULL, err, p);
-    else
-	sh_redeemed(&rr, NULL, p);
-    auth_client_close(&ac);
 }
 
 /* sh_redeem - a complete hand-over: ask auth who it is */
@@ -725,8 +709,7 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 	sh_pendings->prev = p;
     sh_pendings = p;
     sh_pending_count++;
-    p->redeeming = true;
-    sh_auth_redeem(p);
+    p->req = auth_async_redeem(str_cstr(p->token), sh_spec->auth_service, sh_redeemed, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -915,6 +898,7 @@ static void sh_on_exit(void)
 	(void) event_loop_once(100);
 	deadline_ms -= 100;
     }
+    auth_async_shutdown();
     for (size_t i = 0; i < sh_worker_count; i++)
 	sh_worker_close(sh_workers + i);
     sh_reap(true);
