@@ -16,6 +16,9 @@
  *                   the user by redeeming it, never from this message
  *   client_address, client_port
  *                   for logging only
+ *   login_tag       optional (IMAP): the tag of the LOGIN/AUTHENTICATE
+ *                   command, which the post-login daemon answers; at most
+ *                   LOGIN_TAG_MAX printable ASCII characters
  *   input           bytes the login process had read from the client but
  *                   not consumed (pipelined commands after the
  *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
@@ -44,6 +47,8 @@
 #define LOGIN_ATTR_CLIENT_ADDR	"client_address"
 #define LOGIN_ATTR_CLIENT_PORT	"client_port"
 #define LOGIN_ATTR_INPUT	"input"
+#define LOGIN_ATTR_LOGIN_TAG	"login_tag"	/* optional (IMAP) */
+#define LOGIN_TAG_MAX		128	/* bytes of a login_tag */
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_STAT_OK		"ok"
 

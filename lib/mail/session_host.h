@@ -51,6 +51,10 @@ struct session_info {
     const char *client_port;
     const void *input;		/* pipelined bytes read by the login process */
     size_t input_len;
+    /* IMAP: the tag of the LOGIN/AUTHENTICATE command that the login
+     * process left unanswered (the module writes "TAG OK ... Logged in");
+     * "" when the hand-over had none (POP3) */
+    const char *login_tag;
 };
 
 struct session_host_spec {
@@ -60,6 +64,9 @@ struct session_host_spec {
      * when the token is refused or auth cannot be reached */
     const char *reply_auth_failed;	/* "-ERR [AUTH] Authentication failed\r\n" */
     const char *reply_temp_failure;	/* "-ERR [SYS/TEMP] ...\r\n" */
+    /* optional: the account cannot be served (a uid of 0, a bad reply
+     * from auth, pop3d not root); NULL: reply_temp_failure */
+    const char *reply_perm_failure;	/* "-ERR [SYS/PERM] ...\r\n" */
     /* worker, after its privilege drop, before its first session */
     void (*worker_init)(void);
     /* worker: a new session; the strings in info are valid during the
