@@ -62,6 +62,7 @@
 #define SH_ATTR_ADDR		"client_address"
 #define SH_ATTR_PORT		"client_port"
 #define SH_ATTR_INPUT		"input"
+#define SH_ATTR_LOGIN_TAG	"login_tag"
 
 /* one datagram: the attributes and their framing, with room to spare */
 #define SH_DGRAM_MAX		(LOGIN_INPUT_MAX + 16384)
@@ -119,6 +120,7 @@ struct sh_pending {
     char addr[64];
     char port[16];
     struct str *input;
+    char login_tag[LOGIN_TAG_MAX + 1];	/* IMAP: the login command's tag */
     bool redeeming;
 };
 static struct sh_pending *sh_pendings;
@@ -249,6 +251,7 @@ static void sh_worker_input(int fd, void *ctx)
 	info.client_address = "";
     if (info.client_port == NULL)
 	info.client_port = "";
+    info.login_tag = ipc_list_get(&list, SH_ATTR_LOGIN_TAG);
     for (size_t i = 0; i < list.count; i++) {
 	if (strcmp(list.attrs[i].name, SH_ATTR_INPUT) == 0) {
 	    info.input = list.attrs[i].value;
@@ -638,6 +641,8 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
     ipc_encode_str(msg, SH_ATTR_ADDR, p->addr);
     ipc_encode_str(msg, SH_ATTR_PORT, p->port);
     ipc_encode_attr(msg, SH_ATTR_INPUT, str_cstr(p->input), str_len(p->input));
+    if (p->login_tag[0])
+	ipc_encode_str(msg, SH_ATTR_LOGIN_TAG, p->login_tag);
     ipc_encode_end(msg);
     q = mem_zalloc(sizeof(*q));
     q->client_fd = p->client_fd;
@@ -711,6 +716,9 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 	    str_setn_or_panic(p->token, a->value, a->len);
 	else if (strcmp(a->name, LOGIN_ATTR_INPUT) == 0)
 	    str_setn_or_panic(p->input, a->value, a->len);
+	else if (strcmp(a->name, LOGIN_ATTR_LOGIN_TAG) == 0)
+	    fmt_buf_cut(p->login_tag, sizeof(p->login_tag), "%.*s", (int) a->len,
+			(const char *) a->value);
     }
     p->next = sh_pendings;
     if (sh_pendings)
@@ -725,22 +733,23 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 /* Dispatcher: the hand-over, on the event loop                        */
 
 /* sh_handover_check - exactly token, client_address, client_port and
- * input, each once, within bounds */
+ * input, each once, within bounds; optionally login_tag (IMAP) */
 static bool sh_handover_check(const struct ipc_list *list, const char **why)
 {
     static const char *const names[] = {
 	LOGIN_ATTR_TOKEN, LOGIN_ATTR_CLIENT_ADDR, LOGIN_ATTR_CLIENT_PORT, LOGIN_ATTR_INPUT,
+	LOGIN_ATTR_LOGIN_TAG,
     };
-    static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX};
-    int seen[4] = {0, 0, 0, 0};
+    static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX, LOGIN_TAG_MAX};
+    int seen[5] = {0, 0, 0, 0, 0};
 
     for (size_t i = 0; i < list->count; i++) {
 	size_t k;
 
-	for (k = 0; k < 4; k++)
+	for (k = 0; k < 5; k++)
 	    if (strcmp(list->attrs[i].name, names[k]) == 0)
 		break;
-	if (k == 4) {
+	if (k == 5) {
 	    *why = "unexpected attribute";
 	    return false;
 	}
