@@ -524,6 +524,7 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     /* 5. the index; the snapshot (messages still in new/ are left out) */
     recs = mem_alloc_array(l.count ? l.count : 1, sizeof(*recs));
     msgs = mem_alloc_array(l.count ? l.count : 1, sizeof(*msgs));
+    memset(msgs, 0, (l.count ? l.count : 1) * sizeof(*msgs));
     for (i = n = 0; i < l.count; i++) {
 	e = &l.v[i];
 	if (e->name == NULL || e->in_new || e->uid == 0 || e->dupkey)

@@ -57,6 +57,8 @@
 #define STORE_READ_WRITE	1
 #define STORE_CREATE		2	/* or-ed in: make a missing Maildir
 					 * (and the folder's maildirfolder) */
+#define STORE_RECENT		4	/* or-ed in (imapd SELECT): this
+					 * handle claims \Recent (below) */
 
 /* One message of the snapshot. The pointers stay valid until the next
  * store_refresh, store_expunge or store_close of the handle. */
@@ -70,6 +72,11 @@ struct store_msg {
 				 * LF counts as is) */
     time_t mtime;		/* the file's mtime (IMAP INTERNALDATE) */
     const char *name;		/* the file name in cur/ (no directory) */
+    uint64_t modseq;		/* CONDSTORE MODSEQ: raised on every flag
+				 * change; > 0 */
+    bool recent;		/* \Recent for this handle: it claimed the
+				 * message (STORE_RECENT), or (a handle
+				 * without STORE_RECENT) nobody has yet */
 };
 
 struct store_mailbox;
@@ -121,7 +128,9 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r);
  * store_set_flags - change message i's flags: set the bits of add,
  * clear those of remove (applied to the flags in the file's current
  * name, so that changes by other sessions to other bits are kept), by
- * renaming the file in cur/, then fsync cur/. Updates the snapshot.
+ * renaming the file in cur/, then fsync cur/ and record the message's
+ * new MODSEQ in the index (both deferred to store_commit inside a
+ * batch). Updates the snapshot (flags, name; modseq when recorded).
  * 0, or -1 with errno (ENOENT: gone; EROFS: read-only handle).
  */
 int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t remove,
@@ -131,7 +140,9 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
  * store_expunge - unlink the messages with the n UIDs in uids[] (UIDs
  * not in the snapshot, or already unlinked by another session, are
  * skipped), fsync cur/, and record in the mailbox that these UIDs are
- * used for good; only then return 0. The snapshot loses them (indexes
+ * used for good; only then return 0 (HIGHESTMODSEQ is raised; the
+ * index is rewritten at once, or at store_commit inside a batch, where
+ * the fsync is deferred too). The snapshot loses them (indexes
  * of later messages shift down). *removed_r (may be NULL): how many
  * files this call unlinked. -1 with *error_r on failure (some may be
  * unlinked already: store_refresh shows what is left).
@@ -157,6 +168,183 @@ uint32_t store_flags_parse(const char *name);
 /* store_flags_format - the letters of flags in Maildir order (ASCII:
  * "DFPRST" then keywords) into buf (at least 33 bytes), NUL-terminated */
 void store_flags_format(uint32_t flags, char *buf, size_t size);
+
+/*
+ * \Recent (RFC 3501: one session only). The index records the lowest
+ * UID nobody has claimed yet. A handle opened with STORE_RECENT and
+ * STORE_READ_WRITE claims, at every synchronisation (open, store_sync,
+ * store_refresh), every UID from there on: those messages have recent
+ * set in its snapshot for as long as the handle lives, and in no other
+ * handle's. A handle without STORE_RECENT (pop3d, EXAMINE) claims
+ * nothing and shows as recent what nobody has claimed yet. Messages a
+ * handle adds (store_append, store_copy) are not claimed by it: the
+ * next claiming synchronisation takes them (RFC 3501: the copy SHOULD
+ * be \Recent).
+ */
+/* store_recent_count - messages of the snapshot with recent set */
+size_t store_recent_count(const struct store_mailbox *mb);
+
+/*
+ * CONDSTORE (RFC 7162). Every message has a MODSEQ, kept in the index;
+ * the mailbox's HIGHESTMODSEQ is above or equal to all of them and is
+ * raised by every new message, flag change (by any store user, or by
+ * another program renaming files in cur/: noticed at the next
+ * synchronisation) and expunge. MODSEQs never go down under one
+ * UIDVALIDITY; when the index is lost they jump (every message gets a
+ * MODSEQ above any given before: clients resynchronise all flags).
+ */
+/* store_highestmodseq - HIGHESTMODSEQ as of the snapshot (and this
+ * handle's own changes since) */
+uint64_t store_highestmodseq(const struct store_mailbox *mb);
+
+/*
+ * store_sync - store_refresh for imapd: replaces the snapshot and says
+ * what changed since the previous one. The new snapshot is the old one
+ * without the expunged UIDs, then the added messages at the end (their
+ * UIDs above every UID of the old snapshot), so that the caller can map
+ * its sequence numbers. If uidvalidity_changed is set, nothing else is
+ * meaningful: the mailbox was rebuilt under a new UIDVALIDITY and the
+ * session must drop it (imapd: BYE, or re-select). Arrays are ascending,
+ * owned by *ch (store_changes_free; both may be reused across calls:
+ * zero *ch once, before the first call). 0, or -1 with *error_r (the
+ * snapshot then is the old one).
+ */
+struct store_changes {
+    uint32_t *expunged;		/* UIDs of the old snapshot now gone */
+    size_t n_expunged;
+    uint32_t *changed;		/* UIDs in both whose flags or MODSEQ
+				 * differ (not this handle's own changes) */
+    size_t n_changed;
+    size_t added;		/* messages at the end of the new snapshot
+				 * that the old did not have */
+    size_t recent_added;	/* how many of those have recent set */
+    bool uidvalidity_changed;
+    size_t cap_expunged, cap_changed;	/* (internal) */
+};
+int store_sync(struct store_mailbox *mb, struct store_changes *ch, const char **error_r);
+/* store_changes_free - free the arrays; *ch is zero again */
+void store_changes_free(struct store_changes *ch);
+
+/*
+ * Batches. store_set_flags and store_expunge each take the mailbox
+ * lock, change cur/, fsync it and record new MODSEQs in the index (one
+ * index rewrite per call). A caller changing many messages (IMAP STORE
+ * 1:*) brackets them: store_begin takes the lock and defers the fsync
+ * and the index rewrite to store_commit, which does both once and
+ * releases the lock; in between only this handle changes the mailbox.
+ * store_commit sets the changed messages' modseq in the snapshot (other
+ * messages, and others' changes, wait for store_sync). Nesting is an
+ * error (EBUSY). store_close of a handle in a batch commits it.
+ */
+int store_begin(struct store_mailbox *mb, const char **error_r);
+int store_commit(struct store_mailbox *mb, const char **error_r);
+
+/*
+ * Keywords (IMAP flags without a backslash): 26 per mailbox, stored as
+ * the Maildir letters 'a'..'z' (STORE_FLAG_KEYWORD(n)); the names live
+ * in the mailbox's "posthorn-keywords" file (letter and name per line;
+ * a letter once given keeps its name for good). Names are compared
+ * without regard to ASCII case and keep their first spelling; a valid
+ * name is 1..100 bytes of IMAP atom characters, not starting with '\'.
+ */
+#define STORE_KEYWORDS_MAX	26
+/* store_keyword_index - n (0..25) of name; with create, give it the
+ * next free letter (written durably, under the mailbox lock) when it
+ * has none. -1 with errno: ENOENT (not known, !create), EINVAL (bad
+ * name), ENOSPC (all 26 letters taken), or another on I/O failure. */
+int store_keyword_index(struct store_mailbox *mb, const char *name, bool create,
+			const char **error_r);
+/* store_keyword_name - the name of keyword n, or NULL if it has none
+ * (valid until store_close) */
+const char *store_keyword_name(struct store_mailbox *mb, unsigned n);
+
+/*
+ * Change notification (IDLE). store_watch_fd: a descriptor (inotify,
+ * owned by the handle, made on the first call) that becomes readable
+ * when the mailbox may have changed: a delivery to new/, a rename,
+ * create or unlink in cur/, an index or keyword file replaced. Spurious
+ * wake-ups happen (this handle's own changes among them): the caller
+ * calls store_watch_clear (drains it, never blocks) then store_sync.
+ * -1 with *error_r where inotify is not available (the caller polls).
+ */
+int store_watch_fd(struct store_mailbox *mb, const char **error_r);
+void store_watch_clear(struct store_mailbox *mb);
+
+/*
+ * The cache (posthorn-cache beside the index): per message, values
+ * that are expensive to compute (parsing the message) and never change
+ * because a message's content never does; keyed by UIDVALIDITY and
+ * UID. The store does not interpret them. Values put are visible to
+ * store_cache_get at once and written out in batches (store_cache_flush,
+ * store_sync, store_commit, store_close; append-only, checked record by
+ * record, so a torn write loses only the tail); the file is rebuilt
+ * freely (damaged, another UIDVALIDITY, or more than half of it for
+ * expunged messages: compacted). Bounded: STORE_CACHE_VALUE_MAX per
+ * value and a file limit (values past it are kept in memory only).
+ * Reading does not open message files: the file is mapped once per
+ * handle and indexed with one pass over its records.
+ */
+#define STORE_CACHE_ENVELOPE	0	/* IMAP ENVELOPE, as sent */
+#define STORE_CACHE_BODYSTRUCTURE 1	/* IMAP BODYSTRUCTURE, as sent */
+#define STORE_CACHE_BODY	2	/* IMAP BODY (non-extensible), as sent */
+#define STORE_CACHE_MIME	3	/* the MIME tree (imapd's own encoding:
+					 * offsets, line counts) */
+#define STORE_CACHE_SENTDATE	4	/* Date: as seconds (imapd's encoding) */
+#define STORE_CACHE_HEADER_SIZE	5	/* header bytes and lines (imapd's) */
+#define STORE_CACHE_FIELDS	8	/* field numbers are 0..7 */
+#define STORE_CACHE_VALUE_MAX	(1u << 20)
+/* store_cache_get - message i's field: 1 with *val_r, *len_r (valid
+ * until this handle's next store_sync, store_refresh, store_expunge,
+ * store_cache_flush, store_commit or store_close; store_cache_put does
+ * not move them), 0 when not cached */
+int store_cache_get(struct store_mailbox *mb, size_t i, unsigned field, const void **val_r,
+		    size_t *len_r);
+/* store_cache_put - set message i's field (len <= STORE_CACHE_VALUE_MAX;
+ * a value already cached is kept). 0, or -1 with *error_r (EINVAL). A
+ * cache that cannot be written is not an error: values then live in
+ * this handle's memory only. */
+int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const void *val,
+		    size_t len, const char **error_r);
+/* store_cache_flush - write pending values now (0; -1 with *error_r
+ * when the file could not be written: the values stay in memory) */
+int store_cache_flush(struct store_mailbox *mb, const char **error_r);
+
+/*
+ * store_append - add a message to the mailbox of handle mb (APPEND):
+ * from fd (read from its current offset to EOF) when fd >= 0, else
+ * from data[0..len). Written to tmp/, fsynced, given mtime internaldate
+ * (0: now) and flags (STORE_FLAG_* including keywords from
+ * store_keyword_index on mb), then under the mailbox lock given the next
+ * UID and renamed into cur/, cur/ fsynced and the index rewritten: when
+ * this returns 0 the message is durable and *uid_r (and
+ * *uidvalidity_r, either may be NULL) are final (UIDPLUS APPENDUID).
+ * The handle's snapshot does not change (store_sync shows the message,
+ * as added, not claimed as recent). -1 with errno and *error_r; nothing
+ * is left behind then. mb may be read-only: adding mail is allowed.
+ */
+int store_append(struct store_mailbox *mb, int fd, const void *data, size_t len,
+		 uint32_t flags, time_t internaldate, uint32_t *uidvalidity_r, uint32_t *uid_r,
+		 const char **error_r);
+
+/*
+ * store_copy - copy messages idx[0..n) of src (snapshot indexes, in the
+ * order given: give them in ascending UID order for UIDPLUS) to the
+ * mailbox of handle dest (another handle, or src itself), keeping
+ * flags (keywords by name: letters are translated to dest's, created
+ * there as needed; one that cannot be is dropped) and internal date.
+ * Hard links when both are on one file system (same content, no copy),
+ * else a copy; dest gets new unique names and consecutive new UIDs
+ * given in the order of idx, written to uids_r[0..n) (may be NULL; 0
+ * for a message that was expunged meanwhile and not copied), with
+ * *uidvalidity_r (may be NULL). Durable before returning (fsync of
+ * dest's cur/, its index rewritten). Snapshots do not change. Not
+ * inside a batch of either handle (the lock of dest is taken). MOVE is
+ * store_copy then store_expunge on src. 0, or -1 with *error_r (nothing
+ * copied then: copies already made are removed).
+ */
+int store_copy(struct store_mailbox *src, const size_t *idx, size_t n,
+	       struct store_mailbox *dest, uint32_t *uids_r, uint32_t *uidvalidity_r,
+	       const char **error_r);
 
 /* Folders (Maildir++). A valid folder name is not empty, not "INBOX"
  * (any case: that is the root), at most 200 bytes, has no "/", no
