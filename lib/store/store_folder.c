@@ -1013,3 +1013,44 @@ static int sf_forget_use(int root_fd, const char *name)
     sf_unlock(&lock_fd);
     return ret;
 }
+
+/* store_folder_status - see store.h. A read-only open without
+ * STORE_RECENT: it synchronises (new mail gets its UIDs, so UIDNEXT is
+ * exact) but claims no \Recent, so a later SELECT still gets them. */
+int store_folder_status(const char *root, const char *name, unsigned items,
+			struct store_folder_status *st, const char **error_r)
+{
+    struct store_mailbox *mb;
+    const struct store_msg *m;
+    size_t i, n;
+
+    memset(st, 0, sizeof(*st));
+    if (!store_folder_is_inbox(name) && !store_folder_valid(name)) {
+	errno = EINVAL;
+	return errtext_fail(&store_error, error_r, "invalid folder name \"%s\"", name);
+    }
+    /* INBOX exists even before its first message: make it */
+    mb = store_open(root, store_folder_is_inbox(name) ? NULL : name,
+		    STORE_READ_ONLY | (store_folder_is_inbox(name) ? STORE_CREATE : 0), error_r);
+    if (mb == NULL)
+	return -1;
+    n = store_count(mb);
+    st->messages = (uint32_t) n;
+    st->uidnext = store_uidnext(mb);
+    st->uidvalidity = store_uidvalidity(mb);
+    if (items & (STORE_STATUS_UNSEEN | STORE_STATUS_RECENT | STORE_STATUS_HIGHESTMODSEQ)) {
+	for (i = 0; i < n; i++) {
+	    m = store_msg(mb, i);
+	    if (!(m->flags & STORE_FLAG_SEEN))
+		st->unseen++;
+	    if (m->recent)
+		st->recent++;
+	    if (m->modseq > st->highestmodseq)
+		st->highestmodseq = m->modseq;
+	}
+    }
+    if (st->highestmodseq == 0)
+	st->highestmodseq = 1;
+    store_close(&mb);
+    return 0;
+}
