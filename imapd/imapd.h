@@ -42,6 +42,9 @@
 /* mail */
 #include "imap_parse.h"
 
+/* imapd */
+#include "imap_mailbox.h"
+
 /* store */
 #include "store.h"
 
@@ -76,6 +79,9 @@ struct imap_selected {
     uint32_t *flags_known;	/* parallel to uids */
     uint64_t *modseq_known;	/* parallel to uids */
     uint32_t keywords_known;	/* keyword bits announced in FLAGS */
+    int watch_fd;		/* store_watch_fd registered on the loop, or -1 */
+    bool dirty;			/* the mailbox may have changed: store_sync */
+    struct store_changes changes;	/* store_sync's arrays, reused */
 };
 
 struct imap_session;
@@ -122,8 +128,14 @@ struct imap_session {
     struct imap_selected *sel;	/* NULL unless selected */
     bool condstore;		/* ENABLE CONDSTORE or a CONDSTORE-using command */
     bool busy;			/* a command is being served */
+    bool uid_cmd;		/* it came as "UID name" */
+    bool idling;		/* in IDLE (untagged updates go out at once) */
     unsigned commands;		/* served so far (bounded) */
     unsigned bad_commands;	/* BAD replies in a row (bounded) */
+    /* a suspended command's state: freed by cmd_ctx_free at the end of
+     * the command or of the session */
+    void *cmd_ctx;
+    void (*cmd_ctx_free)(struct imap_session *s, void *ctx);
     struct imap_session_priv *priv;	/* imapd_session.c's own state */
 };
 
@@ -163,6 +175,16 @@ void imap_cmd_no(struct imap_session *s, const char *fmt, ...) __attribute__((fo
  * FETCH replies) until it calls imap_cmd_done; NULL: the handler
  * resumes itself (IDLE, APPEND's literal). */
 void imap_session_suspend(struct imap_session *s, void (*on_drain)(struct imap_session *s));
+
+/* imap_session_literal_fd - the file (positioned at 0) holding a
+ * streamed literal argument (APPEND's message); owned by the session
+ * until the end of the command */
+int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a);
+/* imap_session_mailbox_changed - the selected mailbox may have changed
+ * (watch fd readable): untagged updates now when idling */
+void imap_session_mailbox_changed(struct imap_session *s);
+/* imap_session_closed - the connection is going away (stop producing) */
+bool imap_session_closed(const struct imap_session *s);
 
 /* Selected state (imap_select.c). */
 /* imap_select_open - open folder (NULL: INBOX) as the selected mailbox,
@@ -211,15 +233,13 @@ imap_cmd_fn imap_cmd_lsub;
 imap_cmd_fn imap_cmd_status;
 imap_cmd_fn imap_cmd_namespace;
 
-/* imap_mailbox_folder - the store folder of the client's mailbox name
- * (mUTF-7 decoded, hierarchy "." or "/" as NAMESPACE says): into folder
- * (empty for INBOX). false with *error_r for a name that cannot be a
- * folder (imap_mailbox.c, H-imapmbox) */
-bool imap_mailbox_folder(struct imap_session *s, const char *name, size_t len,
-			 struct str *folder, const char **error_r);
-/* imap_mailbox_session_init - first steps of a session in the
- * authenticated state (special-use folders for a new user); H-imapmbox */
-void imap_mailbox_session_init(struct imap_session *s);
+/* imap_mailbox_session_start - once per session after login, before
+ * the first command (special-use folders of a new user); H-imapmbox */
+void imap_mailbox_session_start(struct imap_session *s);
+
+/* Mailbox names (imap_mailbox.h, H-imapmbox): imap_mailbox_name gives
+ * the store name of a wire name ("INBOX" for the inbox);
+ * imap_mailbox_session_start runs once per session after login. */
 
 /* Message commands (imapcore). */
 imap_cmd_fn imap_cmd_select;
