@@ -738,8 +738,12 @@ int store_folder_tree(const char *root, struct store_folder_tree *out, const cha
 	for (cp = folders.items[i]; (cp = strchr(cp, '.')) != NULL; cp++)
 	    (void) sf_tree_add(out, &cap, folders.items[i], (size_t) (cp - folders.items[i]));
     }
-    for (i = 0; i < subs.count; i++)
+    for (i = 0; i < subs.count; i++) {
 	(void) sf_tree_add(out, &cap, subs.items[i], strlen(subs.items[i]));
+	/* and their parents (LSUB "%" shows them) */
+	for (cp = subs.items[i]; (cp = strchr(cp, '.')) != NULL; cp++)
+	    (void) sf_tree_add(out, &cap, subs.items[i], (size_t) (cp - subs.items[i]));
+    }
     /* normalise the case of an "inbox." first component */
     for (i = 0; i < out->count; i++)
 	if (strncasecmp(out->items[i].name, "INBOX", 5) == 0
