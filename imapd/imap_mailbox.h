@@ -9,7 +9,8 @@
  *   imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list,
  *   imap_cmd_lsub, imap_cmd_status, imap_cmd_namespace
  * and imap_mailbox_session_start() is to be called once per session
- * after login (it makes the special-use folders of a new user).
+ * after login (it makes the special-use folders of a new user:
+ * store_folders_ensure_special).
  *
  * Mailbox names: the hierarchy delimiter is "." (Maildir++'s own, as
  * Dovecot shows a Maildir++ store by default); "INBOX" in any case is
@@ -36,5 +37,10 @@ bool imap_mailbox_name(const char *wire, size_t len, struct str *out, const char
 /* imap_mailbox_wire - the wire form (modified UTF-7) of a store name
  * appended to out: false if name is not valid UTF-8 or too long */
 bool imap_mailbox_wire(const char *name, struct str *out);
+
+/* imap_list_match - whether name matches the LIST pattern (both wire
+ * form): "*" matches anything, "%" anything but the delimiter; linear
+ * in len(name) * len(pattern), whatever the pattern */
+bool imap_list_match(const char *pattern, const char *name);
 
 #endif

@@ -361,4 +361,127 @@ int store_folder_create(const char *root, const char *name, const char **error_r
  * out of the way first, so that it disappears at once) */
 int store_folder_delete(const char *root, const char *name, const char **error_r);
 
+/* ==== Folders, part 2 (store_folder.c; owner of this section: the
+ * IMAP mailbox work). Everything here works on the Maildir++ root and
+ * folder names as the store keeps them: UTF-8, "." between hierarchy
+ * levels, "INBOX" (this spelling) for the root in lists and files.
+ * Changes to the folder set, the subscriptions and the special-use
+ * table are serialised by a flock(2) on the root's
+ * "posthorn-folders.lock"; the two files are replaced atomically. ==== */
+
+/* Special-use attributes (RFC 6154), as bits. */
+#define STORE_USE_ALL		(1u << 0)	/* \All */
+#define STORE_USE_ARCHIVE	(1u << 1)	/* \Archive */
+#define STORE_USE_DRAFTS	(1u << 2)	/* \Drafts */
+#define STORE_USE_FLAGGED	(1u << 3)	/* \Flagged */
+#define STORE_USE_JUNK		(1u << 4)	/* \Junk */
+#define STORE_USE_SENT		(1u << 5)	/* \Sent */
+#define STORE_USE_TRASH		(1u << 6)	/* \Trash */
+#define STORE_USE_COUNT		7
+
+/* store_use_name - "\Drafts" etc. for bit number n (0..STORE_USE_COUNT-1) */
+const char *store_use_name(unsigned n);
+/* store_use_parse - the STORE_USE_* bit of an attribute ("\Sent", any
+ * case), or 0 if it is none of them */
+unsigned store_use_parse(const char *attr, size_t len);
+
+/* store_folder_is_inbox - "INBOX" in any case */
+bool store_folder_is_inbox(const char *name);
+
+/* One name of the folder tree. */
+struct store_folder_info {
+    char *name;			/* "INBOX", or a folder name */
+    bool exists;		/* a mailbox (INBOX always) */
+    bool has_children;		/* some existing folder below it */
+    bool subscribed;
+    unsigned special_use;	/* STORE_USE_* */
+};
+
+struct store_folder_tree {
+    struct store_folder_info *items;	/* sorted by name (strcmp) */
+    size_t count;
+};
+
+/*
+ * store_folder_tree - every name worth listing under root: INBOX, the
+ * folders, the parents of folders that do not exist themselves
+ * (exists false, has_children true: \Noselect), and subscribed names
+ * (which need not exist). 0, or -1 with *error_r; free the tree with
+ * store_folder_tree_free.
+ */
+int store_folder_tree(const char *root, struct store_folder_tree *out, const char **error_r);
+void store_folder_tree_free(struct store_folder_tree *tree);
+/* store_folder_tree_find - the entry for name, or NULL */
+const struct store_folder_info *store_folder_tree_find(const struct store_folder_tree *tree,
+						       const char *name);
+
+/*
+ * store_folder_rename - rename folder from to to, with every folder
+ * below it ("from.x" -> "to.x"), their subscriptions and special-use
+ * entries. from "INBOX" moves the messages of INBOX (cur/ and new/,
+ * keeping their UIDs) into a new folder to; INBOX stays, empty, and
+ * its children stay where they are (RFC 3501). -1 with errno EEXIST
+ * (to or one of the new names exists), ENOENT (nothing to rename),
+ * EINVAL (an invalid name, to below from) and *error_r.
+ */
+int store_folder_rename(const char *root, const char *from, const char *to,
+			const char **error_r);
+
+/*
+ * store_folder_exists - 1 if the folder (or INBOX) is a mailbox, 0 if
+ * not, -1 with *error_r when root cannot be read
+ */
+int store_folder_exists(const char *root, const char *name, const char **error_r);
+
+/*
+ * Subscriptions: the file "posthorn-subscriptions" in the root (a
+ * header line, then one name per line). Any valid name may be
+ * subscribed, existing or not; deleting a folder keeps its
+ * subscription (RFC 3501 6.3.6), renaming moves it.
+ * store_subscribe - add (on) or remove name; 0, or -1 with *error_r.
+ * store_subscriptions - the subscribed names, sorted, into *out.
+ */
+int store_subscribe(const char *root, const char *name, bool on, const char **error_r);
+int store_subscriptions(const char *root, struct strv *out, const char **error_r);
+
+/*
+ * Special use: the file "posthorn-special-use" in the root (a header
+ * line, then "\Attr NAME" lines). store_folder_set_use - set the
+ * STORE_USE_* bits of folder name (0 clears them).
+ * store_folders_ensure_special - for a root that has no such file yet
+ * (a new user, or one from before it existed): make the folders
+ * Drafts, Sent, Trash and Junk where missing, subscribe them, and
+ * write the file with their uses. Idempotent and cheap when done (one
+ * fstatat): a user who deletes one later does not get it back. Makes
+ * a missing root. 0, or -1 with *error_r.
+ */
+int store_folder_set_use(const char *root, const char *name, unsigned uses,
+			 const char **error_r);
+int store_folders_ensure_special(const char *root, const char **error_r);
+
+/* What store_folder_status reports. */
+#define STORE_STATUS_MESSAGES		(1u << 0)
+#define STORE_STATUS_RECENT		(1u << 1)
+#define STORE_STATUS_UIDNEXT		(1u << 2)
+#define STORE_STATUS_UIDVALIDITY	(1u << 3)
+#define STORE_STATUS_UNSEEN		(1u << 4)
+#define STORE_STATUS_HIGHESTMODSEQ	(1u << 5)
+
+struct store_folder_status {
+    uint32_t messages;
+    uint32_t recent;
+    uint32_t uidnext;
+    uint32_t uidvalidity;
+    uint32_t unseen;
+    uint64_t highestmodseq;
+};
+
+/*
+ * store_folder_status - the counts of mailbox name ("INBOX" or a
+ * folder) that items asks for, without taking \Recent from anyone.
+ * 0, or -1 with errno (ENOENT: no such mailbox) and *error_r.
+ */
+int store_folder_status(const char *root, const char *name, unsigned items,
+			struct store_folder_status *st, const char **error_r);
+
 #endif
