@@ -191,7 +191,7 @@ struct abuf {
 static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_t *count)
 {
     const char *name = str_len(b->phrase) ? str_cstr(b->phrase) : NULL;
-    bool ok;
+    bool ok, angle = ap->i < ap->len && ap->v[ap->i] == '<';
 
     str_reset(b->route);
     str_reset(b->local);
@@ -257,9 +257,8 @@ static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_
 	ap_skip(ap);
 	name = str_len(ap->comment) ? str_cstr(ap->comment) : NULL;
     }
-    if (str_len(b->local) == 0 && str_len(b->domain) == 0 && name == NULL
-	&& str_len(b->route) == 0)
-	return true;		/* nothing there ("<>" and the like) */
+    if (!angle && str_len(b->local) == 0 && str_len(b->domain) == 0 && name == NULL)
+	return true;		/* nothing there */
     (*count)++;
     ok = emit(out, name, str_len(b->route) ? str_cstr(b->route) : NULL,
 	      str_len(b->local) ? str_cstr(b->local) : "MISSING_MAILBOX",

@@ -257,13 +257,14 @@ struct raw_param {
     bool extended;
 };
 
-/* pct_append - append value to out, %-encoding what RFC 2231 forbids */
+/* pct_append - append value to out, %-encoding "%", controls and 8-bit
+ * bytes (Dovecot %-encodes nothing; a space stays as it does there) */
 static void pct_append(struct str *out, const char *value, bool already_encoded)
 {
     static const char hex[] = "0123456789ABCDEF";
 
     for (const unsigned char *s = (const unsigned char *) value; *s; s++) {
-	if (already_encoded || (is_token_char(*s) && *s != '*' && *s != '\'' && *s != '%')) {
+	if (already_encoded || (*s > ' ' && *s < 0x7f && *s != '%') || *s == ' ') {
 	    if (!str_try_appendc(out, (char) *s))
 		return;
 	} else {
@@ -422,8 +423,10 @@ void imap_ctype_parse(const char *v, size_t len, bool with_type, struct imap_cty
 		while (*s >= '0' && *s <= '9' && n < 100000)
 		    n = n * 10 + (*s++ - '0');
 		raw[nraw].section = n < IMAP_MSG_MAX_PARAMS ? (int) n : IMAP_MSG_MAX_PARAMS;
+	    } else {
+		raw[nraw].extended = true;	/* "name*" */
 	    }
-	    if (*s == '*') {
+	    if (raw[nraw].section >= 0 && *s == '*') {
 		raw[nraw].extended = true;
 		s++;
 	    }
@@ -640,6 +643,7 @@ struct scan {
     const char *bound[IMAP_MSG_MAX_DEPTH + 2];
     size_t blen[IMAP_MSG_MAX_DEPTH + 2];
     size_t nb;
+    size_t close_end;		/* the line after the last close delimiter */
     struct imap_msg *m;
 };
 
@@ -782,7 +786,9 @@ static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0,
     size_t end = s->pos;
     uint64_t lf = s->lf, bare = s->bare;
 
-    if (r >= 0 && s->pos > mp->p.body_off) {
+    /* (as Dovecot: right after a close delimiter line, with no
+     * epilogue, that line's end stays in the part) */
+    if (r >= 0 && s->pos > mp->p.body_off && s->pos != s->close_end) {
 	end = s->pos - 1;	/* the LF before the delimiter line */
 	lf--;
 	if (end == 0 || s->d[end - 1] != '\r')
@@ -884,6 +890,7 @@ static int parse_part(struct scan *s, struct imap_mpart *mp, bool in_digest, boo
 	    s->nb--;
 	    if (r == (int) my) {	/* the close delimiter, then the epilogue */
 		advance(s);
+		s->close_end = s->pos;
 		r = skip_to_delimiter(s, close);
 	    }
 	}
@@ -936,6 +943,7 @@ struct imap_msg *imap_msg_parse(const char *data, size_t len)
     s->d = data;
     s->len = len;
     s->m = m;
+    s->close_end = SIZE_MAX;
     m->root = new_part(s, NULL);
     (void) parse_part(s, m->root, false, &close);
     m->wire_size = len + s->bare;
@@ -968,7 +976,7 @@ uint64_t imap_msg_wire_size(const struct imap_msg *m)
 const struct imap_part *imap_msg_part(const struct imap_msg *m, const unsigned *path, size_t n)
 {
     const struct imap_part *p = &m->root->p;
-    bool msgroot = true;	/* p is a message (the root or encapsulated) */
+    bool virt = false;		/* the last step was a leaf's "1" */
 
     for (size_t i = 0; i < n; i++) {
 	unsigned k = path[i];
@@ -978,7 +986,7 @@ const struct imap_part *imap_msg_part(const struct imap_msg *m, const unsigned *
 	/* a message/rfc822 part: numbers go into its message */
 	if (p->is_message && i > 0) {
 	    p = p->children;
-	    msgroot = true;
+	    virt = false;
 	}
 	if (p->is_multipart) {
 	    p = p->children;
@@ -986,10 +994,14 @@ const struct imap_part *imap_msg_part(const struct imap_msg *m, const unsigned *
 		p = p->next;
 	    if (!p)
 		return NULL;
-	} else if (k != 1 || !msgroot) {
-	    return NULL;	/* part 1 of a non-multipart message is its body */
+	    virt = false;
+	} else {
+	    /* part 1 of a non-multipart message is its body; Dovecot
+	     * takes "1" below any leaf as the leaf, once */
+	    if (k != 1 || virt)
+		return NULL;
+	    virt = true;
 	}
-	msgroot = false;
     }
     return p;
 }

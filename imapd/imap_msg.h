@@ -162,8 +162,8 @@ const struct imap_part *imap_msg_root(const struct imap_msg *m);
 uint64_t imap_msg_wire_size(const struct imap_msg *m);
 /* imap_msg_part - the part with the IMAP part number path[0..n) (each
  * >= 1: "1.2.3" is {1, 2, 3}), by RFC 3501 6.4.5: the parts of a
- * multipart are numbered from 1; part 1 of a non-multipart is its
- * body; the number of a message/rfc822 part followed by more numbers
+ * multipart are numbered from 1; part 1 of a non-multipart message is
+ * its body (and, as in Dovecot, "1" below any leaf is the leaf); the number of a message/rfc822 part followed by more numbers
  * goes into the encapsulated message. n == 0 gives the root. NULL if
  * there is no such part. */
 const struct imap_part *imap_msg_part(const struct imap_msg *m,
