@@ -328,9 +328,10 @@ static void test_index_damaged(void)
 static void test_index_parse(void)
 {
     struct store_index idx;
+    struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2},
     };
     char text[1024], path[256];
     const char *err;
@@ -340,33 +341,39 @@ static void test_index_parse(void)
     unit_begin("index file: written, read back, a changed byte makes it damaged");
     (void) mkdir("m4", 0700);
     dfd = open("m4", O_RDONLY | O_DIRECTORY);
-    unit_assert(store_index_write(dfd, 42, 9, 1600000000, 5, recs, 2, &err) == 0);
+    unit_assert(store_index_write(dfd, &head, recs, 2, &err) == 0);
     store_index_read(dfd, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_VALID);
-    unit_assert_inteq(idx.uidvalidity, 42);
-    unit_assert_inteq(idx.uidnext, 9);
+    unit_assert_inteq(idx.version, 2);
+    unit_assert_inteq(idx.h.uidvalidity, 42);
+    unit_assert_inteq(idx.h.uidnext, 9);
+    unit_assert_inteq(idx.h.highestmodseq, 17);
+    unit_assert_inteq(idx.h.recent, 8);
     unit_assert_inteq(idx.count, 2);
     unit_assert(store_index_find(&idx, "1700.a", 6) != NULL);
     unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->uid, 7);
+    unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->modseq, 15);
     unit_assert_inteq(store_index_find(&idx, "1699.b", 6)->crlf_size, 5);
     unit_assert(store_index_find(&idx, "1699", 4) == NULL);
     unit_assert_streq(store_index_find(&idx, "1700.a", 6)->name, "1700.a,S=10:2,S");
-    unit_assert_inteq(idx.cur_sec, 1600000000);
-    unit_assert_inteq(idx.cur_nsec, 5);
+    unit_assert_inteq(idx.h.cur.msec, 1600000000);
+    unit_assert_inteq(idx.h.cur.mnsec, 5);
+    unit_assert_inteq(idx.h.cur.cnsec, 6);
+    unit_assert_inteq(idx.h.cur.ino, 77);
     store_index_free(&idx);
     file_in(path, sizeof(path), "m4", STORE_INDEX_FILE);
     unit_assert(read_file(path, s, 4096, &err) == 0);
     unit_assert(str_try_copy_out(text, sizeof(text), str_cstr(s)));
     /* the records are in UID order */
-    unit_assert(strstr(text, "\ncur 1600000000 5\n3 5 5 1690000000 1699.b\n"
-			"7 10 12 1700000000 1700.a,S=10:2,S\nend 2 ") != NULL);
+    unit_assert(strstr(text, "\ncur 1600000000 5 1600000001 6 77\n3 2 5 5 1690000000 1699.b\n"
+			"7 15 10 12 1700000000 1700.a,S=10:2,S\nend 2 ") != NULL);
     *strstr(text, "12 17") = '3';
     store_index_parse(text, strlen(text), &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.uidvalidity, 42);
+    unit_assert_inteq(idx.h.uidvalidity, 42);
     store_index_free(&idx);
     /* cut after the first record: that one is read, the state damaged */
-    *strstr(text, "7 10") = 0;
+    *strstr(text, "7 15") = 0;
     store_index_parse(text, strlen(text), &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
     unit_assert_inteq(idx.count, 1);
@@ -374,10 +381,39 @@ static void test_index_parse(void)
     store_index_free(&idx);
     store_index_parse("garbage", 7, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.uidvalidity, 0);
+    unit_assert_inteq(idx.h.uidvalidity, 0);
+    store_index_free(&idx);
+    /* a MODSEQ above HIGHESTMODSEQ cannot be */
+    head.highestmodseq = 14;
+    unit_assert(store_index_write(dfd, &head, recs, 2, &err) == 0);
+    store_index_read(dfd, &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
     store_index_free(&idx);
     (void) close(dfd);
     str_free(&s);
+    unit_end();
+
+    unit_begin("index file: version 1 (before MODSEQs) is still read");
+    {
+	/* the hash is computed here as version 1 wrote it (FNV-1a) */
+	const char *body = "posthorn-index 1\nuidvalidity 42\nuidnext 9\ncur 0 0\n"
+	    "3 5 5 1690000000 1699.b\n7 10 12 1700000000 1700.a,S=10:2,S\n";
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *cp = body; *cp; cp++) {
+	    h ^= (unsigned char) *cp;
+	    h *= 0x100000001b3ULL;
+	}
+	fmt_buf_or_panic(text, sizeof(text), "%send 2 %016llx\n", body, (unsigned long long) h);
+	store_index_parse(text, strlen(text), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_VALID);
+	unit_assert_inteq(idx.version, 1);
+	unit_assert_inteq(idx.count, 2);
+	unit_assert_inteq(idx.recs[1].uid, 7);
+	unit_assert_inteq(idx.recs[1].modseq, 0);
+	unit_assert_streq(idx.recs[1].name, "1700.a,S=10:2,S");
+	store_index_free(&idx);
+    }
     unit_end();
 }
 
@@ -473,63 +509,81 @@ static void test_expunge(void)
     unit_end();
 }
 
-/* age_cur - set DIR/cur's mtime an hour back (to when) */
-static void age_cur(const char *dir, struct timespec *when)
+/* wait_old - sleep until DIR/cur's mtime and ctime are 2 s old (the
+ * store then believes its stamp) */
+static void wait_old(const char *dir)
 {
     char path[256];
-    struct timespec ts[2];
+    struct stat st;
+    struct timespec now;
+    int i;
 
     fmt_buf_or_panic(path, sizeof(path), "%s/cur", dir);
-    if (when->tv_sec == 0) {
-	clock_gettime(CLOCK_REALTIME, when);
-	when->tv_sec -= 3600;
+    for (i = 0; i < 40; i++) {
+	unit_assert(stat(path, &st) == 0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (st.st_mtim.tv_sec + 2 < now.tv_sec && st.st_ctim.tv_sec + 2 < now.tv_sec)
+	    return;
+	usleep(100000);
     }
-    ts[0] = ts[1] = *when;
-    unit_assert(utimensat(AT_FDCWD, path, ts, 0) == 0);
+    unit_fail_at(__FILE__, __LINE__, "cur/ does not get old");
 }
 
 static void test_unchanged_cur_not_read(void)
 {
     struct store_mailbox *mb;
-    struct timespec when = {0, 0};
-    char victim[600];
+    unsigned long scans;
     const char *err;
 
-    unit_begin("cur/ unchanged since the index (mtime old): the index's list is used");
+    unit_begin("cur/ unchanged since the index (stamp old): the index's list is used");
     for (int i = 0; i < 4; i++)
 	deliver("m10", "msg\n", NULL, 0);
     mb = open_rw("m10");
     store_close(&mb);
-    age_cur("m10", &when);
-    mb = open_rw("m10");	/* records cur/'s (old, stable) mtime */
+    wait_old("m10");
+    mb = open_rw("m10");	/* records cur/'s (old, stable) stamp */
     unit_assert_inteq(store_count(mb), 4);
-    fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
     store_close(&mb);
-    /* a change behind the store's back that keeps the mtime: the index
-     * is believed (this shows the directory was not read) */
-    unit_assert(unlink(victim) == 0);
-    age_cur("m10", &when);
+    scans = store_cur_scans;
     mb = open_rw("m10");
     unit_assert_inteq(store_count(mb), 4);
-    unit_assert(store_open_msg(mb, 1, &err) < 0 && errno == ENOENT);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 4);
+    unit_assert_inteq(store_cur_scans, scans);	/* not read */
     store_close(&mb);
     unit_end();
 
-    unit_begin("cur/ changed (any rename or unlink moves its mtime): read again");
+    unit_begin("cur/ changed (any rename or unlink moves its stamp): read again");
     mb = open_rw("m10");
     unit_assert(store_set_flags(mb, 0, STORE_FLAG_SEEN, 0, &err) == 0);
     store_close(&mb);
+    scans = store_cur_scans;
+    mb = open_rw("m10");
+    unit_assert(store_cur_scans > scans);
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
+    store_close(&mb);
+    /* a file removed by hand (ctime cannot be set back) */
+    wait_old("m10");
+    mb = open_rw("m10");
+    {
+	char victim[600];
+
+	fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
+	store_close(&mb);
+	unit_assert(unlink(victim) == 0);
+    }
     mb = open_rw("m10");
     unit_assert_inteq(store_count(mb), 3);
-    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
     unit_assert_inteq(store_msg(mb, 1)->uid, 3);
     store_close(&mb);
-    /* new mail arrives in new/, which is always read */
-    age_cur("m10", &when);
+    /* new mail arrives in new/, which is always read; cur/ is not */
+    wait_old("m10");
     mb = open_rw("m10");
     store_close(&mb);
     deliver("m10", "late\n", NULL, 0);
+    scans = store_cur_scans;
     mb = open_rw("m10");
+    unit_assert_inteq(store_cur_scans, scans);
     unit_assert_inteq(store_count(mb), 4);
     unit_assert_inteq(store_msg(mb, 3)->uid, 5);
     unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
