@@ -1,0 +1,322 @@
+"""IMAP after login: imapd (the session, selected state, every message
+command and extension it owns) against a real instance running auth,
+with Python's imaplib and raw sockets.
+
+Sessions reach imapd in two ways: through imapd-login on TCP (the real
+path, when imapd-login is built), and by a hand-over made here (a token
+straight from auth, the client's end of a socketpair passed to imapd's
+socket with SCM_RIGHTS and the login tag), so that imapd is tested on
+its own. Covers: the tagged OK of the login written by imapd, SELECT /
+EXAMINE, FETCH (every item, sections, partials, \\Seen), STORE (+/-,
+.SILENT, UNCHANGEDSINCE), SEARCH (keys, CHARSET, ESEARCH, MODSEQ),
+COPY/MOVE (COPYUID), APPEND (sync and non-sync literals, flags, date,
+APPENDUID), EXPUNGE / UID EXPUNGE, CLOSE, UNSELECT, IDLE with a
+delivery, untagged updates across two sessions, ENABLE, ID, CAPABILITY,
+bad syntax, a client that disconnects mid-literal, the bounds.
+"""
+import base64
+import imaplib
+import io
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+import mkinstance
+import phwire
+from conftest import BUILD, IS_ROOT, Instance, MASTER, free_port
+
+USER = "alice@example.test"
+OTHER = "bob@example.test"
+PASSWORD = "correct horse 9"
+OTHER_PASSWORD = "bobs-secret"
+
+MSG1 = (b"From: Alice <alice@example.test>\nTo: bob@example.test\n"
+        b"Subject: first one\nDate: Mon, 7 Feb 1994 21:52:25 -0800\n"
+        b"Message-ID: <m1@example.test>\n\nHello there\nsecond line\n")
+MSG2 = (b"From: carol@example.test\r\nTo: alice@example.test\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n"
+        b"Date: Tue, 8 Feb 1994 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"K=C3=A4se und Brot\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--XX--\r\n")
+MSG3 = b"Subject: three\n\n" + b"x" * 3000 + b"\nend\n"
+
+
+def crlf(data):
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+class Raw:
+    """An IMAP client on a raw socket: lines and literals."""
+
+    def __init__(self, sock, timeout=10):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.f = sock.makefile("rb")
+        self.n = 0
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        """one response line, literals included inline (as bytes)"""
+        got = self.f.readline(1 << 20)
+        if not got:
+            raise EOFError("connection closed")
+        assert got.endswith(b"\r\n"), got
+        out = got
+        m = re.search(rb"\{(\d+)\}\r\n$", got)
+        while m:
+            out += self.f.read(int(m.group(1)))
+            rest = self.f.readline(1 << 20)
+            if not rest:
+                raise EOFError("connection closed in a literal")
+            out += rest
+            m = re.search(rb"\{(\d+)\}\r\n$", rest)
+        return out
+
+    def cmd(self, text, tag=None):
+        """send "tag text"; all lines up to the tagged one"""
+        self.n += 1
+        tag = tag or f"t{self.n}"
+        self.send(f"{tag} {text}\r\n" if isinstance(text, str) else tag.encode() + b" " + text + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag):
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag.encode() + b" "):
+                return lines
+
+    def at_eof(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                got = self.sock.recv(4096)
+                if not got:
+                    return True
+        except OSError:
+            return False
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def tagged(lines):
+    return lines[-1].decode(errors="replace")
+
+
+class ImapInstance:
+    """An instance with auth, imapd (and imapd-login when built), two users."""
+
+    def __init__(self):
+        mkinstance.service_accounts()
+        self.inst = Instance(mail=True, mailboxes=[USER, OTHER], commands="link",
+                             main={"auth_failure_delay": "10", "auth_failure_delay_max": "50"})
+        self.port = free_port()
+        self.mailroot = self.inst.layout.mailroot
+        self.vmail = self.inst.layout.vmail_owner
+        pw = pwd.getpwnam(self.vmail)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self._users_table()
+        libexec = self.inst.libexec
+        login = ""
+        if (BUILD / "libexec" / "imapd-login").exists():
+            login = f"127.0.0.1:{self.port} inet n - n - - {libexec}/imapd-login\n"
+        self.inst.write_master_cf(
+            f"auth unix - - n - 1 {libexec}/auth\n"
+            + login
+            + f"imapd unix - n n - - {libexec}/imapd\n"
+            f"imapdshort unix - n n - - {libexec}/imapd -o imapd_idle_timeout=60\n"
+            f"  -o imapd_bad_command_limit=3 -o imapd_line_limit=2048"
+            f" -o message_size_limit=100000\n")
+
+    def _users_table(self):
+        lines = []
+        for addr, password in ((USER, PASSWORD), (OTHER, OTHER_PASSWORD)):
+            local, domain = addr.split("@")
+            hashed = mkinstance._sha512_crypt(password)  # pylint: disable=protected-access
+            lines.append(f"{addr}:{hashed}:{self.uid}:{self.gid}:"
+                         f"{self.mailroot}/{domain}/{local}/:\n")
+        users = self.inst.etc / "users"
+        users.write_text("".join(lines))
+        res = subprocess.run([str(self.inst.layout.bin / "posthorn"), "-c", str(self.inst.etc),
+                              "users", f"cdb:{users}"], capture_output=True, text=True,
+                             timeout=60, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        self.inst.set_main(auth_user_maps=f"cdb:{users}.auth")
+
+    def maildir(self, addr=USER, folder=None):
+        local, domain = addr.split("@")
+        box = self.mailroot / domain / local
+        return box / f".{folder}" if folder else box
+
+    def deliver(self, *messages, addr=USER, folder=None):
+        box = self.maildir(addr, folder)
+        for i, data in enumerate(messages):
+            name = f"{int(time.time())}.M{i}P{os.getpid()}Q{secrets.token_hex(4)}.test"
+            tmp = box / "tmp" / name
+            tmp.write_bytes(data)
+            if IS_ROOT:
+                os.chown(tmp, self.uid, self.gid)
+            os.rename(tmp, box / "new" / name)
+
+    def files(self, addr=USER, folder=None):
+        box = self.maildir(addr, folder)
+        return sorted(p.name for d in ("new", "cur") for p in (box / d).iterdir())
+
+    def token(self, user=USER, password=PASSWORD):
+        sock, rd = phwire.connect(self.inst.queue / "private" / "auth", "auth")
+        sock.sendall(phwire.encode([("request", "auth"), ("service", "imap"),
+                                    ("mechanism", "PLAIN"), ("client_address", "127.0.0.1"),
+                                    ("response", b64(f"\0{user}\0{password}"))]))
+        reply = rd.message_dict()
+        sock.close()
+        assert reply["status"] == "ok", reply
+        return reply["token"]
+
+    def hand_over(self, token=None, tag="a1", input_=b"", service="imapd"):
+        """the client's end of a session handed to imapd"""
+        token = token or self.token()
+        mine, theirs = socket.socketpair()
+        mine.settimeout(10)
+        sock, rd = phwire.connect(self.inst.queue / "private" / service, "login")
+        socket.send_fds(sock, [b"F"], [theirs.fileno()])
+        attrs = [("token", token), ("client_address", "192.0.2.1"), ("client_port", "1"),
+                 ("input", input_)]
+        if tag:
+            attrs.append(("login_tag", tag))
+        sock.sendall(phwire.encode(attrs))
+        assert rd.message_dict() == {"status": "ok"}
+        sock.close()
+        theirs.close()
+        return mine
+
+    def raw(self, service="imapd", input_=b""):
+        """a logged-in raw session (the login's tagged OK consumed)"""
+        r = Raw(self.hand_over(tag="a0", service=service, input_=input_))
+        ok = r.line().decode()
+        assert ok.startswith("a0 OK [CAPABILITY IMAP4rev1"), ok
+        return r
+
+    def imap(self, service="imapd"):
+        """an imaplib client in the authenticated state, on a hand-over"""
+        return HandedIMAP(self, service)
+
+
+class _Greeted(io.RawIOBase):
+    """a fake greeting, then the socket: imaplib wants one"""
+
+    def __init__(self, greeting, sock):
+        self.pending = greeting
+        self.sock = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.pending:
+            n = min(len(b), len(self.pending))
+            b[:n] = self.pending[:n]
+            self.pending = self.pending[n:]
+            return n
+        data = self.sock.recv(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+class HandedIMAP(imaplib.IMAP4):
+    """imaplib over a hand-over: it sees a greeting, then the logged-in
+    session (its state set to AUTH after imapd's tagged OK)"""
+
+    def __init__(self, imap, service):
+        self._imap = imap
+        self._service = service
+        super().__init__()
+
+    def open(self, host="", port=0, timeout=None):
+        self.host, self.port = host, port
+        self.sock = self._imap.hand_over(tag="z0", service=self._service)
+        first = b""
+        while not first.endswith(b"\r\n"):
+            got = self.sock.recv(1)
+            assert got, "closed before the login's OK"
+            first += got
+        assert first.startswith(b"z0 OK [CAPABILITY"), first
+        caps = first[first.index(b"[CAPABILITY ") + 12:first.index(b"]")]
+        self.file = io.BufferedReader(_Greeted(b"* OK [CAPABILITY " + caps + b"] hi\r\n",
+                                               self.sock))
+
+    def _connect(self):
+        super()._connect()
+        self.state = "AUTH"
+
+    def shutdown(self):
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def imap():
+    for prog in ("auth", "imapd"):
+        if not (BUILD / "libexec" / prog).exists():
+            pytest.skip(f"{prog} not built")
+    if not MASTER.exists():
+        pytest.skip("master not built")
+    i = ImapInstance()
+    i.inst.start()
+    try:
+        yield i
+    finally:
+        i.inst.stop(timeout=15)
+        shutil.rmtree(i.inst.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------ the login
+def test_login_tag_answered_by_imapd(imap):
+    r = Raw(imap.hand_over(tag="L1"))
+    line = r.line().decode()
+    assert line.startswith("L1 OK [CAPABILITY IMAP4rev1 ")
+    assert "IDLE" in line and "UIDPLUS" in line and "CONDSTORE" in line
+    lines = r.cmd("CAPABILITY")
+    assert lines[0].startswith(b"* CAPABILITY IMAP4rev1")
+    assert tagged(lines).startswith("t1 OK")
+    lines = r.cmd("LOGIN a b")
+    assert tagged(lines).startswith("t2 BAD")
+    lines = r.cmd("LOGOUT")
+    assert lines[0].startswith(b"* BYE")
+    assert tagged(lines).startswith("t3 OK")
+    assert r.at_eof()
+
+
+def test_forged_token_gets_bye(imap):
+    sock = imap.hand_over(token=secrets.token_hex(16), tag="a1")
+    r = Raw(sock)
+    assert r.line().startswith(b"* BYE")
+    assert r.at_eof()
+
+
+def test_pipelined_input_after_login(imap):
+    r = Raw(imap.hand_over(tag="a1", input_=b"p1 NOOP\r\np2 CAPABILITY\r\n"))
+    assert r.line().startswith(b"a1 OK")
+    assert r.line().startswith(b"p1 OK")
+    lines = r.until("p2")
+    assert tagged(lines).startswith("p2 OK")
