@@ -320,3 +320,119 @@ def test_pipelined_input_after_login(imap):
     assert r.line().startswith(b"p1 OK")
     lines = r.until("p2")
     assert tagged(lines).startswith("p2 OK")
+
+
+# ------------------------------------------------------------ selecting
+def test_select_examine_and_state(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    r = imap.raw()
+    lines = r.cmd("FETCH 1 FLAGS")
+    assert tagged(lines).startswith("t1 BAD")          # not selected
+    lines = r.cmd("SELECT INBOX")
+    text = b"".join(lines).decode()
+    assert "* 3 EXISTS" in text and "* 3 RECENT" in text
+    assert re.search(r"\* FLAGS \(\\Answered \\Flagged \\Deleted \\Seen \\Draft \$Forwarded\)", text)
+    assert "PERMANENTFLAGS (" in text and "\\*)" in text
+    assert re.search(r"OK \[UIDVALIDITY \d+\]", text)
+    assert "OK [UIDNEXT 4]" in text and "OK [UNSEEN 1]" in text
+    assert "HIGHESTMODSEQ" in text
+    assert tagged(lines).startswith("t2 OK [READ-WRITE]")
+    # \Recent belongs to one session: a second one sees none
+    r2 = imap.raw()
+    lines = r2.cmd("EXAMINE inbox")
+    text = b"".join(lines).decode()
+    assert "* 3 EXISTS" in text and "* 0 RECENT" in text
+    assert tagged(lines).startswith("t1 OK [READ-ONLY]")
+    lines = r2.cmd("STORE 1 +FLAGS (\\Seen)")
+    assert "READ-ONLY" in tagged(lines) and tagged(lines).startswith("t2 NO")
+    lines = r2.cmd("SELECT nosuch")
+    assert tagged(lines).startswith("t3 NO")
+    lines = r2.cmd("FETCH 1 FLAGS")                     # a failed SELECT unselects
+    assert tagged(lines).startswith("t4 BAD")
+    lines = r.cmd("UNSELECT")
+    assert tagged(lines).startswith("t3 OK")
+    lines = r.cmd("CLOSE")
+    assert tagged(lines).startswith("t4 BAD")
+
+
+def test_imaplib_fetch_items(imap):
+    imap.deliver(MSG1, MSG2)
+    m = imap.imap()
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"2"]
+    typ, data = m.fetch("1", "(UID FLAGS RFC822.SIZE INTERNALDATE)")
+    assert typ == "OK"
+    assert re.search(rb"UID 1 FLAGS \(\\Recent\) RFC822.SIZE %d INTERNALDATE \"" % len(crlf(MSG1)),
+                     data[0]), data
+    typ, data = m.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == crlf(MSG1)
+    typ, data = m.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in data[0]                    # PEEK leaves it
+    typ, data = m.fetch("1", "(BODY[HEADER.FIELDS (Subject From)])")
+    assert data[0][1] == b"From: Alice <alice@example.test>\r\nSubject: first one\r\n\r\n"
+    assert b"\\Seen" in data[0][0] or b"\\Seen" in data[1]   # FLAGS sent with it
+    typ, data = m.fetch("2", "(BODY[1] BODY[2.MIME] BODY[TEXT]<0.7>)")
+    assert typ == "OK"
+    joined = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert b"K=C3=A4se und Brot" in joined
+    assert b"BODY[TEXT]<0> {7}--XX\r\nC" in joined
+    typ, data = m.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
+    assert b'ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" "first one" (("Alice" NIL "alice" ' \
+           b'"example.test"))' in data[0]
+    assert b'BODYSTRUCTURE ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" ' in data[0]
+    typ, data = m.fetch("1:*", "FAST")
+    assert typ == "OK" and len(data) == 2
+    typ, data = m.fetch("2", "(RFC822.HEADER RFC822.TEXT)")
+    joined = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert b"RFC822.HEADER {" in joined and b"RFC822.TEXT {" in joined
+    typ, data = m.uid("FETCH", "2", "(FLAGS)")
+    assert b"UID 2" in data[0] and b"\\Seen" in data[0]   # RFC822.TEXT set it
+    with pytest.raises(imaplib.IMAP4.error, match="invalid message set"):
+        m.fetch("5", "FLAGS")
+    m.logout()
+
+
+def test_store_flags_and_keywords(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    lines = r.cmd("STORE 1:2 +FLAGS (\\Flagged $Forwarded Junk)")
+    text = b"".join(lines).decode()
+    assert "* FLAGS (" in text and "Junk" in text            # a new keyword announced
+    assert re.search(r"\* 1 FETCH \(FLAGS \(\\Flagged \$Forwarded Junk \\Recent\)\)", text), text
+    assert tagged(lines).startswith("t2 OK")
+    lines = r.cmd("STORE 1 -FLAGS.SILENT (Junk)")
+    assert len(lines) == 1 and tagged(lines).startswith("t3 OK")
+    lines = r.cmd("UID STORE 3 FLAGS (\\Seen \\Deleted)")
+    assert re.search(rb"\* 3 FETCH \(UID 3 FLAGS \(\\Deleted \\Seen \\Recent\)\)", lines[0]), lines
+    lines = r.cmd("STORE 1 +FLAGS (\\Bogus)")
+    assert tagged(lines).startswith("t5 BAD")
+    files = imap.files()
+    assert sum(1 for f in files if f.endswith(":2,FPa") or ":2,FP" in f) >= 1
+    assert any(f.endswith(":2,ST") for f in files)
+    # EXPUNGE reports and removes the \Deleted one
+    lines = r.cmd("EXPUNGE")
+    assert lines[0] == b"* 3 EXPUNGE\r\n" and tagged(lines).startswith("t6 OK")
+    assert len(imap.files()) == 2
+
+
+def test_condstore(imap):
+    imap.deliver(MSG1, MSG2)
+    r = imap.raw()
+    lines = r.cmd("ENABLE CONDSTORE")
+    assert lines[0] == b"* ENABLED CONDSTORE\r\n"
+    lines = r.cmd("SELECT INBOX (CONDSTORE)")
+    hm = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(lines)).group(1))
+    lines = r.cmd("FETCH 1:* (MODSEQ)")
+    mods = [int(x) for x in re.findall(rb"MODSEQ \((\d+)\)", b"".join(lines))]
+    assert len(mods) == 2 and max(mods) <= hm
+    lines = r.cmd(f"STORE 1 (UNCHANGEDSINCE {mods[0]}) +FLAGS (\\Flagged)")
+    assert re.search(rb"\* 1 FETCH \(FLAGS \(.*\) MODSEQ \((\d+)\)\)", lines[0]), lines
+    new = int(re.search(rb"MODSEQ \((\d+)\)", lines[0]).group(1))
+    assert new > mods[0]
+    lines = r.cmd(f"STORE 1 (UNCHANGEDSINCE {mods[0]}) +FLAGS (\\Seen)")
+    assert "[MODIFIED 1]" in tagged(lines)
+    lines = r.cmd(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {max(mods)})")
+    assert len([x for x in lines if x.startswith(b"* ")]) == 1 and b"* 1 FETCH" in lines[0]
+    lines = r.cmd(f"SEARCH MODSEQ {new}")
+    assert lines[0] == f"* SEARCH 1 (MODSEQ {new})\r\n".encode()
