@@ -436,3 +436,129 @@ def test_condstore(imap):
     assert len([x for x in lines if x.startswith(b"* ")]) == 1 and b"* 1 FETCH" in lines[0]
     lines = r.cmd(f"SEARCH MODSEQ {new}")
     assert lines[0] == f"* SEARCH 1 (MODSEQ {new})\r\n".encode()
+
+
+# ------------------------------------------------------------ SEARCH
+def test_search_keys(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    r.cmd("STORE 2 +FLAGS (\\Answered)")
+
+    def search(keys):
+        lines = r.cmd("SEARCH " + keys if isinstance(keys, str) else b"SEARCH " + keys)
+        assert tagged(lines).split()[1] == "OK", lines
+        return [ln for ln in lines if ln.startswith(b"* SEARCH")][0].decode().split()[2:]
+
+    assert search("ALL") == ["1", "2", "3"]
+    assert search("ANSWERED") == ["2"]
+    assert search("UNANSWERED") == ["1", "3"]
+    assert search("FROM alice") == ["1"]
+    assert search("HEADER Message-ID m1@") == ["1"]
+    assert search("TEXT brot") == ["2"]                  # quoted-printable decoded
+    assert search("BODY \"hello world\"") == ["2"]        # base64 decoded
+    assert search("OR FROM carol SUBJECT three") == ["2", "3"]
+    assert search("NOT FROM alice") == ["2", "3"]
+    assert search("LARGER 1000") == ["3"]
+    assert search("SMALLER 1000") == ["1", "2"]
+    assert search("SENTBEFORE 8-Feb-1994") == ["1"]
+    assert search("SENTON 8-Feb-1994") == ["2"]
+    assert search("SINCE 1-Jan-2000") == ["1", "2", "3"]
+    assert search("BEFORE 1-Jan-2000") == []
+    assert search("2:3 UNANSWERED") == ["3"]
+    assert search("UID 1,3") == ["1", "3"]
+    assert search("(FROM alice) (TO bob)") == ["1"]
+    assert search("RECENT NEW") == ["1", "2", "3"]
+    assert search("SEEN") == [] and search("OLD") == []
+    assert search("KEYWORD Nosuch") == []
+    assert search("UNKEYWORD Nosuch") == ["1", "2", "3"]
+    lines = r.cmd("UID SEARCH ANSWERED")
+    assert lines[0] == b"* SEARCH 2\r\n"
+    # a literal in UTF-8
+    r.send(f"s1 SEARCH CHARSET UTF-8 SUBJECT {{{len('grüße'.encode())}}}\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send("grüße".encode() + b"\r\n")
+    lines = r.until("s1")
+    assert lines[0] == b"* SEARCH 2\r\n", lines
+    r.send(b"s2 SEARCH CHARSET UTF-8 BODY {5+}\r\nk\xc3\xa4se\r\n")
+    lines = r.until("s2")
+    assert lines[0] == b"* SEARCH 2\r\n", lines
+    lines = r.cmd("SEARCH CHARSET KOI8-R ALL")
+    assert "BADCHARSET" in tagged(lines)
+    lines = r.cmd("SEARCH FROB")
+    assert tagged(lines).split()[1] == "BAD"
+    lines = r.cmd("SEARCH RETURN (MIN MAX COUNT ALL) NOT ANSWERED")
+    assert re.match(rb'\* ESEARCH \(TAG "t\d+"\) MIN 1 MAX 3 ALL 1,3 COUNT 2\r\n', lines[0]), lines
+    lines = r.cmd("UID SEARCH RETURN () ALL")
+    assert re.match(rb'\* ESEARCH \(TAG "t\d+"\) UID ALL 1:3\r\n', lines[0]), lines
+    lines = r.cmd("SEARCH RETURN (COUNT) FROM nobody")
+    assert re.match(rb'\* ESEARCH \(TAG "t\d+"\) COUNT 0\r\n', lines[0]), lines
+
+
+# ------------------------------------------------------------ COPY, MOVE, APPEND
+def test_copy_move_append(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    m = imap.imap()
+    assert m.create("Archive")[0] == "OK"
+    m.select("INBOX")
+    typ, data = m.copy("1:2", "Archive")
+    assert typ == "OK" and re.search(rb"\[COPYUID \d+ 1:2 1:2\]", data[0]), data
+    typ, data = m.copy("1", "Nosuch")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    typ, data = m._simple_command("UID", "MOVE", "3", "Archive")   # pylint: disable=protected-access
+    assert typ == "OK", data
+    assert re.search(rb"\[COPYUID \d+ 3 3\]", b" ".join(m.untagged_responses.get("OK", [])))
+    assert m.untagged_responses.get("EXPUNGE") == [b"3"]
+    assert len(imap.files()) == 2 and len(imap.files(folder="Archive")) == 3
+    typ, data = m.append("Archive", "(\\Seen $Label1)", '"05-Feb-2020 10:00:00 +0100"',
+                         crlf(MSG1))
+    assert typ == "OK" and re.search(rb"\[APPENDUID \d+ 4\]", data[0]), data
+    m.select("Archive")
+    typ, data = m.fetch("4", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert b"$Label1" in data[0][0] and b"\\Seen" in data[0][0]
+    assert b'INTERNALDATE "05-Feb-2020' in data[0][0]
+    assert data[0][1] == crlf(MSG1)
+    typ, data = m.append("Nosuch", None, None, b"x\r\n")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    m.logout()
+
+
+def test_append_literals_raw(imap):
+    r = imap.raw("imapdshort")
+    # synchronising: the "+" first
+    body = crlf(MSG3)
+    r.send(f"a1 APPEND INBOX {{{len(body)}}}\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send(body + b"\r\n")
+    lines = r.until("a1")
+    assert re.match(rb"a1 OK \[APPENDUID \d+ 1\]", lines[-1]), lines
+    # non-synchronising, with flags, pipelined with the next command
+    r.send(b"a2 APPEND INBOX (\\Flagged) {4+}\r\nhi\r\n\r\na3 NOOP\r\n")
+    assert tagged(r.until("a2")).startswith("a2 OK [APPENDUID")
+    assert tagged(r.until("a3")).startswith("a3 OK")
+    # too large for message_size_limit: refused before any byte (sync)
+    r.send("a4 APPEND INBOX {200000}\r\n")
+    assert r.line().startswith(b"a4 NO [TOOBIG]")
+    # ... and non-sync: the bytes are read and dropped
+    r.send(b"a5 APPEND INBOX {150000+}\r\n" + b"y" * 150000 + b"\r\na6 NOOP\r\n")
+    assert r.line().startswith(b"a5 NO [TOOBIG]")
+    assert tagged(r.until("a6")).startswith("a6 OK")
+    lines = r.cmd("SELECT INBOX")
+    assert b"* 2 EXISTS\r\n" in lines
+    lines = r.cmd("FETCH 2 (FLAGS BODY.PEEK[])")
+    assert b"\\Flagged" in lines[0] and lines[0].endswith(b"{4}\r\nhi\r\n)\r\n")
+
+
+def test_disconnect_mid_literal(imap):
+    r = imap.raw()
+    r.send("a1 APPEND INBOX {100000}\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send(b"z" * 5000)
+    r.close()
+    time.sleep(0.5)
+    assert imap.files() == []
+    box = imap.maildir()
+    assert list((box / "tmp").iterdir()) == []
+    # the worker serves the next session as before
+    r = imap.raw()
+    assert tagged(r.cmd("NOOP")).startswith("t1 OK")
