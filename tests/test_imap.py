@@ -562,3 +562,138 @@ def test_disconnect_mid_literal(imap):
     # the worker serves the next session as before
     r = imap.raw()
     assert tagged(r.cmd("NOOP")).startswith("t1 OK")
+
+
+# ------------------------------------------------------------ updates
+def test_two_sessions_and_a_delivery(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    a, b = imap.raw(), imap.raw()
+    a.cmd("SELECT INBOX")
+    b.cmd("SELECT INBOX")
+    # b changes flags and expunges; a learns it at its next command
+    b.cmd("STORE 2 +FLAGS (\\Deleted \\Flagged)")
+    b.cmd("STORE 1 +FLAGS (\\Seen)")
+    lines = a.cmd("NOOP")
+    text = b"".join(lines)
+    assert re.search(rb"\* 2 FETCH \(FLAGS \(\\Flagged \\Deleted[^)]*\)\)", text), text
+    assert re.search(rb"\* 1 FETCH \(FLAGS \(\\Seen[^)]*\)\)", text), text
+    lines = b.cmd("EXPUNGE")
+    assert lines[0] == b"* 2 EXPUNGE\r\n"
+    # not during FETCH by sequence number (RFC 3501 7.4.1) ...
+    lines = a.cmd("FETCH 1:3 (UID)")
+    assert not any(b"EXPUNGE" in ln for ln in lines), lines
+    assert b"* 3 FETCH (UID 3)\r\n" in lines
+    # ... but with UID FETCH, and at NOOP
+    lines = a.cmd("UID FETCH 1 (UID)")
+    assert b"* 2 EXPUNGE\r\n" in lines, lines
+    # a delivery: EXISTS (and RECENT) for the session holding \Recent
+    imap.deliver(b"Subject: four\n\nfour\n")
+    lines = a.cmd("NOOP") + b.cmd("NOOP")
+    assert lines.count(b"* 3 EXISTS\r\n") == 2, lines
+    assert b"* 3 RECENT\r\n" in lines and b"* 0 RECENT\r\n" in lines
+    lines = a.cmd("FETCH 3 (UID FLAGS)")
+    assert lines[0] == b"* 3 FETCH (UID 4 FLAGS ())\r\n" or b"UID 4" in lines[0], lines
+
+
+def test_idle_announces_delivery_within_a_second(imap):
+    imap.deliver(MSG1)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    r.send("i1 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    time.sleep(0.2)
+    start = time.monotonic()
+    imap.deliver(MSG2)
+    got = r.line()
+    assert got == b"* 2 EXISTS\r\n", got
+    assert time.monotonic() - start < 1.0
+    assert r.line() == b"* 2 RECENT\r\n"
+    # another session's flag change while idling
+    other = imap.raw()
+    other.cmd("SELECT INBOX")
+    other.cmd("STORE 1 +FLAGS (\\Answered)")
+    got = r.line()
+    assert re.match(rb"\* 1 FETCH \(FLAGS \(\\Answered", got), got
+    r.send("DONE\r\n")
+    assert r.line().startswith(b"i1 OK")
+    r.send("i2 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    r.send("NOPE\r\n")
+    assert r.line().startswith(b"i2 BAD")
+
+
+# ------------------------------------------------------------ other commands
+def test_enable_id_namespace_check(imap):
+    r = imap.raw()
+    lines = r.cmd('ID ("name" "test" "version" "1")')
+    assert lines[0].startswith(b'* ID ("name" "posthorn"') and tagged(lines).startswith("t1 OK")
+    assert tagged(r.cmd("ID NIL")).startswith("t2 OK")
+    assert tagged(r.cmd("ID (\"odd\")")).startswith("t3 BAD")
+    lines = r.cmd("ENABLE FOO")
+    assert lines[0] == b"* ENABLED\r\n"
+    lines = r.cmd("NAMESPACE")
+    assert lines[0].startswith(b"* NAMESPACE ((\"\" \".\"))") and tagged(lines).startswith("t5 OK")
+    assert tagged(r.cmd("CHECK")).startswith("t6 BAD")
+    r.cmd("SELECT INBOX")
+    assert tagged(r.cmd("CHECK")).startswith("t8 OK")
+    assert tagged(r.cmd("UID FROB 1")).startswith("t9 BAD")
+    assert tagged(r.cmd("XYZZY")).startswith("t10 BAD")
+
+
+def test_close_expunges_silently(imap):
+    imap.deliver(MSG1, MSG2)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    r.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    lines = r.cmd("CLOSE")
+    assert lines == [b"t3 OK CLOSE completed\r\n"]
+    assert len(imap.files()) == 1
+    r.cmd("EXAMINE INBOX")
+    r.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert tagged(r.cmd("EXPUNGE")).startswith("t6 NO")
+
+
+def test_uid_expunge(imap):
+    imap.deliver(MSG1, MSG2, MSG3)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    r.cmd("STORE 1:3 +FLAGS.SILENT (\\Deleted)")
+    lines = r.cmd("UID EXPUNGE 2:3")
+    assert lines[:2] == [b"* 3 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n"], lines
+    assert len(imap.files()) == 1
+
+
+# ------------------------------------------------------------ syntax and bounds
+def test_bad_syntax(imap):
+    r = imap.raw()
+    for line, want in ((b"t1 FETCH 1 (FLAGS", b"t1 BAD Missing ')'"),
+                       (b"t2 SELECT \"INBOX", b"t2 BAD Unterminated quoted string"),
+                       (b"t3 NOOP\0x", b"t3 BAD NUL byte"),
+                       (b"", b"* BAD Empty command line")):
+        r.send(line + b"\r\n")
+        got = r.line()
+        assert got.startswith(want), got
+    # three BAD in a row (imapd_bad_command_limit=3) end the session
+    r = imap.raw("imapdshort")
+    for i in range(3):
+        r.send(f"x{i} FROB\r\n")
+    lines = [r.line() for _ in range(3)]
+    assert all(b" BAD " in ln for ln in lines), lines
+    assert r.line().startswith(b"* BYE")
+    assert r.at_eof()
+
+
+def test_bounds(imap):
+    r = imap.raw("imapdshort")                    # imapd_line_limit=2048
+    r.send(b"l1 NOOP " + b"x" * 5000 + b"\r\n")
+    assert r.line().startswith(b"* BAD Command line too long")
+    r.send(b"l2 NOOP\r\n")
+    got = r.until("l2")
+    assert tagged(got).startswith("l2 OK")
+    # nesting
+    r.send(b"l3 SEARCH " + b"(" * 100 + b"ALL" + b")" * 100 + b"\r\n")
+    assert r.line().startswith(b"l3 BAD")
+    # a literal too big for memory (not APPEND): refused
+    r.send(b"l4 LOGIN {100000}\r\n")
+    assert r.line().startswith(b"l4 BAD")
+    assert tagged(r.cmd("NOOP")).endswith("OK NOOP completed\r\n")
