@@ -319,10 +319,11 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
 	return;
     }
     /* A MULTI process stays available for more clients. */
-    srv_notify(MASTER_STAT_TAKEN);
     srv_use_count++;
     if (!srv_limit_reached())
-	srv_notify(MASTER_STAT_AVAIL);
+	srv_notify_used();
+    else
+	srv_notify(MASTER_STAT_TAKEN);
     srv_multi_add(fd);
 }
 
