@@ -188,7 +188,8 @@ struct abuf {
 
 /* ap_mailbox - one mailbox at ap->i (after the phrase was read into
  * b->phrase); appends it; false on output overflow */
-static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_t *count)
+static bool ap_mailbox(struct aparse *ap, struct abuf *b, size_t mark, struct str *out,
+		       size_t *count)
 {
     const char *name = str_len(b->phrase) ? str_cstr(b->phrase) : NULL;
     bool ok, angle = ap->i < ap->len && ap->v[ap->i] == '<';
@@ -235,21 +236,19 @@ static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_
 	str_reset(ap->comment);
 	ap_skip(ap);		/* a comment after ">" is not the name */
     } else {
-	/* addr-spec: the phrase read was the local part */
-	const char *p = str_cstr(b->phrase);
-
-	str_reset(ap->comment);
-	for (size_t k = 0; k < str_len(b->phrase); k++)	/* "a . b" -> "a.b" */
-	    if (p[k] != ' ' && !str_try_appendc(b->local, p[k]))
-		return false;
-	ap_skip(ap);
-	while (ap->i < ap->len && ap->v[ap->i] == '.') {
-	    ap->i++;
+	/* addr-spec: read again from mark, as a local part */
+	ap->i = mark;
+	for (;;) {
 	    ap_skip(ap);
-	    if (!str_try_appendc(b->local, '.') || !ap_word(ap, b->local))
+	    if (ap->i < ap->len && ap->v[ap->i] == '.') {
+		ap->i++;
+		if (!str_try_appendc(b->local, '.'))
+		    return false;
+	    } else if (!ap_word(ap, b->local)) {
 		break;
-	    ap_skip(ap);
+	    }
 	}
+	str_reset(ap->comment);
 	if (ap->i < ap->len && ap->v[ap->i] == '@') {
 	    ap->i++;
 	    ap_domain(ap, b->domain);
@@ -278,7 +277,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 {
     struct aparse ap = {.v = v, .len = len, .i = 0};
     struct abuf b;
-    size_t start = str_len(out), count = 0, guard = 0;
+    size_t start = str_len(out), count = 0, guard = 0, mark;
     bool in_group = false, ok = true;
 
     ap.comment = str_new(IMAP_MSG_FIELD_MAX);
@@ -306,6 +305,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 	    }
 	    continue;
 	}
+	mark = ap.i;
 	(void) ap_phrase(&ap, b.phrase);
 	ap_skip(&ap);
 	if (ap.i < ap.len && ap.v[ap.i] == ':' && !in_group) {
@@ -315,7 +315,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 	    in_group = true;
 	    continue;
 	}
-	ok = ap_mailbox(&ap, &b, out, &count);
+	ok = ap_mailbox(&ap, &b, mark, out, &count);
 	ap_skip(&ap);
 	if (ap.i < ap.len && ap.v[ap.i] != ',' && ap.v[ap.i] != ';')
 	    skip_junk(&ap);

@@ -161,20 +161,28 @@ bool imap_hdr_find(const char *h, size_t len, const char *name, struct imap_fiel
 /* imap_hdr_unfold - a value on one line, trimmed */
 void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out)
 {
-    size_t i, start = 0;
+    size_t i = 0;
 
     str_reset(out);
-    while (start < len && (v[start] == ' ' || v[start] == '\t' || v[start] == '\r'
-			   || v[start] == '\n'))
-	start++;
-    for (i = start; i < len && str_len(out) < max; i++) {
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+	i++;
+    for (; i < len && str_len(out) < max; i++) {
 	char c = v[i];
+	bool ok;
 
-	if (c == '\r' || c == '\n')
+	if (c == '\r' && i + 1 < len && v[i + 1] == '\n')
 	    continue;
-	if (c == 0)
-	    c = ' ';
-	if (!str_try_appendc(out, c))
+	if (c == '\n') {
+	    /* a fold: the line end and the white space after it */
+	    while (i + 1 < len && (v[i + 1] == ' ' || v[i + 1] == '\t'))
+		i++;
+	    ok = str_try_appendc(out, ' ');
+	} else if (c == 0) {
+	    ok = str_try_append(out, "\xef\xbf\xbd", 3);	/* U+FFFD */
+	} else {
+	    ok = str_try_appendc(out, c == '\r' ? ' ' : c);
+	}
+	if (!ok)
 	    break;
     }
     while (str_len(out) > 0 && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
@@ -617,6 +625,8 @@ size_t imap_wire_read(struct imap_wire *w, char *buf, size_t size)
 	buf[n++] = '\n';
 	w->pos++;
     }
+    for (char *z = memchr(buf, 0, n); z; z = memchr(z + 1, 0, n - (size_t) (z + 1 - buf)))
+	*z = (char) 0x80;	/* no NUL in an IMAP literal */
     w->left -= n;
     return n;
 }
