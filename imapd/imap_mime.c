@@ -789,6 +789,18 @@ static const char *set_type(struct scan *s, struct imap_mpart *mp, bool in_diges
     return str_cstr(boundary);
 }
 
+/* clamp_empty - move the (empty) parts below p to offset at */
+static void clamp_empty(struct imap_part *p, size_t at)
+{
+    for (; p; p = p->next) {
+	if (p->hdr_off > at)
+	    p->hdr_off = at;
+	if (p->body_off > at)
+	    p->body_off = at;
+	clamp_empty(p->children, at);
+    }
+}
+
 /* body_end - end the body of mp where the scanner stopped: before the
  * line end preceding a delimiter line (r >= 0), or at the end */
 static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0, uint64_t bare0)
@@ -798,13 +810,23 @@ static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0,
 
     /* (as Dovecot: right after a close delimiter line, with no
      * epilogue, that line's end stays in the part) */
-    if (r >= 0 && s->pos > mp->p.body_off && s->pos != s->close_end) {
+    if (r >= 0 && s->pos > mp->p.hdr_off && s->pos != s->close_end) {
 	end = s->pos - 1;	/* the LF before the delimiter line */
 	lf--;
 	if (end == 0 || s->d[end - 1] != '\r')
 	    bare--;
-	else if (end - 1 >= mp->p.body_off)
+	else if (end - 1 >= mp->p.hdr_off)
 	    end--;		/* and its CR */
+    }
+    if (end < mp->p.body_off) {
+	/* the delimiter follows the header at once: that line end
+	 * belongs to the delimiter, not to the header (as in Dovecot) */
+	mp->p.hdr_len = end - mp->p.hdr_off;
+	mp->p.hdr_size -= 2;
+	mp->p.body_off = end;
+	lf0 = lf;
+	bare0 = bare;
+	clamp_empty(mp->p.children, end);
     }
     mp->p.body_len = end - mp->p.body_off;
     mp->p.body_lines = lf - lf0;
