@@ -364,8 +364,13 @@ static bool field_addresses(const char *h, size_t hlen, const char *name, const 
     size_t count = 0, start = str_len(out);
 
     if (imap_hdr_find(h, hlen, name, &f)) {
-	if (!address_list(f.value, f.value_len > IMAP_MSG_FIELD_MAX ? IMAP_MSG_FIELD_MAX
-			  : f.value_len, out, &count))
+	struct str *v = str_new(IMAP_MSG_FIELD_MAX);
+	bool ok;
+
+	imap_hdr_unfold(f.value, f.value_len, IMAP_MSG_FIELD_MAX, v);
+	ok = address_list(str_cstr(v), str_len(v), out, &count);
+	str_free(&v);
+	if (!ok)
 	    return false;
 	if (count > 0 || !fallback)
 	    return true;

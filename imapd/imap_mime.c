@@ -826,8 +826,8 @@ static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0,
 	mp->p.body_off = end;
 	lf0 = lf;
 	bare0 = bare;
-	clamp_empty(mp->p.children, end);
     }
+    clamp_empty(mp->p.children, end);	/* empty parts at the delimiter */
     mp->p.body_len = end - mp->p.body_off;
     mp->p.body_lines = lf - lf0;
     mp->p.body_size = mp->p.body_len + (bare - bare0);

@@ -205,11 +205,15 @@ static void test_partials(void)
 /* check_tree - offsets nest, sizes are the wire sizes of the ranges */
 static void check_tree(const char *data, const struct imap_part *p, size_t end, int *bad)
 {
+    size_t from = p && p->parent ? p->parent->body_off : 0;
+
     for (; p; p = p->next) {
 	uint64_t lf = 0;
 
-	if (p->hdr_off + p->hdr_len > p->body_off || p->body_off + p->body_len > end)
+	if (p->hdr_off < from || p->hdr_off + p->hdr_len > p->body_off
+	    || p->body_off + p->body_len > end)
 	    (*bad)++;
+	from = p->body_off + p->body_len;
 	if (p->body_len && imap_wire_size(data + p->body_off, p->body_len,
 					  p->body_off > 0 && data[p->body_off - 1] == '\r')
 	    != p->body_size)
@@ -226,15 +230,29 @@ static void check_tree(const char *data, const struct imap_part *p, size_t end, 
     }
 }
 
-/* test_tree - the parse's offsets and counts on every golden message */
+/* test_tree - the parse's offsets and counts on every golden message
+ * and on parts cut short by delimiters (found by fuzz_imap_mime) */
 static void test_tree(void)
 {
+    static const char *const cut[] = {
+	/* a header ended by a delimiter line, no empty line */
+	"Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed;"
+	" boundary=i\n\n--i\nContent-Type: text/plain\n--o--\n",
+	/* an empty part at an outer delimiter */
+	"Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed;"
+	" boundary=i\n\n--i\n--o\n\nz\n--o--\n",
+	"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822"
+	"\r\n\r\n--o--\r\n",
+    };
+
     unit_begin("part offsets nest; sizes and line counts match the bytes");
-    for (size_t i = 0; i < NGOLDEN; i++) {
-	struct imap_msg *m = imap_msg_parse(golden[i].msg, golden[i].len);
+    for (size_t i = 0; i < NGOLDEN + sizeof(cut) / sizeof(cut[0]); i++) {
+	const char *msg = i < NGOLDEN ? golden[i].msg : cut[i - NGOLDEN];
+	size_t len = i < NGOLDEN ? golden[i].len : strlen(msg);
+	struct imap_msg *m = imap_msg_parse(msg, len);
 	int bad = 0;
 
-	check_tree(golden[i].msg, imap_msg_root(m), golden[i].len, &bad);
+	check_tree(msg, imap_msg_root(m), len, &bad);
 	unit_assert_idx(bad == 0, i);
 	imap_msg_free(&m);
     }
