@@ -343,61 +343,70 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 /* ------------------------------------------------------------------ */
 /* The envelope */
 
-/* field_nstring - the unfolded value of the first field name, or NIL */
-static bool field_nstring(const char *h, size_t hlen, const char *name, struct str *tmp,
-			  struct str *out)
-{
-    struct imap_field f;
+/* The fields of an envelope, in its order. */
+enum { E_DATE, E_SUBJECT, E_FROM, E_SENDER, E_REPLY_TO, E_TO, E_CC, E_BCC, E_IN_REPLY_TO,
+       E_MESSAGE_ID, E_COUNT };
+static const char *const env_names[E_COUNT] = {
+    "Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "In-Reply-To",
+    "Message-ID",
+};
 
-    if (!imap_hdr_find(h, hlen, name, &f))
+/* field_nstring - the unfolded value of a field, or NIL */
+static bool field_nstring(const struct imap_field *f, struct str *tmp, struct str *out)
+{
+    if (f->name == NULL)
 	return str_try_appends(out, "NIL");
-    imap_hdr_unfold(f.value, f.value_len, IMAP_MSG_FIELD_MAX, tmp);
+    imap_hdr_unfold(f->value, f->value_len, IMAP_MSG_FIELD_MAX, tmp);
     return imap_msg_append_nstring(out, str_cstr(tmp), str_len(tmp));
 }
 
-/* field_addresses - the address list of the first field name; when it
- * is absent or empty, fallback's (if given) */
-static bool field_addresses(const char *h, size_t hlen, const char *name, const char *fallback,
-			    struct str *out)
+/* field_addresses - the address list of a field; when it is absent or
+ * empty, fallback's (if not NULL) */
+static bool field_addresses(const struct imap_field *f, const struct imap_field *fallback,
+			    struct str *tmp, struct str *out)
 {
-    struct imap_field f;
     size_t count = 0, start = str_len(out);
 
-    if (imap_hdr_find(h, hlen, name, &f)) {
-	struct str *v = str_new(IMAP_MSG_FIELD_MAX);
-	bool ok;
-
-	imap_hdr_unfold(f.value, f.value_len, IMAP_MSG_FIELD_MAX, v);
-	ok = address_list(str_cstr(v), str_len(v), out, &count);
-	str_free(&v);
-	if (!ok)
+    if (f->name != NULL) {
+	imap_hdr_unfold(f->value, f->value_len, IMAP_MSG_FIELD_MAX, tmp);
+	if (!address_list(str_cstr(tmp), str_len(tmp), out, &count))
 	    return false;
 	if (count > 0 || !fallback)
 	    return true;
 	(void) str_truncate(out, start);
     }
     if (fallback)
-	return field_addresses(h, hlen, fallback, NULL, out);
+	return field_addresses(fallback, NULL, tmp, out);
     return str_try_appends(out, "NIL");
 }
 
-/* envelope - the ENVELOPE of the header h[0..hlen) */
+/* envelope - the ENVELOPE of the header h[0..hlen): one pass finds the
+ * first instance of each field */
 static bool envelope(const char *h, size_t hlen, struct str *out)
 {
+    struct imap_field fields[E_COUNT], f;
     struct str *tmp = str_new(IMAP_MSG_FIELD_MAX);
+    size_t pos = 0;
     bool ok;
 
+    memset(fields, 0, sizeof(fields));
+    while (imap_hdr_next(h, hlen, &pos, &f))
+	for (int i = 0; i < E_COUNT; i++)
+	    if (fields[i].name == NULL && imap_name_eq(f.name, f.name_len, env_names[i])) {
+		fields[i] = f;
+		break;
+	    }
     ok = str_try_appendc(out, '(')
-	&& field_nstring(h, hlen, "Date", tmp, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "Subject", tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "From", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Sender", "From", out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Reply-To", "From", out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "To", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Cc", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Bcc", NULL, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "In-Reply-To", tmp, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "Message-ID", tmp, out) && str_try_appendc(out, ')');
+	&& field_nstring(&fields[E_DATE], tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_SUBJECT], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_FROM], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_SENDER], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_REPLY_TO], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_TO], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_CC], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_BCC], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_IN_REPLY_TO], tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_MESSAGE_ID], tmp, out) && str_try_appendc(out, ')');
     str_free(&tmp);
     return ok;
 }
