@@ -728,19 +728,25 @@ static void ls_line(struct imap_session *s, const struct ls_request *rq,
 
     str_appends_or_panic(line, rq->lsub ? "* LSUB (" : "* LIST (");
     if (rq->lsub) {
-	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed */
-	if (shown_as_parent)
+	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed;
+	 * and a subscribed name that cannot be selected */
+	if (shown_as_parent || !fi->exists)
 	    LS_ATTR("\\Noselect");
     } else {
+	/* as Dovecot: \NonExistent only to a client that used the
+	 * extended syntax (RFC 5258), \Noselect to others; CHILDREN and
+	 * SPECIAL-USE attributes always in the basic LIST, in the
+	 * extended one when asked for (RETURN, or the selection) */
 	if (!fi->exists)
 	    LS_ATTR(rq->extended ? "\\NonExistent" : "\\Noselect");
-	if (fi->exists || fi->has_children)
+	if ((fi->exists || fi->has_children) && (!rq->extended || (rq->ret & LS_RET_CHILDREN)))
 	    LS_ATTR(fi->has_children ? "\\HasChildren" : "\\HasNoChildren");
 	if (fi->subscribed && (rq->sel & LS_SEL_SUBSCRIBED || rq->ret & LS_RET_SUBSCRIBED))
 	    LS_ATTR("\\Subscribed");
-	for (n = 0; n < STORE_USE_COUNT; n++)
-	    if (fi->special_use & (1u << n))
-		LS_ATTR(store_use_name(n));
+	if (!rq->extended || (rq->ret & LS_RET_SPECIALUSE) || (rq->sel & LS_SEL_SPECIALUSE))
+	    for (n = 0; n < STORE_USE_COUNT; n++)
+		if (fi->special_use & (1u << n))
+		    LS_ATTR(store_use_name(n));
     }
 #undef LS_ATTR
     str_appendf_or_panic(line, ") \"%c\" ", IMAP_HIER_DELIM);
