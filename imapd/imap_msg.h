@@ -23,10 +23,10 @@
  *   imap_msg_wire_size() = the octets of BODY[] as sent. Send section
  *   bytes ONLY through struct imap_wire (it does the conversion), never
  *   the raw file, or the counts lie.
- *   Line counts (BODYSTRUCTURE "lines" of text/* and message/rfc822):
- *   the number of LFs in the part's body, plus one when the body is not
- *   empty and does not end in LF (a part that ends right before the
- *   "CRLF--boundary" line has its last line counted), as Dovecot does.
+ *   Line counts (BODYSTRUCTURE "lines" of text parts and message/rfc822):
+ *   the number of LFs in the part's body (a part ends before the line
+ *   end of the next delimiter line, so its last line is not counted
+ *   unless the body ends with an empty line), as Dovecot counts them.
  *
  * LARGE MESSAGES
  *   Parsing walks the whole message once (boundaries, line counts) but
@@ -60,15 +60,15 @@
  *   to IMAP_MSG_FIELD_MAX bytes each, at most IMAP_MSG_MAX_PARAMS
  *   parameters per field, RFC 2231 continuations up to
  *   IMAP_MSG_MAX_PARAMS sections. Broken MIME never fails a parse:
- *   any bytes are a message (a missing boundary parameter makes the
- *   multipart a single text/plain leaf as far as the tree goes; a
- *   multipart whose boundary never occurs has one empty child; a
- *   missing close delimiter ends the multipart at its parent's end).
+ *   any bytes are a message: a multipart without a boundary parameter,
+ *   or whose boundary never occurs, has one empty text/plain child (as
+ *   Dovecot shows it); a missing close delimiter ends the multipart at
+ *   its parent's end; a header without an empty line is all header.
  *
  * STRINGS IN OUTPUT
- *   nstrings are quoted ("..." with \ before " and \) when they are
- *   7-bit without CR, LF or NUL and shorter than 1024 bytes, else sent
- *   as literals {n}\r\n; NUL bytes are replaced by a space (no IMAP
+ *   nstrings are quoted ("...") when they are 7-bit without CR, LF,
+ *   NUL, '"' or '\\' and shorter than 1024 bytes, else sent as literals
+ *   {n}\r\n (Dovecot's choice too); NUL bytes are replaced by a space (no IMAP
  *   string may hold a NUL). Header values
  *   are unfolded (CR and LF removed, leading/trailing white space
  *   trimmed); 8-bit bytes are kept (literal).
@@ -162,8 +162,8 @@ const struct imap_part *imap_msg_root(const struct imap_msg *m);
 uint64_t imap_msg_wire_size(const struct imap_msg *m);
 /* imap_msg_part - the part with the IMAP part number path[0..n) (each
  * >= 1: "1.2.3" is {1, 2, 3}), by RFC 3501 6.4.5: the parts of a
- * multipart are numbered from 1; part 1 of a non-multipart is its
- * body; the number of a message/rfc822 part followed by more numbers
+ * multipart are numbered from 1; part 1 of a non-multipart message is
+ * its body (and, as in Dovecot, "1" below any leaf is the leaf); the number of a message/rfc822 part followed by more numbers
  * goes into the encapsulated message. n == 0 gives the root. NULL if
  * there is no such part. */
 const struct imap_part *imap_msg_part(const struct imap_msg *m,
@@ -310,14 +310,15 @@ void imap_search_key_fini(struct imap_search_key *k);
  * the field exists (RFC 3501). */
 bool imap_search_header(const char *data, size_t len, const char *name,
 			const struct imap_search_key *k);
-/* imap_search_body - SEARCH BODY (text_too false: the bodies of the
- * leaf parts of text/ *, message/ * headers included as text, and
- * other types raw) or SEARCH TEXT (text_too true: every header as
- * well, RFC 2047-decoded): each leaf's body is decoded (quoted-printable,
- * base64) and converted from its charset to UTF-8 (UTF-8, US-ASCII,
- * ISO-8859-1, ISO-8859-15 and windows-1252 built in; others through
- * iconv; unknown ones taken as they are) before matching. Streaming,
- * fixed memory. */
+/* imap_search_body - SEARCH BODY (text_too false) or TEXT (true):
+ * BODY searches the message's body: every leaf part's content after
+ * decoding its Content-Transfer-Encoding (quoted-printable, base64)
+ * and converting text parts from their charset to UTF-8 (UTF-8,
+ * US-ASCII, ISO-8859-1, ISO-8859-15 and windows-1252 built in; others
+ * through iconv; an unknown charset is taken as it is), plus the
+ * headers inside the body (MIME part headers, encapsulated messages'
+ * headers; RFC 2047-decoded); TEXT adds the message's own header.
+ * Streaming, fixed memory. */
 bool imap_search_body(const struct imap_msg *m, bool text_too,
 		      const struct imap_search_key *k);
 

@@ -90,8 +90,9 @@ void imap_flags_append(struct imap_session *s, struct str *out, uint32_t flags, 
     str_appendc_or_panic(out, ')');
 }
 
-/* flag_one - the bit of one flag name; 0 for \Recent (ignored) */
-static bool flag_one(struct imap_session *s, const char *name, bool create, uint32_t *bit_r,
+/* flag_one - the bit of one flag name in mailbox mb; 0 for \Recent
+ * (ignored) */
+static bool flag_one(struct store_mailbox *mb, const char *name, bool create, uint32_t *bit_r,
 		     const char **error_r)
 {
     size_t i;
@@ -121,11 +122,11 @@ static bool flag_one(struct imap_session *s, const char *name, bool create, uint
 	    return false;
 	}
     }
-    if (s->sel == NULL) {
+    if (mb == NULL) {
 	*error_r = "No mailbox for keywords";
 	return false;
     }
-    k = store_keyword_index(s->sel->mb, name, create, error_r);
+    k = store_keyword_index(mb, name, create, error_r);
     if (k < 0) {
 	if (errno == ENOENT && !create)
 	    return true;	/* unknown keyword: matches nothing */
@@ -140,6 +141,13 @@ static bool flag_one(struct imap_session *s, const char *name, bool create, uint
 /* imap_flags_parse - a flag list (one list argument, or atoms) to bits */
 bool imap_flags_parse(struct imap_session *s, const struct imap_arg *args, size_t n,
 		      bool create, uint32_t *flags_r, const char **error_r)
+{
+    return imap_flags_parse_mb(s->sel ? s->sel->mb : NULL, args, n, create, flags_r, error_r);
+}
+
+/* imap_flags_parse_mb - the same for mailbox mb (APPEND) */
+bool imap_flags_parse_mb(struct store_mailbox *mb, const struct imap_arg *args, size_t n,
+			 bool create, uint32_t *flags_r, const char **error_r)
 {
     const struct imap_arg *l = args;
     size_t ln = n, i;
@@ -157,7 +165,7 @@ bool imap_flags_parse(struct imap_session *s, const struct imap_arg *args, size_
 	    *error_r = "Flags are atoms";
 	    return false;
 	}
-	if (!flag_one(s, name, create, &bit, error_r))
+	if (!flag_one(mb, name, create, &bit, error_r))
 	    return false;
 	*flags_r |= bit;
     }
@@ -305,8 +313,9 @@ void imap_select_close(struct imap_session *s)
 	s->state = IMAP_STATE_AUTH;
 }
 
-/* fetch_flags_line - "* seq FETCH (FLAGS (...) [UID u] [MODSEQ (m)])" */
-static void fetch_flags_line(struct imap_session *s, size_t seq, const struct store_msg *m)
+/* imap_select_fetch_flags - "* seq FETCH (FLAGS (...) [UID u] [MODSEQ
+ * (m)])" */
+void imap_select_fetch_flags(struct imap_session *s, size_t seq, const struct store_msg *m)
 {
     struct str *out = str_new(4096);
 
@@ -369,7 +378,7 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	    || (s->condstore && m->modseq != sel->modseq_known[i])) {
 	    if (named_keywords(mb) & ~sel->keywords_known)
 		send_flags(s);
-	    fetch_flags_line(s, i + 1, m);
+	    imap_select_fetch_flags(s, i + 1, m);
 	    sel->flags_known[i] = m->flags;
 	    sel->modseq_known[i] = m->modseq;
 	}

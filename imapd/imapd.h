@@ -211,6 +211,11 @@ long imap_select_index(const struct imap_session *s, uint32_t seq);
 bool imap_select_resolve(const struct imap_session *s, const char *set, bool uid,
 			 uint32_t **seqs_r, size_t *n_r);
 
+/* imap_select_fetch_flags - "* seq FETCH (FLAGS (..) [UID u] [MODSEQ
+ * (m)])" for message m at seq (UID with UID commands, MODSEQ with
+ * CONDSTORE) */
+void imap_select_fetch_flags(struct imap_session *s, size_t seq, const struct store_msg *m);
+
 /* The flags of IMAP <-> store. */
 /* imap_flags_append - "(\Seen \Deleted kw...)" of flags (store bits) into out */
 void imap_flags_append(struct imap_session *s, struct str *out, uint32_t flags, bool recent);
@@ -218,6 +223,8 @@ void imap_flags_append(struct imap_session *s, struct str *out, uint32_t flags, 
  * keywords are created when create; false with *error_r on a bad flag */
 bool imap_flags_parse(struct imap_session *s, const struct imap_arg *args, size_t n,
 		      bool create, uint32_t *flags_r, const char **error_r);
+bool imap_flags_parse_mb(struct store_mailbox *mb, const struct imap_arg *args, size_t n,
+			 bool create, uint32_t *flags_r, const char **error_r);
 
 /*
  * Mailbox commands (imap_mailbox.c, H-imapmbox). Same signature as every

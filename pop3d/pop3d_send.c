@@ -1,6 +1,8 @@
 /* pop3d_send.c - a stored message on the wire as RFC 1939 multi-line
- * data: every line end becomes CRLF (the store may keep bare LF), a line
- * that starts with "." gets another one, and ".\r\n" ends it. The octet
+ * data, one chunk at a time (the session produces the next chunk when
+ * the client has taken the previous ones: conn.h's on_drain): every
+ * line end becomes CRLF (the store may keep bare LF), a line that
+ * starts with "." gets another one, and ".\r\n" ends it. The octet
  * counts of STAT/LIST are the store's crlf_size, which counts exactly
  * the bytes this writes before the dot-stuffing. */
 
@@ -9,25 +11,19 @@
 #include <string.h>
 #include <unistd.h>
 
-/* base */
-#include "stream.h"
-
 /* pop3d */
 #include "pop3d.h"
 
-#define SEND_CHUNK	65536
+/* send_put - append to the output chunk */
+static inline char *send_put(char *o, const char *p, size_t n)
+{
+    memcpy(o, p, n);
+    return o + n;
+}
 
-/* send_state - where the converter is between two reads */
-struct send_state {
-    bool line_start;		/* the next byte begins a line */
-    bool prev_cr;		/* the previous byte was "\r" */
-    bool in_header;		/* TOP: still in the header */
-    bool header_line_empty;	/* TOP: the current header line is empty so far */
-    long body_left;		/* TOP: body lines still to send; -1 = all */
-};
-
-/* send_chunk - convert and write buf,len; false when TOP has sent enough */
-static bool send_chunk(struct stream *s, struct send_state *st, const char *buf, size_t len)
+/* send_convert - convert buf,len into out; returns the end of the
+ * output; *stop when TOP has sent enough */
+static char *send_convert(struct pop3d_send *st, const char *buf, size_t len, char *o, bool *stop)
 {
     size_t i = 0;
 
@@ -35,10 +31,12 @@ static bool send_chunk(struct stream *s, struct send_state *st, const char *buf,
 	const char *nl;
 	size_t run;
 
-	if (st->body_left == 0 && !st->in_header)
-	    return false;
+	if (st->body_left == 0 && !st->in_header) {
+	    *stop = true;
+	    return o;
+	}
 	if (st->line_start && buf[i] == '.')
-	    (void) stream_write(s, ".", 1);	/* dot-stuffing */
+	    *o++ = '.';				/* dot-stuffing */
 	st->line_start = false;
 	/* the rest of this line (up to and including its LF) */
 	nl = memchr(buf + i, '\n', len - i);
@@ -46,7 +44,7 @@ static bool send_chunk(struct stream *s, struct send_state *st, const char *buf,
 	if (st->in_header && run > 0 && !(run == 1 && buf[i] == '\r'))
 	    st->header_line_empty = false;
 	if (run > 0) {
-	    (void) stream_write(s, buf + i, run);
+	    o = send_put(o, buf + i, run);
 	    st->prev_cr = buf[i + run - 1] == '\r';
 	}
 	i += run;
@@ -54,56 +52,64 @@ static bool send_chunk(struct stream *s, struct send_state *st, const char *buf,
 	    break;
 	/* the LF: make it CRLF */
 	if (!st->prev_cr)
-	    (void) stream_write(s, "\r\n", 2);
-	else
-	    (void) stream_write(s, "\n", 1);
+	    *o++ = '\r';
+	*o++ = '\n';
 	i++;
 	st->prev_cr = false;
 	st->line_start = true;
 	if (st->in_header) {
 	    if (st->header_line_empty)
-		st->in_header = false;	/* the empty line ends the header */
+		st->in_header = false;		/* the empty line ends the header */
 	    st->header_line_empty = true;
 	} else if (st->body_left > 0) {
 	    st->body_left--;
 	}
     }
-    return true;
+    if (st->body_left == 0 && !st->in_header)
+	*stop = true;
+    return o;
 }
 
-/* pop3d_send_msg - the whole message, or its header and body_lines lines */
-int pop3d_send_msg(struct stream *client, int fd, long body_lines, off_t *sent_r)
+/* pop3d_send_begin - the whole message, or its header and body_lines */
+void pop3d_send_begin(struct pop3d_send *st, int fd, long body_lines)
 {
-    struct send_state st = {
-	.line_start = true,
-	.in_header = body_lines >= 0,
-	.header_line_empty = true,
-	.body_left = body_lines,
-    };
-    static char buf[SEND_CHUNK];
-    ssize_t n;
-    int ret = 0;
+    memset(st, 0, sizeof(*st));
+    st->fd = fd;
+    st->line_start = true;
+    st->in_header = body_lines >= 0;
+    st->header_line_empty = true;
+    st->body_left = body_lines;
+}
 
-    *sent_r = 0;
-    for (;;) {
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0) {
-	    ret = -1;
-	    break;
-	}
-	if (n == 0)
-	    break;
-	*sent_r += n;
-	if (!send_chunk(client, &st, buf, (size_t) n))
-	    break;
-	if (stream_error(client) != STREAM_OK)
-	    return -1;
+/* pop3d_send_next - the next chunk of output */
+ssize_t pop3d_send_next(struct pop3d_send *st, char *out, bool *done_r)
+{
+    static char buf[POP3D_SEND_CHUNK];
+    bool stop = false;
+    char *o = out;
+    ssize_t n;
+
+    *done_r = false;
+    if (st->done) {
+	*done_r = true;
+	return 0;
     }
-    /* a last line without its LF is ended here, for the terminator */
-    if (!st.line_start)
-	(void) stream_write(client, "\r\n", 2);
-    (void) stream_write(client, ".\r\n", 3);
-    return stream_error(client) != STREAM_OK ? -1 : ret;
+    do {
+	n = read(st->fd, buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+	return -1;
+    if (n > 0) {
+	st->read_bytes += n;
+	o = send_convert(st, buf, (size_t) n, o, &stop);
+    }
+    if (n == 0 || stop) {
+	/* a last line without its LF is ended here, for the terminator */
+	if (!st->line_start)
+	    o = send_put(o, "\r\n", 2);
+	o = send_put(o, ".\r\n", 3);
+	st->done = true;
+	*done_r = true;
+    }
+    return o - out;
 }

@@ -308,3 +308,13 @@ void event_loop_stop(void)
 {
     event_stop_flag = 1;
 }
+
+/* event_reset_after_fork - a forked child starts with an empty loop */
+void event_reset_after_fork(void)
+{
+    if (event_fds_cap > 0)
+	memset(event_fds, 0, (size_t) event_fds_cap * sizeof(*event_fds));
+    event_timers_len = 0;
+    event_stop_flag = 0;
+    event_dispatching = false;
+}

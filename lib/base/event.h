@@ -66,4 +66,10 @@ int event_loop_once(int timeout_ms);
 void event_loop_run(void);
 void event_loop_stop(void);
 
+/* event_reset_after_fork - forget every registration and timer (without
+ * closing anything) and leave the dispatching state, in a child forked
+ * from inside a callback that will run a loop of its own and never
+ * return into the parent's one (session_host's workers) */
+void event_reset_after_fork(void);
+
 #endif

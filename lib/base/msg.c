@@ -298,3 +298,9 @@ void msg_panic(const char *fmt, ...)
     va_end(ap);
     abort();
 }
+
+/* msg_file_descriptor - the log file's descriptor, or -1 */
+int msg_file_descriptor(void)
+{
+    return msg_file_fd;
+}

@@ -32,6 +32,9 @@ void msg_init(const char *progname, int sinks);
 bool msg_set_file(const char *path, const char **error_r);
 /* msg_set_sinks - change where messages go */
 void msg_set_sinks(int sinks);
+/* msg_file_descriptor - the open log file's descriptor, -1 if none (a
+ * forked child that closes everything else keeps this one) */
+int msg_file_descriptor(void);
 int msg_get_sinks(void);
 /* msg_set_syslog_facility - e.g. "mail" (default) */
 bool msg_set_syslog_facility(const char *name);

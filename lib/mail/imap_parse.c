@@ -708,7 +708,7 @@ bool imap_append_astring(struct str *out, const char *s, size_t len)
     for (i = 0; atom && i < len; i++) {
 	unsigned char c = (unsigned char) s[i];
 
-	if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
+	if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\[]", c) != NULL)
 	    atom = false;
     }
     if (atom)

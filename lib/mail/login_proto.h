@@ -16,6 +16,10 @@
  *                   the user by redeeming it, never from this message
  *   client_address, client_port
  *                   for logging only
+ *   login_tag       (imapd-login only) the tag of the successful LOGIN or
+ *                   AUTHENTICATE: the login process sends no tagged OK;
+ *                   imapd writes "TAG OK [CAPABILITY ...] Logged in" once
+ *                   the token was redeemed, before any pipelined reply
  *   input           bytes the login process had read from the client but
  *                   not consumed (pipelined commands after the
  *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
@@ -39,11 +43,13 @@
 #define LOGIN_FD_BYTE		'F'
 #define LOGIN_INPUT_MAX		65536	/* bytes of unconsumed input */
 #define LOGIN_TOKEN_MAX		256	/* bytes of a token */
+#define LOGIN_TAG_MAX		64	/* bytes of an IMAP login tag */
 
 #define LOGIN_ATTR_TOKEN	"token"
 #define LOGIN_ATTR_CLIENT_ADDR	"client_address"
 #define LOGIN_ATTR_CLIENT_PORT	"client_port"
 #define LOGIN_ATTR_INPUT	"input"
+#define LOGIN_ATTR_LOGIN_TAG	"login_tag"	/* IMAP: optional, see below */
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_STAT_OK		"ok"
 
@@ -53,6 +59,7 @@ struct login_handover {
     const char *client_port;
     const void *input;
     size_t input_len;
+    const char *login_tag;	/* IMAP: NULL or "" for none */
 };
 
 /* login_handover_send - connect to path (waiting at most timeout_ms for

@@ -38,32 +38,42 @@ enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
 				 struct pop3_command *cmd)
 {
     enum pop3_read r;
-    char *p, *verb;
-    size_t n;
 
     memset(cmd, 0, sizeof(*cmd));
     cmd->rest = "";
     if ((r = pop3_read_line(s, line, max)) != POP3_READ_OK)
 	return r;
-    if (str_has_nul(line)) {
+    pop3_parse_command(str_cstr(line), str_len(line), cmd);
+    return POP3_READ_OK;
+}
+
+/* pop3_parse_command - split one command line */
+void pop3_parse_command(const char *line, size_t len, struct pop3_command *cmd)
+{
+    const char *p, *verb;
+    size_t n;
+
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->rest = "";
+    if (memchr(line, 0, len) != NULL) {
 	cmd->bad_verb = true;
-	return POP3_READ_OK;
+	return;
     }
-    p = line->data;
+    p = line;
     verb = p;
     while (*p && *p != ' ')
 	p++;
     n = (size_t) (p - verb);
     if (n == 0 || n > POP3_VERB_MAX) {
 	cmd->bad_verb = true;
-	return POP3_READ_OK;
+	return;
     }
     for (size_t i = 0; i < n; i++) {
 	unsigned char c = (unsigned char) verb[i];
 
 	if (c < 0x21 || c > 0x7e) {
 	    cmd->bad_verb = true;
-	    return POP3_READ_OK;
+	    return;
 	}
 	cmd->verb[i] = (char) toupper(c);
     }
@@ -75,7 +85,7 @@ enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
      * raw text for PASS, whose password may contain spaces. */
     if (!str_try_copy_out(cmd->argbuf, sizeof(cmd->argbuf), p)) {
 	cmd->bad_args = true;
-	return POP3_READ_OK;
+	return;
     }
     for (char *a = cmd->argbuf; *a;) {
 	if (*a == ' ') {
@@ -91,7 +101,6 @@ enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
 	    a++;
     }
     cmd->argv[cmd->argc] = NULL;
-    return POP3_READ_OK;
 }
 
 /* pop3_next_command - read, count and pre-check one command */
@@ -166,8 +175,7 @@ int pop3_flush_if_idle(struct stream *s)
 /* pop3_capa_common - the lines both halves announce */
 void pop3_capa_common(struct stream *s)
 {
-    (void) stream_puts(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
-		       "IMPLEMENTATION " POP3_IMPLEMENTATION "\r\n");
+    (void) stream_puts(s, POP3_CAPA_COMMON);
 }
 
 /* pop3_parse_number - decimal digits only, 0..max */

@@ -55,6 +55,12 @@ struct pop3_command {
 enum pop3_read pop3_read_command(struct stream *s, struct str *line, size_t max,
 				 struct pop3_command *cmd);
 
+/* pop3_parse_command - split one line (without its CRLF, NUL-terminated
+ * at len) into cmd: rest points into line, argv into cmd->argbuf; a NUL
+ * in the line or a bad verb sets bad_verb (for event-driven readers,
+ * conn.h, that hold the line themselves) */
+void pop3_parse_command(const char *line, size_t len, struct pop3_command *cmd);
+
 /* pop3_next_command - the next command of a session loop: false when
  * the session ends (EOF, error, or a timeout, answered "-ERR Timeout";
  * more than limit commands counted in *count, answered "-ERR Too many
@@ -76,6 +82,10 @@ void pop3_err(struct stream *s, const char *code, const char *fmt, ...)
 /* pop3_flush_if_idle - write out the replies unless another command is
  * already buffered; -1 on a write error */
 int pop3_flush_if_idle(struct stream *s);
+
+/* POP3_CAPA_COMMON - the text of pop3_capa_common */
+#define POP3_CAPA_COMMON "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n" \
+    "IMPLEMENTATION " POP3_IMPLEMENTATION "\r\n"
 
 /* pop3_capa_common - the capabilities both halves announce (TOP, UIDL,
  * RESP-CODES, AUTH-RESP-CODE, PIPELINING, IMPLEMENTATION), each line with

@@ -64,6 +64,9 @@ struct session_host_spec {
      * when the token is refused or auth cannot be reached */
     const char *reply_auth_failed;	/* "-ERR [AUTH] Authentication failed\r\n" */
     const char *reply_temp_failure;	/* "-ERR [SYS/TEMP] ...\r\n" */
+    /* optional: the account cannot be served (a uid of 0, a bad reply
+     * from auth, pop3d not root); NULL: reply_temp_failure */
+    const char *reply_perm_failure;	/* "-ERR [SYS/PERM] ...\r\n" */
     /* worker, after its privilege drop, before its first session */
     void (*worker_init)(void);
     /* worker: a new session; the strings in info are valid during the

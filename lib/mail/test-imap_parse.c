@@ -254,6 +254,11 @@ static void test_output(void)
     unit_assert(imap_append_string(s, "a\r\nb", 4));
     unit_assert_streq(str_cstr(s), "INBOX \"a b\" \"nil\" \"q\\\"\\\\\" NIL {4}\r\na\r\nb");
     unit_assert(!imap_append_quoted(s, "a\nb", 3));
+    str_reset(s);
+    /* '[' is an atom character, but the parser reads "[...]" whole:
+     * found by the fuzzer */
+    unit_assert(imap_append_astring(s, "secret[", 7));
+    unit_assert_streq(str_cstr(s), "\"secret[\"");
     str_free(&s);
     unit_end();
 }
