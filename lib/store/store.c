@@ -748,8 +748,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    e->modseq = ++highest;
 	}
     }
-    if (trusted && idx.version == 2 && highest != idx.h.highestmodseq)
-	changed = true;
+    if (idx.version != 2 || highest != idx.h.highestmodseq)
+	changed = true;			/* (a version 1 index is rewritten) */
     if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
 	sm_claim(mb, recent, next);
 	recent = next;
