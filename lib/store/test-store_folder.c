@@ -258,7 +258,7 @@ static void test_status(void)
     struct store_mailbox *mb;
     const char *err = "";
 
-    unit_begin("status: messages, unseen, uidnext, uidvalidity; ENOENT");
+    unit_begin("status: messages, recent, unseen, uidnext, uidvalidity; ENOENT");
     deliver("t5/.f", "1\n");
     deliver("t5/.f", "2\n");
     deliver("t5/.f", "3\n");
@@ -273,6 +273,14 @@ static void test_status(void)
     unit_assert_inteq(st.uidnext, 5);
     unit_assert(st.uidvalidity != 0);
     unit_assert(st.highestmodseq > 0);
+    unit_assert_inteq(st.recent, 4);	/* nobody claimed them */
+    unit_assert(store_folder_status("t5", "f", ~0u, &st, &err) == 0);
+    unit_assert_inteq(st.recent, 4);	/* STATUS claims none */
+    mb = store_open("t5", "f", STORE_READ_WRITE | STORE_RECENT, &err);
+    unit_assert(mb != NULL);
+    unit_assert(store_folder_status("t5", "f", ~0u, &st, &err) == 0);
+    unit_assert_inteq(st.recent, 0);	/* a SELECT took them */
+    store_close(&mb);
     unit_assert(store_folder_status("t5", "nope", ~0u, &st, &err) < 0 && errno == ENOENT);
     unit_assert(store_folder_status("t5", "INBOX", ~0u, &st, &err) == 0);
     unit_assert_inteq(st.messages, 0);
