@@ -21,9 +21,16 @@
  * terminated, and stays valid until the next input call on c). A line
  * longer than input_max - 2 is reported once as CONN_TOOLONG and its
  * bytes are skipped up to the next LF. conn_read_bytes takes raw bytes
- * (IMAP literals). Input already buffered when a callback returns is
- * offered again (on_input is called while complete lines remain and
- * input is not paused), so pipelined commands are served in order.
+ * (IMAP literals; n above input_max is a bug: raise the limit first,
+ * or stream with conn_input_avail/peek/consume). Input already buffered
+ * when a callback returns is offered again (on_input is called again
+ * while it consumes input, input remains and input is not paused; after
+ * conn_pause_input(c, false) buffered input is offered from the event
+ * loop), so pipelined commands are served in order. on_input must
+ * therefore cope with "no complete line yet" (CONN_NONE).
+ * End of input: when the client shuts down its side, the buffered
+ * commands are still offered (after an unpause if paused), their
+ * answers flushed, then the conn closes with CONN_CLOSE_EOF.
  *
  * Output: conn_write/conn_printf queue bytes (unbounded by design: the
  * caller checks conn_output_pending() against its own limit and pauses
@@ -31,7 +38,9 @@
  * closes once the queue is empty (QUIT, LOGOUT); conn_close closes at
  * once (on_close runs before it returns, unless the caller is inside
  * one of c's own callbacks, in which case it runs right after that
- * callback returns: a callback may always touch c until it returns).
+ * callback returns: a callback may always touch c until it returns;
+ * writes to a closed conn are dropped). After conn_close_after_flush no
+ * more input is handed out (conn_read_line gives CONN_NONE).
  *
  * Deadline: conn_set_idle_timeout(c, ms): the connection is closed
  * (on_close with conn_close_reason CONN_CLOSE_TIMEOUT) when no input
@@ -40,8 +49,9 @@
  * conn_set_write_timeout(c, ms) without progress (default 60 s).
  *
  * Hand-over: conn_take_fd(c) detaches the descriptor (output must be
- * flushed: returns -1 otherwise), frees c WITHOUT calling on_close, and
- * returns the fd (the login process passes it on); the unread input is
+ * flushed: returns -1 otherwise), frees c WITHOUT calling on_close (inside
+ * c's own callback: when it returns), and returns the fd in blocking mode
+ * (the login process passes it on); the unread input is
  * first copied out with conn_input_peek/conn_input_avail. conn_unread
  * puts bytes back in front of the input (pipelined input received with
  * a hand-over).
