@@ -482,7 +482,7 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
 			  const char **error_r)
 {
     struct store_folder_status st;
-    struct str *line;
+    struct str *line, *wire;
     uint64_t v = 0;
     size_t k;
     bool first = true;
@@ -492,9 +492,13 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
     if (items & STORE_STATUS_HIGHESTMODSEQ)
 	s->condstore = true;	/* RFC 7162 3.1: a CONDSTORE-enabling command */
     line = str_new(STR_MAX_DEFAULT);
-    str_appends_or_panic(line, "* STATUS ");
-    if (!imap_mailbox_wire(name, line))
+    wire = str_new(STR_MAX_DEFAULT);
+    if (!imap_mailbox_wire(name, wire))
 	msg_panic("imap_mailbox_wire: store name \"%s\" is not UTF-8", name);
+    str_appends_or_panic(line, "* STATUS ");
+    if (!imap_append_quoted(line, str_cstr(wire), str_len(wire)))
+	msg_panic("mb_status_line: cannot quote \"%s\"", str_cstr(wire));
+    str_free(&wire);
     str_appends_or_panic(line, " (");
     for (k = 0; k < MB_STATUS_COUNT; k++) {
 	if (!(items & mb_status_items[k].bit))
