@@ -68,9 +68,12 @@ bool imap_mailbox_wire(const char *name, struct str *out)
  * the pattern (no backtracking, so no pattern can make it slow) */
 bool imap_list_match(const char *pattern, const char *name)
 {
-    size_t m = strlen(pattern), i;
+    size_t m = strlen(pattern), i, pos = 0;
     unsigned char stack_a[128], stack_b[128];
     unsigned char *cur, *next, *tmp;
+    /* INBOX, also as a first level, matches in any case (RFC 3501 5.1) */
+    bool inbox = strncmp(name, "INBOX", 5) == 0
+	&& (name[5] == 0 || name[5] == IMAP_HIER_DELIM);
     bool ok;
 
     if (m + 1 <= sizeof(stack_a)) {
@@ -95,13 +98,15 @@ bool imap_list_match(const char *pattern, const char *name)
 		continue;
 	    if (pattern[i] == '*' || (pattern[i] == '%' && *name != IMAP_HIER_DELIM))
 		next[i] = 1;
-	    else if (pattern[i] == *name)
+	    else if (pattern[i] == *name || (inbox && pos < 5
+					     && (pattern[i] | 0x20) == (*name | 0x20)))
 		next[i + 1] = 1;
 	}
 	tmp = cur;
 	cur = next;
 	next = tmp;
 	name++;
+	pos++;
     }
     ok = cur[m] != 0;
     if (m + 1 > sizeof(stack_a)) {
