@@ -56,6 +56,7 @@ static struct imap_session *sessions;	/* every session of this worker */
 static bool retiring;
 
 static void process_input(struct imap_session *s);
+static void bye(struct imap_session *s, const char *text);
 
 /* resume - a timer: serve input buffered while a command was suspended */
 static void resume(void *ctx)
@@ -265,6 +266,8 @@ void imap_cmd_done(struct imap_session *s, const char *status, const char *fmt, 
     else if (ok || strcmp(status, "NO") == 0)
 	s->bad_commands = 0;
     end_command(s);
+    if (s->bad_commands >= (unsigned) var_imapd_bad_command_limit)
+	bye(s, "Too many invalid commands");
 }
 
 void imap_cmd_ok(struct imap_session *s)

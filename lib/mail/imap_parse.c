@@ -362,6 +362,8 @@ enum imap_parse_result imap_parser_feed_line(struct imap_parser *p, const char *
     if (i > 256)
 	return fail(p, "Tag too long");
     p->tag = copy(p, line, i);
+    if (memchr(line, 0, len) != NULL)
+	return fail(p, "NUL byte in command");
     if (i >= len || u[i] != ' ') {
 	if (i >= len)
 	    return fail(p, "Missing command name");
