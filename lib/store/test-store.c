@@ -331,8 +331,8 @@ static void test_index_parse(void)
     struct store_index idx;
     struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0},
     };
     char text[1024], path[256];
     const char *err;
@@ -364,22 +364,30 @@ static void test_index_parse(void)
     store_index_free(&idx);
     file_in(path, sizeof(path), "m4", STORE_INDEX_FILE);
     unit_assert(read_file(path, s, 4096, &err) == 0);
-    unit_assert(str_try_copy_out(text, sizeof(text), str_cstr(s)));
-    /* the records are in UID order */
-    unit_assert(strstr(text, "\ncur 1600000000 5 1600000001 6 77\n3 2 5 5 1690000000 1699.b\n"
-			"7 15 10 12 1700000000 1700.a,S=10:2,S\nend 2 ") != NULL);
-    *strstr(text, "12 17") = '3';
-    store_index_parse(text, strlen(text), &idx);
-    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.h.uidvalidity, 42);
-    store_index_free(&idx);
-    /* cut after the first record: that one is read, the state damaged */
-    *strstr(text, "7 15") = 0;
-    store_index_parse(text, strlen(text), &idx);
-    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.count, 1);
-    unit_assert_inteq(idx.recs[0].uid, 3);
-    store_index_free(&idx);
+    unit_assert(str_len(s) < sizeof(text));
+    memcpy(text, str_cstr(s), str_len(s));
+    /* the records are in UID order, each name ends in a NUL */
+    {
+	static const char want[] = "\ncur 1600000000 5 1600000001 6 77\n3 2 5 5 1690000000 "
+	    "1699.b\0\n7 15 10 12 1700000000 1700.a,S=10:2,S\0\nend 2 ";
+	char *p;
+
+	unit_assert((p = memmem(text, str_len(s), want, sizeof(want) - 1)) != NULL);
+	p = memmem(text, str_len(s), "12 17", 5);
+	*p = '3';
+	store_index_parse(text, str_len(s), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+	unit_assert_inteq(idx.h.uidvalidity, 42);
+	store_index_free(&idx);
+	/* cut after the first record: that one is read, the state damaged */
+	p = memmem(text, str_len(s), "7 15", 4);
+	store_index_parse(text, (size_t) (p - text), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+	unit_assert_inteq(idx.count, 1);
+	unit_assert_inteq(idx.recs[0].uid, 3);
+	unit_assert_streq(idx.recs[0].name, "1699.b");
+	store_index_free(&idx);
+    }
     store_index_parse("garbage", 7, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
     unit_assert_inteq(idx.h.uidvalidity, 0);
