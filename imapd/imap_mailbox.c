@@ -68,9 +68,12 @@ bool imap_mailbox_wire(const char *name, struct str *out)
  * the pattern (no backtracking, so no pattern can make it slow) */
 bool imap_list_match(const char *pattern, const char *name)
 {
-    size_t m = strlen(pattern), i;
+    size_t m = strlen(pattern), i, pos = 0;
     unsigned char stack_a[128], stack_b[128];
     unsigned char *cur, *next, *tmp;
+    /* INBOX, also as a first level, matches in any case (RFC 3501 5.1) */
+    bool inbox = strncmp(name, "INBOX", 5) == 0
+	&& (name[5] == 0 || name[5] == IMAP_HIER_DELIM);
     bool ok;
 
     if (m + 1 <= sizeof(stack_a)) {
@@ -95,13 +98,15 @@ bool imap_list_match(const char *pattern, const char *name)
 		continue;
 	    if (pattern[i] == '*' || (pattern[i] == '%' && *name != IMAP_HIER_DELIM))
 		next[i] = 1;
-	    else if (pattern[i] == *name)
+	    else if (pattern[i] == *name || (inbox && pos < 5
+					     && (pattern[i] | 0x20) == (*name | 0x20)))
 		next[i + 1] = 1;
 	}
 	tmp = cur;
 	cur = next;
 	next = tmp;
 	name++;
+	pos++;
     }
     ok = cur[m] != 0;
     if (m + 1 > sizeof(stack_a)) {
@@ -482,7 +487,7 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
 			  const char **error_r)
 {
     struct store_folder_status st;
-    struct str *line;
+    struct str *line, *wire;
     uint64_t v = 0;
     size_t k;
     bool first = true;
@@ -492,9 +497,13 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
     if (items & STORE_STATUS_HIGHESTMODSEQ)
 	s->condstore = true;	/* RFC 7162 3.1: a CONDSTORE-enabling command */
     line = str_new(STR_MAX_DEFAULT);
-    str_appends_or_panic(line, "* STATUS ");
-    if (!imap_mailbox_wire(name, line))
+    wire = str_new(STR_MAX_DEFAULT);
+    if (!imap_mailbox_wire(name, wire))
 	msg_panic("imap_mailbox_wire: store name \"%s\" is not UTF-8", name);
+    str_appends_or_panic(line, "* STATUS ");
+    if (!imap_append_quoted(line, str_cstr(wire), str_len(wire)))
+	msg_panic("mb_status_line: cannot quote \"%s\"", str_cstr(wire));
+    str_free(&wire);
     str_appends_or_panic(line, " (");
     for (k = 0; k < MB_STATUS_COUNT; k++) {
 	if (!(items & mb_status_items[k].bit))
@@ -728,19 +737,25 @@ static void ls_line(struct imap_session *s, const struct ls_request *rq,
 
     str_appends_or_panic(line, rq->lsub ? "* LSUB (" : "* LIST (");
     if (rq->lsub) {
-	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed */
-	if (shown_as_parent)
+	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed;
+	 * and a subscribed name that cannot be selected */
+	if (shown_as_parent || !fi->exists)
 	    LS_ATTR("\\Noselect");
     } else {
+	/* as Dovecot: \NonExistent only to a client that used the
+	 * extended syntax (RFC 5258), \Noselect to others; CHILDREN and
+	 * SPECIAL-USE attributes always in the basic LIST, in the
+	 * extended one when asked for (RETURN, or the selection) */
 	if (!fi->exists)
 	    LS_ATTR(rq->extended ? "\\NonExistent" : "\\Noselect");
-	if (fi->exists || fi->has_children)
+	if ((fi->exists || fi->has_children) && (!rq->extended || (rq->ret & LS_RET_CHILDREN)))
 	    LS_ATTR(fi->has_children ? "\\HasChildren" : "\\HasNoChildren");
 	if (fi->subscribed && (rq->sel & LS_SEL_SUBSCRIBED || rq->ret & LS_RET_SUBSCRIBED))
 	    LS_ATTR("\\Subscribed");
-	for (n = 0; n < STORE_USE_COUNT; n++)
-	    if (fi->special_use & (1u << n))
-		LS_ATTR(store_use_name(n));
+	if (!rq->extended || (rq->ret & LS_RET_SPECIALUSE) || (rq->sel & LS_SEL_SPECIALUSE))
+	    for (n = 0; n < STORE_USE_COUNT; n++)
+		if (fi->special_use & (1u << n))
+		    LS_ATTR(store_use_name(n));
     }
 #undef LS_ATTR
     str_appendf_or_panic(line, ") \"%c\" ", IMAP_HIER_DELIM);

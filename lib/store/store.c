@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -282,7 +283,10 @@ void store_snap_free(struct sm_snap *snap)
 	mem_free(&snap->extra[i]);
     mem_free(&snap->extra);
     mem_free(&snap->msgs);
-    mem_free(&snap->arena);
+    if (snap->arena_map_len)
+	(void) munmap(snap->arena, snap->arena_map_len);
+    else
+	mem_free(&snap->arena);
     memset(snap, 0, sizeof(*snap));
 }
 
@@ -353,7 +357,7 @@ static uint64_t sm_modseq_jump(uint64_t hint)
 /* sm_install - make msgs[0..count) (names in arena) the snapshot; the
  * old one into *old_r, or freed */
 static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t count,
-		       char *arena, struct sm_snap *old_r)
+		       char *arena, size_t arena_map_len, struct sm_snap *old_r)
 {
     if (old_r)
 	*old_r = mb->snap;
@@ -363,6 +367,7 @@ static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t 
     mb->snap.msgs = msgs;
     mb->snap.count = count;
     mb->snap.arena = arena;
+    mb->snap.arena_map_len = arena_map_len;
     mb->have_snapshot = true;
 }
 
@@ -424,7 +429,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     for (i = 0; i < idx->count; i++) {
 	r = &idx->recs[i];
 	msgs[i].uid = r->uid;
-	msgs[i].flags = store_flags_parse(r->name);
+	msgs[i].flags = r->flags;
 	msgs[i].size = r->size;
 	msgs[i].crlf_size = r->crlf_size;
 	msgs[i].mtime = r->mtime;
@@ -432,8 +437,9 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	msgs[i].modseq = r->modseq;
 	msgs[i].recent = sm_msg_recent(mb, r->uid);
     }
-    sm_install(mb, msgs, idx->count, idx->data, old_r);
-    idx->data = NULL;			/* (the names live on in the snapshot) */
+    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, old_r);
+    idx->data = NULL;
+    idx->map_len = 0;			/* (the names live on in the snapshot) */
     mb->uidvalidity = idx->h.uidvalidity;
     mb->uidnext = next;
     mb->disk_uidnext = next;
@@ -748,8 +754,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    e->modseq = ++highest;
 	}
     }
-    if (trusted && idx.version == 2 && highest != idx.h.highestmodseq)
-	changed = true;
+    if (idx.version != 2 || highest != idx.h.highestmodseq)
+	changed = true;			/* (a version 1 index is rewritten) */
     if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
 	sm_claim(mb, recent, next);
 	recent = next;
@@ -816,7 +822,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	msgs[i].recent = sm_msg_recent(mb, e->uid);
 	off += keylen;
     }
-    sm_install(mb, msgs, n, arena, old_r);
+    sm_install(mb, msgs, n, arena, 0, old_r);
     mb->uidvalidity = uv;
     mb->uidnext = next;
     mb->highestmodseq = highest;

@@ -1042,19 +1042,15 @@ int store_folder_status(const char *root, const char *name, unsigned items,
     st->messages = (uint32_t) n;
     st->uidnext = store_uidnext(mb);
     st->uidvalidity = store_uidvalidity(mb);
-    if (items & (STORE_STATUS_UNSEEN | STORE_STATUS_RECENT | STORE_STATUS_HIGHESTMODSEQ)) {
+    st->recent = (uint32_t) store_recent_count(mb);
+    st->highestmodseq = store_highestmodseq(mb);
+    if (items & STORE_STATUS_UNSEEN) {
 	for (i = 0; i < n; i++) {
 	    m = store_msg(mb, i);
 	    if (!(m->flags & STORE_FLAG_SEEN))
 		st->unseen++;
-	    if (m->recent)
-		st->recent++;
-	    if (m->modseq > st->highestmodseq)
-		st->highestmodseq = m->modseq;
 	}
     }
-    if (st->highestmodseq == 0)
-	st->highestmodseq = 1;
     store_close(&mb);
     return 0;
 }

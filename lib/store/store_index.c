@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,26 @@ static uint64_t si_hash(const char *data, size_t len)
 	h ^= (unsigned char) data[i];
 	h *= 0x100000001b3ULL;
     }
+    return h;
+}
+
+/* si_hash2 - the check sum of a version 2 index: 64 bits, eight bytes
+ * at a time (FNV-1a's byte at a time cost 1.5 ms for 10,000 messages) */
+static uint64_t si_hash2(const char *data, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ len, w;
+
+    while (len >= 8) {
+	memcpy(&w, data, 8);
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 31;
+	data += 8;
+	len -= 8;
+    }
+    w = 0;
+    memcpy(&w, data, len);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -118,10 +139,9 @@ static void si_parse(struct store_index *idx, size_t len)
     struct store_rec *r;
     const char *ccp;
     int version;
+    bool hash_ok = false;
 
     idx->state = STORE_INDEX_DAMAGED;
-    if (memchr(data, 0, len) != NULL)
-	len = (size_t) ((char *) memchr(data, 0, len) - data), end = data + len;
 #define SI_LINE() ((nl = memchr(cp, '\n', (size_t) (end - cp))) != NULL)
     if (!SI_LINE())
 	return;
@@ -134,6 +154,21 @@ static void si_parse(struct store_index *idx, size_t len)
     else
 	return;
     idx->version = version;
+    if (version == 1 && memchr(data, 0, len) != NULL)
+	len = (size_t) ((char *) memchr(data, 0, len) - data), end = data + len;
+    if (version == 2) {
+	/* the check sum first (over everything before the last line,
+	 * "end COUNT HASH"), so that lines can be cut while parsed */
+	const char *last = end, *sp;
+
+	if (last > data && last[-1] == '\n')
+	    last--;
+	while (last > data && last[-1] != '\n')
+	    last--;
+	if ((size_t) (end - last) > 4 && memcmp(last, "end ", 4) == 0
+	    && (sp = memchr(last + 4, ' ', (size_t) (end - last - 4))) != NULL)
+	    hash_ok = si_hash2(data, (size_t) (last - data)) == strtoull(sp + 1, NULL, 16);
+    }
     ccp = nl + 1;
     if (!si_header(&ccp, end, "uidvalidity ", UINT32_MAX, &uv) || uv == 0
 	|| !si_header(&ccp, end, "uidnext ", UINT32_MAX, &next) || next == 0)
@@ -167,8 +202,11 @@ static void si_parse(struct store_index *idx, size_t len)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &crlf)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime)
 	    || crlf < size || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
-	    || memchr(ccp, '/', (size_t) (nl - ccp)))
+	    || memchr(ccp, '/', (size_t) (nl - ccp))
+	    || (version == 2 && (nl - ccp < 2 || memchr(ccp, 0, (size_t) (nl - ccp)) != nl - 1))
+	    || (version == 1 && memchr(ccp, 0, (size_t) (nl - ccp)) != NULL))
 	    return;
+	/* (version 2: "NAME\0\n", the name a string in place) */
 	r = si_add(idx);
 	r->name = (char *) ccp;
 	r->keylen = strcspn(r->name, ",:\n");
@@ -177,15 +215,23 @@ static void si_parse(struct store_index *idx, size_t len)
 	r->size = (off_t) size;
 	r->crlf_size = (off_t) crlf;
 	r->mtime = (time_t) mtime;
+	r->flags = 0;
+	{
+	    const char *info = memrchr(ccp, ':', (size_t) (nl - ccp));
+
+	    if (info && nl - info >= 3 && info[1] == '2' && info[2] == ',')
+		r->flags = store_flags_parse_n(info + 3, (size_t) (nl - info - 3));
+	}
 	last_uid = (uint32_t) uid;
 	cp = nl + 1;
     }
     if (SI_LINE()) {
 	const char *tail = cp + 4;
-	uint64_t want = si_hash(data, (size_t) (cp - data));
+	bool sum_ok = version == 2 ? hash_ok
+	    : strtoull(cp + 4 + strcspn(cp + 4, " \n"), NULL, 16) == si_hash(data, (size_t) (cp - data));
 
 	if (si_ulong(&tail, ' ', UINT64_MAX, &count) && count == idx->count
-	    && strtoull(tail, NULL, 16) == want && tail + 16 == nl && nl + 1 == end) {
+	    && sum_ok && tail + 16 == nl && nl + 1 == end) {
 	    idx->state = STORE_INDEX_VALID;
 	    if (version == 2) {
 		idx->h.cur.msec = (long long) msec;
@@ -219,10 +265,14 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
     memcpy(idx->data, data, len);
     idx->data[len] = 0;
     si_parse(idx, len);
-    si_cut_lines(idx);
+    if (idx->version == 1)
+	si_cut_lines(idx);
 }
 
-/* store_index_read - read dir_fd's index file (one read for its size) */
+/* store_index_read - dir_fd's index file: mapped (a version 2 index
+ * is never written to in place: replaced by rename, so the mapping
+ * stays valid as long as it lives; its names are strings in it), or
+ * read into memory (version 1, whose lines must be cut) */
 void store_index_read(int dir_fd, struct store_index *idx)
 {
     struct stat st;
@@ -230,6 +280,7 @@ void store_index_read(int dir_fd, struct store_index *idx)
     ssize_t n;
     int fd;
     bool bad = false;
+    void *map;
 
     memset(idx, 0, sizeof(*idx));
     fd = openat(dir_fd, STORE_INDEX_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -241,6 +292,18 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	(void) close(fd);
 	idx->state = STORE_INDEX_DAMAGED;
 	return;
+    }
+    if (st.st_size > (off_t) strlen(STORE_INDEX_MAGIC) && (size_t) st.st_size < STORE_INDEX_MAX
+	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
+		       0)) != MAP_FAILED) {
+	if (memcmp(map, STORE_INDEX_MAGIC "\n", strlen(STORE_INDEX_MAGIC) + 1) == 0) {
+	    (void) close(fd);
+	    idx->data = map;
+	    idx->map_len = (size_t) st.st_size;
+	    si_parse(idx, idx->map_len);
+	    return;
+	}
+	(void) munmap(map, (size_t) st.st_size);
     }
     cap = st.st_size > 0 && (size_t) st.st_size < STORE_INDEX_MAX ? (size_t) st.st_size + 1
 	: 65536;
@@ -266,7 +329,8 @@ void store_index_read(int dir_fd, struct store_index *idx)
     (void) close(fd);
     idx->data[have] = 0;
     si_parse(idx, have);
-    si_cut_lines(idx);
+    if (idx->version == 1)
+	si_cut_lines(idx);
     if (bad)
 	idx->state = STORE_INDEX_DAMAGED;
 }
@@ -275,7 +339,10 @@ void store_index_read(int dir_fd, struct store_index *idx)
 void store_index_free(struct store_index *idx)
 {
     mem_free(&idx->recs);
-    mem_free(&idx->data);
+    if (idx->map_len)
+	(void) munmap(idx->data, idx->map_len);
+    else
+	mem_free(&idx->data);
     mem_free(&idx->bykey);
     memset(idx, 0, sizeof(*idx));
 }
@@ -418,7 +485,7 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
     size_t i, nlen, sorted = 1;
-    char *p, line[6 * 24 + NAME_MAX + 2];
+    char *p, line[6 * 24 + NAME_MAX + 3];
     int ret = -1;
 
     order = mem_alloc_array(count ? count : 1, sizeof(*order));
@@ -447,12 +514,13 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
 	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
 	memcpy(p, order[i]->name, nlen);
 	p += nlen;
+	*p++ = 0;
 	*p++ = '\n';
 	if (!str_try_append(buf, line, (size_t) (p - line)))
 	    goto too_big;
     }
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
-			 (unsigned long long) si_hash(str_cstr(buf), str_len(buf))))
+			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
 	goto too_big;
     ret = store_write_atomic(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
 			     str_len(buf), error_r);

@@ -40,6 +40,8 @@ struct store_name {
 bool store_name_parse(const char *name, struct store_name *out);
 /* store_name_key_is - whether name's unique part is key[0..keylen) */
 bool store_name_key_is(const char *name, const char *key, size_t keylen);
+/* store_flags_parse_n - the flags of the letters info[0..len) */
+uint32_t store_flags_parse_n(const char *info, size_t len);
 /* store_name_make - KEY,S=size,W=crlf,U=uid:2,FLAGS into buf; false
  * if it does not fit (or would pass NAME_MAX) */
 bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off_t msize,
@@ -55,6 +57,7 @@ struct store_rec {
     off_t crlf_size;
     time_t mtime;
     uint64_t modseq;		/* 0 in a version 1 index */
+    uint32_t flags;		/* (read: from the name) */
 };
 
 #define STORE_INDEX_MISSING	0
@@ -84,8 +87,9 @@ struct store_index {
     int state;
     int version;		/* 1 or 2 */
     struct store_index_head h;
-    char *data;			/* the file's bytes (lines NUL-terminated);
+    char *data;			/* the file's bytes (names NUL-terminated);
 				 * the recs' names point into it */
+    size_t map_len;		/* data is a read-only mapping of the file */
     struct store_rec *recs;	/* in the file's (UID) order */
     size_t count;
     size_t cap;
@@ -122,6 +126,7 @@ struct sm_snap {
     struct store_msg *msgs;	/* ascending UID */
     size_t count;
     char *arena;		/* one block holding the names */
+    size_t arena_map_len;	/* arena is a mapping (the index) */
     char **extra;		/* names allocated one by one since */
     size_t n_extra;
     size_t cap_extra;

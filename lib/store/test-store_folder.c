@@ -180,6 +180,7 @@ static void test_rename_inbox(void)
     struct store_mailbox *mb;
     const char *err = "";
     uint32_t uid0, uid1;
+    int kw;
 
     unit_begin("rename INBOX: messages move with their UIDs, INBOX stays empty");
     deliver("t3", "one\n");
@@ -189,6 +190,9 @@ static void test_rename_inbox(void)
     uid0 = store_msg(mb, 0)->uid;
     uid1 = store_msg(mb, 1)->uid;
     unit_assert(store_set_flags(mb, 0, STORE_FLAG_SEEN, 0, &err) == 0);
+    kw = store_keyword_index(mb, "$Label1", true, &err);
+    unit_assert(kw >= 0);
+    unit_assert(store_set_flags(mb, 1, STORE_FLAG_KEYWORD(kw), 0, &err) == 0);
     store_close(&mb);
     deliver("t3", "three, still in new/\n");
     unit_assert(store_folder_create("t3", "INBOX.kid", &err) == 0);
@@ -202,6 +206,9 @@ static void test_rename_inbox(void)
     unit_assert_inteq(store_msg(mb, 1)->uid, uid1);
     unit_assert(store_msg(mb, 0)->flags & STORE_FLAG_SEEN);
     unit_assert(store_msg(mb, 2)->uid > uid1);
+    unit_assert(store_msg(mb, 1)->flags & STORE_FLAG_KEYWORD(kw));
+    unit_assert(store_keyword_name(mb, (unsigned) kw) != NULL);
+    unit_assert_streq(store_keyword_name(mb, (unsigned) kw), "$Label1");
     store_close(&mb);
     mb = store_open("t3", NULL, STORE_READ_WRITE, &err);
     unit_assert(mb != NULL);
@@ -258,7 +265,7 @@ static void test_status(void)
     struct store_mailbox *mb;
     const char *err = "";
 
-    unit_begin("status: messages, unseen, uidnext, uidvalidity; ENOENT");
+    unit_begin("status: messages, recent, unseen, uidnext, uidvalidity; ENOENT");
     deliver("t5/.f", "1\n");
     deliver("t5/.f", "2\n");
     deliver("t5/.f", "3\n");
@@ -273,6 +280,14 @@ static void test_status(void)
     unit_assert_inteq(st.uidnext, 5);
     unit_assert(st.uidvalidity != 0);
     unit_assert(st.highestmodseq > 0);
+    unit_assert_inteq(st.recent, 4);	/* nobody claimed them */
+    unit_assert(store_folder_status("t5", "f", ~0u, &st, &err) == 0);
+    unit_assert_inteq(st.recent, 4);	/* STATUS claims none */
+    mb = store_open("t5", "f", STORE_READ_WRITE | STORE_RECENT, &err);
+    unit_assert(mb != NULL);
+    unit_assert(store_folder_status("t5", "f", ~0u, &st, &err) == 0);
+    unit_assert_inteq(st.recent, 0);	/* a SELECT took them */
+    store_close(&mb);
     unit_assert(store_folder_status("t5", "nope", ~0u, &st, &err) < 0 && errno == ENOENT);
     unit_assert(store_folder_status("t5", "INBOX", ~0u, &st, &err) == 0);
     unit_assert_inteq(st.messages, 0);
