@@ -1,29 +1,15 @@
 /* test-imap_mailbox.c - unit tests for imap_mailbox.c's pure parts:
  * LIST pattern matching (* and %, no blow-up on hostile patterns) and
  * the wire <-> store mailbox names (modified UTF-7, INBOX's case).
- *
- * With "--serve ROOT" it is instead a test harness for
- * tests/test_imap_mailbox.py: one authenticated imapd session (the real
- * imapd_session.c and every command module) on the socket that is its
- * standard input, for the mailbox at ROOT, after a "* PREAUTH"
- * greeting; it exits when the session ends. So the mailbox commands can
- * be driven by imaplib without auth and the login process. */
+ * (The commands themselves: tests/test_imap_mailbox.py.) */
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "config.h"
-#include "event.h"
-#include "msg.h"
-#include "session_host.h"
 #include "str.h"
 #include "unit.h"
 
 #include "imap_mailbox.h"
-#include "imapd.h"
 
 /* test_match - RFC 3501 6.3.8 wildcards */
 static void test_match(void)
@@ -128,49 +114,8 @@ static void test_names(void)
     unit_end();
 }
 
-static bool serve_ended;
-
-/* session_host_session_end - (the harness stands in for session_host's
- * worker) the session ended */
-void session_host_session_end(void)
+int main(void)
 {
-    serve_ended = true;
-}
-
-/* serve - the --serve harness: one session on fd 0 */
-static int serve(const char *root)
-{
-    struct session_info info = {
-	.service = "imap",
-	.user = "tester",
-	.mail_root = root,
-	.uid = getuid(),
-	.gid = getgid(),
-	.client_address = "127.0.0.1",
-    };
-    const char *err;
-    int fd, n;
-
-    msg_init("test-imap_mailbox", MSG_TO_STDERR);
-    config_init();
-    if (config_apply(&err) < 0)
-	msg_fatal("config: %s", err);
-    if (write(0, "* PREAUTH [CAPABILITY " IMAPD_CAPABILITIES "] test harness\r\n",
-	      strlen("* PREAUTH [CAPABILITY " IMAPD_CAPABILITIES "] test harness\r\n")) < 0)
-	msg_fatal("write: %s", strerror(errno));
-    if ((fd = dup(0)) < 0)
-	msg_fatal("dup: %s", strerror(errno));
-    imapd_session_start(fd, &info);
-    /* bounded: the session's own idle deadline ends it at the latest */
-    for (n = 0; !serve_ended && n < 1000000; n++)
-	(void) event_loop_once(1000);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    if (argc == 3 && strcmp(argv[1], "--serve") == 0)
-	return serve(argv[2]);
     test_match();
     test_match_hostile();
     test_names();

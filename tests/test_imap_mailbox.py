@@ -5,16 +5,19 @@ against a real instance (auth, imapd-login, imapd) with Python's imaplib
 and a raw client; and the special-use folders a new user gets, from
 imapd at the first login and from local-delivery when it makes a Maildir.
 
-Where imapd-login is not built, the same tests run against imapd's
-session code through the unit binary's harness (build/unit/
-test-imap_mailbox --serve ROOT: one session per connection, greeted
-with PREAUTH), so the commands are covered without the login half.
+Sessions reach imapd through imapd-login on TCP when it is built, else
+by a hand-over made here (a token from auth, the client's end of a
+socketpair passed to imapd's socket with SCM_RIGHTS and a login tag, as
+tests/test_imap.py does): either way through imapd's dispatcher and its
+per-uid worker, as the mailbox owner.
 
 The layout on disk is checked too: names are UTF-8 in the store
 (".Äpfel"), subscriptions and special uses live in the root's
 posthorn-subscriptions and posthorn-special-use.
 """
+import base64
 import imaplib
+import io
 import os
 import pwd
 import re
@@ -22,12 +25,12 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 import mkinstance
+import phwire
 from conftest import BUILD, IS_ROOT, Instance, MASTER, free_port
 from mailsuite import mail  # noqa: F401  (the fixture)
 
@@ -40,8 +43,9 @@ class Raw:
     """A tagged IMAP client on a raw socket: cmd() returns (untagged
     lines, tagged line), both as str."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, sock):
+        self.sock = sock
+        self.sock.settimeout(10)
         self.f = self.sock.makefile("rb")
         self.n = 0
 
@@ -95,7 +99,7 @@ def parse_list(lines, verb="LIST"):
 
 
 class ImapInstance:
-    """An instance with auth, imapd-login, imapd and one user."""
+    """An instance with auth, imapd (and imapd-login when built), one user."""
 
     def __init__(self):
         mkinstance.service_accounts()
@@ -115,10 +119,10 @@ class ImapInstance:
         assert res.returncode == 0, res.stdout + res.stderr
         self.inst.set_main(auth_user_maps=f"cdb:{users}.auth")
         libexec = self.inst.libexec
-        self.inst.write_master_cf(
-            f"auth unix - - n - 1 {libexec}/auth\n"
-            f"127.0.0.1:{self.port} inet n - n - - {libexec}/imapd-login\n"
-            f"imapd unix - n n - - {libexec}/imapd\n")
+        self.tcp = (BUILD / "libexec" / "imapd-login").exists()
+        login = f"127.0.0.1:{self.port} inet n - n - - {libexec}/imapd-login\n" if self.tcp else ""
+        self.inst.write_master_cf(f"auth unix - - n - 1 {libexec}/auth\n" + login
+                                  + f"imapd unix - n n - - {libexec}/imapd\n")
 
     @property
     def box(self):
@@ -136,100 +140,111 @@ class ImapInstance:
                 os.chown(tmp, self.uid, self.gid)
             os.rename(tmp, box / "new" / name)
 
-    def imaplib(self):
-        m = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
-        m.login(USER, PASSWORD)
-        return m
-
-    def raw(self):
-        r = Raw(self.port)
-        assert r.line().startswith("* OK")
-        r.ok(f'LOGIN "{USER}" "{PASSWORD}"')
-        return r
-
-    def start(self):
-        self.inst.start()
-
-    def stop(self):
-        self.inst.stop(timeout=15)
-        shutil.rmtree(self.inst.dir, ignore_errors=True)
-
-
-HARNESS = BUILD / "unit" / "test-imap_mailbox"
-
-
-class HarnessImap:
-    """The same interface on imapd's session code without the login half:
-    a loopback listener that runs the harness per connection."""
-
-    def __init__(self, tmp_path):
-        self.box = tmp_path / "Maildir"
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.procs = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self):
-        self.listener.settimeout(0.2)
-        while not self.stopping:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            conn.settimeout(None)
-            self.procs.append(subprocess.Popen([str(HARNESS), "--serve", str(self.box)],
-                                               stdin=conn, stderr=subprocess.DEVNULL))
-            conn.close()
-
-    def deliver(self, *messages, folder=None):
-        box = self.box / f".{folder}" if folder else self.box
-        for sub in ("tmp", "new", "cur"):
-            (box / sub).mkdir(parents=True, exist_ok=True)
-        for i, data in enumerate(messages):
-            name = f"{int(time.time())}.M{i}P{os.getpid()}Q{secrets.token_hex(4)}.test"
-            (box / "tmp" / name).write_bytes(data)
-            os.rename(box / "tmp" / name, box / "new" / name)
+    def hand_over(self, tag):
+        """the client's end of a session handed to imapd (no imapd-login):
+        a token from auth, the socket passed to imapd with the login tag"""
+        sock, rd = phwire.connect(self.inst.queue / "private" / "auth", "auth")
+        plain = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+        sock.sendall(phwire.encode([("request", "auth"), ("service", "imap"),
+                                    ("mechanism", "PLAIN"), ("client_address", "127.0.0.1"),
+                                    ("response", plain)]))
+        reply = rd.message_dict()
+        sock.close()
+        assert reply["status"] == "ok", reply
+        mine, theirs = socket.socketpair()
+        sock, rd = phwire.connect(self.inst.queue / "private" / "imapd", "login")
+        socket.send_fds(sock, [b"F"], [theirs.fileno()])
+        sock.sendall(phwire.encode([("token", reply["token"]), ("client_address", "192.0.2.1"),
+                                    ("client_port", "1"), ("input", b""), ("login_tag", tag)]))
+        assert rd.message_dict() == {"status": "ok"}
+        sock.close()
+        theirs.close()
+        return mine
 
     def imaplib(self):
-        m = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
-        assert m.state == "AUTH"            # PREAUTH
-        return m
+        if self.tcp:
+            m = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+            m.login(USER, PASSWORD)
+            return m
+        return HandedIMAP(self)
 
     def raw(self):
-        r = Raw(self.port)
-        assert r.line().startswith("* PREAUTH")
+        if self.tcp:
+            r = Raw(socket.create_connection(("127.0.0.1", self.port), timeout=10))
+            assert r.line().startswith("* OK")
+            r.ok(f'LOGIN "{USER}" "{PASSWORD}"')
+            return r
+        r = Raw(self.hand_over("a0"))
+        line = r.line()
+        assert line.startswith("a0 OK"), line
         return r
 
-    def start(self):
-        self.thread.start()
 
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.listener.close()
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+class _Greeted(io.RawIOBase):
+    """a made-up greeting, then the socket (imaplib wants a greeting)"""
+
+    def __init__(self, greeting, sock):
+        self.pending = greeting
+        self.sock = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.pending:
+            n = min(len(b), len(self.pending))
+            b[:n] = self.pending[:n]
+            self.pending = self.pending[n:]
+            return n
+        data = self.sock.recv(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+class HandedIMAP(imaplib.IMAP4):
+    """imaplib on a hand-over, in the authenticated state"""
+
+    def __init__(self, imap):
+        self._imap = imap
+        super().__init__()
+
+    def open(self, host="", port=0, timeout=None):
+        self.host, self.port = host, port
+        self.sock = self._imap.hand_over("z0")
+        self.sock.settimeout(10)
+        first = b""
+        while not first.endswith(b"\r\n"):
+            got = self.sock.recv(1)
+            assert got, "closed before the login's OK"
+            first += got
+        assert first.startswith(b"z0 OK [CAPABILITY"), first
+        caps = first[first.index(b"[CAPABILITY ") + 12:first.index(b"]")]
+        self.file = io.BufferedReader(_Greeted(b"* OK [CAPABILITY " + caps + b"] hi\r\n",
+                                               self.sock))
+
+    def _connect(self):
+        super()._connect()
+        self.state = "AUTH"
+
+    def shutdown(self):
+        self.file.close()
+        self.sock.close()
 
 
 @pytest.fixture
-def imap(tmp_path):
-    full = all((BUILD / "libexec" / prog).exists() for prog in ("auth", "imapd", "imapd-login"))
-    if full and MASTER.exists():
-        i = ImapInstance()
-    elif HARNESS.exists():
-        i = HarnessImap(tmp_path)
-    else:
-        pytest.skip("neither imapd-login nor the test-imap_mailbox harness is built")
-    i.start()
+def imap():
+    for prog in ("auth", "imapd"):
+        if not (BUILD / "libexec" / prog).exists():
+            pytest.skip(f"{prog} not built")
+    if not MASTER.exists():
+        pytest.skip("master not built")
+    i = ImapInstance()
+    i.inst.start()
     try:
         yield i
     finally:
-        i.stop()
+        i.inst.stop(timeout=15)
+        shutil.rmtree(i.inst.dir, ignore_errors=True)
 
 
 # ------------------------------------------------------------ special use
