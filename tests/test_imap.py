@@ -147,7 +147,8 @@ class ImapInstance:
             + f"imapd unix - n n - - {libexec}/imapd\n"
             f"imapdshort unix - n n - - {libexec}/imapd -o imapd_idle_timeout=60\n"
             f"  -o imapd_bad_command_limit=3 -o imapd_line_limit=2048"
-            f" -o message_size_limit=100000\n")
+            f" -o message_size_limit=100000\n"
+            f"imapdidle unix - n n - - {libexec}/imapd -o imapd_idle_timeout=2\n")
 
     def _users_table(self):
         lines = []
@@ -697,3 +698,19 @@ def test_bounds(imap):
     r.send(b"l4 LOGIN {100000}\r\n")
     assert r.line().startswith(b"l4 BAD")
     assert tagged(r.cmd("NOOP")).endswith("OK NOOP completed\r\n")
+
+
+def test_autologout_with_bye(imap):
+    r = imap.raw("imapdidle")
+    assert tagged(r.cmd("NOOP")).startswith("t1 OK")
+    start = time.monotonic()
+    assert r.line().startswith(b"* BYE Autologout")
+    assert 1.5 < time.monotonic() - start < 5
+    assert r.at_eof()
+    # in IDLE as well (RFC 2177: the server may end an IDLE of 30 minutes)
+    r = imap.raw("imapdidle")
+    r.cmd("SELECT INBOX")
+    r.send("i1 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    assert r.line().startswith(b"* BYE Autologout")
+    assert r.at_eof()
