@@ -358,8 +358,10 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	if (store_sync(mb, &sel->changes, &err) < 0) {
 	    msg_warn("%s: %s: %s", s->user, sel->name, err);
 	} else if (sel->changes.uidvalidity_changed) {
-	    imap_untagged(s, "BYE [UIDVALIDITY] The mailbox was rebuilt: select it again");
+	    /* sequence numbers and UIDs the client holds are void: it must
+	     * start over (RFC 3501 2.3.1.1) */
 	    imap_select_close(s);
+	    imap_session_bye(s, "The mailbox was rebuilt under a new UIDVALIDITY; log in again");
 	    return;
 	}
     }

@@ -353,6 +353,11 @@ int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a)
     return -1;
 }
 
+void imap_session_bye(struct imap_session *s, const char *text)
+{
+    bye(s, text);
+}
+
 bool imap_session_closed(const struct imap_session *s)
 {
     return s->priv->closed;
