@@ -650,8 +650,9 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_
     free(seqs);
     if (s->condstore) {
 	imap_select_sync(s, true);
-	return imap_cmd_done(s, "OK", "[HIGHESTMODSEQ %llu] Expunge completed",
-			     (unsigned long long) store_highestmodseq(s->sel->mb));
+	if (s->sel)
+	    return imap_cmd_done(s, "OK", "[HIGHESTMODSEQ %llu] Expunge completed",
+				 (unsigned long long) store_highestmodseq(s->sel->mb));
     }
     imap_cmd_done(s, "OK", "Expunge completed");
 }

@@ -509,7 +509,8 @@ static void idle_poll(void *ctx)
     if (!s->idling || s->sel == NULL)
 	return;
     imap_select_sync(s, true);
-    s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
+    if (s->sel && !s->priv->closed)
+	s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
 }
 
 void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
@@ -521,11 +522,10 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n
     if (retiring)
 	return imap_cmd_no(s, "Server shutting down");
     s->idling = true;
-    if (s->sel) {
+    if (s->sel)
 	imap_select_sync(s, true);
-	if (s->sel->watch_fd < 0)
-	    s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
-    }
+    if (s->sel && s->sel->watch_fd < 0)
+	s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
     imap_printf(s, "+ idling\r\n");
     /* input stays on: the next line must be DONE */
 }
