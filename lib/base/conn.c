@@ -231,6 +231,10 @@ static void conn_flush(struct conn *c)
 	}
 	if (before > 0)
 	    c->last_input_ms = now_ms();	/* the idle clock starts now */
+	if (c->write_timer) {
+	    event_timer_cancel(c->write_timer);
+	    c->write_timer = 0;
+	}
 	if (c->close_after_flush) {
 	    conn_do_close(c, c->flush_reason);
 	    return;
@@ -244,6 +248,8 @@ static void conn_flush(struct conn *c)
 	c->h.on_drain(c, c->ctx);
 	if (conn_after_callback(c))
 	    return;
+	if (!conn_gone(c))
+	    conn_update_events(c);
     }
 }
 
@@ -553,10 +559,13 @@ static void conn_out_reserve(struct conn *c, size_t len)
     c->out_cap = cap;
 }
 
-/* conn_queued - bytes were queued: make sure they go out */
+/* conn_queued - bytes were queued: make sure they go out. Inside one
+ * of c's callbacks the dispatcher flushes when the callback returns (most
+ * replies leave at once, without write interest or a write deadline). */
 static void conn_queued(struct conn *c)
 {
-    conn_update_events(c);
+    if (c->busy == 0)
+	conn_update_events(c);
 }
 
 void conn_write(struct conn *c, const void *buf, size_t len)

@@ -59,7 +59,7 @@ static void add(struct seen *s, const char *tag)
     memcpy(s->trace + len, tag, strlen(tag) + 1);
 }
 
-enum { M_ONE_LINE, M_ALL_LINES, M_LITERAL, M_CLOSE, M_PAUSE, M_TAKE, M_ECHO_QUIT, M_NOTHING };
+enum { M_ONE_LINE, M_ALL_LINES, M_LITERAL, M_CLOSE, M_PAUSE, M_TAKE, M_ECHO_QUIT, M_NOTHING, M_FLOOD };
 
 /* on_input - behaviour chosen by s->mode */
 static void on_input(struct conn *c, void *ctx)
@@ -133,6 +133,13 @@ static void on_input(struct conn *c, void *ctx)
 	    }
 	}
 	return;
+    case M_FLOOD:
+	if (conn_read_line(c, &line, &len) == CONN_LINE) {
+	    static char big[4 * 1024 * 1024];
+
+	    conn_write(c, big, sizeof(big));
+	}
+	return;
     case M_ECHO_QUIT:
 	while (conn_read_line(c, &line, &len) == CONN_LINE) {
 	    add(s, line);
@@ -191,6 +198,16 @@ static void spin(int ms)
 	event_loop_once(10);
 }
 
+/* wait_trace - loop until the trace is want or 3 s pass (a loaded
+ * machine may need more than one iteration) */
+static void wait_trace(const struct seen *s, const char *want)
+{
+    long long end = now_ms() + 3000;
+
+    while (strcmp(s->trace, want) != 0 && now_ms() < end)
+	event_loop_once(20);
+}
+
 /* test_pipelined - several lines in one packet are offered in order */
 static void test_pipelined(void)
 {
@@ -201,11 +218,11 @@ static void test_pipelined(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     unit_assert_inteq(write(sv[1], "A\r\nB\nC\r\nparti", 13), 13);
-    spin(50);
+    wait_trace(&s, "A B C");
     unit_assert_streq(s.trace, "A B C");
     unit_assert_inteq(conn_input_avail(s.c), 5);
     unit_assert_inteq(write(sv[1], "al\r\n", 4), 4);
-    spin(50);
+    wait_trace(&s, "A B C partial");
     unit_assert_streq(s.trace, "A B C partial");
     conn_close(s.c, CONN_CLOSE_LOCAL);
     unit_assert_inteq(s.closes, 1);
@@ -230,7 +247,7 @@ static void test_toolong(void)
     /* exactly at the limit: 14 + CRLF = 16 passes, 15 + CRLF does not */
     unit_assert_inteq(write(sv[1], "bbbbbbbbbbbbbb\r\n", 16), 16);
     unit_assert_inteq(write(sv[1], "ccccccccccccccc\r\nend\n", 21), 21);
-    spin(100);
+    wait_trace(&s, "TOOLONG ok bbbbbbbbbbbbbb TOOLONG end");
     unit_assert_streq(s.trace, "TOOLONG ok bbbbbbbbbbbbbb TOOLONG end");
     conn_close(s.c, CONN_CLOSE_LOCAL);
     close(sv[1]);
@@ -247,10 +264,10 @@ static void test_bytes(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     unit_assert_inteq(write(sv[1], "{5}\r\nhe", 7), 7);
-    spin(30);
+    wait_trace(&s, "{5}");
     unit_assert_streq(s.trace, "{5}");
     unit_assert_inteq(write(sv[1], "l\nlo tail\r\n", 11), 11);
-    spin(30);
+    wait_trace(&s, "{5} bytes: hel\nl o tail");
     unit_assert_streq(s.trace, "{5} bytes: hel\nl o tail");
     conn_close(s.c, CONN_CLOSE_LOCAL);
     close(sv[1]);
@@ -348,17 +365,17 @@ static void test_idle(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     t0 = now_ms();
-    conn_set_idle_timeout(s.c, 150);
-    spin(100);
+    conn_set_idle_timeout(s.c, 400);
+    spin(150);
     unit_assert_inteq(write(sv[1], "x\n", 2), 2);
-    spin(100);
+    spin(150);
     unit_assert_inteq(s.closes, 0);
     unit_assert_streq(s.trace, "x");
-    run_until(&s.closes, 2000);
+    run_until(&s.closes, 3000);
     unit_assert_inteq(s.closes, 1);
     unit_assert_inteq(s.why, CONN_CLOSE_TIMEOUT);
-    unit_assert(now_ms() - t0 >= 240);
-    unit_assert(now_ms() - t0 < 1000);
+    unit_assert(now_ms() - t0 >= 540);
+    unit_assert(now_ms() - t0 < 3000);
     close(sv[1]);
     unit_end();
 }
@@ -386,6 +403,25 @@ static void test_write_deadline(void)
     unit_end();
 }
 
+/* test_write_deadline_inside - a big reply queued inside on_input to a
+ * peer that never reads: the write deadline still applies */
+static void test_write_deadline_inside(void)
+{
+    struct seen s = { .mode = M_FLOOD };
+    int sv[2];
+
+    unit_begin("write deadline for a reply queued inside on_input");
+    pair(sv);
+    s.c = conn_new(sv[0], &handlers_nodrain, &s, 64);
+    conn_set_write_timeout(s.c, 150);
+    unit_assert_inteq(write(sv[1], "RETR 1\r\n", 8), 8);
+    run_until(&s.closes, 3000);
+    unit_assert_inteq(s.closes, 1);
+    unit_assert_inteq(s.why, CONN_CLOSE_TIMEOUT);
+    close(sv[1]);
+    unit_end();
+}
+
 /* test_pause - no input is offered while paused; resuming offers what
  * was buffered without new input */
 static void test_pause(void)
@@ -397,10 +433,10 @@ static void test_pause(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     unit_assert_inteq(write(sv[1], "one\r\ntwo\r\n", 10), 10);
-    spin(50);
+    wait_trace(&s, "one");
     unit_assert_streq(s.trace, "one");
     conn_pause_input(s.c, false);
-    spin(50);
+    wait_trace(&s, "one two");
     unit_assert_streq(s.trace, "one two");
     conn_close(s.c, CONN_CLOSE_LOCAL);
     close(sv[1]);
@@ -421,7 +457,7 @@ static void test_take(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     unit_assert_inteq(write(sv[1], "USER a\r\nPASS x\r\nSTAT\r\nLI", 24), 24);
-    spin(50);
+    wait_trace(&s, "USER a PASS x");
     unit_assert_streq(s.trace, "USER a PASS x");
     unit_assert_inteq(s.closes, 0);
     unit_assert_inteq(s.taken_fd, sv[0]);
@@ -432,14 +468,14 @@ static void test_take(void)
     /* the receiving side: a new conn with the leftover put back */
     t.c = conn_new(s.taken_fd, &handlers, &t, 64);
     conn_unread(t.c, s.leftover, strlen(s.leftover));
-    spin(30);
+    wait_trace(&t, "STAT");
     unit_assert_streq(t.trace, "STAT");
     unit_assert_inteq(write(sv[1], "ST\r\n", 4), 4);
-    spin(30);
+    wait_trace(&t, "STAT LIST");
     unit_assert_streq(t.trace, "STAT LIST");
     /* unread in front of buffered input */
     conn_unread(t.c, "X\r\n", 3);
-    spin(30);
+    wait_trace(&t, "STAT LIST X");
     unit_assert_streq(t.trace, "STAT LIST X");
     conn_close(t.c, CONN_CLOSE_LOCAL);
     unit_assert_inteq(t.closes, 1);
@@ -458,7 +494,8 @@ static void test_take_pending(void)
     s.c = conn_new(sv[0], &handlers, &s, 64);
     conn_puts(s.c, "+OK\r\n");
     unit_assert_inteq(conn_take_fd(s.c), -1);
-    spin(30);
+    for (int i = 0; i < 100 && conn_output_pending(s.c) > 0; i++)
+	event_loop_once(20);
     unit_assert_inteq(conn_output_pending(s.c), 0);
     unit_assert_inteq(conn_take_fd(s.c), sv[0]);
     unit_assert_inteq(s.closes, 0);
@@ -479,7 +516,7 @@ static void test_close_inside(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 64);
     unit_assert_inteq(write(sv[1], "bye\r\nmore\r\n", 11), 11);
-    spin(50);
+    wait_trace(&s, "bye");
     unit_assert_streq(s.trace, "bye");
     unit_assert_inteq(s.closes, 1);
     unit_assert_inteq(s.why, CONN_CLOSE_LOCAL);
@@ -614,10 +651,13 @@ static void test_input_max(void)
     pair(sv);
     s.c = conn_new(sv[0], &handlers, &s, 32);
     unit_assert_inteq(write(sv[1], buf, sizeof(buf)), sizeof(buf));
-    spin(50);
+    for (int i = 0; i < 100 && conn_input_avail(s.c) < 32; i++)
+	event_loop_once(20);
+    spin(30);
     unit_assert_inteq(conn_input_avail(s.c), 32);
     conn_set_input_max(s.c, 200);
-    spin(50);
+    for (int i = 0; i < 100 && conn_input_avail(s.c) < 100; i++)
+	event_loop_once(20);
     unit_assert_inteq(conn_input_avail(s.c), 100);
     conn_set_input_max(s.c, 10);	/* never below what is buffered */
     conn_input_consume(s.c, 100);
@@ -637,6 +677,7 @@ int main(void)
     test_producer();
     test_idle();
     test_write_deadline();
+    test_write_deadline_inside();
     test_pause();
     test_take();
     test_take_pending();
