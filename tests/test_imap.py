@@ -739,3 +739,20 @@ def test_big_fetch_streams_without_stalling_others(imap):
     assert a.line().startswith(b"f2 OK")
     lines = a.cmd("FETCH 1 (BODY.PEEK[]<1000000.20> RFC822.SIZE)")
     assert b"BODY[]<1000000> {20}\r\n" + crlf(big)[1000000:1000020] in lines[0], lines[0][:200]
+
+
+def test_reload_ends_sessions_at_a_command_boundary(imap):
+    imap.deliver(MSG1)
+    idle, busy = imap.raw(), imap.raw()
+    idle.cmd("SELECT INBOX")
+    idle.send("i1 IDLE\r\n")
+    assert idle.line().startswith(b"+ ")
+    imap.inst.reload()
+    # an idling session and one between commands are told at once
+    assert idle.line().startswith(b"* BYE")
+    assert idle.at_eof()
+    assert busy.line().startswith(b"* BYE")
+    assert busy.at_eof()
+    # new sessions are served by the new dispatcher
+    r = imap.raw()
+    assert tagged(r.cmd("NOOP")).startswith("t1 OK")
