@@ -702,9 +702,9 @@ static void ls_line(struct imap_session *s, const struct ls_request *rq,
 
     str_appends_or_panic(line, rq->lsub ? "* LSUB (" : "* LIST (");
     if (rq->lsub) {
-	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed;
-	 * and a subscribed name that cannot be selected */
-	if (shown_as_parent || !fi->exists)
+	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed
+	 * (a subscribed name that does not exist gets none, as Dovecot) */
+	if (shown_as_parent)
 	    LS_ATTR("\\Noselect");
     } else {
 	/* as Dovecot: \NonExistent only to a client that used the
