@@ -459,6 +459,10 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
 
     if (store_folder_status(s->mail_root, name, items, &st, error_r) < 0)
 	return -1;
+    /* the selected mailbox: \Recent as this session has it (a fresh
+     * handle claims none and sees those of this one as taken) */
+    if (mb_selected_is(s, name, false))
+	st.recent = (uint32_t) store_recent_count(s->sel->mb);
     if (items & STORE_STATUS_HIGHESTMODSEQ)
 	s->condstore = true;	/* RFC 7162 3.1: a CONDSTORE-enabling command */
     line = str_new(STR_MAX_DEFAULT);
@@ -527,7 +531,11 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t
 	mb_store_fail(s, errno, "STATUS", err);
 	goto out;
     }
-    imap_cmd_ok(s);
+    /* RFC 3501 6.3.10: a client SHOULD NOT ask this (as Dovecot says) */
+    if (mb_selected_is(s, str_cstr(name), false))
+	imap_cmd_done(s, "OK", "[CLIENTBUG] STATUS on the selected mailbox completed");
+    else
+	imap_cmd_ok(s);
   out:
     str_free(&name);
 }

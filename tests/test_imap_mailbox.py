@@ -505,6 +505,9 @@ def test_status_and_list_status(imap):
     assert (m[1], m[2], m[3], m[5]) == ("3", "3", "4", "3")
     # STATUS took no \Recent: SELECT still has them
     assert "* 3 RECENT" in r.ok("SELECT INBOX")
+    untagged, tagged = r.cmd("STATUS INBOX (RECENT MESSAGES)")
+    assert untagged == ['* STATUS "INBOX" (MESSAGES 3 RECENT 3)'], untagged
+    assert tagged.startswith("OK [CLIENTBUG]"), tagged
     r.ok("STORE 1 +FLAGS (\\Seen)")
     r.ok("UNSELECT")
     (line,) = r.ok("STATUS inbox (UNSEEN MESSAGES)")
