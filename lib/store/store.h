@@ -238,6 +238,13 @@ void store_changes_free(struct store_changes *ch);
  */
 int store_begin(struct store_mailbox *mb, const char **error_r);
 int store_commit(struct store_mailbox *mb, const char **error_r);
+/* store_modseq_now - message i's MODSEQ as the mailbox has it now:
+ * inside a batch, from the index as store_begin found it (other
+ * sessions' changes since this handle's snapshot included: what
+ * CONDSTORE's UNCHANGEDSINCE must test; this handle's own changes in
+ * the batch not); outside a batch, the snapshot's. 0 when the message
+ * is no longer in the mailbox. */
+uint64_t store_modseq_now(const struct store_mailbox *mb, size_t i);
 
 /*
  * Keywords (IMAP flags without a backslash): 26 per mailbox, stored as
