@@ -526,6 +526,16 @@ static bool auth_input(struct stream *client, void *ctx)
     return ok;
 }
 
+/* auth_busy - the client waits for a delayed answer or is in the
+ * middle of a SASL exchange: not closed when this process must exit */
+static bool auth_busy(struct stream *client, void *ctx)
+{
+    struct auth_conn *c = ctx;
+
+    (void) client;
+    return c->timer != 0 || c->mech != MECH_NONE;
+}
+
 /* auth_disconnect - forget a client (and a pending delayed answer) */
 static void auth_disconnect(struct stream *client, void *ctx)
 {
@@ -584,6 +594,7 @@ int main(int argc, char **argv)
 	.multi_connect = auth_connect,
 	.multi_input = auth_input,
 	.multi_disconnect = auth_disconnect,
+	.multi_busy = auth_busy,
 	.multi_framing = SERVER_FRAME_IPC,
     };
 

@@ -188,7 +188,8 @@ struct abuf {
 
 /* ap_mailbox - one mailbox at ap->i (after the phrase was read into
  * b->phrase); appends it; false on output overflow */
-static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_t *count)
+static bool ap_mailbox(struct aparse *ap, struct abuf *b, size_t mark, struct str *out,
+		       size_t *count)
 {
     const char *name = str_len(b->phrase) ? str_cstr(b->phrase) : NULL;
     bool ok, angle = ap->i < ap->len && ap->v[ap->i] == '<';
@@ -235,21 +236,19 @@ static bool ap_mailbox(struct aparse *ap, struct abuf *b, struct str *out, size_
 	str_reset(ap->comment);
 	ap_skip(ap);		/* a comment after ">" is not the name */
     } else {
-	/* addr-spec: the phrase read was the local part */
-	const char *p = str_cstr(b->phrase);
-
-	str_reset(ap->comment);
-	for (size_t k = 0; k < str_len(b->phrase); k++)	/* "a . b" -> "a.b" */
-	    if (p[k] != ' ' && !str_try_appendc(b->local, p[k]))
-		return false;
-	ap_skip(ap);
-	while (ap->i < ap->len && ap->v[ap->i] == '.') {
-	    ap->i++;
+	/* addr-spec: read again from mark, as a local part */
+	ap->i = mark;
+	for (;;) {
 	    ap_skip(ap);
-	    if (!str_try_appendc(b->local, '.') || !ap_word(ap, b->local))
+	    if (ap->i < ap->len && ap->v[ap->i] == '.') {
+		ap->i++;
+		if (!str_try_appendc(b->local, '.'))
+		    return false;
+	    } else if (!ap_word(ap, b->local)) {
 		break;
-	    ap_skip(ap);
+	    }
 	}
+	str_reset(ap->comment);
 	if (ap->i < ap->len && ap->v[ap->i] == '@') {
 	    ap->i++;
 	    ap_domain(ap, b->domain);
@@ -278,7 +277,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 {
     struct aparse ap = {.v = v, .len = len, .i = 0};
     struct abuf b;
-    size_t start = str_len(out), count = 0, guard = 0;
+    size_t start = str_len(out), count = 0, guard = 0, mark;
     bool in_group = false, ok = true;
 
     ap.comment = str_new(IMAP_MSG_FIELD_MAX);
@@ -306,6 +305,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 	    }
 	    continue;
 	}
+	mark = ap.i;
 	(void) ap_phrase(&ap, b.phrase);
 	ap_skip(&ap);
 	if (ap.i < ap.len && ap.v[ap.i] == ':' && !in_group) {
@@ -315,7 +315,7 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 	    in_group = true;
 	    continue;
 	}
-	ok = ap_mailbox(&ap, &b, out, &count);
+	ok = ap_mailbox(&ap, &b, mark, out, &count);
 	ap_skip(&ap);
 	if (ap.i < ap.len && ap.v[ap.i] != ',' && ap.v[ap.i] != ';')
 	    skip_junk(&ap);
@@ -343,56 +343,70 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 /* ------------------------------------------------------------------ */
 /* The envelope */
 
-/* field_nstring - the unfolded value of the first field name, or NIL */
-static bool field_nstring(const char *h, size_t hlen, const char *name, struct str *tmp,
-			  struct str *out)
-{
-    struct imap_field f;
+/* The fields of an envelope, in its order. */
+enum { E_DATE, E_SUBJECT, E_FROM, E_SENDER, E_REPLY_TO, E_TO, E_CC, E_BCC, E_IN_REPLY_TO,
+       E_MESSAGE_ID, E_COUNT };
+static const char *const env_names[E_COUNT] = {
+    "Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "In-Reply-To",
+    "Message-ID",
+};
 
-    if (!imap_hdr_find(h, hlen, name, &f))
+/* field_nstring - the unfolded value of a field, or NIL */
+static bool field_nstring(const struct imap_field *f, struct str *tmp, struct str *out)
+{
+    if (f->name == NULL)
 	return str_try_appends(out, "NIL");
-    imap_hdr_unfold(f.value, f.value_len, IMAP_MSG_FIELD_MAX, tmp);
+    imap_hdr_unfold(f->value, f->value_len, IMAP_MSG_FIELD_MAX, tmp);
     return imap_msg_append_nstring(out, str_cstr(tmp), str_len(tmp));
 }
 
-/* field_addresses - the address list of the first field name; when it
- * is absent or empty, fallback's (if given) */
-static bool field_addresses(const char *h, size_t hlen, const char *name, const char *fallback,
-			    struct str *out)
+/* field_addresses - the address list of a field; when it is absent or
+ * empty, fallback's (if not NULL) */
+static bool field_addresses(const struct imap_field *f, const struct imap_field *fallback,
+			    struct str *tmp, struct str *out)
 {
-    struct imap_field f;
     size_t count = 0, start = str_len(out);
 
-    if (imap_hdr_find(h, hlen, name, &f)) {
-	if (!address_list(f.value, f.value_len > IMAP_MSG_FIELD_MAX ? IMAP_MSG_FIELD_MAX
-			  : f.value_len, out, &count))
+    if (f->name != NULL) {
+	imap_hdr_unfold(f->value, f->value_len, IMAP_MSG_FIELD_MAX, tmp);
+	if (!address_list(str_cstr(tmp), str_len(tmp), out, &count))
 	    return false;
 	if (count > 0 || !fallback)
 	    return true;
 	(void) str_truncate(out, start);
     }
     if (fallback)
-	return field_addresses(h, hlen, fallback, NULL, out);
+	return field_addresses(fallback, NULL, tmp, out);
     return str_try_appends(out, "NIL");
 }
 
-/* envelope - the ENVELOPE of the header h[0..hlen) */
+/* envelope - the ENVELOPE of the header h[0..hlen): one pass finds the
+ * first instance of each field */
 static bool envelope(const char *h, size_t hlen, struct str *out)
 {
+    struct imap_field fields[E_COUNT], f;
     struct str *tmp = str_new(IMAP_MSG_FIELD_MAX);
+    size_t pos = 0;
     bool ok;
 
+    memset(fields, 0, sizeof(fields));
+    while (imap_hdr_next(h, hlen, &pos, &f))
+	for (int i = 0; i < E_COUNT; i++)
+	    if (fields[i].name == NULL && imap_name_eq(f.name, f.name_len, env_names[i])) {
+		fields[i] = f;
+		break;
+	    }
     ok = str_try_appendc(out, '(')
-	&& field_nstring(h, hlen, "Date", tmp, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "Subject", tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "From", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Sender", "From", out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Reply-To", "From", out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "To", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Cc", NULL, out) && str_try_appendc(out, ' ')
-	&& field_addresses(h, hlen, "Bcc", NULL, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "In-Reply-To", tmp, out) && str_try_appendc(out, ' ')
-	&& field_nstring(h, hlen, "Message-ID", tmp, out) && str_try_appendc(out, ')');
+	&& field_nstring(&fields[E_DATE], tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_SUBJECT], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_FROM], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_SENDER], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_REPLY_TO], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_TO], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_CC], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_BCC], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_IN_REPLY_TO], tmp, out) && str_try_appendc(out, ' ')
+	&& field_nstring(&fields[E_MESSAGE_ID], tmp, out) && str_try_appendc(out, ')');
     str_free(&tmp);
     return ok;
 }

@@ -161,20 +161,28 @@ bool imap_hdr_find(const char *h, size_t len, const char *name, struct imap_fiel
 /* imap_hdr_unfold - a value on one line, trimmed */
 void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out)
 {
-    size_t i, start = 0;
+    size_t i = 0;
 
     str_reset(out);
-    while (start < len && (v[start] == ' ' || v[start] == '\t' || v[start] == '\r'
-			   || v[start] == '\n'))
-	start++;
-    for (i = start; i < len && str_len(out) < max; i++) {
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+	i++;
+    for (; i < len && str_len(out) < max; i++) {
 	char c = v[i];
+	bool ok;
 
-	if (c == '\r' || c == '\n')
+	if (c == '\r' && i + 1 < len && v[i + 1] == '\n')
 	    continue;
-	if (c == 0)
-	    c = ' ';
-	if (!str_try_appendc(out, c))
+	if (c == '\n') {
+	    /* a fold: the line end and the white space after it */
+	    while (i + 1 < len && (v[i + 1] == ' ' || v[i + 1] == '\t'))
+		i++;
+	    ok = str_try_appendc(out, ' ');
+	} else if (c == 0) {
+	    ok = str_try_append(out, "\xef\xbf\xbd", 3);	/* U+FFFD */
+	} else {
+	    ok = str_try_appendc(out, c == '\r' ? ' ' : c);
+	}
+	if (!ok)
 	    break;
     }
     while (str_len(out) > 0 && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
@@ -617,6 +625,8 @@ size_t imap_wire_read(struct imap_wire *w, char *buf, size_t size)
 	buf[n++] = '\n';
 	w->pos++;
     }
+    for (char *z = memchr(buf, 0, n); z; z = memchr(z + 1, 0, n - (size_t) (z + 1 - buf)))
+	*z = (char) 0x80;	/* no NUL in an IMAP literal */
     w->left -= n;
     return n;
 }
@@ -779,6 +789,18 @@ static const char *set_type(struct scan *s, struct imap_mpart *mp, bool in_diges
     return str_cstr(boundary);
 }
 
+/* clamp_empty - move the (empty) parts below p to offset at */
+static void clamp_empty(struct imap_part *p, size_t at)
+{
+    for (; p; p = p->next) {
+	if (p->hdr_off > at)
+	    p->hdr_off = at;
+	if (p->body_off > at)
+	    p->body_off = at;
+	clamp_empty(p->children, at);
+    }
+}
+
 /* body_end - end the body of mp where the scanner stopped: before the
  * line end preceding a delimiter line (r >= 0), or at the end */
 static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0, uint64_t bare0)
@@ -788,14 +810,24 @@ static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0,
 
     /* (as Dovecot: right after a close delimiter line, with no
      * epilogue, that line's end stays in the part) */
-    if (r >= 0 && s->pos > mp->p.body_off && s->pos != s->close_end) {
+    if (r >= 0 && s->pos > mp->p.hdr_off && s->pos != s->close_end) {
 	end = s->pos - 1;	/* the LF before the delimiter line */
 	lf--;
 	if (end == 0 || s->d[end - 1] != '\r')
 	    bare--;
-	else if (end - 1 >= mp->p.body_off)
+	else if (end - 1 >= mp->p.hdr_off)
 	    end--;		/* and its CR */
     }
+    if (end < mp->p.body_off) {
+	/* the delimiter follows the header at once: that line end
+	 * belongs to the delimiter, not to the header (as in Dovecot) */
+	mp->p.hdr_len = end - mp->p.hdr_off;
+	mp->p.hdr_size -= 2;
+	mp->p.body_off = end;
+	lf0 = lf;
+	bare0 = bare;
+    }
+    clamp_empty(mp->p.children, end);	/* empty parts at the delimiter */
     mp->p.body_len = end - mp->p.body_off;
     mp->p.body_lines = lf - lf0;
     mp->p.body_size = mp->p.body_len + (bare - bare0);

@@ -17,8 +17,9 @@
  *   (RFC822.SIZE, BODYSTRUCTURE sizes, BODY[...] octet counts, partial
  *   origins) is one of the WIRE FORM: the stored bytes with a CR put
  *   before every LF that has no CR before it. Nothing else changes (a
- *   bare CR stays, a last line without LF stays without one, NUL
- *   bytes stay). This is exactly the store's crlf_size rule
+ *   bare CR stays, a last line without LF stays without one) except
+ *   that a NUL byte is sent as 0x80 (no IMAP string may hold a NUL;
+ *   Dovecot does the same; the size does not change). This is exactly the store's crlf_size rule
  *   (docs/mailstore.md), so RFC822.SIZE = store_msg.crlf_size =
  *   imap_msg_wire_size() = the octets of BODY[] as sent. Send section
  *   bytes ONLY through struct imap_wire (it does the conversion), never
@@ -68,10 +69,10 @@
  * STRINGS IN OUTPUT
  *   nstrings are quoted ("...") when they are 7-bit without CR, LF,
  *   NUL, '"' or '\\' and shorter than 1024 bytes, else sent as literals
- *   {n}\r\n (Dovecot's choice too); NUL bytes are replaced by a space (no IMAP
- *   string may hold a NUL). Header values
- *   are unfolded (CR and LF removed, leading/trailing white space
- *   trimmed); 8-bit bytes are kept (literal).
+ *   {n}\r\n (Dovecot's choice too). Header values are unfolded as
+ *   Dovecot does: a line end and the white space after it become one
+ *   space, a lone CR a space, a NUL U+FFFD; leading and trailing white
+ *   space trimmed; 8-bit bytes are kept (and so sent as a literal).
  *
  * ERRORS
  *   Functions that can fail return -1 or false with *error_r set to
@@ -90,7 +91,8 @@
 /* base */
 #include "str.h"
 
-#define IMAP_MSG_MAX_DEPTH	32	/* nested multipart/message levels */
+#define IMAP_MSG_MAX_DEPTH	100	/* nested multipart/message levels
+					 * (Dovecot's limit too) */
 #define IMAP_MSG_MAX_PARTS	5000	/* parts of one message, all levels */
 #define IMAP_MSG_MAX_PARAMS	64	/* parameters per Content-* field */
 #define IMAP_MSG_FIELD_MAX	(64 * 1024)	/* bytes of one parsed field */

@@ -63,8 +63,8 @@ size_t imap_hdr_len(const char *data, size_t len);
 bool imap_hdr_next(const char *h, size_t len, size_t *pos, struct imap_field *f);
 /* imap_hdr_find - the first field called name (any case) */
 bool imap_hdr_find(const char *h, size_t len, const char *name, struct imap_field *f);
-/* imap_hdr_unfold - value without CR and LF, white space trimmed at both
- * ends, NUL bytes as spaces, cut at max bytes; replaces out's content */
+/* imap_hdr_unfold - the value on one line (imap_msg.h, STRINGS), cut
+ * at about max bytes; replaces out's content */
 void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out);
 /* imap_name_eq - field name f equals name, any case */
 bool imap_name_eq(const char *a, size_t alen, const char *name);

@@ -142,49 +142,56 @@ struct folder {
     void *ctx;
 };
 
-/* fold_emit - one complete sequence, folded */
-static void fold_emit(struct folder *f, const unsigned char *s, size_t n)
+/* fold_put - append one complete sequence s[0..n), folded, at out */
+static size_t fold_put(const unsigned char *s, size_t n, unsigned char *out)
 {
-    unsigned char buf[4];
-    size_t len;
-
     if (n == 1 && s[0] < 0x80) {
-	buf[0] = (unsigned char) fold_cp(s[0]);
-	f->out(f->ctx, buf, 1);
-	return;
+	out[0] = (unsigned char) (s[0] >= 'A' && s[0] <= 'Z' ? s[0] + 32 : s[0]);
+	return 1;
     }
-    len = utf8_put(fold_cp(utf8_decode(s, n)), buf);
-    f->out(f->ctx, buf, len);
+    return utf8_put(fold_cp(utf8_decode(s, n)), out);
 }
 
-/* fold_feed - fold s[0..n) */
+/* fold_feed - fold s[0..n), handing on output in chunks */
 static void fold_feed(struct folder *f, const unsigned char *s, size_t n)
 {
+    unsigned char buf[CHUNK + 8];
+    size_t o = 0;
+
     for (size_t i = 0; i < n; i++) {
 	unsigned char b = s[i];
 
+	if (o >= CHUNK) {
+	    f->out(f->ctx, buf, o);
+	    o = 0;
+	}
 	if (f->npend > 0) {
 	    if ((b & 0xC0) == 0x80) {
 		f->pend[f->npend++] = b;
 		if (f->npend == f->need) {
-		    fold_emit(f, f->pend, f->npend);
+		    o += fold_put(f->pend, f->npend, buf + o);
 		    f->npend = 0;
 		}
 		continue;
 	    }
-	    f->out(f->ctx, f->pend, f->npend);	/* cut short: as bytes */
+	    memcpy(buf + o, f->pend, f->npend);	/* cut short: as bytes */
+	    o += f->npend;
 	    f->npend = 0;
 	}
+	if (b < 0x80) {
+	    buf[o++] = (unsigned char) (b >= 'A' && b <= 'Z' ? b + 32 : b);
+	    continue;
+	}
 	f->need = utf8_seq_len(b);
-	if (f->need == 1) {
-	    fold_emit(f, &b, 1);
-	} else if (f->need == 0) {
-	    f->out(f->ctx, &b, 1);
+	if (f->need == 0) {
+	    buf[o++] = b;
 	} else {
 	    f->pend[0] = b;
 	    f->npend = 1;
 	}
     }
+    if (o)
+	f->out(f->ctx, buf, o);
 }
 
 /* fold_sink - a byte_sink that feeds a folder */
@@ -260,6 +267,13 @@ static void match_sink(void *ctx, const unsigned char *s, size_t n)
 	return;
     }
     for (size_t i = 0; i < n; i++) {
+	if (mt->q == 0) {	/* skip to the key's first byte */
+	    const unsigned char *c = memchr(s + i, (unsigned char) k->folded[0], n - i);
+
+	    if (!c)
+		return;
+	    i = (size_t) (c - s);
+	}
 	while (mt->q > 0 && (unsigned char) k->folded[mt->q] != s[i])
 	    mt->q = k->fail[mt->q - 1];
 	if ((unsigned char) k->folded[mt->q] == s[i])
@@ -500,9 +514,52 @@ static void dec_put(struct decoder *d, unsigned char b)
     }
 }
 
+/* dec_b64 - the base64 case of dec_feed, with a table */
+static void dec_b64(struct decoder *d, const unsigned char *s, size_t n)
+{
+    static signed char tab[256];
+    static bool ready;
+
+    if (!ready) {
+	for (int c = 0; c < 256; c++)
+	    tab[c] = (signed char) b64val((unsigned char) c);
+	ready = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+	int v = tab[s[i]];
+
+	if (v < 0)
+	    continue;		/* line ends, "=", junk */
+	d->acc = (d->acc << 6) | (uint32_t) v;
+	if (++d->nacc == 4) {
+	    if (d->o + 3 > sizeof(d->buf)) {
+		d->out(d->ctx, d->buf, d->o);
+		d->o = 0;
+	    }
+	    d->buf[d->o++] = (unsigned char) (d->acc >> 16);
+	    d->buf[d->o++] = (unsigned char) (d->acc >> 8);
+	    d->buf[d->o++] = (unsigned char) d->acc;
+	    d->nacc = 0;
+	    d->acc = 0;
+	}
+    }
+}
+
 /* dec_feed - decode s[0..n) (qp_underscore: RFC 2047 Q) */
 static void dec_feed(struct decoder *d, const unsigned char *s, size_t n, bool q_underscore)
 {
+    if (d->kind == ENC_B64) {
+	dec_b64(d, s, n);
+	return;
+    }
+    if (d->kind == ENC_NONE) {	/* straight through, in big pieces */
+	if (d->o) {
+	    d->out(d->ctx, d->buf, d->o);
+	    d->o = 0;
+	}
+	d->out(d->ctx, s, n);
+	return;
+    }
     for (size_t i = 0; i < n; i++) {
 	unsigned char c = s[i];
 

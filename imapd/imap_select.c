@@ -358,8 +358,10 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	if (store_sync(mb, &sel->changes, &err) < 0) {
 	    msg_warn("%s: %s: %s", s->user, sel->name, err);
 	} else if (sel->changes.uidvalidity_changed) {
-	    imap_untagged(s, "BYE [UIDVALIDITY] The mailbox was rebuilt: select it again");
+	    /* sequence numbers and UIDs the client holds are void: it must
+	     * start over (RFC 3501 2.3.1.1) */
 	    imap_select_close(s);
+	    imap_session_bye(s, "The mailbox was rebuilt under a new UIDVALIDITY; log in again");
 	    return;
 	}
     }
@@ -648,8 +650,9 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_
     free(seqs);
     if (s->condstore) {
 	imap_select_sync(s, true);
-	return imap_cmd_done(s, "OK", "[HIGHESTMODSEQ %llu] Expunge completed",
-			     (unsigned long long) store_highestmodseq(s->sel->mb));
+	if (s->sel)
+	    return imap_cmd_done(s, "OK", "[HIGHESTMODSEQ %llu] Expunge completed",
+				 (unsigned long long) store_highestmodseq(s->sel->mb));
     }
     imap_cmd_done(s, "OK", "Expunge completed");
 }

@@ -183,6 +183,8 @@ int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a);
 /* imap_session_mailbox_changed - the selected mailbox may have changed
  * (watch fd readable): untagged updates now when idling */
 void imap_session_mailbox_changed(struct imap_session *s);
+/* imap_session_bye - an unsolicited "* BYE text", then close */
+void imap_session_bye(struct imap_session *s, const char *text);
 /* imap_session_closed - the connection is going away (stop producing) */
 bool imap_session_closed(const struct imap_session *s);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* base */
@@ -50,6 +51,8 @@ struct imap_session_priv {
     bool closed;
     bool retire_pending;
     event_timer_id poll_timer;	/* IDLE without inotify */
+    event_timer_id autologout;	/* imapd_idle_timeout: BYE */
+    long long last_input;	/* ms, monotonic */
 };
 
 static struct imap_session *sessions;	/* every session of this worker */
@@ -62,6 +65,36 @@ static void bye(struct imap_session *s, const char *text);
 static void resume(void *ctx)
 {
     process_input(ctx);
+}
+
+/* now_ms - the monotonic clock */
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* autologout - a client silent for imapd_idle_timeout (in IDLE too:
+ * RFC 2177's 30-minute rule) gets BYE; one busy sending is left to
+ * conn's write deadline */
+static void autologout(void *ctx)
+{
+    struct imap_session *s = ctx;
+    struct imap_session_priv *pv = s->priv;
+    long long limit = var_imapd_idle_timeout * 1000LL;
+    long long idle = now_ms() - pv->last_input;
+
+    pv->autologout = 0;
+    if (pv->closed)
+	return;
+    if (idle < limit || (s->busy && !s->idling)) {
+	pv->autologout = event_timer_add((int) (idle < limit ? limit - idle : limit), autologout, s);
+	return;
+    }
+    msg_info("autologout: user=%s client=%s", s->user, s->client_address);
+    bye(s, "Autologout; idle for too long");
 }
 
 /* the command table, sorted by name (bsearch) */
@@ -320,6 +353,11 @@ int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a)
     return -1;
 }
 
+void imap_session_bye(struct imap_session *s, const char *text)
+{
+    bye(s, text);
+}
+
 bool imap_session_closed(const struct imap_session *s)
 {
     return s->priv->closed;
@@ -471,7 +509,8 @@ static void idle_poll(void *ctx)
     if (!s->idling || s->sel == NULL)
 	return;
     imap_select_sync(s, true);
-    s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
+    if (s->sel && !s->priv->closed)
+	s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
 }
 
 void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
@@ -483,11 +522,10 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n
     if (retiring)
 	return imap_cmd_no(s, "Server shutting down");
     s->idling = true;
-    if (s->sel) {
+    if (s->sel)
 	imap_select_sync(s, true);
-	if (s->sel->watch_fd < 0)
-	    s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
-    }
+    if (s->sel && s->sel->watch_fd < 0)
+	s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
     imap_printf(s, "+ idling\r\n");
     /* input stays on: the next line must be DONE */
 }
@@ -805,8 +843,11 @@ static void process_input(struct imap_session *s)
 
 static void on_input(struct conn *c, void *ctx)
 {
+    struct imap_session *s = ctx;
+
     (void) c;
-    process_input(ctx);
+    s->priv->last_input = now_ms();
+    process_input(s);
 }
 
 static void on_drain(struct conn *c, void *ctx)
@@ -832,6 +873,8 @@ static void on_close(struct conn *c, void *ctx)
 	event_timer_cancel(pv->resume_timer);
     if (pv->poll_timer)
 	event_timer_cancel(pv->poll_timer);
+    if (pv->autologout)
+	event_timer_cancel(pv->autologout);
     for (i = 0; i < pv->nfds; i++)
 	close(pv->fds[i]);
     if (s->sel)
@@ -883,7 +926,10 @@ void imapd_session_start(int fd, const struct session_info *info)
 	sessions->priv->prev = s;
     sessions = s;
     s->conn = conn_new(fd, &handlers, s, (size_t) var_imapd_line_limit + 2);
-    conn_set_idle_timeout(s->conn, (int) (var_imapd_idle_timeout * 1000));
+    /* our own timer says BYE first; conn's deadline is the backstop */
+    conn_set_idle_timeout(s->conn, (int) (var_imapd_idle_timeout * 1000 + 30000));
+    pv->last_input = now_ms();
+    pv->autologout = event_timer_add((int) (var_imapd_idle_timeout * 1000), autologout, s);
     msg_info("login: user=%s client=%s", s->user, s->client_address);
     imap_mailbox_session_start(s);
     if (info->login_tag && info->login_tag[0])

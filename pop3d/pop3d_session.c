@@ -452,6 +452,10 @@ void pop3d_session_start(int fd, const struct session_info *info)
     ss->user = mem_strdup(info->user);
     ss->addr = mem_strdup(info->client_address);
     ss->c = conn_new(fd, &sess_handlers, ss, (size_t) var_pop3d_line_limit);
+    /* a client that reads nothing of a reply: the same deadline as one
+     * that sends no command */
+    conn_set_write_timeout(ss->c, (int) (var_pop3d_idle_timeout > INT_MAX / 1000 ? INT_MAX
+					 : var_pop3d_idle_timeout * 1000));
     conn_pause_input(ss->c, true);
     if ((ss->mb = store_open(info->mail_root, NULL, STORE_READ_WRITE | STORE_CREATE, &err)) == NULL) {
 	msg_warn("user=<%s>: %s", ss->user, err);

@@ -86,8 +86,29 @@ static void test_big(void)
     unit_end();
 }
 
+/* test_worst_case - every byte doubled: a chunk of ".\n" lines, and of
+ * bare LFs, stays within POP3D_SEND_OUT_MAX */
+static void test_worst_case(void)
+{
+    static char text[3 * POP3D_SEND_CHUNK + 1];
+    struct str *out = str_new(1 << 20);
+
+    unit_begin("pop3d_send_next: worst-case growth");
+    for (size_t i = 0; i + 1 < sizeof(text); i += 2)
+	memcpy(text + i, ".\n", 2);
+    text[sizeof(text) - 1] = 0;
+    send_text(text, -1, out);
+    unit_assert_inteq(str_len(out), (sizeof(text) - 1) * 2 + 3);
+    memset(text, '\n', sizeof(text) - 1);
+    send_text(text, -1, out);
+    unit_assert_inteq(str_len(out), (sizeof(text) - 1) * 2 + 3);
+    str_free(&out);
+    unit_end();
+}
+
 int main(void)
 {
+    test_worst_case();
     test_crlf_and_dots();
     test_top();
     test_big();

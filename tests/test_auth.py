@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, IS_ROOT, as_nobody_or_skip, mkinstance
+from conftest import BUILD, IS_ROOT, as_nobody_or_skip, mkinstance, pid_alive
 import phwire
 
 POSTHORN = BUILD / "bin" / "posthorn"
@@ -362,3 +362,45 @@ def test_tables_mode_owner_and_confinement(instance):
         res = subprocess.run(pre + ["/bin/cat", str(instance.etc / "users.auth.cdb")],
                              capture_output=True, text=True)
         assert res.returncode != 0 and "Permission denied" in res.stderr, res
+
+
+def test_exit_closes_clients_idle_between_requests(instance):
+    """A reload or a changed table makes auth exit: a persistent client
+    that is between requests is closed at once (a pooled login
+    connection must not keep the old process); a client still waiting
+    for a delayed answer gets it first."""
+    setup_auth(instance, USERS, auth_failure_delay="1500", auth_failure_delay_max="1500")
+    idle = Auth(instance)
+    assert idle.plain("demo@example.test", "s3cret-pw")["status"] == "ok"
+    [old] = instance.wait_children(1, "auth")
+    slow = Auth(instance)
+    slow.sock.sendall(phwire.encode([("request", "auth"), ("service", "pop3"),
+                                     ("mechanism", "PLAIN"), ("client_address", "192.0.2.1"),
+                                     ("response", b64("\0demo@example.test\0bad"))]))
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    instance.reload()
+    idle.sock.settimeout(5)
+    assert idle.sock.recv(100) == b""                  # closed, not left waiting
+    assert time.monotonic() - t0 < 1.2
+    assert slow.reader.message_dict()["status"] == "fail"  # the delayed answer came
+    deadline = time.monotonic() + 5
+    while pid_alive(old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(old)
+    slow.close()
+    idle.close()
+    # a rebuilt table is noticed after a request, without a new connection
+    a = Auth(instance)
+    assert a.plain("demo@example.test", "s3cret-pw")["status"] == "ok"
+    [pid] = instance.wait_children(1, "auth")
+    time.sleep(1.1)
+    posthorn(instance, "users", f"cdb:{instance.etc}/users")
+    assert a.plain("demo@example.test", "s3cret-pw")["status"] == "ok"
+    a.sock.settimeout(5)
+    assert a.sock.recv(100) == b""
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+    a.close()

@@ -147,7 +147,8 @@ class ImapInstance:
             + f"imapd unix - n n - - {libexec}/imapd\n"
             f"imapdshort unix - n n - - {libexec}/imapd -o imapd_idle_timeout=60\n"
             f"  -o imapd_bad_command_limit=3 -o imapd_line_limit=2048"
-            f" -o message_size_limit=100000\n")
+            f" -o message_size_limit=100000\n"
+            f"imapdidle unix - n n - - {libexec}/imapd -o imapd_idle_timeout=2\n")
 
     def _users_table(self):
         lines = []
@@ -697,3 +698,44 @@ def test_bounds(imap):
     r.send(b"l4 LOGIN {100000}\r\n")
     assert r.line().startswith(b"l4 BAD")
     assert tagged(r.cmd("NOOP")).endswith("OK NOOP completed\r\n")
+
+
+def test_autologout_with_bye(imap):
+    r = imap.raw("imapdidle")
+    assert tagged(r.cmd("NOOP")).startswith("t1 OK")
+    start = time.monotonic()
+    assert r.line().startswith(b"* BYE Autologout")
+    assert 1.5 < time.monotonic() - start < 5
+    assert r.at_eof()
+    # in IDLE as well (RFC 2177: the server may end an IDLE of 30 minutes)
+    r = imap.raw("imapdidle")
+    r.cmd("SELECT INBOX")
+    r.send("i1 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    assert r.line().startswith(b"* BYE Autologout")
+    assert r.at_eof()
+
+
+def test_big_fetch_streams_without_stalling_others(imap):
+    big = b"Subject: big\n\n" + b"".join(b"line %07d of the big one\n" % i for i in range(150000))
+    imap.deliver(big, MSG1)
+    a = imap.raw()
+    a.cmd("SELECT INBOX")
+    # a asks for ~4 MB and does not read; b (same uid: same worker) goes on
+    a.send("f1 FETCH 1 (BODY.PEEK[])\r\nf2 NOOP\r\n")
+    time.sleep(0.3)
+    b = imap.raw()
+    b.cmd("SELECT INBOX")
+    lines = b.cmd("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: first one" in lines[0]
+    # now a reads all of it, then the pipelined NOOP's reply
+    first = a.f.readline()
+    m = re.match(rb"\* 1 FETCH \(BODY\[\] \{(\d+)\}\r\n", first)
+    assert m and int(m.group(1)) == len(crlf(big)), first
+    data = a.f.read(int(m.group(1)))
+    assert data == crlf(big)
+    assert a.f.readline() == b")\r\n"
+    assert a.line().startswith(b"f1 OK")
+    assert a.line().startswith(b"f2 OK")
+    lines = a.cmd("FETCH 1 (BODY.PEEK[]<1000000.20> RFC822.SIZE)")
+    assert b"BODY[]<1000000> {20}\r\n" + crlf(big)[1000000:1000020] in lines[0], lines[0][:200]

@@ -73,14 +73,17 @@ class Host:
         assert reply["status"] == "ok", reply
         return reply["token"]
 
-    def hand_over(self, token, service="sessecho", data=b""):
+    def hand_over(self, token, service="sessecho", data=b"", tag=None):
         """A session: our end of the client socketpair, handed over."""
         mine, theirs = socket.socketpair()
         mine.settimeout(10)
         sock, rd = phwire.connect(self.inst.queue / "private" / service, "login")
         socket.send_fds(sock, [b"F"], [theirs.fileno()])
-        sock.sendall(phwire.encode([("token", token), ("client_address", "192.0.2.7"),
-                                    ("client_port", "4711"), ("input", data)]))
+        attrs = [("token", token), ("client_address", "192.0.2.7"),
+                 ("client_port", "4711"), ("input", data)]
+        if tag is not None:
+            attrs.append(("login_tag", tag))
+        sock.sendall(phwire.encode(attrs))
         assert rd.message_dict() == {"status": "ok"}
         sock.close()
         theirs.close()
@@ -192,6 +195,26 @@ def test_pipelined_input_crosses_the_hand_over(host):
     assert s.line().startswith("+OK pid=")
     assert s.cmd("quit") == "+OK bye"
     s.close()
+
+
+def test_login_tag_reaches_the_session(host):
+    s = host.hand_over(host.token(), tag="a001")
+    assert s.line().endswith(" tag=a001")
+    s.close()
+    s = host.login()
+    assert s.greeting.endswith(" tag=")                # none: empty
+    s.close()
+    # a tag with a space (or a control character) is refused, the login too
+    mine, theirs = socket.socketpair()
+    sock, _ = phwire.connect(host.inst.queue / "private" / "sessecho", "login")
+    socket.send_fds(sock, [b"F"], [theirs.fileno()])
+    sock.sendall(phwire.encode([("token", host.token()), ("client_address", "a"),
+                                ("client_port", "1"), ("input", ""), ("login_tag", "a b")]))
+    assert closed(sock)
+    theirs.close()
+    mine.settimeout(10)
+    assert mine.recv(10) == b""
+    assert host.inst.count_log(r"hand-over from the login process: bad login_tag") == 1
 
 
 def test_forged_and_replayed_tokens(host):

@@ -16,10 +16,9 @@
  *                   the user by redeeming it, never from this message
  *   client_address, client_port
  *                   for logging only
- *   login_tag       (imapd-login only) the tag of the successful LOGIN or
- *                   AUTHENTICATE: the login process sends no tagged OK;
- *                   imapd writes "TAG OK [CAPABILITY ...] Logged in" once
- *                   the token was redeemed, before any pipelined reply
+ *   login_tag       optional (IMAP): the tag of the LOGIN/AUTHENTICATE
+ *                   command, which the post-login daemon answers; at most
+ *                   LOGIN_TAG_MAX printable ASCII characters
  *   input           bytes the login process had read from the client but
  *                   not consumed (pipelined commands after the
  *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
@@ -43,13 +42,13 @@
 #define LOGIN_FD_BYTE		'F'
 #define LOGIN_INPUT_MAX		65536	/* bytes of unconsumed input */
 #define LOGIN_TOKEN_MAX		256	/* bytes of a token */
-#define LOGIN_TAG_MAX		64	/* bytes of an IMAP login tag */
 
 #define LOGIN_ATTR_TOKEN	"token"
 #define LOGIN_ATTR_CLIENT_ADDR	"client_address"
 #define LOGIN_ATTR_CLIENT_PORT	"client_port"
 #define LOGIN_ATTR_INPUT	"input"
-#define LOGIN_ATTR_LOGIN_TAG	"login_tag"	/* IMAP: optional, see below */
+#define LOGIN_ATTR_LOGIN_TAG	"login_tag"	/* optional (IMAP) */
+#define LOGIN_TAG_MAX		128	/* bytes of a login_tag */
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_STAT_OK		"ok"
 

@@ -222,21 +222,23 @@ void server_watchdog_reset(void)
     }
 }
 
-/* srv_notify - tell master that this process is busy or idle again */
-void srv_notify(int status)
+/* srv_notify_records - write count status records in ONE write(2) */
+static void srv_notify_records(const int *statuses, size_t count)
 {
-    struct master_status st;
+    struct master_status st[2];
     ssize_t n;
 
     if (srv_status_fd < 0)
 	return;
-    memset(&st, 0, sizeof(st));
-    st.pid = (int32_t) srv_pid;
-    st.status = status;
+    memset(st, 0, sizeof(st));
+    for (size_t i = 0; i < count; i++) {
+	st[i].pid = (int32_t) srv_pid;
+	st[i].status = statuses[i];
+    }
     do {
-	n = write(srv_status_fd, &st, sizeof(st));
+	n = write(srv_status_fd, st, count * sizeof(st[0]));
     } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t) sizeof(st)) {
+    if (n != (ssize_t) (count * sizeof(st[0]))) {
 	/* master is gone (EPIPE): finish what we do, then leave */
 	if (msg_verbose)
 	    msg_info("status write to master failed: %s -- exiting after this client",
@@ -245,6 +247,24 @@ void srv_notify(int status)
 	srv_status_fd = -1;
 	srv_exit_requested = 1;
     }
+}
+
+/* srv_notify - tell master that this process is busy or idle again */
+void srv_notify(int status)
+{
+    srv_notify_records(&status, 1);
+}
+
+/* srv_notify_used - MULTI took a client and stays available: TAKEN
+ * (master counts the use) and AVAIL in one write, so that master never
+ * reads the one without the other and, seeing no available process for
+ * that instant, starts another one for a connection that this process
+ * is about to accept */
+void srv_notify_used(void)
+{
+    static const int both[2] = {MASTER_STAT_TAKEN, MASTER_STAT_AVAIL};
+
+    srv_notify_records(both, 2);
 }
 
 /* srv_done - run on_exit and exit normally */

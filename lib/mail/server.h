@@ -139,6 +139,16 @@ struct server_spec {
     void *(*multi_connect)(struct stream *client);
     bool (*multi_input)(struct stream *client, void *ctx);
     void (*multi_disconnect)(struct stream *client, void *ctx);
+    /* SERVER_MULTI, optional: true while the daemon owes the client an
+     * answer or is in the middle of an exchange with it (auth: a delayed
+     * failure answer, a SASL exchange). A daemon that gives it has, when
+     * the process must exit (reload, a table changed, max_use), the
+     * clients that are idle between requests (nothing buffered, not
+     * busy) closed at once instead of served to their end (without it,
+     * the process waits for every client to leave); a client that sent a request the
+     * process had not read yet sees EOF before any reply byte, and may
+     * safely send it again to a fresh process (auth_async.h does). */
+    bool (*multi_busy)(struct stream *client, void *ctx);
     /* seconds a MULTI client may stay silent: 0 = ipc_timeout, <0 = forever.
      * With a framing (below) it is a read deadline: a client that has
      * not completed a request this long after its previous one (or its

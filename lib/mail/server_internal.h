@@ -60,6 +60,7 @@ void srv_wake(void);			/* write the self-pipe (signal-safe) */
 
 /* Life cycle. */
 void srv_notify(int status);		/* MASTER_STAT_TAKEN / _AVAIL */
+void srv_notify_used(void);		/* TAKEN + AVAIL in one write */
 _Noreturn void srv_done(void);		/* on_exit, exit(0) */
 bool srv_limit_reached(void);		/* max_use served */
 bool srv_tables_changed(void);		/* a table was rebuilt: finish */

@@ -5,7 +5,11 @@
  * silence timer (client_timeout); multi_input runs when it has input and
  * again while its stream holds buffered input. The process takes clients
  * until max_use, a reload or a table change, then serves the ones it has
- * to their end and exits. */
+ * to their end and exits; with spec.multi_busy, a client idle between
+ * requests (nothing buffered, multi_busy false) is closed at once, so a persistent
+ * client (a login process's pooled auth connection) cannot hold an old
+ * process. A table change is noticed at an accept and, at most once a
+ * second, after a request served. */
 
 /* system */
 #include <errno.h>
@@ -13,6 +17,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* base */
@@ -289,6 +294,19 @@ static void srv_multi_serve_framed(struct srv_client *c)
     }
 }
 
+/* srv_multi_check_tables - at most once a second: a table changed?
+ * (persistent clients make accepts rare) */
+static void srv_multi_check_tables(void)
+{
+    static time_t last;
+    time_t now = time(NULL);
+
+    if (now == last || srv_exit_requested)
+	return;
+    last = now;
+    (void) srv_tables_changed();
+}
+
 /* srv_multi_input_cb - a client has input */
 static void srv_multi_input_cb(int fd, void *ctx)
 {
@@ -302,6 +320,41 @@ static void srv_multi_input_cb(int fd, void *ctx)
 	srv_multi_serve_raw(c);
     else
 	srv_multi_serve_framed(c);
+    srv_multi_check_tables();
+}
+
+/* srv_client_idle - between requests: nothing read and not handed out,
+ * nothing unread in the socket, the daemon owes nothing */
+static bool srv_client_idle(struct srv_client *c)
+{
+    if (c->pending != NULL) {
+	srv_frame_fill(c);
+	if (srv_pending_len(c) > 0 || c->eof)
+	    return c->eof && srv_pending_len(c) == 0;
+    } else {
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0)
+	    return false;
+    }
+    if (stream_buffered_here(c->stream) > 0)
+	return false;
+    return !srv_spec->multi_busy(c->stream, c->ctx);
+}
+
+/* srv_multi_close_idle - exiting: close the clients idle between requests */
+static void srv_multi_close_idle(void)
+{
+    for (size_t i = 0; i < srv_client_count; i++) {
+	struct srv_client *c = srv_clients[i];
+
+	if (!c->gone && srv_client_idle(c)) {
+	    if (msg_verbose)
+		msg_info("exiting: closing a client idle between requests");
+	    srv_client_drop(c);
+	}
+    }
 }
 
 /* srv_multi_accept_cb - a listener is readable */
@@ -319,10 +372,11 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
 	return;
     }
     /* A MULTI process stays available for more clients. */
-    srv_notify(MASTER_STAT_TAKEN);
     srv_use_count++;
     if (!srv_limit_reached())
-	srv_notify(MASTER_STAT_AVAIL);
+	srv_notify_used();
+    else
+	srv_notify(MASTER_STAT_TAKEN);
     srv_multi_add(fd);
 }
 
@@ -347,6 +401,10 @@ _Noreturn void srv_multi_loop(void)
 		srv_notify(MASTER_STAT_TAKEN);
 	    srv_stop_listening();
 	    listening = false;
+	}
+	if (!listening && srv_client_count > 0 && srv_spec->multi_busy != NULL) {
+	    srv_multi_close_idle();
+	    srv_client_reap();
 	}
 	if (!listening && srv_client_count == 0)
 	    break;

@@ -7,7 +7,8 @@
  * Dispatcher <-> worker: a SOCK_SEQPACKET socketpair per worker.
  *   dispatcher -> worker: one datagram per session, carrying the
  *       client's descriptor (SCM_RIGHTS) and one ipc.h attribute list
- *       {user, mail_root, quota, client_address, client_port, input}
+ *       {user, mail_root, quota, client_address, client_port, input,
+ *       login_tag}
  *       (the worker's uid and gid are fixed at its fork).
  *   worker -> dispatcher: one byte per datagram: SH_MSG_END (a session
  *       ended), SH_MSG_IDLE (no session for the linger time: may I go?).
@@ -44,7 +45,7 @@
 #include "stream.h"
 
 /* mail */
-#include "auth_client.h"
+#include "auth_async.h"
 #include "auth_proto.h"
 #include "config.h"
 #include "login_proto.h"
@@ -62,7 +63,7 @@
 #define SH_ATTR_ADDR		"client_address"
 #define SH_ATTR_PORT		"client_port"
 #define SH_ATTR_INPUT		"input"
-#define SH_ATTR_LOGIN_TAG	"login_tag"
+#define SH_ATTR_TAG		"login_tag"
 
 /* one datagram: the attributes and their framing, with room to spare */
 #define SH_DGRAM_MAX		(LOGIN_INPUT_MAX + 16384)
@@ -119,9 +120,9 @@ struct sh_pending {
     struct str *token;
     char addr[64];
     char port[16];
+    char tag[LOGIN_TAG_MAX + 1];
     struct str *input;
-    char login_tag[LOGIN_TAG_MAX + 1];	/* IMAP: the login command's tag */
-    bool redeeming;
+    struct auth_async *req;	/* the redeem in flight */
 };
 static struct sh_pending *sh_pendings;
 static size_t sh_pending_count;
@@ -251,7 +252,8 @@ static void sh_worker_input(int fd, void *ctx)
 	info.client_address = "";
     if (info.client_port == NULL)
 	info.client_port = "";
-    info.login_tag = ipc_list_get(&list, SH_ATTR_LOGIN_TAG);
+    if ((info.login_tag = ipc_list_get(&list, SH_ATTR_TAG)) == NULL)
+	info.login_tag = "";
     for (size_t i = 0; i < list.count; i++) {
 	if (strcmp(list.attrs[i].name, SH_ATTR_INPUT) == 0) {
 	    info.input = list.attrs[i].value;
@@ -641,8 +643,7 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
     ipc_encode_str(msg, SH_ATTR_ADDR, p->addr);
     ipc_encode_str(msg, SH_ATTR_PORT, p->port);
     ipc_encode_attr(msg, SH_ATTR_INPUT, str_cstr(p->input), str_len(p->input));
-    if (p->login_tag[0])
-	ipc_encode_str(msg, SH_ATTR_LOGIN_TAG, p->login_tag);
+    ipc_encode_str(msg, SH_ATTR_TAG, p->tag);
     ipc_encode_end(msg);
     q = mem_zalloc(sizeof(*q));
     q->client_fd = p->client_fd;
@@ -655,12 +656,14 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
 }
 
 /* sh_redeemed - auth's answer to a redeem */
-static void sh_redeemed(const struct auth_redeem_reply *rr, const char *error, void *ctx)
+static void sh_redeemed(struct auth_async *h, const struct auth_redeem_reply *rr,
+			const char *error, void *ctx)
 {
     struct sh_pending *p = ctx;
 
-    p->redeeming = false;
-    if (rr == NULL) {
+    (void) h;
+    p->req = NULL;
+    if (rr == NULL || error != NULL) {
 	msg_warn("auth service: %s", error ? error : "no answer");
 	sh_reply_close(p->client_fd, sh_spec->reply_temp_failure);
     } else if (strcmp(rr->status, AUTH_STAT_OK) != 0) {
@@ -676,24 +679,6 @@ static void sh_redeemed(const struct auth_redeem_reply *rr, const char *error, v
     }
     p->client_fd = -1;
     sh_pending_free(p);
-}
-
-/* sh_auth_redeem - ask auth; sh_redeemed gets the answer */
-static void sh_auth_redeem(struct sh_pending *p)
-{
-    struct auth_client *ac;
-    struct auth_redeem_reply rr;
-    const char *err;
-
-    if ((ac = auth_client_open(AUTH_SOCKET, &err)) == NULL) {
-	sh_redeemed(NULL, err, p);
-	return;
-    }
-    if (auth_client_redeem(ac, str_cstr(p->token), sh_spec->auth_service, &rr, &err) < 0)
-	sh_redeemed(NULL, err, p);
-    else
-	sh_redeemed(&rr, NULL, p);
-    auth_client_close(&ac);
 }
 
 /* sh_redeem - a complete hand-over: ask auth who it is */
@@ -717,23 +702,21 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 	else if (strcmp(a->name, LOGIN_ATTR_INPUT) == 0)
 	    str_setn_or_panic(p->input, a->value, a->len);
 	else if (strcmp(a->name, LOGIN_ATTR_LOGIN_TAG) == 0)
-	    fmt_buf_cut(p->login_tag, sizeof(p->login_tag), "%.*s", (int) a->len,
-			(const char *) a->value);
+	    str_copy_out_or_panic(p->tag, sizeof(p->tag), a->value);
     }
     p->next = sh_pendings;
     if (sh_pendings)
 	sh_pendings->prev = p;
     sh_pendings = p;
     sh_pending_count++;
-    p->redeeming = true;
-    sh_auth_redeem(p);
+    p->req = auth_async_redeem(str_cstr(p->token), sh_spec->auth_service, sh_redeemed, p);
 }
 
 /* ------------------------------------------------------------------ */
 /* Dispatcher: the hand-over, on the event loop                        */
 
 /* sh_handover_check - exactly token, client_address, client_port and
- * input, each once, within bounds; optionally login_tag (IMAP) */
+ * input, and maybe login_tag, each once, within bounds */
 static bool sh_handover_check(const struct ipc_list *list, const char **why)
 {
     static const char *const names[] = {
@@ -741,15 +724,17 @@ static bool sh_handover_check(const struct ipc_list *list, const char **why)
 	LOGIN_ATTR_LOGIN_TAG,
     };
     static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX, LOGIN_TAG_MAX};
-    int seen[5] = {0, 0, 0, 0, 0};
+    enum { N_REQUIRED = 4, N_NAMES = 5, K_INPUT = 3, K_TAG = 4 };
+    int seen[N_NAMES] = {0};
 
     for (size_t i = 0; i < list->count; i++) {
+	const struct ipc_attr *a = list->attrs + i;
 	size_t k;
 
-	for (k = 0; k < 5; k++)
-	    if (strcmp(list->attrs[i].name, names[k]) == 0)
+	for (k = 0; k < N_NAMES; k++)
+	    if (strcmp(a->name, names[k]) == 0)
 		break;
-	if (k == 5) {
+	if (k == N_NAMES) {
 	    *why = "unexpected attribute";
 	    return false;
 	}
@@ -757,16 +742,22 @@ static bool sh_handover_check(const struct ipc_list *list, const char **why)
 	    *why = "repeated attribute";
 	    return false;
 	}
-	if (list->attrs[i].len > limits[k]) {
+	if (a->len > limits[k]) {
 	    *why = "attribute too long";
 	    return false;
 	}
-	if (k != 3 && memchr(list->attrs[i].value, 0, list->attrs[i].len)) {
+	if (k != K_INPUT && memchr(a->value, 0, a->len)) {
 	    *why = "NUL in a text attribute";
 	    return false;
 	}
+	for (size_t j = 0; k == K_TAG && j < a->len; j++) {
+	    if ((unsigned char) a->value[j] < 0x21 || (unsigned char) a->value[j] > 0x7e) {
+		*why = "bad login_tag";
+		return false;
+	    }
+	}
     }
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < N_REQUIRED; k++) {
 	if (!seen[k]) {
 	    *why = "missing attribute";
 	    return false;
@@ -907,6 +898,7 @@ static void sh_on_exit(void)
 	(void) event_loop_once(100);
 	deadline_ms -= 100;
     }
+    auth_async_shutdown();
     for (size_t i = 0; i < sh_worker_count; i++)
 	sh_worker_close(sh_workers + i);
     sh_reap(true);

@@ -51,10 +51,10 @@ struct session_info {
     const char *client_port;
     const void *input;		/* pipelined bytes read by the login process */
     size_t input_len;
-    const char *login_tag;	/* IMAP: the tag of the LOGIN/AUTHENTICATE
-				 * command (hand-over attribute "login_tag"):
-				 * imapd writes its tagged OK; NULL or "" for
-				 * POP3 */
+    /* IMAP: the tag of the LOGIN/AUTHENTICATE command that the login
+     * process left unanswered (the module writes "TAG OK ... Logged in");
+     * "" when the hand-over had none (POP3) */
+    const char *login_tag;
 };
 
 struct session_host_spec {

@@ -129,6 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		imap_parser_literal_streamed(p, 7);
 		continue;
 	    }
+	    if (want == 0)
+		(void) imap_parser_feed_literal(p, "", 0);
 	    while (want > 0 && pos < size) {
 		size_t n = want < chunk ? (size_t) want : chunk;
 

@@ -3,7 +3,8 @@
  * pop3d/imapd with a trivial line protocol instead of POP3.
  *
  * A session greets "+OK user=U uid=N gid=N groups=N pid=N sessions=N
- * root=R" (sessions: of this worker, this one included), then answers
+ * root=R tag=T" (sessions: of this worker, this one included; T: the
+ * hand-over's login_tag, empty without one), then answers
  * one command per line:
  *   echo TEXT   "+OK TEXT"
  *   info        "+OK pid=N sessions=N retiring=yes|no"
@@ -74,9 +75,9 @@ static void echo_start(int fd, const struct session_info *info)
     struct conn *c = conn_new(fd, &echo_handlers, NULL, 1024);
 
     sessions++;
-    conn_printf(c, "+OK user=%s uid=%ld gid=%ld groups=%d pid=%ld sessions=%ld root=%s\r\n",
+    conn_printf(c, "+OK user=%s uid=%ld gid=%ld groups=%d pid=%ld sessions=%ld root=%s tag=%s\r\n",
 		info->user, (long) info->uid, (long) info->gid, getgroups(0, NULL),
-		(long) getpid(), sessions, info->mail_root);
+		(long) getpid(), sessions, info->mail_root, info->login_tag);
     msg_info("session: user=<%s>, client=[%s]", info->user, info->client_address);
     if (info->input_len > 0)
 	conn_unread(c, info->input, info->input_len);
