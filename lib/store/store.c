@@ -942,6 +942,7 @@ void store_close(struct store_mailbox **mbp)
     if (mb->session_fd >= 0)
 	(void) close(mb->session_fd);
     store_snap_free(&mb->snap);
+    mem_free(&mb->batch_modseq);
     mem_free(&mb->claims);
     mem_free(&mb->path);
     mem_free(mbp);
@@ -1165,6 +1166,32 @@ static int sm_done(struct store_mailbox *mb, bool fsync_cur, bool anchor, const 
     return ret;
 }
 
+/* sm_batch_modseqs - the index's MODSEQs for the snapshot's messages
+ * (0: gone), for store_modseq_now; the lock is held */
+static void sm_batch_modseqs(struct store_mailbox *mb)
+{
+    struct store_index idx;
+    size_t i, j;
+
+    mem_free(&mb->batch_modseq);
+    store_index_read(mb->dir_fd, &idx);
+    if (idx.state == STORE_INDEX_VALID && idx.version == 2
+	&& idx.h.uidvalidity == mb->uidvalidity) {
+	mb->batch_modseq = mem_alloc_array(mb->snap.count ? mb->snap.count : 1,
+					   sizeof(*mb->batch_modseq));
+	for (i = j = 0; i < mb->snap.count; i++) {
+	    while (j < idx.count && idx.recs[j].uid < mb->snap.msgs[i].uid)
+		j++;
+	    if (j < idx.count && idx.recs[j].uid == mb->snap.msgs[i].uid)
+		mb->batch_modseq[i] = idx.recs[j].modseq > mb->snap.msgs[i].modseq
+		    ? idx.recs[j].modseq : mb->snap.msgs[i].modseq;
+	    else
+		mb->batch_modseq[i] = 0;
+	}
+    }
+    store_index_free(&idx);
+}
+
 /* store_begin - a batch: the lock until store_commit */
 int store_begin(struct store_mailbox *mb, const char **error_r)
 {
@@ -1175,7 +1202,18 @@ int store_begin(struct store_mailbox *mb, const char **error_r)
     store_lock(mb);
     mb->in_batch = true;
     mb->batch_cur = mb->batch_anchor = mb->batch_dirty = false;
+    sm_batch_modseqs(mb);
     return 0;
+}
+
+/* store_modseq_now - the disk's MODSEQ (in a batch) */
+uint64_t store_modseq_now(const struct store_mailbox *mb, size_t i)
+{
+    if (i >= mb->snap.count)
+	return 0;
+    if (mb->in_batch && mb->batch_modseq)
+	return mb->batch_modseq[i];
+    return mb->snap.msgs[i].modseq;
 }
 
 /* store_commit - the batch's fsync, anchor and index; unlock */
@@ -1189,6 +1227,7 @@ int store_commit(struct store_mailbox *mb, const char **error_r)
 	return errtext_fail(&store_error, error_r, "%s: no batch is open", mb->path);
     }
     mb->in_batch = false;
+    mem_free(&mb->batch_modseq);
     ret = sm_done(mb, mb->batch_cur, mb->batch_anchor, error_r);
     if (store_cache_flush(mb, &err) < 0)
 	msg_warn("%s", err);
@@ -1292,8 +1331,11 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
     /* the snapshot loses the expunged messages (and any found gone) */
     if (err == 0) {
 	for (i = j = 0; i < mb->snap.count; i++)
-	    if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
+	    if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL) {
+		if (mb->batch_modseq)
+		    mb->batch_modseq[j] = mb->batch_modseq[i];
 		mb->snap.msgs[j++] = mb->snap.msgs[i];
+	    }
 	mb->snap.count = j;
 	store_cache_resync(mb);
     }

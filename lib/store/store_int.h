@@ -153,6 +153,7 @@ struct store_mailbox {
     bool batch_cur;		/* the batch changed cur/ (fsync due) */
     bool batch_dirty;		/* the batch changed something (index due) */
     bool batch_anchor;		/* the batch expunged (anchor due) */
+    uint64_t *batch_modseq;	/* store_modseq_now: [snapshot index] */
     bool have_snapshot;
     uint32_t uidvalidity;
     uint32_t uidnext;

@@ -757,6 +757,20 @@ static void test_modseq(void)
     store_close(&a);
     unit_end();
 
+    unit_begin("MODSEQ: store_modseq_now in a batch sees another session's change");
+    a = open_rw("m20");
+    b = open_rw("m20");
+    unit_assert(store_set_flags(b, 1, STORE_FLAG_DRAFT, 0, &err) == 0);
+    unit_assert(store_begin(a, &err) == 0);
+    unit_assert(store_modseq_now(a, 1) == store_msg(b, 1)->modseq);
+    unit_assert(store_modseq_now(a, 1) > store_msg(a, 1)->modseq);
+    unit_assert_inteq(store_modseq_now(a, 0), store_msg(a, 0)->modseq);
+    unit_assert(store_commit(a, &err) == 0);
+    unit_assert_inteq(store_modseq_now(a, 1), store_msg(a, 1)->modseq);
+    store_close(&b);
+    store_close(&a);
+    unit_end();
+
     unit_begin("MODSEQ: a batch renames many, writes the index once, MODSEQs set");
     a = open_rw("m20");
     h0 = store_highestmodseq(a);
