@@ -756,6 +756,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     }
     if (idx.version != 2 || highest != idx.h.highestmodseq)
 	changed = true;			/* (a version 1 index is rewritten) */
+    if (how == STORE_SYNC_REPLACE && mb->have_snapshot && uv != mb->uidvalidity) {
+	mem_free(&mb->claims);		/* (claims of another UIDVALIDITY) */
+	mb->n_claims = 0;
+    }
     if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
 	sm_claim(mb, recent, next);
 	recent = next;
