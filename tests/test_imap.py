@@ -756,3 +756,58 @@ def test_reload_ends_sessions_at_a_command_boundary(imap):
     # new sessions are served by the new dispatcher
     r = imap.raw()
     assert tagged(r.cmd("NOOP")).startswith("t1 OK")
+
+
+# ------------------------------------------------------------ through imapd-login
+def _need_login(imap):
+    if not (BUILD / "libexec" / "imapd-login").exists():
+        pytest.skip("imapd-login not built")
+
+
+def test_end_to_end_with_imaplib(imap):
+    _need_login(imap)
+    imap.deliver(MSG1, MSG2)
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    typ, data = m.login(USER, PASSWORD)
+    assert typ == "OK", data
+    assert "IDLE" in m.capabilities and "UIDPLUS" in m.capabilities
+    typ, data = m.select("INBOX")
+    assert data == [b"2"]
+    typ, data = m.fetch("1:2", "(UID ENVELOPE)")
+    assert typ == "OK" and len(data) == 2
+    typ, data = m.search(None, "FROM", "carol")
+    assert data == [b"2"]
+    typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+    assert typ == "OK"
+    m.close()
+    m.logout()
+    # AUTHENTICATE PLAIN with an initial response (SASL-IR)
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    typ, _ = m.authenticate("PLAIN", lambda _: f"\0{USER}\0{PASSWORD}".encode())
+    assert typ == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+    # a wrong password: NO from the login process, nothing from imapd
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login(USER, "wrong")
+    m.shutdown()
+
+
+def test_end_to_end_pipelined_after_login(imap):
+    _need_login(imap)
+    imap.deliver(MSG1)
+    sock = socket.create_connection(("127.0.0.1", imap.port), timeout=10)
+    r = Raw(sock)
+    assert r.line().startswith(b"* OK")
+    # LITERAL+ for the password, and commands right behind the LOGIN
+    pw = PASSWORD.encode()
+    r.send(b"a1 LOGIN " + USER.encode() + b" {%d+}\r\n" % len(pw) + pw
+           + b"\r\na2 SELECT INBOX\r\na3 FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])\r\n")
+    lines = r.until("a1")
+    assert tagged(lines).startswith("a1 OK"), lines
+    lines = r.until("a2")
+    assert b"* 1 EXISTS\r\n" in lines and tagged(lines).startswith("a2 OK")
+    lines = r.until("a3")
+    assert b"Subject: first one" in lines[0]
+    r.cmd("LOGOUT")
