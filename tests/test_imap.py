@@ -484,8 +484,12 @@ def test_search_keys(imap):
     r.send(b"s2 SEARCH CHARSET UTF-8 BODY {5+}\r\nk\xc3\xa4se\r\n")
     lines = r.until("s2")
     assert lines[0] == b"* SEARCH 2\r\n", lines
-    lines = r.cmd("SEARCH CHARSET KOI8-R ALL")
+    lines = r.cmd("SEARCH CHARSET X-NOSUCH ALL")
     assert "BADCHARSET" in tagged(lines)
+    # another charset: the strings are converted to UTF-8 first
+    r.send(b"s3 SEARCH CHARSET ISO-8859-1 BODY {3+}\r\nk\xe4s\r\n")
+    lines = r.until("s3")
+    assert lines[0] == b"* SEARCH 2\r\n", lines
     lines = r.cmd("SEARCH FROB")
     assert tagged(lines).split()[1] == "BAD"
     lines = r.cmd("SEARCH RETURN (MIN MAX COUNT ALL) NOT ANSWERED")
