@@ -259,6 +259,21 @@ enum conn_read_status login_read_line(struct login_client *lc, const char **line
     return r;
 }
 
+enum conn_read_status login_read_continuation(struct login_client *lc, const char **line,
+					      size_t *len)
+{
+    enum conn_read_status r;
+
+    if (lc->state != LC_COMMAND)
+	return CONN_NONE;
+    r = conn_read_line(lc->c, line, len);
+    if (r == CONN_LINE || r == CONN_TOOLONG) {
+	lf_timer_restart(lc);
+	server_watchdog_reset();
+    }
+    return r;
+}
+
 /* lf_back_to_commands - an exchange ended without a login */
 static void lf_back_to_commands(struct login_client *lc)
 {

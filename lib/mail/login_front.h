@@ -102,6 +102,11 @@ const char *login_client_port(const struct login_client *lc);
  * reply the engine wrote). */
 enum conn_read_status login_read_line(struct login_client *lc, const char **line, size_t *len);
 
+/* login_read_continuation - the next line of a command already counted
+ * (after an IMAP literal): like login_read_line, not counted */
+enum conn_read_status login_read_continuation(struct login_client *lc, const char **line,
+					      size_t *len);
+
 /* login_sasl_start - run an exchange: mechanism (upper case, known to
  * auth_mechanism_known), initial response in base64 ("" = none; the
  * protocol's "=" for an empty one is passed as ""); tag: what the
