@@ -39,10 +39,16 @@ int login_handover_send(const char *path, int timeout_ms, int client_fd,
 	errtext_fail(&login_error, error_r, "%s: %s", path, err);
     } else if (sock_send_fd(fd, client_fd, &fd_byte, 1) < 0) {
 	errtext_fail(&login_error, error_r, "%s: passing the descriptor: %s", path, strerror(errno));
-    } else if (ipc_send(s, IPC_STR(LOGIN_ATTR_TOKEN, h->token),
-			IPC_STR(LOGIN_ATTR_CLIENT_ADDR, h->client_address ? h->client_address : ""),
-			IPC_STR(LOGIN_ATTR_CLIENT_PORT, h->client_port ? h->client_port : ""),
-			IPC_DATA(LOGIN_ATTR_INPUT, h->input, h->input_len), IPC_END) < 0) {
+    } else if ((h->login_tag && *h->login_tag
+		? ipc_send(s, IPC_STR(LOGIN_ATTR_TOKEN, h->token),
+			   IPC_STR(LOGIN_ATTR_CLIENT_ADDR, h->client_address ? h->client_address : ""),
+			   IPC_STR(LOGIN_ATTR_CLIENT_PORT, h->client_port ? h->client_port : ""),
+			   IPC_DATA(LOGIN_ATTR_INPUT, h->input, h->input_len),
+			   IPC_STR(LOGIN_ATTR_LOGIN_TAG, h->login_tag), IPC_END)
+		: ipc_send(s, IPC_STR(LOGIN_ATTR_TOKEN, h->token),
+			   IPC_STR(LOGIN_ATTR_CLIENT_ADDR, h->client_address ? h->client_address : ""),
+			   IPC_STR(LOGIN_ATTR_CLIENT_PORT, h->client_port ? h->client_port : ""),
+			   IPC_DATA(LOGIN_ATTR_INPUT, h->input, h->input_len), IPC_END)) < 0) {
 	errtext_fail(&login_error, error_r, "%s: sending the hand-over: %s", path,
 		     stream_status_text(stream_error(s)));
     } else if (ipc_recv(s, &err, IPC_RECV_STR(LOGIN_ATTR_STATUS, status), IPC_END) < 0) {

@@ -58,6 +58,7 @@ struct login_handover {
     const char *client_port;
     const void *input;
     size_t input_len;
+    const char *login_tag;	/* IMAP: NULL or "" for none */
 };
 
 /* login_handover_send - connect to path (waiting at most timeout_ms for

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,21 +29,6 @@
 #include "store.h"
 #include "store_int.h"
 
-struct store_mailbox {
-    char *path;			/* the mailbox directory */
-    int mode;			/* STORE_READ_ONLY or STORE_READ_WRITE */
-    int dir_fd;
-    int cur_fd;
-    int new_fd;
-    int lock_fd;		/* posthorn-lock, -1 if it cannot be had */
-    int session_fd;		/* store_session_lock's file, or -1 */
-    bool can_write;		/* the directory takes renames and files */
-    uint32_t uidvalidity;
-    uint32_t uidnext;
-    struct store_msg *msgs;	/* ascending UID; names owned */
-    size_t count;
-};
-
 /* A file found in cur/ or new/ during a synchronisation. */
 struct sm_entry {
     char *name;			/* owned */
@@ -55,6 +41,8 @@ struct sm_entry {
     off_t size;
     off_t crlf_size;
     time_t mtime;
+    const struct store_rec *rec;	/* the valid index's record for it */
+    uint64_t modseq;
 };
 
 struct sm_list {
@@ -74,6 +62,8 @@ static void sm_list_free(struct sm_list *l)
     l->count = l->cap = 0;
 }
 
+unsigned long store_cur_scans;
+
 /* sm_scan - add the message files of directory fd (cur/ or new/) */
 static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
 {
@@ -88,6 +78,8 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
 	return errtext_fail(&store_error, error_r, "open %s/: %s", in_new ? "new" : "cur",
 			    strerror(errno));
     }
+    if (!in_new)
+	store_cur_scans++;
     rewinddir(dir);
     errno = 0;
     while ((d = readdir(dir)) != NULL) {
@@ -124,8 +116,8 @@ static void sm_from_index(const struct store_index *idx, struct sm_list *l)
     struct sm_entry *e;
     size_t i;
 
-    l->cap = idx->count + 16;
-    l->v = mem_alloc_array(l->cap, sizeof(*l->v));
+    l->cap = l->count + idx->count + 16;
+    l->v = mem_realloc(l->v, mem_size_mul(l->cap, sizeof(*l->v)));
     for (i = 0; i < idx->count; i++) {
 	e = &l->v[l->count];
 	memset(e, 0, sizeof(*e));
@@ -236,9 +228,9 @@ static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char *
     return ret;
 }
 
-/* sm_rename - renameat, never replacing a file when noreplace (where
+/* store_rename - renameat, never replacing a file when noreplace (where
  * the file system cannot, link and unlink, as local-delivery does) */
-static int sm_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace)
+int store_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace)
 {
     if (!noreplace)
 	return renameat(from_fd, from, to_fd, to);
@@ -252,17 +244,22 @@ static int sm_rename(int from_fd, const char *from, int to_fd, const char *to, b
     return 0;
 }
 
-/* sm_lock - take the mailbox lock (if there is one) */
-static void sm_lock(struct store_mailbox *mb)
+/* store_lock - take the mailbox lock (if there is one; nested calls
+ * count) */
+void store_lock(struct store_mailbox *mb)
 {
+    if (mb->lock_depth++ > 0)
+	return;
     if (mb->lock_fd >= 0)
 	while (flock(mb->lock_fd, LOCK_EX) < 0 && errno == EINTR)
 	    continue;
 }
 
-/* sm_unlock - release it */
-static void sm_unlock(struct store_mailbox *mb)
+/* store_unlock - release it (at the outermost level) */
+void store_unlock(struct store_mailbox *mb)
 {
+    if (mb->lock_depth == 0 || --mb->lock_depth > 0)
+	return;
     if (mb->lock_fd >= 0)
 	(void) flock(mb->lock_fd, LOCK_UN);
 }
@@ -277,22 +274,209 @@ static uint32_t sm_new_uidvalidity(uint32_t old)
     return uv ? uv : 1;
 }
 
-/* sm_free_msgs - free a snapshot */
-static void sm_free_msgs(struct store_msg *msgs, size_t count)
+/* store_snap_free - free a snapshot */
+void store_snap_free(struct sm_snap *snap)
 {
     size_t i;
 
-    for (i = 0; i < count; i++) {
-	char *name = (char *) msgs[i].name;
+    for (i = 0; i < snap->n_extra; i++)
+	mem_free(&snap->extra[i]);
+    mem_free(&snap->extra);
+    mem_free(&snap->msgs);
+    if (snap->arena_map_len)
+	(void) munmap(snap->arena, snap->arena_map_len);
+    else
+	mem_free(&snap->arena);
+    memset(snap, 0, sizeof(*snap));
+}
 
-	mem_free(&name);
+/* sm_set_name - message i's name is now name (copied) */
+static void sm_set_name(struct store_mailbox *mb, size_t i, const char *name)
+{
+    struct sm_snap *snap = &mb->snap;
+
+    if (snap->n_extra == snap->cap_extra) {
+	snap->cap_extra = snap->cap_extra ? mem_size_mul(snap->cap_extra, 2) : 16;
+	snap->extra = mem_realloc(snap->extra, mem_size_mul(snap->cap_extra,
+							    sizeof(*snap->extra)));
     }
-    mem_free(&msgs);
+    snap->extra[snap->n_extra] = mem_strdup(name);
+    snap->msgs[i].name = snap->extra[snap->n_extra++];
+}
+
+/* sm_claimed - whether this handle claimed uid as \Recent */
+static bool sm_claimed(const struct store_mailbox *mb, uint32_t uid)
+{
+    size_t lo = 0, hi = mb->n_claims, mid;
+
+    while (lo < hi) {
+	mid = lo + (hi - lo) / 2;
+	if (uid < mb->claims[mid].lo)
+	    hi = mid;
+	else if (uid >= mb->claims[mid].hi)
+	    lo = mid + 1;
+	else
+	    return true;
+    }
+    return false;
+}
+
+/* sm_claim - claim [lo, hi) (above every earlier claim) */
+static void sm_claim(struct store_mailbox *mb, uint32_t lo, uint32_t hi)
+{
+    if (lo >= hi)
+	return;
+    if (mb->n_claims > 0 && mb->claims[mb->n_claims - 1].hi == lo) {
+	mb->claims[mb->n_claims - 1].hi = hi;
+	return;
+    }
+    mb->claims = mem_realloc(mb->claims, mem_size_mul(mb->n_claims + 1, sizeof(*mb->claims)));
+    mb->claims[mb->n_claims].lo = lo;
+    mb->claims[mb->n_claims++].hi = hi;
+}
+
+/* sm_msg_recent - the recent bit of uid for this handle */
+static bool sm_msg_recent(const struct store_mailbox *mb, uint32_t uid)
+{
+    return mb->claim_recent ? sm_claimed(mb, uid) : uid >= mb->recent_floor;
+}
+
+/* sm_modseq_jump - a MODSEQ above any given before under this
+ * UIDVALIDITY when the index that knew them is lost: modseqs count up
+ * by one per change, far slower than microseconds since 1970 */
+static uint64_t sm_modseq_jump(uint64_t hint)
+{
+    struct timespec now;
+    uint64_t us;
+
+    (void) clock_gettime(CLOCK_REALTIME, &now);
+    us = (uint64_t) now.tv_sec * 1000000u + (uint64_t) now.tv_nsec / 1000u;
+    return us > hint ? us : hint + 1;
+}
+
+/* sm_install - make msgs[0..count) (names in arena) the snapshot; the
+ * old one into *old_r, or freed */
+static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t count,
+		       char *arena, size_t arena_map_len, struct sm_snap *old_r)
+{
+    if (old_r)
+	*old_r = mb->snap;
+    else
+	store_snap_free(&mb->snap);
+    memset(&mb->snap, 0, sizeof(mb->snap));
+    mb->snap.msgs = msgs;
+    mb->snap.count = count;
+    mb->snap.arena = arena;
+    mb->snap.arena_map_len = arena_map_len;
+    mb->have_snapshot = true;
+}
+
+/* sm_key_in_snapshot - whether the snapshot has uid with this key */
+static bool sm_key_in_snapshot(const struct store_mailbox *mb, uint32_t uid, const char *name,
+			       size_t keylen)
+{
+    long i = store_find_uid(mb, uid);
+
+    return i >= 0 && store_name_key_is(mb->snap.msgs[i].name, name, keylen);
+}
+
+/* sm_below_floor - whether uid cannot be new to this handle: below its
+ * UIDNEXT but not its (a rebuilt index or a name's U= from elsewhere:
+ * it gets a fresh UID, so that new messages always come at the end) */
+static bool sm_below_floor(const struct store_mailbox *mb, uint32_t uv, uint32_t uid,
+			   const char *name, size_t keylen)
+{
+    return mb->have_snapshot && mb->can_write && uv == mb->uidvalidity && uid != 0
+	&& uid < mb->uidnext && !sm_key_in_snapshot(mb, uid, name, keylen);
 }
 
 /*
- * sm_sync - bring index and snapshot up to date, under the lock:
- * 1. read the index and the anchor; scan cur/ and new/;
+ * sm_fast - the common case, without reading cur/ and without writing:
+ * a valid version 2 index whose anchor agrees, cur/ unchanged since the
+ * index was written (docs/mailstore.md: "Not reading cur/"), new/
+ * empty, nothing to claim. 1 if done, 0 if the full path must run.
+ */
+static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
+		   bool have_anchor, uint32_t a_uv, uint32_t a_next, struct sm_snap *old_r)
+{
+    struct store_dirstamp now;
+    struct store_msg *msgs;
+    struct store_rec *r;
+    uint32_t next;
+    size_t i;
+
+    if (idx->state != STORE_INDEX_VALID || idx->version != 2 || !have_anchor
+	|| a_uv != idx->h.uidvalidity || a_next > idx->h.uidnext)
+	return 0;
+    if (!store_dirstamp_get(mb->cur_fd, &now, false) || !store_dirstamp_same(&idx->h.cur, &now))
+	return 0;
+    next = idx->h.uidnext;
+    if (how == STORE_SYNC_COMMIT) {
+	/* (this handle's own changes would have moved cur/'s stamp) */
+	mb->disk_uidnext = next;
+	mb->disk_uidvalidity = idx->h.uidvalidity;
+	return 1;
+    }
+    if (mb->claim_recent && mb->can_write && idx->h.recent < next)
+	return 0;			/* claiming is a write */
+    if (mb->have_snapshot && idx->h.uidvalidity == mb->uidvalidity)
+	for (i = 0; i < idx->count; i++)
+	    if (sm_below_floor(mb, idx->h.uidvalidity, idx->recs[i].uid, idx->recs[i].name,
+			       idx->recs[i].keylen))
+		return 0;
+    msgs = mem_alloc_array(idx->count ? idx->count : 1, sizeof(*msgs));
+    mb->recent_floor = idx->h.recent;
+    for (i = 0; i < idx->count; i++) {
+	r = &idx->recs[i];
+	msgs[i].uid = r->uid;
+	msgs[i].flags = r->flags;
+	msgs[i].size = r->size;
+	msgs[i].crlf_size = r->crlf_size;
+	msgs[i].mtime = r->mtime;
+	msgs[i].name = r->name;
+	msgs[i].modseq = r->modseq;
+	msgs[i].recent = sm_msg_recent(mb, r->uid);
+    }
+    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, old_r);
+    idx->data = NULL;
+    idx->map_len = 0;			/* (the names live on in the snapshot) */
+    mb->uidvalidity = idx->h.uidvalidity;
+    mb->uidnext = next;
+    mb->disk_uidnext = next;
+    mb->disk_uidvalidity = idx->h.uidvalidity;
+    mb->highestmodseq = idx->h.highestmodseq;
+    return 1;
+}
+
+/* sm_commit_patch - STORE_SYNC_COMMIT: snapshot messages whose name is
+ * the one now on disk (order[0..n), ascending UID) take its MODSEQ */
+static void sm_commit_patch(struct store_mailbox *mb, struct sm_entry **order, size_t n)
+{
+    struct store_msg *m;
+    size_t i, j;
+
+    for (i = j = 0; i < mb->snap.count && j < n; ) {
+	m = &mb->snap.msgs[i];
+	if (m->uid < order[j]->uid) {
+	    i++;
+	} else if (m->uid > order[j]->uid) {
+	    j++;
+	} else {
+	    if (strcmp(m->name, order[j]->name) == 0 && m->modseq != order[j]->modseq) {
+		m->modseq = order[j]->modseq;
+		if (m->modseq > mb->highestmodseq)
+		    mb->highestmodseq = m->modseq;
+	    }
+	    i++, j++;
+	}
+    }
+}
+
+/*
+ * store_sync_int - bring index and snapshot up to date, under the lock:
+ * 1. read the index and the anchor; scan new/, and cur/ unless the
+ *    index is known to list it (sm_fast is the case where nothing else
+ *    is to be done);
  * 2. decide UIDVALIDITY and the UIDNEXT floor (see docs/mailstore.md:
  *    a valid index is the truth; without one, UIDs are kept from the
  *    names' U= when the anchor or the readable header says which
@@ -301,56 +485,71 @@ static void sm_free_msgs(struct store_msg *msgs, size_t count)
  *    files fresh UIDs in arrival order;
  * 4. move new/ files to cur/ (and fix cur/ names whose U=, S= or W=
  *    are missing or wrong), fsync cur/ and new/;
- * 5. write index (and anchor) if anything changed; the snapshot.
+ * 5. MODSEQs (new messages and changed flags get the next ones; an
+ *    expunge raises HIGHESTMODSEQ), \Recent claims;
+ * 6. write index (and anchor) if anything changed; the snapshot.
  */
-static int sm_sync(struct store_mailbox *mb, const char **error_r)
+int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
+		   const char **error_r)
 {
     struct store_index idx;
+    struct store_index_head head;
     struct sm_list l = {NULL, 0, 0};
     struct sm_entry *e, **order = NULL;
     struct store_rec *rec, *recs = NULL;
     struct store_msg *msgs;
-    uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0;
+    struct store_dirstamp stamp;
+    uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
+    uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
-    size_t from_index = 0;
-    struct timespec now;
-    struct stat st;
-    long long cur_sec = 0;
-    long cur_nsec = 0;
+    bool jumped = false, cur_listed = false;
+    size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
+    char *arena;
     size_t i, n, nfresh, keylen;
     int ret = -1, r;
 
-    sm_lock(mb);
+    if (old_r)
+	memset(old_r, 0, sizeof(*old_r));
+    store_lock(mb);
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
-    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.uidvalidity);
-    /* cur/ unchanged since a valid index saw it (its mtime then was
-     * old enough that no later change can share it): the index's list
-     * is cur/'s, without reading the directory */
-    if (trusted && idx.cur_sec != 0 && fstat(mb->cur_fd, &st) == 0
-	&& (long long) st.st_mtim.tv_sec == idx.cur_sec && st.st_mtim.tv_nsec == idx.cur_nsec)
-	sm_from_index(&idx, &l);
-    else if (sm_scan(mb->cur_fd, false, &l, error_r) < 0)
-	goto out;
     if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
 	goto out;
+    if (l.count == 0 && sm_fast(mb, how, &idx, have_anchor, a_uv, a_next, old_r)) {
+	ret = 0;
+	goto out;
+    }
+    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.h.uidvalidity);
+    /* cur/ unchanged since a valid index saw it (its stamp then was old
+     * enough that no later change can share it): the index's list is
+     * cur/'s, without reading the directory */
+    if (trusted && idx.version == 2 && store_dirstamp_get(mb->cur_fd, &stamp, false)
+	&& store_dirstamp_same(&idx.h.cur, &stamp)) {
+	sm_from_index(&idx, &l);
+	cur_listed = true;
+    } else if (sm_scan(mb->cur_fd, false, &l, error_r) < 0) {
+	goto out;
+    }
+    store_index_sort(&idx);
+    if (idx.state != STORE_INDEX_VALID)
+	trusted = false;
 
     /* 2. UIDVALIDITY and the floor for new UIDs */
     if (trusted) {
-	uv = idx.uidvalidity;
-	next = idx.uidnext;
+	uv = idx.h.uidvalidity;
+	next = idx.h.uidnext;
 	if (have_anchor && a_next > next)
 	    next = a_next;
-    } else if (have_anchor && (idx.uidvalidity == 0 || idx.uidvalidity == a_uv)) {
+    } else if (have_anchor && (idx.h.uidvalidity == 0 || idx.h.uidvalidity == a_uv)) {
 	uv = a_uv;
-	next = idx.uidnext > a_next ? idx.uidnext : a_next;
-    } else if (!have_anchor && idx.uidvalidity != 0) {
-	uv = idx.uidvalidity;
-	next = idx.uidnext;
+	next = idx.h.uidnext > a_next ? idx.h.uidnext : a_next;
+    } else if (!have_anchor && idx.h.uidvalidity != 0) {
+	uv = idx.h.uidvalidity;
+	next = idx.h.uidnext;
     } else {
-	uv = sm_new_uidvalidity(have_anchor ? a_uv : idx.uidvalidity);
+	uv = sm_new_uidvalidity(have_anchor ? a_uv : idx.h.uidvalidity);
 	for (i = 0; i < l.count; i++)
 	    if (l.v[i].parsed.uid != 0) {
 		/* names with U=: an index existed, made this very second
@@ -362,9 +561,17 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     }
     if (idx.state != STORE_INDEX_MISSING && !trusted)
 	msg_warn("%s: the mailbox index is damaged; rebuilt from the Maildir%s", mb->path,
-		 uv == idx.uidvalidity || uv == a_uv ? " (UIDs kept)" : " (new UIDVALIDITY)");
-    if (!trusted || !have_anchor || a_uv != uv)
+		 uv == idx.h.uidvalidity || uv == a_uv ? " (UIDs kept)" : " (new UIDVALIDITY)");
+    if (!trusted || !have_anchor || a_uv != uv || (trusted && a_next > idx.h.uidnext))
 	changed = true;
+    /* MODSEQs: a valid index's; a version 1 index had none (no client
+     * can have seen one); a lost or damaged index: above any given */
+    if (trusted)
+	highest = idx.version == 2 ? idx.h.highestmodseq : 1;
+    else if (idx.state == STORE_INDEX_MISSING && !have_anchor)
+	highest = 1;			/* (a new mailbox, unless U= says not) */
+    else
+	highest = sm_modseq_jump(idx.h.highestmodseq), jumped = true;
 
     /* 3. UIDs for cur/, in key order (a key twice: the first keeps it) */
     if (l.count > 1)
@@ -383,13 +590,14 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	    continue;
 	if (trusted && rec && rec->uid) {
 	    from_index++;
-	    if (strcmp(rec->name, e->name) != 0)
+	    if (!cur_listed && strcmp(rec->name, e->name) != 0)
 		changed = true;		/* (flags changed: keep the names current) */
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
 	    e->mtime = rec->mtime;
 	    e->known = true;
+	    e->rec = rec;
 	} else if (trusted) {
 	    /* not in a valid index: keep a U= only above every UID used */
 	    if (e->parsed.uid >= next && e->parsed.uid < next + (1u << 24))
@@ -398,7 +606,14 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	} else {
 	    e->uid = e->parsed.uid ? e->parsed.uid : (rec ? rec->uid : 0);
 	}
+	if (sm_below_floor(mb, uv, e->uid, e->name, e->parsed.keylen)) {
+	    e->uid = 0;
+	    e->rec = NULL;
+	    changed = true;
+	}
     }
+    if (!jumped && trusted && from_index < idx.count)
+	highest++;			/* messages gone: an expunge */
     /* no UID twice: sort by UID, later duplicates get fresh ones */
     order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = n = 0; i < l.count; i++)
@@ -409,6 +624,7 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	if (order[i]->uid == order[i - 1]->uid) {
 	    order[i]->uid = 0;
 	    order[i]->known = false;
+	    order[i]->rec = NULL;
 	    changed = true;
 	}
     for (i = 0; i < n; i++)
@@ -416,6 +632,13 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	    maxuid = order[i]->uid;
     if (maxuid >= next)
 	next = maxuid + 1;
+    /* \Recent: what nobody claimed yet; after a rebuild, the new mail */
+    if (trusted && idx.version == 2)
+	recent = idx.h.recent;
+    else if (idx.state == STORE_INDEX_MISSING && !have_anchor)
+	recent = 1;
+    else
+	recent = next;
 
     /* sizes of what the index did not have; files gone are dropped */
     for (i = 0; i < l.count; i++) {
@@ -468,11 +691,9 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 			     e->crlf_size, e->uid, e->parsed.flags)) {
 	    if (!e->in_new || e->dupkey)
 		continue;		/* keeps its name (and its UID in the index) */
-	    if (!e->in_new)
-		continue;		/* keeps its name (and its UID in the index) */
 	    fmt_buf_cut(newname, sizeof(newname), "%.*s:2,", (int) e->parsed.keylen, e->name);
 	}
-	if (sm_rename(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
+	if (store_rename(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
 		      e->in_new) < 0) {
 	    if (errno == ENOENT && !e->in_new) {
 		/* renamed behind our back (a tool without the lock) */
@@ -490,10 +711,8 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	    }
 	    msg_warn("%s: cannot rename %s/%s to cur/%s: %s", mb->path,
 		     e->in_new ? "new" : "cur", e->name, newname, strerror(errno));
-	    if (e->in_new) {
+	    if (e->in_new)
 		mem_free(&e->name);	/* stays in new/ for the next time */
-		continue;
-	    }
 	    continue;
 	}
 	if (e->in_new)
@@ -511,36 +730,65 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
     }
     if (moved_new)
 	(void) fsync(mb->new_fd);
-    /* cur/'s mtime goes into the index only when it is 2 s old: a
-     * change within the same clock tick would not change it */
-    (void) clock_gettime(CLOCK_REALTIME, &now);
-    if (fstat(mb->cur_fd, &st) == 0 && st.st_mtim.tv_sec + 2 <= now.tv_sec) {
-	cur_sec = (long long) st.st_mtim.tv_sec;
-	cur_nsec = st.st_mtim.tv_nsec;
-    }
-    if (cur_sec != idx.cur_sec || cur_nsec != idx.cur_nsec)
-	changed = true;
 
-    /* 5. the index; the snapshot (messages still in new/ are left out) */
-    recs = mem_alloc_array(l.count ? l.count : 1, sizeof(*recs));
-    msgs = mem_alloc_array(l.count ? l.count : 1, sizeof(*msgs));
+    /* 5. the final list in UID order (messages still in new/ are left
+     * out); MODSEQs; \Recent */
     for (i = n = 0; i < l.count; i++) {
 	e = &l.v[i];
 	if (e->name == NULL || e->in_new || e->uid == 0 || e->dupkey)
 	    continue;		/* (a duplicate we could not rename: left out) */
-	order[n] = e;
-	recs[n].name = e->name;		/* (borrowed until the write) */
-	recs[n].keylen = e->parsed.keylen;
-	recs[n].uid = e->uid;
-	recs[n].size = e->size;
-	recs[n].crlf_size = e->crlf_size;
-	recs[n].mtime = e->mtime;
-	n++;
+	order[n++] = e;
     }
+    qsort(order, n, sizeof(*order), sm_entry_cmp_uid);
+    for (i = 0; i < n; i++) {
+	e = order[i];
+	if (jumped) {
+	    e->modseq = highest;
+	} else if (e->rec && e->rec->uid == e->uid && e->rec->modseq > 0) {
+	    e->modseq = e->rec->modseq;
+	    if (store_flags_parse(e->rec->name) != store_flags_parse(e->name))
+		e->modseq = ++highest;
+	} else if (e->rec && e->rec->uid == e->uid) {
+	    e->modseq = 1;		/* (version 1 index) */
+	} else {
+	    e->modseq = ++highest;
+	}
+    }
+    if (idx.version != 2 || highest != idx.h.highestmodseq)
+	changed = true;			/* (a version 1 index is rewritten) */
+    if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
+	sm_claim(mb, recent, next);
+	recent = next;
+	changed = true;
+    }
+    /* cur/'s stamp goes into the index only when it is 2 s old: a
+     * change within the same clock tick would not change it */
+    (void) store_dirstamp_get(mb->cur_fd, &stamp, true);
+    if (!store_dirstamp_same(&stamp, &idx.h.cur) && (stamp.msec != 0 || idx.h.cur.msec != 0))
+	changed = true;
     if (n != idx.count)
 	changed = true;
+
+    /* 6. the index; the snapshot */
     if (changed && mb->can_write) {
-	if (store_index_write(mb->dir_fd, uv, next, cur_sec, cur_nsec, recs, n, &err) < 0)
+	recs = mem_alloc_array(n ? n : 1, sizeof(*recs));
+	for (i = 0; i < n; i++) {
+	    e = order[i];
+	    recs[i].name = e->name;	/* (borrowed until the write) */
+	    recs[i].keylen = e->parsed.keylen;
+	    recs[i].uid = e->uid;
+	    recs[i].size = e->size;
+	    recs[i].crlf_size = e->crlf_size;
+	    recs[i].mtime = e->mtime;
+	    recs[i].modseq = e->modseq;
+	}
+	memset(&head, 0, sizeof(head));
+	head.uidvalidity = uv;
+	head.uidnext = next;
+	head.highestmodseq = highest;
+	head.recent = recent;
+	head.cur = stamp;
+	if (store_index_write(mb->dir_fd, &head, recs, n, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
 	else if ((!have_anchor || a_uv != uv || (from_index < idx.count && a_next < next))
 		 && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
@@ -548,26 +796,40 @@ static int sm_sync(struct store_mailbox *mb, const char **error_r)
 	     * the anchor covers their UIDs as an expunge would) */
 	    msg_warn("%s: %s", mb->path, err);
     }
-    qsort(order, n, sizeof(*order), sm_entry_cmp_uid);
-    for (i = 0; i < n; i++) {
+    mb->disk_uidnext = next;
+    mb->disk_uidvalidity = uv;
+    if (how == STORE_SYNC_COMMIT) {
+	sm_commit_patch(mb, order, n);
+	ret = 0;
+	goto out;
+    }
+    for (i = arena_len = 0; i < n; i++)
+	arena_len += strlen(order[i]->name) + 1;
+    arena = mem_alloc(arena_len ? arena_len : 1);
+    msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
+    mb->recent_floor = recent;
+    for (i = off = 0; i < n; i++) {
 	e = order[i];
+	keylen = strlen(e->name) + 1;
+	memcpy(arena + off, e->name, keylen);
 	msgs[i].uid = e->uid;
 	msgs[i].flags = store_flags_parse(e->name);
 	msgs[i].size = e->size;
 	msgs[i].crlf_size = e->crlf_size;
 	msgs[i].mtime = e->mtime;
-	msgs[i].name = e->name;
-	e->name = NULL;
+	msgs[i].name = arena + off;
+	msgs[i].modseq = e->modseq;
+	msgs[i].recent = sm_msg_recent(mb, e->uid);
+	off += keylen;
     }
-    sm_free_msgs(mb->msgs, mb->count);
-    mb->msgs = msgs;
-    mb->count = n;
+    sm_install(mb, msgs, n, arena, 0, old_r);
     mb->uidvalidity = uv;
     mb->uidnext = next;
+    mb->highestmodseq = highest;
     ret = 0;
 
   out:
-    sm_unlock(mb);
+    store_unlock(mb);
     store_index_free(&idx);
     sm_list_free(&l);
     mem_free(&order);
@@ -604,7 +866,8 @@ struct store_mailbox *store_open(const char *root, const char *folder, int mode,
     }
     mb = mem_zalloc(sizeof(*mb));
     mb->mode = mode & STORE_READ_WRITE;
-    mb->cur_fd = mb->new_fd = mb->lock_fd = mb->session_fd = -1;
+    mb->claim_recent = (mode & STORE_RECENT) != 0 && mb->mode == STORE_READ_WRITE;
+    mb->cur_fd = mb->new_fd = mb->lock_fd = mb->session_fd = mb->watch_fd = -1;
     if (sm_is_inbox(folder)) {
 	mb->dir_fd = root_fd;
 	mb->path = mem_strdup(root);
@@ -642,7 +905,7 @@ struct store_mailbox *store_open(const char *root, const char *folder, int mode,
 		     strerror(e));
 	goto fail;
     }
-    if (sm_sync(mb, &err) < 0) {
+    if (store_sync_int(mb, STORE_SYNC_REPLACE, NULL, &err) < 0) {
 	e = EIO;
 	errtext_fail(&store_error, error_r, "%s", err);
 	goto fail;
@@ -655,13 +918,19 @@ struct store_mailbox *store_open(const char *root, const char *folder, int mode,
     return NULL;
 }
 
-/* store_close - release everything */
+/* store_close - release everything (committing a batch) */
 void store_close(struct store_mailbox **mbp)
 {
     struct store_mailbox *mb = *mbp;
+    const char *err;
 
     if (mb == NULL)
 	return;
+    if (mb->in_batch && store_commit(mb, &err) < 0)
+	msg_warn("%s", err);
+    store_cache_close(mb);
+    store_watch_close(mb);
+    store_keywords_free(mb);
     if (mb->dir_fd >= 0)
 	(void) close(mb->dir_fd);
     if (mb->cur_fd >= 0)
@@ -672,7 +941,8 @@ void store_close(struct store_mailbox **mbp)
 	(void) close(mb->lock_fd);
     if (mb->session_fd >= 0)
 	(void) close(mb->session_fd);
-    sm_free_msgs(mb->msgs, mb->count);
+    store_snap_free(&mb->snap);
+    mem_free(&mb->claims);
     mem_free(&mb->path);
     mem_free(mbp);
 }
@@ -689,7 +959,7 @@ uint32_t store_uidnext(const struct store_mailbox *mb)
 
 size_t store_count(const struct store_mailbox *mb)
 {
-    return mb->count;
+    return mb->snap.count;
 }
 
 const char *store_path(const struct store_mailbox *mb)
@@ -700,19 +970,19 @@ const char *store_path(const struct store_mailbox *mb)
 /* store_msg - message i of the snapshot */
 const struct store_msg *store_msg(const struct store_mailbox *mb, size_t i)
 {
-    return i < mb->count ? &mb->msgs[i] : NULL;
+    return i < mb->snap.count ? &mb->snap.msgs[i] : NULL;
 }
 
 /* store_find_uid - binary search */
 long store_find_uid(const struct store_mailbox *mb, uint32_t uid)
 {
-    size_t lo = 0, hi = mb->count, mid;
+    size_t lo = 0, hi = mb->snap.count, mid;
 
     while (lo < hi) {
 	mid = lo + (hi - lo) / 2;
-	if (mb->msgs[mid].uid == uid)
+	if (mb->snap.msgs[mid].uid == uid)
 	    return (long) mid;
-	if (mb->msgs[mid].uid < uid)
+	if (mb->snap.msgs[mid].uid < uid)
 	    lo = mid + 1;
 	else
 	    hi = mid;
@@ -720,50 +990,117 @@ long store_find_uid(const struct store_mailbox *mb, uint32_t uid)
     return -1;
 }
 
+/* store_recent_count - messages with recent set */
+size_t store_recent_count(const struct store_mailbox *mb)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < mb->snap.count; i++)
+	n += mb->snap.msgs[i].recent;
+    return n;
+}
+
+uint64_t store_highestmodseq(const struct store_mailbox *mb)
+{
+    return mb->highestmodseq;
+}
+
+/* sc_push - append uid to a changes array */
+static void sc_push(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
+{
+    if (*n == *cap) {
+	*cap = *cap ? mem_size_mul(*cap, 2) : 64;
+	*v = mem_realloc(*v, mem_size_mul(*cap, sizeof(**v)));
+    }
+    (*v)[(*n)++] = uid;
+}
+
+/* store_sync - synchronise; what changed against the old snapshot */
+int store_sync(struct store_mailbox *mb, struct store_changes *ch, const char **error_r)
+{
+    struct sm_snap old;
+    const struct store_msg *o, *m;
+    uint32_t old_uv = mb->uidvalidity;
+    size_t i, j;
+
+    ch->n_expunged = ch->n_changed = ch->added = ch->recent_added = 0;
+    ch->uidvalidity_changed = false;
+    if (mb->in_batch) {
+	errno = EBUSY;
+	return errtext_fail(&store_error, error_r, "%s: store_sync inside a batch", mb->path);
+    }
+    if (store_sync_int(mb, STORE_SYNC_REPLACE, &old, error_r) < 0)
+	return -1;
+    if (mb->uidvalidity != old_uv) {
+	ch->uidvalidity_changed = true;
+	store_snap_free(&old);
+	store_cache_resync(mb);
+	return 0;
+    }
+    for (i = j = 0; i < old.count || j < mb->snap.count; ) {
+	o = i < old.count ? &old.msgs[i] : NULL;
+	m = j < mb->snap.count ? &mb->snap.msgs[j] : NULL;
+	if (m == NULL || (o && o->uid < m->uid)) {
+	    sc_push(&ch->expunged, &ch->n_expunged, &ch->cap_expunged, o->uid);
+	    i++;
+	} else if (o == NULL || m->uid < o->uid) {
+	    ch->added++;
+	    ch->recent_added += m->recent;
+	    j++;
+	} else {
+	    if (o->flags != m->flags || o->modseq != m->modseq)
+		sc_push(&ch->changed, &ch->n_changed, &ch->cap_changed, m->uid);
+	    i++, j++;
+	}
+    }
+    store_snap_free(&old);
+    store_cache_resync(mb);
+    return 0;
+}
+
+/* store_changes_free - free the arrays */
+void store_changes_free(struct store_changes *ch)
+{
+    mem_free(&ch->expunged);
+    mem_free(&ch->changed);
+    memset(ch, 0, sizeof(*ch));
+}
+
 /* store_refresh - synchronise again; count what came and went */
 int store_refresh(struct store_mailbox *mb, size_t *added_r, size_t *removed_r,
 		  const char **error_r)
 {
-    uint32_t *old;
-    size_t n_old = mb->count, i, j, added = 0, removed = 0;
+    struct store_changes ch;
+    int ret;
 
-    old = mem_alloc_array(n_old ? n_old : 1, sizeof(*old));
-    for (i = 0; i < n_old; i++)
-	old[i] = mb->msgs[i].uid;
-    if (sm_sync(mb, error_r) < 0) {
-	mem_free(&old);
-	return -1;
+    memset(&ch, 0, sizeof(ch));
+    ret = store_sync(mb, &ch, error_r);
+    if (ret == 0 && ch.uidvalidity_changed) {
+	/* (every message is another now) */
+	ch.added = mb->snap.count;
+	ch.n_expunged = 0;
     }
-    for (i = j = 0; i < n_old || j < mb->count; ) {
-	if (j >= mb->count || (i < n_old && old[i] < mb->msgs[j].uid))
-	    removed++, i++;
-	else if (i >= n_old || mb->msgs[j].uid < old[i])
-	    added++, j++;
-	else
-	    i++, j++;
-    }
-    mem_free(&old);
     if (added_r)
-	*added_r = added;
+	*added_r = ret == 0 ? ch.added : 0;
     if (removed_r)
-	*removed_r = removed;
-    return 0;
+	*removed_r = ret == 0 ? ch.n_expunged : 0;
+    store_changes_free(&ch);
+    return ret;
 }
 
-/* sm_relocate - message i was renamed by another session: find it again */
-static int sm_relocate(struct store_mailbox *mb, size_t i)
+/* store_relocate - message i was renamed by another session: find it again */
+int store_relocate(struct store_mailbox *mb, size_t i)
 {
-    struct store_msg *m = &mb->msgs[i];
+    struct store_msg *m = &mb->snap.msgs[i];
     char *now = sm_find_name(mb, m->name, strcspn(m->name, ",:"));
-    char *old = (char *) m->name;
 
     if (now == NULL) {
 	errno = ENOENT;
 	return -1;
     }
-    mem_free(&old);
-    m->name = now;
+    sm_set_name(mb, i, now);
     m->flags = store_flags_parse(now);
+    mem_free(&now);
     return 0;
 }
 
@@ -772,12 +1109,12 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 {
     int fd, tries;
 
-    if (i >= mb->count) {
+    if (i >= mb->snap.count) {
 	errno = EINVAL;
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	fd = openat(mb->cur_fd, mb->msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
+	fd = openat(mb->cur_fd, mb->snap.msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
 		    | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
@@ -787,13 +1124,75 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	    (void) close(fd);
 	    errno = EINVAL;
 	    return errtext_fail(&store_error, error_r, "%s/cur/%s: not a regular file",
-				mb->path, mb->msgs[i].name);
+				mb->path, mb->snap.msgs[i].name);
 	}
-	if (errno != ENOENT || sm_relocate(mb, i) < 0)
+	if (errno != ENOENT || store_relocate(mb, i) < 0)
 	    break;
     }
     return errtext_fail(&store_error, error_r, "open %s/cur/%s: %s", mb->path,
-			mb->msgs[i].name, strerror(errno));
+			mb->snap.msgs[i].name, strerror(errno));
+}
+
+/* sm_done - the end of one change outside a batch: fsync cur/ (if
+ * fsync_cur), the anchor (if anchor: expunged UIDs stay used even if
+ * the index is lost), the index with the new MODSEQs; then unlock.
+ * Inside a batch: remember what store_commit must do. */
+static int sm_done(struct store_mailbox *mb, bool fsync_cur, bool anchor, const char **error_r)
+{
+    uint32_t a_uv, a_next;
+    const char *err;
+    int ret = 0;
+
+    if (mb->in_batch) {
+	mb->batch_cur |= fsync_cur;
+	mb->batch_anchor |= anchor;
+	mb->batch_dirty |= fsync_cur || anchor;
+	store_unlock(mb);
+	return 0;
+    }
+    if (fsync_cur && fsync(mb->cur_fd) < 0)
+	ret = errtext_fail(&store_error, error_r, "fsync %s/cur: %s", mb->path,
+			   strerror(errno));
+    if (ret == 0 && anchor
+	&& (store_anchor_read(mb->dir_fd, &a_uv, &a_next) < 0 || a_uv != mb->uidvalidity
+	    || a_next < mb->uidnext)
+	&& store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &err) < 0)
+	ret = errtext_fail(&store_error, error_r, "%s: %s", mb->path, err);
+    if (ret == 0 && (fsync_cur || anchor)
+	&& store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
+	msg_warn("%s", err);		/* (done; the MODSEQ comes at the next sync) */
+    store_unlock(mb);
+    return ret;
+}
+
+/* store_begin - a batch: the lock until store_commit */
+int store_begin(struct store_mailbox *mb, const char **error_r)
+{
+    if (mb->in_batch) {
+	errno = EBUSY;
+	return errtext_fail(&store_error, error_r, "%s: a batch is open already", mb->path);
+    }
+    store_lock(mb);
+    mb->in_batch = true;
+    mb->batch_cur = mb->batch_anchor = mb->batch_dirty = false;
+    return 0;
+}
+
+/* store_commit - the batch's fsync, anchor and index; unlock */
+int store_commit(struct store_mailbox *mb, const char **error_r)
+{
+    const char *err;
+    int ret;
+
+    if (!mb->in_batch) {
+	errno = EINVAL;
+	return errtext_fail(&store_error, error_r, "%s: no batch is open", mb->path);
+    }
+    mb->in_batch = false;
+    ret = sm_done(mb, mb->batch_cur, mb->batch_anchor, error_r);
+    if (store_cache_flush(mb, &err) < 0)
+	msg_warn("%s", err);
+    return ret;
 }
 
 /* store_set_flags - rename message i with its new flags */
@@ -810,46 +1209,35 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
 	errno = EROFS;
 	return errtext_fail(&store_error, error_r, "%s: opened read-only", mb->path);
     }
-    if (i >= mb->count) {
+    if (i >= mb->snap.count) {
 	errno = EINVAL;
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
-    m = &mb->msgs[i];
-    sm_lock(mb);
+    m = &mb->snap.msgs[i];
+    store_lock(mb);
     for (tries = 0; tries < 3; tries++) {
 	(void) store_name_parse(m->name, &parsed);
 	flags = (parsed.flags | add) & ~remove;
 	if (flags == parsed.flags && strstr(m->name, ":2,") != NULL) {
 	    m->flags = flags;
-	    sm_unlock(mb);
-	    return 0;
+	    return sm_done(mb, false, false, error_r);
 	}
 	if (!store_name_make(newname, sizeof(newname), m->name, parsed.keylen, m->size,
 			     m->crlf_size, m->uid, flags)) {
-	    sm_unlock(mb);
+	    store_unlock(mb);
 	    errno = ENAMETOOLONG;
 	    return errtext_fail(&store_error, error_r, "%s: file name too long", m->name);
 	}
 	if (renameat(mb->cur_fd, m->name, mb->cur_fd, newname) == 0) {
-	    char *old = (char *) m->name;
-
-	    mem_free(&old);
-	    m->name = mem_strdup(newname);
+	    sm_set_name(mb, i, newname);
 	    m->flags = flags;
-	    err = fsync(mb->cur_fd) < 0 ? errno : 0;
-	    sm_unlock(mb);
-	    if (err) {
-		errno = err;
-		return errtext_fail(&store_error, error_r, "fsync %s/cur: %s", mb->path,
-				    strerror(err));
-	    }
-	    return 0;
+	    return sm_done(mb, true, false, error_r);
 	}
 	err = errno;
-	if (err != ENOENT || sm_relocate(mb, i) < 0)
+	if (err != ENOENT || store_relocate(mb, i) < 0)
 	    break;
     }
-    sm_unlock(mb);
+    store_unlock(mb);
     errno = err ? err : ENOENT;
     return errtext_fail(&store_error, error_r, "rename %s/cur/%s: %s", mb->path, m->name,
 			strerror(errno));
@@ -867,11 +1255,10 @@ static int sm_uid_cmp(const void *a, const void *b)
 int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 		  size_t *removed_r, const char **error_r)
 {
-    uint32_t *want, a_uv, a_next;
+    uint32_t *want;
     size_t i, j, removed = 0;
-    int err = 0, tries;
-    bool gone;
-    const char *aerr;
+    int err = 0, tries, ret;
+    const char *derr = NULL;
 
     if (removed_r)
 	*removed_r = 0;
@@ -884,12 +1271,12 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 	memcpy(want, uids, n * sizeof(*want));
 	qsort(want, n, sizeof(*want), sm_uid_cmp);
     }
-    sm_lock(mb);
-    for (i = 0; i < mb->count && err == 0; i++) {
-	if (bsearch(&mb->msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
+    store_lock(mb);
+    for (i = 0; i < mb->snap.count && err == 0; i++) {
+	if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
 	    continue;
 	for (tries = 0; tries < 3; tries++) {
-	    if (unlinkat(mb->cur_fd, mb->msgs[i].name, 0) == 0) {
+	    if (unlinkat(mb->cur_fd, mb->snap.msgs[i].name, 0) == 0) {
 		removed++;
 		break;
 	    }
@@ -897,37 +1284,19 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 		err = errno;
 		break;
 	    }
-	    if (sm_relocate(mb, i) < 0)
+	    if (store_relocate(mb, i) < 0)
 		break;			/* already gone */
 	}
     }
-    if (err == 0 && removed > 0 && fsync(mb->cur_fd) < 0)
-	err = errno;
-    if (err == 0 && removed > 0) {
-	/* the anchor keeps the UIDs used even if the index is lost */
-	if (store_anchor_read(mb->dir_fd, &a_uv, &a_next) < 0 || a_uv != mb->uidvalidity
-	    || a_next < mb->uidnext) {
-	    if (store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &aerr) < 0) {
-		sm_unlock(mb);
-		mem_free(&want);
-		return errtext_fail(&store_error, error_r, "%s: %s", mb->path, aerr);
-	    }
-	}
-    }
-    sm_unlock(mb);
+    ret = sm_done(mb, removed > 0 && err == 0, removed > 0 && err == 0, &derr);
     /* the snapshot loses the expunged messages (and any found gone) */
-    for (i = j = 0; i < mb->count; i++) {
-	gone = bsearch(&mb->msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) != NULL
-	    && err == 0;
-	if (gone) {
-	    char *name = (char *) mb->msgs[i].name;
-
-	    mem_free(&name);
-	} else {
-	    mb->msgs[j++] = mb->msgs[i];
-	}
+    if (err == 0) {
+	for (i = j = 0; i < mb->snap.count; i++)
+	    if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
+		mb->snap.msgs[j++] = mb->snap.msgs[i];
+	mb->snap.count = j;
+	store_cache_resync(mb);
     }
-    mb->count = j;
     mem_free(&want);
     if (removed_r)
 	*removed_r = removed;
@@ -936,7 +1305,9 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 	return errtext_fail(&store_error, error_r, "expunge in %s/cur: %s", mb->path,
 			    strerror(err));
     }
-    return 0;
+    if (ret < 0 && error_r)
+	*error_r = derr;		/* (store_error's text already) */
+    return ret;
 }
 
 /* store_session_lock - a named exclusive lock held until close */

@@ -1,5 +1,5 @@
 /* store_index.c - the per-mailbox index file (UIDVALIDITY, UIDNEXT, and
- * per message its unique name part, UID, sizes and mtime) and the
+ * per message its unique name part, UID, MODSEQ, sizes and mtime) and the
  * anchor file (UIDVALIDITY and a UIDNEXT floor), both text, both
  * replaced atomically (temporary file, fsync, rename, fsync of the
  * directory); docs/mailstore.md describes the format. */
@@ -7,10 +7,13 @@
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Base library. */
@@ -33,6 +36,26 @@ static uint64_t si_hash(const char *data, size_t len)
 	h ^= (unsigned char) data[i];
 	h *= 0x100000001b3ULL;
     }
+    return h;
+}
+
+/* si_hash2 - the check sum of a version 2 index: 64 bits, eight bytes
+ * at a time (FNV-1a's byte at a time cost 1.5 ms for 10,000 messages) */
+static uint64_t si_hash2(const char *data, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ len, w;
+
+    while (len >= 8) {
+	memcpy(&w, data, 8);
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 31;
+	data += 8;
+	len -= 8;
+    }
+    w = 0;
+    memcpy(&w, data, len);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -68,14 +91,6 @@ static int si_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return alen < blen ? -1 : alen > blen;
 }
 
-/* si_rec_cmp - qsort by key */
-static int si_rec_cmp(const void *a, const void *b)
-{
-    const struct store_rec *x = a, *y = b;
-
-    return si_key_cmp(x->name, x->keylen, y->name, y->keylen);
-}
-
 /* si_rec_uid_cmp - qsort by UID */
 static int si_rec_uid_cmp(const void *a, const void *b)
 {
@@ -85,114 +100,187 @@ static int si_rec_uid_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* si_add - append a record */
-static void si_add(struct store_index *idx, const char *name, size_t len, uint32_t uid,
-		   off_t size, off_t crlf, time_t mtime)
+/* si_add - append a record (name points into the index's data) */
+static struct store_rec *si_add(struct store_index *idx)
 {
-    struct store_rec *r;
-
     if (idx->count == idx->cap) {
 	idx->cap = idx->cap ? mem_size_mul(idx->cap, 2) : 64;
 	idx->recs = mem_realloc(idx->recs, mem_size_mul(idx->cap, sizeof(*idx->recs)));
     }
-    r = &idx->recs[idx->count++];
-    r->name = mem_strndup(name, len);
-    r->keylen = strcspn(r->name, ",:");
-    r->uid = uid;
-    r->size = size;
-    r->crlf_size = crlf;
-    r->mtime = mtime;
+    return &idx->recs[idx->count++];
+}
+
+/* si_header - "NAME VALUE\n" at *cp (NAME with its space in word) */
+static bool si_header(const char **cp, const char *end, const char *word, unsigned long long max,
+		      unsigned long long *v_r)
+{
+    size_t n = strlen(word);
+
+    if ((size_t) (end - *cp) < n + 2 || memcmp(*cp, word, n) != 0)
+	return false;
+    *cp += n;
+    return si_ulong(cp, '\n', max, v_r);
 }
 
 /*
- * store_index_parse - the index in data[0..len): header lines, one line
- * per message ("UID SIZE CRLFSIZE MTIME NAME", UIDs ascending, all below
- * UIDNEXT, unique parts of names unique), and "end COUNT HASH" over
- * everything before it.
- * Whatever fails leaves DAMAGED with the lines read before it.
+ * si_parse - the index in idx->data[0..len) (NUL-terminated, owned):
+ * header lines, one line per message ("UID MODSEQ SIZE CRLFSIZE MTIME
+ * NAME"; version 1 without MODSEQ; UIDs ascending, all below UIDNEXT),
+ * and "end COUNT HASH" over everything before it. Lines are cut at
+ * their newline (names become strings in place). Whatever fails leaves
+ * DAMAGED with the lines read before it.
  */
-void store_index_parse(const char *data, size_t len, struct store_index *idx)
+static void si_parse(struct store_index *idx, size_t len)
 {
-    const char *cp = data, *end = data + len, *nl, *name;
-    unsigned long long uv, next, uid, size, crlf, mtime, count, csec, cnsec;
+    char *data = idx->data, *cp = data, *end = data + len, *nl;
+    unsigned long long uv, next, uid, size, crlf, mtime, count, modseq = 0;
+    unsigned long long hms = 0, recent = 0, csec = 0, cnsec = 0, ino = 0, msec, mnsec;
     uint32_t last_uid = 0;
-    size_t i;
+    struct store_rec *r;
+    const char *ccp;
+    int version;
+    bool hash_ok = false;
 
-    memset(idx, 0, sizeof(*idx));
     idx->state = STORE_INDEX_DAMAGED;
-    if (memchr(data, 0, len) != NULL)
-	len = (size_t) ((const char *) memchr(data, 0, len) - data), end = data + len;
-
 #define SI_LINE() ((nl = memchr(cp, '\n', (size_t) (end - cp))) != NULL)
-    if (!SI_LINE() || (size_t) (nl - cp) != strlen(STORE_INDEX_MAGIC)
-	|| memcmp(cp, STORE_INDEX_MAGIC, (size_t) (nl - cp)) != 0)
+    if (!SI_LINE())
 	return;
-    cp = nl + 1;
-    if (!SI_LINE() || strncmp(cp, "uidvalidity ", 12) != 0)
+    if ((size_t) (nl - cp) == strlen(STORE_INDEX_MAGIC)
+	&& memcmp(cp, STORE_INDEX_MAGIC, (size_t) (nl - cp)) == 0)
+	version = 2;
+    else if ((size_t) (nl - cp) == strlen(STORE_INDEX_MAGIC1)
+	     && memcmp(cp, STORE_INDEX_MAGIC1, (size_t) (nl - cp)) == 0)
+	version = 1;
+    else
 	return;
-    cp += 12;
-    if (!si_ulong(&cp, '\n', UINT32_MAX, &uv) || uv == 0)
+    idx->version = version;
+    if (version == 1 && memchr(data, 0, len) != NULL)
+	len = (size_t) ((char *) memchr(data, 0, len) - data), end = data + len;
+    if (version == 2) {
+	/* the check sum first (over everything before the last line,
+	 * "end COUNT HASH"), so that lines can be cut while parsed */
+	const char *last = end, *sp;
+
+	if (last > data && last[-1] == '\n')
+	    last--;
+	while (last > data && last[-1] != '\n')
+	    last--;
+	if ((size_t) (end - last) > 4 && memcmp(last, "end ", 4) == 0
+	    && (sp = memchr(last + 4, ' ', (size_t) (end - last - 4))) != NULL)
+	    hash_ok = si_hash2(data, (size_t) (last - data)) == strtoull(sp + 1, NULL, 16);
+    }
+    ccp = nl + 1;
+    if (!si_header(&ccp, end, "uidvalidity ", UINT32_MAX, &uv) || uv == 0
+	|| !si_header(&ccp, end, "uidnext ", UINT32_MAX, &next) || next == 0)
 	return;
-    if (!SI_LINE() || strncmp(cp, "uidnext ", 8) != 0)
+    idx->h.uidvalidity = (uint32_t) uv;
+    idx->h.uidnext = (uint32_t) next;
+    if (version == 2) {
+	if (!si_header(&ccp, end, "highestmodseq ", INT64_MAX, &hms) || hms == 0
+	    || !si_header(&ccp, end, "recent ", UINT32_MAX, &recent) || recent > next)
+	    return;
+	idx->h.highestmodseq = hms;
+	idx->h.recent = (uint32_t) recent;
+    }
+    if ((size_t) (end - ccp) < 4 || memcmp(ccp, "cur ", 4) != 0)
 	return;
-    cp += 8;
-    if (!si_ulong(&cp, '\n', UINT32_MAX, &next) || next == 0)
+    ccp += 4;
+    if (!si_ulong(&ccp, ' ', INT64_MAX, &msec)
+	|| !si_ulong(&ccp, version == 1 ? '\n' : ' ', 999999999, &mnsec))
 	return;
-    idx->uidvalidity = (uint32_t) uv;
-    idx->uidnext = (uint32_t) next;
-    if (!SI_LINE() || strncmp(cp, "cur ", 4) != 0)
+    if (version == 2 && (!si_ulong(&ccp, ' ', INT64_MAX, &csec)
+			 || !si_ulong(&ccp, ' ', 999999999, &cnsec)
+			 || !si_ulong(&ccp, '\n', UINT64_MAX, &ino)))
 	return;
-    cp += 4;
-    if (!si_ulong(&cp, ' ', INT64_MAX, &csec) || !si_ulong(&cp, '\n', 999999999, &cnsec))
-	return;
+    cp = (char *) ccp;
     while (SI_LINE() && strncmp(cp, "end ", 4) != 0) {
-	if (!si_ulong(&cp, ' ', UINT32_MAX, &uid) || uid <= last_uid || uid >= next
-	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &size)
-	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &crlf)
-	    || !si_ulong(&cp, ' ', (unsigned long long) INT64_MAX, &mtime)
-	    || crlf < size || cp >= nl || *cp == '.' || *cp == ',' || *cp == ':'
-	    || memchr(cp, '/', (size_t) (nl - cp)))
-	    goto sort;
-	name = cp;
-	si_add(idx, name, (size_t) (nl - name), (uint32_t) uid, (off_t) size, (off_t) crlf,
-	       (time_t) mtime);
+	ccp = cp;
+	if (!si_ulong(&ccp, ' ', UINT32_MAX, &uid) || uid <= last_uid || uid >= next
+	    || (version == 2 && (!si_ulong(&ccp, ' ', INT64_MAX, &modseq) || modseq == 0
+				 || modseq > hms))
+	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &size)
+	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &crlf)
+	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime)
+	    || crlf < size || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
+	    || memchr(ccp, '/', (size_t) (nl - ccp))
+	    || (version == 2 && (nl - ccp < 2 || memchr(ccp, 0, (size_t) (nl - ccp)) != nl - 1))
+	    || (version == 1 && memchr(ccp, 0, (size_t) (nl - ccp)) != NULL))
+	    return;
+	/* (version 2: "NAME\0\n", the name a string in place) */
+	r = si_add(idx);
+	r->name = (char *) ccp;
+	r->keylen = strcspn(r->name, ",:\n");
+	r->uid = (uint32_t) uid;
+	r->modseq = modseq;
+	r->size = (off_t) size;
+	r->crlf_size = (off_t) crlf;
+	r->mtime = (time_t) mtime;
+	r->flags = 0;
+	{
+	    const char *info = memrchr(ccp, ':', (size_t) (nl - ccp));
+
+	    if (info && nl - info >= 3 && info[1] == '2' && info[2] == ',')
+		r->flags = store_flags_parse_n(info + 3, (size_t) (nl - info - 3));
+	}
 	last_uid = (uint32_t) uid;
 	cp = nl + 1;
     }
     if (SI_LINE()) {
 	const char *tail = cp + 4;
-	uint64_t want = si_hash(data, (size_t) (cp - data));
+	bool sum_ok = version == 2 ? hash_ok
+	    : strtoull(cp + 4 + strcspn(cp + 4, " \n"), NULL, 16) == si_hash(data, (size_t) (cp - data));
 
 	if (si_ulong(&tail, ' ', UINT64_MAX, &count) && count == idx->count
-	    && strtoull(tail, NULL, 16) == want && tail + 16 == nl && nl + 1 == end) {
+	    && sum_ok && tail + 16 == nl && nl + 1 == end) {
 	    idx->state = STORE_INDEX_VALID;
-	    idx->cur_sec = (long long) csec;
-	    idx->cur_nsec = (long) cnsec;
+	    if (version == 2) {
+		idx->h.cur.msec = (long long) msec;
+		idx->h.cur.mnsec = (long) mnsec;
+		idx->h.cur.csec = (long long) csec;
+		idx->h.cur.cnsec = (long) cnsec;
+		idx->h.cur.ino = ino;
+	    }
 	}
     }
 #undef SI_LINE
-  sort:
-    if (idx->count > 1)
-	qsort(idx->recs, idx->count, sizeof(*idx->recs), si_rec_cmp);
-    for (i = 1; i < idx->count; i++) {
-	if (si_rec_cmp(&idx->recs[i - 1], &idx->recs[i]) == 0) {
-	    /* a key twice cannot be written by us: not valid, and neither
-	     * copy's UID can be trusted */
-	    idx->state = STORE_INDEX_DAMAGED;
-	    idx->recs[i - 1].uid = 0;
-	    idx->recs[i].uid = 0;
-	}
-    }
 }
 
-/* store_index_read - read dir_fd's index file */
+/* si_cut_lines - the records' names become strings (after si_parse,
+ * whose hash needs the newlines) */
+static void si_cut_lines(struct store_index *idx)
+{
+    size_t i;
+    char *nl;
+
+    for (i = 0; i < idx->count; i++)
+	if ((nl = strchr(idx->recs[i].name, '\n')) != NULL)
+	    *nl = 0;
+}
+
+/* store_index_parse - parse a copy of data[0..len) */
+void store_index_parse(const char *data, size_t len, struct store_index *idx)
+{
+    memset(idx, 0, sizeof(*idx));
+    idx->data = mem_alloc(len + 1);
+    memcpy(idx->data, data, len);
+    idx->data[len] = 0;
+    si_parse(idx, len);
+    if (idx->version == 1)
+	si_cut_lines(idx);
+}
+
+/* store_index_read - dir_fd's index file: mapped (a version 2 index
+ * is never written to in place: replaced by rename, so the mapping
+ * stays valid as long as it lives; its names are strings in it), or
+ * read into memory (version 1, whose lines must be cut) */
 void store_index_read(int dir_fd, struct store_index *idx)
 {
-    struct str *buf;
     struct stat st;
-    char chunk[65536];
+    size_t have = 0, cap;
     ssize_t n;
     int fd;
+    bool bad = false;
+    void *map;
 
     memset(idx, 0, sizeof(*idx));
     fd = openat(dir_fd, STORE_INDEX_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -200,56 +288,152 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	idx->state = errno == ENOENT ? STORE_INDEX_MISSING : STORE_INDEX_DAMAGED;
 	return;
     }
-    buf = str_new(STORE_INDEX_MAX);
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (size_t) st.st_size < STORE_INDEX_MAX
-	&& !str_reserve(buf, (size_t) st.st_size + 1))
-	st.st_size = 0;			/* (cannot be: below the maximum) */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	(void) close(fd);
+	idx->state = STORE_INDEX_DAMAGED;
+	return;
+    }
+    if (st.st_size > (off_t) strlen(STORE_INDEX_MAGIC) && (size_t) st.st_size < STORE_INDEX_MAX
+	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
+		       0)) != MAP_FAILED) {
+	if (memcmp(map, STORE_INDEX_MAGIC "\n", strlen(STORE_INDEX_MAGIC) + 1) == 0) {
+	    (void) close(fd);
+	    idx->data = map;
+	    idx->map_len = (size_t) st.st_size;
+	    si_parse(idx, idx->map_len);
+	    return;
+	}
+	(void) munmap(map, (size_t) st.st_size);
+    }
+    cap = st.st_size > 0 && (size_t) st.st_size < STORE_INDEX_MAX ? (size_t) st.st_size + 1
+	: 65536;
+    idx->data = mem_alloc(cap + 1);
     for (;;) {
-	n = read(fd, chunk, sizeof(chunk));
+	if (have == cap) {
+	    if (cap >= STORE_INDEX_MAX) {
+		bad = true;		/* too big: what was read is damaged */
+		break;
+	    }
+	    cap = mem_size_mul(cap, 2);
+	    idx->data = mem_realloc(idx->data, cap + 1);
+	}
+	n = read(fd, idx->data + have, cap - have);
 	if (n < 0 && errno == EINTR)
 	    continue;
-	if (n <= 0 || !str_try_append(buf, chunk, (size_t) n))
+	if (n < 0)
+	    bad = true;
+	if (n <= 0)
 	    break;
+	have += (size_t) n;
     }
     (void) close(fd);
-    if (n != 0) {
-	/* unreadable or too big: what was read is a damaged index */
-	store_index_parse(str_cstr(buf), str_len(buf), idx);
+    idx->data[have] = 0;
+    si_parse(idx, have);
+    if (idx->version == 1)
+	si_cut_lines(idx);
+    if (bad)
 	idx->state = STORE_INDEX_DAMAGED;
-    } else {
-	store_index_parse(str_cstr(buf), str_len(buf), idx);
-    }
-    str_free(&buf);
 }
 
-/* store_index_free - free the records */
+/* store_index_free - free the records and the data */
 void store_index_free(struct store_index *idx)
 {
+    mem_free(&idx->recs);
+    if (idx->map_len)
+	(void) munmap(idx->data, idx->map_len);
+    else
+	mem_free(&idx->data);
+    mem_free(&idx->bykey);
+    memset(idx, 0, sizeof(*idx));
+}
+
+static const struct store_rec *si_sort_recs;	/* (for the qsort below) */
+
+/* si_bykey_cmp - qsort record numbers by key */
+static int si_bykey_cmp(const void *a, const void *b)
+{
+    const struct store_rec *x = &si_sort_recs[*(const size_t *) a];
+    const struct store_rec *y = &si_sort_recs[*(const size_t *) b];
+
+    return si_key_cmp(x->name, x->keylen, y->name, y->keylen);
+}
+
+/* store_index_sort - the key order, and no key twice */
+void store_index_sort(struct store_index *idx)
+{
+    struct store_rec *x, *y;
     size_t i;
 
+    mem_free(&idx->bykey);
+    idx->bykey = mem_alloc_array(idx->count ? idx->count : 1, sizeof(*idx->bykey));
     for (i = 0; i < idx->count; i++)
-	mem_free(&idx->recs[i].name);
-    mem_free(&idx->recs);
-    memset(idx, 0, sizeof(*idx));
+	idx->bykey[i] = i;
+    si_sort_recs = idx->recs;
+    if (idx->count > 1)
+	qsort(idx->bykey, idx->count, sizeof(*idx->bykey), si_bykey_cmp);
+    for (i = 1; i < idx->count; i++) {
+	x = &idx->recs[idx->bykey[i - 1]];
+	y = &idx->recs[idx->bykey[i]];
+	if (si_key_cmp(x->name, x->keylen, y->name, y->keylen) == 0) {
+	    /* a key twice cannot be written by us: not valid, and neither
+	     * copy's UID can be trusted */
+	    idx->state = STORE_INDEX_DAMAGED;
+	    x->uid = 0;
+	    y->uid = 0;
+	}
+    }
 }
 
 /* store_index_find - binary search by key */
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen)
 {
     size_t lo = 0, hi = idx->count, mid;
+    struct store_rec *r;
     int c;
 
+    if (idx->bykey == NULL)
+	store_index_sort(idx);
     while (lo < hi) {
 	mid = lo + (hi - lo) / 2;
-	c = si_key_cmp(idx->recs[mid].name, idx->recs[mid].keylen, key, keylen);
+	r = &idx->recs[idx->bykey[mid]];
+	c = si_key_cmp(r->name, r->keylen, key, keylen);
 	if (c == 0)
-	    return &idx->recs[mid];
+	    return r;
 	if (c < 0)
 	    lo = mid + 1;
 	else
 	    hi = mid;
     }
     return NULL;
+}
+
+/* store_dirstamp_get - the directory's mtime, ctime and inode */
+bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old)
+{
+    struct timespec now;
+    struct stat st;
+
+    memset(st_r, 0, sizeof(*st_r));
+    if (fstat(fd, &st) < 0)
+	return false;
+    if (only_if_old) {
+	(void) clock_gettime(CLOCK_REALTIME, &now);
+	if (st.st_mtim.tv_sec + 2 > now.tv_sec || st.st_ctim.tv_sec + 2 > now.tv_sec)
+	    return true;		/* too young: unknown */
+    }
+    st_r->msec = (long long) st.st_mtim.tv_sec;
+    st_r->mnsec = st.st_mtim.tv_nsec;
+    st_r->csec = (long long) st.st_ctim.tv_sec;
+    st_r->cnsec = st.st_ctim.tv_nsec;
+    st_r->ino = (unsigned long long) st.st_ino;
+    return true;
+}
+
+/* store_dirstamp_same - both known and equal */
+bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirstamp *b)
+{
+    return a->msec != 0 && a->msec == b->msec && a->mnsec == b->mnsec && a->csec == b->csec
+	&& a->cnsec == b->cnsec && a->ino == b->ino;
 }
 
 /* store_write_atomic - temp file, fsync, rename, fsync the directory */
@@ -279,32 +463,64 @@ int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void
     return 0;
 }
 
+/* si_put_num - v in decimal and a space, without printf */
+static char *si_put_num(char *p, unsigned long long v, char after)
+{
+    char tmp[24];
+    int n = 0;
+
+    do
+	tmp[n++] = (char) ('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+	*p++ = tmp[--n];
+    *p++ = after;
+    return p;
+}
+
 /* store_index_write - the whole index, in UID order, atomically */
-int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, long long cur_sec,
-		      long cur_nsec, const struct store_rec *recs, size_t count,
-		      const char **error_r)
+int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
+		      size_t count, const char **error_r)
 {
     struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
-    size_t i;
+    size_t i, nlen, sorted = 1;
+    char *p, line[6 * 24 + NAME_MAX + 3];
     int ret = -1;
 
     order = mem_alloc_array(count ? count : 1, sizeof(*order));
-    for (i = 0; i < count; i++)
+    for (i = 0; i < count; i++) {
 	order[i] = &recs[i];
-    qsort(order, count, sizeof(*order), si_rec_uid_cmp);
-    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\ncur %lld %ld\n",
-			STORE_INDEX_MAGIC, (unsigned long) uidvalidity, (unsigned long) uidnext,
-			cur_sec, cur_nsec))
+	if (i > 0 && recs[i].uid < recs[i - 1].uid)
+	    sorted = 0;
+    }
+    if (!sorted)
+	qsort(order, count, sizeof(*order), si_rec_uid_cmp);
+    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
+			"recent %lu\ncur %lld %ld %lld %ld %llu\n",
+			STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
+			(unsigned long) h->uidnext, (unsigned long long) h->highestmodseq,
+			(unsigned long) h->recent, h->cur.msec, h->cur.mnsec, h->cur.csec,
+			h->cur.cnsec, h->cur.ino))
 	goto too_big;
-    for (i = 0; i < count; i++)
-	if (!str_try_appendf(buf, "%lu %lld %lld %lld %s\n", (unsigned long) order[i]->uid,
-			     (long long) order[i]->size, (long long) order[i]->crlf_size,
-			     (long long) (order[i]->mtime > 0 ? order[i]->mtime : 0),
-			     order[i]->name))
+    for (i = 0; i < count; i++) {
+	nlen = strlen(order[i]->name);
+	if (nlen > NAME_MAX)
+	    continue;			/* (cannot be a file name) */
+	p = si_put_num(line, order[i]->uid, ' ');
+	p = si_put_num(p, order[i]->modseq, ' ');
+	p = si_put_num(p, (unsigned long long) order[i]->size, ' ');
+	p = si_put_num(p, (unsigned long long) order[i]->crlf_size, ' ');
+	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
+	memcpy(p, order[i]->name, nlen);
+	p += nlen;
+	*p++ = 0;
+	*p++ = '\n';
+	if (!str_try_append(buf, line, (size_t) (p - line)))
 	    goto too_big;
+    }
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
-			 (unsigned long long) si_hash(str_cstr(buf), str_len(buf))))
+			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
 	goto too_big;
     ret = store_write_atomic(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
 			     str_len(buf), error_r);

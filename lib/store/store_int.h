@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "errtext.h"
+#include "store.h"
 
 extern struct errtext store_error;	/* store.h's error text */
+extern unsigned long store_cur_scans;	/* readdirs of cur/ (for the tests) */
 
 /* File names in the mailbox directory. */
 #define STORE_INDEX_FILE	"posthorn-index"
@@ -19,7 +21,8 @@ extern struct errtext store_error;	/* store.h's error text */
 #define STORE_ANCHOR_FILE	"posthorn-uidvalidity"
 #define STORE_ANCHOR_TMP	"posthorn-uidvalidity.tmp"
 #define STORE_LOCK_FILE		"posthorn-lock"
-#define STORE_INDEX_MAGIC	"posthorn-index 1"
+#define STORE_INDEX_MAGIC	"posthorn-index 2"
+#define STORE_INDEX_MAGIC1	"posthorn-index 1"
 #define STORE_ANCHOR_MAGIC	"posthorn-uidvalidity 1"
 #define STORE_INDEX_MAX		((size_t) 1 << 30)
 
@@ -37,6 +40,8 @@ struct store_name {
 bool store_name_parse(const char *name, struct store_name *out);
 /* store_name_key_is - whether name's unique part is key[0..keylen) */
 bool store_name_key_is(const char *name, const char *key, size_t keylen);
+/* store_flags_parse_n - the flags of the letters info[0..len) */
+uint32_t store_flags_parse_n(const char *info, size_t len);
 /* store_name_make - KEY,S=size,W=crlf,U=uid:2,FLAGS into buf; false
  * if it does not fit (or would pass NAME_MAX) */
 bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off_t msize,
@@ -44,44 +49,163 @@ bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off
 
 /* One message of the index file. */
 struct store_rec {
-    char *name;			/* its name in cur/ (owned when read) */
+    char *name;			/* its name in cur/ (into the index's data
+				 * when read) */
     size_t keylen;		/* its unique part: name[0..keylen) */
     uint32_t uid;
     off_t size;
     off_t crlf_size;
     time_t mtime;
+    uint64_t modseq;		/* 0 in a version 1 index */
+    uint32_t flags;		/* (read: from the name) */
 };
 
 #define STORE_INDEX_MISSING	0
 #define STORE_INDEX_VALID	1
 #define STORE_INDEX_DAMAGED	2	/* header and recs: what was readable */
 
-struct store_index {
-    int state;
+/* A directory's state when the index was written (all 0: unknown or
+ * too recent to trust): mtime, ctime and inode (docs/mailstore.md). */
+struct store_dirstamp {
+    long long msec;
+    long mnsec;
+    long long csec;
+    long cnsec;
+    unsigned long long ino;
+};
+
+/* The header of the index. */
+struct store_index_head {
     uint32_t uidvalidity;	/* 0: unknown */
     uint32_t uidnext;		/* 0: unknown */
-    long long cur_sec;		/* cur/'s mtime when it was written, if */
-    long cur_nsec;		/* stable then (else 0 0): see sm_sync */
-    struct store_rec *recs;	/* sorted by key once loaded */
+    uint64_t highestmodseq;	/* 0: unknown (version 1) */
+    uint32_t recent;		/* lowest UID no session claimed; 0 unknown */
+    struct store_dirstamp cur;	/* cur/ when the index was written */
+};
+
+struct store_index {
+    int state;
+    int version;		/* 1 or 2 */
+    struct store_index_head h;
+    char *data;			/* the file's bytes (names NUL-terminated);
+				 * the recs' names point into it */
+    size_t map_len;		/* data is a read-only mapping of the file */
+    struct store_rec *recs;	/* in the file's (UID) order */
     size_t count;
     size_t cap;
+    size_t *bykey;		/* store_index_sort: recs by key */
 };
 
 /* store_index_read - read and check dir_fd's index; never fails: a
  * missing file is MISSING, anything wrong DAMAGED (with what could be
  * read before the damage) */
 void store_index_read(int dir_fd, struct store_index *idx);
-/* store_index_parse - the same from a buffer (for tests) */
+/* store_index_parse - the same from a buffer (copied) */
 void store_index_parse(const char *data, size_t len, struct store_index *idx);
-/* store_index_free - free the records; the index is MISSING again */
+/* store_index_free - free data and records; the index is MISSING again */
 void store_index_free(struct store_index *idx);
-/* store_index_find - the record for key, or NULL (recs sorted) */
+/* store_index_sort - sort by key for store_index_find; a key twice
+ * makes the index DAMAGED and neither copy's UID trusted (uid 0) */
+void store_index_sort(struct store_index *idx);
+/* store_index_find - the record for key, or NULL (after store_index_sort) */
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen);
 /* store_index_write - write recs (any order; written in UID order)
- * atomically (temp, fsync, rename, fsync dir_fd). 0, or -1 + error */
-int store_index_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, long long cur_sec,
-		      long cur_nsec, const struct store_rec *recs, size_t count,
-		      const char **error_r);
+ * atomically (temp, fsync, rename, fsync dir_fd), format version 2.
+ * 0, or -1 + error */
+int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
+		      size_t count, const char **error_r);
+/* store_dirstamp_get - fd's stamp; with only_if_old, all 0 unless its
+ * mtime and ctime are at least 2 seconds old (a change within the same
+ * clock tick would not show); false if fstat fails */
+bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old);
+/* store_dirstamp_same - equal and known */
+bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirstamp *b);
+
+/* A snapshot: the messages and where their names live. */
+struct sm_snap {
+    struct store_msg *msgs;	/* ascending UID */
+    size_t count;
+    char *arena;		/* one block holding the names */
+    size_t arena_map_len;	/* arena is a mapping (the index) */
+    char **extra;		/* names allocated one by one since */
+    size_t n_extra;
+    size_t cap_extra;
+};
+
+/* A range of UIDs [lo, hi) this handle claimed as \Recent. */
+struct sm_claim {
+    uint32_t lo;
+    uint32_t hi;
+};
+
+struct store_mailbox {
+    char *path;			/* the mailbox directory */
+    int mode;			/* STORE_READ_ONLY or STORE_READ_WRITE */
+    bool claim_recent;		/* STORE_RECENT with STORE_READ_WRITE */
+    int dir_fd;
+    int cur_fd;
+    int new_fd;
+    int lock_fd;		/* posthorn-lock, -1 if it cannot be had */
+    int session_fd;		/* store_session_lock's file, or -1 */
+    bool can_write;		/* the directory takes renames and files */
+    int lock_depth;		/* sm_lock nesting */
+    bool in_batch;		/* between store_begin and store_commit */
+    bool batch_cur;		/* the batch changed cur/ (fsync due) */
+    bool batch_dirty;		/* the batch changed something (index due) */
+    bool batch_anchor;		/* the batch expunged (anchor due) */
+    bool have_snapshot;
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint64_t highestmodseq;
+    uint32_t recent_floor;	/* the lowest UID nobody claimed (last sync) */
+    struct sm_claim *claims;	/* what this handle claimed, ascending */
+    size_t n_claims;
+    uint32_t disk_uidnext;	/* UIDNEXT on disk after the last sync */
+    uint32_t disk_uidvalidity;	/* and UIDVALIDITY */
+    struct sm_snap snap;
+    /* keywords (store_keyword.c) */
+    char *keywords[STORE_KEYWORDS_MAX];
+    bool keywords_loaded;
+    struct store_dirstamp keywords_stamp;	/* the file's, when read */
+    /* change notification (store_watch.c) */
+    int watch_fd;
+    /* the cache (store_cache.c), NULL until used */
+    struct store_cache *cache;
+};
+
+/* How store_sync_int treats the handle's snapshot. */
+#define STORE_SYNC_REPLACE	0	/* a new snapshot (the old one into
+					 * *old_r, for the caller to compare
+					 * and free with store_snap_free) */
+#define STORE_SYNC_COMMIT	1	/* the disk only: the snapshot stays,
+					 * but messages whose name is the one
+					 * on disk take their MODSEQ */
+
+/* store_sync_int - the synchronisation (store.c; docs/mailstore.md),
+ * under the mailbox lock (taken here if not held) */
+int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
+		   const char **error_r);
+/* store_snap_free - free a snapshot */
+void store_snap_free(struct sm_snap *snap);
+/* store_lock, store_unlock - the mailbox lock (nested: counted) */
+void store_lock(struct store_mailbox *mb);
+void store_unlock(struct store_mailbox *mb);
+/* store_unique - a new unique Maildir name part into buf (at least
+ * 256 bytes) */
+void store_unique(char *buf, size_t size);
+/* store_rename - renameat; with noreplace never over an existing file */
+int store_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace);
+/* store_relocate - find message i's current name in cur/ again (another
+ * session renamed it): 0, or -1 with errno ENOENT when it is gone */
+int store_relocate(struct store_mailbox *mb, size_t i);
+/* store_keywords_free - (store_keyword.c) at close */
+void store_keywords_free(struct store_mailbox *mb);
+/* store_watch_close - (store_watch.c) at close */
+void store_watch_close(struct store_mailbox *mb);
+/* store_cache_close - (store_cache.c) flush and free at close;
+ * store_cache_resync - after a snapshot change */
+void store_cache_close(struct store_mailbox *mb);
+void store_cache_resync(struct store_mailbox *mb);
 
 /* store_anchor_read - the anchor file: 0 with both values, -1 if
  * missing or unreadable */

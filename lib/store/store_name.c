@@ -44,6 +44,17 @@ uint32_t store_flags_parse(const char *name)
     return flags;
 }
 
+/* store_flags_parse_n - the letters info[0..len) */
+uint32_t store_flags_parse_n(const char *info, size_t len)
+{
+    uint32_t flags = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++)
+	flags |= sn_flag_bit(info[i]);
+    return flags;
+}
+
 /* store_flags_format - the letters in ASCII order (Maildir's rule) */
 void store_flags_format(uint32_t flags, char *buf, size_t size)
 {

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,9 +329,10 @@ static void test_index_damaged(void)
 static void test_index_parse(void)
 {
     struct store_index idx;
+    struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0},
     };
     char text[1024], path[256];
     const char *err;
@@ -340,44 +342,87 @@ static void test_index_parse(void)
     unit_begin("index file: written, read back, a changed byte makes it damaged");
     (void) mkdir("m4", 0700);
     dfd = open("m4", O_RDONLY | O_DIRECTORY);
-    unit_assert(store_index_write(dfd, 42, 9, 1600000000, 5, recs, 2, &err) == 0);
+    unit_assert(store_index_write(dfd, &head, recs, 2, &err) == 0);
     store_index_read(dfd, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_VALID);
-    unit_assert_inteq(idx.uidvalidity, 42);
-    unit_assert_inteq(idx.uidnext, 9);
+    unit_assert_inteq(idx.version, 2);
+    unit_assert_inteq(idx.h.uidvalidity, 42);
+    unit_assert_inteq(idx.h.uidnext, 9);
+    unit_assert_inteq(idx.h.highestmodseq, 17);
+    unit_assert_inteq(idx.h.recent, 8);
     unit_assert_inteq(idx.count, 2);
     unit_assert(store_index_find(&idx, "1700.a", 6) != NULL);
     unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->uid, 7);
+    unit_assert_inteq(store_index_find(&idx, "1700.a", 6)->modseq, 15);
     unit_assert_inteq(store_index_find(&idx, "1699.b", 6)->crlf_size, 5);
     unit_assert(store_index_find(&idx, "1699", 4) == NULL);
     unit_assert_streq(store_index_find(&idx, "1700.a", 6)->name, "1700.a,S=10:2,S");
-    unit_assert_inteq(idx.cur_sec, 1600000000);
-    unit_assert_inteq(idx.cur_nsec, 5);
+    unit_assert_inteq(idx.h.cur.msec, 1600000000);
+    unit_assert_inteq(idx.h.cur.mnsec, 5);
+    unit_assert_inteq(idx.h.cur.cnsec, 6);
+    unit_assert_inteq(idx.h.cur.ino, 77);
     store_index_free(&idx);
     file_in(path, sizeof(path), "m4", STORE_INDEX_FILE);
     unit_assert(read_file(path, s, 4096, &err) == 0);
-    unit_assert(str_try_copy_out(text, sizeof(text), str_cstr(s)));
-    /* the records are in UID order */
-    unit_assert(strstr(text, "\ncur 1600000000 5\n3 5 5 1690000000 1699.b\n"
-			"7 10 12 1700000000 1700.a,S=10:2,S\nend 2 ") != NULL);
-    *strstr(text, "12 17") = '3';
-    store_index_parse(text, strlen(text), &idx);
-    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.uidvalidity, 42);
-    store_index_free(&idx);
-    /* cut after the first record: that one is read, the state damaged */
-    *strstr(text, "7 10") = 0;
-    store_index_parse(text, strlen(text), &idx);
-    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.count, 1);
-    unit_assert_inteq(idx.recs[0].uid, 3);
-    store_index_free(&idx);
+    unit_assert(str_len(s) < sizeof(text));
+    memcpy(text, str_cstr(s), str_len(s));
+    /* the records are in UID order, each name ends in a NUL */
+    {
+	static const char want[] = "\ncur 1600000000 5 1600000001 6 77\n3 2 5 5 1690000000 "
+	    "1699.b\0\n7 15 10 12 1700000000 1700.a,S=10:2,S\0\nend 2 ";
+	char *p;
+
+	unit_assert((p = memmem(text, str_len(s), want, sizeof(want) - 1)) != NULL);
+	p = memmem(text, str_len(s), "12 17", 5);
+	*p = '3';
+	store_index_parse(text, str_len(s), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+	unit_assert_inteq(idx.h.uidvalidity, 42);
+	store_index_free(&idx);
+	/* cut after the first record: that one is read, the state damaged */
+	p = memmem(text, str_len(s), "7 15", 4);
+	store_index_parse(text, (size_t) (p - text), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
+	unit_assert_inteq(idx.count, 1);
+	unit_assert_inteq(idx.recs[0].uid, 3);
+	unit_assert_streq(idx.recs[0].name, "1699.b");
+	store_index_free(&idx);
+    }
     store_index_parse("garbage", 7, &idx);
     unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
-    unit_assert_inteq(idx.uidvalidity, 0);
+    unit_assert_inteq(idx.h.uidvalidity, 0);
+    store_index_free(&idx);
+    /* a MODSEQ above HIGHESTMODSEQ cannot be */
+    head.highestmodseq = 14;
+    unit_assert(store_index_write(dfd, &head, recs, 2, &err) == 0);
+    store_index_read(dfd, &idx);
+    unit_assert_inteq(idx.state, STORE_INDEX_DAMAGED);
     store_index_free(&idx);
     (void) close(dfd);
     str_free(&s);
+    unit_end();
+
+    unit_begin("index file: version 1 (before MODSEQs) is still read");
+    {
+	/* the hash is computed here as version 1 wrote it (FNV-1a) */
+	const char *body = "posthorn-index 1\nuidvalidity 42\nuidnext 9\ncur 0 0\n"
+	    "3 5 5 1690000000 1699.b\n7 10 12 1700000000 1700.a,S=10:2,S\n";
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *cp = body; *cp; cp++) {
+	    h ^= (unsigned char) *cp;
+	    h *= 0x100000001b3ULL;
+	}
+	fmt_buf_or_panic(text, sizeof(text), "%send 2 %016llx\n", body, (unsigned long long) h);
+	store_index_parse(text, strlen(text), &idx);
+	unit_assert_inteq(idx.state, STORE_INDEX_VALID);
+	unit_assert_inteq(idx.version, 1);
+	unit_assert_inteq(idx.count, 2);
+	unit_assert_inteq(idx.recs[1].uid, 7);
+	unit_assert_inteq(idx.recs[1].modseq, 0);
+	unit_assert_streq(idx.recs[1].name, "1700.a,S=10:2,S");
+	store_index_free(&idx);
+    }
     unit_end();
 }
 
@@ -473,63 +518,81 @@ static void test_expunge(void)
     unit_end();
 }
 
-/* age_cur - set DIR/cur's mtime an hour back (to when) */
-static void age_cur(const char *dir, struct timespec *when)
+/* wait_old - sleep until DIR/cur's mtime and ctime are 2 s old (the
+ * store then believes its stamp) */
+static void wait_old(const char *dir)
 {
     char path[256];
-    struct timespec ts[2];
+    struct stat st;
+    struct timespec now;
+    int i;
 
     fmt_buf_or_panic(path, sizeof(path), "%s/cur", dir);
-    if (when->tv_sec == 0) {
-	clock_gettime(CLOCK_REALTIME, when);
-	when->tv_sec -= 3600;
+    for (i = 0; i < 40; i++) {
+	unit_assert(stat(path, &st) == 0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (st.st_mtim.tv_sec + 2 < now.tv_sec && st.st_ctim.tv_sec + 2 < now.tv_sec)
+	    return;
+	usleep(100000);
     }
-    ts[0] = ts[1] = *when;
-    unit_assert(utimensat(AT_FDCWD, path, ts, 0) == 0);
+    unit_fail_at(__FILE__, __LINE__, "cur/ does not get old");
 }
 
 static void test_unchanged_cur_not_read(void)
 {
     struct store_mailbox *mb;
-    struct timespec when = {0, 0};
-    char victim[600];
+    unsigned long scans;
     const char *err;
 
-    unit_begin("cur/ unchanged since the index (mtime old): the index's list is used");
+    unit_begin("cur/ unchanged since the index (stamp old): the index's list is used");
     for (int i = 0; i < 4; i++)
 	deliver("m10", "msg\n", NULL, 0);
     mb = open_rw("m10");
     store_close(&mb);
-    age_cur("m10", &when);
-    mb = open_rw("m10");	/* records cur/'s (old, stable) mtime */
+    wait_old("m10");
+    mb = open_rw("m10");	/* records cur/'s (old, stable) stamp */
     unit_assert_inteq(store_count(mb), 4);
-    fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
     store_close(&mb);
-    /* a change behind the store's back that keeps the mtime: the index
-     * is believed (this shows the directory was not read) */
-    unit_assert(unlink(victim) == 0);
-    age_cur("m10", &when);
+    scans = store_cur_scans;
     mb = open_rw("m10");
     unit_assert_inteq(store_count(mb), 4);
-    unit_assert(store_open_msg(mb, 1, &err) < 0 && errno == ENOENT);
+    unit_assert_inteq(store_msg(mb, 3)->uid, 4);
+    unit_assert_inteq(store_cur_scans, scans);	/* not read */
     store_close(&mb);
     unit_end();
 
-    unit_begin("cur/ changed (any rename or unlink moves its mtime): read again");
+    unit_begin("cur/ changed (any rename or unlink moves its stamp): read again");
     mb = open_rw("m10");
     unit_assert(store_set_flags(mb, 0, STORE_FLAG_SEEN, 0, &err) == 0);
     store_close(&mb);
+    scans = store_cur_scans;
+    mb = open_rw("m10");
+    unit_assert(store_cur_scans > scans);
+    unit_assert_inteq(store_count(mb), 4);
+    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
+    store_close(&mb);
+    /* a file removed by hand (ctime cannot be set back) */
+    wait_old("m10");
+    mb = open_rw("m10");
+    {
+	char victim[600];
+
+	fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
+	store_close(&mb);
+	unit_assert(unlink(victim) == 0);
+    }
     mb = open_rw("m10");
     unit_assert_inteq(store_count(mb), 3);
-    unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
     unit_assert_inteq(store_msg(mb, 1)->uid, 3);
     store_close(&mb);
-    /* new mail arrives in new/, which is always read */
-    age_cur("m10", &when);
+    /* new mail arrives in new/, which is always read; cur/ is not */
+    wait_old("m10");
     mb = open_rw("m10");
     store_close(&mb);
     deliver("m10", "late\n", NULL, 0);
+    scans = store_cur_scans;
     mb = open_rw("m10");
+    unit_assert_inteq(store_cur_scans, scans);
     unit_assert_inteq(store_count(mb), 4);
     unit_assert_inteq(store_msg(mb, 3)->uid, 5);
     unit_assert_inteq(store_msg(mb, 0)->flags, STORE_FLAG_SEEN);
@@ -625,6 +688,425 @@ static void test_folders(void)
     unit_end();
 }
 
+/* open_mode - open with mode, failing the test if it cannot */
+static struct store_mailbox *open_mode(const char *dir, int mode)
+{
+    struct store_mailbox *mb;
+    const char *err = "";
+
+    mb = store_open(dir, NULL, mode | STORE_CREATE, &err);
+    if (mb == NULL)
+	unit_fail_at(__FILE__, __LINE__, "store_open %s: %s", dir, err);
+    return mb;
+}
+
+static void test_modseq(void)
+{
+    struct store_mailbox *a, *b;
+    struct store_changes ch;
+    uint64_t h0, h1, h2, m0;
+    uint32_t uids[1];
+    const char *err;
+
+    unit_begin("MODSEQ: new messages, flag changes and expunges raise it");
+    memset(&ch, 0, sizeof(ch));
+    for (int i = 0; i < 3; i++)
+	deliver("m20", "msg\n", NULL, 0);
+    a = open_rw("m20");
+    b = open_rw("m20");
+    h0 = store_highestmodseq(a);
+    unit_assert(h0 >= 3);
+    unit_assert(store_msg(a, 0)->modseq > 0);
+    unit_assert(store_msg(a, 0)->modseq < store_msg(a, 1)->modseq);
+    unit_assert(store_msg(a, 2)->modseq <= h0);
+    unit_assert_inteq(store_highestmodseq(b), h0);
+    m0 = store_msg(a, 0)->modseq;
+    unit_assert(store_set_flags(a, 0, STORE_FLAG_SEEN, 0, &err) == 0);
+    unit_assert(store_msg(a, 0)->modseq > h0);
+    h1 = store_highestmodseq(a);
+    unit_assert(h1 > h0);
+    /* the other session sees the change as a change */
+    unit_assert(store_sync(b, &ch, &err) == 0);
+    unit_assert_inteq(ch.n_changed, 1);
+    unit_assert_inteq(ch.changed[0], store_msg(b, 0)->uid);
+    unit_assert_inteq(ch.n_expunged, 0);
+    unit_assert_inteq(ch.added, 0);
+    unit_assert_inteq(store_msg(b, 0)->flags, STORE_FLAG_SEEN);
+    unit_assert_inteq(store_msg(b, 0)->modseq, store_msg(a, 0)->modseq);
+    unit_assert(store_msg(b, 0)->modseq != m0);
+    unit_assert_inteq(store_highestmodseq(b), h1);
+    /* its own change is not reported back to a */
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.n_changed, 0);
+    /* expunge in b: a sees it expunged, HIGHESTMODSEQ up */
+    uids[0] = store_msg(b, 1)->uid;
+    unit_assert(store_expunge(b, uids, 1, NULL, &err) == 0);
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.n_expunged, 1);
+    unit_assert_inteq(ch.expunged[0], uids[0]);
+    h2 = store_highestmodseq(a);
+    unit_assert(h2 > h1);
+    /* a delivery: added at the end, above */
+    deliver("m20", "late\n", NULL, 0);
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    unit_assert_inteq(store_count(a), 3);
+    unit_assert(store_msg(a, 2)->modseq > h2);
+    unit_assert(store_highestmodseq(a) > h2);
+    store_close(&b);
+    store_close(&a);
+    unit_end();
+
+    unit_begin("MODSEQ: a batch renames many, writes the index once, MODSEQs set");
+    a = open_rw("m20");
+    h0 = store_highestmodseq(a);
+    unit_assert(store_begin(a, &err) == 0);
+    unit_assert(store_begin(a, &err) < 0 && errno == EBUSY);
+    for (size_t i = 0; i < store_count(a); i++)
+	unit_assert(store_set_flags(a, i, STORE_FLAG_FLAGGED, 0, &err) == 0);
+    unit_assert(store_commit(a, &err) == 0);
+    for (size_t i = 0; i < store_count(a); i++)
+	unit_assert_idx(store_msg(a, i)->modseq > h0, (int) i);
+    unit_assert(store_highestmodseq(a) >= h0 + store_count(a));
+    store_close(&a);
+    a = open_rw("m20");
+    unit_assert(store_highestmodseq(a) >= h0 + 3);
+    unit_assert(store_msg(a, 2)->flags & STORE_FLAG_FLAGGED);
+    h1 = store_highestmodseq(a);
+    store_close(&a);
+    unit_end();
+
+    unit_begin("MODSEQ: index lost: every MODSEQ above the old HIGHESTMODSEQ");
+    unit_assert(unlink("m20/" STORE_INDEX_FILE) == 0);
+    a = open_rw("m20");
+    unit_assert(store_highestmodseq(a) > h1);
+    unit_assert(store_msg(a, 0)->modseq > h1);
+    unit_assert_inteq(store_count(a), 3);
+    store_close(&a);
+    unit_end();
+    store_changes_free(&ch);
+}
+
+static void test_recent(void)
+{
+    struct store_mailbox *a, *b, *ro;
+    struct store_changes ch;
+    const char *err;
+
+    unit_begin("\\Recent: claimed by one session only");
+    memset(&ch, 0, sizeof(ch));
+    deliver("m21", "one\n", NULL, 0);
+    deliver("m21", "two\n", NULL, 0);
+    ro = open_mode("m21", STORE_READ_ONLY);	/* (pop3d, EXAMINE: no claim) */
+    unit_assert_inteq(store_recent_count(ro), 2);
+    a = open_mode("m21", STORE_READ_WRITE | STORE_RECENT);
+    unit_assert_inteq(store_recent_count(a), 2);
+    b = open_mode("m21", STORE_READ_WRITE | STORE_RECENT);
+    unit_assert_inteq(store_recent_count(b), 0);
+    deliver("m21", "three\n", NULL, 0);
+    unit_assert(store_sync(b, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    unit_assert_inteq(ch.recent_added, 1);
+    unit_assert(store_msg(b, 2)->recent);
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    unit_assert_inteq(ch.recent_added, 0);
+    unit_assert_inteq(store_recent_count(a), 2);	/* still its own two */
+    unit_assert(!store_msg(a, 2)->recent);
+    unit_assert(store_sync(ro, &ch, &err) == 0);
+    unit_assert_inteq(store_recent_count(ro), 0);
+    store_close(&b);
+    store_close(&a);
+    store_close(&ro);
+    a = open_mode("m21", STORE_READ_WRITE | STORE_RECENT);
+    unit_assert_inteq(store_recent_count(a), 0);
+    store_close(&a);
+    unit_end();
+    store_changes_free(&ch);
+}
+
+static void test_keywords(void)
+{
+    struct store_mailbox *a, *b;
+    const char *err;
+    char name[32];
+    int i;
+
+    unit_begin("keywords: letters by name, shared, case-insensitive, 26 at most");
+    deliver("m22", "x\n", NULL, 0);
+    a = open_rw("m22");
+    b = open_rw("m22");
+    unit_assert(store_keyword_index(a, "$Junk", false, &err) < 0 && errno == ENOENT);
+    unit_assert_inteq(store_keyword_index(a, "$Junk", true, &err), 0);
+    unit_assert_inteq(store_keyword_index(a, "Work", true, &err), 1);
+    unit_assert_inteq(store_keyword_index(a, "$junk", true, &err), 0);
+    unit_assert_inteq(store_keyword_index(b, "WORK", false, &err), 1);
+    unit_assert_streq(store_keyword_name(b, 0), "$Junk");
+    unit_assert(store_keyword_name(b, 2) == NULL);
+    unit_assert(store_keyword_index(a, "\\Seen", true, &err) < 0 && errno == EINVAL);
+    unit_assert(store_keyword_index(a, "a b", true, &err) < 0 && errno == EINVAL);
+    unit_assert(store_keyword_index(a, "", true, &err) < 0 && errno == EINVAL);
+    unit_assert(store_set_flags(a, 0, STORE_FLAG_KEYWORD(1), 0, &err) == 0);
+    unit_assert(strstr(store_msg(a, 0)->name, ":2,b") != NULL);
+    for (i = 2; i < 26; i++) {
+	fmt_buf_or_panic(name, sizeof(name), "kw%d", i);
+	unit_assert_idx(store_keyword_index(b, name, true, &err) == i, i);
+    }
+    unit_assert(store_keyword_index(a, "one-too-many", true, &err) < 0 && errno == ENOSPC);
+    unit_assert_streq(store_keyword_name(a, 25), "kw25");
+    store_close(&b);
+    store_close(&a);
+    unit_end();
+}
+
+static void test_watch(void)
+{
+    struct store_mailbox *a;
+    struct pollfd pfd;
+    struct store_changes ch;
+    const char *err;
+    int fd;
+
+    unit_begin("watch: readable after a delivery, quiet after clearing");
+    memset(&ch, 0, sizeof(ch));
+    deliver("m23", "x\n", NULL, 0);
+    a = open_rw("m23");
+    fd = store_watch_fd(a, &err);
+    unit_assert(fd >= 0);
+    unit_assert_inteq(store_watch_fd(a, &err), fd);
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    unit_assert_inteq(poll(&pfd, 1, 0), 0);
+    deliver("m23", "y\n", NULL, 0);
+    unit_assert_inteq(poll(&pfd, 1, 1000), 1);
+    store_watch_clear(a);
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    store_watch_clear(a);
+    unit_assert_inteq(poll(&pfd, 1, 0), 0);
+    unit_end();
+    store_close(&a);
+    store_changes_free(&ch);
+}
+
+static void test_cache(void)
+{
+    struct store_mailbox *a, *b;
+    struct store_changes ch;
+    const void *v;
+    size_t len;
+    const char *err;
+    char big[100];
+    int fd;
+
+    unit_begin("cache: put, get, persisted, seen by other handles, damage dropped");
+    memset(&ch, 0, sizeof(ch));
+    for (int i = 0; i < 3; i++)
+	deliver("m24", "x\n", NULL, 0);
+    a = open_rw("m24");
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 0);
+    unit_assert(store_cache_put(a, 0, STORE_CACHE_ENVELOPE, "(env0)", 6, &err) == 0);
+    unit_assert(store_cache_put(a, 2, STORE_CACHE_BODYSTRUCTURE, "(bs2)", 5, &err) == 0);
+    unit_assert(store_cache_put(a, 2, STORE_CACHE_FIELDS, "x", 1, &err) < 0 && errno == EINVAL);
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 1);
+    unit_assert(len == 6 && memcmp(v, "(env0)", 6) == 0);
+    unit_assert(store_cache_flush(a, &err) == 0);
+    unit_assert_inteq(store_cache_get(a, 2, STORE_CACHE_BODYSTRUCTURE, &v, &len), 1);
+    unit_assert(len == 5 && memcmp(v, "(bs2)", 5) == 0);
+    b = open_rw("m24");
+    unit_assert_inteq(store_cache_get(b, 0, STORE_CACHE_ENVELOPE, &v, &len), 1);
+    unit_assert(len == 6 && memcmp(v, "(env0)", 6) == 0);
+    unit_assert_inteq(store_cache_get(b, 1, STORE_CACHE_ENVELOPE, &v, &len), 0);
+    /* both append: each sees the other's after a sync */
+    unit_assert(store_cache_put(b, 1, STORE_CACHE_ENVELOPE, "(env1)", 6, &err) == 0);
+    unit_assert(store_cache_flush(b, &err) == 0);
+    unit_assert(store_cache_put(a, 1, STORE_CACHE_BODY, "(b1)", 4, &err) == 0);
+    unit_assert(store_cache_flush(a, &err) == 0);
+    unit_assert(store_sync(b, &ch, &err) == 0);
+    unit_assert_inteq(store_cache_get(b, 1, STORE_CACHE_BODY, &v, &len), 1);
+    unit_assert_inteq(store_cache_get(b, 1, STORE_CACHE_ENVELOPE, &v, &len), 1);
+    unit_assert(len == 6 && memcmp(v, "(env1)", 6) == 0);
+    store_close(&b);
+    store_close(&a);
+    /* a byte of a value changed: that value is dropped, the rest kept */
+    fd = open("m24/posthorn-cache", O_RDWR);
+    unit_assert(fd >= 0);
+    unit_assert(pread(fd, big, sizeof(big), 0) > 40);
+    {
+	char *p = memmem(big, sizeof(big), "(env0)", 6);
+
+	unit_assert(p != NULL);
+	unit_assert(pwrite(fd, "X", 1, p - big + 1) == 1);
+    }
+    (void) close(fd);
+    a = open_rw("m24");
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 0);
+    unit_assert_inteq(store_cache_get(a, 2, STORE_CACHE_BODYSTRUCTURE, &v, &len), 1);
+    unit_assert(store_cache_put(a, 0, STORE_CACHE_ENVELOPE, "(new0)", 6, &err) == 0);
+    store_close(&a);			/* (flushes: compacts the damaged file) */
+    a = open_rw("m24");
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 1);
+    unit_assert(len == 6 && memcmp(v, "(new0)", 6) == 0);
+    unit_assert_inteq(store_cache_get(a, 2, STORE_CACHE_BODYSTRUCTURE, &v, &len), 1);
+    store_close(&a);
+    /* garbage instead of the file: nothing cached, nothing broken */
+    fd = open("m24/posthorn-cache", O_WRONLY | O_TRUNC);
+    unit_assert(write(fd, "garbage garbage garbage garbage", 31) == 31);
+    (void) close(fd);
+    a = open_rw("m24");
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 0);
+    unit_assert(store_cache_put(a, 0, STORE_CACHE_ENVELOPE, "(e)", 3, &err) == 0);
+    store_close(&a);
+    a = open_rw("m24");
+    unit_assert_inteq(store_cache_get(a, 0, STORE_CACHE_ENVELOPE, &v, &len), 1);
+    store_close(&a);
+    unit_end();
+    store_changes_free(&ch);
+}
+
+static void test_append_copy(void)
+{
+    struct store_mailbox *a, *f, *ro;
+    struct store_changes ch;
+    uint32_t uv, uid, uids[3];
+    size_t idx[3] = {0, 1, 2};
+    struct stat st1, st2;
+    char buf[256], path[600], path2[600];
+    const char *err;
+    int k;
+
+    unit_begin("append: durable in cur/ with the next UID, flags, date");
+    memset(&ch, 0, sizeof(ch));
+    deliver("m25", "first\n", NULL, 0);
+    a = open_mode("m25", STORE_READ_WRITE | STORE_RECENT);
+    unit_assert_inteq(store_uidnext(a), 2);
+    k = store_keyword_index(a, "Later", true, &err);
+    unit_assert_inteq(k, 0);
+    unit_assert(store_append(a, -1, "appended\n", 9, STORE_FLAG_SEEN | STORE_FLAG_KEYWORD(k),
+			     1500000000, &uv, &uid, &err) == 0);
+    unit_assert_inteq(uv, store_uidvalidity(a));
+    unit_assert_inteq(uid, 2);
+    unit_assert_inteq(count_files("m25", "tmp"), 0);
+    unit_assert_inteq(store_count(a), 1);	/* (not until store_sync) */
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    unit_assert_inteq(ch.recent_added, 1);
+    unit_assert_inteq(store_msg(a, 1)->uid, 2);
+    unit_assert_inteq(store_msg(a, 1)->flags, STORE_FLAG_SEEN | STORE_FLAG_KEYWORD(0));
+    unit_assert_inteq(store_msg(a, 1)->mtime, 1500000000);
+    unit_assert_inteq(store_msg(a, 1)->crlf_size, 10);
+    read_msg(a, 1, buf, sizeof(buf));
+    unit_assert_streq(buf, "appended\n");
+    deliver("m25", "third\n", NULL, 0);
+    {
+	int in = open("m25/cur", O_RDONLY);	/* (fd form: a file) */
+	int tf = open("m25-in", O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	unit_assert(write(tf, "fourth\n", 7) == 7);
+	unit_assert(lseek(tf, 0, SEEK_SET) == 0);
+	unit_assert(store_append(a, tf, NULL, 0, 0, 0, NULL, &uid, &err) == 0);
+	unit_assert_inteq(uid, 4);	/* (the delivery took 3) */
+	(void) close(tf);
+	(void) close(in);
+    }
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 2);
+    unit_assert_inteq(store_msg(a, 3)->uid, 4);
+    ro = store_open("m25", NULL, STORE_READ_ONLY, &err);
+    unit_assert(ro != NULL);
+    unit_assert(store_append(ro, -1, "ro\n", 3, 0, 0, NULL, &uid, &err) == 0);
+    unit_assert_inteq(uid, 5);
+    store_close(&ro);
+    unit_end();
+
+    unit_begin("copy: hard links, consecutive new UIDs, keywords by name");
+    unit_assert(store_folder_create("m25", "Keep", &err) == 0);
+    f = store_open("m25", "Keep", STORE_READ_WRITE, &err);
+    unit_assert(f != NULL);
+    unit_assert_inteq(store_keyword_index(f, "Other", true, &err), 0);
+    unit_assert(store_copy(a, idx, 3, f, uids, &uv, &err) == 0);
+    unit_assert_inteq(uv, store_uidvalidity(f));
+    unit_assert_inteq(uids[0], 1);
+    unit_assert_inteq(uids[1], 2);
+    unit_assert_inteq(uids[2], 3);
+    unit_assert(store_sync(f, &ch, &err) == 0);
+    unit_assert_inteq(store_count(f), 3);
+    unit_assert_inteq(store_msg(f, 1)->flags & STORE_FLAG_SEEN, STORE_FLAG_SEEN);
+    unit_assert_inteq(store_keyword_index(f, "Later", false, &err), 1);
+    unit_assert_inteq(store_msg(f, 1)->flags & ~STORE_FLAG_SEEN, STORE_FLAG_KEYWORD(1));
+    unit_assert_inteq(store_msg(f, 1)->mtime, 1500000000);
+    fmt_buf_or_panic(path, sizeof(path), "m25/cur/%s", store_msg(a, 1)->name);
+    fmt_buf_or_panic(path2, sizeof(path2), "m25/.Keep/cur/%s", store_msg(f, 1)->name);
+    unit_assert(stat(path, &st1) == 0 && stat(path2, &st2) == 0);
+    unit_assert(st1.st_ino == st2.st_ino);
+    read_msg(f, 2, buf, sizeof(buf));
+    unit_assert_streq(buf, "third\n");
+    /* into the same mailbox: new keys, new UIDs */
+    unit_assert(store_copy(a, idx, 1, a, uids, NULL, &err) == 0);
+    unit_assert_inteq(uids[0], 6);
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(store_count(a), 6);
+    read_msg(a, 5, buf, sizeof(buf));
+    unit_assert_streq(buf, "first\n");
+    store_close(&f);
+    store_close(&a);
+    a = open_rw("m25");
+    unit_assert_inteq(store_count(a), 6);
+    unit_assert_inteq(store_uidnext(a), 7);
+    store_close(&a);
+    unit_end();
+    store_changes_free(&ch);
+}
+
+static void test_old_index(void)
+{
+    struct store_mailbox *a;
+    char text[1024], name[256];
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *err;
+    int fd;
+
+    unit_begin("a version 1 index is read (UIDs kept) and rewritten as version 2");
+    deliver("m26", "x\n", name, sizeof(name));
+    unit_assert(mkdir("m26/cur", 0700) == 0 || errno == EEXIST);
+    {
+	char from[600], to[600];
+
+	fmt_buf_or_panic(from, sizeof(from), "m26/new/%s", name);
+	fmt_buf_or_panic(to, sizeof(to), "m26/cur/%s", name);
+	unit_assert(rename(from, to) == 0);
+    }
+    fmt_buf_or_panic(text, sizeof(text), "posthorn-index 1\nuidvalidity 77\nuidnext 40\n"
+		     "cur 0 0\n39 2 2 1700000000 %s\n", name);
+    for (const char *cp = text; *cp; cp++) {
+	h ^= (unsigned char) *cp;
+	h *= 0x100000001b3ULL;
+    }
+    fmt_buf_or_panic(text + strlen(text), sizeof(text) - strlen(text), "end 1 %016llx\n",
+		     (unsigned long long) h);
+    fd = open("m26/" STORE_INDEX_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    unit_assert(write_all_fd(fd, text, strlen(text)) == 0);
+    (void) close(fd);
+    fd = open("m26/" STORE_ANCHOR_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    unit_assert(write_all_fd(fd, "posthorn-uidvalidity 1\n77 40\n", 29) == 0);
+    (void) close(fd);
+    a = open_rw("m26");
+    unit_assert_inteq(store_uidvalidity(a), 77);
+    unit_assert_inteq(store_count(a), 1);
+    unit_assert_inteq(store_msg(a, 0)->uid, 39);
+    unit_assert_inteq(store_uidnext(a), 40);
+    unit_assert(store_msg(a, 0)->modseq >= 1);
+    store_close(&a);
+    {
+	struct str *s = str_new(4096);
+
+	unit_assert(read_file("m26/" STORE_INDEX_FILE, s, 4096, &err) == 0);
+	unit_assert(strncmp(str_cstr(s), "posthorn-index 2\n", 17) == 0);
+	str_free(&s);
+    }
+    unit_end();
+}
+
 int main(void)
 {
     test_crlf_size();
@@ -638,5 +1120,12 @@ int main(void)
     test_unchanged_cur_not_read();
     test_duplicates();
     test_folders();
+    test_modseq();
+    test_recent();
+    test_keywords();
+    test_watch();
+    test_cache();
+    test_append_copy();
+    test_old_index();
     return unit_done();
 }

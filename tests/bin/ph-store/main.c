@@ -8,6 +8,18 @@
  * ph-store expunge DIR UID...       "removed N"
  * ph-store lock DIR NAME SECONDS    hold a session lock: "locked", or
  *                                   "busy" (exit 3) when another holds it
+ * ph-store modseq DIR                "highestmodseq H", then "UID MODSEQ FLAGS"
+ * ph-store append DIR FILE [LETTERS] "uidvalidity V uid U"
+ * ph-store appends DIR N             append N small messages: "uid U" each
+ * ph-store copy DIR FOLDER UID...    "uidvalidity V uids U..."
+ * ph-store recent DIR SECONDS        claim \Recent (sync every 10 ms) for
+ *                                    SECONDS: "recent UID..." at the end
+ * ph-store idle DIR SECONDS          "ready", then when the watch fires
+ *                                    "changed MS" (or "timeout")
+ * ph-store cache-fill DIR            a 300-byte ENVELOPE for every message
+ * ph-store time-open DIR ROUNDS      "open MS" (best of ROUNDS, read-write)
+ * ph-store time-fetch DIR ROUNDS     "fetch MS": every message's UID,
+ *                                    flags, size and cached ENVELOPE
  * ph-store watch DIR SECONDS        refresh for SECONDS (every 10 ms) and
  *                                   check at each step: UIDs ascending,
  *                                   never below an earlier UIDNEXT for a
@@ -18,6 +30,8 @@
  * invariant broken (the reason on stderr). */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +48,7 @@
 /* usage - complain and exit 1 */
 static _Noreturn void usage(void)
 {
-    fprintf(stderr, "usage: ph-store list|fetch|flags|expunge|lock|watch DIR ...\n");
+    fprintf(stderr, "usage: ph-store list|fetch|flags|expunge|lock|watch|modseq|append|appends|copy|recent|idle|cache-fill|time-open|time-fetch DIR ...\n");
     exit(1);
 }
 
@@ -152,6 +166,181 @@ static int watch(const char *dir, double seconds)
     return bad ? 2 : 0;
 }
 
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
+/* now_ms - the clock in milliseconds (PH_STORE_CPU=1: this process's
+ * CPU time, for a busy machine) */
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(clock_id, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+/* letters - flags from Maildir letters */
+static uint32_t letters(const char *arg)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "x:2,%s", arg);
+    return store_flags_parse(name);
+}
+
+/* fail - the store error, exit 1 */
+static _Noreturn void fail(const char *err)
+{
+    fprintf(stderr, "ph-store: %s\n", err);
+    exit(1);
+}
+
+/* more - the imapd-style commands; 1 if cmd was one of them */
+static int more(int argc, char **argv, int *rc)
+{
+    const char *cmd = argv[1], *err;
+    struct store_mailbox *mb = NULL;
+    uint32_t uv, uid;
+    double best, t;
+    size_t i, len = 0;
+    int k;
+
+    if (strcmp(cmd, "modseq") == 0 && argc == 3) {
+	char fl[40];
+
+	mb = open_box(argv[2], NULL, STORE_READ_ONLY);
+	printf("highestmodseq %llu\n", (unsigned long long) store_highestmodseq(mb));
+	for (i = 0; i < store_count(mb); i++) {
+	    store_flags_format(store_msg(mb, i)->flags, fl, sizeof(fl));
+	    printf("%lu %llu %s\n", (unsigned long) store_msg(mb, i)->uid,
+		   (unsigned long long) store_msg(mb, i)->modseq, *fl ? fl : "-");
+	}
+    } else if (strcmp(cmd, "append") == 0 && (argc == 4 || argc == 5)) {
+	int fd = open(argv[3], O_RDONLY);
+
+	if (fd < 0) {
+	    perror(argv[3]);
+	    exit(1);
+	}
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	if (store_append(mb, fd, NULL, 0, argc == 5 ? letters(argv[4]) : 0, 0, &uv, &uid,
+			 &err) < 0)
+	    fail(err);
+	printf("uidvalidity %lu uid %lu\n", (unsigned long) uv, (unsigned long) uid);
+	(void) close(fd);
+    } else if (strcmp(cmd, "appends") == 0 && argc == 4) {
+	char text[128];
+
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	for (k = 0; k < atoi(argv[3]); k++) {
+	    snprintf(text, sizeof(text), "Subject: appended %d by %d\n\nbody\n", k,
+		     (int) getpid());
+	    if (store_append(mb, -1, text, strlen(text), 0, 0, &uv, &uid, &err) < 0)
+		fail(err);
+	    printf("uid %lu\n", (unsigned long) uid);
+	}
+    } else if (strcmp(cmd, "copy") == 0 && argc >= 5) {
+	struct store_mailbox *dest;
+	size_t *idx = mem_alloc_array((size_t) argc, sizeof(*idx));
+	uint32_t *uids = mem_alloc_array((size_t) argc, sizeof(*uids));
+
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	dest = open_box(argv[2], argv[3], STORE_READ_WRITE);
+	for (k = 4; k < argc; k++)
+	    idx[k - 4] = (size_t) uid_index(mb, argv[k]);
+	if (store_copy(mb, idx, (size_t) (argc - 4), dest, uids, &uv, &err) < 0)
+	    fail(err);
+	printf("uidvalidity %lu uids", (unsigned long) uv);
+	for (k = 4; k < argc; k++)
+	    printf(" %lu", (unsigned long) uids[k - 4]);
+	printf("\n");
+	store_close(&dest);
+	mem_free(&idx);
+	mem_free(&uids);
+    } else if (strcmp(cmd, "recent") == 0 && argc == 4) {
+	struct store_changes ch;
+	double end = now_ms() + atof(argv[3]) * 1e3;
+
+	memset(&ch, 0, sizeof(ch));
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE | STORE_RECENT);
+	while (now_ms() < end) {
+	    usleep(10000);
+	    if (store_sync(mb, &ch, &err) < 0)
+		fail(err);
+	}
+	printf("recent");
+	for (i = 0; i < store_count(mb); i++)
+	    if (store_msg(mb, i)->recent)
+		printf(" %lu", (unsigned long) store_msg(mb, i)->uid);
+	printf("\n");
+	store_changes_free(&ch);
+    } else if (strcmp(cmd, "idle") == 0 && argc == 4) {
+	struct pollfd pfd;
+
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	if ((pfd.fd = store_watch_fd(mb, &err)) < 0)
+	    fail(err);
+	pfd.events = POLLIN;
+	printf("ready\n");
+	fflush(stdout);
+	t = now_ms();
+	if (poll(&pfd, 1, (int) (atof(argv[3]) * 1e3)) == 1)
+	    printf("changed %.1f\n", now_ms() - t);
+	else
+	    printf("timeout\n");
+    } else if (strcmp(cmd, "cache-fill") == 0 && argc == 3) {
+	char val[300];
+
+	memset(val, 'e', sizeof(val));
+	mb = open_box(argv[2], NULL, STORE_READ_WRITE);
+	for (i = 0; i < store_count(mb); i++) {
+	    snprintf(val, sizeof(val), "(envelope of %lu)", (unsigned long) store_msg(mb, i)->uid);
+	    val[strlen(val)] = 'e';
+	    if (store_cache_put(mb, i, STORE_CACHE_ENVELOPE, val, sizeof(val), &err) < 0)
+		fail(err);
+	}
+	if (store_cache_flush(mb, &err) < 0)
+	    fail(err);
+    } else if ((strcmp(cmd, "time-open") == 0 || strcmp(cmd, "time-fetch") == 0)
+	       && argc == 4) {
+	bool fetch = cmd[5] == 'f';
+	const void *v;
+	size_t total = 0, miss = 0;
+
+	best = 1e9;
+	for (k = 0; k < atoi(argv[3]); k++) {
+	    t = now_ms();
+	    if ((mb = store_open(argv[2], NULL, STORE_READ_WRITE | STORE_RECENT, &err)) == NULL)
+		fail(err);
+	    if (fetch) {
+		double t1 = now_ms();
+
+		for (i = 0; i < store_count(mb); i++) {
+		    const struct store_msg *m = store_msg(mb, i);
+
+		    total += m->uid + (size_t) m->crlf_size + m->flags;
+		    if (store_cache_get(mb, i, STORE_CACHE_ENVELOPE, &v, &len))
+			total += len;
+		    else
+			miss++;
+		}
+		t = t1;			/* (the fetch part only) */
+	    }
+	    t = now_ms() - t;
+	    if (t < best)
+		best = t;
+	    len = store_count(mb);
+	    store_close(&mb);
+	}
+	printf("%s %.2f count %zu miss %zu (%zu)\n", fetch ? "fetch" : "open", best, len,
+	       miss, total % 10);
+    } else {
+	return 0;
+    }
+    store_close(&mb);
+    (void) rc;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct store_mailbox *mb;
@@ -164,9 +353,13 @@ int main(int argc, char **argv)
     int fd, k, rc = 0;
 
     msg_init("ph-store", MSG_TO_STDERR);
+    if (getenv("PH_STORE_CPU") && strcmp(getenv("PH_STORE_CPU"), "1") == 0)
+	clock_id = CLOCK_PROCESS_CPUTIME_ID;
     if (argc < 3)
 	usage();
     cmd = argv[1];
+    if (more(argc, argv, &rc))
+	return rc;
     if (strcmp(cmd, "list") == 0) {
 	mb = open_box(argv[2], argc > 3 ? argv[3] : NULL, STORE_READ_ONLY);
 	print_list(mb);
