@@ -165,12 +165,55 @@ static void sh_reply_close(int fd, const char *reply)
 /* ------------------------------------------------------------------ */
 /* Worker                                                             */
 
-/* sh_worker_send_byte - tell the dispatcher something (best effort: a
- * gone dispatcher shows as EOF anyway) */
+/* Reports the socket did not take yet (the dispatcher is busy): sent
+ * when it is writable again, in order, so that no "ended" is lost and
+ * the dispatcher's count stays right. */
+static char sh_report_queue[256];
+static size_t sh_report_len;
+
+/* sh_worker_flush_reports - send what is queued; true when all went */
+static bool sh_worker_flush_reports(void)
+{
+    while (sh_report_len > 0 && sh_worker_sock >= 0) {
+	ssize_t n = send(sh_worker_sock, sh_report_queue, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	    return false;
+	if (n < 0) {
+	    sh_report_len = 0;			/* gone: its EOF retires us */
+	    break;
+	}
+	memmove(sh_report_queue, sh_report_queue + 1, --sh_report_len);
+    }
+    return true;
+}
+
+/* sh_worker_report_writable - the dispatcher takes reports again */
+static void sh_worker_report_writable(int fd, void *ctx)
+{
+    (void) ctx;
+    if (sh_worker_flush_reports())
+	event_remove_write(fd);
+}
+
+/* sh_worker_send_byte - tell the dispatcher something (a gone
+ * dispatcher shows as EOF anyway) */
 static void sh_worker_send_byte(char b)
 {
-    if (sh_worker_sock >= 0)
-	(void) send(sh_worker_sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sh_worker_sock < 0)
+	return;
+    if (sh_report_len == sizeof(sh_report_queue)) {
+	/* the dispatcher has not read 256 reports: wait for it (an
+	 * "ended" must not be lost, or it counts a session forever) */
+	(void) sock_set_nonblock(sh_worker_sock, false);
+	(void) sh_worker_flush_reports();
+	(void) sock_set_nonblock(sh_worker_sock, true);
+    }
+    sh_report_queue[sh_report_len++] = b;
+    if (!sh_worker_flush_reports())
+	event_add_write(sh_worker_sock, sh_worker_report_writable, NULL);
 }
 
 /* sh_worker_linger_cb - no session for $name_worker_linger: ask to go */
