@@ -8,6 +8,7 @@ the item is listed in DIFFERENT with the reason. Needs root (Dovecot's
 imap drops to a mail uid) and Dovecot; skips otherwise."""
 import os
 import pathlib
+import random
 import re
 import shutil
 import subprocess
@@ -220,18 +221,18 @@ def tokens(b):
             for k in range(0, len(out), 2)}
 
 
-def dovecot_fetch(name, msg):
+def dovecot_fetch(name, msg, items=ITEMS):
     """FETCH ITEMS of msg through Dovecot's imap. The directory is one
     the mail uid can reach (pytest's tmp_path is not)."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ph-imapmsg-"))
     try:
         os.chmod(tmp, 0o755)
-        return dovecot_fetch_in(tmp / name, msg)
+        return dovecot_fetch_in(tmp / name, msg, items)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def dovecot_fetch_in(home, msg):
+def dovecot_fetch_in(home, msg, items):
     for sub in ("cur", "new", "tmp"):
         (home / "Maildir" / sub).mkdir(parents=True)
     (home / "Maildir" / "cur" / "1.msg:2,").write_bytes(msg)
@@ -249,7 +250,7 @@ protocols =
 """)
     for p in [home] + list(home.rglob("*")):
         os.chown(p, 65534, 65534)
-    cmd = "a select inbox\r\nb fetch 1 (%s)\r\nc logout\r\n" % " ".join(ITEMS)
+    cmd = "a select inbox\r\nb fetch 1 (%s)\r\nc logout\r\n" % " ".join(items)
     res = subprocess.run([str(DOVECOT_IMAP), "-c", str(conf)], input=cmd.encode(),
                          capture_output=True, timeout=30,
                          env={"USER": "root", "HOME": str(home), "PATH": "/usr/bin:/bin"})
@@ -258,6 +259,71 @@ protocols =
     end = out.find(b"\r\nb OK")
     assert start >= 0 and end > start, out[-500:] + res.stderr[-500:]
     return tokens(out[start + len(b"* 1 FETCH ("):end - 1])
+
+
+# Random MIME trees (seeded): nesting, digests, shared and prefixed
+# boundaries, junk after delimiters, missing close delimiters, headers
+# without an empty line, CRLF files.
+def part(r, depth):
+    """One random part at depth: its header and body."""
+    kind = r.choice(['text', 'text', 'multi', 'msg', 'bin']) if depth < 4 else 'text'
+    h = []
+    if r.random() < 0.2:
+        h.append('Content-Description: d%d' % r.randint(0, 9))
+    body = ''
+    if kind == 'text':
+        h.append('Content-Type: text/plain; charset=%s' % r.choice(['us-ascii', 'utf-8', '"iso-8859-1"']))
+        if r.random() < 0.3:
+            h.append('Content-Transfer-Encoding: quoted-printable')
+        body = ''.join(r.choice(['line\n', 'x=\n', '\n', 'word ', '--notb\n', '- -\n', 'a\r\n'])
+                       for _ in range(r.randint(0, 6)))
+    elif kind == 'bin':
+        h.append('Content-Type: application/octet-stream; name="a b.bin"')
+        h.append('Content-Disposition: attachment; filename*=utf-8\'\'a%20b')
+        h.append('Content-Transfer-Encoding: base64')
+        body = 'QUJD\n' * r.randint(0, 3)
+    elif kind == 'msg':
+        h.append('Content-Type: message/rfc822')
+        inner = part(r, depth + 1)
+        body = 'From: x%d@y\nSubject: s%d\n' % (r.randint(0, 9), depth) + inner
+        return '\n'.join(h) + '\n\n' + body
+    else:
+        b = r.choice(['b', 'bb', 'b%d' % depth, 'xyz', '=_%d' % r.randint(0, 3)])
+        h.append('Content-Type: multipart/%s; boundary="%s"' % (r.choice(['mixed', 'alternative', 'digest']), b))
+        pre = r.choice(['', 'preamble\n', '\n'])
+        kids = [part(r, depth + 1) for _ in range(r.randint(0, 3))]
+        body = pre
+        for k in kids:
+            body += '--' + b + r.choice(['', '', ' ', 'junk']) + '\n' + k + r.choice(['\n', '\n', '', '\n\n'])
+        if r.random() < 0.8:
+            body += '--' + b + '--' + r.choice(['', ' ']) + '\n'
+        body += r.choice(['', 'epilogue\n', '\n'])
+    sep = '\n' if r.random() < 0.95 else ''
+    return '\n'.join(h) + '\n' + sep + body
+
+
+def random_message(seed):
+    r = random.Random(seed)
+    m = "From: a@b\nSubject: t%d\n" % seed + part(r, 0)
+    return m.replace("\n", "\r\n") if r.random() < 0.3 else m
+
+
+RANDOM_ITEMS = ["RFC822.SIZE", "BODYSTRUCTURE"] + ["BODY.PEEK[%s]" % s for s in (
+    "1", "1.1", "1.MIME", "2", "1.2.MIME", "TEXT", "1.1.1", "2.1", "2.HEADER", "1.HEADER",
+    "1.TEXT")]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_mime_same_as_dovecot(tmp_path, seed):
+    msg = random_message(seed).encode("latin-1")
+    path = tmp_path / "m.eml"
+    path.write_bytes(msg)
+    ours = tokens(subprocess.run([str(TOOL), "--fetch", str(path)] + RANDOM_ITEMS,
+                                 capture_output=True, timeout=30, check=True).stdout)
+    theirs = dovecot_fetch("random%d" % seed, msg, RANDOM_ITEMS)
+    wrong = [k for k in theirs if ours.get(k) != theirs[k]]
+    assert not wrong, msg.decode("latin-1") + "\n".join(
+        f"{k}:\n  dovecot {theirs[k]!r}\n  ours    {ours.get(k)!r}" for k in wrong)
 
 
 @pytest.mark.parametrize("name", sorted(M))
