@@ -3,7 +3,8 @@ and broken messages, each in a Maildir of its own, fetched through
 Dovecot's imap (PREAUTH on stdin) and through build/unit/test-imap_msg
 --fetch, item by item (RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY and
 BODY[section]<partial>), compared as parsed IMAP values (a quoted string
-and a literal with the same bytes are equal). Where we differ on purpose
+and a literal with the same bytes are equal); random MIME trees the same
+way; and SEARCH BODY / TEXT / HEADER on a nested message (--search). Where we differ on purpose
 the item is listed in DIFFERENT with the reason. Needs root (Dovecot's
 imap drops to a mail uid) and Dovecot; skips otherwise."""
 import os
@@ -339,3 +340,63 @@ def test_same_as_dovecot(tmp_path, name):
     wrong = [k for k in theirs if ours[k] != theirs[k] and (name, k) not in DIFFERENT]
     assert not wrong, "\n".join(f"{k}:\n  dovecot {theirs[k]!r}\n  ours    {ours[k]!r}"
                                  for k in wrong)
+
+
+SEARCHES = [("body", k) for k in (
+    "PDF-1.4", "Content-Type", "subject: inner", "nested.1@", "SMART QUOTES", "boundary",
+    "preamble", "tonight", "This is a multi-part", "JVBERi0", "K=C3=B6ln", "aus K", "epilogue",
+    "<B>", "soft-broken", "long enough to be", "")] + [("text", k) for k in (
+    "subject: inner", "INNER", "Content-Type: message", "PDF-1.4", "forwarded message",
+    "dave@EXAMPLE.com", "JVBERi0", "preamble", "nested.1@", "Received: from")] + [
+    ("subject", "caf"), ("subject", "GR"), ("from", "j"), ("from", "example.org"),
+    ("cc", "EVE"), ("to", "carol"), ("to", "builder"), ("bcc", ""), ("subject", ""),
+    ("x-none", ""), ("message-id", "NESTED.1")]
+
+
+def dovecot_search(msg, searches):
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="ph-imapmsg-"))
+    try:
+        os.chmod(tmp, 0o755)
+        home = tmp / "s"
+        for sub in ("cur", "new", "tmp"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        (home / "Maildir" / "cur" / "1.msg:2,").write_bytes(msg)
+        conf = home / "dovecot.conf"
+        conf.write_text(f"""mail_location = maildir:{home}/Maildir
+ssl = no
+log_path = {home}/log
+base_dir = {home}/run
+state_dir = {home}/state
+mail_uid = 65534
+mail_gid = 65534
+first_valid_uid = 0
+first_valid_gid = 0
+protocols =
+""")
+        for p in [home] + list(home.rglob("*")):
+            os.chown(p, 65534, 65534)
+        cmd = "a select inbox\r\n"
+        for n, (what, key) in enumerate(searches):
+            crit = f'{what} "{key}"' if what in ("body", "text") else f'header {what} "{key}"'
+            cmd += f"s{n} search {crit}\r\n"
+        cmd += "c logout\r\n"
+        out = subprocess.run([str(DOVECOT_IMAP), "-c", str(conf)], input=cmd.encode(),
+                             capture_output=True, timeout=30,
+                             env={"USER": "root", "HOME": str(home), "PATH": "/usr/bin:/bin"}).stdout
+        return [line.strip() == b"* SEARCH 1" for line in out.split(b"\r\n")
+                if line.startswith(b"* SEARCH")]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_search_same_as_dovecot(tmp_path):
+    msg = M["nested"].encode("latin-1")
+    path = tmp_path / "m.eml"
+    path.write_bytes(msg)
+    theirs = dovecot_search(msg, SEARCHES)
+    assert len(theirs) == len(SEARCHES)
+    ours = [subprocess.run([str(TOOL), "--search", str(path), what, key], capture_output=True,
+                           timeout=30, check=True).stdout.strip() == b"1"
+            for what, key in SEARCHES]
+    wrong = [(s, t, o) for s, t, o in zip(SEARCHES, theirs, ours) if t != o]
+    assert not wrong, "\n".join(f"SEARCH {s}: dovecot {t}, ours {o}" for s, t, o in wrong)
