@@ -192,7 +192,7 @@ void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out)
 /* ------------------------------------------------------------------ */
 /* Content-Type and Content-Disposition (RFC 2045, RFC 2231) */
 
-/* is_tspecial - RFC 2045 tspecials, space and controls end a token */
+/* is_token_char - not an RFC 2045 tspecial, space or control */
 static bool is_token_char(unsigned char c)
 {
     if (c <= ' ' || c == 0x7f)
@@ -301,14 +301,8 @@ static void join_params(struct raw_param *raw, size_t nraw, struct imap_ctype *c
 	if (seen)
 	    continue;
 	if (raw[i].section < 0) {
-	    /* plain "name=" or extended "name*=": no continuations */
-	    bool plain_here = false;
-
-	    for (size_t j = 0; j < nraw; j++)
-		if (raw[j].base && raw[j].section < 0 && !raw[j].extended
-		    && strcasecmp(raw[j].base, raw[i].base) == 0)
-		    plain_here = true;
-	    /* an extended value wins over a plain one (RFC 2231 readers
+	    /* plain "name=" or extended "name*=", no continuations: an
+	     * extended value wins over a plain one (RFC 2231 readers
 	     * prefer it), else the first */
 	    for (size_t j = 0; j < nraw; j++)
 		if (raw[j].base && raw[j].section < 0 && raw[j].extended
@@ -319,7 +313,6 @@ static void join_params(struct raw_param *raw, size_t nraw, struct imap_ctype *c
 		    ct->n++;
 		    goto next;
 		}
-	    (void) plain_here;
 	    ct->params[ct->n].name = mem_strdup(raw[i].base);
 	    ct->params[ct->n].value = mem_strdup(raw[i].value);
 	    ct->params[ct->n].extended = false;
