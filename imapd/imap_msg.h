@@ -318,14 +318,15 @@ void imap_search_key_fini(struct imap_search_key *k);
  * the field exists (RFC 3501). */
 bool imap_search_header(const char *data, size_t len, const char *name,
 			const struct imap_search_key *k);
-/* imap_search_body - SEARCH BODY (text_too false) or TEXT (true):
- * BODY searches the message's body: every leaf part's content after
- * decoding its Content-Transfer-Encoding (quoted-printable, base64)
- * and converting text parts from their charset to UTF-8 (UTF-8,
- * US-ASCII, ISO-8859-1, ISO-8859-15 and windows-1252 built in; others
- * through iconv; an unknown charset is taken as it is), plus the
- * headers inside the body (MIME part headers, encapsulated messages'
- * headers; RFC 2047-decoded); TEXT adds the message's own header.
+/* imap_search_body - SEARCH BODY (text_too false) or TEXT (true), as
+ * Dovecot does them: BODY searches the content of the leaf parts of
+ * type text/... and message/... (not other types, not the preamble or
+ * epilogue of multiparts) after decoding its Content-Transfer-Encoding
+ * (quoted-printable, base64) and converting it from its charset to
+ * UTF-8 (UTF-8, US-ASCII, ISO-8859-1, ISO-8859-15 and windows-1252
+ * built in; others through iconv; an unknown charset is taken as it
+ * is); TEXT adds every header, RFC 2047-decoded: the message's, the
+ * MIME part headers and the headers of encapsulated messages.
  * Streaming, fixed memory. */
 bool imap_search_body(const struct imap_msg *m, bool text_too,
 		      const struct imap_search_key *k);

@@ -3,11 +3,13 @@ and broken messages, each in a Maildir of its own, fetched through
 Dovecot's imap (PREAUTH on stdin) and through build/unit/test-imap_msg
 --fetch, item by item (RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY and
 BODY[section]<partial>), compared as parsed IMAP values (a quoted string
-and a literal with the same bytes are equal). Where we differ on purpose
+and a literal with the same bytes are equal); random MIME trees the same
+way; and SEARCH BODY / TEXT / HEADER on a nested message (--search). Where we differ on purpose
 the item is listed in DIFFERENT with the reason. Needs root (Dovecot's
 imap drops to a mail uid) and Dovecot; skips otherwise."""
 import os
 import pathlib
+import random
 import re
 import shutil
 import subprocess
@@ -220,18 +222,18 @@ def tokens(b):
             for k in range(0, len(out), 2)}
 
 
-def dovecot_fetch(name, msg):
+def dovecot_fetch(name, msg, items=ITEMS):
     """FETCH ITEMS of msg through Dovecot's imap. The directory is one
     the mail uid can reach (pytest's tmp_path is not)."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ph-imapmsg-"))
     try:
         os.chmod(tmp, 0o755)
-        return dovecot_fetch_in(tmp / name, msg)
+        return dovecot_fetch_in(tmp / name, msg, items)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def dovecot_fetch_in(home, msg):
+def dovecot_fetch_in(home, msg, items):
     for sub in ("cur", "new", "tmp"):
         (home / "Maildir" / sub).mkdir(parents=True)
     (home / "Maildir" / "cur" / "1.msg:2,").write_bytes(msg)
@@ -249,7 +251,7 @@ protocols =
 """)
     for p in [home] + list(home.rglob("*")):
         os.chown(p, 65534, 65534)
-    cmd = "a select inbox\r\nb fetch 1 (%s)\r\nc logout\r\n" % " ".join(ITEMS)
+    cmd = "a select inbox\r\nb fetch 1 (%s)\r\nc logout\r\n" % " ".join(items)
     res = subprocess.run([str(DOVECOT_IMAP), "-c", str(conf)], input=cmd.encode(),
                          capture_output=True, timeout=30,
                          env={"USER": "root", "HOME": str(home), "PATH": "/usr/bin:/bin"})
@@ -258,6 +260,71 @@ protocols =
     end = out.find(b"\r\nb OK")
     assert start >= 0 and end > start, out[-500:] + res.stderr[-500:]
     return tokens(out[start + len(b"* 1 FETCH ("):end - 1])
+
+
+# Random MIME trees (seeded): nesting, digests, shared and prefixed
+# boundaries, junk after delimiters, missing close delimiters, headers
+# without an empty line, CRLF files.
+def part(r, depth):
+    """One random part at depth: its header and body."""
+    kind = r.choice(['text', 'text', 'multi', 'msg', 'bin']) if depth < 4 else 'text'
+    h = []
+    if r.random() < 0.2:
+        h.append('Content-Description: d%d' % r.randint(0, 9))
+    body = ''
+    if kind == 'text':
+        h.append('Content-Type: text/plain; charset=%s' % r.choice(['us-ascii', 'utf-8', '"iso-8859-1"']))
+        if r.random() < 0.3:
+            h.append('Content-Transfer-Encoding: quoted-printable')
+        body = ''.join(r.choice(['line\n', 'x=\n', '\n', 'word ', '--notb\n', '- -\n', 'a\r\n'])
+                       for _ in range(r.randint(0, 6)))
+    elif kind == 'bin':
+        h.append('Content-Type: application/octet-stream; name="a b.bin"')
+        h.append('Content-Disposition: attachment; filename*=utf-8\'\'a%20b')
+        h.append('Content-Transfer-Encoding: base64')
+        body = 'QUJD\n' * r.randint(0, 3)
+    elif kind == 'msg':
+        h.append('Content-Type: message/rfc822')
+        inner = part(r, depth + 1)
+        body = 'From: x%d@y\nSubject: s%d\n' % (r.randint(0, 9), depth) + inner
+        return '\n'.join(h) + '\n\n' + body
+    else:
+        b = r.choice(['b', 'bb', 'b%d' % depth, 'xyz', '=_%d' % r.randint(0, 3)])
+        h.append('Content-Type: multipart/%s; boundary="%s"' % (r.choice(['mixed', 'alternative', 'digest']), b))
+        pre = r.choice(['', 'preamble\n', '\n'])
+        kids = [part(r, depth + 1) for _ in range(r.randint(0, 3))]
+        body = pre
+        for k in kids:
+            body += '--' + b + r.choice(['', '', ' ', 'junk']) + '\n' + k + r.choice(['\n', '\n', '', '\n\n'])
+        if r.random() < 0.8:
+            body += '--' + b + '--' + r.choice(['', ' ']) + '\n'
+        body += r.choice(['', 'epilogue\n', '\n'])
+    sep = '\n' if r.random() < 0.95 else ''
+    return '\n'.join(h) + '\n' + sep + body
+
+
+def random_message(seed):
+    r = random.Random(seed)
+    m = "From: a@b\nSubject: t%d\n" % seed + part(r, 0)
+    return m.replace("\n", "\r\n") if r.random() < 0.3 else m
+
+
+RANDOM_ITEMS = ["RFC822.SIZE", "BODYSTRUCTURE"] + ["BODY.PEEK[%s]" % s for s in (
+    "1", "1.1", "1.MIME", "2", "1.2.MIME", "TEXT", "1.1.1", "2.1", "2.HEADER", "1.HEADER",
+    "1.TEXT")]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_mime_same_as_dovecot(tmp_path, seed):
+    msg = random_message(seed).encode("latin-1")
+    path = tmp_path / "m.eml"
+    path.write_bytes(msg)
+    ours = tokens(subprocess.run([str(TOOL), "--fetch", str(path)] + RANDOM_ITEMS,
+                                 capture_output=True, timeout=30, check=True).stdout)
+    theirs = dovecot_fetch("random%d" % seed, msg, RANDOM_ITEMS)
+    wrong = [k for k in theirs if ours.get(k) != theirs[k]]
+    assert not wrong, msg.decode("latin-1") + "\n".join(
+        f"{k}:\n  dovecot {theirs[k]!r}\n  ours    {ours.get(k)!r}" for k in wrong)
 
 
 @pytest.mark.parametrize("name", sorted(M))
@@ -273,3 +340,63 @@ def test_same_as_dovecot(tmp_path, name):
     wrong = [k for k in theirs if ours[k] != theirs[k] and (name, k) not in DIFFERENT]
     assert not wrong, "\n".join(f"{k}:\n  dovecot {theirs[k]!r}\n  ours    {ours[k]!r}"
                                  for k in wrong)
+
+
+SEARCHES = [("body", k) for k in (
+    "PDF-1.4", "Content-Type", "subject: inner", "nested.1@", "SMART QUOTES", "boundary",
+    "preamble", "tonight", "This is a multi-part", "JVBERi0", "K=C3=B6ln", "aus K", "epilogue",
+    "<B>", "soft-broken", "long enough to be", "")] + [("text", k) for k in (
+    "subject: inner", "INNER", "Content-Type: message", "PDF-1.4", "forwarded message",
+    "dave@EXAMPLE.com", "JVBERi0", "preamble", "nested.1@", "Received: from")] + [
+    ("subject", "caf"), ("subject", "GR"), ("from", "j"), ("from", "example.org"),
+    ("cc", "EVE"), ("to", "carol"), ("to", "builder"), ("bcc", ""), ("subject", ""),
+    ("x-none", ""), ("message-id", "NESTED.1")]
+
+
+def dovecot_search(msg, searches):
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="ph-imapmsg-"))
+    try:
+        os.chmod(tmp, 0o755)
+        home = tmp / "s"
+        for sub in ("cur", "new", "tmp"):
+            (home / "Maildir" / sub).mkdir(parents=True)
+        (home / "Maildir" / "cur" / "1.msg:2,").write_bytes(msg)
+        conf = home / "dovecot.conf"
+        conf.write_text(f"""mail_location = maildir:{home}/Maildir
+ssl = no
+log_path = {home}/log
+base_dir = {home}/run
+state_dir = {home}/state
+mail_uid = 65534
+mail_gid = 65534
+first_valid_uid = 0
+first_valid_gid = 0
+protocols =
+""")
+        for p in [home] + list(home.rglob("*")):
+            os.chown(p, 65534, 65534)
+        cmd = "a select inbox\r\n"
+        for n, (what, key) in enumerate(searches):
+            crit = f'{what} "{key}"' if what in ("body", "text") else f'header {what} "{key}"'
+            cmd += f"s{n} search {crit}\r\n"
+        cmd += "c logout\r\n"
+        out = subprocess.run([str(DOVECOT_IMAP), "-c", str(conf)], input=cmd.encode(),
+                             capture_output=True, timeout=30,
+                             env={"USER": "root", "HOME": str(home), "PATH": "/usr/bin:/bin"}).stdout
+        return [line.strip() == b"* SEARCH 1" for line in out.split(b"\r\n")
+                if line.startswith(b"* SEARCH")]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_search_same_as_dovecot(tmp_path):
+    msg = M["nested"].encode("latin-1")
+    path = tmp_path / "m.eml"
+    path.write_bytes(msg)
+    theirs = dovecot_search(msg, SEARCHES)
+    assert len(theirs) == len(SEARCHES)
+    ours = [subprocess.run([str(TOOL), "--search", str(path), what, key], capture_output=True,
+                           timeout=30, check=True).stdout.strip() == b"1"
+            for what, key in SEARCHES]
+    wrong = [(s, t, o) for s, t, o in zip(SEARCHES, theirs, ours) if t != o]
+    assert not wrong, "\n".join(f"SEARCH {s}: dovecot {t}, ours {o}" for s, t, o in wrong)
