@@ -19,8 +19,8 @@
  *   before every LF that has no CR before it. Nothing else changes (a
  *   bare CR stays, a last line without LF stays without one) except
  *   that a NUL byte is sent as 0x80 (no IMAP string may hold a NUL;
- *   Dovecot does the same; the size does not change). This is exactly the store's crlf_size rule
- *   (docs/mailstore.md), so RFC822.SIZE = store_msg.crlf_size =
+ *   Dovecot does the same; the size does not change). This is exactly
+ *   the store's crlf_size rule (docs/mailstore.md), so RFC822.SIZE = store_msg.crlf_size =
  *   imap_msg_wire_size() = the octets of BODY[] as sent. Send section
  *   bytes ONLY through struct imap_wire (it does the conversion), never
  *   the raw file, or the counts lie.
@@ -57,7 +57,8 @@
  *   together), IMAP_MSG_MAX_PARTS parts in a message: a multipart
  *   beyond either is kept as one leaf part of type
  *   application/octet-stream (its bytes still reachable by section
- *   number; sizes stay exact). Content-* header values are parsed up
+ *   number; sizes stay exact); past the part limit the rest of a
+ *   multipart's body belongs to no part. Content-* header values are parsed up
  *   to IMAP_MSG_FIELD_MAX bytes each, at most IMAP_MSG_MAX_PARAMS
  *   parameters per field, RFC 2231 continuations up to
  *   IMAP_MSG_MAX_PARAMS sections. Broken MIME never fails a parse:
@@ -65,6 +66,11 @@
  *   or whose boundary never occurs, has one empty text/plain child (as
  *   Dovecot shows it); a missing close delimiter ends the multipart at
  *   its parent's end; a header without an empty line is all header.
+ *   As in Dovecot, a delimiter line is one that starts with "--" and
+ *   the boundary (anything may follow; the innermost open boundary
+ *   wins), the line end before a delimiter line belongs to the
+ *   delimiter (even when it is a header's empty line), except right
+ *   after a close delimiter line.
  *
  * STRINGS IN OUTPUT
  *   nstrings are quoted ("...") when they are 7-bit without CR, LF,

@@ -149,6 +149,14 @@ struct server_spec {
      * process had not read yet sees EOF before any reply byte, and may
      * safely send it again to a fresh process (auth_async.h does). */
     bool (*multi_busy)(struct stream *client, void *ctx);
+    /* SERVER_MULTI, instead of multi_connect/multi_input: the daemon
+     * takes each accepted descriptor and runs the client itself on the
+     * event loop (conn.h: the login processes). It calls
+     * server_multi_client_end() when such a client is gone, so that the
+     * skeleton knows when the process is idle or may exit; at a reload
+     * or max_use the process stops accepting and exits once the last
+     * one ended. */
+    void (*multi_accept)(int fd);
     /* seconds a MULTI client may stay silent: 0 = ipc_timeout, <0 = forever.
      * With a framing (below) it is a read deadline: a client that has
      * not completed a request this long after its previous one (or its
@@ -204,5 +212,10 @@ void server_request_exit(void);
 /* server_watchdog_reset - restart the daemon_timeout watchdog (a long
  * job that makes progress calls this now and then). */
 void server_watchdog_reset(void);
+/* server_multi_client_end - a client handed to spec.multi_accept ended */
+void server_multi_client_end(void);
+/* server_multi_exiting - the MULTI process takes no new clients (reload,
+ * max_use, a table changed) and exits when its clients ended */
+bool server_multi_exiting(void);
 
 #endif

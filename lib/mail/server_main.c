@@ -106,8 +106,8 @@ static void srv_check_spec(const struct server_spec *spec)
 	    msg_panic("server_main: SINGLE without single_service");
 	break;
     case SERVER_MULTI:
-	if (spec->multi_input == NULL)
-	    msg_panic("server_main: MULTI without multi_input");
+	if (spec->multi_input == NULL && spec->multi_accept == NULL)
+	    msg_panic("server_main: MULTI without multi_input or multi_accept");
 	break;
     case SERVER_TRIGGER:
 	if (spec->trigger == NULL)

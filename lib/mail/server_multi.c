@@ -54,6 +54,8 @@ struct srv_client {
 static struct srv_client **srv_clients;
 static size_t srv_client_count;
 static size_t srv_client_cap;
+static size_t srv_taken_count;		/* clients run by spec.multi_accept */
+static bool srv_not_listening;
 
 /* MULTI                                                            */
 
@@ -194,7 +196,7 @@ static void srv_client_reap(void)
 	else
 	    srv_clients[j++] = srv_clients[i];
     }
-    if (j == 0 && srv_client_count > 0)
+    if (j == 0 && srv_client_count > 0 && srv_taken_count == 0)
 	srv_idle_arm();
     srv_client_count = j;
 }
@@ -377,7 +379,29 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
 	srv_notify_used();
     else
 	srv_notify(MASTER_STAT_TAKEN);
+    if (srv_spec->multi_accept) {
+	srv_taken_count++;
+	srv_idle_disarm();
+	(void) sock_set_cloexec(fd, true);
+	srv_spec->multi_accept(fd);
+	return;
+    }
     srv_multi_add(fd);
+}
+
+/* server_multi_client_end - a client of spec.multi_accept ended */
+void server_multi_client_end(void)
+{
+    if (srv_taken_count == 0)
+	msg_panic("server_multi_client_end: no client");
+    if (--srv_taken_count == 0 && srv_client_count == 0)
+	srv_idle_arm();
+}
+
+/* server_multi_exiting - taking no new clients */
+bool server_multi_exiting(void)
+{
+    return srv_not_listening || srv_exit_requested;
 }
 
 
@@ -397,18 +421,19 @@ _Noreturn void srv_multi_loop(void)
 	     * count this process as available, or new clients would wait
 	     * in the listen queue until the last old one leaves (at
 	     * max_use the last accept already said TAKEN). */
-	    if (!srv_limit_reached() && srv_client_count > 0)
+	    if (!srv_limit_reached() && srv_client_count + srv_taken_count > 0)
 		srv_notify(MASTER_STAT_TAKEN);
 	    srv_stop_listening();
 	    listening = false;
+	    srv_not_listening = true;
 	}
 	if (!listening && srv_client_count > 0 && srv_spec->multi_busy != NULL) {
 	    srv_multi_close_idle();
 	    srv_client_reap();
 	}
-	if (!listening && srv_client_count == 0)
+	if (!listening && srv_client_count + srv_taken_count == 0)
 	    break;
-	if (srv_idle_expired && srv_client_count == 0) {
+	if (srv_idle_expired && srv_client_count + srv_taken_count == 0) {
 	    if (msg_verbose)
 		msg_info("idle timeout -- exiting");
 	    break;
@@ -425,8 +450,16 @@ _Noreturn void srv_multi_stdin(void)
     struct srv_client *c;
 
     event_add_read(srv_wake_pipe[0], srv_wake_cb, NULL);
-    c = srv_multi_add(srv_stdio_fd());
     srv_use_count++;
+    if (srv_spec->multi_accept) {
+	srv_taken_count++;
+	srv_spec->multi_accept(srv_stdio_fd());
+	while (srv_taken_count > 0)
+	    srv_loop_once();
+	srv_stdio_end();
+	srv_done();
+    }
+    c = srv_multi_add(srv_stdio_fd());
     while (!c->gone) {
 	srv_loop_once();
     }

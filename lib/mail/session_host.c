@@ -81,6 +81,7 @@ static const struct session_host_spec *sh_spec;
 static long sh_linger;			/* seconds */
 static long sh_session_limit;		/* per worker */
 static long sh_worker_limit;		/* per dispatcher */
+static uid_t sh_mail_owner_uid = (uid_t) -1;	/* never a worker's uid */
 
 /* ------------------------------------------------------------------ */
 /* Dispatcher state                                                   */
@@ -620,6 +621,12 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
 	sh_reply_close(p->client_fd, sh_spec->reply_perm_failure);
 	return;
     }
+    if (priv_is_root() && (uid_t) uid == sh_mail_owner_uid) {
+	/* the mail owner reaches the queue and private/ (auth's socket) */
+	msg_warn("user=<%s>: refusing the mail owner's uid %ld for a mailbox", user, uid);
+	sh_reply_close(p->client_fd, sh_spec->reply_perm_failure);
+	return;
+    }
     if (!priv_is_root() && (uid_t) uid != getuid()) {
 	/* started without root (master.cf unpriv y, or by hand): no
 	 * worker could become the mailbox's owner, and none may serve it
@@ -878,8 +885,12 @@ static void sh_handover_disconnect(struct stream *s, void *ctx)
 /* sh_post_init - parameters */
 static void sh_post_init(int argc, char **argv)
 {
+    gid_t gid;
+
     (void) argc;
     (void) argv;
+    if (!priv_lookup(var_mail_owner, &sh_mail_owner_uid, &gid))
+	sh_mail_owner_uid = (uid_t) -1;
     sh_linger = sh_param("worker_linger", true, SH_DEF_LINGER, 0);
     sh_session_limit = sh_param("worker_session_limit", false, SH_DEF_SESSION_LIMIT, 1);
     sh_worker_limit = sh_param("worker_limit", false, SH_DEF_WORKER_LIMIT, 1);

@@ -43,6 +43,7 @@ struct sm_entry {
     time_t mtime;
     const struct store_rec *rec;	/* the valid index's record for it */
     uint64_t modseq;
+    uint64_t khash;		/* store_key_hash of the unique part */
 };
 
 struct sm_list {
@@ -153,14 +154,18 @@ static char *sm_find_name(struct store_mailbox *mb, const char *key, size_t keyl
     return found;
 }
 
-/* sm_entry_cmp_key - qsort by unique part (then whole name) */
+/* sm_entry_cmp_key - qsort pointers by unique part (its hash first),
+ * then cur/ before new/, then the whole name */
 static int sm_entry_cmp_key(const void *a, const void *b)
 {
-    const struct sm_entry *x = a, *y = b;
+    const struct sm_entry *x = *(const struct sm_entry *const *) a;
+    const struct sm_entry *y = *(const struct sm_entry *const *) b;
     size_t n = x->parsed.keylen < y->parsed.keylen ? x->parsed.keylen : y->parsed.keylen;
-    int c = memcmp(x->name, y->name, n);
+    int c;
 
-    if (c != 0)
+    if (x->khash != y->khash)
+	return x->khash < y->khash ? -1 : 1;
+    if ((c = memcmp(x->name, y->name, n)) != 0)
 	return c;
     if (x->parsed.keylen != y->parsed.keylen)
 	return x->parsed.keylen < y->parsed.keylen ? -1 : 1;
@@ -574,12 +579,18 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	highest = sm_modseq_jump(idx.h.highestmodseq), jumped = true;
 
     /* 3. UIDs for cur/, in key order (a key twice: the first keeps it) */
-    if (l.count > 1)
-	qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
+    order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = 0; i < l.count; i++) {
-	e = &l.v[i];
-	if (i > 0 && e->parsed.keylen == l.v[i - 1].parsed.keylen
-	    && memcmp(e->name, l.v[i - 1].name, e->parsed.keylen) == 0) {
+	order[i] = &l.v[i];
+	l.v[i].khash = store_key_hash(l.v[i].name, l.v[i].parsed.keylen);
+    }
+    if (l.count > 1)
+	qsort(order, l.count, sizeof(*order), sm_entry_cmp_key);
+    for (i = 0; i < l.count; i++) {
+	e = order[i];
+	if (i > 0 && e->khash == order[i - 1]->khash
+	    && e->parsed.keylen == order[i - 1]->parsed.keylen
+	    && memcmp(e->name, order[i - 1]->name, e->parsed.keylen) == 0) {
 	    /* the same unique name twice: a copy from outside, or new/
 	     * and cur/ after a crash; the later one is another message */
 	    e->parsed.uid = 0;
@@ -615,7 +626,6 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (!jumped && trusted && from_index < idx.count)
 	highest++;			/* messages gone: an expunge */
     /* no UID twice: sort by UID, later duplicates get fresh ones */
-    order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = n = 0; i < l.count; i++)
 	if (l.v[i].uid)
 	    order[n++] = &l.v[i];
@@ -756,6 +766,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     }
     if (idx.version != 2 || highest != idx.h.highestmodseq)
 	changed = true;			/* (a version 1 index is rewritten) */
+    if (how == STORE_SYNC_REPLACE && mb->have_snapshot && uv != mb->uidvalidity) {
+	mem_free(&mb->claims);		/* (claims of another UIDVALIDITY) */
+	mb->n_claims = 0;
+    }
     if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
 	sm_claim(mb, recent, next);
 	recent = next;

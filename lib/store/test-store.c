@@ -331,8 +331,8 @@ static void test_index_parse(void)
     struct store_index idx;
     struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0},
     };
     char text[1024], path[256];
     const char *err;
