@@ -307,6 +307,7 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_arg *args, size_t
 	    imap_cmd_no(s, "[NONEXISTENT] Mailbox does not exist");
 	goto out;
     }
+    /* closed first: closing writes the handle's cache, into the folder */
     if (mb_selected_is(s, str_cstr(name), false))
 	mb_close_selected(s);
     if (store_folder_delete(s->mail_root, str_cstr(name), &err) < 0) {
@@ -345,14 +346,14 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *args, size_t
 	imap_cmd_no(s, "[ALREADYEXISTS] Mailbox already exists");
 	goto out;
     }
-    /* a renamed selected mailbox is closed (its name is gone); INBOX
-     * stays, and its session sees the messages go as expunges */
-    if (!mb_is_inbox(str_cstr(from)) && mb_selected_is(s, str_cstr(from), true))
-	mb_close_selected(s);
     if (store_folder_rename(s->mail_root, str_cstr(from), str_cstr(to), &err) < 0) {
 	mb_store_fail(s, errno, "RENAME", err);
 	goto out;
     }
+    /* a renamed selected mailbox is closed (its name is gone); INBOX
+     * stays, and its session sees the messages go as expunges */
+    if (!mb_is_inbox(str_cstr(from)) && mb_selected_is(s, str_cstr(from), true))
+	mb_close_selected(s);
     imap_cmd_ok(s);
   out:
     str_free(&from);

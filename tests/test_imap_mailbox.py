@@ -369,7 +369,7 @@ def test_create_list_delete(imap):
     r.close()
 
 
-def test_delete_selected_mailbox_closes_it(imap):
+def test_delete_or_rename_selected_mailbox_closes_it(imap):
     r = imap.raw()
     r.ok("CREATE f")
     r.ok("SELECT f")
@@ -377,6 +377,12 @@ def test_delete_selected_mailbox_closes_it(imap):
     assert any(u.startswith("* OK [CLOSED]") for u in untagged), untagged
     _, tagged = r.cmd("FETCH 1 FLAGS")
     assert tagged.startswith("BAD") or tagged.startswith("NO"), tagged
+    # RENAME of the selected mailbox (or of a parent) closes it too
+    r.ok("CREATE g.h")
+    r.ok("SELECT g.h")
+    untagged = r.ok("RENAME g k")
+    assert any(u.startswith("* OK [CLOSED]") for u in untagged), untagged
+    assert "* 0 EXISTS" in r.ok("SELECT k.h")
     r.close()
 
 
