@@ -44,7 +44,7 @@ MSG2 = (b"From: carol@example.test\r\nTo: alice@example.test\r\nSubject: =?utf-8
         b"Date: Tue, 8 Feb 1994 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
         b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-        b"K=C3=A4se und Brot\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+        b"K=C3=A4se und Brot\r\n--XX\r\nContent-Type: text/plain; charset=us-ascii\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--XX--\r\n")
 MSG3 = b"Subject: three\n\n" + b"x" * 3000 + b"\nend\n"
 
