@@ -265,7 +265,7 @@ static bool ap_mailbox(struct aparse *ap, struct abuf *b, size_t mark, struct st
     return ok;
 }
 
-/* skip_to - move past the next c (or to the end); for junk */
+/* skip_junk - move to the next "," or ";" (or the end) */
 static void skip_junk(struct aparse *ap)
 {
     while (ap->i < ap->len && ap->v[ap->i] != ',' && ap->v[ap->i] != ';')

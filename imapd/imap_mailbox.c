@@ -42,7 +42,7 @@ bool imap_mailbox_name(const char *wire, size_t len, struct str *out, const char
 	return false;
     }
     if (!imap_mutf7_to_utf8(wire, len, out)) {
-	*why_r = "[CANNOT] Mailbox name is not valid modified UTF-7";
+	*why_r = "Mailbox name is not valid modified UTF-7";
 	return false;
     }
     /* INBOX in any case, also as the first level of a hierarchy */
@@ -177,26 +177,6 @@ static bool mb_arg_name(struct imap_session *s, const struct imap_arg *a, struct
     return true;
 }
 
-/* mb_make_parents - create the missing superior names of name (RFC
- * 3501: the server SHOULD); 0, or -1 with errno and *error_r */
-static int mb_make_parents(struct imap_session *s, const char *name, const char **error_r)
-{
-    char *copy = mem_strdup(name), *dot;
-    int ret = 0;
-
-    for (dot = strchr(copy, IMAP_HIER_DELIM); dot != NULL; dot = strchr(dot + 1, IMAP_HIER_DELIM)) {
-	*dot = 0;
-	if (!mb_is_inbox(copy) && store_folder_create(s->mail_root, copy, error_r) < 0
-	    && errno != EEXIST) {
-	    ret = -1;
-	    break;
-	}
-	*dot = IMAP_HIER_DELIM;
-    }
-    mem_free(&copy);
-    return ret;
-}
-
 /* mb_selected_is - whether the selected mailbox is name or below it */
 static bool mb_selected_is(struct imap_session *s, const char *name, bool below)
 {
@@ -282,8 +262,9 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *args, size_t
 	imap_cmd_no(s, "[ALREADYEXISTS] INBOX always exists");
 	goto out;
     }
-    if (mb_make_parents(s, str_cstr(name), &err) < 0
-	|| store_folder_create(s->mail_root, str_cstr(name), &err) < 0) {
+    /* superior levels are not made: in Maildir++ a folder needs no
+     * parent, and LIST shows a missing one as \Noselect (as Dovecot) */
+    if (store_folder_create(s->mail_root, str_cstr(name), &err) < 0) {
 	e = errno;
 	mb_store_fail(s, e, "CREATE", err);
 	goto out;
@@ -299,7 +280,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *args, size_t
 
 /* imap_cmd_delete - DELETE name. A folder with children is deleted
  * itself; its name stays as a \Noselect parent of the children (RFC
- * 3501 6.3.4). A name that is only such a parent cannot be deleted. */
+ * 3501 6.3.4). A name that is only such a parent does not exist. */
 void imap_cmd_delete(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		     bool uid)
 {
@@ -315,29 +296,18 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_arg *args, size_t
     if (!mb_arg_name(s, &args[0], name))
 	goto out;
     if (mb_is_inbox(str_cstr(name))) {
-	imap_cmd_no(s, "[CANNOT] INBOX cannot be deleted");
+	imap_cmd_no(s, "INBOX cannot be deleted");
 	goto out;
     }
+    /* a name that is only the parent of folders is no mailbox */
     if ((exists = store_folder_exists(s->mail_root, str_cstr(name), &err)) <= 0) {
-	struct store_folder_tree tree;
-	const struct store_folder_info *fi;
-
-	if (exists < 0) {
+	if (exists < 0)
 	    mb_store_fail(s, errno, "DELETE", err);
-	    goto out;
-	}
-	if (store_folder_tree(s->mail_root, &tree, &err) == 0) {
-	    fi = store_folder_tree_find(&tree, str_cstr(name));
-	    if (fi != NULL && fi->has_children) {
-		store_folder_tree_free(&tree);
-		imap_cmd_no(s, "[HASCHILDREN] Mailbox has children and is not selectable");
-		goto out;
-	    }
-	    store_folder_tree_free(&tree);
-	}
-	imap_cmd_no(s, "[NONEXISTENT] Mailbox does not exist");
+	else
+	    imap_cmd_no(s, "[NONEXISTENT] Mailbox does not exist");
 	goto out;
     }
+    /* closed first: closing writes the handle's cache, into the folder */
     if (mb_selected_is(s, str_cstr(name), false))
 	mb_close_selected(s);
     if (store_folder_delete(s->mail_root, str_cstr(name), &err) < 0) {
@@ -376,7 +346,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *args, size_t
 	imap_cmd_no(s, "[ALREADYEXISTS] Mailbox already exists");
 	goto out;
     }
-    if (mb_make_parents(s, str_cstr(to), &err) < 0) {
+    if (store_folder_rename(s->mail_root, str_cstr(from), str_cstr(to), &err) < 0) {
 	mb_store_fail(s, errno, "RENAME", err);
 	goto out;
     }
@@ -384,10 +354,6 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *args, size_t
      * stays, and its session sees the messages go as expunges */
     if (!mb_is_inbox(str_cstr(from)) && mb_selected_is(s, str_cstr(from), true))
 	mb_close_selected(s);
-    if (store_folder_rename(s->mail_root, str_cstr(from), str_cstr(to), &err) < 0) {
-	mb_store_fail(s, errno, "RENAME", err);
-	goto out;
-    }
     imap_cmd_ok(s);
   out:
     str_free(&from);
@@ -494,6 +460,10 @@ static int mb_status_line(struct imap_session *s, const char *name, unsigned ite
 
     if (store_folder_status(s->mail_root, name, items, &st, error_r) < 0)
 	return -1;
+    /* the selected mailbox: \Recent as this session has it (a fresh
+     * handle claims none and sees those of this one as taken) */
+    if (mb_selected_is(s, name, false))
+	st.recent = (uint32_t) store_recent_count(s->sel->mb);
     if (items & STORE_STATUS_HIGHESTMODSEQ)
 	s->condstore = true;	/* RFC 7162 3.1: a CONDSTORE-enabling command */
     line = str_new(STR_MAX_DEFAULT);
@@ -562,7 +532,11 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t
 	mb_store_fail(s, errno, "STATUS", err);
 	goto out;
     }
-    imap_cmd_ok(s);
+    /* RFC 3501 6.3.10: a client SHOULD NOT ask this (as Dovecot says) */
+    if (mb_selected_is(s, str_cstr(name), false))
+	imap_cmd_done(s, "OK", "[CLIENTBUG] STATUS on the selected mailbox completed");
+    else
+	imap_cmd_ok(s);
   out:
     str_free(&name);
 }
@@ -737,9 +711,9 @@ static void ls_line(struct imap_session *s, const struct ls_request *rq,
 
     str_appends_or_panic(line, rq->lsub ? "* LSUB (" : "* LIST (");
     if (rq->lsub) {
-	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed;
-	 * and a subscribed name that cannot be selected */
-	if (shown_as_parent || !fi->exists)
+	/* RFC 3501 6.3.9: a parent shown for "%" that is not subscribed
+	 * (a subscribed name that does not exist gets none, as Dovecot) */
+	if (shown_as_parent)
 	    LS_ATTR("\\Noselect");
     } else {
 	/* as Dovecot: \NonExistent only to a client that used the
@@ -762,7 +736,7 @@ static void ls_line(struct imap_session *s, const struct ls_request *rq,
     if (!imap_append_quoted(line, wire, strlen(wire)))
 	msg_panic("ls_line: cannot quote \"%s\"", wire);
     if (childinfo != 0) {
-	str_appends_or_panic(line, " (\"CHILDINFO\" (");
+	str_appends_or_panic(line, " (CHILDINFO (");
 	if (childinfo & LS_SEL_SUBSCRIBED)
 	    str_appends_or_panic(line, "\"SUBSCRIBED\"");
 	if (childinfo & LS_SEL_SPECIALUSE)

@@ -192,7 +192,7 @@ void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out)
 /* ------------------------------------------------------------------ */
 /* Content-Type and Content-Disposition (RFC 2045, RFC 2231) */
 
-/* is_tspecial - RFC 2045 tspecials, space and controls end a token */
+/* is_token_char - not an RFC 2045 tspecial, space or control */
 static bool is_token_char(unsigned char c)
 {
     if (c <= ' ' || c == 0x7f)
@@ -301,14 +301,8 @@ static void join_params(struct raw_param *raw, size_t nraw, struct imap_ctype *c
 	if (seen)
 	    continue;
 	if (raw[i].section < 0) {
-	    /* plain "name=" or extended "name*=": no continuations */
-	    bool plain_here = false;
-
-	    for (size_t j = 0; j < nraw; j++)
-		if (raw[j].base && raw[j].section < 0 && !raw[j].extended
-		    && strcasecmp(raw[j].base, raw[i].base) == 0)
-		    plain_here = true;
-	    /* an extended value wins over a plain one (RFC 2231 readers
+	    /* plain "name=" or extended "name*=", no continuations: an
+	     * extended value wins over a plain one (RFC 2231 readers
 	     * prefer it), else the first */
 	    for (size_t j = 0; j < nraw; j++)
 		if (raw[j].base && raw[j].section < 0 && raw[j].extended
@@ -319,7 +313,6 @@ static void join_params(struct raw_param *raw, size_t nraw, struct imap_ctype *c
 		    ct->n++;
 		    goto next;
 		}
-	    (void) plain_here;
 	    ct->params[ct->n].name = mem_strdup(raw[i].base);
 	    ct->params[ct->n].value = mem_strdup(raw[i].value);
 	    ct->params[ct->n].extended = false;
@@ -653,7 +646,9 @@ struct scan {
     const char *bound[IMAP_MSG_MAX_DEPTH + 2];
     size_t blen[IMAP_MSG_MAX_DEPTH + 2];
     size_t nb;
-    size_t close_end;		/* the line after the last close delimiter */
+    size_t close_end;		/* a delimiter line whose preceding line
+				 * end is no part's to give (after a
+				 * close delimiter line, ...) */
     struct imap_msg *m;
 };
 
@@ -672,24 +667,37 @@ static void advance(struct scan *s)
     s->pos = (size_t) (nl - s->d) + 1;
 }
 
-/* delimiter - the innermost open boundary whose delimiter line starts
- * at s->pos (-1 if none); *close for a "--boundary--" line */
+/* delimiter - the open boundary whose delimiter line starts at s->pos
+ * (-1 if none); *close for a "--boundary--" line. As Dovecot: the line
+ * need only start with "--" and the boundary; when several boundaries
+ * match, the longest wins, and an exact match of the whole line (less
+ * "--" and white space) ends the search, innermost first. */
 static int delimiter(const struct scan *s, bool *close)
 {
-    const char *l = s->d + s->pos;
-    size_t avail = s->len - s->pos;
+    const char *l = s->d + s->pos, *nl;
+    size_t avail = s->len - s->pos, n, best_len = 0;
+    int best = -1;
+    bool dashes;
 
     if (s->nb == 0 || avail < 2 || l[0] != '-' || l[1] != '-')
 	return -1;
+    nl = memchr(l, '\n', avail);
+    n = (nl ? (size_t) (nl - l) : avail) - 2;	/* the line after "--" */
+    while (n > 0 && (l[2 + n - 1] == '\r' || l[2 + n - 1] == ' ' || l[2 + n - 1] == '\t'))
+	n--;
+    dashes = n >= 2 && l[2 + n - 1] == '-' && l[2 + n - 2] == '-';
     for (size_t i = s->nb; i-- > 0;) {
-	if (s->bound[i] && avail - 2 >= s->blen[i] && memcmp(l + 2, s->bound[i], s->blen[i]) == 0) {
-	    size_t after = 2 + s->blen[i];
-
-	    *close = avail - after >= 2 && l[after] == '-' && l[after + 1] == '-';
-	    return (int) i;
+	if (s->bound[i] && n >= s->blen[i] && memcmp(l + 2, s->bound[i], s->blen[i]) == 0
+	    && (best < 0 || s->blen[i] > best_len)) {
+	    best = (int) i;
+	    best_len = s->blen[i];
+	    if (best_len == n || (dashes && best_len + 2 == n))
+		break;
 	}
     }
-    return -1;
+    if (best >= 0)
+	*close = n >= best_len + 2 && l[2 + best_len] == '-' && l[3 + best_len] == '-';
+    return best;
 }
 
 /* skip_to_delimiter - advance to the next delimiter line of any open
@@ -808,9 +816,17 @@ static void body_end(struct scan *s, struct imap_mpart *mp, int r, uint64_t lf0,
     size_t end = s->pos;
     uint64_t lf = s->lf, bare = s->bare;
 
+    if (r >= 0 && s->pos > mp->p.hdr_off && s->pos != s->close_end
+	&& s->pos == mp->p.body_off && mp->p.parent && mp->p.parent->is_message) {
+	/* an encapsulated message's header right before the delimiter:
+	 * the header gives up its line end (below), but the parts that
+	 * end with it keep it (Dovecot's sizes) */
+	s->close_end = s->pos;
+    }
     /* (as Dovecot: right after a close delimiter line, with no
      * epilogue, that line's end stays in the part) */
-    if (r >= 0 && s->pos > mp->p.hdr_off && s->pos != s->close_end) {
+    if (r >= 0 && s->pos > mp->p.hdr_off
+	&& (s->pos != s->close_end || s->pos == mp->p.body_off)) {
 	end = s->pos - 1;	/* the LF before the delimiter line */
 	lf--;
 	if (end == 0 || s->d[end - 1] != '\r')
@@ -872,7 +888,7 @@ static int parse_part(struct scan *s, struct imap_mpart *mp, bool in_digest, boo
     int r = -1;
     struct str *boundary = str_new(IMAP_MSG_FIELD_MAX);
     const char *b;
-    bool deep;
+    bool deep, cut = false;
 
     *close = false;
     /* the header: to the empty line, a delimiter line or the end */
@@ -881,8 +897,10 @@ static int parse_part(struct scan *s, struct imap_mpart *mp, bool in_digest, boo
     while (s->pos < s->len) {
 	size_t start = s->pos, next;
 
-	if (delimiter(s, close) >= 0)
+	if (delimiter(s, close) >= 0) {
+	    cut = true;		/* no empty line: the body is empty */
 	    break;
+	}
 	next = line_end(s->d, s->len, start);
 	advance(s);
 	if (is_empty_line(s->d, start, next))
@@ -901,7 +919,7 @@ static int parse_part(struct scan *s, struct imap_mpart *mp, bool in_digest, boo
 	size_t my = s->nb;
 
 	mp->p.is_multipart = true;
-	if (*b == 0 || s->nb >= sizeof(s->bound) / sizeof(s->bound[0])) {
+	if (cut || *b == 0 || s->nb >= sizeof(s->bound) / sizeof(s->bound[0])) {
 	    r = skip_to_delimiter(s, close);
 	} else {
 	    s->bound[my] = b;

@@ -19,8 +19,8 @@
  *   before every LF that has no CR before it. Nothing else changes (a
  *   bare CR stays, a last line without LF stays without one) except
  *   that a NUL byte is sent as 0x80 (no IMAP string may hold a NUL;
- *   Dovecot does the same; the size does not change). This is exactly the store's crlf_size rule
- *   (docs/mailstore.md), so RFC822.SIZE = store_msg.crlf_size =
+ *   Dovecot does the same; the size does not change). This is exactly
+ *   the store's crlf_size rule (docs/mailstore.md), so RFC822.SIZE = store_msg.crlf_size =
  *   imap_msg_wire_size() = the octets of BODY[] as sent. Send section
  *   bytes ONLY through struct imap_wire (it does the conversion), never
  *   the raw file, or the counts lie.
@@ -57,7 +57,8 @@
  *   together), IMAP_MSG_MAX_PARTS parts in a message: a multipart
  *   beyond either is kept as one leaf part of type
  *   application/octet-stream (its bytes still reachable by section
- *   number; sizes stay exact). Content-* header values are parsed up
+ *   number; sizes stay exact); past the part limit the rest of a
+ *   multipart's body belongs to no part. Content-* header values are parsed up
  *   to IMAP_MSG_FIELD_MAX bytes each, at most IMAP_MSG_MAX_PARAMS
  *   parameters per field, RFC 2231 continuations up to
  *   IMAP_MSG_MAX_PARAMS sections. Broken MIME never fails a parse:
@@ -65,6 +66,11 @@
  *   or whose boundary never occurs, has one empty text/plain child (as
  *   Dovecot shows it); a missing close delimiter ends the multipart at
  *   its parent's end; a header without an empty line is all header.
+ *   As in Dovecot, a delimiter line is one that starts with "--" and
+ *   the boundary (anything may follow; the innermost open boundary
+ *   wins), the line end before a delimiter line belongs to the
+ *   delimiter (even when it is a header's empty line), except right
+ *   after a close delimiter line.
  *
  * STRINGS IN OUTPUT
  *   nstrings are quoted ("...") when they are 7-bit without CR, LF,
@@ -312,14 +318,15 @@ void imap_search_key_fini(struct imap_search_key *k);
  * the field exists (RFC 3501). */
 bool imap_search_header(const char *data, size_t len, const char *name,
 			const struct imap_search_key *k);
-/* imap_search_body - SEARCH BODY (text_too false) or TEXT (true):
- * BODY searches the message's body: every leaf part's content after
- * decoding its Content-Transfer-Encoding (quoted-printable, base64)
- * and converting text parts from their charset to UTF-8 (UTF-8,
- * US-ASCII, ISO-8859-1, ISO-8859-15 and windows-1252 built in; others
- * through iconv; an unknown charset is taken as it is), plus the
- * headers inside the body (MIME part headers, encapsulated messages'
- * headers; RFC 2047-decoded); TEXT adds the message's own header.
+/* imap_search_body - SEARCH BODY (text_too false) or TEXT (true), as
+ * Dovecot does them: BODY searches the content of the leaf parts of
+ * type text/... and message/... (not other types, not the preamble or
+ * epilogue of multiparts) after decoding its Content-Transfer-Encoding
+ * (quoted-printable, base64) and converting it from its charset to
+ * UTF-8 (UTF-8, US-ASCII, ISO-8859-1, ISO-8859-15 and windows-1252
+ * built in; others through iconv; an unknown charset is taken as it
+ * is); TEXT adds every header, RFC 2047-decoded: the message's, the
+ * MIME part headers and the headers of encapsulated messages.
  * Streaming, fixed memory. */
 bool imap_search_body(const struct imap_msg *m, bool text_too,
 		      const struct imap_search_key *k);

@@ -6,6 +6,7 @@
 
 /* system */
 #include <errno.h>
+#include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,7 +76,32 @@ struct search_parse {
     const char *error;
     unsigned keys;
     bool modseq;
+    iconv_t cd;			/* CHARSET other than UTF-8: to UTF-8 */
+    bool convert;
+    char **conv;		/* converted strings, freed at the end */
+    size_t nconv;
 };
+
+/* to_utf8 - a search string in the CHARSET converted to UTF-8 (kept in
+ * p->conv); false when it does not convert */
+static bool to_utf8(struct search_parse *p, const char **s_r, size_t *len_r)
+{
+    size_t inleft = *len_r, outsize = 4 * *len_r + 16, outleft = outsize;
+    char *in = (char *) *s_r, *out = mem_alloc(outsize + 1), *o = out;
+
+    iconv(p->cd, NULL, NULL, NULL, NULL);
+    if (iconv(p->cd, &in, &inleft, &o, &outleft) == (size_t) -1
+	|| iconv(p->cd, NULL, NULL, &o, &outleft) == (size_t) -1) {
+	free(out);
+	return false;
+    }
+    *o = 0;
+    p->conv = mem_realloc(p->conv, (p->nconv + 1) * sizeof(*p->conv));
+    p->conv[p->nconv++] = out;
+    *s_r = out;
+    *len_r = (size_t) (o - out);
+    return true;
+}
 
 struct search_msg {
     struct imap_session *s;
@@ -132,6 +158,10 @@ static bool want_string(struct search_parse *p, const struct imap_arg *a, size_t
 	return false;
     }
     (*i)++;
+    if (p->convert && !to_utf8(p, s_r, len_r)) {
+	p->error = "A search string is not valid in its CHARSET";
+	return false;
+    }
     return true;
 }
 
@@ -543,6 +573,22 @@ static void append_set(struct str *out, const uint32_t *v, size_t n)
     }
 }
 
+/* search_parse_fini - the converter and converted strings (the keys
+ * hold their own folded copies) */
+static void search_parse_fini(struct search_parse *p)
+{
+    size_t i;
+
+    if (p->convert)
+	iconv_close(p->cd);
+    p->convert = false;
+    for (i = 0; i < p->nconv; i++)
+	free(p->conv[i]);
+    free(p->conv);
+    p->conv = NULL;
+    p->nconv = 0;
+}
+
 #define RET_MIN		1u
 #define RET_MAX		2u
 #define RET_ALL		4u
@@ -590,8 +636,12 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t
 	if (!imap_arg_astring(&args[i + 1], &cs, NULL))
 	    return imap_cmd_bad(s, "CHARSET needs a name");
 	if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0
-	    && strcasecmp(cs, "UTF8") != 0)
-	    return imap_cmd_no(s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+	    && strcasecmp(cs, "UTF8") != 0) {
+	    /* any charset iconv knows: the strings are made UTF-8 */
+	    if (strlen(cs) > 64 || (p.cd = iconv_open("UTF-8", cs)) == (iconv_t) -1)
+		return imap_cmd_no(s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+	    p.convert = true;
+	}
 	i += 2;
     }
     if (i >= nargs)
@@ -602,10 +652,12 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t
 
 	if (c == NULL) {
 	    skey_free(root);
+	    search_parse_fini(&p);
 	    return imap_cmd_bad(s, "SEARCH: %s", p.error ? p.error : "bad search key");
 	}
 	skey_add(root, c);
     }
+    search_parse_fini(&p);
     if (p.modseq)
 	s->condstore = true;
     cheap_first(root);

@@ -798,22 +798,27 @@ static bool match_leaf(const struct imap_msg *m, const struct imap_part *p,
     return mt.found;
 }
 
-/* match_part - a part's content: headers inside, leaves' bodies */
+/* match_part - a part's content: the bodies of text leaves, and with
+ * headers the MIME and encapsulated headers inside */
 static bool match_part(const struct imap_msg *m, const struct imap_part *p,
-		       const struct imap_search_key *k)
+		       const struct imap_search_key *k, bool headers)
 {
     if (imap_mpart_of(p)->synthetic)
 	return false;
     if (p->is_multipart) {
 	for (const struct imap_part *c = p->children; c; c = c->next)
-	    if (match_header(k, m->data + c->hdr_off, imap_mpart_of(c)->synthetic ? 0 : c->hdr_len)
-		|| match_part(m, c, k))
+	    if ((headers && !imap_mpart_of(c)->synthetic
+		 && match_header(k, m->data + c->hdr_off, c->hdr_len))
+		|| match_part(m, c, k, headers))
 		return true;
 	return false;
     }
     if (p->is_message)
-	return match_header(k, m->data + p->children->hdr_off, p->children->hdr_len)
-	    || match_part(m, p->children, k);
+	return (headers && match_header(k, m->data + p->children->hdr_off, p->children->hdr_len))
+	    || match_part(m, p->children, k, headers);
+    /* as Dovecot: only text/... and message/... content is text */
+    if (strcmp(p->type, "text") != 0 && strcmp(p->type, "message") != 0)
+	return false;
     return match_leaf(m, p, k);
 }
 
@@ -826,7 +831,7 @@ bool imap_search_body(const struct imap_msg *m, bool text_too, const struct imap
 	return true;
     if (text_too && match_header(k, m->data + root->hdr_off, root->hdr_len))
 	return true;
-    return match_part(m, root, k);
+    return match_part(m, root, k, text_too);
 }
 
 /* ------------------------------------------------------------------ */

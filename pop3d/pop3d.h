@@ -20,7 +20,8 @@ void pop3d_session_start(int fd, const struct session_info *info);
  * command (a reload lets each finish what it is doing) */
 void pop3d_session_retire(void);
 
-#define POP3D_SEND_CHUNK	65536	/* bytes of the message per step */
+#define POP3D_SEND_CHUNK	16384	/* bytes of the message per step (the
+				 * buffers stay resident in a worker) */
 /* the most one step writes: every byte doubled, plus the ending */
 #define POP3D_SEND_OUT_MAX	(2 * POP3D_SEND_CHUNK + 8)
 

@@ -44,7 +44,7 @@ MSG2 = (b"From: carol@example.test\r\nTo: alice@example.test\r\nSubject: =?utf-8
         b"Date: Tue, 8 Feb 1994 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
         b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-        b"K=C3=A4se und Brot\r\n--XX\r\nContent-Type: application/octet-stream\r\n"
+        b"K=C3=A4se und Brot\r\n--XX\r\nContent-Type: text/plain; charset=us-ascii\r\n"
         b"Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--XX--\r\n")
 MSG3 = b"Subject: three\n\n" + b"x" * 3000 + b"\nend\n"
 
@@ -484,8 +484,12 @@ def test_search_keys(imap):
     r.send(b"s2 SEARCH CHARSET UTF-8 BODY {5+}\r\nk\xc3\xa4se\r\n")
     lines = r.until("s2")
     assert lines[0] == b"* SEARCH 2\r\n", lines
-    lines = r.cmd("SEARCH CHARSET KOI8-R ALL")
+    lines = r.cmd("SEARCH CHARSET X-NOSUCH ALL")
     assert "BADCHARSET" in tagged(lines)
+    # another charset: the strings are converted to UTF-8 first
+    r.send(b"s3 SEARCH CHARSET ISO-8859-1 BODY {3+}\r\nk\xe4s\r\n")
+    lines = r.until("s3")
+    assert lines[0] == b"* SEARCH 2\r\n", lines
     lines = r.cmd("SEARCH FROB")
     assert tagged(lines).split()[1] == "BAD"
     lines = r.cmd("SEARCH RETURN (MIN MAX COUNT ALL) NOT ANSWERED")
@@ -739,3 +743,76 @@ def test_big_fetch_streams_without_stalling_others(imap):
     assert a.line().startswith(b"f2 OK")
     lines = a.cmd("FETCH 1 (BODY.PEEK[]<1000000.20> RFC822.SIZE)")
     assert b"BODY[]<1000000> {20}\r\n" + crlf(big)[1000000:1000020] in lines[0], lines[0][:200]
+
+
+def test_reload_ends_sessions_at_a_command_boundary(imap):
+    imap.deliver(MSG1)
+    idle, busy = imap.raw(), imap.raw()
+    idle.cmd("SELECT INBOX")
+    idle.send("i1 IDLE\r\n")
+    assert idle.line().startswith(b"+ ")
+    imap.inst.reload()
+    # an idling session and one between commands are told at once
+    assert idle.line().startswith(b"* BYE")
+    assert idle.at_eof()
+    assert busy.line().startswith(b"* BYE")
+    assert busy.at_eof()
+    # new sessions are served by the new dispatcher
+    r = imap.raw()
+    assert tagged(r.cmd("NOOP")).startswith("t1 OK")
+
+
+# ------------------------------------------------------------ through imapd-login
+def _need_login(imap):
+    if not (BUILD / "libexec" / "imapd-login").exists():
+        pytest.skip("imapd-login not built")
+
+
+def test_end_to_end_with_imaplib(imap):
+    _need_login(imap)
+    imap.deliver(MSG1, MSG2)
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    typ, data = m.login(USER, PASSWORD)
+    assert typ == "OK", data
+    typ, data = m.capability()
+    assert b"UIDPLUS" in data[0] and b"CONDSTORE" in data[0] and b"MOVE" in data[0]
+    typ, data = m.select("INBOX")
+    assert data == [b"2"]
+    typ, data = m.fetch("1:2", "(UID ENVELOPE)")
+    assert typ == "OK" and len(data) == 2
+    typ, data = m.search(None, "FROM", "carol")
+    assert data == [b"2"]
+    typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+    assert typ == "OK"
+    m.close()
+    m.logout()
+    # AUTHENTICATE PLAIN with an initial response (SASL-IR)
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    typ, _ = m.authenticate("PLAIN", lambda _: f"\0{USER}\0{PASSWORD}".encode())
+    assert typ == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+    # a wrong password: NO from the login process, nothing from imapd
+    m = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login(USER, "wrong")
+    m.shutdown()
+
+
+def test_end_to_end_pipelined_after_login(imap):
+    _need_login(imap)
+    imap.deliver(MSG1)
+    sock = socket.create_connection(("127.0.0.1", imap.port), timeout=10)
+    r = Raw(sock)
+    assert r.line().startswith(b"* OK")
+    # LITERAL+ for the password, and commands right behind the LOGIN
+    pw = PASSWORD.encode()
+    r.send(b"a1 LOGIN " + USER.encode() + b" {%d+}\r\n" % len(pw) + pw
+           + b"\r\na2 SELECT INBOX\r\na3 FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])\r\n")
+    lines = r.until("a1")
+    assert tagged(lines).startswith("a1 OK"), lines
+    lines = r.until("a2")
+    assert b"* 1 EXISTS\r\n" in lines and tagged(lines).startswith("a2 OK")
+    lines = r.until("a3")
+    assert b"Subject: first one" in lines[0]
+    r.cmd("LOGOUT")

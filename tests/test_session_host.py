@@ -49,7 +49,10 @@ class Host:
             f"{ALICE}:{mkinstance._sha512_crypt(PASSWORD)}:{self.uid}:{self.gid}:"  # pylint: disable=protected-access
             f"{root}/example.test/alice/:\n"
             f"{BOB}:{mkinstance._sha512_crypt(BOB_PASSWORD)}:{NOBODY.pw_uid}:{NOBODY.pw_gid}:"  # pylint: disable=protected-access
-            f"{root}/example.test/bob/:\n")
+            f"{root}/example.test/bob/:\n"
+            f"owner@example.test:{mkinstance._sha512_crypt(PASSWORD)}:"  # pylint: disable=protected-access
+            f"{pwd.getpwnam(self.inst.mail_owner).pw_uid}:{pwd.getpwnam(self.inst.mail_owner).pw_gid}:"
+            f"{root}/example.test/owner/:\n")
         res = subprocess.run([str(self.inst.layout.bin / "posthorn"), "-c", str(self.inst.etc),
                               "users", f"cdb:{users}"], capture_output=True, text=True,
                              timeout=60, check=False)
@@ -236,6 +239,13 @@ def closed(sock):
         return sock.recv(100) == b""
     except ConnectionResetError:
         return True
+
+
+def test_privileged_ids_are_refused(host):
+    """the mail owner's uid (queue, auth's socket) never runs a session"""
+    s = host.hand_over(host.token("owner@example.test", PASSWORD))
+    assert s.line() == "-ERR [SYS/TEMP] try again later" and s.at_eof()
+    assert host.inst.count_log(r"refusing the mail owner's uid") == 1
 
 
 def test_bad_hand_over_is_dropped(host):

@@ -6,6 +6,7 @@ deliveries, a damaged index, the session lock. Every loop is bounded in
 count and time."""
 import os
 import pathlib
+import shutil
 import subprocess
 import threading
 import time
@@ -271,3 +272,231 @@ def test_folders_are_separate_mailboxes(tmp_path):
     assert sorted(msgs) == [1, 2]
     assert len(store_list(md.root)[2]) == 1
     assert run("list", md.root, "../x", check=False).returncode == 1
+
+
+# ---- imapd's additions: MODSEQ, \Recent, APPEND, COPY, the watch, the cache
+
+
+def modseqs(path):
+    """(highestmodseq, {uid: (modseq, flags)})"""
+    lines = run("modseq", path).stdout.splitlines()
+    assert lines[0].startswith("highestmodseq ")
+    out = {}
+    for line in lines[1:]:
+        uid, ms, flags = line.split()
+        out[int(uid)] = (int(ms), flags)
+    return int(lines[0].split()[1]), out
+
+
+def test_many_sessions_and_deliveries_uids_strictly_increasing(tmp_path):
+    """Appenders (APPEND), claimers of \\Recent, refreshing readers,
+    expunges and deliveries at once, all in separate processes: every
+    UID handed out is unique, each appender's UIDs ascend, no reader
+    sees a UID change or a new message below an old UIDNEXT, no UID that
+    was expunged comes back, and \\Recent goes to one session only."""
+    md = Maildir(tmp_path / "box")
+    for i in range(20):
+        md.deliver(f"early {i}\n")
+    store_list(md.root)
+    procs = []
+    for _ in range(2):
+        procs.append(("watch", subprocess.Popen(
+            [str(PH_STORE), "watch", str(md.root), "4"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)))
+    for _ in range(3):
+        procs.append(("recent", subprocess.Popen(
+            [str(PH_STORE), "recent", str(md.root), "4"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)))
+    for _ in range(3):
+        procs.append(("appends", subprocess.Popen(
+            [str(PH_STORE), "appends", str(md.root), "25"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)))
+    delivered = []
+
+    def writer():
+        for i in range(80):
+            delivered.append(md.deliver(f"late {i}\n"))
+            time.sleep(0.01)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    expunged = set()
+    deadline = time.time() + 3
+    while time.time() < deadline and len(expunged) < 15:
+        _, _, now = store_list(md.root)
+        victim = sorted(now)[len(now) // 2]
+        if run("expunge", md.root, victim).stdout == "removed 1\n":
+            expunged.add(victim)
+        time.sleep(0.05)
+    t.join(timeout=60)
+    outs = {}
+    for kind, p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, (kind, err)
+        outs.setdefault(kind, []).append(out)
+    appended = []
+    for out in outs["appends"]:
+        uids = [int(line.split()[1]) for line in out.splitlines()]
+        assert len(uids) == 25
+        assert uids == sorted(uids) and len(set(uids)) == 25
+        appended += uids
+    assert len(set(appended)) == len(appended) == 75
+    uv, nxt, final = store_list(md.root)
+    assert len(final) == 20 + 80 + 75 - len(expunged)
+    assert not expunged & set(final)
+    assert max(final) < nxt
+    # the early messages kept 1..20 (less the expunged ones)
+    assert set(range(1, 21)) - expunged <= set(final)
+    # every appended UID is a message, or was expunged
+    assert set(appended) <= set(final) | expunged
+    # \Recent: no UID claimed by two sessions
+    claimed = [set(map(int, out.split()[1:])) for out in outs["recent"]]
+    for i in range(len(claimed)):
+        for j in range(i + 1, len(claimed)):
+            assert not claimed[i] & claimed[j]
+    assert any(claimed), "nobody claimed anything"
+    # the watchers' final lists agree with the final state
+    by_key = {key(m[3]): uid for uid, m in final.items()}
+    for out in outs["watch"]:
+        wuv, _, wmsgs = parse_list(out)
+        assert wuv == uv
+        for uid, m in wmsgs.items():
+            if key(m[3]) in by_key:
+                assert by_key[key(m[3])] == uid
+
+
+def test_modseq_monotonic_and_kept(tmp_path):
+    md = Maildir(tmp_path / "box")
+    for i in range(5):
+        md.deliver(f"m {i}\n")
+    h0, ms0 = modseqs(md.root)
+    assert sorted(ms0) == [1, 2, 3, 4, 5]
+    assert all(0 < m <= h0 for m, _ in ms0.values())
+    assert len({m for m, _ in ms0.values()}) == 5
+    run("flags", md.root, 3, "+S")
+    h1, ms1 = modseqs(md.root)
+    assert h1 > h0 and ms1[3][0] > h0 and ms1[3][1] == "S"
+    assert all(ms1[u] == ms0[u] for u in (1, 2, 4, 5))
+    # another program renames a file (flags): a new MODSEQ at the next sync
+    name = store_list(md.root)[2][4][3]
+    os.rename(md.root / "cur" / name, md.root / "cur" / (name + "F"))
+    h2, ms2 = modseqs(md.root)
+    assert h2 > h1 and ms2[4][0] > h1 and ms2[4][1] == "F"
+    run("expunge", md.root, 1)
+    h3, ms3 = modseqs(md.root)
+    assert h3 > h2 and 1 not in ms3
+    md.deliver("new\n")
+    h4, ms4 = modseqs(md.root)
+    assert h4 > h3 and ms4[6][0] > h3
+    # the index lost: every MODSEQ jumps above the old HIGHESTMODSEQ
+    (md.root / "posthorn-index").unlink()
+    h5, ms5 = modseqs(md.root)
+    assert h5 > h4 and all(m > h4 for m, _ in ms5.values())
+    assert {u: f for u, (_, f) in ms5.items()} == {u: f for u, (_, f) in ms4.items()}
+
+
+def test_watch_fires_on_delivery_within_a_second(tmp_path):
+    md = Maildir(tmp_path / "box")
+    md.deliver("first\n")
+    store_list(md.root)
+    for _ in range(3):
+        p = subprocess.Popen([str(PH_STORE), "idle", str(md.root), "5"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ready\n"
+        t0 = time.monotonic()
+        md.deliver("wake up\n")
+        line = p.stdout.readline()
+        elapsed = time.monotonic() - t0
+        p.wait(timeout=10)
+        assert line.startswith("changed "), line
+        assert elapsed < 1.0
+    # and quiet without a change
+    res = run("idle", md.root, "0.3")
+    assert res.stdout == "ready\ntimeout\n"
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
+def test_damaged_cache_and_index_rebuilt(tmp_path, damage):
+    md = Maildir(tmp_path / "box")
+    for i in range(200):
+        md.deliver(f"Subject: {i}\n\nbody {i}\n")
+    uv, nxt, msgs = store_list(md.root)
+    run("cache-fill", md.root)
+    assert "miss 0 " in run("time-fetch", md.root, 1).stdout
+    for name in ("posthorn-cache", "posthorn-index"):
+        f = md.root / name
+        data = f.read_bytes()
+        if damage == "delete":
+            f.unlink()
+        elif damage == "garbage":
+            f.write_bytes(data[:100] + os.urandom(500) + data[600:])
+        else:
+            f.write_bytes(data[: len(data) // 2])
+    res = run("time-fetch", md.root, 1)
+    assert " count 200 " in res.stdout
+    miss = int(res.stdout.split(" miss ")[1].split()[0])
+    if damage == "delete":
+        assert miss == 200
+    assert store_list(md.root) == (uv, nxt, msgs)
+    run("cache-fill", md.root)
+    assert "miss 0 " in run("time-fetch", md.root, 1).stdout
+
+
+def test_append_and_copy(tmp_path):
+    md = Maildir(tmp_path / "box")
+    md.deliver("one\n")
+    src = tmp_path / "msg"
+    src.write_bytes(b"Subject: appended\r\n\r\nhi\r\n")
+    res = run("append", md.root, src, "S")
+    uv, nxt, msgs = store_list(md.root)
+    assert res.stdout == f"uidvalidity {uv} uid 2\n"
+    assert msgs[2][2] == "S" and fetch(md.root, 2) == src.read_bytes()
+    assert not list((md.root / "tmp").iterdir())
+    keep = Maildir(tmp_path / "box" / ".Keep")
+    (keep.root / "maildirfolder").write_bytes(b"")
+    res = run("copy", md.root, "Keep", 2, 1)
+    kuv, knxt, kmsgs = parse_list(run("list", md.root, "Keep").stdout)
+    assert res.stdout == f"uidvalidity {kuv} uids 1 2\n"
+    assert knxt == 3
+    assert kmsgs[1][2] == "S"
+    a = os.stat(md.root / "cur" / msgs[2][3])
+    b = os.stat(keep.root / "cur" / kmsgs[1][3])
+    assert a.st_ino == b.st_ino                      # a hard link
+    assert key(kmsgs[1][3]) != key(msgs[2][3])       # under its own name
+
+
+def test_ten_thousand_messages_fast(tmp_path):
+    """SELECT-like open and FETCH 1:* (FLAGS UID RFC822.SIZE ENVELOPE)
+    from the cache on 10,000 messages: cur/ is not read once its stamp is
+    old, no message file is opened, and both are quick (CPU time; the
+    bounds are generous for a loaded machine, docs/mailstore.md has the
+    figures)."""
+    md = Maildir(tmp_path / "box")
+    body = "From: a@example.test\nSubject: bench\n\n" + "line\n" * 20
+    for i in range(10000):
+        name = f"1700000000.M{i:06d}P1Q{i}.bench,S={len(body)}"
+        (md.root / "new" / name).write_text(body)
+    store_list(md.root)
+    run("cache-fill", md.root)
+    # wait until cur/ is 2 s old, then one open records its stamp
+    time.sleep(2.2)
+    run("time-open", md.root, 1)
+    env = dict(os.environ, PH_STORE_CPU="1")
+    res = subprocess.run([str(PH_STORE), "time-open", str(md.root), "5"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    open_ms = float(res.stdout.split()[1])
+    res = subprocess.run(["strace", "-f", "-e", "trace=getdents64,openat",
+                          str(PH_STORE), "time-fetch", str(md.root), "1"],
+                         capture_output=True, text=True, timeout=60) \
+        if shutil.which("strace") else None
+    if res is not None:
+        assert res.returncode == 0, res.stderr
+        assert "miss 0 " in res.stdout
+        assert res.stderr.count("getdents64") <= 2 * 2   # new/ only (data + end)
+        assert ",U=" not in res.stderr                     # no message opened
+    res = subprocess.run([str(PH_STORE), "time-fetch", str(md.root), "5"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    fetch_ms = float(res.stdout.split()[1])
+    assert "miss 0 " in res.stdout
+    assert open_ms < 60 and fetch_ms < 60, (open_ms, fetch_ms)

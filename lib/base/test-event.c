@@ -298,12 +298,62 @@ static void close_registered(void *arg)
     event_loop_once(100);
 }
 
+/* reset_timer_cb - log the context tag */
+static void reset_timer_cb(void *ctx)
+{
+    trace_add(ctx);
+}
+
+/* reset_in_callback - what a forked child does inside a callback */
+static void reset_in_callback(int fd, void *ctx)
+{
+    int *p = ctx;
+    char c;
+
+    (void) read(fd, &c, 1);
+    event_reset_after_fork();
+    trace_add("reset");
+    /* the old registrations are gone, and a loop may run from here */
+    event_add_read(p[0], read_cb, "again");
+    if (write(p[1], "y", 1) != 1)
+	msg_fatal("write: %m");
+    unit_assert(event_loop_once(1000) == 1);
+}
+
+/* test_reset_after_fork - nothing registered survives; a loop runs
+ * again even from inside a callback */
+static void test_reset_after_fork(void)
+{
+    int p[2], q[2];
+
+    unit_begin("event_reset_after_fork forgets fds and timers");
+    trace[0] = 0;
+    make_pipe(q);			/* lower fds: q's callback runs first */
+    make_pipe(p);
+    event_add_read(p[0], read_cb, "p");
+    event_add_read(q[0], reset_in_callback, q);
+    (void) event_timer_add(0, reset_timer_cb, "timer");
+    if (write(q[1], "x", 1) != 1 || write(p[1], "z", 1) != 1)
+	msg_fatal("write: %m");
+    (void) event_loop_once(1000);
+    /* the reset dropped p's registration and the timer */
+    unit_assert_streq(trace, "reset again");
+    unit_assert(event_loop_once(50) == 0);
+    event_remove(q[0]);
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+    unit_end();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     test_fd_ready();
     test_timers();
     test_unregister_in_callback();
+    test_reset_after_fork();
     unit_begin("closing a registered fd panics");
     unit_assert(unit_expect_exit(close_registered, NULL, UNIT_EXIT_SIGNAL, SIGABRT, "closed while registered"));
     unit_end();

@@ -1,11 +1,12 @@
-/* login_proto.c - both halves of the login hand-over (login_proto.h): a
- * login process passes an authenticated client connection, its auth
- * token and its unconsumed input to the post-login daemon. */
+/* login_proto.c - the login process's half of the hand-over
+ * (login_proto.h): it passes an authenticated client connection, its
+ * auth token and its unconsumed input to the post-login daemon. The
+ * daemon's half reads the hand-over on its event loop, in
+ * session_host.c. */
 
 /* system */
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* base */
@@ -61,56 +62,4 @@ int login_handover_send(const char *path, int timeout_ms, int client_fd,
     str_free(&status);
     (void) stream_close(&s);
     return ret;
-}
-
-/* login_handover_recv - the post-login daemon's half */
-int login_handover_recv(struct stream *s, int *fd_r, struct str *token, struct str *addr,
-			struct str *port, struct str *input, const char **error_r)
-{
-    struct stat st;
-    const char *err;
-    char byte = 0;
-    ssize_t n;
-    int fd = -1, timeout = stream_get_timeout(s);
-
-    *fd_r = -1;
-    if (ipc_handshake_server(s, LOGIN_PROTO, LOGIN_VERSION) < 0)
-	return errtext_fail(&login_error, error_r, "sending the announcement: %s",
-			    stream_status_text(stream_error(s)));
-    /* The descriptor rides on the first byte; nothing was read through
-     * the stream yet, so its buffer cannot have swallowed it. */
-    if (stream_buffered_here(s) != 0)
-	return errtext_fail(&login_error, error_r, "input before the descriptor");
-    switch (sock_wait_readable(stream_fd(s), timeout)) {
-    case 0:
-	return errtext_fail(&login_error, error_r, "timeout waiting for the descriptor");
-    case -1:
-	return errtext_fail(&login_error, error_r, "waiting for the descriptor: %s", strerror(errno));
-    }
-    if ((n = sock_recv_fd(stream_fd(s), &fd, &byte, 1)) <= 0)
-	return errtext_fail(&login_error, error_r, "receiving the descriptor: %s",
-			    n == 0 ? "EOF" : strerror(errno));
-    if (fd < 0 || byte != LOGIN_FD_BYTE) {
-	if (fd >= 0)
-	    (void) close(fd);
-	return errtext_fail(&login_error, error_r, "no descriptor in the hand-over");
-    }
-    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-	(void) close(fd);
-	return errtext_fail(&login_error, error_r, "the descriptor passed is not a socket");
-    }
-    if (ipc_recv(s, &err, IPC_RECV_STR(LOGIN_ATTR_TOKEN, token),
-		 IPC_RECV_STR(LOGIN_ATTR_CLIENT_ADDR, addr),
-		 IPC_RECV_STR(LOGIN_ATTR_CLIENT_PORT, port),
-		 IPC_RECV_DATA(LOGIN_ATTR_INPUT, input), IPC_END) < 0) {
-	(void) close(fd);
-	return errtext_fail(&login_error, error_r, "hand-over: %s", err);
-    }
-    if (ipc_send(s, IPC_STR(LOGIN_ATTR_STATUS, LOGIN_STAT_OK), IPC_END) < 0) {
-	(void) close(fd);
-	return errtext_fail(&login_error, error_r, "answering the hand-over: %s",
-			    stream_status_text(stream_error(s)));
-    }
-    *fd_r = fd;
-    return 0;
 }

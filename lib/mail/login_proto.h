@@ -1,6 +1,7 @@
 /* login_proto.h - the hand-over of an authenticated client from a login
- * process (pop3d-login, later imapd-login) to its post-login daemon
- * (pop3d, imapd), both halves in login_proto.c.
+ * process (pop3d-login, imapd-login) to its post-login daemon (pop3d,
+ * imapd): the client half in login_proto.c, the server half, which
+ * never blocks its event loop, in session_host.c.
  *
  * The conversation (mail_proto.h, 6), on a fresh connection to the post-login daemon's
  * unix socket (reached through a hard link in the login process's
@@ -67,12 +68,5 @@ struct login_handover {
  * client. */
 int login_handover_send(const char *path, int timeout_ms, int client_fd,
 			const struct login_handover *h, const char **error_r);
-
-/* login_handover_recv - the server half on an accepted connection:
- * announce, take the descriptor (must be a socket) and the attributes
- * (copied into token, addr, port, input), answer ok. *fd_r is the
- * client's descriptor (close-on-exec), or -1 on error. */
-int login_handover_recv(struct stream *s, int *fd_r, struct str *token, struct str *addr,
-			struct str *port, struct str *input, const char **error_r);
 
 #endif

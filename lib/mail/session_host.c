@@ -81,6 +81,7 @@ static const struct session_host_spec *sh_spec;
 static long sh_linger;			/* seconds */
 static long sh_session_limit;		/* per worker */
 static long sh_worker_limit;		/* per dispatcher */
+static uid_t sh_mail_owner_uid = (uid_t) -1;	/* never a worker's uid */
 
 /* ------------------------------------------------------------------ */
 /* Dispatcher state                                                   */
@@ -164,12 +165,55 @@ static void sh_reply_close(int fd, const char *reply)
 /* ------------------------------------------------------------------ */
 /* Worker                                                             */
 
-/* sh_worker_send_byte - tell the dispatcher something (best effort: a
- * gone dispatcher shows as EOF anyway) */
+/* Reports the socket did not take yet (the dispatcher is busy): sent
+ * when it is writable again, in order, so that no "ended" is lost and
+ * the dispatcher's count stays right. */
+static char sh_report_queue[256];
+static size_t sh_report_len;
+
+/* sh_worker_flush_reports - send what is queued; true when all went */
+static bool sh_worker_flush_reports(void)
+{
+    while (sh_report_len > 0 && sh_worker_sock >= 0) {
+	ssize_t n = send(sh_worker_sock, sh_report_queue, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	    return false;
+	if (n < 0) {
+	    sh_report_len = 0;			/* gone: its EOF retires us */
+	    break;
+	}
+	memmove(sh_report_queue, sh_report_queue + 1, --sh_report_len);
+    }
+    return true;
+}
+
+/* sh_worker_report_writable - the dispatcher takes reports again */
+static void sh_worker_report_writable(int fd, void *ctx)
+{
+    (void) ctx;
+    if (sh_worker_flush_reports())
+	event_remove_write(fd);
+}
+
+/* sh_worker_send_byte - tell the dispatcher something (a gone
+ * dispatcher shows as EOF anyway) */
 static void sh_worker_send_byte(char b)
 {
-    if (sh_worker_sock >= 0)
-	(void) send(sh_worker_sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sh_worker_sock < 0)
+	return;
+    if (sh_report_len == sizeof(sh_report_queue)) {
+	/* the dispatcher has not read 256 reports: wait for it (an
+	 * "ended" must not be lost, or it counts a session forever) */
+	(void) sock_set_nonblock(sh_worker_sock, false);
+	(void) sh_worker_flush_reports();
+	(void) sock_set_nonblock(sh_worker_sock, true);
+    }
+    sh_report_queue[sh_report_len++] = b;
+    if (!sh_worker_flush_reports())
+	event_add_write(sh_worker_sock, sh_worker_report_writable, NULL);
 }
 
 /* sh_worker_linger_cb - no session for $name_worker_linger: ask to go */
@@ -620,6 +664,12 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
 	sh_reply_close(p->client_fd, sh_spec->reply_perm_failure);
 	return;
     }
+    if (priv_is_root() && (uid_t) uid == sh_mail_owner_uid) {
+	/* the mail owner reaches the queue and private/ (auth's socket) */
+	msg_warn("user=<%s>: refusing the mail owner's uid %ld for a mailbox", user, uid);
+	sh_reply_close(p->client_fd, sh_spec->reply_perm_failure);
+	return;
+    }
     if (!priv_is_root() && (uid_t) uid != getuid()) {
 	/* started without root (master.cf unpriv y, or by hand): no
 	 * worker could become the mailbox's owner, and none may serve it
@@ -878,8 +928,12 @@ static void sh_handover_disconnect(struct stream *s, void *ctx)
 /* sh_post_init - parameters */
 static void sh_post_init(int argc, char **argv)
 {
+    gid_t gid;
+
     (void) argc;
     (void) argv;
+    if (!priv_lookup(var_mail_owner, &sh_mail_owner_uid, &gid))
+	sh_mail_owner_uid = (uid_t) -1;
     sh_linger = sh_param("worker_linger", true, SH_DEF_LINGER, 0);
     sh_session_limit = sh_param("worker_session_limit", false, SH_DEF_SESSION_LIMIT, 1);
     sh_worker_limit = sh_param("worker_limit", false, SH_DEF_WORKER_LIMIT, 1);

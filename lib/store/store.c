@@ -43,6 +43,7 @@ struct sm_entry {
     time_t mtime;
     const struct store_rec *rec;	/* the valid index's record for it */
     uint64_t modseq;
+    uint64_t khash;		/* store_key_hash of the unique part */
 };
 
 struct sm_list {
@@ -153,14 +154,18 @@ static char *sm_find_name(struct store_mailbox *mb, const char *key, size_t keyl
     return found;
 }
 
-/* sm_entry_cmp_key - qsort by unique part (then whole name) */
+/* sm_entry_cmp_key - qsort pointers by unique part (its hash first),
+ * then cur/ before new/, then the whole name */
 static int sm_entry_cmp_key(const void *a, const void *b)
 {
-    const struct sm_entry *x = a, *y = b;
+    const struct sm_entry *x = *(const struct sm_entry *const *) a;
+    const struct sm_entry *y = *(const struct sm_entry *const *) b;
     size_t n = x->parsed.keylen < y->parsed.keylen ? x->parsed.keylen : y->parsed.keylen;
-    int c = memcmp(x->name, y->name, n);
+    int c;
 
-    if (c != 0)
+    if (x->khash != y->khash)
+	return x->khash < y->khash ? -1 : 1;
+    if ((c = memcmp(x->name, y->name, n)) != 0)
 	return c;
     if (x->parsed.keylen != y->parsed.keylen)
 	return x->parsed.keylen < y->parsed.keylen ? -1 : 1;
@@ -574,12 +579,18 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	highest = sm_modseq_jump(idx.h.highestmodseq), jumped = true;
 
     /* 3. UIDs for cur/, in key order (a key twice: the first keeps it) */
-    if (l.count > 1)
-	qsort(l.v, l.count, sizeof(*l.v), sm_entry_cmp_key);
+    order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = 0; i < l.count; i++) {
-	e = &l.v[i];
-	if (i > 0 && e->parsed.keylen == l.v[i - 1].parsed.keylen
-	    && memcmp(e->name, l.v[i - 1].name, e->parsed.keylen) == 0) {
+	order[i] = &l.v[i];
+	l.v[i].khash = store_key_hash(l.v[i].name, l.v[i].parsed.keylen);
+    }
+    if (l.count > 1)
+	qsort(order, l.count, sizeof(*order), sm_entry_cmp_key);
+    for (i = 0; i < l.count; i++) {
+	e = order[i];
+	if (i > 0 && e->khash == order[i - 1]->khash
+	    && e->parsed.keylen == order[i - 1]->parsed.keylen
+	    && memcmp(e->name, order[i - 1]->name, e->parsed.keylen) == 0) {
 	    /* the same unique name twice: a copy from outside, or new/
 	     * and cur/ after a crash; the later one is another message */
 	    e->parsed.uid = 0;
@@ -615,7 +626,6 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (!jumped && trusted && from_index < idx.count)
 	highest++;			/* messages gone: an expunge */
     /* no UID twice: sort by UID, later duplicates get fresh ones */
-    order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = n = 0; i < l.count; i++)
 	if (l.v[i].uid)
 	    order[n++] = &l.v[i];
@@ -756,6 +766,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     }
     if (idx.version != 2 || highest != idx.h.highestmodseq)
 	changed = true;			/* (a version 1 index is rewritten) */
+    if (how == STORE_SYNC_REPLACE && mb->have_snapshot && uv != mb->uidvalidity) {
+	mem_free(&mb->claims);		/* (claims of another UIDVALIDITY) */
+	mb->n_claims = 0;
+    }
     if (how == STORE_SYNC_REPLACE && mb->claim_recent && mb->can_write && recent < next) {
 	sm_claim(mb, recent, next);
 	recent = next;
@@ -942,6 +956,7 @@ void store_close(struct store_mailbox **mbp)
     if (mb->session_fd >= 0)
 	(void) close(mb->session_fd);
     store_snap_free(&mb->snap);
+    mem_free(&mb->batch_modseq);
     mem_free(&mb->claims);
     mem_free(&mb->path);
     mem_free(mbp);
@@ -1165,6 +1180,32 @@ static int sm_done(struct store_mailbox *mb, bool fsync_cur, bool anchor, const 
     return ret;
 }
 
+/* sm_batch_modseqs - the index's MODSEQs for the snapshot's messages
+ * (0: gone), for store_modseq_now; the lock is held */
+static void sm_batch_modseqs(struct store_mailbox *mb)
+{
+    struct store_index idx;
+    size_t i, j;
+
+    mem_free(&mb->batch_modseq);
+    store_index_read(mb->dir_fd, &idx);
+    if (idx.state == STORE_INDEX_VALID && idx.version == 2
+	&& idx.h.uidvalidity == mb->uidvalidity) {
+	mb->batch_modseq = mem_alloc_array(mb->snap.count ? mb->snap.count : 1,
+					   sizeof(*mb->batch_modseq));
+	for (i = j = 0; i < mb->snap.count; i++) {
+	    while (j < idx.count && idx.recs[j].uid < mb->snap.msgs[i].uid)
+		j++;
+	    if (j < idx.count && idx.recs[j].uid == mb->snap.msgs[i].uid)
+		mb->batch_modseq[i] = idx.recs[j].modseq > mb->snap.msgs[i].modseq
+		    ? idx.recs[j].modseq : mb->snap.msgs[i].modseq;
+	    else
+		mb->batch_modseq[i] = 0;
+	}
+    }
+    store_index_free(&idx);
+}
+
 /* store_begin - a batch: the lock until store_commit */
 int store_begin(struct store_mailbox *mb, const char **error_r)
 {
@@ -1175,7 +1216,18 @@ int store_begin(struct store_mailbox *mb, const char **error_r)
     store_lock(mb);
     mb->in_batch = true;
     mb->batch_cur = mb->batch_anchor = mb->batch_dirty = false;
+    sm_batch_modseqs(mb);
     return 0;
+}
+
+/* store_modseq_now - the disk's MODSEQ (in a batch) */
+uint64_t store_modseq_now(const struct store_mailbox *mb, size_t i)
+{
+    if (i >= mb->snap.count)
+	return 0;
+    if (mb->in_batch && mb->batch_modseq)
+	return mb->batch_modseq[i];
+    return mb->snap.msgs[i].modseq;
 }
 
 /* store_commit - the batch's fsync, anchor and index; unlock */
@@ -1189,6 +1241,7 @@ int store_commit(struct store_mailbox *mb, const char **error_r)
 	return errtext_fail(&store_error, error_r, "%s: no batch is open", mb->path);
     }
     mb->in_batch = false;
+    mem_free(&mb->batch_modseq);
     ret = sm_done(mb, mb->batch_cur, mb->batch_anchor, error_r);
     if (store_cache_flush(mb, &err) < 0)
 	msg_warn("%s", err);
@@ -1292,8 +1345,11 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
     /* the snapshot loses the expunged messages (and any found gone) */
     if (err == 0) {
 	for (i = j = 0; i < mb->snap.count; i++)
-	    if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
+	    if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL) {
+		if (mb->batch_modseq)
+		    mb->batch_modseq[j] = mb->batch_modseq[i];
 		mb->snap.msgs[j++] = mb->snap.msgs[i];
+	    }
 	mb->snap.count = j;
 	store_cache_resync(mb);
     }

@@ -238,6 +238,13 @@ void store_changes_free(struct store_changes *ch);
  */
 int store_begin(struct store_mailbox *mb, const char **error_r);
 int store_commit(struct store_mailbox *mb, const char **error_r);
+/* store_modseq_now - message i's MODSEQ as the mailbox has it now:
+ * inside a batch, from the index as store_begin found it (other
+ * sessions' changes since this handle's snapshot included: what
+ * CONDSTORE's UNCHANGEDSINCE must test; this handle's own changes in
+ * the batch not); outside a batch, the snapshot's. 0 when the message
+ * is no longer in the mailbox. */
+uint64_t store_modseq_now(const struct store_mailbox *mb, size_t i);
 
 /*
  * Keywords (IMAP flags without a backslash): 26 per mailbox, stored as
@@ -417,8 +424,8 @@ const struct store_folder_info *store_folder_tree_find(const struct store_folder
 
 /*
  * store_folder_rename - rename folder from to to, with every folder
- * below it ("from.x" -> "to.x"), their subscriptions and special-use
- * entries. from "INBOX" moves the messages of INBOX (cur/ and new/,
+ * below it ("from.x" -> "to.x") and their special-use entries
+ * (subscriptions stay as they are: RFC 3501 6.3.6). from "INBOX" moves the messages of INBOX (cur/ and new/,
  * keeping their UIDs) into a new folder to; INBOX stays, empty, and
  * its children stay where they are (RFC 3501). -1 with errno EEXIST
  * (to or one of the new names exists), ENOENT (nothing to rename),
@@ -436,8 +443,8 @@ int store_folder_exists(const char *root, const char *name, const char **error_r
 /*
  * Subscriptions: the file "posthorn-subscriptions" in the root (a
  * header line, then one name per line). Any valid name may be
- * subscribed, existing or not; deleting a folder keeps its
- * subscription (RFC 3501 6.3.6), renaming moves it.
+ * subscribed, existing or not; deleting or renaming a folder keeps
+ * its subscription (RFC 3501 6.3.6: never removed by the server).
  * store_subscribe - add (on) or remove name; 0, or -1 with *error_r.
  * store_subscriptions - the subscribed names, sorted, into *out.
  */

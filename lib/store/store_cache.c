@@ -280,6 +280,12 @@ int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const vo
     }
     c = sc_get_cache(mb);
     slot = &c->slots[i * STORE_CACHE_FIELDS + field];
+    if (*slot != 0 && !(*slot & (SC_PEND | SC_OK))) {
+	const void *v;
+	size_t l;
+
+	(void) store_cache_get(mb, i, field, &v, &l);	/* (checks it; bad: 0) */
+    }
     if (*slot != 0 || c->pend_bytes + len > SC_PENDING_MAX)
 	return 0;
     if (c->n_pend == c->cap_pend) {

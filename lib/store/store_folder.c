@@ -818,20 +818,15 @@ static bool sf_rename_lines(struct strv *lines, const char *from, const char *to
     return changed;
 }
 
-/* sf_rename_meta - move subscriptions and special uses along */
+/* sf_rename_meta - move the special uses along (an attribute of the
+ * mailbox); subscriptions stay, as RFC 3501 6.3.6 wants a server never
+ * to drop a subscribed name by itself (Dovecot does the same) */
 static int sf_rename_meta(int root_fd, const char *from, const char *to, const char **error_r)
 {
     struct strv lines = STRV_INIT;
     int ret = 0;
 
-    if (sf_read_lines(root_fd, SF_SUBS_FILE, SF_SUBS_MAGIC, &lines, error_r) < 0)
-	return -1;
-    if (sf_rename_lines(&lines, from, to, false)) {
-	sf_strv_sort(&lines);
-	ret = sf_write_lines(root_fd, SF_SUBS_TMP, SF_SUBS_FILE, SF_SUBS_MAGIC, &lines, error_r);
-    }
-    strv_fini(&lines);
-    if (ret < 0 || sf_read_lines(root_fd, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r) < 0)
+    if (sf_read_lines(root_fd, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r) < 0)
 	return -1;
     if (sf_rename_lines(&lines, from, to, true))
 	ret = sf_write_lines(root_fd, SF_USE_TMP, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r);

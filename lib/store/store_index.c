@@ -349,12 +349,14 @@ void store_index_free(struct store_index *idx)
 
 static const struct store_rec *si_sort_recs;	/* (for the qsort below) */
 
-/* si_bykey_cmp - qsort record numbers by key */
+/* si_bykey_cmp - qsort record numbers by key hash, then key */
 static int si_bykey_cmp(const void *a, const void *b)
 {
     const struct store_rec *x = &si_sort_recs[*(const size_t *) a];
     const struct store_rec *y = &si_sort_recs[*(const size_t *) b];
 
+    if (x->khash != y->khash)
+	return x->khash < y->khash ? -1 : 1;
     return si_key_cmp(x->name, x->keylen, y->name, y->keylen);
 }
 
@@ -366,15 +368,17 @@ void store_index_sort(struct store_index *idx)
 
     mem_free(&idx->bykey);
     idx->bykey = mem_alloc_array(idx->count ? idx->count : 1, sizeof(*idx->bykey));
-    for (i = 0; i < idx->count; i++)
+    for (i = 0; i < idx->count; i++) {
 	idx->bykey[i] = i;
+	idx->recs[i].khash = store_key_hash(idx->recs[i].name, idx->recs[i].keylen);
+    }
     si_sort_recs = idx->recs;
     if (idx->count > 1)
 	qsort(idx->bykey, idx->count, sizeof(*idx->bykey), si_bykey_cmp);
     for (i = 1; i < idx->count; i++) {
 	x = &idx->recs[idx->bykey[i - 1]];
 	y = &idx->recs[idx->bykey[i]];
-	if (si_key_cmp(x->name, x->keylen, y->name, y->keylen) == 0) {
+	if (x->khash == y->khash && si_key_cmp(x->name, x->keylen, y->name, y->keylen) == 0) {
 	    /* a key twice cannot be written by us: not valid, and neither
 	     * copy's UID can be trusted */
 	    idx->state = STORE_INDEX_DAMAGED;
@@ -384,10 +388,11 @@ void store_index_sort(struct store_index *idx)
     }
 }
 
-/* store_index_find - binary search by key */
+/* store_index_find - binary search by key hash, then key */
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen)
 {
     size_t lo = 0, hi = idx->count, mid;
+    uint64_t h = store_key_hash(key, keylen);
     struct store_rec *r;
     int c;
 
@@ -396,7 +401,7 @@ struct store_rec *store_index_find(struct store_index *idx, const char *key, siz
     while (lo < hi) {
 	mid = lo + (hi - lo) / 2;
 	r = &idx->recs[idx->bykey[mid]];
-	c = si_key_cmp(r->name, r->keylen, key, keylen);
+	c = r->khash != h ? (r->khash < h ? -1 : 1) : si_key_cmp(r->name, r->keylen, key, keylen);
 	if (c == 0)
 	    return r;
 	if (c < 0)

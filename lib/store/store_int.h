@@ -40,6 +40,8 @@ struct store_name {
 bool store_name_parse(const char *name, struct store_name *out);
 /* store_name_key_is - whether name's unique part is key[0..keylen) */
 bool store_name_key_is(const char *name, const char *key, size_t keylen);
+/* store_key_hash - a hash of key[0..len) (sort order: hash, then key) */
+uint64_t store_key_hash(const char *key, size_t len);
 /* store_flags_parse_n - the flags of the letters info[0..len) */
 uint32_t store_flags_parse_n(const char *info, size_t len);
 /* store_name_make - KEY,S=size,W=crlf,U=uid:2,FLAGS into buf; false
@@ -58,6 +60,7 @@ struct store_rec {
     time_t mtime;
     uint64_t modseq;		/* 0 in a version 1 index */
     uint32_t flags;		/* (read: from the name) */
+    uint64_t khash;		/* (store_index_sort: of the key) */
 };
 
 #define STORE_INDEX_MISSING	0
@@ -153,6 +156,7 @@ struct store_mailbox {
     bool batch_cur;		/* the batch changed cur/ (fsync due) */
     bool batch_dirty;		/* the batch changed something (index due) */
     bool batch_anchor;		/* the batch expunged (anchor due) */
+    uint64_t *batch_modseq;	/* store_modseq_now: [snapshot index] */
     bool have_snapshot;
     uint32_t uidvalidity;
     uint32_t uidnext;

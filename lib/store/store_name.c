@@ -44,6 +44,25 @@ uint32_t store_flags_parse(const char *name)
     return flags;
 }
 
+/* store_key_hash - a 64-bit hash of a unique part (sorting by it
+ * first is far cheaper than comparing keys with long common prefixes) */
+uint64_t store_key_hash(const char *key, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ len, w;
+
+    while (len >= 8) {
+	memcpy(&w, key, 8);
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
+	key += 8;
+	len -= 8;
+    }
+    w = 0;
+    memcpy(&w, key, len);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
 /* store_flags_parse_n - the letters info[0..len) */
 uint32_t store_flags_parse_n(const char *info, size_t len)
 {

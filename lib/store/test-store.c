@@ -331,8 +331,8 @@ static void test_index_parse(void)
     struct store_index idx;
     struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0},
     };
     char text[1024], path[256];
     const char *err;
@@ -753,6 +753,20 @@ static void test_modseq(void)
     unit_assert_inteq(store_count(a), 3);
     unit_assert(store_msg(a, 2)->modseq > h2);
     unit_assert(store_highestmodseq(a) > h2);
+    store_close(&b);
+    store_close(&a);
+    unit_end();
+
+    unit_begin("MODSEQ: store_modseq_now in a batch sees another session's change");
+    a = open_rw("m20");
+    b = open_rw("m20");
+    unit_assert(store_set_flags(b, 1, STORE_FLAG_DRAFT, 0, &err) == 0);
+    unit_assert(store_begin(a, &err) == 0);
+    unit_assert(store_modseq_now(a, 1) == store_msg(b, 1)->modseq);
+    unit_assert(store_modseq_now(a, 1) > store_msg(a, 1)->modseq);
+    unit_assert_inteq(store_modseq_now(a, 0), store_msg(a, 0)->modseq);
+    unit_assert(store_commit(a, &err) == 0);
+    unit_assert_inteq(store_modseq_now(a, 1), store_msg(a, 1)->modseq);
     store_close(&b);
     store_close(&a);
     unit_end();
