@@ -34,14 +34,17 @@ struct pop3d_send {
     bool header_line_empty;	/* TOP: the current header line is empty so far */
     long body_left;		/* TOP: body lines still to send; -1 = all */
     bool done;
+    off_t size;			/* of the file, if known (else -1) */
     off_t read_bytes;
 };
 
 /* pop3d_send_begin - send the message on fd as RFC 1939 multi-line data
  * (CRLF line ends, dot-stuffed, ended by ".\r\n"): all of it, or with
  * body_lines >= 0 the header, the empty line and that many body lines
- * (TOP). Does not read yet. */
-void pop3d_send_begin(struct pop3d_send *st, int fd, long body_lines);
+ * (TOP). size: the file's size if known (Maildir files never change:
+ * the end is seen without a read that returns 0), else -1. Does not
+ * read yet. */
+void pop3d_send_begin(struct pop3d_send *st, int fd, long body_lines, off_t size);
 
 /* pop3d_send_next - read the next chunk and put its wire form into out
  * (POP3D_SEND_OUT_MAX bytes); *done_r once the terminator is in. Bytes

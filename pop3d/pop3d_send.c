@@ -71,10 +71,11 @@ static char *send_convert(struct pop3d_send *st, const char *buf, size_t len, ch
 }
 
 /* pop3d_send_begin - the whole message, or its header and body_lines */
-void pop3d_send_begin(struct pop3d_send *st, int fd, long body_lines)
+void pop3d_send_begin(struct pop3d_send *st, int fd, long body_lines, off_t size)
 {
     memset(st, 0, sizeof(*st));
     st->fd = fd;
+    st->size = size;
     st->line_start = true;
     st->in_header = body_lines >= 0;
     st->header_line_empty = true;
@@ -94,11 +95,15 @@ ssize_t pop3d_send_next(struct pop3d_send *st, char *out, bool *done_r)
 	*done_r = true;
 	return 0;
     }
-    do {
-	n = read(st->fd, buf, sizeof(buf));
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-	return -1;
+    if (st->size >= 0 && st->read_bytes >= st->size) {
+	n = 0;				/* all of it: no read to see the end */
+    } else {
+	do {
+	    n = read(st->fd, buf, sizeof(buf));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+	    return -1;
+    }
     if (n > 0) {
 	st->read_bytes += n;
 	o = send_convert(st, buf, (size_t) n, o, &stop);

@@ -267,7 +267,7 @@ static void sess_retr(struct session *ss, const struct pop3_command *cmd, bool t
 	sess_ok(ss, "Top of message follows");
     else
 	sess_ok(ss, "%lld octets", (long long) m->crlf_size);
-    pop3d_send_begin(&ss->send, fd, lines);
+    pop3d_send_begin(&ss->send, fd, lines, m->size);
     ss->send_octets = m->crlf_size;
     ss->send_uid = m->uid;
     ss->sending = true;

@@ -12,7 +12,7 @@
 
 /* send_text - what pop3d_send_next gives, chunk by chunk, for a file
  * holding text */
-static void send_text(const char *text, long lines, struct str *out)
+static void send_text_size(const char *text, long lines, off_t size, struct str *out)
 {
     static char chunk[POP3D_SEND_OUT_MAX];
     FILE *fp = tmpfile();
@@ -25,7 +25,7 @@ static void send_text(const char *text, long lines, struct str *out)
     fputs(text, fp);
     fflush(fp);
     rewind(fp);
-    pop3d_send_begin(&st, fileno(fp), lines);
+    pop3d_send_begin(&st, fileno(fp), lines, size);
     while (!done && rounds++ < 1000) {
 	n = pop3d_send_next(&st, chunk, &done);
 	unit_assert(n >= 0 && (size_t) n <= sizeof(chunk));
@@ -34,6 +34,18 @@ static void send_text(const char *text, long lines, struct str *out)
     }
     unit_assert(done);
     fclose(fp);
+}
+
+/* send_text - the same, the size unknown, and known: the same bytes */
+static void send_text(const char *text, long lines, struct str *out)
+{
+    struct str *known = str_new(1 << 20);
+
+    send_text_size(text, lines, (off_t) strlen(text), known);
+    send_text_size(text, lines, -1, out);
+    unit_assert(str_len(known) == str_len(out)
+		&& memcmp(str_cstr(known), str_cstr(out), str_len(out)) == 0);
+    str_free(&known);
 }
 
 /* test_crlf_and_dots - bare LF becomes CRLF, CRLF stays, "." doubled */
