@@ -40,6 +40,7 @@ struct imap_session_priv {
     int lit_fd;
     uint64_t lit_left;		/* bytes of the literal still to come */
     uint64_t skip_left;		/* bytes to discard (refused literal) */
+    bool discard_line;		/* then the rest of that command's line */
     bool skip_then_bad;		/* after skipping: reply BAD */
     char skip_tag[64];
     int fds[APPEND_FD_MAX];	/* streamed literal files of the command */
@@ -748,6 +749,7 @@ static bool literal_bytes(struct imap_session *s)
 		    bye(s, "Too many invalid commands");
 	    }
 	    imap_parser_reset(s->parser);
+	    pv->discard_line = true;
 	}
 	return true;
     }
@@ -780,6 +782,32 @@ static bool literal_bytes(struct imap_session *s)
     return true;
 }
 
+/* discard_rest - a line of a refused command: skip a literal it
+ * announces ({n+}; a synchronising one is never sent: no "+") */
+static void discard_rest(struct imap_session *s, const char *line, size_t len)
+{
+    uint64_t n = 0, mul = 1;
+    size_t i;
+
+    if (len < 4 || line[len - 1] != '}' || line[len - 2] != '+')
+	return;
+    for (i = len - 2; i > 0 && line[i - 1] >= '0' && line[i - 1] <= '9'; i--) {
+	if (mul > SKIP_MAX)
+	    break;
+	n += (uint64_t) (line[i - 1] - '0') * mul;
+	mul *= 10;
+    }
+    if (i == 0 || i == len - 2 || line[i - 1] != '{')
+	return;
+    if (n > SKIP_MAX) {
+	bye(s, "Literal too large");
+	return;
+    }
+    s->priv->skip_left = n;
+    s->priv->skip_then_bad = false;
+    s->priv->discard_line = false;
+}
+
 /* process_input - serve buffered input until a command suspends or
  * nothing complete is left */
 static void process_input(struct imap_session *s)
@@ -803,6 +831,14 @@ static void process_input(struct imap_session *s)
 	r = conn_read_line(s->conn, &line, &len);
 	if (r == CONN_NONE)
 	    return;
+	if (pv->discard_line) {
+	    /* the rest of a refused command; it may announce another
+	     * non-synchronising literal, whose bytes go too */
+	    pv->discard_line = false;
+	    if (r == CONN_LINE)
+		discard_rest(s, line, len);
+	    continue;
+	}
 	if (s->idling) {
 	    if (r == CONN_TOOLONG)
 		idle_end(s, "");
