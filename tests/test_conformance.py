@@ -51,7 +51,7 @@ from mailsuite import SERVICES, MailInstance, have
 POP_DAEMONS = ("auth", "pop3d-login", "pop3d")
 IMAP_DAEMONS = ("auth", "imapd-login", "imapd")
 DOMAIN = "example.test"
-POOL = 40                       # accounts; each test takes fresh ones
+POOL = 60                       # accounts; each test takes fresh ones
 READ_TIMEOUT = 10
 
 
@@ -147,27 +147,76 @@ class PosthornMail(MailInstance):
                                "auth_user_failure_limit": "100000"})
 
 
+# Dovecot's namespace as posthorn's store makes it: Maildir++ folders
+# separated by ".", the four special-use folders of every new user.
+DOVECOT_IMAP_SETTINGS = """\
+namespace inbox {
+  inbox = yes
+  separator = .
+  mailbox Drafts {
+    auto = create
+    special_use = \\Drafts
+  }
+  mailbox Sent {
+    auto = create
+    special_use = \\Sent
+  }
+  mailbox Trash {
+    auto = create
+    special_use = \\Trash
+  }
+  mailbox Junk {
+    auto = create
+    special_use = \\Junk
+  }
+}
+"""
+
+# POSTHORN_CONFORMANCE_SELF=1: the side under test is a second Dovecot,
+# not posthorn: a check of the harness itself (the normalisation must
+# make two Dovecots equal), and a way to work on the IMAP scripts before
+# imapd exists.
+SELF = os.environ.get("POSTHORN_CONFORMANCE_SELF") == "1"
+
+
 class Pair:
-    """posthorn and Dovecot side by side, with a pool of accounts: take()
-    gives a fresh account whose Maildir on both sides holds the corpus."""
+    """posthorn (or, with SELF, a second Dovecot) and Dovecot side by
+    side, with a pool of accounts: take() gives a fresh account whose
+    Maildir on both sides holds the corpus. .pop3_port/.imap_port and
+    .box(user) are the side under test's."""
 
     def __init__(self, workdir):
+        workdir = pathlib.Path(workdir)
         self.users = [f"alice@{DOMAIN}"] + [f"u{n:02d}@{DOMAIN}" for n in range(1, POOL)]
         self.ph = PosthornMail(self.users)
         self.owner = pwd.getpwnam(self.ph.vmail_owner)
-        mailroot = pathlib.Path(workdir) / "mail"
-        mailroot.mkdir(mode=0o755)
-        self.dv_boxes = {u: mailroot / u.split("@")[0] for u in self.users}
-        self.dv = dovecot.Dovecot(
-            pathlib.Path(workdir) / "dovecot",
-            {u: (self.ph.passwords[u], self.dv_boxes[u]) for u in self.users}, self.owner,
-            protocols=("pop3", "imap") if dovecot.missing(("imap",)) is None else ("pop3",),
-            settings="")
+        protocols = ("pop3", "imap") if dovecot.missing(("imap",)) is None else ("pop3",)
+        self.dv = self._dovecot(workdir, "dovecot", protocols)
+        self.self2 = self._dovecot(workdir, "dovecot2", protocols) if SELF else None
+        if self.self2:
+            self.pop3_port, self.imap_port = self.self2.pop3_port, self.self2.imap_port
+        else:
+            self.pop3_port, self.imap_port = self.ph.pop3_port, self.ph.imap_port
         self.next = 0
+
+    def _dovecot(self, workdir, name, protocols):
+        mailroot = workdir / f"{name}-mail"
+        mailroot.mkdir(mode=0o755)
+        boxes = {u: mailroot / u.split("@")[0] for u in self.users}
+        dv = dovecot.Dovecot(workdir / name, {u: (self.ph.passwords[u], boxes[u])
+                                              for u in self.users}, self.owner,
+                             protocols=protocols, settings=DOVECOT_IMAP_SETTINGS)
+        dv.boxes = boxes
+        return dv
 
     def start(self):
         self.ph.start()
         self.dv.start()
+        if self.self2:
+            self.self2.start()
+
+    def box(self, user):
+        return self.self2.boxes[user] if self.self2 else self.ph.maildir(user)
 
     def take(self, corpus=CORPUS):
         """(address, password) of an account not used before, both
@@ -175,16 +224,18 @@ class Pair:
         assert self.next < len(self.users), "account pool exhausted: raise POOL"
         user = self.users[self.next]
         self.next += 1
-        fill_maildir(self.ph.maildir(user), self.owner, corpus)
-        fill_maildir(self.dv_boxes[user], self.owner, corpus)
+        fill_maildir(self.box(user), self.owner, corpus)
+        fill_maildir(self.dv.boxes[user], self.owner, corpus)
         return user, self.ph.passwords[user]
 
     def boxes(self, user):
-        return self.ph.maildir(user), self.dv_boxes[user]
+        return self.box(user), self.dv.boxes[user]
 
     def close(self):
         try:
             self.dv.stop()
+            if self.self2:
+                self.self2.stop()
         finally:
             self.ph.cleanup()
 
@@ -479,7 +530,7 @@ def both_pop3(pair, script_of, sessions=1):
     tp, td = PopTranscript(), PopTranscript()
     for _ in range(sessions):
         script = script_of(user, pw)
-        run_pop3(pair.ph.pop3_port, script, tp)
+        run_pop3(pair.pop3_port, script, tp)
         run_pop3(pair.dv.pop3_port, script, td)
         compare(tp, td, f"{user}")
     ph_box, dv_box = pair.boxes(user)
@@ -571,13 +622,13 @@ def test_pop3_dele_rset_quit(pair):
 
     user, pw = pair.take()
     tp, td = PopTranscript(), PopTranscript()
-    run_pop3(pair.ph.pop3_port, first(user, pw), tp)
+    run_pop3(pair.pop3_port, first(user, pw), tp)
     run_pop3(pair.dv.pop3_port, first(user, pw), td)
     compare(tp, td, "deleting session")
     # the next session sees what is left, with the same UIDLs as before
     after = ["greeting"] + login(user, pw) + [cmd("STAT"), cmd("LIST"), cmd("UIDL"),
                                               cmd("RETR 1"), cmd("QUIT")]
-    run_pop3(pair.ph.pop3_port, after, tp)
+    run_pop3(pair.pop3_port, after, tp)
     run_pop3(pair.dv.pop3_port, after, td)
     compare(tp, td, "the session after")
     ph_box, dv_box = pair.boxes(user)
@@ -593,15 +644,15 @@ def test_pop3_session_without_quit_deletes_nothing(pair):
         return ["greeting"] + login(user, pw) + [cmd("STAT"), cmd("QUIT")]
     user, pw = pair.take()
     tp, td = PopTranscript(), PopTranscript()
-    run_pop3(pair.ph.pop3_port, script(user, pw), tp)
+    run_pop3(pair.pop3_port, script(user, pw), tp)
     run_pop3(pair.dv.pop3_port, script(user, pw), td)
     time.sleep(0.3)                    # the servers see the connection close
     for _ in range(20):                # posthorn's [IN-USE] lock lasts until its session ends
-        t2 = run_pop3(pair.ph.pop3_port, check(user, pw), PopTranscript())
+        t2 = run_pop3(pair.pop3_port, check(user, pw), PopTranscript())
         if "IN-USE" not in str(t2.norm):
             break
         time.sleep(0.1)
-    run_pop3(pair.ph.pop3_port, check(user, pw), tp)
+    run_pop3(pair.pop3_port, check(user, pw), tp)
     run_pop3(pair.dv.pop3_port, check(user, pw), td)
     compare(tp, td)
     assert len(maildir_contents(pair.boxes(user)[0])) == len(CORPUS)
@@ -685,13 +736,13 @@ def test_pop3_in_use(pair):
     (pop3d(8)); Dovecot by default lets both in, and with
     pop3_lock_session = yes makes the second one wait for the lock."""
     user, pw = pair.take()
-    first = Wire(pair.ph.pop3_port)
+    first = Wire(pair.pop3_port)
     try:
         assert first.line().startswith(b"+OK")
         first.send(f"USER {user}\r\nPASS {pw}\r\n".encode())
         assert first.line().startswith(b"+OK")
         assert first.line().startswith(b"+OK")
-        second = run_pop3(pair.ph.pop3_port, ["greeting"] + login(user, pw) + [cmd("QUIT")])
+        second = run_pop3(pair.pop3_port, ["greeting"] + login(user, pw) + [cmd("QUIT")])
         first.send(b"STAT\r\nQUIT\r\n")
         still = [first.line(), first.line()]
     finally:
@@ -717,6 +768,880 @@ def test_pop3_empty_mailbox(pair):
         return ["greeting"] + login(user, pw) + [cmd("STAT"), cmd("LIST"), cmd("UIDL"),
                                                   cmd("LIST 1"), cmd("RETR 1"), cmd("TOP 1 0"),
                                                   cmd("DELE 1"), cmd("RSET"), cmd("QUIT")]
-    tp = run_pop3(pair.ph.pop3_port, script(user, pw))
+    tp = run_pop3(pair.pop3_port, script(user, pw))
     td = run_pop3(pair.dv.pop3_port, script(user, pw))
     compare(tp, td, "empty mailbox")
+
+
+# ====================================================================== IMAP
+# ---------------------------------------------------------- the parser
+class Atom(str):
+    """An IMAP atom (flags, keywords, item names: compared case-blind
+    where IMAP says so, by the normalisers)."""
+
+
+class ParseError(Exception):
+    pass
+
+
+ATOM_END = b" ()[]{\"\r\n"
+
+
+class Parser:
+    """A tolerant IMAP response parser over the bytes of one response
+    (its literals inline, as they came over the wire): quoted strings and
+    literals both become bytes, NIL None, numbers int, atoms Atom,
+    parenthesised lists Python lists. A FETCH item name with a section
+    (BODY[HEADER.FIELDS (A B)]<0>) is one Atom, its section text
+    upper-cased and its spaces collapsed."""
+
+    def __init__(self, data):
+        self.d = data
+        self.i = 0
+
+    def peek(self):
+        return self.d[self.i:self.i + 1]
+
+    def skip_sp(self):
+        while self.peek() == b" ":
+            self.i += 1
+
+    def at_end(self):
+        return self.i >= len(self.d) or self.d[self.i:] in (b"\r\n", b"\n")
+
+    def value(self):
+        self.skip_sp()
+        c = self.peek()
+        if c == b"(":
+            self.i += 1
+            out = []
+            while True:
+                self.skip_sp()
+                if self.peek() == b")":
+                    self.i += 1
+                    return out
+                if self.at_end():
+                    raise ParseError(f"unbalanced list at {self.i}")
+                out.append(self.value())
+        if c == b'"':
+            return self.quoted()
+        if c == b"{" or self.d[self.i:self.i + 2] == b"~{":
+            return self.literal()
+        return self.atom()
+
+    def quoted(self):
+        self.i += 1
+        out = bytearray()
+        while True:
+            c = self.peek()
+            if not c or c in (b"\r", b"\n"):
+                raise ParseError("unterminated quoted string")
+            self.i += 1
+            if c == b"\\":
+                out += self.peek()
+                self.i += 1
+            elif c == b'"':
+                return bytes(out)
+            else:
+                out += c
+
+    def literal(self):
+        if self.peek() == b"~":
+            self.i += 1
+        m = re.match(rb"\{(\d+)\+?\}\r\n", self.d[self.i:])
+        if not m:
+            raise ParseError(f"bad literal at {self.i}: {self.d[self.i:self.i + 20]!r}")
+        n = int(m.group(1))
+        start = self.i + m.end()
+        self.i = start + n
+        return self.d[start:start + n]
+
+    def atom(self):
+        self.skip_sp()
+        start = self.i
+        while self.i < len(self.d) and self.d[self.i] not in ATOM_END:
+            self.i += 1
+        if self.peek() == b"[":                       # BODY[...], BINARY[...] etc.
+            depth = 0
+            while self.i < len(self.d):
+                ch = self.d[self.i:self.i + 1]
+                self.i += 1
+                if ch == b"[":
+                    depth += 1
+                elif ch == b"]":
+                    depth -= 1
+                    if depth == 0:
+                        break
+            if self.peek() == b"<":
+                while self.i < len(self.d) and self.d[self.i:self.i + 1] != b">":
+                    self.i += 1
+                self.i += 1
+            word = self.d[start:self.i].decode(errors="replace")
+            head, _, rest = word.partition("[")
+            sect, _, tail = rest.rpartition("]")
+            sect = re.sub(r"\s+", " ", sect.upper()).replace("( ", "(").replace(" )", ")")
+            return Atom(f"{head.upper()}[{sect}]{tail}")
+        word = self.d[start:self.i]
+        if not word:
+            raise ParseError(f"empty atom at {self.i}: {self.d[self.i:self.i + 20]!r}")
+        text = word.decode(errors="replace")
+        if text.isdigit():
+            return int(text)
+        if text.upper() == "NIL":
+            return None
+        return Atom(text)
+
+    def rest_values(self):
+        out = []
+        while True:
+            self.skip_sp()
+            if self.at_end():
+                return out
+            out.append(self.value())
+
+    def code(self):
+        """A response code [NAME args] after OK/NO/BAD/BYE, or None; the
+        text after it is skipped (the i points at it)."""
+        self.skip_sp()
+        if self.peek() != b"[":
+            return None
+        end = self.d.find(b"]", self.i)
+        inner = self.d[self.i + 1:end if end >= 0 else len(self.d)]
+        self.i = end + 1 if end >= 0 else len(self.d)
+        p = Parser(inner)
+        name = p.atom()
+        return (str(name).upper(), p.rest_values())
+
+
+def read_response(w):
+    """One IMAP response (a line with its literals inline), or None at EOF."""
+    out = b""
+    while True:
+        line = w.line()
+        if line is None:
+            return out or None
+        out += line
+        m = re.search(rb"~?\{(\d+)\+?\}\r\n$", line)
+        if not m:
+            return out
+        out += w.exact(int(m.group(1)))
+
+
+# ---------------------------------------------------------- normalising
+UIDVALIDITY_LIKE = {"UIDVALIDITY", "HIGHESTMODSEQ", "MODSEQ"}
+
+
+def norm_value(v):
+    """A parsed value made comparable: atoms upper-case (flags, NIL-like
+    words and item names are case-blind), strings as bytes."""
+    if isinstance(v, list):
+        return tuple(norm_value(x) for x in v)
+    if isinstance(v, Atom):
+        return "@" + v.upper()
+    return v
+
+
+def norm_code(code):
+    if code is None:
+        return None
+    name, args = code
+    if name == "CAPABILITY":
+        return (name,)
+    if name in UIDVALIDITY_LIKE:
+        return (name, "*")
+    if name in ("APPENDUID", "COPYUID"):
+        return (name, "*") + tuple(str(a) for a in args[1:])
+    if name == "PERMANENTFLAGS":
+        return (name, tuple(sorted(str(f).upper() for f in (args[0] if args else []))))
+    return (name,) + tuple(norm_value(a) for a in args)
+
+
+def imap_date_epoch(b):
+    import email.utils
+    s = b.decode() if isinstance(b, bytes) else str(b)
+    day, mon, rest = s.strip().split("-", 2)
+    return int(email.utils.mktime_tz(email.utils.parsedate_tz(f"{day} {mon} {rest}")))
+
+
+def norm_fetch(items):
+    out = {}
+    for k, v in zip(items[0::2], items[1::2]):
+        key = str(k).upper()
+        if key == "FLAGS":
+            v = tuple(sorted(str(f).upper() for f in v))
+        elif key == "INTERNALDATE":
+            v = imap_date_epoch(v)
+        elif key == "MODSEQ":
+            v = "*"
+        else:
+            v = norm_value(v)
+        out[key] = v
+    return tuple(sorted(out.items()))
+
+
+def norm_untagged(data):
+    """One untagged response ("* ..." without the star) as a tuple, or None
+    to ignore it (CAPABILITY, ID: they say who the server is)."""
+    p = Parser(data)
+    first = p.value()
+    if isinstance(first, int):
+        what = str(p.value()).upper()
+        if what == "FETCH":
+            return (what, first, norm_fetch(p.value()))
+        return (what, first)
+    word = str(first).upper()
+    if word in ("OK", "NO", "BAD", "BYE", "PREAUTH"):
+        code = norm_code(p.code())
+        if word == "OK" and code is None:
+            return None                       # an informational text only
+        return ("untagged", word, code)
+    if word in ("CAPABILITY", "ID", "ENABLED"):
+        return None
+    if word in ("FLAGS",):
+        return (word, tuple(sorted(str(f).upper() for f in p.value())))
+    if word in ("SEARCH",):
+        rest = p.rest_values()
+        nums = sorted(x for x in rest if isinstance(x, int))
+        return (word, tuple(nums), tuple(norm_value(x) for x in rest if not isinstance(x, int)))
+    if word == "ESEARCH":
+        rest = p.rest_values()
+        if rest and isinstance(rest[0], list):          # (TAG "x"): the correlator
+            rest = rest[1:]
+        out = []
+        for k, v in zip(rest[0::2], rest[1::2]):
+            k = str(k).upper()
+            if k in ("ALL",):
+                v = tuple(expand_set(str(v)))
+            elif k == "MODSEQ":
+                v = "*"
+            out.append((k, v))
+        return (word, tuple(sorted(out, key=repr)))
+    if word in ("LIST", "LSUB"):
+        flags = tuple(sorted(str(f).upper() for f in p.value()))
+        delim = p.value()
+        name = p.value()
+        name = name.encode() if isinstance(name, str) else name
+        if name.upper() == b"INBOX":
+            name = b"INBOX"
+        ext = tuple(norm_value(x) for x in p.rest_values())
+        return (word, flags, delim, name, ext)
+    if word == "STATUS":
+        name = p.value()
+        name = name.encode() if isinstance(name, str) else name
+        items = p.value()
+        d = {str(k).upper(): ("*" if str(k).upper() in UIDVALIDITY_LIKE else v)
+             for k, v in zip(items[0::2], items[1::2])}
+        return (word, name, tuple(sorted(d.items())))
+    return (word,) + tuple(norm_value(x) for x in p.rest_values())
+
+
+def expand_set(text):
+    """An IMAP sequence set of numbers ("1:3,7") as a sorted list."""
+    out = set()
+    for part in text.split(","):
+        a, _, b = part.partition(":")
+        lo, hi = int(a), int(b or a)
+        out.update(range(min(lo, hi), max(lo, hi) + 1))
+    return sorted(out)
+
+
+def expunged_originals(seqs):
+    """The sequence numbers, as they were before the first of them, of the
+    messages that EXPUNGE responses in this order removed (servers may
+    report the same removals in different orders)."""
+    removed = set()
+    for e in seqs:
+        orig = cnt = 0
+        while cnt < e:
+            orig += 1
+            if orig not in removed:
+                cnt += 1
+        removed.add(orig)
+    return tuple(sorted(removed))
+
+
+class ImapTranscript:
+    def __init__(self):
+        self.norm = []
+        self.raw = []
+
+
+class ImapWire(Wire):
+    """An IMAP client: tagged commands, literals (synchronising: waits
+    for the continuation), responses read up to the tagged one."""
+
+    def __init__(self, port, timeout=READ_TIMEOUT):
+        super().__init__(port, timeout)
+        self.n = 0
+
+    def command(self, parts):
+        """parts: the command text (after the tag), or a list of pieces
+        each ending with a literal announcement except the last: a piece
+        is sent, the "+" continuation awaited, then the literal. Returns
+        (untagged responses, tagged response, continuations)."""
+        if isinstance(parts, (str, bytes)):
+            parts = [parts]
+        parts = [p.encode() if isinstance(p, str) else p for p in parts]
+        self.n += 1
+        tag = b"T%03d" % self.n
+        untagged, conts = [], []
+        self.send(tag + b" " + parts[0] + b"\r\n")
+        for piece in parts[1:]:
+            while True:
+                resp = read_response(self)
+                if resp is None:
+                    return untagged, None, conts
+                if resp.startswith(b"+"):
+                    conts.append(resp)
+                    break
+                if resp.startswith(tag + b" "):
+                    return untagged, resp, conts
+                untagged.append(resp)
+            self.send(piece + b"\r\n")
+        while True:
+            resp = read_response(self)
+            if resp is None:
+                return untagged, None, conts
+            if resp.startswith(tag + b" "):
+                return untagged, resp, conts
+            if resp.startswith(b"+"):
+                conts.append(resp)
+                continue
+            untagged.append(resp)
+
+
+def norm_tagged(resp):
+    if resp is None:
+        return ("EOF",)
+    p = Parser(resp)
+    p.atom()
+    status = str(p.atom()).upper()
+    return ("tagged", status, norm_code(p.code()))
+
+
+def run_imap(port, script, t=None, login=None):
+    """Run IMAP commands (see ImapWire.command) after the greeting (and
+    a LOGIN when login=(user, password)); an ImapTranscript of the
+    normalised results, one per command: (command, sorted untagged
+    tuples, tagged tuple)."""
+    t = t or ImapTranscript()
+    w = ImapWire(port)
+    try:
+        greeting = read_response(w)
+        t.raw.append((b"<greeting>", greeting))
+        if login:
+            script = [f'LOGIN "{login[0]}" "{login[1]}"'] + list(script)
+        for parts in script:
+            untagged, tagged, _conts = w.command(parts)
+            label = parts if isinstance(parts, (str, bytes)) else parts[0]
+            label = label.decode(errors="replace") if isinstance(label, bytes) else label
+            t.raw.append((label.encode(), b"".join(untagged) + (tagged or b"<EOF>")))
+            norms = []
+            expunges = []
+            for u in untagged:
+                m = re.match(rb"\* (\d+) EXPUNGE\r\n$", u, re.I)
+                if m:
+                    expunges.append(int(m.group(1)))
+                    continue
+                try:
+                    n = norm_untagged(u[2:])
+                except ParseError as e:
+                    n = ("UNPARSABLE", str(e), u[:200])
+                if n is not None:
+                    norms.append(n)
+            if expunges:
+                norms.append(("EXPUNGED (sequence numbers before)", expunged_originals(expunges)))
+            try:
+                tn = norm_tagged(tagged)
+            except ParseError as e:
+                tn = ("UNPARSABLE", str(e))
+            t.norm.append((label[:80], tuple(sorted(norms, key=repr)), tn))
+            if tagged is None:
+                break
+    finally:
+        w.close()
+    return t
+
+
+def show_imap(t, limit=3000):
+    out = []
+    for sent, got in t.raw:
+        got = got or b"<EOF>"
+        out.append(f"C: {sent[:100]!r}\nS: {got[:limit]!r}{' ...' if len(got) > limit else ''}")
+    return "\n".join(out)
+
+
+def compare_imap(tp, td, what=""):
+    for i, (a, b) in enumerate(zip(tp.norm, td.norm)):
+        if a != b and not deliberate_imap(a, b):
+            detail = diff_detail(a, b)
+            raise AssertionError(
+                f"{what}: command {i} ({a[0]!r}) differs{detail}\n  posthorn: {str(a)[:1500]}\n"
+                f"  dovecot:  {str(b)[:1500]}\n--- posthorn transcript (that command)\n"
+                f"{show_imap(_one(tp, i))}\n--- dovecot transcript (that command)\n"
+                f"{show_imap(_one(td, i))}")
+    assert len(tp.norm) == len(td.norm), (what, tp.norm[len(td.norm):], td.norm[len(tp.norm):])
+
+
+def _one(t, i):
+    x = ImapTranscript()
+    x.raw = t.raw[i + 1:i + 2]
+    return x
+
+
+def diff_detail(a, b):
+    """The first untagged response that differs, for long FETCH outputs."""
+    ua, ub = a[1], b[1]
+    for x, y in zip(ua, ub):
+        if x != y:
+            return f"\n  first differing untagged:\n    posthorn: {str(x)[:1200]}\n" \
+                   f"    dovecot:  {str(y)[:1200]}"
+    if len(ua) != len(ub):
+        return f"\n  untagged count {len(ua)} vs {len(ub)}"
+    return ""
+
+
+# Deliberate IMAP differences, like DELIBERATE for POP3: (name, test on
+# the two normalised command results, reason).
+DELIBERATE_IMAP = []
+
+
+def deliberate_imap(a, b):
+    for name, test, _reason in DELIBERATE_IMAP:
+        try:
+            if test(a, b):
+                return name
+        except (IndexError, AttributeError, TypeError):
+            pass
+    return None
+
+
+# ---------------------------------------------------------- the IMAP corpus
+def _lines(*lines):
+    return b"\n".join(x.encode() if isinstance(x, str) else x for x in lines) + b"\n"
+
+
+IMAP_CORPUS = [
+    # 1: a plain message with every envelope field, encoded words, a group
+    ("cur", "S", _lines(
+        "Return-Path: <alice@example.test>",
+        "Received: from relay.example.test by mail.example.test; Mon, 7 Dec 2026 10:00:01 +0000",
+        "Date: Mon, 7 Dec 2026 10:00:00 +0100",
+        "From: =?UTF-8?Q?Alice_M=C3=BCller?= <alice@example.test>",
+        "Sender: Secretary <sec@example.test>",
+        "Reply-To: \"Last, First\" <first.last@example.test>",
+        "To: bob@example.test, \"Carol (work)\" <carol@Example.Test>",
+        "Cc: undisclosed-recipients:;",
+        "Bcc: Hidden: dave@example.test, erin@example.test;",
+        "Subject: =?ISO-8859-1?Q?Gr=FC=DFe?= and",
+        "  a folded \"subject\" \\ line",
+        "Message-ID: <one.1@example.test>",
+        "In-Reply-To: <zero.0@example.test>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8; format=flowed",
+        "Content-Transfer-Encoding: 8bit",
+        "",
+        "Hello Bob,",
+        "this is the zebra crossing of the corpus. \xc3\x84rger and caf\xc3\xa9.".encode("latin-1"),
+        "-- ",
+        "Alice")),
+    # 2: multipart/mixed: text, html, a base64 attachment with RFC 2231 names
+    ("cur", "", _lines(
+        "From: Bob <bob@example.test>",
+        "To: alice@example.test",
+        "Subject: attachments",
+        "Date: Tue, 8 Dec 2026 11:30:00 -0500",
+        "Message-ID: <two.2@example.test>",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=\"==outer==\"",
+        "",
+        "This is the preamble.",
+        "--==outer==",
+        "Content-Type: text/plain; charset=us-ascii",
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        "A hippo=",
+        "potamus in quoted-printable, with a soft break =3D and caf=C3=A9.",
+        "--==outer==",
+        "Content-Type: text/html; charset=\"UTF-8\"",
+        "Content-ID: <html.part@example.test>",
+        "Content-Description: the HTML version",
+        "",
+        "<p>Hello <b>world</b></p>",
+        "--==outer==",
+        "Content-Type: application/octet-stream;",
+        " name*=utf-8''na%C3%AFve%20file.bin",
+        "Content-Disposition: attachment;",
+        " filename*0*=utf-8''na%C3%AFve;",
+        " filename*1=\" file.bin\"; size=9",
+        "Content-Transfer-Encoding: base64",
+        "Content-Language: en, de",
+        "Content-Location: http://example.test/file.bin",
+        "Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==",
+        "",
+        "dGhlIG9rYXBpIGlzIGhlcmUK",
+        "--==outer==--",
+        "This is the epilogue.")),
+    # 3: nested: mixed > (alternative > plain, html), message/rfc822 >
+    #    (mixed > plain, image), and a trailing part
+    ("cur", "F", _lines(
+        "From: carol@example.test",
+        "To: alice@example.test",
+        "Subject: nested structure",
+        "Date: Wed, 9 Dec 2026 09:15:00 +0000",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=b1",
+        "",
+        "--b1",
+        "Content-Type: multipart/alternative; boundary=\"b2\"",
+        "",
+        "--b2",
+        "Content-Type: text/plain",
+        "",
+        "plain alternative with the word walrus",
+        "--b2",
+        "Content-Type: text/html",
+        "",
+        "<i>html alternative</i>",
+        "--b2--",
+        "",
+        "--b1",
+        "Content-Type: message/rfc822",
+        "Content-Disposition: inline",
+        "",
+        "From: Inner Sender <inner@example.test>",
+        "To: someone@example.test",
+        "Subject: the inner message",
+        "Date: Thu, 1 Jan 2026 00:00:00 +0000",
+        "Message-ID: <inner@example.test>",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=\"inner-b\"",
+        "",
+        "--inner-b",
+        "Content-Type: text/plain; charset=iso-8859-1",
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        "inner text with a narwhal, ca=E9",
+        "--inner-b",
+        "Content-Type: image/png; name=\"dot.png\"",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+        "--inner-b--",
+        "",
+        "--b1",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "YSBiYXNlNjQgcGFydCB3aXRoIGEgcGVsaWNhbgo=",
+        "--b1--")),
+    # 4: a single message/rfc822 body (a forward), inner without MIME headers
+    ("cur", "RS", _lines(
+        "From: dave@example.test",
+        "To: alice@example.test",
+        "Subject: Fwd: forwarded",
+        "MIME-Version: 1.0",
+        "Content-Type: message/rfc822",
+        "",
+        "From: Original <orig@example.test>",
+        "Subject: the original",
+        "",
+        "original body line 1",
+        "original body line 2")),
+    # 5: no Content-Type, no Date, 8-bit body, odd address forms
+    ("cur", "", _lines(
+        "From: user-without-domain",
+        "To: <@route.example.test:routed@example.test>, \"quoted \\\" name\" <q@example.test>,",
+        " plain@example.test (a comment)",
+        "Subject: no content type",
+        "",
+        b"body with 8-bit \xe9 bytes",
+        "and a second line")),
+    # 6: RFC 2231 continuations and charsets in parameters, upper case types
+    ("cur", "", _lines(
+        "From: erin@example.test",
+        "To: alice@example.test",
+        "Subject: parameters",
+        "Date: 10 Dec 2026 12:00 GMT",
+        "MIME-Version: 1.0",
+        "Content-Type: TEXT/PLAIN; CHARSET=\"US-ASCII\" (a comment); FORMAT=flowed;",
+        " title*0*=us-ascii'en'This%20is%20;",
+        " title*1*=%2A%2A%2Afun%2A%2A%2A; name*0=\"long\"; name*1=\"name.txt\"",
+        "Content-Disposition: INLINE; filename=\"x.txt\"",
+        "",
+        "parameters body")),
+    # 7: multipart without a final boundary, an empty part, a part without headers
+    ("cur", "", _lines(
+        "From: frank@example.test",
+        "To: alice@example.test",
+        "Subject: broken multipart",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=\"xx\"",
+        "",
+        "--xx",
+        "",
+        "a part without headers",
+        "--xx",
+        "Content-Type: text/plain",
+        "",
+        "--xx",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        "last part, never closed")),
+    # 8: multipart without a boundary parameter; stored with CRLF
+    ("cur", "D", _lines(
+        "From: grace@example.test",
+        "Subject: no boundary",
+        "Content-Type: multipart/mixed",
+        "",
+        "just text").replace(b"\n", b"\r\n")),
+    # 9: large plain text (sizes, partial fetches), in new/
+    ("new", "", _lines(
+        "From: heidi@example.test",
+        "To: alice@example.test",
+        "Subject: large text",
+        "Date: Fri, 11 Dec 2026 08:00:00 +0900",
+        "",
+        *[f"line {i:05d} of a large message, an ocelot appears at line 2500"
+          if i == 2500 else f"line {i:05d} of a large message" for i in range(5000)])),
+    # 10: header only, no body, no final newline
+    ("new", "", b"From: ivan@example.test\nSubject: header only\nTo: alice@example.test"),
+    # 11: an encoded-word in a display name of a group member, long header
+    ("cur", "S", _lines(
+        "From: =?utf-8?B?w4RyZ2VyIEdtYkg=?= <info@example.test>",
+        "To: Team: =?utf-8?q?J=C3=BCrgen?= <j@example.test>, kim@example.test;",
+        "Subject: " + "very long subject " * 20,
+        "Date: Sat, 12 Dec 2026 23:59:59 -1200",
+        "Message-ID: <eleven@example.test>",
+        "References: <one.1@example.test> <two.2@example.test>",
+        "Content-Type: text/plain; charset=\"utf-8\"",
+        "Content-Transfer-Encoding: base64",
+        "",
+        "VGhlIGJvZHkgbWVudGlvbnMgYSBxdW9ra2EgYW5kIMOEcmdlci4K")),
+]
+
+
+# ------------------------------------------------------------ IMAP tests
+@pytest.fixture(scope="module")
+def ipair(pair):
+    why = dovecot.missing(("imap",))
+    if why:
+        pytest.skip(why)
+    if pair.imap_port is None:
+        pytest.skip("needs " + ", ".join(IMAP_DAEMONS) + " built")
+    return pair
+
+
+def both_imap(pair, script, corpus=IMAP_CORPUS, select="SELECT INBOX", what="", user=None):
+    """Run script (after LOGIN and select) on a fresh account (or user, a
+    (name, password) already taken) on both servers; compare."""
+    user, pw = user or pair.take(corpus)
+    s = ([select] if select else []) + list(script)
+    tp = run_imap(pair.imap_port, s, login=(user, pw))
+    td = run_imap(pair.dv.imap_port, s, login=(user, pw))
+    compare_imap(tp, td, what or user)
+    return tp, td, (user, pw)
+
+
+N_IMAP = len(IMAP_CORPUS)
+
+
+def test_imap_select_examine_status(ipair):
+    both_imap(ipair, ["NOOP", "CHECK", "EXAMINE INBOX", "SELECT inbox", "SELECT NoSuchBox",
+                      "STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)",
+                      "SELECT INBOX", "UNSELECT", "EXAMINE INBOX", "CLOSE"], select=None)
+
+
+def test_imap_fetch_envelope(ipair):
+    both_imap(ipair, [f"FETCH {i} (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"
+                      for i in range(1, N_IMAP + 1)], select="EXAMINE INBOX")
+
+
+def test_imap_fetch_bodystructure(ipair):
+    both_imap(ipair, [f"FETCH {i} BODYSTRUCTURE" for i in range(1, N_IMAP + 1)],
+              select="EXAMINE INBOX")
+
+
+def test_imap_fetch_body(ipair):
+    both_imap(ipair, [f"FETCH {i} BODY" for i in range(1, N_IMAP + 1)], select="EXAMINE INBOX")
+
+
+def test_imap_fetch_macros_and_ranges(ipair):
+    both_imap(ipair, ["FETCH 1:* FAST", "FETCH 1:* ALL", "FETCH 1:* FULL", "FETCH * UID",
+                      "FETCH 2,4:5 (FLAGS RFC822.SIZE)", "UID FETCH 1:* (FLAGS)",
+                      "UID FETCH 3:* RFC822.SIZE", "UID FETCH 99:* UID", "FETCH 1:* (UID)"],
+              select="EXAMINE INBOX")
+
+
+SECTIONS = ["", "HEADER", "TEXT", "MIME", "1", "1.MIME", "2", "2.MIME", "3", "3.MIME",
+            "1.1", "1.2", "2.1", "2.2", "2.HEADER", "2.TEXT", "2.1.1", "2.1.2", "2.1.2.MIME",
+            "2.2.1", "4", "9", "1.9",
+            "HEADER.FIELDS (FROM SUBJECT)", "HEADER.FIELDS (subject To x-none)",
+            "HEADER.FIELDS.NOT (RECEIVED RETURN-PATH MESSAGE-ID)", "1.HEADER",
+            "2.HEADER.FIELDS (SUBJECT FROM)", "1.TEXT"]
+
+
+@pytest.mark.parametrize("msg", range(1, N_IMAP + 1))
+def test_imap_fetch_sections(ipair, msg):
+    both_imap(ipair, [f"FETCH {msg} BODY.PEEK[{s}]" for s in SECTIONS],
+              select="EXAMINE INBOX", what=f"message {msg}")
+
+
+def test_imap_fetch_partial_and_rfc822(ipair):
+    script = []
+    for i in (1, 2, 3, 9, 10):
+        script += [f"FETCH {i} BODY.PEEK[]<0.100>", f"FETCH {i} BODY.PEEK[TEXT]<10.20>",
+                   f"FETCH {i} BODY.PEEK[1]<0.5>", f"FETCH {i} BODY.PEEK[]<100000.10>",
+                   f"FETCH {i} BODY.PEEK[HEADER]<0.0>", f"FETCH {i} BODY.PEEK[]<3>",
+                   f"FETCH {i} (RFC822.HEADER RFC822.SIZE)", f"FETCH {i} RFC822.TEXT",
+                   f"FETCH {i} RFC822"]
+    both_imap(ipair, script, select="EXAMINE INBOX")
+
+
+def test_imap_fetch_sets_seen(ipair):
+    both_imap(ipair, ["FETCH 2 (FLAGS)", "FETCH 2 BODY[TEXT]", "FETCH 2 (FLAGS)",
+                      "FETCH 3 BODY.PEEK[TEXT]", "FETCH 3 FLAGS", "FETCH 5 RFC822",
+                      "FETCH 5 FLAGS", "FETCH 6 RFC822.TEXT", "FETCH 6 FLAGS",
+                      "FETCH 7 RFC822.HEADER", "FETCH 7 FLAGS", "FETCH 1:* FLAGS"])
+
+
+SEARCHES = [
+    "ALL", "ANSWERED", "UNANSWERED", "DELETED", "UNDELETED", "DRAFT", "UNDRAFT", "FLAGGED",
+    "UNFLAGGED", "SEEN", "UNSEEN", "NEW", "OLD", "RECENT",
+    "FROM alice", "FROM ALICE", "FROM \"example.test\"", "FROM nobody-at-all", "TO carol",
+    "CC undisclosed", "BCC dave", "SUBJECT attachments", "SUBJECT \"folded\"", "SUBJECT Fwd",
+    "BODY zebra", "BODY ZEBRA", "BODY hippopotamus", "BODY okapi", "BODY narwhal",
+    "BODY pelican", "BODY walrus", "BODY quokka", "BODY ocelot", "BODY \"original body\"",
+    "TEXT Example.Test", "TEXT ocelot", "TEXT \"inner message\"", "TEXT boundary",
+    "HEADER Message-ID eleven", "HEADER X-Missing \"\"", "HEADER References two.2",
+    "HEADER Content-Type multipart", "HEADER SUBJECT \"\"",
+    "LARGER 1000", "SMALLER 500", "LARGER 100000",
+    "BEFORE 1-Jan-2020", "SINCE 1-Jan-2020", "ON 6-Dec-2025", "BEFORE 7-Dec-2025",
+    "SENTBEFORE 9-Dec-2026", "SENTON 8-Dec-2026", "SENTSINCE 10-Dec-2026",
+    "SENTON 12-Dec-2026", "SENTON 10-Dec-2026",
+    "UID 2:4", "1,3,5:*", "2:4 UID 3:*", "*", "NOT SEEN", "OR FLAGGED SEEN",
+    "NOT (FROM alice OR SUBJECT nested BODY pelican)", "OR OR DRAFT ANSWERED FLAGGED",
+    "KEYWORD $Forwarded", "UNKEYWORD $Forwarded", "FROM bob SUBJECT attachments",
+    "(SEEN UNFLAGGED)", "LARGER 1000 NOT LARGER 2000",
+]
+
+
+def test_imap_search(ipair):
+    script = [f"SEARCH {k}" for k in SEARCHES]
+    script += [f"UID SEARCH {k}" for k in ("ALL", "2:*", "UID 3:5", "BODY walrus")]
+    both_imap(ipair, script, select="EXAMINE INBOX")
+
+
+def test_imap_search_charset_utf8(ipair):
+    def lit(key, text):
+        data = text.encode()
+        return [f"SEARCH CHARSET UTF-8 {key} {{{len(data)}}}".encode(), data]
+    script = [lit("FROM", "Müller"), lit("SUBJECT", "grüße"), lit("SUBJECT", "GRÜSSE"),
+              lit("BODY", "ärger"), lit("BODY", "ÄRGER"), lit("TEXT", "café"),
+              lit("BODY", "ca\u0301fe"), lit("TO", "jürgen"), lit("FROM", "Ärger GmbH"),
+              "SEARCH CHARSET UTF-8 BODY zebra", "SEARCH CHARSET US-ASCII BODY zebra",
+              "SEARCH CHARSET KOI9-X BODY zebra"]
+    both_imap(ipair, script, select="EXAMINE INBOX")
+
+
+def test_imap_esearch(ipair):
+    both_imap(ipair, ["SEARCH RETURN (MIN MAX COUNT ALL) ALL",
+                      "SEARCH RETURN (COUNT) UNSEEN", "SEARCH RETURN () FLAGGED",
+                      "UID SEARCH RETURN (MIN MAX) BODY walrus",
+                      "SEARCH RETURN (MIN) FROM nobody-at-all"], select="EXAMINE INBOX")
+
+
+def test_imap_store_copy_expunge(ipair):
+    both_imap(ipair, [
+        "STORE 1 +FLAGS (\\Flagged)", "STORE 2:3 FLAGS (\\Seen \\Answered)",
+        "STORE 4 -FLAGS.SILENT (\\Seen)", "STORE 1 +FLAGS ($Forwarded custom)",
+        "UID STORE 5 +FLAGS (\\Draft)", "FETCH 1:* FLAGS", "STORE 1 -FLAGS (custom)",
+        "CREATE Archive", "COPY 1:2 Archive", "UID COPY 3,5 Archive", "COPY 1 NoSuchBox",
+        "STATUS Archive (MESSAGES UIDNEXT UNSEEN)",
+        "STORE 3,5 +FLAGS (\\Deleted)", "EXPUNGE", "FETCH 1:* (UID FLAGS)",
+        "MOVE 1 Archive", "FETCH 1:* UID", "STORE 1:2 +FLAGS.SILENT (\\Deleted)",
+        "UID EXPUNGE 2:3", "FETCH 1:* (UID FLAGS)", "SEARCH DELETED",
+        "SELECT Archive", "FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
+        "STORE 1 +FLAGS (\\Deleted)", "CLOSE", "EXAMINE Archive", "FETCH 1:* UID",
+        "STORE 1 +FLAGS (\\Seen)", "EXPUNGE"])
+
+
+def test_imap_append(ipair):
+    msg = (b"From: appender@example.test\r\nTo: alice@example.test\r\nSubject: appended\r\n"
+           b"Date: Sun, 13 Dec 2026 10:00:00 +0000\r\n\r\nappended body\r\n.with a dot\r\n")
+    n = len(msg)
+    both_imap(ipair, [
+        [f"APPEND INBOX (\\Seen \\Flagged) \"13-Dec-2026 10:00:00 +0100\" {{{n}}}".encode(), msg],
+        [f"APPEND INBOX {{{n}}}".encode(), msg],
+        [f"APPEND NoSuchBox {{{n}}}".encode(), msg],
+        "NOOP",
+        f"FETCH {N_IMAP + 1}:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY[])",
+        "CREATE Drafts2", [f"APPEND Drafts2 (\\Draft) {{{n}}}".encode(), msg],
+        "STATUS Drafts2 (MESSAGES UIDNEXT)"])
+
+
+def test_imap_list_and_folders(ipair):
+    both_imap(ipair, [
+        "CREATE Archive", "CREATE Archive.2024", "CREATE Work", "CREATE &AMQ-pfel",
+        "CREATE Archive", "CREATE INBOX", "CREATE Deep.Er.Still",
+        "SUBSCRIBE Archive", "SUBSCRIBE Work",
+        "LIST \"\" \"*\"", "LIST \"\" \"%\"", "LIST \"\" \"Archive.%\"", "LIST \"\" \"Archive*\"",
+        "LIST \"\" \"\"", "LIST \"Archive.\" \"%\"", "LIST \"\" \"inbox\"", "LIST \"\" \"Deep.%\"",
+        "LSUB \"\" \"*\"", "LIST (SUBSCRIBED) \"\" \"*\"",
+        "LIST \"\" \"*\" RETURN (CHILDREN SPECIAL-USE)", "LIST (SPECIAL-USE) \"\" \"*\"",
+        "LIST \"\" \"%\" RETURN (STATUS (MESSAGES UNSEEN))",
+        "STATUS Archive (MESSAGES UIDNEXT UNSEEN RECENT)", "STATUS NoSuchBox (MESSAGES)",
+        "DELETE Work", "DELETE Work", "DELETE Archive", "RENAME Archive.2024 Old2024",
+        "RENAME Deep Shallow", "LIST \"\" \"*\"", "LSUB \"\" \"*\"", "UNSUBSCRIBE Work",
+        "LSUB \"\" \"*\"", "RENAME NoSuchBox Other", "RENAME Old2024 Shallow",
+        "DELETE INBOX", "NAMESPACE"], select=None)
+
+
+def test_imap_rename_inbox(ipair):
+    both_imap(ipair, ["RENAME INBOX Moved", "LIST \"\" \"*\"", "SELECT Moved", "SELECT INBOX",
+                      "STATUS Moved (MESSAGES)", "FETCH 1:* UID"], select=None)
+
+
+def test_imap_bad_commands(ipair):
+    # (few BADs per session: both servers end a session after a number of them)
+    user = ipair.take(IMAP_CORPUS)
+    both_imap(ipair, ["FOO", "FETCH 1 FLAGS", "SELECT", "LOGOUT"], select=None, user=user)
+    both_imap(ipair, ["FETCH 1 (FLAGS", "FETCH 0 FLAGS", "FETCH 99 FLAGS", "NOOP"], user=user)
+    both_imap(ipair, ["FETCH 1 BODY[1.2.3.4.5]", "FETCH 1 BODY[FOO]", "FETCH 1 NOSUCHITEM",
+                      "NOOP"], user=user)
+    both_imap(ipair, ["STORE 1 +FLAGS (\\Recent)", "STORE 1 FLAGZ (\\Seen)",
+                      "UID FETCH 99 FLAGS", "SEARCH FOO", "NOOP"], user=user)
+    both_imap(ipair, ["COPY 99 INBOX", "UID COPY 99 INBOX", "EXPUNGE x", "CREATE", "NOOP"],
+              user=user)
+    both_imap(ipair, ["LOGIN a b", "AUTHENTICATE PLAIN", "SELECT INBOX", "NOOP"], select=None,
+              user=user)
+
+
+def test_imap_pipelined_commands(ipair):
+    user, pw = ipair.take(IMAP_CORPUS)
+    out = []
+    for port in (ipair.imap_port, ipair.dv.imap_port):
+        w = ImapWire(port)
+        try:
+            read_response(w)
+            w.send(f"a1 LOGIN {user} {pw}\r\na2 SELECT INBOX\r\na3 FETCH 1:3 (UID FLAGS)\r\n"
+                   f"a4 SEARCH BODY walrus\r\na5 STORE 2 +FLAGS (\\Flagged)\r\n"
+                   f"a6 FETCH 2 FLAGS\r\na7 LOGOUT\r\n".encode())
+            got = []
+            while True:
+                r = read_response(w)
+                if r is None:
+                    break
+                got.append(r)
+        finally:
+            w.close()
+        norms = []
+        for r in got:
+            if r.startswith(b"* "):
+                n = norm_untagged(r[2:])
+                if n is not None:
+                    norms.append(n)
+            else:
+                norms.append((r.split(b" ")[0],) + norm_tagged(r))
+        out.append(norms)
+    assert out[0] == out[1], (out[0], out[1])
