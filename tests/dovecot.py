@@ -62,9 +62,12 @@ def sha512_crypt(password):
 class Dovecot:
     """See the module docstring. accounts: address -> (password, Maildir
     path); owner: the pwd entry that owns the Maildirs; protocols: a
-    subset of ("pop3", "imap"); settings: more dovecot.conf lines."""
+    subset of ("pop3", "imap"); settings: more dovecot.conf lines;
+    hashes: address -> sha512-crypt hash of its password, when the caller
+    has one (else one is made)."""
 
-    def __init__(self, workdir, accounts, owner, protocols=("pop3", "imap"), settings=""):
+    def __init__(self, workdir, accounts, owner, protocols=("pop3", "imap"), settings="",
+                 hashes=None):
         self.dir = pathlib.Path(workdir)
         self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.dir.chmod(0o755)
@@ -72,6 +75,7 @@ class Dovecot:
         self.owner = owner
         self.protocols = tuple(protocols)
         self.settings = settings
+        self.hashes = dict(hashes or {})     # address -> sha512-crypt hash (else made)
         self.pop3_port = free_port() if "pop3" in protocols else None
         self.imap_port = free_port() if "imap" in protocols else None
         self.conf = self.dir / "dovecot.conf"
@@ -86,7 +90,8 @@ class Dovecot:
         uid, gid = self.owner.pw_uid, self.owner.pw_gid
         passwd = self.dir / "passwd"
         passwd.write_text("".join(
-            f"{addr}:{{SHA512-CRYPT}}{sha512_crypt(pw)}:{uid}:{gid}::{box}::\n"
+            f"{addr}:{{SHA512-CRYPT}}{self.hashes.get(addr) or sha512_crypt(pw)}:{uid}:{gid}"
+            f"::{box}::\n"
             for addr, (pw, box) in self.accounts.items()))
         shutil.chown(passwd, "root", grp.getgrgid(pwd.getpwnam("dovecot").pw_gid).gr_name)
         passwd.chmod(0o640)

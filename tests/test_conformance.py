@@ -33,12 +33,14 @@ Needs root (both servers drop privileges) and Dovecot (tools/install-deps.sh);
 skips otherwise. Loopback only; every read has a deadline.
 """
 import base64
+import json
 import os
 import pathlib
 import pwd
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -203,9 +205,13 @@ class Pair:
         mailroot = workdir / f"{name}-mail"
         mailroot.mkdir(mode=0o755)
         boxes = {u: mailroot / u.split("@")[0] for u in self.users}
+        # the hashes of posthorn's users file (users(5): address:hash:...)
+        hashes = dict(line.split(":")[:2] for line in
+                      (self.ph.etc / "users").read_text().splitlines()
+                      if line and not line.startswith("#"))
         dv = dovecot.Dovecot(workdir / name, {u: (self.ph.passwords[u], boxes[u])
                                               for u in self.users}, self.owner,
-                             protocols=protocols, settings=DOVECOT_IMAP_SETTINGS)
+                             protocols=protocols, settings=DOVECOT_IMAP_SETTINGS, hashes=hashes)
         dv.boxes = boxes
         return dv
 
@@ -735,6 +741,8 @@ def test_pop3_in_use(pair):
     once with -ERR [IN-USE] (RFC 2449 8.1.2), a deliberate choice
     (pop3d(8)); Dovecot by default lets both in, and with
     pop3_lock_session = yes makes the second one wait for the lock."""
+    if SELF:
+        pytest.skip("posthorn's own behaviour")
     user, pw = pair.take()
     first = Wire(pair.pop3_port)
     try:
@@ -1645,3 +1653,39 @@ def test_imap_pipelined_commands(ipair):
                 norms.append((r.split(b" ")[0],) + norm_tagged(r))
         out.append(norms)
     assert out[0] == out[1], (out[0], out[1])
+
+
+# ------------------------------------------------- a strict third-party parser
+IMAPFLOW_SCRIPT = pathlib.Path(__file__).resolve().parent / "imapflow_dump.mjs"
+
+
+def imapflow_dump(port, user, pw):
+    node = shutil.which("node")
+    res = subprocess.run([node, str(IMAPFLOW_SCRIPT), str(port), user, pw],
+                         capture_output=True, timeout=90)
+    assert res.returncode == 0, \
+        f"imapflow failed on port {port} ({res.returncode}):\n{res.stderr.decode()[-3000:]}"
+    return json.loads(res.stdout)
+
+
+def test_imapflow_parses_the_same(ipair):
+    """imapflow (npm), a strict client-side parser of its own, reads the
+    corpus from both servers: it must parse posthorn's responses and make
+    the same objects of them (ENVELOPE, BODYSTRUCTURE with RFC 2231
+    parameters decoded, header blocks, body parts, flags, sizes, dates,
+    LIST with special-use, SEARCH)."""
+    if not shutil.which("node"):
+        pytest.skip("node is not installed (tools/install-deps.sh)")
+    if not (IMAPFLOW_SCRIPT.parent / "node_modules" / "imapflow").is_dir():
+        pytest.skip("imapflow is not installed in tests/node_modules (tools/install-deps.sh)")
+    user, pw = ipair.take(IMAP_CORPUS)
+    got = imapflow_dump(ipair.imap_port, user, pw)
+    ref = imapflow_dump(ipair.dv.imap_port, user, pw)
+    assert len(ref["messages"]) == N_IMAP
+    for key in ("list", "mailbox", "search"):
+        assert got[key] == ref[key], (key, got[key], ref[key])
+    for a, b in zip(got["messages"], ref["messages"]):
+        for field in sorted(set(a) | set(b)):
+            assert a.get(field) == b.get(field), \
+                (f"message {b['seq']}: {field}", a.get(field), b.get(field))
+    assert len(got["messages"]) == len(ref["messages"])
