@@ -30,6 +30,32 @@ DOVECOT = "/usr/sbin/dovecot"
 LIBDIR = pathlib.Path("/usr/lib/dovecot")
 
 
+# The namespace as posthorn's store makes it: Maildir++ folders separated
+# by ".", the four special-use folders of every new user.
+NAMESPACE_SETTINGS = """\
+namespace inbox {
+  inbox = yes
+  separator = .
+  mailbox Drafts {
+    auto = create
+    special_use = \\Drafts
+  }
+  mailbox Sent {
+    auto = create
+    special_use = \\Sent
+  }
+  mailbox Trash {
+    auto = create
+    special_use = \\Trash
+  }
+  mailbox Junk {
+    auto = create
+    special_use = \\Junk
+  }
+}
+"""
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))

@@ -149,31 +149,6 @@ class PosthornMail(MailInstance):
                                "auth_user_failure_limit": "100000"})
 
 
-# Dovecot's namespace as posthorn's store makes it: Maildir++ folders
-# separated by ".", the four special-use folders of every new user.
-DOVECOT_IMAP_SETTINGS = """\
-namespace inbox {
-  inbox = yes
-  separator = .
-  mailbox Drafts {
-    auto = create
-    special_use = \\Drafts
-  }
-  mailbox Sent {
-    auto = create
-    special_use = \\Sent
-  }
-  mailbox Trash {
-    auto = create
-    special_use = \\Trash
-  }
-  mailbox Junk {
-    auto = create
-    special_use = \\Junk
-  }
-}
-"""
-
 # POSTHORN_CONFORMANCE_SELF=1: the side under test is a second Dovecot,
 # not posthorn: a check of the harness itself (the normalisation must
 # make two Dovecots equal), and a way to work on the IMAP scripts before
@@ -211,7 +186,7 @@ class Pair:
                       if line and not line.startswith("#"))
         dv = dovecot.Dovecot(workdir / name, {u: (self.ph.passwords[u], boxes[u])
                                               for u in self.users}, self.owner,
-                             protocols=protocols, settings=DOVECOT_IMAP_SETTINGS, hashes=hashes)
+                             protocols=protocols, settings=dovecot.NAMESPACE_SETTINGS, hashes=hashes)
         dv.boxes = boxes
         return dv
 
