@@ -31,25 +31,25 @@ LIBDIR = pathlib.Path("/usr/lib/dovecot")
 
 
 # The namespace as posthorn's store makes it: Maildir++ folders separated
-# by ".", the four special-use folders of every new user.
+# by ".", the four special-use folders of every new user, subscribed.
 NAMESPACE_SETTINGS = """\
 namespace inbox {
   inbox = yes
   separator = .
   mailbox Drafts {
-    auto = create
+    auto = subscribe
     special_use = \\Drafts
   }
   mailbox Sent {
-    auto = create
+    auto = subscribe
     special_use = \\Sent
   }
   mailbox Trash {
-    auto = create
+    auto = subscribe
     special_use = \\Trash
   }
   mailbox Junk {
-    auto = create
+    auto = subscribe
     special_use = \\Junk
   }
 }
