@@ -1011,6 +1011,8 @@ def norm_fetch(items):
     out = {}
     for k, v in zip(items[0::2], items[1::2]):
         key = str(k).upper()
+        if key in out:                                # an item sent twice
+            out[f"DUPLICATE {key}"] = out.get(f"DUPLICATE {key}", 0) + 1
         if key == "FLAGS":
             v = tuple(sorted(str(f).upper() for f in v))
         elif key == "INTERNALDATE":
@@ -1609,7 +1611,8 @@ def test_imap_fetch_body(ipair):
 def test_imap_fetch_macros_and_ranges(ipair):
     both_imap(ipair, ["FETCH 1:* FAST", "FETCH 1:* ALL", "FETCH 1:* FULL", "FETCH * UID",
                       "FETCH 2,4:5 (FLAGS RFC822.SIZE)", "UID FETCH 1:* (FLAGS)",
-                      "UID FETCH 3:* RFC822.SIZE", "UID FETCH 99:* UID", "FETCH 1:* (UID)"],
+                      "UID FETCH 3:* RFC822.SIZE", "UID FETCH 99:* UID", "FETCH 1:* (UID)",
+                      "UID FETCH 1:* (UID FLAGS)", "UID FETCH 2 (FLAGS UID RFC822.SIZE)"],
               select="EXAMINE INBOX")
 
 
