@@ -82,6 +82,7 @@ try {
     // (exit only once the pipe took it all)
     process.stdout.write(JSON.stringify(out, null, 1) + '\n', () => process.exit(0));
 } catch (err) {
-    console.error('imapflow_dump: ' + (err.stack || err) + (err.response ? '\nresponse: ' + err.response : ''));
+    const response = err.response ? '\nresponse: ' + err.response : '';
+    console.error('imapflow_dump: ' + (err.stack || err) + response);
     process.exit(2);
 }
