@@ -1275,6 +1275,9 @@ def relax(a, b):
                 u[:2] == ("untagged", "OK") and u[2] and u[2][0] == "PERMANENTFLAGS"))
         out, theirs = no_flags(out), no_flags(theirs)
     out, theirs = relax_list_flags(out, theirs, CHILD_FLAGS)
+    # LSUB of a subscribed name that is no mailbox (any more): posthorn
+    # says \\Noselect (RFC 3501 6.3.9's example), Dovecot nothing
+    out, theirs = relax_list_flags(out, theirs, {"\\NOSELECT"}, kinds=("LSUB",))
     if "SPECIAL-USE" not in a[0].upper():
         out, theirs = relax_list_flags(out, theirs, SPECIAL_FLAGS)
     tagged = a[2]
@@ -1298,14 +1301,14 @@ CHILD_FLAGS = {"\\HASCHILDREN", "\\HASNOCHILDREN"}
 SPECIAL_FLAGS = {"\\DRAFTS", "\\SENT", "\\TRASH", "\\JUNK", "\\ALL", "\\ARCHIVE", "\\FLAGGED"}
 
 
-def relax_list_flags(ours, theirs, optional):
+def relax_list_flags(ours, theirs, optional, kinds=("LIST", "LSUB")):
     """LIST/LSUB entries: the attributes in optional are dropped where the
     other server's entry for the same name has none of them. For
     \\HasChildren/\\HasNoChildren (RFC 5258 4) and, unless the command
     asked for SPECIAL-USE, the special-use attributes (RFC 6154 2), a
     server may send them or not."""
     def key(u):
-        return (u[0], u[3]) if u[0] in ("LIST", "LSUB") else None
+        return (u[0], u[3]) if u[0] in kinds else None
     mine = {key(u): u for u in ours if key(u)}
     other = {key(u): u for u in theirs if key(u)}
 
@@ -1730,7 +1733,9 @@ def test_imap_store_copy_expunge(ipair):
         "STORE 3,5 +FLAGS (\\Deleted)", "EXPUNGE", "FETCH 1:* (UID FLAGS)",
         "MOVE 1 Archive", "FETCH 1:* UID", "STORE 1:2 +FLAGS.SILENT (\\Deleted)",
         "UID EXPUNGE 2:3", "FETCH 1:* (UID FLAGS)", "SEARCH DELETED",
-        "SELECT Archive", "FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
+        # (no RFC822.SIZE here: Dovecot gives the LF size of a copy it
+        # made from a file named ,S=<LF size>)
+        "SELECT Archive", "FETCH 1:* (UID FLAGS ENVELOPE)",
         "STORE 1 +FLAGS (\\Deleted)", "CLOSE", "EXAMINE Archive", "FETCH 1:* UID",
         "STORE 1 +FLAGS (\\Seen)", "EXPUNGE"])
 
@@ -1801,33 +1806,42 @@ def test_imap_bad_commands(ipair):
 
 
 def test_imap_pipelined_commands(ipair):
+    """Seven commands in one write, LOGIN first. A server may interleave
+    the untagged answers of pipelined commands (Dovecot runs some at
+    once), so all untagged answers compare as one set, and the tagged
+    ones by tag."""
     user, pw = ipair.take(IMAP_CORPUS)
+    commands = [f"LOGIN {user} {pw}", "SELECT INBOX", "FETCH 1:3 (UID FLAGS)",
+                "SEARCH BODY walrus", "STORE 2 +FLAGS (\\Flagged)", "FETCH 2 FLAGS", "LOGOUT"]
     out = []
     for port in (ipair.imap_port, ipair.dv.imap_port):
+        t = ImapTranscript()
         w = ImapWire(port)
+        untagged, tagged, raw = [], {}, b""
         try:
             read_response(w)
-            w.send(f"a1 LOGIN {user} {pw}\r\na2 SELECT INBOX\r\na3 FETCH 1:3 (UID FLAGS)\r\n"
-                   f"a4 SEARCH BODY walrus\r\na5 STORE 2 +FLAGS (\\Flagged)\r\n"
-                   f"a6 FETCH 2 FLAGS\r\na7 LOGOUT\r\n".encode())
-            got = []
-            while True:
+            w.send(b"".join(b"a%d %s\r\n" % (i, c.encode()) for i, c in enumerate(commands)))
+            while len(tagged) < len(commands):
                 r = read_response(w)
                 if r is None:
                     break
-                got.append(r)
+                raw += r
+                if r.startswith(b"* "):
+                    n = norm_untagged(r[2:])
+                    if n is not None:
+                        untagged.append(n)
+                else:
+                    tagged[r.split(b" ")[0].decode()] = norm_tagged(r)
         finally:
             w.close()
-        norms = []
-        for r in got:
-            if r.startswith(b"* "):
-                n = norm_untagged(r[2:])
-                if n is not None:
-                    norms.append(n)
-            else:
-                norms.append((r.split(b" ")[0],) + norm_tagged(r))
-        out.append(norms)
-    assert out[0] == out[1], (out[0], out[1])
+        t.raw = [(b"<pipelined>", raw)]
+        t.norm = [("pipelined", tuple(sorted(untagged, key=repr)),
+                   tuple(sorted(tagged.items())))]
+        out.append(t)
+    t0, t1 = out
+    t0.raw.insert(0, (b"", b""))
+    t1.raw.insert(0, (b"", b""))
+    compare_imap(t0, t1, "pipelined")
 
 
 # ------------------------------------------------- a strict third-party parser
