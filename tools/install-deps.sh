@@ -9,7 +9,7 @@ set -e
 
 PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev libunbound-dev \
 python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix \
-fetchmail mutt dovecot-core dovecot-pop3d"
+fetchmail mutt dovecot-core dovecot-pop3d dovecot-imapd"
 
 missing=""
 for p in $PKGS; do
@@ -31,8 +31,9 @@ export DEBIAN_FRONTEND=noninteractive
 # a main.cf and starts nothing, so it never takes port 25 or the mail log.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 # fetchmail and mutt are POP3 clients for tests/test_pop3_clients.py;
-# dovecot-core and dovecot-pop3d are bench/access's reference POP3 server,
-# which bench runs by hand on ports of its own. Their maintainer scripts
+# dovecot-core, dovecot-pop3d and dovecot-imapd are bench/access's
+# reference POP3 and IMAP server, which bench runs by hand on ports of its
+# own. Their maintainer scripts
 # would start dovecot (on 110, 143, 993, 995) and fetchmail's init
 # script: a policy-rc.d that answers 101 ("action forbidden") for the
 # time of the install keeps every service stopped, and on a systemd host
@@ -53,7 +54,7 @@ if [ "$made_policy" = 1 ]; then
     trap - EXIT
 fi
 case " $missing " in
-*" dovecot-core "*)
+*" dovecot-core "* | *" dovecot-pop3d "* | *" dovecot-imapd "*)
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
     fi ;;
