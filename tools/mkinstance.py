@@ -36,8 +36,9 @@ user "posthorn", postdrop's group is "posthorn-drop" and virtual
 mailboxes belong to a mail store user (--vmail-owner, default
 "posthorn-vmail"); the auth service runs as "posthorn-auth" (auth_user,
 the only reader of the auth table) and the login processes
-(pop3d-login) as "posthorn-login" (login_user, chrooted to
-DIR/queue/login, which pop3d-login makes itself); missing accounts are
+(pop3d-login, imapd-login) as "posthorn-login" (login_user, chrooted to
+DIR/queue/login, which they make themselves); pop3d and imapd start as
+root (unpriv n) to become each mailbox's owner; missing accounts are
 created. As a normal user all of them are the invoking user.
 
 Ports: inet services (smtp, submission, smtps, pop3, pop3s, imap, imaps)
@@ -97,7 +98,7 @@ SERVICES = (
     ("imap", None, "inet", "n", "-", "n", "-", "-", "imapd-login", ()),
     ("imaps", None, "inet", "n", "-", "n", "-", "-", "imapd-login", ("imapd_tls_wrappermode=yes",)),
     (None, "pop3d", "unix", "-", "n", "n", "-", "-", "pop3d", ()),
-    (None, "imapd", "unix", "-", "-", "n", "-", "-", "imapd", ()),
+    (None, "imapd", "unix", "-", "n", "n", "-", "-", "imapd", ()),
 )
 PORT_NAMES = tuple(s[0] for s in SERVICES if s[0])
 UNIX_NAMES = tuple(s[1] for s in SERVICES if s[1])

@@ -4,7 +4,7 @@
 # run/mail, log in run/log/maillog, loopback ports only, and a demo user
 # demo@example.test (an entry of run/etc/users, users(5)) whose password
 # is generated once and kept in run/demo.password: it receives mail on
-# 2525 and reads it over POP3 on 2110.
+# 2525 and reads it over POP3 on 2110 and over IMAP on 2143.
 #
 # Environment:
 #   POSTHORN_BUILD            build directory, relative to the checkout or
@@ -117,6 +117,38 @@ python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --commands l
 PWFILE=$RUN/demo.password
 PASSWORD=$(cat "$PWFILE")
 
+# An mbsync (isync) configuration for the demo user: every folder of the
+# IMAP account, both ways, with a local Maildir copy in $RUN/demo-sync.
+MBSYNCRC=$RUN/demo.mbsyncrc
+(umask 077 && cat >"$MBSYNCRC" <<EOF
+# demo.mbsyncrc - made by tools/sandbox.sh: mbsync -c $MBSYNCRC -a
+IMAPAccount demo
+Host 127.0.0.1
+Port 2143
+User demo@$DOMAIN
+PassCmd "cat $PWFILE"
+SSLType None
+AuthMechs PLAIN LOGIN
+
+IMAPStore demo-remote
+Account demo
+
+MaildirStore demo-local
+Path $RUN/demo-sync/
+Inbox $RUN/demo-sync/INBOX
+SubFolders Verbatim
+
+Channel demo
+Far :demo-remote:
+Near :demo-local:
+Patterns *
+Create Both
+Expunge Both
+SyncState *
+EOF
+)
+mkdir -p "$RUN/demo-sync"
+
 # -------------------------------------------------- check (and repair)
 if ! "$PH" -c "$ETC" check; then
     die "posthorn check found errors (above); not starting"
@@ -129,7 +161,7 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   pop3        2110        pop3s       2995
   imap        2143        imaps       2993
   services whose daemons are not built yet are commented out in
-  $ETC/master.cf (TLS, SMTP AUTH and IMAP come with later daemons)
+  $ETC/master.cf (TLS and SMTP AUTH come with later daemons)
   mail for other domains leaves through smtp-client (the "smtp" service)
   to their MX hosts; to keep it local set relayhost (e.g. [127.0.0.1]:2526
   for an smtp-sink) in $ETC/main.cf.local
@@ -146,6 +178,17 @@ read it over POP3 on 2110 (the user name is the whole address):
   mutt:       mutt -f 'pop://demo%40$DOMAIN@127.0.0.1:2110/' \\
                   -e 'set ssl_starttls=no ssl_force_tls=no pop_authenticators=plain:user'
   python3:    python3 -c 'import poplib; p = poplib.POP3("127.0.0.1", 2110); p.user("demo@$DOMAIN"); p.pass_(open("$PWFILE").read().strip()); print(p.stat())'
+read it over IMAP on 2143 (the same user name and password):
+  curl:       curl -s imap://127.0.0.1:2143/ -u 'demo@$DOMAIN:$PASSWORD'            (folders)
+              curl -s 'imap://127.0.0.1:2143/INBOX;UID=1' -u 'demo@$DOMAIN:$PASSWORD' (message 1)
+              curl -s 'imap://127.0.0.1:2143/INBOX?UNSEEN' -u 'demo@$DOMAIN:$PASSWORD' (search)
+              curl -s -T msg.eml imap://127.0.0.1:2143/INBOX -u 'demo@$DOMAIN:$PASSWORD' (append)
+  mutt:       mutt -f 'imap://demo%40$DOMAIN@127.0.0.1:2143/INBOX' \\
+                  -e 'set ssl_starttls=no ssl_force_tls=no imap_authenticators=plain:login'
+  mbsync:     mbsync -c $MBSYNCRC -a      (both ways, every folder, into $RUN/demo-sync/)
+  fetchmail:  fetchmail -p IMAP -P 2143 -u demo@$DOMAIN --keep --sslproto '' \\
+                  --mda 'cat >> demo.mbox' 127.0.0.1        (asks for the password)
+  python3:    python3 -c 'import imaplib; m = imaplib.IMAP4("127.0.0.1", 2143); m.login("demo@$DOMAIN", open("$PWFILE").read().strip()); print(m.select("INBOX"))'
 log:          $RUN/log/maillog
 config:       $ETC  (try: $PH -c $ETC conf -n)
 stop:         Ctrl-C, or from another terminal: $PH -c $ETC stop
