@@ -17,9 +17,15 @@ struct throttle_entry {
     time_t last;
 };
 
+/* The table grows (doubling from TH_INITIAL) up to size entries as keys
+ * fail, so that an idle auth does not keep size * 24 bytes of counters
+ * resident (two tables of 4096 by default: 192 KiB). */
+#define TH_INITIAL	64
+
 struct throttle {
     struct throttle_entry *e;
-    size_t size;
+    size_t cap;			/* entries allocated, <= size */
+    size_t size;		/* the most it may hold */
     long window;
 };
 
@@ -40,8 +46,8 @@ struct throttle *throttle_new(size_t size, long window)
 {
     struct throttle *t = mem_zalloc(sizeof(*t));
 
-    t->e = mem_alloc_array(size, sizeof(*t->e));
-    memset(t->e, 0, size * sizeof(*t->e));
+    t->e = NULL;
+    t->cap = 0;
     t->size = size;
     t->window = window;
     return t;
@@ -59,10 +65,25 @@ void throttle_free(struct throttle **tp)
 /* th_find - key's entry, or NULL */
 static struct throttle_entry *th_find(struct throttle *t, uint64_t h)
 {
-    for (size_t i = 0; i < t->size; i++)
+    for (size_t i = 0; i < t->cap; i++)
 	if (t->e[i].hash == h)
 	    return t->e + i;
     return NULL;
+}
+
+/* th_grow - room for more entries: the first new one, or NULL at size */
+static struct throttle_entry *th_grow(struct throttle *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : TH_INITIAL, old = t->cap;
+
+    if (old >= t->size)
+	return NULL;
+    if (cap > t->size)
+	cap = t->size;
+    t->e = mem_realloc(t->e, cap * sizeof(*t->e));
+    memset(t->e + old, 0, (cap - old) * sizeof(*t->e));
+    t->cap = cap;
+    return t->e + old;
 }
 
 /* throttle_count - failures within the window */
@@ -83,15 +104,18 @@ long throttle_fail(struct throttle *t, const char *key, time_t now)
     struct throttle_entry *e = th_find(t, h);
 
     if (e == NULL) {
-	e = t->e;
-	for (size_t i = 0; i < t->size; i++) {
+	struct throttle_entry *oldest = t->e;
+
+	for (size_t i = 0; i < t->cap; i++) {
 	    if (t->e[i].hash == 0) {
 		e = t->e + i;
 		break;
 	    }
-	    if (t->e[i].last < e->last)
-		e = t->e + i;
+	    if (t->e[i].last < oldest->last)
+		oldest = t->e + i;
 	}
+	if (e == NULL && (e = th_grow(t)) == NULL)
+	    e = oldest;
 	e->hash = h;
 	e->count = 0;
     } else if (now - e->last >= t->window) {
@@ -117,7 +141,7 @@ size_t throttle_used(const struct throttle *t)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < t->size; i++)
+    for (size_t i = 0; i < t->cap; i++)
 	n += t->e[i].hash != 0;
     return n;
 }

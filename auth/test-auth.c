@@ -88,6 +88,31 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("throttle: grows on demand up to its size, then evicts");
+    {
+	struct throttle *t = throttle_new(200, 100000);
+	char key[32];
+
+	unit_assert_inteq(throttle_used(t), 0);
+	for (int i = 0; i < 150; i++) {
+	    fmt_buf_or_panic(key, sizeof(key), "g%d", i);
+	    unit_assert_inteq(throttle_fail(t, key, 300 + i), 1);
+	}
+	unit_assert_inteq(throttle_used(t), 150);
+	unit_assert_inteq(throttle_count(t, "g0", 449), 1);	/* kept over the growth */
+	unit_assert_inteq(throttle_fail(t, "g149", 449), 2);
+	for (int i = 150; i < 260; i++) {
+	    fmt_buf_or_panic(key, sizeof(key), "g%d", i);
+	    (void) throttle_fail(t, key, 300 + i);
+	}
+	unit_assert_inteq(throttle_used(t), 200);
+	unit_assert_inteq(throttle_count(t, "g0", 559), 0);	/* the oldest went */
+	unit_assert_inteq(throttle_count(t, "g259", 559), 1);
+	unit_assert_inteq(throttle_count(t, "g149", 559), 2);
+	throttle_free(&t);
+    }
+    unit_end();
+
     unit_begin("base64 round trip and strictness");
     {
 	static const char *const bad[] = {"A", "AB=C", "A===", "AB$D", "QUJD=", "=AAA"};

@@ -1,6 +1,8 @@
 /* passwd.c - crypt(3) hashes and SCRAM-SHA-256 secrets: make and check
- * (passwd.h). libcrypt does the hashing, OpenSSL's libcrypto SHA-256,
- * HMAC and PBKDF2. */
+ * (passwd.h). libcrypt does the hashing, Nettle SHA-256, HMAC and
+ * PBKDF2 (not libcrypto: auth would map all of OpenSSL, ~1.5 MiB of
+ * resident memory with its provider set-up, for three functions;
+ * docs/architecture.md, dependencies). */
 
 #include <crypt.h>
 #include <ctype.h>
@@ -9,10 +11,10 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+#include <nettle/pbkdf2.h>
+#include <nettle/sha2.h>
 
 /* base */
 #include "base64.h"
@@ -68,7 +70,7 @@ int passwd_hash_make(const char *scheme, const char *password, struct str *out,
 /* passwd_equal - constant-time comparison */
 bool passwd_equal(const void *a, const void *b, size_t len)
 {
-    return CRYPTO_memcmp(a, b, len) == 0;
+    return memeql_sec(a, b, len) != 0;
 }
 
 /* passwd_hash_usable - a hash of a kind libcrypt knows */
@@ -102,16 +104,22 @@ bool passwd_hash_check(const char *password, const char *hash)
 void passwd_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
 			unsigned char out[PASSWD_SHA256_LEN])
 {
-    unsigned int olen = PASSWD_SHA256_LEN;
+    struct hmac_sha256_ctx ctx;
 
-    if (HMAC(EVP_sha256(), key, (int) key_len, data, len, out, &olen) == NULL)
-	abort();
+    hmac_sha256_set_key(&ctx, key_len, key);
+    hmac_sha256_update(&ctx, len, data);
+    hmac_sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    explicit_bzero(&ctx, sizeof(ctx));
 }
 
 /* passwd_sha256 - SHA-256 */
 void passwd_sha256(const void *data, size_t len, unsigned char out[PASSWD_SHA256_LEN])
 {
-    SHA256(data, len, out);
+    struct sha256_ctx ctx;
+
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, data);
+    sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
 }
 
 /* passwd_scram_keys - SaltedPassword, then StoredKey and ServerKey */
@@ -123,9 +131,8 @@ int passwd_scram_keys(const char *password, const unsigned char *salt, size_t sa
 
     if (iterations < 1 || iterations > 100000000)
 	return errtext_fail(&passwd_error, error_r, "bad iteration count %ld", iterations);
-    if (PKCS5_PBKDF2_HMAC(password, (int) strlen(password), salt, (int) salt_len,
-			  (int) iterations, EVP_sha256(), sizeof(salted), salted) != 1)
-	return errtext_fail(&passwd_error, error_r, "PBKDF2 failed");
+    pbkdf2_hmac_sha256(strlen(password), (const uint8_t *) password, (unsigned) iterations,
+		       salt_len, salt, sizeof(salted), salted);
     passwd_hmac_sha256(salted, sizeof(salted), "Client Key", 10, client);
     passwd_sha256(client, sizeof(client), stored);
     passwd_hmac_sha256(salted, sizeof(salted), "Server Key", 10, server);
