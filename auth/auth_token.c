@@ -22,6 +22,10 @@ struct token_slot {
 };
 
 static struct token_slot token_table[TOKEN_TABLE_MAX];
+/* Slots [0, token_high) have been used; the scans stop there, so that a
+ * redeem reads (and the process keeps resident) only as many slots as
+ * tokens ever waited at once, not all TOKEN_TABLE_MAX (~6 MiB). */
+static size_t token_high;
 
 /* token_now_ms - CLOCK_MONOTONIC in milliseconds */
 long long token_now_ms(void)
@@ -50,6 +54,11 @@ bool token_issue(const struct token_info *info, long long now, long lifetime,
     for (size_t i = 0; i < TOKEN_TABLE_MAX; i++) {
 	struct token_slot *t = token_table + i;
 
+	if (i == token_high) {
+	    token_high++;
+	    slot = t;
+	    break;
+	}
 	if (!t->used || t->expires <= now) {
 	    slot = t;
 	    break;
@@ -72,7 +81,7 @@ bool token_redeem(const char *token, const char *service, long long now,
 {
     if (strlen(token) != AUTH_TOKEN_LEN)
 	return false;
-    for (size_t i = 0; i < TOKEN_TABLE_MAX; i++) {
+    for (size_t i = 0; i < token_high; i++) {
 	struct token_slot *t = token_table + i;
 	bool ok;
 

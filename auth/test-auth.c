@@ -222,6 +222,24 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("tokens: a full table pushes out the oldest; redeemed slots are reused");
+    {
+	struct token_info info = {.uid = 5, .gid = 6, .quota = 0}, got;
+	char first[AUTH_TOKEN_LEN + 1], tok[AUTH_TOKEN_LEN + 1], last[AUTH_TOKEN_LEN + 1];
+
+	str_copy_out_or_panic(info.service, sizeof(info.service), "pop3");
+	unit_assert(token_issue(&info, 2000000, 10, first));
+	for (int i = 0; i < TOKEN_TABLE_MAX; i++)	/* fills the table and one more */
+	    unit_assert(token_issue(&info, 2000001 + i, 10, last));
+	unit_assert(!token_redeem(first, "pop3", 2000000 + TOKEN_TABLE_MAX, &got));
+	unit_assert(token_redeem(last, "pop3", 2000000 + TOKEN_TABLE_MAX, &got));
+	for (int i = 0; i < 3 * TOKEN_TABLE_MAX; i++) {	/* one at a time: one slot */
+	    unit_assert(token_issue(&info, 3000000 + i, 10, tok));
+	    unit_assert(token_redeem(tok, "pop3", 3000000 + i, &got));
+	}
+    }
+    unit_end();
+
     unit_begin("users_parse_fields");
     {
 	static const char *const bad[] = {
