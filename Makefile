@@ -44,7 +44,7 @@ ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ili
 LIBS     = -Wl,--as-needed -lcdb -lcrypt -lnettle $(OPENSSL_LIBS) -lunbound
 ifeq ($(BDB),yes)
 ALL_CFLAGS += -DHAVE_BDB=1
-LIBS     += -ldb
+# libdb is dlopen(3)ed by table_db.c when a hash: or btree: table is used
 endif
 ifeq ($(SAN),yes)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

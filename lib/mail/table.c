@@ -189,6 +189,10 @@ struct table *table_open(const char *name, const char *default_type, int flags,
 
     if ((be = table_split(name, default_type, type, sizeof(type), &path, error_r)) == NULL)
 	return NULL;
+    /* first, even if the file is missing: a later reopen may come after
+     * a chroot that hides the backend's library */
+    if (be->load && be->load(error_r) < 0)
+	return NULL;
     str_init(&source, STR_MAX_DEFAULT);
     str_init(&built, STR_MAX_DEFAULT);
     if (!fmt_try_buf(canon, sizeof(canon), "%s:%s", type, path)

@@ -129,6 +129,10 @@ struct table_builder;
 struct table_backend {
     const char *type;		/* "cdb" */
     const char *suffix;		/* ".cdb" */
+    /* optional: make the backend usable (load its library); called
+     * first by table_open and table creation, so that a daemon loads it
+     * in pre_init, before a chroot hides the library (0, or -1) */
+    int (*load)(const char **error_r);
     /* open the built file read-only; store state in *state_r */
     int (*open)(const char *built, const char *type, void **state_r, const char **error_r);
     /* 1 found (value set), 0 absent, -1 error */

@@ -5,12 +5,22 @@
  * DB_CONFIG file is ever looked for (CVE-2017-10140; docs/tables.md has
  * what was checked). Readers open with DB_RDONLY and need no locking:
  * the builder writes a new file and renames it into place. Keys and
- * values are stored without a trailing NUL. */
+ * values are stored without a trailing NUL.
+ *
+ * libdb is loaded with dlopen(3) when the first hash: or btree: table is
+ * opened or built (table.c calls .load first, in pre_init), not linked:
+ * a process that uses no Berkeley DB table (most of them, with cdb:
+ * the default) then does not pay libdb's ~80 KiB of relocated pages
+ * and mapped text (docs/architecture.md, decision 29). Only db_create
+ * and db_strerror are looked up: everything else is a method of the DB
+ * handle. The library stays loaded, so a table reopened after a chroot
+ * still works. */
 
 #ifdef HAVE_BDB
 
 /* System. */
 #include <db.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -32,6 +42,36 @@ struct db_table {
 
 static char db_table_lasterr[256];	/* last message from libdb */
 
+/* The library's file name, from the header this was compiled with:
+ * "libdb-5.3.so" (Debian's libdb5.3 installs it under that name). */
+#define DB_STR2(x)	#x
+#define DB_STR(x)	DB_STR2(x)
+#define DB_LIBRARY	"libdb-" DB_STR(DB_VERSION_MAJOR) "." DB_STR(DB_VERSION_MINOR) ".so"
+
+static int (*db_create_fn)(DB **, DB_ENV *, u_int32_t);
+static char *(*db_strerror_fn)(int);
+
+/* db_table_load - dlopen libdb once; 0, or -1 with *error_r */
+static int db_table_load(const char **error_r)
+{
+    void *lib;
+
+    if (db_create_fn != NULL)
+	return 0;
+    if ((lib = dlopen(DB_LIBRARY, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	*error_r = table_error("cannot load Berkeley DB (%s): %s", DB_LIBRARY, dlerror());
+	return -1;
+    }
+    db_strerror_fn = (char *(*)(int)) dlsym(lib, "db_strerror");
+    db_create_fn = (int (*)(DB **, DB_ENV *, u_int32_t)) dlsym(lib, "db_create");
+    if (db_create_fn == NULL || db_strerror_fn == NULL) {
+	db_create_fn = NULL;
+	*error_r = table_error("cannot load Berkeley DB (%s): no db_create/db_strerror", DB_LIBRARY);
+	return -1;
+    }
+    return 0;
+}
+
 /* db_table_errcall - keep libdb's own explanation for our error text */
 static void db_table_errcall(const DB_ENV *env, const char *prefix, const char *text)
 {
@@ -46,9 +86,9 @@ static const char *db_table_error(const char *what, const char *path, int ret)
     const char *err;
 
     if (db_table_lasterr[0])
-	err = table_error("%s %s: %s (%s)", what, path, db_strerror(ret), db_table_lasterr);
+	err = table_error("%s %s: %s (%s)", what, path, db_strerror_fn(ret), db_table_lasterr);
     else
-	err = table_error("%s %s: %s", what, path, db_strerror(ret));
+	err = table_error("%s %s: %s", what, path, db_strerror_fn(ret));
     db_table_lasterr[0] = 0;
     return err;
 }
@@ -65,9 +105,11 @@ static DB *db_table_new(const char *path, const char **error_r)
     DB *db;
     int ret;
 
+    if (db_table_load(error_r) < 0)
+	return NULL;
     /* NULL environment: libdb makes a private in-memory one and never
      * derives a home directory (or DB_CONFIG) from cwd or DB_HOME. */
-    if ((ret = db_create(&db, NULL, 0)) != 0) {
+    if ((ret = db_create_fn(&db, NULL, 0)) != 0) {
 	*error_r = db_table_error("db_create for", path, ret);
 	return NULL;
     }
@@ -250,6 +292,7 @@ static void db_table_abort(void *state)
 const struct table_backend table_backend_hash = {
     .type = "hash",
     .suffix = ".db",
+    .load = db_table_load,
     .open = db_table_open,
     .lookup = db_table_lookup,
     .close = db_table_close,
@@ -263,6 +306,7 @@ const struct table_backend table_backend_hash = {
 const struct table_backend table_backend_btree = {
     .type = "btree",
     .suffix = ".db",
+    .load = db_table_load,
     .open = db_table_open,
     .lookup = db_table_lookup,
     .close = db_table_close,
