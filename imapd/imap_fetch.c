@@ -593,6 +593,7 @@ static void mark_seen(struct imap_session *s, struct fetch_ctx *f)
 	msg_warn("%s: fetch: %s", s->user, err);
 }
 
+/* imap_cmd_fetch - FETCH and UID FETCH */
 void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		    bool uid)
 {

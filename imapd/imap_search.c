@@ -594,6 +594,7 @@ static void search_parse_fini(struct search_parse *p)
 #define RET_ALL		4u
 #define RET_COUNT	8u
 
+/* imap_cmd_search - SEARCH and UID SEARCH */
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		     bool uid)
 {

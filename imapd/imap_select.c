@@ -432,6 +432,7 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
     sel->recent_sent = recent;
 }
 
+/* imap_select_seq_uid - the UID of a sequence number of the view */
 uint32_t imap_select_seq_uid(const struct imap_session *s, uint32_t seq)
 {
     if (s->sel == NULL || seq == 0 || seq > s->sel->count)
@@ -439,6 +440,7 @@ uint32_t imap_select_seq_uid(const struct imap_session *s, uint32_t seq)
     return s->sel->uids[seq - 1];
 }
 
+/* imap_select_index - the store index of a sequence number */
 long imap_select_index(const struct imap_session *s, uint32_t seq)
 {
     uint32_t uid = imap_select_seq_uid(s, seq);
@@ -579,6 +581,7 @@ static void select_common(struct imap_session *s, const struct imap_arg *args, s
 		  s->cmd->name);
 }
 
+/* imap_cmd_select - SELECT */
 void imap_cmd_select(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		     bool uid)
 {
@@ -586,6 +589,7 @@ void imap_cmd_select(struct imap_session *s, const struct imap_arg *args, size_t
     select_common(s, args, nargs, false);
 }
 
+/* imap_cmd_examine - EXAMINE (read-only) */
 void imap_cmd_examine(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		      bool uid)
 {
@@ -624,6 +628,7 @@ static int expunge_deleted(struct imap_session *s, const uint32_t *seqs, size_t 
     return r;
 }
 
+/* imap_cmd_expunge - EXPUNGE and UID EXPUNGE */
 void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		      bool uid)
 {
@@ -657,6 +662,7 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args, size_
     imap_cmd_done(s, "OK", "Expunge completed");
 }
 
+/* imap_cmd_close - CLOSE: expunge silently, leave the selected state */
 void imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		    bool uid)
 {
@@ -672,6 +678,7 @@ void imap_cmd_close(struct imap_session *s, const struct imap_arg *args, size_t 
     imap_cmd_ok(s);
 }
 
+/* imap_cmd_unselect - UNSELECT (RFC 3691) */
 void imap_cmd_unselect(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		       bool uid)
 {

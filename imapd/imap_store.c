@@ -311,11 +311,13 @@ static void copy_common(struct imap_session *s, const struct imap_arg *args, siz
     free(dstuids);
 }
 
+/* imap_cmd_copy - COPY and UID COPY */
 void imap_cmd_copy(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
 {
     copy_common(s, args, nargs, uid, false);
 }
 
+/* imap_cmd_move - MOVE and UID MOVE (RFC 6851) */
 void imap_cmd_move(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
 {
     copy_common(s, args, nargs, uid, true);
@@ -362,6 +364,7 @@ static bool parse_date_time(const char *s, size_t len, time_t *t_r)
     return true;
 }
 
+/* imap_cmd_append - APPEND (the message literal was streamed to a file) */
 void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		     bool uid)
 {

@@ -154,6 +154,7 @@ void imap_write(struct imap_session *s, const void *data, size_t len)
 	conn_write(s->conn, data, len);
 }
 
+/* imap_printf - printf-like raw output */
 void imap_printf(struct imap_session *s, const char *fmt, ...)
 {
     va_list ap;
@@ -165,6 +166,7 @@ void imap_printf(struct imap_session *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* imap_untagged - an untagged reply line */
 void imap_untagged(struct imap_session *s, const char *fmt, ...)
 {
     va_list ap;
@@ -188,6 +190,7 @@ static void vtagged(struct imap_session *s, const char *status, const char *fmt,
     conn_write(s->conn, "\r\n", 2);
 }
 
+/* imap_tagged - the tagged reply line of the current command */
 void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
 {
     va_list ap;
@@ -227,16 +230,19 @@ static void write_value(struct imap_session *s, const char *v, size_t len, int h
     str_free(&out);
 }
 
+/* imap_write_astring - one astring value */
 void imap_write_astring(struct imap_session *s, const char *v, size_t len)
 {
     write_value(s, v, len, 1);
 }
 
+/* imap_write_string - one string value */
 void imap_write_string(struct imap_session *s, const char *v, size_t len)
 {
     write_value(s, v, len, 2);
 }
 
+/* imap_write_nstring - one nstring value (NIL for NULL) */
 void imap_write_nstring(struct imap_session *s, const char *v, size_t len)
 {
     if (v == NULL)
@@ -245,6 +251,7 @@ void imap_write_nstring(struct imap_session *s, const char *v, size_t len)
 	write_value(s, v, len, 2);
 }
 
+/* imap_write_literal - one value as a literal */
 void imap_write_literal(struct imap_session *s, const char *v, size_t len)
 {
     write_value(s, v, len, 3);
@@ -282,6 +289,7 @@ static void end_command(struct imap_session *s)
     }
 }
 
+/* imap_cmd_done - the tagged reply, after the updates the command allows; the end of the command */
 void imap_cmd_done(struct imap_session *s, const char *status, const char *fmt, ...)
 {
     va_list ap;
@@ -304,11 +312,13 @@ void imap_cmd_done(struct imap_session *s, const char *status, const char *fmt, 
 	bye(s, "Too many invalid commands");
 }
 
+/* imap_cmd_ok - "TAG OK NAME completed" */
 void imap_cmd_ok(struct imap_session *s)
 {
     imap_cmd_done(s, "OK", "%s completed", s->cmd ? s->cmd->name : "Command");
 }
 
+/* imap_cmd_bad - a BAD reply ending the command */
 void imap_cmd_bad(struct imap_session *s, const char *fmt, ...)
 {
     va_list ap;
@@ -320,6 +330,7 @@ void imap_cmd_bad(struct imap_session *s, const char *fmt, ...)
     imap_cmd_done(s, "BAD", "%s", buf);
 }
 
+/* imap_cmd_no - a NO reply ending the command */
 void imap_cmd_no(struct imap_session *s, const char *fmt, ...)
 {
     va_list ap;
@@ -331,6 +342,7 @@ void imap_cmd_no(struct imap_session *s, const char *fmt, ...)
     imap_cmd_done(s, "NO", "%s", buf);
 }
 
+/* imap_session_suspend - the command goes on from an event */
 void imap_session_suspend(struct imap_session *s, void (*on_drain)(struct imap_session *s))
 {
     s->priv->suspended = true;
@@ -339,6 +351,7 @@ void imap_session_suspend(struct imap_session *s, void (*on_drain)(struct imap_s
 	conn_pause_input(s->conn, true);
 }
 
+/* imap_session_literal_fd - the file of a streamed literal argument */
 int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a)
 {
     size_t i;
@@ -354,11 +367,13 @@ int imap_session_literal_fd(struct imap_session *s, const struct imap_arg *a)
     return -1;
 }
 
+/* imap_session_bye - BYE, then close */
 void imap_session_bye(struct imap_session *s, const char *text)
 {
     bye(s, text);
 }
 
+/* imap_session_closed - the connection is going away */
 bool imap_session_closed(const struct imap_session *s)
 {
     return s->priv->closed;
@@ -377,6 +392,7 @@ static void cmd_capability(struct imap_session *s, const struct imap_arg *args, 
     imap_cmd_ok(s);
 }
 
+/* cmd_noop - NOOP (the updates come with its reply) */
 static void cmd_noop(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		     bool uid)
 {
@@ -387,6 +403,7 @@ static void cmd_noop(struct imap_session *s, const struct imap_arg *args, size_t
     imap_cmd_ok(s);
 }
 
+/* imap_cmd_check - CHECK: write the cache out */
 void imap_cmd_check(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		    bool uid)
 {
@@ -401,6 +418,7 @@ void imap_cmd_check(struct imap_session *s, const struct imap_arg *args, size_t 
     imap_cmd_ok(s);
 }
 
+/* cmd_logout - LOGOUT */
 static void cmd_logout(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 		       bool uid)
 {
@@ -514,6 +532,7 @@ static void idle_poll(void *ctx)
 	s->priv->poll_timer = event_timer_add(1000, idle_poll, s);
 }
 
+/* imap_cmd_idle - IDLE (RFC 2177): updates at once until DONE */
 void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
 {
     (void) args;
@@ -886,6 +905,7 @@ static void on_input(struct conn *c, void *ctx)
     process_input(s);
 }
 
+/* on_drain - conn: output drained: a suspended command goes on */
 static void on_drain(struct conn *c, void *ctx)
 {
     struct imap_session *s = ctx;
@@ -895,6 +915,7 @@ static void on_drain(struct conn *c, void *ctx)
 	s->priv->on_drain(s);
 }
 
+/* on_close - conn: the session ends: free everything */
 static void on_close(struct conn *c, void *ctx)
 {
     struct imap_session *s = ctx;

@@ -452,11 +452,13 @@ uint64_t imap_parser_literal_refuse(struct imap_parser *p)
     return p->skip;
 }
 
+/* imap_parser_tag - the command's tag */
 const char *imap_parser_tag(const struct imap_parser *p)
 {
     return p->tag;
 }
 
+/* imap_parser_name - the command's name, upper case */
 const char *imap_parser_name(const struct imap_parser *p)
 {
     return p->name;
@@ -469,11 +471,13 @@ const struct imap_arg *imap_parser_args(const struct imap_parser *p, size_t *cou
     return p->levels[0].items;
 }
 
+/* imap_parser_error - the text for a BAD reply */
 const char *imap_parser_error(const struct imap_parser *p)
 {
     return p->error[0] ? p->error : "Bad command";
 }
 
+/* imap_parser_skip - bytes of a refused non-synchronising literal */
 uint64_t imap_parser_skip(const struct imap_parser *p)
 {
     return p->skip;
@@ -489,6 +493,7 @@ bool imap_arg_atom(const struct imap_arg *a, const char **s_r)
     return true;
 }
 
+/* imap_arg_atom_is - an atom equal to word */
 bool imap_arg_atom_is(const struct imap_arg *a, const char *word)
 {
     const char *s;
@@ -496,6 +501,7 @@ bool imap_arg_atom_is(const struct imap_arg *a, const char *word)
     return imap_arg_atom(a, &s) && strcasecmp(s, word) == 0;
 }
 
+/* imap_arg_string - a quoted string or in-memory literal */
 bool imap_arg_string(const struct imap_arg *a, const char **s_r, size_t *len_r)
 {
     if (a == NULL || (a->type != IMAP_ARG_QUOTED && a->type != IMAP_ARG_LITERAL))
@@ -506,6 +512,7 @@ bool imap_arg_string(const struct imap_arg *a, const char **s_r, size_t *len_r)
     return true;
 }
 
+/* imap_arg_astring - an atom, quoted string or literal */
 bool imap_arg_astring(const struct imap_arg *a, const char **s_r, size_t *len_r)
 {
     if (a == NULL)
@@ -520,6 +527,7 @@ bool imap_arg_astring(const struct imap_arg *a, const char **s_r, size_t *len_r)
     return imap_arg_string(a, s_r, len_r);
 }
 
+/* imap_arg_nstring - a string or NIL */
 bool imap_arg_nstring(const struct imap_arg *a, const char **s_r, size_t *len_r)
 {
     if (a != NULL && a->type == IMAP_ARG_NIL) {
@@ -531,6 +539,7 @@ bool imap_arg_nstring(const struct imap_arg *a, const char **s_r, size_t *len_r)
     return imap_arg_string(a, s_r, len_r);
 }
 
+/* imap_arg_number - an atom of digits within max */
 bool imap_arg_number(const struct imap_arg *a, uint64_t max, uint64_t *v_r)
 {
     uint64_t v = 0;
@@ -552,6 +561,7 @@ bool imap_arg_number(const struct imap_arg *a, uint64_t max, uint64_t *v_r)
     return true;
 }
 
+/* imap_arg_list - a parenthesised list */
 bool imap_arg_list(const struct imap_arg *a, const struct imap_arg **list_r, size_t *count_r)
 {
     if (a == NULL || a->type != IMAP_ARG_LIST)
@@ -584,6 +594,7 @@ static bool seq_number(const char **sp, uint32_t *v_r)
     return true;
 }
 
+/* imap_seqset_parse - a sequence set into ranges */
 bool imap_seqset_parse(const char *s, size_t max_ranges, struct imap_seqset *set)
 {
     size_t cap = 0;
@@ -627,6 +638,7 @@ bool imap_seqset_parse(const char *s, size_t max_ranges, struct imap_seqset *set
     return false;
 }
 
+/* imap_seqset_fini - free a sequence set */
 void imap_seqset_fini(struct imap_seqset *set)
 {
     free(set->r);
@@ -634,6 +646,7 @@ void imap_seqset_fini(struct imap_seqset *set)
     set->n = 0;
 }
 
+/* imap_seqset_contains - n in the set ('*' is star) */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t star)
 {
     size_t i;
@@ -671,6 +684,7 @@ bool imap_string_needs_literal(const char *s, size_t len)
     return false;
 }
 
+/* imap_append_quoted - a quoted string */
 bool imap_append_quoted(struct str *out, const char *s, size_t len)
 {
     size_t i;
@@ -688,6 +702,7 @@ bool imap_append_quoted(struct str *out, const char *s, size_t len)
     return str_try_appendc(out, '"');
 }
 
+/* imap_append_string - a quoted string or a literal */
 bool imap_append_string(struct str *out, const char *s, size_t len)
 {
     if (imap_string_needs_literal(s, len))
@@ -695,6 +710,7 @@ bool imap_append_string(struct str *out, const char *s, size_t len)
     return imap_append_quoted(out, s, len);
 }
 
+/* imap_append_nstring - NIL or a string */
 bool imap_append_nstring(struct str *out, const char *s, size_t len)
 {
     if (s == NULL)
@@ -702,6 +718,7 @@ bool imap_append_nstring(struct str *out, const char *s, size_t len)
     return imap_append_string(out, s, len);
 }
 
+/* imap_append_astring - an atom, quoted string or literal */
 bool imap_append_astring(struct str *out, const char *s, size_t len)
 {
     size_t i;
