@@ -117,6 +117,12 @@ static struct fitem *add_item(struct fetch_ctx *f, enum fi_kind kind)
 {
     struct fitem *it;
 
+    /* UID FETCH adds UID itself: a UID the client asks for too is sent
+     * once (RFC 3501 6.4.8 wants it in every response, not twice) */
+    if (kind == FI_UID)
+	for (size_t i = 0; i < f->nitems; i++)
+	    if (f->items[i].kind == FI_UID)
+		return &f->items[i];
     if (f->nitems >= FETCH_ITEMS_MAX)
 	return NULL;
     it = &f->items[f->nitems++];

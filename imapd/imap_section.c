@@ -267,15 +267,16 @@ static int build_fields(const char *h, size_t hlen, const struct imap_section *s
 	    nend--;
 	if (wanted(sec, h + start, nend - start) == not)
 	    continue;
-	/* copy the field in wire form, with a line end after a last
-	 * line that has none */
+	/* copy the field in wire form; a last line without its line end
+	 * gets one in HEADER.FIELDS, and stays as stored in .NOT (which
+	 * copies the header as it is, as Dovecot does) */
 	for (size_t k = start; k < next; k++) {
 	    if (h[k] == '\n' && (k == start || h[k - 1] != '\r') && !str_try_appendc(b, '\r'))
 		goto big;
 	    if (!str_try_appendc(b, h[k]))
 		goto big;
 	}
-	if (h[next - 1] != '\n' && !str_try_append(b, "\r\n", 2))
+	if (h[next - 1] != '\n' && !not && !str_try_append(b, "\r\n", 2))
 	    goto big;
     }
     /* (Dovecot's: .NOT copies the header's end, FIELDS always ends

@@ -90,8 +90,8 @@ void imap_flags_append(struct imap_session *s, struct str *out, uint32_t flags, 
     str_appendc_or_panic(out, ')');
 }
 
-/* flag_one - the bit of one flag name in mailbox mb; 0 for \Recent
- * (ignored) */
+/* flag_one - the bit of one flag name in mailbox mb; \Recent is an
+ * error (only the server sets it) */
 static bool flag_one(struct store_mailbox *mb, const char *name, bool create, uint32_t *bit_r,
 		     const char **error_r)
 {
@@ -105,9 +105,9 @@ static bool flag_one(struct store_mailbox *mb, const char *name, bool create, ui
 		*bit_r = sysflags[i].bit;
 		return true;
 	    }
-	if (strcasecmp(name, "\\Recent") == 0)
-	    return true;
-	*error_r = "Invalid system flag";
+	*error_r = strcasecmp(name, "\\Recent") == 0
+	    ? "\\Recent is the server's: clients cannot set or clear it (RFC 3501 2.3.2)"
+	    : "Invalid system flag";
 	return false;
     }
     if (strcasecmp(name, FORWARDED) == 0) {

@@ -1373,6 +1373,11 @@ DELIBERATE_IMAP = [
      lambda a, b: a[2] == ("tagged", "NO", ("READ-ONLY",)) and b[2] == ("tagged", "OK", None),
      "STORE/EXPUNGE in a mailbox opened with EXAMINE: posthorn refuses (NO [READ-ONLY], "
      "RFC 3501 6.3.2 allows no change); Dovecot answers OK and changes nothing"),
+    ("imap-arguments-to-argumentless",
+     lambda a, b: re.match(r"(EXPUNGE|CHECK|CLOSE|UNSELECT|NOOP|LOGOUT|CAPABILITY) \S", a[0])
+     and a[2][:2] == ("tagged", "BAD") and b[2][:2] == ("tagged", "OK"),
+     "an argument to a command that takes none (EXPUNGE x): posthorn answers BAD, as RFC "
+     "3501's grammar has no argument there; Dovecot ignores it"),
 ]
 
 
