@@ -587,3 +587,59 @@ def test_session_children_follow_reload_and_stop(pop):
     while time.monotonic() < deadline and pop.inst.processes():
         time.sleep(0.1)
     assert pop.inst.processes() == []
+
+
+def _worker_pid(pop):
+    """the pid of the pop3d worker: of pop3d's two processes (the
+    dispatcher and the one worker of the test's uid), the younger"""
+    pids = []
+    for pid in pop.inst.processes():
+        try:
+            cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd[0].endswith(b"/pop3d"):
+            pids.append(pid)
+    assert len(pids) == 2, f"want a dispatcher and a worker, got {pids}"
+    return max(pids, key=lambda p: int(pathlib.Path(f"/proc/{p}/stat").read_text()
+                                       .rsplit(")", 1)[1].split()[19]))
+
+
+def _private_kib(pid):
+    """KiB of private dirty anonymous memory (the heap and mapped blocks)"""
+    total, anon = 0, False
+    for line in pathlib.Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            fields = line.split()
+            anon = len(fields) < 6 or fields[5] == "[heap]"
+        elif anon and line.startswith("Private_Dirty:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_worker_gives_back_a_big_sessions_memory(pop):
+    """A worker lives on after a session of a big mailbox: the snapshot
+    (3,000 messages here, ~200 bytes each) goes back to the system when
+    the session ends, instead of staying resident (glibc's heap keeps
+    freed memory unless trimmed, and its moving mmap threshold puts the
+    next big block in the heap)."""
+    pop.deliver(MSG2)
+    keep = pop.raw_login()                      # holds the worker between sessions
+    worker = _worker_pid(pop)
+    before = _private_kib(worker)
+    pop.deliver(*[b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(3000)], addr=OTHER)
+    for _ in range(2):
+        p = pop.login(OTHER, OTHER_PASSWORD)
+        assert p.stat()[0] == 3000
+        assert len(p.list()[1]) == 3000 and len(p.uidl()[1]) == 3000
+        for i in range(1, 3001, 7):
+            p.retr(i)
+        p.quit()
+    assert _worker_pid(pop) == worker          # one uid: one worker for both
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _private_kib(worker) - before > 120:
+        keep.cmd("NOOP")                        # the trim may come from a timer
+        time.sleep(0.2)
+    grown = _private_kib(worker) - before
+    assert grown <= 120, f"the worker kept {grown} KiB after the sessions ended"
+    keep.cmd("QUIT")

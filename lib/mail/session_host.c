@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 /* base */
@@ -315,6 +317,39 @@ static void sh_worker_input(int fd, void *ctx)
 }
 
 /* session_host_session_end - a session of this worker ended */
+/* sh_worker_trim - give the heap pages a finished session freed back to
+ * the system (a worker lives long and serves sessions of very different
+ * sizes: one big mailbox's snapshot would otherwise stay resident for
+ * good); at most once a second while other sessions run: a trim asked
+ * for sooner runs from a timer */
+static event_timer_id sh_trim_timer;
+
+static void sh_worker_trim_now(void *ctx)
+{
+    (void) ctx;
+    sh_trim_timer = 0;
+    (void) malloc_trim(0);
+}
+
+static void sh_worker_trim(void)
+{
+    static struct timespec last;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (sh_worker_sessions > 0 && now.tv_sec == last.tv_sec) {
+	if (sh_trim_timer == 0)
+	    sh_trim_timer = event_timer_add(1000, sh_worker_trim_now, NULL);
+	return;
+    }
+    last = now;
+    if (sh_trim_timer != 0) {
+	(void) event_timer_cancel(sh_trim_timer);
+	sh_trim_timer = 0;
+    }
+    (void) malloc_trim(0);
+}
+
 void session_host_session_end(void)
 {
     if (!sh_in_worker)
@@ -323,6 +358,7 @@ void session_host_session_end(void)
 	msg_panic("session_host_session_end: no session");
     sh_worker_sessions--;
     sh_worker_send_byte(SH_MSG_END);
+    sh_worker_trim();
     if (sh_worker_sessions == 0 && !sh_worker_retiring)
 	sh_worker_idle();
 }
@@ -402,6 +438,12 @@ static _Noreturn void sh_worker_main(int sock, uid_t uid, gid_t gid, pid_t paren
 	msg_warn("chdir /: %m");
     sh_worker_sock = sock;
     (void) sock_set_nonblock(sock, true);
+    /* Fixed thresholds: glibc raises its mmap threshold after a big
+     * block is freed, and the next mailbox snapshot would then come from
+     * the heap and fragment it; below 64 KiB blocks come from the heap,
+     * bigger ones are mapped and go back at free(). */
+    (void) mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    (void) mallopt(M_TRIM_THRESHOLD, 128 * 1024);
     if (sh_spec->worker_init)
 	sh_spec->worker_init();
     event_add_read(sock, sh_worker_input, NULL);
