@@ -388,18 +388,36 @@ static void sh_close_all_but(const int *keep, size_t n)
     }
 }
 
-/* sh_scrub - forget, in a new worker, what belongs to other sessions */
+/* sh_scrub - wipe and free, in a new worker, what belongs to other
+ * sessions: the tokens and input of the redeems in flight, and the
+ * sessions queued for other workers (their descriptors are closed by
+ * sh_close_all_but; the auth requests stay with auth_async's pool,
+ * which the worker never uses) */
 static void sh_scrub(void)
 {
-    for (struct sh_pending *p = sh_pendings; p; p = p->next) {
+    struct sh_pending *p, *next_p;
+    struct sh_queued *q, *next_q;
+
+    for (p = sh_pendings; p; p = next_p) {
+	next_p = p->next;
 	if (p->token)
 	    memset(p->token->data, 0, str_len(p->token));
 	if (p->input)
 	    memset(p->input->data, 0, str_len(p->input));
+	str_free(&p->token);
+	str_free(&p->input);
+	mem_free(&p);
     }
     sh_pendings = NULL;
     sh_pending_count = 0;
-    sh_workers = NULL;
+    for (size_t i = 0; i < sh_worker_count; i++)
+	for (q = sh_workers[i].queue; q; q = next_q) {
+	    next_q = q->next;
+	    memset(q->msg->data, 0, str_len(q->msg));
+	    str_free(&q->msg);
+	    mem_free(&q);
+	}
+    mem_free(&sh_workers);
     sh_worker_count = sh_worker_cap = 0;
 }
 
