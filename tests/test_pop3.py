@@ -617,6 +617,8 @@ def _private_kib(pid):
     return total
 
 
+@pytest.mark.skipif(bool(os.environ.get("POSTHORN_SANITIZED")),
+                    reason="ASan's allocator replaces glibc's: its heap is not what is measured")
 def test_worker_gives_back_a_big_sessions_memory(pop):
     """A worker lives on after a session of a big mailbox: the snapshot
     (3,000 messages here, ~200 bytes each) goes back to the system when
