@@ -1,7 +1,7 @@
 /* login_proto.h - the hand-over of an authenticated client from a login
  * process (pop3d-login, imapd-login) to its post-login daemon (pop3d,
- * imapd): the client half in login_proto.c, the server half, which
- * never blocks its event loop, in session_host.c.
+ * imapd). Both halves run on event loops and never block: the client
+ * half is in login_front.c, the server half in session_host.c.
  *
  * The conversation (mail_proto.h, 6), on a fresh connection to the post-login daemon's
  * unix socket (reached through a hard link in the login process's
@@ -24,9 +24,7 @@
  *                   not consumed (pipelined commands after the
  *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
  *                   post-login daemon reads them before the socket
- *
- * DIAGNOSTICS: -1 with *error_r (this module's errtext, errtext.h: valid
- * until its next error); the caller gives up the hand-over. */
+ */
 #ifndef POSTHORN_LOGIN_PROTO_H
 #define POSTHORN_LOGIN_PROTO_H
 
@@ -52,21 +50,5 @@
 #define LOGIN_TAG_MAX		128	/* bytes of a login_tag */
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_STAT_OK		"ok"
-
-struct login_handover {
-    const char *token;
-    const char *client_address;
-    const char *client_port;
-    const void *input;
-    size_t input_len;
-    const char *login_tag;	/* IMAP: NULL or "" for none */
-};
-
-/* login_handover_send - connect to path (waiting at most timeout_ms for
- * each step), pass client_fd and h, and wait for the server's ok. On
- * success the caller closes its own copy of client_fd and forgets the
- * client. */
-int login_handover_send(const char *path, int timeout_ms, int client_fd,
-			const struct login_handover *h, const char **error_r);
 
 #endif
