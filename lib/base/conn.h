@@ -56,7 +56,8 @@
  * puts bytes back in front of the input (pipelined input received with
  * a hand-over).
  *
- * TLS (issue 13) will slot in under the same interface (conn_set_io).
+ * TLS (issue 13) slots in under the same interface: conn_set_io replaces
+ * the read/write calls (see struct conn_io).
  *
  * Diagnostics: msg_panic on misuse (a closed conn used again);
  * everything that a peer can cause is a close reason, never fatal. */
@@ -93,10 +94,27 @@ enum conn_close_reason {
     CONN_CLOSE_LOCAL,		/* conn_close / conn_close_after_flush */
 };
 
+/* Replaceable I/O (TLS). read/write return bytes moved, 0 at EOF (read),
+ * or -1 with errno; EAGAIN means "wait for the poll events want()
+ * returns (POLLIN and/or POLLOUT), then retry the same call" - a TLS
+ * read may need the socket writable and a write readable. pending():
+ * bytes the layer holds that a read returns without touching the
+ * socket. release(): the conn is freed or its fd taken (free ctx). */
+struct conn_io {
+    ssize_t (*read)(void *ctx, void *buf, size_t len);
+    ssize_t (*write)(void *ctx, const void *buf, size_t len);
+    size_t (*pending)(void *ctx);
+    short (*want)(void *ctx);
+    void (*release)(void *ctx);
+};
+
 /* conn_new - take fd (made non-blocking and close-on-exec here) */
 struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t input_max);
 int conn_fd(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
+/* conn_set_io - route c's reads and writes through io from now on */
+void conn_set_io(struct conn *c, const struct conn_io *io, void *io_ctx);
+const struct conn_io *conn_get_io(const struct conn *c, void **io_ctx_r);
 
 /* input */
 enum conn_read_status conn_read_line(struct conn *c, const char **line_r, size_t *len_r);

@@ -37,6 +37,10 @@ struct stream_io {
     ssize_t (*write)(void *ctx, const void *buf, size_t len);
     /* pending - bytes buffered inside the I/O layer (e.g. TLS records) */
     size_t (*pending)(void *ctx);
+    /* want - after -1/EAGAIN: the poll events to wait for before the
+     * retry (a TLS read may need POLLOUT). NULL: POLLIN for a read,
+     * POLLOUT for a write. */
+    short (*want)(void *ctx);
 };
 
 struct stream *stream_open(int fd);
