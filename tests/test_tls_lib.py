@@ -420,3 +420,52 @@ def test_plugin_not_mapped_without_tls(tls_ca):
         assert "libssl" not in r.stdout, prog
     r = subprocess.run(["ldd", str(PLUGIN)], stdout=subprocess.PIPE, text=True)
     assert "libssl" in r.stdout
+
+
+def test_reload_picks_new_certificate(tls_ca, instance):
+    """the certificate file is replaced on disk: after `posthorn reload`
+    new sessions get the new certificate, and a session in progress
+    (in the old process) goes on"""
+    cert = instance.etc / "server.pem"
+    shutil.copy(tls_ca.rsa.chain, cert)
+    os.chmod(cert, 0o600)
+    port = instance.free_port()
+    instance.set_main(smtpd_tls_chain_files=str(cert),
+                      tls_session_ticket_key_file=str(instance.etc / "ticket.key"))
+    instance.write_master_cf(f"{port} inet n - n - - ph-tls-echo\n")
+    # the instance's daemon_directory has the plugin (a link to the build)
+    assert (instance.libexec / "posthorn-tls.so").exists()
+    instance.start()
+    ctx = noverify_ctx()
+
+    def connect():
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = ctx.wrap_socket(raw)
+        return s, fp(s.getpeercert(binary_form=True))
+
+    old, got = connect()
+    assert got == tls_ca.rsa.fingerprint
+    old.sendall(b"one\r\n")
+    assert old.recv(100).startswith(b"echo: one")
+    instance.wait_log(r"TLS connection established from client: TLSv1.3 with cipher")
+    # replace the certificate the way an admin (or certbot) does: rename
+    tmp = instance.etc / "server.pem.new"
+    shutil.copy(tls_ca.ecdsa.chain, tmp)
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, cert)
+    instance.reload()
+    deadline = time.time() + 10
+    while True:
+        new, got = connect()
+        new.sendall(b"two\r\n")
+        new.recv(100)
+        new.close()
+        if got == tls_ca.ecdsa.fingerprint or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == tls_ca.ecdsa.fingerprint
+    # the old session still works, in its old process, with its old cert
+    old.sendall(b"three\r\n")
+    assert old.recv(100).startswith(b"echo: three")
+    old.sendall(b"quit\r\n")
+    old.close()
