@@ -127,6 +127,9 @@ struct tls_client_settings {
  * when neither CAfile nor CApath is. Strings owned by the configuration. */
 void tls_client_settings_from_config(struct tls_client_settings *set, const char *prefix);
 
+/* tls_client_new - before a chroot: ca_file and the client certificate
+ * are read at once, but ca_path and the system store are directories
+ * OpenSSL searches at verification time (a chrooted client needs ca_file) */
 struct tls_client *tls_client_new(const struct tls_client_settings *set, char **error_r);
 void tls_client_free(struct tls_client **clip);
 

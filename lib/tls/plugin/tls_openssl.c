@@ -548,7 +548,8 @@ static SSL_CTX *server_ctx(struct server *srv, const struct tls_server_settings 
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (srv->secret_len > 0) {
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-	SSL_CTX_set_timeout(ctx, srv->lifetime);
+	/* a ticket is good while its key is accepted: up to two slots */
+	SSL_CTX_set_timeout(ctx, 2 * srv->lifetime);
 	SSL_CTX_set_num_tickets(ctx, 1);
     } else {
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
