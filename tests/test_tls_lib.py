@@ -479,3 +479,25 @@ def test_reload_picks_new_certificate(tls_ca, instance):
     assert old.recv(100).startswith(b"echo: three")
     old.sendall(b"quit\r\n")
     old.close()
+
+
+def test_pop3d_imapd_default_to_smtpd_certificate(tls_ca, instance):
+    """pop3d_tls_* and imapd_tls_* default to the smtpd_tls_* values: one
+    certificate serves all; an imapd_* setting of its own wins"""
+    p1, p2, p3 = instance.free_port(), instance.free_port(), instance.free_port()
+    instance.set_main(smtpd_tls_chain_files=tls_ca.rsa.chain, tls_session_ticket_key_file="")
+    instance.write_master_cf(f"{p1} inet n - n - - ph-tls-echo smtpd\n"
+                             f"{p2} inet n - n - - ph-tls-echo pop3d\n"
+                             f"{p3} inet n - n - - ph-tls-echo imapd\n")
+    instance.start()
+
+    def cert_of(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with noverify_ctx().wrap_socket(raw) as s:
+                return fp(s.getpeercert(binary_form=True))
+    assert {cert_of(p) for p in (p1, p2, p3)} == {tls_ca.rsa.fingerprint}
+    instance.stop()
+    instance.set_main(imapd_tls_chain_files=tls_ca.ecdsa.chain)
+    instance.start()
+    assert cert_of(p3) == tls_ca.ecdsa.fingerprint
+    assert cert_of(p2) == tls_ca.rsa.fingerprint

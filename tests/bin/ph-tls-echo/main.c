@@ -1,6 +1,6 @@
 /* ph-tls-echo - a SINGLE test daemon speaking TLS from the first byte
  * (wrapper mode), on the server skeleton, with the smtpd_tls_*
- * parameters: the way smtpd loads its certificates (tls_server_new in
+ * parameters (or PREFIX_tls_* with the argument PREFIX): the way smtpd loads its certificates (tls_server_new in
  * pre_init, as root, before the privilege drop), so that the tests can
  * check that `posthorn reload` puts a replaced certificate to use for
  * new sessions while a session in progress goes on
@@ -25,9 +25,8 @@ static void tls_pre_init(int argc, char **argv)
     struct tls_server_settings set;
     char *err = NULL;
 
-    (void) argc;
-    (void) argv;
-    tls_server_settings_from_config(&set, "smtpd");
+    /* the one argument names the parameter prefix (default smtpd) */
+    tls_server_settings_from_config(&set, argc > 0 ? argv[0] : "smtpd");
     if ((srv = tls_server_new(&set, &err)) == NULL)
 	msg_fatal("TLS server: %s", err);
 }
