@@ -501,3 +501,25 @@ def test_pop3d_imapd_default_to_smtpd_certificate(tls_ca, instance):
     instance.start()
     assert cert_of(p3) == tls_ca.ecdsa.fingerprint
     assert cert_of(p2) == tls_ca.rsa.fingerprint
+
+
+def test_conn_glue_pipelined_input_in_one_record(tls_ca, servers):
+    """12 KB of pipelined lines in one TLS record, read 4 KB at a time by
+    the conn (input_max): the rest waits inside the TLS layer (pending),
+    which the socket never announces; every line is answered"""
+    srv = servers(*both_chains(tls_ca), mode="conn-server")
+    lines = b"".join(b"line %03d %s\r\n" % (i, b"x" * 50) for i in range(200))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        with noverify_ctx().wrap_socket(raw) as s:
+            s.sendall(lines)                  # one write: one record (< 16 KB)
+            data = b""
+            deadline = time.time() + 15
+            while data.count(b"\r\n") < 200 and time.time() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.sendall(b"quit\r\n")
+    assert data.count(b"echo: line") == 200
+    assert b"echo: line 199" in data
+    srv.finish()
