@@ -35,7 +35,7 @@ OPENSSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -l
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
 	   -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ilib/store $(OPENSSL_CFLAGS) \
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ilib/store -Ilib/tls $(OPENSSL_CFLAGS) \
 	-DDEF_CONFIG_DIR='"$(SYSCONFDIR)"' -DDEF_DAEMON_DIR='"$(LIBEXECDIR)"' \
 	-DDEF_COMMAND_DIR='"$(SBINDIR)"'
 # --as-needed: a program loads only the shared libraries it uses (sendmail
