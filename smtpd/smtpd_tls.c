@@ -103,15 +103,7 @@ static bool tls_handshake(struct smtpd_state *st)
     stream_set_timeout(st->client, timeout_ms);
     st->tls = true;
     tls_info_summary(&info, st->tls_summary, sizeof(st->tls_summary));
-    if (info.peer_cert)
-	msg_info("%s TLS connection established from %s: %s, client certificate CN=\"%s\" "
-		 "issuer CN=\"%s\" fingerprint %s", info.verified ? "Trusted" : "Untrusted",
-		 st->namaddr, st->tls_summary, info.peer_subject_cn, info.peer_issuer_cn,
-		 info.peer_fingerprint);
-    else
-	msg_info("Anonymous TLS connection established from %s: %s%s%s%s", st->namaddr,
-		 st->tls_summary, info.resumed ? " (resumed)" : "",
-		 info.sni[0] ? " sni=" : "", info.sni);
+    tls_info_log("from", st->namaddr, &info);
     return true;
 }
 
@@ -168,8 +160,6 @@ void smtpd_cmd_starttls(struct smtpd_state *st, const char *args, size_t len)
 /* smtpd_tls_end - close_notify (best effort) */
 void smtpd_tls_end(struct smtpd_state *st)
 {
-    struct tls_session *t;
-
-    if (st->tls && st->client && (t = tls_stream_session(st->client)) != NULL)
-	tls_session_close_notify(t);
+    if (st->tls && st->client)
+	tls_stream_close_notify(st->client);
 }
