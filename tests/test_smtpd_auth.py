@@ -328,9 +328,10 @@ def test_bad_passwords_slowed_then_refused():
             times.append(time.monotonic() - t0)
             codes.append((code, lines[0][:5]))
         assert codes == [(535, "5.7.8")] * 3 + [(454, "4.7.0")], codes
-        # 150 ms, 300 ms, 600 ms: slowed, and more each time
+        # 150 ms, 300 ms, 600 ms: slowed, and more each time (the first
+        # one also pays for starting auth, so it is only a lower bound)
         assert times[0] >= 0.12 and times[1] >= 0.25 and times[2] >= 0.5, times
-        assert times[2] > times[1] > times[0], times
+        assert times[2] > times[1] + 0.2, times
         # fifth error: smtpd's limit ends the session
         code, lines = s.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0guess"))
         assert code == 454
