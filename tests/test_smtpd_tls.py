@@ -45,13 +45,18 @@ def b64(text):
 def tls(tls_ca):  # noqa: F811
     """smtp (STARTTLS offered: a certificate is configured), submission
     (encrypt + AUTH), smtps (wrapper + AUTH), notls (level none),
-    mayauth (may + AUTH: AUTH only after STARTTLS)."""
+    mayauth (may + AUTH: AUTH only after STARTTLS), nokey and nokeywrap
+    (a certificate file that is not there)."""
     inst = SubInstance({"submission": ("syslog_name=posthorn/submission",
                                        "smtpd_tls_security_level=encrypt") + AUTH_OPTS,
                         "smtps": ("syslog_name=posthorn/smtps",
                                   "smtpd_tls_wrappermode=yes") + AUTH_OPTS,
                         "notls": ("smtpd_tls_security_level=none",),
-                        "mayauth": ("smtpd_tls_security_level=may",) + AUTH_OPTS},
+                        "mayauth": ("smtpd_tls_security_level=may",) + AUTH_OPTS,
+                        "nokey": ("smtpd_tls_security_level=may",
+                                  f"smtpd_tls_chain_files={tls_ca.dir}/missing.pem"),
+                        "nokeywrap": ("smtpd_tls_wrappermode=yes",
+                                      f"smtpd_tls_chain_files={tls_ca.dir}/missing.pem")},
                        main={"smtpd_tls_chain_files": f"{tls_ca.rsa.chain}, {tls_ca.ecdsa.chain}"})
     inst.ca = tls_ca.ca
     try:
@@ -265,3 +270,22 @@ def test_wrapper_port_spoken_to_in_plaintext(tls):
     sock.close()
     assert b"220 " not in data and b"250" not in data
     assert tls.wait_log(r"SSL_accept error from \S+")
+
+
+def test_tls_not_available(tls):
+    """A key that cannot be loaded: logged; STARTTLS is not offered and
+    gets 454 4.7.0; a wrapper-mode port closes the connection."""
+    s = TlsSession(tls.port["nokey"])
+    assert "STARTTLS" not in s.ehlo()
+    code, lines = s.cmd("STARTTLS")
+    assert (code, lines[0]) == (454, "4.7.0 TLS not available due to local problem")
+    assert s.cmd("NOOP")[0] == 250
+    s.close()
+    assert tls.wait_log(r"warning: TLS is not available: .*missing\.pem")
+    sock = socket.create_connection(("127.0.0.1", tls.port["nokeywrap"]), timeout=TIMEOUT)
+    try:
+        assert sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert tls.wait_log(r"wrapper mode, but TLS is not available: closing")
