@@ -107,7 +107,8 @@ SENDERS = ["team@example.test alice@example.test, bob@example.test",
 @pytest.fixture
 def sub():
     inst = SubInstance({"submission": SUBMISSION_OPTS,
-                        "cleartext": ("smtpd_sasl_auth_enable=yes",)})
+                        "cleartext": ("smtpd_sasl_auth_enable=yes",),
+                        "authheader": SUBMISSION_OPTS + ("smtpd_sasl_authenticated_header=yes",)})
     try:
         inst.senders(SENDERS)
         inst.start()
@@ -213,6 +214,15 @@ def test_swaks_plain_and_login_submit(sub):
     assert "with ESMTPA" in text
     assert "Authenticated sender" not in text       # smtpd_sasl_authenticated_header = no
     assert sub.wait_log(r"sasl_method=LOGIN, sasl_username=alice@example.test")
+
+
+def test_authenticated_header_where_configured(sub):
+    with smtplib.SMTP("127.0.0.1", sub.port["authheader"], timeout=20) as c:
+        c.login(ALICE, sub.passwords[ALICE])
+        c.sendmail(ALICE, [CAROL], b"Subject: header\r\n\r\nhi\r\n")
+    msg = sub.wait_maildir(CAROL, 1)[0].decode()
+    assert "\t(Authenticated sender: alice@example.test)\n" in msg.replace("\r\n", "\n"), msg
+    assert "with ESMTPA" in msg
 
 
 def test_swaks_wrong_password(sub):
