@@ -289,3 +289,31 @@ def test_tls_not_available(tls):
         pass
     sock.close()
     assert tls.wait_log(r"wrapper mode, but TLS is not available: closing")
+
+
+def test_session_resumed_by_a_later_connection(tls):
+    """Session tickets: a second connection (most likely another smtpd
+    process) resumes the first one's session, on the smtps port and
+    after STARTTLS."""
+    ctx = client_ctx(tls)
+    for port, wrapper in ((tls.port["smtps"], True), (tls.smtp_port, False)):
+        session = None
+        for attempt in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            if not wrapper:
+                f = sock.makefile("rb")
+                assert f.readline().startswith(b"220 ")
+                sock.sendall(b"STARTTLS\r\n")
+                assert f.readline().startswith(b"220 2.0.0")
+            t = ctx.wrap_socket(sock, server_hostname="localhost", session=session)
+            f = t.makefile("rb")
+            if wrapper:
+                assert f.readline().startswith(b"220 ")
+            t.sendall(b"NOOP\r\n")
+            assert f.readline().startswith(b"250 ")    # TLS 1.3 tickets come after the handshake
+            if attempt == 1:
+                assert t.session_reused, (port, t.version())
+            session = t.session
+            t.sendall(b"QUIT\r\n")
+            f.readline()
+            t.close()
