@@ -11,6 +11,7 @@ a wrapper-mode port spoken to in plaintext.
 Certificates come from tests/tlsca.py (a throwaway CA; clients trust
 it). Loopback only; every client has a deadline."""
 import base64
+import hashlib
 import re
 import shutil
 import smtplib
@@ -317,3 +318,43 @@ def test_session_resumed_by_a_later_connection(tls):
             t.sendall(b"QUIT\r\n")
             f.readline()
             t.close()
+
+
+def test_reload_puts_a_replaced_certificate_to_use(tls_ca, tmp_path):  # noqa: F811
+    """The certificate file is replaced on disk (RSA by ECDSA); after posthorn reload new
+    sessions get the new certificate, and a session open across the
+    reload goes on."""
+    chain = tmp_path / "chain.pem"
+    shutil.copy(tls_ca.rsa.chain, chain)
+    chain.chmod(0o600)
+    inst = SubInstance({}, main={"smtpd_tls_chain_files": str(chain)}, scram_users=())
+    inst.ca = tls_ca.ca
+
+    def fingerprint():
+        s = TlsSession(inst.smtp_port)
+        s.ehlo()
+        s.starttls(inst)
+        der = s.sock.getpeercert(binary_form=True)
+        return s, ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+
+    try:
+        inst.start()
+        open_session, fp = fingerprint()
+        assert fp == tls_ca.rsa.fingerprint
+        s, _ = fingerprint()
+        s.close()
+        shutil.copy(tls_ca.ecdsa.chain, chain)
+        inst.reload()
+        deadline = time.monotonic() + 15
+        while True:
+            s, fp = fingerprint()
+            s.close()
+            if fp == tls_ca.ecdsa.fingerprint or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert fp == tls_ca.ecdsa.fingerprint
+        open_session.ehlo()
+        assert open_session.cmd("NOOP")[0] == 250      # not dropped by the reload
+        open_session.close()
+    finally:
+        inst.cleanup()
