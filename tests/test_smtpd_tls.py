@@ -22,7 +22,6 @@ import time
 
 import pytest
 
-from conftest import free_port
 from mailsuite import MASTER, have
 from test_smtpd_auth import ALICE, BOB, SubInstance, Session, swaks
 from tlsca import tls_ca  # noqa: F401  (the fixture)
