@@ -241,8 +241,8 @@ int main(void)
 	    {120, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
 	    {160, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
 	};
-	struct deliver_reply_status st = {DEST_STAT_OK, "", 2}, stback;
-	struct deliver_reply_status dead = {DEST_STAT_DEAD, "connect to mx[192.0.2.1]:25: refused", 0};
+	struct deliver_reply_status st = {DEST_STAT_OK, "", 2, "Verified:TLSv1.3:TLS_AES_256_GCM_SHA384"}, stback;
+	struct deliver_reply_status dead = {DEST_STAT_DEAD, "connect to mx[192.0.2.1]:25: refused", 0, ""};
 	struct deliver_result back[2];
 	static const struct {
 	    size_t attr;		/* 0..12: which attribute to change */
