@@ -282,19 +282,6 @@ size_t sc_tls_match_names(const struct sc_tls_policy *p, const char *host, const
     return count;
 }
 
-/* sc_tls_ciphers - Postfix's grade names as OpenSSL lists ("" the
- * module's strong default); anything else is an OpenSSL list */
-static const char *sc_tls_ciphers(const char *grade)
-{
-    if (strcasecmp(grade, "high") == 0)
-	return "HIGH:!aNULL:!eNULL";
-    if (strcasecmp(grade, "medium") == 0 || grade[0] == 0)
-	return "";
-    if (strcasecmp(grade, "low") == 0 || strcasecmp(grade, "export") == 0)
-	return "DEFAULT:!aNULL:!eNULL";
-    return grade;
-}
-
 /* sc_tls_client_get - the context for these settings; NULL with why */
 static struct tls_client *sc_tls_client_get(const char *protocols, const char *ciphers,
 					    const char *ca_file, char *why, size_t why_size)
@@ -303,7 +290,6 @@ static struct tls_client *sc_tls_client_get(const char *protocols, const char *c
     struct sc_tls_client *c;
     char *error = NULL;
 
-    ciphers = sc_tls_ciphers(ciphers);
     for (size_t i = 0; i < sc_tls_client_count; i++) {
 	c = sc_tls_clients + i;
 	if (strcmp(c->protocols, protocols) == 0 && strcmp(c->ciphers, ciphers) == 0
@@ -315,16 +301,12 @@ static struct tls_client *sc_tls_client_get(const char *protocols, const char *c
 		    "smtp_tls_policy_maps (at most %d)", SC_TLS_CLIENTS_MAX);
 	return NULL;
     }
-    memset(&set, 0, sizeof(set));
+    /* smtp_tls_*, then what the level or the policy entry changes */
+    tls_client_settings_from_config(&set, "smtp");
     set.ca_file = ca_file;
-    set.ca_path = var_smtp_tls_CApath;
-    set.system_ca = ca_file[0] == 0 && var_smtp_tls_CApath[0] == 0;
+    set.system_ca = ca_file[0] == 0 && set.ca_path[0] == 0;
     set.protocols = protocols;
     set.ciphers = ciphers;
-    set.ciphersuites = "";
-    set.cert_file = var_smtp_tls_cert_file;
-    set.key_file = var_smtp_tls_key_file[0] ? var_smtp_tls_key_file : var_smtp_tls_cert_file;
-    set.session_cache_max = 100;
     c = sc_tls_clients + sc_tls_client_count;
     if (!str_try_copy_out(c->protocols, sizeof(c->protocols), protocols)
 	|| !str_try_copy_out(c->ciphers, sizeof(c->ciphers), ciphers)
