@@ -435,6 +435,26 @@ def test_relayhost_auth_over_tls(net, tls_ca):
     assert "s3cr3t-pw" not in sender.log_text()
 
 
+# ------------------------------------------------- connection cache
+def test_cached_tls_session_is_reused(net, tls_ca):
+    """The connection cache keeps the TLS session: the second and third
+    message go over it (RSET inside TLS), each logged with its TLS."""
+    p, rr = tls_peer(net, tls_ca, "cache.phtest")
+    net.start_dns(rr)
+    sender = net.sender(main=tls_main(tls_ca, smtp_tls_security_level="verify",
+                                      smtp_connection_cache_time_limit="5s"))
+    sender.start()
+    got = []
+    for n in range(3):
+        qid = sender.smtp_send(SENDER, [f"c{n}@cache.phtest"], message(f"cache {n}"))
+        got.append(sender.wait_status(qid, f"c{n}@cache.phtest", "sent"))
+    assert len(p.wait_messages(3)) == 3 and p.connections == 1, p.describe()
+    assert [g["conn_use"] for g in got] == [0, 2, 3], got
+    assert all(g["tls"].startswith("Verified:TLSv1.") for g in got), got
+    assert p.sessions[0].commands.count("STARTTLS") == 1
+    assert "RSET" in p.sessions[0].commands
+
+
 # ------------------------------------------------------- resumption
 def test_session_resumption(net, tls_ca):
     """A second session to the same peer resumes the first one's TLS
