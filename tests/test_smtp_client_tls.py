@@ -517,3 +517,51 @@ def test_two_instances_relay_over_verified_tls(net, tls_ca):
     a_inst.wait_maildir("alice@a.phtest", 1, timeout=20)
     established(a_inst, "Verified", f"mx.b.phtest[{hb}]:{net.port}")
     established(b_inst, "Verified", f"mx.a.phtest[{ha}]:{net.port}")
+
+
+def test_relayhost_auth_to_posthorn_submission(net, tls_ca):
+    """relayhost AUTH to a posthorn submission service (smtpd with the auth
+    service): over its cleartext port (AUTH offered without TLS) the
+    password is not sent and the mail defers 4.7.0; over its STARTTLS
+    port, verified by the IP address in the certificate, smtp-client logs
+    in and the relay delivers to bob."""
+    from test_smtpd_auth import BOB, SubInstance      # the AUTH fixture of smtpd's tests
+    auth = ("smtpd_sasl_auth_enable=yes",
+            "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+            "mynetworks=192.0.2.0/24")
+    relay = SubInstance({"subtls": ("smtpd_tls_security_level=may",) + auth,
+                         "subclear": ("smtpd_tls_security_level=none",
+                                      "smtpd_tls_auth_only=no") + auth},
+                        main={"smtpd_tls_chain_files": tls_ca.rsa.chain})
+    try:
+        relay.start()
+        login = "alice@example.test"
+        net.start_dns([])
+        results = {}
+        for name in ("subclear", "subtls"):
+            nexthop = f"[127.0.0.1]:{relay.port[name]}"
+            sender = net.sender(main=tls_main(tls_ca, relayhost=nexthop,
+                                              smtp_sasl_auth_enable="yes",
+                                              smtp_tls_security_level="may"),
+                                domain="s.phtest", users=("dave",))
+            (sender.etc / "sasl_passwd").write_text(
+                f"{nexthop} {login}:{relay.passwords[login]}\n")
+            sender.posthorn("map", f"cdb:{sender.etc}/sasl_passwd")
+            # the cleartext port cannot meet verify: may for that one
+            policy_table(sender, [f"{nexthop} {'may' if name == 'subclear' else 'verify'}"])
+            sender.set_main(smtp_sasl_password_maps=f"cdb:{sender.etc}/sasl_passwd")
+            sender.start()
+            qid = sender.smtp_send("dave@s.phtest", [BOB],
+                                   f"From: dave@s.phtest\r\nSubject: via {name}\r\n\r\nhi\r\n")
+            status = "deferred" if name == "subclear" else "sent"
+            results[name] = sender.wait_status(qid, BOB, status, timeout=20)
+            assert relay.passwords[login] not in sender.log_text()
+        clear, tls = results["subclear"], results["subtls"]
+        assert clear["dsn"] == "4.7.0" and "needs TLS" in clear["reason"], clear
+        assert re.match(r"Verified:TLSv1\.[23]:", tls["tls"]), tls
+        msgs = relay.wait_maildir(BOB, 1, timeout=20)
+        assert len(msgs) == 1 and b"Subject: via subtls" in msgs[0]
+        assert relay.count_log(r"sasl_username=alice@example\.test") >= 1 or \
+            relay.count_log(r"alice@example\.test") >= 1
+    finally:
+        relay.cleanup()
