@@ -38,7 +38,7 @@ static const struct smtpd_reply_def smtpd_replies[SR_COUNT] = {
     {SR_RCPT_OK, 250, "2.1.5", "Ok", false},
     {SR_DATA_GO, 354, NULL, "End data with <CR><LF>.<CR><LF>", false},
     {SR_BYE, 221, "2.0.0", "Bye", false},
-    {SR_HELP, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP", false},
+    {SR_HELP, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH", false},
     {SR_UNKNOWN_CMD, 500, "5.5.2", "Error: command not recognized", false},
     {SR_LINE_TOO_LONG, 500, "5.5.2", "Error: line too long", false},
     {SR_BAD_SYNTAX, 500, "5.5.2", "Error: bad syntax", false},

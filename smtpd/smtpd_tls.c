@@ -157,9 +157,12 @@ void smtpd_cmd_starttls(struct smtpd_state *st, const char *args, size_t len)
     tls_handshake(st);
 }
 
-/* smtpd_tls_end - close_notify (best effort) */
+/* smtpd_tls_end - close_notify (best effort: a client that stopped
+ * reading does not hold the process for another smtpd_timeout) */
 void smtpd_tls_end(struct smtpd_state *st)
 {
-    if (st->tls && st->client)
+    if (st->tls && st->client) {
+	stream_set_timeout(st->client, 1000);
 	tls_stream_close_notify(st->client);
+    }
 }

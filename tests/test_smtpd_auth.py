@@ -15,7 +15,6 @@ has a deadline. swaks comes from tools/install-deps.sh."""
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import shutil
 import smtplib

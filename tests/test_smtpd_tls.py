@@ -11,6 +11,7 @@ a wrapper-mode port spoken to in plaintext.
 Certificates come from tests/tlsca.py (a throwaway CA; clients trust
 it). Loopback only; every client has a deadline."""
 import base64
+import hashlib
 import re
 import shutil
 import smtplib
@@ -21,7 +22,6 @@ import time
 
 import pytest
 
-from conftest import free_port
 from mailsuite import MASTER, have
 from test_smtpd_auth import ALICE, BOB, SubInstance, Session, swaks
 from tlsca import tls_ca  # noqa: F401  (the fixture)
@@ -289,3 +289,71 @@ def test_tls_not_available(tls):
         pass
     sock.close()
     assert tls.wait_log(r"wrapper mode, but TLS is not available: closing")
+
+
+def test_session_resumed_by_a_later_connection(tls):
+    """Session tickets: a second connection (most likely another smtpd
+    process) resumes the first one's session, on the smtps port and
+    after STARTTLS."""
+    ctx = client_ctx(tls)
+    for port, wrapper in ((tls.port["smtps"], True), (tls.smtp_port, False)):
+        session = None
+        for attempt in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            if not wrapper:
+                f = sock.makefile("rb")
+                assert f.readline().startswith(b"220 ")
+                sock.sendall(b"STARTTLS\r\n")
+                assert f.readline().startswith(b"220 2.0.0")
+            t = ctx.wrap_socket(sock, server_hostname="localhost", session=session)
+            f = t.makefile("rb")
+            if wrapper:
+                assert f.readline().startswith(b"220 ")
+            t.sendall(b"NOOP\r\n")
+            assert f.readline().startswith(b"250 ")    # TLS 1.3 tickets come after the handshake
+            if attempt == 1:
+                assert t.session_reused, (port, t.version())
+            session = t.session
+            t.sendall(b"QUIT\r\n")
+            f.readline()
+            t.close()
+
+
+def test_reload_puts_a_replaced_certificate_to_use(tls_ca, tmp_path):  # noqa: F811
+    """The certificate file is replaced on disk (RSA by ECDSA); after posthorn reload new
+    sessions get the new certificate, and a session open across the
+    reload goes on."""
+    chain = tmp_path / "chain.pem"
+    shutil.copy(tls_ca.rsa.chain, chain)
+    chain.chmod(0o600)
+    inst = SubInstance({}, main={"smtpd_tls_chain_files": str(chain)}, scram_users=())
+    inst.ca = tls_ca.ca
+
+    def fingerprint():
+        s = TlsSession(inst.smtp_port)
+        s.ehlo()
+        s.starttls(inst)
+        der = s.sock.getpeercert(binary_form=True)
+        return s, ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+
+    try:
+        inst.start()
+        open_session, fp = fingerprint()
+        assert fp == tls_ca.rsa.fingerprint
+        s, _ = fingerprint()
+        s.close()
+        shutil.copy(tls_ca.ecdsa.chain, chain)
+        inst.reload()
+        deadline = time.monotonic() + 15
+        while True:
+            s, fp = fingerprint()
+            s.close()
+            if fp == tls_ca.ecdsa.fingerprint or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert fp == tls_ca.ecdsa.fingerprint
+        open_session.ehlo()
+        assert open_session.cmd("NOOP")[0] == 250      # not dropped by the reload
+        open_session.close()
+    finally:
+        inst.cleanup()
