@@ -13,7 +13,9 @@ receiving instance whose smtpd offers STARTTLS. Certificates come from
 tests/tlsca.py: its CA, plus leaf certificates for the .phtest names
 the MX records use (made with the same CA). Everything is on
 127.0.0.N (mailsuite.RelayNet); every wait is bounded."""
+import os
 import re
+import shutil
 import socket
 import ssl
 import threading
@@ -290,6 +292,22 @@ def test_verify_with_the_mx_name(net, tls_ca):
     assert re.search(rf"relay=mx\.ver\.phtest\[{re.escape(p.host)}\]:\d+, "
                      rf"tls=Verified:TLSv1\.[23]:\S+, delay=", st["line"]), st["line"]
     established(sender, "Verified", f"mx.ver.phtest[{p.host}]:{net.port}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (privilege drop)")
+def test_trust_anchors_read_before_the_privilege_drop(net, tls_ca):
+    """smtp_tls_CAfile readable by root only: smtp-client reads it in
+    pre_init, before it becomes the mail owner, so verify still works."""
+    p, rr = tls_peer(net, tls_ca, "root.phtest")
+    net.start_dns(rr)
+    private = net.workdir / "root-only-ca.pem"
+    shutil.copy(tls_ca.ca, private)
+    os.chmod(private, 0o600)
+    sender = net.sender(main={"smtp_tls_CAfile": str(private),
+                              "smtp_tls_security_level": "verify"})
+    sender.start()
+    qid = sender.smtp_send(SENDER, ["x@root.phtest"], message("root-only CA"))
+    assert sender.wait_status(qid, "x@root.phtest", "sent")["tls"].startswith("Verified:")
 
 
 def test_verify_with_capath_and_policy_match(net, tls_ca):
