@@ -58,7 +58,7 @@ static void ld_result_out(struct deliver_result *out, const struct deliver_rcpt 
 static bool ld_deliver(struct stream *client, const struct ipc_list *list)
 {
     struct deliver_request req;
-    static const struct deliver_reply_status local_status = {DEST_STAT_OK, "", 0};
+    static const struct deliver_reply_status local_status = {DEST_STAT_OK, "", 0, ""};
     struct deliver_result *out;
     struct ld_result *one;
     struct ld_msg msg;

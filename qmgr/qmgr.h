@@ -69,6 +69,7 @@ struct qmgr_rcpt {
     char *relay;
     bool expired;		/* a deferral turned into a bounce */
     long conn_use;		/* the agent's session count (log) */
+    char *tls;			/* the agent's session's TLS (log), or NULL */
     const char *success_action;	/* a success notice's action: "delivered",
 				 * "relayed", or NULL: the next MTA took
 				 * the DSN request and reports itself */
@@ -250,6 +251,7 @@ struct qmgr_outcomes {
     struct defer_log_record *defers;
     size_t ndefer;
     long conn_use;		/* of the agent's session (reply), else 0 */
+    const char *tls;		/* of the agent's session (reply), else NULL */
 };
 void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *dsn,
 		  const char *reason, const char *relay, const struct delivery_times *t,

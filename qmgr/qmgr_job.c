@@ -143,7 +143,7 @@ static void rcpt_done(struct qmgr_message *msg, struct qmgr_rcpt *r)
 static void rcpt_log(const struct qmgr_message *msg, const struct qmgr_rcpt *r, const char *status)
 {
     struct delivery_outcome o = {r->address, r->orig, r->relay, r->dsn, status, r->reason,
-				 r->conn_use};
+				 r->conn_use, r->tls};
 
     log_delivery(msg->id, &o, &r->times);
 }
@@ -158,6 +158,9 @@ void qmgr_outcome(struct qmgr_message *msg, size_t idx, int what, const char *ds
 
     rcpt_set_outcome(r, dsn, reason, relay, t);
     r->conn_use = b->conn_use;
+    mem_free(&r->tls);
+    if (b->tls && *b->tls)
+	r->tls = mem_strdup(b->tls);
     if (what == 'd' && msg->expired) {
 	r->expired = true;
 	what = 'b';
@@ -269,6 +272,7 @@ static void bounce_done(struct qmgr_job *job, long status, const char *why)
 		r->expired = false;
 		rcpt_set_outcome(r, "4.3.0", reason, r->relay, &t);
 		r->conn_use = 0;
+		mem_free(&r->tls);
 		r->state = QMGR_RCPT_DEFERRED;
 		b.defers = mem_realloc(b.defers, mem_size_mul(b.ndefer + 1, sizeof(*b.defers)));
 		b.defers[b.ndefer].rcpt = r->address;
@@ -438,6 +442,7 @@ int qmgr_job_reply(struct qmgr_job *job, const struct ipc_list *reply, const cha
 	}
 	memset(&b, 0, sizeof(b));
 	b.conn_use = st.conn_use;
+	b.tls = st.tls;
 	job_times(job, &t);
 	for (size_t i = 0; i < job->count; i++) {
 	    struct qmgr_rcpt *r = msg->rcpts + job->rcpt_idx[i];

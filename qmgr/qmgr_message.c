@@ -690,6 +690,7 @@ static void slice_free(struct qmgr_message *msg)
 	mem_free(&r->notify);
 	mem_free(&r->reason);
 	mem_free(&r->relay);
+	mem_free(&r->tls);
     }
     msg->rcpt_count = 0;
 }

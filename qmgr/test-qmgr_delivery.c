@@ -232,7 +232,7 @@ static void mock_status(const char *address, const char **status, const char **d
 static void mock_deliver(struct mock_conn *conn, const struct ipc_list *list)
 {
     struct mock_answer *a = mem_zalloc(sizeof(*a));
-    struct deliver_reply_status st = {DEST_STAT_OK, "", 0};
+    struct deliver_reply_status st = {DEST_STAT_OK, "", 0, ""};
     struct deliver_request req;
     struct deliver_result *res;
     struct mock_dest *d;

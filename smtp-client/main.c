@@ -9,6 +9,7 @@
  *                    reason (the remote reply quoted) and relay, then the
  *                    next hop's status (ok or dead, with a reason) and
  *                    how many deliveries the SMTP session has carried
+ *                    and its TLS (for qmgr's delivery log line)
  *   request=verify   not done by this agent: answered "defer" (4.3.0)
  * Between requests the SMTP session of the last delivery stays open for
  * smtp_connection_cache_time_limit seconds (the connection cache): the
@@ -55,6 +56,7 @@ static int sc_send_reply(struct stream *client, const struct deliver_result *out
     status.dest_status = dest->dead ? DEST_STAT_DEAD : DEST_STAT_OK;
     status.dest_reason = dest->dead ? dest->reason : "";
     status.conn_use = dest->conn_use;
+    status.tls = dest->tls;
     str_init(&reply, IPC_MSG_MAX);
     deliver_reply_encode(&reply, out, count, &status);
     rc = ipc_send_encoded(client, &reply);
@@ -94,8 +96,9 @@ static bool sc_deliver_request(struct stream *client, const struct ipc_list *lis
 	out[i].reason = r->reason;
 	out[i].relay = dest.relay;
 	if (msg_verbose)
-	    msg_info("%s: to=<%s>, relay=%s, status=%s, dsn=%s (%s)", req.env.queue_id,
-		     req.rcpts[i].address, dest.relay, r->status, r->dsn, r->reason);
+	    msg_info("%s: to=<%s>, relay=%s, tls=%s, status=%s, dsn=%s (%s)", req.env.queue_id,
+		     req.rcpts[i].address, dest.relay, dest.tls[0] ? dest.tls : "-", r->status,
+		     r->dsn, r->reason);
     }
     ok = sc_send_reply(client, out, req.rcpt_count, &dest) == 0;
     if (!ok)
@@ -188,12 +191,14 @@ static void sc_service(struct stream *client)
     sc_session_quit(&sc_cache);
 }
 
-/* sc_pre_init - open the password tables while privileged */
+/* sc_pre_init - open the password and TLS policy tables, load the TLS
+ * module and its trust anchors while privileged */
 static void sc_pre_init(int argc, char **argv)
 {
     (void) argc;
     (void) argv;
     sc_sasl_init();
+    sc_tls_init();
 }
 
 /* sc_on_exit - end the cached session, close the tables */
@@ -201,6 +206,7 @@ static void sc_on_exit(void)
 {
     sc_session_quit(&sc_cache);
     sc_sasl_fini();
+    sc_tls_fini();
     dns_close();
 }
 

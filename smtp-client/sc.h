@@ -5,6 +5,8 @@
  *   sc_nexthop.c  next-hop strings, MX/address lists, dead addresses
  *   sc_session.c  connect, greeting, EHLO/HELO, RSET, QUIT
  *   sc_sasl.c     AUTH PLAIN/LOGIN to the next hop
+ *   sc_tls.c      STARTTLS: the TLS policy of a next hop, the handshake,
+ *                 the certificate checks, the TLS log texts
  *   sc_trans.c    one mail transaction: MAIL, RCPT, DATA or BDAT
  *   sc_deliver.c  one deliver request: addresses, sessions, results
  *   main.c        the qmgr conversation and the connection cache
@@ -66,6 +68,7 @@ void sc_reply_quote(const struct sc_reply *r, char *buf, size_t size);
 #define SC_EXT_AUTH		(1U << 8)
 #define SC_EXT_AUTH_PLAIN	(1U << 9)
 #define SC_EXT_AUTH_LOGIN	(1U << 10)
+#define SC_EXT_STARTTLS		(1U << 11)
 
 struct sc_ext {
     unsigned flags;
@@ -126,20 +129,32 @@ struct sc_session {
     bool esmtp;
     long uses;			/* transactions carried */
     bool healthy;		/* may be reused */
+    bool tls;			/* the session runs over TLS */
+    char tls_log[160];		/* for the delivery log: "Verified:TLSv1.3:
+				 * TLS_AES_256_GCM_SHA384", "none" */
 };
 
 enum sc_open_status {
     SC_OPEN_OK,
     SC_OPEN_CONNECT,		/* no connection or no/4xx greeting: dead */
-    SC_OPEN_REPLY,		/* greeting 5xx, EHLO/HELO or AUTH failed */
+    SC_OPEN_REPLY,		/* greeting 5xx, EHLO/HELO, TLS policy or
+				 * AUTH failed */
+    SC_OPEN_TLS_RETRY,		/* the TLS handshake failed under "may":
+				 * the caller may retry this address
+				 * without TLS */
 };
 
-/* sc_session_open - connect to a, read the greeting, EHLO (HELO), AUTH
- * if configured; on failure *dsn_r and reason (for the recipients),
- * the session is closed */
+/* sc_session_open - connect to a, read the greeting, EHLO (HELO),
+ * STARTTLS and EHLO again as the TLS policy says (no STARTTLS at all
+ * with plain: the cleartext retry after SC_OPEN_TLS_RETRY), AUTH if
+ * configured; on failure *dsn_r and reason (for the recipients), the
+ * session is closed */
 enum sc_open_status sc_session_open(struct sc_session *ss, const char *nexthop,
-				    const struct sc_addr *a, char *dsn, size_t dsn_size,
-				    char *reason, size_t reason_size);
+				    const struct sc_addr *a, bool plain, char *dsn,
+				    size_t dsn_size, char *reason, size_t reason_size);
+/* sc_helo - EHLO, or HELO after a 5xx to EHLO; 0 or -1 with reason */
+int sc_helo(struct sc_session *ss, struct sc_reply *r, char *dsn, size_t dsn_size,
+	    char *reason, size_t reason_size);
 /* sc_session_rset - RSET for reuse; false if the session is not usable */
 bool sc_session_rset(struct sc_session *ss);
 /* sc_session_quit - QUIT (no wait beyond smtp_quit_timeout), close */
@@ -165,6 +180,71 @@ void sc_sasl_fini(void);
  * with dsn/reason (defer) */
 int sc_sasl_auth(struct sc_session *ss, const char *nexthop, char *dsn, size_t dsn_size,
 		 char *reason, size_t reason_size);
+
+/* ---- TLS (sc_tls.c) ---- */
+
+/* security levels, weakest first (Postfix's names) */
+enum sc_tls_level {
+    SC_TLS_NONE,		/* never STARTTLS */
+    SC_TLS_MAY,			/* STARTTLS when offered; cleartext otherwise */
+    SC_TLS_ENCRYPT,		/* TLS required, the certificate not checked */
+    SC_TLS_FINGERPRINT,		/* TLS, a certificate or key fingerprint listed */
+    SC_TLS_VERIFY,		/* TLS, a trusted chain, a name matching */
+    SC_TLS_SECURE,		/* verify, the names by default the next hop's */
+};
+
+#define SC_TLS_MATCH_MAX	1024
+
+/* the policy for one next hop */
+struct sc_tls_policy {
+    enum sc_tls_level level;
+    bool match_given;		/* match= in the table (else the level's
+				 * parameter: smtp_tls_verify_cert_match ...) */
+    char match[SC_TLS_MATCH_MAX];	/* the match= values, space separated */
+    char ciphers[128];		/* ciphers= ("": the parameter's) */
+    char protocols[128];	/* protocols= ("": the parameter's) */
+    char tafile[512];		/* tafile= ("": smtp_tls_CAfile) */
+    char origin[160];		/* where it came from, for logs */
+};
+
+/* sc_tls_level_parse - a level name; false if unknown */
+bool sc_tls_level_parse(const char *word, size_t len, enum sc_tls_level *level);
+const char *sc_tls_level_name(enum sc_tls_level level);
+/* sc_tls_policy_parse - a policy table value ("verify match=a:b
+ * protocols=>=TLSv1.3"); 0, or -1 with err */
+int sc_tls_policy_parse(const char *value, struct sc_tls_policy *p, char *err,
+			size_t err_size);
+/* sc_tls_policy_keys - the table keys for nexthop, in lookup order: the
+ * next-hop string as given, then for a domain ".parent" forms of its
+ * parents (".example.com" for "mx.example.com"); each as
+ * NUL-terminated string into keys (max entries of key_size); the count */
+size_t sc_tls_policy_keys(const char *nexthop, char keys[][SC_HOST_MAX + 16], size_t max);
+/* sc_tls_fingerprint_match - fp (hex, ':' or not, any case) is one of
+ * list (separated by '|', ',' or white space) */
+bool sc_tls_fingerprint_match(const char *list, const char *fp);
+/* sc_tls_match_names - the names a certificate may carry for this
+ * policy, "hostname", "nexthop" and "dot-nexthop" replaced; into buf as
+ * NUL-separated strings, pointers in names (NULL-terminated); count */
+size_t sc_tls_match_names(const struct sc_tls_policy *p, const char *host,
+			  const char *nexthop, char *buf, size_t buf_size,
+			  const char **names, size_t max);
+
+void sc_tls_init(void);		/* pre_init: tables, plugin, trust anchors */
+void sc_tls_fini(void);
+/* sc_tls_policy_find - the policy for nexthop: 0, or -1 with dsn/reason
+ * (a table lookup error or a bad entry: defer) */
+int sc_tls_policy_find(const char *nexthop, struct sc_tls_policy *p, char *dsn,
+		       size_t dsn_size, char *reason, size_t reason_size);
+/* sc_tls_start - after EHLO: STARTTLS as the policy says, the
+ * certificate checks, EHLO again; SC_OPEN_OK (TLS or, where allowed,
+ * cleartext), SC_OPEN_REPLY with dsn/reason (policy failure: defer),
+ * SC_OPEN_TLS_RETRY (handshake failed under may), SC_OPEN_CONNECT (the
+ * session broke) */
+enum sc_open_status sc_tls_start(struct sc_session *ss, const char *nexthop,
+				 struct sc_reply *r, char *dsn, size_t dsn_size,
+				 char *reason, size_t reason_size);
+/* sc_tls_close - close_notify on a TLS session (before close) */
+void sc_tls_close(struct sc_session *ss);
 
 /* ---- one message (sc_trans.c) ---- */
 
@@ -200,6 +280,7 @@ struct sc_dest_status {
     char reason[1024];
     long conn_use;
     char relay[SC_HOST_MAX + 80];	/* "host[addr]:port" or "none" */
+    char tls[160];		/* the session's tls_log ("" no session) */
 };
 
 /* sc_deliver - serve req with the cached session ss (may be closed,

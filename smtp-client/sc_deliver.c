@@ -2,7 +2,8 @@
  * opened read-only and scanned (what the content needs), the cached
  * session reused after RSET when the next hop is the same, else the
  * next hop's addresses tried in order (smtp_mx_address_limit addresses,
- * smtp_mx_session_limit sessions, dead addresses skipped) until one
+ * smtp_mx_session_limit sessions, dead addresses skipped; a failed TLS
+ * handshake under "may" retried once in cleartext) until one
  * session carries the transaction; and the next hop's status for qmgr's
  * destination feedback (dest_status, dest_reason, conn_use). */
 
@@ -217,7 +218,15 @@ static bool sc_new_session(struct sc_session *ss, const struct deliver_request *
 	    continue;
 	}
 	server_watchdog_reset();	/* each address has its own deadlines */
-	st = sc_session_open(ss, req->nexthop, a, dsn, sizeof(dsn), reason, sizeof(reason));
+	st = sc_session_open(ss, req->nexthop, a, false, dsn, sizeof(dsn), reason,
+			     sizeof(reason));
+	if (st == SC_OPEN_TLS_RETRY) {
+	    /* opportunistic TLS whose handshake failed: this host once more,
+	     * in cleartext (as Postfix does); the policy allows it */
+	    server_watchdog_reset();
+	    st = sc_session_open(ss, req->nexthop, a, true, dsn, sizeof(dsn), reason,
+				 sizeof(reason));
+	}
 	fmt_buf_or_panic(dest->relay, sizeof(dest->relay), "%s[%s]:%d", a->host, a->text,
 			 a->port);
 	if (st == SC_OPEN_OK) {
@@ -265,6 +274,7 @@ void sc_deliver(struct sc_session *ss, const struct deliver_request *req,
     dest->reason[0] = 0;
     dest->conn_use = 0;
     str_copy_out_or_panic(dest->relay, sizeof(dest->relay), "none");
+    dest->tls[0] = 0;
     if (sc_message_open(req, &m, res) < 0)
 	return;
     for (open = 0, i = 0; i < req->rcpt_count; i++)
@@ -272,6 +282,7 @@ void sc_deliver(struct sc_session *ss, const struct deliver_request *req,
     if (open > 0 && (sc_try_cached(ss, req->nexthop) || sc_new_session(ss, req, res, dest))) {
 	str_copy_out_or_panic(dest->relay, sizeof(dest->relay), ss->relay);
 	dest->conn_use = ss->uses + 1;	/* this delivery included */
+	str_copy_out_or_panic(dest->tls, sizeof(dest->tls), ss->tls_log);
 	(void) sc_trans_run(ss, &m, res);	/* a broken session is closed */
     }
     (void) close(m.fd);

@@ -224,6 +224,8 @@ void sc_ext_parse(const char *lines, struct sc_ext *ext)
 	    ext->flags |= SC_EXT_DSN;
 	else if (sc_word_is(w, n, "ENHANCEDSTATUSCODES"))
 	    ext->flags |= SC_EXT_ENHANCED;
+	else if (sc_word_is(w, n, "STARTTLS"))
+	    ext->flags |= SC_EXT_STARTTLS;
 	else if (sc_word_is(w, n, "SIZE")) {
 	    ext->flags |= SC_EXT_SIZE;
 	    if (a < eol && *a == ' ') {

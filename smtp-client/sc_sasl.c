@@ -1,9 +1,9 @@
 /* sc_sasl.c - smtp-client's AUTH to the next hop (RFC 4954): PLAIN,
  * else LOGIN, with "username:password" from smtp_sasl_password_maps
  * (looked up by the next-hop string as given, then by its host or
- * domain alone). Without TLS a password goes only to the next hops of
- * smtp_sasl_cleartext_destinations; to any other the delivery defers
- * (4.7.0). A failed AUTH defers too, with the reply quoted. Passwords
+ * domain alone). A password goes only over a TLS session (sc_tls.c),
+ * or without TLS to the next hops of smtp_sasl_cleartext_destinations;
+ * to any other the delivery defers (4.7.0). A failed AUTH defers too, with the reply quoted. Passwords
  * are never logged. */
 
 /* System library. */
@@ -121,9 +121,9 @@ int sc_sasl_auth(struct sc_session *ss, const char *nexthop, char *dsn, size_t d
 	str_free(&cred);
 	return 0;			/* nothing to say, or nobody to say it to */
     }
-    if (!sc_cleartext_ok(nexthop, host)) {
-	fmt_buf_cut(reason, reason_size, "authentication to %s needs TLS, which posthorn does not "
-		    "have yet; the next hop is not in smtp_sasl_cleartext_destinations",
+    if (!ss->tls && !sc_cleartext_ok(nexthop, host)) {
+	fmt_buf_cut(reason, reason_size, "authentication to %s needs TLS, and the session is "
+		    "not encrypted (the next hop is not in smtp_sasl_cleartext_destinations)",
 		    ss->namaddr);
 	str_copy_out_or_panic(dsn, dsn_size, "4.7.0");
 	str_free(&cred);

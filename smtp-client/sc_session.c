@@ -1,6 +1,7 @@
 /* sc_session.c - one SMTP session of smtp-client: the non-blocking TCP
  * connect (smtp_connect_timeout), the greeting (smtp_greeting_timeout),
- * EHLO with a fall back to HELO (smtp_helo_timeout), AUTH (sc_sasl.c),
+ * EHLO with a fall back to HELO (smtp_helo_timeout), STARTTLS
+ * (sc_tls.c), AUTH (sc_sasl.c),
  * RSET before a reuse (smtp_rset_timeout) and QUIT (smtp_quit_timeout),
  * and the texts that quote the peer in a recipient's reason. */
 
@@ -157,6 +158,7 @@ void sc_session_close(struct sc_session *ss)
 	(void) stream_close(&ss->stream);
     }
     ss->healthy = false;
+    ss->tls = false;
     ss->uses = 0;
     ss->nexthop[0] = 0;
 }
@@ -175,6 +177,7 @@ void sc_session_quit(struct sc_session *ss)
 	(void) sc_reply_read(ss->stream, var_smtp_quit_timeout, &r, &err);
 	sc_reply_fini(&r);
     }
+    sc_tls_close(ss);
     sc_session_close(ss);
 }
 
@@ -199,7 +202,7 @@ bool sc_session_rset(struct sc_session *ss)
 }
 
 /* sc_helo - EHLO, or HELO after a 5xx to EHLO; 0 or -1 with reason */
-static int sc_helo(struct sc_session *ss, struct sc_reply *r, char *dsn, size_t dsn_size,
+int sc_helo(struct sc_session *ss, struct sc_reply *r, char *dsn, size_t dsn_size,
 		   char *reason, size_t reason_size)
 {
     const char *err = "", *cmd = "EHLO";
@@ -237,8 +240,8 @@ static int sc_helo(struct sc_session *ss, struct sc_reply *r, char *dsn, size_t 
 
 /* sc_session_open - a new session to a */
 enum sc_open_status sc_session_open(struct sc_session *ss, const char *nexthop,
-				    const struct sc_addr *a, char *dsn, size_t dsn_size,
-				    char *reason, size_t reason_size)
+				    const struct sc_addr *a, bool plain, char *dsn,
+				    size_t dsn_size, char *reason, size_t reason_size)
 {
     char why[256];
     struct sc_reply r;
@@ -254,6 +257,7 @@ enum sc_open_status sc_session_open(struct sc_session *ss, const char *nexthop,
     fmt_buf_or_panic(ss->relay, sizeof(ss->relay), "%s[%s]:%d", a->host, a->text, a->port);
     if (!str_try_copy_out(ss->nexthop, sizeof(ss->nexthop), nexthop))
 	ss->nexthop[0] = 0;
+    str_copy_out_or_panic(ss->tls_log, sizeof(ss->tls_log), "none");
     if ((fd = sc_connect(a, why, sizeof(why))) < 0) {
 	fmt_buf_cut(reason, reason_size, "connect to %s:%d: %s", ss->namaddr, a->port, why);
 	str_copy_out_or_panic(dsn, dsn_size, "4.4.1");
@@ -279,6 +283,10 @@ enum sc_open_status sc_session_open(struct sc_session *ss, const char *nexthop,
     }
     if (sc_helo(ss, &r, dsn, dsn_size, reason, reason_size) < 0)
 	goto fail;
+    if (!plain && (st = sc_tls_start(ss, nexthop, &r, dsn, dsn_size, reason, reason_size))
+	!= SC_OPEN_OK)
+	goto fail;
+    st = SC_OPEN_REPLY;
     if (sc_sasl_auth(ss, nexthop, dsn, dsn_size, reason, reason_size) < 0)
 	goto fail;
     sc_reply_fini(&r);
@@ -288,6 +296,10 @@ enum sc_open_status sc_session_open(struct sc_session *ss, const char *nexthop,
     sc_reply_fini(&r);
     if (ss->stream && st == SC_OPEN_REPLY)
 	sc_session_quit(ss);
+    else if (st == SC_OPEN_TLS_RETRY) {
+	sc_session_close(ss);
+	return st;
+    }
     else
 	sc_session_close(ss);
     return st;

@@ -182,12 +182,13 @@ class MailInstance(Instance):
     # -- outcomes (relay tests) ---------------------------------------------------
     def wait_status(self, qid, rcpt, status, timeout=15, since=0):
         """Wait for the log line of rcpt's outcome (sent, deferred, bounced,
-        expired) of message qid; a dict: relay, dsn, reason, line, conn_use."""
+        expired) of message qid; a dict: relay, dsn, reason, line, conn_use,
+        tls (the SMTP session's "Verified:TLSv1.3:cipher", "none", or "")."""
         m = self.wait_log(rf"^.*{qid}: to=<{re.escape(rcpt)}>, (?:orig_to=<[^>]*>, )?"
-                          rf"relay=(\S+?),(?: conn_use=(\d+),)? .*dsn=(\S+), "
+                          rf"relay=(\S+?),(?: conn_use=(\d+),)?(?: tls=(\S+),)? .*dsn=(\S+), "
                           rf"status={status} \((.*)\)$", timeout=timeout, since=since)
-        return {"relay": m.group(1), "conn_use": int(m.group(2) or 0), "dsn": m.group(3),
-                "reason": m.group(4), "line": m.group(0)}
+        return {"relay": m.group(1), "conn_use": int(m.group(2) or 0), "tls": m.group(3) or "",
+                "dsn": m.group(4), "reason": m.group(5), "line": m.group(0)}
 
     def queue_json(self):
         """posthorn queue list --json, parsed."""

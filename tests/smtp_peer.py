@@ -34,6 +34,11 @@ while the peer runs):
     drop_in_data  after the 354, close the connection once some data has
                   arrived (never answer the final dot)
 
+STARTTLS: tls=an ssl.SSLContext (server side) makes the peer offer
+STARTTLS before TLS (not after); replies["STARTTLS"] may refuse it. A
+session's tls is then (version, cipher) after the handshake, tls_error
+the handshake's exception text when it failed.
+
 Records: connections (count of accepted TCP connections), sessions (one
 Session per connection: helo, auth, commands, transactions),
 transactions (every MAIL transaction, finished or not), messages()
@@ -64,6 +69,7 @@ DEFAULT_REPLIES = {
     "RSET": "250 2.0.0 Ok",
     "NOOP": "250 2.0.0 Ok",
     "QUIT": "221 2.0.0 Bye",
+    "STARTTLS": "220 2.0.0 Ready to start TLS",
 }
 MAIL_PARAM_EXT = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8", "RET": "DSN",
                   "ENVID": "DSN", "AUTH": "AUTH"}
@@ -109,6 +115,8 @@ class Session:
         self.commands = []          # every command line, in order
         self.transactions = []
         self.closed = False
+        self.tls = None             # (version, cipher) after STARTTLS
+        self.tls_error = None
 
 
 def parse_params(text):
@@ -191,7 +199,7 @@ class Peer:
 
     def __init__(self, host, port, *, name=None, ext=DEFAULT_EXT, size=None, auth=None,
                  auth_mechs=("PLAIN", "LOGIN"), auth_required=False, greeting=None,
-                 replies=None, rcpt_replies=None, drop_in_data=False):
+                 replies=None, rcpt_replies=None, drop_in_data=False, tls=None):
         self.host, self.port = host, port
         self.name = name or f"peer-{host}.phtest"
         self.ext = list(ext)
@@ -203,6 +211,7 @@ class Peer:
         self.replies = dict(replies or {})
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
         self.drop_in_data = drop_in_data
+        self.tls = tls
         self.connections = 0
         self.sessions = []
         self.violations = []
@@ -321,8 +330,10 @@ class Peer:
                 pass
         return reply
 
-    def _ehlo_lines(self):
+    def _ehlo_lines(self, session=None):
         ext = list(self.ext)
+        if self.tls is not None and (session is None or session.tls is None):
+            ext.append("STARTTLS")
         if self.size is not None:
             ext.append(f"SIZE {self.size}")
         if self.auth is not None:
@@ -343,9 +354,27 @@ class Peer:
         finally:
             session.closed = True
             try:
+                conn.sock.close()       # the TLS socket after STARTTLS
                 sock.close()
             except OSError:
                 pass
+
+    def _starttls(self, conn, session):
+        """The server handshake on conn's socket; False when it failed."""
+        conn.buf = b""                 # RFC 3207: nothing from before counts
+        sock = conn.sock
+        sock.settimeout(10)
+        try:
+            tls = self.tls.wrap_socket(sock, server_side=True)
+        except (OSError, ValueError) as e:
+            session.tls_error = str(e)
+            return False
+        tls.settimeout(0.2)
+        conn.sock = tls
+        with self.lock:
+            self.socks.append(tls)
+        session.tls = (tls.version(), tls.cipher()[0])
+        return True
 
     def _answer(self, conn, reply):
         """Send reply; False when the session is over (HANG, DROP, error)."""
@@ -387,7 +416,19 @@ class Peer:
                 txn = None
                 reply = self._reply_for(verb, session, line)
                 if reply is None:
-                    reply = self._ehlo_lines() if verb == "EHLO" else f"250 {self.name}"
+                    reply = self._ehlo_lines(session) if verb == "EHLO" else f"250 {self.name}"
+            elif verb == "STARTTLS" and self.tls is not None and session.tls is None:
+                reply = self._reply_for("STARTTLS", session, line)
+                if not isinstance(reply, str) or not reply.startswith("220"):
+                    if not self._answer(conn, reply):
+                        return
+                    continue
+                if not conn.send(reply):
+                    return
+                if not self._starttls(conn, session):
+                    return
+                txn = None
+                continue
             elif verb == "AUTH":
                 reply = self._auth(conn, session, line)
                 if reply is False:

@@ -183,9 +183,11 @@ class LocalSetup:
         finally:
             if own:
                 c.close()
-        # after the results: the next hop's status (deliver protocol v3)
-        assert reply[-3:] == [("dest_status", "ok"), ("dest_reason", ""), ("conn_use", "0")], reply
-        reply = reply[:-3]
+        # after the results: the next hop's status (deliver protocol v3),
+        # no SMTP session's TLS (v5)
+        assert reply[-4:] == [("dest_status", "ok"), ("dest_reason", ""), ("conn_use", "0"),
+                              ("tls", "")], reply
+        reply = reply[:-4]
         results = []
         for i in range(0, len(reply), 5):
             chunk = reply[i:i + 5]

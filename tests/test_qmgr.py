@@ -44,8 +44,9 @@ def records(data):
 
 
 # -- fakes ---------------------------------------------------------------------
-# what a deliver reply ends with (mail_proto.h, version 3): the next hop answered
-DEST_OK = [("dest_status", "ok"), ("dest_reason", ""), ("conn_use", "0")]
+# what a deliver reply ends with (mail_proto.h, version 3): the next hop answered;
+# version 5: the session's TLS
+DEST_OK = [("dest_status", "ok"), ("dest_reason", ""), ("conn_use", "0"), ("tls", "")]
 
 
 class FakeServer:

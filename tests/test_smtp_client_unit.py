@@ -212,7 +212,7 @@ def test_delivery_and_reply_attributes(agent):
     assert results[1]["reason"] == ("host 127.0.0.1[127.0.0.1] said: 550 5.1.1 unknown "
                                     "(in reply to RCPT TO command)")
     assert results[0]["relay"] == f"127.0.0.1[127.0.0.1]:{peer.port}"
-    assert status == {"dest_status": "ok", "dest_reason": "", "conn_use": "1"}
+    assert status == {"dest_status": "ok", "dest_reason": "", "conn_use": "1", "tls": "none"}
 
 
 def test_success_to_a_dsn_peer_is_relayed_dsn(agent):

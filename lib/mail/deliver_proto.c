@@ -118,6 +118,7 @@ void deliver_reply_encode(struct str *out, const struct deliver_result *results,
     ipc_encode_str(out, ATTR_DEST_STATUS, status->dest_status);
     ipc_encode_str(out, ATTR_DEST_REASON, status->dest_reason);
     ipc_encode_long(out, ATTR_CONN_USE, status->conn_use);
+    ipc_encode_str(out, ATTR_TLS, status->tls ? status->tls : "");
     ipc_encode_end(out);
 }
 
@@ -183,7 +184,8 @@ int deliver_reply_decode(const struct ipc_list *reply, const struct deliver_requ
     }
     if (!proto_take_str(&c, ATTR_DEST_STATUS, PROTO_TEXT_MAX, &status->dest_status)
 	|| !proto_take_str(&c, ATTR_DEST_REASON, PROTO_TEXT_MAX, &status->dest_reason)
-	|| !proto_take_long(&c, ATTR_CONN_USE, &status->conn_use) || !proto_end(&c))
+	|| !proto_take_long(&c, ATTR_CONN_USE, &status->conn_use)
+	|| !proto_take_str(&c, ATTR_TLS, PROTO_TEXT_MAX, &status->tls) || !proto_end(&c))
 	return -1;
     if (strcmp(status->dest_status, DEST_STAT_OK) == 0)
 	dead = false;

@@ -9,7 +9,7 @@
  *            data_size, nexthop, (rcpt_address, rcpt_orig, rcpt_orcpt,
  *            rcpt_notify, rcpt_offset) per recipient, at least one}
  *   server: {(rcpt_offset, rcpt_status, rcpt_dsn, rcpt_reason, relay)
- *            per recipient, dest_status, dest_reason, conn_use}
+ *            per recipient, dest_status, dest_reason, conn_use, tls}
  *
  * The envelope group and the rules every attribute follows are in
  * proto_attr.h. data_offset is the offset of the M record; data_size the
@@ -28,7 +28,11 @@
  * "dead" (no address of the next hop could be reached) with a non-empty
  * dest_reason, and then every result is a defer; conn_use is the number
  * of deliveries the agent's SMTP session has carried, this one included
- * (1: a new session; 0: no session). The request decoder does not judge
+ * (1: a new session; 0: no session); tls (version 5) is the agent's
+ * word about that session's TLS for the delivery log line: "" (no SMTP
+ * session, or not known), "none" (cleartext) or
+ * "Trust:protocol:cipher" ("Verified:TLSv1.3:TLS_AES_256_GCM_SHA384";
+ * Trust is Verified, Trusted, Untrusted or Anonymous). The request decoder does not judge
  * queue_file: the agent calls proto_queue_file_ok and defers the
  * recipients when it fails.
  *
@@ -88,6 +92,7 @@ struct deliver_reply_status {
     const char *dest_status;	/* DEST_STAT_OK, DEST_STAT_DEAD */
     const char *dest_reason;	/* "" when ok; why it is dead */
     long conn_use;		/* deliveries on this SMTP session; 0: none */
+    const char *tls;		/* the session's TLS ("" or NULL: none known) */
 };
 
 struct deliver_verify {

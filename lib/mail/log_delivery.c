@@ -96,7 +96,7 @@ void log_delivery_format(struct str *out, const struct delivery_outcome *o,
     log_delay_format(c, sizeof(c), t->conn_start > 0 ? stage(t->conn_start, sent) : 0);
     log_delay_format(d, sizeof(d), stage(sent, t->finish));
 
-    /* "to=<T>[, orig_to=<O>], relay=R[, conn_use=N], delay=D,
+    /* "to=<T>[, orig_to=<O>], relay=R[, conn_use=N][, tls=T], delay=D,
      * delays=a/b/c/d, dsn=N, status=S (REASON)", built by appends (one
      * small printf for a reused session only) */
     str_reset(out);
@@ -115,6 +115,10 @@ void log_delivery_format(struct str *out, const struct delivery_outcome *o,
 
 	fmt_buf_or_panic(n, sizeof(n), ", conn_use=%ld", o->conn_use);
 	put(out, n);
+    }
+    if (o->tls && *o->tls) {
+	put(out, ", tls=");
+	put(out, o->tls);
     }
     put(out, ", delay=");
     put(out, total);

@@ -4,13 +4,15 @@
  * Every recipient's outcome is logged by log_delivery(), whoever decides
  * it, so the lines always have the same shape:
  *
- *   ID: to=<r>, orig_to=<o>, relay=R, conn_use=N, delay=D,
+ *   ID: to=<r>, orig_to=<o>, relay=R, conn_use=N, tls=T, delay=D,
  *       delays=a/b/c/d, dsn=X.Y.Z, status=sent|deferred|bounced|expired
  *       (reason)
  *
  * orig_to appears only when it is known and differs from to; conn_use
  * only when the delivery went over an SMTP session that carried earlier
- * ones (N > 1: the N-th delivery of the session, as Postfix). delay is
+ * ones (N > 1: the N-th delivery of the session, as Postfix); tls only
+ * for an SMTP session: "none" (cleartext) or "Trust:protocol:cipher"
+ * (Trust: Verified, Trusted, Untrusted, Anonymous). delay is
  * the total time since the message arrived; delays splits it into
  *   a  before the queue manager (arrival until qmgr took the file into
  *      active/ for this attempt)
@@ -57,6 +59,7 @@ struct delivery_outcome {
     const char *reason;		/* free text (without parentheses) */
     long conn_use;		/* deliveries on the session, this one
 				 * included (printed when > 1) */
+    const char *tls;		/* the session's TLS; NULL or "": not printed */
 };
 
 /* log_delivery_format - the text after "ID: " into out (reset first) */

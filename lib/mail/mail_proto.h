@@ -39,7 +39,9 @@
  *              rcpt_dsn ("2.0.0", "4.2.2", ...), rcpt_reason, relay;
  *              then dest_status ("ok"|"dead"), dest_reason ("" when
  *              ok), conn_use (deliveries on the agent's SMTP session,
- *              this one included; 0: no session)}
+ *              this one included; 0: no session), tls (the
+ *              session's TLS for the log: "", "none" or
+ *              "Verified:TLSv1.3:cipher")}
  *    queue_file is relative to queue_directory ("active/ID"); the agent
  *    opens and reads it itself, from data_offset (the M record). The
  *    agent never marks recipients done: qmgr owns the queue file state.
@@ -54,7 +56,7 @@
  *    ends with dest_status, dest_reason and conn_use (qmgr's destination
  *    feedback, docs/qmgr-scheduling.md). Version 4: rcpt_status may also
  *    be "relayed" or "relayed_dsn" (delivered to another MTA; RFC 3461
- *    success notices).
+ *    success notices). Version 5: the reply ends with tls.
  *
  * 3. bounce (private/bounce; client: qmgr) - bounce_proto.h
  *      client: IPC list {request ("failure"|"delay"|"success"),
@@ -105,7 +107,7 @@
 #define CLEANUP_PROTO		"cleanup"
 #define CLEANUP_VERSION		1
 #define DELIVER_PROTO		"deliver"
-#define DELIVER_VERSION		4
+#define DELIVER_VERSION		5
 #define BOUNCE_PROTO		"bounce"
 #define BOUNCE_VERSION		1
 #define AUTH_PROTO		"auth"
@@ -173,6 +175,7 @@
 #define ATTR_DEST_STATUS	"dest_status"	/* deliver reply: DEST_STAT_* */
 #define ATTR_DEST_REASON	"dest_reason"	/* why the next hop is dead */
 #define ATTR_CONN_USE		"conn_use"	/* deliveries on this session (1: new) */
+#define ATTR_TLS		"tls"		/* the session's TLS, for the log */
 #define ATTR_SERVICE		"service"	/* auth: smtp, pop3, imap */
 #define ATTR_MECHANISM		"mechanism"	/* auth: SASL mechanism */
 #define ATTR_CLIENT_ADDRESS	"client_address"	/* auth: network client */

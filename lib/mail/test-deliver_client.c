@@ -64,7 +64,7 @@ static void agent(int fd)
 	    {dreq.rcpts[1].offset, RCPT_STAT_BOUNCE, "5.1.1", "unknown user", "local"},
 	};
 
-	struct deliver_reply_status st = {DEST_STAT_OK, "", 3};
+	struct deliver_reply_status st = {DEST_STAT_OK, "", 3, "none"};
 
 	deliver_reply_encode(out, res, 2, &st);
 	agent_send(s, out);

@@ -241,8 +241,8 @@ int main(void)
 	    {120, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
 	    {160, RCPT_STAT_DEFER, "4.4.1", "connect to mx[192.0.2.1]:25: refused", "none"},
 	};
-	struct deliver_reply_status st = {DEST_STAT_OK, "", 2}, stback;
-	struct deliver_reply_status dead = {DEST_STAT_DEAD, "connect to mx[192.0.2.1]:25: refused", 0};
+	struct deliver_reply_status st = {DEST_STAT_OK, "", 2, "Verified:TLSv1.3:TLS_AES_256_GCM_SHA384"}, stback;
+	struct deliver_reply_status dead = {DEST_STAT_DEAD, "connect to mx[192.0.2.1]:25: refused", 0, ""};
 	struct deliver_result back[2];
 	static const struct {
 	    size_t attr;		/* 0..12: which attribute to change */
@@ -266,11 +266,12 @@ int main(void)
 	    {12, "x", NULL, "deliver reply: bad conn_use \"x\""},
 	    {10, NULL, ATTR_CONN_USE, "attribute 11 is \"conn_use\", expected \"dest_status\""},
 	    {12, NULL, ATTR_DEST_REASON, "attribute 13 is \"dest_reason\", expected \"conn_use\""},
+	    {13, NULL, "frob", "attribute 14 is \"frob\", expected \"tls\""},
 	};
 
 	deliver_reply_encode(out, res, 2, &st);
 	proto_test_wire(out, &list);
-	unit_assert_inteq(list.count, 13);
+	unit_assert_inteq(list.count, 14);
 	unit_assert(deliver_reply_decode(&list, &req, back, &stback, &err) == 0);
 	for (size_t i = 0; i < 2; i++) {
 	    unit_assert_idx(back[i].offset == res[i].offset, i);
@@ -282,6 +283,7 @@ int main(void)
 	unit_assert_streq(stback.dest_status, "ok");
 	unit_assert_streq(stback.dest_reason, "");
 	unit_assert_inteq(stback.conn_use, 2);
+	unit_assert_streq(stback.tls, "Verified:TLSv1.3:TLS_AES_256_GCM_SHA384");
 	/* the relayed statuses (version 4) are class 2 like sent */
 	res[0].status = RCPT_STAT_RELAYED_DSN;
 	deliver_reply_encode(out, res, 2, &st);

@@ -48,37 +48,49 @@ int main(void)
 	const char *want;
     } lines[] = {
 	/* a normal local delivery, new connection */
-	{{"bob@example.test", NULL, "local", "2.0.0", "sent", "delivered to maildir", 0},
+	{{"bob@example.test", NULL, "local", "2.0.0", "sent", "delivered to maildir", 0, NULL},
 	 {1000.0, 1000.5, 1000.6, 1000.8, 1001.7},
 	 "to=<bob@example.test>, relay=local, delay=1.7, delays=0.5/0.1/0.2/0.9, "
 	 "dsn=2.0.0, status=sent (delivered to maildir)"},
 	/* reused connection: c is 0, b runs until the request went out */
-	{{"bob@example.test", "bob@example.test", "local", "2.0.0", "sent", "ok", 0},
+	{{"bob@example.test", "bob@example.test", "local", "2.0.0", "sent", "ok", 0, NULL},
 	 {1000.0, 1000.25, 0, 1000.5, 1001.0},
 	 "to=<bob@example.test>, relay=local, delay=1, delays=0.25/0.25/0/0.5, "
 	 "dsn=2.0.0, status=sent (ok)"},
 	/* orig_to differs; deferred without any agent (all in qmgr) */
-	{{"u@x.test", "alias@x.test", NULL, "4.3.0", "deferred", "mail transport unavailable", 0},
+	{{"u@x.test", "alias@x.test", NULL, "4.3.0", "deferred", "mail transport unavailable", 0, NULL},
 	 {1000.0, 1002.0, 0, 0, 1002.5},
 	 "to=<u@x.test>, orig_to=<alias@x.test>, relay=none, delay=2.5, "
 	 "delays=2/0.5/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)"},
 	/* expired: a long wait before qmgr */
-	{{"r@remote.test", "", "none", "4.4.1", "expired", "connection refused", 0},
+	{{"r@remote.test", "", "none", "4.4.1", "expired", "connection refused", 0, NULL},
 	 {1000.0, 433000.0, 0, 0, 433000.0},
 	 "to=<r@remote.test>, relay=none, delay=432000, delays=432000/0/0/0, "
 	 "dsn=4.4.1, status=expired (connection refused)"},
 	/* the third delivery of an SMTP session; a new session (1) and no
 	 * session (0) print nothing */
-	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 3},
+	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 3, NULL},
 	 {1000.0, 1000.0, 0, 1000.0, 1000.5},
 	 "to=<r@remote.test>, relay=mx.remote.test[192.0.2.1]:25, conn_use=3, delay=0.5, "
 	 "delays=0/0/0/0.5, dsn=2.0.0, status=sent (250 ok)"},
-	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 1},
+	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 1, NULL},
 	 {1000.0, 1000.0, 0, 1000.0, 1000.5},
 	 "to=<r@remote.test>, relay=mx.remote.test[192.0.2.1]:25, delay=0.5, "
 	 "delays=0/0/0/0.5, dsn=2.0.0, status=sent (250 ok)"},
+	/* an SMTP session's TLS: after conn_use */
+	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 2,
+	  "Verified:TLSv1.3:TLS_AES_256_GCM_SHA384"},
+	 {1000.0, 1000.0, 0, 1000.0, 1000.5},
+	 "to=<r@remote.test>, relay=mx.remote.test[192.0.2.1]:25, conn_use=2, "
+	 "tls=Verified:TLSv1.3:TLS_AES_256_GCM_SHA384, delay=0.5, "
+	 "delays=0/0/0/0.5, dsn=2.0.0, status=sent (250 ok)"},
+	{{"r@remote.test", NULL, "mx.remote.test[192.0.2.1]:25", "2.0.0", "sent", "250 ok", 1,
+	  "none"},
+	 {1000.0, 1000.0, 0, 1000.0, 1000.5},
+	 "to=<r@remote.test>, relay=mx.remote.test[192.0.2.1]:25, tls=none, delay=0.5, "
+	 "delays=0/0/0/0.5, dsn=2.0.0, status=sent (250 ok)"},
 	/* a clock step backwards never prints a negative time */
-	{{"a@b", NULL, "local", "5.1.1", "bounced", "unknown user", 0},
+	{{"a@b", NULL, "local", "5.1.1", "bounced", "unknown user", 0, NULL},
 	 {2000.0, 1999.0, 0, 1999.5, 1999.75},
 	 "to=<a@b>, relay=local, delay=0, delays=0/0.5/0/0.25, dsn=5.1.1, status=bounced (unknown user)"},
     };
