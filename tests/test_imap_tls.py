@@ -302,6 +302,7 @@ def test_vanishing_client_is_cleaned_up(timap):
         m.sock.recv(100)
         m.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        m.file.close()
         m.sock.close()                                   # RST mid-FETCH
     deadline = time.monotonic() + 10
     while len(os.listdir(f"/proc/{pid}/fd")) > base and time.monotonic() < deadline:

@@ -322,6 +322,7 @@ def test_vanishing_client_is_cleaned_up(tpop):
         p.sock.recv(1000)            # the reply has started
         p.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        p.file.close()
         p.sock.close()               # RST, mid-RETR, no close_notify
     deadline = time.monotonic() + 10
     while fds(pid) > base and time.monotonic() < deadline:
