@@ -219,9 +219,9 @@ def test_mbsync_starttls_and_imaps(timap, tmp_path):
         local.mkdir(parents=True)
         rc = d / "mbsyncrc"
         rc.write_text(
-            f"IMAPAccount remote\nHost 127.0.0.1\nPort {port}\nUser {USER}\n"
+            f"IMAPAccount remote\nHost localhost\nPort {port}\nUser {USER}\n"
             f"Pass \"{PASSWORD}\"\nSSLType {ssltype}\nCertificateFile {timap.ca.ca}\n"
-            "Timeout 20\n\nIMAPStore remote\nAccount remote\n\n"
+            "AuthMechs PLAIN LOGIN\nTimeout 20\n\nIMAPStore remote\nAccount remote\n\n"
             f"MaildirStore local\nPath {local}/\nInbox {local}/INBOX\n\n"
             "Channel sync\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\n"
             "SyncState *\nSync Pull\n")
