@@ -9,6 +9,7 @@
  *                                turn (one tls_client: resumption by
  *                                --cache-key), handshake, send "hello",
  *                                print the reply
+ *                                (--pause MS between them)
  *   ph-tls check [server options]   tls_server_new only: "ok" or the error
  *
  * Every handshake prints one line "tls ok KEY=VALUE ..." (protocol, cipher,
@@ -46,6 +47,7 @@ static int nmatch;
 static const char *sni, *cache_key, *inject;
 static bool starttls;
 static int count = 1;
+static int pause_ms;
 static int ports[8], nports;
 
 static void print_info(const struct tls_info *i)
@@ -202,6 +204,10 @@ static void c_starttls_input(struct conn *c, void *ctx)
     size_t len;
     struct tls_server *srv = ctx;
 
+    if (srv == NULL) {			/* after STARTTLS */
+	c_input(c, NULL);
+	return;
+    }
     if (conn_read_line(c, &line, &len) != CONN_LINE)
 	return;
     printf("discarded %zu\n", conn_input_avail(c));
@@ -295,7 +301,7 @@ int main(int argc, char **argv)
 	{"ca-file", 1, 0, 'f'}, {"ca-path", 1, 0, 'P'}, {"system-ca", 0, 0, 'y'},
 	{"ask-ccert", 0, 0, 'A'}, {"sni", 1, 0, 'N'}, {"match", 1, 0, 'M'},
 	{"cache-key", 1, 0, 'K'}, {"count", 1, 0, 'n'}, {"connect", 1, 0, 'c'},
-	{"starttls", 0, 0, 's'}, {"inject", 1, 0, 'i'}, {"cache-size", 1, 0, 'z'},
+	{"starttls", 0, 0, 's'}, {"pause", 1, 0, 'w'}, {"inject", 1, 0, 'i'}, {"cache-size", 1, 0, 'z'},
 	{0, 0, 0, 0}
     };
     const char *mode;
@@ -339,6 +345,7 @@ int main(int argc, char **argv)
 	case 's': starttls = true; break;
 	case 'i': inject = optarg; break;
 	case 'z': cset.session_cache_max = atoi(optarg); break;
+	case 'w': pause_ms = atoi(optarg); break;
 	default: msg_fatal("bad option");
 	}
     }
@@ -386,8 +393,11 @@ int main(int argc, char **argv)
 	    mem_free(&err);
 	    return 1;
 	}
-	for (int i = 0; i < nports; i++)
+	for (int i = 0; i < nports; i++) {
+	    if (i > 0 && pause_ms > 0)
+		usleep((useconds_t) pause_ms * 1000);
 	    ret |= client_one(cli, ports[i]);
+	}
 	tls_client_free(&cli);
 	return ret;
     }
