@@ -40,6 +40,7 @@ class TlsPop3(Pop3Instance):
       port       STLS offered (a certificate is configured)
       wrap_port  implicit TLS (pop3d_tls_wrappermode=yes)
       small_port STLS, a proxy buffer of 16 KiB (back-pressure)
+      limit_port implicit TLS, one process relaying at most one session
     """
 
     def __init__(self, ca):
@@ -47,6 +48,7 @@ class TlsPop3(Pop3Instance):
         self.ca = ca
         self.wrap_port = self.inst.free_port()
         self.small_port = self.inst.free_port()
+        self.limit_port = self.inst.free_port()
         libexec = self.inst.libexec
         nocl = "  -o pop3d_cleartext_login_networks=\n"
         self.inst.write_master_cf(
@@ -56,7 +58,9 @@ class TlsPop3(Pop3Instance):
             f"127.0.0.1:{self.wrap_port} inet n - n - - {libexec}/pop3d-login\n{nocl}"
             f"  -o pop3d_tls_wrappermode=yes\n"
             f"127.0.0.1:{self.small_port} inet n - n - - {libexec}/pop3d-login\n{nocl}"
-            f"  -o login_proxy_buffer=16384\n")
+            f"  -o login_proxy_buffer=16384\n"
+            f"127.0.0.1:{self.limit_port} inet n - n - 1 {libexec}/pop3d-login\n{nocl}"
+            f"  -o pop3d_tls_wrappermode=yes -o login_proxy_limit=1\n")
         self.inst.set_main(**{CHAIN_PARAM: f"{ca.rsa.chain}, {ca.ecdsa.chain}"})
 
     def ctx(self):
@@ -392,3 +396,29 @@ def test_reload_keeps_proxied_sessions(tpop):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(pid)                  # and gone once it ended
+
+
+def test_proxy_limit_is_separate_from_the_client_limit(tpop):
+    import poplib
+    a = poplib_ssl(tpop.limit_port, tpop.ctx())
+    a.user(USER)
+    a.pass_(PASSWORD)                          # relayed: the one allowed
+    b = poplib_ssl(tpop.limit_port, tpop.ctx())  # a client before login is still welcome
+    b.user("bob@example.test")
+    with pytest.raises(poplib.error_proto, match=r"SYS/TEMP"):
+        b.pass_("bobs-secret")                 # but a second relayed session is not
+    tpop.inst.wait_log(r"login_proxy_limit reached")
+    a.quit()
+    c = poplib_ssl(tpop.limit_port, tpop.ctx())
+    c.user("bob@example.test")
+    deadline = time.monotonic() + 5
+    while True:                                # the first session's end is seen soon
+        try:
+            c.pass_("bobs-secret")
+            break
+        except poplib.error_proto:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+            c = poplib_ssl(tpop.limit_port, tpop.ctx())
+            c.user("bob@example.test")
+    c.quit()
