@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -576,6 +577,18 @@ static void lf_client_drain(struct conn *c, void *ctx)
     }
 }
 
+/* lf_trim - give the heap pages that relayed sessions freed back to the
+ * system (a TLS session with its buffers is ~60 KiB: a burst of them
+ * would otherwise stay resident); at most once a second, from a timer */
+static event_timer_id lf_trim_timer;
+
+static void lf_trim_now(void *ctx)
+{
+    (void) ctx;
+    lf_trim_timer = 0;
+    (void) malloc_trim(0);
+}
+
 /* lf_client_close - the client is gone: forget everything */
 static void lf_client_close(struct conn *c, void *ctx)
 {
@@ -606,6 +619,8 @@ static void lf_client_close(struct conn *c, void *ctx)
 	if (msg_verbose)
 	    msg_info("TLS proxy ended: user=<%s>, client=[%s]:%s", lc->user, lc->addr, lc->port);
 	lf_proxies--;
+	if (lf_trim_timer == 0)
+	    lf_trim_timer = event_timer_add(1000, lf_trim_now, NULL);
     } else {
 	lf_clients--;
     }
