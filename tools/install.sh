@@ -9,7 +9,8 @@
 #   SBINDIR/sendmail.posthorn     the sendmail command, if built (it acts
 #                                 as mailq and newaliases when called so)
 #   SBINDIR/<tool>                any other command in BUILD/bin
-#   LIBEXECDIR/<daemon>           every daemon in BUILD/libexec (0755)
+#   LIBEXECDIR/<daemon>           every daemon in BUILD/libexec (0755), and the
+#                                 TLS plugin posthorn-tls.so (0755)
 #   LIBEXECDIR/postdrop           if built: a helper that sendmail runs
 #                                 from daemon_directory; setgid
 #                                 posthorn-drop (2755) when installed by

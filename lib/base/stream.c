@@ -29,11 +29,11 @@
  * deadline after that.)
  *
  * Replaceable I/O (stream_set_io): reads and writes go through io->read
- * and io->write, which are called without polling first (an I/O layer
- * may hold bytes, and a TLS layer never blocks). When an I/O function
- * fails with EAGAIN, the stream polls the descriptor for the events
- * io->want() returns (a TLS read may need the fd writable), or without
- * want() in the direction of the operation, and calls it again. A
+ * and io->write. When io->pending() says bytes are buffered inside the
+ * I/O layer, a read does not poll first. When an I/O function fails with
+ * EAGAIN, the stream polls the descriptor for the events io->want()
+ * returns (a TLS read may need the fd writable), or without want() in
+ * the direction of the operation, and calls it again. A
  * release function (stream_set_io_release) frees the layer's context
  * with the stream.
  *
@@ -220,6 +220,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 {
     enum stream_status status;
     bool need_poll, try_now;
+    short events = POLLIN;
     ssize_t n;
 
     if (s->rerr != STREAM_OK) {
@@ -231,7 +232,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
     s->rpos = s->rlen = 0;
     /* without a deadline a blocking read is the wait; after a full
      * buffer more input is likely there: try before polling */
-    need_poll = s->io == NULL && deadline >= 0;
+    need_poll = s->io != NULL || deadline >= 0;
     try_now = s->io == NULL && deadline >= 0 && s->read_full && s->is_socket != 0;
     for (;;) {
 	if (try_now) {
@@ -241,7 +242,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 		continue;			/* poll, then read(2) */
 	} else {
 	    if (need_poll && io_pending(s) == 0) {
-		if ((status = stream_wait(s, io_want(s, POLLIN), deadline)) != STREAM_OK) {
+		if ((status = stream_wait(s, events, deadline)) != STREAM_OK) {
 		    set_rerr(s, status);
 		    return status;
 		}
@@ -266,6 +267,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
 	    need_poll = true;		/* spurious wakeup or io layer wants more */
+	    events = io_want(s, POLLIN);
 	    continue;
 	}
 	set_rerr(s, STREAM_ERROR);
@@ -318,13 +320,14 @@ static enum stream_status stream_write_fd(struct stream *s, const char *data, si
 					  long long deadline, size_t *done)
 {
     enum stream_status status;
-    bool need_poll = s->io == NULL && deadline >= 0 && s->is_socket == 0;
+    bool need_poll = s->io != NULL || (deadline >= 0 && s->is_socket == 0);
+    short events = POLLOUT;
     bool now = deadline >= 0;		/* a socket must not block past it */
     ssize_t n;
 
     *done = 0;
     while (*done < len) {
-	if (need_poll && (status = stream_wait(s, io_want(s, POLLOUT), deadline)) != STREAM_OK)
+	if (need_poll && (status = stream_wait(s, events, deadline)) != STREAM_OK)
 	    return status;
 	if (s->io) {
 	    n = s->io->write(s->io_ctx, data + *done, len - *done);
@@ -335,7 +338,8 @@ static enum stream_status stream_write_fd(struct stream *s, const char *data, si
 	    *done += (size_t) n;
 	    /* short: the socket buffer is full; wait before the next try
 	     * (without a deadline a blocking write(2) does the waiting) */
-	    need_poll = s->io == NULL && deadline >= 0;
+	    need_poll = s->io != NULL || deadline >= 0;
+	    events = POLLOUT;
 	    continue;
 	}
 	if (n == 0) {
@@ -348,6 +352,7 @@ static enum stream_status stream_write_fd(struct stream *s, const char *data, si
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
 	    need_poll = true;
+	    events = io_want(s, POLLOUT);
 	    continue;
 	}
 	return STREAM_ERROR;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -655,6 +656,107 @@ static void test_sticky_error(void)
     str_free(&line);
 }
 
+/* A layer like TLS: a read takes the socket's bytes, then must write
+ * first (EAGAIN, want POLLOUT, nothing pending) before handing them out;
+ * release() is called when the stream is freed. */
+struct want_io {
+    int fd;
+    char buf[128];
+    size_t off, len;
+    bool must_write;
+    int released;
+};
+
+static ssize_t want_read(void *ctx, void *out, size_t len)
+{
+    struct want_io *w = ctx;
+    size_t n;
+
+    if (w->must_write) {
+	w->must_write = false;		/* the fd was writable: go on */
+    } else if (w->off == w->len) {
+	ssize_t r = recv(w->fd, w->buf, sizeof(w->buf), MSG_DONTWAIT);
+
+	if (r <= 0)
+	    return r;
+	w->off = 0;
+	w->len = (size_t) r;
+	w->must_write = true;
+	errno = EAGAIN;
+	return -1;
+    }
+    n = w->len - w->off < len ? w->len - w->off : len;
+    memcpy(out, w->buf + w->off, n);
+    w->off += n;
+    return (ssize_t) n;
+}
+
+static ssize_t want_write(void *ctx, const void *buf, size_t len)
+{
+    struct want_io *w = ctx;
+
+    return write(w->fd, buf, len);
+}
+
+static size_t want_pending(void *ctx)
+{
+    struct want_io *w = ctx;
+
+    return w->must_write ? 0 : w->len - w->off;
+}
+
+static short want_want(void *ctx)
+{
+    struct want_io *w = ctx;
+
+    return w->must_write ? POLLOUT : POLLIN;
+}
+
+static void want_release(void *ctx)
+{
+    struct want_io *w = ctx;
+
+    w->released++;
+}
+
+static const struct stream_io want_funcs = {want_read, want_write, want_pending, want_want};
+
+/* test_io_want - a read whose layer waits for POLLOUT completes well
+ * before the timeout (polling POLLIN would wait for it); release */
+static void test_io_want(void)
+{
+    struct want_io w = {0};
+    struct str *line = str_new(100);
+    struct stream *s;
+    int sv[2];
+    void *ctx = NULL;
+    struct timespec t0, t1;
+    long ms;
+
+    unit_begin("stream io: want() POLLOUT for a read; release with the stream");
+    unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    w.fd = sv[0];
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 3000);
+    stream_set_io(s, &want_funcs, &w);
+    stream_set_io_release(s, want_release);
+    unit_assert(stream_get_io(s, &ctx) == &want_funcs && ctx == &w);
+    unit_assert_inteq(write(sv[1], "one\ntwo\n", 8), 8);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    unit_assert_streq(str_cstr(line), "one\n");
+    unit_assert(ms < 1000);
+    unit_assert_inteq(stream_discard_input(s), 4);	/* "two\n" */
+    stream_free(&s);
+    unit_assert_inteq(w.released, 1);
+    close(sv[0]);
+    close(sv[1]);
+    str_free(&line);
+    unit_end();
+}
+
 int main(void)
 {
     /* first, with SIGPIPE at its default: sockets must not raise it */
@@ -671,5 +773,6 @@ int main(void)
     test_memory_lines();
     test_memory_long_input();
     test_memory_output();
+    test_io_want();
     return unit_done();
 }

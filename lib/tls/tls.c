@@ -494,7 +494,8 @@ static void session_close_notify_by(struct tls_session *t, int timeout_ms)
 
 void tls_session_close_notify(struct tls_session *t)
 {
-    session_close_notify_by(t, 1000);
+    /* on the event loop: one try, never a wait */
+    session_close_notify_by(t, t->conn ? -1 : 1000);
 }
 
 /* ---------- blocking streams ---------- */

@@ -21,6 +21,7 @@
  * result, the matched name and the fingerprints land in tls_info and the
  * caller's policy decides. Sessions are cached in memory per cache_key. */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -797,9 +798,14 @@ static void *session_client(void *clip, int fd, const struct tls_client_peer *pe
     s->cli = cli;
     SSL_set_connect_state(s->ssl);
     if (peer && peer->sni && *peer->sni) {
-	copy(s->sni, sizeof(s->sni), peer->sni);
-	if (SSL_set_tlsext_host_name(s->ssl, peer->sni) != 1)
-	    ERR_clear_error();			/* an IP address: no SNI */
+	unsigned char addr[16];
+
+	/* RFC 6066: SNI carries host names, never addresses */
+	if (inet_pton(AF_INET, peer->sni, addr) != 1 && inet_pton(AF_INET6, peer->sni, addr) != 1) {
+	    copy(s->sni, sizeof(s->sni), peer->sni);
+	    if (SSL_set_tlsext_host_name(s->ssl, peer->sni) != 1)
+		ERR_clear_error();
+	}
     }
     if (peer && peer->match_names)
 	for (size_t i = 0; peer->match_names[i] && s->nmatch < 8; i++)

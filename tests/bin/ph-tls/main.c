@@ -244,7 +244,7 @@ static int client_one(struct tls_client *cli, int port)
     struct tls_client_peer peer = {sni, NULL, cache_key};
     struct tls_info info;
     struct stream *s;
-    struct str *line = str_new(1024);
+    struct str *line;
     char *terr = NULL;
     int fd, ret = 1;
 
@@ -255,6 +255,7 @@ static int client_one(struct tls_client *cli, int port)
 	printf("connect error %s\n", err);
 	return 1;
     }
+    line = str_new(1024);
     s = stream_open(fd);
     stream_set_timeout(s, 10000);
     if (starttls) {
