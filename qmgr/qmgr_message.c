@@ -640,7 +640,7 @@ static size_t load_pending(void *ctx)
     return 1;
 }
 
-static const struct stream_io load_io = {load_read, load_write, load_pending};
+static const struct stream_io load_io = {load_read, load_write, load_pending, NULL};
 
 /* One stream serves every load: its I/O layer reads load_src. */
 static struct stream *load_stream;

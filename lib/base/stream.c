@@ -446,7 +446,7 @@ static ssize_t memory_write(void *ctx, const void *buf, size_t len)
     return (ssize_t) len;
 }
 
-static const struct stream_io memory_io = {memory_read, memory_write, NULL};
+static const struct stream_io memory_io = {memory_read, memory_write, NULL, NULL};
 
 /* stream_open_memory - a stream over memory (see stream.h) */
 struct stream *stream_open_memory(const void *data, size_t len, struct str *output)

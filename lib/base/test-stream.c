@@ -529,7 +529,7 @@ static size_t mock_pending(void *ctx)
     return m->in_len - m->in_pos;
 }
 
-static const struct stream_io mock_funcs = {mock_read, mock_write, mock_pending};
+static const struct stream_io mock_funcs = {mock_read, mock_write, mock_pending, NULL};
 
 /* test_custom_io - reads and writes go through stream_io */
 static void test_custom_io(void)

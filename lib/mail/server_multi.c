@@ -119,7 +119,7 @@ static size_t srv_frame_pending(void *ctx)
 }
 
 static const struct stream_io srv_frame_io = {
-    srv_frame_read, srv_frame_write, srv_frame_pending,
+    srv_frame_read, srv_frame_write, srv_frame_pending, NULL,
 };
 
 /* srv_frame_fill - read what the client sent, without waiting, into

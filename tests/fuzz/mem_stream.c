@@ -40,7 +40,7 @@ static size_t mem_pending(void *ctx)
     return 1;
 }
 
-static const struct stream_io mem_io = {mem_read, mem_write, mem_pending};
+static const struct stream_io mem_io = {mem_read, mem_write, mem_pending, NULL};
 
 /* mem_stream_open - a stream over data[0..len) */
 struct stream *mem_stream_open(struct mem_stream *m, const uint8_t *data, size_t len,
