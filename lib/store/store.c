@@ -197,40 +197,32 @@ static int sm_entry_cmp_uid(const void *a, const void *b)
 }
 
 /*
- * sm_measure - fill in size, CRLF size and mtime of e from the file
- * (the CRLF size from the name's W= when its S= matches the file).
- * 0; 1 if the file is gone; -1 on error.
+ * sm_measure - fill in size and mtime of e from the file's inode (one
+ * fstatat: no message is opened or read); the CRLF size from the name's
+ * W= when its S= matches the file, else not counted yet (-1: counted
+ * when first asked for, store_msg_crlf_size). 0; 1 if the file is gone
+ * or not a regular file; -1 on error.
  */
 static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char **error_r)
 {
     struct stat st;
-    off_t size, crlf;
-    int fd, ret;
 
-    fd = openat(e->in_new ? mb->new_fd : mb->cur_fd, e->name,
-		O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
-	return 1;
-    if (fd < 0)
-	return errtext_fail(&store_error, error_r, "open %s/%s/%s: %s", mb->path,
+    if (fstatat(e->in_new ? mb->new_fd : mb->cur_fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (errno == ENOENT)
+	    return 1;
+	return errtext_fail(&store_error, error_r, "stat %s/%s/%s: %s", mb->path,
 			    e->in_new ? "new" : "cur", e->name, strerror(errno));
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	(void) close(fd);
+    }
+    if (!S_ISREG(st.st_mode))
 	return 1;			/* not a message: leave it alone */
-    }
     e->mtime = st.st_mtime;
-    if (e->parsed.size == (long long) st.st_size && e->parsed.crlf_size >= e->parsed.size) {
-	e->size = st.st_size;
+    e->size = st.st_size;
+    if (e->parsed.size == (long long) st.st_size && e->parsed.crlf_size >= e->parsed.size)
 	e->crlf_size = (off_t) e->parsed.crlf_size;
-	ret = 0;
-    } else if ((ret = store_crlf_size(fd, &size, &crlf, error_r)) == 0) {
-	e->size = size;
-	e->crlf_size = crlf;
-    }
-    (void) close(fd);
-    if (ret == 0)
-	e->known = true;
-    return ret;
+    else
+	e->crlf_size = -1;
+    e->known = true;
+    return 0;
 }
 
 /* store_rename - renameat, never replacing a file when noreplace (where
@@ -518,6 +510,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (old_r)
 	memset(old_r, 0, sizeof(*old_r));
     store_lock(mb);
+    store_save_crlf(mb);
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
     if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
@@ -606,6 +599,9 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
+	    if (e->crlf_size < 0 && e->parsed.size == (long long) rec->size
+		&& e->parsed.crlf_size >= e->parsed.size)
+		e->crlf_size = (off_t) e->parsed.crlf_size;
 	    e->mtime = rec->mtime;
 	    e->known = true;
 	    e->rec = rec;
@@ -685,8 +681,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    continue;
 	if (!e->in_new && !e->dupkey && e->parsed.uid == e->uid
 	    && e->parsed.size == (long long) e->size
-	    && e->parsed.crlf_size == (long long) e->crlf_size)
-	    continue;
+	    && (e->parsed.crlf_size == (long long) e->crlf_size || e->parsed.crlf_size < 0))
+	    continue;			/* (a W= missing: not counted yet) */
 	if (e->dupkey) {
 	    if (!fmt_try_buf(keybuf, sizeof(keybuf), "%.*s-%lu", (int) e->parsed.keylen,
 			     e->name, (unsigned long) e->uid))
@@ -734,12 +730,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	e->in_new = false;
 	e->dupkey = false;
     }
-    if (renamed && fsync(mb->cur_fd) < 0) {
-	errtext_fail(&store_error, error_r, "fsync %s/cur: %s", mb->path, strerror(errno));
-	goto out;
-    }
-    if (moved_new)
-	(void) fsync(mb->new_fd);
+    /* (no fsync of cur/ and new/: a rename lost in a crash leaves the
+     * message in new/, or under its old name, where the next
+     * synchronisation gives it a UID from the anchor's UIDNEXT on,
+     * which is durable before the index below: no UID is given twice) */
+    (void) renamed;
+    (void) moved_new;
 
     /* 5. the final list in UID order (messages still in new/ are left
      * out); MODSEQs; \Recent */
@@ -802,12 +798,16 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	head.highestmodseq = highest;
 	head.recent = recent;
 	head.cur = stamp;
-	if (store_index_write(mb->dir_fd, &head, recs, n, &err) < 0)
+	/* the anchor first, durably, whenever UIDNEXT passed it: then no
+	 * UID a client may see can be given again, whatever a crash does
+	 * to the index (written without fsyncing its data: a damaged
+	 * index is rebuilt, MODSEQs jump) and to the renames above. It
+	 * also covers UIDs of messages gone without store_expunge (by
+	 * another tool), as an expunge would. */
+	if ((!have_anchor || a_uv != uv || a_next < next)
+	    && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if ((!have_anchor || a_uv != uv || (from_index < idx.count && a_next < next))
-		 && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
-	    /* (messages gone without store_expunge, by another tool:
-	     * the anchor covers their UIDs as an expunge would) */
+	else if (store_index_write(mb->dir_fd, &head, recs, n, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
     }
     mb->disk_uidnext = next;
@@ -942,6 +942,7 @@ void store_close(struct store_mailbox **mbp)
 	return;
     if (mb->in_batch && store_commit(mb, &err) < 0)
 	msg_warn("%s", err);
+    store_save_crlf(mb);
     store_cache_close(mb);
     store_watch_close(mb);
     store_keywords_free(mb);
@@ -1146,6 +1147,84 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
     }
     return errtext_fail(&store_error, error_r, "open %s/cur/%s: %s", mb->path,
 			mb->snap.msgs[i].name, strerror(errno));
+}
+
+/* store_msg_crlf_size - the CRLF size, counted now if unknown */
+off_t store_msg_crlf_size(struct store_mailbox *mb, size_t i)
+{
+    struct store_msg *m;
+    off_t size, crlf;
+    const char *err;
+    int fd;
+
+    if (i >= mb->snap.count)
+	return 0;
+    m = &mb->snap.msgs[i];
+    if (m->crlf_size >= 0)
+	return m->crlf_size;
+    if ((fd = store_open_msg(mb, i, &err)) < 0)
+	return m->size;			/* (gone: the count no longer matters) */
+    if (store_crlf_size(fd, &size, &crlf, &err) < 0 || size != m->size) {
+	(void) close(fd);
+	return m->size;
+    }
+    (void) close(fd);
+    store_msg_set_crlf_size(mb, i, crlf);
+    return crlf;
+}
+
+/* store_msg_set_crlf_size - remember a CRLF size counted by the caller */
+void store_msg_set_crlf_size(struct store_mailbox *mb, size_t i, off_t crlf_size)
+{
+    struct store_msg *m;
+
+    if (i >= mb->snap.count || crlf_size < mb->snap.msgs[i].size)
+	return;
+    m = &mb->snap.msgs[i];
+    if (m->crlf_size < 0) {
+	m->crlf_size = crlf_size;
+	mb->crlf_learned++;
+    }
+}
+
+/* store_save_crlf - the index learns the counted CRLF sizes */
+void store_save_crlf(struct store_mailbox *mb)
+{
+    struct store_index idx;
+    struct store_rec *r;
+    const struct store_msg *m;
+    const char *err;
+    size_t i, j, n = 0;
+
+    if (mb->crlf_learned == 0 || !mb->can_write)
+	return;
+    mb->crlf_learned = 0;
+    store_lock(mb);
+    store_index_read(mb->dir_fd, &idx);
+    if (idx.state == STORE_INDEX_VALID && idx.version == 2
+	&& idx.h.uidvalidity == mb->uidvalidity) {
+	for (i = j = 0; i < idx.count && j < mb->snap.count; ) {
+	    r = &idx.recs[i];
+	    m = &mb->snap.msgs[j];
+	    if (r->uid < m->uid) {
+		i++;
+	    } else if (r->uid > m->uid) {
+		j++;
+	    } else {
+		if (r->crlf_size < 0 && m->crlf_size >= 0 && r->size == m->size
+		    && store_name_key_is(m->name, r->name, r->keylen)) {
+		    r->crlf_size = m->crlf_size;
+		    n++;
+		}
+		i++, j++;
+	    }
+	}
+	/* (nothing else changes: no fsync, the sizes can be counted again) */
+	if (n > 0 && store_index_write(mb->dir_fd, &idx.h, idx.recs, idx.count, false, &err) < 0)
+	    msg_warn("%s: %s", mb->path, err);
+    }
+    store_index_free(&idx);
+    store_unlock(mb);
 }
 
 /* sm_done - the end of one change outside a batch: fsync cur/ (if

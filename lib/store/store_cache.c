@@ -374,6 +374,7 @@ int store_cache_flush(struct store_mailbox *mb, const char **error_r)
     int fd, ret = 0;
     bool append = false;
 
+    store_save_crlf(mb);
     if (c == NULL || c->n_pend == 0 || !mb->can_write || c->failed)
 	return 0;
     if (!c->slots_valid)

@@ -201,7 +201,7 @@ static void si_parse(struct store_index *idx, size_t len)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &size)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &crlf)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime)
-	    || crlf < size || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
+	    || (crlf < size && crlf != 0) || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
 	    || memchr(ccp, '/', (size_t) (nl - ccp))
 	    || (version == 2 && (nl - ccp < 2 || memchr(ccp, 0, (size_t) (nl - ccp)) != nl - 1))
 	    || (version == 1 && memchr(ccp, 0, (size_t) (nl - ccp)) != NULL))
@@ -213,7 +213,8 @@ static void si_parse(struct store_index *idx, size_t len)
 	r->uid = (uint32_t) uid;
 	r->modseq = modseq;
 	r->size = (off_t) size;
-	r->crlf_size = (off_t) crlf;
+	/* (0: not counted yet, unless the message is empty) */
+	r->crlf_size = crlf == 0 && size > 0 ? -1 : (off_t) crlf;
 	r->mtime = (time_t) mtime;
 	r->flags = 0;
 	{
@@ -445,13 +446,23 @@ bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirs
 int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void *data,
 		       size_t len, const char **error_r)
 {
+    return store_write_atomic2(dir_fd, tmp, name, data, len, true, error_r);
+}
+
+/* store_write_atomic2 - the same; without durable the file's data is
+ * not fsynced (a crash may leave it damaged: only for files whose
+ * damage is detected and repaired, the index), but the directory is:
+ * the old version never comes back */
+int store_write_atomic2(int dir_fd, const char *tmp, const char *name, const void *data,
+			size_t len, bool durable, const char **error_r)
+{
     int fd, err;
 
     (void) unlinkat(dir_fd, tmp, 0);
     fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
 	return errtext_fail(&store_error, error_r, "create %s: %s", tmp, strerror(errno));
-    if (write_all_fd(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (write_all_fd(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
 	err = errno;
 	(void) close(fd);
 	(void) unlinkat(dir_fd, tmp, 0);
@@ -485,7 +496,7 @@ static char *si_put_num(char *p, unsigned long long v, char after)
 
 /* store_index_write - the whole index, in UID order, atomically */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
-		      size_t count, const char **error_r)
+		      size_t count, bool durable, const char **error_r)
 {
     struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
@@ -515,7 +526,8 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
 	p = si_put_num(line, order[i]->uid, ' ');
 	p = si_put_num(p, order[i]->modseq, ' ');
 	p = si_put_num(p, (unsigned long long) order[i]->size, ' ');
-	p = si_put_num(p, (unsigned long long) order[i]->crlf_size, ' ');
+	p = si_put_num(p, (unsigned long long) (order[i]->crlf_size > 0 ? order[i]->crlf_size
+						: 0), ' ');
 	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
 	memcpy(p, order[i]->name, nlen);
 	p += nlen;
@@ -527,8 +539,8 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
 			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
 	goto too_big;
-    ret = store_write_atomic(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
-			     str_len(buf), error_r);
+    ret = store_write_atomic2(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
+			      str_len(buf), durable, error_r);
     goto out;
   too_big:
     ret = errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);

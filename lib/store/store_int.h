@@ -113,10 +113,11 @@ void store_index_sort(struct store_index *idx);
 /* store_index_find - the record for key, or NULL (after store_index_sort) */
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen);
 /* store_index_write - write recs (any order; written in UID order)
- * atomically (temp, fsync, rename, fsync dir_fd), format version 2.
- * 0, or -1 + error */
+ * atomically (temp, fsync, rename, fsync dir_fd; without durable, no
+ * fsync), format version 2 (a crlf_size below 0 is written as 0: not
+ * counted). 0, or -1 + error */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
-		      size_t count, const char **error_r);
+		      size_t count, bool durable, const char **error_r);
 /* store_dirstamp_get - fd's stamp; with only_if_old, all 0 unless its
  * mtime and ctime are at least 2 seconds old (a change within the same
  * clock tick would not show); false if fstat fails */
@@ -167,6 +168,8 @@ struct store_mailbox {
     uint32_t disk_uidnext;	/* UIDNEXT on disk after the last sync */
     uint32_t disk_uidvalidity;	/* and UIDVALIDITY */
     struct sm_snap snap;
+    size_t crlf_learned;	/* CRLF sizes counted since the index was
+				 * written (store_save_crlf) */
     /* keywords (store_keyword.c) */
     char *keywords[STORE_KEYWORDS_MAX];
     bool keywords_loaded;
@@ -189,6 +192,9 @@ struct store_mailbox {
  * under the mailbox lock (taken here if not held) */
 int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 		   const char **error_r);
+/* store_save_crlf - write the CRLF sizes counted since into the index
+ * (no fsync: they can always be counted again); quiet on failure */
+void store_save_crlf(struct store_mailbox *mb);
 /* store_snap_free - free a snapshot */
 void store_snap_free(struct sm_snap *snap);
 /* store_lock, store_unlock - the mailbox lock (nested: counted) */
@@ -221,5 +227,8 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
  * fsync dir_fd */
 int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void *data,
 		       size_t len, const char **error_r);
+/* store_write_atomic2 - the same, without any fsync unless durable */
+int store_write_atomic2(int dir_fd, const char *tmp, const char *name, const void *data,
+			size_t len, bool durable, const char **error_r);
 
 #endif
