@@ -7,6 +7,7 @@
 
 /* system */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -124,6 +125,8 @@ static void fetch_free(struct imap_session *s, void *ctx)
     free(f->seen_changed);
     mem_free(&f->head);
     str_free(&f->out);
+    if (f->n > 1000)
+	(void) malloc_trim(0);		/* (a big FETCH's memory back) */
     free(f);
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -845,6 +846,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
   out:
     store_unlock(mb);
     store_index_free(&idx);
+    if (l.count > 1000) {
+	sm_list_free(&l);
+	mem_free(&order);
+	mem_free(&recs);
+	(void) malloc_trim(0);		/* (the scan's memory back to the system) */
+    }
     sm_list_free(&l);
     mem_free(&order);
     mem_free(&recs);

@@ -300,8 +300,10 @@ void store_watch_clear(struct store_mailbox *mb);
  * freely (damaged, another UIDVALIDITY, or more than half of it for
  * expunged messages: compacted). Bounded: STORE_CACHE_VALUE_MAX per
  * value and a file limit (values past it are kept in memory only).
- * Reading does not open message files: the file is mapped once per
- * handle and indexed with one pass over its records.
+ * Reading does not open message files: the file is indexed with one
+ * pass over its records and read with pread into a bounded window
+ * (memory: 4 bytes per message and field in use, plus the window and
+ * at most a batch of unwritten values).
  */
 #define STORE_CACHE_ENVELOPE	0	/* IMAP ENVELOPE, as sent */
 #define STORE_CACHE_BODYSTRUCTURE 1	/* IMAP BODYSTRUCTURE, as sent */
@@ -313,9 +315,10 @@ void store_watch_clear(struct store_mailbox *mb);
 #define STORE_CACHE_FIELDS	8	/* field numbers are 0..7 */
 #define STORE_CACHE_VALUE_MAX	(1u << 20)
 /* store_cache_get - message i's field: 1 with *val_r, *len_r (valid
- * until this handle's next store_sync, store_refresh, store_expunge,
- * store_cache_flush, store_commit or store_close; store_cache_put does
- * not move them), 0 when not cached */
+ * until this handle's next store_cache_get, store_cache_put,
+ * store_sync, store_refresh, store_expunge, store_cache_flush,
+ * store_commit or store_close: the file is read into a bounded buffer,
+ * never mapped), 0 when not cached */
 int store_cache_get(struct store_mailbox *mb, size_t i, unsigned field, const void **val_r,
 		    size_t *len_r);
 /* store_cache_put - set message i's field (len <= STORE_CACHE_VALUE_MAX;
