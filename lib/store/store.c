@@ -352,6 +352,32 @@ static uint64_t sm_modseq_jump(uint64_t hint)
     return us > hint ? us : hint + 1;
 }
 
+/* sm_names_release - drop this process's page table entries for the
+ * snapshot's names when they live in a mapping of the index: the
+ * pages stay in the page cache and come back as names are used, so a
+ * big mailbox's names do not stay in the process's memory (PSS) */
+static void sm_names_release(struct store_mailbox *mb)
+{
+    if (mb->snap.arena_map_len)
+	(void) madvise(mb->snap.arena, mb->snap.arena_map_len, MADV_DONTNEED);
+    mb->opens_since_release = 0;
+}
+
+/* sm_index_names - whether the mapped, valid index idx lists exactly
+ * order[0..n) (UIDs and names), so that its names can be used */
+static bool sm_index_names(const struct store_index *idx, struct sm_entry **order, size_t n)
+{
+    size_t i;
+
+    if (idx->state != STORE_INDEX_VALID || idx->version != 2 || idx->map_len == 0
+	|| idx->count != n)
+	return false;
+    for (i = 0; i < n; i++)
+	if (idx->recs[i].uid != order[i]->uid || strcmp(idx->recs[i].name, order[i]->name) != 0)
+	    return false;
+    return true;
+}
+
 /* sm_install - make msgs[0..count) (names in arena) the snapshot; the
  * old one into *old_r, or freed */
 static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t count,
@@ -438,6 +464,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, old_r);
     idx->data = NULL;
     idx->map_len = 0;			/* (the names live on in the snapshot) */
+    sm_names_release(mb);
     mb->uidvalidity = idx->h.uidvalidity;
     mb->uidnext = next;
     mb->disk_uidnext = next;
@@ -500,7 +527,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
-    bool jumped = false, cur_listed = false;
+    bool jumped = false, cur_listed = false, wrote = false, in_index;
     size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
@@ -810,6 +837,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    msg_warn("%s: %s", mb->path, err);
 	else if (store_index_write(mb->dir_fd, &head, recs, n, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
+	else
+	    wrote = true;
     }
     mb->disk_uidnext = next;
     mb->disk_uidvalidity = uv;
@@ -818,26 +847,48 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	ret = 0;
 	goto out;
     }
-    for (i = arena_len = 0; i < n; i++)
-	arena_len += strlen(order[i]->name) + 1;
-    arena = mem_alloc(arena_len ? arena_len : 1);
+    /* the names: where the index (as now on disk, mapped) has them all,
+     * from there (page cache, not this process's memory once
+     * sm_names_release dropped the mapping's pages), else copied */
+    if (wrote) {
+	store_index_free(&idx);
+	store_index_read(mb->dir_fd, &idx);
+    }
+    in_index = sm_index_names(&idx, order, n);
+    arena = NULL;
+    if (!in_index) {
+	for (i = arena_len = 0; i < n; i++)
+	    arena_len += strlen(order[i]->name) + 1;
+	arena = mem_alloc(arena_len ? arena_len : 1);
+    }
     msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
 	e = order[i];
-	keylen = strlen(e->name) + 1;
-	memcpy(arena + off, e->name, keylen);
+	if (in_index) {
+	    msgs[i].name = idx.recs[i].name;
+	} else {
+	    keylen = strlen(e->name) + 1;
+	    memcpy(arena + off, e->name, keylen);
+	    msgs[i].name = arena + off;
+	    off += keylen;
+	}
 	msgs[i].uid = e->uid;
 	msgs[i].flags = store_flags_parse(e->name);
 	msgs[i].size = e->size;
 	msgs[i].crlf_size = e->crlf_size;
 	msgs[i].mtime = e->mtime;
-	msgs[i].name = arena + off;
 	msgs[i].modseq = e->modseq;
 	msgs[i].recent = sm_msg_recent(mb, e->uid);
-	off += keylen;
     }
-    sm_install(mb, msgs, n, arena, 0, old_r);
+    if (in_index) {
+	sm_install(mb, msgs, n, idx.data, idx.map_len, old_r);
+	idx.data = NULL;
+	idx.map_len = 0;		/* (the names live on in the snapshot) */
+    } else {
+	sm_install(mb, msgs, n, arena, 0, old_r);
+    }
+    sm_names_release(mb);
     mb->uidvalidity = uv;
     mb->uidnext = next;
     mb->highestmodseq = highest;
@@ -1142,6 +1193,8 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	if (fd >= 0) {
 	    struct stat st;
 
+	    if (++mb->opens_since_release >= 512)
+		sm_names_release(mb);	/* (names read one by one: RETR, FETCH) */
 	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);
