@@ -355,12 +355,13 @@ static uint64_t sm_modseq_jump(uint64_t hint)
 /* sm_names_release - drop this process's page table entries for the
  * snapshot's names when they live in a mapping of the index: the
  * pages stay in the page cache and come back as names are used, so a
- * big mailbox's names do not stay in the process's memory (PSS) */
+ * big mailbox's names do not stay in the process's memory (PSS). Done
+ * after each store_open_msg too: one name's fault maps a whole page
+ * cache folio (up to hundreds of KiB) */
 static void sm_names_release(struct store_mailbox *mb)
 {
     if (mb->snap.arena_map_len)
 	(void) madvise(mb->snap.arena, mb->snap.arena_map_len, MADV_DONTNEED);
-    mb->opens_since_release = 0;
 }
 
 /* sm_index_names - whether the mapped, valid index idx lists exactly
@@ -1193,8 +1194,9 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	if (fd >= 0) {
 	    struct stat st;
 
-	    if (++mb->opens_since_release >= 512)
-		sm_names_release(mb);	/* (names read one by one: RETR, FETCH) */
+	    if (mb->snap.arena_map_len)
+		sm_names_release(mb);	/* (a name's page maps a large folio:
+					 * dropped at once, names stay cold) */
 	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);

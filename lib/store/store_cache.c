@@ -394,10 +394,11 @@ int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const vo
 static void sc_free_pending(struct store_cache *c)
 {
     c->n_pend = 0;
-    if (c->pbuf && str_len(c->pbuf) > SC_PENDING_MAX)
-	str_free(&c->pbuf);		/* (a big one is not kept) */
-    else if (c->pbuf)
-	str_reset(c->pbuf);
+    str_free(&c->pbuf);			/* (made again for the next batch) */
+    if (c->cap_pend > 64) {
+	mem_free(&c->pend);
+	c->cap_pend = 0;
+    }
 }
 
 /* sc_compact - a new file: the header, the live records of the old

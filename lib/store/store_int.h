@@ -168,8 +168,6 @@ struct store_mailbox {
     uint32_t disk_uidnext;	/* UIDNEXT on disk after the last sync */
     uint32_t disk_uidvalidity;	/* and UIDVALIDITY */
     struct sm_snap snap;
-    unsigned opens_since_release;	/* store_open_msg calls since the
-					 * names' pages were dropped */
     size_t crlf_learned;	/* CRLF sizes counted since the index was
 				 * written (store_save_crlf) */
     /* keywords (store_keyword.c) */
