@@ -281,9 +281,10 @@ void store_snap_free(struct sm_snap *snap)
 	mem_free(&snap->extra[i]);
     mem_free(&snap->extra);
     mem_free(&snap->msgs);
-    if (snap->arena_map_len)
+    if (snap->arena_map_len) {
 	(void) munmap(snap->arena, snap->arena_map_len);
-    else
+	(void) close(snap->arena_fd);
+    } else
 	mem_free(&snap->arena);
     memset(snap, 0, sizeof(*snap));
 }
@@ -382,7 +383,7 @@ static bool sm_index_names(const struct store_index *idx, struct sm_entry **orde
 /* sm_install - make msgs[0..count) (names in arena) the snapshot; the
  * old one into *old_r, or freed */
 static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t count,
-		       char *arena, size_t arena_map_len, struct sm_snap *old_r)
+		       char *arena, size_t arena_map_len, int arena_fd, struct sm_snap *old_r)
 {
     if (old_r)
 	*old_r = mb->snap;
@@ -393,6 +394,7 @@ static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t 
     mb->snap.count = count;
     mb->snap.arena = arena;
     mb->snap.arena_map_len = arena_map_len;
+    mb->snap.arena_fd = arena_fd;
     mb->have_snapshot = true;
 }
 
@@ -436,6 +438,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     if (!store_dirstamp_get(mb->cur_fd, &now, false) || !store_dirstamp_same(&idx->h.cur, &now))
 	return 0;
     next = idx->h.uidnext;
+    mb->cur_stamp_recorded = true;
     if (how == STORE_SYNC_COMMIT) {
 	/* (this handle's own changes would have moved cur/'s stamp) */
 	mb->disk_uidnext = next;
@@ -462,7 +465,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	msgs[i].modseq = r->modseq;
 	msgs[i].recent = sm_msg_recent(mb, r->uid);
     }
-    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, old_r);
+    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
     idx->data = NULL;
     idx->map_len = 0;			/* (the names live on in the snapshot) */
     sm_names_release(mb);
@@ -525,6 +528,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct store_rec *rec, *recs = NULL;
     struct store_msg *msgs;
     struct store_dirstamp stamp;
+    struct timespec t_scan;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
@@ -540,6 +544,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	memset(old_r, 0, sizeof(*old_r));
     store_lock(mb);
     store_save_crlf(mb);
+    (void) clock_gettime(CLOCK_REALTIME, &t_scan);	/* (before any read) */
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
     if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
@@ -800,9 +805,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	recent = next;
 	changed = true;
     }
-    /* cur/'s stamp goes into the index only when it is 2 s old: a
-     * change within the same clock tick would not change it */
-    (void) store_dirstamp_get(mb->cur_fd, &stamp, true);
+    /* cur/'s stamp goes into the index only when its last change was
+     * well before this synchronisation began reading (a change within
+     * the same clock tick as the stamp would not move it; one after the
+     * reading began gets a later time) */
+    (void) store_dirstamp_get_before(mb->cur_fd, &stamp, &t_scan);
+    mb->cur_stamp_recorded = stamp.msec != 0;
     if (!store_dirstamp_same(&stamp, &idx.h.cur) && (stamp.msec != 0 || idx.h.cur.msec != 0))
 	changed = true;
     if (n != idx.count)
@@ -883,11 +891,11 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	msgs[i].recent = sm_msg_recent(mb, e->uid);
     }
     if (in_index) {
-	sm_install(mb, msgs, n, idx.data, idx.map_len, old_r);
+	sm_install(mb, msgs, n, idx.data, idx.map_len, idx.map_fd, old_r);
 	idx.data = NULL;
 	idx.map_len = 0;		/* (the names live on in the snapshot) */
     } else {
-	sm_install(mb, msgs, n, arena, 0, old_r);
+	sm_install(mb, msgs, n, arena, 0, -1, old_r);
     }
     sm_names_release(mb);
     mb->uidvalidity = uv;
@@ -1001,6 +1009,7 @@ void store_close(struct store_mailbox **mbp)
 	return;
     if (mb->in_batch && store_commit(mb, &err) < 0)
 	msg_warn("%s", err);
+    store_stamp_at_close(mb);
     store_save_crlf(mb);
     store_cache_close(mb);
     store_watch_close(mb);
@@ -1179,6 +1188,24 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     return 0;
 }
 
+/* sm_name_cold - message i's name, read with pread from the index
+ * file when it lives in the mapping (touching the mapping would map a
+ * whole page-cache folio of it into this process), into buf */
+static const char *sm_name_cold(const struct store_mailbox *mb, size_t i, char *buf,
+				size_t size)
+{
+    const struct sm_snap *sn = &mb->snap;
+    const char *name = sn->msgs[i].name;
+    ssize_t n;
+
+    if (sn->arena_map_len && name >= sn->arena && name < sn->arena + sn->arena_map_len) {
+	n = pread(sn->arena_fd, buf, size, (off_t) (name - sn->arena));
+	if (n > 0 && memchr(buf, 0, (size_t) n) != NULL)
+	    return buf;
+    }
+    return name;
+}
+
 /* store_open_msg - a read descriptor for message i */
 int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 {
@@ -1189,14 +1216,13 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	fd = openat(mb->cur_fd, mb->snap.msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
-		    | O_NONBLOCK);
+	char buf[NAME_MAX + 1];
+
+	fd = openat(mb->cur_fd, sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
+		    | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
 
-	    if (mb->snap.arena_map_len)
-		sm_names_release(mb);	/* (a name's page maps a large folio:
-					 * dropped at once, names stay cold) */
 	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);
@@ -1287,6 +1313,27 @@ void store_save_crlf(struct store_mailbox *mb)
     }
     store_index_free(&idx);
     store_unlock(mb);
+}
+
+/* store_stamp_at_close - record cur/'s stamp now if it could not be
+ * at the last synchronisation (cur/ had just changed, by this handle's
+ * moves of new mail most likely) and is old enough now: the next open
+ * of the mailbox then does not read cur/. Big mailboxes only, where
+ * that read costs (10,000 messages: tens of ms), and nobody waits here. */
+void store_stamp_at_close(struct store_mailbox *mb)
+{
+    struct store_dirstamp st;
+    struct timespec now;
+    const char *err;
+
+    if (mb->cur_stamp_recorded || !mb->can_write || mb->mode != STORE_READ_WRITE
+	|| !mb->have_snapshot || mb->snap.count < 1000 || mb->in_batch)
+	return;
+    (void) clock_gettime(CLOCK_REALTIME, &now);
+    if (!store_dirstamp_get_before(mb->cur_fd, &st, &now) || st.msec == 0)
+	return;				/* (still too young) */
+    if (store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
+	msg_warn("%s", err);
 }
 
 /* sm_done - the end of one change outside a batch: fsync cur/ (if

@@ -298,7 +298,7 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
 		       0)) != MAP_FAILED) {
 	if (memcmp(map, STORE_INDEX_MAGIC "\n", strlen(STORE_INDEX_MAGIC) + 1) == 0) {
-	    (void) close(fd);
+	    idx->map_fd = fd;		/* (kept: store.c reads single names) */
 	    idx->data = map;
 	    idx->map_len = (size_t) st.st_size;
 	    si_parse(idx, idx->map_len);
@@ -340,9 +340,10 @@ void store_index_read(int dir_fd, struct store_index *idx)
 void store_index_free(struct store_index *idx)
 {
     mem_free(&idx->recs);
-    if (idx->map_len)
+    if (idx->map_len) {
 	(void) munmap(idx->data, idx->map_len);
-    else
+	(void) close(idx->map_fd);
+    } else
 	mem_free(&idx->data);
     mem_free(&idx->bykey);
     memset(idx, 0, sizeof(*idx));
@@ -427,6 +428,29 @@ bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old)
 	if (st.st_mtim.tv_sec + 2 > now.tv_sec || st.st_ctim.tv_sec + 2 > now.tv_sec)
 	    return true;		/* too young: unknown */
     }
+    return store_dirstamp_get_before(fd, st_r, NULL);
+}
+
+/* sd_before - whether t is more than STORE_STAMP_MARGIN_MS before limit */
+static bool sd_before(const struct timespec *t, const struct timespec *limit)
+{
+    long long ms = ((long long) limit->tv_sec - (long long) t->tv_sec) * 1000
+	+ (limit->tv_nsec - t->tv_nsec) / 1000000;
+
+    return ms > STORE_STAMP_MARGIN_MS;
+}
+
+/* store_dirstamp_get_before - the stamp, all 0 unless both times are
+ * well before limit (NULL: no condition) */
+bool store_dirstamp_get_before(int fd, struct store_dirstamp *st_r, const struct timespec *limit)
+{
+    struct stat st;
+
+    memset(st_r, 0, sizeof(*st_r));
+    if (fstat(fd, &st) < 0)
+	return false;
+    if (limit && (!sd_before(&st.st_mtim, limit) || !sd_before(&st.st_ctim, limit)))
+	return true;			/* too young: unknown */
     st_r->msec = (long long) st.st_mtim.tv_sec;
     st_r->mnsec = st.st_mtim.tv_nsec;
     st_r->csec = (long long) st.st_ctim.tv_sec;

@@ -93,6 +93,7 @@ struct store_index {
     char *data;			/* the file's bytes (names NUL-terminated);
 				 * the recs' names point into it */
     size_t map_len;		/* data is a read-only mapping of the file */
+    int map_fd;			/* and this the file (when map_len) */
     struct store_rec *recs;	/* in the file's (UID) order */
     size_t count;
     size_t cap;
@@ -122,6 +123,14 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
  * mtime and ctime are at least 2 seconds old (a change within the same
  * clock tick would not show); false if fstat fails */
 bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old);
+/* store_dirstamp_get_before - fd's stamp, all 0 unless its mtime and
+ * ctime are more than STORE_STAMP_MARGIN_MS before limit (the moment a
+ * synchronisation began reading the directory: any change after that
+ * moment gets a later time, whatever the clock tick); limit NULL: no
+ * condition. false if fstat fails */
+#define STORE_STAMP_MARGIN_MS	250
+bool store_dirstamp_get_before(int fd, struct store_dirstamp *st_r,
+			       const struct timespec *limit);
 /* store_dirstamp_same - equal and known */
 bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirstamp *b);
 
@@ -131,6 +140,10 @@ struct sm_snap {
     size_t count;
     char *arena;		/* one block holding the names */
     size_t arena_map_len;	/* arena is a mapping (the index) */
+    int arena_fd;		/* of that file (when arena_map_len): names
+				 * are read with pread where only one is
+				 * needed, so that the mapping's pages stay
+				 * out of the process's memory */
     char **extra;		/* names allocated one by one since */
     size_t n_extra;
     size_t cap_extra;
@@ -168,6 +181,8 @@ struct store_mailbox {
     uint32_t disk_uidnext;	/* UIDNEXT on disk after the last sync */
     uint32_t disk_uidvalidity;	/* and UIDVALIDITY */
     struct sm_snap snap;
+    bool cur_stamp_recorded;	/* the index as last synchronised has
+				 * cur/'s stamp */
     size_t crlf_learned;	/* CRLF sizes counted since the index was
 				 * written (store_save_crlf) */
     /* keywords (store_keyword.c) */
@@ -212,6 +227,10 @@ int store_relocate(struct store_mailbox *mb, size_t i);
 void store_keywords_free(struct store_mailbox *mb);
 /* store_watch_close - (store_watch.c) at close */
 void store_watch_close(struct store_mailbox *mb);
+/* store_stamp_at_close - (store.c) record cur/'s stamp in the index of
+ * a big mailbox when it was too young at the last synchronisation and
+ * is old enough now (a COMMIT synchronisation: one read of cur/) */
+void store_stamp_at_close(struct store_mailbox *mb);
 /* store_cache_close - (store_cache.c) flush and free at close;
  * store_cache_resync - after a snapshot change */
 void store_cache_close(struct store_mailbox *mb);
