@@ -1299,8 +1299,10 @@ void store_save_crlf(struct store_mailbox *mb)
 	    } else if (r->uid > m->uid) {
 		j++;
 	    } else {
-		if (r->crlf_size < 0 && m->crlf_size >= 0 && r->size == m->size
-		    && store_name_key_is(m->name, r->name, r->keylen)) {
+		/* (the same UID under the same UIDVALIDITY is the same
+		 * message: its name is not compared, which would touch the
+		 * snapshot's mapped names) */
+		if (r->crlf_size < 0 && m->crlf_size >= 0 && r->size == m->size) {
 		    r->crlf_size = m->crlf_size;
 		    n++;
 		}
