@@ -683,6 +683,15 @@ static void fetch_pump(struct imap_session *s)
 	end_msg(s, f);
 	f->pos++;
     }
+    {
+	const char *err;
+
+	/* values computed and CRLF sizes counted go to disk before the
+	 * tagged reply (one append, one index write: nothing to do for
+	 * a FETCH that computed nothing) */
+	if (s->sel && store_cache_flush(s->sel->mb, &err) < 0)
+	    msg_warn("%s: cache: %s", s->user, err);
+    }
     if (f->expunged)
 	imap_cmd_done(s, "NO", "[EXPUNGEISSUED] Some messages were expunged meanwhile");
     else

@@ -479,6 +479,11 @@ void pop3d_session_start(int fd, const struct session_info *info)
     memset(ss->deleted, 0, (ss->count + 1) * sizeof(bool));
     for (size_t i = 0; i < ss->count; i++)
 	ss->total += store_msg_crlf_size(ss->mb, i);
+    /* the sizes counted (first session after new mail) go into the
+     * index now, before the client hears anything: not at the close,
+     * after the QUIT reply */
+    if (store_cache_flush(ss->mb, &err) < 0)
+	msg_warn("user=<%s>: %s", ss->user, err);
     ss->started = true;
     msg_info("session: user=<%s>, client=[%s], %zu messages", ss->user, ss->addr, ss->count);
     sess_ok(ss, "Logged in, %zu message%s (%lld octets)", ss->count, ss->count == 1 ? "" : "s",
