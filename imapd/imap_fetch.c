@@ -7,6 +7,7 @@
 
 /* system */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +32,8 @@
 #define FETCH_HIGH_WATER	(256 * 1024)	/* queued bytes before we wait */
 #define FETCH_CHUNK		(64 * 1024)
 #define FETCH_ITEMS_MAX		100
+#define FETCH_HEAD_READ		(16 * 1024)	/* first read of a message
+						 * for ENVELOPE and its size */
 
 enum fi_kind {
     FI_UID = 1,
@@ -76,6 +79,12 @@ struct fetch_ctx {
     struct imap_section_data sd;
     bool sd_set;
     struct str *out;
+    /* the current message's header (and often all of it), read into a
+     * bounded buffer: ENVELOPE and the CRLF size need no mapping */
+    char *head;
+    size_t head_cap;
+    size_t head_len;
+    bool head_loaded;
 };
 
 /* msg_done - release the current message */
@@ -90,6 +99,12 @@ static void msg_done(struct fetch_ctx *f)
 	imap_msg_unmap(&f->data);
 	f->mapped = false;
     }
+    if (f->head_cap > FETCH_HEAD_READ) {
+	mem_free(&f->head);		/* (a long header: not kept) */
+	f->head_cap = 0;
+    }
+    f->head_loaded = false;
+    f->head_len = 0;
     f->in_msg = false;
     f->in_wire = false;
     f->item = 0;
@@ -108,7 +123,10 @@ static void fetch_free(struct imap_session *s, void *ctx)
 	    imap_section_fini(&f->items[i].sec);
     free(f->seqs);
     free(f->seen_changed);
+    mem_free(&f->head);
     str_free(&f->out);
+    if (f->n > 1000)
+	(void) malloc_trim(0);		/* (a big FETCH's memory back) */
     free(f);
 }
 
@@ -297,6 +315,103 @@ static bool ensure_mapped(struct imap_session *s, struct fetch_ctx *f)
     return true;
 }
 
+/* head_complete - whether buf[0..n) holds a whole header (up to the
+ * empty line that ends it) */
+static bool head_complete(const char *buf, size_t n)
+{
+    if (n > 0 && buf[0] == '\n')
+	return true;
+    if (n > 1 && buf[0] == '\r' && buf[1] == '\n')
+	return true;
+    return memmem(buf, n, "\n\n", 2) != NULL || memmem(buf, n, "\n\r\n", 3) != NULL;
+}
+
+/* crlf_count - LFs not preceded by CR in buf[0..n); *prev: the byte
+ * before buf (updated) */
+static off_t crlf_count(const char *buf, size_t n, char *prev)
+{
+    const char *p = buf, *end = buf + n, *nl;
+    off_t c = 0;
+
+    while (p < end && (nl = memchr(p, '\n', (size_t) (end - p))) != NULL) {
+	if ((nl == buf ? *prev : nl[-1]) != '\r')
+	    c++;
+	p = nl + 1;
+    }
+    if (n > 0)
+	*prev = buf[n - 1];
+    return c;
+}
+
+/* load_head - read the current message's header (one read of
+ * FETCH_HEAD_READ bytes, more only for a longer header) into f->head,
+ * and count its CRLF size if the store does not know it yet (the rest
+ * of a longer message read in chunks, not kept) */
+static bool load_head(struct imap_session *s, struct fetch_ctx *f)
+{
+    struct store_mailbox *mb = s->sel->mb;
+    const struct store_msg *m = store_msg(mb, (size_t) f->idx);
+    char chunk[FETCH_CHUNK], prev = 0;
+    const char *err;
+    off_t lfs = 0, pos;
+    ssize_t n;
+    bool eof = false;
+    int fd;
+
+    if (f->head_loaded)
+	return true;
+    fd = store_open_msg(mb, (size_t) f->idx, &err);
+    if (fd < 0) {
+	if (errno != ENOENT)
+	    msg_warn("%s: fetch: %s", s->user, err);
+	return false;
+    }
+    if (f->head == NULL) {
+	f->head_cap = FETCH_HEAD_READ;
+	f->head = mem_alloc(f->head_cap);
+    }
+    f->head_len = 0;
+    for (;;) {
+	n = pread(fd, f->head + f->head_len, f->head_cap - f->head_len, (off_t) f->head_len);
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0) {
+	    msg_warn("%s: fetch: read %s: %m", s->user, m->name);
+	    close(fd);
+	    return false;
+	}
+	f->head_len += (size_t) n;
+	if (n == 0 || f->head_len < f->head_cap) {
+	    eof = n == 0 || (off_t) f->head_len >= m->size;
+	    if (eof || (n > 0 && head_complete(f->head, f->head_len)))
+		break;
+	    continue;			/* (a short read that is not the end) */
+	}
+	if (head_complete(f->head, f->head_len) || f->head_cap >= IMAP_MSG_HEADER_MAX)
+	    break;
+	f->head_cap *= 2;
+	f->head = mem_realloc(f->head, f->head_cap);
+    }
+    if (m->crlf_size < 0) {
+	lfs = crlf_count(f->head, f->head_len, &prev);
+	pos = (off_t) f->head_len;
+	while (!eof) {
+	    n = pread(fd, chunk, sizeof(chunk), pos);
+	    if (n < 0 && errno == EINTR)
+		continue;
+	    if (n <= 0)
+		break;
+	    lfs += crlf_count(chunk, (size_t) n, &prev);
+	    pos += n;
+	}
+	if (pos == m->size)
+	    store_msg_set_crlf_size(mb, (size_t) f->idx, pos + lfs);
+    }
+    close(fd);
+    f->head_loaded = true;
+    return true;
+}
+
 /* ensure_parsed - the MIME tree of the current message */
 static bool ensure_parsed(struct imap_session *s, struct fetch_ctx *f)
 {
@@ -323,11 +438,15 @@ static bool cached(struct imap_session *s, struct fetch_ctx *f, unsigned field)
     str_reset(f->out);
     switch (field) {
     case STORE_CACHE_ENVELOPE:
-	if (!ensure_mapped(s, f)) {
+	if (f->mapped) {
+	    ok = imap_msg_envelope(f->data.data, f->data.len, f->out);
+	    break;
+	}
+	if (!load_head(s, f)) {
 	    imap_write(s, "NIL", 3);
 	    return false;
 	}
-	ok = imap_msg_envelope(f->data.data, f->data.len, f->out);
+	ok = imap_msg_envelope(f->head, f->head_len, f->out);
 	break;
     case STORE_CACHE_BODYSTRUCTURE:
 	if (!ensure_parsed(s, f)) {
@@ -459,7 +578,10 @@ static bool write_item(struct imap_session *s, struct fetch_ctx *f, size_t i)
 	imap_printf(s, "INTERNALDATE \"%s\"", date);
 	return true;
     case FI_SIZE:
-	imap_printf(s, "RFC822.SIZE %llu", (unsigned long long) m->crlf_size);
+	if (m->crlf_size < 0 && !f->mapped)
+	    (void) load_head(s, f);	/* (counts it, and ENVELOPE may follow) */
+	imap_printf(s, "RFC822.SIZE %llu",
+		    (unsigned long long) store_msg_crlf_size(s->sel->mb, (size_t) f->idx));
 	return true;
     case FI_MODSEQ:
 	imap_printf(s, "MODSEQ (%llu)", (unsigned long long) m->modseq);
@@ -560,6 +682,15 @@ static void fetch_pump(struct imap_session *s)
 	}
 	end_msg(s, f);
 	f->pos++;
+    }
+    {
+	const char *err;
+
+	/* values computed and CRLF sizes counted go to disk before the
+	 * tagged reply (one append, one index write: nothing to do for
+	 * a FETCH that computed nothing) */
+	if (s->sel && store_cache_flush(s->sel->mb, &err) < 0)
+	    msg_warn("%s: cache: %s", s->user, err);
     }
     if (f->expunged)
 	imap_cmd_done(s, "NO", "[EXPUNGEISSUED] Some messages were expunged meanwhile");

@@ -477,9 +477,9 @@ static bool eval(const struct skey *k, struct search_msg *sm)
 	return imap_seqset_contains(&k->set, m->uid, sm->s->sel->count
 				    ? sm->s->sel->uids[sm->s->sel->count - 1] : 0);
     case SK_LARGER:
-	return (uint64_t) m->crlf_size > k->num;
+	return (uint64_t) store_msg_crlf_size(sm->s->sel->mb, sm->idx) > k->num;
     case SK_SMALLER:
-	return (uint64_t) m->crlf_size < k->num;
+	return (uint64_t) store_msg_crlf_size(sm->s->sel->mb, sm->idx) < k->num;
     case SK_BEFORE:
 	return internal_day(m->mtime) < k->day;
     case SK_ON:

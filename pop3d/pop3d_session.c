@@ -187,7 +187,7 @@ static void sess_list(struct session *ss, const struct pop3_command *cmd, bool u
 	    sess_uidl(ss, m, id, sizeof(id));
 	    sess_ok(ss, "%zu %s", i + 1, id);
 	} else {
-	    sess_ok(ss, "%zu %lld", i + 1, (long long) m->crlf_size);
+	    sess_ok(ss, "%zu %lld", i + 1, (long long) store_msg_crlf_size(ss->mb, i));
 	}
 	return;
     }
@@ -203,7 +203,8 @@ static void sess_list(struct session *ss, const struct pop3_command *cmd, bool u
 	    sess_uidl(ss, m, id, sizeof(id));
 	    conn_printf(ss->c, "%zu %s\r\n", i + 1, id);
 	} else {
-	    conn_printf(ss->c, "%zu %lld\r\n", i + 1, (long long) m->crlf_size);
+	    conn_printf(ss->c, "%zu %lld\r\n", i + 1,
+			(long long) store_msg_crlf_size(ss->mb, i));
 	}
     }
     conn_write(ss->c, ".\r\n", 3);
@@ -266,9 +267,9 @@ static void sess_retr(struct session *ss, const struct pop3_command *cmd, bool t
     if (top)
 	sess_ok(ss, "Top of message follows");
     else
-	sess_ok(ss, "%lld octets", (long long) m->crlf_size);
+	sess_ok(ss, "%lld octets", (long long) store_msg_crlf_size(ss->mb, i));
     pop3d_send_begin(&ss->send, fd, lines, m->size);
-    ss->send_octets = m->crlf_size;
+    ss->send_octets = store_msg_crlf_size(ss->mb, i);
     ss->send_uid = m->uid;
     ss->sending = true;
     (void) sess_pump(ss);
@@ -325,7 +326,7 @@ static void sess_command(struct session *ss, const char *line, size_t len)
 	if (sess_args(ss, &cmd, 1, 1, "DELE msg") && sess_msgno(ss, cmd.argv[0], &i)) {
 	    ss->deleted[i] = true;
 	    ss->ndeleted++;
-	    ss->total -= store_msg(ss->mb, i)->crlf_size;
+	    ss->total -= store_msg_crlf_size(ss->mb, i);
 	    sess_ok(ss, "Message %zu deleted", i + 1);
 	}
     } else if (strcmp(cmd.verb, "RSET") == 0) {
@@ -333,7 +334,7 @@ static void sess_command(struct session *ss, const char *line, size_t len)
 	    for (i = 0; i < ss->count; i++)
 		if (ss->deleted[i]) {
 		    ss->deleted[i] = false;
-		    ss->total += store_msg(ss->mb, i)->crlf_size;
+		    ss->total += store_msg_crlf_size(ss->mb, i);
 		}
 	    ss->ndeleted = 0;
 	    sess_ok(ss, "%zu messages (%lld octets)", ss->count, (long long) ss->total);
@@ -477,7 +478,12 @@ void pop3d_session_start(int fd, const struct session_info *info)
     ss->deleted = mem_alloc_array(ss->count + 1, sizeof(bool));
     memset(ss->deleted, 0, (ss->count + 1) * sizeof(bool));
     for (size_t i = 0; i < ss->count; i++)
-	ss->total += store_msg(ss->mb, i)->crlf_size;
+	ss->total += store_msg_crlf_size(ss->mb, i);
+    /* the sizes counted (first session after new mail) go into the
+     * index now, before the client hears anything: not at the close,
+     * after the QUIT reply */
+    if (store_cache_flush(ss->mb, &err) < 0)
+	msg_warn("user=<%s>: %s", ss->user, err);
     ss->started = true;
     if (info->tls && info->tls[0])
 	msg_info("session: user=<%s>, client=[%s], %zu messages, tls=\"%s\"", ss->user, ss->addr,

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,40 +198,32 @@ static int sm_entry_cmp_uid(const void *a, const void *b)
 }
 
 /*
- * sm_measure - fill in size, CRLF size and mtime of e from the file
- * (the CRLF size from the name's W= when its S= matches the file).
- * 0; 1 if the file is gone; -1 on error.
+ * sm_measure - fill in size and mtime of e from the file's inode (one
+ * fstatat: no message is opened or read); the CRLF size from the name's
+ * W= when its S= matches the file, else not counted yet (-1: counted
+ * when first asked for, store_msg_crlf_size). 0; 1 if the file is gone
+ * or not a regular file; -1 on error.
  */
 static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char **error_r)
 {
     struct stat st;
-    off_t size, crlf;
-    int fd, ret;
 
-    fd = openat(e->in_new ? mb->new_fd : mb->cur_fd, e->name,
-		O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
-	return 1;
-    if (fd < 0)
-	return errtext_fail(&store_error, error_r, "open %s/%s/%s: %s", mb->path,
+    if (fstatat(e->in_new ? mb->new_fd : mb->cur_fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (errno == ENOENT)
+	    return 1;
+	return errtext_fail(&store_error, error_r, "stat %s/%s/%s: %s", mb->path,
 			    e->in_new ? "new" : "cur", e->name, strerror(errno));
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-	(void) close(fd);
+    }
+    if (!S_ISREG(st.st_mode))
 	return 1;			/* not a message: leave it alone */
-    }
     e->mtime = st.st_mtime;
-    if (e->parsed.size == (long long) st.st_size && e->parsed.crlf_size >= e->parsed.size) {
-	e->size = st.st_size;
+    e->size = st.st_size;
+    if (e->parsed.size == (long long) st.st_size && e->parsed.crlf_size >= e->parsed.size)
 	e->crlf_size = (off_t) e->parsed.crlf_size;
-	ret = 0;
-    } else if ((ret = store_crlf_size(fd, &size, &crlf, error_r)) == 0) {
-	e->size = size;
-	e->crlf_size = crlf;
-    }
-    (void) close(fd);
-    if (ret == 0)
-	e->known = true;
-    return ret;
+    else
+	e->crlf_size = -1;
+    e->known = true;
+    return 0;
 }
 
 /* store_rename - renameat, never replacing a file when noreplace (where
@@ -288,9 +281,10 @@ void store_snap_free(struct sm_snap *snap)
 	mem_free(&snap->extra[i]);
     mem_free(&snap->extra);
     mem_free(&snap->msgs);
-    if (snap->arena_map_len)
+    if (snap->arena_map_len) {
 	(void) munmap(snap->arena, snap->arena_map_len);
-    else
+	(void) close(snap->arena_fd);
+    } else
 	mem_free(&snap->arena);
     memset(snap, 0, sizeof(*snap));
 }
@@ -359,10 +353,37 @@ static uint64_t sm_modseq_jump(uint64_t hint)
     return us > hint ? us : hint + 1;
 }
 
+/* sm_names_release - drop this process's page table entries for the
+ * snapshot's names when they live in a mapping of the index: the
+ * pages stay in the page cache and come back as names are used, so a
+ * big mailbox's names do not stay in the process's memory (PSS). Done
+ * after each store_open_msg too: one name's fault maps a whole page
+ * cache folio (up to hundreds of KiB) */
+static void sm_names_release(struct store_mailbox *mb)
+{
+    if (mb->snap.arena_map_len)
+	(void) madvise(mb->snap.arena, mb->snap.arena_map_len, MADV_DONTNEED);
+}
+
+/* sm_index_names - whether the mapped, valid index idx lists exactly
+ * order[0..n) (UIDs and names), so that its names can be used */
+static bool sm_index_names(const struct store_index *idx, struct sm_entry **order, size_t n)
+{
+    size_t i;
+
+    if (idx->state != STORE_INDEX_VALID || idx->version != 2 || idx->map_len == 0
+	|| idx->count != n)
+	return false;
+    for (i = 0; i < n; i++)
+	if (idx->recs[i].uid != order[i]->uid || strcmp(idx->recs[i].name, order[i]->name) != 0)
+	    return false;
+    return true;
+}
+
 /* sm_install - make msgs[0..count) (names in arena) the snapshot; the
  * old one into *old_r, or freed */
 static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t count,
-		       char *arena, size_t arena_map_len, struct sm_snap *old_r)
+		       char *arena, size_t arena_map_len, int arena_fd, struct sm_snap *old_r)
 {
     if (old_r)
 	*old_r = mb->snap;
@@ -373,6 +394,7 @@ static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t 
     mb->snap.count = count;
     mb->snap.arena = arena;
     mb->snap.arena_map_len = arena_map_len;
+    mb->snap.arena_fd = arena_fd;
     mb->have_snapshot = true;
 }
 
@@ -416,6 +438,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     if (!store_dirstamp_get(mb->cur_fd, &now, false) || !store_dirstamp_same(&idx->h.cur, &now))
 	return 0;
     next = idx->h.uidnext;
+    mb->cur_stamp_recorded = true;
     if (how == STORE_SYNC_COMMIT) {
 	/* (this handle's own changes would have moved cur/'s stamp) */
 	mb->disk_uidnext = next;
@@ -442,9 +465,10 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	msgs[i].modseq = r->modseq;
 	msgs[i].recent = sm_msg_recent(mb, r->uid);
     }
-    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, old_r);
+    sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
     idx->data = NULL;
     idx->map_len = 0;			/* (the names live on in the snapshot) */
+    sm_names_release(mb);
     mb->uidvalidity = idx->h.uidvalidity;
     mb->uidnext = next;
     mb->disk_uidnext = next;
@@ -504,10 +528,11 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct store_rec *rec, *recs = NULL;
     struct store_msg *msgs;
     struct store_dirstamp stamp;
+    struct timespec t_scan;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
-    bool jumped = false, cur_listed = false;
+    bool jumped = false, cur_listed = false, wrote = false, in_index;
     size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
@@ -518,6 +543,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (old_r)
 	memset(old_r, 0, sizeof(*old_r));
     store_lock(mb);
+    store_save_crlf(mb);
+    (void) clock_gettime(CLOCK_REALTIME, &t_scan);	/* (before any read) */
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
     if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
@@ -606,6 +633,9 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
+	    if (e->crlf_size < 0 && e->parsed.size == (long long) rec->size
+		&& e->parsed.crlf_size >= e->parsed.size)
+		e->crlf_size = (off_t) e->parsed.crlf_size;
 	    e->mtime = rec->mtime;
 	    e->known = true;
 	    e->rec = rec;
@@ -685,8 +715,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    continue;
 	if (!e->in_new && !e->dupkey && e->parsed.uid == e->uid
 	    && e->parsed.size == (long long) e->size
-	    && e->parsed.crlf_size == (long long) e->crlf_size)
-	    continue;
+	    && (e->parsed.crlf_size == (long long) e->crlf_size || e->parsed.crlf_size < 0))
+	    continue;			/* (a W= missing: not counted yet) */
 	if (e->dupkey) {
 	    if (!fmt_try_buf(keybuf, sizeof(keybuf), "%.*s-%lu", (int) e->parsed.keylen,
 			     e->name, (unsigned long) e->uid))
@@ -734,12 +764,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	e->in_new = false;
 	e->dupkey = false;
     }
-    if (renamed && fsync(mb->cur_fd) < 0) {
-	errtext_fail(&store_error, error_r, "fsync %s/cur: %s", mb->path, strerror(errno));
-	goto out;
-    }
-    if (moved_new)
-	(void) fsync(mb->new_fd);
+    /* (no fsync of cur/ and new/: a rename lost in a crash leaves the
+     * message in new/, or under its old name, where the next
+     * synchronisation gives it a UID from the anchor's UIDNEXT on,
+     * which is durable before the index below: no UID is given twice) */
+    (void) renamed;
+    (void) moved_new;
 
     /* 5. the final list in UID order (messages still in new/ are left
      * out); MODSEQs; \Recent */
@@ -775,9 +805,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	recent = next;
 	changed = true;
     }
-    /* cur/'s stamp goes into the index only when it is 2 s old: a
-     * change within the same clock tick would not change it */
-    (void) store_dirstamp_get(mb->cur_fd, &stamp, true);
+    /* cur/'s stamp goes into the index only when its last change was
+     * well before this synchronisation began reading (a change within
+     * the same clock tick as the stamp would not move it; one after the
+     * reading began gets a later time) */
+    (void) store_dirstamp_get_before(mb->cur_fd, &stamp, &t_scan);
+    mb->cur_stamp_recorded = stamp.msec != 0;
     if (!store_dirstamp_same(&stamp, &idx.h.cur) && (stamp.msec != 0 || idx.h.cur.msec != 0))
 	changed = true;
     if (n != idx.count)
@@ -802,13 +835,19 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	head.highestmodseq = highest;
 	head.recent = recent;
 	head.cur = stamp;
-	if (store_index_write(mb->dir_fd, &head, recs, n, &err) < 0)
+	/* the anchor first, durably, whenever UIDNEXT passed it: then no
+	 * UID a client may see can be given again, whatever a crash does
+	 * to the index (written without fsyncing its data: a damaged
+	 * index is rebuilt, MODSEQs jump) and to the renames above. It
+	 * also covers UIDs of messages gone without store_expunge (by
+	 * another tool), as an expunge would. */
+	if ((!have_anchor || a_uv != uv || a_next < next)
+	    && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if ((!have_anchor || a_uv != uv || (from_index < idx.count && a_next < next))
-		 && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
-	    /* (messages gone without store_expunge, by another tool:
-	     * the anchor covers their UIDs as an expunge would) */
+	else if (store_index_write(mb->dir_fd, &head, recs, n, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
+	else
+	    wrote = true;
     }
     mb->disk_uidnext = next;
     mb->disk_uidvalidity = uv;
@@ -817,26 +856,48 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	ret = 0;
 	goto out;
     }
-    for (i = arena_len = 0; i < n; i++)
-	arena_len += strlen(order[i]->name) + 1;
-    arena = mem_alloc(arena_len ? arena_len : 1);
+    /* the names: where the index (as now on disk, mapped) has them all,
+     * from there (page cache, not this process's memory once
+     * sm_names_release dropped the mapping's pages), else copied */
+    if (wrote) {
+	store_index_free(&idx);
+	store_index_read(mb->dir_fd, &idx);
+    }
+    in_index = sm_index_names(&idx, order, n);
+    arena = NULL;
+    if (!in_index) {
+	for (i = arena_len = 0; i < n; i++)
+	    arena_len += strlen(order[i]->name) + 1;
+	arena = mem_alloc(arena_len ? arena_len : 1);
+    }
     msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
 	e = order[i];
-	keylen = strlen(e->name) + 1;
-	memcpy(arena + off, e->name, keylen);
+	if (in_index) {
+	    msgs[i].name = idx.recs[i].name;
+	} else {
+	    keylen = strlen(e->name) + 1;
+	    memcpy(arena + off, e->name, keylen);
+	    msgs[i].name = arena + off;
+	    off += keylen;
+	}
 	msgs[i].uid = e->uid;
 	msgs[i].flags = store_flags_parse(e->name);
 	msgs[i].size = e->size;
 	msgs[i].crlf_size = e->crlf_size;
 	msgs[i].mtime = e->mtime;
-	msgs[i].name = arena + off;
 	msgs[i].modseq = e->modseq;
 	msgs[i].recent = sm_msg_recent(mb, e->uid);
-	off += keylen;
     }
-    sm_install(mb, msgs, n, arena, 0, old_r);
+    if (in_index) {
+	sm_install(mb, msgs, n, idx.data, idx.map_len, idx.map_fd, old_r);
+	idx.data = NULL;
+	idx.map_len = 0;		/* (the names live on in the snapshot) */
+    } else {
+	sm_install(mb, msgs, n, arena, 0, -1, old_r);
+    }
+    sm_names_release(mb);
     mb->uidvalidity = uv;
     mb->uidnext = next;
     mb->highestmodseq = highest;
@@ -845,6 +906,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
   out:
     store_unlock(mb);
     store_index_free(&idx);
+    if (l.count > 1000) {
+	sm_list_free(&l);
+	mem_free(&order);
+	mem_free(&recs);
+	(void) malloc_trim(0);		/* (the scan's memory back to the system) */
+    }
     sm_list_free(&l);
     mem_free(&order);
     mem_free(&recs);
@@ -942,6 +1009,8 @@ void store_close(struct store_mailbox **mbp)
 	return;
     if (mb->in_batch && store_commit(mb, &err) < 0)
 	msg_warn("%s", err);
+    store_stamp_at_close(mb);
+    store_save_crlf(mb);
     store_cache_close(mb);
     store_watch_close(mb);
     store_keywords_free(mb);
@@ -1119,6 +1188,24 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     return 0;
 }
 
+/* sm_name_cold - message i's name, read with pread from the index
+ * file when it lives in the mapping (touching the mapping would map a
+ * whole page-cache folio of it into this process), into buf */
+static const char *sm_name_cold(const struct store_mailbox *mb, size_t i, char *buf,
+				size_t size)
+{
+    const struct sm_snap *sn = &mb->snap;
+    const char *name = sn->msgs[i].name;
+    ssize_t n;
+
+    if (sn->arena_map_len && name >= sn->arena && name < sn->arena + sn->arena_map_len) {
+	n = pread(sn->arena_fd, buf, size, (off_t) (name - sn->arena));
+	if (n > 0 && memchr(buf, 0, (size_t) n) != NULL)
+	    return buf;
+    }
+    return name;
+}
+
 /* store_open_msg - a read descriptor for message i */
 int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 {
@@ -1129,8 +1216,10 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	fd = openat(mb->cur_fd, mb->snap.msgs[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY
-		    | O_NONBLOCK);
+	char buf[NAME_MAX + 1];
+
+	fd = openat(mb->cur_fd, sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
+		    | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
 
@@ -1146,6 +1235,107 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
     }
     return errtext_fail(&store_error, error_r, "open %s/cur/%s: %s", mb->path,
 			mb->snap.msgs[i].name, strerror(errno));
+}
+
+/* store_msg_crlf_size - the CRLF size, counted now if unknown */
+off_t store_msg_crlf_size(struct store_mailbox *mb, size_t i)
+{
+    struct store_msg *m;
+    off_t size, crlf;
+    const char *err;
+    int fd;
+
+    if (i >= mb->snap.count)
+	return 0;
+    m = &mb->snap.msgs[i];
+    if (m->crlf_size >= 0)
+	return m->crlf_size;
+    if ((fd = store_open_msg(mb, i, &err)) < 0)
+	return m->size;			/* (gone: the count no longer matters) */
+    if (store_crlf_size(fd, &size, &crlf, &err) < 0 || size != m->size) {
+	(void) close(fd);
+	return m->size;
+    }
+    (void) close(fd);
+    store_msg_set_crlf_size(mb, i, crlf);
+    return crlf;
+}
+
+/* store_msg_set_crlf_size - remember a CRLF size counted by the caller */
+void store_msg_set_crlf_size(struct store_mailbox *mb, size_t i, off_t crlf_size)
+{
+    struct store_msg *m;
+
+    if (i >= mb->snap.count || crlf_size < mb->snap.msgs[i].size)
+	return;
+    m = &mb->snap.msgs[i];
+    if (m->crlf_size < 0) {
+	m->crlf_size = crlf_size;
+	mb->crlf_learned++;
+    }
+}
+
+/* store_save_crlf - the index learns the counted CRLF sizes */
+void store_save_crlf(struct store_mailbox *mb)
+{
+    struct store_index idx;
+    struct store_rec *r;
+    const struct store_msg *m;
+    const char *err;
+    size_t i, j, n = 0;
+
+    if (mb->crlf_learned == 0 || !mb->can_write)
+	return;
+    mb->crlf_learned = 0;
+    store_lock(mb);
+    store_index_read(mb->dir_fd, &idx);
+    if (idx.state == STORE_INDEX_VALID && idx.version == 2
+	&& idx.h.uidvalidity == mb->uidvalidity) {
+	for (i = j = 0; i < idx.count && j < mb->snap.count; ) {
+	    r = &idx.recs[i];
+	    m = &mb->snap.msgs[j];
+	    if (r->uid < m->uid) {
+		i++;
+	    } else if (r->uid > m->uid) {
+		j++;
+	    } else {
+		/* (the same UID under the same UIDVALIDITY is the same
+		 * message: its name is not compared, which would touch the
+		 * snapshot's mapped names) */
+		if (r->crlf_size < 0 && m->crlf_size >= 0 && r->size == m->size) {
+		    r->crlf_size = m->crlf_size;
+		    n++;
+		}
+		i++, j++;
+	    }
+	}
+	/* (nothing else changes: no fsync, the sizes can be counted again) */
+	if (n > 0 && store_index_write(mb->dir_fd, &idx.h, idx.recs, idx.count, false, &err) < 0)
+	    msg_warn("%s: %s", mb->path, err);
+    }
+    store_index_free(&idx);
+    store_unlock(mb);
+}
+
+/* store_stamp_at_close - record cur/'s stamp now if it could not be
+ * at the last synchronisation (cur/ had just changed, by this handle's
+ * moves of new mail most likely) and is old enough now: the next open
+ * of the mailbox then does not read cur/. Big mailboxes only, where
+ * that read costs (10,000 messages: tens of ms), and nobody waits here. */
+void store_stamp_at_close(struct store_mailbox *mb)
+{
+    struct store_dirstamp st;
+    struct timespec now;
+    const char *err;
+
+    if (mb->cur_stamp_recorded || !mb->can_write || mb->mode != STORE_READ_WRITE
+	|| !mb->have_snapshot || mb->snap.count < 1000 || mb->in_batch)
+	return;
+    (void) clock_gettime(CLOCK_REALTIME, &now);
+    if (!store_dirstamp_get_before(mb->cur_fd, &st, &now) || st.msec == 0)
+	return;				/* (still too young) */
+    if (store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
+	msg_warn("%s", err);
 }
 
 /* sm_done - the end of one change outside a batch: fsync cur/ (if

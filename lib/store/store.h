@@ -69,7 +69,9 @@ struct store_msg {
     off_t crlf_size;		/* size + one per LF not preceded by CR:
 				 * the POP3 octet count of a message sent
 				 * with CRLF line ends (a last line without
-				 * LF counts as is) */
+				 * LF counts as is); -1 while not counted
+				 * yet (a synchronisation reads no message:
+				 * use store_msg_crlf_size) */
     time_t mtime;		/* the file's mtime (IMAP INTERNALDATE) */
     const char *name;		/* the file name in cur/ (no directory) */
     uint64_t modseq;		/* CONDSTORE MODSEQ: raised on every flag
@@ -102,6 +104,16 @@ uint32_t store_uidnext(const struct store_mailbox *mb);
 size_t store_count(const struct store_mailbox *mb);
 /* store_msg - message i (0-based; ascending UID order); NULL past the end */
 const struct store_msg *store_msg(const struct store_mailbox *mb, size_t i);
+/*
+ * store_msg_crlf_size - message i's CRLF size, counted now (one read of
+ * the file) if the snapshot does not know it yet, and remembered (the
+ * index learns it at the next store_cache_flush, store_sync or
+ * store_close). A message that cannot be read (gone) gives its size.
+ * store_msg_set_crlf_size - the caller counted it (from the bytes it
+ * read anyway): the same remembering.
+ */
+off_t store_msg_crlf_size(struct store_mailbox *mb, size_t i);
+void store_msg_set_crlf_size(struct store_mailbox *mb, size_t i, off_t crlf_size);
 /* store_find_uid - the index of uid in the snapshot, or -1 */
 long store_find_uid(const struct store_mailbox *mb, uint32_t uid);
 /* store_path - the mailbox directory (the root or root/.Folder) */
@@ -288,8 +300,10 @@ void store_watch_clear(struct store_mailbox *mb);
  * freely (damaged, another UIDVALIDITY, or more than half of it for
  * expunged messages: compacted). Bounded: STORE_CACHE_VALUE_MAX per
  * value and a file limit (values past it are kept in memory only).
- * Reading does not open message files: the file is mapped once per
- * handle and indexed with one pass over its records.
+ * Reading does not open message files: the file is indexed with one
+ * pass over its records and read with pread into a bounded window
+ * (memory: 4 bytes per message and field in use, plus the window and
+ * at most a batch of unwritten values).
  */
 #define STORE_CACHE_ENVELOPE	0	/* IMAP ENVELOPE, as sent */
 #define STORE_CACHE_BODYSTRUCTURE 1	/* IMAP BODYSTRUCTURE, as sent */
@@ -301,9 +315,10 @@ void store_watch_clear(struct store_mailbox *mb);
 #define STORE_CACHE_FIELDS	8	/* field numbers are 0..7 */
 #define STORE_CACHE_VALUE_MAX	(1u << 20)
 /* store_cache_get - message i's field: 1 with *val_r, *len_r (valid
- * until this handle's next store_sync, store_refresh, store_expunge,
- * store_cache_flush, store_commit or store_close; store_cache_put does
- * not move them), 0 when not cached */
+ * until this handle's next store_cache_get, store_cache_put,
+ * store_sync, store_refresh, store_expunge, store_cache_flush,
+ * store_commit or store_close: the file is read into a bounded buffer,
+ * never mapped), 0 when not cached */
 int store_cache_get(struct store_mailbox *mb, size_t i, unsigned field, const void **val_r,
 		    size_t *len_r);
 /* store_cache_put - set message i's field (len <= STORE_CACHE_VALUE_MAX;

@@ -1,10 +1,10 @@
 /* store_cache.c - the per-mailbox cache file "posthorn-cache": values
  * imapd computes by parsing a message (ENVELOPE, BODYSTRUCTURE ...)
  * kept by UIDVALIDITY and UID, so that FETCH over a big mailbox opens
- * no message file. Append-only records, each with a check sum; mapped
- * read-only by readers (no lock), appended in batches by writers under
- * a flock of the file, compacted (rewritten and renamed over) when
- * mostly dead or damaged. Everything in it can be computed again:
+ * no message file. Append-only records, each with a check sum; read
+ * (pread, never mapped) by readers without a lock, appended in batches
+ * by writers under a flock of the file, compacted (rewritten and
+ * renamed over) when mostly dead or damaged. Everything in it can be computed again:
  * any doubt drops a value. docs/mailstore.md describes the format. */
 
 /* System library. */
@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,11 +33,13 @@
 #define SC_HEAD		16		/* "PHC1", endian mark, UIDVALIDITY, 0 */
 #define SC_REC		16		/* uid, field, 0 0 0, len, check */
 #define SC_FILE_MAX	((size_t) 1 << 30)	/* offsets fit 30 bits */
-#define SC_PENDING_MAX	((size_t) 64 << 20)	/* in memory, unwritten */
+#define SC_PENDING_MAX	((size_t) 256 << 10)	/* unwritten bytes before a
+						 * write (a batch) */
+#define SC_WINDOW	((size_t) 64 << 10)	/* bytes read at once */
 #define SC_COMPACT_MIN	((size_t) 1 << 20)
 
 /* A slot: 0 nothing; SC_PEND|n pending value n; else a record's offset
- * in the map, SC_OK once its check sum was verified. */
+ * in the file, SC_OK once its check sum was verified. */
 #define SC_PEND		0x80000000u
 #define SC_OK		0x40000000u
 #define SC_OFF		0x3fffffffu
@@ -46,26 +47,34 @@
 struct sc_pending {
     uint32_t uid;
     unsigned field;
-    size_t len;
-    char *data;
+    size_t off;			/* of its record in pbuf */
 };
 
+/*
+ * The handle's view of the file. Nothing is mapped: the file is read
+ * with pread into a bounded window (page cache pages are not the
+ * process's memory), so a reader's memory is the slots (4 bytes per
+ * message and field in use) and the window, whatever the file's size.
+ */
 struct store_cache {
-    int fd;			/* the mapped file, or -1 */
+    int fd;			/* the file (read-only), or -1 */
     dev_t dev;
     ino_t ino;
-    const unsigned char *map;	/* read-only mapping, or NULL */
-    size_t map_len;
     size_t valid_end;		/* where the last good record ends */
-    uint32_t uidvalidity;	/* of the mapped file */
-    uint32_t *slots;		/* [snapshot index][field] */
+    uint32_t uidvalidity;	/* of the open file */
+    uint32_t *slots[STORE_CACHE_FIELDS];	/* [snapshot index], per field
+						 * (NULL: none of that field) */
     size_t n_slots_msgs;	/* snapshot size the slots are for */
     bool slots_valid;
     size_t live_bytes;		/* records of snapshot messages */
+    unsigned char *win;		/* the read window */
+    size_t win_cap;
+    size_t win_off;		/* file offset of win[0] */
+    size_t win_len;
+    struct str *pbuf;		/* pending records, formatted */
     struct sc_pending *pend;
     size_t n_pend;
     size_t cap_pend;
-    size_t pend_bytes;
     bool damaged;		/* a bad record was seen: compact */
     bool failed;		/* writing failed: memory only */
 };
@@ -121,99 +130,156 @@ static void sc_rec_make(unsigned char *p, uint32_t uid, unsigned field, uint32_t
     memcpy(p + 12, &check, 4);
 }
 
-/* sc_unmap - drop the mapping and the slots that point into it */
-static void sc_unmap(struct store_cache *c)
+/* sc_close_file - drop the file and the slots that point into it */
+static void sc_close_file(struct store_cache *c)
 {
-    if (c->map)
-	(void) munmap((void *) c->map, c->map_len);
-    c->map = NULL;
-    c->map_len = 0;
-    c->valid_end = 0;
     if (c->fd >= 0)
 	(void) close(c->fd);
     c->fd = -1;
+    c->valid_end = 0;
+    c->win_len = 0;
     c->slots_valid = false;
 }
 
-/* sc_map - map the current file (if any, if it is ours); true if mapped */
-static bool sc_map(struct store_mailbox *mb, struct store_cache *c)
+/* sc_read - file bytes [off, off+len) into the window; a pointer to
+ * them, or NULL (short file, read error) */
+static const unsigned char *sc_read(struct store_cache *c, size_t off, size_t len)
 {
+    size_t want = len > SC_WINDOW ? len : SC_WINDOW, got = 0;
+    ssize_t n;
+
+    if (c->fd < 0)
+	return NULL;
+    if (off >= c->win_off && off + len <= c->win_off + c->win_len)
+	return c->win + (off - c->win_off);
+    if (want > c->win_cap || (c->win_cap > SC_WINDOW && want == SC_WINDOW)) {
+	/* (a big value grows it; the next ordinary read shrinks it) */
+	mem_free(&c->win);
+	c->win_cap = want;
+	c->win = mem_alloc(c->win_cap);
+    }
+    c->win_len = 0;
+    c->win_off = off;
+    while (got < want) {
+	n = pread(c->fd, c->win + got, want - got, (off_t) (off + got));
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n <= 0)
+	    break;
+	got += (size_t) n;
+    }
+    c->win_len = got;
+    return got >= len ? c->win : NULL;
+}
+
+/* sc_open_file - open the current file (if any, if it is ours); true
+ * if open */
+static bool sc_open_file(struct store_mailbox *mb, struct store_cache *c)
+{
+    unsigned char head[SC_HEAD];
     struct stat st;
     uint32_t endian, uv;
-    void *p;
     int fd;
 
     fd = openat(mb->dir_fd, SC_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
 	return false;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < SC_HEAD
-	|| (size_t) st.st_size > SC_FILE_MAX) {
+	|| (size_t) st.st_size > SC_FILE_MAX || pread(fd, head, SC_HEAD, 0) != SC_HEAD) {
 	c->damaged = true;
 	(void) close(fd);
 	return false;
     }
-    p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
+    memcpy(&endian, head + 4, 4);
+    memcpy(&uv, head + 8, 4);
+    if (memcmp(head, SC_MAGIC, 4) != 0 || endian != SC_ENDIAN || uv != mb->uidvalidity) {
+	c->damaged = true;		/* another UIDVALIDITY or not ours */
 	(void) close(fd);
 	return false;
     }
     c->fd = fd;
     c->dev = st.st_dev;
     c->ino = st.st_ino;
-    c->map = p;
-    c->map_len = (size_t) st.st_size;
-    memcpy(&endian, c->map + 4, 4);
-    memcpy(&uv, c->map + 8, 4);
     c->uidvalidity = uv;
-    if (memcmp(c->map, SC_MAGIC, 4) != 0 || endian != SC_ENDIAN || uv != mb->uidvalidity) {
-	c->damaged = true;		/* another UIDVALIDITY or not ours */
-	sc_unmap(c);
-	return false;
-    }
+    c->valid_end = SC_HEAD;
+    c->win_len = 0;
     return true;
 }
 
-/* sc_index - fill the slots from the mapping (one pass over the record
- * headers; the data is checked when a value is read) */
-static void sc_index(struct store_mailbox *mb, struct store_cache *c)
+/* sc_slot - the slot of message i, field f (allocating that field's
+ * slots when alloc) or NULL */
+static uint32_t *sc_slot(struct store_cache *c, size_t i, unsigned f, bool alloc)
 {
-    size_t n = mb->snap.count, off, i;
-    uint32_t uid, len, check;
+    if (i >= c->n_slots_msgs)
+	return NULL;
+    if (c->slots[f] == NULL) {
+	if (!alloc)
+	    return NULL;
+	c->slots[f] = mem_alloc_array(c->n_slots_msgs ? c->n_slots_msgs : 1,
+				      sizeof(*c->slots[f]));
+	memset(c->slots[f], 0, (c->n_slots_msgs ? c->n_slots_msgs : 1) * sizeof(*c->slots[f]));
+    }
+    return &c->slots[f][i];
+}
+
+/* sc_index_from - read the record headers from offset from to the end
+ * of the file into the slots (the data is checked when a value is read) */
+static void sc_index_from(struct store_mailbox *mb, struct store_cache *c, size_t from)
+{
+    const unsigned char *p;
+    struct stat st;
+    size_t off = from, end;
+    uint32_t uid, len, check, *slot;
     unsigned field;
     long idx;
 
-    mem_free(&c->slots);
-    c->slots = mem_alloc_array(n ? n : 1, STORE_CACHE_FIELDS * sizeof(*c->slots));
-    memset(c->slots, 0, (n ? n : 1) * STORE_CACHE_FIELDS * sizeof(*c->slots));
-    c->n_slots_msgs = n;
-    c->live_bytes = 0;
-    off = SC_HEAD;
-    if (c->map) {
-	while (off + SC_REC <= c->map_len) {
-	    sc_rec_head(c->map + off, &uid, &field, &len, &check);
-	    if (uid == 0 || field >= STORE_CACHE_FIELDS || len > STORE_CACHE_VALUE_MAX
-		|| len > c->map_len - off - SC_REC) {
-		c->damaged = true;
-		break;
-	    }
-	    idx = store_find_uid(mb, uid);
-	    if (idx >= 0) {
-		c->slots[(size_t) idx * STORE_CACHE_FIELDS + field] = (uint32_t) off;
-		c->live_bytes += SC_REC + len;
-	    }
-	    off += SC_REC + len;
+    if (c->fd < 0 || fstat(c->fd, &st) < 0)
+	return;
+    end = (size_t) st.st_size;
+    while (off + SC_REC <= end) {
+	if ((p = sc_read(c, off, SC_REC)) == NULL)
+	    break;
+	sc_rec_head(p, &uid, &field, &len, &check);
+	if (uid == 0 || field >= STORE_CACHE_FIELDS || len > STORE_CACHE_VALUE_MAX
+	    || len > end - off - SC_REC) {
+	    c->damaged = true;
+	    break;
 	}
-	c->valid_end = off;
+	idx = store_find_uid(mb, uid);
+	if (idx >= 0 && (slot = sc_slot(c, (size_t) idx, field, true)) != NULL) {
+	    *slot = (uint32_t) off;
+	    c->live_bytes += SC_REC + len;
+	}
+	off += SC_REC + len;
     }
-    /* pending values (not written yet) win over nothing only */
+    c->valid_end = off;
+}
+
+/* sc_index - the slots for the current snapshot: the file's records,
+ * then the pending values where the file has none */
+static void sc_index(struct store_mailbox *mb, struct store_cache *c)
+{
+    uint32_t *slot;
+    unsigned f;
+    size_t i;
+    long idx;
+
+    for (f = 0; f < STORE_CACHE_FIELDS; f++)
+	mem_free(&c->slots[f]);
+    c->n_slots_msgs = mb->snap.count;
+    c->live_bytes = 0;
+    if (c->fd >= 0)
+	sc_index_from(mb, c, SC_HEAD);
     for (i = 0; i < c->n_pend; i++) {
 	idx = store_find_uid(mb, c->pend[i].uid);
-	if (idx >= 0 && c->slots[(size_t) idx * STORE_CACHE_FIELDS + c->pend[i].field] == 0)
-	    c->slots[(size_t) idx * STORE_CACHE_FIELDS + c->pend[i].field] =
-		SC_PEND | (uint32_t) i;
+	if (idx >= 0 && (slot = sc_slot(c, (size_t) idx, c->pend[i].field, true)) != NULL
+	    && *slot == 0)
+	    *slot = SC_PEND | (uint32_t) i;
     }
     c->slots_valid = true;
 }
+
+static int sc_flush(struct store_mailbox *mb, const char **error_r);
 
 /* sc_get_cache - the handle's cache state, indexed for its snapshot */
 static struct store_cache *sc_get_cache(struct store_mailbox *mb)
@@ -225,8 +291,8 @@ static struct store_cache *sc_get_cache(struct store_mailbox *mb)
 	c->fd = -1;
     }
     if (!c->slots_valid) {
-	if (c->map == NULL)
-	    (void) sc_map(mb, c);
+	if (c->fd < 0)
+	    (void) sc_open_file(mb, c);
 	sc_index(mb, c);
     }
     return c;
@@ -237,41 +303,53 @@ int store_cache_get(struct store_mailbox *mb, size_t i, unsigned field, const vo
 		    size_t *len_r)
 {
     struct store_cache *c;
+    const unsigned char *p;
     uint32_t *slot, uid, len, check;
     unsigned f;
+    size_t off;
 
     if (i >= mb->snap.count || field >= STORE_CACHE_FIELDS)
 	return 0;
     c = sc_get_cache(mb);
-    slot = &c->slots[i * STORE_CACHE_FIELDS + field];
-    if (*slot == 0)
+    if ((slot = sc_slot(c, i, field, false)) == NULL || *slot == 0)
 	return 0;
     if (*slot & SC_PEND) {
-	*val_r = c->pend[*slot & ~SC_PEND].data;
-	*len_r = c->pend[*slot & ~SC_PEND].len;
+	p = (const unsigned char *) str_cstr(c->pbuf) + c->pend[*slot & ~SC_PEND].off;
+	sc_rec_head(p, &uid, &f, &len, &check);
+	*val_r = p + SC_REC;
+	*len_r = len;
 	return 1;
     }
-    sc_rec_head(c->map + (*slot & SC_OFF), &uid, &f, &len, &check);
+    off = *slot & SC_OFF;
+    if ((p = sc_read(c, off, SC_REC)) == NULL)
+	goto bad;
+    sc_rec_head(p, &uid, &f, &len, &check);
+    if (uid != mb->snap.msgs[i].uid || f != field || (p = sc_read(c, off, SC_REC + len)) == NULL)
+	goto bad;
     if (!(*slot & SC_OK)) {
-	if (sc_rec_check(uid, f, len, c->map + (*slot & SC_OFF) + SC_REC) != check) {
-	    *slot = 0;			/* torn or damaged: computed again */
-	    c->damaged = true;
-	    return 0;
-	}
+	if (sc_rec_check(uid, f, len, p + SC_REC) != check)
+	    goto bad;			/* torn or damaged: computed again */
 	*slot |= SC_OK;
     }
-    *val_r = c->map + (*slot & SC_OFF) + SC_REC;
+    *val_r = p + SC_REC;
     *len_r = len;
     return 1;
+  bad:
+    *slot = 0;
+    c->damaged = true;
+    return 0;
 }
 
-/* store_cache_put - keep a value for the next flush */
+/* store_cache_put - keep a value for the next write (a batch is
+ * written as soon as it is SC_PENDING_MAX bytes) */
 int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const void *val,
 		    size_t len, const char **error_r)
 {
+    unsigned char head[SC_REC];
     struct store_cache *c;
     struct sc_pending *p;
     uint32_t *slot;
+    const char *err;
 
     if (i >= mb->snap.count || field >= STORE_CACHE_FIELDS || len > STORE_CACHE_VALUE_MAX) {
 	errno = EINVAL;
@@ -279,15 +357,20 @@ int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const vo
 			    i + 1, field);
     }
     c = sc_get_cache(mb);
-    slot = &c->slots[i * STORE_CACHE_FIELDS + field];
+    if ((slot = sc_slot(c, i, field, true)) == NULL)
+	return 0;
     if (*slot != 0 && !(*slot & (SC_PEND | SC_OK))) {
 	const void *v;
 	size_t l;
 
 	(void) store_cache_get(mb, i, field, &v, &l);	/* (checks it; bad: 0) */
     }
-    if (*slot != 0 || c->pend_bytes + len > SC_PENDING_MAX)
+    if (*slot != 0)
 	return 0;
+    if (c->failed && c->pbuf && str_len(c->pbuf) + SC_REC + len > SC_PENDING_MAX * 4)
+	return 0;			/* (cannot write: keep a bounded few) */
+    if (c->pbuf == NULL)
+	c->pbuf = str_new(SC_FILE_MAX);
     if (c->n_pend == c->cap_pend) {
 	c->cap_pend = c->cap_pend ? mem_size_mul(c->cap_pend, 2) : 64;
 	c->pend = mem_realloc(c->pend, mem_size_mul(c->cap_pend, sizeof(*c->pend)));
@@ -295,48 +378,40 @@ int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const vo
     p = &c->pend[c->n_pend];
     p->uid = mb->snap.msgs[i].uid;
     p->field = field;
-    p->len = len;
-    p->data = mem_alloc(len ? len : 1);
-    memcpy(p->data, val, len);
+    p->off = str_len(c->pbuf);
+    sc_rec_make(head, p->uid, field, (uint32_t) len, val);
+    if (!str_try_append(c->pbuf, head, SC_REC) || !str_try_append(c->pbuf, val, len)) {
+	str_truncate(c->pbuf, p->off);
+	return 0;
+    }
     *slot = SC_PEND | (uint32_t) c->n_pend++;
-    c->pend_bytes += len;
+    if (str_len(c->pbuf) >= SC_PENDING_MAX && !c->failed && sc_flush(mb, &err) < 0)
+	msg_warn("%s", err);
     return 0;
 }
 
 /* sc_free_pending - forget the pending values */
 static void sc_free_pending(struct store_cache *c)
 {
-    size_t i;
-
-    for (i = 0; i < c->n_pend; i++)
-	mem_free(&c->pend[i].data);
     c->n_pend = 0;
-    c->pend_bytes = 0;
-}
-
-/* sc_append_pending - pending records to buf */
-static void sc_append_pending(struct store_cache *c, struct str *buf)
-{
-    unsigned char head[SC_REC];
-    size_t i;
-
-    for (i = 0; i < c->n_pend; i++) {
-	sc_rec_make(head, c->pend[i].uid, c->pend[i].field, (uint32_t) c->pend[i].len,
-		    c->pend[i].data);
-	str_append_or_panic(buf, head, SC_REC);
-	str_append_or_panic(buf, c->pend[i].data, c->pend[i].len);
+    str_free(&c->pbuf);			/* (made again for the next batch) */
+    if (c->cap_pend > 64) {
+	mem_free(&c->pend);
+	c->cap_pend = 0;
     }
 }
 
-/* sc_compact - a new file: the header, the live records of the
- * mapping (checked), the pending ones; renamed over the old */
+/* sc_compact - a new file: the header, the live records of the old
+ * one (checked), the pending ones; renamed over the old (no fsync:
+ * everything in it can be computed again) */
 static int sc_compact(struct store_mailbox *mb, struct store_cache *c, const char **error_r)
 {
     struct str *buf = str_new(SC_FILE_MAX);
     unsigned char head[SC_HEAD];
+    const unsigned char *p;
     uint32_t endian = SC_ENDIAN, uv = mb->uidvalidity, uid, len, check;
-    size_t i, off;
-    unsigned f;
+    size_t i, off, pend = c->pbuf ? str_len(c->pbuf) : 0;
+    unsigned f, fi;
     int ret;
 
     memcpy(head, SC_MAGIC, 4);
@@ -344,66 +419,73 @@ static int sc_compact(struct store_mailbox *mb, struct store_cache *c, const cha
     memcpy(head + 8, &uv, 4);
     memset(head + 12, 0, 4);
     str_append_or_panic(buf, head, SC_HEAD);
-    for (i = 0; c->map && i < c->n_slots_msgs * STORE_CACHE_FIELDS; i++) {
-	if (c->slots[i] == 0 || (c->slots[i] & SC_PEND))
-	    continue;
-	off = c->slots[i] & SC_OFF;
-	sc_rec_head(c->map + off, &uid, &f, &len, &check);
-	if (sc_rec_check(uid, f, len, c->map + off + SC_REC) != check)
-	    continue;
-	if (str_len(buf) + SC_REC + len + c->pend_bytes + SC_REC * c->n_pend > SC_FILE_MAX / 2)
-	    break;
-	str_append_or_panic(buf, c->map + off, SC_REC + len);
-    }
-    if (str_len(buf) + c->pend_bytes + SC_REC * c->n_pend <= SC_FILE_MAX / 2)
-	sc_append_pending(c, buf);
-    ret = store_write_atomic(mb->dir_fd, SC_TMP, SC_FILE, str_cstr(buf), str_len(buf), error_r);
+    for (fi = 0; c->fd >= 0 && fi < STORE_CACHE_FIELDS; fi++)
+	for (i = 0; c->slots[fi] && i < c->n_slots_msgs; i++) {
+	    if (c->slots[fi][i] == 0 || (c->slots[fi][i] & SC_PEND))
+		continue;
+	    off = c->slots[fi][i] & SC_OFF;
+	    if ((p = sc_read(c, off, SC_REC)) == NULL)
+		continue;
+	    sc_rec_head(p, &uid, &f, &len, &check);
+	    if ((p = sc_read(c, off, SC_REC + len)) == NULL
+		|| sc_rec_check(uid, f, len, p + SC_REC) != check)
+		continue;
+	    if (str_len(buf) + SC_REC + len + pend > SC_FILE_MAX / 2)
+		break;
+	    str_append_or_panic(buf, p, SC_REC + len);
+	}
+    if (pend > 0 && str_len(buf) + pend <= SC_FILE_MAX / 2)
+	str_append_or_panic(buf, str_cstr(c->pbuf), pend);
+    ret = store_write_atomic2(mb->dir_fd, SC_TMP, SC_FILE, str_cstr(buf), str_len(buf), false,
+			      error_r);
     str_free(&buf);
     return ret;
 }
 
-/* store_cache_flush - write the pending values: appended (one write
- * under the file's flock) when the file is the one this handle mapped
- * and ends well after its last good record, else by compaction */
+/* store_cache_flush - write the pending values (and the CRLF sizes the
+ * index is to learn) */
 int store_cache_flush(struct store_mailbox *mb, const char **error_r)
 {
+    store_save_crlf(mb);
+    return sc_flush(mb, error_r);
+}
+
+/* sc_flush - write the pending values: appended (one write under the
+ * file's flock) when the file is the one this handle reads and ends
+ * where its last good record does, else by compaction */
+static int sc_flush(struct store_mailbox *mb, const char **error_r)
+{
     struct store_cache *c = mb->cache;
-    struct str *buf;
     struct stat st;
-    size_t dead;
+    size_t dead, len, i;
+    uint32_t *slot;
     int fd, ret = 0;
     bool append = false;
+    long idx;
 
     if (c == NULL || c->n_pend == 0 || !mb->can_write || c->failed)
 	return 0;
     if (!c->slots_valid)
 	sc_index(mb, c);
+    len = str_len(c->pbuf);
     fd = openat(mb->dir_fd, SC_FILE, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0)
 	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 	    continue;
-    if (fd >= 0 && c->map && !c->damaged && fstat(fd, &st) == 0 && st.st_ino == c->ino
+    if (fd >= 0 && c->fd >= 0 && !c->damaged && fstat(fd, &st) == 0 && st.st_ino == c->ino
 	&& st.st_dev == c->dev) {
-	if ((size_t) st.st_size != c->map_len) {
-	    /* others appended since this handle mapped it: see theirs */
-	    sc_unmap(c);
-	    if (sc_map(mb, c))
-		sc_index(mb, c);
-	}
-	dead = c->map ? c->valid_end - SC_HEAD - c->live_bytes : 0;
-	append = c->map && !c->damaged && c->ino == st.st_ino && c->valid_end == c->map_len
+	if ((size_t) st.st_size != c->valid_end)
+	    sc_index_from(mb, c, c->valid_end);	/* others appended: see theirs */
+	dead = c->valid_end - SC_HEAD - c->live_bytes;
+	append = !c->damaged && c->valid_end == (size_t) st.st_size
 	    && !(c->valid_end > SC_COMPACT_MIN && dead > c->live_bytes)
-	    && c->valid_end + c->pend_bytes + SC_REC * c->n_pend <= SC_FILE_MAX / 2;
+	    && c->valid_end + len <= SC_FILE_MAX / 2;
     }
     if (append) {
-	buf = str_new(SC_FILE_MAX);
-	sc_append_pending(c, buf);
 	errno = 0;
-	if (pwrite(fd, str_cstr(buf), str_len(buf), (off_t) c->valid_end)
-	    != (ssize_t) str_len(buf))
+	if (pwrite(fd, str_cstr(c->pbuf), len, (off_t) c->valid_end) != (ssize_t) len)
 	    ret = errtext_fail(&store_error, error_r, "write %s/%s: %s", mb->path, SC_FILE,
 			       strerror(errno ? errno : EIO));
-	str_free(&buf);
     } else {
 	/* none yet, replaced by another session, damaged, mostly dead
 	 * or too big: rewrite it */
@@ -415,15 +497,28 @@ int store_cache_flush(struct store_mailbox *mb, const char **error_r)
 	c->failed = true;		/* values stay in memory */
 	return ret;
     }
-    /* the values are in the file now: map it again when next used */
-    sc_free_pending(c);
-    sc_unmap(c);
+    if (append) {
+	/* the values are in the file now, where this handle reads them */
+	for (i = 0; i < c->n_pend; i++) {
+	    idx = store_find_uid(mb, c->pend[i].uid);
+	    if (idx >= 0 && (slot = sc_slot(c, (size_t) idx, c->pend[i].field, false)) != NULL
+		&& *slot == (SC_PEND | (uint32_t) i))
+		*slot = (uint32_t) (c->valid_end + c->pend[i].off) | SC_OK;
+	}
+	c->valid_end += len;
+	c->live_bytes += len;
+	c->win_len = 0;
+	sc_free_pending(c);
+    } else {
+	sc_free_pending(c);
+	sc_close_file(c);		/* (the new file is read when next used) */
+    }
     c->damaged = false;
     return 0;
 }
 
 /* store_cache_resync - the snapshot changed: index again when used
- * (mapping again if the file grew or was replaced) */
+ * (opening the file again if it was replaced) */
 void store_cache_resync(struct store_mailbox *mb)
 {
     struct store_cache *c = mb->cache;
@@ -434,10 +529,9 @@ void store_cache_resync(struct store_mailbox *mb)
 	return;
     if (c->n_pend > 0 && store_cache_flush(mb, &err) < 0)
 	msg_warn("%s", err);
-    if (c->map && (fstatat(mb->dir_fd, SC_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0
-		   || st.st_ino != c->ino || (size_t) st.st_size != c->map_len
-		   || c->uidvalidity != mb->uidvalidity))
-	sc_unmap(c);
+    if (c->fd >= 0 && (fstatat(mb->dir_fd, SC_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0
+		       || st.st_ino != c->ino || c->uidvalidity != mb->uidvalidity))
+	sc_close_file(c);
     c->slots_valid = false;
 }
 
@@ -446,14 +540,17 @@ void store_cache_close(struct store_mailbox *mb)
 {
     struct store_cache *c = mb->cache;
     const char *err;
+    unsigned f;
 
     if (c == NULL)
 	return;
     if (store_cache_flush(mb, &err) < 0)
 	msg_warn("%s", err);
-    sc_free_pending(c);
+    sc_close_file(c);
+    str_free(&c->pbuf);
     mem_free(&c->pend);
-    sc_unmap(c);
-    mem_free(&c->slots);
+    mem_free(&c->win);
+    for (f = 0; f < STORE_CACHE_FIELDS; f++)
+	mem_free(&c->slots[f]);
     mem_free(&mb->cache);
 }

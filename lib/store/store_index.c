@@ -201,7 +201,7 @@ static void si_parse(struct store_index *idx, size_t len)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &size)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &crlf)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime)
-	    || crlf < size || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
+	    || (crlf < size && crlf != 0) || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
 	    || memchr(ccp, '/', (size_t) (nl - ccp))
 	    || (version == 2 && (nl - ccp < 2 || memchr(ccp, 0, (size_t) (nl - ccp)) != nl - 1))
 	    || (version == 1 && memchr(ccp, 0, (size_t) (nl - ccp)) != NULL))
@@ -213,7 +213,8 @@ static void si_parse(struct store_index *idx, size_t len)
 	r->uid = (uint32_t) uid;
 	r->modseq = modseq;
 	r->size = (off_t) size;
-	r->crlf_size = (off_t) crlf;
+	/* (0: not counted yet, unless the message is empty) */
+	r->crlf_size = crlf == 0 && size > 0 ? -1 : (off_t) crlf;
 	r->mtime = (time_t) mtime;
 	r->flags = 0;
 	{
@@ -297,7 +298,7 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
 		       0)) != MAP_FAILED) {
 	if (memcmp(map, STORE_INDEX_MAGIC "\n", strlen(STORE_INDEX_MAGIC) + 1) == 0) {
-	    (void) close(fd);
+	    idx->map_fd = fd;		/* (kept: store.c reads single names) */
 	    idx->data = map;
 	    idx->map_len = (size_t) st.st_size;
 	    si_parse(idx, idx->map_len);
@@ -339,9 +340,10 @@ void store_index_read(int dir_fd, struct store_index *idx)
 void store_index_free(struct store_index *idx)
 {
     mem_free(&idx->recs);
-    if (idx->map_len)
+    if (idx->map_len) {
 	(void) munmap(idx->data, idx->map_len);
-    else
+	(void) close(idx->map_fd);
+    } else
 	mem_free(&idx->data);
     mem_free(&idx->bykey);
     memset(idx, 0, sizeof(*idx));
@@ -426,6 +428,29 @@ bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old)
 	if (st.st_mtim.tv_sec + 2 > now.tv_sec || st.st_ctim.tv_sec + 2 > now.tv_sec)
 	    return true;		/* too young: unknown */
     }
+    return store_dirstamp_get_before(fd, st_r, NULL);
+}
+
+/* sd_before - whether t is more than STORE_STAMP_MARGIN_MS before limit */
+static bool sd_before(const struct timespec *t, const struct timespec *limit)
+{
+    long long ms = ((long long) limit->tv_sec - (long long) t->tv_sec) * 1000
+	+ (limit->tv_nsec - t->tv_nsec) / 1000000;
+
+    return ms > STORE_STAMP_MARGIN_MS;
+}
+
+/* store_dirstamp_get_before - the stamp, all 0 unless both times are
+ * well before limit (NULL: no condition) */
+bool store_dirstamp_get_before(int fd, struct store_dirstamp *st_r, const struct timespec *limit)
+{
+    struct stat st;
+
+    memset(st_r, 0, sizeof(*st_r));
+    if (fstat(fd, &st) < 0)
+	return false;
+    if (limit && (!sd_before(&st.st_mtim, limit) || !sd_before(&st.st_ctim, limit)))
+	return true;			/* too young: unknown */
     st_r->msec = (long long) st.st_mtim.tv_sec;
     st_r->mnsec = st.st_mtim.tv_nsec;
     st_r->csec = (long long) st.st_ctim.tv_sec;
@@ -445,13 +470,23 @@ bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirs
 int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void *data,
 		       size_t len, const char **error_r)
 {
+    return store_write_atomic2(dir_fd, tmp, name, data, len, true, error_r);
+}
+
+/* store_write_atomic2 - the same; without durable the file's data is
+ * not fsynced (a crash may leave it damaged: only for files whose
+ * damage is detected and repaired, the index), but the directory is:
+ * the old version never comes back */
+int store_write_atomic2(int dir_fd, const char *tmp, const char *name, const void *data,
+			size_t len, bool durable, const char **error_r)
+{
     int fd, err;
 
     (void) unlinkat(dir_fd, tmp, 0);
     fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
 	return errtext_fail(&store_error, error_r, "create %s: %s", tmp, strerror(errno));
-    if (write_all_fd(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (write_all_fd(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
 	err = errno;
 	(void) close(fd);
 	(void) unlinkat(dir_fd, tmp, 0);
@@ -485,7 +520,7 @@ static char *si_put_num(char *p, unsigned long long v, char after)
 
 /* store_index_write - the whole index, in UID order, atomically */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
-		      size_t count, const char **error_r)
+		      size_t count, bool durable, const char **error_r)
 {
     struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
@@ -515,7 +550,8 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
 	p = si_put_num(line, order[i]->uid, ' ');
 	p = si_put_num(p, order[i]->modseq, ' ');
 	p = si_put_num(p, (unsigned long long) order[i]->size, ' ');
-	p = si_put_num(p, (unsigned long long) order[i]->crlf_size, ' ');
+	p = si_put_num(p, (unsigned long long) (order[i]->crlf_size > 0 ? order[i]->crlf_size
+						: 0), ' ');
 	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
 	memcpy(p, order[i]->name, nlen);
 	p += nlen;
@@ -527,8 +563,8 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     if (!str_try_appendf(buf, "end %zu %016llx\n", count,
 			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
 	goto too_big;
-    ret = store_write_atomic(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
-			     str_len(buf), error_r);
+    ret = store_write_atomic2(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
+			      str_len(buf), durable, error_r);
     goto out;
   too_big:
     ret = errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);

@@ -93,6 +93,7 @@ struct store_index {
     char *data;			/* the file's bytes (names NUL-terminated);
 				 * the recs' names point into it */
     size_t map_len;		/* data is a read-only mapping of the file */
+    int map_fd;			/* and this the file (when map_len) */
     struct store_rec *recs;	/* in the file's (UID) order */
     size_t count;
     size_t cap;
@@ -113,14 +114,23 @@ void store_index_sort(struct store_index *idx);
 /* store_index_find - the record for key, or NULL (after store_index_sort) */
 struct store_rec *store_index_find(struct store_index *idx, const char *key, size_t keylen);
 /* store_index_write - write recs (any order; written in UID order)
- * atomically (temp, fsync, rename, fsync dir_fd), format version 2.
- * 0, or -1 + error */
+ * atomically (temp, fsync, rename, fsync dir_fd; without durable, no
+ * fsync), format version 2 (a crlf_size below 0 is written as 0: not
+ * counted). 0, or -1 + error */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
-		      size_t count, const char **error_r);
+		      size_t count, bool durable, const char **error_r);
 /* store_dirstamp_get - fd's stamp; with only_if_old, all 0 unless its
  * mtime and ctime are at least 2 seconds old (a change within the same
  * clock tick would not show); false if fstat fails */
 bool store_dirstamp_get(int fd, struct store_dirstamp *st_r, bool only_if_old);
+/* store_dirstamp_get_before - fd's stamp, all 0 unless its mtime and
+ * ctime are more than STORE_STAMP_MARGIN_MS before limit (the moment a
+ * synchronisation began reading the directory: any change after that
+ * moment gets a later time, whatever the clock tick); limit NULL: no
+ * condition. false if fstat fails */
+#define STORE_STAMP_MARGIN_MS	250
+bool store_dirstamp_get_before(int fd, struct store_dirstamp *st_r,
+			       const struct timespec *limit);
 /* store_dirstamp_same - equal and known */
 bool store_dirstamp_same(const struct store_dirstamp *a, const struct store_dirstamp *b);
 
@@ -130,6 +140,10 @@ struct sm_snap {
     size_t count;
     char *arena;		/* one block holding the names */
     size_t arena_map_len;	/* arena is a mapping (the index) */
+    int arena_fd;		/* of that file (when arena_map_len): names
+				 * are read with pread where only one is
+				 * needed, so that the mapping's pages stay
+				 * out of the process's memory */
     char **extra;		/* names allocated one by one since */
     size_t n_extra;
     size_t cap_extra;
@@ -167,6 +181,10 @@ struct store_mailbox {
     uint32_t disk_uidnext;	/* UIDNEXT on disk after the last sync */
     uint32_t disk_uidvalidity;	/* and UIDVALIDITY */
     struct sm_snap snap;
+    bool cur_stamp_recorded;	/* the index as last synchronised has
+				 * cur/'s stamp */
+    size_t crlf_learned;	/* CRLF sizes counted since the index was
+				 * written (store_save_crlf) */
     /* keywords (store_keyword.c) */
     char *keywords[STORE_KEYWORDS_MAX];
     bool keywords_loaded;
@@ -189,6 +207,9 @@ struct store_mailbox {
  * under the mailbox lock (taken here if not held) */
 int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 		   const char **error_r);
+/* store_save_crlf - write the CRLF sizes counted since into the index
+ * (no fsync: they can always be counted again); quiet on failure */
+void store_save_crlf(struct store_mailbox *mb);
 /* store_snap_free - free a snapshot */
 void store_snap_free(struct sm_snap *snap);
 /* store_lock, store_unlock - the mailbox lock (nested: counted) */
@@ -206,6 +227,10 @@ int store_relocate(struct store_mailbox *mb, size_t i);
 void store_keywords_free(struct store_mailbox *mb);
 /* store_watch_close - (store_watch.c) at close */
 void store_watch_close(struct store_mailbox *mb);
+/* store_stamp_at_close - (store.c) record cur/'s stamp in the index of
+ * a big mailbox when it was too young at the last synchronisation and
+ * is old enough now (a COMMIT synchronisation: one read of cur/) */
+void store_stamp_at_close(struct store_mailbox *mb);
 /* store_cache_close - (store_cache.c) flush and free at close;
  * store_cache_resync - after a snapshot change */
 void store_cache_close(struct store_mailbox *mb);
@@ -221,5 +246,8 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
  * fsync dir_fd */
 int store_write_atomic(int dir_fd, const char *tmp, const char *name, const void *data,
 		       size_t len, const char **error_r);
+/* store_write_atomic2 - the same, without any fsync unless durable */
+int store_write_atomic2(int dir_fd, const char *tmp, const char *name, const void *data,
+			size_t len, bool durable, const char **error_r);
 
 #endif

@@ -151,9 +151,14 @@ bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off
     store_flags_format(flags, letters, sizeof(letters));
     if (keylen > INT_MAX)
 	return false;
-    if (!fmt_try_buf(buf, size, "%.*s,S=%lld,W=%lld,U=%lu:2,%s", (int) keylen, key,
-		     (long long) msize, (long long) crlf, (unsigned long) uid, letters))
+    if (crlf < 0) {			/* (not counted yet: no W=) */
+	if (!fmt_try_buf(buf, size, "%.*s,S=%lld,U=%lu:2,%s", (int) keylen, key,
+			 (long long) msize, (unsigned long) uid, letters))
+	    return false;
+    } else if (!fmt_try_buf(buf, size, "%.*s,S=%lld,W=%lld,U=%lu:2,%s", (int) keylen, key,
+			    (long long) msize, (long long) crlf, (unsigned long) uid, letters)) {
 	return false;
+    }
     return strlen(buf) <= NAME_MAX;
 }
 

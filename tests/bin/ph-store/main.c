@@ -77,7 +77,7 @@ static void print_list(struct store_mailbox *mb)
     for (i = 0; (m = store_msg(mb, i)) != NULL; i++) {
 	store_flags_format(m->flags, flags, sizeof(flags));
 	printf("%lu %lld %lld %s %s\n", (unsigned long) m->uid, (long long) m->size,
-	       (long long) m->crlf_size, *flags ? flags : "-", m->name);
+	       (long long) store_msg_crlf_size(mb, i), *flags ? flags : "-", m->name);
     }
 }
 
@@ -317,7 +317,7 @@ static int more(int argc, char **argv, int *rc)
 		for (i = 0; i < store_count(mb); i++) {
 		    const struct store_msg *m = store_msg(mb, i);
 
-		    total += m->uid + (size_t) m->crlf_size + m->flags;
+		    total += m->uid + (size_t) store_msg_crlf_size(mb, i) + m->flags;
 		    if (store_cache_get(mb, i, STORE_CACHE_ENVELOPE, &v, &len))
 			total += len;
 		    else
