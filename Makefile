@@ -12,7 +12,9 @@
 #                     shell loop; see INSTALL for the price)
 #
 # Sources are found by directory: lib/base/*.c (no mail knowledge),
-# lib/mail/*.c and lib/store/*.c (the mail store) form libposthorn.a;
+# lib/mail/*.c, lib/store/*.c (the mail store) and lib/tls/*.c (the TLS
+# glue, without OpenSSL) form libposthorn.a; lib/tls/plugin/ is the
+# OpenSSL plugin $(B)/libexec/posthorn-tls.so, dlopen(3)ed by tls_load();
 # every program directory holds the .c files of one program, with main()
 # in main.c; test-*.c files next to a module are its unit tests.
 
@@ -35,7 +37,7 @@ OPENSSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -l
 WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
 	   -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ilib/store $(OPENSSL_CFLAGS) \
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ilib/store -Ilib/tls $(OPENSSL_CFLAGS) \
 	-DDEF_CONFIG_DIR='"$(SYSCONFDIR)"' -DDEF_DAEMON_DIR='"$(LIBEXECDIR)"' \
 	-DDEF_COMMAND_DIR='"$(SBINDIR)"'
 # --as-needed: a program loads only the shared libraries it uses (sendmail
@@ -68,11 +70,11 @@ DAEMON_DIRS  := $(patsubst %/main.c,%,$(wildcard master/main.c smtpd/main.c clea
 TOOL_DIRS    := $(patsubst %/main.c,%,$(wildcard tools/*/main.c))
 TESTBIN_DIRS := $(patsubst %/main.c,%,$(wildcard tests/bin/*/main.c))
 
-LIB_SRCS  := $(filter-out lib/base/test-% lib/mail/test-% lib/store/test-%,\
-	$(wildcard lib/base/*.c lib/mail/*.c lib/store/*.c))
+LIB_SRCS  := $(filter-out lib/base/test-% lib/mail/test-% lib/store/test-% lib/tls/test-%,\
+	$(wildcard lib/base/*.c lib/mail/*.c lib/store/*.c lib/tls/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 LIBA      := $(B)/libposthorn.a
-UNIT_SRCS := $(wildcard lib/base/test-*.c lib/mail/test-*.c lib/store/test-*.c \
+UNIT_SRCS := $(wildcard lib/base/test-*.c lib/mail/test-*.c lib/store/test-*.c lib/tls/test-*.c \
 	$(addsuffix /test-*.c,$(DAEMON_DIRS) $(TOOL_DIRS)))
 UNIT_BINS := $(foreach t,$(UNIT_SRCS),$(B)/unit/$(notdir $(t:.c=)))
 
@@ -91,7 +93,9 @@ TOOL_BINS    := $(foreach d,$(TOOL_DIRS),$(B)/bin/$(notdir $(d)))
 TESTBIN_BINS := $(foreach d,$(TESTBIN_DIRS),$(B)/testbin/$(notdir $(d)))
 
 .PHONY: all deps check check-asan unit run install uninstall clean test-programs fuzz
-all: $(DAEMON_BINS) $(TOOL_BINS) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases) \
+TLS_PLUGIN := $(B)/libexec/posthorn-tls.so
+
+all: $(DAEMON_BINS) $(TOOL_BINS) $(TLS_PLUGIN) $(if $(filter tools/sendmail,$(TOOL_DIRS)),$(B)/bin/mailq $(B)/bin/newaliases) \
      $(if $(filter tools/postdrop,$(TOOL_DIRS)),$(B)/libexec/postdrop)
 
 # mailq and newaliases are sendmail under other names
@@ -111,6 +115,13 @@ FUZZ_OBJS := $(FUZZ_TARGETS:%=$(B)/obj/tests/fuzz/%.o) $(B)/obj/tests/fuzz/drive
 $(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/driver.o $(B)/obj/tests/fuzz/mem_stream.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
+
+# The OpenSSL plugin: position independent, linked against OpenSSL only;
+# -z defs proves it needs no symbol of the program that loads it
+$(TLS_PLUGIN): lib/tls/plugin/tls_openssl.c lib/tls/tls_plugin.h lib/tls/tls.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -Wl,-z,defs $(LDSAN) $(LDFLAGS) -o $@.new $< $(OPENSSL_LIBS) \
+	  && mv -f $@.new $@
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

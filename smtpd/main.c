@@ -27,6 +27,8 @@ static void smtpd_pre_init(int argc, char **argv)
     if (resolve_init(&err) < 0)
 	msg_fatal("address tables: %s", err);
     smtpd_check_init();
+    smtpd_check_init_restrictions();
+    smtpd_tls_init();			/* the plugin and the keys, still privileged */
     if (!smtpd_parse_vrfy_reply(var_smtpd_vrfy_reply, &r, &err))
 	msg_fatal("smtpd_vrfy_reply: %s", err);
     if (var_line_length_limit < 80)

@@ -18,6 +18,8 @@
  *   smtpd_text.c    printable client text, printf-free joins,
  *                   the protocol name
  *   smtpd_peer.c    who the client is (address, optional name lookup)
+ *   smtpd_auth.c    AUTH (RFC 4954) through the auth service
+ *   smtpd_tls.c     STARTTLS (RFC 3207) and wrapper mode (RFC 8314)
  *
  * The modules stand in layers (no two include each other's functions
  * both ways): proto over cmd over data over message over reply over
@@ -65,6 +67,8 @@ struct smtpd_rcpt {
 };
 
 /* The session. */
+struct auth_client;
+
 struct smtpd_state {
     struct stream *client;
 
@@ -76,9 +80,12 @@ struct smtpd_state {
     bool addr_is_v6;
     bool trusted;			/* in mynetworks */
     bool reject_bare;			/* smtpd_forbid_bare_newline = reject applies */
-    bool authenticated;			/* AUTH (a later issue) */
-    char *sasl_username;
-    bool tls;				/* STARTTLS (a later issue) */
+    bool authenticated;			/* AUTH succeeded */
+    char *sasl_username;		/* the login auth confirmed */
+    char *sasl_method;			/* its mechanism */
+    struct auth_client *auth;		/* connection to auth (kept for retries) */
+    bool tls;				/* TLS runs (STARTTLS or wrapper mode) */
+    char tls_summary[192];		/* "TLSv1.3 with cipher ... (256/256 bits)" */
 
     /* session */
     char *helo;				/* HELO/EHLO argument, NULL before */
@@ -207,10 +214,14 @@ void smtpd_message_idle(void);
  * kept for the next session of this process (until smtpd_message_idle) */
 void smtpd_message_fini(struct smtpd_state *st);
 /* smtpd_received_header - the Received: header lines for the current
- * transaction at time now (each line without terminator): 3 with a
- * "for <recipient>" line (one recipient, and it fits), else 2; 0 if
- * the lines do not fit in lines[] (a huge myhostname or HELO) */
-size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3]);
+ * transaction at time now (each line without terminator): "from", then
+ * "(using TLS...)" under TLS with smtpd_tls_received_header, then
+ * "(Authenticated sender: login)" with smtpd_sasl_authenticated_header,
+ * then "by ... with", then "for <recipient>; date" (one recipient, and
+ * it fits; else the date ends the "by" line). Returns the number of
+ * lines, 0 if they do not fit in lines[] (a huge myhostname or HELO) */
+#define SMTPD_RECEIVED_LINES	5
+size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[SMTPD_RECEIVED_LINES]);
 /* smtpd_message_notify - the text of a NOTIFY mask for cleanup's N
  * record ("success,delay", "never"), NULL for none; buf holds it */
 const char *smtpd_message_notify(unsigned notify, char *buf, size_t size);
@@ -228,8 +239,43 @@ bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const 
 /* smtpd_quota_value - a virtual_mailbox_maps value has a quota= word */
 bool smtpd_quota_value(const char *value);
 
+/* smtpd_check_init_restrictions - parse smtpd_client_restrictions,
+ * smtpd_sender_restrictions, open smtpd_sender_login_maps (fatal on a
+ * bad value) */
+void smtpd_check_init_restrictions(void);
+/* smtpd_check_mail - client and sender restrictions at MAIL FROM, with
+ * st->sender set; true = go on, else *r */
+bool smtpd_check_mail(struct smtpd_state *st, struct smtpd_reply_buf *r);
+/* smtpd_sender_login_ok - may login use sender (smtpd_sender_login_maps);
+ * 1 yes, 0 no, -1 lookup error */
+int smtpd_sender_login_ok(const char *sender, const char *login, const char **error_r);
+
 /* smtpd_peer.c */
 void smtpd_peer_init(struct smtpd_state *st);
+
+/* smtpd_auth.c */
+/* smtpd_auth_offered - AUTH may be used now (EHLO advertises it) */
+bool smtpd_auth_offered(const struct smtpd_state *st);
+/* smtpd_auth_mechanisms - "PLAIN LOGIN SCRAM-SHA-256" */
+const char *smtpd_auth_mechanisms(void);
+void smtpd_cmd_auth(struct smtpd_state *st, const char *args, size_t len);
+/* smtpd_auth_reset - forget the identity, close the auth connection */
+void smtpd_auth_reset(struct smtpd_state *st);
+
+/* smtpd_tls.c */
+/* smtpd_tls_init - read smtpd_tls_*: make the TLS server (keys read
+ * now: call while privileged); a failure is logged, TLS then stays off */
+void smtpd_tls_init(void);
+/* smtpd_tls_offered - EHLO advertises STARTTLS */
+bool smtpd_tls_offered(const struct smtpd_state *st);
+/* smtpd_tls_required - smtpd_tls_security_level = encrypt, not yet TLS */
+bool smtpd_tls_required(const struct smtpd_state *st);
+/* smtpd_tls_wrapper - wrapper mode: handshake before the greeting;
+ * false: the session is over (logged) */
+bool smtpd_tls_wrapper(struct smtpd_state *st);
+void smtpd_cmd_starttls(struct smtpd_state *st, const char *args, size_t len);
+/* smtpd_tls_end - close_notify at the end of a TLS session */
+void smtpd_tls_end(struct smtpd_state *st);
 
 /* smtpd_reply.c: the fixed replies */
 enum smtpd_reply_id {

@@ -25,7 +25,16 @@
  *      virtual mailboxes only, when their virtual_mailbox_maps value
  *      has quota= or virtual_mailbox_limit is set (smtpd_quota_applies).
  *      Existence was already answered by step 2.
- * Lookup failures are always temporary (4xx), never permanent. */
+ * Lookup failures are always temporary (4xx), never permanent.
+ *
+ * At MAIL FROM (submission, see man smtpd.8): smtpd_client_restrictions
+ * then smtpd_sender_restrictions, each a list of permit,
+ * permit_mynetworks, permit_sasl_authenticated, reject and (senders)
+ * reject_sender_login_mismatch, tried in order until one decides. A
+ * reject is 530 5.7.0 "Authentication required" to a client that could
+ * still AUTH (RFC 4954 6), else 554 5.7.1. Postfix evaluates these at
+ * RCPT (smtpd_delay_reject); here they are answered at MAIL, which a
+ * submission client understands as well and which costs no RCPTs. */
 
 #include <limits.h>
 #include <string.h>
@@ -44,6 +53,7 @@
 #include "config.h"
 #include "deliver_client.h"
 #include "mail_proto.h"
+#include "maps.h"
 #include "resolve.h"
 #include "table.h"
 
@@ -343,4 +353,214 @@ bool smtpd_check_rcpt(struct smtpd_state *st, const struct address *addr, const 
   out:
     str_free(&shown);
     return ok;
+}
+
+/* ---------------------------------------------------------------- */
+/* Restrictions at MAIL FROM (submission).                          */
+
+enum restriction {
+    R_PERMIT, R_REJECT, R_PERMIT_MYNETWORKS, R_PERMIT_SASL, R_SENDER_LOGIN_MISMATCH,
+};
+
+static const struct {
+    const char *name;
+    enum restriction r;
+    bool sender_only;			/* needs the sender: smtpd_sender_restrictions */
+} restriction_names[] = {
+    {"permit", R_PERMIT, false},
+    {"reject", R_REJECT, false},
+    {"permit_mynetworks", R_PERMIT_MYNETWORKS, false},
+    {"permit_sasl_authenticated", R_PERMIT_SASL, false},
+    {"reject_sender_login_mismatch", R_SENDER_LOGIN_MISMATCH, true},
+};
+
+#define RESTRICTIONS_MAX	16
+
+struct restriction_list {
+    enum restriction items[RESTRICTIONS_MAX];
+    size_t count;
+};
+
+static struct restriction_list check_client_restrictions, check_sender_restrictions;
+static struct maps *check_sender_login_maps;
+
+/* restriction_parse - a comma/space list into list; fatal when bad */
+static void restriction_parse(const char *param, const char *value, bool sender,
+			      struct restriction_list *list)
+{
+    const char *p = value;
+
+    list->count = 0;
+    while (*p) {
+	size_t len, i;
+
+	p += strspn(p, ", \t\r\n");
+	if (*p == 0)
+	    break;
+	len = strcspn(p, ", \t\r\n");
+	for (i = 0; i < sizeof(restriction_names) / sizeof(restriction_names[0]); i++)
+	    if (strlen(restriction_names[i].name) == len
+		&& strncasecmp(restriction_names[i].name, p, len) == 0)
+		break;
+	if (i == sizeof(restriction_names) / sizeof(restriction_names[0]))
+	    msg_fatal("%s: unknown restriction \"%.*s\"", param, (int) (len > 100 ? 100 : len), p);
+	if (restriction_names[i].sender_only && !sender)
+	    msg_fatal("%s: %s belongs in smtpd_sender_restrictions", param, restriction_names[i].name);
+	if (list->count == RESTRICTIONS_MAX)
+	    msg_fatal("%s: more than %d restrictions", param, RESTRICTIONS_MAX);
+	list->items[list->count++] = restriction_names[i].r;
+	p += len;
+    }
+}
+
+/* smtpd_check_init_restrictions - the MAIL FROM restrictions */
+void smtpd_check_init_restrictions(void)
+{
+    restriction_parse("smtpd_client_restrictions", var_smtpd_client_restrictions, false,
+		      &check_client_restrictions);
+    restriction_parse("smtpd_sender_restrictions", var_smtpd_sender_restrictions, true,
+		      &check_sender_restrictions);
+    if (*var_smtpd_sender_login_maps)
+	check_sender_login_maps = maps_from_param("smtpd_sender_login_maps",
+						  var_smtpd_sender_login_maps, MAPS_REOPEN_CHANGED);
+}
+
+/* login_listed - login (any case) is a word of the comma/space list value */
+static bool login_listed(const char *value, const char *login)
+{
+    size_t llen = strlen(login);
+
+    for (const char *p = value; *p;) {
+	size_t len;
+
+	p += strspn(p, ", \t");
+	len = strcspn(p, ", \t");
+	if (len == llen && len > 0 && strncasecmp(p, login, len) == 0)
+	    return true;
+	p += len;
+    }
+    return false;
+}
+
+/* sender_owners - the owners of sender in smtpd_sender_login_maps
+ * (address, then @domain): 1 found (*value), 0 not listed, -1 error */
+static int sender_owners(const char *sender, struct str *value, const char **error_r)
+{
+    struct str *key;
+    const char *at;
+    int rc;
+
+    if (check_sender_login_maps == NULL)
+	return 0;
+    key = str_new(2 * ADDR_PATH_MAX);
+    if (!str_try_set(key, sender)) {
+	str_free(&key);
+	return 0;
+    }
+    str_lower(key);
+    rc = maps_lookup(check_sender_login_maps, str_cstr(key), value, NULL, error_r);
+    if (rc == 0 && (at = strrchr(sender, '@')) != NULL && str_try_set(key, at)) {
+	str_lower(key);
+	rc = maps_lookup(check_sender_login_maps, str_cstr(key), value, NULL, error_r);
+    }
+    str_free(&key);
+    return rc;
+}
+
+/* smtpd_sender_login_ok - see smtpd.h: the login is among the sender's
+ * owners; an address no table lists belongs to the login of its name */
+int smtpd_sender_login_ok(const char *sender, const char *login, const char **error_r)
+{
+    struct str *value = str_new(TABLE_ENTRY_MAX);
+    int rc = sender_owners(sender, value, error_r);
+
+    if (rc > 0)
+	rc = login_listed(str_cstr(value), login);
+    else if (rc == 0)
+	rc = strcasecmp(sender, login) == 0;
+    str_free(&value);
+    return rc;
+}
+
+/* check_sender_login - reject_sender_login_mismatch: an authenticated
+ * client may send only as an address its login owns; a client that is
+ * not authenticated may not use an address that has owners. The null
+ * sender is never refused here (bounces). True = no objection. */
+static bool check_sender_login(struct smtpd_state *st, struct smtpd_reply_buf *r)
+{
+    const char *err = "";
+    int rc;
+
+    if (st->sender == NULL || *st->sender == 0)
+	return true;
+    if (st->authenticated && st->sasl_username) {
+	if ((rc = smtpd_sender_login_ok(st->sender, st->sasl_username, &err)) > 0)
+	    return true;
+	if (rc == 0)
+	    smtpd_reply_set(r, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+			    st->sender, st->sasl_username);
+    } else {
+	struct str *value = str_new(TABLE_ENTRY_MAX);
+
+	rc = sender_owners(st->sender, value, &err);
+	str_free(&value);
+	if (rc == 0)
+	    return true;
+	if (rc > 0)
+	    smtpd_reply_set(r, 553, "5.7.1", "<%s>: Sender address rejected: not logged in",
+			    st->sender);
+    }
+    if (rc < 0) {
+	msg_warn("%s: smtpd_sender_login_maps lookup of <%s>: %s", st->namaddr, st->sender, err);
+	smtpd_reply_set(r, 451, "4.3.0", "<%s>: Sender address rejected: Temporary lookup failure",
+			st->sender);
+    }
+    return false;
+}
+
+/* restriction_run - the first restriction that decides: 1 permit, 0
+ * reject (*r), -1 none decided */
+static int restriction_run(struct smtpd_state *st, const struct restriction_list *list,
+			   bool sender, struct smtpd_reply_buf *r)
+{
+    for (size_t i = 0; i < list->count; i++) {
+	switch (list->items[i]) {
+	case R_PERMIT:
+	    return 1;
+	case R_PERMIT_MYNETWORKS:
+	    if (st->trusted)
+		return 1;
+	    break;
+	case R_PERMIT_SASL:
+	    if (st->authenticated)
+		return 1;
+	    break;
+	case R_SENDER_LOGIN_MISMATCH:
+	    if (!check_sender_login(st, r))
+		return 0;
+	    break;
+	case R_REJECT:
+	    if (!st->authenticated && smtpd_auth_offered(st))
+		smtpd_reply_set(r, 530, "5.7.0", "%s", "Authentication required");
+	    else if (!st->authenticated && var_smtpd_sasl_auth_enable && !st->tls)
+		smtpd_reply_set(r, 530, "5.7.0", "%s", "Must issue a STARTTLS command first");
+	    else if (sender)
+		smtpd_reply_set(r, 554, "5.7.1", "<%s>: Sender address rejected: Access denied",
+				st->sender);
+	    else
+		smtpd_reply_set(r, 554, "5.7.1", "<%s>: Client host rejected: Access denied",
+				st->namaddr);
+	    return 0;
+	}
+    }
+    return -1;
+}
+
+/* smtpd_check_mail - smtpd_client_restrictions, then
+ * smtpd_sender_restrictions (see smtpd.h) */
+bool smtpd_check_mail(struct smtpd_state *st, struct smtpd_reply_buf *r)
+{
+    if (restriction_run(st, &check_client_restrictions, false, r) == 0)
+	return false;
+    return restriction_run(st, &check_sender_restrictions, true, r) != 0;
 }

@@ -3,8 +3,9 @@
  * and BDAT live in smtpd_data.c, the end of a transaction in
  * smtpd_message.c).
  *
- * Each row has flags: whether the command is allowed before STARTTLS or
- * AUTH when those become mandatory (a later issue fills in the check),
+ * Each row has flags: whether the command is allowed before STARTTLS
+ * when smtpd_tls_security_level = encrypt (smtpd_proto.c checks), or
+ * before AUTH (the restrictions of smtpd_check.c decide instead),
  * whether it ends a pipelining group (RFC 2920: the server flushes its
  * replies after it), whether it needs HELO/EHLO first, whether it may be
  * longer than 512 octets (MAIL and RCPT carry ESMTP parameters), and
@@ -53,9 +54,9 @@ static const struct smtpd_cmd smtpd_cmds[] = {
     {"QUIT", cmd_quit, ANY | SMTPD_CMD_GROUP_END},
     {"VRFY", cmd_vrfy, SMTPD_CMD_NEED_HELO | SMTPD_CMD_GROUP_END},
     {"HELP", cmd_help, ANY},
-    /* recognised, not implemented here (STARTTLS and AUTH: a later issue) */
-    {"STARTTLS", NULL, ANY | SMTPD_CMD_UNIMPL | SMTPD_CMD_GROUP_END},
-    {"AUTH", NULL, SMTPD_CMD_PRE_AUTH | SMTPD_CMD_UNIMPL | SMTPD_CMD_GROUP_END},
+    {"STARTTLS", smtpd_cmd_starttls, ANY | SMTPD_CMD_GROUP_END},
+    {"AUTH", smtpd_cmd_auth, SMTPD_CMD_PRE_AUTH | SMTPD_CMD_GROUP_END | SMTPD_CMD_LONG},
+    /* recognised, not implemented here */
     {"EXPN", NULL, SMTPD_CMD_UNIMPL | SMTPD_CMD_GROUP_END},
     {"ETRN", NULL, SMTPD_CMD_UNIMPL | SMTPD_CMD_NEED_HELO},
     {"TURN", NULL, SMTPD_CMD_UNIMPL | SMTPD_CMD_GROUP_END},
@@ -175,8 +176,8 @@ bool smtpd_parse_vrfy_reply(const char *text, struct smtpd_reply_buf *r, const c
 size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t max, unsigned *ext_r)
 {
     size_t n = 0;
+    unsigned ext = 0;
 
-    (void) st;
 #define ADD(text) do { if (n < max) str_copy_out_or_panic(lines[n++], 64, (text)); } while (0)
     /* at most 63 bytes of the host name: a longer one is cut, by design */
     if (n < max && !str_try_copy_out(lines[n++], 64, var_myhostname)) {
@@ -197,8 +198,14 @@ size_t smtpd_ehlo_lines(const struct smtpd_state *st, char lines[][64], size_t m
     ADD("DSN");
     ADD("SMTPUTF8");
     ADD("CHUNKING");
+    if (smtpd_tls_offered(st))
+	ADD("STARTTLS");
+    if (smtpd_auth_offered(st) && n < max) {
+	fmt_buf_or_panic(lines[n++], 64, "AUTH %s", smtpd_auth_mechanisms());
+	ext |= SMTP_EXT_AUTH;
+    }
 #undef ADD
-    *ext_r = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME | SMTP_EXT_DSN
+    *ext_r = ext | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_BINARYMIME | SMTP_EXT_DSN
 	| SMTP_EXT_SMTPUTF8;
     return n;
 }
@@ -286,6 +293,7 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
 {
     struct address addr;
     struct smtp_mail_params p;
+    struct smtpd_reply_buf r;
     enum address_error aerr;
     enum smtp_param_error perr;
     const char *rest;
@@ -321,8 +329,6 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
     }
     st->sender = internal_form(&addr);
     if (p.has_size && var_message_size_limit > 0 && p.size > (uint64_t) var_message_size_limit) {
-	struct smtpd_reply_buf r;
-
 	smtpd_reply_id_buf(SR_SIZE_AT_MAIL, &r);
 	smtpd_reply_buf_send(st, &r);
 	smtpd_log_reject(st, "MAIL", &r, NULL);
@@ -330,6 +336,15 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
 	mem_free(&st->sender);
 	goto out;
     }
+    if (!smtpd_check_mail(st, &r)) {
+	smtpd_reply_buf_send(st, &r);
+	smtpd_log_reject(st, "MAIL", &r, NULL);
+	smtp_mail_params_fini(&p);
+	mem_free(&st->sender);
+	goto out;
+    }
+    if (p.has_auth && msg_verbose)
+	msg_info("%s: MAIL AUTH=<%s> (not passed on)", st->namaddr, p.auth ? p.auth : "");
     st->mail = p;
     st->in_mail = true;
     st->rcpt_attempts = 0;

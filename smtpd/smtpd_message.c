@@ -56,12 +56,15 @@ static bool is_ascii(const char *s)
 
 /* smtpd_received_header - RFC 5321 4.4 trace header lines; 0 if they
  * do not fit (see smtpd.h) */
-size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str *lines[3])
+size_t smtpd_received_header(const struct smtpd_state *st, long now,
+			     struct str *lines[SMTPD_RECEIVED_LINES])
 {
     char date[MAIL_DATE_SIZE], literal[SMTPD_ADDR_MAX + 8];
     bool known_name = strcmp(st->name, "unknown") != 0;
     bool utf8 = st->in_mail && st->mail.smtputf8;
     const char *from;
+    struct str *by;
+    size_t n = 1;
     bool ok;
 
     smtpd_join(literal, sizeof(literal), "[", st->addr_is_v6 ? "IPv6:" : "", st->addr, "]",
@@ -78,18 +81,32 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
 	&& str_try_appends(lines[0], " (")
 	&& (!known_name || (str_try_appends(lines[0], st->name) && str_try_appendc(lines[0], ' ')))
 	&& str_try_appends(lines[0], literal) && str_try_appendc(lines[0], ')');
-    str_reset(lines[1]);
-    ok = ok && str_try_appends(lines[1], "\tby ") && str_try_appends(lines[1], var_myhostname)
-	&& str_try_appends(lines[1], " (posthorn) with ")
-	&& str_try_appends(lines[1], smtpd_protocol_name(st));
+    if (ok && st->tls && var_smtpd_tls_received_header && st->tls_summary[0]) {
+	str_reset(lines[n]);
+	ok = str_try_appends(lines[n], "\t(using ") && str_try_appends(lines[n], st->tls_summary)
+	    && str_try_appendc(lines[n], ')');
+	n++;
+    }
+    if (ok && st->authenticated && st->sasl_username && var_smtpd_sasl_authenticated_header
+	&& (utf8 || is_ascii(st->sasl_username))) {
+	str_reset(lines[n]);
+	ok = str_try_appends(lines[n], "\t(Authenticated sender: ")
+	    && str_try_appends(lines[n], st->sasl_username) && str_try_appendc(lines[n], ')');
+	n++;
+    }
+    by = lines[n++];
+    str_reset(by);
+    ok = ok && str_try_appends(by, "\tby ") && str_try_appends(by, var_myhostname)
+	&& str_try_appends(by, " (posthorn) with ")
+	&& str_try_appends(by, smtpd_protocol_name(st));
     if (!ok)
 	return 0;
     if (st->rcpt_count == 1) {
 	const char *rcpt = st->rcpts[0].address;
 	const char *at = address_at(rcpt, strlen(rcpt));
-	struct str *ext = lines[2];
+	struct str *ext = lines[n];
 
-	/* the quoted recipient is built in lines[2] and then framed; if
+	/* the quoted recipient is built in lines[n] and then framed; if
 	 * it does not fit, the header goes without it */
 	str_reset(ext);
 	if (str_try_appends(ext, "\tfor <")
@@ -97,12 +114,12 @@ size_t smtpd_received_header(const struct smtpd_state *st, long now, struct str 
 	    && (at == NULL || str_try_appends(ext, at))
 	    && (utf8 || is_ascii(str_cstr(ext)))
 	    && str_try_appends(ext, ">; ") && str_try_appends(ext, date))
-	    return 3;
+	    return n + 1;
 	str_reset(ext);
     }
-    if (!str_try_appends(lines[1], "; ") || !str_try_appends(lines[1], date))
+    if (!str_try_appends(by, "; ") || !str_try_appends(by, date))
 	return 0;
-    return 2;
+    return n;
 }
 
 /* ---------------------------------------------------------------- */
@@ -191,7 +208,7 @@ bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary)
 {
     static const char *const bodies[] = {NULL, "7BIT", "8BITMIME", "BINARYMIME"};
     struct cleanup_client *c;
-    static struct str *lines[3];	/* reused by every message */
+    static struct str *lines[SMTPD_RECEIVED_LINES];	/* reused by every message */
     const char *err = "";
     char buf[64];
     size_t n;
@@ -231,7 +248,7 @@ bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary)
 	rc |= cleanup_client_rcpt(c, st->rcpts[i].address, st->rcpts[i].orcpt,
 				  smtpd_message_notify(st->rcpts[i].notify, buf, sizeof(buf)));
     rc |= cleanup_client_message(c);
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < SMTPD_RECEIVED_LINES; i++)
 	if (lines[i] == NULL)
 	    lines[i] = str_new(2048);
     if ((n = smtpd_received_header(st, st->arrival, lines)) == 0)

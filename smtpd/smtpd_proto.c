@@ -17,6 +17,10 @@
  * smtpd_hard_error_limit the session ends with 421 4.7.0. A queued
  * message clears the count.
  *
+ * TLS: with smtpd_tls_security_level = encrypt every command without
+ * SMTPD_CMD_PRE_TLS gets 530 5.7.0 until STARTTLS succeeded; in wrapper
+ * mode the handshake comes before the greeting (smtpd_tls.c).
+ *
  * Bare LF: a command line that ends in a bare <LF> is taken as a line
  * when smtpd_forbid_bare_newline = normalize; with reject the client
  * gets 550 5.5.2 and is disconnected (see docs/smtpd.md). */
@@ -111,8 +115,9 @@ static void session_end(struct smtpd_state *st)
 {
     smtpd_reset(st);
     smtpd_message_fini(st);
+    smtpd_auth_reset(st);
+    smtpd_tls_end(st);
     mem_free(&st->helo);
-    mem_free(&st->sasl_username);
     mem_free(&st->rcpts);
     mem_free(&st->cmd_total);
     mem_free(&st->cmd_ok);
@@ -143,7 +148,16 @@ void smtpd_session(struct stream *client)
     smtpd_peer_init(st);
     smtpd_check_client(st);
     msg_info("connect from %s", st->namaddr);
-    pregreet_check(st);
+    if (var_smtpd_tls_wrappermode) {
+	if (!smtpd_tls_wrapper(st)) {
+	    log_stats(st, "disconnect");
+	    session_end(st);
+	    str_free(&line);
+	    return;
+	}
+    } else {
+	pregreet_check(st);
+    }
     smtpd_reply(st, 220, NULL, "%s", var_smtpd_banner);
     smtpd_flush(st);
 
@@ -238,6 +252,10 @@ void smtpd_session(struct stream *client)
 	}
 	if (cmd->flags & SMTPD_CMD_UNIMPL) {
 	    smtpd_reply_id(st, SR_NOT_IMPLEMENTED);
+	    continue;
+	}
+	if (!(cmd->flags & SMTPD_CMD_PRE_TLS) && smtpd_tls_required(st)) {
+	    smtpd_reply(st, 530, "5.7.0", "%s", "Must issue a STARTTLS command first");
 	    continue;
 	}
 	if ((cmd->flags & SMTPD_CMD_NEED_HELO) && var_smtpd_helo_required && st->helo == NULL) {

@@ -18,7 +18,7 @@ static void test_received_header(void)
 {
     struct smtpd_state st;
     struct smtpd_rcpt r = {.address = (char *) "john doe@example.test"};
-    struct str *lines[3];
+    struct str *lines[SMTPD_RECEIVED_LINES];
     char date[MAIL_DATE_SIZE];
     const char *err;
     size_t n;
@@ -27,7 +27,7 @@ static void test_received_header(void)
     unit_assert(config_override("myhostname=mx.example.test", &err) == 0);
     unit_assert(config_apply(&err) == 0);
     unit_assert(mail_date_local(date, sizeof(date), 1700000000));
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < SMTPD_RECEIVED_LINES; i++)
 	lines[i] = str_new(2048);
     memset(&st, 0, sizeof(st));
     str_copy_out_or_panic(st.name, sizeof(st.name), "unknown");
@@ -53,7 +53,29 @@ static void test_received_header(void)
     unit_assert_streq(str_cstr(lines[0]), "Received: from host.example (host.example [IPv6:2001:db8::1])");
     unit_assert(strncmp(str_cstr(lines[1]), "\tby mx.example.test (posthorn) with SMTP; ", 42) == 0);
     unit_assert_streq(str_cstr(lines[1]) + 42, date);
-    for (int i = 0; i < 3; i++)
+    /* TLS and AUTH: the using line always (smtpd_tls_received_header
+     * = yes), the login only with smtpd_sasl_authenticated_header */
+    st.tls = true;
+    str_copy_out_or_panic(st.tls_summary, sizeof(st.tls_summary),
+			  "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)");
+    st.authenticated = true;
+    st.sasl_username = (char *) "alice@example.test";
+    st.esmtp = true;
+    st.rcpt_count = 1;
+    n = smtpd_received_header(&st, 1700000000, lines);
+    unit_assert_inteq(n, 4);
+    unit_assert_streq(str_cstr(lines[1]),
+		      "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))");
+    unit_assert_streq(str_cstr(lines[2]), "\tby mx.example.test (posthorn) with ESMTPSA");
+    unit_assert(config_override("smtpd_sasl_authenticated_header=yes", &err) == 0);
+    unit_assert(config_apply(&err) == 0);
+    n = smtpd_received_header(&st, 1700000000, lines);
+    unit_assert_inteq(n, 5);
+    unit_assert_streq(str_cstr(lines[2]), "\t(Authenticated sender: alice@example.test)");
+    unit_assert(strncmp(str_cstr(lines[4]), "\tfor <\"john doe\"@example.test>; ", 32) == 0);
+    unit_assert(config_override("smtpd_sasl_authenticated_header=no", &err) == 0);
+    unit_assert(config_apply(&err) == 0);
+    for (int i = 0; i < SMTPD_RECEIVED_LINES; i++)
 	str_free(&lines[i]);
     unit_end();
 }
@@ -64,7 +86,7 @@ static void test_received_header_too_long(void)
 {
     static char assignment[3100];
     struct smtpd_state st;
-    struct str *lines[3];
+    struct str *lines[SMTPD_RECEIVED_LINES];
     const char *err;
 
     unit_begin("Received: lines that do not fit give 0, never a cut header");
@@ -72,7 +94,7 @@ static void test_received_header_too_long(void)
     memset(assignment + 11, 'h', 3000);
     unit_assert(config_override(assignment, &err) == 0);
     unit_assert(config_apply(&err) == 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < SMTPD_RECEIVED_LINES; i++)
 	lines[i] = str_new(2048);
     memset(&st, 0, sizeof(st));
     str_copy_out_or_panic(st.name, sizeof(st.name), "unknown");
@@ -81,7 +103,7 @@ static void test_received_header_too_long(void)
     unit_assert(config_override("myhostname=mx.example.test", &err) == 0);
     unit_assert(config_apply(&err) == 0);
     unit_assert_inteq(smtpd_received_header(&st, 1700000000, lines), 2);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < SMTPD_RECEIVED_LINES; i++)
 	str_free(&lines[i]);
     unit_end();
 }

@@ -69,12 +69,12 @@ def test_unknown_override_is_an_error(shipped):
     """A service must not run weaker than written: an -o parameter this
     build does not know fails check and start (master refuses it too)."""
     with open(shipped / "master.cf", "a") as f:
-        f.write("submission inet n - n - - smtpd\n  -o smtpd_tls_security_level=encrypt\n")
+        f.write("submission inet n - n - - smtpd\n  -o smtpd_tls_no_such_level=encrypt\n")
     res = ph(shipped, "check")
     assert res.returncode != 0
-    assert "service submission/inet: -o smtpd_tls_security_level: unknown parameter" \
+    assert "service submission/inet: -o smtpd_tls_no_such_level: unknown parameter" \
         in res.stderr
     res = subprocess.run([str(BUILD / "libexec" / "master"), "-c", str(shipped), "-t"],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
-    assert "-o smtpd_tls_security_level=encrypt: unknown parameter" in res.stderr
+    assert "-o smtpd_tls_no_such_level=encrypt: unknown parameter" in res.stderr

@@ -10,6 +10,9 @@ set -e
 PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev nettle-dev libunbound-dev \
 python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix \
 fetchmail mutt isync dovecot-core dovecot-pop3d dovecot-imapd"
+# swaks speaks TLS (--tls, --tlsc: tests/test_smtpd_tls.py) only with
+# Net::SSLeay, which Debian's swaks merely recommends
+PKGS="$PKGS libnet-ssleay-perl"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     PKGS="$PKGS nodejs npm"

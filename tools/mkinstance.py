@@ -94,10 +94,13 @@ SERVICES = (
     # submission (RFC 6409): STARTTLS first, then AUTH, required both
     ("submission", None, "inet", "n", "-", "n", "-", "-", "smtpd",
      ("syslog_name=posthorn/submission", "smtpd_tls_security_level=encrypt",
-      "smtpd_sasl_auth_enable=yes", "smtpd_tls_auth_only=yes")),
+      "smtpd_sasl_auth_enable=yes", "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+      "smtpd_sender_restrictions=reject_sender_login_mismatch")),
     # submissions (RFC 8314): implicit TLS, then AUTH
     ("smtps", None, "inet", "n", "-", "n", "-", "-", "smtpd",
-     ("syslog_name=posthorn/smtps", "smtpd_tls_wrappermode=yes", "smtpd_sasl_auth_enable=yes")),
+     ("syslog_name=posthorn/smtps", "smtpd_tls_wrappermode=yes", "smtpd_sasl_auth_enable=yes",
+      "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+      "smtpd_sender_restrictions=reject_sender_login_mismatch")),
     (None, "pickup", "fifo", "n", "-", "n", "60", "1", "pickup", ()),
     (None, "cleanup", "unix", "n", "-", "n", "-", "0", "cleanup", ()),
     (None, "qmgr", "fifo", "n", "-", "n", "300", "1", "qmgr", ()),
@@ -117,11 +120,13 @@ SERVICES = (
 # port): a build that does not know one of them gets the whole service
 # commented out, not just the -o line.
 REQUIRED_OVERRIDES = {"smtpd_tls_wrappermode", "smtpd_tls_security_level",
-                      "smtpd_sasl_auth_enable", "smtpd_tls_auth_only",
-                      "pop3d_tls_wrappermode", "imapd_tls_wrappermode"}
+                      "smtpd_sasl_auth_enable", "smtpd_client_restrictions",
+                      "smtpd_sender_restrictions", "pop3d_tls_wrappermode",
+                      "imapd_tls_wrappermode"}
 # --cleartext-login (the sandbox): POP3 USER/PASS and IMAP LOGIN without TLS
 # on the plain pop3 and imap ports only (pop3s and imaps are TLS anyway).
-CLEARTEXT_OVERRIDES = {"pop3": "pop3d_cleartext_login=yes", "imap": "imapd_cleartext_login=yes"}
+CLEARTEXT_OVERRIDES = {"pop3": "pop3d_cleartext_login_networks=127.0.0.0/8",
+                       "imap": "imapd_cleartext_login_networks=127.0.0.0/8"}
 # main.cf with --tls: the certificates of _tls_cert for smtpd (pop3d and
 # imapd default to $smtpd_tls_*), STARTTLS offered on smtp, pop3 and imap.
 TLS_PARAMS = (

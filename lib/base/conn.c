@@ -3,10 +3,20 @@
  * Implements conn.h: bounded input buffer with line splitting, an
  * output queue flushed when the socket is writable, idle and write
  * deadlines, deferred close from inside the connection's own callbacks,
- * and the hand-over of the descriptor (conn_take_fd). */
+ * and the hand-over of the descriptor (conn_take_fd).
+ *
+ * Replaceable I/O (conn_set_io, TLS): reads and writes go through the
+ * io functions. Each direction remembers the poll events its last
+ * EAGAIN asked for (want(): a TLS read may wait for POLLOUT), and the
+ * event registration follows them; with an io layer one handler serves
+ * both directions (flush, then read). Bytes the layer holds (pending())
+ * are read from a zero-delay timer, as the socket may never become
+ * readable for them. The io read runs as one of c's callbacks (busy),
+ * as the TLS layer calls the owner's handshake-done function from it. */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,6 +55,7 @@ struct conn {
 
     /* events */
     bool reg_read, reg_write;
+    bool write_armed;		/* output was queued at the last update */
     event_timer_id idle_timer, write_timer, offer_timer;
     int idle_ms, write_ms;
     long long last_input_ms, last_write_ms;
@@ -55,11 +66,19 @@ struct conn {
     bool close_after_flush;
     enum conn_close_reason flush_reason;	/* the reason once flushed */
     bool taken;			/* conn_take_fd: free without on_close */
+
+    /* replaceable I/O (conn_set_io) */
+    const struct conn_io *io;
+    void *io_ctx;
+    short io_read_want, io_write_want;	/* after EAGAIN; 0: the default */
+    size_t io_plain;		/* queued before conn_set_io: sent raw */
+    event_timer_id io_timer;	/* read what the layer holds */
 };
 
 static void conn_update_events(struct conn *c);
 static void conn_finish(struct conn *c);
 static void conn_dispatch_input(struct conn *c);
+static void conn_read_ready(int fd, void *ctx);
 
 /* now_ms - monotonic milliseconds */
 static long long now_ms(void)
@@ -137,6 +156,37 @@ int conn_fd(const struct conn *c)
     return c->fd;
 }
 
+/* conn_set_io - route reads and writes through io (NULL: the fd) */
+void conn_set_io(struct conn *c, const struct conn_io *io, void *io_ctx)
+{
+    if (conn_gone(c))
+	msg_panic("conn_set_io: connection closed");
+    if (io && (io->read == NULL || io->write == NULL))
+	msg_panic("conn_set_io: read and write functions are required");
+    if (c->io && c->io->release && (c->io != io || c->io_ctx != io_ctx))
+	c->io->release(c->io_ctx);
+    if (c->reg_read || c->reg_write) {
+	event_remove(c->fd);			/* the handlers change */
+	c->reg_read = c->reg_write = false;
+    }
+    if (c->io_timer) {
+	event_timer_cancel(c->io_timer);
+	c->io_timer = 0;
+    }
+    c->io = io;
+    c->io_ctx = io ? io_ctx : NULL;
+    c->io_read_want = c->io_write_want = 0;
+    c->io_plain = io ? c->out_len - c->out_off : 0;
+    conn_update_events(c);
+}
+
+const struct conn_io *conn_get_io(const struct conn *c, void **io_ctx_r)
+{
+    if (io_ctx_r)
+	*io_ctx_r = c->io_ctx;
+    return c->io;
+}
+
 void conn_set_ctx(struct conn *c, void *ctx)
 {
     c->ctx = ctx;
@@ -177,6 +227,10 @@ static void conn_release(struct conn *c)
 	event_timer_cancel(c->write_timer);
     if (c->offer_timer)
 	event_timer_cancel(c->offer_timer);
+    if (c->io_timer)
+	event_timer_cancel(c->io_timer);
+    if (c->io && c->io->release)
+	c->io->release(c->io_ctx);
     mem_free(&c->in);
     mem_free(&c->out);
     mem_free(&c);
@@ -208,7 +262,23 @@ static void conn_flush(struct conn *c)
     while (c->out_off < c->out_len) {
 	size_t len = c->out_len - c->out_off;
 
-	if (c->is_socket)
+	if (c->io && c->io_plain > 0) {
+	    n = send(c->fd, c->out + c->out_off, len < c->io_plain ? len : c->io_plain,
+		     MSG_NOSIGNAL | MSG_DONTWAIT);
+	    if (n < 0 && errno == ENOTSOCK)
+		n = write(c->fd, c->out + c->out_off, len < c->io_plain ? len : c->io_plain);
+	    if (n > 0)
+		c->io_plain -= (size_t) n;
+	} else if (c->io) {
+	    n = c->io->write(c->io_ctx, c->out + c->out_off, len);
+	    c->io_write_want = 0;
+	    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		c->io_write_want = c->io->want ? c->io->want(c->io_ctx) : POLLOUT;
+	    else if (n == 0) {
+		errno = EIO;
+		n = -1;
+	    }
+	} else if (c->is_socket)
 	    n = send(c->fd, c->out + c->out_off, len, MSG_NOSIGNAL);
 	else
 	    n = write(c->fd, c->out + c->out_off, len);
@@ -283,10 +353,26 @@ static void conn_read_ready(int fd, void *ctx)
     if (room > CONN_READ_CHUNK)
 	room = CONN_READ_CHUNK;
     conn_in_reserve(c, room);
-    n = read(c->fd, c->in + c->in_len, room);
-    if (n < 0) {
-	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+    if (c->io) {
+	int saved;
+
+	c->busy++;				/* the layer may call its owner */
+	n = c->io->read(c->io_ctx, c->in + c->in_len, room);
+	saved = errno;
+	c->io_read_want = 0;
+	if (n < 0 && (saved == EAGAIN || saved == EWOULDBLOCK))
+	    c->io_read_want = c->io->want ? c->io->want(c->io_ctx) : POLLIN;
+	if (conn_after_callback(c) || conn_gone(c))
 	    return;
+	errno = saved;
+    } else
+	n = read(c->fd, c->in + c->in_len, room);
+    if (n < 0) {
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+	    if (c->io)
+		conn_update_events(c);
+	    return;
+	}
 	c->busy++;
 	conn_do_close(c, CONN_CLOSE_ERROR);
 	conn_after_callback(c);
@@ -380,6 +466,32 @@ static void conn_write_expired(void *ctx)
     conn_do_close(c, CONN_CLOSE_TIMEOUT);
 }
 
+/* conn_io_ready - with an io layer: the fd is ready for what one of the
+ * directions waits for; retry both */
+static void conn_io_ready(int fd, void *ctx)
+{
+    struct conn *c = ctx;
+
+    c->busy++;
+    if (!conn_gone(c) && c->out_len > c->out_off)
+	conn_flush(c);
+    if (conn_after_callback(c) || conn_gone(c))
+	return;
+    conn_read_ready(fd, c);
+}
+
+/* conn_io_pending - timer: the io layer holds input the socket will not
+ * announce */
+static void conn_io_pending(void *ctx)
+{
+    struct conn *c = ctx;
+
+    c->io_timer = 0;
+    if (conn_gone(c))
+	return;
+    conn_read_ready(c->fd, c);
+}
+
 /* conn_update_events - poll interest and timers from the state */
 static void conn_update_events(struct conn *c)
 {
@@ -387,22 +499,38 @@ static void conn_update_events(struct conn *c)
     bool want_read = !gone && !c->paused && !c->eof && !c->close_after_flush
 	&& conn_avail(c) < c->input_max;
     bool want_write = !gone && c->out_len > c->out_off;
+    bool reg_read = want_read, reg_write = want_write;
 
-    if (want_read != c->reg_read) {
+    if (c->io && !gone) {
+	short ev = 0;
+
 	if (want_read)
-	    event_add_read(c->fd, conn_read_ready, c);
+	    ev |= c->io_read_want ? c->io_read_want : POLLIN;
+	if (want_write)
+	    ev |= c->io_write_want && c->io_plain == 0 ? c->io_write_want : POLLOUT;
+	reg_read = (ev & POLLIN) != 0;
+	reg_write = (ev & POLLOUT) != 0;
+	if (want_read && c->io_timer == 0 && c->io->pending && c->io->pending(c->io_ctx) > 0)
+	    c->io_timer = event_timer_add(0, conn_io_pending, c);
+    }
+    if (reg_read != c->reg_read) {
+	if (reg_read)
+	    event_add_read(c->fd, c->io ? conn_io_ready : conn_read_ready, c);
 	else
 	    event_remove_read(c->fd);
-	c->reg_read = want_read;
+	c->reg_read = reg_read;
     }
-    if (want_write != c->reg_write) {
-	if (want_write) {
-	    event_add_write(c->fd, conn_write_ready, c);
-	    c->last_write_ms = now_ms();
-	} else
+    if (reg_write != c->reg_write) {
+	if (reg_write)
+	    event_add_write(c->fd, c->io ? conn_io_ready : conn_write_ready, c);
+	else
 	    event_remove_write(c->fd);
-	c->reg_write = want_write;
+	c->reg_write = reg_write;
     }
+    if (want_write && !c->write_armed) {
+	c->last_write_ms = now_ms();
+    }
+    c->write_armed = want_write;
     if (gone)
 	return;
     if (want_write && c->write_ms > 0 && c->write_timer == 0)

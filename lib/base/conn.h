@@ -112,7 +112,11 @@ struct conn_io {
 struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t input_max);
 int conn_fd(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
-/* conn_set_io - route c's reads and writes through io from now on */
+/* conn_set_io - route c's reads and writes through io from now on.
+ * Output queued before the call still leaves as it was queued, before
+ * anything written through io (a STARTTLS reply goes out in plaintext);
+ * input already buffered stays (tls_conn_server_start discards it). The
+ * previous io's release() runs. */
 void conn_set_io(struct conn *c, const struct conn_io *io, void *io_ctx);
 const struct conn_io *conn_get_io(const struct conn *c, void **io_ctx_r);
 

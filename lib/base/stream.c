@@ -29,12 +29,13 @@
  * deadline after that.)
  *
  * Replaceable I/O (stream_set_io): reads and writes go through io->read
- * and io->write. When io->pending() says bytes are buffered inside the
- * I/O layer, a read does not poll first. When an I/O function fails with
- * EAGAIN, the stream polls the descriptor in the direction of the
- * operation (POLLIN for a read, POLLOUT for a write) and calls it again;
- * the interface has no way to say "a read needs the fd writable", so an
- * I/O layer with that need (TLS renegotiation) must handle it inside.
+ * and io->write, which are called without polling first (an I/O layer
+ * may hold bytes, and a TLS layer never blocks). When an I/O function
+ * fails with EAGAIN, the stream polls the descriptor for the events
+ * io->want() returns (a TLS read may need the fd writable), or without
+ * want() in the direction of the operation, and calls it again. A
+ * release function (stream_set_io_release) frees the layer's context
+ * with the stream.
  *
  * Sticky errors: reads and writes fail independently. A read that hits
  * EOF, a timeout or an error makes later reads fail at once with the same
@@ -83,6 +84,7 @@ struct stream {
     bool read_full;			/* the last read filled the buffer */
     const struct stream_io *io;		/* NULL: plain read/write */
     void *io_ctx;
+    void (*io_release)(void *ctx);	/* stream_set_io_release */
     char *rbuf;				/* STREAM_RBUF_SIZE bytes */
     size_t rpos, rlen;			/* unread bytes: rbuf[rpos..rlen) */
     char *wbuf;
@@ -189,6 +191,16 @@ static size_t io_pending(const struct stream *s)
     return 0;
 }
 
+/* io_want - the events to poll for after the I/O layer said EAGAIN */
+static short io_want(const struct stream *s, short dflt)
+{
+    short ev;
+
+    if (s->io && s->io->want && (ev = s->io->want(s->io_ctx)) != 0)
+	return ev;
+    return dflt;
+}
+
 /* sock_recv_now - a read that does not wait, on a socket (or a
  * descriptor not yet known not to be one); ENOTSOCK learns otherwise */
 static ssize_t sock_recv_now(struct stream *s)
@@ -219,7 +231,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
     s->rpos = s->rlen = 0;
     /* without a deadline a blocking read is the wait; after a full
      * buffer more input is likely there: try before polling */
-    need_poll = s->io != NULL || deadline >= 0;
+    need_poll = s->io == NULL && deadline >= 0;
     try_now = s->io == NULL && deadline >= 0 && s->read_full && s->is_socket != 0;
     for (;;) {
 	if (try_now) {
@@ -229,7 +241,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 		continue;			/* poll, then read(2) */
 	} else {
 	    if (need_poll && io_pending(s) == 0) {
-		if ((status = stream_wait(s, POLLIN, deadline)) != STREAM_OK) {
+		if ((status = stream_wait(s, io_want(s, POLLIN), deadline)) != STREAM_OK) {
 		    set_rerr(s, status);
 		    return status;
 		}
@@ -306,13 +318,13 @@ static enum stream_status stream_write_fd(struct stream *s, const char *data, si
 					  long long deadline, size_t *done)
 {
     enum stream_status status;
-    bool need_poll = s->io != NULL || (deadline >= 0 && s->is_socket == 0);
+    bool need_poll = s->io == NULL && deadline >= 0 && s->is_socket == 0;
     bool now = deadline >= 0;		/* a socket must not block past it */
     ssize_t n;
 
     *done = 0;
     while (*done < len) {
-	if (need_poll && (status = stream_wait(s, POLLOUT, deadline)) != STREAM_OK)
+	if (need_poll && (status = stream_wait(s, io_want(s, POLLOUT), deadline)) != STREAM_OK)
 	    return status;
 	if (s->io) {
 	    n = s->io->write(s->io_ctx, data + *done, len - *done);
@@ -323,7 +335,7 @@ static enum stream_status stream_write_fd(struct stream *s, const char *data, si
 	    *done += (size_t) n;
 	    /* short: the socket buffer is full; wait before the next try
 	     * (without a deadline a blocking write(2) does the waiting) */
-	    need_poll = s->io != NULL || deadline >= 0;
+	    need_poll = s->io == NULL && deadline >= 0;
 	    continue;
 	}
 	if (n == 0) {
@@ -389,6 +401,8 @@ void stream_free(struct stream **sp)
 
     if (sp == NULL || (s = *sp) == NULL)
 	return;
+    if (s->io_release)
+	s->io_release(s->io_ctx);
     mem_free(&s->rbuf);
     mem_free(&s->wbuf);
     str_free(&s->fmt);
@@ -493,8 +507,36 @@ void stream_set_io(struct stream *s, const struct stream_io *io, void *ctx)
 	msg_panic("stream_set_io: a memory stream has no descriptor to put I/O on");
     if (io && (io->read == NULL || io->write == NULL))
 	msg_panic("stream_set_io: read and write functions are required");
+    if (s->io_release) {
+	s->io_release(s->io_ctx);
+	s->io_release = NULL;
+    }
     s->io = io;
     s->io_ctx = io ? ctx : NULL;
+}
+
+/* stream_set_io_release - free the I/O layer's ctx with the stream */
+void stream_set_io_release(struct stream *s, void (*release)(void *ctx))
+{
+    s->io_release = release;
+}
+
+/* stream_get_io - the I/O layer and its context */
+const struct stream_io *stream_get_io(const struct stream *s, void **ctx_r)
+{
+    if (ctx_r)
+	*ctx_r = s->io_ctx;
+    return s->memory ? NULL : s->io;
+}
+
+/* stream_discard_input - drop the unread bytes of the read buffer */
+size_t stream_discard_input(struct stream *s)
+{
+    size_t n = s->rlen - s->rpos;
+
+    s->rpos = s->rlen = 0;
+    s->read_full = false;
+    return n;
 }
 
 /* stream_error - the first failure (STREAM_OK if none) */

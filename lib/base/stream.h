@@ -60,6 +60,14 @@ int stream_fd(const struct stream *s);
 void stream_set_timeout(struct stream *s, int timeout_ms);
 int stream_get_timeout(const struct stream *s);
 void stream_set_io(struct stream *s, const struct stream_io *io, void *ctx);
+/* stream_set_io_release - call release(ctx) of the current I/O layer
+ * when the stream is freed (or its I/O layer replaced) */
+void stream_set_io_release(struct stream *s, void (*release)(void *ctx));
+/* stream_get_io - the I/O layer (NULL: plain fd) and its ctx */
+const struct stream_io *stream_get_io(const struct stream *s, void **ctx_r);
+/* stream_discard_input - drop what the stream's own buffer holds (the
+ * plaintext before a TLS handshake: STARTTLS injection); returns bytes */
+size_t stream_discard_input(struct stream *s);
 enum stream_status stream_error(const struct stream *s);
 void stream_clear_error(struct stream *s);
 const char *stream_status_text(enum stream_status status);

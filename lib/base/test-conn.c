@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -667,6 +668,136 @@ static void test_input_max(void)
     unit_end();
 }
 
+/* A fake I/O layer that behaves like TLS where it matters: a read takes
+ * everything from the socket at once (a "record"), then says it must
+ * first WRITE (EAGAIN, want POLLOUT) before it hands out the bytes,
+ * 3 at a time (the rest is pending() inside the layer, the socket has
+ * nothing more). Writes are framed "T:" so that raw bytes show. */
+struct fake_io {
+    int fd;
+    char buf[256];
+    size_t off, len;
+    short want;
+    int reads, writes, released;
+};
+
+static ssize_t fake_read(void *ctx, void *out, size_t len)
+{
+    struct fake_io *f = ctx;
+    size_t take;
+
+    f->reads++;
+    if (f->off == f->len) {
+	ssize_t n = read(f->fd, f->buf, sizeof(f->buf));
+
+	if (n <= 0) {
+	    f->want = POLLIN;
+	    return n;
+	}
+	f->off = 0;
+	f->len = (size_t) n;
+	f->want = POLLOUT;		/* "renegotiation": write first */
+	errno = EAGAIN;
+	return -1;
+    }
+    f->want = POLLIN;
+    take = f->len - f->off < 3 ? f->len - f->off : 3;
+    if (take > len)
+	take = len;
+    memcpy(out, f->buf + f->off, take);
+    f->off += take;
+    return (ssize_t) take;
+}
+
+static ssize_t fake_write(void *ctx, const void *buf, size_t len)
+{
+    struct fake_io *f = ctx;
+    char frame[512];
+
+    f->writes++;
+    if (len > sizeof(frame) - 2)
+	len = sizeof(frame) - 2;
+    memcpy(frame, "T:", 2);
+    memcpy(frame + 2, buf, len);
+    if (write(f->fd, frame, len + 2) != (ssize_t) (len + 2))
+	return -1;
+    return (ssize_t) len;
+}
+
+static size_t fake_pending(void *ctx)
+{
+    struct fake_io *f = ctx;
+
+    /* like SSL_pending: nothing readable until the write happened */
+    return f->want == POLLOUT ? 0 : f->len - f->off;
+}
+
+static short fake_want(void *ctx)
+{
+    struct fake_io *f = ctx;
+
+    return f->want;
+}
+
+static void fake_release(void *ctx)
+{
+    struct fake_io *f = ctx;
+
+    f->released++;
+}
+
+static const struct conn_io fake_io_funcs = {
+    fake_read, fake_write, fake_pending, fake_want, fake_release,
+};
+
+/* test_io - conn_set_io: a read that needs POLLOUT, bytes pending in
+ * the layer, output queued before the switch leaves raw, release */
+static void test_io(void)
+{
+    struct seen s = {0};
+    struct fake_io f = {0};
+    char got[256];
+    ssize_t n;
+    size_t have = 0;
+    int sv[2];
+    long long end;
+    void *ctx = NULL;
+
+    unit_begin("conn_set_io: read wanting POLLOUT, pending bytes, raw output first, release");
+    pair(sv);
+    s.mode = M_ALL_LINES;
+    s.c = conn_new(sv[0], &handlers_nodrain, &s, 1024);
+    f.fd = sv[0];
+    f.want = POLLIN;
+    unit_assert(conn_get_io(s.c, NULL) == NULL);
+    conn_puts(s.c, "plain\r\n");		/* queued before the switch */
+    conn_set_io(s.c, &fake_io_funcs, &f);
+    unit_assert(conn_get_io(s.c, &ctx) == &fake_io_funcs && ctx == &f);
+    conn_puts(s.c, "sealed\r\n");
+    /* the peer gets the plaintext first, then the layer's frame */
+    end = now_ms() + 3000;
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    while (have < 17 && now_ms() < end) {
+	event_loop_once(20);
+	n = read(sv[1], got + have, sizeof(got) - 1 - have);
+	if (n > 0)
+	    have += (size_t) n;
+    }
+    got[have] = 0;
+    unit_assert_streq(got, "plain\r\nT:sealed\r\n");
+    unit_assert_inteq(conn_output_pending(s.c), 0);
+    /* nothing to write now: only the read's want(POLLOUT) wakes it up */
+    unit_assert_inteq(write(sv[1], "HELLO WORLD\r\nSECOND\r\n", 21), 21);
+    wait_trace(&s, "HELLO WORLD SECOND");
+    unit_assert_streq(s.trace, "HELLO WORLD SECOND");
+    unit_assert(f.reads >= 8);			/* 21 bytes, 3 at a time */
+    conn_close(s.c, CONN_CLOSE_LOCAL);
+    unit_assert_inteq(s.closes, 1);
+    unit_assert_inteq(f.released, 1);
+    close(sv[1]);
+    unit_end();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -687,5 +818,6 @@ int main(void)
     test_close_in_drain();
     test_close_after_flush();
     test_input_max();
+    test_io();
     return unit_done();
 }

@@ -61,11 +61,19 @@ struct tls_info {
     char verify_error[128];	/* why not ("" when verified) */
     bool name_matched;		/* client: a peer name from tls_client_peer matched */
     char matched_name[256];
+    /* added by the implementation (issue 13) */
+    int cipher_alg_bits;	/* the algorithm's bits: "(256/256 bits)" */
 };
 
 /* tls_info_summary - "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
  * for logs and the Received header; buf of size len, always terminated. */
 void tls_info_summary(const struct tls_info *info, char *buf, size_t len);
+/* tls_info_log - (added) log the session as Postfix does: "Verified TLS
+ * connection established to mx.example[192.0.2.1]:25: TLSv1.3 with cipher
+ * ..." (Anonymous/Untrusted/Trusted/Verified) and, when the peer sent a
+ * certificate, a second line with its CNs, fingerprints and the verify
+ * error. direction: "from" (servers) or "to" (clients). */
+void tls_info_log(const char *direction, const char *peer, const struct tls_info *info);
 
 /* ---------- server ---------- */
 
@@ -85,6 +93,9 @@ struct tls_server_settings {
     int ticket_lifetime;	/* seconds a ticket key is used for new tickets */
     const char *ca_file;	/* to ask for / verify client certificates ("" none) */
     bool ask_client_cert;
+    /* added by the implementation (issue 13) */
+    const char *service;	/* "smtpd", "imapd"...: ticket keys and session
+				 * context differ per service (NULL: "posthorn") */
 };
 
 /* tls_server_settings_from_config - fill set from PREFIX_tls_* parameters
@@ -108,6 +119,13 @@ struct tls_client_settings {
     const char *cert_file, *key_file;	/* client certificate ("" none) */
     int session_cache_max;	/* sessions kept in memory per process for resumption */
 };
+
+/* tls_client_settings_from_config - (added) fill set from PREFIX_tls_*
+ * ("smtp": smtp_tls_CAfile, smtp_tls_CApath, smtp_tls_protocols,
+ * smtp_tls_ciphers, smtp_tls_ciphersuites, smtp_tls_cert_file,
+ * smtp_tls_key_file, smtp_tls_session_cache_size); system_ca is set
+ * when neither CAfile nor CApath is. Strings owned by the configuration. */
+void tls_client_settings_from_config(struct tls_client_settings *set, const char *prefix);
 
 struct tls_client *tls_client_new(const struct tls_client_settings *set, char **error_r);
 void tls_client_free(struct tls_client **clip);
@@ -134,8 +152,12 @@ int tls_stream_server_start(struct stream *s, struct tls_server *srv,
 int tls_stream_client_start(struct stream *s, struct tls_client *cli,
 			    const struct tls_client_peer *peer,
 			    struct tls_info *info, char **error_r);
-/* tls_stream_session - the session under s (NULL: not TLS) */
+/* tls_stream_session - the session under s (NULL: not TLS). It is freed
+ * with the stream (stream_close/stream_free release the I/O layer). */
 struct tls_session *tls_stream_session(struct stream *s);
+/* tls_stream_close_notify - (added) flush, then send close_notify within
+ * the stream's timeout; nothing if s is not TLS */
+void tls_stream_close_notify(struct stream *s);
 
 /* ---------- sessions on the event loop (login processes) ---------- */
 
