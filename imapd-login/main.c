@@ -11,7 +11,16 @@
  * to imapd with the token and the command's tag (login_proto.h
  * login_tag): imapd redeems the token and sends the tagged OK, so the
  * client sees "TAG OK [CAPABILITY ...] Logged in" from the process that
- * serves its session. */
+ * serves its session.
+ *
+ * TLS (issue 13): STARTTLS (RFC 3501 6.2.1, RFC 2595) when a
+ * certificate is configured (imapd_tls_*), or TLS from the first byte
+ * with imapd_tls_wrappermode (IMAPS, port 993). LOGIN and AUTHENTICATE
+ * need TLS unless the client's address is in
+ * imapd_cleartext_login_networks: until then CAPABILITY says
+ * LOGINDISABLED and lists no AUTH= mechanism, and both commands get
+ * NO [PRIVACYREQUIRED] (RFC 5530). After a TLS client's login this
+ * process relays the session for imapd (login_front.h). */
 
 /* system */
 #include <string.h>
@@ -47,17 +56,35 @@ struct imap_login {
     char tag[LOGIN_TAG_MAX + 1];	/* of the exchange running */
 };
 
-/* il_caps - the capability list before login */
-static const char *il_caps(void)
+/* il_caps - the capability list before login, for this client now */
+static const char *il_caps(struct login_client *lc)
 {
-    return var_imapd_login_disabled ? IL_CAPS " " IL_AUTH_CAPS " LOGINDISABLED"
-	: IL_CAPS " " IL_AUTH_CAPS;
+    static char buf[256];
+    bool clear = login_cleartext_ok(lc);
+
+    fmt_buf_or_panic(buf, sizeof(buf), "%s%s%s%s", IL_CAPS,
+		     login_tls_offer(lc) ? " STARTTLS" : "",
+		     clear ? " " IL_AUTH_CAPS : "",
+		     var_imapd_login_disabled || !clear ? " LOGINDISABLED" : "");
+    return buf;
 }
 
 /* il_tagged - "TAG STATUS text" */
 static void il_tagged(struct imap_login *il, const char *tag, const char *status, const char *text)
 {
     conn_printf(il->c, "%s %s %s\r\n", tag ? tag : "*", status, text);
+}
+
+/* il_privacy_required - no password before TLS (unless allowed) */
+static bool il_privacy_required(struct imap_login *il, const char *tag)
+{
+    if (login_cleartext_ok(il->lc))
+	return false;
+    il_tagged(il, tag, "NO", login_tls_offer(il->lc)
+	      ? "[PRIVACYREQUIRED] Authentication disallowed on non-secure connections, "
+	      "use STARTTLS first"
+	      : "[PRIVACYREQUIRED] Authentication disallowed on non-secure connections");
+    return true;
 }
 
 /* il_reset - ready for the next command */
@@ -122,6 +149,8 @@ static void cmd_login(struct imap_login *il, const char *tag, const struct imap_
 	il_tagged(il, tag, "BAD", "Syntax: LOGIN user password");
 	return;
     }
+    if (il_privacy_required(il, tag))
+	return;
     if (var_imapd_login_disabled) {
 	il_tagged(il, tag, "NO", "[PRIVACYREQUIRED] LOGIN is disabled, use AUTHENTICATE");
 	return;
@@ -159,6 +188,8 @@ static void cmd_authenticate(struct imap_login *il, const char *tag, const struc
 	il_tagged(il, tag, "BAD", "Syntax: AUTHENTICATE mechanism [initial-response]");
 	return;
     }
+    if (il_privacy_required(il, tag))
+	return;
     for (i = 0; mech[i] && i < sizeof(upper) - 1; i++)
 	upper[i] = (char) (mech[i] >= 'a' && mech[i] <= 'z' ? mech[i] - 'a' + 'A' : mech[i]);
     upper[i] = 0;
@@ -198,7 +229,7 @@ static void il_command(struct imap_login *il)
 	    il_tagged(il, tag, "BAD", "CAPABILITY takes no arguments");
 	    return;
 	}
-	conn_printf(il->c, "* CAPABILITY %s\r\n", il_caps());
+	conn_printf(il->c, "* CAPABILITY %s\r\n", il_caps(il->lc));
 	il_tagged(il, tag, "OK", "CAPABILITY completed");
     } else if (strcmp(name, "NOOP") == 0) {
 	if (n != 0) {
@@ -221,7 +252,16 @@ static void il_command(struct imap_login *il)
     } else if (strcmp(name, "AUTHENTICATE") == 0) {
 	cmd_authenticate(il, tag, args, n);
     } else if (strcmp(name, "STARTTLS") == 0) {
-	il_tagged(il, tag, "BAD", "STARTTLS is not available");
+	if (n != 0)
+	    il_tagged(il, tag, "BAD", "STARTTLS takes no arguments");
+	else if (login_client_tls(il->lc))
+	    il_tagged(il, tag, "BAD", "TLS is already active");
+	else if (!login_tls_offer(il->lc))
+	    il_tagged(il, tag, "BAD", "STARTTLS is not available");
+	else {
+	    il_tagged(il, tag, "OK", "Begin TLS negotiation now");
+	    login_starttls(il->lc);
+	}
     } else {
 	for (size_t i = 0; after_login[i]; i++)
 	    if (strcmp(name, after_login[i]) == 0) {
@@ -337,7 +377,7 @@ static void *il_new(struct login_client *lc)
     il->lc = lc;
     il->c = login_client_conn(lc);
     il->p = imap_parser_new(&lim);
-    conn_printf(il->c, "* OK [CAPABILITY %s] posthorn IMAP ready\r\n", il_caps());
+    conn_printf(il->c, "* OK [CAPABILITY %s] posthorn IMAP ready\r\n", il_caps(lc));
     return il;
 }
 
@@ -412,6 +452,10 @@ int main(int argc, char **argv)
 	.reply_too_many_commands = "* BYE Too many commands\r\n",
 	.reply_timeout = "* BYE Autologout; idle for too long\r\n",
 	.reply_busy = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+	.tls_prefix = "imapd",
+	.tls_wrappermode = &var_imapd_tls_wrappermode,
+	.cleartext_networks = &var_imapd_cleartext_login_networks,
+	.tls_started = NULL,
     };
 
     return login_front_main(argc, argv, &imap);

@@ -987,7 +987,10 @@ void imapd_session_start(int fd, const struct session_info *info)
     conn_set_idle_timeout(s->conn, (int) (var_imapd_idle_timeout * 1000 + 30000));
     pv->last_input = now_ms();
     pv->autologout = event_timer_add((int) (var_imapd_idle_timeout * 1000), autologout, s);
-    msg_info("login: user=%s client=%s", s->user, s->client_address);
+    if (info->tls && info->tls[0])
+	msg_info("login: user=%s client=%s tls=\"%s\"", s->user, s->client_address, info->tls);
+    else
+	msg_info("login: user=%s client=%s", s->user, s->client_address);
     imap_mailbox_session_start(s);
     if (info->login_tag && info->login_tag[0])
 	imap_printf(s, "%s OK [CAPABILITY " IMAPD_CAPABILITIES "] Logged in\r\n", info->login_tag);

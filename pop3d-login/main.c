@@ -10,7 +10,14 @@
  * and this process passes the client's connection, the token and any
  * pipelined input to pop3d (login_proto.h) and forgets the client.
  * pop3d redeems the token with auth and answers the client. The trust
- * argument is docs/login-split.md. */
+ * argument is docs/login-split.md.
+ *
+ * TLS (issue 13): STLS (RFC 2595) when a certificate is configured
+ * (pop3d_tls_*), or TLS from the first byte with pop3d_tls_wrappermode
+ * (POP3S, port 995). USER, PASS and AUTH need TLS unless the client's
+ * address is in pop3d_cleartext_login_networks; CAPA says what is
+ * possible on this connection now. After a TLS client's login this
+ * process relays the session for pop3d (login_front.h). */
 
 /* system */
 #include <string.h>
@@ -50,12 +57,27 @@ static void err(struct pop3_login *pl, const char *code, const char *text)
 	conn_printf(pl->c, "-ERR %s\r\n", text);
 }
 
+/* cleartext_refused - a password command without TLS where the
+ * client's network may not send one: say so (RFC 2595 section 4) */
+static bool cleartext_refused(struct pop3_login *pl)
+{
+    if (login_cleartext_ok(pl->lc))
+	return false;
+    err(pl, POP3_CODE_AUTH, login_tls_offer(pl->lc)
+	? "Plaintext authentication disallowed on non-secure connections, use STLS first"
+	: "Plaintext authentication disallowed on non-secure connections");
+    return true;
+}
+
 /* cmd_auth - AUTH [mechanism [initial-response]] (RFC 5034) */
 static void cmd_auth(struct pop3_login *pl, const struct pop3_command *cmd)
 {
     char mech[32];
     const char *p = cmd->rest, *initial = "";
     size_t n;
+
+    if (cleartext_refused(pl))
+	return;
 
     if (*p == 0) {
 	/* no mechanism: list them (as many servers do) */
@@ -97,6 +119,8 @@ static void cmd_auth(struct pop3_login *pl, const struct pop3_command *cmd)
 /* cmd_user - USER name */
 static void cmd_user(struct pop3_login *pl, const struct pop3_command *cmd)
 {
+    if (cleartext_refused(pl))
+	return;
     if (cmd->bad_args || cmd->argc != 1) {
 	err(pl, NULL, "Syntax: USER name");
 	return;
@@ -115,6 +139,8 @@ static void cmd_pass(struct pop3_login *pl, const struct pop3_command *cmd)
 {
     struct str *plain, *b64;
 
+    if (cleartext_refused(pl))
+	return;
     if (!pl->have_user) {
 	err(pl, NULL, "Send USER first");
 	return;
@@ -140,11 +166,34 @@ static void cmd_pass(struct pop3_login *pl, const struct pop3_command *cmd)
     str_free(&b64);
 }
 
-/* cmd_capa - CAPA (RFC 2449), before authentication */
+/* cmd_capa - CAPA (RFC 2449), before authentication: STLS while it is
+ * possible, USER and SASL only where a password may be sent now */
 static void cmd_capa(struct pop3_login *pl)
 {
     ok(pl, "Capability list follows");
-    conn_puts(pl->c, POP3_CAPA_COMMON "USER\r\nSASL PLAIN LOGIN SCRAM-SHA-256\r\n.\r\n");
+    conn_puts(pl->c, POP3_CAPA_COMMON);
+    if (login_tls_offer(pl->lc))
+	conn_puts(pl->c, "STLS\r\n");
+    if (login_cleartext_ok(pl->lc))
+	conn_puts(pl->c, "USER\r\nSASL PLAIN LOGIN SCRAM-SHA-256\r\n");
+    conn_puts(pl->c, ".\r\n");
+}
+
+/* cmd_stls - STLS (RFC 2595 section 4) */
+static void cmd_stls(struct pop3_login *pl, const struct pop3_command *cmd)
+{
+    if (login_client_tls(pl->lc)) {
+	err(pl, NULL, "Command not permitted when TLS active");
+    } else if (!login_tls_offer(pl->lc)) {
+	err(pl, NULL, "STLS is not available");
+    } else if (cmd->argc != 0 || *cmd->rest != 0) {
+	err(pl, NULL, "Syntax: STLS");
+    } else {
+	pl->have_user = false;
+	explicit_bzero(pl->user, sizeof(pl->user));
+	ok(pl, "Begin TLS negotiation");
+	login_starttls(pl->lc);
+    }
 }
 
 /* pl_command - one command line */
@@ -170,7 +219,7 @@ static void pl_command(struct pop3_login *pl, char *line, size_t len)
     } else if (strcmp(cmd.verb, "APOP") == 0) {
 	err(pl, NULL, "APOP is not supported, use USER/PASS or AUTH");
     } else if (strcmp(cmd.verb, "STLS") == 0) {
-	err(pl, NULL, "STLS is not available");
+	cmd_stls(pl, &cmd);
     } else if (strcmp(cmd.verb, "STAT") == 0 || strcmp(cmd.verb, "LIST") == 0
 	       || strcmp(cmd.verb, "RETR") == 0 || strcmp(cmd.verb, "DELE") == 0
 	       || strcmp(cmd.verb, "NOOP") == 0 || strcmp(cmd.verb, "RSET") == 0
@@ -256,6 +305,16 @@ static void pl_result(struct login_client *lc, void *ctx, enum login_auth_result
     }
 }
 
+/* pl_tls_started - TLS is up: nothing of the plaintext phase counts */
+static void pl_tls_started(struct login_client *lc, void *ctx)
+{
+    struct pop3_login *pl = ctx;
+
+    (void) lc;
+    pl->have_user = false;
+    explicit_bzero(pl->user, sizeof(pl->user));
+}
+
 /* pl_free - the client is gone */
 static void pl_free(struct login_client *lc, void *ctx)
 {
@@ -285,6 +344,10 @@ int main(int argc, char **argv)
 	.reply_too_many_commands = "-ERR Too many commands, closing connection\r\n",
 	.reply_timeout = "-ERR Timeout, closing connection\r\n",
 	.reply_busy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+	.tls_prefix = "pop3d",
+	.tls_wrappermode = &var_pop3d_tls_wrappermode,
+	.cleartext_networks = &var_pop3d_cleartext_login_networks,
+	.tls_started = pl_tls_started,
     };
 
     return login_front_main(argc, argv, &pop3);

@@ -479,7 +479,11 @@ void pop3d_session_start(int fd, const struct session_info *info)
     for (size_t i = 0; i < ss->count; i++)
 	ss->total += store_msg(ss->mb, i)->crlf_size;
     ss->started = true;
-    msg_info("session: user=<%s>, client=[%s], %zu messages", ss->user, ss->addr, ss->count);
+    if (info->tls && info->tls[0])
+	msg_info("session: user=<%s>, client=[%s], %zu messages, tls=\"%s\"", ss->user, ss->addr,
+		 ss->count, info->tls);
+    else
+	msg_info("session: user=<%s>, client=[%s], %zu messages", ss->user, ss->addr, ss->count);
     sess_ok(ss, "Logged in, %zu message%s (%lld octets)", ss->count, ss->count == 1 ? "" : "s",
 	    (long long) ss->total);
     if (info->input_len > 0)

@@ -196,7 +196,12 @@ class Instance:
         self.dir.chmod(0o755)
         imports = ["TZ", "LANG", "LC_ALL"] + [
             n for n in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS") if n in os.environ]
+        # The tests log in to pop3d-login and imapd-login over cleartext
+        # on 127.0.0.1: allowed here explicitly (the default is: nobody
+        # without TLS); the TLS tests take it away again with -o.
         main = {"import_environment": " ".join(imports), "master_stop_timeout": "5s",
+                "pop3d_cleartext_login_networks": "127.0.0.0/8",
+                "imapd_cleartext_login_networks": "127.0.0.0/8",
                 **layout.pop("main", {})}
         args = dict(mail=False, services=[], daemons="link", testbin=True, commands=None)
         args.update(layout)

@@ -48,6 +48,8 @@ struct conn {
     bool skipping;		/* dropping the rest of a too-long line */
     bool paused;
     bool eof;			/* read(2) gave 0 */
+    void (*on_eof)(struct conn *c, void *ctx);	/* conn_set_eof_handler */
+    bool eof_told;		/* on_eof ran */
 
     /* output: out[out_off .. out_len) is queued */
     char *out;
@@ -404,7 +406,13 @@ static void conn_dispatch_input(struct conn *c)
 	if (conn_gone(c) || (conn_avail(c) == before && c->skipping == skip_before))
 	    break;
     }
-    if (!conn_gone(c) && c->eof && !c->paused && !c->close_after_flush) {
+    if (!conn_gone(c) && c->eof && !c->paused && !c->close_after_flush && c->on_eof != NULL) {
+	/* half-close: the owner decides (once) */
+	if (!c->eof_told) {
+	    c->eof_told = true;
+	    c->on_eof(c, c->ctx);
+	}
+    } else if (!conn_gone(c) && c->eof && !c->paused && !c->close_after_flush) {
 	/* the client is done: answer what it asked, then close */
 	if (c->out_len > c->out_off) {
 	    c->close_after_flush = true;
@@ -640,6 +648,17 @@ void conn_unread(struct conn *c, const void *buf, size_t len)
 }
 
 /* conn_pause_input - stop or resume reading and offering input */
+/* conn_set_eof_handler - half-close (conn.h) */
+void conn_set_eof_handler(struct conn *c, void (*on_eof)(struct conn *c, void *ctx))
+{
+    c->on_eof = on_eof;
+}
+
+bool conn_input_eof(const struct conn *c)
+{
+    return c->eof;
+}
+
 void conn_pause_input(struct conn *c, bool paused)
 {
     if (conn_gone(c) || c->paused == paused)

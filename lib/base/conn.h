@@ -128,6 +128,13 @@ const void *conn_input_peek(const struct conn *c);
 void conn_input_consume(struct conn *c, size_t n);
 void conn_unread(struct conn *c, const void *buf, size_t len);
 void conn_pause_input(struct conn *c, bool paused);
+/* conn_set_eof_handler - half-close (the login processes' TLS proxy):
+ * at the peer's end of input, once the buffered input was offered,
+ * call on_eof(c, ctx) once instead of closing c; c stays open for
+ * output until its owner closes it. conn_input_eof: the peer's input
+ * ended. */
+void conn_set_eof_handler(struct conn *c, void (*on_eof)(struct conn *c, void *ctx));
+bool conn_input_eof(const struct conn *c);
 /* conn_set_input_max - change the limit (IMAP: a literal may be bigger
  * than a command line); never below what is buffered */
 void conn_set_input_max(struct conn *c, size_t input_max);

@@ -1,7 +1,9 @@
 /* login_front.c - the event-driven pre-authentication engine of the
  * login processes (login_front.h): the chroot set-up and privilege drop,
  * the client table with its limits, SASL relaying through auth_async,
- * and the non-blocking hand-over to the post-login service. */
+ * and the non-blocking hand-over to the post-login service; TLS
+ * (STLS/STARTTLS, wrapper mode, the cleartext-login policy) and the TLS
+ * proxy that relays a TLS client's session after its login. */
 
 /* system */
 #include <errno.h>
@@ -26,16 +28,21 @@
 /* mail */
 #include "auth_async.h"
 #include "auth_proto.h"
+#include "cidr_match.h"
 #include "config.h"
 #include "login_front.h"
 #include "login_proto.h"
 #include "mail_proto.h"
 #include "server.h"
 
+/* tls */
+#include "tls.h"
+
 #define LOGIN_DIR	"login"		/* under queue_directory: the chroot */
 #define LOGIN_AUTH_LINK	"auth"		/* the auth socket, inside it */
 #define SASL_LINE_MAX	(AUTH_RESPONSE_MAX + 2)	/* a response and its CRLF */
 #define SASL_ROUNDS_MAX	10		/* no mechanism takes more */
+#define PROXY_CHUNK	16384		/* input buffer of each proxy side */
 
 enum lc_state {
     LC_COMMAND,			/* the protocol reads commands */
@@ -43,6 +50,8 @@ enum lc_state {
     LC_SASL,			/* waiting for the client's SASL answer */
     LC_HANDOVER,		/* passing the client on (input paused) */
     LC_QUIT,			/* closing after the output */
+    LC_TLS,			/* STLS/STARTTLS or wrapper: the handshake */
+    LC_PROXY,			/* logged in over TLS: relaying */
 };
 
 enum ho_state { HO_HELLO, HO_STATUS };
@@ -65,11 +74,24 @@ struct login_client {
     enum ho_state ho_state;
     struct ipc_list ho_reply;
     bool ho_waiting_flush;
+    /* TLS */
+    bool tls;			/* the client speaks TLS */
+    bool tls_waiting_flush;	/* the go-ahead is still queued */
+    char tls_summary[LOGIN_TLS_MAX + 1];
+    /* the proxy (a TLS client after its login) */
+    int px_fd, px_peer_fd;	/* our end, the daemon's end (-1: none) */
+    size_t ho_input_len;	/* input that travelled with the hand-over */
+    struct conn *pc;		/* our end, on the event loop */
+    bool proxied;		/* counted in lf_proxies, not lf_clients */
+    bool px_client_eof, px_daemon_eof, px_closing;
 };
 
 static const struct login_protocol *lf_proto;
 static char lf_handover_link[NAME_MAX + 1];
-static long lf_clients;
+static long lf_clients;			/* before login */
+static long lf_proxies;			/* TLS sessions relayed after login */
+static struct tls_server *lf_tls;	/* NULL: no certificate, no TLS */
+static struct cidr_list *lf_cleartext;	/* may log in without TLS */
 
 static void lf_client_input(struct conn *c, void *ctx);
 static void lf_client_drain(struct conn *c, void *ctx);
@@ -78,6 +100,11 @@ static const struct conn_handlers lf_client_handlers = {
     lf_client_input, lf_client_drain, lf_client_close,
 };
 static void lf_handover_begin(struct login_client *lc);
+static void lf_proxy_start(struct login_client *lc);
+static void lf_tls_begin(struct login_client *lc);
+static void lf_px_client_input(struct login_client *lc);
+static void lf_px_client_drain(struct login_client *lc);
+static void lf_px_client_eof(struct conn *c, void *ctx);
 
 /* ---------------------------------------------------------------- */
 /* Start-up: the chroot and its two sockets                         */
@@ -121,6 +148,39 @@ static void lf_link_socket(int dfd, const char *src, const char *name, gid_t log
     }
 }
 
+/* lf_tls_init - the cleartext-login networks and the TLS server (its
+ * keys are read here, as root, before the chroot) */
+static void lf_tls_init(void)
+{
+    const char *prefix = lf_proto->tls_prefix;
+    bool wrapper = lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode;
+    const char *nets = lf_proto->cleartext_networks ? *lf_proto->cleartext_networks : "";
+    struct tls_server_settings set;
+    const char *cerr;
+    char *err = NULL;
+
+    if ((lf_cleartext = cidr_list_parse(nets, &cerr)) == NULL)
+	msg_fatal("bad %s_cleartext_login_networks: %s", prefix ? prefix : "", cerr);
+    if (prefix == NULL)
+	return;
+    memset(&set, 0, sizeof(set));
+    tls_server_settings_from_config(&set, prefix);
+    if ((set.chain_files == NULL || *set.chain_files == 0)
+	&& (set.cert_file == NULL || *set.cert_file == 0)
+	&& (set.eccert_file == NULL || *set.eccert_file == 0)) {
+	if (wrapper)
+	    msg_fatal("%s_tls_wrappermode = yes needs a certificate (%s_tls_chain_files or "
+		      "%s_tls_cert_file)", prefix, prefix, prefix);
+	return;					/* no TLS offered */
+    }
+    if ((lf_tls = tls_server_new(&set, &err)) == NULL) {
+	if (wrapper)
+	    msg_fatal("TLS: %s", err);
+	msg_warn("TLS: %s -- %s offered without STLS/STARTTLS", err, lf_proto->name);
+	mem_free(&err);
+    }
+}
+
 /* lf_pre_init - make the chroot directory and its links, then drop to
  * login_user inside it (before any byte from a client is read) */
 static void lf_pre_init(int argc, char **argv)
@@ -142,6 +202,7 @@ static void lf_pre_init(int argc, char **argv)
 	msg_fatal("login_user %s: unknown user", var_login_user);
     if (priv_is_root() && login_uid == 0)
 	msg_fatal("login_user %s must not be root", var_login_user);
+    lf_tls_init();
 
     /* The directory: root-owned, mode 0750, group of the login uid, so
      * that the login uid can use it but change nothing in it. Opened
@@ -187,6 +248,21 @@ const char *login_client_port(const struct login_client *lc)
     return lc->port;
 }
 
+bool login_tls_offer(const struct login_client *lc)
+{
+    return lf_tls != NULL && !lc->tls;
+}
+
+bool login_client_tls(const struct login_client *lc)
+{
+    return lc->tls;
+}
+
+bool login_cleartext_ok(const struct login_client *lc)
+{
+    return lc->tls || (lf_cleartext != NULL && cidr_list_match(lf_cleartext, lc->addr));
+}
+
 bool login_failures_exhausted(const struct login_client *lc)
 {
     return lc->failures >= *lf_proto->failure_limit;
@@ -206,6 +282,14 @@ static void lf_timer_cb(void *ctx)
     struct login_client *lc = ctx;
 
     lc->timer = 0;
+    if (lc->state == LC_TLS) {
+	msg_info("timeout in the TLS handshake: client=[%s]:%s", lc->addr, lc->port);
+	lc->state = LC_QUIT;
+	conn_close(lc->c, CONN_CLOSE_TIMEOUT);
+	return;
+    }
+    if (lc->state == LC_PROXY)
+	return;
     if (lc->state == LC_AUTH || lc->state == LC_HANDOVER) {
 	/* auth and the hand-over have deadlines of their own */
 	lc->timer = event_timer_add(lf_timeout_ms(), lf_timer_cb, lc);
@@ -362,6 +446,67 @@ void login_sasl_start(struct login_client *lc, const char *mechanism, const char
     lc->auth = auth_async_start(&req, lf_auth_reply, lc);
 }
 
+/* ---------------------------------------------------------------- */
+/* TLS: STLS/STARTTLS and wrapper mode                              */
+
+/* lf_tls_done - the handshake ended */
+static void lf_tls_done(struct conn *c, void *ctx, bool ok, const struct tls_info *info,
+			const char *error)
+{
+    struct login_client *lc = ctx;
+
+    if (!ok) {
+	msg_info("TLS handshake failed: client=[%s]:%s: %s", lc->addr, lc->port,
+		 error ? error : "unknown error");
+	lc->state = LC_QUIT;
+	conn_close(c, CONN_CLOSE_ERROR);
+	return;
+    }
+    lc->tls = true;
+    tls_info_summary(info, lc->tls_summary, sizeof(lc->tls_summary));
+    for (char *p = lc->tls_summary; *p; p++)	/* it travels as text */
+	if ((unsigned char) *p < 0x20 || (unsigned char) *p > 0x7e)
+	    *p = '?';
+    msg_info("TLS: client=[%s]:%s, %s%s", lc->addr, lc->port, lc->tls_summary,
+	     info->resumed ? ", resumed" : "");
+    lc->state = LC_COMMAND;
+    lf_timer_restart(lc);
+    if (lc->ctx == NULL)			/* wrapper mode: now greet */
+	lc->ctx = lf_proto->client_new(lc);
+    else if (lf_proto->tls_started)
+	lf_proto->tls_started(lc, lc->ctx);
+}
+
+/* lf_tls_begin - the plaintext phase is over: discard whatever the
+ * client sent after STLS/STARTTLS (it is not part of the TLS session:
+ * a man in the middle may have put it there) and run the handshake */
+static void lf_tls_begin(struct login_client *lc)
+{
+    size_t junk = conn_input_avail(lc->c);
+
+    if (junk > 0) {
+	msg_info("discarding %zu bytes sent before the TLS handshake: client=[%s]:%s", junk,
+		 lc->addr, lc->port);
+	conn_input_consume(lc->c, junk);
+    }
+    conn_set_input_max(lc->c, (size_t) *lf_proto->line_limit);
+    conn_pause_input(lc->c, false);
+    tls_conn_server_start(lc->c, lf_tls, lf_tls_done, lc);
+}
+
+void login_starttls(struct login_client *lc)
+{
+    if (lc->state != LC_COMMAND || lf_tls == NULL || lc->tls)
+	msg_panic("login_starttls: not now");
+    lc->state = LC_TLS;
+    conn_pause_input(lc->c, true);
+    lf_timer_restart(lc);
+    if (conn_output_pending(lc->c) > 0)
+	lc->tls_waiting_flush = true;		/* lf_client_drain goes on */
+    else
+	lf_tls_begin(lc);
+}
+
 /* lf_sasl_input - the client's answer to a challenge */
 static void lf_sasl_input(struct login_client *lc)
 {
@@ -403,6 +548,9 @@ static void lf_client_input(struct conn *c, void *ctx)
     case LC_SASL:
 	lf_sasl_input(lc);
 	return;
+    case LC_PROXY:
+	lf_px_client_input(lc);
+	return;
     default:
 	return;
     }
@@ -413,6 +561,15 @@ static void lf_client_drain(struct conn *c, void *ctx)
 {
     struct login_client *lc = ctx;
 
+    if (lc->state == LC_PROXY) {
+	lf_px_client_drain(lc);
+	return;
+    }
+    if (lc->tls_waiting_flush && conn_output_pending(c) == 0) {
+	lc->tls_waiting_flush = false;
+	lf_tls_begin(lc);
+	return;
+    }
     if (lc->ho_waiting_flush && conn_output_pending(c) == 0) {
 	lc->ho_waiting_flush = false;
 	lf_handover_begin(lc);
@@ -431,14 +588,28 @@ static void lf_client_close(struct conn *c, void *ctx)
 	conn_set_ctx(lc->ho, NULL);
 	conn_close(lc->ho, CONN_CLOSE_LOCAL);
     }
+    if (lc->pc) {
+	conn_set_ctx(lc->pc, NULL);
+	conn_close(lc->pc, CONN_CLOSE_LOCAL);
+    }
+    if (lc->px_fd >= 0)
+	(void) close(lc->px_fd);
+    if (lc->px_peer_fd >= 0)
+	(void) close(lc->px_peer_fd);
     if (lc->timer)
 	event_timer_cancel(lc->timer);
-    if (lf_proto->client_free)
+    if (lf_proto->client_free && lc->ctx)
 	lf_proto->client_free(lc, lc->ctx);
     ipc_list_fini(&lc->ho_reply);
     explicit_bzero(lc->token, sizeof(lc->token));
+    if (lc->proxied) {
+	if (msg_verbose)
+	    msg_info("TLS proxy ended: user=<%s>, client=[%s]:%s", lc->user, lc->addr, lc->port);
+	lf_proxies--;
+    } else {
+	lf_clients--;
+    }
     mem_free(&lc);
-    lf_clients--;
     server_multi_client_end();
 }
 
@@ -464,7 +635,13 @@ static void lf_handover_failed(struct login_client *lc, const char *why)
 	conn_close(lc->ho, CONN_CLOSE_LOCAL);
 	lc->ho = NULL;
     }
-    lf_set_nonblock(conn_fd(lc->c), true);
+    if (lc->px_fd >= 0)
+	(void) close(lc->px_fd);
+    if (lc->px_peer_fd >= 0)
+	(void) close(lc->px_peer_fd);
+    lc->px_fd = lc->px_peer_fd = -1;
+    if (!lc->tls)
+	lf_set_nonblock(conn_fd(lc->c), true);
     explicit_bzero(lc->token, sizeof(lc->token));
     lf_result(lc, LOGIN_AUTH_HANDOVER);
     login_client_quit(lc);
@@ -480,6 +657,22 @@ static void lf_handover_begin(struct login_client *lc)
 	lf_handover_failed(lc, "too much pipelined input");
 	return;
     }
+    if (lc->tls) {
+	int sp[2];
+
+	/* the session's plaintext goes over a socketpair; we stay */
+	if (lf_proxies >= var_login_proxy_limit) {
+	    msg_warn("%ld TLS sessions relayed: login_proxy_limit reached", lf_proxies);
+	    lf_handover_failed(lc, "login_proxy_limit reached");
+	    return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+	    lf_handover_failed(lc, strerror(errno));
+	    return;
+	}
+	lc->px_fd = sp[0];
+	lc->px_peer_fd = sp[1];
+    }
     if ((fd = sock_connect_unix(lf_handover_link, 1000, &err)) < 0) {
 	lf_handover_failed(lc, err);
 	return;
@@ -488,6 +681,178 @@ static void lf_handover_begin(struct login_client *lc)
     lc->ho = conn_new(fd, &lf_ho_handlers, lc, 4096);
     lc->ho_state = HO_HELLO;
     conn_set_idle_timeout(lc->ho, (int) (var_login_handover_timeout * 1000));
+}
+
+/* ---------------------------------------------------------------- */
+/* The TLS proxy: a TLS client's session after its login             */
+
+/* The relay: lc->c (the client, TLS) <-> lc->pc (our end of the
+ * socketpair whose other end the post-login daemon got). Bytes read
+ * from one side are queued on the other; when that queue passes
+ * login_proxy_buffer, reading from the first side stops until the
+ * queue drained below CONN_LOW_WATER (conn.h on_drain). The end of one
+ * side's input is passed on as a half-close (shutdown SHUT_WR towards
+ * the daemon; towards the client, close_notify and close, because a
+ * daemon closes its end only when the session is over). */
+
+static void lf_px_input(struct conn *c, void *ctx);
+static void lf_px_drain(struct conn *c, void *ctx);
+static void lf_px_close(struct conn *c, void *ctx);
+static void lf_px_daemon_eof(struct conn *c, void *ctx);
+static const struct conn_handlers lf_px_handlers = { lf_px_input, lf_px_drain, lf_px_close };
+
+/* lf_px_relay - move what from holds to to, and push back */
+static void lf_px_relay(struct conn *from, struct conn *to)
+{
+    size_t n = conn_input_avail(from);
+
+    if (n == 0)
+	return;
+    conn_write(to, conn_input_peek(from), n);
+    conn_input_consume(from, n);
+    if (conn_output_pending(to) >= (size_t) var_login_proxy_buffer)
+	conn_pause_input(from, true);
+}
+
+/* lf_px_finish - the session is over: the client gets what is queued,
+ * then close_notify, then the close */
+static void lf_px_finish(struct login_client *lc)
+{
+    struct tls_session *t;
+
+    lc->px_closing = true;
+    if (conn_output_pending(lc->c) > 0)
+	return;					/* lf_px_client_drain goes on */
+    if ((t = tls_conn_session(lc->c)) != NULL)
+	tls_session_close_notify(t);
+    conn_close(lc->c, CONN_CLOSE_LOCAL);
+}
+
+/* lf_px_shut_daemon - the client's input ended: once the daemon got all of
+ * it, tell the daemon (EOF on its end) */
+static void lf_px_shut_daemon(struct login_client *lc)
+{
+    if (lc->pc != NULL && conn_output_pending(lc->pc) == 0)
+	(void) shutdown(conn_fd(lc->pc), SHUT_WR);
+}
+
+/* lf_px_client_input - the client's plaintext: to the daemon */
+static void lf_px_client_input(struct login_client *lc)
+{
+    if (lc->pc != NULL)
+	lf_px_relay(lc->c, lc->pc);
+    else
+	conn_input_consume(lc->c, conn_input_avail(lc->c));
+}
+
+/* lf_px_client_drain - the client took output: the daemon may send on */
+static void lf_px_client_drain(struct login_client *lc)
+{
+    if (lc->px_closing) {
+	if (conn_output_pending(lc->c) == 0)
+	    lf_px_finish(lc);
+	return;
+    }
+    if (lc->pc != NULL && !lc->px_daemon_eof)
+	conn_pause_input(lc->pc, false);
+}
+
+/* lf_px_client_eof - the client sent all it will send (close_notify or
+ * a TCP FIN): pass the half-close on, go on relaying the answers */
+static void lf_px_client_eof(struct conn *c, void *ctx)
+{
+    struct login_client *lc = ctx;
+
+    (void) c;
+    lc->px_client_eof = true;
+    if (lc->px_daemon_eof || lc->pc == NULL) {
+	lf_px_finish(lc);
+	return;
+    }
+    lf_px_shut_daemon(lc);
+}
+
+/* lf_px_input - the daemon's output: to the client */
+static void lf_px_input(struct conn *c, void *ctx)
+{
+    struct login_client *lc = ctx;
+
+    if (lc == NULL || lc->px_closing) {
+	conn_input_consume(c, conn_input_avail(c));
+	return;
+    }
+    lf_px_relay(c, lc->c);
+}
+
+/* lf_px_drain - the daemon took input: the client may send on */
+static void lf_px_drain(struct conn *c, void *ctx)
+{
+    struct login_client *lc = ctx;
+
+    if (lc == NULL)
+	return;
+    if (lc->px_client_eof) {
+	if (conn_output_pending(c) == 0)
+	    lf_px_shut_daemon(lc);
+	return;
+    }
+    conn_pause_input(lc->c, false);
+}
+
+/* lf_px_daemon_eof - the daemon ended the session */
+static void lf_px_daemon_eof(struct conn *c, void *ctx)
+{
+    struct login_client *lc = ctx;
+
+    (void) c;
+    if (lc == NULL)
+	return;
+    lc->px_daemon_eof = true;
+    lf_px_finish(lc);
+}
+
+/* lf_px_close - our end of the socketpair is gone (error, or the daemon
+ * did not read for the write deadline): end the client's session */
+static void lf_px_close(struct conn *c, void *ctx)
+{
+    struct login_client *lc = ctx;
+
+    (void) c;
+    if (lc == NULL)
+	return;
+    lc->pc = NULL;
+    lc->px_daemon_eof = true;
+    if (!lc->px_closing)
+	lf_px_finish(lc);
+}
+
+/* lf_proxy_start - the daemon took the session: relay from now on. The
+ * client is no longer a client before login (login_client_limit) but a
+ * relayed session (login_proxy_limit); the skeleton still counts it, so
+ * a reload or max_use lets this process exit only after it ended. */
+static void lf_proxy_start(struct login_client *lc)
+{
+    conn_input_consume(lc->c, lc->ho_input_len);	/* the daemon got those */
+    lc->ho_input_len = 0;
+    if (lc->timer) {
+	event_timer_cancel(lc->timer);
+	lc->timer = 0;
+    }
+    if (lf_proto->client_free && lc->ctx)
+	lf_proto->client_free(lc, lc->ctx);
+    lc->ctx = NULL;
+    explicit_bzero(lc->token, sizeof(lc->token));
+    lc->state = LC_PROXY;
+    lc->proxied = true;
+    lf_clients--;
+    lf_proxies++;
+    lc->pc = conn_new(lc->px_fd, &lf_px_handlers, lc, PROXY_CHUNK);
+    lc->px_fd = -1;
+    conn_set_eof_handler(lc->pc, lf_px_daemon_eof);
+    conn_set_eof_handler(lc->c, lf_px_client_eof);
+    conn_set_idle_timeout(lc->c, 0);		/* the daemon's deadlines rule */
+    conn_set_input_max(lc->c, PROXY_CHUNK);
+    conn_pause_input(lc->c, false);
 }
 
 /* lf_ho_input - the service's announcement, then its answer */
@@ -515,12 +880,19 @@ static void lf_ho_input(struct conn *c, void *ctx)
 	    return;
 	}
 	/* the receiver may use blocking I/O on it: the file description
-	 * is shared, so hand it over in blocking mode */
-	lf_set_nonblock(conn_fd(lc->c), false);
-	if (sock_send_fd(conn_fd(c), conn_fd(lc->c), &fd_byte, 1) < 0) {
+	 * is shared, so hand it over in blocking mode (the socketpair's
+	 * end of a TLS client is blocking from its creation) */
+	if (!lc->tls)
+	    lf_set_nonblock(conn_fd(lc->c), false);
+	if (sock_send_fd(conn_fd(c), lc->tls ? lc->px_peer_fd : conn_fd(lc->c), &fd_byte, 1) < 0) {
 	    lf_handover_failed(lc, strerror(errno));
 	    return;
 	}
+	if (lc->px_peer_fd >= 0) {
+	    (void) close(lc->px_peer_fd);	/* in flight: the daemon's now */
+	    lc->px_peer_fd = -1;
+	}
+	lc->ho_input_len = conn_input_avail(lc->c);
 	msg = str_new(IPC_MSG_MAX);
 	ipc_encode_str(msg, LOGIN_ATTR_TOKEN, lc->token);
 	ipc_encode_str(msg, LOGIN_ATTR_CLIENT_ADDR, lc->addr);
@@ -528,6 +900,8 @@ static void lf_ho_input(struct conn *c, void *ctx)
 	ipc_encode_attr(msg, LOGIN_ATTR_INPUT, conn_input_peek(lc->c), conn_input_avail(lc->c));
 	if (lc->tag[0])
 	    ipc_encode_str(msg, LOGIN_ATTR_LOGIN_TAG, lc->tag);
+	if (lc->tls)
+	    ipc_encode_str(msg, LOGIN_ATTR_TLS, lc->tls_summary);
 	ipc_encode_end(msg);
 	conn_write(c, str_cstr(msg), str_len(msg));
 	explicit_bzero(msg->data, msg->len);
@@ -543,11 +917,16 @@ static void lf_ho_input(struct conn *c, void *ctx)
 	    return;
 	}
     }
-    msg_info("login: user=<%s>, client=[%s]:%s", lc->user, lc->addr, lc->port);
-    /* the service owns the client now: close our copy quietly */
     conn_set_ctx(c, NULL);
     conn_close(c, CONN_CLOSE_LOCAL);
     lc->ho = NULL;
+    if (lc->tls) {
+	msg_info("login: user=<%s>, client=[%s]:%s, TLS proxy", lc->user, lc->addr, lc->port);
+	lf_proxy_start(lc);
+	return;
+    }
+    msg_info("login: user=<%s>, client=[%s]:%s", lc->user, lc->addr, lc->port);
+    /* the service owns the client now: close our copy quietly */
     lc->state = LC_QUIT;
     conn_close(lc->c, CONN_CLOSE_LOCAL);
 }
@@ -589,9 +968,16 @@ static void lf_accept(int fd)
 	str_copy_out_or_panic(lc->addr, sizeof(lc->addr), "unknown");
     if (msg_verbose)
 	msg_info("connect from [%s]:%s", lc->addr, lc->port);
+    lc->px_fd = lc->px_peer_fd = -1;
     lc->c = conn_new(fd, &lf_client_handlers, lc, (size_t) *lf_proto->line_limit);
-    lc->state = LC_COMMAND;
     lf_timer_restart(lc);
+    if (lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode) {
+	/* implicit TLS: the greeting comes after the handshake */
+	lc->state = LC_TLS;
+	tls_conn_server_start(lc->c, lf_tls, lf_tls_done, lc);
+	return;
+    }
+    lc->state = LC_COMMAND;
     lc->ctx = lf_proto->client_new(lc);
 }
 

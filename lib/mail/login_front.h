@@ -18,7 +18,13 @@
  *   - the hand-over (login_proto.h) of a client that logged in: on its
  *     own event-driven connection to the post-login service, bounded by
  *     login_handover_timeout, carrying the token, the client's address,
- *     its pipelined input and the protocol's tag (IMAP).
+ *     its pipelined input and the protocol's tag (IMAP);
+ *   - TLS (issue 13): STLS/STARTTLS and wrapper mode through lib/tls
+ *     (tls_conn_server_start), the cleartext-login policy, and after a
+ *     TLS client's login the PROXY: the client's TLS connection stays
+ *     here, the post-login daemon gets one end of a socketpair (and the
+ *     TLS protocol and cipher in the hand-over), and this process relays
+ *     plaintext between the two, with bounded buffers (docs/login-split.md).
  * The protocol module parses commands and words the replies.
  *
  *   static const struct login_protocol pop3 = { ... };
@@ -85,6 +91,17 @@ struct login_protocol {
     const char *reply_too_many_commands;
     const char *reply_timeout;
     const char *reply_busy;
+    /* TLS (issue 13): the prefix of the protocol's TLS parameters
+     * ("pop3d": pop3d_tls_*, tls.h), its wrapper-mode switch (TLS from
+     * the first byte) and its list of networks that may log in without
+     * TLS (cidr_match.h syntax) */
+    const char *tls_prefix;
+    const bool *tls_wrappermode;
+    char *const *cleartext_networks;
+    /* optional: TLS is up after STLS/STARTTLS (forget the plaintext
+     * phase's state: RFC 2595 section 4); in wrapper mode client_new
+     * runs once the handshake is done instead */
+    void (*tls_started)(struct login_client *lc, void *ctx);
 };
 
 /* login_front_main - run the login process (never returns an error) */
@@ -113,6 +130,24 @@ enum conn_read_status login_read_continuation(struct login_client *lc, const cha
  * post-login daemon answers (IMAP tag), NULL for none. */
 void login_sasl_start(struct login_client *lc, const char *mechanism, const char *initial,
 		      const char *tag);
+
+/* TLS (issue 13).
+ * login_tls_offer - true when STLS/STARTTLS can be offered: a
+ *   certificate is configured and the client is not using TLS yet.
+ * login_client_tls - the client speaks TLS (STLS/STARTTLS done, or
+ *   wrapper mode).
+ * login_cleartext_ok - the client may send a password (USER/PASS,
+ *   LOGIN, AUTH/AUTHENTICATE): it uses TLS, or its address is in the
+ *   protocol's cleartext_networks.
+ * login_starttls - the module wrote its "go ahead" reply: the engine
+ *   flushes it, discards whatever the client sent after the command
+ *   (injection: RFC 2595 section 4, CVE-2011-0411 class) and runs the
+ *   handshake; on success proto->tls_started runs, on failure the
+ *   client is closed (logged). */
+bool login_tls_offer(const struct login_client *lc);
+bool login_client_tls(const struct login_client *lc);
+bool login_cleartext_ok(const struct login_client *lc);
+void login_starttls(struct login_client *lc);
 
 /* login_failures_exhausted - the failure limit is reached */
 bool login_failures_exhausted(const struct login_client *lc);

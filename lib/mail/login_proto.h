@@ -24,6 +24,13 @@
  *                   not consumed (pipelined commands after the
  *                   successful PASS/AUTH), at most LOGIN_INPUT_MAX; the
  *                   post-login daemon reads them before the socket
+ *   tls             optional (issue 13): present when the client speaks
+ *                   TLS to the login process, which then stays as the
+ *                   TLS proxy: the descriptor passed is one end of a
+ *                   socketpair carrying the session's plaintext, not the
+ *                   client's socket. The value (tls_info_summary text,
+ *                   "TLSv1.3 with cipher ...", at most LOGIN_TLS_MAX
+ *                   printable characters) is for the daemon's logs.
  */
 #ifndef POSTHORN_LOGIN_PROTO_H
 #define POSTHORN_LOGIN_PROTO_H
@@ -48,6 +55,8 @@
 #define LOGIN_ATTR_INPUT	"input"
 #define LOGIN_ATTR_LOGIN_TAG	"login_tag"	/* optional (IMAP) */
 #define LOGIN_TAG_MAX		128	/* bytes of a login_tag */
+#define LOGIN_ATTR_TLS		"tls"		/* optional (TLS proxy) */
+#define LOGIN_TLS_MAX		160	/* bytes of the tls attribute */
 #define LOGIN_ATTR_STATUS	"status"
 #define LOGIN_STAT_OK		"ok"
 

@@ -8,7 +8,7 @@
  *   dispatcher -> worker: one datagram per session, carrying the
  *       client's descriptor (SCM_RIGHTS) and one ipc.h attribute list
  *       {user, mail_root, quota, client_address, client_port, input,
- *       login_tag}
+ *       login_tag, tls (only for a session the login process proxies)}
  *       (the worker's uid and gid are fixed at its fork).
  *   worker -> dispatcher: one byte per datagram: SH_MSG_END (a session
  *       ended), SH_MSG_IDLE (no session for the linger time: may I go?).
@@ -66,6 +66,7 @@
 #define SH_ATTR_PORT		"client_port"
 #define SH_ATTR_INPUT		"input"
 #define SH_ATTR_TAG		"login_tag"
+#define SH_ATTR_TLS		"tls"
 
 /* one datagram: the attributes and their framing, with room to spare */
 #define SH_DGRAM_MAX		(LOGIN_INPUT_MAX + 16384)
@@ -124,6 +125,7 @@ struct sh_pending {
     char addr[64];
     char port[16];
     char tag[LOGIN_TAG_MAX + 1];
+    char tls[LOGIN_TLS_MAX + 1];	/* "" plaintext, else the TLS summary */
     struct str *input;
     struct auth_async *req;	/* the redeem in flight */
 };
@@ -300,6 +302,8 @@ static void sh_worker_input(int fd, void *ctx)
 	info.client_port = "";
     if ((info.login_tag = ipc_list_get(&list, SH_ATTR_TAG)) == NULL)
 	info.login_tag = "";
+    if ((info.tls = ipc_list_get(&list, SH_ATTR_TLS)) == NULL)
+	info.tls = "";
     for (size_t i = 0; i < list.count; i++) {
 	if (strcmp(list.attrs[i].name, SH_ATTR_INPUT) == 0) {
 	    info.input = list.attrs[i].value;
@@ -754,6 +758,8 @@ static void sh_pass(struct sh_pending *p, const char *user, const char *root, lo
     ipc_encode_str(msg, SH_ATTR_PORT, p->port);
     ipc_encode_attr(msg, SH_ATTR_INPUT, str_cstr(p->input), str_len(p->input));
     ipc_encode_str(msg, SH_ATTR_TAG, p->tag);
+    if (p->tls[0])
+	ipc_encode_str(msg, SH_ATTR_TLS, p->tls);
     ipc_encode_end(msg);
     q = mem_zalloc(sizeof(*q));
     q->client_fd = p->client_fd;
@@ -813,6 +819,8 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 	    str_setn_or_panic(p->input, a->value, a->len);
 	else if (strcmp(a->name, LOGIN_ATTR_LOGIN_TAG) == 0)
 	    str_copy_out_or_panic(p->tag, sizeof(p->tag), a->value);
+	else if (strcmp(a->name, LOGIN_ATTR_TLS) == 0)
+	    str_copy_out_or_panic(p->tls, sizeof(p->tls), a->value);
     }
     p->next = sh_pendings;
     if (sh_pendings)
@@ -826,15 +834,17 @@ static void sh_redeem(struct sh_handover *h, const struct ipc_list *list)
 /* Dispatcher: the hand-over, on the event loop                        */
 
 /* sh_handover_check - exactly token, client_address, client_port and
- * input, and maybe login_tag, each once, within bounds */
+ * input, and maybe login_tag and tls, each once, within bounds */
 static bool sh_handover_check(const struct ipc_list *list, const char **why)
 {
     static const char *const names[] = {
 	LOGIN_ATTR_TOKEN, LOGIN_ATTR_CLIENT_ADDR, LOGIN_ATTR_CLIENT_PORT, LOGIN_ATTR_INPUT,
-	LOGIN_ATTR_LOGIN_TAG,
+	LOGIN_ATTR_LOGIN_TAG, LOGIN_ATTR_TLS,
     };
-    static const size_t limits[] = {LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX, LOGIN_TAG_MAX};
-    enum { N_REQUIRED = 4, N_NAMES = 5, K_INPUT = 3, K_TAG = 4 };
+    static const size_t limits[] = {
+	LOGIN_TOKEN_MAX, 63, 15, LOGIN_INPUT_MAX, LOGIN_TAG_MAX, LOGIN_TLS_MAX,
+    };
+    enum { N_REQUIRED = 4, N_NAMES = 6, K_INPUT = 3, K_TAG = 4, K_TLS = 5 };
     int seen[N_NAMES] = {0};
 
     for (size_t i = 0; i < list->count; i++) {
@@ -863,6 +873,12 @@ static bool sh_handover_check(const struct ipc_list *list, const char **why)
 	for (size_t j = 0; k == K_TAG && j < a->len; j++) {
 	    if ((unsigned char) a->value[j] < 0x21 || (unsigned char) a->value[j] > 0x7e) {
 		*why = "bad login_tag";
+		return false;
+	    }
+	}
+	for (size_t j = 0; k == K_TLS && j < a->len; j++) {
+	    if ((unsigned char) a->value[j] < 0x20 || (unsigned char) a->value[j] > 0x7e) {
+		*why = "bad tls";
 		return false;
 	    }
 	}

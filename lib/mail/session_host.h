@@ -55,6 +55,12 @@ struct session_info {
      * process left unanswered (the module writes "TAG OK ... Logged in");
      * "" when the hand-over had none (POP3) */
     const char *login_tag;
+    /* TLS (issue 13): "" for a plaintext client; else the client speaks
+     * TLS to the login process, which relays the session's plaintext
+     * over fd (docs/login-split.md), and this is the protocol and cipher
+     * ("TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)") for
+     * the logs */
+    const char *tls;
 };
 
 struct session_host_spec {
