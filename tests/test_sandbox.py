@@ -159,12 +159,13 @@ def test_sandbox_setup(place):
     # 127.0.0.1; the keys 0600 and root's (never the mail owner's); the
     # fingerprints printed; the TLS parameters name them (commented out
     # while the build does not know them).
-    for cert, key, kind in (("cert.pem", "key.pem", "rsaEncryption"),
-                            ("eccert.pem", "eckey.pem", "id-ecPublicKey")):
-        st = (etc / "tls" / key).stat()
-        assert stat.S_IMODE(st.st_mode) == 0o600
-        if os.geteuid() == 0:
-            assert st.st_uid == 0
+    for cert, key, chain, kind in (("cert.pem", "key.pem", "rsa.pem", "rsaEncryption"),
+                                   ("eccert.pem", "eckey.pem", "ecdsa.pem", "id-ecPublicKey")):
+        for secret in (key, chain):
+            st = (etc / "tls" / secret).stat()
+            assert stat.S_IMODE(st.st_mode) == 0o600
+            if os.geteuid() == 0:
+                assert st.st_uid == 0
         text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(etc / "tls" / cert)],
                               capture_output=True, text=True, timeout=30, check=True).stdout
         assert kind in text
@@ -173,24 +174,23 @@ def test_sandbox_setup(place):
                              str(etc / "tls" / cert)], capture_output=True, text=True,
                             timeout=30, check=True).stdout.strip().split("=", 1)[1]
         assert f"SHA256 {fp}" in proc.stdout
-        # the key goes with the certificate
+        # the chain file is the key, then the certificate, and they match
+        both = (etc / "tls" / chain).read_text()
+        assert both == (etc / "tls" / key).read_text() + (etc / "tls" / cert).read_text()
         pub = [subprocess.run(["openssl", what, "-pubkey", "-noout", "-in", str(etc / "tls" / f)]
                               if what == "x509" else
                               ["openssl", "pkey", "-pubout", "-in", str(etc / "tls" / f)],
                               capture_output=True, text=True, timeout=30).stdout
-               for what, f in (("x509", cert), ("pkey", key))]
+               for what, f in (("x509", cert), ("pkey", chain))]
         assert pub[0] and pub[0] == pub[1]
     trust = (etc / "tls" / "trust.pem").read_text()
     assert trust.count("BEGIN CERTIFICATE") == 2
     cf = (etc / "main.cf").read_text()
-    for name, value in (("smtpd_tls_cert_file", f"{etc}/tls/cert.pem"),
-                        ("smtpd_tls_key_file", f"{etc}/tls/key.pem"),
-                        ("smtpd_tls_eccert_file", f"{etc}/tls/eccert.pem"),
-                        ("smtpd_tls_eckey_file", f"{etc}/tls/eckey.pem")):
-        assert re.search(rf"^#?{name} = {re.escape(value)}", cf, re.M), name
-        assert (name in main) == (name in known)
+    chains = f"{etc}/tls/rsa.pem, {etc}/tls/ecdsa.pem"
+    assert re.search(rf"^#?smtpd_tls_chain_files = {re.escape(chains)}", cf, re.M)
+    assert ("smtpd_tls_chain_files" in main) == ("smtpd_tls_chain_files" in known)
     # cleartext logins: on the plain POP3 and IMAP ports only, and said so
-    assert re.search(r"^#?\s+-o pop3d_cleartext_login=yes", master, re.M)
+    assert re.search(r"^#?\s+-o pop3d_cleartext_login_networks=127.0.0.0/8", master, re.M)
     assert "cleartext logins" in proc.stdout and "loopback" in proc.stdout
 
     # The queue is there, as the manifest says.
@@ -209,7 +209,7 @@ def test_sandbox_is_idempotent_and_keeps_the_password(place):
     names = ["demo.password", "etc/users", "etc/users.auth.cdb", "etc/users.mailbox.cdb",
              "etc/main.cf", "etc/master.cf",
              "etc/tls/cert.pem", "etc/tls/key.pem", "etc/tls/eccert.pem", "etc/tls/eckey.pem",
-             "etc/tls/trust.pem", "etc/vmailbox", "etc/vmailbox.cdb",
+             "etc/tls/rsa.pem", "etc/tls/ecdsa.pem", "etc/tls/trust.pem", "etc/vmailbox", "etc/vmailbox.cdb",
              "etc/aliases", "etc/aliases.cdb"]
     before = {n: (run / n).read_bytes() for n in names}
     (run / "queue" / "private").chmod(0o755)          # a damage check repairs

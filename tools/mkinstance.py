@@ -28,6 +28,9 @@ generator behind tools/sandbox.sh (`make run`), the test fixtures
                                          (the daemons read them before
                                          they drop privileges; the mail
                                          owner never can)
+    DIR/etc/tls/rsa.pem, ecdsa.pem       each key followed by its
+                                         certificate (smtpd_tls_chain_files),
+                                         0600 like the keys
     DIR/etc/tls/trust.pem                both certificates: the file a
                                          client trusts (--CAfile, --cacert)
     DIR/LOCALPART.password               each user's password, made once
@@ -127,13 +130,12 @@ REQUIRED_OVERRIDES = {"smtpd_tls_wrappermode", "smtpd_tls_security_level",
 # on the plain pop3 and imap ports only (pop3s and imaps are TLS anyway).
 CLEARTEXT_OVERRIDES = {"pop3": "pop3d_cleartext_login_networks=127.0.0.0/8",
                        "imap": "imapd_cleartext_login_networks=127.0.0.0/8"}
-# main.cf with --tls: the certificates of _tls_cert for smtpd (pop3d and
-# imapd default to $smtpd_tls_*), STARTTLS offered on smtp, pop3 and imap.
+# main.cf with --tls: the chain files of _tls_cert (key, then certificate)
+# for smtpd; pop3d_tls_chain_files and imapd_tls_chain_files default to
+# smtpd's, so one pair serves every protocol. STARTTLS offered on smtp,
+# pop3 and imap.
 TLS_PARAMS = (
-    ("smtpd_tls_cert_file", "{tls}/cert.pem"),
-    ("smtpd_tls_key_file", "{tls}/key.pem"),
-    ("smtpd_tls_eccert_file", "{tls}/eccert.pem"),
-    ("smtpd_tls_eckey_file", "{tls}/eckey.pem"),
+    ("smtpd_tls_chain_files", "{tls}/rsa.pem, {tls}/ecdsa.pem"),
     ("smtpd_tls_security_level", "may"),
 )
 PORT_NAMES = tuple(s[0] for s in SERVICES if s[0])
@@ -359,19 +361,21 @@ def _password(path):
 
 
 TLS_NAMES = f"DNS:localhost,DNS:mail.{DOMAIN},IP:127.0.0.1"
-TLS_KEYS = (("cert.pem", "key.pem", ["-newkey", "rsa:2048"]),
-            ("eccert.pem", "eckey.pem", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]))
+TLS_KEYS = (("cert.pem", "key.pem", "rsa.pem", ["-newkey", "rsa:2048"]),
+            ("eccert.pem", "eckey.pem", "ecdsa.pem",
+             ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]))
 
 
 def _tls_cert(etc, mail_owner):       # pylint: disable=unused-argument
     """ETC/tls: a self-signed RSA and a self-signed ECDSA certificate
-    (names TLS_NAMES, ten years), made once and kept, and trust.pem with
-    both for the clients. The keys are 0600 and, as root, root's: the
+    (names TLS_NAMES, ten years), made once and kept, a chain file for
+    each (key, then certificate), and trust.pem with both certificates
+    for the clients. The keys are 0600 and, as root, root's: the
     daemons read them as root before they drop privileges, and the mail
     owner (whose daemons face the network) must never be able to."""
     tls = etc / "tls"
     tls.mkdir(mode=0o755, exist_ok=True)
-    for cert_name, key_name, newkey in TLS_KEYS:
+    for cert_name, key_name, chain_name, newkey in TLS_KEYS:
         cert, key = tls / cert_name, tls / key_name
         if not (cert.exists() and cert.stat().st_size and key.exists() and key.stat().st_size):
             old = os.umask(0o077)
@@ -388,11 +392,15 @@ def _tls_cert(etc, mail_owner):       # pylint: disable=unused-argument
             if res.returncode != 0:
                 raise SetupError(f"openssl could not make a self-signed certificate: "
                                  f"{res.stderr.decode(errors='replace').strip()}")
+        # the chain file: the key, then the certificate (0600 before it
+        # holds the key)
+        _write_if_changed(tls / chain_name, key.read_text() + cert.read_text(), mode=0o600)
         cert.chmod(0o644)
-        if os.geteuid() == 0:
-            os.chown(key, 0, 0)
-        key.chmod(0o600)
-    trust = "".join((tls / c).read_text() for c, _k, _n in TLS_KEYS)
+        for secret in (key, tls / chain_name):
+            if os.geteuid() == 0:
+                os.chown(secret, 0, 0)
+            secret.chmod(0o600)
+    trust = "".join((tls / c).read_text() for c, *_rest in TLS_KEYS)
     _write_if_changed(tls / "trust.pem", trust, mode=0o644)
     return tls
 
@@ -400,7 +408,7 @@ def _tls_cert(etc, mail_owner):       # pylint: disable=unused-argument
 def tls_fingerprints(etc):
     """[(file name, SHA-256 fingerprint as AA:BB:...)] of ETC/tls's certificates."""
     out = []
-    for cert_name, _key, _newkey in TLS_KEYS:
+    for cert_name, *_rest in TLS_KEYS:
         res = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
                               str(pathlib.Path(etc) / "tls" / cert_name)],
                              capture_output=True, text=True, timeout=30)
