@@ -181,7 +181,9 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   smtps       2465 (implicit TLS, AUTH)
   pop3        2110 (STLS offered)         pop3s       2995 (implicit TLS)
   imap        2143 (STARTTLS offered)     imaps       2993 (implicit TLS)
-$(not_served)
+EOF
+not_served
+cat <<EOF
   services whose daemons are not built yet are commented out in
   $ETC/master.cf
   cleartext logins: POP3 USER/PASS on 2110 and IMAP LOGIN on 2143 work
