@@ -33,6 +33,13 @@ BUILD = ROOT / os.environ.get("POSTHORN_BUILD", "build")
 POSTHORN = BUILD / "bin" / "posthorn"
 USER = "demo@example.test"
 PORTS = (2525, 2587, 2465, 2110, 2995, 2143, 2993)
+# a parameter that tells whether this build's daemon speaks TLS on a port
+# (the sandbox comments out the TLS-only ports of a build without it; the
+# plain ones it serves anyway)
+TLS_PARAM = {2525: "smtpd_tls_security_level", 2587: "smtpd_tls_security_level",
+             2465: "smtpd_tls_wrappermode", 2110: "pop3d_tls_wrappermode",
+             2995: "pop3d_tls_wrappermode", 2143: "imapd_tls_wrappermode",
+             2993: "imapd_tls_wrappermode"}
 
 pytestmark = pytest.mark.skipif(not (BUILD / "libexec" / "master").exists(),
                                 reason=f"{BUILD} not built")
@@ -67,13 +74,17 @@ class Sandbox:
         self.password = None
         self.text = ""
         self.master_cf = ""
+        self.known = set()
 
     def served(self, port):
-        """Skip unless master.cf serves port (not commented out)."""
+        """Skip unless master.cf serves port (not commented out) with a
+        daemon of this build that speaks TLS there."""
         if not re.search(rf"^{port}\s", self.master_cf, re.M):
             why = re.search(rf"^# {port}: (.*)$", self.master_cf, re.M)
             pytest.skip(f"port {port} is commented out in the sandbox's master.cf"
                         + (f" ({why.group(1)})" if why else " (daemon not built)"))
+        if TLS_PARAM[port] not in self.known:
+            pytest.skip(f"port {port}: this build has no {TLS_PARAM[port]} (no TLS there yet)")
 
     def context(self):
         ctx = ssl.create_default_context(cafile=str(self.trust))
@@ -115,6 +126,9 @@ def sandbox():
                 break
             time.sleep(0.1)
         sb.master_cf = (sb.etc / "master.cf").read_text()
+        conf = subprocess.run([str(POSTHORN), "-c", str(sb.etc), "conf", "-d"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+        sb.known = {line.split("=", 1)[0].strip() for line in conf.splitlines() if "=" in line}
         # every port master.cf serves is listening
         for port in PORTS:
             if re.search(rf"^{port}\s", sb.master_cf, re.M):
