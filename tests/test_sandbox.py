@@ -26,6 +26,11 @@ pytestmark = pytest.mark.skipif(not POSTHORN.exists(), reason=f"{POSTHORN} not b
 
 PORTS = {"2525": "smtpd", "2587": "smtpd", "2465": "smtpd", "2110": "pop3d-login",
          "2995": "pop3d-login", "2143": "imapd-login", "2993": "imapd-login"}
+# what a TLS port needs besides its daemon (without it the port would be
+# something else: plain SMTP on 2465, an unauthenticated 2587)
+NEEDS = {"2587": ("smtpd_tls_security_level", "smtpd_sasl_auth_enable", "smtpd_tls_auth_only"),
+         "2465": ("smtpd_tls_wrappermode", "smtpd_sasl_auth_enable"),
+         "2995": ("pop3d_tls_wrappermode",), "2993": ("imapd_tls_wrappermode",)}
 BUILT = ("master", "smtpd", "cleanup", "auth")
 
 
@@ -46,6 +51,12 @@ def run_sandbox(place, run_dir=None, build=None, timeout=120):
     env.pop("POSTHORN_CONFIG_DIR", None)
     return subprocess.run(["sh", str(SANDBOX)], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def known_parameters(posthorn, etc):
+    res = subprocess.run([str(posthorn), "-c", str(etc), "conf", "-d"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return {line.split("=", 1)[0].strip() for line in res.stdout.splitlines() if "=" in line}
 
 
 def parse_main(text):
@@ -84,12 +95,17 @@ def test_sandbox_setup(place):
     else:
         assert main["mail_owner"] == pwd.getpwuid(os.geteuid()).pw_name
 
-    # master.cf: every loopback port, active only where the daemon exists.
+    # master.cf: every loopback port, active only where the daemon exists
+    # and knows the parameters the port needs.
     master = (etc / "master.cf").read_text()
+    known = known_parameters(place / "build/bin/posthorn", etc)
     for port, daemon in PORTS.items():
         m = re.search(rf"^(#?){port}\s+inet\s.*\s{daemon}$", master, re.M)
         assert m, f"port {port} ({daemon}) missing from master.cf"
-        assert (m.group(1) == "") == (daemon in BUILT), (port, daemon)
+        can = daemon in BUILT and all(n in known for n in NEEDS.get(port, ()))
+        assert (m.group(1) == "") == can, (port, daemon)
+        if daemon in BUILT and not can:
+            assert f"# {port}: this build's {daemon} has no" in master
     assert re.search(r"^cleanup\s+unix\s", master, re.M)
     assert re.search(r"^auth\s+unix\s", master, re.M)
     assert re.search(r"^#qmgr\s+fifo\s.*\s300\s+1\s+qmgr$", master, re.M)
@@ -138,7 +154,44 @@ def test_sandbox_setup(place):
     assert parse_main((etc / "main.cf").read_text())["alias_maps"] == f"cdb:{etc}/aliases"
     if os.geteuid() == 0:
         assert maildir.stat().st_uid == pwd.getpwnam("vmail").pw_uid
-        assert stat.S_IMODE((etc / "tls/key.pem").stat().st_mode) == 0o600
+
+    # The certificates: RSA and ECDSA, self-signed for localhost and
+    # 127.0.0.1; the keys 0600 and root's (never the mail owner's); the
+    # fingerprints printed; the TLS parameters name them (commented out
+    # while the build does not know them).
+    for cert, key, chain, kind in (("cert.pem", "key.pem", "rsa.pem", "rsaEncryption"),
+                                   ("eccert.pem", "eckey.pem", "ecdsa.pem", "id-ecPublicKey")):
+        for secret in (key, chain):
+            st = (etc / "tls" / secret).stat()
+            assert stat.S_IMODE(st.st_mode) == 0o600
+            if os.geteuid() == 0:
+                assert st.st_uid == 0
+        text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(etc / "tls" / cert)],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+        assert kind in text
+        assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
+        fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                             str(etc / "tls" / cert)], capture_output=True, text=True,
+                            timeout=30, check=True).stdout.strip().split("=", 1)[1]
+        assert f"SHA256 {fp}" in proc.stdout
+        # the chain file is the key, then the certificate, and they match
+        both = (etc / "tls" / chain).read_text()
+        assert both == (etc / "tls" / key).read_text() + (etc / "tls" / cert).read_text()
+        pub = [subprocess.run(["openssl", what, "-pubkey", "-noout", "-in", str(etc / "tls" / f)]
+                              if what == "x509" else
+                              ["openssl", "pkey", "-pubout", "-in", str(etc / "tls" / f)],
+                              capture_output=True, text=True, timeout=30).stdout
+               for what, f in (("x509", cert), ("pkey", chain))]
+        assert pub[0] and pub[0] == pub[1]
+    trust = (etc / "tls" / "trust.pem").read_text()
+    assert trust.count("BEGIN CERTIFICATE") == 2
+    cf = (etc / "main.cf").read_text()
+    chains = f"{etc}/tls/rsa.pem, {etc}/tls/ecdsa.pem"
+    assert re.search(rf"^#?smtpd_tls_chain_files = {re.escape(chains)}", cf, re.M)
+    assert ("smtpd_tls_chain_files" in main) == ("smtpd_tls_chain_files" in known)
+    # cleartext logins: on the plain POP3 and IMAP ports only, and said so
+    assert re.search(r"^#?\s+-o pop3d_cleartext_login_networks=127.0.0.0/8", master, re.M)
+    assert "cleartext logins" in proc.stdout and "loopback" in proc.stdout
 
     # The queue is there, as the manifest says.
     assert stat.S_IMODE((run / "queue" / "maildrop").stat().st_mode) == 0o1730
@@ -155,7 +208,8 @@ def test_sandbox_is_idempotent_and_keeps_the_password(place):
     run = place / "run"
     names = ["demo.password", "etc/users", "etc/users.auth.cdb", "etc/users.mailbox.cdb",
              "etc/main.cf", "etc/master.cf",
-             "etc/tls/cert.pem", "etc/tls/key.pem", "etc/vmailbox", "etc/vmailbox.cdb",
+             "etc/tls/cert.pem", "etc/tls/key.pem", "etc/tls/eccert.pem", "etc/tls/eckey.pem",
+             "etc/tls/rsa.pem", "etc/tls/ecdsa.pem", "etc/tls/trust.pem", "etc/vmailbox", "etc/vmailbox.cdb",
              "etc/aliases", "etc/aliases.cdb"]
     before = {n: (run / n).read_bytes() for n in names}
     (run / "queue" / "private").chmod(0o755)          # a damage check repairs

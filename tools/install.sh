@@ -15,7 +15,7 @@
 #                                 from daemon_directory; setgid
 #                                 posthorn-drop (2755) when installed by
 #                                 root without DESTDIR
-#   MANDIR/man{1,5,8}/            the man pages; sendmail.1 as
+#   MANDIR/man{1,5,7,8}/          the man pages; sendmail.1 as
 #                                 sendmail.posthorn.1, and a page whose name
 #                                 another package's page has (postfix's
 #                                 master(8), say) as NAME.SECTIONposthorn
@@ -192,7 +192,7 @@ for prog in "$BUILD"/libexec/*; do
     [ "$name" = postdrop ] && continue      # from BUILD/bin, above
     plan 0755 "$prog" "$LIBEXECDIR/$name"
 done
-for page in man/*.[158]; do
+for page in man/*.[1578]; do
     [ -f "$page" ] || continue
     section=${page##*.}
     name=$(basename "$page" ".$section")

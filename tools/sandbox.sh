@@ -103,12 +103,15 @@ MAILDIR=$RUN/mail/$DOMAIN/demo/
 
 # ------------------------------------------------------------ the instance
 # Loopback ports 2525..., every service (those not built yet commented
-# out; smtp-client, the "smtp" unix service, included once built), a
-# self-signed certificate, the demo user in the users file $ETC/users
-# (built into users.auth for auth and users.mailbox for delivery) with its
-# password in $RUN/demo.password; main.cf.local and master.cf.local are
-# appended.
-python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --commands link \
+# out; smtp-client, the "smtp" unix service, included once built),
+# self-signed RSA and ECDSA certificates (run/etc/tls, kept across runs),
+# cleartext logins on 2110 and 2143 only (--cleartext-login: loopback, for
+# the demo commands and the tests), the demo user in the users file
+# $ETC/users (built into users.auth for auth and users.mailbox for
+# delivery) with its password in $RUN/demo.password; main.cf.local and
+# master.cf.local are appended.
+python3 "$MKINSTANCE" "$RUN" --build "$BUILD" --sandbox-ports --tls --cleartext-login \
+    --commands link \
     --vmail-owner vmail --param inet_protocols=ipv4 \
     --user "demo@$DOMAIN" \
     --alias "postmaster: demo@$DOMAIN" --alias "root: demo@$DOMAIN" \
@@ -154,27 +157,71 @@ if ! "$PH" -c "$ETC" check; then
     die "posthorn check found errors (above); not starting"
 fi
 
+# ------------------------------------------------------------------ TLS
+# tools/mkinstance.py --tls made $ETC/tls once (kept across runs): a
+# self-signed RSA and ECDSA certificate for localhost and 127.0.0.1, their
+# keys root-only, and trust.pem (both certificates) for the clients.
+TLS=$ETC/tls
+TRUST=$TLS/trust.pem
+FP_RSA=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS/cert.pem" | sed 's/^.*=//')
+FP_EC=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS/eccert.pem" | sed 's/^.*=//')
+# a note for each sandbox port master.cf does not serve (its line is
+# commented out: the daemon, or what the port needs, is not built yet)
+not_served() {
+    for p in 2525 2587 2465 2110 2995 2143 2993; do
+        grep -q "^$p[[:space:]]" "$ETC/master.cf" \
+            || echo "  $p is commented out in master.cf: this build cannot serve it yet"
+    done
+}
+
 cat <<EOF
 
 posthorn sandbox in $RUN (loopback only, 127.0.0.1):
-  smtp        2525        submission  2587          smtps  2465
-  pop3        2110        pop3s       2995
-  imap        2143        imaps       2993
+  smtp        2525 (STARTTLS offered)     submission  2587 (STARTTLS, then AUTH: required)
+  smtps       2465 (implicit TLS, AUTH)
+  pop3        2110 (STLS offered)         pop3s       2995 (implicit TLS)
+  imap        2143 (STARTTLS offered)     imaps       2993 (implicit TLS)
+EOF
+not_served
+cat <<EOF
   services whose daemons are not built yet are commented out in
-  $ETC/master.cf (TLS and SMTP AUTH come with later daemons)
+  $ETC/master.cf
+  cleartext logins: POP3 USER/PASS on 2110 and IMAP LOGIN on 2143 work
+  without TLS here, only because the sandbox listens on loopback and the
+  demo commands below (and the tests) use them; SMTP AUTH needs TLS (2587
+  after STARTTLS, or 2465)
   mail for other domains leaves through smtp-client (the "smtp" service)
   to their MX hosts; to keep it local set relayhost (e.g. [127.0.0.1]:2526
   for an smtp-sink) in $ETC/main.cf.local
+certificate:  self-signed, for localhost and 127.0.0.1 (kept in $TLS)
+  RSA    SHA256 $FP_RSA
+  ECDSA  SHA256 $FP_EC
+  clients trust it with $TRUST
 try:          swaks --server 127.0.0.1:2525 --to demo@$DOMAIN
               echo hi | POSTHORN_CONFIG_DIR=$ETC $RUN/bin/sendmail demo@$DOMAIN
 demo user:    demo@$DOMAIN
 password:     $PASSWORD   (kept in $PWFILE)
 mailbox:      $MAILDIR
+send with TLS and AUTH (submission 2587, submissions 2465):
+  swaks:      swaks --server 127.0.0.1:2587 --tls --auth PLAIN -au demo@$DOMAIN -ap '$PASSWORD' \\
+                  --from demo@$DOMAIN --to demo@$DOMAIN
+              swaks --server 127.0.0.1:2465 --tlsc --auth PLAIN -au demo@$DOMAIN -ap '$PASSWORD' \\
+                  --from demo@$DOMAIN --to demo@$DOMAIN
+  curl:       curl --ssl-reqd --cacert $TRUST smtp://localhost:2587 -u 'demo@$DOMAIN:$PASSWORD' \\
+                  --mail-from demo@$DOMAIN --mail-rcpt demo@$DOMAIN -T msg.eml
+look at a TLS handshake (certificate, verification, protocol, cipher):
+  openssl s_client -connect 127.0.0.1:2525 -starttls smtp -CAfile $TRUST -verify_hostname localhost
+  openssl s_client -connect 127.0.0.1:2465 -CAfile $TRUST       (implicit TLS: 2465, 2995, 2993)
+  openssl s_client -connect 127.0.0.1:2110 -starttls pop3 -CAfile $TRUST    (-starttls imap: 2143)
 read it over POP3 on 2110 (the user name is the whole address):
   curl:       curl -s pop3://127.0.0.1:2110/ -u 'demo@$DOMAIN:$PASSWORD'      (list)
               curl -s pop3://127.0.0.1:2110/1 -u 'demo@$DOMAIN:$PASSWORD'     (message 1)
+              curl -s --ssl-reqd --cacert $TRUST pop3://localhost:2110/ -u 'demo@$DOMAIN:$PASSWORD'  (STLS)
+              curl -s --cacert $TRUST pop3s://localhost:2995/ -u 'demo@$DOMAIN:$PASSWORD'   (pop3s)
   fetchmail:  fetchmail -p POP3 -P 2110 -u demo@$DOMAIN --keep --sslproto '' \\
                   --mda 'cat >> demo.mbox' 127.0.0.1        (asks for the password)
+              fetchmail -p POP3 -P 2995 --ssl --sslcertck --sslcertfile $TRUST -u demo@$DOMAIN \\
+                  --keep --mda 'cat >> demo.mbox' localhost (pop3s)
   mutt:       mutt -f 'pop://demo%40$DOMAIN@127.0.0.1:2110/' \\
                   -e 'set ssl_starttls=no ssl_force_tls=no pop_authenticators=plain:user'
   python3:    python3 -c 'import poplib; p = poplib.POP3("127.0.0.1", 2110); p.user("demo@$DOMAIN"); p.pass_(open("$PWFILE").read().strip()); print(p.stat())'
@@ -183,14 +230,18 @@ read it over IMAP on 2143 (the same user name and password):
               curl -s 'imap://127.0.0.1:2143/INBOX;UID=1' -u 'demo@$DOMAIN:$PASSWORD' (message 1)
               curl -s 'imap://127.0.0.1:2143/INBOX?UNSEEN' -u 'demo@$DOMAIN:$PASSWORD' (search)
               curl -s -T msg.eml imap://127.0.0.1:2143/INBOX -u 'demo@$DOMAIN:$PASSWORD' (append)
+              curl -s --ssl-reqd --cacert $TRUST imap://localhost:2143/ -u 'demo@$DOMAIN:$PASSWORD'  (STARTTLS)
+              curl -s --cacert $TRUST imaps://localhost:2993/ -u 'demo@$DOMAIN:$PASSWORD'   (imaps)
   mutt:       mutt -f 'imap://demo%40$DOMAIN@127.0.0.1:2143/INBOX' \\
                   -e 'set ssl_starttls=no ssl_force_tls=no imap_authenticators=plain:login'
   mbsync:     mbsync -c $MBSYNCRC -a      (both ways, every folder, into $RUN/demo-sync/)
   fetchmail:  fetchmail -p IMAP -P 2143 -u demo@$DOMAIN --keep --sslproto '' \\
                   --mda 'cat >> demo.mbox' 127.0.0.1        (asks for the password)
   python3:    python3 -c 'import imaplib; m = imaplib.IMAP4("127.0.0.1", 2143); m.login("demo@$DOMAIN", open("$PWFILE").read().strip()); print(m.select("INBOX"))'
-log:          $RUN/log/maillog
+              python3 -c 'import imaplib, ssl; m = imaplib.IMAP4_SSL("localhost", 2993, ssl_context=ssl.create_default_context(cafile="$TRUST")); m.login("demo@$DOMAIN", open("$PWFILE").read().strip()); print(m.select("INBOX"))'
+log:          $RUN/log/maillog  (each TLS session logs its protocol, cipher and SNI)
 config:       $ETC  (try: $PH -c $ETC conf -n)
+about TLS:    man -l man/posthorn-tls.7 (certificates, policies, how to test them)
 stop:         Ctrl-C, or from another terminal: $PH -c $ETC stop
 EOF
 
