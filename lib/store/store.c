@@ -517,6 +517,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 
     if (old_r)
 	memset(old_r, 0, sizeof(*old_r));
+    mb->generation++;
+    mb->keywords_recheck = true;
     store_lock(mb);
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
@@ -1020,6 +1022,12 @@ uint64_t store_highestmodseq(const struct store_mailbox *mb)
     return mb->highestmodseq;
 }
 
+/* store_generation - a number that changes whenever the snapshot may have */
+uint64_t store_generation(const struct store_mailbox *mb)
+{
+    return mb->generation;
+}
+
 /* sc_push - append uid to a changes array */
 static void sc_push(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
 {
@@ -1115,6 +1123,7 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     }
     sm_set_name(mb, i, now);
     m->flags = store_flags_parse(now);
+    mb->generation++;
     mem_free(&now);
     return 0;
 }
@@ -1236,6 +1245,7 @@ int store_commit(struct store_mailbox *mb, const char **error_r)
     const char *err;
     int ret;
 
+    mb->generation++;
     if (!mb->in_batch) {
 	errno = EINVAL;
 	return errtext_fail(&store_error, error_r, "%s: no batch is open", mb->path);
@@ -1258,6 +1268,7 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
     uint32_t flags;
     int tries, err = 0;
 
+    mb->generation++;
     if (mb->mode != STORE_READ_WRITE) {
 	errno = EROFS;
 	return errtext_fail(&store_error, error_r, "%s: opened read-only", mb->path);
@@ -1313,6 +1324,7 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
     int err = 0, tries, ret;
     const char *derr = NULL;
 
+    mb->generation++;
     if (removed_r)
 	*removed_r = 0;
     if (mb->mode != STORE_READ_WRITE) {
