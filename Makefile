@@ -41,7 +41,7 @@ ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib/base -Ilib/mail -Ili
 # --as-needed: a program loads only the shared libraries it uses (sendmail
 # and postdrop start once per message; libcrypto alone costs ~1 ms to load);
 # libunbound (lib/mail/dns.c) only by the programs that look up DNS
-LIBS     = -Wl,--as-needed -lcdb -lcrypt -lnettle $(OPENSSL_LIBS) -lunbound
+LIBS     = -Wl,--as-needed -lcdb -lcrypt $(OPENSSL_LIBS) -lunbound
 ifeq ($(BDB),yes)
 ALL_CFLAGS += -DHAVE_BDB=1
 # libdb is dlopen(3)ed by table_db.c when a hash: or btree: table is used
