@@ -424,17 +424,26 @@ static bool write_section(struct imap_session *s, struct fetch_ctx *f, struct fi
  * true when the section is complete */
 static bool pump_wire(struct imap_session *s, struct fetch_ctx *f)
 {
-    char buf[FETCH_CHUNK];
+    char buf[256];
 
+    /* the wire form is written straight into the output queue: no
+     * buffer of our own (a 64 KiB one on the stack stayed resident) */
     while (imap_wire_left(&f->wire) > 0) {
-	size_t n;
+	size_t n, want;
+	char *p;
 
 	if (conn_output_pending(s->conn) > FETCH_HIGH_WATER)
 	    return false;
-	n = imap_wire_read(&f->wire, buf, sizeof(buf));
+	want = imap_wire_left(&f->wire) < FETCH_CHUNK ? (size_t) imap_wire_left(&f->wire)
+	    : FETCH_CHUNK;
+	if (imap_session_closed(s) || (p = conn_write_space(s->conn, want)) == NULL) {
+	    f->wire.left = 0;		/* nobody to send it to */
+	    break;
+	}
+	n = imap_wire_read(&f->wire, p, want);
+	conn_write_done(s->conn, n);
 	if (n == 0)
 	    break;
-	imap_write(s, buf, n);
     }
     /* a section shorter than announced (cannot happen: wire sizes are
      * exact) is padded so that the literal stays well-formed */

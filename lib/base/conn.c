@@ -593,6 +593,24 @@ void conn_write(struct conn *c, const void *buf, size_t len)
     conn_queued(c);
 }
 
+char *conn_write_space(struct conn *c, size_t len)
+{
+    if (conn_gone(c) || c->close_after_flush)
+	return NULL;
+    conn_out_reserve(c, len);
+    return c->out + c->out_len;
+}
+
+void conn_write_done(struct conn *c, size_t n)
+{
+    if (n == 0 || conn_gone(c) || c->close_after_flush)
+	return;
+    if (n > c->out_cap - c->out_len)
+	msg_panic("conn_write_done: %zu bytes beyond the space given", n);
+    c->out_len += n;
+    conn_queued(c);
+}
+
 void conn_puts(struct conn *c, const char *s)
 {
     conn_write(c, s, strlen(s));
