@@ -46,6 +46,8 @@ ifeq ($(BDB),yes)
 ALL_CFLAGS += -DHAVE_BDB=1
 # libdb is dlopen(3)ed by table_db.c when a hash: or btree: table is used
 endif
+# libnettle (SCRAM-SHA-256) is dlopen(3)ed by passwd.c when first needed:
+# nettle-dev's headers are used, -lnettle is not (decision 30)
 ifeq ($(SAN),yes)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN     = -fsanitize=address,undefined
