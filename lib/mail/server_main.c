@@ -256,6 +256,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	    break;
 	case 'C':
 	    opt_C = true;
+	    srv_chroot = true;
 	    break;
 	case 'v':
 	    msg_verbose++;
