@@ -107,9 +107,11 @@ int passwd_crypto_load(const char **error_r)
 	return errtext_fail(&passwd_error, error_r, "cannot load Nettle (%s) for SCRAM-SHA-256: %s",
 			    NETTLE_SONAME, dlerror());
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-	if ((fn[i] = dlsym(lib, names[i])) == NULL)
+	if ((fn[i] = dlsym(lib, names[i])) == NULL) {
+	    (void) dlclose(lib);
 	    return errtext_fail(&passwd_error, error_r, "cannot load Nettle (%s): no %s",
 				NETTLE_SONAME, names[i]);
+	}
     /* POSIX: a dlsym result converts to a function pointer */
     passwd_nettle.sha256_init = (__typeof__(passwd_nettle.sha256_init)) fn[0];
     passwd_nettle.sha256_update = (__typeof__(passwd_nettle.sha256_update)) fn[1];
