@@ -337,10 +337,15 @@ static bool auth_scram(struct auth_conn *c, const char *b64)
 	struct passwd_scram secret;
 	unsigned char rnd[18];
 	struct str *snonce = str_new(64);
+	const char *error;
 
 	c->scram = mem_zalloc(sizeof(*c->scram));
 	if (scram_client_first(c->scram, str_cstr(msg), str_len(msg), c->user) < 0) {
 	    ret = auth_fail(c, "", V_FAIL, "malformed SCRAM client-first message");
+	} else if (passwd_crypto_load(&error) < 0) {
+	    /* Nettle is loaded on the first SCRAM exchange, not at start */
+	    msg_warn("%s", error);
+	    ret = auth_fail(c, "", V_TEMP, "SCRAM-SHA-256 unavailable");
 	} else if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd)) {
 	    ret = auth_fail(c, "", V_TEMP, "getrandom failed");
 	} else {
@@ -579,6 +584,12 @@ static void auth_pre_init(int argc, char **argv)
     str_free(&pw);
     auth_client_fails = throttle_new((size_t) var_auth_throttle_size, var_auth_failure_window);
     auth_user_fails = throttle_new((size_t) var_auth_throttle_size, var_auth_failure_window);
+    /* Nettle (SCRAM) is loaded on the first SCRAM exchange, so that an
+     * auth that only checks crypt hashes never maps it; chrooted (-C,
+     * chroot y in master.cf), the library would not be found then, so
+     * load it now while / is still the real root. */
+    if (server_chroot_mode() && passwd_crypto_load(&error) < 0)
+	msg_warn("%s; SCRAM-SHA-256 logins will fail", error);
     /* the skeleton drops to mail_owner: make that auth_user */
     if (geteuid() == 0 && *var_auth_user)
 	var_mail_owner = var_auth_user;

@@ -1,7 +1,8 @@
 /* test-auth.c - unit tests for the pure parts of the auth service: the
  * failure delay arithmetic and the bounded counters (auth_throttle.c),
  * SCRAM-SHA-256 against the example of RFC 7677 section 3
- * (auth_scram.c, passwd.c), tokens (auth_token.c), and the users file
+ * (auth_scram.c, passwd.c with Nettle loaded by dlopen; SHA-256 and
+ * HMAC vectors of FIPS 180-4 and RFC 4231), tokens (auth_token.c), and the users file
  * fields (users.c) and base64 (base64.c) they stand on. */
 
 #include <stdio.h>
@@ -177,6 +178,34 @@ int main(void)
 	unit_assert(scram_client_first(&s, "n,a=user,n=user,r=abc", 21, user) == 0);
 	unit_assert(scram_client_first(&s, "n,,n=a=2Cb=3Dc,r=abc", 20, user) == 0);
 	unit_assert_streq(str_cstr(user), "a,b=c");
+    }
+    unit_end();
+
+    unit_begin("passwd: Nettle loaded; SHA-256, HMAC vectors; passwd_equal");
+    {
+	/* FIPS 180-4 "abc"; RFC 4231 test case 2 */
+	static const unsigned char abc[PASSWD_SHA256_LEN] = {
+	    0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+	    0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+	    0xf2, 0x00, 0x15, 0xad};
+	static const unsigned char jefe[PASSWD_SHA256_LEN] = {
+	    0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95,
+	    0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9,
+	    0x64, 0xec, 0x38, 0x43};
+	unsigned char md[PASSWD_SHA256_LEN];
+
+	unit_assert(passwd_crypto_load(&err) == 0);
+	passwd_sha256("abc", 3, md);
+	unit_assert(memcmp(md, abc, sizeof(md)) == 0);
+	passwd_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, md);
+	unit_assert(memcmp(md, jefe, sizeof(md)) == 0);
+	unit_assert(passwd_equal(md, jefe, sizeof(md)));
+	md[31] ^= 1;
+	unit_assert(!passwd_equal(md, jefe, sizeof(md)));
+	md[31] ^= 1;
+	md[0] ^= 0x80;
+	unit_assert(!passwd_equal(md, jefe, sizeof(md)));
+	unit_assert(passwd_equal(md, jefe, 0));
     }
     unit_end();
 

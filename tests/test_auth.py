@@ -404,3 +404,56 @@ def test_exit_closes_clients_idle_between_requests(instance):
         time.sleep(0.05)
     assert not pid_alive(pid)
     a.close()
+
+
+def _auth_pid(inst):
+    pids = [p for p in inst.children() if b"auth" in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def _maps_nettle(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return [l.split()[-1] for l in f if "libnettle" in l]
+
+
+def _pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return int(next(l for l in f if l.startswith("Pss:")).split()[1])
+
+
+def test_nettle_is_loaded_only_for_scram(instance):
+    """libnettle is dlopen(3)ed by the first SCRAM exchange: PLAIN with a
+    crypt hash and a token redeem (constant-time compare) never map it."""
+    setup_auth(instance, USERS)
+    a = Auth(instance)
+    r = a.plain("plain@example.test", "pl4in")
+    assert r["status"] == "ok", r
+    pid = _auth_pid(instance)
+    assert a.redeem(r["token"])["status"] == "ok"
+    assert a.plain("plain@example.test", "wrong")["status"] == "fail"
+    assert _maps_nettle(pid) == [], _maps_nettle(pid)
+    print(f"auth PSS after PLAIN: {_pss_kib(pid)} KiB")
+    assert scram_login(a, "demo@example.test", "s3cret-pw")["status"] == "ok"
+    assert any("libnettle.so.8" in m for m in _maps_nettle(pid)), _maps_nettle(pid)
+    print(f"auth PSS after SCRAM: {_pss_kib(pid)} KiB")
+    assert _auth_pid(instance) == pid
+    a.close()
+
+
+def test_chrooted_auth_loads_nettle_at_start(instance):
+    """chroot y: the library would not be found after the chroot, so auth
+    loads it in pre_init, and SCRAM works."""
+    if not IS_ROOT:
+        pytest.skip("chroot needs root")
+    setup_auth(instance, USERS)
+    instance.stop()
+    instance.write_master_cf("auth unix - - y - 1 auth\n")
+    instance.start()
+    a = Auth(instance)
+    assert a.plain("plain@example.test", "pl4in")["status"] == "ok"
+    pid = _auth_pid(instance)
+    assert os.readlink(f"/proc/{pid}/root") == str(instance.queue)
+    assert any("libnettle.so.8" in m for m in _maps_nettle(pid))
+    assert scram_login(a, "demo@example.test", "s3cret-pw")["status"] == "ok"
+    a.close()

@@ -1,25 +1,29 @@
 /* passwd.c - crypt(3) hashes and SCRAM-SHA-256 secrets: make and check
- * (passwd.h). libcrypt does the hashing, Nettle SHA-256, HMAC and
- * PBKDF2 (not libcrypto: auth would map all of OpenSSL, ~1.5 MiB of
- * resident memory with its provider set-up, for three functions;
- * docs/architecture.md, dependencies). */
+ * (passwd.h). libcrypt does the hashing; SHA-256, HMAC and PBKDF2 are
+ * Nettle's, loaded with dlopen(3) the first time one is needed (SCRAM),
+ * not linked: a process that only checks crypt hashes (a PLAIN login)
+ * never maps libnettle (docs/architecture.md, decision 34; the same
+ * pattern as table_db.c, decision 29). Only the headers are used at
+ * build time, for the context types; the functions come from dlsym. */
 
 #include <crypt.h>
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <nettle/hmac.h>
-#include <nettle/memops.h>
 #include <nettle/pbkdf2.h>
 #include <nettle/sha2.h>
+#include <nettle/version.h>
 
 /* base */
 #include "base64.h"
 #include "errtext.h"
 #include "mem.h"
+#include "msg.h"
 #include "str.h"
 
 /* mail */
@@ -67,10 +71,78 @@ int passwd_hash_make(const char *scheme, const char *password, struct str *out,
     return rc;
 }
 
-/* passwd_equal - constant-time comparison */
+/* The library's file name: the soname of Nettle 3.x (Debian's libnettle8) */
+#if NETTLE_VERSION_MAJOR != 3
+#error "libnettle.so.8 is Nettle 3; check NETTLE_SONAME for this version"
+#endif
+#define NETTLE_SONAME	"libnettle.so.8"
+
+/* The functions used, looked up by their real (nettle_) names; the
+ * types come from the headers, so a prototype change fails the build.
+ * __typeof__ names no symbol: nothing of Nettle's is linked. */
+static struct {
+    __typeof__(nettle_sha256_init) *sha256_init;
+    __typeof__(nettle_sha256_update) *sha256_update;
+    __typeof__(nettle_sha256_digest) *sha256_digest;
+    __typeof__(nettle_hmac_sha256_set_key) *hmac_set_key;
+    __typeof__(nettle_hmac_sha256_update) *hmac_update;
+    __typeof__(nettle_hmac_sha256_digest) *hmac_digest;
+    __typeof__(nettle_pbkdf2_hmac_sha256) *pbkdf2;
+} passwd_nettle;
+
+/* passwd_crypto_load - dlopen libnettle once; 0, or -1 with *error_r */
+int passwd_crypto_load(const char **error_r)
+{
+    static const char *const names[] = {
+	"nettle_sha256_init", "nettle_sha256_update", "nettle_sha256_digest",
+	"nettle_hmac_sha256_set_key", "nettle_hmac_sha256_update",
+	"nettle_hmac_sha256_digest", "nettle_pbkdf2_hmac_sha256",
+    };
+    void *fn[sizeof(names) / sizeof(names[0])];
+    void *lib;
+
+    if (passwd_nettle.pbkdf2 != NULL)
+	return 0;
+    if ((lib = dlopen(NETTLE_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL)
+	return errtext_fail(&passwd_error, error_r, "cannot load Nettle (%s) for SCRAM-SHA-256: %s",
+			    NETTLE_SONAME, dlerror());
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	if ((fn[i] = dlsym(lib, names[i])) == NULL) {
+	    (void) dlclose(lib);
+	    return errtext_fail(&passwd_error, error_r, "cannot load Nettle (%s): no %s",
+				NETTLE_SONAME, names[i]);
+	}
+    /* POSIX: a dlsym result converts to a function pointer */
+    passwd_nettle.sha256_init = (__typeof__(passwd_nettle.sha256_init)) fn[0];
+    passwd_nettle.sha256_update = (__typeof__(passwd_nettle.sha256_update)) fn[1];
+    passwd_nettle.sha256_digest = (__typeof__(passwd_nettle.sha256_digest)) fn[2];
+    passwd_nettle.hmac_set_key = (__typeof__(passwd_nettle.hmac_set_key)) fn[3];
+    passwd_nettle.hmac_update = (__typeof__(passwd_nettle.hmac_update)) fn[4];
+    passwd_nettle.hmac_digest = (__typeof__(passwd_nettle.hmac_digest)) fn[5];
+    passwd_nettle.pbkdf2 = (__typeof__(passwd_nettle.pbkdf2)) fn[6];
+    return 0;
+}
+
+/* passwd_crypto_need - load Nettle or die: for the void primitives,
+ * whose callers (auth) called passwd_crypto_load and handled failure */
+static void passwd_crypto_need(void)
+{
+    const char *error;
+
+    if (passwd_crypto_load(&error) < 0)
+	msg_fatal("%s", error);
+}
+
+/* passwd_equal - constant-time comparison: every byte is looked at,
+ * whatever differs (no library: tokens are compared without Nettle) */
 bool passwd_equal(const void *a, const void *b, size_t len)
 {
-    return memeql_sec(a, b, len) != 0;
+    const volatile unsigned char *x = a, *y = b;
+    unsigned char diff = 0;
+
+    for (size_t i = 0; i < len; i++)
+	diff |= (unsigned char) (x[i] ^ y[i]);
+    return diff == 0;
 }
 
 /* passwd_hash_usable - a hash of a kind libcrypt knows */
@@ -106,9 +178,10 @@ void passwd_hmac_sha256(const void *key, size_t key_len, const void *data, size_
 {
     struct hmac_sha256_ctx ctx;
 
-    hmac_sha256_set_key(&ctx, key_len, key);
-    hmac_sha256_update(&ctx, len, data);
-    hmac_sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    passwd_crypto_need();
+    passwd_nettle.hmac_set_key(&ctx, key_len, key);
+    passwd_nettle.hmac_update(&ctx, len, data);
+    passwd_nettle.hmac_digest(&ctx, PASSWD_SHA256_LEN, out);
     explicit_bzero(&ctx, sizeof(ctx));
 }
 
@@ -117,9 +190,11 @@ void passwd_sha256(const void *data, size_t len, unsigned char out[PASSWD_SHA256
 {
     struct sha256_ctx ctx;
 
-    sha256_init(&ctx);
-    sha256_update(&ctx, len, data);
-    sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    passwd_crypto_need();
+    passwd_nettle.sha256_init(&ctx);
+    passwd_nettle.sha256_update(&ctx, len, data);
+    passwd_nettle.sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    explicit_bzero(&ctx, sizeof(ctx));
 }
 
 /* passwd_scram_keys - SaltedPassword, then StoredKey and ServerKey */
@@ -131,8 +206,10 @@ int passwd_scram_keys(const char *password, const unsigned char *salt, size_t sa
 
     if (iterations < 1 || iterations > 100000000)
 	return errtext_fail(&passwd_error, error_r, "bad iteration count %ld", iterations);
-    pbkdf2_hmac_sha256(strlen(password), (const uint8_t *) password, (unsigned) iterations,
-		       salt_len, salt, sizeof(salted), salted);
+    if (passwd_crypto_load(error_r) < 0)
+	return -1;
+    passwd_nettle.pbkdf2(strlen(password), (const uint8_t *) password, (unsigned) iterations,
+			 salt_len, salt, sizeof(salted), salted);
     passwd_hmac_sha256(salted, sizeof(salted), "Client Key", 10, client);
     passwd_sha256(client, sizeof(client), stored);
     passwd_hmac_sha256(salted, sizeof(salted), "Server Key", 10, server);

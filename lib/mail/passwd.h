@@ -55,11 +55,19 @@ int passwd_scram_make(const char *password, long iterations, struct str *out,
 /* passwd_scram_parse - "ITERATIONS,SALT,STOREDKEY,SERVERKEY" */
 int passwd_scram_parse(const char *secret, struct passwd_scram *scram, const char **error_r);
 
+/* passwd_crypto_load - load Nettle (dlopen libnettle.so.8) now, for
+ * SHA-256, HMAC and PBKDF2; 0, or -1 and *error_r. passwd_scram_keys
+ * and passwd_scram_make call it; the two void primitives below load
+ * on first use and exit (msg_fatal) if Nettle cannot be loaded, so a
+ * caller that must not die calls this first. Call it before a chroot
+ * that hides the library. */
+int passwd_crypto_load(const char **error_r);
 /* passwd_hmac_sha256, passwd_sha256 - the primitives SCRAM uses */
 void passwd_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
 			unsigned char out[PASSWD_SHA256_LEN]);
 void passwd_sha256(const void *data, size_t len, unsigned char out[PASSWD_SHA256_LEN]);
-/* passwd_equal - constant-time comparison of two equal-length buffers */
+/* passwd_equal - constant-time comparison of two equal-length buffers
+ * (a plain loop: needs no library) */
 bool passwd_equal(const void *a, const void *b, size_t len);
 
 #endif

@@ -47,6 +47,7 @@ char srv_service_name[SRV_SERVICE_NAME_SIZE];
 char srv_service_type[SRV_SERVICE_TYPE_SIZE];
 int srv_listen_count;
 bool srv_stdin;
+bool srv_chroot;
 int srv_status_fd = -1;
 long srv_use_count;
 pid_t srv_master_pid;
@@ -83,6 +84,12 @@ const char *server_service_type(void)
 bool server_stdin_mode(void)
 {
     return srv_stdin;
+}
+
+/* server_chroot_mode - -C was given: the process chroots after pre_init */
+bool server_chroot_mode(void)
+{
+    return srv_chroot;
 }
 
 /* server_config_dir - the configuration directory in use */

@@ -196,6 +196,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec);
 const char *server_service_name(void);	/* -n, or the program name */
 const char *server_service_type(void);	/* -t: "inet", "unix", "fifo" or "" */
 bool server_stdin_mode(void);		/* -S */
+bool server_chroot_mode(void);		/* -C: chroot after pre_init */
 const char *server_config_dir(void);
 
 /* server_watch_fd - (MULTI, TRIGGER) also wait for fd to become readable

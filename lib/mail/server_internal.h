@@ -42,6 +42,7 @@ extern pid_t srv_master_pid;		/* 0: not run by master */
 extern pid_t srv_pid;			/* refreshed in a forked child */
 extern int srv_listen_count;		/* listeners at MASTER_LISTEN_FD.. */
 extern bool srv_stdin;			/* -S */
+extern bool srv_chroot;			/* -C */
 extern long srv_use_count;		/* connections or triggers taken */
 extern volatile sig_atomic_t srv_exit_requested;	/* SIGHUP, reload */
 extern volatile sig_atomic_t srv_listeners_closed;
