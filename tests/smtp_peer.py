@@ -285,6 +285,19 @@ class Peer:
                                      f"after {timeout}s, want {count}")
             time.sleep(0.05)
 
+    def wait_closed(self, timeout=15):
+        """Every session so far has ended (its handshake, if any, settled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                open_ = [s for s in self.sessions if not s.closed]
+            if not open_:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"peer {self.host}: {len(open_)} sessions still open "
+                                     f"after {timeout}s; {self.describe()}")
+            time.sleep(0.05)
+
     def wait_transactions(self, count, timeout=15):
         """At least count transactions that got a final reply or ended."""
         deadline = time.monotonic() + timeout

@@ -348,6 +348,7 @@ def test_verify_failures_defer(net, tls_ca, case):
     else:
         assert "Server certificate not verified: host mx.bad.phtest[" in st["reason"], st
     p.wait_connections(2, timeout=20)          # tried again: the same refusal
+    p.wait_closed()             # the peer's side of the handshake settled
     assert p.transactions == []
     assert all(s.tls is not None for s in p.sessions if s.commands)
     assert sender.count_log(r"status=sent") == 0
