@@ -65,7 +65,10 @@ static void bye(struct imap_session *s, const char *text);
 /* resume - a timer: serve input buffered while a command was suspended */
 static void resume(void *ctx)
 {
-    process_input(ctx);
+    struct imap_session *s = ctx;
+
+    s->priv->resume_timer = 0;		/* (only here: on_close cancels it) */
+    process_input(s);
 }
 
 /* now_ms - the monotonic clock */
@@ -833,7 +836,6 @@ static void process_input(struct imap_session *s)
 {
     struct imap_session_priv *pv = s->priv;
 
-    pv->resume_timer = 0;
     while (!pv->closed && !pv->suspended) {
 	const char *line;
 	size_t len;
