@@ -59,8 +59,8 @@ struct fitem {
 struct fetch_ctx {
     uint32_t *seqs;
     size_t n, pos;
-    struct fitem items[FETCH_ITEMS_MAX];
-    size_t nitems;
+    struct fitem *items;	/* grown as parsed (most commands have few) */
+    size_t nitems, items_cap;
     bool set_seen;
     bool has_flags;
     bool changedsince_set;
@@ -121,6 +121,7 @@ static void fetch_free(struct imap_session *s, void *ctx)
     for (i = 0; i < f->nitems; i++)
 	if (f->items[i].kind == FI_SECTION)
 	    imap_section_fini(&f->items[i].sec);
+    free(f->items);
     free(f->seqs);
     free(f->seen_changed);
     mem_free(&f->head);
@@ -143,6 +144,14 @@ static struct fitem *add_item(struct fetch_ctx *f, enum fi_kind kind)
 		return &f->items[i];
     if (f->nitems >= FETCH_ITEMS_MAX)
 	return NULL;
+    if (f->nitems == f->items_cap) {
+	size_t cap = f->items_cap ? 2 * f->items_cap : 4;
+
+	if (cap > FETCH_ITEMS_MAX)
+	    cap = FETCH_ITEMS_MAX;
+	f->items = mem_realloc(f->items, cap * sizeof(*f->items));
+	f->items_cap = cap;
+    }
     it = &f->items[f->nitems++];
     memset(it, 0, sizeof(*it));
     it->kind = kind;
@@ -494,12 +503,24 @@ static bool write_section(struct imap_session *s, struct fetch_ctx *f, struct fi
 	if (it->partial)
 	    str_appendf_or_panic(f->out, "<%llu>", (unsigned long long) it->origin);
     }
-    if (!ensure_parsed(s, f)) {
+    if (it->sec.path_len == 0 && it->sec.kind == IMAP_SECTION_ALL) {
+	/* the whole message (BODY[], RFC822): its bytes as they are, no
+	 * MIME tree needed */
+	if (!ensure_mapped(s, f)) {
+	    imap_write(s, str_cstr(f->out), str_len(f->out));
+	    imap_write(s, " NIL", 4);
+	    return false;
+	}
+	memset(&f->sd, 0, sizeof(f->sd));
+	f->sd.data = f->data.data;
+	f->sd.start = 0;
+	f->sd.end = f->data.len;
+	f->sd.wire_size = imap_wire_size(f->data.data, f->data.len, false);
+    } else if (!ensure_parsed(s, f)) {
 	imap_write(s, str_cstr(f->out), str_len(f->out));
 	imap_write(s, " NIL", 4);
 	return false;
-    }
-    if (imap_section_get(f->msg, &it->sec, &f->sd, &err) < 0) {
+    } else if (imap_section_get(f->msg, &it->sec, &f->sd, &err) < 0) {
 	msg_warn("%s: fetch: %s", s->user, err);
 	imap_write(s, str_cstr(f->out), str_len(f->out));
 	imap_write(s, " NIL", 4);
@@ -522,17 +543,26 @@ static bool write_section(struct imap_session *s, struct fetch_ctx *f, struct fi
  * true when the section is complete */
 static bool pump_wire(struct imap_session *s, struct fetch_ctx *f)
 {
-    char buf[FETCH_CHUNK];
+    char buf[256];
 
+    /* the wire form is written straight into the output queue: no
+     * buffer of our own (a 64 KiB one on the stack stayed resident) */
     while (imap_wire_left(&f->wire) > 0) {
-	size_t n;
+	size_t n, want;
+	char *p;
 
 	if (conn_output_pending(s->conn) > FETCH_HIGH_WATER)
 	    return false;
-	n = imap_wire_read(&f->wire, buf, sizeof(buf));
+	want = imap_wire_left(&f->wire) < FETCH_CHUNK ? (size_t) imap_wire_left(&f->wire)
+	    : FETCH_CHUNK;
+	if (imap_session_closed(s) || (p = conn_write_space(s->conn, want)) == NULL) {
+	    f->wire.left = 0;		/* nobody to send it to */
+	    break;
+	}
+	n = imap_wire_read(&f->wire, p, want);
+	conn_write_done(s->conn, n);
 	if (n == 0)
 	    break;
-	imap_write(s, buf, n);
     }
     /* a section shorter than announced (cannot happen: wire sizes are
      * exact) is padded so that the literal stays well-formed */

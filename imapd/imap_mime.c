@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* base */
 #include "errtext.h"
@@ -47,6 +49,35 @@ int imap_msg_map(int fd, struct imap_msg_data *d, const char **error_r)
 	*error_r = errtext_set(&imap_msg_errtext, "message too large to map");
 	return -1;
     }
+    if (st.st_size <= IMAP_MSG_READ_MAX) {
+	char *buf = mem_alloc((size_t) st.st_size);
+	size_t got = 0;
+
+	/* (a message file never changes, but a shorter read is what was
+	 * there: no SIGBUS as from a mapping of a truncated file) */
+	while (got < (size_t) st.st_size) {
+	    ssize_t n = pread(fd, buf + got, (size_t) st.st_size - got, (off_t) got);
+
+	    if (n < 0 && errno == EINTR)
+		continue;
+	    if (n < 0) {
+		*error_r = errtext_set(&imap_msg_errtext, "pread: %s", strerror(errno));
+		mem_free(&buf);
+		return -1;
+	    }
+	    if (n == 0)
+		break;
+	    got += (size_t) n;
+	}
+	if (got == 0) {
+	    mem_free(&buf);
+	    return 0;
+	}
+	d->data = buf;
+	d->len = got;
+	d->allocated = true;
+	return 0;
+    }
     p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
 	*error_r = errtext_set(&imap_msg_errtext, "mmap: %s", strerror(errno));
@@ -63,9 +94,12 @@ void imap_msg_unmap(struct imap_msg_data *d)
 {
     if (d->mapped && d->len > 0)
 	munmap((void *) d->data, d->len);
+    if (d->allocated)
+	free((void *) d->data);
     d->data = "";
     d->len = 0;
     d->mapped = false;
+    d->allocated = false;
 }
 
 /* ------------------------------------------------------------------ */

@@ -107,17 +107,25 @@
 /* ------------------------------------------------------------------ */
 /* Holding a message */
 
-/* imap_msg_data - the message's bytes: an mmap of its file (or any
- * buffer the caller owns; then mapped is false). data is never NULL
- * (an empty file gives "" and len 0). */
+/* imap_msg_data - the message's bytes: an mmap of its file, a copy
+ * read into memory (small files), or any buffer the caller owns (then
+ * mapped and allocated are false). data is never NULL (an empty file
+ * gives "" and len 0). */
 struct imap_msg_data {
     const char *data;
     size_t len;
     bool mapped;		/* imap_msg_unmap must munmap */
+    bool allocated;		/* imap_msg_unmap must free */
 };
 
-/* imap_msg_map - map the regular file fd (read-only, private, whole
- * file; fd may be closed afterwards); -1 and *error_r on failure */
+/* Files up to this size are read into the heap rather than mapped: a
+ * mapping costs mmap, page faults, munmap and a TLB flush per message,
+ * more than copying a few KiB (below the workers' malloc mmap threshold) */
+#define IMAP_MSG_READ_MAX	(48 * 1024)
+
+/* imap_msg_map - the whole regular file fd (mapped read-only and
+ * private, or read when small; fd may be closed afterwards); -1 and
+ * *error_r on failure */
 int imap_msg_map(int fd, struct imap_msg_data *d, const char **error_r);
 /* imap_msg_unmap - release what imap_msg_map gave (fine on a zeroed d) */
 void imap_msg_unmap(struct imap_msg_data *d);

@@ -365,6 +365,11 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	    return;
 	}
     }
+    /* nothing changed since a walk that left nothing untold (the common
+     * case between two commands): skip the walks over the mailbox */
+    if (sel->walk_valid && sel->walk_generation == store_generation(mb)
+	&& sel->walk_condstore == s->condstore)
+	return;
     /* merge walk: the view against the snapshot (both ascending) */
     scount = store_count(mb);
     for (i = 0, j = 0; i < sel->count; i++) {
@@ -430,6 +435,10 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	imap_untagged(s, "%u RECENT", recent);
     }
     sel->recent_sent = recent;
+    /* expunges held back (allow_expunge false) must be sent later */
+    sel->walk_valid = gone == 0 || allow_expunge;
+    sel->walk_generation = store_generation(mb);
+    sel->walk_condstore = s->condstore;
 }
 
 /* imap_select_seq_uid - the UID of a sequence number of the view */
@@ -480,6 +489,32 @@ bool imap_select_resolve(const struct imap_session *s, const char *set, bool uid
     *n_r = 0;
     if (sel == NULL || !imap_seqset_parse(set, 100000, &ss))
 	return false;
+    if (ss.n == 1 && !uid) {
+	/* one range of sequence numbers (FETCH n, 1:*): no marks */
+	uint32_t lo = ss.r[0].lo, hi = ss.r[0].hi, star = (uint32_t) sel->count, q;
+
+	imap_seqset_fini(&ss);
+	if (lo == IMAP_SEQ_STAR)
+	    lo = star;
+	if (hi == IMAP_SEQ_STAR)
+	    hi = star;
+	if (lo > hi) {
+	    q = lo;
+	    lo = hi;
+	    hi = q;
+	}
+	if (lo == 0 || hi > sel->count)
+	    return false;
+	seqs = mem_alloc_array(hi - lo + 1, sizeof(*seqs));
+	for (q = lo; ; q++) {
+	    seqs[n++] = q;
+	    if (q == hi)
+		break;
+	}
+	*seqs_r = seqs;
+	*n_r = n;
+	return true;
+    }
     mark = mem_zalloc(sel->count + 1);
     for (i = 0; i < ss.n; i++) {
 	uint32_t lo = ss.r[i].lo, hi = ss.r[i].hi;

@@ -4,6 +4,7 @@
  * streamed to a file by the session). */
 
 /* system */
+#include <limits.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 /* store */
 #include "store.h"
+#include "store_quota.h"
 
 /* imapd */
 #include "imapd.h"
@@ -221,6 +223,44 @@ static struct store_mailbox *open_dest(struct imap_session *s, const struct imap
     return mb;
 }
 
+/* over_quota - would add more bytes pass the user's quota? The usage
+ * cached in maildirsize never shrinks on deletions, so a refusal is
+ * checked against a recount first. A usage that cannot be read refuses
+ * nothing (logged). */
+static bool over_quota(struct imap_session *s, uint64_t add)
+{
+    long quota, used;
+    const char *err;
+
+    if (s->quota_bytes == 0)
+	return false;
+    quota = s->quota_bytes > (uint64_t) LONG_MAX ? LONG_MAX : (long) s->quota_bytes;
+    if (add > (uint64_t) LONG_MAX)
+	add = (uint64_t) LONG_MAX;
+    if (quota_maildir_usage(s->mail_root, quota, &used, &err) < 0) {
+	msg_warn("%s: quota: %s", s->user, err);
+	return false;
+    }
+    if (!quota_exceeded(used, (long) add, quota))
+	return false;
+    if (quota_maildir_usage2(s->mail_root, quota, true, &used, &err) < 0) {
+	msg_warn("%s: quota: %s", s->user, err);
+	return false;
+    }
+    return quota_exceeded(used, (long) add, quota);
+}
+
+/* quota_account - bytes of n new messages (one line per message) */
+static void quota_account(struct imap_session *s, const long *sizes, size_t n)
+{
+    size_t i;
+
+    if (s->quota_bytes == 0)
+	return;
+    for (i = 0; i < n; i++)
+	quota_maildir_add(s->mail_root, sizes[i]);
+}
+
 /* reply_text - a "NO ..."/"BAD ..." reply from open_dest */
 static void reply_text(struct imap_session *s, const char *reply)
 {
@@ -266,6 +306,22 @@ static void copy_common(struct imap_session *s, const struct imap_arg *args, siz
 	k++;
     }
     free(seqs);
+    /* a COPY adds to the mailbox tree, a MOVE does not (a user over
+     * quota must still be able to move mail to Trash) */
+    if (k && !move) {
+	uint64_t add = 0;
+
+	for (i = 0; i < k; i++)
+	    add += (uint64_t) store_msg(src, idx[i])->size;
+	if (over_quota(s, add)) {
+	    if (!own)
+		store_close(&dest);
+	    free(idx);
+	    free(srcuids);
+	    free(dstuids);
+	    return imap_cmd_no(s, "[OVERQUOTA] COPY would exceed the quota");
+	}
+    }
     if (k && store_copy(src, idx, k, dest, dstuids, &uidvalidity, &err) < 0) {
 	msg_warn("%s: copy: %s", s->user, err);
 	if (!own)
@@ -279,6 +335,14 @@ static void copy_common(struct imap_session *s, const struct imap_arg *args, siz
 	store_close(&dest);
     else
 	s->sel->dirty = true;
+    if (!move && s->quota_bytes) {
+	for (i = 0; i < k; i++)
+	    if (dstuids[i]) {
+		long sz = (long) store_msg(src, idx[i])->size;
+
+		quota_account(s, &sz, 1);
+	    }
+    }
     code = str_new(STR_MAX_HUGE);
     if (k) {
 	/* COPYUID names the messages copied (dstuids 0: gone meanwhile) */
@@ -416,6 +480,11 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 	    store_close(&mb);
 	return imap_cmd_no(s, "Cannot store an empty message");
     }
+    if (over_quota(s, (uint64_t) st.st_size)) {
+	if (!own)
+	    store_close(&mb);
+	return imap_cmd_no(s, "[OVERQUOTA] The message would exceed the quota");
+    }
     if (store_append(mb, fd, NULL, 0, flags, when, &uidvalidity, &newuid, &err) < 0) {
 	int e = errno;
 
@@ -425,6 +494,11 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 	    return imap_cmd_no(s, "[OVERQUOTA] Not enough space");
 	msg_warn("%s: append: %s", s->user, err);
 	return imap_cmd_no(s, "[SERVERBUG] The message could not be stored");
+    }
+    {
+	long sz = (long) st.st_size;
+
+	quota_account(s, &sz, 1);
     }
     if (own)
 	s->sel->dirty = true;

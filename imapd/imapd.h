@@ -82,6 +82,11 @@ struct imap_selected {
     int watch_fd;		/* store_watch_fd registered on the loop, or -1 */
     bool dirty;			/* the mailbox may have changed: store_sync */
     struct store_changes changes;	/* store_sync's arrays, reused */
+    /* imap_select_sync's last full walk: nothing to tell while the
+     * store's generation and the CONDSTORE state stay the same */
+    bool walk_valid;
+    bool walk_condstore;
+    uint64_t walk_generation;
 };
 
 struct imap_session;

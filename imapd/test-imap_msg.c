@@ -556,6 +556,50 @@ static void test_dates(void)
     unit_end();
 }
 
+/* test_map_read - small files are read, big ones mapped: the same bytes;
+ * the whole message's wire size (FETCH BODY[] without a MIME tree)
+ * equals the parsed one, bare LFs and CRLFs alike */
+static void test_map_read(void)
+{
+    static const char *texts[] = {
+	"", "\n", "a", "Subject: x\n\nbody\n", "Subject: x\r\n\r\nbody\r\n",
+	"\nSubject: x\r\n\nmixed\r\nlines\n\n", "no newline at all",
+    };
+    size_t sizes[] = {10, IMAP_MSG_READ_MAX, IMAP_MSG_READ_MAX + 1, 3 * IMAP_MSG_READ_MAX};
+    size_t i;
+
+    unit_begin("imap_msg_map: read or mapped, same bytes; wire size without parse");
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+	struct imap_msg *m = imap_msg_parse(texts[i], strlen(texts[i]));
+
+	unit_assert_idx(imap_wire_size(texts[i], strlen(texts[i]), false)
+			== imap_msg_wire_size(m), i);
+	imap_msg_free(&m);
+    }
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	char *buf = mem_alloc(sizes[i]);
+	struct imap_msg_data d;
+	const char *err;
+	FILE *fp = tmpfile();
+	int fd;
+
+	for (size_t k = 0; k < sizes[i]; k++)
+	    buf[k] = k % 61 == 60 ? '\n' : (char) ('a' + k % 26);
+	fwrite(buf, 1, sizes[i], fp);
+	fflush(fp);
+	fd = fileno(fp);
+	unit_assert_idx(imap_msg_map(fd, &d, &err) == 0, i);
+	unit_assert_idx(d.len == sizes[i] && memcmp(d.data, buf, sizes[i]) == 0, i);
+	unit_assert_idx(d.allocated == (sizes[i] <= IMAP_MSG_READ_MAX), i);
+	unit_assert_idx(d.mapped == (sizes[i] > IMAP_MSG_READ_MAX), i);
+	imap_msg_unmap(&d);
+	unit_assert_idx(!d.allocated && !d.mapped && d.len == 0, i);
+	fclose(fp);
+	mem_free(&buf);
+    }
+    unit_end();
+}
+
 /* fetch - "--fetch FILE ITEM...": print the FETCH items of the message
  * in FILE as imapd would send them (sections always as literals), for
  * tests/test_imap_msg.py's comparison with Dovecot */
@@ -658,5 +702,6 @@ int main(int argc, char **argv)
     test_strings();
     test_search();
     test_dates();
+    test_map_read();
     return unit_done();
 }

@@ -48,6 +48,9 @@
 /* mail */
 #include "deliver_proto.h"		/* struct deliver_rcpt: one recipient */
 
+/* Store library. */
+#include "store_quota.h"		/* Maildir++ quotas */
+
 /* ---- results (deliver.c) */
 
 enum ld_status {
@@ -187,21 +190,7 @@ void mbox_dotunlock(const char *path);
 /* quota_parse_mailbox - a virtual_mailbox_maps value "path [quota=N]";
  * *quota is -1 when no quota= was given */
 int quota_parse_mailbox(const char *value, struct str *path, long *quota, const char **error_r);
-/* quota_parse_def - Maildir++ quota definition "NNNS[,NNNC]" */
-bool quota_parse_def(const char *text, long *bytes, long *count);
-/* quota_parse_maildirsize - sum a maildirsize file: its definition and
- * the byte and message totals; false if malformed */
-bool quota_parse_maildirsize(const char *data, size_t len, long *def_bytes,
-			     long *bytes, long *count, long *lines);
-/* quota_size_from_name - the S=N of a Maildir file name, or -1 */
-long quota_size_from_name(const char *name);
-/* quota_exceeded - used + add > limit (limit > 0), without overflow */
-bool quota_exceeded(long used, long add, long limit);
-/* quota_maildir_usage - bytes used in Maildir dir (maildirsize kept up
- * to date when quota > 0); 0, or -1 with *error_r */
-int quota_maildir_usage(const char *dir, long quota, long *bytes, const char **error_r);
-/* quota_maildir_add - account one new message in maildirsize (if any) */
-void quota_maildir_add(const char *dir, long size);
+/* the Maildir++ quota: store_quota.h */
 
 /* ---- aliases and target lists (alias.c) */
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -535,5 +536,6 @@ int main(int argc, char **argv)
     msg_info("daemon started -- version %s, configuration %s", POSTHORN_VERSION,
 	     master_conf->config_dir);
     master_ready();
+    (void) malloc_trim(0);		/* the start-up's freed heap */
     master_loop();
 }

@@ -36,6 +36,9 @@ USER = "alice@example.test"
 OTHER = "bob@example.test"
 PASSWORD = "correct horse 9"
 OTHER_PASSWORD = "bobs-secret"
+QUSER = "quinn@example.test"     # a user with a quota of QUOTA bytes
+QUSER_PASSWORD = "quinn-pass"
+QUOTA = 4000
 
 MSG1 = (b"From: Alice <alice@example.test>\nTo: bob@example.test\n"
         b"Subject: first one\nDate: Mon, 7 Feb 1994 21:52:25 -0800\n"
@@ -129,7 +132,7 @@ class ImapInstance:
 
     def __init__(self):
         mkinstance.service_accounts()
-        self.inst = Instance(mail=True, mailboxes=[USER, OTHER], commands="link",
+        self.inst = Instance(mail=True, mailboxes=[USER, OTHER, QUSER], commands="link",
                              main={"auth_failure_delay": "10", "auth_failure_delay_max": "50"})
         self.port = free_port()
         self.mailroot = self.inst.layout.mailroot
@@ -152,11 +155,12 @@ class ImapInstance:
 
     def _users_table(self):
         lines = []
-        for addr, password in ((USER, PASSWORD), (OTHER, OTHER_PASSWORD)):
+        for addr, password, quota in ((USER, PASSWORD, ""), (OTHER, OTHER_PASSWORD, ""),
+                                      (QUSER, QUSER_PASSWORD, str(QUOTA))):
             local, domain = addr.split("@")
             hashed = mkinstance._sha512_crypt(password)  # pylint: disable=protected-access
             lines.append(f"{addr}:{hashed}:{self.uid}:{self.gid}:"
-                         f"{self.mailroot}/{domain}/{local}/:\n")
+                         f"{self.mailroot}/{domain}/{local}/:{quota}\n")
         users = self.inst.etc / "users"
         users.write_text("".join(lines))
         res = subprocess.run([str(self.inst.layout.bin / "posthorn"), "-c", str(self.inst.etc),
@@ -526,6 +530,41 @@ def test_copy_move_append(imap):
     typ, data = m.append("Nosuch", None, None, b"x\r\n")
     assert typ == "NO" and b"TRYCREATE" in data[0]
     m.logout()
+
+
+def test_append_copy_respect_the_quota(imap):
+    """APPEND and COPY past the user's quota: NO [OVERQUOTA] (RFC 9208,
+    RFC 5530), nothing stored; MOVE is allowed (it adds nothing); room
+    made by EXPUNGE counts at once (a recount before any refusal)."""
+    body = b"Subject: q\n\n" + b"y" * 1200 + b"\n"          # 1,216 bytes stored
+    imap.deliver(body, body, addr=QUSER)                    # 2,432 of 4,000
+    r = Raw(imap.hand_over(token=imap.token(QUSER, QUSER_PASSWORD), tag="a0"))
+    assert r.line().startswith(b"a0 OK")
+    assert tagged(r.cmd("CREATE Keep", "c1")).startswith("c1 OK")
+    assert tagged(r.cmd("SELECT INBOX", "s1")).startswith("s1 OK")
+    # 2,432 + 1,216 fits; another 1,216 does not
+    r.send(b"p1 APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert tagged(r.until("p1")).startswith("p1 OK [APPENDUID"), "first APPEND"
+    r.send(b"p2 APPEND Keep {%d+}\r\n" % len(body) + body + b"\r\n")
+    line = tagged(r.until("p2"))
+    assert line.startswith("p2 NO [OVERQUOTA]"), line
+    assert len(imap.files(addr=QUSER)) == 3 and imap.files(addr=QUSER, folder="Keep") == []
+    line = tagged(r.cmd("COPY 1 Keep", "k1"))
+    assert line.startswith("k1 NO [OVERQUOTA]"), line
+    assert imap.files(addr=QUSER, folder="Keep") == []
+    # MOVE adds nothing to the mailbox tree: allowed
+    line = tagged(r.cmd("MOVE 1 Keep", "m1"))
+    assert line.startswith("m1 OK"), line
+    assert len(imap.files(addr=QUSER, folder="Keep")) == 1
+    # the folder counts: still full
+    r.send(b"p3 APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert tagged(r.until("p3")).startswith("p3 NO [OVERQUOTA]")
+    # deleting makes room at once
+    assert tagged(r.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)", "d1")).startswith("d1 OK")
+    assert tagged(r.cmd("EXPUNGE", "d2")).startswith("d2 OK")
+    r.send(b"p4 APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+    assert tagged(r.until("p4")).startswith("p4 OK [APPENDUID")
+    r.close()
 
 
 def test_append_literals_raw(imap):

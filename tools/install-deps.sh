@@ -7,7 +7,7 @@
 set -e
 [ "${POSTHORN_SKIP_DEPS:-0}" = 1 ] && exit 0
 
-PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev nettle-dev libunbound-dev \
+PKGS="make gcc libc6-dev pkg-config libssl-dev libdb-dev libcdb-dev tinycdb libcrypt-dev libunbound-dev \
 python3 python3-pytest openssl swaks curl procps iproute2 groff-base man-db strace dnsmasq-base postfix \
 fetchmail mutt isync dovecot-core dovecot-pop3d dovecot-imapd"
 

@@ -21,6 +21,7 @@
 
 #define CONN_IN_INITIAL		1024	/* first input buffer size */
 #define CONN_READ_CHUNK		16384	/* at most this much per read(2) */
+#define CONN_READ_MIN		1024	/* grow the buffer when less room is left */
 #define CONN_OUT_KEEP		(64 * 1024)	/* free a bigger empty output buffer */
 #define CONN_WRITE_TIMEOUT_DEFAULT (60 * 1000)
 #define CONN_DISPATCH_MAX	10000	/* on_input calls per readiness, bound */
@@ -282,7 +283,21 @@ static void conn_read_ready(int fd, void *ctx)
     room = c->input_max - c->in_len;
     if (room > CONN_READ_CHUNK)
 	room = CONN_READ_CHUNK;
-    conn_in_reserve(c, room);
+    /* read into the room the buffer has; grow it (doubling) only when
+     * little is left: a client that sends a few short commands keeps a
+     * small buffer, not CONN_READ_CHUNK rounded up to 32 KiB */
+    {
+	size_t have = c->in_cap > c->in_len + 1 ? c->in_cap - c->in_len - 1 : 0;
+
+	if (have < CONN_READ_MIN && have < room) {
+	    size_t grow = c->in_cap > CONN_READ_MIN ? c->in_cap : CONN_READ_MIN;
+
+	    conn_in_reserve(c, grow < room ? grow : room);
+	    have = c->in_cap - c->in_len - 1;
+	}
+	if (room > have)
+	    room = have;
+    }
     n = read(c->fd, c->in + c->in_len, room);
     if (n < 0) {
 	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
@@ -575,6 +590,24 @@ void conn_write(struct conn *c, const void *buf, size_t len)
     conn_out_reserve(c, len);
     memcpy(c->out + c->out_len, buf, len);
     c->out_len += len;
+    conn_queued(c);
+}
+
+char *conn_write_space(struct conn *c, size_t len)
+{
+    if (conn_gone(c) || c->close_after_flush)
+	return NULL;
+    conn_out_reserve(c, len);
+    return c->out + c->out_len;
+}
+
+void conn_write_done(struct conn *c, size_t n)
+{
+    if (n == 0 || conn_gone(c) || c->close_after_flush)
+	return;
+    if (n > c->out_cap - c->out_len)
+	msg_panic("conn_write_done: %zu bytes beyond the space given", n);
+    c->out_len += n;
     conn_queued(c);
 }
 

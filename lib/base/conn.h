@@ -130,6 +130,12 @@ void conn_set_input_max(struct conn *c, size_t input_max);
 
 /* output */
 void conn_write(struct conn *c, const void *buf, size_t len);
+/* conn_write_space - room for len more output bytes, to be filled by the
+ * caller (e.g. straight from a converter, without a buffer of its own)
+ * and queued with conn_write_done(c, n <= len); NULL when the
+ * connection takes no more output */
+char *conn_write_space(struct conn *c, size_t len);
+void conn_write_done(struct conn *c, size_t n);
 void conn_puts(struct conn *c, const char *s);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void conn_vprintf(struct conn *c, const char *fmt, va_list ap);

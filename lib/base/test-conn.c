@@ -318,6 +318,43 @@ static void test_slow_reader(void)
     unit_end();
 }
 
+/* test_write_space - bytes written into conn_write_space and queued with
+ * conn_write_done go out in order with conn_write's */
+static void test_write_space(void)
+{
+    struct seen s = { .mode = M_NOTHING };
+    int sv[2];
+    char rb[64];
+    char *p;
+    size_t got = 0;
+    long long end;
+
+    unit_begin("conn_write_space/conn_write_done: in order with conn_write");
+    pair(sv);
+    s.c = conn_new(sv[0], &handlers, &s, 64);
+    conn_write(s.c, "ab", 2);
+    p = conn_write_space(s.c, 10);
+    unit_assert(p != NULL);
+    memcpy(p, "cdefXXXXXX", 10);
+    conn_write_done(s.c, 4);
+    conn_write(s.c, "g", 1);
+    unit_assert_inteq(conn_output_pending(s.c), 7);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    end = now_ms() + 5000;
+    while (got < 7 && now_ms() < end) {
+	ssize_t n;
+
+	event_loop_once(5);
+	if ((n = read(sv[1], rb + got, sizeof(rb) - got)) > 0)
+	    got += (size_t) n;
+    }
+    unit_assert_inteq(got, 7);
+    unit_assert(memcmp(rb, "abcdefg", 7) == 0);
+    conn_close(s.c, CONN_CLOSE_LOCAL);
+    close(sv[1]);
+    unit_end();
+}
+
 /* test_producer - on_drain produces 8 MiB, never more than ~256 KiB
  * queued at a time */
 static void test_producer(void)
@@ -674,6 +711,7 @@ int main(void)
     test_toolong();
     test_bytes();
     test_slow_reader();
+    test_write_space();
     test_producer();
     test_idle();
     test_write_deadline();

@@ -1,8 +1,7 @@
 /* passwd.c - crypt(3) hashes and SCRAM-SHA-256 secrets: make and check
- * (passwd.h). libcrypt does the hashing, Nettle SHA-256, HMAC and
- * PBKDF2 (not libcrypto: auth would map all of OpenSSL, ~1.5 MiB of
- * resident memory with its provider set-up, for three functions;
- * docs/architecture.md, dependencies). */
+ * (passwd.h). libcrypt does the hashing; SHA-256, HMAC and PBKDF2 are
+ * lib/base's sha256.c (no crypto library mapped into auth for three
+ * functions: docs/architecture.md, decisions 28 and 35). */
 
 #include <crypt.h>
 #include <ctype.h>
@@ -11,15 +10,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <nettle/hmac.h>
-#include <nettle/memops.h>
-#include <nettle/pbkdf2.h>
-#include <nettle/sha2.h>
-
 /* base */
 #include "base64.h"
 #include "errtext.h"
 #include "mem.h"
+#include "sha256.h"
 #include "str.h"
 
 /* mail */
@@ -70,7 +65,7 @@ int passwd_hash_make(const char *scheme, const char *password, struct str *out,
 /* passwd_equal - constant-time comparison */
 bool passwd_equal(const void *a, const void *b, size_t len)
 {
-    return memeql_sec(a, b, len) != 0;
+    return mem_equal_secret(a, b, len) != 0;
 }
 
 /* passwd_hash_usable - a hash of a kind libcrypt knows */
@@ -104,22 +99,18 @@ bool passwd_hash_check(const char *password, const char *hash)
 void passwd_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
 			unsigned char out[PASSWD_SHA256_LEN])
 {
-    struct hmac_sha256_ctx ctx;
+    struct hmac_sha256 ctx;
 
-    hmac_sha256_set_key(&ctx, key_len, key);
-    hmac_sha256_update(&ctx, len, data);
-    hmac_sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    hmac_sha256_start(&ctx, key, key_len);
+    hmac_sha256_add(&ctx, data, len);
+    hmac_sha256_finish(&ctx, out);
     explicit_bzero(&ctx, sizeof(ctx));
 }
 
 /* passwd_sha256 - SHA-256 */
 void passwd_sha256(const void *data, size_t len, unsigned char out[PASSWD_SHA256_LEN])
 {
-    struct sha256_ctx ctx;
-
-    sha256_init(&ctx);
-    sha256_update(&ctx, len, data);
-    sha256_digest(&ctx, PASSWD_SHA256_LEN, out);
+    sha256_once(data, len, out);
 }
 
 /* passwd_scram_keys - SaltedPassword, then StoredKey and ServerKey */
@@ -131,8 +122,8 @@ int passwd_scram_keys(const char *password, const unsigned char *salt, size_t sa
 
     if (iterations < 1 || iterations > 100000000)
 	return errtext_fail(&passwd_error, error_r, "bad iteration count %ld", iterations);
-    pbkdf2_hmac_sha256(strlen(password), (const uint8_t *) password, (unsigned) iterations,
-		       salt_len, salt, sizeof(salted), salted);
+    pbkdf2_sha256(password, strlen(password), salt, salt_len, (unsigned long) iterations,
+		  salted, sizeof(salted));
     passwd_hmac_sha256(salted, sizeof(salted), "Client Key", 10, client);
     passwd_sha256(client, sizeof(client), stored);
     passwd_hmac_sha256(salted, sizeof(salted), "Server Key", 10, server);

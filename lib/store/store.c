@@ -542,6 +542,8 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 
     if (old_r)
 	memset(old_r, 0, sizeof(*old_r));
+    mb->generation++;
+    mb->keywords_recheck = true;
     store_lock(mb);
     store_save_crlf(mb);
     (void) clock_gettime(CLOCK_REALTIME, &t_scan);	/* (before any read) */
@@ -1089,6 +1091,12 @@ uint64_t store_highestmodseq(const struct store_mailbox *mb)
     return mb->highestmodseq;
 }
 
+/* store_generation - a number that changes whenever the snapshot may have */
+uint64_t store_generation(const struct store_mailbox *mb)
+{
+    return mb->generation;
+}
+
 /* sc_push - append uid to a changes array */
 static void sc_push(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
 {
@@ -1184,6 +1192,7 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     }
     sm_set_name(mb, i, now);
     m->flags = store_flags_parse(now);
+    mb->generation++;
     mem_free(&now);
     return 0;
 }
@@ -1426,6 +1435,7 @@ int store_commit(struct store_mailbox *mb, const char **error_r)
     const char *err;
     int ret;
 
+    mb->generation++;
     if (!mb->in_batch) {
 	errno = EINVAL;
 	return errtext_fail(&store_error, error_r, "%s: no batch is open", mb->path);
@@ -1448,6 +1458,7 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
     uint32_t flags;
     int tries, err = 0;
 
+    mb->generation++;
     if (mb->mode != STORE_READ_WRITE) {
 	errno = EROFS;
 	return errtext_fail(&store_error, error_r, "%s: opened read-only", mb->path);
@@ -1503,6 +1514,7 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
     int err = 0, tries, ret;
     const char *derr = NULL;
 
+    mb->generation++;
     if (removed_r)
 	*removed_r = 0;
     if (mb->mode != STORE_READ_WRITE) {

@@ -208,6 +208,10 @@ size_t store_recent_count(const struct store_mailbox *mb);
 /* store_highestmodseq - HIGHESTMODSEQ as of the snapshot (and this
  * handle's own changes since) */
 uint64_t store_highestmodseq(const struct store_mailbox *mb);
+/* store_generation - changes whenever the handle's snapshot (messages,
+ * flags, MODSEQs, recent bits) may have changed: a caller that derived
+ * something from the snapshot may keep it while this stays the same */
+uint64_t store_generation(const struct store_mailbox *mb);
 
 /*
  * store_sync - store_refresh for imapd: replaces the snapshot and says

@@ -149,25 +149,24 @@ static int sf_open_root(const char *root, const char *name, char *sub, size_t si
 }
 
 /* store_folder_create - a new Maildir ".name" under root */
-int store_folder_create(const char *root, const char *name, const char **error_r)
+/* sf_make_folder - the directory sub (".Name") of root_fd with cur/
+ * new/ tmp/ and maildirfolder, its own entries synced; the caller
+ * syncs root_fd (once for several folders): 0, or -1 with errno and
+ * *error_r */
+static int sf_make_folder(int root_fd, const char *sub, const char *name, const char **error_r)
 {
     static const char *const subs[] = {"cur", "new", "tmp"};
-    char sub[SF_NAME_MAX + 2];
     const char *err;
-    int root_fd, fd, sfd, e;
+    int fd, sfd, e;
     size_t i;
 
-    if ((root_fd = sf_open_root(root, name, sub, sizeof(sub), error_r)) < 0)
-	return -1;
     if (mkdirat(root_fd, sub, 0700) < 0) {
 	e = errno;
-	(void) close(root_fd);
 	errno = e;
 	return errtext_fail(&store_error, error_r, "create folder %s: %s", name, strerror(e));
     }
     if ((fd = safe_openat_dir(root_fd, sub, false, 0700, &err)) < 0) {
 	e = errno;
-	(void) close(root_fd);
 	errno = e;
 	return errtext_fail(&store_error, error_r, "%s", err);
     }
@@ -179,18 +178,39 @@ int store_folder_create(const char *root, const char *name, const char **error_r
 		      0600)) < 0)
 	goto fail;
     (void) close(sfd);
-    if (fsync(fd) < 0 || fsync(root_fd) < 0)
+    if (fsync(fd) < 0)
 	goto fail;
     (void) close(fd);
-    (void) close(root_fd);
     return 0;
 
   fail:
     e = errno;
     (void) close(fd);
-    (void) close(root_fd);
     errno = e;
     return errtext_fail(&store_error, error_r, "create folder %s: %s", name, strerror(e));
+}
+
+int store_folder_create(const char *root, const char *name, const char **error_r)
+{
+    char sub[SF_NAME_MAX + 2];
+    int root_fd, e;
+
+    if ((root_fd = sf_open_root(root, name, sub, sizeof(sub), error_r)) < 0)
+	return -1;
+    if (sf_make_folder(root_fd, sub, name, error_r) < 0) {
+	e = errno;
+	(void) close(root_fd);
+	errno = e;
+	return -1;
+    }
+    if (fsync(root_fd) < 0) {
+	e = errno;
+	(void) close(root_fd);
+	errno = e;
+	return errtext_fail(&store_error, error_r, "create folder %s: %s", name, strerror(e));
+    }
+    (void) close(root_fd);
+    return 0;
 }
 
 /* sf_remove_tree - remove directory name under dfd and what it holds
@@ -371,24 +391,65 @@ static int sf_read_lines(int root_fd, const char *file, const char *magic, struc
     return 0;
 }
 
-/* sf_write_lines - replace file with magic and the lines */
-static int sf_write_lines(int root_fd, const char *tmp, const char *file, const char *magic,
-			  const struct strv *lines, const char **error_r)
+/* sf_lines_text - magic and the lines, one per line, into a new
+ * string; NULL (and *error_r) when too big */
+static struct str *sf_lines_text(const char *file, const char *magic, const struct strv *lines,
+				 const char **error_r)
 {
     struct str *buf = str_new(SF_FILE_MAX);
     bool ok;
     size_t i;
-    int ret;
 
     ok = str_try_appends(buf, magic) && str_try_appendc(buf, '\n');
     for (i = 0; ok && i < lines->count; i++)
 	ok = str_try_appends(buf, lines->items[i]) && str_try_appendc(buf, '\n');
-    if (!ok)
-	ret = errtext_fail(&store_error, error_r, "%s: too big", file);
-    else
-	ret = store_write_atomic(root_fd, tmp, file, str_cstr(buf), str_len(buf), error_r);
+    if (!ok) {
+	str_free(&buf);
+	(void) errtext_fail(&store_error, error_r, "%s: too big", file);
+	return NULL;
+    }
+    return buf;
+}
+
+/* sf_write_lines - replace file with magic and the lines */
+static int sf_write_lines(int root_fd, const char *tmp, const char *file, const char *magic,
+			  const struct strv *lines, const char **error_r)
+{
+    struct str *buf = sf_lines_text(file, magic, lines, error_r);
+    int ret;
+
+    if (buf == NULL)
+	return -1;
+    ret = store_write_atomic(root_fd, tmp, file, str_cstr(buf), str_len(buf), error_r);
     str_free(&buf);
     return ret;
+}
+
+/* sf_write_tmp - magic and the lines into the new file tmp, synced, not
+ * renamed (nor root_fd synced): 0, or -1 with *error_r */
+static int sf_write_tmp(int root_fd, const char *tmp, const char *file, const char *magic,
+			const struct strv *lines, const char **error_r)
+{
+    struct str *buf = sf_lines_text(file, magic, lines, error_r);
+    int fd, err;
+
+    if (buf == NULL)
+	return -1;
+    (void) unlinkat(root_fd, tmp, 0);
+    fd = openat(root_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+	str_free(&buf);
+	return errtext_fail(&store_error, error_r, "create %s: %s", tmp, strerror(errno));
+    }
+    if (write_all_fd(fd, str_cstr(buf), str_len(buf)) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+	err = errno;
+	(void) close(fd);
+	(void) unlinkat(root_fd, tmp, 0);
+	str_free(&buf);
+	return errtext_fail(&store_error, error_r, "write %s: %s", tmp, strerror(err));
+    }
+    str_free(&buf);
+    return 0;
 }
 
 /* sf_strv_find - the index of text in sv, or -1 */
@@ -619,9 +680,10 @@ int store_folders_ensure_special(const char *root, const char **error_r)
 	{"Trash", STORE_USE_TRASH},
 	{"Junk", STORE_USE_JUNK},
     };
-    struct strv lines = STRV_INIT;
+    struct strv lines = STRV_INIT, subs = STRV_INIT;
     struct stat st;
     int root_fd, lock_fd = -1, ret = -1;
+    bool subs_changed = false;
     size_t i;
 
     if ((root_fd = sf_open_root_plain(root, true, error_r)) < 0)
@@ -636,12 +698,39 @@ int store_folders_ensure_special(const char *root, const char **error_r)
 	ret = 0;		/* another session did it meanwhile */
 	goto out;
     }
+    /* Crash safety with few syncs (a user's first login waits for
+     * them): each new folder syncs its own entries (cur/ new/ tmp/),
+     * the subscriptions and the use table are written to synced
+     * temporary files; one sync of the root then makes the folders and
+     * the subscriptions durable, and only after it is the use table
+     * (the "done" mark: its presence skips all this) renamed into
+     * place and synced. A crash at any point leaves either no use
+     * table (the next login does the rest) or everything. */
     for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+	char sub[SF_NAME_MAX + 2];
+
+	fmt_buf_or_panic(sub, sizeof(sub), ".%s", specials[i].name);
 	if (!sf_is_folder_dir(root_fd, specials[i].name)
-	    && store_folder_create(root, specials[i].name, error_r) < 0 && errno != EEXIST)
+	    && sf_make_folder(root_fd, sub, specials[i].name, error_r) < 0 && errno != EEXIST)
 	    goto out;
-	if (sf_subscribe_locked(root_fd, specials[i].name, true, error_r) < 0)
+    }
+    if (sf_read_lines(root_fd, SF_SUBS_FILE, SF_SUBS_MAGIC, &subs, error_r) < 0)
+	goto out;
+    for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++)
+	if (sf_strv_find(&subs, specials[i].name) < 0) {
+	    strv_add(&subs, specials[i].name);
+	    subs_changed = true;
+	}
+    if (subs_changed) {
+	sf_strv_sort(&subs);
+	if (sf_write_tmp(root_fd, SF_SUBS_TMP, SF_SUBS_FILE, SF_SUBS_MAGIC, &subs, error_r) < 0)
 	    goto out;
+	if (renameat(root_fd, SF_SUBS_TMP, root_fd, SF_SUBS_FILE) < 0) {
+	    (void) errtext_fail(&store_error, error_r, "replace %s: %s", SF_SUBS_FILE,
+				strerror(errno));
+	    (void) unlinkat(root_fd, SF_SUBS_TMP, 0);
+	    goto out;
+	}
     }
     /* the table, kept with whatever uses another program gave others */
     if (sf_read_lines(root_fd, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r) < 0)
@@ -649,8 +738,26 @@ int store_folders_ensure_special(const char *root, const char **error_r)
     for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++)
 	strv_addf(&lines, "%s %s", sf_use_names[__builtin_ctz(specials[i].use)],
 		  specials[i].name);
-    ret = sf_write_lines(root_fd, SF_USE_TMP, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r);
+    if (sf_write_tmp(root_fd, SF_USE_TMP, SF_USE_FILE, SF_USE_MAGIC, &lines, error_r) < 0)
+	goto out;
+    if (fsync(root_fd) < 0) {
+	(void) errtext_fail(&store_error, error_r, "fsync %s: %s", root, strerror(errno));
+	(void) unlinkat(root_fd, SF_USE_TMP, 0);
+	goto out;
+    }
+    if (renameat(root_fd, SF_USE_TMP, root_fd, SF_USE_FILE) < 0) {
+	(void) errtext_fail(&store_error, error_r, "replace %s: %s", SF_USE_FILE, strerror(errno));
+	(void) unlinkat(root_fd, SF_USE_TMP, 0);
+	goto out;
+    }
+    if (fsync(root_fd) < 0) {
+	(void) errtext_fail(&store_error, error_r, "fsync after replacing %s: %s", SF_USE_FILE,
+			    strerror(errno));
+	goto out;
+    }
+    ret = 0;
   out:
+    strv_fini(&subs);
     strv_fini(&lines);
     sf_unlock(&lock_fd);
     (void) close(root_fd);

@@ -188,7 +188,10 @@ struct store_mailbox {
     /* keywords (store_keyword.c) */
     char *keywords[STORE_KEYWORDS_MAX];
     bool keywords_loaded;
+    bool keywords_recheck;	/* a sync ran since the file was last looked at */
     struct store_dirstamp keywords_stamp;	/* the file's, when read */
+    /* store_generation: bumped by everything that may change the snapshot */
+    uint64_t generation;
     /* change notification (store_watch.c) */
     int watch_fd;
     /* the cache (store_cache.c), NULL until used */

@@ -168,7 +168,12 @@ const char *store_keyword_name(struct store_mailbox *mb, unsigned n)
 {
     if (n >= STORE_KEYWORDS_MAX)
 	return NULL;
-    if (!mb->keywords_loaded || mb->keywords[n] == NULL)
+    /* a missing name is looked for again only after a sync: a session
+     * that names a keyword sets it on a message, which the next sync
+     * shows (not one open per letter and call) */
+    if (!mb->keywords_loaded || (mb->keywords[n] == NULL && mb->keywords_recheck)) {
 	sk_load(mb);
+	mb->keywords_recheck = false;
+    }
     return mb->keywords[n];
 }
