@@ -544,7 +544,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
     char *arena;
-    size_t i, n, nfresh, keylen, n_in_new, fresh_new = 0;
+    size_t i, n = 0, nfresh, keylen, n_in_new, fresh_new = 0;
     int ret = -1, r;
 
     if (old_r)
@@ -906,10 +906,24 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
      * from there (page cache, not this process's memory once
      * sm_names_release dropped the mapping's pages), else copied */
     if (wrote) {
+	/* the scan's memory goes before the index is read back: what was
+	 * just written under the lock is order[0..n) (UIDs compared only) */
+	mem_free(&recs);
 	store_index_free(&idx);
 	store_index_read(mb->dir_fd, &idx);
+	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
+	    && idx.count == n;
+	for (i = 0; in_index && i < n; i++)
+	    in_index = idx.recs[i].uid == order[i]->uid && idx.recs[i].in_new == order[i]->in_new;
+	if (in_index) {
+	    sm_list_free(&l);
+	    mem_free(&order);
+	    if (n > 1000)
+		(void) malloc_trim(0);
+	}
+    } else {
+	in_index = sm_index_names(&idx, order, n);
     }
-    in_index = sm_index_names(&idx, order, n);
     arena = NULL;
     if (!in_index) {
 	for (i = arena_len = 0; i < n; i++)
@@ -919,10 +933,21 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
-	e = order[i];
 	if (in_index) {
-	    msgs[i].name = idx.recs[i].name;
-	} else {
+	    rec = &idx.recs[i];
+	    msgs[i].name = rec->name;
+	    msgs[i].uid = rec->uid;
+	    msgs[i].flags = rec->flags;
+	    msgs[i].size = rec->size;
+	    msgs[i].crlf_size = rec->crlf_size;
+	    msgs[i].mtime = rec->mtime;
+	    msgs[i].modseq = rec->modseq;
+	    msgs[i].recent = sm_msg_recent(mb, rec->uid);
+	    msgs[i].in_new = rec->in_new;
+	    continue;
+	}
+	e = order[i];
+	{
 	    keylen = strlen(e->name) + 1;
 	    memcpy(arena + off, e->name, keylen);
 	    msgs[i].name = arena + off;
@@ -953,7 +978,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
   out:
     store_unlock(mb);
     store_index_free(&idx);
-    if (l.count > 1000) {
+    if (l.count > 1000 || n > 1000) {
 	sm_list_free(&l);
 	mem_free(&order);
 	mem_free(&recs);

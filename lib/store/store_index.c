@@ -541,15 +541,86 @@ static char *si_put_num(char *p, unsigned long long v, char after)
     return p;
 }
 
-/* store_index_write - the whole index, in UID order, atomically */
+/* si_line - record r's line into line (at least 6 * 24 + NAME_MAX + 7
+ * bytes); its length, 0 if the name cannot be a file name */
+static size_t si_line(const struct store_rec *r, char *line)
+{
+    size_t nlen = strlen(r->name);
+    char *p;
+
+    if (nlen > NAME_MAX)
+	return 0;
+    p = si_put_num(line, r->uid, ' ');
+    p = si_put_num(p, r->modseq, ' ');
+    p = si_put_num(p, (unsigned long long) r->size, ' ');
+    p = si_put_num(p, (unsigned long long) (r->crlf_size > 0 ? r->crlf_size : 0), ' ');
+    p = si_put_num(p, (unsigned long long) (r->mtime > 0 ? r->mtime : 0), ' ');
+    if (r->in_new) {
+	memcpy(p, "new/", 4);
+	p += 4;
+    }
+    memcpy(p, r->name, nlen);
+    p += nlen;
+    *p++ = 0;
+    *p++ = '\n';
+    return (size_t) (p - line);
+}
+
+/* A streamed write: a bounded buffer, flushed in multiples of 8 bytes so
+ * that si_hash2's words can be taken as the bytes go out. */
+struct si_out {
+    int fd;
+    uint64_t h;
+    size_t len;
+    char buf[65536];
+    bool failed;
+};
+
+/* si_out_flush - hash and write the whole words of the buffer (all of
+ * it when last, the tail as si_hash2's last word) */
+static void si_out_flush(struct si_out *o, bool last)
+{
+    size_t whole = o->len & ~(size_t) 7, i;
+    uint64_t w;
+
+    for (i = 0; i < whole; i += 8) {
+	memcpy(&w, o->buf + i, 8);
+	o->h = (o->h ^ w) * 0x9e3779b97f4a7c15ULL;
+	o->h ^= o->h >> 31;
+    }
+    if (last) {
+	w = 0;
+	memcpy(&w, o->buf + whole, o->len - whole);
+	o->h = (o->h ^ w) * 0xff51afd7ed558ccdULL;
+	o->h ^= o->h >> 33;
+	whole = o->len;
+    }
+    if (!o->failed && whole > 0 && write_all_fd(o->fd, o->buf, whole) < 0)
+	o->failed = true;
+    memmove(o->buf, o->buf + whole, o->len - whole);
+    o->len -= whole;
+}
+
+/* si_out_put - append data[0..n) (n well under the buffer) */
+static void si_out_put(struct si_out *o, const char *data, size_t n)
+{
+    if (sizeof(o->buf) - o->len < n)
+	si_out_flush(o, false);
+    memcpy(o->buf + o->len, data, n);
+    o->len += n;
+}
+
+/* store_index_write - the whole index, in UID order, atomically; written
+ * through a 64 KiB buffer (two passes over the records: the check sum
+ * begins with the length), never whole in memory */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
 		      size_t count, bool durable, const char **error_r)
 {
-    struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
-    size_t i, nlen, sorted = 1;
-    char *p, line[6 * 24 + NAME_MAX + 7];
-    int ret = -1;
+    struct si_out *o;
+    size_t i, n, total, written = 0, sorted = 1;
+    char head[512], line[6 * 24 + NAME_MAX + 7], tail[64];
+    int ret = -1, err;
 
     order = mem_alloc_array(count ? count : 1, sizeof(*order));
     for (i = 0; i < count; i++) {
@@ -559,46 +630,63 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     }
     if (!sorted)
 	qsort(order, count, sizeof(*order), si_rec_uid_cmp);
-    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
-			"recent %lu\ncur %lld %ld %lld %ld %llu\nnew %lld %ld %lld %ld %llu\n",
-			STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
-			(unsigned long) h->uidnext, (unsigned long long) h->highestmodseq,
-			(unsigned long) h->recent, h->cur.msec, h->cur.mnsec, h->cur.csec,
-			h->cur.cnsec, h->cur.ino, h->newd.msec, h->newd.mnsec, h->newd.csec,
-			h->newd.cnsec, h->newd.ino))
-	goto too_big;
-    for (i = 0; i < count; i++) {
-	nlen = strlen(order[i]->name);
-	if (nlen > NAME_MAX)
-	    continue;			/* (cannot be a file name) */
-	p = si_put_num(line, order[i]->uid, ' ');
-	p = si_put_num(p, order[i]->modseq, ' ');
-	p = si_put_num(p, (unsigned long long) order[i]->size, ' ');
-	p = si_put_num(p, (unsigned long long) (order[i]->crlf_size > 0 ? order[i]->crlf_size
-						: 0), ' ');
-	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
-	if (order[i]->in_new) {
-	    memcpy(p, "new/", 4);
-	    p += 4;
-	}
-	memcpy(p, order[i]->name, nlen);
-	p += nlen;
-	*p++ = 0;
-	*p++ = '\n';
-	if (!str_try_append(buf, line, (size_t) (p - line)))
-	    goto too_big;
+    fmt_buf_or_panic(head, sizeof(head), "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
+		     "recent %lu\ncur %lld %ld %lld %ld %llu\nnew %lld %ld %lld %ld %llu\n",
+		     STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
+		     (unsigned long) h->uidnext, (unsigned long long) h->highestmodseq,
+		     (unsigned long) h->recent, h->cur.msec, h->cur.mnsec, h->cur.csec,
+		     h->cur.cnsec, h->cur.ino, h->newd.msec, h->newd.mnsec, h->newd.csec,
+		     h->newd.cnsec, h->newd.ino);
+    total = strlen(head);
+    for (i = 0; i < count; i++)
+	total += si_line(order[i], line);
+    if (total >= STORE_INDEX_MAX) {
+	mem_free(&order);
+	return errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);
     }
-    if (!str_try_appendf(buf, "end %zu %016llx\n", count,
-			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
-	goto too_big;
-    ret = store_write_atomic2(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
-			      str_len(buf), durable, error_r);
-    goto out;
-  too_big:
-    ret = errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);
+    o = mem_alloc(sizeof(*o));
+    o->len = 0;
+    o->failed = false;
+    o->h = 0xcbf29ce484222325ULL ^ total;
+    (void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+    o->fd = openat(dir_fd, STORE_INDEX_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		   0600);
+    if (o->fd < 0) {
+	ret = errtext_fail(&store_error, error_r, "create %s: %s", STORE_INDEX_TMP,
+			   strerror(errno));
+	goto out;
+    }
+    si_out_put(o, head, strlen(head));
+    for (i = 0; i < count; i++)
+	if ((n = si_line(order[i], line)) > 0) {
+	    si_out_put(o, line, n);
+	    written++;
+	}
+    si_out_flush(o, true);
+    fmt_buf_or_panic(tail, sizeof(tail), "end %zu %016llx\n", written, (unsigned long long) o->h);
+    if (o->failed || write_all_fd(o->fd, tail, strlen(tail)) < 0 || (durable && fsync(o->fd) < 0)) {
+	err = errno;
+	(void) close(o->fd);
+	(void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+	ret = errtext_fail(&store_error, error_r, "write %s: %s", STORE_INDEX_TMP, strerror(err));
+	goto out;
+    }
+    if (close(o->fd) < 0 || renameat(dir_fd, STORE_INDEX_TMP, dir_fd, STORE_INDEX_FILE) < 0) {
+	err = errno;
+	(void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+	ret = errtext_fail(&store_error, error_r, "replace %s: %s", STORE_INDEX_FILE,
+			   strerror(err));
+	goto out;
+    }
+    if (fsync(dir_fd) < 0) {
+	ret = errtext_fail(&store_error, error_r, "fsync after replacing %s: %s",
+			   STORE_INDEX_FILE, strerror(errno));
+	goto out;
+    }
+    ret = 0;
   out:
+    mem_free(&o);
     mem_free(&order);
-    str_free(&buf);
     return ret;
 }
 
