@@ -580,6 +580,11 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     } else if (sm_scan(mb->cur_fd, false, &l, error_r) < 0) {
 	goto out;
     }
+    if (l.count > 0 && l.cap > l.count + l.count / 8) {
+	/* (the scan doubled its array: give back the slack) */
+	l.v = mem_realloc(l.v, mem_size_mul(l.count, sizeof(*l.v)));
+	l.cap = l.count;
+    }
     store_index_sort(&idx);
     if (idx.state != STORE_INDEX_VALID)
 	trusted = false;
@@ -859,6 +864,9 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 
     /* 6. the index; the snapshot */
     if (changed && mb->can_write) {
+	/* (the old index is done with: the entries hold what they took
+	 * from it; it goes before the records are built) */
+	store_index_free(&idx);
 	recs = mem_alloc_array(n ? n : 1, sizeof(*recs));
 	for (i = 0; i < n; i++) {
 	    e = order[i];
