@@ -508,6 +508,23 @@ static void sm_commit_patch(struct store_mailbox *mb, struct sm_entry **order, s
     }
 }
 
+/* sm_entry_rec - the index record of ((struct sm_entry **) ctx)[i] (the
+ * index is written from the entries: no array of records) */
+static const struct store_rec *sm_entry_rec(size_t i, void *ctx, struct store_rec *r)
+{
+    const struct sm_entry *e = ((struct sm_entry **) ctx)[i];
+
+    r->name = e->name;
+    r->keylen = e->parsed.keylen;
+    r->uid = e->uid;
+    r->size = e->size;
+    r->crlf_size = e->crlf_size;
+    r->mtime = e->mtime;
+    r->modseq = e->modseq;
+    r->in_new = e->in_new;
+    return r;
+}
+
 /*
  * store_sync_int - bring index and snapshot up to date, under the lock:
  * 1. read the index and the anchor; scan new/, and cur/ unless the
@@ -532,7 +549,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct store_index_head head;
     struct sm_list l = {NULL, 0, 0};
     struct sm_entry *e, **order = NULL;
-    struct store_rec *rec, *recs = NULL;
+    struct store_rec *rec;
     struct store_msg *msgs;
     struct store_dirstamp stamp, nstamp;
     struct timespec t_scan;
@@ -867,18 +884,6 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	/* (the old index is done with: the entries hold what they took
 	 * from it; it goes before the records are built) */
 	store_index_free(&idx);
-	recs = mem_alloc_array(n ? n : 1, sizeof(*recs));
-	for (i = 0; i < n; i++) {
-	    e = order[i];
-	    recs[i].name = e->name;	/* (borrowed until the write) */
-	    recs[i].keylen = e->parsed.keylen;
-	    recs[i].uid = e->uid;
-	    recs[i].size = e->size;
-	    recs[i].crlf_size = e->crlf_size;
-	    recs[i].mtime = e->mtime;
-	    recs[i].modseq = e->modseq;
-	    recs[i].in_new = e->in_new;
-	}
 	memset(&head, 0, sizeof(head));
 	head.uidvalidity = uv;
 	head.uidnext = next;
@@ -895,12 +900,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	if ((!have_anchor || a_uv != uv || a_next < next)
 	    && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if (store_index_write(mb->dir_fd, &head, recs, n, false, &err) < 0)
+	else if (store_index_write_fn(mb->dir_fd, &head, n, sm_entry_rec, order, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
 	else
 	    wrote = true;
 	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)
-	    && store_newlist_write(mb->dir_fd, uv, recs, n, &err) < 0)
+	    && store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
     }
     mb->disk_uidnext = next;
@@ -916,7 +921,6 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (wrote) {
 	/* the scan's memory goes before the index is read back: what was
 	 * just written under the lock is order[0..n) (UIDs compared only) */
-	mem_free(&recs);
 	store_index_free(&idx);
 	store_index_read(mb->dir_fd, &idx);
 	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
@@ -989,12 +993,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     if (l.count > 1000 || n > 1000) {
 	sm_list_free(&l);
 	mem_free(&order);
-	mem_free(&recs);
 	(void) malloc_trim(0);		/* (the scan's memory back to the system) */
     }
     sm_list_free(&l);
     mem_free(&order);
-    mem_free(&recs);
     return ret;
 }
 

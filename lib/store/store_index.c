@@ -145,6 +145,19 @@ static void si_parse(struct store_index *idx, size_t len)
     bool hash_ok = false;
 
     idx->state = STORE_INDEX_DAMAGED;
+    {
+	/* the records' array at its size (lines bound it), not doubled:
+	 * 10,000 records are 0.8 MB */
+	size_t lines = 0;
+	const char *q = data;
+
+	while (q < end && (q = memchr(q, '\n', (size_t) (end - q))) != NULL)
+	    q++, lines++;
+	if (lines > 7 && idx->cap == 0) {
+	    idx->cap = lines - 7;
+	    idx->recs = mem_alloc_array(idx->cap, sizeof(*idx->recs));
+	}
+    }
 #define SI_LINE() ((nl = memchr(cp, '\n', (size_t) (end - cp))) != NULL)
     if (!SI_LINE())
 	return;
@@ -610,17 +623,20 @@ static void si_out_put(struct si_out *o, const char *data, size_t n)
     o->len += n;
 }
 
-/* store_index_write - the whole index, in UID order, atomically; written
- * through a 64 KiB buffer (two passes over the records: the check sum
- * begins with the length), never whole in memory */
+/* si_get_sorted - store_index_write's getter over its sorted pointers */
+static const struct store_rec *si_get_sorted(size_t i, void *ctx, struct store_rec *tmp)
+{
+    (void) tmp;
+    return ((const struct store_rec **) ctx)[i];
+}
+
+/* store_index_write - the whole index, in UID order, atomically */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
 		      size_t count, bool durable, const char **error_r)
 {
     const struct store_rec **order;
-    struct si_out *o;
-    size_t i, n, total, written = 0, sorted = 1;
-    char head[512], line[6 * 24 + NAME_MAX + 7], tail[64];
-    int ret = -1, err;
+    size_t i, sorted = 1;
+    int ret;
 
     order = mem_alloc_array(count ? count : 1, sizeof(*order));
     for (i = 0; i < count; i++) {
@@ -630,6 +646,23 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     }
     if (!sorted)
 	qsort(order, count, sizeof(*order), si_rec_uid_cmp);
+    ret = store_index_write_fn(dir_fd, h, count, si_get_sorted, order, durable, error_r);
+    mem_free(&order);
+    return ret;
+}
+
+/* store_index_write_fn - written through a 64 KiB buffer (two passes
+ * over the records: the check sum begins with the length), never whole
+ * in memory */
+int store_index_write_fn(int dir_fd, const struct store_index_head *h, size_t count,
+			 store_index_get_fn get, void *ctx, bool durable, const char **error_r)
+{
+    struct store_rec tmp;
+    struct si_out *o;
+    size_t i, n, total, written = 0;
+    char head[512], line[6 * 24 + NAME_MAX + 7], tail[64];
+    int ret = -1, err;
+
     fmt_buf_or_panic(head, sizeof(head), "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
 		     "recent %lu\ncur %lld %ld %lld %ld %llu\nnew %lld %ld %lld %ld %llu\n",
 		     STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
@@ -639,11 +672,9 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
 		     h->newd.cnsec, h->newd.ino);
     total = strlen(head);
     for (i = 0; i < count; i++)
-	total += si_line(order[i], line);
-    if (total >= STORE_INDEX_MAX) {
-	mem_free(&order);
+	total += si_line(get(i, ctx, &tmp), line);
+    if (total >= STORE_INDEX_MAX)
 	return errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);
-    }
     o = mem_alloc(sizeof(*o));
     o->len = 0;
     o->failed = false;
@@ -658,7 +689,7 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     }
     si_out_put(o, head, strlen(head));
     for (i = 0; i < count; i++)
-	if ((n = si_line(order[i], line)) > 0) {
+	if ((n = si_line(get(i, ctx, &tmp), line)) > 0) {
 	    si_out_put(o, line, n);
 	    written++;
 	}
@@ -686,7 +717,6 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     ret = 0;
   out:
     mem_free(&o);
-    mem_free(&order);
     return ret;
 }
 
@@ -740,9 +770,11 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
 #define STORE_NEWLIST_TMP	"posthorn-newlist.tmp"
 
 /* store_newlist_write - the list of recs[0..count) that are in_new */
-int store_newlist_write(int dir_fd, uint32_t uidvalidity, const struct store_rec *recs,
-			size_t count, const char **error_r)
+int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_index_get_fn get,
+			void *ctx, const char **error_r)
 {
+    const struct store_rec *r;
+    struct store_rec tmp;
     char buf[65536], *p = buf;
     size_t i, nlen;
     int fd, err;
@@ -756,15 +788,16 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, const struct store_rec
     memcpy(p, "posthorn-newlist 1 ", 19);
     p = si_put_num(p + 19, uidvalidity, '\n');
     for (i = 0; i < count; i++) {
-	if (!recs[i].in_new || (nlen = recs[i].keylen) > NAME_MAX)
+	r = get(i, ctx, &tmp);
+	if (!r->in_new || (nlen = r->keylen) > NAME_MAX)
 	    continue;
 	if ((size_t) (buf + sizeof(buf) - p) < nlen + 32) {
 	    if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
 		goto fail;
 	    p = buf;
 	}
-	p = si_put_num(p, recs[i].uid, ' ');
-	memcpy(p, recs[i].name, nlen);
+	p = si_put_num(p, r->uid, ' ');
+	memcpy(p, r->name, nlen);
 	p += nlen;
 	*p++ = '\n';
     }

@@ -126,9 +126,16 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
  * in_new (no fsync; a hint for rebuilding the index). 0, or -1 + error
  * store_newlist_read - into idx (records: in_new, uid, name = key);
  * its UIDVALIDITY, 0 if there is no readable list */
-int store_newlist_write(int dir_fd, uint32_t uidvalidity, const struct store_rec *recs,
-			size_t count, const char **error_r);
+int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count,
+			const struct store_rec *(*get) (size_t, void *, struct store_rec *),
+			void *ctx, const char **error_r);
 uint32_t store_newlist_read(int dir_fd, struct store_index *idx);
+/* store_index_write_fn - the same, record i (ascending UID) from get
+ * (which may fill tmp and return it) */
+typedef const struct store_rec *(*store_index_get_fn) (size_t i, void *ctx,
+						       struct store_rec *tmp);
+int store_index_write_fn(int dir_fd, const struct store_index_head *h, size_t count,
+			 store_index_get_fn get, void *ctx, bool durable, const char **error_r);
 /* store_dirstamp_get - fd's stamp; with only_if_old, all 0 unless its
  * mtime and ctime are at least 2 seconds old (a change within the same
  * clock tick would not show); false if fstat fails */
