@@ -96,8 +96,10 @@ def test_list_fetch_and_crlf_sizes(tmp_path):
         assert size == len(body)
         assert crlf == len(body.replace("\r\n", "\n").replace("\n", "\r\n"))
         assert fetch(md.root, uid) == body.encode()
-        assert (md.root / "cur" / name).exists()
-    assert not list((md.root / "new").iterdir())
+        # left in new/ under its delivery name (no flags yet): other
+        # Maildir readers see it there, and nothing was renamed
+        assert (md.root / "new" / name).exists() and ":2," not in name
+    assert not list((md.root / "cur").iterdir())
     # the same again from another process: nothing changes
     assert store_list(md.root) == (uv, nxt, msgs)
 
@@ -377,9 +379,11 @@ def test_modseq_monotonic_and_kept(tmp_path):
     h1, ms1 = modseqs(md.root)
     assert h1 > h0 and ms1[3][0] > h0 and ms1[3][1] == "S"
     assert all(ms1[u] == ms0[u] for u in (1, 2, 4, 5))
-    # another program renames a file (flags): a new MODSEQ at the next sync
+    # another program moves a file from new/ to cur/ with a flag, as a
+    # Maildir reader does: same UID, a new MODSEQ at the next sync
     name = store_list(md.root)[2][4][3]
-    os.rename(md.root / "cur" / name, md.root / "cur" / (name + "F"))
+    assert (md.root / "new" / name).exists()
+    os.rename(md.root / "new" / name, md.root / "cur" / (name + ":2,F"))
     h2, ms2 = modseqs(md.root)
     assert h2 > h1 and ms2[4][0] > h1 and ms2[4][1] == "F"
     run("expunge", md.root, 1)

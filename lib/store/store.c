@@ -112,8 +112,9 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
     return 0;
 }
 
-/* sm_from_index - the entries of cur/ as the index lists them */
-static void sm_from_index(const struct store_index *idx, struct sm_list *l)
+/* sm_from_index - the entries of cur/ (or of new/: want_new) as the
+ * index lists them */
+static void sm_from_index(const struct store_index *idx, struct sm_list *l, bool want_new)
 {
     struct sm_entry *e;
     size_t i;
@@ -121,11 +122,14 @@ static void sm_from_index(const struct store_index *idx, struct sm_list *l)
     l->cap = l->count + idx->count + 16;
     l->v = mem_realloc(l->v, mem_size_mul(l->cap, sizeof(*l->v)));
     for (i = 0; i < idx->count; i++) {
+	if (idx->recs[i].in_new != want_new)
+	    continue;
 	e = &l->v[l->count];
 	memset(e, 0, sizeof(*e));
 	if (!store_name_parse(idx->recs[i].name, &e->parsed))
 	    continue;
 	e->name = mem_strdup(idx->recs[i].name);
+	e->in_new = want_new;
 	l->count++;
     }
 }
@@ -375,7 +379,8 @@ static bool sm_index_names(const struct store_index *idx, struct sm_entry **orde
 	|| idx->count != n)
 	return false;
     for (i = 0; i < n; i++)
-	if (idx->recs[i].uid != order[i]->uid || strcmp(idx->recs[i].name, order[i]->name) != 0)
+	if (idx->recs[i].uid != order[i]->uid || idx->recs[i].in_new != order[i]->in_new
+	    || strcmp(idx->recs[i].name, order[i]->name) != 0)
 	    return false;
     return true;
 }
@@ -464,6 +469,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	msgs[i].name = r->name;
 	msgs[i].modseq = r->modseq;
 	msgs[i].recent = sm_msg_recent(mb, r->uid);
+	msgs[i].in_new = r->in_new;
     }
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
     idx->data = NULL;
@@ -491,7 +497,8 @@ static void sm_commit_patch(struct store_mailbox *mb, struct sm_entry **order, s
 	} else if (m->uid > order[j]->uid) {
 	    j++;
 	} else {
-	    if (strcmp(m->name, order[j]->name) == 0 && m->modseq != order[j]->modseq) {
+	    if (m->in_new == order[j]->in_new && strcmp(m->name, order[j]->name) == 0
+		&& m->modseq != order[j]->modseq) {
 		m->modseq = order[j]->modseq;
 		if (m->modseq > mb->highestmodseq)
 		    mb->highestmodseq = m->modseq;
@@ -499,6 +506,23 @@ static void sm_commit_patch(struct store_mailbox *mb, struct sm_entry **order, s
 	    i++, j++;
 	}
     }
+}
+
+/* sm_entry_rec - the index record of ((struct sm_entry **) ctx)[i] (the
+ * index is written from the entries: no array of records) */
+static const struct store_rec *sm_entry_rec(size_t i, void *ctx, struct store_rec *r)
+{
+    const struct sm_entry *e = ((struct sm_entry **) ctx)[i];
+
+    r->name = e->name;
+    r->keylen = e->parsed.keylen;
+    r->uid = e->uid;
+    r->size = e->size;
+    r->crlf_size = e->crlf_size;
+    r->mtime = e->mtime;
+    r->modseq = e->modseq;
+    r->in_new = e->in_new;
+    return r;
 }
 
 /*
@@ -525,19 +549,19 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct store_index_head head;
     struct sm_list l = {NULL, 0, 0};
     struct sm_entry *e, **order = NULL;
-    struct store_rec *rec, *recs = NULL;
+    struct store_rec *rec;
     struct store_msg *msgs;
-    struct store_dirstamp stamp;
+    struct store_dirstamp stamp, nstamp;
     struct timespec t_scan;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
-    bool jumped = false, cur_listed = false, wrote = false, in_index;
+    bool jumped = false, cur_listed = false, new_listed, wrote = false, in_index, from_idx;
     size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
     char *arena;
-    size_t i, n, nfresh, keylen;
+    size_t i, n = 0, nfresh, keylen, n_in_new, fresh_new = 0;
     int ret = -1, r;
 
     if (old_r)
@@ -549,26 +573,56 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     (void) clock_gettime(CLOCK_REALTIME, &t_scan);	/* (before any read) */
     store_index_read(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
-    if (sm_scan(mb->new_fd, true, &l, error_r) < 0)
+    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.h.uidvalidity);
+    /* new/ unchanged since a valid index saw it: its list is new/'s
+     * (messages are left in new/ until their flags change) */
+    new_listed = trusted && idx.version == 2 && store_dirstamp_get(mb->new_fd, &nstamp, false)
+	&& store_dirstamp_same(&idx.h.newd, &nstamp);
+    if (!new_listed && sm_scan(mb->new_fd, true, &l, error_r) < 0)
 	goto out;
-    if (l.count == 0 && sm_fast(mb, how, &idx, have_anchor, a_uv, a_next, old_r)) {
+    if ((new_listed || (l.count == 0 && idx.n_new == 0))
+	&& sm_fast(mb, how, &idx, have_anchor, a_uv, a_next, old_r)) {
 	ret = 0;
 	goto out;
     }
-    trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.h.uidvalidity);
+    if (new_listed)
+	sm_from_index(&idx, &l, true);
     /* cur/ unchanged since a valid index saw it (its stamp then was old
      * enough that no later change can share it): the index's list is
      * cur/'s, without reading the directory */
     if (trusted && idx.version == 2 && store_dirstamp_get(mb->cur_fd, &stamp, false)
 	&& store_dirstamp_same(&idx.h.cur, &stamp)) {
-	sm_from_index(&idx, &l);
+	sm_from_index(&idx, &l, false);
 	cur_listed = true;
     } else if (sm_scan(mb->cur_fd, false, &l, error_r) < 0) {
 	goto out;
     }
+    if (l.count > 0 && l.cap > l.count + l.count / 8) {
+	/* (the scan doubled its array: give back the slack) */
+	l.v = mem_realloc(l.v, mem_size_mul(l.count, sizeof(*l.v)));
+	l.cap = l.count;
+    }
     store_index_sort(&idx);
     if (idx.state != STORE_INDEX_VALID)
 	trusted = false;
+    /* an index lost or damaged: new/'s UIDs from posthorn-newlist, as
+     * cur/'s come from the names' U= */
+    if (!trusted) {
+	struct store_index nli;
+	struct store_rec *nr;
+	uint32_t nl_uv;
+
+	memset(&nli, 0, sizeof(nli));
+	nl_uv = store_newlist_read(mb->dir_fd, &nli);
+	if (nl_uv != 0 && (!have_anchor || nl_uv == a_uv)) {
+	    store_index_sort(&nli);
+	    for (i = 0; i < l.count; i++)
+		if (l.v[i].in_new && l.v[i].parsed.uid == 0
+		    && (nr = store_index_find(&nli, l.v[i].name, l.v[i].parsed.keylen)) != NULL)
+		    l.v[i].parsed.uid = nr->uid;
+	}
+	store_index_free(&nli);
+    }
 
     /* 2. UIDVALIDITY and the floor for new UIDs */
     if (trusted) {
@@ -626,12 +680,15 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    e->dupkey = true;
 	}
 	rec = e->dupkey ? NULL : store_index_find(&idx, e->name, e->parsed.keylen);
-	if (e->in_new || e->dupkey)
-	    continue;
+	if (e->dupkey || (e->in_new && (rec == NULL || rec->uid == 0)
+			  && (trusted || e->parsed.uid == 0)))
+	    continue;			/* (fresh UIDs, in arrival order) */
 	if (trusted && rec && rec->uid) {
 	    from_index++;
-	    if (!cur_listed && strcmp(rec->name, e->name) != 0)
-		changed = true;		/* (flags changed: keep the names current) */
+	    from_idx = e->in_new ? new_listed : cur_listed;
+	    if (!from_idx && (rec->in_new != e->in_new || strcmp(rec->name, e->name) != 0))
+		changed = true;		/* (flags changed, or moved to cur/ by
+					 * another reader: keep names current) */
 	    e->uid = rec->uid;
 	    e->size = rec->size;
 	    e->crlf_size = rec->crlf_size;
@@ -707,14 +764,15 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    goto out;
 	}
 	order[i]->uid = next++;
+	fresh_new += order[i]->in_new;
 	changed = true;
     }
 
     /* 4. names that carry the UID and sizes; new/ to cur/ */
     for (i = 0; mb->can_write && i < l.count; i++) {
 	e = &l.v[i];
-	if (e->name == NULL)
-	    continue;
+	if (e->name == NULL || (e->in_new && !e->dupkey))
+	    continue;			/* (new/: left there, docs/mailstore.md) */
 	if (!e->in_new && !e->dupkey && e->parsed.uid == e->uid
 	    && e->parsed.size == (long long) e->size
 	    && (e->parsed.crlf_size == (long long) e->crlf_size || e->parsed.crlf_size < 0))
@@ -773,12 +831,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     (void) renamed;
     (void) moved_new;
 
-    /* 5. the final list in UID order (messages still in new/ are left
-     * out); MODSEQs; \Recent */
-    for (i = n = 0; i < l.count; i++) {
+    /* 5. the final list in UID order; MODSEQs; \Recent */
+    for (i = n = n_in_new = 0; i < l.count; i++) {
 	e = &l.v[i];
-	if (e->name == NULL || e->in_new || e->uid == 0 || e->dupkey)
+	if (e->name == NULL || e->uid == 0 || e->dupkey)
 	    continue;		/* (a duplicate we could not rename: left out) */
+	n_in_new += e->in_new;
 	order[n++] = e;
     }
     qsort(order, n, sizeof(*order), sm_entry_cmp_uid);
@@ -812,31 +870,27 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
      * the same clock tick as the stamp would not move it; one after the
      * reading began gets a later time) */
     (void) store_dirstamp_get_before(mb->cur_fd, &stamp, &t_scan);
-    mb->cur_stamp_recorded = stamp.msec != 0;
+    (void) store_dirstamp_get_before(mb->new_fd, &nstamp, &t_scan);
+    mb->cur_stamp_recorded = stamp.msec != 0 && (nstamp.msec != 0 || n_in_new == 0);
     if (!store_dirstamp_same(&stamp, &idx.h.cur) && (stamp.msec != 0 || idx.h.cur.msec != 0))
+	changed = true;
+    if (!store_dirstamp_same(&nstamp, &idx.h.newd) && (nstamp.msec != 0 || idx.h.newd.msec != 0))
 	changed = true;
     if (n != idx.count)
 	changed = true;
 
     /* 6. the index; the snapshot */
     if (changed && mb->can_write) {
-	recs = mem_alloc_array(n ? n : 1, sizeof(*recs));
-	for (i = 0; i < n; i++) {
-	    e = order[i];
-	    recs[i].name = e->name;	/* (borrowed until the write) */
-	    recs[i].keylen = e->parsed.keylen;
-	    recs[i].uid = e->uid;
-	    recs[i].size = e->size;
-	    recs[i].crlf_size = e->crlf_size;
-	    recs[i].mtime = e->mtime;
-	    recs[i].modseq = e->modseq;
-	}
+	/* (the old index is done with: the entries hold what they took
+	 * from it; it goes before the records are built) */
+	store_index_free(&idx);
 	memset(&head, 0, sizeof(head));
 	head.uidvalidity = uv;
 	head.uidnext = next;
 	head.highestmodseq = highest;
 	head.recent = recent;
 	head.cur = stamp;
+	head.newd = nstamp;
 	/* the anchor first, durably, whenever UIDNEXT passed it: then no
 	 * UID a client may see can be given again, whatever a crash does
 	 * to the index (written without fsyncing its data: a damaged
@@ -846,10 +900,13 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	if ((!have_anchor || a_uv != uv || a_next < next)
 	    && store_anchor_write(mb->dir_fd, uv, next, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if (store_index_write(mb->dir_fd, &head, recs, n, false, &err) < 0)
+	else if (store_index_write_fn(mb->dir_fd, &head, n, sm_entry_rec, order, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
 	else
 	    wrote = true;
+	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)
+	    && store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
+	    msg_warn("%s: %s", mb->path, err);
     }
     mb->disk_uidnext = next;
     mb->disk_uidvalidity = uv;
@@ -862,10 +919,23 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
      * from there (page cache, not this process's memory once
      * sm_names_release dropped the mapping's pages), else copied */
     if (wrote) {
+	/* the scan's memory goes before the index is read back: what was
+	 * just written under the lock is order[0..n) (UIDs compared only) */
 	store_index_free(&idx);
 	store_index_read(mb->dir_fd, &idx);
+	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
+	    && idx.count == n;
+	for (i = 0; in_index && i < n; i++)
+	    in_index = idx.recs[i].uid == order[i]->uid && idx.recs[i].in_new == order[i]->in_new;
+	if (in_index) {
+	    sm_list_free(&l);
+	    mem_free(&order);
+	    if (n > 1000)
+		(void) malloc_trim(0);
+	}
+    } else {
+	in_index = sm_index_names(&idx, order, n);
     }
-    in_index = sm_index_names(&idx, order, n);
     arena = NULL;
     if (!in_index) {
 	for (i = arena_len = 0; i < n; i++)
@@ -875,10 +945,21 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
-	e = order[i];
 	if (in_index) {
-	    msgs[i].name = idx.recs[i].name;
-	} else {
+	    rec = &idx.recs[i];
+	    msgs[i].name = rec->name;
+	    msgs[i].uid = rec->uid;
+	    msgs[i].flags = rec->flags;
+	    msgs[i].size = rec->size;
+	    msgs[i].crlf_size = rec->crlf_size;
+	    msgs[i].mtime = rec->mtime;
+	    msgs[i].modseq = rec->modseq;
+	    msgs[i].recent = sm_msg_recent(mb, rec->uid);
+	    msgs[i].in_new = rec->in_new;
+	    continue;
+	}
+	e = order[i];
+	{
 	    keylen = strlen(e->name) + 1;
 	    memcpy(arena + off, e->name, keylen);
 	    msgs[i].name = arena + off;
@@ -891,6 +972,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	msgs[i].mtime = e->mtime;
 	msgs[i].modseq = e->modseq;
 	msgs[i].recent = sm_msg_recent(mb, e->uid);
+	msgs[i].in_new = e->in_new;
     }
     if (in_index) {
 	sm_install(mb, msgs, n, idx.data, idx.map_len, idx.map_fd, old_r);
@@ -908,15 +990,13 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
   out:
     store_unlock(mb);
     store_index_free(&idx);
-    if (l.count > 1000) {
+    if (l.count > 1000 || n > 1000) {
 	sm_list_free(&l);
 	mem_free(&order);
-	mem_free(&recs);
 	(void) malloc_trim(0);		/* (the scan's memory back to the system) */
     }
     sm_list_free(&l);
     mem_free(&order);
-    mem_free(&recs);
     return ret;
 }
 
@@ -1192,6 +1272,7 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     }
     sm_set_name(mb, i, now);
     m->flags = store_flags_parse(now);
+    m->in_new = false;			/* (another reader moved it to cur/) */
     mb->generation++;
     mem_free(&now);
     return 0;
@@ -1227,7 +1308,8 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
     for (tries = 0; tries < 3; tries++) {
 	char buf[NAME_MAX + 1];
 
-	fd = openat(mb->cur_fd, sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
+	fd = openat(mb->snap.msgs[i].in_new ? mb->new_fd : mb->cur_fd,
+		    sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
 		    | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
@@ -1236,14 +1318,16 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);
 	    errno = EINVAL;
-	    return errtext_fail(&store_error, error_r, "%s/cur/%s: not a regular file",
-				mb->path, mb->snap.msgs[i].name);
+	    return errtext_fail(&store_error, error_r, "%s/%s/%s: not a regular file",
+				mb->path, mb->snap.msgs[i].in_new ? "new" : "cur",
+				mb->snap.msgs[i].name);
 	}
 	if (errno != ENOENT || store_relocate(mb, i) < 0)
 	    break;
     }
-    return errtext_fail(&store_error, error_r, "open %s/cur/%s: %s", mb->path,
-			mb->snap.msgs[i].name, strerror(errno));
+    return errtext_fail(&store_error, error_r, "open %s/%s/%s: %s", mb->path,
+			mb->snap.msgs[i].in_new ? "new" : "cur", mb->snap.msgs[i].name,
+			strerror(errno));
 }
 
 /* store_msg_crlf_size - the CRLF size, counted now if unknown */
@@ -1341,7 +1425,8 @@ void store_stamp_at_close(struct store_mailbox *mb)
 	|| !mb->have_snapshot || mb->snap.count < 1000 || mb->in_batch)
 	return;
     (void) clock_gettime(CLOCK_REALTIME, &now);
-    if (!store_dirstamp_get_before(mb->cur_fd, &st, &now) || st.msec == 0)
+    if (!store_dirstamp_get_before(mb->cur_fd, &st, &now) || st.msec == 0
+	|| !store_dirstamp_get_before(mb->new_fd, &st, &now) || st.msec == 0)
 	return;				/* (still too young) */
     if (store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
 	msg_warn("%s", err);
@@ -1472,7 +1557,7 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
     for (tries = 0; tries < 3; tries++) {
 	(void) store_name_parse(m->name, &parsed);
 	flags = (parsed.flags | add) & ~remove;
-	if (flags == parsed.flags && strstr(m->name, ":2,") != NULL) {
+	if (flags == parsed.flags && (m->in_new || strstr(m->name, ":2,") != NULL)) {
 	    m->flags = flags;
 	    return sm_done(mb, false, false, error_r);
 	}
@@ -1482,9 +1567,11 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
 	    errno = ENAMETOOLONG;
 	    return errtext_fail(&store_error, error_r, "%s: file name too long", m->name);
 	}
-	if (renameat(mb->cur_fd, m->name, mb->cur_fd, newname) == 0) {
+	/* (a message in new/ moves to cur/ with its first flags) */
+	if (renameat(m->in_new ? mb->new_fd : mb->cur_fd, m->name, mb->cur_fd, newname) == 0) {
 	    sm_set_name(mb, i, newname);
 	    m->flags = flags;
+	    m->in_new = false;
 	    return sm_done(mb, true, false, error_r);
 	}
 	err = errno;
@@ -1493,8 +1580,8 @@ int store_set_flags(struct store_mailbox *mb, size_t i, uint32_t add, uint32_t r
     }
     store_unlock(mb);
     errno = err ? err : ENOENT;
-    return errtext_fail(&store_error, error_r, "rename %s/cur/%s: %s", mb->path, m->name,
-			strerror(errno));
+    return errtext_fail(&store_error, error_r, "rename %s/%s/%s: %s", mb->path,
+			m->in_new ? "new" : "cur", m->name, strerror(errno));
 }
 
 /* sm_uid_cmp - qsort/bsearch for uint32_t */
@@ -1531,7 +1618,8 @@ int store_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t n,
 	if (bsearch(&mb->snap.msgs[i].uid, want, n, sizeof(*want), sm_uid_cmp) == NULL)
 	    continue;
 	for (tries = 0; tries < 3; tries++) {
-	    if (unlinkat(mb->cur_fd, mb->snap.msgs[i].name, 0) == 0) {
+	    if (unlinkat(mb->snap.msgs[i].in_new ? mb->new_fd : mb->cur_fd,
+			 mb->snap.msgs[i].name, 0) == 0) {
 		removed++;
 		break;
 	    }

@@ -73,12 +73,16 @@ struct store_msg {
 				 * yet (a synchronisation reads no message:
 				 * use store_msg_crlf_size) */
     time_t mtime;		/* the file's mtime (IMAP INTERNALDATE) */
-    const char *name;		/* the file name in cur/ (no directory) */
+    const char *name;		/* the file name (no directory) in cur/,
+				 * or in new/ when in_new */
     uint64_t modseq;		/* CONDSTORE MODSEQ: raised on every flag
 				 * change; > 0 */
     bool recent;		/* \Recent for this handle: it claimed the
 				 * message (STORE_RECENT), or (a handle
 				 * without STORE_RECENT) nobody has yet */
+    bool in_new;		/* still in new/ under its delivery name (no
+				 * flags yet: moved to cur/ when they change;
+				 * docs/mailstore.md) */
 };
 
 struct store_mailbox;

@@ -309,7 +309,8 @@ int store_copy(struct store_mailbox *src, const size_t *idx, size_t n,
 	    goto fail;
 	}
 	for (tries = 0; tries < 3; tries++) {
-	    if (linkat(src->cur_fd, m->name, dest->cur_fd, names[k], 0) == 0)
+	    if (linkat(m->in_new ? src->new_fd : src->cur_fd, m->name, dest->cur_fd, names[k], 0)
+		== 0)
 		break;
 	    if (errno == ENOENT && store_relocate(src, idx[k]) == 0) {
 		m = store_msg(src, idx[k]);

@@ -18,6 +18,7 @@
 
 /* Base library. */
 #include "errtext.h"
+#include "file_read.h"
 #include "mem.h"
 #include "safe_file.h"
 #include "str.h"
@@ -135,6 +136,8 @@ static void si_parse(struct store_index *idx, size_t len)
     char *data = idx->data, *cp = data, *end = data + len, *nl;
     unsigned long long uv, next, uid, size, crlf, mtime, count, modseq = 0;
     unsigned long long hms = 0, recent = 0, csec = 0, cnsec = 0, ino = 0, msec, mnsec;
+    unsigned long long nv[5] = {0, 0, 0, 0, 0};
+    bool in_new;
     uint32_t last_uid = 0;
     struct store_rec *r;
     const char *ccp;
@@ -142,6 +145,19 @@ static void si_parse(struct store_index *idx, size_t len)
     bool hash_ok = false;
 
     idx->state = STORE_INDEX_DAMAGED;
+    {
+	/* the records' array at its size (lines bound it), not doubled:
+	 * 10,000 records are 0.8 MB */
+	size_t lines = 0;
+	const char *q = data;
+
+	while (q < end && (q = memchr(q, '\n', (size_t) (end - q))) != NULL)
+	    q++, lines++;
+	if (lines > 7 && idx->cap == 0) {
+	    idx->cap = lines - 7;
+	    idx->recs = mem_alloc_array(idx->cap, sizeof(*idx->recs));
+	}
+    }
 #define SI_LINE() ((nl = memchr(cp, '\n', (size_t) (end - cp))) != NULL)
     if (!SI_LINE())
 	return;
@@ -192,6 +208,14 @@ static void si_parse(struct store_index *idx, size_t len)
 			 || !si_ulong(&ccp, ' ', 999999999, &cnsec)
 			 || !si_ulong(&ccp, '\n', UINT64_MAX, &ino)))
 	return;
+    /* (version 2, optional: "new MSEC MNSEC CSEC CNSEC INO", new/'s stamp) */
+    if (version == 2 && (size_t) (end - ccp) > 4 && memcmp(ccp, "new ", 4) == 0) {
+	ccp += 4;
+	if (!si_ulong(&ccp, ' ', INT64_MAX, &nv[0]) || !si_ulong(&ccp, ' ', 999999999, &nv[1])
+	    || !si_ulong(&ccp, ' ', INT64_MAX, &nv[2]) || !si_ulong(&ccp, ' ', 999999999, &nv[3])
+	    || !si_ulong(&ccp, '\n', UINT64_MAX, &nv[4]))
+	    return;
+    }
     cp = (char *) ccp;
     while (SI_LINE() && strncmp(cp, "end ", 4) != 0) {
 	ccp = cp;
@@ -200,8 +224,13 @@ static void si_parse(struct store_index *idx, size_t len)
 				 || modseq > hms))
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &size)
 	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &crlf)
-	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime)
-	    || (crlf < size && crlf != 0) || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
+	    || !si_ulong(&ccp, ' ', (unsigned long long) INT64_MAX, &mtime))
+	    return;
+	/* (version 2: "new/NAME", a message left in new/) */
+	in_new = version == 2 && nl - ccp > 4 && memcmp(ccp, "new/", 4) == 0;
+	if (in_new)
+	    ccp += 4;
+	if ((crlf < size && crlf != 0) || ccp >= nl || *ccp == '.' || *ccp == ',' || *ccp == ':'
 	    || memchr(ccp, '/', (size_t) (nl - ccp))
 	    || (version == 2 && (nl - ccp < 2 || memchr(ccp, 0, (size_t) (nl - ccp)) != nl - 1))
 	    || (version == 1 && memchr(ccp, 0, (size_t) (nl - ccp)) != NULL))
@@ -217,6 +246,8 @@ static void si_parse(struct store_index *idx, size_t len)
 	r->crlf_size = crlf == 0 && size > 0 ? -1 : (off_t) crlf;
 	r->mtime = (time_t) mtime;
 	r->flags = 0;
+	r->in_new = in_new;
+	idx->n_new += in_new;
 	{
 	    const char *info = memrchr(ccp, ':', (size_t) (nl - ccp));
 
@@ -240,6 +271,11 @@ static void si_parse(struct store_index *idx, size_t len)
 		idx->h.cur.csec = (long long) csec;
 		idx->h.cur.cnsec = (long) cnsec;
 		idx->h.cur.ino = ino;
+		idx->h.newd.msec = (long long) nv[0];
+		idx->h.newd.mnsec = (long) nv[1];
+		idx->h.newd.csec = (long long) nv[2];
+		idx->h.newd.cnsec = (long) nv[3];
+		idx->h.newd.ino = nv[4];
 	    }
 	}
     }
@@ -518,15 +554,89 @@ static char *si_put_num(char *p, unsigned long long v, char after)
     return p;
 }
 
+/* si_line - record r's line into line (at least 6 * 24 + NAME_MAX + 7
+ * bytes); its length, 0 if the name cannot be a file name */
+static size_t si_line(const struct store_rec *r, char *line)
+{
+    size_t nlen = strlen(r->name);
+    char *p;
+
+    if (nlen > NAME_MAX)
+	return 0;
+    p = si_put_num(line, r->uid, ' ');
+    p = si_put_num(p, r->modseq, ' ');
+    p = si_put_num(p, (unsigned long long) r->size, ' ');
+    p = si_put_num(p, (unsigned long long) (r->crlf_size > 0 ? r->crlf_size : 0), ' ');
+    p = si_put_num(p, (unsigned long long) (r->mtime > 0 ? r->mtime : 0), ' ');
+    if (r->in_new) {
+	memcpy(p, "new/", 4);
+	p += 4;
+    }
+    memcpy(p, r->name, nlen);
+    p += nlen;
+    *p++ = 0;
+    *p++ = '\n';
+    return (size_t) (p - line);
+}
+
+/* A streamed write: a bounded buffer, flushed in multiples of 8 bytes so
+ * that si_hash2's words can be taken as the bytes go out. */
+struct si_out {
+    int fd;
+    uint64_t h;
+    size_t len;
+    char buf[65536];
+    bool failed;
+};
+
+/* si_out_flush - hash and write the whole words of the buffer (all of
+ * it when last, the tail as si_hash2's last word) */
+static void si_out_flush(struct si_out *o, bool last)
+{
+    size_t whole = o->len & ~(size_t) 7, i;
+    uint64_t w;
+
+    for (i = 0; i < whole; i += 8) {
+	memcpy(&w, o->buf + i, 8);
+	o->h = (o->h ^ w) * 0x9e3779b97f4a7c15ULL;
+	o->h ^= o->h >> 31;
+    }
+    if (last) {
+	w = 0;
+	memcpy(&w, o->buf + whole, o->len - whole);
+	o->h = (o->h ^ w) * 0xff51afd7ed558ccdULL;
+	o->h ^= o->h >> 33;
+	whole = o->len;
+    }
+    if (!o->failed && whole > 0 && write_all_fd(o->fd, o->buf, whole) < 0)
+	o->failed = true;
+    memmove(o->buf, o->buf + whole, o->len - whole);
+    o->len -= whole;
+}
+
+/* si_out_put - append data[0..n) (n well under the buffer) */
+static void si_out_put(struct si_out *o, const char *data, size_t n)
+{
+    if (sizeof(o->buf) - o->len < n)
+	si_out_flush(o, false);
+    memcpy(o->buf + o->len, data, n);
+    o->len += n;
+}
+
+/* si_get_sorted - store_index_write's getter over its sorted pointers */
+static const struct store_rec *si_get_sorted(size_t i, void *ctx, struct store_rec *tmp)
+{
+    (void) tmp;
+    return ((const struct store_rec **) ctx)[i];
+}
+
 /* store_index_write - the whole index, in UID order, atomically */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
 		      size_t count, bool durable, const char **error_r)
 {
-    struct str *buf = str_new(STORE_INDEX_MAX);
     const struct store_rec **order;
-    size_t i, nlen, sorted = 1;
-    char *p, line[6 * 24 + NAME_MAX + 3];
-    int ret = -1;
+    size_t i, sorted = 1;
+    int ret;
 
     order = mem_alloc_array(count ? count : 1, sizeof(*order));
     for (i = 0; i < count; i++) {
@@ -536,41 +646,77 @@ int store_index_write(int dir_fd, const struct store_index_head *h, const struct
     }
     if (!sorted)
 	qsort(order, count, sizeof(*order), si_rec_uid_cmp);
-    if (!str_try_printf(buf, "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
-			"recent %lu\ncur %lld %ld %lld %ld %llu\n",
-			STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
-			(unsigned long) h->uidnext, (unsigned long long) h->highestmodseq,
-			(unsigned long) h->recent, h->cur.msec, h->cur.mnsec, h->cur.csec,
-			h->cur.cnsec, h->cur.ino))
-	goto too_big;
-    for (i = 0; i < count; i++) {
-	nlen = strlen(order[i]->name);
-	if (nlen > NAME_MAX)
-	    continue;			/* (cannot be a file name) */
-	p = si_put_num(line, order[i]->uid, ' ');
-	p = si_put_num(p, order[i]->modseq, ' ');
-	p = si_put_num(p, (unsigned long long) order[i]->size, ' ');
-	p = si_put_num(p, (unsigned long long) (order[i]->crlf_size > 0 ? order[i]->crlf_size
-						: 0), ' ');
-	p = si_put_num(p, (unsigned long long) (order[i]->mtime > 0 ? order[i]->mtime : 0), ' ');
-	memcpy(p, order[i]->name, nlen);
-	p += nlen;
-	*p++ = 0;
-	*p++ = '\n';
-	if (!str_try_append(buf, line, (size_t) (p - line)))
-	    goto too_big;
-    }
-    if (!str_try_appendf(buf, "end %zu %016llx\n", count,
-			 (unsigned long long) si_hash2(str_cstr(buf), str_len(buf))))
-	goto too_big;
-    ret = store_write_atomic2(dir_fd, STORE_INDEX_TMP, STORE_INDEX_FILE, str_cstr(buf),
-			      str_len(buf), durable, error_r);
-    goto out;
-  too_big:
-    ret = errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);
-  out:
+    ret = store_index_write_fn(dir_fd, h, count, si_get_sorted, order, durable, error_r);
     mem_free(&order);
-    str_free(&buf);
+    return ret;
+}
+
+/* store_index_write_fn - written through a 64 KiB buffer (two passes
+ * over the records: the check sum begins with the length), never whole
+ * in memory */
+int store_index_write_fn(int dir_fd, const struct store_index_head *h, size_t count,
+			 store_index_get_fn get, void *ctx, bool durable, const char **error_r)
+{
+    struct store_rec tmp;
+    struct si_out *o;
+    size_t i, n, total, written = 0;
+    char head[512], line[6 * 24 + NAME_MAX + 7], tail[64];
+    int ret = -1, err;
+
+    fmt_buf_or_panic(head, sizeof(head), "%s\nuidvalidity %lu\nuidnext %lu\nhighestmodseq %llu\n"
+		     "recent %lu\ncur %lld %ld %lld %ld %llu\nnew %lld %ld %lld %ld %llu\n",
+		     STORE_INDEX_MAGIC, (unsigned long) h->uidvalidity,
+		     (unsigned long) h->uidnext, (unsigned long long) h->highestmodseq,
+		     (unsigned long) h->recent, h->cur.msec, h->cur.mnsec, h->cur.csec,
+		     h->cur.cnsec, h->cur.ino, h->newd.msec, h->newd.mnsec, h->newd.csec,
+		     h->newd.cnsec, h->newd.ino);
+    total = strlen(head);
+    for (i = 0; i < count; i++)
+	total += si_line(get(i, ctx, &tmp), line);
+    if (total >= STORE_INDEX_MAX)
+	return errtext_fail(&store_error, error_r, "index too big (%zu messages)", count);
+    o = mem_alloc(sizeof(*o));
+    o->len = 0;
+    o->failed = false;
+    o->h = 0xcbf29ce484222325ULL ^ total;
+    (void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+    o->fd = openat(dir_fd, STORE_INDEX_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		   0600);
+    if (o->fd < 0) {
+	ret = errtext_fail(&store_error, error_r, "create %s: %s", STORE_INDEX_TMP,
+			   strerror(errno));
+	goto out;
+    }
+    si_out_put(o, head, strlen(head));
+    for (i = 0; i < count; i++)
+	if ((n = si_line(get(i, ctx, &tmp), line)) > 0) {
+	    si_out_put(o, line, n);
+	    written++;
+	}
+    si_out_flush(o, true);
+    fmt_buf_or_panic(tail, sizeof(tail), "end %zu %016llx\n", written, (unsigned long long) o->h);
+    if (o->failed || write_all_fd(o->fd, tail, strlen(tail)) < 0 || (durable && fsync(o->fd) < 0)) {
+	err = errno;
+	(void) close(o->fd);
+	(void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+	ret = errtext_fail(&store_error, error_r, "write %s: %s", STORE_INDEX_TMP, strerror(err));
+	goto out;
+    }
+    if (close(o->fd) < 0 || renameat(dir_fd, STORE_INDEX_TMP, dir_fd, STORE_INDEX_FILE) < 0) {
+	err = errno;
+	(void) unlinkat(dir_fd, STORE_INDEX_TMP, 0);
+	ret = errtext_fail(&store_error, error_r, "replace %s: %s", STORE_INDEX_FILE,
+			   strerror(err));
+	goto out;
+    }
+    if (fsync(dir_fd) < 0) {
+	ret = errtext_fail(&store_error, error_r, "fsync after replacing %s: %s",
+			   STORE_INDEX_FILE, strerror(errno));
+	goto out;
+    }
+    ret = 0;
+  out:
+    mem_free(&o);
     return ret;
 }
 
@@ -611,4 +757,114 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
 		     (unsigned long) uidvalidity, (unsigned long) uidnext);
     return store_write_atomic(dir_fd, STORE_ANCHOR_TMP, STORE_ANCHOR_FILE, buf, strlen(buf),
 			      error_r);
+}
+
+/*
+ * The new/ list, posthorn-newlist: "posthorn-newlist 1 UIDVALIDITY\n"
+ * then "UID KEY\n" for each message left in new/ (whose name carries
+ * no U=), so that a lost or damaged index is rebuilt with their UIDs
+ * as cur/'s are from their names. A hint only, like U=: written
+ * without fsync, read only when the index is not trusted.
+ */
+#define STORE_NEWLIST_FILE	"posthorn-newlist"
+#define STORE_NEWLIST_TMP	"posthorn-newlist.tmp"
+
+/* store_newlist_write - the list of recs[0..count) that are in_new */
+int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_index_get_fn get,
+			void *ctx, const char **error_r)
+{
+    const struct store_rec *r;
+    struct store_rec tmp;
+    char buf[65536], *p = buf;
+    size_t i, nlen;
+    int fd, err;
+
+    (void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
+    fd = openat(dir_fd, STORE_NEWLIST_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		0600);
+    if (fd < 0)
+	return errtext_fail(&store_error, error_r, "create %s: %s", STORE_NEWLIST_TMP,
+			    strerror(errno));
+    memcpy(p, "posthorn-newlist 1 ", 19);
+    p = si_put_num(p + 19, uidvalidity, '\n');
+    for (i = 0; i < count; i++) {
+	r = get(i, ctx, &tmp);
+	if (!r->in_new || (nlen = r->keylen) > NAME_MAX)
+	    continue;
+	if ((size_t) (buf + sizeof(buf) - p) < nlen + 32) {
+	    if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
+		goto fail;
+	    p = buf;
+	}
+	p = si_put_num(p, r->uid, ' ');
+	memcpy(p, r->name, nlen);
+	p += nlen;
+	*p++ = '\n';
+    }
+    if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
+	goto fail;
+    if (close(fd) < 0 || renameat(dir_fd, STORE_NEWLIST_TMP, dir_fd, STORE_NEWLIST_FILE) < 0) {
+	err = errno;
+	(void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
+	return errtext_fail(&store_error, error_r, "replace %s: %s", STORE_NEWLIST_FILE,
+			    strerror(err));
+    }
+    return 0;
+  fail:
+    err = errno;
+    (void) close(fd);
+    (void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
+    return errtext_fail(&store_error, error_r, "write %s: %s", STORE_NEWLIST_TMP, strerror(err));
+}
+
+/* store_newlist_read - read the list into idx's records (as a damaged
+ * index's hint: in_new, uid and name only; idx must be MISSING or
+ * DAMAGED, its old records are dropped); the list's UIDVALIDITY, 0 if
+ * there is none */
+uint32_t store_newlist_read(int dir_fd, struct store_index *idx)
+{
+    struct str *s = str_new(STORE_INDEX_MAX);
+    unsigned long long uv = 0, uid;
+    struct store_rec *r;
+    const char *err, *cp, *end, *nl, *p;
+    int fd;
+
+    fd = openat(dir_fd, STORE_NEWLIST_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || file_read_fd(fd, STORE_NEWLIST_FILE, s, STORE_INDEX_MAX, &err) < 0) {
+	if (fd >= 0)
+	    (void) close(fd);
+	str_free(&s);
+	return 0;
+    }
+    (void) close(fd);
+    cp = str_cstr(s);
+    end = cp + str_len(s);
+    if ((size_t) (end - cp) < 19 || memcmp(cp, "posthorn-newlist 1 ", 19) != 0
+	|| (cp += 19, !si_ulong(&cp, '\n', UINT32_MAX, &uv))) {
+	str_free(&s);
+	return 0;
+    }
+    store_index_free(idx);
+    idx->state = STORE_INDEX_DAMAGED;
+    idx->data = mem_alloc((size_t) (end - cp) + 1);
+    memcpy(idx->data, cp, (size_t) (end - cp));
+    idx->data[end - cp] = 0;
+    cp = idx->data;
+    end = cp + strlen(cp);
+    for (; cp < end && (nl = memchr(cp, '\n', (size_t) (end - cp))) != NULL; cp = nl + 1) {
+	p = cp;
+	if (!si_ulong(&p, ' ', UINT32_MAX, &uid) || uid == 0 || p >= nl
+	    || memchr(p, '/', (size_t) (nl - p)) || *p == '.')
+	    continue;
+	*(char *) nl = 0;
+	r = si_add(idx);
+	memset(r, 0, sizeof(*r));
+	r->name = (char *) p;
+	r->keylen = (size_t) (nl - p);
+	r->uid = (uint32_t) uid;
+	r->in_new = true;
+	idx->n_new++;
+    }
+    str_free(&s);
+    return (uint32_t) uv;
 }

@@ -61,6 +61,7 @@ struct store_rec {
     uint64_t modseq;		/* 0 in a version 1 index */
     uint32_t flags;		/* (read: from the name) */
     uint64_t khash;		/* (store_index_sort: of the key) */
+    bool in_new;		/* the file is new/NAME (written "new/NAME") */
 };
 
 #define STORE_INDEX_MISSING	0
@@ -84,6 +85,7 @@ struct store_index_head {
     uint64_t highestmodseq;	/* 0: unknown (version 1) */
     uint32_t recent;		/* lowest UID no session claimed; 0 unknown */
     struct store_dirstamp cur;	/* cur/ when the index was written */
+    struct store_dirstamp newd;	/* new/ likewise (all 0: not recorded) */
 };
 
 struct store_index {
@@ -97,6 +99,7 @@ struct store_index {
     struct store_rec *recs;	/* in the file's (UID) order */
     size_t count;
     size_t cap;
+    size_t n_new;		/* records of messages in new/ */
     size_t *bykey;		/* store_index_sort: recs by key */
 };
 
@@ -119,6 +122,20 @@ struct store_rec *store_index_find(struct store_index *idx, const char *key, siz
  * counted). 0, or -1 + error */
 int store_index_write(int dir_fd, const struct store_index_head *h, const struct store_rec *recs,
 		      size_t count, bool durable, const char **error_r);
+/* store_newlist_write - posthorn-newlist: UID and key of the records
+ * in_new (no fsync; a hint for rebuilding the index). 0, or -1 + error
+ * store_newlist_read - into idx (records: in_new, uid, name = key);
+ * its UIDVALIDITY, 0 if there is no readable list */
+int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count,
+			const struct store_rec *(*get) (size_t, void *, struct store_rec *),
+			void *ctx, const char **error_r);
+uint32_t store_newlist_read(int dir_fd, struct store_index *idx);
+/* store_index_write_fn - the same, record i (ascending UID) from get
+ * (which may fill tmp and return it) */
+typedef const struct store_rec *(*store_index_get_fn) (size_t i, void *ctx,
+						       struct store_rec *tmp);
+int store_index_write_fn(int dir_fd, const struct store_index_head *h, size_t count,
+			 store_index_get_fn get, void *ctx, bool durable, const char **error_r);
 /* store_dirstamp_get - fd's stamp; with only_if_old, all 0 unless its
  * mtime and ctime are at least 2 seconds old (a change within the same
  * clock tick would not show); false if fstat fails */

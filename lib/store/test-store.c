@@ -172,12 +172,14 @@ static void test_uids_stable(void)
     unit_assert_inteq(store_msg(mb, 1)->crlf_size, -1);
     unit_assert_inteq(store_msg_crlf_size(mb, 1), 11);
     unit_assert_inteq(store_msg(mb, 1)->crlf_size, 11);
-    unit_assert(strstr(store_msg(mb, 1)->name, ",U=2:2,") != NULL);
-    unit_assert(strstr(store_msg(mb, 1)->name, ",S=10,U=2:2,") != NULL);
+    /* new mail stays in new/ under its delivery name until its flags
+     * change (no rename per message on open) */
+    unit_assert(store_msg(mb, 1)->in_new);
+    unit_assert(strstr(store_msg(mb, 1)->name, ":2,") == NULL);
     read_msg(mb, 1, buf, sizeof(buf));
     unit_assert_streq(buf, "two\r\nline\n");
-    unit_assert_inteq(count_files("m1", "new"), 0);
-    unit_assert_inteq(count_files("m1", "cur"), 3);
+    unit_assert_inteq(count_files("m1", "new"), 3);
+    unit_assert_inteq(count_files("m1", "cur"), 0);
     uv = store_uidvalidity(mb);
     unit_assert(uv > 0);
     store_close(&mb);
@@ -191,6 +193,37 @@ static void test_uids_stable(void)
     read_msg(mb, 2, buf, sizeof(buf));
     unit_assert_streq(buf, "three\n");
     unit_assert_inteq(store_msg(mb, 2)->uid, 3);
+    /* a flag moves it to cur/, its name carrying UID, sizes and flags */
+    unit_assert(store_set_flags(mb, 1, STORE_FLAG_SEEN, 0, NULL) == 0);
+    unit_assert(!store_msg(mb, 1)->in_new);
+    unit_assert(strstr(store_msg(mb, 1)->name, ",S=10,W=11,U=2:2,S") != NULL);
+    unit_assert_inteq(count_files("m1", "new"), 2);
+    unit_assert_inteq(count_files("m1", "cur"), 1);
+    read_msg(mb, 1, buf, sizeof(buf));
+    unit_assert_streq(buf, "two\r\nline\n");
+    store_close(&mb);
+    mb = open_rw("m1");
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 1)->uid, 2);
+    unit_assert(store_msg(mb, 1)->flags == STORE_FLAG_SEEN && !store_msg(mb, 1)->in_new);
+    unit_assert(store_msg(mb, 0)->in_new && store_msg(mb, 0)->flags == 0);
+    /* another reader moves a message from new/ to cur/ (with a flag):
+     * same UID, its flag seen, and an open of the old name finds it */
+    {
+	char from[600], to[600];
+
+	fmt_buf_or_panic(from, sizeof(from), "m1/new/%s", store_msg(mb, 2)->name);
+	fmt_buf_or_panic(to, sizeof(to), "m1/cur/%s:2,F", store_msg(mb, 2)->name);
+	unit_assert(rename(from, to) == 0);
+	read_msg(mb, 2, buf, sizeof(buf));
+	unit_assert_streq(buf, "three\n");
+	unit_assert(!store_msg(mb, 2)->in_new);
+    }
+    store_close(&mb);
+    mb = open_rw("m1");
+    unit_assert_inteq(store_count(mb), 3);
+    unit_assert_inteq(store_msg(mb, 2)->uid, 3);
+    unit_assert(store_msg(mb, 2)->flags == STORE_FLAG_FLAGGED && !store_msg(mb, 2)->in_new);
     unit_end();
 
     unit_begin("UIDs: mail delivered during a session gets higher UIDs on refresh");
@@ -256,7 +289,8 @@ static void test_index_lost(void)
     {
 	char victim[600];
 
-	fmt_buf_or_panic(victim, sizeof(victim), "m2/cur/%s", store_msg(mb, 3)->name);
+	fmt_buf_or_panic(victim, sizeof(victim), "m2/%s/%s",
+			 store_msg(mb, 3)->in_new ? "new" : "cur", store_msg(mb, 3)->name);
 	unit_assert(unlink(victim) == 0);
     }
     store_close(&mb);
@@ -335,10 +369,11 @@ static void test_index_damaged(void)
 static void test_index_parse(void)
 {
     struct store_index idx;
-    struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77}};
+    struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77},
+	{0, 0, 0, 0, 0}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0},
+	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0, false},
+	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0, false},
     };
     char text[1024], path[256];
     const char *err;
@@ -374,7 +409,7 @@ static void test_index_parse(void)
     memcpy(text, str_cstr(s), str_len(s));
     /* the records are in UID order, each name ends in a NUL */
     {
-	static const char want[] = "\ncur 1600000000 5 1600000001 6 77\n3 2 5 5 1690000000 "
+	static const char want[] = "\ncur 1600000000 5 1600000001 6 77\nnew 0 0 0 0 0\n3 2 5 5 1690000000 "
 	    "1699.b\0\n7 15 10 12 1700000000 1700.a,S=10:2,S\0\nend 2 ";
 	char *p;
 
@@ -497,7 +532,7 @@ static void test_expunge(void)
     unit_assert_inteq(removed, 2);
     unit_assert_inteq(store_count(mb), 3);
     unit_assert_inteq(store_msg(mb, 1)->uid, 3);
-    unit_assert_inteq(count_files("m6", "cur"), 3);
+    unit_assert_inteq(count_files("m6", "cur") + count_files("m6", "new"), 3);
     /* the other session: gone on open, and on refresh */
     unit_assert(store_open_msg(mb2, 1, &err) < 0 && errno == ENOENT);
     unit_assert(store_expunge(mb2, del, 2, &removed, &err) == 0);
@@ -583,7 +618,8 @@ static void test_unchanged_cur_not_read(void)
     {
 	char victim[600];
 
-	fmt_buf_or_panic(victim, sizeof(victim), "m10/cur/%s", store_msg(mb, 1)->name);
+	fmt_buf_or_panic(victim, sizeof(victim), "m10/%s/%s",
+			 store_msg(mb, 1)->in_new ? "new" : "cur", store_msg(mb, 1)->name);
 	store_close(&mb);
 	unit_assert(unlink(victim) == 0);
     }
@@ -631,9 +667,10 @@ static void test_duplicates(void)
     unit_begin("a message file copied under the same unique name: its own UID");
     deliver("m8", "orig\n", NULL, 0);
     mb = open_rw("m8");
-    fmt_buf_or_panic(src, sizeof(src), "m8/cur/%s", store_msg(mb, 0)->name);
+    fmt_buf_or_panic(src, sizeof(src), "m8/%s/%s", store_msg(mb, 0)->in_new ? "new" : "cur",
+		     store_msg(mb, 0)->name);
     str_copy_out_or_panic(name, sizeof(name), store_msg(mb, 0)->name);
-    *strchr(name, ':') = 0;
+    name[strcspn(name, ":")] = 0;
     fmt_buf_or_panic(dst, sizeof(dst), "m8/cur/%s:2,S", name);
     fmt_buf_or_panic(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst);
     unit_assert(system(cmd) == 0);
