@@ -422,3 +422,34 @@ def test_proxy_limit_is_separate_from_the_client_limit(tpop):
             c = poplib_ssl(tpop.limit_port, tpop.ctx())
             c.user("bob@example.test")
     c.quit()
+
+
+# ------------------------------------------------------------------ defaults
+
+def test_pop3d_inherits_smtpds_separate_certificate_and_key(tls_ca):
+    """A site that gives smtpd its certificate and key as two files
+    (smtpd_tls_cert_file, smtpd_tls_key_file) and nothing for POP3 gets
+    STLS with that pair: pop3d_tls_key_file defaults to smtpd's key, not
+    to pop3d's certificate file (which holds no key)."""
+    for prog in ("auth", "pop3d", "pop3d-login"):
+        if not (BUILD / "libexec" / prog).exists():
+            pytest.skip(f"{prog} not built")
+    p = TlsPop3(tls_ca)
+    p.inst.set_main(**{CHAIN_PARAM: "", "smtpd_tls_chain_files": "",
+                       "smtpd_tls_cert_file": tls_ca.rsa.cert,
+                       "smtpd_tls_key_file": tls_ca.rsa.key})
+    p.inst.start()
+    try:
+        r = TlsRaw(p.port)
+        assert r.line().startswith("+OK")
+        assert r.cmd("CAPA").startswith("+OK")
+        assert "STLS" in r.multi().decode().split("\r\n")
+        assert r.cmd("STLS") == "+OK Begin TLS negotiation"
+        r.starttls(p.ctx())
+        assert r.cmd(f"USER {USER}").startswith("+OK")
+        assert r.cmd(f"PASS {PASSWORD}").startswith("+OK Logged in")
+        assert r.cmd("QUIT").startswith("+OK")
+        r.close()
+    finally:
+        p.inst.stop(timeout=15)
+        shutil.rmtree(p.inst.dir, ignore_errors=True)
