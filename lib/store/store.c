@@ -904,9 +904,16 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    msg_warn("%s: %s", mb->path, err);
 	else
 	    wrote = true;
-	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)
-	    && store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
-	    msg_warn("%s: %s", mb->path, err);
+	if (wrote && (!have_anchor || a_uv != uv || a_next < next))
+	    store_watch_own(mb, STORE_ANCHOR_FILE);
+	if (wrote)
+	    store_watch_own(mb, STORE_INDEX_FILE);
+	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)) {
+	    if (store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
+		msg_warn("%s: %s", mb->path, err);
+	    else
+		store_watch_own(mb, STORE_NEWLIST_FILE);
+	}
     }
     mb->disk_uidnext = next;
     mb->disk_uidvalidity = uv;
@@ -1405,6 +1412,8 @@ void store_save_crlf(struct store_mailbox *mb)
 	/* (nothing else changes: no fsync, the sizes can be counted again) */
 	if (n > 0 && store_index_write(mb->dir_fd, &idx.h, idx.recs, idx.count, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
+	else if (n > 0)
+	    store_watch_own(mb, STORE_INDEX_FILE);
     }
     store_index_free(&idx);
     store_unlock(mb);
@@ -1454,9 +1463,12 @@ static int sm_done(struct store_mailbox *mb, bool fsync_cur, bool anchor, const 
 			   strerror(errno));
     if (ret == 0 && anchor
 	&& (store_anchor_read(mb->dir_fd, &a_uv, &a_next) < 0 || a_uv != mb->uidvalidity
-	    || a_next < mb->uidnext)
-	&& store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &err) < 0)
-	ret = errtext_fail(&store_error, error_r, "%s: %s", mb->path, err);
+	    || a_next < mb->uidnext)) {
+	if (store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &err) < 0)
+	    ret = errtext_fail(&store_error, error_r, "%s: %s", mb->path, err);
+	else
+	    store_watch_own(mb, STORE_ANCHOR_FILE);
+    }
     if (ret == 0 && (fsync_cur || anchor)
 	&& store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
 	msg_warn("%s", err);		/* (done; the MODSEQ comes at the next sync) */

@@ -18,6 +18,8 @@ extern unsigned long store_cur_scans;	/* readdirs of cur/ (for the tests) */
 /* File names in the mailbox directory. */
 #define STORE_INDEX_FILE	"posthorn-index"
 #define STORE_INDEX_TMP		"posthorn-index.tmp"
+#define STORE_NEWLIST_FILE	"posthorn-newlist"
+#define STORE_NEWLIST_TMP	"posthorn-newlist.tmp"
 #define STORE_ANCHOR_FILE	"posthorn-uidvalidity"
 #define STORE_ANCHOR_TMP	"posthorn-uidvalidity.tmp"
 #define STORE_LOCK_FILE		"posthorn-lock"
@@ -209,8 +211,15 @@ struct store_mailbox {
     struct store_dirstamp keywords_stamp;	/* the file's, when read */
     /* store_generation: bumped by everything that may change the snapshot */
     uint64_t generation;
-    /* change notification (store_watch.c) */
+    /* change notification (store_watch.c): the descriptor, the mailbox
+     * directory's watch, and this handle's own replacements of files in
+     * that directory since the last drain (store_watch_own) */
     int watch_fd;
+    int watch_dir_wd;
+    struct {
+	const char *name;	/* a file name constant, NULL: free */
+	unsigned count;
+    } watch_own[6];
     /* the cache (store_cache.c), NULL until used */
     struct store_cache *cache;
 };
@@ -238,6 +247,10 @@ void store_unlock(struct store_mailbox *mb);
 /* store_unique - a new unique Maildir name part into buf (at least
  * 256 bytes) */
 void store_unique(char *buf, size_t size);
+/* store_watch_own - this handle replaced dir/name (an event its watch
+ * should not take for another process's change) */
+void store_watch_own(struct store_mailbox *mb, const char *name);
+
 /* store_rename - renameat; with noreplace never over an existing file */
 int store_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace);
 /* store_relocate - find message i's current name in cur/ again (another

@@ -942,6 +942,40 @@ static void test_watch(void)
     store_watch_clear(a);
     unit_assert_inteq(poll(&pfd, 1, 0), 0);
     unit_end();
+
+    unit_begin("watch: our own index write is no change; another's beside it is");
+    deliver("m23", "z\n", NULL, 0);
+    unit_assert_inteq(poll(&pfd, 1, 1000), 1);
+    unit_assert(store_watch_clear(a));
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    /* the sync wrote the index: an event, but ours */
+    unit_assert_inteq(poll(&pfd, 1, 0), 1);
+    unit_assert(!store_watch_clear(a));
+    unit_assert_inteq(poll(&pfd, 1, 0), 0);
+    /* ours again, and another process replacing the same file */
+    deliver("m23", "w\n", NULL, 0);
+    unit_assert(store_watch_clear(a));
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    {
+	char data[65536];
+	int dfd = open("m23", O_RDONLY | O_DIRECTORY), ifd;
+	ssize_t len;
+
+	unit_assert(dfd >= 0);
+	ifd = openat(dfd, "posthorn-index", O_RDONLY);
+	unit_assert(ifd >= 0);
+	len = read(ifd, data, sizeof(data));
+	unit_assert(len > 0);
+	(void) close(ifd);
+	unit_assert(store_write_atomic(dfd, "posthorn-index.other", "posthorn-index", data,
+				       (size_t) len, &err) == 0);
+	(void) close(dfd);
+    }
+    unit_assert(store_watch_clear(a));
+    unit_assert(!store_watch_clear(a));
+    unit_end();
     store_close(&a);
     store_changes_free(&ch);
 }
