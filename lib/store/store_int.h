@@ -52,17 +52,18 @@ bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off
 		     off_t crlf, uint32_t uid, uint32_t flags);
 
 /* One message of the index file. */
-struct store_rec {
+struct store_rec {			/* (64 bytes: one per message in memory) */
     char *name;			/* its name in cur/ (into the index's data
 				 * when read) */
-    size_t keylen;		/* its unique part: name[0..keylen) */
-    uint32_t uid;
     off_t size;
     off_t crlf_size;
     time_t mtime;
     uint64_t modseq;		/* 0 in a version 1 index */
-    uint32_t flags;		/* (read: from the name) */
     uint64_t khash;		/* (store_index_sort: of the key) */
+    uint32_t keylen;		/* its unique part: name[0..keylen) (a
+				 * name is at most NAME_MAX bytes) */
+    uint32_t uid;
+    uint32_t flags;		/* (read: from the name) */
     bool in_new;		/* the file is new/NAME (written "new/NAME") */
 };
 

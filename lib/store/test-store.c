@@ -372,8 +372,10 @@ static void test_index_parse(void)
     struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77},
 	{0, 0, 0, 0, 0}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0, false},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0, false},
+	{.name = (char *) "1700.a,S=10:2,S", .keylen = 6, .uid = 7, .size = 10,
+	 .crlf_size = 12, .mtime = 1700000000, .modseq = 15},
+	{.name = (char *) "1699.b", .keylen = 6, .uid = 3, .size = 5, .crlf_size = 5,
+	 .mtime = 1690000000, .modseq = 2},
     };
     char text[1024], path[256];
     const char *err;
