@@ -227,7 +227,8 @@ static void watch_cb(int fd, void *ctx)
     (void) fd;
     if (s->sel == NULL)
 	return;
-    store_watch_clear(s->sel->mb);
+    if (!store_watch_clear(s->sel->mb))
+	return;			/* only this session's own index/cache writes */
     s->sel->dirty = true;
     imap_session_mailbox_changed(s);
 }
@@ -352,10 +353,16 @@ void imap_select_sync(struct imap_session *s, bool allow_expunge)
 	return;
     mb = sel->mb;
     if (sel->watch_fd < 0 || sel->dirty || watch_pending(sel->watch_fd)) {
-	if (sel->watch_fd >= 0)
-	    store_watch_clear(mb);
+	/* (the watch drained: nothing but our own index or cache writes
+	 * needs no sync) */
+	bool changed = sel->watch_fd < 0 || sel->dirty;
+
+	if (sel->watch_fd >= 0 && store_watch_clear(mb))
+	    changed = true;
 	sel->dirty = false;
-	if (store_sync(mb, &sel->changes, &err) < 0) {
+	if (!changed) {
+	    /* nothing to read again */
+	} else if (store_sync(mb, &sel->changes, &err) < 0) {
 	    msg_warn("%s: %s: %s", s->user, sel->name, err);
 	} else if (sel->changes.uidvalidity_changed) {
 	    /* sequence numbers and UIDs the client holds are void: it must

@@ -670,6 +670,35 @@ def test_idle_announces_delivery_within_a_second(imap):
     assert r.line().startswith(b"i2 BAD")
 
 
+def test_own_index_writes_hide_no_other_change(imap):
+    """imapd's own index/cache writes wake no sync, but a change by
+    someone else next to them is still announced (at NOOP and in IDLE)"""
+    imap.deliver(MSG1, MSG2)
+    r = imap.raw()
+    r.cmd("SELECT INBOX")
+    # counts CRLF sizes and fills the cache: our own index and cache written
+    lines = r.cmd("FETCH 1:* (FLAGS UID RFC822.SIZE ENVELOPE)")
+    assert tagged(lines).startswith("t2 OK"), lines
+    box = imap.maildir()
+    assert (box / "posthorn-cache").exists()
+    imap.deliver(MSG3)
+    lines = r.cmd("NOOP")
+    assert b"* 3 EXISTS\r\n" in lines, lines
+    lines = r.cmd("FETCH 1:* (RFC822.SIZE ENVELOPE)")
+    assert tagged(lines).startswith("t4 OK"), lines
+    r.send("i1 IDLE\r\n")
+    assert r.line().startswith(b"+ ")
+    other = imap.raw()
+    other.cmd("SELECT INBOX")
+    other.cmd("STORE 2 +FLAGS (\\Flagged)")
+    start = time.monotonic()
+    got = r.line()
+    assert re.match(rb"\* 2 FETCH \(FLAGS \(\\Flagged", got), got
+    assert time.monotonic() - start < 1.0
+    r.send("DONE\r\n")
+    assert r.line().startswith(b"i1 OK")
+
+
 # ------------------------------------------------------------ other commands
 def test_enable_id_namespace_check(imap):
     r = imap.raw()

@@ -38,6 +38,8 @@ struct sm_entry {
     bool known;			/* sizes and mtime are set */
     bool dupkey;		/* a unique part seen before: renamed to
 				 * KEY-UID to make it unique */
+    bool name_heap;		/* name is its own allocation (else in the
+				 * list's name blocks) */
     uint32_t uid;		/* 0: none yet */
     off_t size;
     off_t crlf_size;
@@ -47,21 +49,68 @@ struct sm_entry {
     uint64_t khash;		/* store_key_hash of the unique part */
 };
 
+/* Scanned names, packed one after another (no allocation per name). */
+struct sm_block {
+    struct sm_block *next;
+    size_t used;
+    size_t size;
+    char data[];
+};
+
+#define SM_BLOCK_SIZE	((size_t) 65536 - sizeof(struct sm_block) - 32)
+
 struct sm_list {
     struct sm_entry *v;
     size_t count;
     size_t cap;
+    struct sm_block *blocks;	/* the newest first */
 };
+
+/* sm_name_dup - a copy of name in the list's blocks */
+static char *sm_name_dup(struct sm_list *l, const char *name)
+{
+    size_t len = strlen(name) + 1;
+    struct sm_block *b = l->blocks;
+    char *p;
+
+    if (b == NULL || b->size - b->used < len) {
+	size_t size = len > SM_BLOCK_SIZE ? len : SM_BLOCK_SIZE;
+
+	b = mem_alloc(sizeof(*b) + size);
+	b->next = l->blocks;
+	b->used = 0;
+	b->size = size;
+	l->blocks = b;
+    }
+    p = b->data + b->used;
+    memcpy(p, name, len);
+    b->used += len;
+    return p;
+}
+
+/* sm_name_drop - the entry has no name any more */
+static void sm_name_drop(struct sm_entry *e)
+{
+    if (e->name_heap)
+	mem_free(&e->name);
+    e->name = NULL;
+    e->name_heap = false;
+}
 
 /* sm_list_free - free the entries */
 static void sm_list_free(struct sm_list *l)
 {
+    struct sm_block *b;
     size_t i;
 
     for (i = 0; i < l->count; i++)
-	mem_free(&l->v[i].name);
+	sm_name_drop(&l->v[i]);
     mem_free(&l->v);
     l->count = l->cap = 0;
+    while ((b = l->blocks) != NULL) {
+	l->blocks = b->next;
+	mem_free(&b);
+    }
 }
 
 unsigned long store_cur_scans;
@@ -96,7 +145,7 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
 	memset(e, 0, sizeof(*e));
 	if (!store_name_parse(d->d_name, &e->parsed))
 	    continue;
-	e->name = mem_strdup(d->d_name);
+	e->name = sm_name_dup(l, d->d_name);
 	e->in_new = in_new;
 	l->count++;
 	errno = 0;
@@ -128,7 +177,7 @@ static void sm_from_index(const struct store_index *idx, struct sm_list *l, bool
 	memset(e, 0, sizeof(*e));
 	if (!store_name_parse(idx->recs[i].name, &e->parsed))
 	    continue;
-	e->name = mem_strdup(idx->recs[i].name);
+	e->name = sm_name_dup(l, idx->recs[i].name);
 	e->in_new = want_new;
 	l->count++;
     }
@@ -547,7 +596,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 {
     struct store_index idx;
     struct store_index_head head;
-    struct sm_list l = {NULL, 0, 0};
+    struct sm_list l = {NULL, 0, 0, NULL};
     struct sm_entry *e, **order = NULL;
     struct store_rec *rec;
     struct store_msg *msgs;
@@ -747,7 +796,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	if ((r = sm_measure(mb, e, error_r)) < 0)
 	    goto out;
 	if (r > 0) {
-	    mem_free(&e->name);
+	    sm_name_drop(e);
 	    e->uid = 0;
 	}
     }
@@ -800,26 +849,28 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 		char *found = sm_find_name(mb, e->name, e->parsed.keylen);
 
 		if (found) {
-		    mem_free(&e->name);
+		    sm_name_drop(e);
 		    e->name = found;
+		    e->name_heap = true;
 		    continue;
 		}
 	    }
 	    if (errno == ENOENT) {
-		mem_free(&e->name);
+		sm_name_drop(e);
 		continue;
 	    }
 	    msg_warn("%s: cannot rename %s/%s to cur/%s: %s", mb->path,
 		     e->in_new ? "new" : "cur", e->name, newname, strerror(errno));
 	    if (e->in_new)
-		mem_free(&e->name);	/* stays in new/ for the next time */
+		sm_name_drop(e);	/* stays in new/ for the next time */
 	    continue;
 	}
 	if (e->in_new)
 	    moved_new = true;
 	renamed = true;
-	mem_free(&e->name);
+	sm_name_drop(e);
 	e->name = mem_strdup(newname);
+	e->name_heap = true;
 	(void) store_name_parse(e->name, &e->parsed);
 	e->in_new = false;
 	e->dupkey = false;
@@ -904,9 +955,16 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    msg_warn("%s: %s", mb->path, err);
 	else
 	    wrote = true;
-	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)
-	    && store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
-	    msg_warn("%s: %s", mb->path, err);
+	if (wrote && (!have_anchor || a_uv != uv || a_next < next))
+	    store_watch_own(mb, STORE_ANCHOR_FILE);
+	if (wrote)
+	    store_watch_own(mb, STORE_INDEX_FILE);
+	if (wrote && n_in_new > 0 && (fresh_new > 0 || !trusted)) {
+	    if (store_newlist_write(mb->dir_fd, uv, n, sm_entry_rec, order, &err) < 0)
+		msg_warn("%s: %s", mb->path, err);
+	    else
+		store_watch_own(mb, STORE_NEWLIST_FILE);
+	}
     }
     mb->disk_uidnext = next;
     mb->disk_uidvalidity = uv;
@@ -1405,6 +1463,8 @@ void store_save_crlf(struct store_mailbox *mb)
 	/* (nothing else changes: no fsync, the sizes can be counted again) */
 	if (n > 0 && store_index_write(mb->dir_fd, &idx.h, idx.recs, idx.count, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
+	else if (n > 0)
+	    store_watch_own(mb, STORE_INDEX_FILE);
     }
     store_index_free(&idx);
     store_unlock(mb);
@@ -1454,9 +1514,12 @@ static int sm_done(struct store_mailbox *mb, bool fsync_cur, bool anchor, const 
 			   strerror(errno));
     if (ret == 0 && anchor
 	&& (store_anchor_read(mb->dir_fd, &a_uv, &a_next) < 0 || a_uv != mb->uidvalidity
-	    || a_next < mb->uidnext)
-	&& store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &err) < 0)
-	ret = errtext_fail(&store_error, error_r, "%s: %s", mb->path, err);
+	    || a_next < mb->uidnext)) {
+	if (store_anchor_write(mb->dir_fd, mb->uidvalidity, mb->uidnext, &err) < 0)
+	    ret = errtext_fail(&store_error, error_r, "%s: %s", mb->path, err);
+	else
+	    store_watch_own(mb, STORE_ANCHOR_FILE);
+    }
     if (ret == 0 && (fsync_cur || anchor)
 	&& store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
 	msg_warn("%s", err);		/* (done; the MODSEQ comes at the next sync) */

@@ -290,12 +290,16 @@ const char *store_keyword_name(struct store_mailbox *mb, unsigned n);
  * owned by the handle, made on the first call) that becomes readable
  * when the mailbox may have changed: a delivery to new/, a rename,
  * create or unlink in cur/, an index or keyword file replaced. Spurious
- * wake-ups happen (this handle's own changes among them): the caller
- * calls store_watch_clear (drains it, never blocks) then store_sync.
+ * wake-ups happen: the caller calls store_watch_clear (drains it, never
+ * blocks) and, when it returns true, store_sync. store_watch_clear
+ * returns false when every event drained was this handle's own
+ * replacement of a file in the mailbox directory (its index, cache,
+ * keywords...: counted as they are written, so that another process's
+ * replacement of the same file still counts as a change).
  * -1 with *error_r where inotify is not available (the caller polls).
  */
 int store_watch_fd(struct store_mailbox *mb, const char **error_r);
-void store_watch_clear(struct store_mailbox *mb);
+bool store_watch_clear(struct store_mailbox *mb);
 
 /*
  * The cache (posthorn-cache beside the index): per message, values

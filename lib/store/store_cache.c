@@ -438,6 +438,8 @@ static int sc_compact(struct store_mailbox *mb, struct store_cache *c, const cha
 	str_append_or_panic(buf, str_cstr(c->pbuf), pend);
     ret = store_write_atomic2(mb->dir_fd, SC_TMP, SC_FILE, str_cstr(buf), str_len(buf), false,
 			      error_r);
+    if (ret == 0)
+	store_watch_own(mb, SC_FILE);
     str_free(&buf);
     return ret;
 }

@@ -766,8 +766,6 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
  * as cur/'s are from their names. A hint only, like U=: written
  * without fsync, read only when the index is not trusted.
  */
-#define STORE_NEWLIST_FILE	"posthorn-newlist"
-#define STORE_NEWLIST_TMP	"posthorn-newlist.tmp"
 
 /* store_newlist_write - the list of recs[0..count) that are in_new */
 int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_index_get_fn get,

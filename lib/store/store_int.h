@@ -18,6 +18,8 @@ extern unsigned long store_cur_scans;	/* readdirs of cur/ (for the tests) */
 /* File names in the mailbox directory. */
 #define STORE_INDEX_FILE	"posthorn-index"
 #define STORE_INDEX_TMP		"posthorn-index.tmp"
+#define STORE_NEWLIST_FILE	"posthorn-newlist"
+#define STORE_NEWLIST_TMP	"posthorn-newlist.tmp"
 #define STORE_ANCHOR_FILE	"posthorn-uidvalidity"
 #define STORE_ANCHOR_TMP	"posthorn-uidvalidity.tmp"
 #define STORE_LOCK_FILE		"posthorn-lock"
@@ -50,17 +52,18 @@ bool store_name_make(char *buf, size_t size, const char *key, size_t keylen, off
 		     off_t crlf, uint32_t uid, uint32_t flags);
 
 /* One message of the index file. */
-struct store_rec {
+struct store_rec {			/* (64 bytes: one per message in memory) */
     char *name;			/* its name in cur/ (into the index's data
 				 * when read) */
-    size_t keylen;		/* its unique part: name[0..keylen) */
-    uint32_t uid;
     off_t size;
     off_t crlf_size;
     time_t mtime;
     uint64_t modseq;		/* 0 in a version 1 index */
-    uint32_t flags;		/* (read: from the name) */
     uint64_t khash;		/* (store_index_sort: of the key) */
+    uint32_t keylen;		/* its unique part: name[0..keylen) (a
+				 * name is at most NAME_MAX bytes) */
+    uint32_t uid;
+    uint32_t flags;		/* (read: from the name) */
     bool in_new;		/* the file is new/NAME (written "new/NAME") */
 };
 
@@ -209,8 +212,15 @@ struct store_mailbox {
     struct store_dirstamp keywords_stamp;	/* the file's, when read */
     /* store_generation: bumped by everything that may change the snapshot */
     uint64_t generation;
-    /* change notification (store_watch.c) */
+    /* change notification (store_watch.c): the descriptor, the mailbox
+     * directory's watch, and this handle's own replacements of files in
+     * that directory since the last drain (store_watch_own) */
     int watch_fd;
+    int watch_dir_wd;
+    struct {
+	const char *name;	/* a file name constant, NULL: free */
+	unsigned count;
+    } watch_own[6];
     /* the cache (store_cache.c), NULL until used */
     struct store_cache *cache;
 };
@@ -238,6 +248,10 @@ void store_unlock(struct store_mailbox *mb);
 /* store_unique - a new unique Maildir name part into buf (at least
  * 256 bytes) */
 void store_unique(char *buf, size_t size);
+/* store_watch_own - this handle replaced dir/name (an event its watch
+ * should not take for another process's change) */
+void store_watch_own(struct store_mailbox *mb, const char *name);
+
 /* store_rename - renameat; with noreplace never over an existing file */
 int store_rename(int from_fd, const char *from, int to_fd, const char *to, bool noreplace);
 /* store_relocate - find message i's current name in cur/ again (another

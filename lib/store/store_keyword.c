@@ -110,6 +110,8 @@ static int sk_write(struct store_mailbox *mb, const char **error_r)
 	if (mb->keywords[i])
 	    str_appendf_or_panic(buf, "%c %s\n", 'a' + i, mb->keywords[i]);
     ret = store_write_atomic(mb->dir_fd, SK_TMP, SK_FILE, str_cstr(buf), str_len(buf), error_r);
+    if (ret == 0)
+	store_watch_own(mb, SK_FILE);
     str_free(&buf);
     return ret;
 }

@@ -372,8 +372,10 @@ static void test_index_parse(void)
     struct store_index_head head = {42, 9, 17, 8, {1600000000, 5, 1600000001, 6, 77},
 	{0, 0, 0, 0, 0}};
     struct store_rec recs[2] = {
-	{(char *) "1700.a,S=10:2,S", 6, 7, 10, 12, 1700000000, 15, 0, 0, false},
-	{(char *) "1699.b", 6, 3, 5, 5, 1690000000, 2, 0, 0, false},
+	{.name = (char *) "1700.a,S=10:2,S", .keylen = 6, .uid = 7, .size = 10,
+	 .crlf_size = 12, .mtime = 1700000000, .modseq = 15},
+	{.name = (char *) "1699.b", .keylen = 6, .uid = 3, .size = 5, .crlf_size = 5,
+	 .mtime = 1690000000, .modseq = 2},
     };
     char text[1024], path[256];
     const char *err;
@@ -941,6 +943,40 @@ static void test_watch(void)
     unit_assert_inteq(ch.added, 1);
     store_watch_clear(a);
     unit_assert_inteq(poll(&pfd, 1, 0), 0);
+    unit_end();
+
+    unit_begin("watch: our own index write is no change; another's beside it is");
+    deliver("m23", "z\n", NULL, 0);
+    unit_assert_inteq(poll(&pfd, 1, 1000), 1);
+    unit_assert(store_watch_clear(a));
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    /* the sync wrote the index: an event, but ours */
+    unit_assert_inteq(poll(&pfd, 1, 0), 1);
+    unit_assert(!store_watch_clear(a));
+    unit_assert_inteq(poll(&pfd, 1, 0), 0);
+    /* ours again, and another process replacing the same file */
+    deliver("m23", "w\n", NULL, 0);
+    unit_assert(store_watch_clear(a));
+    unit_assert(store_sync(a, &ch, &err) == 0);
+    unit_assert_inteq(ch.added, 1);
+    {
+	char data[65536];
+	int dfd = open("m23", O_RDONLY | O_DIRECTORY), ifd;
+	ssize_t len;
+
+	unit_assert(dfd >= 0);
+	ifd = openat(dfd, "posthorn-index", O_RDONLY);
+	unit_assert(ifd >= 0);
+	len = read(ifd, data, sizeof(data));
+	unit_assert(len > 0);
+	(void) close(ifd);
+	unit_assert(store_write_atomic(dfd, "posthorn-index.other", "posthorn-index", data,
+				       (size_t) len, &err) == 0);
+	(void) close(dfd);
+    }
+    unit_assert(store_watch_clear(a));
+    unit_assert(!store_watch_clear(a));
     unit_end();
     store_close(&a);
     store_changes_free(&ch);
