@@ -122,6 +122,7 @@ def test_free_space_refusal_and_nothing_lost(small):
     big = (b"y" * 998 + b"\r\n") * 1200                  # ~1.2 MB
     where, code, text = try_send(inst, "big", body=big)
     assert where == "data" and code == 451, (where, code, text)
+    assert text.endswith(": No space left on device"), text
     refused.append("big")
     inst.wait_log(r"cleanup.*queue file write error: No space left on device", since=mark)
     assert inst.count_log(r"queue file write error: I/O error", since=mark) == 0
