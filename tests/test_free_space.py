@@ -169,3 +169,40 @@ def test_free_space_refusal_and_nothing_lost(small):
     print(inst.log_text()) if os.environ.get("FREE_SPACE_LOG") else None
     where, code, text = try_send(inst, "after")
     assert (where, code) == ("data", 250), (where, code, text)
+
+
+def test_filling_queue_keeps_every_250(small):
+    """The issue's measurement: with qmgr not running, accepted mail stays
+    on the small file system and fills it; messages go on until the
+    free space runs out, then MAIL FROM is refused (452 4.3.1) and
+    nothing is answered 250 that was not queued. Once space is freed
+    and qmgr runs, exactly the messages that got 250 arrive."""
+    inst = small
+    full_cf = inst.default_master_cf()
+    no_qmgr = "\n".join(l for l in full_cf.splitlines() if not l.startswith("qmgr ")) + "\n"
+    assert no_qmgr != full_cf
+    inst.write_master_cf(no_qmgr)
+    inst.start()
+    filler = inst.queue / "filler"
+    fill_to(filler, 3 * 1024 * 1024)
+    body = (b"z" * 998 + b"\r\n") * 100                   # ~100 KB
+    accepted, outcomes = [], {}
+    for i in range(60):                                   # bounded
+        sized = i % 2 == 1
+        where, code, text = try_send(inst, f"fill {i}", body=body,
+                                     size=len(body) + 64 if sized else None)
+        outcomes[(where, code)] = outcomes.get((where, code), 0) + 1
+        if (where, code) == ("data", 250):
+            accepted.append(f"fill {i}")
+        else:
+            assert (where, code) == ("mail", 452) and "4.3.1" in text, (i, where, code, text)
+    assert accepted and outcomes.get(("mail", 452)), outcomes
+    assert len(inst.queue_files("incoming")) == len(accepted)
+    filler.unlink()
+    inst.write_master_cf(full_cf)
+    inst.reload()
+    inst.wait_maildir("alice@example.test", len(accepted), timeout=30)
+    inst.wait_queue_empty(timeout=20)
+    time.sleep(1.5)                                       # anything late?
+    assert subjects(inst) == sorted(accepted), outcomes
+    print(f"free-space fill: {len(accepted)} got 250, {outcomes} -> {len(accepted)} arrived")
