@@ -11,6 +11,12 @@
 #include "config.h"
 #include "queue_space.h"
 
+/* half_again - 1.5 x n, rounded up (capped: no overflow) */
+static uint64_t half_again(uint64_t n)
+{
+    return n > UINT64_MAX / 4 ? UINT64_MAX / 2 : n + (n + 1) / 2;
+}
+
 uint64_t queue_space_need(uint64_t declared)
 {
     uint64_t need;
@@ -18,10 +24,10 @@ uint64_t queue_space_need(uint64_t declared)
     if (var_queue_minfree > 0)
 	need = (uint64_t) var_queue_minfree;
     else
-	need = var_message_size_limit > 0 ? (uint64_t) var_message_size_limit / 2 * 3 : 0;
+	need = var_message_size_limit > 0 ? half_again((uint64_t) var_message_size_limit) : 0;
     if (declared > UINT64_MAX / 4)
 	return UINT64_MAX;
-    return need + declared / 2 * 3 + (declared & 1);
+    return need + half_again(declared);
 }
 
 int queue_space_check(const char *dir, uint64_t declared, uint64_t *free_r)
