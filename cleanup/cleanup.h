@@ -184,6 +184,9 @@ struct cleanup_state {
 void cleanup_state_init(struct cleanup_state *st, long flags, const char *origin);
 /* cleanup_state_fini - abandon an uncommitted file, keep the buffers */
 void cleanup_state_fini(struct cleanup_state *st);
+/* cleanup_write_failed - a queue file write failed just now: note its
+ * real cause (the errno the stream left, e.g. "No space left on device") */
+void cleanup_write_failed(struct cleanup_state *st);
 /* cleanup_fail - note a failure (CLEANUP_STAT_* bits); the first reason
  * is kept */
 void cleanup_fail(struct cleanup_state *st, unsigned status, const char *fmt, ...)

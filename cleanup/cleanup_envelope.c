@@ -39,7 +39,7 @@ static void write_rcpt(struct cleanup_state *st, const char *addr, const char *o
 	    cleanup_addrs_add(&st->dups, addr);
     }
     if (orig && st->status == 0 && qf_put_attr(st->qf, QATTR_RCPT_ORIG, orig) < 0)
-	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error");
+	cleanup_write_failed(st);
     if (st->have_orcpt)
 	cleanup_put_text(st, QF_REC_ORCPT, str_cstr(&st->orcpt));
     if (st->have_notify)

@@ -88,7 +88,7 @@ static enum cleanup_conn finish(struct stream *client, struct cleanup_state *st)
     cleanup_put(st, QF_REC_END, "", 0);
     if (st->status == 0 && cleanup_out_commit(&st->out, st->id, sizeof(st->id), &error) < 0) {
 	msg_warn("%s: %s", st->id, error);
-	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error");
+	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s", error);
     }
     if (st->status == 0) {
 	msg_info("%s: message-id=%s", st->id, str_cstr(&st->msgid));
@@ -127,7 +127,7 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
     if ((st.out = cleanup_out_open(incoming_fd, st.id, sizeof(st.id), &error)) == NULL) {
 	msg_warn("%s", error);
 	str_copy_out_or_panic(st.id, sizeof(st.id), "NOQUEUE");
-	cleanup_fail(&st, CLEANUP_STAT_WRITE, "queue file write error");
+	cleanup_fail(&st, CLEANUP_STAT_WRITE, "queue file write error: %s", error);
     } else {
 	st.qf = cleanup_out_stream(st.out);
     }

@@ -4,6 +4,7 @@
  * queue file, of which nothing more is written after a failure. */
 
 /* System. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,14 +45,26 @@ void cleanup_fail(struct cleanup_state *st, unsigned status, const char *fmt, ..
     st->status |= status;
 }
 
+/* cleanup_write_failed - a write to the queue file failed just now:
+ * note it with its real cause (errno as the stream left it: ENOSPC is
+ * "No space left on device", not a generic I/O error) */
+void cleanup_write_failed(struct cleanup_state *st)
+{
+    int err = errno;
+
+    if (stream_error(st->qf) == STREAM_ERROR && err != 0)
+	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s", strerror(err));
+    else
+	cleanup_write_failed(st);
+}
+
 /* cleanup_put - one record to the queue file (nothing after a failure) */
 void cleanup_put(struct cleanup_state *st, int type, const void *data, size_t len)
 {
     if (st->status)
 	return;
     if (qf_put(st->qf, type, data, len) < 0)
-	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s",
-		     stream_status_text(stream_error(st->qf)));
+	cleanup_write_failed(st);
 }
 
 /* cleanup_put_text - a record with text data */
@@ -66,8 +79,7 @@ void cleanup_put_line(struct cleanup_state *st, const char *data, size_t len)
     if (st->status)
 	return;
     if (qf_put_line(st->qf, data, len, CLEANUP_LINE_REC_MAX) < 0)
-	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s",
-		     stream_status_text(stream_error(st->qf)));
+	cleanup_write_failed(st);
 }
 
 /* cleanup_put_cont - a piece of a line that goes on (C records) */
@@ -92,8 +104,7 @@ void cleanup_put_start(struct cleanup_state *st)
 	return;
     if (qf_put_version(st->qf) < 0 || qf_put_time(st->qf, st->tsec, st->tusec) < 0
 	|| (*st->origin && qf_put_attr(st->qf, QATTR_ORIGIN, st->origin) < 0))
-	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s",
-		     stream_status_text(stream_error(st->qf)));
+	cleanup_write_failed(st);
 }
 
 /* The text buffers of a request, kept from one request to the next so

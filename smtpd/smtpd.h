@@ -313,6 +313,7 @@ enum smtpd_reply_id {
     SR_BARE_LF,				/* 550 5.5.2 */
     SR_BARE_CR,				/* 550 5.5.2 */
     SR_QUEUE_WRITE,			/* 451 4.3.0 */
+    SR_NO_SPACE,			/* 452 4.3.1 */
     SR_NON_SMTP,			/* 221 2.7.0 */
     SR_BDAT_UNFOLLOWABLE,		/* 421 4.5.4 */
     SR_COUNT

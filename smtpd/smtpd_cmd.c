@@ -13,6 +13,8 @@
  * (an HTTP request: the session ends). */
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +27,7 @@
 /* mail */
 #include "address.h"
 #include "config.h"
+#include "queue_space.h"
 #include "smtp_params.h"
 
 /* smtpd */
@@ -289,6 +292,27 @@ static char *internal_form(const struct address *addr)
 }
 
 /* cmd_mail - MAIL FROM:<path> [params] */
+/* check_space - room in the queue's file system for a message of the
+ * declared size (0: none)? Only statvfs of the working directory (the
+ * queue directory, or its chroot): smtpd never touches a queue file.
+ * A failing statvfs lets the mail through (cleanup still fails safely). */
+static bool check_space(struct smtpd_state *st, uint64_t declared)
+{
+    uint64_t avail = 0;
+    int rc = queue_space_check(".", declared, &avail);
+
+    if (rc < 0) {
+	msg_warn("statvfs %s: %s", var_queue_directory, strerror(errno));
+	return true;
+    }
+    if (rc == 0)
+	msg_warn("%s: not enough free space in the queue file system: %llu bytes free, "
+		 "%llu needed (queue_minfree, SIZE=%llu)", st->namaddr,
+		 (unsigned long long) avail, (unsigned long long) queue_space_need(declared),
+		 (unsigned long long) declared);
+    return rc > 0;
+}
+
 static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
 {
     struct address addr;
@@ -330,6 +354,14 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
     st->sender = internal_form(&addr);
     if (p.has_size && var_message_size_limit > 0 && p.size > (uint64_t) var_message_size_limit) {
 	smtpd_reply_id_buf(SR_SIZE_AT_MAIL, &r);
+	smtpd_reply_buf_send(st, &r);
+	smtpd_log_reject(st, "MAIL", &r, NULL);
+	smtp_mail_params_fini(&p);
+	mem_free(&st->sender);
+	goto out;
+    }
+    if (!check_space(st, p.has_size ? p.size : 0)) {
+	smtpd_reply_id_buf(SR_NO_SPACE, &r);
 	smtpd_reply_buf_send(st, &r);
 	smtpd_log_reject(st, "MAIL", &r, NULL);
 	smtp_mail_params_fini(&p);

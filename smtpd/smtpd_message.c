@@ -358,7 +358,14 @@ void smtpd_message_end(struct smtpd_state *st)
     } else {
 	struct mail_reply mr = cleanup_stat_reply(res.status);
 
-	smtpd_reply_set(&r, mr.code, mr.enhanced, "%s", mr.text);
+	const char *cause = strrchr(res.reason, ':');
+
+	/* a write error names its cause (the strerror text after the last
+	 * colon, e.g. "No space left on device"; never a file name) */
+	if (res.status == CLEANUP_STAT_WRITE && cause && cause[1] == ' ' && cause[2])
+	    smtpd_reply_set(&r, mr.code, mr.enhanced, "%s: %s", mr.text, cause + 2);
+	else
+	    smtpd_reply_set(&r, mr.code, mr.enhanced, "%s", mr.text);
 	smtpd_reply_buf_send(st, &r);
 	if (res.reason[0])
 	    msg_info("%s: cleanup: %s", st->namaddr, res.reason);

@@ -67,6 +67,7 @@ static const struct smtpd_reply_def smtpd_replies[SR_COUNT] = {
     {SR_BARE_LF, 550, "5.5.2", "Error: bare <LF> received", false},
     {SR_BARE_CR, 550, "5.5.2", "Error: bare <CR> received", false},
     {SR_QUEUE_WRITE, 451, "4.3.0", "Error: queue file write error", false},
+    {SR_NO_SPACE, 452, "4.3.1", "Insufficient system storage", false},
     {SR_NON_SMTP, 221, "2.7.0", "Error: non-SMTP command", false},
     {SR_BDAT_UNFOLLOWABLE, 421, "4.5.4", "%s Error: invalid BDAT chunk size, closing connection", true},
 };

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,6 +153,29 @@ static long long pd_size_limit(void)
     return DEF_SIZE_LIMIT;
 }
 
+/* pd_check_space - queue_minfree (0: 1.5 x message_size_limit) free in
+ * the queue's file system, else a clear temporary failure before any
+ * file is made (sendmail passes the text to its user) */
+static void pd_check_space(void)
+{
+    const char *value = config_value("queue_minfree");
+    unsigned long long need, avail;
+    struct statvfs vfs;
+    long n = 0;
+
+    if (!(value && parse_long(value, &n) && n > 0))
+	n = 0;
+    need = n > 0 ? (unsigned long long) n : (unsigned long long) pd_size_limit() / 2 * 3;
+    if (statvfs(".", &vfs) < 0) {
+	msg_warn("statvfs %s: %m", pd_queue_dir);
+	return;
+    }
+    avail = (unsigned long long) vfs.f_bavail * (vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize);
+    if (avail < need)
+	msg_fatal_status(EX_TEMPFAIL, "not enough free space in the queue file system %s: "
+			 "%llu bytes free, %llu needed (queue_minfree): try again later",
+			 pd_queue_dir, avail, need);
+}
 
 /* pd_log_trigger_failure - a lost wake-up only delays; say so quietly */
 static void pd_log_trigger_failure(const char *why)
@@ -220,6 +244,7 @@ static void pd_drop(void)
     const char *error, *why;
     int dirfd, fd, type, ret;
 
+    pd_check_space();
     /* maildrop/ is write-only for the group: open it for *at() calls. */
     dirfd = open(MAILDROP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd < 0 && errno == EACCES) {
