@@ -599,13 +599,14 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct sm_list l = {NULL, 0, 0, NULL};
     struct sm_entry *e, **order = NULL;
     struct store_rec *rec;
-    struct store_msg *msgs;
+    struct store_msg *msgs = NULL;
     struct store_dirstamp stamp, nstamp;
     struct timespec t_scan;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
     bool jumped = false, cur_listed = false, new_listed, wrote = false, in_index, from_idx;
+    bool filled = false;
     size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
@@ -980,11 +981,31 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	/* the scan's memory goes before the index is read back: what was
 	 * just written under the lock is order[0..n) (UIDs compared only) */
 	store_index_free(&idx);
-	store_index_read(mb->dir_fd, &idx);
+	store_index_read_lean(mb->dir_fd, &idx);
 	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
 	    && idx.count == n;
-	for (i = 0; in_index && i < n; i++)
-	    in_index = idx.recs[i].uid == order[i]->uid && idx.recs[i].in_new == order[i]->in_new;
+	/* (the messages straight from the index's lines: no records) */
+	msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
+	mb->recent_floor = recent;
+	if (in_index) {
+	    struct store_rec tmp;
+	    const char *cp = idx.first_line;
+
+	    for (i = 0; in_index && i < n; i++) {
+		store_index_line(&cp, &tmp);
+		in_index = tmp.uid == order[i]->uid && tmp.in_new == order[i]->in_new;
+		msgs[i].name = tmp.name;
+		msgs[i].uid = tmp.uid;
+		msgs[i].flags = tmp.flags;
+		msgs[i].size = tmp.size;
+		msgs[i].crlf_size = tmp.crlf_size;
+		msgs[i].mtime = tmp.mtime;
+		msgs[i].modseq = tmp.modseq;
+		msgs[i].recent = sm_msg_recent(mb, tmp.uid);
+		msgs[i].in_new = tmp.in_new;
+	    }
+	    filled = in_index;
+	}
 	if (in_index) {
 	    sm_list_free(&l);
 	    mem_free(&order);
@@ -1000,9 +1021,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    arena_len += strlen(order[i]->name) + 1;
 	arena = mem_alloc(arena_len ? arena_len : 1);
     }
-    msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
+    if (msgs == NULL)
+	msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
+	if (in_index && filled)
+	    break;
 	if (in_index) {
 	    rec = &idx.recs[i];
 	    msgs[i].name = rec->name;

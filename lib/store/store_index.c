@@ -410,6 +410,12 @@ void store_index_line(const char **cp, struct store_rec *r)
 	ep += 4;
     r->name = ep;
     r->keylen = (uint32_t) strcspn(ep, ",:");
+    {
+	const char *info = strrchr(ep, ':');
+
+	if (info && info[1] == '2' && info[2] == ',')
+	    r->flags = store_flags_parse_n(info + 3, strlen(info + 3));
+    }
     *cp = ep + strlen(ep) + 2;		/* ("NAME\0\n") */
 }
 
