@@ -599,13 +599,14 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     struct sm_list l = {NULL, 0, 0, NULL};
     struct sm_entry *e, **order = NULL;
     struct store_rec *rec;
-    struct store_msg *msgs;
+    struct store_msg *msgs = NULL;
     struct store_dirstamp stamp, nstamp;
     struct timespec t_scan;
     uint32_t a_uv = 0, a_next = 0, uv, next, maxuid = 0, recent;
     uint64_t highest;
     bool have_anchor, trusted, changed = false, moved_new = false, renamed = false;
     bool jumped = false, cur_listed = false, new_listed, wrote = false, in_index, from_idx;
+    bool filled = false;
     size_t from_index = 0, arena_len, off;
     char newname[NAME_MAX + 1], keybuf[NAME_MAX + 1];
     const char *err, *key;
@@ -980,11 +981,31 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	/* the scan's memory goes before the index is read back: what was
 	 * just written under the lock is order[0..n) (UIDs compared only) */
 	store_index_free(&idx);
-	store_index_read(mb->dir_fd, &idx);
+	store_index_read_lean(mb->dir_fd, &idx);
 	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
 	    && idx.count == n;
-	for (i = 0; in_index && i < n; i++)
-	    in_index = idx.recs[i].uid == order[i]->uid && idx.recs[i].in_new == order[i]->in_new;
+	/* (the messages straight from the index's lines: no records) */
+	msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
+	mb->recent_floor = recent;
+	if (in_index) {
+	    struct store_rec tmp;
+	    const char *cp = idx.first_line;
+
+	    for (i = 0; in_index && i < n; i++) {
+		store_index_line(&cp, &tmp);
+		in_index = tmp.uid == order[i]->uid && tmp.in_new == order[i]->in_new;
+		msgs[i].name = tmp.name;
+		msgs[i].uid = tmp.uid;
+		msgs[i].flags = tmp.flags;
+		msgs[i].size = tmp.size;
+		msgs[i].crlf_size = tmp.crlf_size;
+		msgs[i].mtime = tmp.mtime;
+		msgs[i].modseq = tmp.modseq;
+		msgs[i].recent = sm_msg_recent(mb, tmp.uid);
+		msgs[i].in_new = tmp.in_new;
+	    }
+	    filled = in_index;
+	}
 	if (in_index) {
 	    sm_list_free(&l);
 	    mem_free(&order);
@@ -1000,9 +1021,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    arena_len += strlen(order[i]->name) + 1;
 	arena = mem_alloc(arena_len ? arena_len : 1);
     }
-    msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
+    if (msgs == NULL)
+	msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
     mb->recent_floor = recent;
     for (i = off = 0; i < n; i++) {
+	if (in_index && filled)
+	    break;
 	if (in_index) {
 	    rec = &idx.recs[i];
 	    msgs[i].name = rec->name;
@@ -1426,44 +1450,67 @@ void store_msg_set_crlf_size(struct store_mailbox *mb, size_t i, off_t crlf_size
     }
 }
 
-/* store_save_crlf - the index learns the counted CRLF sizes */
+/* What store_save_crlf's getter walks: the index's lines again, and
+ * the snapshot beside them (both in UID order). */
+struct sc_walk {
+    const struct store_mailbox *mb;
+    const char *first, *cp;
+    size_t j;
+    size_t changed;
+};
+
+/* sc_get - line i of the index, with the snapshot's counted CRLF size
+ * (i runs from 0 up, once per pass of the write) */
+static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp)
+{
+    struct sc_walk *w = ctx;
+    const struct store_msg *m;
+
+    if (i == 0)
+	w->cp = w->first, w->j = 0;
+    store_index_line(&w->cp, tmp);
+    while (w->j < w->mb->snap.count && w->mb->snap.msgs[w->j].uid < tmp->uid)
+	w->j++;
+    /* (the same UID under the same UIDVALIDITY is the same message: its
+     * name is not compared, which would touch the snapshot's names) */
+    if (w->j < w->mb->snap.count) {
+	m = &w->mb->snap.msgs[w->j];
+	if (m->uid == tmp->uid && tmp->crlf_size < 0 && m->crlf_size >= 0
+	    && tmp->size == m->size) {
+	    tmp->crlf_size = m->crlf_size;
+	    w->changed++;
+	}
+    }
+    return tmp;
+}
+
+/* store_save_crlf - the index learns the counted CRLF sizes: rewritten
+ * line by line from the file's mapping (no records in memory) */
 void store_save_crlf(struct store_mailbox *mb)
 {
     struct store_index idx;
-    struct store_rec *r;
-    const struct store_msg *m;
+    struct store_rec tmp;
+    struct sc_walk w;
     const char *err;
-    size_t i, j, n = 0;
+    size_t i;
 
     if (mb->crlf_learned == 0 || !mb->can_write)
 	return;
     mb->crlf_learned = 0;
     store_lock(mb);
-    store_index_read(mb->dir_fd, &idx);
-    if (idx.state == STORE_INDEX_VALID && idx.version == 2
+    store_index_read_lean(mb->dir_fd, &idx);
+    if (idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len > 0
 	&& idx.h.uidvalidity == mb->uidvalidity) {
-	for (i = j = 0; i < idx.count && j < mb->snap.count; ) {
-	    r = &idx.recs[i];
-	    m = &mb->snap.msgs[j];
-	    if (r->uid < m->uid) {
-		i++;
-	    } else if (r->uid > m->uid) {
-		j++;
-	    } else {
-		/* (the same UID under the same UIDVALIDITY is the same
-		 * message: its name is not compared, which would touch the
-		 * snapshot's mapped names) */
-		if (r->crlf_size < 0 && m->crlf_size >= 0 && r->size == m->size) {
-		    r->crlf_size = m->crlf_size;
-		    n++;
-		}
-		i++, j++;
-	    }
-	}
+	w.mb = mb;
+	w.first = idx.first_line;
+	w.changed = 0;
+	for (i = 0; i < idx.count; i++)
+	    (void) sc_get(i, &w, &tmp);
 	/* (nothing else changes: no fsync, the sizes can be counted again) */
-	if (n > 0 && store_index_write(mb->dir_fd, &idx.h, idx.recs, idx.count, false, &err) < 0)
+	if (w.changed > 0
+	    && store_index_write_fn(mb->dir_fd, &idx.h, idx.count, sc_get, &w, false, &err) < 0)
 	    msg_warn("%s: %s", mb->path, err);
-	else if (n > 0)
+	else if (w.changed > 0)
 	    store_watch_own(mb, STORE_INDEX_FILE);
     }
     store_index_free(&idx);

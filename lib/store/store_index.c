@@ -104,6 +104,10 @@ static int si_rec_uid_cmp(const void *a, const void *b)
 /* si_add - append a record (name points into the index's data) */
 static struct store_rec *si_add(struct store_index *idx)
 {
+    if (idx->no_recs) {
+	idx->count++;
+	return &idx->one;
+    }
     if (idx->count == idx->cap) {
 	idx->cap = idx->cap ? mem_size_mul(idx->cap, 2) : 64;
 	idx->recs = mem_realloc(idx->recs, mem_size_mul(idx->cap, sizeof(*idx->recs)));
@@ -153,7 +157,7 @@ static void si_parse(struct store_index *idx, size_t len)
 
 	while (q < end && (q = memchr(q, '\n', (size_t) (end - q))) != NULL)
 	    q++, lines++;
-	if (lines > 7 && idx->cap == 0) {
+	if (lines > 7 && idx->cap == 0 && !idx->no_recs) {
 	    idx->cap = lines - 7;
 	    idx->recs = mem_alloc_array(idx->cap, sizeof(*idx->recs));
 	}
@@ -217,6 +221,7 @@ static void si_parse(struct store_index *idx, size_t len)
 	    return;
     }
     cp = (char *) ccp;
+    idx->first_line = cp;
     while (SI_LINE() && strncmp(cp, "end ", 4) != 0) {
 	ccp = cp;
 	if (!si_ulong(&ccp, ' ', UINT32_MAX, &uid) || uid <= last_uid || uid >= next
@@ -289,7 +294,7 @@ static void si_cut_lines(struct store_index *idx)
     size_t i;
     char *nl;
 
-    for (i = 0; i < idx->count; i++)
+    for (i = 0; i < idx->count && idx->recs; i++)
 	if ((nl = strchr(idx->recs[i].name, '\n')) != NULL)
 	    *nl = 0;
 }
@@ -310,7 +315,7 @@ void store_index_parse(const char *data, size_t len, struct store_index *idx)
  * is never written to in place: replaced by rename, so the mapping
  * stays valid as long as it lives; its names are strings in it), or
  * read into memory (version 1, whose lines must be cut) */
-void store_index_read(int dir_fd, struct store_index *idx)
+static void si_read(int dir_fd, struct store_index *idx, bool no_recs)
 {
     struct stat st;
     size_t have = 0, cap;
@@ -320,6 +325,7 @@ void store_index_read(int dir_fd, struct store_index *idx)
     void *map;
 
     memset(idx, 0, sizeof(*idx));
+    idx->no_recs = no_recs;
     fd = openat(dir_fd, STORE_INDEX_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
 	idx->state = errno == ENOENT ? STORE_INDEX_MISSING : STORE_INDEX_DAMAGED;
@@ -370,6 +376,47 @@ void store_index_read(int dir_fd, struct store_index *idx)
 	si_cut_lines(idx);
     if (bad)
 	idx->state = STORE_INDEX_DAMAGED;
+}
+
+/* store_index_read - with the records */
+void store_index_read(int dir_fd, struct store_index *idx)
+{
+    si_read(dir_fd, idx, false);
+}
+
+/* store_index_read_lean - store_index_read keeping no records */
+void store_index_read_lean(int dir_fd, struct store_index *idx)
+{
+    si_read(dir_fd, idx, true);
+}
+
+/* store_index_line - one line of a checked version 2 index (si_parse
+ * has validated every number and name) */
+void store_index_line(const char **cp, struct store_rec *r)
+{
+    char *ep;
+    unsigned long long crlf;
+
+    memset(r, 0, sizeof(*r));
+    r->uid = (uint32_t) strtoull(*cp, &ep, 10);
+    r->modseq = strtoull(ep + 1, &ep, 10);
+    r->size = (off_t) strtoull(ep + 1, &ep, 10);
+    crlf = strtoull(ep + 1, &ep, 10);
+    r->crlf_size = crlf == 0 && r->size > 0 ? -1 : (off_t) crlf;
+    r->mtime = (time_t) strtoull(ep + 1, &ep, 10);
+    ep++;
+    r->in_new = strncmp(ep, "new/", 4) == 0;
+    if (r->in_new)
+	ep += 4;
+    r->name = ep;
+    r->keylen = (uint32_t) strcspn(ep, ",:");
+    {
+	const char *info = strrchr(ep, ':');
+
+	if (info && info[1] == '2' && info[2] == ',')
+	    r->flags = store_flags_parse_n(info + 3, strlen(info + 3));
+    }
+    *cp = ep + strlen(ep) + 2;		/* ("NAME\0\n") */
 }
 
 /* store_index_free - free the records and the data */

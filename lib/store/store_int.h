@@ -104,12 +104,21 @@ struct store_index {
     size_t cap;
     size_t n_new;		/* records of messages in new/ */
     size_t *bykey;		/* store_index_sort: recs by key */
+    bool no_recs;		/* store_index_read_lean: count, keep none */
+    struct store_rec one;	/* (no_recs: the scratch record) */
+    const char *first_line;	/* the first message line in data */
 };
 
 /* store_index_read - read and check dir_fd's index; never fails: a
  * missing file is MISSING, anything wrong DAMAGED (with what could be
  * read before the damage) */
 void store_index_read(int dir_fd, struct store_index *idx);
+/* store_index_read_lean - the same, checked and counted, but no
+ * records kept (recs NULL): store_index_line reads them back */
+void store_index_read_lean(int dir_fd, struct store_index *idx);
+/* store_index_line - the message line at *cp of a VALID version 2
+ * index into r (name into the data); *cp moves to the next line */
+void store_index_line(const char **cp, struct store_rec *r);
 /* store_index_parse - the same from a buffer (copied) */
 void store_index_parse(const char *data, size_t len, struct store_index *idx);
 /* store_index_free - free data and records; the index is MISSING again */
