@@ -393,6 +393,21 @@ static bool sm_msg_recent(const struct store_mailbox *mb, uint32_t uid)
     return mb->claim_recent ? sm_claimed(mb, uid) : uid >= mb->recent_floor;
 }
 
+/* sm_msg_from_rec - the snapshot entry of an index record */
+static void sm_msg_from_rec(const struct store_mailbox *mb, struct store_msg *m,
+			    const struct store_rec *r)
+{
+    m->name = r->name;
+    m->uid = r->uid;
+    m->flags = r->flags;
+    m->size = r->size;
+    m->crlf_size = r->crlf_size;
+    m->mtime = r->mtime;
+    m->modseq = r->modseq;
+    m->recent = sm_msg_recent(mb, r->uid);
+    m->in_new = r->in_new;
+}
+
 /* sm_modseq_jump - a MODSEQ above any given before under this
  * UIDVALIDITY when the index that knew them is lost: modseqs count up
  * by one per change, far slower than microseconds since 1970 */
@@ -510,15 +525,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     mb->recent_floor = idx->h.recent;
     for (i = 0; i < idx->count; i++) {
 	r = &idx->recs[i];
-	msgs[i].uid = r->uid;
-	msgs[i].flags = r->flags;
-	msgs[i].size = r->size;
-	msgs[i].crlf_size = r->crlf_size;
-	msgs[i].mtime = r->mtime;
-	msgs[i].name = r->name;
-	msgs[i].modseq = r->modseq;
-	msgs[i].recent = sm_msg_recent(mb, r->uid);
-	msgs[i].in_new = r->in_new;
+	sm_msg_from_rec(mb, &msgs[i], r);
     }
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
     idx->data = NULL;
@@ -1029,15 +1036,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	    break;
 	if (in_index) {
 	    rec = &idx.recs[i];
-	    msgs[i].name = rec->name;
-	    msgs[i].uid = rec->uid;
-	    msgs[i].flags = rec->flags;
-	    msgs[i].size = rec->size;
-	    msgs[i].crlf_size = rec->crlf_size;
-	    msgs[i].mtime = rec->mtime;
-	    msgs[i].modseq = rec->modseq;
-	    msgs[i].recent = sm_msg_recent(mb, rec->uid);
-	    msgs[i].in_new = rec->in_new;
+	    sm_msg_from_rec(mb, &msgs[i], rec);
 	    continue;
 	}
 	e = order[i];
