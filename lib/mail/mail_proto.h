@@ -99,7 +99,21 @@
  *      client: {token, client_address, client_port, input}
  *      server: {status=ok}
  *    the post-login daemon redeems the token with auth (5) and trusts
- *    the login process for nothing else. */
+ *    the login process for nothing else.
+ *
+ * 7. client-limits (private/client-limits; clients: smtpd, smtp-front,
+ *    pop3d-login, imapd-login, posthorn limits) - limits_proto.h
+ *      client: {request, service, client_address}
+ *      server: {status, count, conn_rate, message_rate, recipient_rate,
+ *              tls_rate, auth_rate}
+ *    counts per (service, client address); the clients decide.
+ *
+ * 8. pass (private/smtpd, a master.cf service of type pass; client:
+ *    smtp-front) - pass_proto.h
+ *      server: {proto=pass, version}
+ *      client: one byte "F" carrying the client's socket (SCM_RIGHTS)
+ *      client: {client_address, client_port, greeted, input}
+ *      server: {status=ok} */
 #ifndef POSTHORN_MAIL_PROTO_H
 #define POSTHORN_MAIL_PROTO_H
 

@@ -37,16 +37,35 @@
  * Signals from master to children: SIGTERM = exit now; SIGHUP = finish
  * the client at hand (if any), then exit (sent to every child on reload).
  *
+ * Stress mode. When a service has reached its process limit (every child
+ * busy, maxproc of them) and a listener still has a connection waiting,
+ * master puts the service in stress mode and logs it once ("service
+ * NAME: all N processes busy -- stress mode on"); it leaves stress mode
+ * when the service has had an idle child again for MASTER_STRESS_CALM_S
+ * seconds, and logs that too ("stress mode off"). Every child spawned
+ * while the service is in stress gets "-o stress=yes" (before the
+ * master.cf arguments), so main.cf defaults written as
+ * ${stress?{10}:{300}}s take their stress value, as in Postfix. Children
+ * already running are told with MASTER_STRESS_SIGNAL: a child that gets
+ * it sets stress=yes for the rest of its life (server_stress()) and its
+ * daemon shortens the deadline it is waiting on (smtpd: smtpd_timeout is
+ * re-read at its next wait; a wait in progress is cut to the stress
+ * value measured from the signal).
+ *
  * Environment: master passes only the names in import_environment, plus
  * MASTER_ENV_CONFIG_DIR and (with master -F) MASTER_ENV_LOG_STDERR=1. */
 #ifndef POSTHORN_MASTER_PROTO_H
 #define POSTHORN_MASTER_PROTO_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #define MASTER_STATUS_FD	3	/* status pipe, write end */
 #define MASTER_LISTEN_FD	4	/* first listener */
 #define MASTER_LISTEN_MAX	64	/* listeners per service */
+
+#define MASTER_STRESS_SIGNAL	SIGUSR2	/* stress mode started */
+#define MASTER_STRESS_CALM_S	10	/* idle child this long: stress ends */
 
 #define MASTER_STAT_TAKEN	0	/* busy with a client or trigger */
 #define MASTER_STAT_AVAIL	1	/* idle, waiting for work */

@@ -35,7 +35,9 @@
  *   -c dir      configuration directory (else $POSTHORN_CONFIG_DIR, else
  *               the compiled-in default)
  *   -n name     service name (master.cf column 1), for logging
- *   -t type     service type: inet, unix or fifo
+ *   -t type     service type: inet, unix, fifo or pass (pass_proto.h:
+ *               SINGLE only; each connection on the listener hands over
+ *               one client socket, which single_service then serves)
  *   -s count    number of listeners at MASTER_LISTEN_FD..
  *   -o n=v      override a main.cf parameter (repeatable)
  *   -u          drop privileges to mail_owner (when root)
@@ -194,7 +196,25 @@ int server_main(int argc, char **argv, const struct server_spec *spec);
 
 /* Information for the callbacks. */
 const char *server_service_name(void);	/* -n, or the program name */
-const char *server_service_type(void);	/* -t: "inet", "unix", "fifo" or "" */
+const char *server_service_type(void);	/* -t: "inet", "unix", "fifo",
+					 * "pass" or "" */
+
+/* server_pass_info - in single_service of a -t pass service: what the
+ * front said about the client at hand (pass_proto.h); NULL for clients
+ * that did not come through a pass listener. The strings live until
+ * single_service returns. The handed-over input is already in the
+ * stream's read buffer. */
+struct server_pass_info {
+    const char *client_address;
+    const char *client_port;
+    bool greeted;			/* the front sent the 220 greeting */
+};
+const struct server_pass_info *server_pass_info(void);
+
+/* server_stress - the process was started while its service was in
+ * stress mode (master_proto.h): main.cf's "stress" parameter is "yes",
+ * so ${stress?{short}:{long}} defaults pick their short values. */
+bool server_stress(void);
 bool server_stdin_mode(void);		/* -S */
 bool server_chroot_mode(void);		/* -C: chroot after pre_init */
 const char *server_config_dir(void);
