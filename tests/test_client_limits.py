@@ -230,9 +230,13 @@ def test_flood_of_addresses_is_bounded(instance):
             addr = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
             for req in request_pairs:
                 batch.append(phwire.encode(request=req, service="smtp", client_address=addr))
-        flood.sock.sendall(b"".join(batch))
-        for _ in range(len(batch)):
-            flood.reply()
+        # pipelined, 250 at a time: a client that sends without reading
+        # its replies would stall on a full socket buffer
+        for at in range(0, len(batch), 250):
+            part = batch[at:at + 250]
+            flood.sock.sendall(b"".join(part))
+            for _ in range(len(part)):
+                flood.reply()
 
     burst(0, 2000, ("connect", "disconnect"))
     rss_2k = rss_kib(pid)
@@ -363,6 +367,11 @@ def test_posthorn_limits(instance):
     assert [l.split()[1] for l in res.stdout.splitlines()[1:]] == ["2001:db8::7"]
     res = run_limits(instance, "192.0.2.99")
     assert res.returncode == 0 and len(res.stdout.splitlines()) == 1
+    res = run_limits(instance, "192.0.2.0/24", "10.0.0.1")
+    assert [l.split()[1] for l in res.stdout.splitlines()[1:]] == ["192.0.2.10"]
+    assert run_limits(instance, "--bogus").returncode == 2
+    res = run_limits(instance, "not-an-address")
+    assert res.returncode == 2 and "posthorn: error:" in res.stderr
     c.close()
     instance.stop()
     res = run_limits(instance)
