@@ -377,3 +377,41 @@ def test_posthorn_limits(instance):
     res = run_limits(instance)
     assert res.returncode == 1
     assert "client-limits" in res.stderr
+
+
+def test_client_that_never_reads_is_disconnected(instance):
+    """A client that pipelines without reading its replies stalls the
+    process at most about a second at a time, then is disconnected (its
+    connects released); the others are served."""
+    import threading
+    start(instance)
+    good = Limits(instance)
+    bad = Limits(instance)
+    one = phwire.encode(request="connect", service="smtp", client_address="203.0.113.66")
+    errors = []
+
+    def flood():
+        try:
+            bad.sock.settimeout(20)
+            bad.sock.sendall(one * 20000)
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=flood)
+    t.start()
+    try:
+        deadline = time.monotonic() + 15
+        released = False
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            n = good.call("lookup", addr="203.0.113.66")["count"]
+            assert time.monotonic() - t0 < 2.5
+            if n == 0 and not t.is_alive():
+                released = True
+                break
+            time.sleep(0.1)
+        assert released, "the non-reading client was not disconnected"
+        assert good.call("connect")["count"] == 1
+    finally:
+        bad.close()
+        t.join(timeout=20)
