@@ -495,3 +495,24 @@ def test_library_fails_open_with_one_warning(instance):
     lines = res.stdout.splitlines()
     assert [l.split()[:2] for l in lines] == [[str(i), "fail"] for i in range(1, 5)], lines
     assert "client-limits" in lines[0] and "private/client-limits" in lines[0]
+
+
+def test_reload_starts_empty_and_clients_reconnect(instance):
+    start(instance)
+    c = Limits(instance)
+    c.call("connect", addr="192.0.2.40")
+    old = limits_pid(instance)
+    mark = instance.reload()
+    # the old process closes its idle clients at once and logs its figures
+    with pytest.raises((EOFError, ConnectionResetError)):
+        c.reply()
+    instance.wait_log(r"statistics: max connection count 1 for \(smtp:192\.0\.2\.40\)", since=mark)
+    deadline = time.monotonic() + 5
+    while pid_alive(old):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    d = Limits(instance)
+    assert d.call("lookup", addr="192.0.2.40") == counts()
+    res = ph_limits(instance, "call", "connect", "smtp", "192.0.2.40")
+    assert res.stdout.splitlines() == ["ok 1 1 0 0 0 0"], res
+    d.close()
