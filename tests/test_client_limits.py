@@ -247,7 +247,8 @@ def test_flood_of_addresses_is_bounded(instance):
         burst(first, 2000, ("connect", "disconnect"))
     rows = known.list()
     assert len(rows) == 1000, len(rows)
-    assert rss_kib(pid) - rss_2k < 2048, (rss_2k, rss_kib(pid))
+    if not os.environ.get("POSTHORN_SANITIZED"):      # ASan keeps freed memory
+        assert rss_kib(pid) - rss_2k < 2048, (rss_2k, rss_kib(pid))
     # the known client, busy with 3 connections, was never dropped
     assert known.call("lookup", addr="192.0.2.55") == counts(count=3, conn_rate=3, message_rate=1)
     assert rows[0]["client_address"] == "192.0.2.55" and rows[0]["count"] == 3
