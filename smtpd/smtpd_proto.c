@@ -167,6 +167,8 @@ void smtpd_session(struct stream *client)
     st->cmd_ok = mem_zalloc(mem_size_mul(count, sizeof(long)));
     st->where = "CONNECT";
     set_timeout(st);
+    /* stress mode signalled: a wait in progress is cut to the stress value */
+    server_stress_watch(client, &var_smtpd_timeout);
     smtpd_peer_addr(st);
     /* the client limits come before anything else is done for the
      * client: no name lookup, no handshake, no log line but the refusal */
