@@ -544,6 +544,25 @@ size_t stream_discard_input(struct stream *s)
     return n;
 }
 
+/* stream_preload_input - data to be read before the buffered input */
+int stream_preload_input(struct stream *s, const void *data, size_t len)
+{
+    size_t unread = s->rlen - s->rpos;
+
+    _Static_assert(STREAM_PRELOAD_MAX <= STREAM_RBUF_SIZE, "preload must fit the read buffer");
+    if (len > STREAM_PRELOAD_MAX || unread > STREAM_RBUF_SIZE - len) {
+	errno = EMSGSIZE;
+	return -1;
+    }
+    if (len == 0)
+	return 0;
+    memmove(s->rbuf + len, s->rbuf + s->rpos, unread);
+    memcpy(s->rbuf, data, len);
+    s->rpos = 0;
+    s->rlen = len + unread;
+    return 0;
+}
+
 /* stream_error - the first failure (STREAM_OK if none) */
 enum stream_status stream_error(const struct stream *s)
 {

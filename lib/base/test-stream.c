@@ -757,6 +757,45 @@ static void test_io_want(void)
     unit_end();
 }
 
+/* test_preload - preloaded bytes come first, then the descriptor's */
+static void test_preload(void)
+{
+    struct str *line = str_new(STREAM_PRELOAD_MAX + 16);
+    static char big[STREAM_PRELOAD_MAX + 1];
+    struct stream *s;
+    int sv[2];
+
+    unit_begin("stream_preload_input: read before the socket");
+    unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 2000);
+    unit_assert(write(sv[1], "RCPT TO:<b>\r\n", 13) == 13);
+    unit_assert_inteq(stream_preload_input(s, "EHLO x\r\nMAIL FROM:<a>\r\n", 23), 0);
+    unit_assert_inteq(stream_buffered_here(s), 23);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "EHLO x\r\n");
+    /* what is still buffered stays behind a second preload */
+    unit_assert_inteq(stream_preload_input(s, "X\n", 2), 0);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "X\n");
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "MAIL FROM:<a>\r\n");
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "RCPT TO:<b>\r\n");
+    unit_assert_inteq(stream_preload_input(s, "", 0), 0);
+    /* the limit: all of it fits an empty buffer, one byte more does not */
+    memset(big, 'a', sizeof(big));
+    unit_assert_inteq(stream_preload_input(s, big, STREAM_PRELOAD_MAX + 1), -1);
+    unit_assert_inteq(stream_preload_input(s, big, STREAM_PRELOAD_MAX), 0);
+    unit_assert_inteq(stream_preload_input(s, "b", 1), -1);
+    unit_assert_inteq(stream_buffered_here(s), STREAM_PRELOAD_MAX);
+    stream_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+    str_free(&line);
+    unit_end();
+}
+
 int main(void)
 {
     /* first, with SIGPIPE at its default: sockets must not raise it */
@@ -774,5 +813,6 @@ int main(void)
     test_memory_long_input();
     test_memory_output();
     test_io_want();
+    test_preload();
     return unit_done();
 }

@@ -80,6 +80,16 @@ const char *server_service_type(void)
     return srv_service_type;
 }
 
+/* Stress mode (master_proto.h): started with stress=yes, or told since. */
+volatile sig_atomic_t srv_stress;
+
+/* server_stress - the service is (or was, since this process started) in
+ * stress mode */
+bool server_stress(void)
+{
+    return srv_stress != 0;
+}
+
 /* server_stdin_mode - -S was given */
 bool server_stdin_mode(void)
 {

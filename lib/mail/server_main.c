@@ -80,7 +80,7 @@ static void srv_signals(void)
 /* srv_usage - bad command line */
 static _Noreturn void srv_usage(const char *prog)
 {
-    msg_fatal("usage: %s [-c config_dir] [-n service] [-t inet|unix|fifo] [-s count] "
+    msg_fatal("usage: %s [-c config_dir] [-n service] [-t inet|unix|fifo|pass] [-s count] "
 	      "[-o name=value] [-u] [-C] [-v] [-S] [args...]", prog);
 }
 
@@ -239,7 +239,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	    break;
 	case 't':
 	    if (strcmp(optarg, "inet") != 0 && strcmp(optarg, "unix") != 0
-		&& strcmp(optarg, "fifo") != 0)
+		&& strcmp(optarg, "fifo") != 0 && strcmp(optarg, "pass") != 0)
 		msg_fatal("bad service type: %.100s", optarg);
 	    str_copy_out_or_panic(srv_service_type, sizeof(srv_service_type), optarg);
 	    break;
@@ -310,6 +310,8 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	msg_fatal("a single-client server cannot serve a fifo");
     if (spec->kind == SERVER_MULTI && strcmp(srv_service_type, "fifo") == 0)
 	msg_fatal("a multi-client server cannot serve a fifo");
+    if (spec->kind != SERVER_SINGLE && strcmp(srv_service_type, "pass") == 0)
+	msg_fatal("only a single-client server can take handed-over clients (-t pass)");
 
     if (chdir(var_queue_directory) < 0)
 	msg_fatal("chdir %s: %m", var_queue_directory);

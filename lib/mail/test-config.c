@@ -162,6 +162,30 @@ static const struct expand_case {
     {"$loop1", NULL, "expansion loop: loop1 -> loop2 -> loop1"},
     {"$self", NULL, "expansion loop: self -> self"},
     {"${self?x}", NULL, "expansion loop: self -> self"},
+    /* Postfix 3: braced texts, an else branch */
+    {"${a?{10}:{300}}s", "10s", NULL},
+    {"${empty?{10}:{300}}s", "300s", NULL},
+    {"${unknown?{10}:{300}}", "300", NULL},
+    {"${a?{yes}}", "yes", NULL},
+    {"${empty?{yes}}", "", NULL},
+    {"${empty:{no}}", "no", NULL},
+    {"${a:{no}}", "", NULL},
+    {"${a? {x:y} : {z} }", "x:y", NULL},		/* blanks around; ':' inside */
+    {"${empty? {x:y} : {z} }", "z", NULL},
+    {"${a?{$b}:{$c}}", "hello world", NULL},		/* expansion inside */
+    {"${empty?{$b}:{$c}}", "<hello world>", NULL},
+    {"${a?{${empty?{1}:{2}}}:{3}}", "2", NULL},	/* nested */
+    {"${a?{{x}}}", "{x}", NULL},			/* braces nest inside */
+    {"${a?{}:{z}}", "", NULL},
+    {"${empty?{}:{}}", "", NULL},
+    {"${a?{self}:{$self}}", "self", NULL},		/* only the branch taken */
+    {"${empty?{x}:{$self}}", NULL, "expansion loop: self -> self"},
+    {"${a?{x}y}", NULL, "unexpected text after '}'"},
+    {"${a?{x}:z}", NULL, "expected \"{text}\" after \":\""},
+    {"${a?{x}:{y}z}", NULL, "unexpected text after '}'"},
+    {"${a:{x}:{y}}", NULL, "unexpected text after '}'"},
+    {"${a?{x}:{y}:{z}}", NULL, "unexpected text after '}'"},
+    {"${a?x{y}}", "x{y}", NULL},			/* not braced: the old form */
 };
 
 /* Conversions by type through a table parameter. */
