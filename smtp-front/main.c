@@ -67,6 +67,8 @@
 #define FRONT_LIMITS_WAIT_MS	5000	/* longest wait for client-limits */
 #define FRONT_RETRY_MS		100	/* pause between hand-over attempts */
 #define FRONT_HO_INPUT_MAX	4096	/* bytes of the pass service's replies */
+#define FRONT_FD_SPARE		64	/* descriptors kept for other uses: the
+					 * listener, a hand-over, client-limits */
 
 enum front_state {
     FS_LIMITS,			/* waiting for client-limits */
@@ -115,6 +117,8 @@ struct front_list {
 
 static struct front_list front_lists[FS_COUNT];
 static long front_held;			/* clients held now */
+static long front_limit;		/* smtp_front_connection_limit, or less
+					 * if the descriptors are fewer */
 static struct cidr_list *front_access;	/* smtp_front_access_list */
 static char front_pass_path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
 static event_timer_id front_timer;
@@ -838,7 +842,7 @@ static void front_accept(int fd)
     char addr[LIMITS_ADDRESS_MAX], port[16];
     const char *a = addr;
 
-    if (front_held >= var_smtp_front_connection_limit) {
+    if (front_held >= front_limit) {
 	static const char busy[] = "421 4.3.2 All server ports are busy\r\n";
 
 	(void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -917,10 +921,15 @@ static void front_post_init(int argc, char **argv)
     front_lists[FS_HANDOVER].timeout_ms = secs_ms(var_smtp_front_handover_timeout);
     front_cache_init();
     limits_client_init(NULL);
+    front_limit = var_smtp_front_connection_limit;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	&& (rlim_t) var_smtp_front_connection_limit + 64 > rl.rlim_cur)
-	msg_warn("smtp_front_connection_limit = %ld, but only %llu descriptors are allowed",
-		 var_smtp_front_connection_limit, (unsigned long long) rl.rlim_cur);
+	&& (rlim_t) front_limit + FRONT_FD_SPARE > rl.rlim_cur) {
+	front_limit = rl.rlim_cur > 2 * FRONT_FD_SPARE ? (long) (rl.rlim_cur - FRONT_FD_SPARE)
+	    : FRONT_FD_SPARE;
+	msg_warn("smtp_front_connection_limit = %ld, but the descriptor limit is %llu: "
+		 "holding at most %ld clients", var_smtp_front_connection_limit,
+		 (unsigned long long) rl.rlim_cur, front_limit);
+    }
     if (server_stress())
 	msg_info("started in stress mode: smtp_front_greet_wait = %lds, "
 		 "smtp_front_command_timeout = %lds", var_smtp_front_greet_wait,

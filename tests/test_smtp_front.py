@@ -37,9 +37,25 @@ class Front(MailInstance):
         super().__init__(services=SERVICES + ("client-limits",), main={**BASE, **(main or {})})
         assert "smtp-front" in self.default_master_cf(), self.default_master_cf()
 
-    def front_pid(self):
-        kids = self.children(str(self.smtp_port)) or self.children(f"127.0.0.1:{self.smtp_port}")
-        return kids[0] if kids else None
+    def front_pid(self, timeout=5):
+        """The smtp-front process (master starts it at the first client)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self._front_pid()
+            if pid:
+                return pid
+            time.sleep(0.05)
+        return None
+
+    def _front_pid(self):
+        for pid in self.children():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[0].endswith(b"/smtp-front"):
+                        return pid
+            except OSError:
+                pass
+        return None
 
 
 @pytest.fixture
