@@ -926,7 +926,7 @@ static void front_post_init(int argc, char **argv)
 	&& (rlim_t) front_limit + FRONT_FD_SPARE > rl.rlim_cur) {
 	front_limit = rl.rlim_cur > 2 * FRONT_FD_SPARE ? (long) (rl.rlim_cur - FRONT_FD_SPARE)
 	    : FRONT_FD_SPARE;
-	msg_warn("smtp_front_connection_limit = %ld, but the descriptor limit is %llu: "
+	msg_info("smtp_front_connection_limit = %ld, but the descriptor limit is %llu: "
 		 "holding at most %ld clients", var_smtp_front_connection_limit,
 		 (unsigned long long) rl.rlim_cur, front_limit);
     }
