@@ -29,6 +29,10 @@
 #include "limits_table.h"
 
 #define CL_TICK_MS	1000		/* expiry and status timer */
+#define CL_WRITE_MS	1000		/* a reply must leave within this: a
+					 * client that does not read its
+					 * replies stalls everyone meanwhile,
+					 * then is disconnected */
 
 struct cl_client {
     struct lt_conn *lc;
@@ -54,6 +58,7 @@ static void *cl_connect(struct stream *client)
     struct cl_client *c = mem_zalloc(sizeof(*c));
 
     c->lc = lt_conn_new();
+    stream_set_timeout(client, CL_WRITE_MS);
     if (ipc_handshake_server(client, LIMITS_PROTO, LIMITS_VERSION) < 0)
 	msg_warn("client-limits: handshake write error");
     return c;

@@ -217,3 +217,31 @@ def test_pass_refused_for_multi(instance):
     sock.connect(str(path))                  # master spawns; the child refuses
     instance.wait_log(r"only a single-client server can take handed-over clients")
     sock.close()
+
+
+def test_pass_to_real_smtpd(instance):
+    """smtpd as a pass service: a client handed over ungreeted with its
+    pipelined EHLO gets the greeting, then the EHLO answer from the
+    handed-over bytes, and the session goes on over the socket."""
+    instance.set_main(myhostname="mail.example.test")
+    instance.write_master_cf("smtpd pass - - n - 2 smtpd\n")
+    instance.start()
+    path = instance.queue / "private" / "smtpd"
+    cli, reply = hand_over(path, greeted=False, input=b"EHLO client.example\r\nNOOP\r\n")
+    assert reply == {"status": "ok"}
+    assert read_line(cli).startswith("220 mail.example.test ")
+    lines = []
+    while True:
+        line = read_line(cli)
+        lines.append(line)
+        if line[3:4] == " ":
+            break
+    assert lines[0] == "250-mail.example.test" and lines[-1].startswith("250 ")
+    assert read_line(cli).startswith("250 ")          # NOOP
+    cli.sendall(b"QUIT\r\n")
+    assert read_line(cli).startswith("221 ")
+    cli.close()
+    instance.wait_log(r"smtpd\[\d+\]: connect from unknown\[127\.0\.0\.1\]")
+    pid = instance.children("smtpd")[0]
+    argv = [a.decode() for a in proc_cmdline(pid) if a]
+    assert argv[argv.index("-t") + 1] == "pass"

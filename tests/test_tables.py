@@ -5,6 +5,8 @@ takes the next client the server skeleton asks whether one was rebuilt and,
 if so, the process logs "table X has changed -- restarting" and exits, so
 that master starts a fresh one that opens the new file (docs/tables.md).
 """
+import re
+
 from mailsuite import mail  # noqa: F401  (the fixture)
 
 

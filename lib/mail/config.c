@@ -1078,6 +1078,38 @@ int config_apply(const char **error_r)
     return 0;
 }
 
+/* config_apply_numbers - config_apply for the INT, TIME, SIZE and BOOL
+ * parameters only; the strings stay as they are */
+int config_apply_numbers(const char **error_r)
+{
+    union cfg_value *vals;
+    int ret = 0;
+
+    need_init();
+    vals = mem_zalloc(mem_size_mul(param_count, sizeof(*vals)));
+    for (size_t i = 0; i < param_count && ret == 0; i++) {
+	struct cfg_entry *e;
+
+	if (param_table[i].type == PARAM_STR || param_table[i].type == PARAM_RAW)
+	    continue;
+	e = entry_find(param_table[i].name, strlen(param_table[i].name));
+	if (e == NULL || e->def != &param_table[i])
+	    msg_panic("config_apply_numbers: table parameter %s is missing", param_table[i].name);
+	if (convert(e, &vals[i], error_r) < 0)
+	    ret = -1;
+    }
+    for (size_t i = 0; i < param_count && ret == 0; i++) {
+	const struct param_def *d = &param_table[i];
+
+	if (d->type == PARAM_BOOL)
+	    *(bool *) d->var = vals[i].b;
+	else if (d->type == PARAM_INT || d->type == PARAM_TIME || d->type == PARAM_SIZE)
+	    *(long *) d->var = vals[i].l;
+    }
+    mem_free(&vals);
+    return ret;
+}
+
 /* config_raw - the value as written (or the default), NULL if unknown */
 const char *config_raw(const char *name)
 {

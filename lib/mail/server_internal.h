@@ -48,6 +48,9 @@ extern long srv_use_count;		/* connections or triggers taken */
 extern volatile sig_atomic_t srv_exit_requested;	/* SIGHUP, reload */
 extern volatile sig_atomic_t srv_listeners_closed;
 extern volatile sig_atomic_t srv_stress;	/* server_stress() */
+void srv_stress_started(void);		/* started with stress=yes */
+void srv_stress_apply(void);		/* after the signal: parameters */
+void srv_stress_unwatch(const struct stream *s);	/* s goes away */
 extern int srv_wake_pipe[2];		/* self-pipe the signal handlers write */
 
 /* Time, monotonic. */

@@ -49,6 +49,16 @@ static void srv_sighup(int sig)
     srv_wake();
 }
 
+/* srv_sigstress - master: the service is in stress mode. The parameters
+ * follow in the normal flow (srv_stress_apply); the self-pipe wakes an
+ * idle loop, and a wait in progress returns EINTR to its wait hook. */
+static void srv_sigstress(int sig)
+{
+    (void) sig;
+    srv_stress = 1;
+    srv_wake();
+}
+
 /* srv_sigterm - exit now (after the daemon's async-signal-safe
  * on_terminate, if any) */
 static void srv_sigterm(int sig)
@@ -75,6 +85,8 @@ static void srv_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = srv_watchdog;
     sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = srv_sigstress;
+    sigaction(MASTER_STRESS_SIGNAL, &sa, NULL);
 }
 
 /* srv_usage - bad command line */
@@ -297,6 +309,8 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     if (config_apply(&err) < 0)
 	msg_fatal("%s", err);
     mem_free(&overrides);
+    if (strcmp(var_stress, "yes") == 0)
+	srv_stress_started();		/* -o stress=yes from master */
 
     /* Logging, before any privilege drop. */
     {

@@ -43,12 +43,14 @@ static void srv_single_serve(int fd)
 	if ((s = srv_pass_take(fd)) == NULL)
 	    return;
 	srv_spec->single_service(s);
+	srv_stress_unwatch(s);
 	(void) stream_close(&s);
 	srv_pass_done();
 	return;
     }
     s = srv_open_client(fd);
     srv_spec->single_service(s);
+    srv_stress_unwatch(s);
     (void) stream_close(&s);
 }
 
@@ -155,6 +157,7 @@ _Noreturn void srv_single_loop(void)
 
     srv_pass_mode = strcmp(srv_service_type, "pass") == 0;
     for (;;) {
+	srv_stress_apply();			/* a stress signal came meanwhile */
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();

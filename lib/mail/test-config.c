@@ -274,6 +274,36 @@ int main(void)
     }
     unit_end();
 
+    unit_begin("stress defaults; config_apply_numbers leaves the strings alone");
+    config_init();
+    unit_assert(config_apply(&err) == 0);
+    unit_assert_inteq(var_smtpd_timeout, 300);
+    unit_assert_inteq(var_smtpd_hard_error_limit, 20);
+    unit_assert_inteq(var_smtpd_starttls_timeout, 300);
+    unit_assert_streq(var_stress, "");
+    {
+	const char *host = var_myhostname, *banner = var_smtpd_banner;
+
+	config_set("stress", "yes");
+	unit_assert(config_apply_numbers(&err) == 0);
+	unit_assert_inteq(var_smtpd_timeout, 10);
+	unit_assert_inteq(var_smtpd_hard_error_limit, 1);
+	unit_assert_inteq(var_smtpd_starttls_timeout, 10);
+	unit_assert(var_myhostname == host && var_smtpd_banner == banner);
+	unit_assert_streq(var_stress, "");		/* a string: not re-applied */
+	/* all or nothing: one bad number changes none */
+	config_set("stress", "");
+	config_set("max_use", "many");
+	unit_assert(config_apply_numbers(&err) < 0);
+	unit_assert(contains(err, "max_use"));
+	unit_assert_inteq(var_smtpd_timeout, 10);
+	config_set("max_use", "7");
+	unit_assert(config_apply_numbers(&err) == 0);
+	unit_assert_inteq(var_smtpd_timeout, 300);
+	unit_assert_inteq(var_max_use, 7);
+    }
+    unit_end();
+
     unit_begin("defaults after config_init");
     config_init();
     unit_assert_streq(var_syslog_name, "posthorn");
