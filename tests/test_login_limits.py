@@ -437,6 +437,22 @@ def test_stls_starttls_and_imaps_new_tls_session_limit(lim):
                               rf"\[{ATTACKER}\]") == 3
 
 
+def test_count_limit_in_wrapper_mode_answers_over_tls(lim):
+    """POP3S: the refusal at connect comes after the handshake, over TLS"""
+    port = lim.ports["pops_one"]
+    ctx = lim.ctx()
+    first = wrapped(port, ctx)
+    assert first.line().startswith("+OK")
+    second = wrapped(port, ctx)
+    assert second.line() == POP_CONN
+    assert second.at_eof()
+    second.close()
+    lim.inst.wait_log(log_re("Connection count", 2, lim.service("pops_one"),
+                             "login_client_connection_count_limit", 1))
+    first.close()
+    lim.wait_count("pops_one", 0)
+
+
 # ------------------------------------------------------------- hand-over
 def test_counts_released_after_handover(lim):
     """A logged-in client belongs to pop3d: the login service's count

@@ -104,6 +104,7 @@ struct login_client {
     struct limits_async *lim_req;	/* the request waited for */
     char *lim_mech;		/* LIM_AUTH: the exchange to start after */
     struct str *lim_initial;
+    const char *lim_refusal;	/* wrapper mode: say it once TLS is up */
 };
 
 static const struct login_protocol *lf_proto;
@@ -127,6 +128,7 @@ static void lf_px_client_drain(struct login_client *lc);
 static void lf_px_client_eof(struct conn *c, void *ctx);
 static void lf_lim_release(struct login_client *lc);
 static void lf_lim_forget_auth(struct login_client *lc);
+static void lf_lim_refuse(struct login_client *lc, const char *reply);
 
 /* ---------------------------------------------------------------- */
 /* Start-up: the chroot and its two sockets                         */
@@ -521,6 +523,14 @@ static void lf_tls_done(struct conn *c, void *ctx, bool ok, const struct tls_inf
 	    *p = '?';
     msg_info("TLS: client=[%s]:%s, %s%s", lc->addr, lc->port, lc->tls_summary,
 	     info->resumed ? ", resumed" : "");
+    if (lc->lim_refusal != NULL) {
+	/* wrapper mode, refused at connect: the answer goes over TLS */
+	if (!info->resumed)
+	    limits_async_send(LIMITS_REQ_NEWTLS, server_service_name(), lc->addr);
+	lc->state = LC_COMMAND;
+	lf_lim_refuse(lc, lc->lim_refusal);
+	return;
+    }
     if (!info->resumed) {
 	/* a full handshake: login_client_new_tls_session_rate_limit */
 	if (lc->lim_exempt || var_login_client_new_tls_session_rate_limit <= 0) {
@@ -1092,9 +1102,17 @@ static void lf_lim_log(const struct login_client *lc, const char *what, long val
 	     lc->addr, server_service_name(), param, limit);
 }
 
-/* lf_lim_refuse - over a connection or TLS limit: reply, close */
+/* lf_lim_refuse - over a connection or TLS limit: reply, close. In
+ * wrapper mode a client refused at connect speaks TLS: the handshake
+ * runs first (as Postfix's smtpd answers over TLS on port 465), and
+ * the reply follows it (lf_tls_done). */
 static void lf_lim_refuse(struct login_client *lc, const char *reply)
 {
+    if (!lc->tls && lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode) {
+	lc->lim_refusal = reply ? reply : "";
+	lf_greet(lc);
+	return;
+    }
     if (reply != NULL)
 	conn_puts(lc->c, reply);
     login_client_quit(lc);
