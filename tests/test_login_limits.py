@@ -484,11 +484,11 @@ def test_fail_open_when_client_limits_is_stopped(lim):
     is greeted at once), a client that leaves meanwhile is cleaned up,
     and when the request times out everyone is served."""
     port = lim.ports["pop_one"]
-    pid = lim.limits_pid()
-    assert pid, "client-limits not running"
     first = Raw(port)
     assert first.line().startswith("+OK")
     lim.wait_count("pop_one", 1)
+    pid = lim.limits_pid()
+    assert pid, "client-limits not running"
     os.kill(pid, signal.SIGSTOP)
     try:
         waiting = Raw(port)			# would be refused: count 2

@@ -1126,6 +1126,11 @@ static void lf_lim_answer(const struct limits_counts *n, const char *error, void
     long lim;
 
     lc->lim_req = NULL;
+    if (error != NULL && what == LIM_CONNECT) {
+	/* the connect failed: never sent, or its connection to
+	 * client-limits closed, which released it: nothing to take back */
+	lc->lim_connected = false;
+    }
     if (error == NULL) {
 	switch (what) {
 	case LIM_CONNECT:
