@@ -20,7 +20,15 @@
  * imapd_cleartext_login_networks: until then CAPABILITY says
  * LOGINDISABLED and lists no AUTH= mechanism, and both commands get
  * NO [PRIVACYREQUIRED] (RFC 5530). After a TLS client's login this
- * process relays the session for imapd (login_front.h). */
+ * process relays the session for imapd (login_front.h).
+ *
+ * Client limits (issue 14, login_client_*_limit): a client over the
+ * connection count or rate gets "* BYE [UNAVAILABLE] Too many
+ * connections from your address" instead of the greeting; over the new
+ * TLS session rate "* BYE [UNAVAILABLE] Too many TLS sessions ..." after
+ * the handshake; over the failed-login rate, at its next LOGIN or
+ * AUTHENTICATE, "TAG NO [UNAVAILABLE] Too many failed logins" and a
+ * BYE; each then closed (the engine checks, login_front.h). */
 
 /* system */
 #include <string.h>
@@ -420,6 +428,10 @@ static void il_result(struct login_client *lc, void *ctx, enum login_auth_result
 	il_tagged(il, il->tag, "BAD", "Too many authentication rounds");
 	login_client_quit(lc);
 	return;
+    case LOGIN_AUTH_LIMIT:
+	il_tagged(il, il->tag, "NO", "[UNAVAILABLE] Too many failed logins");
+	conn_puts(il->c, "* BYE [UNAVAILABLE] Too many failed logins from your address\r\n");
+	return;				/* the engine closes */
     }
 }
 
@@ -452,6 +464,8 @@ int main(int argc, char **argv)
 	.reply_too_many_commands = "* BYE Too many commands\r\n",
 	.reply_timeout = "* BYE Autologout; idle for too long\r\n",
 	.reply_busy = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+	.reply_too_many_connections = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+	.reply_too_many_tls_sessions = "* BYE [UNAVAILABLE] Too many TLS sessions from your address\r\n",
 	.tls_prefix = "imapd",
 	.tls_wrappermode = &var_imapd_tls_wrappermode,
 	.cleartext_networks = &var_imapd_cleartext_login_networks,

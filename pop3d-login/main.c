@@ -17,7 +17,14 @@
  * (POP3S, port 995). USER, PASS and AUTH need TLS unless the client's
  * address is in pop3d_cleartext_login_networks; CAPA says what is
  * possible on this connection now. After a TLS client's login this
- * process relays the session for pop3d (login_front.h). */
+ * process relays the session for pop3d (login_front.h).
+ *
+ * Client limits (issue 14, login_client_*_limit): a client over the
+ * connection count or rate gets "-ERR [SYS/TEMP] Too many connections
+ * from your address" instead of the greeting; over the new TLS session
+ * rate "... Too many TLS sessions ..." after the handshake; over the
+ * failed-login rate "... Too many failed logins ..." at its next PASS
+ * or AUTH; each then closed (the engine checks, login_front.h). */
 
 /* system */
 #include <string.h>
@@ -302,6 +309,9 @@ static void pl_result(struct login_client *lc, void *ctx, enum login_auth_result
 	err(pl, NULL, "Too many authentication rounds");
 	login_client_quit(lc);
 	return;
+    case LOGIN_AUTH_LIMIT:
+	err(pl, POP3_CODE_SYS_TEMP, "Too many failed logins from your address");
+	return;				/* the engine closes */
     }
 }
 
@@ -344,6 +354,8 @@ int main(int argc, char **argv)
 	.reply_too_many_commands = "-ERR Too many commands, closing connection\r\n",
 	.reply_timeout = "-ERR Timeout, closing connection\r\n",
 	.reply_busy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+	.reply_too_many_connections = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+	.reply_too_many_tls_sessions = "-ERR [SYS/TEMP] Too many TLS sessions from your address\r\n",
 	.tls_prefix = "pop3d",
 	.tls_wrappermode = &var_pop3d_tls_wrappermode,
 	.cleartext_networks = &var_pop3d_cleartext_login_networks,

@@ -3,7 +3,9 @@
  * the client table with its limits, SASL relaying through auth_async,
  * and the non-blocking hand-over to the post-login service; TLS
  * (STLS/STARTTLS, wrapper mode, the cleartext-login policy) and the TLS
- * proxy that relays a TLS client's session after its login. */
+ * proxy that relays a TLS client's session after its login; the client
+ * limits (limits_client.h: connections, their rate, new TLS sessions,
+ * failed logins, asked on the event loop with limits_async). */
 
 /* system */
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include "cidr_match.h"
 #include "config.h"
 #include "login_front.h"
+#include "limits_client.h"
 #include "login_proto.h"
 #include "mail_proto.h"
 #include "server.h"
@@ -41,6 +44,7 @@
 
 #define LOGIN_DIR	"login"		/* under queue_directory: the chroot */
 #define LOGIN_AUTH_LINK	"auth"		/* the auth socket, inside it */
+#define LOGIN_LIMITS_LINK "client-limits"	/* client-limits, inside it */
 #define SASL_LINE_MAX	(AUTH_RESPONSE_MAX + 2)	/* a response and its CRLF */
 #define SASL_ROUNDS_MAX	10		/* no mechanism takes more */
 #define PROXY_CHUNK	16384		/* input buffer of each proxy side */
@@ -53,6 +57,14 @@ enum lc_state {
     LC_QUIT,			/* closing after the output */
     LC_TLS,			/* STLS/STARTTLS or wrapper: the handshake */
     LC_PROXY,			/* logged in over TLS: relaying */
+    LC_LIMITS,			/* waiting for client-limits' answer */
+};
+
+/* What a client waits for in LC_LIMITS. */
+enum lim_what {
+    LIM_CONNECT,		/* at accept: then the greeting (or TLS) */
+    LIM_NEWTLS,			/* after a full handshake: then go on */
+    LIM_AUTH,			/* before a login attempt: then auth */
 };
 
 enum ho_state { HO_HELLO, HO_STATUS };
@@ -85,6 +97,14 @@ struct login_client {
     struct conn *pc;		/* our end, on the event loop */
     bool proxied;		/* counted in lf_proxies, not lf_clients */
     bool px_client_eof, px_daemon_eof, px_closing;
+    /* client limits */
+    bool lim_exempt;		/* in login_client_event_limit_exceptions */
+    bool lim_connected;		/* counted: a disconnect is owed */
+    enum lim_what lim_what;
+    struct limits_async *lim_req;	/* the request waited for */
+    char *lim_mech;		/* LIM_AUTH: the exchange to start after */
+    struct str *lim_initial;
+    const char *lim_refusal;	/* wrapper mode: say it once TLS is up */
 };
 
 static const struct login_protocol *lf_proto;
@@ -106,6 +126,9 @@ static void lf_tls_begin(struct login_client *lc);
 static void lf_px_client_input(struct login_client *lc);
 static void lf_px_client_drain(struct login_client *lc);
 static void lf_px_client_eof(struct conn *c, void *ctx);
+static void lf_lim_release(struct login_client *lc);
+static void lf_lim_forget_auth(struct login_client *lc);
+static void lf_lim_refuse(struct login_client *lc, const char *reply);
 
 /* ---------------------------------------------------------------- */
 /* Start-up: the chroot and its two sockets                         */
@@ -119,15 +142,16 @@ static void lf_px_client_eof(struct conn *c, void *ctx);
  * checked to be a socket before its inode is changed, so a name swapped
  * by a less trusted user (queue_directory belongs to the mail owner)
  * never makes root touch another file. */
-static void lf_link_socket(int dfd, const char *src, const char *name, gid_t login_gid)
+static void lf_link_socket(int dfd, const char *src, const char *name, gid_t login_gid,
+			   const char *until)
 {
     char tmp[NAME_MAX + 1];
     struct stat st;
 
     fmt_buf_or_panic(tmp, sizeof(tmp), ".%s.%ld", name, (long) getpid());
     if (lstat(src, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-	msg_warn("%s is not a socket (is its service in master.cf?) -- "
-		 "logins will fail until it is", src);
+	msg_warn("%s is not a socket (is its service in master.cf?) -- %s until it is", src,
+		 until);
 	return;
     }
     (void) unlinkat(dfd, tmp, 0);
@@ -216,9 +240,11 @@ static void lf_pre_init(int argc, char **argv)
 	msg_fatal("%s/%s: not a directory: %m", var_queue_directory, LOGIN_DIR);
     if (priv_is_root() && (fchown(dfd, 0, login_gid) < 0 || fchmod(dfd, 0750) < 0))
 	msg_fatal("chown/chmod %s/%s: %m", var_queue_directory, LOGIN_DIR);
-    lf_link_socket(dfd, AUTH_SOCKET, LOGIN_AUTH_LINK, login_gid);
+    lf_link_socket(dfd, AUTH_SOCKET, LOGIN_AUTH_LINK, login_gid, "logins will fail");
     fmt_buf_or_panic(src, sizeof(src), "private/%s", lf_handover_link);
-    lf_link_socket(dfd, src, lf_handover_link, login_gid);
+    lf_link_socket(dfd, src, lf_handover_link, login_gid, "logins will fail");
+    lf_link_socket(dfd, LIMITS_SOCKET, LOGIN_LIMITS_LINK, login_gid,
+		   "client limits are not enforced");
 
     /* The drop: chroot to the directory, become login_user (no
      * supplementary group). Not root (the sandbox): just go there, so
@@ -229,6 +255,7 @@ static void lf_pre_init(int argc, char **argv)
     if (priv_is_root() && priv_drop(var_login_user, (gid_t) -1, ".", &err) < 0)
 	msg_fatal("privilege drop to %s: %s", var_login_user, err);
     auth_async_init(LOGIN_AUTH_LINK, (int) var_login_auth_connections);
+    limits_client_init(LOGIN_LIMITS_LINK);
 }
 
 /* ---------------------------------------------------------------- */
@@ -291,7 +318,7 @@ static void lf_timer_cb(void *ctx)
     }
     if (lc->state == LC_PROXY)
 	return;
-    if (lc->state == LC_AUTH || lc->state == LC_HANDOVER) {
+    if (lc->state == LC_AUTH || lc->state == LC_HANDOVER || lc->state == LC_LIMITS) {
 	/* auth and the hand-over have deadlines of their own */
 	lc->timer = event_timer_add(lf_timeout_ms(), lf_timer_cb, lc);
 	return;
@@ -373,8 +400,11 @@ static void lf_back_to_commands(struct login_client *lc)
 static void lf_result(struct login_client *lc, enum login_auth_result r)
 {
     lf_back_to_commands(lc);
-    if (r == LOGIN_AUTH_FAIL)
+    if (r == LOGIN_AUTH_FAIL) {
 	lc->failures++;
+	/* counted for every client, exempt or not (the operator's figures) */
+	limits_async_send(LIMITS_REQ_AUTHFAIL, server_service_name(), lc->addr);
+    }
     lf_proto->auth_result(lc, lc->ctx, r);
     if (r == LOGIN_AUTH_FAIL && login_failures_exhausted(lc))
 	login_client_quit(lc);
@@ -427,15 +457,11 @@ static void lf_auth_reply(struct auth_async *h, const struct auth_reply *reply, 
     lf_result(lc, LOGIN_AUTH_FAIL);
 }
 
-void login_sasl_start(struct login_client *lc, const char *mechanism, const char *initial,
-		      const char *tag)
+/* lf_sasl_begin - ask auth: the first step of the exchange */
+static void lf_sasl_begin(struct login_client *lc, const char *mechanism, const char *initial)
 {
     struct auth_request req;
 
-    if (lc->state != LC_COMMAND)
-	msg_panic("login_sasl_start: not reading commands");
-    if (!str_try_copy_out(lc->tag, sizeof(lc->tag), tag ? tag : ""))
-	msg_panic("login_sasl_start: tag over %d bytes", LOGIN_TAG_MAX);
     memset(&req, 0, sizeof(req));
     req.service = lf_proto->auth_service;
     req.mechanism = mechanism;
@@ -447,8 +473,35 @@ void login_sasl_start(struct login_client *lc, const char *mechanism, const char
     lc->auth = auth_async_start(&req, lf_auth_reply, lc);
 }
 
+static void lf_lim_wait(struct login_client *lc, enum lim_what what, const char *request);
+
+void login_sasl_start(struct login_client *lc, const char *mechanism, const char *initial,
+		      const char *tag)
+{
+    if (lc->state != LC_COMMAND)
+	msg_panic("login_sasl_start: not reading commands");
+    if (!str_try_copy_out(lc->tag, sizeof(lc->tag), tag ? tag : ""))
+	msg_panic("login_sasl_start: tag over %d bytes", LOGIN_TAG_MAX);
+    if (lc->lim_exempt || var_login_client_auth_rate_limit <= 0) {
+	lf_sasl_begin(lc, mechanism, initial);
+	return;
+    }
+    /* login_client_auth_rate_limit: the failed logins of this address
+     * (on any connection) in this time unit, before auth is asked; the
+     * exchange waits in memory meanwhile (wiped when done) */
+    lc->lim_mech = mem_strdup(mechanism);
+    lc->lim_initial = str_new(strlen(initial) + 1);
+    if (!str_try_appends(lc->lim_initial, initial))
+	msg_panic("login_sasl_start: initial response does not fit");
+    conn_pause_input(lc->c, true);
+    lf_lim_wait(lc, LIM_AUTH, LIMITS_REQ_LOOKUP);
+}
+
 /* ---------------------------------------------------------------- */
 /* TLS: STLS/STARTTLS and wrapper mode                              */
+
+static void lf_tls_go_on(struct login_client *lc);
+static void lf_lim_wait(struct login_client *lc, enum lim_what what, const char *request);
 
 /* lf_tls_done - the handshake ended */
 static void lf_tls_done(struct conn *c, void *ctx, bool ok, const struct tls_info *info,
@@ -470,6 +523,30 @@ static void lf_tls_done(struct conn *c, void *ctx, bool ok, const struct tls_inf
 	    *p = '?';
     msg_info("TLS: client=[%s]:%s, %s%s", lc->addr, lc->port, lc->tls_summary,
 	     info->resumed ? ", resumed" : "");
+    if (lc->lim_refusal != NULL) {
+	/* wrapper mode, refused at connect: the answer goes over TLS */
+	if (!info->resumed)
+	    limits_async_send(LIMITS_REQ_NEWTLS, server_service_name(), lc->addr);
+	lc->state = LC_COMMAND;
+	lf_lim_refuse(lc, lc->lim_refusal);
+	return;
+    }
+    if (!info->resumed) {
+	/* a full handshake: login_client_new_tls_session_rate_limit */
+	if (lc->lim_exempt || var_login_client_new_tls_session_rate_limit <= 0) {
+	    limits_async_send(LIMITS_REQ_NEWTLS, server_service_name(), lc->addr);
+	} else {
+	    conn_pause_input(lc->c, true);
+	    lf_lim_wait(lc, LIM_NEWTLS, LIMITS_REQ_NEWTLS);
+	    return;
+	}
+    }
+    lf_tls_go_on(lc);
+}
+
+/* lf_tls_go_on - TLS is up (and allowed): greet, or go on reading */
+static void lf_tls_go_on(struct login_client *lc)
+{
     lc->state = LC_COMMAND;
     lf_timer_restart(lc);
     if (lc->ctx == NULL)			/* wrapper mode: now greet */
@@ -597,6 +674,8 @@ static void lf_client_close(struct conn *c, void *ctx)
     (void) c;
     if (lc->auth)
 	auth_async_cancel(lc->auth);
+    lf_lim_release(lc);				/* cancel, disconnect */
+    lf_lim_forget_auth(lc);
     if (lc->ho) {
 	conn_set_ctx(lc->ho, NULL);
 	conn_close(lc->ho, CONN_CLOSE_LOCAL);
@@ -935,6 +1014,9 @@ static void lf_ho_input(struct conn *c, void *ctx)
     conn_set_ctx(c, NULL);
     conn_close(c, CONN_CLOSE_LOCAL);
     lc->ho = NULL;
+    /* pop3d/imapd has the session now: no longer a connection of this
+     * login service (relayed TLS sessions included: docs/login-split.md) */
+    lf_lim_release(lc);
     if (lc->tls) {
 	msg_info("login: user=<%s>, client=[%s]:%s, TLS proxy", lc->user, lc->addr, lc->port);
 	lf_proxy_start(lc);
@@ -962,6 +1044,156 @@ static void lf_ho_close(struct conn *c, void *ctx)
 /* ---------------------------------------------------------------- */
 /* Accepting                                                        */
 
+/* lf_greet - the client may stay: greet it (or, in wrapper mode, run
+ * the handshake, after which it is greeted) */
+static void lf_greet(struct login_client *lc)
+{
+    if (lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode) {
+	/* implicit TLS: the greeting comes after the handshake */
+	lc->state = LC_TLS;
+	conn_pause_input(lc->c, false);
+	tls_conn_server_start(lc->c, lf_tls, lf_tls_done, lc);
+	return;
+    }
+    lc->state = LC_COMMAND;
+    lc->ctx = lf_proto->client_new(lc);
+    /* what the client sent before the greeting is offered now */
+    conn_pause_input(lc->c, true);
+    conn_pause_input(lc->c, false);
+}
+
+/* ---------------------------------------------------------------- */
+/* Client limits (limits_client.h, limits_proto.h): client-limits
+ * counts, this process compares with its own parameters (so master.cf
+ * -o gives each service its limits) and exempts
+ * login_client_event_limit_exceptions (counted, never refused). If
+ * client-limits cannot answer, the client is served (fail open; the
+ * limits client logs a rate-limited warning). */
+
+/* lf_lim_release - the client is not (or no longer) a connection of
+ * this process: drop a pending request and send the disconnect owed */
+static void lf_lim_release(struct login_client *lc)
+{
+    if (lc->lim_req != NULL) {
+	limits_async_cancel(lc->lim_req);
+	lc->lim_req = NULL;
+    }
+    if (lc->lim_connected) {
+	lc->lim_connected = false;
+	limits_async_send(LIMITS_REQ_DISCONNECT, server_service_name(), lc->addr);
+    }
+}
+
+/* lf_lim_forget_auth - the login attempt that waited for the check */
+static void lf_lim_forget_auth(struct login_client *lc)
+{
+    if (lc->lim_initial != NULL) {
+	explicit_bzero(lc->lim_initial->data, lc->lim_initial->len);
+	str_free(&lc->lim_initial);
+    }
+    mem_free(&lc->lim_mech);
+}
+
+/* lf_lim_log - one line per refusal, naming the limit */
+static void lf_lim_log(const struct login_client *lc, const char *what, long value,
+		       const char *param, long limit)
+{
+    msg_warn("%s limit exceeded: %ld from [%s] for service %s (%s = %ld)", what, value,
+	     lc->addr, server_service_name(), param, limit);
+}
+
+/* lf_lim_refuse - over a connection or TLS limit: reply, close. In
+ * wrapper mode a client refused at connect speaks TLS: the handshake
+ * runs first (as Postfix's smtpd answers over TLS on port 465), and
+ * the reply follows it (lf_tls_done). */
+static void lf_lim_refuse(struct login_client *lc, const char *reply)
+{
+    if (!lc->tls && lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode) {
+	lc->lim_refusal = reply ? reply : "";
+	lf_greet(lc);
+	return;
+    }
+    if (reply != NULL)
+	conn_puts(lc->c, reply);
+    login_client_quit(lc);
+}
+
+/* lf_lim_answer - client-limits answered (or could not) */
+static void lf_lim_answer(const struct limits_counts *n, const char *error, void *ctx)
+{
+    struct login_client *lc = ctx;
+    enum lim_what what = lc->lim_what;
+    long lim;
+
+    lc->lim_req = NULL;
+    if (error != NULL && what == LIM_CONNECT) {
+	/* the connect failed: never sent, or its connection to
+	 * client-limits closed, which released it: nothing to take back */
+	lc->lim_connected = false;
+    }
+    if (error == NULL) {
+	switch (what) {
+	case LIM_CONNECT:
+	    if ((lim = var_login_client_connection_count_limit) > 0 && n->count > lim) {
+		lf_lim_log(lc, "Connection count", n->count,
+			   "login_client_connection_count_limit", lim);
+		lf_lim_refuse(lc, lf_proto->reply_too_many_connections);
+		return;
+	    }
+	    if ((lim = var_login_client_connection_rate_limit) > 0 && n->conn_rate > lim) {
+		lf_lim_log(lc, "Connection rate", n->conn_rate,
+			   "login_client_connection_rate_limit", lim);
+		lf_lim_refuse(lc, lf_proto->reply_too_many_connections);
+		return;
+	    }
+	    break;
+	case LIM_NEWTLS:
+	    if ((lim = var_login_client_new_tls_session_rate_limit) > 0 && n->tls_rate > lim) {
+		lf_lim_log(lc, "New TLS session rate", n->tls_rate,
+			   "login_client_new_tls_session_rate_limit", lim);
+		lf_lim_refuse(lc, lf_proto->reply_too_many_tls_sessions);
+		return;
+	    }
+	    break;
+	case LIM_AUTH:
+	    /* lim failed logins in this time unit: no further attempt */
+	    if ((lim = var_login_client_auth_rate_limit) > 0 && n->auth_rate >= lim) {
+		lf_lim_log(lc, "Failed login rate", n->auth_rate,
+			   "login_client_auth_rate_limit", lim);
+		lf_lim_forget_auth(lc);
+		lf_back_to_commands(lc);
+		lf_proto->auth_result(lc, lc->ctx, LOGIN_AUTH_LIMIT);
+		login_client_quit(lc);
+		return;
+	    }
+	    break;
+	}
+    }
+    switch (what) {
+    case LIM_CONNECT:
+	lf_greet(lc);
+	return;
+    case LIM_NEWTLS:
+	conn_pause_input(lc->c, false);
+	lf_tls_go_on(lc);
+	return;
+    case LIM_AUTH:
+	lf_sasl_begin(lc, lc->lim_mech, str_cstr(lc->lim_initial));
+	lf_lim_forget_auth(lc);
+	return;
+    }
+}
+
+/* lf_lim_wait - ask client-limits; the client waits for the answer */
+static void lf_lim_wait(struct login_client *lc, enum lim_what what, const char *request)
+{
+    lc->state = LC_LIMITS;
+    lc->lim_what = what;
+    if (strcmp(request, LIMITS_REQ_CONNECT) == 0)
+	lc->lim_connected = true;	/* counted even if we never hear */
+    lc->lim_req = limits_async_call(request, server_service_name(), lc->addr, lf_lim_answer, lc);
+}
+
 /* lf_accept - a new client from the skeleton */
 static void lf_accept(int fd)
 {
@@ -986,14 +1218,23 @@ static void lf_accept(int fd)
     lc->px_fd = lc->px_peer_fd = -1;
     lc->c = conn_new(fd, &lf_client_handlers, lc, (size_t) *lf_proto->line_limit);
     lf_timer_restart(lc);
-    if (lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode) {
-	/* implicit TLS: the greeting comes after the handshake */
-	lc->state = LC_TLS;
-	tls_conn_server_start(lc->c, lf_tls, lf_tls_done, lc);
+    /* the client limits: count the connection; when a limit applies to
+     * this client, it gets nothing (no greeting, no handshake) before
+     * client-limits answered */
+    lc->lim_exempt = limits_client_exempt(var_login_client_event_limit_exceptions, lc->addr);
+    if (lc->lim_exempt || (var_login_client_connection_count_limit <= 0
+			   && var_login_client_connection_rate_limit <= 0)) {
+	limits_async_send(LIMITS_REQ_CONNECT, server_service_name(), lc->addr);
+	lc->lim_connected = true;
+	lf_greet(lc);
 	return;
     }
-    lc->state = LC_COMMAND;
-    lc->ctx = lf_proto->client_new(lc);
+    /* wait with input paused in wrapper mode (the ClientHello must stay
+     * unread for the handshake); otherwise read on, so that a client
+     * that leaves meanwhile is noticed and cleaned up at once */
+    if (lf_proto->tls_wrappermode && *lf_proto->tls_wrappermode)
+	conn_pause_input(lc->c, true);
+    lf_lim_wait(lc, LIM_CONNECT, LIMITS_REQ_CONNECT);
 }
 
 int login_front_main(int argc, char **argv, const struct login_protocol *proto)

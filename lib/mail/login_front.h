@@ -24,7 +24,15 @@
  *     TLS client's login the PROXY: the client's TLS connection stays
  *     here, the post-login daemon gets one end of a socketpair (and the
  *     TLS protocol and cipher in the hand-over), and this process relays
- *     plaintext between the two, with bounded buffers (docs/login-split.md).
+ *     plaintext between the two, with bounded buffers (docs/login-split.md);
+ *   - the client limits (issue 14, limits_client.h, on the event loop
+ *     with limits_async): a connect at accept (count and rate; the
+ *     client is greeted only once client-limits answered), a newtls
+ *     after each full handshake, an authfail after each failed login
+ *     and a check of the failed-login rate before each attempt; the
+ *     disconnect when the client leaves or is handed over. Exempt
+ *     clients (login_client_event_limit_exceptions) are counted, never
+ *     refused; if client-limits is down the client is served.
  * The protocol module parses commands and words the replies.
  *
  *   static const struct login_protocol pop3 = { ... };
@@ -60,6 +68,10 @@ enum login_auth_result {
     LOGIN_AUTH_CANCELLED,	/* the client answered "*" */
     LOGIN_AUTH_TOOLONG,		/* the client's SASL answer passed the limit */
     LOGIN_AUTH_ROUNDS,		/* more challenges than any mechanism needs */
+    LOGIN_AUTH_LIMIT,		/* login_client_auth_rate_limit: the client's
+				 * address had too many failed logins; auth
+				 * was not asked; the engine closes after the
+				 * reply (issue 14) */
 };
 
 struct login_protocol {
@@ -91,6 +103,13 @@ struct login_protocol {
     const char *reply_too_many_commands;
     const char *reply_timeout;
     const char *reply_busy;
+    /* client limits (issue 14): written before closing a client over
+     * login_client_connection_count_limit or ..._rate_limit (at
+     * connect, before any greeting), or over
+     * login_client_new_tls_session_rate_limit (after the handshake,
+     * over TLS) */
+    const char *reply_too_many_connections;
+    const char *reply_too_many_tls_sessions;
     /* TLS (issue 13): the prefix of the protocol's TLS parameters
      * ("pop3d": pop3d_tls_*, tls.h), its wrapper-mode switch (TLS from
      * the first byte) and its list of networks that may log in without
