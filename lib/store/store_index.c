@@ -887,12 +887,15 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
  */
 
 /* store_newlist_write - the list of recs[0..count) that are in_new */
+#define SI_NL_BUF	((size_t) 64 << 10)
+
 int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_index_get_fn get,
 			void *ctx, const char **error_r)
 {
     const struct store_rec *r;
     struct store_rec tmp;
-    char buf[65536], *p = buf;
+    char *buf, *p;			/* (not on the stack: a page touched
+					 * there stays the process's) */
     size_t i, nlen;
     int fd, err;
 
@@ -902,13 +905,14 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     if (fd < 0)
 	return errtext_fail(&store_error, error_r, "create %s: %s", STORE_NEWLIST_TMP,
 			    strerror(errno));
+    p = buf = mem_alloc(SI_NL_BUF);
     memcpy(p, "posthorn-newlist 1 ", 19);
     p = si_put_num(p + 19, uidvalidity, '\n');
     for (i = 0; i < count; i++) {
 	r = get(i, ctx, &tmp);
 	if (!r->in_new || (nlen = r->keylen) > NAME_MAX)
 	    continue;
-	if ((size_t) (buf + sizeof(buf) - p) < nlen + 32) {
+	if ((size_t) (buf + SI_NL_BUF - p) < nlen + 32) {
 	    if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
 		goto fail;
 	    p = buf;
@@ -920,6 +924,7 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     }
     if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
 	goto fail;
+    mem_free(&buf);
     if (close(fd) < 0 || renameat(dir_fd, STORE_NEWLIST_TMP, dir_fd, STORE_NEWLIST_FILE) < 0) {
 	err = errno;
 	(void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
@@ -929,6 +934,7 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     return 0;
   fail:
     err = errno;
+    mem_free(&buf);
     (void) close(fd);
     (void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
     return errtext_fail(&store_error, error_r, "write %s: %s", STORE_NEWLIST_TMP, strerror(err));
