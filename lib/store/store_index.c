@@ -258,7 +258,7 @@ static void si_parse_1(struct store_index *idx, size_t len)
     idx->h.uidvalidity = (uint32_t) uv;
     idx->h.uidnext = (uint32_t) next;
     if (version == 2) {
-	if (!si_header(&ccp, end, "highestmodseq ", INT64_MAX, &hms) || hms == 0
+	if (!si_header(&ccp, end, "highestmodseq ", STORE_MODSEQ_MAX, &hms) || hms == 0
 	    || !si_header(&ccp, end, "recent ", UINT32_MAX, &recent) || recent > next)
 	    return;
 	idx->h.highestmodseq = hms;
