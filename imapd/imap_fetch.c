@@ -29,7 +29,8 @@
 #include "imap_msg.h"
 #include "imapd.h"
 
-#define FETCH_HIGH_WATER	(256 * 1024)	/* queued bytes before we wait */
+#define FETCH_HIGH_WATER	(64 * 1024)	/* queued bytes before we wait (the
+					 * queue doubles past it: 128 KiB) */
 #define FETCH_CHUNK		(64 * 1024)
 #define FETCH_ITEMS_MAX		100
 #define FETCH_HEAD_READ		(16 * 1024)	/* first read of a message

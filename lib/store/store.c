@@ -31,23 +31,54 @@
 #include "store_int.h"
 
 /* A file found in cur/ or new/ during a synchronisation. */
-struct sm_entry {
+struct sm_entry {			/* (72 bytes: one per message while a
+				 * synchronisation runs) */
     char *name;			/* owned */
-    struct store_name parsed;
-    bool in_new;
-    bool known;			/* sizes and mtime are set */
-    bool dupkey;		/* a unique part seen before: renamed to
-				 * KEY-UID to make it unique */
-    bool name_heap;		/* name is its own allocation (else in the
-				 * list's name blocks) */
-    uint32_t uid;		/* 0: none yet */
+    uint64_t khash;		/* store_key_hash of the unique part */
     off_t size;
     off_t crlf_size;
     time_t mtime;
-    const struct store_rec *rec;	/* the valid index's record for it */
     uint64_t modseq;
-    uint64_t khash;		/* store_key_hash of the unique part */
+    uint32_t uid;		/* 0: none yet */
+    uint32_t name_uid;		/* the name's U= (0: none, or not kept) */
+    uint32_t rec;		/* 1 + the index of the valid index's
+				 * record for it in idx.recs; 0: none */
+    uint32_t flags;		/* the name's ":2," flags */
+    uint16_t keylen;		/* the unique part: name[0..keylen) */
+    bool in_new:1;
+    bool known:1;		/* sizes and mtime are set */
+    bool name_sizes:1;		/* (known) the name's S= and W= say so */
+    bool dupkey:1;		/* a unique part seen before: renamed to
+				 * KEY-UID to make it unique */
+    bool name_heap:1;		/* name is its own allocation (else in the
+				 * list's name blocks) */
 };
+
+/* sm_entry_parsed - e's name-derived fields from a parsed name */
+static void sm_entry_parsed(struct sm_entry *e, const struct store_name *pn)
+{
+    e->name_uid = pn->uid;
+    e->keylen = (uint16_t) pn->keylen;
+    e->flags = pn->flags;
+}
+
+/* sm_known - e's size and CRLF size are now size and crlf: the name's
+ * W= stands for an uncounted CRLF size when its S= is the size; whether
+ * the name says both (else the synchronisation renames the file) */
+static void sm_known(struct sm_entry *e, off_t size, off_t crlf)
+{
+    struct store_name pn;
+
+    if (!store_name_parse(e->name, &pn))
+	pn.size = pn.crlf_size = -1;
+    if (crlf < 0 && pn.size == (long long) size && pn.crlf_size >= pn.size)
+	crlf = (off_t) pn.crlf_size;
+    e->size = size;
+    e->crlf_size = crlf;
+    e->name_sizes = pn.size == (long long) size
+	&& (pn.crlf_size == (long long) crlf || pn.crlf_size < 0);
+    e->known = true;
+}
 
 /* Scanned names, packed one after another (no allocation per name). */
 struct sm_block {
@@ -118,6 +149,7 @@ unsigned long store_cur_scans;
 /* sm_scan - add the message files of directory fd (cur/ or new/) */
 static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
 {
+    struct store_name pn;
     struct sm_entry *e;
     struct dirent *d;
     DIR *dir;
@@ -143,8 +175,9 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
 	}
 	e = &l->v[l->count];
 	memset(e, 0, sizeof(*e));
-	if (!store_name_parse(d->d_name, &e->parsed))
+	if (!store_name_parse(d->d_name, &pn))
 	    continue;
+	sm_entry_parsed(e, &pn);
 	e->name = sm_name_dup(l, d->d_name);
 	e->in_new = in_new;
 	l->count++;
@@ -165,6 +198,7 @@ static int sm_scan(int fd, bool in_new, struct sm_list *l, const char **error_r)
  * index lists them */
 static void sm_from_index(const struct store_index *idx, struct sm_list *l, bool want_new)
 {
+    struct store_name pn;
     struct sm_entry *e;
     size_t i;
 
@@ -175,8 +209,9 @@ static void sm_from_index(const struct store_index *idx, struct sm_list *l, bool
 	    continue;
 	e = &l->v[l->count];
 	memset(e, 0, sizeof(*e));
-	if (!store_name_parse(idx->recs[i].name, &e->parsed))
+	if (!store_name_parse(idx->recs[i].name, &pn))
 	    continue;
+	sm_entry_parsed(e, &pn);
 	e->name = sm_name_dup(l, idx->recs[i].name);
 	e->in_new = want_new;
 	l->count++;
@@ -214,15 +249,15 @@ static int sm_entry_cmp_key(const void *a, const void *b)
 {
     const struct sm_entry *x = *(const struct sm_entry *const *) a;
     const struct sm_entry *y = *(const struct sm_entry *const *) b;
-    size_t n = x->parsed.keylen < y->parsed.keylen ? x->parsed.keylen : y->parsed.keylen;
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
     int c;
 
     if (x->khash != y->khash)
 	return x->khash < y->khash ? -1 : 1;
     if ((c = memcmp(x->name, y->name, n)) != 0)
 	return c;
-    if (x->parsed.keylen != y->parsed.keylen)
-	return x->parsed.keylen < y->parsed.keylen ? -1 : 1;
+    if (x->keylen != y->keylen)
+	return x->keylen < y->keylen ? -1 : 1;
     /* the same message twice (cur/ and new/ after a crash?): cur/ first */
     if (x->in_new != y->in_new)
 	return x->in_new ? 1 : -1;
@@ -270,12 +305,7 @@ static int sm_measure(struct store_mailbox *mb, struct sm_entry *e, const char *
     if (!S_ISREG(st.st_mode))
 	return 1;			/* not a message: leave it alone */
     e->mtime = st.st_mtime;
-    e->size = st.st_size;
-    if (e->parsed.size == (long long) st.st_size && e->parsed.crlf_size >= e->parsed.size)
-	e->crlf_size = (off_t) e->parsed.crlf_size;
-    else
-	e->crlf_size = -1;
-    e->known = true;
+    sm_known(e, st.st_size, -1);
     return 0;
 }
 
@@ -497,12 +527,13 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 {
     struct store_dirstamp now;
     struct store_msg *msgs;
-    struct store_rec *r;
+    struct store_rec tmp;
+    const char *cp;
     uint32_t next;
     size_t i;
 
     if (idx->state != STORE_INDEX_VALID || idx->version != 2 || !have_anchor
-	|| a_uv != idx->h.uidvalidity || a_next > idx->h.uidnext)
+	|| a_uv != idx->h.uidvalidity || a_next > idx->h.uidnext || idx->first_line == NULL)
 	return 0;
     if (!store_dirstamp_get(mb->cur_fd, &now, false) || !store_dirstamp_same(&idx->h.cur, &now))
 	return 0;
@@ -516,16 +547,24 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
     }
     if (mb->claim_recent && mb->can_write && idx->h.recent < next)
 	return 0;			/* claiming is a write */
-    if (mb->have_snapshot && idx->h.uidvalidity == mb->uidvalidity)
-	for (i = 0; i < idx->count; i++)
-	    if (sm_below_floor(mb, idx->h.uidvalidity, idx->recs[i].uid, idx->recs[i].name,
-			       idx->recs[i].keylen))
+    /* (the index's lines, walked: no records; a mapped file's pages
+     * released behind the walk) */
+    if (mb->have_snapshot && idx->h.uidvalidity == mb->uidvalidity) {
+	store_index_walk_begin(idx);
+	for (i = 0, cp = idx->first_line; i < idx->count; i++) {
+	    store_index_line(&cp, &tmp);
+	    store_index_release(idx, cp);
+	    if (sm_below_floor(mb, idx->h.uidvalidity, tmp.uid, tmp.name, tmp.keylen))
 		return 0;
+	}
+    }
     msgs = mem_alloc_array(idx->count ? idx->count : 1, sizeof(*msgs));
     mb->recent_floor = idx->h.recent;
-    for (i = 0; i < idx->count; i++) {
-	r = &idx->recs[i];
-	sm_msg_from_rec(mb, &msgs[i], r);
+    store_index_walk_begin(idx);
+    for (i = 0, cp = idx->first_line; i < idx->count; i++) {
+	store_index_line(&cp, &tmp);
+	store_index_release(idx, cp);
+	sm_msg_from_rec(mb, &msgs[i], &tmp);
     }
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
     idx->data = NULL;
@@ -571,7 +610,7 @@ static const struct store_rec *sm_entry_rec(size_t i, void *ctx, struct store_re
     const struct sm_entry *e = ((struct sm_entry **) ctx)[i];
 
     r->name = e->name;
-    r->keylen = e->parsed.keylen;
+    r->keylen = e->keylen;
     r->uid = e->uid;
     r->size = e->size;
     r->crlf_size = e->crlf_size;
@@ -582,7 +621,7 @@ static const struct store_rec *sm_entry_rec(size_t i, void *ctx, struct store_re
 }
 
 /*
- * store_sync_int - bring index and snapshot up to date, under the lock:
+ * sm_sync - bring index and snapshot up to date, under the lock:
  * 1. read the index and the anchor; scan new/, and cur/ unless the
  *    index is known to list it (sm_fast is the case where nothing else
  *    is to be done);
@@ -598,7 +637,9 @@ static const struct store_rec *sm_entry_rec(size_t i, void *ctx, struct store_re
  *    expunge raises HIGHESTMODSEQ), \Recent claims;
  * 6. write index (and anchor) if anything changed; the snapshot.
  */
-int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
+#define SM_AGAIN	2
+
+static int sm_sync(struct store_mailbox *mb, int how, struct sm_snap *old_r, bool early_free,
 		   const char **error_r)
 {
     struct store_index idx;
@@ -628,7 +669,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     store_lock(mb);
     store_save_crlf(mb);
     (void) clock_gettime(CLOCK_REALTIME, &t_scan);	/* (before any read) */
-    store_index_read(mb->dir_fd, &idx);
+    /* (first without records: the common case, sm_fast, walks the
+     * lines; the full path reads it again with them, under the same
+     * lock, so the same file) */
+    store_index_read_lean(mb->dir_fd, &idx);
     have_anchor = store_anchor_read(mb->dir_fd, &a_uv, &a_next) == 0;
     trusted = idx.state == STORE_INDEX_VALID && (!have_anchor || a_uv == idx.h.uidvalidity);
     /* new/ unchanged since a valid index saw it: its list is new/'s
@@ -641,6 +685,10 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	&& sm_fast(mb, how, &idx, have_anchor, a_uv, a_next, old_r)) {
 	ret = 0;
 	goto out;
+    }
+    if (idx.no_recs && idx.state != STORE_INDEX_MISSING) {
+	store_index_free(&idx);
+	store_index_read(mb->dir_fd, &idx);
     }
     if (new_listed)
 	sm_from_index(&idx, &l, true);
@@ -674,9 +722,9 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	if (nl_uv != 0 && (!have_anchor || nl_uv == a_uv)) {
 	    store_index_sort(&nli);
 	    for (i = 0; i < l.count; i++)
-		if (l.v[i].in_new && l.v[i].parsed.uid == 0
-		    && (nr = store_index_find(&nli, l.v[i].name, l.v[i].parsed.keylen)) != NULL)
-		    l.v[i].parsed.uid = nr->uid;
+		if (l.v[i].in_new && l.v[i].name_uid == 0
+		    && (nr = store_index_find(&nli, l.v[i].name, l.v[i].keylen)) != NULL)
+		    l.v[i].name_uid = nr->uid;
 	}
 	store_index_free(&nli);
     }
@@ -696,7 +744,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     } else {
 	uv = sm_new_uidvalidity(have_anchor ? a_uv : idx.h.uidvalidity);
 	for (i = 0; i < l.count; i++)
-	    if (l.v[i].parsed.uid != 0) {
+	    if (l.v[i].name_uid != 0) {
 		/* names with U=: an index existed, made this very second
 		 * perhaps; its UIDVALIDITY was the time then, so go past */
 		uv = sm_new_uidvalidity(uv);
@@ -722,23 +770,23 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     order = mem_alloc_array(l.count ? l.count : 1, sizeof(*order));
     for (i = 0; i < l.count; i++) {
 	order[i] = &l.v[i];
-	l.v[i].khash = store_key_hash(l.v[i].name, l.v[i].parsed.keylen);
+	l.v[i].khash = store_key_hash(l.v[i].name, l.v[i].keylen);
     }
     if (l.count > 1)
 	qsort(order, l.count, sizeof(*order), sm_entry_cmp_key);
     for (i = 0; i < l.count; i++) {
 	e = order[i];
 	if (i > 0 && e->khash == order[i - 1]->khash
-	    && e->parsed.keylen == order[i - 1]->parsed.keylen
-	    && memcmp(e->name, order[i - 1]->name, e->parsed.keylen) == 0) {
+	    && e->keylen == order[i - 1]->keylen
+	    && memcmp(e->name, order[i - 1]->name, e->keylen) == 0) {
 	    /* the same unique name twice: a copy from outside, or new/
 	     * and cur/ after a crash; the later one is another message */
-	    e->parsed.uid = 0;
+	    e->name_uid = 0;
 	    e->dupkey = true;
 	}
-	rec = e->dupkey ? NULL : store_index_find(&idx, e->name, e->parsed.keylen);
+	rec = e->dupkey ? NULL : store_index_find(&idx, e->name, e->keylen);
 	if (e->dupkey || (e->in_new && (rec == NULL || rec->uid == 0)
-			  && (trusted || e->parsed.uid == 0)))
+			  && (trusted || e->name_uid == 0)))
 	    continue;			/* (fresh UIDs, in arrival order) */
 	if (trusted && rec && rec->uid) {
 	    from_index++;
@@ -747,25 +795,20 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 		changed = true;		/* (flags changed, or moved to cur/ by
 					 * another reader: keep names current) */
 	    e->uid = rec->uid;
-	    e->size = rec->size;
-	    e->crlf_size = rec->crlf_size;
-	    if (e->crlf_size < 0 && e->parsed.size == (long long) rec->size
-		&& e->parsed.crlf_size >= e->parsed.size)
-		e->crlf_size = (off_t) e->parsed.crlf_size;
+	    sm_known(e, rec->size, rec->crlf_size);
 	    e->mtime = rec->mtime;
-	    e->known = true;
-	    e->rec = rec;
+	    e->rec = (uint32_t) (rec - idx.recs) + 1;
 	} else if (trusted) {
 	    /* not in a valid index: keep a U= only above every UID used */
-	    if (e->parsed.uid >= next && e->parsed.uid < next + (1u << 24))
-		e->uid = e->parsed.uid;
+	    if (e->name_uid >= next && e->name_uid < next + (1u << 24))
+		e->uid = e->name_uid;
 	    changed = true;
 	} else {
-	    e->uid = e->parsed.uid ? e->parsed.uid : (rec ? rec->uid : 0);
+	    e->uid = e->name_uid ? e->name_uid : (rec ? rec->uid : 0);
 	}
-	if (sm_below_floor(mb, uv, e->uid, e->name, e->parsed.keylen)) {
+	if (sm_below_floor(mb, uv, e->uid, e->name, e->keylen)) {
 	    e->uid = 0;
-	    e->rec = NULL;
+	    e->rec = 0;
 	    changed = true;
 	}
     }
@@ -780,7 +823,7 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	if (order[i]->uid == order[i - 1]->uid) {
 	    order[i]->uid = 0;
 	    order[i]->known = false;
-	    order[i]->rec = NULL;
+	    order[i]->rec = 0;
 	    changed = true;
 	}
     for (i = 0; i < n; i++)
@@ -830,31 +873,29 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	e = &l.v[i];
 	if (e->name == NULL || (e->in_new && !e->dupkey))
 	    continue;			/* (new/: left there, docs/mailstore.md) */
-	if (!e->in_new && !e->dupkey && e->parsed.uid == e->uid
-	    && e->parsed.size == (long long) e->size
-	    && (e->parsed.crlf_size == (long long) e->crlf_size || e->parsed.crlf_size < 0))
+	if (!e->in_new && !e->dupkey && e->name_uid == e->uid && e->name_sizes)
 	    continue;			/* (a W= missing: not counted yet) */
 	if (e->dupkey) {
-	    if (!fmt_try_buf(keybuf, sizeof(keybuf), "%.*s-%lu", (int) e->parsed.keylen,
+	    if (!fmt_try_buf(keybuf, sizeof(keybuf), "%.*s-%lu", (int) e->keylen,
 			     e->name, (unsigned long) e->uid))
 		continue;
 	    key = keybuf;
 	    keylen = strlen(keybuf);
 	} else {
 	    key = e->name;
-	    keylen = e->parsed.keylen;
+	    keylen = e->keylen;
 	}
 	if (!store_name_make(newname, sizeof(newname), key, keylen, e->size,
-			     e->crlf_size, e->uid, e->parsed.flags)) {
+			     e->crlf_size, e->uid, e->flags)) {
 	    if (!e->in_new || e->dupkey)
 		continue;		/* keeps its name (and its UID in the index) */
-	    fmt_buf_cut(newname, sizeof(newname), "%.*s:2,", (int) e->parsed.keylen, e->name);
+	    fmt_buf_cut(newname, sizeof(newname), "%.*s:2,", (int) e->keylen, e->name);
 	}
 	if (store_rename(e->in_new ? mb->new_fd : mb->cur_fd, e->name, mb->cur_fd, newname,
 		      e->in_new) < 0) {
 	    if (errno == ENOENT && !e->in_new) {
 		/* renamed behind our back (a tool without the lock) */
-		char *found = sm_find_name(mb, e->name, e->parsed.keylen);
+		char *found = sm_find_name(mb, e->name, e->keylen);
 
 		if (found) {
 		    sm_name_drop(e);
@@ -879,7 +920,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	sm_name_drop(e);
 	e->name = mem_strdup(newname);
 	e->name_heap = true;
-	(void) store_name_parse(e->name, &e->parsed);
+	{
+	    struct store_name pn;
+
+	    if (store_name_parse(e->name, &pn))
+		sm_entry_parsed(e, &pn);
+	}
 	e->in_new = false;
 	e->dupkey = false;
     }
@@ -903,11 +949,12 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 	e = order[i];
 	if (jumped) {
 	    e->modseq = highest;
-	} else if (e->rec && e->rec->uid == e->uid && e->rec->modseq > 0) {
-	    e->modseq = e->rec->modseq;
-	    if (store_flags_parse(e->rec->name) != store_flags_parse(e->name))
+	} else if (e->rec && idx.recs[e->rec - 1].uid == e->uid
+		   && idx.recs[e->rec - 1].modseq > 0) {
+	    e->modseq = idx.recs[e->rec - 1].modseq;
+	    if (store_flags_parse(idx.recs[e->rec - 1].name) != store_flags_parse(e->name))
 		e->modseq = ++highest;
-	} else if (e->rec && e->rec->uid == e->uid) {
+	} else if (e->rec && idx.recs[e->rec - 1].uid == e->uid) {
 	    e->modseq = 1;		/* (version 1 index) */
 	} else {
 	    e->modseq = ++highest;
@@ -986,21 +1033,37 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
      * sm_names_release dropped the mapping's pages), else copied */
     if (wrote) {
 	/* the scan's memory goes before the index is read back: what was
-	 * just written under the lock is order[0..n) (UIDs compared only) */
+	 * just written under the lock is order[0..n) (UIDs compared only,
+	 * kept as UID * 2 + in_new, 8 bytes a message, where the scan
+	 * took about 170) */
+	uint64_t *want = NULL;
+
 	store_index_free(&idx);
+	if (early_free && n > 1000) {
+	    want = mem_alloc_array(n, sizeof(*want));
+	    for (i = 0; i < n; i++)
+		want[i] = (uint64_t) order[i]->uid << 1 | order[i]->in_new;
+	    sm_list_free(&l);
+	    mem_free(&order);
+	    (void) malloc_trim(0);
+	}
 	store_index_read_lean(mb->dir_fd, &idx);
 	in_index = idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len != 0
 	    && idx.count == n;
-	/* (the messages straight from the index's lines: no records) */
+	/* (the messages straight from the index's lines: no records; the
+	 * mapping's pages released behind the walk) */
 	msgs = mem_alloc_array(n ? n : 1, sizeof(*msgs));
 	mb->recent_floor = recent;
 	if (in_index) {
 	    struct store_rec tmp;
 	    const char *cp = idx.first_line;
 
+	    store_index_walk_begin(&idx);
 	    for (i = 0; in_index && i < n; i++) {
 		store_index_line(&cp, &tmp);
-		in_index = tmp.uid == order[i]->uid && tmp.in_new == order[i]->in_new;
+		store_index_release(&idx, cp);
+		in_index = want ? want[i] == ((uint64_t) tmp.uid << 1 | tmp.in_new)
+		    : tmp.uid == order[i]->uid && tmp.in_new == order[i]->in_new;
 		msgs[i].name = tmp.name;
 		msgs[i].uid = tmp.uid;
 		msgs[i].flags = tmp.flags;
@@ -1012,6 +1075,15 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
 		msgs[i].in_new = tmp.in_new;
 	    }
 	    filled = in_index;
+	}
+	mem_free(&want);
+	if (!in_index && order == NULL) {
+	    /* (the index just written does not read back as written: the
+	     * scan is gone, so the caller runs the synchronisation again,
+	     * keeping the scan this time) */
+	    mem_free(&msgs);
+	    ret = SM_AGAIN;
+	    goto out;
 	}
 	if (in_index) {
 	    sm_list_free(&l);
@@ -1078,6 +1150,18 @@ int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
     }
     sm_list_free(&l);
     mem_free(&order);
+    return ret;
+}
+
+/* store_sync_int - sm_sync, freeing the scan early (big mailboxes)
+ * unless the index it wrote could not be read back */
+int store_sync_int(struct store_mailbox *mb, int how, struct sm_snap *old_r,
+		   const char **error_r)
+{
+    int ret = sm_sync(mb, how, old_r, true, error_r);
+
+    if (ret == SM_AGAIN)
+	ret = sm_sync(mb, how, old_r, false, error_r);
     return ret;
 }
 
@@ -1453,6 +1537,7 @@ void store_msg_set_crlf_size(struct store_mailbox *mb, size_t i, off_t crlf_size
  * the snapshot beside them (both in UID order). */
 struct sc_walk {
     const struct store_mailbox *mb;
+    struct store_index *idx;	/* (its mapping's pages released behind) */
     const char *first, *cp;
     size_t j;
     size_t changed;
@@ -1465,9 +1550,14 @@ static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp
     struct sc_walk *w = ctx;
     const struct store_msg *m;
 
-    if (i == 0)
+    if (i == 0) {
 	w->cp = w->first, w->j = 0;
+	store_index_walk_begin(w->idx);
+    }
     store_index_line(&w->cp, tmp);
+    /* (tmp's name is read by the writer before the next call: the page
+     * it is on is at or after w->cp's page less one step) */
+    store_index_release(w->idx, tmp->name);
     while (w->j < w->mb->snap.count && w->mb->snap.msgs[w->j].uid < tmp->uid)
 	w->j++;
     /* (the same UID under the same UIDVALIDITY is the same message: its
@@ -1501,6 +1591,7 @@ void store_save_crlf(struct store_mailbox *mb)
     if (idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len > 0
 	&& idx.h.uidvalidity == mb->uidvalidity) {
 	w.mb = mb;
+	w.idx = &idx;
 	w.first = idx.first_line;
 	w.changed = 0;
 	for (i = 0; i < idx.count; i++)

@@ -75,15 +75,18 @@ struct store_msg {
     time_t mtime;		/* the file's mtime (IMAP INTERNALDATE) */
     const char *name;		/* the file name (no directory) in cur/,
 				 * or in new/ when in_new */
-    uint64_t modseq;		/* CONDSTORE MODSEQ: raised on every flag
-				 * change; > 0 */
-    bool recent;		/* \Recent for this handle: it claimed the
+    uint64_t modseq:62;		/* CONDSTORE MODSEQ: raised on every flag
+				 * change; > 0, at most STORE_MODSEQ_MAX */
+    bool recent:1;		/* \Recent for this handle: it claimed the
 				 * message (STORE_RECENT), or (a handle
 				 * without STORE_RECENT) nobody has yet */
-    bool in_new;		/* still in new/ under its delivery name (no
+    bool in_new:1;		/* still in new/ under its delivery name (no
 				 * flags yet: moved to cur/ when they change;
 				 * docs/mailstore.md) */
-};
+};				/* (48 bytes: one per message of a selected
+				 * mailbox; the bits share modseq's word) */
+#define STORE_MODSEQ_MAX	(((uint64_t) 1 << 62) - 1)	/* (an index
+					 * with more is damaged: rebuilt) */
 
 struct store_mailbox;
 

@@ -33,7 +33,7 @@
 #define SC_HEAD		16		/* "PHC1", endian mark, UIDVALIDITY, 0 */
 #define SC_REC		16		/* uid, field, 0 0 0, len, check */
 #define SC_FILE_MAX	((size_t) 1 << 30)	/* offsets fit 30 bits */
-#define SC_PENDING_MAX	((size_t) 256 << 10)	/* unwritten bytes before a
+#define SC_PENDING_MAX	((size_t) 64 << 10)	/* unwritten bytes before a
 						 * write (a batch) */
 #define SC_WINDOW	((size_t) 64 << 10)	/* bytes read at once */
 #define SC_COMPACT_MIN	((size_t) 1 << 20)

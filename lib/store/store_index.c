@@ -40,18 +40,74 @@ static uint64_t si_hash(const char *data, size_t len)
     return h;
 }
 
+/* store_map_release - drop the page table entries of base's whole
+ * pages in [*from, cp), once they are SI_STEP or more */
+#define SI_STEP		((size_t) 64 << 10)
+
+void store_map_release(const char *base, size_t len, const char **from, const char *cp)
+{
+    static size_t page;
+    const char *lo, *hi;
+
+    if (page == 0) {
+	long ps = sysconf(_SC_PAGESIZE);
+
+	page = ps > 0 ? (size_t) ps : 4096;
+    }
+    if (len == 0 || cp < base || *from == NULL || *from < base)
+	return;
+    if (cp > base + len)
+	cp = base + len;
+    lo = base + ((size_t) (*from - base) & ~(page - 1));
+    hi = base + ((size_t) (cp - base) & ~(page - 1));
+    if (hi <= lo || (size_t) (hi - lo) < SI_STEP)
+	return;
+    (void) madvise((void *) lo, (size_t) (hi - lo), MADV_DONTNEED);
+    *from = hi;
+}
+
+/* store_index_walk_begin - a walk of idx's lines starts again */
+void store_index_walk_begin(struct store_index *idx)
+{
+    idx->released = idx->data;
+}
+
+/* store_index_release - the walk of a mapped idx is at cp */
+void store_index_release(struct store_index *idx, const char *cp)
+{
+    if (idx->map_len)
+	store_map_release(idx->data, idx->map_len, &idx->released, cp);
+}
+
+/* si_release_all - drop every page of a mapped idx (a walk ended) */
+static void si_release_all(struct store_index *idx)
+{
+    if (idx->map_len)
+	(void) madvise(idx->data, idx->map_len, MADV_DONTNEED);
+    idx->released = idx->data;
+}
+
 /* si_hash2 - the check sum of a version 2 index: 64 bits, eight bytes
- * at a time (FNV-1a's byte at a time cost 1.5 ms for 10,000 messages) */
-static uint64_t si_hash2(const char *data, size_t len)
+ * at a time (FNV-1a's byte at a time cost 1.5 ms for 10,000 messages);
+ * a mapped idx's pages are released as the sum goes */
+static uint64_t si_hash2(struct store_index *idx, const char *data, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ULL ^ len, w;
+    size_t chunk;
 
     while (len >= 8) {
-	memcpy(&w, data, 8);
-	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-	h ^= h >> 31;
-	data += 8;
-	len -= 8;
+	chunk = len & ~(size_t) 7;
+	if (chunk > SI_STEP)
+	    chunk = SI_STEP;
+	for (; chunk > 0; chunk -= 8) {
+	    memcpy(&w, data, 8);
+	    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	    h ^= h >> 31;
+	    data += 8;
+	    len -= 8;
+	}
+	if (idx)
+	    store_index_release(idx, data);
     }
     w = 0;
     memcpy(&w, data, len);
@@ -135,7 +191,7 @@ static bool si_header(const char **cp, const char *end, const char *word, unsign
  * their newline (names become strings in place). Whatever fails leaves
  * DAMAGED with the lines read before it.
  */
-static void si_parse(struct store_index *idx, size_t len)
+static void si_parse_1(struct store_index *idx, size_t len)
 {
     char *data = idx->data, *cp = data, *end = data + len, *nl;
     unsigned long long uv, next, uid, size, crlf, mtime, count, modseq = 0;
@@ -155,8 +211,13 @@ static void si_parse(struct store_index *idx, size_t len)
 	size_t lines = 0;
 	const char *q = data;
 
-	while (q < end && (q = memchr(q, '\n', (size_t) (end - q))) != NULL)
+	store_index_walk_begin(idx);
+	while (q < end && (q = memchr(q, '\n', (size_t) (end - q))) != NULL) {
 	    q++, lines++;
+	    if ((lines & 63) == 0)
+		store_index_release(idx, q);
+	}
+	si_release_all(idx);
 	if (lines > 7 && idx->cap == 0 && !idx->no_recs) {
 	    idx->cap = lines - 7;
 	    idx->recs = mem_alloc_array(idx->cap, sizeof(*idx->recs));
@@ -187,7 +248,8 @@ static void si_parse(struct store_index *idx, size_t len)
 	    last--;
 	if ((size_t) (end - last) > 4 && memcmp(last, "end ", 4) == 0
 	    && (sp = memchr(last + 4, ' ', (size_t) (end - last - 4))) != NULL)
-	    hash_ok = si_hash2(data, (size_t) (last - data)) == strtoull(sp + 1, NULL, 16);
+	    hash_ok = si_hash2(idx, data, (size_t) (last - data)) == strtoull(sp + 1, NULL, 16);
+	si_release_all(idx);
     }
     ccp = nl + 1;
     if (!si_header(&ccp, end, "uidvalidity ", UINT32_MAX, &uv) || uv == 0
@@ -196,7 +258,7 @@ static void si_parse(struct store_index *idx, size_t len)
     idx->h.uidvalidity = (uint32_t) uv;
     idx->h.uidnext = (uint32_t) next;
     if (version == 2) {
-	if (!si_header(&ccp, end, "highestmodseq ", INT64_MAX, &hms) || hms == 0
+	if (!si_header(&ccp, end, "highestmodseq ", STORE_MODSEQ_MAX, &hms) || hms == 0
 	    || !si_header(&ccp, end, "recent ", UINT32_MAX, &recent) || recent > next)
 	    return;
 	idx->h.highestmodseq = hms;
@@ -261,6 +323,8 @@ static void si_parse(struct store_index *idx, size_t len)
 	}
 	last_uid = (uint32_t) uid;
 	cp = nl + 1;
+	if ((idx->count & 63) == 0)
+	    store_index_release(idx, cp);
     }
     if (SI_LINE()) {
 	const char *tail = cp + 4;
@@ -285,6 +349,14 @@ static void si_parse(struct store_index *idx, size_t len)
 	}
     }
 #undef SI_LINE
+}
+
+/* si_parse - si_parse_1, then no page of a mapped file stays mapped
+ * into the process (the walks released them as they went) */
+static void si_parse(struct store_index *idx, size_t len)
+{
+    si_parse_1(idx, len);
+    si_release_all(idx);
 }
 
 /* si_cut_lines - the records' names become strings (after si_parse,
@@ -337,7 +409,7 @@ static void si_read(int dir_fd, struct store_index *idx, bool no_recs)
 	return;
     }
     if (st.st_size > (off_t) strlen(STORE_INDEX_MAGIC) && (size_t) st.st_size < STORE_INDEX_MAX
-	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
+	&& (map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd,
 		       0)) != MAP_FAILED) {
 	if (memcmp(map, STORE_INDEX_MAGIC "\n", strlen(STORE_INDEX_MAGIC) + 1) == 0) {
 	    idx->map_fd = fd;		/* (kept: store.c reads single names) */
@@ -815,12 +887,15 @@ int store_anchor_write(int dir_fd, uint32_t uidvalidity, uint32_t uidnext, const
  */
 
 /* store_newlist_write - the list of recs[0..count) that are in_new */
+#define SI_NL_BUF	((size_t) 64 << 10)
+
 int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_index_get_fn get,
 			void *ctx, const char **error_r)
 {
     const struct store_rec *r;
     struct store_rec tmp;
-    char buf[65536], *p = buf;
+    char *buf, *p;			/* (not on the stack: a page touched
+					 * there stays the process's) */
     size_t i, nlen;
     int fd, err;
 
@@ -830,13 +905,14 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     if (fd < 0)
 	return errtext_fail(&store_error, error_r, "create %s: %s", STORE_NEWLIST_TMP,
 			    strerror(errno));
+    p = buf = mem_alloc(SI_NL_BUF);
     memcpy(p, "posthorn-newlist 1 ", 19);
     p = si_put_num(p + 19, uidvalidity, '\n');
     for (i = 0; i < count; i++) {
 	r = get(i, ctx, &tmp);
 	if (!r->in_new || (nlen = r->keylen) > NAME_MAX)
 	    continue;
-	if ((size_t) (buf + sizeof(buf) - p) < nlen + 32) {
+	if ((size_t) (buf + SI_NL_BUF - p) < nlen + 32) {
 	    if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
 		goto fail;
 	    p = buf;
@@ -848,6 +924,7 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     }
     if (write_all_fd(fd, buf, (size_t) (p - buf)) < 0)
 	goto fail;
+    mem_free(&buf);
     if (close(fd) < 0 || renameat(dir_fd, STORE_NEWLIST_TMP, dir_fd, STORE_NEWLIST_FILE) < 0) {
 	err = errno;
 	(void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
@@ -857,6 +934,7 @@ int store_newlist_write(int dir_fd, uint32_t uidvalidity, size_t count, store_in
     return 0;
   fail:
     err = errno;
+    mem_free(&buf);
     (void) close(fd);
     (void) unlinkat(dir_fd, STORE_NEWLIST_TMP, 0);
     return errtext_fail(&store_error, error_r, "write %s: %s", STORE_NEWLIST_TMP, strerror(err));

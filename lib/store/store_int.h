@@ -107,6 +107,7 @@ struct store_index {
     bool no_recs;		/* store_index_read_lean: count, keep none */
     struct store_rec one;	/* (no_recs: the scratch record) */
     const char *first_line;	/* the first message line in data */
+    const char *released;	/* (mapped: pages below dropped, walk) */
 };
 
 /* store_index_read - read and check dir_fd's index; never fails: a
@@ -119,6 +120,16 @@ void store_index_read_lean(int dir_fd, struct store_index *idx);
 /* store_index_line - the message line at *cp of a VALID version 2
  * index into r (name into the data); *cp moves to the next line */
 void store_index_line(const char **cp, struct store_rec *r);
+/* store_index_release - a walk of a mapped index passed cp: drop this
+ * process's page table entries for the pages below it (they stay in
+ * the page cache), a step at a time, so that walking a big index maps
+ * no more than a window of it (PSS); store_index_walk_begin - a walk
+ * starts at data again */
+void store_index_release(struct store_index *idx, const char *cp);
+void store_index_walk_begin(struct store_index *idx);
+/* store_map_release - the same for any read-only file mapping
+ * base[0..len): pages of [*from, cp) when a step's worth; *from moves */
+void store_map_release(const char *base, size_t len, const char **from, const char *cp);
 /* store_index_parse - the same from a buffer (copied) */
 void store_index_parse(const char *data, size_t len, struct store_index *idx);
 /* store_index_free - free data and records; the index is MISSING again */
