@@ -241,7 +241,10 @@ static int lc_exchange(const struct str *req, struct ipc_list *reply, const char
 	    return 0;
 	if (stream_error(lc_stream) == STREAM_TIMEOUT)
 	    lc_down_until = lc_now_ms() + LC_RETRY_MS;
-	if (stream_error(lc_stream) != STREAM_EOF || attempt > 0) {
+	/* EOF or a reset: the service closed the connection (it does so
+	 * only with nothing unread) or died; a timeout is not retried */
+	if ((stream_error(lc_stream) != STREAM_EOF && stream_error(lc_stream) != STREAM_ERROR)
+	    || attempt > 0) {
 	    limits_client_close();
 	    return errtext_fail(&lc_err, error_r, "%s", error);
 	}
@@ -408,6 +411,7 @@ static bool la_open(void)
 	return false;
     }
     la_conn = conn_new(fd, &la_handlers, NULL, LA_INPUT_MAX);
+    conn_set_write_timeout(la_conn, LIMITS_CLIENT_TIMEOUT_MS);
     la_greeted = false;
     la_deadline();
     return true;

@@ -50,6 +50,7 @@ static long long now_ms(void)
  *   ok         count = requests on this connection, conn_rate = the
  *              connection's number (1, 2, ...)
  *   closeonce  the first such request in the run: close unanswered
+ *   closeafter answer, then close
  *   error      status=error, then close
  *   silent     no answer, to this or any later request
  *   garbage    a malformed reply
@@ -83,6 +84,13 @@ static void mock_serve(int fd, int serial, bool *closed_once)
 	}
 	if (service && strcmp(service, "closeonce") == 0 && !*closed_once) {
 	    *closed_once = true;
+	    break;
+	}
+	if (service && strcmp(service, "closeafter") == 0) {
+	    (void) ipc_send(s, IPC_STR(ATTR_STATUS, "ok"), IPC_INT("count", n),
+			    IPC_INT("conn_rate", serial), IPC_INT("message_rate", 0),
+			    IPC_INT("recipient_rate", 0), IPC_INT("tls_rate", 0),
+			    IPC_INT("auth_rate", 0), IPC_END);
 	    break;
 	}
 	if (service && strcmp(service, "error") == 0) {
@@ -195,15 +203,23 @@ static void test_blocking(void)
     unit_assert_inteq(limits_client_call(LIMITS_REQ_CONNECT, "closeonce", "192.0.2.1", &k), 0);
     unit_assert_inteq(k.count, 1);
     unit_assert_inteq(k.conn_rate, 2);
+    /* answered, then the connection closed while idle: the next call
+     * notices before it sends and opens a new one, without a warning */
+    unit_assert_inteq(limits_client_call(LIMITS_REQ_CONNECT, "closeafter", "192.0.2.1", &k), 0);
+    unit_assert_inteq(k.conn_rate, 2);
+    usleep(100 * 1000);
+    unit_assert_inteq(limits_client_call(LIMITS_REQ_CONNECT, "ok", "192.0.2.1", &k), 0);
+    unit_assert_inteq(k.conn_rate, 3);
+    unit_assert_inteq(log_count("warning"), 0);
     /* an error reply: -1, a warning, the connection dropped */
     unit_assert_inteq(limits_client_call(LIMITS_REQ_CONNECT, "error", "192.0.2.1", &k), -1);
     unit_assert_inteq(log_count("service error: test error; client limits not enforced (fail open)"), 1);
     unit_assert_inteq(limits_client_call(LIMITS_REQ_CONNECT, "ok", "192.0.2.1", &k), 0);
-    unit_assert_inteq(k.conn_rate, 3);
+    unit_assert_inteq(k.conn_rate, 4);
     /* a malformed reply */
     unit_assert_inteq(limits_client_call(LIMITS_REQ_LOOKUP, "garbage", "192.0.2.1", &k), -1);
     unit_assert_inteq(limits_client_call(LIMITS_REQ_LOOKUP, "ok", "192.0.2.1", &k), 0);
-    unit_assert_inteq(k.conn_rate, 4);
+    unit_assert_inteq(k.conn_rate, 5);
     /* warnings are rate-limited: only the first of these was logged */
     unit_assert_inteq(log_count("client limits not enforced"), 1);
     unit_end();
