@@ -76,13 +76,15 @@ class MailInstance(Instance):
 
     def __init__(self, *, domain=DOMAIN, users=USERS, smtp_host="127.0.0.1", smtp_port=None,
                  services=SERVICES, hostname=None, virtual=None, main=None, ports=None,
-                 passwords=False):
+                 passwords=False, front=True):
         """The defaults make the suite's instance; relay tests (RelayNet)
         give another domain and users, a listen address, the smtp
         service (SERVICES_SMTP) and main.cf parameters. ports: more inet
         services (name -> [host:]port, e.g. pop3); passwords: the users
         get passwords (the users table; .passwords maps address ->
-        password) instead of bare mailboxes."""
+        password) instead of bare mailboxes; front: smtp-front holds the
+        smtp port and hands clients to smtpd (the default, as in the
+        shipped master.cf), else smtpd serves the port itself."""
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port or free_port(smtp_host)
         self.domain = domain
@@ -101,7 +103,7 @@ class MailInstance(Instance):
             mail=True, commands="link",
             ports={"smtp": f"{smtp_host}:{self.smtp_port}", **(ports or {})},
             services=services, mailboxes=[] if passwords else addresses,
-            users=addresses if passwords else [], virtual=virtual, main=params)
+            users=addresses if passwords else [], virtual=virtual, main=params, front=front)
         self.passwords = dict(self.layout.passwords)
         self.bin = self.layout.bin
         self.mailroot = self.layout.mailroot

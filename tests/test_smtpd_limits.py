@@ -53,8 +53,8 @@ class LimitsInstance(MailInstance):
 
     def __init__(self, main=None, services=None, **kw):
         params = {"mynetworks": "127.0.0.1/32", **(main or {})}
-        # SERVICES has client-limits
-        super().__init__(services=kw.pop("daemons", SERVICES), main=params, **kw)
+        # SERVICES has client-limits; smtpd on the port itself (no front)
+        super().__init__(services=kw.pop("daemons", SERVICES), main=params, front=False, **kw)
         self.port = {}
         lines = []
         for name, opts in (services or {}).items():

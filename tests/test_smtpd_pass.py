@@ -69,7 +69,8 @@ class Front:
 def passing():
     inst = MailInstance(main={"mynetworks": "127.0.0.1/32",
                               # one connection per client: test_passed_clients_are_limited
-                              "smtpd_client_connection_count_limit": "1"})
+                              "smtpd_client_connection_count_limit": "1"},
+                        front=False)    # the pass service below, our own front
     inst.write_master_cf(inst.default_master_cf() + "smtpd   pass  -  -  n  -  -  smtpd\n")
     front = None
     try:
