@@ -523,7 +523,7 @@ def _maxrss_kib(tmp_path, *args):
 def test_cold_open_peak_memory(tmp_path):
     """The first open of a 10,000-message Maildir (no index: every file
     scanned, the index written and read back) stays within a bounded peak
-    above the process's own: the scan's entries are 72 bytes and the name
+    above the process's own: the scan's entries are 64 bytes and the name
     each and are freed before the index is read back, and no walk maps the
     whole index (docs/mailstore.md, "Memory and speed"). About 1.5 MiB;
     it was 3.2 MiB with the index mapped whole and the scan kept."""
