@@ -31,14 +31,18 @@
 #include "store_int.h"
 
 /* A file found in cur/ or new/ during a synchronisation. */
-struct sm_entry {			/* (72 bytes: one per message while a
+struct sm_entry {			/* (64 bytes: one per message while a
 				 * synchronisation runs) */
     char *name;			/* owned */
-    uint64_t khash;		/* store_key_hash of the unique part */
+    union {
+	uint64_t khash;		/* store_key_hash of the unique part
+				 * (step 3: UIDs in key order) */
+	uint64_t modseq;	/* (from step 5 on, when khash is done
+				 * with) */
+    };
     off_t size;
     off_t crlf_size;
     time_t mtime;
-    uint64_t modseq;
     uint32_t uid;		/* 0: none yet */
     uint32_t name_uid;		/* the name's U= (0: none, or not kept) */
     uint32_t rec;		/* 1 + the index of the valid index's
@@ -1256,9 +1260,9 @@ void store_close(struct store_mailbox **mbp)
 	return;
     if (mb->in_batch && store_commit(mb, &err) < 0)
 	msg_warn("%s", err);
-    store_stamp_at_close(mb);
     store_save_crlf(mb);
     store_cache_close(mb);
+    store_stamp_at_close(mb);
     store_watch_close(mb);
     store_keywords_free(mb);
     if (mb->dir_fd >= 0)
@@ -1611,7 +1615,8 @@ void store_save_crlf(struct store_mailbox *mb)
  * at the last synchronisation (cur/ had just changed, by this handle's
  * moves of new mail most likely) and is old enough now: the next open
  * of the mailbox then does not read cur/. Big mailboxes only, where
- * that read costs (10,000 messages: tens of ms), and nobody waits here. */
+ * that read costs (10,000 messages: tens of ms), and nobody waits here.
+ * Called by store_close only, last of what needs the snapshot. */
 void store_stamp_at_close(struct store_mailbox *mb)
 {
     struct store_dirstamp st;
@@ -1625,6 +1630,11 @@ void store_stamp_at_close(struct store_mailbox *mb)
     if (!store_dirstamp_get_before(mb->cur_fd, &st, &now) || st.msec == 0
 	|| !store_dirstamp_get_before(mb->new_fd, &st, &now) || st.msec == 0)
 	return;				/* (still too young) */
+    /* the snapshot goes first (the handle is closing; the CRLF sizes
+     * and the cache were saved): the synchronisation's scan and records
+     * are then the only big memory of the process */
+    store_snap_free(&mb->snap);
+    mb->have_snapshot = false;
     if (store_sync_int(mb, STORE_SYNC_COMMIT, NULL, &err) < 0)
 	msg_warn("%s", err);
 }
