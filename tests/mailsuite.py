@@ -62,7 +62,7 @@ from conftest import BUILD, Instance, MASTER, SANITIZER_REPORT, free_port, mkins
 
 DOMAIN = "example.test"
 USERS = ("alice", "bob", "carol")
-SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local")
+SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local", "client-limits")
 SERVICES_SMTP = SERVICES + ("smtp",)      # with smtp-client (unix service "smtp")
 
 

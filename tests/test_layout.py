@@ -12,7 +12,7 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGRAM_DIRS = ["master", "smtpd", "cleanup", "pickup", "qmgr", "bounce",
                 "smtp-client", "local-delivery", "auth", "pop3d", "imapd",
-                "pop3d-login", "imapd-login", "tools"]
+                "pop3d-login", "imapd-login", "client-limits", "tools"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 UNSAFE = re.compile(r'\b(strcpy|strcat|sprintf|vsprintf|gets|stpcpy)\s*\(')
 

@@ -111,6 +111,7 @@ SERVICES = (
     (None, "smtp", "unix", "-", "-", "n", "-", "-", "smtp-client", ()),
     (None, "local", "unix", "-", "n", "n", "-", "-", "local-delivery", ()),
     (None, "auth", "unix", "-", "-", "n", "-", "1", "auth", ()),
+    (None, "client-limits", "unix", "-", "-", "n", "-", "1", "client-limits", ()),
     ("pop3", None, "inet", "n", "-", "n", "-", "-", "pop3d-login", ()),
     ("pop3s", None, "inet", "n", "-", "n", "-", "-", "pop3d-login", ("pop3d_tls_wrappermode=yes",)),
     ("imap", None, "inet", "n", "-", "n", "-", "-", "imapd-login", ()),

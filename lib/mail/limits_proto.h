@@ -39,7 +39,9 @@
  * Connection binding: a connect is bound to the connection it came on.
  * When that connection closes (the client process ended or crashed),
  * every connect it made and did not disconnect is released, so counts
- * never leak.
+ * never leak. A disconnect takes back a connect made on the same
+ * connection only: one that has none outstanding there changes nothing
+ * (its connect went with an earlier connection, already released).
  *
  * Rates count events in the current window of client_limits_rate_time_unit
  * seconds, which starts at a client's first event after the previous

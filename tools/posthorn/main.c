@@ -51,6 +51,8 @@ static const struct command {
      "how each address routes: class, transport, next hop, MX and addresses (-j: JSON)"},
     {"queue", cmd_queue, "subcommand [args]",
      "the mail queue: list [--json], show ID, cat [-o] ID, delete|hold|release|requeue ID...|ALL, flush"},
+    {"limits", cmd_limits, "[--json] [address|network ...]",
+     "client-limits figures: per service and client, open connections and this time unit's connection, message, recipient, new TLS and failed-AUTH counts"},
     {"help", cmd_help, "", "this list"},
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

@@ -1,6 +1,6 @@
 /* posthorn.h - the administrator's command: shared declarations of its
  * modules (main.c, cmd_conf.c, cmd_check.c, cmd_map.c, cmd_route.c, cmd_auth.c,
- * cmd_start.c).
+ * cmd_start.c, cmd_limits.c).
  *
  * Each command is a function "int cmd_NAME(int argc, char **argv)" that
  * gets its own arguments (argv[0] is the command name) and returns the
@@ -69,5 +69,6 @@ int cmd_route(int argc, char **argv);
 int cmd_users(int argc, char **argv);
 int cmd_pw(int argc, char **argv);
 int cmd_auth(int argc, char **argv);
+int cmd_limits(int argc, char **argv);
 
 #endif
