@@ -433,7 +433,7 @@ static _Noreturn void master_loop(void)
 	for (struct master_service *s = master_services; s; s = s->next) {
 	    pfd[n] = (struct pollfd) {.fd = s->status_fd[0], .events = POLLIN};
 	    watch[n++] = (struct master_watch) {s, -1};
-	    if (!master_service_wants_spawn(s))
+	    if (!master_service_wants_spawn(s) && !master_stress_wants_watch(s))
 		continue;
 	    for (int i = 0; i < s->listen_count; i++) {
 		pfd[n] = (struct pollfd) {.fd = s->listen[i].fd, .events = POLLIN};
@@ -460,8 +460,12 @@ static _Noreturn void master_loop(void)
 	for (size_t i = 2; i < n; i++) {
 	    struct master_service *s = watch[i].serv;
 
-	    if (pfd[i].revents && watch[i].what >= 0 && master_service_wants_spawn(s))
+	    if (!pfd[i].revents || watch[i].what < 0)
+		continue;
+	    if (master_service_wants_spawn(s))
 		master_spawn(s);
+	    else if (master_stress_wants_watch(s))
+		master_stress_on(s, watch[i].what);
 	}
 	if (got & 2)
 	    master_reload();

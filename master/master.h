@@ -7,6 +7,7 @@
  *   master_listen.c   listeners: inet addresses, unix sockets, fifos
  *   master_service.c  the service table: build, reload diff, wake-ups
  *   master_spawn.c    children: spawn, status records, reaping, throttling
+ *   master_stress.c   stress mode: detect, log, tell the children
  *
  * master never parses mail or protocol data: it reads its two
  * configuration files, owns the listeners, and counts children. */
@@ -68,6 +69,8 @@ struct master_service {
     bool throttled;
     long long throttle_until;	/* ms */
     long long next_wakeup;	/* ms, 0 = none */
+    bool stress;		/* in stress mode (master_stress.c) */
+    long long stress_calm_since;	/* ms since an idle child, 0 = none */
     struct master_service *next;
 };
 
@@ -134,5 +137,15 @@ void master_children_kill(int sig);
 int master_child_count(void);
 void master_throttle(struct master_service *serv);
 void master_detach_children(struct master_service *serv);
+
+/* master_stress.c */
+/* master_stress_wants_watch - full, not in stress: watch the listeners */
+bool master_stress_wants_watch(const struct master_service *serv);
+/* master_stress_on - listener i readable while full: stress mode on */
+void master_stress_on(struct master_service *serv, int i);
+/* master_stress_avail - the idle count of serv changed */
+void master_stress_avail(struct master_service *serv);
+/* master_stress_timer - end stress after the calm period; ms due or -1 */
+long long master_stress_timer(struct master_service *serv, long long now);
 
 #endif

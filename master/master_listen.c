@@ -309,7 +309,7 @@ int master_listen_open(const struct master_conf *conf, struct master_service *se
     {
 	bool switched = as_owner(conf);
 
-	if (ent->type == MASTERCF_UNIX)
+	if (ent->type == MASTERCF_UNIX || ent->type == MASTERCF_PASS)
 	    fd = sock_listen_unix(path, ent->priv ? 0600 : 0666, LISTEN_BACKLOG, &err);
 	else
 	    fd = sock_listen_fifo(path, ent->priv ? 0600 : 0622, &err);
@@ -322,7 +322,7 @@ int master_listen_open(const struct master_conf *conf, struct master_service *se
     }
     sock_set_nonblock(fd, true);
     serv->listen[0].fd = fd;
-    serv->listen[0].family = ent->type == MASTERCF_UNIX ? AF_UNIX : 0;
+    serv->listen[0].family = ent->type == MASTERCF_FIFO ? 0 : AF_UNIX;
     serv->listen[0].addr = mem_strdup(path);
     serv->listen_count = 1;
     return 0;

@@ -149,6 +149,7 @@ int master_services_reload(struct master_conf *newconf)
 	    serv->next = NULL;
 	    serv->ent = plan[i].ent;
 	    serv->throttled = false;		/* the operator may have fixed it */
+	    master_stress_avail(serv);		/* stress stays; maxproc may not */
 	    mem_free(&plan[i].key);
 	    if (msg_verbose)
 		msg_info("reload: service %s/%s keeps its listeners", serv->name,
@@ -248,6 +249,12 @@ int master_service_timers(void)
 	    }
 	    if (serv->listen_pending && (next < 0 || serv->listen_retry_at < next))
 		next = serv->listen_retry_at;
+	}
+	{
+	    long long calm_end = master_stress_timer(serv, now);
+
+	    if (calm_end >= 0 && (next < 0 || calm_end < next))
+		next = calm_end;
 	}
 	if (serv->next_wakeup > 0) {
 	    if (now >= serv->next_wakeup) {

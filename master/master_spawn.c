@@ -93,6 +93,11 @@ static void build_argv(const struct master_service *serv, struct strv *argv)
 	strv_add(argv, "-u");
     if (ent->chroot)
 	strv_add(argv, "-C");
+    if (serv->stress) {
+	/* before the master.cf arguments, which may still override it */
+	strv_add(argv, "-o");
+	strv_add(argv, "stress=yes");
+    }
     for (size_t i = 1; i < ent->argv.count; i++)
 	strv_add(argv, ent->argv.items[i]);
 }
@@ -195,6 +200,7 @@ void master_spawn(struct master_service *serv)
 	master_children = child;
 	serv->total_proc++;
 	serv->avail_proc++;
+	master_stress_avail(serv);
 	serv->used = true;
 	if (msg_verbose)
 	    msg_info("spawn: service %s pid %ld %s", serv->name, (long) pid, argv.items[0]);
@@ -222,8 +228,10 @@ static void child_set_avail(struct master_child *child, bool avail)
     if (child->avail == avail)
 	return;
     child->avail = avail;
-    if (child->serv)
+    if (child->serv) {
 	child->serv->avail_proc += avail ? 1 : -1;
+	master_stress_avail(child->serv);
+    }
 }
 
 /* master_status_read - status records from the children of serv */
@@ -318,6 +326,7 @@ void master_reap(void)
 
 	    child_set_avail(child, false);
 	    serv->total_proc--;
+	    master_stress_avail(serv);
 	    if (abnormal && child->use_count == 0 && !child->retired && !master_stopping
 		&& !serv->throttled) {
 		msg_warn("%s: bad command startup -- throttling", serv->name);

@@ -145,6 +145,8 @@ void smtpd_session(struct stream *client)
     st->cmd_ok = mem_zalloc(mem_size_mul(count, sizeof(long)));
     st->where = "CONNECT";
     stream_set_timeout(client, (int) (var_smtpd_timeout > 86400 ? 86400 : var_smtpd_timeout) * 1000);
+    /* stress mode signalled: a wait in progress is cut to the stress value */
+    server_stress_watch(client, &var_smtpd_timeout);
     smtpd_peer_init(st);
     smtpd_check_client(st);
     msg_info("connect from %s", st->namaddr);

@@ -139,6 +139,31 @@ def connect(path, proto, timeout=10):
     return sock, reader
 
 
+def pass_client(path, client, client_address, client_port, greeted=False, input=b"",
+                timeout=10, fd_byte=b"F", attrs=None):
+    """Hand the connected socket client over to the pass service at path
+    (lib/mail/pass_proto.h), as smtp-front does: check the handshake, send
+    the byte with the descriptor, then the attributes (attrs replaces
+    them, for abuse tests). Returns the reply {name: value}; EOFError if
+    the server closed without one (then the caller still owns client)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        reader = IpcReader(sock)
+        got = reader.message()
+        assert got == [("proto", "pass"), ("version", "1")], got
+        fds = [client.fileno()] if client is not None else []
+        socket.send_fds(sock, [fd_byte], fds)
+        if attrs is None:
+            attrs = [("client_address", client_address), ("client_port", client_port),
+                     ("greeted", "1" if greeted else "0"), ("input", input)]
+        sock.sendall(encode(attrs))
+        return reader.message_dict()
+    finally:
+        sock.close()
+
+
 def trigger(path, what, timeout=None):
     """Write a trigger request to path: a fifo (written without blocking:
     a fifo nobody reads is an OSError) or a unix socket."""

@@ -95,6 +95,9 @@ struct stream {
     int rerrno, werrno;			/* errno saved with the failures */
     struct str *fmt;			/* stream_vprintf scratch */
     struct stream_memory *memory;	/* stream_open_memory, else NULL */
+    void (*wait_hook)(struct stream *, void *);	/* stream_set_wait_hook */
+    void *wait_hook_ctx;
+    long long cut_at;			/* stream_cut_deadline: ms, -1 none */
 };
 
 /* The two ends of a memory stream. */
@@ -114,25 +117,38 @@ static long long now_ms(void)
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* stream_deadline - the deadline of an operation starting now; -1: none */
-static long long stream_deadline(const struct stream *s)
+/* stream_deadline - the deadline of an operation starting now; -1: none.
+ * A cut of the previous operation ends here. */
+static long long stream_deadline(struct stream *s)
 {
+    s->cut_at = -1;
     return s->timeout_ms < 0 ? -1 : now_ms() + s->timeout_ms;
 }
 
-/* stream_wait - poll the fd for events until the deadline */
-static enum stream_status stream_wait(const struct stream *s, short events, long long deadline)
+/* stream_wait - poll the fd for events until the deadline (or the cut
+ * of stream_cut_deadline, if earlier); the wait hook runs first and after
+ * each interruption by a signal */
+static enum stream_status stream_wait(struct stream *s, short events, long long deadline)
 {
     struct pollfd pfd;
+    long long until;
     int wait_ms, n;
+    bool run_hook = true;
 
     if (s->memory)
 	return STREAM_OK;			/* memory is always ready */
     for (;;) {
-	if (deadline < 0) {
+	if (run_hook && s->wait_hook) {
+	    run_hook = false;
+	    s->wait_hook(s, s->wait_hook_ctx);
+	}
+	until = deadline;
+	if (s->cut_at >= 0 && (until < 0 || s->cut_at < until))
+	    until = s->cut_at;
+	if (until < 0) {
 	    wait_ms = -1;
 	} else {
-	    long long left = deadline - now_ms();
+	    long long left = until - now_ms();
 
 	    wait_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
 	}
@@ -149,14 +165,31 @@ static enum stream_status stream_wait(const struct stream *s, short events, long
 	    return STREAM_OK;
 	}
 	if (n == 0) {
-	    if (deadline >= 0 && now_ms() < deadline)
+	    if (until >= 0 && now_ms() < until)
 		continue;			/* woke early (rounding) */
 	    errno = ETIMEDOUT;
 	    return STREAM_TIMEOUT;
 	}
 	if (errno != EINTR)
 	    return STREAM_ERROR;
+	run_hook = true;
     }
+}
+
+/* stream_set_wait_hook - run fn before each wait and after a signal */
+void stream_set_wait_hook(struct stream *s, void (*fn)(struct stream *s, void *ctx), void *ctx)
+{
+    s->wait_hook = fn;
+    s->wait_hook_ctx = ctx;
+}
+
+/* stream_cut_deadline - end the operation in progress within ms */
+void stream_cut_deadline(struct stream *s, int ms)
+{
+    long long at = now_ms() + (ms > 0 ? ms : 0);
+
+    if (s->cut_at < 0 || at < s->cut_at)
+	s->cut_at = at;
 }
 
 /* set_rerr - record a sticky read failure */
@@ -395,6 +428,7 @@ struct stream *stream_open(int fd)
     s->wcap = STREAM_WBUF_INIT;
     s->wbuf = mem_alloc(s->wcap);
     s->rerr = s->werr = s->first_err = STREAM_OK;
+    s->cut_at = -1;
     return s;
 }
 
@@ -542,6 +576,25 @@ size_t stream_discard_input(struct stream *s)
     s->rpos = s->rlen = 0;
     s->read_full = false;
     return n;
+}
+
+/* stream_preload_input - data to be read before the buffered input */
+int stream_preload_input(struct stream *s, const void *data, size_t len)
+{
+    size_t unread = s->rlen - s->rpos;
+
+    _Static_assert(STREAM_PRELOAD_MAX <= STREAM_RBUF_SIZE, "preload must fit the read buffer");
+    if (len > STREAM_PRELOAD_MAX || unread > STREAM_RBUF_SIZE - len) {
+	errno = EMSGSIZE;
+	return -1;
+    }
+    if (len == 0)
+	return 0;
+    memmove(s->rbuf + len, s->rbuf + s->rpos, unread);
+    memcpy(s->rbuf, data, len);
+    s->rpos = 0;
+    s->rlen = len + unread;
+    return 0;
 }
 
 /* stream_error - the first failure (STREAM_OK if none) */

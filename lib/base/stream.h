@@ -68,6 +68,24 @@ const struct stream_io *stream_get_io(const struct stream *s, void **ctx_r);
 /* stream_discard_input - drop what the stream's own buffer holds (the
  * plaintext before a TLS handshake: STARTTLS injection); returns bytes */
 size_t stream_discard_input(struct stream *s);
+/* stream_set_wait_hook - fn(s, ctx) runs before each wait of s for I/O
+ * and again after a signal interrupted one (in the normal flow of the
+ * program, not in the signal handler). It may change the stream's
+ * timeout and cut the operation in progress (stream_cut_deadline): a
+ * daemon that learns from a signal that its deadlines are shorter now
+ * (stress mode) applies that to a wait already running. NULL: none. */
+void stream_set_wait_hook(struct stream *s, void (*fn)(struct stream *s, void *ctx), void *ctx);
+/* stream_cut_deadline - the operation in progress (only it) ends at
+ * most ms from now; it never gets longer. The next operation has the
+ * stream's timeout again. */
+void stream_cut_deadline(struct stream *s, int ms);
+/* stream_preload_input - put data[0..len) in front of whatever the read
+ * buffer holds, to be read before anything from the descriptor (the
+ * bytes another process read from a client before it handed the client
+ * over); 0, or -1 if the buffer cannot hold them (more than
+ * STREAM_PRELOAD_MAX bytes in all) */
+#define STREAM_PRELOAD_MAX	8192
+int stream_preload_input(struct stream *s, const void *data, size_t len);
 enum stream_status stream_error(const struct stream *s);
 void stream_clear_error(struct stream *s);
 const char *stream_status_text(enum stream_status status);

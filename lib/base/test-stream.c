@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -757,6 +758,116 @@ static void test_io_want(void)
     unit_end();
 }
 
+/* The wait hook test: a signal during a wait, and what the hook does. */
+static volatile sig_atomic_t hook_signalled;
+static int hook_calls, hook_cuts;
+
+static void hook_on_signal(int sig)
+{
+    (void) sig;
+    hook_signalled = 1;
+}
+
+static void hook_fn(struct stream *s, void *ctx)
+{
+    (void) ctx;
+    hook_calls++;
+    if (hook_signalled && hook_cuts == 0) {
+	hook_cuts++;
+	stream_set_timeout(s, 500);
+	stream_cut_deadline(s, 200);
+    }
+}
+
+/* test_wait_hook - a signal in a wait runs the hook, which cuts it */
+static void test_wait_hook(void)
+{
+    struct str *line = str_new(100);
+    struct sigaction sa, old;
+    struct itimerval it;
+    struct stream *s;
+    long long t0, ms;
+    int sv[2];
+
+    unit_begin("stream_set_wait_hook: a signal cuts the wait in progress");
+    unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 5000);
+    stream_set_wait_hook(s, hook_fn, NULL);
+    /* no signal: the hook runs before the wait and changes nothing */
+    unit_assert(write(sv[1], "a\n", 2) == 2);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_inteq(hook_cuts, 0);
+    /* a signal 100 ms into a silent wait (SA_RESTART: poll(2) returns
+     * EINTR all the same) */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = hook_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    memset(&it, 0, sizeof(it));
+    it.it_value.tv_usec = 100000;
+    unit_assert(setitimer(ITIMER_REAL, &it, NULL) == 0);
+    t0 = now_ms();
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_TIMEOUT);
+    ms = now_ms() - t0;
+    unit_assert(ms >= 250 && ms < 1500);		/* 100 + 200, not 5000 */
+    unit_assert_inteq(hook_cuts, 1);
+    unit_assert(hook_calls >= 3);
+    unit_assert_inteq(stream_get_timeout(s), 500);
+    /* the next operation has the (new) timeout, not the cut */
+    stream_clear_error(s);
+    t0 = now_ms();
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_TIMEOUT);
+    ms = now_ms() - t0;
+    unit_assert(ms >= 450 && ms < 2000);
+    sigaction(SIGALRM, &old, NULL);
+    stream_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+    str_free(&line);
+    unit_end();
+}
+
+/* test_preload - preloaded bytes come first, then the descriptor's */
+static void test_preload(void)
+{
+    struct str *line = str_new(STREAM_PRELOAD_MAX + 16);
+    static char big[STREAM_PRELOAD_MAX + 1];
+    struct stream *s;
+    int sv[2];
+
+    unit_begin("stream_preload_input: read before the socket");
+    unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 2000);
+    unit_assert(write(sv[1], "RCPT TO:<b>\r\n", 13) == 13);
+    unit_assert_inteq(stream_preload_input(s, "EHLO x\r\nMAIL FROM:<a>\r\n", 23), 0);
+    unit_assert_inteq(stream_buffered_here(s), 23);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "EHLO x\r\n");
+    /* what is still buffered stays behind a second preload */
+    unit_assert_inteq(stream_preload_input(s, "X\n", 2), 0);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "X\n");
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "MAIL FROM:<a>\r\n");
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert_streq(str_cstr(line), "RCPT TO:<b>\r\n");
+    unit_assert_inteq(stream_preload_input(s, "", 0), 0);
+    /* the limit: all of it fits an empty buffer, one byte more does not */
+    memset(big, 'a', sizeof(big));
+    unit_assert_inteq(stream_preload_input(s, big, STREAM_PRELOAD_MAX + 1), -1);
+    unit_assert_inteq(stream_preload_input(s, big, STREAM_PRELOAD_MAX), 0);
+    unit_assert_inteq(stream_preload_input(s, "b", 1), -1);
+    unit_assert_inteq(stream_buffered_here(s), STREAM_PRELOAD_MAX);
+    stream_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+    str_free(&line);
+    unit_end();
+}
+
 int main(void)
 {
     /* first, with SIGPIPE at its default: sockets must not raise it */
@@ -774,5 +885,7 @@ int main(void)
     test_memory_long_input();
     test_memory_output();
     test_io_want();
+    test_preload();
+    test_wait_hook();
     return unit_done();
 }

@@ -719,6 +719,59 @@ static int insert_value(struct str *out, const struct config_expander *x, const 
     return append_checked(out, value, strlen(value), error_r);
 }
 
+/* skip_blank - past spaces and tabs, up to end */
+static const char *skip_blank(const char *cp, const char *end)
+{
+    while (cp < end && (*cp == ' ' || *cp == '\t'))
+	cp++;
+    return cp;
+}
+
+/* cond_branch - the text a conditional stands for. op points at its '?'
+ * or ':' inside "${...}", stop at the closing bracket; set is whether
+ * the name's value is non-empty. *from_r..*to_r is the text to expand,
+ * or *from_r is NULL for none. The plain forms (${name?text},
+ * ${name:text}) take everything up to stop; a text that starts with "{"
+ * is Postfix 3's form: ${name?{text}}, ${name:{text}} and
+ * ${name?{text}:{text}}, blanks around the braced parts ignored, and
+ * nothing else may follow them. */
+static int cond_branch(const char *op, const char *stop, bool set, const char **from_r,
+		       const char **to_r, const char **error_r)
+{
+    const char *p = skip_blank(op + 1, stop), *c1, *q, *c2 = NULL, *e2 = NULL;
+
+    *from_r = *to_r = NULL;
+    if (p >= stop || *p != '{') {
+	if (*op == '?' ? set : !set) {
+	    *from_r = op + 1;
+	    *to_r = stop;
+	}
+	return 0;
+    }
+    if ((c1 = find_close(p + 1, stop, '{', '}')) == NULL)
+	return errtext_fail(&config_error, error_r, "missing '}' in \"%c%.*s\"", *op,
+			    (int) (stop - op - 1), op + 1);
+    q = skip_blank(c1 + 1, stop);
+    if (q < stop && *op == '?' && *q == ':') {
+	e2 = skip_blank(q + 1, stop);
+	if (e2 >= stop || *e2 != '{' || (c2 = find_close(e2 + 1, stop, '{', '}')) == NULL)
+	    return errtext_fail(&config_error, error_r, "expected \"{text}\" after \":\" in "
+				"\"%.*s\"", (int) (stop - op), op);
+	q = skip_blank(c2 + 1, stop);
+    }
+    if (q < stop)
+	return errtext_fail(&config_error, error_r, "unexpected text after '}' in \"%.*s\"",
+			    (int) (stop - op), op);
+    if (*op == '?' ? set : !set) {
+	*from_r = p + 1;
+	*to_r = c1;
+    } else if (c2 != NULL) {
+	*from_r = e2 + 1;
+	*to_r = c2;
+    }
+    return 0;
+}
+
 /* main.cf's own expansion: every name is a parameter, "" if unknown */
 static const struct config_expander cfg_expander = {name_value, NULL, NULL, 0};
 
@@ -770,10 +823,13 @@ static int expand_span(const char *text, const char *end, struct str *out,
 		if (insert_value(out, x, name, len, value, error_r) < 0)
 		    return -1;
 	    } else {
-		/* ${name?text}: text if non-empty; ${name:text}: text if empty */
-		bool use = (*np == '?') ? (*value != 0) : (*value == 0);
+		/* ${name?text}: text if non-empty; ${name:text}: text if empty;
+		 * Postfix 3: ${name?{text}}, ${name:{text}}, ${name?{a}:{b}} */
+		const char *from, *to;
 
-		if (use && expand_span(np + 1, stop, out, x, depth + 1, error_r) < 0)
+		if (cond_branch(np, stop, *value != 0, &from, &to, error_r) < 0)
+		    return -1;
+		if (from && expand_span(from, to, out, x, depth + 1, error_r) < 0)
 		    return -1;
 	    }
 	    cp = stop + 1;
@@ -1020,6 +1076,38 @@ int config_apply(const char **error_r)
     }
     mem_free(&vals);
     return 0;
+}
+
+/* config_apply_numbers - config_apply for the INT, TIME, SIZE and BOOL
+ * parameters only; the strings stay as they are */
+int config_apply_numbers(const char **error_r)
+{
+    union cfg_value *vals;
+    int ret = 0;
+
+    need_init();
+    vals = mem_zalloc(mem_size_mul(param_count, sizeof(*vals)));
+    for (size_t i = 0; i < param_count && ret == 0; i++) {
+	struct cfg_entry *e;
+
+	if (param_table[i].type == PARAM_STR || param_table[i].type == PARAM_RAW)
+	    continue;
+	e = entry_find(param_table[i].name, strlen(param_table[i].name));
+	if (e == NULL || e->def != &param_table[i])
+	    msg_panic("config_apply_numbers: table parameter %s is missing", param_table[i].name);
+	if (convert(e, &vals[i], error_r) < 0)
+	    ret = -1;
+    }
+    for (size_t i = 0; i < param_count && ret == 0; i++) {
+	const struct param_def *d = &param_table[i];
+
+	if (d->type == PARAM_BOOL)
+	    *(bool *) d->var = vals[i].b;
+	else if (d->type == PARAM_INT || d->type == PARAM_TIME || d->type == PARAM_SIZE)
+	    *(long *) d->var = vals[i].l;
+    }
+    mem_free(&vals);
+    return ret;
 }
 
 /* config_raw - the value as written (or the default), NULL if unknown */

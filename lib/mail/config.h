@@ -93,6 +93,12 @@ void config_set(const char *name, const char *value);
 /* config_apply - expand and convert every parameter into var_* */
 int config_apply(const char **error_r);
 
+/* config_apply_numbers - the same for the number, time, size and boolean
+ * parameters only, all or none; the string var_* stay as they are (a
+ * running process may hold them). For a change of a running process's
+ * settings that strings need not follow (stress mode: config_set("stress",
+ * "yes") then this). */
+int config_apply_numbers(const char **error_r);
 /* config_raw - the value as written (or the default), NULL if unknown */
 const char *config_raw(const char *name);
 /* config_value - the expanded value of any name, NULL if unknown (or

@@ -50,7 +50,11 @@
  * it sets stress=yes for the rest of its life (server_stress()) and its
  * daemon shortens the deadline it is waiting on (smtpd: smtpd_timeout is
  * re-read at its next wait; a wait in progress is cut to the stress
- * value measured from the signal).
+ * value measured from the signal: server_stress_watch).
+ * Only inet and pass services enter stress mode (internal unix and fifo
+ * services do not face clients from outside). Stress also ends when the
+ * service has room for another process for MASTER_STRESS_CALM_S seconds
+ * (with max_use 1 its processes exit instead of going idle).
  *
  * Environment: master passes only the names in import_environment, plus
  * MASTER_ENV_CONFIG_DIR and (with master -F) MASTER_ENV_LOG_STDERR=1. */

@@ -46,7 +46,7 @@ static int mc_error(const char **error_r, const char *file, int line, const char
     return errtext_fail(&mastercf_error, error_r, "%s: %s", file, mastercf_error.text);
 }
 
-/* mastercf_type_name - "inet", "unix" or "fifo" */
+/* mastercf_type_name - "inet", "unix", "fifo" or "pass" */
 const char *mastercf_type_name(enum mastercf_type type)
 {
     switch (type) {
@@ -56,6 +56,8 @@ const char *mastercf_type_name(enum mastercf_type type)
 	return "unix";
     case MASTERCF_FIFO:
 	return "fifo";
+    case MASTERCF_PASS:
+	return "pass";
     }
     return "unknown";
 }
@@ -343,9 +345,11 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
 	e->type = MASTERCF_UNIX;
     else if (strcmp(type, "fifo") == 0)
 	e->type = MASTERCF_FIFO;
+    else if (strcmp(type, "pass") == 0)
+	e->type = MASTERCF_PASS;
     else
 	return mc_error(error_r, file, line, "service \"%s\": unknown type \"%s\" "
-			"(use inet, unix or fifo)", e->service, type);
+			"(use inet, unix, fifo or pass)", e->service, type);
     if (e->type == MASTERCF_INET) {
 	if (parse_inet_service(file, line, e, error_r) < 0)
 	    return -1;
@@ -375,6 +379,9 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
 	}
 	mem_free(&text);
     }
+    if (e->wakeup > 0 && e->type == MASTERCF_PASS)
+	return mc_error(error_r, file, line, "pass service \"%s\": wakeup column must be 0 or - "
+			"(a pass listener takes hand-overs, not wake-up requests)", e->service);
 
     maxproc = t->v[6].text;
     if (strcmp(maxproc, "-") == 0)
@@ -401,6 +408,21 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
     return 0;
 }
 
+/* same_socket - an entry of another type with the same socket file (a
+ * unix, fifo or pass service of the same name, both private or both
+ * public), or NULL */
+static const struct mastercf_entry *same_socket(const struct mastercf *cf,
+						const struct mastercf_entry *e)
+{
+    if (e->type == MASTERCF_INET)
+	return NULL;
+    for (size_t i = 0; i < cf->count; i++)
+	if (cf->entries[i].type != MASTERCF_INET && cf->entries[i].priv == e->priv
+	    && strcmp(cf->entries[i].service, e->service) == 0)
+	    return &cf->entries[i];
+    return NULL;
+}
+
 /* add_entry - parse one logical line into the table */
 static int add_entry(const char *file, int line, const char *text, long default_maxproc,
 		     struct mastercf *cf, size_t *alloc, const char **error_r)
@@ -421,6 +443,11 @@ static int add_entry(const char *file, int line, const char *text, long default_
 	    ret = mc_error(error_r, file, line, "duplicate service \"%s\" type %s "
 			   "(first defined at line %d)", e.service, mastercf_type_name(e.type),
 			   dup->line);
+	else if ((dup = same_socket(cf, &e)) != NULL)
+	    ret = mc_error(error_r, file, line, "service \"%s\" type %s: the same %s/%s socket "
+			   "as type %s at line %d", e.service, mastercf_type_name(e.type),
+			   e.priv ? "private" : "public", e.service,
+			   mastercf_type_name(dup->type), dup->line);
     }
     if (ret < 0) {
 	entry_fini(&e);

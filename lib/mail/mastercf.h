@@ -9,10 +9,15 @@
  * the caller's default_process_limit. maxproc 0 means no limit. wakeup
  * may end in "?" (wake the service only when it has been used).
  *
- *   type     inet | unix | fifo
+ *   type     inet | unix | fifo | pass
+ *            pass: a unix-domain socket like unix, over which another
+ *            process hands over client connections (pass_proto.h); its
+ *            children run with -t pass. No wakeup.
  *   service  inet: "port", "host:port", "[ipv6]:port" or "*:port"
- *            (port is a number or a service name); unix/fifo: a plain
- *            file name (no "/"), created under private/ or public/.
+ *            (port is a number or a service name); unix/fifo/pass: a
+ *            plain file name (no "/"), created under private/ or public/.
+ *            Two entries cannot share one socket file (same name, both
+ *            private or both public, of the types unix, fifo, pass).
  *   args     passed to the command as given; "-o name=value" pairs are
  *            also collected in overrides[] (the value may be empty); an
  *            argument written "{ text with spaces }" is one argument
@@ -37,7 +42,7 @@
 
 #include "strv.h"
 
-enum mastercf_type { MASTERCF_INET, MASTERCF_UNIX, MASTERCF_FIFO };
+enum mastercf_type { MASTERCF_INET, MASTERCF_UNIX, MASTERCF_FIFO, MASTERCF_PASS };
 
 struct mastercf_entry {
     char *service;		/* as written: "smtp", "127.0.0.1:2525", "cleanup" */
@@ -74,7 +79,7 @@ void mastercf_free(struct mastercf **cfp);
 /* mastercf_find - the entry for service + type, or NULL */
 const struct mastercf_entry *mastercf_find(const struct mastercf *cf, const char *service,
 					   enum mastercf_type type);
-/* mastercf_type_name - "inet", "unix" or "fifo" */
+/* mastercf_type_name - "inet", "unix", "fifo" or "pass" */
 const char *mastercf_type_name(enum mastercf_type type);
 
 /* Result of mastercf_compare, for reload:

@@ -80,6 +80,87 @@ const char *server_service_type(void)
     return srv_service_type;
 }
 
+/* Stress mode (master_proto.h): started with stress=yes, or told since
+ * by MASTER_STRESS_SIGNAL (the handler sets srv_stress; the parameters
+ * follow in the normal flow, srv_stress_apply). */
+volatile sig_atomic_t srv_stress;
+static bool srv_stress_applied;		/* var_* have their stress values */
+
+/* The one client stream whose deadline follows stress mode. */
+static struct {
+    struct stream *stream;
+    const long *timeout_var;		/* seconds */
+    bool cut;				/* the wait in progress was cut */
+} srv_stress_watch;
+
+/* server_stress - the service is (or was, since this process started) in
+ * stress mode */
+bool server_stress(void)
+{
+    return srv_stress != 0;
+}
+
+/* srv_stress_started - the process started with stress=yes */
+void srv_stress_started(void)
+{
+    srv_stress = 1;
+    srv_stress_applied = true;
+}
+
+/* srv_stress_apply - after the signal: stress=yes, and the number
+ * parameters again (${stress?{10}:{300}}s and the like), once. The
+ * strings stay: the daemon may hold pointers into them (config.h). */
+void srv_stress_apply(void)
+{
+    const char *err;
+
+    if (!srv_stress || srv_stress_applied)
+	return;
+    srv_stress_applied = true;
+    config_set("stress", "yes");
+    if (config_apply_numbers(&err) < 0) {
+	msg_warn("stress mode: %s -- keeping the settings", err);
+	return;
+    }
+    msg_info("stress mode: shorter timeouts and limits from now on");
+}
+
+/* srv_stress_hook - the wait hook of the watched stream */
+static void srv_stress_hook(struct stream *s, void *ctx)
+{
+    long sec;
+    int ms;
+
+    (void) ctx;
+    if (!srv_stress || s != srv_stress_watch.stream)
+	return;
+    srv_stress_apply();
+    sec = *srv_stress_watch.timeout_var;
+    ms = sec > INT_MAX / 1000 ? INT_MAX : (int) sec * 1000;
+    if (stream_get_timeout(s) < 0 || stream_get_timeout(s) > ms)
+	stream_set_timeout(s, ms);
+    if (!srv_stress_watch.cut) {
+	srv_stress_watch.cut = true;
+	stream_cut_deadline(s, ms);
+    }
+}
+
+/* server_stress_watch - the deadlines of stream s follow stress mode */
+void server_stress_watch(struct stream *s, const long *timeout_var)
+{
+    srv_stress_watch.stream = s;
+    srv_stress_watch.timeout_var = timeout_var;
+    srv_stress_watch.cut = srv_stress_applied;
+    stream_set_wait_hook(s, srv_stress_hook, NULL);
+}
+
+/* srv_stress_unwatch - s is closed */
+void srv_stress_unwatch(const struct stream *s)
+{
+    if (srv_stress_watch.stream == s)
+	srv_stress_watch.stream = NULL;
+}
+
 /* server_stdin_mode - -S was given */
 bool server_stdin_mode(void)
 {
@@ -210,6 +291,7 @@ void srv_loop_once(void)
     long half = var_daemon_timeout > 1 ? var_daemon_timeout / 2 : 1;
 
     server_watchdog_reset();
+    srv_stress_apply();			/* a stress signal came meanwhile */
     (void) event_loop_once((int) (half > INT_MAX / 1000 ? INT_MAX : half * 1000));
 }
 

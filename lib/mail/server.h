@@ -64,7 +64,9 @@
  *
  * Signals: SIGTERM exits at once (without on_exit); SIGHUP finishes the
  * client at hand and exits (master sends it on reload); SIGPIPE is
- * ignored, so a vanished peer is an ordinary write error.
+ * ignored, so a vanished peer is an ordinary write error;
+ * MASTER_STRESS_SIGNAL (SIGUSR2) puts the process in stress mode
+ * (server_stress). Blocking calls may see EINTR from these.
  *
  * DIAGNOSTICS: configuration and set-up problems are msg_fatal (exit 1;
  * master throttles a service whose processes die before serving
@@ -213,8 +215,23 @@ const struct server_pass_info *server_pass_info(void);
 
 /* server_stress - the process was started while its service was in
  * stress mode (master_proto.h): main.cf's "stress" parameter is "yes",
- * so ${stress?{short}:{long}} defaults pick their short values. */
+ * so ${stress?{short}:{long}} defaults pick their short values.
+ * Also true once MASTER_STRESS_SIGNAL arrived: the skeleton then sets
+ * stress=yes and re-evaluates the number, time, size and boolean
+ * parameters (config_apply_numbers: smtpd_timeout, smtpd_hard_error_limit
+ * and the like take their stress values; string parameters keep theirs
+ * in a running process), in the normal flow: before the SINGLE loop's
+ * next accept, in MULTI/TRIGGER's event loop, and in the wait hook of
+ * a watched stream (below). */
 bool server_stress(void);
+/* server_stress_watch - (SINGLE) the client stream s has the deadline
+ * *timeout_var seconds (smtpd: &var_smtpd_timeout). When stress mode is
+ * signalled, the wait in progress on s is cut to the new *timeout_var
+ * from then, and s's timeout is lowered to it for every later wait (a
+ * daemon that sets a longer timeout for a while sees it lowered at the
+ * next wait). One stream at a time; the skeleton forgets it when
+ * single_service returns. */
+void server_stress_watch(struct stream *s, const long *timeout_var);
 bool server_stdin_mode(void);		/* -S */
 bool server_chroot_mode(void);		/* -C: chroot after pre_init */
 const char *server_config_dir(void);

@@ -9,6 +9,7 @@
  *   server_multi.c    MULTI   } one loop each (never returns)
  *   server_trigger.c  TRIGGER }
  *   server_frame.c    MULTI's request framings
+ *   server_pass.c     SINGLE with -t pass: taking a handed-over client
  *   server.c          the common part they all use at run time: state,
  *                     status to master, watchdog, exit conditions, -S
  *                     relay, the event-loop helpers of MULTI and TRIGGER
@@ -46,6 +47,10 @@ extern bool srv_chroot;			/* -C */
 extern long srv_use_count;		/* connections or triggers taken */
 extern volatile sig_atomic_t srv_exit_requested;	/* SIGHUP, reload */
 extern volatile sig_atomic_t srv_listeners_closed;
+extern volatile sig_atomic_t srv_stress;	/* server_stress() */
+void srv_stress_started(void);		/* started with stress=yes */
+void srv_stress_apply(void);		/* after the signal: parameters */
+void srv_stress_unwatch(const struct stream *s);	/* s goes away */
 extern int srv_wake_pipe[2];		/* self-pipe the signal handlers write */
 
 /* Time, monotonic. */
@@ -73,6 +78,13 @@ void srv_close_listeners(void);		/* async-signal-safe, once */
 struct stream *srv_open_client(int fd);	/* deadline: ipc_timeout */
 int srv_stdio_fd(void);			/* -S: one fd for stdin+stdout */
 void srv_stdio_end(void);		/* -S: wait for the relay */
+
+/* -t pass (server_pass.c): take the client handed over on conn (closed
+ * here); a stream on it with the front's input preloaded and
+ * server_pass_info() set, or NULL (logged). srv_pass_done after the
+ * client is served. */
+struct stream *srv_pass_take(int conn);
+void srv_pass_done(void);
 
 /* Event-loop helpers (MULTI, TRIGGER). */
 extern bool srv_idle_expired;		/* max_idle passed without work */

@@ -49,6 +49,16 @@ static void srv_sighup(int sig)
     srv_wake();
 }
 
+/* srv_sigstress - master: the service is in stress mode. The parameters
+ * follow in the normal flow (srv_stress_apply); the self-pipe wakes an
+ * idle loop, and a wait in progress returns EINTR to its wait hook. */
+static void srv_sigstress(int sig)
+{
+    (void) sig;
+    srv_stress = 1;
+    srv_wake();
+}
+
 /* srv_sigterm - exit now (after the daemon's async-signal-safe
  * on_terminate, if any) */
 static void srv_sigterm(int sig)
@@ -75,12 +85,14 @@ static void srv_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = srv_watchdog;
     sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = srv_sigstress;
+    sigaction(MASTER_STRESS_SIGNAL, &sa, NULL);
 }
 
 /* srv_usage - bad command line */
 static _Noreturn void srv_usage(const char *prog)
 {
-    msg_fatal("usage: %s [-c config_dir] [-n service] [-t inet|unix|fifo] [-s count] "
+    msg_fatal("usage: %s [-c config_dir] [-n service] [-t inet|unix|fifo|pass] [-s count] "
 	      "[-o name=value] [-u] [-C] [-v] [-S] [args...]", prog);
 }
 
@@ -239,7 +251,7 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	    break;
 	case 't':
 	    if (strcmp(optarg, "inet") != 0 && strcmp(optarg, "unix") != 0
-		&& strcmp(optarg, "fifo") != 0)
+		&& strcmp(optarg, "fifo") != 0 && strcmp(optarg, "pass") != 0)
 		msg_fatal("bad service type: %.100s", optarg);
 	    str_copy_out_or_panic(srv_service_type, sizeof(srv_service_type), optarg);
 	    break;
@@ -297,6 +309,8 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
     if (config_apply(&err) < 0)
 	msg_fatal("%s", err);
     mem_free(&overrides);
+    if (strcmp(var_stress, "yes") == 0)
+	srv_stress_started();		/* -o stress=yes from master */
 
     /* Logging, before any privilege drop. */
     {
@@ -310,6 +324,8 @@ int server_main(int argc, char **argv, const struct server_spec *spec)
 	msg_fatal("a single-client server cannot serve a fifo");
     if (spec->kind == SERVER_MULTI && strcmp(srv_service_type, "fifo") == 0)
 	msg_fatal("a multi-client server cannot serve a fifo");
+    if (spec->kind != SERVER_SINGLE && strcmp(srv_service_type, "pass") == 0)
+	msg_fatal("only a single-client server can take handed-over clients (-t pass)");
 
     if (chdir(var_queue_directory) < 0)
 	msg_fatal("chdir %s: %m", var_queue_directory);

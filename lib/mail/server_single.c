@@ -28,14 +28,29 @@
 #include "server.h"
 #include "server_internal.h"
 
-/* srv_single_serve - one connection */
+/* -t pass: every connection hands over a client (not with -S) */
+static bool srv_pass_mode;
+
+/* srv_single_serve - one connection; with -t pass, the client handed
+ * over on it (a bad hand-over is logged and closed, and counts as a use) */
 static void srv_single_serve(int fd)
 {
-    struct stream *s = srv_open_client(fd);
+    struct stream *s;
 
     srv_use_count++;
     server_watchdog_reset();
+    if (srv_pass_mode) {
+	if ((s = srv_pass_take(fd)) == NULL)
+	    return;
+	srv_spec->single_service(s);
+	srv_stress_unwatch(s);
+	(void) stream_close(&s);
+	srv_pass_done();
+	return;
+    }
+    s = srv_open_client(fd);
     srv_spec->single_service(s);
+    srv_stress_unwatch(s);
     (void) stream_close(&s);
 }
 
@@ -140,7 +155,9 @@ _Noreturn void srv_single_loop(void)
     bool idle_hook_due = false;		/* served one since the last hook */
     int n, wait_ms, i;
 
+    srv_pass_mode = strcmp(srv_service_type, "pass") == 0;
     for (;;) {
+	srv_stress_apply();			/* a stress signal came meanwhile */
 	if (srv_exit_requested || srv_listeners_closed || srv_limit_reached()
 	    || srv_master_gone())
 	    srv_done();

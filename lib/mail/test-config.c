@@ -162,6 +162,30 @@ static const struct expand_case {
     {"$loop1", NULL, "expansion loop: loop1 -> loop2 -> loop1"},
     {"$self", NULL, "expansion loop: self -> self"},
     {"${self?x}", NULL, "expansion loop: self -> self"},
+    /* Postfix 3: braced texts, an else branch */
+    {"${a?{10}:{300}}s", "10s", NULL},
+    {"${empty?{10}:{300}}s", "300s", NULL},
+    {"${unknown?{10}:{300}}", "300", NULL},
+    {"${a?{yes}}", "yes", NULL},
+    {"${empty?{yes}}", "", NULL},
+    {"${empty:{no}}", "no", NULL},
+    {"${a:{no}}", "", NULL},
+    {"${a? {x:y} : {z} }", "x:y", NULL},		/* blanks around; ':' inside */
+    {"${empty? {x:y} : {z} }", "z", NULL},
+    {"${a?{$b}:{$c}}", "hello world", NULL},		/* expansion inside */
+    {"${empty?{$b}:{$c}}", "<hello world>", NULL},
+    {"${a?{${empty?{1}:{2}}}:{3}}", "2", NULL},	/* nested */
+    {"${a?{{x}}}", "{x}", NULL},			/* braces nest inside */
+    {"${a?{}:{z}}", "", NULL},
+    {"${empty?{}:{}}", "", NULL},
+    {"${a?{self}:{$self}}", "self", NULL},		/* only the branch taken */
+    {"${empty?{x}:{$self}}", NULL, "expansion loop: self -> self"},
+    {"${a?{x}y}", NULL, "unexpected text after '}'"},
+    {"${a?{x}:z}", NULL, "expected \"{text}\" after \":\""},
+    {"${a?{x}:{y}z}", NULL, "unexpected text after '}'"},
+    {"${a:{x}:{y}}", NULL, "unexpected text after '}'"},
+    {"${a?{x}:{y}:{z}}", NULL, "unexpected text after '}'"},
+    {"${a?x{y}}", "x{y}", NULL},			/* not braced: the old form */
 };
 
 /* Conversions by type through a table parameter. */
@@ -247,6 +271,36 @@ int main(void)
 	unit_assert_idx(param_table[i].min <= param_table[i].max, i);
 	for (size_t j = i + 1; j < param_count; j++)
 	    unit_assert_idx(strcmp(param_table[i].name, param_table[j].name) != 0, i);
+    }
+    unit_end();
+
+    unit_begin("stress defaults; config_apply_numbers leaves the strings alone");
+    config_init();
+    unit_assert(config_apply(&err) == 0);
+    unit_assert_inteq(var_smtpd_timeout, 300);
+    unit_assert_inteq(var_smtpd_hard_error_limit, 20);
+    unit_assert_inteq(var_smtpd_starttls_timeout, 300);
+    unit_assert_streq(var_stress, "");
+    {
+	const char *host = var_myhostname, *banner = var_smtpd_banner;
+
+	config_set("stress", "yes");
+	unit_assert(config_apply_numbers(&err) == 0);
+	unit_assert_inteq(var_smtpd_timeout, 10);
+	unit_assert_inteq(var_smtpd_hard_error_limit, 1);
+	unit_assert_inteq(var_smtpd_starttls_timeout, 10);
+	unit_assert(var_myhostname == host && var_smtpd_banner == banner);
+	unit_assert_streq(var_stress, "");		/* a string: not re-applied */
+	/* all or nothing: one bad number changes none */
+	config_set("stress", "");
+	config_set("max_use", "many");
+	unit_assert(config_apply_numbers(&err) < 0);
+	unit_assert(contains(err, "max_use"));
+	unit_assert_inteq(var_smtpd_timeout, 10);
+	config_set("max_use", "7");
+	unit_assert(config_apply_numbers(&err) == 0);
+	unit_assert_inteq(var_smtpd_timeout, 300);
+	unit_assert_inteq(var_max_use, 7);
     }
     unit_end();
 

@@ -54,6 +54,11 @@ static const struct error_case error_cases[] = {
     {"x unix - - - - 1? cmd\n", "master.cf:1: maxproc column: bad value \"1?\""},
     {"x unix - - - - 99999999999999999999 cmd\n", "master.cf:1: maxproc column"},
     {"x unix - - - - - -\n", "master.cf:1: command column"},
+    {"x pass - - - 60 - cmd\n", "master.cf:1: pass service \"x\": wakeup column must be 0 or -"},
+    {"x unix - - - - - cmd\nx pass - - - - - cmd\n",
+     "master.cf:2: service \"x\" type pass: the same private/x socket as type unix at line 1"},
+    {"x fifo n - - - - cmd\nx unix n - - - - cmd\n",
+     "master.cf:2: service \"x\" type unix: the same public/x socket as type fifo at line 1"},
     {"\n# c\n  x unix - - - - - cmd\n", "master.cf:3: continuation line without a preceding entry"},
     {GOOD "\n" GOOD, "master.cf:3: duplicate service \"ok\" type unix (first defined at line 1)"},
     {"a/b unix - - - - - cmd\n", "master.cf:1: unix service \"a/b\": bad name"},
@@ -180,8 +185,13 @@ int main(void)
     unit_end();
 
     unit_begin("the same service name with another type is fine; empty file");
-    unit_assert(mastercf_parse("m", "a unix - - - - - x\na fifo - - - - - x\n", 38, 5, &cf2, &err) == 0);
+    unit_assert(mastercf_parse("m", "a unix - - - - - x\na fifo n - - - - x\n", 38, 5, &cf2, &err) == 0);
     unit_assert_inteq(cf2->count, 2);
+    mastercf_free(&cf2);
+    unit_assert(mastercf_parse("m", "a inet - - - - - x\na pass - - - 0 - x\n", 38, 5, &cf2, &err) == 0);
+    unit_assert_inteq(cf2->count, 2);
+    unit_assert(mastercf_find(cf2, "a", MASTERCF_PASS) != NULL);
+    unit_assert_streq(mastercf_type_name(MASTERCF_PASS), "pass");
     mastercf_free(&cf2);
     unit_assert(cf2 == NULL);
     unit_assert(mastercf_parse("m", "# only comments\n\n", 17, 5, &cf2, &err) == 0);

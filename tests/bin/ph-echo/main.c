@@ -6,6 +6,10 @@
  *   sleep N     sleeps N seconds (whole, even across signals), answers
  *               "slept N"
  *   crash       abort()s (a crash while serving a client)
+ *   passinfo    answers "pass ADDR PORT greeted=0|1" (server_pass_info)
+ *               or "pass none"
+ *   param NAME  answers "NAME=VALUE" (the process's expanded main.cf
+ *               value) and "stress=yes|no" (server_stress)
  *   exhaust     answers "exhausting"; once idle after the session (the
  *               skeleton's single_idle hook), the process uses up its
  *               descriptors, so that its next accept(2) fails with EMFILE
@@ -27,6 +31,7 @@
 #include "stream.h"
 
 /* mail */
+#include "config.h"
 #include "server.h"
 
 #define LINE_MAX_LEN	1024
@@ -78,6 +83,19 @@ static void echo_service(struct stream *client)
 	} else if (strcmp(cmd, "crash") == 0) {
 	    msg_info("crashing on request");
 	    abort();
+	} else if (strcmp(cmd, "passinfo") == 0) {
+	    const struct server_pass_info *pi = server_pass_info();
+
+	    if (pi)
+		stream_printf(client, "pass %s %s greeted=%d\n", pi->client_address,
+			      pi->client_port, (int) pi->greeted);
+	    else
+		stream_puts(client, "pass none\n");
+	} else if (strncmp(cmd, "param ", 6) == 0) {
+	    const char *v = config_value(cmd + 6);
+
+	    stream_printf(client, "%s=%s stress=%s\n", cmd + 6, v ? v : "(unknown)",
+			  server_stress() ? "yes" : "no");
 	} else if (strcmp(cmd, "exhaust") == 0) {
 	    exhaust_when_idle = true;
 	    stream_puts(client, "exhausting\n");
