@@ -10,6 +10,7 @@
 
 /* mail */
 #include "config.h"
+#include "limits_client.h"
 #include "resolve.h"
 #include "server.h"
 
@@ -28,11 +29,21 @@ static void smtpd_pre_init(int argc, char **argv)
 	msg_fatal("address tables: %s", err);
     smtpd_check_init();
     smtpd_check_init_restrictions();
+    smtpd_limits_init();
     smtpd_tls_init();			/* the plugin and the keys, still privileged */
     if (!smtpd_parse_vrfy_reply(var_smtpd_vrfy_reply, &r, &err))
 	msg_fatal("smtpd_vrfy_reply: %s", err);
     if (var_line_length_limit < 80)
 	msg_fatal("line_length_limit: must be at least 80");
+}
+
+/* smtpd_idle - a second without a session: let go of the connections
+ * kept for a quick successor (cleanup, client-limits), so an idle
+ * process holds no other process's resources */
+static void smtpd_idle(void)
+{
+    smtpd_message_idle();
+    limits_client_close();
 }
 
 /* smtpd_on_exit - release tables */
@@ -49,7 +60,7 @@ int main(int argc, char **argv)
 	.pre_init = smtpd_pre_init,
 	.on_exit = smtpd_on_exit,
 	.single_service = smtpd_session,
-	.single_idle = smtpd_message_idle,
+	.single_idle = smtpd_idle,
     };
 
     return server_main(argc, argv, &spec);

@@ -20,6 +20,8 @@
  *   smtpd_peer.c    who the client is (address, optional name lookup)
  *   smtpd_auth.c    AUTH (RFC 4954) through the auth service
  *   smtpd_tls.c     STARTTLS (RFC 3207) and wrapper mode (RFC 8314)
+ *   smtpd_limits.c  the client limits (client-limits service): counts
+ *                   reported, figures compared with the limits, refusals
  *
  * The modules stand in layers (no two include each other's functions
  * both ways): proto over cmd over data over message over reply over
@@ -78,6 +80,7 @@ struct smtpd_state {
     char port[16];
     char namaddr[SMTPD_NAME_MAX + SMTPD_ADDR_MAX + 4];	/* name[addr] */
     bool addr_is_v6;
+    bool peer_inet;			/* an inet client (not -S, not unix) */
     bool trusted;			/* in mynetworks */
     bool reject_bare;			/* smtpd_forbid_bare_newline = reject applies */
     bool authenticated;			/* AUTH succeeded */
@@ -86,6 +89,8 @@ struct smtpd_state {
     struct auth_client *auth;		/* connection to auth (kept for retries) */
     bool tls;				/* TLS runs (STARTTLS or wrapper mode) */
     char tls_summary[192];		/* "TLSv1.3 with cipher ... (256/256 bits)" */
+    bool limits_connected;		/* client-limits counted our connect */
+    bool limits_exempt;			/* in smtpd_client_event_limit_exceptions */
 
     /* session */
     char *helo;				/* HELO/EHLO argument, NULL before */
@@ -251,7 +256,11 @@ bool smtpd_check_mail(struct smtpd_state *st, struct smtpd_reply_buf *r);
 int smtpd_sender_login_ok(const char *sender, const char *login, const char **error_r);
 
 /* smtpd_peer.c */
-void smtpd_peer_init(struct smtpd_state *st);
+/* smtpd_peer_addr - the client's numeric address and port (no lookup);
+ * namaddr is "unknown[addr]" until smtpd_peer_name */
+void smtpd_peer_addr(struct smtpd_state *st);
+/* smtpd_peer_name - the name (smtpd_peername_lookup) and namaddr */
+void smtpd_peer_name(struct smtpd_state *st);
 
 /* smtpd_auth.c */
 /* smtpd_auth_offered - AUTH may be used now (EHLO advertises it) */
@@ -261,6 +270,26 @@ const char *smtpd_auth_mechanisms(void);
 void smtpd_cmd_auth(struct smtpd_state *st, const char *args, size_t len);
 /* smtpd_auth_reset - forget the identity, close the auth connection */
 void smtpd_auth_reset(struct smtpd_state *st);
+
+/* smtpd_limits.c (see there for what is counted when) */
+void smtpd_limits_init(void);
+/* smtpd_limits_connect - count the connection: false = refused (421
+ * sent, hangup) */
+bool smtpd_limits_connect(struct smtpd_state *st);
+/* smtpd_limits_disconnect - release the connect (end of every session) */
+void smtpd_limits_disconnect(struct smtpd_state *st);
+/* smtpd_limits_message - at MAIL FROM: false = 450 4.7.1 sent */
+bool smtpd_limits_message(struct smtpd_state *st);
+/* smtpd_limits_recipient - at RCPT TO: false = 450 4.7.1 sent */
+bool smtpd_limits_recipient(struct smtpd_state *st);
+/* smtpd_limits_starttls - before STARTTLS: false = 454 4.7.0 sent */
+bool smtpd_limits_starttls(struct smtpd_state *st);
+/* smtpd_limits_newtls - after a full handshake: false = 421 sent, hangup */
+bool smtpd_limits_newtls(struct smtpd_state *st);
+/* smtpd_limits_auth - before AUTH: false = 450 4.7.1 sent */
+bool smtpd_limits_auth(struct smtpd_state *st);
+/* smtpd_limits_authfail - an AUTH failed (535) */
+void smtpd_limits_authfail(struct smtpd_state *st);
 
 /* smtpd_tls.c */
 /* smtpd_tls_init - read smtpd_tls_*: make the TLS server (keys read

@@ -9,7 +9,9 @@
  * grows with the client address's failures: auth throttles, smtpd
  * passes the address), tempfail or no auth service 454 4.7.0. A failed
  * AUTH is an error reply like any other, so smtpd_hard_error_limit ends
- * a guessing session. SCRAM's server-final message comes as a last
+ * a guessing session, and is counted for smtpd_client_auth_rate_limit
+ * (smtpd_limits.c), which refuses AUTH (450 4.7.1) to a client that
+ * failed that often in the time unit, in any session. SCRAM's server-final message comes as a last
  * challenge that the client answers with an empty line (RFC 4954 4:
  * "additional data with success" the long way).
  *
@@ -159,6 +161,8 @@ void smtpd_cmd_auth(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply(st, 503, "5.5.1", "%s", "Error: MAIL transaction in progress");
 	return;
     }
+    if (!smtpd_limits_auth(st))		/* failed AUTHs per time unit */
+	return;
     mlen = len;
     if ((initial = memchr(args, ' ', len)) != NULL) {
 	mlen = (size_t) (initial - args);
@@ -221,6 +225,7 @@ void smtpd_cmd_auth(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply(st, 454, "4.7.0", "%s", "Temporary authentication failure");
     } else if (strcmp(reply.status, AUTH_STAT_FAIL) == 0) {
 	msg_warn("%s: SASL %s authentication failed", st->namaddr, mech);
+	smtpd_limits_authfail(st);
 	smtpd_reply(st, 535, "5.7.8", "%s", "Error: authentication failed");
     } else {
 	auth_tempfail(st, mech, "unexpected answer from the auth service");

@@ -333,6 +333,8 @@ static void cmd_mail(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply_id(st, SR_SYNTAX_MAIL);
 	return;
     }
+    if (!smtpd_limits_message(st))	/* smtpd_client_message_rate_limit */
+	return;
     aerr = address_parse(rest, rest_len,
 			 ADDR_PARSE_MAIL | ((st->ext & SMTP_EXT_SMTPUTF8) ? ADDR_PARSE_SMTPUTF8 : 0),
 			 NULL, &addr);
@@ -409,6 +411,8 @@ static void cmd_rcpt(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply_id(st, SR_SYNTAX_RCPT);
 	return;
     }
+    if (!smtpd_limits_recipient(st))	/* smtpd_client_recipient_rate_limit */
+	return;
     st->rcpt_attempts++;
     if (st->rcpt_count >= (size_t) var_smtpd_recipient_limit) {
 	/* RFC 5321 4.5.3.1.10: a client that pipelined more recipients than

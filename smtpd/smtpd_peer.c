@@ -66,8 +66,8 @@ static void peer_lookup_name(struct smtpd_state *st)
     str_copy_out_or_panic(st->name, sizeof(st->name), host);	/* valid_hostname: <= 255 */
 }
 
-/* smtpd_peer_init - fill in name, addr, port and namaddr */
-void smtpd_peer_init(struct smtpd_state *st)
+/* smtpd_peer_addr - fill in addr and port (namaddr "unknown[addr]") */
+void smtpd_peer_addr(struct smtpd_state *st)
 {
     char addr[SMTPD_ADDR_MAX], port[16];
 
@@ -86,8 +86,15 @@ void smtpd_peer_init(struct smtpd_state *st)
 	str_copy_out_or_panic(st->addr, sizeof(st->addr), addr);
 	str_copy_out_or_panic(st->port, sizeof(st->port), port);
 	st->addr_is_v6 = inet_pton(AF_INET6, st->addr, &a6) == 1;
-	if (var_smtpd_peername_lookup)
-	    peer_lookup_name(st);
+	st->peer_inet = true;
     }
+    smtpd_join(st->namaddr, sizeof(st->namaddr), st->name, "[", st->addr, "]", (char *) NULL);
+}
+
+/* smtpd_peer_name - the name, when looked up, and namaddr */
+void smtpd_peer_name(struct smtpd_state *st)
+{
+    if (st->peer_inet && var_smtpd_peername_lookup)
+	peer_lookup_name(st);
     smtpd_join(st->namaddr, sizeof(st->namaddr), st->name, "[", st->addr, "]", (char *) NULL);
 }

@@ -21,6 +21,18 @@
  * SMTPD_CMD_PRE_TLS gets 530 5.7.0 until STARTTLS succeeded; in wrapper
  * mode the handshake comes before the greeting (smtpd_tls.c).
  *
+ * Client limits (smtpd_limits.c): the connection is counted before
+ * anything else is done for the client; over the limit it gets 421 and
+ * the session ends. Every session, however it ends, releases its count.
+ *
+ * Clients passed by the port-25 front (master.cf type "pass",
+ * server_pass_info): if the front already greeted the client, smtpd
+ * sends no second greeting; the bytes the front read (the first command
+ * and whatever was pipelined after it) are in the stream's buffer and
+ * are served exactly as if read from the socket, pipelining rules
+ * included. The client is whoever getpeername says (the passed socket
+ * is the client's own), in the log and the Received: header alike.
+ *
  * Bare LF: a command line that ends in a bare <LF> is taken as a line
  * when smtpd_forbid_bare_newline = normalize; with reject the client
  * gets 550 5.5.2 and is disconnected (see docs/smtpd.md). */
@@ -110,9 +122,18 @@ static void pregreet_check(struct smtpd_state *st)
     }
 }
 
-/* session_end - release the state */
+/* set_timeout - smtpd_timeout for the next read or write, read at each
+ * wait: a process told of stress mode (server_stress) waits less */
+static void set_timeout(struct smtpd_state *st)
+{
+    stream_set_timeout(st->client, (int) (var_smtpd_timeout > 86400 ? 86400 : var_smtpd_timeout) * 1000);
+}
+
+/* session_end - release the state; every session ends here, so the
+ * client-limits connect is always released */
 static void session_end(struct smtpd_state *st)
 {
+    smtpd_limits_disconnect(st);
     smtpd_reset(st);
     smtpd_message_fini(st);
     smtpd_auth_reset(st);
@@ -135,6 +156,7 @@ static bool command_line_bare_lf(const struct str *line)
 void smtpd_session(struct stream *client)
 {
     struct smtpd_state state, *st = &state;
+    const struct server_pass_info *pass;
     struct str *line = str_new(SMTPD_CMD_LINE_EXT);
     size_t count;
     const struct smtpd_cmd *tab = smtpd_cmd_table(&count);
@@ -144,12 +166,34 @@ void smtpd_session(struct stream *client)
     st->cmd_total = mem_zalloc(mem_size_mul(count, sizeof(long)));
     st->cmd_ok = mem_zalloc(mem_size_mul(count, sizeof(long)));
     st->where = "CONNECT";
-    stream_set_timeout(client, (int) (var_smtpd_timeout > 86400 ? 86400 : var_smtpd_timeout) * 1000);
+    set_timeout(st);
     /* stress mode signalled: a wait in progress is cut to the stress value */
     server_stress_watch(client, &var_smtpd_timeout);
-    smtpd_peer_init(st);
+    smtpd_peer_addr(st);
+    /* the client limits come before anything else is done for the
+     * client: no name lookup, no handshake, no log line but the refusal */
+    if (!smtpd_limits_connect(st)) {
+	session_end(st);
+	str_free(&line);
+	return;
+    }
+    smtpd_peer_name(st);
     smtpd_check_client(st);
+    pass = server_pass_info();
+    if (pass != NULL && pass->client_address != NULL
+	&& strcmp(pass->client_address, st->addr) != 0 && st->peer_inet)
+	msg_warn("passed client %s: the front named it %s", st->namaddr, pass->client_address);
     msg_info("connect from %s", st->namaddr);
+    if (pass != NULL && pass->greeted && var_smtpd_tls_wrappermode) {
+	/* the front spoke plaintext to a client that wanted TLS: a
+	 * master.cf mistake, not the client's */
+	msg_warn("%s: passed after a plaintext greeting to a wrapper-mode service: closing",
+		 st->namaddr);
+	log_stats(st, "disconnect");
+	session_end(st);
+	str_free(&line);
+	return;
+    }
     if (var_smtpd_tls_wrappermode) {
 	if (!smtpd_tls_wrapper(st)) {
 	    log_stats(st, "disconnect");
@@ -157,11 +201,15 @@ void smtpd_session(struct stream *client)
 	    str_free(&line);
 	    return;
 	}
-    } else {
+    } else if (pass == NULL || !pass->greeted) {
 	pregreet_check(st);
     }
-    smtpd_reply(st, 220, NULL, "%s", var_smtpd_banner);
-    smtpd_flush(st);
+    /* a client the front greeted has its 220 and has already sent its
+     * first command (in the stream's buffer, read as from the socket) */
+    if (pass == NULL || !pass->greeted) {
+	smtpd_reply(st, 220, NULL, "%s", var_smtpd_banner);
+	smtpd_flush(st);
+    }
 
     while (!st->hangup) {
 	enum stream_status status;
@@ -178,6 +226,7 @@ void smtpd_session(struct stream *client)
 	server_watchdog_reset();
 	if (stream_buffered(client) == 0 && !smtpd_flush(st))
 	    break;
+	set_timeout(st);		/* stress mode may have shortened it */
 	status = stream_getline(client, line, SMTPD_CMD_LINE_EXT);
 	if (status == STREAM_TIMEOUT) {
 	    smtpd_reply_id(st, SR_TIMEOUT);

@@ -14,7 +14,11 @@
  * the client sent behind STARTTLS before the handshake is discarded
  * (tls_stream_server_start drops the stream's buffer; the count is
  * logged): plaintext injected there must never run as a command inside
- * TLS (CVE-2011-0411). The handshake has smtpd_starttls_timeout. */
+ * TLS (CVE-2011-0411). The handshake has smtpd_starttls_timeout.
+ *
+ * Each full handshake (tls_info.resumed false) is a new TLS session for
+ * smtpd_client_new_tls_session_rate_limit (smtpd_limits.c); a client
+ * over it gets 421 inside TLS, and 454 to its next STARTTLS. */
 
 #include <string.h>
 
@@ -104,6 +108,9 @@ static bool tls_handshake(struct smtpd_state *st)
     st->tls = true;
     tls_info_summary(&info, st->tls_summary, sizeof(st->tls_summary));
     tls_info_log("from", st->namaddr, &info);
+    /* a resumed session cost no handshake: only new ones count */
+    if (!info.resumed && !smtpd_limits_newtls(st))
+	return false;
     return true;
 }
 
@@ -140,6 +147,8 @@ void smtpd_cmd_starttls(struct smtpd_state *st, const char *args, size_t len)
 	smtpd_reply(st, 454, "4.7.0", "%s", "TLS not available due to local problem");
 	return;
     }
+    if (!smtpd_limits_starttls(st))
+	return;
     smtpd_reply(st, 220, "2.0.0", "%s", "Ready to start TLS");
     if (!smtpd_flush(st))
 	return;

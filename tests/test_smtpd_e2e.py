@@ -3,7 +3,6 @@ SMTP end up in Maildirs and queue files with what the client said; the
 policy replies come from the real tables and the real local delivery
 agent."""
 import os
-import pathlib
 import re
 import smtplib
 import socket
@@ -189,16 +188,33 @@ def test_swaks_end_to_end(mail):
 
 
 
+def _cleanup_peers(mail):
+    """The socket inodes ("socket:[N]") whose peer a cleanup process
+    holds (from ss -xn: local and peer inode of each unix socket)."""
+    cleanup_inodes = set()
+    for pid in mail.processes():
+        try:
+            if not open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].endswith(b"cleanup"):
+                continue
+            cleanup_inodes |= {os.readlink(f"/proc/{pid}/fd/{fd}")
+                               for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            continue
+    out = set()
+    ss = subprocess.run(["ss", "-xn"], capture_output=True, text=True, timeout=10).stdout
+    for line in ss.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f"socket:[{f[7]}]" in cleanup_inodes:
+            out.add(f"socket:[{f[5]}]")
+    return out
+
+
 def _smtpd_kept_sockets(mail):
-    """{smtpd pid: its unix-domain socket inodes other than the listeners}
+    """{smtpd pid: its unix-domain socket inodes connected to cleanup}
     (the kept cleanup connection, if any; not a client's TCP socket that
-    a finishing session still holds; the listeners are at MASTER_LISTEN_FD
-    and up, lib/mail/master_proto.h, one for this smtpd service)."""
-    hdr = (pathlib.Path(__file__).resolve().parent.parent / "lib" / "mail" / "master_proto.h")
-    listen_fd = int(re.search(r"#define MASTER_LISTEN_FD\s+(\d+)", hdr.read_text()).group(1))
-    unix_inodes = {f"socket:[{line.split()[6]}]"
-                   for line in open("/proc/net/unix").read().splitlines()[1:]
-                   if len(line.split()) >= 7}
+    a finishing session still holds, not the listeners, not the
+    connection to client-limits)."""
+    to_cleanup = _cleanup_peers(mail)
     out = {}
     for pid in mail.processes():
         try:
@@ -209,13 +225,11 @@ def _smtpd_kept_sockets(mail):
             continue
         socks = set()
         for fd in fds:
-            if int(fd) == listen_fd:
-                continue
             try:
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if link in unix_inodes:
+            if link in to_cleanup:
                 socks.add(link)
         out[pid] = socks
     return out
