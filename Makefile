@@ -76,7 +76,8 @@ endif
 DAEMON_DIRS  := $(patsubst %/main.c,%,$(wildcard master/main.c smtpd/main.c cleanup/main.c \
 	pickup/main.c qmgr/main.c bounce/main.c smtp-client/main.c local-delivery/main.c \
 	auth/main.c pop3d/main.c imapd/main.c pop3d-login/main.c imapd-login/main.c \
-	client-limits/main.c))
+	client-limits/main.c \
+	smtp-front/main.c))
 TOOL_DIRS    := $(patsubst %/main.c,%,$(wildcard tools/*/main.c))
 TESTBIN_DIRS := $(patsubst %/main.c,%,$(wildcard tests/bin/*/main.c))
 

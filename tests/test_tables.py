@@ -5,6 +5,8 @@ takes the next client the server skeleton asks whether one was rebuilt and,
 if so, the process logs "table X has changed -- restarting" and exits, so
 that master starts a fresh one that opens the new file (docs/tables.md).
 """
+import re
+
 from mailsuite import mail  # noqa: F401  (the fixture)
 
 
@@ -22,7 +24,9 @@ def test_newaliases_takes_effect_without_reload(mail):
     master = mail.master_pid()
     code, text = rcpt_code(mail, "newguy@mail.example.test")
     assert code == 550 and b"User unknown in local recipient table" in text
-    service = f"127.0.0.1:{mail.smtp_port}"
+    # behind smtp-front (the default) smtpd is the "smtpd" pass service
+    service = "smtpd" if re.search(r"^smtpd\s+pass\s", mail.default_master_cf(), re.M) \
+        else f"127.0.0.1:{mail.smtp_port}"
     smtpd_before = set(mail.children(service))
     assert smtpd_before
     mark = mail.log_mark()

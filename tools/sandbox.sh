@@ -183,6 +183,15 @@ posthorn sandbox in $RUN (loopback only, 127.0.0.1):
   imap        2143 (STARTTLS offered)     imaps       2993 (implicit TLS)
 EOF
 not_served
+if grep -q "^2525[[:space:]].*smtp-front" "$ETC/master.cf"; then
+    cat <<EOF
+  2525 is held by smtp-front (the role of Postfix's postscreen) and
+  passed on to smtpd after the client's first command: clients outside
+  mynetworks (here all of 127.0.0.0/8 is inside) wait smtp_front_greet_wait
+  for the end of the 220 greeting and are refused if they talk first
+  (smtp-front(8); tools/mkinstance.py --no-front runs smtpd on it instead)
+EOF
+fi
 cat <<EOF
   services whose daemons are not built yet are commented out in
   $ETC/master.cf

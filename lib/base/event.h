@@ -1,4 +1,4 @@
-/* event.h - a small poll(2)-based event loop with one-shot timers.
+/* event.h - a small epoll(7)-based event loop with one-shot timers.
  *
  * Purpose: the many-clients server skeleton and the master wait for
  * descriptors and timers in one place. There is one global loop per
@@ -30,7 +30,7 @@
  *       iteration; safe to call from a callback or a signal handler
  *       (called while the loop is not running, it makes the next
  *       event_loop_run() return at once). A signal that arrives just
- *       before poll(2) is only noticed at the next event: use a
+ *       before epoll_wait(2) is only noticed at the next event: use a
  *       self-pipe for signals that need prompt handling.
  *
  * Callbacks may add and remove fds and timers freely, including their
@@ -39,9 +39,15 @@
  * runs in the same iteration. event_loop_once() must not be called from
  * a callback.
  *
- * Diagnostics: msg_panic for bugs (negative fd, a registered fd that was
- * closed: POLLNVAL); msg_fatal when poll(2) fails for another reason
- * than EINTR. */
+ * Cost: an iteration costs O(ready fds) (epoll), whatever the number
+ * registered; each add or remove is one epoll_ctl(2).
+ *
+ * Diagnostics: msg_panic for bugs (a negative fd); msg_fatal when epoll
+ * fails for another reason than EINTR. An fd that is not open when it
+ * is registered is never reported. A registered fd closed without its removal (a bug) is simply
+ * never reported again (epoll forgets a closed file; poll(2) used to
+ * panic here); if its file lives on in another process, its first
+ * stale event drops it. */
 #ifndef POSTHORN_EVENT_H
 #define POSTHORN_EVENT_H
 
