@@ -435,11 +435,13 @@ size_t lt_list(time_t now, size_t max, const struct lt_row **rows_r)
     return n;
 }
 
-/* lt_when - a report's time stamp */
-static const char *lt_when(time_t t, char *buf, size_t size)
+/* lt_when - a report's time stamp: t and now are on the table's clock
+ * (monotonic seconds), so the wall-clock time is now's minus the age */
+static const char *lt_when(time_t t, time_t now, char *buf, size_t size)
 {
     struct tm tm;
 
+    t = time(NULL) - (now > t ? now - t : 0);
     if (localtime_r(&t, &tm) == NULL || strftime(buf, size, "%b %e %H:%M:%S", &tm) == 0)
 	fmt_buf_or_panic(buf, size, "%ld", (long) t);
     return buf;
@@ -453,18 +455,17 @@ void lt_stats_log(time_t now)
     };
     char when[64];
 
-    (void) now;
     for (int r = 0; r < R_COUNT; r++)
 	if (lt_max_rate[r].value > 0)
 	    msg_info("statistics: max %s rate %ld/%lds for (%s) at %s", names[r],
 		     lt_max_rate[r].value, lt_unit, lt_max_rate[r].key,
-		     lt_when(lt_max_rate[r].when, when, sizeof(when)));
+		     lt_when(lt_max_rate[r].when, now, when, sizeof(when)));
     if (lt_max_count.value > 0)
 	msg_info("statistics: max connection count %ld for (%s) at %s", lt_max_count.value,
-		 lt_max_count.key, lt_when(lt_max_count.when, when, sizeof(when)));
+		 lt_max_count.key, lt_when(lt_max_count.when, now, when, sizeof(when)));
     if (lt_max_size.value > 0)
 	msg_info("statistics: max cache size %ld at %s", lt_max_size.value,
-		 lt_when(lt_max_size.when, when, sizeof(when)));
+		 lt_when(lt_max_size.when, now, when, sizeof(when)));
     memset(&lt_max_count, 0, sizeof(lt_max_count));
     memset(lt_max_rate, 0, sizeof(lt_max_rate));
     memset(&lt_max_size, 0, sizeof(lt_max_size));

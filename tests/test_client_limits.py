@@ -328,8 +328,14 @@ def test_statistics_logged(instance):
         c.call("connect", addr="192.0.2.77")
     c.call("message", addr="192.0.2.77")
     mark = 0
-    instance.wait_log(r"client-limits\[\d+\]: statistics: max connection count 4 for "
-                      r"\(smtp:192\.0\.2\.77\) at ", timeout=5, since=mark)
+    m = instance.wait_log(r"client-limits\[\d+\]: statistics: max connection count 4 for "
+                          r"\(smtp:192\.0\.2\.77\) at (\w{3} [ \d]\d \d\d:\d\d:\d\d)",
+                          timeout=5, since=mark)
+    # the time stamp is the wall clock's (local time), not the monotonic
+    # clock the table counts windows with
+    now = time.time()
+    stamps = {time.strftime("%b %e %H:%M:%S", time.localtime(now - d)) for d in range(0, 30)}
+    assert m.group(1) in stamps, m.group(0)
     instance.wait_log(r"statistics: max connection rate 4/60s for \(smtp:192\.0\.2\.77\)")
     instance.wait_log(r"statistics: max message rate 1/60s for \(smtp:192\.0\.2\.77\)")
     instance.wait_log(r"statistics: max cache size 1 at ")
