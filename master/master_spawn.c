@@ -348,7 +348,14 @@ void master_reap(void)
     }
 }
 
-/* master_children_retire - reload: SIGHUP every child; none counts as idle */
+/* master_children_retire - reload: SIGHUP every child; none counts as
+ * idle. A retiring child of an inet service also stops counting toward
+ * its service's process limit: it closed its listeners and only finishes
+ * the clients it holds, which for smtp-front and the login processes
+ * (maxproc 1, each holding many clients for minutes) would otherwise
+ * leave the port without a process that accepts until the last of them
+ * left. unix and fifo services keep counting their retiring children:
+ * two qmgr, auth or client-limits processes must never run at once. */
 void master_children_retire(void)
 {
     for (struct master_child *child = master_children; child; child = child->next) {
@@ -356,6 +363,11 @@ void master_children_retire(void)
 	    continue;
 	child_set_avail(child, false);
 	child->retired = true;
+	if (child->serv && child->serv->type == MASTERCF_INET) {
+	    child->serv->total_proc--;
+	    master_stress_avail(child->serv);
+	    child->serv = NULL;
+	}
 	if (kill(child->pid, SIGHUP) < 0 && errno != ESRCH)
 	    msg_warn("kill -HUP %ld: %m", (long) child->pid);
     }

@@ -347,3 +347,30 @@ def test_many_address_slowloris_held_legit_client_served(front_factory):
     finally:
         for s in idle:
             s.close()
+
+
+# ------------------------------------------------------------------ reload
+def test_reload_while_front_holds_clients_port_stays_served(front):
+    """After a reload the old front finishes the clients it holds; it must
+    not keep the port's only process slot (maxproc 1) while it does: a new
+    client is greeted by a fresh front at once."""
+    held = []
+    for _ in range(3):                      # idle: waiting for a first command
+        s = connect(front)
+        assert Lines(s).reply()[-1].startswith("220 ")
+        held.append(s)
+    front.reload()
+    t0 = time.monotonic()
+    s = connect(front)
+    r = Lines(s)
+    assert r.reply(timeout=5)[-1].startswith("220 ")
+    s.sendall(b"EHLO fresh.example\r\n")
+    assert r.reply(timeout=5)[-1].startswith("250 ")
+    assert time.monotonic() - t0 < 2, time.monotonic() - t0
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    # the old front still serves the clients it held
+    held[0].sendall(b"EHLO held.example\r\n")
+    assert Lines(held[0]).reply(timeout=5)[-1].startswith("250 ")
+    for h in held:
+        h.close()
