@@ -17,7 +17,11 @@
  *      smtp_front_greet_wait: a client that sends anything before the
  *      wait ends is a pregreet violator (PREGREET logged, 521 and
  *      close); after it, "220 $smtpd_banner" ends the greeting and the
- *      client joins the cache (PASS NEW).
+ *      client joins the cache (PASS NEW). The cache is an htable, keyed
+ *      SipHash: its keys, the client addresses, come from strangers, so
+ *      chosen addresses cannot pile into one hash chain; a list oldest
+ *      first serves expiry (smtp_front_cache_ttl) and eviction at
+ *      smtp_front_cache_limit.
  *   3. the first command (smtp_front_command_timeout): QUIT is answered
  *      here; any other line is handed over with every byte read so far
  *      to an smtpd process of the pass service (pass_proto.h), on the
@@ -47,6 +51,7 @@
 /* base */
 #include "conn.h"
 #include "event.h"
+#include "htable.h"
 #include "ipc.h"
 #include "mem.h"
 #include "msg.h"
@@ -223,36 +228,21 @@ static void front_escape(char *out, size_t size, const char *in, size_t len)
 /* ---------------------------------------------------------------- */
 /* The cache of clients that passed the greeting pause              */
 
+/* An htable by client address (keyed SipHash with a random key: the
+ * addresses come from strangers) plus a list oldest first for expiry
+ * and for eviction at smtp_front_cache_limit. */
 struct front_cache_entry {
-    struct front_cache_entry *hnext;	/* hash chain */
     struct front_cache_entry *prev, *next;	/* oldest first */
     long long expires;			/* monotonic ms */
-    char addr[FRONT_ADDR_MAX];
+    const char *addr;			/* htable's copy of the key */
 };
 
-static struct front_cache_entry **front_cache_hash;
-static size_t front_cache_buckets;
+static struct htable *front_cache_table;	/* NULL: no cache */
 static struct front_cache_entry *front_cache_old, *front_cache_new;
-static long front_cache_count;
-
-/* front_cache_bucket - the hash chain of addr (FNV-1a) */
-static struct front_cache_entry **front_cache_bucket(const char *addr)
-{
-    uint32_t h = 2166136261u;
-
-    for (const unsigned char *p = (const unsigned char *) addr; *p; p++)
-	h = (h ^ *p) * 16777619u;
-    return front_cache_hash + (h & (front_cache_buckets - 1));
-}
 
 /* front_cache_drop - remove an entry */
 static void front_cache_drop(struct front_cache_entry *e)
 {
-    struct front_cache_entry **pp = front_cache_bucket(e->addr);
-
-    while (*pp != e)
-	pp = &(*pp)->hnext;
-    *pp = e->hnext;
     if (e->prev)
 	e->prev->next = e->next;
     else
@@ -261,7 +251,8 @@ static void front_cache_drop(struct front_cache_entry *e)
 	e->next->prev = e->prev;
     else
 	front_cache_new = e->prev;
-    front_cache_count--;
+    if (htable_remove(front_cache_table, e->addr) != e)	/* frees e->addr */
+	msg_panic("front_cache_drop: entry not in the table");
     mem_free(&e);
 }
 
@@ -275,54 +266,41 @@ static void front_cache_expire(long long now)
 /* front_cache_find - the live entry of addr, or NULL */
 static struct front_cache_entry *front_cache_find(const char *addr)
 {
-    struct front_cache_entry *e;
-
-    if (front_cache_buckets == 0)
+    if (front_cache_table == NULL)
 	return NULL;
     front_cache_expire(now_ms());
-    for (e = *front_cache_bucket(addr); e; e = e->hnext)
-	if (strcmp(e->addr, addr) == 0)
-	    return e;
-    return NULL;
+    return htable_find(front_cache_table, addr);
 }
 
 /* front_cache_add - addr passed: remember it for smtp_front_cache_ttl */
 static void front_cache_add(const char *addr)
 {
-    struct front_cache_entry *e, **b;
+    struct front_cache_entry *e;
 
-    if (front_cache_buckets == 0 || var_smtp_front_cache_ttl <= 0)
+    if (front_cache_table == NULL || var_smtp_front_cache_ttl <= 0)
 	return;
     if ((e = front_cache_find(addr)) != NULL)
 	front_cache_drop(e);			/* renewed below */
-    while (front_cache_count >= var_smtp_front_cache_limit && front_cache_old)
+    while (htable_count(front_cache_table) >= (size_t) var_smtp_front_cache_limit
+	   && front_cache_old)
 	front_cache_drop(front_cache_old);	/* full: the oldest go */
     e = mem_zalloc(sizeof(*e));
-    str_copy_out_or_panic(e->addr, sizeof(e->addr), addr);
     e->expires = now_ms() + (long long) var_smtp_front_cache_ttl * 1000;
-    b = front_cache_bucket(addr);
-    e->hnext = *b;
-    *b = e;
+    e->addr = htable_enter(front_cache_table, addr, e);
     e->prev = front_cache_new;
     if (front_cache_new)
 	front_cache_new->next = e;
     else
 	front_cache_old = e;
     front_cache_new = e;
-    front_cache_count++;
 }
 
-/* front_cache_init - a hash table for smtp_front_cache_limit entries */
+/* front_cache_init - the table, if smtp_front_cache_limit allows entries */
 static void front_cache_init(void)
 {
-    size_t want = var_smtp_front_cache_limit > 0 ? (size_t) var_smtp_front_cache_limit : 0;
-
-    if (want == 0)
+    if (var_smtp_front_cache_limit <= 0)
 	return;
-    front_cache_buckets = 64;
-    while (front_cache_buckets < want && front_cache_buckets < ((size_t) 1 << 20))
-	front_cache_buckets *= 2;
-    front_cache_hash = mem_zalloc(mem_size_mul(front_cache_buckets, sizeof(*front_cache_hash)));
+    front_cache_table = htable_new(0);
 }
 
 /* ---------------------------------------------------------------- */

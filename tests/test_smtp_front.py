@@ -182,6 +182,41 @@ def test_stranger_passes_after_the_pause_then_is_cached(front):
     front.wait_log(r"PASS OLD \[127\.0\.0\.3\]:\d+")
 
 
+def greet_paused(inst, addr):
+    """Connect from addr: False if greeted at once (cached); True if it
+    had the pause, which it then sits out and so passes (PASS NEW)."""
+    mark = inst.log_mark()
+    s = connect(inst, addr)
+    r = Lines(s)
+    first = r.line()
+    if first.startswith("220 "):
+        s.close()
+        inst.wait_log(r"PASS OLD \[%s\]:\d+" % re.escape(addr), since=mark)
+        return False
+    assert first.startswith("220-"), first
+    assert r.line(timeout=10).startswith("220 ")
+    s.close()
+    inst.wait_log(r"PASS NEW \[%s\]:\d+" % re.escape(addr), since=mark)
+    return True
+
+
+def test_cache_evicts_oldest_at_limit_and_expires(front_factory):
+    inst = front_factory({"smtp_front_greet_wait": "1s",
+                          "smtp_front_cache_limit": "2",
+                          "smtp_front_cache_ttl": "5s"})
+    assert greet_paused(inst, "127.0.0.5")
+    assert greet_paused(inst, "127.0.0.6")
+    assert greet_paused(inst, "127.0.0.7")     # full: .5, the oldest, goes
+    assert not greet_paused(inst, "127.0.0.7")
+    assert not greet_paused(inst, "127.0.0.6")
+    assert greet_paused(inst, "127.0.0.5")     # evicted; back in, .6 goes
+    t5 = time.monotonic()
+    assert greet_paused(inst, "127.0.0.6")     # evicted by .5; .7 goes
+    assert not greet_paused(inst, "127.0.0.5")
+    time.sleep(max(0.0, t5 + 5.5 - time.monotonic()))
+    assert greet_paused(inst, "127.0.0.5")     # past smtp_front_cache_ttl
+
+
 def test_quit_only_client_answered_by_the_front(front):
     mark = front.log_mark()
     s = connect(front, "127.0.0.1")
