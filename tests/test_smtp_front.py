@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import MASTER
+from conftest import MASTER, Client
 from mailsuite import SERVICES, MailInstance, have
 from test_smtpd_auth import swaks
 from tlsca import tls_ca  # noqa: F401  (the fixture)
@@ -88,26 +88,15 @@ def connect(inst, src="127.0.0.1", timeout=10):
     return s
 
 
-class Lines:
-    """CRLF lines from a socket, with a deadline per line."""
+class Lines(Client):
+    """CRLF lines from a socket, with a deadline per line (conftest's
+    Client), and whole SMTP replies."""
 
     def __init__(self, sock):
-        self.sock, self.buf = sock, b""
+        super().__init__(sock, timeout=10)
 
     def line(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no line within {timeout}s (have {self.buf!r})")
-            self.sock.settimeout(left)
-            data = self.sock.recv(4096)
-            if not data:
-                line, self.buf = self.buf, b""
-                return line.decode(errors="replace")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode(errors="replace").rstrip("\r")
+        return self.readline(timeout)
 
     def reply(self, timeout=10):
         """One whole (multi-line) reply: its lines."""
