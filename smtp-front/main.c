@@ -345,14 +345,12 @@ static void front_unlink(struct front_client *fc)
     fc->prev = fc->next = NULL;
 }
 
-/* front_enter - fc moves to state s; its deadline starts now */
-static void front_enter(struct front_client *fc, enum front_state s)
+/* front_append - put fc (unlinked) at the tail of the list of state s */
+static void front_append(struct front_client *fc, enum front_state s)
 {
     struct front_list *l = front_lists + s;
 
-    front_unlink(fc);
     fc->state = (uint8_t) s;
-    fc->deadline = now_ms() + l->timeout_ms;
     fc->prev = l->tail;
     fc->next = NULL;
     if (l->tail)
@@ -360,6 +358,14 @@ static void front_enter(struct front_client *fc, enum front_state s)
     else
 	l->head = fc;
     l->tail = fc;
+}
+
+/* front_enter - fc moves to state s; its deadline starts now */
+static void front_enter(struct front_client *fc, enum front_state s)
+{
+    front_unlink(fc);
+    front_append(fc, s);
+    fc->deadline = now_ms() + front_lists[s].timeout_ms;
     front_timer_arm();
 }
 
@@ -793,17 +799,7 @@ static void front_timer_cb(void *ctx)
 	    fc->deadline = LLONG_MAX;
 	    /* re-listed at the tail only if it changes state; a client
 	     * whose deadline ends it is freed */
-	    {
-		struct front_list *l = front_lists + s;
-
-		fc->prev = l->tail;
-		fc->next = NULL;
-		if (l->tail)
-		    l->tail->next = fc;
-		else
-		    l->head = fc;
-		l->tail = fc;
-	    }
+	    front_append(fc, (enum front_state) s);
 	    front_expired(fc);
 	}
     }
