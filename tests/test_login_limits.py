@@ -77,41 +77,36 @@ def wrapped(port, ctx, source=ATTACKER, session=None):
     return r
 
 
-class Pop3From(poplib.POP3):
-    """poplib from a chosen source address"""
+class FromSource:
+    """Mixin for poplib/imaplib classes: connect from a chosen source
+    address (the attacker's, unless told)."""
 
-    def __init__(self, port, source=ATTACKER):
+    def __init__(self, port, source=ATTACKER, **kw):
         self.source = source
-        super().__init__("127.0.0.1", port, timeout=10)
+        super().__init__("127.0.0.1", port, timeout=10, **kw)
 
     def _create_socket(self, timeout):
         return socket.create_connection((self.host, self.port), timeout,
                                         source_address=(self.source, 0))
 
 
-class Pop3SslFrom(poplib.POP3_SSL):
+class Pop3From(FromSource, poplib.POP3):
+    """poplib from a chosen source address"""
+
+
+class Pop3SslFrom(FromSource, poplib.POP3_SSL):
     """poplib over implicit TLS from a chosen source address"""
 
     def __init__(self, port, ctx, source=ATTACKER):
-        self.source = source
-        super().__init__("127.0.0.1", port, timeout=10, context=ctx)
+        super().__init__(port, source, context=ctx)
 
     def _create_socket(self, timeout):
-        sock = socket.create_connection((self.host, self.port), timeout,
-                                        source_address=(self.source, 0))
-        return self.context.wrap_socket(sock, server_hostname="localhost")
+        return self.context.wrap_socket(super()._create_socket(timeout),
+                                        server_hostname="localhost")
 
 
-class Imap4From(imaplib.IMAP4):
+class Imap4From(FromSource, imaplib.IMAP4):
     """imaplib from a chosen source address"""
-
-    def __init__(self, port, source=ATTACKER):
-        self.source = source
-        super().__init__("127.0.0.1", port, timeout=10)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout,
-                                        source_address=(self.source, 0))
 
 
 # ------------------------------------------------------------ instance
