@@ -107,6 +107,12 @@ def run_load(server, user, args, client_cpus=None):
         wait_for(lambda: server.queue_busy() == 0, max(1, deadline - time.monotonic()))
         time.sleep(0.3)
         cpu1, cg1, nprocs = server.cpu_snapshot()
+        affinities = set()
+        for pid in server.pids():
+            try:
+                affinities.add(tuple(sorted(os.sched_getaffinity(pid))))
+            except OSError:
+                pass
         sys1, own1 = system_busy_ticks(), own_cpu_s()
         io1 = block_counters(dev_stat)
     finally:
@@ -144,6 +150,8 @@ def run_load(server, user, args, client_cpus=None):
         "ctxsw_per_msg_by_program": csw_by_program,
         "client_cpus": sorted(client_cpus) if client_cpus else None,
         "server_cpus": sorted(server.cpus) if getattr(server, "cpus", None) else None,
+        # the CPU sets the instance's processes had at the end of the round
+        "server_affinities": sorted(list(a) for a in affinities),
         "cgroup_cpu_ms_per_msg": round(cg_cpu_s * 1000 / args.n, 3) if cg_cpu_s is not None else None,
         "proc_cpu_ms_per_msg": round(proc_cpu_s * 1000 / args.n, 3),
         "machine_cpu_ms_per_msg": round(other_s * 1000 / args.n, 3),
