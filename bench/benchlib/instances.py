@@ -302,12 +302,18 @@ class PostfixInstance(Instance):
             "alias_database": "",
             "maillog_file": str(self.maillog),
             "maillog_file_prefixes": str(self.dir),
+            **self.mailbox_cf(),
+            "biff": "no",
+        }
+
+    def mailbox_cf(self):
+        """The main.cf settings of the virtual Maildirs (virtual(8))."""
+        return {
             "virtual_mailbox_domains": DOMAIN,
             "virtual_mailbox_base": str(self.mailroot),
             "virtual_mailbox_maps": f"hash:{self.etc}/vmailbox",
             "virtual_uid_maps": f"static:{self.vmail.pw_uid}",
             "virtual_gid_maps": f"static:{self.vmail.pw_gid}",
-            "biff": "no",
         }
 
     def master_cf(self):
