@@ -26,20 +26,22 @@ def compare(pf, ph):
     out = {}
     if not pf or not ph:
         return out
-    out["rate_ratio"] = ratio(ph["msgs_per_s"], pf["msgs_per_s"])
-    out["latency_ratio"] = ratio(ph["latency_ms"], pf["latency_ms"])
-    out["cpu_ratio"] = ratio(ph["cpu_ms_per_msg"], pf["cpu_ms_per_msg"])
-    out["pss_ratio"] = ratio(ph["peak_pss_kib"], pf["peak_pss_kib"])
-    out["rss_ratio"] = ratio(ph["peak_rss_kib"], pf["peak_rss_kib"])
-    if ph.get("ctxsw_per_msg") and pf.get("ctxsw_per_msg"):
-        out["ctxsw_ratio"] = ratio(ph["ctxsw_per_msg"], pf["ctxsw_per_msg"])
-    out["goals"] = {
-        "rate >= 3x Postfix": out["rate_ratio"] >= GOALS["rate_ratio_min"],
-        "CPU < 1 ms/msg": ph["cpu_ms_per_msg"] < GOALS["cpu_ms_per_msg_max"],
-        "CPU <= 1/3 Postfix": out["cpu_ratio"] <= GOALS["cpu_ratio_max"],
-        "latency <= 0.4x Postfix": out["latency_ratio"] <= GOALS["latency_ratio_max"],
-        "peak PSS <= 1/4 Postfix": out["pss_ratio"] <= GOALS["pss_ratio_max"],
-    }
+    for key, name in (("msgs_per_s", "rate_ratio"), ("latency_ms", "latency_ratio"),
+                      ("cpu_ms_per_msg", "cpu_ratio"), ("peak_pss_kib", "pss_ratio"),
+                      ("peak_rss_kib", "rss_ratio"), ("ctxsw_per_msg", "ctxsw_ratio")):
+        if ph.get(key) is not None and pf.get(key):
+            out[name] = ratio(ph[key], pf[key])
+    goals = {}
+    if "rate_ratio" in out:
+        goals["rate >= 3x Postfix"] = out["rate_ratio"] >= GOALS["rate_ratio_min"]
+    if "cpu_ratio" in out:
+        goals["CPU < 1 ms/msg"] = ph["cpu_ms_per_msg"] < GOALS["cpu_ms_per_msg_max"]
+        goals["CPU <= 1/3 Postfix"] = out["cpu_ratio"] <= GOALS["cpu_ratio_max"]
+    if "latency_ratio" in out:
+        goals["latency <= 0.4x Postfix"] = out["latency_ratio"] <= GOALS["latency_ratio_max"]
+    if "pss_ratio" in out:
+        goals["peak PSS <= 1/4 Postfix"] = out["pss_ratio"] <= GOALS["pss_ratio_max"]
+    out["goals"] = goals
     return out
 
 
