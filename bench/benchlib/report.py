@@ -59,7 +59,8 @@ def one_cpu(result):
     for name in ("postfix", "posthorn"):
         a, b = eod_250(un.get(name)), eod_250(pi.get(name))
         if a and b:
-            out[name] = {"two_cpus_ms": a, "one_cpu_ms": b, "ratio": ratio(b, a)}
+            out[name] = {"two_cpus_ms": a, "one_cpu_ms": b, "ratio": ratio(b, a),
+                         "samples": len(pi[name]["latency"]["eod_to_250_ms"]["samples_ms"])}
     if "posthorn" in out:
         out["goal"] = {"end-of-data->250 on one CPU <= 1.5x two CPUs":
                        out["posthorn"]["ratio"] <= ONE_CPU_EOD_250_MAX}
@@ -139,7 +140,9 @@ def print_table(result):
             _mode_table(result, mode)
     oc = result.get("one_cpu") or {}
     if oc:
-        print("\nend-of-data->250, servers on one CPU (pinned) vs two (unpinned), medians:")
+        few = result["params"]["latency_messages"] < 20
+        print("\nend-of-data->250, servers on one CPU (pinned) vs two (unpinned), medians"
+              + (" (of fewer than 20 probes: noise; use -l 40)" if few else "") + ":")
         for name in ("postfix", "posthorn"):
             if name in oc:
                 x = oc[name]
@@ -159,5 +162,9 @@ def print_table(result):
                               if v["total"] >= 0.05)
             print(f"  {label}: syscalls/msg {sc['per_msg']:.1f} (strace -f, {sc['messages']} "
                   f"messages over {sc['sessions']} sessions): {parts}")
+            for c, v in sc["by_program"].items():
+                if v["total"] >= 0.5:
+                    top = ", ".join(f"{k} {n:.1f}" for k, n in list(v["top"].items())[:6])
+                    print(f"    {c}: {top}")
         elif sc:
             print(f"  {label}: syscall count: {sc['error']}")
