@@ -42,7 +42,7 @@
 
 /* The table. */
 #define PARAM(type, name, def, min, max, doc) \
-    { #name, PARAM_##type, def, min, max, doc, &var_##name },
+    { #name, PARAM_##type, def, min, max, &var_##name },
 const struct param_def param_table[] = {
 #include "params.def"
 };
