@@ -5,6 +5,7 @@
 #include <time.h>
 
 /* base */
+#include "mem.h"
 #include "str.h"
 
 /* mail */
@@ -13,19 +14,36 @@
 /* this program */
 #include "auth_token.h"
 
+/* A slot is small (~100 bytes): the user and mail location are copies
+ * of their length, not a struct token_info's 6 KiB of arrays, which a
+ * slot's clearing wrote whole (docs/bench.md, POP3 memory: auth kept
+ * ~100 KiB resident for the slots of 10 parallel logins). */
 struct token_slot {
     bool used;
     char token[AUTH_TOKEN_LEN + 1];
+    char service[sizeof(((struct token_info *) 0)->service)];
     long long issued;
     long long expires;
-    struct token_info info;
+    long uid;
+    long gid;
+    long quota;
+    char *user;				/* copies, NULL in a free slot */
+    char *mail_location;
 };
 
 static struct token_slot token_table[TOKEN_TABLE_MAX];
 /* Slots [0, token_high) have been used; the scans stop there, so that a
  * redeem reads (and the process keeps resident) only as many slots as
- * tokens ever waited at once, not all TOKEN_TABLE_MAX (~6 MiB). */
+ * tokens ever waited at once, not all TOKEN_TABLE_MAX. */
 static size_t token_high;
+
+/* slot_clear - a free slot, its copies freed */
+static void slot_clear(struct token_slot *t)
+{
+    mem_free(&t->user);
+    mem_free(&t->mail_location);
+    memset(t, 0, sizeof(*t));
+}
 
 /* token_now_ms - CLOCK_MONOTONIC in milliseconds */
 long long token_now_ms(void)
@@ -66,12 +84,18 @@ bool token_issue(const struct token_info *info, long long now, long lifetime,
 	if (t->issued < slot->issued)
 	    slot = t;
     }
-    memset(slot, 0, sizeof(*slot));
+    slot_clear(slot);
     slot->used = true;
     memcpy(slot->token, token, sizeof(slot->token));
+    memcpy(slot->service, info->service, sizeof(slot->service));
+    slot->service[sizeof(slot->service) - 1] = 0;
     slot->issued = now;
     slot->expires = now + lifetime * 1000LL;
-    slot->info = *info;
+    slot->uid = info->uid;
+    slot->gid = info->gid;
+    slot->quota = info->quota;
+    slot->user = mem_strdup(info->user);
+    slot->mail_location = mem_strdup(info->mail_location);
     return true;
 }
 
@@ -87,10 +111,18 @@ bool token_redeem(const char *token, const char *service, long long now,
 
 	if (!t->used || !passwd_equal(t->token, token, AUTH_TOKEN_LEN))
 	    continue;
-	ok = t->expires > now && strcmp(t->info.service, service) == 0;
-	if (ok)
-	    *info = t->info;
-	memset(t, 0, sizeof(*t));
+	ok = t->expires > now && strcmp(t->service, service) == 0;
+	if (ok) {
+	    /* the copies came from a struct token_info: they fit */
+	    str_copy_out_or_panic(info->user, sizeof(info->user), t->user);
+	    str_copy_out_or_panic(info->service, sizeof(info->service), t->service);
+	    str_copy_out_or_panic(info->mail_location, sizeof(info->mail_location),
+				  t->mail_location);
+	    info->uid = t->uid;
+	    info->gid = t->gid;
+	    info->quota = t->quota;
+	}
+	slot_clear(t);
 	return ok;
     }
     return false;

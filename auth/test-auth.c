@@ -239,8 +239,14 @@ int main(void)
 	unit_assert(token_issue(&info, 1000000, 10, t1));
 	unit_assert(token_issue(&info, 1000000, 10, t2));
 	unit_assert(strlen(t1) == AUTH_TOKEN_LEN && strcmp(t1, t2) != 0);
+	memset(&got, 0x55, sizeof(got));
 	unit_assert(token_redeem(t1, "pop3", 1005000, &got));
 	unit_assert_streq(got.user, "a@b");
+	unit_assert_streq(got.service, "pop3");
+	unit_assert_streq(got.mail_location, "/m/a/");
+	unit_assert_inteq(got.uid, 5);
+	unit_assert_inteq(got.gid, 6);
+	unit_assert_inteq(got.quota, 0);
 	unit_assert(!token_redeem(t1, "pop3", 1005000, &got));	/* replay */
 	unit_assert(!token_redeem(t2, "imap", 1005000, &got));	/* other service */
 	unit_assert(!token_redeem(t2, "pop3", 1005000, &got));	/* consumed */

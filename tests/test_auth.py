@@ -457,3 +457,39 @@ def test_chrooted_auth_loads_nettle_at_start(instance):
     assert any("libnettle.so.8" in m for m in _maps_nettle(pid))
     assert scram_login(a, "demo@example.test", "s3cret-pw")["status"] == "ok"
     a.close()
+
+
+def _heap_rss_kib(pid):
+    with open(f"/proc/{pid}/smaps") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith("[heap]"):
+            return int(next(l for l in lines[i + 1:] if l.startswith("Rss:")).split()[1])
+    return 0
+
+
+def test_heap_given_back_after_a_burst_of_clients(instance):
+    """The MULTI skeleton trims the heap (malloc_trim) a second after
+    clients leave: a burst of connections, each with its stream buffers,
+    does not stay resident below a client that stays (the hole it leaves
+    is not at the top of the heap, where free() alone would give it
+    back)."""
+    setup_auth(instance, USERS)
+    burst = [Auth(instance) for _ in range(60)]
+    for a in burst:
+        assert a.redeem("0" * 32)["status"] != "ok"
+    keeper = Auth(instance)
+    assert keeper.redeem("1" * 32)["status"] != "ok"
+    pid = _auth_pid(instance)
+    peak = _heap_rss_kib(pid)
+    for a in burst:
+        a.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _heap_rss_kib(pid) > peak / 2:
+        time.sleep(0.1)
+    after = _heap_rss_kib(pid)
+    print(f"auth heap: {peak} KiB with 61 clients, {after} KiB after 60 left")
+    assert peak >= 400, peak
+    assert after <= peak / 2, (peak, after)
+    assert keeper.redeem("2" * 32)["status"] != "ok"
+    keeper.close()

@@ -2,7 +2,7 @@
 serves many pre-authentication clients at once; a silent or slow client
 never holds up the others; logins run concurrently over pooled auth
 connections; the per-process client limit; a reload lets the clients
-being served finish.
+being served finish; login_max_use, not max_use, retires a login process.
 
 Uses the POP3 instance of test_pop3.py (auth, pop3d-login, pop3d)."""
 import shutil
@@ -16,17 +16,21 @@ from test_pop3 import PASSWORD, USER, Pop3Instance, Raw
 
 
 class FrontInstance(Pop3Instance):
-    """test_pop3's instance plus a pop3d-login with login_client_limit=3."""
+    """test_pop3's instance plus a pop3d-login with login_client_limit=3
+    and one with max_use=2, login_max_use=4."""
 
     def __init__(self):
         super().__init__()
         self.limit_port = self.inst.free_port()
+        self.use_port = self.inst.free_port()
         libexec = self.inst.libexec
         cf = self.inst.etc / "master.cf"
         text = cf.read_text() if cf.exists() else ""
         self.inst.write_master_cf(
             text + f"127.0.0.1:{self.limit_port} inet n - n - - {libexec}/pop3d-login\n"
-            f"  -o login_client_limit=3\n")
+            f"  -o login_client_limit=3\n"
+            f"127.0.0.1:{self.use_port} inet n - n - - {libexec}/pop3d-login\n"
+            f"  -o max_use=2 -o login_max_use=4\n")
 
 
 @pytest.fixture
@@ -162,3 +166,26 @@ def test_reload_lets_clients_finish(front):
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(pid)
+
+
+def test_login_max_use_retires_a_login_process(front):
+    """A login process takes login_max_use clients (4 here), not max_use
+    (2), then exits; the next client is served by a fresh process."""
+    served = []
+    for i in range(5):
+        c = Raw(front.use_port)
+        assert c.line() == "+OK POP3 server ready", i
+        assert c.cmd("QUIT").startswith("+OK"), i
+        c.close()
+        pids = login_pids(front, front.use_port)
+        served.append(pids)
+        if i < 3:
+            # the first four clients: one process, the one of the first
+            assert len(pids) == 1 and pids == served[0], (i, served)
+    first = served[0][0]
+    deadline = time.monotonic() + 5
+    while pid_alive(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(first), served
+    fresh = login_pids(front, front.use_port)
+    assert fresh and first not in fresh, served

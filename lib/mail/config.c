@@ -42,7 +42,7 @@
 
 /* The table. */
 #define PARAM(type, name, def, min, max, doc) \
-    { #name, PARAM_##type, def, min, max, doc, &var_##name },
+    { #name, PARAM_##type, def, min, max, &var_##name },
 const struct param_def param_table[] = {
 #include "params.def"
 };
@@ -60,11 +60,17 @@ static void (*config_reporter)(const char *error, void *ctx);
 static void *config_reporter_ctx;
 static int config_reported;
 
-/* One known name: a table parameter or a name set in main.cf / -o. */
+/* One known name: a table parameter or a name set in main.cf / -o.
+ * Every process holds one per parameter, so they are kept small: a
+ * table parameter's name and default text point into param_table (only
+ * the other names and the computed defaults are copies), and the array
+ * and the index are sized once for the table (docs/bench.md, POP3
+ * memory: 40-50 KiB less heap in every process). */
 struct cfg_entry {
-    char *name;
+    char *name;				/* a copy if def is NULL, else def->name */
     const struct param_def *def;	/* NULL: not a table parameter */
-    char *def_text;			/* default raw text (table only) */
+    char *def_text;			/* default raw text (table only): a copy
+					 * if computed, else def->def */
     char *raw;				/* set value, NULL: use the default */
     char *where;			/* "file:line" or "-o name=value" */
     bool in_file;			/* set by a main.cf-syntax file */
@@ -78,7 +84,7 @@ static struct cfg_entry *entries;
 static size_t entry_count, entry_alloc;
 static unsigned long generation = 1;
 static bool initialized;
-static size_t *entry_index;		/* open addressing: entry number + 1, 0 = empty */
+static uint32_t *entry_index;		/* open addressing: entry number + 1, 0 = empty */
 static size_t index_cap;		/* a power of two, or 0 */
 static bool init_applying;		/* config_init is applying defaults */
 
@@ -94,6 +100,7 @@ static char **str_vars_owned;
 static int expand_text(const char *text, struct str *out, const struct config_expander *x,
 		       int depth, const char **error_r);
 static const struct config_expander cfg_expander;
+static bool is_computed(const struct cfg_entry *e);
 
 /* param_find - the table entry for name, or NULL */
 const struct param_def *param_find(const char *name)
@@ -165,26 +172,32 @@ static void index_insert(size_t i)
 
     while (entry_index[slot] != 0)
 	slot = (slot + 1) & (index_cap - 1);
-    entry_index[slot] = i + 1;
+    entry_index[slot] = (uint32_t) (i + 1);
 }
 
-/* entry_add - a new entry (the name must not exist yet) */
-static struct cfg_entry *entry_add(const char *name)
+/* entry_add - a new entry (the name must not exist yet); def: the
+ * table parameter, whose name it keeps without a copy */
+static struct cfg_entry *entry_add(const char *name, const struct param_def *def)
 {
     struct cfg_entry *e;
 
     if (entry_count == entry_alloc) {
-	entry_alloc = entry_alloc ? entry_alloc * 2 : 64;
+	/* the table's parameters and a few names of main.cf's own */
+	entry_alloc = entry_alloc ? entry_alloc * 2 : param_count + 32;
 	entries = mem_realloc(entries, mem_size_mul(entry_alloc, sizeof(*entries)));
     }
+    if (entry_count >= UINT32_MAX - 1)
+	msg_panic("config: too many parameter names");
     e = &entries[entry_count++];
     memset(e, 0, sizeof(*e));
-    e->name = mem_strdup(name);
-    /* Keep the index at most half full: rebuild it twice as large. */
+    e->def = def;
+    e->name = def ? (char *) def->name : mem_strdup(name);
+    /* Keep the index at most half full: rebuild it large enough for
+     * the table's parameters and then twice as large each time. */
     if (mem_size_mul(entry_count, 2) > index_cap) {
 	mem_free(&entry_index);
 	index_cap = 256;
-	while (index_cap < mem_size_mul(entry_count, 4))
+	while (index_cap < mem_size_mul(entry_count, 2) || index_cap < mem_size_mul(param_count, 2))
 	    index_cap = mem_size_mul(index_cap, 2);
 	entry_index = mem_zalloc(mem_size_mul(index_cap, sizeof(*entry_index)));
 	for (size_t i = 0; i < entry_count; i++)
@@ -199,8 +212,10 @@ static struct cfg_entry *entry_add(const char *name)
 static void entry_free_all(void)
 {
     for (size_t i = 0; i < entry_count; i++) {
-	mem_free(&entries[i].name);
-	mem_free(&entries[i].def_text);
+	if (entries[i].def == NULL)
+	    mem_free(&entries[i].name);
+	if (is_computed(&entries[i]))
+	    mem_free(&entries[i].def_text);
 	mem_free(&entries[i].raw);
 	mem_free(&entries[i].where);
 	mem_free(&entries[i].expanded);
@@ -275,11 +290,10 @@ void config_init(void)
     exp_depth = 0;
     bump();
     for (size_t i = 0; i < param_count; i++) {
-	struct cfg_entry *e = entry_add(param_table[i].name);
+	struct cfg_entry *e = entry_add(param_table[i].name, &param_table[i]);
 
-	e->def = &param_table[i];
 	if (param_table[i].def)
-	    e->def_text = mem_strdup(param_table[i].def);
+	    e->def_text = (char *) param_table[i].def;
 	else if (strcmp(e->name, "myhostname") != 0 && strcmp(e->name, "mydomain") != 0)
 	    msg_panic("config_init: parameter %s has no default and no computed default",
 		      e->name);
@@ -308,7 +322,7 @@ static void store(const char *name, const char *value, const char *where, bool i
     struct cfg_entry *e = entry_find(name, strlen(name));
 
     if (e == NULL)
-	e = entry_add(name);
+	e = entry_add(name, NULL);
     mem_free(&e->raw);
     mem_free(&e->where);
     e->raw = mem_strdup(value);

@@ -49,7 +49,9 @@ struct param_def {
     enum param_type type;
     const char *def;		/* NULL: computed at start-up */
     long min, max;
-    const char *doc;
+    /* no doc text: params.def's one-line docs are for main.cf(5)
+     * (tools/mkman-params); compiled in, their 33 KB of read-only data
+     * were mapped into every process (docs/bench.md, POP3 memory) */
     void *var;			/* char **, long * or bool * */
 };
 

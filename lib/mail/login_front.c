@@ -1249,5 +1249,8 @@ int login_front_main(int argc, char **argv, const struct login_protocol *proto)
     spec.name = proto->name;
     spec.pre_init = lf_pre_init;
     spec.multi_accept = lf_accept;
+    /* login_max_use, not max_use: a process serving many clients at
+     * once would reach 100 several times a second under load */
+    spec.max_use = &var_login_max_use;
     return server_main(argc, argv, &spec);
 }

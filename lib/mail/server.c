@@ -368,7 +368,8 @@ _Noreturn void srv_done(void)
 /* srv_limit_reached - max_use served */
 bool srv_limit_reached(void)
 {
-    return !(srv_spec->flags & SERVER_FLAG_NO_MAX_USE) && srv_use_count >= var_max_use;
+    return !(srv_spec->flags & SERVER_FLAG_NO_MAX_USE)
+	&& srv_use_count >= (srv_spec->max_use ? *srv_spec->max_use : var_max_use);
 }
 
 /* srv_tables_changed - a lookup table this process has open was rebuilt

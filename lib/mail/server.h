@@ -117,6 +117,8 @@ struct server_spec {
     const char *name;		/* program name: "smtpd"; logged as
 				 * "$syslog_name/smtpd" */
     unsigned flags;		/* SERVER_FLAG_* */
+    const long *max_use;	/* NULL: max_use; else the parameter read
+				 * in its place (login_max_use) */
 
     /* Called with the daemon's own arguments (those after the options). */
     void (*pre_init)(int argc, char **argv);	/* before the privilege drop */

@@ -14,6 +14,7 @@
 /* system */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -185,15 +186,36 @@ static void srv_client_drop(struct srv_client *c)
     str_free(&c->pending);
 }
 
+/* srv_trim_soon - a client left: give the heap pages freed since back
+ * to the system a second later (malloc_trim), at most once a second.
+ * A burst of clients (a login process's, auth's connections with their
+ * 8 KiB stream buffers) otherwise leaves its high-water mark resident
+ * for the life of the process (docs/bench.md, POP3 memory). */
+static event_timer_id srv_trim_timer;
+
+static void srv_trim_now(void *ctx)
+{
+    (void) ctx;
+    srv_trim_timer = 0;
+    (void) malloc_trim(0);
+}
+
+static void srv_trim_soon(void)
+{
+    if (srv_trim_timer == 0)
+	srv_trim_timer = event_timer_add(1000, srv_trim_now, NULL);
+}
+
 /* srv_client_reap - forget dropped clients; re-arm idle when none left */
 static void srv_client_reap(void)
 {
     size_t j = 0;
 
     for (size_t i = 0; i < srv_client_count; i++) {
-	if (srv_clients[i]->gone)
+	if (srv_clients[i]->gone) {
 	    mem_free(&srv_clients[i]);
-	else
+	    srv_trim_soon();
+	} else
 	    srv_clients[j++] = srv_clients[i];
     }
     if (j == 0 && srv_client_count > 0 && srv_taken_count == 0)
@@ -394,6 +416,7 @@ void server_multi_client_end(void)
 {
     if (srv_taken_count == 0)
 	msg_panic("server_multi_client_end: no client");
+    srv_trim_soon();
     if (--srv_taken_count == 0 && srv_client_count == 0)
 	srv_idle_arm();
 }

@@ -18,6 +18,14 @@
 /* mail */
 #include "config.h"
 
+/* every parameter's doc line, in the table's order (the table itself
+ * does not carry them) */
+#define PARAM(type, name, def, min, max, doc) doc,
+static const char *const param_docs[] = {
+#include "params.def"
+};
+#undef PARAM
+
 static char dir[PATH_MAX];
 static char path[PATH_MAX];
 
@@ -266,8 +274,9 @@ int main(void)
     unit_assert(param_find("no_such_parameter") == NULL);
     unit_assert_inteq(param_find("max_use")->type, PARAM_INT);
     unit_assert_streq(param_type_name(PARAM_TIME), "time");
+    unit_assert_inteq(sizeof(param_docs) / sizeof(param_docs[0]), param_count);
     for (size_t i = 0; i < param_count; i++) {
-	unit_assert_idx(param_table[i].doc && *param_table[i].doc, i);
+	unit_assert_idx(param_docs[i] && *param_docs[i], i);
 	unit_assert_idx(param_table[i].min <= param_table[i].max, i);
 	for (size_t j = i + 1; j < param_count; j++)
 	    unit_assert_idx(strcmp(param_table[i].name, param_table[j].name) != 0, i);
