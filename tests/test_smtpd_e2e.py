@@ -4,6 +4,7 @@ policy replies come from the real tables and the real local delivery
 agent."""
 import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -79,6 +80,32 @@ def test_smtpd_wakes_qmgr_after_its_250():
         assert inst.count_log(r"cannot trigger qmgr") == 0
     finally:
         inst.cleanup()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_qmgr_tells_master_only_once(mail):
+    """qmgr (trigger_notify_once) does not write master a busy/idle pair
+    for every trigger: over three messages at most one status write (its
+    first trigger), where it used to be two per message."""
+    mail.start()
+    mail.smtp_send("a@remote.example", ["alice@example.test"], "Subject: 0\r\n\r\nx\r\n")
+    mail.wait_maildir("alice@example.test", 1)
+    (qmgr,) = mail.children("qmgr")
+    out = mail.dir / "qmgr.strace"
+    tr = subprocess.Popen(["strace", "-qq", "-p", str(qmgr), "-e", "trace=write", "-o", str(out)])
+    try:
+        time.sleep(1.0)                 # strace attached
+        for i in range(3):
+            mail.smtp_send("a@remote.example", ["alice@example.test"],
+                           f"Subject: {i + 1}\r\n\r\nx\r\n")
+            mail.wait_maildir("alice@example.test", i + 2)
+        time.sleep(0.3)
+    finally:
+        tr.terminate()
+        tr.wait(10)
+    writes = out.read_text().splitlines()
+    assert len([w for w in writes if "deliver" in w]) >= 3, writes     # it was watching
+    assert len([w for w in writes if w.startswith("write(3,")]) <= 1, writes
 
 
 def test_dsn_parameters_in_queue_file(mail):
