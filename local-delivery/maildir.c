@@ -142,7 +142,11 @@ static struct md_sync *md_sync_get(int base_fd, int new_fd)
 	return NULL;
     }
     if ((slot->gs = group_sync_open_fd(fd, dirfd, &err)) == NULL) {
-	msg_warn("maildir group commit: %s (syncing alone)", err);
+	static bool warned;		/* once per process, not per delivery */
+
+	if (!warned)
+	    msg_warn("maildir group commit: %s (syncing alone)", err);
+	warned = true;
 	(void) close(dirfd);
 	return NULL;
     }

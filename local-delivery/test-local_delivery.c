@@ -1451,6 +1451,28 @@ static void test_group_commit(const char *tmpdir)
     str_printf_or_panic(p, "%s/GCMaildir/.posthorn-sync", tmpdir);
     unit_assert(stat(str_cstr(p), &st) == 0 && (st.st_mode & 0777) == 0600);
     unit_end();
+
+    unit_begin("maildir group commit: a state file others could write is not used");
+    str_printf_or_panic(md, "%s/GCOpen/", tmpdir);
+    ld_result_init(&res);
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);
+    unit_assert(res.status == LD_SENT);
+    str_printf_or_panic(p, "%s/GCOpen/.posthorn-sync", tmpdir);
+    unit_assert(chmod(str_cstr(p), 0644) == 0);
+    if (fork() == 0) {			/* a fresh process: no cached state */
+	gc->dir_syncs = 0;
+	maildir_set_fsync(gc_fsync);
+	ld_result_init(&res);
+	maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res);
+	_exit(res.status == LD_SENT && gc->dir_syncs == 1 ? 0 : 1);
+    } else {
+	int status;
+
+	unit_assert(wait(&status) > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    str_printf_or_panic(p, "%s/GCOpen/new", tmpdir);
+    unit_assert_inteq(count_dir(str_cstr(p)), 2);
+    unit_end();
     (void) close(msg.fd);
     (void) munmap(gc, sizeof(*gc));
     str_free(&p);
