@@ -29,7 +29,6 @@
  * request is refused and the connection closed); the record grammar
  * decides where the known ones may stand. */
 #define CLEANUP_ALL_TYPES	"VTSAONRDMLCXE"
-#define CLEANUP_TRIGGER_MS	1000
 
 /* check_record - the record grammar's verdict on one record; false
  * (and the message failed) if it breaks a rule */
@@ -60,20 +59,16 @@ static bool reply(struct stream *client, struct cleanup_state *st)
 		    IPC_STR(ATTR_REASON, st->status ? st->reason : "queued"), IPC_END) == 0;
 }
 
-/* trigger_qmgr - "take incoming/ID now" (mail_proto.h: "I", the queue
- * ID and a newline, so qmgr needs no directory scan); a failure only
- * delays (qmgr scans incoming/ on a timer too). On a fifo (the default
- * master.cf) the descriptor stays open: one write(2) per message. */
+/* trigger_qmgr - "take incoming/ID now" (so qmgr needs no directory
+ * scan); a failure only delays (qmgr scans incoming/ on a timer too).
+ * Sent AFTER the reply, so that the client runs first: on one CPU, qmgr
+ * (which runs at a higher priority) and the delivery it starts would
+ * otherwise run before the client's answer to its own client. */
 static void trigger_qmgr(const char *id)
 {
-    static int qmgr_fifo = -1;
-    char msg[QUEUE_ID_SIZE + 8];
     const char *why;
 
-    if (!fmt_try_buf(msg, sizeof(msg), "%s%s\n", QMGR_TRIGGER_SCAN, id))
-	str_copy_out_or_panic(msg, sizeof(msg), QMGR_TRIGGER_SCAN);
-    if (!trigger_send(QMGR_SOCKET, msg, strlen(msg), CLEANUP_TRIGGER_MS, &qmgr_fifo, &why)
-	&& (errno != EAGAIN || msg_verbose))
+    if (!trigger_qmgr_incoming(id, &why) && (errno != EAGAIN || msg_verbose))
 	msg_warn("%s: cannot trigger qmgr: %s", id, why);
 }
 
@@ -106,7 +101,9 @@ static enum cleanup_conn finish(struct stream *client, struct cleanup_state *st)
 	    trigger_qmgr(st->id);
 	return CLEANUP_CONN_CLOSE;
     }
-    if (st->status == 0)
+    /* A client that answers a client of its own (smtpd) wakes qmgr
+     * after that answer (CLEANUP_FLAG_CLIENT_TRIGGER). */
+    if (st->status == 0 && !(st->flags & CLEANUP_FLAG_CLIENT_TRIGGER))
 	trigger_qmgr(st->id);
     return st->status & (CLEANUP_STAT_BAD | CLEANUP_STAT_NOPERM) ? CLEANUP_CONN_CLOSE
 	: CLEANUP_CONN_NEXT;

@@ -29,7 +29,8 @@
 #include "cleanup.h"
 
 #define CLEANUP_KNOWN_FLAGS	(CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED | CLEANUP_FLAG_BOUNCE \
-				 | CLEANUP_FLAG_EXTRACT | CLEANUP_FLAG_NO_ALIAS)
+				 | CLEANUP_FLAG_EXTRACT | CLEANUP_FLAG_NO_ALIAS \
+				 | CLEANUP_FLAG_CLIENT_TRIGGER)
 #define CLEANUP_MSGID_MAX	998
 
 /* cleanup_fail - note the first failure; later ones keep the first reason */

@@ -165,6 +165,9 @@ bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint6
  * creating it if create; quota > 0: refuse (5.2.2) when full */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
 		     const struct copy_spec *spec, struct ld_result *res);
+/* maildir_set_fsync - the fsync of files and of new/ (tests count, slow
+ * and fail it) */
+void maildir_set_fsync(int (*fn)(int fd));
 
 /* ---- mbox (mbox.c) */
 

@@ -9,7 +9,16 @@
  * "sent"; if that fsync fails, the message is taken out of new/ again
  * and the recipient deferred, so that the retry's copy is the only one.
  * A missing Maildir (dir, tmp, new, cur) is created. Runs with the
- * mailbox owner's rights (worker.c). */
+ * mailbox owner's rights (worker.c).
+ *
+ * The fsync of new/ is a group commit (lib/base/group_sync.h), as
+ * cleanup's of incoming/: deliveries into the same Maildir from several
+ * local-delivery processes meet in .posthorn-sync in the Maildir (the
+ * mailbox owner's, mode 0600; a regular file, which no reader takes for
+ * a Maildir++ folder, as those are directories), and a
+ * delivery returns "sent" only after an fsync of new/ that STARTED after
+ * its rename has succeeded, whoever ran it. A worker keeps the state of
+ * the last few Maildirs open (MD_SYNC_CACHE). */
 
 /* System library. */
 #include <errno.h>
@@ -22,6 +31,7 @@
 #include <unistd.h>
 
 /* Base library. */
+#include "group_sync.h"
 #include "msg.h"
 #include "safe_file.h"
 #include "str.h"
@@ -65,6 +75,98 @@ bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint6
 	ok = str_try_copy_out(buf, size, str_cstr(s));
     str_free(&s);
     return ok;
+}
+
+#define MD_SYNC_FILE	".posthorn-sync"	/* the group commit's state */
+#define MD_SYNC_CACHE	8			/* Maildirs whose state stays open */
+
+/* The group commit state of the last few new/ directories this process
+ * delivered into, by the directory's identity; each keeps its own
+ * descriptor of new/ (the delivery closes its own). */
+static struct md_sync {
+    dev_t dev;
+    ino_t ino;
+    struct group_sync *gs;		/* NULL: a free slot */
+    int dirfd;
+    unsigned long used;			/* LRU stamp */
+} md_sync_cache[MD_SYNC_CACHE];
+static unsigned long md_sync_clock;
+static pid_t md_sync_pid;		/* the process the cache belongs to */
+static int (*md_sync_fn)(int) = fsync;
+
+void maildir_set_fsync(int (*fn)(int fd))
+{
+    md_sync_fn = fn;
+    for (int i = 0; i < MD_SYNC_CACHE; i++)
+	if (md_sync_cache[i].gs)
+	    group_sync_set_fsync(md_sync_cache[i].gs, fn);
+}
+
+/* md_sync_get - the group commit state of new/ (new_fd, in the Maildir
+ * base_fd); NULL if it cannot be had (then sync alone) */
+static struct md_sync *md_sync_get(int base_fd, int new_fd)
+{
+    struct md_sync *slot = NULL;
+    struct stat st;
+    const char *err;
+    int fd, dirfd;
+
+    if (fstat(new_fd, &st) < 0)
+	return NULL;
+    if (md_sync_pid != getpid()) {
+	/* forked: the state's lock belongs to the open file description,
+	 * which the parent shares, and a worker closes what it inherits;
+	 * start afresh (without touching the parent's descriptors) */
+	memset(md_sync_cache, 0, sizeof(md_sync_cache));
+	md_sync_pid = getpid();
+    }
+    for (int i = 0; i < MD_SYNC_CACHE; i++) {
+	struct md_sync *m = &md_sync_cache[i];
+
+	if (m->gs && m->dev == st.st_dev && m->ino == st.st_ino) {
+	    m->used = ++md_sync_clock;
+	    return m;
+	}
+	if (slot == NULL || (slot->gs && (m->gs == NULL || m->used < slot->used)))
+	    slot = m;
+    }
+    if (slot->gs) {				/* evict the least recently used */
+	group_sync_close(&slot->gs);
+	(void) close(slot->dirfd);
+    }
+    if ((fd = openat(base_fd, MD_SYNC_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC
+		     | O_NOCTTY, 0600)) < 0)
+	return NULL;
+    if ((dirfd = fcntl(new_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+	(void) close(fd);
+	return NULL;
+    }
+    if ((slot->gs = group_sync_open_fd(fd, dirfd, &err)) == NULL) {
+	static bool warned;		/* once per process, not per delivery */
+
+	if (!warned)
+	    msg_warn("maildir group commit: %s (syncing alone)", err);
+	warned = true;
+	(void) close(dirfd);
+	return NULL;
+    }
+    group_sync_set_fsync(slot->gs, md_sync_fn);
+    slot->dev = st.st_dev;
+    slot->ino = st.st_ino;
+    slot->dirfd = dirfd;
+    slot->used = ++md_sync_clock;
+    return slot;
+}
+
+/* md_sync_new - make the rename into new/ durable: 0, or -1 with errno */
+static int md_sync_new(int base_fd, int new_fd)
+{
+    struct md_sync *m = md_sync_get(base_fd, new_fd);
+    const char *err;
+
+    if (m == NULL)
+	return md_sync_fn(new_fd);
+    return group_sync_dir(m->gs, &err);
 }
 
 /* md_open_sub - tmp/, new/ or cur/ of the open Maildir, no symlink */
@@ -165,7 +267,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    ld_result_from_errno(res, ms.err, "cannot write to maildir", str_cstr(base));
 	goto fail_tmp;
     }
-    if (fsync(ms.fd) < 0) {
+    if (md_sync_fn(ms.fd) < 0) {
 	ld_result_from_errno(res, errno, "cannot fsync maildir file in", str_cstr(base));
 	goto fail_tmp;
     }
@@ -204,7 +306,7 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    goto fail_tmp;
 	}
     }
-    if (fsync(new_fd) < 0) {
+    if (md_sync_new(base_fd, new_fd) < 0) {
 	/*
 	 * On disk or not, we cannot tell. Take the message back out of
 	 * new/ so that the retry's copy is the only one (cleanup does the

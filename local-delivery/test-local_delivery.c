@@ -9,12 +9,14 @@
 
 /* System library. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1318,6 +1320,165 @@ static void test_propagate(void)
     str_free(&out);
 }
 
+/* Group commit of new/: shared between the forked deliverers. */
+#define GC_PROCS	4
+#define GC_EACH		8
+#define GC_FAIL_AT	4	/* the 4th fsync of new/ fails (EIO) */
+
+struct gc_shared {
+    long clock;				/* events, in order */
+    long dir_syncs;			/* fsync(new/) calls */
+    long failed_at;			/* clock at the start of the failed one */
+    struct {
+	long start, end;		/* clock at the start and end */
+	int ok;
+    } sync[GC_PROCS * GC_EACH * 2];
+    struct {
+	long start, end;		/* around maildir_deliver */
+	int status;
+    } dl[GC_PROCS * GC_EACH];
+};
+static struct gc_shared *gc;
+
+/* gc_fsync - files: fsync; new/: logged, slow (so that deliveries
+ * meet), the GC_FAIL_AT-th one fails with EIO after its sleep */
+static int gc_fsync(int fd)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 15 * 1000 * 1000};
+    struct stat st;
+    long i, start;
+
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+	return fsync(fd);
+    i = __atomic_fetch_add(&gc->dir_syncs, 1, __ATOMIC_SEQ_CST);
+    start = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
+    nanosleep(&ts, NULL);
+    if (i + 1 == GC_FAIL_AT) {
+	gc->failed_at = start;
+	errno = EIO;
+	return -1;
+    }
+    if (fsync(fd) < 0)
+	return -1;
+    if (i < (long) (sizeof(gc->sync) / sizeof(gc->sync[0]))) {
+	gc->sync[i].start = start;
+	gc->sync[i].ok = 1;
+	gc->sync[i].end = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
+    }
+    return 0;
+}
+
+static void test_group_commit(const char *tmpdir)
+{
+    struct str *p = str_new(4096), *md = str_new(4096);
+    struct ld_msg msg;
+    struct copy_spec spec;
+    struct ld_result res;
+    struct stat st;
+    off_t off;
+    long sent = 0, deferred = 0, covered_ok = 0;
+    pid_t kids[GC_PROCS];
+
+    unit_begin("maildir group commit: concurrent deliveries, one failed fsync of new/");
+    gc = mmap(NULL, sizeof(*gc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    unit_assert(gc != MAP_FAILED);
+    memset(gc, 0, sizeof(*gc));
+    str_printf_or_panic(p, "%s/gcqf", tmpdir);
+    memset(&msg, 0, sizeof(msg));
+    msg.fd = make_queue_file(str_cstr(p), test_lines, &off);
+    msg.data_offset = off;
+    msg.sender = "sender@example.org";
+    spec.flags = COPY_MAILDIR;
+    spec.sender = msg.sender;
+    spec.delivered_to = "gc@example.test";
+    spec.now = 0;
+    str_printf_or_panic(md, "%s/GCMaildir/", tmpdir);
+    ld_result_init(&res);
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);	/* makes it */
+    unit_assert(res.status == LD_SENT);
+    gc->dir_syncs = 0;
+    for (int k = 0; k < GC_PROCS; k++) {
+	if ((kids[k] = fork()) == 0) {
+	    maildir_set_fsync(gc_fsync);
+	    for (int j = 0; j < GC_EACH; j++) {
+		int n = k * GC_EACH + j;
+
+		gc->dl[n].start = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
+		ld_result_init(&res);
+		maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res);
+		gc->dl[n].end = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
+		gc->dl[n].status = res.status;
+	    }
+	    _exit(0);
+	}
+    }
+    for (int k = 0; k < GC_PROCS; k++) {
+	int status;
+
+	unit_assert(kids[k] > 0 && waitpid(kids[k], &status, 0) == kids[k]
+		    && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (int n = 0; n < GC_PROCS * GC_EACH; n++) {
+	if (gc->dl[n].status == LD_SENT) {
+	    sent++;
+	    /* reported only after an fsync of new/ that started after this
+	     * delivery began and succeeded before it returned */
+	    for (long i = 0; i < gc->dir_syncs && i < (long) (sizeof(gc->sync) / sizeof(gc->sync[0])); i++)
+		if (gc->sync[i].ok && gc->sync[i].start > gc->dl[n].start
+		    && gc->sync[i].end < gc->dl[n].end) {
+		    covered_ok++;
+		    break;
+		}
+	} else if (gc->dl[n].status == LD_DEFER) {
+	    deferred++;
+	}
+    }
+    unit_assert_inteq(sent + deferred, GC_PROCS * GC_EACH);
+    unit_assert_inteq(covered_ok, sent);
+    unit_assert(deferred >= 1);			/* the failed fsync's own delivery */
+    unit_assert(gc->failed_at > 0);
+    /* every delivery reported sent is in new/, no deferred one is (the
+     * retry's copy will be the only one), nothing is left in tmp/ */
+    str_printf_or_panic(p, "%s/GCMaildir/new", tmpdir);
+    unit_assert_inteq(count_dir(str_cstr(p)), sent + 1);
+    str_printf_or_panic(p, "%s/GCMaildir/tmp", tmpdir);
+    unit_assert_inteq(count_dir(str_cstr(p)), 0);
+    /* fewer fsyncs of new/ than deliveries: they were shared */
+    unit_assert(gc->dir_syncs < GC_PROCS * GC_EACH);
+    printf("  group commit: %d deliveries, %ld fsyncs of new/, %ld sent, %ld deferred\n",
+	   GC_PROCS * GC_EACH, gc->dir_syncs, sent, deferred);
+    /* the state file: the owner's, 0600 */
+    str_printf_or_panic(p, "%s/GCMaildir/.posthorn-sync", tmpdir);
+    unit_assert(stat(str_cstr(p), &st) == 0 && (st.st_mode & 0777) == 0600);
+    unit_end();
+
+    unit_begin("maildir group commit: a state file others could write is not used");
+    str_printf_or_panic(md, "%s/GCOpen/", tmpdir);
+    ld_result_init(&res);
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);
+    unit_assert(res.status == LD_SENT);
+    str_printf_or_panic(p, "%s/GCOpen/.posthorn-sync", tmpdir);
+    unit_assert(chmod(str_cstr(p), 0644) == 0);
+    if (fork() == 0) {			/* a fresh process: no cached state */
+	gc->dir_syncs = 0;
+	maildir_set_fsync(gc_fsync);
+	ld_result_init(&res);
+	maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res);
+	_exit(res.status == LD_SENT && gc->dir_syncs == 1 ? 0 : 1);
+    } else {
+	int status;
+
+	unit_assert(wait(&status) > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    str_printf_or_panic(p, "%s/GCOpen/new", tmpdir);
+    unit_assert_inteq(count_dir(str_cstr(p)), 2);
+    unit_end();
+    (void) close(msg.fd);
+    (void) munmap(gc, sizeof(*gc));
+    str_free(&p);
+    str_free(&md);
+}
+
 static void test_workers(const char *tmpdir)
 {
     struct str *p = str_new(4096), *md = str_new(4096), *seen = str_new(65536);
@@ -1464,6 +1625,7 @@ int main(void)
 	msg_fatal("mkdtemp: %m");
     test_copies(tmpdir);
     test_content_walk(tmpdir);
+    test_group_commit(tmpdir);
     test_worker_codec();
     test_forward_path(tmpdir);
     test_workers(tmpdir);

@@ -15,6 +15,7 @@ int main(int argc, char **argv)
 {
     static const struct server_spec spec = {
 	.kind = SERVER_TRIGGER,
+	.trigger_notify_once = true,	/* one qmgr: master decides nothing per trigger */
 	.name = "qmgr",
 	.flags = SERVER_FLAG_NO_IDLE_EXIT | SERVER_FLAG_NO_MAX_USE,
 	.pre_init = qmgr_pre_init,

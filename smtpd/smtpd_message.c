@@ -19,6 +19,7 @@
  * (cleanup's read deadline) and cleanup has not closed it (a poll
  * shows no input); else a new one is opened. */
 
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,7 @@
 #include "mail_proto.h"
 #include "queue_file.h"
 #include "smtp_params.h"
+#include "trigger.h"
 
 /* smtpd */
 #include "smtpd.h"
@@ -215,10 +217,11 @@ bool smtpd_message_open(struct smtpd_state *st, bool dot, bool binary)
     int rc = 0;
 
     st->arrival = (long) time(NULL);
-    if ((c = data_cleanup_kept(st)) != NULL && cleanup_client_begin(c, 0, "smtpd", &err) < 0)
+    if ((c = data_cleanup_kept(st)) != NULL
+	&& cleanup_client_begin(c, CLEANUP_FLAG_CLIENT_TRIGGER, "smtpd", &err) < 0)
 	cleanup_client_close(&c);		/* gone meanwhile: a new one */
     if (c == NULL && ((c = cleanup_client_open(NULL, &err)) == NULL
-		      || cleanup_client_begin(c, 0, "smtpd", &err) < 0)) {
+		      || cleanup_client_begin(c, CLEANUP_FLAG_CLIENT_TRIGGER, "smtpd", &err) < 0)) {
 	msg_warn("%s: cannot talk to the cleanup service: %s", st->namaddr, err);
 	if (c)
 	    cleanup_client_abandon(&c);
@@ -351,6 +354,12 @@ void smtpd_message_end(struct smtpd_state *st)
 	smtpd_join(text, sizeof(text), "Ok: queued as ", res.queue_id, (char *) NULL);
 	smtpd_reply_text(st, 250, "2.0.0", text);
 	st->error_count = 0;		/* errors count "without delivering mail" */
+	/* The 250 first, then qmgr (CLEANUP_FLAG_CLIENT_TRIGGER): qmgr
+	 * runs at a higher priority, and on one CPU it and the delivery
+	 * it starts would run before this reply went out. */
+	(void) smtpd_flush(st);
+	if (!trigger_qmgr_incoming(res.queue_id, &err) && (errno != EAGAIN || msg_verbose))
+	    msg_warn("%s: cannot trigger qmgr: %s", res.queue_id, err);
 	/* cleanup waits for the next message: keep the connection */
 	st->cleanup_idle = st->cleanup;
 	st->cleanup = NULL;

@@ -19,6 +19,7 @@ QUEUE_SUBDIRS = ("incoming", "active", "deferred", "hold", "corrupt", "defer",
 
 # CLEANUP_FLAG_* and CLEANUP_STAT_* (mail_proto.h, cleanup_stat.h)
 FLAG_LOCAL, FLAG_UNTRUSTED, FLAG_BOUNCE, FLAG_EXTRACT, FLAG_NO_ALIAS = 1, 2, 4, 8, 16
+FLAG_CLIENT_TRIGGER = 32
 STAT_BAD, STAT_WRITE, STAT_SIZE, STAT_CONT, STAT_HOPS, STAT_RCPT = 1, 2, 4, 8, 16, 32
 STAT_DEFER, STAT_NOPERM = 128, 256
 
@@ -452,6 +453,38 @@ def test_qmgr_trigger_on_a_fifo_is_one_write_per_message(cleanup):
                 time.sleep(0.02)
         assert got == b"".join(b"I" + i.encode() + b"\n" for i in ids), got
         assert cleanup.inst.count_log(r"cannot trigger qmgr") == 0
+    finally:
+        os.close(reader)
+        os.unlink(path)
+
+
+def test_client_trigger_flag_leaves_the_trigger_to_the_client(cleanup):
+    """With CLEANUP_FLAG_CLIENT_TRIGGER (smtpd, which wakes qmgr after its
+    own 250) cleanup writes no trigger for the message; without it, one."""
+    path = cleanup.inst.queue / "public" / "qmgr"
+    os.mkfifo(path, 0o622)
+    os.chmod(path, 0o622)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        c = cleanup.client()
+        quiet = c.message(simple_message(), flags=FLAG_CLIENT_TRIGGER)
+        loud = c.message(simple_message())
+        c.close()
+        assert quiet["status"] == 0 and loud["status"] == 0
+        deadline = time.monotonic() + 5
+        got = b""
+        while not got.endswith(b"\n") and time.monotonic() < deadline:
+            try:
+                got += os.read(reader, 4096)
+            except BlockingIOError:
+                time.sleep(0.02)
+        time.sleep(0.1)
+        try:
+            got += os.read(reader, 4096)
+        except BlockingIOError:
+            pass
+        assert got == b"I" + loud["queue_id"].encode() + b"\n", got
+        assert cleanup.incoming() == sorted([quiet["queue_id"], loud["queue_id"]])
     finally:
         os.close(reader)
         os.unlink(path)

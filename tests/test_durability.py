@@ -343,3 +343,30 @@ def test_local_delivery_commits_before_sent(mail):
     sent = first(events, lambda e: is_send(e) and "rcpt_status,4:sent" in e.args,
                  "the 'sent' to qmgr", trace)
     assert sent.start > fsync_new.end
+
+
+def test_local_delivery_fsync_eio_on_new_defers_and_loses_nothing(mail):
+    """The fsync of the Maildir's new/ (a group commit since decision 46)
+    fails: the delivery is deferred, not reported sent, its file is taken
+    out of new/ again, the message waits in deferred/; without the fault a
+    queue flush delivers it, once."""
+    mail.start()
+    new = str(mail.maildir("alice@example.test") / "new")
+    trace = trace_instance(mail, ["-e", "inject=fsync:error=EIO", "-P", new])
+    try:
+        mark = mail.log_mark()
+        qid = mail.smtp_send("a@remote.test", ["alice@example.test"],
+                             "Subject: eio new\r\n\r\nhi\r\n")
+        st = mail.wait_status(qid, "alice@example.test", "deferred", since=mark)
+    finally:
+        trace.stop()
+    assert "cannot fsync" in st["reason"] and "will retry" in st["reason"], st
+    failed = [e for e in trace.events() if e.name == "fsync" and e.ret == -1]
+    assert failed and all(fd_path(e.args) == new for e in failed), trace.dump()
+    assert not [e for e in trace.events() if is_send(e) and "rcpt_status,4:sent" in e.args]
+    assert mail.maildir_messages("alice@example.test") == []
+    assert mail.queue_files("deferred") == [qid]
+    mail.posthorn("queue", "flush")
+    mail.wait_maildir("alice@example.test", 1)
+    mail.wait_queue_empty(subdirs=("incoming", "active", "deferred"))
+    assert len(mail.maildir_messages("alice@example.test")) == 1

@@ -4,6 +4,7 @@ policy replies come from the real tables and the real local delivery
 agent."""
 import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from mailsuite import have, mail  # noqa: F401  (the fixture)
+from mailsuite import MASTER, BUILD, MailInstance, have, mail  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(
     not all(have(p) for p in ("smtpd", "cleanup", "qmgr", "local-delivery")),
@@ -51,6 +52,60 @@ def test_delivered_with_received_header(mail):
                      rb"\(posthorn\) with ESMTP\n\tfor <alice@example\.test>; ", head), head
     assert msg.rstrip(b"\n").endswith(b"line\n.dotted")
     mail.wait_log(rf"{qid}: client=unknown\[127\.0\.0\.1\]")
+
+
+def test_smtpd_wakes_qmgr_after_its_250():
+    """smtpd asks cleanup not to wake qmgr (CLEANUP_FLAG_CLIENT_TRIGGER)
+    and writes qmgr's trigger itself once the 250 is out, so that on one
+    CPU qmgr (nice -5) and the delivery do not run before the reply. With
+    qmgr's safety-net scan an hour away, the mail is delivered within
+    seconds only if that trigger came, for every message of a session."""
+    if not MASTER.exists() or not (BUILD / "bin" / "posthorn").exists():
+        pytest.skip("not built")
+    inst = MailInstance(main={"qmgr_incoming_scan_delay": "3600s"})
+    try:
+        inst.start()
+        ids = []
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            for i in range(3):
+                s.mail("sender@remote.example")
+                assert s.rcpt("alice@example.test")[0] == 250
+                code, text = s.data(f"Subject: trigger {i}\r\n\r\nbody\r\n".encode())
+                assert code == 250
+                ids.append(text.decode().rsplit(" ", 1)[-1])
+                inst.wait_maildir("alice@example.test", i + 1, timeout=10)
+        for qid in ids:
+            inst.wait_log(rf"{qid}: .*status=sent")
+        assert inst.count_log(r"cannot trigger qmgr") == 0
+    finally:
+        inst.cleanup()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_qmgr_tells_master_only_once(mail):
+    """qmgr (trigger_notify_once) does not write master a busy/idle pair
+    for every trigger: over three messages at most one status write (its
+    first trigger), where it used to be two per message."""
+    mail.start()
+    mail.smtp_send("a@remote.example", ["alice@example.test"], "Subject: 0\r\n\r\nx\r\n")
+    mail.wait_maildir("alice@example.test", 1)
+    (qmgr,) = mail.children("qmgr")
+    out = mail.dir / "qmgr.strace"
+    tr = subprocess.Popen(["strace", "-qq", "-p", str(qmgr), "-e", "trace=write", "-o", str(out)])
+    try:
+        time.sleep(1.0)                 # strace attached
+        for i in range(3):
+            mail.smtp_send("a@remote.example", ["alice@example.test"],
+                           f"Subject: {i + 1}\r\n\r\nx\r\n")
+            mail.wait_maildir("alice@example.test", i + 2)
+        time.sleep(0.3)
+    finally:
+        tr.terminate()
+        tr.wait(10)
+    writes = out.read_text().splitlines()
+    assert len([w for w in writes if "deliver" in w]) >= 3, writes     # it was watching
+    assert len([w for w in writes if w.startswith("write(3,")]) <= 1, writes
 
 
 def test_dsn_parameters_in_queue_file(mail):

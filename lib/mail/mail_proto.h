@@ -157,6 +157,11 @@
 #define CLEANUP_FLAG_EXTRACT	(1 << 3)	/* sendmail -t: recipients from
 						 * To:/Cc:/Bcc:, Bcc: removed */
 #define CLEANUP_FLAG_NO_ALIAS	(1 << 4)	/* skip virtual_alias_maps */
+#define CLEANUP_FLAG_CLIENT_TRIGGER (1 << 5)	/* the client wakes qmgr itself
+						 * once it has answered its own
+						 * client (smtpd, after its 250):
+						 * cleanup does not, unless the
+						 * client is gone before the reply */
 
 /* Attribute names. */
 #define ATTR_PROTO		"proto"

@@ -186,6 +186,12 @@ struct server_spec {
      * (qmgr: deliveries in flight); the event loop runs on, at most
      * ipc_timeout, until it returns false */
     bool (*drain)(void);
+    /* SERVER_TRIGGER, for a service that runs as one process (maxproc 1:
+     * master has nothing to decide per request): tell master of the
+     * first request only (TAKEN + AVAIL in one write, so that it counts
+     * the process as used), not of every request. Saves two wake-ups of
+     * master per request: qmgr gets one per message. */
+    bool trigger_notify_once;
 
     /* SERVER_MULTI and SERVER_TRIGGER: if timer_interval > 0, call timer
      * about every timer_interval seconds (for periodic work such as a

@@ -29,6 +29,20 @@
 /* srv_trigger_run - pass one request to the daemon */
 static void srv_trigger_run(const char *buf, size_t len)
 {
+    static bool notified;
+
+    if (srv_spec->trigger_notify_once) {
+	srv_use_count++;
+	srv_idle_disarm();
+	server_watchdog_reset();
+	srv_spec->trigger(buf, len);
+	if (!notified && !srv_exit_requested) {
+	    srv_notify_used();
+	    notified = true;
+	}
+	srv_idle_arm();
+	return;
+    }
     srv_notify(MASTER_STAT_TAKEN);
     srv_use_count++;
     srv_idle_disarm();

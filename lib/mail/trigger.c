@@ -20,7 +20,11 @@
 #include "str.h"
 
 /* mail */
+#include "mail_proto.h"
+#include "queue_id.h"
 #include "trigger.h"
+
+#define TRIGGER_QMGR_MS		1000	/* a unix-socket qmgr: connect deadline */
 
 static char trigger_reason[256];
 
@@ -105,4 +109,14 @@ bool trigger_send(const char *path, const char *msg, size_t len, int timeout_ms,
     }
     (void) close(fd);
     return true;
+}
+
+bool trigger_qmgr_incoming(const char *queue_id, const char **why)
+{
+    static int qmgr_fd = -1;
+    char msg[QUEUE_ID_SIZE + 8];
+
+    if (!fmt_try_buf(msg, sizeof(msg), "%s%s\n", QMGR_TRIGGER_SCAN, queue_id))
+	str_copy_out_or_panic(msg, sizeof(msg), QMGR_TRIGGER_SCAN);	/* a plain scan */
+    return trigger_send(QMGR_SOCKET, msg, strlen(msg), TRIGGER_QMGR_MS, &qmgr_fd, why);
 }

@@ -18,4 +18,15 @@
 bool trigger_send(const char *path, const char *msg, size_t len, int timeout_ms,
 		  int *keep_fd, const char **why);
 
+/*
+ * trigger_qmgr_incoming - tell qmgr "take incoming/ID now" (mail_proto.h:
+ * QMGR_TRIGGER_SCAN, the queue ID and a newline) on QMGR_SOCKET, with the
+ * fifo kept open for the life of the process (one write(2) per message).
+ * Whoever sends it last before the mail's submitter hears its answer
+ * should send it: cleanup, or smtpd after its 250 (docs/architecture.md,
+ * the decision on the one-CPU latency). A failure only delays the mail:
+ * qmgr scans incoming/ on its timer too. false with *why as trigger_send.
+ */
+bool trigger_qmgr_incoming(const char *queue_id, const char **why);
+
 #endif
