@@ -35,6 +35,7 @@
 
 /* system */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -617,7 +618,7 @@ static void front_ho_failed(struct front_client *fc, const char *why, bool retry
 	ho->c = NULL;
     }
     if (!ho->sent)
-	(void) sock_set_nonblock(fc->fd, true);
+	(void) fcntl(fc->fd, F_SETFL, O_NONBLOCK);
     if (retry && now_ms() + FRONT_RETRY_MS < fc->deadline) {
 	if (msg_verbose)
 	    msg_info("hand-over of [%s]:%u to %s: %s -- trying again", fc->addr, fc->port,
@@ -655,7 +656,7 @@ static void front_ho_try(struct front_client *fc)
 	return;
     }
     ipc_list_reset(&ho->reply);
-    ho->c = conn_new(fd, &front_ho_handlers, fc, FRONT_HO_INPUT_MAX);
+    ho->c = conn_new_socket(fd, &front_ho_handlers, fc, FRONT_HO_INPUT_MAX);
 }
 
 /* front_handover_start - the first command is in: pass the client on */
@@ -696,7 +697,7 @@ static void front_ho_input(struct conn *c, void *ctx)
 	}
 	/* the receiver reads it with blocking I/O; the file description
 	 * is shared, so it goes over in blocking mode */
-	(void) sock_set_nonblock(fc->fd, false);
+	(void) fcntl(fc->fd, F_SETFL, 0);	/* O_NONBLOCK was its only flag */
 	ho->sent = true;
 	if (sock_send_fd(conn_fd(c), fc->fd, &fd_byte, 1) < 0) {
 	    front_ho_failed(fc, strerror(errno), true);
@@ -830,8 +831,9 @@ static void front_accept(int fd)
 	str_copy_out_or_panic(addr, sizeof(addr), "unknown");
     if (strncasecmp(a, "::ffff:", 7) == 0 && strchr(a, '.') != NULL)
 	a += 7;					/* IPv4-mapped: as IPv4 */
-    (void) sock_set_nonblock(fd, true);
-    (void) sock_set_cloexec(fd, true);
+    /* server_multi made it close-on-exec; an accepted socket has no
+     * other status flag, so one F_SETFL sets O_NONBLOCK */
+    (void) fcntl(fd, F_SETFL, O_NONBLOCK);
     fc = mem_zalloc(sizeof(*fc));
     fc->fd = fd;
     fc->start = now_ms();
