@@ -234,7 +234,8 @@ static void child_set_avail(struct master_child *child, bool avail)
     }
 }
 
-/* master_status_read - status records from the children of serv */
+/* master_status_read - status records from the children of serv (the
+ * pipe is non-blocking) */
 void master_status_read(struct master_service *serv)
 {
     struct master_status st[64];
@@ -275,6 +276,10 @@ void master_status_read(struct master_service *serv)
 	}
 	if ((size_t) n % sizeof(st[0]) != 0)
 	    msg_warn("service %s: partial status record ignored", serv->name);
+	/* A read that did not fill the buffer emptied the pipe: no second
+	 * read(2) just to see EAGAIN (what comes later wakes poll again). */
+	if ((size_t) n < sizeof(st))
+	    return;
     }
 }
 

@@ -26,7 +26,9 @@
  *      here; any other line is handed over with every byte read so far
  *      to an smtpd process of the pass service (pass_proto.h), on the
  *      event loop, within smtp_front_handover_timeout; if none takes
- *      it, 421 4.3.2 and close.
+ *      it, 421 4.3.2 and close. The descriptor and its attributes go
+ *      out right after the connect, before the receiver's announcement
+ *      (front_ho_send), so announcement and answer come back together.
  *
  * Deadlines: each state has one fixed timeout, so a FIFO list per state
  * is sorted by deadline; one event timer serves the earliest head.
@@ -35,6 +37,7 @@
 
 /* system */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -111,7 +114,8 @@ struct front_ho {
     struct conn *c;			/* to the pass service; NULL between tries */
     struct ipc_list reply;
     event_timer_id retry;
-    bool sent;				/* the attributes went out */
+    bool sent;				/* the descriptor and attributes went out */
+    bool hello;				/* the receiver's announcement came */
     int tries;
 };
 
@@ -598,6 +602,7 @@ static void front_ho_close(struct conn *c, void *ctx);
 static const struct conn_handlers front_ho_handlers = { front_ho_input, NULL, front_ho_close };
 static void front_ho_try(struct front_client *fc);
 static void front_ho_retry(void *ctx);
+static void front_ho_send(struct front_client *fc);
 
 /* front_ho_retry - timer: the next attempt */
 static void front_ho_retry(void *ctx)
@@ -616,8 +621,8 @@ static void front_ho_failed(struct front_client *fc, const char *why, bool retry
 	conn_close(ho->c, CONN_CLOSE_LOCAL);
 	ho->c = NULL;
     }
-    if (!ho->sent)
-	(void) sock_set_nonblock(fc->fd, true);
+    if (!ho->sent || (retry && !ho->hello))
+	(void) fcntl(fc->fd, F_SETFL, O_NONBLOCK);
     if (retry && now_ms() + FRONT_RETRY_MS < fc->deadline) {
 	if (msg_verbose)
 	    msg_info("hand-over of [%s]:%u to %s: %s -- trying again", fc->addr, fc->port,
@@ -655,7 +660,9 @@ static void front_ho_try(struct front_client *fc)
 	return;
     }
     ipc_list_reset(&ho->reply);
-    ho->c = conn_new(fd, &front_ho_handlers, fc, FRONT_HO_INPUT_MAX);
+    ho->hello = false;
+    ho->c = conn_new_socket(fd, &front_ho_handlers, fc, FRONT_HO_INPUT_MAX);
+    front_ho_send(fc);
 }
 
 /* front_handover_start - the first command is in: pass the client on */
@@ -667,52 +674,74 @@ static void front_handover_start(struct front_client *fc)
     front_ho_try(fc);
 }
 
+/* front_ho_send - the descriptor and its attributes, at once after the
+ * connect: they wait in the socket until a process accepts it, which
+ * announces itself and then reads them, so the hand-over costs one wake-up
+ * here (announcement and answer arrive together) instead of two. Until the
+ * announcement came, the receiver has not read the descriptor: a
+ * connection that ends before it is tried again elsewhere. */
+static void front_ho_send(struct front_client *fc)
+{
+    struct front_ho *ho = fc->ho;
+    char fd_byte = PASS_FD_BYTE;
+    char port[16];
+    struct str *msg;
+    ssize_t sent;
+
+    /* the receiver reads it with blocking I/O; the file description is
+     * shared, so it goes over in blocking mode */
+    (void) fcntl(fc->fd, F_SETFL, 0);	/* O_NONBLOCK was its only flag */
+    ho->sent = true;
+    if (sock_send_fd(conn_fd(ho->c), fc->fd, &fd_byte, 1) < 0) {
+	front_ho_failed(fc, strerror(errno), true);
+	return;
+    }
+    fmt_buf_or_panic(port, sizeof(port), "%u", fc->port);
+    msg = str_new(IPC_MSG_MAX);
+    ipc_encode_str(msg, PASS_ATTR_CLIENT_ADDR, fc->addr);
+    ipc_encode_str(msg, PASS_ATTR_CLIENT_PORT, port);
+    ipc_encode_str(msg, PASS_ATTR_GREETED, "1");
+    ipc_encode_attr(msg, PASS_ATTR_INPUT, fc->in ? fc->in : "", fc->in_len);
+    ipc_encode_end(msg);
+    /* the new socket's buffer is empty: one send(2) takes it all, with
+     * no write interest to register and drop (conn_write outside a
+     * callback would); the rest, if any, goes the usual way */
+    sent = send(conn_fd(ho->c), str_cstr(msg), str_len(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0)
+	sent = 0;
+    if ((size_t) sent < str_len(msg))
+	conn_write(ho->c, str_cstr(msg) + sent, str_len(msg) - (size_t) sent);
+    str_free(&msg);
+}
+
 /* front_ho_input - the pass service's announcement, then its answer */
 static void front_ho_input(struct conn *c, void *ctx)
 {
     struct front_client *fc = ctx;
     struct front_ho *ho;
     const char *err = "";
-    char fd_byte = PASS_FD_BYTE;
-    char port[16];
-    struct str *msg;
     long used;
 
     if (fc == NULL)
 	return;
     ho = fc->ho;
-    used = ipc_decode_list(conn_input_peek(c), conn_input_avail(c), &ho->reply, &err);
-    if (used < 0) {
-	front_ho_failed(fc, err, false);
-	return;
-    }
-    if (used == 0)
-	return;
-    conn_input_consume(c, (size_t) used);
-    if (!ho->sent) {
+    for (;;) {
+	used = ipc_decode_list(conn_input_peek(c), conn_input_avail(c), &ho->reply, &err);
+	if (used < 0) {
+	    front_ho_failed(fc, err, false);
+	    return;
+	}
+	if (used == 0)
+	    return;
+	conn_input_consume(c, (size_t) used);
+	if (ho->hello)
+	    break;
 	if (ipc_handshake_check(&ho->reply, PASS_PROTO, PASS_VERSION, &err) < 0) {
 	    front_ho_failed(fc, err, false);
 	    return;
 	}
-	/* the receiver reads it with blocking I/O; the file description
-	 * is shared, so it goes over in blocking mode */
-	(void) sock_set_nonblock(fc->fd, false);
-	ho->sent = true;
-	if (sock_send_fd(conn_fd(c), fc->fd, &fd_byte, 1) < 0) {
-	    front_ho_failed(fc, strerror(errno), true);
-	    return;
-	}
-	fmt_buf_or_panic(port, sizeof(port), "%u", fc->port);
-	msg = str_new(IPC_MSG_MAX);
-	ipc_encode_str(msg, PASS_ATTR_CLIENT_ADDR, fc->addr);
-	ipc_encode_str(msg, PASS_ATTR_CLIENT_PORT, port);
-	ipc_encode_str(msg, PASS_ATTR_GREETED, "1");
-	ipc_encode_attr(msg, PASS_ATTR_INPUT, fc->in ? fc->in : "", fc->in_len);
-	ipc_encode_end(msg);
-	conn_write(c, str_cstr(msg), str_len(msg));
-	str_free(&msg);
+	ho->hello = true;
 	ipc_list_reset(&ho->reply);
-	return;
     }
     {
 	const char *status = ipc_list_get(&ho->reply, ATTR_STATUS);
@@ -737,10 +766,11 @@ static void front_ho_close(struct conn *c, void *ctx)
     if (fc == NULL)
 	return;
     fc->ho->c = NULL;
-    /* a process that accepted and went away (exiting): try another one;
-     * after the descriptor went over, the receiver may have it: no */
+    /* a process that accepted and went away (exiting) before it
+     * announced itself never read the descriptor: try another one; after
+     * the announcement the receiver may have it: no */
     front_ho_failed(fc, why == CONN_CLOSE_EOF ? "connection closed" : "connection error",
-		    !fc->ho->sent);
+		    !fc->ho->hello);
 }
 
 /* ---------------------------------------------------------------- */
@@ -830,8 +860,9 @@ static void front_accept(int fd)
 	str_copy_out_or_panic(addr, sizeof(addr), "unknown");
     if (strncasecmp(a, "::ffff:", 7) == 0 && strchr(a, '.') != NULL)
 	a += 7;					/* IPv4-mapped: as IPv4 */
-    (void) sock_set_nonblock(fd, true);
-    (void) sock_set_cloexec(fd, true);
+    /* server_multi made it close-on-exec; an accepted socket has no
+     * other status flag, so one F_SETFL sets O_NONBLOCK */
+    (void) fcntl(fd, F_SETFL, O_NONBLOCK);
     fc = mem_zalloc(sizeof(*fc));
     fc->fd = fd;
     fc->start = now_ms();

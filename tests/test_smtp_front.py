@@ -290,6 +290,13 @@ def test_all_smtpd_busy_handover_timeout_421(front_factory):
         inst.wait_log(r"hand-over of \[127\.0\.0\.1\]:\d+ to private/smtpd failed: timeout")
     finally:
         busy.close()
+    # The front sends the descriptor right after its connect, so it still
+    # waits in the pass socket's queue: when the smtpd process is free and
+    # takes that connection, the front is gone, and the client (told 421)
+    # must not be served.
+    inst.wait_log(r"smtpd\[\d+\]: warning: pass service \S+: bad hand-over: .* -- connection closed")
+    time.sleep(0.5)
+    assert inst.count_log(r"smtpd\[\d+\]: connect from ") == 1, inst.log_text()[-3000:]
 
 
 # ---------------------------------------------------------------- limits

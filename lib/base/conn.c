@@ -130,21 +130,17 @@ static void conn_in_reserve(struct conn *c, size_t len)
     c->in_cap = cap;
 }
 
-/* conn_new - take fd (made non-blocking and close-on-exec here) */
-struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t input_max)
+/* conn_make - the conn around fd, whose modes are already right */
+static struct conn *conn_make(int fd, const struct conn_handlers *h, void *ctx,
+			      size_t input_max, bool is_socket)
 {
     struct conn *c;
-    struct stat st;
-    int fl;
 
     if (fd < 0 || h == NULL || h->on_close == NULL || input_max < 3)
 	msg_panic("conn_new: bad arguments");
-    if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
-	|| fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-	msg_panic("conn_new: fcntl fd %d: %m", fd);
     c = mem_zalloc(sizeof(*c));
     c->fd = fd;
-    c->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    c->is_socket = is_socket;
     c->h = *h;
     c->ctx = ctx;
     c->input_max = input_max;
@@ -152,6 +148,27 @@ struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t i
     c->last_input_ms = c->last_write_ms = now_ms();
     conn_update_events(c);
     return c;
+}
+
+/* conn_new_socket - take a socket made with SOCK_NONBLOCK | SOCK_CLOEXEC:
+ * no fcntl(2) or fstat(2) (see conn.h) */
+struct conn *conn_new_socket(int fd, const struct conn_handlers *h, void *ctx, size_t input_max)
+{
+    return conn_make(fd, h, ctx, input_max, true);
+}
+
+/* conn_new - take fd (made non-blocking and close-on-exec here) */
+struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t input_max)
+{
+    struct stat st;
+    int fl;
+
+    if (fd < 0)
+	msg_panic("conn_new: bad arguments");
+    if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
+	|| fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+	msg_panic("conn_new: fcntl fd %d: %m", fd);
+    return conn_make(fd, h, ctx, input_max, fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode));
 }
 
 int conn_fd(const struct conn *c)

@@ -110,6 +110,10 @@ struct conn_io {
 
 /* conn_new - take fd (made non-blocking and close-on-exec here) */
 struct conn *conn_new(int fd, const struct conn_handlers *h, void *ctx, size_t input_max);
+/* conn_new_socket - the same for a socket the caller made with
+ * SOCK_NONBLOCK | SOCK_CLOEXEC (socket(2), accept4(2)): it trusts those
+ * modes and makes no system call to set or check them */
+struct conn *conn_new_socket(int fd, const struct conn_handlers *h, void *ctx, size_t input_max);
 int conn_fd(const struct conn *c);
 void conn_set_ctx(struct conn *c, void *ctx);
 /* conn_set_io - route c's reads and writes through io from now on.

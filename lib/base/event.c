@@ -21,7 +21,10 @@
  * interest set is rebuilt. A regular file, which epoll refuses, is
  * "always ready" (as poll(2) says). A child forked without
  * event_reset_after_fork gets its own epoll instance at its first use
- * (the parent's is shared across fork).
+ * (the parent's is shared across fork). Which process made the instance
+ * is known without a getpid(2) per call: a pthread_atfork child handler
+ * marks the instance as inherited (a vfork child must not use the loop
+ * before it execs).
  *
  * Timers are kept in an array sorted latest-first by (due time, id), so
  * the next timer is at the end: popping is O(1), adding is a binary
@@ -30,6 +33,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -78,7 +82,8 @@ static size_t event_timers_len, event_timers_cap;
 static event_timer_id event_timer_next = 1;
 
 static int event_epfd = -1;		/* the epoll instance */
-static pid_t event_epfd_pid;		/* the process that made it */
+static volatile sig_atomic_t event_epfd_inherited; /* set in a forked child */
+static bool event_atfork_done;
 static long event_always;		/* fds with EVENT_ALWAYS */
 static unsigned event_epoch;		/* event_reset_after_fork count */
 static struct epoll_event event_ready[EVENT_WAIT_MAX];
@@ -129,18 +134,29 @@ static void event_dir_set(struct event_dir *dir, event_fd_fn fn, void *ctx)
 
 static void event_kernel_sync(int fd, bool renew);
 
+/* event_forked - atfork child handler: the instance is the parent's */
+static void event_forked(void)
+{
+    event_epfd_inherited = 1;
+}
+
 /* event_instance - the epoll instance of this process; a child forked
  * without event_reset_after_fork makes its own and registers what its
  * table holds (the parent's is shared across fork) */
 static int event_instance(void)
 {
-    if (event_epfd >= 0 && event_epfd_pid == getpid())
+    if (event_epfd >= 0 && !event_epfd_inherited)
 	return event_epfd;
+    if (!event_atfork_done) {
+	if (pthread_atfork(NULL, NULL, event_forked) != 0)
+	    msg_fatal("event: pthread_atfork failed");
+	event_atfork_done = true;
+    }
     if (event_epfd >= 0)
 	(void) close(event_epfd);
     if ((event_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 	msg_fatal("event: epoll_create1: %m");
-    event_epfd_pid = getpid();
+    event_epfd_inherited = 0;
     event_always = 0;
     for (int fd = 0; fd < event_fds_cap; fd++)
 	event_fds[fd].kernel = 0;

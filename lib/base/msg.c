@@ -69,6 +69,11 @@ static pid_t msg_pid_get(void)
     return msg_pid;
 }
 
+pid_t msg_getpid(void)
+{
+    return msg_pid_get();
+}
+
 /* msg_file_prefix_build - " host name[pid]: " for this pid */
 static void msg_file_prefix_build(pid_t pid)
 {

@@ -15,6 +15,7 @@
 #define POSTHORN_MSG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 #include <stdbool.h>
 
 #define MSG_TO_STDERR	(1 << 0)
@@ -38,6 +39,10 @@ int msg_file_descriptor(void);
 int msg_get_sinks(void);
 /* msg_set_syslog_facility - e.g. "mail" (default) */
 bool msg_set_syslog_facility(const char *name);
+/* msg_getpid - this process's id without a getpid(2) after the first
+ * call (a pthread_atfork handler refreshes it in a forked child; a vfork
+ * child must not call it before it execs) */
+pid_t msg_getpid(void);
 const char *msg_progname(void);
 /* msg_fatal_hook - run before exit on msg_fatal (e.g. to flush state) */
 void msg_set_fatal_hook(void (*hook)(void));

@@ -40,26 +40,26 @@ static void sock_close_keep_errno(int fd)
     errno = saved;
 }
 
-/* sock_set_nonblock - set or clear O_NONBLOCK */
+/* sock_set_nonblock - set or clear O_NONBLOCK (no F_SETFL when the
+ * flag is already as asked) */
 int sock_set_nonblock(int fd, bool on)
 {
     int flags = fcntl(fd, F_GETFL);
+    int want;
 
     if (flags < 0)
 	return -1;
-    flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
-    return fcntl(fd, F_SETFL, flags) < 0 ? -1 : 0;
+    want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (want == flags)
+	return 0;
+    return fcntl(fd, F_SETFL, want) < 0 ? -1 : 0;
 }
 
-/* sock_set_cloexec - set or clear FD_CLOEXEC */
+/* sock_set_cloexec - set or clear FD_CLOEXEC: one F_SETFD, as it is the
+ * only descriptor flag there is (no F_GETFD first) */
 int sock_set_cloexec(int fd, bool on)
 {
-    int flags = fcntl(fd, F_GETFD);
-
-    if (flags < 0)
-	return -1;
-    flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
-    return fcntl(fd, F_SETFD, flags) < 0 ? -1 : 0;
+    return fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0) < 0 ? -1 : 0;
 }
 
 /* sock_unix_addr - fill a sockaddr_un; false if the path does not fit */

@@ -19,6 +19,17 @@
  * (more is likely waiting) is tried the same way first. A descriptor
  * without a deadline (timeout < 0: queue files, pipes to wait for) is
  * read and written directly, as a poll without a limit adds nothing.
+ * A read from a blocking socket with a deadline does not poll either:
+ * the socket gets a receive timeout (SO_RCVTIMEO) of half the stream's
+ * timeout, set once per stream (again only when the timeout changes),
+ * and recv(2) itself waits, for at most that slice, and only while at
+ * least the slice is left before the deadline (the tail, a cut deadline
+ * and a descriptor found to be non-blocking go back to poll(2)). The
+ * wait hook runs before such a recv and after a signal interrupts it,
+ * as before a poll (a socket with a receive timeout is never restarted
+ * after a signal handler, SA_RESTART or not). One system call per read
+ * where there were two; SMTP and IPC servers read one short line per
+ * wait.
  * Whether the descriptor is a socket is learnt from the first send(2)
  * or recv(2) (ENOTSOCK), not from an fstat(2) per stream. A write without
  * a deadline in a process that ignores SIGPIPE needs no answer: there
@@ -64,6 +75,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +94,7 @@ struct stream {
     int timeout_ms;			/* < 0: wait forever */
     int is_socket;			/* 1 send/recv, 0 write/read, -1 unknown */
     bool read_full;			/* the last read filled the buffer */
+    int rcvtimeo_ms;			/* SO_RCVTIMEO we set; 0 none, -1 never */
     const struct stream_io *io;		/* NULL: plain read/write */
     void *io_ctx;
     void (*io_release)(void *ctx);	/* stream_set_io_release */
@@ -247,6 +260,40 @@ static ssize_t sock_recv_now(struct stream *s)
     return n;
 }
 
+/* recv_slice_ms - the receive timeout slice for s's timeout; 0: none */
+static int recv_slice_ms(const struct stream *s)
+{
+    return s->timeout_ms >= 20 ? s->timeout_ms / 2 : 0;
+}
+
+/* recv_timed_ready - may this read wait in recv(2) under SO_RCVTIMEO
+ * instead of poll(2)? Runs the wait hook first and sets the socket's
+ * receive timeout when the slice changed. */
+static bool recv_timed_ready(struct stream *s, long long deadline)
+{
+    int slice;
+
+    if (s->io != NULL || s->memory != NULL || deadline < 0 || s->is_socket == 0
+	|| s->rcvtimeo_ms < 0 || (slice = recv_slice_ms(s)) == 0)
+	return false;
+    if (s->wait_hook)
+	s->wait_hook(s, s->wait_hook_ctx);
+    if (s->cut_at >= 0 || (slice = recv_slice_ms(s)) == 0 || deadline - now_ms() < slice)
+	return false;
+    if (slice != s->rcvtimeo_ms) {
+	struct timeval tv = {.tv_sec = slice / 1000, .tv_usec = (slice % 1000) * 1000};
+
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+	    if (errno == ENOTSOCK)
+		s->is_socket = 0;
+	    s->rcvtimeo_ms = -1;
+	    return false;
+	}
+	s->rcvtimeo_ms = slice;
+    }
+    return true;
+}
+
 /* stream_fill - read more input into the (empty) read buffer; returns
  * STREAM_OK with data, or a failure that is made sticky */
 static enum stream_status stream_fill(struct stream *s, long long deadline)
@@ -273,6 +320,25 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 	    n = sock_recv_now(s);
 	    if (n < 0 && errno == ENOTSOCK)
 		continue;			/* poll, then read(2) */
+	} else if (need_poll && events == POLLIN && recv_timed_ready(s, deadline)) {
+	    long long started = now_ms();
+
+	    n = recv(s->fd, s->rbuf, STREAM_RBUF_SIZE, 0);
+	    if (n >= 0)
+		s->is_socket = 1;
+	    else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		/* at once: the descriptor is non-blocking, poll from now on;
+		 * else the slice ran out: the loop looks at the deadline */
+		if (now_ms() - started < s->rcvtimeo_ms / 2)
+		    s->rcvtimeo_ms = -1;
+		continue;
+	    } else if (errno == EINTR)
+		continue;			/* the hook runs again */
+	    else if (errno == ENOTSOCK) {
+		s->is_socket = 0;
+		s->rcvtimeo_ms = -1;
+		continue;
+	    }
 	} else {
 	    if (need_poll && io_pending(s) == 0) {
 		if ((status = stream_wait(s, events, deadline)) != STREAM_OK) {

@@ -357,6 +357,52 @@ static void test_timeout(void)
     unit_end();
 }
 
+/* test_recv_timeout - a blocking socket with a deadline waits in recv(2)
+ * under SO_RCVTIMEO (half the timeout), and still ends at the deadline;
+ * a non-blocking one goes on polling */
+static void test_recv_timeout(void)
+{
+    struct str *line = str_new(100);
+    struct stream *s;
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    long long t0, dt;
+    int sv[2];
+
+    unit_begin("blocking socket: the wait is recv(2) with SO_RCVTIMEO, deadline kept");
+    make_socketpair(sv);
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 300);
+    write_all(sv[1], "one\n", 4);
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_OK);
+    unit_assert(getsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0);
+    dt = tv.tv_sec * 1000 + tv.tv_usec / 1000;	/* the kernel rounds to its tick */
+    unit_assert(dt >= 140 && dt <= 170);
+    t0 = now_ms();
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_TIMEOUT);
+    dt = now_ms() - t0;
+    unit_assert(dt >= 295 && dt < 1000);	/* the slice (150) alone would stop early */
+    stream_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+    unit_end();
+
+    unit_begin("non-blocking socket: no receive timeout, the poll waits");
+    make_socketpair(sv);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    s = stream_open(sv[0]);
+    stream_set_timeout(s, 200);
+    t0 = now_ms();
+    unit_assert_inteq(stream_getline(s, line, 100), STREAM_TIMEOUT);
+    dt = now_ms() - t0;
+    unit_assert(dt >= 195 && dt < 1000);
+    stream_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+    str_free(&line);
+    unit_end();
+}
+
 /* checksum - a simple position-dependent sum */
 static uint64_t checksum(const unsigned char *p, size_t len, uint64_t sum)
 {
@@ -878,6 +924,7 @@ int main(void)
     test_skip_line();
     test_read_functions();
     test_timeout();
+    test_recv_timeout();
     test_large_pipe();
     test_printf();
     test_custom_io();

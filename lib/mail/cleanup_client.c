@@ -76,13 +76,22 @@ struct cleanup_client *cleanup_client_open(const char *path, const char **error_
     return c;
 }
 
-/* cleanup_client_begin - send {flags, origin} */
+/* cleanup_client_begin - {flags, origin}, buffered: it goes to cleanup
+ * with the envelope records that follow, in one write (cleanup wakes up
+ * once per message, not once for the flags and again for the rest) */
 int cleanup_client_begin(struct cleanup_client *c, unsigned flags, const char *origin,
 			 const char **error_r)
 {
+    struct str *msg = str_new(IPC_MSG_MAX);
+    int ret;
+
     c->bytes = 0;
-    if (ipc_send(c->stream, IPC_INT(ATTR_FLAGS, (long) flags),
-		 IPC_STR(ATTR_ORIGIN, origin ? origin : ""), IPC_END) < 0)
+    ipc_encode_long(msg, ATTR_FLAGS, (long) flags);
+    ipc_encode_str(msg, ATTR_ORIGIN, origin ? origin : "");
+    ipc_encode_end(msg);
+    ret = stream_write(c->stream, str_cstr(msg), str_len(msg));
+    str_free(&msg);
+    if (ret < 0)
 	return cc_error(error_r, "cleanup service: write error: %s",
 			stream_status_text(stream_error(c->stream)));
     return 0;

@@ -66,7 +66,9 @@ struct cleanup_result {
  * to the current directory, which in every daemon is queue_directory,
  * chrooted or not) and check the handshake. NULL and *error_r on failure. */
 struct cleanup_client *cleanup_client_open(const char *path, const char **error_r);
-/* cleanup_client_begin - start a message: send {flags, origin} */
+/* cleanup_client_begin - start a message: {flags, origin}, buffered with
+ * the records that follow (a dead connection shows at the next flush or
+ * at cleanup_client_finish, not here) */
 int cleanup_client_begin(struct cleanup_client *c, unsigned flags, const char *origin,
 			 const char **error_r);
 

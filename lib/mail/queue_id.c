@@ -140,7 +140,7 @@ void queue_temp_name(char *buf, size_t size)
 
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 	msg_fatal("clock_gettime: %m");
-    if (!fmt_try_buf(buf, size, "tmp.%ld.%lld%06ld.%u", (long) getpid(),
+    if (!fmt_try_buf(buf, size, "tmp.%ld.%lld%06ld.%u", (long) msg_getpid(),
 		 (long long) ts.tv_sec, (long) (ts.tv_nsec / 1000), counter++))
 	msg_panic("queue_temp_name: buffer of %zu bytes", size);
 }

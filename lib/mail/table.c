@@ -314,11 +314,16 @@ static bool table_same_file(const struct table *t, const struct stat *st)
 }
 
 /* table_changed - the name of an open table whose built file was
- * replaced or modified since it was opened, or NULL. Two cheap checks:
- * the open file itself (fstat: unlinked, i.e. renamed over, or written
- * to), which also works after a chroot; and the path (stat: now another
- * file, e.g. when the old one has a second link). A path that cannot be
- * stat'ed (chroot, removed) is not a change by itself. */
+ * replaced or modified since it was opened, or NULL. One cheap check
+ * where one does: the path (stat: now another file, or the same file
+ * written to). When the path names the very file we hold open (same
+ * device and inode: it cannot be a reused inode while our descriptor
+ * keeps it), its size and time are those an fstat of our descriptor
+ * would give, so that answers both questions. Only a path that cannot
+ * be stat'ed (chroot, removed), which is not a change by itself, leaves
+ * the open file to ask (fstat: unlinked, i.e. renamed over, or written
+ * to). One system call per table where there were two, before every
+ * accept of every daemon with tables. */
 const char *table_changed(void)
 {
     for (struct table *t = table_list; t; t = t->next)
@@ -334,10 +339,10 @@ bool table_file_changed(const struct table *t)
     struct stat st;
     int fd;
 
-    if ((fd = t->be->fd(t->state)) >= 0 && fstat(fd, &st) == 0
-	&& (st.st_nlink == 0 || !table_same_file(t, &st)))
-	return true;
-    return stat(t->built, &st) == 0 && !table_same_file(t, &st);
+    if (stat(t->built, &st) == 0)
+	return !table_same_file(t, &st);
+    return (fd = t->be->fd(t->state)) >= 0 && fstat(fd, &st) == 0
+	&& (st.st_nlink == 0 || !table_same_file(t, &st));
 }
 
 /* table_owner - the owner of t's built file when it was opened */

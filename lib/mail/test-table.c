@@ -590,6 +590,17 @@ static void test_changed(const char *type)
 	unlink(copy);
     }
     table_close(&t);
+    unit_end();
+
+    fmt_buf_or_panic(label, sizeof(label), "%s: table_changed when the path is gone", type);
+    unit_begin(label);
+    /* the path cannot be stat'ed: the open file is asked (unlinked) */
+    t = table_open(name, NULL, 0, &err);
+    unit_assert(t != NULL && table_changed() == NULL);
+    unit_assert(unlink(str_cstr(built)) == 0);
+    unit_assert(table_changed() != NULL && strcmp(table_changed(), table_name(t)) == 0);
+    table_close(&t);
+    unit_assert_inteq(build_capture(name, 0, &count, warn, &err), 0);
     table_close(&other);
     unit_assert(table_changed() == NULL);
     unit_end();
