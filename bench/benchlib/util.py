@@ -1,0 +1,119 @@
+"""benchlib.util - what every benchmark script needs: paths, constants,
+the error type, logging, waiting, ports, the machine description and the
+file system under the instances.  Standard library only."""
+import os
+import pathlib
+import platform
+import socket
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import mkinstance  # noqa: E402,F401  the instance generator shared with the tests and the sandbox
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DOMAIN = "example.test"
+SENDER = "bench@client.test"
+VMAIL_USER = "posthorn-vmail"
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+POSTFIX = "/usr/sbin/postfix"
+POSTCONF = "/usr/sbin/postconf"
+POSTMAP = "/usr/sbin/postmap"
+POSTFIX_SENDMAIL = "/usr/sbin/sendmail"
+SERVER_CPU = 0          # pinned modes: every server process on this CPU
+CLIENT_CPU = 1          # and the load client (and the harness) on this one
+
+LOG_PREFIX = ["bench"]
+
+
+class BenchError(Exception):
+    """A server could not be set up or did not deliver: the reason."""
+
+
+def set_log_prefix(name):
+    LOG_PREFIX[0] = name
+
+
+def log(text):
+    print(f"[{LOG_PREFIX[0]} {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def port_open(port):
+    """True once something on 127.0.0.1:port greets with 220."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.settimeout(2)
+            return s.recv(100).startswith(b"220")
+    except OSError:
+        return False
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+def mount_of(path):
+    """(source, file system type) of the mount holding path, from
+    /proc/mounts; (None, "?") if unknown."""
+    path = os.path.realpath(path)
+    best, found = "", (None, "?")
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mnt = parts[1].replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, found = mnt, (parts[0], parts[2])
+    except OSError:
+        pass
+    return found
+
+
+def fs_type(path):
+    """The file system type holding path (from /proc/mounts)."""
+    return mount_of(path)[1]
+
+
+def machine_info(workdir):
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) // 1024} MiB"
+    except OSError:
+        pass
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    osname = "?"
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                osname = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "memory": mem, "cpu": cpu, "kernel": platform.release(),
+            "os": osname, "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+            "workdir": str(workdir), "workdir_fs": fs_type(workdir)}
