@@ -89,7 +89,7 @@ endif
 # Program directories. Daemons go to $(B)/libexec, tools/<name>/ to
 # $(B)/bin/<name>, tests/bin/<name>/ (helper programs for tests) to $(B)/testbin.
 DAEMON_DIRS  := $(patsubst %/main.c,%,$(wildcard master/main.c smtpd/main.c cleanup/main.c \
-	pickup/main.c qmgr/main.c bounce/main.c smtp-client/main.c local-delivery/main.c \
+	pickup/main.c submit/main.c qmgr/main.c bounce/main.c smtp-client/main.c local-delivery/main.c \
 	auth/main.c pop3d/main.c imapd/main.c pop3d-login/main.c imapd-login/main.c \
 	client-limits/main.c \
 	smtp-front/main.c))

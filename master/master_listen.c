@@ -9,7 +9,10 @@
  *
  * unix and fifo services live at $queue_directory/private/NAME (mode
  * 0600) or public/NAME (socket 0666, fifo 0622: anyone may write a
- * trigger, nobody else may read one). When master runs as root they are
+ * trigger, nobody else may read one); public/ is open only to the setgid
+ * group. A unix service with private "w" lives at submit/NAME (socket
+ * 0666 in a directory that every local user may pass through: submit(8),
+ * which takes its client's identity from the kernel). When master runs as root they are
  * created with the effective ids of mail_owner, so the mail owner owns
  * them and master never chowns a path that a less trusted user could
  * have replaced. */
@@ -204,12 +207,12 @@ static int inet_addresses(const struct master_conf *conf, const struct mastercf_
     return 0;
 }
 
-/* socket_path - $queue_directory/private|public/NAME */
+/* socket_path - $queue_directory/private|public|submit/NAME */
 static bool socket_path(const struct master_conf *conf, const struct mastercf_entry *ent,
 			char *buf, size_t size)
 {
     return fmt_try_buf(buf, size, "%s/%s/%s", conf->queue_directory,
-		   ent->priv ? "private" : "public", ent->service);
+		   mastercf_socket_dir(ent), ent->service);
 }
 
 /* master_listen_key - a text that is equal for equal listeners */

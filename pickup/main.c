@@ -49,6 +49,7 @@
 #include "config.h"
 #include "mail_proto.h"
 #include "maildrop.h"
+#include "maildrop_cleanup.h"
 #include "queue_file.h"
 #include "queue_id.h"
 #include "record_grammar.h"
@@ -97,144 +98,27 @@ static void pk_to_corrupt(struct pk_state *st, const char *name, const char *why
     msg_warn("%s: %s; moved to %s", from, why, to);
 }
 
-/* pk_put_attrs - send the A records kept in attrs (as qf_encode wrote
- * them), except flags, which became request flags */
-static void pk_put_attrs(struct stream *out, const struct str *attrs)
-{
-    static const char flags_prefix[] = MAILDROP_ATTR_FLAGS "=";
-    struct str *attr = str_new(MAILDROP_ATTR_MAX);
-    struct qf_reader kept;
-    const char *error;
-    int type;
-
-    qf_reader_init_mem(&kept, attrs->data, attrs->len);
-    while (qf_get(&kept, &type, attr, MAILDROP_ATTR_MAX, "A", NULL, &error) > 0)
-	if (strncmp(attr->data, flags_prefix, sizeof(flags_prefix) - 1) != 0)
-	    (void) qf_put(out, QF_REC_ATTR, attr->data, attr->len);
-    str_free(&attr);
-}
-
-/* pk_copy - check one opened maildrop file and send it to cleanup.
- * Returns PK_DONE with the queue ID in *result, PK_BAD with *why,
- * PK_TEMP with *why. */
+/* pk_copy - check one opened maildrop file and send it to cleanup
+ * (maildrop_cleanup.h): the owner is the submitter, the mtime the
+ * arrival time */
 static enum pk_result pk_copy(struct pk_state *st, int fd, const struct stat *sb,
 			      struct str *sender, struct cleanup_result *result,
 			      const char **why)
 {
-    static char why_buf[CLEANUP_REASON_MAX + 64];
-    struct record_grammar grammar;
-    struct qf_reader reader;
+    struct maildrop_submission sub = {
+	.uid = (unsigned long) sb->st_uid,
+	.sec = (int64_t) sb->st_mtim.tv_sec,
+	.usec = sb->st_mtim.tv_nsec / 1000,
+	.origin = PICKUP_ORIGIN,
+	.size_limit = var_message_size_limit,
+    };
     struct stream *in = stream_open(fd);
-    struct str *data = str_new(MAILDROP_RECORD_MAX);
-    struct str *attrs = str_new(4 * MAILDROP_ATTR_MAX);	/* encoded A records */
-    struct stream *out;
-    const char *error;
-    char uid[32];
-    int type, ret;
-    enum pk_result res;
+    enum maildrop_result res;
 
     stream_set_timeout(in, (int) (var_ipc_timeout * 1000));
-    qf_reader_init(&reader, in, 0);
-    record_grammar_init(&grammar, RECORD_PROFILE_MAILDROP, var_message_size_limit);
-    str_reset(sender);
-
-    /* V, S, A*: everything needed before the request flags. */
-    while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0) {
-	if (type == QF_REC_SENDER) {
-	    if (!str_try_set(sender, data->data)) {
-		ret = -1;
-		error = "sender address too long";
-		break;
-	    }
-	} else if (type == QF_REC_ATTR)
-	    qf_encode(attrs, type, data->data, data->len);
-	else if (type != QF_REC_VERSION)
-	    break;
-    }
-    if (ret <= 0) {
-	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s",
-		       ret < 0 ? error : "premature end");
-	*why = why_buf;
-	res = PK_BAD;
-	goto done;
-    }
-    if (st->cleanup == NULL && (st->cleanup = cleanup_client_open(NULL, &error)) == NULL) {
-	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
-	*why = why_buf;
-	st->cleanup_down = true;
-	res = PK_TEMP;
-	goto done;
-    }
-    if (cleanup_client_begin(st->cleanup, CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_UNTRUSTED
-			     | ((grammar.maildrop_flags & MAILDROP_FLAG_EXTRACT) ? CLEANUP_FLAG_EXTRACT : 0),
-			     PICKUP_ORIGIN, &error) < 0) {
-	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
-	*why = why_buf;
-	cleanup_client_close(&st->cleanup);
-	st->cleanup_down = true;
-	res = PK_TEMP;
-	goto done;
-    }
-    fmt_buf_or_panic(uid, sizeof(uid), "%lu", (unsigned long) sb->st_uid);
-    (void) cleanup_client_time(st->cleanup, (int64_t) sb->st_mtim.tv_sec,
-			       sb->st_mtim.tv_nsec / 1000);
-    (void) cleanup_client_sender(st->cleanup, sender->data);
-    (void) cleanup_client_attr(st->cleanup, QATTR_SUBMIT_UID, uid);
-    out = cleanup_client_stream(st->cleanup);
-    /* The whitelisted attributes carry the names cleanup knows
-     * (dsn_envid, dsn_ret, body); "flags" became request flags. */
-    pk_put_attrs(out, attrs);
-    /* The rest as it comes: recipients, M, content, X, trailer. E is
-     * sent by cleanup_client_finish. */
-    do {
-	if (type == QF_REC_END)
-	    break;
-	(void) qf_put(out, type, data->data, data->len);
-    } while ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) > 0);
-    if (ret < 0) {
-	cleanup_client_abandon(&st->cleanup);
-	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s", error);
-	*why = why_buf;
-	res = PK_BAD;
-	goto done;
-    }
-    /* The file must end right after E. */
-    if ((ret = record_grammar_get(&grammar, &reader, &type, data, NULL, &error)) != 0) {
-	cleanup_client_abandon(&st->cleanup);
-	fmt_buf_cut(why_buf, sizeof(why_buf), "maildrop file: %s",
-		       ret < 0 ? error : "data after the end record");
-	*why = why_buf;
-	res = PK_BAD;
-	goto done;
-    }
-    if (cleanup_client_finish(st->cleanup, result, &error) < 0) {
-	cleanup_client_close(&st->cleanup);
-	fmt_buf_cut(why_buf, sizeof(why_buf), "%s", error);
-	*why = why_buf;
-	st->cleanup_down = true;
-	res = PK_TEMP;
-	goto done;
-    }
-    if (result->status == 0) {
-	res = PK_DONE;
-	goto done;
-    }
-    cleanup_client_close(&st->cleanup);	/* cleanup may have dropped it */
-    {
-	char names[128];
-
-	fmt_buf_cut(why_buf, sizeof(why_buf), "cleanup: %s (%s)", result->reason,
-		       cleanup_stat_names(result->status, names, sizeof(names)));
-    }
-    *why = why_buf;
-    res = cleanup_stat_temporary(result->status) ? PK_TEMP : PK_BAD;
-    if (res == PK_TEMP)
-	st->cleanup_down = true;		/* try again on the next trigger */
-done:
+    res = maildrop_to_cleanup(&st->cleanup, in, &sub, sender, result, why, &st->cleanup_down);
     stream_free(&in);
-    str_free(&data);
-    str_free(&attrs);
-    return res;
+    return res == MAILDROP_QUEUED ? PK_DONE : res == MAILDROP_BAD ? PK_BAD : PK_TEMP;	/* TEMP, NO_CLEANUP */
 }
 
 /* pk_one - pick up maildrop/id */

@@ -105,6 +105,8 @@ SERVICES = (
       "smtpd_client_restrictions=permit_sasl_authenticated,reject",
       "smtpd_sender_restrictions=reject_sender_login_mismatch")),
     (None, "pickup", "fifo", "n", "-", "n", "60", "1", "pickup", ()),
+    # sendmail's socket in submit/ (private "w": every local user may connect)
+    (None, "submit", "unix", "w", "-", "n", "-", "-", "submit", ()),
     (None, "cleanup", "unix", "n", "-", "n", "-", "0", "cleanup", ()),
     (None, "qmgr", "fifo", "n", "-", "n", "300", "1", "qmgr", ()),
     (None, "bounce", "unix", "-", "-", "n", "-", "0", "bounce", ()),

@@ -133,6 +133,8 @@
 #define CLEANUP_SOCKET		"public/cleanup"
 #define QMGR_SOCKET		"public/qmgr"
 #define PICKUP_SOCKET		"public/pickup"
+#define SUBMIT_DIR		"submit"	/* reachable by every local user */
+#define SUBMIT_SOCKET		"submit/submit"	/* submit(8): sendmail's socket */
 #define BOUNCE_SOCKET		"private/bounce"
 #define DELIVER_SOCKET_DIR	"private"	/* private/<transport> */
 #define AUTH_SOCKET		"private/auth"

@@ -42,6 +42,7 @@ const struct manifest_entry manifest_table[] = {
     {Q, "bounce", 0700, OWNER, ANY, "per-message logs of bounced recipients"},
     {Q, "private", 0700, OWNER, ANY, "sockets of internal services"},
     {Q, "public", 0710, OWNER, SGID, "sockets that postdrop and sendmail may reach"},
+    {Q, "submit", 0711, OWNER, ANY, "the socket of submit, which every local user may reach"},
     {Q, "pid", 0755, ROOT, ANY, "master.pid, locked for the master's life"},
     {D, "", 0700, OWNER, ANY, "state that is not queue (caches, TLS session data)"},
 };

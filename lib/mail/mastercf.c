@@ -357,8 +357,16 @@ static int parse_entry(const char *file, int line, struct tokens *t, long defaul
 	return mc_error(error_r, file, line, "%s service \"%s\": bad name (letters, digits, "
 			"'-', '_' and '.' only, at most %d)", type, e->service, MASTERCF_MAX_NAME);
     }
-    if (parse_yn(file, line, "private", t->v[2].text, true, &e->priv, error_r) < 0
-	|| parse_yn(file, line, "unpriv", t->v[3].text, true, &e->unpriv, error_r) < 0
+    if (strcmp(t->v[2].text, "w") == 0) {
+	/* submit/: only a unix socket, which a peer cannot forge */
+	if (e->type != MASTERCF_UNIX)
+	    return mc_error(error_r, file, line, "%s service \"%s\": private column \"w\" "
+			    "(a socket in submit/) needs type unix", type, e->service);
+	e->world = true;
+	e->priv = false;
+    } else if (parse_yn(file, line, "private", t->v[2].text, true, &e->priv, error_r) < 0)
+	return -1;
+    if (parse_yn(file, line, "unpriv", t->v[3].text, true, &e->unpriv, error_r) < 0
 	|| parse_yn(file, line, "chroot", t->v[4].text, false, &e->chroot, error_r) < 0)
 	return -1;
 
@@ -418,6 +426,7 @@ static const struct mastercf_entry *same_socket(const struct mastercf *cf,
 	return NULL;
     for (size_t i = 0; i < cf->count; i++)
 	if (cf->entries[i].type != MASTERCF_INET && cf->entries[i].priv == e->priv
+	    && cf->entries[i].world == e->world
 	    && strcmp(cf->entries[i].service, e->service) == 0)
 	    return &cf->entries[i];
     return NULL;
@@ -446,7 +455,7 @@ static int add_entry(const char *file, int line, const char *text, long default_
 	else if ((dup = same_socket(cf, &e)) != NULL)
 	    ret = mc_error(error_r, file, line, "service \"%s\" type %s: the same %s/%s socket "
 			   "as type %s at line %d", e.service, mastercf_type_name(e.type),
-			   e.priv ? "private" : "public", e.service,
+			   mastercf_socket_dir(&e), e.service,
 			   mastercf_type_name(dup->type), dup->line);
     }
     if (ret < 0) {
@@ -554,6 +563,12 @@ const struct mastercf_entry *mastercf_find(const struct mastercf *cf, const char
     return NULL;
 }
 
+/* mastercf_socket_dir - see mastercf.h */
+const char *mastercf_socket_dir(const struct mastercf_entry *e)
+{
+    return e->world ? "submit" : e->priv ? "private" : "public";
+}
+
 /* mastercf_compare - same listener? anything else different? */
 enum mastercf_cmp mastercf_compare(const struct mastercf_entry *a, const struct mastercf_entry *b,
 				   const char **what_r)
@@ -565,7 +580,7 @@ enum mastercf_cmp mastercf_compare(const struct mastercf_entry *a, const struct 
 	what = "service";
     else if (a->type != b->type)
 	what = "type";
-    else if (a->priv != b->priv)
+    else if (a->priv != b->priv || a->world != b->world)
 	what = "private";
     if (what) {
 	result = MASTERCF_CMP_OTHER;

@@ -15,7 +15,9 @@
  *            children run with -t pass. No wakeup.
  *   service  inet: "port", "host:port", "[ipv6]:port" or "*:port"
  *            (port is a number or a service name); unix/fifo/pass: a
- *            plain file name (no "/"), created under private/ or public/.
+ *            plain file name (no "/"), created under private/ or public/
+ *            (or submit/ for private "w": a unix socket that every local
+ *            user may reach, for submit(8)).
  *            Two entries cannot share one socket file (same name, both
  *            private or both public, of the types unix, fifo, pass).
  *   args     passed to the command as given; "-o name=value" pairs are
@@ -50,6 +52,8 @@ struct mastercf_entry {
     char *host;			/* inet: address part ("*" = all), NULL if only a port */
     char *port;			/* inet: port number or service name; else NULL */
     bool priv;			/* private: listener under private/ (unix/fifo) */
+    bool world;			/* private column "w": listener under submit/,
+				 * reachable by every local user (priv false) */
     bool unpriv;		/* run as mail_owner (when master is root) */
     bool chroot;		/* chroot to queue_directory (when root) */
     long wakeup;		/* seconds between wake-up triggers, 0 = none */
@@ -79,6 +83,10 @@ void mastercf_free(struct mastercf **cfp);
 /* mastercf_find - the entry for service + type, or NULL */
 const struct mastercf_entry *mastercf_find(const struct mastercf *cf, const char *service,
 					   enum mastercf_type type);
+/* mastercf_socket_dir - "private", "public" or "submit": where the
+ * socket of a unix, fifo or pass entry lives */
+const char *mastercf_socket_dir(const struct mastercf_entry *e);
+
 /* mastercf_type_name - "inet", "unix", "fifo" or "pass" */
 const char *mastercf_type_name(enum mastercf_type type);
 

@@ -90,6 +90,7 @@ int main(void)
 	} want_rows[] = {
 	    {"maildrop", 01730, MANIFEST_MAIL_OWNER, MANIFEST_SETGID_GROUP},
 	    {"public", 0710, MANIFEST_MAIL_OWNER, MANIFEST_SETGID_GROUP},
+	    {"submit", 0711, MANIFEST_MAIL_OWNER, MANIFEST_ANY_GROUP},
 	    {"private", 0700, MANIFEST_MAIL_OWNER, MANIFEST_ANY_GROUP},
 	    {"incoming", 0700, MANIFEST_MAIL_OWNER, MANIFEST_ANY_GROUP},
 	    {"corrupt", 0700, MANIFEST_MAIL_OWNER, MANIFEST_ANY_GROUP},
@@ -110,7 +111,7 @@ int main(void)
 	    }
 	}
 	/* Every queue subdirectory of the brief is in the table. */
-	unit_assert_inteq(manifest_count, 13);
+	unit_assert_inteq(manifest_count, 14);
     }
     unit_end();
 
@@ -129,7 +130,7 @@ int main(void)
     n = manifest_check(queue, data, &ids, MANIFEST_REPAIR, collect, &f);
     unit_assert_inteq(n, 0);
     unit_assert_inteq(f.errors, 0);
-    unit_assert_inteq(f.fixed, 13);
+    unit_assert_inteq(f.fixed, 14);
     for (size_t i = 0; i < manifest_count; i++) {
 	unit_assert_idx(manifest_entry_path(&manifest_table[i], queue, data, path, sizeof(path)), i);
 	unit_assert_idx(mode_of(path) == (long) manifest_table[i].mode, i);

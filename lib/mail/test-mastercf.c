@@ -46,6 +46,7 @@ static const struct error_case error_cases[] = {
     {GOOD "ok2 unix - - - - - ok\n" "x tcp - - - - - cmd\n", "master.cf:3: service \"x\": unknown type \"tcp\""},
     {"x unix maybe - - - - cmd\n", "master.cf:1: private column: bad value \"maybe\""},
     {"x unix - Y - - - cmd\n", "master.cf:1: unpriv column: bad value \"Y\""},
+    {"x fifo w - - - - cmd\n", "master.cf:1: fifo service \"x\": private column \"w\""},
     {"x unix - - yes - - cmd\n", "master.cf:1: chroot column: bad value \"yes\""},
     {"x unix - - - 1x - cmd\n", "master.cf:1: wakeup column: bad value \"1x\""},
     {"x unix - - - ? - cmd\n", "master.cf:1: wakeup column: bad value \"?\""},
@@ -184,6 +185,21 @@ int main(void)
     unit_assert_streq(mastercf_type_name(MASTERCF_FIFO), "fifo");
     unit_end();
 
+    unit_begin("private w: a unix socket in submit/");
+    {
+	static const char dup[] = "submit unix w - n - - submit\nsubmit unix n - n - - x\n";
+	static const char two[] = "submit unix w - n - - submit\nsubmit fifo n - n - - x\n";
+
+	unit_assert(mastercf_parse("m", dup, strlen(dup), 100, &cf2, &err) < 0);
+    unit_assert(strstr(err, "duplicate") != NULL);
+	unit_assert(mastercf_parse("m", two, strlen(two), 100, &cf2, &err) == 0);
+    }
+    unit_assert(cf2->entries[0].world && !cf2->entries[0].priv);
+    unit_assert_streq(mastercf_socket_dir(&cf2->entries[0]), "submit");
+    unit_assert_streq(mastercf_socket_dir(&cf2->entries[1]), "public");
+    mastercf_free(&cf2);
+    unit_end();
+
     unit_begin("the same service name with another type is fine; empty file");
     unit_assert(mastercf_parse("m", "a unix - - - - - x\na fifo n - - - - x\n", 38, 5, &cf2, &err) == 0);
     unit_assert_inteq(cf2->count, 2);
@@ -232,6 +248,7 @@ int main(void)
 	    {"qmgr unix n - n 300? 1 qmgr2\n", MASTERCF_CMP_CHANGED, "command"},
 	    {"qmgr unix n - n 300? 1 qmgr -v\n", MASTERCF_CMP_CHANGED, "args"},
 	    {"qmgr unix y - n 300? 1 qmgr\n", MASTERCF_CMP_OTHER, "private"},
+	    {"qmgr unix w - n 300? 1 qmgr\n", MASTERCF_CMP_OTHER, "private"},
 	    {"qmgr fifo n - n 300? 1 qmgr\n", MASTERCF_CMP_OTHER, "type"},
 	    {"qmgr2 unix n - n 300? 1 qmgr\n", MASTERCF_CMP_OTHER, "service"},
 	};

@@ -37,6 +37,8 @@
 #include "sendmail.h"
 
 #define DEF_SIZE_LIMIT	10240000L	/* message_size_limit when unset */
+#define SM_MEMORY_LIMIT	((long long) 64 << 20)	/* larger limits: stream to postdrop */
+#define SM_ENVELOPE_ROOM ((size_t) 4 << 20)	/* recipients and framing */
 
 const char *sm_config_dir;
 const char *sm_progname;
@@ -297,15 +299,121 @@ static const char *sm_login_name(void)
     return mem_strdup(pw->pw_name);
 }
 
-/* sm_deliver - the default mode: stdin into one maildrop file */
-static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
+/* sm_deliver_postdrop - stream stdin to postdrop as it is read (no
+ * size limit, or one too large to hold in memory); the content size */
+static long long sm_deliver_postdrop(const struct sm_options *opt, struct sm_envelope *env,
+				     const char *header_from)
 {
     struct sm_source in;
     struct sm_drop *drop;
-    char *header_from = NULL;
     long long size;
     enum sm_copy_status st;
     int status;
+
+    drop = sm_drop_open();
+    if (sm_drop_envelope(drop, env) < 0) {
+	sm_drop_abort(&drop);
+	msg_fatal_status(EX_TEMPFAIL, "postdrop stopped reading (see its message above)");
+    }
+    sm_source_fd(&in, STDIN_FILENO);
+    st = sm_copy_message(&in, sm_drop_stream(drop), opt->dot ? SM_COPY_DOT : 0,
+			 sm_size_limit(), header_from, &size);
+    sm_source_fini(&in);
+    switch (st) {
+    case SM_COPY_OK:
+	break;
+    case SM_COPY_TOO_BIG:
+	sm_drop_abort(&drop);
+	msg_fatal_status(EX_DATAERR, "message too large: more than %lld bytes (message_size_limit)",
+			 sm_size_limit());
+    case SM_COPY_READ_ERROR:
+	sm_drop_abort(&drop);
+	msg_fatal_status(EX_IOERR, "error reading the message from standard input: %m");
+    case SM_COPY_WRITE_ERROR:
+	status = sm_drop_finish(&drop);
+	msg_fatal_status(status ? status : EX_TEMPFAIL, "postdrop failed (exit status %d)", status);
+    }
+    status = sm_drop_finish(&drop);
+    if (status != 0)
+	msg_fatal_status(status, "postdrop failed (exit status %d); the message was not queued",
+			 status);
+    return size;
+}
+
+/* sm_copy_error - the end of a failed copy (not a write error) */
+static _Noreturn void sm_copy_error(enum sm_copy_status st)
+{
+    if (st == SM_COPY_TOO_BIG)
+	msg_fatal_status(EX_DATAERR, "message too large: more than %lld bytes (message_size_limit)",
+			 sm_size_limit());
+    msg_fatal_status(EX_IOERR, "error reading the message from standard input: %m");
+}
+
+/* sm_deliver_memory - read stdin to the end into a maildrop file in
+ * memory, then give it to the submit service (one connection, answered
+ * after the commit), or to postdrop when that cannot be reached; the
+ * content size */
+static long long sm_deliver_memory(const struct sm_options *opt, struct sm_envelope *env,
+				   const char *header_from)
+{
+    struct str *file = str_new((size_t) sm_size_limit() * 2 + SM_ENVELOPE_ROOM);
+    struct stream *out = stream_open_memory(NULL, 0, file);
+    struct sm_source in;
+    struct sm_drop *drop;
+    enum sm_copy_status st;
+    long long size;
+    char text[1100];
+    int status;
+
+    if (sm_drop_put_envelope(out, env) < 0)
+	msg_fatal_status(EX_DATAERR, "envelope too large");
+    sm_source_fd(&in, STDIN_FILENO);
+    st = sm_copy_message(&in, out, opt->dot ? SM_COPY_DOT : 0, sm_size_limit(), header_from,
+			 &size);
+    sm_source_fini(&in);
+    if (st == SM_COPY_WRITE_ERROR)
+	msg_fatal_status(EX_SOFTWARE, "message does not fit in memory");
+    if (st != SM_COPY_OK)
+	sm_copy_error(st);
+    if (qf_put(out, QF_REC_XEND, "", 0) < 0 || qf_put(out, QF_REC_END, "", 0) < 0
+	|| stream_close(&out) < 0)
+	msg_fatal_status(EX_SOFTWARE, "message does not fit in memory");
+
+    switch (sm_submit(file, &status, text, sizeof(text))) {
+    case SM_SUBMIT_QUEUED:
+	if (msg_verbose)
+	    msg_info("queued as %s by the submit service", text);
+	str_free(&file);
+	return size;
+    case SM_SUBMIT_REFUSED:
+	msg_fatal_status(status, "the message was not queued: %s", text);
+    case SM_SUBMIT_LOST:
+	/* Perhaps queued, perhaps not: twice is better than never. */
+	msg_warn("%s; the message goes through postdrop (it may arrive twice)", text);
+	break;
+    case SM_SUBMIT_UNREACHABLE:
+	if (msg_verbose)
+	    msg_info("submit service: %s; using postdrop", text);
+	break;
+    }
+    drop = sm_drop_open();
+    if (stream_write(sm_drop_stream(drop), file->data, file->len) < 0) {
+	status = sm_drop_finish_raw(&drop);
+	msg_fatal_status(status ? status : EX_TEMPFAIL, "postdrop failed (exit status %d)", status);
+    }
+    str_free(&file);
+    status = sm_drop_finish_raw(&drop);
+    if (status != 0)
+	msg_fatal_status(status, "postdrop failed (exit status %d); the message was not queued",
+			 status);
+    return size;
+}
+
+/* sm_deliver - the default mode: stdin into one maildrop file */
+static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
+{
+    char *header_from = NULL;
+    long long size;
 
     if (env->rcpt_count == 0 && !opt->extract)
 	msg_fatal_status(EX_USAGE, "no recipients: name them on the command line or use -t");
@@ -328,34 +436,11 @@ static int sm_deliver(const struct sm_options *opt, struct sm_envelope *env)
 	str_free(&addr);
     }
 
-    drop = sm_drop_open();
-    if (sm_drop_envelope(drop, env) < 0) {
-	sm_drop_abort(&drop);
-	msg_fatal_status(EX_TEMPFAIL, "postdrop stopped reading (see its message above)");
-    }
-    sm_source_fd(&in, STDIN_FILENO);
-    st = sm_copy_message(&in, sm_drop_stream(drop), opt->dot ? SM_COPY_DOT : 0,
-			 sm_size_limit(), header_from, &size);
-    sm_source_fini(&in);
+    if (sm_size_limit() > 0 && sm_size_limit() <= SM_MEMORY_LIMIT)
+	size = sm_deliver_memory(opt, env, header_from);
+    else
+	size = sm_deliver_postdrop(opt, env, header_from);
     mem_free(&header_from);
-    switch (st) {
-    case SM_COPY_OK:
-	break;
-    case SM_COPY_TOO_BIG:
-	sm_drop_abort(&drop);
-	msg_fatal_status(EX_DATAERR, "message too large: more than %lld bytes (message_size_limit)",
-			 sm_size_limit());
-    case SM_COPY_READ_ERROR:
-	sm_drop_abort(&drop);
-	msg_fatal_status(EX_IOERR, "error reading the message from standard input: %m");
-    case SM_COPY_WRITE_ERROR:
-	status = sm_drop_finish(&drop);
-	msg_fatal_status(status ? status : EX_TEMPFAIL, "postdrop failed (exit status %d)", status);
-    }
-    status = sm_drop_finish(&drop);
-    if (status != 0)
-	msg_fatal_status(status, "postdrop failed (exit status %d); the message was not queued",
-			 status);
     if (msg_verbose)
 	msg_info("%lld bytes queued for %zu recipient%s%s", size, env->rcpt_count,
 		 env->rcpt_count == 1 ? "" : "s", opt->extract ? " (plus those in the header)" : "");

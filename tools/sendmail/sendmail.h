@@ -6,6 +6,8 @@
  *   sm_input.c    reading a message from stdin (CRLF or LF, the "."
  *                 line unless -i, long lines as C records), splitting
  *                 command-line recipient lists, option value checks
+ *   sm_submit.c   the default mode's fast path: the file, built in
+ *                 memory, to the submit service over its socket
  *   sm_smtp.c     -bs: a small SMTP dialogue on stdin/stdout that
  *                 submits each message through postdrop
  *   sm_aliases.c  -bi (newaliases): build every table of alias_maps
@@ -74,6 +76,24 @@ int sm_drop_envelope(struct sm_drop *drop, const struct sm_envelope *env);
 int sm_drop_finish(struct sm_drop **dropp);
 /* sm_drop_abort - give up: close the pipe, stop postdrop, wait */
 void sm_drop_abort(struct sm_drop **dropp);
+
+/* sm_drop_put_envelope - the envelope records and M, on any stream */
+int sm_drop_put_envelope(struct stream *s, const struct sm_envelope *env);
+/* sm_drop_finish_raw - close the pipe (the caller wrote E) and wait:
+ * postdrop's exit status */
+int sm_drop_finish_raw(struct sm_drop **dropp);
+
+/* sm_submit.c: the submit service (submit(8)). */
+enum sm_submit_result {
+    SM_SUBMIT_QUEUED,		/* on disk; text = queue ID */
+    SM_SUBMIT_REFUSED,		/* *status_r (sysexits.h), text = why */
+    SM_SUBMIT_UNREACHABLE,	/* nothing stored: use postdrop (text) */
+    SM_SUBMIT_LOST,		/* no answer after the end record (text) */
+};
+/* sm_submit - connect to $queue_directory/submit/submit, send file (a
+ * whole maildrop file), read the answer */
+enum sm_submit_result sm_submit(const struct str *file, int *status_r, char *text,
+				size_t text_size);
 
 /* sm_input.c */
 /* Where message lines come from: stdin read in 64 KiB blocks without

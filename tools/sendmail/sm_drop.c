@@ -146,7 +146,12 @@ struct stream *sm_drop_stream(struct sm_drop *drop)
 /* sm_drop_envelope - the envelope records and M */
 int sm_drop_envelope(struct sm_drop *drop, const struct sm_envelope *env)
 {
-    struct stream *s = drop->out;
+    return sm_drop_put_envelope(drop->out, env);
+}
+
+/* sm_drop_put_envelope - the envelope records and M */
+int sm_drop_put_envelope(struct stream *s, const struct sm_envelope *env)
+{
 
     if (qf_put_version(s) < 0 || qf_puts(s, QF_REC_SENDER, env->sender) < 0)
 	return -1;
@@ -199,6 +204,22 @@ int sm_drop_finish(struct sm_drop **dropp)
     status = sm_drop_wait(drop->pid);
     if (status == 0 && !ok)
 	status = EX_TEMPFAIL;		/* cannot happen: postdrop needs E */
+    mem_free(dropp);
+    return status;
+}
+
+/* sm_drop_finish_raw - the caller wrote E: flush, close, wait */
+int sm_drop_finish_raw(struct sm_drop **dropp)
+{
+    struct sm_drop *drop = *dropp;
+    bool ok;
+    int status;
+
+    ok = stream_flush(drop->out) == 0;
+    (void) stream_close(&drop->out);
+    status = sm_drop_wait(drop->pid);
+    if (status == 0 && !ok)
+	status = EX_TEMPFAIL;
     mem_free(dropp);
     return status;
 }
