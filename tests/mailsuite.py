@@ -156,6 +156,20 @@ class MailInstance(Instance):
         return subprocess.run([str(self.bin / name), *args], input=input, env=env,
                               capture_output=True, timeout=timeout)
 
+    def sendmail_loop(self, address, n, timeout=120):
+        """The shell loop of issue 15, `for i in $(seq n); do echo hi |
+        sendmail address; done`; returns its wall-clock seconds (asserts
+        that every sendmail exited 0)."""
+        script = (f'for i in $(seq {n}); do echo hi | "{self.bin}/sendmail" {address} '
+                  f'|| exit 1; done')
+        env = dict(os.environ, POSTHORN_CONFIG_DIR=str(self.etc))
+        t0 = time.monotonic()
+        res = subprocess.run(["bash", "-c", script], env=env, capture_output=True,
+                             timeout=timeout)
+        elapsed = time.monotonic() - t0
+        assert res.returncode == 0, res.stderr
+        return elapsed
+
     # -- mailboxes -----------------------------------------------------------
     def maildir(self, address):
         user, domain = address.split("@", 1)
