@@ -177,6 +177,16 @@ SYNC_CALLS = ("fsync", "fdatasync", "syncfs", "sync_file_range", "msync", "sync"
 STRACE_LINE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\w+)\((?:(\d+)<([^>]*)>)?")
 
 
+def stop_strace(st, timeout):
+    """Detach strace (SIGINT) and reap it; killed after timeout seconds."""
+    st.send_signal(signal.SIGINT)
+    try:
+        st.wait(timeout)
+    except subprocess.TimeoutExpired:
+        st.kill()
+        st.wait()
+
+
 def audit_sync(server, user, count, size, timeout):
     """Durability audit: trace every process of the instance with strace -f
     while count messages are sent one at a time, and count the fsync-family
@@ -212,12 +222,7 @@ def audit_sync(server, user, count, size, timeout):
         wait_for(lambda: server.queue_busy() == 0, timeout)
         time.sleep(0.5)
     finally:
-        st.send_signal(signal.SIGINT)
-        try:
-            st.wait(20)
-        except subprocess.TimeoutExpired:
-            st.kill()
-            st.wait()
+        stop_strace(st, 20)
     counts = {"file": 0, "directory": 0}
     by_path = {}
     try:
@@ -282,12 +287,7 @@ def syscall_count(server, user, count, sessions, size, timeout):
         time.sleep(0.5)
     finally:
         watch.close()
-        st.send_signal(signal.SIGINT)
-        try:
-            st.wait(30)
-        except subprocess.TimeoutExpired:
-            st.kill()
-            st.wait()
+        stop_strace(st, 30)
     calls = {}
     try:
         with open(out, errors="replace") as f:

@@ -91,29 +91,23 @@ def fs_type(path):
     return mount_of(path)[1]
 
 
+def first_field(path, prefix, value):
+    """value(rest of the first line of path that starts with prefix), or
+    "?" when there is none or the file cannot be read."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix):
+                    return value(line[len(prefix):])
+    except OSError:
+        pass
+    return "?"
+
+
 def machine_info(workdir):
-    mem = "?"
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) // 1024} MiB"
-    except OSError:
-        pass
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    osname = "?"
-    try:
-        for line in open("/etc/os-release"):
-            if line.startswith("PRETTY_NAME="):
-                osname = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
+    mem = first_field("/proc/meminfo", "MemTotal:", lambda v: f"{int(v.split()[0]) // 1024} MiB")
+    cpu = first_field("/proc/cpuinfo", "model name", lambda v: v.split(":", 1)[1].strip())
+    osname = first_field("/etc/os-release", "PRETTY_NAME=", lambda v: v.strip().strip('"'))
     return {"nproc": os.cpu_count(), "memory": mem, "cpu": cpu, "kernel": platform.release(),
             "os": osname, "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
             "workdir": str(workdir), "workdir_fs": fs_type(workdir)}
