@@ -93,6 +93,8 @@ struct sm_block {
 };
 
 #define SM_BLOCK_SIZE	((size_t) 65536 - sizeof(struct sm_block) - 32)
+#define SM_NAMEWIN	((size_t) 8192)	/* bytes of the index read at once for
+					 * message names (sm_name_cold) */
 
 struct sm_list {
     struct sm_entry *v;
@@ -368,6 +370,7 @@ void store_snap_free(struct sm_snap *snap)
 	mem_free(&snap->extra[i]);
     mem_free(&snap->extra);
     mem_free(&snap->msgs);
+    mem_free(&snap->namewin);
     if (snap->arena_map_len) {
 	(void) munmap(snap->arena, snap->arena_map_len);
 	(void) close(snap->arena_fd);
@@ -1447,26 +1450,41 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     return 0;
 }
 
-/* sm_name_cold - message i's name, read with pread from the index
- * file when it lives in the mapping (touching the mapping would map a
- * whole page-cache folio of it into this process), into buf */
-static const char *sm_name_cold(const struct store_mailbox *mb, size_t i, char *buf,
-				size_t size)
+/* sm_name_cold - message i's name, read from the index file when it
+ * lives in the mapping (touching the mapping would map a whole
+ * page-cache folio of it into this process): from the snapshot's
+ * window of the file when it is there whole, else the window is read
+ * again at the name (one pread of SM_NAMEWIN bytes: the names of the
+ * next hundred or so messages, which a FETCH over many asks for next) */
+static const char *sm_name_cold(struct store_mailbox *mb, size_t i)
 {
-    const struct sm_snap *sn = &mb->snap;
+    struct sm_snap *sn = &mb->snap;
     const char *name = sn->msgs[i].name;
+    size_t off;
     ssize_t n;
 
-    if (sn->arena_map_len && name >= sn->arena && name < sn->arena + sn->arena_map_len) {
-	n = pread(sn->arena_fd, buf, size, (off_t) (name - sn->arena));
-	if (n > 0 && memchr(buf, 0, (size_t) n) != NULL)
-	    return buf;
+    if (sn->arena_map_len == 0 || name < sn->arena || name >= sn->arena + sn->arena_map_len)
+	return name;
+    off = (size_t) (name - sn->arena);
+    if (sn->namewin && off >= sn->namewin_off && off < sn->namewin_off + sn->namewin_len
+	&& memchr(sn->namewin + (off - sn->namewin_off), 0,
+		  sn->namewin_off + sn->namewin_len - off) != NULL)
+	return sn->namewin + (off - sn->namewin_off);
+    if (sn->namewin == NULL)
+	sn->namewin = mem_alloc(SM_NAMEWIN);
+    sn->namewin_len = 0;
+    n = pread(sn->arena_fd, sn->namewin, SM_NAMEWIN, (off_t) off);
+    if (n > 0 && memchr(sn->namewin, 0, (size_t) n) != NULL) {
+	sn->namewin_off = off;
+	sn->namewin_len = (size_t) n;
+	return sn->namewin;
     }
     return name;
 }
 
-/* store_open_msg - a read descriptor for message i */
-int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
+/* sm_open_msg - open message i (a name gone stale is looked up again);
+ * stat: check that it is a regular file */
+static int sm_open_msg(struct store_mailbox *mb, size_t i, bool stat, const char **error_r)
 {
     int fd, tries;
 
@@ -1475,15 +1493,13 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	char buf[NAME_MAX + 1];
-
 	fd = openat(mb->snap.msgs[i].in_new ? mb->new_fd : mb->cur_fd,
-		    sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
+		    sm_name_cold(mb, i), O_RDONLY | O_NOFOLLOW
 		    | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
 
-	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+	    if (!stat || (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)))
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);
 	    errno = EINVAL;
@@ -1497,6 +1513,18 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
     return errtext_fail(&store_error, error_r, "open %s/%s/%s: %s", mb->path,
 			mb->snap.msgs[i].in_new ? "new" : "cur", mb->snap.msgs[i].name,
 			strerror(errno));
+}
+
+/* store_open_msg - a read descriptor for message i */
+int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
+{
+    return sm_open_msg(mb, i, true, error_r);
+}
+
+/* store_open_msg_pread - the same without the fstat, for pread only */
+int store_open_msg_pread(struct store_mailbox *mb, size_t i, const char **error_r)
+{
+    return sm_open_msg(mb, i, false, error_r);
 }
 
 /* store_msg_crlf_size - the CRLF size, counted now if unknown */
