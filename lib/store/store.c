@@ -504,6 +504,18 @@ static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t 
     mb->have_snapshot = true;
 }
 
+/* sm_arena_note - the snapshot's names are in idx's mapping (a valid
+ * version 2 index): note what store_save_crlf needs to rewrite that
+ * index from the mapping without reading and checking it again */
+static void sm_arena_note(struct store_mailbox *mb, const struct store_index *idx)
+{
+    if (idx->map_len == 0 || idx->state != STORE_INDEX_VALID || idx->version != 2)
+	return;
+    mb->snap.arena_h = idx->h;
+    mb->snap.arena_first = idx->first_line;
+    mb->snap.arena_count = idx->count;
+}
+
 /* sm_key_in_snapshot - whether the snapshot has uid with this key */
 static bool sm_key_in_snapshot(const struct store_mailbox *mb, uint32_t uid, const char *name,
 			       size_t keylen)
@@ -574,6 +586,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	sm_msg_from_rec(mb, &msgs[i], &tmp);
     }
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
+    sm_arena_note(mb, idx);
     idx->data = NULL;
     idx->map_len = 0;			/* (the names live on in the snapshot) */
     sm_names_release(mb);
@@ -1136,6 +1149,7 @@ static int sm_sync(struct store_mailbox *mb, int how, struct sm_snap *old_r, boo
     }
     if (in_index) {
 	sm_install(mb, msgs, n, idx.data, idx.map_len, idx.map_fd, old_r);
+	sm_arena_note(mb, &idx);
 	idx.data = NULL;
 	idx.map_len = 0;		/* (the names live on in the snapshot) */
     } else {
@@ -1605,6 +1619,34 @@ static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp
     return tmp;
 }
 
+/* sm_crlf_fast - whether the index file is still the one mapped as
+ * the snapshot's arena (the same inode and size; a version 2 index is
+ * replaced, never written in place), and then *idx borrowing that
+ * mapping (not to be freed) */
+static bool sm_crlf_fast(struct store_mailbox *mb, struct store_index *idx)
+{
+    const struct sm_snap *sn = &mb->snap;
+    struct stat a, b;
+
+    if (sn->arena_map_len == 0 || sn->arena_first == NULL
+	|| sn->arena_h.uidvalidity != mb->uidvalidity || fstat(sn->arena_fd, &a) < 0
+	|| fstatat(mb->dir_fd, STORE_INDEX_FILE, &b, AT_SYMLINK_NOFOLLOW) < 0
+	|| a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_size != b.st_size
+	|| (size_t) b.st_size != sn->arena_map_len)
+	return false;
+    memset(idx, 0, sizeof(*idx));
+    idx->state = STORE_INDEX_VALID;
+    idx->version = 2;
+    idx->h = sn->arena_h;
+    idx->data = sn->arena;
+    idx->map_len = sn->arena_map_len;
+    idx->map_fd = sn->arena_fd;
+    idx->count = sn->arena_count;
+    idx->first_line = sn->arena_first;
+    idx->no_recs = true;
+    return true;
+}
+
 /* store_save_crlf - the index learns the counted CRLF sizes: rewritten
  * line by line from the file's mapping (no records in memory) */
 void store_save_crlf(struct store_mailbox *mb)
@@ -1619,6 +1661,23 @@ void store_save_crlf(struct store_mailbox *mb)
 	return;
     mb->crlf_learned = 0;
     store_lock(mb);
+    if (sm_crlf_fast(mb, &idx)) {
+	/* the index is still the one the snapshot's names are in: it was
+	 * checked when read, and is never changed in place; rewritten
+	 * from that mapping (no read and check of a copy: three walks of
+	 * the file, and no counting walk first) */
+	w.mb = mb;
+	w.idx = &idx;
+	w.first = idx.first_line;
+	w.changed = 0;
+	if (store_index_write_fn(mb->dir_fd, &idx.h, idx.count, sc_get, &w, false, &err) < 0)
+	    msg_warn("%s: %s", mb->path, err);
+	else
+	    store_watch_own(mb, STORE_INDEX_FILE);
+	sm_names_release(mb);
+	store_unlock(mb);
+	return;
+    }
     store_index_read_lean(mb->dir_fd, &idx);
     if (idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len > 0
 	&& idx.h.uidvalidity == mb->uidvalidity) {
