@@ -1248,6 +1248,12 @@ static void test_bulk_names(void)
     for (i = 0; i < n; i += 3)
 	unit_assert_idx(store_msg_crlf_size(a, i) == (off_t) store_msg(a, i)->size + 1, i);
     unit_assert(store_cache_flush(a, &err) == 0);	/* (from a's mapping) */
+    c = store_open("m40", NULL, STORE_READ_ONLY, &err);
+    unit_assert(c != NULL);
+    for (i = 0; c && i < n; i++)
+	unit_assert_idx(store_msg(c, i)->crlf_size
+			== (i % 3 ? -1 : (off_t) store_msg(c, i)->size + 1), i);
+    store_close(&c);
     store_close(&a);
     /* another handle changes a flag (a new index) before a saves */
     a = open_rw("m40");
