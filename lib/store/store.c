@@ -1596,10 +1596,10 @@ struct sc_walk {
 #define SC_WIN		((size_t) 32 << 10)	/* (under the worker's
 						 * mmap threshold: heap) */
 
-/* sc_get - line i of the index, with the snapshot's counted CRLF size
- * (i runs from 0 up, once per pass of the write) */
 static const struct store_rec *sc_merge(struct sc_walk *w, struct store_rec *tmp);
 
+/* sc_get - line i of the index, with the snapshot's counted CRLF size
+ * (i runs from 0 up, once per pass of the write) */
 static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp)
 {
     struct sc_walk *w = ctx;
