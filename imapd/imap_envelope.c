@@ -181,9 +181,10 @@ static bool emit(struct str *out, const char *name, const char *adl, const char 
 	&& str_try_appendc(out, ')');
 }
 
-/* Scratch strings of one list parse. */
+/* Scratch strings of one envelope's list parses (made once per
+ * envelope: six lists of five strings each were 60 allocations) */
 struct abuf {
-    struct str *phrase, *route, *local, *domain;
+    struct str *phrase, *route, *local, *domain, *comment;
 };
 
 /* ap_mailbox - one mailbox at ap->i (after the phrase was read into
@@ -273,18 +274,20 @@ static void skip_junk(struct aparse *ap)
 }
 
 /* address_list - append "(addr addr ...)" or NIL for the value v */
-static bool address_list(const char *v, size_t len, struct str *out, size_t *count_r)
+static bool address_list(const char *v, size_t len, struct abuf *bp, struct str *out,
+			 size_t *count_r)
 {
     struct aparse ap = {.v = v, .len = len, .i = 0};
-    struct abuf b;
+    struct abuf b = *bp;
     size_t start = str_len(out), count = 0, guard = 0, mark;
     bool in_group = false, ok = true;
 
-    ap.comment = str_new(IMAP_MSG_FIELD_MAX);
-    b.phrase = str_new(IMAP_MSG_FIELD_MAX);
-    b.route = str_new(IMAP_MSG_FIELD_MAX);
-    b.local = str_new(IMAP_MSG_FIELD_MAX);
-    b.domain = str_new(IMAP_MSG_FIELD_MAX);
+    ap.comment = b.comment;
+    str_reset(ap.comment);
+    str_reset(b.phrase);
+    str_reset(b.route);
+    str_reset(b.local);
+    str_reset(b.domain);
     ok = str_try_appendc(out, '(');
     while (ok && ap.i < ap.len && count < ADDR_MAX && guard++ < len + 1) {
 	size_t before = ap.i;
@@ -332,11 +335,6 @@ static bool address_list(const char *v, size_t len, struct str *out, size_t *cou
 	ok = str_try_appends(out, "NIL");
     }
     *count_r = count;
-    str_free(&ap.comment);
-    str_free(&b.phrase);
-    str_free(&b.route);
-    str_free(&b.local);
-    str_free(&b.domain);
     return ok;
 }
 
@@ -363,20 +361,20 @@ static bool field_nstring(const struct imap_field *f, struct str *tmp, struct st
 /* field_addresses - the address list of a field; when it is absent or
  * empty, fallback's (if not NULL) */
 static bool field_addresses(const struct imap_field *f, const struct imap_field *fallback,
-			    struct str *tmp, struct str *out)
+			    struct abuf *b, struct str *tmp, struct str *out)
 {
     size_t count = 0, start = str_len(out);
 
     if (f->name != NULL) {
 	imap_hdr_unfold(f->value, f->value_len, IMAP_MSG_FIELD_MAX, tmp);
-	if (!address_list(str_cstr(tmp), str_len(tmp), out, &count))
+	if (!address_list(str_cstr(tmp), str_len(tmp), b, out, &count))
 	    return false;
 	if (count > 0 || !fallback)
 	    return true;
 	(void) str_truncate(out, start);
     }
     if (fallback)
-	return field_addresses(fallback, NULL, tmp, out);
+	return field_addresses(fallback, NULL, b, tmp, out);
     return str_try_appends(out, "NIL");
 }
 
@@ -386,8 +384,15 @@ static bool envelope(const char *h, size_t hlen, struct str *out)
 {
     struct imap_field fields[E_COUNT], f;
     struct str *tmp = str_new(IMAP_MSG_FIELD_MAX);
+    struct abuf b;
     size_t pos = 0;
     bool ok;
+
+    b.comment = str_new(IMAP_MSG_FIELD_MAX);
+    b.phrase = str_new(IMAP_MSG_FIELD_MAX);
+    b.route = str_new(IMAP_MSG_FIELD_MAX);
+    b.local = str_new(IMAP_MSG_FIELD_MAX);
+    b.domain = str_new(IMAP_MSG_FIELD_MAX);
 
     memset(fields, 0, sizeof(fields));
     while (imap_hdr_next(h, hlen, &pos, &f))
@@ -399,15 +404,20 @@ static bool envelope(const char *h, size_t hlen, struct str *out)
     ok = str_try_appendc(out, '(')
 	&& field_nstring(&fields[E_DATE], tmp, out) && str_try_appendc(out, ' ')
 	&& field_nstring(&fields[E_SUBJECT], tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_FROM], NULL, tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_SENDER], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_REPLY_TO], &fields[E_FROM], tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_TO], NULL, tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_CC], NULL, tmp, out) && str_try_appendc(out, ' ')
-	&& field_addresses(&fields[E_BCC], NULL, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_FROM], NULL, &b, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_SENDER], &fields[E_FROM], &b, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_REPLY_TO], &fields[E_FROM], &b, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_TO], NULL, &b, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_CC], NULL, &b, tmp, out) && str_try_appendc(out, ' ')
+	&& field_addresses(&fields[E_BCC], NULL, &b, tmp, out) && str_try_appendc(out, ' ')
 	&& field_nstring(&fields[E_IN_REPLY_TO], tmp, out) && str_try_appendc(out, ' ')
 	&& field_nstring(&fields[E_MESSAGE_ID], tmp, out) && str_try_appendc(out, ')');
     str_free(&tmp);
+    str_free(&b.comment);
+    str_free(&b.phrase);
+    str_free(&b.route);
+    str_free(&b.local);
+    str_free(&b.domain);
     return ok;
 }
 

@@ -29,8 +29,12 @@
 #include "imap_msg.h"
 #include "imapd.h"
 
-#define FETCH_HIGH_WATER	(64 * 1024)	/* queued bytes before we wait (the
-					 * queue doubles past it: 128 KiB) */
+#define FETCH_HIGH_WATER	(48 * 1024)	/* queued bytes before we wait:
+					 * below the connection's 64 KiB,
+					 * which it keeps (a queue that grew
+					 * past it was a fresh mapping, freed
+					 * again, at every wait: page faults
+					 * and TLB flushes) */
 #define FETCH_CHUNK		(64 * 1024)
 #define FETCH_ITEMS_MAX		100
 #define FETCH_HEAD_READ		(16 * 1024)	/* first read of a message
@@ -370,7 +374,7 @@ static bool load_head(struct imap_session *s, struct fetch_ctx *f)
 
     if (f->head_loaded)
 	return true;
-    fd = store_open_msg(mb, (size_t) f->idx, &err);
+    fd = store_open_msg_pread(mb, (size_t) f->idx, &err);	/* (only pread) */
     if (fd < 0) {
 	if (errno != ENOENT)
 	    msg_warn("%s: fetch: %s", s->user, err);

@@ -204,6 +204,21 @@ void imap_hdr_unfold(const char *v, size_t len, size_t max, struct str *out)
 	char c = v[i];
 	bool ok;
 
+	if (c != '\r' && c != '\n' && c != 0) {
+	    /* a run of plain bytes in one append (as many as the byte at a
+	     * time below would have taken) */
+	    size_t e = i + 1, n;
+
+	    while (e < len && v[e] != '\r' && v[e] != '\n' && v[e] != 0)
+		e++;
+	    n = e - i;
+	    if (n > max - str_len(out))
+		n = max - str_len(out);
+	    if (!str_try_append(out, v + i, n))
+		break;
+	    i += n - 1;
+	    continue;
+	}
 	if (c == '\r' && i + 1 < len && v[i + 1] == '\n')
 	    continue;
 	if (c == '\n') {

@@ -26,6 +26,7 @@
 
 /* this program */
 #include "imap_msg.h"
+#include "imap_msg_int.h"
 #include "test-imap_msg_golden.h"
 
 #define NGOLDEN	(sizeof(golden) / sizeof(golden[0]))
@@ -686,6 +687,72 @@ static int search_cmd(char **argv)
     return 0;
 }
 
+/* unfold_ref - imap_hdr_unfold as it was, a byte at a time (the
+ * reference the faster one must equal) */
+static void unfold_ref(const char *v, size_t len, size_t max, struct str *out)
+{
+    size_t i = 0;
+
+    str_reset(out);
+    while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+	i++;
+    for (; i < len && str_len(out) < max; i++) {
+	char c = v[i];
+	bool ok;
+
+	if (c == '\r' && i + 1 < len && v[i + 1] == '\n')
+	    continue;
+	if (c == '\n') {
+	    while (i + 1 < len && (v[i + 1] == ' ' || v[i + 1] == '\t'))
+		i++;
+	    ok = str_try_appendc(out, ' ');
+	} else if (c == 0) {
+	    ok = str_try_append(out, "\xef\xbf\xbd", 3);
+	} else {
+	    ok = str_try_appendc(out, c == '\r' ? ' ' : c);
+	}
+	if (!ok)
+	    break;
+    }
+    while (str_len(out) > 0 && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
+	(void) str_truncate(out, out->len - 1);
+}
+
+static void test_unfold(void)
+{
+    static const char alphabet[] = "ab \t\r\n\0:x";
+    struct str *a = str_new(4096), *b = str_new(4096);
+    char v[64];
+    unsigned seed = 12345;
+    size_t k, i, len, max;
+
+    unit_begin("imap_hdr_unfold: runs copied whole, the same as a byte at a time");
+    {
+	static const char h[] = " Re: a\r\n\tfolded\n  subject\0!\r ";
+
+	imap_hdr_unfold(h, sizeof(h) - 1, 1000, a);
+	unit_assert_streq(str_cstr(a), "Re: a folded subject\xef\xbf\xbd!");
+    }
+    imap_hdr_unfold("abcdefgh", 8, 5, a);
+    unit_assert_streq(str_cstr(a), "abcde");
+    for (k = 0; k < 20000; k++) {
+	seed = seed * 1103515245 + 12345;
+	len = (seed >> 16) % sizeof(v);
+	for (i = 0; i < len; i++) {
+	    seed = seed * 1103515245 + 12345;
+	    v[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+	}
+	max = k % 3 == 0 ? 1000 : (seed >> 8) % 40;
+	imap_hdr_unfold(v, len, max, a);
+	unfold_ref(v, len, max, b);
+	unit_assert_idx(str_len(a) == str_len(b)
+			&& memcmp(str_cstr(a), str_cstr(b), str_len(a)) == 0, k);
+    }
+    str_free(&a);
+    str_free(&b);
+    unit_end();
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--fetch") == 0)
@@ -703,5 +770,6 @@ int main(int argc, char **argv)
     test_search();
     test_dates();
     test_map_read();
+    test_unfold();
     return unit_done();
 }

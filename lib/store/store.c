@@ -93,6 +93,8 @@ struct sm_block {
 };
 
 #define SM_BLOCK_SIZE	((size_t) 65536 - sizeof(struct sm_block) - 32)
+#define SM_NAMEWIN	((size_t) 8192)	/* bytes of the index read at once for
+					 * message names (sm_name_cold) */
 
 struct sm_list {
     struct sm_entry *v;
@@ -368,6 +370,7 @@ void store_snap_free(struct sm_snap *snap)
 	mem_free(&snap->extra[i]);
     mem_free(&snap->extra);
     mem_free(&snap->msgs);
+    mem_free(&snap->namewin);
     if (snap->arena_map_len) {
 	(void) munmap(snap->arena, snap->arena_map_len);
 	(void) close(snap->arena_fd);
@@ -501,6 +504,18 @@ static void sm_install(struct store_mailbox *mb, struct store_msg *msgs, size_t 
     mb->have_snapshot = true;
 }
 
+/* sm_arena_note - the snapshot's names are in idx's mapping (a valid
+ * version 2 index): note what store_save_crlf needs to rewrite that
+ * index from the mapping without reading and checking it again */
+static void sm_arena_note(struct store_mailbox *mb, const struct store_index *idx)
+{
+    if (idx->map_len == 0 || idx->state != STORE_INDEX_VALID || idx->version != 2)
+	return;
+    mb->snap.arena_h = idx->h;
+    mb->snap.arena_first = idx->first_line;
+    mb->snap.arena_count = idx->count;
+}
+
 /* sm_key_in_snapshot - whether the snapshot has uid with this key */
 static bool sm_key_in_snapshot(const struct store_mailbox *mb, uint32_t uid, const char *name,
 			       size_t keylen)
@@ -571,6 +586,7 @@ static int sm_fast(struct store_mailbox *mb, int how, struct store_index *idx,
 	sm_msg_from_rec(mb, &msgs[i], &tmp);
     }
     sm_install(mb, msgs, idx->count, idx->data, idx->map_len, idx->map_fd, old_r);
+    sm_arena_note(mb, idx);
     idx->data = NULL;
     idx->map_len = 0;			/* (the names live on in the snapshot) */
     sm_names_release(mb);
@@ -1133,6 +1149,7 @@ static int sm_sync(struct store_mailbox *mb, int how, struct sm_snap *old_r, boo
     }
     if (in_index) {
 	sm_install(mb, msgs, n, idx.data, idx.map_len, idx.map_fd, old_r);
+	sm_arena_note(mb, &idx);
 	idx.data = NULL;
 	idx.map_len = 0;		/* (the names live on in the snapshot) */
     } else {
@@ -1447,26 +1464,41 @@ int store_relocate(struct store_mailbox *mb, size_t i)
     return 0;
 }
 
-/* sm_name_cold - message i's name, read with pread from the index
- * file when it lives in the mapping (touching the mapping would map a
- * whole page-cache folio of it into this process), into buf */
-static const char *sm_name_cold(const struct store_mailbox *mb, size_t i, char *buf,
-				size_t size)
+/* sm_name_cold - message i's name, read from the index file when it
+ * lives in the mapping (touching the mapping would map a whole
+ * page-cache folio of it into this process): from the snapshot's
+ * window of the file when it is there whole, else the window is read
+ * again at the name (one pread of SM_NAMEWIN bytes: the names of the
+ * next hundred or so messages, which a FETCH over many asks for next) */
+static const char *sm_name_cold(struct store_mailbox *mb, size_t i)
 {
-    const struct sm_snap *sn = &mb->snap;
+    struct sm_snap *sn = &mb->snap;
     const char *name = sn->msgs[i].name;
+    size_t off;
     ssize_t n;
 
-    if (sn->arena_map_len && name >= sn->arena && name < sn->arena + sn->arena_map_len) {
-	n = pread(sn->arena_fd, buf, size, (off_t) (name - sn->arena));
-	if (n > 0 && memchr(buf, 0, (size_t) n) != NULL)
-	    return buf;
+    if (sn->arena_map_len == 0 || name < sn->arena || name >= sn->arena + sn->arena_map_len)
+	return name;
+    off = (size_t) (name - sn->arena);
+    if (sn->namewin && off >= sn->namewin_off && off < sn->namewin_off + sn->namewin_len
+	&& memchr(sn->namewin + (off - sn->namewin_off), 0,
+		  sn->namewin_off + sn->namewin_len - off) != NULL)
+	return sn->namewin + (off - sn->namewin_off);
+    if (sn->namewin == NULL)
+	sn->namewin = mem_alloc(SM_NAMEWIN);
+    sn->namewin_len = 0;
+    n = pread(sn->arena_fd, sn->namewin, SM_NAMEWIN, (off_t) off);
+    if (n > 0 && memchr(sn->namewin, 0, (size_t) n) != NULL) {
+	sn->namewin_off = off;
+	sn->namewin_len = (size_t) n;
+	return sn->namewin;
     }
     return name;
 }
 
-/* store_open_msg - a read descriptor for message i */
-int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
+/* sm_open_msg - open message i (a name gone stale is looked up again);
+ * stat: check that it is a regular file */
+static int sm_open_msg(struct store_mailbox *mb, size_t i, bool stat, const char **error_r)
 {
     int fd, tries;
 
@@ -1475,15 +1507,13 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
 	return errtext_fail(&store_error, error_r, "no message %zu", i + 1);
     }
     for (tries = 0; tries < 3; tries++) {
-	char buf[NAME_MAX + 1];
-
 	fd = openat(mb->snap.msgs[i].in_new ? mb->new_fd : mb->cur_fd,
-		    sm_name_cold(mb, i, buf, sizeof(buf)), O_RDONLY | O_NOFOLLOW
+		    sm_name_cold(mb, i), O_RDONLY | O_NOFOLLOW
 		    | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 	    struct stat st;
 
-	    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+	    if (!stat || (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)))
 		return fd;		/* (O_NONBLOCK means nothing for a file) */
 	    (void) close(fd);
 	    errno = EINVAL;
@@ -1497,6 +1527,18 @@ int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
     return errtext_fail(&store_error, error_r, "open %s/%s/%s: %s", mb->path,
 			mb->snap.msgs[i].in_new ? "new" : "cur", mb->snap.msgs[i].name,
 			strerror(errno));
+}
+
+/* store_open_msg - a read descriptor for message i */
+int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r)
+{
+    return sm_open_msg(mb, i, true, error_r);
+}
+
+/* store_open_msg_pread - the same without the fstat, for pread only */
+int store_open_msg_pread(struct store_mailbox *mb, size_t i, const char **error_r)
+{
+    return sm_open_msg(mb, i, false, error_r);
 }
 
 /* store_msg_crlf_size - the CRLF size, counted now if unknown */
@@ -1545,14 +1587,22 @@ struct sc_walk {
     const char *first, *cp;
     size_t j;
     size_t changed;
+    /* sc_get_pread: the lines read from the mapped file with pread into
+     * a window, not through the mapping */
+    char *win;
+    size_t win_off, win_len, off;
 };
+
+#define SC_WIN		((size_t) 32 << 10)	/* (under the worker's
+						 * mmap threshold: heap) */
+
+static const struct store_rec *sc_merge(struct sc_walk *w, struct store_rec *tmp);
 
 /* sc_get - line i of the index, with the snapshot's counted CRLF size
  * (i runs from 0 up, once per pass of the write) */
 static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp)
 {
     struct sc_walk *w = ctx;
-    const struct store_msg *m;
 
     if (i == 0) {
 	w->cp = w->first, w->j = 0;
@@ -1562,6 +1612,47 @@ static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp
     /* (tmp's name is read by the writer before the next call: the page
      * it is on is at or after w->cp's page less one step) */
     store_index_release(w->idx, tmp->name);
+    return sc_merge(w, tmp);
+}
+
+/* sc_get_pread - sc_get reading the lines with pread into a window:
+ * no page of the mapping is touched, so none must be dropped again
+ * (each madvise is a TLB flush; on this machine's VMs hundreds of
+ * microseconds) */
+static const struct store_rec *sc_get_pread(size_t i, void *ctx, struct store_rec *tmp)
+{
+    struct sc_walk *w = ctx;
+    const char *start = NULL, *cp;
+    ssize_t n;
+
+    if (i == 0) {
+	w->off = (size_t) (w->first - w->idx->data);
+	w->j = 0;
+    }
+    if (w->off >= w->win_off && w->off < w->win_off + w->win_len
+	&& memchr(w->win + (w->off - w->win_off), '\n', w->win_off + w->win_len - w->off))
+	start = w->win + (w->off - w->win_off);
+    else if (w->off < w->idx->map_len) {
+	n = pread(w->idx->map_fd, w->win, SC_WIN, (off_t) w->off);
+	w->win_off = w->off;
+	w->win_len = n > 0 ? (size_t) n : 0;
+	w->win[w->win_len] = 0;
+	if (memchr(w->win, '\n', w->win_len) != NULL)
+	    start = w->win;
+    }
+    if (start == NULL)
+	start = w->idx->data + w->off;	/* (a read failed: the mapping) */
+    cp = start;
+    store_index_line(&cp, tmp);
+    w->off += (size_t) (cp - start);
+    return sc_merge(w, tmp);
+}
+
+/* sc_merge - the snapshot's counted CRLF size into the line's tmp */
+static const struct store_rec *sc_merge(struct sc_walk *w, struct store_rec *tmp)
+{
+    const struct store_msg *m;
+
     while (w->j < w->mb->snap.count && w->mb->snap.msgs[w->j].uid < tmp->uid)
 	w->j++;
     /* (the same UID under the same UIDVALIDITY is the same message: its
@@ -1575,6 +1666,34 @@ static const struct store_rec *sc_get(size_t i, void *ctx, struct store_rec *tmp
 	}
     }
     return tmp;
+}
+
+/* sm_crlf_fast - whether the index file is still the one mapped as
+ * the snapshot's arena (the same inode and size; a version 2 index is
+ * replaced, never written in place), and then *idx borrowing that
+ * mapping (not to be freed) */
+static bool sm_crlf_fast(struct store_mailbox *mb, struct store_index *idx)
+{
+    const struct sm_snap *sn = &mb->snap;
+    struct stat a, b;
+
+    if (sn->arena_map_len == 0 || sn->arena_first == NULL
+	|| sn->arena_h.uidvalidity != mb->uidvalidity || fstat(sn->arena_fd, &a) < 0
+	|| fstatat(mb->dir_fd, STORE_INDEX_FILE, &b, AT_SYMLINK_NOFOLLOW) < 0
+	|| a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_size != b.st_size
+	|| (size_t) b.st_size != sn->arena_map_len)
+	return false;
+    memset(idx, 0, sizeof(*idx));
+    idx->state = STORE_INDEX_VALID;
+    idx->version = 2;
+    idx->h = sn->arena_h;
+    idx->data = sn->arena;
+    idx->map_len = sn->arena_map_len;
+    idx->map_fd = sn->arena_fd;
+    idx->count = sn->arena_count;
+    idx->first_line = sn->arena_first;
+    idx->no_recs = true;
+    return true;
 }
 
 /* store_save_crlf - the index learns the counted CRLF sizes: rewritten
@@ -1591,6 +1710,25 @@ void store_save_crlf(struct store_mailbox *mb)
 	return;
     mb->crlf_learned = 0;
     store_lock(mb);
+    if (sm_crlf_fast(mb, &idx)) {
+	/* the index is still the one the snapshot's names are in: it was
+	 * checked when read, and is never changed in place; rewritten
+	 * from that mapping (no read and check of a copy: three walks of
+	 * the file, and no counting walk first) */
+	memset(&w, 0, sizeof(w));
+	w.mb = mb;
+	w.idx = &idx;
+	w.first = idx.first_line;
+	w.win = mem_alloc(SC_WIN + 1);
+	if (store_index_write_fn(mb->dir_fd, &idx.h, idx.count, sc_get_pread, &w, false,
+				 &err) < 0)
+	    msg_warn("%s: %s", mb->path, err);
+	else
+	    store_watch_own(mb, STORE_INDEX_FILE);
+	mem_free(&w.win);
+	store_unlock(mb);
+	return;
+    }
     store_index_read_lean(mb->dir_fd, &idx);
     if (idx.state == STORE_INDEX_VALID && idx.version == 2 && idx.map_len > 0
 	&& idx.h.uidvalidity == mb->uidvalidity) {

@@ -144,6 +144,15 @@ int store_refresh(struct store_mailbox *mb, size_t *added_r, size_t *removed_r,
 int store_open_msg(struct store_mailbox *mb, size_t i, const char **error_r);
 
 /*
+ * store_open_msg_pread - the same without checking that the file is a
+ * regular file (one fstat less): for a caller that only reads it with
+ * pread, which fails on anything a mailbox owner can put there in its
+ * place (a directory: EISDIR, a FIFO: ESPIPE; a socket does not open).
+ * The caller bounds what it reads by the message's size.
+ */
+int store_open_msg_pread(struct store_mailbox *mb, size_t i, const char **error_r);
+
+/*
  * store_set_flags - change message i's flags: set the bits of add,
  * clear those of remove (applied to the flags in the file's current
  * name, so that changes by other sessions to other bits are kept), by

@@ -279,7 +279,7 @@ static void sc_index(struct store_mailbox *mb, struct store_cache *c)
     c->slots_valid = true;
 }
 
-static int sc_flush(struct store_mailbox *mb, const char **error_r);
+static int sc_flush(struct store_mailbox *mb, bool keep, const char **error_r);
 
 /* sc_get_cache - the handle's cache state, indexed for its snapshot */
 static struct store_cache *sc_get_cache(struct store_mailbox *mb)
@@ -385,15 +385,22 @@ int store_cache_put(struct store_mailbox *mb, size_t i, unsigned field, const vo
 	return 0;
     }
     *slot = SC_PEND | (uint32_t) c->n_pend++;
-    if (str_len(c->pbuf) >= SC_PENDING_MAX && !c->failed && sc_flush(mb, &err) < 0)
+    if (str_len(c->pbuf) >= SC_PENDING_MAX && !c->failed && sc_flush(mb, true, &err) < 0)
 	msg_warn("%s", err);
     return 0;
 }
 
-/* sc_free_pending - forget the pending values */
-static void sc_free_pending(struct store_cache *c)
+/* sc_free_pending - forget the pending values; keep: keep the buffers
+ * for the next batch (a batch written because it was full: more are
+ * coming, and a buffer of SC_PENDING_MAX is a mapping whose every
+ * allocation costs page faults and whose every free a TLB flush) */
+static void sc_free_pending(struct store_cache *c, bool keep)
 {
     c->n_pend = 0;
+    if (keep && c->pbuf) {
+	str_reset(c->pbuf);
+	return;
+    }
     str_free(&c->pbuf);			/* (made again for the next batch) */
     if (c->cap_pend > 64) {
 	mem_free(&c->pend);
@@ -448,14 +455,20 @@ static int sc_compact(struct store_mailbox *mb, struct store_cache *c, const cha
  * index is to learn) */
 int store_cache_flush(struct store_mailbox *mb, const char **error_r)
 {
+    int ret;
+
     store_save_crlf(mb);
-    return sc_flush(mb, error_r);
+    ret = sc_flush(mb, false, error_r);
+    if (mb->cache && mb->cache->n_pend == 0)
+	sc_free_pending(mb->cache, false);	/* (the buffers kept between
+						 * batches) */
+    return ret;
 }
 
 /* sc_flush - write the pending values: appended (one write under the
  * file's flock) when the file is the one this handle reads and ends
  * where its last good record does, else by compaction */
-static int sc_flush(struct store_mailbox *mb, const char **error_r)
+static int sc_flush(struct store_mailbox *mb, bool keep, const char **error_r)
 {
     struct store_cache *c = mb->cache;
     struct stat st;
@@ -510,9 +523,9 @@ static int sc_flush(struct store_mailbox *mb, const char **error_r)
 	c->valid_end += len;
 	c->live_bytes += len;
 	c->win_len = 0;
-	sc_free_pending(c);
+	sc_free_pending(c, keep);
     } else {
-	sc_free_pending(c);
+	sc_free_pending(c, keep);
 	sc_close_file(c);		/* (the new file is read when next used) */
     }
     c->damaged = false;

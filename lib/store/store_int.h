@@ -184,6 +184,17 @@ struct sm_snap {
 				 * are read with pread where only one is
 				 * needed, so that the mapping's pages stay
 				 * out of the process's memory */
+    struct store_index_head arena_h;	/* (arena_map_len) that index's header, */
+    const char *arena_first;	/* its first message line, */
+    size_t arena_count;		/* its message count: store_save_crlf
+				 * rewrites it from the snapshot's mapping
+				 * while it is still the index */
+    char *namewin;		/* a window of the index file's bytes read
+				 * with one pread (SM_NAMEWIN), so that a walk
+				 * over many messages reads their names a few
+				 * KiB at a time, not one pread each */
+    size_t namewin_off;
+    size_t namewin_len;
     char **extra;		/* names allocated one by one since */
     size_t n_extra;
     size_t cap_extra;

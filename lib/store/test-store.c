@@ -1200,6 +1200,87 @@ static void test_old_index(void)
     unit_end();
 }
 
+/* test_bulk_names - many messages (an index of more than one name
+ * window): every message opens, forward, backward and by stride, by
+ * store_open_msg and store_open_msg_pread; CRLF sizes counted in one
+ * handle reach the index both when it is still the snapshot's (the
+ * rewrite from the mapping) and when another handle replaced it
+ * meanwhile (whose change must survive) */
+static void test_bulk_names(void)
+{
+    struct store_mailbox *a, *b, *c;
+    char text[64], buf[64];
+    const char *err;
+    size_t i, k, n = 600;
+    ssize_t got;
+    int fd;
+
+    unit_begin("names: 600 messages open by their names, any order");
+    for (i = 0; i < n; i++) {
+	fmt_buf_or_panic(text, sizeof(text), "message number %zu\n", i);
+	deliver("m40", text, NULL, 0);
+    }
+    for (k = 0; k < 2; k++) {		/* the first open and a warm one */
+	a = open_rw("m40");
+	unit_assert_inteq(store_count(a), n);
+	for (i = 0; i < 3 * n; i++) {
+	    size_t j = i < n ? i : i < 2 * n ? 2 * n - 1 - i : (i * 7919) % n;
+
+	    fmt_buf_or_panic(text, sizeof(text), "message number %zu\n", j);
+	    if (i & 1) {
+		read_msg(a, j, buf, sizeof(buf));
+	    } else {
+		fd = store_open_msg_pread(a, j, &err);
+		unit_assert_idx(fd >= 0, j);
+		got = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+		buf[got > 0 ? got : 0] = 0;
+		if (fd >= 0)
+		    (void) close(fd);
+	    }
+	    unit_assert_idx(strcmp(buf, text) == 0, j);
+	}
+	store_close(&a);
+    }
+    unit_end();
+
+    unit_begin("CRLF sizes saved from the snapshot's index, and after another's change");
+    a = open_rw("m40");
+    for (i = 0; i < n; i += 3)
+	unit_assert_idx(store_msg_crlf_size(a, i) == (off_t) store_msg(a, i)->size + 1, i);
+    unit_assert(store_cache_flush(a, &err) == 0);	/* (from a's mapping) */
+    c = store_open("m40", NULL, STORE_READ_ONLY, &err);
+    unit_assert(c != NULL);
+    for (i = 0; c && i < n; i++)
+	unit_assert_idx(store_msg(c, i)->crlf_size
+			== (i % 3 ? -1 : (off_t) store_msg(c, i)->size + 1), i);
+    store_close(&c);
+    store_close(&a);
+    /* another handle changes a flag (a new index) before a saves */
+    a = open_rw("m40");
+    b = open_rw("m40");
+    unit_assert(store_set_flags(b, 5, STORE_FLAG_FLAGGED, 0, &err) == 0);
+    for (i = 0; i < n; i++)
+	unit_assert_idx(store_msg_crlf_size(a, i) == (off_t) store_msg(a, i)->size + 1, i);
+    unit_assert(store_cache_flush(a, &err) == 0);
+    {
+	struct str *t = str_new(1 << 20);
+
+	unit_assert(read_file("m40/" STORE_INDEX_FILE, t, 1 << 20, &err) == 0);
+	unit_assert(memmem(str_cstr(t), str_len(t), ":2,F", 4) != NULL);	/* b's change */
+	str_free(&t);
+    }
+    c = store_open("m40", NULL, STORE_READ_ONLY, &err);
+    unit_assert(c != NULL);
+    for (i = 0; c && i < n; i++)
+	unit_assert_idx(store_msg(c, i)->crlf_size == (off_t) store_msg(c, i)->size + 1, i);
+    unit_assert(c && (store_msg(c, 5)->flags & STORE_FLAG_FLAGGED));
+    unit_assert(c && store_msg(c, 5)->modseq == store_msg(b, 5)->modseq);
+    store_close(&c);
+    store_close(&b);
+    store_close(&a);
+    unit_end();
+}
+
 int main(void)
 {
     test_crlf_size();
@@ -1220,5 +1301,6 @@ int main(void)
     test_cache();
     test_append_copy();
     test_old_index();
+    test_bulk_names();
     return unit_done();
 }
