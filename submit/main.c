@@ -50,6 +50,7 @@
 #include "config.h"
 #include "maildrop.h"
 #include "maildrop_cleanup.h"
+#include "queue_space.h"
 #include "server.h"
 
 #define SUBMIT_ORIGIN	"submit"
@@ -73,6 +74,33 @@ static void sb_kept_cleanup(void)
 	cleanup_client_close(&sb_cleanup);
 }
 
+/* sb_space_left - queue_minfree in the queue's file system (the working
+ * directory), as postdrop and smtpd check it; if not, a temporary
+ * refusal before any input is read. sendmail reads the answer after its
+ * write (a small message) or, when the close cuts a large one short,
+ * falls back to postdrop, which refuses with the same reason: either
+ * way the user gets a clear temporary failure and nothing is queued. A
+ * statvfs failure lets the message through (cleanup fails safely). */
+static bool sb_space_left(struct stream *client, unsigned long uid)
+{
+    uint64_t avail = 0;
+    int rc = queue_space_check(".", 0, &avail);
+
+    if (rc < 0)
+	msg_warn("statvfs %s: %m", var_queue_directory);
+    if (rc != 0)
+	return true;
+    msg_warn("uid=%lu: not enough free space in the queue file system: %llu bytes free, "
+	     "%llu needed (queue_minfree)", uid, (unsigned long long) avail,
+	     (unsigned long long) queue_space_need(0));
+    (void) stream_printf(client, "F %d not enough free space in the queue file system: "
+			 "%llu bytes free, %llu needed (queue_minfree): try again later\n",
+			 EX_TEMPFAIL, (unsigned long long) avail,
+			 (unsigned long long) queue_space_need(0));
+    (void) stream_flush(client);
+    return false;
+}
+
 /* sb_service - one submission */
 static void sb_service(struct stream *client)
 {
@@ -94,6 +122,8 @@ static void sb_service(struct stream *client)
 	return;
     }
     sub.uid = (unsigned long) cred.uid;
+    if (!sb_space_left(client, sub.uid))
+	return;
     (void) clock_gettime(CLOCK_REALTIME, &now);
     sub.sec = (int64_t) now.tv_sec;
     sub.usec = now.tv_nsec / 1000;

@@ -121,6 +121,26 @@ def test_fallback_to_postdrop_while_stopped(smail):
     smail.wait_queue_empty()
 
 
+def test_queue_minfree_refused_before_the_input(smail):
+    """Less than queue_minfree free: submit refuses at once with a
+    temporary failure that names the parameter (as postdrop and smtpd
+    do), sendmail exits 75 saying why, and nothing is queued."""
+    del smail                               # only for its checks: this one needs main.cf
+    inst = MailInstance(services=SERVICES + ("submit",), main={"queue_minfree": str(1 << 60)})
+    try:
+        inst.start()
+        answer = raw_submit(inst, maildrop_file())
+        assert answer.startswith(f"F {EX_TEMPFAIL} not enough free space"), answer
+        assert "queue_minfree" in answer, answer
+        res = inst.sendmail("alice@example.test", input=b"Subject: no room\n\nx\n")
+        assert res.returncode == EX_TEMPFAIL, res
+        assert b"queue_minfree" in res.stderr, res.stderr
+        assert inst.queue_files("maildrop") == [] and inst.queue_files("incoming") == []
+        inst.wait_log(r"submit\[\d+\]: warning: uid=0: not enough free space.*queue_minfree")
+    finally:
+        inst.cleanup()
+
+
 def test_identity_comes_from_the_kernel(smail):
     smail.start()
     # a user other than root: its own uid, whatever it writes
