@@ -70,11 +70,22 @@ MASTER = LIBEXEC / "master"
 IS_ROOT = os.geteuid() == 0
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1", family=socket.AF_INET):
-    """An unused TCP port on host (bound and released at once)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """An unused TCP port on host (bound and released at once), never one
+    this test process handed out before: the kernel may offer the same
+    port to two binds in a row, and two services of one instance then
+    collide ("duplicate service")."""
+    for _ in range(50):                         # bounded
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            break
+    _ports_given.add(port)
+    return port
 
 
 def stand_in_place(prefix, daemons):
