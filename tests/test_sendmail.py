@@ -518,8 +518,9 @@ def test_e2e_rate(mail, capsys):
     rate = n / elapsed
     with capsys.disabled():
         print(f"\nsendmail shell loop: {n} messages in {elapsed:.2f}s = {rate:.0f} msgs/s")
-    # A floor that catches a broken fast path (a sleep, a lost wake-up), not a
-    # benchmark: the machine may be shared. Sanitizer builds start every
-    # process far more slowly.
-    assert rate >= (2 if sanitized else 20)
+    # A floor that catches a broken fast path (a sleep of a second per
+    # message), not a benchmark: on a machine shared with other builds one
+    # fork and exec can take 10 ms and more (11-16 msgs/s seen under heavy
+    # load). Sanitizer builds start every process far more slowly.
+    assert rate >= (2 if sanitized else 5)
     mail.wait_maildir("alice@example.test", n, timeout=120)
