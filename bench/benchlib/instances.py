@@ -388,6 +388,9 @@ class PosthornInstance(Instance):
 
     name = "posthorn"
     REQUIRED = ("master", "smtpd", "cleanup", "qmgr", "local-delivery")
+    # master.cf services besides the smtp port (a subclass or an instance
+    # may name others, e.g. bench/inject adds submit)
+    SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local")
 
     def __init__(self, workdir, build, users, port=None, params=None, **kw):
         super().__init__(workdir, users, port=port, params=params, **kw)
@@ -432,7 +435,7 @@ class PosthornInstance(Instance):
         try:
             lay = mkinstance.make_instance(
                 self.dir, self.build, ports={"smtp": f"127.0.0.1:{self.port}"},
-                services=("pickup", "cleanup", "qmgr", "bounce", "local"),
+                services=self.SERVICES,
                 mailboxes=[self.rcpt(u) for u in self.users], daemons="link", commands="link",
                 vmail_owner=self.vmail.pw_name,
                 main={"master_stop_timeout": "5s", **self.params}, check=True)
