@@ -10,7 +10,12 @@
  * the main thread only copies a path and signals; the thread unlinks, in
  * order. A full ring falls back to unlinking at once. The helper thread
  * runs with every signal blocked and touches nothing but the ring and
- * unlink(2); its errors are reported by the main thread. On SIGTERM the
+ * unlink(2); its errors are reported by the main thread. The thread
+ * works in batches: once woken, it lets removals gather for
+ * RM_GATHER_MS before it unlinks them all, so that under load it wakes
+ * (and the main thread signals a sleeping thread) once per batch rather
+ * than once per message; a removal waits at most that much longer, and
+ * a crash in between repeats at most a batch (as it would the ring). On SIGTERM the
  * skeleton calls qmgr_remove_terminate() from the signal handler, which
  * unlinks what is still queued (unlink is async-signal-safe), so a stop
  * does not turn finished messages into duplicates. */
@@ -19,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* base */
@@ -30,12 +36,14 @@
 
 #define RM_SLOTS	1024		/* queued removals */
 #define RM_PATH_SIZE	64		/* "active/<queue ID>" */
+#define RM_GATHER_MS	10		/* a batch gathers this long */
 
 static char rm_paths[RM_SLOTS][RM_PATH_SIZE];
 static unsigned long rm_head;		/* atomic: next slot the main thread fills */
 static unsigned long rm_tail;		/* atomic: next slot the thread removes */
 static int rm_stop;			/* atomic: finish the ring, then end */
 static int rm_hold;			/* atomic: the thread waits (tests) */
+static int rm_sleeping;			/* under rm_lock: the thread waits on rm_cond */
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rm_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t rm_thread;
@@ -62,11 +70,20 @@ static void *rm_main(void *arg)
 	(void) pthread_mutex_lock(&rm_lock);
 	while ((tail == __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE)
 		|| __atomic_load_n(&rm_hold, __ATOMIC_ACQUIRE))
-	       && !__atomic_load_n(&rm_stop, __ATOMIC_ACQUIRE))
+	       && !__atomic_load_n(&rm_stop, __ATOMIC_ACQUIRE)) {
+	    rm_sleeping = 1;
 	    (void) pthread_cond_wait(&rm_cond, &rm_lock);
+	    rm_sleeping = 0;
+	}
 	(void) pthread_mutex_unlock(&rm_lock);
 	if (tail == __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE))
 	    return NULL;			/* stopped, and nothing left */
+	if (!__atomic_load_n(&rm_stop, __ATOMIC_ACQUIRE)
+	    && __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE) - tail < RM_SLOTS / 2) {
+	    struct timespec gather = {0, RM_GATHER_MS * 1000000L};
+
+	    (void) nanosleep(&gather, NULL);	/* let the batch gather */
+	}
 	while (tail != __atomic_load_n(&rm_head, __ATOMIC_ACQUIRE)) {
 	    if ((err = rm_unlink(rm_paths[tail % RM_SLOTS])) != 0) {
 		(void) pthread_mutex_lock(&rm_lock);
@@ -134,7 +151,8 @@ void qmgr_remove_file(const char *path)
     memcpy(rm_paths[head % RM_SLOTS], path, strlen(path) + 1);
     __atomic_store_n(&rm_head, head + 1, __ATOMIC_RELEASE);
     (void) pthread_mutex_lock(&rm_lock);
-    (void) pthread_cond_signal(&rm_cond);
+    if (rm_sleeping)				/* else it sees the slot anyway */
+	(void) pthread_cond_signal(&rm_cond);
     (void) pthread_mutex_unlock(&rm_lock);
 }
 
