@@ -675,15 +675,18 @@ static void front_handover_start(struct front_client *fc)
 }
 
 /* front_ho_send - the descriptor and its attributes, at once after the
- * connect: they wait in the socket until a process accepts it, which
- * announces itself and then reads them, so the hand-over costs one wake-up
- * here (announcement and answer arrive together) instead of two. Until the
- * announcement came, the receiver has not read the descriptor: a
- * connection that ends before it is tried again elsewhere. */
+ * connect, in one sendmsg(2): they wait in the socket until a process
+ * accepts it, which announces itself and then reads them, so the
+ * hand-over costs one wake-up here (announcement and answer arrive
+ * together) instead of two, and the receiver, which reads the
+ * descriptor's byte and then the attributes, never waits between them
+ * (it could, when the two went in separate calls and it ran in
+ * between). Until the announcement came, the receiver has not read the
+ * descriptor: a connection that ends before it is tried again
+ * elsewhere. */
 static void front_ho_send(struct front_client *fc)
 {
     struct front_ho *ho = fc->ho;
-    char fd_byte = PASS_FD_BYTE;
     char port[16];
     struct str *msg;
     ssize_t sent;
@@ -692,23 +695,23 @@ static void front_ho_send(struct front_client *fc)
      * shared, so it goes over in blocking mode */
     (void) fcntl(fc->fd, F_SETFL, 0);	/* O_NONBLOCK was its only flag */
     ho->sent = true;
-    if (sock_send_fd(conn_fd(ho->c), fc->fd, &fd_byte, 1) < 0) {
-	front_ho_failed(fc, strerror(errno), true);
-	return;
-    }
     fmt_buf_or_panic(port, sizeof(port), "%u", fc->port);
     msg = str_new(IPC_MSG_MAX);
+    str_appendc_or_panic(msg, PASS_FD_BYTE);	/* carries the descriptor */
     ipc_encode_str(msg, PASS_ATTR_CLIENT_ADDR, fc->addr);
     ipc_encode_str(msg, PASS_ATTR_CLIENT_PORT, port);
     ipc_encode_str(msg, PASS_ATTR_GREETED, "1");
     ipc_encode_attr(msg, PASS_ATTR_INPUT, fc->in ? fc->in : "", fc->in_len);
     ipc_encode_end(msg);
-    /* the new socket's buffer is empty: one send(2) takes it all, with
-     * no write interest to register and drop (conn_write outside a
+    /* the new socket's buffer is empty: one call takes it all, with no
+     * write interest to register and drop (conn_write outside a
      * callback would); the rest, if any, goes the usual way */
-    sent = send(conn_fd(ho->c), str_cstr(msg), str_len(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (sent < 0)
-	sent = 0;
+    sent = sock_send_fd_once(conn_fd(ho->c), fc->fd, str_cstr(msg), str_len(msg), MSG_DONTWAIT);
+    if (sent < 0) {
+	str_free(&msg);
+	front_ho_failed(fc, strerror(errno), true);
+	return;
+    }
     if ((size_t) sent < str_len(msg))
 	conn_write(ho->c, str_cstr(msg) + sent, str_len(msg) - (size_t) sent);
     str_free(&msg);

@@ -443,9 +443,10 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
     return true;
 }
 
-/* sock_send_fd - send fd (none if fd < 0) with the bytes data,len
- * (len >= 1); on a SOCK_SEQPACKET socket one call is one datagram */
-int sock_send_fd(int sock, int fd, const void *data, size_t len)
+/* sock_send_fd_once - ONE sendmsg(2) of fd (none if fd < 0) with the
+ * bytes data,len (len >= 1), flags added to MSG_NOSIGNAL; returns the
+ * bytes sent (the descriptor went with the first), or -1 */
+ssize_t sock_send_fd_once(int sock, int fd, const void *data, size_t len, int flags)
 {
     union {
 	struct cmsghdr align;
@@ -454,14 +455,13 @@ int sock_send_fd(int sock, int fd, const void *data, size_t len)
     struct msghdr msg;
     struct iovec iov;
     struct cmsghdr *cmsg;
-    const char *p = data;
     ssize_t n;
 
     if (len == 0)
 	msg_panic("sock_send_fd: at least one data byte is required");
     memset(&control, 0, sizeof(control));
     memset(&msg, 0, sizeof(msg));
-    iov.iov_base = (void *) p;
+    iov.iov_base = (void *) data;
     iov.iov_len = len;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -474,11 +474,22 @@ int sock_send_fd(int sock, int fd, const void *data, size_t len)
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
     }
-
-    while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0) {
+    while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags)) < 0) {
 	if (errno != EINTR)
 	    return -1;
     }
+    return n;
+}
+
+/* sock_send_fd - send fd (none if fd < 0) with the bytes data,len
+ * (len >= 1); on a SOCK_SEQPACKET socket one call is one datagram */
+int sock_send_fd(int sock, int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    ssize_t n;
+
+    if ((n = sock_send_fd_once(sock, fd, data, len, 0)) < 0)
+	return -1;
     /* The descriptor went with the first byte; send any rest plainly
      * (a stream socket; a datagram is sent whole or not at all). */
     p += n;

@@ -41,6 +41,10 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
 /* sock_send_fd - send fd (none if fd < 0) and the bytes data,len (at
  * least 1) over a unix socket; one datagram on SOCK_SEQPACKET */
 int sock_send_fd(int sock, int fd, const void *data, size_t len);
+/* sock_send_fd_once - the same in ONE sendmsg(2) with MSG_NOSIGNAL |
+ * flags (e.g. MSG_DONTWAIT): the bytes sent (the descriptor went with
+ * the first one), or -1; the caller sends the rest */
+ssize_t sock_send_fd_once(int sock, int fd, const void *data, size_t len, int flags);
 /* sock_recv_fd - receive up to len bytes and one descriptor (-1 in
  * *fd_r if none came); returns bytes received, 0 at EOF, -1 on error.
  * Extra descriptors are closed, never leaked. */

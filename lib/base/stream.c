@@ -29,7 +29,14 @@
  * as before a poll (a socket with a receive timeout is never restarted
  * after a signal handler, SA_RESTART or not). One system call per read
  * where there were two; SMTP and IPC servers read one short line per
- * wait.
+ * wait. Except after a send on an AF_UNIX stream socket that has not
+ * been followed by a read: when the peer takes those bytes, the kernel
+ * wakes every waiter on our socket for the freed send space, and a
+ * waiting recv(2) (it does not filter wake-ups by event, unlike poll)
+ * wakes, finds nothing and sleeps again: two context switches per
+ * request and answer, the costliest thing on a busy mail path. So a
+ * read that follows a send on a unix socket waits in poll(2) for
+ * POLLIN.
  * Whether the descriptor is a socket is learnt from the first send(2)
  * or recv(2) (ENOTSOCK), not from an fstat(2) per stream. A write without
  * a deadline in a process that ignores SIGPIPE needs no answer: there
@@ -95,6 +102,9 @@ struct stream {
     int is_socket;			/* 1 send/recv, 0 write/read, -1 unknown */
     bool read_full;			/* the last read filled the buffer */
     int rcvtimeo_ms;			/* SO_RCVTIMEO we set; 0 none, -1 never */
+    int is_unix;			/* 1 AF_UNIX socket, 0 not, -1 unknown */
+    bool sent_unread;			/* sent since the last read: the peer
+					 * may not have read it yet */
     const struct stream_io *io;		/* NULL: plain read/write */
     void *io_ctx;
     void (*io_release)(void *ctx);	/* stream_set_io_release */
@@ -266,6 +276,22 @@ static int recv_slice_ms(const struct stream *s)
     return s->timeout_ms >= 20 ? s->timeout_ms / 2 : 0;
 }
 
+/* sent_on_unix_socket - did s send bytes to an AF_UNIX peer that may
+ * not have read them yet (see the top of this file)? */
+static bool sent_on_unix_socket(struct stream *s)
+{
+    if (!s->sent_unread)
+	return false;
+    if (s->is_unix < 0) {
+	int domain;
+	socklen_t len = sizeof(domain);
+
+	s->is_unix = getsockopt(s->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0
+	    && domain == AF_UNIX;
+    }
+    return s->is_unix == 1;
+}
+
 /* recv_timed_ready - may this read wait in recv(2) under SO_RCVTIMEO
  * instead of poll(2)? Runs the wait hook first and sets the socket's
  * receive timeout when the slice changed. */
@@ -274,7 +300,7 @@ static bool recv_timed_ready(struct stream *s, long long deadline)
     int slice;
 
     if (s->io != NULL || s->memory != NULL || deadline < 0 || s->is_socket == 0
-	|| s->rcvtimeo_ms < 0 || (slice = recv_slice_ms(s)) == 0)
+	|| s->rcvtimeo_ms < 0 || (slice = recv_slice_ms(s)) == 0 || sent_on_unix_socket(s))
 	return false;
     if (s->wait_hook)
 	s->wait_hook(s, s->wait_hook_ctx);
@@ -354,6 +380,7 @@ static enum stream_status stream_fill(struct stream *s, long long deadline)
 	if (n > 0) {
 	    s->rlen = (size_t) n;
 	    s->read_full = (size_t) n == STREAM_RBUF_SIZE;
+	    s->sent_unread = false;
 	    return STREAM_OK;
 	}
 	if (n == 0) {
@@ -388,9 +415,9 @@ static bool sigpipe_ignored(void)
     return ignored > 0;
 }
 
-/* fd_write - one write(2) or send(2); learns whether fd is a socket.
- * now: do not block (a socket gets MSG_DONTWAIT) */
-static ssize_t fd_write(struct stream *s, const char *data, size_t len, bool now)
+/* fd_write_once - one write(2) or send(2); learns whether fd is a
+ * socket. now: do not block (a socket gets MSG_DONTWAIT) */
+static ssize_t fd_write_once(struct stream *s, const char *data, size_t len, bool now)
 {
     ssize_t n;
 
@@ -410,6 +437,16 @@ static ssize_t fd_write(struct stream *s, const char *data, size_t len, bool now
 	}
     }
     return write(s->fd, data, len);
+}
+
+/* fd_write - fd_write_once, noting that bytes went out unread */
+static ssize_t fd_write(struct stream *s, const char *data, size_t len, bool now)
+{
+    ssize_t n = fd_write_once(s, data, len, now);
+
+    if (n > 0)
+	s->sent_unread = true;
+    return n;
 }
 
 /* stream_write_fd - write all of data to the fd (or io) by the deadline.
@@ -490,6 +527,7 @@ struct stream *stream_open(int fd)
     s->fd = fd;
     s->timeout_ms = -1;
     s->is_socket = -1;			/* learnt at the first send/recv */
+    s->is_unix = -1;			/* learnt at the first read after a send */
     s->rbuf = mem_alloc(STREAM_RBUF_SIZE);
     s->wcap = STREAM_WBUF_INIT;
     s->wbuf = mem_alloc(s->wcap);

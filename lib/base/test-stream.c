@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -914,6 +915,58 @@ static void test_preload(void)
     unit_end();
 }
 
+/* test_no_spurious_wakeup - a request and its answer over a unix
+ * stream socket: the asking side waits once, not also when the peer
+ * reads the request (the kernel wakes a recv(2) waiter for the freed
+ * send space; stream.c waits in poll(2) after a send) */
+static void test_no_spurious_wakeup(void)
+{
+    int sv[2];
+    pid_t pid;
+    int status;
+
+    unit_begin("unix socket: an answer is waited for once, not woken by the peer's read");
+    unit_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    pid = fork();
+    unit_assert(pid >= 0);
+    if (pid == 0) {
+	struct stream *s;
+	struct str *line = str_new(100);
+	struct rusage before, after;
+	long waits;
+
+	(void) close(sv[1]);
+	s = stream_open(sv[0]);
+	stream_set_timeout(s, 10000);
+	(void) stream_puts(s, "request\n");
+	(void) stream_flush(s);
+	(void) getrusage(RUSAGE_SELF, &before);
+	if (stream_getline(s, line, 100) != STREAM_OK || strcmp(str_cstr(line), "answer\n") != 0)
+	    _exit(2);
+	(void) getrusage(RUSAGE_SELF, &after);
+	waits = after.ru_nvcsw - before.ru_nvcsw;
+	_exit(waits == 1 ? 0 : 10 + (int) (waits > 50 ? 50 : waits));
+    }
+    (void) close(sv[0]);
+    {
+	struct timespec pause = {0, 50 * 1000000L};
+	char buf[64];
+
+	(void) nanosleep(&pause, NULL);	/* the child is waiting by now */
+	unit_assert(read(sv[1], buf, sizeof(buf)) == 8);	/* frees its send space */
+	(void) nanosleep(&pause, NULL);	/* a woken waiter would have run */
+	write_all(sv[1], "answer\n", 7);
+    }
+    unit_assert(waitpid(pid, &status, 0) == pid);
+    unit_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0)
+	fprintf(stderr, "# child: exit %d (10 + voluntary switches while waiting)\n",
+		WEXITSTATUS(status));
+    unit_assert_inteq(WEXITSTATUS(status), 0);
+    (void) close(sv[1]);
+    unit_end();
+}
+
 int main(void)
 {
     /* first, with SIGPIPE at its default: sockets must not raise it */
@@ -934,5 +987,6 @@ int main(void)
     test_io_want();
     test_preload();
     test_wait_hook();
+    test_no_spurious_wakeup();
     return unit_done();
 }

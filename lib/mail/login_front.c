@@ -956,6 +956,7 @@ static void lf_ho_input(struct conn *c, void *ctx)
     const char *err = "";
     char fd_byte = LOGIN_FD_BYTE;
     struct str *msg;
+    ssize_t sent;
     long used;
 
     if (lc == NULL)
@@ -978,16 +979,11 @@ static void lf_ho_input(struct conn *c, void *ctx)
 	 * end of a TLS client is blocking from its creation) */
 	if (!lc->tls)
 	    lf_set_nonblock(conn_fd(lc->c), false);
-	if (sock_send_fd(conn_fd(c), lc->tls ? lc->px_peer_fd : conn_fd(lc->c), &fd_byte, 1) < 0) {
-	    lf_handover_failed(lc, strerror(errno));
-	    return;
-	}
-	if (lc->px_peer_fd >= 0) {
-	    (void) close(lc->px_peer_fd);	/* in flight: the daemon's now */
-	    lc->px_peer_fd = -1;
-	}
+	/* the descriptor and the attributes in one sendmsg(2), so that
+	 * the daemon never waits between the two */
 	lc->ho_input_len = conn_input_avail(lc->c);
 	msg = str_new(IPC_MSG_MAX);
+	str_appendc_or_panic(msg, fd_byte);	/* carries the descriptor */
 	ipc_encode_str(msg, LOGIN_ATTR_TOKEN, lc->token);
 	ipc_encode_str(msg, LOGIN_ATTR_CLIENT_ADDR, lc->addr);
 	ipc_encode_str(msg, LOGIN_ATTR_CLIENT_PORT, lc->port);
@@ -997,7 +993,22 @@ static void lf_ho_input(struct conn *c, void *ctx)
 	if (lc->tls)
 	    ipc_encode_str(msg, LOGIN_ATTR_TLS, lc->tls_summary);
 	ipc_encode_end(msg);
-	conn_write(c, str_cstr(msg), str_len(msg));
+	sent = sock_send_fd_once(conn_fd(c), lc->tls ? lc->px_peer_fd : conn_fd(lc->c),
+				 str_cstr(msg), str_len(msg), MSG_DONTWAIT);
+	if (sent < 0) {
+	    int saved = errno;
+
+	    explicit_bzero(msg->data, msg->len);
+	    str_free(&msg);
+	    lf_handover_failed(lc, strerror(saved));
+	    return;
+	}
+	if (lc->px_peer_fd >= 0) {
+	    (void) close(lc->px_peer_fd);	/* in flight: the daemon's now */
+	    lc->px_peer_fd = -1;
+	}
+	if ((size_t) sent < str_len(msg))
+	    conn_write(c, str_cstr(msg) + sent, str_len(msg) - (size_t) sent);
 	explicit_bzero(msg->data, msg->len);
 	str_free(&msg);
 	lc->ho_state = HO_STATUS;
