@@ -14,12 +14,21 @@
  * the type again with fstat (qmgr_open_queue_file). A FIFO opened for
  * reading would block qmgr for good.
  *
- * Names that are not queue IDs are skipped: cleanup's temp files
- * (tmp.*) are still being written (or were abandoned by a crash: those
- * are removed once older than twice daemon_timeout). hold/ is never
- * looked at. None of these renames needs a directory fsync: after a
- * crash the file is found under either name, and both are recovered
- * (docs/queue.md). */
+ * Names that are not queue IDs are skipped (cleanup's temp names,
+ * tmp.*, live only for the moment between its create and its rename).
+ * A file in incoming/ whose owner may not read it (mode 0200) is still
+ * being written by cleanup, which names a new file by its ID before it
+ * writes it and sets 0600 only once it is complete (queue_mode_ready,
+ * architecture.md decision 51): it is not taken, neither by a scan nor
+ * by a trigger that names it; cleanup's own trigger, or the next scan,
+ * takes it once ready. A check of the mode and then the rename is safe:
+ * a file never goes back from ready to in progress. Files of either kind
+ * that a crash abandoned are removed by the deferred scan once older
+ * than twice daemon_timeout (cleanup's watchdog ends a process stuck in
+ * one message after daemon_timeout, so no live cleanup still writes
+ * them), with a log line. hold/ is never looked at. None of these
+ * renames needs a directory fsync: after a crash the file is found under
+ * either name, and both are recovered (docs/queue.md). */
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,7 +143,19 @@ static bool entry_regular(const char *queue, const struct dirent *de)
     return false;
 }
 
-/* activate - queue/ID -> active/ID, then load it */
+/* in_progress - is path a regular file that cleanup is still writing
+ * (its owner may not read it)? Gone: true too (nothing to take). */
+static bool in_progress(const char *path)
+{
+    struct stat st;
+
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	return errno == ENOENT;
+    return S_ISREG(st.st_mode) && !queue_mode_ready(st.st_mode);
+}
+
+/* activate - queue/ID -> active/ID, then load it; a file in incoming/
+ * that cleanup is still writing is left where it is */
 static void activate(const char *queue, const char *id)
 {
     char from[64], to[64];
@@ -143,6 +164,11 @@ static void activate(const char *queue, const char *id)
 	return;				/* the next scan takes it */
     fmt_buf_or_panic(from, sizeof(from), "%s/%s", queue, id);
     fmt_buf_or_panic(to, sizeof(to), "active/%s", id);
+    if (strcmp(queue, "incoming") == 0 && in_progress(from)) {
+	if (msg_verbose)
+	    msg_info("%s: still being written -- not taken yet", id);
+	return;				/* cleanup's trigger or the next scan */
+    }
     if (rename(from, to) < 0) {
 	if (errno != ENOENT)
 	    msg_warn("%s: move %s to active/: %m", id, from);
@@ -151,18 +177,27 @@ static void activate(const char *queue, const char *id)
     qmgr_message_load(id);
 }
 
-/* stale_temp - remove an abandoned temp file of cleanup */
-static void stale_temp(const char *name, double now)
+/* stale_incoming - remove what a crashed cleanup left in incoming/: a
+ * temp file (tmp.*) or a queue file still in progress (mode 0200), once
+ * older than twice daemon_timeout */
+static void stale_incoming(const char *name, bool temp, double now)
 {
     char path[512];
     struct stat st;
 
     if (!fmt_try_buf(path, sizeof(path), "incoming/%s", name) || lstat(path, &st) < 0)
 	return;
-    if (S_ISREG(st.st_mode) && (double) st.st_mtime < now - 2.0 * (double) var_daemon_timeout) {
-	if (unlink(path) == 0)
-	    msg_info("removed stale temporary file %s", path);
-    }
+    if (!S_ISREG(st.st_mode) || (!temp && queue_mode_ready(st.st_mode))
+	|| (double) st.st_mtime >= now - 2.0 * (double) var_daemon_timeout)
+	return;
+    if (unlink(path) < 0)
+	return;
+    if (temp)
+	msg_info("removed stale temporary file %s", path);
+    else
+	msg_warn("%s: removed stale incomplete queue file %s (mode %04o, not written since "
+		 "%.0f s: its cleanup process died; never acknowledged)", name, path,
+		 (unsigned) (st.st_mode & 07777), now - (double) st.st_mtime);
 }
 
 /* qmgr_scan_incoming - take new messages */
@@ -239,11 +274,16 @@ void qmgr_scan_deferred(bool all)
 	activate("deferred", de->d_name);
     }
     closedir(dir);
-    /* the periodic scan also sweeps abandoned temp files of cleanup */
+    /* the periodic scan also sweeps what crashed cleanup processes left:
+     * temp files, and queue files still in progress (an ID not taken,
+     * i.e. still in incoming/ after the scan, is looked at) */
     if ((inc = opendir("incoming")) != NULL) {
-	while ((de = readdir(inc)) != NULL)
+	while ((de = readdir(inc)) != NULL) {
 	    if (queue_temp_name_valid(de->d_name))
-		stale_temp(de->d_name, now);
+		stale_incoming(de->d_name, true, now);
+	    else if (queue_id_valid(de->d_name) && (de->d_type == DT_REG || de->d_type == DT_UNKNOWN))
+		stale_incoming(de->d_name, false, now);
+	}
 	closedir(inc);
     }
 }

@@ -256,14 +256,16 @@ def queue_id(sec, usec, inode):
     return b62(sec, 6) + b62(usec, 4) + b62(inode)
 
 
-def write_queue_file(directory, data, uid=None, gid=-1):
-    """Write data into directory as cleanup does (mode 0600 under a
+def write_queue_file(directory, data, uid=None, gid=-1, mode=0o600):
+    """Write data into directory as a complete queue file (under a
     temporary name, fsync, chown if uid is given, rename to an ID made of
-    the time and the inode); returns the ID."""
+    the time and the inode); returns the ID. mode 0o200 makes a file that
+    looks like one cleanup is still writing (docs/queue.md)."""
     tmp = os.path.join(str(directory), f"tmp.{os.getpid()}.{time.time_ns()}.0")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
         os.write(fd, data)
+        os.fchmod(fd, mode)
         os.fsync(fd)
         ino = os.fstat(fd).st_ino
     finally:

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import smtplib
+import stat
 import threading
 import time
 
@@ -86,10 +87,18 @@ def kill_children(mail, service):
 
 
 def queued(mail, state):
-    """Queue files of a state; without the temporary files a killed cleanup
-    leaves in incoming/ (never acknowledged, never delivered: qmgr's scan
-    removes them after 2 x daemon_timeout)."""
-    return [f for f in mail.queue_files(state) if not f.startswith("tmp.")]
+    """Queue files of a state; without what a killed cleanup leaves in
+    incoming/: a temporary file, or a queue file still in progress (mode
+    0200, its owner may not read it). Neither was acknowledged, neither
+    is delivered: qmgr's scan removes them after 2 x daemon_timeout."""
+    def in_progress(name):
+        try:
+            st = os.lstat(mail.queue / state / name)
+        except FileNotFoundError:
+            return True             # gone meanwhile
+        return stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IRUSR
+    return [f for f in mail.queue_files(state) if not f.startswith("tmp.")
+            and not (state == "incoming" and in_progress(f))]
 
 
 def poke_qmgr(mail, what=b"F"):

@@ -212,6 +212,12 @@ class Q:
             self.trigger(b"I")
         return qid
 
+    def put_in_progress(self, data):
+        """A file in incoming/ as cleanup leaves it while still writing it:
+        named by its ID, mode 0200; no trigger. Returns its ID."""
+        return write_queue_file(self.queue / "incoming", data, self.uid if IS_ROOT else None,
+                                self.gid, mode=0o200)
+
     def where(self, qid):
         return [d for d in ("incoming", "active", "deferred", "hold", "corrupt")
                 if (self.queue / d / qid).exists()]
@@ -488,6 +494,49 @@ def test_safety_scan_without_trigger(q):
     deliver_probe(q)                # qmgr runs, its start-up scans are over
     qid = q.put(queue_file("a@example.org", ["bob@example.test"]), trigger=False)
     q.inst.wait_log(rf"{qid}: removed", timeout=5)
+
+
+def test_in_progress_file_is_not_taken(q):
+    """A file in incoming/ whose owner may not read it (mode 0200) is still
+    being written by cleanup: qmgr takes it neither when a trigger names
+    it nor when it scans incoming/. Once it is 0600 (cleanup's commit) the
+    trigger takes it (architecture.md decision 51)."""
+    q.agent("local", sent_all)
+    q.start()
+    deliver_probe(q)
+    qid = q.put_in_progress(queue_file("a@example.org", ["bob@example.test"]))
+    path = q.queue / "incoming" / qid
+    q.trigger(f"I{qid}\n".encode())            # the trigger names it
+    q.trigger(b"I")                             # and a scan
+    time.sleep(1.5)                             # the 1 s safety-net scan, too
+    deliver_probe(q)                            # a barrier: all that is done
+    assert q.where(qid) == ["incoming"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o200
+    assert q.inst.count_log(rf"qmgr\[\d+\]: {qid}: ") == 0
+    path.chmod(0o600)
+    q.trigger(f"I{qid}\n".encode())
+    q.inst.wait_log(rf"{qid}: removed")
+    assert q.where(qid) == []
+
+
+def test_stale_in_progress_file_is_removed(q):
+    """What a cleanup that died while writing left (mode 0200) is removed
+    by the sweep of the deferred scan once older than twice
+    daemon_timeout (18000 s), with a log line; a fresh one stays; neither
+    is ever delivered."""
+    q.agent("local", sent_all)
+    old = q.put_in_progress(queue_file("a@example.org", ["old@example.test"]))
+    fresh = q.put_in_progress(queue_file("a@example.org", ["fresh@example.test"]))
+    then = time.time() - 2 * 18000 - 600
+    os.utime(q.queue / "incoming" / old, (then, then))
+    q.start()
+    q.trigger(b"F")                             # a flush runs the deferred scan now
+    q.inst.wait_log(rf"qmgr\[\d+\]: warning: {old}: removed stale incomplete queue file "
+                    rf"incoming/{old} \(mode 0200")
+    deliver_probe(q)
+    assert q.where(old) == []
+    assert q.where(fresh) == ["incoming"]
+    assert q.inst.count_log(r"(old|fresh)@example.test") == 0
 
 
 def start_three_in_flight(q, agent):

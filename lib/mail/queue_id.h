@@ -35,6 +35,12 @@
  *                        the ID (16 directories per level)
  *   queue_id_path()      "QUEUE/SUBDIR/ID", the path relative to the
  *                        queue directory
+ *   queue_mode_ready()   is a queue file complete? cleanup names a new
+ *                        file by its ID before writing it, with mode
+ *                        QUEUE_MODE_IN_PROGRESS (0200, owner write-only),
+ *                        and sets QUEUE_MODE_READY (0600) once the whole
+ *                        file is written; a file its owner may not read
+ *                        is not a message yet (docs/queue.md)
  *
  * Diagnostics: functions that can fail on their input return false;
  * a caller buffer that is too small or a depth out of range is a bug
@@ -45,6 +51,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define QUEUE_ID_SEC_LEN	6
@@ -85,5 +92,16 @@ bool queue_id_subdir(const char *id, int depth, char *buf, size_t size);
 /* queue_id_path - "queue_name/subdir/id" (or "queue_name/id" at depth
  * 0); false if the ID or queue name is invalid or buf too small */
 bool queue_id_path(char *buf, size_t size, const char *queue_name, const char *id, int depth);
+
+/* The modes of a queue file in incoming/: being written, complete. */
+#define QUEUE_MODE_IN_PROGRESS	0200
+#define QUEUE_MODE_READY	0600
+
+/* queue_mode_ready - may qmgr (and the queue tools) take a regular file
+ * of this st_mode? Not while its owner may not read it. */
+static inline bool queue_mode_ready(mode_t mode)
+{
+    return (mode & S_IRUSR) != 0;
+}
 
 #endif
