@@ -205,6 +205,30 @@ def test_hold_release_requeue_delete(q):
     assert ph(q, "list", check=0).stdout.strip() == "Mail queue is empty"
 
 
+def test_in_progress_file_is_not_a_message(q):
+    """A file in incoming/ that cleanup is still writing (mode 0200: named
+    by its ID before its content, docs/queue.md) is not listed, and no
+    command shows, moves or removes it: by ID it is refused, ALL passes
+    it by. (Deleting or moving it would let cleanup acknowledge a message
+    that is gone.)"""
+    ids = sample(q)
+    busy = queue_id(1700000400, 5, 105)
+    p = put(q, "incoming", busy, queue_file("a@example.test", ["b@example.test"], ["half"])[:30])
+    p.chmod(0o200)
+    out = ph(q, "list", check=0).stdout
+    assert busy not in out and "in 3 Requests." in out
+    assert busy not in [m["queue_id"] for m in json.loads(ph(q, "list", "--json", check=0).stdout)]
+    for sub in ("show", "cat", "delete", "hold"):
+        res = ph(q, sub, busy, check=1)
+        assert f"message {busy} is still being received" in res.stderr, (sub, res.stderr)
+    for sub in ("hold", "release", "requeue", "delete"):
+        ph(q, sub, "ALL", check=0)
+    assert ph(q, "list", check=0).stdout.strip() == "Mail queue is empty"
+    assert os.listdir(q.queue / "incoming") == [busy]
+    assert oct(p.stat().st_mode & 0o777) == oct(0o200)
+    assert len(ids) == 3
+
+
 def test_flush_triggers_qmgr(q):
     # The request waits in the listen backlog until we accept it: no
     # thread, no race with the command.

@@ -13,6 +13,13 @@
  *                             routes the pending recipients again
  *   queue flush               ask qmgr to retry deferred mail now
  *
+ * A file in incoming/ that cleanup is still writing (its owner may not
+ * read it: mode 0200, queue_mode_ready) is not a message yet: list and
+ * the ALL forms pass it by, and an explicit ID is refused ("still being
+ * received"); it is never moved or removed here (cleanup would then
+ * acknowledge a message that is gone). qmgr removes it if a crash left
+ * it behind.
+ *
  * Every ID from the command line or a directory listing passes
  * queue_id_valid() before a path is built from it. Each move is a
  * rename followed by an fsync of both directories (durable_rename); a
@@ -224,6 +231,26 @@ static bool cq_read(struct cq_msg *m, const char *queue, const char *id, bool wa
     return true;
 }
 
+/* cq_in_progress - is queue/id a file that cleanup is still writing? */
+static bool cq_in_progress(const char *queue, const char *id)
+{
+    char path[64];
+    struct stat sb;
+
+    return strcmp(queue, "incoming") == 0 && queue_id_path(path, sizeof(path), queue, id, 0)
+	&& lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && !queue_mode_ready(sb.st_mode);
+}
+
+/* cq_refuse_in_progress - an explicit ID that is still being received:
+ * say so; true if refused */
+static bool cq_refuse_in_progress(const char *queue, const char *id)
+{
+    if (queue == NULL || !cq_in_progress(queue, id))
+	return false;
+    cq_error("message %s is still being received (incoming/, not complete): not queued yet", id);
+    return true;
+}
+
 /* cq_find - the queue directory that holds id, or NULL */
 static const char *cq_find(const char *id)
 {
@@ -260,7 +287,7 @@ static char **cq_list_dir(const char *dir, size_t *count_r, bool *failed)
 	return NULL;
     }
     while ((de = readdir(d)) != NULL) {
-	if (!queue_id_valid(de->d_name))
+	if (!queue_id_valid(de->d_name) || cq_in_progress(dir, de->d_name))
 	    continue;
 	names = mem_realloc(names, mem_size_mul(count + 1, sizeof(*names)));
 	names[count++] = mem_strdup(de->d_name);
@@ -484,7 +511,9 @@ static int cq_show(int argc, char **argv)
 	return ph_usage("queue");
     if (!cq_check_id(argv[1]))
 	return 1;
-    if ((queue = cq_find(argv[1])) == NULL || !cq_read(&m, queue, argv[1], true)) {
+    if (cq_refuse_in_progress(queue = cq_find(argv[1]), argv[1]))
+	return 1;
+    if (queue == NULL || !cq_read(&m, queue, argv[1], true)) {
 	cq_error("no such message: %s", argv[1]);
 	return 1;
     }
@@ -553,7 +582,9 @@ static int cq_cat(int argc, char **argv)
 	return ph_usage("queue");
     if (!cq_check_id(argv[i]))
 	return 1;
-    if ((queue = cq_find(argv[i])) == NULL || !queue_id_path(path, sizeof(path), queue, argv[i], 0)
+    if (cq_refuse_in_progress(queue = cq_find(argv[i]), argv[i]))
+	return 1;
+    if (queue == NULL || !queue_id_path(path, sizeof(path), queue, argv[i], 0)
 	|| (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
 	cq_error("no such message: %s", argv[i]);
 	return 1;
@@ -701,7 +732,7 @@ static int cq_modify(enum cq_op op, int argc, char **argv)
 	    }
 	    /* qmgr may move the file between the look and the operation
 	     * (incoming -> active -> deferred): look again, a few times */
-	    bool done = false;
+	    bool done = false, refused = false;
 
 	    for (int attempt = 0; attempt < 3 && !done; attempt++) {
 		queue = NULL;
@@ -712,7 +743,7 @@ static int cq_modify(enum cq_op op, int argc, char **argv)
 		    if (queue_id_path(path, sizeof(path), *q, argv[i], 0) && lstat(path, &sb) == 0)
 			queue = *q;
 		}
-		if (queue == NULL)
+		if (queue == NULL || (refused = cq_refuse_in_progress(queue, argv[i])))
 		    break;
 		done = cq_apply(op, queue, argv[i]);
 		if (!done) {
@@ -723,6 +754,10 @@ static int cq_modify(enum cq_op op, int argc, char **argv)
 		    if (queue_id_path(path, sizeof(path), queue, argv[i], 0) && lstat(path, &sb) == 0)
 			break;
 		}
+	    }
+	    if (refused) {
+		status = 1;
+		continue;
 	    }
 	    if (!done) {
 		const char *where = cq_find(argv[i]);
