@@ -123,21 +123,22 @@ unsigned cleanup_alias_expand(const char *id, const char *addr, struct cleanup_a
 
 struct cleanup_out;
 
-/* cleanup_out_open - create incoming/<temp> (O_EXCL, 0600) below dirfd;
- * the queue ID it will most likely get is in id (queue_id_new of its
- * inode). NULL with *error_r on failure. */
+/* cleanup_out_open - create incoming/<temp> (O_EXCL, mode 0200: in
+ * progress, qmgr leaves it alone) below dirfd and rename it at once,
+ * without replacing, to incoming/ID; the ID (queue_id_new of its inode,
+ * final from now on) is in id. NULL with *error_r on failure. */
 struct cleanup_out *cleanup_out_open(int dirfd, char *id, size_t id_size, const char **error_r);
 struct stream *cleanup_out_stream(struct cleanup_out *o);
-/* cleanup_out_commit - flush, fsync the file, rename it without
- * replacing to its queue ID (a new ID on EEXIST; id is updated), fsync
- * the directory. 0, or -1 with *error_r (the file is then removed). */
-int cleanup_out_commit(struct cleanup_out **op, char *id, size_t id_size, const char **error_r);
+/* cleanup_out_commit - flush, fchmod 0600 (ready), fsync the file,
+ * fsync the directory. 0, or -1 with *error_r (the file is then
+ * removed). */
+int cleanup_out_commit(struct cleanup_out **op, const char **error_r);
 /* cleanup_out_group_sync - the directory fsyncs of later commits go
  * through gs (group commit with the other cleanup processes; NULL: each
  * commit fsyncs incoming/ itself) */
 struct group_sync;
 void cleanup_out_group_sync(struct group_sync *gs);
-/* cleanup_out_abandon - close and unlink the temp file */
+/* cleanup_out_abandon - close and unlink incoming/ID */
 void cleanup_out_abandon(struct cleanup_out **op);
 
 /* ---- the state of one message (cleanup_state.c) */

@@ -81,7 +81,7 @@ static enum cleanup_conn finish(struct stream *client, struct cleanup_state *st)
     if (st->status == 0 && st->rcpt_count == 0)
 	cleanup_fail(st, CLEANUP_STAT_RCPT, "no recipients");
     cleanup_put(st, QF_REC_END, "", 0);
-    if (st->status == 0 && cleanup_out_commit(&st->out, st->id, sizeof(st->id), &error) < 0) {
+    if (st->status == 0 && cleanup_out_commit(&st->out, &error) < 0) {
 	msg_warn("%s: %s", st->id, error);
 	cleanup_fail(st, CLEANUP_STAT_WRITE, "queue file write error: %s", error);
     }

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "config.h"
 #include "mail_proto.h"
 #include "queue_file.h"
+#include "queue_id.h"
 #include "resolve.h"
 
 /* Cleanup. */
@@ -216,6 +218,11 @@ static void run_case(size_t i, const struct message_case *tc)
     if (*tc->want_file == 0) {
 	unit_assert_idx(str_len(id) == 0 && incoming_count() == 0, i);
     } else {
+	struct stat st;
+
+	/* committed: ready (0600), not in progress (0200) */
+	unit_assert_idx(fstatat(incoming_fd, str_cstr(id), &st, AT_SYMLINK_NOFOLLOW) == 0
+			&& (st.st_mode & 07777) == 0600, i);
 	queued_file(str_cstr(id), file);
 	if (tc->want_file[0] == '~' ? strstr(str_cstr(file), tc->want_file + 1) == NULL
 	    : strcmp(str_cstr(file), tc->want_file) != 0)
@@ -259,6 +266,67 @@ static void test_abandoned(void)
     unit_end();
 }
 
+/* only_entry - the one file in incoming/ is name */
+static bool only_entry(const char *name)
+{
+    int fd = dup(incoming_fd), n = 0;
+    DIR *dir = fdopendir(fd);
+    struct dirent *de;
+    bool found = false;
+
+    if (dir == NULL)
+	msg_fatal("fdopendir: %m");
+    rewinddir(dir);
+    while ((de = readdir(dir)) != NULL) {
+	if (de->d_name[0] == '.')
+	    continue;
+	n++;
+	found = found || strcmp(de->d_name, name) == 0;
+    }
+    (void) closedir(dir);
+    return n == 1 && found;
+}
+
+/* file_mode - the permission bits of incoming/name, -1 if none */
+static int file_mode(const char *name)
+{
+    struct stat st;
+
+    return fstatat(incoming_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -1
+	: (int) (st.st_mode & 07777);
+}
+
+/* test_out_in_progress - the file is named incoming/ID from the open,
+ * mode 0200 while it is written, 0600 once committed; abandoned, it
+ * goes (architecture.md decision 51) */
+static void test_out_in_progress(void)
+{
+    struct cleanup_out *o;
+    char id[QUEUE_ID_SIZE];
+    const char *error;
+
+    unit_begin("cleanup_out: incoming/ID at once, 0200 while written, 0600 when ready");
+    o = cleanup_out_open(incoming_fd, id, sizeof(id), &error);
+    unit_assert(o != NULL);
+    unit_assert(queue_id_valid(id));
+    unit_assert(only_entry(id));		/* no temp name left */
+    unit_assert_inteq(file_mode(id), 0200);
+    unit_assert(stream_write(cleanup_out_stream(o), "data", 4) == 0);
+    unit_assert_inteq(file_mode(id), 0200);
+    unit_assert(cleanup_out_commit(&o, &error) == 0);
+    unit_assert(o == NULL);
+    unit_assert(only_entry(id));
+    unit_assert_inteq(file_mode(id), 0600);
+    unit_assert(unlinkat(incoming_fd, id, 0) == 0);
+
+    o = cleanup_out_open(incoming_fd, id, sizeof(id), &error);
+    unit_assert(o != NULL && file_mode(id) == 0200);
+    cleanup_out_abandon(&o);
+    unit_assert(o == NULL);
+    unit_assert_inteq(incoming_count(), 0);
+    unit_end();
+}
+
 int main(void)
 {
     char dir[PATH_MAX];
@@ -282,6 +350,7 @@ int main(void)
 
     test_requests();
     test_abandoned();
+    test_out_in_progress();
 
     resolve_fini();
     (void) close(incoming_fd);

@@ -1,10 +1,13 @@
 """Durability order, seen from the system calls (issue 7, item 19a).
 
-docs/queue.md promises: a queue file (or Maildir file) is fsynced, then
+docs/queue.md promises: a maildrop file (or Maildir file) is fsynced, then
 renamed to its final name, then its directory is fsynced, and only then is
-success told (cleanup's status=0 and smtpd's 250, postdrop's and sendmail's
-exit 0, local-delivery's "sent"). Nothing else in the suite can tell the
-order apart: a build that fsyncs the file after the rename, or forgets the
+success told (postdrop's and sendmail's exit 0, local-delivery's "sent").
+cleanup's queue file goes the other way round (architecture.md decision
+51): created with mode 0200 and renamed to its ID at once, then written,
+made ready (fchmod 0600), fsynced, and then incoming/ is fsynced, before
+cleanup's status=0 and smtpd's 250. Nothing else in the suite can tell the
+order apart: a build that fsyncs the file before its fchmod, or forgets the
 directory fsync when group commit is unavailable, passes every other test.
 Here strace(1) watches the real processes (-f -y: every child, with the
 path behind each descriptor) and the test checks the order line by line.
@@ -31,7 +34,7 @@ from mailsuite import mail  # noqa: F401  (the fixture)
 
 STRACE = shutil.which("strace")
 TRACE = ("trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat,"
-         "write,writev,sendto,sendmsg,exit_group")
+         "write,writev,sendto,sendmsg,exit_group,openat,fchmod")
 
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace not installed "
                                 "(tools/install-deps.sh installs it)")
@@ -184,6 +187,38 @@ def check_commit_order(events, trace, directory, final_name):
     return fsync_file[0], ren, fsync_dir[0]
 
 
+def check_cleanup_commit_order(events, trace, directory, qid):
+    """cleanup's queue file: openat(tmp, O_CREAT, 0200) -> rename(tmp ->
+    qid) -> the content written under the ID -> fchmod(0600) ->
+    fsync(file) -> fsync(directory); returns (rename, fchmod, file fsync,
+    dir fsync), each as an Event."""
+    ren = first(events, lambda e: e.name in ("rename", "renameat", "renameat2", "link", "linkat")
+                and e.ret == 0 and qid in e.args and directory in e.args,
+                f"rename to {qid} in {directory}", trace)
+    tmp = re.findall(r'"([^"]*)"', ren.args)[0].rsplit("/", 1)[-1]
+    assert tmp.startswith("tmp."), ren
+    create = first(events, lambda e: e.name == "openat" and e.pid == ren.pid and f'"{tmp}"' in e.args,
+                   f"the creation of {tmp}", trace)
+    assert "O_CREAT" in create.args and create.args.rstrip().endswith("0200"), create
+    assert create.end < ren.start
+    mine = lambda e: e.pid == ren.pid and fd_path(e.args) == f"{directory}/{qid}"  # noqa: E731
+    writes = [e for e in events if e.name in ("write", "writev") and mine(e)]
+    assert writes, f"nothing written to {qid}:\n{trace.dump()}"
+    assert writes[0].start > ren.end, f"content written before the rename:\n{trace.dump()}"
+    chmod = first(events, lambda e: e.name == "fchmod" and mine(e) and e.ret == 0,
+                  f"fchmod of {qid}", trace)
+    assert chmod.args.endswith("0600"), chmod
+    assert chmod.start > writes[-1].end, f"ready before the content:\n{trace.dump()}"
+    fsync_file = first(events, lambda e: e.name in ("fsync", "fdatasync") and mine(e)
+                       and e.ret == 0, f"fsync of {qid}", trace)
+    assert fsync_file.start > chmod.end, \
+        f"{qid} fsynced before its fchmod:\n{fsync_file}\n{chmod}\n{trace.dump()}"
+    fsync_dir = [e for e in events if e.name == "fsync" and fd_path(e.args) == directory
+                 and e.start > fsync_file.end and e.ret == 0]
+    assert fsync_dir, f"{directory} not fsynced after the file:\n{trace.dump()}"
+    return ren, chmod, fsync_file, fsync_dir[0]
+
+
 # ---------------------------------------------------------------- cleanup
 
 def disable_group_sync(inst):
@@ -209,7 +244,7 @@ def test_cleanup_commits_before_250(mail, group_sync):
         trace.stop()
     events = trace.events()
     incoming = str(mail.queue / "incoming")
-    fsync_file, ren, fsync_dir = check_commit_order(events, trace, incoming, qid)
+    ren, chmod, fsync_file, fsync_dir = check_cleanup_commit_order(events, trace, incoming, qid)
     assert fsync_dir.pid == ren.pid or group_sync    # alone: nobody else can cover it
     reply = first(events, lambda e: e.pid == ren.pid and is_send(e) and qid in e.args
                   and "status" in e.args, "cleanup's reply", trace)
@@ -252,6 +287,16 @@ def test_cleanup_fsync_eio_gives_4xx_and_leaves_nothing(mail, where):
     assert failed and all(fd_path(e.args).startswith(incoming) for e in failed), trace.dump()
     if where == "directory":
         assert all(fd_path(e.args) == incoming for e in failed)
+    else:
+        # the first to fail is the queue file's, under its ID, after its
+        # fchmod: the file was already ready when cleanup took it back
+        qfile = failed[0]
+        assert fd_path(qfile.args).startswith(incoming + "/"), trace.dump()
+        name = fd_path(qfile.args).rsplit("/", 1)[-1]
+        assert not name.startswith("tmp."), trace.dump()
+        chmod = first(events, lambda e: e.name == "fchmod" and e.pid == qfile.pid
+                      and fd_path(e.args) == fd_path(qfile.args), "the fchmod", trace)
+        assert chmod.end < qfile.start
     time.sleep(0.5)                 # qmgr would have had time to see a file
     assert visible_queue(mail) == {}, visible_queue(mail)
     assert mail.maildir_messages("alice@example.test") == []

@@ -82,6 +82,55 @@ def test_smtpd_wakes_qmgr_after_its_250():
         inst.cleanup()
 
 
+def test_file_in_progress_during_data_is_left_alone():
+    """While a client is still sending DATA, cleanup's file is already
+    incoming/ID, with mode 0200 (architecture.md decision 51): qmgr does
+    not take it, neither when a trigger names it nor on its scan (every
+    second here), and the queue tools do not show or move it. After the
+    end of data the 250 names the same ID and the message is delivered."""
+    if not MASTER.exists() or not (BUILD / "bin" / "posthorn").exists():
+        pytest.skip("not built")
+    import phwire
+
+    def valid_queue_ids(d):         # not .group-sync, not a temp name
+        return sorted(p.name for p in d.iterdir() if not p.name.startswith((".", "tmp.")))
+
+    inst = MailInstance(main={"qmgr_incoming_scan_delay": "1s"})
+    try:
+        inst.start()
+        incoming = inst.queue / "incoming"
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            assert s.mail("sender@remote.example")[0] == 250
+            assert s.rcpt("alice@example.test")[0] == 250
+            assert s.docmd("DATA")[0] == 354
+            # enough for smtpd's buffered stream to cleanup to pass it on
+            s.send(b"Subject: slow\r\n\r\n" + (b"x" * 70 + b"\r\n") * 3000)
+            deadline = time.monotonic() + 10
+            while not valid_queue_ids(incoming) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            (qid,) = valid_queue_ids(incoming)
+            path = incoming / qid
+            assert oct(path.stat().st_mode & 0o777) == oct(0o200)
+            phwire.trigger(inst.queue / "public" / "qmgr", f"I{qid}\n".encode())
+            time.sleep(2.5)                 # the trigger and two scans
+            assert valid_queue_ids(incoming) == [qid]
+            assert oct(path.stat().st_mode & 0o777) == oct(0o200)
+            assert inst.count_log(rf"qmgr\[\d+\]: {qid}: ") == 0
+            res = inst.posthorn("queue", "list")
+            assert qid not in res.stdout and "Mail queue is empty" in res.stdout
+            res = inst.posthorn("queue", "hold", qid, check=False)
+            assert res.returncode == 1 and "still being received" in res.stderr
+            assert path.exists()
+            s.send(b"the second half\r\n.\r\n")
+            code, text = s.getreply()
+            assert code == 250 and text.decode().endswith(f"queued as {qid}"), (code, text)
+        inst.wait_maildir("alice@example.test", 1)
+        inst.wait_log(rf"{qid}: .*status=sent")
+    finally:
+        inst.cleanup()
+
+
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_qmgr_tells_master_only_once(mail):
     """qmgr (trigger_notify_once) does not write master a busy/idle pair
