@@ -12,9 +12,11 @@
  *
  * Signals arrive through a self-pipe into one poll(2) loop, which also
  * watches the children's status pipes and, for services without an idle
- * child, their listeners. SIGHUP rereads both files (a broken file is
- * logged with file:line and the old configuration stays); SIGTERM and
- * SIGINT stop everything within master_stop_timeout. */
+ * child, their listeners. Each wake-up first recounts the idle children
+ * from the services' scoreboards (master_recount). SIGHUP rereads both
+ * files (a broken file is logged with file:line and the old
+ * configuration stays); SIGTERM and SIGINT stop everything within
+ * master_stop_timeout. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -412,11 +414,14 @@ static _Noreturn void master_loop(void)
     size_t cap = master_poll_cap;
 
     for (;;) {
-	int timeout = master_service_timers();
+	int timeout;
 	size_t n = 0, need = 2;
 	unsigned got;
 	int term_sig = 0;
 
+	/* idle counts from the scoreboards, before any decision */
+	master_recount();
+	timeout = master_service_timers();
 	for (struct master_service *s = master_services; s; s = s->next)
 	    need += 1 + (size_t) s->listen_count;
 	if (need > cap) {
@@ -457,6 +462,7 @@ static _Noreturn void master_loop(void)
 	    master_status_drain_all();
 	    master_reap();
 	}
+	master_recount();			/* after the records and the reaping */
 	for (size_t i = 2; i < n; i++) {
 	    struct master_service *s = watch[i].serv;
 

@@ -8,6 +8,8 @@
  *   master_service.c  the service table: build, reload diff, wake-ups
  *   master_spawn.c    children: spawn, status records, reaping, throttling
  *   master_stress.c   stress mode: detect, log, tell the children
+ *   master_scoreboard.c  each service's shared-memory scoreboard: slots
+ *                     for the children, read back as untrusted input
  *
  * master never parses mail or protocol data: it reads its two
  * configuration files, owns the listeners, and counts children. */
@@ -21,6 +23,7 @@
 /* mail */
 #include "master_proto.h"
 #include "mastercf.h"
+#include "scoreboard.h"
 
 /* The main.cf values master uses, copied out of var_* (which a later
  * config_init/config_apply frees), so a failed reload keeps them. */
@@ -51,6 +54,16 @@ struct master_listener {
     char *addr;			/* "127.0.0.1:25", "[::1]:25" or a path */
 };
 
+/* A service's scoreboard (master_scoreboard.c): the shared slots, and
+ * master's own record of whose slot is whose (never read from the
+ * shared memory). */
+struct master_sb {
+    int fd;			/* the memfd each child gets */
+    scoreboard_slot *slots;	/* shared with the children: untrusted */
+    size_t count;
+    pid_t *owner;		/* owner[i]: the child in slot i, 0 = free */
+};
+
 /* One master.cf service, alive across reloads while its listener stays. */
 struct master_service {
     const struct mastercf_entry *ent;	/* points into master_conf.cf */
@@ -65,6 +78,7 @@ struct master_service {
     int status_fd[2];		/* status pipe: [0] master reads, [1] children */
     int total_proc;		/* children that belong to this service */
     int avail_proc;		/* of which idle and not retiring */
+    struct master_sb *sb;	/* NULL: status records only */
     bool used;			/* spawned at least once (wakeup "N?") */
     bool throttled;
     long long throttle_until;	/* ms */
@@ -81,7 +95,10 @@ struct master_child {
     char *path;			/* program, for log lines */
     bool avail;			/* idle (counted in serv->avail_proc) */
     bool retired;		/* got SIGHUP on reload: exits when idle */
-    long use_count;		/* TAKEN records seen */
+    long use_count;		/* TAKEN records seen (1 if only the
+				 * scoreboard said it has served) */
+    int sb_slot;		/* in serv->sb, or -1 */
+    bool sb_warned;		/* logged a bad slot once */
     struct master_child *next;
 };
 
@@ -137,6 +154,27 @@ void master_children_kill(int sig);
 int master_child_count(void);
 void master_throttle(struct master_service *serv);
 void master_detach_children(struct master_service *serv);
+
+/* master_scoreboard.c */
+/* master_sb_new - a scoreboard for maxproc children (0: unlimited);
+ * NULL (logged) if none could be made: records only */
+struct master_sb *master_sb_new(const char *service, long maxproc);
+void master_sb_free(struct master_sb **sbp);
+/* master_sb_reserve - a free slot for the next child (cleared), or -1 */
+int master_sb_reserve(struct master_sb *sb);
+/* master_sb_assign - the slot is pid's: FRESH, unless pid wrote it first */
+void master_sb_assign(struct master_sb *sb, int slot, pid_t pid);
+/* master_sb_release - the slot is free again (seq_cst store of 0) */
+void master_sb_release(struct master_sb *sb, int slot);
+/* master_sb_state - SCOREBOARD_FRESH/IDLE/BUSY of the slot's owner, or
+ * -1 when the word is not a valid word of that owner; *word_r the word */
+int master_sb_state(const struct master_sb *sb, int slot, uint32_t *word_r);
+
+/* master_spawn.c: the scoreboard's view of the children */
+/* master_recount - every service's idle count from its scoreboard */
+void master_recount(void);
+/* master_recount_service - serv's idle count from its scoreboard */
+void master_recount_service(struct master_service *serv);
 
 /* master_stress.c */
 /* master_stress_wants_watch - full, not in stress: watch the listeners */

@@ -8,7 +8,9 @@
  * started from then on. Services that are gone lose their listeners;
  * new ones get theirs. Every child of the old generation gets SIGHUP
  * (master_children_retire): busy ones finish their session, idle ones
- * exit at once. */
+ * exit at once. Each service has a scoreboard (master_scoreboard.c),
+ * made anew at every reload: the retired children keep writing the old
+ * one, and must not write into the slots of their successors. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@ static struct master_service *service_new(const struct mastercf_entry *ent, char
 	msg_fatal("pipe: %m");
     if (fcntl(serv->status_fd[0], F_SETFL, O_NONBLOCK) < 0)
 	msg_fatal("fcntl: %m");
+    serv->sb = master_sb_new(serv->name, ent->maxproc);
     return serv;
 }
 
@@ -51,6 +54,7 @@ static void service_free(struct master_service **servp)
     struct master_service *serv = *servp;
 
     master_detach_children(serv);
+    master_sb_free(&serv->sb);
     master_listen_close(serv);
     close(serv->status_fd[0]);
     close(serv->status_fd[1]);
@@ -149,6 +153,9 @@ int master_services_reload(struct master_conf *newconf)
 	    serv->next = NULL;
 	    serv->ent = plan[i].ent;
 	    serv->throttled = false;		/* the operator may have fixed it */
+	    /* every child is retired: a fresh board, sized for the new maxproc */
+	    master_sb_free(&serv->sb);
+	    serv->sb = master_sb_new(serv->name, serv->ent->maxproc);
 	    master_stress_avail(serv);		/* stress stays; maxproc may not */
 	    mem_free(&plan[i].key);
 	    if (msg_verbose)

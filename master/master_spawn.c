@@ -3,7 +3,11 @@
  * A child is started with fork+exec (a fresh address space each time),
  * a clean environment, its listeners and the service's status pipe at
  * the fixed descriptors of master_proto.h, and every other descriptor
- * closed. master counts a new child as idle until it reports TAKEN.
+ * closed. master counts a new child as idle until it reports TAKEN, or,
+ * with a scoreboard (master_scoreboard.c), until its slot says BUSY:
+ * master_recount reads every child's slot on each wake-up of master, and
+ * the children write a status record only when their service's idle
+ * count reaches or leaves zero, which is when master has to act.
  *
  * A child that ends abnormally (non-zero exit, signal) before it ever
  * took a connection or trigger means the command cannot start: the
@@ -31,6 +35,7 @@
 #include "config.h"
 #include "master_proto.h"
 #include "mastercf.h"
+#include "scoreboard.h"
 
 /* master */
 #include "master.h"
@@ -49,21 +54,24 @@ static void env_item(const char *item, void *ctx)
 	return;
     }
     if (strcmp(item, MASTER_ENV_CONFIG_DIR) == 0 || strcmp(item, MASTER_ENV_LOG_STDERR) == 0
-	|| strcmp(item, MASTER_ENV_CONFIG_FD) == 0)
+	|| strcmp(item, MASTER_ENV_CONFIG_FD) == 0 || strcmp(item, MASTER_ENV_SCOREBOARD) == 0)
 	return;					/* master sets these */
     /* a NAME=value longer than MASTER_ENV_MAX is left out, as before */
     if ((value = getenv(item)) != NULL && strlen(item) + 1 + strlen(value) < MASTER_ENV_MAX)
 	strv_addf(env, "%s=%s", item, value);
 }
 
-/* build_env - the children's environment */
-static void build_env(const struct master_service *serv, struct strv *env)
+/* build_env - the children's environment (slot: in serv->sb, or -1) */
+static void build_env(const struct master_service *serv, int slot, struct strv *env)
 {
     config_split(master_conf->import_environment, env_item, env);
     if (strlen(MASTER_ENV_CONFIG_DIR) + 1 + strlen(master_conf->config_dir) >= MASTER_ENV_MAX)
 	msg_fatal("config_directory too long");
     strv_addf(env, "%s=%s", MASTER_ENV_CONFIG_DIR, master_conf->config_dir);
     strv_addf(env, "%s=%d", MASTER_ENV_CONFIG_FD, MASTER_LISTEN_FD + serv->listen_count);
+    if (slot >= 0)
+	strv_addf(env, "%s=%d:%d", MASTER_ENV_SCOREBOARD, MASTER_LISTEN_FD + serv->listen_count + 1,
+		  slot);
     /* with -F the children log to stderr too, unless that is the journal,
      * which gets their syslog lines already */
     if (master_foreground && !master_stderr_is_journal())
@@ -105,13 +113,14 @@ static void build_argv(const struct master_service *serv, struct strv *argv)
 /* child_exec - in the child: descriptors, signals, exec; never returns.
  * If execve fails, errno goes back to master through errpipe (which is
  * close-on-exec, so a successful exec just closes it). */
-static _Noreturn void child_exec(struct master_service *serv, int errpipe, char **argv,
-				 char **envp)
+static _Noreturn void child_exec(struct master_service *serv, bool with_sb, int errpipe,
+				 char **argv, char **envp)
 {
     int n = serv->listen_count;
     int high = MASTER_LISTEN_FD + n + 16;
+    int last = MASTER_LISTEN_FD + n + (with_sb ? 1 : 0);	/* last fd passed */
     int src[MASTER_LISTEN_MAX + 1];
-    int nullfd, errfd, cfgfd, err;
+    int nullfd, errfd, cfgfd, sbfd = -1, err;
     sigset_t none;
 
     /* Default signal handling, nothing blocked. */
@@ -127,6 +136,8 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
 	src[i + 1] = fcntl(serv->listen[i].fd, F_DUPFD_CLOEXEC, high);
     errfd = fcntl(errpipe, F_DUPFD_CLOEXEC, high);
     cfgfd = fcntl(master_conf->main_cf_fd, F_DUPFD_CLOEXEC, high);
+    if (with_sb && (sbfd = fcntl(serv->sb->fd, F_DUPFD_CLOEXEC, high)) < 0)
+	_exit(126);
     for (int i = 0; i <= n; i++)
 	if (src[i] < 0)
 	    _exit(126);
@@ -143,9 +154,11 @@ static _Noreturn void child_exec(struct master_service *serv, int errpipe, char 
 	    _exit(126);
     if (dup2(cfgfd, MASTER_LISTEN_FD + n) < 0)
 	_exit(126);
+    if (with_sb && dup2(sbfd, MASTER_LISTEN_FD + n + 1) < 0)
+	_exit(126);
     /* Everything else goes (master's descriptors are close-on-exec too);
      * the exec-error pipe closes itself at exec. */
-    (void) close_range((unsigned) (MASTER_LISTEN_FD + n + 1), (unsigned) errfd - 1, 0);
+    (void) close_range((unsigned) (last + 1), (unsigned) errfd - 1, 0);
     (void) close_range((unsigned) errfd + 1, ~0U, 0);
     execve(argv[0], argv, envp);
     err = errno;
@@ -159,10 +172,11 @@ void master_spawn(struct master_service *serv)
     struct strv argv = STRV_INIT, env = STRV_INIT;
     struct master_child *child;
     int errpipe[2];
+    int slot = master_sb_reserve(serv->sb);
     pid_t pid;
 
     build_argv(serv, &argv);
-    build_env(serv, &env);
+    build_env(serv, slot, &env);
     if (pipe2(errpipe, O_CLOEXEC) < 0) {
 	msg_warn("pipe: %m -- throttling service %s", serv->name);
 	master_throttle(serv);
@@ -176,8 +190,16 @@ void master_spawn(struct master_service *serv)
 	master_throttle(serv);
 	break;
     case 0:
-	child_exec(serv, errpipe[1], strv_array(&argv), strv_array(&env));
+	child_exec(serv, slot >= 0, errpipe[1], strv_array(&argv), strv_array(&env));
     default:
+	/* The slot says FRESH (idle) before anything can read it. A pid
+	 * that does not fit a slot word (never on Linux: pid_max is at most
+	 * 2^22) leaves the child to its status records: its skeleton checks
+	 * the same. */
+	if (slot >= 0 && scoreboard_word(pid, SCOREBOARD_FRESH) != 0)
+	    master_sb_assign(serv->sb, slot, pid);
+	else
+	    slot = -1;
 	/* Wait for the exec (EOF) or its errno; exec is quick. */
 	close(errpipe[1]);
 	errpipe[1] = -1;
@@ -196,6 +218,7 @@ void master_spawn(struct master_service *serv)
 	child->serv = serv;
 	child->path = mem_strdup(argv.items[0]);
 	child->avail = true;
+	child->sb_slot = slot;
 	child->next = master_children;
 	master_children = child;
 	serv->total_proc++;
@@ -234,6 +257,82 @@ static void child_set_avail(struct master_child *child, bool avail)
     }
 }
 
+/* child_sb_leave - the child reports by status records only from now on */
+static void child_sb_leave(struct master_child *child)
+{
+    if (child->sb_slot < 0)
+	return;
+    if (child->serv)
+	master_sb_release(child->serv->sb, child->sb_slot);
+    child->sb_slot = -1;
+}
+
+/* child_sb_check_taken - a TAKEN record from a child with a slot. A child
+ * on the scoreboard stores BUSY before it writes TAKEN, and nobody but
+ * master writes FRESH: a slot still FRESH means the child did not map
+ * the board (out of memory, say) and reports by records only, which
+ * master then follows for it; else it would count that child idle for
+ * good. */
+static void child_sb_check_taken(struct master_child *child)
+{
+    uint32_t word;
+
+    if (child->sb_slot >= 0 && child->serv
+	&& master_sb_state(child->serv->sb, child->sb_slot, &word) == SCOREBOARD_FRESH) {
+	if (msg_verbose)
+	    msg_info("service %s: pid %ld is not on the scoreboard -- status records only",
+		     child->serv->name, (long) child->pid);
+	child_sb_leave(child);
+    }
+}
+
+/* child_sb_sync - a child with a slot: idle or busy, and whether it has
+ * served, as its slot says. A word that is not the child's own valid word
+ * (garbage from a compromised sibling) counts as busy: master may then
+ * start a process more than needed (never beyond maxproc), but never
+ * counts on one that is not there. */
+static void child_sb_sync(struct master_child *child)
+{
+    uint32_t word;
+    int state;
+
+    if (child->sb_slot < 0 || child->serv == NULL || child->serv->sb == NULL || child->retired)
+	return;
+    state = master_sb_state(child->serv->sb, child->sb_slot, &word);
+    if (state < 0) {
+	if (!child->sb_warned)
+	    msg_warn("service %s: pid %ld: bad scoreboard word 0x%08lx -- counted busy",
+		     child->serv->name, (long) child->pid, (unsigned long) word);
+	child->sb_warned = true;
+	child_set_avail(child, false);
+	return;
+    }
+    if (state != SCOREBOARD_FRESH && child->use_count == 0)
+	child->use_count = 1;			/* it has taken work */
+    child_set_avail(child, state != SCOREBOARD_BUSY);
+}
+
+/* master_recount_service - serv's idle count from its scoreboard */
+void master_recount_service(struct master_service *serv)
+{
+    if (serv->sb == NULL)
+	return;
+    for (struct master_child *child = master_children; child; child = child->next)
+	if (child->serv == serv)
+	    child_sb_sync(child);
+}
+
+/* master_recount - every service's idle count from its scoreboard: on
+ * each wake-up, before master decides to watch listeners, to spawn, or
+ * to enter or leave stress mode. The children write a record only when
+ * their service's idle count reaches or leaves zero, and may miss the
+ * latter (scoreboard.c): between records the counts come from here. */
+void master_recount(void)
+{
+    for (struct master_child *child = master_children; child; child = child->next)
+	child_sb_sync(child);
+}
+
 /* master_status_read - status records from the children of serv (the
  * pipe is non-blocking) */
 void master_status_read(struct master_service *serv)
@@ -264,6 +363,7 @@ void master_status_read(struct master_service *serv)
 	    case MASTER_STAT_TAKEN:
 		child->use_count++;
 		child_set_avail(child, false);
+		child_sb_check_taken(child);
 		break;
 	    case MASTER_STAT_AVAIL:
 		child_set_avail(child, true);
@@ -329,6 +429,9 @@ void master_reap(void)
 	if (child->serv) {
 	    struct master_service *serv = child->serv;
 
+	    /* Its last word (has it served?), then free the slot. */
+	    child_sb_sync(child);
+	    child_sb_leave(child);
 	    child_set_avail(child, false);
 	    serv->total_proc--;
 	    master_stress_avail(serv);
@@ -366,6 +469,8 @@ void master_children_retire(void)
     for (struct master_child *child = master_children; child; child = child->next) {
 	if (child->retired)
 	    continue;
+	child_sb_sync(child);			/* has it served? */
+	child_sb_leave(child);			/* the board is replaced */
 	child_set_avail(child, false);
 	child->retired = true;
 	if (child->serv && child->serv->type == MASTERCF_INET) {
@@ -402,6 +507,7 @@ void master_detach_children(struct master_service *serv)
 {
     for (struct master_child *child = master_children; child; child = child->next) {
 	if (child->serv == serv) {
+	    child_sb_leave(child);
 	    child_set_avail(child, false);
 	    serv->total_proc--;
 	    child->serv = NULL;

@@ -27,6 +27,8 @@
 /* master */
 #include "master.h"
 
+#define MASTER_STRESS_RECHECK_MS	1000
+
 /* master_stress_wants_watch - a full service not in stress: watch its
  * listeners for a waiting client */
 bool master_stress_wants_watch(const struct master_service *serv)
@@ -87,11 +89,17 @@ void master_stress_avail(struct master_service *serv)
 }
 
 /* master_stress_timer - stress ends after the calm period; returns the
- * ms time when it is due (or -1: nothing to wait for) */
+ * ms time when it is due (or -1: nothing to wait for). A service with a
+ * scoreboard is looked at every MASTER_STRESS_RECHECK_MS while in stress
+ * and not calm: two children that go idle at once may both skip the
+ * AVAIL record (scoreboard.c), and master, which no longer watches the
+ * listeners of a service in stress, would not see the calm begin. */
 long long master_stress_timer(struct master_service *serv, long long now)
 {
-    if (!serv->stress || serv->stress_calm_since == 0)
+    if (!serv->stress)
 	return -1;
+    if (serv->stress_calm_since == 0)
+	return serv->sb != NULL ? now + MASTER_STRESS_RECHECK_MS : -1;
     if (now - serv->stress_calm_since >= MASTER_STRESS_CALM_S * 1000LL) {
 	serv->stress = false;
 	serv->stress_calm_since = 0;

@@ -86,15 +86,20 @@ def test_child_argv_and_environment(instance, monkeypatch):
         assert b"POSTHORN_LOG_STDERR=1" in env          # master -F
         assert b"TZ=UTC" in env
         assert b"POSTHORN_CONFIG_FD=5" in env           # right after the listener
+        assert b"POSTHORN_SCOREBOARD=6:0" in env        # after main.cf; slot 0
         assert names <= {"POSTHORN_CONFIG_DIR", "POSTHORN_LOG_STDERR", "POSTHORN_CONFIG_FD",
-                         "TZ", "LANG", "LC_ALL",
+                         "POSTHORN_SCOREBOARD", "TZ", "LANG", "LC_ALL",
                          "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}
         # Descriptors: 0-2, status pipe 3, listener 4, and nothing else
-        # but the connection the child accepted.
+        # but the connection the child accepted (main.cf's memfd is closed
+        # once read, the scoreboard's once mapped).
         fds = sorted(int(f) for f in os.listdir(f"/proc/{pid}/fd"))
         assert fds[:5] == [0, 1, 2, 3, 4]
+        assert not any("memfd:" in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds)
         assert os.readlink(f"/proc/{pid}/fd/3").startswith("pipe:")
         assert os.readlink(f"/proc/{pid}/fd/4").startswith("socket:")
+        maps = pathlib.Path(f"/proc/{pid}/maps").read_text()
+        assert "posthorn-scoreboard" in maps
 
 
 def test_maxproc_limits_children(instance):

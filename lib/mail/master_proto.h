@@ -17,6 +17,16 @@
  *                       MASTER_ENV_CONFIG_FD. Children read their main.cf
  *                       from it, never from the file, so an edit that has
  *                       not passed a reload cannot reach a new child.
+ *   MASTER_LISTEN_FD + N + 1
+ *                       the service's scoreboard (lib/mail/scoreboard.h):
+ *                       a memfd of 32-bit slots, sealed against resizing,
+ *                       which the child maps shared and then closes; the
+ *                       environment names it and the child's slot in
+ *                       MASTER_ENV_SCOREBOARD ("FD:SLOT"). Absent when
+ *                       every slot is taken (a service without a process
+ *                       limit has a bounded board): the child then
+ *                       reports with status records only, as a child
+ *                       without this variable does.
  * Every other descriptor is closed. The listeners are non-blocking, so
  * several idle children may wait on one listener: whoever wins accept(2)
  * (or read(2) on a FIFO) serves; the others get EAGAIN and wait again.
@@ -27,7 +37,17 @@
  *   MASTER_STAT_TAKEN   the child took a connection or a trigger and is
  *                       busy; master stops counting it as idle
  *   MASTER_STAT_AVAIL   the child is idle again and waits for work
- * master counts a freshly spawned child as idle. When a service has no
+ * With a scoreboard, the child first stores its state in its own slot
+ * (BUSY, or IDLE: "has served"; seq_cst), then loads the other slots, and
+ * writes the record only if none of them is idle: only when the service's
+ * idle count reaches zero (TAKEN) or leaves it (AVAIL). A MULTI child that
+ * takes a client and stays available stores IDLE and writes nothing.
+ * master recounts every service's idle children from the scoreboard on
+ * each wake-up (a record, a listener it watches, a signal, a timer), and
+ * reads a slot only as the word of the pid it put there at spawn: any
+ * other content counts as busy (docs/architecture.md, decision 50, has
+ * why a missed TAKEN cannot happen and a missed AVAIL costs one wake-up).
+ * master counts a freshly spawned child as idle (its slot says FRESH). When a service has no
  * idle child, master watches the service's listeners itself and spawns a
  * child when one becomes readable (up to the maxproc limit). master only
  * accepts records whose pid is a live child of the service that owns the
@@ -57,7 +77,8 @@
  * (with max_use 1 its processes exit instead of going idle).
  *
  * Environment: master passes only the names in import_environment, plus
- * MASTER_ENV_CONFIG_DIR and (with master -F) MASTER_ENV_LOG_STDERR=1. */
+ * MASTER_ENV_CONFIG_DIR, MASTER_ENV_CONFIG_FD, MASTER_ENV_SCOREBOARD (when
+ * the child has a slot) and (with master -F) MASTER_ENV_LOG_STDERR=1. */
 #ifndef POSTHORN_MASTER_PROTO_H
 #define POSTHORN_MASTER_PROTO_H
 
@@ -83,6 +104,7 @@ struct master_status {
 #define MASTER_ENV_CONFIG_DIR	"POSTHORN_CONFIG_DIR"
 #define MASTER_ENV_LOG_STDERR	"POSTHORN_LOG_STDERR"
 #define MASTER_ENV_CONFIG_FD	"POSTHORN_CONFIG_FD"
+#define MASTER_ENV_SCOREBOARD	"POSTHORN_SCOREBOARD"	/* "FD:SLOT" */
 
 /* The wake-up request that master writes to fifo and unix services with
  * a wakeup time (master.cf column 5). */

@@ -36,6 +36,7 @@
 /* mail */
 #include "config.h"
 #include "master_proto.h"
+#include "scoreboard.h"
 #include "server.h"
 #include "server_internal.h"
 #include "table.h"
@@ -53,6 +54,12 @@ long srv_use_count;
 pid_t srv_master_pid;
 pid_t srv_pid;			/* refreshed in a forked child */
 static time_t srv_ppid_checked = -1;	/* second of the last getppid(2) */
+
+/* The service's scoreboard (master_proto.h), when master passed one. */
+static scoreboard_slot *srv_sb;
+static size_t srv_sb_count;		/* slots */
+static size_t srv_sb_self;		/* ours */
+static bool srv_sb_busy;		/* the state we stored last */
 
 /* The watchdog: the second of the last progress, whether an alarm is
  * pending, and whether the process only waits for work (not stuck). */
@@ -275,11 +282,13 @@ void srv_watch_off(void)
     srv_watch_waiting = 0;
 }
 
-/* srv_atfork_child - a forked child has its own pid and no alarm */
+/* srv_atfork_child - a forked child has its own pid and no alarm, and
+ * no scoreboard (the mapping is MADV_DONTFORK) */
 void srv_atfork_child(void)
 {
     srv_pid = getpid();
     srv_watch_armed = 0;
+    srv_sb = NULL;
 }
 
 /* srv_loop_once - one event-loop step: the wait is bounded by half the
@@ -338,9 +347,41 @@ static void srv_notify_records(const int *statuses, size_t count)
     }
 }
 
-/* srv_notify - tell master that this process is busy or idle again */
+/* srv_scoreboard_attach - master passed a scoreboard: slot self of
+ * count is ours (master marked it FRESH: idle) */
+void srv_scoreboard_attach(scoreboard_slot *slots, size_t count, size_t self)
+{
+    if (self >= count || scoreboard_word(srv_pid, SCOREBOARD_BUSY) == 0)
+	return;				/* a pid that does not fit: records only */
+    srv_sb = slots;
+    srv_sb_count = count;
+    srv_sb_self = self;
+    srv_sb_busy = false;
+}
+
+/* srv_sb_report - store our state in the scoreboard; true if master need
+ * not be told: our state did not change, or another process of the
+ * service is idle (so the service's idle count neither reached nor left
+ * zero; scoreboard.c has why the store-then-scan cannot miss the last
+ * idle process going busy) */
+static bool srv_sb_report(bool busy)
+{
+    bool changed = busy != srv_sb_busy;
+    bool other_idle;
+
+    srv_sb_busy = busy;
+    other_idle = scoreboard_set(srv_sb, srv_sb_count, srv_sb_self,
+				scoreboard_word(srv_pid, busy ? SCOREBOARD_BUSY : SCOREBOARD_IDLE));
+    return !changed || other_idle;
+}
+
+/* srv_notify - tell master that this process is busy or idle again: in
+ * the scoreboard, and with a status record only when the service's idle
+ * count reaches or leaves zero (or there is no scoreboard) */
 void srv_notify(int status)
 {
+    if (srv_sb != NULL && srv_sb_report(status == MASTER_STAT_TAKEN))
+	return;
     srv_notify_records(&status, 1);
 }
 
@@ -348,11 +389,14 @@ void srv_notify(int status)
  * (master counts the use) and AVAIL in one write, so that master never
  * reads the one without the other and, seeing no available process for
  * that instant, starts another one for a connection that this process
- * is about to accept */
+ * is about to accept. With a scoreboard the slot says IDLE (has served)
+ * and no record is needed: the idle count did not change. */
 void srv_notify_used(void)
 {
     static const int both[2] = {MASTER_STAT_TAKEN, MASTER_STAT_AVAIL};
 
+    if (srv_sb != NULL && srv_sb_report(false))
+	return;
     srv_notify_records(both, 2);
 }
 

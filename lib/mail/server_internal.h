@@ -29,6 +29,7 @@
 #include "stream.h"
 
 /* mail */
+#include "scoreboard.h"
 #include "server.h"
 
 /* State of this process (server.c; server_main.c sets it up). */
@@ -67,6 +68,8 @@ void srv_wake(void);			/* write the self-pipe (signal-safe) */
 /* Life cycle. */
 void srv_notify(int status);		/* MASTER_STAT_TAKEN / _AVAIL */
 void srv_notify_used(void);		/* TAKEN + AVAIL in one write */
+/* srv_scoreboard_attach - our slot in the service's scoreboard */
+void srv_scoreboard_attach(scoreboard_slot *slots, size_t count, size_t self);
 _Noreturn void srv_done(void);		/* on_exit, exit(0) */
 bool srv_limit_reached(void);		/* max_use served */
 bool srv_tables_changed(void);		/* a table was rebuilt: finish */

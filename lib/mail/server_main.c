@@ -190,6 +190,41 @@ static void srv_take_config_fd(void)
     sock_set_cloexec(srv_config_fd, true);
 }
 
+/* srv_take_scoreboard - the service's scoreboard and our slot in it
+ * ("FD:SLOT" in MASTER_ENV_SCOREBOARD; the descriptor follows main.cf's).
+ * The descriptor is closed once mapped. A board that cannot be mapped
+ * leaves the status records alone to tell master (as without one). */
+static void srv_take_scoreboard(void)
+{
+    const char *env = getenv(MASTER_ENV_SCOREBOARD);
+    const char *colon;
+    char fd_text[16];
+    scoreboard_slot *slots;
+    size_t count;
+    long fd, slot;
+    const char *err;
+
+    if (env == NULL)
+	return;
+    if ((colon = strchr(env, ':')) == NULL || (size_t) (colon - env) >= sizeof(fd_text)
+	|| !fmt_try_buf(fd_text, sizeof(fd_text), "%.*s", (int) (colon - env), env)
+	|| !parse_long(fd_text, &fd) || !parse_long(colon + 1, &slot) || slot < 0
+	|| fd != MASTER_LISTEN_FD + srv_listen_count + 1 || srv_config_fd < 0
+	|| !srv_fd_open((int) fd))
+	msg_fatal("%s=%.100s: not the scoreboard descriptor from master", MASTER_ENV_SCOREBOARD,
+		  env);
+    if (scoreboard_map((int) fd, &count, &slots, &err) < 0) {
+	msg_warn("%s -- telling master by status records only", err);
+    } else if ((size_t) slot >= count) {
+	msg_warn("scoreboard slot %ld of %zu -- telling master by status records only", slot,
+		 count);
+	scoreboard_unmap(&slots, count);
+    } else {
+	srv_scoreboard_attach(slots, count, (size_t) slot);
+    }
+    (void) close((int) fd);
+}
+
 /* srv_setup_fds - check and take over the descriptors from master; runs
  * before anything else opens a file, so that a log file or the config
  * file can never be mistaken for an inherited descriptor */
@@ -211,6 +246,7 @@ static void srv_setup_fds(void)
 	    sock_set_cloexec(srv_status_fd, true);
 	}
 	srv_take_config_fd();
+	srv_take_scoreboard();
     }
     if (pipe2(srv_wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 	msg_fatal("pipe: %m");

@@ -1,5 +1,7 @@
 /* test-scoreboard.c - unit tests for scoreboard.c (the slot word, the
- * store-then-scan, the sealed memfd). */
+ * store-then-scan, the sealed memfd) and for the skeleton's use of it
+ * (srv_notify, srv_notify_used in server.c): which state changes still
+ * write a status record to master. */
 
 /* system */
 #include <errno.h>
@@ -18,7 +20,9 @@
 #include "unit.h"
 
 /* mail */
+#include "master_proto.h"
 #include "scoreboard.h"
+#include "server_internal.h"
 
 #define W(pid, state)	((uint32_t) (state) << SCOREBOARD_STATE_SHIFT | (uint32_t) (pid))
 
@@ -92,6 +96,89 @@ static void test_scan(void)
     /* our own slot never counts: alone on the board, nobody else idle */
     atomic_store(&board[0], W(10, SCOREBOARD_IDLE));
     unit_assert(!scoreboard_set(board, 1, 0, W(10, SCOREBOARD_IDLE)));
+    unit_end();
+}
+
+/* records - the status records waiting in the pipe (non-blocking) */
+static int records(int fd, struct master_status *st, int max)
+{
+    ssize_t n = read(fd, st, (size_t) max * sizeof(*st));
+
+    return n < 0 ? 0 : (int) ((size_t) n / sizeof(*st));
+}
+
+/* test_notify - which skeleton reports still reach master's pipe */
+static void test_notify(void)
+{
+    struct master_status st[4];
+    scoreboard_slot *board;
+    size_t count;
+    int fd, p[2];
+    pid_t me = getpid();
+    const char *err;
+
+    unit_begin("srv_notify: a record only when the idle count reaches or leaves zero");
+    unit_assert(pipe2(p, O_NONBLOCK) == 0);
+    unit_assert(scoreboard_create(3, &fd, &board, &err) == 0);
+    count = 3;
+    srv_status_fd = p[1];
+    srv_pid = me;
+    /* without a scoreboard: every report is a record, as before */
+    srv_notify(MASTER_STAT_TAKEN);
+    srv_notify(MASTER_STAT_AVAIL);
+    srv_notify_used();
+    unit_assert_inteq(records(p[0], st, 4), 4);
+
+    /* on the board, in slot 0, as master leaves it at spawn */
+    atomic_store(&board[0], scoreboard_word(me, SCOREBOARD_FRESH));
+    atomic_store(&board[1], scoreboard_word(me + 1, SCOREBOARD_FRESH));
+    atomic_store(&board[2], scoreboard_word(me + 2, SCOREBOARD_BUSY));
+    srv_scoreboard_attach(board, count, 0);
+
+    /* taking work while another is idle: no record */
+    srv_notify(MASTER_STAT_TAKEN);
+    unit_assert_inteq(records(p[0], st, 4), 0);
+    unit_assert(atomic_load(&board[0]) == scoreboard_word(me, SCOREBOARD_BUSY));
+    /* idle again while another is idle: no record */
+    srv_notify(MASTER_STAT_AVAIL);
+    unit_assert_inteq(records(p[0], st, 4), 0);
+    unit_assert(atomic_load(&board[0]) == scoreboard_word(me, SCOREBOARD_IDLE));
+
+    /* the last idle one takes work: TAKEN */
+    atomic_store(&board[1], scoreboard_word(me + 1, SCOREBOARD_BUSY));
+    srv_notify(MASTER_STAT_TAKEN);
+    unit_assert_inteq(records(p[0], st, 4), 1);
+    unit_assert(st[0].pid == me && st[0].status == MASTER_STAT_TAKEN);
+    /* the same state again: nothing changed, no record */
+    srv_notify(MASTER_STAT_TAKEN);
+    unit_assert_inteq(records(p[0], st, 4), 0);
+    /* idle while none else is: AVAIL */
+    srv_notify(MASTER_STAT_AVAIL);
+    unit_assert_inteq(records(p[0], st, 4), 1);
+    unit_assert(st[0].pid == me && st[0].status == MASTER_STAT_AVAIL);
+
+    /* MULTI takes a client and stays available: the slot says IDLE
+     * (served), the idle count is the same, no record */
+    atomic_store(&board[0], scoreboard_word(me, SCOREBOARD_FRESH));
+    srv_scoreboard_attach(board, count, 0);
+    srv_notify_used();
+    unit_assert_inteq(records(p[0], st, 4), 0);
+    unit_assert(atomic_load(&board[0]) == scoreboard_word(me, SCOREBOARD_IDLE));
+    /* ... then stops taking clients while others are busy: TAKEN */
+    srv_notify(MASTER_STAT_TAKEN);
+    unit_assert_inteq(records(p[0], st, 4), 1);
+
+    /* a forked child has no scoreboard (MADV_DONTFORK): records */
+    srv_atfork_child();
+    srv_notify(MASTER_STAT_AVAIL);
+    unit_assert_inteq(records(p[0], st, 4), 1);
+    srv_pid = me;
+
+    srv_status_fd = -1;
+    scoreboard_unmap(&board, count);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
     unit_end();
 }
 
@@ -217,6 +304,7 @@ int main(void)
     msg_init("test-scoreboard", MSG_TO_STDERR);
     test_words();
     test_scan();
+    test_notify();
     test_memfd();
     test_race();
     return unit_done();
