@@ -23,29 +23,13 @@
 
 /* master */
 #include "master.h"
+#include "test-master_conf.h"
 
 /* conf_for - a snapshot with the given address settings and one entry */
 static struct master_conf *conf_for(const char *interfaces, const char *protocols,
 				    const char *line)
 {
-    struct master_conf *conf = mem_zalloc(sizeof(*conf));
-    const char *err;
-
-    conf->config_dir = mem_strdup("/nonexistent");
-    conf->queue_directory = mem_strdup("/q");
-    conf->daemon_directory = mem_strdup("/d");
-    conf->data_directory = mem_strdup("/data");
-    conf->mail_owner = mem_strdup("nobody");
-    conf->setgid_group = mem_strdup("nogroup");
-    conf->inet_interfaces = mem_strdup(interfaces);
-    conf->inet_protocols = mem_strdup(protocols);
-    conf->import_environment = mem_strdup("TZ");
-    conf->default_process_limit = 100;
-    conf->service_throttle_time = 60;
-    conf->master_stop_timeout = 10;
-    if (mastercf_parse("master.cf", line, strlen(line), 100, &conf->cf, &err) < 0)
-	msg_panic("test master.cf: %s", err);
-    return conf;
+    return test_master_conf(interfaces, protocols, line);
 }
 
 struct key_case {

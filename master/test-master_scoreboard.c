@@ -24,31 +24,14 @@
 
 /* master */
 #include "master.h"
+#include "test-master_conf.h"
 
 #define W(pid, state)	((uint32_t) (state) << SCOREBOARD_STATE_SHIFT | (uint32_t) (pid))
 
 /* conf_one - a configuration with one master.cf line */
 static struct master_conf *conf_one(const char *line)
 {
-    struct master_conf *conf = mem_zalloc(sizeof(*conf));
-    const char *err;
-
-    conf->config_dir = mem_strdup("/nonexistent");
-    conf->queue_directory = mem_strdup("/q");
-    conf->daemon_directory = mem_strdup("/d");
-    conf->data_directory = mem_strdup("/data");
-    conf->mail_owner = mem_strdup("nobody");
-    conf->setgid_group = mem_strdup("nogroup");
-    conf->inet_interfaces = mem_strdup("all");
-    conf->inet_protocols = mem_strdup("ipv4");
-    conf->import_environment = mem_strdup("TZ");
-    conf->default_process_limit = 100;
-    conf->service_throttle_time = 60;
-    conf->master_stop_timeout = 10;
-    conf->main_cf_fd = -1;
-    if (mastercf_parse("master.cf", line, strlen(line), 100, &conf->cf, &err) < 0)
-	msg_panic("test master.cf: %s", err);
-    return conf;
+    return test_master_conf("all", "ipv4", line);
 }
 
 /* child_on - a child of serv in a fresh slot, as master_spawn leaves it */
