@@ -392,9 +392,10 @@ class PosthornInstance(Instance):
     # may name others, e.g. bench/inject adds submit)
     SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local")
 
-    def __init__(self, workdir, build, users, port=None, params=None, **kw):
+    def __init__(self, workdir, build, users, port=None, params=None, front=True, **kw):
         super().__init__(workdir, users, port=port, params=params, **kw)
         self.build = pathlib.Path(build)
+        self.front = front      # False: smtpd on the port itself (an experiment)
         self.maillog = self.dir / "log" / "maillog"      # where make_instance puts it
         self.stderr_path = self.dir / "master.stderr"
         self.layout = None
@@ -430,15 +431,16 @@ class PosthornInstance(Instance):
 
     def setup(self):
         """The instance, from tools/mkinstance.py: smtp-front and smtpd on
-        the loopback port, pickup, cleanup, qmgr, bounce, local; the queue
-        made by posthorn check."""
+        the loopback port (smtpd alone with front=False), pickup, cleanup,
+        qmgr, bounce, local; the queue made by posthorn check."""
         try:
             lay = mkinstance.make_instance(
                 self.dir, self.build, ports={"smtp": f"127.0.0.1:{self.port}"},
                 services=self.SERVICES,
                 mailboxes=[self.rcpt(u) for u in self.users], daemons="link", commands="link",
                 vmail_owner=self.vmail.pw_name,
-                main={"master_stop_timeout": "5s", **self.params}, check=True)
+                main={"master_stop_timeout": "5s", **self.params}, check=True,
+                front=self.front)
         except mkinstance.SetupError as e:
             raise BenchError(str(e)) from None
         self.maillog = lay.maillog
