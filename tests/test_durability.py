@@ -214,8 +214,8 @@ def check_cleanup_commit_order(events, trace, directory, qid):
     assert fsync_file.start > chmod.end, \
         f"{qid} fsynced before its fchmod:\n{fsync_file}\n{chmod}\n{trace.dump()}"
     fsync_dir = [e for e in events if e.name == "fsync" and fd_path(e.args) == directory
-                 and e.start > fsync_file.end and e.ret == 0]
-    assert fsync_dir, f"{directory} not fsynced after the file:\n{trace.dump()}"
+                 and e.start > ren.end and e.ret == 0]
+    assert fsync_dir, f"{directory} not fsynced after the rename:\n{trace.dump()}"
     return ren, chmod, fsync_file, fsync_dir[0]
 
 
@@ -257,6 +257,54 @@ def test_cleanup_commits_before_250(mail, group_sync):
         mail.wait_log(r"cleanup\[\d+\]: warning: \S+/\.group-sync: .* -- every commit "
                       r"fsyncs incoming/ on its own")
     mail.wait_maildir("alice@example.test", 1)
+
+
+def test_cleanup_commit_covered_by_another_cleanups_fsync(mail):
+    """Group commit with an early arrival (group_sync_arrive at the
+    rename): message A is named in incoming/ and still being received
+    when message B, in another session and so another cleanup, commits.
+    B's fsync of incoming/ starts after A's rename, so it covers A's
+    entry: A's cleanup fsyncs its file but not the directory, and A's
+    250 still comes only after an fsync of incoming/ that started after
+    A's rename had ended."""
+    mail.start()
+    incoming = str(mail.queue / "incoming")
+    trace = trace_instance(mail)
+    try:
+        a = mail.smtp()
+        a.ehlo("client.example")
+        assert a.mail("a@remote.test")[0] == 250
+        assert a.rcpt("alice@example.test")[0] == 250
+        code, _ = a.docmd("DATA")
+        assert code == 354
+        # more than smtpd's buffer: cleanup opens and names A's file now
+        a.send(b"Subject: A\r\n\r\n" + b"a" * 78 + b"\r\n")
+        a.send((b"x" * 998 + b"\r\n") * 300)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                not n.startswith(("tmp.", ".")) for n in os.listdir(incoming)):
+            time.sleep(0.02)
+        qid_b = mail.smtp_send("b@remote.test", ["alice@example.test"],
+                               "Subject: B\r\n\r\nhi\r\n")
+        a.send(b".\r\n")
+        code, text = a.getreply()
+        assert code == 250, (code, text)
+        qid_a = text.decode().rsplit(" ", 1)[-1]
+        a.quit()
+    finally:
+        trace.stop()
+    events = trace.events()
+    ren_a, _, fsync_a, cover = check_cleanup_commit_order(events, trace, incoming, qid_a)
+    ren_b, _, _, fsync_dir_b = check_cleanup_commit_order(events, trace, incoming, qid_b)
+    assert ren_a.pid != ren_b.pid, "A and B must be in different cleanup processes"
+    assert cover.pid == ren_b.pid and cover.start > ren_a.end, (cover, ren_a, trace.dump())
+    own = [e for e in events if e.name == "fsync" and e.pid == ren_a.pid
+           and fd_path(e.args) == incoming and e.start > fsync_a.end]
+    assert own == [], f"A's commit synced incoming/ although B's fsync covered it: {own}"
+    smtp250 = first(events, lambda e: is_send(e) and f"250 2.0.0 Ok: queued as {qid_a}" in e.args,
+                    "smtpd's 250 for A", trace)
+    assert smtp250.start > cover.end and smtp250.start > fsync_a.end
+    mail.wait_maildir("alice@example.test", 2)
 
 
 def visible_queue(inst, subdirs=("incoming", "active", "deferred", "hold", "maildrop")):

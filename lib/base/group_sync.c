@@ -2,7 +2,7 @@
  * (see group_sync.h for the idea and the trust it needs).
  *
  * Correctness in one line: a process takes its arrival number t AFTER its
- * rename; a syncer reads the arrival count n under the lock BEFORE it
+ * rename (group_sync_arrive, at once or long before its commit); a syncer reads the arrival count n under the lock BEFORE it
  * starts the fsync, and publishes "covered up to n" only after the fsync
  * succeeded; so covered >= t means that an fsync which started after the
  * rename has finished. The counters only grow (64 bits do not wrap), a
@@ -146,19 +146,30 @@ void group_sync_set_fsync(struct group_sync *gs, int (*fn)(int fd))
     gs->sync_fn = fn;
 }
 
+uint64_t group_sync_arrive(struct group_sync *gs)
+{
+    if (gs->st == NULL)
+	return 0;
+    return __atomic_add_fetch(&gs->st->arrivals, 1, __ATOMIC_SEQ_CST);
+}
+
 int group_sync_dir(struct group_sync *gs, const char **error_r)
 {
-    uint64_t mine, upto;
+    return group_sync_wait(gs, group_sync_arrive(gs), error_r);
+}
+
+int group_sync_wait(struct group_sync *gs, uint64_t mine, const char **error_r)
+{
+    uint64_t upto;
     int err;
 
-    if (gs->st == NULL) {
+    if (gs->st == NULL || mine == 0) {
 	if (gs->sync_fn(gs->dirfd) < 0) {
 	    *error_r = gs_fail("fsync directory", errno);
 	    return -1;
 	}
 	return 0;
     }
-    mine = __atomic_add_fetch(&gs->st->arrivals, 1, __ATOMIC_SEQ_CST);
     if (gs_lock(gs->fd, LOCK_EX) < 0) {
 	/* cannot queue: sync alone (always correct, only slower) */
 	if (gs->sync_fn(gs->dirfd) < 0) {

@@ -22,6 +22,8 @@
 #ifndef POSTHORN_GROUP_SYNC_H
 #define POSTHORN_GROUP_SYNC_H
 
+#include <stdint.h>
+
 struct group_sync;
 
 /* group_sync_open - open (creating, mode 0600) the state file at path for
@@ -35,8 +37,23 @@ struct group_sync *group_sync_open_fd(int state_fd, int dirfd, const char **erro
 
 /* group_sync_dir - return 0 once an fsync of the directory that started
  * after this call began has succeeded; -1 with errno and *error_r if the
- * fsync this process ran failed */
+ * fsync this process ran failed (group_sync_arrive, then group_sync_wait) */
 int group_sync_dir(struct group_sync *gs, const char **error_r);
+
+/* group_sync_arrive - count a change of the directory that has completed
+ * (call it after the rename, as early as that is done); the ticket to
+ * hand to group_sync_wait later. Any fsync that other processes start
+ * from now on covers this change, so a process whose rename comes long
+ * before its commit (cleanup names its file when a message begins) is
+ * usually covered by the time it commits. 0: the state is not shared
+ * (group_sync_wait then syncs alone). */
+uint64_t group_sync_arrive(struct group_sync *gs);
+
+/* group_sync_wait - return 0 once an fsync of the directory that started
+ * after the arrival that gave ticket has succeeded (at once when one
+ * already has); -1 with errno and *error_r if the fsync this process ran
+ * failed */
+int group_sync_wait(struct group_sync *gs, uint64_t ticket, const char **error_r);
 
 /* group_sync_set_fsync - the fsync function (tests count and slow it) */
 void group_sync_set_fsync(struct group_sync *gs, int (*fn)(int fd));

@@ -1,7 +1,9 @@
 /* test-group_sync.c - unit tests for group_sync.c: the state file, a
  * failed fsync that covers nobody, a foreign state file, and the group
  * commit itself: concurrent processes share fsyncs, and each one returns
- * only after an fsync that started after its call began has ended. */
+ * only after an fsync that started after its call began has ended; an
+ * early arrival (group_sync_arrive) is covered by another's later fsync,
+ * never by one that started before it. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +171,41 @@ int main(void)
 	unit_assert(fsync_calls == 3);
 	group_sync_close(&first);
 	group_sync_close(&gs);
+    }
+    unit_end();
+
+    unit_begin("an early arrival is covered by a later fsync of another, not an earlier one");
+    {
+	struct group_sync *early = group_sync_open(state, dirfd, &error);
+	struct group_sync *other_gs = group_sync_open(state, dirfd, &error);
+	uint64_t ticket, before;
+
+	unit_assert(early != NULL && other_gs != NULL);
+	group_sync_set_fsync(early, counting_fsync);
+	group_sync_set_fsync(other_gs, counting_fsync);
+	fsync_calls = 0;
+	/* an fsync that ran before the arrival covers nothing of it */
+	unit_assert(group_sync_dir(other_gs, &error) == 0);
+	unit_assert(fsync_calls == 1);
+	ticket = group_sync_arrive(early);
+	unit_assert(ticket != 0);
+	/* another process commits after our rename: its fsync covers us */
+	unit_assert(group_sync_dir(other_gs, &error) == 0);
+	unit_assert(fsync_calls == 2);
+	unit_assert(group_sync_wait(early, ticket, &error) == 0);
+	unit_assert(fsync_calls == 2);
+	/* nobody synced since this arrival: the wait runs the fsync */
+	ticket = group_sync_arrive(early);
+	unit_assert(group_sync_wait(early, ticket, &error) == 0);
+	unit_assert(fsync_calls == 3);
+	/* a failed fsync of the other covers nothing */
+	before = group_sync_arrive(early);
+	fail_next = 1;
+	unit_assert(group_sync_dir(other_gs, &error) == -1);
+	unit_assert(group_sync_wait(early, before, &error) == 0);
+	unit_assert(fsync_calls == 5);
+	group_sync_close(&early);
+	group_sync_close(&other_gs);
     }
     unit_end();
 
