@@ -11,6 +11,9 @@
  * A missing Maildir (dir, tmp, new, cur) is created. Runs with the
  * mailbox owner's rights (worker.c).
  *
+ * Where the file system has O_TMPFILE, the file in tmp/ has no name: it
+ * is written, fsynced and then linked into new/ (md_open_unnamed).
+ *
  * The fsync of new/ is a group commit (lib/base/group_sync.h), as
  * cleanup's of incoming/: deliveries into the same Maildir from several
  * local-delivery processes meet in .posthorn-sync in the Maildir (the
@@ -184,6 +187,80 @@ static void md_refused(struct ld_result *res, int err, const char *dir, const ch
 	ld_result_set(res, LD_DEFER, "4.2.0", "maildir %s: %s", dir, why);
 }
 
+/* md_unique - a fresh unique name (maildir_unique) for this attempt */
+static bool md_unique(char *buf, size_t size, int attempt)
+{
+    struct timespec ts;
+    uint64_t rnd;
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+	rnd = (uint64_t) ts.tv_nsec ^ ((uint64_t) getpid() << 32) ^ (uint64_t) attempt;
+    return maildir_unique(buf, size, (long) ts.tv_sec, ts.tv_nsec / 1000, (long) getpid(), rnd,
+			  var_myhostname);
+}
+
+/*
+ * Unnamed files (O_TMPFILE). The message is written and fsynced in a
+ * file that has no name at all, then linked into new/ under its final
+ * name: nothing ever appears in tmp/, so a crash leaves no half-written
+ * file there, and the fsync of the file does not also have to write
+ * tmp/ (ext4 without a journal syncs the parent of a new file with it:
+ * one block write fewer per delivery). The link goes through
+ * /proc/self/fd/N (linkat AT_SYMLINK_FOLLOW, which, unlike AT_EMPTY_PATH,
+ * needs no privilege) and, like the rename, never replaces a name.
+ * md_tmpfile_state: 0 untried, 1 works, -1 not here (the file system
+ * has no O_TMPFILE, or /proc is not mounted): named files in tmp/, as
+ * before, for the rest of this process.
+ */
+static int md_tmpfile_state;
+
+/* md_proc_fd - "/proc/self/fd/N" */
+static void md_proc_fd(char *buf, size_t size, int fd)
+{
+    fmt_buf_or_panic(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/* md_open_unnamed - an unnamed file in tmp/, or -1: with errno, or with
+ * md_tmpfile_state now -1 (take a named one) */
+static int md_open_unnamed(int tmp_fd)
+{
+    char path[64];
+    struct stat fst, pst;
+    int fd;
+
+    if ((fd = openat(tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | O_NOCTTY, 0600)) < 0) {
+	if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+	    md_tmpfile_state = -1;
+	    msg_info("maildir: no O_TMPFILE here (%m): files are written under tmp/ names");
+	}
+	return -1;
+    }
+    if (md_tmpfile_state == 0) {
+	/* once: can the file be named later through /proc? */
+	md_proc_fd(path, sizeof(path), fd);
+	if (fstat(fd, &fst) < 0 || stat(path, &pst) < 0 || fst.st_ino != pst.st_ino
+	    || fst.st_dev != pst.st_dev) {
+	    md_tmpfile_state = -1;
+	    msg_info("maildir: %s cannot be used: files are written under tmp/ names", path);
+	    (void) close(fd);
+	    return -1;
+	}
+	md_tmpfile_state = 1;
+    }
+    return fd;
+}
+
+/* md_link_unnamed - give the unnamed file fd the name new/name, never
+ * replacing one: 0 or an errno (EEXIST: the name is taken) */
+static int md_link_unnamed(int fd, int new_fd, const char *name)
+{
+    char path[64];
+
+    md_proc_fd(path, sizeof(path), fd);
+    return linkat(AT_FDCWD, path, new_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+}
+
 /*
  * maildir_deliver - deliver msg into Maildir dir. The Maildir and its
  * tmp/ and new/ are opened first, every component without following a
@@ -200,10 +277,9 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     char unique[512], newname[560];
     const char *err;
     struct ld_fd_sink ms;
-    struct timespec ts;
-    uint64_t rnd;
     off_t size = 0;
     long used;
+    bool named;
     int attempt, e, base_fd = -1, tmp_fd = -1, new_fd = -1, cur_fd;
 
     ms.fd = -1;
@@ -238,13 +314,19 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	(void) close(cur_fd);
     }
 
-    /* The message, in tmp/ under a name no other delivery can have. */
-    for (attempt = 0; attempt < 5 && ms.fd < 0; attempt++) {
-	(void) clock_gettime(CLOCK_REALTIME, &ts);
-	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-	    rnd = (uint64_t) ts.tv_nsec ^ ((uint64_t) getpid() << 32) ^ (uint64_t) attempt;
-	if (!maildir_unique(unique, sizeof(unique), (long) ts.tv_sec, ts.tv_nsec / 1000,
-			    (long) getpid(), rnd, var_myhostname)) {
+    /* The message: an unnamed file in tmp/ (O_TMPFILE) where the file
+     * system has them, else tmp/ under a name no other delivery can have. */
+    named = md_tmpfile_state < 0;
+    if (!named) {
+	ms.fd = md_open_unnamed(tmp_fd);
+	if (ms.fd < 0 && md_tmpfile_state >= 0) {
+	    ld_result_from_errno(res, errno, "cannot create maildir file in", str_cstr(base));
+	    goto out;
+	}
+	named = ms.fd < 0;
+    }
+    for (attempt = 0; named && attempt < 5 && ms.fd < 0; attempt++) {
+	if (!md_unique(unique, sizeof(unique), attempt)) {
 	    ld_result_set(res, LD_DEFER, "4.3.5", "maildir file name too long (myhostname?)");
 	    goto out;
 	}
@@ -271,11 +353,13 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	ld_result_from_errno(res, errno, "cannot fsync maildir file in", str_cstr(base));
 	goto fail_tmp;
     }
-    e = close(ms.fd);
-    ms.fd = -1;
-    if (e < 0) {
-	ld_result_from_errno(res, errno, "cannot close maildir file in", str_cstr(base));
-	goto fail_tmp;
+    if (named) {
+	e = close(ms.fd);
+	ms.fd = -1;
+	if (e < 0) {
+	    ld_result_from_errno(res, errno, "cannot close maildir file in", str_cstr(base));
+	    goto fail_tmp;
+	}
     }
 
     /* The quota, now that the exact size is known. */
@@ -291,19 +375,37 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	}
     }
 
-    /* The commit: move into new/ (never replacing), sync the directory. */
-    fmt_buf_or_panic(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
-    if (renameat2(tmp_fd, unique, new_fd, newname, RENAME_NOREPLACE) < 0) {
-	e = errno;
-	if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
-	    /* no rename without replacing here: link, which never replaces */
-	    e = linkat(tmp_fd, unique, new_fd, newname, 0) == 0 ? 0 : errno;
-	    if (e == 0)
-		(void) unlinkat(tmp_fd, unique, 0);
+    /* The commit: into new/ (never replacing), sync the directory. */
+    if (!named) {
+	for (attempt = 0;; attempt++) {
+	    if (!md_unique(unique, sizeof(unique), attempt)) {
+		ld_result_set(res, LD_DEFER, "4.3.5", "maildir file name too long (myhostname?)");
+		goto fail_tmp;
+	    }
+	    fmt_buf_or_panic(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
+	    if ((e = md_link_unnamed(ms.fd, new_fd, newname)) != EEXIST || attempt >= 4)
+		break;
 	}
 	if (e != 0) {
 	    ld_result_from_errno(res, e, "cannot move into new/ of", str_cstr(base));
 	    goto fail_tmp;
+	}
+	(void) close(ms.fd);
+	ms.fd = -1;
+    } else {
+	fmt_buf_or_panic(newname, sizeof(newname), "%s,S=%lld", unique, (long long) size);
+	if (renameat2(tmp_fd, unique, new_fd, newname, RENAME_NOREPLACE) < 0) {
+	    e = errno;
+	    if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
+		/* no rename without replacing here: link, which never replaces */
+		e = linkat(tmp_fd, unique, new_fd, newname, 0) == 0 ? 0 : errno;
+		if (e == 0)
+		    (void) unlinkat(tmp_fd, unique, 0);
+	    }
+	    if (e != 0) {
+		ld_result_from_errno(res, e, "cannot move into new/ of", str_cstr(base));
+		goto fail_tmp;
+	    }
 	}
     }
     if (md_sync_new(base_fd, new_fd) < 0) {
@@ -329,9 +431,10 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 
   fail_tmp:
     if (ms.fd >= 0)
-	(void) close(ms.fd);
+	(void) close(ms.fd);		/* an unnamed file goes with it */
     ms.fd = -1;
-    (void) unlinkat(tmp_fd, unique, 0);
+    if (named)
+	(void) unlinkat(tmp_fd, unique, 0);
   out:
     if (base_fd >= 0)
 	(void) close(base_fd);

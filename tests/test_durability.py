@@ -422,9 +422,22 @@ def test_local_delivery_commits_before_sent(mail):
     ren = first(events, lambda e: e.name in ("rename", "renameat", "renameat2", "link", "linkat")
                 and e.ret == 0 and (f"/new/{name}" in e.args or f'/new>, "{name}"' in e.args),
                 "the Maildir rename", trace)
-    tmpname = re.findall(r'"([^"]*)"', ren.args)[0].rsplit("/", 1)[-1]
-    fsync_file = first(events, lambda e: e.name in ("fsync", "fdatasync") and e.ret == 0
-                       and fd_path(e.args).endswith(f"/tmp/{tmpname}"), "fsync of the file", trace)
+    proc = re.search(r'"/proc/self/fd/(\d+)"', ren.args)
+    if proc:
+        # an unnamed file (O_TMPFILE in tmp/), written, fsynced, then linked
+        fd = proc.group(1)
+        created = [e for e in events if e.name == "openat" and e.pid == ren.pid
+                   and "O_TMPFILE" in e.args and e.ret == int(fd) and e.end < ren.start]
+        assert created, f"fd {fd} is not an O_TMPFILE file:\n{trace.dump()}"
+        assert "/tmp>" in created[-1].args, created[-1]
+        fsync_file = first(events, lambda e: e.name in ("fsync", "fdatasync") and e.ret == 0
+                           and e.pid == ren.pid and e.args.startswith(f"{fd}<")
+                           and e.start > created[-1].end, "fsync of the file", trace)
+    else:
+        tmpname = re.findall(r'"([^"]*)"', ren.args)[0].rsplit("/", 1)[-1]
+        fsync_file = first(events, lambda e: e.name in ("fsync", "fdatasync") and e.ret == 0
+                           and fd_path(e.args).endswith(f"/tmp/{tmpname}"), "fsync of the file",
+                           trace)
     assert fsync_file.pid == ren.pid and fsync_file.end < ren.start, trace.dump()
     fsync_new = first(events, lambda e: e.name == "fsync" and e.ret == 0 and e.pid == ren.pid
                       and fd_path(e.args) == str(maildir / "new") and e.start > ren.end,

@@ -383,9 +383,10 @@ def test_maildir_new_fsync_eio_leaves_one_copy_per_ack(local):
 
 def test_maildir_message_complete_before_it_appears_in_new(local):
     """The order that makes a Maildir delivery atomic, seen from inside
-    the agent (LD_PRELOAD shim): at the moment of the move the tmp file
-    holds the whole message and was fsynced, new/ does not show it yet,
-    and new/ is fsynced after the move, before the next delivery."""
+    the agent (LD_PRELOAD shim): at the moment of the move (the link of
+    the unnamed O_TMPFILE file into new/) the file holds the whole
+    message and was fsynced, new/ does not show it yet, and new/ is
+    fsynced after the move, before the next delivery; tmp/ stays empty."""
     log = local.dir / "shimlog"
     log.mkdir()
     log.chmod(0o1777)
@@ -403,10 +404,11 @@ def test_maildir_message_complete_before_it_appears_in_new(local):
     msgs = local.messages(local.maildir("alice"))
     assert len(msgs) == 3
     events = (log / "events").read_text().splitlines()
-    renames = [i for i, e in enumerate(events) if e.startswith("rename ")]
+    renames = [i for i, e in enumerate(events) if e.startswith("move ")]
     assert len(renames) == 3, events
     for k, i in enumerate(renames):
         f = dict(kv.split("=") for kv in events[i].split()[2:])
+        assert f["how"] == "link", events[i]        # an unnamed O_TMPFILE file, linked
         name = events[i].split()[1]
         final = local.maildir("alice") / "new" / name
         assert final.exists()
@@ -416,6 +418,34 @@ def test_maildir_message_complete_before_it_appears_in_new(local):
         assert (log / name).read_bytes() == final.read_bytes()
         assert events[i + 1] == "fsync_new OK", events       # then new/ is synced
         assert events[i - 1].startswith("fsync_file "), events
+    assert list((local.maildir("alice") / "tmp").iterdir()) == []
+
+
+def test_maildir_without_o_tmpfile_uses_named_tmp_files(local):
+    """A file system without O_TMPFILE (the shim makes openat fail with
+    EOPNOTSUPP): local-delivery says so once and writes under tmp/ names,
+    fsynced before the rename into new/; the messages arrive whole and
+    tmp/ is left empty."""
+    log = local.dir / "shimlog"
+    log.mkdir()
+    log.chmod(0o1777)
+    load_maildir_shim(local, SHIM_LOG=log, SHIM_NO_TMPFILE=1)
+    local.start()
+    c = local.client()
+    try:
+        for i in range(2):
+            res = local.deliver(["alice@example.test"], content=f"Subject: m{i}\n\nhi {i}\n",
+                                client=c)
+            assert res[0]["rcpt_status"] == "sent", res
+    finally:
+        c.close()
+    md = local.maildir("alice")
+    assert len(local.messages(md)) == 2
+    events = (log / "events").read_text().splitlines()
+    moves = [e for e in events if e.startswith("move ")]
+    assert len(moves) == 2 and all("how=rename" in e and "synced=1" in e for e in moves), events
+    assert list((md / "tmp").iterdir()) == []
+    local.inst.wait_log(r"maildir: no O_TMPFILE here .*: files are written under tmp/ names")
 
 
 def test_extension_and_several_recipients_on_one_connection(local):
