@@ -1,6 +1,7 @@
 """benchlib.report - bench/ingest's goals, the posthorn / Postfix
 ratios and verdicts of a run, and its text tables (one per mode: unpinned,
-pinned), with the per-program accounting and the one-CPU latency figure.
+pinned), with the per-program accounting, the floors (benchlib.floor)
+against the goals, and the one-CPU latency figure.
 bench/mkreport renders the same JSON as Markdown.  Standard library
 only."""
 from .util import ratio
@@ -43,6 +44,69 @@ def compare(pf, ph):
         goals["peak PSS <= 1/4 Postfix"] = out["pss_ratio"] <= GOALS["pss_ratio_max"]
     out["goals"] = goals
     return out
+
+
+def floor_verdicts(floors, pf, ph):
+    """The latency and CPU goals of a mode in ms (from Postfix's figures)
+    against its floors (benchlib.floor.combine_floors): {"goal_ms": {...},
+    "verdict": {"latency": "below floor" | "above floor", "cpu": ...}}
+    for each goal whose Postfix and posthorn figures and floor exist; {}
+    when there is none."""
+    goal_ms, verdict = {}, {}
+    for key, fig, ratio_max in (("latency", "latency_ms", GOALS["latency_ratio_max"]),
+                                ("cpu", "cpu_ms_per_msg", GOALS["cpu_ratio_max"])):
+        fl = floors.get(f"{key}_floor_ms")
+        if fl is None or not pf or not ph or not pf.get(fig) or ph.get(fig) is None:
+            continue
+        goal_ms[key] = round(ratio_max * pf[fig], 4)
+        verdict[key] = "below floor" if goal_ms[key] < fl else "above floor"
+    return {"goal_ms": goal_ms, "verdict": verdict} if verdict else {}
+
+
+def _floor_lines(fl, pf, ph):
+    """The floors of a mode against its goals, as text lines."""
+    sync, smtp = fl.get("sync"), fl.get("smtp")
+    n = (sync or {}).get("syncs_per_msg")
+    syncs = f"{n:g} syncs" if n is not None else "its syncs"
+    print(f"floors (same run; what any server with posthorn's {syncs} per message needs at "
+          f"least):")
+    for part, x in (("sync floor (bench/sync-floor.c)", sync), ("SMTP floor (smtp-sink)", smtp)):
+        if x is None:
+            print(f"  {part}: not measured (see the log)")
+        elif x.get("error"):
+            print(f"  {part}: ERROR: {x['error'].splitlines()[0]}")
+    if fl.get("latency_floor_ms") is None:
+        return
+    goal, verdict = fl.get("goal_ms") or {}, fl.get("verdict") or {}
+    label = {"connect_to_250_ms": "connect->250", "eod_to_250_ms": "end-of-data->250"}[
+        fl["latency_floor_smtp_part"]]
+    for key, what, total, smtp_ms, sync_ms, nosync_ms, goal_text, now in (
+            ("latency", "latency", fl["latency_floor_ms"], smtp[fl["latency_floor_smtp_part"]],
+             sync["wall_ms_per_msg"], sync["no_sync_wall_ms_per_msg"],
+             f"{GOALS['latency_ratio_max']:g} x Postfix {(pf or {}).get('latency_ms') or 0:.2f}",
+             (ph or {}).get("latency_ms")),
+            ("cpu", "CPU", fl.get("cpu_floor_ms"), smtp.get("cpu_ms_per_msg"),
+             sync["cpu_ms_per_msg"], sync["no_sync_cpu_ms_per_msg"],
+             f"1/3 x Postfix {(pf or {}).get('cpu_ms_per_msg') or 0:.2f}",
+             (ph or {}).get("cpu_ms_per_msg"))):
+        if total is None:
+            continue
+        dialogue = (f"SMTP dialogue with smtp-sink {smtp_ms:.2f} ({label})" if key == "latency"
+                    else f"smtp-sink {smtp_ms:.2f}")
+        text = (f"  {what} {total:.2f} ms{'/msg' if key == 'cpu' else ''} = {dialogue} + "
+                f"file steps with {syncs} {sync_ms:.2f} (without the syncs {nosync_ms:.2f})")
+        if key in verdict:
+            text += f"; goal {goal_text} = {goal[key]:.2f} ms: "
+            if verdict[key] == "below floor":
+                text += "the goal is BELOW the floor (unreachable with every fsync kept)"
+            else:
+                text += (f"the goal is above the floor (headroom {goal[key] - total:.2f} ms; "
+                         f"posthorn now {now:.2f})")
+        print(text)
+    if smtp.get("msgs_per_s"):
+        print(f"  smtp-sink under smtp-source: {smtp['msgs_per_s']:.0f} msgs/s ({smtp['messages']} "
+              f"messages over {smtp['sessions']} sessions); sync-floor: {sync['messages']} "
+              f"messages of {sync['size']} bytes")
 
 
 def eod_250(r):
@@ -124,6 +188,9 @@ def _mode_table(result, mode):
         print("goals (posthorn):")
         for g, ok in cmpd["goals"].items():
             print(f"  {'PASS' if ok else 'FAIL'}  {g}")
+    if r.get("floors"):
+        _floor_lines(r["floors"], pf if pf and "error" not in pf else None,
+                     ph if ph and "error" not in ph else None)
     for name, x in cols:
         if x and x.get("error"):
             print(f"{name}: ERROR: {x['error']}")
