@@ -2,10 +2,11 @@
 benchmark cannot rot: one tiny run (20 messages over 2 sessions, 2
 latency probes, one round) with posthorn and, when Debian's Postfix is
 installed and we are root, Postfix; unpinned and pinned when the machine
-has CPUs 0 and 1; the durability audit and the syscall count over a few
-messages.  Checks the JSON has the figures (rate, CPU, context switches
-and CPU per program, latencies, the one-CPU latency, syncs, syscalls per
-program), that bench/mkreport renders it, that nothing is left behind,
+has CPUs 0 and 1; the durability audit, the syscall count and the floors
+(bench/sync-floor.c, smtp-sink) over a few messages.  Checks the JSON has
+the figures (rate, CPU, context switches and CPU per program, latencies,
+the one-CPU latency, syncs, syscalls per program, the floors and their
+verdicts), that bench/mkreport renders it, that nothing is left behind,
 and that it all takes well under 90 s."""
 import json
 import os
@@ -26,7 +27,10 @@ HAVE_POSTFIX = IS_ROOT and all(os.path.exists(p) for p in (
     "/usr/sbin/postfix", "/usr/sbin/postconf", "/usr/sbin/postmap",
     "/usr/lib/postfix/sbin/master"))
 TWO_CPUS = {0, 1} <= os.sched_getaffinity(0)
+HAVE_SINK = all(os.access(p, os.X_OK) for p in ("/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"))
+HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
 N = 20
+FLOORS = 20
 
 
 def _check_server(r, name, mode):
@@ -51,6 +55,34 @@ def _check_server(r, name, mode):
         assert [0, 1] in rnd["server_affinities"] and [0] not in rnd["server_affinities"], rnd
 
 
+def _check_floors(fl, mode):
+    """The floors of a mode: the sync floor (posthorn's four syncs counted,
+    not assumed), the SMTP floor when smtp-sink is installed, their sums
+    and, with Postfix, the verdicts of the latency and CPU goals."""
+    sync, smtp = fl["sync"], fl["smtp"]
+    if HAVE_CC:
+        assert sync and "error" not in sync, (mode, fl)
+        assert sync["messages"] == FLOORS and sync["syncs_per_msg"] == 4, (mode, sync)
+        assert sync["wall_ms_per_msg"] > 0 and sync["cpu_ms_per_msg"] > 0, (mode, sync)
+        assert sync["no_sync_wall_ms_per_msg"] > 0 and sync["no_sync_cpu_ms_per_msg"] >= 0, sync
+        assert sync["cpus"] == ([0] if mode == "pinned" else None), sync
+    if HAVE_SINK:
+        assert smtp and "error" not in smtp, (mode, fl)
+        assert smtp["probes"] == 2 and smtp["messages"] == N, (mode, smtp)
+        for key in ("connect_to_250_ms", "eod_to_250_ms", "cpu_ms_per_msg", "msgs_per_s"):
+            assert smtp[key] > 0, (mode, key, smtp)
+        assert smtp["client_cpus"] == ([1] if mode == "pinned" else None), smtp
+    if HAVE_CC and HAVE_SINK:
+        assert fl["latency_floor_ms"] == pytest.approx(
+            smtp["connect_to_250_ms"] + sync["wall_ms_per_msg"], abs=0.002), fl
+        assert fl["cpu_floor_ms"] == pytest.approx(
+            smtp["cpu_ms_per_msg"] + sync["cpu_ms_per_msg"], abs=0.0002), fl
+        if HAVE_POSTFIX:
+            v = fl["verdict"]
+            assert set(v) == {"latency", "cpu"}, fl
+            assert set(v.values()) <= {"below floor", "above floor"}, v
+
+
 @pytest.mark.skipif(not (BUILD / "libexec" / "smtpd").exists(), reason="posthorn not built")
 def test_ingest_small_run():
     work = pathlib.Path(tempfile.mkdtemp(prefix="test-bench-ingest-", dir="/var/tmp"))
@@ -68,7 +100,7 @@ def _small_run(work):
     t0 = time.monotonic()
     r = subprocess.run(
         [sys.executable, str(INGEST), "-n", str(N), "-c", "2", "-l", "2", "-r", "1",
-         "-t", "40", "--audit", "2", "--syscalls", "4",
+         "-t", "40", "--audit", "2", "--syscalls", "4", "--floors", str(FLOORS),
          "--pin", "both" if TWO_CPUS else "no",
          "--only", "both" if HAVE_POSTFIX else "posthorn",
          "--build", str(BUILD), "--workdir", str(work), "-o", str(out)],
@@ -77,9 +109,11 @@ def _small_run(work):
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["bench"] == "ingest" and res["params"]["modes"] == modes
+    assert res["params"]["floor_messages"] == FLOORS
     for mode in modes:
         for name in servers:
             _check_server(res[mode][name], name, mode)
+        _check_floors(res[mode]["floors"], mode)
         if HAVE_POSTFIX:
             goals = res[mode]["comparison"]["goals"]
             assert "rate >= 3x Postfix" in goals and "CPU <= 1/3 Postfix" in goals, goals
@@ -103,11 +137,15 @@ def _small_run(work):
     md = subprocess.run([sys.executable, str(MKREPORT), str(out)], capture_output=True,
                         text=True, check=True).stdout
     assert "context switches per message" in md and "#### Unpinned" in md
+    if HAVE_CC and HAVE_SINK:
+        assert r.stdout.count("floors (same run;") == len(modes), r.stdout
+        assert md.count("Floors (same run, same affinity)") == len(modes), md
     if TWO_CPUS:
         assert "#### Pinned" in md and "End of DATA → 250 with every server process" in md
     # nothing left behind: the instances and their processes are gone
     dirs = [res[m][n]["dir"] for m in modes for n in servers]
     assert not [d for d in dirs if os.path.exists(d)], dirs
+    assert not list(work.glob("*floor*")), list(work.iterdir())     # sync-floor's directories
     left = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True).stdout
     assert not left.strip(), left
     assert took < 90, took
