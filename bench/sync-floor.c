@@ -11,9 +11,10 @@
  *                   to incoming/ID at once, write the queue file (SIZE plus
  *                   ~200 bytes), fchmod 0600, fsync(file), fsync(incoming/)
  *   qmgr            rename incoming/ID -> active/ID, read the file
- *   local-delivery  create tmp/NAME (O_EXCL, 0600), write SIZE bytes,
- *                   fsync(file), rename tmp/NAME -> new/NAME,
- *                   fsync(new/)
+ *   local-delivery  an unnamed file in tmp/ (O_TMPFILE, 0600), write SIZE
+ *                   bytes, fsync(file), link it to new/NAME through
+ *                   /proc/self/fd, fsync(new/) (without O_TMPFILE: tmp/NAME
+ *                   with O_EXCL and a rename, as local-delivery does)
  *   qmgr            unlink active/ID
  *
  * and then unlinks new/NAME, so that new/ does not grow.  A second pass
@@ -58,6 +59,7 @@ struct dirs {
 };
 
 static const char *const subdirs[] = {"incoming", "active", "tmp", "new"};
+static bool tmpfile_ok = true;	/* O_TMPFILE works here (cleared on the first refusal) */
 
 /* die - report a failed step and exit */
 static void die(const char *fmt, ...)
@@ -195,19 +197,42 @@ static void one_message(const struct dirs *d, long seq, const char *qf, size_t q
     if (close(fd) < 0)
 	die("close active/%s", id);
 
-    /* local-delivery: tmp/NAME, sync, into new/, sync new/ */
+    /* local-delivery: an unnamed file in tmp/ (O_TMPFILE), sync, linked
+     * into new/, sync new/; a named tmp/NAME and a rename where the file
+     * system has no O_TMPFILE (as local-delivery/maildir.c does) */
     snprintf(md_name, sizeof(md_name), "%ld.M%ldP%ld.floor,S=%zu", (long) time(NULL),
 	     seq, (long) getpid(), msg_len);
-    if ((fd = openat(d->tmp, md_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
-		     | O_CLOEXEC, 0600)) < 0)
-	die("create tmp/%s", md_name);
-    write_all(fd, msg, msg_len, "maildir file");
-    if (sync)
-	sync_fd(fd, syncs, "maildir file");
-    if (close(fd) < 0)
-	die("close tmp/%s", md_name);
-    if (renameat2(d->tmp, md_name, d->new, md_name, RENAME_NOREPLACE) < 0)
-	die("rename tmp/%s to new/%s", md_name, md_name);
+    fd = -1;
+    if (tmpfile_ok) {
+	fd = openat(d->tmp, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+	    tmpfile_ok = false;
+	else if (fd < 0)
+	    die("create an unnamed file in tmp/");
+    }
+    if (fd >= 0) {
+	char proc[64];
+
+	write_all(fd, msg, msg_len, "maildir file");
+	if (sync)
+	    sync_fd(fd, syncs, "maildir file");
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, d->new, md_name, AT_SYMLINK_FOLLOW) < 0)
+	    die("link the unnamed file to new/%s", md_name);
+	if (close(fd) < 0)
+	    die("close new/%s", md_name);
+    } else {
+	if ((fd = openat(d->tmp, md_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+			 | O_CLOEXEC, 0600)) < 0)
+	    die("create tmp/%s", md_name);
+	write_all(fd, msg, msg_len, "maildir file");
+	if (sync)
+	    sync_fd(fd, syncs, "maildir file");
+	if (close(fd) < 0)
+	    die("close tmp/%s", md_name);
+	if (renameat2(d->tmp, md_name, d->new, md_name, RENAME_NOREPLACE) < 0)
+	    die("rename tmp/%s to new/%s", md_name, md_name);
+    }
     if (sync)
 	sync_fd(d->new, syncs, "new/");
 
