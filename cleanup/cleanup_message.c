@@ -134,6 +134,8 @@ enum cleanup_conn cleanup_message(struct stream *client, int incoming_fd, long f
 	    enum stream_status ss = stream_error(client);
 
 	    if (rc == 0 || ss == STREAM_EOF || ss == STREAM_TIMEOUT || ss == STREAM_ERROR) {
+		/* the file goes first, so that the log line is true when read */
+		cleanup_out_abandon(&st.out);
 		msg_info("%s: %s before the end of the message: nothing queued", st.id,
 			 ss == STREAM_TIMEOUT ? "timeout" : "lost connection");
 		result = CLEANUP_CONN_CLOSE;
