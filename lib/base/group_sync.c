@@ -2,8 +2,9 @@
  * (see group_sync.h for the idea and the trust it needs).
  *
  * Correctness in one line: a process takes its arrival number t AFTER its
- * rename (group_sync_arrive, at once or long before its commit); a syncer reads the arrival count n under the lock BEFORE it
- * starts the fsync, and publishes "covered up to n" only after the fsync
+ * rename (group_sync_arrive, at once or long before its commit); a
+ * syncer reads the arrival count n under the lock BEFORE it starts the
+ * fsync, and publishes "covered up to n" only after the fsync
  * succeeded; so covered >= t means that an fsync which started after the
  * rename has finished. The counters only grow (64 bits do not wrap), a
  * failed fsync publishes nothing, and a process that dies anywhere in
