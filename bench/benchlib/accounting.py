@@ -134,6 +134,26 @@ class CpuGroup:
         with open(os.path.join(self.path, "cpuacct.usage")) as f:
             return int(f.read())
 
+    def user_system_ns(self):
+        """(user ns, system ns) of the group, or None."""
+        if not self.v2:
+            try:
+                with open(os.path.join(self.path, "cpuacct.usage_user")) as f:
+                    user = int(f.read())
+                with open(os.path.join(self.path, "cpuacct.usage_sys")) as f:
+                    return user, int(f.read())
+            except (OSError, ValueError):
+                return None
+        got = {}
+        with open(os.path.join(self.path, "cpu.stat")) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                if k in ("user_usec", "system_usec"):
+                    got[k] = int(v) * 1000
+        if len(got) != 2:
+            return None
+        return got["user_usec"], got["system_usec"]
+
     def pids(self):
         try:
             with open(os.path.join(self.path, "cgroup.procs")) as f:

@@ -205,6 +205,10 @@ class Instance:
         ticks, n = cpu_ticks(self.master)
         return ticks, (self.group.usage_ns() if self.group else None), n
 
+    def cpu_split(self):
+        """The cgroup's (user ns, system ns), or None."""
+        return self.group.user_system_ns() if self.group else None
+
     def remove(self, keep_files=False):
         if self.group is not None:
             self.group.remove()

@@ -47,6 +47,7 @@ def run_load(server, user, args, client_cpus=None):
     before = watch.count()
     target = before + args.n
     cpu0, cg0, _ = server.cpu_snapshot()
+    split0 = server.cpu_split()
     sys0, own0 = system_busy_ticks(), own_cpu_s()
     dev_stat = block_stat_path(server.dir)
     io0 = block_counters(dev_stat)
@@ -107,6 +108,7 @@ def run_load(server, user, args, client_cpus=None):
         wait_for(lambda: server.queue_busy() == 0, max(1, deadline - time.monotonic()))
         time.sleep(0.3)
         cpu1, cg1, nprocs = server.cpu_snapshot()
+        split1 = server.cpu_split()
         affinities = set()
         for pid in server.pids():
             try:
@@ -154,6 +156,10 @@ def run_load(server, user, args, client_cpus=None):
         "server_affinities": sorted(list(a) for a in affinities),
         "cgroup_cpu_ms_per_msg": round(cg_cpu_s * 1000 / args.n, 3) if cg_cpu_s is not None else None,
         "proc_cpu_ms_per_msg": round(proc_cpu_s * 1000 / args.n, 3),
+        # the cgroup's CPU split into user and kernel (system) time
+        "cgroup_user_system_ms_per_msg": None if not (split0 and split1) else [
+            round((split1[0] - split0[0]) / 1e6 / args.n, 3),
+            round((split1[1] - split0[1]) / 1e6 / args.n, 3)],
         "machine_cpu_ms_per_msg": round(other_s * 1000 / args.n, 3),
         "client_and_harness_cpu_s": round(own1 - own0, 3),
         "peak_pss_kib": sampler.peak_pss,
