@@ -881,6 +881,14 @@ static void front_accept(int fd)
     if (limits_client_exempt(var_smtpd_client_event_limit_exceptions, fc->addr))
 	fc->flags |= FF_EXEMPT;
     event_add_read(fd, front_read, fc);
+    /* client-limits counts only what a limit can refuse (as Postfix's
+     * anvil): not an exempt client, not with both limits off */
+    if ((fc->flags & FF_EXEMPT) || (var_smtp_front_client_connection_count_limit <= 0
+				    && var_smtp_front_client_connection_rate_limit <= 0)) {
+	front_enter(fc, FS_LIMITS);		/* as if the answer came */
+	front_greet(fc);
+	return;
+    }
     front_enter(fc, FS_LIMITS);
     fc->flags |= FF_COUNTED;
     fc->lim = limits_async_call(LIMITS_REQ_CONNECT, server_service_name(), fc->addr,

@@ -9,6 +9,7 @@ from many addresses held cheaply while a legitimate client is served.
 The instance's mynetworks (and so smtp_front_access_list and the limit
 exceptions) is 127.0.0.1/32: clients from 127.0.0.2 and up are
 strangers. Loopback only; every wait is bounded."""
+import json
 import re
 import resource
 import smtplib
@@ -318,6 +319,30 @@ def test_count_limit_at_the_front(front_factory):
         o = connect(inst, "127.0.0.6")
         assert Lines(o).line().startswith("220-")
         o.close()
+    finally:
+        for h in held:
+            h.close()
+
+
+def test_exempt_client_not_counted_stranger_counted(front_factory):
+    """Only what a limit can refuse goes to client-limits (decision 54):
+    127.0.0.1 (mynetworks, so exempt) holds two connections and is not
+    in the table; 127.0.0.5 holds two and is counted for the service."""
+    if "client-limits" not in front_factory(start=False).default_master_cf():
+        pytest.skip("client-limits is not built")
+    inst = front_factory(main={"smtp_front_client_connection_count_limit": "5"})
+    held = [connect(inst, a) for a in ("127.0.0.1", "127.0.0.1", "127.0.0.5", "127.0.0.5")]
+    try:
+        for h in held:
+            assert Lines(h).line().startswith("220")
+        deadline = time.monotonic() + 5
+        while True:
+            r = inst.posthorn("limits", "--json")
+            figures = {e["client_address"]: e["count"] for e in json.loads(r.stdout or "[]")}
+            if figures == {"127.0.0.5": 2} or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert figures == {"127.0.0.5": 2}, r.stdout
     finally:
         for h in held:
             h.close()

@@ -388,13 +388,17 @@ class PostfixInstance(Instance):
 class PosthornInstance(Instance):
     """A private posthorn instance made by tools/mkinstance.py, as the tests
     make theirs: master with smtp-front and smtpd on the port, pickup,
-    cleanup, qmgr, bounce, local-delivery; params: main.cf settings."""
+    cleanup, qmgr, bounce, local-delivery, client-limits; params: main.cf
+    settings."""
 
     name = "posthorn"
     REQUIRED = ("master", "smtpd", "cleanup", "qmgr", "local-delivery")
     # master.cf services besides the smtp port (a subclass or an instance
     # may name others, e.g. bench/inject adds submit)
-    SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local")
+    # client-limits as in conf/master.cf: the processes facing the
+    # network report to it what a limit can refuse (the bench's loopback
+    # clients are in $mynetworks, exempt, so nothing; as Postfix's anvil)
+    SERVICES = ("pickup", "cleanup", "qmgr", "bounce", "local", "client-limits")
 
     def __init__(self, workdir, build, users, port=None, params=None, front=True,
                  local_unpriv=False, **kw):
