@@ -26,6 +26,7 @@
 /* System library. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -105,6 +106,43 @@ void maildir_set_fsync(int (*fn)(int fd))
 	    group_sync_set_fsync(md_sync_cache[i].gs, fn);
 }
 
+/*
+ * This process: its pid and a random seed for the R part of the names,
+ * taken once per process (getpid and getrandom are system calls, and a
+ * worker delivers many messages). A fork clears them in the child
+ * (pthread_atfork), which takes its own at its first delivery.
+ */
+static pid_t md_pid;			/* 0: not taken yet, or forked */
+static uint64_t md_seed;		/* random, per process */
+static uint64_t md_count;		/* names made by this process */
+
+static void md_forked(void)
+{
+    md_pid = 0;
+}
+
+/* md_self - this process's pid (see above) */
+static pid_t md_self(void)
+{
+    static bool registered;
+
+    if (md_pid == 0) {
+	if (!registered && pthread_atfork(NULL, NULL, md_forked) == 0)
+	    registered = true;
+	md_pid = getpid();
+	if (getrandom(&md_seed, sizeof(md_seed), 0) != (ssize_t) sizeof(md_seed)) {
+	    struct timespec ts;
+
+	    (void) clock_gettime(CLOCK_REALTIME, &ts);
+	    md_seed = (uint64_t) ts.tv_nsec ^ ((uint64_t) md_pid << 32);
+	}
+	md_count = 0;
+	if (!registered)			/* no fork detection: ask each time */
+	    md_pid = 0;
+    }
+    return md_pid ? md_pid : getpid();
+}
+
 /* md_sync_get - the group commit state of new/ (new_fd, in the Maildir
  * base_fd); NULL if it cannot be had (then sync alone) */
 static struct md_sync *md_sync_get(int base_fd, int new_fd)
@@ -116,12 +154,12 @@ static struct md_sync *md_sync_get(int base_fd, int new_fd)
 
     if (fstat(new_fd, &st) < 0)
 	return NULL;
-    if (md_sync_pid != getpid()) {
+    if (md_sync_pid != md_self()) {
 	/* forked: the state's lock belongs to the open file description,
 	 * which the parent shares, and a worker closes what it inherits;
 	 * start afresh (without touching the parent's descriptors) */
 	memset(md_sync_cache, 0, sizeof(md_sync_cache));
-	md_sync_pid = getpid();
+	md_sync_pid = md_self();
     }
     for (int i = 0; i < MD_SYNC_CACHE; i++) {
 	struct md_sync *m = &md_sync_cache[i];
@@ -191,12 +229,14 @@ static void md_refused(struct ld_result *res, int err, const char *dir, const ch
 static bool md_unique(char *buf, size_t size, int attempt)
 {
     struct timespec ts;
+    pid_t pid = md_self();
     uint64_t rnd;
 
     (void) clock_gettime(CLOCK_REALTIME, &ts);
-    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-	rnd = (uint64_t) ts.tv_nsec ^ ((uint64_t) getpid() << 32) ^ (uint64_t) attempt;
-    return maildir_unique(buf, size, (long) ts.tv_sec, ts.tv_nsec / 1000, (long) getpid(), rnd,
+    /* the seed plus a count, spread (an odd multiplier is a bijection):
+     * no two names of this process share it, whatever the clock does */
+    rnd = md_seed + ++md_count * UINT64_C(0x9e3779b97f4a7c15) + (uint64_t) attempt;
+    return maildir_unique(buf, size, (long) ts.tv_sec, ts.tv_nsec / 1000, (long) pid, rnd,
 			  var_myhostname);
 }
 

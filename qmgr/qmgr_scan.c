@@ -92,14 +92,14 @@ void qmgr_move_corrupt(const char *queue, const char *id, const char *why)
 /* qmgr_open_queue_file - open queue/ID (path) without following a
  * symbolic link and without blocking (a FIFO would block a plain open
  * for good), then check that it is a regular file. Returns the fd
- * (blocking mode again), or -1: errno ENOENT (gone), or with the entry
+ * (O_NONBLOCK left on: no effect on a regular file), or -1: errno ENOENT (gone), or with the entry
  * already moved to corrupt/ (*corrupt = true), or another error (logged
  * by the caller). */
 int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct stat *st,
 			 bool *corrupt)
 {
     char path[64];
-    int fd, fl;
+    int fd;
 
     *corrupt = false;
     fmt_buf_or_panic(path, sizeof(path), "%s/%s", queue, id);
@@ -117,8 +117,8 @@ int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct st
 	*corrupt = true;
 	return -1;
     }
-    if ((fl = fcntl(fd, F_GETFL)) >= 0)
-	(void) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    /* O_NONBLOCK stays: on a regular file Linux ignores it (reads and
+     * writes block as usual), and clearing it cost two system calls */
     return fd;
 }
 

@@ -20,7 +20,9 @@
 /* safe_create_excl - O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, read-write */
 int safe_create_excl(const char *path, mode_t mode, const char **error_r);
 /* safe_open_read - open an existing regular file, no symlinks, and check
- * (if owner != (uid_t)-1) that it is owned by owner */
+ * (if owner != (uid_t)-1) that it is owned by owner; the descriptor keeps
+ * O_NONBLOCK (opened so that a FIFO cannot hang the open), which Linux
+ * ignores on a regular file */
 int safe_open_read(const char *path, uid_t owner, const char **error_r);
 /* safe_openat_dir - open directory name (one component, no "/")
  * relative to dfd, O_DIRECTORY|O_NOFOLLOW: a symlink is followed only

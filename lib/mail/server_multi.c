@@ -403,8 +403,7 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
 	srv_notify(MASTER_STAT_TAKEN);
     if (srv_spec->multi_accept) {
 	srv_taken_count++;
-	srv_idle_disarm();
-	(void) sock_set_cloexec(fd, true);
+	srv_idle_disarm();			/* close-on-exec: sock_accept */
 	srv_spec->multi_accept(fd);
 	return;
     }
