@@ -17,7 +17,8 @@
  *                   with O_EXCL and a rename, as local-delivery does)
  *   qmgr            unlink active/ID
  *
- * and then unlinks new/NAME, so that new/ does not grow.  A second pass
+ * and then unlinks new/NAME, so that new/ does not grow (the steps are
+ * bench/floor-steps.h, which bench/session-floor.c shares).  A second pass
  * does the same without the four syncs.  The time and CPU per message of
  * the first pass are what no server that keeps posthorn's syncs can go
  * below on this file system; the second pass shows what the syncs alone
@@ -34,32 +35,16 @@
  * DIAGNOSTICS: any failed system call prints "sync-floor: what: why" on
  * stderr and exits 1 (DIR may then hold leftovers). */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "floor-steps.h"
 
 #define QF_HEADER_SIZE	200		/* envelope records of a queue file */
 #define MAX_SIZE	(64L * 1024 * 1024)
 #define MAX_COUNT	10000000L
-
-struct dirs {
-    int     top;
-    int     incoming;
-    int     active;
-    int     tmp;
-    int     new;
-};
-
-static const char *const subdirs[] = {"incoming", "active", "tmp", "new"};
-static bool tmpfile_ok = true;	/* O_TMPFILE works here (cleared on the first refusal) */
 
 /* die - report a failed step and exit */
 static void die(const char *fmt, ...)
@@ -116,164 +101,27 @@ static double cpu_ms(void)
 	+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
-/* write_all - write len bytes or die */
-static void write_all(int fd, const char *buf, size_t len, const char *what)
-{
-    ssize_t n;
-
-    while (len > 0) {
-	if ((n = write(fd, buf, len)) < 0) {
-	    if (errno == EINTR)
-		continue;
-	    die("write %s", what);
-	}
-	buf += n;
-	len -= (size_t) n;
-    }
-}
-
-/* sync_fd - fsync a descriptor and count it */
-static void sync_fd(int fd, long *syncs, const char *what)
-{
-    if (fsync(fd) < 0)
-	die("fsync %s", what);
-    ++*syncs;
-}
-
-/* fill - size bytes of 78-column text lines, as a message body has */
-static void fill(char *buf, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-	buf[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : 'x';
-}
-
 /* one_message - the file system steps of one message; syncs counted */
-static void one_message(const struct dirs *d, long seq, const char *qf, size_t qf_len,
+static void one_message(const struct floor_dirs *d, long seq, const char *qf, size_t qf_len,
 			const char *msg, size_t msg_len, char *rbuf, bool sync,
 			long *syncs)
 {
-    char    tmp_name[64];
     char    id[64];
-    char    md_name[64];
-    ssize_t n;
-    size_t  got;
-    int     fd;
 
-    /* cleanup: create in progress (0200), name it by its ID at once */
-    snprintf(tmp_name, sizeof(tmp_name), "tmp.%ld.%ld", (long) getpid(), seq);
-    snprintf(id, sizeof(id), "F%ldQ%ld", (long) getpid(), seq);
-    if ((fd = openat(d->incoming, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
-		     | O_CLOEXEC, 0200)) < 0)
-	die("create incoming/%s", tmp_name);
-    if (renameat2(d->incoming, tmp_name, d->incoming, id, RENAME_NOREPLACE) < 0)
-	die("rename incoming/%s to incoming/%s", tmp_name, id);
-    write_all(fd, qf, qf_len, "queue file");
-    if (fchmod(fd, 0600) < 0)
-	die("fchmod incoming/%s", id);
-    if (sync) {
-	sync_fd(fd, syncs, "queue file");
-	sync_fd(d->incoming, syncs, "incoming/");
-    }
-    if (close(fd) < 0)
-	die("close incoming/%s", id);
-
-    /* qmgr: take it into active/ and read it */
-    if (renameat(d->incoming, id, d->active, id) < 0)
-	die("rename incoming/%s to active/%s", id, id);
-    if ((fd = openat(d->active, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-	die("open active/%s", id);
-    got = 0;
-    while ((n = read(fd, rbuf, qf_len + 1)) != 0) {
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0)
-	    die("read active/%s", id);
-	got += (size_t) n;
-    }
-    if (got != qf_len) {
-	errno = EIO;
-	die("read active/%s: %zu bytes, expected %zu", id, got, qf_len);
-    }
-    if (close(fd) < 0)
-	die("close active/%s", id);
-
-    /* local-delivery: an unnamed file in tmp/ (O_TMPFILE), sync, linked
-     * into new/, sync new/; a named tmp/NAME and a rename where the file
-     * system has no O_TMPFILE (as local-delivery/maildir.c does) */
-    snprintf(md_name, sizeof(md_name), "%ld.M%ldP%ld.floor,S=%zu", (long) time(NULL),
-	     seq, (long) getpid(), msg_len);
-    fd = -1;
-    if (tmpfile_ok) {
-	fd = openat(d->tmp, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
-	    tmpfile_ok = false;
-	else if (fd < 0)
-	    die("create an unnamed file in tmp/");
-    }
-    if (fd >= 0) {
-	char proc[64];
-
-	write_all(fd, msg, msg_len, "maildir file");
-	if (sync)
-	    sync_fd(fd, syncs, "maildir file");
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, d->new, md_name, AT_SYMLINK_FOLLOW) < 0)
-	    die("link the unnamed file to new/%s", md_name);
-	if (close(fd) < 0)
-	    die("close new/%s", md_name);
-    } else {
-	if ((fd = openat(d->tmp, md_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
-			 | O_CLOEXEC, 0600)) < 0)
-	    die("create tmp/%s", md_name);
-	write_all(fd, msg, msg_len, "maildir file");
-	if (sync)
-	    sync_fd(fd, syncs, "maildir file");
-	if (close(fd) < 0)
-	    die("close tmp/%s", md_name);
-	if (renameat2(d->tmp, md_name, d->new, md_name, RENAME_NOREPLACE) < 0)
-	    die("rename tmp/%s to new/%s", md_name, md_name);
-    }
-    if (sync)
-	sync_fd(d->new, syncs, "new/");
-
-    /* qmgr: the message is delivered */
-    if (unlinkat(d->active, id, 0) < 0)
-	die("unlink active/%s", id);
-
-    /* not a server step: keep new/ from growing */
-    if (unlinkat(d->new, md_name, 0) < 0)
-	die("unlink new/%s", md_name);
-}
-
-/* open_dirs - make and open the four directories in DIR */
-static void open_dirs(struct dirs *d, const char *top)
-{
-    int    *fds[] = {&d->incoming, &d->active, &d->tmp, &d->new};
-
-    if ((d->top = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-	die("open %s", top);
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-	if (mkdirat(d->top, subdirs[i], 0700) < 0)
-	    die("mkdir %s/%s", top, subdirs[i]);
-	if ((*fds[i] = openat(d->top, subdirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW
-			      | O_CLOEXEC)) < 0)
-	    die("open %s/%s", top, subdirs[i]);
-    }
-    /* set-up, not measured: the new directories are on disk */
-    if (fsync(d->top) < 0)
-	die("fsync %s", top);
+    floor_commit(d, seq, qf, qf_len, sync, syncs, id, sizeof(id));
+    floor_deliver(d, seq, id, qf_len, msg, msg_len, rbuf, sync, syncs);
 }
 
 /* close_dirs - close and remove the four directories */
-static void close_dirs(struct dirs *d, const char *top)
+static void close_dirs(struct floor_dirs *d, const char *top)
 {
     int     fds[] = {d->incoming, d->active, d->tmp, d->new};
 
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+    for (size_t i = 0; i < sizeof(floor_subdirs) / sizeof(floor_subdirs[0]); i++) {
 	if (close(fds[i]) < 0)
-	    die("close %s/%s", top, subdirs[i]);
-	if (unlinkat(d->top, subdirs[i], AT_REMOVEDIR) < 0)
-	    die("rmdir %s/%s", top, subdirs[i]);
+	    die("close %s/%s", top, floor_subdirs[i]);
+	if (unlinkat(d->top, floor_subdirs[i], AT_REMOVEDIR) < 0)
+	    die("rmdir %s/%s", top, floor_subdirs[i]);
     }
     if (close(d->top) < 0)
 	die("close %s", top);
@@ -281,7 +129,7 @@ static void close_dirs(struct dirs *d, const char *top)
 
 int     main(int argc, char **argv)
 {
-    struct dirs d;
+    struct floor_dirs d;
     long    count;
     long    size;
     long    syncs = 0;
@@ -300,9 +148,9 @@ int     main(int argc, char **argv)
     if ((qf = malloc(qf_len)) == NULL || (msg = malloc((size_t) size)) == NULL
 	|| (rbuf = malloc(qf_len + 1)) == NULL)
 	die("malloc");
-    fill(qf, qf_len);
-    fill(msg, (size_t) size);
-    open_dirs(&d, argv[1]);
+    floor_fill(qf, qf_len);
+    floor_fill(msg, (size_t) size);
+    floor_open_dirs(&d, argv[1]);
 
     /* the promised sequence, then the same without its syncs */
     c0 = cpu_ms();

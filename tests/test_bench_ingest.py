@@ -3,8 +3,8 @@ benchmark cannot rot: one tiny run (20 messages over 2 sessions, 2
 latency probes, one round) with posthorn and, when Debian's Postfix is
 installed and we are root, Postfix; unpinned and pinned when the machine
 has CPUs 0 and 1; the durability audit, the syscall count and the floors
-(bench/sync-floor.c, smtp-sink) over a few messages.  Checks the JSON has
-the figures (rate, CPU, context switches and CPU per program, latencies,
+(bench/sync-floor.c, smtp-sink, bench/session-floor.c) over a few
+messages.  Checks the JSON has the figures (rate, CPU, context switches and CPU per program, latencies,
 the one-CPU latency, syncs, syscalls per program, the floors and their
 verdicts), that bench/mkreport renders it, that nothing is left behind,
 and that it all takes well under 90 s."""
@@ -72,6 +72,13 @@ def _check_floors(fl, mode):
         for key in ("connect_to_250_ms", "eod_to_250_ms", "cpu_ms_per_msg", "msgs_per_s"):
             assert smtp[key] > 0, (mode, key, smtp)
         assert smtp["client_cpus"] == ([1] if mode == "pinned" else None), smtp
+    sess = fl["session"]
+    if HAVE_CC and os.access("/usr/sbin/smtp-source", os.X_OK):
+        # bench/session-floor.c under smtp-source: a process per session
+        assert sess and "error" not in sess, (mode, fl)
+        assert sess["messages"] == N and sess["processes"] == 2, (mode, sess)
+        assert sess["cpu_ms_per_msg"] > 0 and sess["msgs_per_s"] > 0, (mode, sess)
+        assert sess["cpus"] == ([0] if mode == "pinned" else None), sess
     if HAVE_CC and HAVE_SINK:
         assert fl["latency_floor_ms"] == pytest.approx(
             smtp["connect_to_250_ms"] + sync["wall_ms_per_msg"], abs=0.002), fl
@@ -140,6 +147,8 @@ def _small_run(work):
     if HAVE_CC and HAVE_SINK:
         assert r.stdout.count("floors (same run;") == len(modes), r.stdout
         assert md.count("Floors (same run, same affinity)") == len(modes), md
+        assert md.count("Session floor (same run") == len(modes), md
+        assert r.stdout.count("session floor (bench/session-floor.c") == len(modes), r.stdout
     if TWO_CPUS:
         assert "#### Pinned" in md and "End of DATA → 250 with every server process" in md
     # nothing left behind: the instances and their processes are gone

@@ -8,6 +8,14 @@ in the same run as the servers:
                              posthorn's four syncs per message and the file
                              steps around them, nothing else, in one
                              process (and the same without the syncs)
+  compile_session_floor(dest)
+                             bench/session-floor.c compiled into dest
+  session_floor(binary, workdir, n_load, sessions, size, cpus, client_cpus)
+                             a server with one process per SMTP session
+                             that does the dialogue and the file steps
+                             with the four syncs itself (no other process,
+                             no logging), under smtp-source's load: its
+                             CPU per message and messages/s
   smtp_floor(port, count_latency, n_load, sessions, size, cpus, client_cpus)
                              the SMTP dialogue against Postfix's smtp-sink,
                              which answers 250 and keeps nothing: single
@@ -17,8 +25,12 @@ in the same run as the servers:
   combine_floors(sync, smtp, latency_metric)
                              the latency and CPU floors of a mode
 
-Both halves are lower bounds, not models: a real server adds processes,
-IPC, parsing and logging to them.  Standard library only."""
+The sync and SMTP floors are lower bounds, not models: a real server adds
+processes, IPC, parsing and logging to them.  The session floor is the
+least of one design: a process per session (posthorn's and Postfix's
+smtpd) with nothing split off; set against posthorn's figures, the
+difference is what its separate processes and the rest of its work
+cost.  Standard library only."""
 import json
 import os
 import pathlib
@@ -33,11 +45,13 @@ from .client import make_body, smtp_one, smtp_source_command
 from .util import (CLK_TCK, DOMAIN, ROOT, SMTP_SOURCE, BenchError, free_port, log, port_open,
                    wait_for)
 
-__all__ = ["SMTP_SINK", "compile_sync_floor", "sync_floor", "smtp_floor", "combine_floors"]
+__all__ = ["SMTP_SINK", "compile_sync_floor", "compile_session_floor", "sync_floor",
+           "session_floor", "smtp_floor", "combine_floors"]
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SINK_USER = "nobody"
 SYNC_FLOOR_SRC = ROOT / "bench" / "sync-floor.c"
+SESSION_FLOOR_SRC = ROOT / "bench" / "session-floor.c"
 LOAD_DEFAULT = 2000             # smtp-sink's load when the run has no rate rounds (-n 0)
 
 
@@ -46,22 +60,111 @@ def _confine(cpus):
     return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
 
 
-def compile_sync_floor(dest):
-    """Compile bench/sync-floor.c into the directory dest (as bench/inject
-    compiles its static no-op); the binary's path, or None with a logged
-    note when there is no C compiler or the program does not compile."""
+def _compile(dest, src, what):
+    """Compile src into the directory dest (as bench/inject compiles its
+    static no-op); the binary's path, or None with a logged note when
+    there is no C compiler or the program does not compile."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        log("no C compiler: the sync floor (bench/sync-floor.c) is left out")
+        log(f"no C compiler: the {what} (bench/{src.name}) is left out")
         return None
-    out = pathlib.Path(dest) / "sync-floor"
+    out = pathlib.Path(dest) / src.stem
     r = subprocess.run([cc, "-std=c17", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out),
-                        str(SYNC_FLOOR_SRC)], capture_output=True, text=True)
+                        str(src)], capture_output=True, text=True)
     if r.returncode != 0:
-        log(f"bench/sync-floor.c does not compile: the sync floor is left out\n"
+        log(f"bench/{src.name} does not compile: the {what} is left out\n"
             f"{r.stderr.strip()[-1500:]}")
         return None
     return out
+
+
+def compile_sync_floor(dest):
+    """bench/sync-floor.c compiled into dest, or None (_compile)."""
+    return _compile(dest, SYNC_FLOOR_SRC, "sync floor")
+
+
+def compile_session_floor(dest):
+    """bench/session-floor.c compiled into dest, or None (_compile)."""
+    return _compile(dest, SESSION_FLOOR_SRC, "session floor")
+
+
+def _tree_ns(pid):
+    """CPU ns (schedstat) of pid and its children (session-floor's
+    processes live as long as it does)."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        ns = read_schedstat(p)
+        if ns is None:
+            return None, len(pids)
+        total += ns
+    return total, len(pids)
+
+
+def session_floor(binary, workdir, n_load, sessions, size, cpus=None, client_cpus=None,
+                  persistent=False, timeout=180):
+    """bench/session-floor.c with `sessions` processes on 127.0.0.1 (a free
+    port), confined to cpus, in a fresh directory under workdir (the
+    instances' file system), then smtp-source (n_load messages over
+    sessions sessions, confined to client_cpus) against it: its
+    messages/s and CPU per message (the schedstat of its processes).  The
+    server is stopped and its directory removed."""
+    if not os.access(SMTP_SOURCE, os.X_OK):
+        log(f"{SMTP_SOURCE} not installed: the session floor is left out")
+        return None
+    port = free_port()
+    work = tempfile.mkdtemp(prefix="floor-session-", dir=str(workdir))
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen([str(binary), work, str(port), str(sessions)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                            preexec_fn=_confine(cpus), start_new_session=True)
+
+    def why():
+        err.seek(0)
+        return err.read().decode(errors="replace").strip()[-500:]
+    try:
+        if not wait_for(lambda: proc.poll() is not None or port_open(port), 10) \
+                or proc.poll() is not None:
+            raise BenchError(f"session-floor did not start on 127.0.0.1:{port}: {why()}")
+        if not wait_for(lambda: _tree_ns(proc.pid)[1] == sessions + 1, 10):
+            raise BenchError("session-floor did not start its processes")
+        ns0, _ = _tree_ns(proc.pid)
+        cmd = smtp_source_command(port, f"floor@{DOMAIN}", n_load, sessions, size, persistent)
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, preexec_fn=_confine(client_cpus),
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"smtp-source against session-floor: not done after "
+                             f"{timeout}s") from None
+        elapsed = time.monotonic() - t0
+        ns1, _ = _tree_ns(proc.pid)
+        if r.returncode != 0 or proc.poll() is not None:
+            raise BenchError(f"smtp-source against session-floor: exit {r.returncode}: "
+                             f"{r.stderr.decode(errors='replace').strip()[-300:]} {why()}")
+        if ns0 is None or ns1 is None:
+            raise BenchError("session-floor's /proc/PID/schedstat could not be read")
+        return {"messages": n_load, "sessions": sessions, "processes": sessions, "size": size,
+                "msgs_per_s": round(n_load / elapsed, 1), "elapsed_s": round(elapsed, 4),
+                "cpu_ms_per_msg": round((ns1 - ns0) / 1e6 / n_load, 4),
+                "cpus": sorted(cpus) if cpus else None,
+                "client_cpus": sorted(client_cpus) if client_cpus else None}
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        err.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def sync_floor(binary, workdir, count, size, cpus=None, timeout=None):
@@ -189,14 +292,16 @@ def _sink_load(pid, port, rcpt, count, sessions, size, client_cpus, persistent, 
 LATENCY_PART = {"connect_to_file_ms": "connect_to_250_ms", "eod_to_file_ms": "eod_to_250_ms"}
 
 
-def combine_floors(sync, smtp, latency_metric="connect_to_file_ms"):
+def combine_floors(sync, smtp, latency_metric="connect_to_file_ms", session=None):
     """The floors of a mode from its sync and SMTP floors (either may be
     None or {"error": ...}): latency = smtp-sink's connect -> 250 median
     (end of DATA -> 250 when the run's latency metric starts there) + the
     sync floor's wall time per message; CPU = smtp-sink's CPU per message
-    + the sync floor's.  A part that is missing leaves its floor out."""
+    + the sync floor's.  A part that is missing leaves its floor out.  The
+    session floor (session_floor's result, or None) is kept as it is."""
     ok = lambda x: bool(x) and "error" not in x
-    out = {"sync": sync, "smtp": smtp, "latency_floor_ms": None, "cpu_floor_ms": None}
+    out = {"sync": sync, "smtp": smtp, "latency_floor_ms": None, "cpu_floor_ms": None,
+           "session": session}
     if ok(sync) and ok(smtp):
         part = LATENCY_PART.get(latency_metric, "connect_to_250_ms")
         out["latency_floor_ms"] = round(smtp[part] + sync["wall_ms_per_msg"], 3)

@@ -63,8 +63,41 @@ def floor_verdicts(floors, pf, ph):
     return {"goal_ms": goal_ms, "verdict": verdict} if verdict else {}
 
 
+def session_floor_text(fl, pf, ph):
+    """The session floor of a mode (benchlib.floor.session_floor) against
+    posthorn's and the goal's CPU per message, as one line; None when it
+    was not measured."""
+    sess = fl.get("session")
+    if not sess:
+        return None
+    if sess.get("error"):
+        return f"session floor (bench/session-floor.c): ERROR: {sess['error'].splitlines()[0]}"
+    text = (f"session floor (bench/session-floor.c: a process per SMTP session doing the "
+            f"dialogue and the file steps with their syncs itself, nothing else, "
+            f"{sess['processes']} processes): {sess['cpu_ms_per_msg']:.2f} ms CPU/msg, "
+            f"{sess['msgs_per_s']:.0f} msgs/s")
+    if ph and ph.get("cpu_ms_per_msg") is not None:
+        text += (f"; posthorn {ph['cpu_ms_per_msg']:.2f} = that + "
+                 f"{ph['cpu_ms_per_msg'] - sess['cpu_ms_per_msg']:.2f}")
+    if pf and pf.get("cpu_ms_per_msg"):
+        goal = pf["cpu_ms_per_msg"] / 3
+        text += (f"; the CPU goal (1/3 x Postfix) {goal:.2f} leaves "
+                 f"{goal - sess['cpu_ms_per_msg']:.2f} for everything else")
+    return text
+
+
 def _floor_lines(fl, pf, ph):
     """The floors of a mode against its goals, as text lines."""
+    sess = session_floor_text(fl, pf, ph)
+    try:
+        _floor_lines_sync_smtp(fl, pf, ph)
+    finally:
+        if sess:
+            print(f"  {sess}")
+
+
+def _floor_lines_sync_smtp(fl, pf, ph):
+    """The sync and SMTP floors of a mode against its goals."""
     sync, smtp = fl.get("sync"), fl.get("smtp")
     n = (sync or {}).get("syncs_per_msg")
     syncs = f"{n:g} syncs" if n is not None else "its syncs"
