@@ -8,13 +8,15 @@
  *                   incoming/tmp.N (O_EXCL, mode 0200), rename it to
  *                   incoming/ID at once, write the queue file, fchmod
  *                   0600, fsync(file), fsync(incoming/)
- *   floor_deliver   the rest: qmgr renames incoming/ID -> active/ID and
- *                   reads it; local-delivery writes an unnamed file in
- *                   tmp/ (O_TMPFILE; a named tmp/ file and a rename
- *                   where the file system has none), fsync(file), links
- *                   it into new/NAME, fsync(new/); qmgr unlinks
- *                   active/ID; then new/NAME is unlinked (not a server
- *                   step: it keeps new/ from growing)
+ *   floor_deliver   the rest, which is three parts:
+ *     floor_take    qmgr renames incoming/ID -> active/ID and reads it
+ *     floor_maildir local-delivery reads active/ID and writes the message
+ *                   into an unnamed file in tmp/ (O_TMPFILE; a named tmp/
+ *                   file and a rename where the file system has none),
+ *                   fsync(file), links it into new/NAME, fsync(new/);
+ *                   then new/NAME is unlinked (not a server step: it
+ *                   keeps new/ from growing)
+ *     floor_done    qmgr unlinks active/ID
  *
  * With sync false the four syncs are left out; syncs are counted. */
 #ifndef FLOOR_STEPS_H
@@ -90,37 +92,56 @@ static void floor_commit(const struct floor_dirs *d, long seq, const char *qf, s
 	die("close incoming/%s", id);
 }
 
-/* floor_deliver - qmgr's and local-delivery's steps for queue file id
- * (qf_len bytes; rbuf has room for qf_len + 1) */
-static void floor_deliver(const struct floor_dirs *d, long seq, const char *id, size_t qf_len,
-			  const char *msg, size_t msg_len, char *rbuf, bool sync, long *syncs)
+/* floor_read_all - read file fd (qf_len bytes) into rbuf (room for
+ * qf_len + 1), or die */
+static void floor_read_all(int fd, const char *what, size_t qf_len, char *rbuf)
 {
-    char    md_name[80];
     ssize_t n;
-    size_t  got;
+    size_t  got = 0;
+
+    while ((n = pread(fd, rbuf, qf_len + 1, (off_t) got)) != 0) {
+	if (n < 0 && errno == EINTR)
+	    continue;
+	if (n < 0)
+	    die("read %s", what);
+	got += (size_t) n;
+	if (got > qf_len)
+	    break;
+    }
+    if (got != qf_len) {
+	errno = EIO;
+	die("read %s: %zu bytes, expected %zu", what, got, qf_len);
+    }
+}
+
+/* floor_take - qmgr: take queue file id into active/ and read it */
+static void floor_take(const struct floor_dirs *d, const char *id, size_t qf_len, char *rbuf)
+{
     int     fd;
 
-    /* qmgr: take it into active/ and read it */
     if (renameat(d->incoming, id, d->active, id) < 0)
 	die("rename incoming/%s to active/%s", id, id);
     if ((fd = openat(d->active, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 	die("open active/%s", id);
-    got = 0;
-    while ((n = read(fd, rbuf, qf_len + 1)) != 0) {
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n < 0)
-	    die("read active/%s", id);
-	got += (size_t) n;
-    }
-    if (got != qf_len) {
-	errno = EIO;
-	die("read active/%s: %zu bytes, expected %zu", id, got, qf_len);
-    }
+    floor_read_all(fd, "active/ queue file", qf_len, rbuf);
     if (close(fd) < 0)
 	die("close active/%s", id);
+}
 
-    /* local-delivery */
+/* floor_maildir - local-delivery: the message of active/id (its last
+ * msg_len of qf_len bytes, read into rbuf) into the Maildir */
+static void floor_maildir(const struct floor_dirs *d, long seq, const char *id, size_t qf_len,
+			  size_t msg_len, char *rbuf, bool sync, long *syncs)
+{
+    char    md_name[80];
+    const char *msg = rbuf + (qf_len - msg_len);
+    int     fd;
+
+    if ((fd = openat(d->active, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	die("open active/%s", id);
+    floor_read_all(fd, "active/ queue file", qf_len, rbuf);
+    if (close(fd) < 0)
+	die("close active/%s", id);
     snprintf(md_name, sizeof(md_name), "%ld.M%ldP%ld.floor,S=%zu", (long) time(NULL),
 	     seq, (long) getpid(), msg_len);
     fd = -1;
@@ -156,14 +177,27 @@ static void floor_deliver(const struct floor_dirs *d, long seq, const char *id, 
     }
     if (sync)
 	floor_sync(d->new, syncs, "new/");
-
-    /* qmgr: the message is delivered */
-    if (unlinkat(d->active, id, 0) < 0)
-	die("unlink active/%s", id);
-
     /* not a server step: keep new/ from growing */
     if (unlinkat(d->new, md_name, 0) < 0)
 	die("unlink new/%s", md_name);
+}
+
+/* floor_done - qmgr: the message is delivered */
+static void floor_done(const struct floor_dirs *d, const char *id)
+{
+    if (unlinkat(d->active, id, 0) < 0)
+	die("unlink active/%s", id);
+}
+
+/* floor_deliver - floor_take, floor_maildir and floor_done in one process
+ * (rbuf has room for qf_len + 1 bytes) */
+static inline void floor_deliver(const struct floor_dirs *d, long seq, const char *id,
+				 size_t qf_len, size_t msg_len, char *rbuf, bool sync,
+				 long *syncs)
+{
+    floor_take(d, id, qf_len, rbuf);
+    floor_maildir(d, seq, id, qf_len, msg_len, rbuf, sync, syncs);
+    floor_done(d, id);
 }
 
 /* floor_open_dirs - make and open the four directories in top */

@@ -11,7 +11,7 @@
  *                   to incoming/ID at once, write the queue file (SIZE plus
  *                   ~200 bytes), fchmod 0600, fsync(file), fsync(incoming/)
  *   qmgr            rename incoming/ID -> active/ID, read the file
- *   local-delivery  an unnamed file in tmp/ (O_TMPFILE, 0600), write SIZE
+ *   local-delivery  read the file, an unnamed file in tmp/ (O_TMPFILE, 0600), write SIZE
  *                   bytes, fsync(file), link it to new/NAME through
  *                   /proc/self/fd, fsync(new/) (without O_TMPFILE: tmp/NAME
  *                   with O_EXCL and a rename, as local-delivery does)
@@ -109,7 +109,8 @@ static void one_message(const struct floor_dirs *d, long seq, const char *qf, si
     char    id[64];
 
     floor_commit(d, seq, qf, qf_len, sync, syncs, id, sizeof(id));
-    floor_deliver(d, seq, id, qf_len, msg, msg_len, rbuf, sync, syncs);
+    (void) msg;				/* the queue file ends with it */
+    floor_deliver(d, seq, id, qf_len, msg_len, rbuf, sync, syncs);
 }
 
 /* close_dirs - close and remove the four directories */

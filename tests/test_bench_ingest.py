@@ -72,13 +72,16 @@ def _check_floors(fl, mode):
         for key in ("connect_to_250_ms", "eod_to_250_ms", "cpu_ms_per_msg", "msgs_per_s"):
             assert smtp[key] > 0, (mode, key, smtp)
         assert smtp["client_cpus"] == ([1] if mode == "pinned" else None), smtp
-    sess = fl["session"]
     if HAVE_CC and os.access("/usr/sbin/smtp-source", os.X_OK):
         # bench/session-floor.c under smtp-source: a process per session
-        assert sess and "error" not in sess, (mode, fl)
-        assert sess["messages"] == N and sess["processes"] == 2, (mode, sess)
-        assert sess["cpu_ms_per_msg"] > 0 and sess["msgs_per_s"] > 0, (mode, sess)
-        assert sess["cpus"] == ([0] if mode == "pinned" else None), sess
+        # (inline), and the same split into posthorn's layout
+        for key, layout, procs in (("session", "inline", 2), ("pipeline", "split", 2 * 2 + 3)):
+            sess = fl[key]
+            assert sess and "error" not in sess, (mode, key, fl)
+            assert sess["mode"] == layout and sess["processes"] == procs, (mode, sess)
+            assert sess["messages"] == N, (mode, sess)
+            assert sess["cpu_ms_per_msg"] > 0 and sess["msgs_per_s"] > 0, (mode, sess)
+            assert sess["cpus"] == ([0] if mode == "pinned" else None), sess
     if HAVE_CC and HAVE_SINK:
         assert fl["latency_floor_ms"] == pytest.approx(
             smtp["connect_to_250_ms"] + sync["wall_ms_per_msg"], abs=0.002), fl
@@ -147,8 +150,10 @@ def _small_run(work):
     if HAVE_CC and HAVE_SINK:
         assert r.stdout.count("floors (same run;") == len(modes), r.stdout
         assert md.count("Floors (same run, same affinity)") == len(modes), md
-        assert md.count("Session floor (same run") == len(modes), md
-        assert r.stdout.count("session floor (bench/session-floor.c") == len(modes), r.stdout
+        assert md.count("Session floors (same run") == len(modes), md
+        assert md.count("| pipeline | 7 |") == len(modes), md
+        assert r.stdout.count("session floor (bench/session-floor.c inline") == len(modes)
+        assert r.stdout.count("pipeline floor (bench/session-floor.c split") == len(modes)
     if TWO_CPUS:
         assert "#### Pinned" in md and "End of DATA → 250 with every server process" in md
     # nothing left behind: the instances and their processes are gone

@@ -10,12 +10,14 @@ in the same run as the servers:
                              process (and the same without the syncs)
   compile_session_floor(dest)
                              bench/session-floor.c compiled into dest
-  session_floor(binary, workdir, n_load, sessions, size, cpus, client_cpus)
-                             a server with one process per SMTP session
+  session_floor(binary, workdir, n_load, sessions, size, cpus, client_cpus,
+                mode)        a server with one process per SMTP session
                              that does the dialogue and the file steps
-                             with the four syncs itself (no other process,
-                             no logging), under smtp-source's load: its
-                             CPU per message and messages/s
+                             with the four syncs itself (mode "inline": no
+                             other process, no logging), or hands them to
+                             posthorn's layout of processes doing nothing
+                             else (mode "split"), under smtp-source's
+                             load: its CPU per message and messages/s
   smtp_floor(port, count_latency, n_load, sessions, size, cpus, client_cpus)
                              the SMTP dialogue against Postfix's smtp-sink,
                              which answers 250 and keeps nothing: single
@@ -106,21 +108,30 @@ def _tree_ns(pid):
     return total, len(pids)
 
 
+SESSION_MODES = ("inline", "split")
+
+
 def session_floor(binary, workdir, n_load, sessions, size, cpus=None, client_cpus=None,
-                  persistent=False, timeout=180):
-    """bench/session-floor.c with `sessions` processes on 127.0.0.1 (a free
+                  persistent=False, timeout=180, mode="inline"):
+    """bench/session-floor.c in mode ("inline": a session process does
+    everything; "split": posthorn's process layout with nothing but the
+    hand-overs) with `sessions` session processes on 127.0.0.1 (a free
     port), confined to cpus, in a fresh directory under workdir (the
     instances' file system), then smtp-source (n_load messages over
     sessions sessions, confined to client_cpus) against it: its
-    messages/s and CPU per message (the schedstat of its processes).  The
-    server is stopped and its directory removed."""
+    messages/s (until the last message is delivered) and CPU per message
+    (the schedstat of its processes).  The server is stopped and its
+    directory removed."""
+    if mode not in SESSION_MODES:
+        raise ValueError(f"session floor mode {mode!r}")
     if not os.access(SMTP_SOURCE, os.X_OK):
         log(f"{SMTP_SOURCE} not installed: the session floor is left out")
         return None
     port = free_port()
     work = tempfile.mkdtemp(prefix="floor-session-", dir=str(workdir))
     err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([str(binary), work, str(port), str(sessions)],
+    procs = sessions if mode == "inline" else 2 * sessions + 3     # + qmgr, 2 deliveries
+    proc = subprocess.Popen([str(binary), work, str(port), str(sessions), mode],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                             preexec_fn=_confine(cpus), start_new_session=True)
 
@@ -131,7 +142,7 @@ def session_floor(binary, workdir, n_load, sessions, size, cpus=None, client_cpu
         if not wait_for(lambda: proc.poll() is not None or port_open(port), 10) \
                 or proc.poll() is not None:
             raise BenchError(f"session-floor did not start on 127.0.0.1:{port}: {why()}")
-        if not wait_for(lambda: _tree_ns(proc.pid)[1] == sessions + 1, 10):
+        if not wait_for(lambda: _tree_ns(proc.pid)[1] == procs + 1, 10):
             raise BenchError("session-floor did not start its processes")
         ns0, _ = _tree_ns(proc.pid)
         cmd = smtp_source_command(port, f"floor@{DOMAIN}", n_load, sessions, size, persistent)
@@ -143,14 +154,21 @@ def session_floor(binary, workdir, n_load, sessions, size, cpus=None, client_cpu
         except subprocess.TimeoutExpired:
             raise BenchError(f"smtp-source against session-floor: not done after "
                              f"{timeout}s") from None
+        # split: the deliveries may still run after the last 250
+        queue = [pathlib.Path(work) / q for q in ("incoming", "active")]
+        drained = wait_for(lambda: not any(any(q.iterdir()) for q in queue),
+                           max(5.0, timeout - (time.monotonic() - t0)))
         elapsed = time.monotonic() - t0
         ns1, _ = _tree_ns(proc.pid)
+        if not drained:
+            raise BenchError(f"session-floor ({mode}): the queue did not drain")
         if r.returncode != 0 or proc.poll() is not None:
             raise BenchError(f"smtp-source against session-floor: exit {r.returncode}: "
                              f"{r.stderr.decode(errors='replace').strip()[-300:]} {why()}")
         if ns0 is None or ns1 is None:
             raise BenchError("session-floor's /proc/PID/schedstat could not be read")
-        return {"messages": n_load, "sessions": sessions, "processes": sessions, "size": size,
+        return {"mode": mode, "messages": n_load, "sessions": sessions, "processes": procs,
+                "size": size,
                 "msgs_per_s": round(n_load / elapsed, 1), "elapsed_s": round(elapsed, 4),
                 "cpu_ms_per_msg": round((ns1 - ns0) / 1e6 / n_load, 4),
                 "cpus": sorted(cpus) if cpus else None,
@@ -292,16 +310,18 @@ def _sink_load(pid, port, rcpt, count, sessions, size, client_cpus, persistent, 
 LATENCY_PART = {"connect_to_file_ms": "connect_to_250_ms", "eod_to_file_ms": "eod_to_250_ms"}
 
 
-def combine_floors(sync, smtp, latency_metric="connect_to_file_ms", session=None):
+def combine_floors(sync, smtp, latency_metric="connect_to_file_ms", session=None,
+                   pipeline=None):
     """The floors of a mode from its sync and SMTP floors (either may be
     None or {"error": ...}): latency = smtp-sink's connect -> 250 median
     (end of DATA -> 250 when the run's latency metric starts there) + the
     sync floor's wall time per message; CPU = smtp-sink's CPU per message
     + the sync floor's.  A part that is missing leaves its floor out.  The
-    session floor (session_floor's result, or None) is kept as it is."""
+    session floors (session_floor's results in its two modes, or None)
+    are kept as they are."""
     ok = lambda x: bool(x) and "error" not in x
     out = {"sync": sync, "smtp": smtp, "latency_floor_ms": None, "cpu_floor_ms": None,
-           "session": session}
+           "session": session, "pipeline": pipeline}
     if ok(sync) and ok(smtp):
         part = LATENCY_PART.get(latency_metric, "connect_to_250_ms")
         out["latency_floor_ms"] = round(smtp[part] + sync["wall_ms_per_msg"], 3)

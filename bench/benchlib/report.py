@@ -63,37 +63,49 @@ def floor_verdicts(floors, pf, ph):
     return {"goal_ms": goal_ms, "verdict": verdict} if verdict else {}
 
 
-def session_floor_text(fl, pf, ph):
-    """The session floor of a mode (benchlib.floor.session_floor) against
-    posthorn's and the goal's CPU per message, as one line; None when it
-    was not measured."""
-    sess = fl.get("session")
-    if not sess:
-        return None
-    if sess.get("error"):
-        return f"session floor (bench/session-floor.c): ERROR: {sess['error'].splitlines()[0]}"
-    text = (f"session floor (bench/session-floor.c: a process per SMTP session doing the "
-            f"dialogue and the file steps with their syncs itself, nothing else, "
-            f"{sess['processes']} processes): {sess['cpu_ms_per_msg']:.2f} ms CPU/msg, "
-            f"{sess['msgs_per_s']:.0f} msgs/s")
-    if ph and ph.get("cpu_ms_per_msg") is not None:
-        text += (f"; posthorn {ph['cpu_ms_per_msg']:.2f} = that + "
-                 f"{ph['cpu_ms_per_msg'] - sess['cpu_ms_per_msg']:.2f}")
-    if pf and pf.get("cpu_ms_per_msg"):
-        goal = pf["cpu_ms_per_msg"] / 3
-        text += (f"; the CPU goal (1/3 x Postfix) {goal:.2f} leaves "
-                 f"{goal - sess['cpu_ms_per_msg']:.2f} for everything else")
-    return text
+SESSION_FLOOR_WHAT = {
+    "session": "a process per SMTP session doing the dialogue and the file steps with their "
+               "syncs itself, nothing else",
+    "pipeline": "the same split into posthorn's processes (a cleanup per session, qmgr, two "
+                "delivery processes) doing nothing but the hand-overs",
+}
+
+
+def session_floor_texts(fl, pf, ph):
+    """The session floors of a mode (benchlib.floor.session_floor, inline
+    as "session", split as "pipeline") against posthorn's and the goal's
+    CPU per message, a line each; [] when they were not measured."""
+    out = []
+    for key, label in (("session", "session floor"), ("pipeline", "pipeline floor")):
+        sess = fl.get(key)
+        if not sess:
+            continue
+        if sess.get("error"):
+            out.append(f"{label} (bench/session-floor.c): ERROR: "
+                       f"{sess['error'].splitlines()[0]}")
+            continue
+        text = (f"{label} (bench/session-floor.c {sess.get('mode', 'inline')}: "
+                f"{SESSION_FLOOR_WHAT[key]}, {sess['processes']} processes): "
+                f"{sess['cpu_ms_per_msg']:.2f} ms CPU/msg, {sess['msgs_per_s']:.0f} msgs/s")
+        if ph and ph.get("cpu_ms_per_msg") is not None:
+            text += (f"; posthorn {ph['cpu_ms_per_msg']:.2f} = that + "
+                     f"{ph['cpu_ms_per_msg'] - sess['cpu_ms_per_msg']:.2f}")
+        if pf and pf.get("cpu_ms_per_msg"):
+            goal = pf["cpu_ms_per_msg"] / 3
+            text += (f"; the CPU goal (1/3 x Postfix) {goal:.2f} leaves "
+                     f"{goal - sess['cpu_ms_per_msg']:.2f} for everything else")
+        out.append(text)
+    return out
 
 
 def _floor_lines(fl, pf, ph):
     """The floors of a mode against its goals, as text lines."""
-    sess = session_floor_text(fl, pf, ph)
+    texts = session_floor_texts(fl, pf, ph)
     try:
         _floor_lines_sync_smtp(fl, pf, ph)
     finally:
-        if sess:
-            print(f"  {sess}")
+        for text in texts:
+            print(f"  {text}")
 
 
 def _floor_lines_sync_smtp(fl, pf, ph):
