@@ -1,8 +1,9 @@
 /* floor-steps.h - the file system steps of one message that posthorn
  * promises (docs/queue.md, docs/cleanup.md, local-delivery/maildir.c),
  * shared by the floor programs of bench/ingest (sync-floor.c,
- * session-floor.c); not part of posthorn. Each program defines die(),
- * which reports a failed step and exits.
+ * session-floor.c); not part of posthorn. die() reports a failed step
+ * and exits; each program names itself and its usage in floor_prog and
+ * floor_usage first.
  *
  *   floor_commit    cleanup's part, before the 250: create
  *                   incoming/tmp.N (O_EXCL, mode 0200), rename it to
@@ -24,8 +25,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +42,45 @@ struct floor_dirs {
     int     new;
 };
 
+/* What die() and usage() say; main() sets them first. */
+static const char *floor_prog = "floor";
+static const char *floor_usage = "";
+
+/* die - report a failed step ("PROG: what: why") and exit 1 */
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    int     err = errno;
+    va_list ap;
+
+    fprintf(stderr, "%s: ", floor_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s\n", strerror(err));
+    exit(1);
+}
+
+/* usage - the command line, then exit 1 */
+static void usage(void) __attribute__((noreturn));
+static void usage(void)
+{
+    fprintf(stderr, "usage: %s %s\n", floor_prog, floor_usage);
+    exit(1);
+}
+
+/* number - a decimal argument in [min, max], else usage() */
+static long number(const char *s, long min, long max)
+{
+    char   *end;
+    long    v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != 0 || v < min || v > max)
+	usage();
+    return v;
+}
 
 static const char *const floor_subdirs[] = {"incoming", "active", "tmp", "new"};
 static bool floor_tmpfile_ok = true;	/* O_TMPFILE works (cleared on a refusal) */

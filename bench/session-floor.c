@@ -53,40 +53,6 @@
 #define DATA_MAX	(16L * 1024 * 1024)	/* refused beyond: 552 */
 #define QF_HEADER_SIZE	200		/* envelope records of a queue file */
 
-/* die - report a failed step and exit */
-static void die(const char *fmt, ...)
-{
-    int     err = errno;
-    va_list ap;
-
-    fputs("session-floor: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s\n", strerror(err));
-    exit(1);
-}
-
-/* usage - the command line, then exit */
-static void usage(void)
-{
-    fputs("usage: session-floor DIR PORT PROCS\n", stderr);
-    exit(1);
-}
-
-/* number - a decimal argument in [min, max], else usage() */
-static long number(const char *s, long min, long max)
-{
-    char   *end;
-    long    v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != 0 || v < min || v > max)
-	usage();
-    return v;
-}
-
 /* A session's input, buffered. */
 struct in {
     int     fd;
@@ -478,6 +444,8 @@ int     main(int argc, char **argv)
     bool    split = false;
     sigset_t set;
 
+    floor_prog = "session-floor";
+    floor_usage = "DIR PORT PROCS [inline | split]";
     if (argc != 4 && argc != 5)
 	usage();
     port = number(argv[2], 1, 65535);

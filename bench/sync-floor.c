@@ -46,40 +46,6 @@
 #define MAX_SIZE	(64L * 1024 * 1024)
 #define MAX_COUNT	10000000L
 
-/* die - report a failed step and exit */
-static void die(const char *fmt, ...)
-{
-    int     err = errno;
-    va_list ap;
-
-    fputs("sync-floor: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s\n", strerror(err));
-    exit(1);
-}
-
-/* usage - the command line, then exit */
-static void usage(void)
-{
-    fputs("usage: sync-floor DIR COUNT SIZE\n", stderr);
-    exit(1);
-}
-
-/* number - a decimal argument in [min, max], else usage() */
-static long number(const char *s, long min, long max)
-{
-    char   *end;
-    long    v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != 0 || v < min || v > max)
-	usage();
-    return v;
-}
-
 /* now_ms - the monotonic clock in milliseconds */
 static double now_ms(void)
 {
@@ -141,6 +107,8 @@ int     main(int argc, char **argv)
     char   *rbuf;
     double  t0, t1, t2, c0, c1, c2;
 
+    floor_prog = "sync-floor";
+    floor_usage = "DIR COUNT SIZE";
     if (argc != 4)
 	usage();
     count = number(argv[2], 1, MAX_COUNT);

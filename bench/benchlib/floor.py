@@ -33,6 +33,7 @@ least of one design: a process per session (posthorn's and Postfix's
 smtpd) with nothing split off; set against posthorn's figures, the
 difference is what its separate processes and the rest of its work
 cost.  Standard library only."""
+import contextlib
 import json
 import os
 import pathlib
@@ -108,6 +109,47 @@ def _tree_ns(pid):
     return total, len(pids)
 
 
+def _run_load(port, rcpt, count, sessions, size, client_cpus, persistent, timeout, name):
+    """smtp-source (count messages over sessions sessions, confined to
+    client_cpus) against the server on port; its CompletedProcess."""
+    cmd = smtp_source_command(port, rcpt, count, sessions, size, persistent)
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, preexec_fn=_confine(client_cpus),
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"smtp-source against {name}: not done after {timeout}s") from None
+
+
+@contextlib.contextmanager
+def _listening(cmd, port, cpus, name):
+    """Start cmd (a server for 127.0.0.1:port) confined to cpus, in a
+    session of its own; yield (process, why) once the port answers, why()
+    being the end of its stderr; stop it (SIGTERM, then its whole process
+    group) however the block ends."""
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=err, preexec_fn=_confine(cpus), start_new_session=True)
+
+    def why():
+        err.seek(0)
+        return err.read().decode(errors="replace").strip()[-500:]
+    try:
+        if not wait_for(lambda: proc.poll() is not None or port_open(port), 10) \
+                or proc.poll() is not None:
+            raise BenchError(f"{name} did not start on 127.0.0.1:{port}: {why()}")
+        yield proc, why
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        err.close()
+
+
 SESSION_MODES = ("inline", "split")
 
 
@@ -129,59 +171,36 @@ def session_floor(binary, workdir, n_load, sessions, size, cpus=None, client_cpu
         return None
     port = free_port()
     work = tempfile.mkdtemp(prefix="floor-session-", dir=str(workdir))
-    err = tempfile.TemporaryFile()
     procs = sessions if mode == "inline" else 2 * sessions + 3     # + qmgr, 2 deliveries
-    proc = subprocess.Popen([str(binary), work, str(port), str(sessions), mode],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                            preexec_fn=_confine(cpus), start_new_session=True)
-
-    def why():
-        err.seek(0)
-        return err.read().decode(errors="replace").strip()[-500:]
     try:
-        if not wait_for(lambda: proc.poll() is not None or port_open(port), 10) \
-                or proc.poll() is not None:
-            raise BenchError(f"session-floor did not start on 127.0.0.1:{port}: {why()}")
-        if not wait_for(lambda: _tree_ns(proc.pid)[1] == procs + 1, 10):
-            raise BenchError("session-floor did not start its processes")
-        ns0, _ = _tree_ns(proc.pid)
-        cmd = smtp_source_command(port, f"floor@{DOMAIN}", n_load, sessions, size, persistent)
-        t0 = time.monotonic()
-        try:
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, preexec_fn=_confine(client_cpus),
-                               timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"smtp-source against session-floor: not done after "
-                             f"{timeout}s") from None
-        # split: the deliveries may still run after the last 250
-        queue = [pathlib.Path(work) / q for q in ("incoming", "active")]
-        drained = wait_for(lambda: not any(any(q.iterdir()) for q in queue),
-                           max(5.0, timeout - (time.monotonic() - t0)))
-        elapsed = time.monotonic() - t0
-        ns1, _ = _tree_ns(proc.pid)
-        if not drained:
-            raise BenchError(f"session-floor ({mode}): the queue did not drain")
-        if r.returncode != 0 or proc.poll() is not None:
-            raise BenchError(f"smtp-source against session-floor: exit {r.returncode}: "
-                             f"{r.stderr.decode(errors='replace').strip()[-300:]} {why()}")
-        if ns0 is None or ns1 is None:
-            raise BenchError("session-floor's /proc/PID/schedstat could not be read")
-        return {"mode": mode, "messages": n_load, "sessions": sessions, "processes": procs,
-                "size": size,
-                "msgs_per_s": round(n_load / elapsed, 1), "elapsed_s": round(elapsed, 4),
-                "cpu_ms_per_msg": round((ns1 - ns0) / 1e6 / n_load, 4),
-                "cpus": sorted(cpus) if cpus else None,
-                "client_cpus": sorted(client_cpus) if client_cpus else None}
+        with _listening([str(binary), work, str(port), str(sessions), mode], port, cpus,
+                        "session-floor") as (proc, why):
+            if not wait_for(lambda: _tree_ns(proc.pid)[1] == procs + 1, 10):
+                raise BenchError("session-floor did not start its processes")
+            ns0, _ = _tree_ns(proc.pid)
+            t0 = time.monotonic()
+            r = _run_load(port, f"floor@{DOMAIN}", n_load, sessions, size, client_cpus,
+                          persistent, timeout, "session-floor")
+            # split: the deliveries may still run after the last 250
+            queue = [pathlib.Path(work) / q for q in ("incoming", "active")]
+            drained = wait_for(lambda: not any(any(q.iterdir()) for q in queue),
+                               max(5.0, timeout - (time.monotonic() - t0)))
+            elapsed = time.monotonic() - t0
+            ns1, _ = _tree_ns(proc.pid)
+            if not drained:
+                raise BenchError(f"session-floor ({mode}): the queue did not drain")
+            if r.returncode != 0 or proc.poll() is not None:
+                raise BenchError(f"smtp-source against session-floor: exit {r.returncode}: "
+                                 f"{r.stderr.decode(errors='replace').strip()[-300:]} {why()}")
+            if ns0 is None or ns1 is None:
+                raise BenchError("session-floor's /proc/PID/schedstat could not be read")
+            return {"mode": mode, "messages": n_load, "sessions": sessions, "processes": procs,
+                    "size": size,
+                    "msgs_per_s": round(n_load / elapsed, 1), "elapsed_s": round(elapsed, 4),
+                    "cpu_ms_per_msg": round((ns1 - ns0) / 1e6 / n_load, 4),
+                    "cpus": sorted(cpus) if cpus else None,
+                    "client_cpus": sorted(client_cpus) if client_cpus else None}
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-        err.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -231,17 +250,7 @@ def smtp_floor(port, count_latency, n_load, sessions, size, cpus=None, client_cp
     cmd = [SMTP_SINK, "-4"] + (["-u", SINK_USER] if os.geteuid() == 0 else []) + \
         [f"127.0.0.1:{port}", "256"]
     rcpt = f"floor@{DOMAIN}"
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=err, preexec_fn=_confine(cpus), start_new_session=True)
-
-    def why():
-        err.seek(0)
-        return err.read().decode(errors="replace").strip()[-500:]
-    try:
-        if not wait_for(lambda: proc.poll() is not None or port_open(port), 10) \
-                or proc.poll() is not None:
-            raise BenchError(f"smtp-sink did not start on 127.0.0.1:{port}: {why()}")
+    with _listening(cmd, port, cpus, "smtp-sink") as (proc, why):
         conn_250, conn_eod, eod_250 = [], [], []
         for i in range(count_latency + 1):
             t_conn, t_eod, t_ack = smtp_one(port, rcpt, make_body(size, i), timeout=10)
@@ -264,28 +273,14 @@ def smtp_floor(port, count_latency, n_load, sessions, size, cpus=None, client_cp
             if proc.poll() is not None:
                 raise BenchError(f"smtp-sink exited during the load: {why()}")
         return res
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        err.close()
 
 
 def _sink_load(pid, port, rcpt, count, sessions, size, client_cpus, persistent, timeout):
     """smtp-source against the sink: messages/s and the sink's CPU/msg."""
     ns0, st0 = read_schedstat(pid), read_stat(pid)
-    cmd = smtp_source_command(port, rcpt, count, sessions, size, persistent)
     t0 = time.monotonic()
-    try:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, preexec_fn=_confine(client_cpus),
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"smtp-source against smtp-sink: not done after {timeout}s") from None
+    r = _run_load(port, rcpt, count, sessions, size, client_cpus, persistent, timeout,
+                  "smtp-sink")
     elapsed = time.monotonic() - t0
     ns1, st1 = read_schedstat(pid), read_stat(pid)
     if r.returncode != 0:
