@@ -92,9 +92,9 @@ void qmgr_move_corrupt(const char *queue, const char *id, const char *why)
 /* qmgr_open_queue_file - open queue/ID (path) without following a
  * symbolic link and without blocking (a FIFO would block a plain open
  * for good), then check that it is a regular file. Returns the fd
- * (O_NONBLOCK left on: no effect on a regular file), or -1: errno ENOENT (gone), or with the entry
- * already moved to corrupt/ (*corrupt = true), or another error (logged
- * by the caller). */
+ * (O_NONBLOCK left on: no effect on a regular file), or -1: errno
+ * ENOENT (gone), or with the entry already moved to corrupt/ (*corrupt
+ * = true), or another error (logged by the caller). */
 int qmgr_open_queue_file(const char *queue, const char *id, int flags, struct stat *st,
 			 bool *corrupt)
 {
