@@ -118,7 +118,9 @@ static int load_visit(int type, const struct str *data, off_t offset, void *ctx)
 	    break;
 	}
 	if (msg->rcpt_count == msg->rcpt_cap) {
-	    msg->rcpt_cap = msg->rcpt_cap ? msg->rcpt_cap * 2 : 4;
+	    /* most messages have one recipient: room for one first (a
+	     * backlog of thousands of messages is held in memory) */
+	    msg->rcpt_cap = msg->rcpt_cap ? msg->rcpt_cap * 2 : 1;
 	    msg->rcpts = mem_realloc(msg->rcpts, mem_size_mul(msg->rcpt_cap, sizeof(*msg->rcpts)));
 	}
 	r = msg->rcpts + msg->rcpt_count++;
