@@ -123,36 +123,51 @@ static bool read_full(int fd, void *buf, size_t len)
     return true;
 }
 
+/* grow - make *buf (of *size bytes) hold at least want bytes */
+static void grow(char **buf, size_t *size, size_t want)
+{
+    char   *bigger;
+
+    if (*size >= want)
+	return;
+    if ((bigger = realloc(*buf, want)) == NULL)
+	die("realloc");
+    *buf = bigger;
+    *size = want;
+}
+
+/* What qmgr hands a delivery process (split): a queue file. */
+struct floor_job {
+    char    id[64];
+    uint64_t len;			/* of the queue file */
+};
+
 /* The split layout's descriptors (-1: inline). */
 static int cleanup_fd = -1;		/* this session process's cleanup */
 static int trigger_fd = -1;		/* qmgr's pipe, write end */
 
 /* commit - the commit, here (inline) or by this session's cleanup
- * process (split): true when the queue file is on disk; its ID goes to
+ * process (split); on return the queue file is on disk and its ID is in
  * id */
-static bool commit(const struct floor_dirs *d, long seq, char *data, size_t used,
+static void commit(const struct floor_dirs *d, long seq, char *data, size_t used,
 		   char *id, size_t id_size)
 {
     long    syncs = 0;
     uint64_t len = used;
+    ssize_t n;
 
     if (cleanup_fd < 0) {
 	floor_commit(d, seq, data, used, true, &syncs, id, id_size);
-	return true;
+	return;
     }
     /* the length in the envelope's first bytes: one write, one read each
      * way (the reply is the ID, NUL-terminated, in one small read) */
-    memcpy((char *) data, &len, sizeof(len));
+    memcpy(data, &len, sizeof(len));
     floor_write_all(cleanup_fd, data, used, "to cleanup");
-    for (;;) {
-	ssize_t n = read(cleanup_fd, id, id_size - 1);
-
-	if (n < 0 && errno == EINTR)
-	    continue;
-	if (n <= 0 || memchr(id, 0, (size_t) n) == NULL)
-	    die("cleanup went away");
-	return true;
-    }
+    while ((n = read(cleanup_fd, id, id_size - 1)) < 0 && errno == EINTR)
+	;
+    if (n <= 0 || memchr(id, 0, (size_t) n) == NULL)
+	die("cleanup went away");
 }
 
 /* after_250 - the rest of the message's way: inline, the delivery; split,
@@ -163,12 +178,7 @@ static void after_250(const struct floor_dirs *d, long seq, const char *id, size
     long    syncs = 0;
 
     if (trigger_fd < 0) {
-	if (*rbuf_size < used + 1) {
-	    free(*rbuf);
-	    *rbuf_size = used + 1;
-	    if ((*rbuf = malloc(*rbuf_size)) == NULL)
-		die("malloc");
-	}
+	grow(rbuf, rbuf_size, used + 1);
 	floor_deliver(d, seq, id, used, used - QF_HEADER_SIZE, *rbuf, true, &syncs);
     } else {
 	char    line[96];
@@ -210,15 +220,8 @@ static void session(int fd, const struct floor_dirs *d, long *seq, char **data,
 		    too_big = true;
 		    continue;
 		}
-		if (used + (size_t) len + 2 > *data_size) {
-		    size_t  want = (used + (size_t) len + 2) * 2;
-		    char   *grown = realloc(*data, want);
-
-		    if (grown == NULL)
-			die("realloc");
-		    *data = grown;
-		    *data_size = want;
-		}
+		if (used + (size_t) len + 2 > *data_size)
+		    grow(data, data_size, (used + (size_t) len + 2) * 2);
 		memcpy(*data + used, line, (size_t) len);
 		memcpy(*data + used + len, "\r\n", 2);
 		used += (size_t) len + 2;
@@ -230,7 +233,7 @@ static void session(int fd, const struct floor_dirs *d, long *seq, char **data,
 	    } else {
 		bool    gone;
 
-		(void) commit(d, ++*seq, *data, used, id, sizeof(id));
+		commit(d, ++*seq, *data, used, id, sizeof(id));
 		gone = !reply(fd, "250 2.0.0 Ok: queued\r\n");
 		after_250(d, *seq, id, used, rbuf, rbuf_size);
 		if (gone)
@@ -291,14 +294,7 @@ static void cleanup_main(int fd, const struct floor_dirs *d)
 	memcpy(&len, data, sizeof(len));
 	if (len < sizeof(len) || len > (uint64_t) DATA_MAX + QF_HEADER_SIZE)
 	    die("cleanup: %llu bytes", (unsigned long long) len);
-	if (len > size) {
-	    char   *grown = realloc(data, (size_t) len);
-
-	    if (grown == NULL)
-		die("realloc");
-	    data = grown;
-	    size = (size_t) len;
-	}
+	grow(&data, &size, (size_t) len);
 	got = (size_t) n;
 	if (got < len && !read_full(fd, data + got, (size_t) len - got))
 	    break;
@@ -317,21 +313,13 @@ static void delivery_main(int fd, const struct floor_dirs *d)
     long    seq = 0, syncs = 0;
     size_t  rbuf_size = 0;
     char   *rbuf = NULL;
-    struct {
-	char    id[64];
-	uint64_t len;
-    } job;
+    struct floor_job job;
 
     while (read_full(fd, &job, sizeof(job))) {
 	job.id[sizeof(job.id) - 1] = 0;
 	if (job.len < QF_HEADER_SIZE || job.len > (uint64_t) DATA_MAX + QF_HEADER_SIZE)
 	    die("delivery: %llu bytes", (unsigned long long) job.len);
-	if (rbuf_size < job.len + 1) {
-	    free(rbuf);
-	    rbuf_size = (size_t) job.len + 1;
-	    if ((rbuf = malloc(rbuf_size)) == NULL)
-		die("malloc");
-	}
+	grow(&rbuf, &rbuf_size, (size_t) job.len + 1);
 	floor_maildir(d, ++seq, job.id, (size_t) job.len, (size_t) job.len - QF_HEADER_SIZE,
 		      rbuf, true, &syncs);
 	floor_write_all(fd, "k", 1, "to qmgr");
@@ -342,10 +330,7 @@ static void delivery_main(int fd, const struct floor_dirs *d)
 /* qmgr_main - split: IDs from the pipe, to free delivery processes */
 static void qmgr_main(int pipe_fd, const int *del_fds, const struct floor_dirs *d)
 {
-    static struct {
-	char    id[64];
-	uint64_t len;
-    } queue[QMGR_QUEUE], busy[DELIVERY_PROCS];
+    static struct floor_job queue[QMGR_QUEUE], busy[DELIVERY_PROCS];
     bool    is_busy[DELIVERY_PROCS] = {false};
     size_t  head = 0, count = 0, in_len = 0, rbuf_size = 0;
     char    in[8192];
@@ -361,12 +346,7 @@ static void qmgr_main(int pipe_fd, const int *del_fds, const struct floor_dirs *
 	    busy[i] = queue[head];
 	    head = (head + 1) % QMGR_QUEUE;
 	    count--;
-	    if (rbuf_size < busy[i].len + 1) {
-		free(rbuf);
-		rbuf_size = (size_t) busy[i].len + 1;
-		if ((rbuf = malloc(rbuf_size)) == NULL)
-		    die("malloc");
-	    }
+	    grow(&rbuf, &rbuf_size, (size_t) busy[i].len + 1);
 	    floor_take(d, busy[i].id, (size_t) busy[i].len, rbuf);
 	    floor_write_all(del_fds[i], (const char *) &busy[i], sizeof(busy[i]), "to delivery");
 	    is_busy[i] = true;

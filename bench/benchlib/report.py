@@ -100,12 +100,9 @@ def session_floor_texts(fl, pf, ph):
 
 def _floor_lines(fl, pf, ph):
     """The floors of a mode against its goals, as text lines."""
-    texts = session_floor_texts(fl, pf, ph)
-    try:
-        _floor_lines_sync_smtp(fl, pf, ph)
-    finally:
-        for text in texts:
-            print(f"  {text}")
+    _floor_lines_sync_smtp(fl, pf, ph)
+    for text in session_floor_texts(fl, pf, ph):
+        print(f"  {text}")
 
 
 def _floor_lines_sync_smtp(fl, pf, ph):
