@@ -37,7 +37,6 @@
 
 /* system */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -621,8 +620,6 @@ static void front_ho_failed(struct front_client *fc, const char *why, bool retry
 	conn_close(ho->c, CONN_CLOSE_LOCAL);
 	ho->c = NULL;
     }
-    if (!ho->sent || (retry && !ho->hello))
-	(void) fcntl(fc->fd, F_SETFL, O_NONBLOCK);
     if (retry && now_ms() + FRONT_RETRY_MS < fc->deadline) {
 	if (msg_verbose)
 	    msg_info("hand-over of [%s]:%u to %s: %s -- trying again", fc->addr, fc->port,
@@ -691,9 +688,6 @@ static void front_ho_send(struct front_client *fc)
     struct str *msg;
     ssize_t sent;
 
-    /* the receiver reads it with blocking I/O; the file description is
-     * shared, so it goes over in blocking mode */
-    (void) fcntl(fc->fd, F_SETFL, 0);	/* O_NONBLOCK was its only flag */
     ho->sent = true;
     fmt_buf_or_panic(port, sizeof(port), "%u", fc->port);
     msg = str_new(IPC_MSG_MAX);
@@ -863,9 +857,11 @@ static void front_accept(int fd)
 	str_copy_out_or_panic(addr, sizeof(addr), "unknown");
     if (strncasecmp(a, "::ffff:", 7) == 0 && strchr(a, '.') != NULL)
 	a += 7;					/* IPv4-mapped: as IPv4 */
-    /* server_multi made it close-on-exec; an accepted socket has no
-     * other status flag, so one F_SETFL sets O_NONBLOCK */
-    (void) fcntl(fd, F_SETFL, O_NONBLOCK);
+    /* The client socket stays blocking: smtpd, which gets it, reads it
+     * with blocking I/O (the file description is shared), and every call
+     * here that touches it passes MSG_DONTWAIT (send, recv, the
+     * descriptor's sendmsg), so nothing here can wait on it; no fcntl to
+     * set O_NONBLOCK, none to clear it before the hand-over. */
     fc = mem_zalloc(sizeof(*fc));
     fc->fd = fd;
     fc->start = now_ms();

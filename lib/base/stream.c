@@ -634,6 +634,14 @@ void stream_set_timeout(struct stream *s, int timeout_ms)
     s->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
 }
 
+/* stream_set_unix - the caller knows whether s is an AF_UNIX socket
+ * (it made or accepted it), so the first read after a send need not ask
+ * the kernel (sent_on_unix_socket) */
+void stream_set_unix(struct stream *s, bool is_unix)
+{
+    s->is_unix = is_unix ? 1 : 0;
+}
+
 /* stream_get_timeout - the timeout in ms, -1 for none */
 int stream_get_timeout(const struct stream *s)
 {

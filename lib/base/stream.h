@@ -58,6 +58,7 @@ int stream_close(struct stream **sp);
 void stream_free(struct stream **sp);
 int stream_fd(const struct stream *s);
 void stream_set_timeout(struct stream *s, int timeout_ms);
+void stream_set_unix(struct stream *s, bool is_unix);	/* known socket family */
 int stream_get_timeout(const struct stream *s);
 void stream_set_io(struct stream *s, const struct stream_io *io, void *ctx);
 /* stream_set_io_release - call release(ctx) of the current I/O layer

@@ -67,6 +67,7 @@ struct cleanup_client *cleanup_client_open(const char *path, const char **error_
     }
     c = mem_zalloc(sizeof(*c));
     c->stream = stream_open(fd);
+    stream_set_unix(c->stream, true);
     stream_set_timeout(c->stream, cc_timeout_ms());
     if (ipc_handshake_client(c->stream, CLEANUP_PROTO, CLEANUP_VERSION, &error) < 0) {
 	cc_error(error_r, "cleanup service %s: %s", path, error);

@@ -75,8 +75,9 @@ static int srv_pass_fail(const char *why)
 }
 
 /* srv_pass_check_peer - the passed descriptor is a connected stream
- * socket; for TCP, its peer is the address the front named */
-static int srv_pass_check_peer(int fd, const char *addr, const char *port)
+ * socket; for TCP, its peer is the address the front named. *is_unix:
+ * whether it is a unix-domain socket (a test's socketpair). */
+static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool *is_unix)
 {
     char real_addr[PASS_ADDR_MAX], real_port[32];
     int type = 0;
@@ -89,7 +90,7 @@ static int srv_pass_check_peer(int fd, const char *addr, const char *port)
     if (!sock_peer_name(fd, real_addr, sizeof(real_addr), real_port, sizeof(real_port)))
 	return srv_pass_fail("the passed socket has no peer");
     /* A unix-domain peer is a test's socketpair: nothing to compare. */
-    if (strcmp(real_addr, "unix") == 0)
+    if ((*is_unix = strcmp(real_addr, "unix") == 0))
 	return 0;
     if (strcmp(real_addr, addr) != 0 || strcmp(real_port, port) != 0) {
 	char why[PASS_ADDR_MAX * 2 + 100];
@@ -141,15 +142,17 @@ static int srv_pass_recv_fd(int conn)
  * preloaded and server_pass_info() set, or NULL (logged) */
 struct stream *srv_pass_take(int conn)
 {
-    struct stream *ipc = stream_open(conn);
+    struct stream *ipc = stream_open(conn);		/* accepted on a unix socket */
     struct str *addr = str_new(PASS_ADDR_MAX);
     struct str *port = str_new(PASS_ADDR_MAX);
     struct str *greeted = str_new(1);
     struct str *input = str_new(PASS_INPUT_MAX);
     struct stream *client = NULL;
     const char *err;
+    bool client_unix = false;
     int fd = -1;
 
+    stream_set_unix(ipc, true);
     stream_set_timeout(ipc, srv_pass_timeout_ms());
     if (ipc_handshake_server(ipc, PASS_PROTO, PASS_VERSION) < 0) {
 	char why[200];
@@ -176,7 +179,7 @@ struct stream *srv_pass_take(int conn)
 	(void) srv_pass_fail("greeted is neither 0 nor 1");
 	goto out;
     }
-    if (srv_pass_check_peer(fd, str_cstr(addr), str_cstr(port)) < 0)
+    if (srv_pass_check_peer(fd, str_cstr(addr), str_cstr(port), &client_unix) < 0)
 	goto out;
     if (ipc_send(ipc, IPC_STR(ATTR_STATUS, PASS_STAT_OK), IPC_END) < 0) {
 	char why[200];
@@ -190,6 +193,7 @@ struct stream *srv_pass_take(int conn)
      * socket, it is blocking (the stream's deadlines bound every wait). */
     (void) sock_set_nonblock(fd, false);
     client = srv_open_client(fd);
+    stream_set_unix(client, client_unix);
     fd = -1;
     /* at most PASS_INPUT_MAX (the str bound) <= STREAM_PRELOAD_MAX */
     _Static_assert(PASS_INPUT_MAX <= STREAM_PRELOAD_MAX, "input must fit the read buffer");
