@@ -113,7 +113,6 @@ struct front_ho {
     struct conn *c;			/* to the pass service; NULL between tries */
     struct ipc_list reply;
     event_timer_id retry;
-    bool sent;				/* the descriptor and attributes went out */
     bool hello;				/* the receiver's announcement came */
     int tries;
 };
@@ -640,7 +639,6 @@ static void front_ho_try(struct front_client *fc)
 
     ho->retry = 0;
     ho->tries++;
-    ho->sent = false;
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     str_copy_out_or_panic(sun.sun_path, sizeof(sun.sun_path), front_pass_path);
@@ -688,7 +686,6 @@ static void front_ho_send(struct front_client *fc)
     struct str *msg;
     ssize_t sent;
 
-    ho->sent = true;
     fmt_buf_or_panic(port, sizeof(port), "%u", fc->port);
     msg = str_new(IPC_MSG_MAX);
     str_appendc_or_panic(msg, PASS_FD_BYTE);	/* carries the descriptor */
