@@ -1,10 +1,12 @@
 """benchlib.util - what every benchmark script needs: paths, constants,
 the error type, logging, waiting, ports, the machine description and the
 file system under the instances.  Standard library only."""
+import fcntl
 import os
 import pathlib
 import platform
 import socket
+import struct
 import sys
 import time
 
@@ -123,8 +125,6 @@ def spread_dir(workdir, name="posthorn-bench"):
     of posthorn's CPU in find_inode_bit, depending on what ran before).
     Returns the directory; where the flag cannot be set, the directory
     works as before."""
-    import fcntl
-    import struct
     path = pathlib.Path(workdir) / name
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
     path.chmod(0o755)
