@@ -27,8 +27,8 @@
  *      to an smtpd process of the pass service (pass_proto.h), on the
  *      event loop, within smtp_front_handover_timeout; if none takes
  *      it, 421 4.3.2 and close. The descriptor and its attributes go
- *      out right after the connect, before the receiver's announcement
- *      (front_ho_send), so announcement and answer come back together.
+ *      out right after the connect (front_ho_send), and the receiver
+ *      answers with its announcement and {status=ok} in one write.
  *
  * Deadlines: each state has one fixed timeout, so a FIFO list per state
  * is sorted by deadline; one event timer serves the earliest head.
@@ -671,13 +671,10 @@ static void front_handover_start(struct front_client *fc)
 
 /* front_ho_send - the descriptor and its attributes, at once after the
  * connect, in one sendmsg(2): they wait in the socket until a process
- * accepts it, which announces itself and then reads them, so the
- * hand-over costs one wake-up here (announcement and answer arrive
- * together) instead of two, and the receiver, which reads the
- * descriptor's byte and then the attributes, never waits between them
- * (it could, when the two went in separate calls and it ran in
- * between). Until the announcement came, the receiver has not read the
- * descriptor: a connection that ends before it is tried again
+ * accepts it, which takes them in one recvmsg(2) and answers with its
+ * announcement and {status=ok} in one write, so the hand-over costs one
+ * wake-up here. Until the announcement came, the receiver has not
+ * touched the client: a connection that ends before it is tried again
  * elsewhere. */
 static void front_ho_send(struct front_client *fc)
 {
@@ -708,7 +705,8 @@ static void front_ho_send(struct front_client *fc)
     str_free(&msg);
 }
 
-/* front_ho_input - the pass service's announcement, then its answer */
+/* front_ho_input - the pass service's announcement and its answer
+ * (they come together; a refusal is the announcement alone) */
 static void front_ho_input(struct conn *c, void *ctx)
 {
     struct front_client *fc = ctx;
@@ -761,8 +759,8 @@ static void front_ho_close(struct conn *c, void *ctx)
 	return;
     fc->ho->c = NULL;
     /* a process that accepted and went away (exiting) before it
-     * announced itself never read the descriptor: try another one; after
-     * the announcement the receiver may have it: no */
+     * answered never touched the client: try another one; after the
+     * announcement the receiver has it or refused it: no */
     front_ho_failed(fc, why == CONN_CLOSE_EOF ? "connection closed" : "connection error",
 		    !fc->ho->hello);
 }
@@ -850,7 +848,7 @@ static void front_accept(int fd)
 	server_multi_client_end();
 	return;
     }
-    if (!sock_peer_name(fd, addr, sizeof(addr), port, sizeof(port)) || addr[0] == 0)
+    if (!server_multi_client_name(addr, sizeof(addr), port, sizeof(port)) || addr[0] == 0)
 	str_copy_out_or_panic(addr, sizeof(addr), "unknown");
     if (strncasecmp(a, "::ffff:", 7) == 0 && strchr(a, '.') != NULL)
 	a += 7;					/* IPv4-mapped: as IPv4 */

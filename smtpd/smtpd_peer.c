@@ -19,6 +19,7 @@
 
 /* mail */
 #include "config.h"
+#include "server.h"
 
 /* smtpd */
 #include "smtpd.h"
@@ -69,11 +70,18 @@ static void peer_lookup_name(struct smtpd_state *st)
 /* smtpd_peer_addr - fill in addr and port (namaddr "unknown[addr]") */
 void smtpd_peer_addr(struct smtpd_state *st)
 {
+    const struct server_pass_info *pass = server_pass_info();
     char addr[SMTPD_ADDR_MAX], port[16];
+    bool known;
 
     str_copy_out_or_panic(st->name, sizeof(st->name), "unknown");
-    if (!sock_peer_name(stream_fd(st->client), addr, sizeof(addr), port, sizeof(port))
-	|| strcmp(addr, "unix") == 0) {
+    /* a passed client's peer was looked up (and checked) as it came */
+    if (pass != NULL && pass->peer_address != NULL)
+	known = str_try_copy_out(addr, sizeof(addr), pass->peer_address)
+	    && str_try_copy_out(port, sizeof(port), pass->peer_port);
+    else
+	known = sock_peer_name(stream_fd(st->client), addr, sizeof(addr), port, sizeof(port));
+    if (!known || strcmp(addr, "unix") == 0) {
 	str_copy_out_or_panic(st->name, sizeof(st->name), "localhost");
 	str_copy_out_or_panic(st->addr, sizeof(st->addr), "127.0.0.1");
 	str_copy_out_or_panic(st->port, sizeof(st->port), "0");

@@ -47,10 +47,11 @@ def encode(pairs=(), **attrs):
 
 
 def _proto_versions():
-    """{protocol name: version} from lib/mail/mail_proto.h, the one place
-    that declares them (FOO_PROTO "name" and FOO_VERSION n)."""
-    text = (pathlib.Path(__file__).resolve().parent.parent / "lib" / "mail"
-            / "mail_proto.h").read_text()
+    """{protocol name: version} from lib/mail/mail_proto.h and
+    pass_proto.h, the places that declare them (FOO_PROTO "name" and
+    FOO_VERSION n)."""
+    mail = pathlib.Path(__file__).resolve().parent.parent / "lib" / "mail"
+    text = (mail / "mail_proto.h").read_text() + (mail / "pass_proto.h").read_text()
     names = dict(re.findall(r'#define\s+(\w+)_PROTO\s+"(\w+)"', text))
     numbers = dict(re.findall(r"#define\s+(\w+)_VERSION\s+(\d+)", text))
     return {name: int(numbers[key]) for key, name in names.items() if key in numbers}
@@ -142,23 +143,24 @@ def connect(path, proto, timeout=10):
 def pass_client(path, client, client_address, client_port, greeted=False, input=b"",
                 timeout=10, fd_byte=b"F", attrs=None):
     """Hand the connected socket client over to the pass service at path
-    (lib/mail/pass_proto.h), as smtp-front does: check the handshake, send
-    the byte with the descriptor, then the attributes (attrs replaces
-    them, for abuse tests). Returns the reply {name: value}; EOFError if
-    the server closed without one (then the caller still owns client)."""
+    (lib/mail/pass_proto.h), as smtp-front does: send the byte with the
+    descriptor at once after the connect, then the attributes (attrs
+    replaces them, for abuse tests); then check the announcement exactly.
+    Returns the reply {name: value}; EOFError if the server closed without
+    one (then the caller still owns client)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(str(path))
-        reader = IpcReader(sock)
-        got = reader.message()
-        assert got == [("proto", "pass"), ("version", "1")], got
         fds = [client.fileno()] if client is not None else []
         socket.send_fds(sock, [fd_byte], fds)
         if attrs is None:
             attrs = [("client_address", client_address), ("client_port", client_port),
                      ("greeted", "1" if greeted else "0"), ("input", input)]
         sock.sendall(encode(attrs))
+        reader = IpcReader(sock)
+        got = reader.message()
+        assert got == [("proto", "pass"), ("version", str(PROTO_VERSIONS["pass"]))], got
         return reader.message_dict()
     finally:
         sock.close()

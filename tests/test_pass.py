@@ -108,21 +108,54 @@ def test_pass_input_limit_and_pipelining(instance):
 
 
 def raw_sender(path, steps, timeout=10):
-    """Speak to the pass socket by hand; steps is a function (sock, reader)
-    that does the sending. Returns the reply dict or None at EOF."""
+    """Speak to the pass socket by hand; steps is a function (sock) that
+    does the sending, at once after the connect (the server speaks only
+    after the request). Returns the reply dict, or None when the server
+    closed after its announcement alone (a refusal: the front keeps the
+    client and does not try another process)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     sock.connect(str(path))
     reader = phwire.IpcReader(sock)
     try:
-        assert reader.message() == [("proto", "pass"), ("version", "1")]
         steps(sock)
+        assert reader.message() == [("proto", "pass"), ("version", "2")]
         try:
             return reader.message_dict()
         except (EOFError, ConnectionResetError):
             return None
     finally:
         sock.close()
+
+
+def test_pass_answer_comes_after_the_request(instance):
+    """The server says nothing until the request is in, then answers with
+    its announcement and status=ok together (pass_proto.h, version 2)."""
+    path = start_pass_service(instance)
+    cli, srv = tcp_pair()
+    a, p = srv.getpeername()[:2]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(str(path))
+    try:
+        sock.setblocking(False)
+        time.sleep(0.5)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1)
+        sock.setblocking(True)
+        sock.settimeout(5)
+        socket.send_fds(sock, [b"F" + phwire.encode(
+            [("client_address", a), ("client_port", str(p)), ("greeted", "1"),
+             ("input", b"echo together\n")])], [srv.fileno()])
+        time.sleep(0.3)
+        data = sock.recv(4096)
+        assert data == phwire.hello("pass") + phwire.encode([("status", "ok")])
+    finally:
+        sock.close()
+        srv.close()
+    read_line(cli)
+    assert read_line(cli) == "together"
+    cli.close()
 
 
 def test_pass_bad_senders(instance):

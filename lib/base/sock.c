@@ -418,6 +418,34 @@ int sock_accept(int listen_fd)
     return fd;
 }
 
+/* sock_accept_peer - sock_accept that also keeps the peer's address */
+int sock_accept_peer(int listen_fd, struct sockaddr_storage *ss, socklen_t *len)
+{
+    *len = sizeof(*ss);
+    return accept4(listen_fd, (struct sockaddr *) ss, len, SOCK_CLOEXEC);
+}
+
+/* sock_addr_name - numeric address and port of a socket address */
+bool sock_addr_name(const struct sockaddr_storage *ss, socklen_t len, char *addr,
+		    size_t addr_size, char *port, size_t port_size)
+{
+    if (addr_size == 0 || port_size == 0)
+	msg_panic("sock_addr_name: zero-size buffer");
+    addr[0] = port[0] = 0;
+    if (ss->ss_family == AF_UNIX) {
+	str_copy_out_or_panic(addr, addr_size, "unix");
+	return true;
+    }
+    if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+	return false;
+    if (getnameinfo((const struct sockaddr *) ss, len, addr, (socklen_t) addr_size,
+		    port, (socklen_t) port_size, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+	addr[0] = port[0] = 0;
+	return false;
+    }
+    return true;
+}
+
 /* sock_peer_name - numeric address and port of the peer */
 bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t port_size)
 {
@@ -429,18 +457,7 @@ bool sock_peer_name(int fd, char *addr, size_t addr_size, char *port, size_t por
     addr[0] = port[0] = 0;
     if (getpeername(fd, (struct sockaddr *) &ss, &len) < 0)
 	return false;
-    if (ss.ss_family == AF_UNIX) {
-	str_copy_out_or_panic(addr, addr_size, "unix");
-	return true;
-    }
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
-	return false;
-    if (getnameinfo((struct sockaddr *) &ss, len, addr, (socklen_t) addr_size,
-		    port, (socklen_t) port_size, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-	addr[0] = port[0] = 0;
-	return false;
-    }
-    return true;
+    return sock_addr_name(&ss, len, addr, addr_size, port, port_size);
 }
 
 /* sock_send_fd_once - ONE sendmsg(2) of fd (none if fd < 0) with the
@@ -510,6 +527,12 @@ int sock_send_fd(int sock, int fd, const void *data, size_t len)
 /* sock_recv_fd - receive up to len bytes and at most one descriptor */
 ssize_t sock_recv_fd(int sock, int *fd_r, void *data, size_t len)
 {
+    return sock_recv_fd_flags(sock, fd_r, data, len, 0);
+}
+
+/* sock_recv_fd_flags - the same with recvmsg flags (MSG_DONTWAIT) */
+ssize_t sock_recv_fd_flags(int sock, int *fd_r, void *data, size_t len, int flags)
+{
     union {
 	struct cmsghdr align;
 	char buf[CMSG_SPACE(sizeof(int) * SOCK_FD_MAX_RECV)];
@@ -529,7 +552,7 @@ ssize_t sock_recv_fd(int sock, int *fd_r, void *data, size_t len)
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof(control.buf);
 
-    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0) {
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags)) < 0) {
 	if (errno != EINTR)
 	    return -1;
     }

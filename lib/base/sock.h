@@ -27,6 +27,13 @@ int sock_connect_unix(const char *path, int timeout_ms, const char **error_r);
 int sock_connect_inet(const char *host, const char *port, int timeout_ms, const char **error_r);
 /* sock_accept - accept, returning a blocking close-on-exec fd or -1 (errno kept) */
 int sock_accept(int listen_fd);
+/* sock_accept_peer - the same, and the peer's address in *ss, *len
+ * (accept4's own answer: no getpeername(2) later) */
+int sock_accept_peer(int listen_fd, struct sockaddr_storage *ss, socklen_t *len);
+/* sock_addr_name - numeric address and port of ss as sock_peer_name
+ * gives them ("unix" for AF_UNIX); false if neither IPv4 nor IPv6 */
+bool sock_addr_name(const struct sockaddr_storage *ss, socklen_t len, char *addr,
+		    size_t addr_size, char *port, size_t port_size);
 /* sock_set_nonblock / sock_set_cloexec */
 int sock_set_nonblock(int fd, bool on);
 /* sock_wait_readable - wait at most timeout_ms (EINTR does not restart
@@ -49,5 +56,10 @@ ssize_t sock_send_fd_once(int sock, int fd, const void *data, size_t len, int fl
  * *fd_r if none came); returns bytes received, 0 at EOF, -1 on error.
  * Extra descriptors are closed, never leaked. */
 ssize_t sock_recv_fd(int sock, int *fd_r, void *data, size_t len);
+/* sock_recv_fd_flags - the same with recvmsg(2) flags (MSG_DONTWAIT:
+ * -1 with EAGAIN when nothing is waiting). On a unix stream socket a
+ * call that receives a descriptor returns none of the bytes sent after
+ * the sendmsg(2) that carried it. */
+ssize_t sock_recv_fd_flags(int sock, int *fd_r, void *data, size_t len, int flags);
 
 #endif

@@ -1222,7 +1222,7 @@ static void lf_accept(int fd)
     }
     lc = mem_zalloc(sizeof(*lc));
     lf_clients++;
-    if (!sock_peer_name(fd, lc->addr, sizeof(lc->addr), lc->port, sizeof(lc->port)))
+    if (!server_multi_client_name(lc->addr, sizeof(lc->addr), lc->port, sizeof(lc->port)))
 	str_copy_out_or_panic(lc->addr, sizeof(lc->addr), "unknown");
     if (msg_verbose)
 	msg_info("connect from [%s]:%s", lc->addr, lc->port);

@@ -14,13 +14,17 @@
  * server_pass_info().
  *
  * The conversation (both halves must bound every step by ipc_timeout;
- * the front never blocks: it runs it on its event loop):
- *   server: {proto=pass, version=PASS_VERSION}
- *   client: one byte PASS_FD_BYTE carrying the client socket (SCM_RIGHTS,
- *           sock_send_fd)
- *   client: {client_address, client_port, greeted, input}
- *   server: {status=ok}          (the smtpd process owns the client now;
- *                                 the front closes its copy)
+ * the front never blocks: it runs it on its event loop). The client
+ * speaks first, at once after connect(2), without waiting for an
+ * announcement: its request waits in the socket until a process accepts
+ * the connection, and the answer comes in one write, so a hand-over
+ * costs the front one wake-up.
+ *   client: one byte PASS_FD_BYTE carrying the client socket (SCM_RIGHTS),
+ *           and in the same sendmsg(2) (sock_send_fd_once) or after it:
+ *           {client_address, client_port, greeted, input}
+ *   server: {proto=pass, version=PASS_VERSION} {status=ok}, in one write
+ *           (the smtpd process owns the client now; the front closes its
+ *           copy)
  *
  *   client_address, client_port  as the front saw them (getpeername on
  *           the passed socket gives the same; these are for logging and
@@ -32,14 +36,18 @@
  *           client's first command line (CRLF or LF included) and anything
  *           pipelined after it, at most PASS_INPUT_MAX bytes. smtpd reads
  *           them before the socket.
- * A server that cannot take the client (bad message, exiting) closes the
- * connection without {status=ok}; the front then still owns the client
- * (answers it 421 4.3.2 and closes, or tries another process). */
+ * A server that cannot take the client (bad message) answers the
+ * announcement alone and closes; one that closes without a word (it was
+ * exiting) never touched the client. Either way the front still owns
+ * the client: it answers it 421 4.3.2 and closes after a refusal, and
+ * tries another process after silence. (Version 1 announced itself
+ * first, at accept; a front of version 1 waited for nothing either,
+ * but an answer in two writes woke it twice.) */
 #ifndef POSTHORN_PASS_PROTO_H
 #define POSTHORN_PASS_PROTO_H
 
 #define PASS_PROTO		"pass"
-#define PASS_VERSION		1
+#define PASS_VERSION		2
 #define PASS_FD_BYTE		'F'
 #define PASS_INPUT_MAX		8192	/* bytes of input handed over */
 

@@ -218,6 +218,11 @@ struct server_pass_info {
     const char *client_address;
     const char *client_port;
     bool greeted;			/* the front sent the 220 greeting */
+    /* what getpeername(2) on the passed socket gave, as sock_peer_name
+     * writes it (checked to equal client_address and client_port);
+     * NULL for a unix-domain socket */
+    const char *peer_address;
+    const char *peer_port;
 };
 const struct server_pass_info *server_pass_info(void);
 
@@ -258,6 +263,10 @@ void server_request_exit(void);
 /* server_watchdog_reset - restart the daemon_timeout watchdog (a long
  * job that makes progress calls this now and then). */
 void server_watchdog_reset(void);
+/* server_multi_client_name - inside spec.multi_accept: the numeric
+ * address and port of the client being taken, from accept(2) (as
+ * sock_peer_name gives them, without a getpeername(2)); false if unknown */
+bool server_multi_client_name(char *addr, size_t addr_size, char *port, size_t port_size);
 /* server_multi_client_end - a client handed to spec.multi_accept ended */
 void server_multi_client_end(void);
 /* server_multi_exiting - the MULTI process takes no new clients (reload,

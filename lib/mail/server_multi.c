@@ -381,6 +381,18 @@ static void srv_multi_close_idle(void)
     }
 }
 
+/* The address accept(2) gave for the client that multi_accept takes. */
+static struct sockaddr_storage srv_multi_peer;
+static socklen_t srv_multi_peer_len;
+
+/* server_multi_client_name - the numeric address and port of the client
+ * that spec.multi_accept is taking, as sock_peer_name gives them */
+bool server_multi_client_name(char *addr, size_t addr_size, char *port, size_t port_size)
+{
+    return sock_addr_name(&srv_multi_peer, srv_multi_peer_len, addr, addr_size, port,
+			  port_size);
+}
+
 /* srv_multi_accept_cb - a listener is readable */
 static void srv_multi_accept_cb(int lfd, void *ctx)
 {
@@ -389,7 +401,7 @@ static void srv_multi_accept_cb(int lfd, void *ctx)
     (void) ctx;
     if (srv_exit_requested || srv_limit_reached() || srv_tables_changed())
 	return;
-    if ((fd = sock_accept(lfd)) < 0) {
+    if ((fd = sock_accept_peer(lfd, &srv_multi_peer, &srv_multi_peer_len)) < 0) {
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
 	    && errno != ECONNABORTED && errno != EPROTO)
 	    msg_warn("accept: %m");
@@ -475,6 +487,10 @@ _Noreturn void srv_multi_stdin(void)
     srv_use_count++;
     if (srv_spec->multi_accept) {
 	srv_taken_count++;
+	srv_multi_peer_len = sizeof(srv_multi_peer);
+	if (getpeername(srv_stdio_fd(), (struct sockaddr *) &srv_multi_peer,
+			&srv_multi_peer_len) < 0)
+	    srv_multi_peer.ss_family = AF_UNSPEC;	/* a pipe: unknown */
 	srv_spec->multi_accept(srv_stdio_fd());
 	while (srv_taken_count > 0)
 	    srv_loop_once();

@@ -1,11 +1,13 @@
 /* server_pass.c - the receiving half of the hand-over of a client socket
  * (pass_proto.h), for SINGLE servers run with -t pass: on a connection
- * accepted from a pass listener, announce the protocol, take the client's
- * socket (one byte with SCM_RIGHTS), read the front's attributes strictly,
- * answer {status=ok}, and give server_single.c a stream on the client
- * whose read buffer already holds the bytes the front read. Every step is
- * bounded by ipc_timeout; a sender that breaks the protocol gets its
- * connection closed and a warning, and the process goes on. */
+ * accepted from a pass listener, take the client's socket (one byte with
+ * SCM_RIGHTS) and, usually in the same recvmsg(2), the front's
+ * attributes; check them strictly; answer the announcement and
+ * {status=ok} in one write; and give server_single.c a stream on the
+ * client whose read buffer already holds the bytes the front read. A
+ * refused hand-over gets the announcement alone. Every step is bounded
+ * by ipc_timeout; a sender that breaks the protocol gets its connection
+ * closed and a warning, and the process goes on. */
 
 /* system */
 #include <errno.h>
@@ -35,6 +37,8 @@ static struct server_pass_info srv_pass_info;
 static bool srv_pass_valid;
 static char srv_pass_addr[PASS_ADDR_MAX + 1];
 static char srv_pass_port[PASS_ADDR_MAX + 1];
+static char srv_pass_peer_addr[PASS_ADDR_MAX];
+static char srv_pass_peer_port[32];
 
 /* server_pass_info - the client at hand came through a pass listener */
 const struct server_pass_info *server_pass_info(void)
@@ -47,6 +51,7 @@ void srv_pass_done(void)
 {
     srv_pass_valid = false;
     srv_pass_addr[0] = srv_pass_port[0] = 0;
+    srv_pass_peer_addr[0] = srv_pass_peer_port[0] = 0;
 }
 
 /* srv_pass_timeout_ms - ipc_timeout in milliseconds, for int use */
@@ -79,7 +84,7 @@ static int srv_pass_fail(const char *why)
  * whether it is a unix-domain socket (a test's socketpair). */
 static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool *is_unix)
 {
-    char real_addr[PASS_ADDR_MAX], real_port[32];
+    char *real_addr = srv_pass_peer_addr, *real_port = srv_pass_peer_port;
     int type = 0;
     socklen_t len = sizeof(type);
 
@@ -87,7 +92,8 @@ static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool 
 	return srv_pass_fail("the passed descriptor is not a socket");
     if (type != SOCK_STREAM)
 	return srv_pass_fail("the passed socket is not a stream socket");
-    if (!sock_peer_name(fd, real_addr, sizeof(real_addr), real_port, sizeof(real_port)))
+    if (!sock_peer_name(fd, real_addr, sizeof(srv_pass_peer_addr), real_port,
+			sizeof(srv_pass_peer_port)))
 	return srv_pass_fail("the passed socket has no peer");
     /* A unix-domain peer is a test's socketpair: nothing to compare. */
     if ((*is_unix = strcmp(real_addr, "unix") == 0))
@@ -103,26 +109,30 @@ static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool 
 }
 
 /* srv_pass_recv_fd - the PASS_FD_BYTE with the client socket, within the
- * deadline; the fd or -1 (logged). Nothing may have been read from conn
- * through a stream before: the byte is read straight from the socket. */
-static int srv_pass_recv_fd(int conn)
+ * deadline; the fd or -1 (logged). The bytes that came after the byte in
+ * the same sendmsg(2) (smtp-front sends the attributes with it) go into
+ * ipc's read buffer: one recvmsg(2) takes the whole request, without a
+ * poll(2) when it is already there, as it is when the front connected
+ * and sent before this process accepted. Nothing may have been read
+ * from conn through ipc before. */
+static int srv_pass_recv_fd(int conn, struct stream *ipc)
 {
-    char byte = 0;
+    char buf[STREAM_PRELOAD_MAX];
+    char why[200];
     ssize_t n;
     int fd = -1, rc;
 
-    if ((rc = sock_wait_readable(conn, srv_pass_timeout_ms())) == 0)
-	return srv_pass_fail("timeout waiting for the client socket");
-    if (rc < 0) {
-	char why[200];
-
-	fmt_buf_cut(why, sizeof(why), "poll: %s", strerror(errno));
-	return srv_pass_fail(why);
+    n = sock_recv_fd_flags(conn, &fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+	if ((rc = sock_wait_readable(conn, srv_pass_timeout_ms())) == 0)
+	    return srv_pass_fail("timeout waiting for the client socket");
+	if (rc < 0) {
+	    fmt_buf_cut(why, sizeof(why), "poll: %s", strerror(errno));
+	    return srv_pass_fail(why);
+	}
+	n = sock_recv_fd_flags(conn, &fd, buf, sizeof(buf), MSG_DONTWAIT);
     }
-    n = sock_recv_fd(conn, &fd, &byte, 1);
     if (n < 0) {
-	char why[200];
-
 	fmt_buf_cut(why, sizeof(why), "receiving the client socket: %s", strerror(errno));
 	return srv_pass_fail(why);
     }
@@ -130,11 +140,38 @@ static int srv_pass_recv_fd(int conn)
 	return srv_pass_fail("the sender closed the connection before the client socket");
     if (fd < 0)
 	return srv_pass_fail("no descriptor came with the first byte");
-    if (byte != PASS_FD_BYTE) {
+    if (buf[0] != PASS_FD_BYTE) {
 	(void) close(fd);
 	return srv_pass_fail("the descriptor came with a wrong byte");
     }
+    if (stream_preload_input(ipc, buf + 1, (size_t) n - 1) < 0)
+	msg_panic("srv_pass_recv_fd: %zd bytes do not fit the read buffer", n - 1);
     return fd;
+}
+
+/* srv_pass_answer - the announcement, and {status=ok} when ok, in one
+ * write: the front wakes once for both. 0, or -1 (logged) */
+static int srv_pass_answer(struct stream *ipc, bool ok)
+{
+    struct str *msg = str_new(256);
+    char why[200];
+    int ret = 0;
+
+    ipc_handshake_encode(msg, PASS_PROTO, PASS_VERSION);
+    if (ok) {
+	ipc_encode_str(msg, ATTR_STATUS, PASS_STAT_OK);
+	ipc_encode_end(msg);
+    }
+    if (stream_write(ipc, str_cstr(msg), str_len(msg)) < 0 || stream_flush(ipc) < 0) {
+	if (ok) {
+	    fmt_buf_cut(why, sizeof(why), "sending status=ok: %s",
+			stream_status_text(stream_error(ipc)));
+	    (void) srv_pass_fail(why);
+	}
+	ret = -1;
+    }
+    str_free(&msg);
+    return ret;
 }
 
 /* srv_pass_take - run the conversation on the accepted conn (which it
@@ -149,20 +186,12 @@ struct stream *srv_pass_take(int conn)
     struct str *input = str_new(PASS_INPUT_MAX);
     struct stream *client = NULL;
     const char *err;
-    bool client_unix = false;
+    bool client_unix = false, answered = false;
     int fd = -1;
 
     stream_set_unix(ipc, true);
     stream_set_timeout(ipc, srv_pass_timeout_ms());
-    if (ipc_handshake_server(ipc, PASS_PROTO, PASS_VERSION) < 0) {
-	char why[200];
-
-	fmt_buf_cut(why, sizeof(why), "sending the handshake: %s",
-		    stream_status_text(stream_error(ipc)));
-	(void) srv_pass_fail(why);
-	goto out;
-    }
-    if ((fd = srv_pass_recv_fd(conn)) < 0)
+    if ((fd = srv_pass_recv_fd(conn, ipc)) < 0)
 	goto out;
     if (ipc_recv(ipc, &err, IPC_RECV_STR(PASS_ATTR_CLIENT_ADDR, addr),
 		 IPC_RECV_STR(PASS_ATTR_CLIENT_PORT, port),
@@ -181,14 +210,9 @@ struct stream *srv_pass_take(int conn)
     }
     if (srv_pass_check_peer(fd, str_cstr(addr), str_cstr(port), &client_unix) < 0)
 	goto out;
-    if (ipc_send(ipc, IPC_STR(ATTR_STATUS, PASS_STAT_OK), IPC_END) < 0) {
-	char why[200];
-
-	fmt_buf_cut(why, sizeof(why), "sending status=ok: %s",
-		    stream_status_text(stream_error(ipc)));
-	(void) srv_pass_fail(why);
+    answered = true;
+    if (srv_pass_answer(ipc, true) < 0)
 	goto out;
-    }
     /* The client is ours now; the front closes its copy. Like an accepted
      * socket, it is blocking (the stream's deadlines bound every wait). */
     (void) sock_set_nonblock(fd, false);
@@ -203,6 +227,8 @@ struct stream *srv_pass_take(int conn)
     str_copy_out_or_panic(srv_pass_port, sizeof(srv_pass_port), str_cstr(port));
     srv_pass_info.client_address = srv_pass_addr;
     srv_pass_info.client_port = srv_pass_port;
+    srv_pass_info.peer_address = client_unix ? NULL : srv_pass_peer_addr;
+    srv_pass_info.peer_port = client_unix ? NULL : srv_pass_peer_port;
     srv_pass_info.greeted = strcmp(str_cstr(greeted), "1") == 0;
     srv_pass_valid = true;
     if (msg_verbose)
@@ -210,6 +236,8 @@ struct stream *srv_pass_take(int conn)
 		 srv_pass_addr, srv_pass_port, (int) srv_pass_info.greeted, str_len(input));
 
   out:
+    if (!answered)
+	(void) srv_pass_answer(ipc, false);	/* refused: the front keeps it */
     if (fd >= 0)
 	(void) close(fd);
     (void) stream_close(&ipc);
