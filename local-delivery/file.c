@@ -32,7 +32,7 @@ void file_deliver(const char *path, const struct ld_msg *msg, const struct copy_
     }
     if (len > 0 && path[len - 1] == '/') {
 	fs.flags = COPY_MAILDIR;
-	maildir_deliver(path, true, 0, msg, &fs, res);
+	maildir_deliver(path, true, 0, msg, &fs, res, NULL);
     } else {
 	fs.flags = COPY_MBOX;
 	memset(&opts, 0, sizeof(opts));

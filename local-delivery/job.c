@@ -91,21 +91,16 @@ static void jb_usage(const char *path, long quota, struct ld_result *res, struct
     ld_result_set(res, LD_SENT, "2.0.0", "usage");
 }
 
-/* jb_maildir - a Maildir delivery; a mailbox this delivery made gets
- * the special-use folders (Drafts, Sent, Trash, Junk) every new user
- * has (store_folders_ensure_special; imapd makes them at the first
- * login otherwise). A failure there is only logged. */
+/* jb_maildir - a Maildir delivery; a mailbox this delivery made (it
+ * made cur/) gets the special-use folders (Drafts, Sent, Trash, Junk)
+ * every new user has (store_folders_ensure_special; imapd makes them at
+ * the first login otherwise). A failure there is only logged. */
 static void jb_maildir(const struct ld_job *job, struct ld_result *res)
 {
-    struct str *cur = str_new(8192);
-    struct stat st;
     const char *err;
     bool fresh;
 
-    fresh = str_try_printf(cur, "%s/cur", job->path) && stat(str_cstr(cur), &st) < 0
-	&& errno == ENOENT;
-    str_free(&cur);
-    maildir_deliver(job->path, true, job->quota, job->msg, &job->spec, res);
+    maildir_deliver(job->path, true, job->quota, job->msg, &job->spec, res, &fresh);
     if (fresh && res->status == LD_SENT && store_folders_ensure_special(job->path, &err) < 0)
 	msg_warn("%s: cannot make the special-use folders: %s", job->path, err);
 }

@@ -162,9 +162,10 @@ bool content_need_quote(const char *data, size_t len);
 bool maildir_unique(char *buf, size_t size, long sec, long usec, long pid, uint64_t rnd,
 		    const char *host);
 /* maildir_deliver - deliver msg into Maildir dir (which may end in "/"),
- * creating it if create; quota > 0: refuse (5.2.2) when full */
+ * creating it if create; quota > 0: refuse (5.2.2) when full;
+ * *made_cur_r (may be NULL): whether this call made cur/ (a new Maildir) */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
-		     const struct copy_spec *spec, struct ld_result *res);
+		     const struct copy_spec *spec, struct ld_result *res, bool *made_cur_r);
 /* maildir_set_fsync - the fsync of files and of new/ (tests count, slow
  * and fail it) */
 void maildir_set_fsync(int (*fn)(int fd));

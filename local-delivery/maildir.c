@@ -308,10 +308,11 @@ static int md_link_unnamed(int fd, int new_fd, const char *name)
  * relative to those descriptors: nothing is ever written, moved or
  * synced through a name that could be swapped for a link meanwhile.
  * Missing directories are made (dir and its parents, tmp, new, cur)
- * when create is set.
+ * when create is set; *made_cur_r (if not NULL) tells whether this call
+ * made cur/, i.e. whether the Maildir is new.
  */
 void maildir_deliver(const char *dir, bool create, long quota, const struct ld_msg *msg,
-		     const struct copy_spec *spec, struct ld_result *res)
+		     const struct copy_spec *spec, struct ld_result *res, bool *made_cur_r)
 {
     struct str *base = str_new(8192);
     char unique[512], newname[560];
@@ -320,8 +321,10 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
     off_t size = 0;
     long used;
     bool named;
-    int attempt, e, base_fd = -1, tmp_fd = -1, new_fd = -1, cur_fd;
+    int attempt, e, base_fd = -1, tmp_fd = -1, new_fd = -1;
 
+    if (made_cur_r)
+	*made_cur_r = false;
     ms.fd = -1;
     ms.err = 0;
     str_set_or_panic(base, dir);
@@ -346,12 +349,16 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	goto out;
     }
     if (create) {
-	/* a new Maildir needs cur/ as well (readers expect all three) */
-	if ((cur_fd = md_open_sub(base_fd, "cur", true, &err)) < 0) {
-	    md_refused(res, errno, str_cstr(base), err);
+	/* a new Maildir needs cur/ as well (readers expect all three);
+	 * nothing is written there, so one mkdirat(2) that finds a name
+	 * (EEXIST) is enough, where an open and a close were */
+	if (mkdirat(base_fd, "cur", 0700) == 0) {
+	    if (made_cur_r)
+		*made_cur_r = true;
+	} else if (errno != EEXIST) {
+	    md_refused(res, errno, str_cstr(base), "cannot make cur/");
 	    goto out;
 	}
-	(void) close(cur_fd);
     }
 
     /* The message: an unnamed file in tmp/ (O_TMPFILE) where the file

@@ -435,6 +435,7 @@ static void test_copies(const char *tmpdir)
     struct ld_msg msg;
     struct copy_spec spec;
     struct ld_result res;
+    bool made;
     struct mbox_opts opts;
     const char *err;
     off_t off;
@@ -464,8 +465,10 @@ static void test_copies(const char *tmpdir)
     spec.delivered_to = "alice@example.test";
     spec.now = 0;
     ld_result_init(&res);
-    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);
+    made = false;
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res, &made);
     unit_assert(res.status == LD_SENT);
+    unit_assert(made);				/* a new Maildir */
     unit_assert_streq(res.reason, "delivered to maildir");
     str_printf_or_panic(p, "%s/Maildir/tmp", tmpdir);
     unit_assert_inteq(count_dir(str_cstr(p)), 0);
@@ -493,15 +496,17 @@ static void test_copies(const char *tmpdir)
 
     unit_begin("maildir quota: maildirsize kept, over quota bounces 5.2.2");
     ld_result_init(&res);
-    maildir_deliver(str_cstr(md), true, 100000, &msg, &spec, &res);
+    made = true;
+    maildir_deliver(str_cstr(md), true, 100000, &msg, &spec, &res, &made);
     unit_assert(res.status == LD_SENT);
+    unit_assert(!made);				/* cur/ was there */
     str_printf_or_panic(p, "%s/Maildir/maildirsize", tmpdir);
     unit_assert(read_file(str_cstr(p), data, 4096, &err) == 0);
     unit_assert(strncmp(str_cstr(data), "100000S\n", 8) == 0);
     unit_assert(quota_maildir_usage(str_cstr(md), 100000, &used, &err) == 0);
     unit_assert(used > 300 && used < 600);	/* two copies */
     ld_result_init(&res);
-    maildir_deliver(str_cstr(md), true, used + 10, &msg, &spec, &res);
+    maildir_deliver(str_cstr(md), true, used + 10, &msg, &spec, &res, NULL);
     unit_assert(res.status == LD_BOUNCE);
     unit_assert_streq(res.dsn, "5.2.2");
     str_printf_or_panic(p, "%s/Maildir/new", tmpdir);
@@ -1394,7 +1399,7 @@ static void test_group_commit(const char *tmpdir)
     spec.now = 0;
     str_printf_or_panic(md, "%s/GCMaildir/", tmpdir);
     ld_result_init(&res);
-    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);	/* makes it */
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res, NULL);	/* makes it */
     unit_assert(res.status == LD_SENT);
     gc->dir_syncs = 0;
     for (int k = 0; k < GC_PROCS; k++) {
@@ -1405,7 +1410,7 @@ static void test_group_commit(const char *tmpdir)
 
 		gc->dl[n].start = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
 		ld_result_init(&res);
-		maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res);
+		maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res, NULL);
 		gc->dl[n].end = __atomic_add_fetch(&gc->clock, 1, __ATOMIC_SEQ_CST);
 		gc->dl[n].status = res.status;
 	    }
@@ -1455,7 +1460,7 @@ static void test_group_commit(const char *tmpdir)
     unit_begin("maildir group commit: a state file others could write is not used");
     str_printf_or_panic(md, "%s/GCOpen/", tmpdir);
     ld_result_init(&res);
-    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res);
+    maildir_deliver(str_cstr(md), true, 0, &msg, &spec, &res, NULL);
     unit_assert(res.status == LD_SENT);
     str_printf_or_panic(p, "%s/GCOpen/.posthorn-sync", tmpdir);
     unit_assert(chmod(str_cstr(p), 0644) == 0);
@@ -1463,7 +1468,7 @@ static void test_group_commit(const char *tmpdir)
 	gc->dir_syncs = 0;
 	maildir_set_fsync(gc_fsync);
 	ld_result_init(&res);
-	maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res);
+	maildir_deliver(str_cstr(md), false, 0, &msg, &spec, &res, NULL);
 	_exit(res.status == LD_SENT && gc->dir_syncs == 1 ? 0 : 1);
     } else {
 	int status;
