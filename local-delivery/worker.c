@@ -84,6 +84,7 @@ struct wk {
     gid_t extra;
     unsigned jobs;
     long long last_ms;		/* CLOCK_MONOTONIC of the last use */
+    bool timed;			/* fd has SO_RCVTIMEO local_delivery_timeout */
 };
 
 static struct wk wk_table[WK_MAX];
@@ -352,12 +353,24 @@ static ssize_t wk_recv(int sock, char *buf, size_t size, int *fd_r, const char *
 	*error_r = (size_t) n >= size ? "message too long" : "unexpected descriptors";
 	if (fd >= 0)
 	    (void) close(fd);
+	errno = EPROTO;			/* not a timeout */
 	return -1;
     }
     if (fd_r)
 	*fd_r = fd;
     buf[n] = 0;
     return n;
+}
+
+/* wk_set_recv_timeout - a receive on sock waits at most seconds
+ * (SO_RCVTIMEO: the recvmsg(2) itself is the wait, no poll(2) before
+ * it; a SOCK_SEQPACKET receiver is not woken when its own sent
+ * datagram is read); false if it cannot be set */
+static bool wk_set_recv_timeout(int sock, long seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+
+    return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0;
 }
 
 /* wk_decode - one datagram as one whole attribute list */
@@ -449,22 +462,25 @@ static void wk_serve(int sock)
     struct pollfd pfd;
     const char *err = "";
     unsigned jobs = 0;
+    bool timed = wk_set_recv_timeout(sock, WK_IDLE_EXIT);
     ssize_t n;
     int fd, rc;
 
     ipc_list_init(&list);
     while (jobs < WK_MAX_JOBS) {
-	pfd.fd = sock;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	if ((rc = poll(&pfd, 1, WK_IDLE_EXIT * 1000)) < 0 && errno == EINTR)
-	    continue;
-	if (rc <= 0)
-	    break;			/* idle too long (or poll failed) */
+	if (!timed) {
+	    pfd.fd = sock;
+	    pfd.events = POLLIN;
+	    pfd.revents = 0;
+	    if ((rc = poll(&pfd, 1, WK_IDLE_EXIT * 1000)) < 0 && errno == EINTR)
+		continue;
+	    if (rc <= 0)
+		break;			/* idle too long (or poll failed) */
+	}
 	if ((n = wk_recv(sock, buf, WK_MSG_MAX + 1, &fd, &err)) <= 0) {
-	    if (n < 0)
+	    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 		msg_warn("delivery worker: bad job: %s", err);
-	    break;			/* 0: the parent went away */
+	    break;			/* 0: the parent went away; EAGAIN: idle */
 	}
 	if (wk_decode(buf, (size_t) n, &list, &err) < 0
 	    || ld_worker_decode_job(&list, &job, &msg, &err) < 0
@@ -651,6 +667,7 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
 	goto bad;
     }
     ipc_list_fini(&list);
+    w->timed = wk_set_recv_timeout(w->fd, var_local_delivery_timeout);
     if (msg_verbose)
 	msg_info("delivery worker %ld started for uid %ld gid %ld", (long) pid, (long) uid,
 		 (long) gid);
@@ -718,6 +735,7 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
     struct str *out;
     struct wk *w;
     const char *err = "";
+    bool timed_out;
     ssize_t n;
     int attempt, fd = -1;
 
@@ -775,7 +793,16 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
      * file system that never answers. Past the deadline it is killed and
      * the recipient deferred; the next job gets a new worker.
      */
-    if (sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000) == 0) {
+    n = -1;
+    if (w->timed) {
+	n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err);
+	timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    } else {
+	timed_out = sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000) == 0;
+	if (!timed_out)
+	    n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err);
+    }
+    if (timed_out) {
 	long pid = (long) w->pid;
 
 	(void) wk_reap(w, true);
@@ -785,7 +812,7 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
 	msg_warn("delivery worker %ld: %s", pid, res->reason);
 	return;
     }
-    if ((n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err)) <= 0) {
+    if (n <= 0) {
 	wk_failed(w, res, n == 0 ? "connection closed" : err);
     } else if (wk_decode(wk_buf, (size_t) n, &wk_list, &err) < 0
 	       || ld_worker_decode_result(&wk_list, res, payload, &err) < 0) {
