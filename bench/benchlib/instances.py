@@ -252,8 +252,11 @@ class PostfixInstance(Instance):
 
     name = "postfix"
 
-    def __init__(self, workdir, users, port=None, params=None, **kw):
+    def __init__(self, workdir, users, port=None, params=None, postscreen=False, **kw):
         super().__init__(workdir, users, port=port, params=params, **kw)
+        # True: postscreen(8) on the port hands clients to smtpd (the role
+        # of posthorn's smtp-front; Debian ships it commented out)
+        self.postscreen = postscreen
 
     @staticmethod
     def available():
@@ -323,7 +326,14 @@ class PostfixInstance(Instance):
     def master_cf(self):
         """Debian's master.cf services that matter here, all without
         chroot (posthorn's test instances do not chroot either)."""
-        return POSTFIX_MASTER_CF.format(port=self.port)
+        cf = POSTFIX_MASTER_CF.format(port=self.port)
+        if self.postscreen:
+            cf = cf.replace(f"127.0.0.1:{self.port} inet n - n - - smtpd\n",
+                            f"127.0.0.1:{self.port} inet n - n - 1 postscreen\n"
+                            "smtpd     pass  - - n -    - smtpd\n"
+                            "dnsblog   unix  - - n -    0 dnsblog\n"
+                            "tlsproxy  unix  - - n -    0 tlsproxy\n")
+        return cf
 
     def setup(self):
         self.maillog.touch()
