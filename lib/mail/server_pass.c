@@ -150,7 +150,7 @@ static int srv_pass_recv_fd(int conn, struct stream *ipc)
 }
 
 /* srv_pass_answer - the announcement, and {status=ok} when ok, in one
- * write: the front wakes once for both. 0, or -1 (logged) */
+ * write: the front wakes once for both. 0, or -1 (logged when ok) */
 static int srv_pass_answer(struct stream *ipc, bool ok)
 {
     struct str *msg = str_new(256);
