@@ -400,6 +400,11 @@ static int ipc_src_fail(struct ipc_src *src, const char *name, const char **erro
 	    return errtext_fail(&ipc_error, error_r, "connection closed by peer");
 	return errtext_fail(&ipc_error, error_r, "unexpected end of input while reading %s", what);
     default:
+	/* ECONNRESET before the first byte: the peer closed while
+	 * something we sent (our handshake) was still unread there; it
+	 * asked nothing, as at EOF (the stream leaves the read's errno) */
+	if (!src->started && errno == ECONNRESET)
+	    return errtext_fail(&ipc_error, error_r, "connection closed by peer");
 	return errtext_fail(&ipc_error, error_r, "read error while reading %s", what);
     }
 }

@@ -422,6 +422,31 @@ int main(void)
     pair_close(&p);
     unit_end();
 
+    unit_begin("a peer gone before the first byte: closed, by EOF or by reset");
+    pair_open(&p);
+    stream_close(&p.w);				/* EOF */
+    unit_assert(ipc_recv_list(p.r, &list, &error) < 0);
+    unit_assert_streq(error, "connection closed by peer");
+    pair_close(&p);
+    pair_open(&p);
+    /* the reader's own announcement is still unread when the peer
+     * closes: the reader gets ECONNRESET, not EOF (qmgr closes a
+     * connection it no longer needs before the agent's handshake) */
+    unit_assert(ipc_handshake_server(p.r, "deliver", 5) == 0);
+    stream_close(&p.w);
+    unit_assert(ipc_recv_list(p.r, &list, &error) < 0);
+    unit_assert_inteq(stream_error(p.r), STREAM_ERROR);
+    unit_assert_streq(error, "connection closed by peer");
+    pair_close(&p);
+    pair_open(&p);
+    raw(&p, "4:name,");				/* started, then reset */
+    unit_assert(ipc_handshake_server(p.r, "deliver", 5) == 0);
+    stream_close(&p.w);
+    unit_assert(ipc_recv_list(p.r, &list, &error) < 0);
+    unit_assert(contains(error, "read error while reading"));
+    pair_close(&p);
+    unit_end();
+
     unit_begin("programming errors panic");
     pair_open(&p);
     unit_assert(unit_expect_exit(send_bad_name, &p, UNIT_EXIT_SIGNAL, 6, "invalid attribute name"));
