@@ -84,7 +84,6 @@ struct wk {
     gid_t extra;
     unsigned jobs;
     long long last_ms;		/* CLOCK_MONOTONIC of the last use */
-    bool timed;			/* fd has SO_RCVTIMEO local_delivery_timeout */
 };
 
 static struct wk wk_table[WK_MAX];
@@ -365,7 +364,8 @@ static ssize_t wk_recv(int sock, char *buf, size_t size, int *fd_r, const char *
 /* wk_set_recv_timeout - a receive on sock waits at most seconds
  * (SO_RCVTIMEO: the recvmsg(2) itself is the wait, no poll(2) before
  * it; a SOCK_SEQPACKET receiver is not woken when its own sent
- * datagram is read); false if it cannot be set */
+ * datagram is read, and EAGAIN is the timeout); false if it cannot be
+ * set, which ends the worker before its first job */
 static bool wk_set_recv_timeout(int sock, long seconds)
 {
     struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
@@ -459,24 +459,13 @@ static void wk_serve(int sock)
     struct ld_result res;
     struct ld_job job;
     struct ld_msg msg;
-    struct pollfd pfd;
     const char *err = "";
     unsigned jobs = 0;
-    bool timed = wk_set_recv_timeout(sock, WK_IDLE_EXIT);
     ssize_t n;
-    int fd, rc;
+    int fd;
 
     ipc_list_init(&list);
     while (jobs < WK_MAX_JOBS) {
-	if (!timed) {
-	    pfd.fd = sock;
-	    pfd.events = POLLIN;
-	    pfd.revents = 0;
-	    if ((rc = poll(&pfd, 1, WK_IDLE_EXIT * 1000)) < 0 && errno == EINTR)
-		continue;
-	    if (rc <= 0)
-		break;			/* idle too long (or poll failed) */
-	}
 	if ((n = wk_recv(sock, buf, WK_MSG_MAX + 1, &fd, &err)) <= 0) {
 	    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 		msg_warn("delivery worker: bad job: %s", err);
@@ -542,6 +531,10 @@ static void wk_child(int sock, uid_t uid, gid_t gid, gid_t extra)
     if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid
 	|| uid == 0 || gid == 0) {
 	wk_hello(sock, "the ids did not change as requested");
+	_exit(1);
+    }
+    if (!wk_set_recv_timeout(sock, WK_IDLE_EXIT)) {
+	wk_hello(sock, "cannot set the receive timeout");
 	_exit(1);
     }
     wk_hello(sock, NULL);
@@ -667,7 +660,10 @@ static int wk_spawn(struct wk *w, uid_t uid, gid_t gid, gid_t extra, const char 
 	goto bad;
     }
     ipc_list_fini(&list);
-    w->timed = wk_set_recv_timeout(w->fd, var_local_delivery_timeout);
+    if (!wk_set_recv_timeout(w->fd, var_local_delivery_timeout)) {
+	err = strerror(errno);
+	goto bad;
+    }
     if (msg_verbose)
 	msg_info("delivery worker %ld started for uid %ld gid %ld", (long) pid, (long) uid,
 		 (long) gid);
@@ -735,7 +731,6 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
     struct str *out;
     struct wk *w;
     const char *err = "";
-    bool timed_out;
     ssize_t n;
     int attempt, fd = -1;
 
@@ -793,16 +788,8 @@ void ld_worker_run(uid_t uid, gid_t gid, gid_t extra_gid, const struct ld_job *j
      * file system that never answers. Past the deadline it is killed and
      * the recipient deferred; the next job gets a new worker.
      */
-    n = -1;
-    if (w->timed) {
-	n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err);
-	timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    } else {
-	timed_out = sock_wait_readable(w->fd, (int) var_local_delivery_timeout * 1000) == 0;
-	if (!timed_out)
-	    n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err);
-    }
-    if (timed_out) {
+    n = wk_recv(w->fd, wk_buf, WK_MSG_MAX + 1, NULL, &err);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 	long pid = (long) w->pid;
 
 	(void) wk_reap(w, true);
