@@ -356,7 +356,11 @@ void maildir_deliver(const char *dir, bool create, long quota, const struct ld_m
 	    if (made_cur_r)
 		*made_cur_r = true;
 	} else if (errno != EEXIST) {
-	    md_refused(res, errno, str_cstr(base), "cannot make cur/");
+	    char why[160];
+
+	    e = errno;
+	    fmt_buf_cut(why, sizeof(why), "cannot make cur/: %s", strerror(e));
+	    md_refused(res, e, str_cstr(base), why);
 	    goto out;
 	}
     }
