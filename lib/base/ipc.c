@@ -384,6 +384,7 @@ static const char *ipc_what(char *buf, size_t size, const char *name)
 /* ipc_src_fail - turn a failed read into an error text */
 static int ipc_src_fail(struct ipc_src *src, const char *name, const char **error_r)
 {
+    int read_errno = errno;		/* the failed read's, before anything else */
     char wbuf[IPC_NAME_MAX + 32];
     const char *what = ipc_what(wbuf, sizeof(wbuf), name);
 
@@ -403,7 +404,7 @@ static int ipc_src_fail(struct ipc_src *src, const char *name, const char **erro
 	/* ECONNRESET before the first byte: the peer closed while
 	 * something we sent (our handshake) was still unread there; it
 	 * asked nothing, as at EOF (the stream leaves the read's errno) */
-	if (!src->started && errno == ECONNRESET)
+	if (!src->started && read_errno == ECONNRESET)
 	    return errtext_fail(&ipc_error, error_r, "connection closed by peer");
 	return errtext_fail(&ipc_error, error_r, "read error while reading %s", what);
     }
