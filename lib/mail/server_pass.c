@@ -80,11 +80,11 @@ static int srv_pass_fail(const char *why)
 }
 
 /* srv_pass_check_peer - the passed descriptor is a connected stream
- * socket; for TCP, its peer is the address the front named. *is_unix:
- * whether it is a unix-domain socket (a test's socketpair). */
+ * socket; for TCP, its peer is the address the front named (kept in
+ * srv_pass_peer_addr and srv_pass_peer_port). *is_unix: whether it is a
+ * unix-domain socket (a test's socketpair). */
 static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool *is_unix)
 {
-    char *real_addr = srv_pass_peer_addr, *real_port = srv_pass_peer_port;
     int type = 0;
     socklen_t len = sizeof(type);
 
@@ -92,17 +92,17 @@ static int srv_pass_check_peer(int fd, const char *addr, const char *port, bool 
 	return srv_pass_fail("the passed descriptor is not a socket");
     if (type != SOCK_STREAM)
 	return srv_pass_fail("the passed socket is not a stream socket");
-    if (!sock_peer_name(fd, real_addr, sizeof(srv_pass_peer_addr), real_port,
-			sizeof(srv_pass_peer_port)))
+    if (!sock_peer_name(fd, srv_pass_peer_addr, sizeof(srv_pass_peer_addr),
+			srv_pass_peer_port, sizeof(srv_pass_peer_port)))
 	return srv_pass_fail("the passed socket has no peer");
     /* A unix-domain peer is a test's socketpair: nothing to compare. */
-    if ((*is_unix = strcmp(real_addr, "unix") == 0))
+    if ((*is_unix = strcmp(srv_pass_peer_addr, "unix") == 0))
 	return 0;
-    if (strcmp(real_addr, addr) != 0 || strcmp(real_port, port) != 0) {
+    if (strcmp(srv_pass_peer_addr, addr) != 0 || strcmp(srv_pass_peer_port, port) != 0) {
 	char why[PASS_ADDR_MAX * 2 + 100];
 
 	fmt_buf_cut(why, sizeof(why), "client %s port %s, but the socket's peer is %s port %s",
-		    addr, port, real_addr, real_port);
+		    addr, port, srv_pass_peer_addr, srv_pass_peer_port);
 	return srv_pass_fail(why);
     }
     return 0;
